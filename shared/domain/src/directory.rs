@@ -1,0 +1,215 @@
+//! The account directory and resolving a message to the account it is about.
+
+use crate::mail::ParsedMail;
+use crate::types::{AccountId, AccountStatus, EmailAddress};
+use regex::Regex;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+/// One customer account whose root address we own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub root_email: EmailAddress,
+    pub account_id: AccountId,
+    pub customer: String,
+    pub status: AccountStatus,
+}
+
+/// Read access to the account directory. Lookups are synchronous: adapters over a
+/// remote table fetch the candidates (`ParsedMail` addresses and ids) first.
+pub trait AccountDirectory {
+    fn by_email(&self, email: &EmailAddress) -> Option<Account>;
+    fn by_id(&self, id: &AccountId) -> Option<Account>;
+}
+
+/// A directory held in memory (the CSV in local mode; a prefetched view in AWS).
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryDirectory {
+    by_email: HashMap<EmailAddress, Account>,
+    by_id: HashMap<AccountId, Account>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    #[error("root address {0} is listed twice")]
+    DuplicateEmail(EmailAddress),
+}
+
+impl InMemoryDirectory {
+    pub fn new(accounts: impl IntoIterator<Item = Account>) -> Result<Self, DirectoryError> {
+        let mut dir = Self::default();
+        for account in accounts {
+            if dir.by_email.contains_key(&account.root_email) {
+                return Err(DirectoryError::DuplicateEmail(account.root_email));
+            }
+            // An account id may have had several root addresses over time; the
+            // current one is the one that is not retired, else the last listed.
+            let replace = dir
+                .by_id
+                .get(&account.account_id)
+                .is_none_or(|existing| existing.status.is_retired() || !account.status.is_retired());
+            if replace {
+                dir.by_id.insert(account.account_id.clone(), account.clone());
+            }
+            dir.by_email.insert(account.root_email.clone(), account);
+        }
+        Ok(dir)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_email.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_email.is_empty()
+    }
+}
+
+impl AccountDirectory for InMemoryDirectory {
+    fn by_email(&self, email: &EmailAddress) -> Option<Account> {
+        self.by_email.get(email).cloned()
+    }
+
+    fn by_id(&self, id: &AccountId) -> Option<Account> {
+        self.by_id.get(id).cloned()
+    }
+}
+
+/// How the account was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchedBy {
+    EnvelopeRecipient,
+    HeaderRecipient,
+    AccountIdInMail,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Resolution {
+    pub account: Option<Account>,
+    pub matched_by: Option<MatchedBy>,
+    /// Account ids the subject and body mention, in order of appearance.
+    pub mentioned: Vec<AccountId>,
+    pub warnings: Vec<String>,
+}
+
+static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:)\s*[:#]?\s*\[?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
+        r"|\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):",
+        r"|\b(\d{4}-\d{4}-\d{4})\b",
+    ))
+    .expect("static regex")
+});
+
+/// The 12-digit account ids a text mentions, in every form design.md lists.
+pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
+    let mut ids: Vec<AccountId> = Vec::new();
+    for caps in ACCOUNT_ID.captures_iter(text) {
+        let raw = caps.iter().skip(1).flatten().next().map(|m| m.as_str());
+        if let Some(id) = raw.and_then(|r| AccountId::parse(r).ok()) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    ids
+}
+
+/// Envelope recipient first (authoritative), then To/Cc, then an id in the mail.
+pub fn resolve(
+    mail: &ParsedMail,
+    envelope: &[EmailAddress],
+    directory: &dyn AccountDirectory,
+) -> Resolution {
+    let mut text = String::with_capacity(mail.text.len() + 256);
+    text.push_str(mail.subject.as_deref().unwrap_or_default());
+    text.push('\n');
+    text.push_str(&mail.text);
+    let mentioned = mentioned_account_ids(&text);
+
+    let (account, matched_by) = if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a)) {
+        (Some(a), Some(MatchedBy::EnvelopeRecipient))
+    } else if let Some(a) = mail.to.iter().chain(mail.cc.iter()).find_map(|a| directory.by_email(a)) {
+        (Some(a), Some(MatchedBy::HeaderRecipient))
+    } else if let Some(a) = mentioned.iter().find_map(|id| directory.by_id(id)) {
+        (Some(a), Some(MatchedBy::AccountIdInMail))
+    } else {
+        (None, None)
+    };
+
+    let mut warnings = Vec::new();
+    match (&account, matched_by) {
+        (Some(account), Some(MatchedBy::EnvelopeRecipient | MatchedBy::HeaderRecipient)) => {
+            for other in mentioned.iter().filter(|id| **id != account.account_id) {
+                warnings.push(format!(
+                    "mail mentions account {other}, but its recipient {} belongs to account {}",
+                    account.root_email, account.account_id
+                ));
+            }
+        }
+        (Some(account), Some(MatchedBy::AccountIdInMail)) => {
+            let to = envelope.first().or(mail.to.first());
+            warnings.push(match to {
+                Some(to) => format!(
+                    "recipient {to} is not in the account directory; account {} found by the id in the mail",
+                    account.account_id
+                ),
+                None => format!("no recipient; account {} found by the id in the mail", account.account_id),
+            });
+        }
+        _ => {
+            let to = envelope.first().or(mail.to.first());
+            warnings.push(match to {
+                Some(to) => format!("no account in the directory for recipient {to}"),
+                None => "no recipient and no known account id in the mail".to_string(),
+            });
+        }
+    }
+    Resolution { account, matched_by, mentioned, warnings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_form_of_account_id_is_found() {
+        let text = "Billing Statement Available [Account: 111122223333]\nAWS ID: 222233334444\n\
+                    AWS Account 333344445555 and arn:aws:sns:us-east-1:444455556666:alerts \
+                    cert for 5555-6666-7777 and account [888899990000]; invoice 123456789012345";
+        let ids: Vec<String> = mentioned_account_ids(text).iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            ids,
+            ["111122223333", "222233334444", "333344445555", "444455556666", "555566667777", "888899990000"]
+        );
+    }
+
+    fn account(email: &str, id: &str, status: AccountStatus) -> Account {
+        Account {
+            root_email: EmailAddress::parse(email).unwrap(),
+            account_id: AccountId::parse(id).unwrap(),
+            customer: "C".into(),
+            status,
+        }
+    }
+
+    #[test]
+    fn a_retired_address_does_not_shadow_the_current_one() {
+        let dir = InMemoryDirectory::new([
+            account("new@x.com", "111122223333", AccountStatus::Active),
+            account("old@x.com", "111122223333", AccountStatus::Released),
+        ])
+        .unwrap();
+        let id = AccountId::parse("111122223333").unwrap();
+        assert_eq!(dir.by_id(&id).unwrap().root_email.as_str(), "new@x.com");
+        assert!(
+            InMemoryDirectory::new([
+                account("a@x.com", "111122223333", AccountStatus::Active),
+                account("A@x.com", "222233334444", AccountStatus::Active),
+            ])
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! HTML to readable plain text: no markup, no remote content, links shown as text.
+//!
+//! A small tokenizer rather than a DOM: mail HTML is often broken, and all we need
+//! is the visible text, the link targets and the certainty that nothing active
+//! (scripts, styles, frames, images) survives.
+
+/// Elements whose content is never shown.
+const HIDDEN: &[&str] = &[
+    "script", "style", "head", "title", "template", "iframe", "object", "embed", "noscript", "svg",
+    "math", "select", "textarea",
+];
+
+/// Elements that end a line of text.
+const BLOCK: &[&str] = &[
+    "p", "div", "br", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "blockquote", "section", "article", "header", "footer", "pre", "center", "dl", "dt", "dd",
+];
+
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut hidden_until: Option<String> = None;
+    let mut link: Option<(String, usize)> = None;
+    let mut rest = html;
+
+    while !rest.is_empty() {
+        let Some(lt) = rest.find('<') else {
+            if hidden_until.is_none() {
+                push_text(&mut out, rest);
+            }
+            break;
+        };
+        if hidden_until.is_none() {
+            push_text(&mut out, &rest[..lt]);
+        }
+        rest = &rest[lt..];
+
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.find("-->").map_or("", |end| &after[end + 3..]);
+            continue;
+        }
+        let (inner, end) = tag_at_start(rest);
+        let Some(tag) = Tag::parse(inner) else {
+            // A lone `<` is text, not the start of a tag.
+            if hidden_until.is_none() {
+                push_text(&mut out, "<");
+            }
+            rest = &rest[1..];
+            continue;
+        };
+        rest = &rest[end..];
+
+        if let Some(name) = &hidden_until {
+            if tag.closing && &tag.name == name {
+                hidden_until = None;
+            }
+            continue;
+        }
+        if HIDDEN.contains(&tag.name.as_str()) {
+            if !tag.closing && !tag.self_closing {
+                hidden_until = Some(tag.name);
+            }
+            continue;
+        }
+        match tag.name.as_str() {
+            "a" if !tag.closing => {
+                link = tag.attr("href").map(|href| (decode_entities(href.trim()), out.len()));
+            }
+            "a" => {
+                if let Some((href, start)) = link.take() {
+                    let label = out.get(start..).unwrap_or_default().trim().to_string();
+                    let shown = href.starts_with("http://")
+                        || href.starts_with("https://")
+                        || href.starts_with("mailto:");
+                    if shown && label != href && !href.is_empty() {
+                        if label.is_empty() {
+                            push_text(&mut out, &href);
+                        } else {
+                            out.push_str(" (");
+                            out.push_str(&href);
+                            out.push(')');
+                        }
+                    }
+                }
+            }
+            "img" => {
+                // Never fetched; alt text is the only trace a reader needs.
+                if let Some(alt) = tag.attr("alt").map(str::trim).filter(|a| !a.is_empty()) {
+                    push_text(&mut out, &format!("[image: {}]", decode_entities(alt)));
+                }
+            }
+            "li" if !tag.closing => {
+                newline(&mut out);
+                out.push_str("- ");
+            }
+            "td" | "th" if !tag.closing => {
+                if !out.ends_with('\n') && !out.ends_with(' ') && !out.is_empty() {
+                    out.push(' ');
+                }
+            }
+            name if BLOCK.contains(&name) => newline(&mut out),
+            _ => {}
+        }
+    }
+    tidy(&out)
+}
+
+/// The inside of the tag that starts `s` (after `<`, before `>`, honouring quotes)
+/// and the index just past it. An unterminated tag runs to the end.
+fn tag_at_start(s: &str) -> (&str, usize) {
+    let mut quote: Option<char> = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '>') => return (&s[1..i], i + 1),
+            _ => {}
+        }
+    }
+    (&s[1..], s.len())
+}
+
+struct Tag<'a> {
+    name: String,
+    closing: bool,
+    self_closing: bool,
+    attrs: &'a str,
+}
+
+impl<'a> Tag<'a> {
+    fn parse(inner: &'a str) -> Option<Self> {
+        let (closing, inner) = match inner.strip_prefix('/') {
+            Some(rest) => (true, rest),
+            None => (false, inner),
+        };
+        let name_len = inner
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '!' || c == '?' || c == '-'))
+            .unwrap_or(inner.len());
+        if name_len == 0 {
+            return None;
+        }
+        let name = inner[..name_len].to_ascii_lowercase();
+        Some(Self {
+            name,
+            closing,
+            self_closing: inner.trim_end().ends_with('/'),
+            attrs: &inner[name_len..],
+        })
+    }
+
+    fn attr(&self, wanted: &str) -> Option<&'a str> {
+        let mut rest = self.attrs;
+        loop {
+            rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '/');
+            if rest.is_empty() {
+                return None;
+            }
+            let key_len = rest.find(|c: char| c == '=' || c.is_whitespace() || c == '/').unwrap_or(rest.len());
+            let key = &rest[..key_len];
+            rest = rest[key_len..].trim_start();
+            let value = if let Some(after_eq) = rest.strip_prefix('=') {
+                let after_eq = after_eq.trim_start();
+                let (value, remaining) = match after_eq.chars().next() {
+                    Some(q @ ('"' | '\'')) => {
+                        let body = &after_eq[1..];
+                        let end = body.find(q).unwrap_or(body.len());
+                        (&body[..end], body.get(end + 1..).unwrap_or_default())
+                    }
+                    _ => {
+                        let end = after_eq.find(char::is_whitespace).unwrap_or(after_eq.len());
+                        (&after_eq[..end], &after_eq[end..])
+                    }
+                };
+                rest = remaining;
+                value
+            } else {
+                ""
+            };
+            if key.eq_ignore_ascii_case(wanted) {
+                return Some(value);
+            }
+        }
+    }
+}
+
+fn push_text(out: &mut String, raw: &str) {
+    let decoded = decode_entities(raw);
+    for c in decoded.chars() {
+        if c.is_whitespace() {
+            if !out.is_empty() && !out.ends_with(' ') && !out.ends_with('\n') {
+                out.push(' ');
+            }
+        } else if !c.is_control() {
+            out.push(c);
+        }
+    }
+}
+
+fn newline(out: &mut String) {
+    while out.ends_with(' ') {
+        out.pop();
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+}
+
+/// Trim each line and keep at most one empty line in a row.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            blank_run += 1;
+            if blank_run > 1 || out.is_empty() {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_string()
+}
+
+/// Decodes the character references mail HTML actually uses; unknown ones stay as written.
+pub fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let end = rest[1..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+            .map_or(rest.len(), |i| i + 1);
+        let decoded = Some(end).filter(|end| *end > 1).and_then(|end| {
+            let name = &rest[1..end];
+            let c = match name {
+                "amp" => '&',
+                "lt" => '<',
+                "gt" => '>',
+                "quot" => '"',
+                "apos" => '\'',
+                "nbsp" => ' ',
+                "copy" => '©',
+                "reg" => '®',
+                "trade" => '™',
+                "mdash" => '—',
+                "ndash" => '–',
+                "hellip" => '…',
+                "bull" => '•',
+                "lsquo" => '‘',
+                "rsquo" => '’',
+                "ldquo" => '“',
+                "rdquo" => '”',
+                _ => {
+                    let num = name.strip_prefix('#')?;
+                    let code = match num.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => num.parse().ok()?,
+                    };
+                    char::from_u32(code)?
+                }
+            };
+            let consumed = if rest[end..].starts_with(';') { end + 1 } else { end };
+            Some((c, consumed))
+        });
+        match decoded {
+            Some((c, consumed)) => {
+                out.push(c);
+                rest = &rest[consumed..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_styles_and_images_vanish_links_stay_readable() {
+        let html = r#"<html><head><title>t</title><style>p{color:red}</style></head><body>
+            <script>alert(1)</script><p>Hello&nbsp;<b>world</b></p>
+            <img src="https://tracker.example/p.gif" width=1 height=1>
+            <a href="https://aws.amazon.com/billing?a=1&amp;b=2">Billing console</a>
+            <iframe src="https://evil.example/"></iframe><ul><li>one</li><li>two</li></ul></body></html>"#;
+        let text = html_to_text(html);
+        assert!(!text.contains("alert"), "{text}");
+        assert!(!text.contains("color:red"), "{text}");
+        assert!(!text.contains("tracker.example"), "{text}");
+        assert!(!text.contains("evil.example"), "{text}");
+        assert!(text.contains("Hello world"), "{text}");
+        assert!(text.contains("Billing console (https://aws.amazon.com/billing?a=1&b=2)"), "{text}");
+        assert!(text.contains("- one\n- two"), "{text}");
+    }
+
+    #[test]
+    fn broken_html_does_not_lose_text_or_panic() {
+        assert_eq!(html_to_text("a < b and <unclosed"), "a < b and");
+        assert_eq!(html_to_text("<p>x</p><!-- never closed"), "x");
+        assert_eq!(html_to_text("<a href='https://x.example/'>https://x.example/</a>"), "https://x.example/");
+        assert_eq!(html_to_text("&#x41;&#66;&unknown;&amp"), "AB&unknown;&");
+        let _ = html_to_text("<<<>>><a href=\"unterminated");
+        let _ = html_to_text("<\u{1F600}é>");
+    }
+}

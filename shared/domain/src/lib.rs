@@ -1,0 +1,23 @@
+//! The rootmail domain: everything that decides what a root-address mail means,
+//! with no I/O. Adapters (files, AWS, ticket APIs) live in other crates and
+//! implement the traits declared here.
+
+pub mod auth;
+pub mod directory;
+pub mod html;
+pub mod mail;
+pub mod render;
+pub mod rules;
+pub mod secret;
+pub mod secrets;
+pub mod ses;
+pub mod thread;
+pub mod triage;
+pub mod types;
+
+pub use directory::{Account, AccountDirectory, InMemoryDirectory};
+pub use rules::Rules;
+pub use secret::{FoundSecret, SecretKind, SecretValue};
+pub use thread::{KnownThreads, NoKnownThreads};
+pub use triage::{Context, MailInput, NoRotations, Triage, WaitingRotations, triage};
+pub use types::*;

@@ -1,0 +1,240 @@
+//! One raw message, parsed once into the owned facts the rest of the domain reads.
+
+use crate::html::html_to_text;
+use crate::types::EmailAddress;
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+
+/// The sender as written in `From:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub name: Option<String>,
+    pub address: Option<EmailAddress>,
+}
+
+/// An attachment, described but never opened.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ParsedMail {
+    pub from: Option<Sender>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    pub message_id: Option<String>,
+    /// Message-IDs in `References`, oldest first.
+    pub references: Vec<String>,
+    pub in_reply_to: Vec<String>,
+    /// The readable text of all text bodies, HTML converted.
+    pub text: String,
+    pub attachments: Vec<Attachment>,
+    /// Top-level headers as (name, unfolded raw value), in order: SES prepends its own first.
+    pub headers: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+impl ParsedMail {
+    /// The first header of that name (case-insensitive): the one nearest the top,
+    /// which for SES's headers is the one SES wrote, not one the sender forged below.
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.headers_named(name).next()
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a message could not be read as mail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the message is empty")]
+    Empty,
+    #[error("no message headers could be read")]
+    NoHeaders,
+}
+
+/// Headers whose presence shows the bytes really are a message.
+const MESSAGE_HEADERS: &[&str] = &[
+    "from", "to", "subject", "date", "message-id", "received", "return-path", "mime-version",
+    "content-type", "cc", "sender", "reply-to",
+];
+
+pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    let message = MessageParser::default().parse(raw).ok_or(ParseError::NoHeaders)?;
+    let headers: Vec<(String, String)> = message
+        .headers_raw()
+        .map(|(name, value)| (name.to_string(), unfold(value)))
+        .collect();
+    let recognised = headers
+        .iter()
+        .any(|(name, _)| MESSAGE_HEADERS.iter().any(|m| name.eq_ignore_ascii_case(m)));
+    if !recognised {
+        return Err(ParseError::NoHeaders);
+    }
+
+    let mut warnings = Vec::new();
+    let from = message.from().and_then(|a| a.first()).map(|addr| Sender {
+        name: addr.name().map(clean_line).filter(|n| !n.is_empty()),
+        address: addr.address().and_then(|a| EmailAddress::parse(a).ok()),
+    });
+    let (mut text, mut attachments) = (String::new(), Vec::new());
+    for part in message.text_bodies() {
+        append_body(&mut text, &part.body);
+    }
+    if text.is_empty() {
+        for part in message.html_bodies() {
+            append_body(&mut text, &part.body);
+        }
+    }
+    for part in message.attachments() {
+        let content_type = part.content_type().map_or_else(
+            || "application/octet-stream".to_string(),
+            |ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            },
+        );
+        attachments.push(Attachment {
+            name: part.attachment_name().map(clean_line).unwrap_or_else(|| "(unnamed)".into()),
+            content_type: clean_line(&content_type),
+            size: part.body.len(),
+        });
+    }
+    for part in message.parts.iter() {
+        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) {
+            if mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
+                && !is_utf8_or_ascii(charset)
+            {
+                let warning = format!("unknown charset {:?}: text shown as best effort", clean_line(charset));
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+        }
+    }
+    if let Some(boundary) = message
+        .root_part()
+        .content_type()
+        .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        .and_then(|ct| ct.attribute("boundary"))
+    {
+        let closing = format!("--{boundary}--");
+        if !contains_bytes(raw, closing.as_bytes()) {
+            warnings.push("message is truncated: its multipart body never ends".into());
+        }
+    }
+
+    Ok(ParsedMail {
+        from,
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        subject: message.subject().map(clean_line),
+        date: message.date().map(|d| d.to_rfc3339()),
+        message_id: message.message_id().map(clean_id).filter(|id| !id.is_empty()),
+        references: ids(message.references()),
+        in_reply_to: ids(message.in_reply_to()),
+        text,
+        attachments,
+        headers,
+        warnings,
+    })
+}
+
+fn append_body(text: &mut String, body: &PartType<'_>) {
+    let piece = match body {
+        PartType::Text(t) => t.replace("\r\n", "\n"),
+        PartType::Html(h) => html_to_text(h),
+        _ => return,
+    };
+    if !text.is_empty() {
+        text.push_str("\n\n");
+    }
+    text.push_str(piece.trim());
+}
+
+fn addresses(address: Option<&Address<'_>>) -> Vec<EmailAddress> {
+    address
+        .map(|a| a.iter().filter_map(|addr| addr.address()).filter_map(|a| EmailAddress::parse(a).ok()).collect())
+        .unwrap_or_default()
+}
+
+fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![clean_id(id)],
+        HeaderValue::TextList(list) => list.iter().map(|id| clean_id(id)).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|id| !id.is_empty())
+    .collect()
+}
+
+fn clean_id(id: &str) -> String {
+    clean_line(id.trim().trim_start_matches('<').trim_end_matches('>'))
+}
+
+/// One line of header text: control characters (CR/LF injected through encoded
+/// words included) become spaces, so a header can never start a new line.
+pub fn clean_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
+            out.push(c);
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// Unfolds a raw header value (RFC 5322 folding) into one line.
+fn unfold(value: &str) -> String {
+    value.split(['\r', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn is_utf8_or_ascii(charset: &str) -> bool {
+    matches!(charset.to_ascii_lowercase().as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii")
+}
+
+fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_headerless_input_is_an_error_not_a_panic() {
+        assert_eq!(parse(b"").unwrap_err(), ParseError::Empty);
+        assert_eq!(parse(b"  \r\n").unwrap_err(), ParseError::Empty);
+        assert!(parse(&[0xff, 0x00, 0x13, 0x37, 0x80, 0x0a, 0x0d]).is_err());
+    }
+
+    #[test]
+    fn subject_with_injected_newlines_becomes_one_line() {
+        let raw = b"From: a@example.com\r\nSubject: =?UTF-8?B?SW52b2ljZQ0KQmNjOiBhdHRhY2tlckBldmlsLmV4YW1wbGU=?=\r\n\r\nbody";
+        let mail = parse(raw).unwrap();
+        assert_eq!(mail.subject.as_deref(), Some("Invoice Bcc: attacker@evil.example"));
+    }
+
+    #[test]
+    fn references_and_ids_lose_their_angle_brackets() {
+        let raw = b"From: a@example.com\r\nMessage-ID: <m2@x>\r\nReferences: <r1@x> <r2@x>\r\nIn-Reply-To: <r2@x>\r\n\r\nhi";
+        let mail = parse(raw).unwrap();
+        assert_eq!(mail.message_id.as_deref(), Some("m2@x"));
+        assert_eq!(mail.references, vec!["r1@x", "r2@x"]);
+        assert_eq!(mail.in_reply_to, vec!["r2@x"]);
+    }
+}

@@ -1,0 +1,313 @@
+//! The ticket an engineer reads: plain text, facts first, never a secret.
+
+use crate::auth::Authentication;
+use crate::directory::Account;
+use crate::mail::{Attachment, ParsedMail, clean_line};
+use crate::secret::{FoundSecret, SecretKind};
+use crate::types::{CaseId, EmailAddress, Kind, Priority};
+use regex::Regex;
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::LazyLock;
+
+/// How much of a message's text a ticket shows; the original is always linked.
+pub const MAX_BODY_CHARS: usize = 16_000;
+const MAX_SUBJECT_CHARS: usize = 250;
+const MAX_LISTED_RECIPIENTS: usize = 5;
+const MAX_FACTS_PER_LINE: usize = 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketDraft {
+    pub subject: String,
+    pub body: String,
+}
+
+/// Everything rendering needs, already decided and redacted by triage.
+pub struct RenderInput<'a> {
+    pub kind: Kind,
+    pub priority: Priority,
+    pub account: Option<&'a Account>,
+    pub subject: Option<&'a str>,
+    pub mail: Option<&'a ParsedMail>,
+    pub envelope: &'a [EmailAddress],
+    pub auth: &'a Authentication,
+    pub case: Option<&'a CaseId>,
+    pub secrets: &'a [FoundSecret],
+    /// The message text with secrets already replaced.
+    pub redacted_text: &'a str,
+    pub origin: &'a str,
+    pub quarantine_reason: Option<&'a str>,
+    pub warnings: &'a [String],
+}
+
+pub fn ticket_subject(kind: Kind, account: Option<&Account>, subject: Option<&str>, quarantine: bool) -> String {
+    let who = match account {
+        Some(a) => format!("[{} / {}]", a.customer, a.account_id),
+        None => "[unknown account]".to_string(),
+    };
+    let what = match (kind, quarantine) {
+        (Kind::PhishingSuspected, _) => "Suspected phishing (quarantined, content withheld)".to_string(),
+        (Kind::MailUnparseable, _) => "Unparseable message (quarantined)".to_string(),
+        (_, true) => "Quarantined message".to_string(),
+        _ => subject.filter(|s| !s.trim().is_empty()).unwrap_or("(no subject)").to_string(),
+    };
+    let line = defang(&clean_line(&format!("{who} {what}")));
+    truncate_chars(&line, MAX_SUBJECT_CHARS)
+}
+
+pub fn render(input: &RenderInput<'_>) -> TicketDraft {
+    let quarantined = input.quarantine_reason.is_some();
+    let subject = ticket_subject(input.kind, input.account, input.subject, quarantined);
+    let mut body = String::new();
+    if let Some(note) = security_note(input) {
+        let _ = writeln!(body, "{note}\n");
+    }
+    let _ = writeln!(body, "Kind: {}", input.kind);
+    let _ = writeln!(body, "Priority: {}", input.priority.as_str());
+    match input.account {
+        Some(a) => {
+            let _ = writeln!(body, "Account: {} ({}, {})", a.account_id, a.customer, a.status.as_str());
+            let _ = writeln!(body, "Root address: {}", a.root_email);
+        }
+        None => {
+            let _ = writeln!(body, "Account: unknown (needs triage)");
+        }
+    }
+    if let Some(mail) = input.mail {
+        if let Some(from) = &mail.from {
+            let address = from.address.as_ref().map_or("(no address)", |a| a.as_str());
+            match &from.name {
+                Some(name) => {
+                    let _ = writeln!(body, "From: {name} <{address}>");
+                }
+                None => {
+                    let _ = writeln!(body, "From: {address}");
+                }
+            }
+        }
+    }
+    let _ = writeln!(body, "Authentication: {}", describe_auth(input.auth));
+    if !input.envelope.is_empty() {
+        let _ = writeln!(body, "Envelope recipient: {}", list(input.envelope.iter().map(|e| e.as_str())));
+    }
+    if let Some(mail) = input.mail {
+        if !mail.to.is_empty() {
+            let _ = writeln!(body, "To: {}", list(mail.to.iter().map(|e| e.as_str())));
+        }
+        if let Some(date) = &mail.date {
+            let _ = writeln!(body, "Date: {date}");
+        }
+        if !quarantined {
+            if let Some(subject) = input.subject {
+                let _ = writeln!(body, "Subject: {subject}");
+            }
+        }
+    }
+    if let Some(case) = input.case {
+        let _ = writeln!(body, "AWS support case: {case}");
+    }
+    if let Some(reason) = input.quarantine_reason {
+        let _ = writeln!(body, "Quarantined: {reason}");
+    }
+    if !input.secrets.is_empty() {
+        let _ = writeln!(body, "Withheld secrets: {}", secret_kinds(input.secrets));
+    }
+    for warning in input.warnings {
+        let _ = writeln!(body, "Warning: {warning}");
+    }
+
+    if !quarantined {
+        let facts = key_facts(input.redacted_text);
+        if !facts.is_empty() {
+            let _ = writeln!(body, "\nKey facts:");
+            for (label, values) in facts {
+                let _ = writeln!(body, "- {label}: {}", values.join(", "));
+            }
+        }
+    }
+    if let Some(mail) = input.mail.filter(|m| !m.attachments.is_empty()) {
+        let _ = writeln!(body, "\nAttachments (not opened):");
+        for Attachment { name, content_type, size } in &mail.attachments {
+            let _ = writeln!(body, "- {name} ({content_type}, {})", human_size(*size));
+        }
+    }
+    let _ = writeln!(body, "\nOriginal message: {}", input.origin);
+
+    if !quarantined {
+        let text = input.redacted_text.trim();
+        let _ = writeln!(body, "\n--- Message ---");
+        if text.is_empty() {
+            let _ = writeln!(body, "(no text)");
+        } else {
+            let shown = truncate_chars(text, MAX_BODY_CHARS);
+            body.push_str(&shown);
+            body.push('\n');
+            let rest = text.chars().count().saturating_sub(MAX_BODY_CHARS);
+            if rest > 0 {
+                let _ = writeln!(body, "[truncated: {rest} more characters in the original message]");
+            }
+        }
+    }
+    TicketDraft { subject, body: defang(body.trim_end()) }
+}
+
+/// The reason an engineer should care, for mail whose real content is withheld.
+fn security_note(input: &RenderInput<'_>) -> Option<String> {
+    let account = input.account.map_or("this address".to_string(), |a| format!("account {}", a.account_id));
+    let note = match input.kind {
+        Kind::SigninOtp => format!(
+            "Someone is signing in as the root user of {account} and AWS sent a sign-in verification code. \
+             If this is not a planned, audited access, treat it as a security incident. The code is withheld."
+        ),
+        Kind::RootEmailOtp => format!(
+            "AWS sent a code to verify this address as a new root email, and no rotation is waiting for it: \
+             someone may be changing the root email of {account}. The code is withheld."
+        ),
+        Kind::PasswordReset => format!(
+            "A root password reset was requested for {account}, and no rotation is waiting for it: \
+             if nobody here asked for it, someone is trying to take over the root user. The reset link is withheld."
+        ),
+        Kind::MfaRecovery => format!(
+            "Someone started MFA recovery for the root user of {account}. \
+             If nobody here did, treat it as a security incident. The recovery link is withheld."
+        ),
+        Kind::PhishingSuspected => {
+            "This mail claims to come from AWS but failed authentication. Its content is quarantined \
+             and not shown; do not act on it. Check the original only in a safe environment."
+                .to_string()
+        }
+        Kind::MailUnparseable => {
+            "This message could not be read as mail. It is kept unchanged; look at the original.".to_string()
+        }
+        Kind::OrganizationsInvitation => {
+            "An invitation to join an AWS Organization. Its text was written by the inviter: do not trust \
+             links or instructions in it; accept only if the customer confirms the inviting organization."
+                .to_string()
+        }
+        _ if !input.secrets.is_empty() => format!(
+            "This mail contained {} that the ticket does not show.",
+            secret_kinds(input.secrets)
+        ),
+        _ => return None,
+    };
+    Some(note)
+}
+
+fn describe_auth(auth: &Authentication) -> String {
+    let field = |name: &str, v: &Option<String>| format!("{name}={}", v.as_deref().unwrap_or("none"));
+    let mut parts = vec![
+        field("spf", &auth.spf),
+        field("dkim", &auth.dkim),
+        field("dmarc", &auth.dmarc),
+        field("spam", &auth.spam),
+        field("virus", &auth.virus),
+    ];
+    parts.push(
+        match (auth.aws_sender, auth.verified) {
+            (true, true) => "verified AWS sender",
+            (true, false) => "NOT verified although it claims an AWS sender",
+            (false, true) => "verified sender (not AWS)",
+            (false, false) => "unverified sender (not AWS)",
+        }
+        .to_string(),
+    );
+    parts.join(", ")
+}
+
+fn secret_kinds(secrets: &[FoundSecret]) -> String {
+    let mut kinds: Vec<SecretKind> = secrets.iter().map(|s| s.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+fn list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = items.len();
+    let shown: Vec<&str> = items.take(MAX_LISTED_RECIPIENTS).collect();
+    if total > shown.len() {
+        format!("{} (and {} more)", shown.join(", "), total - shown.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+static ACCESS_KEY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b").expect("static regex"));
+static RESOURCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:i|vol|sg|eni|snap|ami|subnet|vpc|igw|nat|eipalloc)-[0-9a-f]{8}(?:[0-9a-f]{9})?\b")
+        .expect("static regex")
+});
+static ARN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"\barn:aws[a-z-]*:[a-z0-9-]+:[^\s,;"'<>()\[\]&?]+"#).expect("static regex"));
+static IPV4: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("static regex"));
+
+/// The identifiers an engineer acts on, pulled out of the (already redacted) text.
+pub fn key_facts(text: &str) -> Vec<(&'static str, Vec<String>)> {
+    let collect = |re: &Regex| -> Vec<String> {
+        let mut found: Vec<String> = Vec::new();
+        for m in re.find_iter(text) {
+            let v = m.as_str().trim_end_matches(['.', ':']).to_string();
+            if !found.contains(&v) && found.len() < MAX_FACTS_PER_LINE {
+                found.push(v);
+            }
+        }
+        found
+    };
+    [
+        ("Access key ids", collect(&ACCESS_KEY)),
+        ("Resource ids", collect(&RESOURCE)),
+        ("ARNs", collect(&ARN)),
+        ("IP addresses", collect(&IPV4)),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .collect()
+}
+
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KB", b as f64 / 1024.0),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
+}
+
+fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => s[..i].to_string(),
+        None => s.to_string(),
+    }
+}
+
+static ACTIVE_MARKUP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)<(\s*/?\s*(?:script|iframe|frame|frameset|object|embed|applet|style|svg|img|form|link|meta|base)\b)")
+        .expect("static regex")
+});
+
+/// Text that looks like active markup is broken so no renderer can run it.
+pub fn defang(text: &str) -> String {
+    ACTIVE_MARKUP.replace_all(text, "‹$1").into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_that_could_run_is_defanged() {
+        let out = defang("x <script>alert(1)</script> <IMG src=x> a<b");
+        assert!(!out.to_lowercase().contains("<script"), "{out}");
+        assert!(!out.to_lowercase().contains("<img"), "{out}");
+        assert!(out.contains("a<b"));
+    }
+
+    #[test]
+    fn key_facts_find_keys_resources_and_addresses() {
+        let facts = key_facts("Key AKIAIOSFODNN7EXAMPLE used from 203.0.113.5 on i-0abc123def4567890 (arn:aws:iam::111122223333:user/ci).");
+        assert_eq!(facts[0], ("Access key ids", vec!["AKIAIOSFODNN7EXAMPLE".to_string()]));
+        assert_eq!(facts[1], ("Resource ids", vec!["i-0abc123def4567890".to_string()]));
+        assert_eq!(facts[2], ("ARNs", vec!["arn:aws:iam::111122223333:user/ci".to_string()]));
+        assert_eq!(facts[3], ("IP addresses", vec!["203.0.113.5".to_string()]));
+    }
+}

@@ -1,0 +1,155 @@
+//! Which conversation a message belongs to (design.md, "Threading").
+
+use crate::types::{AccountId, CaseId, ContentHash, Kind, ThreadKey};
+use regex::Regex;
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+/// Threads already known to a store, by Message-ID. The `triage` command knows none.
+pub trait KnownThreads {
+    fn thread_of(&self, message_id: &str) -> Option<ThreadKey>;
+}
+
+/// For triage without a store.
+pub struct NoKnownThreads;
+
+impl KnownThreads for NoKnownThreads {
+    fn thread_of(&self, _message_id: &str) -> Option<ThreadKey> {
+        None
+    }
+}
+
+static CASE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\[case\s+(\d{10,16})\]").expect("static regex"));
+
+pub fn case_id(subject: &str) -> Option<CaseId> {
+    CASE.captures(subject).and_then(|c| CaseId::parse(&c[1]).ok())
+}
+
+pub struct ThreadFacts<'a> {
+    pub kind: Kind,
+    pub account: Option<&'a AccountId>,
+    pub subject: &'a str,
+    pub case: Option<&'a CaseId>,
+    pub message_id: Option<&'a str>,
+    pub references: &'a [String],
+    pub in_reply_to: &'a [String],
+    pub content_hash: &'a ContentHash,
+}
+
+/// In order: the support case; the thread of a message it replies to (known to the
+/// store, else the first referenced id so a reply and its original always meet);
+/// the repeating-alert key; its own Message-ID; its content hash.
+pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKey {
+    if let Some(case) = facts.case {
+        return ThreadKey::case(case);
+    }
+    let referenced: Vec<&String> = facts.references.iter().chain(facts.in_reply_to.iter()).collect();
+    if let Some(key) = referenced.iter().find_map(|id| known.thread_of(id)) {
+        return key;
+    }
+    if let Some(first) = referenced.first() {
+        return ThreadKey::message(first);
+    }
+    if facts.kind.policy().repeating_alert {
+        return ThreadKey::alert(facts.account, facts.kind, &subject_hash(facts.subject));
+    }
+    match facts.message_id {
+        Some(id) => ThreadKey::message(id),
+        None => ThreadKey::content(facts.content_hash),
+    }
+}
+
+static REPLY_PREFIX: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*((re|fw|fwd|aw|sv|wg|tr)\s*(\[\d+\])?\s*:\s*)+").expect("static regex")
+});
+static ALARM_STATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(ALARM|OK|INSUFFICIENT_DATA):\s*").expect("static regex"));
+static DATE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i)\b\d{4}-\d{2}-\d{2}(?:[t ]\d{2}:\d{2}(?::\d{2})?(?:\.\d+)?(?:z|[+-]\d{2}:?\d{2})?)?\b",
+        r"|\b\d{1,2}/\d{1,2}/\d{2,4}\b",
+        r"|\b(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s+",
+        r"|\b\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s+\d{2,4}\b",
+        r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}\b",
+        r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{4}\b",
+        r"|\b\d{1,2}:\d{2}(?::\d{2})?\s*(?:am|pm)?(?:\s*(?:utc|gmt|[a-z]{3}))?\b",
+    ))
+    .expect("static regex")
+});
+static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:[$€£¥]\s*\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s*(?:usd|eur|gbp|jpy|%))")
+        .expect("static regex")
+});
+static NUMBER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\b\d[\d,]*(?:\.\d+)?\b").expect("static regex"));
+
+/// The subject with everything that changes between repeats of one alert removed.
+pub fn normalize_subject(subject: &str) -> String {
+    let s = REPLY_PREFIX.replace(subject, "");
+    let s = ALARM_STATE.replace(&s, "");
+    let s = DATE.replace_all(&s, " ");
+    let s = AMOUNT.replace_all(&s, " ");
+    let s = NUMBER.replace_all(&s, " ");
+    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+}
+
+fn subject_hash(subject: &str) -> String {
+    hex::encode(&Sha256::digest(normalize_subject(subject).as_bytes())[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeats_of_an_alert_normalize_to_one_subject() {
+        let a = normalize_subject("AWS Budgets: Monthly-Cost has exceeded your alert threshold ($1,234.56) on 2026-03-01");
+        let b = normalize_subject("RE: AWS Budgets: Monthly-Cost has exceeded your alert threshold ($2,034.10) on 2026-03-09");
+        assert_eq!(a, b);
+        assert_eq!(
+            normalize_subject("ALARM: \"cpu-high\" in US East (N. Virginia)"),
+            normalize_subject("OK: \"cpu-high\" in US East (N. Virginia)")
+        );
+        assert_ne!(normalize_subject("AWS Budgets: Dev"), normalize_subject("AWS Budgets: Prod"));
+        assert_eq!(
+            normalize_subject("Free Tier: you have exceeded 85% of the usage limit on Mar 3, 2026"),
+            normalize_subject("Free Tier: you have exceeded 100% of the usage limit on Apr 3, 2026")
+        );
+    }
+
+    #[test]
+    fn key_precedence_follows_the_design() {
+        let hash = ContentHash::of(b"x");
+        let account = AccountId::parse("111122223333").unwrap();
+        let case = CaseId::parse("11735180201").unwrap();
+        let refs = vec!["orig@x".to_string()];
+        let base = ThreadFacts {
+            kind: Kind::BudgetAlert,
+            account: Some(&account),
+            subject: "AWS Budgets: x",
+            case: None,
+            message_id: Some("own@x"),
+            references: &[],
+            in_reply_to: &[],
+            content_hash: &hash,
+        };
+        let known = NoKnownThreads;
+        assert!(thread_key(&base, &known).as_str().starts_with("alert:111122223333:billing.budget_alert:"));
+        assert_eq!(thread_key(&ThreadFacts { case: Some(&case), ..base }, &known).as_str(), "case:11735180201");
+        let reply = ThreadFacts { references: &refs, ..base };
+        assert_eq!(thread_key(&reply, &known).as_str(), "msg:orig@x");
+        let own = ThreadFacts { kind: Kind::Unknown, ..base };
+        assert_eq!(thread_key(&own, &known).as_str(), "msg:own@x");
+        let anonymous = ThreadFacts { kind: Kind::Unknown, message_id: None, ..base };
+        assert!(thread_key(&anonymous, &known).as_str().starts_with("msg:sha256:"));
+
+        struct Store;
+        impl KnownThreads for Store {
+            fn thread_of(&self, id: &str) -> Option<ThreadKey> {
+                (id == "orig@x").then(|| ThreadKey::case(&CaseId::parse("11735180201").unwrap()))
+            }
+        }
+        assert_eq!(thread_key(&reply, &Store).as_str(), "case:11735180201");
+    }
+}

@@ -1,0 +1,266 @@
+//! One message in, one decision out: the whole pure pipeline.
+
+use crate::auth::{Authentication, authenticate, spoofing_reason};
+use crate::directory::{Account, AccountDirectory, MatchedBy, resolve};
+use crate::mail::{ParsedMail, parse};
+use crate::render::{RenderInput, TicketDraft, render};
+use crate::rules::{RuleInput, Rules};
+use crate::secret::FoundSecret;
+use crate::secrets::{Redactor, find_secrets};
+use crate::ses::{SETUP_NOTIFICATION_OBJECT, envelope};
+use crate::thread::{KnownThreads, ThreadFacts, case_id, thread_key};
+use crate::types::{AccountId, CaseId, ContentHash, Disposition, EmailAddress, Kind, Priority, ThreadKey};
+use serde::Serialize;
+
+/// Whether a credential rotation waits for a secret of this kind for this account.
+pub trait WaitingRotations {
+    fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool;
+}
+
+/// No rotation ever waits (the `triage` command, and until the lifecycle exists).
+pub struct NoRotations;
+
+impl WaitingRotations for NoRotations {
+    fn is_waiting(&self, _: &AccountId, _: Kind) -> bool {
+        false
+    }
+}
+
+/// The ports triage reads; all synchronous and side-effect free.
+pub struct Context<'a> {
+    pub directory: &'a dyn AccountDirectory,
+    pub rules: &'a Rules,
+    pub known_threads: &'a dyn KnownThreads,
+    pub rotations: &'a dyn WaitingRotations,
+}
+
+/// One raw message and where its original is kept.
+pub struct MailInput<'a> {
+    pub raw: &'a [u8],
+    /// Shown in tickets so an engineer can open the original (path, `s3://` URL).
+    pub origin: &'a str,
+    /// The stored object's own name (SES names its setup notification).
+    pub object_name: Option<&'a str>,
+}
+
+/// The decision about one message. Secrets keep their values for a handoff but
+/// never serialize them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Triage {
+    pub kind: Kind,
+    pub disposition: Disposition,
+    pub account_id: Option<AccountId>,
+    pub customer: Option<String>,
+    pub priority: Option<Priority>,
+    pub thread_key: ThreadKey,
+    pub ticket: Option<TicketDraft>,
+    pub secrets: Vec<FoundSecret>,
+    pub authentication: Authentication,
+    pub warnings: Vec<String>,
+    pub message_id: Option<String>,
+    pub subject: Option<String>,
+    pub case_id: Option<CaseId>,
+    pub content_hash: ContentHash,
+    #[serde(skip)]
+    pub account: Option<Account>,
+    #[serde(skip)]
+    pub matched_by: Option<MatchedBy>,
+    #[serde(skip)]
+    pub envelope_recipients: Vec<EmailAddress>,
+    #[serde(skip)]
+    pub ses_message_id: Option<String>,
+    #[serde(skip)]
+    pub references: Vec<String>,
+}
+
+pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
+    let hash = ContentHash::of(input.raw);
+    match parse(input.raw) {
+        Ok(mail) => triage_parsed(&mail, input, ctx, hash),
+        Err(error) => unparseable(input, hash, &error.to_string()),
+    }
+}
+
+fn triage_parsed(mail: &ParsedMail, input: &MailInput<'_>, ctx: &Context<'_>, hash: ContentHash) -> Triage {
+    let auth = authenticate(mail);
+    let env = envelope(mail);
+    let mut warnings = mail.warnings.clone();
+    let resolution = resolve(mail, &env.recipients, ctx.directory);
+    warnings.extend(resolution.warnings.iter().cloned());
+    let account = resolution.account.clone();
+
+    let raw_subject = mail.subject.clone().unwrap_or_default();
+    let detection_text = format!("{raw_subject}\n{}", mail.text);
+    let secrets = find_secrets(&detection_text, ctx.rules);
+    let redactor = Redactor::new(&secrets);
+
+    let (kind, rule_priority, quarantine_reason) = classify(mail, input, &auth, ctx.rules);
+    if let Some(reason) = &quarantine_reason {
+        warnings.push(reason.clone());
+    }
+    let policy = kind.policy();
+    let mut disposition = policy.disposition;
+    let mut priority = rule_priority.or(policy.priority);
+    if let Some(account) = &account {
+        if policy.feeds_rotation
+            && auth.verified
+            && !secrets.is_empty()
+            && ctx.rotations.is_waiting(&account.account_id, kind)
+        {
+            disposition = Disposition::Handoff;
+        }
+        if account.status.is_retired() && matches!(disposition, Disposition::Ticket | Disposition::Handoff) {
+            warnings.push(format!("account {} is {}: archived, no ticket", account.account_id, account.status.as_str()));
+            disposition = Disposition::Archive;
+        }
+    }
+    if matches!(disposition, Disposition::Archive | Disposition::Handoff) {
+        priority = None;
+    }
+
+    let case = case_id(&raw_subject);
+    let thread = thread_key(
+        &ThreadFacts {
+            kind,
+            account: account.as_ref().map(|a| &a.account_id),
+            subject: &raw_subject,
+            case: case.as_ref(),
+            message_id: mail.message_id.as_deref(),
+            references: &mail.references,
+            in_reply_to: &mail.in_reply_to,
+            content_hash: &hash,
+        },
+        ctx.known_threads,
+    );
+
+    let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
+    let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
+    let ticket = match (disposition, priority) {
+        (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => {
+            let redacted_text = redactor.redact(&mail.text);
+            Some(render(&RenderInput {
+                kind,
+                priority,
+                account: account.as_ref(),
+                subject: subject.as_deref(),
+                mail: Some(mail),
+                envelope: &env.recipients,
+                auth: &auth,
+                case: case.as_ref(),
+                secrets: &secrets,
+                redacted_text: &redacted_text,
+                origin: input.origin,
+                quarantine_reason: quarantine_reason.as_deref(),
+                warnings: &warnings,
+            }))
+        }
+        _ => None,
+    };
+
+    Triage {
+        kind,
+        disposition,
+        account_id: account.as_ref().map(|a| a.account_id.clone()),
+        customer: account.as_ref().map(|a| a.customer.clone()),
+        priority,
+        thread_key: thread,
+        ticket,
+        secrets,
+        authentication: auth,
+        warnings,
+        message_id: mail.message_id.clone(),
+        subject: subject.filter(|_| quarantine_reason.is_none()),
+        case_id: case,
+        content_hash: hash,
+        account,
+        matched_by: resolution.matched_by,
+        envelope_recipients: env.recipients,
+        ses_message_id: env.ses_message_id,
+        references: mail.references.iter().chain(mail.in_reply_to.iter()).cloned().collect(),
+    }
+}
+
+/// The kind, a rule's priority override, and why the mail is quarantined if it is.
+fn classify(
+    mail: &ParsedMail,
+    input: &MailInput<'_>,
+    auth: &Authentication,
+    rules: &Rules,
+) -> (Kind, Option<Priority>, Option<String>) {
+    if input.object_name.is_some_and(is_setup_notification) {
+        return (Kind::SesSetup, None, None);
+    }
+    if auth.spam_or_virus_failed() {
+        let which = match (auth.spam.as_deref(), auth.virus.as_deref()) {
+            (_, Some("FAIL")) => "SES virus scan failed",
+            _ => "SES spam verdict is FAIL",
+        };
+        return (Kind::MailRejected, None, Some(which.to_string()));
+    }
+    if let Some(reason) = spoofing_reason(mail, auth) {
+        return (Kind::PhishingSuspected, None, Some(format!("suspected phishing: {reason}")));
+    }
+    if !(auth.aws_sender && auth.verified) {
+        return (Kind::Unknown, None, None);
+    }
+    let from = mail.from.as_ref().and_then(|f| f.address.as_ref()).map_or("", |a| a.as_str());
+    let has_header = |name: &str| mail.header(name).is_some();
+    let rule_input = RuleInput {
+        from,
+        subject: mail.subject.as_deref().unwrap_or_default(),
+        body: &mail.text,
+        has_header: &has_header,
+    };
+    match rules.classify(&rule_input) {
+        Some(rule) => (rule.kind, rule.priority, None),
+        None => (Kind::Unknown, None, None),
+    }
+}
+
+fn is_setup_notification(name: &str) -> bool {
+    let file = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    file.strip_suffix(".eml").unwrap_or(file) == SETUP_NOTIFICATION_OBJECT
+}
+
+fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage {
+    let auth = Authentication::default();
+    let priority = Kind::MailUnparseable.policy().priority.unwrap_or(Priority::Normal);
+    let reason = format!("not parseable as a message: {error} ({} bytes)", input.raw.len());
+    let warnings = vec![reason.clone()];
+    let ticket = render(&RenderInput {
+        kind: Kind::MailUnparseable,
+        priority,
+        account: None,
+        subject: None,
+        mail: None,
+        envelope: &[],
+        auth: &auth,
+        case: None,
+        secrets: &[],
+        redacted_text: "",
+        origin: input.origin,
+        quarantine_reason: Some(&reason),
+        warnings: &[],
+    });
+    Triage {
+        kind: Kind::MailUnparseable,
+        disposition: Disposition::Quarantine,
+        account_id: None,
+        customer: None,
+        priority: Some(priority),
+        thread_key: ThreadKey::content(&hash),
+        ticket: Some(ticket),
+        secrets: Vec::new(),
+        authentication: auth,
+        warnings,
+        message_id: None,
+        subject: None,
+        case_id: None,
+        content_hash: hash,
+        account: None,
+        matched_by: None,
+        envelope_recipients: Vec::new(),
+        ses_message_id: None,
+        references: Vec::new(),
+    }
+}

@@ -1,0 +1,436 @@
+//! Validated value types and the closed sets of the taxonomy.
+//!
+//! Each newtype has a private field and one fallible constructor: holding one means
+//! it is valid ("parse, don't validate").
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why a value could not become one of the domain types.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidValue {
+    #[error("not a 12-digit AWS account id: {0:?}")]
+    AccountId(String),
+    #[error("not an email address: {0:?}")]
+    EmailAddress(String),
+    #[error("not a support case id (10 to 16 digits): {0:?}")]
+    CaseId(String),
+    #[error("unknown account status {0:?} (expected onboarding|active|released|closed)")]
+    AccountStatus(String),
+}
+
+/// A 12-digit AWS account id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AccountId(String);
+
+impl AccountId {
+    /// Accepts `123456789012` and the hyphenated `1234-5678-9012`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let trimmed = raw.trim();
+        let digits: String = trimmed.chars().filter(|c| *c != '-').collect();
+        let hyphens_ok = !trimmed.contains('-')
+            || (trimmed.len() == 14 && trimmed.as_bytes()[4] == b'-' && trimmed.as_bytes()[9] == b'-');
+        if digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()) && hyphens_ok {
+            Ok(Self(digits))
+        } else {
+            Err(InvalidValue::AccountId(raw.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An email address, normalized to lower case (root addresses are compared that way).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let trimmed = raw.trim().trim_start_matches('<').trim_end_matches('>');
+        let lower = trimmed.to_ascii_lowercase();
+        let valid = match lower.rsplit_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && lower.len() <= 320
+                    && !lower.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+            }
+            None => false,
+        };
+        if valid {
+            Ok(Self(lower))
+        } else {
+            Err(InvalidValue::EmailAddress(raw.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An AWS Support case id: 10 to 16 digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CaseId(String);
+
+impl CaseId {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        let raw = raw.trim();
+        if (10..=16).contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(Self(raw.to_string()))
+        } else {
+            Err(InvalidValue::CaseId(raw.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The key that groups mails into one ticket (see design.md, "Threading").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ThreadKey(String);
+
+impl ThreadKey {
+    pub fn case(case: &CaseId) -> Self {
+        Self(format!("case:{case}"))
+    }
+
+    pub fn alert(account: Option<&AccountId>, kind: Kind, subject_hash: &str) -> Self {
+        let account = account.map_or("unknown", AccountId::as_str);
+        Self(format!("alert:{account}:{}:{subject_hash}", kind.as_str()))
+    }
+
+    /// A message's own thread; `id` is a Message-ID without angle brackets.
+    pub fn message(id: &str) -> Self {
+        Self(format!("msg:{id}"))
+    }
+
+    /// For mail without a usable Message-ID: its content hash names it.
+    pub fn content(hash: &ContentHash) -> Self {
+        Self(format!("msg:sha256:{}", &hash.as_str()[..16]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ThreadKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// SHA-256 of the raw message bytes, lower-case hex: the ledger's identity of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ContentHash(String);
+
+impl ContentHash {
+    pub fn of(raw: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        Self(hex::encode(Sha256::digest(raw)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Lifecycle status of a customer account in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Onboarding,
+    Active,
+    Released,
+    Closed,
+}
+
+impl AccountStatus {
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "onboarding" => Ok(Self::Onboarding),
+            "active" => Ok(Self::Active),
+            "released" => Ok(Self::Released),
+            "closed" => Ok(Self::Closed),
+            _ => Err(InvalidValue::AccountStatus(raw.to_string())),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Onboarding => "onboarding",
+            Self::Active => "active",
+            Self::Released => "released",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Released and closed accounts are no longer ours to ticket for.
+    pub fn is_retired(self) -> bool {
+        matches!(self, Self::Released | Self::Closed)
+    }
+}
+
+/// What happens to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Disposition {
+    /// Open a ticket or comment on the thread's ticket.
+    Ticket,
+    /// Keep the original, no ticket.
+    Archive,
+    /// A secret goes to a waiting rotation.
+    Handoff,
+    /// Keep, flag, never show the content.
+    Quarantine,
+}
+
+impl Disposition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ticket => "ticket",
+            Self::Archive => "archive",
+            Self::Handoff => "handoff",
+            Self::Quarantine => "quarantine",
+        }
+    }
+}
+
+/// Ticket priority, in the order of urgency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Normal => "normal",
+            Self::High => "high",
+            Self::Urgent => "urgent",
+        }
+    }
+}
+
+macro_rules! kinds {
+    ($($variant:ident => $name:literal),+ $(,)?) => {
+        /// The fixed taxonomy of what arrives at a root address (design.md).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum Kind {
+            $(#[serde(rename = $name)] $variant,)+
+        }
+
+        impl Kind {
+            pub const ALL: &'static [Kind] = &[$(Kind::$variant,)+];
+
+            /// The stable name used by output, rules and metrics.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Kind::$variant => $name,)+ }
+            }
+
+            pub fn parse(name: &str) -> Option<Kind> {
+                match name { $($name => Some(Kind::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+kinds! {
+    RootEmailOtp => "security.root_email_otp",
+    SigninOtp => "security.signin_otp",
+    PasswordReset => "security.password_reset",
+    MfaRecovery => "security.mfa_recovery",
+    MfaChange => "security.mfa_change",
+    ExposedKey => "security.exposed_key",
+    SuspiciousActivity => "security.suspicious_activity",
+    AbuseReport => "security.abuse_report",
+    AccountSuspended => "account.suspended",
+    PaymentIssue => "billing.payment_issue",
+    BillingStatement => "billing.statement",
+    BudgetAlert => "billing.budget_alert",
+    CostAnomaly => "billing.cost_anomaly",
+    FreeTier => "billing.free_tier",
+    SupportCase => "support.case",
+    HealthEvent => "health.event",
+    SnsConfirmation => "notification.sns_confirmation",
+    CloudwatchAlarm => "notification.cloudwatch_alarm",
+    OrganizationsVerification => "organizations.verification",
+    OrganizationsInvitation => "organizations.invitation",
+    CertificateApproval => "certificate.approval",
+    SesVerification => "ses.verification",
+    AccountWelcome => "account.welcome",
+    ContactChange => "account.contact_change",
+    Marketing => "marketing",
+    SesSetup => "system.ses_setup",
+    PhishingSuspected => "phishing.suspected",
+    MailRejected => "mail.rejected",
+    MailUnparseable => "mail.unparseable",
+    Unknown => "unknown",
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The taxonomy's defaults for one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindPolicy {
+    pub disposition: Disposition,
+    /// `None` where the kind never makes a ticket.
+    pub priority: Option<Priority>,
+    /// Mails of this kind repeat with small changes and thread by normalized subject.
+    pub repeating_alert: bool,
+    /// The kind can carry a secret meant for a waiting rotation.
+    pub feeds_rotation: bool,
+}
+
+impl Kind {
+    /// The table in design.md, as code: exhaustive, so a new kind cannot be forgotten.
+    pub fn policy(self) -> KindPolicy {
+        use Disposition::*;
+        use Priority::*;
+        let (disposition, priority) = match self {
+            Kind::RootEmailOtp => (Ticket, Some(High)),
+            Kind::SigninOtp => (Ticket, Some(Urgent)),
+            Kind::PasswordReset => (Ticket, Some(Urgent)),
+            Kind::MfaRecovery => (Ticket, Some(Urgent)),
+            Kind::MfaChange => (Ticket, Some(High)),
+            Kind::ExposedKey => (Ticket, Some(Urgent)),
+            Kind::SuspiciousActivity => (Ticket, Some(Urgent)),
+            Kind::AbuseReport => (Ticket, Some(Urgent)),
+            Kind::AccountSuspended => (Ticket, Some(Urgent)),
+            Kind::PaymentIssue => (Ticket, Some(High)),
+            Kind::BillingStatement => (Archive, None),
+            Kind::BudgetAlert => (Ticket, Some(Normal)),
+            Kind::CostAnomaly => (Ticket, Some(Normal)),
+            Kind::FreeTier => (Ticket, Some(Low)),
+            Kind::SupportCase => (Ticket, Some(Normal)),
+            Kind::HealthEvent => (Ticket, Some(Normal)),
+            Kind::SnsConfirmation => (Ticket, Some(Low)),
+            Kind::CloudwatchAlarm => (Ticket, Some(Normal)),
+            Kind::OrganizationsVerification => (Ticket, Some(Normal)),
+            Kind::OrganizationsInvitation => (Ticket, Some(High)),
+            Kind::CertificateApproval => (Ticket, Some(Normal)),
+            Kind::SesVerification => (Ticket, Some(Low)),
+            Kind::AccountWelcome => (Archive, None),
+            Kind::ContactChange => (Ticket, Some(High)),
+            Kind::Marketing => (Archive, None),
+            Kind::SesSetup => (Archive, None),
+            Kind::PhishingSuspected => (Quarantine, Some(High)),
+            Kind::MailRejected => (Quarantine, None),
+            Kind::MailUnparseable => (Quarantine, Some(Normal)),
+            Kind::Unknown => (Ticket, Some(Normal)),
+        };
+        KindPolicy {
+            disposition,
+            priority,
+            repeating_alert: matches!(
+                self,
+                Kind::BudgetAlert
+                    | Kind::CostAnomaly
+                    | Kind::FreeTier
+                    | Kind::CloudwatchAlarm
+                    | Kind::HealthEvent
+            ),
+            feeds_rotation: matches!(self, Kind::RootEmailOtp | Kind::PasswordReset),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_id_accepts_plain_and_hyphenated_forms() {
+        assert_eq!(AccountId::parse("123456789012").unwrap().as_str(), "123456789012");
+        assert_eq!(AccountId::parse("1234-5678-9012").unwrap().as_str(), "123456789012");
+        assert!(AccountId::parse("12345678901").is_err());
+        assert!(AccountId::parse("12-3456789012").is_err());
+        assert!(AccountId::parse("12345678901a").is_err());
+    }
+
+    #[test]
+    fn email_is_lower_cased_and_validated() {
+        let e = EmailAddress::parse("<Root+X@Root.Example-MSP.com>").unwrap();
+        assert_eq!(e.as_str(), "root+x@root.example-msp.com");
+        assert_eq!(e.domain(), "root.example-msp.com");
+        for bad in ["", "no-at-sign", "a@b", "a b@c.com", "@c.com", "a@.com"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn case_id_is_10_to_16_digits() {
+        assert!(CaseId::parse("11735180201").is_ok());
+        assert!(CaseId::parse("123456789").is_err());
+        assert!(CaseId::parse("12345678901234567").is_err());
+    }
+
+    #[test]
+    fn every_kind_round_trips_its_name() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(*kind));
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(Kind::ALL.len(), 30);
+    }
+
+    #[test]
+    fn no_ticket_kinds_have_no_priority() {
+        for kind in Kind::ALL {
+            let p = kind.policy();
+            if p.disposition == Disposition::Archive {
+                assert_eq!(p.priority, None, "{kind}");
+            }
+        }
+    }
+}
