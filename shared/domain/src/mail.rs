@@ -45,6 +45,11 @@ impl ParsedMail {
         self.headers_named(name).next()
     }
 
+    /// Message-IDs this message replies to: `References` then `In-Reply-To`.
+    pub fn referenced_ids(&self) -> impl Iterator<Item = &str> {
+        self.references.iter().chain(self.in_reply_to.iter()).map(String::as_str)
+    }
+
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()

@@ -112,7 +112,7 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     if !input.secrets.is_empty() {
         let _ = writeln!(body, "Withheld secrets: {}", secret_kinds(input.secrets));
     }
-    for warning in input.warnings {
+    for warning in input.warnings.iter().filter(|w| Some(w.as_str()) != input.quarantine_reason) {
         let _ = writeln!(body, "Warning: {warning}");
     }
 
@@ -239,30 +239,34 @@ static RESOURCE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static ARN: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"\barn:aws[a-z-]*:[a-z0-9-]+:[^\s,;"'<>()\[\]&?]+"#).expect("static regex"));
+static CASE_IN_TEXT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)\bcase(?:\s+id)?\s*[:#]?\s*(\d{10,16})\b").expect("static regex"));
 static IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("static regex"));
 
 /// The identifiers an engineer acts on, pulled out of the (already redacted) text.
 pub fn key_facts(text: &str) -> Vec<(&'static str, Vec<String>)> {
-    let collect = |re: &Regex| -> Vec<String> {
-        let mut found: Vec<String> = Vec::new();
-        for m in re.find_iter(text) {
-            let v = m.as_str().trim_end_matches(['.', ':']).to_string();
-            if !found.contains(&v) && found.len() < MAX_FACTS_PER_LINE {
-                found.push(v);
-            }
-        }
-        found
-    };
+    let matches = |re: &Regex| distinct(re.find_iter(text).map(|m| m.as_str().trim_end_matches(['.', ':']).to_string()));
     [
-        ("Access key ids", collect(&ACCESS_KEY)),
-        ("Resource ids", collect(&RESOURCE)),
-        ("ARNs", collect(&ARN)),
-        ("IP addresses", collect(&IPV4)),
+        ("Access key ids", matches(&ACCESS_KEY)),
+        ("Resource ids", matches(&RESOURCE)),
+        ("ARNs", matches(&ARN)),
+        ("IP addresses", matches(&IPV4)),
+        ("Support case ids", distinct(CASE_IN_TEXT.captures_iter(text).map(|c| c[1].to_string()))),
     ]
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
     .collect()
+}
+
+fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for v in values {
+        if !found.contains(&v) && found.len() < MAX_FACTS_PER_LINE {
+            found.push(v);
+        }
+    }
+    found
 }
 
 fn human_size(bytes: usize) -> String {

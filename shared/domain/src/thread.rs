@@ -19,6 +19,13 @@ impl KnownThreads for NoKnownThreads {
     }
 }
 
+/// Threads looked up before triage (a store that is not synchronous fetches first).
+impl KnownThreads for std::collections::HashMap<String, ThreadKey> {
+    fn thread_of(&self, message_id: &str) -> Option<ThreadKey> {
+        self.get(message_id).cloned()
+    }
+}
+
 static CASE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\[case\s+(\d{10,16})\]").expect("static regex"));
 

@@ -2,7 +2,7 @@
 
 use crate::auth::{Authentication, authenticate, spoofing_reason};
 use crate::directory::{Account, AccountDirectory, MatchedBy, resolve};
-use crate::mail::{ParsedMail, parse};
+use crate::mail::{ParseError, ParsedMail, parse};
 use crate::render::{RenderInput, TicketDraft, render};
 use crate::rules::{RuleInput, Rules};
 use crate::secret::FoundSecret;
@@ -74,14 +74,20 @@ pub struct Triage {
 }
 
 pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
+    triage_parsed(&parse(input.raw), input, ctx)
+}
+
+/// Triage of a message already parsed (a caller that must look up the threads of
+/// `ParsedMail::referenced_ids` before triage parses only once).
+pub fn triage_parsed(parsed: &Result<ParsedMail, ParseError>, input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
     let hash = ContentHash::of(input.raw);
-    match parse(input.raw) {
-        Ok(mail) => triage_parsed(&mail, input, ctx, hash),
+    match parsed {
+        Ok(mail) => triage_mail(mail, input, ctx, hash),
         Err(error) => unparseable(input, hash, &error.to_string()),
     }
 }
 
-fn triage_parsed(mail: &ParsedMail, input: &MailInput<'_>, ctx: &Context<'_>, hash: ContentHash) -> Triage {
+fn triage_mail(mail: &ParsedMail, input: &MailInput<'_>, ctx: &Context<'_>, hash: ContentHash) -> Triage {
     let auth = authenticate(mail);
     let env = envelope(mail);
     let mut warnings = mail.warnings.clone();

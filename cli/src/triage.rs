@@ -1,0 +1,73 @@
+//! `rootmail triage`: the CLI contract other tools depend on (see README).
+
+use crate::Format;
+use crate::inputs;
+use crate::output::table;
+use rootmail_domain::{Context, MailInput, NoKnownThreads, NoRotations, Triage, triage};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// One output line: the source path, then the triage decision.
+#[derive(Serialize)]
+struct Report<'a> {
+    source: &'a str,
+    #[serde(flatten)]
+    triage: &'a Triage,
+}
+
+pub fn run(accounts: Option<&Path>, rules: Option<&Path>, format: Format, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let directory = inputs::directory(accounts)?;
+    let rules = inputs::rules(rules)?;
+    let ctx = Context { directory: &directory, rules: &rules, known_threads: &NoKnownThreads, rotations: &NoRotations };
+    let (files, mut problems) = inputs::message_files(paths);
+    for problem in &problems {
+        eprintln!("rootmail: {problem}");
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut rows = Vec::new();
+    for file in &files {
+        let raw = match std::fs::read(file) {
+            Ok(raw) => raw,
+            Err(e) => {
+                let problem = format!("cannot read {}: {e}", file.display());
+                eprintln!("rootmail: {problem}");
+                problems.push(problem);
+                continue;
+            }
+        };
+        let source = file.display().to_string();
+        let object_name = file.file_name().and_then(|n| n.to_str());
+        let decision = triage(&MailInput { raw: &raw, origin: &source, object_name }, &ctx);
+        match format {
+            Format::Json => {
+                serde_json::to_writer(&mut out, &Report { source: &source, triage: &decision })?;
+                writeln!(out)?;
+            }
+            Format::Table => rows.push(table_row(&source, &decision)),
+        }
+    }
+    if let Format::Table = format {
+        let header = ["SOURCE", "KIND", "DISPOSITION", "PRIORITY", "ACCOUNT", "CUSTOMER", "SECRETS", "THREAD"];
+        write!(out, "{}", table(&header, &rows, 48))?;
+    }
+    out.flush()?;
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+fn table_row(source: &str, t: &Triage) -> Vec<String> {
+    let or_dash = |v: Option<&str>| v.unwrap_or("-").to_string();
+    vec![
+        source.to_string(),
+        t.kind.to_string(),
+        t.disposition.as_str().to_string(),
+        or_dash(t.priority.map(|p| p.as_str())),
+        or_dash(t.account_id.as_ref().map(|a| a.as_str())),
+        or_dash(t.customer.as_deref()),
+        t.secrets.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>().join(","),
+        t.thread_key.to_string(),
+    ]
+}

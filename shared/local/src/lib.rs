@@ -1,0 +1,7 @@
+//! rootmail's embedded default: the pipeline's ports over files, and the account
+//! directory from CSV, so the whole product runs on one machine with no AWS.
+
+pub mod accounts;
+pub mod store;
+
+pub use store::{LocalComment, LocalStore, LocalTicket, StoreError};

@@ -1,0 +1,210 @@
+//! The rootmail pipeline, generic over its ports.
+//!
+//! Stage one, [`ingest`], turns raw bytes into a ledger row and at most one
+//! [`TicketOp`]; stage two, [`write_ticket`], applies that operation to a
+//! ticketing system. In AWS a FIFO queue sits between them; locally they run one
+//! after the other. Both stages are idempotent: any message or operation may be
+//! delivered again and has no second effect.
+
+pub mod model;
+pub mod ports;
+
+pub use model::*;
+pub use ports::*;
+
+use rootmail_domain::mail::parse;
+use rootmail_domain::{
+    AccountDirectory, ContentHash, Context, Disposition, MailInput, Rules, ThreadKey, Triage,
+    WaitingRotations, triage_parsed,
+};
+use std::collections::HashMap;
+
+/// A claim older than this is taken over (a run that crashed is retried).
+pub const DEFAULT_STALE_CLAIM_SECS: u64 = 15 * 60;
+
+/// What triage reads besides the message.
+pub struct Knowledge<'a> {
+    pub directory: &'a dyn AccountDirectory,
+    pub rules: &'a Rules,
+    pub rotations: &'a dyn WaitingRotations,
+}
+
+/// The result of ingesting one message.
+#[derive(Debug)]
+pub enum Ingested {
+    /// Already finished earlier: nothing was done again.
+    Duplicate(LedgerRow),
+    /// Another run holds a fresh claim on it.
+    Busy,
+    /// Triaged now. `op` is the ticket operation to apply, if the disposition needs one.
+    Triaged { row: LedgerRow, triage: Box<Triage>, op: Option<TicketOp> },
+}
+
+/// One message through claim, archive, triage and ledger.
+pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
+    (archive, ledger, threads): (&A, &L, &T),
+    knowledge: &Knowledge<'_>,
+    raw: &[u8],
+    source: &str,
+    now: u64,
+) -> PortResult<Ingested> {
+    let hash = ContentHash::of(raw);
+    let mut row = match ledger.claim(&hash, source, now, DEFAULT_STALE_CLAIM_SECS).await? {
+        Claim::Busy => return Ok(Ingested::Busy),
+        Claim::Seen(row) if row.status == LedgerStatus::Done => return Ok(Ingested::Duplicate(row)),
+        // Triaged before but its ticket operation may not have been applied: redo
+        // it; the writer's idempotency makes that safe.
+        Claim::Seen(row) | Claim::Owned(row) => row,
+    };
+    let origin = archive.put(&hash, raw).await?;
+
+    let parsed = parse(raw);
+    let mut known: HashMap<String, ThreadKey> = HashMap::new();
+    if let Ok(mail) = &parsed {
+        for id in mail.referenced_ids() {
+            if let Some(key) = threads.thread_of_message(id).await? {
+                known.insert(id.to_string(), key);
+            }
+        }
+    }
+    let object_name = source.rsplit(['/', '\\']).next();
+    let ctx = Context {
+        directory: knowledge.directory,
+        rules: knowledge.rules,
+        known_threads: &known,
+        rotations: knowledge.rotations,
+    };
+    let triage = triage_parsed(&parsed, &MailInput { raw, origin: &origin, object_name }, &ctx);
+    if let Some(id) = &triage.message_id {
+        threads.remember_message(id, &triage.thread_key).await?;
+    }
+
+    let op = match (&triage.ticket, triage.priority) {
+        (Some(ticket), Some(priority)) => Some(TicketOp {
+            message: hash.clone(),
+            thread_key: triage.thread_key.clone(),
+            kind: triage.kind,
+            priority,
+            account_id: triage.account_id.as_ref().map(|a| a.to_string()),
+            customer: triage.customer.clone(),
+            subject: ticket.subject.clone(),
+            body: ticket.body.clone(),
+            quarantined: triage.disposition == Disposition::Quarantine,
+        }),
+        _ => None,
+    };
+    row.archive_ref = Some(origin);
+    row.kind = Some(triage.kind);
+    row.disposition = Some(triage.disposition);
+    row.priority = triage.priority;
+    row.thread_key = Some(triage.thread_key.clone());
+    row.account_id = triage.account_id.as_ref().map(|a| a.to_string());
+    row.message_id = triage.message_id.clone();
+    row.ses_message_id = triage.ses_message_id.clone();
+    row.warnings = triage.warnings.clone();
+    row.status = if op.is_some() { LedgerStatus::Queued } else { LedgerStatus::Done };
+    ledger.record(&row).await?;
+    Ok(Ingested::Triaged { row, triage: Box::new(triage), op })
+}
+
+/// What applying a ticket operation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Written {
+    Created { ticket_id: String },
+    Commented { ticket_id: String, comment_id: String },
+}
+
+impl Written {
+    pub fn ticket_id(&self) -> &str {
+        match self {
+            Self::Created { ticket_id } | Self::Commented { ticket_id, .. } => ticket_id,
+        }
+    }
+}
+
+/// Applies one ticket operation: create the thread's ticket, or comment on it.
+///
+/// Safe to repeat at every point: the thread map and the backend both remember
+/// which message created a ticket, and the backend keeps one comment per message.
+pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
+    (ledger, threads, sink): (&L, &T, &S),
+    op: &TicketOp,
+    now: u64,
+) -> PortResult<Written> {
+    if let Some(done) = ledger.get(&op.message).await?.as_ref().and_then(already_written) {
+        return Ok(done);
+    }
+    let existing = match threads.ticket_of(&op.thread_key).await? {
+        Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
+        // Not recorded: the backend may still have it (crash after create).
+        None => sink.find(&op.thread_key).await?.map(|found| (found.id, found.created_from, 0)),
+    };
+    let (written, created_from, messages) = match existing {
+        None => {
+            let ticket_id = sink.create(&new_ticket(op)).await?;
+            (Written::Created { ticket_id }, op.message.clone(), 1)
+        }
+        Some((ticket_id, created_from, messages)) if created_from == op.message => {
+            (Written::Created { ticket_id }, created_from, messages.max(1))
+        }
+        Some((ticket_id, created_from, messages)) => {
+            let comment = NewComment {
+                message: op.message.clone(),
+                body: op.body.clone(),
+                priority: op.priority,
+                kind: op.kind,
+            };
+            let comment_id = sink.comment(&ticket_id, &comment).await?;
+            (Written::Commented { ticket_id, comment_id }, created_from, messages + 1)
+        }
+    };
+    threads
+        .save(&ThreadRecord {
+            thread_key: op.thread_key.clone(),
+            ticket_id: written.ticket_id().to_string(),
+            backend: sink.name().to_string(),
+            created_from,
+            messages,
+            last_activity: now,
+        })
+        .await?;
+    if let Some(mut row) = ledger.get(&op.message).await? {
+        row.status = LedgerStatus::Done;
+        row.ticket_id = Some(written.ticket_id().to_string());
+        row.comment_id = match &written {
+            Written::Commented { comment_id, .. } => Some(comment_id.clone()),
+            Written::Created { .. } => None,
+        };
+        ledger.record(&row).await?;
+    }
+    Ok(written)
+}
+
+/// The outcome recorded for a message whose operation finished before.
+fn already_written(row: &LedgerRow) -> Option<Written> {
+    let ticket_id = row.ticket_id.clone().filter(|_| row.status == LedgerStatus::Done)?;
+    Some(match row.comment_id.clone() {
+        Some(comment_id) => Written::Commented { ticket_id, comment_id },
+        None => Written::Created { ticket_id },
+    })
+}
+
+fn new_ticket(op: &TicketOp) -> NewTicket {
+    NewTicket {
+        thread_key: op.thread_key.clone(),
+        idempotency_key: idempotency_key(&op.thread_key),
+        subject: op.subject.clone(),
+        body: op.body.clone(),
+        priority: op.priority,
+        kind: op.kind,
+        account_id: op.account_id.clone(),
+        customer: op.customer.clone(),
+        message: op.message.clone(),
+    }
+}
+
+/// A stable key for creating the ticket of a thread (backends that support
+/// idempotent creates use it; it never contains mail content).
+pub fn idempotency_key(key: &ThreadKey) -> String {
+    format!("rootmail-{}", &ContentHash::of(key.as_str().as_bytes()).as_str()[..32])
+}

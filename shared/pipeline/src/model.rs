@@ -1,0 +1,137 @@
+//! What the pipeline stores and passes between its two stages.
+
+use rootmail_domain::{ContentHash, Disposition, Kind, Priority, ThreadKey};
+use serde::{Deserialize, Serialize};
+
+/// Where a message is in the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerStatus {
+    /// Claimed by a run that has not finished (or crashed).
+    Claimed,
+    /// Triaged; a ticket operation is queued.
+    Queued,
+    /// Finished: the disposition is carried out.
+    Done,
+}
+
+/// One ledger row per message (keyed by content hash). Never deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerRow {
+    pub content_hash: ContentHash,
+    pub source: String,
+    pub status: LedgerStatus,
+    pub claimed_at: u64,
+    #[serde(default)]
+    pub archive_ref: Option<String>,
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    #[serde(default)]
+    pub disposition: Option<Disposition>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub thread_key: Option<ThreadKey>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub ses_message_id: Option<String>,
+    #[serde(default)]
+    pub ticket_id: Option<String>,
+    #[serde(default)]
+    pub comment_id: Option<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl LedgerRow {
+    pub fn claimed(hash: &ContentHash, source: &str, now: u64) -> Self {
+        Self {
+            content_hash: hash.clone(),
+            source: source.to_string(),
+            status: LedgerStatus::Claimed,
+            claimed_at: now,
+            archive_ref: None,
+            kind: None,
+            disposition: None,
+            priority: None,
+            thread_key: None,
+            account_id: None,
+            message_id: None,
+            ses_message_id: None,
+            ticket_id: None,
+            comment_id: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The outcome of claiming a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This run owns the message (new, or a stale claim taken over).
+    Owned(LedgerRow),
+    /// Another run holds a fresh claim: leave it (it will finish or go stale).
+    Busy,
+    /// Already triaged; only its ticket operation may remain.
+    Seen(LedgerRow),
+}
+
+/// A ticket operation: everything the writer needs, already redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketOp {
+    /// The message's content hash: the idempotency key of the comment it makes.
+    pub message: ContentHash,
+    pub thread_key: ThreadKey,
+    pub kind: Kind,
+    pub priority: Priority,
+    pub account_id: Option<String>,
+    pub customer: Option<String>,
+    pub subject: String,
+    pub body: String,
+    pub quarantined: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTicket {
+    pub thread_key: ThreadKey,
+    /// Derived from the thread key, for backends that deduplicate creates.
+    pub idempotency_key: String,
+    pub subject: String,
+    pub body: String,
+    pub priority: Priority,
+    pub kind: Kind,
+    pub account_id: Option<String>,
+    pub customer: Option<String>,
+    pub message: ContentHash,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewComment {
+    /// The message this comment reports; a second comment for it is never made.
+    pub message: ContentHash,
+    pub body: String,
+    pub priority: Priority,
+    pub kind: Kind,
+}
+
+/// The thread map's row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    pub thread_key: ThreadKey,
+    pub ticket_id: String,
+    pub backend: String,
+    /// The message whose operation created the ticket.
+    pub created_from: ContentHash,
+    pub messages: u64,
+    pub last_activity: u64,
+}
+
+/// A ticket found in the backend by its thread key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundTicket {
+    pub id: String,
+    pub created_from: ContentHash,
+}

@@ -1,0 +1,71 @@
+//! The capabilities the pipeline needs, one narrow trait each. Local files and AWS
+//! services implement them; the pipeline never knows which it has.
+//!
+//! Methods return `Send` futures so the same traits serve a multi-threaded Lambda
+//! runtime and the single-threaded local mode.
+
+use crate::model::{Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord};
+use rootmail_domain::{ContentHash, ThreadKey};
+use std::future::Future;
+
+/// Whether a failure is worth retrying; the handler's answer depends on it.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Throttling, timeouts, 5xx: try the same operation again later.
+    #[error("transient failure in {port}: {message}")]
+    Transient { port: &'static str, message: String },
+    /// Will fail the same way every time: report and quarantine.
+    #[error("permanent failure in {port}: {message}")]
+    Permanent { port: &'static str, message: String },
+}
+
+impl PortError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient { .. })
+    }
+}
+
+pub type PortResult<T> = Result<T, PortError>;
+
+/// Keeps the raw original of every message (S3 in AWS, files locally).
+pub trait MailArchive {
+    /// Stores the bytes under their content hash; returns the reference shown in tickets.
+    fn put(&self, hash: &ContentHash, raw: &[u8]) -> impl Future<Output = PortResult<String>> + Send;
+}
+
+/// One row per message, claimed before work starts so duplicates are no-ops.
+pub trait Ledger {
+    /// Claims the message. A claim older than `stale_after_secs` is taken over,
+    /// so a run that crashed mid-way is retried.
+    fn claim(
+        &self,
+        hash: &ContentHash,
+        source: &str,
+        now_secs: u64,
+        stale_after_secs: u64,
+    ) -> impl Future<Output = PortResult<Claim>> + Send;
+    fn record(&self, row: &LedgerRow) -> impl Future<Output = PortResult<()>> + Send;
+    fn get(&self, hash: &ContentHash) -> impl Future<Output = PortResult<Option<LedgerRow>>> + Send;
+}
+
+/// Thread key -> ticket, and Message-ID -> thread key (to thread replies).
+pub trait ThreadMap {
+    fn ticket_of(&self, key: &ThreadKey) -> impl Future<Output = PortResult<Option<ThreadRecord>>> + Send;
+    fn save(&self, record: &ThreadRecord) -> impl Future<Output = PortResult<()>> + Send;
+    fn thread_of_message(&self, message_id: &str) -> impl Future<Output = PortResult<Option<ThreadKey>>> + Send;
+    fn remember_message(&self, message_id: &str, key: &ThreadKey) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// A ticketing system. Creating is idempotent per thread key and commenting per
+/// message, so a redelivered operation has no second effect.
+pub trait TicketSink {
+    /// The backend's name, for logs and ledger rows.
+    fn name(&self) -> &'static str;
+    /// Finds the ticket of a thread in the ticketing system itself (covers a crash
+    /// between creating a ticket and recording it in the thread map).
+    fn find(&self, key: &ThreadKey) -> impl Future<Output = PortResult<Option<FoundTicket>>> + Send;
+    fn create(&self, ticket: &NewTicket) -> impl Future<Output = PortResult<String>> + Send;
+    /// Adds the comment unless one for `comment.message` is already on the ticket,
+    /// in which case that one's id is returned.
+    fn comment(&self, ticket_id: &str, comment: &NewComment) -> impl Future<Output = PortResult<String>> + Send;
+}
