@@ -16,7 +16,8 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
     match path {
         None => Ok(Rules::built_in()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read rules file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read rules file {}", path.display()))?;
             Rules::parse(&text).with_context(|| format!("rules file {}", path.display()))
         }
     }
@@ -52,7 +53,13 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() => walk(&path, files, problems),
             Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => {}
-            Ok(_) if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("eml")) => files.push(path),
+            Ok(_)
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("eml")) =>
+            {
+                files.push(path)
+            }
             Ok(_) => {}
             Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
         }

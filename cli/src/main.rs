@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "rootmail", version, about = "Turns the mail AWS sends to root-user addresses into tickets.")]
+#[command(
+    name = "rootmail",
+    version,
+    about = "Turns the mail AWS sends to root-user addresses into tickets."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,12 +76,18 @@ enum TicketsAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Triage { accounts, rules, format, paths } => {
-            triage::run(accounts.as_deref(), rules.as_deref(), format, &paths)
-        }
-        Command::Run { state, accounts, rules, paths } => {
-            run::run(&state, accounts.as_deref(), rules.as_deref(), &paths)
-        }
+        Command::Triage {
+            accounts,
+            rules,
+            format,
+            paths,
+        } => triage::run(accounts.as_deref(), rules.as_deref(), format, &paths),
+        Command::Run {
+            state,
+            accounts,
+            rules,
+            paths,
+        } => run::run(&state, accounts.as_deref(), rules.as_deref(), &paths),
         Command::Tickets { state, action } => match action {
             TicketsAction::List => tickets::list(&state),
             TicketsAction::Show { id } => tickets::show(&state, &id),

@@ -3,7 +3,10 @@
 /// Prints rows under a header, each column as wide as its widest cell (capped).
 pub fn table(header: &[&str], rows: &[Vec<String>], max_width: usize) -> String {
     let cell = |s: &str| -> String {
-        let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let s: String = s
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         if s.chars().count() > max_width {
             let cut: String = s.chars().take(max_width.saturating_sub(1)).collect();
             format!("{cut}…")
@@ -11,7 +14,10 @@ pub fn table(header: &[&str], rows: &[Vec<String>], max_width: usize) -> String 
             s
         }
     };
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cell(c)).collect()).collect();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (i, c) in row.iter().enumerate() {
@@ -53,7 +59,12 @@ pub fn utc(secs: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -69,7 +80,14 @@ mod tests {
 
     #[test]
     fn table_pads_and_caps_columns() {
-        let out = table(&["A", "B"], &[vec!["xx".into(), "y\nz".into()], vec!["abcdefgh".into(), "1".into()]], 5);
+        let out = table(
+            &["A", "B"],
+            &[
+                vec!["xx".into(), "y\nz".into()],
+                vec!["abcdefgh".into(), "1".into()],
+            ],
+            5,
+        );
         assert_eq!(out, "A      B\nxx     y z\nabcd…  1\n");
     }
 }

@@ -22,14 +22,23 @@ struct Tally {
     failed: usize,
 }
 
-pub fn run(state: &Path, accounts: Option<&Path>, rules: Option<&Path>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+pub fn run(
+    state: &Path,
+    accounts: Option<&Path>,
+    rules: Option<&Path>,
+    paths: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let directory = inputs::directory(accounts)?;
     if accounts.is_none() {
         eprintln!("rootmail: no --accounts file: every message will be for an unknown account");
     }
     let rules = inputs::rules(rules)?;
     let store = LocalStore::open(state)?;
-    let knowledge = Knowledge { directory: &directory, rules: &rules, rotations: &NoRotations };
+    let knowledge = Knowledge {
+        directory: &directory,
+        rules: &rules,
+        rotations: &NoRotations,
+    };
     let (files, mut problems) = inputs::message_files(paths);
     for problem in &problems {
         eprintln!("rootmail: {problem}");
@@ -53,13 +62,28 @@ pub fn run(state: &Path, accounts: Option<&Path>, rules: Option<&Path>, paths: &
         let (what, ticket, kind, subject) = match outcome {
             Ok(Processed::Duplicate { ticket }) => {
                 tally.duplicates += 1;
-                ("seen before".to_string(), ticket, String::new(), String::new())
+                (
+                    "seen before".to_string(),
+                    ticket,
+                    String::new(),
+                    String::new(),
+                )
             }
             Ok(Processed::Busy) => {
                 tally.busy += 1;
-                ("claimed by another run".to_string(), None, String::new(), String::new())
+                (
+                    "claimed by another run".to_string(),
+                    None,
+                    String::new(),
+                    String::new(),
+                )
             }
-            Ok(Processed::Done { disposition, written, kind, subject }) => {
+            Ok(Processed::Done {
+                disposition,
+                written,
+                kind,
+                subject,
+            }) => {
                 let what = match (&written, disposition) {
                     (Some(Written::Created { .. }), Disposition::Quarantine) => {
                         tally.quarantined += 1;
@@ -92,19 +116,44 @@ pub fn run(state: &Path, accounts: Option<&Path>, rules: Option<&Path>, paths: &
                         "archived"
                     }
                 };
-                (what.to_string(), written.map(|w| w.ticket_id().to_string()), kind, subject)
+                (
+                    what.to_string(),
+                    written.map(|w| w.ticket_id().to_string()),
+                    kind,
+                    subject,
+                )
             }
             Err(e) => {
                 tally.failed += 1;
                 eprintln!("rootmail: {e:#}");
-                ("FAILED (see above)".to_string(), None, String::new(), String::new())
+                (
+                    "FAILED (see above)".to_string(),
+                    None,
+                    String::new(),
+                    String::new(),
+                )
             }
         };
-        let name = file.file_name().map_or(source.clone(), |n| n.to_string_lossy().into_owned());
-        rows.push(vec![name, what, ticket.map_or("-".into(), |t| format!("#{t}")), kind, subject]);
+        let name = file
+            .file_name()
+            .map_or(source.clone(), |n| n.to_string_lossy().into_owned());
+        rows.push(vec![
+            name,
+            what,
+            ticket.map_or("-".into(), |t| format!("#{t}")),
+            kind,
+            subject,
+        ]);
     }
 
-    print!("{}", table(&["MESSAGE", "RESULT", "TICKET", "KIND", "SUBJECT"], &rows, 60));
+    print!(
+        "{}",
+        table(
+            &["MESSAGE", "RESULT", "TICKET", "KIND", "SUBJECT"],
+            &rows,
+            60
+        )
+    );
     println!(
         "\n{} messages: {} tickets created, {} comments, {} archived, {} quarantined, {} handed off, {} seen before{}{}",
         rows.len(),
@@ -114,10 +163,22 @@ pub fn run(state: &Path, accounts: Option<&Path>, rules: Option<&Path>, paths: &
         tally.quarantined,
         tally.handed_off,
         tally.duplicates,
-        if tally.busy > 0 { format!(", {} busy", tally.busy) } else { String::new() },
-        if tally.failed > 0 { format!(", {} FAILED", tally.failed) } else { String::new() },
+        if tally.busy > 0 {
+            format!(", {} busy", tally.busy)
+        } else {
+            String::new()
+        },
+        if tally.failed > 0 {
+            format!(", {} FAILED", tally.failed)
+        } else {
+            String::new()
+        },
     );
-    println!("State: {}   Read the tickets: rootmail tickets --state {} list", state.display(), state.display());
+    println!(
+        "State: {}   Read the tickets: rootmail tickets --state {} list",
+        state.display(),
+        state.display()
+    );
     Ok(if tally.failed > 0 {
         ExitCode::from(1)
     } else if problems.is_empty() {
@@ -128,22 +189,45 @@ pub fn run(state: &Path, accounts: Option<&Path>, rules: Option<&Path>, paths: &
 }
 
 enum Processed {
-    Duplicate { ticket: Option<String> },
+    Duplicate {
+        ticket: Option<String>,
+    },
     Busy,
-    Done { disposition: Disposition, written: Option<Written>, kind: String, subject: String },
+    Done {
+        disposition: Disposition,
+        written: Option<Written>,
+        kind: String,
+        subject: String,
+    },
 }
 
-fn process(store: &LocalStore, knowledge: &Knowledge<'_>, raw: &[u8], source: &str) -> anyhow::Result<Processed> {
-    let ingested = pollster::block_on(ingest((store, store, store), knowledge, raw, source, now()))?;
+fn process(
+    store: &LocalStore,
+    knowledge: &Knowledge<'_>,
+    raw: &[u8],
+    source: &str,
+) -> anyhow::Result<Processed> {
+    let ingested =
+        pollster::block_on(ingest((store, store, store), knowledge, raw, source, now()))?;
     Ok(match ingested {
-        Ingested::Duplicate(row) => Processed::Duplicate { ticket: row.ticket_id },
+        Ingested::Duplicate(row) => Processed::Duplicate {
+            ticket: row.ticket_id,
+        },
         Ingested::Busy => Processed::Busy,
         Ingested::Triaged { triage, op, .. } => {
             let written = match op {
-                Some(op) => Some(pollster::block_on(write_ticket((store, store, store), &op, now()))?),
+                Some(op) => Some(pollster::block_on(write_ticket(
+                    (store, store, store),
+                    &op,
+                    now(),
+                ))?),
                 None => None,
             };
-            let subject = triage.ticket.as_ref().map(|t| t.subject.clone()).or(triage.subject.clone());
+            let subject = triage
+                .ticket
+                .as_ref()
+                .map(|t| t.subject.clone())
+                .or(triage.subject.clone());
             Processed::Done {
                 disposition: triage.disposition,
                 written,
@@ -155,5 +239,7 @@ fn process(store: &LocalStore, knowledge: &Knowledge<'_>, raw: &[u8], source: &s
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

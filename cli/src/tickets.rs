@@ -7,7 +7,11 @@ use std::process::ExitCode;
 
 fn open(state: &Path) -> anyhow::Result<LocalStore> {
     if !state.join("tickets").is_dir() {
-        anyhow::bail!("no rootmail state at {} (run `rootmail run --state {} PATH...` first)", state.display(), state.display());
+        anyhow::bail!(
+            "no rootmail state at {} (run `rootmail run --state {} PATH...` first)",
+            state.display(),
+            state.display()
+        );
     }
     Ok(LocalStore::open(state)?)
 }
@@ -30,18 +34,42 @@ pub fn list(state: &Path) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    print!("{}", table(&["ID", "PRIORITY", "KIND", "COMMENTS", "SUBJECT"], &rows, 90));
+    print!(
+        "{}",
+        table(
+            &["ID", "PRIORITY", "KIND", "COMMENTS", "SUBJECT"],
+            &rows,
+            90
+        )
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn show(state: &Path, id: &str) -> anyhow::Result<ExitCode> {
     let t = open(state)?.ticket(id)?;
     println!("Ticket #{}: {}", t.id, t.subject);
-    println!("Priority: {}   Kind: {}   Thread: {}", t.priority.as_str(), t.kind, t.thread_key);
-    println!("Created: {}   Updated: {}   Comments: {}", utc(t.created_at), utc(t.updated_at), t.comments.len());
+    println!(
+        "Priority: {}   Kind: {}   Thread: {}",
+        t.priority.as_str(),
+        t.kind,
+        t.thread_key
+    );
+    println!(
+        "Created: {}   Updated: {}   Comments: {}",
+        utc(t.created_at),
+        utc(t.updated_at),
+        t.comments.len()
+    );
     println!("\n{}", t.body);
     for (n, c) in t.comments.iter().enumerate() {
-        println!("\n=== Comment {} of {} ({}, {}, {}) ===", n + 1, t.comments.len(), utc(c.created_at), c.kind, c.priority.as_str());
+        println!(
+            "\n=== Comment {} of {} ({}, {}, {}) ===",
+            n + 1,
+            t.comments.len(),
+            utc(c.created_at),
+            c.kind,
+            c.priority.as_str()
+        );
         println!("{}", c.body);
     }
     Ok(ExitCode::SUCCESS)

@@ -17,10 +17,20 @@ struct Report<'a> {
     triage: &'a Triage,
 }
 
-pub fn run(accounts: Option<&Path>, rules: Option<&Path>, format: Format, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+pub fn run(
+    accounts: Option<&Path>,
+    rules: Option<&Path>,
+    format: Format,
+    paths: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     let directory = inputs::directory(accounts)?;
     let rules = inputs::rules(rules)?;
-    let ctx = Context { directory: &directory, rules: &rules, known_threads: &NoKnownThreads, rotations: &NoRotations };
+    let ctx = Context {
+        directory: &directory,
+        rules: &rules,
+        known_threads: &NoKnownThreads,
+        rotations: &NoRotations,
+    };
     let (files, mut problems) = inputs::message_files(paths);
     for problem in &problems {
         eprintln!("rootmail: {problem}");
@@ -41,21 +51,47 @@ pub fn run(accounts: Option<&Path>, rules: Option<&Path>, format: Format, paths:
         };
         let source = file.display().to_string();
         let object_name = file.file_name().and_then(|n| n.to_str());
-        let decision = triage(&MailInput { raw: &raw, origin: &source, object_name }, &ctx);
+        let decision = triage(
+            &MailInput {
+                raw: &raw,
+                origin: &source,
+                object_name,
+            },
+            &ctx,
+        );
         match format {
             Format::Json => {
-                serde_json::to_writer(&mut out, &Report { source: &source, triage: &decision })?;
+                serde_json::to_writer(
+                    &mut out,
+                    &Report {
+                        source: &source,
+                        triage: &decision,
+                    },
+                )?;
                 writeln!(out)?;
             }
             Format::Table => rows.push(table_row(&source, &decision)),
         }
     }
     if let Format::Table = format {
-        let header = ["SOURCE", "KIND", "DISPOSITION", "PRIORITY", "ACCOUNT", "CUSTOMER", "SECRETS", "THREAD"];
+        let header = [
+            "SOURCE",
+            "KIND",
+            "DISPOSITION",
+            "PRIORITY",
+            "ACCOUNT",
+            "CUSTOMER",
+            "SECRETS",
+            "THREAD",
+        ];
         write!(out, "{}", table(&header, &rows, 48))?;
     }
     out.flush()?;
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 fn table_row(source: &str, t: &Triage) -> Vec<String> {
@@ -67,7 +103,11 @@ fn table_row(source: &str, t: &Triage) -> Vec<String> {
         or_dash(t.priority.map(|p| p.as_str())),
         or_dash(t.account_id.as_ref().map(|a| a.as_str())),
         or_dash(t.customer.as_deref()),
-        t.secrets.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>().join(","),
+        t.secrets
+            .iter()
+            .map(|s| s.kind.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         t.thread_key.to_string(),
     ]
 }

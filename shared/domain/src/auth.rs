@@ -56,7 +56,9 @@ pub struct Authentication {
 
 impl Authentication {
     pub fn spam_or_virus_failed(&self) -> bool {
-        [&self.spam, &self.virus].iter().any(|v| v.as_deref() == Some("FAIL"))
+        [&self.spam, &self.virus]
+            .iter()
+            .any(|v| v.as_deref() == Some("FAIL"))
     }
 }
 
@@ -77,7 +79,11 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
         .map(|a| a.domain().to_string());
     let results = mail
         .headers_named("Authentication-Results")
-        .find(|v| v.split(';').next().is_some_and(|id| id.trim().eq_ignore_ascii_case("amazonses.com")))
+        .find(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|id| id.trim().eq_ignore_ascii_case("amazonses.com"))
+        })
         .map(parse_results)
         .unwrap_or_default();
     let spf = results.spf.clone().or_else(|| {
@@ -85,9 +91,16 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
             .and_then(|v| v.split_whitespace().next())
             .map(str::to_ascii_lowercase)
     });
-    let aligned = |domain: &str| from_domain.as_deref().is_some_and(|from| aligned(domain, from));
-    let aligned_dkim: Vec<&(String, Option<String>)> =
-        results.dkim.iter().filter(|(_, d)| d.as_deref().is_some_and(aligned)).collect();
+    let aligned = |domain: &str| {
+        from_domain
+            .as_deref()
+            .is_some_and(|from| aligned(domain, from))
+    };
+    let aligned_dkim: Vec<&(String, Option<String>)> = results
+        .dkim
+        .iter()
+        .filter(|(_, d)| d.as_deref().is_some_and(aligned))
+        .collect();
     let dkim = if let Some(pass) = aligned_dkim.iter().find(|(r, _)| r == "pass") {
         Some(pass.0.clone())
     } else if let Some(first) = aligned_dkim.first() {
@@ -133,14 +146,18 @@ fn verdict(mail: &ParsedMail, header: &str) -> Option<String> {
 static METHOD: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(?i)(spf|dkim|dmarc)\s*=\s*([a-z]+)").expect("static regex"));
 static PROPERTY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(header\.i|header\.d|header\.from|envelope-from|smtp\.mailfrom)\s*=\s*([^\s;]+)")
-        .expect("static regex")
+    Regex::new(
+        r"(?i)\b(header\.i|header\.d|header\.from|envelope-from|smtp\.mailfrom)\s*=\s*([^\s;]+)",
+    )
+    .expect("static regex")
 });
 
 fn parse_results(value: &str) -> Results {
     let mut results = Results::default();
     for clause in value.split(';').skip(1).map(str::trim) {
-        let Some(m) = METHOD.captures(clause) else { continue };
+        let Some(m) = METHOD.captures(clause) else {
+            continue;
+        };
         let result = m[2].to_ascii_lowercase();
         let domain = PROPERTY.captures_iter(clause).find_map(|p| {
             let value = p[2].trim_matches(|c| c == '"' || c == '<' || c == '>');
@@ -181,14 +198,18 @@ pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<Strin
         let domain = auth.from_domain.as_deref().unwrap_or_default();
         return Some(match auth.dmarc.as_deref() {
             Some("fail") => format!("claims AWS sender domain {domain} but DMARC failed"),
-            _ => format!("claims AWS sender domain {domain} but neither SPF nor DKIM passed for it"),
+            _ => {
+                format!("claims AWS sender domain {domain} but neither SPF nor DKIM passed for it")
+            }
         });
     }
     // `"no-reply@amazon.com" <evil@example.com>`: the name claims what the address is not.
     let sender = mail.from.as_ref()?;
     let name = sender.name.as_deref()?;
     let claimed = name
-        .split(|c: char| c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')')
+        .split(|c: char| {
+            c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')'
+        })
         .filter_map(|w| EmailAddress::parse(w).ok())
         .find(|a| is_aws_domain(a.domain()))?;
     let real = sender.address.as_ref()?;
@@ -209,7 +230,9 @@ mod tests {
 
     #[test]
     fn aligned_dkim_and_dmarc_pass_verify_an_aws_sender() {
-        let m = mail(&format!("{PASS}\r\nX-SES-Spam-Verdict: PASS\r\nFrom: no-reply@verify.signin.aws"));
+        let m = mail(&format!(
+            "{PASS}\r\nX-SES-Spam-Verdict: PASS\r\nFrom: no-reply@verify.signin.aws"
+        ));
         let a = authenticate(&m);
         assert!(a.aws_sender && a.verified);
         assert_eq!(a.dkim.as_deref(), Some("pass"));
@@ -221,16 +244,24 @@ mod tests {
 
     #[test]
     fn only_the_ses_signature_passing_is_not_enough() {
-        let m = mail("Authentication-Results: amazonses.com; spf=fail; dkim=pass header.i=@amazonses.com; dmarc=none header.from=amazon.com;\r\nFrom: billing@amazon.com");
+        let m = mail(
+            "Authentication-Results: amazonses.com; spf=fail; dkim=pass header.i=@amazonses.com; dmarc=none header.from=amazon.com;\r\nFrom: billing@amazon.com",
+        );
         let a = authenticate(&m);
         assert_eq!(a.dkim.as_deref(), Some("unaligned"));
         assert!(!a.verified);
-        assert!(spoofing_reason(&m, &a).unwrap().contains("neither SPF nor DKIM"));
+        assert!(
+            spoofing_reason(&m, &a)
+                .unwrap()
+                .contains("neither SPF nor DKIM")
+        );
     }
 
     #[test]
     fn dmarc_fail_wins_and_a_forged_lower_header_is_ignored() {
-        let m = mail("Authentication-Results: amazonses.com; spf=pass envelope-from=a@aws.com; dkim=pass header.i=@aws.com; dmarc=fail header.from=aws.com;\r\nFrom: x@aws.com\r\nAuthentication-Results: amazonses.com; dmarc=pass");
+        let m = mail(
+            "Authentication-Results: amazonses.com; spf=pass envelope-from=a@aws.com; dkim=pass header.i=@aws.com; dmarc=fail header.from=aws.com;\r\nFrom: x@aws.com\r\nAuthentication-Results: amazonses.com; dmarc=pass",
+        );
         let a = authenticate(&m);
         assert!(!a.verified);
         assert!(spoofing_reason(&m, &a).unwrap().contains("DMARC failed"));
@@ -247,7 +278,11 @@ mod tests {
         let m = mail("From: \"no-reply@amazon.com\" <evil@example.com>");
         let a = authenticate(&m);
         assert!(!a.aws_sender);
-        assert!(spoofing_reason(&m, &a).unwrap().contains("display name claims no-reply@amazon.com"));
+        assert!(
+            spoofing_reason(&m, &a)
+                .unwrap()
+                .contains("display name claims no-reply@amazon.com")
+        );
     }
 
     #[test]

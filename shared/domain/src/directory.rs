@@ -45,12 +45,12 @@ impl InMemoryDirectory {
             }
             // An account id may have had several root addresses over time; the
             // current one is the one that is not retired, else the last listed.
-            let replace = dir
-                .by_id
-                .get(&account.account_id)
-                .is_none_or(|existing| existing.status.is_retired() || !account.status.is_retired());
+            let replace = dir.by_id.get(&account.account_id).is_none_or(|existing| {
+                existing.status.is_retired() || !account.status.is_retired()
+            });
             if replace {
-                dir.by_id.insert(account.account_id.clone(), account.clone());
+                dir.by_id
+                    .insert(account.account_id.clone(), account.clone());
             }
             dir.by_email.insert(account.root_email.clone(), account);
         }
@@ -108,10 +108,10 @@ pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
     let mut ids: Vec<AccountId> = Vec::new();
     for caps in ACCOUNT_ID.captures_iter(text) {
         let raw = caps.iter().skip(1).flatten().next().map(|m| m.as_str());
-        if let Some(id) = raw.and_then(|r| AccountId::parse(r).ok()) {
-            if !ids.contains(&id) {
-                ids.push(id);
-            }
+        if let Some(id) = raw.and_then(|r| AccountId::parse(r).ok())
+            && !ids.contains(&id)
+        {
+            ids.push(id);
         }
     }
     ids
@@ -129,9 +129,15 @@ pub fn resolve(
     text.push_str(&mail.text);
     let mentioned = mentioned_account_ids(&text);
 
-    let (account, matched_by) = if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a)) {
+    let (account, matched_by) = if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a))
+    {
         (Some(a), Some(MatchedBy::EnvelopeRecipient))
-    } else if let Some(a) = mail.to.iter().chain(mail.cc.iter()).find_map(|a| directory.by_email(a)) {
+    } else if let Some(a) = mail
+        .to
+        .iter()
+        .chain(mail.cc.iter())
+        .find_map(|a| directory.by_email(a))
+    {
         (Some(a), Some(MatchedBy::HeaderRecipient))
     } else if let Some(a) = mentioned.iter().find_map(|id| directory.by_id(id)) {
         (Some(a), Some(MatchedBy::AccountIdInMail))
@@ -167,7 +173,12 @@ pub fn resolve(
             });
         }
     }
-    Resolution { account, matched_by, mentioned, warnings }
+    Resolution {
+        account,
+        matched_by,
+        mentioned,
+        warnings,
+    }
 }
 
 #[cfg(test)]
@@ -179,10 +190,20 @@ mod tests {
         let text = "Billing Statement Available [Account: 111122223333]\nAWS ID: 222233334444\n\
                     AWS Account 333344445555 and arn:aws:sns:us-east-1:444455556666:alerts \
                     cert for 5555-6666-7777 and account [888899990000]; invoice 123456789012345";
-        let ids: Vec<String> = mentioned_account_ids(text).iter().map(|i| i.to_string()).collect();
+        let ids: Vec<String> = mentioned_account_ids(text)
+            .iter()
+            .map(|i| i.to_string())
+            .collect();
         assert_eq!(
             ids,
-            ["111122223333", "222233334444", "333344445555", "444455556666", "555566667777", "888899990000"]
+            [
+                "111122223333",
+                "222233334444",
+                "333344445555",
+                "444455556666",
+                "555566667777",
+                "888899990000"
+            ]
         );
     }
 

@@ -12,8 +12,30 @@ const HIDDEN: &[&str] = &[
 
 /// Elements that end a line of text.
 const BLOCK: &[&str] = &[
-    "p", "div", "br", "tr", "table", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "blockquote", "section", "article", "header", "footer", "pre", "center", "dl", "dt", "dd",
+    "p",
+    "div",
+    "br",
+    "tr",
+    "table",
+    "ul",
+    "ol",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "blockquote",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "pre",
+    "center",
+    "dl",
+    "dt",
+    "dd",
 ];
 
 pub fn html_to_text(html: &str) -> String {
@@ -63,7 +85,9 @@ pub fn html_to_text(html: &str) -> String {
         }
         match tag.name.as_str() {
             "a" if !tag.closing => {
-                link = tag.attr("href").map(|href| (decode_entities(href.trim()), out.len()));
+                link = tag
+                    .attr("href")
+                    .map(|href| (decode_entities(href.trim()), out.len()));
             }
             "a" => {
                 if let Some((href, start)) = link.take() {
@@ -92,10 +116,13 @@ pub fn html_to_text(html: &str) -> String {
                 newline(&mut out);
                 out.push_str("- ");
             }
-            "td" | "th" if !tag.closing => {
-                if !out.ends_with('\n') && !out.ends_with(' ') && !out.is_empty() {
-                    out.push(' ');
-                }
+            "td" | "th"
+                if !tag.closing
+                    && !out.ends_with('\n')
+                    && !out.ends_with(' ')
+                    && !out.is_empty() =>
+            {
+                out.push(' ');
             }
             name if BLOCK.contains(&name) => newline(&mut out),
             _ => {}
@@ -154,7 +181,9 @@ impl<'a> Tag<'a> {
             if rest.is_empty() {
                 return None;
             }
-            let key_len = rest.find(|c: char| c == '=' || c.is_whitespace() || c == '/').unwrap_or(rest.len());
+            let key_len = rest
+                .find(|c: char| c == '=' || c.is_whitespace() || c == '/')
+                .unwrap_or(rest.len());
             let key = &rest[..key_len];
             rest = rest[key_len..].trim_start();
             let value = if let Some(after_eq) = rest.strip_prefix('=') {
@@ -265,7 +294,11 @@ pub fn decode_entities(s: &str) -> String {
                     char::from_u32(code)?
                 }
             };
-            let consumed = if rest[end..].starts_with(';') { end + 1 } else { end };
+            let consumed = if rest[end..].starts_with(';') {
+                end + 1
+            } else {
+                end
+            };
             Some((c, consumed))
         });
         match decoded {
@@ -300,7 +333,10 @@ mod tests {
         assert!(!text.contains("tracker.example"), "{text}");
         assert!(!text.contains("evil.example"), "{text}");
         assert!(text.contains("Hello world"), "{text}");
-        assert!(text.contains("Billing console (https://aws.amazon.com/billing?a=1&b=2)"), "{text}");
+        assert!(
+            text.contains("Billing console (https://aws.amazon.com/billing?a=1&b=2)"),
+            "{text}"
+        );
         assert!(text.contains("- one\n- two"), "{text}");
     }
 
@@ -308,7 +344,10 @@ mod tests {
     fn broken_html_does_not_lose_text_or_panic() {
         assert_eq!(html_to_text("a < b and <unclosed"), "a < b and");
         assert_eq!(html_to_text("<p>x</p><!-- never closed"), "x");
-        assert_eq!(html_to_text("<a href='https://x.example/'>https://x.example/</a>"), "https://x.example/");
+        assert_eq!(
+            html_to_text("<a href='https://x.example/'>https://x.example/</a>"),
+            "https://x.example/"
+        );
         assert_eq!(html_to_text("&#x41;&#66;&unknown;&amp"), "AB&unknown;&");
         let _ = html_to_text("<<<>>><a href=\"unterminated");
         let _ = html_to_text("<\u{1F600}é>");

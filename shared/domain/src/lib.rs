@@ -19,5 +19,7 @@ pub use directory::{Account, AccountDirectory, InMemoryDirectory};
 pub use rules::Rules;
 pub use secret::{FoundSecret, SecretKind, SecretValue};
 pub use thread::{KnownThreads, NoKnownThreads};
-pub use triage::{Context, MailInput, NoRotations, Triage, WaitingRotations, triage, triage_parsed};
+pub use triage::{
+    Context, MailInput, NoRotations, Triage, WaitingRotations, triage, triage_parsed,
+};
 pub use types::*;

@@ -47,7 +47,10 @@ impl ParsedMail {
 
     /// Message-IDs this message replies to: `References` then `In-Reply-To`.
     pub fn referenced_ids(&self) -> impl Iterator<Item = &str> {
-        self.references.iter().chain(self.in_reply_to.iter()).map(String::as_str)
+        self.references
+            .iter()
+            .chain(self.in_reply_to.iter())
+            .map(String::as_str)
     }
 
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
@@ -69,15 +72,27 @@ pub enum ParseError {
 
 /// Headers whose presence shows the bytes really are a message.
 const MESSAGE_HEADERS: &[&str] = &[
-    "from", "to", "subject", "date", "message-id", "received", "return-path", "mime-version",
-    "content-type", "cc", "sender", "reply-to",
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "received",
+    "return-path",
+    "mime-version",
+    "content-type",
+    "cc",
+    "sender",
+    "reply-to",
 ];
 
 pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
-    let message = MessageParser::default().parse(raw).ok_or(ParseError::NoHeaders)?;
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NoHeaders)?;
     let headers: Vec<(String, String)> = message
         .headers_raw()
         .map(|(name, value)| (name.to_string(), unfold(value)))
@@ -112,20 +127,25 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             },
         );
         attachments.push(Attachment {
-            name: part.attachment_name().map(clean_line).unwrap_or_else(|| "(unnamed)".into()),
+            name: part
+                .attachment_name()
+                .map(clean_line)
+                .unwrap_or_else(|| "(unnamed)".into()),
             content_type: clean_line(&content_type),
             size: part.body.len(),
         });
     }
     for part in message.parts.iter() {
-        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset")) {
-            if mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
-                && !is_utf8_or_ascii(charset)
-            {
-                let warning = format!("unknown charset {:?}: text shown as best effort", clean_line(charset));
-                if !warnings.contains(&warning) {
-                    warnings.push(warning);
-                }
+        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset"))
+            && mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
+            && !is_utf8_or_ascii(charset)
+        {
+            let warning = format!(
+                "unknown charset {:?}: text shown as best effort",
+                clean_line(charset)
+            );
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
             }
         }
     }
@@ -147,7 +167,10 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         cc: addresses(message.cc()),
         subject: message.subject().map(clean_line),
         date: message.date().map(|d| d.to_rfc3339()),
-        message_id: message.message_id().map(clean_id).filter(|id| !id.is_empty()),
+        message_id: message
+            .message_id()
+            .map(clean_id)
+            .filter(|id| !id.is_empty()),
         references: ids(message.references()),
         in_reply_to: ids(message.in_reply_to()),
         text,
@@ -171,7 +194,12 @@ fn append_body(text: &mut String, body: &PartType<'_>) {
 
 fn addresses(address: Option<&Address<'_>>) -> Vec<EmailAddress> {
     address
-        .map(|a| a.iter().filter_map(|addr| addr.address()).filter_map(|a| EmailAddress::parse(a).ok()).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|addr| addr.address())
+                .filter_map(|a| EmailAddress::parse(a).ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -205,11 +233,19 @@ pub fn clean_line(s: &str) -> String {
 
 /// Unfolds a raw header value (RFC 5322 folding) into one line.
 fn unfold(value: &str) -> String {
-    value.split(['\r', '\n']).map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
+    value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn is_utf8_or_ascii(charset: &str) -> bool {
-    matches!(charset.to_ascii_lowercase().as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii")
+    matches!(
+        charset.to_ascii_lowercase().as_str(),
+        "utf-8" | "utf8" | "us-ascii" | "ascii"
+    )
 }
 
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
@@ -231,7 +267,10 @@ mod tests {
     fn subject_with_injected_newlines_becomes_one_line() {
         let raw = b"From: a@example.com\r\nSubject: =?UTF-8?B?SW52b2ljZQ0KQmNjOiBhdHRhY2tlckBldmlsLmV4YW1wbGU=?=\r\n\r\nbody";
         let mail = parse(raw).unwrap();
-        assert_eq!(mail.subject.as_deref(), Some("Invoice Bcc: attacker@evil.example"));
+        assert_eq!(
+            mail.subject.as_deref(),
+            Some("Invoice Bcc: attacker@evil.example")
+        );
     }
 
     #[test]

@@ -40,16 +40,26 @@ pub struct RenderInput<'a> {
     pub warnings: &'a [String],
 }
 
-pub fn ticket_subject(kind: Kind, account: Option<&Account>, subject: Option<&str>, quarantine: bool) -> String {
+pub fn ticket_subject(
+    kind: Kind,
+    account: Option<&Account>,
+    subject: Option<&str>,
+    quarantine: bool,
+) -> String {
     let who = match account {
         Some(a) => format!("[{} / {}]", a.customer, a.account_id),
         None => "[unknown account]".to_string(),
     };
     let what = match (kind, quarantine) {
-        (Kind::PhishingSuspected, _) => "Suspected phishing (quarantined, content withheld)".to_string(),
+        (Kind::PhishingSuspected, _) => {
+            "Suspected phishing (quarantined, content withheld)".to_string()
+        }
         (Kind::MailUnparseable, _) => "Unparseable message (quarantined)".to_string(),
         (_, true) => "Quarantined message".to_string(),
-        _ => subject.filter(|s| !s.trim().is_empty()).unwrap_or("(no subject)").to_string(),
+        _ => subject
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or("(no subject)")
+            .to_string(),
     };
     let line = defang(&clean_line(&format!("{who} {what}")));
     truncate_chars(&line, MAX_SUBJECT_CHARS)
@@ -66,29 +76,39 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     let _ = writeln!(body, "Priority: {}", input.priority.as_str());
     match input.account {
         Some(a) => {
-            let _ = writeln!(body, "Account: {} ({}, {})", a.account_id, a.customer, a.status.as_str());
+            let _ = writeln!(
+                body,
+                "Account: {} ({}, {})",
+                a.account_id,
+                a.customer,
+                a.status.as_str()
+            );
             let _ = writeln!(body, "Root address: {}", a.root_email);
         }
         None => {
             let _ = writeln!(body, "Account: unknown (needs triage)");
         }
     }
-    if let Some(mail) = input.mail {
-        if let Some(from) = &mail.from {
-            let address = from.address.as_ref().map_or("(no address)", |a| a.as_str());
-            match &from.name {
-                Some(name) => {
-                    let _ = writeln!(body, "From: {name} <{address}>");
-                }
-                None => {
-                    let _ = writeln!(body, "From: {address}");
-                }
+    if let Some(mail) = input.mail
+        && let Some(from) = &mail.from
+    {
+        let address = from.address.as_ref().map_or("(no address)", |a| a.as_str());
+        match &from.name {
+            Some(name) => {
+                let _ = writeln!(body, "From: {name} <{address}>");
+            }
+            None => {
+                let _ = writeln!(body, "From: {address}");
             }
         }
     }
     let _ = writeln!(body, "Authentication: {}", describe_auth(input.auth));
     if !input.envelope.is_empty() {
-        let _ = writeln!(body, "Envelope recipient: {}", list(input.envelope.iter().map(|e| e.as_str())));
+        let _ = writeln!(
+            body,
+            "Envelope recipient: {}",
+            list(input.envelope.iter().map(|e| e.as_str()))
+        );
     }
     if let Some(mail) = input.mail {
         if !mail.to.is_empty() {
@@ -97,10 +117,8 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
         if let Some(date) = &mail.date {
             let _ = writeln!(body, "Date: {date}");
         }
-        if !quarantined {
-            if let Some(subject) = input.subject {
-                let _ = writeln!(body, "Subject: {subject}");
-            }
+        if !quarantined && let Some(subject) = input.subject {
+            let _ = writeln!(body, "Subject: {subject}");
         }
     }
     if let Some(case) = input.case {
@@ -112,7 +130,11 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     if !input.secrets.is_empty() {
         let _ = writeln!(body, "Withheld secrets: {}", secret_kinds(input.secrets));
     }
-    for warning in input.warnings.iter().filter(|w| Some(w.as_str()) != input.quarantine_reason) {
+    for warning in input
+        .warnings
+        .iter()
+        .filter(|w| Some(w.as_str()) != input.quarantine_reason)
+    {
         let _ = writeln!(body, "Warning: {warning}");
     }
 
@@ -127,7 +149,12 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     }
     if let Some(mail) = input.mail.filter(|m| !m.attachments.is_empty()) {
         let _ = writeln!(body, "\nAttachments (not opened):");
-        for Attachment { name, content_type, size } in &mail.attachments {
+        for Attachment {
+            name,
+            content_type,
+            size,
+        } in &mail.attachments
+        {
             let _ = writeln!(body, "- {name} ({content_type}, {})", human_size(*size));
         }
     }
@@ -144,16 +171,24 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
             body.push('\n');
             let rest = text.chars().count().saturating_sub(MAX_BODY_CHARS);
             if rest > 0 {
-                let _ = writeln!(body, "[truncated: {rest} more characters in the original message]");
+                let _ = writeln!(
+                    body,
+                    "[truncated: {rest} more characters in the original message]"
+                );
             }
         }
     }
-    TicketDraft { subject, body: defang(body.trim_end()) }
+    TicketDraft {
+        subject,
+        body: defang(body.trim_end()),
+    }
 }
 
 /// The reason an engineer should care, for mail whose real content is withheld.
 fn security_note(input: &RenderInput<'_>) -> Option<String> {
-    let account = input.account.map_or("this address".to_string(), |a| format!("account {}", a.account_id));
+    let account = input.account.map_or("this address".to_string(), |a| {
+        format!("account {}", a.account_id)
+    });
     let note = match input.kind {
         Kind::SigninOtp => format!(
             "Someone is signing in as the root user of {account} and AWS sent a sign-in verification code. \
@@ -194,7 +229,8 @@ fn security_note(input: &RenderInput<'_>) -> Option<String> {
 }
 
 fn describe_auth(auth: &Authentication) -> String {
-    let field = |name: &str, v: &Option<String>| format!("{name}={}", v.as_deref().unwrap_or("none"));
+    let field =
+        |name: &str, v: &Option<String>| format!("{name}={}", v.as_deref().unwrap_or("none"));
     let mut parts = vec![
         field("spf", &auth.spf),
         field("dkim", &auth.dkim),
@@ -218,7 +254,11 @@ fn secret_kinds(secrets: &[FoundSecret]) -> String {
     let mut kinds: Vec<SecretKind> = secrets.iter().map(|s| s.kind).collect();
     kinds.sort();
     kinds.dedup();
-    kinds.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
@@ -234,25 +274,37 @@ fn list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
 static ACCESS_KEY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b").expect("static regex"));
 static RESOURCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(?:i|vol|sg|eni|snap|ami|subnet|vpc|igw|nat|eipalloc)-[0-9a-f]{8}(?:[0-9a-f]{9})?\b")
-        .expect("static regex")
+    Regex::new(
+        r"\b(?:i|vol|sg|eni|snap|ami|subnet|vpc|igw|nat|eipalloc)-[0-9a-f]{8}(?:[0-9a-f]{9})?\b",
+    )
+    .expect("static regex")
 });
-static ARN: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"\barn:aws[a-z-]*:[a-z0-9-]+:[^\s,;"'<>()\[\]&?]+"#).expect("static regex"));
-static CASE_IN_TEXT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\bcase(?:\s+id)?\s*[:#]?\s*(\d{10,16})\b").expect("static regex"));
+static ARN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\barn:aws[a-z-]*:[a-z0-9-]+:[^\s,;"'<>()\[\]&?]+"#).expect("static regex")
+});
+static CASE_IN_TEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\bcase(?:\s+id)?\s*[:#]?\s*(\d{10,16})\b").expect("static regex")
+});
 static IPV4: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("static regex"));
 
 /// The identifiers an engineer acts on, pulled out of the (already redacted) text.
 pub fn key_facts(text: &str) -> Vec<(&'static str, Vec<String>)> {
-    let matches = |re: &Regex| distinct(re.find_iter(text).map(|m| m.as_str().trim_end_matches(['.', ':']).to_string()));
+    let matches = |re: &Regex| {
+        distinct(
+            re.find_iter(text)
+                .map(|m| m.as_str().trim_end_matches(['.', ':']).to_string()),
+        )
+    };
     [
         ("Access key ids", matches(&ACCESS_KEY)),
         ("Resource ids", matches(&RESOURCE)),
         ("ARNs", matches(&ARN)),
         ("IP addresses", matches(&IPV4)),
-        ("Support case ids", distinct(CASE_IN_TEXT.captures_iter(text).map(|c| c[1].to_string()))),
+        (
+            "Support case ids",
+            distinct(CASE_IN_TEXT.captures_iter(text).map(|c| c[1].to_string())),
+        ),
     ]
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
@@ -308,10 +360,24 @@ mod tests {
 
     #[test]
     fn key_facts_find_keys_resources_and_addresses() {
-        let facts = key_facts("Key AKIAIOSFODNN7EXAMPLE used from 203.0.113.5 on i-0abc123def4567890 (arn:aws:iam::111122223333:user/ci).");
-        assert_eq!(facts[0], ("Access key ids", vec!["AKIAIOSFODNN7EXAMPLE".to_string()]));
-        assert_eq!(facts[1], ("Resource ids", vec!["i-0abc123def4567890".to_string()]));
-        assert_eq!(facts[2], ("ARNs", vec!["arn:aws:iam::111122223333:user/ci".to_string()]));
+        let facts = key_facts(
+            "Key AKIAIOSFODNN7EXAMPLE used from 203.0.113.5 on i-0abc123def4567890 (arn:aws:iam::111122223333:user/ci).",
+        );
+        assert_eq!(
+            facts[0],
+            ("Access key ids", vec!["AKIAIOSFODNN7EXAMPLE".to_string()])
+        );
+        assert_eq!(
+            facts[1],
+            ("Resource ids", vec!["i-0abc123def4567890".to_string()])
+        );
+        assert_eq!(
+            facts[2],
+            (
+                "ARNs",
+                vec!["arn:aws:iam::111122223333:user/ci".to_string()]
+            )
+        );
         assert_eq!(facts[3], ("IP addresses", vec!["203.0.113.5".to_string()]));
     }
 }

@@ -84,8 +84,17 @@ pub struct Rule {
 
 #[derive(Debug)]
 pub enum SecretRule {
-    Url { kind: SecretKind, pattern: Regex },
-    After { kind: SecretKind, context: Regex, token: Regex, within: usize, min_digits: usize },
+    Url {
+        kind: SecretKind,
+        pattern: Regex,
+    },
+    After {
+        kind: SecretKind,
+        context: Regex,
+        token: Regex,
+        within: usize,
+        min_digits: usize,
+    },
 }
 
 /// What a rule sees of a message.
@@ -112,8 +121,10 @@ impl Rules {
         let mut rules = Vec::with_capacity(file.rule.len());
         for (index, spec) in file.rule.into_iter().enumerate() {
             let index = index + 1;
-            let kind = Kind::parse(&spec.kind)
-                .ok_or_else(|| RulesError::UnknownKind { index, kind: spec.kind.clone() })?;
+            let kind = Kind::parse(&spec.kind).ok_or_else(|| RulesError::UnknownKind {
+                index,
+                kind: spec.kind.clone(),
+            })?;
             let compile = |patterns: &[String]| -> Result<Vec<Regex>, RulesError> {
                 patterns
                     .iter()
@@ -135,8 +146,15 @@ impl Rules {
                 body: compile(&spec.body)?,
                 header: spec.header.clone(),
             };
-            if rule.from.is_empty() && rule.subject.is_empty() && rule.body.is_empty() && rule.header.is_empty() {
-                return Err(RulesError::NoCondition { index, kind: spec.kind });
+            if rule.from.is_empty()
+                && rule.subject.is_empty()
+                && rule.body.is_empty()
+                && rule.header.is_empty()
+            {
+                return Err(RulesError::NoCondition {
+                    index,
+                    kind: spec.kind,
+                });
             }
             rules.push(rule);
         }
@@ -153,7 +171,10 @@ impl Rules {
                 })
             };
             secrets.push(match (&spec.url, &spec.after, &spec.token) {
-                (Some(url), None, None) => SecretRule::Url { kind: spec.kind, pattern: compile(url)? },
+                (Some(url), None, None) => SecretRule::Url {
+                    kind: spec.kind,
+                    pattern: compile(url)?,
+                },
                 (None, Some(after), Some(token)) => SecretRule::After {
                     kind: spec.kind,
                     context: compile(after)?,
@@ -203,7 +224,12 @@ mod tests {
     use super::*;
 
     fn input<'a>(from: &'a str, subject: &'a str, body: &'a str) -> RuleInput<'a> {
-        RuleInput { from, subject, body, has_header: &|_| false }
+        RuleInput {
+            from,
+            subject,
+            body,
+            has_header: &|_| false,
+        }
     }
 
     #[test]
@@ -217,12 +243,29 @@ mod tests {
     fn first_match_wins_and_priority_overrides_apply() {
         let rules = Rules::built_in();
         let urgent = rules
-            .classify(&input("no-reply-aws@amazon.com", "[CASE 11735180201] Outage", "Severity: Urgent"))
+            .classify(&input(
+                "no-reply-aws@amazon.com",
+                "[CASE 11735180201] Outage",
+                "Severity: Urgent",
+            ))
             .unwrap();
-        assert_eq!((urgent.kind, urgent.priority), (Kind::SupportCase, Some(Priority::High)));
-        let plain = rules.classify(&input("no-reply-aws@amazon.com", "[CASE 11735180201] Q", "Severity: Low")).unwrap();
+        assert_eq!(
+            (urgent.kind, urgent.priority),
+            (Kind::SupportCase, Some(Priority::High))
+        );
+        let plain = rules
+            .classify(&input(
+                "no-reply-aws@amazon.com",
+                "[CASE 11735180201] Q",
+                "Severity: Low",
+            ))
+            .unwrap();
         assert_eq!((plain.kind, plain.priority), (Kind::SupportCase, None));
-        assert!(rules.classify(&input("someone@amazon.com", "lunch?", "hi")).is_none());
+        assert!(
+            rules
+                .classify(&input("someone@amazon.com", "lunch?", "hi"))
+                .is_none()
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 /// What a secret is; `[redacted <kind>]` replaces it everywhere it would be shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretKind {
     VerificationCode,
@@ -89,9 +91,16 @@ mod tests {
             kind: SecretKind::VerificationCode,
             value: SecretValue::new("Q7K2M9".into()),
         };
-        let shown = format!("{found:?} {} {}", found.value, serde_json::to_string(&found).unwrap());
+        let shown = format!(
+            "{found:?} {} {}",
+            found.value,
+            serde_json::to_string(&found).unwrap()
+        );
         assert!(!shown.contains("Q7K2M9"), "{shown}");
-        assert_eq!(serde_json::to_string(&found).unwrap(), r#"{"kind":"verification_code"}"#);
+        assert_eq!(
+            serde_json::to_string(&found).unwrap(),
+            r#"{"kind":"verification_code"}"#
+        );
         assert_eq!(found.value.expose(), "Q7K2M9");
     }
 }

@@ -13,11 +13,17 @@ pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
     let mut found: Vec<FoundSecret> = Vec::new();
     let mut add = |kind: SecretKind, value: &str| {
         if !value.is_empty() && !found.iter().any(|f| f.value.expose() == value) {
-            found.push(FoundSecret { kind, value: SecretValue::new(value.to_string()) });
+            found.push(FoundSecret {
+                kind,
+                value: SecretValue::new(value.to_string()),
+            });
         }
     };
     for m in URL.find_iter(text) {
-        let url = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']).replace("&amp;", "&");
+        let url = m
+            .as_str()
+            .trim_end_matches(['.', ',', ';', ':', '!', '?'])
+            .replace("&amp;", "&");
         let kind = rules.secret_rules().iter().find_map(|rule| match rule {
             SecretRule::Url { kind, pattern } if pattern.is_match(&url) => Some(*kind),
             _ => None,
@@ -27,7 +33,16 @@ pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
         }
     }
     for rule in rules.secret_rules() {
-        let SecretRule::After { kind, context, token, within, min_digits } = rule else { continue };
+        let SecretRule::After {
+            kind,
+            context,
+            token,
+            within,
+            min_digits,
+        } = rule
+        else {
+            continue;
+        };
         for m in context.find_iter(text) {
             let window = prefix_chars(&text[m.end()..], *within);
             let hit = token.find_iter(window).find(|t| {
@@ -65,7 +80,10 @@ impl<'a> Redactor<'a> {
             }
         }
         needles.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
-        Self { needles, _secrets: std::marker::PhantomData }
+        Self {
+            needles,
+            _secrets: std::marker::PhantomData,
+        }
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -96,16 +114,24 @@ mod tests {
             kinds("Your verification code is:\n\n  Q7K2M9\n\nIt expires in 10 minutes."),
             vec![(SecretKind::VerificationCode, "Q7K2M9".to_string())]
         );
-        assert_eq!(kinds("Verification code: 483920"), vec![(SecretKind::VerificationCode, "483920".into())]);
+        assert_eq!(
+            kinds("Verification code: 483920"),
+            vec![(SecretKind::VerificationCode, "483920".into())]
+        );
         assert!(kinds("Please enter the code below. EXPIRES SOON").is_empty());
     }
 
     #[test]
     fn reset_links_are_found_with_html_escaped_ampersands() {
-        let found = kinds("Reset: https://signin.aws.amazon.com/resetpassword?token=AbC123&amp;type=RESET.");
+        let found = kinds(
+            "Reset: https://signin.aws.amazon.com/resetpassword?token=AbC123&amp;type=RESET.",
+        );
         assert_eq!(
             found,
-            vec![(SecretKind::ResetLink, "https://signin.aws.amazon.com/resetpassword?token=AbC123&type=RESET".into())]
+            vec![(
+                SecretKind::ResetLink,
+                "https://signin.aws.amazon.com/resetpassword?token=AbC123&type=RESET".into()
+            )]
         );
     }
 
@@ -119,6 +145,9 @@ mod tests {
         let shown = redactor.redact(
             "a https://signin.aws.amazon.com/resetpassword?token=483920&amp;type=RESET b 483920 c",
         );
-        assert_eq!(shown, "a [redacted reset_link] b [redacted verification_code] c");
+        assert_eq!(
+            shown,
+            "a [redacted reset_link] b [redacted verification_code] c"
+        );
     }
 }

@@ -25,7 +25,11 @@ pub fn envelope(mail: &ParsedMail) -> Envelope {
         .find_map(|value| SES_RECEIVED.captures(value))
         .map(|c| Envelope {
             ses_message_id: Some(c[1].trim_end_matches(';').to_string()),
-            recipients: c.get(2).and_then(|m| EmailAddress::parse(m.as_str()).ok()).into_iter().collect(),
+            recipients: c
+                .get(2)
+                .and_then(|m| EmailAddress::parse(m.as_str()).ok())
+                .into_iter()
+                .collect(),
         })
         .unwrap_or_default()
 }
@@ -40,6 +44,9 @@ mod tests {
         let raw = "Received: from mx.example (mx.example [1.2.3.4])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc123def\r\n for Root+A@Root.Example-MSP.com;\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\nReceived: by mx.example for <other@example.com>\r\nFrom: a@b.com\r\nTo: list@example.com\r\n\r\nhi";
         let env = envelope(&parse(raw.as_bytes()).unwrap());
         assert_eq!(env.ses_message_id.as_deref(), Some("abc123def"));
-        assert_eq!(env.recipients, vec![EmailAddress::parse("root+a@root.example-msp.com").unwrap()]);
+        assert_eq!(
+            env.recipients,
+            vec![EmailAddress::parse("root+a@root.example-msp.com").unwrap()]
+        );
     }
 }

@@ -30,7 +30,8 @@ static CASE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?i)\[case\s+(\d{10,16})\]").expect("static regex"));
 
 pub fn case_id(subject: &str) -> Option<CaseId> {
-    CASE.captures(subject).and_then(|c| CaseId::parse(&c[1]).ok())
+    CASE.captures(subject)
+        .and_then(|c| CaseId::parse(&c[1]).ok())
 }
 
 pub struct ThreadFacts<'a> {
@@ -51,7 +52,11 @@ pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKe
     if let Some(case) = facts.case {
         return ThreadKey::case(case);
     }
-    let referenced: Vec<&String> = facts.references.iter().chain(facts.in_reply_to.iter()).collect();
+    let referenced: Vec<&String> = facts
+        .references
+        .iter()
+        .chain(facts.in_reply_to.iter())
+        .collect();
     if let Some(key) = referenced.iter().find_map(|id| known.thread_of(id)) {
         return key;
     }
@@ -98,7 +103,10 @@ pub fn normalize_subject(subject: &str) -> String {
     let s = DATE.replace_all(&s, " ");
     let s = AMOUNT.replace_all(&s, " ");
     let s = NUMBER.replace_all(&s, " ");
-    s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }
 
 fn subject_hash(subject: &str) -> String {
@@ -111,17 +119,26 @@ mod tests {
 
     #[test]
     fn repeats_of_an_alert_normalize_to_one_subject() {
-        let a = normalize_subject("AWS Budgets: Monthly-Cost has exceeded your alert threshold ($1,234.56) on 2026-03-01");
-        let b = normalize_subject("RE: AWS Budgets: Monthly-Cost has exceeded your alert threshold ($2,034.10) on 2026-03-09");
+        let a = normalize_subject(
+            "AWS Budgets: Monthly-Cost has exceeded your alert threshold ($1,234.56) on 2026-03-01",
+        );
+        let b = normalize_subject(
+            "RE: AWS Budgets: Monthly-Cost has exceeded your alert threshold ($2,034.10) on 2026-03-09",
+        );
         assert_eq!(a, b);
         assert_eq!(
             normalize_subject("ALARM: \"cpu-high\" in US East (N. Virginia)"),
             normalize_subject("OK: \"cpu-high\" in US East (N. Virginia)")
         );
-        assert_ne!(normalize_subject("AWS Budgets: Dev"), normalize_subject("AWS Budgets: Prod"));
+        assert_ne!(
+            normalize_subject("AWS Budgets: Dev"),
+            normalize_subject("AWS Budgets: Prod")
+        );
         assert_eq!(
             normalize_subject("Free Tier: you have exceeded 85% of the usage limit on Mar 3, 2026"),
-            normalize_subject("Free Tier: you have exceeded 100% of the usage limit on Apr 3, 2026")
+            normalize_subject(
+                "Free Tier: you have exceeded 100% of the usage limit on Apr 3, 2026"
+            )
         );
     }
 
@@ -142,14 +159,42 @@ mod tests {
             content_hash: &hash,
         };
         let known = NoKnownThreads;
-        assert!(thread_key(&base, &known).as_str().starts_with("alert:111122223333:billing.budget_alert:"));
-        assert_eq!(thread_key(&ThreadFacts { case: Some(&case), ..base }, &known).as_str(), "case:11735180201");
-        let reply = ThreadFacts { references: &refs, ..base };
+        assert!(
+            thread_key(&base, &known)
+                .as_str()
+                .starts_with("alert:111122223333:billing.budget_alert:")
+        );
+        assert_eq!(
+            thread_key(
+                &ThreadFacts {
+                    case: Some(&case),
+                    ..base
+                },
+                &known
+            )
+            .as_str(),
+            "case:11735180201"
+        );
+        let reply = ThreadFacts {
+            references: &refs,
+            ..base
+        };
         assert_eq!(thread_key(&reply, &known).as_str(), "msg:orig@x");
-        let own = ThreadFacts { kind: Kind::Unknown, ..base };
+        let own = ThreadFacts {
+            kind: Kind::Unknown,
+            ..base
+        };
         assert_eq!(thread_key(&own, &known).as_str(), "msg:own@x");
-        let anonymous = ThreadFacts { kind: Kind::Unknown, message_id: None, ..base };
-        assert!(thread_key(&anonymous, &known).as_str().starts_with("msg:sha256:"));
+        let anonymous = ThreadFacts {
+            kind: Kind::Unknown,
+            message_id: None,
+            ..base
+        };
+        assert!(
+            thread_key(&anonymous, &known)
+                .as_str()
+                .starts_with("msg:sha256:")
+        );
 
         struct Store;
         impl KnownThreads for Store {

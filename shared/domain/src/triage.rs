@@ -9,7 +9,9 @@ use crate::secret::FoundSecret;
 use crate::secrets::{Redactor, find_secrets};
 use crate::ses::{SETUP_NOTIFICATION_OBJECT, envelope};
 use crate::thread::{KnownThreads, ThreadFacts, case_id, thread_key};
-use crate::types::{AccountId, CaseId, ContentHash, Disposition, EmailAddress, Kind, Priority, ThreadKey};
+use crate::types::{
+    AccountId, CaseId, ContentHash, Disposition, EmailAddress, Kind, Priority, ThreadKey,
+};
 use serde::Serialize;
 
 /// Whether a credential rotation waits for a secret of this kind for this account.
@@ -79,7 +81,11 @@ pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
 
 /// Triage of a message already parsed (a caller that must look up the threads of
 /// `ParsedMail::referenced_ids` before triage parses only once).
-pub fn triage_parsed(parsed: &Result<ParsedMail, ParseError>, input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
+pub fn triage_parsed(
+    parsed: &Result<ParsedMail, ParseError>,
+    input: &MailInput<'_>,
+    ctx: &Context<'_>,
+) -> Triage {
     let hash = ContentHash::of(input.raw);
     match parsed {
         Ok(mail) => triage_mail(mail, input, ctx, hash),
@@ -87,7 +93,12 @@ pub fn triage_parsed(parsed: &Result<ParsedMail, ParseError>, input: &MailInput<
     }
 }
 
-fn triage_mail(mail: &ParsedMail, input: &MailInput<'_>, ctx: &Context<'_>, hash: ContentHash) -> Triage {
+fn triage_mail(
+    mail: &ParsedMail,
+    input: &MailInput<'_>,
+    ctx: &Context<'_>,
+    hash: ContentHash,
+) -> Triage {
     let auth = authenticate(mail);
     let env = envelope(mail);
     let mut warnings = mail.warnings.clone();
@@ -115,8 +126,14 @@ fn triage_mail(mail: &ParsedMail, input: &MailInput<'_>, ctx: &Context<'_>, hash
         {
             disposition = Disposition::Handoff;
         }
-        if account.status.is_retired() && matches!(disposition, Disposition::Ticket | Disposition::Handoff) {
-            warnings.push(format!("account {} is {}: archived, no ticket", account.account_id, account.status.as_str()));
+        if account.status.is_retired()
+            && matches!(disposition, Disposition::Ticket | Disposition::Handoff)
+        {
+            warnings.push(format!(
+                "account {} is {}: archived, no ticket",
+                account.account_id,
+                account.status.as_str()
+            ));
             disposition = Disposition::Archive;
         }
     }
@@ -182,7 +199,12 @@ fn triage_mail(mail: &ParsedMail, input: &MailInput<'_>, ctx: &Context<'_>, hash
         matched_by: resolution.matched_by,
         envelope_recipients: env.recipients,
         ses_message_id: env.ses_message_id,
-        references: mail.references.iter().chain(mail.in_reply_to.iter()).cloned().collect(),
+        references: mail
+            .references
+            .iter()
+            .chain(mail.in_reply_to.iter())
+            .cloned()
+            .collect(),
     }
 }
 
@@ -204,12 +226,20 @@ fn classify(
         return (Kind::MailRejected, None, Some(which.to_string()));
     }
     if let Some(reason) = spoofing_reason(mail, auth) {
-        return (Kind::PhishingSuspected, None, Some(format!("suspected phishing: {reason}")));
+        return (
+            Kind::PhishingSuspected,
+            None,
+            Some(format!("suspected phishing: {reason}")),
+        );
     }
     if !(auth.aws_sender && auth.verified) {
         return (Kind::Unknown, None, None);
     }
-    let from = mail.from.as_ref().and_then(|f| f.address.as_ref()).map_or("", |a| a.as_str());
+    let from = mail
+        .from
+        .as_ref()
+        .and_then(|f| f.address.as_ref())
+        .map_or("", |a| a.as_str());
     let has_header = |name: &str| mail.header(name).is_some();
     let rule_input = RuleInput {
         from,
@@ -230,8 +260,14 @@ fn is_setup_notification(name: &str) -> bool {
 
 fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage {
     let auth = Authentication::default();
-    let priority = Kind::MailUnparseable.policy().priority.unwrap_or(Priority::Normal);
-    let reason = format!("not parseable as a message: {error} ({} bytes)", input.raw.len());
+    let priority = Kind::MailUnparseable
+        .policy()
+        .priority
+        .unwrap_or(Priority::Normal);
+    let reason = format!(
+        "not parseable as a message: {error} ({} bytes)",
+        input.raw.len()
+    );
     let warnings = vec![reason.clone()];
     let ticket = render(&RenderInput {
         kind: Kind::MailUnparseable,

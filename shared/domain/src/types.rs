@@ -30,7 +30,9 @@ impl AccountId {
         let trimmed = raw.trim();
         let digits: String = trimmed.chars().filter(|c| *c != '-').collect();
         let hyphens_ok = !trimmed.contains('-')
-            || (trimmed.len() == 14 && trimmed.as_bytes()[4] == b'-' && trimmed.as_bytes()[9] == b'-');
+            || (trimmed.len() == 14
+                && trimmed.as_bytes()[4] == b'-'
+                && trimmed.as_bytes()[9] == b'-');
         if digits.len() == 12 && digits.bytes().all(|b| b.is_ascii_digit()) && hyphens_ok {
             Ok(Self(digits))
         } else {
@@ -65,7 +67,9 @@ impl EmailAddress {
                     && !domain.starts_with('.')
                     && !domain.ends_with('.')
                     && lower.len() <= 320
-                    && !lower.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+                    && !lower
+                        .chars()
+                        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
             }
             None => false,
         };
@@ -390,8 +394,14 @@ mod tests {
 
     #[test]
     fn account_id_accepts_plain_and_hyphenated_forms() {
-        assert_eq!(AccountId::parse("123456789012").unwrap().as_str(), "123456789012");
-        assert_eq!(AccountId::parse("1234-5678-9012").unwrap().as_str(), "123456789012");
+        assert_eq!(
+            AccountId::parse("123456789012").unwrap().as_str(),
+            "123456789012"
+        );
+        assert_eq!(
+            AccountId::parse("1234-5678-9012").unwrap().as_str(),
+            "123456789012"
+        );
         assert!(AccountId::parse("12345678901").is_err());
         assert!(AccountId::parse("12-3456789012").is_err());
         assert!(AccountId::parse("12345678901a").is_err());

@@ -16,7 +16,11 @@ pub enum AccountsError {
     #[error("accounts file {path}: header must be `{}`, found `{found}`", HEADER.join(","))]
     Header { path: String, found: String },
     #[error("accounts file {path}, line {line}: {message}")]
-    Row { path: String, line: u64, message: String },
+    Row {
+        path: String,
+        line: u64,
+        message: String,
+    },
     #[error("accounts file {path}: {source}")]
     Directory {
         path: String,
@@ -30,28 +34,54 @@ pub fn load(path: &Path) -> Result<InMemoryDirectory, AccountsError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
-        .map_err(|source| AccountsError::Read { path: shown.clone(), source })?;
+        .map_err(|source| AccountsError::Read {
+            path: shown.clone(),
+            source,
+        })?;
     parse(&mut reader, &shown)
 }
 
 pub fn parse_str(text: &str, name: &str) -> Result<InMemoryDirectory, AccountsError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     parse(&mut reader, name)
 }
 
-fn parse<R: std::io::Read>(reader: &mut csv::Reader<R>, path: &str) -> Result<InMemoryDirectory, AccountsError> {
+fn parse<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+    path: &str,
+) -> Result<InMemoryDirectory, AccountsError> {
     let headers = reader
         .headers()
-        .map_err(|source| AccountsError::Read { path: path.to_string(), source })?
+        .map_err(|source| AccountsError::Read {
+            path: path.to_string(),
+            source,
+        })?
         .clone();
-    if headers.iter().map(str::to_ascii_lowercase).collect::<Vec<_>>() != HEADER {
-        return Err(AccountsError::Header { path: path.to_string(), found: headers.iter().collect::<Vec<_>>().join(",") });
+    if headers
+        .iter()
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        != HEADER
+    {
+        return Err(AccountsError::Header {
+            path: path.to_string(),
+            found: headers.iter().collect::<Vec<_>>().join(","),
+        });
     }
     let mut accounts = Vec::new();
     for record in reader.records() {
-        let record = record.map_err(|source| AccountsError::Read { path: path.to_string(), source })?;
+        let record = record.map_err(|source| AccountsError::Read {
+            path: path.to_string(),
+            source,
+        })?;
         let line = record.position().map_or(0, |p| p.line());
-        let row_error = |message: String| AccountsError::Row { path: path.to_string(), line, message };
+        let row_error = |message: String| AccountsError::Row {
+            path: path.to_string(),
+            line,
+            message,
+        };
         let field = |i: usize| record.get(i).unwrap_or_default();
         if record.iter().all(str::is_empty) {
             continue;
@@ -63,7 +93,10 @@ fn parse<R: std::io::Read>(reader: &mut csv::Reader<R>, path: &str) -> Result<In
             status: AccountStatus::parse(field(3)).map_err(|e| row_error(e.to_string()))?,
         });
     }
-    InMemoryDirectory::new(accounts).map_err(|source| AccountsError::Directory { path: path.to_string(), source })
+    InMemoryDirectory::new(accounts).map_err(|source| AccountsError::Directory {
+        path: path.to_string(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -78,17 +111,33 @@ mod tests {
             "t.csv",
         )
         .unwrap();
-        let account = dir.by_email(&EmailAddress::parse("root+a@example.com").unwrap()).unwrap();
+        let account = dir
+            .by_email(&EmailAddress::parse("root+a@example.com").unwrap())
+            .unwrap();
         assert_eq!(account.customer, "Acme Corp");
         assert_eq!(account.status, AccountStatus::Active);
     }
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let err = parse_str("root_email,account_id,customer,status\na@b.com,1234,C,active\n", "t.csv").unwrap_err();
-        assert_eq!(err.to_string(), "accounts file t.csv, line 2: not a 12-digit AWS account id: \"1234\"");
-        let err = parse_str("root_email,account_id,customer,status\na@b.com,111122223333,C,gone\n", "t.csv").unwrap_err();
-        assert!(err.to_string().contains("line 2: unknown account status"), "{err}");
+        let err = parse_str(
+            "root_email,account_id,customer,status\na@b.com,1234,C,active\n",
+            "t.csv",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "accounts file t.csv, line 2: not a 12-digit AWS account id: \"1234\""
+        );
+        let err = parse_str(
+            "root_email,account_id,customer,status\na@b.com,111122223333,C,gone\n",
+            "t.csv",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("line 2: unknown account status"),
+            "{err}"
+        );
         let err = parse_str("email,id\n", "t.csv").unwrap_err();
         assert!(err.to_string().contains("header must be"), "{err}");
     }

@@ -8,8 +8,8 @@
 
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
-    Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, NewComment, NewTicket, PortError,
-    PortResult, ThreadMap, ThreadRecord, TicketSink,
+    Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, NewComment, NewTicket,
+    PortError, PortResult, ThreadMap, ThreadRecord, TicketSink,
 };
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -75,17 +75,30 @@ const DIRS: [&str; 5] = ["archive", "ledger", "threads", "messages", "tickets"];
 impl LocalStore {
     /// Opens (creating if needed) the state directory and takes its lock.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
-        let io = |source| StoreError::Io { path: root.display().to_string(), source };
+        let io = |source| StoreError::Io {
+            path: root.display().to_string(),
+            source,
+        };
         for dir in DIRS {
             fs::create_dir_all(root.join(dir)).map_err(io)?;
         }
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(root.join("lock")).map_err(io)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("lock"))
+            .map_err(io)?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Locked(root.display().to_string())),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(root.display().to_string()));
+            }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        Ok(Self { root: root.to_path_buf(), _lock: lock })
+        Ok(Self {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -104,7 +117,8 @@ impl LocalStore {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StoreError::NoSuchTicket(id.to_string()));
         }
-        self.read(&self.ticket_path(id))?.ok_or_else(|| StoreError::NoSuchTicket(id.to_string()))
+        self.read(&self.ticket_path(id))?
+            .ok_or_else(|| StoreError::NoSuchTicket(id.to_string()))
     }
 
     pub fn ledger_rows(&self) -> Result<Vec<LedgerRow>, StoreError> {
@@ -117,25 +131,43 @@ impl LocalStore {
 
     fn keyed_path(&self, dir: &str, key: &str) -> PathBuf {
         let hash = ContentHash::of(key.as_bytes());
-        self.root.join(dir).join(format!("{}.json", &hash.as_str()[..32]))
+        self.root
+            .join(dir)
+            .join(format!("{}.json", &hash.as_str()[..32]))
     }
 
     fn read<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<Option<T>, StoreError> {
         match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|source| StoreError::Corrupt { path: path.display().to_string(), source }),
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::Corrupt {
+                        path: path.display().to_string(),
+                        source,
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Io { path: path.display().to_string(), source }),
+            Err(source) => Err(StoreError::Io {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
     fn read_all<T: for<'de> Deserialize<'de>>(&self, dir: &str) -> Result<Vec<T>, StoreError> {
         let dir = self.root.join(dir);
-        let entries = fs::read_dir(&dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+        let entries = fs::read_dir(&dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let mut out = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?.path();
+            let path = entry
+                .map_err(|source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?
+                .path();
             if path.extension().is_some_and(|e| e == "json") {
                 out.extend(self.read(&path)?);
             }
@@ -153,7 +185,12 @@ impl LocalStore {
         let next: u64 = match fs::read_to_string(&path) {
             Ok(s) => s.trim().parse().unwrap_or(1),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-            Err(source) => return Err(StoreError::Io { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
         };
         write_atomically(&path, (next + 1).to_string().as_bytes())?;
         Ok(next.to_string())
@@ -161,7 +198,10 @@ impl LocalStore {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io { path: path.display().to_string(), source };
+    let io = |source| StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
@@ -170,12 +210,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Local disk errors are not worth retrying in the same run: report them.
 fn port(port: &'static str) -> impl Fn(StoreError) -> PortError {
-    move |e| PortError::Permanent { port, message: e.to_string() }
+    move |e| PortError::Permanent {
+        port,
+        message: e.to_string(),
+    }
 }
 
 impl MailArchive for LocalStore {
@@ -189,12 +234,20 @@ impl MailArchive for LocalStore {
 }
 
 impl Ledger for LocalStore {
-    async fn claim(&self, hash: &ContentHash, source: &str, now: u64, stale_after_secs: u64) -> PortResult<Claim> {
+    async fn claim(
+        &self,
+        hash: &ContentHash,
+        source: &str,
+        now: u64,
+        stale_after_secs: u64,
+    ) -> PortResult<Claim> {
         let path = self.root.join("ledger").join(format!("{hash}.json"));
         let existing: Option<LedgerRow> = self.read(&path).map_err(port("ledger"))?;
         match existing {
             Some(row) if row.status != LedgerStatus::Claimed => Ok(Claim::Seen(row)),
-            Some(row) if now.saturating_sub(row.claimed_at) < stale_after_secs && row.claimed_at != 0 => {
+            Some(row)
+                if now.saturating_sub(row.claimed_at) < stale_after_secs && row.claimed_at != 0 =>
+            {
                 Ok(Claim::Busy)
             }
             Some(mut stale) => {
@@ -211,12 +264,16 @@ impl Ledger for LocalStore {
     }
 
     async fn record(&self, row: &LedgerRow) -> PortResult<()> {
-        let path = self.root.join("ledger").join(format!("{}.json", row.content_hash));
+        let path = self
+            .root
+            .join("ledger")
+            .join(format!("{}.json", row.content_hash));
         self.write(&path, row).map_err(port("ledger"))
     }
 
     async fn get(&self, hash: &ContentHash) -> PortResult<Option<LedgerRow>> {
-        self.read(&self.root.join("ledger").join(format!("{hash}.json"))).map_err(port("ledger"))
+        self.read(&self.root.join("ledger").join(format!("{hash}.json")))
+            .map_err(port("ledger"))
     }
 }
 
@@ -228,15 +285,22 @@ struct MessageThread {
 
 impl ThreadMap for LocalStore {
     async fn ticket_of(&self, key: &ThreadKey) -> PortResult<Option<ThreadRecord>> {
-        self.read(&self.keyed_path("threads", key.as_str())).map_err(port("threads"))
+        self.read(&self.keyed_path("threads", key.as_str()))
+            .map_err(port("threads"))
     }
 
     async fn save(&self, record: &ThreadRecord) -> PortResult<()> {
-        self.write(&self.keyed_path("threads", record.thread_key.as_str()), record).map_err(port("threads"))
+        self.write(
+            &self.keyed_path("threads", record.thread_key.as_str()),
+            record,
+        )
+        .map_err(port("threads"))
     }
 
     async fn thread_of_message(&self, message_id: &str) -> PortResult<Option<ThreadKey>> {
-        let found: Option<MessageThread> = self.read(&self.keyed_path("messages", message_id)).map_err(port("threads"))?;
+        let found: Option<MessageThread> = self
+            .read(&self.keyed_path("messages", message_id))
+            .map_err(port("threads"))?;
         Ok(found.map(|m| m.thread_key))
     }
 
@@ -246,7 +310,10 @@ impl ThreadMap for LocalStore {
         if path.exists() {
             return Ok(());
         }
-        let record = MessageThread { message_id: message_id.to_string(), thread_key: key.clone() };
+        let record = MessageThread {
+            message_id: message_id.to_string(),
+            thread_key: key.clone(),
+        };
         self.write(&path, &record).map_err(port("threads"))
     }
 }
@@ -261,7 +328,10 @@ impl TicketSink for LocalStore {
         Ok(tickets
             .into_iter()
             .find(|t| &t.thread_key == key)
-            .map(|t| FoundTicket { id: t.id, created_from: t.created_from }))
+            .map(|t| FoundTicket {
+                id: t.id,
+                created_from: t.created_from,
+            }))
     }
 
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
@@ -285,13 +355,18 @@ impl TicketSink for LocalStore {
             body: ticket.body.clone(),
             comments: Vec::new(),
         };
-        self.write(&self.ticket_path(&id), &record).map_err(port("tickets"))?;
+        self.write(&self.ticket_path(&id), &record)
+            .map_err(port("tickets"))?;
         Ok(id)
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
         let mut ticket = self.ticket(ticket_id).map_err(port("tickets"))?;
-        if let Some(existing) = ticket.comments.iter().find(|c| c.message == comment.message) {
+        if let Some(existing) = ticket
+            .comments
+            .iter()
+            .find(|c| c.message == comment.message)
+        {
             return Ok(existing.id.clone());
         }
         let id = format!("{ticket_id}-{}", ticket.comments.len() + 1);
@@ -307,7 +382,8 @@ impl TicketSink for LocalStore {
         // A more urgent mail in the thread raises the ticket's priority.
         ticket.priority = ticket.priority.max(comment.priority);
         ticket.updated_at = at;
-        self.write(&self.ticket_path(ticket_id), &ticket).map_err(port("tickets"))?;
+        self.write(&self.ticket_path(ticket_id), &ticket)
+            .map_err(port("tickets"))?;
         Ok(id)
     }
 }

@@ -37,7 +37,11 @@ pub enum Ingested {
     /// Another run holds a fresh claim on it.
     Busy,
     /// Triaged now. `op` is the ticket operation to apply, if the disposition needs one.
-    Triaged { row: LedgerRow, triage: Box<Triage>, op: Option<TicketOp> },
+    Triaged {
+        row: LedgerRow,
+        triage: Box<Triage>,
+        op: Option<TicketOp>,
+    },
 }
 
 /// One message through claim, archive, triage and ledger.
@@ -49,9 +53,14 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
     now: u64,
 ) -> PortResult<Ingested> {
     let hash = ContentHash::of(raw);
-    let mut row = match ledger.claim(&hash, source, now, DEFAULT_STALE_CLAIM_SECS).await? {
+    let mut row = match ledger
+        .claim(&hash, source, now, DEFAULT_STALE_CLAIM_SECS)
+        .await?
+    {
         Claim::Busy => return Ok(Ingested::Busy),
-        Claim::Seen(row) if row.status == LedgerStatus::Done => return Ok(Ingested::Duplicate(row)),
+        Claim::Seen(row) if row.status == LedgerStatus::Done => {
+            return Ok(Ingested::Duplicate(row));
+        }
         // Triaged before but its ticket operation may not have been applied: redo
         // it; the writer's idempotency makes that safe.
         Claim::Seen(row) | Claim::Owned(row) => row,
@@ -74,7 +83,15 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
         known_threads: &known,
         rotations: knowledge.rotations,
     };
-    let triage = triage_parsed(&parsed, &MailInput { raw, origin: &origin, object_name }, &ctx);
+    let triage = triage_parsed(
+        &parsed,
+        &MailInput {
+            raw,
+            origin: &origin,
+            object_name,
+        },
+        &ctx,
+    );
     if let Some(id) = &triage.message_id {
         threads.remember_message(id, &triage.thread_key).await?;
     }
@@ -102,16 +119,29 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
     row.message_id = triage.message_id.clone();
     row.ses_message_id = triage.ses_message_id.clone();
     row.warnings = triage.warnings.clone();
-    row.status = if op.is_some() { LedgerStatus::Queued } else { LedgerStatus::Done };
+    row.status = if op.is_some() {
+        LedgerStatus::Queued
+    } else {
+        LedgerStatus::Done
+    };
     ledger.record(&row).await?;
-    Ok(Ingested::Triaged { row, triage: Box::new(triage), op })
+    Ok(Ingested::Triaged {
+        row,
+        triage: Box::new(triage),
+        op,
+    })
 }
 
 /// What applying a ticket operation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Written {
-    Created { ticket_id: String },
-    Commented { ticket_id: String, comment_id: String },
+    Created {
+        ticket_id: String,
+    },
+    Commented {
+        ticket_id: String,
+        comment_id: String,
+    },
 }
 
 impl Written {
@@ -131,22 +161,32 @@ pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
     op: &TicketOp,
     now: u64,
 ) -> PortResult<Written> {
-    if let Some(done) = ledger.get(&op.message).await?.as_ref().and_then(already_written) {
+    if let Some(done) = ledger
+        .get(&op.message)
+        .await?
+        .as_ref()
+        .and_then(already_written)
+    {
         return Ok(done);
     }
     let existing = match threads.ticket_of(&op.thread_key).await? {
         Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
         // Not recorded: the backend may still have it (crash after create).
-        None => sink.find(&op.thread_key).await?.map(|found| (found.id, found.created_from, 0)),
+        None => sink
+            .find(&op.thread_key)
+            .await?
+            .map(|found| (found.id, found.created_from, 0)),
     };
     let (written, created_from, messages) = match existing {
         None => {
             let ticket_id = sink.create(&new_ticket(op)).await?;
             (Written::Created { ticket_id }, op.message.clone(), 1)
         }
-        Some((ticket_id, created_from, messages)) if created_from == op.message => {
-            (Written::Created { ticket_id }, created_from, messages.max(1))
-        }
+        Some((ticket_id, created_from, messages)) if created_from == op.message => (
+            Written::Created { ticket_id },
+            created_from,
+            messages.max(1),
+        ),
         Some((ticket_id, created_from, messages)) => {
             let comment = NewComment {
                 message: op.message.clone(),
@@ -155,7 +195,14 @@ pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
                 kind: op.kind,
             };
             let comment_id = sink.comment(&ticket_id, &comment).await?;
-            (Written::Commented { ticket_id, comment_id }, created_from, messages + 1)
+            (
+                Written::Commented {
+                    ticket_id,
+                    comment_id,
+                },
+                created_from,
+                messages + 1,
+            )
         }
     };
     threads
@@ -182,9 +229,15 @@ pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
 
 /// The outcome recorded for a message whose operation finished before.
 fn already_written(row: &LedgerRow) -> Option<Written> {
-    let ticket_id = row.ticket_id.clone().filter(|_| row.status == LedgerStatus::Done)?;
+    let ticket_id = row
+        .ticket_id
+        .clone()
+        .filter(|_| row.status == LedgerStatus::Done)?;
     Some(match row.comment_id.clone() {
-        Some(comment_id) => Written::Commented { ticket_id, comment_id },
+        Some(comment_id) => Written::Commented {
+            ticket_id,
+            comment_id,
+        },
         None => Written::Created { ticket_id },
     })
 }
@@ -206,5 +259,8 @@ fn new_ticket(op: &TicketOp) -> NewTicket {
 /// A stable key for creating the ticket of a thread (backends that support
 /// idempotent creates use it; it never contains mail content).
 pub fn idempotency_key(key: &ThreadKey) -> String {
-    format!("rootmail-{}", &ContentHash::of(key.as_str().as_bytes()).as_str()[..32])
+    format!(
+        "rootmail-{}",
+        &ContentHash::of(key.as_str().as_bytes()).as_str()[..32]
+    )
 }

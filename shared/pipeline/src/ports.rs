@@ -30,7 +30,11 @@ pub type PortResult<T> = Result<T, PortError>;
 /// Keeps the raw original of every message (S3 in AWS, files locally).
 pub trait MailArchive {
     /// Stores the bytes under their content hash; returns the reference shown in tickets.
-    fn put(&self, hash: &ContentHash, raw: &[u8]) -> impl Future<Output = PortResult<String>> + Send;
+    fn put(
+        &self,
+        hash: &ContentHash,
+        raw: &[u8],
+    ) -> impl Future<Output = PortResult<String>> + Send;
 }
 
 /// One row per message, claimed before work starts so duplicates are no-ops.
@@ -45,15 +49,26 @@ pub trait Ledger {
         stale_after_secs: u64,
     ) -> impl Future<Output = PortResult<Claim>> + Send;
     fn record(&self, row: &LedgerRow) -> impl Future<Output = PortResult<()>> + Send;
-    fn get(&self, hash: &ContentHash) -> impl Future<Output = PortResult<Option<LedgerRow>>> + Send;
+    fn get(&self, hash: &ContentHash)
+    -> impl Future<Output = PortResult<Option<LedgerRow>>> + Send;
 }
 
 /// Thread key -> ticket, and Message-ID -> thread key (to thread replies).
 pub trait ThreadMap {
-    fn ticket_of(&self, key: &ThreadKey) -> impl Future<Output = PortResult<Option<ThreadRecord>>> + Send;
+    fn ticket_of(
+        &self,
+        key: &ThreadKey,
+    ) -> impl Future<Output = PortResult<Option<ThreadRecord>>> + Send;
     fn save(&self, record: &ThreadRecord) -> impl Future<Output = PortResult<()>> + Send;
-    fn thread_of_message(&self, message_id: &str) -> impl Future<Output = PortResult<Option<ThreadKey>>> + Send;
-    fn remember_message(&self, message_id: &str, key: &ThreadKey) -> impl Future<Output = PortResult<()>> + Send;
+    fn thread_of_message(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = PortResult<Option<ThreadKey>>> + Send;
+    fn remember_message(
+        &self,
+        message_id: &str,
+        key: &ThreadKey,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// A ticketing system. Creating is idempotent per thread key and commenting per
@@ -63,9 +78,14 @@ pub trait TicketSink {
     fn name(&self) -> &'static str;
     /// Finds the ticket of a thread in the ticketing system itself (covers a crash
     /// between creating a ticket and recording it in the thread map).
-    fn find(&self, key: &ThreadKey) -> impl Future<Output = PortResult<Option<FoundTicket>>> + Send;
+    fn find(&self, key: &ThreadKey)
+    -> impl Future<Output = PortResult<Option<FoundTicket>>> + Send;
     fn create(&self, ticket: &NewTicket) -> impl Future<Output = PortResult<String>> + Send;
     /// Adds the comment unless one for `comment.message` is already on the ticket,
     /// in which case that one's id is returned.
-    fn comment(&self, ticket_id: &str, comment: &NewComment) -> impl Future<Output = PortResult<String>> + Send;
+    fn comment(
+        &self,
+        ticket_id: &str,
+        comment: &NewComment,
+    ) -> impl Future<Output = PortResult<String>> + Send;
 }

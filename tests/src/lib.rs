@@ -1,0 +1,115 @@
+//! Shared helpers for the integration tests and benchmarks: where the corpus is,
+//! what it contains, and how to run the `rootmail` binary.
+
+use rootmail_domain::InMemoryDirectory;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+pub fn corpus_dir() -> PathBuf {
+    workspace_root().join("tests").join("corpus")
+}
+
+pub fn corpus_accounts() -> PathBuf {
+    corpus_dir().join("accounts.csv")
+}
+
+pub fn directory() -> InMemoryDirectory {
+    rootmail_local::accounts::load(&corpus_accounts()).expect("corpus accounts.csv loads")
+}
+
+/// Every `.eml` under `dir`, sorted by path (the order `rootmail triage` uses).
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("corpus directory is readable") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "eml") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A corpus path as the tests name it: relative to the corpus folder, `/`-separated.
+pub fn relative(path: &Path) -> String {
+    path.strip_prefix(corpus_dir())
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+/// `(fixture, secret value)` for every secret the corpus and the sample mailbox hold.
+pub fn known_secrets() -> Vec<(String, String)> {
+    let text =
+        std::fs::read_to_string(corpus_dir().join("SECRETS.tsv")).expect("SECRETS.tsv is readable");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (path, value) = l
+                .split_once('\t')
+                .expect("SECRETS.tsv lines are path<TAB>value");
+            (path.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// The `rootmail` binary next to the test executable (built by `make test`).
+pub fn rootmail_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("ROOTMAIL_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join(format!("rootmail{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace` first (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn rootmail(args: &[&str]) -> Output {
+    Command::new(rootmail_bin())
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .expect("rootmail runs")
+}
+
+/// A small deterministic generator, so generated inputs are the same on every run.
+pub struct XorShift(u64);
+
+impl XorShift {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next_u64() as u8).collect()
+    }
+}

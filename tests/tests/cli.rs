@@ -1,0 +1,274 @@
+//! The `rootmail` command as other tools and people use it.
+
+use rootmail_tests::{corpus_dir, eml_files, known_secrets, relative, rootmail};
+use serde_json::Value;
+
+fn lines(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn triage_prints_one_json_object_per_message_in_input_order() {
+    let out = rootmail(&[
+        "triage",
+        "--accounts",
+        "tests/corpus/accounts.csv",
+        "tests/corpus",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports = lines(&out.stdout);
+    let files = eml_files(&corpus_dir());
+    assert_eq!(reports.len(), files.len());
+    for (report, file) in reports.iter().zip(&files) {
+        assert_eq!(
+            report["source"].as_str().map(|s| s.replace('\\', "/")),
+            Some(format!("tests/corpus/{}", relative(file)))
+        );
+        for field in [
+            "kind",
+            "disposition",
+            "account_id",
+            "customer",
+            "priority",
+            "thread_key",
+            "ticket",
+            "secrets",
+            "authentication",
+            "warnings",
+        ] {
+            assert!(
+                report.get(field).is_some(),
+                "{} lacks {field}",
+                report["source"]
+            );
+        }
+        let disposition = report["disposition"].as_str().unwrap_or_default();
+        assert!(["ticket", "archive", "handoff", "quarantine"].contains(&disposition));
+        if let Some(id) = report["account_id"].as_str() {
+            assert!(
+                id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()),
+                "{id}"
+            );
+        }
+        if disposition == "ticket" {
+            assert!(
+                report["ticket"]["subject"].is_string() && report["ticket"]["body"].is_string()
+            );
+            assert!(report["priority"].is_string());
+        }
+        if disposition == "archive" {
+            assert!(report["ticket"].is_null() && report["priority"].is_null());
+        }
+    }
+}
+
+#[test]
+fn an_unreadable_path_is_reported_and_the_rest_still_triaged() {
+    let out = rootmail(&[
+        "triage",
+        "tests/corpus/billing.statement/01-statement-plain.eml",
+        "tests/corpus/does-not-exist.eml",
+        "tests/corpus/marketing/01-reinvent-html.eml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read tests/corpus/does-not-exist.eml"),
+        "{stderr}"
+    );
+    let reports = lines(&out.stdout);
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[0]["kind"], "billing.statement");
+    assert_eq!(reports[1]["kind"], "marketing");
+}
+
+#[test]
+fn table_format_is_for_people() {
+    let out = rootmail(&[
+        "triage",
+        "--format",
+        "table",
+        "--accounts",
+        "tests/corpus/accounts.csv",
+        "tests/corpus/support.case",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert!(
+        rows[0].starts_with("SOURCE") && rows[0].contains("KIND") && rows[0].contains("THREAD")
+    );
+    assert_eq!(rows.len(), 1 + 4);
+    assert!(rows[1].contains("support.case") && rows[1].contains("Acme Corp"));
+}
+
+#[test]
+fn a_rules_file_replaces_the_built_in_rules_and_a_bad_one_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        "[[rule]]\nkind = \"marketing\"\nfrom = [\"@aws.com\"]\n",
+    )
+    .expect("write");
+    let out = rootmail(&[
+        "triage",
+        "--rules",
+        rules.to_str().unwrap(),
+        "tests/corpus/billing.statement/01-statement-plain.eml",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(lines(&out.stdout)[0]["kind"], "marketing");
+
+    std::fs::write(
+        &rules,
+        "[[rule]]\nkind = \"billing.nope\"\nfrom = [\"@aws.com\"]\n",
+    )
+    .expect("write");
+    let out = rootmail(&[
+        "triage",
+        "--rules",
+        rules.to_str().unwrap(),
+        "tests/corpus/billing.statement",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rule 1 (billing.nope): unknown kind"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_bad_accounts_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(
+        &csv,
+        "root_email,account_id,customer,status\nroot@x.example,12,C,active\n",
+    )
+    .expect("write");
+    let out = rootmail(&[
+        "triage",
+        "--accounts",
+        csv.to_str().unwrap(),
+        "tests/corpus/marketing",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 2: not a 12-digit AWS account id"),
+        "{stderr}"
+    );
+}
+
+/// No secret value of any fixture reaches stdout or stderr, in any command.
+#[test]
+fn no_secret_appears_in_any_cli_output() {
+    let secrets = known_secrets();
+    assert!(
+        secrets.len() >= 10,
+        "SECRETS.tsv lists {} secrets",
+        secrets.len()
+    );
+    // The check can fail: every listed secret really is in its fixture's bytes
+    // (decoded forms are checked by triage finding them, in the golden test).
+    let corpus_bytes: Vec<u8> = eml_files(&corpus_dir())
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap_or_default())
+        .collect();
+    let corpus_text = String::from_utf8_lossy(&corpus_bytes);
+    let present = secrets
+        .iter()
+        .filter(|(_, v)| corpus_text.contains(v.as_str()))
+        .count();
+    assert!(
+        present * 2 >= secrets.len(),
+        "only {present} of {} secrets appear verbatim in the corpus",
+        secrets.len()
+    );
+
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_arg = state.path().to_str().expect("utf-8 path");
+    let mut outputs = vec![
+        rootmail(&[
+            "triage",
+            "--accounts",
+            "tests/corpus/accounts.csv",
+            "tests/corpus",
+        ]),
+        rootmail(&[
+            "triage",
+            "--format",
+            "table",
+            "--accounts",
+            "tests/corpus/accounts.csv",
+            "tests/corpus",
+        ]),
+        rootmail(&[
+            "run",
+            "--state",
+            state_arg,
+            "--accounts",
+            "tests/corpus/accounts.csv",
+            "tests/corpus",
+            "examples/mailbox",
+        ]),
+        rootmail(&["tickets", "--state", state_arg, "list"]),
+    ];
+    let listed = String::from_utf8_lossy(&outputs[3].stdout).to_string();
+    let ids: Vec<String> = listed
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|s| s.trim_start_matches('#').to_string())
+        .collect();
+    assert!(ids.len() > 20, "run made {} tickets", ids.len());
+    for id in &ids {
+        outputs.push(rootmail(&["tickets", "--state", state_arg, "show", id]));
+    }
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "a command failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (fixture, value) in &secrets {
+            assert!(
+                !all.contains(value.as_str()),
+                "the secret from {fixture} leaked into CLI output"
+            );
+            let escaped = value.replace('&', "&amp;");
+            assert!(
+                !all.contains(&escaped),
+                "the secret from {fixture} leaked (HTML-escaped)"
+            );
+        }
+    }
+    // Nor into anything the local store wrote, except the archived originals.
+    for dir in ["ledger", "threads", "messages", "tickets"] {
+        for entry in std::fs::read_dir(state.path().join(dir)).expect("store dir") {
+            let text = std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
+            for (fixture, value) in &secrets {
+                assert!(
+                    !text.contains(value.as_str()),
+                    "the secret from {fixture} is stored in {dir}/"
+                );
+            }
+        }
+    }
+}

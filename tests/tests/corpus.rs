@@ -1,0 +1,200 @@
+//! The golden test: every `.eml` in the corpus is triaged and compared with the
+//! JSON beside it, and with the hand-written `.expect.json` facts.
+//!
+//! After an intended change of output, regenerate the golden files with
+//! `BLESS=1 cargo test -p rootmail-tests --test corpus` and review the diff.
+
+use rootmail_domain::{Context, MailInput, NoKnownThreads, NoRotations, Rules, Triage, triage};
+use rootmail_tests::{corpus_dir, directory, eml_files, relative};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn report(path: &Path, decision: &Triage) -> Value {
+    let mut value = serde_json::to_value(decision).expect("triage serializes");
+    value
+        .as_object_mut()
+        .expect("an object")
+        .insert("source".into(), json!(relative(path)));
+    value
+}
+
+fn triage_corpus() -> Vec<(std::path::PathBuf, Value)> {
+    let directory = directory();
+    let rules = Rules::built_in();
+    let ctx = Context {
+        directory: &directory,
+        rules: &rules,
+        known_threads: &NoKnownThreads,
+        rotations: &NoRotations,
+    };
+    eml_files(&corpus_dir())
+        .into_iter()
+        .map(|path| {
+            let raw = std::fs::read(&path).expect("fixture is readable");
+            let origin = relative(&path);
+            let name = path.file_name().and_then(|n| n.to_str());
+            let decision = triage(
+                &MailInput {
+                    raw: &raw,
+                    origin: &origin,
+                    object_name: name,
+                },
+                &ctx,
+            );
+            let value = report(&path, &decision);
+            (path, value)
+        })
+        .collect()
+}
+
+#[test]
+fn corpus_matches_golden_files() {
+    let bless = std::env::var_os("BLESS").is_some();
+    let results = triage_corpus();
+    assert!(
+        results.len() >= 60,
+        "the corpus has {} messages, fewer than 60",
+        results.len()
+    );
+    let mut failures = Vec::new();
+    for (path, actual) in &results {
+        let golden = path.with_extension("json");
+        if bless {
+            let text = serde_json::to_string_pretty(actual).expect("json") + "\n";
+            std::fs::write(&golden, text).expect("golden file is writable");
+            continue;
+        }
+        match std::fs::read_to_string(&golden) {
+            Ok(text) => {
+                let expected: Value = serde_json::from_str(&text).expect("golden file is JSON");
+                if &expected != actual {
+                    failures.push(format!(
+                        "{}: output differs from {}\n--- expected\n{}\n--- actual\n{}",
+                        relative(path),
+                        relative(&golden),
+                        serde_json::to_string_pretty(&expected).unwrap_or_default(),
+                        serde_json::to_string_pretty(actual).unwrap_or_default()
+                    ));
+                }
+            }
+            Err(_) => failures.push(format!(
+                "{}: no golden file (run with BLESS=1 and review)",
+                relative(path)
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        results.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The facts a person wrote down from design.md for each fixture, checked
+/// independently of the golden files (which record whatever the code produced).
+#[test]
+fn corpus_matches_hand_written_expectations() {
+    let results = triage_corpus();
+    let by_path: HashMap<String, &Value> = results.iter().map(|(p, v)| (relative(p), v)).collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (path, actual) in &results {
+        let expect_path = path.with_extension("expect.json");
+        let text = std::fs::read_to_string(&expect_path)
+            .unwrap_or_else(|_| panic!("{} has no .expect.json beside it", relative(path)));
+        let expected: Value = serde_json::from_str(&text).expect("expectation is JSON");
+        let name = relative(path);
+        for field in ["kind", "disposition", "account_id", "customer", "priority"] {
+            if expected.get(field) != actual.get(field) {
+                failures.push(format!(
+                    "{name}: {field} expected {} got {}",
+                    expected[field], actual[field]
+                ));
+            }
+        }
+        let thread = actual["thread_key"].as_str().unwrap_or_default();
+        if let Some(want) = expected["thread_key"].as_str() {
+            let prefix_only = want.ends_with(':');
+            if (prefix_only && !thread.starts_with(want)) || (!prefix_only && thread != want) {
+                failures.push(format!("{name}: thread_key expected {want} got {thread}"));
+            }
+        }
+        if let Some(other) = expected["same_thread_as"].as_str() {
+            let sibling = Path::new(&name)
+                .with_file_name(other)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let other_thread = by_path.get(&sibling).map(|v| v["thread_key"].clone());
+            if other_thread != Some(Value::from(thread)) {
+                failures.push(format!("{name}: expected the same thread as {sibling}"));
+            }
+        }
+        let kinds = |v: &Value, key: &str| -> Vec<String> {
+            let mut k: Vec<String> = v[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|s| {
+                            s.get("kind")
+                                .unwrap_or(s)
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            k.sort();
+            k
+        };
+        if kinds(&expected, "secrets") != kinds(actual, "secrets") {
+            failures.push(format!(
+                "{name}: secrets expected {:?} got {:?}",
+                kinds(&expected, "secrets"),
+                kinds(actual, "secrets")
+            ));
+        }
+        checked += 1;
+    }
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(checked, results.len());
+}
+
+/// Every kind of the taxonomy is exercised by at least one fixture.
+#[test]
+fn corpus_covers_every_kind() {
+    let results = triage_corpus();
+    for kind in rootmail_domain::Kind::ALL {
+        let count = results
+            .iter()
+            .filter(|(_, v)| v["kind"] == kind.as_str())
+            .count();
+        assert!(count >= 1, "no fixture is classified {kind}");
+    }
+}
+
+/// What a ticket shows never contains active markup, whatever the mail held.
+#[test]
+fn no_output_contains_script_markup() {
+    for (path, value) in triage_corpus() {
+        let text = value.to_string().to_lowercase();
+        assert!(
+            !text.contains("<script"),
+            "{} output contains <script",
+            relative(&path)
+        );
+        assert!(
+            !text.contains("<iframe"),
+            "{} output contains <iframe",
+            relative(&path)
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The local pipeline end to end: ledger, threads and tickets in the embedded
+//! store, with every message delivered more than once.
+
+use pollster::block_on;
+use rootmail_domain::{
+    ContentHash, InMemoryDirectory, Kind, NoRotations, Priority, Rules, ThreadKey,
+};
+use rootmail_local::{LocalStore, StoreError};
+use rootmail_pipeline::{
+    DEFAULT_STALE_CLAIM_SECS, Ingested, Knowledge, Ledger, NewTicket, TicketOp, TicketSink,
+    Written, ingest, write_ticket,
+};
+use rootmail_tests::{corpus_dir, directory, eml_files, relative};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+struct Env {
+    _dir: tempfile::TempDir,
+    store: LocalStore,
+    directory: InMemoryDirectory,
+    rules: Rules,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("store opens");
+        Self {
+            _dir: dir,
+            store,
+            directory: directory(),
+            rules: Rules::built_in(),
+        }
+    }
+
+    fn ingest_at(&self, raw: &[u8], source: &str, now: u64) -> Ingested {
+        let knowledge = Knowledge {
+            directory: &self.directory,
+            rules: &self.rules,
+            rotations: &NoRotations,
+        };
+        let s = &self.store;
+        block_on(ingest((s, s, s), &knowledge, raw, source, now)).expect("ingest")
+    }
+
+    /// Ingest and apply the ticket operation, as the two Lambdas would in turn.
+    fn deliver(&self, path: &Path) -> Option<Written> {
+        let raw = std::fs::read(path).expect("fixture");
+        match self.ingest_at(&raw, &relative(path), 1_000) {
+            Ingested::Triaged { op: Some(op), .. } => Some(self.write(&op)),
+            _ => None,
+        }
+    }
+
+    fn write(&self, op: &TicketOp) -> Written {
+        let s = &self.store;
+        block_on(write_ticket((s, s, s), op, 1_000)).expect("write")
+    }
+}
+
+#[test]
+fn the_corpus_delivered_twice_lands_exactly_once() {
+    let env = Env::new();
+    let files = eml_files(&corpus_dir());
+    let mut ticket_threads: HashMap<String, usize> = HashMap::new();
+    for path in &files {
+        if let Some(written) = env.deliver(path) {
+            *ticket_threads
+                .entry(written.ticket_id().to_string())
+                .or_default() += 1;
+        }
+    }
+    // Every message has one finished ledger row.
+    let rows = env.store.ledger_rows().expect("ledger");
+    assert_eq!(rows.len(), files.len());
+    assert!(
+        rows.iter()
+            .all(|r| r.status == rootmail_pipeline::LedgerStatus::Done && r.disposition.is_some())
+    );
+
+    // Tickets are the distinct threads of the messages that needed one.
+    let ticket_rows: Vec<_> = rows.iter().filter(|r| r.ticket_id.is_some()).collect();
+    let threads: HashSet<_> = ticket_rows.iter().map(|r| r.thread_key.clone()).collect();
+    let tickets = env.store.tickets().expect("tickets");
+    assert_eq!(tickets.len(), threads.len());
+    let comments: usize = tickets.iter().map(|t| t.comments.len()).sum();
+    assert_eq!(comments, ticket_rows.len() - tickets.len());
+    for t in &tickets {
+        assert_eq!(
+            t.comments.len() + 1,
+            ticket_threads[&t.id],
+            "ticket #{} ({})",
+            t.id,
+            t.thread_key
+        );
+    }
+    // The corpus' known threads: one support case of three mails, two budget alerts, a reply.
+    let case = tickets
+        .iter()
+        .find(|t| t.thread_key.as_str() == "case:177821827800850")
+        .expect("case ticket");
+    assert_eq!(case.comments.len(), 2);
+    assert_eq!(
+        case.priority,
+        Priority::High,
+        "the urgent correspondence raised the ticket"
+    );
+
+    // Everything again, in reverse order: nothing new anywhere.
+    for path in files.iter().rev() {
+        let raw = std::fs::read(path).expect("fixture");
+        assert!(
+            matches!(
+                env.ingest_at(&raw, &relative(path), 2_000),
+                Ingested::Duplicate(_)
+            ),
+            "{}",
+            relative(path)
+        );
+    }
+    assert_eq!(env.store.tickets().expect("tickets"), tickets);
+    assert_eq!(env.store.ledger_rows().expect("ledger").len(), files.len());
+}
+
+fn op(message: &str, thread: &str) -> TicketOp {
+    TicketOp {
+        message: ContentHash::of(message.as_bytes()),
+        thread_key: ThreadKey::message(thread),
+        kind: Kind::Unknown,
+        priority: Priority::Normal,
+        account_id: None,
+        customer: None,
+        subject: format!("subject of {message}"),
+        body: format!("body of {message}"),
+        quarantined: false,
+    }
+}
+
+#[test]
+fn redelivered_ticket_operations_have_no_second_effect() {
+    let env = Env::new();
+    let first = op("m1", "t@x");
+    let created: Vec<Written> = (0..3).map(|_| env.write(&first)).collect();
+    assert!(
+        created
+            .iter()
+            .all(|w| matches!(w, Written::Created { ticket_id } if ticket_id == "1")),
+        "{created:?}"
+    );
+    let second = op("m2", "t@x");
+    let commented: Vec<Written> = (0..3).map(|_| env.write(&second)).collect();
+    assert!(commented.iter().all(|w| w == &commented[0]));
+    let tickets = env.store.tickets().expect("tickets");
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].comments.len(), 1);
+}
+
+#[test]
+fn a_crash_between_create_and_record_does_not_make_a_second_ticket() {
+    let env = Env::new();
+    let first = op("m1", "t@x");
+    // The backend created the ticket, then the writer died before the thread map.
+    let ticket = NewTicket {
+        thread_key: first.thread_key.clone(),
+        idempotency_key: rootmail_pipeline::idempotency_key(&first.thread_key),
+        subject: first.subject.clone(),
+        body: first.body.clone(),
+        priority: first.priority,
+        kind: first.kind,
+        account_id: None,
+        customer: None,
+        message: first.message.clone(),
+    };
+    let id = block_on(env.store.create(&ticket)).expect("create");
+    assert_eq!(
+        env.write(&first),
+        Written::Created {
+            ticket_id: id.clone()
+        }
+    );
+    // A later message of the same thread, also after a lost record, comments.
+    let second = op("m2", "t@x");
+    assert!(matches!(env.write(&second), Written::Commented { ticket_id, .. } if ticket_id == id));
+    let tickets = env.store.tickets().expect("tickets");
+    assert_eq!((tickets.len(), tickets[0].comments.len()), (1, 1));
+}
+
+#[test]
+fn a_fresh_claim_is_left_alone_and_a_stale_one_taken_over() {
+    let env = Env::new();
+    let raw = std::fs::read(corpus_dir().join("billing.budget_alert/01-monthly-prod.eml"))
+        .expect("fixture");
+    let hash = ContentHash::of(&raw);
+    // A run claimed it at t=100 and crashed.
+    block_on(
+        env.store
+            .claim(&hash, "crashed run", 100, DEFAULT_STALE_CLAIM_SECS),
+    )
+    .expect("claim");
+    assert!(matches!(env.ingest_at(&raw, "retry", 160), Ingested::Busy));
+    let later = 100 + DEFAULT_STALE_CLAIM_SECS + 1;
+    assert!(matches!(
+        env.ingest_at(&raw, "retry", later),
+        Ingested::Triaged { op: Some(_), .. }
+    ));
+}
+
+#[test]
+fn a_reply_that_arrives_before_its_original_still_shares_its_ticket() {
+    let env = Env::new();
+    let reply = env
+        .deliver(&corpus_dir().join("unknown/02-colleague-reply.eml"))
+        .expect("a ticket");
+    let original = env
+        .deliver(&corpus_dir().join("unknown/01-colleague.eml"))
+        .expect("a ticket");
+    assert!(matches!(reply, Written::Created { .. }));
+    assert!(
+        matches!(&original, Written::Commented { ticket_id, .. } if ticket_id == reply.ticket_id())
+    );
+}
+
+#[test]
+fn a_later_reply_joins_the_thread_of_the_mail_it_answers() {
+    // The support-case correspondence replies by References too; a plain reply to
+    // a mail with a case thread must land on the case ticket, not a new one.
+    let env = Env::new();
+    let case = env
+        .deliver(&corpus_dir().join("support.case/01-case-created.eml"))
+        .expect("ticket");
+    let raw =
+        std::fs::read(corpus_dir().join("support.case/01-case-created.eml")).expect("fixture");
+    let case_message_id = rootmail_domain::mail::parse(&raw)
+        .expect("parses")
+        .message_id
+        .expect("has an id");
+    let reply = format!(
+        "From: Dev <dev@acme.example>\r\nTo: root+a7f3k9q2@root.example-msp.com\r\nSubject: our notes\r\n\
+         Message-ID: <notes-1@acme.example>\r\nIn-Reply-To: <{case_message_id}>\r\nReferences: <{case_message_id}>\r\n\r\nnotes\r\n"
+    );
+    match env.ingest_at(reply.as_bytes(), "reply.eml", 1_000) {
+        Ingested::Triaged { op: Some(op), .. } => {
+            assert_eq!(op.thread_key.as_str(), "case:177821827800850");
+            assert!(
+                matches!(env.write(&op), Written::Commented { ticket_id, .. } if ticket_id == case.ticket_id())
+            );
+        }
+        other => panic!("expected a ticket operation, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_run_at_a_time_holds_a_state_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = LocalStore::open(dir.path()).expect("first opens");
+    assert!(matches!(
+        LocalStore::open(dir.path()),
+        Err(StoreError::Locked(_))
+    ));
+}
