@@ -206,6 +206,31 @@ fn a_fresh_claim_is_left_alone_and_a_stale_one_taken_over() {
 }
 
 #[test]
+fn a_claim_left_by_an_earlier_run_is_taken_over_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raw = std::fs::read(corpus_dir().join("billing.budget_alert/01-monthly-prod.eml"))
+        .expect("fixture");
+    let hash = ContentHash::of(&raw);
+    {
+        // A run claimed the message and died before finishing it.
+        let crashed = LocalStore::open(dir.path()).expect("store opens");
+        block_on(crashed.claim(&hash, "crashed run", 100, DEFAULT_STALE_CLAIM_SECS))
+            .expect("claim");
+    }
+    let store = LocalStore::open(dir.path()).expect("store reopens");
+    let env = Env {
+        store,
+        _dir: dir,
+        directory: directory(),
+        rules: Rules::built_in(),
+    };
+    assert!(matches!(
+        env.ingest_at(&raw, "next run", 101),
+        Ingested::Triaged { op: Some(_), .. }
+    ));
+}
+
+#[test]
 fn a_reply_that_arrives_before_its_original_still_shares_its_ticket() {
     let env = Env::new();
     let reply = env

@@ -32,6 +32,8 @@ pub struct ParsedMail {
     pub in_reply_to: Vec<String>,
     /// The readable text of all text bodies, HTML converted.
     pub text: String,
+    /// The text of HTML alternatives that `text` does not show (searched, never shown).
+    pub alternative_text: String,
     pub attachments: Vec<Attachment>,
     /// Top-level headers as (name, unfolded raw value), in order: SES prepends its own first.
     pub headers: Vec<(String, String)>,
@@ -118,6 +120,26 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             append_body(&mut text, &part.body);
         }
     }
+    // The HTML alternative is not shown, but a secret only it holds must still be
+    // found (a rotation may need it).
+    let mut alternative_text = String::new();
+    let shows_plain_text = message
+        .text_bodies()
+        .any(|p| matches!(p.body, PartType::Text(_)));
+    if shows_plain_text {
+        for part in message
+            .html_bodies()
+            .filter(|p| matches!(p.body, PartType::Html(_)))
+        {
+            append_body(&mut alternative_text, &part.body);
+        }
+    }
+    let raw_subject = message.subject().unwrap_or_default();
+    if raw_subject.chars().any(|c| c == '\r' || c == '\n') {
+        warnings.push(
+            "subject contained line breaks (a header injection attempt?); shown on one line".into(),
+        );
+    }
     for part in message.attachments() {
         let content_type = part.content_type().map_or_else(
             || "application/octet-stream".to_string(),
@@ -174,6 +196,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         references: ids(message.references()),
         in_reply_to: ids(message.in_reply_to()),
         text,
+        alternative_text,
         attachments,
         headers,
         warnings,

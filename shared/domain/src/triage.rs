@@ -107,7 +107,7 @@ fn triage_mail(
     let account = resolution.account.clone();
 
     let raw_subject = mail.subject.clone().unwrap_or_default();
-    let detection_text = format!("{raw_subject}\n{}", mail.text);
+    let detection_text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
     let secrets = find_secrets(&detection_text, ctx.rules);
     let redactor = Redactor::new(&secrets);
 
@@ -161,7 +161,7 @@ fn triage_mail(
     let ticket = match (disposition, priority) {
         (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => {
             let redacted_text = redactor.redact(&mail.text);
-            Some(render(&RenderInput {
+            let draft = render(&RenderInput {
                 kind,
                 priority,
                 account: account.as_ref(),
@@ -175,7 +175,13 @@ fn triage_mail(
                 origin: input.origin,
                 quarantine_reason: quarantine_reason.as_deref(),
                 warnings: &warnings,
-            }))
+            });
+            // Every field was redacted on the way in; one pass over the result also
+            // covers what came from headers (sender names, addresses).
+            Some(TicketDraft {
+                subject: redactor.redact(&draft.subject),
+                body: redactor.redact(&draft.body),
+            })
         }
         _ => None,
     };
@@ -304,5 +310,144 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         envelope_recipients: Vec::new(),
         ses_message_id: None,
         references: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::directory::InMemoryDirectory;
+    use crate::thread::NoKnownThreads;
+    use crate::types::AccountStatus;
+
+    const PASS: &str = "Authentication-Results: amazonses.com;\r\n spf=pass envelope-from=x@amazonses.com;\r\n \
+        dkim=pass header.i=@verify.signin.aws;\r\n dmarc=pass header.from=verify.signin.aws;\r\n";
+
+    fn directory(status: AccountStatus) -> InMemoryDirectory {
+        InMemoryDirectory::new([Account {
+            root_email: EmailAddress::parse("root+x@msp.example").unwrap(),
+            account_id: AccountId::parse("111122223333").unwrap(),
+            customer: "Acme".into(),
+            status,
+        }])
+        .unwrap()
+    }
+
+    fn reset_mail(auth: &str) -> String {
+        format!(
+            "{auth}From: password-reset-no-reply@verify.signin.aws\r\nTo: root+x@msp.example\r\n\
+             Subject: Amazon Web Services Password Assistance\r\nMessage-ID: <r1@aws>\r\n\
+             Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+             Use the button in this mail to reset your password.\r\n--b\r\nContent-Type: text/html\r\n\r\n\
+             <a href=\"https://signin.aws.amazon.com/resetpassword?token=Zq9Xk2&amp;type=RESET\">Reset</a>\r\n--b--\r\n"
+        )
+    }
+
+    struct Waiting;
+    impl WaitingRotations for Waiting {
+        fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool {
+            account.as_str() == "111122223333" && kind == Kind::PasswordReset
+        }
+    }
+
+    fn run(raw: &str, dir: &InMemoryDirectory, rotations: &dyn WaitingRotations) -> Triage {
+        let rules = Rules::built_in();
+        let ctx = Context {
+            directory: dir,
+            rules: &rules,
+            known_threads: &NoKnownThreads,
+            rotations,
+        };
+        triage(
+            &MailInput {
+                raw: raw.as_bytes(),
+                origin: "t.eml",
+                object_name: None,
+            },
+            &ctx,
+        )
+    }
+
+    #[test]
+    fn a_secret_only_in_the_html_alternative_is_found_and_never_shown() {
+        let t = run(
+            &reset_mail(PASS),
+            &directory(AccountStatus::Active),
+            &NoRotations,
+        );
+        assert_eq!(t.kind, Kind::PasswordReset);
+        assert_eq!(t.secrets.len(), 1);
+        assert_eq!(t.secrets[0].kind, crate::SecretKind::ResetLink);
+        assert!(
+            t.secrets[0]
+                .value
+                .expose()
+                .ends_with("token=Zq9Xk2&type=RESET")
+        );
+        let shown = serde_json::to_string(&t).unwrap();
+        assert!(!shown.contains("Zq9Xk2"), "{shown}");
+        assert_eq!(t.disposition, Disposition::Ticket);
+    }
+
+    #[test]
+    fn a_waiting_rotation_gets_the_secret_only_from_authenticated_mail() {
+        let dir = directory(AccountStatus::Onboarding);
+        let t = run(&reset_mail(PASS), &dir, &Waiting);
+        assert_eq!(
+            (t.disposition, t.priority, t.ticket.is_some()),
+            (Disposition::Handoff, None, false)
+        );
+
+        let forged = run(&reset_mail(""), &dir, &Waiting);
+        assert_eq!(forged.kind, Kind::PhishingSuspected);
+        assert_eq!(forged.disposition, Disposition::Quarantine);
+    }
+
+    #[test]
+    fn mail_for_a_released_account_is_archived() {
+        let t = run(
+            &reset_mail(PASS),
+            &directory(AccountStatus::Released),
+            &NoRotations,
+        );
+        assert_eq!(
+            (t.disposition, t.priority, t.ticket.is_none()),
+            (Disposition::Archive, None, true)
+        );
+        assert!(
+            t.warnings.iter().any(|w| w.contains("is released")),
+            "{:?}",
+            t.warnings
+        );
+    }
+
+    #[test]
+    fn the_ses_setup_notification_is_known_by_its_object_name() {
+        let raw =
+            "From: no-reply-aws@amazon.com\r\nSubject: Amazon SES Setup Notification\r\n\r\nhello";
+        let dir = directory(AccountStatus::Active);
+        let rules = Rules::built_in();
+        let ctx = Context {
+            directory: &dir,
+            rules: &rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        };
+        let named = MailInput {
+            raw: raw.as_bytes(),
+            origin: "s3://b/inbound/x",
+            object_name: Some("AMAZON_SES_SETUP_NOTIFICATION"),
+        };
+        assert_eq!(triage(&named, &ctx).kind, Kind::SesSetup);
+        let other = MailInput {
+            raw: raw.as_bytes(),
+            origin: "x",
+            object_name: Some("abc123"),
+        };
+        assert_eq!(
+            triage(&other, &ctx).kind,
+            Kind::PhishingSuspected,
+            "the same bytes under another name are not trusted"
+        );
     }
 }

@@ -12,9 +12,11 @@ use rootmail_pipeline::{
     PortError, PortResult, ThreadMap, ThreadRecord, TicketSink,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +70,9 @@ pub struct LocalComment {
 pub struct LocalStore {
     root: PathBuf,
     _lock: File,
+    /// Claims this run made. Any other claim in the ledger belongs to a run that
+    /// has ended (the lock admits one run at a time), so it is taken over at once.
+    own_claims: Mutex<HashSet<ContentHash>>,
 }
 
 const DIRS: [&str; 5] = ["archive", "ledger", "threads", "messages", "tickets"];
@@ -98,6 +103,7 @@ impl LocalStore {
         Ok(Self {
             root: root.to_path_buf(),
             _lock: lock,
+            own_claims: Mutex::default(),
         })
     }
 
@@ -243,24 +249,26 @@ impl Ledger for LocalStore {
     ) -> PortResult<Claim> {
         let path = self.root.join("ledger").join(format!("{hash}.json"));
         let existing: Option<LedgerRow> = self.read(&path).map_err(port("ledger"))?;
-        match existing {
-            Some(row) if row.status != LedgerStatus::Claimed => Ok(Claim::Seen(row)),
+        let mut own = self
+            .own_claims
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let row = match existing {
+            Some(row) if row.status != LedgerStatus::Claimed => return Ok(Claim::Seen(row)),
             Some(row)
-                if now.saturating_sub(row.claimed_at) < stale_after_secs && row.claimed_at != 0 =>
+                if own.contains(hash) && now.saturating_sub(row.claimed_at) < stale_after_secs =>
             {
-                Ok(Claim::Busy)
+                return Ok(Claim::Busy);
             }
             Some(mut stale) => {
                 stale.claimed_at = now;
-                self.write(&path, &stale).map_err(port("ledger"))?;
-                Ok(Claim::Owned(stale))
+                stale
             }
-            None => {
-                let row = LedgerRow::claimed(hash, source, now);
-                self.write(&path, &row).map_err(port("ledger"))?;
-                Ok(Claim::Owned(row))
-            }
-        }
+            None => LedgerRow::claimed(hash, source, now),
+        };
+        self.write(&path, &row).map_err(port("ledger"))?;
+        own.insert(hash.clone());
+        Ok(Claim::Owned(row))
     }
 
     async fn record(&self, row: &LedgerRow) -> PortResult<()> {
