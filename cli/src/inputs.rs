@@ -23,10 +23,14 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
     }
 }
 
-/// The message files named by `paths`, in the order given; directories are
-/// searched recursively for `*.eml` in name order. Paths that cannot be read are
-/// returned as problems, so the rest is still processed.
-pub fn message_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
+/// Reads every message named by `paths` in order and hands it to `each` with its
+/// path. Directories are searched recursively for `*.eml` in name order. A path
+/// that cannot be read is reported on stderr and counted, and the rest is still
+/// read: the return value is the number of such paths.
+pub fn each_message(
+    paths: &[PathBuf],
+    mut each: impl FnMut(&Path, Vec<u8>) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
     let (mut files, mut problems) = (Vec::new(), Vec::new());
     for path in paths {
         match std::fs::metadata(path) {
@@ -35,7 +39,20 @@ pub fn message_files(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<String>) {
             Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
         }
     }
-    (files, problems)
+    for problem in &problems {
+        eprintln!("rootmail: {problem}");
+    }
+    let mut unreadable = problems.len();
+    for file in &files {
+        match std::fs::read(file) {
+            Ok(raw) => each(file, raw)?,
+            Err(e) => {
+                eprintln!("rootmail: cannot read {}: {e}", file.display());
+                unreadable += 1;
+            }
+        }
+    }
+    Ok(unreadable)
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {

@@ -10,18 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-#[derive(Default)]
-struct Tally {
-    created: usize,
-    commented: usize,
-    archived: usize,
-    quarantined: usize,
-    handed_off: usize,
-    duplicates: usize,
-    busy: usize,
-    failed: usize,
-}
-
 pub fn run(
     state: &Path,
     accounts: Option<&Path>,
@@ -39,112 +27,36 @@ pub fn run(
         rules: &rules,
         rotations: &NoRotations,
     };
-    let (files, mut problems) = inputs::message_files(paths);
-    for problem in &problems {
-        eprintln!("rootmail: {problem}");
-    }
 
     let mut tally = Tally::default();
     let mut rows = Vec::new();
-    for file in &files {
-        let raw = match std::fs::read(file) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let problem = format!("cannot read {}: {e}", file.display());
-                eprintln!("rootmail: {problem}");
-                problems.push(problem);
-                continue;
-            }
-        };
+    let unreadable = inputs::each_message(paths, |file, raw| {
         let source = file.display().to_string();
         let outcome = process(&store, &knowledge, &raw, &source)
             .with_context(|| format!("processing {source}"));
-        let (what, ticket, kind, subject) = match outcome {
-            Ok(Processed::Duplicate { ticket }) => {
-                tally.duplicates += 1;
-                (
-                    "seen before".to_string(),
-                    ticket,
-                    String::new(),
-                    String::new(),
-                )
-            }
-            Ok(Processed::Busy) => {
-                tally.busy += 1;
-                (
-                    "claimed by another run".to_string(),
-                    None,
-                    String::new(),
-                    String::new(),
-                )
-            }
-            Ok(Processed::Done {
-                disposition,
-                written,
-                kind,
-                subject,
-            }) => {
-                let what = match (&written, disposition) {
-                    (Some(Written::Created { .. }), Disposition::Quarantine) => {
-                        tally.quarantined += 1;
-                        tally.created += 1;
-                        "quarantined, ticket created"
-                    }
-                    (Some(Written::Commented { .. }), Disposition::Quarantine) => {
-                        tally.quarantined += 1;
-                        tally.commented += 1;
-                        "quarantined, commented"
-                    }
-                    (Some(Written::Created { .. }), _) => {
-                        tally.created += 1;
-                        "ticket created"
-                    }
-                    (Some(Written::Commented { .. }), _) => {
-                        tally.commented += 1;
-                        "commented"
-                    }
-                    (None, Disposition::Quarantine) => {
-                        tally.quarantined += 1;
-                        "quarantined"
-                    }
-                    (None, Disposition::Handoff) => {
-                        tally.handed_off += 1;
-                        "handed off"
-                    }
-                    (None, _) => {
-                        tally.archived += 1;
-                        "archived"
-                    }
-                };
-                (
-                    what.to_string(),
-                    written.map(|w| w.ticket_id().to_string()),
-                    kind,
-                    subject,
-                )
-            }
-            Err(e) => {
-                tally.failed += 1;
-                eprintln!("rootmail: {e:#}");
-                (
-                    "FAILED (see above)".to_string(),
-                    None,
-                    String::new(),
-                    String::new(),
-                )
-            }
-        };
+        let processed = outcome.unwrap_or_else(|e| {
+            eprintln!("rootmail: {e:#}");
+            Processed::Failed
+        });
         let name = file
             .file_name()
             .map_or(source.clone(), |n| n.to_string_lossy().into_owned());
+        let ticket = processed
+            .ticket_id()
+            .map_or("-".to_string(), |t| format!("#{t}"));
+        let (kind, subject) = match &processed {
+            Processed::Done { kind, subject, .. } => (kind.clone(), subject.clone()),
+            _ => (String::new(), String::new()),
+        };
         rows.push(vec![
             name,
-            what,
-            ticket.map_or("-".into(), |t| format!("#{t}")),
+            tally.count(&processed).to_string(),
+            ticket,
             kind,
             subject,
         ]);
-    }
+        Ok(())
+    })?;
 
     print!(
         "{}",
@@ -154,40 +66,19 @@ pub fn run(
             60
         )
     );
+    println!("\n{} messages: {tally}", rows.len());
     println!(
-        "\n{} messages: {} tickets created, {} comments, {} archived, {} quarantined, {} handed off, {} seen before{}{}",
-        rows.len(),
-        tally.created,
-        tally.commented,
-        tally.archived,
-        tally.quarantined,
-        tally.handed_off,
-        tally.duplicates,
-        if tally.busy > 0 {
-            format!(", {} busy", tally.busy)
-        } else {
-            String::new()
-        },
-        if tally.failed > 0 {
-            format!(", {} FAILED", tally.failed)
-        } else {
-            String::new()
-        },
-    );
-    println!(
-        "State: {}   Read the tickets: rootmail tickets --state {} list",
-        state.display(),
+        "State: {0}   Read the tickets: rootmail tickets --state {0} list",
         state.display()
     );
-    Ok(if tally.failed > 0 {
-        ExitCode::from(1)
-    } else if problems.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
+    Ok(match (tally.failed, unreadable) {
+        (0, 0) => ExitCode::SUCCESS,
+        (0, _) => ExitCode::from(2),
+        _ => ExitCode::from(1),
     })
 }
 
+/// What happened to one message.
 enum Processed {
     Duplicate {
         ticket: Option<String>,
@@ -199,6 +90,105 @@ enum Processed {
         kind: String,
         subject: String,
     },
+    Failed,
+}
+
+impl Processed {
+    fn ticket_id(&self) -> Option<&str> {
+        match self {
+            Self::Duplicate { ticket } => ticket.as_deref(),
+            Self::Done { written, .. } => written.as_ref().map(Written::ticket_id),
+            Self::Busy | Self::Failed => None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    created: usize,
+    commented: usize,
+    archived: usize,
+    quarantined: usize,
+    handed_off: usize,
+    duplicates: usize,
+    busy: usize,
+    failed: usize,
+}
+
+impl Tally {
+    /// Counts the outcome and says it in a few words.
+    fn count(&mut self, processed: &Processed) -> &'static str {
+        let (disposition, written) = match processed {
+            Processed::Duplicate { .. } => {
+                self.duplicates += 1;
+                return "seen before";
+            }
+            Processed::Busy => {
+                self.busy += 1;
+                return "claimed by another run";
+            }
+            Processed::Failed => {
+                self.failed += 1;
+                return "FAILED (see above)";
+            }
+            Processed::Done {
+                disposition,
+                written,
+                ..
+            } => (*disposition, written),
+        };
+        match written {
+            Some(Written::Created { .. }) => self.created += 1,
+            Some(Written::Commented { .. }) => self.commented += 1,
+            None => {}
+        }
+        match (disposition, written) {
+            (Disposition::Quarantine, Some(Written::Created { .. })) => {
+                self.quarantined += 1;
+                "quarantined, ticket created"
+            }
+            (Disposition::Quarantine, Some(Written::Commented { .. })) => {
+                self.quarantined += 1;
+                "quarantined, commented"
+            }
+            (Disposition::Quarantine, None) => {
+                self.quarantined += 1;
+                "quarantined"
+            }
+            (_, Some(Written::Created { .. })) => "ticket created",
+            (_, Some(Written::Commented { .. })) => "commented",
+            (Disposition::Handoff, None) => {
+                self.handed_off += 1;
+                "handed off"
+            }
+            (_, None) => {
+                self.archived += 1;
+                "archived"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} tickets created, {} comments, {} archived, {} quarantined, {} handed off, {} seen before",
+            self.created,
+            self.commented,
+            self.archived,
+            self.quarantined,
+            self.handed_off,
+            self.duplicates
+        )?;
+        if self.busy > 0 {
+            write!(f, ", {} busy", self.busy)?;
+        }
+        if self.failed > 0 {
+            write!(f, ", {} FAILED", self.failed)?;
+        }
+        Ok(())
+    }
 }
 
 fn process(

@@ -31,48 +31,31 @@ pub fn run(
         known_threads: &NoKnownThreads,
         rotations: &NoRotations,
     };
-    let (files, mut problems) = inputs::message_files(paths);
-    for problem in &problems {
-        eprintln!("rootmail: {problem}");
-    }
-
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut rows = Vec::new();
-    for file in &files {
-        let raw = match std::fs::read(file) {
-            Ok(raw) => raw,
-            Err(e) => {
-                let problem = format!("cannot read {}: {e}", file.display());
-                eprintln!("rootmail: {problem}");
-                problems.push(problem);
-                continue;
-            }
-        };
+    let unreadable = inputs::each_message(paths, |file, raw| {
         let source = file.display().to_string();
         let object_name = file.file_name().and_then(|n| n.to_str());
-        let decision = triage(
-            &MailInput {
-                raw: &raw,
-                origin: &source,
-                object_name,
-            },
-            &ctx,
-        );
+        let input = MailInput {
+            raw: &raw,
+            origin: &source,
+            object_name,
+        };
+        let decision = triage(&input, &ctx);
         match format {
             Format::Json => {
-                serde_json::to_writer(
-                    &mut out,
-                    &Report {
-                        source: &source,
-                        triage: &decision,
-                    },
-                )?;
+                let report = Report {
+                    source: &source,
+                    triage: &decision,
+                };
+                serde_json::to_writer(&mut out, &report)?;
                 writeln!(out)?;
             }
             Format::Table => rows.push(table_row(&source, &decision)),
         }
-    }
+        Ok(())
+    })?;
     if let Format::Table = format {
         let header = [
             "SOURCE",
@@ -87,7 +70,7 @@ pub fn run(
         write!(out, "{}", table(&header, &rows, 48))?;
     }
     out.flush()?;
-    Ok(if problems.is_empty() {
+    Ok(if unreadable == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(2)

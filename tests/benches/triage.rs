@@ -2,8 +2,7 @@
 //! baseline measured in the same run (compare the two, not absolute numbers).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use rootmail_domain::{Context, MailInput, NoKnownThreads, NoRotations, Rules, triage};
-use rootmail_tests::{corpus_dir, directory, eml_files};
+use rootmail_tests::{Triager, corpus_dir, eml_files};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -17,24 +16,10 @@ fn corpus() -> Vec<(String, Vec<u8>)> {
 fn bench(c: &mut Criterion) {
     let mail = corpus();
     let bytes: u64 = mail.iter().map(|(_, raw)| raw.len() as u64).sum();
-    let directory = directory();
-    let rules = Rules::built_in();
-    let ctx = Context {
-        directory: &directory,
-        rules: &rules,
-        known_threads: &NoKnownThreads,
-        rotations: &NoRotations,
-    };
+    let triager = Triager::default();
     let run_triage = || {
         for (origin, raw) in &mail {
-            black_box(triage(
-                &MailInput {
-                    raw,
-                    origin,
-                    object_name: None,
-                },
-                &ctx,
-            ));
+            black_box(triager.triage(raw, origin, None));
         }
     };
     let run_parse = || {

@@ -113,3 +113,43 @@ impl XorShift {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// Triage with the corpus' account directory and the built-in rules, as the
+/// `triage` command does (no store, no waiting rotation).
+pub struct Triager {
+    directory: InMemoryDirectory,
+    rules: rootmail_domain::Rules,
+}
+
+impl Default for Triager {
+    fn default() -> Self {
+        Self {
+            directory: directory(),
+            rules: rootmail_domain::Rules::built_in(),
+        }
+    }
+}
+
+impl Triager {
+    pub fn triage(
+        &self,
+        raw: &[u8],
+        origin: &str,
+        object_name: Option<&str>,
+    ) -> rootmail_domain::Triage {
+        let ctx = rootmail_domain::Context {
+            directory: &self.directory,
+            rules: &self.rules,
+            known_threads: &rootmail_domain::NoKnownThreads,
+            rotations: &rootmail_domain::NoRotations,
+        };
+        rootmail_domain::triage(
+            &rootmail_domain::MailInput {
+                raw,
+                origin,
+                object_name,
+            },
+            &ctx,
+        )
+    }
+}

@@ -1,31 +1,13 @@
 //! Hostile and broken input: every case gets a clear outcome and nothing panics.
 
-use rootmail_domain::{
-    Context, Disposition, InMemoryDirectory, Kind, MailInput, NoKnownThreads, NoRotations, Rules,
-    Triage, triage,
-};
-use rootmail_tests::{XorShift, directory};
+use rootmail_domain::{Disposition, Kind, Triage};
+use rootmail_tests::{Triager, XorShift};
 use std::sync::LazyLock;
 
-static DIRECTORY: LazyLock<InMemoryDirectory> = LazyLock::new(directory);
-static RULES: LazyLock<Rules> = LazyLock::new(Rules::built_in);
+static TRIAGER: LazyLock<Triager> = LazyLock::new(Triager::default);
 
 fn run(raw: &[u8]) -> Triage {
-    let (directory, rules) = (&*DIRECTORY, &*RULES);
-    let ctx = Context {
-        directory,
-        rules,
-        known_threads: &NoKnownThreads,
-        rotations: &NoRotations,
-    };
-    triage(
-        &MailInput {
-            raw,
-            origin: "generated.eml",
-            object_name: Some("generated.eml"),
-        },
-        &ctx,
-    )
+    TRIAGER.triage(raw, "generated.eml", Some("generated.eml"))
 }
 
 const ROOT: &str = "root+a7f3k9q2@root.example-msp.com";

@@ -4,8 +4,8 @@
 //! After an intended change of output, regenerate the golden files with
 //! `BLESS=1 cargo test -p rootmail-tests --test corpus` and review the diff.
 
-use rootmail_domain::{Context, MailInput, NoKnownThreads, NoRotations, Rules, Triage, triage};
-use rootmail_tests::{corpus_dir, directory, eml_files, relative};
+use rootmail_domain::Triage;
+use rootmail_tests::{Triager, corpus_dir, eml_files, relative};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,29 +20,13 @@ fn report(path: &Path, decision: &Triage) -> Value {
 }
 
 fn triage_corpus() -> Vec<(std::path::PathBuf, Value)> {
-    let directory = directory();
-    let rules = Rules::built_in();
-    let ctx = Context {
-        directory: &directory,
-        rules: &rules,
-        known_threads: &NoKnownThreads,
-        rotations: &NoRotations,
-    };
+    let triager = Triager::default();
     eml_files(&corpus_dir())
         .into_iter()
         .map(|path| {
             let raw = std::fs::read(&path).expect("fixture is readable");
-            let origin = relative(&path);
             let name = path.file_name().and_then(|n| n.to_str());
-            let decision = triage(
-                &MailInput {
-                    raw: &raw,
-                    origin: &origin,
-                    object_name: name,
-                },
-                &ctx,
-            );
-            let value = report(&path, &decision);
+            let value = report(&path, &triager.triage(&raw, &relative(&path), name));
             (path, value)
         })
         .collect()
