@@ -13,16 +13,19 @@ help:
 # The sample mailbox through the whole pipeline, twice (the second run creates
 # nothing: the ledger makes it idempotent), then the tickets it made.
 demo:
-	$(CARGO) build -q -p rootmail-cli
-	rm -rf $(STATE)
-	$(CARGO) run -q -p rootmail-cli -- run --state $(STATE) --accounts examples/accounts.csv examples/mailbox
+	@$(CARGO) build -q -p rootmail-cli
+	@rm -rf $(STATE)
+	@echo "== Nine sample mails through the local pipeline (state in $(STATE))"
+	@$(CARGO) run -q -p rootmail-cli -- run --state $(STATE) --accounts examples/accounts.csv examples/mailbox
 	@echo
-	@echo "== The same mail again: nothing new is created"
-	$(CARGO) run -q -p rootmail-cli -- run --state $(STATE) --accounts examples/accounts.csv examples/mailbox | tail -n 2
+	@echo "== The same mail again: the ledger makes it a no-op"
+	@$(CARGO) run -q -p rootmail-cli -- run --state $(STATE) --accounts examples/accounts.csv examples/mailbox | tail -n 2
 	@echo
-	$(CARGO) run -q -p rootmail-cli -- tickets --state $(STATE) list
+	@echo "== The tickets (rootmail tickets --state $(STATE) list)"
+	@$(CARGO) run -q -p rootmail-cli -- tickets --state $(STATE) list
 	@echo
-	$(CARGO) run -q -p rootmail-cli -- tickets --state $(STATE) show 1
+	@echo "== Ticket #1 with its comment (rootmail tickets --state $(STATE) show 1)"
+	@$(CARGO) run -q -p rootmail-cli -- tickets --state $(STATE) show 1
 
 test:
 	$(CARGO) fmt --all --check

@@ -247,6 +247,7 @@ fn no_secret_appears_in_any_cli_output() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        assert!(!all.to_lowercase().contains("<script"), "active markup in CLI output");
         for (fixture, value) in &secrets {
             assert!(
                 !all.contains(value.as_str()),
@@ -271,4 +272,69 @@ fn no_secret_appears_in_any_cli_output() {
             }
         }
     }
+}
+
+#[test]
+fn the_sample_mailbox_runs_once_and_a_second_run_creates_nothing() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_arg = state.path().to_str().expect("utf-8 path");
+    let args = [
+        "run",
+        "--state",
+        state_arg,
+        "--accounts",
+        "examples/accounts.csv",
+        "examples/mailbox",
+    ];
+    let first = rootmail(&args);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        text.contains("9 messages: 5 tickets created, 2 comments, 2 archived, 1 quarantined, 0 handed off, 0 seen before"),
+        "{text}"
+    );
+    let second = rootmail(&args);
+    let text = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        text.contains("9 messages: 0 tickets created, 0 comments, 0 archived, 0 quarantined, 0 handed off, 9 seen before"),
+        "{text}"
+    );
+
+    let list = rootmail(&["tickets", "--state", state_arg, "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(listed.lines().count(), 1 + 5, "{listed}");
+    let budget = listed
+        .lines()
+        .find(|l| l.contains("billing.budget_alert"))
+        .expect("the budget ticket");
+    assert!(
+        budget.contains(" 1 "),
+        "the repeat alert is its one comment: {budget}"
+    );
+
+    let id = budget
+        .split_whitespace()
+        .next()
+        .expect("an id")
+        .trim_start_matches('#');
+    let show = rootmail(&["tickets", "--state", state_arg, "show", id]);
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains("=== Comment 1 of 1"), "{shown}");
+    assert!(shown.contains("Original message: "), "{shown}");
+
+    let missing = rootmail(&["tickets", "--state", state_arg, "show", "999"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no ticket 999"));
+}
+
+#[test]
+fn reading_tickets_without_a_state_directory_says_what_to_do() {
+    let out = rootmail(&["tickets", "--state", "/nonexistent/rootmail-state", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run `rootmail run --state"));
 }
