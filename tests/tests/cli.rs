@@ -247,7 +247,10 @@ fn no_secret_appears_in_any_cli_output() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(!all.to_lowercase().contains("<script"), "active markup in CLI output");
+        assert!(
+            !all.to_lowercase().contains("<script"),
+            "active markup in CLI output"
+        );
         for (fixture, value) in &secrets {
             assert!(
                 !all.contains(value.as_str()),

@@ -269,6 +269,17 @@ mod tests {
     }
 
     #[test]
+    fn marketing_senders_win_over_subject_words_of_other_kinds() {
+        let rules = Rules::built_in();
+        let webinar = input(
+            "aws-marketing-email-replies@amazon.com",
+            "Webinar: planning maintenance windows and billing alerts",
+            "Join us",
+        );
+        assert_eq!(rules.classify(&webinar).unwrap().kind, Kind::Marketing);
+    }
+
+    #[test]
     fn bad_rules_files_give_errors_that_name_the_rule() {
         let err = Rules::parse("[[rule]]\nkind = \"nope\"\nsubject = ['x']").unwrap_err();
         assert!(err.to_string().contains("rule 1 (nope)"), "{err}");
