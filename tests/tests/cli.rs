@@ -180,22 +180,8 @@ fn no_secret_appears_in_any_cli_output() {
         "SECRETS.tsv lists {} secrets",
         secrets.len()
     );
-    // The check can fail: every listed secret really is in its fixture's bytes
-    // (decoded forms are checked by triage finding them, in the golden test).
-    let corpus_bytes: Vec<u8> = eml_files(&corpus_dir())
-        .iter()
-        .flat_map(|p| std::fs::read(p).unwrap_or_default())
-        .collect();
-    let corpus_text = String::from_utf8_lossy(&corpus_bytes);
-    let present = secrets
-        .iter()
-        .filter(|(_, v)| corpus_text.contains(v.as_str()))
-        .count();
-    assert!(
-        present * 2 >= secrets.len(),
-        "only {present} of {} secrets appear verbatim in the corpus",
-        secrets.len()
-    );
+    // The search below can fail: corpus.rs proves triage finds every listed
+    // value in its fixture, so these are the real secrets of the inputs.
 
     let state = tempfile::tempdir().expect("tempdir");
     let state_arg = state.path().to_str().expect("utf-8 path");

@@ -5,7 +5,7 @@
 //! `BLESS=1 cargo test -p rootmail-tests --test corpus` and review the diff.
 
 use rootmail_domain::Triage;
-use rootmail_tests::{Triager, corpus_dir, eml_files, relative};
+use rootmail_tests::{Triager, corpus_dir, eml_files, known_secrets, relative};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -179,6 +179,29 @@ fn no_output_contains_script_markup() {
             !text.contains("<iframe"),
             "{} output contains <iframe",
             relative(&path)
+        );
+    }
+}
+
+/// Every secret listed in SECRETS.tsv is found by triage in its fixture: the leak
+/// tests search for real secrets, and detection misses none of them.
+#[test]
+fn every_listed_secret_is_found_in_its_fixture() {
+    let triager = Triager::default();
+    let secrets = known_secrets();
+    assert!(
+        secrets.len() >= 16,
+        "SECRETS.tsv lists {} secrets",
+        secrets.len()
+    );
+    for (fixture, value) in &secrets {
+        let path = corpus_dir().join(fixture);
+        let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let found = triager.triage(&raw, fixture, None);
+        assert!(
+            found.secrets.iter().any(|s| s.value.expose() == value),
+            "{fixture}: triage did not find its listed secret (found {} others)",
+            found.secrets.len()
         );
     }
 }
