@@ -81,35 +81,32 @@ fn five_thousand_recipients_resolve_and_stay_out_of_the_ticket() {
 
 #[test]
 fn random_and_mangled_bytes_never_panic() {
-    let corpus_sample = std::fs::read(
-        rootmail_tests::corpus_dir().join("security.password_reset/02-html-qp-amp.eml"),
-    )
-    .expect("fixture");
     let mut rng = XorShift::new(7);
-    for round in 0..300 {
-        let raw = match round % 3 {
-            0 => {
-                let len = (rng.next_u64() % 4096) as usize;
-                rng.bytes(len)
-            }
-            // A real message with bytes flipped at random places.
-            1 => {
-                let mut m = corpus_sample.clone();
-                for _ in 0..20 {
-                    let i = (rng.next_u64() as usize) % m.len();
-                    m[i] = rng.next_u64() as u8;
-                }
-                m
-            }
-            // A real message cut at a random point.
-            _ => corpus_sample[..(rng.next_u64() as usize) % corpus_sample.len()].to_vec(),
-        };
-        let t = run(&raw);
-        assert!(
-            t.ticket.is_some() || t.disposition != Disposition::Ticket,
-            "round {round}: a ticket disposition has a ticket"
-        );
+    let fixtures: Vec<Vec<u8>> = rootmail_tests::eml_files(&rootmail_tests::corpus_dir())
+        .iter()
+        .map(|p| std::fs::read(p).expect("fixture"))
+        .filter(|raw| !raw.is_empty())
+        .collect();
+    let mut rounds = 0;
+    for fixture in &fixtures {
+        let len = (rng.next_u64() % 4096) as usize;
+        let mut flipped = fixture.clone();
+        for _ in 0..20 {
+            let i = (rng.next_u64() as usize) % flipped.len();
+            flipped[i] = rng.next_u64() as u8;
+        }
+        let cut = fixture[..(rng.next_u64() as usize) % fixture.len()].to_vec();
+        // Random bytes, bytes flipped at random places, a message cut anywhere.
+        for raw in [rng.bytes(len), flipped, cut] {
+            let t = run(&raw);
+            assert!(
+                t.ticket.is_some() || t.disposition != Disposition::Ticket,
+                "round {rounds}: a ticket disposition has a ticket"
+            );
+            rounds += 1;
+        }
     }
+    assert!(rounds >= 200, "{rounds} rounds");
 }
 
 #[test]

@@ -36,7 +36,9 @@ pub struct RenderInput<'a> {
     /// The message text with secrets already replaced.
     pub redacted_text: &'a str,
     pub origin: &'a str,
-    pub quarantine_reason: Option<&'a str>,
+    /// Why the message's own content is not shown (quarantine, or a secret-bearing
+    /// kind whose secret could not be located), if it is not.
+    pub withheld_reason: Option<&'a str>,
     pub warnings: &'a [String],
 }
 
@@ -44,18 +46,18 @@ pub fn ticket_subject(
     kind: Kind,
     account: Option<&Account>,
     subject: Option<&str>,
-    quarantine: bool,
+    withheld: bool,
 ) -> String {
     let who = match account {
         Some(a) => format!("[{} / {}]", a.customer, a.account_id),
         None => "[unknown account]".to_string(),
     };
-    let what = match (kind, quarantine) {
+    let what = match (kind, withheld) {
         (Kind::PhishingSuspected, _) => {
             "Suspected phishing (quarantined, content withheld)".to_string()
         }
         (Kind::MailUnparseable, _) => "Unparseable message (quarantined)".to_string(),
-        (_, true) => "Quarantined message".to_string(),
+        (_, true) => format!("{kind} mail (text withheld)"),
         _ => subject
             .filter(|s| !s.trim().is_empty())
             .unwrap_or("(no subject)")
@@ -66,8 +68,8 @@ pub fn ticket_subject(
 }
 
 pub fn render(input: &RenderInput<'_>) -> TicketDraft {
-    let quarantined = input.quarantine_reason.is_some();
-    let subject = ticket_subject(input.kind, input.account, input.subject, quarantined);
+    let withheld = input.withheld_reason.is_some();
+    let subject = ticket_subject(input.kind, input.account, input.subject, withheld);
     let mut body = String::new();
     if let Some(note) = security_note(input) {
         let _ = writeln!(body, "{note}\n");
@@ -117,15 +119,19 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
         if let Some(date) = &mail.date {
             let _ = writeln!(body, "Date: {date}");
         }
-        if !quarantined && let Some(subject) = input.subject {
+        if !withheld && let Some(subject) = input.subject {
             let _ = writeln!(body, "Subject: {subject}");
         }
     }
     if let Some(case) = input.case {
         let _ = writeln!(body, "AWS support case: {case}");
     }
-    if let Some(reason) = input.quarantine_reason {
-        let _ = writeln!(body, "Quarantined: {reason}");
+    if let Some(reason) = input.withheld_reason {
+        let label = match input.kind {
+            Kind::PhishingSuspected | Kind::MailUnparseable | Kind::MailRejected => "Quarantined",
+            _ => "Text withheld",
+        };
+        let _ = writeln!(body, "{label}: {reason}");
     }
     if !input.secrets.is_empty() {
         let _ = writeln!(body, "Withheld secrets: {}", secret_kinds(input.secrets));
@@ -133,12 +139,12 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     for warning in input
         .warnings
         .iter()
-        .filter(|w| Some(w.as_str()) != input.quarantine_reason)
+        .filter(|w| Some(w.as_str()) != input.withheld_reason)
     {
         let _ = writeln!(body, "Warning: {warning}");
     }
 
-    if !quarantined {
+    if !withheld {
         let facts = key_facts(input.redacted_text);
         if !facts.is_empty() {
             let _ = writeln!(body, "\nKey facts:");
@@ -160,7 +166,7 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     }
     let _ = writeln!(body, "\nOriginal message: {}", input.origin);
 
-    if !quarantined {
+    if !withheld {
         let text = input.redacted_text.trim();
         let _ = writeln!(body, "\n--- Message ---");
         if text.is_empty() {

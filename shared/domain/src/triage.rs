@@ -156,6 +156,17 @@ fn triage_mail(
         ctx.known_threads,
     );
 
+    // Secret-bearing mail whose secret was not found may hold it in a form the
+    // rules do not know: show none of its text rather than risk showing the secret.
+    let withheld_reason = quarantine_reason.clone().or_else(|| {
+        (policy.carries_secret && secrets.is_empty()).then(|| {
+            let reason = format!(
+                "a {kind} mail normally holds a code or link, and none was found: its text is withheld, open the original"
+            );
+            warnings.push(reason.clone());
+            reason
+        })
+    });
     let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
     let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
     let ticket = match (disposition, priority) {
@@ -173,7 +184,7 @@ fn triage_mail(
                 secrets: &secrets,
                 redacted_text: &redacted_text,
                 origin: input.origin,
-                quarantine_reason: quarantine_reason.as_deref(),
+                withheld_reason: withheld_reason.as_deref(),
                 warnings: &warnings,
             });
             // Every field was redacted on the way in; one pass over the result also
@@ -198,7 +209,7 @@ fn triage_mail(
         authentication: auth,
         warnings,
         message_id: mail.message_id.clone(),
-        subject: subject.filter(|_| quarantine_reason.is_none()),
+        subject: subject.filter(|_| withheld_reason.is_none()),
         case_id: case,
         content_hash: hash,
         account,
@@ -287,7 +298,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         secrets: &[],
         redacted_text: "",
         origin: input.origin,
-        quarantine_reason: Some(&reason),
+        withheld_reason: Some(&reason),
         warnings: &[],
     });
     Triage {
@@ -401,6 +412,33 @@ mod tests {
         let forged = run(&reset_mail(""), &dir, &Waiting);
         assert_eq!(forged.kind, Kind::PhishingSuspected);
         assert_eq!(forged.disposition, Disposition::Quarantine);
+    }
+
+    #[test]
+    fn a_secret_bearing_mail_whose_secret_is_not_found_shows_none_of_its_text() {
+        let raw = format!(
+            "{}From: no-reply@signin.aws\r\nTo: root+x@msp.example\r\nSubject: Verify your identity\r\n\r\n\
+             Enter these digits to finish signing in: 4 8 3 - 9 2 0\r\n",
+            PASS.replace("verify.signin.aws", "signin.aws")
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        assert_eq!(
+            (t.kind, t.disposition),
+            (Kind::SigninOtp, Disposition::Ticket)
+        );
+        assert!(t.secrets.is_empty());
+        let ticket = t.ticket.expect("still a ticket: someone is signing in");
+        assert!(!ticket.body.contains("4 8 3"), "{}", ticket.body);
+        assert!(
+            ticket
+                .body
+                .contains("Text withheld: a security.signin_otp mail normally holds")
+        );
+        assert_eq!(
+            ticket.subject,
+            "[Acme / 111122223333] security.signin_otp mail (text withheld)"
+        );
+        assert_eq!(t.subject, None);
     }
 
     #[test]

@@ -333,6 +333,8 @@ pub struct KindPolicy {
     pub repeating_alert: bool,
     /// The kind can carry a secret meant for a waiting rotation.
     pub feeds_rotation: bool,
+    /// Mail of this kind normally holds a secret (the taxonomy's secret column).
+    pub carries_secret: bool,
 }
 
 impl Kind {
@@ -384,6 +386,17 @@ impl Kind {
                     | Kind::HealthEvent
             ),
             feeds_rotation: matches!(self, Kind::RootEmailOtp | Kind::PasswordReset),
+            carries_secret: matches!(
+                self,
+                Kind::RootEmailOtp
+                    | Kind::SigninOtp
+                    | Kind::PasswordReset
+                    | Kind::MfaRecovery
+                    | Kind::SnsConfirmation
+                    | Kind::OrganizationsVerification
+                    | Kind::CertificateApproval
+                    | Kind::SesVerification
+            ),
         }
     }
 }
