@@ -192,6 +192,20 @@ fn aligned(auth_domain: &str, from_domain: &str) -> bool {
     same_org || auth_domain.eq_ignore_ascii_case(from_domain)
 }
 
+/// A sender domain that imitates AWS's without being one: not phishing by the
+/// taxonomy's definition (it claims no AWS domain), but worth a warning.
+pub fn lookalike_warning(auth: &Authentication) -> Option<String> {
+    let domain = auth.from_domain.as_deref()?;
+    if auth.aws_sender || domain == SES_SIGNING_DOMAIN || domain.ends_with(".amazonses.com") {
+        return None;
+    }
+    let imitates = domain
+        .split(['.', '-'])
+        .any(|part| part.contains("amazon") || part.starts_with("aws"));
+    imitates
+        .then(|| format!("sender domain {domain} looks like AWS's but is not an AWS sender domain"))
+}
+
 /// Why a message that claims an AWS sender is not believed, if it is not.
 pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<String> {
     if auth.aws_sender && !auth.verified {
@@ -283,6 +297,31 @@ mod tests {
                 .unwrap()
                 .contains("display name claims no-reply@amazon.com")
         );
+    }
+
+    #[test]
+    fn lookalike_domains_get_a_warning_real_ones_do_not() {
+        let auth = |domain: &str| Authentication {
+            from_domain: Some(domain.to_string()),
+            aws_sender: is_aws_domain(domain),
+            ..Authentication::default()
+        };
+        for fake in [
+            "aws-billing-support.example",
+            "amazon-security.example",
+            "mail.awsalerts.example",
+        ] {
+            assert!(lookalike_warning(&auth(fake)).is_some(), "{fake}");
+        }
+        for fine in [
+            "signin.aws",
+            "email.amazon.com",
+            "laws.example",
+            "vendor.example",
+            "amazonses.com",
+        ] {
+            assert_eq!(lookalike_warning(&auth(fine)), None, "{fine}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! One message in, one decision out: the whole pure pipeline.
 
-use crate::auth::{Authentication, authenticate, spoofing_reason};
+use crate::auth::{Authentication, authenticate, lookalike_warning, spoofing_reason};
 use crate::directory::{Account, AccountDirectory, MatchedBy, resolve};
 use crate::mail::{ParseError, ParsedMail, parse};
 use crate::render::{RenderInput, TicketDraft, render};
@@ -102,6 +102,7 @@ fn triage_mail(
     let auth = authenticate(mail);
     let env = envelope(mail);
     let mut warnings = mail.warnings.clone();
+    warnings.extend(lookalike_warning(&auth));
     let resolution = resolve(mail, &env.recipients, ctx.directory);
     warnings.extend(resolution.warnings.iter().cloned());
     let account = resolution.account.clone();
