@@ -161,12 +161,8 @@ pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
     op: &TicketOp,
     now: u64,
 ) -> PortResult<Written> {
-    if let Some(done) = ledger
-        .get(&op.message)
-        .await?
-        .as_ref()
-        .and_then(already_written)
-    {
+    let row = ledger.get(&op.message).await?;
+    if let Some(done) = row.as_ref().and_then(already_written) {
         return Ok(done);
     }
     let existing = match threads.ticket_of(&op.thread_key).await? {
@@ -215,7 +211,7 @@ pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
             last_activity: now,
         })
         .await?;
-    if let Some(mut row) = ledger.get(&op.message).await? {
+    if let Some(mut row) = row {
         row.status = LedgerStatus::Done;
         row.ticket_id = Some(written.ticket_id().to_string());
         row.comment_id = match &written {
