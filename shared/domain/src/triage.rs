@@ -116,31 +116,14 @@ fn triage_mail(
     if let Some(reason) = &quarantine_reason {
         warnings.push(reason.clone());
     }
-    let policy = kind.policy();
-    let mut disposition = policy.disposition;
-    let mut priority = rule_priority.or(policy.priority);
-    if let Some(account) = &account {
-        if policy.feeds_rotation
-            && auth.verified
-            && !secrets.is_empty()
-            && ctx.rotations.is_waiting(&account.account_id, kind)
-        {
-            disposition = Disposition::Handoff;
-        }
-        if account.status.is_retired()
-            && matches!(disposition, Disposition::Ticket | Disposition::Handoff)
-        {
-            warnings.push(format!(
-                "account {} is {}: archived, no ticket",
-                account.account_id,
-                account.status.as_str()
-            ));
-            disposition = Disposition::Archive;
-        }
-    }
-    if matches!(disposition, Disposition::Archive | Disposition::Handoff) {
-        priority = None;
-    }
+    let (disposition, priority) = decide(
+        kind,
+        rule_priority,
+        account.as_ref(),
+        auth.verified && !secrets.is_empty(),
+        ctx.rotations,
+        &mut warnings,
+    );
 
     let case = case_id(&raw_subject);
     let thread = thread_key(
@@ -160,7 +143,7 @@ fn triage_mail(
     // Secret-bearing mail whose secret was not found may hold it in a form the
     // rules do not know: show none of its text rather than risk showing the secret.
     let withheld_reason = quarantine_reason.clone().or_else(|| {
-        (policy.carries_secret && secrets.is_empty()).then(|| {
+        (kind.policy().carries_secret && secrets.is_empty()).then(|| {
             let reason = format!(
                 "a {kind} mail normally holds a code or link, and none was found: its text is withheld, open the original"
             );
@@ -224,6 +207,43 @@ fn triage_mail(
             .cloned()
             .collect(),
     }
+}
+
+/// The taxonomy's disposition and priority for the kind, then: a verified secret
+/// goes to a rotation that waits for it; a retired account's mail is archived.
+fn decide(
+    kind: Kind,
+    rule_priority: Option<Priority>,
+    account: Option<&Account>,
+    verified_secret: bool,
+    rotations: &dyn WaitingRotations,
+    warnings: &mut Vec<String>,
+) -> (Disposition, Option<Priority>) {
+    let policy = kind.policy();
+    let mut disposition = policy.disposition;
+    if let Some(account) = account {
+        if policy.feeds_rotation
+            && verified_secret
+            && rotations.is_waiting(&account.account_id, kind)
+        {
+            disposition = Disposition::Handoff;
+        }
+        if account.status.is_retired()
+            && matches!(disposition, Disposition::Ticket | Disposition::Handoff)
+        {
+            warnings.push(format!(
+                "account {} is {}: archived, no ticket",
+                account.account_id,
+                account.status.as_str()
+            ));
+            disposition = Disposition::Archive;
+        }
+    }
+    let priority = match disposition {
+        Disposition::Archive | Disposition::Handoff => None,
+        Disposition::Ticket | Disposition::Quarantine => rule_priority.or(policy.priority),
+    };
+    (disposition, priority)
 }
 
 /// The kind, a rule's priority override, and why the mail is quarantined if it is.
