@@ -75,7 +75,14 @@ pub struct LocalStore {
     own_claims: Mutex<HashSet<ContentHash>>,
 }
 
-const DIRS: [&str; 5] = ["archive", "ledger", "threads", "messages", "tickets"];
+const DIRS: [&str; 6] = [
+    "archive",
+    "ledger",
+    "threads",
+    "messages",
+    "tickets",
+    "tickets/by-thread",
+];
 
 impl LocalStore {
     /// Opens (creating if needed) the state directory and takes its lock.
@@ -332,14 +339,18 @@ impl TicketSink for LocalStore {
     }
 
     async fn find(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
-        let tickets = self.tickets().map_err(port("tickets"))?;
-        Ok(tickets
-            .into_iter()
-            .find(|t| &t.thread_key == key)
-            .map(|t| FoundTicket {
-                id: t.id,
-                created_from: t.created_from,
-            }))
+        // The ticket system's own index by thread key (like a search by external id),
+        // independent of the pipeline's thread map.
+        let id: Option<String> = self
+            .read(&self.keyed_path("tickets/by-thread", key.as_str()))
+            .map_err(port("tickets"))?;
+        let Some(id) = id else { return Ok(None) };
+        let ticket: Option<LocalTicket> =
+            self.read(&self.ticket_path(&id)).map_err(port("tickets"))?;
+        Ok(ticket.map(|t| FoundTicket {
+            id: t.id,
+            created_from: t.created_from,
+        }))
     }
 
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
@@ -363,6 +374,13 @@ impl TicketSink for LocalStore {
             body: ticket.body.clone(),
             comments: Vec::new(),
         };
+        // Index first: a crash before the ticket file leaves an index entry that
+        // `find` ignores, never a ticket that `find` cannot see.
+        self.write(
+            &self.keyed_path("tickets/by-thread", ticket.thread_key.as_str()),
+            &id,
+        )
+        .map_err(port("tickets"))?;
         self.write(&self.ticket_path(&id), &record)
             .map_err(port("tickets"))?;
         Ok(id)
