@@ -23,7 +23,11 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::open(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// A run on an existing state directory.
+    fn open(dir: tempfile::TempDir) -> Self {
         let store = LocalStore::open(dir.path()).expect("store opens");
         Self {
             _dir: dir,
@@ -217,13 +221,7 @@ fn a_claim_left_by_an_earlier_run_is_taken_over_at_once() {
         block_on(crashed.claim(&hash, "crashed run", 100, DEFAULT_STALE_CLAIM_SECS))
             .expect("claim");
     }
-    let store = LocalStore::open(dir.path()).expect("store reopens");
-    let env = Env {
-        store,
-        _dir: dir,
-        directory: directory(),
-        rules: Rules::built_in(),
-    };
+    let env = Env::open(dir);
     assert!(matches!(
         env.ingest_at(&raw, "next run", 101),
         Ingested::Triaged { op: Some(_), .. }

@@ -56,14 +56,6 @@ impl InMemoryDirectory {
         }
         Ok(dir)
     }
-
-    pub fn len(&self) -> usize {
-        self.by_email.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_email.is_empty()
-    }
 }
 
 impl AccountDirectory for InMemoryDirectory {

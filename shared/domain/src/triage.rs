@@ -1,7 +1,7 @@
 //! One message in, one decision out: the whole pure pipeline.
 
 use crate::auth::{Authentication, authenticate, lookalike_warning, spoofing_reason};
-use crate::directory::{Account, AccountDirectory, MatchedBy, resolve};
+use crate::directory::{Account, AccountDirectory, resolve};
 use crate::mail::{ParseError, ParsedMail, parse};
 use crate::render::{RenderInput, TicketDraft, render};
 use crate::rules::{RuleInput, Rules};
@@ -9,9 +9,7 @@ use crate::secret::FoundSecret;
 use crate::secrets::{Redactor, find_secrets};
 use crate::ses::{SETUP_NOTIFICATION_OBJECT, envelope};
 use crate::thread::{KnownThreads, ThreadFacts, case_id, thread_key};
-use crate::types::{
-    AccountId, CaseId, ContentHash, Disposition, EmailAddress, Kind, Priority, ThreadKey,
-};
+use crate::types::{AccountId, CaseId, ContentHash, Disposition, Kind, Priority, ThreadKey};
 use serde::Serialize;
 
 /// Whether a credential rotation waits for a secret of this kind for this account.
@@ -64,29 +62,23 @@ pub struct Triage {
     pub case_id: Option<CaseId>,
     pub content_hash: ContentHash,
     #[serde(skip)]
-    pub account: Option<Account>,
-    #[serde(skip)]
-    pub matched_by: Option<MatchedBy>,
-    #[serde(skip)]
-    pub envelope_recipients: Vec<EmailAddress>,
-    #[serde(skip)]
     pub ses_message_id: Option<String>,
-    #[serde(skip)]
-    pub references: Vec<String>,
 }
 
 pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
-    triage_parsed(&parse(input.raw), input, ctx)
+    triage_parsed(&parse(input.raw), &ContentHash::of(input.raw), input, ctx)
 }
 
-/// Triage of a message already parsed (a caller that must look up the threads of
-/// `ParsedMail::referenced_ids` before triage parses only once).
+/// Triage of a message already parsed and hashed (a caller that must claim the
+/// message and look up the threads of `ParsedMail::referenced_ids` before triage
+/// parses and hashes it only once).
 pub fn triage_parsed(
     parsed: &Result<ParsedMail, ParseError>,
+    hash: &ContentHash,
     input: &MailInput<'_>,
     ctx: &Context<'_>,
 ) -> Triage {
-    let hash = ContentHash::of(input.raw);
+    let hash = hash.clone();
     match parsed {
         Ok(mail) => triage_mail(mail, input, ctx, hash),
         Err(error) => unparseable(input, hash, &error.to_string()),
@@ -105,7 +97,7 @@ fn triage_mail(
     warnings.extend(lookalike_warning(&auth));
     let resolution = resolve(mail, &env.recipients, ctx.directory);
     warnings.extend(resolution.warnings.iter().cloned());
-    let account = resolution.account.clone();
+    let account = resolution.account;
 
     let raw_subject = mail.subject.clone().unwrap_or_default();
     let detection_text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
@@ -196,16 +188,7 @@ fn triage_mail(
         subject: subject.filter(|_| withheld_reason.is_none()),
         case_id: case,
         content_hash: hash,
-        account,
-        matched_by: resolution.matched_by,
-        envelope_recipients: env.recipients,
         ses_message_id: env.ses_message_id,
-        references: mail
-            .references
-            .iter()
-            .chain(mail.in_reply_to.iter())
-            .cloned()
-            .collect(),
     }
 }
 
@@ -337,11 +320,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         subject: None,
         case_id: None,
         content_hash: hash,
-        account: None,
-        matched_by: None,
-        envelope_recipients: Vec::new(),
         ses_message_id: None,
-        references: Vec::new(),
     }
 }
 
@@ -350,7 +329,7 @@ mod tests {
     use super::*;
     use crate::directory::InMemoryDirectory;
     use crate::thread::NoKnownThreads;
-    use crate::types::AccountStatus;
+    use crate::types::{AccountStatus, EmailAddress};
 
     const PASS: &str = "Authentication-Results: amazonses.com;\r\n spf=pass envelope-from=x@amazonses.com;\r\n \
         dkim=pass header.i=@verify.signin.aws;\r\n dmarc=pass header.from=verify.signin.aws;\r\n";

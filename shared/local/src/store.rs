@@ -114,10 +114,6 @@ impl LocalStore {
         })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// All tickets, oldest first.
     pub fn tickets(&self) -> Result<Vec<LocalTicket>, StoreError> {
         let mut tickets: Vec<LocalTicket> = self.read_all("tickets")?;

@@ -85,6 +85,7 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
     };
     let triage = triage_parsed(
         &parsed,
+        &hash,
         &MailInput {
             raw,
             origin: &origin,
