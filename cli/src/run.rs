@@ -3,7 +3,7 @@
 use crate::inputs;
 use crate::output::table;
 use anyhow::Context as _;
-use rootmail_domain::{Disposition, NoRotations};
+use rootmail_domain::{Disposition, InMemoryDirectory, NoRotations};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{Ingested, Knowledge, Written, ingest, write_ticket};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,6 @@ pub fn run(
     let rules = inputs::rules(rules)?;
     let store = LocalStore::open(state)?;
     let knowledge = Knowledge {
-        directory: &directory,
         rules: &rules,
         rotations: &NoRotations,
     };
@@ -32,7 +31,7 @@ pub fn run(
     let mut rows = Vec::new();
     let unreadable = inputs::each_message(paths, |file, raw| {
         let source = file.display().to_string();
-        let outcome = process(&store, &knowledge, &raw, &source)
+        let outcome = process((&store, &directory), &knowledge, &raw, &source)
             .with_context(|| format!("processing {source}"));
         let processed = outcome.unwrap_or_else(|e| {
             eprintln!("rootmail: {e:#}");
@@ -192,13 +191,18 @@ impl std::fmt::Display for Tally {
 }
 
 fn process(
-    store: &LocalStore,
+    (store, directory): (&LocalStore, &InMemoryDirectory),
     knowledge: &Knowledge<'_>,
     raw: &[u8],
     source: &str,
 ) -> anyhow::Result<Processed> {
-    let ingested =
-        pollster::block_on(ingest((store, store, store), knowledge, raw, source, now()))?;
+    let ingested = pollster::block_on(ingest(
+        (store, store, store, directory),
+        knowledge,
+        raw,
+        source,
+        now(),
+    ))?;
     Ok(match ingested {
         Ingested::Duplicate(row) => Processed::Duplicate {
             ticket: row.ticket_id,

@@ -39,12 +39,11 @@ impl Env {
 
     fn ingest_at(&self, raw: &[u8], source: &str, now: u64) -> Ingested {
         let knowledge = Knowledge {
-            directory: &self.directory,
             rules: &self.rules,
             rotations: &NoRotations,
         };
         let s = &self.store;
-        block_on(ingest((s, s, s), &knowledge, raw, source, now)).expect("ingest")
+        block_on(ingest((s, s, s, &self.directory), &knowledge, raw, source, now)).expect("ingest")
     }
 
     /// Ingest and apply the ticket operation, as the two Lambdas would in turn.

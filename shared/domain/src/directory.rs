@@ -109,17 +109,44 @@ pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
     ids
 }
 
+/// What [`resolve`] may look up, so a directory behind a network call can fetch
+/// these first and resolve from an in-memory view.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Candidates {
+    pub emails: Vec<EmailAddress>,
+    pub ids: Vec<AccountId>,
+}
+
+/// Every address and account id `resolve(mail, envelope, _)` can ask the directory about.
+pub fn candidates(mail: &ParsedMail, envelope: &[EmailAddress]) -> Candidates {
+    let mut emails: Vec<EmailAddress> = Vec::new();
+    for address in envelope.iter().chain(&mail.to).chain(&mail.cc) {
+        if !emails.contains(address) {
+            emails.push(address.clone());
+        }
+    }
+    Candidates {
+        emails,
+        ids: mentioned_account_ids(&searchable_text(mail)),
+    }
+}
+
+/// The text account ids are searched in: the subject and the body.
+fn searchable_text(mail: &ParsedMail) -> String {
+    let mut text = String::with_capacity(mail.text.len() + 256);
+    text.push_str(mail.subject.as_deref().unwrap_or_default());
+    text.push('\n');
+    text.push_str(&mail.text);
+    text
+}
+
 /// Envelope recipient first (authoritative), then To/Cc, then an id in the mail.
 pub fn resolve(
     mail: &ParsedMail,
     envelope: &[EmailAddress],
     directory: &dyn AccountDirectory,
 ) -> Resolution {
-    let mut text = String::with_capacity(mail.text.len() + 256);
-    text.push_str(mail.subject.as_deref().unwrap_or_default());
-    text.push('\n');
-    text.push_str(&mail.text);
-    let mentioned = mentioned_account_ids(&text);
+    let mentioned = mentioned_account_ids(&searchable_text(mail));
 
     let (account, matched_by) = if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a))
     {

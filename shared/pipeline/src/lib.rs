@@ -12,19 +12,20 @@ pub mod ports;
 pub use model::*;
 pub use ports::*;
 
-use rootmail_domain::mail::parse;
+use rootmail_domain::directory::candidates;
+use rootmail_domain::mail::{ParsedMail, parse};
+use rootmail_domain::ses::envelope;
 use rootmail_domain::{
-    AccountDirectory, ContentHash, Context, Disposition, MailInput, Rules, ThreadKey, Triage,
-    WaitingRotations, triage_parsed,
+    ContentHash, Context, Disposition, InMemoryDirectory, Kind, MailInput, Priority, Rules,
+    ThreadKey, Triage, WaitingRotations, triage_parsed,
 };
 use std::collections::HashMap;
 
 /// A claim older than this is taken over (a run that crashed is retried).
 pub const DEFAULT_STALE_CLAIM_SECS: u64 = 15 * 60;
 
-/// What triage reads besides the message.
+/// What triage reads besides the message and the account directory.
 pub struct Knowledge<'a> {
-    pub directory: &'a dyn AccountDirectory,
     pub rules: &'a Rules,
     pub rotations: &'a dyn WaitingRotations,
 }
@@ -45,8 +46,8 @@ pub enum Ingested {
 }
 
 /// One message through claim, archive, triage and ledger.
-pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
-    (archive, ledger, threads): (&A, &L, &T),
+pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup>(
+    (archive, ledger, threads, accounts): (&A, &L, &T, &D),
     knowledge: &Knowledge<'_>,
     raw: &[u8],
     source: &str,
@@ -69,16 +70,18 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
 
     let parsed = parse(raw);
     let mut known: HashMap<String, ThreadKey> = HashMap::new();
+    let mut directory = InMemoryDirectory::default();
     if let Ok(mail) = &parsed {
         for id in mail.referenced_ids() {
             if let Some(key) = threads.thread_of_message(id).await? {
                 known.insert(id.to_string(), key);
             }
         }
+        directory = fetch_candidates(accounts, mail).await?;
     }
     let object_name = source.rsplit(['/', '\\']).next();
     let ctx = Context {
-        directory: knowledge.directory,
+        directory: &directory,
         rules: knowledge.rules,
         known_threads: &known,
         rotations: knowledge.rotations,
@@ -131,6 +134,79 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap>(
         triage: Box::new(triage),
         op,
     })
+}
+
+/// The accounts triage may resolve this mail to, fetched once so resolution
+/// itself stays synchronous and pure.
+async fn fetch_candidates<D: AccountLookup>(
+    accounts: &D,
+    mail: &ParsedMail,
+) -> PortResult<InMemoryDirectory> {
+    let wanted = candidates(mail, &envelope(mail).recipients);
+    let mut found = Vec::new();
+    for email in &wanted.emails {
+        found.extend(accounts.by_email(email).await?);
+    }
+    for id in &wanted.ids {
+        found.extend(accounts.by_id(id).await?);
+    }
+    found.sort_by(|a, b| a.root_email.cmp(&b.root_email));
+    found.dedup_by(|a, b| a.root_email == b.root_email);
+    InMemoryDirectory::new(found).map_err(|e| PortError::Permanent {
+        port: "accounts",
+        message: e.to_string(),
+    })
+}
+
+/// Records a message that could not be read at all (deleted before it was read,
+/// larger than SES allows): a quarantine row keyed by its location, and a ticket
+/// operation so a person sees it. Repeating it changes nothing.
+pub async fn record_unreadable<L: Ledger>(
+    ledger: &L,
+    source: &str,
+    reason: &str,
+    now: u64,
+) -> PortResult<(LedgerRow, Option<TicketOp>)> {
+    let key = ContentHash::of(format!("unreadable:{source}").as_bytes());
+    let mut row = match ledger
+        .claim(&key, source, now, DEFAULT_STALE_CLAIM_SECS)
+        .await?
+    {
+        Claim::Seen(row) if row.status == LedgerStatus::Done => return Ok((row, None)),
+        Claim::Busy => {
+            return Err(PortError::Transient {
+                port: "ledger",
+                message: format!("{source} is claimed by another run"),
+            });
+        }
+        Claim::Seen(row) | Claim::Owned(row) => row,
+    };
+    let kind = Kind::MailUnparseable;
+    let priority = kind.policy().priority.unwrap_or(Priority::Normal);
+    let thread_key = ThreadKey::content(&key);
+    let op = TicketOp {
+        message: key,
+        thread_key: thread_key.clone(),
+        kind,
+        priority,
+        account_id: None,
+        customer: None,
+        subject: format!("[quarantine] Unreadable message {source}"),
+        body: format!(
+            "rootmail could not read this message and quarantined it.\n\n\
+             Location: {source}\nReason: {reason}\n\n\
+             Nothing else is known about it: no sender, recipient or account could be read."
+        ),
+        quarantined: true,
+    };
+    row.kind = Some(kind);
+    row.disposition = Some(Disposition::Quarantine);
+    row.priority = Some(priority);
+    row.thread_key = Some(thread_key);
+    row.failure = Some(reason.to_string());
+    row.status = LedgerStatus::Queued;
+    ledger.record(&row).await?;
+    Ok((row, Some(op)))
 }
 
 /// What applying a ticket operation did.

@@ -44,6 +44,9 @@ pub struct LedgerRow {
     pub comment_id: Option<String>,
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Why the message could not be processed (unreadable, oversized), if so.
+    #[serde(default)]
+    pub failure: Option<String>,
 }
 
 impl LedgerRow {
@@ -64,6 +67,7 @@ impl LedgerRow {
             ticket_id: None,
             comment_id: None,
             warnings: Vec::new(),
+            failure: None,
         }
     }
 }

@@ -5,7 +5,7 @@
 //! runtime and the single-threaded local mode.
 
 use crate::model::{Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord};
-use rootmail_domain::{ContentHash, ThreadKey};
+use rootmail_domain::{Account, AccountDirectory, AccountId, ContentHash, EmailAddress, ThreadKey};
 use std::future::Future;
 
 /// Whether a failure is worth retrying; the handler's answer depends on it.
@@ -35,6 +35,26 @@ pub trait MailArchive {
         hash: &ContentHash,
         raw: &[u8],
     ) -> impl Future<Output = PortResult<String>> + Send;
+}
+
+/// The account directory (a DynamoDB table in AWS, a CSV locally).
+pub trait AccountLookup {
+    fn by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> impl Future<Output = PortResult<Option<Account>>> + Send;
+    fn by_id(&self, id: &AccountId) -> impl Future<Output = PortResult<Option<Account>>> + Send;
+}
+
+/// Any in-memory directory is a lookup that cannot fail.
+impl<D: AccountDirectory + Sync> AccountLookup for D {
+    async fn by_email(&self, email: &EmailAddress) -> PortResult<Option<Account>> {
+        Ok(AccountDirectory::by_email(self, email))
+    }
+
+    async fn by_id(&self, id: &AccountId) -> PortResult<Option<Account>> {
+        Ok(AccountDirectory::by_id(self, id))
+    }
 }
 
 /// One row per message, claimed before work starts so duplicates are no-ops.
