@@ -4,7 +4,9 @@
 //! Methods return `Send` futures so the same traits serve a multi-threaded Lambda
 //! runtime and the single-threaded local mode.
 
-use crate::model::{Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord};
+use crate::model::{
+    Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord, TicketOp,
+};
 use rootmail_domain::{Account, AccountDirectory, AccountId, ContentHash, EmailAddress, ThreadKey};
 use std::future::Future;
 
@@ -108,4 +110,16 @@ pub trait TicketSink {
         ticket_id: &str,
         comment: &NewComment,
     ) -> impl Future<Output = PortResult<String>> + Send;
+}
+
+/// Hands ticket operations from ingest to the ticket writer (SQS FIFO in AWS).
+/// Enqueuing the same operation twice is allowed: the writer is idempotent.
+pub trait TicketQueue {
+    fn enqueue(&self, op: &TicketOp) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Where an operation that can never succeed goes, with the reason, for a person
+/// to look at and replay.
+pub trait DeadLetters {
+    fn bury(&self, body: &str, reason: &str) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -1,0 +1,212 @@
+//! The account directory as a DynamoDB table keyed by `root_email` (lower-case),
+//! with a global secondary index on `account_id`.
+
+use crate::dynamo::s;
+use crate::error::port_error;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use rootmail_domain::{Account, AccountId, AccountStatus, EmailAddress};
+use rootmail_pipeline::{AccountLookup, PortError, PortResult};
+use std::collections::HashMap;
+
+const PORT: &str = "accounts";
+/// The index the template defines on `account_id`.
+pub const ACCOUNT_ID_INDEX: &str = "by-account-id";
+
+#[derive(Clone)]
+pub struct DynamoAccounts {
+    client: Client,
+    table: String,
+}
+
+/// What importing one account did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+impl DynamoAccounts {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Writes the account unless the stored row already says the same.
+    pub async fn upsert(&self, account: &Account) -> PortResult<Upsert> {
+        let existing = self.by_email(&account.root_email).await?;
+        if existing.as_ref() == Some(account) {
+            return Ok(Upsert::Unchanged);
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("root_email", s(account.root_email.as_str()))
+            .item("account_id", s(account.account_id.as_str()))
+            .item("customer", s(account.customer.as_str()))
+            .item("status", s(account.status.as_str()))
+            .send()
+            .await
+            .map_err(|e| port_error(PORT, e))?;
+        Ok(if existing.is_some() {
+            Upsert::Updated
+        } else {
+            Upsert::Added
+        })
+    }
+}
+
+impl AccountLookup for DynamoAccounts {
+    async fn by_email(&self, email: &EmailAddress) -> PortResult<Option<Account>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("root_email", s(email.as_str()))
+            .send()
+            .await
+            .map_err(|e| port_error(PORT, e))?;
+        found.item.as_ref().map(account_from_item).transpose()
+    }
+
+    async fn by_id(&self, id: &AccountId) -> PortResult<Option<Account>> {
+        let found = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ACCOUNT_ID_INDEX)
+            .key_condition_expression("account_id = :id")
+            .expression_attribute_values(":id", s(id.as_str()))
+            .send()
+            .await
+            .map_err(|e| port_error(PORT, e))?;
+        let accounts = found
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(account_from_item)
+            .collect::<PortResult<Vec<_>>>()?;
+        // The same rule as the in-memory directory: the current address is the
+        // one that is not retired.
+        Ok(accounts
+            .iter()
+            .find(|a| !a.status.is_retired())
+            .or(accounts.last())
+            .cloned())
+    }
+}
+
+fn account_from_item(item: &HashMap<String, AttributeValue>) -> PortResult<Account> {
+    let text = |name: &str| -> PortResult<&str> {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            .ok_or_else(|| bad_row(format!("account row without {name}")))
+    };
+    Ok(Account {
+        root_email: EmailAddress::parse(text("root_email")?).map_err(|e| bad_row(e.to_string()))?,
+        account_id: AccountId::parse(text("account_id")?).map_err(|e| bad_row(e.to_string()))?,
+        customer: text("customer")?.to_string(),
+        status: AccountStatus::parse(text("status")?).map_err(|e| bad_row(e.to_string()))?,
+    })
+}
+
+fn bad_row(message: String) -> PortError {
+    PortError::Permanent {
+        port: PORT,
+        message,
+    }
+}
+
+/// Which AWS Organizations accounts to import.
+#[derive(Debug, Clone, Default)]
+pub struct OrgFilter {
+    /// Only accounts whose email matches this regular expression.
+    pub email_pattern: Option<regex::Regex>,
+    /// Only accounts carrying this tag (key, and value if given).
+    pub tag: Option<(String, Option<String>)>,
+    /// The tag whose value names the customer; else the account name.
+    pub customer_tag: Option<String>,
+}
+
+/// The member accounts of the organization that pass `filter`, as directory
+/// entries (status `active`, or `closed` when AWS is closing the account).
+pub async fn organization_accounts(
+    client: &aws_sdk_organizations::Client,
+    filter: &OrgFilter,
+) -> PortResult<Vec<Account>> {
+    const ORG: &str = "organizations";
+    let mut pages = client.list_accounts().into_paginator().send();
+    let mut accounts = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| port_error(ORG, e))?;
+        for listed in page.accounts.unwrap_or_default() {
+            let (Some(id), Some(email)) = (listed.id(), listed.email()) else {
+                continue;
+            };
+            if filter
+                .email_pattern
+                .as_ref()
+                .is_some_and(|p| !p.is_match(email))
+            {
+                continue;
+            }
+            let tags = if filter.tag.is_some() || filter.customer_tag.is_some() {
+                account_tags(client, id).await?
+            } else {
+                HashMap::new()
+            };
+            if let Some((key, value)) = &filter.tag {
+                let matches = tags
+                    .get(key)
+                    .is_some_and(|v| value.as_ref().is_none_or(|want| want == v));
+                if !matches {
+                    continue;
+                }
+            }
+            let customer = filter
+                .customer_tag
+                .as_ref()
+                .and_then(|t| tags.get(t).cloned())
+                .or_else(|| listed.name().map(str::to_string))
+                .unwrap_or_default();
+            let closing = matches!(
+                listed.state().map(|s| s.as_str()),
+                Some("PENDING_CLOSURE" | "CLOSED")
+            ) || matches!(listed.status().map(|s| s.as_str()), Some("PENDING_CLOSURE"));
+            accounts.push(Account {
+                root_email: EmailAddress::parse(email).map_err(|e| bad_row(e.to_string()))?,
+                account_id: AccountId::parse(id).map_err(|e| bad_row(e.to_string()))?,
+                customer,
+                status: if closing {
+                    AccountStatus::Closed
+                } else {
+                    AccountStatus::Active
+                },
+            });
+        }
+    }
+    Ok(accounts)
+}
+
+async fn account_tags(
+    client: &aws_sdk_organizations::Client,
+    account_id: &str,
+) -> PortResult<HashMap<String, String>> {
+    let mut pages = client
+        .list_tags_for_resource()
+        .resource_id(account_id)
+        .into_paginator()
+        .send();
+    let mut tags = HashMap::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| port_error("organizations", e))?;
+        for tag in page.tags.unwrap_or_default() {
+            tags.insert(tag.key, tag.value);
+        }
+    }
+    Ok(tags)
+}

@@ -1,0 +1,107 @@
+//! The ledger as a DynamoDB table keyed by `content_hash`.
+
+use crate::dynamo::{from_item, n, s, to_item};
+use crate::error::{error_code, port_error};
+use aws_sdk_dynamodb::Client;
+use rootmail_domain::ContentHash;
+use rootmail_pipeline::{Claim, Ledger, LedgerRow, LedgerStatus, PortResult};
+
+const PORT: &str = "ledger";
+
+#[derive(Clone)]
+pub struct DynamoLedger {
+    client: Client,
+    table: String,
+}
+
+impl DynamoLedger {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Every row claimed at or after `since` (seconds). A full scan: this is for
+    /// operators' reports, not for the message path.
+    pub async fn rows_since(&self, since: u64) -> PortResult<Vec<LedgerRow>> {
+        let mut pages = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("claimed_at >= :since")
+            .expression_attribute_values(":since", n(since))
+            .into_paginator()
+            .send();
+        let mut rows = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| port_error(PORT, e))?;
+            for item in page.items.unwrap_or_default() {
+                rows.push(from_item(PORT, item)?);
+            }
+        }
+        Ok(rows)
+    }
+}
+
+impl Ledger for DynamoLedger {
+    async fn claim(
+        &self,
+        hash: &ContentHash,
+        source: &str,
+        now_secs: u64,
+        stale_after_secs: u64,
+    ) -> PortResult<Claim> {
+        let row = LedgerRow::claimed(hash, source, now_secs);
+        // New, or a claim so old that its run must have died: take it.
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(PORT, &row)?))
+            .condition_expression(
+                "attribute_not_exists(content_hash) OR (#status = :claimed AND claimed_at < :stale)",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":stale", n(now_secs.saturating_sub(stale_after_secs)))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claim::Owned(row)),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Ok(match self.get(hash).await? {
+                    Some(existing) if existing.status != LedgerStatus::Claimed => {
+                        Claim::Seen(existing)
+                    }
+                    _ => Claim::Busy,
+                })
+            }
+            Err(e) => Err(port_error(PORT, e)),
+        }
+    }
+
+    async fn record(&self, row: &LedgerRow) -> PortResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(PORT, row)?))
+            .send()
+            .await
+            .map_err(|e| port_error(PORT, e))?;
+        Ok(())
+    }
+
+    async fn get(&self, hash: &ContentHash) -> PortResult<Option<LedgerRow>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("content_hash", s(hash.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| port_error(PORT, e))?;
+        found.item.map(|item| from_item(PORT, item)).transpose()
+    }
+}

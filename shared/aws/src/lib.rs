@@ -1,0 +1,39 @@
+//! AWS adapters for the rootmail ports. Each type wraps one SDK client built once
+//! at cold start; endpoints come from the standard `AWS_ENDPOINT_URL*` variables,
+//! so nothing here knows whether it talks to AWS or to a local stand-in.
+
+pub mod accounts;
+pub mod config;
+pub mod dynamo;
+pub mod error;
+pub mod ledger;
+pub mod mail;
+pub mod metrics;
+pub mod queue;
+pub mod threads;
+
+pub use accounts::{DynamoAccounts, Upsert};
+pub use config::{ConfigError, Env};
+pub use ledger::DynamoLedger;
+pub use mail::{InPlaceArchive, MailLocation, ReadError, S3Mail};
+pub use metrics::Metrics;
+pub use queue::{SqsDeadLetters, SqsTicketQueue, message_group_id};
+pub use threads::DynamoThreadMap;
+
+/// Loads the SDK configuration once. S3 uses path-style addressing when an
+/// endpoint override is set (local stand-ins do not serve virtual hosts).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// An S3 client for `config`, path-style when an endpoint override is set.
+pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let path_style = config.endpoint_url().is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(path_style)
+            .build(),
+    )
+}

@@ -1,0 +1,123 @@
+//! Reading a stored message from S3: one copy in memory, sized up front, and a
+//! clear answer for the two permanent failures (gone, too large).
+
+use crate::error::{error_code, port_error};
+use aws_sdk_s3::Client;
+use rootmail_domain::ContentHash;
+use rootmail_pipeline::{MailArchive, PortError, PortResult};
+use std::fmt;
+
+/// SES stores messages up to 40 MB with the S3 action; anything larger is not mail
+/// SES delivered and is quarantined unread.
+pub const SES_MAX_MESSAGE_BYTES: u64 = 40 * 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MailLocation {
+    pub bucket: String,
+    pub key: String,
+}
+
+impl fmt::Display for MailLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Deleted (or never written) before it was read. Permanent.
+    #[error("{0} does not exist (deleted before it was read?)")]
+    Missing(MailLocation),
+    /// Larger than SES ever stores. Permanent.
+    #[error("{location} is {size} bytes, more than the {max}-byte limit")]
+    TooLarge {
+        location: MailLocation,
+        size: u64,
+        max: u64,
+    },
+    /// Anything else (throttling, network, permissions): retry the record.
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl ReadError {
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Missing(_) | Self::TooLarge { .. } => true,
+            Self::Port(e) => !e.is_transient(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct S3Mail {
+    client: Client,
+}
+
+impl S3Mail {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+
+    /// The whole object, refused before download when it is larger than `max`.
+    pub async fn read(&self, location: &MailLocation, max: u64) -> Result<Vec<u8>, ReadError> {
+        let got = self
+            .client
+            .get_object()
+            .bucket(&location.bucket)
+            .key(&location.key)
+            .send()
+            .await;
+        let mut object = match got {
+            Ok(object) => object,
+            Err(e) if matches!(error_code(&e), Some("NoSuchKey" | "NoSuchBucket")) => {
+                return Err(ReadError::Missing(location.clone()));
+            }
+            // Permissions are a deployment problem, not the message's: retry so
+            // the message survives until the policy is fixed.
+            Err(e) => return Err(transient(port_error("mail", e))),
+        };
+        let size = object.content_length.unwrap_or(0).max(0) as u64;
+        if size > max {
+            return Err(ReadError::TooLarge {
+                location: location.clone(),
+                size,
+                max,
+            });
+        }
+        let mut raw = Vec::with_capacity(size as usize);
+        while let Some(chunk) = object.body.try_next().await.map_err(|e| {
+            ReadError::Port(PortError::Transient {
+                port: "mail",
+                message: format!("reading {location}: {e}"),
+            })
+        })? {
+            if (raw.len() + chunk.len()) as u64 > max {
+                return Err(ReadError::TooLarge {
+                    location: location.clone(),
+                    size: (raw.len() + chunk.len()) as u64,
+                    max,
+                });
+            }
+            raw.extend_from_slice(&chunk);
+        }
+        Ok(raw)
+    }
+}
+
+fn transient(error: PortError) -> ReadError {
+    ReadError::Port(match error {
+        PortError::Permanent { port, message } => PortError::Transient { port, message },
+        transient => transient,
+    })
+}
+
+/// SES already stored the raw message in the bucket: the archive is that object,
+/// kept by the bucket's retention rules. Nothing is copied.
+pub struct InPlaceArchive<'a>(pub &'a MailLocation);
+
+impl MailArchive for InPlaceArchive<'_> {
+    async fn put(&self, _hash: &ContentHash, _raw: &[u8]) -> PortResult<String> {
+        Ok(self.0.to_string())
+    }
+}

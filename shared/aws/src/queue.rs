@@ -1,0 +1,123 @@
+//! SQS queues: the FIFO queue of ticket operations and the dead-letter queue.
+
+use crate::error::port_error;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::MessageAttributeValue;
+use rootmail_domain::{ContentHash, ThreadKey};
+use rootmail_pipeline::{DeadLetters, PortError, PortResult, TicketOp, TicketQueue};
+
+const PORT: &str = "queue";
+/// SQS limits group and deduplication ids to 128 characters of printable ASCII.
+const MAX_ID_CHARS: usize = 128;
+
+/// The FIFO group of a thread: its key when SQS accepts it as is, else a hash of
+/// it. Either way one thread is one group, so it is never written concurrently.
+pub fn message_group_id(key: &ThreadKey) -> String {
+    let text = key.as_str();
+    let valid = text.len() <= MAX_ID_CHARS && text.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        text.to_string()
+    } else {
+        format!("thread-{}", &ContentHash::of(text.as_bytes()).as_str()[..48])
+    }
+}
+
+#[derive(Clone)]
+pub struct SqsTicketQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsTicketQueue {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+impl TicketQueue for SqsTicketQueue {
+    async fn enqueue(&self, op: &TicketOp) -> PortResult<()> {
+        let body = serde_json::to_string(op).map_err(|e| PortError::Permanent {
+            port: PORT,
+            message: format!("cannot serialize the ticket operation: {e}"),
+        })?;
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_group_id(message_group_id(&op.thread_key))
+            // The message's hash: a redelivered mail enqueues no second operation
+            // within SQS's five-minute window (the writer covers the rest).
+            .message_deduplication_id(op.message.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error(PORT, e))?;
+        Ok(())
+    }
+}
+
+/// A dead-letter queue written to directly, with the reason as an attribute.
+#[derive(Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+}
+
+impl DeadLetters for SqsDeadLetters {
+    async fn bury(&self, body: &str, reason: &str) -> PortResult<()> {
+        let reason_attribute = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|e| PortError::Permanent {
+                port: PORT,
+                message: e.to_string(),
+            })?;
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .message_attributes("reason", reason_attribute);
+        if self.url.ends_with(".fifo") {
+            let id = ContentHash::of(body.as_bytes());
+            send = send
+                .message_group_id("dead-letters")
+                .message_deduplication_id(id.as_str());
+        }
+        send.send().await.map_err(|e| port_error(PORT, e))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(text: &str) -> ThreadKey {
+        serde_json::from_value(serde_json::Value::String(text.to_string())).unwrap()
+    }
+
+    #[test]
+    fn group_ids_are_valid_for_sqs_and_stable() {
+        let short = key("case:1234567890");
+        assert_eq!(message_group_id(&short), "case:1234567890");
+        let long = key(&format!("msg:<{}@x>", "a".repeat(200)));
+        let id = message_group_id(&long);
+        assert!(id.len() <= MAX_ID_CHARS && id.starts_with("thread-"));
+        assert_eq!(id, message_group_id(&long));
+        let spaced = key("msg:<a b@x>");
+        assert!(message_group_id(&spaced).starts_with("thread-"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Ticketing backends behind the pipeline's `TicketSink` port.
+//!
+//! This crate holds the HTTP plumbing every backend shares (one client, timeouts,
+//! retries that honour `Retry-After`) and the plain JSON webhook backend.
+
+pub mod http;
+pub mod webhook;
+
+pub use http::{HttpClient, RetryPolicy};
+pub use webhook::Webhook;
