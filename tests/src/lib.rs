@@ -153,3 +153,9 @@ impl Triager {
         )
     }
 }
+
+pub mod aws;
+pub mod lambda;
+pub mod memory_sink;
+pub mod pipeline;
+pub mod webhook_server;

@@ -43,7 +43,14 @@ impl Env {
             rotations: &NoRotations,
         };
         let s = &self.store;
-        block_on(ingest((s, s, s, &self.directory), &knowledge, raw, source, now)).expect("ingest")
+        block_on(ingest(
+            (s, s, s, &self.directory),
+            &knowledge,
+            raw,
+            source,
+            now,
+        ))
+        .expect("ingest")
     }
 
     /// Ingest and apply the ticket operation, as the two Lambdas would in turn.
@@ -136,6 +143,7 @@ fn op(message: &str, thread: &str) -> TicketOp {
         subject: format!("subject of {message}"),
         body: format!("body of {message}"),
         quarantined: false,
+        received_at_ms: None,
     }
 }
 

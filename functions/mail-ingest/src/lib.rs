@@ -1,1 +1,291 @@
+//! `mail-ingest`: stored mail in, ledger rows and ticket operations out.
+//!
+//! For each message: read it from S3, claim it in the ledger, triage it, record
+//! the disposition and enqueue at most one ticket operation. A transient failure
+//! fails that record only (SQS retries it, then its DLQ); a message that cannot
+//! be read for good (gone, oversized) becomes a quarantine row, never a loss.
 
+pub mod events;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use events::MailRef;
+use lambda_runtime::{Error, LambdaEvent};
+use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
+use rootmail_aws::{ConfigError, Env, InPlaceArchive, MailLocation, Metrics, ReadError, S3Mail};
+use rootmail_domain::{Disposition, Kind, NoRotations, Rules};
+use rootmail_pipeline::{
+    AccountLookup, Ingested, Knowledge, Ledger, PortError, PortResult, ThreadMap, TicketQueue,
+    ingest, record_unreadable,
+};
+use serde_json::Value;
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::{Instrument, field::Empty};
+
+/// Settings, read once at cold start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub accounts_table: String,
+    pub ledger_table: String,
+    pub threads_table: String,
+    pub ticket_ops_queue_url: String,
+    /// Where the SES S3 action stores mail; needed only for the SES Lambda-action trigger.
+    pub mail_bucket: Option<String>,
+    pub mail_prefix: String,
+    pub max_message_bytes: u64,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            accounts_table: env.required("ACCOUNTS_TABLE")?,
+            ledger_table: env.required("LEDGER_TABLE")?,
+            threads_table: env.required("THREADS_TABLE")?,
+            ticket_ops_queue_url: env.url("TICKET_OPS_QUEUE_URL")?,
+            mail_bucket: env.optional("MAIL_BUCKET"),
+            mail_prefix: env
+                .optional("MAIL_PREFIX")
+                .unwrap_or_else(|| "inbound/".to_string()),
+            max_message_bytes: env.parsed_or("MAX_MESSAGE_BYTES", SES_MAX_MESSAGE_BYTES)?,
+        })
+    }
+}
+
+/// Reads a stored message (S3 in AWS).
+pub trait MailReader {
+    fn read(
+        &self,
+        location: &MailLocation,
+        max: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send;
+}
+
+impl MailReader for S3Mail {
+    fn read(
+        &self,
+        location: &MailLocation,
+        max: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send {
+        S3Mail::read(self, location, max)
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Triaged now; `queued` when a ticket operation was enqueued.
+    Triaged {
+        kind: Kind,
+        disposition: Disposition,
+        queued: bool,
+    },
+    /// Finished before: nothing done again.
+    Duplicate,
+    /// Could not be read for good: quarantined by its location.
+    Unreadable { reason: String },
+}
+
+/// The handler, generic over its ports so tests can drive it.
+pub struct Ingest<M, L, T, D, Q> {
+    pub mail: M,
+    pub ledger: L,
+    pub threads: T,
+    pub accounts: D,
+    pub queue: Q,
+    pub rules: Rules,
+    pub metrics: Metrics,
+    pub config: Config,
+}
+
+impl<M, L, T, D, Q> Ingest<M, L, T, D, Q>
+where
+    M: MailReader + Sync,
+    L: Ledger + Sync,
+    T: ThreadMap + Sync,
+    D: AccountLookup + Sync,
+    Q: TicketQueue + Sync,
+{
+    /// The Lambda entry point: an SQS batch, a direct S3 event or an SES event.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let payload = event.payload;
+        match event_source(&payload) {
+            Some("aws:sqs") => {
+                let batch: SqsEvent = serde_json::from_value(payload)?;
+                Ok(serde_json::to_value(self.handle_sqs(batch).await)?)
+            }
+            Some("aws:s3") => {
+                let refs = events::s3_notification(&payload.to_string())?;
+                self.ingest_all(&refs).await?;
+                Ok(Value::Null)
+            }
+            Some("aws:ses") => {
+                let bucket = self.config.mail_bucket.as_deref().ok_or(
+                    "MAIL_BUCKET is not set: the SES Lambda action needs the bucket its S3 action writes to",
+                )?;
+                let refs = events::ses_event(payload, bucket, &self.config.mail_prefix)?;
+                self.ingest_all(&refs).await?;
+                // SES reads this when it invokes synchronously: go on with the rule.
+                Ok(serde_json::json!({"disposition": "CONTINUE"}))
+            }
+            // S3 sends a test event when notifications are configured.
+            _ if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") => {
+                Ok(Value::Null)
+            }
+            _ => Err("unrecognized event: expected SQS, S3 or SES records".into()),
+        }
+    }
+
+    /// One SQS batch: failed records are reported so only they are retried.
+    pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for record in batch.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let body = record.body.as_deref().unwrap_or_default();
+            let outcome = match events::s3_notification(body) {
+                Ok(refs) => self.ingest_all(&refs).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(reason) = outcome {
+                // Retried by SQS; after the queue's receive limit it is in the DLQ,
+                // from where `rootmail replay --dlq` re-drives it.
+                tracing::error!(sqs_message_id = %id, %reason, "record failed; it will be retried");
+                self.metrics.count("Retries", &[("Stage", "ingest")]);
+                response.add_failure(id);
+            }
+        }
+        response
+    }
+
+    async fn ingest_all(&self, refs: &[MailRef]) -> PortResult<Vec<Outcome>> {
+        let mut outcomes = Vec::with_capacity(refs.len());
+        for mail_ref in refs {
+            outcomes.push(self.ingest_one(mail_ref).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// One message. `Err` means "retry this later"; everything else is final.
+    pub async fn ingest_one(&self, mail_ref: &MailRef) -> PortResult<Outcome> {
+        let span = tracing::info_span!(
+            "message",
+            message_key = %mail_ref.location,
+            account_id = Empty,
+            thread_key = Empty,
+            kind = Empty,
+            disposition = Empty,
+        );
+        self.ingest_in_span(mail_ref).instrument(span).await
+    }
+
+    async fn ingest_in_span(&self, mail_ref: &MailRef) -> PortResult<Outcome> {
+        let location = &mail_ref.location;
+        let source = location.to_string();
+        let raw = match self
+            .mail
+            .read(location, self.config.max_message_bytes)
+            .await
+        {
+            Ok(raw) => raw,
+            Err(ReadError::Port(e)) => return Err(e),
+            Err(unreadable) => return self.quarantine_unreadable(mail_ref, &unreadable).await,
+        };
+        let knowledge = Knowledge {
+            rules: &self.rules,
+            rotations: &NoRotations,
+        };
+        let ports = (
+            &InPlaceArchive(location),
+            &self.ledger,
+            &self.threads,
+            &self.accounts,
+        );
+        let ingested = ingest(ports, &knowledge, &raw, &source, now_secs()).await?;
+        drop(raw);
+        match ingested {
+            Ingested::Duplicate(_) => {
+                tracing::info!("already processed");
+                self.metrics.count("Duplicates", &[]);
+                Ok(Outcome::Duplicate)
+            }
+            Ingested::Busy => Err(PortError::Transient {
+                port: "ledger",
+                message: format!("{source} is being processed by another run"),
+            }),
+            Ingested::Triaged { triage, op, .. } => {
+                let span = tracing::Span::current();
+                if let Some(account) = &triage.account_id {
+                    span.record("account_id", account.as_str());
+                }
+                span.record("thread_key", triage.thread_key.as_str());
+                span.record("kind", triage.kind.as_str());
+                span.record("disposition", triage.disposition.as_str());
+                let queued = op.is_some();
+                if let Some(mut op) = op {
+                    op.received_at_ms = mail_ref.arrived_ms;
+                    self.queue.enqueue(&op).await?;
+                }
+                if let Some(arrived) = mail_ref.arrived_ms {
+                    let waited = now_millis().saturating_sub(arrived) as f64;
+                    self.metrics.milliseconds("IngestLatency", waited, &[]);
+                }
+                let (kind, disposition) = (triage.kind, triage.disposition);
+                self.metrics.count(
+                    "Messages",
+                    &[
+                        ("Kind", kind.as_str()),
+                        ("Disposition", disposition.as_str()),
+                    ],
+                );
+                if disposition == Disposition::Quarantine {
+                    self.metrics.count("Quarantines", &[("Reason", "triage")]);
+                }
+                tracing::info!(warnings = triage.warnings.len(), queued, "triaged");
+                Ok(Outcome::Triaged {
+                    kind,
+                    disposition,
+                    queued,
+                })
+            }
+        }
+    }
+
+    async fn quarantine_unreadable(
+        &self,
+        mail_ref: &MailRef,
+        error: &ReadError,
+    ) -> PortResult<Outcome> {
+        let reason = error.to_string();
+        let source = mail_ref.location.to_string();
+        let (_, op) = record_unreadable(&self.ledger, &source, &reason, now_secs()).await?;
+        if let Some(mut op) = op {
+            op.received_at_ms = mail_ref.arrived_ms;
+            self.queue.enqueue(&op).await?;
+        }
+        let label = match error {
+            ReadError::Missing(_) => "missing",
+            ReadError::TooLarge { .. } => "oversized",
+            ReadError::Port(_) => "unreadable",
+        };
+        tracing::error!(%reason, "quarantined unread");
+        self.metrics.count("Quarantines", &[("Reason", label)]);
+        Ok(Outcome::Unreadable { reason })
+    }
+}
+
+fn event_source(payload: &Value) -> Option<&str> {
+    let first = payload.get("Records")?.get(0)?;
+    first
+        .get("eventSource")
+        .or_else(|| first.get("EventSource"))
+        .and_then(Value::as_str)
+}
+
+fn now_secs() -> u64 {
+    now_millis() / 1000
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -173,10 +173,11 @@ pub async fn organization_accounts(
                 .and_then(|t| tags.get(t).cloned())
                 .or_else(|| listed.name().map(str::to_string))
                 .unwrap_or_default();
-            let closing = matches!(
-                listed.state().map(|s| s.as_str()),
-                Some("PENDING_CLOSURE" | "CLOSED")
-            ) || matches!(listed.status().map(|s| s.as_str()), Some("PENDING_CLOSURE"));
+            let closing =
+                matches!(
+                    listed.state().map(|s| s.as_str()),
+                    Some("PENDING_CLOSURE" | "CLOSED")
+                ) || matches!(listed.status().map(|s| s.as_str()), Some("PENDING_CLOSURE"));
             accounts.push(Account {
                 root_email: EmailAddress::parse(email).map_err(|e| bad_row(e.to_string()))?,
                 account_id: AccountId::parse(id).map_err(|e| bad_row(e.to_string()))?,

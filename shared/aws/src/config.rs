@@ -100,7 +100,11 @@ mod tests {
             error.to_string(),
             "environment variable LEDGER_TABLE is not set"
         );
-        assert!(env(&[("LEDGER_TABLE", "  ")]).required("LEDGER_TABLE").is_err());
+        assert!(
+            env(&[("LEDGER_TABLE", "  ")])
+                .required("LEDGER_TABLE")
+                .is_err()
+        );
     }
 
     #[test]

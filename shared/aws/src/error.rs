@@ -30,7 +30,10 @@ where
             true
         }
         SdkError::ServiceError(service) => {
-            service.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c))
+            service
+                .err()
+                .code()
+                .is_some_and(|c| TRANSIENT_CODES.contains(&c))
                 || format!("{:?}", service.raw()).contains("status: StatusCode(5")
         }
         _ => false,

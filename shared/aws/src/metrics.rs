@@ -138,7 +138,10 @@ mod tests {
         let def = &line["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(def["Namespace"], "rootmail");
         assert_eq!(def["Dimensions"], json!([["Kind", "Disposition"]]));
-        assert_eq!(def["Metrics"][0], json!({"Name": "Messages", "Unit": "Count"}));
+        assert_eq!(
+            def["Metrics"][0],
+            json!({"Name": "Messages", "Unit": "Count"})
+        );
         assert_eq!(line["Kind"], "billing.invoice");
         assert_eq!(line["Messages"], 1.0);
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);

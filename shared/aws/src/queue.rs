@@ -18,7 +18,10 @@ pub fn message_group_id(key: &ThreadKey) -> String {
     if valid {
         text.to_string()
     } else {
-        format!("thread-{}", &ContentHash::of(text.as_bytes()).as_str()[..48])
+        format!(
+            "thread-{}",
+            &ContentHash::of(text.as_bytes()).as_str()[..48]
+        )
     }
 }
 

@@ -30,6 +30,18 @@ pub enum AccountsError {
 }
 
 pub fn load(path: &Path) -> Result<InMemoryDirectory, AccountsError> {
+    directory(read(path)?, &path.display().to_string())
+}
+
+pub fn parse_str(text: &str, name: &str) -> Result<InMemoryDirectory, AccountsError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    directory(parse(&mut reader, name)?, name)
+}
+
+/// The rows of an accounts file, checked (each field, and no address twice).
+pub fn read(path: &Path) -> Result<Vec<Account>, AccountsError> {
     let shown = path.display().to_string();
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -38,20 +50,22 @@ pub fn load(path: &Path) -> Result<InMemoryDirectory, AccountsError> {
             path: shown.clone(),
             source,
         })?;
-    parse(&mut reader, &shown)
+    let accounts = parse(&mut reader, &shown)?;
+    directory(accounts.clone(), &shown)?;
+    Ok(accounts)
 }
 
-pub fn parse_str(text: &str, name: &str) -> Result<InMemoryDirectory, AccountsError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    parse(&mut reader, name)
+fn directory(accounts: Vec<Account>, path: &str) -> Result<InMemoryDirectory, AccountsError> {
+    InMemoryDirectory::new(accounts).map_err(|source| AccountsError::Directory {
+        path: path.to_string(),
+        source,
+    })
 }
 
 fn parse<R: std::io::Read>(
     reader: &mut csv::Reader<R>,
     path: &str,
-) -> Result<InMemoryDirectory, AccountsError> {
+) -> Result<Vec<Account>, AccountsError> {
     let headers = reader
         .headers()
         .map_err(|source| AccountsError::Read {
@@ -93,10 +107,7 @@ fn parse<R: std::io::Read>(
             status: AccountStatus::parse(field(3)).map_err(|e| row_error(e.to_string()))?,
         });
     }
-    InMemoryDirectory::new(accounts).map_err(|source| AccountsError::Directory {
-        path: path.to_string(),
-        source,
-    })
+    Ok(accounts)
 }
 
 #[cfg(test)]

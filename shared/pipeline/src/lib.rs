@@ -111,6 +111,7 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup>(
             subject: ticket.subject.clone(),
             body: ticket.body.clone(),
             quarantined: triage.disposition == Disposition::Quarantine,
+            received_at_ms: None,
         }),
         _ => None,
     };
@@ -198,6 +199,7 @@ pub async fn record_unreadable<L: Ledger>(
              Nothing else is known about it: no sender, recipient or account could be read."
         ),
         quarantined: true,
+        received_at_ms: None,
     };
     row.kind = Some(kind);
     row.disposition = Some(Disposition::Quarantine);

@@ -96,6 +96,9 @@ pub struct TicketOp {
     pub subject: String,
     pub body: String,
     pub quarantined: bool,
+    /// When the mail arrived (ms since the epoch), for end-to-end latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

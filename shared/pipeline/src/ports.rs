@@ -4,9 +4,7 @@
 //! Methods return `Send` futures so the same traits serve a multi-threaded Lambda
 //! runtime and the single-threaded local mode.
 
-use crate::model::{
-    Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord, TicketOp,
-};
+use crate::model::{Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord, TicketOp};
 use rootmail_domain::{Account, AccountDirectory, AccountId, ContentHash, EmailAddress, ThreadKey};
 use std::future::Future;
 
@@ -122,4 +120,30 @@ pub trait TicketQueue {
 /// to look at and replay.
 pub trait DeadLetters {
     fn bury(&self, body: &str, reason: &str) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// A shared sink is a sink (two writers may post to one backend client).
+impl<S: TicketSink + Sync> TicketSink for &S {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+
+    fn find(
+        &self,
+        key: &ThreadKey,
+    ) -> impl Future<Output = PortResult<Option<FoundTicket>>> + Send {
+        (**self).find(key)
+    }
+
+    fn create(&self, ticket: &NewTicket) -> impl Future<Output = PortResult<String>> + Send {
+        (**self).create(ticket)
+    }
+
+    fn comment(
+        &self,
+        ticket_id: &str,
+        comment: &NewComment,
+    ) -> impl Future<Output = PortResult<String>> + Send {
+        (**self).comment(ticket_id, comment)
+    }
 }

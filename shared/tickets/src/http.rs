@@ -34,7 +34,11 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(port: &'static str, timeout: Duration, policy: RetryPolicy) -> Result<Self, PortError> {
+    pub fn new(
+        port: &'static str,
+        timeout: Duration,
+        policy: RetryPolicy,
+    ) -> Result<Self, PortError> {
         let client = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -67,7 +71,9 @@ impl HttpClient {
             let outcome = request(&self.client).send().await;
             let wait = match &outcome {
                 Ok(response) if !retryable(response.status()) => {
-                    return self.check(what, outcome.expect("matched Ok"), attempt).await;
+                    return self
+                        .check(what, outcome.expect("matched Ok"), attempt)
+                        .await;
                 }
                 Ok(response) => retry_after(response).unwrap_or_else(|| self.backoff(attempt)),
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
@@ -97,7 +103,12 @@ impl HttpClient {
     }
 
     /// A non-retryable answer: success passes, 4xx is permanent.
-    async fn check(&self, what: &str, response: Response, attempts: u32) -> Result<Response, PortError> {
+    async fn check(
+        &self,
+        what: &str,
+        response: Response,
+        attempts: u32,
+    ) -> Result<Response, PortError> {
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);

@@ -1,0 +1,193 @@
+//! The three ways mail can reach `mail-ingest`, reduced to object locations.
+//!
+//! - an SQS message whose body is an S3 event notification (the default wiring);
+//! - an S3 event notification invoking the function directly;
+//! - the SES Lambda action (`Records[].ses`), which carries no body: the object
+//!   is `<prefix><mail.messageId>` in the bucket the S3 action wrote to.
+
+use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+use rootmail_aws::MailLocation;
+use serde::Deserialize;
+
+/// One stored message to ingest, and when it arrived (for latency).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailRef {
+    pub location: MailLocation,
+    pub arrived_ms: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("not an S3 event notification: {0}")]
+    NotS3(String),
+    #[error("not an SES receipt event: {0}")]
+    NotSes(String),
+    #[error("S3 event record without a bucket name or object key")]
+    NoLocation,
+}
+
+#[derive(Deserialize)]
+struct S3Notification {
+    #[serde(rename = "Event")]
+    event: Option<String>,
+    #[serde(rename = "Records", default)]
+    records: Vec<S3Record>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct S3Record {
+    event_name: Option<String>,
+    event_time: Option<String>,
+    s3: S3Entity,
+}
+
+#[derive(Deserialize)]
+struct S3Entity {
+    bucket: S3Bucket,
+    object: S3Object,
+}
+
+#[derive(Deserialize)]
+struct S3Bucket {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct S3Object {
+    key: Option<String>,
+}
+
+/// The messages an S3 notification announces. `s3:TestEvent` (sent when
+/// notifications are configured) and non-create events announce none.
+pub fn s3_notification(body: &str) -> Result<Vec<MailRef>, EventError> {
+    let notification: S3Notification =
+        serde_json::from_str(body).map_err(|e| EventError::NotS3(e.to_string()))?;
+    if notification.event.as_deref() == Some("s3:TestEvent") {
+        return Ok(Vec::new());
+    }
+    let mut refs = Vec::new();
+    for record in notification.records {
+        let created = record
+            .event_name
+            .as_deref()
+            .is_none_or(|name| name.starts_with("ObjectCreated:"));
+        if !created {
+            continue;
+        }
+        let (Some(bucket), Some(key)) = (record.s3.bucket.name, record.s3.object.key) else {
+            return Err(EventError::NoLocation);
+        };
+        refs.push(MailRef {
+            location: MailLocation {
+                bucket,
+                key: decode_key(&key),
+            },
+            arrived_ms: record.event_time.as_deref().and_then(millis),
+        });
+    }
+    Ok(refs)
+}
+
+#[derive(Deserialize)]
+struct SesEvent {
+    #[serde(rename = "Records")]
+    records: Vec<SesRecord>,
+}
+
+#[derive(Deserialize)]
+struct SesRecord {
+    ses: SesService,
+}
+
+#[derive(Deserialize)]
+struct SesService {
+    mail: SesMail,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SesMail {
+    message_id: String,
+    timestamp: Option<String>,
+}
+
+/// The objects an SES Lambda-action event names, given where the S3 action stores mail.
+pub fn ses_event(
+    event: serde_json::Value,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<MailRef>, EventError> {
+    let event: SesEvent =
+        serde_json::from_value(event).map_err(|e| EventError::NotSes(e.to_string()))?;
+    Ok(event
+        .records
+        .into_iter()
+        .map(|r| MailRef {
+            location: MailLocation {
+                bucket: bucket.to_string(),
+                key: format!("{prefix}{}", r.ses.mail.message_id),
+            },
+            arrived_ms: r.ses.mail.timestamp.as_deref().and_then(millis),
+        })
+        .collect())
+}
+
+/// S3 event keys are form-encoded: `+` is a space, then percent-escapes.
+pub fn decode_key(key: &str) -> String {
+    let spaced = key.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+fn millis(text: &str) -> Option<u64> {
+    DateTime::from_str(text, DateTimeFormat::DateTimeWithOffset)
+        .ok()
+        .and_then(|t| u64::try_from(t.to_millis().ok()?).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_events_announce_nothing() {
+        let body = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-28T10:00:00.000Z","Bucket":"mail","RequestId":"X","HostId":"Y"}"#;
+        assert_eq!(s3_notification(body), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn keys_are_url_decoded_and_times_read() {
+        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","eventTime":"2026-11-28T10:00:00.250Z",
+            "s3":{"bucket":{"name":"mail"},"object":{"key":"inbound/a+b%2Bc%C3%A9","size":3}}}]}"#;
+        let refs = s3_notification(body).unwrap();
+        assert_eq!(refs[0].location.key, "inbound/a b+cé");
+        assert_eq!(refs[0].location.bucket, "mail");
+        assert_eq!(refs[0].arrived_ms, Some(1_796_464_800_250));
+    }
+
+    #[test]
+    fn removals_are_not_mail_and_garbage_is_an_error() {
+        let body = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"m"},"object":{"key":"k"}}}]}"#;
+        assert_eq!(s3_notification(body), Ok(Vec::new()));
+        assert!(matches!(
+            s3_notification("hello"),
+            Err(EventError::NotS3(_))
+        ));
+        let no_key = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"m"},"object":{}}}]}"#;
+        assert_eq!(s3_notification(no_key), Err(EventError::NoLocation));
+    }
+
+    #[test]
+    fn ses_events_name_the_object_the_s3_action_wrote() {
+        let event = serde_json::json!({"Records":[{"eventSource":"aws:ses","ses":{
+            "mail":{"messageId":"o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1","timestamp":"2026-11-28T10:00:00.000Z"},
+            "receipt":{"recipients":["root+1@x.com"]}}}]});
+        let refs = ses_event(event, "mail", "inbound/").unwrap();
+        assert_eq!(
+            refs[0].location.key,
+            "inbound/o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1"
+        );
+    }
+}

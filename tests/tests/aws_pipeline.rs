@@ -1,0 +1,575 @@
+//! The AWS pipeline end to end against real local AWS (moto): mail in the bucket,
+//! S3 notifications on the inbound queue, `mail-ingest` and `ticket-writer` driven
+//! with what the queues deliver, tickets in a webhook receiver.
+
+use aws_lambda_events::sqs::SqsEvent;
+use rootmail_pipeline::{LedgerRow, LedgerStatus};
+use rootmail_tests::aws::Stack;
+use rootmail_tests::lambda::{drain, queue_depth, receive, settle};
+use rootmail_tests::memory_sink::MemorySink;
+use rootmail_tests::webhook_server::{FakeTicket, WebhookServer};
+use rootmail_tests::{corpus_dir, eml_files, known_secrets, relative};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// What the corpus' golden files say the pipeline must produce.
+struct Expected {
+    messages: usize,
+    threads: BTreeSet<String>,
+    operations: usize,
+    by_disposition: BTreeMap<String, usize>,
+}
+
+fn expected(files: &[std::path::PathBuf]) -> Expected {
+    let mut e = Expected {
+        messages: files.len(),
+        threads: BTreeSet::new(),
+        operations: 0,
+        by_disposition: BTreeMap::new(),
+    };
+    for file in files {
+        let golden: Value = serde_json::from_slice(
+            &std::fs::read(file.with_extension("json")).expect("golden file"),
+        )
+        .expect("golden json");
+        *e.by_disposition
+            .entry(
+                golden["disposition"]
+                    .as_str()
+                    .expect("disposition")
+                    .to_string(),
+            )
+            .or_default() += 1;
+        if !golden["ticket"].is_null() {
+            e.operations += 1;
+            e.threads
+                .insert(golden["thread_key"].as_str().expect("thread").to_string());
+        }
+    }
+    e
+}
+
+/// Object keys as SES would write them (the setup notification under its fixed
+/// name), with a space so URL-decoding is exercised.
+fn key_for(file: &Path) -> String {
+    match file.file_stem().and_then(|s| s.to_str()) {
+        Some(setup @ "AMAZON_SES_SETUP_NOTIFICATION") => format!("inbound/{setup}"),
+        _ => format!("inbound/{}", relative(file).replace('/', " ")),
+    }
+}
+
+async fn upload(stack: &Stack, files: &[std::path::PathBuf]) {
+    for file in files {
+        stack
+            .put_mail(&key_for(file), std::fs::read(file).expect("fixture"))
+            .await;
+    }
+}
+
+fn comment_count(tickets: &[FakeTicket]) -> usize {
+    tickets.iter().map(|t| t.comments.len()).sum()
+}
+
+fn dispositions(rows: &[LedgerRow]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for row in rows {
+        let d = row.disposition.map_or("none", |d| d.as_str());
+        *counts.entry(d.to_string()).or_default() += 1;
+    }
+    counts
+}
+
+fn assert_no_secret_in(what: &str, text: &str) {
+    for (file, secret) in known_secrets() {
+        assert!(
+            !text.contains(&secret),
+            "a secret of {file} reached the {what}"
+        );
+    }
+}
+
+/// Everything the corpus holds, once each: ledger rows, tickets per thread,
+/// comments for the rest, archive and quarantine counts; no secret anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_corpus_goes_through_the_pipeline_exactly_once() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let files = eml_files(&corpus_dir());
+    let want = expected(&files);
+    upload(&stack, &files).await;
+
+    let webhook = WebhookServer::start();
+    let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
+    let (writer, writer_metrics) = stack.writer_handler(&webhook.url, &[]);
+
+    let started = std::time::Instant::now();
+    let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{} messages through ingest+writer against moto in {:.2} s: {:.1} messages/s",
+        want.messages,
+        elapsed.as_secs_f64(),
+        want.messages as f64 / elapsed.as_secs_f64()
+    );
+
+    assert_eq!(inbound.failures, 0, "no ingest record failed");
+    assert_eq!(ops.failures, 0, "no ticket operation failed");
+    assert_eq!(
+        ops.records, want.operations,
+        "one operation per ticketed mail"
+    );
+
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), want.messages, "one ledger row per object");
+    assert!(rows.iter().all(|r| r.status == LedgerStatus::Done));
+    assert!(rows.iter().all(|r| r.source.starts_with("s3://")));
+    assert_eq!(dispositions(&rows), want.by_disposition);
+
+    let tickets = webhook.tickets();
+    let threads: BTreeSet<String> = tickets.iter().map(|t| t.thread_key.clone()).collect();
+    assert_eq!(threads, want.threads, "one ticket per thread");
+    assert_eq!(tickets.len(), want.threads.len());
+    assert_eq!(
+        comment_count(&tickets),
+        want.operations - want.threads.len(),
+        "a comment for every other ticketed mail"
+    );
+    for ticket in &tickets {
+        assert_no_secret_in("ticket subject", &ticket.subject);
+        assert_no_secret_in("ticket body", &ticket.body);
+        for comment in &ticket.comments {
+            assert_no_secret_in("ticket comment", &comment.body);
+        }
+    }
+
+    let counted =
+        |lines: &[Value], name: &str| lines.iter().filter(|l| l.get(name).is_some()).count();
+    let ingest_lines = ingest_metrics.lines();
+    let writer_lines = writer_metrics.lines();
+    assert_eq!(counted(&ingest_lines, "Messages"), want.messages);
+    assert_eq!(counted(&writer_lines, "TicketsCreated"), want.threads.len());
+    assert_eq!(
+        counted(&writer_lines, "CommentsAdded"),
+        want.operations - want.threads.len()
+    );
+    assert!(counted(&writer_lines, "EndToEndLatency") > 0);
+    for line in ingest_lines.iter().chain(&writer_lines) {
+        assert_no_secret_in("metrics", &line.to_string());
+    }
+    assert_eq!(queue_depth(&stack.sqs, &stack.inbound_dlq_url).await, 0);
+    assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
+}
+
+/// The corpus mails whose golden thread is `thread`.
+fn thread_files(thread: &str) -> Vec<std::path::PathBuf> {
+    eml_files(&corpus_dir())
+        .into_iter()
+        .filter(|file| {
+            let golden: Value = serde_json::from_slice(
+                &std::fs::read(file.with_extension("json")).expect("golden"),
+            )
+            .expect("golden json");
+            golden["thread_key"] == thread
+        })
+        .collect()
+}
+
+/// The same S3 event three times, then two instances on one batch at once:
+/// one ticket per thread, one comment per further mail.
+#[tokio::test(flavor = "multi_thread")]
+async fn redelivered_and_concurrent_batches_have_one_effect() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    // Three mails of one support case: one ticket, two comments.
+    let files = thread_files("case:177821827800850");
+    assert_eq!(files.len(), 3);
+    upload(&stack, &files).await;
+
+    let (first, _) = stack.ingest_handler(&[]);
+    let (second, _) = stack.ingest_handler(&[]);
+    let batch = collect_all(&stack, &stack.inbound_url).await;
+    assert_eq!(batch.records.len(), 4, "three mails and S3's test event");
+    // Two instances on the same fresh batch at once: a message the other
+    // instance holds is reported for retry, never dropped or done twice.
+    let (a, b) = tokio::join!(
+        first.handle_sqs(batch.clone()),
+        second.handle_sqs(batch.clone())
+    );
+    let failed = a.batch_item_failures.len() + b.batch_item_failures.len();
+    assert!(failed <= 3, "at most one instance backs off per message");
+    // Then the whole batch again, three times (S3's duplicate event, Lambda retries).
+    for _ in 0..3 {
+        let response = first.handle_sqs(batch.clone()).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    settle(&stack.sqs, &stack.inbound_url, &batch, &Default::default()).await;
+
+    let memory = MemorySink::default();
+    let (writer_a, _) = stack.writer_with(&memory);
+    let (writer_b, _) = stack.writer_with(&memory);
+    let ops = collect_all(&stack, &stack.ticket_ops_url).await;
+    assert_eq!(
+        ops.records.len(),
+        3,
+        "FIFO deduplication: one operation per mail"
+    );
+    for _ in 0..2 {
+        let (a, b) = tokio::join!(
+            writer_a.handle_sqs(ops.clone()),
+            writer_b.handle_sqs(ops.clone())
+        );
+        assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    }
+    let tickets = memory.tickets();
+    assert_eq!(tickets.len(), 1, "one ticket for the case");
+    assert_eq!(tickets[0].comments.len(), 2, "one comment per further mail");
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.status == LedgerStatus::Done
+        && r.ticket_id.as_deref() == Some(tickets[0].id.as_str())));
+}
+
+/// Receives everything a queue holds as one event (FIFO: per group in order).
+async fn collect_all(stack: &Stack, url: &str) -> SqsEvent {
+    let mut all = SqsEvent::default();
+    while let Some(event) = receive(&stack.sqs, url, 10).await {
+        all.records.extend(event.records);
+    }
+    all
+}
+
+/// A ticket API that fails 30% of requests (500 before or after doing the work,
+/// 429 with `Retry-After`): after retries, everything lands exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flaky_ticket_api_still_gets_everything_exactly_once() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let files = eml_files(&corpus_dir());
+    let want = expected(&files);
+    upload(&stack, &files).await;
+    let webhook = WebhookServer::flaky(30, 0x5eed);
+    let (ingest, _) = stack.ingest_handler(&[]);
+    // Two attempts per delivery, so some operations also go back to the queue.
+    let (writer, writer_metrics) =
+        stack.writer_handler(&webhook.url, &[("HTTP_MAX_ATTEMPTS", "2".to_string())]);
+
+    drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+
+    let (requests, failed) = webhook.counts();
+    eprintln!(
+        "flaky API: {failed} of {requests} requests failed on purpose; \
+         {} operation deliveries for {} operations",
+        ops.records, want.operations
+    );
+    assert!(failed * 100 >= requests * 20, "the faults were injected");
+    let tickets = webhook.tickets();
+    let threads: BTreeSet<String> = tickets.iter().map(|t| t.thread_key.clone()).collect();
+    assert_eq!(threads, want.threads, "one ticket per thread, none twice");
+    assert_eq!(tickets.len(), want.threads.len());
+    assert_eq!(
+        comment_count(&tickets),
+        want.operations - want.threads.len()
+    );
+    for ticket in &tickets {
+        let messages: BTreeSet<&str> = ticket.comments.iter().map(|c| c.message.as_str()).collect();
+        assert_eq!(messages.len(), ticket.comments.len(), "no comment twice");
+        assert!(!messages.contains(ticket.created_from.as_str()));
+    }
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), want.messages);
+    assert!(rows.iter().all(|r| r.status == LedgerStatus::Done));
+    assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
+    let retries = writer_metrics
+        .lines()
+        .iter()
+        .filter(|l| l["Stage"] == "writer" && l.get("Retries").is_some())
+        .count();
+    eprintln!("flaky API: {retries} operations went back to the queue");
+    assert!(retries > 0, "the queue's redelivery was exercised too");
+}
+
+/// A mail with an attachment of `size` bytes (base64 in the message).
+fn mail_with_attachment(to: &str, size: usize) -> Vec<u8> {
+    let mut raw = format!(
+        "Received: from a48-1.smtp-out.amazonses.com by inbound-smtp.us-east-1.amazonaws.com with SMTP id bigmail0001 for {to};\r\n\
+         From: Amazon Web Services <no-reply@amazonaws.com>\r\n\
+         To: {to}\r\n\
+         Subject: Your AWS usage report\r\n\
+         Message-ID: <big-{size}@amazonaws.com>\r\n\
+         Date: Sat, 28 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nThe usage report is attached.\r\n\
+         --b1\r\nContent-Type: application/octet-stream; name=\"usage.csv\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\
+         Content-Disposition: attachment; filename=\"usage.csv\"\r\n\r\n"
+    )
+    .into_bytes();
+    let line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+    while raw.len() < size {
+        raw.extend_from_slice(line);
+    }
+    raw.extend_from_slice(b"--b1--\r\n");
+    raw
+}
+
+/// Runs `ingest-one` on an object; returns its outcome and peak RSS in KiB.
+fn ingest_in_own_process(stack: &Stack, key: &str) -> (String, u64) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-one"))
+        .args([&stack.bucket, key])
+        .envs(stack.function_env())
+        .env("AWS_ENDPOINT_URL", rootmail_tests::aws::endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("ingest-one runs");
+    assert!(
+        output.status.success(),
+        "ingest-one failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).expect("ingest-one report");
+    (
+        report["outcome"].as_str().unwrap_or_default().to_string(),
+        report["peak_rss_kib"].as_u64().expect("peak"),
+    )
+}
+
+/// A 35 MB message is ingested, in one copy: the peak memory above a small
+/// message's stays within a small multiple of the message.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_35_mb_message_is_ingested_without_extra_copies() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let to = "root+a7f3k9q2@root.example-msp.com";
+    const BIG: usize = 35 * 1024 * 1024;
+    stack
+        .put_mail("inbound/small", mail_with_attachment(to, 4096))
+        .await;
+    stack
+        .put_mail("inbound/big", mail_with_attachment(to, BIG))
+        .await;
+
+    let (small_outcome, small_peak) = ingest_in_own_process(&stack, "inbound/small");
+    let (big_outcome, big_peak) = ingest_in_own_process(&stack, "inbound/big");
+    eprintln!(
+        "mail-ingest peak RSS: {} MiB for a 35 MiB message, {} MiB for a 4 KiB one",
+        big_peak / 1024,
+        small_peak / 1024
+    );
+    assert!(small_outcome.starts_with("Triaged"), "{small_outcome}");
+    assert!(big_outcome.starts_with("Triaged"), "{big_outcome}");
+    let extra_mib = big_peak.saturating_sub(small_peak) / 1024;
+    // The raw bytes once, plus the decoded attachment and parser state.
+    assert!(
+        extra_mib < 3 * 35,
+        "{extra_mib} MiB above baseline for a 35 MiB message"
+    );
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == LedgerStatus::Queued && r.failure.is_none())
+    );
+}
+
+/// An object deleted before it is read, and one larger than the limit: each is a
+/// quarantine row that says why, and a ticket so a person sees it.
+#[tokio::test(flavor = "multi_thread")]
+async fn unreadable_objects_end_as_quarantine_rows_with_the_reason() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let to = "root+a7f3k9q2@root.example-msp.com";
+    stack
+        .put_mail("inbound/gone", mail_with_attachment(to, 2048))
+        .await;
+    stack
+        .s3
+        .delete_object()
+        .bucket(&stack.bucket)
+        .key("inbound/gone")
+        .send()
+        .await
+        .expect("delete");
+    stack
+        .put_mail("inbound/huge", mail_with_attachment(to, 64 * 1024))
+        .await;
+
+    let (ingest, metrics) = stack.ingest_handler(&[("MAX_MESSAGE_BYTES", "50000".to_string())]);
+    let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    assert_eq!(inbound.failures, 0, "permanent failures are not retried");
+    let webhook = WebhookServer::start();
+    let (writer, _) = stack.writer_handler(&webhook.url, &[]);
+    drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), 2);
+    let row_for = |key: &str| {
+        rows.iter()
+            .find(|r| r.source.ends_with(key))
+            .unwrap_or_else(|| panic!("no ledger row for {key}: {rows:?}"))
+    };
+    let gone = row_for("/inbound/gone");
+    assert_eq!(gone.disposition.map(|d| d.as_str()), Some("quarantine"));
+    let reason = gone.failure.as_deref().unwrap_or_default();
+    assert!(reason.contains("does not exist"), "{reason}");
+    let huge = row_for("/inbound/huge");
+    let reason = huge.failure.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("more than the 50000-byte limit"),
+        "{reason}"
+    );
+    assert!(rows.iter().all(|r| r.status == LedgerStatus::Done));
+
+    let tickets = webhook.tickets();
+    assert_eq!(tickets.len(), 2);
+    assert!(tickets.iter().all(|t| {
+        t.subject
+            .starts_with("[quarantine] Unreadable message s3://")
+    }));
+    let reasons: Vec<Value> = metrics
+        .lines()
+        .into_iter()
+        .filter(|l| l.get("Quarantines").is_some())
+        .map(|l| l["Reason"].clone())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons.contains(&Value::from("missing")) && reasons.contains(&Value::from("oversized"))
+    );
+
+    // Seen again (a redelivered event), nothing changes.
+    let again = ingest
+        .ingest_one(&mail_ingest::events::MailRef {
+            location: rootmail_aws::MailLocation {
+                bucket: stack.bucket.clone(),
+                key: "inbound/gone".to_string(),
+            },
+            arrived_ms: None,
+        })
+        .await
+        .expect("ingest again");
+    assert!(matches!(again, mail_ingest::Outcome::Unreadable { .. }));
+    assert_eq!(stack.ledger_rows().await.len(), 2);
+    assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_url).await, 0);
+}
+
+/// The other two triggers: a direct S3 event and the SES Lambda action; and S3's
+/// test event, which is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn direct_s3_and_ses_events_are_ingested() {
+    use lambda_runtime::{Context, LambdaEvent};
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let files = thread_files("case:177821827800850");
+    let raw = |i: usize| std::fs::read(&files[i]).expect("fixture");
+    stack.put_mail("inbound/direct one", raw(0)).await;
+    stack.put_mail("inbound/0a1b2c3d4e5f", raw(1)).await;
+    let (ingest, _) = stack.ingest_handler(&[]);
+    let call = |payload: Value| ingest.handle(LambdaEvent::new(payload, Context::default()));
+
+    let direct = serde_json::json!({"Records": [{
+        "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "eventTime": "2026-11-28T10:00:00.000Z",
+        "s3": {"bucket": {"name": stack.bucket}, "object": {"key": "inbound/direct+one"}}}]});
+    call(direct).await.expect("direct S3 event");
+    let ses = serde_json::json!({"Records": [{
+        "eventSource": "aws:ses", "eventVersion": "1.0",
+        "ses": {"mail": {"messageId": "0a1b2c3d4e5f", "timestamp": "2026-11-28T10:00:00.000Z"},
+                "receipt": {"recipients": ["root+a7f3k9q2@root.example-msp.com"]}}}]});
+    let answer = call(ses).await.expect("SES event");
+    assert_eq!(answer["disposition"], "CONTINUE");
+    let test_event = serde_json::json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": stack.bucket});
+    assert_eq!(call(test_event).await.expect("test event"), Value::Null);
+    assert!(
+        call(serde_json::json!({"hello": 1})).await.is_err(),
+        "unknown events are errors"
+    );
+
+    let sources: BTreeSet<String> = stack
+        .ledger_rows()
+        .await
+        .into_iter()
+        .map(|r| r.source)
+        .collect();
+    let want: BTreeSet<String> = ["inbound/direct one", "inbound/0a1b2c3d4e5f"]
+        .iter()
+        .map(|k| format!("s3://{}/{k}", stack.bucket))
+        .collect();
+    assert_eq!(sources, want);
+}
+
+/// An operation that can never succeed goes to the dead-letter queue with its
+/// reason, and its ledger row says so; garbage on the queue does too.
+#[tokio::test(flavor = "multi_thread")]
+async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let files = thread_files("case:177821827800850");
+    stack
+        .put_mail("inbound/case", std::fs::read(&files[0]).expect("fixture"))
+        .await;
+    let (ingest, _) = stack.ingest_handler(&[]);
+    drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.ticket_ops_url)
+        .message_body("this is not an operation")
+        .message_group_id("garbage")
+        .message_deduplication_id("garbage")
+        .send()
+        .await
+        .expect("send garbage");
+
+    // A receiver that answers 404 to everything: the backend is misconfigured.
+    let webhook = WebhookServer::start();
+    let wrong_url = webhook.url.replace("/hook", "/not-the-hook");
+    let (writer, _) = stack.writer_handler(&wrong_url, &[]);
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+    assert_eq!(ops.failures, 0, "permanent failures are not retried");
+
+    let dead = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.ticket_ops_dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .send()
+        .await
+        .expect("receive dead letters")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 2);
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes
+                .as_ref()
+                .and_then(|a| a.get("reason"))
+                .and_then(|r| r.string_value.clone())
+                .expect("a reason")
+        })
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not a ticket operation")),
+        "{reasons:?}"
+    );
+    assert!(reasons.iter().any(|r| r.contains("404")), "{reasons:?}");
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, LedgerStatus::Queued, "still owed a ticket");
+    assert!(
+        rows[0]
+            .failure
+            .as_deref()
+            .unwrap_or_default()
+            .contains("dead-lettered")
+    );
+}
