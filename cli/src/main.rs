@@ -1,6 +1,7 @@
 //! `rootmail`: triage AWS root-address mail, run the pipeline locally, read tickets.
 
 mod inputs;
+mod ops;
 mod output;
 mod run;
 mod tickets;
@@ -56,12 +57,74 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Operator commands for the account directory in AWS.
+    Accounts {
+        #[command(subcommand)]
+        action: AccountsAction,
+    },
+    /// Re-drive stored mail (--bucket) or dead letters (--dlq) through the AWS pipeline.
+    /// Safe to repeat: messages already finished are no-ops.
+    Replay {
+        /// Bucket holding the stored mail.
+        #[arg(long, conflicts_with = "dlq", required_unless_present = "dlq")]
+        bucket: Option<String>,
+        /// Only objects under this prefix.
+        #[arg(long, default_value = "inbound/", requires = "bucket")]
+        prefix: String,
+        /// A dead-letter queue to empty back into the pipeline.
+        #[arg(long)]
+        dlq: Option<String>,
+        /// The queue `mail-ingest` reads (S3 events go there).
+        #[arg(long, env = "INBOUND_QUEUE_URL")]
+        inbound_queue: Option<String>,
+        /// The FIFO queue `ticket-writer` reads (ticket operations go there).
+        #[arg(long, env = "TICKET_OPS_QUEUE_URL")]
+        ticket_ops_queue: Option<String>,
+    },
+    /// Counts by status, disposition and kind over a time window, from the ledger in AWS.
+    Status {
+        /// How far back: 30m, 24h, 7d...
+        #[arg(long, default_value = "24h", value_parser = ops::status::parse_window)]
+        since: u64,
+        #[arg(long, env = "LEDGER_TABLE")]
+        table: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Read the tickets the local pipeline created.
     Tickets {
         #[arg(long, default_value = ".rootmail", global = true)]
         state: PathBuf,
         #[command(subcommand)]
         action: TicketsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsAction {
+    /// Load accounts into the accounts table from a CSV file or from AWS
+    /// Organizations. Idempotent: reports added, updated and unchanged.
+    Import {
+        /// CSV with `root_email,account_id,customer,status`.
+        #[arg(
+            required_unless_present = "organization",
+            conflicts_with = "organization"
+        )]
+        file: Option<PathBuf>,
+        /// Import the organization's member accounts (ListAccounts) instead.
+        #[arg(long)]
+        organization: bool,
+        /// Only accounts whose email matches this regular expression.
+        #[arg(long, requires = "organization")]
+        email_pattern: Option<regex::Regex>,
+        /// Only accounts with this tag: KEY or KEY=VALUE.
+        #[arg(long, requires = "organization")]
+        tag: Option<String>,
+        /// The tag that names the customer (default: the account name).
+        #[arg(long, requires = "organization")]
+        customer_tag: Option<String>,
+        #[arg(long, env = "ACCOUNTS_TABLE")]
+        table: String,
     },
 }
 
@@ -88,6 +151,63 @@ fn main() -> ExitCode {
             rules,
             paths,
         } => run::run(&state, accounts.as_deref(), rules.as_deref(), &paths),
+        Command::Accounts {
+            action:
+                AccountsAction::Import {
+                    file,
+                    organization,
+                    email_pattern,
+                    tag,
+                    customer_tag,
+                    table,
+                },
+        } => {
+            let source = ops::accounts::Source {
+                csv: file.as_deref(),
+                organization,
+                filter: rootmail_aws::accounts::OrgFilter {
+                    email_pattern,
+                    tag: tag.as_deref().map(ops::accounts::parse_tag),
+                    customer_tag,
+                },
+            };
+            ops::block_on(ops::accounts::import(&table, source)).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            bucket,
+            prefix,
+            dlq,
+            inbound_queue,
+            ticket_ops_queue,
+        } => ops::block_on(async {
+            match (bucket, dlq) {
+                (Some(bucket), None) => {
+                    let queue = inbound_queue.as_deref().ok_or_else(|| {
+                        anyhow::anyhow!("give --inbound-queue (or INBOUND_QUEUE_URL)")
+                    })?;
+                    ops::replay::bucket(&bucket, &prefix, queue).await
+                }
+                (None, Some(dlq)) => {
+                    let targets = ops::replay::Targets {
+                        inbound_queue: inbound_queue.as_deref(),
+                        ticket_ops_queue: ticket_ops_queue.as_deref(),
+                    };
+                    ops::replay::dead_letters(&dlq, targets).await
+                }
+                _ => anyhow::bail!("give either --bucket or --dlq"),
+            }
+        })
+        .map(|()| ExitCode::SUCCESS),
+        Command::Status {
+            since,
+            table,
+            format,
+        } => ops::block_on(ops::status::run(
+            &table,
+            since,
+            matches!(format, Format::Json),
+        ))
+        .map(|()| ExitCode::SUCCESS),
         Command::Tickets { state, action } => match action {
             TicketsAction::List => tickets::list(&state),
             TicketsAction::Show { id } => tickets::show(&state, &id),

@@ -3,7 +3,7 @@
 
 use crate::aws::Stack;
 use mail_ingest::Ingest;
-use rootmail_aws::metrics::MetricLines;
+use rootmail_aws::metrics::CapturedLines;
 use rootmail_aws::queue::SqsDeadLetters;
 use rootmail_aws::{
     DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, Metrics, S3Mail, SqsTicketQueue,
@@ -29,7 +29,10 @@ impl Stack {
     }
 
     /// A `mail-ingest` instance; `extra` adds or overrides environment variables.
-    pub fn ingest_handler(&self, extra: &[(&'static str, String)]) -> (IngestHandler, MetricLines) {
+    pub fn ingest_handler(
+        &self,
+        extra: &[(&'static str, String)],
+    ) -> (IngestHandler, CapturedLines) {
         let env = self.env(extra);
         let config = mail_ingest::Config::from_env(&Env::from_fn(|name| env.get(name).cloned()))
             .expect("ingest config");
@@ -52,7 +55,7 @@ impl Stack {
         &self,
         url: &str,
         extra: &[(&'static str, String)],
-    ) -> (WriterHandler<Webhook>, MetricLines) {
+    ) -> (WriterHandler<Webhook>, CapturedLines) {
         let mut extra = extra.to_vec();
         extra.push(("WEBHOOK_URL", url.to_string()));
         let env = self.env(&extra);
@@ -70,7 +73,7 @@ impl Stack {
     }
 
     /// A `ticket-writer` instance with any sink (the in-memory double, say).
-    pub fn writer_with<S: TicketSink>(&self, sink: S) -> (WriterHandler<S>, MetricLines) {
+    pub fn writer_with<S: TicketSink>(&self, sink: S) -> (WriterHandler<S>, CapturedLines) {
         let (metrics, lines) = Metrics::memory();
         let handler = Writer {
             ledger: DynamoLedger::new(self.dynamodb.clone(), &self.ledger_table),

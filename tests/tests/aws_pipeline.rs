@@ -3,6 +3,8 @@
 //! with what the queues deliver, tickets in a webhook receiver.
 
 use aws_lambda_events::sqs::SqsEvent;
+use rootmail_aws::logging::json_logs;
+use rootmail_aws::metrics::CapturedLines;
 use rootmail_pipeline::{LedgerRow, LedgerStatus};
 use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{drain, queue_depth, receive, settle};
@@ -103,6 +105,11 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
     let (writer, writer_metrics) = stack.writer_handler(&webhook.url, &[]);
 
+    // The functions' own log format, captured (the handlers run on this thread).
+    let logs = CapturedLines::default();
+    let captured = logs.clone();
+    let _logging = tracing::subscriber::set_default(json_logs(move || captured.clone()));
+
     let started = std::time::Instant::now();
     let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
@@ -160,6 +167,24 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     }
     assert_eq!(queue_depth(&stack.sqs, &stack.inbound_dlq_url).await, 0);
     assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
+
+    // One log line per message with its span (key, kind), never a secret.
+    let log_lines = logs.lines();
+    let triaged: Vec<&Value> = log_lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "triaged")
+        .collect();
+    assert_eq!(triaged.len(), want.messages);
+    assert!(triaged.iter().all(|l| {
+        l["span"]["message_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("s3://"))
+            && l["span"]["kind"].is_string()
+            && l["span"]["thread_key"].is_string()
+    }));
+    for line in &log_lines {
+        assert_no_secret_in("logs", &line.to_string());
+    }
 }
 
 /// The corpus mails whose golden thread is `thread`.

@@ -7,6 +7,7 @@
 
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
 use rootmail_aws::MailLocation;
+use rootmail_aws::mail::decode_key;
 use serde::Deserialize;
 
 /// One stored message to ingest, and when it arrived (for latency).
@@ -131,14 +132,6 @@ pub fn ses_event(
             arrived_ms: r.ses.mail.timestamp.as_deref().and_then(millis),
         })
         .collect())
-}
-
-/// S3 event keys are form-encoded: `+` is a space, then percent-escapes.
-pub fn decode_key(key: &str) -> String {
-    let spaced = key.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 fn millis(text: &str) -> Option<u64> {

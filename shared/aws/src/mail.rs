@@ -3,6 +3,7 @@
 
 use crate::error::{error_code, port_error};
 use aws_sdk_s3::Client;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rootmail_domain::ContentHash;
 use rootmail_pipeline::{MailArchive, PortError, PortResult};
 use std::fmt;
@@ -119,5 +120,61 @@ pub struct InPlaceArchive<'a>(pub &'a MailLocation);
 impl MailArchive for InPlaceArchive<'_> {
     async fn put(&self, _hash: &ContentHash, _raw: &[u8]) -> PortResult<String> {
         Ok(self.0.to_string())
+    }
+}
+
+/// S3 event keys are form-encoded: `+` is a space, then percent-escapes.
+pub fn decode_key(key: &str) -> String {
+    percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// What S3 leaves unescaped in event keys.
+const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// A key as S3 writes it into an event (the inverse of [`decode_key`]).
+pub fn encode_key(key: &str) -> String {
+    utf8_percent_encode(key, KEY_SAFE)
+        .to_string()
+        .replace("%20", "+")
+}
+
+/// The S3 event notification S3 would send for `location`, so stored mail can be
+/// re-driven through the inbound queue exactly like new mail.
+pub fn created_event(location: &MailLocation, size: u64, event_time: &str) -> serde_json::Value {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Replay",
+        "eventTime": event_time,
+        "s3": {
+            "bucket": {"name": location.bucket},
+            "object": {"key": encode_key(&location.key), "size": size},
+        },
+    }]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_event_encoding() {
+        for key in [
+            "inbound/abc",
+            "inbound/a b+c",
+            "inbound/é%&?#",
+            "x/AMAZON_SES_SETUP_NOTIFICATION",
+        ] {
+            assert_eq!(decode_key(&encode_key(key)), key);
+        }
+        assert_eq!(encode_key("inbound/a b+c"), "inbound/a+b%2Bc");
+        assert_eq!(decode_key("inbound%2Fa+b%2Bc"), "inbound/a b+c");
     }
 }

@@ -16,9 +16,9 @@ pub struct Metrics {
 
 /// Lines written to a [`Metrics::memory`] sink, for tests.
 #[derive(Clone, Default)]
-pub struct MetricLines(Arc<Mutex<Vec<u8>>>);
+pub struct CapturedLines(Arc<Mutex<Vec<u8>>>);
 
-impl MetricLines {
+impl CapturedLines {
     pub fn lines(&self) -> Vec<Value> {
         let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
         String::from_utf8_lossy(&bytes)
@@ -28,7 +28,7 @@ impl MetricLines {
     }
 }
 
-impl Write for MetricLines {
+impl Write for CapturedLines {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if let Ok(mut b) = self.0.lock() {
             b.extend_from_slice(buf);
@@ -55,8 +55,8 @@ impl Metrics {
         }
     }
 
-    pub fn memory() -> (Self, MetricLines) {
-        let lines = MetricLines::default();
+    pub fn memory() -> (Self, CapturedLines) {
+        let lines = CapturedLines::default();
         let metrics = Self {
             namespace: NAMESPACE.to_string(),
             out: Mutex::new(Box::new(lines.clone())),

@@ -1,0 +1,187 @@
+//! `rootmail replay`: re-drive stored mail or dead letters through the pipeline.
+//!
+//! Stored mail is announced again on the inbound queue with the S3 event S3 would
+//! have sent; dead letters go back to the queue they belong to. Both are safe to
+//! repeat: the ledger makes a message that was finished a no-op.
+
+use anyhow::Context as _;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use rootmail_aws::mail::created_event;
+use rootmail_aws::{MailLocation, message_group_id};
+use rootmail_pipeline::TicketOp;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Announces every object under `prefix` on the inbound queue.
+pub async fn bucket(bucket: &str, prefix: &str, inbound_queue: &str) -> anyhow::Result<()> {
+    let aws = rootmail_aws::sdk_config().await;
+    let s3 = rootmail_aws::s3_client(&aws);
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let mut objects = Vec::new();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.with_context(|| format!("listing s3://{bucket}/{prefix}"))?;
+        for object in page.contents.unwrap_or_default() {
+            if let Some(key) = object.key {
+                objects.push((key, object.size.unwrap_or(0).max(0) as u64));
+            }
+        }
+    }
+    let bar = super::progress(Some(objects.len() as u64), "replaying");
+    let now = now_rfc3339();
+    for chunk in objects.chunks(10) {
+        let mut batch = sqs.send_message_batch().queue_url(inbound_queue);
+        for (i, (key, size)) in chunk.iter().enumerate() {
+            let location = MailLocation {
+                bucket: bucket.to_string(),
+                key: key.clone(),
+            };
+            batch = batch.entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(created_event(&location, *size, &now).to_string())
+                    .build()?,
+            );
+        }
+        let sent = batch.send().await.context("sending to the inbound queue")?;
+        if let Some(failed) = sent.failed.first() {
+            anyhow::bail!(
+                "the inbound queue refused a message: {} ({})",
+                failed.message.as_deref().unwrap_or("no reason given"),
+                failed.code
+            );
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    println!(
+        "replayed {} objects from s3://{bucket}/{prefix} to {inbound_queue}",
+        objects.len()
+    );
+    Ok(())
+}
+
+/// Where dead letters go back to.
+pub struct Targets<'a> {
+    pub inbound_queue: Option<&'a str>,
+    pub ticket_ops_queue: Option<&'a str>,
+}
+
+#[derive(Default)]
+struct Moved {
+    operations: usize,
+    events: usize,
+    unknown: Vec<String>,
+}
+
+/// Moves every message of a dead-letter queue back where it belongs: ticket
+/// operations to the ticket-ops queue, S3 events to the inbound queue. What is
+/// neither stays in the DLQ.
+pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()> {
+    let aws = rootmail_aws::sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let bar = super::progress(None, "replaying dead letters");
+    let mut moved = Moved::default();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(dlq)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            // Hidden while this run lasts, so a message left behind is not read twice.
+            .visibility_timeout(600)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .with_context(|| format!("reading {dlq}"))?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            let body = message.body.unwrap_or_default();
+            let handle = message.receipt_handle.unwrap_or_default();
+            let destination = if let Ok(op) = serde_json::from_str::<TicketOp>(&body) {
+                let queue = targets
+                    .ticket_ops_queue
+                    .context("a ticket operation is in the DLQ: give --ticket-ops-queue")?;
+                // A fresh deduplication id: the original's may still be remembered.
+                let dedup = format!("{}-replay-{}", &op.message.as_str()[..40], now_millis());
+                sqs.send_message()
+                    .queue_url(queue)
+                    .message_body(&body)
+                    .message_group_id(message_group_id(&op.thread_key))
+                    .message_deduplication_id(dedup)
+                    .send()
+                    .await
+                    .context("sending to the ticket-ops queue")?;
+                moved.operations += 1;
+                Some(queue)
+            } else if is_mail_event(&body) {
+                let queue = targets
+                    .inbound_queue
+                    .context("a mail event is in the DLQ: give --inbound-queue")?;
+                sqs.send_message()
+                    .queue_url(queue)
+                    .message_body(&body)
+                    .send()
+                    .await
+                    .context("sending to the inbound queue")?;
+                moved.events += 1;
+                Some(queue)
+            } else {
+                moved.unknown.push(handle.clone());
+                None
+            };
+            if destination.is_some() {
+                sqs.delete_message()
+                    .queue_url(dlq)
+                    .receipt_handle(&handle)
+                    .send()
+                    .await
+                    .context("deleting a replayed dead letter")?;
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    // What was not recognised becomes visible again for a person to look at.
+    for handle in &moved.unknown {
+        sqs.change_message_visibility()
+            .queue_url(dlq)
+            .receipt_handle(handle)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .context("releasing a dead letter")?;
+    }
+    println!(
+        "replayed {} ticket operations and {} mail events from {dlq}; {} not recognized, left in the DLQ",
+        moved.operations,
+        moved.events,
+        moved.unknown.len()
+    );
+    Ok(())
+}
+
+/// An S3 event notification (or S3's test event) as the inbound queue carries it.
+fn is_mail_event(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(body)
+        .is_ok_and(|v| v.get("Records").is_some_and(|r| r.is_array()))
+}
+
+fn now_millis() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+fn now_rfc3339() -> String {
+    aws_sdk_s3::primitives::DateTime::from(SystemTime::now())
+        .fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}
