@@ -6,7 +6,7 @@ STATE ?= .rootmail/demo
 
 help:
 	@echo "make demo   run the local pipeline on the sample mailbox (no AWS needed)"
-	@echo "make test   formatting, clippy -D warnings, and every test"
+	@echo "make test   formatting, clippy -D warnings, and every test (starts moto for the AWS tests)"
 	@echo "make bench  criterion benchmarks of triage over the corpus"
 	@echo "make fmt    format the code"
 
@@ -27,11 +27,13 @@ demo:
 	@echo "== Ticket #1 with its comment (rootmail tickets --state $(STATE) show 1)"
 	@$(CARGO) run -q -p rootmail-cli -- tickets --state $(STATE) show 1
 
+# The AWS tests run against moto (local AWS) in .venv, started for the run only.
 test:
+	scripts/setup-test-env
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --locked
-	$(CARGO) test --workspace --locked
+	scripts/with-moto $(CARGO) test --workspace --locked
 
 fmt:
 	$(CARGO) fmt --all
@@ -41,4 +43,4 @@ bench:
 
 clean:
 	$(CARGO) clean
-	rm -rf .rootmail
+	rm -rf .rootmail .venv
