@@ -66,6 +66,7 @@ pub struct Stack {
 
 impl Stack {
     pub async fn create() -> Self {
+        crate::captured_logs();
         let aws = sdk_config().await;
         let s3 = rootmail_aws::s3_client(&aws);
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);

@@ -159,3 +159,21 @@ pub mod lambda;
 pub mod memory_sink;
 pub mod pipeline;
 pub mod webhook_server;
+
+/// Every log line the handlers in this test process write, in the functions'
+/// own JSON format. Installed once, process-wide, before any handler runs (a
+/// per-thread subscriber would miss lines logged where other tests run).
+pub fn captured_logs() -> rootmail_aws::metrics::CapturedLines {
+    static LOGS: std::sync::OnceLock<rootmail_aws::metrics::CapturedLines> =
+        std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let lines = rootmail_aws::metrics::CapturedLines::default();
+        let writer = lines.clone();
+        tracing::subscriber::set_global_default(rootmail_aws::logging::json_logs(move || {
+            writer.clone()
+        }))
+        .expect("no other global subscriber in the tests");
+        lines
+    })
+    .clone()
+}

@@ -69,7 +69,9 @@ impl Stack {
             max_delay: Duration::from_secs(2),
         };
         let http = HttpClient::new("webhook", config.http_timeout, policy).expect("client");
-        self.writer_with(Webhook::new(http, url, token.clone()))
+        let (mut writer, lines) = self.writer_with(Webhook::new(http, url, token.clone()));
+        writer.concurrency = config.concurrency;
+        (writer, lines)
     }
 
     /// A `ticket-writer` instance with any sink (the in-memory double, say).
@@ -81,6 +83,7 @@ impl Stack {
             sink,
             dead_letters: SqsDeadLetters::new(self.sqs.clone(), &self.ticket_ops_dlq_url),
             metrics,
+            concurrency: 4,
         };
         (handler, lines)
     }

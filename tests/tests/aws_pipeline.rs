@@ -3,14 +3,12 @@
 //! with what the queues deliver, tickets in a webhook receiver.
 
 use aws_lambda_events::sqs::SqsEvent;
-use rootmail_aws::logging::json_logs;
-use rootmail_aws::metrics::CapturedLines;
 use rootmail_pipeline::{LedgerRow, LedgerStatus};
 use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{drain, queue_depth, receive, settle};
 use rootmail_tests::memory_sink::MemorySink;
 use rootmail_tests::webhook_server::{FakeTicket, WebhookServer};
-use rootmail_tests::{corpus_dir, eml_files, known_secrets, relative};
+use rootmail_tests::{captured_logs, corpus_dir, eml_files, known_secrets, relative};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -105,11 +103,6 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
     let (writer, writer_metrics) = stack.writer_handler(&webhook.url, &[]);
 
-    // The functions' own log format, captured (the handlers run on this thread).
-    let logs = CapturedLines::default();
-    let captured = logs.clone();
-    let _logging = tracing::subscriber::set_default(json_logs(move || captured.clone()));
-
     let started = std::time::Instant::now();
     let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
@@ -169,10 +162,16 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
 
     // One log line per message with its span (key, kind), never a secret.
-    let log_lines = logs.lines();
+    let log_lines = captured_logs().lines();
+    let ours = format!("s3://{}/", stack.bucket);
     let triaged: Vec<&Value> = log_lines
         .iter()
         .filter(|l| l["fields"]["message"] == "triaged")
+        .filter(|l| {
+            l["span"]["message_key"]
+                .as_str()
+                .is_some_and(|k| k.starts_with(&ours))
+        })
         .collect();
     assert_eq!(triaged.len(), want.messages);
     assert!(triaged.iter().all(|l| {

@@ -9,6 +9,7 @@ pub mod events;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use events::MailRef;
+use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
 use rootmail_aws::{ConfigError, Env, InPlaceArchive, MailLocation, Metrics, ReadError, S3Mail};
@@ -33,6 +34,9 @@ pub struct Config {
     pub mail_bucket: Option<String>,
     pub mail_prefix: String,
     pub max_message_bytes: u64,
+    /// Records of a batch processed at once; each may hold a message of up to
+    /// `max_message_bytes` (about 2.6 times that at peak), so size memory for it.
+    pub concurrency: usize,
 }
 
 impl Config {
@@ -47,7 +51,23 @@ impl Config {
                 .optional("MAIL_PREFIX")
                 .unwrap_or_else(|| "inbound/".to_string()),
             max_message_bytes: env.parsed_or("MAX_MESSAGE_BYTES", SES_MAX_MESSAGE_BYTES)?,
+            concurrency: at_least_one(env, "INGEST_CONCURRENCY", 4)?,
         })
+    }
+}
+
+fn at_least_one<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match env.parsed_or(name, default)? {
+        0 => Err(ConfigError::Invalid {
+            name,
+            value: "0".to_string(),
+            reason: "must be at least 1".to_string(),
+        }),
+        n => Ok(n),
     }
 }
 
@@ -136,22 +156,29 @@ where
     }
 
     /// One SQS batch: failed records are reported so only they are retried.
+    /// Records are independent messages, so several are processed at once.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for record in batch.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let body = record.body.as_deref().unwrap_or_default();
-            let outcome = match events::s3_notification(body) {
-                Ok(refs) => self.ingest_all(&refs).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(reason) = outcome {
+        let failed: Vec<Option<String>> = stream::iter(batch.records)
+            .map(|record| async move {
+                let id = record.message_id.clone().unwrap_or_default();
+                let body = record.body.as_deref().unwrap_or_default();
+                let outcome = match events::s3_notification(body) {
+                    Ok(refs) => self.ingest_all(&refs).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let reason = outcome.err()?;
                 // Retried by SQS; after the queue's receive limit it is in the DLQ,
                 // from where `rootmail replay --dlq` re-drives it.
                 tracing::error!(sqs_message_id = %id, %reason, "record failed; it will be retried");
                 self.metrics.count("Retries", &[("Stage", "ingest")]);
-                response.add_failure(id);
-            }
+                Some(id)
+            })
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+        let mut response = SqsBatchResponse::default();
+        for id in failed.into_iter().flatten() {
+            response.add_failure(id);
         }
         response
     }

@@ -6,13 +6,13 @@
 //! then by SQS; an operation that can never succeed goes to the dead-letter queue
 //! with its reason.
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::{ConfigError, Env, Metrics};
 use rootmail_pipeline::{
     DeadLetters, Ledger, PortResult, ThreadMap, TicketOp, TicketSink, Written, write_ticket,
 };
-use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
@@ -25,6 +25,9 @@ pub struct Config {
     pub backend: Backend,
     pub http_timeout: Duration,
     pub http_max_attempts: u32,
+    /// Threads (FIFO groups) of a batch written at once; one thread is always
+    /// written in order.
+    pub concurrency: usize,
 }
 
 /// The ticketing backend and its settings.
@@ -68,6 +71,16 @@ impl Config {
             backend,
             http_timeout: Duration::from_secs(env.parsed_or("HTTP_TIMEOUT_SECS", 10)?),
             http_max_attempts: env.parsed_or("HTTP_MAX_ATTEMPTS", 4)?,
+            concurrency: match env.parsed_or("WRITER_CONCURRENCY", 4)? {
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        name: "WRITER_CONCURRENCY",
+                        value: "0".to_string(),
+                        reason: "must be at least 1".to_string(),
+                    });
+                }
+                n => n,
+            },
         })
     }
 }
@@ -79,6 +92,8 @@ pub struct Writer<L, T, S, X> {
     pub sink: S,
     pub dead_letters: X,
     pub metrics: Metrics,
+    /// Threads written at once (see [`Config::concurrency`]).
+    pub concurrency: usize,
 }
 
 impl<L, T, S, X> Writer<L, T, S, X>
@@ -92,29 +107,34 @@ where
         Ok(self.handle_sqs(event.payload).await)
     }
 
-    /// One FIFO batch. After a record fails, the later records of its group fail
-    /// too without being tried, so a thread's operations keep their order.
+    /// One FIFO batch. Threads (groups) are written concurrently, each in order;
+    /// after a record fails, the later records of its group fail too without
+    /// being tried, so a thread's operations keep their order.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let failed: Vec<Vec<String>> = stream::iter(by_group(batch))
+            .map(|records| async move {
+                let mut failed = Vec::new();
+                for record in records {
+                    let id = record.message_id.clone().unwrap_or_default();
+                    if !failed.is_empty() {
+                        failed.push(id);
+                        continue;
+                    }
+                    let body = record.body.as_deref().unwrap_or_default();
+                    if let Err(e) = self.apply(body).await {
+                        tracing::warn!(sqs_message_id = %id, error = %e, "operation will be retried");
+                        self.metrics.count("Retries", &[("Stage", "writer")]);
+                        failed.push(id);
+                    }
+                }
+                failed
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
         let mut response = SqsBatchResponse::default();
-        let mut failed_groups: HashSet<String> = HashSet::new();
-        for record in batch.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let group = record
-                .attributes
-                .get("MessageGroupId")
-                .cloned()
-                .unwrap_or_default();
-            if failed_groups.contains(&group) {
-                response.add_failure(id);
-                continue;
-            }
-            let body = record.body.as_deref().unwrap_or_default();
-            if let Err(e) = self.apply(body).await {
-                tracing::warn!(sqs_message_id = %id, error = %e, "operation will be retried");
-                self.metrics.count("Retries", &[("Stage", "writer")]);
-                failed_groups.insert(group);
-                response.add_failure(id);
-            }
+        for id in failed.into_iter().flatten() {
+            response.add_failure(id);
         }
         response
     }
@@ -191,6 +211,23 @@ where
     }
 }
 
+/// The batch's records grouped by `MessageGroupId`, each group in batch order.
+fn by_group(batch: SqsEvent) -> Vec<Vec<SqsMessage>> {
+    let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
+    for record in batch.records {
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((group, vec![record])),
+        }
+    }
+    groups.into_iter().map(|(_, records)| records).collect()
+}
+
 fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -200,7 +237,98 @@ fn now_millis() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
+    use rootmail_pipeline::{FoundTicket, NewComment, NewTicket, PortError};
     use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Fails every create whose subject says so; records what it was asked.
+    #[derive(Default)]
+    struct Sink {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl TicketSink for Sink {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+        async fn find(&self, _: &ThreadKey) -> PortResult<Option<FoundTicket>> {
+            Ok(None)
+        }
+        async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
+            self.calls.lock().unwrap().push(ticket.subject.clone());
+            if ticket.subject.contains("fail") {
+                return Err(PortError::Transient {
+                    port: "test",
+                    message: "503".into(),
+                });
+            }
+            Ok(ticket.subject.clone())
+        }
+        async fn comment(&self, id: &str, c: &NewComment) -> PortResult<String> {
+            self.calls.lock().unwrap().push(format!("comment {id}"));
+            Ok(c.message.to_string())
+        }
+    }
+
+    struct NoDeadLetters;
+    impl DeadLetters for NoDeadLetters {
+        async fn bury(&self, _: &str, reason: &str) -> PortResult<()> {
+            panic!("nothing should be buried: {reason}")
+        }
+    }
+
+    fn record(id: &str, group: &str, subject: &str) -> SqsMessage {
+        let op = TicketOp {
+            message: ContentHash::of(id.as_bytes()),
+            thread_key: ThreadKey::message(group),
+            kind: Kind::Unknown,
+            priority: Priority::Normal,
+            account_id: None,
+            customer: None,
+            subject: subject.to_string(),
+            body: String::new(),
+            quarantined: false,
+            received_at_ms: None,
+        };
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_string());
+        message.body = Some(serde_json::to_string(&op).unwrap());
+        message
+            .attributes
+            .insert("MessageGroupId".to_string(), group.to_string());
+        message
+    }
+
+    #[tokio::test]
+    async fn a_failed_operation_holds_back_the_rest_of_its_thread_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = rootmail_local::LocalStore::open(dir.path()).unwrap();
+        let writer = Writer {
+            ledger: &store,
+            threads: &store,
+            sink: Sink::default(),
+            dead_letters: NoDeadLetters,
+            metrics: Metrics::memory().0,
+            concurrency: 2,
+        };
+        let mut batch = SqsEvent::default();
+        batch.records = vec![
+            record("1", "a", "fail a"),
+            record("2", "b", "b"),
+            record("3", "a", "a again"),
+        ];
+        let response = writer.handle_sqs(batch).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, ["1", "3"]);
+        let calls = writer.sink.calls.lock().unwrap().clone();
+        assert!(calls.contains(&"b".to_string()), "{calls:?}");
+        assert!(!calls.contains(&"a again".to_string()), "{calls:?}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
         let map: HashMap<String, String> = pairs

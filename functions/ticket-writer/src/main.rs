@@ -30,6 +30,7 @@ async fn main() -> Result<(), Error> {
             &config.dead_letter_queue_url,
         ),
         metrics: Metrics::stdout(),
+        concurrency: config.concurrency,
     };
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {

@@ -147,3 +147,55 @@ impl<S: TicketSink + Sync> TicketSink for &S {
         (**self).comment(ticket_id, comment)
     }
 }
+
+/// One store may serve as several ports (the local store is ledger and thread map).
+impl<L: Ledger + Sync> Ledger for &L {
+    fn claim(
+        &self,
+        hash: &ContentHash,
+        source: &str,
+        now_secs: u64,
+        stale_after_secs: u64,
+    ) -> impl Future<Output = PortResult<Claim>> + Send {
+        (**self).claim(hash, source, now_secs, stale_after_secs)
+    }
+
+    fn record(&self, row: &LedgerRow) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).record(row)
+    }
+
+    fn get(
+        &self,
+        hash: &ContentHash,
+    ) -> impl Future<Output = PortResult<Option<LedgerRow>>> + Send {
+        (**self).get(hash)
+    }
+}
+
+impl<T: ThreadMap + Sync> ThreadMap for &T {
+    fn ticket_of(
+        &self,
+        key: &ThreadKey,
+    ) -> impl Future<Output = PortResult<Option<ThreadRecord>>> + Send {
+        (**self).ticket_of(key)
+    }
+
+    fn save(&self, record: &ThreadRecord) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).save(record)
+    }
+
+    fn thread_of_message(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = PortResult<Option<ThreadKey>>> + Send {
+        (**self).thread_of_message(message_id)
+    }
+
+    fn remember_message(
+        &self,
+        message_id: &str,
+        key: &ThreadKey,
+    ) -> impl Future<Output = PortResult<()>> + Send {
+        (**self).remember_message(message_id, key)
+    }
+}
