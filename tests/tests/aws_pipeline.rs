@@ -597,3 +597,60 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
             .contains("dead-lettered")
     );
 }
+
+/// Mail built to hurt: thousands of recipients and references, an id longer
+/// than any store key, a 1 MB header. Each is processed (bounded lookups, hashed
+/// keys), never stuck in retries.
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_mail_is_processed_not_stuck() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let root = "root+a7f3k9q2@root.example-msp.com";
+    let recipients: Vec<String> = (0..5_000).map(|i| format!("user{i}@example.org")).collect();
+    let references: Vec<String> = (0..10_000)
+        .map(|i| format!("<ref{i}@example.org>"))
+        .collect();
+    let mails = [
+        format!(
+            "From: x@h.example\r\nTo: {}, {root}\r\nSubject: many\r\n\r\nbody",
+            recipients.join(", ")
+        ),
+        format!(
+            "From: x@h.example\r\nTo: {root}\r\nMessage-ID: <{}@x>\r\nSubject: long id\r\n\r\nbody",
+            "é".repeat(2_000)
+        ),
+        format!(
+            "From: x@h.example\r\nTo: {root}\r\nReferences: {}\r\nSubject: refs\r\n\r\nbody",
+            references.join(" ")
+        ),
+        format!(
+            "From: x@h.example\r\nTo: {root}\r\nX-Long: {}\r\nSubject: long header\r\n\r\nbody",
+            "a".repeat(1_000_000)
+        ),
+    ];
+    for (i, mail) in mails.iter().enumerate() {
+        stack
+            .put_mail(&format!("inbound/hostile-{i}"), mail.clone().into_bytes())
+            .await;
+    }
+    let (ingest, _) = stack.ingest_handler(&[]);
+    let webhook = WebhookServer::start();
+    let (writer, _) = stack.writer_handler(&webhook.url, &[]);
+    let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+    assert_eq!(inbound.failures, 0);
+    assert_eq!(ops.failures, 0);
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), mails.len());
+    assert!(
+        rows.iter().all(|r| r.status == LedgerStatus::Done),
+        "{rows:#?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.account_id.as_deref() == Some("111122223333")),
+        "the root address is found even after 5,000 others: {rows:#?}"
+    );
+    assert_eq!(webhook.tickets().len(), mails.len());
+    assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
+}

@@ -4,7 +4,7 @@
 use crate::dynamo::s;
 use crate::error::port_error;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use rootmail_domain::{Account, AccountId, AccountStatus, EmailAddress};
 use rootmail_pipeline::{AccountLookup, PortError, PortResult};
 use std::collections::HashMap;
@@ -70,6 +70,57 @@ impl AccountLookup for DynamoAccounts {
             .await
             .map_err(|e| port_error(PORT, e))?;
         found.item.as_ref().map(account_from_item).transpose()
+    }
+
+    /// BatchGetItem, 100 keys a request: a mail with thousands of recipients
+    /// costs tens of requests, not thousands.
+    async fn by_emails(&self, emails: &[EmailAddress]) -> PortResult<Vec<Account>> {
+        let mut found = Vec::new();
+        for chunk in emails.chunks(100) {
+            let keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|e| HashMap::from([("root_email".to_string(), s(e.as_str()))]))
+                .collect();
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .build()
+                    .map_err(|e| bad_row(e.to_string()))?,
+            );
+            let mut attempt = 0u32;
+            while let Some(keys) = request.take() {
+                attempt += 1;
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(|e| port_error(PORT, e))?;
+                let items = answer
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for item in &items {
+                    found.push(account_from_item(item)?);
+                }
+                // Keys DynamoDB did not get to (throttling): ask again, briefly.
+                request = answer
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+                if request.is_some() {
+                    if attempt >= 5 {
+                        return Err(PortError::Transient {
+                            port: PORT,
+                            message: "account lookups left unprocessed after 5 attempts".into(),
+                        });
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+        Ok(found)
     }
 
     async fn by_id(&self, id: &AccountId) -> PortResult<Option<Account>> {

@@ -5,7 +5,7 @@
 use crate::dynamo::{from_item, s, to_item};
 use crate::error::{error_code, port_error};
 use aws_sdk_dynamodb::Client;
-use rootmail_domain::ThreadKey;
+use rootmail_domain::{ContentHash, ThreadKey};
 use rootmail_pipeline::{PortResult, ThreadMap, ThreadRecord};
 
 const PORT: &str = "threads";
@@ -38,12 +38,37 @@ impl DynamoThreadMap {
     }
 }
 
+/// DynamoDB keys hold at most 2048 bytes; longer ones are stored by their hash.
+const MAX_KEY_BYTES: usize = 1024;
+
+fn bounded_pk(prefix: &str, text: &str) -> String {
+    if text.len() <= MAX_KEY_BYTES {
+        format!("{prefix}#{text}")
+    } else {
+        format!("{prefix}#sha256:{}", ContentHash::of(text.as_bytes()))
+    }
+}
+
 fn thread_pk(key: &ThreadKey) -> String {
-    format!("thread#{}", key.as_str())
+    bounded_pk("thread", key.as_str())
 }
 
 fn message_pk(message_id: &str) -> String {
-    format!("message#{message_id}")
+    bounded_pk("message", message_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_are_hashed_to_fit_dynamodb() {
+        assert_eq!(message_pk("a@b"), "message#a@b");
+        let long = "é".repeat(900);
+        let pk = message_pk(&long);
+        assert!(pk.len() < 100 && pk.starts_with("message#sha256:"));
+        assert_eq!(pk, message_pk(&long));
+    }
 }
 
 impl ThreadMap for DynamoThreadMap {

@@ -99,6 +99,9 @@ static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
 pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
     let mut ids: Vec<AccountId> = Vec::new();
     for caps in ACCOUNT_ID.captures_iter(text) {
+        if ids.len() == MAX_MENTIONED_IDS {
+            break;
+        }
         let raw = caps.iter().skip(1).flatten().next().map(|m| m.as_str());
         if let Some(id) = raw.and_then(|r| AccountId::parse(r).ok())
             && !ids.contains(&id)
@@ -117,10 +120,19 @@ pub struct Candidates {
     pub ids: Vec<AccountId>,
 }
 
+/// How many To/Cc addresses and mentioned ids are looked up, so the work a
+/// message costs is bounded (the envelope recipient is always looked up first).
+pub const MAX_HEADER_RECIPIENTS: usize = 10_000;
+pub const MAX_MENTIONED_IDS: usize = 20;
+
+fn header_recipients(mail: &ParsedMail) -> impl Iterator<Item = &EmailAddress> {
+    mail.to.iter().chain(&mail.cc).take(MAX_HEADER_RECIPIENTS)
+}
+
 /// Every address and account id `resolve(mail, envelope, _)` can ask the directory about.
 pub fn candidates(mail: &ParsedMail, envelope: &[EmailAddress]) -> Candidates {
     let mut emails: Vec<EmailAddress> = Vec::new();
-    for address in envelope.iter().chain(&mail.to).chain(&mail.cc) {
+    for address in envelope.iter().chain(header_recipients(mail)) {
         if !emails.contains(address) {
             emails.push(address.clone());
         }
@@ -151,12 +163,7 @@ pub fn resolve(
     let (account, matched_by) = if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a))
     {
         (Some(a), Some(MatchedBy::EnvelopeRecipient))
-    } else if let Some(a) = mail
-        .to
-        .iter()
-        .chain(mail.cc.iter())
-        .find_map(|a| directory.by_email(a))
-    {
+    } else if let Some(a) = header_recipients(mail).find_map(|a| directory.by_email(a)) {
         (Some(a), Some(MatchedBy::HeaderRecipient))
     } else if let Some(a) = mentioned.iter().find_map(|id| directory.by_id(id)) {
         (Some(a), Some(MatchedBy::AccountIdInMail))

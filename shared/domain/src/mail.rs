@@ -183,18 +183,22 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         }
     }
 
+    let message_id = message
+        .message_id()
+        .map(clean_id)
+        .filter(|id| !id.is_empty());
+    let message_id = bounded_id(message_id, &mut warnings);
+    let references = bounded_ids(ids(message.references()), "References", &mut warnings);
+    let in_reply_to = bounded_ids(ids(message.in_reply_to()), "In-Reply-To", &mut warnings);
     Ok(ParsedMail {
         from,
         to: addresses(message.to()),
         cc: addresses(message.cc()),
         subject: message.subject().map(clean_line),
         date: message.date().map(|d| d.to_rfc3339()),
-        message_id: message
-            .message_id()
-            .map(clean_id)
-            .filter(|id| !id.is_empty()),
-        references: ids(message.references()),
-        in_reply_to: ids(message.in_reply_to()),
+        message_id,
+        references,
+        in_reply_to,
         text,
         alternative_text,
         attachments,
@@ -235,6 +239,41 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     .into_iter()
     .filter(|id| !id.is_empty())
     .collect()
+}
+
+/// RFC 5322 caps a header line at 998 characters; a longer id is not one a
+/// mail system made, and keys derived from it would not fit the stores.
+pub const MAX_ID_CHARS: usize = 998;
+/// Threading needs the first few references; a mail listing thousands must not
+/// cost thousands of lookups.
+pub const MAX_REFERENCES: usize = 50;
+
+fn bounded_id(id: Option<String>, warnings: &mut Vec<String>) -> Option<String> {
+    match id {
+        Some(id) if id.chars().count() > MAX_ID_CHARS => {
+            warnings.push(format!(
+                "Message-ID longer than {MAX_ID_CHARS} characters ignored"
+            ));
+            None
+        }
+        other => other,
+    }
+}
+
+fn bounded_ids(ids: Vec<String>, header: &str, warnings: &mut Vec<String>) -> Vec<String> {
+    let total = ids.len();
+    let kept: Vec<String> = ids
+        .into_iter()
+        .filter(|id| id.chars().count() <= MAX_ID_CHARS)
+        .take(MAX_REFERENCES)
+        .collect();
+    if kept.len() < total {
+        warnings.push(format!(
+            "{header}: {} of {total} ids ignored (too long, or beyond the first {MAX_REFERENCES})",
+            total - kept.len()
+        ));
+    }
+    kept
 }
 
 fn clean_id(id: &str) -> String {
@@ -294,6 +333,21 @@ mod tests {
             mail.subject.as_deref(),
             Some("Invoice Bcc: attacker@evil.example")
         );
+    }
+
+    #[test]
+    fn oversized_ids_and_endless_references_are_bounded() {
+        let long = "a".repeat(MAX_ID_CHARS + 1);
+        let refs: Vec<String> = (0..200).map(|i| format!("<r{i}@x>")).collect();
+        let raw = format!(
+            "From: a@b.example\r\nMessage-ID: <{long}@x>\r\nReferences: {}\r\nSubject: s\r\n\r\nbody",
+            refs.join(" ")
+        );
+        let mail = parse(raw.as_bytes()).unwrap();
+        assert_eq!(mail.message_id, None);
+        assert_eq!(mail.references.len(), MAX_REFERENCES);
+        assert_eq!(mail.references[0], "r0@x");
+        assert_eq!(mail.warnings.len(), 2, "{:?}", mail.warnings);
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub enum Ingested {
 }
 
 /// One message through claim, archive, triage and ledger.
-pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup>(
+pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + Sync>(
     (archive, ledger, threads, accounts): (&A, &L, &T, &D),
     knowledge: &Knowledge<'_>,
     raw: &[u8],
@@ -139,15 +139,12 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup>(
 
 /// The accounts triage may resolve this mail to, fetched once so resolution
 /// itself stays synchronous and pure.
-async fn fetch_candidates<D: AccountLookup>(
+async fn fetch_candidates<D: AccountLookup + Sync>(
     accounts: &D,
     mail: &ParsedMail,
 ) -> PortResult<InMemoryDirectory> {
     let wanted = candidates(mail, &envelope(mail).recipients);
-    let mut found = Vec::new();
-    for email in &wanted.emails {
-        found.extend(accounts.by_email(email).await?);
-    }
+    let mut found = accounts.by_emails(&wanted.emails).await?;
     for id in &wanted.ids {
         found.extend(accounts.by_id(id).await?);
     }

@@ -44,6 +44,23 @@ pub trait AccountLookup {
         email: &EmailAddress,
     ) -> impl Future<Output = PortResult<Option<Account>>> + Send;
     fn by_id(&self, id: &AccountId) -> impl Future<Output = PortResult<Option<Account>>> + Send;
+
+    /// The accounts of any of `emails`; adapters with a batch read override this.
+    fn by_emails(
+        &self,
+        emails: &[EmailAddress],
+    ) -> impl Future<Output = PortResult<Vec<Account>>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let mut found = Vec::new();
+            for email in emails {
+                found.extend(self.by_email(email).await?);
+            }
+            Ok(found)
+        }
+    }
 }
 
 /// Any in-memory directory is a lookup that cannot fail.
