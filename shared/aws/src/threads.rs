@@ -57,20 +57,6 @@ fn message_pk(message_id: &str) -> String {
     bounded_pk("message", message_id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_keys_are_hashed_to_fit_dynamodb() {
-        assert_eq!(message_pk("a@b"), "message#a@b");
-        let long = "é".repeat(900);
-        let pk = message_pk(&long);
-        assert!(pk.len() < 100 && pk.starts_with("message#sha256:"));
-        assert_eq!(pk, message_pk(&long));
-    }
-}
-
 impl ThreadMap for DynamoThreadMap {
     async fn ticket_of(&self, key: &ThreadKey) -> PortResult<Option<ThreadRecord>> {
         self.get(thread_pk(key))
@@ -121,5 +107,19 @@ impl ThreadMap for DynamoThreadMap {
             Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
             Err(e) => Err(port_error(PORT, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_keys_are_hashed_to_fit_dynamodb() {
+        assert_eq!(message_pk("a@b"), "message#a@b");
+        let long = "é".repeat(900);
+        let pk = message_pk(&long);
+        assert!(pk.len() < 100 && pk.starts_with("message#sha256:"));
+        assert_eq!(pk, message_pk(&long));
     }
 }
