@@ -1,76 +1,44 @@
 //! The two Lambda handlers wired to a fresh [`Stack`] exactly as their `main.rs`
-//! wires them, with the configuration read from the environment they would get.
+//! wires them (`on_aws`), with the configuration read from the environment a
+//! deployed function would get.
 
 use crate::aws::Stack;
-use mail_ingest::Ingest;
+use mail_ingest::{AwsIngest, Ingest};
 use rootmail_aws::metrics::CapturedLines;
 use rootmail_aws::queue::SqsDeadLetters;
-use rootmail_aws::{
-    DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, Metrics, S3Mail, SqsTicketQueue,
-};
-use rootmail_domain::Rules;
+use rootmail_aws::{DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{LedgerRow, TicketSink};
-use rootmail_tickets::{HttpClient, RetryPolicy, Webhook};
-use std::collections::HashMap;
-use std::time::Duration;
-use ticket_writer::Writer;
+use ticket_writer::{AwsWriter, Writer};
 
-pub type IngestHandler =
-    Ingest<S3Mail, DynamoLedger, DynamoThreadMap, DynamoAccounts, SqsTicketQueue>;
 pub type WriterHandler<S> = Writer<DynamoLedger, DynamoThreadMap, S, SqsDeadLetters>;
 
 impl Stack {
-    fn env(&self, extra: &[(&'static str, String)]) -> HashMap<String, String> {
-        self.function_env()
-            .into_iter()
-            .chain(extra.iter().cloned())
-            .map(|(k, v)| (k.to_string(), v))
-            .collect()
+    fn env(&self, extra: &[(&'static str, String)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env::from_pairs(self.function_env().into_iter().chain(extra.iter().cloned()))
     }
 
     /// A `mail-ingest` instance; `extra` adds or overrides environment variables.
-    pub fn ingest_handler(
-        &self,
-        extra: &[(&'static str, String)],
-    ) -> (IngestHandler, CapturedLines) {
-        let env = self.env(extra);
-        let config = mail_ingest::Config::from_env(&Env::from_fn(|name| env.get(name).cloned()))
-            .expect("ingest config");
+    pub fn ingest_handler(&self, extra: &[(&'static str, String)]) -> (AwsIngest, CapturedLines) {
+        let config = mail_ingest::Config::from_env(&self.env(extra)).expect("ingest config");
         let (metrics, lines) = Metrics::memory();
-        let handler = Ingest {
-            mail: S3Mail::new(self.s3.clone()),
-            ledger: DynamoLedger::new(self.dynamodb.clone(), &config.ledger_table),
-            threads: DynamoThreadMap::new(self.dynamodb.clone(), &config.threads_table),
-            accounts: DynamoAccounts::new(self.dynamodb.clone(), &config.accounts_table),
-            queue: SqsTicketQueue::new(self.sqs.clone(), &config.ticket_ops_queue_url),
-            rules: Rules::built_in(),
-            metrics,
-            config,
-        };
-        (handler, lines)
+        (Ingest::on_aws(config, &self.aws, metrics), lines)
     }
 
-    /// A `ticket-writer` instance posting to the webhook at `url`.
+    /// A `ticket-writer` instance posting to the webhook at `url`, retrying fast
+    /// (the fake receiver asks for `Retry-After: 0`).
     pub fn writer_handler(
         &self,
         url: &str,
         extra: &[(&'static str, String)],
-    ) -> (WriterHandler<Webhook>, CapturedLines) {
-        let mut extra = extra.to_vec();
-        extra.push(("WEBHOOK_URL", url.to_string()));
-        let env = self.env(&extra);
-        let config = ticket_writer::Config::from_env(&Env::from_fn(|name| env.get(name).cloned()))
-            .expect("writer config");
-        let ticket_writer::Backend::Webhook { url, token } = &config.backend;
-        // Short waits: the fake receiver asks for `Retry-After: 0`.
-        let policy = RetryPolicy {
-            max_attempts: config.http_max_attempts,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_secs(2),
-        };
-        let http = HttpClient::new("webhook", config.http_timeout, policy).expect("client");
-        let (mut writer, lines) = self.writer_with(Webhook::new(http, url, token.clone()));
-        writer.concurrency = config.concurrency;
+    ) -> (AwsWriter, CapturedLines) {
+        let mut settings = vec![
+            ("WEBHOOK_URL", url.to_string()),
+            ("HTTP_RETRY_BASE_MS", "5".to_string()),
+        ];
+        settings.extend(extra.iter().cloned());
+        let config = ticket_writer::Config::from_env(&self.env(&settings)).expect("writer config");
+        let (metrics, lines) = Metrics::memory();
+        let writer = Writer::on_aws(&config, &self.aws, metrics).expect("writer");
         (writer, lines)
     }
 

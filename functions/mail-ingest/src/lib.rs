@@ -12,7 +12,10 @@ use events::MailRef;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
-use rootmail_aws::{ConfigError, Env, InPlaceArchive, MailLocation, Metrics, ReadError, S3Mail};
+use rootmail_aws::{
+    ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, InPlaceArchive, MailLocation,
+    Metrics, ReadError, S3Mail, SqsTicketQueue,
+};
 use rootmail_domain::{Disposition, Kind, NoRotations, Rules};
 use rootmail_pipeline::{
     AccountLookup, Ingested, Knowledge, Ledger, PortError, PortResult, ThreadMap, TicketQueue,
@@ -117,6 +120,26 @@ pub struct Ingest<M, L, T, D, Q> {
     pub config: Config,
 }
 
+/// The handler as deployed: every port an AWS adapter.
+pub type AwsIngest = Ingest<S3Mail, DynamoLedger, DynamoThreadMap, DynamoAccounts, SqsTicketQueue>;
+
+impl AwsIngest {
+    /// Wires the AWS adapters over one SDK configuration (clients built once).
+    pub fn on_aws(config: Config, aws: &aws_config::SdkConfig, metrics: Metrics) -> Self {
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        Self {
+            mail: S3Mail::new(rootmail_aws::s3_client(aws)),
+            ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
+            threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
+            accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),
+            queue: SqsTicketQueue::new(aws_sdk_sqs::Client::new(aws), &config.ticket_ops_queue_url),
+            rules: Rules::built_in(),
+            metrics,
+            config,
+        }
+    }
+}
+
 impl<M, L, T, D, Q> Ingest<M, L, T, D, Q>
 where
     M: MailReader + Sync,
@@ -176,11 +199,7 @@ where
             .buffer_unordered(self.config.concurrency)
             .collect()
             .await;
-        let mut response = SqsBatchResponse::default();
-        for id in failed.into_iter().flatten() {
-            response.add_failure(id);
-        }
-        response
+        rootmail_aws::batch_failures(failed.into_iter().flatten())
     }
 
     async fn ingest_all(&self, refs: &[MailRef]) -> PortResult<Vec<Outcome>> {

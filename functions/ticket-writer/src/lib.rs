@@ -9,10 +9,13 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
-use rootmail_aws::{ConfigError, Env, Metrics};
+use rootmail_aws::queue::SqsDeadLetters;
+use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
-    DeadLetters, Ledger, PortResult, ThreadMap, TicketOp, TicketSink, Written, write_ticket,
+    DeadLetters, Ledger, PortError, PortResult, ThreadMap, TicketOp, TicketSink, Written,
+    write_ticket,
 };
+use rootmail_tickets::{HttpClient, RetryPolicy, Webhook};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Instrument;
 
@@ -25,6 +28,8 @@ pub struct Config {
     pub backend: Backend,
     pub http_timeout: Duration,
     pub http_max_attempts: u32,
+    /// The first retry's wait; each next one doubles (a `Retry-After` wins).
+    pub http_retry_base: Duration,
     /// Threads (FIFO groups) of a batch written at once; one thread is always
     /// written in order.
     pub concurrency: usize,
@@ -71,6 +76,7 @@ impl Config {
             backend,
             http_timeout: Duration::from_secs(env.parsed_or("HTTP_TIMEOUT_SECS", 10)?),
             http_max_attempts: env.parsed_or("HTTP_MAX_ATTEMPTS", 4)?,
+            http_retry_base: Duration::from_millis(env.parsed_or("HTTP_RETRY_BASE_MS", 200)?),
             concurrency: match env.parsed_or("WRITER_CONCURRENCY", 4)? {
                 0 => {
                     return Err(ConfigError::Invalid {
@@ -94,6 +100,38 @@ pub struct Writer<L, T, S, X> {
     pub metrics: Metrics,
     /// Threads written at once (see [`Config::concurrency`]).
     pub concurrency: usize,
+}
+
+/// The handler as deployed: DynamoDB, SQS and the configured backend.
+pub type AwsWriter = Writer<DynamoLedger, DynamoThreadMap, Webhook, SqsDeadLetters>;
+
+impl AwsWriter {
+    /// Wires the adapters over one SDK configuration and one HTTP client.
+    pub fn on_aws(
+        config: &Config,
+        aws: &aws_config::SdkConfig,
+        metrics: Metrics,
+    ) -> Result<Self, PortError> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        let policy = RetryPolicy {
+            max_attempts: config.http_max_attempts,
+            base_delay: config.http_retry_base,
+            ..RetryPolicy::default()
+        };
+        let Backend::Webhook { url, token } = &config.backend;
+        let http = HttpClient::new("webhook", config.http_timeout, policy)?;
+        Ok(Self {
+            ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
+            threads: DynamoThreadMap::new(dynamodb, &config.threads_table),
+            sink: Webhook::new(http, url, token.clone()),
+            dead_letters: SqsDeadLetters::new(
+                aws_sdk_sqs::Client::new(aws),
+                &config.dead_letter_queue_url,
+            ),
+            metrics,
+            concurrency: config.concurrency,
+        })
+    }
 }
 
 impl<L, T, S, X> Writer<L, T, S, X>
@@ -132,11 +170,7 @@ where
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let mut response = SqsBatchResponse::default();
-        for id in failed.into_iter().flatten() {
-            response.add_failure(id);
-        }
-        response
+        rootmail_aws::batch_failures(failed.into_iter().flatten())
     }
 
     /// Applies one operation. `Err` means "retry later"; an operation that can
@@ -239,7 +273,6 @@ mod tests {
     use super::*;
     use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
     use rootmail_pipeline::{FoundTicket, NewComment, NewTicket, PortError};
-    use std::collections::HashMap;
     use std::sync::Mutex;
 
     /// Fails every create whose subject says so; records what it was asked.
@@ -331,11 +364,7 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Env::from_fn(move |name| map.get(name).cloned())
+        Env::from_pairs(pairs.iter().copied())
     }
 
     const BASE: &[(&str, &str)] = &[

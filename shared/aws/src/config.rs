@@ -27,6 +27,17 @@ impl Env<fn(&str) -> Option<String>> {
             lookup: |name| std::env::var(name).ok(),
         }
     }
+
+    /// Fixed settings (tests, tools that build a function's environment).
+    pub fn from_pairs<K: ToString, V: ToString>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: std::collections::HashMap<String, String> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env::from_fn(move |name| map.get(name).cloned())
+    }
 }
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
@@ -83,14 +94,9 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Env::from_fn(move |name| map.get(name).cloned())
+        Env::from_pairs(pairs.iter().copied())
     }
 
     #[test]

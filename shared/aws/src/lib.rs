@@ -38,3 +38,15 @@ pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
             .build(),
     )
 }
+
+/// The answer to an SQS batch: these records failed and are redelivered, the
+/// others are deleted.
+pub fn batch_failures(
+    ids: impl IntoIterator<Item = String>,
+) -> aws_lambda_events::sqs::SqsBatchResponse {
+    let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
+    for id in ids {
+        response.add_failure(id);
+    }
+    response
+}

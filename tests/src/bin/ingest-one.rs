@@ -7,11 +7,7 @@
 
 use mail_ingest::events::MailRef;
 use mail_ingest::{Config, Ingest};
-use rootmail_aws::{
-    DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, MailLocation, Metrics, S3Mail,
-    SqsTicketQueue,
-};
-use rootmail_domain::Rules;
+use rootmail_aws::{Env, MailLocation, Metrics};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,17 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let config = Config::from_env(&Env::process())?;
     let aws = rootmail_aws::sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-    let handler = Ingest {
-        mail: S3Mail::new(rootmail_aws::s3_client(&aws)),
-        ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
-        threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
-        accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),
-        queue: SqsTicketQueue::new(aws_sdk_sqs::Client::new(&aws), &config.ticket_ops_queue_url),
-        rules: Rules::built_in(),
-        metrics: Metrics::memory().0,
-        config,
-    };
+    let handler = Ingest::on_aws(config, &aws, Metrics::memory().0);
     let outcome = handler
         .ingest_one(&MailRef {
             location: MailLocation { bucket, key },
