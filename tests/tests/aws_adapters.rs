@@ -1,0 +1,130 @@
+//! The DynamoDB adapters' own promises, against moto: the ledger's conditional
+//! claim (fresh claims block, stale ones are taken over, finished rows are seen),
+//! the thread map's first-wins message index, and account lookups.
+
+use rootmail_aws::{DynamoAccounts, DynamoLedger, DynamoThreadMap};
+use rootmail_domain::{Account, AccountId, AccountStatus, ContentHash, EmailAddress, ThreadKey};
+use rootmail_pipeline::{AccountLookup, Claim, Ledger, LedgerStatus, ThreadMap, ThreadRecord};
+use rootmail_tests::aws::Stack;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ledger_claims_are_exclusive_until_stale() {
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(stack.dynamodb.clone(), &stack.ledger_table);
+    let hash = ContentHash::of(b"a message");
+    let stale = 900;
+
+    let Claim::Owned(mut row) = ledger.claim(&hash, "s3://b/k", 1_000, stale).await.unwrap() else {
+        panic!("a new message is owned by its first claimant");
+    };
+    assert_eq!(
+        ledger.claim(&hash, "s3://b/k", 1_500, stale).await.unwrap(),
+        Claim::Busy,
+        "a fresh claim blocks a second run"
+    );
+    assert!(
+        matches!(ledger.claim(&hash, "s3://b/k", 1_901, stale).await.unwrap(), Claim::Owned(r) if r.claimed_at == 1_901),
+        "a claim older than the timeout is taken over (its run crashed)"
+    );
+    row.status = LedgerStatus::Done;
+    row.ticket_id = Some("42".into());
+    ledger.record(&row).await.unwrap();
+    match ledger.claim(&hash, "s3://b/k", 9_999, stale).await.unwrap() {
+        Claim::Seen(seen) => assert_eq!(seen.ticket_id.as_deref(), Some("42")),
+        other => panic!("a finished message is seen, not claimed: {other:?}"),
+    }
+    assert_eq!(ledger.get(&hash).await.unwrap(), Some(row));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_racing_for_one_message_get_one_owner() {
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(stack.dynamodb.clone(), &stack.ledger_table);
+    let hash = ContentHash::of(b"raced");
+    let claims = racing_claims(&ledger, &hash).await;
+    let owners = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Owned(_)))
+        .count();
+    assert_eq!(owners, 1, "{claims:?}");
+}
+
+async fn racing_claims(ledger: &DynamoLedger, hash: &ContentHash) -> Vec<Claim> {
+    let (a, b, c, d) = tokio::join!(
+        ledger.claim(hash, "x", 10, 900),
+        ledger.claim(hash, "x", 10, 900),
+        ledger.claim(hash, "x", 10, 900),
+        ledger.claim(hash, "x", 10, 900),
+    );
+    vec![a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thread_map_keeps_the_first_thread_of_a_message_id() {
+    let stack = Stack::create().await;
+    let threads = DynamoThreadMap::new(stack.dynamodb.clone(), &stack.threads_table);
+    let first = ThreadKey::message("original@x");
+    let later = ThreadKey::message("other@x");
+    threads.remember_message("m1@x", &first).await.unwrap();
+    threads.remember_message("m1@x", &later).await.unwrap();
+    assert_eq!(
+        threads.thread_of_message("m1@x").await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(threads.thread_of_message("unknown@x").await.unwrap(), None);
+
+    let long_id = "é".repeat(900);
+    threads.remember_message(&long_id, &first).await.unwrap();
+    assert_eq!(
+        threads.thread_of_message(&long_id).await.unwrap(),
+        Some(first.clone())
+    );
+
+    let record = ThreadRecord {
+        thread_key: first.clone(),
+        ticket_id: "7".into(),
+        backend: "webhook".into(),
+        created_from: ContentHash::of(b"original"),
+        messages: 3,
+        last_activity: 1_000,
+    };
+    threads.save(&record).await.unwrap();
+    assert_eq!(threads.ticket_of(&first).await.unwrap(), Some(record));
+    assert_eq!(threads.ticket_of(&later).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accounts_are_found_by_address_and_by_current_id() {
+    let stack = Stack::create().await;
+    let accounts = DynamoAccounts::new(stack.dynamodb.clone(), &stack.accounts_table);
+    let account = |email: &str, status| Account {
+        root_email: EmailAddress::parse(email).unwrap(),
+        account_id: AccountId::parse("123456789012").unwrap(),
+        customer: "Acme".into(),
+        status,
+    };
+    // The account's address was changed: the old one is released.
+    accounts
+        .upsert(&account("old@root.example.com", AccountStatus::Released))
+        .await
+        .unwrap();
+    accounts
+        .upsert(&account("new@root.example.com", AccountStatus::Active))
+        .await
+        .unwrap();
+
+    let id = AccountId::parse("123456789012").unwrap();
+    let current = accounts.by_id(&id).await.unwrap().expect("found by id");
+    assert_eq!(current.root_email.as_str(), "new@root.example.com");
+    let old = EmailAddress::parse("OLD@root.example.com").unwrap();
+    assert_eq!(
+        accounts.by_email(&old).await.unwrap().map(|a| a.status),
+        Some(AccountStatus::Released)
+    );
+    let many: Vec<EmailAddress> = (0..250)
+        .map(|i| EmailAddress::parse(&format!("nobody{i}@example.org")).unwrap())
+        .chain([old.clone()])
+        .collect();
+    let found = accounts.by_emails(&many).await.unwrap();
+    assert_eq!(found.len(), 1, "one of 251 addresses is ours");
+}
