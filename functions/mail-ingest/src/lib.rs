@@ -335,3 +335,61 @@ fn now_millis() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &[(&str, &str)] = &[
+        ("ACCOUNTS_TABLE", "accounts"),
+        ("LEDGER_TABLE", "ledger"),
+        ("THREADS_TABLE", "threads"),
+        (
+            "TICKET_OPS_QUEUE_URL",
+            "https://sqs.eu-west-1.amazonaws.com/1/ticket-ops.fifo",
+        ),
+    ];
+
+    fn config(extra: &[(&str, &str)], without: &str) -> Result<Config, ConfigError> {
+        // Later pairs win, so `extra` overrides the base.
+        let pairs = BASE
+            .iter()
+            .filter(|(k, _)| *k != without)
+            .chain(extra)
+            .copied();
+        Config::from_env(&Env::from_pairs(pairs))
+    }
+
+    #[test]
+    fn defaults_follow_ses() {
+        let config = config(&[], "").unwrap();
+        assert_eq!(config.max_message_bytes, 40 * 1024 * 1024);
+        assert_eq!(config.mail_prefix, "inbound/");
+        assert_eq!(config.mail_bucket, None);
+        assert_eq!(config.concurrency, 4);
+    }
+
+    #[test]
+    fn every_required_variable_is_named_when_missing() {
+        for (name, _) in BASE {
+            let error = config(&[], name).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_name() {
+        let error = config(&[("INGEST_CONCURRENCY", "0")], "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("INGEST_CONCURRENCY"), "{error}");
+        let error = config(&[("TICKET_OPS_QUEUE_URL", "ticket-ops.fifo")], "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("expected an http"), "{error}");
+        let error = config(&[("MAX_MESSAGE_BYTES", "-1")], "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("MAX_MESSAGE_BYTES"), "{error}");
+    }
+}
