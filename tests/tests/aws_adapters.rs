@@ -128,3 +128,72 @@ async fn accounts_are_found_by_address_and_by_current_id() {
     let found = accounts.by_emails(&many).await.unwrap();
     assert_eq!(found.len(), 1, "one of 251 addresses is ours");
 }
+
+/// A thread map that fails its first lookup, as DynamoDB does when throttled.
+struct FlakyThreads {
+    inner: DynamoThreadMap,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl ThreadMap for FlakyThreads {
+    async fn ticket_of(
+        &self,
+        key: &ThreadKey,
+    ) -> rootmail_pipeline::PortResult<Option<ThreadRecord>> {
+        self.inner.ticket_of(key).await
+    }
+    async fn save(&self, record: &ThreadRecord) -> rootmail_pipeline::PortResult<()> {
+        self.inner.save(record).await
+    }
+    async fn thread_of_message(
+        &self,
+        id: &str,
+    ) -> rootmail_pipeline::PortResult<Option<ThreadKey>> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(rootmail_pipeline::PortError::Transient {
+                port: "threads",
+                message: "ProvisionedThroughputExceededException".into(),
+            });
+        }
+        self.inner.thread_of_message(id).await
+    }
+    async fn remember_message(
+        &self,
+        id: &str,
+        key: &ThreadKey,
+    ) -> rootmail_pipeline::PortResult<()> {
+        self.inner.remember_message(id, key).await
+    }
+}
+
+struct NoArchive;
+impl rootmail_pipeline::MailArchive for NoArchive {
+    async fn put(&self, _: &ContentHash, _: &[u8]) -> rootmail_pipeline::PortResult<String> {
+        Ok("s3://bucket/inbound/x".into())
+    }
+}
+
+/// A run that fails after claiming releases its claim, so the retry proceeds at
+/// once instead of waiting 15 minutes for the claim to go stale.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_releases_its_claim_for_the_retry() {
+    use rootmail_pipeline::{Ingested, Knowledge, ingest};
+    let stack = Stack::create().await;
+    let ledger = DynamoLedger::new(stack.dynamodb.clone(), &stack.ledger_table);
+    let threads = FlakyThreads {
+        inner: DynamoThreadMap::new(stack.dynamodb.clone(), &stack.threads_table),
+        failed: Default::default(),
+    };
+    let directory = rootmail_tests::directory();
+    let rules = rootmail_domain::Rules::built_in();
+    let knowledge = Knowledge {
+        rules: &rules,
+        rotations: &rootmail_domain::NoRotations,
+    };
+    let raw = b"From: a@b.example\r\nIn-Reply-To: <earlier@b.example>\r\nSubject: hi\r\n\r\nbody";
+    let ports = (&NoArchive, &ledger, &threads, &directory);
+    let first = ingest(ports, &knowledge, raw, "s3://bucket/inbound/x", 1_000).await;
+    assert!(first.unwrap_err().is_transient());
+    let retry = ingest(ports, &knowledge, raw, "s3://bucket/inbound/x", 1_001).await;
+    assert!(matches!(retry, Ok(Ingested::Triaged { .. })), "{retry:?}");
+}

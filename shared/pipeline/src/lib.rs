@@ -66,7 +66,32 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + 
         // it; the writer's idempotency makes that safe.
         Claim::Seen(row) | Claim::Owned(row) => row,
     };
-    let origin = archive.put(&hash, raw).await?;
+    let owned_claim = row.status == LedgerStatus::Claimed;
+    let result = triage_claimed(
+        (archive, ledger, threads, accounts),
+        knowledge,
+        (raw, &hash, source),
+        row.clone(),
+    )
+    .await;
+    if result.is_err() && owned_claim {
+        // Let the retry take the message over at once instead of waiting for the
+        // claim to go stale. Best effort: if the ledger is what failed, the
+        // claim expires on its own.
+        row.claimed_at = 0;
+        let _ = ledger.record(&row).await;
+    }
+    result
+}
+
+/// Archive, triage and record a message this run holds.
+async fn triage_claimed<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + Sync>(
+    (archive, ledger, threads, accounts): (&A, &L, &T, &D),
+    knowledge: &Knowledge<'_>,
+    (raw, hash, source): (&[u8], &ContentHash, &str),
+    mut row: LedgerRow,
+) -> PortResult<Ingested> {
+    let origin = archive.put(hash, raw).await?;
 
     let parsed = parse(raw);
     let mut known: HashMap<String, ThreadKey> = HashMap::new();
@@ -88,7 +113,7 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + 
     };
     let triage = triage_parsed(
         &parsed,
-        &hash,
+        hash,
         &MailInput {
             raw,
             origin: &origin,
