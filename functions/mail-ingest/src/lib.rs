@@ -12,6 +12,7 @@ use events::MailRef;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
+use rootmail_aws::metrics::now_millis;
 use rootmail_aws::{
     ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, InPlaceArchive, MailLocation,
     Metrics, ReadError, S3Mail, SqsTicketQueue,
@@ -23,7 +24,6 @@ use rootmail_pipeline::{
 };
 use serde_json::Value;
 use std::future::Future;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{Instrument, field::Empty};
 
 /// Settings, read once at cold start.
@@ -271,8 +271,7 @@ where
                     self.queue.enqueue(&op).await?;
                 }
                 if let Some(arrived) = mail_ref.arrived_ms {
-                    let waited = now_millis().saturating_sub(arrived) as f64;
-                    self.metrics.milliseconds("IngestLatency", waited, &[]);
+                    self.metrics.elapsed_since("IngestLatency", arrived);
                 }
                 let (kind, disposition) = (triage.kind, triage.disposition);
                 self.metrics.count(
@@ -328,12 +327,6 @@ fn event_source(payload: &Value) -> Option<&str> {
 
 fn now_secs() -> u64 {
     now_millis() / 1000
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
+use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
@@ -16,7 +17,7 @@ use rootmail_pipeline::{
     write_ticket,
 };
 use rootmail_tickets::{HttpClient, RetryPolicy, Webhook};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tracing::Instrument;
 
 /// Settings, read once at cold start.
@@ -214,8 +215,7 @@ where
                     }
                 }
                 if let Some(arrived) = op.received_at_ms {
-                    let waited = now_millis().saturating_sub(arrived) as f64;
-                    self.metrics.milliseconds("EndToEndLatency", waited, &[]);
+                    self.metrics.elapsed_since("EndToEndLatency", arrived);
                 }
                 Ok(())
             }
@@ -260,12 +260,6 @@ fn by_group(batch: SqsEvent) -> Vec<Vec<SqsMessage>> {
         }
     }
     groups.into_iter().map(|(_, records)| records).collect()
-}
-
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -72,6 +72,12 @@ impl Metrics {
         self.emit(name, Unit::Milliseconds, value, dimensions);
     }
 
+    /// The time from `since_ms` (an event's time) to now.
+    pub fn elapsed_since(&self, name: &str, since_ms: u64) {
+        let waited = now_millis().saturating_sub(since_ms) as f64;
+        self.milliseconds(name, waited, &[]);
+    }
+
     fn emit(&self, name: &str, unit: Unit, value: f64, dimensions: &[(&str, &str)]) {
         let line = emf_line(&self.namespace, now_millis(), name, unit, value, dimensions);
         // A metric that cannot be written must not fail the message.
@@ -81,7 +87,9 @@ impl Metrics {
     }
 }
 
-fn now_millis() -> u64 {
+/// Milliseconds since the epoch, from the system clock (adapters own the clock;
+/// the domain is handed times).
+pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
