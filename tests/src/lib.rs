@@ -70,12 +70,18 @@ pub fn rootmail_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("ROOTMAIL_BIN") {
         return PathBuf::from(path);
     }
+    workspace_bin("rootmail")
+}
+
+/// A binary of the workspace (`rootmail`, `mail-ingest`, `ticket-writer`) in the
+/// target directory the tests run from.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join(format!("rootmail{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build --workspace` first (make test does)",
@@ -158,6 +164,7 @@ pub mod aws;
 pub mod lambda;
 pub mod memory_sink;
 pub mod pipeline;
+pub mod runtime_api;
 pub mod webhook_server;
 
 /// Every log line the handlers in this test process write, in the functions'

@@ -10,7 +10,9 @@ use ticket_writer::{Config, Writer};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init_json_logs();
-    let config = Config::from_env(&Env::process())?;
+    // Logged as a readable line first: the returned error is printed with Debug.
+    let config = Config::from_env(&Env::process())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let aws = rootmail_aws::sdk_config().await;
     let handler = Writer::on_aws(&config, &aws, Metrics::stdout())?;
     let handler = &handler;
