@@ -231,8 +231,8 @@ async fn redelivered_and_concurrent_batches_have_one_effect() {
     settle(&stack.sqs, &stack.inbound_url, &batch, &Default::default()).await;
 
     let memory = MemorySink::default();
-    let (writer_a, _) = stack.writer_with(&memory);
-    let (writer_b, _) = stack.writer_with(&memory);
+    let (writer_a, metrics_a) = stack.writer_with(&memory);
+    let (writer_b, metrics_b) = stack.writer_with(&memory);
     let ops = collect_all(&stack, &stack.ticket_ops_url).await;
     assert_eq!(
         ops.records.len(),
@@ -249,6 +249,19 @@ async fn redelivered_and_concurrent_batches_have_one_effect() {
     let tickets = memory.tickets();
     assert_eq!(tickets.len(), 1, "one ticket for the case");
     assert_eq!(tickets[0].comments.len(), 2, "one comment per further mail");
+    // The second round found every operation done: counted as repeats, not as
+    // new tickets or comments.
+    let lines: Vec<Value> = metrics_a
+        .lines()
+        .into_iter()
+        .chain(metrics_b.lines())
+        .collect();
+    let count = |name: &str| lines.iter().filter(|l| l.get(name).is_some()).count();
+    assert_eq!(
+        count("TicketsCreated") + count("CommentsAdded") + count("RepeatedOperations"),
+        12
+    );
+    assert!(count("RepeatedOperations") >= 6, "{lines:?}");
     let rows = stack.ledger_rows().await;
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().all(|r| r.status == LedgerStatus::Done

@@ -13,8 +13,8 @@ use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
-    DeadLetters, Ledger, PortError, PortResult, ThreadMap, TicketOp, TicketSink, Written,
-    write_ticket,
+    Applied, DeadLetters, Ledger, PortError, PortResult, ThreadMap, TicketOp, TicketSink, Written,
+    apply_ticket_op,
 };
 use rootmail_tickets::{HttpClient, RetryPolicy, Webhook};
 use std::time::Duration;
@@ -197,8 +197,16 @@ where
 
     async fn apply_op(&self, body: &str, op: &TicketOp) -> PortResult<()> {
         let ports = (&self.ledger, &self.threads, &self.sink);
-        match write_ticket(ports, op, now_millis() / 1000).await {
-            Ok(written) => {
+        match apply_ticket_op(ports, op, now_millis() / 1000).await {
+            Ok(Applied {
+                repeated: true,
+                written,
+            }) => {
+                tracing::info!(ticket_id = written.ticket_id(), "already written");
+                self.metrics.count("RepeatedOperations", &[]);
+                Ok(())
+            }
+            Ok(Applied { written, .. }) => {
                 let backend = self.sink.name();
                 match &written {
                     Written::Created { ticket_id } => {

@@ -258,13 +258,33 @@ impl Written {
 /// Safe to repeat at every point: the thread map and the backend both remember
 /// which message created a ticket, and the backend keeps one comment per message.
 pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
-    (ledger, threads, sink): (&L, &T, &S),
+    ports: (&L, &T, &S),
     op: &TicketOp,
     now: u64,
 ) -> PortResult<Written> {
+    Ok(apply_ticket_op(ports, op, now).await?.written)
+}
+
+/// What applying an operation did, and whether the ledger already had it done
+/// (a redelivery: nothing was sent to the backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub written: Written,
+    pub repeated: bool,
+}
+
+/// [`write_ticket`], telling a redelivered operation from a new effect (for metrics).
+pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink>(
+    (ledger, threads, sink): (&L, &T, &S),
+    op: &TicketOp,
+    now: u64,
+) -> PortResult<Applied> {
     let row = ledger.get(&op.message).await?;
     if let Some(done) = row.as_ref().and_then(already_written) {
-        return Ok(done);
+        return Ok(Applied {
+            written: done,
+            repeated: true,
+        });
     }
     let existing = match threads.ticket_of(&op.thread_key).await? {
         Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
@@ -321,7 +341,10 @@ pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
         };
         ledger.record(&row).await?;
     }
-    Ok(written)
+    Ok(Applied {
+        written,
+        repeated: false,
+    })
 }
 
 /// The outcome recorded for a message whose operation finished before.
