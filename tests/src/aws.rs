@@ -28,6 +28,19 @@ pub fn endpoint() -> String {
     })
 }
 
+/// The standard AWS settings a child process (the `rootmail` binary, a Lambda
+/// binary) needs to reach moto, and nothing from the user's own AWS profile.
+pub fn process_env() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_CONFIG_FILE", "/nonexistent".to_string()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".to_string()),
+    ]
+}
+
 /// SDK configuration pointing at moto, with dummy credentials.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())

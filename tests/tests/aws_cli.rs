@@ -3,7 +3,7 @@
 
 use rootmail_aws::DynamoAccounts;
 use rootmail_pipeline::{AccountLookup, LedgerStatus};
-use rootmail_tests::aws::{Stack, endpoint};
+use rootmail_tests::aws::{Stack, process_env};
 use rootmail_tests::lambda::{drain, queue_depth};
 use rootmail_tests::webhook_server::WebhookServer;
 use rootmail_tests::{corpus_accounts, corpus_dir, rootmail_bin};
@@ -13,12 +13,7 @@ use std::process::Output;
 fn rootmail_aws(stack: &Stack, args: &[&str]) -> Output {
     std::process::Command::new(rootmail_bin())
         .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .envs(process_env())
         .envs(stack.function_env())
         .output()
         .expect("rootmail runs")

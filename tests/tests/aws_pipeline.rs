@@ -357,11 +357,8 @@ fn mail_with_attachment(to: &str, size: usize) -> Vec<u8> {
 fn ingest_in_own_process(stack: &Stack, key: &str) -> (String, u64) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_ingest-one"))
         .args([&stack.bucket, key])
+        .envs(rootmail_tests::aws::process_env())
         .envs(stack.function_env())
-        .env("AWS_ENDPOINT_URL", rootmail_tests::aws::endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
         .output()
         .expect("ingest-one runs");
     assert!(

@@ -5,7 +5,7 @@
 //! on stdout.
 
 use rootmail_pipeline::LedgerStatus;
-use rootmail_tests::aws::{Stack, endpoint};
+use rootmail_tests::aws::{Stack, process_env};
 use rootmail_tests::lambda::{receive, settle};
 use rootmail_tests::runtime_api::{Answer, RuntimeApi};
 use rootmail_tests::webhook_server::WebhookServer;
@@ -17,12 +17,7 @@ use std::time::Duration;
 fn start(function: &str, runtime: &RuntimeApi, env: &[(&'static str, String)]) -> Child {
     Command::new(workspace_bin(function))
         .envs(runtime.lambda_env(function))
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_CONFIG_FILE", "/nonexistent")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+        .envs(process_env())
         .envs(env.iter().cloned())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
