@@ -173,20 +173,10 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
                 .collect();
             (200, json!({"tickets": found}))
         }
-        (Method::Post, ["hook", "tickets"]) => {
-            let Some(key) = key else {
-                return (400, json!({"error": "Idempotency-Key is required"}));
-            };
-            if let Some(answer) = replay(&s, &key, body) {
-                return answer;
-            }
-            let Ok(new) = serde_json::from_str::<Value>(body) else {
-                return (400, json!({"error": "body is not JSON"}));
-            };
-            let id = next_id(&mut s);
+        (Method::Post, ["hook", "tickets"]) => idempotent_post(&mut s, key, body, |s, new, id| {
             let text = |name: &str| new[name].as_str().unwrap_or_default().to_string();
             s.tickets.push(FakeTicket {
-                id: id.clone(),
+                id,
                 thread_key: text("thread_key"),
                 created_from: text("message"),
                 subject: text("subject"),
@@ -194,33 +184,48 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
                 priority: text("priority"),
                 comments: Vec::new(),
             });
-            s.keys.insert(key, (id.clone(), body.to_string()));
-            (201, json!({"id": id}))
-        }
+            Ok(())
+        }),
         (Method::Post, ["hook", "tickets", ticket, "comments"]) => {
-            let Some(key) = key else {
-                return (400, json!({"error": "Idempotency-Key is required"}));
-            };
-            if let Some(answer) = replay(&s, &key, body) {
-                return answer;
-            }
-            let Ok(new) = serde_json::from_str::<Value>(body) else {
-                return (400, json!({"error": "body is not JSON"}));
-            };
-            let id = next_id(&mut s);
-            let Some(ticket) = s.tickets.iter_mut().find(|t| t.id == *ticket) else {
-                return (404, json!({"error": "no such ticket"}));
-            };
-            ticket.comments.push(FakeComment {
-                id: id.clone(),
-                message: new["message"].as_str().unwrap_or_default().to_string(),
-                body: new["body"].as_str().unwrap_or_default().to_string(),
-            });
-            s.keys.insert(key, (id.clone(), body.to_string()));
-            (201, json!({"id": id}))
+            idempotent_post(&mut s, key, body, |s, new, id| {
+                let Some(ticket) = s.tickets.iter_mut().find(|t| t.id == *ticket) else {
+                    return Err((404, json!({"error": "no such ticket"})));
+                };
+                ticket.comments.push(FakeComment {
+                    id,
+                    message: new["message"].as_str().unwrap_or_default().to_string(),
+                    body: new["body"].as_str().unwrap_or_default().to_string(),
+                });
+                Ok(())
+            })
         }
         _ => (404, json!({"error": "no such route"})),
     }
+}
+
+/// A create under an `Idempotency-Key`: required, answered again from memory
+/// for a repeated key, else `apply` stores the new item under a fresh id.
+fn idempotent_post(
+    s: &mut State,
+    key: Option<String>,
+    body: &str,
+    apply: impl FnOnce(&mut State, &Value, String) -> Result<(), (u16, Value)>,
+) -> (u16, Value) {
+    let Some(key) = key else {
+        return (400, json!({"error": "Idempotency-Key is required"}));
+    };
+    if let Some(answer) = replay(s, &key, body) {
+        return answer;
+    }
+    let Ok(new) = serde_json::from_str::<Value>(body) else {
+        return (400, json!({"error": "body is not JSON"}));
+    };
+    let id = next_id(s);
+    if let Err(refused) = apply(s, &new, id.clone()) {
+        return refused;
+    }
+    s.keys.insert(key, (id.clone(), body.to_string()));
+    (201, json!({"id": id}))
 }
 
 /// The same key again: the same answer, or 400 when the body differs (as Zendesk does).
