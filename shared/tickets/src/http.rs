@@ -68,13 +68,13 @@ impl HttpClient {
     ) -> Result<Response, PortError> {
         let mut attempt = 1;
         loop {
-            let outcome = request(&self.client).send().await;
-            let wait = match &outcome {
+            let outcome = match request(&self.client).send().await {
                 Ok(response) if !retryable(response.status()) => {
-                    return self
-                        .check(what, outcome.expect("matched Ok"), attempt)
-                        .await;
+                    return self.check(what, response, attempt).await;
                 }
+                retry => retry,
+            };
+            let wait = match &outcome {
                 Ok(response) => retry_after(response).unwrap_or_else(|| self.backoff(attempt)),
                 Err(e) if e.is_timeout() || e.is_connect() || e.is_request() => {
                     self.backoff(attempt)
