@@ -202,12 +202,13 @@ where
         rootmail_aws::batch_failures(failed.into_iter().flatten())
     }
 
-    async fn ingest_all(&self, refs: &[MailRef]) -> PortResult<Vec<Outcome>> {
-        let mut outcomes = Vec::with_capacity(refs.len());
+    /// Every message an event names; the first that must be retried stops it
+    /// (those before it are finished, so the retry finds them done).
+    async fn ingest_all(&self, refs: &[MailRef]) -> PortResult<()> {
         for mail_ref in refs {
-            outcomes.push(self.ingest_one(mail_ref).await?);
+            self.ingest_one(mail_ref).await?;
         }
-        Ok(outcomes)
+        Ok(())
     }
 
     /// One message. `Err` means "retry this later"; everything else is final.
