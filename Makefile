@@ -33,7 +33,7 @@ test:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --locked
-	scripts/with-moto $(CARGO) test --workspace --locked
+	scripts/with-moto scripts/with-rt $(CARGO) test --workspace --locked
 
 fmt:
 	$(CARGO) fmt --all
