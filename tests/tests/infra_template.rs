@@ -1,0 +1,625 @@
+//! The deployment template against the code: every function crate in
+//! `functions/` is deployed by `infra/template.yaml` (and nothing else is), and
+//! each function's environment there sets every variable its configuration
+//! reads, and nothing it does not.
+//!
+//! Both sides are read as text, with no YAML or Rust parser:
+//! - the template by indentation (it is written in block style; block scalars
+//!   such as the dashboard body are skipped);
+//! - the code by looking for the name literals given to `env.<method>("NAME")`
+//!   or to a helper as `helper(env, "NAME")`, in the function's own sources and
+//!   in every helper it hands `env` to (`backend_settings` in `shared/aws`,
+//!   say), followed through the shared crates. Test modules are left out.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Read by `tracing`'s filter, not by a `Config`: set for every function.
+const RUNTIME_VARIABLES: &[&str] = &["RUST_LOG"];
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+#[test]
+fn every_function_is_deployed_with_every_setting_it_reads() {
+    let root = workspace();
+    let template = fs::read_to_string(root.join("infra/template.yaml")).expect("read the template");
+    let problems = check(&root, &template);
+    assert!(
+        problems.is_empty(),
+        "infra/template.yaml does not match the code:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+/// The check can fail: take a variable, a function and the global `RUST_LOG`
+/// out of the real template, and point a function at a crate that does not
+/// exist, and each is reported.
+#[test]
+fn a_template_that_drifted_from_the_code_is_reported() {
+    let root = workspace();
+    let template = fs::read_to_string(root.join("infra/template.yaml")).expect("read the template");
+
+    let without_variable = remove_lines(&template, |l| l.trim_start().starts_with("LEDGER_TABLE:"));
+    let problems = check(&root, &without_variable);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("mail-ingest") && p.contains("LEDGER_TABLE")),
+        "{problems:?}"
+    );
+
+    let without_global = remove_lines(&template, |l| l.trim_start().starts_with("RUST_LOG:"));
+    assert!(
+        check(&root, &without_global)
+            .iter()
+            .any(|p| p.contains("RUST_LOG")),
+        "a missing RUST_LOG is reported"
+    );
+
+    let moved = template.replace(
+        "CodeUri: ../functions/ticket-writer",
+        "CodeUri: ../functions/gone",
+    );
+    let problems = check(&root, &moved);
+    assert!(
+        problems.iter().any(|p| p.contains("functions/gone")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("ticket-writer") && p.contains("no AWS::Serverless::Function")),
+        "{problems:?}"
+    );
+
+    let stale = template.replace(
+        "MAIL_PREFIX: inbound/",
+        "MAIL_PREFIX: inbound/\n          MAIL_SUFFIX: x",
+    );
+    assert!(
+        check(&root, &stale)
+            .iter()
+            .any(|p| p.contains("MAIL_SUFFIX")),
+        "a variable no code reads is reported"
+    );
+}
+
+#[test]
+fn the_code_scanner_follows_helpers_that_are_handed_env() {
+    let root = workspace();
+    let ingest = variables_read(&root, &root.join("functions/mail-ingest"));
+    // Read through `at_least_one(env, "INGEST_CONCURRENCY", 4)`, and over a
+    // line break (`env\n    .optional("MAIL_PREFIX")`).
+    for name in [
+        "ACCOUNTS_TABLE",
+        "TICKET_OPS_QUEUE_URL",
+        "INGEST_CONCURRENCY",
+        "MAIL_PREFIX",
+    ] {
+        assert!(ingest.contains(name), "{name} in {ingest:?}");
+    }
+    let text = r#"
+        fn from_env(env: &Env) -> Config {
+            let a = env.required("DIRECT")?; // env.required("COMMENTED")
+            let b = env
+                .parsed_or("SPLIT", 4)?;
+            let c = helper(env, "PASSED", 1)?;
+            let d = settings(&env)?;
+            let e = "env.required(\"QUOTED\")";
+        }
+        fn settings(env: &Env) -> X { env.optional("IN_HELPER") }
+        #[cfg(test)]
+        mod tests { fn t() { env.required("IN_TEST"); } }
+    "#;
+    let mut found = BTreeSet::new();
+    let sources = vec![(PathBuf::from("x.rs"), text.to_string())];
+    scan(
+        &without_tests(text),
+        &sources,
+        &mut found,
+        &mut BTreeSet::new(),
+    );
+    let found: Vec<&str> = found.iter().map(String::as_str).collect();
+    assert_eq!(found, ["DIRECT", "IN_HELPER", "PASSED", "SPLIT"]);
+}
+
+// ---------------------------------------------------------------- the check
+
+/// What the template gets wrong about the code, one line each.
+fn check(root: &Path, template: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let tree = parse_yaml(template);
+    let global: BTreeSet<String> = tree
+        .find(&["Globals", "Function", "Environment", "Variables"])
+        .map(Node::keys)
+        .unwrap_or_default();
+
+    let mut deployed: BTreeMap<PathBuf, (String, BTreeSet<String>)> = BTreeMap::new();
+    let Some(resources) = tree.find(&["Resources"]) else {
+        return vec!["no Resources section".to_string()];
+    };
+    for resource in &resources.children {
+        if resource.child("Type").map(|t| t.value.as_str()) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let Some(code_uri) = resource.find(&["Properties", "CodeUri"]) else {
+            problems.push(format!("{} has no Properties.CodeUri", resource.key));
+            continue;
+        };
+        let dir = normalize(&root.join("infra").join(&code_uri.value));
+        if !dir.join("Cargo.toml").is_file() {
+            problems.push(format!(
+                "{}'s CodeUri {} is not a crate directory ({})",
+                resource.key,
+                code_uri.value,
+                dir.display()
+            ));
+            continue;
+        }
+        let mut variables = global.clone();
+        if let Some(own) = resource.find(&["Properties", "Environment", "Variables"]) {
+            variables.extend(own.keys());
+        }
+        deployed.insert(dir, (resource.key.clone(), variables));
+    }
+
+    let mut crates: Vec<PathBuf> = fs::read_dir(root.join("functions"))
+        .expect("read functions/")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    crates.sort();
+    assert!(!crates.is_empty(), "no function crates found in functions/");
+
+    for dir in &crates {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let Some((resource, variables)) = deployed.get(dir) else {
+            problems.push(format!(
+                "functions/{name} has no AWS::Serverless::Function whose CodeUri points at it"
+            ));
+            continue;
+        };
+        let read = variables_read(root, dir);
+        assert!(
+            !read.is_empty(),
+            "found no variables read by functions/{name}"
+        );
+        for missing in read.iter().filter(|v| !variables.contains(*v)) {
+            problems.push(format!(
+                "functions/{name} reads {missing}, but {resource}'s Environment (with Globals) does not set it"
+            ));
+        }
+        for unused in variables
+            .iter()
+            .filter(|v| !read.contains(*v) && !RUNTIME_VARIABLES.contains(&v.as_str()))
+        {
+            problems.push(format!(
+                "{resource} sets {unused}, which functions/{name} never reads"
+            ));
+        }
+        for runtime in RUNTIME_VARIABLES
+            .iter()
+            .filter(|v| !variables.contains(**v))
+        {
+            problems.push(format!("{resource} does not set {runtime}"));
+        }
+    }
+    problems
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn remove_lines(text: &str, drop: impl Fn(&str) -> bool) -> String {
+    text.lines()
+        .filter(|l| !drop(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+// ---------------------------------------------------------------- the template
+
+/// A mapping key and what is nested under it. List items are nodes keyed `-`.
+#[derive(Debug, Default)]
+struct Node {
+    key: String,
+    value: String,
+    indent: usize,
+    children: Vec<Node>,
+}
+
+impl Node {
+    fn child(&self, key: &str) -> Option<&Node> {
+        self.children.iter().find(|c| c.key == key)
+    }
+
+    fn find(&self, path: &[&str]) -> Option<&Node> {
+        path.iter().try_fold(self, |node, key| node.child(key))
+    }
+
+    fn keys(&self) -> BTreeSet<String> {
+        self.children
+            .iter()
+            .filter(|c| c.key != "-")
+            .map(|c| c.key.clone())
+            .collect()
+    }
+}
+
+/// Block-style YAML by indentation: enough for keys, scalar values and nesting.
+fn parse_yaml(text: &str) -> Node {
+    // The path from the root to the node the next line may nest under.
+    let mut stack: Vec<Node> = vec![Node::default()];
+    let mut block_scalar_of: Option<usize> = None;
+
+    fn close_to(stack: &mut Vec<Node>, indent: usize) {
+        while stack.len() > 1 && stack.last().unwrap().indent >= indent {
+            let done = stack.pop().unwrap();
+            stack.last_mut().unwrap().children.push(done);
+        }
+    }
+
+    for line in text.lines() {
+        let content = line.trim_start();
+        let indent = line.len() - content.len();
+        if let Some(owner) = block_scalar_of {
+            if content.is_empty() || indent > owner {
+                continue;
+            }
+            block_scalar_of = None;
+        }
+        if content.is_empty() || content.starts_with('#') || content.starts_with("---") {
+            continue;
+        }
+        let (indent, content) = match content
+            .strip_prefix("- ")
+            .or(content.strip_prefix('-').filter(|r| r.is_empty()))
+        {
+            Some(rest) => {
+                close_to(&mut stack, indent);
+                stack.push(Node {
+                    key: "-".to_string(),
+                    indent,
+                    ..Node::default()
+                });
+                let rest_trimmed = rest.trim_start();
+                (indent + 2 + (rest.len() - rest_trimmed.len()), rest_trimmed)
+            }
+            None => (indent, content),
+        };
+        let Some((key, value)) = split_key(content) else {
+            // A scalar list item, or a continuation line: no structure.
+            if let Some(top) = stack
+                .last_mut()
+                .filter(|n| n.key == "-" && n.value.is_empty())
+            {
+                top.value = content.to_string();
+            }
+            continue;
+        };
+        close_to(&mut stack, indent);
+        let value = value.split(" #").next().unwrap_or("").trim().to_string();
+        if value.ends_with('|')
+            || value.ends_with('>')
+            || value.ends_with("|-")
+            || value.ends_with(">-")
+        {
+            block_scalar_of = Some(indent);
+        }
+        stack.push(Node {
+            key: key.to_string(),
+            value,
+            indent,
+            children: Vec::new(),
+        });
+    }
+    close_to(&mut stack, 0);
+    stack.pop().unwrap()
+}
+
+/// `Key: value` or `Key:` -> the key and the value's text.
+fn split_key(content: &str) -> Option<(&str, &str)> {
+    let end = content
+        .find(": ")
+        .or_else(|| content.ends_with(':').then(|| content.len() - 1))?;
+    let key = &content[..end];
+    let plain = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_:.-/".contains(c));
+    plain.then(|| (key, content[end + 1..].trim()))
+}
+
+// ---------------------------------------------------------------- the code
+
+/// Every variable name the crate at `dir` reads, through its helpers too.
+fn variables_read(root: &Path, dir: &Path) -> BTreeSet<String> {
+    let mut sources = rust_files(&dir.join("src"));
+    let own = sources.len();
+    for shared in fs::read_dir(root.join("shared")).expect("read shared/") {
+        sources.extend(rust_files(
+            &shared.expect("a directory entry").path().join("src"),
+        ));
+    }
+    let mut found = BTreeSet::new();
+    let mut followed = BTreeSet::new();
+    for (_, text) in &sources[..own] {
+        scan(&without_tests(text), &sources, &mut found, &mut followed);
+    }
+    found
+}
+
+fn rust_files(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return files;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.expect("a directory entry").path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = fs::read_to_string(&path).expect("read a source file");
+            files.push((path, text));
+        }
+    }
+    files
+}
+
+/// The source up to its `#[cfg(test)]` module (this workspace keeps tests last).
+fn without_tests(text: &str) -> String {
+    let code = masked(text);
+    match code.find("#[cfg(test)]") {
+        Some(at) => text[..at].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// Adds the names `code` reads to `found`, and follows the helpers it passes
+/// `env` to into `sources` (each helper once).
+fn scan(
+    code: &str,
+    sources: &[(PathBuf, String)],
+    found: &mut BTreeSet<String>,
+    followed: &mut BTreeSet<String>,
+) {
+    let mask = masked(code);
+    let bytes = mask.as_bytes();
+    let mut at = 0;
+    while let Some(offset) = mask[at..].find("env") {
+        let start = at + offset;
+        at = start + 3;
+        let word_start = start == 0 || !is_ident(bytes[start - 1]);
+        if !word_start || bytes.get(at).is_some_and(|b| is_ident(*b)) {
+            continue;
+        }
+        let after = skip_ws(bytes, at);
+        let name_at = match bytes.get(after) {
+            // env.method("NAME", ...)
+            Some(b'.') => {
+                let method = skip_ws(bytes, after + 1);
+                let end = ident_end(bytes, method);
+                let open = skip_ws(bytes, end);
+                (end > method && bytes.get(open) == Some(&b'(')).then(|| skip_ws(bytes, open + 1))
+            }
+            // helper(env, "NAME", ...)
+            Some(b',') => Some(skip_ws(bytes, after + 1)),
+            _ => None,
+        };
+        if let Some(name) = name_at.and_then(|i| literal_at(code, &mask, i)) {
+            found.insert(name);
+        }
+        // helper(env, ...) or helper(&env): what the helper reads counts too.
+        if matches!(bytes.get(after), Some(b',' | b')'))
+            && let Some(helper) = called_with_env(&mask, start)
+            && followed.insert(helper.clone())
+            && let Some(body) = function_body(sources, &helper)
+        {
+            scan(&body, sources, found, followed);
+        }
+    }
+}
+
+/// The function whose call `env` (at `at`) is the first argument of.
+fn called_with_env(mask: &str, at: usize) -> Option<String> {
+    let before = mask[..at].trim_end();
+    let before = before.strip_suffix('&').unwrap_or(before).trim_end();
+    let before = before.strip_suffix('(')?.trim_end();
+    let name_start = before
+        .bytes()
+        .rposition(|b| !is_ident(b))
+        .map_or(0, |p| p + 1);
+    let name = &before[name_start..];
+    (!name.is_empty() && !name.as_bytes()[0].is_ascii_digit()).then(|| name.to_string())
+}
+
+/// The body of the first non-test `fn NAME` in the sources.
+fn function_body(sources: &[(PathBuf, String)], name: &str) -> Option<String> {
+    let pattern = format!("fn {name}");
+    for (_, text) in sources {
+        let text = without_tests(text);
+        let mask = masked(&text);
+        let mut from = 0;
+        while let Some(offset) = mask[from..].find(&pattern) {
+            let start = from + offset;
+            from = start + pattern.len();
+            if mask.as_bytes().get(from).is_some_and(|b| is_ident(*b)) {
+                continue;
+            }
+            let open = from + mask[from..].find('{')?;
+            let mut depth = 0usize;
+            for (i, b) in mask.bytes().enumerate().skip(open) {
+                match b {
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(text[open..=i].to_string());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A `"NAME"` literal starting at `at` whose text is a variable name.
+fn literal_at(code: &str, mask: &str, at: usize) -> Option<String> {
+    if mask.as_bytes().get(at) != Some(&b'"') {
+        return None;
+    }
+    let end = at + 1 + mask[at + 1..].find('"')?;
+    let name = &code[at + 1..end];
+    let valid = name.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    valid.then(|| name.to_string())
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+fn ident_end(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|b| is_ident(*b)) {
+        at += 1;
+    }
+    at
+}
+
+/// `code` with comments blanked and the insides of string and char literals
+/// replaced by `_` (same length, quotes kept), so searching it finds only code.
+fn masked(code: &str) -> String {
+    let bytes = code.as_bytes();
+    let mut out = bytes.to_vec();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    out[i] = b' ';
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0;
+                while i < bytes.len() {
+                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        out[i] = b' ';
+                        out[i + 1] = b' ';
+                        i += 2;
+                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        out[i] = b' ';
+                        out[i + 1] = b' ';
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        if bytes[i] != b'\n' {
+                            out[i] = b' ';
+                        }
+                        i += 1;
+                    }
+                }
+            }
+            b'r' if (bytes.get(i + 1) == Some(&b'"') || bytes.get(i + 1) == Some(&b'#'))
+                && (i == 0 || !is_ident(bytes[i - 1])) =>
+            {
+                // r"..." or r#"..."#
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while bytes.get(j) == Some(&b'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if bytes.get(j) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let close: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
+                let body = j + 1;
+                let end = bytes[body..]
+                    .windows(close.len())
+                    .position(|w| w == close.as_slice())
+                    .map_or(bytes.len(), |p| body + p);
+                for b in &mut out[body..end] {
+                    *b = b'_';
+                }
+                i = end + close.len();
+            }
+            b'"' => {
+                let mut j = i + 1;
+                while j < bytes.len() && bytes[j] != b'"' {
+                    out[j] = b'_';
+                    if bytes[j] == b'\\' && j + 1 < bytes.len() {
+                        out[j + 1] = b'_';
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+            }
+            // A char literal ('x', '\n', '"'), not a lifetime ('a).
+            b'\'' => {
+                let close = if bytes.get(i + 1) == Some(&b'\\') {
+                    bytes[i + 2..]
+                        .iter()
+                        .position(|b| *b == b'\'')
+                        .map(|p| i + 2 + p)
+                } else {
+                    let len = code[i + 1..].chars().next().map_or(1, char::len_utf8);
+                    (bytes.get(i + 1 + len) == Some(&b'\'')).then_some(i + 1 + len)
+                };
+                match close {
+                    Some(end) => {
+                        for b in &mut out[i + 1..end] {
+                            *b = b'_';
+                        }
+                        i = end + 1;
+                    }
+                    None => i += 1,
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
