@@ -4,7 +4,9 @@
 //! retries that honour `Retry-After`) and the plain JSON webhook backend.
 
 pub mod http;
+pub mod rt;
 pub mod webhook;
 
 pub use http::{HttpClient, RetryPolicy};
+pub use rt::{Rt, RtCredentials, RtOptions};
 pub use webhook::Webhook;
