@@ -6,7 +6,9 @@
 pub mod http;
 pub mod rt;
 pub mod webhook;
+pub mod zendesk;
 
 pub use http::{HttpClient, RetryPolicy};
 pub use rt::{Rt, RtCredentials, RtOptions};
 pub use webhook::Webhook;
+pub use zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};
