@@ -1,0 +1,924 @@
+//! A stateful stand-in for the part of Zendesk's ticket API rootmail uses, served
+//! over real HTTP on 127.0.0.1 inside the test process (nothing real can run
+//! here). It keeps what design.md says Zendesk keeps:
+//!
+//! - `POST /api/v2/tickets` with `Idempotency-Key`: a key lives 2 hours; a repeat
+//!   with the same body replays the answer (`x-idempotency-lookup: hit`), a repeat
+//!   with another body is refused with 400 `IdempotentRequestError`;
+//! - `PUT /api/v2/tickets/{id}` with `ticket.comment` (`body`, `public`, `uploads`),
+//!   which has no idempotency; at most 30 updates per ticket in 10 minutes (429
+//!   with `Retry-After`), at most 5,000 comments (422), none on a closed ticket (422);
+//! - `POST /api/v2/uploads?filename=` (a token lives 60 minutes and is used once);
+//! - `GET /api/v2/tickets?external_id=`, `GET /api/v2/tickets/{id}`,
+//!   `GET /api/v2/tickets/{id}/comments` (cursor pagination, `sort_order`);
+//! - Basic auth `{email}/token:{token}`, else 401.
+//!
+//! Faults are injected per kind of call: throttling (429 before anything is
+//! done), a status (before), or a lost answer (the change is made, then 500).
+//! The wording of the 422 answers is this fake's own: Zendesk documents the
+//! status, not the text.
+
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const EMAIL: &str = "rootmail-bot@example-msp.com";
+pub const TOKEN: &str = "fake-zendesk-api-token";
+pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+pub const UPLOAD_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The kinds of call, for faults and for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Call {
+    Create,
+    Update,
+    Upload,
+    ListTickets,
+    ShowTicket,
+    ListComments,
+}
+
+/// One request as the fake received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub call: Call,
+    pub path: String,
+    pub query: String,
+    pub authorized: bool,
+    pub idempotency_key: Option<String>,
+    pub content_type: Option<String>,
+    pub json: Option<Value>,
+    pub body: Vec<u8>,
+    pub status: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub id: u64,
+    pub external_id: Option<String>,
+    pub subject: String,
+    pub description: String,
+    pub priority: Option<String>,
+    pub status: String,
+    pub tags: Vec<String>,
+    pub custom_fields: Value,
+    pub organization_id: Option<u64>,
+    pub requester: Option<Value>,
+    pub requester_id: Option<u64>,
+    pub via_followup_source_id: Option<u64>,
+    pub comments: Vec<Comment>,
+    /// When each update was made (fake clock).
+    pub updates: Vec<Duration>,
+}
+
+impl Ticket {
+    pub fn public_comments(&self) -> Vec<&Comment> {
+        self.comments.iter().filter(|c| c.public).collect()
+    }
+
+    pub fn private_comments(&self) -> Vec<&Comment> {
+        self.comments.iter().filter(|c| !c.public).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Comment {
+    pub id: u64,
+    pub body: String,
+    pub public: bool,
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub file_name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+enum Fault {
+    /// 429 with this `Retry-After`, nothing done.
+    Throttle(String),
+    /// This status, nothing done.
+    Status(u16),
+    /// The change is made, the answer is a 500.
+    LoseAnswer,
+}
+
+struct Upload {
+    attachment: Attachment,
+    expires: Duration,
+    used: bool,
+}
+
+struct StoredCreate {
+    request: Value,
+    answer: Value,
+    at: Duration,
+}
+
+struct Inner {
+    base_url: String,
+    started: Instant,
+    skipped: Duration,
+    next_ticket: u64,
+    next_comment: u64,
+    next_audit: u64,
+    next_upload: u64,
+    tickets: Vec<Ticket>,
+    uploads: HashMap<String, Upload>,
+    keys: HashMap<String, StoredCreate>,
+    faults: HashMap<Call, VecDeque<Fault>>,
+    requests: Vec<Recorded>,
+    comment_limit: usize,
+    update_limit: usize,
+    update_window: Duration,
+}
+
+impl Inner {
+    fn now(&self) -> Duration {
+        self.started.elapsed() + self.skipped
+    }
+
+    fn ticket_mut(&mut self, id: u64) -> Option<&mut Ticket> {
+        self.tickets.iter_mut().find(|t| t.id == id)
+    }
+
+    fn take_fault(&mut self, call: Call) -> Option<Fault> {
+        self.faults.get_mut(&call)?.pop_front()
+    }
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+/// The running fake. Dropping it stops the server.
+pub struct FakeZendesk {
+    pub base_url: String,
+    inner: Shared,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeZendesk {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeZendesk {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Zendesk");
+        let base_url = format!("http://{}", listener.local_addr().expect("address"));
+        let inner = Arc::new(Mutex::new(Inner {
+            base_url: base_url.clone(),
+            started: Instant::now(),
+            skipped: Duration::ZERO,
+            next_ticket: 1001,
+            next_comment: 5_000_001,
+            next_audit: 9_000_001,
+            next_upload: 1,
+            tickets: Vec::new(),
+            uploads: HashMap::new(),
+            keys: HashMap::new(),
+            faults: HashMap::new(),
+            requests: Vec::new(),
+            comment_limit: 5000,
+            update_limit: 30,
+            update_window: Duration::from_secs(600),
+        }));
+        let app = Router::new()
+            .route("/api/v2/tickets", post(create).get(list_tickets))
+            .route("/api/v2/tickets/{id}", get(show_ticket).put(update))
+            .route("/api/v2/tickets/{id}/comments", get(list_comments))
+            .route("/api/v2/uploads", post(upload))
+            .with_state(inner.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("serve the fake Zendesk");
+        });
+        Self {
+            base_url,
+            inner,
+            server,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("fake state")
+    }
+
+    pub fn tickets(&self) -> Vec<Ticket> {
+        self.lock().tickets.clone()
+    }
+
+    pub fn ticket(&self, id: &str) -> Ticket {
+        let id: u64 = id.parse().expect("a numeric ticket id");
+        self.lock()
+            .tickets
+            .iter()
+            .find(|t| t.id == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no ticket {id} in the fake"))
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    pub fn calls(&self, call: Call) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.call == call)
+            .collect()
+    }
+
+    /// The next `n` calls of this kind answer 429 with `Retry-After: retry_after`.
+    pub fn throttle(&self, call: Call, n: usize, retry_after: &str) {
+        let mut inner = self.lock();
+        let queue = inner.faults.entry(call).or_default();
+        queue.extend((0..n).map(|_| Fault::Throttle(retry_after.to_string())));
+    }
+
+    /// The next `n` calls of this kind answer `status` without doing anything.
+    pub fn fail(&self, call: Call, n: usize, status: u16) {
+        let mut inner = self.lock();
+        let queue = inner.faults.entry(call).or_default();
+        queue.extend((0..n).map(|_| Fault::Status(status)));
+    }
+
+    /// The next `n` calls of this kind are carried out, then answered with a 500.
+    pub fn lose_answers(&self, call: Call, n: usize) {
+        let mut inner = self.lock();
+        let queue = inner.faults.entry(call).or_default();
+        queue.extend((0..n).map(|_| Fault::LoseAnswer));
+    }
+
+    /// Moves the fake's clock on (idempotency keys, upload tokens, update limits).
+    pub fn advance(&self, by: Duration) {
+        self.lock().skipped += by;
+    }
+
+    pub fn set_comment_limit(&self, limit: usize) {
+        self.lock().comment_limit = limit;
+    }
+
+    pub fn close(&self, id: &str) {
+        let id: u64 = id.parse().expect("a numeric ticket id");
+        self.lock().ticket_mut(id).expect("ticket").status = "closed".into();
+    }
+
+    /// A ticket made by hand in Zendesk (not through rootmail).
+    pub fn insert_ticket(&self, external_id: &str, description: &str) -> String {
+        let mut inner = self.lock();
+        let id = inner.next_ticket;
+        inner.next_ticket += 1;
+        let comment = Comment {
+            id: inner.next_comment,
+            body: description.to_string(),
+            public: true,
+            attachments: Vec::new(),
+        };
+        inner.next_comment += 1;
+        inner.tickets.push(Ticket {
+            id,
+            external_id: Some(external_id.to_string()),
+            subject: "typed by hand".into(),
+            description: description.to_string(),
+            priority: None,
+            status: "open".into(),
+            tags: Vec::new(),
+            custom_fields: json!([]),
+            organization_id: None,
+            requester: None,
+            requester_id: None,
+            via_followup_source_id: None,
+            comments: vec![comment],
+            updates: Vec::new(),
+        });
+        id.to_string()
+    }
+}
+
+/// Standard base64 (the fake checks Basic auth byte for byte).
+pub fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn expected_authorization() -> String {
+    format!(
+        "Basic {}",
+        base64(format!("{EMAIL}/token:{TOKEN}").as_bytes())
+    )
+}
+
+fn error(status: u16, error: &str, description: &str) -> Response {
+    answer(status, json!({"error": error, "description": description}))
+}
+
+fn answer(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).expect("status");
+    (status, axum::Json(body)).into_response()
+}
+
+fn query_pairs(raw: &Option<String>) -> HashMap<String, String> {
+    raw.as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Records the request and applies auth and injected faults. `Err` is the
+/// answer to send now; `Ok(lose)` says whether to lose the answer after acting.
+fn admit(
+    inner: &mut Inner,
+    call: Call,
+    path: &str,
+    raw_query: &Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<bool, Box<Response>> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let authorized = header("authorization").as_deref() == Some(expected_authorization().as_str());
+    inner.requests.push(Recorded {
+        call,
+        path: path.to_string(),
+        query: raw_query.clone().unwrap_or_default(),
+        authorized,
+        idempotency_key: header("idempotency-key"),
+        content_type: header("content-type"),
+        json: serde_json::from_slice(body).ok(),
+        body: body.to_vec(),
+        status: 0,
+    });
+    if !authorized {
+        return Err(Box::new(error(
+            401,
+            "Couldn't authenticate you",
+            "Unauthorized",
+        )));
+    }
+    match inner.take_fault(call) {
+        None => Ok(false),
+        Some(Fault::LoseAnswer) => Ok(true),
+        Some(Fault::Status(status)) => Err(Box::new(error(status, "Injected", "injected failure"))),
+        Some(Fault::Throttle(retry_after)) => {
+            let mut response = error(429, "TooManyRequests", "Rate limited");
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after.parse().expect("a header value"));
+            Err(Box::new(response))
+        }
+    }
+}
+
+/// Notes the status answered on the last recorded request.
+fn finish(inner: &mut Inner, response: Response) -> Response {
+    if let Some(last) = inner.requests.last_mut() {
+        last.status = response.status().as_u16();
+    }
+    response
+}
+
+fn ticket_json(t: &Ticket) -> Value {
+    json!({
+        "id": t.id,
+        "url": format!("/api/v2/tickets/{}.json", t.id),
+        "external_id": t.external_id,
+        "subject": t.subject,
+        "raw_subject": t.subject,
+        "description": t.description,
+        "priority": t.priority,
+        "status": t.status,
+        "tags": t.tags,
+        "custom_fields": t.custom_fields,
+        "organization_id": t.organization_id,
+        "requester_id": t.requester_id,
+    })
+}
+
+fn comment_json(c: &Comment) -> Value {
+    json!({
+        "id": c.id,
+        "type": "Comment",
+        "body": c.body,
+        "plain_body": c.body,
+        "public": c.public,
+        "attachments": c.attachments.iter().map(|a| json!({
+            "file_name": a.file_name,
+            "content_type": a.content_type,
+            "size": a.bytes.len(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Takes the uploads a comment names: each must exist, be unexpired and unused.
+fn take_uploads(inner: &mut Inner, comment: &Value) -> Result<Vec<Attachment>, Box<Response>> {
+    let now = inner.now();
+    let tokens: Vec<String> = comment["uploads"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    for token in &tokens {
+        match inner.uploads.get(token) {
+            Some(upload) if !upload.used && upload.expires > now => {}
+            _ => {
+                return Err(Box::new(answer(
+                    422,
+                    json!({"error": "RecordInvalid", "description": "Record validation errors",
+                           "details": {"base": [{"description": format!("upload token {token} is unknown, used or expired")}]}}),
+                )));
+            }
+        }
+    }
+    Ok(tokens
+        .iter()
+        .map(|token| {
+            let upload = inner.uploads.get_mut(token).expect("checked above");
+            upload.used = true;
+            upload.attachment.clone()
+        })
+        .collect())
+}
+
+fn new_comment(inner: &mut Inner, comment: &Value, attachments: Vec<Attachment>) -> Comment {
+    let id = inner.next_comment;
+    inner.next_comment += 1;
+    Comment {
+        id,
+        body: comment["body"].as_str().unwrap_or_default().to_string(),
+        public: comment["public"].as_bool().unwrap_or(true),
+        attachments,
+    }
+}
+
+fn audit(inner: &mut Inner, ticket: &Ticket, comment: Option<&Comment>) -> Value {
+    let id = inner.next_audit;
+    inner.next_audit += 1;
+    let events: Vec<Value> = comment
+        .map(|c| vec![json!({"id": c.id, "type": "Comment", "body": c.body, "public": c.public})])
+        .unwrap_or_default();
+    json!({"ticket": ticket_json(ticket), "audit": {"id": id, "ticket_id": ticket.id, "events": events}})
+}
+
+async fn create(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let response = create_locked(&mut inner, &query, &headers, &body);
+    finish(&mut inner, response)
+}
+
+fn create_locked(
+    inner: &mut Inner,
+    query: &Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let lose = match admit(inner, Call::Create, "/api/v2/tickets", query, headers, body) {
+        Ok(lose) => lose,
+        Err(response) => return *response,
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "InvalidJSON", "the body is not JSON");
+    };
+    let now = inner.now();
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(key) = &key
+        && let Some(stored) = inner.keys.get(key)
+        && now < stored.at + IDEMPOTENCY_KEY_LIFETIME
+    {
+        if stored.request != request {
+            return error(
+                400,
+                "IdempotentRequestError",
+                "Idempotency key was used with a different request body",
+            );
+        }
+        let mut response = answer(201, stored.answer.clone());
+        response
+            .headers_mut()
+            .insert("x-idempotency-lookup", "hit".parse().expect("header"));
+        return response;
+    }
+    let fields = &request["ticket"];
+    let comment = &fields["comment"];
+    if comment["body"].as_str().unwrap_or_default().is_empty() {
+        return answer(
+            422,
+            json!({"error": "RecordInvalid", "description": "Record validation errors",
+                   "details": {"description": [{"description": "Description: cannot be blank"}]}}),
+        );
+    }
+    let attachments = match take_uploads(inner, comment) {
+        Ok(attachments) => attachments,
+        Err(response) => return *response,
+    };
+    let first = new_comment(inner, comment, attachments);
+    let id = inner.next_ticket;
+    inner.next_ticket += 1;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ticket = Ticket {
+        id,
+        external_id: fields["external_id"].as_str().map(str::to_string),
+        subject: fields["subject"].as_str().unwrap_or_default().to_string(),
+        description: first.body.clone(),
+        priority: fields["priority"].as_str().map(str::to_string),
+        status: "new".into(),
+        tags: strings(&fields["tags"]),
+        custom_fields: fields
+            .get("custom_fields")
+            .cloned()
+            .unwrap_or_else(|| json!([])),
+        organization_id: fields["organization_id"].as_u64(),
+        requester: fields.get("requester").cloned(),
+        requester_id: fields["requester_id"].as_u64(),
+        via_followup_source_id: fields["via_followup_source_id"].as_u64(),
+        comments: vec![first.clone()],
+        updates: Vec::new(),
+    };
+    let body = audit(inner, &ticket, Some(&first));
+    inner.tickets.push(ticket);
+    if let Some(key) = key {
+        inner.keys.insert(
+            key,
+            StoredCreate {
+                request,
+                answer: body.clone(),
+                at: now,
+            },
+        );
+    }
+    if lose {
+        return error(500, "InternalError", "lost answer (the ticket was created)");
+    }
+    let mut response = answer(201, body);
+    response
+        .headers_mut()
+        .insert("x-idempotency-lookup", "miss".parse().expect("header"));
+    response
+}
+
+async fn update(
+    State(shared): State<Shared>,
+    Path(id): Path<u64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let response = update_locked(&mut inner, id, &query, &headers, &body);
+    finish(&mut inner, response)
+}
+
+fn update_locked(
+    inner: &mut Inner,
+    id: u64,
+    query: &Option<String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let path = format!("/api/v2/tickets/{id}");
+    let lose = match admit(inner, Call::Update, &path, query, headers, body) {
+        Ok(lose) => lose,
+        Err(response) => return *response,
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "InvalidJSON", "the body is not JSON");
+    };
+    let now = inner.now();
+    let (limit, window, comment_limit) =
+        (inner.update_limit, inner.update_window, inner.comment_limit);
+    let Some(ticket) = inner.ticket_mut(id) else {
+        return error(404, "RecordNotFound", "Not found");
+    };
+    let recent: Vec<Duration> = ticket
+        .updates
+        .iter()
+        .copied()
+        .filter(|at| now < *at + window)
+        .collect();
+    if recent.len() >= limit {
+        let free_at = recent.iter().min().copied().unwrap_or(now) + window;
+        let wait = (free_at.saturating_sub(now)).as_secs() + 1;
+        let mut response = error(
+            429,
+            "TooManyRequests",
+            "Ticket update limit: 30 updates per 10 minutes",
+        );
+        response
+            .headers_mut()
+            .insert("retry-after", wait.to_string().parse().expect("header"));
+        return response;
+    }
+    let fields = &request["ticket"];
+    let comment = fields.get("comment").cloned();
+    if comment.is_some() {
+        if ticket.status == "closed" {
+            return answer(
+                422,
+                json!({"error": "RecordInvalid", "description": "Record validation errors",
+                       "details": {"status": [{"description": "Status: closed prevents ticket update"}]}}),
+            );
+        }
+        if ticket.comments.len() >= comment_limit {
+            return answer(
+                422,
+                json!({"error": "RecordInvalid", "description": "Record validation errors",
+                       "details": {"base": [{"description": format!("Comments: this ticket has reached the limit of {comment_limit} comments")}]}}),
+            );
+        }
+    }
+    let added = match &comment {
+        Some(comment) => {
+            let attachments = match take_uploads(inner, comment) {
+                Ok(attachments) => attachments,
+                Err(response) => return *response,
+            };
+            Some(new_comment(inner, comment, attachments))
+        }
+        None => None,
+    };
+    let ticket = inner.ticket_mut(id).expect("found above");
+    if let Some(comment) = &added {
+        ticket.comments.push(comment.clone());
+    }
+    if let Some(priority) = fields["priority"].as_str() {
+        ticket.priority = Some(priority.to_string());
+    }
+    if ticket.status == "new" {
+        ticket.status = "open".into();
+    }
+    ticket.updates.push(now);
+    let ticket = ticket.clone();
+    let body = audit(inner, &ticket, added.as_ref());
+    if lose {
+        return error(500, "InternalError", "lost answer (the update was made)");
+    }
+    answer(200, body)
+}
+
+async fn list_tickets(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let response = match admit(
+        &mut inner,
+        Call::ListTickets,
+        "/api/v2/tickets",
+        &query,
+        &headers,
+        &Bytes::new(),
+    ) {
+        Err(response) => *response,
+        Ok(_) => {
+            let pairs = query_pairs(&query);
+            let wanted = pairs.get("external_id");
+            let tickets: Vec<Value> = inner
+                .tickets
+                .iter()
+                .filter(|t| wanted.is_none() || t.external_id.as_ref() == wanted)
+                .map(ticket_json)
+                .collect();
+            let count = tickets.len();
+            answer(
+                200,
+                json!({"tickets": tickets, "next_page": null, "previous_page": null, "count": count}),
+            )
+        }
+    };
+    finish(&mut inner, response)
+}
+
+async fn show_ticket(
+    State(shared): State<Shared>,
+    Path(id): Path<u64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let path = format!("/api/v2/tickets/{id}");
+    let response = match admit(
+        &mut inner,
+        Call::ShowTicket,
+        &path,
+        &query,
+        &headers,
+        &Bytes::new(),
+    ) {
+        Err(response) => *response,
+        Ok(_) => match inner.tickets.iter().find(|t| t.id == id) {
+            Some(ticket) => answer(200, json!({"ticket": ticket_json(ticket)})),
+            None => error(404, "RecordNotFound", "Not found"),
+        },
+    };
+    finish(&mut inner, response)
+}
+
+async fn list_comments(
+    State(shared): State<Shared>,
+    Path(id): Path<u64>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let path = format!("/api/v2/tickets/{id}/comments");
+    let response = match admit(
+        &mut inner,
+        Call::ListComments,
+        &path,
+        &query,
+        &headers,
+        &Bytes::new(),
+    ) {
+        Err(response) => *response,
+        Ok(_) => match inner.tickets.iter().find(|t| t.id == id) {
+            None => error(404, "RecordNotFound", "Not found"),
+            Some(ticket) => {
+                let pairs = query_pairs(&query);
+                let size: usize = pairs
+                    .get("page[size]")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(100)
+                    .clamp(1, 100);
+                let descending = pairs.get("sort_order").map(String::as_str) == Some("desc");
+                let after: usize = pairs
+                    .get("page[after]")
+                    .and_then(|c| c.strip_prefix('c'))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let mut ordered: Vec<&Comment> = ticket.comments.iter().collect();
+                if descending {
+                    ordered.reverse();
+                }
+                let page: Vec<Value> = ordered
+                    .iter()
+                    .skip(after)
+                    .take(size)
+                    .map(|c| comment_json(c))
+                    .collect();
+                let end = after + page.len();
+                let has_more = end < ordered.len();
+                let next = has_more.then(|| {
+                    format!(
+                        "{}{path}?page%5Bsize%5D={size}&sort_order={}&page%5Bafter%5D=c{end}",
+                        inner.base_url,
+                        if descending { "desc" } else { "asc" }
+                    )
+                });
+                answer(
+                    200,
+                    json!({
+                        "comments": page,
+                        "meta": {"has_more": has_more, "after_cursor": has_more.then(|| format!("c{end}")), "before_cursor": null},
+                        "links": {"next": next, "prev": null},
+                    }),
+                )
+            }
+        },
+    };
+    finish(&mut inner, response)
+}
+
+async fn upload(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let response = match admit(
+        &mut inner,
+        Call::Upload,
+        "/api/v2/uploads",
+        &query,
+        &headers,
+        &body,
+    ) {
+        Err(response) => *response,
+        Ok(lose) => {
+            let pairs = query_pairs(&query);
+            match pairs.get("filename").filter(|f| !f.is_empty()) {
+                None => error(400, "InvalidParameter", "filename is required"),
+                Some(file_name) => {
+                    let token = format!("upload-token-{}", inner.next_upload);
+                    inner.next_upload += 1;
+                    let attachment = Attachment {
+                        file_name: file_name.clone(),
+                        content_type: headers
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("application/binary")
+                            .to_string(),
+                        bytes: body.to_vec(),
+                    };
+                    let expires = inner.now() + UPLOAD_LIFETIME;
+                    let described = json!({
+                        "file_name": attachment.file_name,
+                        "content_type": attachment.content_type,
+                        "size": attachment.bytes.len(),
+                    });
+                    inner.uploads.insert(
+                        token.clone(),
+                        Upload {
+                            attachment,
+                            expires,
+                            used: false,
+                        },
+                    );
+                    if lose {
+                        error(500, "InternalError", "lost answer (the upload was stored)")
+                    } else {
+                        answer(
+                            201,
+                            json!({"upload": {"token": token, "expires_at": format!("fake-clock+{}s", expires.as_secs()),
+                                              "attachment": described, "attachments": [described]}}),
+                        )
+                    }
+                }
+            }
+        }
+    };
+    finish(&mut inner, response)
+}

@@ -1,0 +1,559 @@
+//! The Zendesk backend's requests, checked against a mock server: their shape
+//! (auth, JSON, headers) and what happens when Zendesk throttles, fails, is slow
+//! or refuses the credentials.
+
+use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
+use rootmail_pipeline::{
+    AttachmentContent, NewComment, NewTicket, PortError, TicketAttachment, TicketSink,
+};
+use rootmail_tickets::common::{message_marker, thread_token};
+use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
+use serde_json::{Value, json};
+use std::time::Duration;
+use wiremock::matchers::{basic_auth, body_partial_json, header, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const EMAIL: &str = "agent@example-msp.com";
+const TOKEN: &str = "zd-api-token-123";
+
+fn http(timeout: Duration, attempts: u32) -> HttpClient {
+    HttpClient::new(
+        "zendesk",
+        timeout,
+        RetryPolicy {
+            max_attempts: attempts,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(2),
+        },
+    )
+    .expect("client")
+}
+
+fn sink_with(
+    server: &MockServer,
+    http: HttpClient,
+    options: impl FnOnce(&mut ZendeskOptions),
+) -> Zendesk {
+    let credentials: ZendeskCredentials =
+        serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials");
+    let mut settings = ZendeskOptions::new(&server.uri());
+    options(&mut settings);
+    Zendesk::new(http, settings, credentials)
+}
+
+fn sink(server: &MockServer) -> Zendesk {
+    sink_with(server, http(Duration::from_secs(5), 3), |_| {})
+}
+
+fn auth() -> impl wiremock::Match {
+    basic_auth(format!("{EMAIL}/token"), TOKEN)
+}
+
+fn ticket_answer(id: u64, comment_id: u64) -> Value {
+    json!({"ticket": {"id": id, "status": "new"},
+           "audit": {"id": 1, "events": [{"id": comment_id, "type": "Comment", "public": true}]}})
+}
+
+fn new_ticket() -> NewTicket {
+    let key = ThreadKey::message("budget-1@aws.example");
+    NewTicket {
+        idempotency_key: rootmail_pipeline::idempotency_key(&key),
+        thread_key: key,
+        subject: "AWS Budgets: Monthly budget has exceeded 80%".into(),
+        body: "Your budget **Monthly** is at [85%](http://evil.example).\n# not a heading".into(),
+        priority: Priority::Urgent,
+        kind: Kind::BudgetAlert,
+        account_id: Some("123456789012".into()),
+        customer: Some("Example Corp".into()),
+        message: ContentHash::of(b"the first mail"),
+        internal_note: "Authentication: DKIM pass. Original: s3://mail/inbound/1".into(),
+        attachments: vec![
+            TicketAttachment {
+                name: "usage report.csv".into(),
+                content_type: "text/csv".into(),
+                size: 9,
+                content: AttachmentContent::Upload(b"a,b\n1,2\n".to_vec()),
+            },
+            TicketAttachment {
+                name: "huge.zip".into(),
+                content_type: "application/zip".into(),
+                size: 90_000_000,
+                content: AttachmentContent::Listed {
+                    reason: "not attached: too large".into(),
+                    original: Some("s3://mail/inbound/1".into()),
+                },
+            },
+        ],
+    }
+}
+
+fn new_comment(message: &[u8]) -> NewComment {
+    NewComment {
+        message: ContentHash::of(message),
+        body: "Another alert.".into(),
+        priority: Priority::Normal,
+        kind: Kind::BudgetAlert,
+        internal_note: String::new(),
+        attachments: Vec::new(),
+    }
+}
+
+async fn received(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recording is on")
+}
+
+fn json_of(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).expect("a JSON body")
+}
+
+#[tokio::test]
+async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .and(auth())
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"tickets": [], "next_page": null})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/uploads"))
+        .and(auth())
+        .and(query_param("filename", "usage report.csv"))
+        .and(header("content-type", "text/csv"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"upload": {"token": "tok-1"}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ticket = new_ticket();
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .and(auth())
+        .and(header("Idempotency-Key", ticket.idempotency_key.as_str()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .insert_header("x-idempotency-lookup", "miss")
+                .set_body_json(ticket_answer(42, 900)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/42"))
+        .and(auth())
+        .and(body_partial_json(
+            json!({"ticket": {"comment": {"public": false}}}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ticket_answer(42, 901)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
+        o.custom_fields = vec![(360001, json!("aws-root-mail"))];
+        o.organizations = vec![("Example Corp".into(), 77)];
+        o.requester_domain = Some("tickets.example-msp.com".into());
+    });
+
+    let id = sink.create(&ticket).await.expect("create");
+
+    assert_eq!(id, "42");
+    let requests = received(&server).await;
+    let order: Vec<String> = requests
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.url.path()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "GET /api/v2/tickets",
+            "POST /api/v2/uploads",
+            "POST /api/v2/tickets",
+            "PUT /api/v2/tickets/42"
+        ]
+    );
+    assert_eq!(
+        requests[0].url.query_pairs().collect::<Vec<_>>(),
+        [("external_id".into(), "msg:budget-1@aws.example".into())]
+    );
+    assert_eq!(requests[1].body, b"a,b\n1,2\n");
+
+    let posted = json_of(&requests[2]);
+    let fields = &posted["ticket"];
+    assert_eq!(fields["external_id"], "msg:budget-1@aws.example");
+    assert_eq!(fields["subject"], ticket.subject);
+    assert_eq!(fields["priority"], "urgent");
+    assert_eq!(
+        fields["tags"],
+        json!([
+            "rootmail",
+            "billing_budget_alert",
+            "account_123456789012",
+            thread_token(&ticket.thread_key)
+        ])
+    );
+    assert_eq!(
+        fields["custom_fields"],
+        json!([{"id": 360001, "value": "aws-root-mail"}])
+    );
+    assert_eq!(fields["organization_id"], 77);
+    assert_eq!(
+        fields["requester"],
+        json!({"name": "AWS account 123456789012", "email": "aws-123456789012@tickets.example-msp.com"})
+    );
+    let comment = &fields["comment"];
+    assert_eq!(comment["public"], true);
+    assert_eq!(comment["uploads"], json!(["tok-1"]));
+    let body = comment["body"].as_str().expect("body");
+    assert!(
+        body.starts_with("Your budget \\*\\*Monthly\\*\\* is at \\[85%\\](http://evil.example).\n\\# not a heading"),
+        "markup is escaped: {body}"
+    );
+    assert!(
+        body.contains("huge.zip (application/zip, 90000000 bytes): not attached: too large"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("usage report.csv"),
+        "uploaded, so not listed"
+    );
+    assert!(body.ends_with(&message_marker(&ticket.message)));
+    assert!(
+        !posted.to_string().contains("DKIM"),
+        "the note is never public"
+    );
+
+    let note = &json_of(&requests[3])["ticket"]["comment"];
+    assert_eq!(note["public"], false);
+    let note_body = note["body"].as_str().expect("note");
+    assert!(note_body.starts_with("Authentication: DKIM pass. Original: s3://mail/inbound/1"));
+    assert!(note_body.ends_with(&message_marker(&ticket.message)));
+    assert!(note.get("uploads").is_none());
+}
+
+#[tokio::test]
+async fn a_429_is_retried_after_its_retry_after_with_the_same_key_and_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(ticket_answer(7, 70)))
+        .mount(&server)
+        .await;
+    let mut ticket = new_ticket();
+    ticket.attachments.clear();
+    ticket.internal_note.clear();
+
+    let started = std::time::Instant::now();
+    let id = sink(&server).create(&ticket).await.expect("create");
+
+    assert_eq!(id, "7");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "Retry-After was honoured"
+    );
+    let posts: Vec<Request> = received(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST")
+        .collect();
+    assert_eq!(posts.len(), 2);
+    assert_eq!(posts[0].body, posts[1].body);
+    assert_eq!(
+        posts[0].headers.get("idempotency-key"),
+        posts[1].headers.get("idempotency-key")
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_on_a_read_is_retried_until_it_succeeds() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    let marker = message_marker(&ContentHash::of(b"the first mail"));
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": [
+            {"id": 5, "external_id": "msg:x@y", "description": format!("old\n\n{marker}")},
+            {"id": 9, "external_id": "msg:x@y", "description": format!("follow-up\n\n{marker}")},
+        ]})))
+        .mount(&server)
+        .await;
+
+    let found = sink(&server)
+        .find(&ThreadKey::message("x@y"))
+        .await
+        .expect("find")
+        .expect("found");
+
+    assert_eq!(found.id, "9", "the newest ticket of the thread");
+    assert_eq!(found.created_from, ContentHash::of(b"the first mail"));
+    assert_eq!(received(&server).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_slow_zendesk_times_out_and_is_left_to_the_queue() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"tickets": []}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&server)
+        .await;
+    let sink = sink_with(&server, http(Duration::from_millis(300), 2), |_| {});
+
+    let error = sink
+        .find(&ThreadKey::message("slow@example.com"))
+        .await
+        .expect_err("timed out");
+
+    assert!(
+        matches!(
+            error,
+            PortError::Transient {
+                port: "zendesk",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(received(&server).await.len(), 2, "each attempt timed out");
+}
+
+#[tokio::test]
+async fn refused_credentials_cost_one_request_and_say_so() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"error": "Couldn't authenticate you"})),
+        )
+        .mount(&server)
+        .await;
+
+    let error = sink(&server)
+        .find(&ThreadKey::message("a@b.example"))
+        .await
+        .expect_err("401");
+
+    let text = error.to_string();
+    assert!(matches!(error, PortError::Permanent { .. }), "{text}");
+    assert!(text.contains("zendesk") && text.contains("401"), "{text}");
+    assert!(!text.contains(TOKEN));
+    assert_eq!(received(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn refused_credentials_on_a_comment_are_permanent_too() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(403))
+        .mount(&server)
+        .await;
+
+    let error = sink(&server)
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect_err("403");
+
+    let text = error.to_string();
+    assert!(matches!(error, PortError::Permanent { .. }), "{text}");
+    assert!(
+        text.contains("zendesk rejected rootmail's credentials (HTTP 403"),
+        "{text}"
+    );
+    let puts = received(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .count();
+    assert_eq!(puts, 1);
+}
+
+#[tokio::test]
+async fn a_comment_whose_answer_failed_is_not_sent_again_in_the_same_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/42"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&server)
+        .await;
+
+    let error = sink(&server)
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect_err("502");
+
+    assert!(error.is_transient(), "{error}");
+    let puts: Vec<Request> = received(&server)
+        .await
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .collect();
+    assert_eq!(
+        puts.len(),
+        1,
+        "it may have been applied: the redelivery checks first"
+    );
+    let comment = &json_of(&puts[0])["ticket"]["comment"];
+    assert_eq!(comment["public"], true);
+    assert!(
+        comment["body"]
+            .as_str()
+            .expect("body")
+            .ends_with(&message_marker(&ContentHash::of(b"mail 2")))
+    );
+}
+
+#[tokio::test]
+async fn every_page_of_comments_is_searched_before_commenting() {
+    let server = MockServer::start().await;
+    let message = ContentHash::of(b"mail 2");
+    let next = format!(
+        "{}/api/v2/tickets/42/comments?page%5Bafter%5D=abc",
+        server.uri()
+    );
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .and(query_param("page[after]", "abc"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "comments": [{"id": 555, "public": true, "body": format!("Another alert.\n\n{}", message_marker(&message))}],
+            "meta": {"has_more": false}, "links": {"next": null}})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .and(query_param("page[size]", "100"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "comments": [{"id": 554, "public": true, "body": "a person's reply"}],
+            "meta": {"has_more": true, "after_cursor": "abc"}, "links": {"next": next}})))
+        .mount(&server)
+        .await;
+
+    let id = sink(&server)
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect("found");
+
+    assert_eq!(id, "555");
+    let methods: Vec<String> = received(&server)
+        .await
+        .iter()
+        .map(|r| r.method.to_string())
+        .collect();
+    assert_eq!(methods, ["GET", "GET"], "nothing was posted");
+}
+
+#[tokio::test]
+async fn a_page_link_to_another_host_is_not_followed_with_the_credentials() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "comments": [], "meta": {"has_more": true},
+            "links": {"next": "https://elsewhere.example/api/v2/tickets/42/comments?page%5Bafter%5D=x"}})))
+        .mount(&server)
+        .await;
+
+    let error = sink(&server)
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect_err("refused");
+
+    assert!(error.to_string().contains("leads away"), "{error}");
+    assert_eq!(received(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_reused_idempotency_key_finds_the_ticket_its_first_use_made() {
+    let server = MockServer::start().await;
+    let ticket = {
+        let mut t = new_ticket();
+        t.attachments.clear();
+        t.internal_note.clear();
+        t
+    };
+    // Not there before the post (the earlier attempt is not visible yet) ...
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // ... and there after Zendesk refused the key with another body.
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": [
+            {"id": 31, "external_id": ticket.thread_key.as_str(),
+             "description": format!("earlier attempt\n\n{}", message_marker(&ticket.message))}]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "IdempotentRequestError",
+            "description": "Idempotency key was used with a different request body"})))
+        .mount(&server)
+        .await;
+
+    let id = sink(&server).create(&ticket).await.expect("found");
+
+    assert_eq!(id, "31");
+    assert_eq!(
+        received(&server).await.len(),
+        3,
+        "GET, POST, GET: no second post"
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_id_that_is_not_zendesks_is_refused_before_any_request() {
+    let server = MockServer::start().await;
+
+    let error = sink(&server)
+        .comment("../admin", &new_comment(b"mail"))
+        .await
+        .expect_err("refused");
+
+    assert!(matches!(error, PortError::Permanent { .. }), "{error}");
+    assert!(received(&server).await.is_empty());
+}

@@ -1,0 +1,691 @@
+//! The Zendesk backend against a stateful fake Zendesk (see support/zendesk_fake.rs):
+//! what a person would check in Zendesk after crashes, lost answers, limits and
+//! attachments: how many tickets, how many comments, public or private, linked how.
+
+#[path = "support/zendesk_fake.rs"]
+mod fake;
+
+use fake::{Call, FakeZendesk};
+use rootmail_domain::{AttachmentRef, ContentHash, Kind, Priority, ThreadKey};
+use rootmail_local::LocalStore;
+use rootmail_pipeline::{
+    MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, Written, apply_ticket_op,
+    idempotency_key,
+};
+use rootmail_tickets::common::{has_marker, message_marker};
+use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
+use std::time::Duration;
+
+const NOW: u64 = 1_790_000_000;
+
+fn credentials() -> ZendeskCredentials {
+    serde_json::from_value(serde_json::json!({"email": fake::EMAIL, "token": fake::TOKEN}))
+        .expect("credentials")
+}
+
+fn sink_with(zendesk: &FakeZendesk, options: impl FnOnce(&mut ZendeskOptions)) -> Zendesk {
+    let http = HttpClient::new(
+        "zendesk",
+        Duration::from_secs(5),
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(2),
+        },
+    )
+    .expect("client");
+    let mut settings = ZendeskOptions::new(&zendesk.base_url);
+    options(&mut settings);
+    Zendesk::new(http, settings, credentials())
+}
+
+fn sink(zendesk: &FakeZendesk) -> Zendesk {
+    sink_with(zendesk, |_| {})
+}
+
+fn store() -> (tempfile::TempDir, LocalStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::open(dir.path()).expect("store");
+    (dir, store)
+}
+
+fn op(thread: &str, n: u32, note: &str) -> TicketOp {
+    TicketOp {
+        message: ContentHash::of(format!("{thread} mail {n}").as_bytes()),
+        thread_key: ThreadKey::message(thread),
+        kind: Kind::BudgetAlert,
+        priority: Priority::Normal,
+        account_id: Some("123456789012".into()),
+        customer: Some("Example Corp".into()),
+        subject: format!("AWS Budgets: alert {n}"),
+        body: format!("Budget alert number {n}."),
+        internal_note: note.to_string(),
+        attachments: Vec::new(),
+        archive_ref: None,
+        quarantined: false,
+        received_at_ms: None,
+    }
+}
+
+fn new_ticket(op: &TicketOp) -> NewTicket {
+    NewTicket {
+        thread_key: op.thread_key.clone(),
+        idempotency_key: idempotency_key(&op.thread_key),
+        subject: op.subject.clone(),
+        body: op.body.clone(),
+        priority: op.priority,
+        kind: op.kind,
+        account_id: op.account_id.clone(),
+        customer: op.customer.clone(),
+        message: op.message.clone(),
+        internal_note: op.internal_note.clone(),
+        attachments: Vec::new(),
+    }
+}
+
+async fn apply(store: &LocalStore, sink: &Zendesk, op: &TicketOp) -> Result<Written, PortError> {
+    apply_ticket_op((store, store, sink, store), op, NOW)
+        .await
+        .map(|applied| applied.written)
+}
+
+/// The comments of a ticket that carry `op`'s marker, as (public, private) counts.
+fn marked(ticket: &fake::Ticket, op: &TicketOp) -> (usize, usize) {
+    let ours = |c: &&fake::Comment| has_marker(&c.body, &op.message);
+    (
+        ticket
+            .public_comments()
+            .into_iter()
+            .filter(|c| ours(c))
+            .count(),
+        ticket
+            .private_comments()
+            .into_iter()
+            .filter(|c| ours(c))
+            .count(),
+    )
+}
+
+#[tokio::test]
+async fn a_crash_between_create_and_the_thread_map_still_leaves_one_ticket() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let first = op(
+        "crash@example.com",
+        1,
+        "Authentication: DKIM pass. Original: s3://mail/1",
+    );
+
+    // The writer created the ticket, then died before recording it.
+    let created = sink.create(&new_ticket(&first)).await.expect("create");
+    // Redelivered hours later, when Zendesk has forgotten the idempotency key.
+    zendesk.advance(Duration::from_secs(3 * 3600));
+    let written = apply(&store, &sink, &first).await.expect("redelivery");
+
+    assert_eq!(
+        written,
+        Written::Created {
+            ticket_id: created.clone()
+        }
+    );
+    assert_eq!(zendesk.tickets().len(), 1, "no second ticket");
+    let ticket = zendesk.ticket(&created);
+    assert_eq!(
+        marked(&ticket, &first),
+        (1, 1),
+        "one description, one internal note"
+    );
+    let record = store
+        .ticket_of(&first.thread_key)
+        .await
+        .expect("thread map")
+        .expect("recorded now");
+    assert_eq!(record.ticket_id, created);
+    assert_eq!(record.created_from, first.message);
+
+    // The same create once more (a pipeline that repeats it): still one ticket,
+    // one note.
+    let again = sink
+        .create(&new_ticket(&first))
+        .await
+        .expect("create again");
+    assert_eq!(again, created);
+    assert_eq!(zendesk.tickets().len(), 1);
+    assert_eq!(marked(&zendesk.ticket(&created), &first), (1, 1));
+    assert_eq!(
+        zendesk.calls(Call::Create).len(),
+        1,
+        "only the first create posted"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_create_answer_is_replayed_by_its_idempotency_key() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let first = op("lost-create@example.com", 1, "internal: DKIM pass");
+    zendesk.lose_answers(Call::Create, 1);
+
+    let id = sink.create(&new_ticket(&first)).await.expect("create");
+
+    let posts = zendesk.calls(Call::Create);
+    assert_eq!(posts.len(), 2, "the 500 was retried");
+    assert_eq!(posts[0].idempotency_key, posts[1].idempotency_key);
+    assert_eq!(posts[0].json, posts[1].json, "the same body, so a replay");
+    assert_eq!(posts[1].status, 201);
+    assert_eq!(zendesk.tickets().len(), 1);
+    assert_eq!(marked(&zendesk.ticket(&id), &first), (1, 1));
+}
+
+#[tokio::test]
+async fn a_lost_comment_answer_ends_in_exactly_one_comment_after_redelivery() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let first = op("lost-comment@example.com", 1, "note 1");
+    let second = op("lost-comment@example.com", 2, "note 2");
+    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
+        panic!("the first message creates");
+    };
+
+    // Zendesk adds the comment, and the answer is lost.
+    zendesk.lose_answers(Call::Update, 1);
+    let error = apply(&store, &sink, &second)
+        .await
+        .expect_err("the writer cannot know");
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        zendesk
+            .calls(Call::Update)
+            .iter()
+            .filter(|r| r.status == 500)
+            .count(),
+        1,
+        "the comment was not sent again in the same call"
+    );
+    assert_eq!(marked(&zendesk.ticket(&ticket_id), &second), (1, 0));
+
+    // The queue redelivers: the comment is found, only the note is added.
+    let written = apply(&store, &sink, &second).await.expect("redelivery");
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(marked(&ticket, &second), (1, 1), "one comment, one note");
+    let comment = ticket
+        .public_comments()
+        .into_iter()
+        .find(|c| has_marker(&c.body, &second.message))
+        .expect("the comment")
+        .id;
+    assert_eq!(
+        written,
+        Written::Commented {
+            ticket_id: ticket_id.clone(),
+            comment_id: comment.to_string()
+        }
+    );
+    assert_eq!(ticket.comments.len(), 4, "description, note, comment, note");
+    assert_eq!(zendesk.tickets().len(), 1);
+}
+
+#[tokio::test]
+async fn internal_notes_are_private_and_never_in_public_comments() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let secret_note = "Authentication: SPF pass, DKIM pass. Original: s3://mail/inbound/abc";
+    let first = op("notes@example.com", 1, secret_note);
+    let second = op("notes@example.com", 2, secret_note);
+    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
+        panic!("created");
+    };
+    apply(&store, &sink, &second).await.expect("comment");
+
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(ticket.private_comments().len(), 2);
+    assert!(
+        ticket
+            .private_comments()
+            .iter()
+            .all(|c| c.body.contains("s3://mail/inbound/abc"))
+    );
+    assert!(
+        ticket
+            .public_comments()
+            .iter()
+            .all(|c| !c.body.contains("s3://mail/inbound/abc") && !c.body.contains("DKIM")),
+        "the internal note stays internal"
+    );
+    assert!(!ticket.description.contains("DKIM"));
+}
+
+/// A mail with a small text attachment and a binary one larger than the limit.
+fn mail_with_attachments(big: &[u8]) -> Vec<u8> {
+    format!(
+        "From: no-reply@aws.example\r\nTo: root+1@root.example-msp.com\r\nSubject: Invoice\r\n\
+Message-ID: <inv-2@aws.example>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain\r\n\r\nYour invoice.\r\n\
+--b1\r\nContent-Type: text/csv; name=\"usage.csv\"\r\n\
+Content-Disposition: attachment; filename=\"usage.csv\"\r\n\r\nservice,cost\r\nEC2,42\r\n\
+--b1\r\nContent-Type: application/octet-stream; name=\"big.bin\"\r\n\
+Content-Disposition: attachment; filename=\"big.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
+        fake::base64(big)
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn attachments_are_uploaded_right_before_their_comment_and_an_oversized_one_is_listed() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink_with(&zendesk, |o| o.max_attachment_bytes = 1024);
+    let (_dir, store) = store();
+    let first = op("invoice@example.com", 1, "");
+    apply(&store, &sink, &first).await.expect("create");
+
+    let raw = mail_with_attachments(&[7u8; 2048]);
+    let hash = ContentHash::of(&raw);
+    let archive_ref = store.put(&hash, &raw).await.expect("archive");
+    let mut second = op("invoice@example.com", 2, "");
+    second.message = hash;
+    second.archive_ref = Some(archive_ref);
+    second.attachments = vec![
+        AttachmentRef {
+            index: 0,
+            name: "usage.csv".into(),
+            content_type: "text/csv".into(),
+            size: 20,
+            withheld: None,
+        },
+        AttachmentRef {
+            index: 1,
+            name: "big.bin".into(),
+            content_type: "application/octet-stream".into(),
+            size: 2048,
+            withheld: None,
+        },
+    ];
+    let requests_before = zendesk.requests().len();
+    let Written::Commented {
+        ticket_id,
+        comment_id,
+    } = apply(&store, &sink, &second).await.expect("comment")
+    else {
+        panic!("a comment");
+    };
+
+    let ticket = zendesk.ticket(&ticket_id);
+    let comment = ticket
+        .comments
+        .iter()
+        .find(|c| c.id.to_string() == comment_id)
+        .expect("the comment");
+    assert!(comment.public);
+    assert_eq!(
+        comment.attachments,
+        vec![fake::Attachment {
+            file_name: "usage.csv".into(),
+            content_type: "text/csv".into(),
+            bytes: b"service,cost\r\nEC2,42".to_vec(),
+        }]
+    );
+    assert!(
+        comment.body.contains("big.bin (application/octet-stream, 2048 bytes): not attached: larger than the 1 KiB limit"),
+        "{}",
+        comment.body
+    );
+    let calls: Vec<Call> = zendesk.requests()[requests_before..]
+        .iter()
+        .map(|r| r.call)
+        .collect();
+    assert_eq!(
+        calls,
+        vec![Call::ListComments, Call::Upload, Call::Update],
+        "one upload, right before the comment that uses it"
+    );
+    let upload = zendesk.calls(Call::Upload).pop().expect("upload");
+    assert_eq!(upload.query, "filename=usage.csv");
+    assert_eq!(upload.content_type.as_deref(), Some("text/csv"));
+    let update = zendesk.calls(Call::Update).pop().expect("update");
+    assert_eq!(
+        update.json.expect("json")["ticket"]["comment"]["uploads"],
+        serde_json::json!(["upload-token-1"])
+    );
+}
+
+#[tokio::test]
+async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let first = op("retry-upload@example.com", 1, "");
+    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
+        panic!("created");
+    };
+    let comment = rootmail_pipeline::NewComment {
+        message: ContentHash::of(b"with attachment"),
+        body: "See the attachment.".into(),
+        priority: Priority::Normal,
+        kind: Kind::BudgetAlert,
+        internal_note: String::new(),
+        attachments: vec![rootmail_pipeline::TicketAttachment {
+            name: "report.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: 4,
+            content: rootmail_pipeline::AttachmentContent::Upload(b"%PDF".to_vec()),
+        }],
+    };
+    // Zendesk refuses the update; the queue retries more than an hour later.
+    zendesk.fail(Call::Update, 1, 503);
+    let error = sink.comment(&ticket_id, &comment).await.expect_err("503");
+    assert!(error.is_transient(), "{error}");
+    zendesk.advance(Duration::from_secs(61 * 60));
+    sink.comment(&ticket_id, &comment).await.expect("retried");
+
+    let uploads = zendesk.calls(Call::Upload);
+    assert_eq!(uploads.len(), 2, "a fresh upload for the new attempt");
+    let updates = zendesk.calls(Call::Update);
+    let tokens: Vec<_> = updates
+        .iter()
+        .map(|u| u.json.as_ref().expect("json")["ticket"]["comment"]["uploads"].clone())
+        .collect();
+    assert_eq!(
+        tokens,
+        vec![
+            serde_json::json!(["upload-token-1"]),
+            serde_json::json!(["upload-token-2"])
+        ]
+    );
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(ticket.comments.len(), 2);
+    assert_eq!(ticket.comments[1].attachments.len(), 1);
+}
+
+#[tokio::test]
+async fn the_per_ticket_update_limit_leaves_the_operation_to_the_queue() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let thread = "limit@example.com";
+    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 0, ""))
+        .await
+        .expect("create")
+    else {
+        panic!("created");
+    };
+    for n in 1..=30 {
+        apply(&store, &sink, &op(thread, n, ""))
+            .await
+            .unwrap_or_else(|e| panic!("comment {n}: {e}"));
+    }
+
+    // The 31st update within 10 minutes: 429 with a Retry-After of minutes,
+    // longer than the writer waits, so the queue redelivers it later.
+    let late = op(thread, 31, "");
+    let error = apply(&store, &sink, &late).await.expect_err("limited");
+    assert!(error.is_transient(), "{error}");
+    assert!(error.to_string().contains("429"), "{error}");
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(ticket.updates.len(), 30);
+    assert_eq!(ticket.comments.len(), 31, "description and 30 comments");
+    assert_eq!(marked(&ticket, &late), (0, 0));
+    let refused = zendesk
+        .calls(Call::Update)
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert_eq!(refused, 1, "no retry of a 429 beyond the writer's wait");
+
+    zendesk.advance(Duration::from_secs(10 * 60));
+    apply(&store, &sink, &late).await.expect("after the window");
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(marked(&ticket, &late), (1, 0));
+    assert_eq!(ticket.comments.len(), 32);
+}
+
+#[tokio::test]
+async fn a_short_throttle_is_waited_for_and_the_comment_made_once() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let first = op("throttle@example.com", 1, "");
+    let second = op("throttle@example.com", 2, "");
+    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
+        panic!("created");
+    };
+    zendesk.throttle(Call::Update, 1, "1");
+
+    apply(&store, &sink, &second)
+        .await
+        .expect("after one second");
+
+    let statuses: Vec<u16> = zendesk
+        .calls(Call::Update)
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, vec![429, 200]);
+    assert_eq!(marked(&zendesk.ticket(&ticket_id), &second), (1, 0));
+}
+
+#[tokio::test]
+async fn a_throttled_create_waits_for_a_short_retry_after_and_leaves_a_long_one_to_the_queue() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let short = op("throttled-create@example.com", 1, "");
+    zendesk.throttle(Call::Create, 1, "0");
+    sink.create(&new_ticket(&short))
+        .await
+        .expect("after Retry-After: 0");
+    assert_eq!(zendesk.calls(Call::Create).len(), 2);
+    assert_eq!(zendesk.tickets().len(), 1);
+
+    let long = op("throttled-create-2@example.com", 1, "");
+    zendesk.throttle(Call::Create, 1, "120");
+    let error = sink.create(&new_ticket(&long)).await.expect_err("120 s");
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(zendesk.calls(Call::Create).len(), 3, "not retried");
+    assert_eq!(zendesk.tickets().len(), 1);
+}
+
+#[tokio::test]
+async fn a_full_ticket_continues_on_one_linked_follow_up() {
+    let zendesk = FakeZendesk::start().await;
+    // This Zendesk refuses a fifth comment; rootmail believes the documented 5,000,
+    // so it learns it from the 422.
+    zendesk.set_comment_limit(4);
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let thread = "full@example.com";
+    let ops: Vec<TicketOp> = (1..=4)
+        .map(|n| op(thread, n, &format!("note {n}")))
+        .collect();
+    let Written::Created { ticket_id: old } = apply(&store, &sink, &ops[0]).await.expect("create")
+    else {
+        panic!("created");
+    };
+    apply(&store, &sink, &ops[1])
+        .await
+        .expect("fills the ticket");
+    assert_eq!(zendesk.ticket(&old).comments.len(), 4);
+
+    let Written::Commented {
+        ticket_id,
+        comment_id,
+    } = apply(&store, &sink, &ops[2]).await.expect("follow-up")
+    else {
+        panic!("a comment");
+    };
+    assert_eq!(ticket_id, old, "the pipeline still names the old ticket");
+    let tickets = zendesk.tickets();
+    assert_eq!(tickets.len(), 2);
+    let next = tickets
+        .iter()
+        .find(|t| t.id.to_string() != old)
+        .expect("new");
+    assert_eq!(next.via_followup_source_id, Some(old.parse().expect("id")));
+    assert_eq!(
+        next.external_id.as_deref(),
+        Some(ops[2].thread_key.as_str())
+    );
+    assert!(
+        next.description
+            .starts_with(&format!("This ticket continues ticket #{old} ("))
+    );
+    assert!(next.description.ends_with(&message_marker(&ops[2].message)));
+    assert!(next.tags.iter().any(|t| t == "rootmail_followup"));
+    assert!(next.tags.iter().any(|t| t.starts_with("rootmail-thread-")));
+    assert_eq!(comment_id, next.comments[0].id.to_string());
+    assert_eq!(marked(next, &ops[2]), (1, 1), "the comment and its note");
+    assert_eq!(
+        zendesk.ticket(&old).comments.len(),
+        4,
+        "nothing more on the old one"
+    );
+
+    // The redelivered operation finds its comment; the next message finds the
+    // follow-up: still two tickets.
+    let again = apply(&store, &sink, &ops[2]).await.expect("redelivery");
+    assert_eq!(
+        again,
+        Written::Commented {
+            ticket_id: old.clone(),
+            comment_id: comment_id.clone()
+        }
+    );
+    apply(&store, &sink, &ops[3]).await.expect("next message");
+    assert_eq!(zendesk.tickets().len(), 2);
+    let next = zendesk.ticket(&next.id.to_string());
+    assert_eq!(marked(&next, &ops[3]), (1, 1));
+    assert_eq!(marked(&next, &ops[2]), (1, 1));
+
+    // A lost thread map finds the newest ticket of the thread.
+    let found = sink
+        .find(&ops[0].thread_key)
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.id, next.id.to_string());
+    assert_eq!(found.created_from, ops[2].message);
+}
+
+#[tokio::test]
+async fn a_ticket_known_to_be_full_is_not_sent_another_comment() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink_with(&zendesk, |o| o.max_comments = 3);
+    let (_dir, store) = store();
+    let thread = "known-full@example.com";
+    let Written::Created { ticket_id: old } = apply(&store, &sink, &op(thread, 1, ""))
+        .await
+        .expect("create")
+    else {
+        panic!("created");
+    };
+    apply(&store, &sink, &op(thread, 2, "")).await.expect("2");
+    apply(&store, &sink, &op(thread, 3, "")).await.expect("3");
+    let updates_before = zendesk.calls(Call::Update).len();
+
+    apply(&store, &sink, &op(thread, 4, "")).await.expect("4");
+
+    assert_eq!(
+        zendesk.calls(Call::Update).len(),
+        updates_before,
+        "no refused PUT: the count of comments decided"
+    );
+    assert_eq!(zendesk.ticket(&old).comments.len(), 3);
+    assert_eq!(zendesk.tickets().len(), 2);
+}
+
+#[tokio::test]
+async fn a_closed_ticket_continues_on_a_follow_up() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let thread = "closed@example.com";
+    let Written::Created { ticket_id: old } = apply(&store, &sink, &op(thread, 1, ""))
+        .await
+        .expect("create")
+    else {
+        panic!("created");
+    };
+    zendesk.close(&old);
+    let later = op(thread, 2, "");
+
+    apply(&store, &sink, &later).await.expect("follow-up");
+
+    let tickets = zendesk.tickets();
+    assert_eq!(tickets.len(), 2);
+    let next = tickets
+        .iter()
+        .find(|t| t.id.to_string() != old)
+        .expect("new");
+    assert_eq!(next.via_followup_source_id, Some(old.parse().expect("id")));
+    assert!(
+        next.description.contains("which is closed"),
+        "{}",
+        next.description
+    );
+    assert_eq!(marked(next, &later), (1, 0));
+    assert_eq!(zendesk.ticket(&old).comments.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unmarked_ticket_of_the_thread_gets_comments_not_a_twin() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let mail = op("by-hand@example.com", 1, "");
+    let by_hand = zendesk.insert_ticket(mail.thread_key.as_str(), "Typed by an agent");
+
+    let found = sink
+        .find(&mail.thread_key)
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(found.id, by_hand);
+    assert_ne!(found.created_from, mail.message);
+
+    let written = apply(&store, &sink, &mail).await.expect("apply");
+    assert!(matches!(written, Written::Commented { ref ticket_id, .. } if *ticket_id == by_hand));
+    assert_eq!(zendesk.tickets().len(), 1);
+    assert_eq!(marked(&zendesk.ticket(&by_hand), &mail), (1, 0));
+}
+
+#[tokio::test]
+async fn the_fake_keeps_idempotency_keys_for_two_hours() {
+    let zendesk = FakeZendesk::start().await;
+    let client = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        client
+            .post(format!("{}/api/v2/tickets", zendesk.base_url))
+            .basic_auth(format!("{}/token", fake::EMAIL), Some(fake::TOKEN))
+            .header("Idempotency-Key", "key-1")
+            .json(&body)
+    };
+    let a = serde_json::json!({"ticket": {"subject": "a", "comment": {"body": "a"}}});
+    let b = serde_json::json!({"ticket": {"subject": "b", "comment": {"body": "b"}}});
+
+    let first = post(a.clone()).send().await.expect("first");
+    assert_eq!(first.status(), 201);
+    assert_eq!(first.headers()["x-idempotency-lookup"], "miss");
+    let replay = post(a.clone()).send().await.expect("replay");
+    assert_eq!(replay.headers()["x-idempotency-lookup"], "hit");
+    let other = post(b.clone()).send().await.expect("other body");
+    assert_eq!(other.status(), 400);
+    let text = other.text().await.expect("text");
+    assert!(text.contains("IdempotentRequestError"), "{text}");
+    assert_eq!(zendesk.tickets().len(), 1);
+
+    zendesk.advance(Duration::from_secs(2 * 3600 + 1));
+    let expired = post(b).send().await.expect("after 2 hours");
+    assert_eq!(expired.status(), 201);
+    assert_eq!(expired.headers()["x-idempotency-lookup"], "miss");
+    assert_eq!(zendesk.tickets().len(), 2);
+
+    let unauthorized = client
+        .get(format!("{}/api/v2/tickets", zendesk.base_url))
+        .send()
+        .await
+        .expect("no auth");
+    assert_eq!(unauthorized.status(), 401);
+}
