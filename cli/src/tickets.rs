@@ -61,6 +61,7 @@ pub fn show(state: &Path, id: &str) -> anyhow::Result<ExitCode> {
         t.comments.len()
     );
     println!("\n{}", t.body);
+    internal_note(&t.internal_note);
     for (n, c) in t.comments.iter().enumerate() {
         println!(
             "\n=== Comment {} of {} ({}, {}, {}) ===",
@@ -71,6 +72,14 @@ pub fn show(state: &Path, id: &str) -> anyhow::Result<ExitCode> {
             c.priority.as_str()
         );
         println!("{}", c.body);
+        internal_note(&c.internal_note);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Shown apart, as a ticketing system shows an internal note beside the reply.
+fn internal_note(note: &str) {
+    if !note.is_empty() {
+        println!("\n[internal note]\n{note}");
+    }
 }

@@ -64,7 +64,7 @@ impl Env {
 
     fn write(&self, op: &TicketOp) -> Written {
         let s = &self.store;
-        block_on(write_ticket((s, s, s), op, 1_000)).expect("write")
+        block_on(write_ticket((s, s, s, s), op, 1_000)).expect("write")
     }
 }
 
@@ -142,6 +142,9 @@ fn op(message: &str, thread: &str) -> TicketOp {
         customer: None,
         subject: format!("subject of {message}"),
         body: format!("body of {message}"),
+        internal_note: String::new(),
+        attachments: Vec::new(),
+        archive_ref: None,
         quarantined: false,
         received_at_ms: None,
     }
@@ -181,6 +184,8 @@ fn a_crash_between_create_and_record_does_not_make_a_second_ticket() {
         account_id: None,
         customer: None,
         message: first.message.clone(),
+        internal_note: String::new(),
+        attachments: Vec::new(),
     };
     let id = block_on(env.store.create(&ticket)).expect("create");
     assert_eq!(

@@ -16,6 +16,7 @@ pub mod triage;
 pub mod types;
 
 pub use directory::{Account, AccountDirectory, InMemoryDirectory};
+pub use render::{AttachmentRef, TicketDraft};
 pub use rules::Rules;
 pub use secret::{FoundSecret, SecretKind, SecretValue};
 pub use thread::{KnownThreads, NoKnownThreads};

@@ -11,12 +11,44 @@ pub struct Sender {
     pub address: Option<EmailAddress>,
 }
 
-/// An attachment, described but never opened.
+/// An attachment, described but never opened (archives are never unpacked).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Attachment {
     pub name: String,
     pub content_type: String,
     pub size: usize,
+    /// The decoded text of a textual attachment (up to [`MAX_SCANNED_ATTACHMENT_BYTES`]),
+    /// kept only so triage can search it for secrets before it is ever uploaded.
+    #[serde(skip)]
+    pub text: Option<String>,
+}
+
+/// How much of a textual attachment is searched for secrets; a longer one is
+/// never uploaded (it could hide a secret past the scanned part).
+pub const MAX_SCANNED_ATTACHMENT_BYTES: usize = 1024 * 1024;
+
+/// The decoded bytes of the message's `index`-th attachment (the order of
+/// [`ParsedMail::attachments`]), for uploading to a ticket.
+pub fn attachment_bytes(raw: &[u8], index: usize) -> Option<Vec<u8>> {
+    let message = MessageParser::default().parse(raw)?;
+    let part = message.attachments().nth(index)?;
+    Some(part.contents().to_vec())
+}
+
+/// Whether an attachment of this (lower-case) type is text a person could read a
+/// secret in; those are searched, everything else is opaque.
+pub fn is_textual(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("message/")
+        || matches!(
+            content_type,
+            "application/json" | "application/xml" | "application/csv"
+        )
+}
+
+fn scannable_text(content_type: &str, contents: &[u8]) -> Option<String> {
+    (is_textual(content_type) && contents.len() <= MAX_SCANNED_ATTACHMENT_BYTES)
+        .then(|| String::from_utf8_lossy(contents).into_owned())
 }
 
 #[derive(Debug, Clone, Default)]
@@ -148,12 +180,14 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
                 None => ct.ctype().to_string(),
             },
         );
+        let content_type = clean_line(&content_type).to_ascii_lowercase();
         attachments.push(Attachment {
             name: part
                 .attachment_name()
                 .map(clean_line)
                 .unwrap_or_else(|| "(unnamed)".into()),
-            content_type: clean_line(&content_type),
+            text: scannable_text(&content_type, part.contents()),
+            content_type,
             size: part.body.len(),
         });
     }

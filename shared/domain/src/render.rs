@@ -2,11 +2,11 @@
 
 use crate::auth::Authentication;
 use crate::directory::Account;
-use crate::mail::{Attachment, ParsedMail, clean_line};
+use crate::mail::{ParsedMail, clean_line};
 use crate::secret::{FoundSecret, SecretKind};
 use crate::types::{CaseId, EmailAddress, Kind, Priority};
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 use std::sync::LazyLock;
 
@@ -19,7 +19,26 @@ const MAX_FACTS_PER_LINE: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TicketDraft {
     pub subject: String,
+    /// What the ticket shows to everyone who can read it (the customer too).
     pub body: String,
+    /// For the provider's engineers only (an internal note where the backend has
+    /// them): how the mail authenticated, where it was delivered, the original.
+    pub internal_note: String,
+    /// The attachments a backend may upload; empty when the content is withheld.
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// An attachment of the original message, named by its position in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    /// Position among the message's attachments (see [`crate::mail::attachment_bytes`]).
+    pub index: usize,
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+    /// Why it must not be uploaded (its text holds a secret), if so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
 }
 
 /// Everything rendering needs, already decided and redacted by triage.
@@ -36,6 +55,8 @@ pub struct RenderInput<'a> {
     /// The message text with secrets already replaced.
     pub redacted_text: &'a str,
     pub origin: &'a str,
+    /// The message's attachments, with any that hold a secret marked withheld.
+    pub attachments: &'a [AttachmentRef],
     /// Why the message's own content is not shown (quarantine, or a secret-bearing
     /// kind whose secret could not be located), if it is not.
     pub withheld_reason: Option<&'a str>,
@@ -104,10 +125,11 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
             }
         }
     }
-    let _ = writeln!(body, "Authentication: {}", describe_auth(input.auth));
+    let mut internal = String::new();
+    let _ = writeln!(internal, "Authentication: {}", describe_auth(input.auth));
     if !input.envelope.is_empty() {
         let _ = writeln!(
-            body,
+            internal,
             "Envelope recipient: {}",
             list(input.envelope.iter().map(|e| e.as_str()))
         );
@@ -153,18 +175,25 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
             }
         }
     }
-    if let Some(mail) = input.mail.filter(|m| !m.attachments.is_empty()) {
-        let _ = writeln!(body, "\nAttachments (not opened):");
-        for Attachment {
-            name,
-            content_type,
-            size,
-        } in &mail.attachments
-        {
-            let _ = writeln!(body, "- {name} ({content_type}, {})", human_size(*size));
+    if !input.attachments.is_empty() {
+        let _ = writeln!(body, "\nAttachments:");
+        for attachment in input.attachments {
+            let _ = write!(
+                body,
+                "- {} ({}, {})",
+                attachment.name,
+                attachment.content_type,
+                human_size(attachment.size)
+            );
+            match &attachment.withheld {
+                Some(reason) => {
+                    let _ = writeln!(body, " [not attached: {reason}]");
+                }
+                None => body.push('\n'),
+            }
         }
     }
-    let _ = writeln!(body, "\nOriginal message: {}", input.origin);
+    let _ = writeln!(internal, "Original message: {}", input.origin);
 
     if !withheld {
         let text = input.redacted_text.trim();
@@ -187,6 +216,12 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     TicketDraft {
         subject,
         body: defang(body.trim_end()),
+        internal_note: defang(internal.trim_end()),
+        attachments: if withheld {
+            Vec::new()
+        } else {
+            input.attachments.to_vec()
+        },
     }
 }
 

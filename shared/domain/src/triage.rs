@@ -2,8 +2,8 @@
 
 use crate::auth::{Authentication, authenticate, lookalike_warning, spoofing_reason};
 use crate::directory::{Account, AccountDirectory, resolve};
-use crate::mail::{ParseError, ParsedMail, parse};
-use crate::render::{RenderInput, TicketDraft, render};
+use crate::mail::{ParseError, ParsedMail, is_textual, parse};
+use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::{RuleInput, Rules};
 use crate::secret::FoundSecret;
 use crate::secrets::{Redactor, find_secrets};
@@ -145,6 +145,7 @@ fn triage_mail(
     });
     let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
     let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
+    let attachments = attachment_refs(mail, ctx.rules);
     let ticket = match (disposition, priority) {
         (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => {
             let redacted_text = redactor.redact(&mail.text);
@@ -160,6 +161,7 @@ fn triage_mail(
                 secrets: &secrets,
                 redacted_text: &redacted_text,
                 origin: input.origin,
+                attachments: &attachments,
                 withheld_reason: withheld_reason.as_deref(),
                 warnings: &warnings,
             });
@@ -168,6 +170,8 @@ fn triage_mail(
             Some(TicketDraft {
                 subject: redactor.redact(&draft.subject),
                 body: redactor.redact(&draft.body),
+                internal_note: redactor.redact(&draft.internal_note),
+                attachments: draft.attachments,
             })
         }
         _ => None,
@@ -279,6 +283,42 @@ fn is_setup_notification(name: &str) -> bool {
     file.strip_suffix(".eml").unwrap_or(file) == SETUP_NOTIFICATION_OBJECT
 }
 
+/// The attachments a ticket may carry. A textual one is withheld when it holds a
+/// secret, or when it is too long to have been searched whole.
+fn attachment_refs(mail: &ParsedMail, rules: &Rules) -> Vec<AttachmentRef> {
+    mail.attachments
+        .iter()
+        .enumerate()
+        .map(|(index, a)| {
+            let withheld = match &a.text {
+                Some(text) => {
+                    let found = find_secrets(text, rules);
+                    (!found.is_empty())
+                        .then(|| format!("it holds {}", describe_secret_kinds(&found)))
+                }
+                None if is_textual(&a.content_type) => {
+                    Some("text too long to search for secrets".to_string())
+                }
+                None => None,
+            };
+            AttachmentRef {
+                index,
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: a.size,
+                withheld,
+            }
+        })
+        .collect()
+}
+
+fn describe_secret_kinds(found: &[FoundSecret]) -> String {
+    let mut kinds: Vec<&str> = found.iter().map(|s| s.kind.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    format!("a secret ({})", kinds.join(", "))
+}
+
 fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage {
     let auth = Authentication::default();
     let priority = Kind::MailUnparseable
@@ -302,6 +342,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         secrets: &[],
         redacted_text: "",
         origin: input.origin,
+        attachments: &[],
         withheld_reason: Some(&reason),
         warnings: &[],
     });
@@ -487,5 +528,78 @@ mod tests {
             Kind::PhishingSuspected,
             "the same bytes under another name are not trusted"
         );
+    }
+
+    fn mail_with_attachments(evidence: &str) -> String {
+        format!(
+            "{PASS}From: trustandsafety@support.aws.com\r\nTo: root+x@msp.example\r\n\
+             Subject: AWS Abuse Report\r\nMessage-ID: <a1@aws>\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+             Evidence attached.\r\n--b\r\nContent-Type: text/plain; name=evidence.txt\r\n\
+             Content-Disposition: attachment; filename=evidence.txt\r\n\r\n{evidence}\r\n\
+             --b\r\nContent-Type: application/pdf; name=report.pdf\r\n\
+             Content-Disposition: attachment; filename=report.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             JVBERi0xLjQK\r\n--b--\r\n"
+        )
+        .replace("verify.signin.aws", "support.aws.com")
+    }
+
+    #[test]
+    fn attachments_are_offered_unless_their_text_holds_a_secret() {
+        let dir = directory(AccountStatus::Active);
+        let plain = run(
+            &mail_with_attachments("203.0.113.19 hosted it"),
+            &dir,
+            &NoRotations,
+        );
+        let ticket = plain.ticket.expect("a ticket");
+        let names: Vec<(&str, bool)> = ticket
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.withheld.is_none()))
+            .collect();
+        assert_eq!(names, [("evidence.txt", true), ("report.pdf", true)]);
+
+        let leaky = run(
+            &mail_with_attachments("Your verification code is 493817"),
+            &dir,
+            &NoRotations,
+        );
+        let ticket = leaky.ticket.expect("a ticket");
+        let evidence = &ticket.attachments[0];
+        assert!(
+            evidence
+                .withheld
+                .as_deref()
+                .is_some_and(|w| w.contains("secret")),
+            "{evidence:?}"
+        );
+        assert!(
+            ticket.attachments[1].withheld.is_none(),
+            "the PDF is opaque"
+        );
+        assert!(ticket.body.contains("evidence.txt"));
+        assert!(ticket.body.contains("[not attached: it holds a secret"));
+        assert!(!ticket.body.contains("493817"));
+    }
+
+    #[test]
+    fn the_internal_note_holds_authentication_and_the_original() {
+        let dir = directory(AccountStatus::Active);
+        let ticket = run(&mail_with_attachments("x"), &dir, &NoRotations)
+            .ticket
+            .expect("a ticket");
+        assert!(ticket.internal_note.contains("Authentication: spf=pass"));
+        assert!(ticket.internal_note.contains("Original message: t.eml"));
+        assert!(!ticket.body.contains("Authentication:"));
+        assert!(!ticket.body.contains("t.eml"));
+    }
+
+    #[test]
+    fn attachment_bytes_are_the_decoded_part() {
+        let raw = mail_with_attachments("evidence text");
+        let pdf = crate::mail::attachment_bytes(raw.as_bytes(), 1).expect("second attachment");
+        assert_eq!(pdf, b"%PDF-1.4\n");
+        assert_eq!(crate::mail::attachment_bytes(raw.as_bytes(), 2), None);
     }
 }

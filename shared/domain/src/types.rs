@@ -171,6 +171,12 @@ impl ContentHash {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A hash written out before (64 hex digits), as a backend stores it.
+    pub fn parse(hex: &str) -> Option<Self> {
+        let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| Self(hex.to_ascii_lowercase()))
+    }
 }
 
 impl fmt::Display for ContentHash {

@@ -8,8 +8,8 @@
 
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
-    Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, NewComment, NewTicket,
-    PortError, PortResult, ThreadMap, ThreadRecord, TicketSink,
+    Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, MailSource, NewComment,
+    NewTicket, PortError, PortResult, ThreadMap, ThreadRecord, TicketSink,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -53,6 +53,9 @@ pub struct LocalTicket {
     pub updated_at: u64,
     pub created_from: ContentHash,
     pub body: String,
+    /// What only the provider's engineers see (authentication, the original).
+    #[serde(default)]
+    pub internal_note: String,
     pub comments: Vec<LocalComment>,
 }
 
@@ -64,6 +67,8 @@ pub struct LocalComment {
     pub priority: Priority,
     pub created_at: u64,
     pub body: String,
+    #[serde(default)]
+    pub internal_note: String,
 }
 
 #[derive(Debug)]
@@ -86,6 +91,11 @@ const DIRS: [&str; 6] = [
 
 impl LocalStore {
     /// Opens (creating if needed) the state directory and takes its lock.
+    /// The state directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io {
             path: root.display().to_string(),
@@ -329,6 +339,24 @@ impl ThreadMap for LocalStore {
     }
 }
 
+impl MailSource for LocalStore {
+    async fn raw(&self, archive_ref: &str) -> PortResult<Option<Vec<u8>>> {
+        // Only originals this store archived: a reference is a path under it.
+        let path = Path::new(archive_ref);
+        if !path.starts_with(self.root.join("archive")) {
+            return Ok(None);
+        }
+        match std::fs::read(path) {
+            Ok(raw) => Ok(Some(raw)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PortError::Permanent {
+                port: "archive",
+                message: format!("reading {archive_ref}: {e}"),
+            }),
+        }
+    }
+}
+
 impl TicketSink for LocalStore {
     fn name(&self) -> &'static str {
         "local"
@@ -368,6 +396,7 @@ impl TicketSink for LocalStore {
             updated_at: at,
             created_from: ticket.message.clone(),
             body: ticket.body.clone(),
+            internal_note: ticket.internal_note.clone(),
             comments: Vec::new(),
         };
         // Index first: a crash before the ticket file leaves an index entry that
@@ -400,6 +429,7 @@ impl TicketSink for LocalStore {
             priority: comment.priority,
             created_at: at,
             body: comment.body.clone(),
+            internal_note: comment.internal_note.clone(),
         });
         // A more urgent mail in the thread raises the ticket's priority.
         ticket.priority = ticket.priority.max(comment.priority);

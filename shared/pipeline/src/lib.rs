@@ -41,7 +41,7 @@ pub enum Ingested {
     Triaged {
         row: LedgerRow,
         triage: Box<Triage>,
-        op: Option<TicketOp>,
+        op: Option<Box<TicketOp>>,
     },
 }
 
@@ -135,6 +135,9 @@ async fn triage_claimed<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLooku
             customer: triage.customer.clone(),
             subject: ticket.subject.clone(),
             body: ticket.body.clone(),
+            internal_note: ticket.internal_note.clone(),
+            attachments: ticket.attachments.clone(),
+            archive_ref: Some(origin.clone()),
             quarantined: triage.disposition == Disposition::Quarantine,
             received_at_ms: None,
         }),
@@ -158,7 +161,7 @@ async fn triage_claimed<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLooku
     Ok(Ingested::Triaged {
         row,
         triage: Box::new(triage),
-        op,
+        op: op.map(Box::new),
     })
 }
 
@@ -220,6 +223,9 @@ pub async fn record_unreadable<L: Ledger>(
              Location: {source}\nReason: {reason}\n\n\
              Nothing else is known about it: no sender, recipient or account could be read."
         ),
+        internal_note: format!("Original message: {source}"),
+        attachments: Vec::new(),
+        archive_ref: None,
         quarantined: true,
         received_at_ms: None,
     };
@@ -257,8 +263,8 @@ impl Written {
 ///
 /// Safe to repeat at every point: the thread map and the backend both remember
 /// which message created a ticket, and the backend keeps one comment per message.
-pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink>(
-    ports: (&L, &T, &S),
+pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSource>(
+    ports: (&L, &T, &S, &M),
     op: &TicketOp,
     now: u64,
 ) -> PortResult<Written> {
@@ -274,8 +280,8 @@ pub struct Applied {
 }
 
 /// [`write_ticket`], telling a redelivered operation from a new effect (for metrics).
-pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink>(
-    (ledger, threads, sink): (&L, &T, &S),
+pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSource>(
+    (ledger, threads, sink, mail): (&L, &T, &S, &M),
     op: &TicketOp,
     now: u64,
 ) -> PortResult<Applied> {
@@ -296,7 +302,8 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink>(
     };
     let (written, created_from, messages) = match existing {
         None => {
-            let ticket_id = sink.create(&new_ticket(op)).await?;
+            let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
+            let ticket_id = sink.create(&new_ticket(op, attachments)).await?;
             (Written::Created { ticket_id }, op.message.clone(), 1)
         }
         Some((ticket_id, created_from, messages)) if created_from == op.message => (
@@ -310,6 +317,8 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink>(
                 body: op.body.clone(),
                 priority: op.priority,
                 kind: op.kind,
+                internal_note: op.internal_note.clone(),
+                attachments: ticket_attachments(op, sink.max_attachment_bytes(), mail).await?,
             };
             let comment_id = sink.comment(&ticket_id, &comment).await?;
             (
@@ -362,7 +371,63 @@ fn already_written(row: &LedgerRow) -> Option<Written> {
     })
 }
 
-fn new_ticket(op: &TicketOp) -> NewTicket {
+/// The operation's attachments: the bytes of those the backend can take, read
+/// from the stored original once; the others listed with the reason.
+async fn ticket_attachments<M: MailSource>(
+    op: &TicketOp,
+    limit: usize,
+    mail: &M,
+) -> PortResult<Vec<TicketAttachment>> {
+    let listed = |reason: String| AttachmentContent::Listed {
+        reason,
+        original: op.archive_ref.clone(),
+    };
+    let wanted =
+        |a: &rootmail_domain::AttachmentRef| a.withheld.is_none() && limit > 0 && a.size <= limit;
+    let raw = match &op.archive_ref {
+        Some(location) if op.attachments.iter().any(wanted) => mail.raw(location).await?,
+        _ => None,
+    };
+    Ok(op
+        .attachments
+        .iter()
+        .map(|a| {
+            let content = match (&a.withheld, &raw) {
+                (Some(reason), _) => listed(format!("not attached: {reason}")),
+                (None, _) if limit == 0 => {
+                    listed("not attached: this ticketing system takes no uploads".into())
+                }
+                (None, _) if a.size > limit => listed(format!(
+                    "not attached: larger than the {} limit of this ticketing system",
+                    human_bytes(limit)
+                )),
+                (None, None) => {
+                    listed("not attached: the original message could not be read".into())
+                }
+                (None, Some(raw)) => match rootmail_domain::mail::attachment_bytes(raw, a.index) {
+                    Some(bytes) => AttachmentContent::Upload(bytes),
+                    None => listed("not attached: not found in the original message".into()),
+                },
+            };
+            TicketAttachment {
+                name: a.name.clone(),
+                content_type: a.content_type.clone(),
+                size: a.size,
+                content,
+            }
+        })
+        .collect())
+}
+
+fn human_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+fn new_ticket(op: &TicketOp, attachments: Vec<TicketAttachment>) -> NewTicket {
     NewTicket {
         thread_key: op.thread_key.clone(),
         idempotency_key: idempotency_key(&op.thread_key),
@@ -373,6 +438,8 @@ fn new_ticket(op: &TicketOp) -> NewTicket {
         account_id: op.account_id.clone(),
         customer: op.customer.clone(),
         message: op.message.clone(),
+        internal_note: op.internal_note.clone(),
+        attachments,
     }
 }
 

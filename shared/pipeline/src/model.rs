@@ -1,6 +1,6 @@
 //! What the pipeline stores and passes between its two stages.
 
-use rootmail_domain::{ContentHash, Disposition, Kind, Priority, ThreadKey};
+use rootmail_domain::{AttachmentRef, ContentHash, Disposition, Kind, Priority, ThreadKey};
 use serde::{Deserialize, Serialize};
 
 /// Where a message is in the pipeline.
@@ -95,6 +95,16 @@ pub struct TicketOp {
     pub customer: Option<String>,
     pub subject: String,
     pub body: String,
+    /// For the provider's engineers only (see `TicketDraft::internal_note`).
+    #[serde(default)]
+    pub internal_note: String,
+    /// Attachments to upload, fetched from `archive_ref` by the writer (an SQS
+    /// message is too small to carry them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentRef>,
+    /// Where the original message is stored (as `MailArchive::put` answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_ref: Option<String>,
     pub quarantined: bool,
     /// When the mail arrived (ms since the epoch), for end-to-end latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +123,9 @@ pub struct NewTicket {
     pub account_id: Option<String>,
     pub customer: Option<String>,
     pub message: ContentHash,
+    /// Goes in an internal note where the backend has them.
+    pub internal_note: String,
+    pub attachments: Vec<TicketAttachment>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +135,70 @@ pub struct NewComment {
     pub body: String,
     pub priority: Priority,
     pub kind: Kind,
+    pub internal_note: String,
+    pub attachments: Vec<TicketAttachment>,
+}
+
+/// An attachment of the mail, with its bytes when the backend should upload it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketAttachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+    pub content: AttachmentContent,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentContent {
+    /// Upload these bytes.
+    Upload(#[serde(with = "base64_bytes")] Vec<u8>),
+    /// List it instead, with the reason and where the original is.
+    Listed {
+        reason: String,
+        original: Option<String>,
+    },
+}
+
+impl TicketAttachment {
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match &self.content {
+            AttachmentContent::Upload(bytes) => Some(bytes),
+            AttachmentContent::Listed { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TicketAttachment {
+    // The bytes would flood a log line; their size says enough.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let content = match &self.content {
+            AttachmentContent::Upload(bytes) => format!("upload {} bytes", bytes.len()),
+            AttachmentContent::Listed { reason, .. } => format!("listed: {reason}"),
+        };
+        f.debug_struct("TicketAttachment")
+            .field("name", &self.name)
+            .field("content_type", &self.content_type)
+            .field("size", &self.size)
+            .field("content", &content)
+            .finish()
+    }
+}
+
+/// Bytes as base64 in JSON (the webhook's schema).
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The thread map's row.

@@ -108,11 +108,28 @@ pub trait ThreadMap {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// Reads a stored original back (the writer needs its attachments).
+pub trait MailSource {
+    /// The raw message stored under `archive_ref`, or `None` when it is gone.
+    fn raw(&self, archive_ref: &str) -> impl Future<Output = PortResult<Option<Vec<u8>>>> + Send;
+}
+
+impl<M: MailSource + Sync> MailSource for &M {
+    fn raw(&self, archive_ref: &str) -> impl Future<Output = PortResult<Option<Vec<u8>>>> + Send {
+        (**self).raw(archive_ref)
+    }
+}
+
 /// A ticketing system. Creating is idempotent per thread key and commenting per
 /// message, so a redelivered operation has no second effect.
 pub trait TicketSink {
     /// The backend's name, for logs and ledger rows.
     fn name(&self) -> &'static str;
+    /// The largest attachment the backend takes; larger ones are listed with
+    /// their size and the original's location instead. 0: none are uploaded.
+    fn max_attachment_bytes(&self) -> usize {
+        0
+    }
     /// Finds the ticket of a thread in the ticketing system itself (covers a crash
     /// between creating a ticket and recording it in the thread map).
     fn find(&self, key: &ThreadKey)
@@ -143,6 +160,10 @@ pub trait DeadLetters {
 impl<S: TicketSink + Sync> TicketSink for &S {
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn max_attachment_bytes(&self) -> usize {
+        (**self).max_attachment_bytes()
     }
 
     fn find(
