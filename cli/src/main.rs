@@ -46,7 +46,8 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
-    /// Run the whole pipeline locally: archive, ledger, threads and tickets under --state.
+    /// Run the whole pipeline locally: archive, ledger and threads under --state;
+    /// tickets there too, or in a real ticketing system with --backend.
     Run {
         #[arg(long, default_value = ".rootmail")]
         state: PathBuf,
@@ -54,6 +55,13 @@ enum Command {
         accounts: Option<PathBuf>,
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Where tickets go. Other than `local`, the backend's settings come from
+        /// the environment (TICKET_API_URL, RT_QUEUE, JIRA_SERVICE_DESK_ID...).
+        #[arg(long, value_enum, default_value = "local")]
+        backend: run::BackendChoice,
+        /// The backend's JSON credentials file (or TICKET_CREDENTIALS with the JSON itself).
+        #[arg(long, env = "TICKET_CREDENTIALS_FILE")]
+        credentials: Option<PathBuf>,
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -149,8 +157,19 @@ fn main() -> ExitCode {
             state,
             accounts,
             rules,
+            backend,
+            credentials,
             paths,
-        } => run::run(&state, accounts.as_deref(), rules.as_deref(), &paths),
+        } => run::run(
+            &state,
+            run::Inputs {
+                accounts: accounts.as_deref(),
+                rules: rules.as_deref(),
+                backend,
+                credentials: credentials.as_deref(),
+            },
+            &paths,
+        ),
         Command::Accounts {
             action:
                 AccountsAction::Import {

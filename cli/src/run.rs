@@ -1,38 +1,104 @@
-//! `rootmail run`: the whole pipeline on this machine, against the embedded store.
+//! `rootmail run`: the whole pipeline on this machine, against the embedded store,
+//! with tickets in the store or in a ticketing system (`--backend`).
 
 use crate::inputs;
 use crate::output::table;
 use anyhow::Context as _;
+use rootmail_aws::Env;
+use rootmail_aws::tickets::backend_settings;
 use rootmail_domain::{Disposition, InMemoryDirectory, NoRotations};
 use rootmail_local::LocalStore;
-use rootmail_pipeline::{Ingested, Knowledge, Written, ingest, write_ticket};
+use rootmail_pipeline::{Ingested, Knowledge, TicketSink, Written, ingest, write_ticket};
+use rootmail_tickets::{AnyBackend, BackendKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub fn run(
-    state: &Path,
-    accounts: Option<&Path>,
-    rules: Option<&Path>,
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// Tickets as files under --state (`rootmail tickets` reads them).
+    Local,
+    Zendesk,
+    Jira,
+    Rt,
+    Webhook,
+}
+
+pub struct Inputs<'a> {
+    pub accounts: Option<&'a Path>,
+    pub rules: Option<&'a Path>,
+    pub backend: BackendChoice,
+    pub credentials: Option<&'a Path>,
+}
+
+pub fn run(state: &Path, inputs: Inputs<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let kind = match inputs.backend {
+        BackendChoice::Local => None,
+        BackendChoice::Zendesk => Some(BackendKind::Zendesk),
+        BackendChoice::Jira => Some(BackendKind::Jira),
+        BackendChoice::Rt => Some(BackendKind::Rt),
+        BackendChoice::Webhook => Some(BackendKind::Webhook),
+    };
+    let store = LocalStore::open(state)?;
+    match kind {
+        None => run_with(&store, &store, inputs, paths),
+        Some(kind) => {
+            let backend = remote_backend(kind, inputs.credentials)?;
+            run_with(&store, &backend, inputs, paths)
+        }
+    }
+}
+
+/// The backend from the environment, with the kind the flag chose.
+fn remote_backend(kind: BackendKind, credentials: Option<&Path>) -> anyhow::Result<AnyBackend> {
+    let env = Env::from_fn(|name| match name {
+        "TICKET_BACKEND" => Some(kind.as_str().to_string()),
+        other => std::env::var(other).ok(),
+    });
+    let settings = backend_settings(&env, kind)?;
+    let credentials = match credentials {
+        Some(file) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading the credentials file {}", file.display()))?,
+        ),
+        None => std::env::var("TICKET_CREDENTIALS").ok(),
+    };
+    Ok(AnyBackend::build(&settings, credentials.as_deref())?)
+}
+
+fn run_with<S: TicketSink + Sync>(
+    store: &LocalStore,
+    sink: &S,
+    inputs: Inputs<'_>,
     paths: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
-    let directory = inputs::directory(accounts)?;
-    if accounts.is_none() {
+    let directory = inputs::directory(inputs.accounts)?;
+    if inputs.accounts.is_none() {
         eprintln!("rootmail: no --accounts file: every message will be for an unknown account");
     }
-    let rules = inputs::rules(rules)?;
-    let store = LocalStore::open(state)?;
+    let rules = inputs::rules(inputs.rules)?;
     let knowledge = Knowledge {
         rules: &rules,
         rotations: &NoRotations,
     };
+    // The HTTP backends need a Tokio reactor; the local store works on any executor.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
 
     let mut tally = Tally::default();
     let mut rows = Vec::new();
     let unreadable = inputs::each_message(paths, |file, raw| {
         let source = file.display().to_string();
-        let outcome = process((&store, &directory), &knowledge, &raw, &source)
-            .with_context(|| format!("processing {source}"));
+        let outcome = process(
+            (store, sink, &directory),
+            &runtime,
+            &knowledge,
+            &raw,
+            &source,
+        )
+        .with_context(|| format!("processing {source}"));
         let processed = outcome.unwrap_or_else(|e| {
             eprintln!("rootmail: {e:#}");
             Processed::Failed
@@ -66,10 +132,16 @@ pub fn run(
         )
     );
     println!("\n{} messages: {tally}", rows.len());
-    println!(
-        "State: {0}   Read the tickets: rootmail tickets --state {0} list",
-        state.display()
-    );
+    match sink.name() {
+        "local" => println!(
+            "State: {0}   Read the tickets: rootmail tickets --state {0} list",
+            store.root().display()
+        ),
+        backend => println!(
+            "State: {}   Tickets are in {backend}.",
+            store.root().display()
+        ),
+    }
     Ok(match (tally.failed, unreadable) {
         (0, 0) => ExitCode::SUCCESS,
         (0, _) => ExitCode::from(2),
@@ -190,13 +262,14 @@ impl std::fmt::Display for Tally {
     }
 }
 
-fn process(
-    (store, directory): (&LocalStore, &InMemoryDirectory),
+fn process<S: TicketSink + Sync>(
+    (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
+    runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_>,
     raw: &[u8],
     source: &str,
 ) -> anyhow::Result<Processed> {
-    let ingested = pollster::block_on(ingest(
+    let ingested = runtime.block_on(ingest(
         (store, store, store, directory),
         knowledge,
         raw,
@@ -210,11 +283,9 @@ fn process(
         Ingested::Busy => Processed::Busy,
         Ingested::Triaged { triage, op, .. } => {
             let written = match op {
-                Some(op) => Some(pollster::block_on(write_ticket(
-                    (store, store, store),
-                    &op,
-                    now(),
-                ))?),
+                Some(op) => {
+                    Some(runtime.block_on(write_ticket((store, store, sink, store), &op, now()))?)
+                }
                 None => None,
             };
             let subject = triage

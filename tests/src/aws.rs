@@ -75,7 +75,12 @@ pub struct Stack {
     pub accounts_table: String,
     pub ledger_table: String,
     pub threads_table: String,
+    /// The ticket writer's credentials secret (webhook: the HMAC key below).
+    pub credentials_secret_arn: String,
 }
+
+/// The HMAC key in every test stack's webhook secret; the fake receiver checks it.
+pub const WEBHOOK_HMAC_KEY: &str = "test-webhook-hmac-key";
 
 impl Stack {
     pub async fn create() -> Self {
@@ -97,7 +102,17 @@ impl Stack {
             Some(&ticket_ops_dlq_url),
         )
         .await;
+        let credentials_secret_arn = aws_sdk_secretsmanager::Client::new(&aws)
+            .create_secret()
+            .name(format!("ticket-credentials-{id}"))
+            .secret_string(serde_json::json!({"hmac_key": WEBHOOK_HMAC_KEY}).to_string())
+            .send()
+            .await
+            .expect("create credentials secret")
+            .arn
+            .expect("secret ARN");
         let stack = Self {
+            credentials_secret_arn,
             accounts_table: format!("accounts-{id}"),
             ledger_table: format!("ledger-{id}"),
             threads_table: format!("threads-{id}"),
@@ -198,6 +213,11 @@ impl Stack {
             ("INBOUND_QUEUE_URL", self.inbound_url.clone()),
             ("DEAD_LETTER_QUEUE_URL", self.ticket_ops_dlq_url.clone()),
             ("MAIL_BUCKET", self.bucket.clone()),
+            ("TICKET_BACKEND", "webhook".to_string()),
+            (
+                "TICKET_CREDENTIALS_SECRET_ARN",
+                self.credentials_secret_arn.clone(),
+            ),
         ]
     }
 }

@@ -164,6 +164,7 @@ pub mod aws;
 pub mod lambda;
 pub mod memory_sink;
 pub mod pipeline;
+pub mod rt;
 pub mod runtime_api;
 pub mod webhook_server;
 
@@ -183,4 +184,11 @@ pub fn captured_logs() -> rootmail_aws::metrics::CapturedLines {
         lines
     })
     .clone()
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -6,11 +6,11 @@ use crate::aws::Stack;
 use mail_ingest::{AwsIngest, Ingest};
 use rootmail_aws::metrics::CapturedLines;
 use rootmail_aws::queue::SqsDeadLetters;
-use rootmail_aws::{DynamoLedger, DynamoThreadMap, Env, Metrics};
+use rootmail_aws::{DynamoLedger, DynamoThreadMap, Env, Metrics, S3MailSource};
 use rootmail_pipeline::{LedgerRow, TicketSink};
 use ticket_writer::{AwsWriter, Writer};
 
-pub type WriterHandler<S> = Writer<DynamoLedger, DynamoThreadMap, S, SqsDeadLetters>;
+pub type WriterHandler<S> = Writer<DynamoLedger, DynamoThreadMap, S, SqsDeadLetters, S3MailSource>;
 
 impl Stack {
     fn env(&self, extra: &[(&'static str, String)]) -> Env<impl Fn(&str) -> Option<String>> {
@@ -26,19 +26,21 @@ impl Stack {
 
     /// A `ticket-writer` instance posting to the webhook at `url`, retrying fast
     /// (the fake receiver asks for `Retry-After: 0`).
-    pub fn writer_handler(
+    pub async fn writer_handler(
         &self,
         url: &str,
         extra: &[(&'static str, String)],
     ) -> (AwsWriter, CapturedLines) {
         let mut settings = vec![
-            ("WEBHOOK_URL", url.to_string()),
+            ("TICKET_API_URL", url.to_string()),
             ("HTTP_RETRY_BASE_MS", "5".to_string()),
         ];
         settings.extend(extra.iter().cloned());
         let config = ticket_writer::Config::from_env(&self.env(&settings)).expect("writer config");
         let (metrics, lines) = Metrics::memory();
-        let writer = Writer::on_aws(&config, &self.aws, metrics).expect("writer");
+        let writer = Writer::on_aws(&config, &self.aws, metrics)
+            .await
+            .expect("writer");
         (writer, lines)
     }
 
@@ -50,6 +52,7 @@ impl Stack {
             threads: DynamoThreadMap::new(self.dynamodb.clone(), &self.threads_table),
             sink,
             dead_letters: SqsDeadLetters::new(self.sqs.clone(), &self.ticket_ops_dlq_url),
+            mail: S3MailSource::new(self.s3.clone(), &self.bucket),
             metrics,
             concurrency: 4,
         };

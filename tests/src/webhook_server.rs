@@ -25,6 +25,9 @@ pub struct FakeTicket {
     pub subject: String,
     pub body: String,
     pub priority: String,
+    pub internal_note: String,
+    /// (file name, decoded bytes) of the attachments uploaded with the ticket.
+    pub attachments: Vec<(String, Vec<u8>)>,
     pub comments: Vec<FakeComment>,
 }
 
@@ -36,6 +39,8 @@ struct State {
     next_id: u64,
     requests: u64,
     failed: u64,
+    /// Requests refused for a missing or wrong signature.
+    unsigned: u64,
     rng: Option<XorShift>,
 }
 
@@ -89,6 +94,11 @@ impl WebhookServer {
         (state.requests, state.failed)
     }
 
+    /// Requests refused because their HMAC signature was missing or wrong.
+    pub fn unsigned(&self) -> u64 {
+        self.state.lock().expect("state").unsigned
+    }
+
     pub fn failure_percent(&self) -> u64 {
         self.failure_percent
     }
@@ -113,6 +123,10 @@ enum Failure {
 fn handle(mut request: Request, state: &Mutex<State>, failure_percent: u64) {
     let mut body = String::new();
     let _ = request.as_reader().read_to_string(&mut body);
+    if let Err(why) = check_signature(&request, &body) {
+        state.lock().expect("state").unsigned += 1;
+        return respond(request, 401, json!({"error": why}));
+    }
     let failure = {
         let mut s = state.lock().expect("state");
         s.requests += 1;
@@ -182,6 +196,8 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
                 subject: text("subject"),
                 body: text("body"),
                 priority: text("priority"),
+                internal_note: text("internal_note"),
+                attachments: uploaded(new),
                 comments: Vec::new(),
             });
             Ok(())
@@ -201,6 +217,40 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
         }
         _ => (404, json!({"error": "no such route"})),
     }
+}
+
+/// The webhook contract's signature: `t=<secs>,v1=<hex HMAC-SHA256("<secs>.<signed>")>`
+/// with the test stacks' key, over the body of a POST or the target of a GET.
+/// Computed here independently of the client's code.
+fn check_signature(request: &Request, body: &str) -> Result<(), &'static str> {
+    use hmac::Mac;
+    let header = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("X-Rootmail-Signature"))
+        .map(|h| h.value.to_string())
+        .ok_or("no X-Rootmail-Signature")?;
+    let (t, v1) = header
+        .split_once(',')
+        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
+        .ok_or("malformed signature")?;
+    let signed = match request.method() {
+        Method::Get => request.url().to_string(),
+        _ => body.to_string(),
+    };
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(crate::aws::WEBHOOK_HMAC_KEY.as_bytes())
+            .map_err(|_| "bad key")?;
+    mac.update(format!("{t}.{signed}").as_bytes());
+    let expected = hex::encode(mac.finalize().into_bytes());
+    if expected != v1 {
+        return Err("signature does not match");
+    }
+    let age = crate::now_secs().abs_diff(t.parse::<u64>().map_err(|_| "bad timestamp")?);
+    if age > 300 {
+        return Err("stale signature");
+    }
+    Ok(())
 }
 
 /// A create under an `Idempotency-Key`: required, answered again from memory
@@ -236,6 +286,23 @@ fn replay(s: &State, key: &str, body: &str) -> Option<(u16, Value)> {
     } else {
         (400, json!({"error": "IdempotentRequestError"}))
     })
+}
+
+/// The attachments sent with their bytes (`content.upload`, base64).
+fn uploaded(new: &Value) -> Vec<(String, Vec<u8>)> {
+    use base64::Engine as _;
+    new["attachments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| {
+            let bytes = a["content"]["upload"].as_str()?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(bytes)
+                .ok()?;
+            Some((a["name"].as_str()?.to_string(), bytes))
+        })
+        .collect()
 }
 
 fn next_id(s: &mut State) -> String {

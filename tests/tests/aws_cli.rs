@@ -195,7 +195,7 @@ async fn replay_and_status() {
         .await;
     let webhook = WebhookServer::start();
     let (ingest, _) = stack.ingest_handler(&[]);
-    let (writer, _) = stack.writer_handler(&webhook.url, &[]);
+    let (writer, _) = stack.writer_handler(&webhook.url, &[]).await;
     let run_pipeline = || async {
         drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
         drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;

@@ -101,7 +101,7 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
 
     let webhook = WebhookServer::start();
     let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
-    let (writer, writer_metrics) = stack.writer_handler(&webhook.url, &[]);
+    let (writer, writer_metrics) = stack.writer_handler(&webhook.url, &[]).await;
 
     let started = std::time::Instant::now();
     let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
@@ -139,10 +139,29 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     for ticket in &tickets {
         assert_no_secret_in("ticket subject", &ticket.subject);
         assert_no_secret_in("ticket body", &ticket.body);
+        assert_no_secret_in("internal note", &ticket.internal_note);
+        for (name, bytes) in &ticket.attachments {
+            assert_no_secret_in(name, &String::from_utf8_lossy(bytes));
+        }
         for comment in &ticket.comments {
             assert_no_secret_in("ticket comment", &comment.body);
         }
+        // Authentication details and the S3 location are internal only.
+        assert!(ticket.internal_note.contains("Original message: s3://"));
+        assert!(!ticket.body.contains("Authentication:"), "{}", ticket.body);
     }
+    assert_eq!(
+        webhook.unsigned(),
+        0,
+        "every request carried a valid HMAC signature"
+    );
+    // The abuse report's evidence file was read back from S3 and uploaded whole.
+    let evidence = tickets
+        .iter()
+        .flat_map(|t| &t.attachments)
+        .find(|(name, _)| name == "abuse-evidence.txt")
+        .expect("the abuse evidence is attached");
+    assert_eq!(evidence.1.len(), 289);
 
     let counted =
         |lines: &[Value], name: &str| lines.iter().filter(|l| l.get(name).is_some()).count();
@@ -289,8 +308,9 @@ async fn a_flaky_ticket_api_still_gets_everything_exactly_once() {
     let webhook = WebhookServer::flaky(30, 0x5eed);
     let (ingest, _) = stack.ingest_handler(&[]);
     // Two attempts per delivery, so some operations also go back to the queue.
-    let (writer, writer_metrics) =
-        stack.writer_handler(&webhook.url, &[("HTTP_MAX_ATTEMPTS", "2".to_string())]);
+    let (writer, writer_metrics) = stack
+        .writer_handler(&webhook.url, &[("HTTP_MAX_ATTEMPTS", "2".to_string())])
+        .await;
 
     drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
@@ -437,7 +457,7 @@ async fn unreadable_objects_end_as_quarantine_rows_with_the_reason() {
     let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
     assert_eq!(inbound.failures, 0, "permanent failures are not retried");
     let webhook = WebhookServer::start();
-    let (writer, _) = stack.writer_handler(&webhook.url, &[]);
+    let (writer, _) = stack.writer_handler(&webhook.url, &[]).await;
     drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
 
     let rows = stack.ledger_rows().await;
@@ -564,7 +584,7 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
     // A receiver that answers 404 to everything: the backend is misconfigured.
     let webhook = WebhookServer::start();
     let wrong_url = webhook.url.replace("/hook", "/not-the-hook");
-    let (writer, _) = stack.writer_handler(&wrong_url, &[]);
+    let (writer, _) = stack.writer_handler(&wrong_url, &[]).await;
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
     assert_eq!(ops.failures, 0, "permanent failures are not retried");
 
@@ -608,6 +628,62 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
     );
 }
 
+/// A wrong webhook key: the receiver answers 401 once per operation, and the
+/// operation goes to the dead-letter queue with a reason naming the backend and
+/// the status; nothing is retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let files = eml_files(&corpus_dir().join("support.case"));
+    stack
+        .put_mail("inbound/case", std::fs::read(&files[0]).expect("fixture"))
+        .await;
+    let (ingest, _) = stack.ingest_handler(&[]);
+    drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+
+    let wrong = aws_sdk_secretsmanager::Client::new(&stack.aws)
+        .create_secret()
+        .name(rootmail_tests::aws::unique("wrong-key"))
+        .secret_string(r#"{"hmac_key": "not-the-receivers-key"}"#)
+        .send()
+        .await
+        .expect("secret")
+        .arn
+        .expect("arn");
+    let webhook = WebhookServer::start();
+    let (writer, _) = stack
+        .writer_handler(&webhook.url, &[("TICKET_CREDENTIALS_SECRET_ARN", wrong)])
+        .await;
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+    assert_eq!(ops.failures, 0, "not returned to the queue to fail again");
+    assert_eq!(webhook.unsigned(), 1, "one request, refused, never retried");
+    assert_eq!(webhook.counts().0, 0, "no other request got through");
+    assert!(webhook.tickets().is_empty());
+    let dead = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.ticket_ops_dlq_url)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .expect("receive dead letters")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(dead.len(), 1);
+    let reason = dead[0]
+        .message_attributes
+        .as_ref()
+        .and_then(|a| a.get("reason"))
+        .and_then(|r| r.string_value.clone())
+        .expect("a reason");
+    assert!(
+        reason.contains("webhook rejected rootmail's credentials (HTTP 401"),
+        "{reason}"
+    );
+    assert!(!reason.contains("not-the-receivers-key"), "{reason}");
+}
+
 /// Mail built to hurt: thousands of recipients and references, an id longer
 /// than any store key, a 1 MB header. Each is processed (bounded lookups, hashed
 /// keys), never stuck in retries.
@@ -645,7 +721,7 @@ async fn hostile_mail_is_processed_not_stuck() {
     }
     let (ingest, _) = stack.ingest_handler(&[]);
     let webhook = WebhookServer::start();
-    let (writer, _) = stack.writer_handler(&webhook.url, &[]);
+    let (writer, _) = stack.writer_handler(&webhook.url, &[]).await;
     let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
     assert_eq!(inbound.failures, 0);

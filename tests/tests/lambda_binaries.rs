@@ -87,7 +87,7 @@ async fn the_function_binaries_serve_events_through_the_runtime_api() {
     let webhook = WebhookServer::start();
     let runtime = RuntimeApi::start(vec![serde_json::to_value(&ops).expect("event")]);
     let mut env = stack.function_env();
-    env.push(("WEBHOOK_URL", webhook.url.clone()));
+    env.push(("TICKET_API_URL", webhook.url.clone()));
     let child = start("ticket-writer", &runtime, &env);
     let (answer, stdout) = one_invocation("ticket-writer", &runtime, child);
     assert_eq!(answer.body, json!({"batchItemFailures": []}), "{answer:?}");

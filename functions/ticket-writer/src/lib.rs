@@ -9,15 +9,16 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
+use rootmail_aws::S3MailSource;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
+use rootmail_aws::tickets::{backend_settings, secret_string};
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
-    Applied, DeadLetters, Ledger, PortError, PortResult, ThreadMap, TicketOp, TicketSink, Written,
-    apply_ticket_op,
+    Applied, DeadLetters, Ledger, MailSource, PortError, PortResult, ThreadMap, TicketOp,
+    TicketSink, Written, apply_ticket_op,
 };
-use rootmail_tickets::{HttpClient, RetryPolicy, Webhook};
-use std::time::Duration;
+use rootmail_tickets::{AnyBackend, BackendError, BackendKind, BackendSettings};
 use tracing::Instrument;
 
 /// Settings, read once at cold start.
@@ -26,58 +27,32 @@ pub struct Config {
     pub ledger_table: String,
     pub threads_table: String,
     pub dead_letter_queue_url: String,
-    pub backend: Backend,
-    pub http_timeout: Duration,
-    pub http_max_attempts: u32,
-    /// The first retry's wait; each next one doubles (a `Retry-After` wins).
-    pub http_retry_base: Duration,
+    /// The bucket the originals are in (attachments are read back from it).
+    pub mail_bucket: String,
+    /// Which ticketing system, where, and its HTTP limits (see `rootmail_aws::tickets`).
+    pub backend: BackendSettings,
+    /// The Secrets Manager secret holding the backend's JSON credentials. Never
+    /// the credentials themselves: those stay out of the environment.
+    pub credentials_secret: Option<String>,
     /// Threads (FIFO groups) of a batch written at once; one thread is always
     /// written in order.
     pub concurrency: usize,
 }
 
-/// The ticketing backend and its settings.
-#[derive(Clone)]
-pub enum Backend {
-    Webhook { url: String, token: Option<String> },
-}
-
-impl std::fmt::Debug for Backend {
-    // The token stays out of logs and panics.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Webhook { url, token } => f
-                .debug_struct("Webhook")
-                .field("url", url)
-                .field("token", &token.as_ref().map(|_| "[redacted]"))
-                .finish(),
-        }
-    }
-}
-
 impl Config {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let backend = match env.optional("TICKET_BACKEND").as_deref() {
-            None | Some("webhook") => Backend::Webhook {
-                url: env.url("WEBHOOK_URL")?,
-                token: env.optional("WEBHOOK_TOKEN"),
-            },
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "TICKET_BACKEND",
-                    value: other.to_string(),
-                    reason: "supported backends: webhook".to_string(),
-                });
-            }
-        };
+        let backend = backend_settings(env, BackendKind::Zendesk)?;
+        let credentials_secret = env.optional("TICKET_CREDENTIALS_SECRET_ARN");
+        if backend.kind.needs_credentials() && credentials_secret.is_none() {
+            return Err(ConfigError::Missing("TICKET_CREDENTIALS_SECRET_ARN"));
+        }
         Ok(Self {
             ledger_table: env.required("LEDGER_TABLE")?,
             threads_table: env.required("THREADS_TABLE")?,
             dead_letter_queue_url: env.url("DEAD_LETTER_QUEUE_URL")?,
+            mail_bucket: env.required("MAIL_BUCKET")?,
             backend,
-            http_timeout: Duration::from_secs(env.parsed_or("HTTP_TIMEOUT_SECS", 10)?),
-            http_max_attempts: env.parsed_or("HTTP_MAX_ATTEMPTS", 4)?,
-            http_retry_base: Duration::from_millis(env.parsed_or("HTTP_RETRY_BASE_MS", 200)?),
+            credentials_secret,
             concurrency: match env.parsed_or("WRITER_CONCURRENCY", 4)? {
                 0 => {
                     return Err(ConfigError::Invalid {
@@ -93,54 +68,68 @@ impl Config {
 }
 
 /// The handler, generic over its ports so tests can drive it.
-pub struct Writer<L, T, S, X> {
+pub struct Writer<L, T, S, X, M> {
     pub ledger: L,
     pub threads: T,
     pub sink: S,
     pub dead_letters: X,
+    /// The stored originals, read back for their attachments.
+    pub mail: M,
     pub metrics: Metrics,
     /// Threads written at once (see [`Config::concurrency`]).
     pub concurrency: usize,
 }
 
-/// The handler as deployed: DynamoDB, SQS and the configured backend.
-pub type AwsWriter = Writer<DynamoLedger, DynamoThreadMap, Webhook, SqsDeadLetters>;
+/// The handler as deployed: DynamoDB, SQS, S3 and the configured backend.
+pub type AwsWriter =
+    Writer<DynamoLedger, DynamoThreadMap, AnyBackend, SqsDeadLetters, S3MailSource>;
+
+/// Why the writer cannot start (logged once at cold start, before any message).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("reading the ticket credentials: {0}")]
+    Credentials(#[from] PortError),
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
 
 impl AwsWriter {
     /// Wires the adapters over one SDK configuration and one HTTP client.
-    pub fn on_aws(
+    pub async fn on_aws(
         config: &Config,
         aws: &aws_config::SdkConfig,
         metrics: Metrics,
-    ) -> Result<Self, PortError> {
-        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        let policy = RetryPolicy {
-            max_attempts: config.http_max_attempts,
-            base_delay: config.http_retry_base,
-            ..RetryPolicy::default()
+    ) -> Result<Self, StartError> {
+        let credentials = match &config.credentials_secret {
+            Some(secret) => {
+                Some(secret_string(&aws_sdk_secretsmanager::Client::new(aws), secret).await?)
+            }
+            None => None,
         };
-        let Backend::Webhook { url, token } = &config.backend;
-        let http = HttpClient::new("webhook", config.http_timeout, policy)?;
+        let sink = AnyBackend::build(&config.backend, credentials.as_deref())?;
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         Ok(Self {
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
             threads: DynamoThreadMap::new(dynamodb, &config.threads_table),
-            sink: Webhook::new(http, url, token.clone()),
+            sink,
             dead_letters: SqsDeadLetters::new(
                 aws_sdk_sqs::Client::new(aws),
                 &config.dead_letter_queue_url,
             ),
+            mail: S3MailSource::new(rootmail_aws::s3_client(aws), &config.mail_bucket),
             metrics,
             concurrency: config.concurrency,
         })
     }
 }
 
-impl<L, T, S, X> Writer<L, T, S, X>
+impl<L, T, S, X, M> Writer<L, T, S, X, M>
 where
     L: Ledger + Sync,
     T: ThreadMap + Sync,
     S: TicketSink + Sync,
     X: DeadLetters + Sync,
+    M: MailSource + Sync,
 {
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
         Ok(self.handle_sqs(event.payload).await)
@@ -196,7 +185,7 @@ where
     }
 
     async fn apply_op(&self, body: &str, op: &TicketOp) -> PortResult<()> {
-        let ports = (&self.ledger, &self.threads, &self.sink);
+        let ports = (&self.ledger, &self.threads, &self.sink, &self.mail);
         match apply_ticket_op(ports, op, now_millis() / 1000).await {
             Ok(Applied {
                 repeated: true,
@@ -323,6 +312,9 @@ mod tests {
             customer: None,
             subject: subject.to_string(),
             body: String::new(),
+            internal_note: String::new(),
+            attachments: Vec::new(),
+            archive_ref: None,
             quarantined: false,
             received_at_ms: None,
         };
@@ -344,6 +336,7 @@ mod tests {
             threads: &store,
             sink: Sink::default(),
             dead_letters: NoDeadLetters,
+            mail: &store,
             metrics: Metrics::memory().0,
             concurrency: 2,
         };
@@ -373,27 +366,46 @@ mod tests {
         ("LEDGER_TABLE", "ledger"),
         ("THREADS_TABLE", "threads"),
         ("DEAD_LETTER_QUEUE_URL", "https://sqs/dlq.fifo"),
-        ("WEBHOOK_URL", "https://tickets.example.com/hook"),
-        ("WEBHOOK_TOKEN", "s3cr3t-token"),
+        ("MAIL_BUCKET", "mail"),
+        ("TICKET_API_URL", "https://acme.zendesk.com"),
+        (
+            "TICKET_CREDENTIALS_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:zendesk-AbCdEf",
+        ),
     ];
 
     #[test]
-    fn config_reads_the_webhook_and_hides_its_token() {
+    fn config_defaults_to_zendesk_with_credentials_from_a_secret() {
         let config = Config::from_env(&env(BASE)).unwrap();
-        let shown = format!("{config:?}");
-        assert!(shown.contains("https://tickets.example.com/hook"));
-        assert!(!shown.contains("s3cr3t-token"), "{shown}");
-        assert_eq!(config.http_max_attempts, 4);
+        assert_eq!(config.backend.kind, BackendKind::Zendesk);
+        assert_eq!(config.backend.retry.max_attempts, 4);
+        assert!(
+            config
+                .credentials_secret
+                .unwrap()
+                .contains(":secret:zendesk")
+        );
     }
 
     #[test]
     fn config_errors_name_the_variable() {
         let mut pairs = BASE.to_vec();
-        pairs.retain(|(k, _)| *k != "WEBHOOK_URL");
+        pairs.retain(|(k, _)| *k != "TICKET_API_URL");
         let error = Config::from_env(&env(&pairs)).unwrap_err().to_string();
-        assert!(error.contains("WEBHOOK_URL"), "{error}");
+        assert!(error.contains("TICKET_API_URL"), "{error}");
+        pairs.push(("TICKET_API_URL", "https://x.example"));
         pairs.push(("TICKET_BACKEND", "carrier-pigeon"));
         let error = Config::from_env(&env(&pairs)).unwrap_err().to_string();
         assert!(error.contains("TICKET_BACKEND") && error.contains("carrier-pigeon"));
+    }
+
+    #[test]
+    fn a_ticketing_system_needs_its_secret_but_a_webhook_does_not() {
+        let mut pairs = BASE.to_vec();
+        pairs.retain(|(k, _)| *k != "TICKET_CREDENTIALS_SECRET_ARN");
+        let error = Config::from_env(&env(&pairs)).unwrap_err().to_string();
+        assert!(error.contains("TICKET_CREDENTIALS_SECRET_ARN"), "{error}");
+        pairs.push(("TICKET_BACKEND", "webhook"));
+        assert!(Config::from_env(&env(&pairs)).is_ok());
     }
 }

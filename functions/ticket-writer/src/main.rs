@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env(&Env::process())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let aws = rootmail_aws::sdk_config().await;
-    let handler = Writer::on_aws(&config, &aws, Metrics::stdout())?;
+    let handler = Writer::on_aws(&config, &aws, Metrics::stdout())
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         handler.handle(event).await

@@ -12,11 +12,12 @@ pub mod mail;
 pub mod metrics;
 pub mod queue;
 pub mod threads;
+pub mod tickets;
 
 pub use accounts::{DynamoAccounts, Upsert};
 pub use config::{ConfigError, Env};
 pub use ledger::DynamoLedger;
-pub use mail::{InPlaceArchive, MailLocation, ReadError, S3Mail};
+pub use mail::{InPlaceArchive, MailLocation, ReadError, S3Mail, S3MailSource};
 pub use metrics::Metrics;
 pub use queue::{SqsDeadLetters, SqsTicketQueue, message_group_id};
 pub use threads::DynamoThreadMap;

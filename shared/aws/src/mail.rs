@@ -5,7 +5,7 @@ use crate::error::{error_code, port_error};
 use aws_sdk_s3::Client;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rootmail_domain::ContentHash;
-use rootmail_pipeline::{MailArchive, PortError, PortResult};
+use rootmail_pipeline::{MailArchive, MailSource, PortError, PortResult};
 use std::fmt;
 
 /// SES stores messages up to 40 MB with the S3 action; anything larger is not mail
@@ -111,6 +111,55 @@ fn transient(error: PortError) -> ReadError {
         PortError::Permanent { port, message } => PortError::Transient { port, message },
         transient => transient,
     })
+}
+
+impl MailLocation {
+    /// Reads `s3://bucket/key` back.
+    pub fn parse(uri: &str) -> Option<Self> {
+        let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
+        (!bucket.is_empty() && !key.is_empty()).then(|| Self {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        })
+    }
+}
+
+/// The writer's view of the mail bucket: originals read back for their
+/// attachments, only from the bucket it was configured with.
+#[derive(Clone)]
+pub struct S3MailSource {
+    mail: S3Mail,
+    bucket: String,
+}
+
+impl S3MailSource {
+    pub fn new(client: Client, bucket: &str) -> Self {
+        Self {
+            mail: S3Mail::new(client),
+            bucket: bucket.to_string(),
+        }
+    }
+}
+
+impl MailSource for S3MailSource {
+    async fn raw(&self, archive_ref: &str) -> PortResult<Option<Vec<u8>>> {
+        let location = match MailLocation::parse(archive_ref) {
+            Some(location) if location.bucket == self.bucket => location,
+            // An operation naming another bucket is not ours to read.
+            _ => {
+                tracing::warn!(
+                    archive_ref,
+                    "original is not in the mail bucket; attachments listed only"
+                );
+                return Ok(None);
+            }
+        };
+        match self.mail.read(&location, SES_MAX_MESSAGE_BYTES).await {
+            Ok(raw) => Ok(Some(raw)),
+            Err(ReadError::Missing(_) | ReadError::TooLarge { .. }) => Ok(None),
+            Err(ReadError::Port(e)) => Err(e),
+        }
+    }
 }
 
 /// SES already stored the raw message in the bucket: the archive is that object,

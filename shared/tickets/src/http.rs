@@ -113,6 +113,17 @@ impl HttpClient {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);
         }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // Retrying cannot help, and every other operation would fail the same
+            // way: say so plainly, once per operation, without the request.
+            return Err(PortError::Permanent {
+                port: self.port,
+                message: format!(
+                    "{what}: {} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret",
+                    self.port
+                ),
+            });
+        }
         // The body explains a 4xx; keep a short piece of it, never the request.
         let body = response.text().await.unwrap_or_default();
         let excerpt: String = body.chars().take(300).collect();

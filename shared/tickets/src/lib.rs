@@ -1,14 +1,20 @@
 //! Ticketing backends behind the pipeline's `TicketSink` port.
 //!
 //! This crate holds the HTTP plumbing every backend shares (one client, timeouts,
-//! retries that honour `Retry-After`) and the plain JSON webhook backend.
+//! retries that honour `Retry-After`), the backends, and [`AnyBackend`], the one
+//! chosen by configuration.
 
+pub mod backend;
+pub mod common;
 pub mod http;
+pub mod jira;
 pub mod rt;
 pub mod webhook;
 pub mod zendesk;
 
+pub use backend::{AnyBackend, BackendError, BackendKind, BackendSettings};
 pub use http::{HttpClient, RetryPolicy};
+pub use jira::{Jira, JiraCredentials, JiraOptions};
 pub use rt::{Rt, RtCredentials, RtOptions};
-pub use webhook::Webhook;
+pub use webhook::{Webhook, WebhookCredentials};
 pub use zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};

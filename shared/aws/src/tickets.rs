@@ -1,0 +1,133 @@
+//! The ticket backend's settings from the environment, and its credentials from
+//! Secrets Manager (in AWS) or a file or variable (locally). One reader serves the
+//! Lambda and the CLI, so both accept the same names.
+
+use crate::config::{ConfigError, Env};
+use crate::error::port_error;
+use rootmail_pipeline::PortError;
+use rootmail_tickets::backend::parse_custom_fields;
+use rootmail_tickets::{BackendKind, BackendSettings, RetryPolicy};
+use std::time::Duration;
+
+/// `TICKET_BACKEND` (default `default`), `TICKET_API_URL`, the HTTP limits and
+/// each backend's own options.
+pub fn backend_settings<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    default: BackendKind,
+) -> Result<BackendSettings, ConfigError> {
+    let kind = match env.optional("TICKET_BACKEND") {
+        None => default,
+        Some(name) => BackendKind::parse(&name).ok_or_else(|| ConfigError::Invalid {
+            name: "TICKET_BACKEND",
+            value: name.clone(),
+            reason: format!("supported backends: {}", BackendKind::NAMES),
+        })?,
+    };
+    let zendesk_custom_fields = match env.optional("ZENDESK_CUSTOM_FIELDS") {
+        None => Vec::new(),
+        Some(json) => parse_custom_fields(&json).map_err(|reason| ConfigError::Invalid {
+            name: "ZENDESK_CUSTOM_FIELDS",
+            value: json.clone(),
+            reason,
+        })?,
+    };
+    Ok(BackendSettings {
+        timeout: Duration::from_secs(env.parsed_or("HTTP_TIMEOUT_SECS", 10)?),
+        retry: RetryPolicy {
+            max_attempts: env.parsed_or("HTTP_MAX_ATTEMPTS", 4)?,
+            base_delay: Duration::from_millis(env.parsed_or("HTTP_RETRY_BASE_MS", 200)?),
+            ..RetryPolicy::default()
+        },
+        zendesk_custom_fields,
+        jira_service_desk_id: env.optional("JIRA_SERVICE_DESK_ID"),
+        jira_request_type_id: env.optional("JIRA_REQUEST_TYPE_ID"),
+        jira_set_priority: env.parsed_or("JIRA_SET_PRIORITY", false)?,
+        rt_queue: env.optional("RT_QUEUE"),
+        rt_thread_field: env.optional("RT_THREAD_FIELD"),
+        ..BackendSettings::new(kind, &env.url("TICKET_API_URL")?)
+    })
+}
+
+/// The secret's text (JSON credentials). Read once at cold start; a rotated
+/// secret takes effect with the next cold start.
+pub async fn secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<String, PortError> {
+    let answer = client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|e| port_error("ticket credentials", e))?;
+    answer.secret_string.ok_or_else(|| PortError::Permanent {
+        port: "ticket credentials",
+        message: format!(
+            "secret {secret_id} has no text value (store the credentials as JSON text)"
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env::from_pairs(pairs.iter().copied())
+    }
+
+    #[test]
+    fn unset_backend_is_the_default_and_unknown_ones_are_named() {
+        let settings = backend_settings(
+            &env(&[("TICKET_API_URL", "https://acme.zendesk.com")]),
+            BackendKind::Zendesk,
+        )
+        .unwrap();
+        assert_eq!(settings.kind, BackendKind::Zendesk);
+        let error = backend_settings(
+            &env(&[
+                ("TICKET_API_URL", "https://x.example"),
+                ("TICKET_BACKEND", "servicenow"),
+            ]),
+            BackendKind::Zendesk,
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("servicenow"), "{error}");
+        assert!(
+            error.to_string().contains("zendesk, jira, rt, webhook"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn empty_options_are_unset_and_custom_fields_are_checked() {
+        let settings = backend_settings(
+            &env(&[
+                ("TICKET_API_URL", "https://x.example"),
+                ("TICKET_BACKEND", "rt"),
+                ("RT_QUEUE", ""),
+                ("ZENDESK_CUSTOM_FIELDS", r#"{"12": "aws"}"#),
+            ]),
+            BackendKind::Zendesk,
+        )
+        .unwrap();
+        assert_eq!(settings.rt_queue, None);
+        assert_eq!(
+            settings.zendesk_custom_fields,
+            vec![(12, serde_json::json!("aws"))]
+        );
+        let error = backend_settings(
+            &env(&[
+                ("TICKET_API_URL", "https://x.example"),
+                ("ZENDESK_CUSTOM_FIELDS", "[1]"),
+            ]),
+            BackendKind::Zendesk,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("ZENDESK_CUSTOM_FIELDS"),
+            "{error}"
+        );
+    }
+}

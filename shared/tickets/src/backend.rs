@@ -1,0 +1,304 @@
+//! The configured backend: which one, its settings, and its credentials, turned
+//! into one `TicketSink`. The Lambda and the CLI read the same settings.
+
+use crate::http::{HttpClient, RetryPolicy};
+use crate::jira::{Jira, JiraCredentials, JiraOptions};
+use crate::rt::{Rt, RtCredentials, RtOptions};
+use crate::webhook::{Webhook, WebhookCredentials};
+use crate::zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};
+use rootmail_domain::ThreadKey;
+use rootmail_pipeline::{FoundTicket, NewComment, NewTicket, PortResult, TicketSink};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Zendesk,
+    Jira,
+    Rt,
+    Webhook,
+}
+
+impl BackendKind {
+    pub const NAMES: &'static str = "zendesk, jira, rt, webhook";
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "zendesk" => Some(Self::Zendesk),
+            "jira" => Some(Self::Jira),
+            "rt" => Some(Self::Rt),
+            "webhook" => Some(Self::Webhook),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Zendesk => "zendesk",
+            Self::Jira => "jira",
+            Self::Rt => "rt",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    /// The webhook may run unauthenticated; every ticketing system needs a login.
+    pub fn needs_credentials(self) -> bool {
+        self != Self::Webhook
+    }
+}
+
+/// Everything but the credentials.
+#[derive(Debug, Clone)]
+pub struct BackendSettings {
+    pub kind: BackendKind,
+    pub api_url: String,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Zendesk: `{"<field id>": value, ...}` set on every new ticket.
+    pub zendesk_custom_fields: Vec<(u64, serde_json::Value)>,
+    pub jira_service_desk_id: Option<String>,
+    pub jira_request_type_id: Option<String>,
+    pub jira_set_priority: bool,
+    pub rt_queue: Option<String>,
+    pub rt_thread_field: Option<String>,
+}
+
+impl BackendSettings {
+    pub fn new(kind: BackendKind, api_url: &str) -> Self {
+        Self {
+            kind,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            zendesk_custom_fields: Vec::new(),
+            jira_service_desk_id: None,
+            jira_request_type_id: None,
+            jira_set_priority: false,
+            rt_queue: None,
+            rt_thread_field: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{backend}: {message}")]
+    Settings {
+        backend: &'static str,
+        message: String,
+    },
+    /// Never carries the secret's text: only where parsing stopped.
+    #[error(
+        "{backend}: the credentials are not {expected} (JSON {category} error at line {line}, column {column})"
+    )]
+    Credentials {
+        backend: &'static str,
+        expected: &'static str,
+        category: &'static str,
+        line: usize,
+        column: usize,
+    },
+}
+
+/// Zendesk `{"id": value}` custom fields as configured (`ZENDESK_CUSTOM_FIELDS`).
+pub fn parse_custom_fields(json: &str) -> Result<Vec<(u64, serde_json::Value)>, String> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("not a JSON object: {e}"))?;
+    map.into_iter()
+        .map(|(id, value)| {
+            id.parse::<u64>()
+                .map(|id| (id, value))
+                .map_err(|_| format!("field id {id:?} is not a number"))
+        })
+        .collect()
+}
+
+/// One of the backends, chosen by configuration.
+#[derive(Clone)]
+pub enum AnyBackend {
+    Zendesk(Zendesk),
+    Jira(Jira),
+    Rt(Rt),
+    Webhook(Webhook),
+}
+
+impl AnyBackend {
+    /// Builds the backend. `credentials` is the secret's JSON (see README).
+    pub fn build(
+        settings: &BackendSettings,
+        credentials: Option<&str>,
+    ) -> Result<Self, BackendError> {
+        let kind = settings.kind;
+        let settings_error = |message: String| BackendError::Settings {
+            backend: kind.as_str(),
+            message,
+        };
+        if kind.needs_credentials() && credentials.is_none() {
+            return Err(settings_error(
+                "no credentials configured (TICKET_CREDENTIALS_SECRET_ARN in AWS; TICKET_CREDENTIALS_FILE or TICKET_CREDENTIALS locally)".into(),
+            ));
+        }
+        let http = HttpClient::new(kind.as_str(), settings.timeout, settings.retry.clone())
+            .map_err(|e| settings_error(e.to_string()))?;
+        let url = &settings.api_url;
+        Ok(match kind {
+            BackendKind::Jira => {
+                let required = |value: &Option<String>, name: &str| {
+                    value
+                        .clone()
+                        .filter(|v| !v.trim().is_empty())
+                        .ok_or_else(|| settings_error(format!("{name} is required")))
+                };
+                let mut options = JiraOptions::new(
+                    url,
+                    &required(&settings.jira_service_desk_id, "JIRA_SERVICE_DESK_ID")?,
+                    &required(&settings.jira_request_type_id, "JIRA_REQUEST_TYPE_ID")?,
+                );
+                options.set_priority = settings.jira_set_priority;
+                let credentials: JiraCredentials =
+                    parse_credentials(kind, "{\"email\", \"token\"}", credentials)?;
+                Self::Jira(Jira::new(http, options, credentials))
+            }
+            BackendKind::Webhook => {
+                let credentials: WebhookCredentials = match credentials {
+                    Some(_) => parse_credentials(kind, "{\"token\", \"hmac_key\"}", credentials)?,
+                    None => WebhookCredentials::default(),
+                };
+                Self::Webhook(Webhook::new(http, url, credentials))
+            }
+            BackendKind::Zendesk => {
+                let options = ZendeskOptions {
+                    custom_fields: settings.zendesk_custom_fields.clone(),
+                    ..ZendeskOptions::new(url)
+                };
+                let credentials: ZendeskCredentials =
+                    parse_credentials(kind, "{\"email\", \"token\"}", credentials)?;
+                Self::Zendesk(Zendesk::new(http, options, credentials))
+            }
+            BackendKind::Rt => {
+                let mut options = RtOptions::new(url);
+                if let Some(queue) = &settings.rt_queue {
+                    options.queue = queue.clone();
+                }
+                if let Some(field) = &settings.rt_thread_field {
+                    options.thread_field = field.clone();
+                }
+                let credentials: RtCredentials = parse_credentials(
+                    kind,
+                    "{\"user\", \"password\"} or {\"token\"}",
+                    credentials,
+                )?;
+                Self::Rt(Rt::new(http, options, credentials))
+            }
+        })
+    }
+}
+
+fn parse_credentials<T: for<'de> serde::Deserialize<'de>>(
+    kind: BackendKind,
+    expected: &'static str,
+    json: Option<&str>,
+) -> Result<T, BackendError> {
+    serde_json::from_str(json.unwrap_or_default()).map_err(|e| BackendError::Credentials {
+        backend: kind.as_str(),
+        expected,
+        category: match e.classify() {
+            serde_json::error::Category::Io => "I/O",
+            serde_json::error::Category::Syntax => "syntax",
+            serde_json::error::Category::Data => "shape",
+            serde_json::error::Category::Eof => "truncated",
+        },
+        line: e.line(),
+        column: e.column(),
+    })
+}
+
+macro_rules! each_backend {
+    ($self:ident, $sink:ident => $call:expr) => {
+        match $self {
+            AnyBackend::Zendesk($sink) => $call,
+            AnyBackend::Jira($sink) => $call,
+            AnyBackend::Rt($sink) => $call,
+            AnyBackend::Webhook($sink) => $call,
+        }
+    };
+}
+
+impl TicketSink for AnyBackend {
+    fn name(&self) -> &'static str {
+        each_backend!(self, sink => sink.name())
+    }
+
+    fn max_attachment_bytes(&self) -> usize {
+        each_backend!(self, sink => sink.max_attachment_bytes())
+    }
+
+    async fn find(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
+        each_backend!(self, sink => sink.find(key).await)
+    }
+
+    async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
+        each_backend!(self, sink => sink.create(ticket).await)
+    }
+
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+        each_backend!(self, sink => sink.comment(ticket_id, comment).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_errors_never_show_the_secret() {
+        let settings = BackendSettings {
+            jira_service_desk_id: Some("1".into()),
+            jira_request_type_id: Some("2".into()),
+            ..BackendSettings::new(BackendKind::Jira, "https://jira.example")
+        };
+        let error = AnyBackend::build(&settings, Some("\"hunter2-plain-token\""))
+            .err()
+            .expect("a plain string is not Jira's credentials");
+        let text = error.to_string();
+        assert!(text.starts_with("jira: the credentials are not"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn a_ticketing_system_without_credentials_is_refused() {
+        let settings = BackendSettings {
+            jira_service_desk_id: Some("1".into()),
+            jira_request_type_id: Some("2".into()),
+            ..BackendSettings::new(BackendKind::Jira, "https://jira.example")
+        };
+        let error = AnyBackend::build(&settings, None).err().expect("refused");
+        assert!(error.to_string().contains("no credentials configured"));
+        let webhook = BackendSettings::new(BackendKind::Webhook, "http://127.0.0.1:1");
+        assert!(AnyBackend::build(&webhook, None).is_ok());
+    }
+
+    #[test]
+    fn jira_needs_its_service_desk() {
+        let settings = BackendSettings::new(BackendKind::Jira, "https://jira.example");
+        let error = AnyBackend::build(&settings, Some(r#"{"email":"a@b","token":"t"}"#))
+            .err()
+            .expect("refused");
+        assert_eq!(error.to_string(), "jira: JIRA_SERVICE_DESK_ID is required");
+    }
+
+    #[test]
+    fn custom_fields_are_numeric_ids() {
+        assert_eq!(
+            parse_custom_fields(r#"{"360001": "aws", "42": 7}"#).unwrap(),
+            vec![
+                (42, serde_json::json!(7)),
+                (360001, serde_json::json!("aws"))
+            ]
+        );
+        assert!(
+            parse_custom_fields(r#"{"x": 1}"#)
+                .unwrap_err()
+                .contains("\"x\"")
+        );
+    }
+}
