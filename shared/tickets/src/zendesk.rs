@@ -15,7 +15,8 @@
 //!   60 minutes), never carried over from an earlier attempt.
 //!
 //! Zendesk renders a comment's `body` as Markdown, so mail text is escaped to show
-//! as written ([`literal`]).
+//! as written ([`literal`]). A comment raises the ticket's priority when its mail
+//! is more urgent, never lowers it.
 //!
 //! A ticket holds at most 5,000 comments and a closed ticket takes none: the
 //! message then opens a follow-up ticket (same `external_id`,
@@ -612,20 +613,26 @@ impl Zendesk {
     }
 
     /// Adds a comment; returns its id when the answer's audit carries it.
+    /// `raise_to` also sets the ticket's priority in the same update.
     async fn put_comment(
         &self,
         ticket: u64,
         text: &str,
         public: bool,
         tokens: &[String],
+        raise_to: Option<Priority>,
     ) -> PortResult<Option<String>> {
         let what = if public {
             "commenting on a ticket"
         } else {
             "adding an internal note"
         };
-        let payload = json!({"ticket": {"comment": comment_json(text, public, tokens)}});
-        self.put_once(what, ticket, &payload).await
+        let mut fields = json!({"comment": comment_json(text, public, tokens)});
+        if let Some(priority) = raise_to {
+            fields["priority"] = json!(priority_name(priority));
+        }
+        self.put_once(what, ticket, &json!({"ticket": fields}))
+            .await
     }
 
     /// The internal note as a private comment, unless it is there already.
@@ -648,7 +655,7 @@ impl Zendesk {
             return Ok(());
         }
         let text = comment_text(note, &[], message);
-        match self.put_comment(ticket, &text, false, &[]).await {
+        match self.put_comment(ticket, &text, false, &[], None).await {
             Ok(_) => Ok(()),
             // The public comment went in as the last one this ticket takes; the
             // note has nowhere to go (it never goes to another ticket alone).
@@ -688,9 +695,24 @@ impl Zendesk {
                     .follow_up(ticket, comment, Full::Comments, followups)
                     .await;
             }
+            // The ticket as it is now: closed ones take no comment, and a more
+            // urgent mail raises the priority (never lowers it).
+            let state = self.show(ticket).await?;
+            if state.status.as_deref() == Some("closed") {
+                return self
+                    .follow_up(ticket, comment, Full::Closed, followups)
+                    .await;
+            }
+            let current = state.priority.as_deref().and_then(parse_priority);
+            let raise_to = current
+                .is_none_or(|p| p < comment.priority)
+                .then_some(comment.priority);
             let (tokens, listed) = self.upload(&comment.attachments).await?;
             let text = comment_text(&comment.body, &listed, &comment.message);
-            let answered = match self.put_comment(ticket, &text, true, &tokens).await {
+            let answered = match self
+                .put_comment(ticket, &text, true, &tokens, raise_to)
+                .await
+            {
                 Ok(answered) => answered,
                 Err(e) => {
                     return match self.why_full(ticket, &e).await? {

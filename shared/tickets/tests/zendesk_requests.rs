@@ -98,6 +98,19 @@ fn new_comment(message: &[u8]) -> NewComment {
     }
 }
 
+/// `GET /api/v2/tickets/{id}`: the ticket as it is now.
+async fn mount_ticket(server: &MockServer, id: u64, status: &str, priority: &str) {
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v2/tickets/{id}")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"ticket": {"id": id, "status": status, "priority": priority}}),
+            ),
+        )
+        .mount(server)
+        .await;
+}
+
 async fn received(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.expect("recording is on")
 }
@@ -375,6 +388,7 @@ async fn refused_credentials_on_a_comment_are_permanent_too() {
         )
         .mount(&server)
         .await;
+    mount_ticket(&server, 42, "open", "normal").await;
     Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(403))
         .mount(&server)
@@ -410,6 +424,7 @@ async fn a_comment_whose_answer_failed_is_not_sent_again_in_the_same_call() {
         )
         .mount(&server)
         .await;
+    mount_ticket(&server, 42, "open", "normal").await;
     Mock::given(method("PUT"))
         .and(path("/api/v2/tickets/42"))
         .respond_with(ResponseTemplate::new(502))
@@ -432,7 +447,12 @@ async fn a_comment_whose_answer_failed_is_not_sent_again_in_the_same_call() {
         1,
         "it may have been applied: the redelivery checks first"
     );
-    let comment = &json_of(&puts[0])["ticket"]["comment"];
+    let fields = &json_of(&puts[0])["ticket"];
+    assert!(
+        fields.get("priority").is_none(),
+        "normal on normal: unchanged"
+    );
+    let comment = &fields["comment"];
     assert_eq!(comment["public"], true);
     assert!(
         comment["body"]

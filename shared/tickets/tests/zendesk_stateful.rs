@@ -340,7 +340,12 @@ async fn attachments_are_uploaded_right_before_their_comment_and_an_oversized_on
         .collect();
     assert_eq!(
         calls,
-        vec![Call::ListComments, Call::Upload, Call::Update],
+        vec![
+            Call::ListComments,
+            Call::ShowTicket,
+            Call::Upload,
+            Call::Update
+        ],
         "one upload, right before the comment that uses it"
     );
     let upload = zendesk.calls(Call::Upload).pop().expect("upload");
@@ -613,6 +618,10 @@ async fn a_closed_ticket_continues_on_a_follow_up() {
 
     apply(&store, &sink, &later).await.expect("follow-up");
 
+    assert!(
+        zendesk.calls(Call::Update).is_empty(),
+        "the ticket was read as closed: no refused update"
+    );
     let tickets = zendesk.tickets();
     assert_eq!(tickets.len(), 2);
     let next = tickets
@@ -688,4 +697,48 @@ async fn the_fake_keeps_idempotency_keys_for_two_hours() {
         .await
         .expect("no auth");
     assert_eq!(unauthorized.status(), 401);
+}
+
+#[tokio::test]
+async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = sink(&zendesk);
+    let (_dir, store) = store();
+    let thread = "priority@example.com";
+    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
+        .await
+        .expect("create")
+    else {
+        panic!("created");
+    };
+    assert_eq!(
+        zendesk.ticket(&ticket_id).priority.as_deref(),
+        Some("normal")
+    );
+
+    let mut urgent = op(thread, 2, "");
+    urgent.priority = Priority::Urgent;
+    apply(&store, &sink, &urgent).await.expect("urgent");
+    assert_eq!(
+        zendesk.ticket(&ticket_id).priority.as_deref(),
+        Some("urgent")
+    );
+
+    let mut low = op(thread, 3, "");
+    low.priority = Priority::Low;
+    apply(&store, &sink, &low).await.expect("low");
+    assert_eq!(
+        zendesk.ticket(&ticket_id).priority.as_deref(),
+        Some("urgent")
+    );
+    let sent: Vec<Option<String>> = zendesk
+        .calls(Call::Update)
+        .iter()
+        .map(|r| {
+            r.json.as_ref().expect("json")["ticket"]["priority"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(sent, vec![Some("urgent".to_string()), None]);
 }
