@@ -295,10 +295,17 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
     let existing = match threads.ticket_of(&op.thread_key).await? {
         Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
         // Not recorded: the backend may still have it (crash after create).
-        None => sink
-            .find(&op.thread_key)
-            .await?
-            .map(|found| (found.id, found.created_from, 0)),
+        None => match sink.find(&op.thread_key).await? {
+            // This operation created it and then stopped: creating again is
+            // idempotent and lets the backend finish what it had left (the note).
+            Some(found) if found.created_from == op.message => {
+                let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
+                let id = sink.create(&new_ticket(op, attachments)).await?;
+                Some((id, found.created_from, 0))
+            }
+            Some(found) => Some((found.id, found.created_from, 0)),
+            None => None,
+        },
     };
     let (written, created_from, messages) = match existing {
         None => {

@@ -103,13 +103,17 @@ pub enum BackendError {
 pub fn parse_custom_fields(json: &str) -> Result<Vec<(u64, serde_json::Value)>, String> {
     let map: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|e| format!("not a JSON object: {e}"))?;
-    map.into_iter()
+    let mut fields = map
+        .into_iter()
         .map(|(id, value)| {
             id.parse::<u64>()
                 .map(|id| (id, value))
                 .map_err(|_| format!("field id {id:?} is not a number"))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // In id order, whatever order the JSON map keeps.
+    fields.sort_by_key(|(id, _)| *id);
+    Ok(fields)
 }
 
 /// One of the backends, chosen by configuration.

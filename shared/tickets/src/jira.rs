@@ -348,7 +348,16 @@ impl TicketSink for Jira {
         }))
     }
 
+    /// Idempotent per thread (the `TicketSink` contract): a request already
+    /// labelled for the thread is completed (its internal note) and returned.
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
+        if let Some(found) = self.find(&ticket.thread_key).await? {
+            if found.created_from == ticket.message {
+                self.internal_note(&found.id, &ticket.message, &ticket.internal_note)
+                    .await?;
+            }
+            return Ok(found.id);
+        }
         let mut fields = json!({
             "summary": ticket.subject,
             "description": body_with_listing(&ticket.body, &ticket.attachments, &ticket.message),

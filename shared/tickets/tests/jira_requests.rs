@@ -87,6 +87,15 @@ fn new_comment(message: &[u8]) -> NewComment {
     }
 }
 
+/// An empty JQL search: no request is labelled for the thread yet.
+async fn no_request_yet(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/rest/api/2/search/jql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": []})))
+        .mount(server)
+        .await;
+}
+
 fn no_comments() -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({"values": [], "isLastPage": true}))
 }
@@ -105,6 +114,7 @@ async fn bodies(server: &MockServer, method_name: &str, path_suffix: &str) -> Ve
 #[tokio::test]
 async fn create_sends_labels_priority_attachments_and_a_private_note() {
     let server = MockServer::start().await;
+    no_request_yet(&server).await;
     Mock::given(method("POST"))
         .and(path("/rest/servicedeskapi/request"))
         .and(auth())
@@ -253,6 +263,42 @@ async fn a_comment_already_there_is_not_added_again() {
 }
 
 #[tokio::test]
+async fn create_completes_a_request_it_made_before_instead_of_a_second_one() {
+    let server = MockServer::start().await;
+    let ticket = new_ticket();
+    Mock::given(method("GET"))
+        .and(path("/rest/api/2/search/jql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": [
+            {"key": "SD-9", "fields": {"description": message_marker(&ticket.message)}}
+        ]})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
+        .respond_with(no_comments())
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
+        .and(body_partial_json(json!({"public": false})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 501})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let id = jira(&server, Duration::from_secs(5), 3)
+        .create(&ticket)
+        .await
+        .expect("completed");
+    assert_eq!(id, "SD-9");
+    assert!(
+        bodies(&server, "POST", "/rest/servicedeskapi/request")
+            .await
+            .is_empty(),
+        "no second request"
+    );
+}
+
+#[tokio::test]
 async fn throttling_and_server_errors_are_retried() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
@@ -298,7 +344,7 @@ async fn a_slow_server_is_a_transient_failure() {
 #[tokio::test]
 async fn a_refused_credential_is_one_request_and_a_clear_error() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(wiremock::matchers::any())
         .respond_with(ResponseTemplate::new(401).set_body_string("Unauthorized"))
         .mount(&server)
         .await;
