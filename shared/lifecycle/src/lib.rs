@@ -1,0 +1,11 @@
+//! The root-credential lifecycle: take-over, break-glass access, release and
+//! closure. Each step is a function over the ports in [`ports`]; Step Functions
+//! runs them in AWS (one Lambda per step), the CLI in-process locally.
+
+pub mod credentials;
+pub mod model;
+pub mod ports;
+pub mod steps;
+
+pub use model::*;
+pub use ports::*;

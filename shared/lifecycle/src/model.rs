@@ -1,0 +1,195 @@
+//! What the lifecycle stores: one rotation per account (where its workflow is),
+//! and an append-only audit trail.
+
+use rootmail_domain::{AccountId, EmailAddress, Kind};
+use serde::{Deserialize, Serialize};
+
+/// How the root user is held after a take-over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// A generated password and TOTP seed in the vault (a human finishes the
+    /// console steps, since no API sets them).
+    Vaulted,
+    /// No root credentials at all (what AWS recommends with centralized root access).
+    Rootless,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "vaulted" => Some(Self::Vaulted),
+            "rootless" => Some(Self::Rootless),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vaulted => "vaulted",
+            Self::Rootless => "rootless",
+        }
+    }
+}
+
+/// Where an account's workflow is. Each step moves it forward from one phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Registered as onboarding with our new address.
+    Registered,
+    /// The root email update is started; its one-time code is awaited by mail.
+    AwaitingOtp,
+    /// The code arrived and sits in the vault.
+    OtpReceived,
+    /// AWS accepted the code; the change is being confirmed.
+    EmailAccepted,
+    /// The root email is ours.
+    EmailConfirmed,
+    /// Vaulted: password and TOTP seed are pending; an engineer completes the
+    /// console steps (`rootmail rotation complete`).
+    AwaitingEngineer,
+    /// Root credentials are as the mode wants them, and audited.
+    Secured,
+    Active,
+    /// Release: the email update to the customer's address is started; the
+    /// customer's code comes back through `rootmail rotation complete`.
+    AwaitingCustomerOtp,
+    Released,
+    Closed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::AwaitingOtp => "awaiting_otp",
+            Self::OtpReceived => "otp_received",
+            Self::EmailAccepted => "email_accepted",
+            Self::EmailConfirmed => "email_confirmed",
+            Self::AwaitingEngineer => "awaiting_engineer",
+            Self::Secured => "secured",
+            Self::Active => "active",
+            Self::AwaitingCustomerOtp => "awaiting_customer_otp",
+            Self::Released => "released",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// A workflow is running (another take-over must not start).
+    pub fn in_progress(self) -> bool {
+        !matches!(self, Self::Active | Self::Released | Self::Closed)
+    }
+}
+
+/// One account's lifecycle record (the rotations table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    pub account_id: AccountId,
+    pub customer: String,
+    pub mode: Mode,
+    pub phase: Phase,
+    /// The root address the account is moving to (ours on take-over, the
+    /// customer's on release).
+    pub target_email: EmailAddress,
+    /// The root address before the change.
+    pub previous_email: Option<EmailAddress>,
+    /// The mail whose secret this rotation waits for, if any.
+    #[serde(default)]
+    pub waiting_for: Option<Kind>,
+    /// The Step Functions task token to answer when it arrives. Stored sealed
+    /// (KMS in AWS); a reference, never a secret itself.
+    #[serde(default)]
+    pub task_token: Option<String>,
+    /// Where the handed-over secret (a code or link) sits in the vault.
+    #[serde(default)]
+    pub handed_over: Option<String>,
+    /// When the wait ends (seconds since the epoch).
+    #[serde(default)]
+    pub expires_at: Option<u64>,
+    pub started_at: u64,
+    pub updated_at: u64,
+    /// Bumped by every write; a write must name the version it read.
+    pub version: u64,
+}
+
+impl Rotation {
+    /// Waiting for `kind` right now (not expired).
+    pub fn is_waiting_for(&self, kind: Kind, now: u64) -> bool {
+        self.waiting_for == Some(kind) && self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// One audit record. Appended, never changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub account_id: AccountId,
+    /// Milliseconds since the epoch; with the account, the record's key.
+    pub at: u64,
+    /// Who: an engineer, or `rootmail` for automatic steps.
+    pub actor: String,
+    pub action: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// What happened, in a sentence; never a secret.
+    pub detail: String,
+}
+
+/// What a root user has (from the audit task policy's view).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootCredentialReport {
+    pub password: bool,
+    pub access_keys: u32,
+    pub signing_certificates: u32,
+    pub mfa_devices: u32,
+}
+
+impl RootCredentialReport {
+    pub fn is_empty(&self) -> bool {
+        !self.password
+            && self.access_keys == 0
+            && self.signing_certificates == 0
+            && self.mfa_devices == 0
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "password {}, {} access key(s), {} signing certificate(s), {} MFA device(s)",
+            if self.password { "set" } else { "none" },
+            self.access_keys,
+            self.signing_certificates,
+            self.mfa_devices
+        )
+    }
+}
+
+/// What the vault keeps per account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultItem {
+    Password,
+    TotpSeed,
+    /// A one-time code or link handed over from a mail; short-lived.
+    Handover,
+}
+
+impl VaultItem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::TotpSeed => "totp-seed",
+            Self::Handover => "handover",
+        }
+    }
+}
+
+/// Which version of a vault item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Generated, not yet in use (`AWSPENDING`).
+    Pending,
+    /// In use (`AWSCURRENT`).
+    Current,
+}

@@ -1,0 +1,179 @@
+//! The capabilities the lifecycle needs, one narrow trait each: AWS (or local
+//! stand-ins) implement them; the steps never know which.
+
+use crate::model::{AuditEntry, RootCredentialReport, Rotation, Stage, VaultItem};
+use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
+use rootmail_pipeline::PortError;
+use std::future::Future;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// Not possible in the account's state, or the input is wrong. Nothing
+    /// changed; retrying the same request fails the same way.
+    #[error("{0}")]
+    Refused(String),
+    /// Not done yet (AWS has not confirmed); the same step succeeds later.
+    #[error("not yet: {0}")]
+    NotYet(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+}
+
+impl LifecycleError {
+    /// The name a Step Functions `Retry`/`Catch` matches on.
+    pub fn error_name(&self) -> &'static str {
+        match self {
+            Self::Refused(_) => "Refused",
+            Self::NotYet(_) => "NotYet",
+            Self::Port(e) if e.is_transient() => "Transient",
+            Self::Port(_) => "Permanent",
+        }
+    }
+}
+
+pub type LifecycleResult<T> = Result<T, LifecycleError>;
+
+/// The Account API's primary-email calls.
+pub trait AccountApi {
+    fn start_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+    /// `Refused` for a wrong or expired code.
+    fn accept_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+        otp: &SecretValue,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+    fn primary_email(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<EmailAddress>> + Send;
+}
+
+/// Centralized root access (`sts:AssumeRoot` with a task policy).
+pub trait RootAccess {
+    /// What the root user has (`IAMAuditRootUserCredentials`).
+    fn audit(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<RootCredentialReport>> + Send;
+    /// Deletes password, access keys, signing certificates and MFA devices
+    /// (`IAMDeleteRootUserCredentials`); returns what was deleted.
+    fn delete_all(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<RootCredentialReport>> + Send;
+}
+
+/// Encrypted secret storage (Secrets Manager under a customer-managed KMS key
+/// in AWS, an encrypted file locally). References are safe to log.
+pub trait Vault {
+    /// Stores `value`; returns a reference (never the value).
+    fn put(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        stage: Stage,
+        value: &SecretValue,
+    ) -> impl Future<Output = LifecycleResult<String>> + Send;
+    fn get(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        stage: Stage,
+    ) -> impl Future<Output = LifecycleResult<Option<SecretValue>>> + Send;
+    /// Makes the pending version current.
+    fn promote(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+    /// Schedules every item of the account for deletion (with a recovery window).
+    fn schedule_deletion(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+}
+
+/// The rotations table: one record per account, written with optimistic locking.
+pub trait Rotations {
+    fn get(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<Option<Rotation>>> + Send;
+    /// Writes `rotation` if the stored version is `expected` (`None`: no record
+    /// yet). A lost race is `Refused`.
+    fn put(
+        &self,
+        rotation: &Rotation,
+        expected: Option<u64>,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+}
+
+/// The append-only audit table.
+pub trait AuditLog {
+    fn append(&self, entry: &AuditEntry) -> impl Future<Output = LifecycleResult<()>> + Send;
+    fn entries(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<Vec<AuditEntry>>> + Send;
+}
+
+/// The account directory, written by the lifecycle.
+pub trait AccountRegistry {
+    fn by_id(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<Option<Account>>> + Send;
+    fn by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> impl Future<Output = LifecycleResult<Option<Account>>> + Send;
+    fn save(&self, account: &Account) -> impl Future<Output = LifecycleResult<()>> + Send;
+    /// Removes the record for an address the account no longer uses.
+    fn forget(&self, email: &EmailAddress) -> impl Future<Output = LifecycleResult<()>> + Send;
+}
+
+/// Answers a waiting Step Functions task (in-process steps locally).
+pub trait TaskTokens {
+    fn succeed(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+}
+
+/// How people hear of a state change: a comment on the account's lifecycle
+/// ticket, and (for break-glass access) an email.
+pub trait Notices {
+    fn ticket_note(
+        &self,
+        account: &AccountId,
+        customer: &str,
+        text: &str,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
+    fn email(&self, subject: &str, text: &str) -> impl Future<Output = LifecycleResult<()>> + Send;
+}
+
+/// Everything the steps use, as one bundle (one struct in AWS, one locally).
+pub trait LifecyclePorts: Sync {
+    type Api: AccountApi + Sync;
+    type Root: RootAccess + Sync;
+    type Vault: Vault + Sync;
+    type Rotations: Rotations + Sync;
+    type Audit: AuditLog + Sync;
+    type Registry: AccountRegistry + Sync;
+    type Tokens: TaskTokens + Sync;
+    type Notices: Notices + Sync;
+    fn api(&self) -> &Self::Api;
+    fn root(&self) -> &Self::Root;
+    fn vault(&self) -> &Self::Vault;
+    fn rotations(&self) -> &Self::Rotations;
+    fn audit(&self) -> &Self::Audit;
+    fn registry(&self) -> &Self::Registry;
+    fn tokens(&self) -> &Self::Tokens;
+    fn notices(&self) -> &Self::Notices;
+}

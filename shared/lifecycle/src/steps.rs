@@ -1,0 +1,768 @@
+//! The lifecycle's steps. Each moves one account from one phase to the next,
+//! writes the audit trail first and comments on the account's lifecycle ticket.
+//! A step called in the wrong phase is `Refused` and changes nothing, so Step
+//! Functions retries and a person repeating a command are both harmless.
+
+use crate::credentials::{new_root_address, new_root_password, new_totp_seed, totp_code};
+use crate::model::{AuditEntry, Mode, Phase, Rotation, Stage, VaultItem};
+use crate::ports::{
+    AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
+    Notices, RootAccess, Rotations, TaskTokens, Vault,
+};
+use rootmail_domain::{Account, AccountId, AccountStatus, EmailAddress, Kind, SecretValue};
+use rootmail_pipeline::PortError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// How long a take-over waits for AWS's code mail (the Step Functions task
+/// token times out at the same time).
+pub const OTP_WAIT_SECS: u64 = 24 * 3600;
+/// Who automatic steps are recorded as.
+pub const SYSTEM_ACTOR: &str = "rootmail";
+
+/// Input of a take-over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TakeOver {
+    pub account_id: AccountId,
+    pub customer: String,
+    pub mode: Mode,
+    /// Our domain for root addresses.
+    pub root_domain: String,
+}
+
+/// The step output Step Functions passes on: references only, never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepOutput {
+    pub account_id: AccountId,
+    pub mode: Mode,
+    pub phase: Phase,
+}
+
+impl From<&Rotation> for StepOutput {
+    fn from(r: &Rotation) -> Self {
+        Self {
+            account_id: r.account_id.clone(),
+            mode: r.mode,
+            phase: r.phase,
+        }
+    }
+}
+
+/// Break-glass access: who, why, and the ticket it is for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub account_id: AccountId,
+    pub who: String,
+    pub reason: String,
+    pub ticket: String,
+}
+
+/// What break-glass access hands out. Never serialized; prints as redacted.
+#[derive(Debug)]
+pub struct AccessGrant {
+    pub root_email: EmailAddress,
+    pub password: SecretValue,
+    pub totp_code: Option<SecretValue>,
+    /// A reset link handed over by mail while a vaulted take-over waits for it.
+    pub reset_link: Option<SecretValue>,
+    /// The credentials are the pending ones of an unfinished take-over.
+    pub pending: bool,
+}
+
+fn refused<T>(message: String) -> LifecycleResult<T> {
+    Err(LifecycleError::Refused(message))
+}
+
+async fn rotation_of<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<Rotation> {
+    match p.rotations().get(account).await? {
+        Some(rotation) => Ok(rotation),
+        None => refused(format!(
+            "account {account} has no lifecycle record: take it over first"
+        )),
+    }
+}
+
+fn expect_phase(rotation: &Rotation, wanted: &[Phase], doing: &str) -> LifecycleResult<()> {
+    if wanted.contains(&rotation.phase) {
+        return Ok(());
+    }
+    let wanted: Vec<&str> = wanted.iter().map(|p| p.as_str()).collect();
+    refused(format!(
+        "cannot {doing} for account {}: it is {}, and this needs {}",
+        rotation.account_id,
+        rotation.phase.as_str(),
+        wanted.join(" or ")
+    ))
+}
+
+/// Saves the next version of `rotation`, then audits and notes the change.
+async fn advance<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    now: u64,
+    entry: (&str, &str, String),
+) -> LifecycleResult<()> {
+    let (actor, action, detail) = entry;
+    let expected = rotation.version;
+    rotation.version += 1;
+    rotation.updated_at = now;
+    p.rotations().put(rotation, Some(expected)).await?;
+    record(
+        p,
+        &rotation.account_id,
+        &rotation.customer,
+        now,
+        (actor, action, None, None, detail),
+    )
+    .await
+}
+
+/// Audit first, then the ticket note: the note is best effort, the audit is not.
+async fn record<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    customer: &str,
+    now: u64,
+    (actor, action, reason, ticket, detail): (&str, &str, Option<&str>, Option<&str>, String),
+) -> LifecycleResult<()> {
+    p.audit()
+        .append(&AuditEntry {
+            account_id: account.clone(),
+            at: now * 1000,
+            actor: actor.to_string(),
+            action: action.to_string(),
+            reason: reason.map(str::to_string),
+            ticket: ticket.map(str::to_string),
+            detail: detail.clone(),
+        })
+        .await?;
+    if let Err(e) = p
+        .notices()
+        .ticket_note(account, customer, &format!("{action}: {detail}"))
+        .await
+    {
+        tracing::warn!(error = %e, account = %account, "lifecycle ticket note not written");
+    }
+    Ok(())
+}
+
+/// Take-over, step 1: a new unguessable root address, the account registered
+/// as `onboarding` under it, and its lifecycle record.
+pub async fn register<P: LifecyclePorts>(
+    p: &P,
+    request: &TakeOver,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let account = &request.account_id;
+    let existing = p.rotations().get(account).await?;
+    if let Some(existing) = &existing {
+        match existing.phase {
+            Phase::Released => {}
+            Phase::Closed => return refused(format!("account {account} is closed")),
+            phase if phase.in_progress() => {
+                return refused(format!(
+                    "a take-over of account {account} is already running ({})",
+                    phase.as_str()
+                ));
+            }
+            _ => {
+                return refused(format!(
+                    "account {account} is already taken over ({})",
+                    existing.phase.as_str()
+                ));
+            }
+        }
+    }
+    if request.customer.trim().is_empty() {
+        return refused("a take-over needs the customer's name".into());
+    }
+    let target = loop {
+        let candidate = new_root_address(&request.root_domain)
+            .map_err(|e| LifecycleError::Refused(e.to_string()))?;
+        if p.registry().by_email(&candidate).await?.is_none() {
+            break candidate;
+        }
+    };
+    let previous = p.registry().by_id(account).await?.map(|a| a.root_email);
+    p.registry()
+        .save(&Account {
+            root_email: target.clone(),
+            account_id: account.clone(),
+            customer: request.customer.clone(),
+            status: AccountStatus::Onboarding,
+        })
+        .await?;
+    // A released account taken over again replaces its old record.
+    let expected = existing.map(|r| r.version);
+    let rotation = Rotation {
+        account_id: account.clone(),
+        customer: request.customer.clone(),
+        mode: request.mode,
+        phase: Phase::Registered,
+        target_email: target.clone(),
+        previous_email: previous,
+        waiting_for: None,
+        task_token: None,
+        handed_over: None,
+        expires_at: None,
+        started_at: now,
+        updated_at: now,
+        version: expected.map_or(1, |v| v + 1),
+    };
+    p.rotations().put(&rotation, expected).await?;
+    let detail = format!(
+        "take-over registered ({} mode); the root address will be {target}",
+        request.mode.as_str()
+    );
+    record(
+        p,
+        account,
+        &request.customer,
+        now,
+        (SYSTEM_ACTOR, "take-over started", None, None, detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Take-over, step 2 (a `waitForTaskToken` task): records the token first, so the
+/// code mail finds a waiting rotation however fast it comes, then asks AWS to
+/// change the root email. The workflow resumes when the pipeline hands the code over.
+pub async fn start_email_update<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    task_token: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(
+        &rotation,
+        &[Phase::Registered],
+        "start the root email change",
+    )?;
+    rotation.phase = Phase::AwaitingOtp;
+    rotation.waiting_for = Some(Kind::RootEmailOtp);
+    rotation.task_token = Some(task_token.to_string());
+    rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    let detail = format!(
+        "root email change to {} requested; waiting for AWS's code by mail",
+        rotation.target_email
+    );
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "root email change started", detail),
+    )
+    .await?;
+    if let Err(e) = p
+        .api()
+        .start_email_update(account, &rotation.target_email)
+        .await
+    {
+        // Put the record back so the step can be retried from the start.
+        rotation.phase = Phase::Registered;
+        rotation.waiting_for = None;
+        rotation.task_token = None;
+        rotation.expires_at = None;
+        let detail = format!("AWS refused the root email change: {e}");
+        advance(
+            p,
+            &mut rotation,
+            now,
+            (SYSTEM_ACTOR, "root email change failed", detail),
+        )
+        .await?;
+        return Err(e);
+    }
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Called by the mail pipeline with the secret of a verified AWS mail for an
+/// account whose rotation waits for that kind. Stores it in the vault and answers
+/// the waiting task with the reference, never the secret.
+pub async fn hand_over<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    kind: Kind,
+    secret: &SecretValue,
+    now: u64,
+) -> LifecycleResult<String> {
+    let mut rotation = rotation_of(p, account).await?;
+    if !rotation.is_waiting_for(kind, now) {
+        return refused(format!(
+            "no rotation of account {account} waits for a {kind} mail"
+        ));
+    }
+    let reference = p
+        .vault()
+        .put(account, VaultItem::Handover, Stage::Current, secret)
+        .await?;
+    let token = rotation.task_token.take();
+    rotation.handed_over = Some(reference.clone());
+    rotation.waiting_for = None;
+    if kind == Kind::RootEmailOtp {
+        rotation.phase = Phase::OtpReceived;
+        rotation.expires_at = None;
+    } else {
+        // A reset link while an engineer works: kept for `creds get`, the
+        // engineer's task token stays for `rotation complete`.
+        rotation.task_token = token.clone();
+    }
+    let detail = format!("{kind} received by mail and stored in the vault ({reference})");
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "secret handed over", detail),
+    )
+    .await?;
+    if kind == Kind::RootEmailOtp
+        && let Some(token) = token
+    {
+        p.tokens()
+            .succeed(
+                &token,
+                &json!({"account_id": account, "handed_over": reference}),
+            )
+            .await?;
+    }
+    Ok(reference)
+}
+
+/// Take-over, step 3: gives AWS the code from the vault.
+pub async fn accept_email_update<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(
+        &rotation,
+        &[Phase::OtpReceived],
+        "accept the root email change",
+    )?;
+    let Some(code) = p
+        .vault()
+        .get(account, VaultItem::Handover, Stage::Current)
+        .await?
+    else {
+        return refused(format!(
+            "the code for account {account} is not in the vault"
+        ));
+    };
+    p.api()
+        .accept_email_update(account, &rotation.target_email, &code)
+        .await?;
+    rotation.phase = Phase::EmailAccepted;
+    let detail = format!(
+        "AWS accepted the code; root email is changing to {}",
+        rotation.target_email
+    );
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "root email change accepted", detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Take-over, step 4 (polled): the root email is ours. The directory forgets the
+/// old address so its later mail is not taken for this account's.
+pub async fn confirm_email_update<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(
+        &rotation,
+        &[Phase::EmailAccepted],
+        "confirm the root email change",
+    )?;
+    let current = p.api().primary_email(account).await?;
+    if current != rotation.target_email {
+        return Err(LifecycleError::NotYet(format!(
+            "account {account}'s root email is not {} yet",
+            rotation.target_email
+        )));
+    }
+    if let Some(previous) = rotation.previous_email.clone().filter(|e| *e != current) {
+        p.registry().forget(&previous).await?;
+    }
+    rotation.phase = Phase::EmailConfirmed;
+    let detail = format!("root email is now {current}");
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "root email changed", detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Vaulted take-over, step 5 (a `waitForTaskToken` task): a new password and TOTP
+/// seed, pending in the vault, and a ticket telling an engineer what to do in the
+/// console. `rootmail rotation complete` resumes the workflow.
+pub async fn prepare_vault<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    task_token: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(&rotation, &[Phase::EmailConfirmed], "prepare the vault")?;
+    if rotation.mode != Mode::Vaulted {
+        return refused(format!(
+            "account {account} is taken over rootless: nothing to vault"
+        ));
+    }
+    let random = |e: crate::credentials::RandomError| {
+        LifecycleError::Port(PortError::Transient {
+            port: "random",
+            message: e.to_string(),
+        })
+    };
+    let password = new_root_password().map_err(random)?;
+    let seed = new_totp_seed().map_err(random)?;
+    let password_ref = p
+        .vault()
+        .put(account, VaultItem::Password, Stage::Pending, &password)
+        .await?;
+    let seed_ref = p
+        .vault()
+        .put(account, VaultItem::TotpSeed, Stage::Pending, &seed)
+        .await?;
+    rotation.phase = Phase::AwaitingEngineer;
+    rotation.task_token = Some(task_token.to_string());
+    rotation.waiting_for = Some(Kind::PasswordReset);
+    rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    let detail = format!(
+        "password ({password_ref}) and TOTP seed ({seed_ref}) are pending. An engineer now: \
+         requests a root password reset for {email} in the console (rootmail keeps the link AWS mails), \
+         reads the link, pending password and seed with `rootmail creds get --account {account} --reason ... --ticket ...`, \
+         sets the password, registers the seed as the root user's virtual MFA device, and runs \
+         `rootmail rotation complete --account {account}`",
+        email = rotation.target_email
+    );
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "engineer task opened", detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Vaulted take-over: the engineer says the console steps are done. Verified
+/// through the root audit (password set, MFA on) before the pending secrets
+/// become current and the workflow resumes.
+pub async fn complete_engineer_task<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(
+        &rotation,
+        &[Phase::AwaitingEngineer],
+        "complete the engineer's task",
+    )?;
+    let report = p.root().audit(account).await?;
+    if !report.password || report.mfa_devices == 0 {
+        return refused(format!(
+            "account {account}'s root user is not finished: {} (needs a password and an MFA device)",
+            report.describe()
+        ));
+    }
+    p.vault().promote(account, VaultItem::Password).await?;
+    p.vault().promote(account, VaultItem::TotpSeed).await?;
+    let token = rotation.task_token.take();
+    rotation.phase = Phase::Secured;
+    rotation.waiting_for = None;
+    rotation.expires_at = None;
+    let detail = format!(
+        "root password and MFA verified ({}); vault entries current",
+        report.describe()
+    );
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (who, "root credentials vaulted", detail),
+    )
+    .await?;
+    if let Some(token) = token {
+        p.tokens()
+            .succeed(&token, &json!(StepOutput::from(&rotation)))
+            .await?;
+    }
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Rootless take-over, step 5: deletes every root credential, then audits that
+/// none is left.
+pub async fn delete_root_credentials<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(
+        &rotation,
+        &[Phase::EmailConfirmed],
+        "delete the root credentials",
+    )?;
+    if rotation.mode != Mode::Rootless {
+        return refused(format!(
+            "account {account} is taken over vaulted: its root credentials stay"
+        ));
+    }
+    let deleted = p.root().delete_all(account).await?;
+    let left = p.root().audit(account).await?;
+    if !left.is_empty() {
+        return Err(LifecycleError::NotYet(format!(
+            "account {account}'s root user still has {}",
+            left.describe()
+        )));
+    }
+    rotation.phase = Phase::Secured;
+    let detail = format!("deleted {}; the audit finds none left", deleted.describe());
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "root credentials deleted", detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Take-over, last step: the account is `active`; its mail now becomes tickets.
+pub async fn activate<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(&rotation, &[Phase::Secured], "activate")?;
+    set_status(p, &rotation, AccountStatus::Active).await?;
+    rotation.phase = Phase::Active;
+    let detail = format!(
+        "account is active; mail to {} becomes tickets",
+        rotation.target_email
+    );
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "take-over finished", detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+async fn set_status<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    status: AccountStatus,
+) -> LifecycleResult<()> {
+    let email = match rotation.phase {
+        // During a release the directory still knows the account by our address.
+        Phase::AwaitingCustomerOtp => rotation
+            .previous_email
+            .clone()
+            .unwrap_or(rotation.target_email.clone()),
+        _ => rotation.target_email.clone(),
+    };
+    p.registry()
+        .save(&Account {
+            root_email: email,
+            account_id: rotation.account_id.clone(),
+            customer: rotation.customer.clone(),
+            status,
+        })
+        .await
+}
+
+/// Break-glass access. The audit record is written first: if it cannot be, no
+/// secret is read. Then the password and the current TOTP code, a note on the
+/// account's ticket and an email saying that access happened.
+pub async fn access<P: LifecyclePorts>(
+    p: &P,
+    request: &AccessRequest,
+    now: u64,
+) -> LifecycleResult<AccessGrant> {
+    let account = &request.account_id;
+    for (what, value) in [
+        ("a reason", &request.reason),
+        ("who is asking", &request.who),
+        ("a ticket reference", &request.ticket),
+    ] {
+        if value.trim().is_empty() {
+            return refused(format!("break-glass access needs {what}"));
+        }
+    }
+    let rotation = rotation_of(p, account).await?;
+    let pending = match (rotation.mode, rotation.phase) {
+        (Mode::Rootless, _) => {
+            return refused(format!(
+                "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
+            ));
+        }
+        (Mode::Vaulted, Phase::Active) => false,
+        (Mode::Vaulted, Phase::AwaitingEngineer) => true,
+        (_, phase) => {
+            return refused(format!(
+                "account {account} holds no usable root credentials ({})",
+                phase.as_str()
+            ));
+        }
+    };
+    let stage = if pending {
+        Stage::Pending
+    } else {
+        Stage::Current
+    };
+    let detail = format!(
+        "break-glass access to the root user by {} ({}credentials)",
+        request.who,
+        if pending { "pending " } else { "" }
+    );
+    p.audit()
+        .append(&AuditEntry {
+            account_id: account.clone(),
+            at: now * 1000,
+            actor: request.who.clone(),
+            action: "break-glass access".into(),
+            reason: Some(request.reason.clone()),
+            ticket: Some(request.ticket.clone()),
+            detail: detail.clone(),
+        })
+        .await?;
+    let Some(password) = p.vault().get(account, VaultItem::Password, stage).await? else {
+        return refused(format!("the vault holds no password for account {account}"));
+    };
+    let totp = match p.vault().get(account, VaultItem::TotpSeed, stage).await? {
+        Some(seed) => totp_code(&seed, now),
+        None => None,
+    };
+    let reset_link = if pending {
+        p.vault()
+            .get(account, VaultItem::Handover, Stage::Current)
+            .await?
+    } else {
+        None
+    };
+    let note = format!(
+        "{detail}; reason: {}; ticket: {}",
+        request.reason, request.ticket
+    );
+    if let Err(e) = p
+        .notices()
+        .ticket_note(account, &rotation.customer, &note)
+        .await
+    {
+        tracing::warn!(error = %e, account = %account, "break-glass ticket note not written");
+    }
+    if let Err(e) = p
+        .notices()
+        .email(
+            &format!("rootmail: break-glass access to AWS account {account}"),
+            &note,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, account = %account, "break-glass email not sent");
+    }
+    Ok(AccessGrant {
+        root_email: rotation.target_email.clone(),
+        password,
+        totp_code: totp,
+        reset_link,
+        pending,
+    })
+}
+
+/// Release, step 1: moves the root email to the customer's address. AWS mails
+/// the code to the customer, who gives it to the engineer.
+pub async fn start_release<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    customer_email: &EmailAddress,
+    who: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(&rotation, &[Phase::Active], "release")?;
+    p.api().start_email_update(account, customer_email).await?;
+    rotation.previous_email = Some(rotation.target_email.clone());
+    rotation.target_email = customer_email.clone();
+    rotation.phase = Phase::AwaitingCustomerOtp;
+    let detail = format!(
+        "root email change to the customer's {customer_email} requested; AWS mails the code to the customer"
+    );
+    advance(p, &mut rotation, now, (who, "release started", detail)).await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Release, step 2: the customer's code. A wrong code changes nothing. Then the
+/// vault entries are scheduled for deletion and the account is `released`: mail
+/// still arriving at our address is archived.
+pub async fn complete_release<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    otp: &SecretValue,
+    who: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    expect_phase(
+        &rotation,
+        &[Phase::AwaitingCustomerOtp],
+        "complete the release",
+    )?;
+    p.api()
+        .accept_email_update(account, &rotation.target_email, otp)
+        .await?;
+    if rotation.mode == Mode::Vaulted {
+        p.vault().schedule_deletion(account).await?;
+    }
+    set_status(p, &rotation, AccountStatus::Released).await?;
+    rotation.phase = Phase::Released;
+    let detail = format!(
+        "root email is the customer's {}; vault entries scheduled for deletion",
+        rotation.target_email
+    );
+    advance(p, &mut rotation, now, (who, "released", detail)).await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Closure: the account is closed. Archive and vault are kept; ticketing stops.
+pub async fn close<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    reason: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    if reason.trim().is_empty() {
+        return refused("closing an account needs a reason".into());
+    }
+    let mut rotation = rotation_of(p, account).await?;
+    if rotation.phase == Phase::Closed {
+        return refused(format!("account {account} is already closed"));
+    }
+    set_status(p, &rotation, AccountStatus::Closed).await?;
+    rotation.phase = Phase::Closed;
+    rotation.waiting_for = None;
+    rotation.task_token = None;
+    let detail = format!("account closed: {reason}; archive and vault kept");
+    advance(p, &mut rotation, now, (who, "closed", detail)).await?;
+    Ok(StepOutput::from(&rotation))
+}
