@@ -160,6 +160,7 @@ impl Triager {
     }
 }
 
+pub mod account_fake;
 pub mod aws;
 pub mod lambda;
 pub mod memory_sink;
