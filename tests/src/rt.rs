@@ -255,6 +255,36 @@ impl RtServer {
         }
     }
 
+    /// Creates a ticket the way rootmail's create does, without its note (to
+    /// stage a crash between the two).
+    pub async fn create_ticket(
+        &self,
+        queue: &str,
+        subject: &str,
+        content: &str,
+        thread_key: &str,
+    ) -> String {
+        let body = json!({
+            "Queue": queue,
+            "Subject": subject,
+            "Content": content,
+            "ContentType": "text/plain",
+            "CustomFields": { self.thread_field.as_str(): thread_key },
+        });
+        let response = self
+            .http
+            .send("creating a ticket", |c| {
+                c.post(self.api("/ticket"))
+                    .basic_auth(&self.user, Some(&self.password))
+                    .json(&body)
+            })
+            .await
+            .expect("ticket created");
+        assert_eq!(response.status().as_u16(), 201);
+        let created: Value = response.json().await.expect("RT answers JSON");
+        text(&created["id"])
+    }
+
     /// Adds a correspondence the way rootmail does, without rootmail (to
     /// stage a crash between a correspondence and its note).
     pub async fn correspond(&self, ticket_id: &str, content: &str) {

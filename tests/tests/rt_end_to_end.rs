@@ -16,8 +16,8 @@ use rootmail_pipeline::{
     apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
-use rootmail_tests::{corpus_dir, directory, eml_files, known_secrets, relative};
-use rootmail_tickets::common::message_marker;
+use rootmail_tests::{corpus_dir, directory, eml_files, known_secrets, relative, workspace_bin};
+use rootmail_tickets::common::{body_with_listing, message_marker};
 use rootmail_tickets::rt::priority_number;
 use rootmail_tickets::{HttpClient, RetryPolicy, Rt, RtOptions};
 use serde_json::Value;
@@ -456,4 +456,123 @@ async fn a_wrong_password_is_one_request_and_a_clear_permanent_error() {
     );
     assert!(text.contains("401"), "{text}");
     assert!(!text.contains("not-the-password"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_that_stopped_before_its_note_is_finished_by_the_writer() {
+    let server = RtServer::from_env();
+    let queue = server.create_queue("half-created").await;
+    let rt = server.sink(&queue);
+    let op = TicketOp {
+        message: ContentHash::of(b"the creating mail"),
+        thread_key: ThreadKey::message("half@example.com"),
+        kind: Kind::Unknown,
+        priority: Priority::Normal,
+        account_id: None,
+        customer: None,
+        subject: "Half created".into(),
+        body: "The first mail.".into(),
+        internal_note: "Original message: half.eml".into(),
+        attachments: Vec::new(),
+        archive_ref: None,
+        quarantined: false,
+        received_at_ms: None,
+    };
+    // RT took the ticket; the writer died before the note and before it
+    // recorded the thread.
+    let id = server
+        .create_ticket(
+            &queue,
+            &op.subject,
+            &body_with_listing(&op.body, &[], &op.message),
+            op.thread_key.as_str(),
+        )
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::open(dir.path()).expect("store");
+
+    let applied = apply_ticket_op((&store, &store, &rt, &store), &op, NOW)
+        .await
+        .expect("redelivered");
+
+    assert_eq!(
+        applied.written,
+        Written::Created {
+            ticket_id: id.clone()
+        }
+    );
+    assert_eq!(server.tickets(&queue).await.len(), 1, "no second ticket");
+    let history = server.history(&id).await;
+    let notes = of_kind(&history, "Comment");
+    assert_eq!(notes.len(), 1, "the note the crash cut off");
+    let attachments = server.attachments(&id).await;
+    assert_eq!(
+        text_of(&attachments, &notes[0].id),
+        Some(format!("{}\n\n{}", op.internal_note, message_marker(&op.message)).as_str())
+    );
+}
+
+/// `rootmail run --backend rt`, configured from the environment as documented.
+fn rootmail_run(server: &RtServer, queue: &str, state: &std::path::Path) -> (bool, String) {
+    let output = std::process::Command::new(workspace_bin("rootmail"))
+        .args(["run", "--backend", "rt", "--state"])
+        .arg(state)
+        .arg("--accounts")
+        .arg(corpus_dir().join("accounts.csv"))
+        .arg(corpus_dir())
+        .env("TICKET_API_URL", &server.url)
+        .env("TICKET_CREDENTIALS", server.credentials_json())
+        .env("RT_QUEUE", queue)
+        .env("RT_THREAD_FIELD", &server.thread_field)
+        .env_remove("TICKET_CREDENTIALS_FILE")
+        .env_remove("TICKET_BACKEND")
+        .output()
+        .expect("rootmail runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rootmail_run_with_the_rt_backend_files_the_corpus_once() {
+    let server = RtServer::from_env();
+    let queue = server.create_queue("cli").await;
+    let files = eml_files(&corpus_dir());
+    let want = expected(&files);
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let (ok, output) = rootmail_run(&server, &queue, state.path());
+
+    assert!(ok, "{output}");
+    let comments = want.operations - want.threads.len();
+    assert!(
+        output.contains(&format!(
+            "{} tickets created, {comments} comments",
+            want.threads.len()
+        )),
+        "{output}"
+    );
+    assert_no_secret_in("CLI output", &output);
+    let tickets = server.tickets(&queue).await;
+    assert_eq!(tickets.len(), want.threads.len());
+    let mut correspondences = 0;
+    for ticket in &tickets {
+        correspondences += of_kind(&server.history(&ticket.id).await, "Correspond").len();
+    }
+    assert_eq!(correspondences, comments);
+
+    let before = snapshot(&server, &queue).await;
+    let (ok, output) = rootmail_run(&server, &queue, state.path());
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!(
+            "0 tickets created, 0 comments, 0 archived, 0 quarantined, 0 handed off, {} seen before",
+            want.messages
+        )),
+        "{output}"
+    );
+    assert_eq!(snapshot(&server, &queue).await, before, "nothing new in RT");
 }
