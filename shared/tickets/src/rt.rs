@@ -419,7 +419,9 @@ impl Rt {
             _ => None,
         };
         let wanted = i64::from(priority_number(priority));
-        if current.is_some_and(|c| c >= wanted) {
+        // A priority that is not a number (a local customisation) is left alone:
+        // raising it could lower it.
+        if current.is_none_or(|c| c >= wanted) {
             return Ok(());
         }
         let what = format!("raising the priority of RT ticket {ticket_id}");
