@@ -6,7 +6,7 @@ use crate::output::table;
 use anyhow::Context as _;
 use rootmail_aws::Env;
 use rootmail_aws::tickets::backend_settings;
-use rootmail_domain::{Disposition, InMemoryDirectory, NoRotations};
+use rootmail_domain::{Disposition, InMemoryDirectory};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{Ingested, Knowledge, TicketSink, Written, ingest, write_ticket};
 use rootmail_tickets::{AnyBackend, BackendKind};
@@ -79,7 +79,7 @@ fn run_with<S: TicketSink + Sync>(
     let rules = inputs::rules(inputs.rules)?;
     let knowledge = Knowledge {
         rules: &rules,
-        rotations: &NoRotations,
+        handoffs: &rootmail_pipeline::NoHandoffs,
     };
     // The HTTP backends need a Tokio reactor; the local store works on any executor.
     let runtime = tokio::runtime::Builder::new_current_thread()

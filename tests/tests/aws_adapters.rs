@@ -188,7 +188,7 @@ async fn a_failed_run_releases_its_claim_for_the_retry() {
     let rules = rootmail_domain::Rules::built_in();
     let knowledge = Knowledge {
         rules: &rules,
-        rotations: &rootmail_domain::NoRotations,
+        handoffs: &rootmail_pipeline::NoHandoffs,
     };
     let raw = b"From: a@b.example\r\nIn-Reply-To: <earlier@b.example>\r\nSubject: hi\r\n\r\nbody";
     let ports = (&NoArchive, &ledger, &threads, &directory);

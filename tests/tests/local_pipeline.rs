@@ -2,9 +2,7 @@
 //! store, with every message delivered more than once.
 
 use pollster::block_on;
-use rootmail_domain::{
-    ContentHash, InMemoryDirectory, Kind, NoRotations, Priority, Rules, ThreadKey,
-};
+use rootmail_domain::{ContentHash, InMemoryDirectory, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::{LocalStore, StoreError};
 use rootmail_pipeline::{
     DEFAULT_STALE_CLAIM_SECS, Ingested, Knowledge, Ledger, NewTicket, TicketOp, TicketSink,
@@ -40,7 +38,7 @@ impl Env {
     fn ingest_at(&self, raw: &[u8], source: &str, now: u64) -> Ingested {
         let knowledge = Knowledge {
             rules: &self.rules,
-            rotations: &NoRotations,
+            handoffs: &rootmail_pipeline::NoHandoffs,
         };
         let s = &self.store;
         block_on(ingest(

@@ -9,11 +9,11 @@
 //! Each test writes to a queue of its own, so tests and repeated runs do not see
 //! each other's tickets.
 
-use rootmail_domain::{ContentHash, Kind, NoRotations, Priority, Rules, ThreadKey};
+use rootmail_domain::{ContentHash, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    Ingested, Knowledge, NewComment, NewTicket, PortError, TicketOp, TicketSink, Written,
-    apply_ticket_op, idempotency_key, ingest,
+    Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, PortError, TicketOp, TicketSink,
+    Written, apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{corpus_dir, directory, eml_files, known_secrets, relative, workspace_bin};
@@ -61,7 +61,7 @@ async fn run_corpus(store: &LocalStore, rt: &Rt, files: &[PathBuf]) -> Vec<(Tick
     let rules = Rules::built_in();
     let knowledge = Knowledge {
         rules: &rules,
-        rotations: &NoRotations,
+        handoffs: &NoHandoffs,
     };
     let mut written = Vec::new();
     for path in files {

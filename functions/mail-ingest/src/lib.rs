@@ -17,7 +17,7 @@ use rootmail_aws::{
     ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, InPlaceArchive, MailLocation,
     Metrics, ReadError, S3Mail, SqsTicketQueue,
 };
-use rootmail_domain::{Disposition, Kind, NoRotations, Rules};
+use rootmail_domain::{Disposition, Kind, Rules};
 use rootmail_pipeline::{
     AccountLookup, Ingested, Knowledge, Ledger, PortError, PortResult, ThreadMap, TicketQueue,
     ingest, record_unreadable,
@@ -238,7 +238,7 @@ where
         };
         let knowledge = Knowledge {
             rules: &self.rules,
-            rotations: &NoRotations,
+            handoffs: &rootmail_pipeline::NoHandoffs,
         };
         let ports = (
             &InPlaceArchive(location),

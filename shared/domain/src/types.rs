@@ -172,6 +172,11 @@ impl ThreadKey {
         Self(format!("msg:sha256:{}", &hash.as_str()[..16]))
     }
 
+    /// The ticket that follows one account's root-credential lifecycle.
+    pub fn lifecycle(account: &AccountId) -> Self {
+        Self(format!("lifecycle:{account}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -573,8 +573,8 @@ async fn set_status<P: LifecyclePorts>(
     status: AccountStatus,
 ) -> LifecycleResult<()> {
     let email = match rotation.phase {
-        // During a release the directory still knows the account by our address.
-        Phase::AwaitingCustomerOtp => rotation
+        // From a release on, the directory knows the account by our old address.
+        Phase::AwaitingCustomerOtp | Phase::Released => rotation
             .previous_email
             .clone()
             .unwrap_or(rotation.target_email.clone()),

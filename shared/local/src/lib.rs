@@ -2,6 +2,8 @@
 //! directory from CSV, so the whole product runs on one machine with no AWS.
 
 pub mod accounts;
+pub mod lifecycle;
 pub mod store;
+pub mod workflow;
 
 pub use store::{LocalComment, LocalStore, LocalTicket, StoreError};

@@ -80,22 +80,29 @@ pub struct LocalStore {
     own_claims: Mutex<HashSet<ContentHash>>,
 }
 
-const DIRS: [&str; 6] = [
+const DIRS: [&str; 13] = [
     "archive",
     "ledger",
     "threads",
     "messages",
     "tickets",
     "tickets/by-thread",
+    "lifecycle/rotations",
+    "lifecycle/audit",
+    "lifecycle/accounts",
+    "lifecycle/vault",
+    "lifecycle/notices",
+    "simulated-aws/accounts",
+    "simulated-aws/mail",
 ];
 
 impl LocalStore {
-    /// Opens (creating if needed) the state directory and takes its lock.
     /// The state directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// Opens (creating if needed) the state directory and takes its lock.
     pub fn open(root: &Path) -> Result<Self, StoreError> {
         let io = |source| StoreError::Io {
             path: root.display().to_string(),
@@ -148,14 +155,17 @@ impl LocalStore {
         self.root.join("tickets").join(format!("{id}.json"))
     }
 
-    fn keyed_path(&self, dir: &str, key: &str) -> PathBuf {
+    pub(crate) fn keyed_path(&self, dir: &str, key: &str) -> PathBuf {
         let hash = ContentHash::of(key.as_bytes());
         self.root
             .join(dir)
             .join(format!("{}.json", &hash.as_str()[..32]))
     }
 
-    fn read<T: for<'de> Deserialize<'de>>(&self, path: &Path) -> Result<Option<T>, StoreError> {
+    pub(crate) fn read<T: for<'de> Deserialize<'de>>(
+        &self,
+        path: &Path,
+    ) -> Result<Option<T>, StoreError> {
         match fs::read(path) {
             Ok(bytes) => {
                 serde_json::from_slice(&bytes)
@@ -173,7 +183,10 @@ impl LocalStore {
         }
     }
 
-    fn read_all<T: for<'de> Deserialize<'de>>(&self, dir: &str) -> Result<Vec<T>, StoreError> {
+    pub(crate) fn read_all<T: for<'de> Deserialize<'de>>(
+        &self,
+        dir: &str,
+    ) -> Result<Vec<T>, StoreError> {
         let dir = self.root.join(dir);
         let entries = fs::read_dir(&dir).map_err(|source| StoreError::Io {
             path: dir.display().to_string(),
@@ -194,7 +207,7 @@ impl LocalStore {
         Ok(out)
     }
 
-    fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StoreError> {
+    pub(crate) fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), StoreError> {
         let bytes = serde_json::to_vec_pretty(value).expect("store records always serialize");
         write_atomically(path, &bytes)
     }
@@ -216,7 +229,7 @@ impl LocalStore {
     }
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let io = |source| StoreError::Io {
         path: path.display().to_string(),
         source,

@@ -16,18 +16,29 @@ use rootmail_domain::directory::candidates;
 use rootmail_domain::mail::{ParsedMail, parse};
 use rootmail_domain::ses::envelope;
 use rootmail_domain::{
-    ContentHash, Context, Disposition, InMemoryDirectory, Kind, MailInput, Priority, Rules,
-    ThreadKey, Triage, WaitingRotations, triage_parsed,
+    Account, AccountId, ContentHash, Context, Disposition, InMemoryDirectory, Kind, MailInput,
+    NoRotations, Priority, Rules, SecretKind, ThreadKey, Triage, WaitingRotations, triage_parsed,
 };
 use std::collections::HashMap;
 
 /// A claim older than this is taken over (a run that crashed is retried).
 pub const DEFAULT_STALE_CLAIM_SECS: u64 = 15 * 60;
 
-/// What triage reads besides the message and the account directory.
-pub struct Knowledge<'a> {
+/// What triage reads besides the message and the account directory, and where
+/// a secret goes when a rotation waits for it.
+pub struct Knowledge<'a, H = NoHandoffs> {
     pub rules: &'a Rules,
-    pub rotations: &'a dyn WaitingRotations,
+    pub handoffs: &'a H,
+}
+
+/// The rotations waiting for a secret among a message's candidate accounts,
+/// fetched before triage so triage itself stays synchronous.
+struct Waiting(Vec<(AccountId, Kind)>);
+
+impl WaitingRotations for Waiting {
+    fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool {
+        self.0.iter().any(|(a, k)| a == account && *k == kind)
+    }
 }
 
 /// The result of ingesting one message.
@@ -46,13 +57,20 @@ pub enum Ingested {
 }
 
 /// One message through claim, archive, triage and ledger.
-pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + Sync>(
+pub async fn ingest<A, L, T, D, H>(
     (archive, ledger, threads, accounts): (&A, &L, &T, &D),
-    knowledge: &Knowledge<'_>,
+    knowledge: &Knowledge<'_, H>,
     raw: &[u8],
     source: &str,
     now: u64,
-) -> PortResult<Ingested> {
+) -> PortResult<Ingested>
+where
+    A: MailArchive,
+    L: Ledger,
+    T: ThreadMap,
+    D: AccountLookup + Sync,
+    H: Handoffs + Sync,
+{
     let hash = ContentHash::of(raw);
     let mut row = match ledger
         .claim(&hash, source, now, DEFAULT_STALE_CLAIM_SECS)
@@ -72,6 +90,7 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + 
         knowledge,
         (raw, &hash, source),
         row.clone(),
+        now,
     )
     .await;
     if result.is_err() && owned_claim {
@@ -85,42 +104,65 @@ pub async fn ingest<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + 
 }
 
 /// Archive, triage and record a message this run holds.
-async fn triage_claimed<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLookup + Sync>(
+async fn triage_claimed<A, L, T, D, H>(
     (archive, ledger, threads, accounts): (&A, &L, &T, &D),
-    knowledge: &Knowledge<'_>,
+    knowledge: &Knowledge<'_, H>,
     (raw, hash, source): (&[u8], &ContentHash, &str),
     mut row: LedgerRow,
-) -> PortResult<Ingested> {
+    now: u64,
+) -> PortResult<Ingested>
+where
+    A: MailArchive,
+    L: Ledger,
+    T: ThreadMap,
+    D: AccountLookup + Sync,
+    H: Handoffs + Sync,
+{
     let origin = archive.put(hash, raw).await?;
 
     let parsed = parse(raw);
     let mut known: HashMap<String, ThreadKey> = HashMap::new();
     let mut directory = InMemoryDirectory::default();
+    let mut waiting = Waiting(Vec::new());
     if let Ok(mail) = &parsed {
         for id in mail.referenced_ids() {
             if let Some(key) = threads.thread_of_message(id).await? {
                 known.insert(id.to_string(), key);
             }
         }
-        directory = fetch_candidates(accounts, mail).await?;
+        let found = fetch_candidates(accounts, mail).await?;
+        let ids: Vec<AccountId> = found.iter().map(|a| a.account_id.clone()).collect();
+        if !ids.is_empty() {
+            waiting = Waiting(knowledge.handoffs.waiting(&ids, now).await?);
+        }
+        directory = InMemoryDirectory::new(found).map_err(|e| PortError::Permanent {
+            port: "accounts",
+            message: e.to_string(),
+        })?;
     }
     let object_name = source.rsplit(['/', '\\']).next();
     let ctx = Context {
         directory: &directory,
         rules: knowledge.rules,
         known_threads: &known,
-        rotations: knowledge.rotations,
+        rotations: &waiting,
     };
-    let triage = triage_parsed(
-        &parsed,
-        hash,
-        &MailInput {
-            raw,
-            origin: &origin,
-            object_name,
-        },
-        &ctx,
-    );
+    let input = MailInput {
+        raw,
+        origin: &origin,
+        object_name,
+    };
+    let mut triage = triage_parsed(&parsed, hash, &input, &ctx);
+    if triage.disposition == Disposition::Handoff
+        && !hand_over(knowledge.handoffs, &triage, now).await?
+    {
+        // The rotation stopped waiting meanwhile: the mail is an alert after all.
+        let ctx = Context {
+            rotations: &NoRotations,
+            ..ctx
+        };
+        triage = triage_parsed(&parsed, hash, &input, &ctx);
+    }
     if let Some(id) = &triage.message_id {
         threads.remember_message(id, &triage.thread_key).await?;
     }
@@ -170,7 +212,7 @@ async fn triage_claimed<A: MailArchive, L: Ledger, T: ThreadMap, D: AccountLooku
 async fn fetch_candidates<D: AccountLookup + Sync>(
     accounts: &D,
     mail: &ParsedMail,
-) -> PortResult<InMemoryDirectory> {
+) -> PortResult<Vec<Account>> {
     let wanted = candidates(mail, &envelope(mail).recipients);
     let mut found = accounts.by_emails(&wanted.emails).await?;
     for id in &wanted.ids {
@@ -178,10 +220,26 @@ async fn fetch_candidates<D: AccountLookup + Sync>(
     }
     found.sort_by(|a, b| a.root_email.cmp(&b.root_email));
     found.dedup_by(|a, b| a.root_email == b.root_email);
-    InMemoryDirectory::new(found).map_err(|e| PortError::Permanent {
-        port: "accounts",
-        message: e.to_string(),
-    })
+    Ok(found)
+}
+
+/// Gives the waiting rotation the secret it waits for. `false`: it no longer waits.
+async fn hand_over<H: Handoffs>(handoffs: &H, triage: &Triage, now: u64) -> PortResult<bool> {
+    let Some(account) = &triage.account_id else {
+        return Ok(false);
+    };
+    let wanted = match triage.kind {
+        Kind::RootEmailOtp | Kind::SigninOtp => SecretKind::VerificationCode,
+        Kind::PasswordReset => SecretKind::ResetLink,
+        Kind::MfaRecovery => SecretKind::RecoveryLink,
+        _ => return Ok(false),
+    };
+    let Some(secret) = triage.secrets.iter().find(|s| s.kind == wanted) else {
+        return Ok(false);
+    };
+    handoffs
+        .hand_over(account, triage.kind, &secret.value, now)
+        .await
 }
 
 /// Records a message that could not be read at all (deleted before it was read,

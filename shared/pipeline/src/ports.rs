@@ -5,7 +5,9 @@
 //! runtime and the single-threaded local mode.
 
 use crate::model::{Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord, TicketOp};
-use rootmail_domain::{Account, AccountDirectory, AccountId, ContentHash, EmailAddress, ThreadKey};
+use rootmail_domain::{
+    Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Kind, SecretValue, ThreadKey,
+};
 use std::future::Future;
 
 /// Whether a failure is worth retrying; the handler's answer depends on it.
@@ -106,6 +108,38 @@ pub trait ThreadMap {
         message_id: &str,
         key: &ThreadKey,
     ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The credential lifecycle, as the mail pipeline sees it: which accounts wait
+/// for which secret, and where a verified secret goes.
+pub trait Handoffs {
+    /// The (account, kind) pairs among `accounts` whose rotation waits now.
+    fn waiting(
+        &self,
+        accounts: &[AccountId],
+        now: u64,
+    ) -> impl Future<Output = PortResult<Vec<(AccountId, Kind)>>> + Send;
+    /// Hands the secret over. `false`: the rotation stopped waiting meanwhile.
+    fn hand_over(
+        &self,
+        account: &AccountId,
+        kind: Kind,
+        secret: &SecretValue,
+        now: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+}
+
+/// No lifecycle: nothing ever waits (triage, tests, a pipeline without rotations).
+pub struct NoHandoffs;
+
+impl Handoffs for NoHandoffs {
+    async fn waiting(&self, _: &[AccountId], _: u64) -> PortResult<Vec<(AccountId, Kind)>> {
+        Ok(Vec::new())
+    }
+
+    async fn hand_over(&self, _: &AccountId, _: Kind, _: &SecretValue, _: u64) -> PortResult<bool> {
+        Ok(false)
+    }
 }
 
 /// Reads a stored original back (the writer needs its attachments).

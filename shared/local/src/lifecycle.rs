@@ -1,0 +1,711 @@
+//! The credential lifecycle on this machine, so it can be tried without AWS:
+//! - records under `<state>/lifecycle/` (rotations, an append-only audit file per
+//!   account, accounts the lifecycle registered);
+//! - a vault file per account, every value sealed with AES-256-GCM under the key
+//!   in `ROOTMAIL_VAULT_KEY` (64 hex digits; `openssl rand -hex 32` makes one);
+//! - a simulated AWS under `<state>/simulated-aws/`: the Account API's
+//!   primary-email calls and the root user, which mails its codes the way AWS
+//!   does, into `simulated-aws/mail/`, for the mail pipeline to read.
+
+use crate::store::{LocalStore, StoreError};
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rootmail_domain::{Account, AccountId, EmailAddress, Kind, Priority, SecretValue, ThreadKey};
+use rootmail_lifecycle::steps::hand_over;
+use rootmail_lifecycle::{
+    AccountApi, AccountRegistry, AuditEntry, AuditLog, LifecycleError, LifecyclePorts,
+    LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
+    TaskTokens, Vault, VaultItem,
+};
+use rootmail_pipeline::{Handoffs, PortError, PortResult, TicketOp, apply_ticket_op};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use zeroize::Zeroizing;
+
+/// The environment variable holding the local vault's key.
+pub const VAULT_KEY_VARIABLE: &str = "ROOTMAIL_VAULT_KEY";
+
+/// How long a simulated code stays valid (AWS says 30 minutes in its mail).
+const SIMULATED_OTP_SECS: u64 = 30 * 60;
+
+/// The key that seals the local vault.
+pub struct VaultKey(Zeroizing<[u8; 32]>);
+
+impl VaultKey {
+    pub fn from_hex(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let mut key = Zeroizing::new([0u8; 32]);
+        if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{VAULT_KEY_VARIABLE} must be 64 hex digits (32 bytes); make one with `openssl rand -hex 32`"
+            ));
+        }
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                .map_err(|_| format!("{VAULT_KEY_VARIABLE} is not hex"))?;
+        }
+        Ok(Self(key))
+    }
+
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var(VAULT_KEY_VARIABLE) {
+            Ok(text) => Self::from_hex(&text),
+            Err(_) => Err(format!(
+                "set {VAULT_KEY_VARIABLE} to the local vault's key (64 hex digits; `openssl rand -hex 32` makes one)"
+            )),
+        }
+    }
+}
+
+/// A sealed value: a random 96-bit nonce and the AES-GCM ciphertext.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    nonce: String,
+    data: String,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct VaultFile {
+    /// `item/stage` -> sealed value.
+    items: BTreeMap<String, Sealed>,
+    #[serde(default)]
+    deletion_scheduled_at: Option<u64>,
+}
+
+/// A member account as the simulated AWS knows it.
+#[derive(Serialize, Deserialize)]
+struct SimulatedAccount {
+    primary_email: EmailAddress,
+    #[serde(default)]
+    pending: Option<PendingUpdate>,
+    root: RootCredentialReport,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingUpdate {
+    email: EmailAddress,
+    /// Sealed like the vault's values: codes do not sit in files in the clear.
+    otp: Sealed,
+    expires_at: u64,
+}
+
+/// The lifecycle's ports over a local state directory.
+pub struct LocalLifecycle<'a> {
+    store: &'a LocalStore,
+    key: VaultKey,
+}
+
+fn port(e: StoreError) -> LifecycleError {
+    LifecycleError::Port(PortError::Permanent {
+        port: "lifecycle",
+        message: e.to_string(),
+    })
+}
+
+fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> LifecycleError + '_ {
+    move |e| {
+        LifecycleError::Port(PortError::Permanent {
+            port: "lifecycle",
+            message: format!("{}: {e}", path.display()),
+        })
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl<'a> LocalLifecycle<'a> {
+    pub fn new(store: &'a LocalStore, key: VaultKey) -> Self {
+        Self { store, key }
+    }
+
+    fn seal(&self, plain: &[u8]) -> LifecycleResult<Sealed> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| {
+            LifecycleError::Port(PortError::Transient {
+                port: "vault",
+                message: format!("no randomness for a nonce: {e}"),
+            })
+        })?;
+        let cipher = Aes256Gcm::new_from_slice(&self.key.0[..]).map_err(|_| sealing_error())?;
+        let data = cipher
+            .encrypt(Nonce::from_slice(&nonce), plain)
+            .map_err(|_| sealing_error())?;
+        Ok(Sealed {
+            nonce: STANDARD.encode(nonce),
+            data: STANDARD.encode(data),
+        })
+    }
+
+    fn open(&self, sealed: &Sealed) -> LifecycleResult<SecretValue> {
+        let refused = || {
+            LifecycleError::Refused(format!(
+                "the local vault cannot be opened with this {VAULT_KEY_VARIABLE} (wrong key, or the file was changed)"
+            ))
+        };
+        let nonce = STANDARD.decode(&sealed.nonce).map_err(|_| refused())?;
+        let data = STANDARD.decode(&sealed.data).map_err(|_| refused())?;
+        if nonce.len() != 12 {
+            return Err(refused());
+        }
+        let cipher = Aes256Gcm::new_from_slice(&self.key.0[..]).map_err(|_| sealing_error())?;
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt(Nonce::from_slice(&nonce), data.as_slice())
+                .map_err(|_| refused())?,
+        );
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| refused())?;
+        Ok(SecretValue::new(text))
+    }
+
+    fn vault_path(&self, account: &AccountId) -> std::path::PathBuf {
+        self.store
+            .root()
+            .join("lifecycle/vault")
+            .join(format!("{account}.json"))
+    }
+
+    fn vault_file(&self, account: &AccountId) -> LifecycleResult<VaultFile> {
+        Ok(self
+            .store
+            .read(&self.vault_path(account))
+            .map_err(port)?
+            .unwrap_or_default())
+    }
+
+    fn simulated_path(&self, account: &AccountId) -> std::path::PathBuf {
+        self.store
+            .root()
+            .join("simulated-aws/accounts")
+            .join(format!("{account}.json"))
+    }
+
+    /// The simulated member account, created on first use with an old password
+    /// and one access key (what a customer's account typically has).
+    fn simulated(&self, account: &AccountId) -> LifecycleResult<SimulatedAccount> {
+        if let Some(found) = self
+            .store
+            .read(&self.simulated_path(account))
+            .map_err(port)?
+        {
+            return Ok(found);
+        }
+        let primary_email = EmailAddress::parse(&format!("aws-{account}@customer.example"))
+            .map_err(|e| LifecycleError::Refused(e.to_string()))?;
+        Ok(SimulatedAccount {
+            primary_email,
+            pending: None,
+            root: RootCredentialReport {
+                password: true,
+                access_keys: 1,
+                signing_certificates: 0,
+                mfa_devices: 0,
+            },
+        })
+    }
+
+    fn save_simulated(&self, account: &AccountId, state: &SimulatedAccount) -> LifecycleResult<()> {
+        self.store
+            .write(&self.simulated_path(account), state)
+            .map_err(port)
+    }
+
+    /// Plays the engineer's console steps on the simulated root user: a password
+    /// set and a virtual MFA device registered.
+    pub fn simulate_console_steps(&self, account: &AccountId) -> LifecycleResult<()> {
+        let mut state = self.simulated(account)?;
+        state.root.password = true;
+        state.root.mfa_devices = state.root.mfa_devices.max(1);
+        self.save_simulated(account, &state)
+    }
+
+    /// The code mails the simulated AWS sent and nobody has read yet.
+    pub fn simulated_mail_dir(&self) -> std::path::PathBuf {
+        self.store.root().join("simulated-aws/mail")
+    }
+
+    /// Accounts the lifecycle registered (they extend the `--accounts` file).
+    pub fn registered_accounts(&self) -> LifecycleResult<Vec<Account>> {
+        self.store.read_all("lifecycle/accounts").map_err(port)
+    }
+
+    fn audit_path(&self, account: &AccountId) -> std::path::PathBuf {
+        self.store
+            .root()
+            .join("lifecycle/audit")
+            .join(format!("{account}.jsonl"))
+    }
+}
+
+fn sealing_error() -> LifecycleError {
+    LifecycleError::Port(PortError::Permanent {
+        port: "vault",
+        message: "AES-GCM refused the key or nonce".into(),
+    })
+}
+
+fn random_code() -> LifecycleResult<String> {
+    const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        LifecycleError::Port(PortError::Transient {
+            port: "simulated-aws",
+            message: e.to_string(),
+        })
+    })?;
+    Ok(bytes
+        .iter()
+        .map(|b| char::from(CHARS[usize::from(b % 32)]))
+        .collect())
+}
+
+/// The mail AWS sends to a new root address, with the headers SES adds on
+/// receipt (verdicts and authentication that pass for AWS's sending domain).
+pub fn root_email_code_mail(to: &EmailAddress, account: &AccountId, code: &str, at: u64) -> String {
+    let hash = rootmail_domain::ContentHash::of(format!("{to}{account}{code}{at}").as_bytes());
+    let id = &hash.as_str()[..32];
+    format!(
+        "Return-Path: <{id}@amazonses.com>\r\n\
+         Received: from a8-31.smtp-out.amazonses.com (a8-31.smtp-out.amazonses.com [54.240.8.31])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id {id}\r\n for {to};\r\n {date}\r\n\
+         X-SES-Spam-Verdict: PASS\r\n\
+         X-SES-Virus-Verdict: PASS\r\n\
+         Received-SPF: pass (spf=pass) client-ip=54.240.8.31; envelope-from={id}@amazonses.com;\r\n\
+         Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=54.240.8.31; envelope-from={id}@amazonses.com;\r\n dkim=pass header.i=@verify.signin.aws;\r\n dkim=pass header.i=@amazonses.com;\r\n dmarc=pass header.from=verify.signin.aws;\r\n\
+         Date: {date}\r\n\
+         From: Amazon Web Services <no-reply@verify.signin.aws>\r\n\
+         To: {to}\r\n\
+         Message-ID: <{id}@email.amazonses.com>\r\n\
+         Subject: Verify your new AWS account root user email address\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=UTF-8\r\n\r\n\
+         Hello,\r\n\r\n\
+         We received a request to change the email address of the root user of AWS\r\n\
+         account {account} to this email address.\r\n\r\n\
+         To verify this email address, enter the following verification code on the\r\n\
+         AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:\r\n\r\n\
+         \x20   Verification code: {code}\r\n\r\n\
+         This code expires 30 minutes after it was sent.\r\n\r\n\
+         Sincerely,\r\nAmazon Web Services\r\n",
+        date = rfc2822(at),
+    )
+}
+
+/// `Mon, 12 Jan 2026 09:41:07 +0000` for seconds since the epoch.
+fn rfc2822(secs: u64) -> String {
+    let days = secs / 86_400;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    format!(
+        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} +0000",
+        WEEKDAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize]
+    )
+}
+
+impl AccountApi for LocalLifecycle<'_> {
+    async fn start_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+    ) -> LifecycleResult<()> {
+        let others: Vec<SimulatedAccount> = self
+            .store
+            .read_all("simulated-aws/accounts")
+            .map_err(port)?;
+        if others.iter().any(|a| a.primary_email == *email) {
+            return Err(LifecycleError::Refused(format!(
+                "AWS refused (ConflictException): {email} is already an account's root email"
+            )));
+        }
+        let mut state = self.simulated(account)?;
+        let code = random_code()?;
+        let now = now_secs();
+        state.pending = Some(PendingUpdate {
+            email: email.clone(),
+            otp: self.seal(code.as_bytes())?,
+            expires_at: now + SIMULATED_OTP_SECS,
+        });
+        self.save_simulated(account, &state)?;
+        let mail = root_email_code_mail(email, account, &code, now);
+        let path = self
+            .simulated_mail_dir()
+            .join(format!("{now}-{account}-root-email-code.eml"));
+        crate::store::write_atomically(&path, mail.as_bytes()).map_err(port)
+    }
+
+    async fn accept_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+        otp: &SecretValue,
+    ) -> LifecycleResult<()> {
+        let mut state = self.simulated(account)?;
+        let Some(pending) = state.pending.take() else {
+            return Err(LifecycleError::Refused(format!(
+                "AWS refused: no root email change is pending for account {account}"
+            )));
+        };
+        let expected = self.open(&pending.otp)?;
+        let matches = pending.email == *email && expected.expose() == otp.expose().trim();
+        if !matches || now_secs() >= pending.expires_at {
+            return Err(LifecycleError::Refused(format!(
+                "AWS refused the code for account {account}: it is wrong or expired"
+            )));
+        }
+        state.primary_email = email.clone();
+        self.save_simulated(account, &state)
+    }
+
+    async fn primary_email(&self, account: &AccountId) -> LifecycleResult<EmailAddress> {
+        Ok(self.simulated(account)?.primary_email)
+    }
+}
+
+impl RootAccess for LocalLifecycle<'_> {
+    async fn audit(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
+        Ok(self.simulated(account)?.root)
+    }
+
+    async fn delete_all(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
+        let mut state = self.simulated(account)?;
+        let deleted = state.root;
+        state.root = RootCredentialReport::default();
+        self.save_simulated(account, &state)?;
+        Ok(deleted)
+    }
+}
+
+fn vault_slot(item: VaultItem, stage: Stage) -> String {
+    let stage = match stage {
+        Stage::Pending => "pending",
+        Stage::Current => "current",
+    };
+    format!("{}/{stage}", item.as_str())
+}
+
+impl Vault for LocalLifecycle<'_> {
+    async fn put(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        stage: Stage,
+        value: &SecretValue,
+    ) -> LifecycleResult<String> {
+        let mut file = self.vault_file(account)?;
+        let slot = vault_slot(item, stage);
+        file.items
+            .insert(slot.clone(), self.seal(value.expose().as_bytes())?);
+        self.store
+            .write(&self.vault_path(account), &file)
+            .map_err(port)?;
+        Ok(format!("local-vault:{account}/{slot}"))
+    }
+
+    async fn get(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        stage: Stage,
+    ) -> LifecycleResult<Option<SecretValue>> {
+        let file = self.vault_file(account)?;
+        file.items
+            .get(&vault_slot(item, stage))
+            .map(|sealed| self.open(sealed))
+            .transpose()
+    }
+
+    async fn promote(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
+        let mut file = self.vault_file(account)?;
+        let Some(pending) = file.items.remove(&vault_slot(item, Stage::Pending)) else {
+            return Err(LifecycleError::Refused(format!(
+                "no pending {} in the vault for account {account}",
+                item.as_str()
+            )));
+        };
+        file.items.insert(vault_slot(item, Stage::Current), pending);
+        self.store
+            .write(&self.vault_path(account), &file)
+            .map_err(port)
+    }
+
+    async fn schedule_deletion(&self, account: &AccountId) -> LifecycleResult<()> {
+        let mut file = self.vault_file(account)?;
+        file.deletion_scheduled_at.get_or_insert(now_secs());
+        self.store
+            .write(&self.vault_path(account), &file)
+            .map_err(port)
+    }
+}
+
+impl Rotations for LocalLifecycle<'_> {
+    async fn get(&self, account: &AccountId) -> LifecycleResult<Option<Rotation>> {
+        let path = self
+            .store
+            .root()
+            .join("lifecycle/rotations")
+            .join(format!("{account}.json"));
+        self.store.read(&path).map_err(port)
+    }
+
+    async fn put(&self, rotation: &Rotation, expected: Option<u64>) -> LifecycleResult<()> {
+        let stored = Rotations::get(self, &rotation.account_id).await?;
+        if stored.as_ref().map(|r| r.version) != expected {
+            return Err(LifecycleError::Refused(format!(
+                "account {}'s lifecycle record changed meanwhile; look at it again",
+                rotation.account_id
+            )));
+        }
+        let path = self
+            .store
+            .root()
+            .join("lifecycle/rotations")
+            .join(format!("{}.json", rotation.account_id));
+        self.store.write(&path, rotation).map_err(port)
+    }
+}
+
+impl AuditLog for LocalLifecycle<'_> {
+    async fn append(&self, entry: &AuditEntry) -> LifecycleResult<()> {
+        let path = self.audit_path(&entry.account_id);
+        let mut line = serde_json::to_vec(entry).map_err(|e| {
+            LifecycleError::Port(PortError::Permanent {
+                port: "audit",
+                message: e.to_string(),
+            })
+        })?;
+        line.push(b'\n');
+        // Opened for appending only: earlier records are never rewritten.
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.write_all(&line).map_err(io(&path))?;
+        file.sync_data().map_err(io(&path))
+    }
+
+    async fn entries(&self, account: &AccountId) -> LifecycleResult<Vec<AuditEntry>> {
+        let path = self.audit_path(account);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| {
+                    LifecycleError::Port(PortError::Permanent {
+                        port: "audit",
+                        message: format!("{}: {e}", path.display()),
+                    })
+                })
+            })
+            .collect()
+    }
+}
+
+impl AccountRegistry for LocalLifecycle<'_> {
+    async fn by_id(&self, account: &AccountId) -> LifecycleResult<Option<Account>> {
+        Ok(self
+            .registered_accounts()?
+            .into_iter()
+            .find(|a| a.account_id == *account))
+    }
+
+    async fn by_email(&self, email: &EmailAddress) -> LifecycleResult<Option<Account>> {
+        self.store
+            .read(&self.store.keyed_path("lifecycle/accounts", email.as_str()))
+            .map_err(port)
+    }
+
+    async fn save(&self, account: &Account) -> LifecycleResult<()> {
+        self.store
+            .write(
+                &self
+                    .store
+                    .keyed_path("lifecycle/accounts", account.root_email.as_str()),
+                account,
+            )
+            .map_err(port)
+    }
+
+    async fn forget(&self, email: &EmailAddress) -> LifecycleResult<()> {
+        let path = self.store.keyed_path("lifecycle/accounts", email.as_str());
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+}
+
+impl TaskTokens for LocalLifecycle<'_> {
+    async fn succeed(&self, token: &str, _output: &serde_json::Value) -> LifecycleResult<()> {
+        // In-process: the command that started the step continues by itself.
+        tracing::debug!(token, "local task answered");
+        Ok(())
+    }
+}
+
+impl Notices for LocalLifecycle<'_> {
+    async fn ticket_note(
+        &self,
+        account: &AccountId,
+        customer: &str,
+        text: &str,
+    ) -> LifecycleResult<()> {
+        let now = now_secs();
+        let message =
+            rootmail_domain::ContentHash::of(format!("{account}\n{now}\n{text}").as_bytes());
+        let op = TicketOp {
+            message,
+            thread_key: ThreadKey::lifecycle(account),
+            kind: Kind::Unknown,
+            priority: Priority::Normal,
+            account_id: Some(account.to_string()),
+            customer: Some(customer.to_string()),
+            subject: format!("[{customer} / {account}] Root credential lifecycle"),
+            body: text.to_string(),
+            internal_note: String::new(),
+            attachments: Vec::new(),
+            archive_ref: None,
+            quarantined: false,
+            received_at_ms: None,
+        };
+        let store = self.store;
+        apply_ticket_op((store, store, store, store), &op, now).await?;
+        Ok(())
+    }
+
+    async fn email(&self, subject: &str, text: &str) -> LifecycleResult<()> {
+        let now = now_secs();
+        let hash = rootmail_domain::ContentHash::of(format!("{now}{subject}{text}").as_bytes());
+        let id = &hash.as_str()[..12];
+        let path = self
+            .store
+            .root()
+            .join("lifecycle/notices")
+            .join(format!("{now}-{id}.txt"));
+        crate::store::write_atomically(&path, format!("Subject: {subject}\n\n{text}\n").as_bytes())
+            .map_err(port)
+    }
+}
+
+impl LifecyclePorts for LocalLifecycle<'_> {
+    type Api = Self;
+    type Root = Self;
+    type Vault = Self;
+    type Rotations = Self;
+    type Audit = Self;
+    type Registry = Self;
+    type Tokens = Self;
+    type Notices = Self;
+    fn api(&self) -> &Self {
+        self
+    }
+    fn root(&self) -> &Self {
+        self
+    }
+    fn vault(&self) -> &Self {
+        self
+    }
+    fn rotations(&self) -> &Self {
+        self
+    }
+    fn audit(&self) -> &Self {
+        self
+    }
+    fn registry(&self) -> &Self {
+        self
+    }
+    fn tokens(&self) -> &Self {
+        self
+    }
+    fn notices(&self) -> &Self {
+        self
+    }
+}
+
+impl Handoffs for LocalLifecycle<'_> {
+    async fn waiting(
+        &self,
+        accounts: &[AccountId],
+        now: u64,
+    ) -> PortResult<Vec<(AccountId, Kind)>> {
+        let mut waiting = Vec::new();
+        for account in accounts {
+            let rotation = Rotations::get(self, account).await.map_err(into_port)?;
+            if let Some(kind) =
+                rotation.and_then(|r| r.waiting_for.filter(|k| r.is_waiting_for(*k, now)))
+            {
+                waiting.push((account.clone(), kind));
+            }
+        }
+        Ok(waiting)
+    }
+
+    async fn hand_over(
+        &self,
+        account: &AccountId,
+        kind: Kind,
+        secret: &SecretValue,
+        now: u64,
+    ) -> PortResult<bool> {
+        match hand_over(self, account, kind, secret, now).await {
+            Ok(_) => Ok(true),
+            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+                tracing::warn!(%reason, "secret not handed over");
+                Ok(false)
+            }
+            Err(LifecycleError::Port(e)) => Err(e),
+        }
+    }
+}
+
+fn into_port(e: LifecycleError) -> PortError {
+    match e {
+        LifecycleError::Port(e) => e,
+        other => PortError::Permanent {
+            port: "lifecycle",
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc_2822() {
+        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(rfc2822(1_768_210_867), "Mon, 12 Jan 2026 09:41:07 +0000");
+    }
+
+    #[test]
+    fn the_vault_key_must_be_32_hex_bytes() {
+        assert!(VaultKey::from_hex(&"ab".repeat(32)).is_ok());
+        let error = VaultKey::from_hex("short").err().unwrap();
+        assert!(error.contains("openssl rand -hex 32"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The lifecycle's state machines run in-process, step by step as Step Functions
+//! runs them in AWS. The code mail of a take-over goes through the real mail
+//! pipeline (ingest, triage, handoff), exactly like mail SES delivers.
+
+use crate::lifecycle::LocalLifecycle;
+use crate::store::LocalStore;
+use rootmail_domain::{Account, AccountId, InMemoryDirectory, Rules, SecretValue};
+use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
+use rootmail_lifecycle::{LifecycleError, LifecycleResult, Mode, Phase, Rotations};
+use rootmail_pipeline::{Ingested, Knowledge, PortError, ingest};
+
+/// The local directory: the `--accounts` file, then what the lifecycle registered
+/// (which wins for the same address).
+pub fn directory(
+    lifecycle: &LocalLifecycle<'_>,
+    listed: &[Account],
+) -> LifecycleResult<InMemoryDirectory> {
+    let registered = lifecycle.registered_accounts()?;
+    let mut accounts: Vec<Account> = listed
+        .iter()
+        .filter(|a| !registered.iter().any(|r| r.root_email == a.root_email))
+        .cloned()
+        .collect();
+    accounts.extend(registered);
+    InMemoryDirectory::new(accounts).map_err(|e| LifecycleError::Refused(e.to_string()))
+}
+
+/// Reads the simulated AWS's unread mail through the pipeline; returns how many.
+pub async fn deliver_simulated_mail(
+    lifecycle: &LocalLifecycle<'_>,
+    store: &LocalStore,
+    listed: &[Account],
+    rules: &Rules,
+    now: u64,
+) -> LifecycleResult<usize> {
+    let dir = lifecycle.simulated_mail_dir();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map_err(|e| refused_io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+        .collect();
+    files.sort();
+    let directory = directory(lifecycle, listed)?;
+    let knowledge = Knowledge {
+        rules,
+        handoffs: lifecycle,
+    };
+    for file in &files {
+        let raw = std::fs::read(file).map_err(|e| refused_io(file, e))?;
+        let source = file.display().to_string();
+        let ingested = ingest(
+            (store, store, store, &directory),
+            &knowledge,
+            &raw,
+            &source,
+            now,
+        )
+        .await?;
+        if let Ingested::Triaged { op: Some(op), .. } = ingested {
+            // Not handed over (nobody waits any more): the mail is an alert.
+            let store_ports = (store, store, store, store);
+            rootmail_pipeline::write_ticket(store_ports, &op, now).await?;
+        }
+        // Read: the ledger and the archive keep it from here.
+        std::fs::remove_file(file).map_err(|e| refused_io(file, e))?;
+    }
+    Ok(files.len())
+}
+
+fn refused_io(path: &std::path::Path, e: std::io::Error) -> LifecycleError {
+    LifecycleError::Port(PortError::Permanent {
+        port: "simulated-aws",
+        message: format!("{}: {e}", path.display()),
+    })
+}
+
+/// The take-over state machine. A vaulted take-over stops at the engineer's
+/// task (`complete` resumes it); a rootless one runs to `active`.
+pub async fn take_over(
+    lifecycle: &LocalLifecycle<'_>,
+    store: &LocalStore,
+    (listed, rules): (&[Account], &Rules),
+    request: &TakeOver,
+    now: u64,
+) -> LifecycleResult<Vec<StepOutput>> {
+    let account = &request.account_id;
+    let token = |step: &str| format!("local:{account}:{step}");
+    let mut trail = vec![steps::register(lifecycle, request, now).await?];
+    trail.push(steps::start_email_update(lifecycle, account, &token("otp"), now).await?);
+    deliver_simulated_mail(lifecycle, store, listed, rules, now).await?;
+    let rotation = Rotations::get(lifecycle, account).await?;
+    if rotation.as_ref().map(|r| r.phase) != Some(Phase::OtpReceived) {
+        return Err(LifecycleError::NotYet(format!(
+            "AWS's code mail for account {account} has not reached the rotation"
+        )));
+    }
+    trail.push(steps::accept_email_update(lifecycle, account, now).await?);
+    trail.push(steps::confirm_email_update(lifecycle, account, now).await?);
+    match request.mode {
+        Mode::Vaulted => {
+            trail.push(steps::prepare_vault(lifecycle, account, &token("engineer"), now).await?);
+        }
+        Mode::Rootless => {
+            trail.push(steps::delete_root_credentials(lifecycle, account, now).await?);
+            trail.push(steps::activate(lifecycle, account, now).await?);
+        }
+    }
+    Ok(trail)
+}
+
+/// `rootmail rotation complete`: finishes whatever waits for a person: the
+/// engineer's console steps of a vaulted take-over, or a release waiting for the
+/// customer's code.
+pub async fn complete(
+    lifecycle: &LocalLifecycle<'_>,
+    account: &AccountId,
+    who: &str,
+    otp: Option<&SecretValue>,
+    now: u64,
+) -> LifecycleResult<Vec<StepOutput>> {
+    let Some(rotation) = Rotations::get(lifecycle, account).await? else {
+        return Err(LifecycleError::Refused(format!(
+            "account {account} has no lifecycle record"
+        )));
+    };
+    match (rotation.phase, otp) {
+        (Phase::AwaitingEngineer, _) => Ok(vec![
+            steps::complete_engineer_task(lifecycle, account, who, now).await?,
+            steps::activate(lifecycle, account, now).await?,
+        ]),
+        (Phase::AwaitingCustomerOtp, Some(otp)) => Ok(vec![
+            steps::complete_release(lifecycle, account, otp, who, now).await?,
+        ]),
+        (Phase::AwaitingCustomerOtp, None) => Err(LifecycleError::Refused(
+            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
+        )),
+        (phase, _) => Err(LifecycleError::Refused(format!(
+            "account {account} waits for nobody ({})",
+            phase.as_str()
+        ))),
+    }
+}
