@@ -30,6 +30,7 @@ demo:
 # The AWS tests run against moto (local AWS) in .venv, started for the run only.
 test:
 	scripts/setup-test-env
+	$(MAKE) --no-print-directory lint-infra
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --locked
@@ -44,3 +45,48 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf .rootmail .venv
+
+# ---------------------------------------------------------------- deployment
+# infra/template.yaml: checked offline by `make lint-infra` (part of `make test`),
+# built by `make build`, sized by `make package`, deployed by `make deploy`
+# (README, "Deploying to AWS"). Release builds use their own target directory,
+# so they never wait for or invalidate the debug builds the tests use. Each
+# function is built from its own directory, as `sam build` does, so the deploy
+# reuses this build. ARCH is the Lambda architecture: arm64 needs rustup's
+# aarch64-unknown-linux-gnu standard library; `make deploy` passes ARCH to the
+# template's Architecture parameter.
+ARCH ?= x86_64
+RELEASE_TARGET_DIR ?= /var/tmp/rootmail-release-target
+FUNCTIONS := $(patsubst functions/%/Cargo.toml,%,$(wildcard functions/*/Cargo.toml))
+# cargo-lambda finds zig through the first python3 on PATH: the build venv's.
+LAMBDA_ENV := PATH="$(CURDIR)/.venv-build/bin:$$PATH" CARGO_TARGET_DIR="$(RELEASE_TARGET_DIR)"
+# The same command `sam build` runs (cargo-lambda's default target is x86_64).
+LAMBDA_BUILD = $(CARGO) lambda build --release $(if $(filter arm64,$(ARCH)),--arm64)
+
+.PHONY: lint-infra build package deploy
+
+lint-infra:
+	scripts/lint-infra
+
+build:
+	@case "$(ARCH)" in x86_64|arm64) ;; *) echo "ARCH must be x86_64 or arm64, not $(ARCH)" >&2; exit 2 ;; esac
+	scripts/setup-infra-env build
+	set -e; for f in $(FUNCTIONS); do \
+		echo "== $$f ($(ARCH), release)"; \
+		(cd functions/$$f && $(LAMBDA_ENV) $(LAMBDA_BUILD)); \
+	done
+
+# The bootstraps and the zip files Lambda receives, with their sizes.
+package: build
+	set -e; for f in $(FUNCTIONS); do \
+		(cd functions/$$f && $(LAMBDA_ENV) $(LAMBDA_BUILD) --output-format zip --quiet); \
+	done
+	@for f in $(FUNCTIONS); do \
+		dir="$(RELEASE_TARGET_DIR)/lambda/$$f"; \
+		printf '%-16s bootstrap %9s bytes   bootstrap.zip %9s bytes   (%s)\n' "$$f" \
+			"$$(stat -c %s "$$dir/bootstrap")" "$$(stat -c %s "$$dir/bootstrap.zip")" "$$dir"; \
+	done
+
+# A guided `sam deploy` into the account your AWS settings name.
+deploy:
+	ARCH="$(ARCH)" RELEASE_TARGET_DIR="$(RELEASE_TARGET_DIR)" scripts/deploy-infra
