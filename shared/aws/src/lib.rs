@@ -7,6 +7,7 @@ pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod ledger;
+pub mod lifecycle;
 pub mod logging;
 pub mod mail;
 pub mod metrics;

@@ -1,0 +1,447 @@
+//! `lifecycle`: one step of the root-credential lifecycle per invocation. The
+//! same binary backs one Lambda per step of the Step Functions state machines;
+//! `LIFECYCLE_STEP` says which step a function runs.
+//!
+//! Input: the JSON object the state machine passes
+//! (`{"account_id", "customer", "mode", "task_token", "customer_email", "who",
+//! "reason"}`, each step reading what it needs). Output: the step's
+//! [`StepOutput`], references only. A failure is a Lambda error whose type is
+//! `Refused`, `NotYet`, `Transient` or `Permanent`, for the state machine's
+//! `Retry` and `Catch` to match.
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
+use rootmail_aws::{ConfigError, Env};
+use rootmail_domain::{AccountId, EmailAddress};
+use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
+use rootmail_lifecycle::{LifecycleError, LifecyclePorts, LifecycleResult, Mode};
+use serde_json::Value;
+use tracing::{Instrument, field::Empty};
+
+/// The steps a Lambda runs. The others (break-glass access, the engineer's
+/// completion, the customer's code on release) are a person's, through the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Register,
+    /// A `waitForTaskToken` task: the input carries `task_token`.
+    StartEmailUpdate,
+    AcceptEmailUpdate,
+    ConfirmEmailUpdate,
+    /// A `waitForTaskToken` task: the input carries `task_token`.
+    PrepareVault,
+    DeleteRootCredentials,
+    Activate,
+    StartRelease,
+    Close,
+}
+
+impl Step {
+    pub const ALL: [Step; 9] = [
+        Step::Register,
+        Step::StartEmailUpdate,
+        Step::AcceptEmailUpdate,
+        Step::ConfirmEmailUpdate,
+        Step::PrepareVault,
+        Step::DeleteRootCredentials,
+        Step::Activate,
+        Step::StartRelease,
+        Step::Close,
+    ];
+
+    /// The name `LIFECYCLE_STEP` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Register => "register",
+            Step::StartEmailUpdate => "start_email_update",
+            Step::AcceptEmailUpdate => "accept_email_update",
+            Step::ConfirmEmailUpdate => "confirm_email_update",
+            Step::PrepareVault => "prepare_vault",
+            Step::DeleteRootCredentials => "delete_root_credentials",
+            Step::Activate => "activate",
+            Step::StartRelease => "start_release",
+            Step::Close => "close",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name.trim())
+    }
+}
+
+/// Settings, read once at cold start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LIFECYCLE_STEP`.
+    pub step: Step,
+    pub lifecycle: LifecycleConfig,
+}
+
+impl Config {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let name = env.required("LIFECYCLE_STEP")?;
+        let Some(step) = Step::parse(&name) else {
+            let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
+            return Err(ConfigError::Invalid {
+                name: "LIFECYCLE_STEP",
+                value: name,
+                reason: format!("expected one of {}", names.join(", ")),
+            });
+        };
+        Ok(Self {
+            step,
+            lifecycle: LifecycleConfig::from_env(env)?,
+        })
+    }
+}
+
+/// A failed step as the state machine sees it: the error's name is the Lambda
+/// error type (`Refused`, `NotYet`, `Transient`, `Permanent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl From<&LifecycleError> for StepFailure {
+    fn from(error: &LifecycleError) -> Self {
+        Self {
+            name: error.error_name(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<StepFailure> for Diagnostic {
+    fn from(failure: StepFailure) -> Self {
+        Diagnostic {
+            error_type: failure.name.to_string(),
+            error_message: failure.message,
+        }
+    }
+}
+
+/// The handler, generic over the lifecycle's ports so tests can drive it.
+pub struct Lifecycle<P> {
+    pub ports: P,
+    pub step: Step,
+    /// Our domain for root addresses (`ROOT_MAIL_DOMAIN`).
+    pub root_domain: String,
+}
+
+impl Lifecycle<AwsLifecycle> {
+    /// Wires the AWS adapters over one SDK configuration (clients built once).
+    pub fn on_aws(config: &Config, aws: &aws_config::SdkConfig) -> Self {
+        Self {
+            ports: AwsLifecycle::on_aws(aws, &config.lifecycle),
+            step: config.step,
+            root_domain: config.lifecycle.root_mail_domain.clone(),
+        }
+    }
+}
+
+impl<P: LifecyclePorts> Lifecycle<P> {
+    /// The Lambda entry point. Logs the step, the account and the outcome; never
+    /// the input (a task token is in it).
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<StepOutput, StepFailure> {
+        let span = tracing::info_span!("step", step = self.step.name(), account_id = Empty);
+        let payload = event.payload;
+        async move {
+            if let Some(account) = payload.get("account_id").and_then(Value::as_str) {
+                tracing::Span::current().record("account_id", account);
+            }
+            match self.run(&payload, now_secs()).await {
+                Ok(output) => {
+                    tracing::info!(phase = output.phase.as_str(), "step done");
+                    Ok(output)
+                }
+                Err(error) => {
+                    let failure = StepFailure::from(&error);
+                    if matches!(error, LifecycleError::Port(_)) {
+                        tracing::error!(error = failure.name, reason = %failure.message, "step failed");
+                    } else {
+                        tracing::warn!(error = failure.name, reason = %failure.message, "step failed");
+                    }
+                    Err(failure)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs this function's step on `input` at `now` (seconds).
+    pub async fn run(&self, input: &Value, now: u64) -> LifecycleResult<StepOutput> {
+        let input = Input {
+            value: input,
+            step: self.step,
+        };
+        let p = &self.ports;
+        let account = input.account()?;
+        match self.step {
+            Step::Register => {
+                let request = TakeOver {
+                    account_id: account,
+                    customer: input.text("customer")?.to_string(),
+                    mode: input.mode()?,
+                    root_domain: self.root_domain.clone(),
+                };
+                steps::register(p, &request, now).await
+            }
+            Step::StartEmailUpdate => {
+                steps::start_email_update(p, &account, input.text("task_token")?, now).await
+            }
+            Step::AcceptEmailUpdate => steps::accept_email_update(p, &account, now).await,
+            Step::ConfirmEmailUpdate => steps::confirm_email_update(p, &account, now).await,
+            Step::PrepareVault => {
+                steps::prepare_vault(p, &account, input.text("task_token")?, now).await
+            }
+            Step::DeleteRootCredentials => steps::delete_root_credentials(p, &account, now).await,
+            Step::Activate => steps::activate(p, &account, now).await,
+            Step::StartRelease => {
+                let email = input.email("customer_email")?;
+                steps::start_release(p, &account, &email, input.text("who")?, now).await
+            }
+            Step::Close => {
+                let (who, reason) = (input.text("who")?, input.text("reason")?);
+                steps::close(p, &account, who, reason, now).await
+            }
+        }
+    }
+}
+
+/// The state machine's input to a step. A missing or malformed field is
+/// `Refused`: the same input fails the same way, so it is not retried.
+struct Input<'a> {
+    value: &'a Value,
+    step: Step,
+}
+
+impl Input<'_> {
+    fn refused(&self, message: String) -> LifecycleError {
+        LifecycleError::Refused(format!("the {} step {message}", self.step.name()))
+    }
+
+    fn text(&self, name: &str) -> LifecycleResult<&str> {
+        match self.value.get(name).and_then(Value::as_str) {
+            Some(text) if !text.trim().is_empty() => Ok(text),
+            _ => Err(self.refused(format!(
+                "needs \"{name}\" (a non-empty string) in its input"
+            ))),
+        }
+    }
+
+    fn account(&self) -> LifecycleResult<AccountId> {
+        AccountId::parse(self.text("account_id")?)
+            .map_err(|e| self.refused(format!("got an unusable \"account_id\": {e}")))
+    }
+
+    fn email(&self, name: &str) -> LifecycleResult<EmailAddress> {
+        EmailAddress::parse(self.text(name)?)
+            .map_err(|e| self.refused(format!("got an unusable \"{name}\": {e}")))
+    }
+
+    fn mode(&self) -> LifecycleResult<Mode> {
+        Mode::parse(self.text("mode")?.trim())
+            .ok_or_else(|| self.refused("needs \"mode\": \"vaulted\" or \"rootless\"".into()))
+    }
+}
+
+fn now_secs() -> u64 {
+    rootmail_aws::metrics::now_millis() / 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rootmail_domain::Rules;
+    use rootmail_lifecycle::{Phase, Rotations};
+    use rootmail_local::LocalStore;
+    use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
+    use serde_json::json;
+
+    const KEY: &str = "4f1c0e9a7b3d5f2e8c6a4b2d0f9e7c5a3b1d9f8e6c4a2b0d8f7e5c3a1b9d7f6e";
+    const ACCOUNT: &str = "444455556666";
+
+    fn handler(store: &LocalStore, step: Step) -> Lifecycle<LocalLifecycle<'_>> {
+        Lifecycle {
+            ports: LocalLifecycle::new(store, VaultKey::from_hex(KEY).unwrap()),
+            step,
+            root_domain: "root.example-msp.com".into(),
+        }
+    }
+
+    async fn call(store: &LocalStore, step: Step, input: Value) -> Result<StepOutput, StepFailure> {
+        handler(store, step)
+            .handle(LambdaEvent::new(input, Default::default()))
+            .await
+    }
+
+    async fn phase(store: &LocalStore) -> Option<Phase> {
+        let ports = LocalLifecycle::new(store, VaultKey::from_hex(KEY).unwrap());
+        Rotations::get(&ports, &AccountId::parse(ACCOUNT).unwrap())
+            .await
+            .unwrap()
+            .map(|r| r.phase)
+    }
+
+    #[test]
+    fn step_names_round_trip_and_a_wrong_one_lists_the_right_ones() {
+        for step in Step::ALL {
+            assert_eq!(Step::parse(step.name()), Some(step));
+        }
+        assert_eq!(Step::parse("access"), None);
+        let env = Env::from_pairs([("LIFECYCLE_STEP", "take_over")]);
+        let error = Config::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("LIFECYCLE_STEP"), "{error}");
+        assert!(error.contains("register, start_email_update"), "{error}");
+        let error = Config::from_env(&Env::from_pairs([("X", "y")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "environment variable LIFECYCLE_STEP is not set");
+        let error = Config::from_env(&Env::from_pairs([("LIFECYCLE_STEP", "close")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ROTATIONS_TABLE"), "{error}");
+    }
+
+    #[test]
+    fn failures_carry_the_error_name_state_machines_match() {
+        let refused = LifecycleError::Refused("account 1 is closed".into());
+        let diagnostic = Diagnostic::from(StepFailure::from(&refused));
+        assert_eq!(diagnostic.error_type, "Refused");
+        assert_eq!(diagnostic.error_message, "account 1 is closed");
+        let transient = LifecycleError::Port(rootmail_pipeline_error(true));
+        assert_eq!(StepFailure::from(&transient).name, "Transient");
+        let permanent = LifecycleError::Port(rootmail_pipeline_error(false));
+        assert_eq!(StepFailure::from(&permanent).name, "Permanent");
+        let not_yet = LifecycleError::NotYet("root email not changed yet".into());
+        assert_eq!(StepFailure::from(&not_yet).name, "NotYet");
+    }
+
+    fn rootmail_pipeline_error(transient: bool) -> rootmail_pipeline::PortError {
+        let (port, message) = ("test", "x".to_string());
+        if transient {
+            rootmail_pipeline::PortError::Transient { port, message }
+        } else {
+            rootmail_pipeline::PortError::Permanent { port, message }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_input_is_refused_by_name_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for (step, input, wanted) in [
+            (Step::Register, json!({}), "\"account_id\""),
+            (
+                Step::Register,
+                json!({"account_id": "12"}),
+                "unusable \"account_id\"",
+            ),
+            (
+                Step::Register,
+                json!({"account_id": ACCOUNT, "mode": "rootless"}),
+                "\"customer\"",
+            ),
+            (
+                Step::Register,
+                json!({"account_id": ACCOUNT, "customer": "Initech", "mode": "sideways"}),
+                "\"vaulted\" or \"rootless\"",
+            ),
+            (
+                Step::StartEmailUpdate,
+                json!({"account_id": ACCOUNT}),
+                "\"task_token\"",
+            ),
+            (
+                Step::PrepareVault,
+                json!({"account_id": ACCOUNT, "task_token": " "}),
+                "\"task_token\"",
+            ),
+            (
+                Step::StartRelease,
+                json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "nope"}),
+                "unusable \"customer_email\"",
+            ),
+            (
+                Step::Close,
+                json!({"account_id": ACCOUNT, "who": "alice"}),
+                "\"reason\"",
+            ),
+        ] {
+            let failure = call(&store, step, input).await.unwrap_err();
+            assert_eq!(failure.name, "Refused", "{failure:?}");
+            assert!(
+                failure
+                    .message
+                    .starts_with(&format!("the {} step", step.name())),
+                "{failure:?}"
+            );
+            assert!(
+                failure.message.contains(wanted),
+                "{failure:?} lacks {wanted}"
+            );
+        }
+        assert_eq!(phase(&store).await, None, "nothing was registered");
+    }
+
+    /// Each step name reaches its own step: a rootless take-over, release and
+    /// closure against the local ports, the code mail through the pipeline.
+    #[tokio::test]
+    async fn each_step_runs_its_own_core_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let account = json!({"account_id": ACCOUNT});
+        let register = json!({"account_id": ACCOUNT, "customer": "Initech", "mode": "rootless"});
+        let out = call(&store, Step::Register, register).await.unwrap();
+        assert_eq!((out.phase, out.mode), (Phase::Registered, Mode::Rootless));
+        assert_eq!(out.account_id.as_str(), ACCOUNT);
+
+        // Not its phase: refused, with the step's words.
+        let early = call(&store, Step::AcceptEmailUpdate, account.clone()).await;
+        assert_eq!(early.unwrap_err().name, "Refused");
+        assert_eq!(phase(&store).await, Some(Phase::Registered));
+
+        let started = json!({"account_id": ACCOUNT, "task_token": "local-token"});
+        let out = call(&store, Step::StartEmailUpdate, started).await.unwrap();
+        assert_eq!(out.phase, Phase::AwaitingOtp);
+        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
+        let delivered = rootmail_local::workflow::deliver_simulated_mail(
+            &ports,
+            &store,
+            &[],
+            &Rules::built_in(),
+            now_secs(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(delivered, 1);
+        assert_eq!(phase(&store).await, Some(Phase::OtpReceived));
+
+        for (step, wanted) in [
+            (Step::AcceptEmailUpdate, Phase::EmailAccepted),
+            (Step::ConfirmEmailUpdate, Phase::EmailConfirmed),
+            (Step::DeleteRootCredentials, Phase::Secured),
+            (Step::Activate, Phase::Active),
+        ] {
+            let out = call(&store, step, account.clone()).await.unwrap();
+            assert_eq!(out.phase, wanted, "{}", step.name());
+        }
+        // A rootless account has nothing to vault.
+        let vault = json!({"account_id": ACCOUNT, "task_token": "t"});
+        assert_eq!(
+            call(&store, Step::PrepareVault, vault)
+                .await
+                .unwrap_err()
+                .name,
+            "Refused"
+        );
+
+        let release = json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "root@initech.example"});
+        let out = call(&store, Step::StartRelease, release).await.unwrap();
+        assert_eq!(out.phase, Phase::AwaitingCustomerOtp);
+        let close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left"});
+        let out = call(&store, Step::Close, close).await.unwrap();
+        assert_eq!(out.phase, Phase::Closed);
+    }
+}

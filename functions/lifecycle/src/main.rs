@@ -1,0 +1,24 @@
+//! Lambda entry point: one binary for every lifecycle step; `LIFECYCLE_STEP`
+//! says which one this function runs.
+// The SDK futures nest deeply; the default limit is too low to lay them out.
+#![recursion_limit = "256"]
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lifecycle::{Config, Lifecycle};
+use rootmail_aws::{Env, logging};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init_json_logs();
+    // Logged as a readable line first: the returned error is printed with Debug.
+    let config = Config::from_env(&Env::process())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let aws = rootmail_aws::sdk_config().await;
+    let handler = Lifecycle::on_aws(&config, &aws);
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        handler.handle(event).await
+    }))
+    .await
+}

@@ -1,0 +1,155 @@
+//! The Account Management API's primary-email calls (from the management
+//! account, or the delegated administrator for Account Management).
+
+use crate::error::{error_code, port_error};
+use aws_sdk_account::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use rootmail_domain::{AccountId, EmailAddress, SecretValue};
+use rootmail_lifecycle::{AccountApi, LifecycleError, LifecycleResult};
+use rootmail_pipeline::PortError;
+
+const PORT: &str = "account";
+
+#[derive(Clone)]
+pub struct PrimaryEmailApi {
+    client: Client,
+}
+
+impl PrimaryEmailApi {
+    pub fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Which call failed, for the sentence that explains it.
+#[derive(Clone, Copy)]
+enum Call<'a> {
+    Start(&'a EmailAddress),
+    Accept,
+    Get,
+}
+
+/// AWS's answer as a lifecycle error. Refusals (nothing changed; the same
+/// request fails the same way) become sentences a person can act on. AWS's own
+/// message is never repeated: a validation message may quote the input, and
+/// the input of `AcceptPrimaryEmailUpdate` is the code.
+fn account_error<E, R>(account: &AccountId, call: Call<'_>, error: SdkError<E, R>) -> LifecycleError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let code = error_code(&error).map(str::to_string);
+    let expired = error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::message)
+        .is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
+    let refused = |sentence: String| {
+        LifecycleError::Refused(format!("{sentence} ({})", code.as_deref().unwrap_or("")))
+    };
+    match (code.as_deref(), call) {
+        (Some("ConflictException"), Call::Start(email)) => refused(format!(
+            "AWS refused to change account {account}'s root email to {email}: the address is \
+             in use by another AWS account, or another change is in progress"
+        )),
+        (Some("ConflictException"), _) => refused(format!(
+            "AWS refused the root email change of account {account}: the address is now in use \
+             by another AWS account, or the change conflicts with another one"
+        )),
+        (Some("ValidationException"), Call::Accept) if expired => refused(format!(
+            "AWS refused the code for account {account}: it has expired; start the root email \
+             change again"
+        )),
+        (Some("ValidationException"), Call::Accept) => refused(format!(
+            "AWS refused the code for account {account}: it is wrong, or it is not for this \
+             address"
+        )),
+        (Some("ValidationException"), Call::Start(email)) => refused(format!(
+            "AWS refused {email} as account {account}'s root email: not a valid request"
+        )),
+        (Some("ValidationException"), Call::Get) => refused(format!(
+            "AWS refused to read account {account}'s root email: not a valid request"
+        )),
+        (Some("ResourceNotFoundException"), Call::Accept) => refused(format!(
+            "AWS has no pending root email change for account {account} (or the account is \
+             not a member of the organization): start it again"
+        )),
+        (Some("ResourceNotFoundException"), _) => refused(format!(
+            "account {account} is not a member account of the organization"
+        )),
+        (Some("TooManyRequestsException" | "InternalServerException"), _) => {
+            LifecycleError::Port(PortError::Transient {
+                port: PORT,
+                message: format!(
+                    "the Account API is busy or failing for account {account} ({})",
+                    code.as_deref().unwrap_or("")
+                ),
+            })
+        }
+        (_, Call::Accept) => {
+            // Classified like any SDK error, but described without AWS's text.
+            let what = match &code {
+                Some(code) => format!("AWS answered {code}"),
+                None => "no answer from AWS (network or timeout)".to_string(),
+            };
+            let message = format!("accepting the root email change of account {account}: {what}");
+            LifecycleError::Port(match port_error(PORT, error) {
+                PortError::Transient { port, .. } => PortError::Transient { port, message },
+                PortError::Permanent { port, .. } => PortError::Permanent { port, message },
+            })
+        }
+        _ => LifecycleError::Port(port_error(PORT, error)),
+    }
+}
+
+impl AccountApi for PrimaryEmailApi {
+    async fn start_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+    ) -> LifecycleResult<()> {
+        self.client
+            .start_primary_email_update()
+            .account_id(account.as_str())
+            .primary_email(email.as_str())
+            .send()
+            .await
+            .map_err(|e| account_error(account, Call::Start(email), e))?;
+        Ok(())
+    }
+
+    async fn accept_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+        otp: &SecretValue,
+    ) -> LifecycleResult<()> {
+        self.client
+            .accept_primary_email_update()
+            .account_id(account.as_str())
+            .primary_email(email.as_str())
+            .otp(otp.expose().trim())
+            .send()
+            .await
+            .map_err(|e| account_error(account, Call::Accept, e))?;
+        Ok(())
+    }
+
+    async fn primary_email(&self, account: &AccountId) -> LifecycleResult<EmailAddress> {
+        let answer = self
+            .client
+            .get_primary_email()
+            .account_id(account.as_str())
+            .send()
+            .await
+            .map_err(|e| account_error(account, Call::Get, e))?;
+        let email = answer.primary_email().unwrap_or_default();
+        EmailAddress::parse(email).map_err(|e| {
+            LifecycleError::Port(PortError::Permanent {
+                port: PORT,
+                message: format!(
+                    "AWS gave account {account} a root email rootmail cannot read: {e}"
+                ),
+            })
+        })
+    }
+}

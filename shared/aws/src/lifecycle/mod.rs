@@ -1,0 +1,220 @@
+//! The credential lifecycle's ports in AWS, one adapter per port:
+//!
+//! | port | adapter | service |
+//! |---|---|---|
+//! | `AccountApi` | [`PrimaryEmailApi`] | Account Management (primary email) |
+//! | `RootAccess` | [`RootSessions`] | STS `AssumeRoot`, then IAM as the root session |
+//! | `Vault` | [`SecretsVault`] | Secrets Manager under a customer-managed KMS key |
+//! | `Rotations` | [`DynamoRotations`] | DynamoDB, the task token sealed with KMS |
+//! | `AuditLog` | [`DynamoAudit`] | DynamoDB, append-only |
+//! | `AccountRegistry` | [`LifecycleRegistry`] | the accounts table |
+//! | `TaskTokens` | [`StepFunctionsTokens`] | Step Functions `SendTaskSuccess` |
+//! | `Notices` | [`LifecycleNotices`] | the ticket-ops FIFO queue, SES |
+//!
+//! [`AwsLifecycle`] bundles them for the steps, and is the mail pipeline's
+//! `Handoffs`: the one way a secret from a mail reaches a waiting rotation.
+
+mod account_api;
+mod audit;
+mod config;
+mod notices;
+mod registry;
+mod root_access;
+mod rotations;
+mod tokens;
+mod vault;
+
+pub use account_api::PrimaryEmailApi;
+pub use audit::DynamoAudit;
+pub use config::LifecycleConfig;
+pub use notices::LifecycleNotices;
+pub use registry::LifecycleRegistry;
+pub use root_access::RootSessions;
+pub use rotations::DynamoRotations;
+pub use tokens::StepFunctionsTokens;
+pub use vault::{SecretsVault, secret_name};
+
+use crate::error::port_error;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use rootmail_domain::{AccountId, Kind, SecretValue};
+use rootmail_lifecycle::steps::hand_over;
+use rootmail_lifecycle::{LifecycleError, LifecyclePorts, Rotations};
+use rootmail_pipeline::{Handoffs, PortError, PortResult};
+
+/// The clients the lifecycle talks to. Production builds them all from one
+/// `SdkConfig` ([`AwsClients::from_config`]); tests may aim some elsewhere (the
+/// Account API and root sessions at a stand-in).
+#[derive(Clone)]
+pub struct AwsClients {
+    pub account: aws_sdk_account::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// Its settings (endpoint, region, retries) are reused for each root
+    /// session, with the session's credentials instead of these.
+    pub iam: aws_sdk_iam::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub ses: aws_sdk_sesv2::Client,
+}
+
+impl AwsClients {
+    pub fn from_config(aws: &aws_config::SdkConfig) -> Self {
+        Self {
+            account: aws_sdk_account::Client::new(aws),
+            sts: aws_sdk_sts::Client::new(aws),
+            iam: aws_sdk_iam::Client::new(aws),
+            secrets: aws_sdk_secretsmanager::Client::new(aws),
+            kms: aws_sdk_kms::Client::new(aws),
+            dynamodb: aws_sdk_dynamodb::Client::new(aws),
+            sfn: aws_sdk_sfn::Client::new(aws),
+            sqs: aws_sdk_sqs::Client::new(aws),
+            ses: aws_sdk_sesv2::Client::new(aws),
+        }
+    }
+}
+
+/// Every lifecycle port over AWS.
+pub struct AwsLifecycle {
+    pub api: PrimaryEmailApi,
+    pub root: RootSessions,
+    pub vault: SecretsVault,
+    pub rotations: DynamoRotations,
+    pub audit: DynamoAudit,
+    pub registry: LifecycleRegistry,
+    pub tokens: StepFunctionsTokens,
+    pub notices: LifecycleNotices,
+}
+
+impl AwsLifecycle {
+    pub fn new(clients: AwsClients, config: &LifecycleConfig) -> Self {
+        Self {
+            api: PrimaryEmailApi::new(clients.account),
+            root: RootSessions::new(clients.sts, clients.iam),
+            vault: SecretsVault::new(clients.secrets, &config.vault_kms_key_id),
+            rotations: DynamoRotations::new(
+                clients.dynamodb.clone(),
+                &config.rotations_table,
+                clients.kms,
+                &config.token_kms_key_id,
+            ),
+            audit: DynamoAudit::new(clients.dynamodb.clone(), &config.audit_table),
+            registry: LifecycleRegistry::new(clients.dynamodb, &config.accounts_table),
+            tokens: StepFunctionsTokens::new(clients.sfn),
+            notices: LifecycleNotices::new(
+                clients.sqs,
+                &config.ticket_ops_queue_url,
+                clients.ses,
+                (&config.notice_from, &config.notice_to),
+            ),
+        }
+    }
+
+    /// Every client from one SDK configuration (what the functions do).
+    pub fn on_aws(aws: &aws_config::SdkConfig, config: &LifecycleConfig) -> Self {
+        Self::new(AwsClients::from_config(aws), config)
+    }
+}
+
+impl LifecyclePorts for AwsLifecycle {
+    type Api = PrimaryEmailApi;
+    type Root = RootSessions;
+    type Vault = SecretsVault;
+    type Rotations = DynamoRotations;
+    type Audit = DynamoAudit;
+    type Registry = LifecycleRegistry;
+    type Tokens = StepFunctionsTokens;
+    type Notices = LifecycleNotices;
+    fn api(&self) -> &PrimaryEmailApi {
+        &self.api
+    }
+    fn root(&self) -> &RootSessions {
+        &self.root
+    }
+    fn vault(&self) -> &SecretsVault {
+        &self.vault
+    }
+    fn rotations(&self) -> &DynamoRotations {
+        &self.rotations
+    }
+    fn audit(&self) -> &DynamoAudit {
+        &self.audit
+    }
+    fn registry(&self) -> &LifecycleRegistry {
+        &self.registry
+    }
+    fn tokens(&self) -> &StepFunctionsTokens {
+        &self.tokens
+    }
+    fn notices(&self) -> &LifecycleNotices {
+        &self.notices
+    }
+}
+
+/// What the mail pipeline sees: which candidate accounts wait for a secret, and
+/// where a verified one goes (the vault; the workflow gets a reference).
+impl Handoffs for AwsLifecycle {
+    async fn waiting(
+        &self,
+        accounts: &[AccountId],
+        now: u64,
+    ) -> PortResult<Vec<(AccountId, Kind)>> {
+        let mut waiting = Vec::new();
+        for account in accounts {
+            let rotation = self.rotations.get(account).await.map_err(into_port)?;
+            if let Some(kind) =
+                rotation.and_then(|r| r.waiting_for.filter(|k| r.is_waiting_for(*k, now)))
+            {
+                waiting.push((account.clone(), kind));
+            }
+        }
+        Ok(waiting)
+    }
+
+    async fn hand_over(
+        &self,
+        account: &AccountId,
+        kind: Kind,
+        secret: &SecretValue,
+        now: u64,
+    ) -> PortResult<bool> {
+        match hand_over(self, account, kind, secret, now).await {
+            Ok(reference) => {
+                tracing::info!(account = %account, kind = kind.as_str(), %reference, "secret handed over");
+                Ok(true)
+            }
+            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+                tracing::warn!(account = %account, %reason, "secret not handed over");
+                Ok(false)
+            }
+            Err(LifecycleError::Port(e)) => Err(e),
+        }
+    }
+}
+
+fn into_port(e: LifecycleError) -> PortError {
+    match e {
+        LifecycleError::Port(e) => e,
+        other => PortError::Permanent {
+            port: "lifecycle",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An SDK failure as a lifecycle error (transient or permanent by its kind).
+fn sdk<E, R>(port: &'static str, error: SdkError<E, R>) -> LifecycleError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    LifecycleError::Port(port_error(port, error))
+}
+
+fn permanent(port: &'static str, message: impl Into<String>) -> LifecycleError {
+    LifecycleError::Port(PortError::Permanent {
+        port,
+        message: message.into(),
+    })
+}

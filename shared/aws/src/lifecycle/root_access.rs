@@ -1,0 +1,222 @@
+//! Centralized root access: `sts:AssumeRoot` with a root task policy for a
+//! session of at most 15 minutes, then IAM calls as that member account's root
+//! user. Each call of a port method uses a session of its own.
+
+use crate::error::{error_code, port_error};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::types::PolicyDescriptorType;
+use rootmail_domain::AccountId;
+use rootmail_lifecycle::{LifecycleError, LifecycleResult, RootAccess, RootCredentialReport};
+use rootmail_pipeline::PortError;
+
+const STS: &str = "sts";
+const IAM: &str = "iam";
+/// The longest root session AWS grants.
+pub const ROOT_SESSION_SECS: i32 = 900;
+/// Reads what the root user has.
+pub const AUDIT_TASK_POLICY: &str = "arn:aws:iam::aws:policy/root-task/IAMAuditRootUserCredentials";
+/// Reads and deletes the root user's credentials.
+pub const DELETE_TASK_POLICY: &str =
+    "arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials";
+
+#[derive(Clone)]
+pub struct RootSessions {
+    sts: aws_sdk_sts::Client,
+    /// Settings for root-session clients; its credentials are never used.
+    iam: aws_sdk_iam::Client,
+}
+
+impl RootSessions {
+    pub fn new(sts: aws_sdk_sts::Client, iam: aws_sdk_iam::Client) -> Self {
+        Self { sts, iam }
+    }
+
+    /// An IAM client acting as `account`'s root user under `task_policy`.
+    async fn session(
+        &self,
+        account: &AccountId,
+        task_policy: &str,
+    ) -> LifecycleResult<aws_sdk_iam::Client> {
+        let answer = self
+            .sts
+            .assume_root()
+            .target_principal(account.as_str())
+            .task_policy_arn(PolicyDescriptorType::builder().arn(task_policy).build())
+            .duration_seconds(ROOT_SESSION_SECS)
+            .send()
+            .await
+            .map_err(|e| LifecycleError::Port(port_error(STS, e)))?;
+        let Some(credentials) = answer.credentials() else {
+            return Err(LifecycleError::Port(PortError::Permanent {
+                port: STS,
+                message: format!("AssumeRoot for account {account} returned no credentials"),
+            }));
+        };
+        let session = aws_sdk_iam::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_string()),
+            None,
+            "sts-assume-root",
+        );
+        let config = self
+            .iam
+            .config()
+            .to_builder()
+            .credentials_provider(session)
+            .build();
+        Ok(aws_sdk_iam::Client::from_conf(config))
+    }
+}
+
+/// An IAM failure in a root session. An expired session is worth a retry (the
+/// retry assumes a new one).
+fn iam_error<E, R>(account: &AccountId, doing: &str, error: SdkError<E, R>) -> LifecycleError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let expired = matches!(
+        error_code(&error),
+        Some("ExpiredToken" | "ExpiredTokenException")
+    );
+    let (transient, detail) = match port_error(IAM, error) {
+        PortError::Transient { message, .. } => (true, message),
+        PortError::Permanent { message, .. } => (false, message),
+    };
+    let message = format!("{doing} of account {account}'s root user: {detail}");
+    LifecycleError::Port(if expired || transient {
+        PortError::Transient { port: IAM, message }
+    } else {
+        PortError::Permanent { port: IAM, message }
+    })
+}
+
+fn no_such_entity<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error_code(error) == Some("NoSuchEntity")
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// What the root user has: password, access keys, signing certificates, MFA
+/// devices (their ids, for deleting).
+struct Held {
+    password: bool,
+    access_keys: Vec<String>,
+    certificates: Vec<String>,
+    mfa_devices: Vec<String>,
+}
+
+impl Held {
+    fn report(&self) -> RootCredentialReport {
+        RootCredentialReport {
+            password: self.password,
+            access_keys: count(self.access_keys.len()),
+            signing_certificates: count(self.certificates.len()),
+            mfa_devices: count(self.mfa_devices.len()),
+        }
+    }
+}
+
+async fn held(iam: &aws_sdk_iam::Client, account: &AccountId) -> LifecycleResult<Held> {
+    let password = match iam.get_login_profile().send().await {
+        Ok(_) => true,
+        Err(e) if no_such_entity(&e) => false,
+        Err(e) => return Err(iam_error(account, "reading the password", e)),
+    };
+    let access_keys = iam
+        .list_access_keys()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| iam_error(account, "listing the access keys", e))?
+        .into_iter()
+        .filter_map(|k| k.access_key_id().map(str::to_string))
+        .collect();
+    let certificates = iam
+        .list_signing_certificates()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| iam_error(account, "listing the signing certificates", e))?
+        .into_iter()
+        .map(|c| c.certificate_id().to_string())
+        .collect();
+    let mfa_devices = iam
+        .list_mfa_devices()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| iam_error(account, "listing the MFA devices", e))?
+        .into_iter()
+        .map(|d| d.serial_number().to_string())
+        .collect();
+    Ok(Held {
+        password,
+        access_keys,
+        certificates,
+        mfa_devices,
+    })
+}
+
+impl RootAccess for RootSessions {
+    async fn audit(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
+        let iam = self.session(account, AUDIT_TASK_POLICY).await?;
+        Ok(held(&iam, account).await?.report())
+    }
+
+    /// Deletes what the root user has; something already gone (a retry, or
+    /// someone faster) is not an error and not counted.
+    async fn delete_all(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
+        let iam = self.session(account, DELETE_TASK_POLICY).await?;
+        let found = held(&iam, account).await?;
+        let mut deleted = RootCredentialReport::default();
+        if found.password {
+            match iam.delete_login_profile().send().await {
+                Ok(_) => deleted.password = true,
+                Err(e) if no_such_entity(&e) => {}
+                Err(e) => return Err(iam_error(account, "deleting the password", e)),
+            }
+        }
+        for id in &found.access_keys {
+            match iam.delete_access_key().access_key_id(id).send().await {
+                Ok(_) => deleted.access_keys += 1,
+                Err(e) if no_such_entity(&e) => {}
+                Err(e) => return Err(iam_error(account, "deleting an access key", e)),
+            }
+        }
+        for id in &found.certificates {
+            match iam
+                .delete_signing_certificate()
+                .certificate_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => deleted.signing_certificates += 1,
+                Err(e) if no_such_entity(&e) => {}
+                Err(e) => return Err(iam_error(account, "deleting a signing certificate", e)),
+            }
+        }
+        for serial in &found.mfa_devices {
+            match iam
+                .deactivate_mfa_device()
+                .serial_number(serial)
+                .send()
+                .await
+            {
+                Ok(_) => deleted.mfa_devices += 1,
+                Err(e) if no_such_entity(&e) => {}
+                Err(e) => return Err(iam_error(account, "deactivating an MFA device", e)),
+            }
+        }
+        Ok(deleted)
+    }
+}

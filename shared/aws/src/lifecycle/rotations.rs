@@ -1,0 +1,133 @@
+//! The rotations table: one record per account (key `account_id`) as native
+//! attributes, written with optimistic locking on `version`. The Step Functions
+//! task token is sealed with KMS (bound to the account by the encryption
+//! context) and stored base64, so a table read alone cannot answer a workflow.
+
+use crate::dynamo::{from_item, n, s, to_item};
+use crate::error::error_code;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_kms::primitives::Blob;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use rootmail_domain::AccountId;
+use rootmail_lifecycle::{LifecycleError, LifecycleResult, Rotation, Rotations};
+use zeroize::Zeroizing;
+
+const PORT: &str = "rotations";
+const KMS: &str = "kms";
+/// What a sealed token is for, in its encryption context.
+const PURPOSE: &str = "rootmail-task-token";
+
+#[derive(Clone)]
+pub struct DynamoRotations {
+    client: Client,
+    table: String,
+    kms: aws_sdk_kms::Client,
+    key_id: String,
+}
+
+impl DynamoRotations {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        kms: aws_sdk_kms::Client,
+        key_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            kms,
+            key_id: key_id.into(),
+        }
+    }
+
+    async fn seal(&self, account: &AccountId, token: &str) -> LifecycleResult<String> {
+        let sealed = self
+            .kms
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(token.as_bytes()))
+            .encryption_context("account_id", account.as_str())
+            .encryption_context("purpose", PURPOSE)
+            .send()
+            .await
+            .map_err(|e| super::sdk(KMS, e))?;
+        let blob = sealed
+            .ciphertext_blob()
+            .ok_or_else(|| super::permanent(KMS, "Encrypt answered without a ciphertext"))?;
+        Ok(STANDARD.encode(blob.as_ref()))
+    }
+
+    async fn open(&self, account: &AccountId, sealed: &str) -> LifecycleResult<String> {
+        let unreadable = || {
+            super::permanent(
+                PORT,
+                format!("account {account}'s sealed task token is not readable"),
+            )
+        };
+        let blob = STANDARD.decode(sealed).map_err(|_| unreadable())?;
+        let opened = self
+            .kms
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(blob))
+            .encryption_context("account_id", account.as_str())
+            .encryption_context("purpose", PURPOSE)
+            .send()
+            .await
+            .map_err(|e| super::sdk(KMS, e))?;
+        let plain = Zeroizing::new(opened.plaintext().ok_or_else(unreadable)?.as_ref().to_vec());
+        String::from_utf8(plain.to_vec()).map_err(|_| unreadable())
+    }
+}
+
+impl Rotations for DynamoRotations {
+    async fn get(&self, account: &AccountId) -> LifecycleResult<Option<Rotation>> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("account_id", s(account.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| super::sdk(PORT, e))?;
+        let Some(item) = found.item else {
+            return Ok(None);
+        };
+        let mut rotation: Rotation = from_item(PORT, item)?;
+        if let Some(sealed) = rotation.task_token.take() {
+            rotation.task_token = Some(self.open(account, &sealed).await?);
+        }
+        Ok(Some(rotation))
+    }
+
+    async fn put(&self, rotation: &Rotation, expected: Option<u64>) -> LifecycleResult<()> {
+        let account = &rotation.account_id;
+        let mut stored = rotation.clone();
+        if let Some(token) = &rotation.task_token {
+            stored.task_token = Some(self.seal(account, token).await?);
+        }
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(PORT, &stored)?));
+        put = match expected {
+            None => put.condition_expression("attribute_not_exists(account_id)"),
+            Some(version) => put
+                .condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(version)),
+        };
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Err(LifecycleError::Refused(format!(
+                    "account {account}'s lifecycle record changed meanwhile; look at it again"
+                )))
+            }
+            Err(e) => Err(super::sdk(PORT, e)),
+        }
+    }
+}
