@@ -1,6 +1,7 @@
 //! `rootmail`: triage AWS root-address mail, run the pipeline locally, read tickets.
 
 mod inputs;
+mod lifecycle;
 mod ops;
 mod output;
 mod run;
@@ -99,6 +100,46 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// The root-credential lifecycle of an account: take-over and its status.
+    Rotation {
+        #[command(flatten)]
+        local: LocalLifecycleArgs,
+        #[command(subcommand)]
+        action: RotationAction,
+    },
+    /// Break-glass access to an account's root credentials (audited first).
+    Creds {
+        #[command(flatten)]
+        local: LocalLifecycleArgs,
+        #[command(subcommand)]
+        action: CredsAction,
+    },
+    /// Hand an account's root back to the customer (reverse of a take-over).
+    Release {
+        #[command(flatten)]
+        local: LocalLifecycleArgs,
+        #[arg(long)]
+        account: String,
+        /// The customer's address the root email moves to; AWS mails them a code.
+        #[arg(long)]
+        customer_email: String,
+    },
+    /// Record that an account is closed: ticketing stops, archive and vault stay.
+    Close {
+        #[command(flatten)]
+        local: LocalLifecycleArgs,
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Local mode only: act as the AWS console on the simulated AWS.
+    Simulate {
+        #[command(flatten)]
+        local: LocalLifecycleArgs,
+        #[command(subcommand)]
+        action: SimulateAction,
+    },
     /// Read the tickets the local pipeline created.
     Tickets {
         #[arg(long, default_value = ".rootmail", global = true)]
@@ -133,6 +174,76 @@ enum AccountsAction {
         customer_tag: Option<String>,
         #[arg(long, env = "ACCOUNTS_TABLE")]
         table: String,
+    },
+}
+
+/// Where the local lifecycle keeps its state, and who is acting.
+#[derive(clap::Args)]
+struct LocalLifecycleArgs {
+    #[arg(long, default_value = ".rootmail", global = true)]
+    state: PathBuf,
+    /// Who is acting, for the audit trail (default: $USER).
+    #[arg(long, global = true)]
+    who: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum RotationAction {
+    /// Take an account over: our root address, then a vaulted password and MFA
+    /// (an engineer finishes in the console) or no root credentials at all.
+    Start {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        customer: String,
+        /// vaulted or rootless.
+        #[arg(long, default_value = "rootless")]
+        mode: String,
+        /// Our domain for root addresses.
+        #[arg(long, env = "ROOT_MAIL_DOMAIN")]
+        root_domain: String,
+        /// Account directory CSV (as for `run`).
+        #[arg(long)]
+        accounts: Option<PathBuf>,
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Where the account's lifecycle is, and its audit trail.
+    Status {
+        #[arg(long)]
+        account: String,
+    },
+    /// Finish what waits for a person: the engineer's console steps, or a
+    /// release waiting for the customer's code (--otp-stdin).
+    Complete {
+        #[arg(long)]
+        account: String,
+        /// Read the customer's one-time code from standard input.
+        #[arg(long)]
+        otp_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CredsAction {
+    /// Print the root password and current MFA code, after recording who and why.
+    Get {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        reason: String,
+        /// The ticket this access is for.
+        #[arg(long)]
+        ticket: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimulateAction {
+    /// The engineer's console steps: a root password set and an MFA device added.
+    Console {
+        #[arg(long)]
+        account: String,
     },
 }
 
@@ -227,6 +338,89 @@ fn main() -> ExitCode {
             matches!(format, Format::Json),
         ))
         .map(|()| ExitCode::SUCCESS),
+        Command::Rotation { local, action } => {
+            let local = lifecycle::Local {
+                state: &local.state,
+                who: local.who,
+            };
+            match action {
+                RotationAction::Start {
+                    account,
+                    customer,
+                    mode,
+                    root_domain,
+                    accounts,
+                    rules,
+                } => lifecycle::start(
+                    &local,
+                    &lifecycle::Start {
+                        account: &account,
+                        customer: &customer,
+                        mode: &mode,
+                        root_domain: &root_domain,
+                        accounts: accounts.as_deref(),
+                        rules: rules.as_deref(),
+                    },
+                ),
+                RotationAction::Status { account } => lifecycle::status(&local, &account),
+                RotationAction::Complete { account, otp_stdin } => {
+                    lifecycle::complete(&local, &account, otp_stdin)
+                }
+            }
+        }
+        Command::Creds {
+            local,
+            action:
+                CredsAction::Get {
+                    account,
+                    reason,
+                    ticket,
+                },
+        } => lifecycle::creds_get(
+            &lifecycle::Local {
+                state: &local.state,
+                who: local.who,
+            },
+            &lifecycle::Access {
+                account: &account,
+                reason: &reason,
+                ticket: &ticket,
+            },
+        ),
+        Command::Release {
+            local,
+            account,
+            customer_email,
+        } => lifecycle::release(
+            &lifecycle::Local {
+                state: &local.state,
+                who: local.who,
+            },
+            &account,
+            &customer_email,
+        ),
+        Command::Close {
+            local,
+            account,
+            reason,
+        } => lifecycle::close(
+            &lifecycle::Local {
+                state: &local.state,
+                who: local.who,
+            },
+            &account,
+            &reason,
+        ),
+        Command::Simulate {
+            local,
+            action: SimulateAction::Console { account },
+        } => lifecycle::simulate_console(
+            &lifecycle::Local {
+                state: &local.state,
+                who: local.who,
+            },
+            &account,
+        ),
         Command::Tickets { state, action } => match action {
             TicketsAction::List => tickets::list(&state),
             TicketsAction::Show { id } => tickets::show(&state, &id),

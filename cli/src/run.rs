@@ -8,7 +8,11 @@ use rootmail_aws::Env;
 use rootmail_aws::tickets::backend_settings;
 use rootmail_domain::{Disposition, InMemoryDirectory};
 use rootmail_local::LocalStore;
-use rootmail_pipeline::{Ingested, Knowledge, TicketSink, Written, ingest, write_ticket};
+use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
+use rootmail_local::workflow;
+use rootmail_pipeline::{
+    Handoffs, Ingested, Knowledge, NoHandoffs, TicketSink, Written, ingest, write_ticket,
+};
 use rootmail_tickets::{AnyBackend, BackendKind};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -72,15 +76,45 @@ fn run_with<S: TicketSink + Sync>(
     inputs: Inputs<'_>,
     paths: &[PathBuf],
 ) -> anyhow::Result<ExitCode> {
-    let directory = inputs::directory(inputs.accounts)?;
-    if inputs.accounts.is_none() {
+    let listed = match inputs.accounts {
+        Some(path) => rootmail_local::accounts::read(path)?,
+        None => Vec::new(),
+    };
+    // Accounts a local take-over registered join the file's.
+    let directory = workflow::directory(&LocalLifecycle::without_vault(store), &listed)?;
+    if inputs.accounts.is_none() && directory.is_empty() {
         eprintln!("rootmail: no --accounts file: every message will be for an unknown account");
     }
     let rules = inputs::rules(inputs.rules)?;
-    let knowledge = Knowledge {
-        rules: &rules,
-        handoffs: &rootmail_pipeline::NoHandoffs,
-    };
+    // With the vault's key, a code or reset link a local rotation waits for is
+    // handed over to it; without, nothing waits.
+    let lifecycle = VaultKey::from_env()
+        .ok()
+        .map(|key| LocalLifecycle::new(store, key));
+    match &lifecycle {
+        Some(lifecycle) => {
+            let knowledge = Knowledge {
+                rules: &rules,
+                handoffs: lifecycle,
+            };
+            run_messages(store, sink, (&directory, &knowledge), paths)
+        }
+        None => {
+            let knowledge = Knowledge {
+                rules: &rules,
+                handoffs: &NoHandoffs,
+            };
+            run_messages(store, sink, (&directory, &knowledge), paths)
+        }
+    }
+}
+
+fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
+    store: &LocalStore,
+    sink: &S,
+    (directory, knowledge): (&InMemoryDirectory, &Knowledge<'_, H>),
+    paths: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
     // The HTTP backends need a Tokio reactor; the local store works on any executor.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -91,14 +125,8 @@ fn run_with<S: TicketSink + Sync>(
     let mut rows = Vec::new();
     let unreadable = inputs::each_message(paths, |file, raw| {
         let source = file.display().to_string();
-        let outcome = process(
-            (store, sink, &directory),
-            &runtime,
-            &knowledge,
-            &raw,
-            &source,
-        )
-        .with_context(|| format!("processing {source}"));
+        let outcome = process((store, sink, directory), &runtime, knowledge, &raw, &source)
+            .with_context(|| format!("processing {source}"));
         let processed = outcome.unwrap_or_else(|e| {
             eprintln!("rootmail: {e:#}");
             Processed::Failed
@@ -262,10 +290,10 @@ impl std::fmt::Display for Tally {
     }
 }
 
-fn process<S: TicketSink + Sync>(
+fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
     runtime: &tokio::runtime::Runtime,
-    knowledge: &Knowledge<'_>,
+    knowledge: &Knowledge<'_, H>,
     raw: &[u8],
     source: &str,
 ) -> anyhow::Result<Processed> {

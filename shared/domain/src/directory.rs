@@ -37,6 +37,11 @@ pub enum DirectoryError {
 }
 
 impl InMemoryDirectory {
+    /// No account at all (every message would be for an unknown account).
+    pub fn is_empty(&self) -> bool {
+        self.by_email.is_empty()
+    }
+
     pub fn new(accounts: impl IntoIterator<Item = Account>) -> Result<Self, DirectoryError> {
         let mut dir = Self::default();
         for account in accounts {

@@ -95,7 +95,8 @@ struct PendingUpdate {
 /// The lifecycle's ports over a local state directory.
 pub struct LocalLifecycle<'a> {
     store: &'a LocalStore,
-    key: VaultKey,
+    /// `None`: records can be read, the vault cannot.
+    key: Option<VaultKey>,
 }
 
 fn port(e: StoreError) -> LifecycleError {
@@ -122,7 +123,22 @@ fn now_secs() -> u64 {
 
 impl<'a> LocalLifecycle<'a> {
     pub fn new(store: &'a LocalStore, key: VaultKey) -> Self {
-        Self { store, key }
+        Self {
+            store,
+            key: Some(key),
+        }
+    }
+
+    /// For reading records and the audit trail, which hold no secret.
+    pub fn without_vault(store: &'a LocalStore) -> Self {
+        Self { store, key: None }
+    }
+
+    fn cipher(&self) -> LifecycleResult<Aes256Gcm> {
+        let key = self.key.as_ref().ok_or_else(|| {
+            LifecycleError::Refused(format!("set {VAULT_KEY_VARIABLE} to open the local vault"))
+        })?;
+        Aes256Gcm::new_from_slice(&key.0[..]).map_err(|_| sealing_error())
     }
 
     fn seal(&self, plain: &[u8]) -> LifecycleResult<Sealed> {
@@ -133,7 +149,7 @@ impl<'a> LocalLifecycle<'a> {
                 message: format!("no randomness for a nonce: {e}"),
             })
         })?;
-        let cipher = Aes256Gcm::new_from_slice(&self.key.0[..]).map_err(|_| sealing_error())?;
+        let cipher = self.cipher()?;
         let data = cipher
             .encrypt(Nonce::from_slice(&nonce), plain)
             .map_err(|_| sealing_error())?;
@@ -154,7 +170,7 @@ impl<'a> LocalLifecycle<'a> {
         if nonce.len() != 12 {
             return Err(refused());
         }
-        let cipher = Aes256Gcm::new_from_slice(&self.key.0[..]).map_err(|_| sealing_error())?;
+        let cipher = self.cipher()?;
         let plain = Zeroizing::new(
             cipher
                 .decrypt(Nonce::from_slice(&nonce), data.as_slice())
@@ -250,7 +266,18 @@ fn sealing_error() -> LifecycleError {
     })
 }
 
+/// Six letters and digits, at least one of each (as AWS's codes look).
 fn random_code() -> LifecycleResult<String> {
+    loop {
+        let code = random_chars()?;
+        let digits = code.bytes().filter(u8::is_ascii_digit).count();
+        if (1..6).contains(&digits) {
+            return Ok(code);
+        }
+    }
+}
+
+fn random_chars() -> LifecycleResult<String> {
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).map_err(|e| {

@@ -1,0 +1,291 @@
+//! The lifecycle commands as an engineer uses them in local mode, run as the real
+//! binary: take-over, status, the engineer's completion, break-glass access,
+//! release with the customer's code, closure. Only `creds get` may print a
+//! secret, and the local run hands codes to a waiting rotation.
+
+use rootmail_tests::rootmail_bin;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const KEY: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const ACCOUNT: &str = "222233334444";
+
+fn rootmail(state: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(rootmail_bin());
+    command
+        .args(args)
+        .args(["--state", state.to_str().unwrap()])
+        .args(if args[0] == "tickets" {
+            &[][..]
+        } else {
+            &["--who", "alice"][..]
+        })
+        .env("ROOTMAIL_VAULT_KEY", KEY)
+        .env("ROOT_MAIL_DOMAIN", "root.example-msp.com")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("rootmail runs");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("rootmail finishes")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn field<'a>(output: &'a str, label: &str) -> &'a str {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(label))
+        .unwrap_or_else(|| panic!("no {label:?} in {output}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+}
+
+#[test]
+fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let transcript = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str], stdin: Option<&str>, code: i32| {
+        let output = rootmail(state, args, stdin);
+        let shown = text(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}:\n{shown}");
+        transcript.borrow_mut().push_str(&shown);
+        shown
+    };
+
+    let started = run(
+        &[
+            "rotation",
+            "start",
+            "--account",
+            ACCOUNT,
+            "--customer",
+            "Hooli",
+            "--mode",
+            "vaulted",
+        ],
+        None,
+        0,
+    );
+    assert!(started.contains("awaiting_engineer"), "{started}");
+    let refused = run(&["rotation", "complete", "--account", ACCOUNT], None, 1);
+    assert!(refused.contains("MFA device"), "{refused}");
+    run(&["simulate", "console", "--account", ACCOUNT], None, 0);
+    let completed = run(&["rotation", "complete", "--account", ACCOUNT], None, 0);
+    assert!(completed.contains("active"), "{completed}");
+
+    let status = run(&["rotation", "status", "--account", ACCOUNT], None, 0);
+    assert!(status.contains("Phase:    active"), "{status}");
+    for action in [
+        "take-over started",
+        "secret handed over",
+        "root credentials vaulted",
+        "take-over finished",
+    ] {
+        assert!(status.contains(action), "{action} missing from\n{status}");
+    }
+
+    let no_reason = run(
+        &[
+            "creds",
+            "get",
+            "--account",
+            ACCOUNT,
+            "--reason",
+            " ",
+            "--ticket",
+            "INC-7",
+        ],
+        None,
+        1,
+    );
+    assert!(no_reason.contains("needs a reason"), "{no_reason}");
+
+    // The one command that prints secrets; nothing else ever shows them.
+    let creds = rootmail(
+        state,
+        &[
+            "creds",
+            "get",
+            "--account",
+            ACCOUNT,
+            "--reason",
+            "payment card update",
+            "--ticket",
+            "INC-7",
+        ],
+        None,
+    );
+    assert!(creds.status.success(), "{}", text(&creds));
+    let shown = String::from_utf8_lossy(&creds.stdout).to_string();
+    let password = field(&shown, "Password:").to_string();
+    let mfa = field(&shown, "MFA code:").to_string();
+    assert!(password.len() >= 32, "{shown}");
+    assert_eq!(mfa.len(), 6);
+    assert!(
+        !transcript.borrow().contains(&password),
+        "the password leaked before creds get"
+    );
+    let tickets = run(&["tickets", "list"], None, 0);
+    let lifecycle_ticket = tickets
+        .lines()
+        .find(|l| l.contains("Root credential lifecycle"))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a lifecycle ticket")
+        .trim_start_matches('#')
+        .to_string();
+    let ticket = run(&["tickets", "show", &lifecycle_ticket], None, 0);
+    assert!(
+        ticket.contains("break-glass access to the root user by alice"),
+        "{ticket}"
+    );
+    assert!(ticket.contains("payment card update"));
+    assert!(!ticket.contains(&password));
+
+    // Release: AWS mails the code to the customer; a wrong one changes nothing.
+    let release = run(
+        &[
+            "release",
+            "--account",
+            ACCOUNT,
+            "--customer-email",
+            "it@hooli.example",
+        ],
+        None,
+        0,
+    );
+    assert!(release.contains("awaiting_customer_otp"), "{release}");
+    let wrong = run(
+        &["rotation", "complete", "--account", ACCOUNT, "--otp-stdin"],
+        Some("AAAAAA\n"),
+        1,
+    );
+    assert!(wrong.contains("wrong or expired"), "{wrong}");
+    let code = customer_code(state);
+    let released = run(
+        &["rotation", "complete", "--account", ACCOUNT, "--otp-stdin"],
+        Some(&code),
+        0,
+    );
+    assert!(released.contains("released"), "{released}");
+    let closed = run(
+        &["close", "--account", ACCOUNT, "--reason", "customer left"],
+        None,
+        0,
+    );
+    assert!(closed.contains("closed"), "{closed}");
+    assert!(!transcript.borrow().contains(&password));
+    assert!(!transcript.borrow().contains(&code));
+}
+
+/// The code the simulated AWS mailed to the customer's address.
+fn customer_code(state: &Path) -> String {
+    let mail = std::fs::read_dir(state.join("simulated-aws/mail"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("To: it@hooli.example"))
+        .expect("the customer's code mail");
+    field(&mail, "    Verification code:").to_string()
+}
+
+#[test]
+fn a_rootless_take_over_needs_no_person_and_has_no_credentials_to_hand_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let started = rootmail(
+        state,
+        &[
+            "rotation",
+            "start",
+            "--account",
+            ACCOUNT,
+            "--customer",
+            "Hooli",
+            "--mode",
+            "rootless",
+        ],
+        None,
+    );
+    assert!(started.status.success(), "{}", text(&started));
+    assert!(text(&started).contains("active"));
+    let creds = rootmail(
+        state,
+        &[
+            "creds",
+            "get",
+            "--account",
+            ACCOUNT,
+            "--reason",
+            "x",
+            "--ticket",
+            "INC-1",
+        ],
+        None,
+    );
+    assert_eq!(creds.status.code(), Some(1));
+    assert!(text(&creds).contains("rootless"), "{}", text(&creds));
+    let again = rootmail(
+        state,
+        &[
+            "rotation",
+            "start",
+            "--account",
+            ACCOUNT,
+            "--customer",
+            "Hooli",
+            "--mode",
+            "rootless",
+        ],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again).contains("already taken over"),
+        "{}",
+        text(&again)
+    );
+}
+
+#[test]
+fn without_the_vault_key_the_lifecycle_says_what_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(rootmail_bin())
+        .args([
+            "rotation",
+            "start",
+            "--account",
+            ACCOUNT,
+            "--customer",
+            "Hooli",
+            "--root-domain",
+            "root.example-msp.com",
+        ])
+        .args(["--state", dir.path().to_str().unwrap()])
+        .env_remove("ROOTMAIL_VAULT_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output).contains("ROOTMAIL_VAULT_KEY"),
+        "{}",
+        text(&output)
+    );
+    assert!(text(&output).contains("openssl rand -hex 32"));
+}
