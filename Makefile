@@ -8,6 +8,10 @@ help:
 	@echo "make demo   run the local pipeline on the sample mailbox (no AWS needed)"
 	@echo "make test   formatting, clippy -D warnings, and every test (starts moto for the AWS tests)"
 	@echo "make bench  criterion benchmarks of triage over the corpus"
+	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
+	@echo "make build  release builds of every Lambda (cargo lambda, ARCH=x86_64|arm64)"
+	@echo "make package  the builds zipped, with each bootstrap's size"
+	@echo "make deploy  a guided sam deploy of infra/template.yaml"
 	@echo "make fmt    format the code"
 
 # The sample mailbox through the whole pipeline, twice (the second run creates
@@ -31,6 +35,7 @@ demo:
 test:
 	scripts/setup-test-env
 	$(MAKE) --no-print-directory lint-infra
+	scripts/lint-statemachines
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) build --workspace --locked
@@ -44,7 +49,7 @@ bench:
 
 clean:
 	$(CARGO) clean
-	rm -rf .rootmail .venv
+	rm -rf .rootmail .venv .venv-infra .venv-build .venv-sam .tools
 
 # ---------------------------------------------------------------- deployment
 # infra/template.yaml: checked offline by `make lint-infra` (part of `make test`),
