@@ -56,7 +56,11 @@ impl TicketSink for MemorySink {
         Ok(id)
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(
+        &self,
+        ticket_id: &str,
+        comment: &NewComment,
+    ) -> PortResult<rootmail_pipeline::PostedComment> {
         let mut tickets = self.tickets.lock().expect("tickets");
         let Some(ticket) = tickets.iter_mut().find(|t| t.id == ticket_id) else {
             return Err(rootmail_pipeline::PortError::Permanent {
@@ -69,10 +73,10 @@ impl TicketSink for MemorySink {
             .iter()
             .find(|(_, c)| c.message == comment.message)
         {
-            return Ok(id.clone());
+            return Ok(rootmail_pipeline::PostedComment::on(ticket_id, id));
         }
         let id = format!("{ticket_id}-{}", ticket.comments.len() + 1);
         ticket.comments.push((id.clone(), comment.clone()));
-        Ok(id)
+        Ok(rootmail_pipeline::PostedComment::on(ticket_id, id))
     }
 }

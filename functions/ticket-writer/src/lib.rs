@@ -289,9 +289,13 @@ mod tests {
             }
             Ok(ticket.subject.clone())
         }
-        async fn comment(&self, id: &str, c: &NewComment) -> PortResult<String> {
+        async fn comment(
+            &self,
+            id: &str,
+            c: &NewComment,
+        ) -> PortResult<rootmail_pipeline::PostedComment> {
             self.calls.lock().unwrap().push(format!("comment {id}"));
-            Ok(c.message.to_string())
+            Ok(rootmail_pipeline::PostedComment::on(id, &c.message))
         }
     }
 

@@ -5,7 +5,7 @@
 use crate::config::{ConfigError, Env};
 use crate::error::port_error;
 use rootmail_pipeline::PortError;
-use rootmail_tickets::backend::parse_custom_fields;
+use rootmail_tickets::backend::{parse_custom_fields, parse_organizations};
 use rootmail_tickets::{BackendKind, BackendSettings, RetryPolicy};
 use std::time::Duration;
 
@@ -31,6 +31,14 @@ pub fn backend_settings<F: Fn(&str) -> Option<String>>(
             reason,
         })?,
     };
+    let zendesk_organizations = match env.optional("ZENDESK_ORGANIZATIONS") {
+        None => Vec::new(),
+        Some(json) => parse_organizations(&json).map_err(|reason| ConfigError::Invalid {
+            name: "ZENDESK_ORGANIZATIONS",
+            value: json.clone(),
+            reason,
+        })?,
+    };
     Ok(BackendSettings {
         timeout: Duration::from_secs(env.parsed_or("HTTP_TIMEOUT_SECS", 10)?),
         retry: RetryPolicy {
@@ -39,6 +47,8 @@ pub fn backend_settings<F: Fn(&str) -> Option<String>>(
             ..RetryPolicy::default()
         },
         zendesk_custom_fields,
+        zendesk_organizations,
+        zendesk_requester_domain: env.optional("ZENDESK_REQUESTER_DOMAIN"),
         jira_service_desk_id: env.optional("JIRA_SERVICE_DESK_ID"),
         jira_request_type_id: env.optional("JIRA_REQUEST_TYPE_ID"),
         jira_set_priority: env.parsed_or("JIRA_SET_PRIORITY", false)?,

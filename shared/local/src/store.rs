@@ -9,7 +9,7 @@
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
     Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, MailSource, NewComment,
-    NewTicket, PortError, PortResult, ThreadMap, ThreadRecord, TicketSink,
+    NewTicket, PortError, PortResult, PostedComment, ThreadMap, ThreadRecord, TicketSink,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -424,14 +424,14 @@ impl TicketSink for LocalStore {
         Ok(id)
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         let mut ticket = self.ticket(ticket_id).map_err(port("tickets"))?;
         if let Some(existing) = ticket
             .comments
             .iter()
             .find(|c| c.message == comment.message)
         {
-            return Ok(existing.id.clone());
+            return Ok(PostedComment::on(ticket_id, &existing.id));
         }
         let id = format!("{ticket_id}-{}", ticket.comments.len() + 1);
         let at = now();
@@ -449,6 +449,6 @@ impl TicketSink for LocalStore {
         ticket.updated_at = at;
         self.write(&self.ticket_path(ticket_id), &ticket)
             .map_err(port("tickets"))?;
-        Ok(id)
+        Ok(PostedComment::on(ticket_id, id))
     }
 }

@@ -385,11 +385,13 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
                 internal_note: op.internal_note.clone(),
                 attachments: ticket_attachments(op, sink.max_attachment_bytes(), mail).await?,
             };
-            let comment_id = sink.comment(&ticket_id, &comment).await?;
+            // A ticket that took no more comments may have continued on another:
+            // the thread map then sends the thread's later mail there.
+            let posted = sink.comment(&ticket_id, &comment).await?;
             (
                 Written::Commented {
-                    ticket_id,
-                    comment_id,
+                    ticket_id: posted.ticket_id,
+                    comment_id: posted.comment_id,
                 },
                 created_from,
                 messages + 1,

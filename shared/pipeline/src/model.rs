@@ -201,6 +201,23 @@ mod base64_bytes {
     }
 }
 
+/// Where a comment landed: usually the ticket asked for, or the ticket that
+/// continues it when that one takes no more comments (closed, or full).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedComment {
+    pub ticket_id: String,
+    pub comment_id: String,
+}
+
+impl PostedComment {
+    pub fn on(ticket_id: impl ToString, comment_id: impl ToString) -> Self {
+        Self {
+            ticket_id: ticket_id.to_string(),
+            comment_id: comment_id.to_string(),
+        }
+    }
+}
+
 /// The thread map's row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThreadRecord {

@@ -4,7 +4,9 @@
 //! Methods return `Send` futures so the same traits serve a multi-threaded Lambda
 //! runtime and the single-threaded local mode.
 
-use crate::model::{Claim, FoundTicket, LedgerRow, NewComment, NewTicket, ThreadRecord, TicketOp};
+use crate::model::{
+    Claim, FoundTicket, LedgerRow, NewComment, NewTicket, PostedComment, ThreadRecord, TicketOp,
+};
 use rootmail_domain::{
     Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Kind, SecretValue, ThreadKey,
 };
@@ -170,12 +172,13 @@ pub trait TicketSink {
     -> impl Future<Output = PortResult<Option<FoundTicket>>> + Send;
     fn create(&self, ticket: &NewTicket) -> impl Future<Output = PortResult<String>> + Send;
     /// Adds the comment unless one for `comment.message` is already on the ticket,
-    /// in which case that one's id is returned.
+    /// in which case that one is returned. A ticket that takes no more comments
+    /// may continue on another; the answer names the ticket the comment is on.
     fn comment(
         &self,
         ticket_id: &str,
         comment: &NewComment,
-    ) -> impl Future<Output = PortResult<String>> + Send;
+    ) -> impl Future<Output = PortResult<PostedComment>> + Send;
 }
 
 /// Hands ticket operations from ingest to the ticket writer (SQS FIFO in AWS).
@@ -215,7 +218,7 @@ impl<S: TicketSink + Sync> TicketSink for &S {
         &self,
         ticket_id: &str,
         comment: &NewComment,
-    ) -> impl Future<Output = PortResult<String>> + Send {
+    ) -> impl Future<Output = PortResult<PostedComment>> + Send {
         (**self).comment(ticket_id, comment)
     }
 }

@@ -7,7 +7,9 @@ use crate::rt::{Rt, RtCredentials, RtOptions};
 use crate::webhook::{Webhook, WebhookCredentials};
 use crate::zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};
 use rootmail_domain::ThreadKey;
-use rootmail_pipeline::{FoundTicket, NewComment, NewTicket, PortResult, TicketSink};
+use rootmail_pipeline::{
+    FoundTicket, NewComment, NewTicket, PortResult, PostedComment, TicketSink,
+};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,11 @@ pub struct BackendSettings {
     pub retry: RetryPolicy,
     /// Zendesk: `{"<field id>": value, ...}` set on every new ticket.
     pub zendesk_custom_fields: Vec<(u64, serde_json::Value)>,
+    /// Zendesk: customer name -> organization id (no lookup by name: a prefix
+    /// match could file one customer's mail under another's organization).
+    pub zendesk_organizations: Vec<(String, u64)>,
+    /// Zendesk: requesters become `aws-<account>@<domain>` (never the root-mail domain).
+    pub zendesk_requester_domain: Option<String>,
     pub jira_service_desk_id: Option<String>,
     pub jira_request_type_id: Option<String>,
     pub jira_set_priority: bool,
@@ -70,6 +77,8 @@ impl BackendSettings {
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             zendesk_custom_fields: Vec::new(),
+            zendesk_organizations: Vec::new(),
+            zendesk_requester_domain: None,
             jira_service_desk_id: None,
             jira_request_type_id: None,
             jira_set_priority: false,
@@ -114,6 +123,18 @@ pub fn parse_custom_fields(json: &str) -> Result<Vec<(u64, serde_json::Value)>, 
     // In id order, whatever order the JSON map keeps.
     fields.sort_by_key(|(id, _)| *id);
     Ok(fields)
+}
+
+/// Zendesk organizations as configured (`ZENDESK_ORGANIZATIONS`): `{"<customer>": <id>}`.
+pub fn parse_organizations(json: &str) -> Result<Vec<(String, u64)>, String> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("not a JSON object: {e}"))?;
+    map.into_iter()
+        .map(|(customer, id)| match id.as_u64() {
+            Some(id) => Ok((customer, id)),
+            None => Err(format!("organization id of {customer:?} is not a number")),
+        })
+        .collect()
 }
 
 /// One of the backends, chosen by configuration.
@@ -172,6 +193,8 @@ impl AnyBackend {
             BackendKind::Zendesk => {
                 let options = ZendeskOptions {
                     custom_fields: settings.zendesk_custom_fields.clone(),
+                    organizations: settings.zendesk_organizations.clone(),
+                    requester_domain: settings.zendesk_requester_domain.clone(),
                     ..ZendeskOptions::new(url)
                 };
                 let credentials: ZendeskCredentials =
@@ -244,7 +267,7 @@ impl TicketSink for AnyBackend {
         each_backend!(self, sink => sink.create(ticket).await)
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         each_backend!(self, sink => sink.comment(ticket_id, comment).await)
     }
 }

@@ -16,7 +16,8 @@ use crate::http::HttpClient;
 use reqwest::multipart::{Form, Part};
 use rootmail_domain::{Priority, ThreadKey};
 use rootmail_pipeline::{
-    FoundTicket, NewComment, NewTicket, PortError, PortResult, TicketAttachment, TicketSink,
+    FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment, TicketAttachment,
+    TicketSink,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -386,7 +387,7 @@ impl TicketSink for Jira {
         Ok(created.issue_key)
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         let body = body_with_listing(&comment.body, &comment.attachments, &comment.message);
         let existed = self
             .existing_comment(ticket_id, &comment.message, true)
@@ -402,6 +403,6 @@ impl TicketSink for Jira {
         };
         self.internal_note(ticket_id, &comment.message, &comment.internal_note)
             .await?;
-        Ok(id)
+        Ok(PostedComment::on(ticket_id, id))
     }
 }

@@ -32,8 +32,8 @@ use reqwest::header::{AUTHORIZATION, LOCATION, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
 use rootmail_pipeline::{
-    AttachmentContent, FoundTicket, NewComment, NewTicket, PortError, PortResult, TicketAttachment,
-    TicketSink,
+    AttachmentContent, FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment,
+    TicketAttachment, TicketSink,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -646,7 +646,7 @@ impl TicketSink for Rt {
         Ok(id)
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         let written = self.written_for(ticket_id, &comment.message).await?;
         let correspondence = match written.correspondence {
             Some(id) => id,
@@ -662,7 +662,7 @@ impl TicketSink for Rt {
                 .await?;
         }
         self.raise_priority(ticket_id, comment.priority).await?;
-        Ok(correspondence)
+        Ok(PostedComment::on(ticket_id, correspondence))
     }
 }
 

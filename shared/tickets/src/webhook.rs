@@ -17,7 +17,9 @@ use crate::http::HttpClient;
 use hmac::{Hmac, Mac};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use rootmail_domain::{ContentHash, ThreadKey};
-use rootmail_pipeline::{FoundTicket, NewComment, NewTicket, PortError, PortResult, TicketSink};
+use rootmail_pipeline::{
+    FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment, TicketSink,
+};
 use serde::Deserialize;
 
 const PORT: &str = "webhook";
@@ -196,11 +198,13 @@ impl TicketSink for Webhook {
             .await
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         let url = format!("{}/tickets/{}/comments", self.base, ticket_id);
         let key = comment_key(&comment.message);
-        self.post("commenting on a ticket", &url, &key, comment)
-            .await
+        let id = self
+            .post("commenting on a ticket", &url, &key, comment)
+            .await?;
+        Ok(PostedComment::on(ticket_id, id))
     }
 }
 

@@ -33,8 +33,8 @@ use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
 use rootmail_pipeline::{
-    AttachmentContent, FoundTicket, NewComment, NewTicket, PortError, PortResult, TicketAttachment,
-    TicketSink,
+    AttachmentContent, FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment,
+    TicketAttachment, TicketSink,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -674,7 +674,7 @@ impl Zendesk {
         ticket: u64,
         comment: &'a NewComment,
         followups: usize,
-    ) -> Boxed<'a, String> {
+    ) -> Boxed<'a, PostedComment> {
         Box::pin(async move {
             let want_note = !comment.internal_note.trim().is_empty();
             let marked = self.marked(ticket, &comment.message, want_note).await?;
@@ -686,7 +686,7 @@ impl Zendesk {
                     Some(marked.private),
                 )
                 .await?;
-                return Ok(id);
+                return Ok(PostedComment::on(ticket, id));
             }
             // The comment and its note stay together: both fit, or both move on.
             let needed = 1 + usize::from(want_note);
@@ -741,7 +741,7 @@ impl Zendesk {
                 Some(marked.private),
             )
             .await?;
-            Ok(id)
+            Ok(PostedComment::on(ticket, id))
         })
     }
 
@@ -768,7 +768,7 @@ impl Zendesk {
         comment: &NewComment,
         why: Full,
         followups: usize,
-    ) -> PortResult<String> {
+    ) -> PortResult<PostedComment> {
         if followups >= MAX_FOLLOWUPS {
             return Err(permanent(format!(
                 "ticket {old} takes no more comments ({why:?}) and {MAX_FOLLOWUPS} follow-ups did not either"
@@ -838,8 +838,8 @@ impl Zendesk {
         let present = if posted.fresh { Some(false) } else { None };
         self.note(posted.id, &comment.message, &comment.internal_note, present)
             .await?;
-        match posted.comment_id {
-            Some(id) => Ok(id),
+        let id = match posted.comment_id {
+            Some(id) => id,
             None => self
                 .marked(posted.id, &comment.message, false)
                 .await?
@@ -849,8 +849,9 @@ impl Zendesk {
                         "follow-up ticket {} does not carry its first comment",
                         posted.id
                     ))
-                }),
-        }
+                })?,
+        };
+        Ok(PostedComment::on(posted.id, id))
     }
 
     fn add_custom_fields(&self, fields: &mut Value) {
@@ -1139,7 +1140,7 @@ impl TicketSink for Zendesk {
         Ok(posted.id.to_string())
     }
 
-    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<String> {
+    async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         self.comment_on(ticket_number(ticket_id)?, comment, 0).await
     }
 }

@@ -247,7 +247,7 @@ async fn a_comment_already_there_is_not_added_again() {
         .comment("SD-9", &comment)
         .await
         .expect("commented");
-    assert_eq!(id, "77", "the existing comment's id");
+    assert_eq!(id.comment_id, "77", "the existing comment's id");
     assert!(
         bodies(&server, "POST", "/attachTemporaryFile")
             .await

@@ -368,7 +368,7 @@ async fn a_new_comment_is_a_correspondence_with_its_attachment_then_a_note_and_r
 
     let id = sink(&server).comment("7", &comment).await.expect("comment");
 
-    assert_eq!(id, "55", "the correspondence's transaction");
+    assert_eq!(id.comment_id, "55", "the correspondence's transaction");
     let requests = received(&server).await;
     let reply = requests
         .iter()
@@ -435,7 +435,7 @@ async fn a_retried_comment_adds_only_the_missing_note_and_never_lowers_priority(
 
     let id = sink(&server).comment("7", &comment).await.expect("comment");
 
-    assert_eq!(id, "55");
+    assert_eq!(id.comment_id, "55");
 }
 
 #[tokio::test]
@@ -475,7 +475,7 @@ async fn a_429_on_a_write_is_retried_after_its_retry_after_with_the_same_body() 
         .await
         .expect("comment");
 
-    assert_eq!(id, "55");
+    assert_eq!(id.comment_id, "55");
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "waited for Retry-After: {:?}",

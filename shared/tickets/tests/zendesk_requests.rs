@@ -493,7 +493,7 @@ async fn every_page_of_comments_is_searched_before_commenting() {
         .await
         .expect("found");
 
-    assert_eq!(id, "555");
+    assert_eq!(id.comment_id, "555");
     let methods: Vec<String> = received(&server)
         .await
         .iter()

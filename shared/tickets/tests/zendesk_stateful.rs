@@ -521,7 +521,6 @@ async fn a_full_ticket_continues_on_one_linked_follow_up() {
     else {
         panic!("a comment");
     };
-    assert_eq!(ticket_id, old, "the pipeline still names the old ticket");
     let tickets = zendesk.tickets();
     assert_eq!(tickets.len(), 2);
     let next = tickets
@@ -541,6 +540,20 @@ async fn a_full_ticket_continues_on_one_linked_follow_up() {
     assert!(next.tags.iter().any(|t| t == "rootmail_followup"));
     assert!(next.tags.iter().any(|t| t.starts_with("rootmail-thread-")));
     assert_eq!(comment_id, next.comments[0].id.to_string());
+    assert_eq!(
+        ticket_id,
+        next.id.to_string(),
+        "the comment is on the follow-up"
+    );
+    let record = store
+        .ticket_of(&ops[2].thread_key)
+        .await
+        .expect("thread map")
+        .expect("recorded");
+    assert_eq!(
+        record.ticket_id, ticket_id,
+        "later mail goes to the follow-up"
+    );
     assert_eq!(marked(next, &ops[2]), (1, 1), "the comment and its note");
     assert_eq!(
         zendesk.ticket(&old).comments.len(),
@@ -554,11 +567,18 @@ async fn a_full_ticket_continues_on_one_linked_follow_up() {
     assert_eq!(
         again,
         Written::Commented {
-            ticket_id: old.clone(),
+            ticket_id: ticket_id.clone(),
             comment_id: comment_id.clone()
         }
     );
+    let requests_before = zendesk.requests();
     apply(&store, &sink, &ops[3]).await.expect("next message");
+    assert!(
+        !zendesk.requests()[requests_before.len()..]
+            .iter()
+            .any(|r| r.path.starts_with(&format!("/api/v2/tickets/{old}"))),
+        "the old, full ticket is not read again"
+    );
     assert_eq!(zendesk.tickets().len(), 2);
     let next = zendesk.ticket(&next.id.to_string());
     assert_eq!(marked(&next, &ops[3]), (1, 1));
