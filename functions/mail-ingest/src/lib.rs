@@ -4,6 +4,10 @@
 //! the disposition and enqueue at most one ticket operation. A transient failure
 //! fails that record only (SQS retries it, then its DLQ); a message that cannot
 //! be read for good (gone, oversized) becomes a quarantine row, never a loss.
+//!
+//! With rotations configured (`ROTATIONS_TABLE` and the other lifecycle
+//! settings), a verified code or link for an account whose rotation waits for
+//! it goes to the vault and resumes the workflow instead of becoming a ticket.
 
 pub mod events;
 
@@ -11,16 +15,17 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use events::MailRef;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
+use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::{
     ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, InPlaceArchive, MailLocation,
     Metrics, ReadError, S3Mail, SqsTicketQueue,
 };
-use rootmail_domain::{Disposition, Kind, Rules};
+use rootmail_domain::{AccountId, Disposition, Kind, Rules, SecretValue};
 use rootmail_pipeline::{
-    AccountLookup, Ingested, Knowledge, Ledger, PortError, PortResult, ThreadMap, TicketQueue,
-    ingest, record_unreadable,
+    AccountLookup, Handoffs, Ingested, Knowledge, Ledger, NoHandoffs, PortError, PortResult,
+    ThreadMap, TicketQueue, ingest, record_unreadable,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -40,6 +45,9 @@ pub struct Config {
     /// Records of a batch processed at once; each may hold a message of up to
     /// `max_message_bytes` (about 2.6 times that at peak), so size memory for it.
     pub concurrency: usize,
+    /// The credential lifecycle, when `ROTATIONS_TABLE` is set: secrets from
+    /// verified mail are handed to waiting rotations.
+    pub lifecycle: Option<LifecycleConfig>,
 }
 
 impl Config {
@@ -55,6 +63,10 @@ impl Config {
                 .unwrap_or_else(|| "inbound/".to_string()),
             max_message_bytes: env.parsed_or("MAX_MESSAGE_BYTES", SES_MAX_MESSAGE_BYTES)?,
             concurrency: at_least_one(env, "INGEST_CONCURRENCY", 4)?,
+            lifecycle: match env.optional("ROTATIONS_TABLE") {
+                Some(_) => Some(LifecycleConfig::from_env(env)?),
+                None => None,
+            },
         })
     }
 }
@@ -108,20 +120,65 @@ pub enum Outcome {
     Unreadable { reason: String },
 }
 
+/// Where secrets from verified mail go in AWS: the lifecycle when rotations
+/// are configured, else nowhere (nothing ever waits).
+pub enum AwsHandoffs {
+    Off(NoHandoffs),
+    Lifecycle(Box<AwsLifecycle>),
+}
+
+impl AwsHandoffs {
+    pub fn on_aws(config: Option<&LifecycleConfig>, aws: &aws_config::SdkConfig) -> Self {
+        match config {
+            Some(config) => Self::Lifecycle(Box::new(AwsLifecycle::on_aws(aws, config))),
+            None => Self::Off(NoHandoffs),
+        }
+    }
+}
+
+impl Handoffs for AwsHandoffs {
+    async fn waiting(
+        &self,
+        accounts: &[AccountId],
+        now: u64,
+    ) -> PortResult<Vec<(AccountId, Kind)>> {
+        match self {
+            Self::Off(none) => none.waiting(accounts, now).await,
+            Self::Lifecycle(lifecycle) => lifecycle.waiting(accounts, now).await,
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        account: &AccountId,
+        kind: Kind,
+        secret: &SecretValue,
+        now: u64,
+    ) -> PortResult<bool> {
+        match self {
+            Self::Off(none) => none.hand_over(account, kind, secret, now).await,
+            Self::Lifecycle(lifecycle) => lifecycle.hand_over(account, kind, secret, now).await,
+        }
+    }
+}
+
 /// The handler, generic over its ports so tests can drive it.
-pub struct Ingest<M, L, T, D, Q> {
+pub struct Ingest<M, L, T, D, Q, H = NoHandoffs> {
     pub mail: M,
     pub ledger: L,
     pub threads: T,
     pub accounts: D,
     pub queue: Q,
+    /// Waiting rotations, and where their secrets go.
+    pub handoffs: H,
     pub rules: Rules,
     pub metrics: Metrics,
     pub config: Config,
 }
 
 /// The handler as deployed: every port an AWS adapter.
-pub type AwsIngest = Ingest<S3Mail, DynamoLedger, DynamoThreadMap, DynamoAccounts, SqsTicketQueue>;
+pub type AwsIngest =
+    Ingest<S3Mail, DynamoLedger, DynamoThreadMap, DynamoAccounts, SqsTicketQueue, AwsHandoffs>;
 
 impl AwsIngest {
     /// Wires the AWS adapters over one SDK configuration (clients built once).
@@ -133,6 +190,7 @@ impl AwsIngest {
             threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
             accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),
             queue: SqsTicketQueue::new(aws_sdk_sqs::Client::new(aws), &config.ticket_ops_queue_url),
+            handoffs: AwsHandoffs::on_aws(config.lifecycle.as_ref(), aws),
             rules: Rules::built_in(),
             metrics,
             config,
@@ -140,13 +198,14 @@ impl AwsIngest {
     }
 }
 
-impl<M, L, T, D, Q> Ingest<M, L, T, D, Q>
+impl<M, L, T, D, Q, H> Ingest<M, L, T, D, Q, H>
 where
     M: MailReader + Sync,
     L: Ledger + Sync,
     T: ThreadMap + Sync,
     D: AccountLookup + Sync,
     Q: TicketQueue + Sync,
+    H: Handoffs + Sync,
 {
     /// The Lambda entry point: an SQS batch, a direct S3 event or an SES event.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
@@ -238,7 +297,7 @@ where
         };
         let knowledge = Knowledge {
             rules: &self.rules,
-            handoffs: &rootmail_pipeline::NoHandoffs,
+            handoffs: &self.handoffs,
         };
         let ports = (
             &InPlaceArchive(location),
@@ -361,6 +420,35 @@ mod tests {
         assert_eq!(config.mail_prefix, "inbound/");
         assert_eq!(config.mail_bucket, None);
         assert_eq!(config.concurrency, 4);
+        assert_eq!(config.lifecycle, None, "no rotations unless configured");
+    }
+
+    #[test]
+    fn rotations_bring_the_lifecycle_settings_along() {
+        let lifecycle = [
+            ("ROTATIONS_TABLE", "rotations"),
+            ("AUDIT_TABLE", "audit"),
+            ("VAULT_KMS_KEY_ID", "alias/vault"),
+            ("TOKEN_KMS_KEY_ID", "alias/vault"),
+            ("NOTICE_FROM", "rootmail@example-msp.com"),
+            ("NOTICE_TO", "security@example-msp.com"),
+            ("ROOT_MAIL_DOMAIN", "root.example-msp.com"),
+        ];
+        let config = config(&lifecycle, "").unwrap();
+        let lifecycle_config = config.lifecycle.expect("lifecycle settings");
+        assert_eq!(lifecycle_config.rotations_table, "rotations");
+        assert_eq!(lifecycle_config.accounts_table, config.accounts_table);
+        assert_eq!(
+            lifecycle_config.ticket_ops_queue_url,
+            config.ticket_ops_queue_url
+        );
+        // Rotations without the rest is a configuration error, named.
+        let error = config_error(&[("ROTATIONS_TABLE", "rotations")]);
+        assert!(error.contains("AUDIT_TABLE"), "{error}");
+    }
+
+    fn config_error(extra: &[(&str, &str)]) -> String {
+        config(extra, "").unwrap_err().to_string()
     }
 
     #[test]
