@@ -163,6 +163,7 @@ impl Triager {
 pub mod account_fake;
 pub mod aws;
 pub mod lambda;
+pub mod lifecycle;
 pub mod memory_sink;
 pub mod pipeline;
 pub mod rt;

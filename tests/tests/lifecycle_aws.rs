@@ -1,0 +1,922 @@
+//! The credential lifecycle in AWS: every step through the `lifecycle`
+//! function's handler, against moto (DynamoDB, Secrets Manager, KMS, SQS, SES,
+//! Step Functions) and the Account/STS/IAM fake, with the code mail going from
+//! the fake into the bucket and through the real `mail-ingest` handler.
+//! Run under `scripts/with-moto`.
+
+use lifecycle::Step;
+use rootmail_aws::lifecycle::{AwsLifecycle, secret_name};
+use rootmail_domain::{Account, AccountId, AccountStatus, Disposition, EmailAddress, Kind};
+use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput};
+use rootmail_lifecycle::{
+    AccountRegistry, AuditEntry, AuditLog, LifecycleError, Mode, Phase, Rotation, Rotations, Stage,
+    Vault, VaultItem,
+};
+use rootmail_tests::account_fake::RootCredentials;
+use rootmail_tests::captured_logs;
+use rootmail_tests::lambda::drain;
+use rootmail_tests::lifecycle::{
+    LifecycleStack, NOTICE_TO, ROOT_DOMAIN, fresh_account_id, sent_email,
+};
+use serde_json::{Value, json};
+
+const OLD_ROOT: &str = "aws-root@initech.example";
+
+fn customer_credentials() -> RootCredentials {
+    RootCredentials {
+        password: true,
+        access_keys: 2,
+        signing_certificates: 1,
+        mfa_devices: 1,
+    }
+}
+
+/// One take-over in progress: the stack, the account, the execution and the
+/// outputs every step returned (they must hold no secret either).
+struct Run {
+    ls: LifecycleStack,
+    ports: AwsLifecycle,
+    account: AccountId,
+    execution: String,
+    outputs: Vec<StepOutput>,
+}
+
+impl Run {
+    /// A fresh stack with the account in the fake (root credentials as a
+    /// customer leaves them) and in the directory under its old address.
+    async fn new(credentials: RootCredentials) -> Self {
+        let ls = LifecycleStack::create().await;
+        let account = fresh_account_id();
+        ls.fake.add_account(account.as_str(), OLD_ROOT, credentials);
+        let ports = ls.ports().await;
+        ports
+            .registry
+            .save(&Account {
+                root_email: EmailAddress::parse(OLD_ROOT).unwrap(),
+                account_id: account.clone(),
+                customer: "Initech".into(),
+                status: AccountStatus::Active,
+            })
+            .await
+            .expect("directory entry");
+        Self {
+            ls,
+            ports,
+            account,
+            execution: String::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Runs `step` through the function's handler with `input` (plus the account).
+    async fn step(
+        &mut self,
+        step: Step,
+        mut input: Value,
+    ) -> Result<StepOutput, lifecycle::StepFailure> {
+        input["account_id"] = json!(self.account);
+        let handler = self.ls.handler(step).await;
+        let answer = handler
+            .handle(lambda_runtime::LambdaEvent::new(input, Default::default()))
+            .await;
+        if let Ok(output) = &answer {
+            self.outputs.push(output.clone());
+        }
+        answer
+    }
+
+    async fn ok(&mut self, step: Step, input: Value) -> Phase {
+        match self.step(step, input).await {
+            Ok(output) => output.phase,
+            Err(failure) => panic!("{} failed: {failure:?}", step.name()),
+        }
+    }
+
+    async fn refused(&mut self, step: Step, input: Value) -> String {
+        match self.step(step, input).await {
+            Err(failure) if failure.name == "Refused" => failure.message,
+            other => panic!("{} was not refused: {other:?}", step.name()),
+        }
+    }
+
+    async fn rotation(&self) -> Rotation {
+        self.ports
+            .rotations
+            .get(&self.account)
+            .await
+            .expect("read rotation")
+            .expect("a rotation")
+    }
+
+    async fn audit(&self) -> Vec<AuditEntry> {
+        self.ports
+            .audit
+            .entries(&self.account)
+            .await
+            .expect("audit")
+    }
+
+    async fn actions(&self) -> Vec<String> {
+        self.audit().await.into_iter().map(|e| e.action).collect()
+    }
+
+    /// The rotation record and audit rows, to compare before and after a
+    /// refused request.
+    async fn state(&self) -> (Option<Rotation>, Vec<AuditEntry>) {
+        (
+            self.ports
+                .rotations
+                .get(&self.account)
+                .await
+                .expect("rotation"),
+            self.audit().await,
+        )
+    }
+
+    /// Register, start the execution, start the email change with the
+    /// execution's first token: the code mail is in the bucket.
+    async fn start(&mut self, mode: &str) -> String {
+        let registered = self
+            .ok(Step::Register, json!({"customer": "Initech", "mode": mode}))
+            .await;
+        assert_eq!(registered, Phase::Registered);
+        self.execution = self.ls.start_execution(&self.account, mode).await;
+        let wait = self.ls.next_wait().await;
+        assert_eq!(wait["wait"], "code");
+        assert_eq!(wait["account_id"], json!(self.account));
+        let token = wait["task_token"].as_str().expect("token").to_string();
+        let phase = self
+            .ok(Step::StartEmailUpdate, json!({"task_token": token}))
+            .await;
+        assert_eq!(phase, Phase::AwaitingOtp);
+        token
+    }
+
+    /// A whole vaulted take-over, the engineer's console steps included.
+    async fn vaulted_to_active(&mut self) {
+        self.start("vaulted").await;
+        self.deliver_mail().await;
+        for step in [Step::AcceptEmailUpdate, Step::ConfirmEmailUpdate] {
+            self.ok(step, json!({})).await;
+        }
+        let wait = self.ls.next_wait().await;
+        let token = wait["task_token"].as_str().unwrap().to_string();
+        self.ok(Step::PrepareVault, json!({"task_token": token}))
+            .await;
+        let target = self.rotation().await.target_email;
+        self.ls.fake.add_account(
+            self.account.as_str(),
+            target.as_str(),
+            RootCredentials {
+                password: true,
+                mfa_devices: 1,
+                ..RootCredentials::none()
+            },
+        );
+        let done = steps::complete_engineer_task(&self.ports, &self.account, "alice", now())
+            .await
+            .expect("engineer task completes");
+        assert_eq!(done.phase, Phase::Secured);
+        assert_eq!(self.ok(Step::Activate, json!({})).await, Phase::Active);
+    }
+
+    /// Every message in the inbound queue through the real `mail-ingest`.
+    async fn deliver_mail(&self) {
+        let (ingest, _metrics) = self.ls.ingest_handler();
+        let drained = drain(&self.ls.stack.sqs, &self.ls.stack.inbound_url, |e| {
+            ingest.handle_sqs(e)
+        })
+        .await;
+        assert_eq!(drained.failures, 0, "no ingest record failed");
+    }
+
+    /// The code the fake mailed for this account.
+    fn otp(&self) -> String {
+        self.ls
+            .fake
+            .last_otp(self.account.as_str())
+            .expect("a code was sent")
+    }
+
+    /// No `secret` in any log line, ticket operation, table, step output,
+    /// Step Functions input or output, or notice email.
+    async fn assert_nowhere(&self, secrets: &[(&str, String)], ops: &[(String, Value)]) {
+        let logs: Vec<String> = captured_logs()
+            .lines()
+            .iter()
+            .map(Value::to_string)
+            .collect();
+        assert!(!logs.is_empty(), "the handlers logged");
+        let outputs: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|o| serde_json::to_string(o).unwrap())
+            .collect();
+        let stack = &self.ls.stack;
+        let mut places: Vec<(&str, Vec<String>)> = vec![
+            ("a log line", logs),
+            (
+                "a ticket operation",
+                ops.iter().map(|(body, _)| body.clone()).collect(),
+            ),
+            ("a step output", outputs),
+            (
+                "the rotations table",
+                self.ls.table_text(&self.ls.rotations_table).await,
+            ),
+            (
+                "the audit table",
+                self.ls.table_text(&self.ls.audit_table).await,
+            ),
+            ("the ledger", self.ls.table_text(&stack.ledger_table).await),
+            (
+                "the accounts table",
+                self.ls.table_text(&stack.accounts_table).await,
+            ),
+            (
+                "the thread map",
+                self.ls.table_text(&stack.threads_table).await,
+            ),
+            (
+                "a notice email",
+                sent_email().await.iter().map(Value::to_string).collect(),
+            ),
+        ];
+        if !self.execution.is_empty() {
+            places.push((
+                "the Step Functions execution",
+                self.ls.execution_data(&self.execution).await,
+            ));
+        }
+        for (what, secret) in secrets {
+            assert!(secret.len() >= 6, "{what} is a real secret");
+            for (place, texts) in &places {
+                assert!(
+                    !texts.iter().any(|t| t.contains(secret.as_str())),
+                    "the {what} reached {place}"
+                );
+            }
+        }
+    }
+}
+
+const ROOTLESS_ACTIONS: [&str; 7] = [
+    "take-over started",
+    "root email change started",
+    "secret handed over",
+    "root email change accepted",
+    "root email changed",
+    "root credentials deleted",
+    "take-over finished",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rootless_take_over_runs_end_to_end_with_the_code_mail_through_mail_ingest() {
+    let mut run = Run::new(customer_credentials()).await;
+    let token = run.start("rootless").await;
+
+    // The token waits sealed: the table holds KMS ciphertext, the port opens it.
+    let item = run
+        .ls
+        .rotation_item(&run.account)
+        .await
+        .expect("rotation item");
+    let sealed = item["task_token"].as_s().expect("sealed token");
+    assert!(
+        !sealed.contains(&token),
+        "the task token is stored in the clear"
+    );
+    assert_eq!(
+        run.rotation().await.task_token.as_deref(),
+        Some(token.as_str())
+    );
+    let target = run.rotation().await.target_email;
+    assert!(
+        target.as_str().ends_with(&format!("@{ROOT_DOMAIN}")),
+        "{target}"
+    );
+    let calls = run.ls.fake.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.operation == "StartPrimaryEmailUpdate" && c.status == 200),
+        "{calls:?}"
+    );
+
+    // The fake mailed the code into the bucket; mail-ingest hands it over.
+    run.deliver_mail().await;
+    let rows = run.ls.stack.ledger_rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].kind, Some(Kind::RootEmailOtp));
+    assert_eq!(rows[0].disposition, Some(Disposition::Handoff));
+    let rotation = run.rotation().await;
+    assert_eq!(rotation.phase, Phase::OtpReceived);
+    assert_eq!(rotation.task_token, None, "the token was used");
+    let reference = rotation.handed_over.clone().expect("a vault reference");
+    let handover = secret_name(&run.account, VaultItem::Handover);
+    let described = run.ls.describe_secret(&handover).await;
+    assert!(
+        reference.starts_with(described.arn().unwrap()),
+        "{reference}"
+    );
+    assert_eq!(described.kms_key_id(), Some(run.ls.key_arn.as_str()));
+    let otp = run.otp();
+    assert_eq!(
+        run.ls
+            .secret_value(&handover, "AWSCURRENT")
+            .await
+            .as_deref(),
+        Some(otp.as_str()),
+        "the code is in the vault"
+    );
+    // SendTaskSuccess resumed the execution: rootless, it has no other wait.
+    assert_eq!(
+        run.ls.execution_status(&run.execution, "SUCCEEDED").await,
+        "SUCCEEDED"
+    );
+
+    for (step, phase) in [
+        (Step::AcceptEmailUpdate, Phase::EmailAccepted),
+        (Step::ConfirmEmailUpdate, Phase::EmailConfirmed),
+        (Step::DeleteRootCredentials, Phase::Secured),
+        (Step::Activate, Phase::Active),
+    ] {
+        assert_eq!(run.ok(step, json!({})).await, phase, "{}", step.name());
+    }
+
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(target.as_str())
+    );
+    assert!(
+        run.ls
+            .fake
+            .root_credentials(run.account.as_str())
+            .unwrap()
+            .is_none(),
+        "no root credential is left"
+    );
+    let registry = &run.ports.registry;
+    let active = registry
+        .by_email(&target)
+        .await
+        .unwrap()
+        .expect("registered");
+    assert_eq!(active.status, AccountStatus::Active);
+    assert_eq!(
+        registry
+            .by_email(&EmailAddress::parse(OLD_ROOT).unwrap())
+            .await
+            .unwrap(),
+        None,
+        "the old address is forgotten"
+    );
+    let audit = run.audit().await;
+    assert_eq!(
+        audit.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ROOTLESS_ACTIONS
+    );
+    assert!(
+        audit.windows(2).all(|w| w[0].at < w[1].at),
+        "audit rows keep their order"
+    );
+    let deleted = audit
+        .iter()
+        .find(|e| e.action == "root credentials deleted")
+        .unwrap();
+    assert!(
+        deleted.detail.contains("2 access key(s)"),
+        "{}",
+        deleted.detail
+    );
+
+    // One lifecycle note per audit row, all in the account's lifecycle thread;
+    // the code mail itself became no ticket.
+    let ops = run.ls.take_ticket_ops().await;
+    assert_eq!(ops.len(), ROOTLESS_ACTIONS.len(), "{ops:#?}");
+    let thread = format!("lifecycle:{}", run.account);
+    assert!(
+        ops.iter()
+            .all(|(_, op)| op["thread_key"] == thread.as_str())
+    );
+    for (action, (_, op)) in ROOTLESS_ACTIONS.iter().zip(&ops) {
+        assert!(
+            op["body"].as_str().unwrap().starts_with(action),
+            "{action}: {}",
+            op["body"]
+        );
+    }
+
+    run.assert_nowhere(&[("code", otp)], &ops).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_access() {
+    let mut run = Run::new(RootCredentials {
+        password: true,
+        access_keys: 1,
+        signing_certificates: 0,
+        mfa_devices: 0,
+    })
+    .await;
+    run.start("vaulted").await;
+    run.deliver_mail().await;
+    let otp = run.otp();
+    assert_eq!(run.rotation().await.phase, Phase::OtpReceived);
+    assert_eq!(
+        run.ok(Step::AcceptEmailUpdate, json!({})).await,
+        Phase::EmailAccepted
+    );
+    assert_eq!(
+        run.ok(Step::ConfirmEmailUpdate, json!({})).await,
+        Phase::EmailConfirmed
+    );
+    // Rootless-only step: refused, nothing deleted.
+    let message = run.refused(Step::DeleteRootCredentials, json!({})).await;
+    assert!(message.contains("vaulted"), "{message}");
+    assert_eq!(
+        run.ls
+            .fake
+            .root_credentials(run.account.as_str())
+            .unwrap()
+            .access_keys,
+        1
+    );
+
+    // The execution resumed after the code and now waits for the engineer.
+    let wait = run.ls.next_wait().await;
+    assert_eq!(wait["wait"], "engineer");
+    let token = wait["task_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        run.ok(Step::PrepareVault, json!({"task_token": token}))
+            .await,
+        Phase::AwaitingEngineer
+    );
+    let password_name = secret_name(&run.account, VaultItem::Password);
+    let seed_name = secret_name(&run.account, VaultItem::TotpSeed);
+    let password = run
+        .ls
+        .secret_value(&password_name, "AWSPENDING")
+        .await
+        .expect("a pending password");
+    let seed = run
+        .ls
+        .secret_value(&seed_name, "AWSPENDING")
+        .await
+        .expect("a pending seed");
+    for name in [&password_name, &seed_name] {
+        assert_eq!(
+            run.ls.describe_secret(name).await.kms_key_id(),
+            Some(run.ls.key_arn.as_str()),
+            "{name} is under our key"
+        );
+    }
+
+    // Too early: the root user has no MFA yet. Refused, nothing changes.
+    let before = run.state().await;
+    let early = steps::complete_engineer_task(&run.ports, &run.account, "alice", now()).await;
+    assert!(
+        matches!(&early, Err(LifecycleError::Refused(m)) if m.contains("MFA")),
+        "{early:?}"
+    );
+    assert_eq!(run.state().await, before);
+    assert_eq!(
+        run.ls.execution_status(&run.execution, "RUNNING").await,
+        "RUNNING"
+    );
+
+    // The engineer sets the password and registers the MFA device in the console.
+    let target = run.rotation().await.target_email;
+    run.ls.fake.add_account(
+        run.account.as_str(),
+        target.as_str(),
+        RootCredentials {
+            password: true,
+            mfa_devices: 1,
+            ..RootCredentials::none()
+        },
+    );
+    let done = steps::complete_engineer_task(&run.ports, &run.account, "alice", now())
+        .await
+        .expect("engineer task completes");
+    run.outputs.push(done.clone());
+    assert_eq!(done.phase, Phase::Secured);
+    assert_eq!(
+        run.ls.execution_status(&run.execution, "SUCCEEDED").await,
+        "SUCCEEDED",
+        "SendTaskSuccess resumed the execution"
+    );
+    assert_eq!(run.ok(Step::Activate, json!({})).await, Phase::Active);
+    assert_eq!(
+        run.ls
+            .secret_value(&password_name, "AWSCURRENT")
+            .await
+            .as_deref(),
+        Some(password.as_str()),
+        "the pending password became current"
+    );
+    assert_eq!(
+        run.ls.secret_value(&password_name, "AWSPENDING").await,
+        None
+    );
+
+    // Break-glass access: audited first, the current password, a TOTP code,
+    // an email to security that holds no secret.
+    let mails_before = sent_email().await.len();
+    let grant = steps::access(
+        &run.ports,
+        &AccessRequest {
+            account_id: run.account.clone(),
+            who: "bob".into(),
+            reason: "billing contact must be changed".into(),
+            ticket: "INC-4711".into(),
+        },
+        now(),
+    )
+    .await
+    .expect("break-glass access");
+    assert_eq!(grant.password.expose(), password);
+    assert!(!grant.pending);
+    assert_eq!(grant.root_email, target);
+    let code = grant.totp_code.as_ref().expect("a TOTP code");
+    assert_eq!(code.expose().len(), 6);
+    let last = run.audit().await.pop().unwrap();
+    assert_eq!(last.action, "break-glass access");
+    assert_eq!(last.actor, "bob");
+    assert_eq!(last.ticket.as_deref(), Some("INC-4711"));
+    let mails = sent_email().await;
+    assert_eq!(mails.len(), mails_before + 1, "one notice email");
+    let notice = mails
+        .iter()
+        .find(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(run.account.as_str())
+        })
+        .expect("the notice about this account");
+    assert_eq!(notice["destinations"]["ToAddresses"][0], NOTICE_TO);
+    assert!(notice["body"].as_str().unwrap().contains("INC-4711"));
+
+    assert_eq!(
+        run.actions().await,
+        [
+            "take-over started",
+            "root email change started",
+            "secret handed over",
+            "root email change accepted",
+            "root email changed",
+            "engineer task opened",
+            "root credentials vaulted",
+            "take-over finished",
+            "break-glass access",
+        ]
+    );
+    let ops = run.ls.take_ticket_ops().await;
+    assert_eq!(ops.len(), 9, "a note per change and one for the access");
+    run.assert_nowhere(
+        &[
+            ("code", otp),
+            ("root password", password.clone()),
+            ("TOTP seed", seed),
+        ],
+        &ops,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn release_and_close_run_through_their_handlers() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    let ours = run.rotation().await.target_email;
+
+    let customer = "cloud@initech.example";
+    let phase = run
+        .ok(
+            Step::StartRelease,
+            json!({"customer_email": customer, "who": "alice"}),
+        )
+        .await;
+    assert_eq!(phase, Phase::AwaitingCustomerOtp);
+    let sent = run.ls.fake.sent_mail();
+    assert_eq!(
+        sent.last().map(|m| m.to.as_str()),
+        Some(customer),
+        "AWS mails the customer"
+    );
+
+    // A wrong code from the customer changes nothing.
+    let before = run.state().await;
+    let wrong = rootmail_domain::SecretValue::new(other_code(&run.otp()));
+    let refused = steps::complete_release(&run.ports, &run.account, &wrong, "alice", now()).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("wrong")),
+        "{refused:?}"
+    );
+    assert_eq!(run.state().await, before);
+
+    let code = rootmail_domain::SecretValue::new(run.otp());
+    let released = steps::complete_release(&run.ports, &run.account, &code, "alice", now())
+        .await
+        .expect("release completes");
+    assert_eq!(released.phase, Phase::Released);
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(customer)
+    );
+    let handover = run
+        .ls
+        .describe_secret(&secret_name(&run.account, VaultItem::Handover))
+        .await;
+    assert!(
+        handover.deleted_date().is_some(),
+        "the vault entry is scheduled for deletion"
+    );
+    let status = run
+        .ports
+        .registry
+        .by_email(&ours)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, AccountStatus::Released);
+
+    let phase = run
+        .ok(
+            Step::Close,
+            json!({"who": "alice", "reason": "the customer closed the account"}),
+        )
+        .await;
+    assert_eq!(phase, Phase::Closed);
+    let status = run
+        .ports
+        .registry
+        .by_email(&ours)
+        .await
+        .unwrap()
+        .unwrap()
+        .status;
+    assert_eq!(status, AccountStatus::Closed);
+    // Closing twice is refused and changes nothing.
+    let before = run.state().await;
+    let message = run
+        .refused(Step::Close, json!({"who": "alice", "reason": "again"}))
+        .await;
+    assert!(message.contains("already closed"), "{message}");
+    assert_eq!(run.state().await, before);
+    let actions = run.actions().await;
+    assert_eq!(
+        actions[actions.len() - 3..],
+        ["release started", "released", "closed"]
+    );
+}
+
+/// A six-digit code that is not `code`.
+fn other_code(code: &str) -> String {
+    let n: u32 = code.parse().unwrap_or(0);
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+fn now() -> u64 {
+    rootmail_tests::now_secs()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_code_is_refused_and_changes_nothing() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    run.deliver_mail().await;
+    // A wrong code in the vault (as if the wrong mail had been handed over).
+    let wrong = rootmail_domain::SecretValue::new(other_code(&run.otp()));
+    run.ports
+        .vault
+        .put(&run.account, VaultItem::Handover, Stage::Current, &wrong)
+        .await
+        .unwrap();
+    let before = run.state().await;
+    let message = run.refused(Step::AcceptEmailUpdate, json!({})).await;
+    assert!(message.contains("wrong"), "{message}");
+    assert!(message.contains(run.account.as_str()), "{message}");
+    assert!(
+        !message.contains(wrong.expose()),
+        "the code is not in the error"
+    );
+    assert_eq!(run.state().await, before);
+    assert_eq!(run.rotation().await.phase, Phase::OtpReceived);
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(OLD_ROOT)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_code_is_refused_and_changes_nothing() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    run.deliver_mail().await;
+    run.ls.fake.expire_otps();
+    let before = run.state().await;
+    let message = run.refused(Step::AcceptEmailUpdate, json!({})).await;
+    assert!(message.contains("expired"), "{message}");
+    assert!(
+        !message.contains(&run.otp()),
+        "the code is not in the error"
+    );
+    assert_eq!(run.state().await, before);
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(OLD_ROOT)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_mail_that_fails_authentication_is_not_handed_over() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.ls.fake.fail_authentication(true);
+    run.start("rootless").await;
+    let before = run.state().await;
+    run.deliver_mail().await;
+
+    let rows = run.ls.stack.ledger_rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].kind, Some(Kind::PhishingSuspected));
+    assert_eq!(rows[0].disposition, Some(Disposition::Quarantine));
+    // The rotation keeps waiting, untouched; the vault has no code; the
+    // execution still waits.
+    assert_eq!(run.state().await, before);
+    let rotation = run.rotation().await;
+    assert_eq!(rotation.phase, Phase::AwaitingOtp);
+    assert_eq!(rotation.waiting_for, Some(Kind::RootEmailOtp));
+    assert!(rotation.task_token.is_some());
+    assert_eq!(
+        run.ports
+            .vault
+            .get(&run.account, VaultItem::Handover, Stage::Current)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        run.ls.execution_status(&run.execution, "RUNNING").await,
+        "RUNNING"
+    );
+    let message = run.refused(Step::AcceptEmailUpdate, json!({})).await;
+    assert!(message.contains("awaiting_otp"), "{message}");
+
+    // A person sees it, flagged, without the code.
+    let ops = run.ls.take_ticket_ops().await;
+    let quarantined: Vec<&Value> = ops
+        .iter()
+        .map(|(_, op)| op)
+        .filter(|op| op["quarantined"] == true)
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{ops:#?}");
+    assert_eq!(quarantined[0]["kind"], "phishing.suspected");
+    run.assert_nowhere(&[("forged code", run.otp())], &ops)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_take_over_of_the_same_account_is_refused() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    let before = run.state().await;
+    let starts = start_calls(&run);
+    let message = run
+        .refused(
+            Step::Register,
+            json!({"customer": "Initech", "mode": "vaulted"}),
+        )
+        .await;
+    assert!(message.contains("already running"), "{message}");
+    assert!(message.contains(run.account.as_str()), "{message}");
+    assert_eq!(run.state().await, before);
+    // Starting the email change again is refused before AWS is asked.
+    let message = run
+        .refused(
+            Step::StartEmailUpdate,
+            json!({"task_token": "another-token"}),
+        )
+        .await;
+    assert!(message.contains("awaiting_otp"), "{message}");
+    assert_eq!(run.state().await, before);
+    assert_eq!(start_calls(&run), starts, "AWS was not asked again");
+}
+
+fn start_calls(run: &Run) -> usize {
+    run.ls
+        .fake
+        .calls()
+        .iter()
+        .filter(|c| c.operation == "StartPrimaryEmailUpdate")
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn break_glass_access_without_a_reason_is_refused_and_changes_nothing() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.ok(
+        Step::Register,
+        json!({"customer": "Initech", "mode": "vaulted"}),
+    )
+    .await;
+    let before = run.state().await;
+    let mails = sent_email().await.len();
+    for (reason, who, ticket, wanted) in [
+        ("", "bob", "INC-1", "a reason"),
+        ("  ", "bob", "INC-1", "a reason"),
+        ("outage", "", "INC-1", "who is asking"),
+        ("outage", "bob", "", "a ticket reference"),
+    ] {
+        let request = AccessRequest {
+            account_id: run.account.clone(),
+            who: who.into(),
+            reason: reason.into(),
+            ticket: ticket.into(),
+        };
+        let refused = steps::access(&run.ports, &request, now()).await;
+        assert!(
+            matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains(wanted)),
+            "{refused:?}"
+        );
+    }
+    // With a reason, but nothing vaulted yet: refused too.
+    let request = AccessRequest {
+        account_id: run.account.clone(),
+        who: "bob".into(),
+        reason: "outage".into(),
+        ticket: "INC-1".into(),
+    };
+    let refused = steps::access(&run.ports, &request, now()).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("no usable root credentials")),
+        "{refused:?}"
+    );
+    assert_eq!(run.state().await, before, "no audit row, no change");
+    assert_eq!(sent_email().await.len(), mails, "no notice email");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn releasing_an_unknown_account_is_refused_and_changes_nothing() {
+    let mut run = Run::new(customer_credentials()).await;
+    let message = run
+        .refused(
+            Step::StartRelease,
+            json!({"customer_email": "cloud@initech.example", "who": "alice"}),
+        )
+        .await;
+    assert!(message.contains("no lifecycle record"), "{message}");
+    assert!(message.contains(run.account.as_str()), "{message}");
+    assert_eq!(run.state().await, (None, Vec::new()));
+    assert_eq!(start_calls(&run), 0, "AWS was not asked");
+    // A step without its input is refused by name.
+    let message = run
+        .refused(Step::StartRelease, json!({"who": "alice"}))
+        .await;
+    assert!(message.contains("\"customer_email\""), "{message}");
+    let message = run
+        .refused(Step::Close, json!({"who": "alice", "reason": "gone"}))
+        .await;
+    assert!(message.contains("no lifecycle record"), "{message}");
+    assert_eq!(run.state().await, (None, Vec::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
+    let run = Run::new(customer_credentials()).await;
+    let mut rotation = Rotation {
+        account_id: run.account.clone(),
+        customer: "Initech".into(),
+        mode: Mode::Rootless,
+        phase: Phase::Registered,
+        target_email: EmailAddress::parse("root-x@root.example-msp.com").unwrap(),
+        previous_email: None,
+        waiting_for: None,
+        task_token: Some("token-1".into()),
+        handed_over: None,
+        expires_at: None,
+        started_at: 1,
+        updated_at: 1,
+        version: 1,
+    };
+    let rotations = &run.ports.rotations;
+    rotations.put(&rotation, None).await.expect("first write");
+    let again = rotations.put(&rotation, None).await;
+    assert!(
+        matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("changed meanwhile")),
+        "{again:?}"
+    );
+    rotation.version = 2;
+    rotations
+        .put(&rotation, Some(1))
+        .await
+        .expect("next version");
+    let stale = rotations.put(&rotation, Some(1)).await;
+    assert!(
+        matches!(stale, Err(LifecycleError::Refused(_))),
+        "{stale:?}"
+    );
+    assert_eq!(rotations.get(&run.account).await.unwrap(), Some(rotation));
+}
