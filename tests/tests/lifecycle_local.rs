@@ -430,3 +430,63 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     let again = steps::close(&lifecycle, &account(), "alice", "again", NOW).await;
     assert!(matches!(again, Err(LifecycleError::Refused(_))));
 }
+
+/// The password-reset mail an engineer triggers during a vaulted take-over goes
+/// to the waiting rotation (for `creds get`), never to a ticket.
+#[tokio::test]
+async fn the_reset_link_of_a_vaulted_take_over_goes_to_the_vault_not_a_ticket() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let lifecycle = local.lifecycle();
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let corpus = rootmail_tests::corpus_dir().join("security.password_reset/01-plain.eml");
+    let reset = std::fs::read_to_string(corpus).unwrap().replace(
+        "root+a7f3k9q2@root.example-msp.com",
+        rotation.target_email.as_str(),
+    );
+    let link = reset
+        .lines()
+        .find(|l| l.starts_with("https://signin.aws.amazon.com/resetpassword"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let tickets_before = local.store.tickets().unwrap();
+    std::fs::write(lifecycle.simulated_mail_dir().join("reset.eml"), reset).unwrap();
+    deliver_simulated_mail(&lifecycle, &local.store, &[], &local.rules, NOW)
+        .await
+        .unwrap();
+
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::AwaitingEngineer);
+    assert_eq!(rotation.waiting_for, None, "handed over");
+    let grant = steps::access(&lifecycle, &access_request("finish the reset"), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        grant.reset_link.as_ref().map(|l| l.expose()),
+        Some(link.as_str())
+    );
+    let tickets = local.store.tickets().unwrap();
+    let new_comments: usize = tickets.iter().map(|t| t.comments.len() + 1).sum::<usize>()
+        - tickets_before
+            .iter()
+            .map(|t| t.comments.len() + 1)
+            .sum::<usize>();
+    // Only the lifecycle ticket's notes (handover, access) were added: no reset ticket.
+    assert!(
+        tickets
+            .iter()
+            .all(|t| t.kind != rootmail_domain::Kind::PasswordReset)
+    );
+    assert_eq!(new_comments, 2, "the handover and the access notes");
+    assert!(
+        !text_outside_archive(&local).contains(&link),
+        "the link leaked"
+    );
+}
