@@ -408,17 +408,27 @@ impl LifecycleStack {
 }
 
 /// Mail SES sent, as moto recorded it (`{"source", "destinations", "subject", "body"}`).
+/// moto builds `data.json` from all its state; a request that meets another
+/// test's write can fail, so it is asked again.
 pub async fn sent_email() -> Vec<Value> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", endpoint()))
-        .await
-        .expect("moto data")
-        .json()
-        .await
-        .expect("moto data JSON");
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let url = format!("{}/moto-api/data.json", endpoint());
+    let mut last = String::new();
+    for _ in 0..10 {
+        let response = reqwest::get(&url).await.expect("moto data");
+        let status = response.status();
+        let text = response.text().await.expect("moto data body");
+        match serde_json::from_str::<Value>(&text) {
+            Ok(data) if status.is_success() => {
+                return data["ses"]["Message"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+            }
+            _ => last = format!("{status}: {}", &text[..text.len().min(300)]),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("moto's data.json stayed unreadable: {last}");
 }
 
 async fn moto_post(path: &str, body: &Value) {

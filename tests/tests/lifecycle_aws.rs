@@ -13,11 +13,13 @@ use rootmail_lifecycle::{
     Vault, VaultItem,
 };
 use rootmail_tests::account_fake::RootCredentials;
-use rootmail_tests::captured_logs;
+use rootmail_tests::aws::process_env;
 use rootmail_tests::lambda::drain;
 use rootmail_tests::lifecycle::{
-    LifecycleStack, NOTICE_TO, ROOT_DOMAIN, fresh_account_id, sent_email,
+    LifecycleStack, NOTICE_FROM, NOTICE_TO, ROOT_DOMAIN, fresh_account_id, sent_email,
 };
+use rootmail_tests::runtime_api::RuntimeApi;
+use rootmail_tests::{captured_logs, workspace_bin};
 use serde_json::{Value, json};
 
 const OLD_ROOT: &str = "aws-root@initech.example";
@@ -522,7 +524,7 @@ async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_
 
     // Break-glass access: audited first, the current password, a TOTP code,
     // an email to security that holds no secret.
-    let mails_before = sent_email().await.len();
+    assert!(notices_about(&run.account).await.is_empty());
     let grant = steps::access(
         &run.ports,
         &AccessRequest {
@@ -544,17 +546,10 @@ async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_
     assert_eq!(last.action, "break-glass access");
     assert_eq!(last.actor, "bob");
     assert_eq!(last.ticket.as_deref(), Some("INC-4711"));
-    let mails = sent_email().await;
-    assert_eq!(mails.len(), mails_before + 1, "one notice email");
-    let notice = mails
-        .iter()
-        .find(|m| {
-            m["subject"]
-                .as_str()
-                .unwrap_or_default()
-                .contains(run.account.as_str())
-        })
-        .expect("the notice about this account");
+    let notices = notices_about(&run.account).await;
+    assert_eq!(notices.len(), 1, "one notice email: {notices:#?}");
+    let notice = &notices[0];
+    assert_eq!(notice["source"], NOTICE_FROM);
     assert_eq!(notice["destinations"]["ToAddresses"][0], NOTICE_TO);
     assert!(notice["body"].as_str().unwrap().contains("INC-4711"));
 
@@ -671,6 +666,19 @@ async fn release_and_close_run_through_their_handlers() {
         actions[actions.len() - 3..],
         ["release started", "released", "closed"]
     );
+}
+
+/// The notice emails SES sent about `account` (other tests send theirs).
+async fn notices_about(account: &AccountId) -> Vec<Value> {
+    sent_email()
+        .await
+        .into_iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains(account.as_str()))
+        })
+        .collect()
 }
 
 /// A six-digit code that is not `code`.
@@ -823,7 +831,6 @@ async fn break_glass_access_without_a_reason_is_refused_and_changes_nothing() {
     )
     .await;
     let before = run.state().await;
-    let mails = sent_email().await.len();
     for (reason, who, ticket, wanted) in [
         ("", "bob", "INC-1", "a reason"),
         ("  ", "bob", "INC-1", "a reason"),
@@ -855,7 +862,10 @@ async fn break_glass_access_without_a_reason_is_refused_and_changes_nothing() {
         "{refused:?}"
     );
     assert_eq!(run.state().await, before, "no audit row, no change");
-    assert_eq!(sent_email().await.len(), mails, "no notice email");
+    assert!(
+        notices_about(&run.account).await.is_empty(),
+        "no notice email"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -919,4 +929,62 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
         "{stale:?}"
     );
     assert_eq!(rotations.get(&run.account).await.unwrap(), Some(rotation));
+}
+
+/// The real `lifecycle` binary under the Runtime API stand-in: `main.rs`, the
+/// configuration from the environment, the output, and a refusal posted as a
+/// Lambda error whose type the state machine's `Catch` matches.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lifecycle_binary_answers_with_step_outputs_and_typed_errors() {
+    let ls = LifecycleStack::create().await;
+    let account = fresh_account_id();
+    let register = json!({"account_id": account, "customer": "Initech", "mode": "rootless"});
+    let runtime = RuntimeApi::start(vec![register.clone(), register]);
+    let mut child = std::process::Command::new(workspace_bin("lifecycle"))
+        .envs(runtime.lambda_env("lifecycle-register"))
+        .envs(process_env())
+        .envs(ls.function_env(Step::Register))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("lifecycle starts");
+    let answers = runtime.answers(2, std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        answers.len(),
+        2,
+        "{answers:?}; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    assert_eq!(answers[0].kind, "response", "{answers:?}");
+    assert_eq!(
+        answers[0].body,
+        json!({"account_id": account, "mode": "rootless", "phase": "registered"})
+    );
+    assert_eq!(answers[1].kind, "error", "{answers:?}");
+    assert_eq!(answers[1].body["errorType"], "Refused");
+    let message = answers[1].body["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("already running"), "{message}");
+
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "step done"
+            && l["span"]["step"] == "register"
+            && l["span"]["account_id"] == json!(account)),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "step failed" && l["fields"]["error"] == "Refused"),
+        "{lines:#?}"
+    );
+    let rotation = ls.ports().await.rotations.get(&account).await.unwrap();
+    assert_eq!(rotation.map(|r| r.phase), Some(Phase::Registered));
 }
