@@ -434,17 +434,18 @@ fn scan(
         }
         // helper(env, ...) or helper(&env): what the helper reads counts too.
         if matches!(bytes.get(after), Some(b',' | b')'))
-            && let Some(helper) = called_with_env(&mask, start)
-            && followed.insert(helper.clone())
-            && let Some(body) = function_body(sources, &helper)
+            && let Some((owner, helper)) = called_with_env(&mask, start)
+            && followed.insert(format!("{owner:?}::{helper}"))
+            && let Some(body) = function_body(sources, owner.as_deref(), &helper)
         {
             scan(&body, sources, found, followed);
         }
     }
 }
 
-/// The function whose call `env` (at `at`) is the first argument of.
-fn called_with_env(mask: &str, at: usize) -> Option<String> {
+/// The function whose call `env` (at `at`) is the first argument of, with the
+/// type it is called on (`Type::name(env)`), if any.
+fn called_with_env(mask: &str, at: usize) -> Option<(Option<String>, String)> {
     let before = mask[..at].trim_end();
     let before = before.strip_suffix('&').unwrap_or(before).trim_end();
     let before = before.strip_suffix('(')?.trim_end();
@@ -453,13 +454,39 @@ fn called_with_env(mask: &str, at: usize) -> Option<String> {
         .rposition(|b| !is_ident(b))
         .map_or(0, |p| p + 1);
     let name = &before[name_start..];
-    (!name.is_empty() && !name.as_bytes()[0].is_ascii_digit()).then(|| name.to_string())
+    if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
+        return None;
+    }
+    let owner = before[..name_start].strip_suffix("::").map(|path| {
+        let start = path
+            .bytes()
+            .rposition(|b| !is_ident(b))
+            .map_or(0, |p| p + 1);
+        path[start..].to_string()
+    });
+    Some((
+        owner.filter(|o| o != "Self" && o != "self"),
+        name.to_string(),
+    ))
 }
 
-/// The body of the first non-test `fn NAME` in the sources.
-fn function_body(sources: &[(PathBuf, String)], name: &str) -> Option<String> {
+/// The body of the first non-test `fn NAME` in the sources; for `Type::NAME`,
+/// in a file that defines `Type` (a function's own `from_env` is not another
+/// type's).
+fn function_body(sources: &[(PathBuf, String)], owner: Option<&str>, name: &str) -> Option<String> {
     let pattern = format!("fn {name}");
-    for (_, text) in sources {
+    let defines = |text: &str| {
+        owner.is_none_or(|o| {
+            [
+                format!("struct {o}"),
+                format!("enum {o}"),
+                format!("impl {o}"),
+            ]
+            .iter()
+            .any(|d| text.contains(d.as_str()))
+        })
+    };
+    for (_, text) in sources.iter().filter(|(_, t)| defines(t)) {
         let text = without_tests(text);
         let mask = masked(&text);
         let mut from = 0;

@@ -730,9 +730,8 @@ pub async fn complete_release<P: LifecyclePorts>(
     p.api()
         .accept_email_update(account, &rotation.target_email, otp)
         .await?;
-    if rotation.mode == Mode::Vaulted {
-        p.vault().schedule_deletion(account).await?;
-    }
+    // Vaulted: the password and seed; either mode: the handed-over code.
+    p.vault().schedule_deletion(account).await?;
     set_status(p, &rotation, AccountStatus::Released).await?;
     rotation.phase = Phase::Released;
     let detail = format!(
