@@ -490,3 +490,120 @@ async fn the_reset_link_of_a_vaulted_take_over_goes_to_the_vault_not_a_ticket() 
         "the link leaked"
     );
 }
+
+/// The local ports, except that answering the waiting task fails once (a
+/// throttled or unreachable Step Functions).
+struct FlakyTokens<'a> {
+    inner: LocalLifecycle<'a>,
+    failures_left: std::sync::atomic::AtomicU32,
+}
+
+impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
+    async fn succeed(
+        &self,
+        token: &str,
+        output: &serde_json::Value,
+    ) -> rootmail_lifecycle::LifecycleResult<()> {
+        use std::sync::atomic::Ordering;
+        if self.failures_left.load(Ordering::SeqCst) > 0 {
+            self.failures_left.fetch_sub(1, Ordering::SeqCst);
+            return Err(LifecycleError::Port(
+                rootmail_pipeline::PortError::Transient {
+                    port: "stepfunctions",
+                    message: "throttled".into(),
+                },
+            ));
+        }
+        rootmail_lifecycle::TaskTokens::succeed(&self.inner, token, output).await
+    }
+}
+
+impl<'a> rootmail_lifecycle::LifecyclePorts for FlakyTokens<'a> {
+    type Api = LocalLifecycle<'a>;
+    type Root = LocalLifecycle<'a>;
+    type Vault = LocalLifecycle<'a>;
+    type Rotations = LocalLifecycle<'a>;
+    type Audit = LocalLifecycle<'a>;
+    type Registry = LocalLifecycle<'a>;
+    type Tokens = Self;
+    type Notices = LocalLifecycle<'a>;
+    fn api(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn root(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn vault(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn rotations(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn audit(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn registry(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn tokens(&self) -> &Self {
+        self
+    }
+    fn notices(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+}
+
+#[tokio::test]
+async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail() {
+    let local = Local::new();
+    let flaky = FlakyTokens {
+        inner: local.lifecycle(),
+        failures_left: 1.into(),
+    };
+    steps::register(&flaky, &request(Mode::Rootless), NOW)
+        .await
+        .unwrap();
+    steps::start_email_update(&flaky, &account(), "token-1", NOW)
+        .await
+        .unwrap();
+    let code = SecretValue::new("Q7K2M9".into());
+    let kind = rootmail_domain::Kind::RootEmailOtp;
+
+    let first = steps::hand_over(&flaky, &account(), kind, &code, NOW).await;
+    assert!(
+        matches!(first, Err(LifecycleError::Port(ref e)) if e.is_transient()),
+        "{first:?}"
+    );
+    let rotation = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        rotation.is_waiting_for(kind, NOW),
+        "still waiting, so the retry is a handover too"
+    );
+    assert_eq!(rotation.task_token.as_deref(), Some("token-1"));
+
+    let reference = steps::hand_over(&flaky, &account(), kind, &code, NOW + 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(reference),
+        rotation.handed_over,
+        "the stored code, not a second one"
+    );
+    let rotation = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::OtpReceived);
+    assert_eq!(rotation.task_token, None);
+    assert!(!rotation.is_waiting_for(kind, NOW + 5));
+    let handed: Vec<String> = local
+        .actions()
+        .await
+        .into_iter()
+        .filter(|a| a == "secret handed over")
+        .collect();
+    assert_eq!(handed.len(), 1, "one audit record for one handover");
+}

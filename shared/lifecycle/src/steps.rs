@@ -95,6 +95,14 @@ fn expect_phase(rotation: &Rotation, wanted: &[Phase], doing: &str) -> Lifecycle
     ))
 }
 
+/// Saves the next version of `rotation` (a change not worth an audit record).
+async fn save<P: LifecyclePorts>(p: &P, rotation: &mut Rotation, now: u64) -> LifecycleResult<()> {
+    let expected = rotation.version;
+    rotation.version += 1;
+    rotation.updated_at = now;
+    p.rotations().put(rotation, Some(expected)).await
+}
+
 /// Saves the next version of `rotation`, then audits and notes the change.
 async fn advance<P: LifecyclePorts>(
     p: &P,
@@ -294,39 +302,48 @@ pub async fn hand_over<P: LifecyclePorts>(
             "no rotation of account {account} waits for a {kind} mail"
         ));
     }
-    let reference = p
-        .vault()
-        .put(account, VaultItem::Handover, Stage::Current, secret)
-        .await?;
-    let token = rotation.task_token.take();
-    rotation.handed_over = Some(reference.clone());
-    rotation.waiting_for = None;
-    if kind == Kind::RootEmailOtp {
-        rotation.phase = Phase::OtpReceived;
-        rotation.expires_at = None;
-    } else {
-        // A reset link while an engineer works: kept for `creds get`, the
-        // engineer's task token stays for `rotation complete`.
-        rotation.task_token = token.clone();
-    }
-    let detail = format!("{kind} received by mail and stored in the vault ({reference})");
-    advance(
-        p,
-        &mut rotation,
-        now,
-        (SYSTEM_ACTOR, "secret handed over", detail),
-    )
-    .await?;
+    let reference = match (&rotation.handed_over, rotation.phase) {
+        // An earlier delivery stored the code, then could not answer the task:
+        // answer it now with the same reference.
+        (Some(reference), Phase::OtpReceived) => reference.clone(),
+        _ => {
+            let reference = p
+                .vault()
+                .put(account, VaultItem::Handover, Stage::Current, secret)
+                .await?;
+            rotation.handed_over = Some(reference.clone());
+            if kind == Kind::RootEmailOtp {
+                rotation.phase = Phase::OtpReceived;
+            }
+            let detail = format!("{kind} received by mail and stored in the vault ({reference})");
+            advance(
+                p,
+                &mut rotation,
+                now,
+                (SYSTEM_ACTOR, "secret handed over", detail),
+            )
+            .await?;
+            reference
+        }
+    };
+    // The rotation keeps waiting (and its token) until the task is answered, so
+    // a redelivered mail can finish a handover whose answer failed.
     if kind == Kind::RootEmailOtp
-        && let Some(token) = token
+        && let Some(token) = &rotation.task_token
     {
         p.tokens()
             .succeed(
-                &token,
+                token,
                 &json!({"account_id": account, "handed_over": reference}),
             )
             .await?;
+        rotation.task_token = None;
+        rotation.expires_at = None;
     }
+    // A reset link while an engineer works is kept for `creds get`; the
+    // engineer's task token stays for `rotation complete`.
+    rotation.waiting_for = None;
+    save(p, &mut rotation, now).await?;
     Ok(reference)
 }
 
