@@ -3,6 +3,7 @@
 //! runs them in AWS (one Lambda per step), the CLI in-process locally.
 
 pub mod credentials;
+pub mod handoff;
 pub mod model;
 pub mod ports;
 pub mod steps;

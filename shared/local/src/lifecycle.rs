@@ -13,7 +13,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rootmail_domain::{Account, AccountId, EmailAddress, Kind, Priority, SecretValue, ThreadKey};
-use rootmail_lifecycle::steps::hand_over;
+use rootmail_lifecycle::handoff;
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditEntry, AuditLog, LifecycleError, LifecyclePorts,
     LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
@@ -679,16 +679,7 @@ impl Handoffs for LocalLifecycle<'_> {
         accounts: &[AccountId],
         now: u64,
     ) -> PortResult<Vec<(AccountId, Kind)>> {
-        let mut waiting = Vec::new();
-        for account in accounts {
-            let rotation = Rotations::get(self, account).await.map_err(into_port)?;
-            if let Some(kind) =
-                rotation.and_then(|r| r.waiting_for.filter(|k| r.is_waiting_for(*k, now)))
-            {
-                waiting.push((account.clone(), kind));
-            }
-        }
-        Ok(waiting)
+        handoff::waiting(self, accounts, now).await
     }
 
     async fn hand_over(
@@ -698,24 +689,7 @@ impl Handoffs for LocalLifecycle<'_> {
         secret: &SecretValue,
         now: u64,
     ) -> PortResult<bool> {
-        match hand_over(self, account, kind, secret, now).await {
-            Ok(_) => Ok(true),
-            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
-                tracing::warn!(%reason, "secret not handed over");
-                Ok(false)
-            }
-            Err(LifecycleError::Port(e)) => Err(e),
-        }
-    }
-}
-
-fn into_port(e: LifecycleError) -> PortError {
-    match e {
-        LifecycleError::Port(e) => e,
-        other => PortError::Permanent {
-            port: "lifecycle",
-            message: other.to_string(),
-        },
+        handoff::hand_over_from_mail(self, account, kind, secret, now).await
     }
 }
 

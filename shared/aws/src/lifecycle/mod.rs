@@ -37,8 +37,8 @@ pub use vault::{SecretsVault, secret_name};
 use crate::error::port_error;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use rootmail_domain::{AccountId, Kind, SecretValue};
-use rootmail_lifecycle::steps::hand_over;
-use rootmail_lifecycle::{LifecycleError, LifecyclePorts, Rotations};
+use rootmail_lifecycle::handoff;
+use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
 use rootmail_pipeline::{Handoffs, PortError, PortResult};
 
 /// The clients the lifecycle talks to. Production builds them all from one
@@ -160,16 +160,7 @@ impl Handoffs for AwsLifecycle {
         accounts: &[AccountId],
         now: u64,
     ) -> PortResult<Vec<(AccountId, Kind)>> {
-        let mut waiting = Vec::new();
-        for account in accounts {
-            let rotation = self.rotations.get(account).await.map_err(into_port)?;
-            if let Some(kind) =
-                rotation.and_then(|r| r.waiting_for.filter(|k| r.is_waiting_for(*k, now)))
-            {
-                waiting.push((account.clone(), kind));
-            }
-        }
-        Ok(waiting)
+        handoff::waiting(self, accounts, now).await
     }
 
     async fn hand_over(
@@ -179,27 +170,7 @@ impl Handoffs for AwsLifecycle {
         secret: &SecretValue,
         now: u64,
     ) -> PortResult<bool> {
-        match hand_over(self, account, kind, secret, now).await {
-            Ok(reference) => {
-                tracing::info!(account = %account, kind = kind.as_str(), %reference, "secret handed over");
-                Ok(true)
-            }
-            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
-                tracing::warn!(account = %account, %reason, "secret not handed over");
-                Ok(false)
-            }
-            Err(LifecycleError::Port(e)) => Err(e),
-        }
-    }
-}
-
-fn into_port(e: LifecycleError) -> PortError {
-    match e {
-        LifecycleError::Port(e) => e,
-        other => PortError::Permanent {
-            port: "lifecycle",
-            message: other.to_string(),
-        },
+        handoff::hand_over_from_mail(self, account, kind, secret, now).await
     }
 }
 
