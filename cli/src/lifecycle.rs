@@ -1,15 +1,19 @@
 //! `rootmail rotation|creds|release|close|simulate`: the root-credential
-//! lifecycle, run in-process against the embedded store, the encrypted local
-//! vault and the simulated AWS (see `rootmail_local::lifecycle`).
+//! lifecycle. Locally (the default) the steps run in-process against the
+//! embedded store, the encrypted local vault and the simulated AWS (see
+//! `rootmail_local::lifecycle`); with `--aws` against the deployed tables, vault
+//! and state machines, configured by the same variables as the functions.
 //!
 //! Nothing here prints a secret except `creds get`, and only after its audit
 //! record is written.
 
 use crate::output::table;
 use anyhow::Context as _;
+use rootmail_aws::Env;
+use rootmail_aws::lifecycle::{AwsClients, AwsLifecycle, LifecycleConfig};
 use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
-use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput, TakeOver};
-use rootmail_lifecycle::{AuditLog, LifecycleError, Mode, Rotations};
+use rootmail_lifecycle::steps::{self, AccessGrant, AccessRequest, StepOutput, TakeOver};
+use rootmail_lifecycle::{AuditLog, LifecycleError, LifecyclePorts, Mode, Phase, Rotations};
 use rootmail_local::LocalStore;
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
@@ -21,6 +25,8 @@ use std::process::ExitCode;
 pub struct Local<'a> {
     pub state: &'a Path,
     pub who: Option<String>,
+    /// Run against AWS instead of the local state.
+    pub aws: bool,
 }
 
 impl Local<'_> {
@@ -39,6 +45,15 @@ fn open(state: &Path) -> anyhow::Result<(LocalStore, VaultKey)> {
     Ok((store, key))
 }
 
+/// The deployed lifecycle: `ROTATIONS_TABLE`, `AUDIT_TABLE`, ... as the
+/// functions read them, and the AWS credentials of whoever runs the command.
+async fn aws_lifecycle() -> anyhow::Result<(AwsLifecycle, AwsClients)> {
+    let config = LifecycleConfig::from_env(&Env::process())?;
+    let aws = rootmail_aws::sdk_config().await;
+    let clients = AwsClients::from_config(&aws);
+    Ok((AwsLifecycle::new(clients.clone(), &config), clients))
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -54,6 +69,24 @@ fn now() -> u64 {
 
 fn account_id(text: &str) -> anyhow::Result<AccountId> {
     Ok(AccountId::parse(text)?)
+}
+
+/// Runs one step against the local state (vault key from the environment) or,
+/// with `--aws`, against AWS.
+macro_rules! on_ports {
+    ($local:expr, |$p:ident| $step:expr) => {
+        if $local.aws {
+            runtime()?.block_on(async {
+                let ($p, _) = aws_lifecycle().await?;
+                let $p = &$p;
+                anyhow::Ok($step.await)
+            })?
+        } else {
+            let (store, key) = open($local.state)?;
+            let $p = &LocalLifecycle::new(&store, key);
+            runtime()?.block_on($step)
+        }
+    };
 }
 
 /// A refused request is the user's to fix: exit 1 with the reason; anything
@@ -79,20 +112,29 @@ pub struct Start<'a> {
     pub account: &'a str,
     pub customer: &'a str,
     pub mode: &'a str,
-    pub root_domain: &'a str,
+    pub root_domain: Option<&'a str>,
     pub accounts: Option<&'a Path>,
     pub rules: Option<&'a Path>,
+    /// `--aws`: the take-over state machine to start.
+    pub state_machine: Option<&'a str>,
 }
 
 pub fn start(local: &Local<'_>, args: &Start<'_>) -> anyhow::Result<ExitCode> {
     let mode = Mode::parse(args.mode).ok_or_else(|| {
         anyhow::anyhow!("--mode must be vaulted or rootless, not {:?}", args.mode)
     })?;
+    let account = account_id(args.account)?;
+    if local.aws {
+        return start_execution(&account, args.customer, mode, args.state_machine);
+    }
     let request = TakeOver {
-        account_id: account_id(args.account)?,
+        account_id: account,
         customer: args.customer.to_string(),
         mode,
-        root_domain: args.root_domain.to_string(),
+        root_domain: args
+            .root_domain
+            .ok_or_else(|| anyhow::anyhow!("give --root-domain (or ROOT_MAIL_DOMAIN)"))?
+            .to_string(),
     };
     let listed: Vec<Account> = match args.accounts {
         Some(path) => rootmail_local::accounts::read(path)?,
@@ -126,16 +168,59 @@ pub fn start(local: &Local<'_>, args: &Start<'_>) -> anyhow::Result<ExitCode> {
     }))
 }
 
+/// `--aws`: a take-over is an execution of the take-over state machine, named
+/// after the account and the time so a repeated command is easy to spot.
+fn start_execution(
+    account: &AccountId,
+    customer: &str,
+    mode: Mode,
+    state_machine: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let state_machine = state_machine
+        .ok_or_else(|| anyhow::anyhow!("give --state-machine (or TAKE_OVER_STATE_MACHINE_ARN)"))?;
+    let input = serde_json::json!({"account_id": account, "customer": customer, "mode": mode});
+    runtime()?.block_on(async {
+        let (_, clients) = aws_lifecycle().await?;
+        let started = clients
+            .sfn
+            .start_execution()
+            .state_machine_arn(state_machine)
+            .name(format!("take-over-{account}-{}", now()))
+            .input(input.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "starting the take-over: {}",
+                    aws_sdk_sfn::error::DisplayErrorContext(&e)
+                )
+            })?;
+        println!(
+            "Take-over of account {account} started: {}",
+            started.execution_arn
+        );
+        println!("Follow it with `rootmail rotation status --aws --account {account}`.");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 pub fn status(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
+    let runtime = runtime()?;
+    if local.aws {
+        return runtime.block_on(async {
+            let (lifecycle, _) = aws_lifecycle().await?;
+            show_status(&lifecycle, &account).await
+        });
+    }
     let store = LocalStore::open(local.state)?;
     // Reading the records needs no key: they hold references, never secrets.
-    let lifecycle = LocalLifecycle::new(
-        &store,
-        VaultKey::from_hex(&"0".repeat(64)).map_err(anyhow::Error::msg)?,
-    );
-    let runtime = runtime()?;
-    let Some(rotation) = runtime.block_on(Rotations::get(&lifecycle, &account))? else {
+    let lifecycle = LocalLifecycle::without_vault(&store);
+    runtime.block_on(show_status(&lifecycle, &account))
+}
+
+async fn show_status<P: LifecyclePorts>(p: &P, account: &AccountId) -> anyhow::Result<ExitCode> {
+    let Some(rotation) = p.rotations().get(account).await? else {
         eprintln!("rootmail: account {account} has no lifecycle record");
         return Ok(ExitCode::from(1));
     };
@@ -146,8 +231,10 @@ pub fn status(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
     if let Some(kind) = rotation.waiting_for {
         println!("Waiting:  for a {kind} mail");
     }
-    let entries = runtime.block_on(AuditLog::entries(&lifecycle, &account))?;
-    let rows: Vec<Vec<String>> = entries
+    let rows: Vec<Vec<String>> = p
+        .audit()
+        .entries(account)
+        .await?
         .iter()
         .map(|e| {
             vec![
@@ -182,16 +269,53 @@ fn read_otp() -> anyhow::Result<SecretValue> {
 pub fn complete(local: &Local<'_>, account: &str, otp_stdin: bool) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
     let otp = if otp_stdin { Some(read_otp()?) } else { None };
-    let (store, key) = open(local.state)?;
-    let lifecycle = LocalLifecycle::new(&store, key);
-    let result = runtime()?.block_on(workflow::complete(
-        &lifecycle,
-        &account,
-        &local.who(),
-        otp.as_ref(),
-        now(),
-    ));
+    let who = local.who();
+    let result = if local.aws {
+        runtime()?.block_on(async {
+            let (lifecycle, _) = aws_lifecycle().await?;
+            anyhow::Ok(complete_on_aws(&lifecycle, &account, &who, otp.as_ref()).await)
+        })?
+    } else {
+        let (store, key) = open(local.state)?;
+        let lifecycle = LocalLifecycle::new(&store, key);
+        runtime()?.block_on(workflow::complete(
+            &lifecycle,
+            &account,
+            &who,
+            otp.as_ref(),
+            now(),
+        ))
+    };
     outcome(result.map(|trail| print_trail(&trail)))
+}
+
+/// In AWS the take-over state machine runs `activate` itself once the engineer's
+/// task is answered; a release completes here.
+async fn complete_on_aws<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    otp: Option<&SecretValue>,
+) -> Result<Vec<StepOutput>, LifecycleError> {
+    let phase = p.rotations().get(account).await?.map(|r| r.phase);
+    match (phase, otp) {
+        (Some(Phase::AwaitingEngineer), _) => Ok(vec![
+            steps::complete_engineer_task(p, account, who, now()).await?,
+        ]),
+        (Some(Phase::AwaitingCustomerOtp), Some(otp)) => Ok(vec![
+            steps::complete_release(p, account, otp, who, now()).await?,
+        ]),
+        (Some(Phase::AwaitingCustomerOtp), None) => Err(LifecycleError::Refused(
+            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
+        )),
+        (Some(phase), _) => Err(LifecycleError::Refused(format!(
+            "account {account} waits for nobody ({})",
+            phase.as_str()
+        ))),
+        (None, _) => Err(LifecycleError::Refused(format!(
+            "account {account} has no lifecycle record"
+        ))),
+    }
 }
 
 pub struct Access<'a> {
@@ -207,70 +331,66 @@ pub fn creds_get(local: &Local<'_>, args: &Access<'_>) -> anyhow::Result<ExitCod
         reason: args.reason.to_string(),
         ticket: args.ticket.to_string(),
     };
-    let (store, key) = open(local.state)?;
-    let lifecycle = LocalLifecycle::new(&store, key);
     let now = now();
-    let result = runtime()?.block_on(steps::access(&lifecycle, &request, now));
-    outcome(result.map(|grant| {
-        eprintln!(
-            "Break-glass access recorded for {} (reason: {}; ticket: {}).",
-            request.who, request.reason, request.ticket
+    let result = on_ports!(local, |p| steps::access(p, &request, now));
+    outcome(result.map(|grant| show_grant(&request, &grant, now)))
+}
+
+fn show_grant(request: &AccessRequest, grant: &AccessGrant, now: u64) {
+    eprintln!(
+        "Break-glass access recorded for {} (reason: {}; ticket: {}).",
+        request.who, request.reason, request.ticket
+    );
+    if grant.pending {
+        eprintln!("These are the PENDING credentials of an unfinished take-over.");
+    }
+    println!("Root email: {}", grant.root_email);
+    println!("Password:   {}", grant.password.expose());
+    if let Some(code) = &grant.totp_code {
+        println!(
+            "MFA code:   {} (valid {} more seconds)",
+            code.expose(),
+            30 - now % 30
         );
-        if grant.pending {
-            eprintln!("These are the PENDING credentials of an unfinished take-over.");
-        }
-        println!("Root email: {}", grant.root_email);
-        println!("Password:   {}", grant.password.expose());
-        if let Some(code) = &grant.totp_code {
-            println!(
-                "MFA code:   {} (valid {} more seconds)",
-                code.expose(),
-                30 - now % 30
-            );
-        }
-        if let Some(link) = &grant.reset_link {
-            println!("Reset link: {}", link.expose());
-        }
-    }))
+    }
+    if let Some(link) = &grant.reset_link {
+        println!("Reset link: {}", link.expose());
+    }
 }
 
 pub fn release(local: &Local<'_>, account: &str, customer_email: &str) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
     let email = EmailAddress::parse(customer_email)?;
-    let (store, key) = open(local.state)?;
-    let lifecycle = LocalLifecycle::new(&store, key);
-    let result = runtime()?.block_on(steps::start_release(
-        &lifecycle,
+    let who = local.who();
+    let result = on_ports!(local, |p| steps::start_release(
+        p,
         &account,
         &email,
-        &local.who(),
-        now(),
+        &who,
+        now()
     ));
+    let aws = if local.aws { " --aws" } else { "" };
     outcome(result.map(|step| {
         print_trail(std::slice::from_ref(&step));
         println!(
             "\nAWS mailed a code to {email}. When the customer gives it to you, run\n\
-             `rootmail rotation complete --account {account} --otp-stdin` and type it."
+             `rootmail rotation complete{aws} --account {account} --otp-stdin` and type it."
         );
     }))
 }
 
 pub fn close(local: &Local<'_>, account: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
-    let (store, key) = open(local.state)?;
-    let lifecycle = LocalLifecycle::new(&store, key);
-    let result = runtime()?.block_on(steps::close(
-        &lifecycle,
-        &account,
-        &local.who(),
-        reason,
-        now(),
-    ));
+    let who = local.who();
+    let result = on_ports!(local, |p| steps::close(p, &account, &who, reason, now()));
     outcome(result.map(|step| print_trail(std::slice::from_ref(&step))))
 }
 
 /// Local mode only: plays the engineer's console steps on the simulated root user.
 pub fn simulate_console(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
+    if local.aws {
+        anyhow::bail!("the simulated AWS exists only in local mode");
+    }
     let account = account_id(account)?;
     let (store, key) = open(local.state)?;
     LocalLifecycle::new(&store, key).simulate_console_steps(&account)?;

@@ -177,11 +177,15 @@ enum AccountsAction {
     },
 }
 
-/// Where the local lifecycle keeps its state, and who is acting.
+/// Where the lifecycle runs (local state, or AWS with --aws), and who is acting.
 #[derive(clap::Args)]
 struct LocalLifecycleArgs {
     #[arg(long, default_value = ".rootmail", global = true)]
     state: PathBuf,
+    /// Run against the deployed lifecycle (the tables, vault and keys named by
+    /// ROTATIONS_TABLE, AUDIT_TABLE, ... as for the functions) with your AWS credentials.
+    #[arg(long, global = true)]
+    aws: bool,
     /// Who is acting, for the audit trail (default: $USER).
     #[arg(long, global = true)]
     who: Option<String>,
@@ -199,9 +203,12 @@ enum RotationAction {
         /// vaulted or rootless.
         #[arg(long, default_value = "rootless")]
         mode: String,
-        /// Our domain for root addresses.
+        /// Our domain for root addresses (local mode; in AWS the function's).
         #[arg(long, env = "ROOT_MAIL_DOMAIN")]
-        root_domain: String,
+        root_domain: Option<String>,
+        /// `--aws`: the take-over state machine's ARN.
+        #[arg(long, env = "TAKE_OVER_STATE_MACHINE_ARN")]
+        state_machine: Option<String>,
         /// Account directory CSV (as for `run`).
         #[arg(long)]
         accounts: Option<PathBuf>,
@@ -342,6 +349,7 @@ fn main() -> ExitCode {
             let local = lifecycle::Local {
                 state: &local.state,
                 who: local.who,
+                aws: local.aws,
             };
             match action {
                 RotationAction::Start {
@@ -349,6 +357,7 @@ fn main() -> ExitCode {
                     customer,
                     mode,
                     root_domain,
+                    state_machine,
                     accounts,
                     rules,
                 } => lifecycle::start(
@@ -357,7 +366,8 @@ fn main() -> ExitCode {
                         account: &account,
                         customer: &customer,
                         mode: &mode,
-                        root_domain: &root_domain,
+                        root_domain: root_domain.as_deref(),
+                        state_machine: state_machine.as_deref(),
                         accounts: accounts.as_deref(),
                         rules: rules.as_deref(),
                     },
@@ -380,6 +390,7 @@ fn main() -> ExitCode {
             &lifecycle::Local {
                 state: &local.state,
                 who: local.who,
+                aws: local.aws,
             },
             &lifecycle::Access {
                 account: &account,
@@ -395,6 +406,7 @@ fn main() -> ExitCode {
             &lifecycle::Local {
                 state: &local.state,
                 who: local.who,
+                aws: local.aws,
             },
             &account,
             &customer_email,
@@ -407,6 +419,7 @@ fn main() -> ExitCode {
             &lifecycle::Local {
                 state: &local.state,
                 who: local.who,
+                aws: local.aws,
             },
             &account,
             &reason,
@@ -418,6 +431,7 @@ fn main() -> ExitCode {
             &lifecycle::Local {
                 state: &local.state,
                 who: local.who,
+                aws: local.aws,
             },
             &account,
         ),

@@ -988,3 +988,115 @@ async fn the_lifecycle_binary_answers_with_step_outputs_and_typed_errors() {
     let rotation = ls.ports().await.rotations.get(&account).await.unwrap();
     assert_eq!(rotation.map(|r| r.phase), Some(Phase::Registered));
 }
+
+/// `rootmail ... --aws`: the person's steps of a vaulted take-over, run as the
+/// real binary against the deployed lifecycle (moto, and the fake for the Account
+/// API and root sessions), configured only by the environment.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_persons_steps_run_from_the_cli_against_aws() {
+    let mut run = Run::new(RootCredentials {
+        password: true,
+        access_keys: 1,
+        signing_certificates: 0,
+        mfa_devices: 0,
+    })
+    .await;
+    run.start("vaulted").await;
+    run.deliver_mail().await;
+    run.ok(Step::AcceptEmailUpdate, json!({})).await;
+    run.ok(Step::ConfirmEmailUpdate, json!({})).await;
+    let wait = run.ls.next_wait().await;
+    let token = wait["task_token"].as_str().unwrap().to_string();
+    run.ok(Step::PrepareVault, json!({"task_token": token}))
+        .await;
+
+    let mut env = process_env();
+    env.extend(run.ls.function_env(Step::Register));
+    env.retain(|(k, _)| *k != "LIFECYCLE_STEP");
+    for name in [
+        "AWS_ENDPOINT_URL_ACCOUNT",
+        "AWS_ENDPOINT_URL_STS",
+        "AWS_ENDPOINT_URL_IAM",
+    ] {
+        env.push((name, run.ls.fake.url().to_string()));
+    }
+    let account = run.account.to_string();
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(workspace_bin("rootmail"))
+            .args(args)
+            .args(["--aws", "--who", "carol", "--account", &account])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("rootmail runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            text,
+        )
+    };
+
+    // Too early: refused with the reason, the execution still waits.
+    let (code, _, text) = cli(&["rotation", "complete"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("MFA"), "{text}");
+
+    let target = run.rotation().await.target_email;
+    run.ls.fake.add_account(
+        run.account.as_str(),
+        target.as_str(),
+        RootCredentials {
+            password: true,
+            mfa_devices: 1,
+            ..RootCredentials::none()
+        },
+    );
+    let (code, _, text) = cli(&["rotation", "complete"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("secured"), "{text}");
+    assert_eq!(
+        run.ls.execution_status(&run.execution, "SUCCEEDED").await,
+        "SUCCEEDED",
+        "the CLI's completion resumed the execution"
+    );
+    run.ok(Step::Activate, json!({})).await;
+
+    let (code, stdout, text) = cli(&[
+        "creds",
+        "get",
+        "--reason",
+        "card expired",
+        "--ticket",
+        "INC-9",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let password = run
+        .ls
+        .secret_value(
+            &secret_name(&run.account, VaultItem::Password),
+            "AWSCURRENT",
+        )
+        .await
+        .expect("a current password");
+    assert!(
+        stdout.contains(&format!("Password:   {password}")),
+        "{stdout}"
+    );
+    let (code, stdout, text) = cli(&["rotation", "status"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(stdout.contains("Phase:    active"), "{stdout}");
+    assert!(
+        stdout.contains("break-glass access") && stdout.contains("carol"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&password), "status never shows a secret");
+    let (code, _, text) = cli(&["close", "--reason", "customer left"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(run.rotation().await.phase, Phase::Closed);
+}
