@@ -403,8 +403,13 @@ async fn a_rootless_take_over_runs_end_to_end_with_the_code_mail_through_mail_in
     );
     for (action, (_, op)) in ROOTLESS_ACTIONS.iter().zip(&ops) {
         assert!(
-            op["body"].as_str().unwrap().starts_with(action),
+            op["internal_note"].as_str().unwrap().starts_with(action),
             "{action}: {}",
+            op["internal_note"]
+        );
+        assert!(
+            !op["body"].as_str().unwrap().contains(action),
+            "the public text holds no detail: {}",
             op["body"]
         );
     }

@@ -5,6 +5,7 @@
 pub mod credentials;
 pub mod handoff;
 pub mod model;
+pub mod notes;
 pub mod ports;
 pub mod steps;
 

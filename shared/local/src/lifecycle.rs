@@ -12,14 +12,15 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rootmail_domain::{Account, AccountId, EmailAddress, Kind, Priority, SecretValue, ThreadKey};
+use rootmail_domain::{Account, AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_lifecycle::handoff;
+use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditEntry, AuditLog, LifecycleError, LifecyclePorts,
     LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
     TaskTokens, Vault, VaultItem,
 };
-use rootmail_pipeline::{Handoffs, PortError, PortResult, TicketOp, apply_ticket_op};
+use rootmail_pipeline::{Handoffs, PortError, PortResult, apply_ticket_op};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -602,23 +603,10 @@ impl Notices for LocalLifecycle<'_> {
         text: &str,
     ) -> LifecycleResult<()> {
         let now = now_secs();
-        let message =
-            rootmail_domain::ContentHash::of(format!("{account}\n{now}\n{text}").as_bytes());
-        let op = TicketOp {
-            message,
-            thread_key: ThreadKey::lifecycle(account),
-            kind: Kind::Unknown,
-            priority: Priority::Normal,
-            account_id: Some(account.to_string()),
-            customer: Some(customer.to_string()),
-            subject: format!("[{customer} / {account}] Root credential lifecycle"),
-            body: text.to_string(),
-            internal_note: String::new(),
-            attachments: Vec::new(),
-            archive_ref: None,
-            quarantined: false,
-            received_at_ms: None,
-        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let op = lifecycle_note(account, customer, text, now_ms);
         let store = self.store;
         apply_ticket_op((store, store, store, store), &op, now).await?;
         Ok(())

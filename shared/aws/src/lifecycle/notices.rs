@@ -4,9 +4,10 @@
 
 use crate::queue::SqsTicketQueue;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-use rootmail_domain::{AccountId, ContentHash, Kind, Priority, ThreadKey};
+use rootmail_domain::AccountId;
+use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{LifecycleResult, Notices};
-use rootmail_pipeline::{TicketOp, TicketQueue};
+use rootmail_pipeline::TicketQueue;
 
 const SES: &str = "ses";
 
@@ -31,27 +32,6 @@ impl LifecycleNotices {
             from: from.to_string(),
             to: to.to_string(),
         }
-    }
-}
-
-/// The ticket operation of one lifecycle note: a ticket per account (its
-/// lifecycle thread), one comment per note.
-pub fn lifecycle_note(account: &AccountId, customer: &str, text: &str, now_ms: u64) -> TicketOp {
-    let message = ContentHash::of(format!("{account}\n{now_ms}\n{text}").as_bytes());
-    TicketOp {
-        message,
-        thread_key: ThreadKey::lifecycle(account),
-        kind: Kind::Unknown,
-        priority: Priority::Normal,
-        account_id: Some(account.to_string()),
-        customer: Some(customer.to_string()),
-        subject: format!("[{customer} / {account}] Root credential lifecycle"),
-        body: text.to_string(),
-        internal_note: String::new(),
-        attachments: Vec::new(),
-        archive_ref: None,
-        quarantined: false,
-        received_at_ms: None,
     }
 }
 
@@ -89,26 +69,5 @@ impl Notices for LifecycleNotices {
             .await
             .map_err(|e| super::sdk(SES, e))?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_note_is_a_comment_in_the_accounts_lifecycle_thread() {
-        let account = AccountId::parse("444455556666").unwrap();
-        let a = lifecycle_note(&account, "Initech", "take-over started: ...", 1_000);
-        let b = lifecycle_note(&account, "Initech", "root email changed: ...", 1_000);
-        assert_eq!(a.thread_key, ThreadKey::lifecycle(&account));
-        assert_eq!(a.thread_key, b.thread_key);
-        assert_ne!(a.message, b.message, "each note is its own comment");
-        assert_eq!(
-            a.subject,
-            "[Initech / 444455556666] Root credential lifecycle"
-        );
-        assert_eq!(a.body, "take-over started: ...");
-        assert!(!a.quarantined);
     }
 }
