@@ -344,6 +344,9 @@ fn show_grant(request: &AccessRequest, grant: &AccessGrant, now: u64) {
     if grant.pending {
         eprintln!("These are the PENDING credentials of an unfinished take-over.");
     }
+    for notice in &grant.unsent_notices {
+        eprintln!("WARNING: not sent, tell security yourself: {notice}");
+    }
     println!("Root email: {}", grant.root_email);
     println!("Password:   {}", grant.password.expose());
     if let Some(code) = &grant.totp_code {

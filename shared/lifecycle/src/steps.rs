@@ -67,6 +67,8 @@ pub struct AccessGrant {
     pub reset_link: Option<SecretValue>,
     /// The credentials are the pending ones of an unfinished take-over.
     pub pending: bool,
+    /// Notices that could not be sent: the person must know nobody was told.
+    pub unsent_notices: Vec<String>,
 }
 
 fn refused<T>(message: String) -> LifecycleResult<T> {
@@ -680,12 +682,16 @@ pub async fn access<P: LifecyclePorts>(
         "{detail}; reason: {}; ticket: {}",
         request.reason, request.ticket
     );
+    // The audit record is what guards the secret; the notices are owed too, and
+    // the person is told when one could not be sent.
+    let mut unsent_notices = Vec::new();
     if let Err(e) = p
         .notices()
         .ticket_note(account, &rotation.customer, &note)
         .await
     {
         tracing::warn!(error = %e, account = %account, "break-glass ticket note not written");
+        unsent_notices.push(format!("the note on the account's ticket: {e}"));
     }
     if let Err(e) = p
         .notices()
@@ -696,6 +702,7 @@ pub async fn access<P: LifecyclePorts>(
         .await
     {
         tracing::warn!(error = %e, account = %account, "break-glass email not sent");
+        unsent_notices.push(format!("the notification email: {e}"));
     }
     Ok(AccessGrant {
         root_email: rotation.target_email.clone(),
@@ -703,6 +710,7 @@ pub async fn access<P: LifecyclePorts>(
         totp_code: totp,
         reset_link,
         pending,
+        unsent_notices,
     })
 }
 
