@@ -212,7 +212,11 @@ async fn a_vaulted_take_over_waits_for_the_engineer_then_serves_break_glass_acce
         .await
         .expect("access");
     assert!(!grant.pending);
-    assert!(grant.unsent_notices.is_empty(), "{:?}", grant.unsent_notices);
+    assert!(
+        grant.unsent_notices.is_empty(),
+        "{:?}",
+        grant.unsent_notices
+    );
     assert_eq!(
         grant.password.expose(),
         pending.password.expose(),
