@@ -102,6 +102,70 @@ impl HttpClient {
         }
     }
 
+    /// Sends a write the API has no idempotency for, once: after an answer that
+    /// leaves open whether it was applied (a timeout, a 5xx), sending it again
+    /// could apply it twice, so that is a transient error and the queue's
+    /// redelivery, which looks before it writes, decides. A 429 applied nothing:
+    /// a `Retry-After` within the policy is waited for here. Every other answer
+    /// is returned as it is, for the caller to read.
+    pub async fn send_once(
+        &self,
+        what: &str,
+        request: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<Response, PortError> {
+        const LEFT_TO_REDELIVERY: &str = "left to a redelivery, which checks first";
+        let mut attempt = 1;
+        loop {
+            let response =
+                request(&self.client)
+                    .send()
+                    .await
+                    .map_err(|e| PortError::Transient {
+                        port: self.port,
+                        message: format!("{what}: {e}; {LEFT_TO_REDELIVERY}"),
+                    })?;
+            let status = response.status();
+            if status.is_server_error() {
+                return Err(PortError::Transient {
+                    port: self.port,
+                    message: format!("{what}: HTTP {status}; {LEFT_TO_REDELIVERY}"),
+                });
+            }
+            if status != StatusCode::TOO_MANY_REQUESTS {
+                return Ok(response);
+            }
+            match retry_after(&response) {
+                Some(wait)
+                    if wait <= self.policy.max_delay && attempt < self.policy.max_attempts =>
+                {
+                    tracing::warn!(
+                        what,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "throttled; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                wait => {
+                    let after = wait.map_or("absent".to_string(), |w| {
+                        if w == Duration::MAX {
+                            "a date".to_string()
+                        } else {
+                            format!("{}s", w.as_secs())
+                        }
+                    });
+                    return Err(PortError::Transient {
+                        port: self.port,
+                        message: format!(
+                            "{what}: HTTP {status} (Retry-After {after}) after {attempt} attempt(s)"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+
     /// A non-retryable answer: success passes, 4xx is permanent.
     async fn check(
         &self,

@@ -28,7 +28,7 @@ use crate::common::{Credential, body_with_listing, marked_message, message_marke
 use crate::http::HttpClient;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{AUTHORIZATION, LOCATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, LOCATION};
 use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
 use rootmail_pipeline::{
@@ -38,7 +38,6 @@ use rootmail_pipeline::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 
 const PORT: &str = "rt";
@@ -205,61 +204,13 @@ impl Rt {
     /// is transient, and the queue's redelivery looks before it writes. A 429
     /// applied nothing: a short `Retry-After` is waited for here.
     async fn post_once(&self, what: &str, url: &str, body: &Value) -> PortResult<Response> {
-        let mut attempt = 1;
-        loop {
-            let response = self
-                .auth(self.http.client().post(url))
-                .json(body)
-                .send()
-                .await
-                .map_err(|e| transient(what, format!("{e}; {LEFT_TO_REDELIVERY}")))?;
-            let status = response.status();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                match retry_after(&response) {
-                    Some(wait) if wait <= MAX_THROTTLE_WAIT && attempt < THROTTLE_ATTEMPTS => {
-                        tracing::warn!(
-                            what,
-                            attempt,
-                            wait_ms = wait.as_millis() as u64,
-                            "throttled; retrying"
-                        );
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    _ => {
-                        return Err(transient(
-                            what,
-                            format!("HTTP {status} after {attempt} attempt(s)"),
-                        ));
-                    }
-                }
-            }
-            if status.is_server_error() {
-                return Err(transient(
-                    what,
-                    format!("HTTP {status}; {LEFT_TO_REDELIVERY}"),
-                ));
-            }
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                // RT says which right is missing; the body never holds the request.
-                let excerpt: String = response
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(300)
-                    .collect();
-                return Err(permanent(
-                    what,
-                    format!(
-                        "{PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret and the user's rights in RT: {excerpt}"
-                    ),
-                ));
-            }
-            if status.is_success() || status == StatusCode::NOT_FOUND {
-                return Ok(response);
-            }
+        let response = self
+            .http
+            .send_once(what, |c| self.auth(c.post(url)).json(body))
+            .await?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // RT says which right is missing; the body never holds the request.
             let excerpt: String = response
                 .text()
                 .await
@@ -267,8 +218,24 @@ impl Rt {
                 .chars()
                 .take(300)
                 .collect();
-            return Err(permanent(what, format!("HTTP {status}: {excerpt}")));
+            return Err(permanent(
+                what,
+                format!(
+                    "{PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret and the user's rights in RT: {excerpt}"
+                ),
+            ));
         }
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        let excerpt: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(permanent(what, format!("HTTP {status}: {excerpt}")))
     }
 
     /// The queue and the thread field exist (checked once per process): without
@@ -508,28 +475,6 @@ fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
         fallback
     } else {
         value
-    }
-}
-
-const LEFT_TO_REDELIVERY: &str = "left to a redelivery, which checks first";
-
-/// The longest `Retry-After` a write waits for; a longer one is left to the queue.
-const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(10);
-const THROTTLE_ATTEMPTS: u32 = 3;
-
-/// `Retry-After` in seconds; an HTTP-date counts as "not soon".
-fn retry_after(response: &Response) -> Option<Duration> {
-    let text = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
-    text.parse::<f64>()
-        .ok()
-        .filter(|secs| secs.is_finite() && *secs >= 0.0)
-        .map(Duration::from_secs_f64)
-}
-
-fn transient(what: &str, message: impl std::fmt::Display) -> PortError {
-    PortError::Transient {
-        port: PORT,
-        message: format!("{what}: {message}"),
     }
 }
 

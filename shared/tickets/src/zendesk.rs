@@ -29,7 +29,7 @@ use crate::common::{
     Credential, body_with_listing, has_marker, marked_message, message_marker, thread_token,
 };
 use crate::http::HttpClient;
-use reqwest::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
 use rootmail_pipeline::{
@@ -40,7 +40,6 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 const PORT: &str = "zendesk";
 
@@ -58,12 +57,6 @@ const MAX_PAGES: usize = 100;
 
 /// Follow-up tickets opened for one message before giving up (a loop guard).
 const MAX_FOLLOWUPS: usize = 3;
-
-/// The longest `Retry-After` waited for in a comment call; longer is left to the queue.
-const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(10);
-
-/// Throttled comment calls retried before the operation is left to the queue.
-const THROTTLE_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct ZendeskOptions {
@@ -550,66 +543,30 @@ impl Zendesk {
         payload: &Value,
     ) -> PortResult<Option<String>> {
         let url = self.url(&format!("/api/v2/tickets/{ticket}"));
-        let mut attempt = 1;
-        loop {
-            let response = self
-                .auth(self.http.client().put(&url))
-                .json(payload)
-                .send()
-                .await
-                .map_err(|e| {
-                    transient(format!(
-                        "{what}: {e}; left to a redelivery, which checks first"
-                    ))
-                })?;
-            let status = response.status();
-            if status.is_success() {
-                // Applied: an answer that cannot be read only loses the id, which
-                // the caller finds by the marker.
-                let answer = response.json::<TicketAnswer>().await.ok();
-                return Ok(answer.and_then(|a| a.comment_id()));
-            }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = retry_after(&response);
-                match wait {
-                    Some(wait) if wait <= MAX_THROTTLE_WAIT && attempt < THROTTLE_ATTEMPTS => {
-                        tracing::warn!(
-                            what,
-                            attempt,
-                            wait_ms = wait.as_millis() as u64,
-                            "throttled; retrying"
-                        );
-                        tokio::time::sleep(wait).await;
-                        attempt += 1;
-                        continue;
-                    }
-                    _ => {
-                        return Err(transient(format!(
-                            "{what}: HTTP {status} (Retry-After {}) after {attempt} attempt(s)",
-                            wait.map_or("absent".to_string(), |w| format!("{}s", w.as_secs()))
-                        )));
-                    }
-                }
-            }
-            if status.is_server_error() {
-                return Err(transient(format!(
-                    "{what}: HTTP {status}; left to a redelivery, which checks first"
-                )));
-            }
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                return Err(permanent(format!(
-                    "{what}: {PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret"
-                )));
-            }
-            if status == StatusCode::NOT_FOUND {
-                return Err(permanent(format!(
-                    "{what}: HTTP 404: ticket {ticket} is not there (deleted?)"
-                )));
-            }
-            let body = response.text().await.unwrap_or_default();
-            let excerpt: String = body.chars().take(300).collect();
-            return Err(permanent(format!("{what}: HTTP {status}: {excerpt}")));
+        let response = self
+            .http
+            .send_once(what, |c| self.auth(c.put(&url)).json(payload))
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            // Applied: an answer that cannot be read only loses the id, which
+            // the caller finds by the marker.
+            let answer = response.json::<TicketAnswer>().await.ok();
+            return Ok(answer.and_then(|a| a.comment_id()));
         }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(permanent(format!(
+                "{what}: {PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret"
+            )));
+        }
+        if status == StatusCode::NOT_FOUND {
+            return Err(permanent(format!(
+                "{what}: HTTP 404: ticket {ticket} is not there (deleted?)"
+            )));
+        }
+        let body = response.text().await.unwrap_or_default();
+        let excerpt: String = body.chars().take(300).collect();
+        Err(permanent(format!("{what}: HTTP {status}: {excerpt}")))
     }
 
     /// Adds a comment; returns its id when the answer's audit carries it.
@@ -999,13 +956,6 @@ fn permanent(message: String) -> PortError {
     }
 }
 
-fn transient(message: String) -> PortError {
-    PortError::Transient {
-        port: PORT,
-        message,
-    }
-}
-
 fn id_text(id: &Value) -> String {
     match id {
         Value::String(s) => s.clone(),
@@ -1047,15 +997,6 @@ fn full_from_error(error: &PortError) -> Option<Full> {
     } else {
         None
     }
-}
-
-/// `Retry-After` in seconds; anything else is "later" (left to the queue).
-fn retry_after(response: &Response) -> Option<Duration> {
-    let text = response.headers().get(RETRY_AFTER)?.to_str().ok()?.trim();
-    text.parse::<f64>()
-        .ok()
-        .filter(|secs| secs.is_finite() && *secs >= 0.0)
-        .map(Duration::from_secs_f64)
 }
 
 impl TicketSink for Zendesk {
