@@ -30,12 +30,17 @@ pub struct Local<'a> {
 }
 
 impl Local<'_> {
-    fn who(&self) -> String {
+    /// Who is acting, for the audit trail: `--who`, else `$USER`. An audit row
+    /// that says "unknown" is worth nothing, so without either the command stops.
+    fn who(&self) -> anyhow::Result<String> {
         self.who
             .clone()
             .or_else(|| std::env::var("USER").ok())
-            .filter(|w| !w.trim().is_empty())
-            .unwrap_or_else(|| "unknown".into())
+            .map(|w| w.trim().to_string())
+            .filter(|w| !w.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!("say who you are with --who (the audit trail records it)")
+            })
     }
 }
 
@@ -269,7 +274,7 @@ fn read_otp() -> anyhow::Result<SecretValue> {
 pub fn complete(local: &Local<'_>, account: &str, otp_stdin: bool) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
     let otp = if otp_stdin { Some(read_otp()?) } else { None };
-    let who = local.who();
+    let who = local.who()?;
     let result = if local.aws {
         runtime()?.block_on(async {
             let (lifecycle, _) = aws_lifecycle().await?;
@@ -327,7 +332,7 @@ pub struct Access<'a> {
 pub fn creds_get(local: &Local<'_>, args: &Access<'_>) -> anyhow::Result<ExitCode> {
     let request = AccessRequest {
         account_id: account_id(args.account)?,
-        who: local.who(),
+        who: local.who()?,
         reason: args.reason.to_string(),
         ticket: args.ticket.to_string(),
     };
@@ -364,7 +369,7 @@ fn show_grant(request: &AccessRequest, grant: &AccessGrant, now: u64) {
 pub fn release(local: &Local<'_>, account: &str, customer_email: &str) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
     let email = EmailAddress::parse(customer_email)?;
-    let who = local.who();
+    let who = local.who()?;
     let result = on_ports!(local, |p| steps::start_release(
         p,
         &account,
@@ -384,7 +389,7 @@ pub fn release(local: &Local<'_>, account: &str, customer_email: &str) -> anyhow
 
 pub fn close(local: &Local<'_>, account: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
-    let who = local.who();
+    let who = local.who()?;
     let result = on_ports!(local, |p| steps::close(p, &account, &who, reason, now()));
     outcome(result.map(|step| print_trail(std::slice::from_ref(&step))))
 }

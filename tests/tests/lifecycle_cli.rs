@@ -289,3 +289,17 @@ fn without_the_vault_key_the_lifecycle_says_what_to_set() {
     );
     assert!(text(&output).contains("openssl rand -hex 32"));
 }
+
+#[test]
+fn an_action_without_a_known_actor_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(rootmail_bin())
+        .args(["close", "--account", ACCOUNT, "--reason", "customer left"])
+        .args(["--state", dir.path().to_str().unwrap()])
+        .env("ROOTMAIL_VAULT_KEY", KEY)
+        .env_remove("USER")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("--who"), "{}", text(&output));
+}
