@@ -140,7 +140,9 @@ fn check(root: &Path, template: &str) -> Vec<String> {
         .map(Node::keys)
         .unwrap_or_default();
 
-    let mut deployed: BTreeMap<PathBuf, (String, BTreeSet<String>)> = BTreeMap::new();
+    // One crate may be deployed as several functions (the lifecycle: one per
+    // step); every one of them is checked.
+    let mut deployed: BTreeMap<PathBuf, Vec<(String, BTreeSet<String>)>> = BTreeMap::new();
     let Some(resources) = tree.find(&["Resources"]) else {
         return vec!["no Resources section".to_string()];
     };
@@ -166,7 +168,10 @@ fn check(root: &Path, template: &str) -> Vec<String> {
         if let Some(own) = resource.find(&["Properties", "Environment", "Variables"]) {
             variables.extend(own.keys());
         }
-        deployed.insert(dir, (resource.key.clone(), variables));
+        deployed
+            .entry(dir)
+            .or_default()
+            .push((resource.key.clone(), variables));
     }
 
     let mut crates: Vec<PathBuf> = fs::read_dir(root.join("functions"))
@@ -179,7 +184,7 @@ fn check(root: &Path, template: &str) -> Vec<String> {
 
     for dir in &crates {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
-        let Some((resource, variables)) = deployed.get(dir) else {
+        let Some(functions) = deployed.get(dir) else {
             problems.push(format!(
                 "functions/{name} has no AWS::Serverless::Function whose CodeUri points at it"
             ));
@@ -190,25 +195,39 @@ fn check(root: &Path, template: &str) -> Vec<String> {
             !read.is_empty(),
             "found no variables read by functions/{name}"
         );
-        for missing in read.iter().filter(|v| !variables.contains(*v)) {
-            problems.push(format!(
-                "functions/{name} reads {missing}, but {resource}'s Environment (with Globals) does not set it"
-            ));
+        for (resource, variables) in functions {
+            problems.extend(environment_problems(&name, resource, variables, &read));
         }
-        for unused in variables
-            .iter()
-            .filter(|v| !read.contains(*v) && !RUNTIME_VARIABLES.contains(&v.as_str()))
-        {
-            problems.push(format!(
-                "{resource} sets {unused}, which functions/{name} never reads"
-            ));
-        }
-        for runtime in RUNTIME_VARIABLES
-            .iter()
-            .filter(|v| !variables.contains(**v))
-        {
-            problems.push(format!("{resource} does not set {runtime}"));
-        }
+    }
+    problems
+}
+
+/// What is wrong with one function's environment, given what its crate reads.
+fn environment_problems(
+    name: &str,
+    resource: &str,
+    variables: &BTreeSet<String>,
+    read: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for missing in read.iter().filter(|v| !variables.contains(*v)) {
+        problems.push(format!(
+            "functions/{name} reads {missing}, but {resource}'s Environment (with Globals) does not set it"
+        ));
+    }
+    for unused in variables
+        .iter()
+        .filter(|v| !read.contains(*v) && !RUNTIME_VARIABLES.contains(&v.as_str()))
+    {
+        problems.push(format!(
+            "{resource} sets {unused}, which functions/{name} never reads"
+        ));
+    }
+    for runtime in RUNTIME_VARIABLES
+        .iter()
+        .filter(|v| !variables.contains(**v))
+    {
+        problems.push(format!("{resource} does not set {runtime}"));
     }
     problems
 }
