@@ -320,32 +320,7 @@ pub fn root_email_code_mail(to: &EmailAddress, account: &AccountId, code: &str, 
          \x20   Verification code: {code}\r\n\r\n\
          This code expires 30 minutes after it was sent.\r\n\r\n\
          Sincerely,\r\nAmazon Web Services\r\n",
-        date = rfc2822(at),
-    )
-}
-
-/// `Mon, 12 Jan 2026 09:41:07 +0000` for seconds since the epoch.
-fn rfc2822(secs: u64) -> String {
-    let days = secs / 86_400;
-    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    format!(
-        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} +0000",
-        WEEKDAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize]
+        date = rootmail_domain::dates::rfc2822(at),
     )
 }
 
@@ -684,12 +659,6 @@ impl Handoffs for LocalLifecycle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_are_rfc_2822() {
-        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc2822(1_768_210_867), "Mon, 12 Jan 2026 09:41:07 +0000");
-    }
 
     #[test]
     fn the_vault_key_must_be_32_hex_bytes() {
