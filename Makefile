@@ -2,12 +2,14 @@
 CARGO ?= cargo
 STATE ?= .rootmail/demo
 
-.PHONY: help demo test fmt lint build bench clean
+.PHONY: help demo test fmt lint build bench soak clean
 
 help:
 	@echo "make demo   run the local pipeline on the sample mailbox (no AWS needed)"
 	@echo "make test   formatting, clippy -D warnings, and every test (starts moto for the AWS tests)"
-	@echo "make bench  criterion benchmarks of triage over the corpus"
+	@echo "make bench  benchmarks: triage (corpus, a 40 MiB mail), mail-ingest against moto, its peak memory"
+	@echo "make fuzz   the cargo-fuzz targets (triage, events), FUZZ_SECONDS=300 each; a crash fails it"
+	@echo "make soak   5,000 generated mails through the AWS pipeline (moto, a Zendesk fake at 700 requests/minute, 10% 5xx): ~30 min, SOAK_MESSAGES=N for fewer"
 	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
 	@echo "make build  release builds of every Lambda (cargo lambda, ARCH=x86_64|arm64)"
 	@echo "make package  the builds zipped, with each bootstrap's size"
@@ -44,8 +46,36 @@ test:
 fmt:
 	$(CARGO) fmt --all
 
+# Each number beside a baseline measured in the same run: triage (no AWS), then
+# against moto mail-ingest end to end and the peak memory of its release build
+# on 40 MiB mail, then the summary (scripts/bench-summary). Built first, all
+# at once, so no build runs between the measurements.
+BENCHES := --bench triage --bench ingest --bench peak_memory
+
 bench:
+	$(CARGO) bench -p rootmail-tests $(BENCHES) --no-run
 	$(CARGO) bench -p rootmail-tests --bench triage
+	scripts/setup-test-env
+	scripts/with-moto $(CARGO) bench -p rootmail-tests --bench ingest --bench peak_memory
+	scripts/bench-summary
+
+# Fuzzing on stable Rust (no sanitizer): the cargo-fuzz targets in fuzz/, run
+# side by side for FUZZ_SECONDS each. cargo-fuzz, the build and the corpus a run
+# grows live under /var/tmp; crashing inputs are kept in fuzz/corpus/<target>/.
+FUZZ_SECONDS ?= 300
+
+.PHONY: fuzz
+
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
+
+# The soak (tests/tests/soak.rs, not part of `make test`): S3 -> SQS ->
+# mail-ingest -> FIFO -> ticket-writer against moto and the stateful Zendesk
+# fake, then the reconciliation table and the throughput. SOAK_MESSAGES (default
+# 5000) sets the number of objects; the writers keep to 700 requests a minute.
+soak:
+	scripts/setup-test-env
+	scripts/with-moto $(CARGO) test -p rootmail-tests --test soak -- --ignored --exact soak --nocapture
 
 clean:
 	$(CARGO) clean

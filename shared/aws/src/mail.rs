@@ -1,28 +1,19 @@
 //! Reading a stored message from S3: one copy in memory, sized up front, and a
 //! clear answer for the two permanent failures (gone, too large).
+//!
+//! Locations and keys as S3 events spell them live in `rootmail-events` (pure,
+//! fuzzed); they are re-exported here.
 
 use crate::error::{error_code, port_error};
 use aws_sdk_s3::Client;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rootmail_domain::ContentHash;
 use rootmail_pipeline::{MailArchive, MailSource, PortError, PortResult};
-use std::fmt;
+
+pub use rootmail_events::{MailLocation, created_event, decode_key, encode_key};
 
 /// SES stores messages up to 40 MB with the S3 action; anything larger is not mail
 /// SES delivered and is quarantined unread.
 pub const SES_MAX_MESSAGE_BYTES: u64 = 40 * 1024 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct MailLocation {
-    pub bucket: String,
-    pub key: String,
-}
-
-impl fmt::Display for MailLocation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s3://{}/{}", self.bucket, self.key)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -113,17 +104,6 @@ fn transient(error: PortError) -> ReadError {
     })
 }
 
-impl MailLocation {
-    /// Reads `s3://bucket/key` back.
-    pub fn parse(uri: &str) -> Option<Self> {
-        let (bucket, key) = uri.strip_prefix("s3://")?.split_once('/')?;
-        (!bucket.is_empty() && !key.is_empty()).then(|| Self {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-        })
-    }
-}
-
 /// The writer's view of the mail bucket: originals read back for their
 /// attachments, only from the bucket it was configured with.
 #[derive(Clone)]
@@ -169,61 +149,5 @@ pub struct InPlaceArchive<'a>(pub &'a MailLocation);
 impl MailArchive for InPlaceArchive<'_> {
     async fn put(&self, _hash: &ContentHash, _raw: &[u8]) -> PortResult<String> {
         Ok(self.0.to_string())
-    }
-}
-
-/// S3 event keys are form-encoded: `+` is a space, then percent-escapes.
-pub fn decode_key(key: &str) -> String {
-    percent_decode_str(&key.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// What S3 leaves unescaped in event keys.
-const KEY_SAFE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-/// A key as S3 writes it into an event (the inverse of [`decode_key`]).
-pub fn encode_key(key: &str) -> String {
-    utf8_percent_encode(key, KEY_SAFE)
-        .to_string()
-        .replace("%20", "+")
-}
-
-/// The S3 event notification S3 would send for `location`, so stored mail can be
-/// re-driven through the inbound queue exactly like new mail.
-pub fn created_event(location: &MailLocation, size: u64, event_time: &str) -> serde_json::Value {
-    serde_json::json!({"Records": [{
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Replay",
-        "eventTime": event_time,
-        "s3": {
-            "bucket": {"name": location.bucket},
-            "object": {"key": encode_key(&location.key), "size": size},
-        },
-    }]})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_round_trip_through_event_encoding() {
-        for key in [
-            "inbound/abc",
-            "inbound/a b+c",
-            "inbound/é%&?#",
-            "x/AMAZON_SES_SETUP_NOTIFICATION",
-        ] {
-            assert_eq!(decode_key(&encode_key(key)), key);
-        }
-        assert_eq!(encode_key("inbound/a b+c"), "inbound/a+b%2Bc");
-        assert_eq!(decode_key("inbound%2Fa+b%2Bc"), "inbound/a b+c");
     }
 }

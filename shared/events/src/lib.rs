@@ -1,13 +1,18 @@
-//! The three ways mail can reach `mail-ingest`, reduced to object locations.
+//! The events that announce stored mail, reduced to object locations. Pure
+//! (no AWS SDK), so `fuzz/` can feed it arbitrary bytes cheaply.
 //!
+//! Mail reaches `mail-ingest` three ways:
 //! - an SQS message whose body is an S3 event notification (the default wiring);
 //! - an S3 event notification invoking the function directly;
 //! - the SES Lambda action (`Records[].ses`), which carries no body: the object
 //!   is `<prefix><mail.messageId>` in the bucket the S3 action wrote to.
 
-use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
-use rootmail_aws::MailLocation;
-use rootmail_aws::mail::decode_key;
+pub mod location;
+pub mod time;
+
+pub use location::{MailLocation, decode_key, encode_key};
+
+use crate::time::rfc3339_millis;
 use serde::Deserialize;
 
 /// One stored message to ingest, and when it arrived (for latency).
@@ -84,7 +89,7 @@ pub fn s3_notification(body: &str) -> Result<Vec<MailRef>, EventError> {
                 bucket,
                 key: decode_key(&key),
             },
-            arrived_ms: record.event_time.as_deref().and_then(millis),
+            arrived_ms: record.event_time.as_deref().and_then(rfc3339_millis),
         });
     }
     Ok(refs)
@@ -129,15 +134,24 @@ pub fn ses_event(
                 bucket: bucket.to_string(),
                 key: format!("{prefix}{}", r.ses.mail.message_id),
             },
-            arrived_ms: r.ses.mail.timestamp.as_deref().and_then(millis),
+            arrived_ms: r.ses.mail.timestamp.as_deref().and_then(rfc3339_millis),
         })
         .collect())
 }
 
-fn millis(text: &str) -> Option<u64> {
-    DateTime::from_str(text, DateTimeFormat::DateTimeWithOffset)
-        .ok()
-        .and_then(|t| u64::try_from(t.to_millis().ok()?).ok())
+/// The S3 event notification S3 would send for `location`, so stored mail can be
+/// re-driven through the inbound queue exactly like new mail.
+pub fn created_event(location: &MailLocation, size: u64, event_time: &str) -> serde_json::Value {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Replay",
+        "eventTime": event_time,
+        "s3": {
+            "bucket": {"name": location.bucket},
+            "object": {"key": encode_key(&location.key), "size": size},
+        },
+    }]})
 }
 
 #[cfg(test)]
@@ -170,6 +184,23 @@ mod tests {
         ));
         let no_key = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"m"},"object":{}}}]}"#;
         assert_eq!(s3_notification(no_key), Err(EventError::NoLocation));
+    }
+
+    #[test]
+    fn replayed_events_read_back_as_the_location_they_name() {
+        let location = MailLocation {
+            bucket: "mail".into(),
+            key: "inbound/a b+c%é".into(),
+        };
+        let event = created_event(&location, 12, "2026-11-28T10:00:00.250Z");
+        let refs = s3_notification(&event.to_string()).unwrap();
+        assert_eq!(
+            refs,
+            vec![MailRef {
+                location,
+                arrived_ms: Some(1_795_860_000_250)
+            }]
+        );
     }
 
     #[test]
