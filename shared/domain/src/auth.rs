@@ -28,11 +28,129 @@ pub const AWS_SENDER_DOMAINS: &[&str] = &[
 /// The domain SES signs all mail with; its signature says nothing about `From`.
 const SES_SIGNING_DOMAIN: &str = "amazonses.com";
 
+/// Whether a sender domain is (or is under) one of AWS's, read as DNS and mail
+/// clients read it: `ＡＭＡＺＯＮ.com`, `amazon。com` and `signin.aws.` all name
+/// an AWS domain (see [`canonical_domain`]).
 pub fn is_aws_domain(domain: &str) -> bool {
-    let domain = domain.to_ascii_lowercase();
+    canonical_domain(domain).is_some_and(|d| aws_domain_of(&d).is_some())
+}
+
+/// The AWS sender domain an ASCII, lower-case domain is or sits under (the
+/// longest that matches).
+fn aws_domain_of(domain: &str) -> Option<&'static str> {
     AWS_SENDER_DOMAINS
         .iter()
-        .any(|aws| domain == *aws || domain.ends_with(&format!(".{aws}")))
+        .filter(|aws| {
+            domain == **aws
+                || domain
+                    .strip_suffix(**aws)
+                    .is_some_and(|rest| rest.ends_with('.'))
+        })
+        .max_by_key(|aws| aws.len())
+        .copied()
+}
+
+/// A domain as DNS resolves it: the IDNA (UTS #46) mapping lower-cases it,
+/// turns fullwidth letters and ideographic full stops into their ASCII
+/// equivalents and other labels into punycode; a trailing dot is dropped.
+/// `None` when it is no domain name at all.
+pub fn canonical_domain(domain: &str) -> Option<String> {
+    let ascii = idna::domain_to_ascii(domain.trim()).ok()?;
+    let ascii = ascii.trim_end_matches('.');
+    (!ascii.is_empty() && ascii.contains('.') && !ascii.contains(char::is_whitespace))
+        .then(|| ascii.to_string())
+}
+
+/// The AWS sender domain that `domain` imitates with look-alike characters
+/// (`amаzon.com` with a Cyrillic а, its punycode `xn--amzon-5ve.com`,
+/// `amaz0n.com`, `arnazon.com`) without being it: a homograph.
+pub fn imitated_aws_domain(domain: &str) -> Option<&'static str> {
+    let canonical = canonical_domain(domain)?;
+    if aws_domain_of(&canonical).is_some() {
+        return None;
+    }
+    aws_domain_of(&skeleton(&canonical))
+}
+
+/// What a canonical domain looks like to a reader: punycode shown as Unicode,
+/// look-alike characters folded (`rn` reads as `m`, `vv` as `w`).
+fn skeleton(canonical: &str) -> String {
+    let (unicode, _) = idna::domain_to_unicode(canonical);
+    fold_confusables(&unicode)
+        .to_lowercase()
+        .replace("rn", "m")
+        .replace("vv", "w")
+}
+
+/// Each character that is commonly mistaken for an ASCII letter, digit or
+/// sign replaced by it: fullwidth forms, the Cyrillic and Greek letters that
+/// look Latin, accented Latin letters, `0` and `1`. A small, fixed table
+/// (the usual homograph material), not all of Unicode's confusables.
+pub fn fold_confusables(text: &str) -> String {
+    text.chars().map(fold_char).collect()
+}
+
+fn fold_char(c: char) -> char {
+    match c {
+        // Fullwidth ASCII (`ａ`, `＠`, `．`) and the ideographic full stops.
+        '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+        '\u{3002}' | '\u{ff61}' => '.',
+        '0' => 'o',
+        '1' => 'l',
+        // Cyrillic.
+        'а' | 'А' => 'a',
+        'в' | 'В' => 'b',
+        'с' | 'С' => 'c',
+        'ԁ' => 'd',
+        'е' | 'Е' | 'ё' => 'e',
+        'һ' | 'Н' => 'h',
+        'і' | 'І' | 'ї' => 'i',
+        'ј' | 'Ј' => 'j',
+        'к' | 'К' => 'k',
+        'ӏ' | 'Ӏ' => 'l',
+        'м' | 'М' => 'm',
+        'о' | 'О' => 'o',
+        'р' | 'Р' => 'p',
+        'ԛ' => 'q',
+        'ѕ' | 'Ѕ' => 's',
+        'т' | 'Т' => 't',
+        'у' | 'У' => 'y',
+        'ԝ' | 'Ԝ' => 'w',
+        'х' | 'Х' => 'x',
+        // Greek.
+        'α' | 'Α' => 'a',
+        'β' | 'Β' => 'b',
+        'ε' | 'Ε' => 'e',
+        'η' | 'Η' => 'h',
+        'ι' | 'Ι' => 'i',
+        'κ' | 'Κ' => 'k',
+        'μ' | 'Μ' => 'm',
+        'ν' | 'Ν' => 'v',
+        'ο' | 'Ο' => 'o',
+        'ρ' | 'Ρ' => 'p',
+        'τ' | 'Τ' => 't',
+        'υ' | 'Υ' => 'u',
+        'ω' => 'w',
+        'χ' | 'Χ' => 'x',
+        'γ' => 'y',
+        'Ζ' => 'z',
+        // Latin letters with marks.
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
+        'ç' | 'ć' | 'č' => 'c',
+        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' => 'e',
+        'ì' | 'í' | 'î' | 'ï' | 'ı' | 'ī' | 'į' => 'i',
+        'ñ' | 'ń' | 'ň' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => 'o',
+        'ś' | 'š' | 'ş' => 's',
+        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' => 'u',
+        'ý' | 'ÿ' => 'y',
+        'ź' | 'ż' | 'ž' => 'z',
+        'ɑ' => 'a',
+        'ɡ' => 'g',
+        'ɩ' => 'i',
+        'ʍ' => 'm',
+        other => other,
+    }
 }
 
 /// The authentication facts as found, plus what they mean for this sender.
@@ -75,8 +193,12 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
     let from_domain = mail
         .from
         .as_ref()
-        .and_then(|s| s.address.as_ref())
-        .map(|a| a.domain().to_string());
+        .and_then(|s| s.domain())
+        .map(str::to_string);
+    // What DNS and DMARC compare: the canonical form of what is written.
+    let from_canonical = from_domain
+        .as_deref()
+        .map(|d| canonical_domain(d).unwrap_or_else(|| d.to_lowercase()));
     let results = mail
         .headers_named("Authentication-Results")
         .find(|v| {
@@ -92,7 +214,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
             .map(str::to_ascii_lowercase)
     });
     let aligned = |domain: &str| {
-        from_domain
+        from_canonical
             .as_deref()
             .is_some_and(|from| aligned(domain, from))
     };
@@ -119,11 +241,11 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
     let spf_aligned_pass =
         spf.as_deref() == Some("pass") && results.spf_domain.as_deref().is_some_and(aligned);
     let dmarc = results.dmarc;
-    let verified = match dmarc.as_deref() {
-        Some("pass") => true,
-        Some("fail") => false,
-        _ => spf_aligned_pass || dkim.as_deref() == Some("pass"),
-    };
+    // design.md: authentication fails on a DMARC fail, or when neither SPF nor
+    // DKIM passes for the From domain. A DMARC pass with no aligned pass to
+    // show for it is not enough (only mail that passes can feed a rotation).
+    let verified =
+        dmarc.as_deref() != Some("fail") && (spf_aligned_pass || dkim.as_deref() == Some("pass"));
     Authentication {
         spf,
         dkim,
@@ -131,7 +253,9 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
         spam: verdict(mail, "X-SES-Spam-Verdict"),
         virus: verdict(mail, "X-SES-Virus-Verdict"),
         dkim_domains,
-        aws_sender: from_domain.as_deref().is_some_and(is_aws_domain),
+        aws_sender: from_canonical
+            .as_deref()
+            .is_some_and(|d| aws_domain_of(d).is_some()),
         from_domain,
         verified,
     }
@@ -153,23 +277,43 @@ static PROPERTY: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 fn parse_results(value: &str) -> Results {
+    /// Which result the last method clause filled in (the one that later
+    /// property clauses describe).
+    enum Last {
+        Spf,
+        Dkim(usize),
+        Other,
+    }
     let mut results = Results::default();
+    let mut last = Last::Other;
     for clause in value.split(';').skip(1).map(str::trim) {
-        let Some(m) = METHOD.captures(clause) else {
-            continue;
-        };
-        let result = m[2].to_ascii_lowercase();
         let domain = PROPERTY.captures_iter(clause).find_map(|p| {
             let value = p[2].trim_matches(|c| c == '"' || c == '<' || c == '>');
             let domain = value.rsplit_once('@').map_or(value, |(_, d)| d);
             (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
         });
+        let Some(m) = METHOD.captures(clause) else {
+            // SES writes `spf=pass (...) client-ip=...; envelope-from=...;`: a
+            // property in its own clause belongs to the method before it.
+            match last {
+                Last::Spf if results.spf_domain.is_none() => results.spf_domain = domain,
+                Last::Dkim(i) if results.dkim[i].1.is_none() => results.dkim[i].1 = domain,
+                _ => {}
+            }
+            continue;
+        };
+        let result = m[2].to_ascii_lowercase();
+        last = Last::Other;
         match m[1].to_ascii_lowercase().as_str() {
             "spf" if results.spf.is_none() => {
                 results.spf = Some(result);
                 results.spf_domain = domain;
+                last = Last::Spf;
             }
-            "dkim" => results.dkim.push((result, domain)),
+            "dkim" => {
+                results.dkim.push((result, domain));
+                last = Last::Dkim(results.dkim.len() - 1);
+            }
             "dmarc" if results.dmarc.is_none() => results.dmarc = Some(result),
             _ => {}
         }
@@ -181,6 +325,7 @@ fn parse_results(value: &str) -> Results {
 /// own organizational domains, so `signin.aws` aligns with `verify.signin.aws`,
 /// while `amazonses.com` aligns with nothing but itself.
 fn aligned(auth_domain: &str, from_domain: &str) -> bool {
+    let auth_domain = &canonical_domain(auth_domain).unwrap_or_else(|| auth_domain.to_lowercase());
     let org = |d: &str| -> String {
         let d = d.trim_end_matches('.').to_ascii_lowercase();
         let labels: Vec<&str> = d.rsplit('.').take(2).collect();
@@ -192,24 +337,88 @@ fn aligned(auth_domain: &str, from_domain: &str) -> bool {
     same_org || auth_domain.eq_ignore_ascii_case(from_domain)
 }
 
-/// A sender domain that imitates AWS's without being one: not phishing by the
-/// taxonomy's definition (it claims no AWS domain), but worth a warning.
-pub fn lookalike_warning(auth: &Authentication) -> Option<String> {
-    let domain = auth.from_domain.as_deref()?;
-    if auth.aws_sender || domain == SES_SIGNING_DOMAIN || domain.ends_with(".amazonses.com") {
+/// A sender that imitates AWS without claiming one of its domains: not
+/// phishing by the taxonomy's definition, but worth a warning a person sees. A
+/// domain that reads like AWS's (`amazon-aws.com`, `aws.com.evil.io`), else a
+/// display name that names AWS (`"Amazon Web Services" <x@example.com>`).
+pub fn lookalike_warning(mail: &ParsedMail, auth: &Authentication) -> Option<String> {
+    if auth.aws_sender {
         return None;
     }
-    let imitates = domain
+    let domain = auth.from_domain.as_deref()?;
+    let canonical = canonical_domain(domain).unwrap_or_else(|| domain.to_lowercase());
+    if canonical == SES_SIGNING_DOMAIN || canonical.ends_with(".amazonses.com") {
+        return None;
+    }
+    let imitates = skeleton(&canonical)
         .split(['.', '-'])
         .any(|part| part.contains("amazon") || part.starts_with("aws"));
-    imitates
-        .then(|| format!("sender domain {domain} looks like AWS's but is not an AWS sender domain"))
+    let shown = short(domain);
+    if imitates {
+        return Some(format!(
+            "sender domain {shown} looks like AWS's but is not an AWS sender domain"
+        ));
+    }
+    let name = mail.from.as_ref()?.name.as_deref()?;
+    // A name that holds an address is judged by what it claims (`spoofing_reason`).
+    let holds_address = fold_confusables(name).contains('@');
+    (!holds_address && names_aws(name)).then(|| {
+        format!(
+            "display name {:?} names AWS but the sender domain {shown} is not an AWS sender domain",
+            short(name)
+        )
+    })
+}
+
+/// Whether a display name names Amazon or AWS (look-alike letters folded).
+fn names_aws(text: &str) -> bool {
+    fold_confusables(text)
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric())
+        .any(|word| word == "aws" || word.starts_with("amazon"))
+}
+
+/// The AWS sender domain a written domain claims: the domain itself when it
+/// is one (however written), or the one it imitates with look-alike characters.
+fn aws_claim(domain: &str) -> Option<String> {
+    match canonical_domain(domain) {
+        Some(canonical) if aws_domain_of(&canonical).is_some() => Some(canonical),
+        _ => imitated_aws_domain(domain).map(str::to_string),
+    }
+}
+
+static ADDRESS_IN_TEXT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+"#).expect("static regex"));
+
+/// Every `local@domain` written in a header value (names included: a name
+/// holding an address is part of what the header claims).
+fn addresses_in(value: &str) -> impl Iterator<Item = &str> {
+    ADDRESS_IN_TEXT.find_iter(value).map(|m| m.as_str())
+}
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// Header text in a message about it: one line, at most 100 characters.
+fn short(text: &str) -> String {
+    const MAX: usize = 100;
+    let line = crate::mail::clean_line(text);
+    match line.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line,
+    }
 }
 
 /// Why a message that claims an AWS sender is not believed, if it is not.
 pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<String> {
+    let written = auth.from_domain.as_deref().unwrap_or_default();
+    let domain = short(written);
     if auth.aws_sender && !auth.verified {
-        let domain = auth.from_domain.as_deref().unwrap_or_default();
+        let domain = match canonical_domain(written) {
+            Some(canonical) if canonical != written => format!("{domain} (read as {canonical})"),
+            _ => domain,
+        };
         return Some(match auth.dmarc.as_deref() {
             Some("fail") => format!("claims AWS sender domain {domain} but DMARC failed"),
             _ => {
@@ -217,18 +426,108 @@ pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<Strin
             }
         });
     }
-    // `"no-reply@amazon.com" <evil@example.com>`: the name claims what the address is not.
+    // `amаzon.com` (Cyrillic а), `xn--amzon-5ve.com`, `amaz0n.com`.
+    if let Some(aws) = imitated_aws_domain(written) {
+        let (unicode, _) = idna::domain_to_unicode(&canonical_domain(written)?);
+        let shown = if unicode == written {
+            String::new()
+        } else {
+            format!(" (shown as {})", short(&unicode))
+        };
+        return Some(format!(
+            "sender domain {domain}{shown} imitates AWS sender domain {aws} with look-alike characters"
+        ));
+    }
+    // AWS sends from one mailbox; a list that names AWS anywhere is a trick.
+    if !mail.more_from.is_empty() {
+        let count = mail.more_from.len() + 1;
+        for sender in mail.from.iter().chain(&mail.more_from) {
+            if let Some(claim) = sender.domain().and_then(aws_claim) {
+                let who = short(sender.written.as_deref().unwrap_or_default());
+                return Some(format!(
+                    "From lists {count} mailboxes and {who} claims AWS sender domain {claim}"
+                ));
+            }
+        }
+    }
+    if auth.aws_sender {
+        return None;
+    }
+    let real = mail
+        .from
+        .as_ref()
+        .and_then(|s| s.written.clone())
+        .unwrap_or_else(|| "(no address)".to_string());
+    // `Sender: no-reply@signin.aws` on a mail from someone else.
+    for value in mail.headers_named("Sender") {
+        if let Some((address, claim)) =
+            addresses_in(value).find_map(|a| aws_claim(domain_of(a)).map(|claim| (a, claim)))
+        {
+            return Some(format!(
+                "the Sender header names {} (AWS sender domain {claim}) but From is {}",
+                short(address),
+                short(&real)
+            ));
+        }
+    }
+    // `"no-reply@amazon.com" <evil@example.com>`: the name claims what the
+    // address is not (look-alike letters folded: `no-reply＠signin.aws`).
     let sender = mail.from.as_ref()?;
-    let name = sender.name.as_deref()?;
-    let claimed = name
-        .split(|c: char| {
-            c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')'
-        })
-        .filter_map(|w| EmailAddress::parse(w).ok())
-        .find(|a| is_aws_domain(a.domain()))?;
-    let real = sender.address.as_ref()?;
-    (claimed != *real && !auth.aws_sender)
-        .then(|| format!("display name claims {claimed} but the address is {real}"))
+    if let Some(name) = sender.name.as_deref() {
+        let claimed = name
+            .split(|c: char| {
+                c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')'
+            })
+            .find(|word| {
+                EmailAddress::parse(&fold_confusables(word))
+                    .is_ok_and(|a| aws_claim(a.domain()).is_some())
+            });
+        if let Some(claimed) = claimed {
+            return Some(format!(
+                "display name claims {} but the address is {}",
+                short(claimed),
+                short(&real)
+            ));
+        }
+    }
+    // `<no-reply@signin.aws@example.com>`: an AWS address as the local part.
+    let (local, _) = real.rsplit_once('@')?;
+    let claimed = EmailAddress::parse(&fold_confusables(local)).ok()?;
+    aws_claim(claimed.domain()).map(|_| {
+        format!(
+            "the address {} claims {} in its local part",
+            short(&real),
+            short(claimed.as_str())
+        )
+    })
+}
+
+/// For mail that authenticates as AWS: a `Sender` or `Reply-To` outside AWS's
+/// sender domains, or a `Return-Path` (SES's, the envelope sender) outside
+/// AWS's and SES's. AWS's own mail has none of these; a genuine AWS mail that
+/// someone else sends again (its DKIM signature still passes) or extends with
+/// headers the signature does not cover can.
+pub fn foreign_reply_path(mail: &ParsedMail) -> Option<String> {
+    for header in ["Sender", "Reply-To"] {
+        for value in mail.headers_named(header) {
+            if let Some(address) = addresses_in(value).find(|a| !is_aws_domain(domain_of(a))) {
+                return Some(format!(
+                    "its {header} header names {}, outside AWS's sender domains",
+                    short(address)
+                ));
+            }
+        }
+    }
+    let return_path = mail.header("Return-Path")?;
+    let address = addresses_in(return_path).next()?;
+    let domain = canonical_domain(domain_of(address)).unwrap_or_default();
+    let ses = domain == SES_SIGNING_DOMAIN || domain.ends_with(".amazonses.com");
+    (!ses && aws_domain_of(&domain).is_none()).then(|| {
+        format!(
+            "its Return-Path {} is outside AWS's and SES's domains",
+            short(address)
+        )
+    })
 }
 
 #[cfg(test)]
@@ -301,17 +600,20 @@ mod tests {
 
     #[test]
     fn lookalike_domains_get_a_warning_real_ones_do_not() {
-        let auth = |domain: &str| Authentication {
-            from_domain: Some(domain.to_string()),
-            aws_sender: is_aws_domain(domain),
-            ..Authentication::default()
+        let warning = |domain: &str| {
+            let m = mail(&format!("From: Billing <billing@{domain}>"));
+            lookalike_warning(&m, &authenticate(&m))
         };
         for fake in [
             "aws-billing-support.example",
             "amazon-security.example",
             "mail.awsalerts.example",
+            "signin-aws.com",
+            "aws.com.evil.io",
+            "verify.signin.aws.evil.com",
+            "am\u{430}zon-security.example",
         ] {
-            assert!(lookalike_warning(&auth(fake)).is_some(), "{fake}");
+            assert!(warning(fake).is_some(), "{fake}");
         }
         for fine in [
             "signin.aws",
@@ -320,7 +622,22 @@ mod tests {
             "vendor.example",
             "amazonses.com",
         ] {
-            assert_eq!(lookalike_warning(&auth(fine)), None, "{fine}");
+            assert_eq!(warning(fine), None, "{fine}");
+        }
+    }
+
+    #[test]
+    fn a_display_name_that_names_aws_gets_a_warning() {
+        for (from, warned) in [
+            ("\"Amazon Web Services\" <billing@vendor.example>", true),
+            ("AWS Notifications <alerts@vendor.example>", true),
+            ("\"\u{410}W\u{405} Support\" <help@vendor.example>", true),
+            ("Laws and Rules <office@vendor.example>", false),
+            ("Amazon Web Services <no-reply@signin.aws>", false),
+        ] {
+            let m = mail(&format!("From: {from}"));
+            let w = lookalike_warning(&m, &authenticate(&m));
+            assert_eq!(w.is_some(), warned, "{from}: {w:?}");
         }
     }
 
@@ -330,5 +647,114 @@ mod tests {
         assert!(!is_aws_domain("amazon.com.evil.example"));
         assert!(!is_aws_domain("notamazon.com"));
         assert!(!is_aws_domain("amazonses.com"));
+        assert!(!is_aws_domain("am\u{430}zon.com"));
+        assert!(!is_aws_domain("xn--amzon-5ve.com"));
+    }
+
+    #[test]
+    fn an_aws_domain_however_written_is_aws() {
+        for written in [
+            "AMAZON.COM",
+            "\u{ff41}\u{ff4d}\u{ff41}\u{ff5a}\u{ff4f}\u{ff4e}.com",
+            "verify\u{3002}signin\u{3002}aws",
+            "signin.aws.",
+        ] {
+            assert!(is_aws_domain(written), "{written}");
+        }
+    }
+
+    #[test]
+    fn homographs_name_the_aws_domain_they_imitate() {
+        for (domain, imitated) in [
+            ("am\u{430}zon.com", Some("amazon.com")),
+            ("xn--amzon-5ve.com", Some("amazon.com")),
+            ("amaz0n.com", Some("amazon.com")),
+            ("arnazon.com", Some("amazon.com")),
+            ("amaz\u{3bf}n.com", Some("amazon.com")),
+            ("verify.signin.\u{430}ws", Some("verify.signin.aws")),
+            ("mail.\u{430}ws.com", Some("aws.com")),
+            ("amazon.com", None),
+            ("amazon-aws.com", None),
+            ("example.com", None),
+        ] {
+            assert_eq!(imitated_aws_domain(domain), imitated, "{domain}");
+        }
+    }
+
+    #[test]
+    fn dmarc_pass_without_an_aligned_pass_is_not_enough() {
+        let m = mail(
+            "Authentication-Results: amazonses.com; spf=pass envelope-from=x@amazonses.com; dkim=pass header.i=@amazonses.com; dmarc=pass header.from=signin.aws;\r\nFrom: no-reply@signin.aws",
+        );
+        let a = authenticate(&m);
+        assert!(a.aws_sender && !a.verified);
+        assert!(
+            spoofing_reason(&m, &a)
+                .unwrap()
+                .contains("neither SPF nor DKIM")
+        );
+    }
+
+    #[test]
+    fn spf_for_the_from_domain_authenticates_it() {
+        // SES writes the envelope sender in a clause of its own.
+        let m = mail(
+            "Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=192.0.2.1; envelope-from=bounces@signin.aws; helo=mx;\r\n dkim=none;\r\n dmarc=none;\r\nFrom: no-reply@verify.signin.aws",
+        );
+        assert!(authenticate(&m).verified);
+        let ses_bounce = mail(
+            "Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=192.0.2.1; envelope-from=0100@amazonses.com; helo=mx;\r\n dkim=none;\r\n dmarc=none;\r\nFrom: no-reply@verify.signin.aws",
+        );
+        assert!(!authenticate(&ses_bounce).verified);
+    }
+
+    #[test]
+    fn other_sender_headers_that_claim_aws_are_caught() {
+        let reason = |headers: &str| {
+            let m = mail(headers);
+            spoofing_reason(&m, &authenticate(&m))
+        };
+        assert!(
+            reason("From: evil@example.com\r\nSender: no-reply@signin.aws")
+                .unwrap()
+                .contains("the Sender header names no-reply@signin.aws")
+        );
+        assert!(
+            reason("From: evil@example.com, no-reply@signin.aws")
+                .unwrap()
+                .contains("From lists 2 mailboxes")
+        );
+        assert!(
+            reason("From: <no-reply@signin.aws@example.com>")
+                .unwrap()
+                .contains("in its local part")
+        );
+        assert!(
+            reason("From: \"no-reply\u{ff20}signin.aws\" <evil@example.com>")
+                .unwrap()
+                .contains("display name claims")
+        );
+        assert_eq!(reason("From: Someone <someone@example.com>"), None);
+    }
+
+    #[test]
+    fn a_reply_path_outside_aws_is_reported() {
+        let path = |headers: &str| foreign_reply_path(&mail(headers));
+        assert_eq!(
+            path(
+                "Return-Path: <0100@us-west-2.amazonses.com>\r\nReply-To: ec2-abuse@amazon.com\r\nFrom: no-reply@signin.aws"
+            ),
+            None
+        );
+        assert!(
+            path("Reply-To: Help <help@example.com>\r\nFrom: no-reply@signin.aws")
+                .unwrap()
+                .contains("Reply-To header names help@example.com")
+        );
+        assert!(
+            path("Return-Path: <b@example.com>\r\nFrom: no-reply@signin.aws")
+                .unwrap()
+                .contains("Return-Path b@example.com")
+        );
     }
 }

@@ -15,6 +15,10 @@ pub const MAX_BODY_CHARS: usize = 16_000;
 const MAX_SUBJECT_CHARS: usize = 250;
 const MAX_LISTED_RECIPIENTS: usize = 5;
 const MAX_FACTS_PER_LINE: usize = 20;
+/// Attachments listed (and offered for upload); the rest are counted.
+pub const MAX_LISTED_ATTACHMENTS: usize = 50;
+/// Warnings listed; the rest are counted.
+const MAX_LISTED_WARNINGS: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TicketDraft {
@@ -158,12 +162,20 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     if !input.secrets.is_empty() {
         let _ = writeln!(body, "Withheld secrets: {}", secret_kinds(input.secrets));
     }
-    for warning in input
+    let warnings: Vec<&String> = input
         .warnings
         .iter()
         .filter(|w| Some(w.as_str()) != input.withheld_reason)
-    {
+        .collect();
+    for warning in warnings.iter().take(MAX_LISTED_WARNINGS) {
         let _ = writeln!(body, "Warning: {warning}");
+    }
+    if warnings.len() > MAX_LISTED_WARNINGS {
+        let _ = writeln!(
+            body,
+            "Warning: (and {} more warnings)",
+            warnings.len() - MAX_LISTED_WARNINGS
+        );
     }
 
     if !withheld {
@@ -175,9 +187,10 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
             }
         }
     }
-    if !input.attachments.is_empty() {
+    let listed = &input.attachments[..input.attachments.len().min(MAX_LISTED_ATTACHMENTS)];
+    if !listed.is_empty() {
         let _ = writeln!(body, "\nAttachments:");
-        for attachment in input.attachments {
+        for attachment in listed {
             let _ = write!(
                 body,
                 "- {} ({}, {})",
@@ -191,6 +204,13 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
                 }
                 None => body.push('\n'),
             }
+        }
+        let unlisted = input.attachments.len() - listed.len();
+        if unlisted > 0 {
+            let _ = writeln!(
+                body,
+                "- (and {unlisted} more attachments, neither listed nor attached: open the original)"
+            );
         }
     }
     let _ = writeln!(internal, "Original message: {}", input.origin);
@@ -220,7 +240,7 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
         attachments: if withheld {
             Vec::new()
         } else {
-            input.attachments.to_vec()
+            listed.to_vec()
         },
     }
 }

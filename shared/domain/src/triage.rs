@@ -1,6 +1,8 @@
 //! One message in, one decision out: the whole pure pipeline.
 
-use crate::auth::{Authentication, authenticate, lookalike_warning, spoofing_reason};
+use crate::auth::{
+    Authentication, authenticate, foreign_reply_path, lookalike_warning, spoofing_reason,
+};
 use crate::directory::{Account, AccountDirectory, resolve};
 use crate::mail::{ParseError, ParsedMail, is_textual, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
@@ -94,7 +96,7 @@ fn triage_mail(
     let auth = authenticate(mail);
     let env = envelope(mail);
     let mut warnings = mail.warnings.clone();
-    warnings.extend(lookalike_warning(&auth));
+    warnings.extend(lookalike_warning(mail, &auth));
     let resolution = resolve(mail, &env.recipients, ctx.directory);
     warnings.extend(resolution.warnings.iter().cloned());
     let account = resolution.account;
@@ -107,6 +109,8 @@ fn triage_mail(
     let (kind, rule_priority, quarantine_reason) = classify(mail, input, &auth, ctx.rules);
     if let Some(reason) = &quarantine_reason {
         warnings.push(reason.clone());
+    } else if auth.aws_sender && auth.verified {
+        warnings.extend(foreign_reply_path(mail).map(|r| format!("{r}: do not reply to it")));
     }
     let (disposition, priority) = decide(
         kind,
@@ -273,6 +277,18 @@ fn classify(
         has_header: &has_header,
     };
     match rules.classify(&rule_input) {
+        // A secret from AWS goes nowhere but AWS's own reply path.
+        Some(rule) if rule.kind.policy().carries_secret => match foreign_reply_path(mail) {
+            Some(reason) => (
+                Kind::PhishingSuspected,
+                None,
+                Some(format!(
+                    "suspected phishing: a {} mail that authenticates as AWS, but {reason} (a replayed or altered AWS mail?)",
+                    rule.kind
+                )),
+            ),
+            None => (rule.kind, rule.priority, None),
+        },
         Some(rule) => (rule.kind, rule.priority, None),
         None => (Kind::Unknown, None, None),
     }
