@@ -93,17 +93,11 @@ fn run_with<S: TicketSink + Sync>(
         .map(|key| LocalLifecycle::new(store, key));
     match &lifecycle {
         Some(lifecycle) => {
-            let knowledge = Knowledge {
-                rules: &rules,
-                handoffs: lifecycle,
-            };
+            let knowledge = Knowledge::new(&rules, lifecycle);
             run_messages(store, sink, (&directory, &knowledge), paths)
         }
         None => {
-            let knowledge = Knowledge {
-                rules: &rules,
-                handoffs: &NoHandoffs,
-            };
+            let knowledge = Knowledge::new(&rules, &NoHandoffs);
             run_messages(store, sink, (&directory, &knowledge), paths)
         }
     }

@@ -186,10 +186,7 @@ async fn a_failed_run_releases_its_claim_for_the_retry() {
     };
     let directory = rootmail_tests::directory();
     let rules = rootmail_domain::Rules::built_in();
-    let knowledge = Knowledge {
-        rules: &rules,
-        handoffs: &rootmail_pipeline::NoHandoffs,
-    };
+    let knowledge = Knowledge::new(&rules, &rootmail_pipeline::NoHandoffs);
     let raw = b"From: a@b.example\r\nIn-Reply-To: <earlier@b.example>\r\nSubject: hi\r\n\r\nbody";
     let ports = (&NoArchive, &ledger, &threads, &directory);
     let first = ingest(ports, &knowledge, raw, "s3://bucket/inbound/x", 1_000).await;

@@ -37,6 +37,45 @@ fn every_function_is_deployed_with_every_setting_it_reads() {
     );
 }
 
+/// The crash points (`rootmail-pipeline`'s `failpoints` feature) are for the
+/// tests only: each function built from its own directory, as `sam build` and
+/// `make build` build it, does not compile the fail-point crate in; the tests
+/// crate, which turns the feature on, does.
+#[test]
+fn deployed_functions_are_built_without_crash_points() {
+    let root = workspace();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let tree = |dir: &Path, package: Option<&str>| {
+        let mut command = std::process::Command::new(&cargo);
+        command.args(["tree", "--offline", "--edges", "normal", "--invert", "fail"]);
+        if let Some(package) = package {
+            command.args(["--package", package]);
+        }
+        command.current_dir(dir).output().expect("cargo tree runs")
+    };
+    let tests = tree(&root, Some("rootmail-tests"));
+    assert!(
+        tests.status.success() && String::from_utf8_lossy(&tests.stdout).contains("fail v0."),
+        "the tests crate builds the crash points: {tests:?}"
+    );
+    let functions: Vec<PathBuf> = fs::read_dir(root.join("functions"))
+        .expect("functions/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .collect();
+    assert!(functions.len() >= 3, "{functions:?}");
+    for dir in functions {
+        let output = tree(&dir, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains("did not match any packages"),
+            "{} compiles the crash points in: {}{stderr}",
+            dir.display(),
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
 /// The check can fail: take a variable, a function and the global `RUST_LOG`
 /// out of the real template, and point a function at a crate that does not
 /// exist, and each is reported.

@@ -36,10 +36,7 @@ impl Env {
     }
 
     fn ingest_at(&self, raw: &[u8], source: &str, now: u64) -> Ingested {
-        let knowledge = Knowledge {
-            rules: &self.rules,
-            handoffs: &rootmail_pipeline::NoHandoffs,
-        };
+        let knowledge = Knowledge::new(&self.rules, &rootmail_pipeline::NoHandoffs);
         let s = &self.store;
         block_on(ingest(
             (s, s, s, &self.directory),

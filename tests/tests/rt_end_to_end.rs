@@ -59,10 +59,7 @@ fn expected(files: &[PathBuf]) -> Expected {
 async fn run_corpus(store: &LocalStore, rt: &Rt, files: &[PathBuf]) -> Vec<(TicketOp, Written)> {
     let directory = directory();
     let rules = Rules::built_in();
-    let knowledge = Knowledge {
-        rules: &rules,
-        handoffs: &NoHandoffs,
-    };
+    let knowledge = Knowledge::new(&rules, &NoHandoffs);
     let mut written = Vec::new();
     for path in files {
         let raw = std::fs::read(path).expect("fixture");

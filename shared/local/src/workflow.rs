@@ -41,10 +41,7 @@ pub async fn deliver_simulated_mail(
         .collect();
     files.sort();
     let directory = directory(lifecycle, listed)?;
-    let knowledge = Knowledge {
-        rules,
-        handoffs: lifecycle,
-    };
+    let knowledge = Knowledge::new(rules, lifecycle);
     for file in &files {
         let raw = std::fs::read(file).map_err(|e| refused_io(file, e))?;
         let source = file.display().to_string();

@@ -9,6 +9,40 @@
 pub mod model;
 pub mod ports;
 
+/// The fail-point registry, for tests built with the `failpoints` feature.
+#[cfg(feature = "failpoints")]
+pub use fail;
+
+/// A step boundary where a test build (feature `failpoints`) can crash the run,
+/// to prove that redelivery after a crash there loses and repeats nothing.
+/// Compiles to nothing otherwise. The names are listed in [`CRASH_POINTS`].
+#[cfg(feature = "failpoints")]
+#[macro_export]
+macro_rules! crash_point {
+    ($name:literal) => {
+        $crate::fail::fail_point!($name)
+    };
+}
+
+/// See the `failpoints` variant: without the feature, nothing.
+#[cfg(not(feature = "failpoints"))]
+#[macro_export]
+macro_rules! crash_point {
+    ($name:literal) => {};
+}
+
+/// Every crash point, in the order a message meets them.
+pub const CRASH_POINTS: &[&str] = &[
+    "ingest.after-claim",
+    "ingest.after-archive",
+    "ingest.after-record",
+    "ingest.after-enqueue",
+    "writer.after-create",
+    "writer.after-comment",
+    "writer.after-thread-saved",
+    "writer.after-ledger-done",
+];
+
 pub use model::*;
 pub use ports::*;
 
@@ -24,11 +58,25 @@ use std::collections::HashMap;
 /// A claim older than this is taken over (a run that crashed is retried).
 pub const DEFAULT_STALE_CLAIM_SECS: u64 = 15 * 60;
 
-/// What triage reads besides the message and the account directory, and where
-/// a secret goes when a rotation waits for it.
+/// What ingest reads besides the message and the account directory: the rules,
+/// where a secret goes when a rotation waits for it, and how long a claim holds.
 pub struct Knowledge<'a, H = NoHandoffs> {
     pub rules: &'a Rules,
     pub handoffs: &'a H,
+    /// A claim older than this belongs to a run that died; it is taken over.
+    /// Set it above the longest a run can take (the Lambda timeout).
+    pub claim_timeout_secs: u64,
+}
+
+impl<'a, H> Knowledge<'a, H> {
+    /// With the default claim timeout ([`DEFAULT_STALE_CLAIM_SECS`]).
+    pub fn new(rules: &'a Rules, handoffs: &'a H) -> Self {
+        Self {
+            rules,
+            handoffs,
+            claim_timeout_secs: DEFAULT_STALE_CLAIM_SECS,
+        }
+    }
 }
 
 /// The rotations waiting for a secret among a message's candidate accounts,
@@ -73,7 +121,7 @@ where
 {
     let hash = ContentHash::of(raw);
     let mut row = match ledger
-        .claim(&hash, source, now, DEFAULT_STALE_CLAIM_SECS)
+        .claim(&hash, source, now, knowledge.claim_timeout_secs)
         .await?
     {
         Claim::Busy => return Ok(Ingested::Busy),
@@ -118,7 +166,9 @@ where
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
 {
+    crash_point!("ingest.after-claim");
     let origin = archive.put(hash, raw).await?;
+    crash_point!("ingest.after-archive");
 
     let parsed = parse(raw);
     let mut known: HashMap<String, ThreadKey> = HashMap::new();
@@ -200,6 +250,7 @@ where
         LedgerStatus::Done
     };
     ledger.record(&row).await?;
+    crash_point!("ingest.after-record");
     Ok(Ingested::Triaged {
         row,
         triage: Box::new(triage),
@@ -369,6 +420,7 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
         None => {
             let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
             let ticket_id = sink.create(&new_ticket(op, attachments)).await?;
+            crash_point!("writer.after-create");
             (Written::Created { ticket_id }, op.message.clone(), 1)
         }
         Some((ticket_id, created_from, messages)) if created_from == op.message => (
@@ -388,6 +440,7 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             // A ticket that took no more comments may have continued on another:
             // the thread map then sends the thread's later mail there.
             let posted = sink.comment(&ticket_id, &comment).await?;
+            crash_point!("writer.after-comment");
             (
                 Written::Commented {
                     ticket_id: posted.ticket_id,
@@ -408,6 +461,7 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             last_activity: now,
         })
         .await?;
+    crash_point!("writer.after-thread-saved");
     if let Some(mut row) = row {
         row.status = LedgerStatus::Done;
         row.ticket_id = Some(written.ticket_id().to_string());
@@ -417,6 +471,7 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
         };
         ledger.record(&row).await?;
     }
+    crash_point!("writer.after-ledger-done");
     Ok(Applied {
         written,
         repeated: false,
