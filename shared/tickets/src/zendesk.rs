@@ -929,8 +929,11 @@ fn escape_inline(text: &str, out: &mut String) {
         }
         if at_word_start {
             let word = &text[i..];
+            // Compared as bytes: the word may start with a multi-byte character.
             in_address = ["http://", "https://"].iter().any(|scheme| {
-                word.len() >= scheme.len() && word[..scheme.len()].eq_ignore_ascii_case(scheme)
+                word.as_bytes()
+                    .get(..scheme.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(scheme.as_bytes()))
             });
             at_word_start = false;
         }
@@ -1122,6 +1125,23 @@ mod tests {
             literal("AWS account 1234-5678-9012, 42 USD."),
             "AWS account 1234-5678-9012, 42 USD."
         );
+    }
+
+    /// Found by the crash-point tests: a word whose first 7 or 8 bytes end
+    /// inside a character (`日本語`) was sliced there to compare with
+    /// `http://`, and the writer panicked on every delivery of that mail.
+    #[test]
+    fn words_of_multi_byte_characters_are_escaped_without_a_panic() {
+        for text in [
+            "Grüße ünd 日本語 *ß*",
+            "é",
+            "€€€ https://ä.example/_x_",
+            "ñhttp://",
+        ] {
+            let escaped = literal(text);
+            assert_eq!(escaped.replace('\\', ""), text, "{text}");
+        }
+        assert_eq!(literal("日本 *x*"), "日本 \\*x\\*");
     }
 
     #[test]
