@@ -33,6 +33,13 @@ async fn ledger_claims_are_exclusive_until_stale() {
         Claim::Seen(seen) => assert_eq!(seen.ticket_id.as_deref(), Some("42")),
         other => panic!("a finished message is seen, not claimed: {other:?}"),
     }
+    assert_eq!(ledger.get(&hash).await.unwrap(), Some(row.clone()));
+    // A copy triaged again meanwhile writes `queued`: the finished row stays
+    // as it was (found by the soak: the row stayed `queued` for ever).
+    let mut late = row.clone();
+    late.status = LedgerStatus::Queued;
+    late.ticket_id = None;
+    ledger.record(&late).await.unwrap();
     assert_eq!(ledger.get(&hash).await.unwrap(), Some(row));
 }
 

@@ -81,15 +81,30 @@ impl Ledger for DynamoLedger {
         }
     }
 
+    /// A finished row stays finished: a redelivered copy that is triaged again
+    /// while its operation is being written must not turn `done` back into
+    /// `queued` (FIFO deduplication then drops the repeated operation, and the
+    /// row would stay `queued` for ever). Such a write changes nothing.
     async fn record(&self, row: &LedgerRow) -> PortResult<()> {
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(PORT, row)?))
-            .send()
-            .await
-            .map_err(|e| port_error(PORT, e))?;
-        Ok(())
+            .set_item(Some(to_item(PORT, row)?));
+        if row.status != LedgerStatus::Done {
+            put = put
+                .condition_expression("attribute_not_exists(content_hash) OR #status <> :done")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":done", s("done"));
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                tracing::info!(content_hash = %row.content_hash, "already done; left as it is");
+                Ok(())
+            }
+            Err(e) => Err(port_error(PORT, e)),
+        }
     }
 
     async fn get(&self, hash: &ContentHash) -> PortResult<Option<LedgerRow>> {
