@@ -163,12 +163,17 @@ impl Triager {
 pub mod account_fake;
 pub mod aws;
 pub mod lambda;
+pub mod large_mail;
+pub mod leaks;
 pub mod lifecycle;
 pub mod memory_sink;
 pub mod pipeline;
 pub mod rt;
 pub mod runtime_api;
+pub mod secret_mail;
+pub mod soak;
 pub mod webhook_server;
+pub mod zendesk_fake;
 
 /// Every log line the handlers in this test process write, in the functions'
 /// own JSON format. Installed once, process-wide, before any handler runs (a

@@ -7,10 +7,12 @@ use crate::error::port_error;
 use rootmail_pipeline::PortError;
 use rootmail_tickets::backend::{parse_custom_fields, parse_organizations};
 use rootmail_tickets::{BackendKind, BackendSettings, RetryPolicy};
+use std::num::NonZeroU32;
 use std::time::Duration;
 
-/// `TICKET_BACKEND` (default `default`), `TICKET_API_URL`, the HTTP limits and
-/// each backend's own options.
+/// `TICKET_BACKEND` (default `default`), `TICKET_API_URL`, the HTTP limits
+/// (`TICKET_API_REQUESTS_PER_MINUTE`: this instance's share of the API's rate
+/// limit; unset, no limit) and each backend's own options.
 pub fn backend_settings<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     default: BackendKind,
@@ -39,6 +41,17 @@ pub fn backend_settings<F: Fn(&str) -> Option<String>>(
             reason,
         })?,
     };
+    let requests_per_minute = match env.optional("TICKET_API_REQUESTS_PER_MINUTE") {
+        None => None,
+        Some(value) => Some(value.trim().parse::<NonZeroU32>().map_err(|_| {
+            ConfigError::Invalid {
+                name: "TICKET_API_REQUESTS_PER_MINUTE",
+                value: value.clone(),
+                reason: "expected a whole number of at least 1 (leave it unset for no limit)"
+                    .to_string(),
+            }
+        })?),
+    };
     Ok(BackendSettings {
         timeout: Duration::from_secs(env.parsed_or("HTTP_TIMEOUT_SECS", 10)?),
         retry: RetryPolicy {
@@ -46,6 +59,7 @@ pub fn backend_settings<F: Fn(&str) -> Option<String>>(
             base_delay: Duration::from_millis(env.parsed_or("HTTP_RETRY_BASE_MS", 200)?),
             ..RetryPolicy::default()
         },
+        requests_per_minute,
         zendesk_custom_fields,
         zendesk_organizations,
         zendesk_requester_domain: env.optional("ZENDESK_REQUESTER_DOMAIN"),
@@ -108,6 +122,37 @@ mod tests {
             error.to_string().contains("zendesk, jira, rt, webhook"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_request_rate_is_unlimited_unless_set_and_never_zero() {
+        let base = ("TICKET_API_URL", "https://x.example");
+        let unset = backend_settings(&env(&[base]), BackendKind::Zendesk).unwrap();
+        assert_eq!(unset.requests_per_minute, None);
+        let empty = backend_settings(
+            &env(&[base, ("TICKET_API_REQUESTS_PER_MINUTE", "")]),
+            BackendKind::Zendesk,
+        )
+        .unwrap();
+        assert_eq!(empty.requests_per_minute, None);
+        let set = backend_settings(
+            &env(&[base, ("TICKET_API_REQUESTS_PER_MINUTE", " 350 ")]),
+            BackendKind::Zendesk,
+        )
+        .unwrap();
+        assert_eq!(set.requests_per_minute, NonZeroU32::new(350));
+        for bad in ["0", "-5", "lots", "1.5"] {
+            let error = backend_settings(
+                &env(&[base, ("TICKET_API_REQUESTS_PER_MINUTE", bad)]),
+                BackendKind::Zendesk,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                error.contains("TICKET_API_REQUESTS_PER_MINUTE") && error.contains("at least 1"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

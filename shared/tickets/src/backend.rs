@@ -10,6 +10,7 @@ use rootmail_domain::ThreadKey;
 use rootmail_pipeline::{
     FoundTicket, NewComment, NewTicket, PortResult, PostedComment, TicketSink,
 };
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +56,11 @@ pub struct BackendSettings {
     pub api_url: String,
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Requests a minute this process sends to the API at most, retries
+    /// included (`None`: unlimited). Ticketing APIs limit an account, not a
+    /// client: give each instance the account's budget divided by the number of
+    /// instances that may run at once.
+    pub requests_per_minute: Option<NonZeroU32>,
     /// Zendesk: `{"<field id>": value, ...}` set on every new ticket.
     pub zendesk_custom_fields: Vec<(u64, serde_json::Value)>,
     /// Zendesk: customer name -> organization id (no lookup by name: a prefix
@@ -76,6 +82,7 @@ impl BackendSettings {
             api_url: api_url.trim_end_matches('/').to_string(),
             timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
+            requests_per_minute: None,
             zendesk_custom_fields: Vec::new(),
             zendesk_organizations: Vec::new(),
             zendesk_requester_domain: None,
@@ -163,7 +170,8 @@ impl AnyBackend {
             ));
         }
         let http = HttpClient::new(kind.as_str(), settings.timeout, settings.retry.clone())
-            .map_err(|e| settings_error(e.to_string()))?;
+            .map_err(|e| settings_error(e.to_string()))?
+            .with_rate_limit(settings.requests_per_minute);
         let url = &settings.api_url;
         Ok(match kind {
             BackendKind::Jira => {

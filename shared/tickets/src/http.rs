@@ -3,10 +3,18 @@
 //! Retried: connection errors, timeouts, 5xx, and 429 (after `Retry-After`).
 //! Anything else answers at once. When the retries are spent, the error is
 //! transient so the queue redelivers the operation later.
+//!
+//! A client may hold a [`RequestRate`]: then every request it sends, retries
+//! included, first waits for its turn, so one writer instance stays within its
+//! share of the ticketing API's budget instead of running into 429s.
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use rootmail_pipeline::PortError;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
@@ -26,11 +34,63 @@ impl Default for RetryPolicy {
     }
 }
 
+/// At most `per_minute` requests a minute, spaced evenly: each request takes the
+/// next free slot, one interval after the previous one, and waits for it. There
+/// is no burst allowance, so any 60-second window holds at most `per_minute`
+/// requests (a token bucket of capacity `b` would allow `per_minute + b`), and
+/// a request that finds the client idle goes at once.
+#[derive(Debug)]
+pub struct RequestRate {
+    per_minute: NonZeroU32,
+    interval: Duration,
+    /// The earliest moment the next request may go.
+    next: Mutex<Option<Instant>>,
+    granted: AtomicU64,
+}
+
+impl RequestRate {
+    pub fn per_minute(per_minute: NonZeroU32) -> Self {
+        // Rounded up, so `per_minute` intervals never fit in less than a minute.
+        let nanos = 60_000_000_000u64.div_ceil(u64::from(per_minute.get()));
+        Self {
+            per_minute,
+            interval: Duration::from_nanos(nanos),
+            next: Mutex::new(None),
+            granted: AtomicU64::new(0),
+        }
+    }
+
+    pub fn limit(&self) -> NonZeroU32 {
+        self.per_minute
+    }
+
+    /// Waits for this request's slot. A caller that gives up while waiting
+    /// leaves its slot unused (the limit errs on the side of fewer requests).
+    pub async fn acquire(&self) {
+        let slot = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let slot = next.map_or(now, |at| at.max(now));
+            *next = Some(slot + self.interval);
+            slot
+        };
+        self.granted.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// Requests let through so far.
+    pub fn granted(&self) -> u64 {
+        self.granted.load(Ordering::Relaxed)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: Client,
     policy: RetryPolicy,
     port: &'static str,
+    /// Shared by the clones of this client: one limit per process.
+    rate: Option<Arc<RequestRate>>,
 }
 
 impl HttpClient {
@@ -52,11 +112,33 @@ impl HttpClient {
             client,
             policy,
             port,
+            rate: None,
         })
+    }
+
+    /// Limits this client (and its clones) to `per_minute` requests a minute;
+    /// `None` leaves it unlimited.
+    pub fn with_rate_limit(mut self, per_minute: Option<NonZeroU32>) -> Self {
+        self.rate = per_minute.map(|n| Arc::new(RequestRate::per_minute(n)));
+        self
+    }
+
+    /// The limit this client keeps, if any.
+    pub fn rate_limit(&self) -> Option<&RequestRate> {
+        self.rate.as_deref()
     }
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Sends one request, after waiting for its turn when the client is limited.
+    /// Every request goes through here, retries included.
+    async fn dispatch(&self, request: RequestBuilder) -> reqwest::Result<Response> {
+        if let Some(rate) = &self.rate {
+            rate.acquire().await;
+        }
+        request.send().await
     }
 
     /// Sends the request built by `request`, retrying what is worth retrying.
@@ -68,7 +150,7 @@ impl HttpClient {
     ) -> Result<Response, PortError> {
         let mut attempt = 1;
         loop {
-            let outcome = match request(&self.client).send().await {
+            let outcome = match self.dispatch(request(&self.client)).await {
                 Ok(response) if !retryable(response.status()) => {
                     return self.check(what, response, attempt).await;
                 }
@@ -117,8 +199,7 @@ impl HttpClient {
         let mut attempt = 1;
         loop {
             let response =
-                request(&self.client)
-                    .send()
+                self.dispatch(request(&self.client))
                     .await
                     .map_err(|e| PortError::Transient {
                         port: self.port,
@@ -220,5 +301,79 @@ fn retry_after(response: &Response) -> Option<Duration> {
     match text.parse::<f64>() {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
         _ => Some(Duration::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most requests any 60-second window `[t, t + 60 s)` holds.
+    fn busiest_minute(times: &[Instant]) -> usize {
+        let minute = Duration::from_secs(60);
+        times
+            .iter()
+            .map(|start| {
+                times
+                    .iter()
+                    .filter(|t| **t >= *start && **t < *start + minute)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Many callers at once against 120 a minute, on tokio's paused clock (no
+    /// real waiting, no timing flakiness): no minute holds more than 120, and
+    /// they are spaced evenly, the first at once.
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_callers_never_exceed_the_limit_in_any_minute() {
+        let rate = Arc::new(RequestRate::per_minute(NonZeroU32::new(120).unwrap()));
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..300)
+            .map(|_| {
+                let rate = rate.clone();
+                tokio::spawn(async move {
+                    rate.acquire().await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        let mut times = Vec::new();
+        for task in tasks {
+            times.push(task.await.unwrap());
+        }
+        times.sort();
+        assert_eq!(rate.granted(), 300);
+        assert_eq!(busiest_minute(&times), 120);
+        assert_eq!(times[0], start, "an idle client sends at once");
+        assert!(
+            times
+                .windows(2)
+                .all(|w| w[1] - w[0] >= Duration::from_millis(500)),
+            "evenly spaced, no burst"
+        );
+        // 300 requests at 2 a second: the last goes 149.5 s after the first.
+        assert_eq!(times[299] - start, Duration::from_millis(149_500));
+    }
+
+    /// After a quiet spell the client does not save up a burst.
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_spell_is_not_saved_up() {
+        let rate = RequestRate::per_minute(NonZeroU32::new(60).unwrap());
+        rate.acquire().await;
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        let before = Instant::now();
+        rate.acquire().await;
+        rate.acquire().await;
+        rate.acquire().await;
+        assert_eq!(Instant::now() - before, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_interval_rounds_up() {
+        // 60 s / 7 is not whole in nanoseconds: 7 intervals must not fit in 60 s.
+        let rate = RequestRate::per_minute(NonZeroU32::new(7).unwrap());
+        assert!(rate.interval * 7 >= Duration::from_secs(60));
     }
 }

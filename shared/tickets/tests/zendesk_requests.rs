@@ -577,3 +577,65 @@ async fn a_ticket_id_that_is_not_zendesks_is_refused_before_any_request() {
     assert!(matches!(error, PortError::Permanent { .. }), "{error}");
     assert!(received(&server).await.is_empty());
 }
+
+/// A rate-limited client lets every request through its limit, retries
+/// included: a read retried after two 503s and a comment retried after a 429
+/// are all counted by the limit, one for one with what the server received.
+#[tokio::test]
+async fn every_request_and_every_retry_waits_for_the_rate_limit() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
+        )
+        .mount(&server)
+        .await;
+    mount_ticket(&server, 42, "open", "normal").await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/42"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/42"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ticket_answer(42, 420)))
+        .mount(&server)
+        .await;
+    // 6,000 a minute: one request every 10 ms, so the test stays fast.
+    let http = http(Duration::from_secs(5), 4).with_rate_limit(std::num::NonZeroU32::new(6000));
+    let zendesk = sink_with(&server, http.clone(), |_| {});
+
+    let posted = zendesk
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect("comment");
+
+    assert_eq!(posted.comment_id, "420");
+    let sent = received(&server).await.len();
+    assert_eq!(sent, 6, "3 listings, the ticket, 2 updates");
+    let rate = http.rate_limit().expect("limited");
+    assert_eq!(rate.limit().get(), 6000);
+    assert_eq!(
+        rate.granted(),
+        sent as u64,
+        "the clone the backend holds shares the limit, and nothing bypassed it"
+    );
+    assert!(
+        HttpClient::new("zendesk", Duration::from_secs(1), RetryPolicy::default())
+            .expect("client")
+            .rate_limit()
+            .is_none(),
+        "unlimited unless configured"
+    );
+}

@@ -11,14 +11,18 @@
 //! - `POST /api/v2/uploads?filename=` (a token lives 60 minutes and is used once);
 //! - `GET /api/v2/tickets?external_id=`, `GET /api/v2/tickets/{id}`,
 //!   `GET /api/v2/tickets/{id}/comments` (cursor pagination, `sort_order`);
-//! - Basic auth `{email}/token:{token}`, else 401.
+//! - Basic auth `{email}/token:{token}`, else 401;
+//! - optionally, the account's rate limit ([`FakeZendesk::set_rate_limit`]): at
+//!   most N requests accepted in any sliding 60-second window, the rest answered
+//!   429 with `Retry-After` (whole seconds until the window frees a place).
 //!
 //! Faults are injected per kind of call: throttling (429 before anything is
 //! done), a status (before), or a lost answer (the change is made, then 500).
-//! The wording of the 422 answers is this fake's own: Zendesk documents the
-//! status, not the text.
-
-#![allow(dead_code)]
+//! [`FakeZendesk::fail_randomly`] adds server errors on a fraction of all
+//! requests, drawn from a seeded generator: half before doing anything (500/503),
+//! half after a write was done with its answer lost (500), as real failures are.
+//! [`FakeZendesk::traffic`] counts what it saw. The wording of the 422 answers is
+//! this fake's own: Zendesk documents the status, not the text.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -31,10 +35,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::XorShift;
+
 pub const EMAIL: &str = "rootmail-bot@example-msp.com";
 pub const TOKEN: &str = "fake-zendesk-api-token";
 pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 pub const UPLOAD_LIFETIME: Duration = Duration::from_secs(3600);
+/// The window of the account's rate limit.
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The kinds of call, for faults and for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -114,6 +122,35 @@ enum Fault {
     LoseAnswer,
 }
 
+/// What the fake saw, for a soak's reconciliation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Every request received (answered or not).
+    pub requests: usize,
+    /// Requests the rate limit let through.
+    pub accepted: usize,
+    /// The most requests accepted in any 60-second window.
+    pub peak_per_window: usize,
+    /// The most requests sent in any 60-second window, refused ones included:
+    /// what a client that keeps to the limit holds at or under it.
+    pub peak_sent_per_window: usize,
+    /// Requests refused with 429 by the account's rate limit.
+    pub rate_limited: usize,
+    /// Updates refused with 429 by the limit of 30 per ticket in 10 minutes.
+    pub update_limited: usize,
+    /// Random server errors answered before doing anything.
+    pub failed_before: usize,
+    /// Random server errors answered after a write was done (answer lost).
+    pub failed_after: usize,
+}
+
+/// Server errors on a fraction of requests, from a seeded generator.
+struct RandomFaults {
+    /// Out of 1,000,000 requests.
+    per_million: u64,
+    rng: XorShift,
+}
+
 struct Upload {
     attachment: Attachment,
     expires: Duration,
@@ -142,6 +179,16 @@ struct Inner {
     comment_limit: usize,
     update_limit: usize,
     update_window: Duration,
+    /// Requests accepted per 60-second window at most (`None`: no limit).
+    rate_limit: Option<usize>,
+    /// When the requests of the last 60 seconds were accepted.
+    window: VecDeque<Duration>,
+    /// When the requests of the last 60 seconds were sent (accepted or not).
+    sent: VecDeque<Duration>,
+    random_faults: Option<RandomFaults>,
+    traffic: Traffic,
+    /// Whether recorded requests keep their bodies (a long soak does not).
+    keep_bodies: bool,
 }
 
 impl Inner {
@@ -155,6 +202,51 @@ impl Inner {
 
     fn take_fault(&mut self, call: Call) -> Option<Fault> {
         self.faults.get_mut(&call)?.pop_front()
+    }
+
+    /// Admits a request into the sliding window, or says how long to wait.
+    fn rate_limited(&mut self) -> Option<Duration> {
+        let now = self.now();
+        for window in [&mut self.window, &mut self.sent] {
+            while window.front().is_some_and(|at| *at + RATE_WINDOW <= now) {
+                window.pop_front();
+            }
+        }
+        self.sent.push_back(now);
+        self.traffic.peak_sent_per_window = self.traffic.peak_sent_per_window.max(self.sent.len());
+        if let Some(limit) = self.rate_limit
+            && self.window.len() >= limit
+        {
+            let oldest = self.window.front().copied().unwrap_or(now);
+            return Some((oldest + RATE_WINDOW).saturating_sub(now));
+        }
+        self.window.push_back(now);
+        self.traffic.accepted += 1;
+        self.traffic.peak_per_window = self.traffic.peak_per_window.max(self.window.len());
+        None
+    }
+
+    /// A random server error for this request, if one is drawn. Reads have no
+    /// effect to lose, so theirs always come before.
+    fn random_fault(&mut self, call: Call) -> Option<Fault> {
+        let faults = self.random_faults.as_mut()?;
+        if faults.rng.next_u64() % 1_000_000 >= faults.per_million {
+            return None;
+        }
+        let after = faults.rng.next_u64() % 2 == 0;
+        let write = matches!(call, Call::Create | Call::Update | Call::Upload);
+        if after && write {
+            self.traffic.failed_after += 1;
+            Some(Fault::LoseAnswer)
+        } else {
+            self.traffic.failed_before += 1;
+            let status = if faults.rng.next_u64() % 2 == 0 {
+                500
+            } else {
+                503
+            };
+            Some(Fault::Status(status))
+        }
     }
 }
 
@@ -195,6 +287,12 @@ impl FakeZendesk {
             comment_limit: 5000,
             update_limit: 30,
             update_window: Duration::from_secs(600),
+            rate_limit: None,
+            window: VecDeque::new(),
+            sent: VecDeque::new(),
+            random_faults: None,
+            traffic: Traffic::default(),
+            keep_bodies: true,
         }));
         let app = Router::new()
             .route("/api/v2/tickets", post(create).get(list_tickets))
@@ -271,6 +369,34 @@ impl FakeZendesk {
 
     pub fn set_comment_limit(&self, limit: usize) {
         self.lock().comment_limit = limit;
+    }
+
+    /// The account's rate limit: at most `per_minute` requests accepted in any
+    /// sliding 60-second window; the others are answered 429 with `Retry-After`
+    /// and do nothing.
+    pub fn set_rate_limit(&self, per_minute: usize) {
+        self.lock().rate_limit = Some(per_minute);
+    }
+
+    /// A server error on `fraction` (0.0 to 1.0) of all requests, drawn from a
+    /// generator seeded with `seed`: half before anything is done, half (of the
+    /// writes) after the change was made, with the answer lost.
+    pub fn fail_randomly(&self, fraction: f64, seed: u64) {
+        self.lock().random_faults = Some(RandomFaults {
+            per_million: (fraction.clamp(0.0, 1.0) * 1_000_000.0).round() as u64,
+            rng: XorShift::new(seed),
+        });
+    }
+
+    /// Keep (default) or drop the bodies of recorded requests: a long soak
+    /// records tens of thousands of requests and reads only their status.
+    pub fn keep_request_bodies(&self, keep: bool) {
+        self.lock().keep_bodies = keep;
+    }
+
+    /// What the fake saw so far.
+    pub fn traffic(&self) -> Traffic {
+        self.lock().traffic
     }
 
     pub fn close(&self, id: &str) {
@@ -401,6 +527,7 @@ fn admit(
             .map(str::to_string)
     };
     let authorized = header("authorization").as_deref() == Some(expected_authorization().as_str());
+    let keep = inner.keep_bodies;
     inner.requests.push(Recorded {
         call,
         path: path.to_string(),
@@ -408,10 +535,15 @@ fn admit(
         authorized,
         idempotency_key: header("idempotency-key"),
         content_type: header("content-type"),
-        json: serde_json::from_slice(body).ok(),
-        body: body.to_vec(),
+        json: if keep {
+            serde_json::from_slice(body).ok()
+        } else {
+            None
+        },
+        body: if keep { body.to_vec() } else { Vec::new() },
         status: 0,
     });
+    inner.traffic.requests += 1;
     if !authorized {
         return Err(Box::new(error(
             401,
@@ -419,7 +551,19 @@ fn admit(
             "Unauthorized",
         )));
     }
-    match inner.take_fault(call) {
+    if let Some(wait) = inner.rate_limited() {
+        inner.traffic.rate_limited += 1;
+        // Whole seconds, rounded up, as Zendesk sends them.
+        let seconds = wait.as_millis().div_ceil(1000).max(1);
+        let mut response = error(429, "TooManyRequests", "API rate limit exceeded");
+        response.headers_mut().insert(
+            "retry-after",
+            seconds.to_string().parse().expect("a header value"),
+        );
+        return Err(Box::new(response));
+    }
+    let fault = inner.take_fault(call).or_else(|| inner.random_fault(call));
+    match fault {
         None => Ok(false),
         Some(Fault::LoseAnswer) => Ok(true),
         Some(Fault::Status(status)) => Err(Box::new(error(status, "Injected", "injected failure"))),
@@ -680,6 +824,7 @@ fn update_locked(
     if recent.len() >= limit {
         let free_at = recent.iter().min().copied().unwrap_or(now) + window;
         let wait = (free_at.saturating_sub(now)).as_secs() + 1;
+        inner.traffic.update_limited += 1;
         let mut response = error(
             429,
             "TooManyRequests",

@@ -1,17 +1,14 @@
-//! The Zendesk backend against a stateful fake Zendesk (see support/zendesk_fake.rs):
+//! The Zendesk backend against a stateful fake Zendesk (`tests/src/zendesk_fake.rs`):
 //! what a person would check in Zendesk after crashes, lost answers, limits and
 //! attachments: how many tickets, how many comments, public or private, linked how.
 
-#[path = "support/zendesk_fake.rs"]
-mod fake;
-
-use fake::{Call, FakeZendesk};
 use rootmail_domain::{AttachmentRef, ContentHash, Kind, Priority, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
     MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, Written, apply_ticket_op,
     idempotency_key,
 };
+use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
 use rootmail_tickets::common::{has_marker, message_marker};
 use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use std::time::Duration;
