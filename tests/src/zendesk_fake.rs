@@ -266,6 +266,30 @@ impl Drop for FakeZendesk {
 }
 
 impl FakeZendesk {
+    /// rootmail's real Zendesk backend pointed at this fake, retrying fast.
+    pub fn backend(&self) -> rootmail_tickets::Zendesk {
+        self.backend_with(|_| {})
+    }
+
+    /// [`Self::backend`] with its options adjusted.
+    pub fn backend_with(
+        &self,
+        options: impl FnOnce(&mut rootmail_tickets::ZendeskOptions),
+    ) -> rootmail_tickets::Zendesk {
+        let http = rootmail_tickets::HttpClient::new(
+            "zendesk",
+            Duration::from_secs(5),
+            rootmail_tickets::RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(10),
+                max_delay: Duration::from_secs(2),
+            },
+        )
+        .expect("client");
+        let mut settings = rootmail_tickets::ZendeskOptions::new(&self.base_url);
+        options(&mut settings);
+        rootmail_tickets::Zendesk::new(http, settings, credentials())
+    }
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -1066,4 +1090,9 @@ async fn upload(
         }
     };
     finish(&mut inner, response)
+}
+
+/// The credentials the fake accepts.
+pub fn credentials() -> rootmail_tickets::ZendeskCredentials {
+    serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials")
 }

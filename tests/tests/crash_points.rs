@@ -13,9 +13,8 @@ use futures_util::FutureExt;
 use rootmail_pipeline::{CRASH_POINTS, LedgerStatus, fail};
 use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{queue_depth, receive, settle};
-use rootmail_tests::zendesk_fake::{self, FakeZendesk};
+use rootmail_tests::zendesk_fake::FakeZendesk;
 use rootmail_tests::{corpus_dir, eml_files, relative};
-use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -135,24 +134,6 @@ fn every_record_failed(event: &SqsEvent) -> SqsBatchResponse {
     )
 }
 
-fn zendesk(fake: &FakeZendesk) -> Zendesk {
-    let http = HttpClient::new(
-        "zendesk",
-        Duration::from_secs(5),
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(200),
-        },
-    )
-    .expect("client");
-    let credentials: ZendeskCredentials = serde_json::from_value(
-        serde_json::json!({"email": zendesk_fake::EMAIL, "token": zendesk_fake::TOKEN}),
-    )
-    .expect("credentials");
-    Zendesk::new(http, ZendeskOptions::new(&fake.base_url), credentials)
-}
-
 /// The message each comment was written for, counted per visibility.
 fn markers(fake: &FakeZendesk, public: bool) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
@@ -191,7 +172,7 @@ async fn crash_and_redeliver(point: &'static str) {
     }
     let fake = FakeZendesk::start().await;
     let (ingest, _) = stack.ingest_handler(&[("CLAIM_TIMEOUT_SECS", "1".to_string())]);
-    let (writer, _) = stack.writer_with(zendesk(&fake));
+    let (writer, _) = stack.writer_with(fake.backend());
 
     let (ingest_point, writer_point) = match stage {
         Stage::Ingest => (Some(point), None),

@@ -18,13 +18,11 @@ use aws_lambda_events::sqs::SqsEvent;
 use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{drain, receive};
 use rootmail_tests::leaks::{Scan, Secrets, dynamodb_items, files_under};
-use rootmail_tests::zendesk_fake::{self, FakeZendesk};
+use rootmail_tests::zendesk_fake::FakeZendesk;
 use rootmail_tests::{captured_logs, corpus_dir, eml_files, relative, rootmail_bin};
-use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 /// The corpus files that hold a secret, and everything else of the corpus.
 fn corpus() -> Vec<PathBuf> {
@@ -38,24 +36,6 @@ fn generated(n: usize) -> Vec<(String, Vec<u8>, String)> {
         .into_iter()
         .map(|m| (m.name, m.raw, m.secret))
         .collect()
-}
-
-fn zendesk(fake: &FakeZendesk) -> Zendesk {
-    let http = HttpClient::new(
-        "zendesk",
-        Duration::from_secs(5),
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(200),
-        },
-    )
-    .expect("client");
-    let credentials: ZendeskCredentials = serde_json::from_value(
-        serde_json::json!({"email": zendesk_fake::EMAIL, "token": zendesk_fake::TOKEN}),
-    )
-    .expect("credentials");
-    Zendesk::new(http, ZendeskOptions::new(&fake.base_url), credentials)
 }
 
 fn bodies(event: &SqsEvent) -> Vec<String> {
@@ -88,7 +68,7 @@ async fn no_sink_of_the_aws_pipeline_holds_a_secret() {
 
     let fake = FakeZendesk::start().await;
     let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
-    let (writer, writer_metrics) = stack.writer_with(zendesk(&fake));
+    let (writer, writer_metrics) = stack.writer_with(fake.backend());
     let mut inbound = Vec::new();
     let mut ops = Vec::new();
     drain(&stack.sqs, &stack.inbound_url, |event| {

@@ -6,11 +6,9 @@
 use aws_lambda_events::sqs::SqsEvent;
 use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{drain, receive, settle};
-use rootmail_tests::zendesk_fake::{self, FakeZendesk};
+use rootmail_tests::zendesk_fake::FakeZendesk;
 use rootmail_tests::{corpus_dir, eml_files};
-use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// When a raw message says it was sent, as ticket bodies show it (RFC 3339).
 fn date_of(raw: &str) -> String {
@@ -65,25 +63,7 @@ async fn replies_out_of_order_and_concurrent_make_one_dated_thread() {
     }
 
     let fake = FakeZendesk::start().await;
-    let http = HttpClient::new(
-        "zendesk",
-        Duration::from_secs(5),
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(200),
-        },
-    )
-    .expect("client");
-    let credentials: ZendeskCredentials = serde_json::from_value(
-        serde_json::json!({"email": zendesk_fake::EMAIL, "token": zendesk_fake::TOKEN}),
-    )
-    .expect("credentials");
-    let (writer, _) = stack.writer_with(Zendesk::new(
-        http,
-        ZendeskOptions::new(&fake.base_url),
-        credentials,
-    ));
+    let (writer, _) = stack.writer_with(fake.backend());
     let drained = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
     assert_eq!(drained.failures, 0);
 

@@ -9,36 +9,11 @@ use rootmail_pipeline::{
     idempotency_key,
 };
 use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
+use rootmail_tickets::Zendesk;
 use rootmail_tickets::common::{has_marker, message_marker};
-use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use std::time::Duration;
 
 const NOW: u64 = 1_790_000_000;
-
-fn credentials() -> ZendeskCredentials {
-    serde_json::from_value(serde_json::json!({"email": fake::EMAIL, "token": fake::TOKEN}))
-        .expect("credentials")
-}
-
-fn sink_with(zendesk: &FakeZendesk, options: impl FnOnce(&mut ZendeskOptions)) -> Zendesk {
-    let http = HttpClient::new(
-        "zendesk",
-        Duration::from_secs(5),
-        RetryPolicy {
-            max_attempts: 3,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(2),
-        },
-    )
-    .expect("client");
-    let mut settings = ZendeskOptions::new(&zendesk.base_url);
-    options(&mut settings);
-    Zendesk::new(http, settings, credentials())
-}
-
-fn sink(zendesk: &FakeZendesk) -> Zendesk {
-    sink_with(zendesk, |_| {})
-}
 
 fn store() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -106,7 +81,7 @@ fn marked(ticket: &fake::Ticket, op: &TicketOp) -> (usize, usize) {
 #[tokio::test]
 async fn a_crash_between_create_and_the_thread_map_still_leaves_one_ticket() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op(
         "crash@example.com",
@@ -160,7 +135,7 @@ async fn a_crash_between_create_and_the_thread_map_still_leaves_one_ticket() {
 #[tokio::test]
 async fn a_lost_create_answer_is_replayed_by_its_idempotency_key() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let first = op("lost-create@example.com", 1, "internal: DKIM pass");
     zendesk.lose_answers(Call::Create, 1);
 
@@ -178,7 +153,7 @@ async fn a_lost_create_answer_is_replayed_by_its_idempotency_key() {
 #[tokio::test]
 async fn a_lost_comment_answer_ends_in_exactly_one_comment_after_redelivery() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("lost-comment@example.com", 1, "note 1");
     let second = op("lost-comment@example.com", 2, "note 2");
@@ -227,7 +202,7 @@ async fn a_lost_comment_answer_ends_in_exactly_one_comment_after_redelivery() {
 #[tokio::test]
 async fn internal_notes_are_private_and_never_in_public_comments() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let secret_note = "Authentication: SPF pass, DKIM pass. Original: s3://mail/inbound/abc";
     let first = op("notes@example.com", 1, secret_note);
@@ -275,7 +250,7 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
 #[tokio::test]
 async fn attachments_are_uploaded_right_before_their_comment_and_an_oversized_one_is_listed() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink_with(&zendesk, |o| o.max_attachment_bytes = 1024);
+    let sink = zendesk.backend_with(|o| o.max_attachment_bytes = 1024);
     let (_dir, store) = store();
     let first = op("invoice@example.com", 1, "");
     apply(&store, &sink, &first).await.expect("create");
@@ -358,7 +333,7 @@ async fn attachments_are_uploaded_right_before_their_comment_and_an_oversized_on
 #[tokio::test]
 async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("retry-upload@example.com", 1, "");
     let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
@@ -406,7 +381,7 @@ async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token()
 #[tokio::test]
 async fn the_per_ticket_update_limit_leaves_the_operation_to_the_queue() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "limit@example.com";
     let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 0, ""))
@@ -448,7 +423,7 @@ async fn the_per_ticket_update_limit_leaves_the_operation_to_the_queue() {
 #[tokio::test]
 async fn a_short_throttle_is_waited_for_and_the_comment_made_once() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("throttle@example.com", 1, "");
     let second = op("throttle@example.com", 2, "");
@@ -473,7 +448,7 @@ async fn a_short_throttle_is_waited_for_and_the_comment_made_once() {
 #[tokio::test]
 async fn a_throttled_create_waits_for_a_short_retry_after_and_leaves_a_long_one_to_the_queue() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let short = op("throttled-create@example.com", 1, "");
     zendesk.throttle(Call::Create, 1, "0");
     sink.create(&new_ticket(&short))
@@ -496,7 +471,7 @@ async fn a_full_ticket_continues_on_one_linked_follow_up() {
     // This Zendesk refuses a fifth comment; rootmail believes the documented 5,000,
     // so it learns it from the 422.
     zendesk.set_comment_limit(4);
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "full@example.com";
     let ops: Vec<TicketOp> = (1..=4)
@@ -594,7 +569,7 @@ async fn a_full_ticket_continues_on_one_linked_follow_up() {
 #[tokio::test]
 async fn a_ticket_known_to_be_full_is_not_sent_another_comment() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink_with(&zendesk, |o| o.max_comments = 3);
+    let sink = zendesk.backend_with(|o| o.max_comments = 3);
     let (_dir, store) = store();
     let thread = "known-full@example.com";
     let Written::Created { ticket_id: old } = apply(&store, &sink, &op(thread, 1, ""))
@@ -621,7 +596,7 @@ async fn a_ticket_known_to_be_full_is_not_sent_another_comment() {
 #[tokio::test]
 async fn a_closed_ticket_continues_on_a_follow_up() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "closed@example.com";
     let Written::Created { ticket_id: old } = apply(&store, &sink, &op(thread, 1, ""))
@@ -658,7 +633,7 @@ async fn a_closed_ticket_continues_on_a_follow_up() {
 #[tokio::test]
 async fn an_unmarked_ticket_of_the_thread_gets_comments_not_a_twin() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let mail = op("by-hand@example.com", 1, "");
     let by_hand = zendesk.insert_ticket(mail.thread_key.as_str(), "Typed by an agent");
@@ -719,7 +694,7 @@ async fn the_fake_keeps_idempotency_keys_for_two_hours() {
 #[tokio::test]
 async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it() {
     let zendesk = FakeZendesk::start().await;
-    let sink = sink(&zendesk);
+    let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "priority@example.com";
     let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
