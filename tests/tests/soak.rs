@@ -31,10 +31,9 @@ async fn soak() {
 
 /// 60 objects through the whole pipeline with 10% of the API's requests
 /// failing: everything reconciles. Then the same observations, each changed
-/// the way a bug would change them, and the reconciliation says so. The
-/// writers start after ingest here (see `Settings::writers_after_ingest`): a
-/// copy ingested while its original's operation is written can leave the
-/// ledger row `queued`, a known race the full soak reports.
+/// the way a bug would change them, and the reconciliation says so. Writers
+/// run alongside ingest, so a copy can be ingested while its original's
+/// operation is written (the race that once left a ledger row `queued`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_small_soak_reconciles_and_the_reconciliation_catches_mistakes() {
     let soak = soak::run(Settings::quick(60)).await;

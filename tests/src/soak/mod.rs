@@ -51,10 +51,6 @@ pub struct Settings {
     /// one record takes, so receive counts grow as they would in AWS).
     pub inbound_redelivery: Duration,
     pub ticket_ops_redelivery: Duration,
-    /// The writers start once ingest is done instead of alongside it, so no
-    /// copy of a mail is ingested while its original's operation is written
-    /// (that race leaves a ledger row `queued`; the full soak keeps it).
-    pub writers_after_ingest: bool,
 }
 
 impl Settings {
@@ -76,7 +72,6 @@ impl Settings {
             deadline: Duration::from_secs(3 * 3600),
             inbound_redelivery: Duration::from_secs(10),
             ticket_ops_redelivery: Duration::from_secs(5),
-            writers_after_ingest: false,
         }
     }
 
@@ -94,7 +89,6 @@ impl Settings {
             deadline: Duration::from_secs(300),
             inbound_redelivery: Duration::from_secs(1),
             ticket_ops_redelivery: Duration::from_secs(1),
-            writers_after_ingest: true,
         }
     }
 }
@@ -539,9 +533,6 @@ pub async fn run(settings: Settings) -> Soak {
             let settings = &settings;
             async move {
                 let url = &stack.ticket_ops_url;
-                while settings.writers_after_ingest && !ingest_done.load(Ordering::Acquire) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
                 loop {
                     if Instant::now() > deadline {
                         abandoned.store(true, Ordering::Relaxed);
