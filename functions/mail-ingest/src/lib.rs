@@ -368,7 +368,14 @@ where
     ) -> PortResult<Outcome> {
         let reason = error.to_string();
         let source = mail_ref.location.to_string();
-        let (_, op) = record_unreadable(&self.ledger, &source, &reason, now_secs()).await?;
+        let (_, op) = record_unreadable(
+            &self.ledger,
+            &source,
+            &reason,
+            now_secs(),
+            self.config.claim_timeout_secs,
+        )
+        .await?;
         if let Some(mut op) = op {
             op.received_at_ms = mail_ref.arrived_ms;
             self.queue.enqueue(&op).await?;

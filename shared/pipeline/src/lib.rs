@@ -295,18 +295,17 @@ async fn hand_over<H: Handoffs>(handoffs: &H, triage: &Triage, now: u64) -> Port
 
 /// Records a message that could not be read at all (deleted before it was read,
 /// larger than SES allows): a quarantine row keyed by its location, and a ticket
-/// operation so a person sees it. Repeating it changes nothing.
+/// operation so a person sees it. Repeating it changes nothing. A claim older
+/// than `claim_timeout_secs` belongs to a run that died and is taken over.
 pub async fn record_unreadable<L: Ledger>(
     ledger: &L,
     source: &str,
     reason: &str,
     now: u64,
+    claim_timeout_secs: u64,
 ) -> PortResult<(LedgerRow, Option<TicketOp>)> {
     let key = ContentHash::of(format!("unreadable:{source}").as_bytes());
-    let mut row = match ledger
-        .claim(&key, source, now, DEFAULT_STALE_CLAIM_SECS)
-        .await?
-    {
+    let mut row = match ledger.claim(&key, source, now, claim_timeout_secs).await? {
         Claim::Seen(row) if row.status == LedgerStatus::Done => return Ok((row, None)),
         Claim::Busy => {
             return Err(PortError::Transient {
