@@ -60,9 +60,13 @@ pub fn html_to_text(html: &str) -> String {
             rest = after.find("-->").map_or("", |end| &after[end + 3..]);
             continue;
         }
-        let (inner, end) = tag_at_start(rest);
-        let Some(tag) = Tag::parse(inner) else {
-            // A lone `<` is text, not the start of a tag.
+        // A `<` not followed by a tag name is text. Checked before looking for
+        // the tag's end, so a run of lone `<` costs one step each, not a scan
+        // to the end of the input each.
+        let parsed = starts_tag(rest)
+            .then(|| tag_at_start(rest))
+            .and_then(|(inner, end)| Some((Tag::parse(inner)?, end)));
+        let Some((tag, end)) = parsed else {
             if hidden_until.is_none() {
                 push_text(&mut out, "<");
             }
@@ -129,6 +133,16 @@ pub fn html_to_text(html: &str) -> String {
         }
     }
     tidy(&out)
+}
+
+/// Whether `s` (starting with `<`) starts a tag: `<name` or `</name`, where a
+/// name starts with what [`Tag::parse`] accepts.
+fn starts_tag(s: &str) -> bool {
+    let after = s[1..].strip_prefix('/').unwrap_or(&s[1..]);
+    after
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '!' || c == '?' || c == '-')
 }
 
 /// The inside of the tag that starts `s` (after `<`, before `>`, honouring quotes)

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod dates;
 pub mod directory;
+pub mod handoff;
 pub mod html;
 pub mod mail;
 pub mod render;
@@ -16,12 +17,14 @@ pub mod thread;
 pub mod triage;
 pub mod types;
 
+#[cfg(test)]
+mod linear_tests;
+
 pub use directory::{Account, AccountDirectory, InMemoryDirectory};
+pub use handoff::{Handoff, NoRotations, WaitingRotation, WaitingRotations};
 pub use render::{AttachmentRef, TicketDraft};
 pub use rules::Rules;
 pub use secret::{FoundSecret, SecretKind, SecretValue};
 pub use thread::{KnownThreads, NoKnownThreads};
-pub use triage::{
-    Context, MailInput, NoRotations, Triage, WaitingRotations, triage, triage_parsed,
-};
+pub use triage::{Context, MailInput, Triage, triage, triage_parsed};
 pub use types::*;

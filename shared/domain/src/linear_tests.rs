@@ -1,0 +1,124 @@
+//! Triage stays linear in hostile input: each input is triaged at one size and
+//! at twice that size, and the time may grow by about 2.5x at most (quadratic
+//! work grows by 4x). Ratios within one run, the least of a few tries each, so
+//! a busy machine does not decide the outcome.
+
+use crate::directory::InMemoryDirectory;
+use crate::handoff::NoRotations;
+use crate::rules::Rules;
+use crate::thread::NoKnownThreads;
+use crate::triage::{Context, MailInput, triage};
+use std::time::{Duration, Instant};
+
+const HEADERS: &str = "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
+    X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
+    Authentication-Results: amazonses.com; spf=pass envelope-from=b@amazonses.com; dkim=pass header.i=@aws.com; dmarc=pass header.from=aws.com;\r\n\
+    From: AWS <no-reply@aws.com>\r\nTo: root@msp.example\r\nSubject: notice\r\nMessage-ID: <m@x>\r\n";
+
+fn html_mail(body: &str) -> String {
+    format!("{HEADERS}Content-Type: text/html; charset=utf-8\r\n\r\n<p>{body}</p>\r\n")
+}
+
+fn text_mail(body: &str) -> String {
+    format!("{HEADERS}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
+}
+
+/// Hostile inputs of about `n` bytes.
+fn hostile(name: &str, n: usize) -> String {
+    match name {
+        // Every `<` once scanned to the end of the input.
+        "lone <" => html_mail(&"< a".repeat(n / 3)),
+        "unclosed <a" => html_mail(&"<a x ".repeat(n / 5)),
+        "nested quotes" => html_mail(&"<a title=\"'\"'x".repeat(n / 14)),
+        "entities" => html_mail(&"&amp;&#x41;&bogus".repeat(n / 17)),
+        // Distinct code-like tokens (de-duplication and redaction per secret).
+        "codes" => text_mail(
+            &(0..n / 16)
+                .map(|i| format!("code: {:06} ", i % 1_000_000))
+                .collect::<String>(),
+        ),
+        "token links" => text_mail(
+            &(0..n / 48)
+                .map(|i| format!("https://x.example/?token={i:020} "))
+                .collect::<String>(),
+        ),
+        "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
+        // One header folded over many lines.
+        "header folding" => format!(
+            "{HEADERS}X-Long: start\r\n{}Content-Type: text/plain\r\n\r\nhi\r\n",
+            " folded\r\n".repeat(n / 9)
+        ),
+        "many recipients" => format!(
+            "{}Cc: {}\r\n\r\nhi\r\n",
+            HEADERS,
+            (0..n / 24)
+                .map(|i| format!("r{i:08}@x.example, "))
+                .collect::<String>()
+        ),
+        other => panic!("no hostile input named {other}"),
+    }
+}
+
+fn time_triage(raw: &str, rules: &Rules) -> Duration {
+    let directory = InMemoryDirectory::default();
+    let ctx = Context {
+        directory: &directory,
+        rules,
+        known_threads: &NoKnownThreads,
+        rotations: &NoRotations,
+    };
+    let input = MailInput {
+        raw: raw.as_bytes(),
+        origin: "hostile.eml",
+        object_name: None,
+    };
+    (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(triage(&input, &ctx));
+            started.elapsed()
+        })
+        .min()
+        .expect("five tries")
+}
+
+#[test]
+fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
+    let rules = Rules::built_in();
+    let n = 60_000;
+    let mut report = Vec::new();
+    for name in [
+        "lone <",
+        "unclosed <a",
+        "nested quotes",
+        "entities",
+        "codes",
+        "token links",
+        "quoted replies",
+        "header folding",
+        "many recipients",
+    ] {
+        // Warm up (lazy statics, allocator) before measuring.
+        time_triage(&hostile(name, n / 8), &rules);
+        let measure = || {
+            let small = time_triage(&hostile(name, n), &rules);
+            let large = time_triage(&hostile(name, 2 * n), &rules);
+            (
+                small,
+                large,
+                large.as_secs_f64() / small.as_secs_f64().max(1e-6),
+            )
+        };
+        // A second measurement before judging: one busy moment is not a trend.
+        let (mut small, mut large, mut ratio) = measure();
+        if ratio >= 2.5 {
+            (small, large, ratio) = measure();
+        }
+        report.push(format!("{name}: {small:?} -> {large:?} ({ratio:.2}x)"));
+        // Below a few milliseconds the clock says little; above, 2.5x at most.
+        if large > Duration::from_millis(4) {
+            assert!(ratio < 2.5, "not linear: {}", report.join("; "));
+        }
+    }
+    println!("{}", report.join("\n"));
+}
