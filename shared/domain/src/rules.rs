@@ -26,8 +26,22 @@ pub enum RulesError {
     },
     #[error("rule {index} ({kind}): a rule needs at least one condition")]
     NoCondition { index: usize, kind: String },
-    #[error("secret rule {index} ({kind}): needs either `url` or both `after` and `token`")]
+    #[error(
+        "secret rule {index} ({kind}): needs either `hosts` (with an optional `path`) or both `after` and `token`"
+    )]
     SecretShape { index: usize, kind: String },
+    #[error(
+        "secret rule {index} ({kind}): bad host pattern {pattern:?}: write a domain (`signin.aws`, which also covers its subdomains), a domain with one `*` label (`email-verification.*.amazonaws.com`), or `*` for every host"
+    )]
+    HostPattern {
+        index: usize,
+        kind: String,
+        pattern: String,
+    },
+    #[error(
+        "rule {index} ({kind}): mail of this kind carries a secret for the root user, so the rule must name the exact sender addresses AWS uses (`from = [\"no-reply@signin.aws\"]`), not a domain or none"
+    )]
+    LooseSecretSender { index: usize, kind: String },
 }
 
 #[derive(Deserialize)]
@@ -58,7 +72,9 @@ struct RuleSpec {
 #[serde(deny_unknown_fields)]
 struct SecretSpec {
     kind: SecretKind,
-    url: Option<String>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    path: Option<String>,
     after: Option<String>,
     token: Option<String>,
     #[serde(default = "default_within")]
@@ -84,9 +100,12 @@ pub struct Rule {
 
 #[derive(Debug)]
 pub enum SecretRule {
-    Url {
+    /// A link whose parsed host is one of `hosts` and whose path (with its
+    /// query) matches `path`.
+    Link {
         kind: SecretKind,
-        pattern: Regex,
+        hosts: Vec<HostPattern>,
+        path: Option<Regex>,
     },
     After {
         kind: SecretKind,
@@ -95,6 +114,69 @@ pub enum SecretRule {
         within: usize,
         min_digits: usize,
     },
+}
+
+/// A host a secret link rule applies to: a domain and its subdomains, a
+/// domain with one label left open (`email-verification.*.amazonaws.com`), or
+/// every host. Compared with a link's parsed host, never as a substring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostPattern {
+    Any,
+    /// The domain itself or any subdomain (`signin.aws` covers `verify.signin.aws`).
+    Domain(String),
+    /// Labels, `None` standing for exactly one label of any name.
+    Labels(Vec<Option<String>>),
+}
+
+impl HostPattern {
+    pub fn parse(pattern: &str) -> Option<Self> {
+        let pattern = pattern.trim().to_ascii_lowercase();
+        if pattern == "*" {
+            return Some(Self::Any);
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let labels: Vec<&str> = pattern.split('.').collect();
+        let wildcards = labels.iter().filter(|l| **l == "*").count();
+        if labels.len() < 2 || !labels.iter().all(|l| *l == "*" || label_ok(l)) {
+            return None;
+        }
+        match wildcards {
+            0 => Some(Self::Domain(pattern)),
+            1 if labels.last() != Some(&"*") => Some(Self::Labels(
+                labels
+                    .iter()
+                    .map(|l| (*l != "*").then(|| l.to_string()))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// Whether a parsed, lower-case host is covered.
+    pub fn matches(&self, host: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Domain(domain) => {
+                host == domain
+                    || host
+                        .strip_suffix(domain.as_str())
+                        .is_some_and(|rest| rest.ends_with('.'))
+            }
+            Self::Labels(labels) => {
+                let mut parts = host.split('.');
+                let all_match = labels.iter().all(|want| {
+                    parts
+                        .next()
+                        .is_some_and(|got| want.as_deref().is_none_or(|w| w == got))
+                });
+                all_match && parts.next().is_none()
+            }
+        }
+    }
 }
 
 /// What a rule sees of a message.
@@ -156,6 +238,14 @@ impl Rules {
                     kind: spec.kind,
                 });
             }
+            if kind.policy().strict_sender
+                && (rule.from.is_empty() || rule.from.iter().any(|f| f.starts_with('@')))
+            {
+                return Err(RulesError::LooseSecretSender {
+                    index,
+                    kind: spec.kind,
+                });
+            }
             rules.push(rule);
         }
         let mut secrets = Vec::with_capacity(file.secret.len());
@@ -170,12 +260,25 @@ impl Rules {
                     source,
                 })
             };
-            secrets.push(match (&spec.url, &spec.after, &spec.token) {
-                (Some(url), None, None) => SecretRule::Url {
+            let hosts = spec
+                .hosts
+                .iter()
+                .map(|h| {
+                    HostPattern::parse(h).ok_or_else(|| RulesError::HostPattern {
+                        index,
+                        kind: name.clone(),
+                        pattern: h.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let link = !hosts.is_empty();
+            secrets.push(match (link, &spec.after, &spec.token) {
+                (true, None, None) => SecretRule::Link {
                     kind: spec.kind,
-                    pattern: compile(url)?,
+                    hosts,
+                    path: spec.path.as_deref().map(compile).transpose()?,
                 },
-                (None, Some(after), Some(token)) => SecretRule::After {
+                (false, Some(after), Some(token)) if spec.path.is_none() => SecretRule::After {
                     kind: spec.kind,
                     context: compile(after)?,
                     token: compile(token)?,
@@ -222,6 +325,29 @@ impl Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_patterns_match_parsed_hosts_never_substrings() {
+        let domain = HostPattern::parse("signin.aws.amazon.com").unwrap();
+        assert!(domain.matches("signin.aws.amazon.com"));
+        assert!(domain.matches("eu-west-1.signin.aws.amazon.com"));
+        for other in [
+            "login-signin.aws.amazon.com.evil.example",
+            "xsignin.aws.amazon.com",
+            "signin.aws.amazon.com.evil.example",
+            "aws.amazon.com",
+        ] {
+            assert!(!domain.matches(other), "{other}");
+        }
+        let one_label = HostPattern::parse("email-verification.*.amazonaws.com").unwrap();
+        assert!(one_label.matches("email-verification.us-east-1.amazonaws.com"));
+        assert!(!one_label.matches("email-verification.a.b.amazonaws.com"));
+        assert!(!one_label.matches("email-verification.us-east-1.amazonaws.com.evil.example"));
+        assert!(HostPattern::parse("*").unwrap().matches("anything.example"));
+        for bad in ["", "com", "*.*.example", "amazon.*", "a..b", "a b.com"] {
+            assert_eq!(HostPattern::parse(bad), None, "{bad:?}");
+        }
+    }
 
     fn input<'a>(from: &'a str, subject: &'a str, body: &'a str) -> RuleInput<'a> {
         RuleInput {
@@ -289,6 +415,14 @@ mod tests {
         assert!(err.to_string().contains("at least one condition"), "{err}");
         let err = Rules::parse("[[secret]]\nkind = \"reset_link\"").unwrap_err();
         assert!(err.to_string().contains("needs either"), "{err}");
+        let err =
+            Rules::parse("[[secret]]\nkind = \"reset_link\"\nhosts = [\"amazon.*\"]").unwrap_err();
+        assert!(err.to_string().contains("bad host pattern"), "{err}");
+        let err = Rules::parse(
+            "[[rule]]\nkind = \"security.password_reset\"\nfrom = [\"@signin.aws\"]\nsubject = ['reset']",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("exact sender addresses"), "{err}");
         assert!(Rules::parse("[[rule]]\nkind = \"unknown\"\nsubjects = ['x']").is_err());
     }
 }

@@ -1,35 +1,48 @@
 //! Finding secrets in mail text and keeping them out of everything shown.
 
-use crate::rules::{Rules, SecretRule};
+use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret::{FoundSecret, SecretKind, SecretValue};
+use aho_corasick::{AhoCorasick, MatchKind};
 use regex::Regex;
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 static URL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?i)\bhttps?://[^\s<>"'\)\]\}]+"#).expect("static regex"));
 
-/// Every secret in `text`, each value once, in order of appearance.
+/// At most this many distinct secrets are collected from one text. A message
+/// with more is not shown at all (see [`FoundSecrets::overflowed`]): a secret
+/// past the cap would not be redacted.
+pub const MAX_SECRETS: usize = 64;
+
+/// The secrets of one text, in order of appearance, each value once.
+#[derive(Debug, Default)]
+pub struct FoundSecrets {
+    pub secrets: Vec<FoundSecret>,
+    /// More than [`MAX_SECRETS`] were there: the text must not be shown.
+    pub overflowed: bool,
+}
+
+/// Every secret in `text` (at most [`MAX_SECRETS`]).
 pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
-    let mut found: Vec<FoundSecret> = Vec::new();
-    let mut add = |kind: SecretKind, value: &str| {
-        if !value.is_empty() && !found.iter().any(|f| f.value.expose() == value) {
-            found.push(FoundSecret {
-                kind,
-                value: SecretValue::new(value.to_string()),
-            });
-        }
-    };
+    find_secrets_bounded(text, rules).secrets
+}
+
+/// Every secret in `text`, and whether there were more than [`MAX_SECRETS`].
+/// Linear in the text: each link is parsed once, each context match looks at
+/// a bounded window, and values are de-duplicated through a set.
+pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
+    let mut out = Collector::default();
     for m in URL.find_iter(text) {
-        let url = m
+        let written = m
             .as_str()
             .trim_end_matches(['.', ',', ';', ':', '!', '?'])
             .replace("&amp;", "&");
-        let kind = rules.secret_rules().iter().find_map(|rule| match rule {
-            SecretRule::Url { kind, pattern } if pattern.is_match(&url) => Some(*kind),
-            _ => None,
-        });
-        if let Some(kind) = kind {
-            add(kind, &url);
+        if let Some(kind) = link_kind(&written, rules) {
+            out.add(kind, &written);
+        }
+        if out.full() {
+            return out.finish();
         }
     }
     for rule in rules.secret_rules() {
@@ -50,50 +63,126 @@ pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
                     && !URL.is_match(t.as_str())
             });
             if let Some(t) = hit {
-                add(*kind, t.as_str());
+                out.add(*kind, t.as_str());
+            }
+            if out.full() {
+                return out.finish();
             }
         }
     }
-    found
+    out.finish()
+}
+
+#[derive(Default)]
+struct Collector {
+    found: Vec<FoundSecret>,
+    seen: HashSet<String>,
+    overflowed: bool,
+}
+
+impl Collector {
+    fn add(&mut self, kind: SecretKind, value: &str) {
+        if value.is_empty() || self.seen.contains(value) {
+            return;
+        }
+        if self.found.len() == MAX_SECRETS {
+            self.overflowed = true;
+            return;
+        }
+        self.seen.insert(value.to_string());
+        self.found.push(FoundSecret {
+            kind,
+            value: SecretValue::new(value.to_string()),
+        });
+    }
+
+    fn full(&self) -> bool {
+        self.overflowed
+    }
+
+    fn finish(self) -> FoundSecrets {
+        FoundSecrets {
+            secrets: self.found,
+            overflowed: self.overflowed,
+        }
+    }
+}
+
+/// The kind of secret a link is by the first link rule whose host pattern
+/// covers its parsed host and whose path pattern matches.
+fn link_kind(written: &str, rules: &Rules) -> Option<SecretKind> {
+    let url = url::Url::parse(written).ok()?;
+    let host = url.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let mut target = url.path().to_string();
+    for (sep, part) in [('?', url.query()), ('#', url.fragment())] {
+        if let Some(part) = part {
+            target.push(sep);
+            target.push_str(part);
+        }
+    }
+    rules.secret_rules().iter().find_map(|rule| match rule {
+        SecretRule::Link { kind, hosts, path } => (hosts.iter().any(|h| h.matches(&host))
+            && path.as_ref().is_none_or(|p| p.is_match(&target)))
+        .then_some(*kind),
+        SecretRule::After { .. } => None,
+    })
+}
+
+/// Whether a link's parsed host is `domain` or one of its subdomains (how a
+/// secret link is known to be AWS's before it is handed over).
+pub fn link_host_within(link: &str, domain: &str) -> bool {
+    let Some(pattern) = HostPattern::parse(domain) else {
+        return false;
+    };
+    url::Url::parse(link).ok().is_some_and(|url| {
+        url.scheme() == "https"
+            && url
+                .host_str()
+                .is_some_and(|h| pattern.matches(&h.trim_end_matches('.').to_ascii_lowercase()))
+    })
 }
 
 fn prefix_chars(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
-/// Replaces every known secret value with `[redacted <kind>]`.
-pub struct Redactor<'a> {
-    /// (value as it may appear, placeholder), longest first so a link that contains
-    /// a code is replaced whole.
-    needles: Vec<(String, String)>,
-    _secrets: std::marker::PhantomData<&'a FoundSecret>,
+/// Replaces every known secret value with `[redacted <kind>]`, in one pass over
+/// the text (leftmost-longest, so a link that contains a code is replaced whole).
+pub struct Redactor {
+    matcher: Option<AhoCorasick>,
+    placeholders: Vec<String>,
 }
 
-impl<'a> Redactor<'a> {
-    pub fn new(secrets: &'a [FoundSecret]) -> Self {
+impl Redactor {
+    pub fn new(secrets: &[FoundSecret]) -> Self {
         let mut needles = Vec::new();
+        let mut placeholders = Vec::new();
         for s in secrets {
             let value = s.value.expose();
-            needles.push((value.to_string(), s.kind.placeholder()));
+            needles.push(value.to_string());
+            placeholders.push(s.kind.placeholder());
             if value.contains('&') {
-                needles.push((value.replace('&', "&amp;"), s.kind.placeholder()));
+                needles.push(value.replace('&', "&amp;"));
+                placeholders.push(s.kind.placeholder());
             }
         }
-        needles.sort_by_key(|(v, _)| std::cmp::Reverse(v.len()));
+        let matcher = (!needles.is_empty()).then(|| {
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&needles)
+                .expect("at most a few hundred short needles build")
+        });
         Self {
-            needles,
-            _secrets: std::marker::PhantomData,
+            matcher,
+            placeholders,
         }
     }
 
     pub fn redact(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for (needle, placeholder) in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), placeholder);
-            }
+        match &self.matcher {
+            Some(matcher) => matcher.replace_all(text, &self.placeholders),
+            None => text.to_string(),
         }
-        out
     }
 }
 
@@ -133,6 +222,56 @@ mod tests {
                 "https://signin.aws.amazon.com/resetpassword?token=AbC123&type=RESET".into()
             )]
         );
+    }
+
+    #[test]
+    fn links_are_secrets_by_their_parsed_host_never_a_substring() {
+        for lookalike in [
+            "https://login-amazon.com/resetpassword?x=1",
+            "https://signin.aws.amazon.com.evil.example/resetpassword",
+            "https://signin.aws.amazon.com@evil.example/resetpassword",
+            "https://evil.example/signin.aws.amazon.com/resetpassword",
+            "https://notsignin.aws/reset",
+        ] {
+            assert!(kinds(lookalike).is_empty(), "{lookalike}");
+        }
+        assert_eq!(
+            kinds("https://eu-west-1.signin.aws.amazon.com/resetpassword?x=1")[0].0,
+            SecretKind::ResetLink
+        );
+        // A token-bearing link on another host is still kept out of tickets,
+        // as a plain verification link (never a reset link a rotation takes).
+        assert_eq!(
+            kinds("https://login-amazon.com/resetpassword?token=abc123"),
+            vec![(
+                SecretKind::VerificationLink,
+                "https://login-amazon.com/resetpassword?token=abc123".into()
+            )]
+        );
+        assert!(link_host_within(
+            "https://signin.aws.amazon.com/resetpassword?t=1",
+            "signin.aws.amazon.com"
+        ));
+        assert!(!link_host_within(
+            "http://signin.aws.amazon.com/resetpassword?t=1",
+            "signin.aws.amazon.com"
+        ));
+        assert!(!link_host_within(
+            "https://signin.aws.amazon.com@evil.example/",
+            "signin.aws.amazon.com"
+        ));
+    }
+
+    #[test]
+    fn more_secrets_than_the_cap_overflow() {
+        let text: String = (0..MAX_SECRETS + 5)
+            .map(|i| format!("code: {:06}\n", 100_000 + i))
+            .collect();
+        let found = find_secrets_bounded(&text, &Rules::built_in());
+        assert_eq!(found.secrets.len(), MAX_SECRETS);
+        assert!(found.overflowed);
+        let few = find_secrets_bounded("code: 123456 and code: 123456", &Rules::built_in());
+        assert_eq!((few.secrets.len(), few.overflowed), (1, false));
     }
 
     #[test]

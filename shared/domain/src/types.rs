@@ -153,8 +153,24 @@ impl fmt::Display for CaseId {
 pub struct ThreadKey(String);
 
 impl ThreadKey {
-    pub fn case(case: &CaseId) -> Self {
-        Self(format!("case:{case}"))
+    /// A support case's thread. It belongs to one account: the same case id in
+    /// mail for another account is another thread.
+    pub fn case(account: Option<&AccountId>, case: &CaseId) -> Self {
+        let account = account.map_or("unknown", AccountId::as_str);
+        Self(format!("case:{account}:{case}"))
+    }
+
+    /// Whether this is the thread of a support case of `account`.
+    pub fn is_case_of(&self, account: Option<&AccountId>) -> bool {
+        let account = account.map_or("unknown", AccountId::as_str);
+        self.0
+            .strip_prefix("case:")
+            .and_then(|rest| rest.strip_prefix(account))
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+
+    pub fn is_case(&self) -> bool {
+        self.0.starts_with("case:")
     }
 
     pub fn alert(account: Option<&AccountId>, kind: Kind, subject_hash: &str) -> Self {
@@ -372,6 +388,9 @@ pub struct KindPolicy {
     pub feeds_rotation: bool,
     /// Mail of this kind normally holds a secret (the taxonomy's secret column).
     pub carries_secret: bool,
+    /// The kind carries a secret for the root user itself (a code, a reset or
+    /// recovery link): its rules must name AWS's exact sender addresses.
+    pub strict_sender: bool,
 }
 
 impl Kind {
@@ -423,6 +442,10 @@ impl Kind {
                     | Kind::HealthEvent
             ),
             feeds_rotation: matches!(self, Kind::RootEmailOtp | Kind::PasswordReset),
+            strict_sender: matches!(
+                self,
+                Kind::RootEmailOtp | Kind::SigninOtp | Kind::PasswordReset | Kind::MfaRecovery
+            ),
             carries_secret: matches!(
                 self,
                 Kind::RootEmailOtp
