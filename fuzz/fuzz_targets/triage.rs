@@ -36,8 +36,9 @@ static RULES: LazyLock<Rules> = LazyLock::new(Rules::built_in);
 struct AcmeWaits;
 
 impl WaitingRotations for AcmeWaits {
-    fn is_waiting(&self, account: &AccountId, _: Kind) -> bool {
-        account.as_str() == "111122223333"
+    fn waiting_at(&self, account: &AccountId, _: Kind) -> Option<EmailAddress> {
+        (account.as_str() == "111122223333")
+            .then(|| EmailAddress::parse("root+a7f3k9q2@root.example-msp.com").expect("address"))
     }
 }
 

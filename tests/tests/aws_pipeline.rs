@@ -226,7 +226,7 @@ async fn redelivered_and_concurrent_batches_have_one_effect() {
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
     // Three mails of one support case: one ticket, two comments.
-    let files = thread_files("case:177821827800850");
+    let files = thread_files("case:111122223333:177821827800850");
     assert_eq!(files.len(), 3);
     upload(&stack, &files).await;
 
@@ -519,7 +519,7 @@ async fn direct_s3_and_ses_events_are_ingested() {
     use lambda_runtime::{Context, LambdaEvent};
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
-    let files = thread_files("case:177821827800850");
+    let files = thread_files("case:111122223333:177821827800850");
     let raw = |i: usize| std::fs::read(&files[i]).expect("fixture");
     stack.put_mail("inbound/direct one", raw(0)).await;
     stack.put_mail("inbound/0a1b2c3d4e5f", raw(1)).await;
@@ -564,7 +564,7 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
     use aws_sdk_sqs::types::MessageSystemAttributeName;
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
-    let files = thread_files("case:177821827800850");
+    let files = thread_files("case:111122223333:177821827800850");
     stack
         .put_mail("inbound/case", std::fs::read(&files[0]).expect("fixture"))
         .await;

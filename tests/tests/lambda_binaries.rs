@@ -95,7 +95,7 @@ async fn the_function_binaries_serve_events_through_the_runtime_api() {
     assert!(stdout.iter().any(|l| l["TicketsCreated"] == 1.0));
     let tickets = webhook.tickets();
     assert_eq!(tickets.len(), 1);
-    assert_eq!(tickets[0].thread_key, "case:177821827800850");
+    assert_eq!(tickets[0].thread_key, "case:111122223333:177821827800850");
     let rows = stack.ledger_rows().await;
     assert_eq!(rows[0].status, LedgerStatus::Done);
     assert_eq!(rows[0].ticket_id.as_deref(), Some(tickets[0].id.as_str()));

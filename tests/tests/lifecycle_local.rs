@@ -573,8 +573,31 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
         .unwrap();
     let code = SecretValue::new("Q7K2M9".into());
     let kind = rootmail_domain::Kind::RootEmailOtp;
+    let waiting = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let handoff = |recipient: &rootmail_domain::EmailAddress| rootmail_domain::Handoff {
+        kind,
+        secret: code.clone(),
+        recipient: recipient.clone(),
+    };
 
-    let first = steps::hand_over(&flaky, &account(), kind, &code, NOW).await;
+    // Delivered to another of our addresses: refused, nothing changes.
+    let elsewhere = rootmail_domain::EmailAddress::parse("other@root.example-msp.com").unwrap();
+    let refused = steps::hand_over(&flaky, &account(), &handoff(&elsewhere), NOW).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(why)) if why.contains("not to the rotation's address")),
+        "{refused:?}"
+    );
+    let unchanged = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unchanged, waiting);
+
+    let handoff = handoff(&waiting.target_email);
+    let first = steps::hand_over(&flaky, &account(), &handoff, NOW).await;
     assert!(
         matches!(first, Err(LifecycleError::Port(ref e)) if e.is_transient()),
         "{first:?}"
@@ -589,7 +612,7 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
     );
     assert_eq!(rotation.task_token.as_deref(), Some("token-1"));
 
-    let reference = steps::hand_over(&flaky, &account(), kind, &code, NOW + 5)
+    let reference = steps::hand_over(&flaky, &account(), &handoff, NOW + 5)
         .await
         .unwrap();
     assert_eq!(

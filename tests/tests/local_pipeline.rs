@@ -102,7 +102,7 @@ fn the_corpus_delivered_twice_lands_exactly_once() {
     // The corpus' known threads: one support case of three mails, two budget alerts, a reply.
     let case = tickets
         .iter()
-        .find(|t| t.thread_key.as_str() == "case:177821827800850")
+        .find(|t| t.thread_key.as_str() == "case:111122223333:177821827800850")
         .expect("case ticket");
     assert_eq!(case.comments.len(), 2);
     assert_eq!(
@@ -270,7 +270,7 @@ fn a_later_reply_joins_the_thread_of_the_mail_it_answers() {
     );
     match env.ingest_at(reply.as_bytes(), "reply.eml", 1_000) {
         Ingested::Triaged { op: Some(op), .. } => {
-            assert_eq!(op.thread_key.as_str(), "case:177821827800850");
+            assert_eq!(op.thread_key.as_str(), "case:111122223333:177821827800850");
             assert!(
                 matches!(env.write(&op), Written::Commented { ticket_id, .. } if ticket_id == case.ticket_id())
             );

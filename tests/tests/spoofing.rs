@@ -11,7 +11,11 @@
 //!   for SES's bounce domain, or the `d=amazonses.com` signature every SES mail
 //!   carries, proves nothing about the From domain): `phishing.suspected`
 //!   (quarantine);
-//! - only the rest may hand its secret to the rotation that waits for it.
+//! - of the rest, only mail whose SES verdicts both PASS, whose SPF passes for
+//!   its envelope sender (SES's bounce domain or AWS's own), whose DKIM
+//!   signature aligned with From passes, and whose DMARC does not fail, hands
+//!   its secret to the rotation that waits for it ("Mail that may carry a
+//!   secret"); the others are tickets that say a rotation waits.
 //!
 //! Beyond the results: a sender that claims an AWS domain in any written form
 //! (fullwidth letters, ideographic full stops or a trailing dot, which DNS
@@ -24,8 +28,8 @@
 //! warning in the ticket.
 
 use rootmail_domain::{
-    AccountId, Context, Disposition, Kind, MailInput, NoKnownThreads, Rules, Triage,
-    WaitingRotations,
+    AccountDirectory, AccountId, Context, Disposition, EmailAddress, Kind, MailInput,
+    NoKnownThreads, Rules, Triage, WaitingRotations,
 };
 use rootmail_tests::{corpus_dir, directory, known_secrets};
 use std::fmt::Write as _;
@@ -38,8 +42,11 @@ struct WaitingFor {
 }
 
 impl WaitingRotations for WaitingFor {
-    fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool {
-        *account == self.account && kind == self.kind
+    fn waiting_at(&self, account: &AccountId, kind: Kind) -> Option<EmailAddress> {
+        (*account == self.account && kind == self.kind)
+            .then(|| DIRECTORY.by_id(account))
+            .flatten()
+            .map(|a| a.root_email)
     }
 }
 
@@ -376,10 +383,17 @@ impl Combination {
         let dkim_passes_for_domain = self.dkim == Dkim::AlignedPass;
         let fails_authentication =
             self.dmarc == Dmarc::Fail || !(spf_passes_for_domain || dkim_passes_for_domain);
+        // Both envelope senders of the matrix are SES's or AWS's.
+        let may_feed_rotation = self.verdicts == Some(("PASS", "PASS"))
+            && self.spf == Spf::Pass
+            && dkim_passes_for_domain
+            && self.dmarc != Dmarc::Fail;
         if fails_authentication {
             (Kind::PhishingSuspected, Disposition::Quarantine)
-        } else {
+        } else if may_feed_rotation {
             (base.kind, Disposition::Handoff)
+        } else {
+            (base.kind, Disposition::Ticket)
         }
     }
 }
@@ -841,6 +855,103 @@ fn display_names_look_alikes_and_confusables_never_feed_a_rotation() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Genuine-looking AWS mail that was delivered elsewhere, replayed, names
+/// another account, or lacks SPF for an AWS envelope sender: a rotation waits,
+/// and each is a ticket saying why it was not handed over (issue 13, points 1
+/// and 2), never a handoff.
+#[test]
+fn misdirected_or_replayed_mail_never_feeds_a_rotation() {
+    let mut failures = Vec::new();
+    for base in &BASES {
+        let raw = base.raw();
+        let target = DIRECTORY
+            .by_id(&AccountId::parse(base.account).unwrap())
+            .unwrap()
+            .root_email;
+        let ses_for = format!(" for {target};");
+        assert!(
+            raw.contains(&ses_for),
+            "{}: SES's Received names {target}",
+            base.fixture
+        );
+        let variants: Vec<(&str, String, &str)> = vec![
+            (
+                "SES delivered it to another address; To still names ours",
+                raw.replace(&ses_for, " for someone@root.example-msp.com;"),
+                "SES delivered it to someone@root.example-msp.com",
+            ),
+            (
+                "replayed to us: To is the replayer's, our address only in Cc",
+                Message::parse(&raw)
+                    .set("To", "victim@example.com")
+                    .set("Cc", target.as_str())
+                    .text(),
+                "To header does not name",
+            ),
+            (
+                "a Cc the AWS signature does not cover",
+                Message::parse(&raw)
+                    .set("Cc", "attacker@example.com")
+                    .text(),
+                "also addressed to attacker@example.com",
+            ),
+            (
+                "the text names another account",
+                raw.replacen(
+                    "\r\n\r\n",
+                    "\r\n\r\nRegarding AWS account 999988887777:\r\n",
+                    1,
+                ),
+                "also names account 999988887777",
+            ),
+            (
+                "DKIM passes, SPF fails (a genuine mail sent again)",
+                Message::parse(&raw)
+                    .with_ses_results(
+                        &Combination {
+                            spf: Spf::Fail,
+                            spf_domain: SpfDomain::SesBounce,
+                            dkim: Dkim::AlignedPass,
+                            dmarc: Dmarc::Pass,
+                            verdicts: Some(("PASS", "PASS")),
+                        }
+                        .ses_headers(),
+                    )
+                    .text(),
+                "SPF is fail",
+            ),
+            (
+                "SPF passes for an envelope sender outside AWS and SES",
+                Message::parse(&raw)
+                    .with_ses_results(&Auth::Replayed("example.com").headers())
+                    .text(),
+                "neither AWS's nor SES's",
+            ),
+        ];
+        for (name, mail, why) in variants {
+            keep(&format!("misdirected {} {name}", base.kind), &mail);
+            let t = triage_waiting(&mail, base);
+            let refused = t
+                .warnings
+                .iter()
+                .any(|w| w.contains("is not handed to it") && w.contains(why));
+            if t.disposition != Disposition::Ticket || t.handoff.is_some() || !refused {
+                failures.push(format!(
+                    "{} / {name}: {} {} {:?}",
+                    base.kind,
+                    t.kind,
+                    t.disposition.as_str(),
+                    t.warnings
+                ));
+            }
+            if visible(&t).contains(&base.secret()) {
+                failures.push(format!("{} / {name}: the secret is visible", base.kind));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// The unmodified fixtures are what the spoofs start from: with the rotation

@@ -22,7 +22,7 @@ use rootmail_aws::{
     ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, InPlaceArchive, MailLocation,
     Metrics, ReadError, S3Mail, SqsTicketQueue,
 };
-use rootmail_domain::{AccountId, Disposition, Kind, Rules, SecretValue};
+use rootmail_domain::{AccountId, Disposition, Handoff, Kind, Rules, WaitingRotation};
 use rootmail_pipeline::{
     AccountLookup, DEFAULT_STALE_CLAIM_SECS, Handoffs, Ingested, Knowledge, Ledger, NoHandoffs,
     PortError, PortResult, ThreadMap, TicketQueue, ingest, record_unreadable,
@@ -143,11 +143,7 @@ impl AwsHandoffs {
 }
 
 impl Handoffs for AwsHandoffs {
-    async fn waiting(
-        &self,
-        accounts: &[AccountId],
-        now: u64,
-    ) -> PortResult<Vec<(AccountId, Kind)>> {
+    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
         match self {
             Self::Off(none) => none.waiting(accounts, now).await,
             Self::Lifecycle(lifecycle) => lifecycle.waiting(accounts, now).await,
@@ -157,13 +153,12 @@ impl Handoffs for AwsHandoffs {
     async fn hand_over(
         &self,
         account: &AccountId,
-        kind: Kind,
-        secret: &SecretValue,
+        handoff: &Handoff,
         now: u64,
     ) -> PortResult<bool> {
         match self {
-            Self::Off(none) => none.hand_over(account, kind, secret, now).await,
-            Self::Lifecycle(lifecycle) => lifecycle.hand_over(account, kind, secret, now).await,
+            Self::Off(none) => none.hand_over(account, handoff, now).await,
+            Self::Lifecycle(lifecycle) => lifecycle.hand_over(account, handoff, now).await,
         }
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! SES prepends `Received`, `X-SES-Spam-Verdict`, `X-SES-Virus-Verdict`,
 //! `Received-SPF` and `Authentication-Results: amazonses.com; ...` to what it stores.
-//! Only the topmost instance of each is trusted: a sender can forge any header
-//! below the ones SES adds.
+//! Only headers of SES's own block at the top are read ([`crate::ses::ses_block`]),
+//! and of those the topmost of each name: a sender can forge any header below.
 
 use crate::mail::ParsedMail;
+use crate::ses::{ses_header, ses_headers_named};
 use crate::types::EmailAddress;
 use regex::Regex;
 use serde::Serialize;
@@ -165,6 +166,8 @@ pub struct Authentication {
     pub virus: Option<String>,
     /// Domains whose DKIM signature passed.
     pub dkim_domains: Vec<String>,
+    /// The envelope sender's domain SPF was checked for (`envelope-from`).
+    pub envelope_domain: Option<String>,
     pub from_domain: Option<String>,
     /// The From domain is one of AWS's.
     pub aws_sender: bool,
@@ -178,6 +181,55 @@ impl Authentication {
             .iter()
             .any(|v| v.as_deref() == Some("FAIL"))
     }
+
+    /// Why this mail's authentication is not strong enough for its secret to
+    /// feed a rotation, if it is not (design.md, "Mail that may carry a secret"):
+    /// SES's scans passed, SPF passed for an envelope sender of AWS or of SES
+    /// itself, DKIM passed for a domain aligned with From, DMARC did not fail.
+    pub fn handoff_refusal(&self) -> Option<String> {
+        if !self.aws_sender {
+            return Some("the sender is not on an AWS sender domain".into());
+        }
+        for (name, verdict) in [("spam", &self.spam), ("virus", &self.virus)] {
+            if verdict.as_deref() != Some("PASS") {
+                return Some(format!(
+                    "SES's {name} verdict is {}, not PASS",
+                    verdict.as_deref().unwrap_or("missing")
+                ));
+            }
+        }
+        if self.spf.as_deref() != Some("pass") {
+            return Some(format!(
+                "SPF is {}, not pass",
+                self.spf.as_deref().unwrap_or("missing")
+            ));
+        }
+        let envelope = self.envelope_domain.as_deref().unwrap_or_default();
+        if !is_aws_domain(envelope) && !is_ses_domain(envelope) {
+            return Some(format!(
+                "the envelope sender's domain {} is neither AWS's nor SES's",
+                if envelope.is_empty() {
+                    "(none)"
+                } else {
+                    envelope
+                }
+            ));
+        }
+        if self.dkim.as_deref() != Some("pass") {
+            return Some("no DKIM signature aligned with the From domain passed".into());
+        }
+        if self.dmarc.as_deref() == Some("fail") {
+            return Some("DMARC failed".into());
+        }
+        None
+    }
+}
+
+/// `amazonses.com` or one of its subdomains: the envelope sender of mail AWS
+/// sends through SES.
+fn is_ses_domain(domain: &str) -> bool {
+    canonical_domain(domain)
+        .is_some_and(|d| d == SES_SIGNING_DOMAIN || d.ends_with(".amazonses.com"))
 }
 
 /// What the topmost `Authentication-Results: amazonses.com` says.
@@ -199,8 +251,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
     let from_canonical = from_domain
         .as_deref()
         .map(|d| canonical_domain(d).unwrap_or_else(|| d.to_lowercase()));
-    let results = mail
-        .headers_named("Authentication-Results")
+    let results = ses_headers_named(mail, "Authentication-Results")
         .find(|v| {
             v.split(';')
                 .next()
@@ -208,11 +259,16 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
         })
         .map(parse_results)
         .unwrap_or_default();
+    let received_spf = ses_header(mail, "Received-SPF");
     let spf = results.spf.clone().or_else(|| {
-        mail.header("Received-SPF")
+        received_spf
             .and_then(|v| v.split_whitespace().next())
             .map(str::to_ascii_lowercase)
     });
+    let envelope_domain = results
+        .spf_domain
+        .clone()
+        .or_else(|| received_spf.and_then(property_domain));
     let aligned = |domain: &str| {
         from_canonical
             .as_deref()
@@ -253,6 +309,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
         spam: verdict(mail, "X-SES-Spam-Verdict"),
         virus: verdict(mail, "X-SES-Virus-Verdict"),
         dkim_domains,
+        envelope_domain,
         aws_sender: from_canonical
             .as_deref()
             .is_some_and(|d| aws_domain_of(d).is_some()),
@@ -262,7 +319,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
 }
 
 fn verdict(mail: &ParsedMail, header: &str) -> Option<String> {
-    mail.header(header)
+    ses_header(mail, header)
         .map(|v| v.trim().to_ascii_uppercase())
         .filter(|v| !v.is_empty())
 }
@@ -276,6 +333,15 @@ static PROPERTY: LazyLock<Regex> = LazyLock::new(|| {
     .expect("static regex")
 });
 
+/// The domain of the first property (`envelope-from=`, `header.i=`, ...) in a clause.
+fn property_domain(clause: &str) -> Option<String> {
+    PROPERTY.captures_iter(clause).find_map(|p| {
+        let value = p[2].trim_matches(|c| c == '"' || c == '<' || c == '>');
+        let domain = value.rsplit_once('@').map_or(value, |(_, d)| d);
+        (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+    })
+}
+
 fn parse_results(value: &str) -> Results {
     /// Which result the last method clause filled in (the one that later
     /// property clauses describe).
@@ -287,11 +353,7 @@ fn parse_results(value: &str) -> Results {
     let mut results = Results::default();
     let mut last = Last::Other;
     for clause in value.split(';').skip(1).map(str::trim) {
-        let domain = PROPERTY.captures_iter(clause).find_map(|p| {
-            let value = p[2].trim_matches(|c| c == '"' || c == '<' || c == '>');
-            let domain = value.rsplit_once('@').map_or(value, |(_, d)| d);
-            (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
-        });
+        let domain = property_domain(clause);
         let Some(m) = METHOD.captures(clause) else {
             // SES writes `spf=pass (...) client-ip=...; envelope-from=...;`: a
             // property in its own clause belongs to the method before it.
@@ -518,11 +580,10 @@ pub fn foreign_reply_path(mail: &ParsedMail) -> Option<String> {
             }
         }
     }
-    let return_path = mail.header("Return-Path")?;
+    let return_path = ses_header(mail, "Return-Path")?;
     let address = addresses_in(return_path).next()?;
-    let domain = canonical_domain(domain_of(address)).unwrap_or_default();
-    let ses = domain == SES_SIGNING_DOMAIN || domain.ends_with(".amazonses.com");
-    (!ses && aws_domain_of(&domain).is_none()).then(|| {
+    let domain = domain_of(address);
+    (!is_ses_domain(domain) && !is_aws_domain(domain)).then(|| {
         format!(
             "its Return-Path {} is outside AWS's and SES's domains",
             short(address)
@@ -535,8 +596,12 @@ mod tests {
     use super::*;
     use crate::mail::parse;
 
+    /// SES's own `Received` first, so the headers after it count as SES's
+    /// block as far as they are headers SES writes.
+    const RECEIVED: &str = "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n";
+
     fn mail(headers: &str) -> ParsedMail {
-        parse(format!("{headers}\r\n\r\nbody").as_bytes()).unwrap()
+        parse(format!("{RECEIVED}{headers}\r\n\r\nbody").as_bytes()).unwrap()
     }
 
     const PASS: &str = "Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=1.2.3.4; envelope-from=x@us-east-1.amazonses.com;\r\n dkim=pass header.i=@signin.aws;\r\n dkim=pass header.i=@amazonses.com;\r\n dmarc=pass header.from=signin.aws;";

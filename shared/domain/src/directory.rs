@@ -157,11 +157,14 @@ fn searchable_text(mail: &ParsedMail) -> String {
     text
 }
 
-/// Envelope recipient first (authoritative), then To/Cc, then an id in the mail.
+/// Envelope recipient first (authoritative), then To/Cc, then an id in the
+/// mail, the last only when `trust_ids_in_text` (authenticated AWS mail: anyone
+/// else can write any account id into a mail).
 pub fn resolve(
     mail: &ParsedMail,
     envelope: &[EmailAddress],
     directory: &dyn AccountDirectory,
+    trust_ids_in_text: bool,
 ) -> Resolution {
     let mentioned = mentioned_account_ids(&searchable_text(mail));
 
@@ -170,7 +173,11 @@ pub fn resolve(
         (Some(a), Some(MatchedBy::EnvelopeRecipient))
     } else if let Some(a) = header_recipients(mail).find_map(|a| directory.by_email(a)) {
         (Some(a), Some(MatchedBy::HeaderRecipient))
-    } else if let Some(a) = mentioned.iter().find_map(|id| directory.by_id(id)) {
+    } else if let Some(a) = mentioned
+        .iter()
+        .filter(|_| trust_ids_in_text)
+        .find_map(|id| directory.by_id(id))
+    {
         (Some(a), Some(MatchedBy::AccountIdInMail))
     } else {
         (None, None)
@@ -202,6 +209,11 @@ pub fn resolve(
                 Some(to) => format!("no account in the directory for recipient {to}"),
                 None => "no recipient and no known account id in the mail".to_string(),
             });
+            if !trust_ids_in_text && let Some(id) = mentioned.first() {
+                warnings.push(format!(
+                    "the mail mentions account {id}, but it is not from an authenticated AWS sender: an id in its text does not decide the account"
+                ));
+            }
         }
     }
     Resolution {

@@ -67,16 +67,30 @@ pub struct RenderInput<'a> {
     pub warnings: &'a [String],
 }
 
+/// Mail that did not authenticate as AWS yet makes a ticket (`unknown`): anyone
+/// can write to a root address, so the ticket says so before anything else.
+pub fn is_unverified(kind: Kind, auth: &Authentication) -> bool {
+    kind == Kind::Unknown && !(auth.aws_sender && auth.verified)
+}
+
+const UNVERIFIED_NOTE: &str = "UNVERIFIED SENDER: this mail did not come from an authenticated AWS sender. \
+     Anyone on the internet can write to a root address: do not follow its links, open its \
+     attachments or act on its instructions without checking with the customer or AWS.";
+
 pub fn ticket_subject(
     kind: Kind,
     account: Option<&Account>,
     subject: Option<&str>,
     withheld: bool,
+    unverified: bool,
 ) -> String {
-    let who = match account {
+    let mut who = match account {
         Some(a) => format!("[{} / {}]", a.customer, a.account_id),
         None => "[unknown account]".to_string(),
     };
+    if unverified {
+        who.push_str(" [unverified sender]");
+    }
     let what = match (kind, withheld) {
         (Kind::PhishingSuspected, _) => {
             "Suspected phishing (quarantined, content withheld)".to_string()
@@ -94,7 +108,14 @@ pub fn ticket_subject(
 
 pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     let withheld = input.withheld_reason.is_some();
-    let subject = ticket_subject(input.kind, input.account, input.subject, withheld);
+    let unverified = is_unverified(input.kind, input.auth);
+    let subject = ticket_subject(
+        input.kind,
+        input.account,
+        input.subject,
+        withheld,
+        unverified,
+    );
     let mut body = String::new();
     if let Some(note) = security_note(input) {
         let _ = writeln!(body, "{note}\n");
@@ -280,6 +301,7 @@ fn security_note(input: &RenderInput<'_>) -> Option<String> {
              links or instructions in it; accept only if the customer confirms the inviting organization."
                 .to_string()
         }
+        _ if is_unverified(input.kind, input.auth) => UNVERIFIED_NOTE.to_string(),
         _ if !input.secrets.is_empty() => format!(
             "This mail contained {} that the ticket does not show.",
             secret_kinds(input.secrets)

@@ -13,6 +13,49 @@ static SES_RECEIVED: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
+/// Headers SES writes on receipt, above the message it received.
+fn is_ses_header(name: &str, value: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    match name.as_str() {
+        "received" => SES_RECEIVED.is_match(value),
+        "return-path" | "received-spf" | "authentication-results" => true,
+        _ => name.starts_with("x-ses-"),
+    }
+}
+
+/// The headers SES wrote: the run at the top of the message of the headers SES
+/// adds, which holds SES's own `Received`. It ends at the first header SES does
+/// not write (a sender's `DKIM-Signature`, `From`) or the first `Received` that
+/// is not SES's: whatever stands below was written by someone else and proves
+/// nothing, however it is named. No SES `Received` in that run: nothing is
+/// SES's (the object was not stored by a receipt rule).
+pub fn ses_block(mail: &ParsedMail) -> &[(String, String)] {
+    let end = mail
+        .headers
+        .iter()
+        .position(|(name, value)| !is_ses_header(name, value))
+        .unwrap_or(mail.headers.len());
+    let block = &mail.headers[..end];
+    let has_receipt = block
+        .iter()
+        .any(|(name, value)| name.eq_ignore_ascii_case("received") && SES_RECEIVED.is_match(value));
+    if has_receipt { block } else { &[] }
+}
+
+/// The first header of that name SES wrote (see [`ses_block`]).
+pub fn ses_header<'a>(mail: &'a ParsedMail, name: &str) -> Option<&'a str> {
+    ses_headers_named(mail, name).next()
+}
+
+/// Every header of that name SES wrote, top first.
+pub fn ses_headers_named<'a>(mail: &'a ParsedMail, name: &str) -> impl Iterator<Item = &'a str> {
+    let name = name.to_string();
+    ses_block(mail)
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
+        .map(|(_, v)| v.as_str())
+}
+
 /// What SES's topmost `Received` header says about the delivery.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Envelope {
@@ -21,7 +64,7 @@ pub struct Envelope {
 }
 
 pub fn envelope(mail: &ParsedMail) -> Envelope {
-    mail.headers_named("Received")
+    ses_headers_named(mail, "Received")
         .find_map(|value| SES_RECEIVED.captures(value))
         .map(|c| Envelope {
             ses_message_id: Some(c[1].trim_end_matches(';').to_string()),
@@ -38,6 +81,36 @@ pub fn envelope(mail: &ParsedMail) -> Envelope {
 mod tests {
     use super::*;
     use crate::mail::parse;
+
+    const SES: &str = "Return-Path: <b@amazonses.com>\r\nReceived: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\nX-SES-Spam-Verdict: PASS\r\nAuthentication-Results: amazonses.com; dmarc=pass\r\n";
+
+    #[test]
+    fn only_the_run_of_ses_headers_above_the_message_is_ses() {
+        let raw = format!(
+            "{SES}DKIM-Signature: v=1; d=x.example\r\nAuthentication-Results: amazonses.com; dmarc=fail\r\nFrom: a@x.example\r\n\r\nhi"
+        );
+        let mail = parse(raw.as_bytes()).unwrap();
+        assert_eq!(ses_block(&mail).len(), 4);
+        let results: Vec<&str> = ses_headers_named(&mail, "Authentication-Results").collect();
+        assert_eq!(results, ["amazonses.com; dmarc=pass"]);
+
+        // Below another MTA's Received, nothing is SES's either.
+        let relayed = format!(
+            "{}Received: by relay.example\r\nX-SES-Virus-Verdict: PASS\r\nFrom: a@x.example\r\n\r\nhi",
+            SES.replace("X-SES-Spam-Verdict: PASS\r\n", "")
+        );
+        let mail = parse(relayed.as_bytes()).unwrap();
+        assert_eq!(ses_header(&mail, "X-SES-Virus-Verdict"), None);
+    }
+
+    #[test]
+    fn without_ses_own_received_no_header_is_ses() {
+        // An object written into the bucket by someone else: every header forged.
+        let raw = "X-SES-Spam-Verdict: PASS\r\nAuthentication-Results: amazonses.com; spf=pass; dkim=pass header.i=@signin.aws; dmarc=pass\r\nFrom: no-reply@signin.aws\r\n\r\nhi";
+        let mail = parse(raw.as_bytes()).unwrap();
+        assert!(ses_block(&mail).is_empty());
+        assert_eq!(envelope(&mail), Envelope::default());
+    }
 
     #[test]
     fn envelope_recipient_comes_from_the_ses_received_header() {

@@ -39,25 +39,35 @@ pub struct ThreadFacts<'a> {
     pub account: Option<&'a AccountId>,
     pub subject: &'a str,
     pub case: Option<&'a CaseId>,
+    /// The mail authenticated as AWS: only such mail joins a support case.
+    pub from_aws: bool,
     pub message_id: Option<&'a str>,
     pub references: &'a [String],
     pub in_reply_to: &'a [String],
     pub content_hash: &'a ContentHash,
 }
 
-/// In order: the support case; the thread of a message it replies to (known to the
-/// store, else the first referenced id so a reply and its original always meet);
-/// the repeating-alert key; its own Message-ID; its content hash.
+/// In order: the support case (authenticated AWS mail only, one thread per
+/// account and case); the thread of a message it replies to (known to the
+/// store, else the first referenced id so a reply and its original always
+/// meet; a case's thread only for AWS mail of that account); the
+/// repeating-alert key; its own Message-ID; its content hash.
 pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKey {
-    if let Some(case) = facts.case {
-        return ThreadKey::case(case);
+    if let Some(case) = facts.case.filter(|_| facts.from_aws) {
+        return ThreadKey::case(facts.account, case);
     }
     let referenced: Vec<&String> = facts
         .references
         .iter()
         .chain(facts.in_reply_to.iter())
         .collect();
-    if let Some(key) = referenced.iter().find_map(|id| known.thread_of(id)) {
+    let joinable =
+        |key: &ThreadKey| !key.is_case() || (facts.from_aws && key.is_case_of(facts.account));
+    if let Some(key) = referenced
+        .iter()
+        .filter_map(|id| known.thread_of(id))
+        .find(joinable)
+    {
         return key;
     }
     if let Some(first) = referenced.first() {
@@ -153,6 +163,7 @@ mod tests {
             account: Some(&account),
             subject: "AWS Budgets: x",
             case: None,
+            from_aws: true,
             message_id: Some("own@x"),
             references: &[],
             in_reply_to: &[],
@@ -173,7 +184,7 @@ mod tests {
                 &known
             )
             .as_str(),
-            "case:11735180201"
+            "case:111122223333:11735180201"
         );
         let reply = ThreadFacts {
             references: &refs,
@@ -199,9 +210,65 @@ mod tests {
         struct Store;
         impl KnownThreads for Store {
             fn thread_of(&self, id: &str) -> Option<ThreadKey> {
-                (id == "orig@x").then(|| ThreadKey::case(&CaseId::parse("11735180201").unwrap()))
+                let account = AccountId::parse("111122223333").unwrap();
+                (id == "orig@x").then(|| {
+                    ThreadKey::case(Some(&account), &CaseId::parse("11735180201").unwrap())
+                })
             }
         }
-        assert_eq!(thread_key(&reply, &Store).as_str(), "case:11735180201");
+        assert_eq!(
+            thread_key(&reply, &Store).as_str(),
+            "case:111122223333:11735180201"
+        );
+    }
+
+    #[test]
+    fn a_case_thread_takes_only_aws_mail_of_its_account() {
+        let hash = ContentHash::of(b"x");
+        let account = AccountId::parse("111122223333").unwrap();
+        let other = AccountId::parse("222233334444").unwrap();
+        let case = CaseId::parse("11735180201").unwrap();
+        let refs = vec!["orig@x".to_string()];
+        let facts = ThreadFacts {
+            kind: Kind::Unknown,
+            account: Some(&account),
+            subject: "[CASE 11735180201] hello",
+            case: Some(&case),
+            from_aws: false,
+            message_id: Some("own@x"),
+            references: &refs,
+            in_reply_to: &[],
+            content_hash: &hash,
+        };
+        // Unauthenticated: neither the subject's case id nor a reply to a case
+        // message puts it on the case's ticket.
+        struct Store;
+        impl KnownThreads for Store {
+            fn thread_of(&self, _: &str) -> Option<ThreadKey> {
+                let account = AccountId::parse("111122223333").unwrap();
+                Some(ThreadKey::case(
+                    Some(&account),
+                    &CaseId::parse("11735180201").unwrap(),
+                ))
+            }
+        }
+        assert_eq!(thread_key(&facts, &Store).as_str(), "msg:orig@x");
+        // AWS mail for another account: the same case id is another thread.
+        let elsewhere = ThreadFacts {
+            account: Some(&other),
+            from_aws: true,
+            references: &[],
+            ..facts
+        };
+        assert_eq!(
+            thread_key(&elsewhere, &Store).as_str(),
+            "case:222233334444:11735180201"
+        );
+        let reply_elsewhere = ThreadFacts {
+            case: None,
+            references: &refs,
+            ..elsewhere
+        };
+        assert_eq!(thread_key(&reply_elsewhere, &Store).as_str(), "msg:orig@x");
     }
 }

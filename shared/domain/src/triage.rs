@@ -3,30 +3,17 @@
 use crate::auth::{
     Authentication, authenticate, foreign_reply_path, lookalike_warning, spoofing_reason,
 };
-use crate::directory::{Account, AccountDirectory, resolve};
+use crate::directory::{Account, AccountDirectory, Resolution, resolve};
+use crate::handoff::{Handoff, HandoffFacts, WaitingRotations, decide_handoff};
 use crate::mail::{ParseError, ParsedMail, is_textual, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::{RuleInput, Rules};
 use crate::secret::FoundSecret;
-use crate::secrets::{Redactor, find_secrets};
-use crate::ses::{SETUP_NOTIFICATION_OBJECT, envelope};
+use crate::secrets::{MAX_SECRETS, Redactor, find_secrets, find_secrets_bounded};
+use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
 use crate::thread::{KnownThreads, ThreadFacts, case_id, thread_key};
 use crate::types::{AccountId, CaseId, ContentHash, Disposition, Kind, Priority, ThreadKey};
 use serde::Serialize;
-
-/// Whether a credential rotation waits for a secret of this kind for this account.
-pub trait WaitingRotations {
-    fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool;
-}
-
-/// No rotation ever waits (the `triage` command, and until the lifecycle exists).
-pub struct NoRotations;
-
-impl WaitingRotations for NoRotations {
-    fn is_waiting(&self, _: &AccountId, _: Kind) -> bool {
-        false
-    }
-}
 
 /// The ports triage reads; all synchronous and side-effect free.
 pub struct Context<'a> {
@@ -65,6 +52,9 @@ pub struct Triage {
     pub content_hash: ContentHash,
     #[serde(skip)]
     pub ses_message_id: Option<String>,
+    /// What a waiting rotation receives, when the disposition is `handoff`.
+    #[serde(skip)]
+    pub handoff: Option<Handoff>,
 }
 
 pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
@@ -97,29 +87,45 @@ fn triage_mail(
     let env = envelope(mail);
     let mut warnings = mail.warnings.clone();
     warnings.extend(lookalike_warning(mail, &auth));
-    let resolution = resolve(mail, &env.recipients, ctx.directory);
+    // Only authenticated AWS mail may name its account by an id in its text:
+    // anyone can write an account id into a mail.
+    let from_aws = auth.aws_sender && auth.verified;
+    let resolution = resolve(mail, &env.recipients, ctx.directory, from_aws);
     warnings.extend(resolution.warnings.iter().cloned());
-    let account = resolution.account;
+    let account = resolution.account.clone();
 
     let raw_subject = mail.subject.clone().unwrap_or_default();
     let detection_text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
-    let secrets = find_secrets(&detection_text, ctx.rules);
+    let found = find_secrets_bounded(&detection_text, ctx.rules);
+    let secrets = found.secrets;
     let redactor = Redactor::new(&secrets);
 
     let (kind, rule_priority, quarantine_reason) = classify(mail, input, &auth, ctx.rules);
     if let Some(reason) = &quarantine_reason {
         warnings.push(reason.clone());
-    } else if auth.aws_sender && auth.verified {
+    } else if from_aws {
         warnings.extend(foreign_reply_path(mail).map(|r| format!("{r}: do not reply to it")));
     }
+    let handoff = waiting_handoff(
+        &HandoffInput {
+            kind,
+            mail,
+            auth: &auth,
+            env: &env,
+            resolution: &resolution,
+            secrets: &secrets,
+        },
+        ctx.rotations,
+        &mut warnings,
+    );
     let (disposition, priority) = decide(
         kind,
         rule_priority,
         account.as_ref(),
-        auth.verified && !secrets.is_empty(),
-        ctx.rotations,
+        handoff.is_some(),
         &mut warnings,
     );
+    let handoff = handoff.filter(|_| disposition == Disposition::Handoff);
 
     let case = case_id(&raw_subject);
     let thread = thread_key(
@@ -128,6 +134,7 @@ fn triage_mail(
             account: account.as_ref().map(|a| &a.account_id),
             subject: &raw_subject,
             case: case.as_ref(),
+            from_aws,
             message_id: mail.message_id.as_deref(),
             references: &mail.references,
             in_reply_to: &mail.in_reply_to,
@@ -136,17 +143,9 @@ fn triage_mail(
         ctx.known_threads,
     );
 
-    // Secret-bearing mail whose secret was not found may hold it in a form the
-    // rules do not know: show none of its text rather than risk showing the secret.
-    let withheld_reason = quarantine_reason.clone().or_else(|| {
-        (kind.policy().carries_secret && secrets.is_empty()).then(|| {
-            let reason = format!(
-                "a {kind} mail normally holds a code or link, and none was found: its text is withheld, open the original"
-            );
-            warnings.push(reason.clone());
-            reason
-        })
-    });
+    let withheld_reason = quarantine_reason
+        .clone()
+        .or_else(|| withheld_text(kind, &secrets, found.overflowed, &mut warnings));
     let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
     let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
     let attachments = attachment_refs(mail, ctx.rules);
@@ -197,26 +196,91 @@ fn triage_mail(
         case_id: case,
         content_hash: hash,
         ses_message_id: env.ses_message_id,
+        handoff,
     }
 }
 
-/// The taxonomy's disposition and priority for the kind, then: a verified secret
-/// goes to a rotation that waits for it; a retired account's mail is archived.
+/// Why none of a message's text may be shown, if so: a secret-bearing mail
+/// whose secret was not found may hold it in a form the rules do not know, and
+/// a mail with more secrets than are collected holds some that are not redacted.
+fn withheld_text(
+    kind: Kind,
+    secrets: &[FoundSecret],
+    overflowed: bool,
+    warnings: &mut Vec<String>,
+) -> Option<String> {
+    let reason = if overflowed {
+        format!(
+            "the mail holds more than {MAX_SECRETS} codes and links that look secret: its text is withheld, open the original"
+        )
+    } else if kind.policy().carries_secret && secrets.is_empty() {
+        format!(
+            "a {kind} mail normally holds a code or link, and none was found: its text is withheld, open the original"
+        )
+    } else {
+        return None;
+    };
+    warnings.push(reason.clone());
+    Some(reason)
+}
+
+/// What [`waiting_handoff`] reads.
+struct HandoffInput<'a> {
+    kind: Kind,
+    mail: &'a ParsedMail,
+    auth: &'a crate::auth::Authentication,
+    env: &'a Envelope,
+    resolution: &'a Resolution,
+    secrets: &'a [FoundSecret],
+}
+
+/// The handoff to the rotation that waits for this mail, if one waits and the
+/// mail may feed it; when one waits and it may not, a warning says why.
+fn waiting_handoff(
+    input: &HandoffInput<'_>,
+    rotations: &dyn WaitingRotations,
+    warnings: &mut Vec<String>,
+) -> Option<Handoff> {
+    let account = input.resolution.account.as_ref()?;
+    if !input.kind.policy().feeds_rotation {
+        return None;
+    }
+    let target = rotations.waiting_at(&account.account_id, input.kind)?;
+    let decided = decide_handoff(&HandoffFacts {
+        kind: input.kind,
+        mail: input.mail,
+        auth: input.auth,
+        envelope: &input.env.recipients,
+        account: &account.account_id,
+        mentioned: &input.resolution.mentioned,
+        secrets: input.secrets,
+        target: &target,
+    });
+    match decided {
+        Ok(handoff) => Some(handoff),
+        Err(reason) => {
+            warnings.push(format!(
+                "a rotation of account {} waits for a {} mail, but this one is not handed to it: {reason}",
+                account.account_id, input.kind
+            ));
+            None
+        }
+    }
+}
+
+/// The taxonomy's disposition and priority for the kind, then: a secret the
+/// waiting rotation may take goes to it; a retired account's mail is archived.
 fn decide(
     kind: Kind,
     rule_priority: Option<Priority>,
     account: Option<&Account>,
-    verified_secret: bool,
-    rotations: &dyn WaitingRotations,
+    handoff: bool,
     warnings: &mut Vec<String>,
 ) -> (Disposition, Option<Priority>) {
     let policy = kind.policy();
     let mut disposition = policy.disposition;
     if let Some(account) = account {
-        if policy.feeds_rotation
-            && verified_secret
-            && rotations.is_waiting(&account.account_id, kind)
-        {
+        if handoff {
             disposition = Disposition::Handoff;
         }
         if account.status.is_retired()
@@ -378,6 +442,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         case_id: None,
         content_hash: hash,
         ses_message_id: None,
+        handoff: None,
     }
 }
 
@@ -385,10 +450,16 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
 mod tests {
     use super::*;
     use crate::directory::InMemoryDirectory;
+    use crate::handoff::NoRotations;
     use crate::thread::NoKnownThreads;
     use crate::types::{AccountStatus, EmailAddress};
 
-    const PASS: &str = "Authentication-Results: amazonses.com;\r\n spf=pass envelope-from=x@amazonses.com;\r\n \
+    /// SES's block as a receipt rule stores it, for mail AWS sent to our address.
+    const PASS: &str = "Return-Path: <0100@amazonses.com>\r\n\
+        Received: from a8-31.smtp-out.amazonses.com\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n \
+        for root+x@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
+        X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
+        Authentication-Results: amazonses.com;\r\n spf=pass envelope-from=x@amazonses.com;\r\n \
         dkim=pass header.i=@verify.signin.aws;\r\n dmarc=pass header.from=verify.signin.aws;\r\n";
 
     fn directory(status: AccountStatus) -> InMemoryDirectory {
@@ -413,8 +484,9 @@ mod tests {
 
     struct Waiting;
     impl WaitingRotations for Waiting {
-        fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool {
-            account.as_str() == "111122223333" && kind == Kind::PasswordReset
+        fn waiting_at(&self, account: &AccountId, kind: Kind) -> Option<EmailAddress> {
+            (account.as_str() == "111122223333" && kind == Kind::PasswordReset)
+                .then(|| EmailAddress::parse("root+x@msp.example").unwrap())
         }
     }
 
@@ -469,6 +541,57 @@ mod tests {
         let forged = run(&reset_mail(""), &dir, &Waiting);
         assert_eq!(forged.kind, Kind::PhishingSuspected);
         assert_eq!(forged.disposition, Disposition::Quarantine);
+    }
+
+    /// The refusal warning of a mail that a waiting rotation must not take.
+    fn refused_because(raw: &str) -> String {
+        let t = run(raw, &directory(AccountStatus::Onboarding), &Waiting);
+        assert_eq!(t.disposition, Disposition::Ticket, "{:?}", t.warnings);
+        assert!(t.handoff.is_none());
+        t.warnings
+            .iter()
+            .find(|w| w.contains("is not handed to it"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no refusal warning in {:?}", t.warnings))
+    }
+
+    #[test]
+    fn misdirected_mail_never_feeds_a_rotation() {
+        let genuine = reset_mail(PASS);
+        let t = run(&genuine, &directory(AccountStatus::Onboarding), &Waiting);
+        let handoff = t.handoff.expect("the genuine mail is handed over");
+        assert_eq!(handoff.recipient.as_str(), "root+x@msp.example");
+
+        // SES delivered it to another address (the account was found by To).
+        let elsewhere = genuine.replace("for root+x@msp.example;", "for other@msp.example;");
+        assert!(refused_because(&elsewhere).contains("SES delivered it to other@msp.example"));
+        // A Cc (which AWS's signature does not cover) names someone else too.
+        let cc = genuine.replace(
+            "To: root+x@msp.example\r\n",
+            "To: root+x@msp.example\r\nCc: evil@example.com\r\n",
+        );
+        assert!(refused_because(&cc).contains("also addressed to evil@example.com"));
+        // The text names another account.
+        let other = genuine.replace(
+            "Use the button",
+            "For AWS account 999988887777: use the button",
+        );
+        assert!(refused_because(&other).contains("also names account 999988887777"));
+    }
+
+    #[test]
+    fn a_rotation_needs_spf_for_an_aws_envelope_and_aligned_dkim() {
+        let genuine = reset_mail(PASS);
+        // DKIM alone (the replay of a genuine mail from someone else's server).
+        let dkim_only = genuine.replace(
+            "spf=pass envelope-from=x@amazonses.com",
+            "spf=fail envelope-from=x@evil.example",
+        );
+        assert!(refused_because(&dkim_only).contains("SPF is fail"));
+        let foreign_envelope = genuine.replace("x@amazonses.com", "bounce@evil.example");
+        assert!(refused_because(&foreign_envelope).contains("neither AWS's nor SES's"));
+        let no_verdict = genuine.replace("X-SES-Virus-Verdict: PASS\r\n", "");
+        assert!(refused_because(&no_verdict).contains("virus verdict is missing"));
     }
 
     #[test]

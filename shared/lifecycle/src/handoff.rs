@@ -3,22 +3,29 @@
 
 use crate::ports::{LifecycleError, LifecyclePorts, Rotations};
 use crate::steps::hand_over;
-use rootmail_domain::{AccountId, Kind, SecretValue};
+use rootmail_domain::{AccountId, Handoff, WaitingRotation};
 use rootmail_pipeline::{PortError, PortResult};
 
-/// The (account, kind) pairs among `accounts` whose rotation waits now.
+/// The rotations among `accounts` that wait now, and the address each waits at.
 pub async fn waiting<P: LifecyclePorts>(
     p: &P,
     accounts: &[AccountId],
     now: u64,
-) -> PortResult<Vec<(AccountId, Kind)>> {
+) -> PortResult<Vec<WaitingRotation>> {
     let mut waiting = Vec::new();
     for account in accounts {
-        let rotation = p.rotations().get(account).await.map_err(into_port)?;
-        if let Some(kind) =
-            rotation.and_then(|r| r.waiting_for.filter(|k| r.is_waiting_for(*k, now)))
+        let Some(rotation) = p.rotations().get(account).await.map_err(into_port)? else {
+            continue;
+        };
+        if let Some(kind) = rotation
+            .waiting_for
+            .filter(|k| rotation.is_waiting_for(*k, now))
         {
-            waiting.push((account.clone(), kind));
+            waiting.push(WaitingRotation {
+                account: account.clone(),
+                kind,
+                address: rotation.target_email.clone(),
+            });
         }
     }
     Ok(waiting)
@@ -29,13 +36,12 @@ pub async fn waiting<P: LifecyclePorts>(
 pub async fn hand_over_from_mail<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    kind: Kind,
-    secret: &SecretValue,
+    handoff: &Handoff,
     now: u64,
 ) -> PortResult<bool> {
-    match hand_over(p, account, kind, secret, now).await {
+    match hand_over(p, account, handoff, now).await {
         Ok(reference) => {
-            tracing::info!(account = %account, kind = kind.as_str(), %reference, "secret handed over");
+            tracing::info!(account = %account, kind = handoff.kind.as_str(), %reference, "secret handed over");
             Ok(true)
         }
         Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {

@@ -9,7 +9,9 @@ use crate::ports::{
     AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
     Notices, RootAccess, Rotations, TaskTokens, Vault,
 };
-use rootmail_domain::{Account, AccountId, AccountStatus, EmailAddress, Kind, SecretValue};
+use rootmail_domain::{
+    Account, AccountId, AccountStatus, EmailAddress, Handoff, Kind, SecretValue,
+};
 use rootmail_pipeline::PortError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -289,19 +291,26 @@ pub async fn start_email_update<P: LifecyclePorts>(
 }
 
 /// Called by the mail pipeline with the secret of a verified AWS mail for an
-/// account whose rotation waits for that kind. Stores it in the vault and answers
-/// the waiting task with the reference, never the secret.
+/// account whose rotation waits for that kind, delivered to the rotation's own
+/// address. Stores it in the vault and answers the waiting task with the
+/// reference, never the secret.
 pub async fn hand_over<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    kind: Kind,
-    secret: &SecretValue,
+    handoff: &Handoff,
     now: u64,
 ) -> LifecycleResult<String> {
+    let (kind, secret) = (handoff.kind, &handoff.secret);
     let mut rotation = rotation_of(p, account).await?;
     if !rotation.is_waiting_for(kind, now) {
         return refused(format!(
             "no rotation of account {account} waits for a {kind} mail"
+        ));
+    }
+    if handoff.recipient != rotation.target_email {
+        return refused(format!(
+            "the {kind} mail was delivered to {}, not to the rotation's address {}",
+            handoff.recipient, rotation.target_email
         ));
     }
     let reference = match (&rotation.handed_over, rotation.phase) {

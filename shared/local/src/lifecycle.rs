@@ -12,7 +12,7 @@ use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rootmail_domain::{Account, AccountId, EmailAddress, Kind, SecretValue};
+use rootmail_domain::{Account, AccountId, EmailAddress, Handoff, SecretValue, WaitingRotation};
 use rootmail_lifecycle::handoff;
 use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{
@@ -637,22 +637,17 @@ impl LifecyclePorts for LocalLifecycle<'_> {
 }
 
 impl Handoffs for LocalLifecycle<'_> {
-    async fn waiting(
-        &self,
-        accounts: &[AccountId],
-        now: u64,
-    ) -> PortResult<Vec<(AccountId, Kind)>> {
+    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
         handoff::waiting(self, accounts, now).await
     }
 
     async fn hand_over(
         &self,
         account: &AccountId,
-        kind: Kind,
-        secret: &SecretValue,
+        handoff: &Handoff,
         now: u64,
     ) -> PortResult<bool> {
-        handoff::hand_over_from_mail(self, account, kind, secret, now).await
+        handoff::hand_over_from_mail(self, account, handoff, now).await
     }
 }
 

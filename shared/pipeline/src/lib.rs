@@ -51,7 +51,7 @@ use rootmail_domain::mail::{ParsedMail, parse};
 use rootmail_domain::ses::envelope;
 use rootmail_domain::{
     Account, AccountId, ContentHash, Context, Disposition, InMemoryDirectory, Kind, MailInput,
-    NoRotations, Priority, Rules, SecretKind, ThreadKey, Triage, WaitingRotations, triage_parsed,
+    NoRotations, Priority, Rules, ThreadKey, Triage, WaitingRotation, triage_parsed,
 };
 use std::collections::HashMap;
 
@@ -76,16 +76,6 @@ impl<'a, H> Knowledge<'a, H> {
             handoffs,
             claim_timeout_secs: DEFAULT_STALE_CLAIM_SECS,
         }
-    }
-}
-
-/// The rotations waiting for a secret among a message's candidate accounts,
-/// fetched before triage so triage itself stays synchronous.
-struct Waiting(Vec<(AccountId, Kind)>);
-
-impl WaitingRotations for Waiting {
-    fn is_waiting(&self, account: &AccountId, kind: Kind) -> bool {
-        self.0.iter().any(|(a, k)| a == account && *k == kind)
     }
 }
 
@@ -173,7 +163,9 @@ where
     let parsed = parse(raw);
     let mut known: HashMap<String, ThreadKey> = HashMap::new();
     let mut directory = InMemoryDirectory::default();
-    let mut waiting = Waiting(Vec::new());
+    // The rotations waiting among the candidate accounts, fetched before
+    // triage so triage itself stays synchronous.
+    let mut waiting: Vec<WaitingRotation> = Vec::new();
     if let Ok(mail) = &parsed {
         for id in mail.referenced_ids() {
             if let Some(key) = threads.thread_of_message(id).await? {
@@ -183,7 +175,7 @@ where
         let found = fetch_candidates(accounts, mail).await?;
         let ids: Vec<AccountId> = found.iter().map(|a| a.account_id.clone()).collect();
         if !ids.is_empty() {
-            waiting = Waiting(knowledge.handoffs.waiting(&ids, now).await?);
+            waiting = knowledge.handoffs.waiting(&ids, now).await?;
         }
         directory = InMemoryDirectory::new(found).map_err(|e| PortError::Permanent {
             port: "accounts",
@@ -274,23 +266,13 @@ async fn fetch_candidates<D: AccountLookup + Sync>(
     Ok(found)
 }
 
-/// Gives the waiting rotation the secret it waits for. `false`: it no longer waits.
+/// Gives the waiting rotation the secret triage chose for it. `false`: it no
+/// longer waits, or refused it.
 async fn hand_over<H: Handoffs>(handoffs: &H, triage: &Triage, now: u64) -> PortResult<bool> {
-    let Some(account) = &triage.account_id else {
-        return Ok(false);
-    };
-    let wanted = match triage.kind {
-        Kind::RootEmailOtp | Kind::SigninOtp => SecretKind::VerificationCode,
-        Kind::PasswordReset => SecretKind::ResetLink,
-        Kind::MfaRecovery => SecretKind::RecoveryLink,
-        _ => return Ok(false),
-    };
-    let Some(secret) = triage.secrets.iter().find(|s| s.kind == wanted) else {
-        return Ok(false);
-    };
-    handoffs
-        .hand_over(account, triage.kind, &secret.value, now)
-        .await
+    match (&triage.account_id, &triage.handoff) {
+        (Some(account), Some(handoff)) => handoffs.hand_over(account, handoff, now).await,
+        _ => Ok(false),
+    }
 }
 
 /// Records a message that could not be read at all (deleted before it was read,

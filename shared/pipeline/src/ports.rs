@@ -8,7 +8,8 @@ use crate::model::{
     Claim, FoundTicket, LedgerRow, NewComment, NewTicket, PostedComment, ThreadRecord, TicketOp,
 };
 use rootmail_domain::{
-    Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Kind, SecretValue, ThreadKey,
+    Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Handoff, ThreadKey,
+    WaitingRotation,
 };
 use std::future::Future;
 
@@ -115,18 +116,19 @@ pub trait ThreadMap {
 /// The credential lifecycle, as the mail pipeline sees it: which accounts wait
 /// for which secret, and where a verified secret goes.
 pub trait Handoffs {
-    /// The (account, kind) pairs among `accounts` whose rotation waits now.
+    /// The rotations among `accounts` that wait now, with the address each
+    /// waits at.
     fn waiting(
         &self,
         accounts: &[AccountId],
         now: u64,
-    ) -> impl Future<Output = PortResult<Vec<(AccountId, Kind)>>> + Send;
-    /// Hands the secret over. `false`: the rotation stopped waiting meanwhile.
+    ) -> impl Future<Output = PortResult<Vec<WaitingRotation>>> + Send;
+    /// Hands the secret over. `false`: the rotation stopped waiting meanwhile,
+    /// or it refused the mail (another address, another kind).
     fn hand_over(
         &self,
         account: &AccountId,
-        kind: Kind,
-        secret: &SecretValue,
+        handoff: &Handoff,
         now: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
 }
@@ -135,11 +137,11 @@ pub trait Handoffs {
 pub struct NoHandoffs;
 
 impl Handoffs for NoHandoffs {
-    async fn waiting(&self, _: &[AccountId], _: u64) -> PortResult<Vec<(AccountId, Kind)>> {
+    async fn waiting(&self, _: &[AccountId], _: u64) -> PortResult<Vec<WaitingRotation>> {
         Ok(Vec::new())
     }
 
-    async fn hand_over(&self, _: &AccountId, _: Kind, _: &SecretValue, _: u64) -> PortResult<bool> {
+    async fn hand_over(&self, _: &AccountId, _: &Handoff, _: u64) -> PortResult<bool> {
         Ok(false)
     }
 }

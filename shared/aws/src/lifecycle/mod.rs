@@ -36,7 +36,7 @@ pub use vault::{SecretsVault, secret_name};
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use rootmail_domain::{AccountId, Kind, SecretValue};
+use rootmail_domain::{AccountId, Handoff, WaitingRotation};
 use rootmail_lifecycle::handoff;
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
 use rootmail_pipeline::{Handoffs, PortError, PortResult};
@@ -155,22 +155,17 @@ impl LifecyclePorts for AwsLifecycle {
 /// What the mail pipeline sees: which candidate accounts wait for a secret, and
 /// where a verified one goes (the vault; the workflow gets a reference).
 impl Handoffs for AwsLifecycle {
-    async fn waiting(
-        &self,
-        accounts: &[AccountId],
-        now: u64,
-    ) -> PortResult<Vec<(AccountId, Kind)>> {
+    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
         handoff::waiting(self, accounts, now).await
     }
 
     async fn hand_over(
         &self,
         account: &AccountId,
-        kind: Kind,
-        secret: &SecretValue,
+        handoff: &Handoff,
         now: u64,
     ) -> PortResult<bool> {
-        handoff::hand_over_from_mail(self, account, kind, secret, now).await
+        handoff::hand_over_from_mail(self, account, handoff, now).await
     }
 }
 

@@ -1,0 +1,170 @@
+//! Whether the secret of a mail may go to the rotation that waits for it
+//! (design.md, "Mail that may carry a secret: exact senders"). Everything must
+//! hold: a kind whose rules name AWS's exact senders, authentication strong
+//! enough (see [`Authentication::handoff_refusal`]), SES's envelope recipient
+//! being exactly the rotation's address, a mail that names no other account or
+//! address, and one secret of the kind the rotation takes, on AWS's own host.
+
+use crate::auth::Authentication;
+use crate::mail::ParsedMail;
+use crate::secret::{FoundSecret, SecretKind, SecretValue};
+use crate::secrets::link_host_within;
+use crate::types::{AccountId, EmailAddress, Kind};
+
+/// A rotation waiting for a secret: for which account, from which kind of
+/// mail, delivered to which of our addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingRotation {
+    pub account: AccountId,
+    pub kind: Kind,
+    pub address: EmailAddress,
+}
+
+/// Which rotations wait (a port: the lifecycle's store answers it).
+pub trait WaitingRotations {
+    /// The address a rotation of `account` waits for a `kind` mail at.
+    fn waiting_at(&self, account: &AccountId, kind: Kind) -> Option<EmailAddress>;
+}
+
+/// No rotation ever waits (the `triage` command).
+pub struct NoRotations;
+
+impl WaitingRotations for NoRotations {
+    fn waiting_at(&self, _: &AccountId, _: Kind) -> Option<EmailAddress> {
+        None
+    }
+}
+
+impl WaitingRotations for Vec<WaitingRotation> {
+    fn waiting_at(&self, account: &AccountId, kind: Kind) -> Option<EmailAddress> {
+        self.iter()
+            .find(|w| w.account == *account && w.kind == kind)
+            .map(|w| w.address.clone())
+    }
+}
+
+/// What a rotation receives: the secret, the kind of mail it came in, and the
+/// address SES delivered it to (the rotation checks it is its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    pub kind: Kind,
+    pub secret: SecretValue,
+    pub recipient: EmailAddress,
+}
+
+/// The secret a rotation takes from a mail of `kind`, and the host such a link
+/// must be on.
+pub fn wanted_secret(kind: Kind) -> Option<(SecretKind, Option<&'static str>)> {
+    match kind {
+        Kind::RootEmailOtp | Kind::SigninOtp => Some((SecretKind::VerificationCode, None)),
+        Kind::PasswordReset => Some((SecretKind::ResetLink, Some("signin.aws.amazon.com"))),
+        Kind::MfaRecovery => Some((SecretKind::RecoveryLink, Some("signin.aws.amazon.com"))),
+        _ => None,
+    }
+}
+
+/// Everything the decision reads.
+pub struct HandoffFacts<'a> {
+    pub kind: Kind,
+    pub mail: &'a ParsedMail,
+    pub auth: &'a Authentication,
+    /// SES's envelope recipients.
+    pub envelope: &'a [EmailAddress],
+    /// The account the rotation belongs to (the mail resolved to it).
+    pub account: &'a AccountId,
+    /// The account ids the mail's subject and text mention.
+    pub mentioned: &'a [AccountId],
+    pub secrets: &'a [FoundSecret],
+    /// The address the rotation waits at.
+    pub target: &'a EmailAddress,
+}
+
+/// The handoff, or why the secret must not go to the rotation.
+pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
+    if !facts.kind.policy().strict_sender {
+        return Err(format!(
+            "{} mail is not among the kinds whose senders are AWS's exact addresses",
+            facts.kind
+        ));
+    }
+    if let Some(reason) = facts.auth.handoff_refusal() {
+        return Err(reason);
+    }
+    check_addresses(facts)?;
+    if let Some(other) = facts.mentioned.iter().find(|id| *id != facts.account) {
+        return Err(format!(
+            "the mail also names account {other}, not only {}",
+            facts.account
+        ));
+    }
+    let secret = the_one_secret(facts)?;
+    Ok(Handoff {
+        kind: facts.kind,
+        secret: secret.value.clone(),
+        recipient: facts.target.clone(),
+    })
+}
+
+/// SES delivered it to the rotation's address alone, and the message is
+/// addressed to that address and no other (a genuine mail replayed to us
+/// keeps its original `To`, which AWS's signature covers; `Cc` it does not).
+fn check_addresses(facts: &HandoffFacts<'_>) -> Result<(), String> {
+    let target = facts.target;
+    match facts.envelope {
+        [only] if only == target => {}
+        [] => return Err("SES recorded no envelope recipient".into()),
+        [only] => {
+            return Err(format!(
+                "SES delivered it to {only}, not to the rotation's address {target}"
+            ));
+        }
+        many => {
+            return Err(format!(
+                "SES delivered it to {} recipients, not to the rotation's address alone",
+                many.len()
+            ));
+        }
+    }
+    if !facts.mail.to.contains(target) {
+        return Err(format!("its To header does not name {target}"));
+    }
+    match facts
+        .mail
+        .to
+        .iter()
+        .chain(&facts.mail.cc)
+        .find(|a| *a != target)
+    {
+        Some(other) => Err(format!("it is also addressed to {other}")),
+        None => Ok(()),
+    }
+}
+
+/// Exactly one secret of the kind the rotation takes (a link on AWS's host).
+fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, String> {
+    let Some((wanted, host)) = wanted_secret(facts.kind) else {
+        return Err(format!(
+            "no rotation takes a secret from {} mail",
+            facts.kind
+        ));
+    };
+    let mut candidates = facts.secrets.iter().filter(|s| s.kind == wanted);
+    let Some(first) = candidates.next() else {
+        return Err(format!("it holds no {}", wanted.as_str()));
+    };
+    if candidates.next().is_some() {
+        return Err(format!(
+            "it holds more than one {}: which one is meant is not clear",
+            wanted.as_str()
+        ));
+    }
+    if let Some(host) = host
+        && !link_host_within(first.value.expose(), host)
+    {
+        return Err(format!(
+            "its {} is not an https link on {host}",
+            wanted.as_str()
+        ));
+    }
+    Ok(first)
+}
