@@ -236,6 +236,14 @@ async fn show_status<P: LifecyclePorts>(p: &P, account: &AccountId) -> anyhow::R
     if let Some(kind) = rotation.waiting_for {
         println!("Waiting:  for a {kind} mail");
     }
+    if let Some(failure) = &rotation.failure {
+        println!(
+            "Failed:   while {}: {}",
+            failure.phase.as_str(),
+            failure.reason
+        );
+        println!("          start again with `rootmail rotation start --account {account} ...`");
+    }
     let rows: Vec<Vec<String>> = p
         .audit()
         .entries(account)

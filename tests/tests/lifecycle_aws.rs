@@ -916,6 +916,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
         task_token: Some("token-1".into()),
         handed_over: None,
         expires_at: None,
+        failure: None,
         started_at: 1,
         updated_at: 1,
         version: 1,

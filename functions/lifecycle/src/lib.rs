@@ -33,10 +33,13 @@ pub enum Step {
     Activate,
     StartRelease,
     Close,
+    /// Where a take-over's `Catch` goes: the input carries Step Functions'
+    /// `error` (`{"Error", "Cause"}`).
+    RecordFailure,
 }
 
 impl Step {
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Register,
         Step::StartEmailUpdate,
         Step::AcceptEmailUpdate,
@@ -46,6 +49,7 @@ impl Step {
         Step::Activate,
         Step::StartRelease,
         Step::Close,
+        Step::RecordFailure,
     ];
 
     /// The name `LIFECYCLE_STEP` uses.
@@ -60,6 +64,7 @@ impl Step {
             Step::Activate => "activate",
             Step::StartRelease => "start_release",
             Step::Close => "close",
+            Step::RecordFailure => "record_failure",
         }
     }
 
@@ -205,6 +210,9 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 let (who, reason) = (input.text("who")?, input.text("reason")?);
                 steps::close(p, &account, who, reason, now).await
             }
+            Step::RecordFailure => {
+                steps::record_failure(p, &account, &input.caught_error(), now).await
+            }
         }
     }
 }
@@ -238,6 +246,34 @@ impl Input<'_> {
     fn email(&self, name: &str) -> LifecycleResult<EmailAddress> {
         EmailAddress::parse(self.text(name)?)
             .map_err(|e| self.refused(format!("got an unusable \"{name}\": {e}")))
+    }
+
+    /// What Step Functions caught (`$.error`): its name (`States.Timeout`,
+    /// `Refused`, ...) and the message of a Lambda error's cause.
+    fn caught_error(&self) -> String {
+        let error = self.value.get("error");
+        let name = error
+            .and_then(|e| e.get("Error"))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown error");
+        let cause = error
+            .and_then(|e| e.get("Cause"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // A Lambda error's cause is JSON holding `errorMessage`.
+        let message = serde_json::from_str::<Value>(cause)
+            .ok()
+            .and_then(|c| {
+                c.get("errorMessage")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| cause.to_string());
+        match (name, message.trim()) {
+            ("States.Timeout", _) => "the wait timed out (nothing arrived in time)".to_string(),
+            (name, "") => name.to_string(),
+            (name, message) => format!("{name}: {message}"),
+        }
     }
 
     fn mode(&self) -> LifecycleResult<Mode> {
@@ -383,6 +419,72 @@ mod tests {
             );
         }
         assert_eq!(phase(&store).await, None, "nothing was registered");
+    }
+
+    /// A wait that timed out, and a code AWS refused: each ends the take-over
+    /// as `failed` with its reason, keeps nothing waiting, and a new take-over
+    /// may start (issue 13, point 4).
+    #[tokio::test]
+    async fn a_caught_error_fails_the_take_over_and_a_new_one_may_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let register = json!({"account_id": ACCOUNT, "customer": "Initech", "mode": "rootless"});
+        call(&store, Step::Register, register.clone())
+            .await
+            .unwrap();
+        let started = json!({"account_id": ACCOUNT, "task_token": "local-token"});
+        call(&store, Step::StartEmailUpdate, started).await.unwrap();
+        // A second take-over is refused while the first waits.
+        let busy = call(&store, Step::Register, register.clone()).await;
+        assert!(busy.unwrap_err().message.contains("already running"));
+
+        let timed_out =
+            json!({"account_id": ACCOUNT, "error": {"Error": "States.Timeout", "Cause": ""}});
+        let out = call(&store, Step::RecordFailure, timed_out.clone())
+            .await
+            .unwrap();
+        assert_eq!(out.phase, Phase::Failed);
+        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
+        let account = AccountId::parse(ACCOUNT).unwrap();
+        let rotation = Rotations::get(&ports, &account).await.unwrap().unwrap();
+        let failure = rotation.failure.clone().expect("the reason is kept");
+        assert_eq!(failure.phase, Phase::AwaitingOtp);
+        assert!(failure.reason.contains("timed out"), "{failure:?}");
+        assert_eq!((rotation.waiting_for, rotation.task_token), (None, None));
+        // Repeating the Catch changes nothing.
+        call(&store, Step::RecordFailure, timed_out).await.unwrap();
+        assert_eq!(
+            Rotations::get(&ports, &account)
+                .await
+                .unwrap()
+                .unwrap()
+                .version,
+            rotation.version
+        );
+
+        // Start again; this time AWS refuses the code at the accept step.
+        let out = call(&store, Step::Register, register).await.unwrap();
+        assert_eq!(out.phase, Phase::Registered);
+        let wrong_code = json!({"account_id": ACCOUNT, "error": {
+            "Error": "Refused",
+            "Cause": "{\"errorType\":\"Refused\",\"errorMessage\":\"AWS refused the code: it is wrong or expired\"}"
+        }});
+        call(&store, Step::RecordFailure, wrong_code).await.unwrap();
+        let rotation = Rotations::get(&ports, &account).await.unwrap().unwrap();
+        assert_eq!(
+            rotation.failure.unwrap().reason,
+            "Refused: AWS refused the code: it is wrong or expired"
+        );
+        let trail = rootmail_lifecycle::AuditLog::entries(&ports, &account)
+            .await
+            .unwrap();
+        assert_eq!(
+            trail
+                .iter()
+                .filter(|e| e.action == "take-over failed")
+                .count(),
+            2
+        );
     }
 
     /// Each step name reaches its own step: a rootless take-over, release and

@@ -57,6 +57,9 @@ pub enum Phase {
     AwaitingCustomerOtp,
     Released,
     Closed,
+    /// A take-over stopped for good (a step failed, or a wait timed out): the
+    /// record keeps why and where; a new take-over may start.
+    Failed,
 }
 
 impl Phase {
@@ -73,12 +76,25 @@ impl Phase {
             Self::AwaitingCustomerOtp => "awaiting_customer_otp",
             Self::Released => "released",
             Self::Closed => "closed",
+            Self::Failed => "failed",
         }
     }
 
     /// A workflow is running (another take-over must not start).
     pub fn in_progress(self) -> bool {
-        !matches!(self, Self::Active | Self::Released | Self::Closed)
+        !matches!(
+            self,
+            Self::Active | Self::Released | Self::Closed | Self::Failed
+        )
+    }
+
+    /// Before AWS accepted the new root email: a failure here left the root
+    /// email as it was.
+    pub fn before_email_change(self) -> bool {
+        matches!(
+            self,
+            Self::Registered | Self::AwaitingOtp | Self::OtpReceived
+        )
     }
 }
 
@@ -107,6 +123,9 @@ pub struct Rotation {
     /// When the wait ends (seconds since the epoch).
     #[serde(default)]
     pub expires_at: Option<u64>,
+    /// Why a take-over failed, and in which phase (phase `failed` only).
+    #[serde(default)]
+    pub failure: Option<Failure>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.
@@ -118,6 +137,14 @@ impl Rotation {
     pub fn is_waiting_for(&self, kind: Kind, now: u64) -> bool {
         self.waiting_for == Some(kind) && self.expires_at.is_none_or(|at| now < at)
     }
+}
+
+/// Why and where a take-over stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The phase the take-over was in.
+    pub phase: Phase,
+    pub reason: String,
 }
 
 /// One audit record. Appended, never changed.

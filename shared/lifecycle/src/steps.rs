@@ -4,7 +4,7 @@
 //! Functions retries and a person repeating a command are both harmless.
 
 use crate::credentials::{new_root_address, new_root_password, new_totp_seed, totp_code};
-use crate::model::{AuditEntry, Mode, Phase, Rotation, Stage, VaultItem};
+use crate::model::{AuditEntry, Failure, Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{
     AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
     Notices, RootAccess, Rotations, TaskTokens, Vault,
@@ -169,7 +169,7 @@ pub async fn register<P: LifecyclePorts>(
     let existing = p.rotations().get(account).await?;
     if let Some(existing) = &existing {
         match existing.phase {
-            Phase::Released => {}
+            Phase::Released | Phase::Failed => {}
             Phase::Closed => return refused(format!("account {account} is closed")),
             phase if phase.in_progress() => {
                 return refused(format!(
@@ -217,6 +217,7 @@ pub async fn register<P: LifecyclePorts>(
         task_token: None,
         handed_over: None,
         expires_at: None,
+        failure: None,
         started_at: now,
         updated_at: now,
         version: expected.map_or(1, |v| v + 1),
@@ -356,6 +357,63 @@ pub async fn hand_over<P: LifecyclePorts>(
     rotation.waiting_for = None;
     save(p, &mut rotation, now).await?;
     Ok(reference)
+}
+
+/// The longest failure reason a record keeps (an error text can be long).
+const MAX_FAILURE_CHARS: usize = 500;
+
+/// A take-over that cannot go on (a step failed for good, or a wait timed
+/// out; Step Functions' `Catch` and the local workflow call it): the record
+/// says why and where, the task token is dropped, the account's ticket says
+/// what to do, and `rootmail rotation start` may begin again. Repeating it
+/// changes nothing; an account that is not in a take-over is refused.
+pub async fn record_failure<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    reason: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_of(p, account).await?;
+    if rotation.phase == Phase::Failed {
+        return Ok(StepOutput::from(&rotation));
+    }
+    if !rotation.phase.in_progress() || rotation.phase == Phase::AwaitingCustomerOtp {
+        return refused(format!(
+            "account {account} is not in a take-over ({}): nothing failed",
+            rotation.phase.as_str()
+        ));
+    }
+    let reason: String = reason.trim().chars().take(MAX_FAILURE_CHARS).collect();
+    let failed_in = rotation.phase;
+    if failed_in.before_email_change() {
+        // AWS never took the new address: mail to it is nobody's.
+        p.registry().forget(&rotation.target_email).await?;
+    }
+    rotation.failure = Some(Failure {
+        phase: failed_in,
+        reason: reason.clone(),
+    });
+    rotation.phase = Phase::Failed;
+    rotation.waiting_for = None;
+    rotation.task_token = None;
+    rotation.expires_at = None;
+    let email = if failed_in.before_email_change() {
+        "The root email did not change."
+    } else {
+        "AWS may already have changed the root email: check it (`rootmail rotation status`) before starting again."
+    };
+    let detail = format!(
+        "take-over failed while {}: {reason}. {email} Start again with `rootmail rotation start --account {account} --customer ... --mode ...`",
+        failed_in.as_str()
+    );
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "take-over failed", detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
 }
 
 /// Take-over, step 3: gives AWS the code from the vault.

@@ -72,7 +72,9 @@ fn refused_io(path: &std::path::Path, e: std::io::Error) -> LifecycleError {
 }
 
 /// The take-over state machine. A vaulted take-over stops at the engineer's
-/// task (`complete` resumes it); a rootless one runs to `active`.
+/// task (`complete` resumes it); a rootless one runs to `active`. A step that
+/// fails for good after registration ends the take-over as `failed` (as the
+/// state machine's `Catch` does in AWS), so a new one may start.
 pub async fn take_over(
     lifecycle: &LocalLifecycle<'_>,
     store: &LocalStore,
@@ -81,9 +83,31 @@ pub async fn take_over(
     now: u64,
 ) -> LifecycleResult<Vec<StepOutput>> {
     let account = &request.account_id;
-    let token = |step: &str| format!("local:{account}:{step}");
     let mut trail = vec![steps::register(lifecycle, request, now).await?];
-    trail.push(steps::start_email_update(lifecycle, account, &token("otp"), now).await?);
+    match run_take_over(lifecycle, store, (listed, rules), request, now).await {
+        Ok(rest) => {
+            trail.extend(rest);
+            Ok(trail)
+        }
+        Err(error @ (LifecycleError::Refused(_) | LifecycleError::Port(_))) => {
+            steps::record_failure(lifecycle, account, &error.to_string(), now).await?;
+            Err(error)
+        }
+        Err(not_yet) => Err(not_yet),
+    }
+}
+
+/// The take-over's steps after registration.
+async fn run_take_over(
+    lifecycle: &LocalLifecycle<'_>,
+    store: &LocalStore,
+    (listed, rules): (&[Account], &Rules),
+    request: &TakeOver,
+    now: u64,
+) -> LifecycleResult<Vec<StepOutput>> {
+    let account = &request.account_id;
+    let token = |step: &str| format!("local:{account}:{step}");
+    let mut trail = vec![steps::start_email_update(lifecycle, account, &token("otp"), now).await?];
     deliver_simulated_mail(lifecycle, store, listed, rules, now).await?;
     let rotation = Rotations::get(lifecycle, account).await?;
     if rotation.as_ref().map(|r| r.phase) != Some(Phase::OtpReceived) {
