@@ -409,7 +409,7 @@ pub fn simulate_console(local: &Local<'_>, account: &str) -> anyhow::Result<Exit
     }
     let account = account_id(account)?;
     let (store, key) = open(local.state)?;
-    LocalLifecycle::new(&store, key).simulate_console_steps(&account)?;
+    LocalLifecycle::new(&store, key).simulate_console_steps(&account, now())?;
     println!("Simulated AWS: account {account}'s root user now has a password and an MFA device.");
     Ok(ExitCode::SUCCESS)
 }

@@ -917,6 +917,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
         handed_over: None,
         expires_at: None,
         failure: None,
+        engineer_since: None,
         started_at: 1,
         updated_at: 1,
         version: 1,

@@ -182,6 +182,51 @@ async fn a_rootless_take_over_ends_active_with_no_root_credentials() {
     assert_eq!(ticket.comments.len() + 1, 7);
 }
 
+/// What the previous owner left goes before the engineer's task, and the task
+/// is done only with a password, no keys or certificates, and exactly one MFA
+/// device enabled after it began (issue 13, point 8).
+#[tokio::test]
+async fn a_vaulted_take_over_clears_the_previous_owners_credentials() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.expect("take-over");
+    let lifecycle = local.lifecycle();
+    let opened = AuditLog::entries(&lifecycle, &account())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "engineer task opened")
+        .expect("the engineer's task");
+    assert!(
+        opened
+            .detail
+            .contains("credentials are deleted (password set, 1 access key(s)"),
+        "{}",
+        opened.detail
+    );
+    let report = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    assert!(report.is_empty(), "{report:?}");
+
+    // A device someone registered before the task began does not count...
+    lifecycle
+        .simulate_console_steps(&account(), NOW - 100)
+        .unwrap();
+    let stale = complete(&lifecycle, &account(), "alice", None, NOW).await;
+    assert!(
+        matches!(&stale, Err(LifecycleError::Refused(m)) if m.contains("enabled before")),
+        "{stale:?}"
+    );
+    // ...and with ours beside it there are two.
+    lifecycle
+        .simulate_console_steps(&account(), NOW + 10)
+        .unwrap();
+    let two = complete(&lifecycle, &account(), "alice", None, NOW + 20).await;
+    assert!(
+        matches!(&two, Err(LifecycleError::Refused(m)) if m.contains("2 MFA devices, not exactly one")),
+        "{two:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingEngineer));
+}
+
 #[tokio::test]
 async fn a_vaulted_take_over_waits_for_the_engineer_then_serves_break_glass_access() {
     let local = Local::new();
@@ -202,7 +247,7 @@ async fn a_vaulted_take_over_waits_for_the_engineer_then_serves_break_glass_acce
         .await
         .expect("pending credentials");
     assert!(pending.pending);
-    lifecycle.simulate_console_steps(&account()).unwrap();
+    lifecycle.simulate_console_steps(&account(), NOW).unwrap();
     let done = complete(&lifecycle, &account(), "alice", None, NOW)
         .await
         .expect("complete");
@@ -348,7 +393,7 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     let local = Local::new();
     local.take_over(Mode::Vaulted).await.unwrap();
     let lifecycle = local.lifecycle();
-    lifecycle.simulate_console_steps(&account()).unwrap();
+    lifecycle.simulate_console_steps(&account(), NOW).unwrap();
     complete(&lifecycle, &account(), "alice", None, NOW)
         .await
         .unwrap();
@@ -397,6 +442,22 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     .await
     .unwrap();
     assert_eq!(released[0].phase, Phase::Released);
+    // Our password and MFA device do not outlive the release; the customer
+    // is told to set their own (issue 13: release removes our credentials).
+    let left = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let note = AuditLog::entries(&lifecycle, &account())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "released")
+        .unwrap()
+        .detail;
+    assert!(
+        note.contains("our root credentials are deleted (password set, 0 access key(s), 0 signing certificate(s), 1 MFA device(s))")
+            && note.contains("\"Forgot password\""),
+        "{note}"
+    );
     let rotation = Rotations::get(&lifecycle, &account())
         .await
         .unwrap()

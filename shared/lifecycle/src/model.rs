@@ -126,6 +126,10 @@ pub struct Rotation {
     /// Why a take-over failed, and in which phase (phase `failed` only).
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// When the engineer's console task began: the root user's MFA device
+    /// must be enabled after it.
+    #[serde(default)]
+    pub engineer_since: Option<u64>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.
@@ -165,12 +169,15 @@ pub struct AuditEntry {
 }
 
 /// What a root user has (from the audit task policy's view).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootCredentialReport {
     pub password: bool,
     pub access_keys: u32,
     pub signing_certificates: u32,
     pub mfa_devices: u32,
+    /// When each MFA device was enabled (seconds since the epoch), where known.
+    #[serde(default)]
+    pub mfa_enabled_at: Vec<u64>,
 }
 
 impl RootCredentialReport {

@@ -66,6 +66,13 @@ pub trait RootAccess {
         &self,
         account: &AccountId,
     ) -> impl Future<Output = LifecycleResult<RootCredentialReport>> + Send;
+    /// Lets the root user recover a password again after [`Self::delete_all`]
+    /// (`IAMCreateRootUserPassword`: a login profile without a password, so
+    /// "Forgot password" mails a reset link to the root address).
+    fn allow_password_recovery(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send;
 }
 
 /// Encrypted secret storage (Secrets Manager under a customer-managed KMS key

@@ -218,6 +218,7 @@ pub async fn register<P: LifecyclePorts>(
         handed_over: None,
         expires_at: None,
         failure: None,
+        engineer_since: None,
         started_at: now,
         updated_at: now,
         version: expected.map_or(1, |v| v + 1),
@@ -506,6 +507,11 @@ pub async fn prepare_vault<P: LifecyclePorts>(
             "account {account} is taken over rootless: nothing to vault"
         ));
     }
+    // Whatever the previous owner left (a password, access keys, signing
+    // certificates, MFA devices) goes first; the engineer then sets our
+    // password through "Forgot password" (the link comes to our address).
+    let cleared = p.root().delete_all(account).await?;
+    p.root().allow_password_recovery(account).await?;
     let random = |e: crate::credentials::RandomError| {
         LifecycleError::Port(PortError::Transient {
             port: "random",
@@ -526,12 +532,15 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     rotation.task_token = Some(task_token.to_string());
     rotation.waiting_for = Some(Kind::PasswordReset);
     rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    rotation.engineer_since = Some(now);
     let detail = format!(
-        "password ({password_ref}) and TOTP seed ({seed_ref}) are pending. An engineer now: \
+        "the previous owner's root credentials are deleted ({}). \
+         Password ({password_ref}) and TOTP seed ({seed_ref}) are pending. An engineer now: \
          requests a root password reset for {email} in the console (rootmail keeps the link AWS mails), \
          reads the link, pending password and seed with `rootmail creds get --account {account} --reason ... --ticket ...`, \
          sets the password, registers the seed as the root user's virtual MFA device, and runs \
          `rootmail rotation complete --account {account}`",
+        cleared.describe(),
         email = rotation.target_email
     );
     advance(
@@ -560,9 +569,9 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
         "complete the engineer's task",
     )?;
     let report = p.root().audit(account).await?;
-    if !report.password || report.mfa_devices == 0 {
+    if let Some(problem) = engineer_task_problem(&report, rotation.engineer_since) {
         return refused(format!(
-            "account {account}'s root user is not finished: {} (needs a password and an MFA device)",
+            "account {account}'s root user is not as the take-over leaves it: {problem} ({})",
             report.describe()
         ));
     }
@@ -589,6 +598,34 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
             .await?;
     }
     Ok(StepOutput::from(&rotation))
+}
+
+/// What keeps a vaulted take-over from being done: the root user must have a
+/// password, no access keys, no signing certificates, and exactly one MFA
+/// device, enabled after the engineer's task began (so not one someone else
+/// registered before).
+fn engineer_task_problem(
+    report: &crate::model::RootCredentialReport,
+    since: Option<u64>,
+) -> Option<String> {
+    if !report.password {
+        return Some("it has no password".into());
+    }
+    if report.access_keys > 0 || report.signing_certificates > 0 {
+        return Some("it has access keys or signing certificates".into());
+    }
+    if report.mfa_devices != 1 {
+        return Some(format!(
+            "it has {} MFA devices, not exactly one",
+            report.mfa_devices
+        ));
+    }
+    let since = since.unwrap_or(0);
+    match report.mfa_enabled_at.first() {
+        Some(at) if *at >= since => None,
+        Some(_) => Some("its MFA device was enabled before the take-over's task began".into()),
+        None => Some("when its MFA device was enabled is unknown".into()),
+    }
 }
 
 /// Rootless take-over, step 5: deletes every root credential, then audits that
@@ -822,13 +859,19 @@ pub async fn complete_release<P: LifecyclePorts>(
     p.api()
         .accept_email_update(account, &rotation.target_email, otp)
         .await?;
+    // Our password and MFA device must not outlive our hold: they go, and
+    // "Forgot password" lets the customer set their own.
+    let removed = p.root().delete_all(account).await?;
+    p.root().allow_password_recovery(account).await?;
     // Vaulted: the password and seed; either mode: the handed-over code.
     p.vault().schedule_deletion(account).await?;
     set_status(p, &rotation, AccountStatus::Released).await?;
     rotation.phase = Phase::Released;
     let detail = format!(
-        "root email is the customer's {}; vault entries scheduled for deletion",
-        rotation.target_email
+        "root email is the customer's {}; our root credentials are deleted ({}); vault entries scheduled for deletion. \
+         Tell the customer to sign in as the root user with \"Forgot password\" (AWS mails the reset link to {0}) and to add their own MFA device",
+        rotation.target_email,
+        removed.describe()
     );
     advance(p, &mut rotation, now, (who, "released", detail)).await?;
     Ok(StepOutput::from(&rotation))

@@ -8,7 +8,7 @@
 //!   does, into `simulated-aws/mail/`, for the mail pipeline to read.
 
 use crate::store::{LocalStore, StoreError};
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -62,7 +62,7 @@ impl VaultKey {
 }
 
 /// A sealed value: a random 96-bit nonce and the AES-GCM ciphertext.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Sealed {
     nonce: String,
     data: String,
@@ -142,7 +142,10 @@ impl<'a> LocalLifecycle<'a> {
         Aes256Gcm::new_from_slice(&key.0[..]).map_err(|_| sealing_error())
     }
 
-    fn seal(&self, plain: &[u8]) -> LifecycleResult<Sealed> {
+    /// AES-256-GCM with `bound_to` as associated data: a sealed value opens
+    /// only for what it was sealed for (an account's vault item), so one moved
+    /// to another account or item is refused, not used.
+    fn seal(&self, plain: &[u8], bound_to: &str) -> LifecycleResult<Sealed> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| {
             LifecycleError::Port(PortError::Transient {
@@ -152,7 +155,13 @@ impl<'a> LocalLifecycle<'a> {
         })?;
         let cipher = self.cipher()?;
         let data = cipher
-            .encrypt(Nonce::from_slice(&nonce), plain)
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: bound_to.as_bytes(),
+                },
+            )
             .map_err(|_| sealing_error())?;
         Ok(Sealed {
             nonce: STANDARD.encode(nonce),
@@ -160,10 +169,10 @@ impl<'a> LocalLifecycle<'a> {
         })
     }
 
-    fn open(&self, sealed: &Sealed) -> LifecycleResult<SecretValue> {
+    fn open(&self, sealed: &Sealed, bound_to: &str) -> LifecycleResult<SecretValue> {
         let refused = || {
             LifecycleError::Refused(format!(
-                "the local vault cannot be opened with this {VAULT_KEY_VARIABLE} (wrong key, or the file was changed)"
+                "the local vault cannot be opened with this {VAULT_KEY_VARIABLE} (wrong key, or the file was changed or moved)"
             ))
         };
         let nonce = STANDARD.decode(&sealed.nonce).map_err(|_| refused())?;
@@ -174,7 +183,13 @@ impl<'a> LocalLifecycle<'a> {
         let cipher = self.cipher()?;
         let plain = Zeroizing::new(
             cipher
-                .decrypt(Nonce::from_slice(&nonce), data.as_slice())
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: data.as_slice(),
+                        aad: bound_to.as_bytes(),
+                    },
+                )
                 .map_err(|_| refused())?,
         );
         let text = String::from_utf8(plain.to_vec()).map_err(|_| refused())?;
@@ -223,6 +238,7 @@ impl<'a> LocalLifecycle<'a> {
                 access_keys: 1,
                 signing_certificates: 0,
                 mfa_devices: 0,
+                mfa_enabled_at: Vec::new(),
             },
         })
     }
@@ -235,10 +251,11 @@ impl<'a> LocalLifecycle<'a> {
 
     /// Plays the engineer's console steps on the simulated root user: a password
     /// set and a virtual MFA device registered.
-    pub fn simulate_console_steps(&self, account: &AccountId) -> LifecycleResult<()> {
+    pub fn simulate_console_steps(&self, account: &AccountId, now: u64) -> LifecycleResult<()> {
         let mut state = self.simulated(account)?;
         state.root.password = true;
-        state.root.mfa_devices = state.root.mfa_devices.max(1);
+        state.root.mfa_devices += 1;
+        state.root.mfa_enabled_at.push(now);
         self.save_simulated(account, &state)
     }
 
@@ -344,7 +361,7 @@ impl AccountApi for LocalLifecycle<'_> {
         let now = now_secs();
         state.pending = Some(PendingUpdate {
             email: email.clone(),
-            otp: self.seal(code.as_bytes())?,
+            otp: self.seal(code.as_bytes(), &simulated_otp_binding(account))?,
             expires_at: now + SIMULATED_OTP_SECS,
         });
         self.save_simulated(account, &state)?;
@@ -367,7 +384,7 @@ impl AccountApi for LocalLifecycle<'_> {
                 "AWS refused: no root email change is pending for account {account}"
             )));
         };
-        let expected = self.open(&pending.otp)?;
+        let expected = self.open(&pending.otp, &simulated_otp_binding(account))?;
         let matches = pending.email == *email && expected.expose() == otp.expose().trim();
         if !matches || now_secs() >= pending.expires_at {
             return Err(LifecycleError::Refused(format!(
@@ -390,11 +407,26 @@ impl RootAccess for LocalLifecycle<'_> {
 
     async fn delete_all(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
         let mut state = self.simulated(account)?;
-        let deleted = state.root;
-        state.root = RootCredentialReport::default();
+        let deleted = std::mem::take(&mut state.root);
         self.save_simulated(account, &state)?;
         Ok(deleted)
     }
+
+    /// The simulated root user has no password until the engineer sets one
+    /// (`simulate console`); recovery needs nothing more here.
+    async fn allow_password_recovery(&self, account: &AccountId) -> LifecycleResult<()> {
+        self.simulated(account).map(|_| ())
+    }
+}
+
+/// What a vault value is sealed for: its account and item (not its stage, so
+/// promoting a pending value moves it as it is).
+fn vault_binding(account: &AccountId, item: VaultItem) -> String {
+    format!("rootmail-local-vault/{account}/{}", item.as_str())
+}
+
+fn simulated_otp_binding(account: &AccountId) -> String {
+    format!("rootmail-simulated-aws/{account}/root-email-code")
 }
 
 fn vault_slot(item: VaultItem, stage: Stage) -> String {
@@ -415,8 +447,10 @@ impl Vault for LocalLifecycle<'_> {
     ) -> LifecycleResult<String> {
         let mut file = self.vault_file(account)?;
         let slot = vault_slot(item, stage);
-        file.items
-            .insert(slot.clone(), self.seal(value.expose().as_bytes())?);
+        file.items.insert(
+            slot.clone(),
+            self.seal(value.expose().as_bytes(), &vault_binding(account, item))?,
+        );
         self.store
             .write(&self.vault_path(account), &file)
             .map_err(port)?;
@@ -432,7 +466,7 @@ impl Vault for LocalLifecycle<'_> {
         let file = self.vault_file(account)?;
         file.items
             .get(&vault_slot(item, stage))
-            .map(|sealed| self.open(sealed))
+            .map(|sealed| self.open(sealed, &vault_binding(account, item)))
             .transpose()
     }
 
@@ -654,6 +688,51 @@ impl Handoffs for LocalLifecycle<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sealed value copied to another account's vault, or to another item,
+    /// does not open there (it is bound to its account and item).
+    #[test]
+    fn a_vault_value_opens_only_for_its_account_and_item() {
+        pollster::block_on(vault_value_binding());
+    }
+
+    async fn vault_value_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let vault = LocalLifecycle::new(&store, VaultKey::from_hex(&"ab".repeat(32)).unwrap());
+        let (a, b) = (
+            AccountId::parse("111122223333").unwrap(),
+            AccountId::parse("444455556666").unwrap(),
+        );
+        let secret = SecretValue::new("hunter2-Password!".into());
+        Vault::put(&vault, &a, VaultItem::Password, Stage::Current, &secret)
+            .await
+            .unwrap();
+        let got = Vault::get(&vault, &a, VaultItem::Password, Stage::Current).await;
+        assert_eq!(got.unwrap().unwrap().expose(), secret.expose());
+
+        let sealed = vault
+            .vault_file(&a)
+            .unwrap()
+            .items
+            .remove("password/current")
+            .unwrap();
+        let mut moved = VaultFile::default();
+        moved
+            .items
+            .insert("password/current".into(), sealed.clone());
+        moved.items.insert("totp-seed/current".into(), sealed);
+        store.write(&vault.vault_path(&b), &moved).unwrap();
+        for item in [VaultItem::Password, VaultItem::TotpSeed] {
+            let other = Vault::get(&vault, &b, item, Stage::Current).await;
+            assert!(
+                matches!(other, Err(LifecycleError::Refused(_))),
+                "{other:?}"
+            );
+        }
+        let copy = Vault::get(&vault, &a, VaultItem::TotpSeed, Stage::Current).await;
+        assert!(copy.unwrap().is_none());
+    }
 
     #[test]
     fn the_vault_key_must_be_32_hex_bytes() {

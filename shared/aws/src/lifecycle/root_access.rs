@@ -18,6 +18,9 @@ pub const AUDIT_TASK_POLICY: &str = "arn:aws:iam::aws:policy/root-task/IAMAuditR
 /// Reads and deletes the root user's credentials.
 pub const DELETE_TASK_POLICY: &str =
     "arn:aws:iam::aws:policy/root-task/IAMDeleteRootUserCredentials";
+/// Lets the root user recover a password (a login profile without one).
+pub const CREATE_PASSWORD_TASK_POLICY: &str =
+    "arn:aws:iam::aws:policy/root-task/IAMCreateRootUserPassword";
 
 #[derive(Clone)]
 pub struct RootSessions {
@@ -107,6 +110,8 @@ struct Held {
     access_keys: Vec<String>,
     certificates: Vec<String>,
     mfa_devices: Vec<String>,
+    /// When each device was enabled (seconds since the epoch).
+    mfa_enabled_at: Vec<u64>,
 }
 
 impl Held {
@@ -116,6 +121,7 @@ impl Held {
             access_keys: count(self.access_keys.len()),
             signing_certificates: count(self.certificates.len()),
             mfa_devices: count(self.mfa_devices.len()),
+            mfa_enabled_at: self.mfa_enabled_at.clone(),
         }
     }
 }
@@ -148,22 +154,28 @@ async fn held(iam: &aws_sdk_iam::Client, account: &AccountId) -> LifecycleResult
         .into_iter()
         .map(|c| c.certificate_id().to_string())
         .collect();
-    let mfa_devices = iam
+    let devices = iam
         .list_mfa_devices()
         .into_paginator()
         .items()
         .send()
         .try_collect()
         .await
-        .map_err(|e| iam_error(account, "listing the MFA devices", e))?
-        .into_iter()
+        .map_err(|e| iam_error(account, "listing the MFA devices", e))?;
+    let mfa_devices = devices
+        .iter()
         .map(|d| d.serial_number().to_string())
+        .collect();
+    let mfa_enabled_at = devices
+        .iter()
+        .map(|d| u64::try_from(d.enable_date().secs()).unwrap_or(0))
         .collect();
     Ok(Held {
         password,
         access_keys,
         certificates,
         mfa_devices,
+        mfa_enabled_at,
     })
 }
 
@@ -218,5 +230,16 @@ impl RootAccess for RootSessions {
             }
         }
         Ok(deleted)
+    }
+
+    /// A login profile with no password: "Forgot password" works again. One
+    /// that exists already is fine (a retry, or recovery was never off).
+    async fn allow_password_recovery(&self, account: &AccountId) -> LifecycleResult<()> {
+        let iam = self.session(account, CREATE_PASSWORD_TASK_POLICY).await?;
+        match iam.create_login_profile().send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("EntityAlreadyExists") => Ok(()),
+            Err(e) => Err(iam_error(account, "allowing password recovery", e)),
+        }
     }
 }
