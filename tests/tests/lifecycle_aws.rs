@@ -1111,3 +1111,98 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(run.rotation().await.phase, Phase::Closed);
 }
+
+/// A vault secret someone else created (their key, or a resource policy that
+/// lets them read it) is refused, never filled with a root password; our own
+/// secret that a release scheduled for deletion is restored and used again
+/// (issue 13 point 7; issue 17 point 1).
+#[tokio::test]
+async fn the_vault_refuses_secrets_that_are_not_its_own() {
+    use rootmail_domain::SecretValue;
+    let ls = LifecycleStack::create().await;
+    let ports = ls.ports().await;
+    let password = SecretValue::new("Corr3ct-Horse-Battery!".into());
+
+    // Pre-created with the attacker's own key.
+    let theirs = fresh_account_id();
+    let their_key = ls
+        .kms
+        .create_key()
+        .description("not the vault's")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    let name = secret_name(&theirs, VaultItem::Password);
+    ls.secrets
+        .create_secret()
+        .name(&name)
+        .kms_key_id(&their_key)
+        .send()
+        .await
+        .unwrap();
+    let refused = ports
+        .vault
+        .put(&theirs, VaultItem::Password, Stage::Pending, &password)
+        .await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("is not rootmail's") && m.contains("not the vault key")),
+        "{refused:?}"
+    );
+    assert_eq!(ls.secret_value(&name, "AWSPENDING").await, None);
+
+    // Pre-created with the vault key, but a policy lets someone else read it.
+    let shared = fresh_account_id();
+    let name = secret_name(&shared, VaultItem::Password);
+    ls.secrets
+        .create_secret()
+        .name(&name)
+        .kms_key_id(&ls.key_arn)
+        .send()
+        .await
+        .unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]});
+    ls.secrets
+        .put_resource_policy()
+        .secret_id(&name)
+        .resource_policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let refused = ports
+        .vault
+        .put(&shared, VaultItem::Password, Stage::Pending, &password)
+        .await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("resource policy")),
+        "{refused:?}"
+    );
+    assert_eq!(ls.secret_value(&name, "AWSPENDING").await, None);
+
+    // Ours, scheduled for deletion by a release: restored and used.
+    let ours = fresh_account_id();
+    let name = secret_name(&ours, VaultItem::Password);
+    ports
+        .vault
+        .put(&ours, VaultItem::Password, Stage::Pending, &password)
+        .await
+        .unwrap();
+    ports.vault.schedule_deletion(&ours).await.unwrap();
+    assert!(ls.describe_secret(&name).await.deleted_date().is_some());
+    let again = SecretValue::new("An0ther-Passw0rd!".into());
+    ports
+        .vault
+        .put(&ours, VaultItem::Password, Stage::Pending, &again)
+        .await
+        .expect("a secret a release scheduled for deletion is restored");
+    assert!(ls.describe_secret(&name).await.deleted_date().is_none());
+    assert_eq!(
+        ls.secret_value(&name, "AWSPENDING").await.as_deref(),
+        Some(again.expose())
+    );
+}

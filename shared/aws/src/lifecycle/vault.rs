@@ -6,6 +6,7 @@
 
 use crate::error::{error_code, port_error};
 use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use rootmail_domain::{AccountId, SecretValue};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Stage, Vault, VaultItem};
 
@@ -46,9 +47,26 @@ impl SecretsVault {
         }
     }
 
-    /// Creates the secret (without a value) under our key, unless it exists;
-    /// brings it back if a release scheduled it for deletion.
+    /// Makes sure the secret exists and is ours, before a value goes into it.
+    /// Described first: a name a release scheduled for deletion answers
+    /// `CreateSecret` with `InvalidRequestException`, not "exists", so it is
+    /// restored instead. One that exists must be encrypted with the vault key
+    /// and have no resource policy: a secret someone else created (their key,
+    /// their policy) would hand them the root password, so it is refused
+    /// loudly instead (the step fails, the take-over's ticket says why, and
+    /// the `VaultTampering` metric raises an alarm).
     async fn ensure_secret(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
+        let name = secret_name(account, item);
+        match self.client.describe_secret().secret_id(&name).send().await {
+            Ok(described) => self.adopt(&name, item, &described).await,
+            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
+                self.create(account, item).await
+            }
+            Err(e) => Err(super::sdk(PORT, e)),
+        }
+    }
+
+    async fn create(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
         let name = secret_name(account, item);
         let created = self
             .client
@@ -63,6 +81,7 @@ impl SecretsVault {
             .await;
         match created {
             Ok(_) => Ok(()),
+            // Created meanwhile (another try, or someone else): check it.
             Err(e) if error_code(&e) == Some("ResourceExistsException") => {
                 let described = self
                     .client
@@ -71,19 +90,74 @@ impl SecretsVault {
                     .send()
                     .await
                     .map_err(|e| super::sdk(PORT, e))?;
-                if described.deleted_date().is_some() {
-                    self.client
-                        .restore_secret()
-                        .secret_id(&name)
-                        .send()
-                        .await
-                        .map_err(|e| super::sdk(PORT, e))?;
-                }
-                Ok(())
+                self.adopt(&name, item, &described).await
             }
             Err(e) => Err(super::sdk(PORT, e)),
         }
     }
+
+    /// Takes over an existing secret when it is ours (restoring it when a
+    /// release scheduled its deletion); refuses it otherwise.
+    async fn adopt(
+        &self,
+        name: &str,
+        item: VaultItem,
+        described: &DescribeSecretOutput,
+    ) -> LifecycleResult<()> {
+        let key = described.kms_key_id().unwrap_or("the AWS managed key");
+        if !same_key(key, &self.kms_key_id) {
+            return Err(tampered(
+                name,
+                item,
+                &format!("it is encrypted with {key}, not the vault key"),
+            ));
+        }
+        let policy = self
+            .client
+            .get_resource_policy()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| super::sdk(PORT, e))?;
+        if policy
+            .resource_policy()
+            .is_some_and(|p| !p.trim().is_empty())
+        {
+            return Err(tampered(name, item, "it has a resource policy"));
+        }
+        if described.deleted_date().is_some() {
+            self.client
+                .restore_secret()
+                .secret_id(name)
+                .send()
+                .await
+                .map_err(|e| super::sdk(PORT, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a secret's key (as DescribeSecret names it: an ARN, an id or an
+/// alias) is the configured vault key.
+fn same_key(found: &str, vault_key: &str) -> bool {
+    let id = |k: &str| k.rsplit(['/', ':']).next().unwrap_or(k).to_string();
+    found == vault_key || (found.contains("key/") && id(found) == id(vault_key))
+}
+
+/// A vault secret that is not ours: refused, with an alarm.
+fn tampered(name: &str, item: VaultItem, why: &str) -> LifecycleError {
+    tracing::error!(
+        secret = name,
+        item = item.as_str(),
+        why,
+        "vault secret exists but is not rootmail's"
+    );
+    crate::metrics::Metrics::stdout().count("VaultTampering", &[]);
+    LifecycleError::Refused(format!(
+        "the vault secret {name} exists but is not rootmail's: {why}. Nothing was stored in it. \
+         Someone created or changed it: find who in CloudTrail (CreateSecret, PutResourcePolicy, \
+         UpdateSecret on {name}), delete it, then start the take-over again"
+    ))
 }
 
 impl Vault for SecretsVault {
