@@ -163,6 +163,27 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
         .expect("the abuse evidence is attached");
     assert_eq!(evidence.1.len(), 289);
 
+    // Originals that hold a code or link are tagged so the ticket writer's
+    // role cannot read them (issue 13, point 10); the others are not.
+    for file in &files {
+        let golden: Value =
+            serde_json::from_slice(&std::fs::read(file.with_extension("json")).unwrap()).unwrap();
+        let holds_secret = golden["secrets"].as_array().is_some_and(|s| !s.is_empty());
+        let tags = stack
+            .s3
+            .get_object_tagging()
+            .bucket(&stack.bucket)
+            .key(key_for(file))
+            .send()
+            .await
+            .expect("object tags");
+        let sealed = tags
+            .tag_set()
+            .iter()
+            .any(|t| t.key() == rootmail_aws::SEALED_TAG && t.value() == "true");
+        assert_eq!(sealed, holds_secret, "{}", relative(file));
+    }
+
     let counted =
         |lines: &[Value], name: &str| lines.iter().filter(|l| l.get(name).is_some()).count();
     let ingest_lines = ingest_metrics.lines();

@@ -41,6 +41,34 @@ fn every_function_is_deployed_with_every_setting_it_reads() {
 /// tests only: each function built from its own directory, as `sam build` and
 /// `make build` build it, does not compile the fail-point crate in; the tests
 /// crate, which turns the feature on, does.
+/// mail-ingest may update only the fields a handover writes: the template's
+/// `dynamodb:Attributes` list is the code's `HANDOVER_FIELDS` and the key.
+#[test]
+fn mail_ingest_updates_only_the_handover_fields_of_a_rotation() {
+    let template = fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
+    let at = template
+        .find("- Sid: RecordTheHandoverOnly")
+        .expect("mail-ingest's rotation statement");
+    let block = &template[at..];
+    let list_start = block
+        .find("dynamodb:Attributes:")
+        .expect("an attribute list")
+        + 20;
+    let granted: BTreeSet<&str> = block[list_start..]
+        .lines()
+        .skip(1)
+        .map_while(|l| l.trim().strip_prefix("- "))
+        .collect();
+    let mut wanted: BTreeSet<&str> = rootmail_lifecycle::HANDOVER_FIELDS
+        .iter()
+        .copied()
+        .collect();
+    wanted.insert("account_id");
+    assert_eq!(granted, wanted);
+    let statement_end = block[1..].find("- Sid:").unwrap_or(block.len());
+    assert!(block[..statement_end].contains("Action: dynamodb:UpdateItem"));
+}
+
 #[test]
 fn deployed_functions_are_built_without_crash_points() {
     let root = workspace();

@@ -19,13 +19,13 @@ use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::{
-    ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, InPlaceArchive, MailLocation,
-    Metrics, ReadError, S3Mail, SqsTicketQueue,
+    ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, MailLocation, Metrics,
+    ReadError, S3Mail, SqsTicketQueue,
 };
-use rootmail_domain::{AccountId, Disposition, Handoff, Kind, Rules, WaitingRotation};
+use rootmail_domain::{AccountId, ContentHash, Disposition, Handoff, Kind, Rules, WaitingRotation};
 use rootmail_pipeline::{
-    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Handoffs, Ingested, Knowledge, Ledger, NoHandoffs,
-    PortError, PortResult, ThreadMap, TicketQueue, ingest, record_unreadable,
+    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Handoffs, Ingested, Knowledge, Ledger, MailArchive,
+    NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest, record_unreadable,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -92,13 +92,15 @@ fn at_least_one<F: Fn(&str) -> Option<String>>(
     }
 }
 
-/// Reads a stored message (S3 in AWS).
+/// Reads a stored message (S3 in AWS), and keeps one that holds a secret
+/// from the ticket writer.
 pub trait MailReader {
     fn read(
         &self,
         location: &MailLocation,
         max: u64,
     ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send;
+    fn seal(&self, location: &MailLocation) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 impl MailReader for S3Mail {
@@ -108,6 +110,27 @@ impl MailReader for S3Mail {
         max: u64,
     ) -> impl Future<Output = Result<Vec<u8>, ReadError>> + Send {
         S3Mail::read(self, location, max)
+    }
+
+    fn seal(&self, location: &MailLocation) -> impl Future<Output = PortResult<()>> + Send {
+        S3Mail::seal(self, location)
+    }
+}
+
+/// SES already stored the raw message in the bucket: the archive is that
+/// object, kept by the bucket's retention rules. Nothing is copied.
+struct Original<'a, M> {
+    location: &'a MailLocation,
+    mail: &'a M,
+}
+
+impl<M: MailReader + Sync> MailArchive for Original<'_, M> {
+    async fn put(&self, _hash: &ContentHash, _raw: &[u8]) -> PortResult<String> {
+        Ok(self.location.to_string())
+    }
+
+    async fn seal(&self, _archive_ref: &str) -> PortResult<()> {
+        self.mail.seal(self.location).await
     }
 }
 
@@ -300,12 +323,11 @@ where
             claim_timeout_secs: self.config.claim_timeout_secs,
             ..Knowledge::new(&self.rules, &self.handoffs)
         };
-        let ports = (
-            &InPlaceArchive(location),
-            &self.ledger,
-            &self.threads,
-            &self.accounts,
-        );
+        let original = Original {
+            location,
+            mail: &self.mail,
+        };
+        let ports = (&original, &self.ledger, &self.threads, &self.accounts);
         let ingested = ingest(ports, &knowledge, &raw, &source, now_secs()).await?;
         drop(raw);
         match ingested {

@@ -18,7 +18,7 @@ pub mod tickets;
 pub use accounts::{DynamoAccounts, Upsert};
 pub use config::{ConfigError, Env};
 pub use ledger::DynamoLedger;
-pub use mail::{InPlaceArchive, MailLocation, ReadError, S3Mail, S3MailSource};
+pub use mail::{MailLocation, ReadError, S3Mail, S3MailSource, SEALED_TAG};
 pub use metrics::Metrics;
 pub use queue::{SqsDeadLetters, SqsTicketQueue, message_group_id};
 pub use threads::DynamoThreadMap;

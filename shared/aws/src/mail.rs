@@ -6,8 +6,8 @@
 
 use crate::error::{error_code, port_error};
 use aws_sdk_s3::Client;
-use rootmail_domain::ContentHash;
-use rootmail_pipeline::{MailArchive, MailSource, PortError, PortResult};
+use aws_sdk_s3::types::{Tag, Tagging};
+use rootmail_pipeline::{MailSource, PortError, PortResult};
 
 pub use rootmail_events::{MailLocation, created_event, decode_key, encode_key};
 
@@ -49,6 +49,38 @@ pub struct S3Mail {
 impl S3Mail {
     pub fn new(client: Client) -> Self {
         Self { client }
+    }
+
+    /// Tags an original that holds a secret (`rootmail-sealed=true`): the
+    /// ticket writer's role may not read objects with that tag (its policy's
+    /// `s3:ExistingObjectTag` condition), so codes and reset links stay with
+    /// mail-ingest. The object is not moved: a redelivered event still finds it.
+    pub async fn seal(&self, location: &MailLocation) -> PortResult<()> {
+        let tag = Tag::builder()
+            .key(SEALED_TAG)
+            .value("true")
+            .build()
+            .map_err(|e| PortError::Permanent {
+                port: "s3",
+                message: e.to_string(),
+            })?;
+        let tagging =
+            Tagging::builder()
+                .tag_set(tag)
+                .build()
+                .map_err(|e| PortError::Permanent {
+                    port: "s3",
+                    message: e.to_string(),
+                })?;
+        self.client
+            .put_object_tagging()
+            .bucket(&location.bucket)
+            .key(&location.key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error("s3", e))
     }
 
     /// The whole object, refused before download when it is larger than `max`.
@@ -142,12 +174,5 @@ impl MailSource for S3MailSource {
     }
 }
 
-/// SES already stored the raw message in the bucket: the archive is that object,
-/// kept by the bucket's retention rules. Nothing is copied.
-pub struct InPlaceArchive<'a>(pub &'a MailLocation);
-
-impl MailArchive for InPlaceArchive<'_> {
-    async fn put(&self, _hash: &ContentHash, _raw: &[u8]) -> PortResult<String> {
-        Ok(self.0.to_string())
-    }
-}
+/// The tag that keeps an original from the ticket writer (see [`S3Mail::seal`]).
+pub const SEALED_TAG: &str = "rootmail-sealed";

@@ -148,7 +148,7 @@ fn triage_mail(
         .or_else(|| withheld_text(kind, &secrets, found.overflowed, &mut warnings));
     let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
     let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
-    let attachments = attachment_refs(mail, ctx.rules);
+    let attachments = attachment_refs(mail, ctx.rules, !secrets.is_empty());
     let ticket = match (disposition, priority) {
         (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => {
             let redacted_text = redactor.redact(&mail.text);
@@ -364,13 +364,22 @@ fn is_setup_notification(name: &str) -> bool {
 }
 
 /// The attachments a ticket may carry. A textual one is withheld when it holds a
-/// secret, or when it is too long to have been searched whole.
-fn attachment_refs(mail: &ParsedMail, rules: &Rules) -> Vec<AttachmentRef> {
+/// secret, or when it is too long to have been searched whole; all are when the
+/// message itself holds a secret (its original is kept from the ticket writer).
+fn attachment_refs(
+    mail: &ParsedMail,
+    rules: &Rules,
+    message_holds_secret: bool,
+) -> Vec<AttachmentRef> {
     mail.attachments
         .iter()
         .enumerate()
         .map(|(index, a)| {
             let withheld = match &a.text {
+                _ if message_holds_secret => Some(
+                    "the message holds a secret, so its original is kept apart and nothing of it is copied into tickets"
+                        .to_string(),
+                ),
                 Some(text) => {
                     let found = find_secrets(text, rules);
                     (!found.is_empty())

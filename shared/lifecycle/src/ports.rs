@@ -118,7 +118,28 @@ pub trait Rotations {
         rotation: &Rotation,
         expected: Option<u64>,
     ) -> impl Future<Output = LifecycleResult<()>> + Send;
+    /// Writes only what a handover changes ([`HANDOVER_FIELDS`]; a task token
+    /// only ever removed) if the stored version is `expected`: the mail
+    /// pipeline may write no more of a record than that.
+    fn save_handover(
+        &self,
+        rotation: &Rotation,
+        expected: u64,
+    ) -> impl Future<Output = LifecycleResult<()>> + Send {
+        self.put(rotation, Some(expected))
+    }
 }
+
+/// The record's fields a handover writes (beside its key, `account_id`).
+pub const HANDOVER_FIELDS: &[&str] = &[
+    "phase",
+    "handed_over",
+    "waiting_for",
+    "expires_at",
+    "task_token",
+    "version",
+    "updated_at",
+];
 
 /// The append-only audit table.
 pub trait AuditLog {

@@ -99,14 +99,6 @@ fn expect_phase(rotation: &Rotation, wanted: &[Phase], doing: &str) -> Lifecycle
     ))
 }
 
-/// Saves the next version of `rotation` (a change not worth an audit record).
-async fn save<P: LifecyclePorts>(p: &P, rotation: &mut Rotation, now: u64) -> LifecycleResult<()> {
-    let expected = rotation.version;
-    rotation.version += 1;
-    rotation.updated_at = now;
-    p.rotations().put(rotation, Some(expected)).await
-}
-
 /// Saves the next version of `rotation`, then audits and notes the change.
 async fn advance<P: LifecyclePorts>(
     p: &P,
@@ -328,12 +320,14 @@ pub async fn hand_over<P: LifecyclePorts>(
             if kind == Kind::RootEmailOtp {
                 rotation.phase = Phase::OtpReceived;
             }
+            save_handover(p, &mut rotation, now).await?;
             let detail = format!("{kind} received by mail and stored in the vault ({reference})");
-            advance(
+            record(
                 p,
-                &mut rotation,
+                account,
+                &rotation.customer,
                 now,
-                (SYSTEM_ACTOR, "secret handed over", detail),
+                (SYSTEM_ACTOR, "secret handed over", None, None, detail),
             )
             .await?;
             reference
@@ -356,8 +350,20 @@ pub async fn hand_over<P: LifecyclePorts>(
     // A reset link while an engineer works is kept for `creds get`; the
     // engineer's task token stays for `rotation complete`.
     rotation.waiting_for = None;
-    save(p, &mut rotation, now).await?;
+    save_handover(p, &mut rotation, now).await?;
     Ok(reference)
+}
+
+/// Saves the next version of `rotation` as a handover writes it.
+async fn save_handover<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    now: u64,
+) -> LifecycleResult<()> {
+    let expected = rotation.version;
+    rotation.version += 1;
+    rotation.updated_at = now;
+    p.rotations().save_handover(rotation, expected).await
 }
 
 /// The longest failure reason a record keeps (an error text can be long).

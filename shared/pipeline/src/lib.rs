@@ -205,6 +205,9 @@ where
         };
         triage = triage_parsed(&parsed, hash, &input, &ctx);
     }
+    if !triage.secrets.is_empty() {
+        archive.seal(&origin).await?;
+    }
     if let Some(id) = &triage.message_id {
         threads.remember_message(id, &triage.thread_key).await?;
     }

@@ -40,6 +40,12 @@ pub trait MailArchive {
         hash: &ContentHash,
         raw: &[u8],
     ) -> impl Future<Output = PortResult<String>> + Send;
+    /// The original holds a secret (a code, a reset link): keep it where only
+    /// ingest reads it, never the ticket writer. Repeating it is harmless.
+    /// Nothing to do where one process does everything (locally).
+    fn seal(&self, _archive_ref: &str) -> impl Future<Output = PortResult<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The account directory (a DynamoDB table in AWS, a CSV locally).

@@ -10,7 +10,7 @@ use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rootmail_domain::AccountId;
-use rootmail_lifecycle::{LifecycleError, LifecycleResult, Rotation, Rotations};
+use rootmail_lifecycle::{HANDOVER_FIELDS, LifecycleError, LifecycleResult, Rotation, Rotations};
 use zeroize::Zeroizing;
 
 const PORT: &str = "rotations";
@@ -81,6 +81,14 @@ impl DynamoRotations {
     }
 }
 
+/// A name the serde form of `value` (a phase, a kind) is written as.
+fn serde_name<T: serde::Serialize>(value: &T) -> LifecycleResult<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => Ok(name),
+        _ => Err(super::permanent(PORT, "a lifecycle name is not a string")),
+    }
+}
+
 impl Rotations for DynamoRotations {
     async fn get(&self, account: &AccountId) -> LifecycleResult<Option<Rotation>> {
         let found = self
@@ -121,6 +129,73 @@ impl Rotations for DynamoRotations {
                 .expression_attribute_values(":expected", n(version)),
         };
         match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Err(LifecycleError::Refused(format!(
+                    "account {account}'s lifecycle record changed meanwhile; look at it again"
+                )))
+            }
+            Err(e) => Err(super::sdk(PORT, e)),
+        }
+    }
+
+    /// An update of the handover's fields alone (`HANDOVER_FIELDS`): the
+    /// mail-ingest role may update nothing else of a record (its policy's
+    /// `dynamodb:Attributes` condition), and never seals a token.
+    async fn save_handover(&self, rotation: &Rotation, expected: u64) -> LifecycleResult<()> {
+        let account = &rotation.account_id;
+        let mut set = vec![
+            "#phase = :phase",
+            "#version = :version",
+            "#updated_at = :updated_at",
+        ];
+        let mut remove = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("account_id", s(account.as_str()))
+            .condition_expression("#version = :expected")
+            .expression_attribute_values(":expected", n(expected))
+            .expression_attribute_values(":phase", s(&serde_name(&rotation.phase)?))
+            .expression_attribute_values(":version", n(rotation.version))
+            .expression_attribute_values(":updated_at", n(rotation.updated_at));
+        match &rotation.handed_over {
+            Some(reference) => {
+                set.push("#handed_over = :handed_over");
+                update = update.expression_attribute_values(":handed_over", s(reference));
+            }
+            None => remove.push("#handed_over"),
+        }
+        match rotation.waiting_for {
+            Some(kind) => {
+                set.push("#waiting_for = :waiting_for");
+                update = update.expression_attribute_values(":waiting_for", s(kind.as_str()));
+            }
+            None => remove.push("#waiting_for"),
+        }
+        match rotation.expires_at {
+            Some(at) => {
+                set.push("#expires_at = :expires_at");
+                update = update.expression_attribute_values(":expires_at", n(at));
+            }
+            None => remove.push("#expires_at"),
+        }
+        if rotation.task_token.is_none() {
+            remove.push("#task_token");
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        // Only the names the expression uses (DynamoDB refuses unused ones).
+        for name in HANDOVER_FIELDS
+            .iter()
+            .filter(|name| expression.contains(&format!("#{name}")))
+        {
+            update = update.expression_attribute_names(format!("#{name}"), *name);
+        }
+        match update.update_expression(expression).send().await {
             Ok(_) => Ok(()),
             Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
                 Err(LifecycleError::Refused(format!(
