@@ -69,6 +69,57 @@ fn mail_ingest_updates_only_the_handover_fields_of_a_rotation() {
     assert!(block[..statement_end].contains("Action: dynamodb:UpdateItem"));
 }
 
+/// Mail is trusted by the headers SES writes, so nobody else may write it:
+/// the bucket policy denies PutObject under inbound/ to every caller that is
+/// not an AWS service, and to any receipt rule but this stack's.
+#[test]
+fn only_ses_may_write_mail_into_the_bucket() {
+    let template = fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
+    let policy = resource_block(&template, "MailBucketPolicy");
+    for (sid, condition) in [
+        (
+            "NobodyButSesWritesMail",
+            "aws:PrincipalIsAWSService: \"false\"",
+        ),
+        ("NoOtherReceiptRuleWritesMail", "ArnNotLikeIfExists:"),
+    ] {
+        let at = policy
+            .find(&format!("- Sid: {sid}"))
+            .unwrap_or_else(|| panic!("{sid}"));
+        let statement = &policy[at..];
+        let statement = &statement[..statement[1..].find("- Sid:").unwrap_or(statement.len())];
+        for line in [
+            "Effect: Deny",
+            "Action: s3:PutObject",
+            "${MailBucket.Arn}/inbound/*",
+            condition,
+        ] {
+            assert!(
+                statement.contains(line),
+                "{sid} lacks {line:?}:\n{statement}"
+            );
+        }
+    }
+}
+
+/// The lines of a top-level resource of the template, up to the next one.
+fn resource_block<'a>(template: &'a str, name: &str) -> &'a str {
+    let start = template
+        .find(&format!("\n  {name}:\n"))
+        .unwrap_or_else(|| panic!("no resource {name}"))
+        + 1;
+    let mut end = start;
+    for (n, line) in template[start..].split_inclusive('\n').enumerate() {
+        let top_level =
+            line.starts_with("  ") && !line.starts_with("   ") && !line.trim().starts_with('#');
+        if n > 0 && top_level {
+            break;
+        }
+        end += line.len();
+    }
+    &template[start..end]
+}
+
 #[test]
 fn deployed_functions_are_built_without_crash_points() {
     let root = workspace();
