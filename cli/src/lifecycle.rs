@@ -1,19 +1,20 @@
 //! `rootmail rotation|creds|release|close|simulate`: the root-credential
 //! lifecycle. Locally (the default) the steps run in-process against the
 //! embedded store, the encrypted local vault and the simulated AWS (see
-//! `rootmail_local::lifecycle`); with `--aws` against the deployed tables, vault
-//! and state machines, configured by the same variables as the functions.
+//! `rootmail_local::lifecycle`); with `--aws` a take-over starts the deployed
+//! state machine, and every other request goes to the operator function
+//! (`OPERATOR_URL`), which records the caller's IAM identity.
 //!
 //! Nothing here prints a secret except `creds get`, and only after its audit
 //! record is written.
 
+use crate::operator_client::{self, Reply};
 use crate::output::table;
 use anyhow::Context as _;
-use rootmail_aws::Env;
-use rootmail_aws::lifecycle::{AwsClients, AwsLifecycle, LifecycleConfig};
 use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
-use rootmail_lifecycle::steps::{self, AccessGrant, AccessRequest, StepOutput, TakeOver};
-use rootmail_lifecycle::{AuditLog, LifecycleError, LifecyclePorts, Mode, Phase, Rotations};
+use rootmail_lifecycle::operator::{self, GrantView, OperatorAnswer, OperatorRequest};
+use rootmail_lifecycle::steps::{StepOutput, TakeOver};
+use rootmail_lifecycle::{AuditEntry, LifecycleError, Mode, Rotation};
 use rootmail_local::LocalStore;
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
@@ -50,15 +51,6 @@ fn open(state: &Path) -> anyhow::Result<(LocalStore, VaultKey)> {
     Ok((store, key))
 }
 
-/// The deployed lifecycle: `ROTATIONS_TABLE`, `AUDIT_TABLE`, ... as the
-/// functions read them, and the AWS credentials of whoever runs the command.
-async fn aws_lifecycle() -> anyhow::Result<(AwsLifecycle, AwsClients)> {
-    let config = LifecycleConfig::from_env(&Env::process())?;
-    let aws = rootmail_aws::sdk_config().await;
-    let clients = AwsClients::from_config(&aws);
-    Ok((AwsLifecycle::new(clients.clone(), &config), clients))
-}
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -74,24 +66,6 @@ fn now() -> u64 {
 
 fn account_id(text: &str) -> anyhow::Result<AccountId> {
     Ok(AccountId::parse(text)?)
-}
-
-/// Runs one step against the local state (vault key from the environment) or,
-/// with `--aws`, against AWS.
-macro_rules! on_ports {
-    ($local:expr, |$p:ident| $step:expr) => {
-        if $local.aws {
-            runtime()?.block_on(async {
-                let ($p, _) = aws_lifecycle().await?;
-                let $p = &$p;
-                anyhow::Ok($step.await)
-            })?
-        } else {
-            let (store, key) = open($local.state)?;
-            let $p = &LocalLifecycle::new(&store, key);
-            runtime()?.block_on($step)
-        }
-    };
 }
 
 /// A refused request is the user's to fix: exit 1 with the reason; anything
@@ -185,9 +159,8 @@ fn start_execution(
         .ok_or_else(|| anyhow::anyhow!("give --state-machine (or TAKE_OVER_STATE_MACHINE_ARN)"))?;
     let input = serde_json::json!({"account_id": account, "customer": customer, "mode": mode});
     runtime()?.block_on(async {
-        let (_, clients) = aws_lifecycle().await?;
-        let started = clients
-            .sfn
+        let sfn = aws_sdk_sfn::Client::new(&rootmail_aws::sdk_config().await);
+        let started = sfn
             .start_execution()
             .state_machine_arn(state_machine)
             .name(format!("take-over-{account}-{}", now()))
@@ -210,25 +183,18 @@ fn start_execution(
 }
 
 pub fn status(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
-    let account = account_id(account)?;
-    let runtime = runtime()?;
-    if local.aws {
-        return runtime.block_on(async {
-            let (lifecycle, _) = aws_lifecycle().await?;
-            show_status(&lifecycle, &account).await
-        });
-    }
-    let store = LocalStore::open(local.state)?;
-    // Reading the records needs no key: they hold references, never secrets.
-    let lifecycle = LocalLifecycle::without_vault(&store);
-    runtime.block_on(show_status(&lifecycle, &account))
+    let request = OperatorRequest::Status {
+        account_id: account_id(account)?,
+    };
+    answered(local, &request, |answer| {
+        if let OperatorAnswer::Status { rotation, audit } = answer {
+            show_status(&rotation, &audit);
+        }
+    })
 }
 
-async fn show_status<P: LifecyclePorts>(p: &P, account: &AccountId) -> anyhow::Result<ExitCode> {
-    let Some(rotation) = p.rotations().get(account).await? else {
-        eprintln!("rootmail: account {account} has no lifecycle record");
-        return Ok(ExitCode::from(1));
-    };
+fn show_status(rotation: &Rotation, audit: &[AuditEntry]) {
+    let account = &rotation.account_id;
     println!("Account:  {} ({})", rotation.account_id, rotation.customer);
     println!("Mode:     {}", rotation.mode.as_str());
     println!("Phase:    {}", rotation.phase.as_str());
@@ -244,10 +210,7 @@ async fn show_status<P: LifecyclePorts>(p: &P, account: &AccountId) -> anyhow::R
         );
         println!("          start again with `rootmail rotation start --account {account} ...`");
     }
-    let rows: Vec<Vec<String>> = p
-        .audit()
-        .entries(account)
-        .await?
+    let rows: Vec<Vec<String>> = audit
         .iter()
         .map(|e| {
             vec![
@@ -263,7 +226,71 @@ async fn show_status<P: LifecyclePorts>(p: &P, account: &AccountId) -> anyhow::R
         "{}",
         table(&["WHEN (UTC)", "WHO", "ACTION", "DETAIL"], &rows, 90)
     );
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Performs a person's request: locally in-process as `--who`, with `--aws`
+/// through the operator function as the caller's IAM identity. A refusal is
+/// the user's to fix (exit 1 with the reason); anything else is an error.
+fn answered(
+    local: &Local<'_>,
+    request: &OperatorRequest,
+    show: impl FnOnce(OperatorAnswer),
+) -> anyhow::Result<ExitCode> {
+    let reply = if local.aws {
+        if local.who.is_some() {
+            anyhow::bail!(
+                "with --aws the audit trail names your IAM identity: --who is for local mode"
+            );
+        }
+        runtime()?.block_on(operator_client::call(request))?
+    } else {
+        match perform_locally(local, request)? {
+            Ok(answer) => Reply::Done(Box::new(answer)),
+            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+                Reply::Refused(reason)
+            }
+            Err(LifecycleError::Port(e)) => return Err(e.into()),
+        }
+    };
+    match reply {
+        Reply::Done(answer) => {
+            show(*answer);
+            Ok(ExitCode::SUCCESS)
+        }
+        Reply::Refused(reason) => {
+            eprintln!("rootmail: refused: {reason}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// The local lifecycle: the vault key from the environment, except for the
+/// status, which reads references only. A missing setting (who is acting,
+/// the vault key) is an error, the lifecycle's refusal is the inner result.
+fn perform_locally(
+    local: &Local<'_>,
+    request: &OperatorRequest,
+) -> anyhow::Result<Result<OperatorAnswer, LifecycleError>> {
+    let store = LocalStore::open(local.state)?;
+    let runtime = runtime()?;
+    if let OperatorRequest::Status { .. } = request {
+        let lifecycle = LocalLifecycle::without_vault(&store);
+        return Ok(runtime.block_on(operator::perform(&lifecycle, "", request, now())));
+    }
+    let who = local.who()?;
+    let key = VaultKey::from_env().map_err(anyhow::Error::msg)?;
+    let lifecycle = LocalLifecycle::new(&store, key);
+    Ok(runtime.block_on(async {
+        match request {
+            // No state machine here: the workflow activates after the task.
+            OperatorRequest::Complete { account_id, otp } => {
+                let trail =
+                    workflow::complete(&lifecycle, account_id, &who, otp.as_ref(), now()).await?;
+                Ok(OperatorAnswer::Steps { trail })
+            }
+            _ => operator::perform(&lifecycle, &who, request, now()).await,
+        }
+    }))
 }
 
 /// Reads a one-time code from standard input (so it stays out of shell history).
@@ -280,54 +307,16 @@ fn read_otp() -> anyhow::Result<SecretValue> {
 }
 
 pub fn complete(local: &Local<'_>, account: &str, otp_stdin: bool) -> anyhow::Result<ExitCode> {
-    let account = account_id(account)?;
-    let otp = if otp_stdin { Some(read_otp()?) } else { None };
-    let who = local.who()?;
-    let result = if local.aws {
-        runtime()?.block_on(async {
-            let (lifecycle, _) = aws_lifecycle().await?;
-            anyhow::Ok(complete_on_aws(&lifecycle, &account, &who, otp.as_ref()).await)
-        })?
-    } else {
-        let (store, key) = open(local.state)?;
-        let lifecycle = LocalLifecycle::new(&store, key);
-        runtime()?.block_on(workflow::complete(
-            &lifecycle,
-            &account,
-            &who,
-            otp.as_ref(),
-            now(),
-        ))
+    let request = OperatorRequest::Complete {
+        account_id: account_id(account)?,
+        otp: if otp_stdin { Some(read_otp()?) } else { None },
     };
-    outcome(result.map(|trail| print_trail(&trail)))
+    answered(local, &request, show_trail)
 }
 
-/// In AWS the take-over state machine runs `activate` itself once the engineer's
-/// task is answered; a release completes here.
-async fn complete_on_aws<P: LifecyclePorts>(
-    p: &P,
-    account: &AccountId,
-    who: &str,
-    otp: Option<&SecretValue>,
-) -> Result<Vec<StepOutput>, LifecycleError> {
-    let phase = p.rotations().get(account).await?.map(|r| r.phase);
-    match (phase, otp) {
-        (Some(Phase::AwaitingEngineer), _) => Ok(vec![
-            steps::complete_engineer_task(p, account, who, now()).await?,
-        ]),
-        (Some(Phase::AwaitingCustomerOtp), Some(otp)) => Ok(vec![
-            steps::complete_release(p, account, otp, who, now()).await?,
-        ]),
-        (Some(Phase::AwaitingCustomerOtp), None) => Err(LifecycleError::Refused(
-            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
-        )),
-        (Some(phase), _) => Err(LifecycleError::Refused(format!(
-            "account {account} waits for nobody ({})",
-            phase.as_str()
-        ))),
-        (None, _) => Err(LifecycleError::Refused(format!(
-            "account {account} has no lifecycle record"
-        ))),
+fn show_trail(answer: OperatorAnswer) {
+    if let OperatorAnswer::Steps { trail } = answer {
+        print_trail(&trail);
     }
 }
 
@@ -338,21 +327,22 @@ pub struct Access<'a> {
 }
 
 pub fn creds_get(local: &Local<'_>, args: &Access<'_>) -> anyhow::Result<ExitCode> {
-    let request = AccessRequest {
+    let request = OperatorRequest::Access {
         account_id: account_id(args.account)?,
-        who: local.who()?,
         reason: args.reason.to_string(),
         ticket: args.ticket.to_string(),
     };
-    let now = now();
-    let result = on_ports!(local, |p| steps::access(p, &request, now));
-    outcome(result.map(|grant| show_grant(&request, &grant, now)))
+    answered(local, &request, |answer| {
+        if let OperatorAnswer::Access(grant) = answer {
+            show_grant(args, &grant, now());
+        }
+    })
 }
 
-fn show_grant(request: &AccessRequest, grant: &AccessGrant, now: u64) {
+fn show_grant(args: &Access<'_>, grant: &GrantView, now: u64) {
     eprintln!(
         "Break-glass access recorded for {} (reason: {}; ticket: {}).",
-        request.who, request.reason, request.ticket
+        grant.who, args.reason, args.ticket
     );
     if grant.pending {
         eprintln!("These are the PENDING credentials of an unfinished take-over.");
@@ -361,45 +351,38 @@ fn show_grant(request: &AccessRequest, grant: &AccessGrant, now: u64) {
         eprintln!("WARNING: not sent, tell security yourself: {notice}");
     }
     println!("Root email: {}", grant.root_email);
-    println!("Password:   {}", grant.password.expose());
+    println!("Password:   {}", grant.password);
     if let Some(code) = &grant.totp_code {
-        println!(
-            "MFA code:   {} (valid {} more seconds)",
-            code.expose(),
-            30 - now % 30
-        );
+        println!("MFA code:   {code} (valid {} more seconds)", 30 - now % 30);
     }
     if let Some(link) = &grant.reset_link {
-        println!("Reset link: {}", link.expose());
+        println!("Reset link: {link}");
     }
 }
 
 pub fn release(local: &Local<'_>, account: &str, customer_email: &str) -> anyhow::Result<ExitCode> {
     let account = account_id(account)?;
     let email = EmailAddress::parse(customer_email)?;
-    let who = local.who()?;
-    let result = on_ports!(local, |p| steps::start_release(
-        p,
-        &account,
-        &email,
-        &who,
-        now()
-    ));
+    let request = OperatorRequest::Release {
+        account_id: account.clone(),
+        customer_email: email.clone(),
+    };
     let aws = if local.aws { " --aws" } else { "" };
-    outcome(result.map(|step| {
-        print_trail(std::slice::from_ref(&step));
+    answered(local, &request, |answer| {
+        show_trail(answer);
         println!(
             "\nAWS mailed a code to {email}. When the customer gives it to you, run\n\
              `rootmail rotation complete{aws} --account {account} --otp-stdin` and type it."
         );
-    }))
+    })
 }
 
 pub fn close(local: &Local<'_>, account: &str, reason: &str) -> anyhow::Result<ExitCode> {
-    let account = account_id(account)?;
-    let who = local.who()?;
-    let result = on_ports!(local, |p| steps::close(p, &account, &who, reason, now()));
-    outcome(result.map(|step| print_trail(std::slice::from_ref(&step))))
+    let request = OperatorRequest::Close {
+        account_id: account_id(account)?,
+        reason: reason.to_string(),
+    };
+    answered(local, &request, show_trail)
 }
 
 /// Local mode only: plays the engineer's console steps on the simulated root user.

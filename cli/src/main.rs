@@ -2,6 +2,7 @@
 
 mod inputs;
 mod lifecycle;
+mod operator_client;
 mod ops;
 mod output;
 mod run;
@@ -182,11 +183,13 @@ enum AccountsAction {
 struct LocalLifecycleArgs {
     #[arg(long, default_value = ".rootmail", global = true)]
     state: PathBuf,
-    /// Run against the deployed lifecycle (the tables, vault and keys named by
-    /// ROTATIONS_TABLE, AUDIT_TABLE, ... as for the functions) with your AWS credentials.
+    /// Run against the deployed lifecycle with your AWS credentials: a take-over
+    /// starts TAKE_OVER_STATE_MACHINE_ARN; everything else asks the operator
+    /// function at OPERATOR_URL, which records your IAM identity.
     #[arg(long, global = true)]
     aws: bool,
-    /// Who is acting, for the audit trail (default: $USER).
+    /// Who is acting, for the local audit trail (default: $USER). With --aws
+    /// your IAM identity is recorded instead, and --who is refused.
     #[arg(long, global = true)]
     who: Option<String>,
 }

@@ -162,6 +162,7 @@ impl Triager {
 
 pub mod account_fake;
 pub mod aws;
+pub mod function_url;
 pub mod lambda;
 pub mod large_mail;
 pub mod leaks;

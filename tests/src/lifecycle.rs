@@ -138,6 +138,10 @@ impl LifecycleStack {
         let mut env = self.stack.function_env();
         env.extend(self.lifecycle_env());
         env.push(("LIFECYCLE_STEP", step.name().to_string()));
+        env.push((
+            "OPERATOR_PRINCIPALS",
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_RootmailOperator_*,arn:aws:iam::123456789012:role/RootmailOperator".to_string(),
+        ));
         env
     }
 
@@ -167,6 +171,7 @@ impl LifecycleStack {
             ports: self.ports().await,
             step: config.step,
             root_domain: config.lifecycle.root_mail_domain,
+            operators: config.operators,
         }
     }
 

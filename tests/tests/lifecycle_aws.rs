@@ -14,6 +14,7 @@ use rootmail_lifecycle::{
 };
 use rootmail_tests::account_fake::RootCredentials;
 use rootmail_tests::aws::process_env;
+use rootmail_tests::function_url::{Caller, FunctionUrl};
 use rootmail_tests::lambda::drain;
 use rootmail_tests::leaks::{Scan, Secrets};
 use rootmail_tests::lifecycle::{
@@ -1021,21 +1022,25 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     run.ok(Step::PrepareVault, json!({"task_token": token}))
         .await;
 
+    // The person's requests go to the operator function's URL, which knows
+    // the caller by the SigV4 signature of their credentials, as AWS does.
+    let carol = "arn:aws:sts::123456789012:assumed-role/RootmailOperator/carol@example.com";
+    let operator = FunctionUrl::start(
+        run.ls.handler(Step::Operator).await,
+        vec![Caller {
+            access_key: "testing",
+            secret: "testing",
+            arn: carol,
+        }],
+        "us-east-1",
+    );
     let mut env = process_env();
-    env.extend(run.ls.function_env(Step::Register));
-    env.retain(|(k, _)| *k != "LIFECYCLE_STEP");
-    for name in [
-        "AWS_ENDPOINT_URL_ACCOUNT",
-        "AWS_ENDPOINT_URL_STS",
-        "AWS_ENDPOINT_URL_IAM",
-    ] {
-        env.push((name, run.ls.fake.url().to_string()));
-    }
+    env.push(("OPERATOR_URL", operator.url.clone()));
     let account = run.account.to_string();
     let cli = |args: &[&str]| {
         let output = std::process::Command::new(workspace_bin("rootmail"))
             .args(args)
-            .args(["--aws", "--who", "carol", "--account", &account])
+            .args(["--aws", "--account", &account])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -1103,10 +1108,42 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     assert_eq!(code, Some(0), "{text}");
     assert!(stdout.contains("Phase:    active"), "{stdout}");
     assert!(
-        stdout.contains("break-glass access") && stdout.contains("carol"),
+        stdout.contains("break-glass access") && stdout.contains("carol@example.com"),
         "{stdout}"
     );
     assert!(!stdout.contains(&password), "status never shows a secret");
+    // The trail names the caller AWS verified, not a name anyone can type.
+    let trail = run.audit().await;
+    let access = trail
+        .iter()
+        .find(|e| e.action == "break-glass access")
+        .expect("the access is audited");
+    assert_eq!(access.actor, carol);
+
+    // Someone else's signature (a wrong secret) is refused before the function.
+    let forged = std::process::Command::new(workspace_bin("rootmail"))
+        .args(["creds", "get", "--aws", "--account", &account])
+        .args(["--reason", "x", "--ticket", "T"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&forged.stderr);
+    assert_eq!(forged.status.code(), Some(2), "{said}");
+    assert!(said.contains("AWS refused the call (403)"), "{said}");
+    assert!(!String::from_utf8_lossy(&forged.stdout).contains(&password));
+    assert_eq!(
+        run.audit().await.len(),
+        trail.len(),
+        "a refused call is not an access"
+    );
+    // --who means nothing in AWS: refused rather than ignored.
+    let (code, _, text) = cli(&["close", "--reason", "x", "--who", "mallory"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("names your IAM identity"), "{text}");
+
     let (code, _, text) = cli(&["close", "--reason", "customer left"]);
     assert_eq!(code, Some(0), "{text}");
     assert_eq!(run.rotation().await.phase, Phase::Closed);

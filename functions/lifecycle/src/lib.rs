@@ -9,6 +9,10 @@
 //! `Refused`, `NotYet`, `Transient` or `Permanent`, for the state machine's
 //! `Retry` and `Catch` to match.
 
+pub mod operator;
+
+pub use operator::Operators;
+
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::{ConfigError, Env};
@@ -36,10 +40,14 @@ pub enum Step {
     /// Where a take-over's `Catch` goes: the input carries Step Functions'
     /// `error` (`{"Error", "Cause"}`).
     RecordFailure,
+    /// A person's request (break-glass access, completion, release, close,
+    /// status) through the function's URL, authenticated by IAM (see
+    /// [`operator`]).
+    Operator,
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Register,
         Step::StartEmailUpdate,
         Step::AcceptEmailUpdate,
@@ -50,6 +58,7 @@ impl Step {
         Step::StartRelease,
         Step::Close,
         Step::RecordFailure,
+        Step::Operator,
     ];
 
     /// The name `LIFECYCLE_STEP` uses.
@@ -65,6 +74,7 @@ impl Step {
             Step::StartRelease => "start_release",
             Step::Close => "close",
             Step::RecordFailure => "record_failure",
+            Step::Operator => "operator",
         }
     }
 
@@ -79,6 +89,8 @@ pub struct Config {
     /// `LIFECYCLE_STEP`.
     pub step: Step,
     pub lifecycle: LifecycleConfig,
+    /// `OPERATOR_PRINCIPALS`: who may call the operator function (that step only).
+    pub operators: Operators,
 }
 
 impl Config {
@@ -92,9 +104,16 @@ impl Config {
                 reason: format!("expected one of {}", names.join(", ")),
             });
         };
+        let operators = match step {
+            Step::Operator => {
+                Operators::parse(&env.optional("OPERATOR_PRINCIPALS").unwrap_or_default())
+            }
+            _ => Operators::default(),
+        };
         Ok(Self {
             step,
             lifecycle: LifecycleConfig::from_env(env)?,
+            operators,
         })
     }
 }
@@ -131,6 +150,8 @@ pub struct Lifecycle<P> {
     pub step: Step,
     /// Our domain for root addresses (`ROOT_MAIL_DOMAIN`).
     pub root_domain: String,
+    /// Who may call the operator function.
+    pub operators: Operators,
 }
 
 impl Lifecycle<AwsLifecycle> {
@@ -140,6 +161,7 @@ impl Lifecycle<AwsLifecycle> {
             ports: AwsLifecycle::on_aws(aws, &config.lifecycle),
             step: config.step,
             root_domain: config.lifecycle.root_mail_domain.clone(),
+            operators: config.operators.clone(),
         }
     }
 }
@@ -213,6 +235,9 @@ impl<P: LifecyclePorts> Lifecycle<P> {
             Step::RecordFailure => {
                 steps::record_failure(p, &account, &input.caught_error(), now).await
             }
+            Step::Operator => Err(LifecycleError::Refused(
+                "the operator function answers requests to its URL, not step inputs".into(),
+            )),
         }
     }
 }
@@ -303,6 +328,7 @@ mod tests {
             ports: LocalLifecycle::new(store, VaultKey::from_hex(KEY).unwrap()),
             step,
             root_domain: "root.example-msp.com".into(),
+            operators: Operators::parse("arn:aws:iam::123456789012:role/RootmailOperator"),
         }
     }
 
@@ -419,6 +445,102 @@ mod tests {
             );
         }
         assert_eq!(phase(&store).await, None, "nothing was registered");
+    }
+
+    fn url_event(caller: Option<&str>, body: Value) -> Value {
+        let mut event = json!({
+            "requestContext": {"http": {"method": "POST"}},
+            "body": body.to_string(),
+            "isBase64Encoded": false,
+        });
+        if let Some(arn) = caller {
+            event["requestContext"]["authorizer"] = json!({"iam": {"userArn": arn}});
+        }
+        event
+    }
+
+    /// The operator function answers only a caller IAM verified, and the
+    /// audit trail names that caller, whatever the request says (issue 13,
+    /// point 9).
+    #[tokio::test]
+    async fn operator_requests_are_audited_as_the_verified_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let register = json!({"account_id": ACCOUNT, "customer": "Initech", "mode": "rootless"});
+        call(&store, Step::Register, register).await.unwrap();
+        let operator = handler(&store, Step::Operator);
+        let ask = |caller: Option<&'static str>, body: Value| {
+            operator.handle_operator(LambdaEvent::new(
+                url_event(caller, body),
+                Default::default(),
+            ))
+        };
+        let close =
+            json!({"action": "close", "account_id": ACCOUNT, "reason": "left", "who": "mallory"});
+
+        let anonymous = ask(None, close.clone()).await;
+        assert_eq!(anonymous["statusCode"], 403, "{anonymous}");
+        assert_eq!(
+            phase(&store).await,
+            Some(Phase::Registered),
+            "nothing changed"
+        );
+        let garbled = ask(
+            Some("arn:aws:sts::123456789012:assumed-role/RootmailOperator/bob"),
+            json!({"action": "fly"}),
+        )
+        .await;
+        assert_eq!(garbled["statusCode"], 400, "{garbled}");
+        // Verified by IAM, but not one of the operators: refused.
+        let stranger = ask(
+            Some("arn:aws:sts::123456789012:assumed-role/Developer/eve"),
+            close.clone(),
+        )
+        .await;
+        assert_eq!(stranger["statusCode"], 403, "{stranger}");
+        assert_eq!(
+            phase(&store).await,
+            Some(Phase::Registered),
+            "nothing changed"
+        );
+
+        let alice = "arn:aws:sts::123456789012:assumed-role/RootmailOperator/alice@example.com";
+        let refused = ask(
+            Some(alice),
+            json!({"action": "access", "account_id": ACCOUNT, "reason": "r", "ticket": "T-1"}),
+        )
+        .await;
+        assert_eq!(refused["statusCode"], 409, "{refused}");
+        assert!(
+            refused["body"]
+                .as_str()
+                .unwrap()
+                .contains("is rootless: it has no root password")
+        );
+
+        let closed = ask(Some(alice), close).await;
+        assert_eq!(closed["statusCode"], 200, "{closed}");
+        assert_eq!(phase(&store).await, Some(Phase::Closed));
+        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
+        let trail =
+            rootmail_lifecycle::AuditLog::entries(&ports, &AccountId::parse(ACCOUNT).unwrap())
+                .await
+                .unwrap();
+        let closing = trail.iter().find(|e| e.action == "closed").unwrap();
+        assert_eq!(
+            closing.actor, alice,
+            "the verified caller, not the body's \"who\""
+        );
+
+        let status = ask(
+            Some(alice),
+            json!({"action": "status", "account_id": ACCOUNT}),
+        )
+        .await;
+        assert_eq!(status["statusCode"], 200);
+        let answer: Value = serde_json::from_str(status["body"].as_str().unwrap()).unwrap();
+        assert_eq!(answer["rotation"]["phase"], "closed");
+        assert!(answer["rotation"]["task_token"].is_null());
     }
 
     /// A wait that timed out, and a code AWS refused: each ends the take-over

@@ -4,7 +4,7 @@
 #![recursion_limit = "256"]
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use lifecycle::{Config, Lifecycle};
+use lifecycle::{Config, Lifecycle, Step};
 use rootmail_aws::{Env, logging};
 use serde_json::Value;
 
@@ -17,6 +17,13 @@ async fn main() -> Result<(), Error> {
     let aws = rootmail_aws::sdk_config().await;
     let handler = Lifecycle::on_aws(&config, &aws);
     let handler = &handler;
+    if config.step == Step::Operator {
+        // People's requests through the function URL: an HTTP answer each.
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+            Ok::<Value, Error>(handler.handle_operator(event).await)
+        }))
+        .await;
+    }
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler.handle(event).await
     }))

@@ -6,6 +6,7 @@ pub mod credentials;
 pub mod handoff;
 pub mod model;
 pub mod notes;
+pub mod operator;
 pub mod ports;
 pub mod steps;
 

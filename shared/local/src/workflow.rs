@@ -5,6 +5,7 @@
 use crate::lifecycle::LocalLifecycle;
 use crate::store::LocalStore;
 use rootmail_domain::{Account, AccountId, InMemoryDirectory, Rules, SecretValue};
+use rootmail_lifecycle::operator;
 use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Mode, Phase, Rotations};
 use rootmail_pipeline::{Ingested, Knowledge, PortError, ingest};
@@ -139,25 +140,12 @@ pub async fn complete(
     otp: Option<&SecretValue>,
     now: u64,
 ) -> LifecycleResult<Vec<StepOutput>> {
-    let Some(rotation) = Rotations::get(lifecycle, account).await? else {
-        return Err(LifecycleError::Refused(format!(
-            "account {account} has no lifecycle record"
-        )));
-    };
-    match (rotation.phase, otp) {
-        (Phase::AwaitingEngineer, _) => Ok(vec![
-            steps::complete_engineer_task(lifecycle, account, who, now).await?,
-            steps::activate(lifecycle, account, now).await?,
-        ]),
-        (Phase::AwaitingCustomerOtp, Some(otp)) => Ok(vec![
-            steps::complete_release(lifecycle, account, otp, who, now).await?,
-        ]),
-        (Phase::AwaitingCustomerOtp, None) => Err(LifecycleError::Refused(
-            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
-        )),
-        (phase, _) => Err(LifecycleError::Refused(format!(
-            "account {account} waits for nobody ({})",
-            phase.as_str()
-        ))),
+    let done = operator::complete(lifecycle, account, who, otp, now).await?;
+    let mut trail = vec![done];
+    // In AWS the state machine activates the account once the engineer's
+    // task is answered; here the workflow does.
+    if trail[0].phase == Phase::Secured {
+        trail.push(steps::activate(lifecycle, account, now).await?);
     }
+    Ok(trail)
 }

@@ -1,0 +1,113 @@
+//! `rootmail ... --aws` for a person's lifecycle requests: one SigV4-signed
+//! POST to the operator function's URL (`OPERATOR_URL`, the stack's
+//! `OperatorUrl` output). AWS checks the signature and tells the function who
+//! is calling; the function alone opens the vault and writes the audit trail.
+//! The person's own credentials need no table, key or vault access at all.
+
+use anyhow::Context as _;
+use aws_credential_types::provider::ProvideCredentials as _;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4::SigningParams;
+use aws_smithy_runtime_api::client::identity::Identity;
+use rootmail_lifecycle::operator::{OperatorAnswer, OperatorRequest};
+use std::time::{Duration, SystemTime};
+
+/// Where the operator function listens.
+pub const URL_VARIABLE: &str = "OPERATOR_URL";
+
+/// What the function answered: done, or refused with the reason.
+pub enum Reply {
+    Done(Box<OperatorAnswer>),
+    Refused(String),
+}
+
+/// Sends `request` as the person whose AWS credentials are configured.
+pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
+    let url = std::env::var(URL_VARIABLE).map_err(|_| {
+        anyhow::anyhow!(
+            "set {URL_VARIABLE} to the stack's OperatorUrl output (see the OperatorEnvironment output)"
+        )
+    })?;
+    let aws = rootmail_aws::sdk_config().await;
+    let region = aws
+        .region()
+        .map(|r| r.to_string())
+        .context("no AWS region: set AWS_REGION to the stack's region")?;
+    let credentials = aws
+        .credentials_provider()
+        .context("no AWS credentials provider")?
+        .provide_credentials()
+        .await
+        .context("reading your AWS credentials")?;
+    let identity: Identity = credentials.into();
+    let body = serde_json::to_vec(request)?;
+    let signed = signed_headers(&url, &body, &identity, &region)?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let mut post = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body);
+    for (name, value) in signed {
+        post = post.header(name, value);
+    }
+    let response = post
+        .send()
+        .await
+        .with_context(|| format!("calling the operator function at {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    reply(status, &text)
+}
+
+/// The SigV4 headers for a POST of `body` to `url` (service `lambda`).
+fn signed_headers(
+    url: &str,
+    body: &[u8],
+    identity: &Identity,
+    region: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let params = SigningParams::builder()
+        .identity(identity)
+        .region(region)
+        .name("lambda")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .context("SigV4 parameters")?
+        .into();
+    let request = SignableRequest::new(
+        "POST",
+        url,
+        [("content-type", "application/json")].into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .context("the operator URL")?;
+    let (instructions, _signature) = sign(request, &params).context("signing")?.into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect())
+}
+
+fn reply(status: u16, text: &str) -> anyhow::Result<Reply> {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let said = |field: &str| json.get(field).and_then(|v| v.as_str()).map(str::to_string);
+    match status {
+        200 => Ok(Reply::Done(Box::new(
+            serde_json::from_str(text).context("the operator function's answer")?,
+        ))),
+        409 => Ok(Reply::Refused(said("refused").unwrap_or_default())),
+        403 => anyhow::bail!(
+            "AWS refused the call (403): your role needs OperatorPolicy (lambda:InvokeFunctionUrl on the operator function){}",
+            said("refused").map_or(String::new(), |r| format!("; {r}"))
+        ),
+        _ => anyhow::bail!(
+            "the operator function answered {status}: {}",
+            said("error")
+                .or_else(|| said("refused"))
+                .unwrap_or_else(|| text.chars().take(300).collect())
+        ),
+    }
+}

@@ -1,0 +1,201 @@
+//! The operator function: the one door to the vault. People's requests
+//! (`rootmail ... --aws`) arrive at its function URL, whose `AWS_IAM` auth
+//! means AWS has checked the SigV4 signature and names the caller in
+//! `requestContext.authorizer.iam`. That identity, never a field of the
+//! request, is who the audit trail records. Its role alone may decrypt root
+//! credentials in the vault.
+//!
+//! Answers: 200 with the [`OperatorAnswer`]; 400 for a request that is not
+//! one; 403 without a verified caller; 409 when the lifecycle refuses (the
+//! reason in `refused`); 503 for a transient failure, 500 otherwise. The log
+//! line names the action, account, caller and status, never the body.
+
+use crate::{Lifecycle, now_secs};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use lambda_runtime::LambdaEvent;
+use rootmail_lifecycle::operator::{OperatorRequest, perform};
+use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
+use serde_json::{Value, json};
+
+/// Who may call: the IAM roles named in `OPERATOR_PRINCIPALS` (the template's
+/// `OperatorPrincipalArns`), a `*` standing for any characters. A second
+/// lock beside the IAM policy that lets a caller invoke the URL at all.
+#[derive(Debug, Clone, Default)]
+pub struct Operators(Vec<String>);
+
+impl Operators {
+    pub fn parse(list: &str) -> Self {
+        Self(
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+        )
+    }
+
+    /// Whether a verified caller is one of them. An assumed role's session
+    /// (`arn:aws:sts::A:assumed-role/NAME/SESSION`) is the role `NAME` of
+    /// account `A`, whatever path the role has.
+    pub fn allow(&self, caller: &str) -> bool {
+        self.0.iter().any(|pattern| matches_role(pattern, caller))
+    }
+}
+
+fn matches_role(pattern: &str, caller: &str) -> bool {
+    if let Some((account, role)) = assumed_role(caller) {
+        let Some((pattern_account, path)) = pattern
+            .split_once(":iam::")
+            .and_then(|(_, rest)| rest.split_once(":role/"))
+        else {
+            return false;
+        };
+        let name = path.rsplit('/').next().unwrap_or(path);
+        return pattern_account == account && glob(name, role);
+    }
+    glob(pattern, caller)
+}
+
+/// `(account, role name)` of an assumed-role session ARN.
+fn assumed_role(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix("arn:")?.split_once(":sts::")?.1;
+    let (account, rest) = rest.split_once(":assumed-role/")?;
+    Some((account, rest.split('/').next()?))
+}
+
+/// `*` matches any run of characters. Greedy with backtracking to the last
+/// star: linear in practice for the short ARNs it sees.
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == b'*')
+}
+
+/// The caller AWS verified (`userArn` of the function URL's IAM authorizer).
+pub fn caller(event: &Value) -> Option<&str> {
+    event
+        .pointer("/requestContext/authorizer/iam/userArn")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|arn| arn.starts_with("arn:"))
+}
+
+fn body(event: &Value) -> Option<Vec<u8>> {
+    let text = event.get("body").and_then(Value::as_str)?;
+    if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        STANDARD.decode(text).ok()
+    } else {
+        Some(text.as_bytes().to_vec())
+    }
+}
+
+/// A function URL response.
+fn answer(status: u16, body: &Value) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"content-type": "application/json", "cache-control": "no-store"},
+        "body": body.to_string(),
+    })
+}
+
+fn action_name(request: &OperatorRequest) -> (&'static str, String) {
+    let (action, account) = match request {
+        OperatorRequest::Status { account_id } => ("status", account_id),
+        OperatorRequest::Access { account_id, .. } => ("access", account_id),
+        OperatorRequest::Complete { account_id, .. } => ("complete", account_id),
+        OperatorRequest::Release { account_id, .. } => ("release", account_id),
+        OperatorRequest::Close { account_id, .. } => ("close", account_id),
+    };
+    (action, account.to_string())
+}
+
+impl<P: LifecyclePorts> Lifecycle<P> {
+    /// One request to the function URL.
+    pub async fn handle_operator(&self, event: LambdaEvent<Value>) -> Value {
+        let event = event.payload;
+        let Some(who) = caller(&event) else {
+            tracing::warn!("operator request without a verified IAM caller refused");
+            return answer(
+                403,
+                &json!({"refused": "no verified IAM caller: the function URL must use AWS_IAM auth"}),
+            );
+        };
+        if !self.operators.allow(who) {
+            tracing::warn!(
+                who,
+                "operator request from a caller not in OPERATOR_PRINCIPALS refused"
+            );
+            return answer(
+                403,
+                &json!({"refused": format!("{who} is not one of the operators (OperatorPrincipalArns)")}),
+            );
+        }
+        let request = match body(&event).map(|b| serde_json::from_slice::<OperatorRequest>(&b)) {
+            Some(Ok(request)) => request,
+            Some(Err(e)) => return answer(400, &json!({"refused": format!("not a request: {e}")})),
+            None => return answer(400, &json!({"refused": "the request has no body"})),
+        };
+        let (action, account) = action_name(&request);
+        let (status, body) = match perform(&self.ports, who, &request, now_secs()).await {
+            Ok(done) => (200, serde_json::to_value(&done).unwrap_or(Value::Null)),
+            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+                (409, json!({"refused": reason}))
+            }
+            Err(LifecycleError::Port(e)) if e.is_transient() => {
+                (503, json!({"error": e.to_string()}))
+            }
+            Err(LifecycleError::Port(e)) => (500, json!({"error": e.to_string()})),
+        };
+        tracing::info!(action, account, who, status, "operator request");
+        answer(status, &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_are_matched_by_role_account_and_pattern() {
+        let operators = Operators::parse(
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_RootmailOperator_*, \
+             arn:aws:iam::123456789012:user/breakglass",
+        );
+        for (caller, allowed) in [
+            (
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_RootmailOperator_0a1b2c/alice",
+                true,
+            ),
+            (
+                "arn:aws:sts::999988887777:assumed-role/AWSReservedSSO_RootmailOperator_0a1b2c/alice",
+                false,
+            ),
+            (
+                "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Developer_0a1b2c/alice",
+                false,
+            ),
+            ("arn:aws:iam::123456789012:user/breakglass", true),
+            ("arn:aws:iam::123456789012:user/breakglass2", false),
+        ] {
+            assert_eq!(operators.allow(caller), allowed, "{caller}");
+        }
+        assert!(!Operators::default().allow("arn:aws:iam::123456789012:user/x"));
+    }
+}

@@ -1,0 +1,191 @@
+//! What a person asks of the lifecycle (break-glass access, completing a
+//! take-over or a release, starting a release, closing, the status), as one
+//! request type. Locally the CLI performs it in-process; in AWS it is the body
+//! of a call to the operator function, which alone may open the vault and
+//! which takes `who` from the caller's verified IAM identity, never from the
+//! request.
+
+use crate::model::{AuditEntry, Phase, Rotation};
+use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Rotations};
+use crate::steps::{self, AccessGrant, AccessRequest, StepOutput};
+use rootmail_domain::{AccountId, EmailAddress, SecretValue};
+use serde::{Deserialize, Serialize};
+
+/// One person's request. Secrets (a customer's code) arrive here only over
+/// the authenticated call and are never written anywhere but AWS's API.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum OperatorRequest {
+    Status {
+        account_id: AccountId,
+    },
+    Access {
+        account_id: AccountId,
+        reason: String,
+        ticket: String,
+    },
+    /// The engineer's console task is done, or (with `otp`) the customer's
+    /// code completes a release.
+    Complete {
+        account_id: AccountId,
+        #[serde(default, with = "secret_option")]
+        otp: Option<SecretValue>,
+    },
+    Release {
+        account_id: AccountId,
+        customer_email: EmailAddress,
+    },
+    Close {
+        account_id: AccountId,
+        reason: String,
+    },
+}
+
+/// The answer. Only `Access` carries secrets, as plain text for the one
+/// person who asked (after the audit record is written).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum OperatorAnswer {
+    Status {
+        rotation: Rotation,
+        audit: Vec<AuditEntry>,
+    },
+    Access(GrantView),
+    Steps {
+        trail: Vec<StepOutput>,
+    },
+}
+
+/// Break-glass credentials as sent to the person who asked for them.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantView {
+    pub who: String,
+    pub root_email: EmailAddress,
+    pub password: String,
+    pub totp_code: Option<String>,
+    pub reset_link: Option<String>,
+    pub pending: bool,
+    pub unsent_notices: Vec<String>,
+}
+
+impl GrantView {
+    fn from_grant(who: &str, grant: &AccessGrant) -> Self {
+        Self {
+            who: who.to_string(),
+            root_email: grant.root_email.clone(),
+            password: grant.password.expose().to_string(),
+            totp_code: grant.totp_code.as_ref().map(|c| c.expose().to_string()),
+            reset_link: grant.reset_link.as_ref().map(|l| l.expose().to_string()),
+            pending: grant.pending,
+            unsent_notices: grant.unsent_notices.clone(),
+        }
+    }
+}
+
+/// Performs `request` as `who` at `now`. In AWS the take-over's state machine
+/// activates the account once the engineer's task is answered; locally the
+/// caller runs `activate` after a completed engineer task.
+pub async fn perform<P: LifecyclePorts>(
+    p: &P,
+    who: &str,
+    request: &OperatorRequest,
+    now: u64,
+) -> LifecycleResult<OperatorAnswer> {
+    let trail = |step: StepOutput| OperatorAnswer::Steps { trail: vec![step] };
+    match request {
+        OperatorRequest::Status { account_id } => status(p, account_id).await,
+        OperatorRequest::Access {
+            account_id,
+            reason,
+            ticket,
+        } => {
+            let access = AccessRequest {
+                account_id: account_id.clone(),
+                who: who.to_string(),
+                reason: reason.clone(),
+                ticket: ticket.clone(),
+            };
+            let grant = steps::access(p, &access, now).await?;
+            Ok(OperatorAnswer::Access(GrantView::from_grant(who, &grant)))
+        }
+        OperatorRequest::Complete { account_id, otp } => {
+            complete(p, account_id, who, otp.as_ref(), now)
+                .await
+                .map(trail)
+        }
+        OperatorRequest::Release {
+            account_id,
+            customer_email,
+        } => steps::start_release(p, account_id, customer_email, who, now)
+            .await
+            .map(trail),
+        OperatorRequest::Close { account_id, reason } => {
+            steps::close(p, account_id, who, reason, now)
+                .await
+                .map(trail)
+        }
+    }
+}
+
+async fn status<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<OperatorAnswer> {
+    let Some(mut rotation) = p.rotations().get(account).await? else {
+        return Err(LifecycleError::Refused(format!(
+            "account {account} has no lifecycle record"
+        )));
+    };
+    // A task token answers a workflow: it never leaves the function.
+    rotation.task_token = None;
+    let audit = p.audit().entries(account).await?;
+    Ok(OperatorAnswer::Status { rotation, audit })
+}
+
+/// Whatever waits for a person: the engineer's console steps of a vaulted
+/// take-over, or a release waiting for the customer's code.
+pub async fn complete<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    otp: Option<&SecretValue>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let phase = p.rotations().get(account).await?.map(|r| r.phase);
+    match (phase, otp) {
+        (Some(Phase::AwaitingEngineer), _) => {
+            steps::complete_engineer_task(p, account, who, now).await
+        }
+        (Some(Phase::AwaitingCustomerOtp), Some(otp)) => {
+            steps::complete_release(p, account, otp, who, now).await
+        }
+        (Some(Phase::AwaitingCustomerOtp), None) => Err(LifecycleError::Refused(
+            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
+        )),
+        (Some(phase), _) => Err(LifecycleError::Refused(format!(
+            "account {account} waits for nobody ({})",
+            phase.as_str()
+        ))),
+        (None, _) => Err(LifecycleError::Refused(format!(
+            "account {account} has no lifecycle record"
+        ))),
+    }
+}
+
+/// A code in a request: a [`SecretValue`] on arrival, plain text on the wire.
+mod secret_option {
+    use rootmail_domain::SecretValue;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<SecretValue>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(secret) => s.serialize_some(secret.expose()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretValue>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        Ok(text
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(SecretValue::new))
+    }
+}
