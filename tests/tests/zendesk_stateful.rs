@@ -10,8 +10,15 @@ use rootmail_pipeline::{
 };
 use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
 use rootmail_tickets::Zendesk;
-use rootmail_tickets::common::{has_marker, message_marker};
 use std::time::Duration;
+
+fn has_marker(text: &str, message: &ContentHash) -> bool {
+    fake::marker_key().has_marker(text, message)
+}
+
+fn message_marker(message: &ContentHash) -> String {
+    fake::marker_key().marker(message)
+}
 
 const NOW: u64 = 1_790_000_000;
 
