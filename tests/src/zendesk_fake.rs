@@ -471,6 +471,21 @@ impl FakeZendesk {
         self.lock().ticket_mut(id).expect("ticket").status = "closed".into();
     }
 
+    /// `n` public replies by agents on ticket `id` (no update limit applies).
+    pub fn add_comments(&self, id: &str, n: usize) {
+        let id: u64 = id.parse().expect("a numeric ticket id");
+        let mut inner = self.lock();
+        let first = inner.next_comment;
+        inner.next_comment += n as u64;
+        let ticket = inner.ticket_mut(id).expect("ticket");
+        ticket.comments.extend((0..n as u64).map(|i| Comment {
+            id: first + i,
+            body: format!("An agent's reply {i}"),
+            public: true,
+            attachments: Vec::new(),
+        }));
+    }
+
     /// A ticket made by hand in Zendesk (not through rootmail).
     pub fn insert_ticket(&self, external_id: &str, description: &str) -> String {
         let mut inner = self.lock();

@@ -438,6 +438,19 @@ mod tests {
     }
 
     #[test]
+    fn the_marker_key_comes_from_its_own_secret() {
+        let config = Config::from_env(&env(BASE)).unwrap();
+        assert_eq!(config.marker_key_secret, None);
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            "MARKER_KEY_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:marker-AbCdEf",
+        ));
+        let config = Config::from_env(&env(&pairs)).unwrap();
+        assert!(config.marker_key_secret.unwrap().contains(":secret:marker"));
+    }
+
+    #[test]
     fn a_ticketing_system_needs_its_secret_but_a_webhook_does_not() {
         let mut pairs = BASE.to_vec();
         pairs.retain(|(k, _)| *k != "TICKET_CREDENTIALS_SECRET_ARN");

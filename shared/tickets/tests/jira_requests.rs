@@ -374,10 +374,13 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
-/// Issue A. Jira renders wiki markup in request descriptions and comments
-/// (https://jira.atlassian.com/secure/WikiRendererHelpAction.jspa, "Text
-/// Effects" and "Advanced Formatting": `{noformat}` shows its content as
-/// written): mail text must not become links, images or colour.
+/// Issue A. Jira renders the wiki markup of request descriptions and comments;
+/// the Noformat macro "displays a block of text in monospace font with no other
+/// formatting" (https://confluence.atlassian.com/x/LPYB), and Jira Cloud's
+/// wiki-markup parser takes `{noformat}` as a paired macro whose content stays
+/// raw (@atlaskit/editor-wikimarkup-transformer 11.20.13,
+/// parser/tokenize/noformat-macro.js). Mail text must not become links, images
+/// or colour, and cannot close the block early.
 #[tokio::test]
 async fn mail_text_is_inert_wiki_markup() {
     let server = MockServer::start().await;

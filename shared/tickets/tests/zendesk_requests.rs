@@ -672,11 +672,11 @@ async fn a_forged_marker_does_not_name_the_creating_message() {
     assert_ne!(found.created_from, victim);
 }
 
-/// Issue 13. A 409 on an update is a conflict with a concurrent change
-/// ("409 Conflict ... Merge conflict. Retry the request",
-/// https://developer.zendesk.com/api-reference/introduction/rate-limits/ and
-/// the Tickets API's "Update Ticket"): the queue tries again later; the
-/// message is not dead-lettered.
+/// Issue 13. A 409 on an update is a conflict with another change made at the
+/// same time (the first-contact issue; Zendesk's status codes are listed at
+/// https://developer.zendesk.com/api-reference/introduction/requests/, "400
+/// range"): nothing was applied, the queue tries again later, and the message
+/// is not dead-lettered.
 #[tokio::test]
 async fn a_conflict_on_an_update_is_retried_later() {
     let server = MockServer::start().await;
@@ -706,8 +706,11 @@ async fn a_conflict_on_an_update_is_retried_later() {
 }
 
 /// Issue 13. Cursor-paged comments sort with `sort=-created_at` (newest
-/// first), the cursor form; `sort_order` belongs to offset pagination
-/// (https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments).
+/// first), the cursor form; `sort_order` belongs to offset pagination and is
+/// ignored once `page[size]` is sent (a Zendesk developer advocate confirms it
+/// for a sibling list: https://support.zendesk.com/hc/ko/community/posts/8403358233882;
+/// List Comments:
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments).
 #[tokio::test]
 async fn comments_are_listed_newest_first_with_the_cursor_sort() {
     let server = MockServer::start().await;
