@@ -682,7 +682,11 @@ impl TicketSink for Jira {
                     None => Err(e),
                 };
             }
-            Err(e) => return Err(e),
+            // Refused: nothing was made, so there is nothing to look for later.
+            Err(e) => {
+                self.forget(&token);
+                return Err(e);
+            }
         };
         match self.oldest(&ticket.thread_key, &created).await {
             Ok(Some(oldest)) if oldest.key != created.issue_key => {

@@ -2,6 +2,17 @@
 //! server: shape (auth, JSON, labels, temporary attachments), the checks that
 //! stand in for idempotency keys, and throttling, failures, slowness and a
 //! refused credential.
+//!
+//! Request shapes checked against models generated from Atlassian's OpenAPI
+//! descriptions (the specs themselves were out of reach here): Jira Service
+//! Management `RequestCreateDTO` (serviceDeskId, requestTypeId,
+//! requestFieldValues; `isAdfRequest` unset, so text fields are wiki markup)
+//! and `AttachmentCreate` (temporaryAttachmentIds, public), as published in
+//! atlassian_apis (pub.dev, latest) and jira.js `ServiceDeskModels`; the Jira
+//! platform's `AttachmentSettings` (enabled, uploadLimit in bytes) from OpenAPI
+//! document 1001.0.0-SNAPSHOT-af42c50d50804c2f1b8ad4bb80d52c53890867e2 (crate
+//! jira_v3_openapi 1.6.1); the JQL search's `reconcileIssues` from
+//! https://developer.atlassian.com/cloud/jira/platform/search-and-reconcile.
 
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{

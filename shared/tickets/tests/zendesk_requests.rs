@@ -1,6 +1,11 @@
 //! The Zendesk backend's requests, checked against a mock server: their shape
 //! (auth, JSON, headers) and what happens when Zendesk throttles, fails, is slow
 //! or refuses the credentials.
+//!
+//! Request shapes checked against the Zendesk reference pages (Tickets, Ticket
+//! Comments, Users: developer.zendesk.com/api-reference/ticketing/...); the
+//! Zendesk Tickets OpenAPI description (openapi 3.1.0, info.version "1.0", as
+//! mirrored on apis.io) was reachable only in excerpts, not in full.
 
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
