@@ -6,17 +6,24 @@
 //!   and the ticket's `external_id` is the thread key, looked up before posting,
 //!   so a create repeated later finds the first ticket instead of making another;
 //! - the ticket's description (its first comment) ends with the creating
-//!   message's marker, which [`TicketSink::find`] reads back;
-//! - comments have no idempotency key: the ticket's comments are searched for the
-//!   message's marker before one is added (a public one is the comment, a private
-//!   one its internal note), and a comment is sent once per call, never repeated
-//!   by the HTTP retry loop (see [`Zendesk::put_once`]);
+//!   message's marker (signed: see [`crate::marker`]), which
+//!   [`TicketSink::find`] reads back;
+//! - comments have no idempotency key: the ticket's comments are searched,
+//!   newest first, for the message's marker before one is added (a public one
+//!   is the comment, a private one its internal note), and a comment is sent
+//!   once per call, never repeated by the HTTP retry loop (see
+//!   [`Zendesk::put_once`]); a 409 (a concurrent change) is left to the queue;
+//! - a body is at most [`MAX_COMMENT_BYTES`]: Zendesk would drop the end of a
+//!   longer one, marker included, without an error;
 //! - uploads are made right before the call that uses their tokens (a token lives
 //!   60 minutes), never carried over from an earlier attempt.
 //!
-//! Zendesk renders a comment's `body` as Markdown, so mail text is escaped to show
-//! as written ([`literal`]). A comment raises the ticket's priority when its mail
-//! is more urgent, never lowers it.
+//! Zendesk renders Markdown in comments agents write, so mail text is escaped
+//! ([`literal`]) in the comments and notes rootmail (the API user) adds, and sent
+//! as written as the first comment of a ticket an end user requests. With an
+//! organization, the requester is made its member before the ticket names it.
+//! A comment raises the ticket's priority when its mail is more urgent, never
+//! lowers it.
 //!
 //! A ticket holds at most 5,000 comments and a closed ticket takes none: the
 //! message then opens a follow-up ticket (same `external_id`,
