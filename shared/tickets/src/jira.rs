@@ -7,7 +7,9 @@
 //! - a request carries the label [`thread_token`] (found again by JQL) and its
 //!   description ends with the creating message's marker;
 //! - a comment ends with its message's marker, and the request's comments are
-//!   searched for it before one is added.
+//!   searched for it before one is added; a comment with files is added with
+//!   them in one write (the attach call's `additionalComment`), so a found
+//!   comment means its files are there too.
 //!
 //! Jira's search lags behind its writes (it is eventually consistent), so a
 //! create whose answer was lost may not be found at once. The backend keeps
@@ -297,34 +299,52 @@ impl Jira {
             .collect()
     }
 
-    /// Uploads the attachments as temporary files (right before they are used)
-    /// and attaches them to the request in one call. Each write is sent once:
-    /// attaching again with spent temporary ids would be refused.
-    async fn attach(
-        &self,
-        key: &str,
-        attachments: &[TicketAttachment],
-        public: bool,
-    ) -> PortResult<()> {
+    /// Uploads the files that have bytes as temporary files, right before they
+    /// are used (a temporary file that is never attached expires); their ids.
+    async fn upload_all(&self, attachments: &[TicketAttachment]) -> PortResult<Vec<String>> {
         let mut ids = Vec::new();
         for attachment in attachments {
             if let Some(bytes) = attachment.bytes() {
                 ids.extend(self.upload(attachment, bytes).await?);
             }
         }
+        Ok(ids)
+    }
+
+    /// Attaches uploaded files to the request, sent once (attaching again with
+    /// spent temporary ids would be refused). With `comment`, the files come
+    /// with that comment in the same write, so the comment the redelivery
+    /// looks for is there exactly when the files are; its id, when Jira names it.
+    async fn attach(
+        &self,
+        key: &str,
+        ids: &[String],
+        comment: Option<&str>,
+        public: bool,
+    ) -> PortResult<Option<String>> {
+        #[derive(Deserialize)]
+        struct Attached {
+            #[serde(default)]
+            comment: Option<Comment>,
+        }
         if ids.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let what = "attaching files";
         let url = self.url(&format!("/rest/servicedeskapi/request/{key}/attachment"));
-        let body = json!({"temporaryAttachmentIds": ids, "public": public});
+        let mut body = json!({"temporaryAttachmentIds": ids, "public": public});
+        if let Some(comment) = comment {
+            body["additionalComment"] = json!({"body": comment});
+        }
         let response = self
             .write(what, |c| self.auth(c.post(&url)).json(&body))
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(permanent(format!("{what}: HTTP 404 (request {key} gone?)")));
         }
-        Ok(())
+        // Applied: an answer that cannot be read only loses the id.
+        let attached = response.json::<Attached>().await.ok();
+        Ok(attached.and_then(|a| a.comment).map(|c| id_text(&c.id)))
     }
 
     async fn upload(&self, attachment: &TicketAttachment, bytes: &[u8]) -> PortResult<Vec<String>> {
@@ -411,6 +431,28 @@ impl Jira {
         }
         let body = self.text(note, &[], message, original_location(note));
         self.post_comment(key, &body, false).await.map(drop)
+    }
+
+    /// A new public comment and its files, in one write when there are files.
+    async fn post_with_files(&self, key: &str, comment: &NewComment) -> PortResult<String> {
+        let attachments = self.fit(&comment.attachments).await;
+        let original = original_location(&comment.internal_note);
+        let body = self.text(&comment.body, &attachments, &comment.message, original);
+        let ids = self.upload_all(&attachments).await?;
+        if ids.is_empty() {
+            return self.post_comment(key, &body, true).await;
+        }
+        match self.attach(key, &ids, Some(&body), true).await? {
+            Some(id) => Ok(id),
+            None => self
+                .existing_comment(key, &comment.message, true)
+                .await?
+                .ok_or_else(|| {
+                    permanent(format!(
+                        "attaching files: Jira answered, but their comment is not on request {key}"
+                    ))
+                }),
+        }
     }
 
     /// Mail text as Jira stores it: inert, capped, then the marker.
@@ -698,7 +740,8 @@ impl TicketSink for Jira {
             // The request is made; reconciling is a second look, not a condition.
             Err(e) => tracing::warn!(error = %e, "jira: the new request was not reconciled"),
         }
-        self.attach(&created.issue_key, &attachments, true).await?;
+        let ids = self.upload_all(&attachments).await?;
+        self.attach(&created.issue_key, &ids, None, true).await?;
         self.internal_note(&created.issue_key, &ticket.message, &ticket.internal_note)
             .await?;
         self.forget(&token);
@@ -711,15 +754,7 @@ impl TicketSink for Jira {
             .await?;
         let id = match existed {
             Some(id) => id,
-            None => {
-                let attachments = self.fit(&comment.attachments).await;
-                let original = original_location(&comment.internal_note);
-                let body = self.text(&comment.body, &attachments, &comment.message, original);
-                let id = self.post_comment(ticket_id, &body, true).await?;
-                // Uploaded only with a new comment, so a retry never attaches twice.
-                self.attach(ticket_id, &attachments, true).await?;
-                id
-            }
+            None => self.post_with_files(ticket_id, comment).await?,
         };
         self.internal_note(ticket_id, &comment.message, &comment.internal_note)
             .await?;
