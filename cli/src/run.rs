@@ -13,7 +13,7 @@ use rootmail_local::workflow;
 use rootmail_pipeline::{
     Handoffs, Ingested, Knowledge, NoHandoffs, TicketSink, Written, ingest, write_ticket,
 };
-use rootmail_tickets::{AnyBackend, BackendKind};
+use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,14 +47,19 @@ pub fn run(state: &Path, inputs: Inputs<'_>, paths: &[PathBuf]) -> anyhow::Resul
     match kind {
         None => run_with(&store, &store, inputs, paths),
         Some(kind) => {
-            let backend = remote_backend(kind, inputs.credentials)?;
+            let backend = remote_backend(kind, inputs.credentials, state)?;
             run_with(&store, &backend, inputs, paths)
         }
     }
 }
 
-/// The backend from the environment, with the kind the flag chose.
-fn remote_backend(kind: BackendKind, credentials: Option<&Path>) -> anyhow::Result<AnyBackend> {
+/// The backend from the environment, with the kind the flag chose; its marker
+/// key from the state directory (made there on first use).
+fn remote_backend(
+    kind: BackendKind,
+    credentials: Option<&Path>,
+    state: &Path,
+) -> anyhow::Result<AnyBackend> {
     let env = Env::from_fn(|name| match name {
         "TICKET_BACKEND" => Some(kind.as_str().to_string()),
         other => std::env::var(other).ok(),
@@ -67,7 +72,12 @@ fn remote_backend(kind: BackendKind, credentials: Option<&Path>) -> anyhow::Resu
         ),
         None => std::env::var("TICKET_CREDENTIALS").ok(),
     };
-    Ok(AnyBackend::build(&settings, credentials.as_deref())?)
+    let key = if kind.writes_markers() {
+        Some(MarkerKey::load_or_create(state)?)
+    } else {
+        None
+    };
+    Ok(AnyBackend::build(&settings, credentials.as_deref(), key)?)
 }
 
 fn run_with<S: TicketSink + Sync>(

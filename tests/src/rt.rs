@@ -94,7 +94,7 @@ impl RtServer {
         let mut options = RtOptions::new(&self.url);
         options.queue = queue.to_string();
         options.thread_field = self.thread_field.clone();
-        Rt::new(self.http.clone(), options, self.credentials())
+        Rt::new(self.http.clone(), options, self.credentials(), marker_key())
     }
 
     /// A new queue with a name no other test or run uses, so each test sees only
@@ -309,4 +309,10 @@ fn text(value: &Value) -> String {
         Value::Null => String::new(),
         other => other.to_string(),
     }
+}
+
+/// The key the tests' RT backends sign markers with (a deployment has its own).
+pub fn marker_key() -> rootmail_tickets::MarkerKey {
+    rootmail_tickets::MarkerKey::new(b"rootmail-tests-rt-marker-key-0123456789abcdef")
+        .expect("a long enough key")
 }

@@ -10,7 +10,14 @@
 //!   with `Retry-After`), at most 5,000 comments (422), none on a closed ticket (422);
 //! - `POST /api/v2/uploads?filename=` (a token lives 60 minutes and is used once);
 //! - `GET /api/v2/tickets?external_id=`, `GET /api/v2/tickets/{id}`,
-//!   `GET /api/v2/tickets/{id}/comments` (cursor pagination, `sort_order`);
+//!   `GET /api/v2/tickets/{id}/comments` (cursor pagination, newest first with
+//!   `sort=-created_at`; `sort_order` is offset pagination's and is ignored);
+//! - a comment body over 64 KB is cut there without an error, as Zendesk does;
+//! - users: the API user (an agent, id [`API_USER`]) submits every ticket; a
+//!   `requester` given inline becomes an end user in no organization;
+//!   `POST /api/v2/users/create_or_update` makes or updates one (by email) with
+//!   its `organization_id`; a ticket whose `organization_id` is not its
+//!   requester's organization is refused with 422 (the wording is this fake's);
 //! - Basic auth `{email}/token:{token}`, else 401;
 //! - optionally, the account's rate limit ([`FakeZendesk::set_rate_limit`]): at
 //!   most N requests accepted in any sliding 60-second window, the rest answered
@@ -43,6 +50,16 @@ pub const IDEMPOTENCY_KEY_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 pub const UPLOAD_LIFETIME: Duration = Duration::from_secs(3600);
 /// The window of the account's rate limit.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+/// Zendesk keeps this much of a comment's body and drops the rest silently.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// The user the API token belongs to (an agent).
+pub const API_USER: u64 = 1;
+
+/// The key the tests' backends sign markers with (a deployment has its own).
+pub fn marker_key() -> rootmail_tickets::MarkerKey {
+    rootmail_tickets::MarkerKey::new(b"rootmail-tests-zendesk-fake-marker-key-0123")
+        .expect("a long enough key")
+}
 
 /// The kinds of call, for faults and for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +70,8 @@ pub enum Call {
     ListTickets,
     ShowTicket,
     ListComments,
+    /// `POST /api/v2/users/create_or_update`.
+    CreateOrUpdateUser,
 }
 
 /// One request as the fake received it.
@@ -82,6 +101,7 @@ pub struct Ticket {
     pub organization_id: Option<u64>,
     pub requester: Option<Value>,
     pub requester_id: Option<u64>,
+    pub submitter_id: u64,
     pub via_followup_source_id: Option<u64>,
     pub comments: Vec<Comment>,
     /// When each update was made (fake clock).
@@ -104,6 +124,14 @@ pub struct Comment {
     pub body: String,
     pub public: bool,
     pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    pub organization_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,6 +200,8 @@ struct Inner {
     next_audit: u64,
     next_upload: u64,
     tickets: Vec<Ticket>,
+    users: Vec<User>,
+    next_user: u64,
     uploads: HashMap<String, Upload>,
     keys: HashMap<String, StoredCreate>,
     faults: HashMap<Call, VecDeque<Fault>>,
@@ -234,7 +264,10 @@ impl Inner {
             return None;
         }
         let after = faults.rng.next_u64() % 2 == 0;
-        let write = matches!(call, Call::Create | Call::Update | Call::Upload);
+        let write = matches!(
+            call,
+            Call::Create | Call::Update | Call::Upload | Call::CreateOrUpdateUser
+        );
         if after && write {
             self.traffic.failed_after += 1;
             Some(Fault::LoseAnswer)
@@ -288,7 +321,7 @@ impl FakeZendesk {
         .expect("client");
         let mut settings = rootmail_tickets::ZendeskOptions::new(&self.base_url);
         options(&mut settings);
-        rootmail_tickets::Zendesk::new(http, settings, credentials())
+        rootmail_tickets::Zendesk::new(http, settings, credentials(), marker_key())
     }
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -304,6 +337,8 @@ impl FakeZendesk {
             next_audit: 9_000_001,
             next_upload: 1,
             tickets: Vec::new(),
+            users: Vec::new(),
+            next_user: API_USER + 1000,
             uploads: HashMap::new(),
             keys: HashMap::new(),
             faults: HashMap::new(),
@@ -323,6 +358,10 @@ impl FakeZendesk {
             .route("/api/v2/tickets/{id}", get(show_ticket).put(update))
             .route("/api/v2/tickets/{id}/comments", get(list_comments))
             .route("/api/v2/uploads", post(upload))
+            .route(
+                "/api/v2/users/create_or_update",
+                post(create_or_update_user),
+            )
             .with_state(inner.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -338,6 +377,10 @@ impl FakeZendesk {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("fake state")
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        self.lock().users.clone()
     }
 
     pub fn tickets(&self) -> Vec<Ticket> {
@@ -428,6 +471,21 @@ impl FakeZendesk {
         self.lock().ticket_mut(id).expect("ticket").status = "closed".into();
     }
 
+    /// `n` public replies by agents on ticket `id` (no update limit applies).
+    pub fn add_comments(&self, id: &str, n: usize) {
+        let id: u64 = id.parse().expect("a numeric ticket id");
+        let mut inner = self.lock();
+        let first = inner.next_comment;
+        inner.next_comment += n as u64;
+        let ticket = inner.ticket_mut(id).expect("ticket");
+        ticket.comments.extend((0..n as u64).map(|i| Comment {
+            id: first + i,
+            body: format!("An agent's reply {i}"),
+            public: true,
+            attachments: Vec::new(),
+        }));
+    }
+
     /// A ticket made by hand in Zendesk (not through rootmail).
     pub fn insert_ticket(&self, external_id: &str, description: &str) -> String {
         let mut inner = self.lock();
@@ -451,7 +509,8 @@ impl FakeZendesk {
             custom_fields: json!([]),
             organization_id: None,
             requester: None,
-            requester_id: None,
+            requester_id: Some(API_USER),
+            submitter_id: API_USER,
             via_followup_source_id: None,
             comments: vec![comment],
             updates: Vec::new(),
@@ -623,6 +682,7 @@ fn ticket_json(t: &Ticket) -> Value {
         "custom_fields": t.custom_fields,
         "organization_id": t.organization_id,
         "requester_id": t.requester_id,
+        "submitter_id": t.submitter_id,
     })
 }
 
@@ -679,7 +739,7 @@ fn new_comment(inner: &mut Inner, comment: &Value, attachments: Vec<Attachment>)
     inner.next_comment += 1;
     Comment {
         id,
-        body: comment["body"].as_str().unwrap_or_default().to_string(),
+        body: cut_to(comment["body"].as_str().unwrap_or_default(), MAX_BODY_BYTES),
         public: comment["public"].as_bool().unwrap_or(true),
         attachments,
     }
@@ -749,6 +809,10 @@ fn create_locked(
                    "details": {"description": [{"description": "Description: cannot be blank"}]}}),
         );
     }
+    let requester_id = match requester_of(inner, fields) {
+        Ok(id) => id,
+        Err(response) => return *response,
+    };
     let attachments = match take_uploads(inner, comment) {
         Ok(attachments) => attachments,
         Err(response) => return *response,
@@ -779,7 +843,8 @@ fn create_locked(
             .unwrap_or_else(|| json!([])),
         organization_id: fields["organization_id"].as_u64(),
         requester: fields.get("requester").cloned(),
-        requester_id: fields["requester_id"].as_u64(),
+        requester_id: Some(requester_id),
+        submitter_id: API_USER,
         via_followup_source_id: fields["via_followup_source_id"].as_u64(),
         comments: vec![first.clone()],
         updates: Vec::new(),
@@ -991,7 +1056,7 @@ async fn list_comments(
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(100)
                     .clamp(1, 100);
-                let descending = pairs.get("sort_order").map(String::as_str) == Some("desc");
+                let descending = pairs.get("sort").map(String::as_str) == Some("-created_at");
                 let after: usize = pairs
                     .get("page[after]")
                     .and_then(|c| c.strip_prefix('c'))
@@ -1011,9 +1076,13 @@ async fn list_comments(
                 let has_more = end < ordered.len();
                 let next = has_more.then(|| {
                     format!(
-                        "{}{path}?page%5Bsize%5D={size}&sort_order={}&page%5Bafter%5D=c{end}",
+                        "{}{path}?page%5Bsize%5D={size}&sort={}&page%5Bafter%5D=c{end}",
                         inner.base_url,
-                        if descending { "desc" } else { "asc" }
+                        if descending {
+                            "-created_at"
+                        } else {
+                            "created_at"
+                        }
                     )
                 });
                 answer(
@@ -1095,4 +1164,110 @@ async fn upload(
 /// The credentials the fake accepts.
 pub fn credentials() -> rootmail_tickets::ZendeskCredentials {
     serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials")
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut_to(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
+/// The ticket's requester: `requester_id`, an inline `requester` (made an end
+/// user in no organization when new), or the API user. A ticket's
+/// `organization_id` must be its requester's organization.
+fn requester_of(inner: &mut Inner, fields: &Value) -> Result<u64, Box<Response>> {
+    let id = if let Some(id) = fields["requester_id"].as_u64() {
+        id
+    } else if let Some(email) = fields["requester"]["email"].as_str() {
+        let name = fields["requester"]["name"].as_str().unwrap_or(email);
+        upsert_user(inner, name, email, None)
+    } else {
+        API_USER
+    };
+    let belongs_to = inner
+        .users
+        .iter()
+        .find(|u| u.id == id)
+        .and_then(|u| u.organization_id);
+    match fields["organization_id"].as_u64() {
+        Some(organization) if belongs_to != Some(organization) => Err(Box::new(answer(
+            422,
+            json!({"error": "RecordInvalid", "description": "Record validation errors",
+                   "details": {"organization_id": [{"description": format!(
+                       "Organization: the requester is not a member of organization {organization}")}]}}),
+        ))),
+        _ => Ok(id),
+    }
+}
+
+/// The user with this email, made or updated; `organization` replaces theirs
+/// when given.
+fn upsert_user(inner: &mut Inner, name: &str, email: &str, organization: Option<u64>) -> u64 {
+    let email = email.to_ascii_lowercase();
+    if let Some(user) = inner.users.iter_mut().find(|u| u.email == email) {
+        if organization.is_some() {
+            user.organization_id = organization;
+        }
+        return user.id;
+    }
+    let id = inner.next_user;
+    inner.next_user += 1;
+    inner.users.push(User {
+        id,
+        name: name.to_string(),
+        email,
+        organization_id: organization,
+    });
+    id
+}
+
+async fn create_or_update_user(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut inner = shared.lock().expect("fake state");
+    let path = "/api/v2/users/create_or_update";
+    let response = match admit(
+        &mut inner,
+        Call::CreateOrUpdateUser,
+        path,
+        &query,
+        &headers,
+        &body,
+    ) {
+        Err(response) => *response,
+        Ok(lose) => match serde_json::from_slice::<Value>(&body) {
+            Err(_) => error(400, "InvalidJSON", "the body is not JSON"),
+            Ok(request) => {
+                let user = &request["user"];
+                match user["email"].as_str() {
+                    None => error(422, "RecordInvalid", "email is required"),
+                    Some(email) => {
+                        let name = user["name"].as_str().unwrap_or(email);
+                        let id =
+                            upsert_user(&mut inner, name, email, user["organization_id"].as_u64());
+                        let organization = inner
+                            .users
+                            .iter()
+                            .find(|u| u.id == id)
+                            .and_then(|u| u.organization_id);
+                        if lose {
+                            error(500, "InternalError", "lost answer (the user was saved)")
+                        } else {
+                            answer(
+                                200,
+                                json!({"user": {"id": id, "email": email, "role": "end-user", "organization_id": organization}}),
+                            )
+                        }
+                    }
+                }
+            }
+        },
+    };
+    finish(&mut inner, response)
 }

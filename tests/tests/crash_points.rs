@@ -139,7 +139,8 @@ fn markers(fake: &FakeZendesk, public: bool) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();
     for ticket in fake.tickets() {
         for comment in ticket.comments.iter().filter(|c| c.public == public) {
-            let message = rootmail_tickets::common::marked_message(&comment.body)
+            let message = rootmail_tests::zendesk_fake::marker_key()
+                .last_marked(&comment.body)
                 .unwrap_or_else(|| panic!("a comment without a marker: {}", comment.body));
             *counts.entry(message.to_string()).or_default() += 1;
         }

@@ -787,3 +787,59 @@ fn masked(code: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// The block of `key` at two spaces of indentation (a parameter or a
+/// resource): its line and the more indented lines after it.
+fn top_level_block<'a>(template: &'a str, key: &str) -> &'a str {
+    let start = template
+        .find(&format!("\n  {key}:\n"))
+        .unwrap_or_else(|| panic!("{key} is in the template"))
+        + 1;
+    let rest = &template[start..];
+    let mut end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+    for line in rest[end..].split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if indent <= 2 && !line.trim().is_empty() {
+            break;
+        }
+        end += line.len();
+    }
+    &rest[..end]
+}
+
+/// Issue D: the ticketing API's URL is https, so credentials never travel in
+/// clear; issue C: ticket-writer gets a generated marker key of its own,
+/// readable by it only, through the stack's key.
+#[test]
+fn the_ticketing_api_is_https_and_the_writer_has_a_marker_key() {
+    let template =
+        fs::read_to_string(workspace().join("infra/template.yaml")).expect("read the template");
+    let url = top_level_block(&template, "TicketApiUrl");
+    assert!(
+        url.contains(r#"AllowedPattern: "^https://"#),
+        "TicketApiUrl accepts plain http:\n{url}"
+    );
+    let secret = top_level_block(&template, "MarkerKeySecret");
+    assert!(
+        secret.contains("Type: AWS::SecretsManager::Secret"),
+        "{secret}"
+    );
+    assert!(secret.contains("GenerateSecretString:"), "{secret}");
+    assert!(secret.contains("KmsKeyId: !GetAtt Key.Arn"), "{secret}");
+    let writer = top_level_block(&template, "TicketWriterFunction");
+    assert!(
+        writer.contains("MARKER_KEY_SECRET_ARN: !Ref MarkerKeySecret"),
+        "{writer}"
+    );
+    let role = top_level_block(&template, "TicketWriterRole");
+    assert!(
+        role.contains(
+            "Action: secretsmanager:GetSecretValue\n                Resource: !Ref MarkerKeySecret"
+        ),
+        "{role}"
+    );
+    assert!(
+        role.contains("kms:EncryptionContext:SecretARN: !Ref MarkerKeySecret"),
+        "{role}"
+    );
+}

@@ -17,7 +17,7 @@ use rootmail_pipeline::{
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{corpus_dir, directory, eml_files, known_secrets, relative, workspace_bin};
-use rootmail_tickets::common::{body_with_listing, message_marker};
+use rootmail_tickets::common::body_with_listing;
 use rootmail_tickets::rt::priority_number;
 use rootmail_tickets::{HttpClient, RetryPolicy, Rt, RtOptions};
 use serde_json::Value;
@@ -26,6 +26,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const NOW: u64 = 1_790_000_000;
+
+fn message_marker(message: &ContentHash) -> String {
+    rootmail_tests::rt::marker_key().marker(message)
+}
 
 /// What the corpus' golden files say: messages, ticket operations, threads.
 struct Expected {
@@ -438,7 +442,7 @@ async fn a_wrong_password_is_one_request_and_a_clear_permanent_error() {
         serde_json::json!({"user": server.user, "password": "not-the-password"}),
     )
     .expect("credentials");
-    let rt = Rt::new(http, options, credentials);
+    let rt = Rt::new(http, options, credentials, rootmail_tests::rt::marker_key());
 
     let error = rt
         .find(&ThreadKey::message("x@example.com"))
@@ -481,7 +485,7 @@ async fn a_create_that_stopped_before_its_note_is_finished_by_the_writer() {
         .create_ticket(
             &queue,
             &op.subject,
-            &body_with_listing(&op.body, &[], &op.message),
+            &body_with_listing(&op.body, &[], &message_marker(&op.message)),
             op.thread_key.as_str(),
         )
         .await;

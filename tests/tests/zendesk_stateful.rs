@@ -10,8 +10,15 @@ use rootmail_pipeline::{
 };
 use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
 use rootmail_tickets::Zendesk;
-use rootmail_tickets::common::{has_marker, message_marker};
 use std::time::Duration;
+
+fn has_marker(text: &str, message: &ContentHash) -> bool {
+    fake::marker_key().has_marker(text, message)
+}
+
+fn message_marker(message: &ContentHash) -> String {
+    fake::marker_key().marker(message)
+}
 
 const NOW: u64 = 1_790_000_000;
 
@@ -733,4 +740,117 @@ async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it
         })
         .collect();
     assert_eq!(sent, vec![Some("urgent".to_string()), None]);
+}
+
+/// Issue 11. Zendesk keeps 64 KB of a comment and drops the rest without an
+/// error (as the first-contact issue reports; the fake does the same); the marker is the last line, so a long mail
+/// used to lose it and each redelivery added the comment again. Now the body
+/// is cut to fit, the cut is said, and the marker survives.
+#[tokio::test]
+async fn a_long_mail_keeps_its_marker_and_is_commented_once() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "long@example.com";
+    let mut first = op(thread, 1, "Original message: s3://mail/inbound/1");
+    first.body = "x".repeat(80_000);
+    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
+        panic!("created");
+    };
+    let found = sink
+        .find(&first.thread_key)
+        .await
+        .expect("find")
+        .expect("found");
+    assert_eq!(
+        found.created_from, first.message,
+        "the description's marker"
+    );
+
+    let mut second = op(thread, 2, "Original message: s3://mail/inbound/2");
+    second.body = "y".repeat(80_000);
+    zendesk.lose_answers(Call::Update, 1);
+    let error = apply(&store, &sink, &second).await.expect_err("lost");
+    assert!(error.is_transient(), "{error}");
+    apply(&store, &sink, &second).await.expect("redelivery");
+
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(marked(&ticket, &second), (1, 1), "one comment, one note");
+    let comment = ticket
+        .public_comments()
+        .into_iter()
+        .find(|c| has_marker(&c.body, &second.message))
+        .expect("the comment");
+    assert!(comment.body.len() <= fake::MAX_BODY_BYTES);
+    assert!(
+        comment
+            .body
+            .contains(" bytes cut; the original is at s3://mail/inbound/2]"),
+        "the cut is said"
+    );
+    assert!(comment.body.ends_with(&message_marker(&second.message)));
+}
+
+/// Issue 12. Zendesk files a ticket under an organization only when its
+/// requester belongs to it (the rule as the first-contact issue gives it; the
+/// field is `organization_id` of the Tickets API,
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/, and
+/// the user is made a member with `POST /api/v2/users/create_or_update`,
+/// https://developer.zendesk.com/api-reference/ticketing/users/users/). The
+/// fake refuses anything else, with a 422 in its own words.
+#[tokio::test]
+async fn the_ticket_is_filed_under_the_customers_organization() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = zendesk.backend_with(|o| {
+        o.requester_domain = Some("tickets.example-msp.com".into());
+        o.organizations = vec![("Example Corp".into(), 77)];
+    });
+    let (_dir, store) = store();
+
+    let first = op("org-1@example.com", 1, "");
+    let second = op("org-2@example.com", 1, "");
+    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
+        panic!("created");
+    };
+    apply(&store, &sink, &second).await.expect("second thread");
+
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(ticket.organization_id, Some(77));
+    let users = zendesk.users();
+    assert_eq!(users.len(), 1, "one requester per account: {users:?}");
+    assert_eq!(users[0].email, "aws-123456789012@tickets.example-msp.com");
+    assert_eq!(users[0].organization_id, Some(77));
+    assert_eq!(ticket.requester_id, Some(users[0].id));
+    assert_eq!(zendesk.tickets().len(), 2);
+}
+
+/// Issue 13. The comment search reads newest first (`sort=-created_at`, the
+/// cursor pagination's sort), so a redelivery finds a recent comment on the
+/// first page of a long ticket.
+#[tokio::test]
+async fn a_redelivery_finds_its_comment_on_the_first_page_of_a_long_ticket() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "long-ticket@example.com";
+    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
+        .await
+        .expect("create")
+    else {
+        panic!("created");
+    };
+    zendesk.add_comments(&ticket_id, 250);
+    let late = op(thread, 2, "");
+    zendesk.lose_answers(Call::Update, 1);
+    apply(&store, &sink, &late).await.expect_err("lost");
+    let before = zendesk.calls(Call::ListComments).len();
+
+    apply(&store, &sink, &late).await.expect("redelivery");
+
+    assert_eq!(
+        zendesk.calls(Call::ListComments).len() - before,
+        1,
+        "found on the first page"
+    );
+    assert_eq!(marked(&zendesk.ticket(&ticket_id), &late), (1, 0));
 }

@@ -12,13 +12,15 @@ use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::S3MailSource;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
-use rootmail_aws::tickets::{backend_settings, secret_string};
+use rootmail_aws::tickets::{backend_settings, marker_key, secret_string};
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
     Applied, DeadLetters, Ledger, MailSource, PortError, PortResult, ThreadMap, TicketOp,
     TicketSink, Written, apply_ticket_op,
 };
-use rootmail_tickets::{AnyBackend, BackendError, BackendKind, BackendSettings};
+use rootmail_tickets::backend::marker_key_in_credentials;
+use rootmail_tickets::marker::MarkerKeyError;
+use rootmail_tickets::{AnyBackend, BackendError, BackendKind, BackendSettings, MarkerKey};
 use tracing::Instrument;
 
 /// Settings, read once at cold start.
@@ -34,6 +36,9 @@ pub struct Config {
     /// The Secrets Manager secret holding the backend's JSON credentials. Never
     /// the credentials themselves: those stay out of the environment.
     pub credentials_secret: Option<String>,
+    /// The Secrets Manager secret holding the key that signs the marker lines
+    /// (`MARKER_KEY_SECRET_ARN`); without it, the credentials' `marker_key`.
+    pub marker_key_secret: Option<String>,
     /// Threads (FIFO groups) of a batch written at once; one thread is always
     /// written in order.
     pub concurrency: usize,
@@ -53,6 +58,7 @@ impl Config {
             mail_bucket: env.required("MAIL_BUCKET")?,
             backend,
             credentials_secret,
+            marker_key_secret: env.optional("MARKER_KEY_SECRET_ARN"),
             concurrency: match env.parsed_or("WRITER_CONCURRENCY", 4)? {
                 0 => {
                     return Err(ConfigError::Invalid {
@@ -89,6 +95,10 @@ pub type AwsWriter =
 pub enum StartError {
     #[error("reading the ticket credentials: {0}")]
     Credentials(#[from] PortError),
+    #[error("reading the marker key (MARKER_KEY_SECRET_ARN): {0}")]
+    MarkerKey(PortError),
+    #[error("the marker_key of the ticket credentials secret: {0}")]
+    MarkerKeyInCredentials(#[from] MarkerKeyError),
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
@@ -106,7 +116,8 @@ impl AwsWriter {
             }
             None => None,
         };
-        let sink = AnyBackend::build(&config.backend, credentials.as_deref())?;
+        let key = Self::marker_key(config, aws, credentials.as_deref()).await?;
+        let sink = AnyBackend::build(&config.backend, credentials.as_deref(), key)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         Ok(Self {
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
@@ -119,6 +130,29 @@ impl AwsWriter {
             mail: S3MailSource::new(rootmail_aws::s3_client(aws), &config.mail_bucket),
             metrics,
             concurrency: config.concurrency,
+        })
+    }
+}
+
+impl AwsWriter {
+    /// The marker key: its own secret first, else the credentials' field;
+    /// none at all is refused by [`AnyBackend::build`] for every backend that
+    /// writes markers, naming `MARKER_KEY_SECRET_ARN`.
+    async fn marker_key(
+        config: &Config,
+        aws: &aws_config::SdkConfig,
+        credentials: Option<&str>,
+    ) -> Result<Option<MarkerKey>, StartError> {
+        if let Some(secret) = &config.marker_key_secret {
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            let key = marker_key(&client, secret)
+                .await
+                .map_err(StartError::MarkerKey)?;
+            return Ok(Some(key));
+        }
+        Ok(match credentials {
+            Some(json) => marker_key_in_credentials(json)?,
+            None => None,
         })
     }
 }
@@ -401,6 +435,19 @@ mod tests {
         pairs.push(("TICKET_BACKEND", "carrier-pigeon"));
         let error = Config::from_env(&env(&pairs)).unwrap_err().to_string();
         assert!(error.contains("TICKET_BACKEND") && error.contains("carrier-pigeon"));
+    }
+
+    #[test]
+    fn the_marker_key_comes_from_its_own_secret() {
+        let config = Config::from_env(&env(BASE)).unwrap();
+        assert_eq!(config.marker_key_secret, None);
+        let mut pairs = BASE.to_vec();
+        pairs.push((
+            "MARKER_KEY_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:marker-AbCdEf",
+        ));
+        let config = Config::from_env(&env(&pairs)).unwrap();
+        assert!(config.marker_key_secret.unwrap().contains(":secret:marker"));
     }
 
     #[test]

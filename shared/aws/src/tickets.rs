@@ -5,8 +5,8 @@
 use crate::config::{ConfigError, Env};
 use crate::error::port_error;
 use rootmail_pipeline::PortError;
-use rootmail_tickets::backend::{parse_custom_fields, parse_organizations};
-use rootmail_tickets::{BackendKind, BackendSettings, RetryPolicy};
+use rootmail_tickets::backend::{check_api_url, parse_custom_fields, parse_organizations};
+use rootmail_tickets::{BackendKind, BackendSettings, MarkerKey, RetryPolicy};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -68,8 +68,22 @@ pub fn backend_settings<F: Fn(&str) -> Option<String>>(
         jira_set_priority: env.parsed_or("JIRA_SET_PRIORITY", false)?,
         rt_queue: env.optional("RT_QUEUE"),
         rt_thread_field: env.optional("RT_THREAD_FIELD"),
-        ..BackendSettings::new(kind, &env.url("TICKET_API_URL")?)
+        ..BackendSettings::new(kind, &api_url(env)?)
     })
+}
+
+/// `TICKET_API_URL`: https (the credentials go with every request), or plain
+/// http to a loopback host (tests, local fakes).
+fn api_url<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<String, ConfigError> {
+    let url = env.required("TICKET_API_URL")?;
+    match check_api_url(url.trim()) {
+        Ok(()) => Ok(url.trim().to_string()),
+        Err(reason) => Err(ConfigError::Invalid {
+            name: "TICKET_API_URL",
+            value: url,
+            reason,
+        }),
+    }
 }
 
 /// The secret's text (JSON credentials). Read once at cold start; a rotated
@@ -78,18 +92,46 @@ pub async fn secret_string(
     client: &aws_sdk_secretsmanager::Client,
     secret_id: &str,
 ) -> Result<String, PortError> {
+    secret_text(
+        client,
+        secret_id,
+        "ticket credentials",
+        "the credentials as JSON text",
+    )
+    .await
+}
+
+/// The marker key from its own secret (`MARKER_KEY_SECRET_ARN`; the template
+/// generates it): the secret string's bytes, at least 32 of them.
+pub async fn marker_key(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<MarkerKey, PortError> {
+    let text = zeroize::Zeroizing::new(
+        secret_text(client, secret_id, "marker key", "a generated string").await?,
+    );
+    MarkerKey::new(text.as_bytes()).map_err(|e| PortError::Permanent {
+        port: "marker key",
+        message: format!("secret {secret_id}: {e}"),
+    })
+}
+
+async fn secret_text(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    port: &'static str,
+    expected: &str,
+) -> Result<String, PortError> {
     let answer = client
         .get_secret_value()
         .secret_id(secret_id)
         .version_stage("AWSCURRENT")
         .send()
         .await
-        .map_err(|e| port_error("ticket credentials", e))?;
+        .map_err(|e| port_error(port, e))?;
     answer.secret_string.ok_or_else(|| PortError::Permanent {
-        port: "ticket credentials",
-        message: format!(
-            "secret {secret_id} has no text value (store the credentials as JSON text)"
-        ),
+        port,
+        message: format!("secret {secret_id} has no text value (store {expected})"),
     })
 }
 
@@ -122,6 +164,30 @@ mod tests {
             error.to_string().contains("zendesk, jira, rt, webhook"),
             "{error}"
         );
+    }
+
+    /// Issue D: plain http is refused, except to loopback, naming the variable.
+    #[test]
+    fn the_api_url_must_be_https_except_to_loopback() {
+        let error = backend_settings(
+            &env(&[("TICKET_API_URL", "http://acme.zendesk.com")]),
+            BackendKind::Zendesk,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("TICKET_API_URL") && error.contains("https://"),
+            "{error}"
+        );
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://[::1]:9",
+            "http://localhost:3",
+        ] {
+            let settings =
+                backend_settings(&env(&[("TICKET_API_URL", loopback)]), BackendKind::Rt).unwrap();
+            assert_eq!(settings.api_url, loopback);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use crate::http::{HttpClient, RetryPolicy};
 use crate::jira::{Jira, JiraCredentials, JiraOptions};
+use crate::marker::{MarkerKey, MarkerKeyError};
 use crate::rt::{Rt, RtCredentials, RtOptions};
 use crate::webhook::{Webhook, WebhookCredentials};
 use crate::zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};
@@ -46,6 +47,55 @@ impl BackendKind {
     /// The webhook may run unauthenticated; every ticketing system needs a login.
     pub fn needs_credentials(self) -> bool {
         self != Self::Webhook
+    }
+
+    /// The ticketing systems write marker lines (and trust them); the webhook
+    /// sends the message's hash as a field and keys its writes by it.
+    pub fn writes_markers(self) -> bool {
+        self != Self::Webhook
+    }
+}
+
+/// Where the marker key comes from, for errors that say how to set one.
+pub const MARKER_KEY_SOURCES: &str = "MARKER_KEY_SECRET_ARN (or \"marker_key\" in the ticket credentials secret) in AWS; locally the key file under the state directory";
+
+/// The API's base URL must be https: the credentials travel with every
+/// request. Plain http is allowed to loopback only (tests, local fakes).
+pub fn check_api_url(url: &str) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err("expected an https:// URL".to_string());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    if ["127.0.0.1", "::1", "localhost"].contains(&host.to_ascii_lowercase().as_str()) {
+        Ok(())
+    } else {
+        Err(
+            "expected an https:// URL (plain http:// only to 127.0.0.1, ::1 or localhost)"
+                .to_string(),
+        )
+    }
+}
+
+/// The `marker_key` of a credentials secret's JSON, if it has one.
+pub fn marker_key_in_credentials(json: &str) -> Result<Option<MarkerKey>, MarkerKeyError> {
+    #[derive(serde::Deserialize)]
+    struct WithKey {
+        #[serde(default)]
+        marker_key: Option<crate::common::Credential>,
+    }
+    match serde_json::from_str::<WithKey>(json) {
+        Ok(WithKey {
+            marker_key: Some(key),
+        }) => MarkerKey::new(key.expose().as_bytes()).map(Some),
+        // Not this function's to judge: the backend reads the credentials.
+        _ => Ok(None),
     }
 }
 
@@ -154,10 +204,13 @@ pub enum AnyBackend {
 }
 
 impl AnyBackend {
-    /// Builds the backend. `credentials` is the secret's JSON (see README).
+    /// Builds the backend. `credentials` is the secret's JSON (see README);
+    /// `marker_key` signs and checks the marker lines (required, except for
+    /// the webhook, which writes none).
     pub fn build(
         settings: &BackendSettings,
         credentials: Option<&str>,
+        marker_key: Option<MarkerKey>,
     ) -> Result<Self, BackendError> {
         let kind = settings.kind;
         let settings_error = |message: String| BackendError::Settings {
@@ -169,6 +222,22 @@ impl AnyBackend {
                 "no credentials configured (TICKET_CREDENTIALS_SECRET_ARN in AWS; TICKET_CREDENTIALS_FILE or TICKET_CREDENTIALS locally)".into(),
             ));
         }
+        check_api_url(&settings.api_url).map_err(|reason| {
+            settings_error(format!("TICKET_API_URL {:?}: {reason}", settings.api_url))
+        })?;
+        let key = match marker_key {
+            Some(key) => Some(key),
+            None if kind.writes_markers() => {
+                return Err(settings_error(format!(
+                    "no marker key configured ({MARKER_KEY_SOURCES})"
+                )));
+            }
+            None => None,
+        };
+        let key = || {
+            key.clone()
+                .expect("checked above for every backend that writes markers")
+        };
         let http = HttpClient::new(kind.as_str(), settings.timeout, settings.retry.clone())
             .map_err(|e| settings_error(e.to_string()))?
             .with_rate_limit(settings.requests_per_minute);
@@ -189,7 +258,7 @@ impl AnyBackend {
                 options.set_priority = settings.jira_set_priority;
                 let credentials: JiraCredentials =
                     parse_credentials(kind, "{\"email\", \"token\"}", credentials)?;
-                Self::Jira(Jira::new(http, options, credentials))
+                Self::Jira(Jira::new(http, options, credentials, key()))
             }
             BackendKind::Webhook => {
                 let credentials: WebhookCredentials = match credentials {
@@ -199,6 +268,15 @@ impl AnyBackend {
                 Self::Webhook(Webhook::new(http, url, credentials))
             }
             BackendKind::Zendesk => {
+                if !settings.zendesk_organizations.is_empty()
+                    && settings.zendesk_requester_domain.is_none()
+                {
+                    // The API user would be the requester, and Zendesk files a
+                    // ticket under an organization only for one of its members.
+                    return Err(settings_error(
+                        "ZENDESK_ORGANIZATIONS needs ZENDESK_REQUESTER_DOMAIN (a ticket's organization must be its requester's)".into(),
+                    ));
+                }
                 let options = ZendeskOptions {
                     custom_fields: settings.zendesk_custom_fields.clone(),
                     organizations: settings.zendesk_organizations.clone(),
@@ -207,7 +285,7 @@ impl AnyBackend {
                 };
                 let credentials: ZendeskCredentials =
                     parse_credentials(kind, "{\"email\", \"token\"}", credentials)?;
-                Self::Zendesk(Zendesk::new(http, options, credentials))
+                Self::Zendesk(Zendesk::new(http, options, credentials, key()))
             }
             BackendKind::Rt => {
                 let mut options = RtOptions::new(url);
@@ -222,7 +300,7 @@ impl AnyBackend {
                     "{\"user\", \"password\"} or {\"token\"}",
                     credentials,
                 )?;
-                Self::Rt(Rt::new(http, options, credentials))
+                Self::Rt(Rt::new(http, options, credentials, key()))
             }
         })
     }
@@ -284,6 +362,84 @@ impl TicketSink for AnyBackend {
 mod tests {
     use super::*;
 
+    fn key() -> MarkerKey {
+        MarkerKey::new(&[1u8; 32]).expect("key")
+    }
+
+    /// Issue C: a backend that writes markers does not start without a key,
+    /// and says which setting gives it one.
+    #[test]
+    fn a_ticketing_system_without_a_marker_key_is_refused() {
+        let settings = BackendSettings::new(BackendKind::Rt, "https://rt.example");
+        let error = AnyBackend::build(&settings, Some(r#"{"token":"t"}"#), None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains("no marker key configured"), "{error}");
+        assert!(error.contains("MARKER_KEY_SECRET_ARN"), "{error}");
+        assert!(AnyBackend::build(&settings, Some(r#"{"token":"t"}"#), Some(key())).is_ok());
+    }
+
+    #[test]
+    fn the_marker_key_may_come_with_the_credentials() {
+        let json = format!(r#"{{"token":"t","marker_key":"{}"}}"#, "k".repeat(40));
+        let from_secret = marker_key_in_credentials(&json)
+            .expect("valid")
+            .expect("present");
+        let message = rootmail_domain::ContentHash::of(b"m");
+        let direct = MarkerKey::new("k".repeat(40).as_bytes()).expect("key");
+        assert_eq!(from_secret.marker(&message), direct.marker(&message));
+        assert!(
+            marker_key_in_credentials(r#"{"token":"t"}"#)
+                .expect("valid")
+                .is_none()
+        );
+        assert!(marker_key_in_credentials(r#"{"marker_key":"short"}"#).is_err());
+    }
+
+    /// Issue D: credentials never travel over plain http, except to loopback.
+    #[test]
+    fn the_api_url_is_https_or_loopback() {
+        for good in [
+            "https://acme.zendesk.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9/x",
+            "http://localhost",
+        ] {
+            assert_eq!(check_api_url(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://acme.zendesk.com",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example:80",
+            "ftp://x",
+        ] {
+            assert!(check_api_url(bad).is_err(), "{bad}");
+        }
+        let settings = BackendSettings::new(BackendKind::Webhook, "http://hooks.example");
+        let error = AnyBackend::build(&settings, None, None)
+            .err()
+            .expect("refused");
+        assert!(error.to_string().contains("TICKET_API_URL"), "{error}");
+    }
+
+    /// Issue 12: an organization needs a requester who can belong to it.
+    #[test]
+    fn zendesk_organizations_need_a_requester_domain() {
+        let mut settings = BackendSettings::new(BackendKind::Zendesk, "https://z.example");
+        settings.zendesk_organizations = vec![("Acme".into(), 7)];
+        let credentials = Some(r#"{"email":"a@b","token":"t"}"#);
+        let error = AnyBackend::build(&settings, credentials, Some(key()))
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("ZENDESK_REQUESTER_DOMAIN"),
+            "{error}"
+        );
+        settings.zendesk_requester_domain = Some("tickets.example".into());
+        assert!(AnyBackend::build(&settings, credentials, Some(key())).is_ok());
+    }
+
     #[test]
     fn credentials_errors_never_show_the_secret() {
         let settings = BackendSettings {
@@ -291,7 +447,7 @@ mod tests {
             jira_request_type_id: Some("2".into()),
             ..BackendSettings::new(BackendKind::Jira, "https://jira.example")
         };
-        let error = AnyBackend::build(&settings, Some("\"hunter2-plain-token\""))
+        let error = AnyBackend::build(&settings, Some("\"hunter2-plain-token\""), Some(key()))
             .err()
             .expect("a plain string is not Jira's credentials");
         let text = error.to_string();
@@ -306,18 +462,24 @@ mod tests {
             jira_request_type_id: Some("2".into()),
             ..BackendSettings::new(BackendKind::Jira, "https://jira.example")
         };
-        let error = AnyBackend::build(&settings, None).err().expect("refused");
+        let error = AnyBackend::build(&settings, None, Some(key()))
+            .err()
+            .expect("refused");
         assert!(error.to_string().contains("no credentials configured"));
         let webhook = BackendSettings::new(BackendKind::Webhook, "http://127.0.0.1:1");
-        assert!(AnyBackend::build(&webhook, None).is_ok());
+        assert!(AnyBackend::build(&webhook, None, None).is_ok());
     }
 
     #[test]
     fn jira_needs_its_service_desk() {
         let settings = BackendSettings::new(BackendKind::Jira, "https://jira.example");
-        let error = AnyBackend::build(&settings, Some(r#"{"email":"a@b","token":"t"}"#))
-            .err()
-            .expect("refused");
+        let error = AnyBackend::build(
+            &settings,
+            Some(r#"{"email":"a@b","token":"t"}"#),
+            Some(key()),
+        )
+        .err()
+        .expect("refused");
         assert_eq!(error.to_string(), "jira: JIRA_SERVICE_DESK_ID is required");
     }
 

@@ -1,36 +1,10 @@
-//! What every backend writes the same way: the marker that makes comments
-//! idempotent where the API has no idempotency key, the listing of attachments
-//! that were not uploaded, and credentials that never print.
+//! What every backend writes the same way: the listing of attachments that
+//! were not uploaded, the marker line (see [`crate::marker`]) after the text,
+//! a size cap that never cuts the marker, and credentials that never print.
 
 use rootmail_domain::{ContentHash, SecretValue, ThreadKey};
 use rootmail_pipeline::{AttachmentContent, TicketAttachment};
 use serde::Deserialize;
-
-/// The last line of every ticket body and comment rootmail writes. Backends
-/// without idempotency keys look for it before commenting (check before retry),
-/// and read the creating message back from a ticket found by its thread key.
-pub fn message_marker(message: &ContentHash) -> String {
-    format!("{MARKER_PREFIX}{message}")
-}
-
-const MARKER_PREFIX: &str = "rootmail-message: ";
-
-/// Whether `text` (a comment or ticket body as the API returns it) carries the
-/// marker of `message`.
-pub fn has_marker(text: &str, message: &ContentHash) -> bool {
-    text.contains(&message_marker(message))
-}
-
-/// The message whose marker `text` carries first (the one that created a ticket,
-/// when `text` is its description).
-pub fn marked_message(text: &str) -> Option<ContentHash> {
-    let at = text.find(MARKER_PREFIX)? + MARKER_PREFIX.len();
-    let hex: String = text[at..]
-        .chars()
-        .take_while(char::is_ascii_hexdigit)
-        .collect();
-    ContentHash::parse(&hex)
-}
 
 /// A short, label-safe token naming a thread (Jira labels and Zendesk tags allow
 /// no spaces or colons; thread keys have both).
@@ -42,12 +16,8 @@ pub fn thread_token(key: &ThreadKey) -> String {
 }
 
 /// The body text followed by a list of the attachments not uploaded (with their
-/// reason and the original's location) and the marker.
-pub fn body_with_listing(
-    body: &str,
-    attachments: &[TicketAttachment],
-    message: &ContentHash,
-) -> String {
+/// reason and the original's location), without the marker.
+pub fn text_with_listing(body: &str, attachments: &[TicketAttachment]) -> String {
     let mut text = body.trim_end().to_string();
     let listed: Vec<String> = attachments
         .iter()
@@ -68,9 +38,50 @@ pub fn body_with_listing(
         text.push_str("\n\nAttachments not uploaded:\n");
         text.push_str(&listed.join("\n"));
     }
-    text.push_str("\n\n");
-    text.push_str(&message_marker(message));
     text
+}
+
+/// [`text_with_listing`] and then the marker line, last.
+pub fn body_with_listing(body: &str, attachments: &[TicketAttachment], marker: &str) -> String {
+    format!("{}\n\n{marker}", text_with_listing(body, attachments))
+}
+
+/// Where the original message is, as the internal note names it
+/// (`Original message: <location>`).
+pub fn original_location(note: &str) -> Option<&str> {
+    note.lines()
+        .find_map(|line| line.strip_prefix("Original message: "))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+}
+
+/// `text` in at most `max_bytes` bytes: when it is longer, its end is cut (at a
+/// character boundary) and a line says how much and where the whole message
+/// is, so a system that would cut it silently never cuts what follows it (the
+/// marker). `keep` is a suffix of `text` that is never cut.
+pub fn capped(text: &str, keep: &str, max_bytes: usize, original: Option<&str>) -> String {
+    if text.len() <= max_bytes {
+        return text.to_string();
+    }
+    let head = text.strip_suffix(keep).unwrap_or(text);
+    let note = |cut: usize| match original {
+        Some(at) => format!("\n\n[{cut} bytes cut; the original is at {at}]"),
+        None => {
+            format!("\n\n[{cut} bytes cut; the original message is named in the internal note]")
+        }
+    };
+    // The note's own length depends on the number it shows: size it for the
+    // largest number it can show.
+    let room = max_bytes
+        .saturating_sub(keep.len())
+        .saturating_sub(note(head.len()).len());
+    let mut end = room.min(head.len());
+    while !head.is_char_boundary(end) {
+        end -= 1;
+    }
+    let kept = head[..end].trim_end_matches('\\');
+    let cut = head.len() - kept.len();
+    format!("{kept}{}{keep}", note(cut))
 }
 
 /// A credential from the backend's secret: never printed, zeroized on drop.
@@ -104,18 +115,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_marker_names_the_message_and_is_found_again() {
-        let message = ContentHash::of(b"mail");
-        let body = body_with_listing("Hello", &[], &message);
-        assert!(has_marker(&body, &message));
-        assert!(!has_marker(&body, &ContentHash::of(b"other")));
-        assert_eq!(marked_message(&body), Some(message));
-        assert_eq!(marked_message("no marker here"), None);
-    }
-
-    #[test]
     fn attachments_not_uploaded_are_listed_with_reason_and_original() {
-        let message = ContentHash::of(b"mail");
         let attachments = vec![
             TicketAttachment {
                 name: "invoice.pdf".into(),
@@ -133,9 +133,45 @@ mod tests {
                 },
             },
         ];
-        let body = body_with_listing("Hello", &attachments, &message);
+        let body = body_with_listing("Hello", &attachments, "MARKER");
         assert!(body.contains("- big.zip (application/zip, 99000000 bytes): not attached: too large; it is in the original message at s3://bucket/inbound/x"));
         assert!(!body.contains("invoice.pdf"));
+        assert!(body.ends_with("\n\nMARKER"));
+    }
+
+    #[test]
+    fn a_capped_text_keeps_its_marker_and_says_what_was_cut() {
+        let head = "é".repeat(1000);
+        let text = format!("{head}\n\nMARKER");
+        let short = capped(&text, "\n\nMARKER", 500, Some("s3://mail/inbound/1"));
+        assert!(short.len() <= 500, "{}", short.len());
+        assert!(short.ends_with("]\n\nMARKER"), "{short}");
+        let (kept, note) = short.split_once("\n\n[").expect("a note");
+        assert!(head.starts_with(kept));
+        let cut = head.len() - kept.len();
+        assert!(
+            note.starts_with(&format!(
+                "{cut} bytes cut; the original is at s3://mail/inbound/1]"
+            )),
+            "{note}"
+        );
+        assert_eq!(capped(&text, "\n\nMARKER", text.len(), None), text);
+    }
+
+    #[test]
+    fn a_cut_never_leaves_a_dangling_escape() {
+        let text = format!("{}MARKER", "\\*".repeat(100));
+        let short = capped(&text, "MARKER", 120, None);
+        let head = short.split("\n\n[").next().unwrap();
+        assert!(!head.ends_with('\\'), "{head}");
+        assert!(short.ends_with("MARKER"));
+    }
+
+    #[test]
+    fn the_original_is_read_from_the_internal_note() {
+        let note = "Authentication: spf=pass\nOriginal message: s3://mail/inbound/abc\n";
+        assert_eq!(original_location(note), Some("s3://mail/inbound/abc"));
+        assert_eq!(original_location("nothing"), None);
     }
 
     #[test]

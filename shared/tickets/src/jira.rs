@@ -1,31 +1,64 @@
 //! Jira Service Management: one customer request per thread, comments for later
 //! mail, attachments through temporary files.
 //!
-//! Jira has no idempotency key, so every write is checked first:
+//! Jira has no idempotency key, so every write is sent once (never repeated by
+//! the HTTP client after an answer that leaves open whether it landed) and
+//! checked for before it is made again by the queue's redelivery:
 //! - a request carries the label [`thread_token`] (found again by JQL) and its
 //!   description ends with the creating message's marker;
 //! - a comment ends with its message's marker, and the request's comments are
-//!   searched for it before one is added.
+//!   searched for it before one is added; a comment with files is added with
+//!   them in one write (the attach call's `additionalComment`), so a found
+//!   comment means its files are there too.
+//!
+//! Jira's search lags behind its writes (it is eventually consistent), so a
+//! create whose answer was lost may not be found at once. The backend keeps
+//! the intent of each create it sends: after a lost answer, and when a
+//! redelivery finds nothing although an intent is there, it searches again
+//! with a bounded backoff (`settle`) before it creates; and after creating it
+//! searches once more, with the new request reconciled, so a twin made anyway
+//! is marked as a duplicate and the thread goes on on the oldest request. A
+//! redelivery comes minutes later (the queue's visibility timeout), by when the
+//! search has caught up.
+//!
+//! Mail text is wiki markup to Jira: it is sent inside a `{noformat}` block, so
+//! links, images and colours in it stay text.
 //!
 //! The request type must offer the `labels` field (it may be hidden with no
 //! default); `priority` is set only when `set_priority` is on, because many
 //! request types do not offer it and Jira refuses fields a type does not have.
 
-use crate::common::{Credential, body_with_listing, has_marker, marked_message, thread_token};
+use crate::common::{Credential, capped, original_location, text_with_listing, thread_token};
 use crate::http::HttpClient;
+use crate::marker::MarkerKey;
 use reqwest::multipart::{Form, Part};
-use rootmail_domain::{Priority, ThreadKey};
+use reqwest::{RequestBuilder, Response, StatusCode};
+use rootmail_domain::{ContentHash, Priority, ThreadKey};
 use rootmail_pipeline::{
-    FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment, TicketAttachment,
-    TicketSink,
+    AttachmentContent, FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment,
+    TicketAttachment, TicketSink,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
 
 const PORT: &str = "jira";
 
-/// Jira Cloud's default attachment limit.
+/// Jira Cloud's default attachment limit, used until (or unless) the
+/// instance's own is read.
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
+
+/// Jira refuses a text field over 32,767 characters; bytes are never fewer.
+pub const MAX_TEXT_BYTES: usize = 32_000;
+
+/// How long a create's intent is remembered (longer than any redelivery delay).
+const INTENT_TTL: Duration = Duration::from_secs(30 * 60);
+
+/// The label a duplicate request gets instead of its thread's.
+pub const DUPLICATE_LABEL: &str = "rootmail-duplicate";
 
 #[derive(Debug, Clone)]
 pub struct JiraOptions {
@@ -35,6 +68,8 @@ pub struct JiraOptions {
     pub request_type_id: String,
     pub set_priority: bool,
     pub max_attachment_bytes: usize,
+    /// Waits between searches for a request whose create may have landed.
+    pub settle: Vec<Duration>,
 }
 
 impl JiraOptions {
@@ -45,6 +80,7 @@ impl JiraOptions {
             request_type_id: request_type_id.to_string(),
             set_priority: false,
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+            settle: [1, 2, 4].map(Duration::from_secs).to_vec(),
         }
     }
 }
@@ -61,6 +97,11 @@ pub struct Jira {
     http: HttpClient,
     options: JiraOptions,
     credentials: JiraCredentials,
+    key: MarkerKey,
+    /// The instance's attachment limit, read once.
+    upload_limit: Arc<OnceCell<usize>>,
+    /// Thread token -> when this process last sent a create for it.
+    intents: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 /// Jira's default priority scheme.
@@ -75,6 +116,8 @@ pub fn priority_name(priority: Priority) -> &'static str {
 
 #[derive(Deserialize)]
 struct Created {
+    #[serde(rename = "issueId", default)]
+    issue_id: Option<Value>,
     #[serde(rename = "issueKey")]
     issue_key: String,
 }
@@ -129,12 +172,29 @@ struct TemporaryAttachment {
     id: String,
 }
 
+/// `GET /rest/api/3/attachment/meta`.
+#[derive(Deserialize)]
+struct AttachmentSettings {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(rename = "uploadLimit", default)]
+    upload_limit: Option<u64>,
+}
+
 impl Jira {
-    pub fn new(http: HttpClient, options: JiraOptions, credentials: JiraCredentials) -> Self {
+    pub fn new(
+        http: HttpClient,
+        options: JiraOptions,
+        credentials: JiraCredentials,
+        key: MarkerKey,
+    ) -> Self {
         Self {
             http,
             options,
             credentials,
+            key,
+            upload_limit: Arc::new(OnceCell::new()),
+            intents: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -142,7 +202,7 @@ impl Jira {
         format!("{}{path}", self.options.base_url)
     }
 
-    fn auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    fn auth(&self, request: RequestBuilder) -> RequestBuilder {
         request.basic_auth(
             &self.credentials.email,
             Some(self.credentials.token.expose()),
@@ -152,9 +212,9 @@ impl Jira {
     async fn json<T: for<'de> Deserialize<'de>>(
         &self,
         what: &str,
-        response: reqwest::Response,
+        response: Response,
     ) -> PortResult<T> {
-        if response.status() == reqwest::StatusCode::NOT_FOUND {
+        if response.status() == StatusCode::NOT_FOUND {
             return Err(permanent(format!(
                 "{what}: HTTP 404 (wrong URL, service desk or request?)"
             )));
@@ -165,57 +225,161 @@ impl Jira {
             .map_err(|e| permanent(format!("{what}: unexpected answer: {e}")))
     }
 
-    /// Uploads the attachments as temporary files (right before they are used)
-    /// and attaches them to the request in one call.
+    /// A write Jira has no idempotency key for, sent once (see
+    /// [`HttpClient::send_once`]); a refusal is permanent, a 404 is left to
+    /// [`Self::json`].
+    async fn write(
+        &self,
+        what: &str,
+        request: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> PortResult<Response> {
+        let response = self.http.send_once(what, request).await?;
+        let status = response.status();
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(permanent(format!(
+                "{what}: {PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret"
+            )));
+        }
+        let body = response.text().await.unwrap_or_default();
+        let excerpt: String = body.chars().take(300).collect();
+        Err(permanent(format!("{what}: HTTP {status}: {excerpt}")))
+    }
+
+    /// The instance's attachment limit, read once per process; the default
+    /// when the settings cannot be read (an older Jira, a missing right).
+    async fn upload_limit(&self) -> usize {
+        *self
+            .upload_limit
+            .get_or_init(|| async {
+                match self.read_upload_limit().await {
+                    Ok(limit) => limit,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "jira attachment settings not read; keeping the default limit");
+                        self.options.max_attachment_bytes
+                    }
+                }
+            })
+            .await
+    }
+
+    async fn read_upload_limit(&self) -> PortResult<usize> {
+        let what = "reading the attachment settings";
+        let url = self.url("/rest/api/3/attachment/meta");
+        let response = self.http.send(what, |c| self.auth(c.get(&url))).await?;
+        let settings: AttachmentSettings = self.json(what, response).await?;
+        Ok(match (settings.enabled, settings.upload_limit) {
+            (false, _) => 0,
+            (true, Some(limit)) => usize::try_from(limit).unwrap_or(usize::MAX),
+            (true, None) => self.options.max_attachment_bytes,
+        })
+    }
+
+    /// The attachments as they will be sent: a file over the instance's limit
+    /// is listed instead (Jira would refuse it and fail the whole operation).
+    async fn fit(&self, attachments: &[TicketAttachment]) -> Vec<TicketAttachment> {
+        if attachments.iter().all(|a| a.bytes().is_none()) {
+            return attachments.to_vec();
+        }
+        let limit = self.upload_limit().await;
+        attachments
+            .iter()
+            .map(|a| match a.bytes() {
+                Some(bytes) if bytes.len() > limit => TicketAttachment {
+                    content: AttachmentContent::Listed {
+                        reason: format!("not attached: larger than Jira's limit of {limit} bytes"),
+                        original: None,
+                    },
+                    ..a.clone()
+                },
+                _ => a.clone(),
+            })
+            .collect()
+    }
+
+    /// Uploads the files that have bytes as temporary files, right before they
+    /// are used (a temporary file that is never attached expires); their ids.
+    async fn upload_all(&self, attachments: &[TicketAttachment]) -> PortResult<Vec<String>> {
+        let mut ids = Vec::new();
+        for attachment in attachments {
+            if let Some(bytes) = attachment.bytes() {
+                ids.extend(self.upload(attachment, bytes).await?);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Attaches uploaded files to the request, sent once (attaching again with
+    /// spent temporary ids would be refused). With `comment`, the files come
+    /// with that comment in the same write, so the comment the redelivery
+    /// looks for is there exactly when the files are; its id, when Jira names it.
     async fn attach(
         &self,
         key: &str,
-        attachments: &[TicketAttachment],
+        ids: &[String],
+        comment: Option<&str>,
         public: bool,
-    ) -> PortResult<()> {
-        let mut ids = Vec::new();
-        for attachment in attachments {
-            let Some(bytes) = attachment.bytes() else {
-                continue;
-            };
-            let url = self.url(&format!(
-                "/rest/servicedeskapi/servicedesk/{}/attachTemporaryFile",
-                self.options.service_desk_id
-            ));
-            let response = self
-                .http
-                .send("uploading an attachment", |c| {
-                    let part = Part::bytes(bytes.to_vec())
-                        .file_name(attachment.name.clone())
-                        .mime_str(&attachment.content_type)
-                        .unwrap_or_else(|_| {
-                            Part::bytes(bytes.to_vec()).file_name(attachment.name.clone())
-                        });
-                    self.auth(c.post(&url))
-                        .header("X-Atlassian-Token", "no-check")
-                        .header("X-ExperimentalApi", "opt-in")
-                        .multipart(Form::new().part("file", part))
-                })
-                .await?;
-            let temporary: Temporary = self.json("uploading an attachment", response).await?;
-            ids.extend(temporary.temporary_attachments.into_iter().map(|t| t.id));
+    ) -> PortResult<Option<String>> {
+        #[derive(Deserialize)]
+        struct Attached {
+            #[serde(default)]
+            comment: Option<Comment>,
         }
         if ids.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
+        let what = "attaching files";
         let url = self.url(&format!("/rest/servicedeskapi/request/{key}/attachment"));
-        let body = json!({"temporaryAttachmentIds": ids, "public": public});
-        self.http
-            .send("attaching files", |c| self.auth(c.post(&url)).json(&body))
+        let mut body = json!({"temporaryAttachmentIds": ids, "public": public});
+        if let Some(comment) = comment {
+            body["additionalComment"] = json!({"body": comment});
+        }
+        let response = self
+            .write(what, |c| self.auth(c.post(&url)).json(&body))
             .await?;
-        Ok(())
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(permanent(format!("{what}: HTTP 404 (request {key} gone?)")));
+        }
+        // Applied: an answer that cannot be read only loses the id.
+        let attached = response.json::<Attached>().await.ok();
+        Ok(attached.and_then(|a| a.comment).map(|c| id_text(&c.id)))
     }
 
-    /// The comment on `key` that carries `marker`'s message, if any (all pages).
+    async fn upload(&self, attachment: &TicketAttachment, bytes: &[u8]) -> PortResult<Vec<String>> {
+        let what = "uploading an attachment";
+        let url = self.url(&format!(
+            "/rest/servicedeskapi/servicedesk/{}/attachTemporaryFile",
+            self.options.service_desk_id
+        ));
+        let response = self
+            .write(what, |c| {
+                let part = Part::bytes(bytes.to_vec())
+                    .file_name(attachment.name.clone())
+                    .mime_str(&attachment.content_type)
+                    .unwrap_or_else(|_| {
+                        Part::bytes(bytes.to_vec()).file_name(attachment.name.clone())
+                    });
+                self.auth(c.post(&url))
+                    .header("X-Atlassian-Token", "no-check")
+                    .header("X-ExperimentalApi", "opt-in")
+                    .multipart(Form::new().part("file", part))
+            })
+            .await?;
+        let temporary: Temporary = self.json(what, response).await?;
+        Ok(temporary
+            .temporary_attachments
+            .into_iter()
+            .map(|t| t.id)
+            .collect())
+    }
+
+    /// The comment on `key` that carries `message`'s marker, if any (all pages).
     async fn existing_comment(
         &self,
         key: &str,
-        message: &rootmail_domain::ContentHash,
+        message: &ContentHash,
         public: bool,
     ) -> PortResult<Option<String>> {
         let url = self.url(&format!("/rest/servicedeskapi/request/{key}/comment"));
@@ -232,7 +396,11 @@ impl Jira {
                 .send("listing comments", |c| self.auth(c.get(&url)).query(&query))
                 .await?;
             let page: Comments = self.json("listing comments", response).await?;
-            if let Some(found) = page.values.iter().find(|c| has_marker(&c.body, message)) {
+            let mut marked = page
+                .values
+                .iter()
+                .filter(|c| self.key.has_marker(&c.body, message));
+            if let Some(found) = marked.next() {
                 return Ok(Some(id_text(&found.id)));
             }
             if page.is_last_page || page.values.is_empty() {
@@ -242,47 +410,202 @@ impl Jira {
         }
     }
 
-    /// Adds a comment unless one for `message` is there; returns its id.
-    async fn comment_once(
-        &self,
-        key: &str,
-        message: &rootmail_domain::ContentHash,
-        body: &str,
-        public: bool,
-    ) -> PortResult<String> {
-        match self.existing_comment(key, message, public).await? {
-            Some(id) => Ok(id),
-            None => self.post_comment(key, body, public).await,
-        }
-    }
-
     async fn post_comment(&self, key: &str, body: &str, public: bool) -> PortResult<String> {
+        let what = "commenting on a request";
         let url = self.url(&format!("/rest/servicedeskapi/request/{key}/comment"));
         let payload = json!({"body": body, "public": public});
         let response = self
-            .http
-            .send("commenting on a request", |c| {
-                self.auth(c.post(&url)).json(&payload)
-            })
+            .write(what, |c| self.auth(c.post(&url)).json(&payload))
             .await?;
-        let created: Comment = self.json("commenting on a request", response).await?;
+        let created: Comment = self.json(what, response).await?;
         Ok(id_text(&created.id))
     }
 
     /// The internal note, marked with the message so a retry does not repeat it.
-    async fn internal_note(
-        &self,
-        key: &str,
-        message: &rootmail_domain::ContentHash,
-        note: &str,
-    ) -> PortResult<()> {
+    async fn internal_note(&self, key: &str, message: &ContentHash, note: &str) -> PortResult<()> {
         if note.trim().is_empty() {
             return Ok(());
         }
-        let body = body_with_listing(note, &[], message);
-        self.comment_once(key, message, &body, false)
-            .await
-            .map(drop)
+        if self.existing_comment(key, message, false).await?.is_some() {
+            return Ok(());
+        }
+        let body = self.text(note, &[], message, original_location(note));
+        self.post_comment(key, &body, false).await.map(drop)
+    }
+
+    /// A new public comment and its files, in one write when there are files.
+    async fn post_with_files(&self, key: &str, comment: &NewComment) -> PortResult<String> {
+        let attachments = self.fit(&comment.attachments).await;
+        let original = original_location(&comment.internal_note);
+        let body = self.text(&comment.body, &attachments, &comment.message, original);
+        let ids = self.upload_all(&attachments).await?;
+        if ids.is_empty() {
+            return self.post_comment(key, &body, true).await;
+        }
+        match self.attach(key, &ids, Some(&body), true).await? {
+            Some(id) => Ok(id),
+            None => self
+                .existing_comment(key, &comment.message, true)
+                .await?
+                .ok_or_else(|| {
+                    permanent(format!(
+                        "attaching files: Jira answered, but their comment is not on request {key}"
+                    ))
+                }),
+        }
+    }
+
+    /// Mail text as Jira stores it: inert, capped, then the marker.
+    fn text(
+        &self,
+        body: &str,
+        attachments: &[TicketAttachment],
+        message: &ContentHash,
+        original: Option<&str>,
+    ) -> String {
+        let marker = self.key.marker(message);
+        let room = MAX_TEXT_BYTES - marker.len() - NOFORMAT_WRAPPING;
+        let text = capped(&text_with_listing(body, attachments), "", room, original);
+        format!("{}\n\n{marker}", inert(&text))
+    }
+}
+
+/// Searching lags behind writing: what a create whose answer was lost needs.
+impl Jira {
+    fn intended(&self, token: &str) -> bool {
+        let intents = self.intents.lock().unwrap_or_else(|e| e.into_inner());
+        intents
+            .get(token)
+            .is_some_and(|at| at.elapsed() < INTENT_TTL)
+    }
+
+    fn intend(&self, token: &str) {
+        let mut intents = self.intents.lock().unwrap_or_else(|e| e.into_inner());
+        intents.retain(|_, at| at.elapsed() < INTENT_TTL);
+        intents.insert(token.to_string(), Instant::now());
+    }
+
+    fn forget(&self, token: &str) {
+        let mut intents = self.intents.lock().unwrap_or_else(|e| e.into_inner());
+        intents.remove(token);
+    }
+
+    /// Searches again after each wait of `settle` until the thread's request
+    /// shows: for a create that may have landed but is not indexed yet.
+    async fn find_settled(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
+        for wait in &self.options.settle {
+            tokio::time::sleep(*wait).await;
+            if let Some(found) = self.find(key).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The oldest request of the thread, searched with the new one reconciled
+    /// (Jira then includes it whether or not it is indexed yet).
+    async fn oldest(&self, key: &ThreadKey, created: &Created) -> PortResult<Option<Issue>> {
+        let what = "reconciling a new request";
+        let url = self.url("/rest/api/2/search/jql");
+        let mut body = json!({
+            "jql": thread_jql(key),
+            "fields": ["description"],
+            "maxResults": 10,
+        });
+        if let Some(id) = created.issue_id.as_ref().and_then(numeric_id) {
+            body["reconcileIssues"] = json!([id]);
+        }
+        let response = self
+            .http
+            .send(what, |c| self.auth(c.post(&url)).json(&body))
+            .await?;
+        let search: Search = self.json(what, response).await?;
+        Ok(search.issues.into_iter().next())
+    }
+
+    /// Takes the duplicate out of its thread (so no search finds it again) and
+    /// says where the thread goes on.
+    async fn mark_duplicate(&self, key: &ThreadKey, duplicate: &str, kept: &str) -> PortResult<()> {
+        let what = "marking a duplicate request";
+        let url = self.url(&format!("/rest/api/2/issue/{duplicate}"));
+        let body = json!({"update": {"labels": [
+            {"remove": thread_token(key)},
+            {"add": DUPLICATE_LABEL},
+        ]}});
+        self.http
+            .send(what, |c| self.auth(c.put(&url)).json(&body))
+            .await?;
+        let note = format!(
+            "rootmail created this request twice (an answer was lost); the thread continues on {kept}."
+        );
+        self.post_comment(duplicate, &note, false).await.map(drop)
+    }
+
+    fn found(&self, issue: Issue) -> FoundTicket {
+        // A labelled request without our marker was edited by hand; treat it
+        // as created by an unknown message, so every mail becomes a comment.
+        let created_from = issue
+            .fields
+            .description
+            .as_deref()
+            .and_then(|d| self.key.last_marked(d))
+            .unwrap_or_else(|| ContentHash::of(issue.key.as_bytes()));
+        FoundTicket {
+            id: issue.key,
+            created_from,
+        }
+    }
+
+    /// The thread's request exists: finish what this message left (its
+    /// note), or, when another message created it, add this one as a comment.
+    async fn complete(&self, found: FoundTicket, ticket: &NewTicket) -> PortResult<String> {
+        if found.created_from == ticket.message {
+            self.internal_note(&found.id, &ticket.message, &ticket.internal_note)
+                .await?;
+        } else {
+            self.comment(&found.id, &as_comment(ticket)).await?;
+        }
+        self.forget(&thread_token(&ticket.thread_key));
+        Ok(found.id)
+    }
+
+    /// Posts the request, once.
+    async fn post_request(
+        &self,
+        ticket: &NewTicket,
+        attachments: &[TicketAttachment],
+    ) -> PortResult<Created> {
+        let mut fields = json!({
+            "summary": ticket.subject,
+            "description": self.text(&ticket.body, attachments, &ticket.message, original_location(&ticket.internal_note)),
+            "labels": ["rootmail", thread_token(&ticket.thread_key), ticket.kind.as_str().replace('.', "_")],
+        });
+        if self.options.set_priority {
+            fields["priority"] = json!({"name": priority_name(ticket.priority)});
+        }
+        let payload = json!({
+            "serviceDeskId": self.options.service_desk_id,
+            "requestTypeId": self.options.request_type_id,
+            "requestFieldValues": fields,
+        });
+        let what = "creating a request";
+        let url = self.url("/rest/servicedeskapi/request");
+        let response = self
+            .write(what, |c| self.auth(c.post(&url)).json(&payload))
+            .await?;
+        self.json(what, response).await
+    }
+}
+
+/// The comment a message makes on a thread another message opened.
+fn as_comment(ticket: &NewTicket) -> NewComment {
+    NewComment {
+        message: ticket.message.clone(),
+        body: ticket.body.clone(),
+        priority: ticket.priority,
+        kind: ticket.kind,
+        internal_note: ticket.internal_note.clone(),
+        attachments: ticket.attachments.clone(),
     }
 }
 
@@ -300,9 +623,53 @@ fn id_text(id: &Value) -> String {
     }
 }
 
+fn numeric_id(id: &Value) -> Option<u64> {
+    match id {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// A JQL string literal.
 fn jql_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn thread_jql(key: &ThreadKey) -> String {
+    format!(
+        "labels = {} ORDER BY created ASC",
+        jql_string(&thread_token(key))
+    )
+}
+
+/// The bytes [`inert`] adds around a text.
+const NOFORMAT_WRAPPING: usize = "{noformat}\n\n{noformat}".len();
+
+/// Text Jira shows as written: one `{noformat}` block (wiki markup inside is
+/// not rendered), in which no `{noformat` can close the block early (a space
+/// goes after its brace, whatever its case).
+pub fn inert(text: &str) -> String {
+    const MACRO: &[u8] = b"{noformat";
+    let mut out = String::with_capacity(text.len() + NOFORMAT_WRAPPING + 16);
+    out.push_str("{noformat}\n");
+    let mut rest = text;
+    while let Some(at) = rest.find('{') {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        out.push('{');
+        let opens = from
+            .as_bytes()
+            .get(..MACRO.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(MACRO));
+        if opens {
+            out.push(' ');
+        }
+        rest = &from[1..];
+    }
+    out.push_str(rest);
+    out.push_str("\n{noformat}");
+    out
 }
 
 impl TicketSink for Jira {
@@ -311,15 +678,15 @@ impl TicketSink for Jira {
     }
 
     fn max_attachment_bytes(&self) -> usize {
-        self.options.max_attachment_bytes
+        self.upload_limit
+            .get()
+            .copied()
+            .unwrap_or(self.options.max_attachment_bytes)
     }
 
     async fn find(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
         let url = self.url("/rest/api/2/search/jql");
-        let jql = format!(
-            "labels = {} ORDER BY created ASC",
-            jql_string(&thread_token(key))
-        );
+        let jql = thread_jql(key);
         let query = [
             ("jql", jql.as_str()),
             ("fields", "description"),
@@ -332,77 +699,99 @@ impl TicketSink for Jira {
             })
             .await?;
         let search: Search = self.json("finding a request", response).await?;
-        let Some(issue) = search.issues.into_iter().next() else {
-            return Ok(None);
-        };
-        // A labelled request without our marker was edited by hand; treat it as
-        // created by an unknown message, so every mail becomes a comment on it.
-        let created_from = issue
-            .fields
-            .description
-            .as_deref()
-            .and_then(marked_message)
-            .unwrap_or_else(|| rootmail_domain::ContentHash::of(issue.key.as_bytes()));
-        Ok(Some(FoundTicket {
-            id: issue.key,
-            created_from,
-        }))
+        Ok(search.issues.into_iter().next().map(|i| self.found(i)))
     }
 
     /// Idempotent per thread (the `TicketSink` contract): a request already
-    /// labelled for the thread is completed (its internal note) and returned.
+    /// labelled for the thread is completed and returned, never made twice.
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
-        if let Some(found) = self.find(&ticket.thread_key).await? {
-            if found.created_from == ticket.message {
-                self.internal_note(&found.id, &ticket.message, &ticket.internal_note)
-                    .await?;
+        let token = thread_token(&ticket.thread_key);
+        let found = match self.find(&ticket.thread_key).await? {
+            None if self.intended(&token) => self.find_settled(&ticket.thread_key).await?,
+            found => found,
+        };
+        if let Some(found) = found {
+            return self.complete(found, ticket).await;
+        }
+        let attachments = self.fit(&ticket.attachments).await;
+        self.intend(&token);
+        let created = match self.post_request(ticket, &attachments).await {
+            Ok(created) => created,
+            // It may have landed: look (patiently) before leaving it to the queue.
+            Err(e) if e.is_transient() => {
+                return match self.find_settled(&ticket.thread_key).await? {
+                    Some(found) => self.complete(found, ticket).await,
+                    None => Err(e),
+                };
             }
-            return Ok(found.id);
+            // Refused: nothing was made, so there is nothing to look for later.
+            Err(e) => {
+                self.forget(&token);
+                return Err(e);
+            }
+        };
+        match self.oldest(&ticket.thread_key, &created).await {
+            Ok(Some(oldest)) if oldest.key != created.issue_key => {
+                self.mark_duplicate(&ticket.thread_key, &created.issue_key, &oldest.key)
+                    .await?;
+                return self.complete(self.found(oldest), ticket).await;
+            }
+            Ok(_) => {}
+            // The request is made; reconciling is a second look, not a condition.
+            Err(e) => tracing::warn!(error = %e, "jira: the new request was not reconciled"),
         }
-        let mut fields = json!({
-            "summary": ticket.subject,
-            "description": body_with_listing(&ticket.body, &ticket.attachments, &ticket.message),
-            "labels": ["rootmail", thread_token(&ticket.thread_key), ticket.kind.as_str().replace('.', "_")],
-        });
-        if self.options.set_priority {
-            fields["priority"] = json!({"name": priority_name(ticket.priority)});
-        }
-        let payload = json!({
-            "serviceDeskId": self.options.service_desk_id,
-            "requestTypeId": self.options.request_type_id,
-            "requestFieldValues": fields,
-        });
-        let url = self.url("/rest/servicedeskapi/request");
-        let response = self
-            .http
-            .send("creating a request", |c| {
-                self.auth(c.post(&url)).json(&payload)
-            })
-            .await?;
-        let created: Created = self.json("creating a request", response).await?;
-        self.attach(&created.issue_key, &ticket.attachments, true)
-            .await?;
+        let ids = self.upload_all(&attachments).await?;
+        self.attach(&created.issue_key, &ids, None, true).await?;
         self.internal_note(&created.issue_key, &ticket.message, &ticket.internal_note)
             .await?;
+        self.forget(&token);
         Ok(created.issue_key)
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let body = body_with_listing(&comment.body, &comment.attachments, &comment.message);
         let existed = self
             .existing_comment(ticket_id, &comment.message, true)
             .await?;
         let id = match existed {
             Some(id) => id,
-            None => {
-                let id = self.post_comment(ticket_id, &body, true).await?;
-                // Uploaded only with a new comment, so a retry never attaches twice.
-                self.attach(ticket_id, &comment.attachments, true).await?;
-                id
-            }
+            None => self.post_with_files(ticket_id, comment).await?,
         };
         self.internal_note(ticket_id, &comment.message, &comment.internal_note)
             .await?;
         Ok(PostedComment::on(ticket_id, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inert_text_cannot_close_its_block() {
+        let text = inert("a {noformat} b {NoFormat:title=x} c {color:red}x{color} {");
+        assert_eq!(
+            text,
+            "{noformat}\na { noformat} b { NoFormat:title=x} c {color:red}x{color} {\n{noformat}"
+        );
+        assert_eq!(text.matches("{noformat}").count(), 2);
+    }
+
+    #[test]
+    fn inert_text_handles_multi_byte_characters() {
+        assert_eq!(inert("日本{ü"), "{noformat}\n日本{ü\n{noformat}");
+    }
+
+    /// Hostile input stays linear: twice the braces, about twice the time.
+    #[test]
+    fn inert_is_linear() {
+        let time = |n: usize| {
+            let text = "{noformat{".repeat(n);
+            let start = std::time::Instant::now();
+            assert!(inert(&text).len() > text.len());
+            start.elapsed()
+        };
+        time(10_000);
+        let (small, large) = (time(100_000), time(200_000));
+        assert!(large < small * 4, "{small:?} then {large:?}");
     }
 }

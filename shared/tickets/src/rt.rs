@@ -24,8 +24,9 @@
 //! High 100, an admin adds `High => 80` or `Urgent => 100` to see names). A later,
 //! more urgent mail raises the ticket's priority; nothing lowers it.
 
-use crate::common::{Credential, body_with_listing, marked_message, message_marker};
+use crate::common::{Credential, body_with_listing};
 use crate::http::HttpClient;
+use crate::marker::{MARKER_PREFIX, MarkerKey};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, LOCATION};
@@ -85,6 +86,7 @@ pub struct Rt {
     http: HttpClient,
     options: RtOptions,
     credentials: RtCredentials,
+    key: MarkerKey,
     /// Set once the queue and the thread field are known to exist.
     checked: Arc<OnceCell<()>>,
 }
@@ -168,11 +170,17 @@ struct Written {
 }
 
 impl Rt {
-    pub fn new(http: HttpClient, options: RtOptions, credentials: RtCredentials) -> Self {
+    pub fn new(
+        http: HttpClient,
+        options: RtOptions,
+        credentials: RtCredentials,
+        key: MarkerKey,
+    ) -> Self {
         Self {
             http,
             options,
             credentials,
+            key,
             checked: Arc::new(OnceCell::new()),
         }
     }
@@ -299,7 +307,7 @@ impl Rt {
         let body = json!([{
             "field": "Content",
             "operator": "LIKE",
-            "value": message_marker(message),
+            "value": self.key.marker(message),
         }]);
         let response = self
             .http
@@ -368,7 +376,7 @@ impl Rt {
         if note.trim().is_empty() {
             return Ok(());
         }
-        let content = format!("{}\n\n{}", note.trim_end(), message_marker(message));
+        let content = format!("{}\n\n{}", note.trim_end(), self.key.marker(message));
         self.add_message(ticket_id, "comment", &content, &[])
             .await
             .map(|_| ())
@@ -406,7 +414,7 @@ impl Rt {
     async fn created_from(&self, ticket_id: &str) -> PortResult<ContentHash> {
         let what = format!("reading how RT ticket {ticket_id} was created");
         let url = self.api(&format!("/ticket/{ticket_id}/attachments"));
-        let body = json!([{ "field": "Content", "operator": "LIKE", "value": marker_start() }]);
+        let body = json!([{ "field": "Content", "operator": "LIKE", "value": MARKER_PREFIX }]);
         let response = self
             .http
             .send(&what, |c| {
@@ -424,18 +432,9 @@ impl Rt {
         Ok(page
             .items
             .into_iter()
-            .find_map(|a| a.content.as_deref().and_then(marked_message))
+            .find_map(|a| a.content.as_deref().and_then(|c| self.key.last_marked(c)))
             .unwrap_or_else(|| ContentHash::of(format!("rt-ticket:{ticket_id}").as_bytes())))
     }
-}
-
-/// The part of every marker before the hash (derived from `message_marker`,
-/// so the two cannot drift apart).
-fn marker_start() -> String {
-    let any = ContentHash::of(b"");
-    message_marker(&any)
-        .trim_end_matches(any.as_str())
-        .to_string()
 }
 
 /// The text of a ticket or correspondence, and its uploads in RT's inline form.
@@ -443,7 +442,7 @@ fn marker_start() -> String {
 fn content_and_uploads(
     body: &str,
     attachments: &[TicketAttachment],
-    message: &ContentHash,
+    marker: &str,
 ) -> (String, Vec<Value>) {
     let mut uploads = Vec::new();
     let listed: Vec<TicketAttachment> = attachments
@@ -467,7 +466,7 @@ fn content_and_uploads(
             AttachmentContent::Listed { .. } => a.clone(),
         })
         .collect();
-    (body_with_listing(body, &listed, message), uploads)
+    (body_with_listing(body, &listed, marker), uploads)
 }
 
 fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
@@ -567,8 +566,11 @@ impl TicketSink for Rt {
             return Ok(found.id);
         }
         let what = "creating a ticket";
-        let (content, uploads) =
-            content_and_uploads(&ticket.body, &ticket.attachments, &ticket.message);
+        let (content, uploads) = content_and_uploads(
+            &ticket.body,
+            &ticket.attachments,
+            &self.key.marker(&ticket.message),
+        );
         let mut body = json!({
             "Queue": self.options.queue,
             "Subject": ticket.subject,
@@ -596,8 +598,11 @@ impl TicketSink for Rt {
         let correspondence = match written.correspondence {
             Some(id) => id,
             None => {
-                let (content, uploads) =
-                    content_and_uploads(&comment.body, &comment.attachments, &comment.message);
+                let (content, uploads) = content_and_uploads(
+                    &comment.body,
+                    &comment.attachments,
+                    &self.key.marker(&comment.message),
+                );
                 self.add_message(ticket_id, "correspond", &content, &uploads)
                     .await?
             }
@@ -660,7 +665,6 @@ mod tests {
 
     #[test]
     fn empty_files_are_listed_and_others_uploaded_as_base64() {
-        let message = ContentHash::of(b"m");
         let attachments = vec![
             TicketAttachment {
                 name: "invoice.pdf".into(),
@@ -675,7 +679,7 @@ mod tests {
                 content: AttachmentContent::Upload(Vec::new()),
             },
         ];
-        let (content, uploads) = content_and_uploads("Body", &attachments, &message);
+        let (content, uploads) = content_and_uploads("Body", &attachments, "MARKER");
         assert_eq!(
             uploads,
             vec![
@@ -685,6 +689,6 @@ mod tests {
         assert!(
             content.contains("- empty.txt (text/plain, 0 bytes): not attached: the file is empty")
         );
-        assert!(content.ends_with(&message_marker(&message)));
+        assert!(content.ends_with("\n\nMARKER"));
     }
 }

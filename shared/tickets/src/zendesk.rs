@@ -6,17 +6,24 @@
 //!   and the ticket's `external_id` is the thread key, looked up before posting,
 //!   so a create repeated later finds the first ticket instead of making another;
 //! - the ticket's description (its first comment) ends with the creating
-//!   message's marker, which [`TicketSink::find`] reads back;
-//! - comments have no idempotency key: the ticket's comments are searched for the
-//!   message's marker before one is added (a public one is the comment, a private
-//!   one its internal note), and a comment is sent once per call, never repeated
-//!   by the HTTP retry loop (see [`Zendesk::put_once`]);
+//!   message's marker (signed: see [`crate::marker`]), which
+//!   [`TicketSink::find`] reads back;
+//! - comments have no idempotency key: the ticket's comments are searched,
+//!   newest first, for the message's marker before one is added (a public one
+//!   is the comment, a private one its internal note), and a comment is sent
+//!   once per call, never repeated by the HTTP retry loop (see
+//!   [`Zendesk::put_once`]); a 409 (a concurrent change) is left to the queue;
+//! - a body is at most [`MAX_COMMENT_BYTES`]: Zendesk would drop the end of a
+//!   longer one, marker included, without an error;
 //! - uploads are made right before the call that uses their tokens (a token lives
 //!   60 minutes), never carried over from an earlier attempt.
 //!
-//! Zendesk renders a comment's `body` as Markdown, so mail text is escaped to show
-//! as written ([`literal`]). A comment raises the ticket's priority when its mail
-//! is more urgent, never lowers it.
+//! Zendesk renders Markdown in comments agents write, so mail text is escaped
+//! ([`literal`]) in the comments and notes rootmail (the API user) adds, and sent
+//! as written as the first comment of a ticket an end user requests. With an
+//! organization, the requester is made its member before the ticket names it.
+//! A comment raises the ticket's priority when its mail is more urgent, never
+//! lowers it.
 //!
 //! A ticket holds at most 5,000 comments and a closed ticket takes none: the
 //! message then opens a follow-up ticket (same `external_id`,
@@ -25,10 +32,9 @@
 //! of a thread, and commenting on the old ticket finds its follow-up again, so
 //! the thread continues there either way.
 
-use crate::common::{
-    Credential, body_with_listing, has_marker, marked_message, message_marker, thread_token,
-};
+use crate::common::{Credential, capped, original_location, text_with_listing, thread_token};
 use crate::http::HttpClient;
+use crate::marker::MarkerKey;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
@@ -57,6 +63,11 @@ const MAX_PAGES: usize = 100;
 
 /// Follow-up tickets opened for one message before giving up (a loop guard).
 const MAX_FOLLOWUPS: usize = 3;
+
+/// The longest comment body sent. Zendesk keeps 64 KB of a comment and drops
+/// the rest without an error, and the marker is at the end: a longer comment
+/// would lose it, and every redelivery would add the comment again.
+pub const MAX_COMMENT_BYTES: usize = 64_000;
 
 #[derive(Debug, Clone)]
 pub struct ZendeskOptions {
@@ -105,6 +116,7 @@ pub struct Zendesk {
     http: HttpClient,
     options: ZendeskOptions,
     credentials: ZendeskCredentials,
+    key: MarkerKey,
 }
 
 /// Zendesk's priorities are the taxonomy's, by name.
@@ -180,6 +192,8 @@ struct ZTicket {
     organization_id: Option<u64>,
     #[serde(default)]
     requester_id: Option<u64>,
+    #[serde(default)]
+    submitter_id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -279,11 +293,17 @@ enum Full {
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = PortResult<T>> + Send + 'a>>;
 
 impl Zendesk {
-    pub fn new(http: HttpClient, options: ZendeskOptions, credentials: ZendeskCredentials) -> Self {
+    pub fn new(
+        http: HttpClient,
+        options: ZendeskOptions,
+        credentials: ZendeskCredentials,
+        key: MarkerKey,
+    ) -> Self {
         Self {
             http,
             options,
             credentials,
+            key,
         }
     }
 
@@ -393,7 +413,7 @@ impl Zendesk {
                 .send("listing comments", |c| {
                     let request = self.auth(c.get(&url));
                     if first {
-                        request.query(&[("page[size]", PAGE_SIZE), ("sort_order", "desc")])
+                        request.query(&[("page[size]", PAGE_SIZE), ("sort", "-created_at")])
                     } else {
                         request
                     }
@@ -402,7 +422,7 @@ impl Zendesk {
             let page: CommentPage = self.json("listing comments", response).await?;
             for comment in &page.comments {
                 marked.total += 1;
-                if !ends_with_marker(&comment.body, message) {
+                if !self.ends_with_marker(&comment.body, message) {
                     continue;
                 }
                 if comment.public {
@@ -505,7 +525,7 @@ impl Zendesk {
             Ok(response) => response,
             Err(e) if refused_with(&e, 400) && e.to_string().contains("IdempotentRequestError") => {
                 return match self.newest_ticket(external_id).await? {
-                    Some(ticket) if created_from(&ticket) == *message => Ok(Posted {
+                    Some(ticket) if self.created_from(&ticket) == *message => Ok(Posted {
                         id: ticket.id,
                         comment_id: None,
                         fresh: false,
@@ -564,6 +584,14 @@ impl Zendesk {
                 "{what}: HTTP 404: ticket {ticket} is not there (deleted?)"
             )));
         }
+        // Another change to the ticket won the race; nothing of this one was
+        // applied, and the queue's redelivery (which looks first) tries again.
+        if status == StatusCode::CONFLICT {
+            return Err(PortError::Transient {
+                port: PORT,
+                message: format!("{what}: HTTP 409: ticket {ticket} was changed at the same time"),
+            });
+        }
         let body = response.text().await.unwrap_or_default();
         let excerpt: String = body.chars().take(300).collect();
         Err(permanent(format!("{what}: HTTP {status}: {excerpt}")))
@@ -611,7 +639,7 @@ impl Zendesk {
         if present {
             return Ok(());
         }
-        let text = comment_text(note, &[], message);
+        let text = self.comment_text("", note, &[], message, true, original_location(note));
         match self.put_comment(ticket, &text, false, &[], None).await {
             Ok(_) => Ok(()),
             // The public comment went in as the last one this ticket takes; the
@@ -665,7 +693,9 @@ impl Zendesk {
                 .is_none_or(|p| p < comment.priority)
                 .then_some(comment.priority);
             let (tokens, listed) = self.upload(&comment.attachments).await?;
-            let text = comment_text(&comment.body, &listed, &comment.message);
+            let original = original_location(&comment.internal_note);
+            let text =
+                self.comment_text("", &comment.body, &listed, &comment.message, true, original);
             let answered = match self
                 .put_comment(ticket, &text, true, &tokens, raise_to)
                 .await
@@ -752,9 +782,18 @@ impl Zendesk {
             "This ticket continues ticket #{old} ({}/agent/tickets/{old}), {reason}.\n\n",
             self.options.base_url
         );
-        let text = format!(
-            "{intro}{}",
-            comment_text(&comment.body, &listed, &comment.message)
+        // The follow-up's first comment is its requester's: Markdown is
+        // rendered (and so escaped) only when that is the API user, an agent.
+        let markdown =
+            previous.requester_id.is_none() || previous.requester_id == previous.submitter_id;
+        let original = original_location(&comment.internal_note);
+        let text = self.comment_text(
+            &intro,
+            &comment.body,
+            &listed,
+            &comment.message,
+            markdown,
+            original,
         );
         let priority = previous
             .priority
@@ -835,6 +874,126 @@ impl Zendesk {
     }
 }
 
+/// Markers, texts and requesters: what a comment says and who writes it.
+impl Zendesk {
+    /// The text of a comment: `intro` (rootmail's own words), the body and
+    /// the list of attachments not uploaded (escaped for Markdown when its
+    /// author is an agent, since Zendesk renders Markdown only for agents),
+    /// capped at [`MAX_COMMENT_BYTES`], then the marker line, never escaped
+    /// nor cut, so it reads back exactly.
+    fn comment_text(
+        &self,
+        intro: &str,
+        body: &str,
+        attachments: &[TicketAttachment],
+        message: &ContentHash,
+        markdown: bool,
+        original: Option<&str>,
+    ) -> String {
+        let text = text_with_listing(body, attachments);
+        let text = if markdown { literal(&text) } else { text };
+        let tail = format!("\n\n{}", self.key.marker(message));
+        capped(
+            &format!("{intro}{text}{tail}"),
+            &tail,
+            MAX_COMMENT_BYTES,
+            original,
+        )
+    }
+
+    /// Whether `text`'s last line is `message`'s marker (rootmail always
+    /// writes it last, and only rootmail can make one that verifies).
+    fn ends_with_marker(&self, text: &str, message: &ContentHash) -> bool {
+        last_line(text).is_some_and(|line| self.key.has_marker(line, message))
+    }
+
+    /// The message that created a ticket: the verified marker that ends its
+    /// description. A ticket of the thread without one (its description edited
+    /// or redacted by hand, or forged) counts as created by an unknown
+    /// message, so every mail becomes a comment on it rather than a twin.
+    fn created_from(&self, ticket: &ZTicket) -> ContentHash {
+        ticket
+            .description
+            .as_deref()
+            .and_then(last_line)
+            .and_then(|line| self.key.last_marked(line))
+            .unwrap_or_else(|| ContentHash::of(format!("zendesk-ticket-{}", ticket.id).as_bytes()))
+    }
+
+    fn organization(&self, ticket: &NewTicket) -> Option<u64> {
+        let customer = ticket.customer.as_ref()?;
+        self.options
+            .organizations
+            .iter()
+            .find(|(name, _)| name == customer)
+            .map(|(_, id)| *id)
+    }
+
+    /// Sets the ticket's requester (and organization) in `fields`; whether
+    /// the requester is an end user (`aws-<account>@<domain>`) rather than
+    /// the API user. Zendesk files a ticket under an organization only when
+    /// its requester belongs to it, and a requester made on the fly belongs
+    /// to none: with an organization, the user is created or updated in it
+    /// first and the ticket names it by id.
+    async fn set_requester(&self, ticket: &NewTicket, fields: &mut Value) -> PortResult<bool> {
+        let organization = self.organization(ticket);
+        let (Some(domain), Some(account)) = (&self.options.requester_domain, &ticket.account_id)
+        else {
+            if organization.is_some() {
+                tracing::warn!(
+                    "zendesk organization left out: the API user is the requester (set a requester domain)"
+                );
+            }
+            return Ok(false);
+        };
+        let name = format!("AWS account {account}");
+        let email = format!("aws-{account}@{domain}");
+        match organization {
+            None => fields["requester"] = json!({"name": name, "email": email}),
+            Some(organization) => {
+                let user = self.user_in(&name, &email, organization).await?;
+                fields["requester_id"] = json!(user);
+                fields["organization_id"] = json!(organization);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `POST /api/v2/users/create_or_update`: the same user for the same
+    /// address every time, so repeating it is harmless.
+    async fn user_in(&self, name: &str, email: &str, organization: u64) -> PortResult<u64> {
+        #[derive(Deserialize)]
+        struct Answer {
+            user: User,
+        }
+        #[derive(Deserialize)]
+        struct User {
+            id: u64,
+        }
+        let what = "creating the requester";
+        let url = self.url("/api/v2/users/create_or_update");
+        let body = json!({"user": {"name": name, "email": email, "organization_id": organization}});
+        let response = self
+            .http
+            .send(what, |c| self.auth(c.post(&url)).json(&body))
+            .await?;
+        let answer: Answer = self.json(what, response).await?;
+        Ok(answer.user.id)
+    }
+}
+
+/// The comment a message makes on a thread another message opened.
+fn as_comment(ticket: &NewTicket) -> NewComment {
+    NewComment {
+        message: ticket.message.clone(),
+        body: ticket.body.clone(),
+        priority: ticket.priority,
+        kind: ticket.kind,
+        internal_note: ticket.internal_note.clone(),
+        attachments: ticket.attachments.clone(),
+    }
+}
+
 fn comment_json(text: &str, public: bool, tokens: &[String]) -> Value {
     let mut comment = json!({"body": text, "public": public});
     if !tokens.is_empty() {
@@ -843,37 +1002,8 @@ fn comment_json(text: &str, public: bool, tokens: &[String]) -> Value {
     comment
 }
 
-/// The text of a comment: the body and the list of attachments not uploaded,
-/// escaped for Markdown, then the marker line (which is never escaped, so it
-/// reads back exactly).
-fn comment_text(body: &str, attachments: &[TicketAttachment], message: &ContentHash) -> String {
-    let full = body_with_listing(body, attachments, message);
-    let marker = message_marker(message);
-    let text = full.strip_suffix(marker.as_str()).unwrap_or(&full);
-    format!("{}{marker}", literal(text))
-}
-
-/// Whether `text`'s last line is `message`'s marker (rootmail always writes it
-/// last; mail text quoted above it cannot pass for it).
-fn ends_with_marker(text: &str, message: &ContentHash) -> bool {
-    last_line(text).is_some_and(|line| has_marker(line, message))
-}
-
 fn last_line(text: &str) -> Option<&str> {
     text.trim_end().rsplit('\n').next()
-}
-
-/// The message that created a ticket: the marker that ends its description.
-/// A ticket of the thread without one (its description edited or redacted by
-/// hand) counts as created by an unknown message, so every mail becomes a
-/// comment on it rather than a second ticket.
-fn created_from(ticket: &ZTicket) -> ContentHash {
-    ticket
-        .description
-        .as_deref()
-        .and_then(last_line)
-        .and_then(marked_message)
-        .unwrap_or_else(|| ContentHash::of(format!("zendesk-ticket-{}", ticket.id).as_bytes()))
 }
 
 /// Mail text as Zendesk should show it. Zendesk renders a comment's `body` as
@@ -881,7 +1011,8 @@ fn created_from(ticket: &ZTicket) -> ContentHash {
 /// (CommonMark shows an escaped punctuation character as itself): inline
 /// (`\ ` * _ [ ] < > & ~ |`) everywhere, block markers (`# > - + =`, `1.`) at the
 /// start of a line. Web addresses keep their characters, so they still work as
-/// links, except `<`, `>`, `` ` `` and `\`. Indentation is kept: an indented line
+/// links, except `<`, `>`, `` ` ``, `\` and the brackets and parentheses that
+/// could form a link inside one. Indentation is kept: an indented line
 /// may show as code, which is still the text as written.
 pub fn literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
@@ -937,8 +1068,10 @@ fn escape_inline(text: &str, out: &mut String) {
             });
             at_word_start = false;
         }
+        // In an address too: brackets and parentheses could still make a
+        // link (`https://a.example/[x](https://evil.example)`).
         let special = if in_address {
-            matches!(c, '<' | '>' | '`' | '\\')
+            matches!(c, '<' | '>' | '`' | '\\' | '[' | ']' | '(' | ')')
         } else {
             matches!(
                 c,
@@ -1017,7 +1150,7 @@ impl TicketSink for Zendesk {
             .await?
             .map(|ticket| FoundTicket {
                 id: ticket.id.to_string(),
-                created_from: created_from(&ticket),
+                created_from: self.created_from(&ticket),
             }))
     }
 
@@ -1025,51 +1158,36 @@ impl TicketSink for Zendesk {
         let key = ticket.thread_key.as_str();
         // Repeated after its answer was lost, or hours later: the first ticket is found.
         if let Some(existing) = self.newest_ticket(key).await? {
-            if created_from(&existing) != ticket.message {
+            if self.created_from(&existing) != ticket.message {
                 // The thread got its ticket from another message meanwhile: this
                 // message becomes a comment there, never a second ticket.
-                let comment = NewComment {
-                    message: ticket.message.clone(),
-                    body: ticket.body.clone(),
-                    priority: ticket.priority,
-                    kind: ticket.kind,
-                    internal_note: ticket.internal_note.clone(),
-                    attachments: ticket.attachments.clone(),
-                };
-                self.comment_on(existing.id, &comment, 0).await?;
+                self.comment_on(existing.id, &as_comment(ticket), 0).await?;
             } else {
                 self.note(existing.id, &ticket.message, &ticket.internal_note, None)
                     .await?;
             }
             return Ok(existing.id.to_string());
         }
-        let (tokens, listed) = self.upload(&ticket.attachments).await?;
-        let text = comment_text(&ticket.body, &listed, &ticket.message);
         let mut fields = json!({
             "subject": ticket.subject,
             "external_id": key,
             "priority": priority_name(ticket.priority),
             "tags": Self::tags(ticket),
-            "comment": comment_json(&text, true, &tokens),
         });
         self.add_custom_fields(&mut fields);
-        let organization = ticket.customer.as_ref().and_then(|customer| {
-            self.options
-                .organizations
-                .iter()
-                .find(|(name, _)| name == customer)
-                .map(|(_, id)| *id)
-        });
-        if let Some(organization) = organization {
-            fields["organization_id"] = json!(organization);
-        }
-        if let (Some(domain), Some(account)) = (&self.options.requester_domain, &ticket.account_id)
-        {
-            fields["requester"] = json!({
-                "name": format!("AWS account {account}"),
-                "email": format!("aws-{account}@{domain}"),
-            });
-        }
+        // The first comment is the requester's: escaped only for the API user.
+        let end_user = self.set_requester(ticket, &mut fields).await?;
+        let (tokens, listed) = self.upload(&ticket.attachments).await?;
+        let original = original_location(&ticket.internal_note);
+        let text = self.comment_text(
+            "",
+            &ticket.body,
+            &listed,
+            &ticket.message,
+            !end_user,
+            original,
+        );
+        fields["comment"] = comment_json(&text, true, &tokens);
         let posted = self
             .post_ticket(
                 &ticket.idempotency_key,
@@ -1127,6 +1245,21 @@ mod tests {
         );
     }
 
+    /// Issue B: a word that starts with `https://` could still carry link
+    /// syntax (`https://a.example/[x](https://evil.example)`); its brackets
+    /// and parentheses are escaped, the address stays readable.
+    #[test]
+    fn link_syntax_inside_a_web_address_is_escaped() {
+        assert_eq!(
+            literal("https://a.example/[click](https://evil.example)"),
+            "https://a.example/\\[click\\]\\(https://evil.example\\)"
+        );
+        assert_eq!(
+            literal("https://a.example/![x](https://t.example/p.png)").replace('\\', ""),
+            "https://a.example/![x](https://t.example/p.png)"
+        );
+    }
+
     /// Found by the crash-point tests: a word whose first 7 or 8 bytes end
     /// inside a character (`日本語`) was sliced there to compare with
     /// `http://`, and the writer panicked on every delivery of that mail.
@@ -1144,25 +1277,59 @@ mod tests {
         assert_eq!(literal("日本 *x*"), "日本 \\*x\\*");
     }
 
+    fn backend() -> Zendesk {
+        let http = HttpClient::new(PORT, std::time::Duration::from_secs(1), Default::default())
+            .expect("client");
+        let credentials =
+            serde_json::from_value(json!({"email": "a@b.example", "token": "t"})).expect("json");
+        let key = MarkerKey::new(&[7u8; 32]).expect("key");
+        Zendesk::new(
+            http,
+            ZendeskOptions::new("https://z.example"),
+            credentials,
+            key,
+        )
+    }
+
     #[test]
     fn the_marker_line_is_never_escaped_and_reads_back() {
+        let zendesk = backend();
         let message = ContentHash::of(b"mail");
-        let text = comment_text("# *Hi*", &[], &message);
+        let text = zendesk.comment_text("", "# *Hi*", &[], &message, true, None);
         assert!(text.starts_with("\\# \\*Hi\\*"), "{text}");
-        assert!(ends_with_marker(&text, &message));
+        assert!(zendesk.ends_with_marker(&text, &message));
         // Quoting a marker inside the text does not pass for the message.
-        let quoted = format!("{}\nmore text", message_marker(&message));
-        assert!(!ends_with_marker(&quoted, &message));
+        let quoted = format!("{}\nmore text", zendesk.key.marker(&message));
+        assert!(!zendesk.ends_with_marker(&quoted, &message));
+        // Plain text for an end user's comment: as written.
+        let plain = zendesk.comment_text("", "# *Hi*", &[], &message, false, None);
+        assert!(plain.starts_with("# *Hi*\n\nrootmail-message: "), "{plain}");
+    }
+
+    /// Issue 11: the body is cut to fit, in bytes, and the marker survives.
+    #[test]
+    fn a_long_comment_is_cut_before_its_marker() {
+        let zendesk = backend();
+        let message = ContentHash::of(b"long");
+        let body = "*ü*".repeat(30_000);
+        let text = zendesk.comment_text("", &body, &[], &message, true, Some("s3://m/1"));
+        assert!(text.len() <= MAX_COMMENT_BYTES, "{}", text.len());
+        assert!(zendesk.ends_with_marker(&text, &message));
+        assert!(
+            text.contains(" bytes cut; the original is at s3://m/1]"),
+            "cut is said"
+        );
     }
 
     #[test]
     fn the_creating_message_is_the_last_marker_of_the_description() {
+        let zendesk = backend();
         let first = ContentHash::of(b"first");
         let quoted = ContentHash::of(b"quoted");
         let description = format!(
             "mail quoting {}\n\n{}",
-            message_marker(&quoted),
-            message_marker(&first)
+            zendesk.key.marker(&quoted),
+            zendesk.key.marker(&first)
         );
         let ticket = |description: Option<String>| ZTicket {
             id: 7,
@@ -1174,12 +1341,16 @@ mod tests {
             tags: Vec::new(),
             organization_id: None,
             requester_id: None,
+            submitter_id: None,
         };
-        assert_eq!(created_from(&ticket(Some(description))), first);
+        assert_eq!(zendesk.created_from(&ticket(Some(description))), first);
         // Unmarked (edited by hand): an unknown message, never a real one.
-        let unknown = created_from(&ticket(Some("edited".into())));
+        let unknown = zendesk.created_from(&ticket(Some("edited".into())));
         assert_ne!(unknown, first);
-        assert_eq!(unknown, created_from(&ticket(None)));
+        assert_eq!(unknown, zendesk.created_from(&ticket(None)));
+        // Forged (no MAC that verifies): the same unknown message.
+        let forged = format!("text\nrootmail-message: {first} {}", "0".repeat(32));
+        assert_eq!(zendesk.created_from(&ticket(Some(forged))), unknown);
     }
 
     #[test]

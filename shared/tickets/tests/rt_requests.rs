@@ -9,12 +9,21 @@ use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
     AttachmentContent, NewComment, NewTicket, PortError, TicketAttachment, TicketSink,
 };
-use rootmail_tickets::common::message_marker;
+use rootmail_tickets::MarkerKey;
 use rootmail_tickets::{HttpClient, RetryPolicy, Rt, RtCredentials, RtOptions};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// The marker key these tests pass explicitly (no default exists).
+fn marker_key() -> MarkerKey {
+    MarkerKey::new(b"rootmail-test-marker-key-0123456789abcdef").expect("key")
+}
+
+fn message_marker(message: &ContentHash) -> String {
+    marker_key().marker(message)
+}
 
 const USER: &str = "rootmail";
 const PASSWORD: &str = "rt-password-123";
@@ -40,7 +49,7 @@ fn basic() -> RtCredentials {
 fn sink_with(server: &MockServer, http: HttpClient, credentials: RtCredentials) -> Rt {
     let mut options = RtOptions::new(&server.uri());
     options.queue = "AWS root mail".into();
-    Rt::new(http, options, credentials)
+    Rt::new(http, options, credentials, marker_key())
 }
 
 fn sink(server: &MockServer) -> Rt {

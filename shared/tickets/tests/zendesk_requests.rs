@@ -1,17 +1,32 @@
 //! The Zendesk backend's requests, checked against a mock server: their shape
 //! (auth, JSON, headers) and what happens when Zendesk throttles, fails, is slow
 //! or refuses the credentials.
+//!
+//! Request shapes checked against the Zendesk reference pages (Tickets, Ticket
+//! Comments, Users: developer.zendesk.com/api-reference/ticketing/...); the
+//! Zendesk Tickets OpenAPI description (openapi 3.1.0, info.version "1.0", as
+//! mirrored on apis.io) was reachable only in excerpts, not in full.
 
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
     AttachmentContent, NewComment, NewTicket, PortError, TicketAttachment, TicketSink,
 };
-use rootmail_tickets::common::{message_marker, thread_token};
+use rootmail_tickets::MarkerKey;
+use rootmail_tickets::common::thread_token;
 use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use serde_json::{Value, json};
 use std::time::Duration;
 use wiremock::matchers::{basic_auth, body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+/// The marker key these tests pass explicitly (no default exists).
+fn marker_key() -> MarkerKey {
+    MarkerKey::new(b"rootmail-test-marker-key-0123456789abcdef").expect("key")
+}
+
+fn message_marker(message: &ContentHash) -> String {
+    marker_key().marker(message)
+}
 
 const EMAIL: &str = "agent@example-msp.com";
 const TOKEN: &str = "zd-api-token-123";
@@ -38,7 +53,7 @@ fn sink_with(
         serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials");
     let mut settings = ZendeskOptions::new(&server.uri());
     options(&mut settings);
-    Zendesk::new(http, settings, credentials)
+    Zendesk::new(http, settings, credentials, marker_key())
 }
 
 fn sink(server: &MockServer) -> Zendesk {
@@ -166,9 +181,9 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
         .mount(&server)
         .await;
     let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
+        // No requester domain: the API user (an agent) requests and writes
+        // the first comment, so Zendesk renders it as Markdown.
         o.custom_fields = vec![(360001, json!("aws-root-mail"))];
-        o.organizations = vec![("Example Corp".into(), 77)];
-        o.requester_domain = Some("tickets.example-msp.com".into());
     });
 
     let id = sink.create(&ticket).await.expect("create");
@@ -212,11 +227,8 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
         fields["custom_fields"],
         json!([{"id": 360001, "value": "aws-root-mail"}])
     );
-    assert_eq!(fields["organization_id"], 77);
-    assert_eq!(
-        fields["requester"],
-        json!({"name": "AWS account 123456789012", "email": "aws-123456789012@tickets.example-msp.com"})
-    );
+    assert!(fields.get("organization_id").is_none());
+    assert!(fields.get("requester").is_none());
     let comment = &fields["comment"];
     assert_eq!(comment["public"], true);
     assert_eq!(comment["uploads"], json!(["tok-1"]));
@@ -638,4 +650,205 @@ async fn every_request_and_every_retry_waits_for_the_rate_limit() {
             .is_none(),
         "unlimited unless configured"
     );
+}
+
+/// Issue C. A description whose last line only looks like a marker (a long
+/// mail that Zendesk cut, or text made to look like one) does not name the
+/// message that created the ticket.
+#[tokio::test]
+async fn a_forged_marker_does_not_name_the_creating_message() {
+    let server = MockServer::start().await;
+    let victim = ContentHash::of(b"the victim mail");
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": [
+            {"id": 5, "external_id": "msg:x@y",
+             "description": format!("mail text\nrootmail-message: {victim}")},
+        ]})))
+        .mount(&server)
+        .await;
+
+    let found = sink(&server)
+        .find(&ThreadKey::message("x@y"))
+        .await
+        .expect("find")
+        .expect("found");
+
+    assert_ne!(found.created_from, victim);
+}
+
+/// Issue 13. A 409 on an update is a conflict with another change made at the
+/// same time (the first-contact issue; Zendesk's status codes are listed at
+/// https://developer.zendesk.com/api-reference/introduction/requests/, "400
+/// range"): nothing was applied, the queue tries again later, and the message
+/// is not dead-lettered.
+#[tokio::test]
+async fn a_conflict_on_an_update_is_retried_later() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
+        )
+        .mount(&server)
+        .await;
+    mount_ticket(&server, 42, "open", "normal").await;
+    Mock::given(method("PUT"))
+        .and(path("/api/v2/tickets/42"))
+        .respond_with(ResponseTemplate::new(409).set_body_json(
+            json!({"error": "UpdateConflict", "description": "The ticket was updated by someone else"}),
+        ))
+        .mount(&server)
+        .await;
+
+    let error = sink(&server)
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect_err("409");
+
+    assert!(error.is_transient(), "{error}");
+}
+
+/// Issue 13. Cursor-paged comments sort with `sort=-created_at` (newest
+/// first), the cursor form; `sort_order` belongs to offset pagination and is
+/// ignored once `page[size]` is sent (a Zendesk developer advocate confirms it
+/// for a sibling list: https://support.zendesk.com/hc/ko/community/posts/8403358233882;
+/// List Comments:
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments).
+#[tokio::test]
+async fn comments_are_listed_newest_first_with_the_cursor_sort() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets/42/comments"))
+        .and(query_param("sort", "-created_at"))
+        .and(query_param("page[size]", "100"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    mount_ticket(&server, 42, "open", "normal").await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(ticket_answer(42, 43)))
+        .mount(&server)
+        .await;
+
+    sink(&server)
+        .comment("42", &new_comment(b"mail 2"))
+        .await
+        .expect("commented");
+
+    let listing = &received(&server).await[0];
+    assert!(
+        !listing
+            .url
+            .query()
+            .unwrap_or_default()
+            .contains("sort_order"),
+        "{:?}",
+        listing.url.query()
+    );
+}
+
+/// Issue 12. Zendesk files a ticket under an organization only when its
+/// requester belongs to it, and a requester made on the fly belongs to none:
+/// the requester is created or updated with the organization first
+/// (`POST /api/v2/users/create_or_update`,
+/// https://developer.zendesk.com/api-reference/ticketing/users/users/#create-or-update-user),
+/// and the ticket names it by id.
+#[tokio::test]
+async fn the_requester_joins_the_organization_before_the_ticket_names_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/users/create_or_update"))
+        .and(auth())
+        .and(body_partial_json(json!({"user": {
+            "email": "aws-123456789012@tickets.example-msp.com",
+            "organization_id": 77,
+        }})))
+        .respond_with(ResponseTemplate::new(201).set_body_json(
+            json!({"user": {"id": 9001, "organization_id": 77, "role": "end-user"}}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(ticket_answer(42, 900)))
+        .mount(&server)
+        .await;
+    let mut ticket = new_ticket();
+    ticket.attachments.clear();
+    ticket.internal_note.clear();
+    let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
+        o.organizations = vec![("Example Corp".into(), 77)];
+        o.requester_domain = Some("tickets.example-msp.com".into());
+    });
+
+    sink.create(&ticket).await.expect("created");
+
+    let posted = received(&server)
+        .await
+        .into_iter()
+        .find(|r| r.method.as_str() == "POST" && r.url.path() == "/api/v2/tickets")
+        .expect("the ticket");
+    let fields = &json_of(&posted)["ticket"];
+    assert_eq!(fields["requester_id"], 9001);
+    assert_eq!(fields["organization_id"], 77);
+    assert!(fields.get("requester").is_none(), "{fields}");
+}
+
+/// Issue 13. Zendesk renders Markdown in comments agents write ("Ticket
+/// comments (from the agent interface)":
+/// https://support.zendesk.com/hc/en-us/articles/4408846544922); the first
+/// comment of a ticket is authored by its requester
+/// (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/,
+/// "Requesters and submitters"), here an end user, so its text is sent as
+/// written, without Markdown escapes; comments rootmail adds later are the
+/// API user's (an agent's) and stay escaped.
+#[tokio::test]
+async fn the_first_comment_of_an_end_user_requester_is_not_escaped() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v2/tickets"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(ticket_answer(42, 900)))
+        .mount(&server)
+        .await;
+    let mut ticket = new_ticket();
+    ticket.attachments.clear();
+    ticket.internal_note.clear();
+    let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
+        o.requester_domain = Some("tickets.example-msp.com".into());
+    });
+
+    sink.create(&ticket).await.expect("created");
+
+    let posted = received(&server)
+        .await
+        .into_iter()
+        .find(|r| r.method.as_str() == "POST")
+        .expect("the ticket");
+    let fields = &json_of(&posted)["ticket"];
+    assert_eq!(
+        fields["requester"],
+        json!({"name": "AWS account 123456789012", "email": "aws-123456789012@tickets.example-msp.com"})
+    );
+    let body = fields["comment"]["body"]
+        .as_str()
+        .expect("body")
+        .to_string();
+    assert!(body.starts_with(&ticket.body), "as written: {body}");
 }

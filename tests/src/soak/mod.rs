@@ -363,8 +363,14 @@ pub async fn run(settings: Settings) -> Soak {
         .create_secret()
         .name(crate::aws::unique("zendesk-credentials"))
         .secret_string(
-            serde_json::json!({"email": zendesk_fake::EMAIL, "token": zendesk_fake::TOKEN})
-                .to_string(),
+            // The marker key travels in the credentials secret here (the
+            // documented fallback to MARKER_KEY_SECRET_ARN).
+            serde_json::json!({
+                "email": zendesk_fake::EMAIL,
+                "token": zendesk_fake::TOKEN,
+                "marker_key": "rootmail-soak-marker-key-0123456789abcdef",
+            })
+            .to_string(),
         )
         .send()
         .await

@@ -143,7 +143,8 @@ impl Report {
 fn marker_of(body: &str) -> Option<&str> {
     let last = body.trim_end().rsplit('\n').next()?;
     let at = last.find(MARKER)? + MARKER.len();
-    Some(last[at..].trim())
+    // `<hash> <mac>`: the hash names the mail.
+    last[at..].split_whitespace().next()
 }
 
 /// Whether `code` appears in `text` as a number of its own.
@@ -522,6 +523,11 @@ mod tests {
         assert_eq!(
             marker_of("text\n\nrootmail-message: abc123\n"),
             Some("abc123")
+        );
+        assert_eq!(
+            marker_of("text\n\nrootmail-message: abc123 5eed\n"),
+            Some("abc123"),
+            "the mail's hash, not its MAC"
         );
         assert_eq!(marker_of("rootmail-message: abc\nquoted after"), None);
         assert!(shows_code("enter 615274 now", "615274"));
