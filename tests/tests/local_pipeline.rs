@@ -250,10 +250,11 @@ fn a_reply_that_arrives_before_its_original_still_shares_its_ticket() {
     );
 }
 
+/// A reply joins the thread of the mail it answers; a support case's thread
+/// only when AWS sent the reply (authenticated, for the case's account): a
+/// stranger's reply to a case mail gets its own ticket (issue 13, point 5).
 #[test]
-fn a_later_reply_joins_the_thread_of_the_mail_it_answers() {
-    // The support-case correspondence replies by References too; a plain reply to
-    // a mail with a case thread must land on the case ticket, not a new one.
+fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
     let env = Env::new();
     let case = env
         .deliver(&corpus_dir().join("support.case/01-case-created.eml"))
@@ -264,11 +265,31 @@ fn a_later_reply_joins_the_thread_of_the_mail_it_answers() {
         .expect("parses")
         .message_id
         .expect("has an id");
-    let reply = format!(
-        "From: Dev <dev@acme.example>\r\nTo: root+a7f3k9q2@root.example-msp.com\r\nSubject: our notes\r\n\
-         Message-ID: <notes-1@acme.example>\r\nIn-Reply-To: <{case_message_id}>\r\nReferences: <{case_message_id}>\r\n\r\nnotes\r\n"
+    let reply = |from: &str, ses: &str, id: &str| {
+        format!(
+            "{ses}From: {from}\r\nTo: root+a7f3k9q2@root.example-msp.com\r\nSubject: our notes\r\n\
+             Message-ID: <{id}>\r\nIn-Reply-To: <{case_message_id}>\r\nReferences: <{case_message_id}>\r\n\r\nnotes\r\n"
+        )
+    };
+    let stranger = reply("Dev <dev@acme.example>", "", "notes-1@acme.example");
+    match env.ingest_at(stranger.as_bytes(), "reply.eml", 1_000) {
+        Ingested::Triaged { op: Some(op), .. } => {
+            assert_eq!(op.thread_key.as_str(), format!("msg:{case_message_id}"));
+            assert!(matches!(env.write(&op), Written::Created { .. }));
+        }
+        other => panic!("expected a ticket operation, got {other:?}"),
+    }
+    let ses = "Return-Path: <b@amazonses.com>\r\nReceived: from a8-31.smtp-out.amazonses.com\r\n \
+        by inbound-smtp.us-east-1.amazonaws.com with SMTP id r1\r\n for root+a7f3k9q2@root.example-msp.com;\r\n \
+        Mon, 12 Jan 2026 09:41:25 +0000\r\nX-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
+        Authentication-Results: amazonses.com; spf=pass envelope-from=b@amazonses.com; \
+        dkim=pass header.i=@amazon.com; dmarc=pass header.from=amazon.com;\r\n";
+    let from_aws = reply(
+        "AWS Support <no-reply-aws@amazon.com>",
+        ses,
+        "notes-2@amazon.com",
     );
-    match env.ingest_at(reply.as_bytes(), "reply.eml", 1_000) {
+    match env.ingest_at(from_aws.as_bytes(), "aws-reply.eml", 1_001) {
         Ingested::Triaged { op: Some(op), .. } => {
             assert_eq!(op.thread_key.as_str(), "case:111122223333:177821827800850");
             assert!(
