@@ -44,6 +44,10 @@ enum Command {
         rules: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
+        /// Say why: the rules that fired with their weights, the runner-up
+        /// kind, how the account and the thread were chosen.
+        #[arg(long)]
+        explain: bool,
         /// `.eml` files, or directories searched recursively for `*.eml`.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
@@ -272,8 +276,17 @@ fn main() -> ExitCode {
             accounts,
             rules,
             format,
+            explain,
             paths,
-        } => triage::run(accounts.as_deref(), rules.as_deref(), format, &paths),
+        } => triage::run(
+            &triage::Options {
+                accounts: accounts.as_deref(),
+                rules: rules.as_deref(),
+                format,
+                explain,
+            },
+            &paths,
+        ),
         Command::Run {
             state,
             accounts,

@@ -3,28 +3,35 @@
 use crate::Format;
 use crate::inputs;
 use crate::output::table;
+use rootmail_domain::explain::Explanation;
 use rootmail_domain::{Context, MailInput, NoKnownThreads, NoRotations, Triage, triage};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// One output line: the source path, then the triage decision.
+/// One output line: the source path, then the triage decision (and, with
+/// `--explain`, why).
 #[derive(Serialize)]
 struct Report<'a> {
     source: &'a str,
     #[serde(flatten)]
     triage: &'a Triage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<&'a Explanation>,
 }
 
-pub fn run(
-    accounts: Option<&Path>,
-    rules: Option<&Path>,
-    format: Format,
-    paths: &[PathBuf],
-) -> anyhow::Result<ExitCode> {
-    let directory = inputs::directory(accounts)?;
-    let rules = inputs::rules(rules)?;
+pub struct Options<'a> {
+    pub accounts: Option<&'a Path>,
+    pub rules: Option<&'a Path>,
+    pub format: Format,
+    pub explain: bool,
+}
+
+pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let directory = inputs::directory(options.accounts)?;
+    let rules = inputs::rules(options.rules)?;
+    let format = options.format;
     let ctx = Context {
         directory: &directory,
         rules: &rules,
@@ -48,15 +55,19 @@ pub fn run(
                 let report = Report {
                     source: &source,
                     triage: &decision,
+                    explain: options.explain.then_some(&decision.explanation),
                 };
                 serde_json::to_writer(&mut out, &report)?;
                 writeln!(out)?;
+            }
+            Format::Table if options.explain => {
+                write!(out, "{}", explain_text(&source, &decision))?;
             }
             Format::Table => rows.push(table_row(&source, &decision)),
         }
         Ok(())
     })?;
-    if let Format::Table = format {
+    if matches!(format, Format::Table) && !options.explain {
         let header = [
             "SOURCE",
             "KIND",
@@ -75,6 +86,32 @@ pub fn run(
     } else {
         ExitCode::from(2)
     })
+}
+
+/// `--explain --format table`: a few lines per message for a person.
+fn explain_text(source: &str, t: &Triage) -> String {
+    let e = &t.explanation;
+    let mut text = format!("{source}\n  kind:    {} ({})\n", t.kind, e.kind);
+    for score in &e.scores {
+        text.push_str(&format!(
+            "    {:<30} {:>3}\n",
+            score.kind.as_str(),
+            score.score
+        ));
+        for signal in &score.signals {
+            text.push_str(&format!(
+                "      +{:<3} rule {:<3} {}\n",
+                signal.weight,
+                signal.rule,
+                signal.fired.join(" and ")
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "  account: {}\n  thread:  {} ({})\n\n",
+        e.account, t.thread_key, e.thread
+    ));
+    text
 }
 
 fn table_row(source: &str, t: &Triage) -> Vec<String> {

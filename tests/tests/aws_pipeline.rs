@@ -8,7 +8,9 @@ use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{drain, queue_depth, receive, settle};
 use rootmail_tests::memory_sink::MemorySink;
 use rootmail_tests::webhook_server::{FakeTicket, WebhookServer};
-use rootmail_tests::{captured_logs, corpus_dir, eml_files, known_secrets, relative};
+use rootmail_tests::{
+    captured_logs, corpus_dir, design_corpus, eml_files, known_secrets, relative,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -189,6 +191,17 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     let ingest_lines = ingest_metrics.lines();
     let writer_lines = writer_metrics.lines();
     assert_eq!(counted(&ingest_lines, "Messages"), want.messages);
+    // AWS's mail the rules do not know is counted, so they can be extended.
+    let unclassified = files
+        .iter()
+        .filter(|f| {
+            let golden: Value =
+                serde_json::from_slice(&std::fs::read(f.with_extension("json")).unwrap()).unwrap();
+            golden["kind"] == "aws.unclassified"
+        })
+        .count();
+    assert!(unclassified > 0);
+    assert_eq!(counted(&ingest_lines, "UnclassifiedAwsMail"), unclassified);
     assert_eq!(counted(&writer_lines, "TicketsCreated"), want.threads.len());
     assert_eq!(
         counted(&writer_lines, "CommentsAdded"),
@@ -323,7 +336,7 @@ async fn collect_all(stack: &Stack, url: &str) -> SqsEvent {
 async fn a_flaky_ticket_api_still_gets_everything_exactly_once() {
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
-    let files = eml_files(&corpus_dir());
+    let files = design_corpus(&corpus_dir());
     let want = expected(&files);
     upload(&stack, &files).await;
     let webhook = WebhookServer::flaky(30, 0x5eed);

@@ -134,6 +134,7 @@ fn corpus_matches_hand_written_expectations() {
             k.sort();
             k
         };
+        failures.extend(missing_facts(&name, &expected, actual));
         if kinds(&expected, "secrets") != kinds(actual, "secrets") {
             failures.push(format!(
                 "{name}: secrets expected {:?} got {:?}",
@@ -150,6 +151,78 @@ fn corpus_matches_hand_written_expectations() {
         failures.join("\n")
     );
     assert_eq!(checked, results.len());
+}
+
+/// The facts a person wrote down (`facts` in an `.expect.json`: account ids,
+/// the case id, access key ids, amounts, the deadline as `YYYY-MM-DD`) are
+/// among what triage extracted, whatever the mail's language. Mail whose
+/// text is withheld shows no facts, so it is not asked for them.
+fn missing_facts(name: &str, expected: &Value, actual: &Value) -> Vec<String> {
+    let Some(wanted) = expected.get("facts") else {
+        return Vec::new();
+    };
+    let withheld = actual["warnings"].as_array().is_some_and(|w| {
+        w.iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("withheld")))
+    });
+    if withheld || actual["disposition"] == "quarantine" {
+        return Vec::new();
+    }
+    let found = |key: &str| -> Vec<String> {
+        actual["facts"][key]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(normalize)).collect())
+            .unwrap_or_default()
+    };
+    let values = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(normalize))
+                .collect(),
+            Value::String(one) => vec![normalize(one)],
+            _ => Vec::new(),
+        }
+    };
+    let mut missing = Vec::new();
+    for (key, field) in [
+        ("account_ids", "account_ids"),
+        ("case_id", "case_ids"),
+        ("access_key_ids", "access_key_ids"),
+        ("amounts", "amounts"),
+        ("deadline", "dates"),
+        ("deadline", "time_limits"),
+    ] {
+        let Some(want) = wanted.get(key) else {
+            continue;
+        };
+        let mut have = found(field);
+        // The account a mail is about counts as named (its recipient).
+        have.extend(actual["account_id"].as_str().map(normalize));
+        for value in values(want) {
+            // A deadline is a date (its day is enough) or a time limit.
+            let is_date = value.len() >= 10 && value.as_bytes()[4] == b'-';
+            match (key, field, is_date) {
+                ("deadline", "dates", false) | ("deadline", "time_limits", true) => continue,
+                _ => {}
+            }
+            let value = if is_date {
+                value[..10].to_string()
+            } else {
+                value
+            };
+            if !have.contains(&value) {
+                missing.push(format!("{name}: fact {key} {value:?} not among {have:?}"));
+            }
+        }
+    }
+    missing
+}
+
+/// Spaces of any kind as one plain space (amounts are written with narrow
+/// and no-break spaces in some languages).
+fn normalize(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Every kind of the taxonomy is exercised by at least one fixture.

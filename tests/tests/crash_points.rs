@@ -14,7 +14,7 @@ use rootmail_pipeline::{CRASH_POINTS, LedgerStatus, fail};
 use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{queue_depth, receive, settle};
 use rootmail_tests::zendesk_fake::FakeZendesk;
-use rootmail_tests::{corpus_dir, eml_files, relative};
+use rootmail_tests::{corpus_dir, design_corpus, relative};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -39,7 +39,7 @@ fn mails() -> Vec<PathBuf> {
         "bad",
     ];
     dirs.iter()
-        .flat_map(|d| eml_files(&corpus_dir().join(d)))
+        .flat_map(|d| design_corpus(&corpus_dir().join(d)))
         .collect()
 }
 

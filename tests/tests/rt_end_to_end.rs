@@ -16,7 +16,9 @@ use rootmail_pipeline::{
     Written, apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
-use rootmail_tests::{corpus_dir, directory, eml_files, known_secrets, relative, workspace_bin};
+use rootmail_tests::{
+    corpus_dir, design_corpus, directory, known_secrets, relative, workspace_bin,
+};
 use rootmail_tickets::common::body_with_listing;
 use rootmail_tickets::rt::priority_number;
 use rootmail_tickets::{HttpClient, RetryPolicy, Rt, RtOptions};
@@ -132,7 +134,7 @@ async fn the_corpus_lands_in_rt_once_per_thread_with_notes_and_attachments() {
     let server = RtServer::from_env();
     let queue = server.create_queue("corpus").await;
     let rt = server.sink(&queue);
-    let files = eml_files(&corpus_dir());
+    let files = design_corpus(&corpus_dir());
     let want = expected(&files);
     let originals: HashMap<ContentHash, Vec<u8>> = files
         .iter()
@@ -520,7 +522,7 @@ fn rootmail_run(server: &RtServer, queue: &str, state: &std::path::Path) -> (boo
         .arg(state)
         .arg("--accounts")
         .arg(corpus_dir().join("accounts.csv"))
-        .arg(corpus_dir())
+        .args(design_corpus(&corpus_dir()))
         .env("TICKET_API_URL", &server.url)
         .env("TICKET_CREDENTIALS", server.credentials_json())
         .env("RT_QUEUE", queue)
@@ -541,7 +543,7 @@ fn rootmail_run(server: &RtServer, queue: &str, state: &std::path::Path) -> (boo
 async fn rootmail_run_with_the_rt_backend_files_the_corpus_once() {
     let server = RtServer::from_env();
     let queue = server.create_queue("cli").await;
-    let files = eml_files(&corpus_dir());
+    let files = design_corpus(&corpus_dir());
     let want = expected(&files);
     let state = tempfile::tempdir().expect("tempdir");
 

@@ -368,6 +368,10 @@ where
                 if disposition == Disposition::Quarantine {
                     self.metrics.count("Quarantines", &[("Reason", "triage")]);
                 }
+                if kind == Kind::AwsUnclassified {
+                    // AWS's mail the rules do not know: what to extend them with.
+                    self.metrics.count("UnclassifiedAwsMail", &[]);
+                }
                 tracing::info!(warnings = triage.warnings.len(), queued, "triaged");
                 Ok(Outcome::Triaged {
                     kind,

@@ -22,6 +22,9 @@ pub const AWS_SENDER_DOMAINS: &[&str] = &[
     "signin.aws",
     "verify.signin.aws",
     "signup.aws",
+    // AWS Marketplace's own sender (no-reply@marketplace.aws); `.aws` is
+    // Amazon's top-level domain.
+    "marketplace.aws",
     "support.aws.com",
     "certificates.amazon.com",
 ];

@@ -5,6 +5,9 @@
 pub mod auth;
 pub mod dates;
 pub mod directory;
+pub mod evidence;
+pub mod explain;
+pub mod facts;
 pub mod handoff;
 pub mod html;
 pub mod mail;

@@ -43,6 +43,8 @@ fn hostile(name: &str, n: usize) -> String {
                 .collect::<String>(),
         ),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
+        // Every kind's words at once, over and over: each rule counts once.
+        "keyword spam" => text_mail(&SPAM.repeat(n / SPAM.len() + 1)),
         // One header folded over many lines.
         "header folding" => format!(
             "{HEADERS}X-Long: start\r\n{}Content-Type: text/plain\r\n\r\nhi\r\n",
@@ -56,6 +58,51 @@ fn hostile(name: &str, n: usize) -> String {
                 .collect::<String>()
         ),
         other => panic!("no hostile input named {other}"),
+    }
+}
+
+const SPAM: &str = "payment failed past due suspended exposed AKIAIOSFODNN7EXAMPLE publicly available \
+    [CASE 1234567890] abuse report free tier AWS Budgets anomaly detected health event end of support \
+    subscription confirmation ALARM verify your identity password assistance invitation to join \
+    予算 결제 실패 Rechnung facture factura fatura tagihan 停止 ";
+
+/// 1 MB of every kind's words: triage stays linear, and the scores stay
+/// bounded by the rules (each counted once), so spam decides nothing more
+/// than a single mention would.
+#[test]
+fn a_megabyte_of_keyword_spam_scores_each_rule_once() {
+    let rules = Rules::built_in();
+    let spam = text_mail(&SPAM.repeat((1 << 20) / SPAM.len()));
+    let once = text_mail(SPAM);
+    let scores = |raw: &str| {
+        let directory = InMemoryDirectory::default();
+        let ctx = Context {
+            directory: &directory,
+            rules: &rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        };
+        let input = MailInput {
+            raw: raw.as_bytes(),
+            origin: "spam.eml",
+            object_name: None,
+        };
+        triage(&input, &ctx).explanation.scores
+    };
+    let (many, one) = (scores(&spam), scores(&once));
+    assert!(!one.is_empty());
+    assert_eq!(
+        many, one,
+        "a megabyte of the same words scores as one mention"
+    );
+    for score in &many {
+        let ceiling: i32 = rules
+            .rules()
+            .iter()
+            .filter(|r| r.kind == score.kind && r.weight > 0)
+            .map(|r| r.weight)
+            .sum();
+        assert!(score.score <= ceiling, "{score:?}");
     }
 }
 
@@ -88,6 +135,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
     let n = 60_000;
     let mut report = Vec::new();
     for name in [
+        "keyword spam",
         "lone <",
         "unclosed <a",
         "nested quotes",

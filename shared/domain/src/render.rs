@@ -2,6 +2,7 @@
 
 use crate::auth::Authentication;
 use crate::directory::Account;
+use crate::facts::Facts;
 use crate::mail::{ParsedMail, clean_line};
 use crate::secret::{FoundSecret, SecretKind};
 use crate::types::{CaseId, EmailAddress, Kind, Priority};
@@ -14,7 +15,6 @@ use std::sync::LazyLock;
 pub const MAX_BODY_CHARS: usize = 16_000;
 const MAX_SUBJECT_CHARS: usize = 250;
 const MAX_LISTED_RECIPIENTS: usize = 5;
-const MAX_FACTS_PER_LINE: usize = 20;
 /// Attachments listed (and offered for upload); the rest are counted.
 pub const MAX_LISTED_ATTACHMENTS: usize = 50;
 /// Warnings listed; the rest are counted.
@@ -58,6 +58,8 @@ pub struct RenderInput<'a> {
     pub secrets: &'a [FoundSecret],
     /// The message text with secrets already replaced.
     pub redacted_text: &'a str,
+    /// What the redacted subject and text name (ids, amounts, dates).
+    pub facts: &'a Facts,
     pub origin: &'a str,
     /// The message's attachments, with any that hold a secret marked withheld.
     pub attachments: &'a [AttachmentRef],
@@ -200,7 +202,7 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     }
 
     if !withheld {
-        let facts = key_facts(input.redacted_text);
+        let facts = input.facts.labelled();
         if !facts.is_empty() {
             let _ = writeln!(body, "\nKey facts:");
             for (label, values) in facts {
@@ -354,56 +356,6 @@ fn list<'a>(items: impl ExactSizeIterator<Item = &'a str>) -> String {
     }
 }
 
-static ACCESS_KEY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b").expect("static regex"));
-static RESOURCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"\b(?:i|vol|sg|eni|snap|ami|subnet|vpc|igw|nat|eipalloc)-[0-9a-f]{8}(?:[0-9a-f]{9})?\b",
-    )
-    .expect("static regex")
-});
-static ARN: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"\barn:aws[a-z-]*:[a-z0-9-]+:[^\s,;"'<>()\[\]&?]+"#).expect("static regex")
-});
-static CASE_IN_TEXT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\bcase(?:\s+id)?\s*[:#]?\s*(\d{10,16})\b").expect("static regex")
-});
-static IPV4: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\b(?:\d{1,3}\.){3}\d{1,3}\b").expect("static regex"));
-
-/// The identifiers an engineer acts on, pulled out of the (already redacted) text.
-pub fn key_facts(text: &str) -> Vec<(&'static str, Vec<String>)> {
-    let matches = |re: &Regex| {
-        distinct(
-            re.find_iter(text)
-                .map(|m| m.as_str().trim_end_matches(['.', ':']).to_string()),
-        )
-    };
-    [
-        ("Access key ids", matches(&ACCESS_KEY)),
-        ("Resource ids", matches(&RESOURCE)),
-        ("ARNs", matches(&ARN)),
-        ("IP addresses", matches(&IPV4)),
-        (
-            "Support case ids",
-            distinct(CASE_IN_TEXT.captures_iter(text).map(|c| c[1].to_string())),
-        ),
-    ]
-    .into_iter()
-    .filter(|(_, v)| !v.is_empty())
-    .collect()
-}
-
-fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
-    let mut found: Vec<String> = Vec::new();
-    for v in values {
-        if !found.contains(&v) && found.len() < MAX_FACTS_PER_LINE {
-            found.push(v);
-        }
-    }
-    found
-}
-
 fn human_size(bytes: usize) -> String {
     match bytes {
         b if b < 1024 => format!("{b} B"),
@@ -442,25 +394,24 @@ mod tests {
     }
 
     #[test]
-    fn key_facts_find_keys_resources_and_addresses() {
-        let facts = key_facts(
+    fn key_facts_are_listed_by_label() {
+        let facts = crate::facts::facts(
+            "",
             "Key AKIAIOSFODNN7EXAMPLE used from 203.0.113.5 on i-0abc123def4567890 (arn:aws:iam::111122223333:user/ci).",
         );
+        let labelled = facts.labelled();
+        let names: Vec<&str> = labelled.iter().map(|(label, _)| *label).collect();
         assert_eq!(
-            facts[0],
-            ("Access key ids", vec!["AKIAIOSFODNN7EXAMPLE".to_string()])
-        );
-        assert_eq!(
-            facts[1],
-            ("Resource ids", vec!["i-0abc123def4567890".to_string()])
-        );
-        assert_eq!(
-            facts[2],
-            (
+            names,
+            [
+                "Account ids",
+                "Access key ids",
+                "Resource ids",
                 "ARNs",
-                vec!["arn:aws:iam::111122223333:user/ci".to_string()]
-            )
+                "IP addresses"
+            ]
         );
-        assert_eq!(facts[3], ("IP addresses", vec!["203.0.113.5".to_string()]));
+        assert_eq!(labelled[1].1, ["AKIAIOSFODNN7EXAMPLE"]);
+        assert_eq!(labelled[3].1, ["arn:aws:iam::111122223333:user/ci"]);
     }
 }

@@ -1,12 +1,15 @@
 //! Classification and secret-finding rules, kept as data (`rules.toml`).
 //!
 //! The built-in file is compiled in; an operator can pass another file with the
-//! same format to test or change rules without a build.
+//! same format to test or change rules without a build. How rules score a
+//! message is in [`crate::evidence`].
 
+use crate::evidence::{Classification, Evidence, Rule, RuleInput, ascii_word_boundaries};
 use crate::secret::SecretKind;
 use crate::types::{Kind, Priority};
-use regex::Regex;
+use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
+use std::collections::HashMap;
 
 const BUILT_IN: &str = include_str!("../rules.toml");
 
@@ -42,16 +45,52 @@ pub enum RulesError {
         "rule {index} ({kind}): mail of this kind carries a secret for the root user, so the rule must name the exact sender addresses AWS uses (`from = [\"no-reply@signin.aws\"]`), not a domain or none"
     )]
     LooseSecretSender { index: usize, kind: String },
+    #[error("rule {index} ({kind}): weight must be -100 to 100 and not 0, not {weight}")]
+    Weight {
+        index: usize,
+        kind: String,
+        weight: i32,
+    },
+    #[error("rule {index} ({kind}): {kind} is decided by triage itself, not by rules")]
+    ReservedKind { index: usize, kind: String },
+    #[error("the rules' patterns do not fit in one matcher")]
+    PatternSet(#[source] regex::Error),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
+    /// The score a kind needs (see `rules.toml`'s header).
+    #[serde(default = "default_threshold")]
+    threshold: i32,
+    /// A runner-up this close to the winner is reported.
+    #[serde(default = "default_near_tie")]
+    near_tie: i32,
+    #[serde(default)]
+    unclassified: UnclassifiedSpec,
     #[serde(default)]
     rule: Vec<RuleSpec>,
     #[serde(default)]
     secret: Vec<SecretSpec>,
 }
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnclassifiedSpec {
+    #[serde(default)]
+    raise: Vec<String>,
+}
+
+fn default_threshold() -> i32 {
+    5
+}
+
+fn default_near_tie() -> i32 {
+    2
+}
+
+/// A rule's weight when the file gives none: enough to decide alone.
+const DEFAULT_WEIGHT: i32 = 5;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +105,7 @@ struct RuleSpec {
     #[serde(default)]
     header: Vec<String>,
     priority: Option<Priority>,
+    weight: Option<i32>,
 }
 
 #[derive(Deserialize)]
@@ -85,17 +125,6 @@ struct SecretSpec {
 
 fn default_within() -> usize {
     120
-}
-
-/// One compiled classification rule.
-#[derive(Debug)]
-pub struct Rule {
-    pub kind: Kind,
-    pub priority: Option<Priority>,
-    from: Vec<String>,
-    subject: Vec<Regex>,
-    body: Vec<Regex>,
-    header: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -179,17 +208,9 @@ impl HostPattern {
     }
 }
 
-/// What a rule sees of a message.
-pub struct RuleInput<'a> {
-    pub from: &'a str,
-    pub subject: &'a str,
-    pub body: &'a str,
-    pub has_header: &'a dyn Fn(&str) -> bool,
-}
-
 #[derive(Debug)]
 pub struct Rules {
-    rules: Vec<Rule>,
+    evidence: Evidence,
     secrets: Vec<SecretRule>,
 }
 
@@ -200,100 +221,19 @@ impl Rules {
 
     pub fn parse(text: &str) -> Result<Self, RulesError> {
         let file: RulesFile = toml::from_str(text)?;
-        let mut rules = Vec::with_capacity(file.rule.len());
-        for (index, spec) in file.rule.into_iter().enumerate() {
-            let index = index + 1;
-            let kind = Kind::parse(&spec.kind).ok_or_else(|| RulesError::UnknownKind {
-                index,
-                kind: spec.kind.clone(),
-            })?;
-            let compile = |patterns: &[String]| -> Result<Vec<Regex>, RulesError> {
-                patterns
-                    .iter()
-                    .map(|p| {
-                        Regex::new(p).map_err(|source| RulesError::Regex {
-                            index,
-                            kind: spec.kind.clone(),
-                            pattern: p.clone(),
-                            source,
-                        })
-                    })
-                    .collect()
-            };
-            let rule = Rule {
-                kind,
-                priority: spec.priority,
-                from: spec.from.iter().map(|f| f.to_ascii_lowercase()).collect(),
-                subject: compile(&spec.subject)?,
-                body: compile(&spec.body)?,
-                header: spec.header.clone(),
-            };
-            if rule.from.is_empty()
-                && rule.subject.is_empty()
-                && rule.body.is_empty()
-                && rule.header.is_empty()
-            {
-                return Err(RulesError::NoCondition {
-                    index,
-                    kind: spec.kind,
-                });
-            }
-            if kind.policy().strict_sender
-                && (rule.from.is_empty() || rule.from.iter().any(|f| f.starts_with('@')))
-            {
-                return Err(RulesError::LooseSecretSender {
-                    index,
-                    kind: spec.kind,
-                });
-            }
-            rules.push(rule);
-        }
-        let mut secrets = Vec::with_capacity(file.secret.len());
-        for (index, spec) in file.secret.into_iter().enumerate() {
-            let index = index + 1;
-            let name = spec.kind.as_str().to_string();
-            let compile = |p: &str| {
-                Regex::new(p).map_err(|source| RulesError::Regex {
-                    index,
-                    kind: name.clone(),
-                    pattern: p.to_string(),
-                    source,
-                })
-            };
-            let hosts = spec
-                .hosts
-                .iter()
-                .map(|h| {
-                    HostPattern::parse(h).ok_or_else(|| RulesError::HostPattern {
-                        index,
-                        kind: name.clone(),
-                        pattern: h.clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let link = !hosts.is_empty();
-            secrets.push(match (link, &spec.after, &spec.token) {
-                (true, None, None) => SecretRule::Link {
-                    kind: spec.kind,
-                    hosts,
-                    path: spec.path.as_deref().map(compile).transpose()?,
-                },
-                (false, Some(after), Some(token)) if spec.path.is_none() => SecretRule::After {
-                    kind: spec.kind,
-                    context: compile(after)?,
-                    token: compile(token)?,
-                    within: spec.within,
-                    min_digits: spec.min_digits,
-                },
-                _ => return Err(RulesError::SecretShape { index, kind: name }),
-            });
-        }
-        Ok(Self { rules, secrets })
+        let secrets = compile_secrets(file.secret)?;
+        let evidence =
+            compile_evidence(file.rule, file.threshold, file.near_tie, &file.unclassified)?;
+        Ok(Self { evidence, secrets })
     }
 
-    /// The first rule that matches, if any.
-    pub fn classify(&self, input: &RuleInput<'_>) -> Option<&Rule> {
-        self.rules.iter().find(|rule| rule.matches(input))
+    /// Every kind's score for this message, best first.
+    pub fn classify(&self, input: &RuleInput<'_>) -> Classification {
+        self.evidence.classify(input)
+    }
+
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
     }
 
     pub fn secret_rules(&self) -> &[SecretRule] {
@@ -301,25 +241,180 @@ impl Rules {
     }
 
     pub fn rules(&self) -> &[Rule] {
-        &self.rules
+        self.evidence.rules()
     }
 }
 
-impl Rule {
-    fn matches(&self, input: &RuleInput<'_>) -> bool {
-        let from = input.from.to_ascii_lowercase();
-        let from_ok = self.from.is_empty()
-            || self.from.iter().any(|f| match f.strip_prefix('@') {
-                Some(domain) => from
-                    .rsplit_once('@')
-                    .is_some_and(|(_, d)| d == domain || d.ends_with(&format!(".{domain}"))),
-                None => from == *f,
-            });
-        from_ok
-            && (self.subject.is_empty() || self.subject.iter().any(|r| r.is_match(input.subject)))
-            && (self.body.is_empty() || self.body.iter().any(|r| r.is_match(input.body)))
-            && self.header.iter().all(|h| (input.has_header)(h))
+/// Patterns of one source, each text once, in the order first seen.
+#[derive(Default)]
+struct PatternTable {
+    texts: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+impl PatternTable {
+    fn add(&mut self, pattern: &str) -> usize {
+        if let Some(i) = self.index.get(pattern) {
+            return *i;
+        }
+        self.texts.push(pattern.to_string());
+        self.index.insert(pattern.to_string(), self.texts.len() - 1);
+        self.texts.len() - 1
     }
+
+    fn set(&self) -> Result<RegexSet, RulesError> {
+        pattern_set(&self.texts)
+    }
+}
+
+/// One matcher for many patterns, with room for the Unicode classes that
+/// case-insensitive patterns in every language bring.
+fn pattern_set(patterns: &[String]) -> Result<RegexSet, RulesError> {
+    RegexSetBuilder::new(patterns.iter().map(|p| ascii_word_boundaries(p)))
+        .size_limit(256 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .map_err(RulesError::PatternSet)
+}
+
+fn compile_evidence(
+    specs: Vec<RuleSpec>,
+    threshold: i32,
+    near_tie: i32,
+    unclassified: &UnclassifiedSpec,
+) -> Result<Evidence, RulesError> {
+    let (mut subjects, mut bodies) = (PatternTable::default(), PatternTable::default());
+    let mut rules = Vec::with_capacity(specs.len());
+    for (i, spec) in specs.into_iter().enumerate() {
+        rules.push(compile_rule(i + 1, spec, &mut subjects, &mut bodies)?);
+    }
+    let raise = unclassified.raise.clone();
+    for (i, pattern) in raise.iter().enumerate() {
+        Regex::new(pattern).map_err(|source| RulesError::Regex {
+            index: i + 1,
+            kind: "unclassified.raise".into(),
+            pattern: pattern.clone(),
+            source,
+        })?;
+    }
+    Ok(Evidence {
+        rules,
+        subject_set: subjects.set()?,
+        body_set: bodies.set()?,
+        subject_patterns: subjects.texts,
+        body_patterns: bodies.texts,
+        raise_set: pattern_set(&raise)?,
+        threshold,
+        near_tie,
+    })
+}
+
+fn compile_rule(
+    index: usize,
+    spec: RuleSpec,
+    subjects: &mut PatternTable,
+    bodies: &mut PatternTable,
+) -> Result<Rule, RulesError> {
+    let name = spec.kind.clone();
+    let kind = Kind::parse(&spec.kind).ok_or_else(|| RulesError::UnknownKind {
+        index,
+        kind: name.clone(),
+    })?;
+    if matches!(
+        kind,
+        Kind::AwsUnclassified
+            | Kind::Unknown
+            | Kind::PhishingSuspected
+            | Kind::MailRejected
+            | Kind::MailUnparseable
+    ) {
+        return Err(RulesError::ReservedKind { index, kind: name });
+    }
+    let checked = |table: &mut PatternTable, patterns: &[String]| {
+        patterns
+            .iter()
+            .map(|p| {
+                Regex::new(p).map_err(|source| RulesError::Regex {
+                    index,
+                    kind: name.clone(),
+                    pattern: p.clone(),
+                    source,
+                })?;
+                Ok(table.add(p))
+            })
+            .collect::<Result<Vec<usize>, RulesError>>()
+    };
+    let subject = checked(subjects, &spec.subject)?;
+    let body = checked(bodies, &spec.body)?;
+    let weight = spec.weight.unwrap_or(DEFAULT_WEIGHT);
+    if weight == 0 || !(-100..=100).contains(&weight) {
+        return Err(RulesError::Weight {
+            index,
+            kind: name,
+            weight,
+        });
+    }
+    let from: Vec<String> = spec.from.iter().map(|f| f.to_ascii_lowercase()).collect();
+    if from.is_empty() && subject.is_empty() && body.is_empty() && spec.header.is_empty() {
+        return Err(RulesError::NoCondition { index, kind: name });
+    }
+    if kind.policy().strict_sender && (from.is_empty() || from.iter().any(|f| f.starts_with('@'))) {
+        return Err(RulesError::LooseSecretSender { index, kind: name });
+    }
+    Ok(Rule {
+        number: index,
+        kind,
+        priority: spec.priority,
+        weight,
+        from,
+        subject,
+        body,
+        header: spec.header,
+    })
+}
+
+fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError> {
+    let mut secrets = Vec::with_capacity(specs.len());
+    for (index, spec) in specs.into_iter().enumerate() {
+        let index = index + 1;
+        let name = spec.kind.as_str().to_string();
+        let compile = |p: &str| {
+            Regex::new(p).map_err(|source| RulesError::Regex {
+                index,
+                kind: name.clone(),
+                pattern: p.to_string(),
+                source,
+            })
+        };
+        let hosts = spec
+            .hosts
+            .iter()
+            .map(|h| {
+                HostPattern::parse(h).ok_or_else(|| RulesError::HostPattern {
+                    index,
+                    kind: name.clone(),
+                    pattern: h.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let link = !hosts.is_empty();
+        secrets.push(match (link, &spec.after, &spec.token) {
+            (true, None, None) => SecretRule::Link {
+                kind: spec.kind,
+                hosts,
+                path: spec.path.as_deref().map(compile).transpose()?,
+            },
+            (false, Some(after), Some(token)) if spec.path.is_none() => SecretRule::After {
+                kind: spec.kind,
+                context: compile(after)?,
+                token: compile(token)?,
+                within: spec.within,
+                min_digits: spec.min_digits,
+            },
+            _ => return Err(RulesError::SecretShape { index, kind: name }),
+        });
+    }
+    Ok(secrets)
 }
 
 #[cfg(test)]
@@ -362,35 +457,51 @@ mod tests {
     fn built_in_rules_compile_and_name_real_kinds() {
         let rules = Rules::built_in();
         assert!(rules.rules().len() > 30);
+        let err =
+            Rules::parse("[[rule]]\nkind = \"aws.unclassified\"\nsubject = ['x']").unwrap_err();
+        assert!(
+            err.to_string().contains("decided by triage itself"),
+            "{err}"
+        );
+        let err = Rules::parse("[[rule]]\nkind = \"marketing\"\nsubject = ['x']\nweight = 0")
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("weight must be -100 to 100 and not 0"),
+            "{err}"
+        );
         assert!(!rules.secret_rules().is_empty());
     }
 
+    /// The kind and the priority override a mail scores.
+    fn decided(rules: &Rules, input: &RuleInput<'_>) -> Option<(Kind, Option<Priority>)> {
+        rules.classify(input).winner().map(|w| (w.kind, w.priority))
+    }
+
     #[test]
-    fn first_match_wins_and_priority_overrides_apply() {
+    fn the_best_score_wins_and_priority_overrides_apply() {
         let rules = Rules::built_in();
-        let urgent = rules
-            .classify(&input(
+        let urgent = decided(
+            &rules,
+            &input(
                 "no-reply-aws@amazon.com",
                 "[CASE 11735180201] Outage",
                 "Severity: Urgent",
-            ))
-            .unwrap();
-        assert_eq!(
-            (urgent.kind, urgent.priority),
-            (Kind::SupportCase, Some(Priority::High))
+            ),
         );
-        let plain = rules
-            .classify(&input(
+        assert_eq!(urgent, Some((Kind::SupportCase, Some(Priority::High))));
+        let plain = decided(
+            &rules,
+            &input(
                 "no-reply-aws@amazon.com",
                 "[CASE 11735180201] Q",
                 "Severity: Low",
-            ))
-            .unwrap();
-        assert_eq!((plain.kind, plain.priority), (Kind::SupportCase, None));
-        assert!(
-            rules
-                .classify(&input("someone@amazon.com", "lunch?", "hi"))
-                .is_none()
+            ),
+        );
+        assert_eq!(plain, Some((Kind::SupportCase, None)));
+        assert_eq!(
+            decided(&rules, &input("someone@amazon.com", "lunch?", "hi")),
+            None
         );
     }
 
@@ -402,16 +513,37 @@ mod tests {
             "Webinar: planning maintenance windows and billing alerts",
             "Join us",
         );
-        assert_eq!(rules.classify(&webinar).unwrap().kind, Kind::Marketing);
+        assert_eq!(
+            decided(&rules, &webinar).map(|d| d.0),
+            Some(Kind::Marketing)
+        );
+    }
+
+    #[test]
+    fn scores_add_up_per_rule_once_and_a_close_runner_up_is_reported() {
+        let rules = Rules::parse(
+            "threshold = 4\nnear_tie = 1\n\
+             [[rule]]\nkind = \"billing.payment_issue\"\nbody = ['(?i)payment failed']\nweight = 3\n\
+             [[rule]]\nkind = \"billing.payment_issue\"\nbody = ['(?i)past due']\nweight = 2\n\
+             [[rule]]\nkind = \"account.suspended\"\nbody = ['(?i)suspend']\nweight = 4\n",
+        )
+        .unwrap();
+        let spam = "payment failed ".repeat(1000);
+        let once = rules.classify(&input("x@aws.com", "", &spam));
+        assert_eq!(once.kind, None, "one rule counts once: 3 < 4");
+        let both = rules.classify(&input("x@aws.com", "", "payment failed, past due, suspend"));
+        assert_eq!(both.kind, Some(Kind::PaymentIssue));
+        assert_eq!(both.scores[0].score, 5);
+        assert_eq!(both.near_tie, Some((Kind::AccountSuspended, 4)));
     }
 
     #[test]
     fn bad_rules_files_give_errors_that_name_the_rule() {
         let err = Rules::parse("[[rule]]\nkind = \"nope\"\nsubject = ['x']").unwrap_err();
         assert!(err.to_string().contains("rule 1 (nope)"), "{err}");
-        let err = Rules::parse("[[rule]]\nkind = \"unknown\"\nsubject = ['(']").unwrap_err();
+        let err = Rules::parse("[[rule]]\nkind = \"marketing\"\nsubject = ['(']").unwrap_err();
         assert!(err.to_string().contains("bad regular expression"), "{err}");
-        let err = Rules::parse("[[rule]]\nkind = \"unknown\"").unwrap_err();
+        let err = Rules::parse("[[rule]]\nkind = \"marketing\"").unwrap_err();
         assert!(err.to_string().contains("at least one condition"), "{err}");
         let err = Rules::parse("[[secret]]\nkind = \"reset_link\"").unwrap_err();
         assert!(err.to_string().contains("needs either"), "{err}");
@@ -423,6 +555,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("exact sender addresses"), "{err}");
-        assert!(Rules::parse("[[rule]]\nkind = \"unknown\"\nsubjects = ['x']").is_err());
+        assert!(Rules::parse("[[rule]]\nkind = \"marketing\"\nsubjects = ['x']").is_err());
     }
 }

@@ -26,12 +26,16 @@ impl KnownThreads for std::collections::HashMap<String, ThreadKey> {
     }
 }
 
-static CASE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)\[case\s+(\d{10,16})\]").expect("static regex"));
+/// `[CASE 123...]`, and AWS's newer "... Support case: 123..." subjects.
+static CASE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\[case\s+(\d{10,16})\]|\bcase\s*[:#]?\s*(\d{10,16})\b").expect("static regex")
+});
 
+/// The support case a subject names.
 pub fn case_id(subject: &str) -> Option<CaseId> {
     CASE.captures(subject)
-        .and_then(|c| CaseId::parse(&c[1]).ok())
+        .and_then(|c| c.get(1).or_else(|| c.get(2)))
+        .and_then(|m| CaseId::parse(m.as_str()).ok())
 }
 
 pub struct ThreadFacts<'a> {

@@ -4,10 +4,13 @@ use crate::auth::{
     Authentication, authenticate, foreign_reply_path, lookalike_warning, spoofing_reason,
 };
 use crate::directory::{Account, AccountDirectory, Resolution, resolve};
+use crate::evidence::{Classification, RuleInput};
+use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
+use crate::facts::{Facts, facts};
 use crate::handoff::{Handoff, HandoffFacts, WaitingRotations, decide_handoff};
 use crate::mail::{ParseError, ParsedMail, is_textual, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
-use crate::rules::{RuleInput, Rules};
+use crate::rules::Rules;
 use crate::secret::FoundSecret;
 use crate::secrets::{MAX_SECRETS, Redactor, find_secrets, find_secrets_bounded};
 use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
@@ -49,12 +52,17 @@ pub struct Triage {
     pub message_id: Option<String>,
     pub subject: Option<String>,
     pub case_id: Option<CaseId>,
+    /// What the mail names: account, case and key ids, amounts, dates.
+    pub facts: Facts,
     pub content_hash: ContentHash,
     #[serde(skip)]
     pub ses_message_id: Option<String>,
     /// What a waiting rotation receives, when the disposition is `handoff`.
     #[serde(skip)]
     pub handoff: Option<Handoff>,
+    /// Why: the evidence, the account and the thread (`triage --explain`).
+    #[serde(skip)]
+    pub explanation: Explanation,
 }
 
 pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
@@ -100,12 +108,15 @@ fn triage_mail(
     let secrets = found.secrets;
     let redactor = Redactor::new(&secrets);
 
-    let (kind, rule_priority, quarantine_reason) = classify(mail, input, &auth, ctx.rules);
+    let decided = classify(mail, input, &auth, ctx.rules);
+    let (kind, rule_priority) = (decided.kind, decided.priority);
+    let quarantine_reason = decided.quarantine.clone();
     if let Some(reason) = &quarantine_reason {
         warnings.push(reason.clone());
     } else if from_aws {
         warnings.extend(foreign_reply_path(mail).map(|r| format!("{r}: do not reply to it")));
     }
+    warnings.extend(decided.warnings.iter().cloned());
     let handoff = waiting_handoff(
         &HandoffInput {
             kind,
@@ -127,7 +138,18 @@ fn triage_mail(
     );
     let handoff = handoff.filter(|_| disposition == Disposition::Handoff);
 
-    let case = case_id(&raw_subject);
+    let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
+    let redacted_text = redactor.redact(&mail.text);
+    let facts = facts(
+        subject.as_deref().unwrap_or_default(),
+        &with_forwarded_text(&redacted_text, mail, &redactor),
+    );
+    // The subject's case id; a support case's may stand in its text only.
+    let case = case_id(&raw_subject).or_else(|| {
+        (kind == Kind::SupportCase)
+            .then(|| facts.case_ids.first().and_then(|id| CaseId::parse(id).ok()))
+            .flatten()
+    });
     let thread = thread_key(
         &ThreadFacts {
             kind,
@@ -146,12 +168,10 @@ fn triage_mail(
     let withheld_reason = quarantine_reason
         .clone()
         .or_else(|| withheld_text(kind, &secrets, found.overflowed, &mut warnings));
-    let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
     let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
     let attachments = attachment_refs(mail, ctx.rules, !secrets.is_empty());
     let ticket = match (disposition, priority) {
         (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => {
-            let redacted_text = redactor.redact(&mail.text);
             let draft = render(&RenderInput {
                 kind,
                 priority,
@@ -163,6 +183,7 @@ fn triage_mail(
                 case: case.as_ref(),
                 secrets: &secrets,
                 redacted_text: &redacted_text,
+                facts: &facts,
                 origin: input.origin,
                 attachments: &attachments,
                 withheld_reason: withheld_reason.as_deref(),
@@ -180,7 +201,7 @@ fn triage_mail(
         _ => None,
     };
 
-    Triage {
+    let mut triaged = Triage {
         kind,
         disposition,
         account_id: account.as_ref().map(|a| a.account_id.clone()),
@@ -194,10 +215,29 @@ fn triage_mail(
         message_id: mail.message_id.clone(),
         subject: subject.filter(|_| withheld_reason.is_none()),
         case_id: case,
+        facts: if withheld_reason.is_none() {
+            facts
+        } else {
+            Facts::default()
+        },
         content_hash: hash,
         ses_message_id: env.ses_message_id,
         handoff,
-    }
+        explanation: Explanation::default(),
+    };
+    let fixed = decided.quarantine.as_deref().or(match decided.kind {
+        Kind::SesSetup => Some("SES's setup notification, known by its object name"),
+        Kind::Unknown => Some("not from an authenticated AWS sender: rules are not asked"),
+        _ => None,
+    });
+    let mut explanation = Explanation::new(
+        kind_reason(&decided.classification, fixed),
+        &decided.classification,
+    );
+    explanation.account = account_reason(&resolution);
+    explanation.thread = thread_reason(&triaged);
+    triaged.explanation = explanation;
+    triaged
 }
 
 /// Why none of a message's text may be shown, if so: a secret-bearing mail
@@ -301,61 +341,168 @@ fn decide(
     (disposition, priority)
 }
 
-/// The kind, a rule's priority override, and why the mail is quarantined if it is.
+/// What classification decided, and the evidence behind it.
+struct Decided {
+    kind: Kind,
+    /// A rule's priority override.
+    priority: Option<Priority>,
+    /// Why the mail is quarantined, if it is.
+    quarantine: Option<String>,
+    /// Every kind's score (empty when rules were not asked: not AWS's mail).
+    classification: Classification,
+    warnings: Vec<String>,
+}
+
+impl Decided {
+    fn plain(kind: Kind, quarantine: Option<String>) -> Self {
+        Self {
+            kind,
+            priority: None,
+            quarantine,
+            classification: Classification::default(),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// The kind: fixed outcomes first (SES's setup notice, a failed scan,
+/// phishing, a stranger's mail), then the rules' evidence for AWS's mail.
 fn classify(
     mail: &ParsedMail,
     input: &MailInput<'_>,
     auth: &Authentication,
     rules: &Rules,
-) -> (Kind, Option<Priority>, Option<String>) {
+) -> Decided {
     if input.object_name.is_some_and(is_setup_notification) {
-        return (Kind::SesSetup, None, None);
+        return Decided::plain(Kind::SesSetup, None);
     }
     if auth.spam_or_virus_failed() {
         let which = match (auth.spam.as_deref(), auth.virus.as_deref()) {
             (_, Some("FAIL")) => "SES virus scan failed",
             _ => "SES spam verdict is FAIL",
         };
-        return (Kind::MailRejected, None, Some(which.to_string()));
+        return Decided::plain(Kind::MailRejected, Some(which.to_string()));
     }
     if let Some(reason) = spoofing_reason(mail, auth) {
-        return (
-            Kind::PhishingSuspected,
-            None,
-            Some(format!("suspected phishing: {reason}")),
-        );
+        let reason = format!("suspected phishing: {reason}");
+        return Decided::plain(Kind::PhishingSuspected, Some(reason));
     }
     if !(auth.aws_sender && auth.verified) {
-        return (Kind::Unknown, None, None);
+        return Decided::plain(Kind::Unknown, None);
     }
+    let decided = classify_aws_mail(mail, rules);
+    // A secret from AWS goes nowhere but AWS's own reply path.
+    match foreign_reply_path(mail).filter(|_| decided.kind.policy().carries_secret) {
+        Some(reason) => Decided {
+            kind: Kind::PhishingSuspected,
+            priority: None,
+            quarantine: Some(format!(
+                "suspected phishing: a {} mail that authenticates as AWS, but {reason} (a replayed or altered AWS mail?)",
+                decided.kind
+            )),
+            ..decided
+        },
+        None => decided,
+    }
+}
+
+/// Authenticated AWS mail: the best-scoring kind, or `aws.unclassified`.
+fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
     let from = mail
         .from
         .as_ref()
         .and_then(|f| f.address.as_ref())
         .map_or("", |a| a.as_str());
     let has_header = |name: &str| mail.header(name).is_some();
-    let rule_input = RuleInput {
+    let subject = mail.subject.as_deref().unwrap_or_default();
+    // Plain-text mail is wrapped at any word: rules see every run of
+    // whitespace as one space, so a phrase matches across line breaks.
+    let body = one_line(&[&mail.text, &mail.alternative_text]);
+    let classification = rules.classify(&RuleInput {
         from,
-        subject: mail.subject.as_deref().unwrap_or_default(),
-        body: &mail.text,
+        subject,
+        body: &body,
         has_header: &has_header,
-    };
-    match rules.classify(&rule_input) {
-        // A secret from AWS goes nowhere but AWS's own reply path.
-        Some(rule) if rule.kind.policy().carries_secret => match foreign_reply_path(mail) {
-            Some(reason) => (
-                Kind::PhishingSuspected,
-                None,
-                Some(format!(
-                    "suspected phishing: a {} mail that authenticates as AWS, but {reason} (a replayed or altered AWS mail?)",
-                    rule.kind
-                )),
-            ),
-            None => (rule.kind, rule.priority, None),
-        },
-        Some(rule) => (rule.kind, rule.priority, None),
-        None => (Kind::Unknown, None, None),
+    });
+    let mut warnings = Vec::new();
+    if let Some((other, score)) = classification.near_tie {
+        let best = classification.winner().map_or(0, |w| w.score);
+        warnings.push(format!(
+            "the mail also reads like {other} (score {score} against {best}): check the rules if the kind is wrong"
+        ));
     }
+    let Some(winner) = classification.winner() else {
+        let raised = rules.evidence().raises_priority(subject, &body);
+        warnings.push(unclassified_warning(&classification));
+        return Decided {
+            kind: Kind::AwsUnclassified,
+            priority: raised.then_some(Priority::High),
+            quarantine: None,
+            classification,
+            warnings,
+        };
+    };
+    Decided {
+        kind: winner.kind,
+        priority: winner.priority,
+        quarantine: None,
+        warnings,
+        classification,
+    }
+}
+
+/// The text, and the text of messages attached to it (a person forwarding
+/// AWS's notice as an attachment): facts there matter too.
+fn with_forwarded_text<'a>(
+    text: &'a str,
+    mail: &ParsedMail,
+    redactor: &Redactor,
+) -> std::borrow::Cow<'a, str> {
+    let forwarded: Vec<&str> = mail
+        .attachments
+        .iter()
+        .filter(|a| a.content_type.starts_with("message/"))
+        .filter_map(|a| a.text.as_deref())
+        .collect();
+    if forwarded.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut all = text.to_string();
+    for part in forwarded {
+        all.push('\n');
+        all.push_str(&redactor.redact(part));
+    }
+    std::borrow::Cow::Owned(all)
+}
+
+/// The texts joined, each run of whitespace one space (one pass, one copy).
+fn one_line(texts: &[&str]) -> String {
+    let mut out = String::with_capacity(texts.iter().map(|t| t.len() + 1).sum());
+    for c in texts
+        .iter()
+        .flat_map(|t| t.chars().chain(std::iter::once(' ')))
+    {
+        if !c.is_whitespace() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+fn unclassified_warning(classification: &Classification) -> String {
+    let best = match classification.scores.first() {
+        Some(best) => format!(
+            "; the closest kind is {} (score {} of the {} needed)",
+            best.kind, best.score, classification.threshold
+        ),
+        None => String::new(),
+    };
+    format!(
+        "AWS sent this mail, but no rule recognises it{best}: extend rules.toml (rootmail triage --explain shows the evidence)"
+    )
 }
 
 fn is_setup_notification(name: &str) -> bool {
@@ -430,6 +577,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         case: None,
         secrets: &[],
         redacted_text: "",
+        facts: &Facts::default(),
         origin: input.origin,
         attachments: &[],
         withheld_reason: Some(&reason),
@@ -449,9 +597,14 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage 
         message_id: None,
         subject: None,
         case_id: None,
+        facts: Facts::default(),
         content_hash: hash,
         ses_message_id: None,
         handoff: None,
+        explanation: Explanation {
+            kind: "not parseable as a message".into(),
+            ..Explanation::default()
+        },
     }
 }
 

@@ -367,6 +367,7 @@ kinds! {
     PhishingSuspected => "phishing.suspected",
     MailRejected => "mail.rejected",
     MailUnparseable => "mail.unparseable",
+    AwsUnclassified => "aws.unclassified",
     Unknown => "unknown",
 }
 
@@ -428,6 +429,9 @@ impl Kind {
             Kind::PhishingSuspected => (Quarantine, Some(High)),
             Kind::MailRejected => (Quarantine, None),
             Kind::MailUnparseable => (Quarantine, Some(Normal)),
+            // Authenticated AWS mail no rule recognises: a ticket that says
+            // so, raised to high by words such as "suspend" (rules.toml).
+            Kind::AwsUnclassified => (Ticket, Some(Normal)),
             Kind::Unknown => (Ticket, Some(Normal)),
         };
         KindPolicy {
@@ -504,7 +508,7 @@ mod tests {
             let json = serde_json::to_string(kind).unwrap();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
-        assert_eq!(Kind::ALL.len(), 30);
+        assert_eq!(Kind::ALL.len(), 31);
     }
 
     #[test]
