@@ -5,8 +5,8 @@
 //! keeps at most [`MAX_PER_FACT`] distinct values; every pattern is a regex
 //! scanned once, so the cost is linear in the text.
 
-use crate::directory::mentioned_account_ids;
 use crate::evidence::ascii_word_boundaries;
+use crate::types::AccountId;
 use regex::Regex;
 use serde::Serialize;
 use std::sync::LazyLock;
@@ -256,33 +256,63 @@ fn days_in_month(year: u32, month: u32) -> u32 {
 }
 
 /// The facts of a subject and text.
-pub fn facts(subject: &str, text: &str) -> Facts {
+/// Every fact's pattern in one set: one pass says which facts a text holds
+/// at all, and only those are searched for (most mail holds few).
+static ANY_FACT: LazyLock<regex::RegexSet> = LazyLock::new(|| {
+    regex::RegexSet::new([
+        ACCESS_KEY.as_str(),
+        RESOURCE.as_str(),
+        ARN.as_str(),
+        IPV4.as_str(),
+        AMOUNT.as_str(),
+        DATE.as_str(),
+        TIME_LIMIT.as_str(),
+        CASE_IN_TEXT.as_str(),
+    ])
+    .expect("static regexes")
+});
+
+/// The facts of a subject and text. `account_ids` are the ids the mail
+/// mentions (resolving its account found them already).
+pub fn facts(subject: &str, text: &str, account_ids: &[AccountId]) -> Facts {
     let all = format!("{subject}\n{text}");
-    let found = |re: &Regex| {
+    let holds = ANY_FACT.matches(&all);
+    let found = |i: usize, re: &Regex| {
+        if !holds.matched(i) {
+            return Vec::new();
+        }
         distinct(
             re.find_iter(&all)
                 .map(|m| m.as_str().trim().trim_end_matches(['.', ':']).to_string()),
         )
     };
     Facts {
-        account_ids: distinct(
-            mentioned_account_ids(&all)
-                .into_iter()
-                .map(|id| id.to_string()),
-        ),
-        case_ids: case_ids(&all),
-        access_key_ids: found(&ACCESS_KEY),
-        resource_ids: found(&RESOURCE),
-        arns: found(&ARN),
-        ip_addresses: found(&IPV4),
-        amounts: found(&AMOUNT),
-        dates: distinct(DATE.captures_iter(&all).filter_map(|c| iso_date(&c))),
-        time_limits: distinct(
-            TIME_LIMIT
-                .captures_iter(&all)
-                .filter_map(|c| c.get(1).or_else(|| c.get(2)))
-                .map(|m| m.as_str().split_whitespace().collect::<Vec<_>>().join(" ")),
-        ),
+        account_ids: distinct(account_ids.iter().map(|id| id.to_string())),
+        access_key_ids: found(0, &ACCESS_KEY),
+        resource_ids: found(1, &RESOURCE),
+        arns: found(2, &ARN),
+        ip_addresses: found(3, &IPV4),
+        amounts: found(4, &AMOUNT),
+        dates: if holds.matched(5) {
+            distinct(DATE.captures_iter(&all).filter_map(|c| iso_date(&c)))
+        } else {
+            Vec::new()
+        },
+        time_limits: if holds.matched(6) {
+            distinct(
+                TIME_LIMIT
+                    .captures_iter(&all)
+                    .filter_map(|c| c.get(1).or_else(|| c.get(2)))
+                    .map(|m| m.as_str().split_whitespace().collect::<Vec<_>>().join(" ")),
+            )
+        } else {
+            Vec::new()
+        },
+        case_ids: if holds.matched(7) {
+            case_ids(&all)
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -329,8 +359,12 @@ mod tests {
         let text = "by 2026-10-02; October 2, 2026; 2 October 2026; 2026年10月2日; \
             2026년 10월 2일; 2026. 10. 2.; 2. Oktober 2026; 2 octobre 2026; \
             2 de octubre de 2026; 2 de outubro de 2026; 2 ottobre 2026; 2 Oktober 2026; 02.10.2026";
-        assert_eq!(facts("", text).dates, ["2026-10-02"]);
-        assert!(facts("", "Feb 31 2026 and 2026-13-01").dates.is_empty());
+        assert_eq!(facts("", text, &[]).dates, ["2026-10-02"]);
+        assert!(
+            facts("", "Feb 31 2026 and 2026-13-01", &[])
+                .dates
+                .is_empty()
+        );
     }
 
     #[test]
@@ -339,6 +373,7 @@ mod tests {
             "[CASE 176655012300941] Zahlung",
             "Betrag: 1.234,56 € / $5,310.04 / ¥12,345 / R$ 1.234,56 / Rp 1.500.000 / 3 000 USD\n\
              ケース ID: 172994580100613, Fall-ID 1718205593, key AKIAM4XR7QW2ZLTB9CNE",
+            &[],
         );
         assert_eq!(
             f.case_ids,

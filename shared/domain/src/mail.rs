@@ -105,6 +105,8 @@ pub struct ParsedMail {
     pub attachments: Vec<Attachment>,
     /// Top-level headers as (name, unfolded raw value), in order: SES prepends its own first.
     pub headers: Vec<(String, String)>,
+    /// How many of `headers`, from the top, SES wrote (see [`crate::ses::ses_block`]).
+    pub ses_headers: usize,
     pub warnings: Vec<String>,
 }
 
@@ -312,6 +314,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         text,
         alternative_text,
         attachments,
+        ses_headers: crate::ses::ses_block_len(&headers),
         headers,
         warnings,
     })
@@ -458,7 +461,12 @@ const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
 /// Unfolds a raw header value (RFC 5322 folding) into one line, at most
 /// [`MAX_HEADER_VALUE_BYTES`] of it.
 fn unfold(value: &str) -> String {
-    prefix(value, MAX_HEADER_VALUE_BYTES)
+    let value = prefix(value, MAX_HEADER_VALUE_BYTES);
+    // Most values are one line: no pieces to join.
+    if !value.trim_end().contains(['\r', '\n']) {
+        return value.trim().to_string();
+    }
+    value
         .split(['\r', '\n'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -473,11 +481,9 @@ fn is_utf8_or_ascii(charset: &str) -> bool {
     )
 }
 
-/// Whether `needle` occurs in a large haystack (the regex engine's substring search).
+/// Whether `needle` occurs in a large haystack.
 fn contains_literal(haystack: &[u8], needle: &str) -> bool {
-    !needle.is_empty()
-        && regex::bytes::Regex::new(&regex::escape(needle))
-            .is_ok_and(|literal| literal.is_match(haystack))
+    !needle.is_empty() && memchr::memmem::find(haystack, needle.as_bytes()).is_some()
 }
 
 /// Structure beyond what any mail needs is refused before mail-parser sees it.
@@ -596,19 +602,21 @@ fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
     let digest = DIGEST.is_match(data);
     let mut paragraph = Paragraph::default();
     let (mut first, mut previous_opens_headers) = (true, false);
-    // Lines are searched with the slice searches (memchr), quick on the
-    // base64 that most of a big message is.
+    // Lines are found and searched with memchr, quick on the base64 that most
+    // of a big message is.
     let mut offset = 0;
-    let mut lines = data.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        let (start, end) = (offset, offset + line.len());
+    loop {
+        let start = offset;
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
         offset = (end + 1).min(data.len());
-        let last = lines.peek().is_none();
+        // The text after the last newline (perhaps empty) is the last line.
+        let last = end == data.len();
+        let line = &data[start..end];
         if !line.trim_ascii().is_empty() {
-            if line.contains(&b'-') {
+            if memchr::memchr(b'-', line).is_some() {
                 paragraph.dashes += dash_runs(line);
             }
-            if line.contains(&b':') {
+            if memchr::memchr(b':', line).is_some() {
                 scan_fields(data, start, end, &mut paragraph, shape);
             }
             if !last {
@@ -651,6 +659,9 @@ fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
             shape.header_fields += inner.header_fields;
             shape.quoted_printable_messages += inner.quoted_printable_messages;
         }
+        if last {
+            return;
+        }
         previous_opens_headers = paragraph.message_type || (digest && paragraph.dashes > 0);
         first = false;
         paragraph = Paragraph::default();
@@ -659,14 +670,10 @@ fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
 
 /// Runs of two or more dashes (a boundary line starts with one).
 fn dash_runs(line: &[u8]) -> usize {
-    let (mut runs, mut run) = (0, 0);
-    for &b in line {
-        run = if b == b'-' { run + 1 } else { 0 };
-        if run == 2 {
-            runs += 1;
-        }
-    }
-    runs
+    // A run starts at a dash that follows no dash and is followed by one.
+    memchr::memchr_iter(b'-', line)
+        .filter(|&i| line.get(i + 1) == Some(&b'-') && (i == 0 || line[i - 1] != b'-'))
+        .count()
 }
 
 /// Reads the fields of a line with a colon: any `Content-Type` or
@@ -683,18 +690,18 @@ fn scan_fields(
     if paragraph.dashes > 0 {
         paragraph.colon_lines_from_dashes += 1;
     }
-    for (i, _) in line.iter().enumerate().filter(|(_, b)| **b == b':') {
-        let name = name_before(&line[..i]);
+    for i in memchr::memchr_iter(b':', line) {
+        let before = &line[..i];
         // A value is read up to the next colon at most, so each byte is read
         // for one field only.
         let value = &data[start + i + 1..];
-        let value = &value[..value.iter().position(|&b| b == b':').unwrap_or(value.len())];
-        if name.ends_with(b"content-type") {
+        let value = &value[..memchr::memchr(b':', value).unwrap_or(value.len())];
+        if name_ends_with(before, b"content-type") {
             if let Some(message) = content_type_kind(value) {
                 shape.containers += 1;
                 paragraph.message_type |= message;
             }
-        } else if name.ends_with(b"content-transfer-encoding") {
+        } else if name_ends_with(before, b"content-transfer-encoding") {
             let value = value.trim_ascii_start();
             let starts = |word: &[u8]| {
                 value.len() >= word.len() && value[..word.len()].eq_ignore_ascii_case(word)
@@ -708,18 +715,19 @@ fn scan_fields(
     }
 }
 
-/// The last 25 non-whitespace bytes before a colon, lower case (a header name
-/// as mail-parser reads it ends there).
-fn name_before(text: &[u8]) -> Vec<u8> {
-    let mut name: Vec<u8> = text
-        .iter()
-        .rev()
-        .filter(|b| !b.is_ascii_whitespace())
-        .take(25)
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    name.reverse();
-    name
+/// Whether the bytes before a colon, whitespace ignored and in any case,
+/// end with `name` (a header name as mail-parser reads it ends there).
+/// Reads from the end without copying: this runs for every colon of a mail.
+fn name_ends_with(text: &[u8], name: &[u8]) -> bool {
+    let mut wanted = name.iter().rev();
+    for &b in text.iter().rev().filter(|b| !b.is_ascii_whitespace()) {
+        match wanted.next() {
+            Some(&w) if w == b.to_ascii_lowercase() => {}
+            Some(_) => return false,
+            None => return true,
+        }
+    }
+    wanted.next().is_none()
 }
 
 /// `Some(true)` for a `message` type, `Some(false)` for `multipart`, `None`

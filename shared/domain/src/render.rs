@@ -395,10 +395,9 @@ mod tests {
 
     #[test]
     fn key_facts_are_listed_by_label() {
-        let facts = crate::facts::facts(
-            "",
-            "Key AKIAIOSFODNN7EXAMPLE used from 203.0.113.5 on i-0abc123def4567890 (arn:aws:iam::111122223333:user/ci).",
-        );
+        let text = "Key AKIAIOSFODNN7EXAMPLE used from 203.0.113.5 on i-0abc123def4567890 (arn:aws:iam::111122223333:user/ci).";
+        let ids = crate::directory::mentioned_account_ids(text);
+        let facts = crate::facts::facts("", text, &ids);
         let labelled = facts.labelled();
         let names: Vec<&str> = labelled.iter().map(|(label, _)| *label).collect();
         assert_eq!(

@@ -2,7 +2,7 @@
 
 use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret::{FoundSecret, SecretKind, SecretValue};
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use std::collections::HashSet;
 use std::sync::LazyLock;
@@ -167,7 +167,10 @@ impl Redactor {
             }
         }
         let matcher = (!needles.is_empty()).then(|| {
+            // An NFA: a few needles per message, so a DFA's build would cost
+            // more than all the searches it speeds up.
             AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&needles)
                 .expect("at most a few hundred short needles build")

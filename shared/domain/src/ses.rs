@@ -30,16 +30,19 @@ fn is_ses_header(name: &str, value: &str) -> bool {
 /// nothing, however it is named. No SES `Received` in that run: nothing is
 /// SES's (the object was not stored by a receipt rule).
 pub fn ses_block(mail: &ParsedMail) -> &[(String, String)] {
-    let end = mail
-        .headers
+    &mail.headers[..mail.ses_headers.min(mail.headers.len())]
+}
+
+/// How many headers from the top make SES's block (computed once, at parse).
+pub fn ses_block_len(headers: &[(String, String)]) -> usize {
+    let end = headers
         .iter()
         .position(|(name, value)| !is_ses_header(name, value))
-        .unwrap_or(mail.headers.len());
-    let block = &mail.headers[..end];
-    let has_receipt = block
+        .unwrap_or(headers.len());
+    let has_receipt = headers[..end]
         .iter()
         .any(|(name, value)| name.eq_ignore_ascii_case("received") && SES_RECEIVED.is_match(value));
-    if has_receipt { block } else { &[] }
+    if has_receipt { end } else { 0 }
 }
 
 /// The first header of that name SES wrote (see [`ses_block`]).

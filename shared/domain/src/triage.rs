@@ -143,6 +143,7 @@ fn triage_mail(
     let facts = facts(
         subject.as_deref().unwrap_or_default(),
         &with_forwarded_text(&redacted_text, mail, &redactor),
+        &resolution.mentioned,
     );
     // The subject's case id; a support case's may stand in its text only.
     let case = case_id(&raw_subject).or_else(|| {
