@@ -327,22 +327,55 @@ fn verdict(mail: &ParsedMail, header: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-static METHOD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i)(spf|dkim|dmarc)\s*=\s*([a-z]+)").expect("static regex"));
-static PROPERTY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i)\b(header\.i|header\.d|header\.from|envelope-from|smtp\.mailfrom)\s*=\s*([^\s;]+)",
-    )
-    .expect("static regex")
-});
+/// The `name=value` pairs of a clause (`spf=pass`, `header.i=@amazonses.com`),
+/// spaces around `=` allowed, names as written. One pass over the clause:
+/// this runs for every clause of every authentication header.
+fn pairs(clause: &str) -> impl Iterator<Item = (&str, &str)> {
+    let separator = |c: char| c.is_whitespace() || matches!(c, ';' | '(' | ')');
+    clause.match_indices('=').filter_map(move |(i, _)| {
+        let before = clause[..i].trim_end();
+        let name = &before[before.rfind(separator).map_or(0, |j| j + 1)..];
+        let after = clause[i + 1..].trim_start();
+        let value = &after[..after.find(separator).unwrap_or(after.len())];
+        (!name.is_empty() && !value.is_empty()).then_some((name, value))
+    })
+}
+
+const DOMAIN_PROPERTIES: [&str; 5] = [
+    "header.i",
+    "header.d",
+    "header.from",
+    "envelope-from",
+    "smtp.mailfrom",
+];
 
 /// The domain of the first property (`envelope-from=`, `header.i=`, ...) in a clause.
 fn property_domain(clause: &str) -> Option<String> {
-    PROPERTY.captures_iter(clause).find_map(|p| {
-        let value = p[2].trim_matches(|c| c == '"' || c == '<' || c == '>');
+    pairs(clause).find_map(|(name, value)| {
+        if !DOMAIN_PROPERTIES
+            .iter()
+            .any(|p| name.eq_ignore_ascii_case(p))
+        {
+            return None;
+        }
+        let value = value.trim_matches(|c| c == '"' || c == '<' || c == '>');
         let domain = value.rsplit_once('@').map_or(value, |(_, d)| d);
         (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
     })
+}
+
+/// The method and its result when a clause starts with one (`dkim=pass ...`).
+fn method_result(clause: &str) -> Option<(String, String)> {
+    let (name, value) = pairs(clause).next()?;
+    let starts_with_it =
+        clause.len() >= name.len() && clause[..name.len()].eq_ignore_ascii_case(name);
+    let method = name.to_ascii_lowercase();
+    let result: String = value
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect();
+    (starts_with_it && matches!(method.as_str(), "spf" | "dkim" | "dmarc") && !result.is_empty())
+        .then(|| (method, result.to_ascii_lowercase()))
 }
 
 fn parse_results(value: &str) -> Results {
@@ -357,7 +390,7 @@ fn parse_results(value: &str) -> Results {
     let mut last = Last::Other;
     for clause in value.split(';').skip(1).map(str::trim) {
         let domain = property_domain(clause);
-        let Some(m) = METHOD.captures(clause) else {
+        let Some((method, result)) = method_result(clause) else {
             // SES writes `spf=pass (...) client-ip=...; envelope-from=...;`: a
             // property in its own clause belongs to the method before it.
             match last {
@@ -367,9 +400,8 @@ fn parse_results(value: &str) -> Results {
             }
             continue;
         };
-        let result = m[2].to_ascii_lowercase();
         last = Last::Other;
-        match m[1].to_ascii_lowercase().as_str() {
+        match method.as_str() {
             "spf" if results.spf.is_none() => {
                 results.spf = Some(result);
                 results.spf_domain = domain;

@@ -92,11 +92,11 @@ pub struct Resolution {
 }
 
 static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+    Regex::new(&crate::evidence::ascii_word_boundaries(concat!(
         r"(?i)(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:)\s*[:#]?\s*\[?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
         r"|\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):",
         r"|\b(\d{4}-\d{4}-\d{4})\b",
-    ))
+    )))
     .expect("static regex")
 });
 

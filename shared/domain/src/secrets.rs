@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 static URL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?i)\bhttps?://[^\s<>"'\)\]\}]+"#).expect("static regex"));
+    LazyLock::new(|| Regex::new(r#"(?i)(?-u:\b)https?://[^\s<>"'\)\]\}]+"#).expect("static regex"));
 
 /// At most this many distinct secrets are collected from one text. A message
 /// with more is not shown at all (see [`FoundSecrets::overflowed`]): a secret
@@ -170,7 +170,7 @@ impl Redactor {
             // An NFA: a few needles per message, so a DFA's build would cost
             // more than all the searches it speeds up.
             AhoCorasick::builder()
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .kind(Some(AhoCorasickKind::NoncontiguousNFA))
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&needles)
                 .expect("at most a few hundred short needles build")

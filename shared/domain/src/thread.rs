@@ -28,7 +28,10 @@ impl KnownThreads for std::collections::HashMap<String, ThreadKey> {
 
 /// `[CASE 123...]`, and AWS's newer "... Support case: 123..." subjects.
 static CASE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\[case\s+(\d{10,16})\]|\bcase\s*[:#]?\s*(\d{10,16})\b").expect("static regex")
+    Regex::new(&crate::evidence::ascii_word_boundaries(
+        r"(?i)\[case\s+(\d{10,16})\]|\bcase\s*[:#]?\s*(\d{10,16})\b",
+    ))
+    .expect("static regex")
 });
 
 /// The support case a subject names.
