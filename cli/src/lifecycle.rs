@@ -16,6 +16,7 @@ use rootmail_lifecycle::operator::{self, GrantView, OperatorAnswer, OperatorRequ
 use rootmail_lifecycle::steps::{StepOutput, TakeOver};
 use rootmail_lifecycle::{AuditEntry, LifecycleError, Mode, Rotation};
 use rootmail_local::LocalStore;
+use rootmail_local::console::{ConsoleShows, ConsoleStep};
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use std::io::Read as _;
@@ -100,7 +101,10 @@ pub struct Start<'a> {
 
 pub fn start(local: &Local<'_>, args: &Start<'_>) -> anyhow::Result<ExitCode> {
     let mode = Mode::parse(args.mode).ok_or_else(|| {
-        anyhow::anyhow!("--mode must be vaulted or rootless, not {:?}", args.mode)
+        anyhow::anyhow!(
+            "--mode must be rootless, vaulted (member accounts) or console (payer and standalone accounts), not {:?}",
+            args.mode
+        )
     })?;
     let account = account_id(args.account)?;
     if local.aws {
@@ -136,6 +140,15 @@ pub fn start(local: &Local<'_>, args: &Start<'_>) -> anyhow::Result<ExitCode> {
     ));
     outcome(result.map(|trail| {
         print_trail(&trail);
+        if mode == Mode::Console {
+            println!(
+                "\nWaiting for the root email to be changed in the console: the steps are on the\n\
+                 lifecycle ticket (rootmail tickets --state {} list). Locally, play the console with\n\
+                 `rootmail simulate console --account {} --step change-email`.",
+                local.state.display(),
+                request.account_id
+            );
+        }
         if mode == Mode::Vaulted {
             println!(
                 "\nWaiting for an engineer: see the lifecycle ticket (rootmail tickets --state {} list),\n\
@@ -283,10 +296,22 @@ fn perform_locally(
     Ok(runtime.block_on(async {
         match request {
             // No state machine here: the workflow activates after the task.
-            OperatorRequest::Complete { account_id, otp } => {
-                let trail =
-                    workflow::complete(&lifecycle, account_id, &who, otp.as_ref(), now()).await?;
+            OperatorRequest::Complete {
+                account_id,
+                otp,
+                attest,
+            } => {
+                let given = (otp.as_ref(), attest.as_deref());
+                let trail = workflow::complete(&lifecycle, account_id, &who, given, now()).await?;
                 Ok(OperatorAnswer::Steps { trail })
+            }
+            // The state machine resumes in AWS; here the workflow does.
+            OperatorRequest::Attest { account_id, .. } => {
+                let mut answer = operator::perform(&lifecycle, &who, request, now()).await?;
+                if let OperatorAnswer::Steps { trail } = &mut answer {
+                    trail.extend(workflow::resume(&lifecycle, account_id, now()).await?);
+                }
+                Ok(answer)
             }
             _ => operator::perform(&lifecycle, &who, request, now()).await,
         }
@@ -306,12 +331,67 @@ fn read_otp() -> anyhow::Result<SecretValue> {
     Ok(SecretValue::new(code))
 }
 
-pub fn complete(local: &Local<'_>, account: &str, otp_stdin: bool) -> anyhow::Result<ExitCode> {
+pub fn complete(
+    local: &Local<'_>,
+    account: &str,
+    otp_stdin: bool,
+    attest: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let request = OperatorRequest::Complete {
         account_id: account_id(account)?,
         otp: if otp_stdin { Some(read_otp()?) } else { None },
+        attest: attest.map(str::to_string),
     };
     answered(local, &request, show_trail)
+}
+
+/// `rotation code`: the verification code AWS mailed to our address during a
+/// console take-over, to type into the console. Audited before it is shown.
+pub fn read_code(local: &Local<'_>, args: &Access<'_>) -> anyhow::Result<ExitCode> {
+    let request = OperatorRequest::ReadCode {
+        account_id: account_id(args.account)?,
+        reason: args.reason.to_string(),
+        ticket: args.ticket.to_string(),
+    };
+    answered(local, &request, |answer| {
+        if let OperatorAnswer::Code { root_email, code } = answer {
+            eprintln!(
+                "Read recorded (reason: {}; ticket: {}). Enter the code in the console, for {root_email}:",
+                args.reason, args.ticket
+            );
+            println!("{code}");
+        }
+    })
+}
+
+/// `rotation attest`: the console shows our address as the root email and no
+/// AWS mail confirmed it; recorded as the caller's attestation.
+pub fn attest(local: &Local<'_>, account: &str, statement: &str) -> anyhow::Result<ExitCode> {
+    let request = OperatorRequest::Attest {
+        account_id: account_id(account)?,
+        statement: statement.to_string(),
+    };
+    answered(local, &request, show_trail)
+}
+
+/// `mfa enroll`: the secret key the console shows, on standard input (never
+/// an argument: it would sit in shell history and `ps`); prints the two codes.
+pub fn enroll_mfa(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the MFA secret key from standard input")?;
+    let request = OperatorRequest::EnrollMfa {
+        account_id: account_id(account)?,
+        secret_key: SecretValue::new(text),
+    };
+    answered(local, &request, |answer| {
+        if let OperatorAnswer::MfaCodes { first, second } = answer {
+            eprintln!("The seed is in the vault. Type these into the console, in this order:");
+            println!("MFA code 1: {first}");
+            println!("MFA code 2: {second}");
+        }
+    })
 }
 
 fn show_trail(answer: OperatorAnswer) {
@@ -385,14 +465,97 @@ pub fn close(local: &Local<'_>, account: &str, reason: &str) -> anyhow::Result<E
     answered(local, &request, show_trail)
 }
 
-/// Local mode only: plays the engineer's console steps on the simulated root user.
-pub fn simulate_console(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
+/// What `simulate console --step` names.
+pub struct Simulated<'a> {
+    pub account: &'a str,
+    pub step: &'a str,
+    /// `change-email`: the new root address (default: where the rotation goes).
+    pub to: Option<&'a str>,
+    pub accounts: Option<&'a Path>,
+    pub rules: Option<&'a Path>,
+}
+
+/// Local mode only: plays the AWS console on the simulated AWS, one step a
+/// person does there, then reads the mail AWS sent through the real pipeline
+/// and moves the local workflow on, as Step Functions would.
+pub fn simulate_console(local: &Local<'_>, args: &Simulated<'_>) -> anyhow::Result<ExitCode> {
     if local.aws {
         anyhow::bail!("the simulated AWS exists only in local mode");
     }
-    let account = account_id(account)?;
+    let account = account_id(args.account)?;
     let (store, key) = open(local.state)?;
-    LocalLifecycle::new(&store, key).simulate_console_steps(&account, now())?;
-    println!("Simulated AWS: account {account}'s root user now has a password and an MFA device.");
+    let lifecycle = LocalLifecycle::new(&store, key);
+    let listed: Vec<Account> = match args.accounts {
+        Some(path) => rootmail_local::accounts::read(path)?,
+        None => Vec::new(),
+    };
+    let rules = crate::inputs::rules(args.rules)?;
+    let runtime = runtime()?;
+    let rotation = runtime.block_on(rootmail_lifecycle::Rotations::get(&lifecycle, &account))?;
+    let address = |given: Option<&str>| -> anyhow::Result<EmailAddress> {
+        match (given, &rotation) {
+            (Some(text), _) => Ok(EmailAddress::parse(text)?),
+            (None, Some(r)) => Ok(r.target_email.clone()),
+            (None, None) => anyhow::bail!("account {account} has no rotation: give --to"),
+        }
+    };
+    let step = match args.step {
+        "change-email" => ConsoleStep::ChangeEmail {
+            to: address(args.to)?,
+        },
+        "enter-code" => ConsoleStep::EnterCode {
+            to: address(args.to)?,
+            code: read_otp()?,
+        },
+        "set-password" => ConsoleStep::SetPassword,
+        "delete-access-keys" => ConsoleStep::DeleteAccessKeys,
+        "assign-mfa" => ConsoleStep::AssignMfa,
+        "activate-mfa" => {
+            let text = read_otp()?;
+            let codes: Vec<&str> = text.expose().split_whitespace().collect();
+            let [first, second] = codes.as_slice() else {
+                anyhow::bail!(
+                    "give the two consecutive codes on standard input, separated by a space"
+                );
+            };
+            ConsoleStep::ActivateMfa {
+                first: SecretValue::new(first.to_string()),
+                second: SecretValue::new(second.to_string()),
+            }
+        }
+        "remove-mfa" => ConsoleStep::RemoveMfa,
+        other => anyhow::bail!(
+            "--step {other:?} is not a console step: change-email, enter-code, set-password, \
+             delete-access-keys, assign-mfa, activate-mfa or remove-mfa"
+        ),
+    };
+    let shows = match lifecycle.console(&account, step, now()) {
+        Ok(shows) => shows,
+        Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+            eprintln!("rootmail: the simulated console refused: {reason}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(LifecycleError::Port(e)) => return Err(e.into()),
+    };
+    let trail = runtime.block_on(async {
+        let read =
+            workflow::deliver_simulated_mail(&lifecycle, &store, &listed, &rules, now()).await?;
+        let trail = workflow::resume(&lifecycle, &account, now()).await?;
+        Ok::<_, LifecycleError>((read, trail))
+    })?;
+    match shows {
+        ConsoleShows::Done(what) => println!("Simulated console: {what}."),
+        ConsoleShows::SecretKey(key) => {
+            eprintln!("Simulated console: Assign MFA device > Show secret key:");
+            println!("{}", key.expose());
+        }
+    }
+    if trail.0 > 0 {
+        println!(
+            "Simulated AWS mailed {} message(s); the pipeline read them.",
+            trail.0
+        );
+    }
+    print_trail(&trail.1);
     Ok(ExitCode::SUCCESS)
 }

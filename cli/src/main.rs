@@ -138,6 +138,13 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// The root user's virtual MFA device during a take-over.
+    Mfa {
+        #[command(flatten)]
+        local: LocalLifecycleArgs,
+        #[command(subcommand)]
+        action: MfaAction,
+    },
     /// Local mode only: act as the AWS console on the simulated AWS.
     Simulate {
         #[command(flatten)]
@@ -207,7 +214,9 @@ enum RotationAction {
         account: String,
         #[arg(long)]
         customer: String,
-        /// vaulted or rootless.
+        /// rootless or vaulted (member accounts of our organization: the
+        /// Account API and AssumeRoot), or console (payer and standalone
+        /// accounts: an engineer in the console, rootmail following by mail).
         #[arg(long, default_value = "rootless")]
         mode: String,
         /// Our domain for root addresses (local mode; in AWS the function's).
@@ -235,6 +244,39 @@ enum RotationAction {
         /// Read the customer's one-time code from standard input.
         #[arg(long)]
         otp_stdin: bool,
+        /// Console accounts: what you did in the console, recorded as your
+        /// attestation (rootmail cannot check the root user there).
+        #[arg(long)]
+        attest: Option<String>,
+    },
+    /// Console take-over: print the verification code AWS mailed to our new
+    /// root address, to type into the console (audited first).
+    Code {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: String,
+    },
+    /// Console take-over: the console shows our address as the root email and
+    /// no AWS mail has confirmed it yet; recorded as your attestation.
+    Attest {
+        #[arg(long)]
+        account: String,
+        /// What you saw, in your words.
+        #[arg(long)]
+        statement: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MfaAction {
+    /// Vault the secret key of the virtual MFA device the console generated
+    /// (read from standard input) and print the two codes the console asks for.
+    Enroll {
+        #[arg(long)]
+        account: String,
     },
 }
 
@@ -254,10 +296,24 @@ enum CredsAction {
 
 #[derive(Subcommand)]
 enum SimulateAction {
-    /// The engineer's console steps: a root password set and an MFA device added.
+    /// One step a person does in the AWS console, on the simulated AWS; the
+    /// mail AWS sends goes through the real pipeline.
     Console {
         #[arg(long)]
         account: String,
+        /// change-email, enter-code (code on stdin), set-password,
+        /// delete-access-keys, assign-mfa, activate-mfa (two codes on stdin),
+        /// remove-mfa.
+        #[arg(long)]
+        step: String,
+        /// change-email and enter-code: the new root address (default: the
+        /// address the account's rotation moves to).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        accounts: Option<PathBuf>,
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
 }
 
@@ -389,8 +445,25 @@ fn main() -> ExitCode {
                     },
                 ),
                 RotationAction::Status { account } => lifecycle::status(&local, &account),
-                RotationAction::Complete { account, otp_stdin } => {
-                    lifecycle::complete(&local, &account, otp_stdin)
+                RotationAction::Complete {
+                    account,
+                    otp_stdin,
+                    attest,
+                } => lifecycle::complete(&local, &account, otp_stdin, attest.as_deref()),
+                RotationAction::Code {
+                    account,
+                    reason,
+                    ticket,
+                } => lifecycle::read_code(
+                    &local,
+                    &lifecycle::Access {
+                        account: &account,
+                        reason: &reason,
+                        ticket: &ticket,
+                    },
+                ),
+                RotationAction::Attest { account, statement } => {
+                    lifecycle::attest(&local, &account, &statement)
                 }
             }
         }
@@ -442,8 +515,32 @@ fn main() -> ExitCode {
         ),
         Command::Simulate {
             local,
-            action: SimulateAction::Console { account },
+            action:
+                SimulateAction::Console {
+                    account,
+                    step,
+                    to,
+                    accounts,
+                    rules,
+                },
         } => lifecycle::simulate_console(
+            &lifecycle::Local {
+                state: &local.state,
+                who: local.who,
+                aws: local.aws,
+            },
+            &lifecycle::Simulated {
+                account: &account,
+                step: &step,
+                to: to.as_deref(),
+                accounts: accounts.as_deref(),
+                rules: rules.as_deref(),
+            },
+        ),
+        Command::Mfa {
+            local,
+            action: MfaAction::Enroll { account },
+        } => lifecycle::enroll_mfa(
             &lifecycle::Local {
                 state: &local.state,
                 who: local.who,

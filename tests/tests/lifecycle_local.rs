@@ -4,17 +4,21 @@
 //! the real mail pipeline.
 
 use rootmail_domain::{AccountId, AccountStatus, EmailAddress, Rules, SecretValue, ThreadKey};
+use rootmail_lifecycle::console;
 use rootmail_lifecycle::steps::{self, AccessRequest, TakeOver};
 use rootmail_lifecycle::{
     AccountRegistry, AuditLog, LifecycleError, Mode, Phase, RootAccess, Rotations,
 };
 use rootmail_local::LocalStore;
+use rootmail_local::console::{ConsoleShows, ConsoleStep};
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey, root_email_code_mail};
-use rootmail_local::workflow::{complete, deliver_simulated_mail, take_over};
+use rootmail_local::workflow::{complete, deliver_simulated_mail, resume, take_over};
 
 const KEY: &str = "4f1c0e9a7b3d5f2e8c6a4b2d0f9e7c5a3b1d9f8e6c4a2b0d8f7e5c3a1b9d7f6e";
 const DOMAIN: &str = "root.example-msp.com";
 const NOW: u64 = 1_790_000_000;
+/// A seed as the console would show one (RFC 6238's test key, base32).
+const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 fn account() -> AccountId {
     AccountId::parse("444455556666").unwrap()
@@ -77,6 +81,63 @@ impl Local {
             .into_iter()
             .map(|e| e.action)
             .collect()
+    }
+
+    /// What the engineer does in the console during a vaulted take-over: the
+    /// password set, MFA assigned with the seed AWS generates (enrolled in
+    /// rootmail, which answers the two codes), and AWS's notice read.
+    async fn engineer_console_steps(&self, now: u64) -> SecretValue {
+        let lifecycle = self.lifecycle();
+        lifecycle
+            .console(&account(), ConsoleStep::SetPassword, now)
+            .unwrap();
+        let ConsoleShows::SecretKey(key) = lifecycle
+            .console(&account(), ConsoleStep::AssignMfa, now)
+            .unwrap()
+        else {
+            panic!("the console shows a secret key");
+        };
+        let codes = console::enroll_mfa(&lifecycle, &account(), "alice", key.expose(), now)
+            .await
+            .expect("enrolled");
+        let activate = ConsoleStep::ActivateMfa {
+            first: codes.first,
+            second: codes.second,
+        };
+        lifecycle.console(&account(), activate, now).unwrap();
+        self.deliver(now).await;
+        key
+    }
+
+    /// Reads what the simulated AWS mailed through the pipeline.
+    async fn deliver(&self, now: u64) -> usize {
+        deliver_simulated_mail(&self.lifecycle(), &self.store, &[], &self.rules, now)
+            .await
+            .expect("delivered")
+    }
+
+    /// Every code AWS mailed, oldest first, read back from the archived originals.
+    fn archived_codes(&self) -> Vec<String> {
+        let mut mails: Vec<(u64, String)> = std::fs::read_dir(self.store.root().join("archive"))
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .filter_map(|m| {
+                let code = m
+                    .lines()
+                    .find(|l| l.contains("Verification code:"))?
+                    .rsplit(' ')
+                    .next()?
+                    .trim()
+                    .to_string();
+                let date = m.lines().find(|l| l.starts_with("Date: "))?;
+                // Sent at NOW or a few minutes later (the tests' clock).
+                let at =
+                    (0..600).find(|d| date[6..] == rootmail_domain::dates::rfc2822(NOW + d))?;
+                Some((at, code))
+            })
+            .collect();
+        mails.sort();
+        mails.into_iter().map(|(_, code)| code).collect()
     }
 
     /// The code AWS mailed, read back from the archived original.
@@ -206,11 +267,20 @@ async fn a_vaulted_take_over_clears_the_previous_owners_credentials() {
     let report = RootAccess::audit(&lifecycle, &account()).await.unwrap();
     assert!(report.is_empty(), "{report:?}");
 
-    // A device someone registered before the task began does not count...
+    // Without the seed AWS generated in the vault, nothing completes...
+    let unenrolled = complete(&lifecycle, &account(), "alice", (None, None), NOW).await;
+    assert!(
+        matches!(&unenrolled, Err(LifecycleError::Refused(m)) if m.contains("mfa enroll")),
+        "{unenrolled:?}"
+    );
+    console::enroll_mfa(&lifecycle, &account(), "alice", SEED, NOW)
+        .await
+        .unwrap();
+    // ...and a device someone registered before the task began does not count...
     lifecycle
         .simulate_console_steps(&account(), NOW - 100)
         .unwrap();
-    let stale = complete(&lifecycle, &account(), "alice", None, NOW).await;
+    let stale = complete(&lifecycle, &account(), "alice", (None, None), NOW).await;
     assert!(
         matches!(&stale, Err(LifecycleError::Refused(m)) if m.contains("enabled before")),
         "{stale:?}"
@@ -219,7 +289,7 @@ async fn a_vaulted_take_over_clears_the_previous_owners_credentials() {
     lifecycle
         .simulate_console_steps(&account(), NOW + 10)
         .unwrap();
-    let two = complete(&lifecycle, &account(), "alice", None, NOW + 20).await;
+    let two = complete(&lifecycle, &account(), "alice", (None, None), NOW + 20).await;
     assert!(
         matches!(&two, Err(LifecycleError::Refused(m)) if m.contains("2 MFA devices, not exactly one")),
         "{two:?}"
@@ -235,7 +305,7 @@ async fn a_vaulted_take_over_waits_for_the_engineer_then_serves_break_glass_acce
     let lifecycle = local.lifecycle();
 
     // Not done in the console yet: refused, nothing changes.
-    let early = complete(&lifecycle, &account(), "alice", None, NOW).await;
+    let early = complete(&lifecycle, &account(), "alice", (None, None), NOW).await;
     assert!(
         matches!(&early, Err(LifecycleError::Refused(m)) if m.contains("MFA")),
         "{early:?}"
@@ -247,8 +317,8 @@ async fn a_vaulted_take_over_waits_for_the_engineer_then_serves_break_glass_acce
         .await
         .expect("pending credentials");
     assert!(pending.pending);
-    lifecycle.simulate_console_steps(&account(), NOW).unwrap();
-    let done = complete(&lifecycle, &account(), "alice", None, NOW)
+    local.engineer_console_steps(NOW).await;
+    let done = complete(&lifecycle, &account(), "alice", (None, None), NOW)
         .await
         .expect("complete");
     assert_eq!(done.last().unwrap().phase, Phase::Active);
@@ -393,8 +463,8 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     let local = Local::new();
     local.take_over(Mode::Vaulted).await.unwrap();
     let lifecycle = local.lifecycle();
-    lifecycle.simulate_console_steps(&account(), NOW).unwrap();
-    complete(&lifecycle, &account(), "alice", None, NOW)
+    local.engineer_console_steps(NOW).await;
+    complete(&lifecycle, &account(), "alice", (None, None), NOW)
         .await
         .unwrap();
 
@@ -422,7 +492,7 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
         &lifecycle,
         &account(),
         "alice",
-        Some(&SecretValue::new("WRONG1".into())),
+        (Some(&SecretValue::new("WRONG1".into())), None),
         NOW,
     )
     .await;
@@ -436,7 +506,7 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
         &lifecycle,
         &account(),
         "alice",
-        Some(&SecretValue::new(code)),
+        (Some(&SecretValue::new(code)), None),
         NOW,
     )
     .await
@@ -695,4 +765,304 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
         .filter(|a| a == "secret handed over")
         .collect();
     assert_eq!(handed.len(), 1, "one audit record for one handover");
+}
+
+/// The tickets' text, every comment included.
+fn ticket_text(local: &Local) -> String {
+    let tickets = local.store.tickets().unwrap();
+    serde_json::to_string(&tickets).unwrap()
+}
+
+fn entry<'a>(
+    audit: &'a [rootmail_lifecycle::AuditEntry],
+    action: &str,
+) -> &'a rootmail_lifecycle::AuditEntry {
+    audit
+        .iter()
+        .find(|e| e.action == action)
+        .unwrap_or_else(|| panic!("no {action:?} in the audit: {audit:#?}"))
+}
+
+/// A payer account of another organization (issue 15): no Account API, no
+/// AssumeRoot. The root email, password and MFA change in the (simulated)
+/// console; AWS's code and notices come through the real pipeline; the
+/// account is taken over, accessed, released and closed, and no secret
+/// reaches a ticket or a file outside the vault and the mail archive.
+#[tokio::test]
+async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_console() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let phases = local.take_over(Mode::Console).await.expect("take-over");
+    assert_eq!(phases, [Phase::Registered, Phase::AwaitingOtp]);
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let opened = ticket_text(&local);
+    assert!(
+        opened.contains("choose Edit on the email address") && opened.contains(target.as_str()),
+        "the ticket gives the console steps: {opened}"
+    );
+
+    // Too early: no code has come, nothing to attest or enroll.
+    let ask = |reason: &str| AccessRequest {
+        account_id: account(),
+        who: "alice".into(),
+        reason: reason.into(),
+        ticket: "CHG-7".into(),
+    };
+    let early = console::read_code(&lifecycle, &ask("console change"), NOW).await;
+    assert!(
+        matches!(&early, Err(LifecycleError::Refused(m)) if m.contains("has not arrived")),
+        "{early:?}"
+    );
+    let attest =
+        console::attest_email_change(&lifecycle, &account(), "alice", "I saw it", NOW).await;
+    assert!(
+        matches!(attest, Err(LifecycleError::Refused(_))),
+        "{attest:?}"
+    );
+    let enroll = console::enroll_mfa(&lifecycle, &account(), "alice", SEED, NOW).await;
+    assert!(
+        matches!(enroll, Err(LifecycleError::Refused(_))),
+        "{enroll:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingOtp));
+
+    // The customer changes the root email in the console; AWS mails the code to us.
+    let change = ConsoleStep::ChangeEmail { to: target.clone() };
+    lifecycle.console(&account(), change, NOW).unwrap();
+    assert_eq!(local.deliver(NOW).await, 1);
+    assert_eq!(local.phase().await, Some(Phase::OtpReceived));
+    // A second code while one waits in the vault is an alert, not a handover.
+    let handed = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let again = ConsoleStep::ChangeEmail { to: target.clone() };
+    lifecycle.console(&account(), again, NOW + 5).unwrap();
+    local.deliver(NOW + 5).await;
+    let after = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (after.phase, &after.handed_over),
+        (Phase::OtpReceived, &handed.handed_over)
+    );
+
+    // The engineer reads the first code (audited) and types it into the console.
+    let codes = local.archived_codes();
+    assert_eq!(codes.len(), 2);
+    let grant = console::read_code(&lifecycle, &ask("console change"), NOW + 10)
+        .await
+        .expect("the code");
+    assert_eq!(
+        grant.code.expose(),
+        codes[0],
+        "the code handed over is the first"
+    );
+    assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
+    // AWS honours only its latest code: the engineer tries what was read,
+    // then the newer code from the alert's original, as a person would.
+    let entered = codes.iter().any(|code| {
+        let step = ConsoleStep::EnterCode {
+            to: target.clone(),
+            code: SecretValue::new(code.clone()),
+        };
+        lifecycle.console(&account(), step, NOW + 20).is_ok()
+    });
+    assert!(entered, "the console took AWS's pending code");
+    // AWS's mail to the new address is the evidence; the engineer's task opens.
+    local.deliver(NOW + 20).await;
+    let resumed = resume(&lifecycle, &account(), NOW + 20).await.unwrap();
+    assert_eq!(
+        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [Phase::AwaitingEngineer]
+    );
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let read = entry(&audit, "verification code read");
+    assert_eq!(
+        (
+            read.actor.as_str(),
+            read.reason.as_deref(),
+            read.ticket.as_deref()
+        ),
+        ("alice", Some("console change"), Some("CHG-7"))
+    );
+    assert!(
+        entry(&audit, "root email change confirmed by AWS mail")
+            .detail
+            .contains(target.as_str())
+    );
+
+    // Password and MFA in the console; rootmail vaults the seed AWS generated.
+    let bad_key = console::enroll_mfa(&lifecycle, &account(), "alice", "0000-1111", NOW).await;
+    assert!(
+        matches!(&bad_key, Err(LifecycleError::Refused(m)) if m.contains("base32")),
+        "{bad_key:?}"
+    );
+    let pending = steps::access(&lifecycle, &ask("set the root password"), NOW + 30)
+        .await
+        .expect("pending credentials");
+    assert!(pending.pending);
+    lifecycle
+        .console(&account(), ConsoleStep::DeleteAccessKeys, NOW + 30)
+        .unwrap();
+    let seed = local.engineer_console_steps(NOW + 30).await;
+    let no_word = complete(&lifecycle, &account(), "alice", (None, None), NOW + 40).await;
+    assert!(
+        matches!(&no_word, Err(LifecycleError::Refused(m)) if m.contains("--attest")),
+        "{no_word:?}"
+    );
+    let done = complete(
+        &lifecycle,
+        &account(),
+        "alice",
+        (
+            None,
+            Some("password set, keys deleted, our MFA device the only one"),
+        ),
+        NOW + 40,
+    )
+    .await
+    .expect("completed");
+    assert_eq!(done.last().unwrap().phase, Phase::Active);
+
+    // Break-glass access gives the password set and codes of AWS's seed.
+    let grant = steps::access(&lifecycle, &ask("billing emergency"), NOW + 100)
+        .await
+        .unwrap();
+    assert_eq!(grant.password.expose(), pending.password.expose());
+    let expected = rootmail_lifecycle::credentials::totp_code(&seed, NOW + 100).unwrap();
+    assert_eq!(grant.totp_code.unwrap().expose(), expected.expose());
+
+    // Release in the console, attested; then closure.
+    let customer = EmailAddress::parse("cfo@initech.example").unwrap();
+    let started = steps::start_release(&lifecycle, &account(), &customer, "bob", NOW + 200)
+        .await
+        .unwrap();
+    assert_eq!(started.phase, Phase::AwaitingCustomerOtp);
+    let with_code = complete(
+        &lifecycle,
+        &account(),
+        "bob",
+        (Some(&SecretValue::new("123456".into())), None),
+        NOW + 210,
+    )
+    .await;
+    assert!(
+        matches!(with_code, Err(LifecycleError::Refused(_))),
+        "{with_code:?}"
+    );
+    lifecycle
+        .console(&account(), ConsoleStep::RemoveMfa, NOW + 220)
+        .unwrap();
+    let released = complete(
+        &lifecycle,
+        &account(),
+        "bob",
+        (
+            None,
+            Some("removed our MFA device; the console shows cfo@initech.example"),
+        ),
+        NOW + 230,
+    )
+    .await
+    .unwrap();
+    assert_eq!(released[0].phase, Phase::Released);
+    let closed = steps::close(&lifecycle, &account(), "carol", "customer left", NOW + 300)
+        .await
+        .unwrap();
+    assert_eq!(closed.phase, Phase::Closed);
+
+    // Who did each step, in order.
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let who: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    for step in [
+        ("rootmail", "console email change opened"),
+        ("alice", "verification code read"),
+        ("rootmail", "root email change confirmed by AWS mail"),
+        ("rootmail", "engineer task opened"),
+        ("alice", "MFA device enrolled"),
+        ("rootmail", "MFA activation confirmed by AWS mail"),
+        ("alice", "root credentials vaulted (attested)"),
+        ("alice", "break-glass access"),
+        ("bob", "release started"),
+        ("bob", "released (attested)"),
+        ("carol", "closed"),
+    ] {
+        assert!(who.contains(&step), "{step:?} missing from {who:#?}");
+    }
+    // No secret outside the vault and the archive: not the code, the password or the seed.
+    let outside = text_outside_archive(&local) + &ticket_text(&local);
+    for secret in codes
+        .iter()
+        .map(String::as_str)
+        .chain([pending.password.expose(), seed.expose()])
+    {
+        assert!(
+            !outside.contains(secret),
+            "a secret leaked outside the vault"
+        );
+    }
+}
+
+/// No AWS mail reaches the new address: the engineer's attestation confirms
+/// the change, audited as such; attesting in another phase is refused.
+#[tokio::test]
+async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    local.take_over(Mode::Console).await.unwrap();
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let change = ConsoleStep::ChangeEmail { to: target };
+    lifecycle.console(&account(), change, NOW).unwrap();
+    local.deliver(NOW).await;
+    let early =
+        console::attest_email_change(&lifecycle, &account(), "alice", "it shows", NOW).await;
+    assert!(
+        matches!(early, Err(LifecycleError::Refused(_))),
+        "{early:?}"
+    );
+    let request = AccessRequest {
+        account_id: account(),
+        who: "alice".into(),
+        reason: "take-over".into(),
+        ticket: "CHG-8".into(),
+    };
+    console::read_code(&lifecycle, &request, NOW).await.unwrap();
+    let empty = console::attest_email_change(&lifecycle, &account(), "alice", "  ", NOW).await;
+    assert!(
+        matches!(empty, Err(LifecycleError::Refused(_))),
+        "{empty:?}"
+    );
+    let attested = console::attest_email_change(
+        &lifecycle,
+        &account(),
+        "alice",
+        "the Account page shows our address",
+        NOW + 5,
+    )
+    .await
+    .unwrap();
+    assert_eq!(attested.phase, Phase::EmailConfirmed);
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let e = entry(&audit, "root email change attested");
+    assert_eq!(e.actor, "alice");
+    assert!(e.detail.contains("the Account page shows our address"));
+    // A member account's rotation has no console steps to attest.
+    let member = Local::new();
+    member.take_over(Mode::Rootless).await.unwrap();
+    let wrong_mode =
+        console::attest_email_change(&member.lifecycle(), &account(), "alice", "x", NOW).await;
+    assert!(matches!(wrong_mode, Err(LifecycleError::Refused(_))));
 }

@@ -122,6 +122,9 @@ fn action_name(request: &OperatorRequest) -> (&'static str, String) {
         OperatorRequest::Complete { account_id, .. } => ("complete", account_id),
         OperatorRequest::Release { account_id, .. } => ("release", account_id),
         OperatorRequest::Close { account_id, .. } => ("close", account_id),
+        OperatorRequest::ReadCode { account_id, .. } => ("read_code", account_id),
+        OperatorRequest::Attest { account_id, .. } => ("attest", account_id),
+        OperatorRequest::EnrollMfa { account_id, .. } => ("enroll_mfa", account_id),
     };
     (action, account.to_string())
 }

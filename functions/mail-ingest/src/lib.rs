@@ -24,8 +24,9 @@ use rootmail_aws::{
 };
 use rootmail_domain::{AccountId, ContentHash, Disposition, Handoff, Kind, Rules, WaitingRotation};
 use rootmail_pipeline::{
-    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Handoffs, Ingested, Knowledge, Ledger, MailArchive,
-    NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest, record_unreadable,
+    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Evidence, Handoffs, Ingested, Knowledge, Ledger,
+    MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest,
+    record_unreadable,
 };
 use serde_json::Value;
 use std::future::Future;
@@ -182,6 +183,18 @@ impl Handoffs for AwsHandoffs {
         match self {
             Self::Off(none) => none.hand_over(account, handoff, now).await,
             Self::Lifecycle(lifecycle) => lifecycle.hand_over(account, handoff, now).await,
+        }
+    }
+
+    async fn witness(
+        &self,
+        account: &AccountId,
+        evidence: &Evidence,
+        now: u64,
+    ) -> PortResult<bool> {
+        match self {
+            Self::Off(none) => none.witness(account, evidence, now).await,
+            Self::Lifecycle(lifecycle) => lifecycle.witness(account, evidence, now).await,
         }
     }
 }

@@ -63,6 +63,20 @@ pub fn wanted_secret(kind: Kind) -> Option<(SecretKind, Option<&'static str>)> {
     }
 }
 
+/// Whether a verified AWS mail of `kind`, delivered to a rotation's address
+/// alone, is the evidence a rotation waiting for `awaited` needs. A root email
+/// change is shown by any such mail reaching the new address (AWS writes to the
+/// root address only once it is the root address; its change notice is one of
+/// them); an MFA activation by AWS's MFA notice itself. Kinds that carry a
+/// secret are handed over, never taken as evidence.
+pub fn is_evidence_of(awaited: Kind, kind: Kind) -> bool {
+    match awaited {
+        Kind::ContactChange => wanted_secret(kind).is_none(),
+        Kind::MfaChange => kind == Kind::MfaChange,
+        _ => false,
+    }
+}
+
 /// Everything the decision reads.
 pub struct HandoffFacts<'a> {
     pub kind: Kind,

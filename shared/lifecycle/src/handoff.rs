@@ -3,8 +3,8 @@
 
 use crate::ports::{LifecycleError, LifecyclePorts, Rotations};
 use crate::steps::hand_over;
-use rootmail_domain::{AccountId, Handoff, WaitingRotation};
-use rootmail_pipeline::{PortError, PortResult};
+use rootmail_domain::{AccountId, Handoff, Kind, WaitingRotation};
+use rootmail_pipeline::{Evidence, PortError, PortResult};
 
 /// The rotations among `accounts` that wait now, and the address each waits at.
 pub async fn waiting<P: LifecyclePorts>(
@@ -27,8 +27,33 @@ pub async fn waiting<P: LifecyclePorts>(
                 address: rotation.target_email.clone(),
             });
         }
+        // An enrolled MFA device is confirmed by AWS's notice (evidence only).
+        if rotation.mfa_enrolled_at.is_some() && rotation.mfa_confirmed_at.is_none() {
+            waiting.push(WaitingRotation {
+                account: account.clone(),
+                kind: Kind::MfaChange,
+                address: rotation.target_email.clone(),
+            });
+        }
     }
     Ok(waiting)
+}
+
+/// Records evidence a rotation waits for (see [`crate::console::witness`]).
+pub async fn witness_from_mail<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    evidence: &Evidence,
+    now: u64,
+) -> PortResult<bool> {
+    match crate::console::witness(p, account, evidence, now).await {
+        Ok(recorded) => Ok(recorded),
+        Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+            tracing::warn!(account = %account, %reason, "evidence not recorded");
+            Ok(false)
+        }
+        Err(LifecycleError::Port(e)) => Err(e),
+    }
 }
 
 /// Hands a verified secret to its rotation. `false`: it stopped waiting

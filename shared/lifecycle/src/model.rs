@@ -13,6 +13,11 @@ pub enum Mode {
     Vaulted,
     /// No root credentials at all (what AWS recommends with centralized root access).
     Rootless,
+    /// A payer (management) account of another organization, or a standalone
+    /// account: no Account API and no AssumeRoot reach it, so an engineer does
+    /// each change in the console and rootmail follows with evidence; the
+    /// password and MFA seed are vaulted as in `Vaulted`.
+    Console,
 }
 
 impl Mode {
@@ -20,6 +25,7 @@ impl Mode {
         match text {
             "vaulted" => Some(Self::Vaulted),
             "rootless" => Some(Self::Rootless),
+            "console" => Some(Self::Console),
             _ => None,
         }
     }
@@ -28,7 +34,13 @@ impl Mode {
         match self {
             Self::Vaulted => "vaulted",
             Self::Rootless => "rootless",
+            Self::Console => "console",
         }
+    }
+
+    /// Holds a root password and MFA seed in the vault.
+    pub fn holds_credentials(self) -> bool {
+        matches!(self, Self::Vaulted | Self::Console)
     }
 }
 
@@ -38,22 +50,25 @@ impl Mode {
 pub enum Phase {
     /// Registered as onboarding with our new address.
     Registered,
-    /// The root email update is started; its one-time code is awaited by mail.
+    /// The root email update is started (by the API, or in the console); its
+    /// one-time code is awaited by mail.
     AwaitingOtp,
     /// The code arrived and sits in the vault.
     OtpReceived,
-    /// AWS accepted the code; the change is being confirmed.
+    /// AWS accepted the code (console: the engineer read it to enter); the
+    /// change is being confirmed.
     EmailAccepted,
     /// The root email is ours.
     EmailConfirmed,
-    /// Vaulted: password and TOTP seed are pending; an engineer completes the
-    /// console steps (`rootmail rotation complete`).
+    /// Vaulted and console: the password is pending and an engineer does the
+    /// console steps (`rootmail mfa enroll`, `rootmail rotation complete`).
     AwaitingEngineer,
     /// Root credentials are as the mode wants them, and audited.
     Secured,
     Active,
     /// Release: the email update to the customer's address is started; the
-    /// customer's code comes back through `rootmail rotation complete`.
+    /// customer's code comes back through `rootmail rotation complete` (console:
+    /// the engineer attests the console steps instead).
     AwaitingCustomerOtp,
     Released,
     Closed,
@@ -130,6 +145,12 @@ pub struct Rotation {
     /// must be enabled after it.
     #[serde(default)]
     pub engineer_since: Option<u64>,
+    /// When the engineer enrolled the MFA seed AWS generated (`mfa enroll`).
+    #[serde(default)]
+    pub mfa_enrolled_at: Option<u64>,
+    /// When AWS's verified MFA notice reached the root address.
+    #[serde(default)]
+    pub mfa_confirmed_at: Option<u64>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.

@@ -5,9 +5,10 @@
 //! which takes `who` from the caller's verified IAM identity, never from the
 //! request.
 
+use crate::console;
 use crate::model::{AuditEntry, Phase, Rotation};
 use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Rotations};
-use crate::steps::{self, AccessGrant, AccessRequest, StepOutput};
+use crate::steps::{self, AccessGrant, AccessRequest, ReleaseConfirmation, StepOutput};
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,28 @@ pub enum OperatorRequest {
         account_id: AccountId,
         #[serde(default, with = "secret_option")]
         otp: Option<SecretValue>,
+        /// A console account: what the engineer did, in their words.
+        #[serde(default)]
+        attest: Option<String>,
+    },
+    /// A console take-over: the verification code AWS mailed to our address,
+    /// to type into the console (audited like break-glass access).
+    ReadCode {
+        account_id: AccountId,
+        reason: String,
+        ticket: String,
+    },
+    /// A console take-over: the console shows our address as the root email,
+    /// and no AWS mail has confirmed it.
+    Attest {
+        account_id: AccountId,
+        statement: String,
+    },
+    /// The secret key of the virtual MFA device AWS generated in the console.
+    EnrollMfa {
+        account_id: AccountId,
+        #[serde(with = "secret_text")]
+        secret_key: SecretValue,
     },
     Release {
         account_id: AccountId,
@@ -51,6 +74,16 @@ pub enum OperatorAnswer {
         audit: Vec<AuditEntry>,
     },
     Access(GrantView),
+    /// The verification code, for the one person who asked.
+    Code {
+        root_email: EmailAddress,
+        code: String,
+    },
+    /// The two consecutive codes the console asks for when assigning the device.
+    MfaCodes {
+        first: String,
+        second: String,
+    },
     Steps {
         trail: Vec<StepOutput>,
     },
@@ -108,10 +141,45 @@ pub async fn perform<P: LifecyclePorts>(
             let grant = steps::access(p, &access, now).await?;
             Ok(OperatorAnswer::Access(GrantView::from_grant(who, &grant)))
         }
-        OperatorRequest::Complete { account_id, otp } => {
-            complete(p, account_id, who, otp.as_ref(), now)
-                .await
-                .map(trail)
+        OperatorRequest::Complete {
+            account_id,
+            otp,
+            attest,
+        } => complete(p, account_id, who, otp.as_ref(), attest.as_deref(), now)
+            .await
+            .map(trail),
+        OperatorRequest::ReadCode {
+            account_id,
+            reason,
+            ticket,
+        } => {
+            let access = AccessRequest {
+                account_id: account_id.clone(),
+                who: who.to_string(),
+                reason: reason.clone(),
+                ticket: ticket.clone(),
+            };
+            let grant = console::read_code(p, &access, now).await?;
+            Ok(OperatorAnswer::Code {
+                root_email: grant.root_email,
+                code: grant.code.expose().to_string(),
+            })
+        }
+        OperatorRequest::Attest {
+            account_id,
+            statement,
+        } => console::attest_email_change(p, account_id, who, statement, now)
+            .await
+            .map(trail),
+        OperatorRequest::EnrollMfa {
+            account_id,
+            secret_key,
+        } => {
+            let codes = console::enroll_mfa(p, account_id, who, secret_key.expose(), now).await?;
+            Ok(OperatorAnswer::MfaCodes {
+                first: codes.first.expose().to_string(),
+                second: codes.second.expose().to_string(),
+            })
         }
         OperatorRequest::Release {
             account_id,
@@ -146,19 +214,22 @@ pub async fn complete<P: LifecyclePorts>(
     account: &AccountId,
     who: &str,
     otp: Option<&SecretValue>,
+    attest: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let phase = p.rotations().get(account).await?.map(|r| r.phase);
     match (phase, otp) {
         (Some(Phase::AwaitingEngineer), _) => {
-            steps::complete_engineer_task(p, account, who, now).await
+            steps::complete_engineer_task(p, account, who, attest, now).await
         }
         (Some(Phase::AwaitingCustomerOtp), Some(otp)) => {
-            steps::complete_release(p, account, otp, who, now).await
+            let confirmation = ReleaseConfirmation::CustomerCode(otp);
+            steps::complete_release(p, account, confirmation, who, now).await
         }
-        (Some(Phase::AwaitingCustomerOtp), None) => Err(LifecycleError::Refused(
-            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
-        )),
+        (Some(Phase::AwaitingCustomerOtp), None) => {
+            let confirmation = ReleaseConfirmation::Attested(attest.unwrap_or_default());
+            steps::complete_release(p, account, confirmation, who, now).await
+        }
         (Some(phase), _) => Err(LifecycleError::Refused(format!(
             "account {account} waits for nobody ({})",
             phase.as_str()
@@ -166,6 +237,20 @@ pub async fn complete<P: LifecyclePorts>(
         (None, _) => Err(LifecycleError::Refused(format!(
             "account {account} has no lifecycle record"
         ))),
+    }
+}
+
+/// A required secret in a request: a [`SecretValue`] on arrival, plain text on the wire.
+mod secret_text {
+    use rootmail_domain::SecretValue;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &SecretValue, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.expose())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SecretValue, D::Error> {
+        Ok(SecretValue::new(String::deserialize(d)?))
     }
 }
 

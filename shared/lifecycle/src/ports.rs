@@ -137,6 +137,7 @@ pub const HANDOVER_FIELDS: &[&str] = &[
     "waiting_for",
     "expires_at",
     "task_token",
+    "mfa_confirmed_at",
     "version",
     "updated_at",
 ];

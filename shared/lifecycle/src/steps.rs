@@ -3,7 +3,7 @@
 //! A step called in the wrong phase is `Refused` and changes nothing, so Step
 //! Functions retries and a person repeating a command are both harmless.
 
-use crate::credentials::{new_root_address, new_root_password, new_totp_seed, totp_code};
+use crate::credentials::{new_root_address, new_root_password, totp_code};
 use crate::model::{AuditEntry, Failure, Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{
     AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
@@ -77,7 +77,10 @@ fn refused<T>(message: String) -> LifecycleResult<T> {
     Err(LifecycleError::Refused(message))
 }
 
-async fn rotation_of<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<Rotation> {
+pub(crate) async fn rotation_of<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+) -> LifecycleResult<Rotation> {
     match p.rotations().get(account).await? {
         Some(rotation) => Ok(rotation),
         None => refused(format!(
@@ -86,7 +89,11 @@ async fn rotation_of<P: LifecyclePorts>(p: &P, account: &AccountId) -> Lifecycle
     }
 }
 
-fn expect_phase(rotation: &Rotation, wanted: &[Phase], doing: &str) -> LifecycleResult<()> {
+pub(crate) fn expect_phase(
+    rotation: &Rotation,
+    wanted: &[Phase],
+    doing: &str,
+) -> LifecycleResult<()> {
     if wanted.contains(&rotation.phase) {
         return Ok(());
     }
@@ -100,7 +107,7 @@ fn expect_phase(rotation: &Rotation, wanted: &[Phase], doing: &str) -> Lifecycle
 }
 
 /// Saves the next version of `rotation`, then audits and notes the change.
-async fn advance<P: LifecyclePorts>(
+pub(crate) async fn advance<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
     now: u64,
@@ -122,7 +129,7 @@ async fn advance<P: LifecyclePorts>(
 }
 
 /// Audit first, then the ticket note: the note is best effort, the audit is not.
-async fn record<P: LifecyclePorts>(
+pub(crate) async fn record<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
     customer: &str,
@@ -211,6 +218,8 @@ pub async fn register<P: LifecyclePorts>(
         expires_at: None,
         failure: None,
         engineer_since: None,
+        mfa_enrolled_at: None,
+        mfa_confirmed_at: None,
         started_at: now,
         updated_at: now,
         version: expected.map_or(1, |v| v + 1),
@@ -355,7 +364,7 @@ pub async fn hand_over<P: LifecyclePorts>(
 }
 
 /// Saves the next version of `rotation` as a handover writes it.
-async fn save_handover<P: LifecyclePorts>(
+pub(crate) async fn save_handover<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
     now: u64,
@@ -497,9 +506,10 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
     Ok(StepOutput::from(&rotation))
 }
 
-/// Vaulted take-over, step 5 (a `waitForTaskToken` task): a new password and TOTP
-/// seed, pending in the vault, and a ticket telling an engineer what to do in the
-/// console. `rootmail rotation complete` resumes the workflow.
+/// Vaulted take-over, step 5 (a `waitForTaskToken` task): a new password,
+/// pending in the vault, and a ticket telling an engineer what to do in the
+/// console. AWS generates the MFA seed there; the engineer enrolls it with
+/// `rootmail mfa enroll`. `rootmail rotation complete` resumes the workflow.
 pub async fn prepare_vault<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -525,14 +535,9 @@ pub async fn prepare_vault<P: LifecyclePorts>(
         })
     };
     let password = new_root_password().map_err(random)?;
-    let seed = new_totp_seed().map_err(random)?;
     let password_ref = p
         .vault()
         .put(account, VaultItem::Password, Stage::Pending, &password)
-        .await?;
-    let seed_ref = p
-        .vault()
-        .put(account, VaultItem::TotpSeed, Stage::Pending, &seed)
         .await?;
     rotation.phase = Phase::AwaitingEngineer;
     rotation.task_token = Some(task_token.to_string());
@@ -541,10 +546,11 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     rotation.engineer_since = Some(now);
     let detail = format!(
         "the previous owner's root credentials are deleted ({}). \
-         Password ({password_ref}) and TOTP seed ({seed_ref}) are pending. An engineer now: \
+         A new password is pending ({password_ref}). An engineer now: \
          requests a root password reset for {email} in the console (rootmail keeps the link AWS mails), \
-         reads the link, pending password and seed with `rootmail creds get --account {account} --reason ... --ticket ...`, \
-         sets the password, registers the seed as the root user's virtual MFA device, and runs \
+         reads the link and pending password with `rootmail creds get --account {account} --reason ... --ticket ...`, \
+         sets the password, chooses Security credentials > Assign MFA device > Authenticator app > Show secret key, \
+         pipes the key into `rootmail mfa enroll --account {account}`, types the two codes it prints, and runs \
          `rootmail rotation complete --account {account}`",
         cleared.describe(),
         email = rotation.target_email
@@ -566,6 +572,7 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
     who: &str,
+    attestation: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let mut rotation = rotation_of(p, account).await?;
@@ -574,30 +581,45 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
         &[Phase::AwaitingEngineer],
         "complete the engineer's task",
     )?;
-    let report = p.root().audit(account).await?;
-    if let Some(problem) = engineer_task_problem(&report, rotation.engineer_since) {
+    if rotation.mfa_enrolled_at.is_none() {
         return refused(format!(
-            "account {account}'s root user is not as the take-over leaves it: {problem} ({})",
-            report.describe()
+            "account {account}'s MFA seed is not enrolled: assign the device in the console and pipe its secret key into `rootmail mfa enroll --account {account}` first"
         ));
     }
+    let (action, verified) = match (rotation.mode, attestation.map(str::trim)) {
+        // No AssumeRoot reaches a console account: the engineer's word, audited as such.
+        (Mode::Console, Some(statement)) if !statement.is_empty() => (
+            "root credentials vaulted (attested)",
+            format!("{who} attests the console steps are done: {statement}"),
+        ),
+        (Mode::Console, _) => {
+            return refused(format!(
+                "account {account} is held through the console, where rootmail cannot check the root user: \
+                 say what you did with --attest \"...\" (password set, access keys and certificates deleted, our MFA device the only one)"
+            ));
+        }
+        _ => {
+            let report = p.root().audit(account).await?;
+            if let Some(problem) = engineer_task_problem(&report, rotation.engineer_since) {
+                return refused(format!(
+                    "account {account}'s root user is not as the take-over leaves it: {problem} ({})",
+                    report.describe()
+                ));
+            }
+            (
+                "root credentials vaulted",
+                format!("root password and MFA verified ({})", report.describe()),
+            )
+        }
+    };
     p.vault().promote(account, VaultItem::Password).await?;
     p.vault().promote(account, VaultItem::TotpSeed).await?;
     let token = rotation.task_token.take();
     rotation.phase = Phase::Secured;
     rotation.waiting_for = None;
     rotation.expires_at = None;
-    let detail = format!(
-        "root password and MFA verified ({}); vault entries current",
-        report.describe()
-    );
-    advance(
-        p,
-        &mut rotation,
-        now,
-        (who, "root credentials vaulted", detail),
-    )
-    .await?;
+    let detail = format!("{verified}; vault entries current");
+    advance(p, &mut rotation, now, (who, action, detail)).await?;
     if let Some(token) = token {
         p.tokens()
             .succeed(&token, &json!(StepOutput::from(&rotation)))
@@ -728,15 +750,7 @@ pub async fn access<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<AccessGrant> {
     let account = &request.account_id;
-    for (what, value) in [
-        ("a reason", &request.reason),
-        ("who is asking", &request.who),
-        ("a ticket reference", &request.ticket),
-    ] {
-        if value.trim().is_empty() {
-            return refused(format!("break-glass access needs {what}"));
-        }
-    }
+    require_access_fields(request, "break-glass access")?;
     let rotation = rotation_of(p, account).await?;
     let pending = match (rotation.mode, rotation.phase) {
         (Mode::Rootless, _) => {
@@ -744,8 +758,8 @@ pub async fn access<P: LifecyclePorts>(
                 "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
             ));
         }
-        (Mode::Vaulted, Phase::Active) => false,
-        (Mode::Vaulted, Phase::AwaitingEngineer) => true,
+        (_, Phase::Active) => false,
+        (_, Phase::AwaitingEngineer) => true,
         (_, phase) => {
             return refused(format!(
                 "account {account} holds no usable root credentials ({})",
@@ -824,8 +838,23 @@ pub async fn access<P: LifecyclePorts>(
     })
 }
 
+/// Who, why and which ticket: every read of a secret needs all three.
+pub(crate) fn require_access_fields(request: &AccessRequest, doing: &str) -> LifecycleResult<()> {
+    for (what, value) in [
+        ("a reason", &request.reason),
+        ("who is asking", &request.who),
+        ("a ticket reference", &request.ticket),
+    ] {
+        if value.trim().is_empty() {
+            return refused(format!("{doing} needs {what}"));
+        }
+    }
+    Ok(())
+}
+
 /// Release, step 1: moves the root email to the customer's address. AWS mails
-/// the code to the customer, who gives it to the engineer.
+/// the code to the customer, who gives it to the engineer. A console account
+/// changes in the console: the ticket says how, and the engineer attests it.
 pub async fn start_release<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -835,13 +864,22 @@ pub async fn start_release<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let mut rotation = rotation_of(p, account).await?;
     expect_phase(&rotation, &[Phase::Active], "release")?;
-    p.api().start_email_update(account, customer_email).await?;
+    let detail = if rotation.mode == Mode::Console {
+        format!(
+            "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
+             in Security credentials remove our MFA device, then change the root email (Account > Edit) \
+             to {customer_email}; AWS mails the code to the customer, who enters it or reads it to you. \
+             Then run `rootmail rotation complete --account {account} --attest \"...\"`"
+        )
+    } else {
+        p.api().start_email_update(account, customer_email).await?;
+        format!(
+            "root email change to the customer's {customer_email} requested; AWS mails the code to the customer"
+        )
+    };
     rotation.previous_email = Some(rotation.target_email.clone());
     rotation.target_email = customer_email.clone();
     rotation.phase = Phase::AwaitingCustomerOtp;
-    let detail = format!(
-        "root email change to the customer's {customer_email} requested; AWS mails the code to the customer"
-    );
     advance(p, &mut rotation, now, (who, "release started", detail)).await?;
     Ok(StepOutput::from(&rotation))
 }
@@ -852,7 +890,7 @@ pub async fn start_release<P: LifecyclePorts>(
 pub async fn complete_release<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    otp: &SecretValue,
+    confirmation: ReleaseConfirmation<'_>,
     who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
@@ -862,25 +900,60 @@ pub async fn complete_release<P: LifecyclePorts>(
         &[Phase::AwaitingCustomerOtp],
         "complete the release",
     )?;
-    p.api()
-        .accept_email_update(account, &rotation.target_email, otp)
-        .await?;
-    // Our password and MFA device must not outlive our hold: they go, and
-    // "Forgot password" lets the customer set their own.
-    let removed = p.root().delete_all(account).await?;
-    p.root().allow_password_recovery(account).await?;
-    // Vaulted: the password and seed; either mode: the handed-over code.
+    let (action, done) = match (rotation.mode, confirmation) {
+        (Mode::Console, ReleaseConfirmation::Attested(statement))
+            if !statement.trim().is_empty() =>
+        {
+            (
+                "released (attested)",
+                crate::console::console_release_statement(&rotation, who, statement),
+            )
+        }
+        (Mode::Console, _) => {
+            return refused(format!(
+                "account {account} is released in the console: say what you did with --attest \"...\" \
+                 (our MFA device removed, the root email changed to {})",
+                rotation.target_email
+            ));
+        }
+        (_, ReleaseConfirmation::CustomerCode(otp)) => {
+            p.api()
+                .accept_email_update(account, &rotation.target_email, otp)
+                .await?;
+            // Our password and MFA device must not outlive our hold: they go, and
+            // "Forgot password" lets the customer set their own.
+            let removed = p.root().delete_all(account).await?;
+            p.root().allow_password_recovery(account).await?;
+            (
+                "released",
+                format!("our root credentials are deleted ({})", removed.describe()),
+            )
+        }
+        (_, ReleaseConfirmation::Attested(_)) => {
+            return refused(
+                "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
+            );
+        }
+    };
+    // Vaulted: the password and seed; any mode: the handed-over code.
     p.vault().schedule_deletion(account).await?;
     set_status(p, &rotation, AccountStatus::Released).await?;
     rotation.phase = Phase::Released;
     let detail = format!(
-        "root email is the customer's {}; our root credentials are deleted ({}); vault entries scheduled for deletion. \
+        "root email is the customer's {}; {done}; vault entries scheduled for deletion. \
          Tell the customer to sign in as the root user with \"Forgot password\" (AWS mails the reset link to {0}) and to add their own MFA device",
         rotation.target_email,
-        removed.describe()
     );
-    advance(p, &mut rotation, now, (who, "released", detail)).await?;
+    advance(p, &mut rotation, now, (who, action, detail)).await?;
     Ok(StepOutput::from(&rotation))
+}
+
+/// How a release is confirmed: the customer's code (the Account API), or the
+/// engineer's statement of the console steps (a console account).
+#[derive(Debug, Clone, Copy)]
+pub enum ReleaseConfirmation<'a> {
+    CustomerCode(&'a SecretValue),
+    Attested(&'a str),
 }
 
 /// Closure: the account is closed. Archive and vault are kept; ticketing stops.

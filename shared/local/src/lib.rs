@@ -2,6 +2,7 @@
 //! directory from CSV, so the whole product runs on one machine with no AWS.
 
 pub mod accounts;
+pub mod console;
 pub mod lifecycle;
 pub mod store;
 pub mod workflow;

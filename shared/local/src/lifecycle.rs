@@ -20,7 +20,7 @@ use rootmail_lifecycle::{
     LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
     TaskTokens, Vault, VaultItem,
 };
-use rootmail_pipeline::{Handoffs, PortError, PortResult, apply_ticket_op};
+use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult, apply_ticket_op};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -63,7 +63,7 @@ impl VaultKey {
 
 /// A sealed value: a random 96-bit nonce and the AES-GCM ciphertext.
 #[derive(Clone, Serialize, Deserialize)]
-struct Sealed {
+pub(crate) struct Sealed {
     nonce: String,
     data: String,
 }
@@ -78,15 +78,18 @@ struct VaultFile {
 
 /// A member account as the simulated AWS knows it.
 #[derive(Serialize, Deserialize)]
-struct SimulatedAccount {
-    primary_email: EmailAddress,
+pub(crate) struct SimulatedAccount {
+    pub(crate) primary_email: EmailAddress,
     #[serde(default)]
-    pending: Option<PendingUpdate>,
-    root: RootCredentialReport,
+    pub(crate) pending: Option<PendingUpdate>,
+    pub(crate) root: RootCredentialReport,
+    /// The seed of an MFA device being assigned in the console (sealed).
+    #[serde(default)]
+    pub(crate) assigning_mfa: Option<Sealed>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct PendingUpdate {
+pub(crate) struct PendingUpdate {
     email: EmailAddress,
     /// Sealed like the vault's values: codes do not sit in files in the clear.
     otp: Sealed,
@@ -145,7 +148,7 @@ impl<'a> LocalLifecycle<'a> {
     /// AES-256-GCM with `bound_to` as associated data: a sealed value opens
     /// only for what it was sealed for (an account's vault item), so one moved
     /// to another account or item is refused, not used.
-    fn seal(&self, plain: &[u8], bound_to: &str) -> LifecycleResult<Sealed> {
+    pub(crate) fn seal(&self, plain: &[u8], bound_to: &str) -> LifecycleResult<Sealed> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| {
             LifecycleError::Port(PortError::Transient {
@@ -169,7 +172,7 @@ impl<'a> LocalLifecycle<'a> {
         })
     }
 
-    fn open(&self, sealed: &Sealed, bound_to: &str) -> LifecycleResult<SecretValue> {
+    pub(crate) fn open(&self, sealed: &Sealed, bound_to: &str) -> LifecycleResult<SecretValue> {
         let refused = || {
             LifecycleError::Refused(format!(
                 "the local vault cannot be opened with this {VAULT_KEY_VARIABLE} (wrong key, or the file was changed or moved)"
@@ -220,7 +223,7 @@ impl<'a> LocalLifecycle<'a> {
 
     /// The simulated member account, created on first use with an old password
     /// and one access key (what a customer's account typically has).
-    fn simulated(&self, account: &AccountId) -> LifecycleResult<SimulatedAccount> {
+    pub(crate) fn simulated(&self, account: &AccountId) -> LifecycleResult<SimulatedAccount> {
         if let Some(found) = self
             .store
             .read(&self.simulated_path(account))
@@ -233,6 +236,7 @@ impl<'a> LocalLifecycle<'a> {
         Ok(SimulatedAccount {
             primary_email,
             pending: None,
+            assigning_mfa: None,
             root: RootCredentialReport {
                 password: true,
                 access_keys: 1,
@@ -243,7 +247,11 @@ impl<'a> LocalLifecycle<'a> {
         })
     }
 
-    fn save_simulated(&self, account: &AccountId, state: &SimulatedAccount) -> LifecycleResult<()> {
+    pub(crate) fn save_simulated(
+        &self,
+        account: &AccountId,
+        state: &SimulatedAccount,
+    ) -> LifecycleResult<()> {
         self.store
             .write(&self.simulated_path(account), state)
             .map_err(port)
@@ -313,7 +321,35 @@ fn random_chars() -> LifecycleResult<String> {
 /// The mail AWS sends to a new root address, with the headers SES adds on
 /// receipt (verdicts and authentication that pass for AWS's sending domain).
 pub fn root_email_code_mail(to: &EmailAddress, account: &AccountId, code: &str, at: u64) -> String {
-    let hash = rootmail_domain::ContentHash::of(format!("{to}{account}{code}{at}").as_bytes());
+    let text = format!(
+        "Hello,\r\n\r\n\
+         We received a request to change the email address of the root user of AWS\r\n\
+         account {account} to this email address.\r\n\r\n\
+         To verify this email address, enter the following verification code on the\r\n\
+         AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:\r\n\r\n\
+         \x20   Verification code: {code}\r\n\r\n\
+         This code expires 30 minutes after it was sent.\r\n\r\n\
+         Sincerely,\r\nAmazon Web Services\r\n"
+    );
+    simulated_aws_mail(
+        to,
+        ("verify.signin.aws", "no-reply@verify.signin.aws"),
+        "Verify your new AWS account root user email address",
+        &text,
+        at,
+    )
+}
+
+/// A mail from AWS (`from`: its signing domain and address) with the headers
+/// SES adds on receipt: verdicts and authentication that pass for AWS.
+pub fn simulated_aws_mail(
+    to: &EmailAddress,
+    (domain, from): (&str, &str),
+    subject: &str,
+    text: &str,
+    at: u64,
+) -> String {
+    let hash = rootmail_domain::ContentHash::of(format!("{to}{subject}{text}{at}").as_bytes());
     let id = &hash.as_str()[..32];
     format!(
         "Return-Path: <{id}@amazonses.com>\r\n\
@@ -321,22 +357,15 @@ pub fn root_email_code_mail(to: &EmailAddress, account: &AccountId, code: &str, 
          X-SES-Spam-Verdict: PASS\r\n\
          X-SES-Virus-Verdict: PASS\r\n\
          Received-SPF: pass (spf=pass) client-ip=54.240.8.31; envelope-from={id}@amazonses.com;\r\n\
-         Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=54.240.8.31; envelope-from={id}@amazonses.com;\r\n dkim=pass header.i=@verify.signin.aws;\r\n dkim=pass header.i=@amazonses.com;\r\n dmarc=pass header.from=verify.signin.aws;\r\n\
+         Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=54.240.8.31; envelope-from={id}@amazonses.com;\r\n dkim=pass header.i=@{domain};\r\n dkim=pass header.i=@amazonses.com;\r\n dmarc=pass header.from={domain};\r\n\
          Date: {date}\r\n\
-         From: Amazon Web Services <no-reply@verify.signin.aws>\r\n\
+         From: Amazon Web Services <{from}>\r\n\
          To: {to}\r\n\
          Message-ID: <{id}@email.amazonses.com>\r\n\
-         Subject: Verify your new AWS account root user email address\r\n\
+         Subject: {subject}\r\n\
          MIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=UTF-8\r\n\r\n\
-         Hello,\r\n\r\n\
-         We received a request to change the email address of the root user of AWS\r\n\
-         account {account} to this email address.\r\n\r\n\
-         To verify this email address, enter the following verification code on the\r\n\
-         AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:\r\n\r\n\
-         \x20   Verification code: {code}\r\n\r\n\
-         This code expires 30 minutes after it was sent.\r\n\r\n\
-         Sincerely,\r\nAmazon Web Services\r\n",
+         {text}",
         date = rootmail_domain::dates::rfc2822(at),
     )
 }
@@ -346,6 +375,33 @@ impl AccountApi for LocalLifecycle<'_> {
         &self,
         account: &AccountId,
         email: &EmailAddress,
+    ) -> LifecycleResult<()> {
+        self.request_email_change(account, email, now_secs())
+    }
+
+    async fn accept_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+        otp: &SecretValue,
+    ) -> LifecycleResult<()> {
+        self.accept_email_change(account, email, otp, now_secs())
+    }
+
+    async fn primary_email(&self, account: &AccountId) -> LifecycleResult<EmailAddress> {
+        Ok(self.simulated(account)?.primary_email)
+    }
+}
+
+/// The simulated AWS's root email change, the same whether the Account API or
+/// a person in the console asks for it.
+impl LocalLifecycle<'_> {
+    /// A change to `email` is pending; AWS mails its code there.
+    pub(crate) fn request_email_change(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+        now: u64,
     ) -> LifecycleResult<()> {
         let others: Vec<SimulatedAccount> = self
             .store
@@ -358,7 +414,6 @@ impl AccountApi for LocalLifecycle<'_> {
         }
         let mut state = self.simulated(account)?;
         let code = random_code()?;
-        let now = now_secs();
         state.pending = Some(PendingUpdate {
             email: email.clone(),
             otp: self.seal(code.as_bytes(), &simulated_otp_binding(account))?,
@@ -366,17 +421,30 @@ impl AccountApi for LocalLifecycle<'_> {
         });
         self.save_simulated(account, &state)?;
         let mail = root_email_code_mail(email, account, &code, now);
+        self.send_simulated_mail(account, "root-email-code", &mail, now)
+    }
+
+    /// Writes a mail the simulated AWS sends, for the pipeline to read.
+    pub(crate) fn send_simulated_mail(
+        &self,
+        account: &AccountId,
+        what: &str,
+        mail: &str,
+        now: u64,
+    ) -> LifecycleResult<()> {
         let path = self
             .simulated_mail_dir()
-            .join(format!("{now}-{account}-root-email-code.eml"));
+            .join(format!("{now}-{account}-{what}.eml"));
         crate::store::write_atomically(&path, mail.as_bytes()).map_err(port)
     }
 
-    async fn accept_email_update(
+    /// The code for the pending change: right and in time, the root email changes.
+    pub(crate) fn accept_email_change(
         &self,
         account: &AccountId,
         email: &EmailAddress,
         otp: &SecretValue,
+        now: u64,
     ) -> LifecycleResult<()> {
         let mut state = self.simulated(account)?;
         let Some(pending) = state.pending.take() else {
@@ -386,17 +454,13 @@ impl AccountApi for LocalLifecycle<'_> {
         };
         let expected = self.open(&pending.otp, &simulated_otp_binding(account))?;
         let matches = pending.email == *email && expected.expose() == otp.expose().trim();
-        if !matches || now_secs() >= pending.expires_at {
+        if !matches || now >= pending.expires_at {
             return Err(LifecycleError::Refused(format!(
                 "AWS refused the code for account {account}: it is wrong or expired"
             )));
         }
         state.primary_email = email.clone();
         self.save_simulated(account, &state)
-    }
-
-    async fn primary_email(&self, account: &AccountId) -> LifecycleResult<EmailAddress> {
-        Ok(self.simulated(account)?.primary_email)
     }
 }
 
@@ -682,6 +746,15 @@ impl Handoffs for LocalLifecycle<'_> {
         now: u64,
     ) -> PortResult<bool> {
         handoff::hand_over_from_mail(self, account, handoff, now).await
+    }
+
+    async fn witness(
+        &self,
+        account: &AccountId,
+        evidence: &Evidence,
+        now: u64,
+    ) -> PortResult<bool> {
+        handoff::witness_from_mail(self, account, evidence, now).await
     }
 }
 

@@ -5,9 +5,9 @@
 use crate::lifecycle::LocalLifecycle;
 use crate::store::LocalStore;
 use rootmail_domain::{Account, AccountId, InMemoryDirectory, Rules, SecretValue};
-use rootmail_lifecycle::operator;
 use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Mode, Phase, Rotations};
+use rootmail_lifecycle::{console, operator};
 use rootmail_pipeline::{Ingested, Knowledge, PortError, ingest};
 
 /// The local directory: the `--accounts` file, then what the lifecycle registered
@@ -107,6 +107,13 @@ async fn run_take_over(
     now: u64,
 ) -> LifecycleResult<Vec<StepOutput>> {
     let account = &request.account_id;
+    if request.mode == Mode::Console {
+        // A person changes the root email in the console; the code mail,
+        // then AWS's mail to the new address, move the take-over on.
+        return Ok(vec![
+            console::open_email_change(lifecycle, account, None, now).await?,
+        ]);
+    }
     let token = |step: &str| format!("local:{account}:{step}");
     let mut trail = vec![steps::start_email_update(lifecycle, account, &token("otp"), now).await?];
     deliver_simulated_mail(lifecycle, store, listed, rules, now).await?;
@@ -118,16 +125,32 @@ async fn run_take_over(
     }
     trail.push(steps::accept_email_update(lifecycle, account, now).await?);
     trail.push(steps::confirm_email_update(lifecycle, account, now).await?);
-    match request.mode {
-        Mode::Vaulted => {
-            trail.push(steps::prepare_vault(lifecycle, account, &token("engineer"), now).await?);
-        }
-        Mode::Rootless => {
-            trail.push(steps::delete_root_credentials(lifecycle, account, now).await?);
-            trail.push(steps::activate(lifecycle, account, now).await?);
-        }
+    if request.mode == Mode::Vaulted {
+        trail.push(steps::prepare_vault(lifecycle, account, &token("engineer"), now).await?);
+    } else {
+        trail.push(steps::delete_root_credentials(lifecycle, account, now).await?);
+        trail.push(steps::activate(lifecycle, account, now).await?);
     }
     Ok(trail)
+}
+
+/// Runs the step a console take-over waits for once evidence arrived (as the
+/// state machine does in AWS when its task token is answered): after the root
+/// email change is confirmed, the engineer's task.
+pub async fn resume(
+    lifecycle: &LocalLifecycle<'_>,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<Vec<StepOutput>> {
+    let Some(rotation) = Rotations::get(lifecycle, account).await? else {
+        return Ok(Vec::new());
+    };
+    match (rotation.mode, rotation.phase) {
+        (Mode::Console, Phase::EmailConfirmed) => Ok(vec![
+            console::prepare_vault(lifecycle, account, None, now).await?,
+        ]),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// `rootmail rotation complete`: finishes whatever waits for a person: the
@@ -137,10 +160,10 @@ pub async fn complete(
     lifecycle: &LocalLifecycle<'_>,
     account: &AccountId,
     who: &str,
-    otp: Option<&SecretValue>,
+    (otp, attest): (Option<&SecretValue>, Option<&str>),
     now: u64,
 ) -> LifecycleResult<Vec<StepOutput>> {
-    let done = operator::complete(lifecycle, account, who, otp, now).await?;
+    let done = operator::complete(lifecycle, account, who, otp, attest, now).await?;
     let mut trail = vec![done];
     // In AWS the state machine activates the account once the engineer's
     // task is answered; here the workflow does.

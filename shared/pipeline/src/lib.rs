@@ -205,6 +205,9 @@ where
         };
         triage = triage_parsed(&parsed, hash, &input, &ctx);
     }
+    if let Ok(mail) = &parsed {
+        witness(knowledge.handoffs, mail, &triage, &waiting, now).await?;
+    }
     if !triage.secrets.is_empty() {
         archive.seal(&origin).await?;
     }
@@ -267,6 +270,47 @@ async fn fetch_candidates<D: AccountLookup + Sync>(
     found.sort_by(|a, b| a.root_email.cmp(&b.root_email));
     found.dedup_by(|a, b| a.root_email == b.root_email);
     Ok(found)
+}
+
+/// Tells a rotation that waits for evidence (not a secret) that it came: a
+/// mail whose authentication would be strong enough for a handoff, delivered
+/// by SES to the rotation's address alone, naming no other account.
+async fn witness<H: Handoffs>(
+    handoffs: &H,
+    mail: &ParsedMail,
+    triage: &Triage,
+    waiting: &[WaitingRotation],
+    now: u64,
+) -> PortResult<()> {
+    let Some(account) = &triage.account_id else {
+        return Ok(());
+    };
+    if triage.disposition == Disposition::Handoff
+        || triage.authentication.handoff_refusal().is_some()
+        || triage
+            .facts
+            .account_ids
+            .iter()
+            .any(|id| id != account.as_str())
+    {
+        return Ok(());
+    }
+    let recipients = envelope(mail).recipients;
+    for awaited in waiting.iter().filter(|w| w.account == *account) {
+        if !rootmail_domain::handoff::is_evidence_of(awaited.kind, triage.kind)
+            || recipients != [awaited.address.clone()]
+        {
+            continue;
+        }
+        let evidence = Evidence {
+            awaited: awaited.kind,
+            kind: triage.kind,
+            recipient: awaited.address.clone(),
+            message_id: triage.message_id.clone(),
+        };
+        handoffs.witness(account, &evidence, now).await?;
+    }
+    Ok(())
 }
 
 /// Gives the waiting rotation the secret triage chose for it. `false`: it no

@@ -8,7 +8,7 @@ use crate::model::{
     Claim, FoundTicket, LedgerRow, NewComment, NewTicket, PostedComment, ThreadRecord, TicketOp,
 };
 use rootmail_domain::{
-    Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Handoff, ThreadKey,
+    Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Handoff, Kind, ThreadKey,
     WaitingRotation,
 };
 use std::future::Future;
@@ -137,6 +137,31 @@ pub trait Handoffs {
         handoff: &Handoff,
         now: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Records that a rotation's awaited evidence arrived (a verified AWS
+    /// mail delivered to its address alone). `false`: nothing waited for it.
+    fn witness(
+        &self,
+        _account: &AccountId,
+        _evidence: &Evidence,
+        _now: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send {
+        async { Ok(false) }
+    }
+}
+
+/// A verified AWS mail a rotation waits for as evidence rather than for a
+/// secret: that the root email change took effect, that an MFA device was
+/// activated. It carries nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// What the rotation waits for (see `rootmail_lifecycle::console`).
+    pub awaited: Kind,
+    /// What the mail was classified as.
+    pub kind: Kind,
+    /// The address SES delivered it to (the rotation's own).
+    pub recipient: EmailAddress,
+    /// The mail's `Message-ID`, for the audit trail.
+    pub message_id: Option<String>,
 }
 
 /// No lifecycle: nothing ever waits (triage, tests, a pipeline without rotations).

@@ -39,7 +39,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use rootmail_domain::{AccountId, Handoff, WaitingRotation};
 use rootmail_lifecycle::handoff;
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
-use rootmail_pipeline::{Handoffs, PortError, PortResult};
+use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult};
 
 /// The clients the lifecycle talks to. Production builds them all from one
 /// `SdkConfig` ([`AwsClients::from_config`]); tests may aim some elsewhere (the
@@ -166,6 +166,15 @@ impl Handoffs for AwsLifecycle {
         now: u64,
     ) -> PortResult<bool> {
         handoff::hand_over_from_mail(self, account, handoff, now).await
+    }
+
+    async fn witness(
+        &self,
+        account: &AccountId,
+        evidence: &Evidence,
+        now: u64,
+    ) -> PortResult<bool> {
+        handoff::witness_from_mail(self, account, evidence, now).await
     }
 }
 
