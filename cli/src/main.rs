@@ -1,5 +1,6 @@
 //! `rootmail`: triage AWS root-address mail, run the pipeline locally, read tickets.
 
+mod estate;
 mod inputs;
 mod lifecycle;
 mod operator_client;
@@ -145,6 +146,20 @@ enum Command {
         #[command(subcommand)]
         action: MfaAction,
     },
+    /// The audit report: every lifecycle action and access, oldest first, with
+    /// who did it, why, and the ticket.
+    Audit {
+        #[arg(long, default_value = ".rootmail")]
+        state: PathBuf,
+        /// One account only (refused if it has no audit trail).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only the last 30d, 12h...
+        #[arg(long, value_parser = ops::status::parse_window)]
+        since: Option<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: estate::ReportFormat,
+    },
     /// Local mode only: act as the AWS console on the simulated AWS.
     Simulate {
         #[command(flatten)]
@@ -163,6 +178,23 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AccountsAction {
+    /// The estate: every account with its customer, root address, lifecycle
+    /// phase and mode, last verified AWS mail, last access and what it waits for.
+    List {
+        #[arg(long, default_value = ".rootmail")]
+        state: PathBuf,
+        /// Account directory CSV (as for `run`).
+        #[arg(long)]
+        accounts: Option<PathBuf>,
+        /// Only accounts in this lifecycle phase (active, awaiting_engineer...).
+        #[arg(long)]
+        phase: Option<String>,
+        /// Only accounts AWS has not written to for this long (30d, 12h...).
+        #[arg(long, value_parser = ops::status::parse_window)]
+        silent_for: Option<u64>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: estate::ReportFormat,
+    },
     /// Load accounts into the accounts table from a CSV file or from AWS
     /// Organizations. Idempotent: reports added, updated and unchanged.
     Import {
@@ -360,6 +392,33 @@ fn main() -> ExitCode {
             },
             &paths,
         ),
+        Command::Accounts {
+            action:
+                AccountsAction::List {
+                    state,
+                    accounts,
+                    phase,
+                    silent_for,
+                    format,
+                },
+        } => estate::list(&estate::ListArgs {
+            state: &state,
+            accounts: accounts.as_deref(),
+            phase: phase.as_deref(),
+            silent_for,
+            format,
+        }),
+        Command::Audit {
+            state,
+            account,
+            since,
+            format,
+        } => estate::audit(&estate::AuditArgs {
+            state: &state,
+            account: account.as_deref(),
+            since,
+            format,
+        }),
         Command::Accounts {
             action:
                 AccountsAction::Import {

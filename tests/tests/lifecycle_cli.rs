@@ -16,7 +16,7 @@ fn rootmail(state: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     command
         .args(args)
         .args(["--state", state.to_str().unwrap()])
-        .args(if args[0] == "tickets" {
+        .args(if ["tickets", "accounts", "audit"].contains(&args[0]) {
             &[][..]
         } else {
             &["--who", "alice"][..]
@@ -86,8 +86,8 @@ fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
     );
     assert!(started.contains("awaiting_engineer"), "{started}");
     let refused = run(&["rotation", "complete", "--account", ACCOUNT], None, 1);
-    assert!(refused.contains("MFA device"), "{refused}");
-    run(&["simulate", "console", "--account", ACCOUNT], None, 0);
+    assert!(refused.contains("mfa enroll"), "{refused}");
+    engineer_assigns_mfa(&run, ACCOUNT);
     let completed = run(&["rotation", "complete", "--account", ACCOUNT], None, 0);
     assert!(completed.contains("active"), "{completed}");
 
@@ -193,6 +193,41 @@ fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
     assert!(closed.contains("closed"), "{closed}");
     assert!(!transcript.borrow().contains(&password));
     assert!(!transcript.borrow().contains(&code));
+}
+
+/// The console's MFA steps, played on the simulated console: the password
+/// set, "Assign MFA device" showing AWS's secret key, the key piped into
+/// `mfa enroll`, and the two codes it prints typed back into the console.
+fn engineer_assigns_mfa(run: &impl Fn(&[&str], Option<&str>, i32) -> String, account: &str) {
+    let console = |step: &str, stdin: Option<&str>| {
+        run(
+            &["simulate", "console", "--account", account, "--step", step],
+            stdin,
+            0,
+        )
+    };
+    console("set-password", None);
+    let shown = console("assign-mfa", None);
+    let key = shown
+        .lines()
+        .find(|l| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        })
+        .unwrap_or_else(|| panic!("no secret key in {shown}"))
+        .to_string();
+    let refused = run(
+        &["mfa", "enroll", "--account", account],
+        Some("not a key!"),
+        1,
+    );
+    assert!(refused.contains("base32"), "{refused}");
+    let codes = run(&["mfa", "enroll", "--account", account], Some(&key), 0);
+    let first = field(&codes, "MFA code 1:").to_string();
+    let second = field(&codes, "MFA code 2:").to_string();
+    let activated = console("activate-mfa", Some(&format!("{first} {second}")));
+    assert!(activated.contains("MFA device is assigned"), "{activated}");
 }
 
 /// The code the simulated AWS mailed to the customer's address.
@@ -302,4 +337,219 @@ fn an_action_without_a_known_actor_is_refused() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("--who"), "{}", text(&output));
+}
+
+/// A payer account through the console, by the commands an engineer types
+/// (issue 15), then the estate and the audit report as an operator reads them.
+#[test]
+fn a_payer_account_goes_through_the_console_and_shows_in_the_estate_and_the_audit() {
+    const PAYER: &str = "555566667777";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let transcript = std::cell::RefCell::new(String::new());
+    let run = |args: &[&str], stdin: Option<&str>, code: i32| {
+        let output = rootmail(state, args, stdin);
+        let shown = text(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}:\n{shown}");
+        transcript.borrow_mut().push_str(&shown);
+        shown
+    };
+    let started = run(
+        &[
+            "rotation",
+            "start",
+            "--account",
+            PAYER,
+            "--customer",
+            "Initech",
+            "--mode",
+            "console",
+        ],
+        None,
+        0,
+    );
+    assert!(
+        started.contains("awaiting_otp") && started.contains("simulate console"),
+        "{started}"
+    );
+    let early = run(
+        &[
+            "rotation",
+            "code",
+            "--account",
+            PAYER,
+            "--reason",
+            "take-over",
+            "--ticket",
+            "CHG-1",
+        ],
+        None,
+        1,
+    );
+    assert!(early.contains("has not arrived"), "{early}");
+    let console = |step: &str, stdin: Option<&str>| {
+        run(
+            &["simulate", "console", "--account", PAYER, "--step", step],
+            stdin,
+            0,
+        )
+    };
+    let changed = console("change-email", None);
+    assert!(
+        changed.contains("otp_received") || changed.contains("mailed 1"),
+        "{changed}"
+    );
+    let read = rootmail(
+        state,
+        &[
+            "rotation",
+            "code",
+            "--account",
+            PAYER,
+            "--reason",
+            "take-over",
+            "--ticket",
+            "CHG-1",
+        ],
+        None,
+    );
+    assert!(read.status.success(), "{}", text(&read));
+    let code = String::from_utf8_lossy(&read.stdout).trim().to_string();
+    assert_eq!(code.len(), 6, "{code}");
+    let entered = console("enter-code", Some(&code));
+    assert!(
+        entered.contains("awaiting_engineer"),
+        "the AWS mail confirmed it: {entered}"
+    );
+    engineer_assigns_mfa(&run, PAYER);
+    let unattested = run(&["rotation", "complete", "--account", PAYER], None, 1);
+    assert!(unattested.contains("--attest"), "{unattested}");
+    let done = run(
+        &[
+            "rotation",
+            "complete",
+            "--account",
+            PAYER,
+            "--attest",
+            "password set, keys deleted",
+        ],
+        None,
+        0,
+    );
+    assert!(done.contains("active"), "{done}");
+
+    // The estate, three ways; a member account listed beside it.
+    let csv = dir.path().join("accounts.csv");
+    std::fs::write(
+        &csv,
+        "root_email,account_id,customer,status\nroot-888@msp.example,888899990000,Hooli,active\n",
+    )
+    .unwrap();
+    let csv = csv.to_str().unwrap();
+    let table = run(&["accounts", "list", "--accounts", csv], None, 0);
+    let payer_line = table
+        .lines()
+        .find(|l| l.starts_with(PAYER))
+        .expect("the payer's row");
+    for cell in ["Initech", "console", "active"] {
+        assert!(payer_line.contains(cell), "{cell} missing: {payer_line}");
+    }
+    assert!(table.contains("2 account(s)"), "{table}");
+    let json = run(
+        &["accounts", "list", "--format", "json", "--phase", "active"],
+        None,
+        0,
+    );
+    let row: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(row["account_id"], PAYER);
+    assert_eq!(row["mode"], "console");
+    assert!(
+        row["last_aws_mail"].is_u64(),
+        "verified AWS mail reached it: {row}"
+    );
+    let silent = run(
+        &[
+            "accounts",
+            "list",
+            "--accounts",
+            csv,
+            "--silent-for",
+            "1d",
+            "--format",
+            "csv",
+        ],
+        None,
+        0,
+    );
+    assert!(
+        silent.contains("888899990000") && !silent.contains(PAYER),
+        "{silent}"
+    );
+    let bad_phase = run(&["accounts", "list", "--phase", "asleep"], None, 2);
+    assert!(bad_phase.contains("not a phase"), "{bad_phase}");
+
+    // The audit report: who did what, why and for which ticket.
+    let report = run(&["audit", "--account", PAYER, "--format", "csv"], None, 0);
+    assert!(
+        report.contains("alice,verification code read,take-over,CHG-1"),
+        "{report}"
+    );
+    for action in [
+        "console email change opened",
+        "root email change confirmed by AWS mail",
+        "MFA device enrolled",
+        "root credentials vaulted (attested)",
+    ] {
+        assert!(report.contains(action), "{action} missing: {report}");
+    }
+    let unknown = run(&["audit", "--account", "123412341234"], None, 1);
+    assert!(unknown.contains("no audit trail"), "{unknown}");
+    // The code was printed once, by `rotation code`; never in tickets.
+    let tickets = run(&["tickets", "list"], None, 0);
+    for id in tickets
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with('#'))
+    {
+        let shown = run(&["tickets", "show", id.trim_start_matches('#')], None, 0);
+        assert!(!shown.contains(&code), "the code reached ticket {id}");
+    }
+}
+
+/// `accounts list` over 10,000 accounts with lifecycle records: it must stay
+/// usable (the figure goes in `make bench`; here only that it is complete).
+#[test]
+fn the_estate_lists_ten_thousand_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let mut csv = String::from("root_email,account_id,customer,status\n");
+    for i in 0..10_000u64 {
+        csv.push_str(&format!(
+            "root-{i}@msp.example,{:012},Customer {},active\n",
+            100_000_000_000 + i,
+            i % 97
+        ));
+    }
+    let file = state.join("accounts.csv");
+    std::fs::write(&file, csv).unwrap();
+    let started = std::time::Instant::now();
+    let output = rootmail(
+        state,
+        &[
+            "accounts",
+            "list",
+            "--accounts",
+            file.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    let took = started.elapsed();
+    assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).lines().count(),
+        10_000
+    );
+    eprintln!("accounts list: 10,000 accounts in {took:?}");
 }

@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod credentials;
+pub mod estate;
 pub mod handoff;
 pub mod model;
 pub mod notes;

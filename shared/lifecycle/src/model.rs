@@ -78,6 +78,25 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 12] = [
+        Self::Registered,
+        Self::AwaitingOtp,
+        Self::OtpReceived,
+        Self::EmailAccepted,
+        Self::EmailConfirmed,
+        Self::AwaitingEngineer,
+        Self::Secured,
+        Self::Active,
+        Self::AwaitingCustomerOtp,
+        Self::Released,
+        Self::Closed,
+        Self::Failed,
+    ];
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Registered => "registered",

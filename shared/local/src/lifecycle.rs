@@ -277,6 +277,49 @@ impl<'a> LocalLifecycle<'a> {
         self.store.read_all("lifecycle/accounts").map_err(port)
     }
 
+    /// Every account's lifecycle record.
+    pub fn all_rotations(&self) -> LifecycleResult<Vec<Rotation>> {
+        self.store.read_all("lifecycle/rotations").map_err(port)
+    }
+
+    /// Every account's audit trail, in no particular order.
+    pub fn all_audit_entries(&self) -> LifecycleResult<Vec<AuditEntry>> {
+        let dir = self.store.root().join("lifecycle/audit");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let path = entry.map_err(io(&dir))?.path();
+            let Some(account) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| AccountId::parse(s).ok())
+            else {
+                continue;
+            };
+            out.extend(self.audit_entries_of(&account)?);
+        }
+        Ok(out)
+    }
+
+    fn audit_entries_of(&self, account: &AccountId) -> LifecycleResult<Vec<AuditEntry>> {
+        let path = self.audit_path(account);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| {
+                    LifecycleError::Port(PortError::Permanent {
+                        port: "audit",
+                        message: format!("{}: {e}", path.display()),
+                    })
+                })
+            })
+            .collect()
+    }
+
     fn audit_path(&self, account: &AccountId) -> std::path::PathBuf {
         self.store
             .root()
@@ -605,23 +648,7 @@ impl AuditLog for LocalLifecycle<'_> {
     }
 
     async fn entries(&self, account: &AccountId) -> LifecycleResult<Vec<AuditEntry>> {
-        let path = self.audit_path(account);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io(&path)(e)),
-        };
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).map_err(|e| {
-                    LifecycleError::Port(PortError::Permanent {
-                        port: "audit",
-                        message: format!("{}: {e}", path.display()),
-                    })
-                })
-            })
-            .collect()
+        self.audit_entries_of(account)
     }
 }
 

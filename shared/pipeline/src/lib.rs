@@ -242,6 +242,7 @@ where
     row.message_id = triage.message_id.clone();
     row.ses_message_id = triage.ses_message_id.clone();
     row.warnings = triage.warnings.clone();
+    row.from_aws = triage.authentication.aws_sender && triage.authentication.verified;
     row.status = if op.is_some() {
         LedgerStatus::Queued
     } else {

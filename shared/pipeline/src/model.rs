@@ -47,6 +47,10 @@ pub struct LedgerRow {
     /// Why the message could not be processed (unreadable, oversized), if so.
     #[serde(default)]
     pub failure: Option<String>,
+    /// From AWS, authenticated (an AWS sender domain that passed SPF, DKIM or
+    /// DMARC aligned): what `accounts list --silent-for` counts.
+    #[serde(default)]
+    pub from_aws: bool,
 }
 
 impl LedgerRow {
@@ -68,6 +72,7 @@ impl LedgerRow {
             comment_id: None,
             warnings: Vec::new(),
             failure: None,
+            from_aws: false,
         }
     }
 }

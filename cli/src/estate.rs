@@ -1,0 +1,270 @@
+//! `rootmail accounts list` and `rootmail audit`: the estate and the audit
+//! report, read from the local state (`--state`). Both print a table for
+//! people, JSON lines for tools, or CSV for a spreadsheet.
+
+use crate::output::{table, utc};
+use rootmail_domain::{Account, AccountId};
+use rootmail_lifecycle::estate::{EstateFilter, EstateRow, estate, last_accesses};
+use rootmail_lifecycle::{AuditEntry, Phase};
+use rootmail_local::LocalStore;
+use rootmail_local::lifecycle::LocalLifecycle;
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+pub struct ListArgs<'a> {
+    pub state: &'a Path,
+    pub accounts: Option<&'a Path>,
+    pub phase: Option<&'a str>,
+    pub silent_for: Option<u64>,
+    pub format: ReportFormat,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `accounts list`: every account of the directory (the `--accounts` file and
+/// what the lifecycle registered) and every account with a lifecycle record.
+pub fn list(args: &ListArgs<'_>) -> anyhow::Result<ExitCode> {
+    let phase = match args.phase {
+        Some(text) => Some(Phase::parse(text).ok_or_else(|| {
+            let all: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+            anyhow::anyhow!("--phase {text:?} is not a phase: {}", all.join(", "))
+        })?),
+        None => None,
+    };
+    let store = LocalStore::open(args.state)?;
+    let lifecycle = LocalLifecycle::without_vault(&store);
+    let mut accounts: Vec<Account> = match args.accounts {
+        Some(path) => rootmail_local::accounts::read(path)?,
+        None => Vec::new(),
+    };
+    accounts.extend(lifecycle.registered_accounts()?);
+    let rotations = lifecycle.all_rotations()?;
+    let audit = lifecycle.all_audit_entries()?;
+    let mut last_mail: HashMap<String, u64> = HashMap::new();
+    for row in store.ledger_rows()? {
+        if let (true, Some(account)) = (row.from_aws, row.account_id) {
+            let at = last_mail.entry(account).or_default();
+            *at = (*at).max(row.claimed_at);
+        }
+    }
+    let filter = EstateFilter {
+        phase,
+        silent_for: args.silent_for,
+        now: now(),
+    };
+    let rows = estate(
+        &accounts,
+        &rotations,
+        &last_mail,
+        &last_accesses(&audit),
+        filter,
+    );
+    print_estate(&rows, args.format, filter.now)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_estate(rows: &[EstateRow], format: ReportFormat, now: u64) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match format {
+        ReportFormat::Json => {
+            for row in rows {
+                writeln!(out, "{}", serde_json::to_string(row)?)?;
+            }
+        }
+        ReportFormat::Csv | ReportFormat::Table => {
+            let header = [
+                "ACCOUNT",
+                "CUSTOMER",
+                "ROOT EMAIL",
+                "STATUS",
+                "MODE",
+                "PHASE",
+                "LAST AWS MAIL",
+                "LAST ACCESS",
+                "WAITING FOR",
+                "WAITING",
+            ];
+            let cells: Vec<Vec<String>> = rows.iter().map(|r| estate_cells(r, now)).collect();
+            if matches!(format, ReportFormat::Csv) {
+                write_csv(&mut out, &header, &cells)?;
+            } else {
+                write!(out, "{}", table(&header, &cells, 60))?;
+                writeln!(out, "{} account(s)", rows.len())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn estate_cells(r: &EstateRow, now: u64) -> Vec<String> {
+    let dash = || "-".to_string();
+    vec![
+        r.account_id.to_string(),
+        r.customer.clone(),
+        r.root_email.clone(),
+        r.status.clone(),
+        r.mode.map_or_else(dash, |m| m.as_str().to_string()),
+        r.phase.map_or_else(dash, |p| p.as_str().to_string()),
+        r.last_aws_mail.map_or_else(|| "never".into(), utc),
+        r.last_access.as_ref().map_or_else(dash, |a| {
+            format!(
+                "{} by {} ({})",
+                utc(a.at),
+                a.who,
+                a.reason.as_deref().unwrap_or("-")
+            )
+        }),
+        r.waiting_for.clone().unwrap_or_else(dash),
+        r.waiting_since
+            .map_or_else(dash, |since| age(now.saturating_sub(since))),
+    ]
+}
+
+/// A duration as people say it: 45s, 12m, 5h, 3d.
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+fn write_csv(
+    out: &mut impl std::io::Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> std::io::Result<()> {
+    let field = |f: &str| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.to_string()
+        }
+    };
+    let line = |cells: Vec<String>| cells.join(",");
+    writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| field(&h.to_lowercase())).collect())
+    )?;
+    for row in rows {
+        writeln!(out, "{}", line(row.iter().map(|c| field(c)).collect()))?;
+    }
+    Ok(())
+}
+
+pub struct AuditArgs<'a> {
+    pub state: &'a Path,
+    pub account: Option<&'a str>,
+    pub since: Option<u64>,
+    pub format: ReportFormat,
+}
+
+/// `audit`: every lifecycle action and every access, oldest first, with who,
+/// why and the ticket. An account with no trail is refused (exit 1).
+pub fn audit(args: &AuditArgs<'_>) -> anyhow::Result<ExitCode> {
+    let store = LocalStore::open(args.state)?;
+    let lifecycle = LocalLifecycle::without_vault(&store);
+    let account = args.account.map(AccountId::parse).transpose()?;
+    let mut entries: Vec<AuditEntry> = lifecycle
+        .all_audit_entries()?
+        .into_iter()
+        .filter(|e| account.as_ref().is_none_or(|a| e.account_id == *a))
+        .collect();
+    if let (Some(account), true) = (&account, entries.is_empty()) {
+        eprintln!(
+            "rootmail: refused: account {account} has no audit trail here (never taken over?)"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if let Some(window) = args.since {
+        let from_ms = now().saturating_sub(window) * 1000;
+        entries.retain(|e| e.at >= from_ms);
+    }
+    entries.sort_by(|a, b| (a.at, &a.account_id).cmp(&(b.at, &b.account_id)));
+    let mut out = std::io::stdout().lock();
+    let header = [
+        "WHEN (UTC)",
+        "ACCOUNT",
+        "WHO",
+        "ACTION",
+        "REASON",
+        "TICKET",
+        "DETAIL",
+    ];
+    let cells: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                utc(e.at / 1000),
+                e.account_id.to_string(),
+                e.actor.clone(),
+                e.action.clone(),
+                e.reason.clone().unwrap_or_default(),
+                e.ticket.clone().unwrap_or_default(),
+                e.detail.clone(),
+            ]
+        })
+        .collect();
+    match args.format {
+        ReportFormat::Json => {
+            for e in &entries {
+                writeln!(out, "{}", serde_json::to_string(e)?)?;
+            }
+        }
+        ReportFormat::Csv => write_csv(&mut out, &header, &cells)?,
+        ReportFormat::Table => {
+            write!(out, "{}", table(&header, &cells, 70))?;
+            writeln!(
+                out,
+                "{} entr{}",
+                entries.len(),
+                if entries.len() == 1 { "y" } else { "ies" }
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let mut out = Vec::new();
+        write_csv(
+            &mut out,
+            &["A", "B"],
+            &[vec!["plain".into(), "with, comma and \"quote\"".into()]],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b\nplain,\"with, comma and \"\"quote\"\"\"\n"
+        );
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        assert_eq!(
+            [age(5), age(120), age(7_200), age(172_800)],
+            ["5s", "2m", "2h", "2d"]
+        );
+    }
+}
