@@ -7,7 +7,8 @@
 use lifecycle::Step;
 use rootmail_aws::lifecycle::{AwsLifecycle, secret_name};
 use rootmail_domain::{Account, AccountId, AccountStatus, Disposition, EmailAddress, Kind};
-use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput};
+use rootmail_lifecycle::console;
+use rootmail_lifecycle::steps::{self, AccessRequest, ReleaseConfirmation, StepOutput};
 use rootmail_lifecycle::{
     AccountRegistry, AuditEntry, AuditLog, LifecycleError, Mode, Phase, Rotation, Rotations, Stage,
     Vault, VaultItem,
@@ -25,6 +26,8 @@ use rootmail_tests::{captured_logs, workspace_bin};
 use serde_json::{Value, json};
 
 const OLD_ROOT: &str = "aws-root@initech.example";
+/// The seed the console would show (RFC 6238's test key, base32).
+const SEED: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 fn customer_credentials() -> RootCredentials {
     RootCredentials {
@@ -177,7 +180,10 @@ impl Run {
                 ..RootCredentials::none()
             },
         );
-        let done = steps::complete_engineer_task(&self.ports, &self.account, "alice", now())
+        console::enroll_mfa(&self.ports, &self.account, "alice", SEED, now())
+            .await
+            .expect("the seed AWS generated is enrolled");
+        let done = steps::complete_engineer_task(&self.ports, &self.account, "alice", None, now())
             .await
             .expect("engineer task completes");
         assert_eq!(done.phase, Phase::Secured);
@@ -466,6 +472,17 @@ async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_
     );
     let password_name = secret_name(&run.account, VaultItem::Password);
     let seed_name = secret_name(&run.account, VaultItem::TotpSeed);
+    // Too early: the seed AWS generates in the console is not enrolled yet.
+    let unenrolled =
+        steps::complete_engineer_task(&run.ports, &run.account, "alice", None, now()).await;
+    assert!(
+        matches!(&unenrolled, Err(LifecycleError::Refused(m)) if m.contains("mfa enroll")),
+        "{unenrolled:?}"
+    );
+    let codes = console::enroll_mfa(&run.ports, &run.account, "alice", SEED, now())
+        .await
+        .expect("the seed AWS generated is enrolled");
+    assert_ne!(codes.first.expose(), codes.second.expose());
     let password = run
         .ls
         .secret_value(&password_name, "AWSPENDING")
@@ -486,7 +503,7 @@ async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_
 
     // Too early: the root user has no MFA yet. Refused, nothing changes.
     let before = run.state().await;
-    let early = steps::complete_engineer_task(&run.ports, &run.account, "alice", now()).await;
+    let early = steps::complete_engineer_task(&run.ports, &run.account, "alice", None, now()).await;
     assert!(
         matches!(&early, Err(LifecycleError::Refused(m)) if m.contains("MFA")),
         "{early:?}"
@@ -508,7 +525,7 @@ async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_
             ..RootCredentials::none()
         },
     );
-    let done = steps::complete_engineer_task(&run.ports, &run.account, "alice", now())
+    let done = steps::complete_engineer_task(&run.ports, &run.account, "alice", None, now())
         .await
         .expect("engineer task completes");
     run.outputs.push(done.clone());
@@ -572,13 +589,14 @@ async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_
             "root email change accepted",
             "root email changed",
             "engineer task opened",
+            "MFA device enrolled",
             "root credentials vaulted",
             "take-over finished",
             "break-glass access",
         ]
     );
     let ops = run.ls.take_ticket_ops().await;
-    assert_eq!(ops.len(), 9, "a note per change and one for the access");
+    assert_eq!(ops.len(), 10, "a note per change and one for the access");
     run.assert_nowhere(
         &[
             ("code", otp),
@@ -614,7 +632,14 @@ async fn release_and_close_run_through_their_handlers() {
     // A wrong code from the customer changes nothing.
     let before = run.state().await;
     let wrong = rootmail_domain::SecretValue::new(other_code(&run.otp()));
-    let refused = steps::complete_release(&run.ports, &run.account, &wrong, "alice", now()).await;
+    let refused = steps::complete_release(
+        &run.ports,
+        &run.account,
+        ReleaseConfirmation::CustomerCode(&wrong),
+        "alice",
+        now(),
+    )
+    .await;
     assert!(
         matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("wrong")),
         "{refused:?}"
@@ -622,9 +647,15 @@ async fn release_and_close_run_through_their_handlers() {
     assert_eq!(run.state().await, before);
 
     let code = rootmail_domain::SecretValue::new(run.otp());
-    let released = steps::complete_release(&run.ports, &run.account, &code, "alice", now())
-        .await
-        .expect("release completes");
+    let released = steps::complete_release(
+        &run.ports,
+        &run.account,
+        ReleaseConfirmation::CustomerCode(&code),
+        "alice",
+        now(),
+    )
+    .await
+    .expect("release completes");
     assert_eq!(released.phase, Phase::Released);
     assert_eq!(
         run.ls.fake.primary_email(run.account.as_str()).as_deref(),
@@ -919,6 +950,8 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
         expires_at: None,
         failure: None,
         engineer_since: None,
+        mfa_enrolled_at: None,
+        mfa_confirmed_at: None,
         started_at: 1,
         updated_at: 1,
         version: 1,
@@ -1037,15 +1070,23 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     let mut env = process_env();
     env.push(("OPERATOR_URL", operator.url.clone()));
     let account = run.account.to_string();
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new(workspace_bin("rootmail"))
+    let cli_with_stdin = |args: &[&str], stdin: &str| {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(workspace_bin("rootmail"))
             .args(args)
             .args(["--aws", "--account", &account])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .output()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("rootmail runs");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        let output = child.wait_with_output().expect("rootmail finishes");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
@@ -1057,6 +1098,7 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
             text,
         )
     };
+    let cli = |args: &[&str]| cli_with_stdin(args, "");
 
     // Too early: refused with the reason, the execution still waits.
     let (code, _, text) = cli(&["rotation", "complete"]);
@@ -1073,6 +1115,10 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
             ..RootCredentials::none()
         },
     );
+    // The seed AWS showed in the console, enrolled through the operator function.
+    let (code, out, text) = cli_with_stdin(&["mfa", "enroll"], SEED);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(out.contains("MFA code 2:"), "{text}");
     let (code, _, text) = cli(&["rotation", "complete"]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("secured"), "{text}");
