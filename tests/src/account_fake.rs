@@ -312,6 +312,73 @@ impl AccountFake {
         });
     }
 
+    /// A person in the console of a payer or standalone account (no API call):
+    /// asks to change the root email to `email`; AWS mails the code there.
+    pub async fn console_change_email(&self, account_id: &str, email: &str) {
+        let input = json!({"AccountId": account_id, "PrimaryEmail": email});
+        let mail = {
+            let mut s = self.lock();
+            match start_update(&mut s, account_id, &input) {
+                Ok((_, mail)) => mail,
+                Err(reply) => panic!("the console refused the change: {}", reply.body),
+            }
+        };
+        if let Some(mail) = mail {
+            self.deliver_now(mail).await;
+        }
+    }
+
+    /// The person types the code in: the root email changes, and AWS writes
+    /// to the new address. `false`: the console refused the code.
+    pub async fn console_enter_code(&self, account_id: &str, email: &str, code: &str) -> bool {
+        let input = json!({"AccountId": account_id, "PrimaryEmail": email, "Otp": code});
+        let mail = {
+            let mut s = self.lock();
+            if accept_update(&mut s, account_id, &input).is_err() {
+                return false;
+            }
+            let (ses_id, raw) = email_updated_mail(&mut s.rng, account_id, email);
+            Outgoing {
+                account_id: account_id.to_string(),
+                to: email.to_string(),
+                authentic: true,
+                ses_id,
+                raw,
+            }
+        };
+        self.deliver_now(mail).await;
+        true
+    }
+
+    /// Puts `mail` into the delivery bucket from the caller's runtime.
+    async fn deliver_now(&self, mail: Outgoing) {
+        let delivery = self.lock().delivery.clone();
+        let key = match delivery {
+            Some(d) => {
+                let s3 = aws_sdk_s3::Client::from_conf(d.s3.config().clone());
+                let key = format!("{}{}", d.prefix, mail.ses_id);
+                s3.put_object()
+                    .bucket(&d.bucket)
+                    .key(&key)
+                    .content_type("message/rfc822")
+                    .body(mail.raw.clone().into())
+                    .send()
+                    .await
+                    .expect("the console's mail is delivered");
+                Some(key)
+            }
+            None => None,
+        };
+        self.lock().mails.push(SentMail {
+            account_id: mail.account_id,
+            to: mail.to,
+            authentic: mail.authentic,
+            key,
+            delivery_error: None,
+            raw: mail.raw,
+        });
+    }
+
     /// While on, verification mails fail DKIM and DMARC for the AWS sender domain,
     /// as a forged one would.
     pub fn fail_authentication(&self, on: bool) {
@@ -909,6 +976,50 @@ fn otp_mail(
     lifetime: Duration,
     authentic: bool,
 ) -> (String, Vec<u8>) {
+    let lifetime = describe(lifetime);
+    let body = [
+        "Hello,".to_string(),
+        String::new(),
+        "We received a request to change the email address of the root user of AWS".to_string(),
+        format!("account {account_id} to this email address."),
+        String::new(),
+        "To verify this email address, enter the following verification code on the".to_string(),
+        "AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:".to_string(),
+        String::new(),
+        format!("    Verification code: {otp}"),
+        String::new(),
+        format!("This code expires {lifetime} after it was sent. If you did not request this"),
+        "change, you can ignore this email; the email address of the root user will not"
+            .to_string(),
+        "change unless the code is entered.".to_string(),
+    ];
+    let subject = "Verify your new AWS account root user email address";
+    aws_mail(rng, to, subject, &body, authentic)
+}
+
+/// The notice AWS sends to the root address once a console change took effect.
+fn email_updated_mail(rng: &mut XorShift, account_id: &str, to: &str) -> (String, Vec<u8>) {
+    let body = [
+        "Hello,".to_string(),
+        String::new(),
+        format!("The email address of the root user of AWS account {account_id} has been"),
+        "updated. This is now the email address of the root user.".to_string(),
+        String::new(),
+        "If you did not make this change, contact AWS Support.".to_string(),
+    ];
+    let subject = "Your AWS account root user email address has been updated";
+    aws_mail(rng, to, subject, &body, true)
+}
+
+/// A mail from AWS's sign-in domain as SES stores it: its headers, DKIM
+/// signatures and verdicts (failing DKIM and DMARC when not `authentic`).
+fn aws_mail(
+    rng: &mut XorShift,
+    to: &str,
+    subject: &str,
+    body: &[String],
+    authentic: bool,
+) -> (String, Vec<u8>) {
     let now = crate::now_secs();
     let sent = now.saturating_sub(18);
     let ses_id = lower_alnum(rng, 40);
@@ -941,7 +1052,6 @@ fn otp_mail(
         lower_alnum(rng, 32),
         lower_alnum(rng, 32),
     );
-    let lifetime = describe(lifetime);
     let headers = [
         format!("Return-Path: <{envelope_from}>"),
         "Received: from a8-31.smtp-out.amazonses.com (a8-31.smtp-out.amazonses.com [54.240.8.31])"
@@ -979,26 +1089,13 @@ fn otp_mail(
         format!("From: Amazon Web Services <{AWS_OTP_SENDER}>"),
         format!("To: {to}"),
         format!("Message-ID: {message_id}"),
-        "Subject: Verify your new AWS account root user email address".to_string(),
+        format!("Subject: {subject}"),
         "MIME-Version: 1.0".to_string(),
         "Content-Type: text/plain; charset=UTF-8".to_string(),
         "Content-Transfer-Encoding: 7bit".to_string(),
     ];
     let body = [
-        "Hello,".to_string(),
-        String::new(),
-        "We received a request to change the email address of the root user of AWS".to_string(),
-        format!("account {account_id} to this email address."),
-        String::new(),
-        "To verify this email address, enter the following verification code on the".to_string(),
-        "AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:".to_string(),
-        String::new(),
-        format!("    Verification code: {otp}"),
-        String::new(),
-        format!("This code expires {lifetime} after it was sent. If you did not request this"),
-        "change, you can ignore this email; the email address of the root user will not"
-            .to_string(),
-        "change unless the code is entered.".to_string(),
+        body.join("\r\n"),
         String::new(),
         "Sincerely,".to_string(),
         "Amazon Web Services".to_string(),

@@ -446,7 +446,8 @@ async fn moto_post(path: &str, body: &Value) {
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
 }
 
-/// The take-over's waits: for the code mail, then (vaulted) for the engineer.
+/// The take-over's waits: for the code mail (console: for the evidence of
+/// the change), then (vaulted and console) for the engineer.
 fn take_over_waits(waits_url: &str) -> Value {
     let wait = |name: &str| {
         json!({
@@ -475,7 +476,10 @@ fn take_over_waits(waits_url: &str) -> Value {
             "WaitForCode": code,
             "ChooseMode": {
                 "Type": "Choice",
-                "Choices": [{"Variable": "$.mode", "StringEquals": "vaulted", "Next": "WaitForEngineer"}],
+                "Choices": [
+                    {"Variable": "$.mode", "StringEquals": "vaulted", "Next": "WaitForEngineer"},
+                    {"Variable": "$.mode", "StringEquals": "console", "Next": "WaitForEngineer"}
+                ],
                 "Default": "Done"
             },
             "WaitForEngineer": engineer,

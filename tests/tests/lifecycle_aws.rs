@@ -952,6 +952,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
         engineer_since: None,
         mfa_enrolled_at: None,
         mfa_confirmed_at: None,
+        email_evidence: None,
         started_at: 1,
         updated_at: 1,
         version: 1,
@@ -1288,4 +1289,153 @@ async fn the_vault_refuses_secrets_that_are_not_its_own() {
         ls.secret_value(&name, "AWSPENDING").await.as_deref(),
         Some(again.expose())
     );
+}
+
+/// A payer account of another organization against moto and the fake
+/// (issue 15): no Account API call and no AssumeRoot. The person in the
+/// console changes the root email; mail-ingest hands AWS's code to the
+/// rotation without resuming the workflow; the engineer reads it; AWS's mail
+/// to the new address is the evidence that resumes it; the console steps
+/// are attested; the release happens in the console too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payer_account_is_taken_over_and_released_through_the_console() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("console").await;
+    let target = run.rotation().await.target_email;
+    let api_calls = |run: &Run| {
+        run.ls
+            .fake
+            .calls()
+            .iter()
+            .map(|c| format!("{} {}", c.service, c.operation))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        api_calls(&run),
+        Vec::<String>::new(),
+        "no API reaches a payer account"
+    );
+
+    // The customer changes the root email in the console; the code comes to us.
+    let account = run.account.to_string();
+    run.ls
+        .fake
+        .console_change_email(&account, target.as_str())
+        .await;
+    run.deliver_mail().await;
+    let rotation = run.rotation().await;
+    assert_eq!(rotation.phase, Phase::OtpReceived);
+    assert!(rotation.task_token.is_some(), "the workflow waits on");
+    assert!(run.ls.no_wait().await, "the code alone does not resume it");
+
+    let request = AccessRequest {
+        account_id: run.account.clone(),
+        who: "alice".into(),
+        reason: "take-over of the payer".into(),
+        ticket: "CHG-9".into(),
+    };
+    let code = console::read_code(&run.ports, &request, now())
+        .await
+        .expect("the code");
+    assert_eq!(
+        Some(code.code.expose().to_string()),
+        run.ls.fake.last_otp(&account)
+    );
+    assert!(
+        run.ls
+            .fake
+            .console_enter_code(&account, target.as_str(), code.code.expose())
+            .await
+    );
+    // AWS's mail to the new address is the evidence; the workflow resumes.
+    run.deliver_mail().await;
+    let wait = run.ls.next_wait().await;
+    assert_eq!(wait["wait"], "engineer");
+    assert!(run.rotation().await.email_evidence.is_some());
+    assert_eq!(
+        run.ok(Step::ConfirmEmailUpdate, json!({})).await,
+        Phase::EmailConfirmed
+    );
+    assert!(
+        run.ports
+            .registry
+            .by_email(&EmailAddress::parse(OLD_ROOT).unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "the old address is forgotten"
+    );
+    let token = wait["task_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        run.ok(Step::PrepareVault, json!({"task_token": token}))
+            .await,
+        Phase::AwaitingEngineer
+    );
+    console::enroll_mfa(&run.ports, &run.account, "alice", SEED, now())
+        .await
+        .expect("enrolled");
+    let unattested =
+        steps::complete_engineer_task(&run.ports, &run.account, "alice", None, now()).await;
+    assert!(
+        matches!(&unattested, Err(LifecycleError::Refused(m)) if m.contains("--attest")),
+        "{unattested:?}"
+    );
+    let done = steps::complete_engineer_task(
+        &run.ports,
+        &run.account,
+        "alice",
+        Some("password set, root keys deleted, our MFA device the only one"),
+        now(),
+    )
+    .await
+    .expect("completed");
+    run.outputs.push(done);
+    assert_eq!(
+        run.ls.execution_status(&run.execution, "SUCCEEDED").await,
+        "SUCCEEDED"
+    );
+    assert_eq!(run.ok(Step::Activate, json!({})).await, Phase::Active);
+    let password = run
+        .ls
+        .secret_value(
+            &secret_name(&run.account, VaultItem::Password),
+            "AWSCURRENT",
+        )
+        .await
+        .expect("the password is current");
+
+    // Release in the console, attested.
+    let phase = run
+        .ok(
+            Step::StartRelease,
+            json!({"customer_email": "cfo@initech.example", "who": "bob"}),
+        )
+        .await;
+    assert_eq!(phase, Phase::AwaitingCustomerOtp);
+    let released = steps::complete_release(
+        &run.ports,
+        &run.account,
+        ReleaseConfirmation::Attested(
+            "our MFA device removed; the console shows cfo@initech.example",
+        ),
+        "bob",
+        now(),
+    )
+    .await
+    .expect("released");
+    assert_eq!(released.phase, Phase::Released);
+    assert_eq!(
+        api_calls(&run),
+        Vec::<String>::new(),
+        "no API call and no AssumeRoot from take-over to release"
+    );
+    let ops = run.ls.take_ticket_ops().await;
+    run.assert_nowhere(
+        &[
+            ("the verification code", code.code.expose().to_string()),
+            ("the root password", password),
+        ],
+        &ops,
+    )
+    .await;
 }

@@ -879,7 +879,7 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
     let resumed = resume(&lifecycle, &account(), NOW + 20).await.unwrap();
     assert_eq!(
         resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
-        [Phase::AwaitingEngineer]
+        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
     );
     let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let read = entry(&audit, "verification code read");
@@ -1054,7 +1054,22 @@ async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
     )
     .await
     .unwrap();
-    assert_eq!(attested.phase, Phase::EmailConfirmed);
+    assert_eq!(
+        attested.phase,
+        Phase::EmailAccepted,
+        "the workflow confirms it"
+    );
+    let twice =
+        console::attest_email_change(&lifecycle, &account(), "bob", "me too", NOW + 6).await;
+    assert!(
+        matches!(twice, Err(LifecycleError::Refused(_))),
+        "{twice:?}"
+    );
+    let resumed = resume(&lifecycle, &account(), NOW + 7).await.unwrap();
+    assert_eq!(
+        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
+    );
     let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let e = entry(&audit, "root email change attested");
     assert_eq!(e.actor, "alice");

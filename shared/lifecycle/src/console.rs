@@ -23,9 +23,7 @@
 
 use crate::credentials::{base32_decode, new_root_password, totp_code};
 use crate::model::{AuditEntry, Mode, Phase, Rotation, Stage, VaultItem};
-use crate::ports::{
-    AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault,
-};
+use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, expect_phase, record,
     rotation_of, save_handover,
@@ -184,7 +182,10 @@ pub async fn witness<P: LifecyclePorts>(
     }
     let message = evidence.message_id.as_deref().unwrap_or("(no Message-ID)");
     match (evidence.awaited, rotation.phase) {
-        (Kind::ContactChange, Phase::EmailAccepted) if rotation.mode == Mode::Console => {
+        (Kind::ContactChange, Phase::EmailAccepted)
+            if rotation.mode == Mode::Console && rotation.email_evidence.is_none() =>
+        {
+            rotation.email_evidence = Some(format!("AWS mail {message}"));
             let detail = format!(
                 "root email is now {}: AWS's verified {} mail {message} was delivered to it",
                 rotation.target_email, evidence.kind
@@ -236,6 +237,12 @@ pub async fn attest_email_change<P: LifecyclePorts>(
         &[Phase::EmailAccepted],
         "attest the root email change (read the code and enter it in the console first)",
     )?;
+    if rotation.email_evidence.is_some() {
+        return refused(format!(
+            "account {account}'s root email change is already confirmed"
+        ));
+    }
+    rotation.email_evidence = Some(format!("attested by {who}"));
     let detail = format!(
         "{who} attests that the console shows {} as the root email: {}",
         rotation.target_email,
@@ -253,9 +260,10 @@ pub async fn attest_email_change<P: LifecyclePorts>(
     Ok(StepOutput::from(&rotation))
 }
 
-/// The root email is ours, and the waiting workflow (if any) resumes. Written
-/// as a handover writes (the mail pipeline may change no more of a record);
-/// the directory forgets the previous address in [`prepare_vault`].
+/// Evidence recorded, and the waiting workflow (if any) resumes: its
+/// `confirm_email_update` step makes the change final (the directory forgets
+/// the previous address there). Written as a handover writes: the mail
+/// pipeline may change no more of a record.
 async fn confirm<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
@@ -265,7 +273,6 @@ async fn confirm<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<()> {
     let token = rotation.task_token.take();
-    rotation.phase = Phase::EmailConfirmed;
     rotation.waiting_for = None;
     rotation.expires_at = None;
     save_evidence(p, rotation, now, (who, action, detail)).await?;
@@ -308,14 +315,6 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     let mut rotation = rotation_of(p, account).await?;
     expect_phase(&rotation, &[Phase::EmailConfirmed], "prepare the vault")?;
     expect_console(&rotation, "prepare the console vault")?;
-    if let Some(previous) = rotation
-        .previous_email
-        .clone()
-        .filter(|e| *e != rotation.target_email)
-    {
-        // Mail to the address the customer used before is not this account's now.
-        p.registry().forget(&previous).await?;
-    }
     let password = new_root_password().map_err(random_failed)?;
     let password_ref = p
         .vault()

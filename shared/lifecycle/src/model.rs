@@ -167,6 +167,10 @@ pub struct Rotation {
     /// When the engineer enrolled the MFA seed AWS generated (`mfa enroll`).
     #[serde(default)]
     pub mfa_enrolled_at: Option<u64>,
+    /// Console take-over: what showed the root email change took effect (AWS's
+    /// verified mail to the new address, or an engineer's attestation).
+    #[serde(default)]
+    pub email_evidence: Option<String>,
     /// When AWS's verified MFA notice reached the root address.
     #[serde(default)]
     pub mfa_confirmed_at: Option<u64>,

@@ -138,6 +138,7 @@ pub const HANDOVER_FIELDS: &[&str] = &[
     "expires_at",
     "task_token",
     "mfa_confirmed_at",
+    "email_evidence",
     "version",
     "updated_at",
 ];

@@ -220,6 +220,7 @@ pub async fn register<P: LifecyclePorts>(
         engineer_since: None,
         mfa_enrolled_at: None,
         mfa_confirmed_at: None,
+        email_evidence: None,
         started_at: now,
         updated_at: now,
         version: expected.map_or(1, |v| v + 1),
@@ -250,6 +251,10 @@ pub async fn start_email_update<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let mut rotation = rotation_of(p, account).await?;
+    if rotation.mode == Mode::Console {
+        // No Account API reaches it: a person changes it in the console.
+        return crate::console::open_email_change(p, account, Some(task_token), now).await;
+    }
     expect_phase(
         &rotation,
         &[Phase::Registered],
@@ -344,7 +349,9 @@ pub async fn hand_over<P: LifecyclePorts>(
     };
     // The rotation keeps waiting (and its token) until the task is answered, so
     // a redelivered mail can finish a handover whose answer failed.
+    // A console take-over's task waits on until the change is confirmed.
     if kind == Kind::RootEmailOtp
+        && rotation.mode != Mode::Console
         && let Some(token) = &rotation.task_token
     {
         p.tokens()
@@ -484,7 +491,19 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
         &[Phase::EmailAccepted],
         "confirm the root email change",
     )?;
-    let current = p.api().primary_email(account).await?;
+    let current = if rotation.mode == Mode::Console {
+        // No API reads a console account's root email: the evidence does.
+        let Some(evidence) = rotation.email_evidence.clone() else {
+            return Err(LifecycleError::NotYet(format!(
+                "nothing shows account {account}'s root email is {} yet: AWS's mail to it, or `rootmail rotation attest`",
+                rotation.target_email
+            )));
+        };
+        tracing::info!(account = %account, %evidence, "console email change confirmed");
+        rotation.target_email.clone()
+    } else {
+        p.api().primary_email(account).await?
+    };
     if current != rotation.target_email {
         return Err(LifecycleError::NotYet(format!(
             "account {account}'s root email is not {} yet",
@@ -517,6 +536,9 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let mut rotation = rotation_of(p, account).await?;
+    if rotation.mode == Mode::Console {
+        return crate::console::prepare_vault(p, account, Some(task_token), now).await;
+    }
     expect_phase(&rotation, &[Phase::EmailConfirmed], "prepare the vault")?;
     if rotation.mode != Mode::Vaulted {
         return refused(format!(

@@ -146,7 +146,8 @@ pub async fn resume(
         return Ok(Vec::new());
     };
     match (rotation.mode, rotation.phase) {
-        (Mode::Console, Phase::EmailConfirmed) => Ok(vec![
+        (Mode::Console, Phase::EmailAccepted) if rotation.email_evidence.is_some() => Ok(vec![
+            steps::confirm_email_update(lifecycle, account, now).await?,
             console::prepare_vault(lifecycle, account, None, now).await?,
         ]),
         _ => Ok(Vec::new()),

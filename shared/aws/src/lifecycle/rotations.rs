@@ -184,6 +184,10 @@ impl Rotations for DynamoRotations {
         if rotation.task_token.is_none() {
             remove.push("#task_token");
         }
+        if let Some(evidence) = &rotation.email_evidence {
+            set.push("#email_evidence = :email_evidence");
+            update = update.expression_attribute_values(":email_evidence", s(evidence));
+        }
         if let Some(at) = rotation.mfa_confirmed_at {
             set.push("#mfa_confirmed_at = :mfa_confirmed_at");
             update = update.expression_attribute_values(":mfa_confirmed_at", n(at));
