@@ -102,6 +102,86 @@ fn only_ses_may_write_mail_into_the_bucket() {
     }
 }
 
+/// Every top-level resource of the template: its name and its lines.
+fn resources(template: &str) -> Vec<(&str, &str)> {
+    let body = &template[template
+        .find("\nResources:\n")
+        .expect("a Resources section")..];
+    body.lines()
+        .filter_map(|l| {
+            let name = l.strip_prefix("  ")?.strip_suffix(':')?;
+            (!name.starts_with([' ', '#'])).then_some(name)
+        })
+        .map(|name| (name, resource_block(template, name)))
+        .collect()
+}
+
+/// Issue 17, point 3. The Service Authorization Reference (Actions defined by
+/// AWS Account Management) lists `iam:UpdateAccountEmailAddress` as a
+/// dependent action of StartPrimaryEmailUpdate and AcceptPrimaryEmailUpdate,
+/// with no resource type: every role making those calls must be granted it,
+/// on "*" (a resource ARN would never match it).
+#[test]
+fn roles_changing_a_root_email_are_also_granted_iam_update_account_email_address() {
+    let template = fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
+    let mut checked = 0;
+    for (name, block) in resources(&template) {
+        if !block.contains("account:StartPrimaryEmailUpdate")
+            && !block.contains("account:AcceptPrimaryEmailUpdate")
+        {
+            continue;
+        }
+        checked += 1;
+        let at = block
+            .find("Action: iam:UpdateAccountEmailAddress")
+            .unwrap_or_else(|| {
+                panic!("{name} changes root emails without iam:UpdateAccountEmailAddress")
+            });
+        let resource = block[at..].lines().nth(1).unwrap_or_default().trim();
+        assert_eq!(resource, "Resource: \"*\"", "{name}: {resource}");
+    }
+    assert_eq!(checked, 4, "take-over start and accept, release, operator");
+}
+
+/// Issue 17, point 6. `states:SendTaskSuccess` has no resource type in the
+/// Service Authorization Reference (Actions defined by AWS Step Functions):
+/// IAM matches such an action only against "*", so a statement that names a
+/// state machine never allows it.
+#[test]
+fn send_task_success_is_granted_the_only_way_iam_matches_it() {
+    let template = fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
+    let mut grants = 0;
+    for (at, _) in template.match_indices("Action: states:SendTaskSuccess") {
+        grants += 1;
+        let resource = template[at..].lines().nth(1).unwrap_or_default().trim();
+        assert_eq!(resource, "Resource: \"*\"", "{resource}");
+        let before = &template[..at];
+        let statement = &before[before.rfind("- Sid:").unwrap()..];
+        assert!(
+            statement.contains("no resource type"),
+            "say why \"*\" is safe: {statement}"
+        );
+    }
+    assert_eq!(grants, 2, "mail-ingest and the operator function");
+}
+
+/// Issue 17, point 4. StartPrimaryEmailUpdate's `PrimaryEmail` is at most 64
+/// characters (AWS Account Management API Reference); root addresses are
+/// `root-<20>@<domain>`, so the domain parameter allows at most 38.
+#[test]
+fn the_root_mail_domain_parameter_fits_the_account_apis_limit() {
+    let template = fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
+    let parameter = resource_block(&template, "RootMailDomain");
+    let max: usize = parameter
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MaxLength: "))
+        .expect("a MaxLength on RootMailDomain")
+        .parse()
+        .unwrap();
+    assert_eq!(max, rootmail_lifecycle::credentials::MAX_ROOT_DOMAIN_CHARS);
+    assert_eq!(max + "root-".len() + 20 + "@".len(), 64);
+}
+
 /// The lines of a top-level resource of the template, up to the next one.
 fn resource_block<'a>(template: &'a str, name: &str) -> &'a str {
     let start = template
@@ -842,4 +922,74 @@ fn the_ticketing_api_is_https_and_the_writer_has_a_marker_key() {
         role.contains("kms:EncryptionContext:SecretARN: !Ref MarkerKeySecret"),
         "{role}"
     );
+}
+
+/// Issue 17, point 7. AWS says a root email change can take up to four hours
+/// to propagate (AWS Account Management reference guide, "Update the root
+/// user email address"): the take-over's `ConfirmEmailUpdate` retries
+/// `NotYet` for at least four hours, with a ceiling on the delay and on the
+/// whole wait (Step Functions' `MaxDelaySeconds`).
+#[test]
+fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
+    let asl: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(workspace().join("infra/statemachines/take-over.asl.json")).unwrap(),
+    )
+    .unwrap();
+    let retry = asl["States"]["ConfirmEmailUpdate"]["Retry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ErrorEquals"] == serde_json::json!(["NotYet"]))
+        .expect("a NotYet retry");
+    let number = |name: &str| retry[name].as_f64().unwrap_or_else(|| panic!("{name}"));
+    let (interval, rate, max_delay, attempts) = (
+        number("IntervalSeconds"),
+        number("BackoffRate"),
+        number("MaxDelaySeconds"),
+        number("MaxAttempts") as i32,
+    );
+    let waited: f64 = (0..attempts)
+        .map(|n| (interval * rate.powi(n)).min(max_delay))
+        .sum();
+    let hours = waited / 3600.0;
+    assert!((4.0..=6.0).contains(&hours), "waits {hours:.2} h");
+    assert!(max_delay <= 1800.0, "polls at least every 30 minutes");
+}
+
+/// Issue 17, point 5. The key statements for AWS service principals (SES
+/// writing mail into the bucket, S3 notifying the encrypted queue,
+/// CloudWatch alarms publishing to the encrypted topic) take the form the
+/// services' guides document: `aws:SourceAccount` and `aws:SourceArn`, never
+/// `kms:ViaService`, which is not documented for a service principal's own
+/// calls.
+#[test]
+fn service_principals_use_the_documented_key_policy_conditions() {
+    let template = fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
+    let key = resource_block(&template, "Key");
+    let statements: Vec<&str> = key.split("- Sid: ").skip(1).collect();
+    let mut checked = 0;
+    for statement in statements {
+        let sid = statement.lines().next().unwrap_or_default();
+        let service = [
+            "ses.amazonaws.com",
+            "s3.amazonaws.com",
+            "cloudwatch.amazonaws.com",
+        ]
+        .iter()
+        .any(|s| statement.contains(&format!("Service: {s}")));
+        if !service {
+            continue;
+        }
+        checked += 1;
+        assert!(
+            !statement.contains("kms:ViaService:"),
+            "{sid} uses kms:ViaService"
+        );
+        assert!(
+            statement.contains("aws:SourceAccount: !Ref AWS::AccountId")
+                && statement.contains("aws:SourceArn:"),
+            "{sid} lacks aws:SourceAccount and aws:SourceArn"
+        );
+    }
+    assert_eq!(checked, 3, "SES, S3 and CloudWatch");
 }

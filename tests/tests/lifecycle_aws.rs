@@ -1276,7 +1276,11 @@ async fn the_vault_refuses_secrets_that_are_not_its_own() {
         .put(&ours, VaultItem::Password, Stage::Pending, &password)
         .await
         .unwrap();
-    ports.vault.schedule_deletion(&ours).await.unwrap();
+    ports
+        .vault
+        .schedule_deletion(&ours, &[VaultItem::Password])
+        .await
+        .unwrap();
     assert!(ls.describe_secret(&name).await.deleted_date().is_some());
     let again = SecretValue::new("An0ther-Passw0rd!".into());
     ports

@@ -1081,3 +1081,53 @@ async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
         console::attest_email_change(&member.lifecycle(), &account(), "alice", "x", NOW).await;
     assert!(matches!(wrong_mode, Err(LifecycleError::Refused(_))));
 }
+
+/// Issue 17, point 2. A rootless account's vault holds only the handed-over
+/// code: its release schedules the deletion of that alone (Secrets Manager
+/// denies `DeleteSecret` on a secret that never existed, with
+/// `AccessDeniedException`, and the local vault answers the same). A release
+/// whose earlier try got AWS's acceptance and failed after it completes on
+/// a retry instead of waiting for a code AWS no longer takes.
+#[tokio::test]
+async fn a_rootless_release_deletes_only_what_it_stored_and_recovers_after_aws_moved_the_email() {
+    let local = Local::new();
+    local.take_over(Mode::Rootless).await.expect("take-over");
+    let lifecycle = local.lifecycle();
+    let customer = EmailAddress::parse("it@initech.example").unwrap();
+    steps::start_release(&lifecycle, &account(), &customer, "alice", NOW)
+        .await
+        .unwrap();
+    let mail = std::fs::read_dir(lifecycle.simulated_mail_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("To: it@initech.example"))
+        .expect("the customer's code mail");
+    let code = SecretValue::new(
+        mail.lines()
+            .find(|l| l.contains("Verification code:"))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap()
+            .trim()
+            .to_string(),
+    );
+    // An earlier try: AWS accepted the code, then the step failed.
+    rootmail_lifecycle::AccountApi::accept_email_update(&lifecycle, &account(), &customer, &code)
+        .await
+        .unwrap();
+    assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
+    let released = complete(&lifecycle, &account(), "alice", (Some(&code), None), NOW)
+        .await
+        .expect("the retry completes the release");
+    assert_eq!(released[0].phase, Phase::Released);
+    // The vault entry that existed is scheduled for deletion; none was invented.
+    let never = rootmail_lifecycle::Vault::schedule_deletion(
+        &lifecycle,
+        &account(),
+        &[rootmail_lifecycle::VaultItem::Password],
+    )
+    .await;
+    assert!(
+        matches!(&never, Err(LifecycleError::Port(e)) if e.to_string().contains("AccessDeniedException")),
+        "{never:?}"
+    );
+}

@@ -29,9 +29,34 @@ fn random_below(n: u8) -> Result<usize, RandomError> {
 
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
+/// The Account API's `PrimaryEmail` is at most 64 characters (API reference,
+/// StartPrimaryEmailUpdate: "Length Constraints: Minimum length of 5.
+/// Maximum length of 64").
+pub const MAX_PRIMARY_EMAIL_CHARS: usize = 64;
+/// `root-` + 20 random characters + `@`.
+const ROOT_ADDRESS_LOCAL_CHARS: usize = 26;
+/// The longest root mail domain our addresses fit with.
+pub const MAX_ROOT_DOMAIN_CHARS: usize = MAX_PRIMARY_EMAIL_CHARS - ROOT_ADDRESS_LOCAL_CHARS;
+
+/// Why `domain` cannot carry our root addresses, if it cannot.
+pub fn root_domain_problem(domain: &str) -> Option<String> {
+    let bare = domain.trim().trim_start_matches('@');
+    (bare.chars().count() > MAX_ROOT_DOMAIN_CHARS).then(|| {
+        format!(
+            "the root mail domain {bare} has {} characters; at most {MAX_ROOT_DOMAIN_CHARS} fit, \
+             since AWS takes root addresses of at most {MAX_PRIMARY_EMAIL_CHARS} characters \
+             and ours are root-<20 characters>@<domain>",
+            bare.chars().count()
+        )
+    })
+}
+
 /// A root address nobody can guess: 20 random base32 characters (100 bits) on
 /// our domain. The account id is deliberately not in it.
 pub fn new_root_address(domain: &str) -> Result<EmailAddress, RandomError> {
+    if let Some(problem) = root_domain_problem(domain) {
+        return Err(RandomError(problem));
+    }
     let local: String = random_bytes(20)?
         .iter()
         .map(|b| char::from(BASE32[usize::from(b % 32)]))
@@ -187,6 +212,16 @@ mod tests {
         assert!(!meets_aws_rules("short1A"));
         assert!(!meets_aws_rules("alllowercaseletters"));
         assert_eq!(format!("{a:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn a_root_address_never_exceeds_what_the_account_api_takes() {
+        let longest = format!("{}.example.com", "d".repeat(MAX_ROOT_DOMAIN_CHARS - 12));
+        let address = new_root_address(&longest).unwrap();
+        assert_eq!(address.as_str().chars().count(), MAX_PRIMARY_EMAIL_CHARS);
+        let too_long = format!("x{longest}");
+        let error = new_root_address(&too_long).unwrap_err().to_string();
+        assert!(error.contains("at most 38"), "{error}");
     }
 
     #[test]

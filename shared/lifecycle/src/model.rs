@@ -38,6 +38,20 @@ impl Mode {
         }
     }
 
+    /// What a take-over in this mode put in the vault (a release schedules
+    /// the deletion of these and no other: AWS denies deleting a secret that
+    /// does not exist rather than saying it is not found).
+    pub fn vault_items(self) -> &'static [VaultItem] {
+        match self {
+            Self::Rootless => &[VaultItem::Handover],
+            Self::Vaulted | Self::Console => &[
+                VaultItem::Password,
+                VaultItem::TotpSeed,
+                VaultItem::Handover,
+            ],
+        }
+    }
+
     /// Holds a root password and MFA seed in the vault.
     pub fn holds_credentials(self) -> bool {
         matches!(self, Self::Vaulted | Self::Console)

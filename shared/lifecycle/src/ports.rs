@@ -98,10 +98,13 @@ pub trait Vault {
         account: &AccountId,
         item: VaultItem,
     ) -> impl Future<Output = LifecycleResult<()>> + Send;
-    /// Schedules every item of the account for deletion (with a recovery window).
+    /// Schedules `items` of the account for deletion (with a recovery window).
+    /// Name only items that were stored: AWS answers `AccessDeniedException`,
+    /// not "not found", for a secret that never existed.
     fn schedule_deletion(
         &self,
         account: &AccountId,
+        items: &[VaultItem],
     ) -> impl Future<Output = LifecycleResult<()>> + Send;
 }
 

@@ -939,9 +939,14 @@ pub async fn complete_release<P: LifecyclePorts>(
             ));
         }
         (_, ReleaseConfirmation::CustomerCode(otp)) => {
-            p.api()
-                .accept_email_update(account, &rotation.target_email, otp)
-                .await?;
+            // An earlier try may have got AWS's acceptance and failed after it:
+            // then the code is spent and the change done, so go on from there.
+            let moved = p.api().primary_email(account).await? == rotation.target_email;
+            if !moved {
+                p.api()
+                    .accept_email_update(account, &rotation.target_email, otp)
+                    .await?;
+            }
             // Our password and MFA device must not outlive our hold: they go, and
             // "Forgot password" lets the customer set their own.
             let removed = p.root().delete_all(account).await?;
@@ -957,8 +962,10 @@ pub async fn complete_release<P: LifecyclePorts>(
             );
         }
     };
-    // Vaulted: the password and seed; any mode: the handed-over code.
-    p.vault().schedule_deletion(account).await?;
+    // Vaulted and console: the password and seed; any mode: the handed-over code.
+    p.vault()
+        .schedule_deletion(account, rotation.mode.vault_items())
+        .await?;
     set_status(p, &rotation, AccountStatus::Released).await?;
     rotation.phase = Phase::Released;
     let detail = format!(

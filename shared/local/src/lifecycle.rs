@@ -591,8 +591,30 @@ impl Vault for LocalLifecycle<'_> {
             .map_err(port)
     }
 
-    async fn schedule_deletion(&self, account: &AccountId) -> LifecycleResult<()> {
+    /// As Secrets Manager answers it: scheduling the deletion of a secret
+    /// that was never created is denied (`AccessDeniedException` naming the
+    /// bare secret name), not ignored.
+    async fn schedule_deletion(
+        &self,
+        account: &AccountId,
+        items: &[VaultItem],
+    ) -> LifecycleResult<()> {
         let mut file = self.vault_file(account)?;
+        for item in items {
+            let stored = file
+                .items
+                .keys()
+                .any(|slot| slot.split('/').next() == Some(item.as_str()));
+            if !stored {
+                return Err(LifecycleError::Port(PortError::Permanent {
+                    port: "vault",
+                    message: format!(
+                        "AccessDeniedException: not authorized to perform secretsmanager:DeleteSecret on rootmail/{account}/{}",
+                        item.as_str()
+                    ),
+                }));
+            }
+        }
         file.deletion_scheduled_at.get_or_insert(now_secs());
         self.store
             .write(&self.vault_path(account), &file)

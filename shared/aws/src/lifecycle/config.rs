@@ -77,6 +77,12 @@ fn domain<F: Fn(&str) -> Option<String>>(
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
+    if let (true, Some(problem)) = (
+        valid,
+        rootmail_lifecycle::credentials::root_domain_problem(bare),
+    ) {
+        return Err(invalid(name, value.clone(), &problem));
+    }
     if valid {
         Ok(bare.to_ascii_lowercase())
     } else {
@@ -151,6 +157,12 @@ mod tests {
             .to_string();
         assert!(error.contains("ROOT_MAIL_DOMAIN"), "{error}");
         assert!(error.contains("root.example-msp.com"), "{error}");
+        // StartPrimaryEmailUpdate takes at most 64 characters.
+        let long = format!("{}.example-msp.com", "r".repeat(30));
+        let error = config(&[("ROOT_MAIL_DOMAIN", &long)], "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("at most 38"), "{error}");
         let error = config(&[("TICKET_OPS_QUEUE_URL", "ticket-ops.fifo")], "")
             .unwrap_err()
             .to_string();
