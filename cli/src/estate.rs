@@ -88,6 +88,7 @@ fn print_estate(rows: &[EstateRow], format: ReportFormat, now: u64) -> anyhow::R
             let header = [
                 "ACCOUNT",
                 "CUSTOMER",
+                "PAYER",
                 "ROOT EMAIL",
                 "STATUS",
                 "MODE",
@@ -114,6 +115,7 @@ fn estate_cells(r: &EstateRow, now: u64) -> Vec<String> {
     vec![
         r.account_id.to_string(),
         r.customer.clone(),
+        r.payer.as_ref().map_or_else(dash, ToString::to_string),
         r.root_email.clone(),
         r.status.clone(),
         r.mode.map_or_else(dash, |m| m.as_str().to_string()),

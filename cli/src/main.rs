@@ -216,6 +216,13 @@ enum AccountsAction {
         /// The tag that names the customer (default: the account name).
         #[arg(long, requires = "organization")]
         customer_tag: Option<String>,
+        /// A role to assume in a payer account (repeatable): that customer
+        /// organization's accounts are imported, tagged with the payer.
+        #[arg(long, requires = "organization")]
+        role_arn: Vec<String>,
+        /// A file of such role ARNs, one per line (# comments allowed).
+        #[arg(long, requires = "organization")]
+        role_arns: Option<PathBuf>,
         #[arg(long, env = "ACCOUNTS_TABLE")]
         table: String,
     },
@@ -427,6 +434,8 @@ fn main() -> ExitCode {
                     email_pattern,
                     tag,
                     customer_tag,
+                    role_arn,
+                    role_arns,
                     table,
                 },
         } => {
@@ -437,6 +446,21 @@ fn main() -> ExitCode {
                     email_pattern,
                     tag: tag.as_deref().map(ops::accounts::parse_tag),
                     customer_tag,
+                    payer: None,
+                },
+                role_arns: match role_arns {
+                    Some(path) => {
+                        let mut all = role_arn;
+                        match ops::accounts::read_role_arns(&path) {
+                            Ok(listed) => all.extend(listed),
+                            Err(e) => {
+                                eprintln!("rootmail: {e:#}");
+                                return ExitCode::from(2);
+                            }
+                        }
+                        all
+                    }
+                    None => role_arn,
                 },
             };
             ops::block_on(ops::accounts::import(&table, source)).map(|()| ExitCode::SUCCESS)

@@ -122,6 +122,7 @@ fn triage(raw: &[u8], key: &str) -> rootmail_domain::Triage {
         account_id: AccountId::parse(MEMBER).expect("account id"),
         customer: "Stark Logistics".to_string(),
         status: AccountStatus::Onboarding,
+        payer: None,
     }])
     .expect("directory");
     let rules = rootmail_domain::Rules::built_in();

@@ -109,6 +109,7 @@ async fn accounts_are_found_by_address_and_by_current_id() {
         account_id: AccountId::parse("123456789012").unwrap(),
         customer: "Acme".into(),
         status,
+        payer: None,
     };
     // The account's address was changed: the old one is released.
     accounts

@@ -293,3 +293,84 @@ async fn replay_and_status() {
     assert!(human.starts_with("2 messages since"), "{human}");
     assert!(human.contains("billing.budget_alert"), "{human}");
 }
+
+/// Issue 15, point 4: a provider's payer accounts are many organizations.
+/// `accounts import --organization --role-arn` assumes a role in each payer
+/// account (one per line of `--role-arns FILE`, or repeated) and tags every
+/// imported account with its payer; a bad ARN is refused before any call.
+#[tokio::test(flavor = "multi_thread")]
+async fn importing_many_organizations_tags_each_account_with_its_payer() {
+    let stack = Stack::create().await;
+    let org = aws_sdk_organizations::Client::new(&stack.aws);
+    let _ = org.create_organization().send().await;
+    let suffix = rootmail_tests::aws::unique("payer");
+    let email = format!("root+{suffix}@root.example-msp.com");
+    let created = org
+        .create_account()
+        .account_name("payer-member")
+        .email(&email)
+        .send()
+        .await
+        .expect("create account");
+    let status = org
+        .describe_create_account_status()
+        .create_account_request_id(created.create_account_status.and_then(|s| s.id).unwrap())
+        .send()
+        .await
+        .expect("describe");
+    let id = status
+        .create_account_status
+        .and_then(|s| s.account_id)
+        .expect("account id");
+    let dir = tempfile::tempdir().unwrap();
+    let roles = dir.path().join("payer-roles.txt");
+    std::fs::write(
+        &roles,
+        "# one role per payer account\narn:aws:iam::123456789012:role/rootmail-import\n",
+    )
+    .unwrap();
+    let pattern = format!("^root\\+{suffix}@");
+    let imported = stdout_of(&rootmail_aws(
+        &stack,
+        &[
+            "accounts",
+            "import",
+            "--organization",
+            "--email-pattern",
+            &pattern,
+            "--role-arns",
+            roles.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        imported.contains("payer 123456789012: 1 accounts") && imported.contains("1 added"),
+        "{imported}"
+    );
+    let table = DynamoAccounts::new(stack.dynamodb.clone(), &stack.accounts_table);
+    let row = table
+        .by_id(&rootmail_domain::AccountId::parse(&id).unwrap())
+        .await
+        .expect("lookup")
+        .expect("imported");
+    assert_eq!(
+        row.payer.map(|p| p.to_string()).as_deref(),
+        Some("123456789012")
+    );
+
+    let bad = rootmail_aws(
+        &stack,
+        &[
+            "accounts",
+            "import",
+            "--organization",
+            "--role-arn",
+            "arn:aws:iam::123456789012:user/bob",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("is not an IAM role ARN"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

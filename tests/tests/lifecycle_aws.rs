@@ -63,6 +63,7 @@ impl Run {
                 account_id: account.clone(),
                 customer: "Initech".into(),
                 status: AccountStatus::Active,
+                payer: None,
             })
             .await
             .expect("directory entry");

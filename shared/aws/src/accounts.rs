@@ -41,16 +41,18 @@ impl DynamoAccounts {
         if existing.as_ref() == Some(account) {
             return Ok(Upsert::Unchanged);
         }
-        self.client
+        let mut put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .item("root_email", s(account.root_email.as_str()))
             .item("account_id", s(account.account_id.as_str()))
             .item("customer", s(account.customer.as_str()))
-            .item("status", s(account.status.as_str()))
-            .send()
-            .await
-            .map_err(|e| port_error(PORT, e))?;
+            .item("status", s(account.status.as_str()));
+        if let Some(payer) = &account.payer {
+            put = put.item("payer", s(payer.as_str()));
+        }
+        put.send().await.map_err(|e| port_error(PORT, e))?;
         Ok(if existing.is_some() {
             Upsert::Updated
         } else {
@@ -162,6 +164,10 @@ fn account_from_item(item: &HashMap<String, AttributeValue>) -> PortResult<Accou
         account_id: AccountId::parse(text("account_id")?).map_err(|e| bad_row(e.to_string()))?,
         customer: text("customer")?.to_string(),
         status: AccountStatus::parse(text("status")?).map_err(|e| bad_row(e.to_string()))?,
+        payer: match item.get("payer").and_then(|v| v.as_s().ok()) {
+            Some(id) => Some(AccountId::parse(id).map_err(|e| bad_row(e.to_string()))?),
+            None => None,
+        },
     })
 }
 
@@ -181,6 +187,8 @@ pub struct OrgFilter {
     pub tag: Option<(String, Option<String>)>,
     /// The tag whose value names the customer; else the account name.
     pub customer_tag: Option<String>,
+    /// The organization's management (payer) account, recorded on each.
+    pub payer: Option<AccountId>,
 }
 
 /// The member accounts of the organization that pass `filter`, as directory
@@ -238,6 +246,7 @@ pub async fn organization_accounts(
                 } else {
                     AccountStatus::Active
                 },
+                payer: filter.payer.clone(),
             });
         }
     }
@@ -261,4 +270,80 @@ async fn account_tags(
         }
     }
     Ok(tags)
+}
+
+/// The payer account a role lives in: `arn:<partition>:iam::<account>:role/...`.
+pub fn role_account(role_arn: &str) -> Result<AccountId, String> {
+    let mut parts = role_arn.split(':');
+    let (Some("arn"), Some(_), Some("iam"), Some(""), Some(account), Some(resource)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(format!("{role_arn:?} is not an IAM role ARN"));
+    };
+    if !resource.starts_with("role/") {
+        return Err(format!("{role_arn:?} is not an IAM role ARN"));
+    }
+    AccountId::parse(account).map_err(|e| format!("{role_arn:?}: {e}"))
+}
+
+/// An Organizations client acting as `role_arn` (assumed with the caller's
+/// credentials): how a provider reads each customer's organization from
+/// its payer account.
+pub async fn organizations_as(
+    aws: &aws_config::SdkConfig,
+    role_arn: &str,
+) -> PortResult<aws_sdk_organizations::Client> {
+    const STS: &str = "sts";
+    let answer = aws_sdk_sts::Client::new(aws)
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name("rootmail-accounts-import")
+        .send()
+        .await
+        .map_err(|e| port_error(STS, e))?;
+    let Some(credentials) = answer.credentials() else {
+        return Err(PortError::Permanent {
+            port: STS,
+            message: format!("AssumeRole {role_arn} returned no credentials"),
+        });
+    };
+    let session = aws_sdk_organizations::config::Credentials::new(
+        credentials.access_key_id(),
+        credentials.secret_access_key(),
+        Some(credentials.session_token().to_string()),
+        None,
+        "sts-assume-role",
+    );
+    let config = aws_sdk_organizations::config::Builder::from(aws)
+        .credentials_provider(session)
+        .build();
+    Ok(aws_sdk_organizations::Client::from_conf(config))
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::role_account;
+
+    #[test]
+    fn the_payer_is_the_account_the_role_lives_in() {
+        assert_eq!(
+            role_account("arn:aws:iam::123456789012:role/rootmail-import")
+                .unwrap()
+                .as_str(),
+            "123456789012"
+        );
+        for bad in [
+            "arn:aws:iam::123456789012:user/bob",
+            "arn:aws:s3:::bucket",
+            "123456789012",
+            "arn:aws:iam::12345:role/x",
+        ] {
+            assert!(role_account(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -14,6 +14,11 @@ pub struct Account {
     pub account_id: AccountId,
     pub customer: String,
     pub status: AccountStatus,
+    /// The payer (management) account of the customer's organization this
+    /// account belongs to, when imported from it (`accounts import
+    /// --organization --role-arn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payer: Option<AccountId>,
 }
 
 /// Read access to the account directory. Lookups are synchronous: adapters over a
@@ -256,6 +261,7 @@ mod tests {
             account_id: AccountId::parse(id).unwrap(),
             customer: "C".into(),
             status,
+            payer: None,
         }
     }
 

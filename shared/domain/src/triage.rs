@@ -631,6 +631,7 @@ mod tests {
             account_id: AccountId::parse("111122223333").unwrap(),
             customer: "Acme".into(),
             status,
+            payer: None,
         }])
         .unwrap()
     }

@@ -12,6 +12,8 @@ use std::collections::HashMap;
 pub struct EstateRow {
     pub account_id: AccountId,
     pub customer: String,
+    /// The payer (management) account of the customer's organization, when known.
+    pub payer: Option<AccountId>,
     pub root_email: String,
     /// The directory's status (active, onboarding, released, closed...).
     pub status: String,
@@ -132,6 +134,7 @@ fn blank(account: &AccountId) -> EstateRow {
     EstateRow {
         account_id: account.clone(),
         customer: String::new(),
+        payer: None,
         root_email: String::new(),
         status: String::new(),
         mode: None,
@@ -146,6 +149,7 @@ fn blank(account: &AccountId) -> EstateRow {
 fn account_row(account: &Account) -> EstateRow {
     EstateRow {
         customer: account.customer.clone(),
+        payer: account.payer.clone(),
         root_email: account.root_email.to_string(),
         status: account.status.as_str().to_string(),
         ..blank(&account.account_id)
@@ -197,6 +201,7 @@ mod tests {
             account_id: AccountId::parse(id).unwrap(),
             customer: customer.into(),
             status: AccountStatus::Active,
+            payer: None,
         }
     }
 

@@ -194,13 +194,15 @@ pub async fn register<P: LifecyclePorts>(
             break candidate;
         }
     };
-    let previous = p.registry().by_id(account).await?.map(|a| a.root_email);
+    let known = p.registry().by_id(account).await?;
+    let previous = known.as_ref().map(|a| a.root_email.clone());
     p.registry()
         .save(&Account {
             root_email: target.clone(),
             account_id: account.clone(),
             customer: request.customer.clone(),
             status: AccountStatus::Onboarding,
+            payer: known.and_then(|a| a.payer),
         })
         .await?;
     // A released account taken over again replaces its old record.
@@ -753,12 +755,15 @@ async fn set_status<P: LifecyclePorts>(
             .unwrap_or(rotation.target_email.clone()),
         _ => rotation.target_email.clone(),
     };
+    // The payer an import recorded stays.
+    let payer = p.registry().by_email(&email).await?.and_then(|a| a.payer);
     p.registry()
         .save(&Account {
             root_email: email,
             account_id: rotation.account_id.clone(),
             customer: rotation.customer.clone(),
             status,
+            payer,
         })
         .await
 }

@@ -105,6 +105,7 @@ fn parse<R: std::io::Read>(
             account_id: AccountId::parse(field(1)).map_err(|e| row_error(e.to_string()))?,
             customer: field(2).to_string(),
             status: AccountStatus::parse(field(3)).map_err(|e| row_error(e.to_string()))?,
+            payer: None,
         });
     }
     Ok(accounts)

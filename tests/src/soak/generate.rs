@@ -287,6 +287,7 @@ impl Generator {
                 account_id: AccountId::parse(&id).expect("12 digits"),
                 customer,
                 status: AccountStatus::Active,
+                payer: None,
             });
         }
     }
