@@ -26,6 +26,143 @@ pub struct ListArgs<'a> {
     pub phase: Option<&'a str>,
     pub silent_for: Option<u64>,
     pub format: ReportFormat,
+    /// `--aws`: read the deployed tables instead of `--state`.
+    pub aws: Option<&'a AwsTables>,
+}
+
+/// The deployed tables `--aws` reads (the functions' variables, or flags).
+#[derive(clap::Args, Debug, Clone)]
+pub struct AwsTables {
+    #[arg(long, env = "ACCOUNTS_TABLE", default_value = "")]
+    pub accounts_table: String,
+    #[arg(long, env = "ROTATIONS_TABLE", default_value = "")]
+    pub rotations_table: String,
+    #[arg(long, env = "AUDIT_TABLE", default_value = "")]
+    pub audit_table: String,
+    #[arg(long, env = "LEDGER_TABLE", default_value = "")]
+    pub ledger_table: String,
+}
+
+/// What the estate is made of, from wherever it is kept.
+#[derive(Default)]
+struct Records {
+    accounts: Vec<Account>,
+    rotations: Vec<rootmail_lifecycle::Rotation>,
+    audit: Vec<AuditEntry>,
+    /// Account id -> when verified AWS mail last reached it (seconds).
+    last_mail: HashMap<String, u64>,
+}
+
+fn local_records(state: &Path, listed: Option<&Path>) -> anyhow::Result<Records> {
+    let store = LocalStore::open(state)?;
+    let lifecycle = LocalLifecycle::without_vault(&store);
+    let mut accounts: Vec<Account> = match listed {
+        Some(path) => rootmail_local::accounts::read(path)?,
+        None => Vec::new(),
+    };
+    accounts.extend(lifecycle.registered_accounts()?);
+    let mut last_mail: HashMap<String, u64> = HashMap::new();
+    for row in store.ledger_rows()? {
+        if let (true, Some(account)) = (row.from_aws, row.account_id) {
+            let at = last_mail.entry(account).or_default();
+            *at = (*at).max(row.claimed_at);
+        }
+    }
+    Ok(Records {
+        accounts,
+        rotations: lifecycle.all_rotations()?,
+        audit: lifecycle.all_audit_entries()?,
+        last_mail,
+    })
+}
+
+/// The tables, each read with a paginated Scan (an operator's report: it
+/// reads every row once). Task tokens stay sealed: nothing here needs them.
+async fn aws_records(tables: &AwsTables) -> anyhow::Result<Records> {
+    use rootmail_aws::dynamo::{from_item, scan_items};
+    for (flag, value) in [
+        ("--accounts-table (ACCOUNTS_TABLE)", &tables.accounts_table),
+        (
+            "--rotations-table (ROTATIONS_TABLE)",
+            &tables.rotations_table,
+        ),
+        ("--audit-table (AUDIT_TABLE)", &tables.audit_table),
+        ("--ledger-table (LEDGER_TABLE)", &tables.ledger_table),
+    ] {
+        anyhow::ensure!(!value.is_empty(), "give {flag} with --aws");
+    }
+    let aws = rootmail_aws::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    let accounts = rootmail_aws::DynamoAccounts::new(client.clone(), &tables.accounts_table)
+        .all()
+        .await?;
+    let mut rotations = Vec::new();
+    for item in scan_items(&client, &tables.rotations_table, None, None).await? {
+        let mut rotation: rootmail_lifecycle::Rotation = from_item("rotations", item)?;
+        rotation.task_token = None;
+        rotations.push(rotation);
+    }
+    let audit = aws_audit(&tables.audit_table).await?;
+    let mut last_mail: HashMap<String, u64> = HashMap::new();
+    {
+        let only_aws = (
+            "from_aws = :yes",
+            HashMap::from([(
+                ":yes".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+            )]),
+        );
+        let rows = scan_items(
+            &client,
+            &tables.ledger_table,
+            Some("account_id, claimed_at"),
+            Some(only_aws),
+        )
+        .await?;
+        for item in rows {
+            let account = item.get("account_id").and_then(|v| v.as_s().ok());
+            let at = item
+                .get("claimed_at")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<u64>().ok());
+            if let (Some(account), Some(at)) = (account, at) {
+                let latest = last_mail.entry(account.clone()).or_default();
+                *latest = (*latest).max(at);
+            }
+        }
+    }
+    Ok(Records {
+        accounts,
+        rotations,
+        audit,
+        last_mail,
+    })
+}
+
+/// The whole audit table (a paginated Scan).
+async fn aws_audit(table: &str) -> anyhow::Result<Vec<AuditEntry>> {
+    anyhow::ensure!(
+        !table.is_empty(),
+        "give --audit-table (AUDIT_TABLE) with --aws"
+    );
+    let aws = rootmail_aws::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&aws);
+    Ok(rootmail_aws::dynamo::scan_items(&client, table, None, None)
+        .await?
+        .into_iter()
+        .map(|item| rootmail_aws::dynamo::from_item("audit", item))
+        .collect::<Result<Vec<AuditEntry>, _>>()?)
+}
+
+fn records(
+    state: &Path,
+    listed: Option<&Path>,
+    aws: Option<&AwsTables>,
+) -> anyhow::Result<Records> {
+    match aws {
+        Some(tables) => crate::ops::block_on(aws_records(tables)),
+        None => local_records(state, listed),
+    }
 }
 
 fn now() -> u64 {
@@ -44,22 +181,12 @@ pub fn list(args: &ListArgs<'_>) -> anyhow::Result<ExitCode> {
         })?),
         None => None,
     };
-    let store = LocalStore::open(args.state)?;
-    let lifecycle = LocalLifecycle::without_vault(&store);
-    let mut accounts: Vec<Account> = match args.accounts {
-        Some(path) => rootmail_local::accounts::read(path)?,
-        None => Vec::new(),
-    };
-    accounts.extend(lifecycle.registered_accounts()?);
-    let rotations = lifecycle.all_rotations()?;
-    let audit = lifecycle.all_audit_entries()?;
-    let mut last_mail: HashMap<String, u64> = HashMap::new();
-    for row in store.ledger_rows()? {
-        if let (true, Some(account)) = (row.from_aws, row.account_id) {
-            let at = last_mail.entry(account).or_default();
-            *at = (*at).max(row.claimed_at);
-        }
-    }
+    let Records {
+        accounts,
+        rotations,
+        audit,
+        last_mail,
+    } = records(args.state, args.accounts, args.aws)?;
     let filter = EstateFilter {
         phase,
         silent_for: args.silent_for,
@@ -171,6 +298,7 @@ fn write_csv(
 }
 
 pub struct AuditArgs<'a> {
+    pub aws: Option<&'a AwsTables>,
     pub state: &'a Path,
     pub account: Option<&'a str>,
     pub since: Option<u64>,
@@ -180,11 +308,15 @@ pub struct AuditArgs<'a> {
 /// `audit`: every lifecycle action and every access, oldest first, with who,
 /// why and the ticket. An account with no trail is refused (exit 1).
 pub fn audit(args: &AuditArgs<'_>) -> anyhow::Result<ExitCode> {
-    let store = LocalStore::open(args.state)?;
-    let lifecycle = LocalLifecycle::without_vault(&store);
     let account = args.account.map(AccountId::parse).transpose()?;
-    let mut entries: Vec<AuditEntry> = lifecycle
-        .all_audit_entries()?
+    let all = match args.aws {
+        Some(tables) => crate::ops::block_on(aws_audit(&tables.audit_table))?,
+        None => {
+            let store = LocalStore::open(args.state)?;
+            LocalLifecycle::without_vault(&store).all_audit_entries()?
+        }
+    };
+    let mut entries: Vec<AuditEntry> = all
         .into_iter()
         .filter(|e| account.as_ref().is_none_or(|a| e.account_id == *a))
         .collect();

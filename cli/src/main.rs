@@ -159,6 +159,11 @@ enum Command {
         since: Option<u64>,
         #[arg(long, value_enum, default_value = "table")]
         format: estate::ReportFormat,
+        /// Read the deployed audit table instead of --state.
+        #[arg(long)]
+        aws: bool,
+        #[command(flatten)]
+        tables: estate::AwsTables,
     },
     /// Local mode only: act as the AWS console on the simulated AWS.
     Simulate {
@@ -194,6 +199,11 @@ enum AccountsAction {
         silent_for: Option<u64>,
         #[arg(long, value_enum, default_value = "table")]
         format: estate::ReportFormat,
+        /// Read the deployed tables (a paginated Scan of each) instead of --state.
+        #[arg(long)]
+        aws: bool,
+        #[command(flatten)]
+        tables: estate::AwsTables,
     },
     /// Load accounts into the accounts table from a CSV file or from AWS
     /// Organizations. Idempotent: reports added, updated and unchanged.
@@ -407,6 +417,8 @@ fn main() -> ExitCode {
                     phase,
                     silent_for,
                     format,
+                    aws,
+                    tables,
                 },
         } => estate::list(&estate::ListArgs {
             state: &state,
@@ -414,13 +426,17 @@ fn main() -> ExitCode {
             phase: phase.as_deref(),
             silent_for,
             format,
+            aws: aws.then_some(&tables),
         }),
         Command::Audit {
             state,
             account,
             since,
             format,
+            aws,
+            tables,
         } => estate::audit(&estate::AuditArgs {
+            aws: aws.then_some(&tables),
             state: &state,
             account: account.as_deref(),
             since,

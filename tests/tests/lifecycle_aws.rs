@@ -1434,6 +1434,51 @@ async fn a_payer_account_is_taken_over_and_released_through_the_console() {
         Vec::<String>::new(),
         "no API call and no AssumeRoot from take-over to release"
     );
+
+    // The estate and the audit report, read from the deployed tables.
+    let report = |args: &[&str]| {
+        let output = std::process::Command::new(workspace_bin("rootmail"))
+            .args(args)
+            .args(["--aws"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(process_env())
+            .env("ACCOUNTS_TABLE", &run.ls.stack.accounts_table)
+            .env("ROTATIONS_TABLE", &run.ls.rotations_table)
+            .env("AUDIT_TABLE", &run.ls.audit_table)
+            .env("LEDGER_TABLE", &run.ls.stack.ledger_table)
+            .output()
+            .expect("rootmail runs");
+        let shown = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "{args:?}: {shown}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        shown
+    };
+    let listed = report(&["accounts", "list", "--format", "json"]);
+    let row: serde_json::Value = listed
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["account_id"] == json!(run.account))
+        .unwrap_or_else(|| panic!("the payer in the estate: {listed}"));
+    assert_eq!(row["mode"], "console");
+    assert_eq!(row["phase"], "released");
+    assert!(row["last_aws_mail"].is_u64(), "{row}");
+    assert_eq!(row["last_access"]["who"], "alice");
+    let audit = report(&[
+        "audit",
+        "--account",
+        run.account.as_str(),
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        audit.contains("alice,verification code read,take-over of the payer,CHG-9")
+            && audit.contains("bob,released (attested)"),
+        "{audit}"
+    );
     let ops = run.ls.take_ticket_ops().await;
     run.assert_nowhere(
         &[

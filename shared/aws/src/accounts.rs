@@ -61,6 +61,17 @@ impl DynamoAccounts {
     }
 }
 
+impl DynamoAccounts {
+    /// Every row of the table (a paginated Scan: `accounts list --aws`).
+    pub async fn all(&self) -> PortResult<Vec<Account>> {
+        crate::dynamo::scan_items(&self.client, &self.table, None, None)
+            .await?
+            .iter()
+            .map(account_from_item)
+            .collect()
+    }
+}
+
 impl AccountLookup for DynamoAccounts {
     async fn by_email(&self, email: &EmailAddress) -> PortResult<Option<Account>> {
         let found = self
