@@ -35,6 +35,7 @@ demo:
 
 # The AWS tests run against moto (local AWS) in .venv, started for the run only.
 test:
+	scripts/install-prerequisites
 	scripts/setup-test-env
 	$(MAKE) --no-print-directory lint-infra
 	scripts/lint-statemachines
