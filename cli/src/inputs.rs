@@ -31,6 +31,67 @@ pub fn each_message(
     paths: &[PathBuf],
     mut each: impl FnMut(&Path, Vec<u8>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
+    let (files, mut unreadable) = message_files(paths);
+    for file in &files {
+        match std::fs::read(file) {
+            Ok(raw) => each(file, raw)?,
+            Err(e) => {
+                eprintln!("rootmail: cannot read {}: {e}", file.display());
+                unreadable += 1;
+            }
+        }
+    }
+    Ok(unreadable)
+}
+
+/// As [`each_message`], with `work` run on every core for independent
+/// messages and `emit` called in the original order. A window of two messages
+/// per core is in flight at a time, so memory stays a few messages' worth
+/// whatever the number of files.
+pub fn each_message_parallel<R: Send>(
+    paths: &[PathBuf],
+    work: impl Fn(&Path, Vec<u8>) -> R + Sync,
+    mut emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let (files, mut unreadable) = message_files(paths);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    for window in files.chunks(threads * 2) {
+        let results: Vec<std::io::Result<R>> = std::thread::scope(|scope| {
+            let work = &work;
+            let handles: Vec<_> = window
+                .chunks(window.len().div_ceil(threads))
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|file| std::fs::read(file).map(|raw| work(file, raw)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        for (file, result) in window.iter().zip(results) {
+            match result {
+                Ok(done) => emit(file, done)?,
+                Err(e) => {
+                    eprintln!("rootmail: cannot read {}: {e}", file.display());
+                    unreadable += 1;
+                }
+            }
+        }
+    }
+    Ok(unreadable)
+}
+
+/// The message files `paths` name (directories searched), and how many paths
+/// could not be read (each reported on stderr).
+fn message_files(paths: &[PathBuf]) -> (Vec<PathBuf>, usize) {
     let (mut files, mut problems) = (Vec::new(), Vec::new());
     for path in paths {
         match std::fs::metadata(path) {
@@ -42,17 +103,7 @@ pub fn each_message(
     for problem in &problems {
         eprintln!("rootmail: {problem}");
     }
-    let mut unreadable = problems.len();
-    for file in &files {
-        match std::fs::read(file) {
-            Ok(raw) => each(file, raw)?,
-            Err(e) => {
-                eprintln!("rootmail: cannot read {}: {e}", file.display());
-                unreadable += 1;
-            }
-        }
-    }
-    Ok(unreadable)
+    (files, problems.len())
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {

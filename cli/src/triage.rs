@@ -32,16 +32,17 @@ pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode>
     let directory = inputs::directory(options.accounts)?;
     let rules = inputs::rules(options.rules)?;
     let format = options.format;
-    let ctx = Context {
-        directory: &directory,
-        rules: &rules,
-        known_threads: &NoKnownThreads,
-        rotations: &NoRotations,
-    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut rows = Vec::new();
-    let unreadable = inputs::each_message(paths, |file, raw| {
+    // Messages are independent: triaged on every core, written in order.
+    let decide = |file: &Path, raw: Vec<u8>| {
+        let ctx = Context {
+            directory: &directory,
+            rules: &rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        };
         let source = file.display().to_string();
         let object_name = file.file_name().and_then(|n| n.to_str());
         let input = MailInput {
@@ -49,7 +50,10 @@ pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode>
             origin: &source,
             object_name,
         };
-        let decision = triage(&input, &ctx);
+        triage(&input, &ctx)
+    };
+    let unreadable = inputs::each_message_parallel(paths, decide, |file, decision| {
+        let source = file.display().to_string();
         match format {
             Format::Json => {
                 let report = Report {
