@@ -181,6 +181,7 @@ fn a_crash_between_create_and_record_does_not_make_a_second_ticket() {
         message: first.message.clone(),
         internal_note: String::new(),
         attachments: Vec::new(),
+        found_absent: false,
     };
     let id = block_on(env.store.create(&ticket)).expect("create");
     assert_eq!(

@@ -340,6 +340,7 @@ fn ticket_for(key: ThreadKey, message: &[u8]) -> NewTicket {
         message: ContentHash::of(message),
         internal_note: "Original message: first.eml".into(),
         attachments: Vec::new(),
+        found_absent: false,
     }
 }
 

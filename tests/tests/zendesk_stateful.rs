@@ -59,6 +59,7 @@ fn new_ticket(op: &TicketOp) -> NewTicket {
         message: op.message.clone(),
         internal_note: op.internal_note.clone(),
         attachments: Vec::new(),
+        found_absent: false,
     }
 }
 
@@ -853,4 +854,26 @@ async fn a_redelivery_finds_its_comment_on_the_first_page_of_a_long_ticket() {
         "found on the first page"
     );
     assert_eq!(marked(&zendesk.ticket(&ticket_id), &late), (1, 0));
+}
+
+/// Issue 16, point 6: the pipeline's lookup of a new thread (`find`) is not
+/// repeated by the create that follows it in the same attempt. A new thread
+/// costs one external_id lookup, one create and one note: no second lookup.
+#[tokio::test]
+async fn a_new_threads_ticket_costs_one_lookup_not_two() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let first = op("budget@example.com", 1, "Original: s3://mail/7");
+    let written = apply(&store, &sink, &first).await.expect("written");
+    assert!(matches!(written, Written::Created { .. }), "{written:?}");
+    let lookups = zendesk.calls(Call::ListTickets);
+    assert_eq!(lookups.len(), 1, "{lookups:#?}");
+    assert_eq!(zendesk.calls(Call::Create).len(), 1);
+    let all: Vec<(Call, String)> = zendesk
+        .requests()
+        .into_iter()
+        .map(|r| (r.call, r.path))
+        .collect();
+    assert!(all.len() <= 3, "lookup, create, note: {all:#?}");
 }

@@ -430,15 +430,18 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             repeated: true,
         });
     }
+    let mut found_absent = false;
     let existing = match threads.ticket_of(&op.thread_key).await? {
         Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
         // Not recorded: the backend may still have it (crash after create).
-        None => match sink.find(&op.thread_key).await? {
+        None => match sink.find(&op.thread_key).await.inspect(|found| {
+            found_absent = found.is_none();
+        })? {
             // This operation created it and then stopped: creating again is
             // idempotent and lets the backend finish what it had left (the note).
             Some(found) if found.created_from == op.message => {
                 let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
-                let id = sink.create(&new_ticket(op, attachments)).await?;
+                let id = sink.create(&new_ticket(op, attachments, false)).await?;
                 Some((id, found.created_from, 0))
             }
             Some(found) => Some((found.id, found.created_from, 0)),
@@ -448,7 +451,9 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
     let (written, created_from, messages) = match existing {
         None => {
             let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
-            let ticket_id = sink.create(&new_ticket(op, attachments)).await?;
+            let ticket_id = sink
+                .create(&new_ticket(op, attachments, found_absent))
+                .await?;
             crash_point!("writer.after-create");
             (Written::Created { ticket_id }, op.message.clone(), 1)
         }
@@ -578,7 +583,7 @@ fn human_bytes(n: usize) -> String {
     }
 }
 
-fn new_ticket(op: &TicketOp, attachments: Vec<TicketAttachment>) -> NewTicket {
+fn new_ticket(op: &TicketOp, attachments: Vec<TicketAttachment>, found_absent: bool) -> NewTicket {
     NewTicket {
         thread_key: op.thread_key.clone(),
         idempotency_key: idempotency_key(&op.thread_key),
@@ -591,6 +596,7 @@ fn new_ticket(op: &TicketOp, attachments: Vec<TicketAttachment>) -> NewTicket {
         message: op.message.clone(),
         internal_note: op.internal_note.clone(),
         attachments,
+        found_absent,
     }
 }
 

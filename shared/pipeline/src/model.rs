@@ -131,6 +131,11 @@ pub struct NewTicket {
     /// Goes in an internal note where the backend has them.
     pub internal_note: String,
     pub attachments: Vec<TicketAttachment>,
+    /// The caller asked the backend (`TicketSink::find`) for the thread's
+    /// ticket in this same attempt and it had none: a backend that would look
+    /// again before creating need not (a rate-limited API counts every request).
+    #[serde(default)]
+    pub found_absent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

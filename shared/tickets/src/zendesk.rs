@@ -1156,8 +1156,14 @@ impl TicketSink for Zendesk {
 
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
         let key = ticket.thread_key.as_str();
-        // Repeated after its answer was lost, or hours later: the first ticket is found.
-        if let Some(existing) = self.newest_ticket(key).await? {
+        // Repeated after its answer was lost, or hours later: the first ticket
+        // is found. Not asked again when the caller's lookup just found none.
+        let existing = if ticket.found_absent {
+            None
+        } else {
+            self.newest_ticket(key).await?
+        };
+        if let Some(existing) = existing {
             if self.created_from(&existing) != ticket.message {
                 // The thread got its ticket from another message meanwhile: this
                 // message becomes a comment there, never a second ticket.

@@ -96,6 +96,7 @@ fn new_ticket() -> NewTicket {
                 },
             },
         ],
+        found_absent: false,
     }
 }
 

@@ -90,6 +90,7 @@ fn new_ticket() -> NewTicket {
                 },
             },
         ],
+        found_absent: false,
     }
 }
 

@@ -52,6 +52,7 @@ fn new_ticket() -> NewTicket {
             size: 3,
             content: AttachmentContent::Upload(vec![1, 2, 3]),
         }],
+        found_absent: false,
     }
 }
 

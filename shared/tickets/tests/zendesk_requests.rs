@@ -99,6 +99,7 @@ fn new_ticket() -> NewTicket {
                 },
             },
         ],
+        found_absent: false,
     }
 }
 
