@@ -132,12 +132,7 @@ pub async fn perform<P: LifecyclePorts>(
             reason,
             ticket,
         } => {
-            let access = AccessRequest {
-                account_id: account_id.clone(),
-                who: who.to_string(),
-                reason: reason.clone(),
-                ticket: ticket.clone(),
-            };
+            let access = access_request(who, account_id, reason, ticket);
             let grant = steps::access(p, &access, now).await?;
             Ok(OperatorAnswer::Access(GrantView::from_grant(who, &grant)))
         }
@@ -153,12 +148,7 @@ pub async fn perform<P: LifecyclePorts>(
             reason,
             ticket,
         } => {
-            let access = AccessRequest {
-                account_id: account_id.clone(),
-                who: who.to_string(),
-                reason: reason.clone(),
-                ticket: ticket.clone(),
-            };
+            let access = access_request(who, account_id, reason, ticket);
             let grant = console::read_code(p, &access, now).await?;
             Ok(OperatorAnswer::Code {
                 root_email: grant.root_email,
@@ -192,6 +182,16 @@ pub async fn perform<P: LifecyclePorts>(
                 .await
                 .map(trail)
         }
+    }
+}
+
+/// A read of a root secret, as the audit records it: who, why, which ticket.
+fn access_request(who: &str, account: &AccountId, reason: &str, ticket: &str) -> AccessRequest {
+    AccessRequest {
+        account_id: account.clone(),
+        who: who.to_string(),
+        reason: reason.to_string(),
+        ticket: ticket.to_string(),
     }
 }
 

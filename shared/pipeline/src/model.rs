@@ -134,7 +134,9 @@ pub struct NewTicket {
     /// The caller asked the backend (`TicketSink::find`) for the thread's
     /// ticket in this same attempt and it had none: a backend that would look
     /// again before creating need not (a rate-limited API counts every request).
-    #[serde(default)]
+    /// A hint to the backend, never part of what is sent: a webhook's body must
+    /// stay the same for the same idempotency key on every attempt.
+    #[serde(skip)]
     pub found_absent: bool,
 }
 
