@@ -45,47 +45,74 @@ pub fn each_message(
 }
 
 /// As [`each_message`], with `work` run on every core for independent
-/// messages and `emit` called in the original order. A window of two messages
-/// per core is in flight at a time, so memory stays a few messages' worth
-/// whatever the number of files.
+/// messages and `emit` called in the original order. Workers take the next
+/// file as they finish one (a large message does not hold the others up) but
+/// stay within a window of two files per core past the last one emitted, so
+/// memory stays a few messages' worth whatever the number of files.
 pub fn each_message_parallel<R: Send>(
     paths: &[PathBuf],
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
     mut emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let (files, mut unreadable) = message_files(paths);
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    for window in files.chunks(threads * 2) {
-        let results: Vec<std::io::Result<R>> = std::thread::scope(|scope| {
-            let work = &work;
-            let handles: Vec<_> = window
-                .chunks(window.len().div_ceil(threads))
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|file| std::fs::read(file).map(|raw| work(file, raw)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        });
-        for (file, result) in window.iter().zip(results) {
-            match result {
-                Ok(done) => emit(file, done)?,
-                Err(e) => {
-                    eprintln!("rootmail: cannot read {}: {e}", file.display());
-                    unreadable += 1;
+    let window = threads * 2;
+    let next = AtomicUsize::new(0);
+    let emitted = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (done, results) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<R>)>(window);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        for _ in 0..threads {
+            let (done, files, work) = (done.clone(), &files, &work);
+            let (next, emitted, stop) = (&next, &emitted, &stop);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= files.len() {
+                        return;
+                    }
+                    while i >= emitted.load(Ordering::Acquire) + window {
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    let result = std::fs::read(&files[i]).map(|raw| work(&files[i], raw));
+                    if done.send((i, result)).is_err() {
+                        return;
+                    }
                 }
+            });
+        }
+        drop(done);
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut emit_ready = |i: usize, result: std::io::Result<R>| -> anyhow::Result<()> {
+            waiting.insert(i, result);
+            let mut at = emitted.load(Ordering::Acquire);
+            while let Some(result) = waiting.remove(&at) {
+                match result {
+                    Ok(decided) => emit(&files[at], decided)?,
+                    Err(e) => {
+                        eprintln!("rootmail: cannot read {}: {e}", files[at].display());
+                        unreadable += 1;
+                    }
+                }
+                at += 1;
+                emitted.store(at, Ordering::Release);
+            }
+            Ok(())
+        };
+        for (i, result) in results.iter() {
+            if let Err(e) = emit_ready(i, result) {
+                // Writing failed (a closed pipe): the workers stop too.
+                stop.store(true, Ordering::Relaxed);
+                drop(results);
+                return Err(e);
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(unreadable)
 }
 
