@@ -94,6 +94,33 @@ pub fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
+/// Every item of `table` (a paginated Scan), with only `projection`'s
+/// attributes when given and only items where `filter` holds (an expression
+/// whose values are `values`). An operator's report, not a request path.
+pub async fn scan_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    projection: Option<&str>,
+    filter: Option<(&str, Item)>,
+) -> Result<Vec<Item>, PortError> {
+    let mut scan = client.scan().table_name(table);
+    if let Some(projection) = projection {
+        scan = scan.projection_expression(projection);
+    }
+    if let Some((expression, values)) = filter {
+        scan = scan
+            .filter_expression(expression)
+            .set_expression_attribute_values(Some(values));
+    }
+    let mut pages = scan.into_paginator().send();
+    let mut items = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| crate::error::port_error("dynamodb", e))?;
+        items.extend(page.items.unwrap_or_default());
+    }
+    Ok(items)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,31 +160,4 @@ mod tests {
         let item = Item::from([("id".to_string(), AttributeValue::N("1".into()))]);
         assert!(!from_item::<Row>("test", item).unwrap_err().is_transient());
     }
-}
-
-/// Every item of `table` (a paginated Scan), with only `projection`'s
-/// attributes when given and only items where `filter` holds (an expression
-/// whose values are `values`). An operator's report, not a request path.
-pub async fn scan_items(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-    projection: Option<&str>,
-    filter: Option<(&str, Item)>,
-) -> Result<Vec<Item>, PortError> {
-    let mut scan = client.scan().table_name(table);
-    if let Some(projection) = projection {
-        scan = scan.projection_expression(projection);
-    }
-    if let Some((expression, values)) = filter {
-        scan = scan
-            .filter_expression(expression)
-            .set_expression_attribute_values(Some(values));
-    }
-    let mut pages = scan.into_paginator().send();
-    let mut items = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| crate::error::port_error("dynamodb", e))?;
-        items.extend(page.items.unwrap_or_default());
-    }
-    Ok(items)
 }
