@@ -25,6 +25,7 @@ static DIRECTORY: LazyLock<InMemoryDirectory> = LazyLock::new(|| {
             account_id: AccountId::parse(id).expect("accounts.csv account id"),
             customer: customer.to_string(),
             status: AccountStatus::parse(status).expect("accounts.csv status"),
+            payer: None,
         }
     });
     InMemoryDirectory::new(accounts).expect("accounts.csv has each address once")
