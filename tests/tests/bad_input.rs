@@ -128,3 +128,26 @@ fn deeply_nested_multiparts_and_huge_headers_finish() {
     let t = run(long_header.as_bytes());
     assert_eq!(t.disposition, Disposition::Ticket);
 }
+
+/// Found by `make fuzz`: MIME nesting that reaches a `debug_assert!` inside
+/// mail-parser 0.11 ("Invalid part ID, could not find multipart"). Its release
+/// build steps over it; the workspace's debug builds now do the same
+/// (`[profile.dev.package.mail-parser]`), so hostile mail is triaged, not a
+/// panic, in every build.
+#[test]
+fn mime_nesting_that_trips_mail_parsers_debug_assert_is_triaged() {
+    let raw = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("hostile/mail-parser-debug-assert.eml"),
+    )
+    .unwrap();
+    let triage = run(&raw);
+    assert!(
+        matches!(
+            triage.disposition,
+            Disposition::Ticket | Disposition::Quarantine | Disposition::Archive
+        ),
+        "{:?}",
+        triage.disposition
+    );
+}
