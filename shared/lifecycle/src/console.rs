@@ -25,16 +25,12 @@ use crate::credentials::{base32_decode, new_root_password, totp_code};
 use crate::model::{AuditEntry, Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault};
 use crate::steps::{
-    AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, expect_phase, record,
+    AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, expect_phase, record, refused,
     rotation_of, save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_pipeline::{Evidence, PortError};
 use serde_json::json;
-
-fn refused<T>(message: String) -> LifecycleResult<T> {
-    Err(LifecycleError::Refused(message))
-}
 
 fn expect_console(rotation: &Rotation, doing: &str) -> LifecycleResult<()> {
     if rotation.mode == Mode::Console {
@@ -346,7 +342,8 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     Ok(StepOutput::from(&rotation))
 }
 
-fn random_failed(e: crate::credentials::RandomError) -> LifecycleError {
+/// A failure of the system's randomness: worth a retry.
+pub(crate) fn random_failed(e: crate::credentials::RandomError) -> LifecycleError {
     LifecycleError::Port(PortError::Transient {
         port: "random",
         message: e.to_string(),

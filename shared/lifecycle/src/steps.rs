@@ -12,7 +12,6 @@ use crate::ports::{
 use rootmail_domain::{
     Account, AccountId, AccountStatus, EmailAddress, Handoff, Kind, SecretValue,
 };
-use rootmail_pipeline::PortError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -73,7 +72,7 @@ pub struct AccessGrant {
     pub unsent_notices: Vec<String>,
 }
 
-fn refused<T>(message: String) -> LifecycleResult<T> {
+pub(crate) fn refused<T>(message: String) -> LifecycleResult<T> {
     Err(LifecycleError::Refused(message))
 }
 
@@ -552,13 +551,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     // password through "Forgot password" (the link comes to our address).
     let cleared = p.root().delete_all(account).await?;
     p.root().allow_password_recovery(account).await?;
-    let random = |e: crate::credentials::RandomError| {
-        LifecycleError::Port(PortError::Transient {
-            port: "random",
-            message: e.to_string(),
-        })
-    };
-    let password = new_root_password().map_err(random)?;
+    let password = new_root_password().map_err(crate::console::random_failed)?;
     let password_ref = p
         .vault()
         .put(account, VaultItem::Password, Stage::Pending, &password)
