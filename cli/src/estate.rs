@@ -272,28 +272,19 @@ fn age(secs: u64) -> String {
     }
 }
 
-/// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
+/// RFC 4180 through the csv crate: a field with a comma, quote or line break
+/// is quoted, quotes doubled; the header in lower case.
 fn write_csv(
     out: &mut impl std::io::Write,
     header: &[&str],
     rows: &[Vec<String>],
-) -> std::io::Result<()> {
-    let field = |f: &str| {
-        if f.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", f.replace('"', "\"\""))
-        } else {
-            f.to_string()
-        }
-    };
-    let line = |cells: Vec<String>| cells.join(",");
-    writeln!(
-        out,
-        "{}",
-        line(header.iter().map(|h| field(&h.to_lowercase())).collect())
-    )?;
+) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(header.iter().map(|h| h.to_lowercase()))?;
     for row in rows {
-        writeln!(out, "{}", line(row.iter().map(|c| field(c)).collect()))?;
+        writer.write_record(row)?;
     }
+    writer.flush()?;
     Ok(())
 }
 
