@@ -68,6 +68,21 @@ impl Secrets {
     }
 }
 
+/// Whether `text` holds `form`. A code of digits counts only where it stands
+/// alone: "123456" inside the millisecond timestamp 1764812345678 of a metric
+/// line is a number that happens to contain it, not the code.
+fn contains_secret(text: &str, form: &str) -> bool {
+    if !form.bytes().all(|b| b.is_ascii_digit()) {
+        return text.contains(form);
+    }
+    let bytes = text.as_bytes();
+    text.match_indices(form).any(|(at, _)| {
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(at + form.len()).copied();
+        !before.is_some_and(|b| b.is_ascii_digit()) && !after.is_some_and(|b| b.is_ascii_digit())
+    })
+}
+
 /// One secret found in one sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
@@ -103,7 +118,7 @@ impl Scan {
         entry.0 += 1;
         entry.1 += text.len();
         for (origin, forms) in &self.secrets {
-            if forms.iter().any(|f| text.contains(f.as_str())) {
+            if forms.iter().any(|f| contains_secret(text, f)) {
                 self.hits.push(Hit {
                     sink: sink.to_string(),
                     origin: origin.clone(),
@@ -279,6 +294,27 @@ mod tests {
                 origin: "otp.eml".into()
             }]
         );
+    }
+
+    #[test]
+    fn a_code_of_digits_counts_where_it_stands_alone() {
+        let mut s = Secrets::default();
+        s.add("otp.eml", "482913");
+        let mut scan = Scan::new(&s);
+        scan.text(
+            "metrics",
+            r#"{"Timestamp":1764824829137,"LatencyMs":48291300}"#,
+        );
+        assert!(
+            scan.hits().is_empty(),
+            "inside longer numbers: {:?}",
+            scan.hits()
+        );
+        for text in ["code: 482913", "482913", "code=482913&x", "[482913]"] {
+            let mut scan = Scan::new(&s);
+            scan.text("logs", text);
+            assert_eq!(scan.hits().len(), 1, "{text}");
+        }
     }
 
     #[test]
