@@ -432,6 +432,14 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
     }
     let mut found_absent = false;
     let existing = match threads.ticket_of(&op.thread_key).await? {
+        // The thread map names this message as the ticket's creator, yet the
+        // ledger does not say written: a later mail of the thread was saved
+        // while this one was still being retried. Creating again is idempotent
+        // and lets the backend finish what this operation had left (the note).
+        Some(record) if record.created_from == op.message => {
+            let id = create_again(op, sink, mail).await?;
+            Some((id, record.created_from, record.messages))
+        }
         Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
         // Not recorded: the backend may still have it (crash after create).
         None => match sink.find(&op.thread_key).await.inspect(|found| {
@@ -440,9 +448,7 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             // This operation created it and then stopped: creating again is
             // idempotent and lets the backend finish what it had left (the note).
             Some(found) if found.created_from == op.message => {
-                let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
-                let id = sink.create(&new_ticket(op, attachments, false)).await?;
-                Some((id, found.created_from, 0))
+                Some((create_again(op, sink, mail).await?, found.created_from, 0))
             }
             Some(found) => Some((found.id, found.created_from, 0)),
             None => None,
@@ -510,6 +516,17 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
         written,
         repeated: false,
     })
+}
+
+/// The ticket this operation created before it stopped, created again:
+/// backends make that idempotent, and finish what was left (the note).
+async fn create_again<S: TicketSink, M: MailSource>(
+    op: &TicketOp,
+    sink: &S,
+    mail: &M,
+) -> PortResult<String> {
+    let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
+    sink.create(&new_ticket(op, attachments, false)).await
 }
 
 /// The outcome recorded for a message whose operation finished before.
