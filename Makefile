@@ -41,7 +41,10 @@ test:
 	scripts/lint-statemachines
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	$(CARGO) build --workspace --locked
+	# --tests: the binaries get the features the tests resolve (dev-dependencies
+	# included), so `cargo test` reuses every crate this built instead of
+	# compiling the SDK again with other features.
+	$(CARGO) build --workspace --locked --bins --tests
 	scripts/with-moto scripts/with-rt $(CARGO) test --workspace --locked
 
 fmt:
@@ -70,13 +73,13 @@ FUZZ_SECONDS ?= 300
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
 
-# The soak (tests/tests/soak.rs, not part of `make test`): S3 -> SQS ->
+# The soak (tests/tests/it/soak.rs, not part of `make test`): S3 -> SQS ->
 # mail-ingest -> FIFO -> ticket-writer against moto and the stateful Zendesk
 # fake, then the reconciliation table and the throughput. SOAK_MESSAGES (default
 # 5000) sets the number of objects; the writers keep to 700 requests a minute.
 soak:
 	scripts/setup-test-env
-	scripts/with-moto $(CARGO) test -p rootmail-tests --test soak -- --ignored --exact soak --nocapture
+	scripts/with-moto $(CARGO) test -p rootmail-tests --test it -- --ignored --exact soak::soak --nocapture
 
 clean:
 	$(CARGO) clean

@@ -56,7 +56,7 @@ impl RtServer {
         let url = env("ROOTMAIL_TEST_RT_URL").unwrap_or_else(|| {
             panic!(
                 "ROOTMAIL_TEST_RT_URL is not set: run under scripts/with-rt \
-                 (e.g. scripts/with-rt cargo test -p rootmail-tests --test rt_end_to_end; \
+                 (e.g. scripts/with-rt cargo test -p rootmail-tests --test it rt_end_to_end; \
                  make test does), which starts a private Request Tracker 5"
             )
         });

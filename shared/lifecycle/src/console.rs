@@ -446,7 +446,7 @@ pub fn console_release_statement(rotation: &Rotation, who: &str, statement: &str
 }
 
 /// The refusals of [`enroll_mfa`] and [`read_code`] change nothing: tested in
-/// `tests/tests/lifecycle_local.rs`; here the key parsing alone.
+/// `tests/tests/it/lifecycle_local.rs`; here the key parsing alone.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! The Request Tracker backend's requests, checked against a mock server: their
 //! shape (auth, TicketSQL, JSON bodies) and what happens when RT throttles,
 //! fails, is slow or refuses the credentials. The real RT runs in
-//! tests/tests/rt_end_to_end.rs.
+//! tests/tests/it/rt_end_to_end.rs.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

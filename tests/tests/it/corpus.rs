@@ -2,7 +2,7 @@
 //! JSON beside it, and with the hand-written `.expect.json` facts.
 //!
 //! After an intended change of output, regenerate the golden files with
-//! `BLESS=1 cargo test -p rootmail-tests --test corpus` and review the diff.
+//! `BLESS=1 cargo test -p rootmail-tests --test it corpus` and review the diff.
 
 use rootmail_domain::Triage;
 use rootmail_tests::{Triager, corpus_dir, eml_files, known_secrets, relative};

@@ -877,3 +877,43 @@ async fn a_new_threads_ticket_costs_one_lookup_not_two() {
         .collect();
     assert!(all.len() <= 3, "lookup, create, note: {all:#?}");
 }
+
+#[tokio::test]
+async fn a_first_mail_retried_after_its_thread_moved_on_still_gets_its_note() {
+    let zendesk = FakeZendesk::start().await;
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let first = op(
+        "later@example.com",
+        1,
+        "Authentication: DKIM pass. Original: s3://mail/1",
+    );
+    let second = op(
+        "later@example.com",
+        2,
+        "Authentication: DKIM pass. Original: s3://mail/2",
+    );
+
+    // The first mail's ticket went in, then its operation failed before the
+    // note; the thread's second mail was written meanwhile and recorded the
+    // thread as created by the first.
+    let mut without_note = new_ticket(&first);
+    without_note.internal_note.clear();
+    let created = sink.create(&without_note).await.expect("create");
+    apply(&store, &sink, &second).await.expect("second mail");
+    let record = store.ticket_of(&first.thread_key).await.unwrap().unwrap();
+    assert_eq!(record.created_from, first.message);
+    assert_eq!(marked(&zendesk.ticket(&created), &first), (1, 0));
+
+    // The first mail's retry finishes its ticket: the note goes in, once.
+    let written = apply(&store, &sink, &first).await.expect("retry");
+    assert_eq!(
+        written,
+        Written::Created {
+            ticket_id: created.clone()
+        }
+    );
+    assert_eq!(zendesk.tickets().len(), 1, "no second ticket");
+    assert_eq!(marked(&zendesk.ticket(&created), &first), (1, 1));
+    assert_eq!(marked(&zendesk.ticket(&created), &second), (1, 1));
+}
