@@ -41,6 +41,8 @@ test:
 	scripts/lint-statemachines
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	# Each function alone, with only its own features, as `make build` deploys it.
+	set -e; for f in $(FUNCTIONS); do $(CARGO) clippy -p $$f --all-targets --locked -- -D warnings; done
 	# --tests: the binaries get the features the tests resolve (dev-dependencies
 	# included), so `cargo test` reuses every crate this built instead of
 	# compiling the SDK again with other features.

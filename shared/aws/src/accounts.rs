@@ -204,6 +204,7 @@ pub struct OrgFilter {
 
 /// The member accounts of the organization that pass `filter`, as directory
 /// entries (status `active`, or `closed` when AWS is closing the account).
+#[cfg(feature = "organizations")]
 pub async fn organization_accounts(
     client: &aws_sdk_organizations::Client,
     filter: &OrgFilter,
@@ -264,6 +265,7 @@ pub async fn organization_accounts(
     Ok(accounts)
 }
 
+#[cfg(feature = "organizations")]
 async fn account_tags(
     client: &aws_sdk_organizations::Client,
     account_id: &str,
@@ -305,6 +307,7 @@ pub fn role_account(role_arn: &str) -> Result<AccountId, String> {
 /// An Organizations client acting as `role_arn` (assumed with the caller's
 /// credentials): how a provider reads each customer's organization from
 /// its payer account.
+#[cfg(feature = "organizations")]
 pub async fn organizations_as(
     aws: &aws_config::SdkConfig,
     role_arn: &str,

@@ -2,24 +2,35 @@
 //! at cold start; endpoints come from the standard `AWS_ENDPOINT_URL*` variables,
 //! so nothing here knows whether it talks to AWS or to a local stand-in.
 
+//!
+//! Cargo features choose the clients a build links (see `Cargo.toml`): `mail`,
+//! `queue`, `ticket-secrets`, `organizations`, `handoffs` and `lifecycle`.
+
 pub mod accounts;
 pub mod config;
 pub mod dynamo;
 pub mod error;
 pub mod ledger;
+#[cfg(feature = "handoffs")]
 pub mod lifecycle;
 pub mod logging;
+#[cfg(feature = "mail")]
 pub mod mail;
 pub mod metrics;
+#[cfg(feature = "queue")]
 pub mod queue;
 pub mod threads;
+#[cfg(feature = "ticket-secrets")]
+mod ticket_secrets;
 pub mod tickets;
 
 pub use accounts::{DynamoAccounts, Upsert};
 pub use config::{ConfigError, Env};
 pub use ledger::DynamoLedger;
+#[cfg(feature = "mail")]
 pub use mail::{MailLocation, ReadError, S3Mail, S3MailSource, SEALED_TAG};
 pub use metrics::Metrics;
+#[cfg(feature = "queue")]
 pub use queue::{SqsDeadLetters, SqsTicketQueue, message_group_id};
 pub use threads::DynamoThreadMap;
 
@@ -31,6 +42,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
+#[cfg(feature = "mail")]
 /// An S3 client for `config`, path-style when an endpoint override is set.
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let path_style = config.endpoint_url().is_some();

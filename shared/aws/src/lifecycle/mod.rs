@@ -13,22 +13,31 @@
 //!
 //! [`AwsLifecycle`] bundles them for the steps, and is the mail pipeline's
 //! `Handoffs`: the one way a secret from a mail reaches a waiting rotation.
+//! Built with `handoffs` but without `lifecycle` (mail-ingest), it links no
+//! Account API, STS or IAM client: those two ports are [`NotLinked`], which
+//! no handoff calls and which refuses any call plainly.
 
+#[cfg(feature = "lifecycle")]
 mod account_api;
 mod audit;
 mod config;
+mod not_linked;
 mod notices;
 mod registry;
+#[cfg(feature = "lifecycle")]
 mod root_access;
 mod rotations;
 mod tokens;
 mod vault;
 
+#[cfg(feature = "lifecycle")]
 pub use account_api::PrimaryEmailApi;
 pub use audit::DynamoAudit;
 pub use config::LifecycleConfig;
+pub use not_linked::NotLinked;
 pub use notices::LifecycleNotices;
 pub use registry::LifecycleRegistry;
+#[cfg(feature = "lifecycle")]
 pub use root_access::RootSessions;
 pub use rotations::DynamoRotations;
 pub use tokens::StepFunctionsTokens;
@@ -41,15 +50,29 @@ use rootmail_lifecycle::handoff;
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
 use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult};
 
+/// The Account API port of this build.
+#[cfg(feature = "lifecycle")]
+pub type Api = PrimaryEmailApi;
+#[cfg(not(feature = "lifecycle"))]
+pub type Api = NotLinked;
+/// The root-session port of this build.
+#[cfg(feature = "lifecycle")]
+pub type Root = RootSessions;
+#[cfg(not(feature = "lifecycle"))]
+pub type Root = NotLinked;
+
 /// The clients the lifecycle talks to. Production builds them all from one
 /// `SdkConfig` ([`AwsClients::from_config`]); tests may aim some elsewhere (the
 /// Account API and root sessions at a stand-in).
 #[derive(Clone)]
 pub struct AwsClients {
+    #[cfg(feature = "lifecycle")]
     pub account: aws_sdk_account::Client,
+    #[cfg(feature = "lifecycle")]
     pub sts: aws_sdk_sts::Client,
     /// Its settings (endpoint, region, retries) are reused for each root
     /// session, with the session's credentials instead of these.
+    #[cfg(feature = "lifecycle")]
     pub iam: aws_sdk_iam::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub kms: aws_sdk_kms::Client,
@@ -62,8 +85,11 @@ pub struct AwsClients {
 impl AwsClients {
     pub fn from_config(aws: &aws_config::SdkConfig) -> Self {
         Self {
+            #[cfg(feature = "lifecycle")]
             account: aws_sdk_account::Client::new(aws),
+            #[cfg(feature = "lifecycle")]
             sts: aws_sdk_sts::Client::new(aws),
+            #[cfg(feature = "lifecycle")]
             iam: aws_sdk_iam::Client::new(aws),
             secrets: aws_sdk_secretsmanager::Client::new(aws),
             kms: aws_sdk_kms::Client::new(aws),
@@ -77,8 +103,8 @@ impl AwsClients {
 
 /// Every lifecycle port over AWS.
 pub struct AwsLifecycle {
-    pub api: PrimaryEmailApi,
-    pub root: RootSessions,
+    pub api: Api,
+    pub root: Root,
     pub vault: SecretsVault,
     pub rotations: DynamoRotations,
     pub audit: DynamoAudit,
@@ -90,8 +116,14 @@ pub struct AwsLifecycle {
 impl AwsLifecycle {
     pub fn new(clients: AwsClients, config: &LifecycleConfig) -> Self {
         Self {
+            #[cfg(feature = "lifecycle")]
             api: PrimaryEmailApi::new(clients.account),
+            #[cfg(feature = "lifecycle")]
             root: RootSessions::new(clients.sts, clients.iam),
+            #[cfg(not(feature = "lifecycle"))]
+            api: NotLinked,
+            #[cfg(not(feature = "lifecycle"))]
+            root: NotLinked,
             vault: SecretsVault::new(clients.secrets, &config.vault_kms_key_id),
             rotations: DynamoRotations::new(
                 clients.dynamodb.clone(),
@@ -118,18 +150,18 @@ impl AwsLifecycle {
 }
 
 impl LifecyclePorts for AwsLifecycle {
-    type Api = PrimaryEmailApi;
-    type Root = RootSessions;
+    type Api = Api;
+    type Root = Root;
     type Vault = SecretsVault;
     type Rotations = DynamoRotations;
     type Audit = DynamoAudit;
     type Registry = LifecycleRegistry;
     type Tokens = StepFunctionsTokens;
     type Notices = LifecycleNotices;
-    fn api(&self) -> &PrimaryEmailApi {
+    fn api(&self) -> &Api {
         &self.api
     }
-    fn root(&self) -> &RootSessions {
+    fn root(&self) -> &Root {
         &self.root
     }
     fn vault(&self) -> &SecretsVault {
