@@ -1,5 +1,6 @@
 //! What every command reads: message files, the account directory, the rules.
 
+use crate::mailbox::{self, MessageRef};
 use anyhow::Context;
 use rootmail_domain::{InMemoryDirectory, Rules};
 use std::path::{Path, PathBuf};
@@ -24,23 +25,31 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
 }
 
 /// Reads every message named by `paths` in order and hands it to `each` with its
-/// path. Directories are searched recursively for `*.eml` in name order. A path
-/// that cannot be read is reported on stderr and counted, and the rest is still
-/// read: the return value is the number of such paths.
+/// label (its path; `box.mbox#12` for a message in an mbox). A path is an
+/// `.eml` file, an mbox, or a directory searched recursively in name order for
+/// `*.eml`, `*.mbox` and Maildir folders (see [`mailbox`]). A path that cannot
+/// be read is reported on stderr and counted, and the rest is still read: the
+/// return value is the number of such paths.
 pub fn each_message(
     paths: &[PathBuf],
     mut each: impl FnMut(&Path, Vec<u8>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let (files, mut unreadable) = message_files(paths);
+    // A backfill of years of mail takes a while: a bar on a terminal, nothing
+    // in a pipe or a log.
+    let bar = crate::ops::progress(Some(files.len() as u64), "messages");
     for file in &files {
-        match std::fs::read(file) {
-            Ok(raw) => each(file, raw)?,
+        let label = file.label();
+        match file.read() {
+            Ok(raw) => bar.suspend(|| each(&label, raw))?,
             Err(e) => {
-                eprintln!("rootmail: cannot read {}: {e}", file.display());
+                bar.suspend(|| eprintln!("rootmail: cannot read {}: {e}", label.display()));
                 unreadable += 1;
             }
         }
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     Ok(unreadable)
 }
 
@@ -78,7 +87,7 @@ pub fn each_message_parallel<R: Send>(
                         }
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
-                    let result = std::fs::read(&files[i]).map(|raw| work(&files[i], raw));
+                    let result = files[i].read().map(|raw| work(&files[i].label(), raw));
                     if done.send((i, result)).is_err() {
                         return;
                     }
@@ -91,10 +100,11 @@ pub fn each_message_parallel<R: Send>(
             waiting.insert(i, result);
             let mut at = emitted.load(Ordering::Acquire);
             while let Some(result) = waiting.remove(&at) {
+                let label = files[at].label();
                 match result {
-                    Ok(decided) => emit(&files[at], decided)?,
+                    Ok(decided) => emit(&label, decided)?,
                     Err(e) => {
-                        eprintln!("rootmail: cannot read {}: {e}", files[at].display());
+                        eprintln!("rootmail: cannot read {}: {e}", label.display());
                         unreadable += 1;
                     }
                 }
@@ -116,14 +126,15 @@ pub fn each_message_parallel<R: Send>(
     Ok(unreadable)
 }
 
-/// The message files `paths` name (directories searched), and how many paths
-/// could not be read (each reported on stderr).
-fn message_files(paths: &[PathBuf]) -> (Vec<PathBuf>, usize) {
+/// The messages `paths` name (directories searched, mboxes split), and how
+/// many paths could not be read (each reported on stderr).
+pub fn message_files(paths: &[PathBuf]) -> (Vec<MessageRef>, usize) {
     let (mut files, mut problems) = (Vec::new(), Vec::new());
     for path in paths {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => walk(path, &mut files, &mut problems),
-            Ok(_) => files.push(path.clone()),
+            Ok(_) if mailbox::is_mbox(path) => add_mbox(path, &mut files, &mut problems),
+            Ok(_) => files.push(MessageRef::file(path.clone())),
             Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
         }
     }
@@ -133,7 +144,14 @@ fn message_files(paths: &[PathBuf]) -> (Vec<PathBuf>, usize) {
     (files, problems.len())
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
+fn add_mbox(path: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
+    match mailbox::mbox_messages(path) {
+        Ok(messages) => files.extend(messages),
+        Err(e) => problems.push(format!("cannot read mbox {}: {e}", path.display())),
+    }
+}
+
+fn walk(dir: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -143,18 +161,29 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<String>) {
     };
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
+    // In a Maildir's cur/ and new/, every file is a message, whatever its name
+    // (dot files aside); its tmp/ holds deliveries still being written.
+    let maildir = mailbox::is_maildir_folder(dir);
     for path in paths {
+        let extension = |wanted: &str| {
+            path.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case(wanted))
+        };
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         // Symlinked directories are not followed: a link loop must not hang a run.
         match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() && path.file_name().is_some_and(|n| n == "tmp") => {
+                if !path.parent().is_some_and(|p| p.join("cur").is_dir()) {
+                    walk(&path, files, problems)
+                }
+            }
             Ok(meta) if meta.is_dir() => walk(&path, files, problems),
             Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => {}
-            Ok(_)
-                if path
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("eml")) =>
-            {
-                files.push(path)
-            }
+            Ok(meta) if meta.is_file() && maildir && !hidden => files.push(MessageRef::file(path)),
+            Ok(_) if extension("eml") => files.push(MessageRef::file(path)),
+            Ok(_) if extension("mbox") => add_mbox(&path, files, problems),
             Ok(_) => {}
             Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
         }

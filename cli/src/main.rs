@@ -3,6 +3,7 @@
 mod estate;
 mod inputs;
 mod lifecycle;
+mod mailbox;
 mod operator_client;
 mod ops;
 mod output;

@@ -410,3 +410,78 @@ fn explain_says_which_rules_fired_and_why_the_account_and_thread() {
     let report: Value = serde_json::from_slice(&plain.stdout).unwrap();
     assert!(report.get("explain").is_none());
 }
+
+/// The sample mailbox as a provider's existing mail: one mbox file (mboxrd
+/// quoting, as mail clients export) and one Maildir. Each run gives what the
+/// `.eml` files give, and the same mail again through the other is all seen.
+#[test]
+fn an_mbox_and_a_maildir_run_like_the_eml_files() {
+    let samples = eml_files(&rootmail_tests::workspace_root().join("examples/mailbox"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut mbox = Vec::new();
+    let maildir = dir.path().join("Maildir");
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join(sub)).unwrap();
+    }
+    for (n, file) in samples.iter().enumerate() {
+        let raw = std::fs::read(file).expect("sample");
+        mbox.extend_from_slice(b"From MAILER-DAEMON Thu Dec  3 10:00:00 2026\n");
+        for line in raw.split_inclusive(|b| *b == b'\n') {
+            let quotes = line.iter().take_while(|b| **b == b'>').count();
+            if line[quotes..].starts_with(b"From ") {
+                mbox.push(b'>');
+            }
+            mbox.extend_from_slice(line);
+        }
+        if !raw.ends_with(b"\n") {
+            mbox.push(b'\n');
+        }
+        mbox.push(b'\n');
+        let folder = if n % 2 == 0 { "cur" } else { "new" };
+        let name = format!("17649{n:05}.M{n}P1.host:2,S");
+        std::fs::write(maildir.join(folder).join(name), &raw).unwrap();
+    }
+    // A delivery still being written is not read.
+    std::fs::write(maildir.join("tmp/partial"), b"Subject: half").unwrap();
+    let mbox_path = dir.path().join("export.mbox");
+    std::fs::write(&mbox_path, &mbox).unwrap();
+
+    let expected = format!(
+        "{} messages: 5 tickets created, 2 comments, 2 archived, 1 quarantined, 0 handed off, 0 seen before",
+        samples.len()
+    );
+    let all_seen = format!(
+        "{0} messages: 0 tickets created, 0 comments, 0 archived, 0 quarantined, 0 handed off, {0} seen before",
+        samples.len()
+    );
+    for (first, then) in [(&mbox_path, &maildir), (&maildir, &mbox_path)] {
+        let state = tempfile::tempdir().expect("tempdir");
+        let run = |input: &std::path::Path| {
+            let out = rootmail(&[
+                "run",
+                "--state",
+                state.path().to_str().unwrap(),
+                "--accounts",
+                "examples/accounts.csv",
+                input.to_str().unwrap(),
+            ]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let text = run(first);
+        assert!(text.contains(&expected), "{}: {text}", first.display());
+        if first == &mbox_path {
+            assert!(
+                text.contains("export.mbox#1"),
+                "messages named by their place: {text}"
+            );
+        }
+        let text = run(then);
+        assert!(text.contains(&all_seen), "{}: {text}", then.display());
+    }
+}

@@ -1,0 +1,227 @@
+//! Where a provider's existing root mail lives: `.eml` files, mbox files (one
+//! file, each message after a `From ` line) and Maildirs (`cur/` and `new/`,
+//! one file per message, any name). Each message is a [`MessageRef`]: an mbox
+//! is scanned once for where its messages start and each is read on its own,
+//! so memory stays one message's worth whatever the size of the mailbox.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// One message among the inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    pub path: PathBuf,
+    /// Within an mbox: its number (from 1) and its bytes after the `From ` line.
+    in_mbox: Option<(usize, Span)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u64,
+    len: u64,
+}
+
+impl MessageRef {
+    pub fn file(path: PathBuf) -> Self {
+        Self {
+            path,
+            in_mbox: None,
+        }
+    }
+
+    /// What output and the ledger call it: the file, or `box.mbox#12`.
+    pub fn label(&self) -> PathBuf {
+        match self.in_mbox {
+            None => self.path.clone(),
+            Some((n, _)) => PathBuf::from(format!("{}#{n}", self.path.display())),
+        }
+    }
+
+    /// The message's bytes; an mbox message with its `>From ` lines unquoted.
+    pub fn read(&self) -> std::io::Result<Vec<u8>> {
+        let Some((_, span)) = self.in_mbox else {
+            return std::fs::read(&self.path);
+        };
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(span.start))?;
+        let mut raw = Vec::new();
+        file.take(span.len).read_to_end(&mut raw)?;
+        Ok(unquote_from_lines(&raw))
+    }
+}
+
+/// Whether `path` is an mbox: named `*.mbox`, or a file that starts with a
+/// `From ` line (how every mbox writer begins one).
+pub fn is_mbox(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mbox"))
+    {
+        return true;
+    }
+    let mut start = [0u8; 5];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut start))
+        .is_ok_and(|()| &start == b"From ")
+}
+
+/// Whether `dir` is a Maildir's message folder: `cur` or `new` beside `tmp`.
+pub fn is_maildir_folder(dir: &Path) -> bool {
+    let named = dir.file_name().is_some_and(|n| n == "cur" || n == "new");
+    named && dir.parent().is_some_and(|p| p.join("tmp").is_dir())
+}
+
+/// The messages of the mbox at `path`, in order.
+pub fn mbox_messages(path: &Path) -> std::io::Result<Vec<MessageRef>> {
+    let spans = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
+    Ok(spans
+        .into_iter()
+        .enumerate()
+        .map(|(i, span)| MessageRef {
+            path: path.to_path_buf(),
+            in_mbox: Some((i + 1, span)),
+        })
+        .collect())
+}
+
+/// The longest piece of a line read at once: only a line's first bytes
+/// matter, so a hostile line of a gigabyte costs no more memory than this.
+const PIECE: u64 = 4096;
+
+/// Where each message starts and ends. A message starts after a line that
+/// begins `From ` at the start of the file or after an empty line; its span
+/// leaves out that line and the empty line before the next one. One pass.
+fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<Vec<Span>> {
+    let mut spans = Vec::new();
+    let (mut offset, mut line) = (0u64, Vec::new());
+    // The current message's start, and where its last empty line began.
+    let (mut start, mut blank_at): (Option<u64>, Option<u64>) = (None, None);
+    let mut line_start = true;
+    loop {
+        line.clear();
+        let read = reader.by_ref().take(PIECE).read_until(b'\n', &mut line)? as u64;
+        if read == 0 {
+            break;
+        }
+        let at = offset;
+        offset += read;
+        let complete = line.last() == Some(&b'\n');
+        if !line_start {
+            line_start = complete;
+            continue;
+        }
+        line_start = complete;
+        let separator = line.starts_with(b"From ") && (at == 0 || blank_at.is_some());
+        if separator {
+            if let Some(begun) = start {
+                let end = blank_at.unwrap_or(at);
+                spans.push(Span {
+                    start: begun,
+                    len: end.saturating_sub(begun),
+                });
+            }
+            // A `From ` line longer than a piece: the message starts after it.
+            let mut after = offset;
+            if !complete {
+                let mut rest = Vec::new();
+                loop {
+                    rest.clear();
+                    let n = reader.by_ref().take(PIECE).read_until(b'\n', &mut rest)? as u64;
+                    after += n;
+                    if n == 0 || rest.last() == Some(&b'\n') {
+                        break;
+                    }
+                }
+                offset = after;
+                line_start = true;
+            }
+            start = Some(after);
+            blank_at = None;
+            continue;
+        }
+        blank_at = (line == b"\n" || line == b"\r\n").then_some(at);
+    }
+    if let Some(begun) = start {
+        spans.push(Span {
+            start: begun,
+            len: blank_at.unwrap_or(offset).saturating_sub(begun),
+        });
+    }
+    Ok(spans)
+}
+
+/// mboxrd quoting undone: a body line `>From ` (any number of `>`) loses one
+/// `>`. One pass over the message.
+fn unquote_from_lines(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    for line in raw.split_inclusive(|b| *b == b'\n') {
+        let quotes = line.iter().take_while(|b| **b == b'>').count();
+        if quotes > 0 && line[quotes..].starts_with(b"From ") {
+            out.extend_from_slice(&line[1..]);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(mbox: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.mbox");
+        std::fs::write(&path, mbox).unwrap();
+        mbox_messages(&path)
+            .unwrap()
+            .iter()
+            .map(|m| String::from_utf8(m.read().unwrap()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_mbox_splits_at_from_lines_after_an_empty_line() {
+        let mbox = "From aws@amazon.com Mon Jan  5 10:00:00 2026\nSubject: one\n\nBody one.\nFrom here on, not a separator.\n\nFrom aws@amazon.com Tue Jan  6 10:00:00 2026\nSubject: two\n\n>From quoted\n>>From twice\n\n";
+        assert_eq!(
+            messages(mbox),
+            [
+                "Subject: one\n\nBody one.\nFrom here on, not a separator.\n",
+                "Subject: two\n\nFrom quoted\n>From twice\n",
+            ]
+        );
+        assert_eq!(messages(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn crlf_mboxes_and_labels() {
+        let mbox = "From a\r\nSubject: one\r\n\r\nx\r\n\r\nFrom b\r\nSubject: two\r\n\r\ny\r\n";
+        assert_eq!(
+            messages(mbox),
+            ["Subject: one\r\n\r\nx\r\n", "Subject: two\r\n\r\ny\r\n"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old");
+        std::fs::write(&path, mbox).unwrap();
+        assert!(is_mbox(&path), "found by its first line");
+        let found = mbox_messages(&path).unwrap();
+        assert_eq!(found[1].label(), dir.path().join("old#2"));
+    }
+
+    /// A hostile line without an end is read in pieces of 4 KiB, so the scan
+    /// holds no more than that of it, at either size.
+    #[test]
+    fn a_line_without_end_is_one_message() {
+        for size in [1usize << 20, 2 << 20] {
+            let mbox = format!(
+                "From {}\nSubject: x\n\n{}",
+                "a".repeat(size),
+                "b".repeat(size)
+            );
+            let found = messages(&mbox);
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].len(), "Subject: x\n\n".len() + size);
+        }
+    }
+}
