@@ -97,13 +97,17 @@ enum Command {
         #[arg(long, env = "TICKET_OPS_QUEUE_URL")]
         ticket_ops_queue: Option<String>,
     },
-    /// Counts by status, disposition and kind over a time window, from the ledger in AWS.
+    /// Counts by status, disposition and kind over a time window, from the
+    /// ledger in AWS (--table) or of a local run (--state).
     Status {
         /// How far back: 30m, 24h, 7d...
         #[arg(long, default_value = "24h", value_parser = ops::status::parse_window)]
         since: u64,
-        #[arg(long, env = "LEDGER_TABLE")]
-        table: String,
+        #[arg(long, env = "LEDGER_TABLE", required_unless_present = "state")]
+        table: Option<String>,
+        /// A local state directory (`rootmail run --state`) instead of AWS.
+        #[arg(long, conflicts_with = "table")]
+        state: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -510,9 +514,14 @@ fn main() -> ExitCode {
         Command::Status {
             since,
             table,
+            state,
             format,
         } => ops::block_on(ops::status::run(
-            &table,
+            // clap requires --table (or LEDGER_TABLE) when --state is absent.
+            match &state {
+                Some(state) => ops::status::Source::State(state),
+                None => ops::status::Source::Table(table.as_deref().unwrap_or_default()),
+            },
             since,
             matches!(format, Format::Json),
         ))

@@ -127,7 +127,9 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
 
     let mut tally = Tally::default();
     let mut rows = Vec::new();
+    let mut batch = GroupCommit::new(store);
     let unreadable = inputs::each_message(paths, |file, raw| {
+        batch.before_message()?;
         let source = file.display().to_string();
         let outcome = process((store, sink, directory), &runtime, knowledge, &raw, &source)
             .with_context(|| format!("processing {source}"));
@@ -152,8 +154,9 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
             kind,
             subject,
         ]);
-        Ok(())
+        batch.after_message()
     })?;
+    batch.commit()?;
 
     print!(
         "{}",
@@ -179,6 +182,49 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
         (0, _) => ExitCode::from(2),
         _ => ExitCode::from(1),
     })
+}
+
+/// Messages are written in batches, one transaction each: one sync of the
+/// database and one of the archived originals per batch instead of several
+/// per message. A batch ends after `MESSAGES` messages or `SECONDS` seconds
+/// (a slow ticketing API does not keep a large batch open).
+struct GroupCommit<'a> {
+    store: &'a LocalStore,
+    open: Option<(usize, std::time::Instant)>,
+}
+
+impl<'a> GroupCommit<'a> {
+    const MESSAGES: usize = 500;
+    const SECONDS: u64 = 2;
+
+    fn new(store: &'a LocalStore) -> Self {
+        Self { store, open: None }
+    }
+
+    fn before_message(&mut self) -> anyhow::Result<()> {
+        if self.open.is_none() {
+            self.store.begin_batch()?;
+            self.open = Some((0, std::time::Instant::now()));
+        }
+        Ok(())
+    }
+
+    fn after_message(&mut self) -> anyhow::Result<()> {
+        if let Some((count, started)) = self.open.as_mut() {
+            *count += 1;
+            if *count >= Self::MESSAGES || started.elapsed().as_secs() >= Self::SECONDS {
+                self.commit()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        if self.open.take().is_some() {
+            self.store.commit_batch()?;
+        }
+        Ok(())
+    }
 }
 
 /// What happened to one message.

@@ -5,8 +5,8 @@ use rootmail_local::LocalStore;
 use std::path::Path;
 use std::process::ExitCode;
 
-fn open(state: &Path) -> anyhow::Result<LocalStore> {
-    if !state.join("tickets").is_dir() {
+pub fn open(state: &Path) -> anyhow::Result<LocalStore> {
+    if !state.join(rootmail_local::db::FILE).is_file() {
         anyhow::bail!(
             "no rootmail state at {} (run `rootmail run --state {} PATH...` first)",
             state.display(),

@@ -83,17 +83,29 @@ pub fn report(rows: &[LedgerRow], since: u64) -> Report {
     report
 }
 
-pub async fn run(table_name: &str, window_secs: u64, json: bool) -> anyhow::Result<()> {
-    let aws = rootmail_aws::sdk_config().await;
-    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&aws), table_name);
+/// Where the ledger is: a DynamoDB table, or a local state directory.
+pub enum Source<'a> {
+    Table(&'a str),
+    State(&'a std::path::Path),
+}
+
+pub async fn run(source: Source<'_>, window_secs: u64, json: bool) -> anyhow::Result<()> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let since = now.saturating_sub(window_secs);
-    let rows = ledger
-        .rows_since(since)
-        .await
-        .with_context(|| format!("reading ledger table {table_name}"))?;
+    let rows = match source {
+        Source::Table(table_name) => {
+            let aws = rootmail_aws::sdk_config().await;
+            let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&aws), table_name);
+            ledger
+                .rows_since(since)
+                .await
+                .with_context(|| format!("reading ledger table {table_name}"))?
+        }
+        // A query on the ledger's claimed_at index.
+        Source::State(state) => crate::tickets::open(state)?.ledger_rows_since(since)?,
+    };
     let report = report(&rows, since);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,8 +1,11 @@
-//! rootmail's embedded default: the pipeline's ports over files, and the account
-//! directory from CSV, so the whole product runs on one machine with no AWS.
+//! rootmail's embedded default: the pipeline's ports over SQLite and files in
+//! one state directory, and the account directory from CSV, so the whole
+//! product runs on one machine with no AWS.
 
 pub mod accounts;
 pub mod console;
+pub mod db;
+mod legacy;
 pub mod lifecycle;
 pub mod store;
 pub mod workflow;

@@ -1,16 +1,18 @@
-//! The embedded store: every port of the pipeline as files under one state
-//! directory, readable with `cat` and safe to re-run.
-//!
-//! Layout: `archive/<sha256>.eml`, `ledger/<sha256>.json`, `threads/<key-hash>.json`,
-//! `messages/<id-hash>.json` (Message-ID -> thread), `tickets/<n>.json`.
-//! Every write goes to a temporary file first and is renamed into place, so a
-//! crash never leaves half a record. One run at a time holds the directory's lock.
+//! The embedded store: every port of the pipeline under one state directory,
+//! safe to re-run. The originals are files, `archive/<sha256>.eml`; the
+//! ledger, thread map, Message-ID map and tickets are tables of
+//! `rootmail.sqlite3` ([`crate::db`] has the schema); the lifecycle's records
+//! are JSON files under `lifecycle/`. A file write goes to a temporary file
+//! first and is renamed into place, so a crash never leaves half a record. One
+//! run at a time holds the directory's lock.
 
+use crate::db::{self, DbError};
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
     Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, MailSource, NewComment,
     NewTicket, PortError, PortResult, PostedComment, ThreadMap, ThreadRecord, TicketSink,
 };
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -37,6 +39,12 @@ pub enum StoreError {
     },
     #[error("no ticket {0} in this state directory")]
     NoSuchTicket(String),
+    #[error("state database {path}: {source}")]
+    Db {
+        path: String,
+        #[source]
+        source: DbError,
+    },
 }
 
 /// A ticket in the embedded ticket system.
@@ -71,22 +79,39 @@ pub struct LocalComment {
     pub internal_note: String,
 }
 
-#[derive(Debug)]
 pub struct LocalStore {
     root: PathBuf,
     _lock: File,
+    db: Mutex<rusqlite::Connection>,
+    /// The batch in progress, if any (see [`LocalStore::begin_batch`]).
+    batch: Mutex<Option<Batch>>,
     /// Claims this run made. Any other claim in the ledger belongs to a run that
     /// has ended (the lock admits one run at a time), so it is taken over at once.
     own_claims: Mutex<HashSet<ContentHash>>,
 }
 
-const DIRS: [&str; 13] = [
+impl std::fmt::Debug for LocalStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalStore")
+            .field("root", &self.root)
+            .finish()
+    }
+}
+
+/// Originals archived in the open batch and not yet synced to disk.
+#[derive(Default)]
+struct Batch {
+    unsynced: Vec<PathBuf>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const DIRS: [&str; 8] = [
     "archive",
-    "ledger",
-    "threads",
-    "messages",
-    "tickets",
-    "tickets/by-thread",
     "lifecycle/rotations",
     "lifecycle/audit",
     "lifecycle/accounts",
@@ -124,18 +149,65 @@ impl LocalStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        Ok(Self {
+        let (db, created) = db::open(root).map_err(|source| StoreError::Db {
+            path: root.join(db::FILE).display().to_string(),
+            source,
+        })?;
+        let store = Self {
             root: root.to_path_buf(),
             _lock: lock,
+            db: Mutex::new(db),
+            batch: Mutex::default(),
             own_claims: Mutex::default(),
+        };
+        if created {
+            crate::legacy::import(&store)?;
+        }
+        Ok(store)
+    }
+
+    /// Runs `work` on the database connection.
+    pub(crate) fn sql<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>,
+    ) -> Result<T, StoreError> {
+        work(&locked(&self.db)).map_err(|source| StoreError::Db {
+            path: self.root.join(db::FILE).display().to_string(),
+            source,
         })
+    }
+
+    /// Starts a batch: until [`Self::commit_batch`], the records written are
+    /// one transaction and archived originals are not synced one by one. A
+    /// crash in the batch loses its records (the next run does the messages
+    /// again, finding their tickets) and never duplicates one.
+    pub fn begin_batch(&self) -> Result<(), StoreError> {
+        let mut batch = locked(&self.batch);
+        if batch.is_none() {
+            self.sql(|c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))?;
+            *batch = Some(Batch::default());
+        }
+        Ok(())
+    }
+
+    /// Makes the batch durable: its originals first (one `syncfs` on Linux),
+    /// then the transaction (one sync of the write-ahead log).
+    pub fn commit_batch(&self) -> Result<(), StoreError> {
+        let Some(batch) = locked(&self.batch).take() else {
+            return Ok(());
+        };
+        sync_files(&self.root.join("archive"), &batch.unsynced)?;
+        self.sql(|c| Ok(c.execute_batch("COMMIT")?))
+    }
+
+    /// Every text the pipeline's tables hold (for searches over all of it).
+    pub fn every_text(&self) -> Result<Vec<String>, StoreError> {
+        self.sql(db::every_text)
     }
 
     /// All tickets, oldest first.
     pub fn tickets(&self) -> Result<Vec<LocalTicket>, StoreError> {
-        let mut tickets: Vec<LocalTicket> = self.read_all("tickets")?;
-        tickets.sort_by_key(|t| t.id.parse::<u64>().unwrap_or(u64::MAX));
-        Ok(tickets)
+        self.sql(|c| db::all(c, "SELECT ticket FROM tickets ORDER BY id", []))
     }
 
     pub fn ticket(&self, id: &str) -> Result<LocalTicket, StoreError> {
@@ -143,16 +215,84 @@ impl LocalStore {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StoreError::NoSuchTicket(id.to_string()));
         }
-        self.read(&self.ticket_path(id))?
+        self.sql(|c| db::get(c, "SELECT ticket FROM tickets WHERE id = ?1", id))?
             .ok_or_else(|| StoreError::NoSuchTicket(id.to_string()))
     }
 
     pub fn ledger_rows(&self) -> Result<Vec<LedgerRow>, StoreError> {
-        self.read_all("ledger")
+        self.sql(|c| db::all(c, "SELECT row FROM ledger", []))
     }
 
-    fn ticket_path(&self, id: &str) -> PathBuf {
-        self.root.join("tickets").join(format!("{id}.json"))
+    /// The ledger rows claimed at or after `since` (Unix seconds).
+    pub fn ledger_rows_since(&self, since: u64) -> Result<Vec<LedgerRow>, StoreError> {
+        let since = i64::try_from(since).unwrap_or(i64::MAX);
+        self.sql(|c| db::all(c, "SELECT row FROM ledger WHERE claimed_at >= ?1", [since]))
+    }
+
+    fn ledger_row(&self, hash: &ContentHash) -> Result<Option<LedgerRow>, StoreError> {
+        self.sql(|c| {
+            db::get(
+                c,
+                "SELECT row FROM ledger WHERE content_hash = ?1",
+                hash.as_str(),
+            )
+        })
+    }
+
+    pub(crate) fn put_ledger_row(&self, row: &LedgerRow) -> Result<(), StoreError> {
+        self.sql(|c| {
+            db::put(
+                c,
+                "INSERT INTO ledger (content_hash, row) VALUES (?1, ?2)
+                 ON CONFLICT (content_hash) DO UPDATE SET row = excluded.row",
+                row.content_hash.as_str(),
+                row,
+            )
+        })
+    }
+
+    pub(crate) fn put_thread(&self, record: &ThreadRecord) -> Result<(), StoreError> {
+        self.sql(|c| {
+            db::put(
+                c,
+                "INSERT INTO threads (thread_key, record) VALUES (?1, ?2)
+                 ON CONFLICT (thread_key) DO UPDATE SET record = excluded.record",
+                record.thread_key.as_str(),
+                record,
+            )
+        })
+    }
+
+    pub(crate) fn put_message_thread(
+        &self,
+        message_id: &str,
+        key: &ThreadKey,
+    ) -> Result<(), StoreError> {
+        self.sql(|c| {
+            // The first thread a Message-ID was seen in stays its thread.
+            c.prepare_cached(
+                "INSERT INTO messages (message_id, thread_key) VALUES (?1, ?2)
+                 ON CONFLICT (message_id) DO NOTHING",
+            )?
+            .execute(rusqlite::params![message_id, key.as_str()])?;
+            Ok(())
+        })
+    }
+
+    pub(crate) fn put_ticket(&self, ticket: &LocalTicket) -> Result<(), StoreError> {
+        let id: i64 = ticket
+            .id
+            .parse()
+            .map_err(|_| StoreError::NoSuchTicket(ticket.id.clone()))?;
+        self.sql(|c| {
+            let json = serde_json::to_string(ticket)?;
+            c.prepare_cached(
+                "INSERT INTO tickets (id, thread_key, ticket) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET ticket = excluded.ticket",
+            )?
+            .execute(rusqlite::params![id, ticket.thread_key.as_str(), json])?;
+            Ok(())
+        })
     }
 
     pub(crate) fn keyed_path(&self, dir: &str, key: &str) -> PathBuf {
@@ -211,25 +351,15 @@ impl LocalStore {
         let bytes = serde_json::to_vec_pretty(value).expect("store records always serialize");
         write_atomically(path, &bytes)
     }
-
-    fn next_ticket_id(&self) -> Result<String, StoreError> {
-        let path = self.root.join("tickets").join("next-id");
-        let next: u64 = match fs::read_to_string(&path) {
-            Ok(s) => s.trim().parse().unwrap_or(1),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-            Err(source) => {
-                return Err(StoreError::Io {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        write_atomically(&path, (next + 1).to_string().as_bytes())?;
-        Ok(next.to_string())
-    }
 }
 
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_file(path, bytes, true)
+}
+
+/// A temporary file renamed into place; synced first unless `sync` is false
+/// (a batch syncs its files together when it commits).
+fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     let io = |source| StoreError::Io {
         path: path.display().to_string(),
         source,
@@ -237,8 +367,40 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let mut file = File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
-    file.sync_data().map_err(io)?;
+    if sync {
+        file.sync_data().map_err(io)?;
+    }
     fs::rename(&tmp, path).map_err(io)
+}
+
+/// The batch's files on disk: one `syncfs` of their file system on Linux,
+/// else each file synced.
+fn sync_files(dir: &Path, files: &[PathBuf]) -> Result<(), StoreError> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| StoreError::Io { path, source }
+    };
+    #[cfg(target_os = "linux")]
+    {
+        let _ = files;
+        let handle = File::open(dir).map_err(io(dir))?;
+        rustix::fs::syncfs(&handle).map_err(|e| io(dir)(e.into()))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        for file in files {
+            File::open(file)
+                .and_then(|f| f.sync_data())
+                .map_err(io(file))?;
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .or(Ok(()))
+            .map_err(io(dir))
+    }
 }
 
 fn now() -> u64 {
@@ -259,7 +421,11 @@ impl MailArchive for LocalStore {
     async fn put(&self, hash: &ContentHash, raw: &[u8]) -> PortResult<String> {
         let path = self.root.join("archive").join(format!("{hash}.eml"));
         if !path.exists() {
-            write_atomically(&path, raw).map_err(port("archive"))?;
+            let mut batch = locked(&self.batch);
+            write_file(&path, raw, batch.is_none()).map_err(port("archive"))?;
+            if let Some(batch) = batch.as_mut() {
+                batch.unsynced.push(path.clone());
+            }
         }
         Ok(path.display().to_string())
     }
@@ -273,12 +439,8 @@ impl Ledger for LocalStore {
         now: u64,
         stale_after_secs: u64,
     ) -> PortResult<Claim> {
-        let path = self.root.join("ledger").join(format!("{hash}.json"));
-        let existing: Option<LedgerRow> = self.read(&path).map_err(port("ledger"))?;
-        let mut own = self
-            .own_claims
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let existing = self.ledger_row(hash).map_err(port("ledger"))?;
+        let mut own = locked(&self.own_claims);
         let row = match existing {
             Some(row) if row.status != LedgerStatus::Claimed => return Ok(Claim::Seen(row)),
             Some(row)
@@ -292,63 +454,58 @@ impl Ledger for LocalStore {
             }
             None => LedgerRow::claimed(hash, source, now),
         };
-        self.write(&path, &row).map_err(port("ledger"))?;
+        self.put_ledger_row(&row).map_err(port("ledger"))?;
         own.insert(hash.clone());
         Ok(Claim::Owned(row))
     }
 
     async fn record(&self, row: &LedgerRow) -> PortResult<()> {
-        let path = self
-            .root
-            .join("ledger")
-            .join(format!("{}.json", row.content_hash));
-        self.write(&path, row).map_err(port("ledger"))
+        self.put_ledger_row(row).map_err(port("ledger"))
     }
 
     async fn get(&self, hash: &ContentHash) -> PortResult<Option<LedgerRow>> {
-        self.read(&self.root.join("ledger").join(format!("{hash}.json")))
-            .map_err(port("ledger"))
+        self.ledger_row(hash).map_err(port("ledger"))
     }
-}
-
-#[derive(Serialize, Deserialize)]
-struct MessageThread {
-    message_id: String,
-    thread_key: ThreadKey,
 }
 
 impl ThreadMap for LocalStore {
     async fn ticket_of(&self, key: &ThreadKey) -> PortResult<Option<ThreadRecord>> {
-        self.read(&self.keyed_path("threads", key.as_str()))
-            .map_err(port("threads"))
-    }
-
-    async fn save(&self, record: &ThreadRecord) -> PortResult<()> {
-        self.write(
-            &self.keyed_path("threads", record.thread_key.as_str()),
-            record,
-        )
+        self.sql(|c| {
+            db::get(
+                c,
+                "SELECT record FROM threads WHERE thread_key = ?1",
+                key.as_str(),
+            )
+        })
         .map_err(port("threads"))
     }
 
+    async fn save(&self, record: &ThreadRecord) -> PortResult<()> {
+        self.put_thread(record).map_err(port("threads"))
+    }
+
     async fn thread_of_message(&self, message_id: &str) -> PortResult<Option<ThreadKey>> {
-        let found: Option<MessageThread> = self
-            .read(&self.keyed_path("messages", message_id))
+        let found: Option<String> = self
+            .sql(|c| {
+                Ok(
+                    c.prepare_cached("SELECT thread_key FROM messages WHERE message_id = ?1")?
+                        .query_row([message_id], |r| r.get(0))
+                        .optional()?,
+                )
+            })
             .map_err(port("threads"))?;
-        Ok(found.map(|m| m.thread_key))
+        found
+            .map(|key| serde_json::from_value(serde_json::Value::String(key)))
+            .transpose()
+            .map_err(|e| PortError::Permanent {
+                port: "threads",
+                message: format!("a stored thread key does not read back: {e}"),
+            })
     }
 
     async fn remember_message(&self, message_id: &str, key: &ThreadKey) -> PortResult<()> {
-        let path = self.keyed_path("messages", message_id);
-        // The first thread a Message-ID was seen in stays its thread.
-        if path.exists() {
-            return Ok(());
-        }
-        let record = MessageThread {
-            message_id: message_id.to_string(),
-            thread_key: key.clone(),
-        };
-        self.write(&path, &record).map_err(port("threads"))
+        self.put_message_thread(message_id, key)
+            .map_err(port("threads"))
     }
 }
 
@@ -378,12 +535,15 @@ impl TicketSink for LocalStore {
     async fn find(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
         // The ticket system's own index by thread key (like a search by external id),
         // independent of the pipeline's thread map.
-        let id: Option<String> = self
-            .read(&self.keyed_path("tickets/by-thread", key.as_str()))
+        let ticket: Option<LocalTicket> = self
+            .sql(|c| {
+                db::get(
+                    c,
+                    "SELECT ticket FROM tickets WHERE thread_key = ?1",
+                    key.as_str(),
+                )
+            })
             .map_err(port("tickets"))?;
-        let Some(id) = id else { return Ok(None) };
-        let ticket: Option<LocalTicket> =
-            self.read(&self.ticket_path(&id)).map_err(port("tickets"))?;
         Ok(ticket.map(|t| FoundTicket {
             id: t.id,
             created_from: t.created_from,
@@ -395,7 +555,16 @@ impl TicketSink for LocalStore {
         if let Some(found) = self.find(&ticket.thread_key).await? {
             return Ok(found.id);
         }
-        let id = self.next_ticket_id().map_err(port("tickets"))?;
+        let id = self
+            .sql(|c| {
+                Ok(
+                    c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            })
+            .map_err(port("tickets"))?
+            .to_string();
         let at = now();
         let record = LocalTicket {
             id: id.clone(),
@@ -412,15 +581,7 @@ impl TicketSink for LocalStore {
             internal_note: ticket.internal_note.clone(),
             comments: Vec::new(),
         };
-        // Index first: a crash before the ticket file leaves an index entry that
-        // `find` ignores, never a ticket that `find` cannot see.
-        self.write(
-            &self.keyed_path("tickets/by-thread", ticket.thread_key.as_str()),
-            &id,
-        )
-        .map_err(port("tickets"))?;
-        self.write(&self.ticket_path(&id), &record)
-            .map_err(port("tickets"))?;
+        self.put_ticket(&record).map_err(port("tickets"))?;
         Ok(id)
     }
 
@@ -447,8 +608,108 @@ impl TicketSink for LocalStore {
         // A more urgent mail in the thread raises the ticket's priority.
         ticket.priority = ticket.priority.max(comment.priority);
         ticket.updated_at = at;
-        self.write(&self.ticket_path(ticket_id), &ticket)
-            .map_err(port("tickets"))?;
+        self.put_ticket(&ticket).map_err(port("tickets"))?;
         Ok(PostedComment::on(ticket_id, id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pollster::block_on;
+
+    fn row(n: u8) -> LedgerRow {
+        LedgerRow::claimed(
+            &ContentHash::of(&[n]),
+            &format!("mail-{n}.eml"),
+            1_790_000_000,
+        )
+    }
+
+    #[test]
+    fn a_batch_that_never_commits_leaves_nothing_and_a_committed_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store.begin_batch().unwrap();
+        block_on(store.record(&row(1))).unwrap();
+        block_on(store.put(&ContentHash::of(&[1]), b"Subject: one\r\n\r\n1")).unwrap();
+        store.commit_batch().unwrap();
+        store.begin_batch().unwrap();
+        block_on(store.record(&row(2))).unwrap();
+        // The process ends here (a crash): the open batch is not committed.
+        drop(store);
+
+        let store = LocalStore::open(dir.path()).unwrap();
+        let sources: Vec<String> = store
+            .ledger_rows()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.source)
+            .collect();
+        assert_eq!(sources, ["mail-1.eml"]);
+        assert_eq!(store.ledger_rows_since(1_790_000_000).unwrap().len(), 1);
+        assert!(store.ledger_rows_since(1_790_000_001).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_older_state_directory_is_imported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["ledger", "tickets"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let old = row(7);
+        std::fs::write(
+            dir.path().join(format!("ledger/{}.json", old.content_hash)),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        let ticket = LocalTicket {
+            id: "4".into(),
+            thread_key: ThreadKey::message("old@example.com"),
+            subject: "Before the database".into(),
+            priority: Priority::Normal,
+            kind: Kind::BudgetAlert,
+            account_id: None,
+            customer: None,
+            created_at: 1,
+            updated_at: 1,
+            created_from: old.content_hash.clone(),
+            body: "body".into(),
+            internal_note: String::new(),
+            comments: Vec::new(),
+        };
+        std::fs::write(
+            dir.path().join("tickets/4.json"),
+            serde_json::to_vec(&ticket).unwrap(),
+        )
+        .unwrap();
+
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(store.ledger_rows().unwrap(), [old.clone()]);
+        assert_eq!(store.ticket("4").unwrap(), ticket);
+        let found = block_on(store.find(&ticket.thread_key)).unwrap().unwrap();
+        assert_eq!(found.id, "4");
+        // A new ticket takes the next number.
+        let mut next = ticket.clone();
+        next.thread_key = ThreadKey::message("new@example.com");
+        let new = NewTicket {
+            thread_key: next.thread_key.clone(),
+            idempotency_key: "k".into(),
+            subject: "After".into(),
+            body: "b".into(),
+            priority: Priority::Normal,
+            kind: Kind::BudgetAlert,
+            account_id: None,
+            customer: None,
+            message: ContentHash::of(b"new"),
+            internal_note: String::new(),
+            attachments: Vec::new(),
+            found_absent: true,
+        };
+        assert_eq!(block_on(store.create(&new)).unwrap(), "5");
+        drop(store);
+        // Opened again: the database exists, nothing is imported twice.
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(store.tickets().unwrap().len(), 2);
     }
 }

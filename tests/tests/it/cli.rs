@@ -256,16 +256,22 @@ fn no_secret_appears_in_any_cli_output() {
             );
         }
     }
-    // Nor into anything the local store wrote, except the archived originals.
-    for dir in ["ledger", "threads", "messages", "tickets"] {
-        for entry in std::fs::read_dir(state.path().join(dir)).expect("store dir") {
-            let text = std::fs::read_to_string(entry.expect("entry").path()).unwrap_or_default();
-            for (fixture, value) in &secrets {
-                assert!(
-                    !text.contains(value.as_str()),
-                    "the secret from {fixture} is stored in {dir}/"
-                );
-            }
+    // Nor into anything the local store wrote, except the archived originals:
+    // every text of its database, and every other file.
+    let store = rootmail_local::LocalStore::open(state.path()).expect("state");
+    let mut stored = store.every_text().expect("database texts");
+    assert!(stored.len() > 10, "{} records", stored.len());
+    drop(store);
+    for (path, bytes) in rootmail_tests::leaks::files_under(state.path(), &["archive"]) {
+        stored.push(format!("{path}: {}", String::from_utf8_lossy(&bytes)));
+    }
+    for text in &stored {
+        for (fixture, value) in &secrets {
+            assert!(
+                !text.contains(value.as_str()),
+                "the secret from {fixture} is stored: {}",
+                text.chars().take(80).collect::<String>()
+            );
         }
     }
 }

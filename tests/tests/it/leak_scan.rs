@@ -243,9 +243,15 @@ fn no_output_or_state_file_of_the_cli_holds_a_secret() {
         );
     }
     // Every file the local pipeline wrote, except the originals it archives.
-    let files = files_under(state.path(), &["archive"]);
-    assert!(files.len() > 100, "{} state files", files.len());
-    for (name, bytes) in &files {
+    // Every record of its database, and every file but the originals.
+    let store = rootmail_local::LocalStore::open(state.path()).expect("state");
+    let records = store.every_text().expect("database texts");
+    drop(store);
+    assert!(records.len() > 100, "{} records", records.len());
+    for text in &records {
+        scan.text("state database", text);
+    }
+    for (name, bytes) in &files_under(state.path(), &["archive"]) {
         scan.bytes(
             &format!("state file {}", name.split('/').next().unwrap_or(name)),
             bytes,
@@ -260,8 +266,8 @@ fn no_output_or_state_file_of_the_cli_holds_a_secret() {
         "rootmail triage",
         "rootmail run",
         "rootmail tickets",
-        "state file ledger",
-        "state file tickets",
+        "state database",
+        "state file rootmail.sqlite3",
     ]);
 
     let archive = files_under(&state.path().join("archive"), &[]);

@@ -1149,6 +1149,12 @@ mod local_pipeline {
                 .filter(|p| !p.starts_with("archive/"))
                 .collect();
             assert!(holders.is_empty(), "{code} appears in {holders:?}");
+            let records = store.every_text().unwrap();
+            assert!(!records.is_empty());
+            assert!(
+                !records.iter().any(|r| r.contains(*code)),
+                "{code} is in the state database"
+            );
         }
 
         // AWS's own mail, last: handed over.
