@@ -45,7 +45,11 @@ pub(crate) fn import(store: &LocalStore) -> Result<(), StoreError> {
         store.put_message_thread(&message.message_id, &message.thread_key)?;
     }
     for ticket in tickets {
-        store.put_ticket(&parse::<LocalTicket>(ticket)?)?;
+        let ticket = parse::<LocalTicket>(ticket)?;
+        store.put_ticket(&ticket)?;
+        for (n, comment) in ticket.comments.iter().enumerate() {
+            store.put_comment(&ticket.id, n + 1, comment)?;
+        }
     }
     store.commit_batch()?;
     tracing::info!(state = %store.root().display(), "imported the record files of an older state directory");

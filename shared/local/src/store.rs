@@ -205,12 +205,46 @@ impl LocalStore {
         self.sql(db::every_text)
     }
 
-    /// All tickets, oldest first.
+    /// All tickets with their comments, oldest first.
     pub fn tickets(&self) -> Result<Vec<LocalTicket>, StoreError> {
-        self.sql(|c| db::all(c, "SELECT ticket FROM tickets ORDER BY id", []))
+        let mut tickets: Vec<LocalTicket> =
+            self.sql(|c| db::all(c, "SELECT ticket FROM tickets ORDER BY id", []))?;
+        let comments: Vec<(i64, LocalComment)> = self.sql(|c| {
+            let mut statement =
+                c.prepare("SELECT ticket_id, comment FROM comments ORDER BY ticket_id, n")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get::<_, String>(1)?)))?;
+            rows.map(|row| {
+                let (id, text) = row?;
+                Ok((id, serde_json::from_str(&text)?))
+            })
+            .collect()
+        })?;
+        let mut by_ticket: std::collections::HashMap<i64, Vec<LocalComment>> =
+            std::collections::HashMap::new();
+        for (id, comment) in comments {
+            by_ticket.entry(id).or_default().push(comment);
+        }
+        for ticket in &mut tickets {
+            let id = ticket.id.parse().unwrap_or(-1);
+            ticket.comments = by_ticket.remove(&id).unwrap_or_default();
+        }
+        Ok(tickets)
     }
 
     pub fn ticket(&self, id: &str) -> Result<LocalTicket, StoreError> {
+        let mut ticket = self.ticket_alone(id)?;
+        ticket.comments = self.sql(|c| {
+            db::all(
+                c,
+                "SELECT comment FROM comments WHERE ticket_id = ?1 ORDER BY n",
+                [&ticket.id],
+            )
+        })?;
+        Ok(ticket)
+    }
+
+    /// The ticket without its comments.
+    fn ticket_alone(&self, id: &str) -> Result<LocalTicket, StoreError> {
         let id = id.trim_start_matches('#');
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(StoreError::NoSuchTicket(id.to_string()));
@@ -279,18 +313,41 @@ impl LocalStore {
         })
     }
 
+    /// The ticket's row (its comments are rows of their own: [`Self::put_comment`]).
     pub(crate) fn put_ticket(&self, ticket: &LocalTicket) -> Result<(), StoreError> {
         let id: i64 = ticket
             .id
             .parse()
             .map_err(|_| StoreError::NoSuchTicket(ticket.id.clone()))?;
+        let alone = LocalTicket {
+            comments: Vec::new(),
+            ..ticket.clone()
+        };
         self.sql(|c| {
-            let json = serde_json::to_string(ticket)?;
+            let json = serde_json::to_string(&alone)?;
             c.prepare_cached(
                 "INSERT INTO tickets (id, thread_key, ticket) VALUES (?1, ?2, ?3)
                  ON CONFLICT (id) DO UPDATE SET ticket = excluded.ticket",
             )?
             .execute(rusqlite::params![id, ticket.thread_key.as_str(), json])?;
+            Ok(())
+        })
+    }
+
+    /// Comment number `n` (from 1) of ticket `id`.
+    pub(crate) fn put_comment(
+        &self,
+        id: &str,
+        n: usize,
+        comment: &LocalComment,
+    ) -> Result<(), StoreError> {
+        self.sql(|c| {
+            let json = serde_json::to_string(comment)?;
+            c.prepare_cached(
+                "INSERT INTO comments (ticket_id, n, message, comment) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (ticket_id, n) DO UPDATE SET comment = excluded.comment",
+            )?
+            .execute(rusqlite::params![id, n as i64, comment.message.as_str(), json])?;
             Ok(())
         })
     }
@@ -586,17 +643,34 @@ impl TicketSink for LocalStore {
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let mut ticket = self.ticket(ticket_id).map_err(port("tickets"))?;
-        if let Some(existing) = ticket
-            .comments
-            .iter()
-            .find(|c| c.message == comment.message)
-        {
-            return Ok(PostedComment::on(ticket_id, &existing.id));
+        let mut ticket = self.ticket_alone(ticket_id).map_err(port("tickets"))?;
+        let (existing, last): (Option<String>, i64) = self
+            .sql(|c| {
+                let existing = c
+                    .prepare_cached(
+                        "SELECT json_extract(comment, '$.id') FROM comments
+                         WHERE ticket_id = ?1 AND message = ?2",
+                    )?
+                    .query_row(
+                        rusqlite::params![ticket.id, comment.message.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let last = c
+                    .prepare_cached(
+                        "SELECT COALESCE(MAX(n), 0) FROM comments WHERE ticket_id = ?1",
+                    )?
+                    .query_row([&ticket.id], |r| r.get(0))?;
+                Ok((existing, last))
+            })
+            .map_err(port("tickets"))?;
+        if let Some(existing) = existing {
+            return Ok(PostedComment::on(ticket_id, existing));
         }
-        let id = format!("{ticket_id}-{}", ticket.comments.len() + 1);
+        let n = usize::try_from(last).unwrap_or(0) + 1;
+        let id = format!("{}-{n}", ticket.id);
         let at = now();
-        ticket.comments.push(LocalComment {
+        let posted = LocalComment {
             id: id.clone(),
             message: comment.message.clone(),
             kind: comment.kind,
@@ -604,7 +678,9 @@ impl TicketSink for LocalStore {
             created_at: at,
             body: comment.body.clone(),
             internal_note: comment.internal_note.clone(),
-        });
+        };
+        self.put_comment(&ticket.id, n, &posted)
+            .map_err(port("tickets"))?;
         // A more urgent mail in the thread raises the ticket's priority.
         ticket.priority = ticket.priority.max(comment.priority);
         ticket.updated_at = at;
@@ -676,7 +752,15 @@ mod tests {
             created_from: old.content_hash.clone(),
             body: "body".into(),
             internal_note: String::new(),
-            comments: Vec::new(),
+            comments: vec![LocalComment {
+                id: "4-1".into(),
+                message: ContentHash::of(b"second"),
+                kind: Kind::BudgetAlert,
+                priority: Priority::High,
+                created_at: 2,
+                body: "a later mail".into(),
+                internal_note: String::new(),
+            }],
         };
         std::fs::write(
             dir.path().join("tickets/4.json"),
@@ -685,7 +769,7 @@ mod tests {
         .unwrap();
 
         let store = LocalStore::open(dir.path()).unwrap();
-        assert_eq!(store.ledger_rows().unwrap(), [old.clone()]);
+        assert_eq!(store.ledger_rows().unwrap(), std::slice::from_ref(&old));
         assert_eq!(store.ticket("4").unwrap(), ticket);
         let found = block_on(store.find(&ticket.thread_key)).unwrap().unwrap();
         assert_eq!(found.id, "4");
@@ -707,6 +791,22 @@ mod tests {
             found_absent: true,
         };
         assert_eq!(block_on(store.create(&new)).unwrap(), "5");
+        // The imported comment is comment 1; the next one on that ticket is 2,
+        // and the same mail again is the same comment.
+        let later = NewComment {
+            message: ContentHash::of(b"third"),
+            body: "third".into(),
+            priority: Priority::Urgent,
+            kind: Kind::BudgetAlert,
+            internal_note: String::new(),
+            attachments: Vec::new(),
+        };
+        let posted = block_on(store.comment("4", &later)).unwrap();
+        assert_eq!(posted, PostedComment::on("4", "4-2"));
+        assert_eq!(block_on(store.comment("4", &later)).unwrap(), posted);
+        let shown = store.ticket("4").unwrap();
+        assert_eq!(shown.comments.len(), 2);
+        assert_eq!(shown.priority, Priority::Urgent, "raised by the urgent mail");
         drop(store);
         // Opened again: the database exists, nothing is imported twice.
         let store = LocalStore::open(dir.path()).unwrap();
