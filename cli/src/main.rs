@@ -70,6 +70,11 @@ enum Command {
         /// The backend's JSON credentials file (or TICKET_CREDENTIALS with the JSON itself).
         #[arg(long, env = "TICKET_CREDENTIALS_FILE")]
         credentials: Option<PathBuf>,
+        /// Messages per transaction (also committed every 2 seconds): one sync
+        /// of the database and of the archive per batch.
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch_size: u32,
+        /// `.eml` files, mbox files, Maildirs, or directories holding them.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -403,6 +408,7 @@ fn main() -> ExitCode {
             rules,
             backend,
             credentials,
+            batch_size,
             paths,
         } => run::run(
             &state,
@@ -411,6 +417,7 @@ fn main() -> ExitCode {
                 rules: rules.as_deref(),
                 backend,
                 credentials: credentials.as_deref(),
+                batch_size: batch_size as usize,
             },
             &paths,
         ),

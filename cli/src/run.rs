@@ -33,6 +33,8 @@ pub struct Inputs<'a> {
     pub rules: Option<&'a Path>,
     pub backend: BackendChoice,
     pub credentials: Option<&'a Path>,
+    /// Messages per transaction (see [`GroupCommit`]).
+    pub batch_size: usize,
 }
 
 pub fn run(state: &Path, inputs: Inputs<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -104,11 +106,11 @@ fn run_with<S: TicketSink + Sync>(
     match &lifecycle {
         Some(lifecycle) => {
             let knowledge = Knowledge::new(&rules, lifecycle);
-            run_messages(store, sink, (&directory, &knowledge), paths)
+            run_messages(store, sink, (&directory, &knowledge), paths, inputs.batch_size)
         }
         None => {
             let knowledge = Knowledge::new(&rules, &NoHandoffs);
-            run_messages(store, sink, (&directory, &knowledge), paths)
+            run_messages(store, sink, (&directory, &knowledge), paths, inputs.batch_size)
         }
     }
 }
@@ -118,6 +120,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
     sink: &S,
     (directory, knowledge): (&InMemoryDirectory, &Knowledge<'_, H>),
     paths: &[PathBuf],
+    batch_size: usize,
 ) -> anyhow::Result<ExitCode> {
     // The HTTP backends need a Tokio reactor; the local store works on any executor.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -127,7 +130,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
 
     let mut tally = Tally::default();
     let mut rows = Vec::new();
-    let mut batch = GroupCommit::new(store);
+    let mut batch = GroupCommit::new(store, batch_size);
     let unreadable = inputs::each_message(paths, |file, raw| {
         batch.before_message()?;
         let source = file.display().to_string();
@@ -186,19 +189,23 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
 
 /// Messages are written in batches, one transaction each: one sync of the
 /// database and one of the archived originals per batch instead of several
-/// per message. A batch ends after `MESSAGES` messages or `SECONDS` seconds
-/// (a slow ticketing API does not keep a large batch open).
+/// per message. A batch ends after `size` messages or `SECONDS` seconds (a
+/// slow ticketing API does not keep a large batch open).
 struct GroupCommit<'a> {
     store: &'a LocalStore,
+    size: usize,
     open: Option<(usize, std::time::Instant)>,
 }
 
 impl<'a> GroupCommit<'a> {
-    const MESSAGES: usize = 500;
     const SECONDS: u64 = 2;
 
-    fn new(store: &'a LocalStore) -> Self {
-        Self { store, open: None }
+    fn new(store: &'a LocalStore, size: usize) -> Self {
+        Self {
+            store,
+            size: size.max(1),
+            open: None,
+        }
     }
 
     fn before_message(&mut self) -> anyhow::Result<()> {
@@ -212,7 +219,7 @@ impl<'a> GroupCommit<'a> {
     fn after_message(&mut self) -> anyhow::Result<()> {
         if let Some((count, started)) = self.open.as_mut() {
             *count += 1;
-            if *count >= Self::MESSAGES || started.elapsed().as_secs() >= Self::SECONDS {
+            if *count >= self.size || started.elapsed().as_secs() >= Self::SECONDS {
                 self.commit()?;
             }
         }

@@ -181,6 +181,7 @@ impl Triager {
 
 pub mod account_fake;
 pub mod aws;
+pub mod backfill;
 pub mod function_url;
 pub mod lambda;
 pub mod large_mail;

@@ -6,6 +6,7 @@ mod account_fake;
 mod aws_adapters;
 mod aws_cli;
 mod aws_pipeline;
+mod backfill;
 mod bad_input;
 mod cli;
 mod corpus;
