@@ -11,6 +11,7 @@ help:
 	@echo "make fuzz   the cargo-fuzz targets (triage, events), FUZZ_SECONDS=300 each; a crash fails it"
 	@echo "make soak   5,000 generated mails through the AWS pipeline (moto, a Zendesk fake at 700 requests/minute, 10% 5xx): ~30 min, SOAK_MESSAGES=N for fewer"
 	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
+	@echo "make backfill  100,000 generated messages through an optimised rootmail run, with messages/s"
 	@echo "make build  release builds of every Lambda (cargo lambda, ARCH=x86_64|arm64)"
 	@echo "make package  the builds zipped, with each bootstrap's size"
 	@echo "make deploy  a guided sam deploy of infra/template.yaml"
@@ -82,6 +83,16 @@ fuzz:
 soak:
 	scripts/setup-test-env
 	scripts/with-moto $(CARGO) test -p rootmail-tests --test it -- --ignored --exact soak::soak --nocapture
+
+# A backfill of 100,000 generated messages (BACKFILL_MESSAGES=N for another
+# number) through `rootmail run` built optimised, beside a baseline of one
+# sync per message in the same run (tests/tests/it/backfill.rs).
+BACKFILL_BIN = $${CARGO_TARGET_DIR:-target}/cli-release/rootmail
+
+.PHONY: backfill
+backfill:
+	$(CARGO) build --profile cli-release -p rootmail-cli
+	ROOTMAIL_BIN=$(BACKFILL_BIN) $(CARGO) test -p rootmail-tests --test it -- --ignored --exact backfill::a_hundred_thousand_messages --nocapture
 
 clean:
 	$(CARGO) clean

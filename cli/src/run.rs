@@ -106,11 +106,23 @@ fn run_with<S: TicketSink + Sync>(
     match &lifecycle {
         Some(lifecycle) => {
             let knowledge = Knowledge::new(&rules, lifecycle);
-            run_messages(store, sink, (&directory, &knowledge), paths, inputs.batch_size)
+            run_messages(
+                store,
+                sink,
+                (&directory, &knowledge),
+                paths,
+                inputs.batch_size,
+            )
         }
         None => {
             let knowledge = Knowledge::new(&rules, &NoHandoffs);
-            run_messages(store, sink, (&directory, &knowledge), paths, inputs.batch_size)
+            run_messages(
+                store,
+                sink,
+                (&directory, &knowledge),
+                paths,
+                inputs.batch_size,
+            )
         }
     }
 }

@@ -61,7 +61,10 @@ pub fn outcome(state: &Path) -> Outcome {
         let status = serde_json::to_value(row.status).expect("status");
         let disposition = row.disposition.map_or("none", |d| d.as_str());
         *ledger
-            .entry((status.as_str().unwrap_or("?").to_string(), disposition.to_string()))
+            .entry((
+                status.as_str().unwrap_or("?").to_string(),
+                disposition.to_string(),
+            ))
             .or_default() += 1;
     }
     let all = store.tickets().expect("tickets");

@@ -347,7 +347,12 @@ impl LocalStore {
                 "INSERT INTO comments (ticket_id, n, message, comment) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (ticket_id, n) DO UPDATE SET comment = excluded.comment",
             )?
-            .execute(rusqlite::params![id, n as i64, comment.message.as_str(), json])?;
+            .execute(rusqlite::params![
+                id,
+                n as i64,
+                comment.message.as_str(),
+                json
+            ])?;
             Ok(())
         })
     }
@@ -806,7 +811,11 @@ mod tests {
         assert_eq!(block_on(store.comment("4", &later)).unwrap(), posted);
         let shown = store.ticket("4").unwrap();
         assert_eq!(shown.comments.len(), 2);
-        assert_eq!(shown.priority, Priority::Urgent, "raised by the urgent mail");
+        assert_eq!(
+            shown.priority,
+            Priority::Urgent,
+            "raised by the urgent mail"
+        );
         drop(store);
         // Opened again: the database exists, nothing is imported twice.
         let store = LocalStore::open(dir.path()).unwrap();

@@ -47,13 +47,20 @@ fn committed(state: &Path) -> usize {
 fn a_crash_in_the_middle_of_a_batch_loses_no_message_and_duplicates_no_ticket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = Plan::generate(2_000, 0xB4C4F111);
-    let (mbox, accounts) = (dir.path().join("old-mail.mbox"), dir.path().join("accounts.csv"));
+    let (mbox, accounts) = (
+        dir.path().join("old-mail.mbox"),
+        dir.path().join("accounts.csv"),
+    );
     let messages = write_mailbox(&plan, &mbox, &accounts);
     assert!(messages > 1_800, "{messages} messages");
 
     let clean = dir.path().join("clean");
     let done = run(&clean, &accounts, &mbox, "300").output().expect("runs");
-    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
     let expected = outcome(&clean);
     assert!(expected.ticket_count > 100, "{expected:?}");
 
@@ -64,7 +71,9 @@ fn a_crash_in_the_middle_of_a_batch_loses_no_message_and_duplicates_no_ticket() 
     let mut inside_a_batch = false;
     for _ in 0..3 {
         let before = archived(&crashed);
-        let mut child = run(&crashed, &accounts, &mbox, "300").spawn().expect("spawns");
+        let mut child = run(&crashed, &accounts, &mbox, "300")
+            .spawn()
+            .expect("spawns");
         let deadline = Instant::now() + Duration::from_secs(300);
         while archived(&crashed) < before + 450 && Instant::now() < deadline {
             if child.try_wait().expect("child").is_some() {
@@ -84,15 +93,77 @@ fn a_crash_in_the_middle_of_a_batch_loses_no_message_and_duplicates_no_ticket() 
     }
     assert!(inside_a_batch, "no kill landed inside a batch");
 
-    let resumed = run(&crashed, &accounts, &mbox, "300").output().expect("runs");
-    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let resumed = run(&crashed, &accounts, &mbox, "300")
+        .output()
+        .expect("runs");
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     let got = outcome(&crashed);
     assert!(
         got.ledger.keys().all(|(status, _)| status == "done"),
         "every message finished: {:?}",
         got.ledger
     );
-    assert_eq!(got.ledger, expected.ledger, "the same ledger as a run without the crash");
+    assert_eq!(
+        got.ledger, expected.ledger,
+        "the same ledger as a run without the crash"
+    );
     assert_eq!(got.ticket_count, expected.ticket_count, "no ticket twice");
-    assert_eq!(got.tickets, expected.tickets, "each thread's ticket with its comments, once");
+    assert_eq!(
+        got.tickets, expected.tickets,
+        "each thread's ticket with its comments, once"
+    );
+}
+
+/// `make backfill`: 100,000 generated messages (BACKFILL_MESSAGES) through an
+/// optimised `rootmail run` (ROOTMAIL_BIN), against a baseline in the same
+/// run: 5,000 messages committed one at a time (a sync per message, as the
+/// store wrote before batches).
+#[test]
+#[ignore = "minutes of work: run it with `make backfill`"]
+fn a_hundred_thousand_messages() {
+    let count: usize = std::env::var("BACKFILL_MESSAGES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let timed = |plan: &Plan, name: &str, batch: &str| {
+        let (mbox, accounts) = (
+            dir.path().join(format!("{name}.mbox")),
+            dir.path().join(format!("{name}.csv")),
+        );
+        let messages = write_mailbox(plan, &mbox, &accounts);
+        let state = dir.path().join(name);
+        let started = Instant::now();
+        let out = run(&state, &accounts, &mbox, batch).output().expect("runs");
+        let seconds = started.elapsed().as_secs_f64();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = outcome(&state);
+        assert!(got.ledger.keys().all(|(status, _)| status == "done"));
+        (messages, got.ledger.values().sum::<usize>(), seconds)
+    };
+    let (base_messages, _, base_seconds) = timed(&Plan::generate(5_000, 7), "baseline", "1");
+    let (messages, rows, seconds) = timed(&Plan::generate(count, 100), "backfill", "500");
+    let (rate, base_rate) = (
+        messages as f64 / seconds,
+        base_messages as f64 / base_seconds,
+    );
+    println!(
+        "\n== backfill: rootmail run over one mbox ({})",
+        rootmail_bin().display()
+    );
+    println!(
+        "  {messages:>7} messages (copies included), batches of 500   {seconds:>7.1} s   {rate:>8.0} messages/s   {rows} ledger rows"
+    );
+    println!(
+        "  {base_messages:>7} messages, baseline: one sync per message   {base_seconds:>7.1} s   {base_rate:>8.0} messages/s"
+    );
+    println!("  batches are {:.1}x the baseline's rate", rate / base_rate);
 }
