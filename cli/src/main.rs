@@ -70,6 +70,10 @@ enum Command {
         /// The backend's JSON credentials file (or TICKET_CREDENTIALS with the JSON itself).
         #[arg(long, env = "TICKET_CREDENTIALS_FILE")]
         credentials: Option<PathBuf>,
+        /// A backfill: mail sent before this day (YYYY-MM-DD, UTC) is archived
+        /// (ledger row, original kept), never ticketed nor handed over.
+        #[arg(long, value_parser = run::parse_day)]
+        since: Option<i64>,
         /// Messages per transaction (also committed every 2 seconds): one sync
         /// of the database and of the archive per batch.
         #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -408,6 +412,7 @@ fn main() -> ExitCode {
             rules,
             backend,
             credentials,
+            since,
             batch_size,
             paths,
         } => run::run(
@@ -418,6 +423,7 @@ fn main() -> ExitCode {
                 backend,
                 credentials: credentials.as_deref(),
                 batch_size: batch_size as usize,
+                since,
             },
             &paths,
         ),

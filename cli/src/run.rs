@@ -35,6 +35,24 @@ pub struct Inputs<'a> {
     pub credentials: Option<&'a Path>,
     /// Messages per transaction (see [`GroupCommit`]).
     pub batch_size: usize,
+    /// Mail sent before this (seconds since the epoch) is archived only.
+    pub since: Option<i64>,
+}
+
+/// `YYYY-MM-DD` as the seconds at the start of that day, UTC.
+pub fn parse_day(text: &str) -> Result<i64, String> {
+    let wrong = || format!("{text:?} is not a day like 2025-01-31");
+    let mut parts = text.trim().splitn(3, '-');
+    let mut next = || parts.next().and_then(|p| p.parse::<u32>().ok());
+    let (year, month, day) = (
+        next().ok_or_else(wrong)?,
+        next().ok_or_else(wrong)?,
+        next().ok_or_else(wrong)?,
+    );
+    let year = i32::try_from(year).map_err(|_| wrong())?;
+    rootmail_domain::dates::days_from_civil(year, month, day)
+        .map(|days| days * 86_400)
+        .ok_or_else(wrong)
 }
 
 pub fn run(state: &Path, inputs: Inputs<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -105,7 +123,8 @@ fn run_with<S: TicketSink + Sync>(
         .map(|key| LocalLifecycle::new(store, key));
     match &lifecycle {
         Some(lifecycle) => {
-            let knowledge = Knowledge::new(&rules, lifecycle);
+            let mut knowledge = Knowledge::new(&rules, lifecycle);
+            knowledge.ticket_since = inputs.since;
             run_messages(
                 store,
                 sink,
@@ -115,7 +134,8 @@ fn run_with<S: TicketSink + Sync>(
             )
         }
         None => {
-            let knowledge = Knowledge::new(&rules, &NoHandoffs);
+            let mut knowledge = Knowledge::new(&rules, &NoHandoffs);
+            knowledge.ticket_since = inputs.since;
             run_messages(
                 store,
                 sink,

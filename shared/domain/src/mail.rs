@@ -94,6 +94,8 @@ pub struct ParsedMail {
     pub cc: Vec<EmailAddress>,
     pub subject: Option<String>,
     pub date: Option<String>,
+    /// `date` as seconds since the epoch (before 1970: negative).
+    pub sent_at: Option<i64>,
     pub message_id: Option<String>,
     /// Message-IDs in `References`, oldest first.
     pub references: Vec<String>,
@@ -308,6 +310,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         cc: addresses(message.cc()),
         subject,
         date: message.date().map(|d| d.to_rfc3339()),
+        sent_at: message.date().map(|d| d.to_timestamp()),
         message_id,
         references,
         in_reply_to,

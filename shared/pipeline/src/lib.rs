@@ -66,6 +66,10 @@ pub struct Knowledge<'a, H = NoHandoffs> {
     /// A claim older than this belongs to a run that died; it is taken over.
     /// Set it above the longest a run can take (the Lambda timeout).
     pub claim_timeout_secs: u64,
+    /// Mail sent before this (seconds since the epoch) is archived, never
+    /// ticketed nor handed over: a backfill of years of mail tickets only what
+    /// is recent (`rootmail run --since`). `None`: every mail as triaged.
+    pub ticket_since: Option<i64>,
 }
 
 impl<'a, H> Knowledge<'a, H> {
@@ -75,8 +79,27 @@ impl<'a, H> Knowledge<'a, H> {
             rules,
             handoffs,
             claim_timeout_secs: DEFAULT_STALE_CLAIM_SECS,
+            ticket_since: None,
         }
     }
+}
+
+/// `triage` of a mail sent before `since`: archived, and the ledger says why.
+fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>) {
+    let (Some(since), Some(sent)) = (since, mail.sent_at) else {
+        return;
+    };
+    if sent >= since || triage.disposition == Disposition::Archive {
+        return;
+    }
+    triage.warnings.push(format!(
+        "sent before the backfill's cutoff ({}): archived, not {}",
+        rootmail_domain::dates::utc(u64::try_from(since).unwrap_or(0)),
+        triage.disposition.as_str()
+    ));
+    triage.disposition = Disposition::Archive;
+    triage.ticket = None;
+    triage.handoff = None;
 }
 
 /// The result of ingesting one message.
@@ -195,6 +218,9 @@ where
         object_name,
     };
     let mut triage = triage_parsed(&parsed, hash, &input, &ctx);
+    if let Ok(mail) = &parsed {
+        archive_if_before(&mut triage, mail, knowledge.ticket_since);
+    }
     if triage.disposition == Disposition::Handoff
         && !hand_over(knowledge.handoffs, &triage, now).await?
     {

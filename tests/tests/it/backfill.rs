@@ -167,3 +167,66 @@ fn a_hundred_thousand_messages() {
     );
     println!("  batches are {:.1}x the baseline's rate", rate / base_rate);
 }
+
+/// `--since`: a backfill tickets only recent mail. Mail sent before the day
+/// is archived with the reason in its ledger row, and its thread gets no
+/// ticket from it; later mail is ticketed as usual.
+#[test]
+fn since_archives_older_mail_and_tickets_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = Plan::generate(600, 0x5111CE);
+    let (mbox, accounts) = (dir.path().join("old.mbox"), dir.path().join("accounts.csv"));
+    write_mailbox(&plan, &mbox, &accounts);
+    let all = dir.path().join("all");
+    assert!(
+        run(&all, &accounts, &mbox, "500")
+            .status()
+            .expect("runs")
+            .success()
+    );
+    let recent = dir.path().join("recent");
+    let out = run(&recent, &accounts, &mbox, "500")
+        .args(["--since", "2026-03-16"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let store = rootmail_local::LocalStore::open(&recent).expect("state");
+    let rows = store.ledger_rows().expect("ledger");
+    let cut: Vec<_> = rows
+        .iter()
+        .filter(|r| r.warnings.iter().any(|w| w.contains("backfill's cutoff")))
+        .collect();
+    assert!(
+        cut.len() > 50,
+        "{} of {} archived by the cutoff",
+        cut.len(),
+        rows.len()
+    );
+    for row in &cut {
+        assert_eq!(row.disposition.map(|d| d.as_str()), Some("archive"));
+        assert_eq!(row.ticket_id, None);
+    }
+    let (before, after) = (
+        outcome(&all).ticket_count,
+        store.tickets().expect("tickets").len(),
+    );
+    assert!(
+        0 < after && after < before,
+        "tickets: {after} with --since, {before} without"
+    );
+    let bad = run(&recent, &accounts, &mbox, "500")
+        .args(["--since", "2026-02-30"])
+        .output()
+        .expect("runs");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a day that does not exist is refused"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a day like"));
+}
