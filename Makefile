@@ -7,7 +7,7 @@ STATE ?= .rootmail/demo
 help:
 	@echo "make demo   run the local pipeline on the sample mailbox (no AWS needed)"
 	@echo "make test   formatting, clippy -D warnings, and every test (starts moto for the AWS tests)"
-	@echo "make bench  benchmarks: triage (corpus, a 40 MiB mail), mail-ingest against moto, its peak memory"
+	@echo "make bench  benchmarks: triage (corpus, a 40 MiB mail), mail-ingest against moto, its peak memory, the bootstraps' sizes"
 	@echo "make fuzz   the cargo-fuzz targets (triage, events), FUZZ_SECONDS=300 each; a crash fails it"
 	@echo "make soak   5,000 generated mails through the AWS pipeline (moto, a Zendesk fake at 700 requests/minute, 10% 5xx): ~30 min, SOAK_MESSAGES=N for fewer"
 	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
@@ -65,6 +65,7 @@ bench:
 	scripts/setup-test-env
 	scripts/with-moto $(CARGO) bench -p rootmail-tests --bench ingest --bench peak_memory
 	scripts/bench-summary
+	RELEASE_TARGET_DIR="$(RELEASE_TARGET_DIR)" scripts/bootstrap-sizes
 
 # Fuzzing on stable Rust (no sanitizer): the cargo-fuzz targets in fuzz/, run
 # side by side for FUZZ_SECONDS each. cargo-fuzz, the build and the corpus a run
