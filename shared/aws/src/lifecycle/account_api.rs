@@ -33,10 +33,13 @@ enum Call<'a> {
 /// request fails the same way) become sentences a person can act on. AWS's own
 /// message is never repeated: a validation message may quote the input, and
 /// the input of `AcceptPrimaryEmailUpdate` is the code.
-fn account_error<E, R>(account: &AccountId, call: Call<'_>, error: SdkError<E, R>) -> LifecycleError
+fn account_error<E>(
+    account: &AccountId,
+    call: Call<'_>,
+    error: SdkError<E, crate::error::HttpResponse>,
+) -> LifecycleError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let code = error_code(&error).map(str::to_string);
     let expired = error

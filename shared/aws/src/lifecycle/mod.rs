@@ -211,10 +211,9 @@ impl Handoffs for AwsLifecycle {
 }
 
 /// An SDK failure as a lifecycle error (transient or permanent by its kind).
-fn sdk<E, R>(port: &'static str, error: SdkError<E, R>) -> LifecycleError
+fn sdk<E>(port: &'static str, error: SdkError<E, crate::error::HttpResponse>) -> LifecycleError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     LifecycleError::Port(port_error(port, error))
 }

@@ -74,10 +74,13 @@ impl RootSessions {
 
 /// An IAM failure in a root session. An expired session is worth a retry (the
 /// retry assumes a new one).
-fn iam_error<E, R>(account: &AccountId, doing: &str, error: SdkError<E, R>) -> LifecycleError
+fn iam_error<E>(
+    account: &AccountId,
+    doing: &str,
+    error: SdkError<E, crate::error::HttpResponse>,
+) -> LifecycleError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     let expired = matches!(
         error_code(&error),
