@@ -132,6 +132,32 @@ impl Scan {
         self.text(sink, &String::from_utf8_lossy(bytes));
     }
 
+    /// Searches a structured record (a JSON log line, a metric): a code of
+    /// digits only in its strings and keys, since a JSON number there is a
+    /// measurement (a retry's wait in ms, a size), never a code, which every
+    /// rootmail type holds as a string; other secrets in the whole text.
+    pub fn record(&mut self, sink: &str, value: &Value) {
+        let entry = self.searched.entry(sink.to_string()).or_default();
+        let whole = value.to_string();
+        entry.0 += 1;
+        entry.1 += whole.len();
+        let mut strings = Vec::new();
+        collect_strings(value, &mut strings);
+        let strings = strings.join("\n");
+        for (origin, forms) in &self.secrets {
+            let found = forms.iter().any(|f| {
+                let digits = f.bytes().all(|b| b.is_ascii_digit());
+                contains_secret(if digits { &strings } else { &whole }, f)
+            });
+            if found {
+                self.hits.push(Hit {
+                    sink: sink.to_string(),
+                    origin: origin.clone(),
+                });
+            }
+        }
+    }
+
     /// Searches a JSON document, and every string in it that is base64 (an
     /// attachment in a webhook body, a message in a queue) decoded.
     pub fn json(&mut self, sink: &str, value: &Value) {
@@ -191,6 +217,23 @@ pub fn link_tokens(link: &str) -> Vec<&str> {
         })
         .map(|(_, value)| value)
         .collect()
+}
+
+/// Every string and key of `value`, but a `timestamp`'s value: the log
+/// formatter writes it (its microseconds can be any six digits), never a
+/// code.
+fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| {
+            out.push(k);
+            if k != "timestamp" {
+                collect_strings(v, out);
+            }
+        }),
+        _ => {}
+    }
 }
 
 fn collect_base64(value: &Value, out: &mut Vec<Vec<u8>>) {
@@ -314,6 +357,28 @@ mod tests {
             let mut scan = Scan::new(&s);
             scan.text("logs", text);
             assert_eq!(scan.hits().len(), 1, "{text}");
+        }
+    }
+
+    #[test]
+    fn in_a_record_a_number_is_a_measurement_and_a_string_is_searched() {
+        let mut s = Secrets::default();
+        s.add("otp.eml", "482913");
+        s.add("reset.eml", "n4cJHoMeM41tpqyL6xIq");
+        let mut scan = Scan::new(&s);
+        scan.record(
+            "logs",
+            &serde_json::json!({"wait_ms": 482913, "message": "retrying"}),
+        );
+        assert!(scan.hits().is_empty(), "{:?}", scan.hits());
+        for leaked in [
+            serde_json::json!({"message": "code 482913"}),
+            serde_json::json!({"fields": {"482913": true}}),
+            serde_json::json!({"n": 1, "link": "token=n4cJHoMeM41tpqyL6xIq"}),
+        ] {
+            let mut scan = Scan::new(&s);
+            scan.record("logs", &leaked);
+            assert_eq!(scan.hits().len(), 1, "{leaked}");
         }
     }
 

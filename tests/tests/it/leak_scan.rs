@@ -110,10 +110,10 @@ async fn no_sink_of_the_aws_pipeline_holds_a_secret() {
         }
     }
     for line in captured_logs().lines() {
-        scan.text("log lines", &line.to_string());
+        scan.record("log lines", &line);
     }
     for line in ingest_metrics.lines().iter().chain(&writer_metrics.lines()) {
-        scan.text("metrics", &line.to_string());
+        scan.record("metrics", line);
     }
     for request in fake.requests() {
         scan.text("ticket API requests", &request.path);
