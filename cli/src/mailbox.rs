@@ -209,6 +209,64 @@ mod tests {
         assert_eq!(found[1].label(), dir.path().join("old#2"));
     }
 
+    /// Hostile mboxes of `n` and `2n` bytes, scanned and every message read:
+    /// the time about doubles (quadratic work would quadruple it). The least
+    /// of five tries, measured twice before judging, as in the domain's
+    /// linear tests.
+    #[test]
+    fn doubling_a_hostile_mbox_at_most_about_doubles_the_time() {
+        let hostile = |name: &str, n: usize| -> String {
+            match name {
+                "tiny messages" => "From x\nS: y\n\n".repeat(n / 13),
+                "quoted From lines" => format!("From x\n\n{}", ">>From y\n".repeat(n / 10)),
+                "blank lines" => format!("From x\n{}", "\n".repeat(n)),
+                _ => format!("From {}\n\nbody", "a".repeat(n)),
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let time = |text: &str| {
+            let path = dir.path().join("hostile.mbox");
+            std::fs::write(&path, text).unwrap();
+            (0..5)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    for message in mbox_messages(&path).unwrap() {
+                        std::hint::black_box(message.read().unwrap());
+                    }
+                    started.elapsed()
+                })
+                .min()
+                .expect("five tries")
+        };
+        let n = 500_000;
+        let mut report = Vec::new();
+        for name in [
+            "tiny messages",
+            "quoted From lines",
+            "blank lines",
+            "long From line",
+        ] {
+            time(&hostile(name, n / 8));
+            let measure = || {
+                let (small, large) = (time(&hostile(name, n)), time(&hostile(name, 2 * n)));
+                (
+                    small,
+                    large,
+                    large.as_secs_f64() / small.as_secs_f64().max(1e-6),
+                )
+            };
+            let (mut small, mut large, mut ratio) = measure();
+            if ratio >= 2.5 {
+                (small, large, ratio) = measure();
+            }
+            report.push(format!("{name}: {small:?} -> {large:?} ({ratio:.2}x)"));
+            if large > std::time::Duration::from_millis(4) {
+                assert!(ratio < 2.5, "not linear: {}", report.join("; "));
+            }
+        }
+        println!("{}", report.join("\n"));
+    }
+
     /// A hostile line without an end is read in pieces of 4 KiB, so the scan
     /// holds no more than that of it, at either size.
     #[test]
