@@ -114,11 +114,17 @@ impl Scan {
 
     /// Searches one text a sink holds.
     pub fn text(&mut self, sink: &str, text: &str) {
+        self.search(sink, text.len(), |form| contains_secret(text, form));
+    }
+
+    /// Counts one text of `len` bytes searched in `sink`, and records a hit
+    /// for each secret one of whose forms `holds` says is there.
+    fn search(&mut self, sink: &str, len: usize, holds: impl Fn(&str) -> bool) {
         let entry = self.searched.entry(sink.to_string()).or_default();
         entry.0 += 1;
-        entry.1 += text.len();
+        entry.1 += len;
         for (origin, forms) in &self.secrets {
-            if forms.iter().any(|f| contains_secret(text, f)) {
+            if forms.iter().any(|f| holds(f)) {
                 self.hits.push(Hit {
                     sink: sink.to_string(),
                     origin: origin.clone(),
@@ -137,25 +143,14 @@ impl Scan {
     /// measurement (a retry's wait in ms, a size), never a code, which every
     /// rootmail type holds as a string; other secrets in the whole text.
     pub fn record(&mut self, sink: &str, value: &Value) {
-        let entry = self.searched.entry(sink.to_string()).or_default();
         let whole = value.to_string();
-        entry.0 += 1;
-        entry.1 += whole.len();
         let mut strings = Vec::new();
         collect_strings(value, &mut strings);
         let strings = strings.join("\n");
-        for (origin, forms) in &self.secrets {
-            let found = forms.iter().any(|f| {
-                let digits = f.bytes().all(|b| b.is_ascii_digit());
-                contains_secret(if digits { &strings } else { &whole }, f)
-            });
-            if found {
-                self.hits.push(Hit {
-                    sink: sink.to_string(),
-                    origin: origin.clone(),
-                });
-            }
-        }
+        self.search(sink, whole.len(), |form| {
+            let digits = form.bytes().all(|b| b.is_ascii_digit());
+            contains_secret(if digits { &strings } else { &whole }, form)
+        });
     }
 
     /// Searches a JSON document, and every string in it that is base64 (an

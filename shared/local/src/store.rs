@@ -104,6 +104,15 @@ struct Batch {
     unsynced: Vec<PathBuf>,
 }
 
+/// A database failure, named by the state directory's database file (the
+/// name is made only when there is a failure: `sql` runs per statement).
+fn db_error(root: &Path) -> impl Fn(DbError) -> StoreError + '_ {
+    move |source| StoreError::Db {
+        path: root.join(db::FILE).display().to_string(),
+        source,
+    }
+}
+
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
@@ -149,10 +158,7 @@ impl LocalStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let (db, created) = db::open(root).map_err(|source| StoreError::Db {
-            path: root.join(db::FILE).display().to_string(),
-            source,
-        })?;
+        let (db, created) = db::open(root).map_err(db_error(root))?;
         let store = Self {
             root: root.to_path_buf(),
             _lock: lock,
@@ -171,10 +177,7 @@ impl LocalStore {
         &self,
         work: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>,
     ) -> Result<T, StoreError> {
-        work(&locked(&self.db)).map_err(|source| StoreError::Db {
-            path: self.root.join(db::FILE).display().to_string(),
-            source,
-        })
+        work(&locked(&self.db)).map_err(db_error(&self.root))
     }
 
     /// Starts a batch: until [`Self::commit_batch`], the records written are
