@@ -3,6 +3,11 @@
 //! one file per message, any name). Each message is a [`MessageRef`]: an mbox
 //! is scanned once for where its messages start and each is read on its own,
 //! so memory stays one message's worth whatever the size of the mailbox.
+//!
+//! Not mail-parser's `mailbox::mbox::MessageIterator`: it splits at every line
+//! that begins `From ` (also one in a body, with no empty line before it),
+//! reads a line whole however long, and yields bytes in sequence, where
+//! `triage` hands messages to several workers by their place in the file.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
