@@ -12,6 +12,7 @@ help:
 	@echo "make soak   5,000 generated mails through the AWS pipeline (moto, a Zendesk fake at 700 requests/minute, 10% 5xx): ~30 min, SOAK_MESSAGES=N for fewer"
 	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
 	@echo "make backfill  100,000 generated messages through an optimised rootmail run, with messages/s"
+	@echo "make profile-triage  perf profile of triage on the corpus (where its time goes)"
 	@echo "make build  release builds of every Lambda (cargo lambda, ARCH=x86_64|arm64)"
 	@echo "make package  the builds zipped, with each bootstrap's size"
 	@echo "make deploy  a guided sam deploy of infra/template.yaml"
@@ -94,6 +95,14 @@ BACKFILL_BIN = $${CARGO_TARGET_DIR:-target}/cli-release/rootmail
 backfill:
 	$(CARGO) build --profile cli-release -p rootmail-cli
 	ROOTMAIL_BIN=$(BACKFILL_BIN) $(CARGO) test -p rootmail-tests --test it -- --ignored --exact backfill::a_hundred_thousand_messages --nocapture
+
+# Where triage spends its time: the corpus triaged on one core under `perf`
+# (from Debian's linux-perf), with line tables in the optimised build.
+.PHONY: profile-triage
+profile-triage:
+	CARGO_PROFILE_CLI_RELEASE_DEBUG=line-tables-only $(CARGO) build --profile cli-release -p rootmail-local --example profile_triage
+	perf record --call-graph dwarf -F 500 -o /tmp/rootmail-perf.data $${CARGO_TARGET_DIR:-target}/cli-release/examples/profile_triage tests/corpus 30
+	perf report -i /tmp/rootmail-perf.data --children --percent-limit 2 --stdio -g none | grep rootmail_domain | grep -v inlined
 
 clean:
 	$(CARGO) clean

@@ -6,10 +6,11 @@
 //! negative weight is evidence against the kind. The
 //! kind is the best score at or over the threshold; a runner-up within
 //! `near_tie` of it is reported. All subject patterns are one `RegexSet`, all
-//! body patterns another: one pass over each text, whatever the rule count.
+//! body patterns another (`PatternSet`): one pass over each text for most
+//! patterns, whatever the rule count.
 
+use crate::pattern_set::{PatternHits, PatternSet};
 use crate::types::{Kind, Priority};
-use regex::RegexSet;
 
 /// What a rule sees of a message.
 pub struct RuleInput<'a> {
@@ -38,14 +39,14 @@ pub struct Rule {
 #[derive(Debug)]
 pub struct Evidence {
     pub(crate) rules: Vec<Rule>,
-    pub(crate) subject_set: RegexSet,
-    pub(crate) body_set: RegexSet,
+    pub(crate) subject_set: PatternSet,
+    pub(crate) body_set: PatternSet,
     /// The patterns' texts, by the same indexes, for saying which one fired.
     pub(crate) subject_patterns: Vec<String>,
     pub(crate) body_patterns: Vec<String>,
     /// Verified AWS mail no rule recognises is raised to high priority when
     /// its text matches one of these.
-    pub(crate) raise_set: RegexSet,
+    pub(crate) raise_set: PatternSet,
     pub threshold: i32,
     pub near_tie: i32,
 }
@@ -161,8 +162,8 @@ impl Evidence {
 /// What the one pass over each text found.
 struct Hits<'a> {
     from: &'a str,
-    subject: &'a regex::SetMatches,
-    body: &'a regex::SetMatches,
+    subject: &'a PatternHits,
+    body: &'a PatternHits,
 }
 
 impl Rule {

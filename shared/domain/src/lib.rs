@@ -11,6 +11,7 @@ pub mod facts;
 pub mod handoff;
 pub mod html;
 pub mod mail;
+pub mod pattern_set;
 pub mod render;
 pub mod rules;
 pub mod secret;

@@ -5,9 +5,10 @@
 //! message is in [`crate::evidence`].
 
 use crate::evidence::{Classification, Evidence, Rule, RuleInput, ascii_word_boundaries};
+use crate::pattern_set::PatternSet;
 use crate::secret::SecretKind;
 use crate::types::{Kind, Priority};
-use regex::{Regex, RegexSet, RegexSetBuilder};
+use regex::Regex;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -262,19 +263,15 @@ impl PatternTable {
         self.texts.len() - 1
     }
 
-    fn set(&self) -> Result<RegexSet, RulesError> {
+    fn set(&self) -> Result<PatternSet, RulesError> {
         pattern_set(&self.texts)
     }
 }
 
-/// One matcher for many patterns, with room for the Unicode classes that
-/// case-insensitive patterns in every language bring.
-fn pattern_set(patterns: &[String]) -> Result<RegexSet, RulesError> {
-    RegexSetBuilder::new(patterns.iter().map(|p| ascii_word_boundaries(p)))
-        .size_limit(256 << 20)
-        .dfa_size_limit(64 << 20)
-        .build()
-        .map_err(RulesError::PatternSet)
+/// One matcher for many patterns.
+fn pattern_set(patterns: &[String]) -> Result<PatternSet, RulesError> {
+    let patterns: Vec<String> = patterns.iter().map(|p| ascii_word_boundaries(p)).collect();
+    PatternSet::new(&patterns).map_err(RulesError::PatternSet)
 }
 
 fn compile_evidence(

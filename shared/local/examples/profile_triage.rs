@@ -1,0 +1,67 @@
+//! Triage (or only parse) a corpus of `.eml` files many times on one core: a
+//! steady load for `perf record` (`make profile-triage`). It prints the time
+//! taken; `make bench` is where speed is measured against a baseline.
+//!
+//! `profile_triage DIR [ROUNDS] [triage|parse]`, with `DIR/accounts.csv`.
+
+use std::path::{Path, PathBuf};
+
+fn eml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            eml_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "eml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let dir = PathBuf::from(
+        args.next()
+            .ok_or("usage: profile_triage DIR [ROUNDS] [triage|parse]")?,
+    );
+    let rounds: usize = args.next().map_or(Ok(50), |n| n.parse())?;
+    let parse_only = args.next().is_some_and(|mode| mode == "parse");
+
+    let mut files = Vec::new();
+    eml_files(&dir, &mut files)?;
+    let mail = files
+        .iter()
+        .map(std::fs::read)
+        .collect::<Result<Vec<_>, _>>()?;
+    let directory = rootmail_local::accounts::load(&dir.join("accounts.csv"))?;
+    let rules = rootmail_domain::Rules::built_in();
+    let ctx = rootmail_domain::Context {
+        directory: &directory,
+        rules: &rules,
+        known_threads: &rootmail_domain::NoKnownThreads,
+        rotations: &rootmail_domain::NoRotations,
+    };
+
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        for raw in &mail {
+            if parse_only {
+                std::hint::black_box(mail_parser::MessageParser::default().parse(raw));
+            } else {
+                let input = rootmail_domain::MailInput {
+                    raw,
+                    origin: "profile",
+                    object_name: None,
+                };
+                std::hint::black_box(rootmail_domain::triage(&input, &ctx));
+            }
+        }
+    }
+    let what = if parse_only { "parsed" } else { "triaged" };
+    eprintln!(
+        "{what} {} messages in {:.2?}",
+        rounds * mail.len(),
+        start.elapsed()
+    );
+    Ok(())
+}
