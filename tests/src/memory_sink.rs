@@ -63,10 +63,10 @@ impl TicketSink for MemorySink {
     ) -> PortResult<rootmail_pipeline::PostedComment> {
         let mut tickets = self.tickets.lock().expect("tickets");
         let Some(ticket) = tickets.iter_mut().find(|t| t.id == ticket_id) else {
-            return Err(rootmail_pipeline::PortError::Permanent {
-                port: "memory",
-                message: format!("no ticket {ticket_id}"),
-            });
+            return Err(rootmail_pipeline::PortError::permanent(
+                "memory",
+                format!("no ticket {ticket_id}"),
+            ));
         };
         if let Some((id, _)) = ticket
             .comments

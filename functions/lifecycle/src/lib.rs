@@ -383,9 +383,9 @@ mod tests {
     fn rootmail_pipeline_error(transient: bool) -> rootmail_pipeline::PortError {
         let (port, message) = ("test", "x".to_string());
         if transient {
-            rootmail_pipeline::PortError::Transient { port, message }
+            rootmail_pipeline::PortError::transient(port, message)
         } else {
-            rootmail_pipeline::PortError::Permanent { port, message }
+            rootmail_pipeline::PortError::permanent(port, message)
         }
     }
 

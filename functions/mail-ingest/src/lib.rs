@@ -349,10 +349,10 @@ where
                 self.metrics.count("Duplicates", &[]);
                 Ok(Outcome::Duplicate)
             }
-            Ingested::Busy => Err(PortError::Transient {
-                port: "ledger",
-                message: format!("{source} is being processed by another run"),
-            }),
+            Ingested::Busy => Err(PortError::transient(
+                "ledger",
+                format!("{source} is being processed by another run"),
+            )),
             Ingested::Triaged { triage, op, .. } => {
                 let span = tracing::Span::current();
                 if let Some(account) = &triage.account_id {

@@ -316,10 +316,7 @@ mod tests {
         async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
             self.calls.lock().unwrap().push(ticket.subject.clone());
             if ticket.subject.contains("fail") {
-                return Err(PortError::Transient {
-                    port: "test",
-                    message: "503".into(),
-                });
+                return Err(PortError::transient("test", "503"));
             }
             Ok(ticket.subject.clone())
         }

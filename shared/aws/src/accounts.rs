@@ -124,10 +124,10 @@ impl AccountLookup for DynamoAccounts {
                     .filter(|k| !k.keys.is_empty());
                 if request.is_some() {
                     if attempt >= 5 {
-                        return Err(PortError::Transient {
-                            port: PORT,
-                            message: "account lookups left unprocessed after 5 attempts".into(),
-                        });
+                        return Err(PortError::transient(
+                            PORT,
+                            "account lookups left unprocessed after 5 attempts",
+                        ));
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
                 }
@@ -183,10 +183,7 @@ fn account_from_item(item: &HashMap<String, AttributeValue>) -> PortResult<Accou
 }
 
 fn bad_row(message: String) -> PortError {
-    PortError::Permanent {
-        port: PORT,
-        message,
-    }
+    PortError::permanent(PORT, message)
 }
 
 /// Which AWS Organizations accounts to import.
@@ -321,10 +318,10 @@ pub async fn organizations_as(
         .await
         .map_err(|e| port_error(STS, e))?;
     let Some(credentials) = answer.credentials() else {
-        return Err(PortError::Permanent {
-            port: STS,
-            message: format!("AssumeRole {role_arn} returned no credentials"),
-        });
+        return Err(PortError::permanent(
+            STS,
+            format!("AssumeRole {role_arn} returned no credentials"),
+        ));
     };
     let session = aws_sdk_organizations::config::Credentials::new(
         credentials.access_key_id(),

@@ -18,14 +18,14 @@ pub fn to_item<T: Serialize>(port: &'static str, value: &T) -> Result<Item, Port
             .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| (k, to_attribute(v)))
             .collect()),
-        Ok(other) => Err(PortError::Permanent {
+        Ok(other) => Err(PortError::permanent(
             port,
-            message: format!("expected a struct to store, got {other}"),
-        }),
-        Err(e) => Err(PortError::Permanent {
+            format!("expected a struct to store, got {other}"),
+        )),
+        Err(e) => Err(PortError::permanent(
             port,
-            message: format!("cannot serialize the row: {e}"),
-        }),
+            format!("cannot serialize the row: {e}"),
+        )),
     }
 }
 
@@ -35,10 +35,8 @@ pub fn from_item<T: DeserializeOwned>(port: &'static str, item: Item) -> Result<
         .into_iter()
         .map(|(k, v)| (k, from_attribute(v)))
         .collect();
-    serde_json::from_value(Value::Object(map)).map_err(|e| PortError::Permanent {
-        port,
-        message: format!("stored row is not readable: {e}"),
-    })
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| PortError::permanent(port, format!("stored row is not readable: {e}")))
 }
 
 fn to_attribute(value: Value) -> AttributeValue {

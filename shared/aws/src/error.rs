@@ -1,49 +1,84 @@
-//! SDK errors as port errors: transient ones are retried, permanent ones are not.
+//! SDK errors as port errors: their kind from the service's error code and the
+//! HTTP status, the SDK error kept as the source.
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 pub use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use rootmail_pipeline::PortError;
+use rootmail_pipeline::{ErrorKind, PortError};
 
-/// Error codes AWS services use for throttling and server-side trouble.
-const TRANSIENT_CODES: &[&str] = &[
+/// Error codes AWS services use to ask callers to slow down.
+const THROTTLING_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
     "ThrottledException",
     "RequestLimitExceeded",
     "ProvisionedThroughputExceededException",
-    "TransactionConflictException",
-    "InternalServerError",
-    "InternalError",
-    "ServiceUnavailable",
     "SlowDown",
     "RequestThrottled",
     "TooManyRequestsException",
 ];
 
+/// Error codes for server-side trouble that AWS answers with a 4xx status.
+const SERVER_TROUBLE_CODES: &[&str] =
+    &["InternalServerError", "InternalError", "ServiceUnavailable"];
+
 /// Classifies an SDK error by its error code and HTTP status (a 5xx is the
-/// service's trouble: retried); the message keeps the whole source chain.
+/// service's trouble: retried); the message keeps the whole source chain and
+/// the SDK error stays the source.
 pub fn port_error<E>(port: &'static str, error: SdkError<E, HttpResponse>) -> PortError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let transient = match &error {
+    let (kind, status) = match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
+            (ErrorKind::Transient, None)
         }
         SdkError::ServiceError(service) => {
-            service
-                .err()
-                .code()
-                .is_some_and(|c| TRANSIENT_CODES.contains(&c))
-                || service.raw().status().is_server_error()
+            let status = service.raw().status().as_u16();
+            let kind = match service.err().code() {
+                Some(code) if THROTTLING_CODES.contains(&code) => ErrorKind::Throttled,
+                Some("TransactionConflictException") => ErrorKind::Conflict,
+                Some(code) if SERVER_TROUBLE_CODES.contains(&code) => ErrorKind::Transient,
+                // AWS says by its code when a conflict is worth retrying.
+                _ if status == 409 || status == 408 => ErrorKind::Permanent,
+                _ => ErrorKind::of_status(status),
+            };
+            (kind, Some(status))
         }
-        _ => false,
+        _ => (ErrorKind::Permanent, None),
     };
     let message = DisplayErrorContext(&error).to_string();
-    if transient {
-        PortError::Transient { port, message }
-    } else {
-        PortError::Permanent { port, message }
+    let code = error_code(&error).map(str::to_string);
+    let error = PortError::new(kind, port, message)
+        .with_code(code)
+        .with_source(error);
+    match status {
+        Some(status) => error.with_status(status),
+        None => error,
+    }
+}
+
+/// Whether a DynamoDB write failed only because its condition did not hold
+/// (someone wrote first): the SDK's typed error, not its code's text.
+pub fn condition_failed<E: ConditionalWrite, R>(error: &SdkError<E, R>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(ConditionalWrite::condition_failed)
+}
+
+/// The DynamoDB write errors that can say a condition failed.
+pub trait ConditionalWrite {
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionalWrite for aws_sdk_dynamodb::operation::put_item::PutItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+impl ConditionalWrite for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
     }
 }
 
@@ -82,5 +117,30 @@ mod tests {
         );
         assert!(!answered(400, "ValidationException").is_transient());
         assert!(!answered(403, "AccessDeniedException").is_transient());
+        assert!(!answered(409, "ConflictException").is_transient());
+    }
+
+    #[test]
+    fn the_kind_status_and_sdk_error_are_kept() {
+        use std::error::Error as _;
+        let throttled = answered(400, "ThrottlingException");
+        assert_eq!(
+            (throttled.kind, throttled.status),
+            (ErrorKind::Throttled, Some(400))
+        );
+        let refused = answered(403, "AccessDeniedException");
+        assert_eq!(
+            (refused.kind, refused.status),
+            (ErrorKind::Refused, Some(403))
+        );
+        assert_eq!(
+            answered(404, "ResourceNotFoundException").kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            answered(400, "TransactionConflictException").kind,
+            ErrorKind::Conflict
+        );
+        assert!(refused.source().is_some(), "the SDK error is the source");
     }
 }

@@ -1,7 +1,7 @@
 //! The ledger as a DynamoDB table keyed by `content_hash`.
 
 use crate::dynamo::{from_item, n, s, to_item};
-use crate::error::{error_code, port_error};
+use crate::error::{condition_failed, port_error};
 use aws_sdk_dynamodb::Client;
 use rootmail_domain::ContentHash;
 use rootmail_pipeline::{Claim, Ledger, LedgerRow, LedgerStatus, PortResult};
@@ -69,14 +69,10 @@ impl Ledger for DynamoLedger {
             .await;
         match put {
             Ok(_) => Ok(Claim::Owned(row)),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Ok(match self.get(hash).await? {
-                    Some(existing) if existing.status != LedgerStatus::Claimed => {
-                        Claim::Seen(existing)
-                    }
-                    _ => Claim::Busy,
-                })
-            }
+            Err(e) if condition_failed(&e) => Ok(match self.get(hash).await? {
+                Some(existing) if existing.status != LedgerStatus::Claimed => Claim::Seen(existing),
+                _ => Claim::Busy,
+            }),
             Err(e) => Err(port_error(PORT, e)),
         }
     }
@@ -99,7 +95,7 @@ impl Ledger for DynamoLedger {
         }
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+            Err(e) if condition_failed(&e) => {
                 tracing::info!(content_hash = %row.content_hash, "already done; left as it is");
                 Ok(())
             }

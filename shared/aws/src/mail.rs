@@ -7,7 +7,7 @@
 use crate::error::{error_code, port_error};
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Tag, Tagging};
-use rootmail_pipeline::{MailSource, PortError, PortResult};
+use rootmail_pipeline::{ErrorKind, MailSource, PortError, PortResult};
 
 pub use rootmail_events::{MailLocation, created_event, decode_key, encode_key};
 
@@ -60,18 +60,11 @@ impl S3Mail {
             .key(SEALED_TAG)
             .value("true")
             .build()
-            .map_err(|e| PortError::Permanent {
-                port: "s3",
-                message: e.to_string(),
-            })?;
-        let tagging =
-            Tagging::builder()
-                .tag_set(tag)
-                .build()
-                .map_err(|e| PortError::Permanent {
-                    port: "s3",
-                    message: e.to_string(),
-                })?;
+            .map_err(|e| PortError::permanent("s3", e.to_string()))?;
+        let tagging = Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .map_err(|e| PortError::permanent("s3", e.to_string()))?;
         self.client
             .put_object_tagging()
             .bucket(&location.bucket)
@@ -111,10 +104,10 @@ impl S3Mail {
         }
         let mut raw = Vec::with_capacity(size as usize);
         while let Some(chunk) = object.body.try_next().await.map_err(|e| {
-            ReadError::Port(PortError::Transient {
-                port: "mail",
-                message: format!("reading {location}: {e}"),
-            })
+            ReadError::Port(PortError::transient(
+                "mail",
+                format!("reading {location}: {e}"),
+            ))
         })? {
             if (raw.len() + chunk.len()) as u64 > max {
                 return Err(ReadError::TooLarge {
@@ -129,11 +122,11 @@ impl S3Mail {
     }
 }
 
-fn transient(error: PortError) -> ReadError {
-    ReadError::Port(match error {
-        PortError::Permanent { port, message } => PortError::Transient { port, message },
-        transient => transient,
-    })
+fn transient(mut error: PortError) -> ReadError {
+    if !error.is_transient() {
+        error.kind = ErrorKind::Transient;
+    }
+    ReadError::Port(error)
 }
 
 /// The writer's view of the mail bucket: originals read back for their

@@ -42,9 +42,8 @@ impl SqsTicketQueue {
 
 impl TicketQueue for SqsTicketQueue {
     async fn enqueue(&self, op: &TicketOp) -> PortResult<()> {
-        let body = serde_json::to_string(op).map_err(|e| PortError::Permanent {
-            port: PORT,
-            message: format!("cannot serialize the ticket operation: {e}"),
+        let body = serde_json::to_string(op).map_err(|e| {
+            PortError::permanent(PORT, format!("cannot serialize the ticket operation: {e}"))
         })?;
         self.client
             .send_message()
@@ -83,10 +82,7 @@ impl DeadLetters for SqsDeadLetters {
             .data_type("String")
             .string_value(reason)
             .build()
-            .map_err(|e| PortError::Permanent {
-                port: PORT,
-                message: e.to_string(),
-            })?;
+            .map_err(|e| PortError::permanent(PORT, e.to_string()))?;
         let mut send = self
             .client
             .send_message()

@@ -3,7 +3,7 @@
 //! the thread a message belongs to (so a reply finds its ticket).
 
 use crate::dynamo::{from_item, s, to_item};
-use crate::error::{error_code, port_error};
+use crate::error::{condition_failed, port_error};
 use aws_sdk_dynamodb::Client;
 use rootmail_domain::{ContentHash, ThreadKey};
 use rootmail_pipeline::{PortResult, ThreadMap, ThreadRecord};
@@ -104,7 +104,7 @@ impl ThreadMap for DynamoThreadMap {
             .await;
         match put {
             Ok(_) => Ok(()),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) if condition_failed(&e) => Ok(()),
             Err(e) => Err(port_error(PORT, e)),
         }
     }

@@ -29,10 +29,8 @@ pub async fn marker_key(
     let text = zeroize::Zeroizing::new(
         secret_text(client, secret_id, "marker key", "a generated string").await?,
     );
-    MarkerKey::new(text.as_bytes()).map_err(|e| PortError::Permanent {
-        port: "marker key",
-        message: format!("secret {secret_id}: {e}"),
-    })
+    MarkerKey::new(text.as_bytes())
+        .map_err(|e| PortError::permanent("marker key", format!("secret {secret_id}: {e}")))
 }
 
 async fn secret_text(
@@ -48,8 +46,10 @@ async fn secret_text(
         .send()
         .await
         .map_err(|e| port_error(port, e))?;
-    answer.secret_string.ok_or_else(|| PortError::Permanent {
-        port,
-        message: format!("secret {secret_id} has no text value (store {expected})"),
+    answer.secret_string.ok_or_else(|| {
+        PortError::permanent(
+            port,
+            format!("secret {secret_id} has no text value (store {expected})"),
+        )
     })
 }

@@ -344,10 +344,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
 
 /// A failure of the system's randomness: worth a retry.
 pub(crate) fn random_failed(e: crate::credentials::RandomError) -> LifecycleError {
-    LifecycleError::Port(PortError::Transient {
-        port: "random",
-        message: e.to_string(),
-    })
+    LifecycleError::Port(PortError::transient("random", e.to_string()))
 }
 
 /// The shortest and longest base32 seed taken: AWS's virtual MFA seeds are

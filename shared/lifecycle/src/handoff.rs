@@ -81,9 +81,6 @@ pub async fn hand_over_from_mail<P: LifecyclePorts>(
 pub fn into_port(e: LifecycleError) -> PortError {
     match e {
         LifecycleError::Port(e) => e,
-        other => PortError::Permanent {
-            port: "lifecycle",
-            message: other.to_string(),
-        },
+        other => PortError::permanent("lifecycle", other.to_string()),
     }
 }

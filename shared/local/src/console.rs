@@ -43,10 +43,7 @@ fn simulated_mfa_binding(account: &AccountId) -> String {
 }
 
 fn randomness(e: rootmail_lifecycle::credentials::RandomError) -> LifecycleError {
-    LifecycleError::Port(PortError::Transient {
-        port: "simulated-aws",
-        message: e.to_string(),
-    })
+    LifecycleError::Port(PortError::transient("simulated-aws", e.to_string()))
 }
 
 const AWS_SIGNIN: (&str, &str) = ("signin.aws", "no-reply@signin.aws");

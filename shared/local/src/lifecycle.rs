@@ -104,18 +104,15 @@ pub struct LocalLifecycle<'a> {
 }
 
 fn port(e: StoreError) -> LifecycleError {
-    LifecycleError::Port(PortError::Permanent {
-        port: "lifecycle",
-        message: e.to_string(),
-    })
+    LifecycleError::Port(PortError::permanent("lifecycle", e.to_string()))
 }
 
 fn io(path: &std::path::Path) -> impl Fn(std::io::Error) -> LifecycleError + '_ {
     move |e| {
-        LifecycleError::Port(PortError::Permanent {
-            port: "lifecycle",
-            message: format!("{}: {e}", path.display()),
-        })
+        LifecycleError::Port(PortError::permanent(
+            "lifecycle",
+            format!("{}: {e}", path.display()),
+        ))
     }
 }
 
@@ -151,10 +148,10 @@ impl<'a> LocalLifecycle<'a> {
     pub(crate) fn seal(&self, plain: &[u8], bound_to: &str) -> LifecycleResult<Sealed> {
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut nonce).map_err(|e| {
-            LifecycleError::Port(PortError::Transient {
-                port: "vault",
-                message: format!("no randomness for a nonce: {e}"),
-            })
+            LifecycleError::Port(PortError::transient(
+                "vault",
+                format!("no randomness for a nonce: {e}"),
+            ))
         })?;
         let cipher = self.cipher()?;
         let data = cipher
@@ -311,10 +308,10 @@ impl<'a> LocalLifecycle<'a> {
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
                 serde_json::from_str(l).map_err(|e| {
-                    LifecycleError::Port(PortError::Permanent {
-                        port: "audit",
-                        message: format!("{}: {e}", path.display()),
-                    })
+                    LifecycleError::Port(PortError::permanent(
+                        "audit",
+                        format!("{}: {e}", path.display()),
+                    ))
                 })
             })
             .collect()
@@ -329,10 +326,10 @@ impl<'a> LocalLifecycle<'a> {
 }
 
 fn sealing_error() -> LifecycleError {
-    LifecycleError::Port(PortError::Permanent {
-        port: "vault",
-        message: "AES-GCM refused the key or nonce".into(),
-    })
+    LifecycleError::Port(PortError::permanent(
+        "vault",
+        "AES-GCM refused the key or nonce",
+    ))
 }
 
 /// Six letters and digits, at least one of each (as AWS's codes look).
@@ -349,12 +346,8 @@ fn random_code() -> LifecycleResult<String> {
 fn random_chars() -> LifecycleResult<String> {
     const CHARS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        LifecycleError::Port(PortError::Transient {
-            port: "simulated-aws",
-            message: e.to_string(),
-        })
-    })?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| LifecycleError::Port(PortError::transient("simulated-aws", e.to_string())))?;
     Ok(bytes
         .iter()
         .map(|b| char::from(CHARS[usize::from(b % 32)]))
@@ -606,13 +599,13 @@ impl Vault for LocalLifecycle<'_> {
                 .keys()
                 .any(|slot| slot.split('/').next() == Some(item.as_str()));
             if !stored {
-                return Err(LifecycleError::Port(PortError::Permanent {
-                    port: "vault",
-                    message: format!(
+                return Err(LifecycleError::Port(PortError::permanent(
+                    "vault",
+                    format!(
                         "AccessDeniedException: not authorized to perform secretsmanager:DeleteSecret on rootmail/{account}/{}",
                         item.as_str()
                     ),
-                }));
+                )));
             }
         }
         file.deletion_scheduled_at.get_or_insert(now_secs());
@@ -652,12 +645,8 @@ impl Rotations for LocalLifecycle<'_> {
 impl AuditLog for LocalLifecycle<'_> {
     async fn append(&self, entry: &AuditEntry) -> LifecycleResult<()> {
         let path = self.audit_path(&entry.account_id);
-        let mut line = serde_json::to_vec(entry).map_err(|e| {
-            LifecycleError::Port(PortError::Permanent {
-                port: "audit",
-                message: e.to_string(),
-            })
-        })?;
+        let mut line = serde_json::to_vec(entry)
+            .map_err(|e| LifecycleError::Port(PortError::permanent("audit", e.to_string())))?;
         line.push(b'\n');
         // Opened for appending only: earlier records are never rewritten.
         let mut file = std::fs::OpenOptions::new()

@@ -476,10 +476,7 @@ fn now() -> u64 {
 
 /// Local disk errors are not worth retrying in the same run: report them.
 fn port(port: &'static str) -> impl Fn(StoreError) -> PortError {
-    move |e| PortError::Permanent {
-        port,
-        message: e.to_string(),
-    }
+    move |e| PortError::permanent(port, e.to_string())
 }
 
 impl MailArchive for LocalStore {
@@ -562,9 +559,11 @@ impl ThreadMap for LocalStore {
         found
             .map(|key| serde_json::from_value(serde_json::Value::String(key)))
             .transpose()
-            .map_err(|e| PortError::Permanent {
-                port: "threads",
-                message: format!("a stored thread key does not read back: {e}"),
+            .map_err(|e| {
+                PortError::permanent(
+                    "threads",
+                    format!("a stored thread key does not read back: {e}"),
+                )
             })
     }
 
@@ -584,10 +583,10 @@ impl MailSource for LocalStore {
         match std::fs::read(path) {
             Ok(raw) => Ok(Some(raw)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PortError::Permanent {
-                port: "archive",
-                message: format!("reading {archive_ref}: {e}"),
-            }),
+            Err(e) => Err(PortError::permanent(
+                "archive",
+                format!("reading {archive_ref}: {e}"),
+            )),
         }
     }
 }

@@ -66,10 +66,10 @@ pub async fn deliver_simulated_mail(
 }
 
 fn refused_io(path: &std::path::Path, e: std::io::Error) -> LifecycleError {
-    LifecycleError::Port(PortError::Permanent {
-        port: "simulated-aws",
-        message: format!("{}: {e}", path.display()),
-    })
+    LifecycleError::Port(PortError::permanent(
+        "simulated-aws",
+        format!("{}: {e}", path.display()),
+    ))
 }
 
 /// The take-over state machine. A vaulted take-over stops at the engineer's

@@ -6,6 +6,7 @@
 //! after the other. Both stages are idempotent: any message or operation may be
 //! delivered again and has no second effect.
 
+pub mod error;
 pub mod model;
 pub mod ports;
 
@@ -200,10 +201,8 @@ where
         if !ids.is_empty() {
             waiting = knowledge.handoffs.waiting(&ids, now).await?;
         }
-        directory = InMemoryDirectory::new(found).map_err(|e| PortError::Permanent {
-            port: "accounts",
-            message: e.to_string(),
-        })?;
+        directory = InMemoryDirectory::new(found)
+            .map_err(|e| PortError::permanent("accounts", e.to_string()))?;
     }
     let object_name = source.rsplit(['/', '\\']).next();
     let ctx = Context {
@@ -364,10 +363,10 @@ pub async fn record_unreadable<L: Ledger>(
     let mut row = match ledger.claim(&key, source, now, claim_timeout_secs).await? {
         Claim::Seen(row) if row.status == LedgerStatus::Done => return Ok((row, None)),
         Claim::Busy => {
-            return Err(PortError::Transient {
-                port: "ledger",
-                message: format!("{source} is claimed by another run"),
-            });
+            return Err(PortError::transient(
+                "ledger",
+                format!("{source} is claimed by another run"),
+            ));
         }
         Claim::Seen(row) | Claim::Owned(row) => row,
     };

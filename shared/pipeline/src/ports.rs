@@ -13,22 +13,7 @@ use rootmail_domain::{
 };
 use std::future::Future;
 
-/// Whether a failure is worth retrying; the handler's answer depends on it.
-#[derive(Debug, thiserror::Error)]
-pub enum PortError {
-    /// Throttling, timeouts, 5xx: try the same operation again later.
-    #[error("transient failure in {port}: {message}")]
-    Transient { port: &'static str, message: String },
-    /// Will fail the same way every time: report and quarantine.
-    #[error("permanent failure in {port}: {message}")]
-    Permanent { port: &'static str, message: String },
-}
-
-impl PortError {
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient { .. })
-    }
-}
+pub use crate::error::{ErrorKind, PortError};
 
 pub type PortResult<T> = Result<T, PortError>;
 

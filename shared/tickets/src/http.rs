@@ -9,7 +9,7 @@
 //! share of the ticketing API's budget instead of running into 429s.
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
-use rootmail_pipeline::PortError;
+use rootmail_pipeline::{ErrorKind, PortError};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,9 +104,8 @@ impl HttpClient {
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("rootmail/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| PortError::Permanent {
-                port,
-                message: format!("cannot build the HTTP client: {e}"),
+            .map_err(|e| {
+                PortError::permanent(port, format!("cannot build the HTTP client: {e}"))
             })?;
         Ok(Self {
             client,
@@ -162,20 +161,24 @@ impl HttpClient {
                     self.backoff(attempt)
                 }
                 Err(e) => {
-                    return Err(PortError::Permanent {
-                        port: self.port,
-                        message: format!("{what}: {e}"),
-                    });
+                    return Err(PortError::permanent(self.port, format!("{what}: {e}")));
                 }
             };
             if attempt >= self.policy.max_attempts || wait > self.policy.max_delay {
-                let reason = match outcome {
-                    Ok(response) => format!("HTTP {}", response.status()),
-                    Err(e) => e.to_string(),
-                };
-                return Err(PortError::Transient {
-                    port: self.port,
-                    message: format!("{what}: {reason} after {attempt} attempt(s)"),
+                return Err(match outcome {
+                    Ok(response) => PortError::http(
+                        self.port,
+                        response.status().as_u16(),
+                        format!(
+                            "{what}: HTTP {} after {attempt} attempt(s)",
+                            response.status()
+                        ),
+                    ),
+                    Err(e) => PortError::transient(
+                        self.port,
+                        format!("{what}: {e} after {attempt} attempt(s)"),
+                    )
+                    .with_source(e),
                 });
             }
             tracing::warn!(what, attempt, wait_ms = wait.as_millis() as u64, "retrying");
@@ -198,19 +201,17 @@ impl HttpClient {
         const LEFT_TO_REDELIVERY: &str = "left to a redelivery, which checks first";
         let mut attempt = 1;
         loop {
-            let response =
-                self.dispatch(request(&self.client))
-                    .await
-                    .map_err(|e| PortError::Transient {
-                        port: self.port,
-                        message: format!("{what}: {e}; {LEFT_TO_REDELIVERY}"),
-                    })?;
+            let response = self.dispatch(request(&self.client)).await.map_err(|e| {
+                PortError::transient(self.port, format!("{what}: {e}; {LEFT_TO_REDELIVERY}"))
+                    .with_source(e)
+            })?;
             let status = response.status();
             if status.is_server_error() {
-                return Err(PortError::Transient {
-                    port: self.port,
-                    message: format!("{what}: HTTP {status}; {LEFT_TO_REDELIVERY}"),
-                });
+                return Err(PortError::http(
+                    self.port,
+                    status.as_u16(),
+                    format!("{what}: HTTP {status}; {LEFT_TO_REDELIVERY}"),
+                ));
             }
             if status != StatusCode::TOO_MANY_REQUESTS {
                 return Ok(response);
@@ -236,18 +237,20 @@ impl HttpClient {
                             format!("{}s", w.as_secs())
                         }
                     });
-                    return Err(PortError::Transient {
-                        port: self.port,
-                        message: format!(
+                    return Err(PortError::http(
+                        self.port,
+                        status.as_u16(),
+                        format!(
                             "{what}: HTTP {status} (Retry-After {after}) after {attempt} attempt(s)"
                         ),
-                    });
+                    ));
                 }
             }
         }
     }
 
-    /// A non-retryable answer: success passes, 4xx is permanent.
+    /// A non-retryable answer: success passes, a 4xx is not retried (its kind
+    /// and status say which refusal it was).
     async fn check(
         &self,
         what: &str,
@@ -258,24 +261,7 @@ impl HttpClient {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);
         }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            // Retrying cannot help, and every other operation would fail the same
-            // way: say so plainly, once per operation, without the request.
-            return Err(PortError::Permanent {
-                port: self.port,
-                message: format!(
-                    "{what}: {} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret",
-                    self.port
-                ),
-            });
-        }
-        // The body explains a 4xx; keep a short piece of it, never the request.
-        let body = response.text().await.unwrap_or_default();
-        let excerpt: String = body.chars().take(300).collect();
-        Err(PortError::Permanent {
-            port: self.port,
-            message: format!("{what}: HTTP {status} after {attempts} attempt(s): {excerpt}"),
-        })
+        Err(refusal(self.port, what, response, Some(attempts)).await)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -287,6 +273,45 @@ impl HttpClient {
         let jitter = exp / 4 * (nanos % 1000) / 1000;
         (exp + jitter).min(self.policy.max_delay)
     }
+}
+
+/// An answer that refuses the request, as a port error: its kind from the
+/// status (never "try again": the API did not ask for a retry, so a 409 or
+/// 408 it sends is its answer), the API's error code, and the start of its
+/// body, which explains a 4xx (never the request).
+pub async fn refusal(
+    port: &'static str,
+    what: &str,
+    response: Response,
+    attempts: Option<u32>,
+) -> PortError {
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // Every other operation would fail the same way: say so plainly.
+        return PortError::http(
+            port,
+            status.as_u16(),
+            format!(
+                "{what}: {port} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret"
+            ),
+        );
+    }
+    let body = response.text().await.unwrap_or_default();
+    let excerpt: String = body.chars().take(300).collect();
+    let tries = attempts.map_or(String::new(), |n| format!(" after {n} attempt(s)"));
+    let message = format!("{what}: HTTP {status}{tries}: {excerpt}");
+    // Zendesk names its refusals in a top-level "error" field.
+    let code = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|answer| Some(answer.get("error")?.as_str()?.to_string()));
+    let kind = match ErrorKind::of_status(status.as_u16()) {
+        kind if kind.is_retried() => ErrorKind::Permanent,
+        kind => kind,
+    };
+    PortError::new(kind, port, message)
+        .with_status(status.as_u16())
+        .with_code(code)
+        .with_answer(excerpt)
 }
 
 fn retryable(status: StatusCode) -> bool {

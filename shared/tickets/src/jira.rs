@@ -238,14 +238,7 @@ impl Jira {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);
         }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(permanent(format!(
-                "{what}: {PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret"
-            )));
-        }
-        let body = response.text().await.unwrap_or_default();
-        let excerpt: String = body.chars().take(300).collect();
-        Err(permanent(format!("{what}: HTTP {status}: {excerpt}")))
+        Err(crate::http::refusal(PORT, what, response, None).await)
     }
 
     /// The instance's attachment limit, read once per process; the default
@@ -610,10 +603,7 @@ fn as_comment(ticket: &NewTicket) -> NewComment {
 }
 
 fn permanent(message: String) -> PortError {
-    PortError::Permanent {
-        port: PORT,
-        message,
-    }
+    PortError::permanent(PORT, message)
 }
 
 fn id_text(id: &Value) -> String {

@@ -226,24 +226,18 @@ impl Rt {
                 .chars()
                 .take(300)
                 .collect();
-            return Err(permanent(
-                what,
+            return Err(PortError::http(
+                PORT,
+                status.as_u16(),
                 format!(
-                    "{PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret and the user's rights in RT: {excerpt}"
+                    "{what}: {PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret and the user's rights in RT: {excerpt}"
                 ),
             ));
         }
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);
         }
-        let excerpt: String = response
-            .text()
-            .await
-            .unwrap_or_default()
-            .chars()
-            .take(300)
-            .collect();
-        Err(permanent(what, format!("HTTP {status}: {excerpt}")))
+        Err(crate::http::refusal(PORT, what, response, None).await)
     }
 
     /// The queue and the thread field exist (checked once per process): without
@@ -478,10 +472,7 @@ fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
 }
 
 fn permanent(what: &str, message: impl std::fmt::Display) -> PortError {
-    PortError::Permanent {
-        port: PORT,
-        message: format!("{what}: {message}"),
-    }
+    PortError::permanent(PORT, format!("{what}: {message}"))
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(what: &str, response: Response) -> PortResult<T> {

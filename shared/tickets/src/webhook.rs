@@ -89,9 +89,8 @@ impl Webhook {
         key: &str,
         value: &impl serde::Serialize,
     ) -> PortResult<String> {
-        let body = serde_json::to_vec(value).map_err(|e| PortError::Permanent {
-            port: PORT,
-            message: format!("{what}: cannot encode the body: {e}"),
+        let body = serde_json::to_vec(value).map_err(|e| {
+            PortError::permanent(PORT, format!("{what}: cannot encode the body: {e}"))
         })?;
         let response = self
             .http
@@ -107,14 +106,17 @@ impl Webhook {
 
     async fn read_id(&self, what: &str, response: reqwest::Response) -> PortResult<String> {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(PortError::Permanent {
-                port: PORT,
-                message: format!("{what}: HTTP 404 from the receiver"),
-            });
+            return Err(PortError::http(
+                PORT,
+                404,
+                format!("{what}: HTTP 404 from the receiver"),
+            ));
         }
-        let created: Created = response.json().await.map_err(|e| PortError::Permanent {
-            port: PORT,
-            message: format!("{what}: the answer is not {{\"id\": ...}}: {e}"),
+        let created: Created = response.json().await.map_err(|e| {
+            PortError::permanent(
+                PORT,
+                format!("{what}: the answer is not {{\"id\": ...}}: {e}"),
+            )
         })?;
         Ok(id_text(&created.id))
     }
@@ -165,10 +167,7 @@ impl TicketSink for Webhook {
             &format!("{}/tickets", self.base),
             &[("thread_key", key.as_str())],
         )
-        .map_err(|e| PortError::Permanent {
-            port: PORT,
-            message: format!("finding a ticket: bad URL: {e}"),
-        })?;
+        .map_err(|e| PortError::permanent(PORT, format!("finding a ticket: bad URL: {e}")))?;
         let target = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_string(),
@@ -182,9 +181,11 @@ impl TicketSink for Webhook {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let listed: Listed = response.json().await.map_err(|e| PortError::Permanent {
-            port: PORT,
-            message: format!("finding a ticket: the answer is not {{\"tickets\": [...]}}: {e}"),
+        let listed: Listed = response.json().await.map_err(|e| {
+            PortError::permanent(
+                PORT,
+                format!("finding a ticket: the answer is not {{\"tickets\": [...]}}: {e}"),
+            )
         })?;
         Ok(listed.tickets.into_iter().next().map(|t| FoundTicket {
             id: id_text(&t.id),

@@ -33,7 +33,7 @@
 //! the thread continues there either way.
 
 use crate::common::{Credential, capped, original_location, text_with_listing, thread_token};
-use crate::http::HttpClient;
+use crate::http::{self, HttpClient};
 use crate::marker::MarkerKey;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{RequestBuilder, Response, StatusCode};
@@ -523,7 +523,9 @@ impl Zendesk {
             .await;
         let response = match sent {
             Ok(response) => response,
-            Err(e) if refused_with(&e, 400) && e.to_string().contains("IdempotentRequestError") => {
+            Err(e)
+                if refused_with(&e, 400) && e.code.as_deref() == Some("IdempotentRequestError") =>
+            {
                 return match self.newest_ticket(external_id).await? {
                     Some(ticket) if self.created_from(&ticket) == *message => Ok(Posted {
                         id: ticket.id,
@@ -574,27 +576,23 @@ impl Zendesk {
             let answer = response.json::<TicketAnswer>().await.ok();
             return Ok(answer.and_then(|a| a.comment_id()));
         }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(permanent(format!(
-                "{what}: {PORT} rejected rootmail's credentials (HTTP {status}); check the ticket credentials secret"
-            )));
-        }
         if status == StatusCode::NOT_FOUND {
-            return Err(permanent(format!(
-                "{what}: HTTP 404: ticket {ticket} is not there (deleted?)"
-            )));
+            return Err(PortError::http(
+                PORT,
+                404,
+                format!("{what}: HTTP 404: ticket {ticket} is not there (deleted?)"),
+            ));
         }
         // Another change to the ticket won the race; nothing of this one was
         // applied, and the queue's redelivery (which looks first) tries again.
         if status == StatusCode::CONFLICT {
-            return Err(PortError::Transient {
-                port: PORT,
-                message: format!("{what}: HTTP 409: ticket {ticket} was changed at the same time"),
-            });
+            return Err(PortError::http(
+                PORT,
+                409,
+                format!("{what}: HTTP 409: ticket {ticket} was changed at the same time"),
+            ));
         }
-        let body = response.text().await.unwrap_or_default();
-        let excerpt: String = body.chars().take(300).collect();
-        Err(permanent(format!("{what}: HTTP {status}: {excerpt}")))
+        Err(http::refusal(PORT, what, response, None).await)
     }
 
     /// Adds a comment; returns its id when the answer's audit carries it.
@@ -1086,10 +1084,7 @@ fn escape_inline(text: &str, out: &mut String) {
 }
 
 fn permanent(message: String) -> PortError {
-    PortError::Permanent {
-        port: PORT,
-        message,
-    }
+    PortError::permanent(PORT, message)
 }
 
 fn id_text(id: &Value) -> String {
@@ -1106,13 +1101,9 @@ fn ticket_number(id: &str) -> PortResult<u64> {
         .map_err(|_| permanent(format!("{id:?} is not a Zendesk ticket id")))
 }
 
-/// Whether `error` is a permanent refusal with this HTTP status. The shared
-/// HTTP client reports a 4xx as text (`... HTTP 422 Unprocessable Entity ...`).
+/// Whether `error` is Zendesk's answer with this HTTP status.
 fn refused_with(error: &PortError, status: u16) -> bool {
-    match error {
-        PortError::Permanent { message, .. } => message.contains(&format!("HTTP {status} ")),
-        PortError::Transient { .. } => false,
-    }
+    error.status == Some(status)
 }
 
 /// What a 422 says about the ticket being full or closed. Zendesk documents the
@@ -1121,7 +1112,7 @@ fn full_from_error(error: &PortError) -> Option<Full> {
     if !refused_with(error, 422) {
         return None;
     }
-    let text = error.to_string().to_ascii_lowercase();
+    let text = error.answer.as_deref()?.to_ascii_lowercase();
     if text.contains("closed") {
         Some(Full::Closed)
     } else if text.contains("comment")
@@ -1360,17 +1351,28 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_read_from_the_shared_client_errors() {
-        let error = permanent("commenting: HTTP 422 Unprocessable Entity after 1 attempt(s): {\"error\":\"RecordInvalid\",\"details\":{\"status\":[{\"description\":\"Status: closed prevents ticket update\"}]}}".into());
-        assert!(refused_with(&error, 422));
-        assert_eq!(full_from_error(&error), Some(Full::Closed));
-        let limit = permanent(
-            "commenting: HTTP 422 Unprocessable Entity: comment limit of 5000 reached".into(),
+    fn refusals_are_read_from_the_status_and_zendesk_s_answer() {
+        let refusal = |status: u16, answer: &str| {
+            PortError::http(PORT, status, "commenting: HTTP 422 after 1 attempt(s)")
+                .with_answer(answer)
+        };
+        let closed = refusal(
+            422,
+            r#"{"error":"RecordInvalid","details":{"status":[{"description":"Status: closed prevents ticket update"}]}}"#,
         );
+        assert!(refused_with(&closed, 422));
+        assert_eq!(full_from_error(&closed), Some(Full::Closed));
+        let limit = refusal(422, "comment limit of 5000 reached");
         assert_eq!(full_from_error(&limit), Some(Full::Comments));
-        let other = permanent("commenting: HTTP 422 Unprocessable Entity: subject too long".into());
+        let other = refusal(422, "subject too long");
         assert_eq!(full_from_error(&other), None);
         assert!(!refused_with(&other, 400));
+        // The words count only in Zendesk's answer with that status, never in
+        // rootmail's own description of the failure.
+        let ours = PortError::http(PORT, 422, "the ticket is closed; comment limit reached");
+        assert_eq!(full_from_error(&ours), None);
+        let not_422 = refusal(400, "Status: closed prevents ticket update");
+        assert_eq!(full_from_error(&not_422), None);
     }
 
     #[test]

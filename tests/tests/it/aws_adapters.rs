@@ -158,10 +158,10 @@ impl ThreadMap for FlakyThreads {
         id: &str,
     ) -> rootmail_pipeline::PortResult<Option<ThreadKey>> {
         if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(rootmail_pipeline::PortError::Transient {
-                port: "threads",
-                message: "ProvisionedThroughputExceededException".into(),
-            });
+            return Err(rootmail_pipeline::PortError::transient(
+                "threads",
+                "ProvisionedThroughputExceededException",
+            ));
         }
         self.inner.thread_of_message(id).await
     }

@@ -644,10 +644,7 @@ impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
         if self.failures_left.load(Ordering::SeqCst) > 0 {
             self.failures_left.fetch_sub(1, Ordering::SeqCst);
             return Err(LifecycleError::Port(
-                rootmail_pipeline::PortError::Transient {
-                    port: "stepfunctions",
-                    message: "throttled".into(),
-                },
+                rootmail_pipeline::PortError::transient("stepfunctions", "throttled"),
             ));
         }
         rootmail_lifecycle::TaskTokens::succeed(&self.inner, token, output).await

@@ -10,6 +10,7 @@ mod backfill;
 mod bad_input;
 mod cli;
 mod corpus;
+mod error_decisions;
 mod infra_template;
 mod input_limits;
 mod lambda_binaries;

@@ -12,8 +12,8 @@
 use rootmail_domain::{ContentHash, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, PortError, TicketOp, TicketSink,
-    Written, apply_ticket_op, idempotency_key, ingest,
+    Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, TicketOp, TicketSink, Written,
+    apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{
@@ -452,7 +452,7 @@ async fn a_wrong_password_is_one_request_and_a_clear_permanent_error() {
         .await
         .expect_err("refused");
 
-    assert!(matches!(error, PortError::Permanent { .. }), "{error}");
+    assert!(!error.is_transient(), "{error}");
     let text = error.to_string();
     assert!(
         text.contains("rt rejected rootmail's credentials"),

@@ -39,7 +39,7 @@ fn account_error<E>(
     error: SdkError<E, crate::error::HttpResponse>,
 ) -> LifecycleError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let code = error_code(&error).map(str::to_string);
     let expired = error
@@ -80,13 +80,13 @@ where
             "account {account} is not a member account of the organization"
         )),
         (Some("TooManyRequestsException" | "InternalServerException"), _) => {
-            LifecycleError::Port(PortError::Transient {
-                port: PORT,
-                message: format!(
+            LifecycleError::Port(PortError::transient(
+                PORT,
+                format!(
                     "the Account API is busy or failing for account {account} ({})",
                     code.as_deref().unwrap_or("")
                 ),
-            })
+            ))
         }
         (_, Call::Accept) => {
             // Classified like any SDK error, but described without AWS's text.
@@ -95,10 +95,7 @@ where
                 None => "no answer from AWS (network or timeout)".to_string(),
             };
             let message = format!("accepting the root email change of account {account}: {what}");
-            LifecycleError::Port(match port_error(PORT, error) {
-                PortError::Transient { port, .. } => PortError::Transient { port, message },
-                PortError::Permanent { port, .. } => PortError::Permanent { port, message },
-            })
+            LifecycleError::Port(port_error(PORT, error).reworded(message))
         }
         _ => LifecycleError::Port(port_error(PORT, error)),
     }
@@ -147,12 +144,10 @@ impl AccountApi for PrimaryEmailApi {
             .map_err(|e| account_error(account, Call::Get, e))?;
         let email = answer.primary_email().unwrap_or_default();
         EmailAddress::parse(email).map_err(|e| {
-            LifecycleError::Port(PortError::Permanent {
-                port: PORT,
-                message: format!(
-                    "AWS gave account {account} a root email rootmail cannot read: {e}"
-                ),
-            })
+            LifecycleError::Port(PortError::permanent(
+                PORT,
+                format!("AWS gave account {account} a root email rootmail cannot read: {e}"),
+            ))
         })
     }
 }

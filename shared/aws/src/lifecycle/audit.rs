@@ -3,7 +3,7 @@
 //! appends needs `PutItem` and `Query` only; it can neither update nor delete.
 
 use crate::dynamo::{from_item, n, s, to_item};
-use crate::error::error_code;
+use crate::error::condition_failed;
 use aws_sdk_dynamodb::Client;
 use rootmail_domain::AccountId;
 use rootmail_lifecycle::{AuditEntry, AuditLog, LifecycleResult};
@@ -68,20 +68,17 @@ impl AuditLog for DynamoAudit {
                 .await;
             match put {
                 Ok(_) => return Ok(()),
-                Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
+                Err(e) if condition_failed(&e) => {
                     let newest = self.newest_since(&entry.account_id, entry.at).await?;
                     entry.at = newest.unwrap_or(entry.at).max(entry.at) + 1;
                 }
                 Err(e) => return Err(super::sdk(PORT, e)),
             }
         }
-        Err(PortError::Transient {
-            port: PORT,
-            message: format!(
+        Err(PortError::transient(PORT, format!(
                 "account {}'s audit record collided {MAX_ATTEMPTS} times with records written at the same time",
                 entry.account_id
-            ),
-        }
+            ))
         .into())
     }
 

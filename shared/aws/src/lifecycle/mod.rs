@@ -213,14 +213,11 @@ impl Handoffs for AwsLifecycle {
 /// An SDK failure as a lifecycle error (transient or permanent by its kind).
 fn sdk<E>(port: &'static str, error: SdkError<E, crate::error::HttpResponse>) -> LifecycleError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     LifecycleError::Port(port_error(port, error))
 }
 
 fn permanent(port: &'static str, message: impl Into<String>) -> LifecycleError {
-    LifecycleError::Port(PortError::Permanent {
-        port,
-        message: message.into(),
-    })
+    LifecycleError::Port(PortError::permanent(port, message.into()))
 }

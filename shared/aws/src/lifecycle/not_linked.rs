@@ -14,12 +14,12 @@ use rootmail_pipeline::PortError;
 pub struct NotLinked;
 
 fn not_linked<T>(port: &'static str) -> LifecycleResult<T> {
-    Err(LifecycleError::Port(PortError::Permanent {
+    Err(LifecycleError::Port(PortError::permanent(
         port,
-        message: format!(
+        format!(
             "this function is built without the {port} client (rootmail-aws feature `lifecycle`)"
         ),
-    }))
+    )))
 }
 
 impl AccountApi for NotLinked {

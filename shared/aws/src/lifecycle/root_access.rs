@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use rootmail_domain::AccountId;
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, RootAccess, RootCredentialReport};
-use rootmail_pipeline::PortError;
+use rootmail_pipeline::{ErrorKind, PortError};
 
 const STS: &str = "sts";
 const IAM: &str = "iam";
@@ -50,10 +50,10 @@ impl RootSessions {
             .await
             .map_err(|e| LifecycleError::Port(port_error(STS, e)))?;
         let Some(credentials) = answer.credentials() else {
-            return Err(LifecycleError::Port(PortError::Permanent {
-                port: STS,
-                message: format!("AssumeRoot for account {account} returned no credentials"),
-            }));
+            return Err(LifecycleError::Port(PortError::permanent(
+                STS,
+                format!("AssumeRoot for account {account} returned no credentials"),
+            )));
         };
         let session = aws_sdk_iam::config::Credentials::new(
             credentials.access_key_id(),
@@ -80,22 +80,22 @@ fn iam_error<E>(
     error: SdkError<E, crate::error::HttpResponse>,
 ) -> LifecycleError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let expired = matches!(
         error_code(&error),
         Some("ExpiredToken" | "ExpiredTokenException")
     );
-    let (transient, detail) = match port_error(IAM, error) {
-        PortError::Transient { message, .. } => (true, message),
-        PortError::Permanent { message, .. } => (false, message),
-    };
-    let message = format!("{doing} of account {account}'s root user: {detail}");
-    LifecycleError::Port(if expired || transient {
-        PortError::Transient { port: IAM, message }
-    } else {
-        PortError::Permanent { port: IAM, message }
-    })
+    let mut error = port_error(IAM, error);
+    error.message = format!(
+        "{doing} of account {account}'s root user: {}",
+        error.message
+    );
+    // An expired session is renewed by trying again.
+    if expired {
+        error.kind = ErrorKind::Transient;
+    }
+    LifecycleError::Port(error)
 }
 
 fn no_such_entity<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {

@@ -4,7 +4,7 @@
 //! context) and stored base64, so a table read alone cannot answer a workflow.
 
 use crate::dynamo::{from_item, n, s, to_item};
-use crate::error::error_code;
+use crate::error::condition_failed;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
@@ -130,11 +130,9 @@ impl Rotations for DynamoRotations {
         };
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Err(LifecycleError::Refused(format!(
-                    "account {account}'s lifecycle record changed meanwhile; look at it again"
-                )))
-            }
+            Err(e) if condition_failed(&e) => Err(LifecycleError::Refused(format!(
+                "account {account}'s lifecycle record changed meanwhile; look at it again"
+            ))),
             Err(e) => Err(super::sdk(PORT, e)),
         }
     }
@@ -205,11 +203,9 @@ impl Rotations for DynamoRotations {
         }
         match update.update_expression(expression).send().await {
             Ok(_) => Ok(()),
-            Err(e) if error_code(&e) == Some("ConditionalCheckFailedException") => {
-                Err(LifecycleError::Refused(format!(
-                    "account {account}'s lifecycle record changed meanwhile; look at it again"
-                )))
-            }
+            Err(e) if condition_failed(&e) => Err(LifecycleError::Refused(format!(
+                "account {account}'s lifecycle record changed meanwhile; look at it again"
+            ))),
             Err(e) => Err(super::sdk(PORT, e)),
         }
     }

@@ -15,9 +15,7 @@
 //! https://developer.atlassian.com/cloud/jira/platform/search-and-reconcile.
 
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
-use rootmail_pipeline::{
-    AttachmentContent, NewComment, NewTicket, PortError, TicketAttachment, TicketSink,
-};
+use rootmail_pipeline::{AttachmentContent, NewComment, NewTicket, TicketAttachment, TicketSink};
 use rootmail_tickets::MarkerKey;
 use rootmail_tickets::common::thread_token;
 use rootmail_tickets::{HttpClient, Jira, JiraCredentials, JiraOptions, RetryPolicy};
@@ -361,7 +359,7 @@ async fn a_slow_server_is_a_transient_failure() {
         .find(&ThreadKey::message("x@y"))
         .await
         .expect_err("times out");
-    assert!(matches!(error, PortError::Transient { .. }), "{error}");
+    assert!(error.is_transient(), "{error}");
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
 
@@ -376,7 +374,7 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
         .create(&new_ticket())
         .await
         .expect_err("refused");
-    assert!(matches!(error, PortError::Permanent { .. }), "{error}");
+    assert!(!error.is_transient(), "{error}");
     let text = error.to_string();
     assert!(
         text.contains("jira rejected rootmail's credentials (HTTP 401"),

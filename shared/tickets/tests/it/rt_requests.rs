@@ -6,9 +6,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
-use rootmail_pipeline::{
-    AttachmentContent, NewComment, NewTicket, PortError, TicketAttachment, TicketSink,
-};
+use rootmail_pipeline::{AttachmentContent, NewComment, NewTicket, TicketAttachment, TicketSink};
 use rootmail_tickets::MarkerKey;
 use rootmail_tickets::{HttpClient, RetryPolicy, Rt, RtCredentials, RtOptions};
 use serde_json::{Value, json};
@@ -610,7 +608,7 @@ async fn refused_credentials_cost_one_request_and_say_so() {
         .await
         .expect_err("401");
 
-    assert!(matches!(error, PortError::Permanent { .. }), "{error}");
+    assert!(!error.is_transient(), "{error}");
     let text = error.to_string();
     assert!(
         text.contains("rt rejected rootmail's credentials"),

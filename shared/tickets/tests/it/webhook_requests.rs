@@ -5,9 +5,7 @@
 
 use hmac::{Hmac, Mac};
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
-use rootmail_pipeline::{
-    AttachmentContent, NewComment, NewTicket, PortError, TicketAttachment, TicketSink,
-};
+use rootmail_pipeline::{AttachmentContent, NewComment, NewTicket, TicketAttachment, TicketSink};
 use rootmail_tickets::{HttpClient, RetryPolicy, Webhook, WebhookCredentials};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -202,7 +200,7 @@ async fn a_slow_receiver_is_a_transient_failure() {
         .create(&new_ticket())
         .await
         .expect_err("times out");
-    assert!(matches!(error, PortError::Transient { .. }), "{error}");
+    assert!(error.is_transient(), "{error}");
     assert_eq!(server.received_requests().await.unwrap().len(), 2);
 }
 
@@ -218,7 +216,7 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
         .await
         .expect_err("refused");
     let text = error.to_string();
-    assert!(matches!(error, PortError::Permanent { .. }), "{text}");
+    assert!(!error.is_transient(), "{text}");
     assert!(
         text.contains("webhook rejected rootmail's credentials (HTTP 401"),
         "{text}"
