@@ -42,6 +42,7 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
     let identity: Identity = credentials.into();
     let body = serde_json::to_vec(request)?;
     let signed = signed_headers(&url, &body, &identity, &region)?;
+    rootmail_tickets::http::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()?;

@@ -248,6 +248,7 @@ impl AccountFake {
     /// `AssumeRoot` returned.
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
+            .http_client(rootmail_aws::https_client())
             .endpoint_url(&self.url)
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new(

@@ -44,6 +44,7 @@ pub fn process_env() -> Vec<(&'static str, String)> {
 /// SDK configuration pointing at moto, with dummy credentials.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(rootmail_aws::https_client())
         .endpoint_url(endpoint())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "tests"))

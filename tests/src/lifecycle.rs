@@ -437,6 +437,7 @@ pub async fn sent_email() -> Vec<Value> {
 }
 
 async fn moto_post(path: &str, body: &Value) {
+    rootmail_tickets::http::install_crypto_provider();
     reqwest::Client::new()
         .post(format!("{}{path}", endpoint()))
         .json(body)

@@ -38,8 +38,19 @@ pub use threads::DynamoThreadMap;
 /// endpoint override is set (local stand-ins do not serve virtual hosts).
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
         .load()
         .await
+}
+
+/// The HTTPS client of every AWS client: rustls on ring, the crypto the ticket
+/// API's client uses too, so a bootstrap links one provider (not aws-lc-rs
+/// beside it). The SDK crates are built without their default client.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 #[cfg(feature = "mail")]

@@ -93,12 +93,24 @@ pub struct HttpClient {
     rate: Option<Arc<RequestRate>>,
 }
 
+/// Makes ring this process's TLS crypto provider, which every reqwest client
+/// needs: reqwest is built without one (`rustls-no-provider`), so that
+/// aws-lc-rs stays out of the binaries. Calling it again does nothing.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // An error means a provider is installed already, which is the aim.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 impl HttpClient {
     pub fn new(
         port: &'static str,
         timeout: Duration,
         policy: RetryPolicy,
     ) -> Result<Self, PortError> {
+        install_crypto_provider();
         let client = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))

@@ -23,4 +23,5 @@ mod ordering;
 mod rt_end_to_end;
 mod soak;
 mod spoofing;
+mod tls;
 mod zendesk_stateful;

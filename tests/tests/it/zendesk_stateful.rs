@@ -663,6 +663,7 @@ async fn an_unmarked_ticket_of_the_thread_gets_comments_not_a_twin() {
 #[tokio::test]
 async fn the_fake_keeps_idempotency_keys_for_two_hours() {
     let zendesk = FakeZendesk::start().await;
+    rootmail_tickets::http::install_crypto_provider();
     let client = reqwest::Client::new();
     let post = |body: serde_json::Value| {
         client
