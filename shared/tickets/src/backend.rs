@@ -204,7 +204,7 @@ pub enum AnyBackend {
 }
 
 impl AnyBackend {
-    /// Builds the backend. `credentials` is the secret's JSON (see README);
+    /// Builds the backend. `credentials` is the secret's JSON (see functions/README.md);
     /// `marker_key` signs and checks the marker lines (required, except for
     /// the webhook, which writes none).
     pub fn build(

@@ -1,5 +1,5 @@
 //! The plain JSON webhook backend: rootmail POSTs tickets and comments to a
-//! receiver you run. The contract (also in README.md):
+//! receiver you run. The contract (also in functions/README.md):
 //!
 //! - `POST {base}/tickets` with `Idempotency-Key`: body [`NewTicket`] as JSON,
 //!   answer `{"id": "..."}`. The same key must return the same id.
