@@ -24,37 +24,14 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
     }
 }
 
-/// Reads every message named by `paths` in order and hands it to `each` with its
-/// label (its path; `box.mbox#12` for a message in an mbox). A path is an
-/// `.eml` file, an mbox, or a directory searched recursively in name order for
-/// `*.eml`, `*.mbox` and Maildir folders (see [`mailbox`]). A path that cannot
-/// be read is reported on stderr and counted, and the rest is still read: the
-/// return value is the number of such paths.
-pub fn each_message(
-    paths: &[PathBuf],
-    mut each: impl FnMut(&Path, Vec<u8>) -> anyhow::Result<()>,
-) -> anyhow::Result<usize> {
-    let (files, mut unreadable) = message_files(paths);
-    // A backfill of years of mail takes a while: a bar on a terminal, nothing
-    // in a pipe or a log.
-    let bar = crate::ops::progress(Some(files.len() as u64), "messages");
-    for file in &files {
-        let label = file.label();
-        match file.read() {
-            Ok(raw) => bar.suspend(|| each(&label, raw))?,
-            Err(e) => {
-                bar.suspend(|| eprintln!("rootmail: cannot read {}: {e}", label.display()));
-                unreadable += 1;
-            }
-        }
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    Ok(unreadable)
-}
-
-/// As [`each_message`], with `work` run on every core for independent
-/// messages and `emit` called in the original order. Workers take the next
+/// Reads every message named by `paths`, runs `work` on it on every core
+/// (independent messages), and calls `emit` with its label (its path;
+/// `box.mbox#12` for a message in an mbox) and the result in the original
+/// order. A path is an `.eml` file, an mbox, or a directory searched
+/// recursively in name order for `*.eml`, `*.mbox` and Maildir folders (see
+/// [`mailbox`]). A path that cannot be read is reported on stderr and counted,
+/// and the rest is still read: the return value is the number of such paths.
+/// Workers take the next
 /// file as they finish one (a large message does not hold the others up) but
 /// stay within a window of two files per core past the last one emitted, so
 /// memory stays a few messages' worth whatever the number of files.
@@ -65,6 +42,9 @@ pub fn each_message_parallel<R: Send>(
 ) -> anyhow::Result<usize> {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let (files, mut unreadable) = message_files(paths);
+    // A backfill of years of mail takes a while: a bar on a terminal, nothing
+    // in a pipe or a log.
+    let bar = crate::ops::progress(Some(files.len() as u64), "messages");
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let window = threads * 2;
     let next = AtomicUsize::new(0);
@@ -102,12 +82,13 @@ pub fn each_message_parallel<R: Send>(
             while let Some(result) = waiting.remove(&at) {
                 let label = files[at].label();
                 match result {
-                    Ok(decided) => emit(&label, decided)?,
+                    Ok(decided) => bar.suspend(|| emit(&label, decided))?,
                     Err(e) => {
-                        eprintln!("rootmail: cannot read {}: {e}", label.display());
+                        bar.suspend(|| eprintln!("rootmail: cannot read {}: {e}", label.display()));
                         unreadable += 1;
                     }
                 }
+                bar.inc(1);
                 at += 1;
                 emitted.store(at, Ordering::Release);
             }
@@ -123,6 +104,7 @@ pub fn each_message_parallel<R: Send>(
         }
         Ok(())
     })?;
+    bar.finish_and_clear();
     Ok(unreadable)
 }
 

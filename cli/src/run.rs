@@ -11,7 +11,8 @@ use rootmail_local::LocalStore;
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
-    Handoffs, Ingested, Knowledge, NoHandoffs, TicketSink, Written, ingest, write_ticket,
+    Handoffs, Ingested, Knowledge, NoHandoffs, Prepared, TicketSink, Written, ingest_prepared,
+    write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -163,10 +164,19 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
     let mut tally = Tally::default();
     let mut rows = Vec::new();
     let mut batch = GroupCommit::new(store, batch_size);
-    let unreadable = inputs::each_message(paths, |file, raw| {
+    // What needs no store (the hash, the parse, the original's file) is made
+    // on every core; each message is then ingested and written in order.
+    let prepare = |_: &Path, raw: Vec<u8>| {
+        let prepared = Prepared::of(&raw);
+        // Best effort: ingest writes it again if this failed.
+        let _ = store.write_ahead(&prepared.hash, &raw);
+        (raw, prepared)
+    };
+    let unreadable = inputs::each_message_parallel(paths, prepare, |file, (raw, prepared)| {
         batch.before_message()?;
         let source = file.display().to_string();
-        let outcome = process((store, sink, directory), &runtime, knowledge, &raw, &source)
+        let message = (raw.as_slice(), &prepared, source.as_str());
+        let outcome = process((store, sink, directory), &runtime, knowledge, message)
             .with_context(|| format!("processing {source}"));
         let processed = outcome.unwrap_or_else(|e| {
             eprintln!("rootmail: {e:#}");
@@ -383,13 +393,13 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
     runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_, H>,
-    raw: &[u8],
-    source: &str,
+    (raw, prepared, source): (&[u8], &Prepared, &str),
 ) -> anyhow::Result<Processed> {
-    let ingested = runtime.block_on(ingest(
+    let ingested = runtime.block_on(ingest_prepared(
         (store, store, store, directory),
         knowledge,
         raw,
+        prepared,
         source,
         now(),
     ))?;

@@ -195,6 +195,23 @@ impl LocalStore {
 
     /// Makes the batch durable: its originals first (one `syncfs` on Linux),
     /// then the transaction (one sync of the write-ahead log).
+    /// Writes a message's original into the archive ahead of its ingest, not
+    /// synced (a worker thread does this while the messages before it are
+    /// ingested). Its ingest, in order, makes it durable with its batch; an
+    /// original written ahead whose message was never ingested is only an
+    /// extra file, as after a crash.
+    pub fn write_ahead(&self, hash: &ContentHash, raw: &[u8]) -> Result<(), StoreError> {
+        let path = self.archive_path(hash);
+        if holds_whole(&path, raw) {
+            return Ok(());
+        }
+        write_file(&path, raw, false)
+    }
+
+    fn archive_path(&self, hash: &ContentHash) -> PathBuf {
+        self.root.join("archive").join(format!("{hash}.eml"))
+    }
+
     pub fn commit_batch(&self) -> Result<(), StoreError> {
         let Some(batch) = locked(&self.batch).take() else {
             return Ok(());
@@ -424,12 +441,31 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
 
 /// A temporary file renamed into place; synced first unless `sync` is false
 /// (a batch syncs its files together when it commits).
+/// Whether the archived original at `path` is there whole (a crash before a
+/// sync can leave a short file under the final name).
+fn holds_whole(path: &Path, raw: &[u8]) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.len() == raw.len() as u64)
+}
+
+fn sync_file(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|f| f.sync_data())
+        .map_err(|source| StoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
 fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
+    // A name of its own per write: two threads may write the same original
+    // (a message and its copy) at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| StoreError::Io {
         path: path.display().to_string(),
         source,
     };
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let mut file = File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     if sync {
@@ -481,13 +517,19 @@ fn port(port: &'static str) -> impl Fn(StoreError) -> PortError {
 
 impl MailArchive for LocalStore {
     async fn put(&self, hash: &ContentHash, raw: &[u8]) -> PortResult<String> {
-        let path = self.root.join("archive").join(format!("{hash}.eml"));
-        if !path.exists() {
-            let mut batch = locked(&self.batch);
-            write_file(&path, raw, batch.is_none()).map_err(port("archive"))?;
-            if let Some(batch) = batch.as_mut() {
-                batch.unsynced.push(path.clone());
+        let path = self.archive_path(hash);
+        let mut batch = locked(&self.batch);
+        if holds_whole(&path, raw) {
+            // Written ahead, or by a run that stopped before its batch was
+            // synced: made durable with this message's batch all the same.
+            if batch.is_none() {
+                sync_file(&path).map_err(port("archive"))?;
             }
+        } else {
+            write_file(&path, raw, batch.is_none()).map_err(port("archive"))?;
+        }
+        if let Some(batch) = batch.as_mut() {
+            batch.unsynced.push(path.clone());
         }
         Ok(path.display().to_string())
     }
@@ -700,6 +742,36 @@ impl TicketSink for LocalStore {
 mod tests {
     use super::*;
     use pollster::block_on;
+
+    #[test]
+    fn an_original_cut_short_is_written_again_and_one_written_ahead_syncs_with_its_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let raw = b"From: a@example.com\r\nSubject: x\r\n\r\nbody\r\n";
+        let hash = ContentHash::of(raw);
+        let path = store.archive_path(&hash);
+        let whole = || std::fs::read(&path).unwrap() == raw;
+
+        // A crash before a sync can leave a short file under the final name.
+        std::fs::write(&path, &raw[..7]).unwrap();
+        store.write_ahead(&hash, raw).unwrap();
+        assert!(whole(), "write_ahead replaces a short original");
+        std::fs::write(&path, b"").unwrap();
+        store.begin_batch().unwrap();
+        block_on(store.put(&hash, raw)).unwrap();
+        assert!(whole(), "put replaces an empty original");
+
+        // Whole already (written ahead): put writes nothing, but the batch
+        // still syncs it before its rows commit.
+        store.commit_batch().unwrap();
+        store.write_ahead(&hash, raw).unwrap();
+        store.begin_batch().unwrap();
+        block_on(store.put(&hash, raw)).unwrap();
+        let listed = locked(&store.batch).as_ref().map(|b| b.unsynced.clone());
+        assert_eq!(listed, Some(vec![path.clone()]));
+        store.commit_batch().unwrap();
+        assert!(whole());
+    }
 
     fn row(n: u8) -> LedgerRow {
         LedgerRow::claimed(

@@ -118,9 +118,27 @@ pub enum Ingested {
     },
 }
 
+/// What ingest works out from a message's bytes alone, before it looks at
+/// any store: its content hash and its parse. A caller with many messages
+/// makes these on every core and ingests them in order.
+#[derive(Debug)]
+pub struct Prepared {
+    pub hash: ContentHash,
+    pub parsed: Result<ParsedMail, rootmail_domain::mail::ParseError>,
+}
+
+impl Prepared {
+    pub fn of(raw: &[u8]) -> Self {
+        Self {
+            hash: ContentHash::of(raw),
+            parsed: parse(raw),
+        }
+    }
+}
+
 /// One message through claim, archive, triage and ledger.
 pub async fn ingest<A, L, T, D, H>(
-    (archive, ledger, threads, accounts): (&A, &L, &T, &D),
+    ports: (&A, &L, &T, &D),
     knowledge: &Knowledge<'_, H>,
     raw: &[u8],
     source: &str,
@@ -133,9 +151,29 @@ where
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
 {
-    let hash = ContentHash::of(raw);
+    ingest_prepared(ports, knowledge, raw, &Prepared::of(raw), source, now).await
+}
+
+/// [`ingest`] of a message whose [`Prepared`] part is made already (it must
+/// be of these bytes).
+pub async fn ingest_prepared<A, L, T, D, H>(
+    (archive, ledger, threads, accounts): (&A, &L, &T, &D),
+    knowledge: &Knowledge<'_, H>,
+    raw: &[u8],
+    prepared: &Prepared,
+    source: &str,
+    now: u64,
+) -> PortResult<Ingested>
+where
+    A: MailArchive,
+    L: Ledger,
+    T: ThreadMap,
+    D: AccountLookup + Sync,
+    H: Handoffs + Sync,
+{
+    let hash = &prepared.hash;
     let mut row = match ledger
-        .claim(&hash, source, now, knowledge.claim_timeout_secs)
+        .claim(hash, source, now, knowledge.claim_timeout_secs)
         .await?
     {
         Claim::Busy => return Ok(Ingested::Busy),
@@ -150,7 +188,7 @@ where
     let result = triage_claimed(
         (archive, ledger, threads, accounts),
         knowledge,
-        (raw, &hash, source),
+        (raw, prepared, source),
         row.clone(),
         now,
     )
@@ -169,7 +207,7 @@ where
 async fn triage_claimed<A, L, T, D, H>(
     (archive, ledger, threads, accounts): (&A, &L, &T, &D),
     knowledge: &Knowledge<'_, H>,
-    (raw, hash, source): (&[u8], &ContentHash, &str),
+    (raw, prepared, source): (&[u8], &Prepared, &str),
     mut row: LedgerRow,
     now: u64,
 ) -> PortResult<Ingested>
@@ -181,16 +219,17 @@ where
     H: Handoffs + Sync,
 {
     crash_point!("ingest.after-claim");
+    let hash = &prepared.hash;
     let origin = archive.put(hash, raw).await?;
     crash_point!("ingest.after-archive");
 
-    let parsed = parse(raw);
+    let parsed = &prepared.parsed;
     let mut known: HashMap<String, ThreadKey> = HashMap::new();
     let mut directory = InMemoryDirectory::default();
     // The rotations waiting among the candidate accounts, fetched before
     // triage so triage itself stays synchronous.
     let mut waiting: Vec<WaitingRotation> = Vec::new();
-    if let Ok(mail) = &parsed {
+    if let Ok(mail) = parsed {
         for id in mail.referenced_ids() {
             if let Some(key) = threads.thread_of_message(id).await? {
                 known.insert(id.to_string(), key);
@@ -216,8 +255,8 @@ where
         origin: &origin,
         object_name,
     };
-    let mut triage = triage_parsed(&parsed, hash, &input, &ctx);
-    if let Ok(mail) = &parsed {
+    let mut triage = triage_parsed(parsed, hash, &input, &ctx);
+    if let Ok(mail) = parsed {
         archive_if_before(&mut triage, mail, knowledge.ticket_since);
     }
     if triage.disposition == Disposition::Handoff
@@ -228,9 +267,9 @@ where
             rotations: &NoRotations,
             ..ctx
         };
-        triage = triage_parsed(&parsed, hash, &input, &ctx);
+        triage = triage_parsed(parsed, hash, &input, &ctx);
     }
-    if let Ok(mail) = &parsed {
+    if let Ok(mail) = parsed {
         witness(knowledge.handoffs, mail, &triage, &waiting, now).await?;
     }
     if !triage.secrets.is_empty() {
