@@ -37,162 +37,526 @@ enum Format {
 #[derive(Subcommand)]
 enum Command {
     /// Decide what each message is and what would happen to it; changes nothing.
-    Triage {
-        /// Account directory: CSV with `root_email,account_id,customer,status`.
-        #[arg(long)]
-        accounts: Option<PathBuf>,
-        /// Classification rules replacing the built-in ones (same TOML format).
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "json")]
-        format: Format,
-        /// Say why: the rules that fired with their weights, the runner-up
-        /// kind, how the account and the thread were chosen.
-        #[arg(long)]
-        explain: bool,
-        /// `.eml` files, or directories searched recursively for `*.eml`.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Triage(TriageArgs),
     /// Run the whole pipeline locally: archive, ledger and threads under --state;
     /// tickets there too, or in a real ticketing system with --backend.
-    Run {
-        #[arg(long, default_value = ".rootmail")]
-        state: PathBuf,
-        #[arg(long)]
-        accounts: Option<PathBuf>,
-        #[arg(long)]
-        rules: Option<PathBuf>,
-        /// Where tickets go. Other than `local`, the backend's settings come from
-        /// the environment (TICKET_API_URL, RT_QUEUE, JIRA_SERVICE_DESK_ID...).
-        #[arg(long, value_enum, default_value = "local")]
-        backend: run::BackendChoice,
-        /// The backend's JSON credentials file (or TICKET_CREDENTIALS with the JSON itself).
-        #[arg(long, env = "TICKET_CREDENTIALS_FILE")]
-        credentials: Option<PathBuf>,
-        /// A backfill: mail sent before this day (YYYY-MM-DD, UTC) is archived
-        /// (ledger row, original kept), never ticketed nor handed over.
-        #[arg(long, value_parser = run::parse_day)]
-        since: Option<i64>,
-        /// Messages per transaction (also committed every 2 seconds): one sync
-        /// of the database and of the archive per batch.
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        batch_size: u32,
-        /// `.eml` files, mbox files, Maildirs, or directories holding them.
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-    },
+    Run(RunArgs),
     /// Operator commands for the account directory in AWS.
-    Accounts {
-        #[command(subcommand)]
-        action: AccountsAction,
-    },
+    Accounts(AccountsArgs),
     /// Re-drive stored mail (--bucket) or dead letters (--dlq) through the AWS pipeline.
     /// Safe to repeat: messages already finished are no-ops.
-    Replay {
-        /// Bucket holding the stored mail.
-        #[arg(long, conflicts_with = "dlq", required_unless_present = "dlq")]
-        bucket: Option<String>,
-        /// Only objects under this prefix.
-        #[arg(long, default_value = "inbound/", requires = "bucket")]
-        prefix: String,
-        /// A dead-letter queue to empty back into the pipeline.
-        #[arg(long)]
-        dlq: Option<String>,
-        /// The queue `mail-ingest` reads (S3 events go there).
-        #[arg(long, env = "INBOUND_QUEUE_URL")]
-        inbound_queue: Option<String>,
-        /// The FIFO queue `ticket-writer` reads (ticket operations go there).
-        #[arg(long, env = "TICKET_OPS_QUEUE_URL")]
-        ticket_ops_queue: Option<String>,
-    },
+    Replay(ReplayArgs),
     /// Counts by status, disposition and kind over a time window, from the
     /// ledger in AWS (--table) or of a local run (--state).
-    Status {
-        /// How far back: 30m, 24h, 7d...
-        #[arg(long, default_value = "24h", value_parser = ops::status::parse_window)]
-        since: u64,
-        #[arg(long, env = "LEDGER_TABLE", required_unless_present = "state")]
-        table: Option<String>,
-        /// A local state directory (`rootmail run --state`) instead of AWS.
-        #[arg(long, conflicts_with = "table")]
-        state: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: Format,
-    },
+    Status(StatusArgs),
     /// The root-credential lifecycle of an account: take-over and its status.
-    Rotation {
-        #[command(flatten)]
-        local: LocalLifecycleArgs,
-        #[command(subcommand)]
-        action: RotationAction,
-    },
+    Rotation(RotationArgs),
     /// Break-glass access to an account's root credentials (audited first).
-    Creds {
-        #[command(flatten)]
-        local: LocalLifecycleArgs,
-        #[command(subcommand)]
-        action: CredsAction,
-    },
+    Creds(CredsArgs),
     /// Hand an account's root back to the customer (reverse of a take-over).
-    Release {
-        #[command(flatten)]
-        local: LocalLifecycleArgs,
-        #[arg(long)]
-        account: String,
-        /// The customer's address the root email moves to; AWS mails them a code.
-        #[arg(long)]
-        customer_email: String,
-    },
+    Release(ReleaseArgs),
     /// Record that an account is closed: ticketing stops, archive and vault stay.
-    Close {
-        #[command(flatten)]
-        local: LocalLifecycleArgs,
-        #[arg(long)]
-        account: String,
-        #[arg(long)]
-        reason: String,
-    },
+    Close(CloseArgs),
     /// The root user's virtual MFA device during a take-over.
-    Mfa {
-        #[command(flatten)]
-        local: LocalLifecycleArgs,
-        #[command(subcommand)]
-        action: MfaAction,
-    },
+    Mfa(MfaArgs),
     /// The audit report: every lifecycle action and access, oldest first, with
     /// who did it, why, and the ticket.
-    Audit {
-        #[arg(long, default_value = ".rootmail")]
-        state: PathBuf,
-        /// One account only (refused if it has no audit trail).
-        #[arg(long)]
-        account: Option<String>,
-        /// Only the last 30d, 12h...
-        #[arg(long, value_parser = ops::status::parse_window)]
-        since: Option<u64>,
-        #[arg(long, value_enum, default_value = "table")]
-        format: estate::ReportFormat,
-        /// Read the deployed audit table instead of --state.
-        #[arg(long)]
-        aws: bool,
-        #[command(flatten)]
-        tables: estate::AwsTables,
-    },
+    Audit(AuditArgs),
     /// Local mode only: act as the AWS console on the simulated AWS.
-    Simulate {
-        #[command(flatten)]
-        local: LocalLifecycleArgs,
-        #[command(subcommand)]
-        action: SimulateAction,
-    },
+    Simulate(SimulateArgs),
     /// Read the tickets the local pipeline created.
-    Tickets {
-        #[arg(long, default_value = ".rootmail", global = true)]
-        state: PathBuf,
-        #[command(subcommand)]
-        action: TicketsAction,
-    },
+    Tickets(TicketsArgs),
+}
+
+#[derive(clap::Args)]
+struct TriageArgs {
+    /// Account directory: CSV with `root_email,account_id,customer,status`.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
+    /// Classification rules replacing the built-in ones (same TOML format).
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// Say why: the rules that fired with their weights, the runner-up
+    /// kind, how the account and the thread were chosen.
+    #[arg(long)]
+    explain: bool,
+    /// `.eml` files, or directories searched recursively for `*.eml`.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+impl TriageArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            accounts,
+            rules,
+            format,
+            explain,
+            paths,
+        } = self;
+        triage::run(
+            &triage::Options {
+                accounts: accounts.as_deref(),
+                rules: rules.as_deref(),
+                format,
+                explain,
+            },
+            &paths,
+        )
+    }
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, default_value = ".rootmail")]
+    state: PathBuf,
+    #[arg(long)]
+    accounts: Option<PathBuf>,
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Where tickets go. Other than `local`, the backend's settings come from
+    /// the environment (TICKET_API_URL, RT_QUEUE, JIRA_SERVICE_DESK_ID...).
+    #[arg(long, value_enum, default_value = "local")]
+    backend: run::BackendChoice,
+    /// The backend's JSON credentials file (or TICKET_CREDENTIALS with the JSON itself).
+    #[arg(long, env = "TICKET_CREDENTIALS_FILE")]
+    credentials: Option<PathBuf>,
+    /// A backfill: mail sent before this day (YYYY-MM-DD, UTC) is archived
+    /// (ledger row, original kept), never ticketed nor handed over.
+    #[arg(long, value_parser = run::parse_day)]
+    since: Option<i64>,
+    /// Messages per transaction (also committed every 2 seconds): one sync
+    /// of the database and of the archive per batch.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    batch_size: u32,
+    /// `.eml` files, mbox files, Maildirs, or directories holding them.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+impl RunArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            state,
+            accounts,
+            rules,
+            backend,
+            credentials,
+            since,
+            batch_size,
+            paths,
+        } = self;
+        run::run(
+            &state,
+            run::Inputs {
+                accounts: accounts.as_deref(),
+                rules: rules.as_deref(),
+                backend,
+                credentials: credentials.as_deref(),
+                batch_size: batch_size as usize,
+                since,
+            },
+            &paths,
+        )
+    }
+}
+
+#[derive(clap::Args)]
+struct AccountsArgs {
+    #[command(subcommand)]
+    action: AccountsAction,
+}
+
+impl AccountsArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Self {
+                action:
+                    AccountsAction::List {
+                        state,
+                        accounts,
+                        phase,
+                        silent_for,
+                        format,
+                        aws,
+                        tables,
+                    },
+            } => estate::list(&estate::ListArgs {
+                state: &state,
+                accounts: accounts.as_deref(),
+                phase: phase.as_deref(),
+                silent_for,
+                format,
+                aws: aws.then_some(&tables),
+            }),
+            Self {
+                action:
+                    AccountsAction::Import {
+                        file,
+                        organization,
+                        email_pattern,
+                        tag,
+                        customer_tag,
+                        role_arn,
+                        role_arns,
+                        table,
+                    },
+            } => {
+                let source = ops::accounts::Source {
+                    csv: file.as_deref(),
+                    organization,
+                    filter: rootmail_aws::accounts::OrgFilter {
+                        email_pattern,
+                        tag: tag.as_deref().map(ops::accounts::parse_tag),
+                        customer_tag,
+                        payer: None,
+                    },
+                    role_arns: match role_arns {
+                        Some(path) => {
+                            let mut all = role_arn;
+                            match ops::accounts::read_role_arns(&path) {
+                                Ok(listed) => all.extend(listed),
+                                Err(e) => {
+                                    eprintln!("rootmail: {e:#}");
+                                    return Ok(ExitCode::from(2));
+                                }
+                            }
+                            all
+                        }
+                        None => role_arn,
+                    },
+                };
+                ops::block_on(ops::accounts::import(&table, source)).map(|()| ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Bucket holding the stored mail.
+    #[arg(long, conflicts_with = "dlq", required_unless_present = "dlq")]
+    bucket: Option<String>,
+    /// Only objects under this prefix.
+    #[arg(long, default_value = "inbound/", requires = "bucket")]
+    prefix: String,
+    /// A dead-letter queue to empty back into the pipeline.
+    #[arg(long)]
+    dlq: Option<String>,
+    /// The queue `mail-ingest` reads (S3 events go there).
+    #[arg(long, env = "INBOUND_QUEUE_URL")]
+    inbound_queue: Option<String>,
+    /// The FIFO queue `ticket-writer` reads (ticket operations go there).
+    #[arg(long, env = "TICKET_OPS_QUEUE_URL")]
+    ticket_ops_queue: Option<String>,
+}
+
+impl ReplayArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            bucket,
+            prefix,
+            dlq,
+            inbound_queue,
+            ticket_ops_queue,
+        } = self;
+        ops::block_on(async {
+            match (bucket, dlq) {
+                (Some(bucket), None) => {
+                    let queue = inbound_queue.as_deref().ok_or_else(|| {
+                        anyhow::anyhow!("give --inbound-queue (or INBOUND_QUEUE_URL)")
+                    })?;
+                    ops::replay::bucket(&bucket, &prefix, queue).await
+                }
+                (None, Some(dlq)) => {
+                    let targets = ops::replay::Targets {
+                        inbound_queue: inbound_queue.as_deref(),
+                        ticket_ops_queue: ticket_ops_queue.as_deref(),
+                    };
+                    ops::replay::dead_letters(&dlq, targets).await
+                }
+                _ => anyhow::bail!("give either --bucket or --dlq"),
+            }
+        })
+        .map(|()| ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// How far back: 30m, 24h, 7d...
+    #[arg(long, default_value = "24h", value_parser = ops::status::parse_window)]
+    since: u64,
+    #[arg(long, env = "LEDGER_TABLE", required_unless_present = "state")]
+    table: Option<String>,
+    /// A local state directory (`rootmail run --state`) instead of AWS.
+    #[arg(long, conflicts_with = "table")]
+    state: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+}
+
+impl StatusArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            since,
+            table,
+            state,
+            format,
+        } = self;
+        ops::block_on(ops::status::run(
+            // clap requires --table (or LEDGER_TABLE) when --state is absent.
+            match &state {
+                Some(state) => ops::status::Source::State(state),
+                None => ops::status::Source::Table(table.as_deref().unwrap_or_default()),
+            },
+            since,
+            matches!(format, Format::Json),
+        ))
+        .map(|()| ExitCode::SUCCESS)
+    }
+}
+
+#[derive(clap::Args)]
+struct RotationArgs {
+    #[command(flatten)]
+    local: LocalLifecycleArgs,
+    #[command(subcommand)]
+    action: RotationAction,
+}
+
+impl RotationArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self { local, action } = self;
+        let local = local.as_local();
+        match action {
+            RotationAction::Start {
+                account,
+                customer,
+                mode,
+                root_domain,
+                state_machine,
+                accounts,
+                rules,
+            } => lifecycle::start(
+                &local,
+                &lifecycle::Start {
+                    account: &account,
+                    customer: &customer,
+                    mode: &mode,
+                    root_domain: root_domain.as_deref(),
+                    state_machine: state_machine.as_deref(),
+                    accounts: accounts.as_deref(),
+                    rules: rules.as_deref(),
+                },
+            ),
+            RotationAction::Status { account } => lifecycle::status(&local, &account),
+            RotationAction::Complete {
+                account,
+                otp_stdin,
+                attest,
+            } => lifecycle::complete(&local, &account, otp_stdin, attest.as_deref()),
+            RotationAction::Code {
+                account,
+                reason,
+                ticket,
+            } => lifecycle::read_code(
+                &local,
+                &lifecycle::Access {
+                    account: &account,
+                    reason: &reason,
+                    ticket: &ticket,
+                },
+            ),
+            RotationAction::Attest { account, statement } => {
+                lifecycle::attest(&local, &account, &statement)
+            }
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct CredsArgs {
+    #[command(flatten)]
+    local: LocalLifecycleArgs,
+    #[command(subcommand)]
+    action: CredsAction,
+}
+
+impl CredsArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            local,
+            action:
+                CredsAction::Get {
+                    account,
+                    reason,
+                    ticket,
+                },
+        } = self;
+        lifecycle::creds_get(
+            &local.as_local(),
+            &lifecycle::Access {
+                account: &account,
+                reason: &reason,
+                ticket: &ticket,
+            },
+        )
+    }
+}
+
+#[derive(clap::Args)]
+struct ReleaseArgs {
+    #[command(flatten)]
+    local: LocalLifecycleArgs,
+    #[arg(long)]
+    account: String,
+    /// The customer's address the root email moves to; AWS mails them a code.
+    #[arg(long)]
+    customer_email: String,
+}
+
+impl ReleaseArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            local,
+            account,
+            customer_email,
+        } = self;
+        lifecycle::release(&local.as_local(), &account, &customer_email)
+    }
+}
+
+#[derive(clap::Args)]
+struct CloseArgs {
+    #[command(flatten)]
+    local: LocalLifecycleArgs,
+    #[arg(long)]
+    account: String,
+    #[arg(long)]
+    reason: String,
+}
+
+impl CloseArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            local,
+            account,
+            reason,
+        } = self;
+        lifecycle::close(&local.as_local(), &account, &reason)
+    }
+}
+
+#[derive(clap::Args)]
+struct MfaArgs {
+    #[command(flatten)]
+    local: LocalLifecycleArgs,
+    #[command(subcommand)]
+    action: MfaAction,
+}
+
+impl MfaArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            local,
+            action: MfaAction::Enroll { account },
+        } = self;
+        lifecycle::enroll_mfa(&local.as_local(), &account)
+    }
+}
+
+#[derive(clap::Args)]
+struct AuditArgs {
+    #[arg(long, default_value = ".rootmail")]
+    state: PathBuf,
+    /// One account only (refused if it has no audit trail).
+    #[arg(long)]
+    account: Option<String>,
+    /// Only the last 30d, 12h...
+    #[arg(long, value_parser = ops::status::parse_window)]
+    since: Option<u64>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: estate::ReportFormat,
+    /// Read the deployed audit table instead of --state.
+    #[arg(long)]
+    aws: bool,
+    #[command(flatten)]
+    tables: estate::AwsTables,
+}
+
+impl AuditArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            state,
+            account,
+            since,
+            format,
+            aws,
+            tables,
+        } = self;
+        estate::audit(&estate::AuditArgs {
+            aws: aws.then_some(&tables),
+            state: &state,
+            account: account.as_deref(),
+            since,
+            format,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    local: LocalLifecycleArgs,
+    #[command(subcommand)]
+    action: SimulateAction,
+}
+
+impl SimulateArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self {
+            local,
+            action:
+                SimulateAction::Console {
+                    account,
+                    step,
+                    to,
+                    accounts,
+                    rules,
+                },
+        } = self;
+        lifecycle::simulate_console(
+            &local.as_local(),
+            &lifecycle::Simulated {
+                account: &account,
+                step: &step,
+                to: to.as_deref(),
+                accounts: accounts.as_deref(),
+                rules: rules.as_deref(),
+            },
+        )
+    }
+}
+
+#[derive(clap::Args)]
+struct TicketsArgs {
+    #[arg(long, default_value = ".rootmail", global = true)]
+    state: PathBuf,
+    #[command(subcommand)]
+    action: TicketsAction,
+}
+
+impl TicketsArgs {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        let Self { state, action } = self;
+        match action {
+            TicketsAction::List => tickets::list(&state),
+            TicketsAction::Show { id } => tickets::show(&state, &id),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -266,6 +630,17 @@ struct LocalLifecycleArgs {
     /// your IAM identity is recorded instead, and --who is refused.
     #[arg(long, global = true)]
     who: Option<String>,
+}
+
+impl LocalLifecycleArgs {
+    /// The lifecycle these flags select (the state directory, or AWS), acting as `--who`.
+    fn as_local(&self) -> lifecycle::Local<'_> {
+        lifecycle::Local {
+            state: &self.state,
+            who: self.who.clone(),
+            aws: self.aws,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -391,289 +766,19 @@ enum TicketsAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Triage {
-            accounts,
-            rules,
-            format,
-            explain,
-            paths,
-        } => triage::run(
-            &triage::Options {
-                accounts: accounts.as_deref(),
-                rules: rules.as_deref(),
-                format,
-                explain,
-            },
-            &paths,
-        ),
-        Command::Run {
-            state,
-            accounts,
-            rules,
-            backend,
-            credentials,
-            since,
-            batch_size,
-            paths,
-        } => run::run(
-            &state,
-            run::Inputs {
-                accounts: accounts.as_deref(),
-                rules: rules.as_deref(),
-                backend,
-                credentials: credentials.as_deref(),
-                batch_size: batch_size as usize,
-                since,
-            },
-            &paths,
-        ),
-        Command::Accounts {
-            action:
-                AccountsAction::List {
-                    state,
-                    accounts,
-                    phase,
-                    silent_for,
-                    format,
-                    aws,
-                    tables,
-                },
-        } => estate::list(&estate::ListArgs {
-            state: &state,
-            accounts: accounts.as_deref(),
-            phase: phase.as_deref(),
-            silent_for,
-            format,
-            aws: aws.then_some(&tables),
-        }),
-        Command::Audit {
-            state,
-            account,
-            since,
-            format,
-            aws,
-            tables,
-        } => estate::audit(&estate::AuditArgs {
-            aws: aws.then_some(&tables),
-            state: &state,
-            account: account.as_deref(),
-            since,
-            format,
-        }),
-        Command::Accounts {
-            action:
-                AccountsAction::Import {
-                    file,
-                    organization,
-                    email_pattern,
-                    tag,
-                    customer_tag,
-                    role_arn,
-                    role_arns,
-                    table,
-                },
-        } => {
-            let source = ops::accounts::Source {
-                csv: file.as_deref(),
-                organization,
-                filter: rootmail_aws::accounts::OrgFilter {
-                    email_pattern,
-                    tag: tag.as_deref().map(ops::accounts::parse_tag),
-                    customer_tag,
-                    payer: None,
-                },
-                role_arns: match role_arns {
-                    Some(path) => {
-                        let mut all = role_arn;
-                        match ops::accounts::read_role_arns(&path) {
-                            Ok(listed) => all.extend(listed),
-                            Err(e) => {
-                                eprintln!("rootmail: {e:#}");
-                                return ExitCode::from(2);
-                            }
-                        }
-                        all
-                    }
-                    None => role_arn,
-                },
-            };
-            ops::block_on(ops::accounts::import(&table, source)).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Replay {
-            bucket,
-            prefix,
-            dlq,
-            inbound_queue,
-            ticket_ops_queue,
-        } => ops::block_on(async {
-            match (bucket, dlq) {
-                (Some(bucket), None) => {
-                    let queue = inbound_queue.as_deref().ok_or_else(|| {
-                        anyhow::anyhow!("give --inbound-queue (or INBOUND_QUEUE_URL)")
-                    })?;
-                    ops::replay::bucket(&bucket, &prefix, queue).await
-                }
-                (None, Some(dlq)) => {
-                    let targets = ops::replay::Targets {
-                        inbound_queue: inbound_queue.as_deref(),
-                        ticket_ops_queue: ticket_ops_queue.as_deref(),
-                    };
-                    ops::replay::dead_letters(&dlq, targets).await
-                }
-                _ => anyhow::bail!("give either --bucket or --dlq"),
-            }
-        })
-        .map(|()| ExitCode::SUCCESS),
-        Command::Status {
-            since,
-            table,
-            state,
-            format,
-        } => ops::block_on(ops::status::run(
-            // clap requires --table (or LEDGER_TABLE) when --state is absent.
-            match &state {
-                Some(state) => ops::status::Source::State(state),
-                None => ops::status::Source::Table(table.as_deref().unwrap_or_default()),
-            },
-            since,
-            matches!(format, Format::Json),
-        ))
-        .map(|()| ExitCode::SUCCESS),
-        Command::Rotation { local, action } => {
-            let local = lifecycle::Local {
-                state: &local.state,
-                who: local.who,
-                aws: local.aws,
-            };
-            match action {
-                RotationAction::Start {
-                    account,
-                    customer,
-                    mode,
-                    root_domain,
-                    state_machine,
-                    accounts,
-                    rules,
-                } => lifecycle::start(
-                    &local,
-                    &lifecycle::Start {
-                        account: &account,
-                        customer: &customer,
-                        mode: &mode,
-                        root_domain: root_domain.as_deref(),
-                        state_machine: state_machine.as_deref(),
-                        accounts: accounts.as_deref(),
-                        rules: rules.as_deref(),
-                    },
-                ),
-                RotationAction::Status { account } => lifecycle::status(&local, &account),
-                RotationAction::Complete {
-                    account,
-                    otp_stdin,
-                    attest,
-                } => lifecycle::complete(&local, &account, otp_stdin, attest.as_deref()),
-                RotationAction::Code {
-                    account,
-                    reason,
-                    ticket,
-                } => lifecycle::read_code(
-                    &local,
-                    &lifecycle::Access {
-                        account: &account,
-                        reason: &reason,
-                        ticket: &ticket,
-                    },
-                ),
-                RotationAction::Attest { account, statement } => {
-                    lifecycle::attest(&local, &account, &statement)
-                }
-            }
-        }
-        Command::Creds {
-            local,
-            action:
-                CredsAction::Get {
-                    account,
-                    reason,
-                    ticket,
-                },
-        } => lifecycle::creds_get(
-            &lifecycle::Local {
-                state: &local.state,
-                who: local.who,
-                aws: local.aws,
-            },
-            &lifecycle::Access {
-                account: &account,
-                reason: &reason,
-                ticket: &ticket,
-            },
-        ),
-        Command::Release {
-            local,
-            account,
-            customer_email,
-        } => lifecycle::release(
-            &lifecycle::Local {
-                state: &local.state,
-                who: local.who,
-                aws: local.aws,
-            },
-            &account,
-            &customer_email,
-        ),
-        Command::Close {
-            local,
-            account,
-            reason,
-        } => lifecycle::close(
-            &lifecycle::Local {
-                state: &local.state,
-                who: local.who,
-                aws: local.aws,
-            },
-            &account,
-            &reason,
-        ),
-        Command::Simulate {
-            local,
-            action:
-                SimulateAction::Console {
-                    account,
-                    step,
-                    to,
-                    accounts,
-                    rules,
-                },
-        } => lifecycle::simulate_console(
-            &lifecycle::Local {
-                state: &local.state,
-                who: local.who,
-                aws: local.aws,
-            },
-            &lifecycle::Simulated {
-                account: &account,
-                step: &step,
-                to: to.as_deref(),
-                accounts: accounts.as_deref(),
-                rules: rules.as_deref(),
-            },
-        ),
-        Command::Mfa {
-            local,
-            action: MfaAction::Enroll { account },
-        } => lifecycle::enroll_mfa(
-            &lifecycle::Local {
-                state: &local.state,
-                who: local.who,
-                aws: local.aws,
-            },
-            &account,
-        ),
-        Command::Tickets { state, action } => match action {
-            TicketsAction::List => tickets::list(&state),
-            TicketsAction::Show { id } => tickets::show(&state, &id),
-        },
+        Command::Triage(args) => args.run(),
+        Command::Run(args) => args.run(),
+        Command::Accounts(args) => args.run(),
+        Command::Replay(args) => args.run(),
+        Command::Status(args) => args.run(),
+        Command::Rotation(args) => args.run(),
+        Command::Creds(args) => args.run(),
+        Command::Release(args) => args.run(),
+        Command::Close(args) => args.run(),
+        Command::Mfa(args) => args.run(),
+        Command::Audit(args) => args.run(),
+        Command::Simulate(args) => args.run(),
+        Command::Tickets(args) => args.run(),
     };
     match result {
         Ok(code) => code,
