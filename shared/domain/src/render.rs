@@ -118,10 +118,35 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
         withheld,
         unverified,
     );
+    let listed = &input.attachments[..input.attachments.len().min(MAX_LISTED_ATTACHMENTS)];
     let mut body = String::new();
     if let Some(note) = security_note(input) {
         let _ = writeln!(body, "{note}\n");
     }
+    write_headline(&mut body, input);
+    write_warnings(&mut body, input);
+    if !withheld {
+        write_facts(&mut body, input.facts);
+    }
+    write_attachments(&mut body, listed, input.attachments.len());
+    if !withheld {
+        write_message(&mut body, input.redacted_text);
+    }
+    TicketDraft {
+        subject,
+        body: defang(body.trim_end()),
+        internal_note: defang(internal_note(input).trim_end()),
+        attachments: if withheld {
+            Vec::new()
+        } else {
+            listed.to_vec()
+        },
+    }
+}
+
+/// What the mail is and who it is about: kind, priority, account, sender,
+/// recipients, date, subject, case, and what is withheld.
+fn write_headline(body: &mut String, input: &RenderInput<'_>) {
     let _ = writeln!(body, "Kind: {}", input.kind);
     let _ = writeln!(body, "Priority: {}", input.priority.as_str());
     match input.account {
@@ -139,36 +164,27 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
             let _ = writeln!(body, "Account: unknown (needs triage)");
         }
     }
-    if let Some(mail) = input.mail
-        && let Some(from) = &mail.from
-    {
-        let address = from.address.as_ref().map_or("(no address)", |a| a.as_str());
-        match &from.name {
-            Some(name) => {
-                let _ = writeln!(body, "From: {name} <{address}>");
-            }
-            None => {
-                let _ = writeln!(body, "From: {address}");
+    if let Some(mail) = input.mail {
+        if let Some(from) = &mail.from {
+            let address = from.address.as_ref().map_or("(no address)", |a| a.as_str());
+            match &from.name {
+                Some(name) => {
+                    let _ = writeln!(body, "From: {name} <{address}>");
+                }
+                None => {
+                    let _ = writeln!(body, "From: {address}");
+                }
             }
         }
-    }
-    let mut internal = String::new();
-    let _ = writeln!(internal, "Authentication: {}", describe_auth(input.auth));
-    if !input.envelope.is_empty() {
-        let _ = writeln!(
-            internal,
-            "Envelope recipient: {}",
-            list(input.envelope.iter().map(|e| e.as_str()))
-        );
-    }
-    if let Some(mail) = input.mail {
         if !mail.to.is_empty() {
             let _ = writeln!(body, "To: {}", list(mail.to.iter().map(|e| e.as_str())));
         }
         if let Some(date) = &mail.date {
             let _ = writeln!(body, "Date: {date}");
         }
-        if !withheld && let Some(subject) = input.subject {
+        if input.withheld_reason.is_none()
+            && let Some(subject) = input.subject
+        {
             let _ = writeln!(body, "Subject: {subject}");
         }
     }
@@ -185,6 +201,11 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
     if !input.secrets.is_empty() {
         let _ = writeln!(body, "Withheld secrets: {}", secret_kinds(input.secrets));
     }
+}
+
+/// The warnings, at most `MAX_LISTED_WARNINGS` (the withheld reason is said
+/// already).
+fn write_warnings(body: &mut String, input: &RenderInput<'_>) {
     let warnings: Vec<&String> = input
         .warnings
         .iter()
@@ -200,72 +221,81 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
             warnings.len() - MAX_LISTED_WARNINGS
         );
     }
+}
 
-    if !withheld {
-        let facts = input.facts.labelled();
-        if !facts.is_empty() {
-            let _ = writeln!(body, "\nKey facts:");
-            for (label, values) in facts {
-                let _ = writeln!(body, "- {label}: {}", values.join(", "));
-            }
+fn write_facts(body: &mut String, facts: &Facts) {
+    let facts = facts.labelled();
+    if !facts.is_empty() {
+        let _ = writeln!(body, "\nKey facts:");
+        for (label, values) in facts {
+            let _ = writeln!(body, "- {label}: {}", values.join(", "));
         }
     }
-    let listed = &input.attachments[..input.attachments.len().min(MAX_LISTED_ATTACHMENTS)];
-    if !listed.is_empty() {
-        let _ = writeln!(body, "\nAttachments:");
-        for attachment in listed {
-            let _ = write!(
-                body,
-                "- {} ({}, {})",
-                attachment.name,
-                attachment.content_type,
-                human_size(attachment.size)
-            );
-            match &attachment.withheld {
-                Some(reason) => {
-                    let _ = writeln!(body, " [not attached: {reason}]");
-                }
-                None => body.push('\n'),
+}
+
+/// The attachments listed (with any withheld marked), and how many more.
+fn write_attachments(body: &mut String, listed: &[AttachmentRef], total: usize) {
+    if listed.is_empty() {
+        return;
+    }
+    let _ = writeln!(body, "\nAttachments:");
+    for attachment in listed {
+        let _ = write!(
+            body,
+            "- {} ({}, {})",
+            attachment.name,
+            attachment.content_type,
+            human_size(attachment.size)
+        );
+        match &attachment.withheld {
+            Some(reason) => {
+                let _ = writeln!(body, " [not attached: {reason}]");
             }
+            None => body.push('\n'),
         }
-        let unlisted = input.attachments.len() - listed.len();
-        if unlisted > 0 {
-            let _ = writeln!(
-                body,
-                "- (and {unlisted} more attachments, neither listed nor attached: open the original)"
-            );
-        }
+    }
+    let unlisted = total - listed.len();
+    if unlisted > 0 {
+        let _ = writeln!(
+            body,
+            "- (and {unlisted} more attachments, neither listed nor attached: open the original)"
+        );
+    }
+}
+
+/// The redacted text, cut at `MAX_BODY_CHARS` with the rest counted.
+fn write_message(body: &mut String, redacted_text: &str) {
+    let text = redacted_text.trim();
+    let _ = writeln!(body, "\n--- Message ---");
+    if text.is_empty() {
+        let _ = writeln!(body, "(no text)");
+        return;
+    }
+    body.push_str(&truncate_chars(text, MAX_BODY_CHARS));
+    body.push('\n');
+    let rest = text.chars().count().saturating_sub(MAX_BODY_CHARS);
+    if rest > 0 {
+        let _ = writeln!(
+            body,
+            "[truncated: {rest} more characters in the original message]"
+        );
+    }
+}
+
+/// What only the provider's staff see: authentication, the envelope, where
+/// the original is.
+fn internal_note(input: &RenderInput<'_>) -> String {
+    let mut internal = String::new();
+    let _ = writeln!(internal, "Authentication: {}", describe_auth(input.auth));
+    if !input.envelope.is_empty() {
+        let _ = writeln!(
+            internal,
+            "Envelope recipient: {}",
+            list(input.envelope.iter().map(|e| e.as_str()))
+        );
     }
     let _ = writeln!(internal, "Original message: {}", input.origin);
-
-    if !withheld {
-        let text = input.redacted_text.trim();
-        let _ = writeln!(body, "\n--- Message ---");
-        if text.is_empty() {
-            let _ = writeln!(body, "(no text)");
-        } else {
-            let shown = truncate_chars(text, MAX_BODY_CHARS);
-            body.push_str(&shown);
-            body.push('\n');
-            let rest = text.chars().count().saturating_sub(MAX_BODY_CHARS);
-            if rest > 0 {
-                let _ = writeln!(
-                    body,
-                    "[truncated: {rest} more characters in the original message]"
-                );
-            }
-        }
-    }
-    TicketDraft {
-        subject,
-        body: defang(body.trim_end()),
-        internal_note: defang(internal.trim_end()),
-        attachments: if withheld {
-            Vec::new()
-        } else {
-            listed.to_vec()
-        },
-    }
+    internal
 }
 
 /// The reason an engineer should care, for mail whose real content is withheld.
