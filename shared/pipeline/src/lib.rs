@@ -224,25 +224,14 @@ where
     crash_point!("ingest.after-archive");
 
     let parsed = &prepared.parsed;
-    let mut known: HashMap<String, ThreadKey> = HashMap::new();
-    let mut directory = InMemoryDirectory::default();
-    // The rotations waiting among the candidate accounts, fetched before
-    // triage so triage itself stays synchronous.
-    let mut waiting: Vec<WaitingRotation> = Vec::new();
-    if let Ok(mail) = parsed {
-        for id in mail.referenced_ids() {
-            if let Some(key) = threads.thread_of_message(id).await? {
-                known.insert(id.to_string(), key);
-            }
-        }
-        let found = fetch_candidates(accounts, mail).await?;
-        let ids: Vec<AccountId> = found.iter().map(|a| a.account_id.clone()).collect();
-        if !ids.is_empty() {
-            waiting = knowledge.handoffs.waiting(&ids, now).await?;
-        }
-        directory = InMemoryDirectory::new(found)
-            .map_err(|e| PortError::permanent("accounts", e.to_string()))?;
-    }
+    let Gathered {
+        known,
+        directory,
+        waiting,
+    } = match parsed {
+        Ok(mail) => gather((threads, accounts), knowledge.handoffs, mail, now).await?,
+        Err(_) => Gathered::default(),
+    };
     let object_name = source.rsplit(['/', '\\']).next();
     let ctx = Context {
         directory: &directory,
@@ -279,24 +268,85 @@ where
         threads.remember_message(id, &triage.thread_key).await?;
     }
 
-    let op = match (&triage.ticket, triage.priority) {
-        (Some(ticket), Some(priority)) => Some(TicketOp {
-            message: hash.clone(),
-            thread_key: triage.thread_key.clone(),
-            kind: triage.kind,
-            priority,
-            account_id: triage.account_id.as_ref().map(|a| a.to_string()),
-            customer: triage.customer.clone(),
-            subject: ticket.subject.clone(),
-            body: ticket.body.clone(),
-            internal_note: ticket.internal_note.clone(),
-            attachments: ticket.attachments.clone(),
-            archive_ref: Some(origin.clone()),
-            quarantined: triage.disposition == Disposition::Quarantine,
-            received_at_ms: None,
-        }),
-        _ => None,
+    let op = ticket_op(&triage, hash, &origin);
+    record_triage(&mut row, &triage, origin, op.is_some());
+    ledger.record(&row).await?;
+    crash_point!("ingest.after-record");
+    Ok(Ingested::Triaged {
+        row,
+        triage: Box::new(triage),
+        op: op.map(Box::new),
+    })
+}
+
+/// What triage needs from the stores, fetched before it so triage itself
+/// stays synchronous and pure.
+#[derive(Default)]
+struct Gathered {
+    /// The threads of the messages this one refers to.
+    known: HashMap<String, ThreadKey>,
+    /// The accounts it may be about.
+    directory: InMemoryDirectory,
+    /// The rotations waiting among those accounts.
+    waiting: Vec<WaitingRotation>,
+}
+
+async fn gather<T, D, H>(
+    (threads, accounts): (&T, &D),
+    handoffs: &H,
+    mail: &ParsedMail,
+    now: u64,
+) -> PortResult<Gathered>
+where
+    T: ThreadMap,
+    D: AccountLookup + Sync,
+    H: Handoffs + Sync,
+{
+    let mut known = HashMap::new();
+    for id in mail.referenced_ids() {
+        if let Some(key) = threads.thread_of_message(id).await? {
+            known.insert(id.to_string(), key);
+        }
+    }
+    let found = fetch_candidates(accounts, mail).await?;
+    let ids: Vec<AccountId> = found.iter().map(|a| a.account_id.clone()).collect();
+    let waiting = if ids.is_empty() {
+        Vec::new()
+    } else {
+        handoffs.waiting(&ids, now).await?
     };
+    let directory = InMemoryDirectory::new(found)
+        .map_err(|e| PortError::permanent("accounts", e.to_string()))?;
+    Ok(Gathered {
+        known,
+        directory,
+        waiting,
+    })
+}
+
+/// The ticket operation a triage asks for, if its disposition needs one.
+fn ticket_op(triage: &Triage, hash: &ContentHash, origin: &str) -> Option<TicketOp> {
+    let (ticket, priority) = (triage.ticket.as_ref()?, triage.priority?);
+    Some(TicketOp {
+        message: hash.clone(),
+        thread_key: triage.thread_key.clone(),
+        kind: triage.kind,
+        priority,
+        account_id: triage.account_id.as_ref().map(|a| a.to_string()),
+        customer: triage.customer.clone(),
+        subject: ticket.subject.clone(),
+        body: ticket.body.clone(),
+        internal_note: ticket.internal_note.clone(),
+        attachments: ticket.attachments.clone(),
+        archive_ref: Some(origin.to_string()),
+        quarantined: triage.disposition == Disposition::Quarantine,
+        received_at_ms: None,
+    })
+}
+
+/// The ledger row's record of a triage: queued when a ticket operation
+/// follows, else done.
+fn record_triage(row: &mut LedgerRow, triage: &Triage, origin: String, queued: bool) {
     row.archive_ref = Some(origin);
     row.kind = Some(triage.kind);
     row.disposition = Some(triage.disposition);
@@ -307,18 +357,11 @@ where
     row.ses_message_id = triage.ses_message_id.clone();
     row.warnings = triage.warnings.clone();
     row.from_aws = triage.authentication.aws_sender && triage.authentication.verified;
-    row.status = if op.is_some() {
+    row.status = if queued {
         LedgerStatus::Queued
     } else {
         LedgerStatus::Done
     };
-    ledger.record(&row).await?;
-    crash_point!("ingest.after-record");
-    Ok(Ingested::Triaged {
-        row,
-        triage: Box::new(triage),
-        op: op.map(Box::new),
-    })
 }
 
 /// The accounts triage may resolve this mail to, fetched once so resolution
@@ -494,30 +537,7 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             repeated: true,
         });
     }
-    let mut found_absent = false;
-    let existing = match threads.ticket_of(&op.thread_key).await? {
-        // The thread map names this message as the ticket's creator, yet the
-        // ledger does not say written: a later mail of the thread was saved
-        // while this one was still being retried. Creating again is idempotent
-        // and lets the backend finish what this operation had left (the note).
-        Some(record) if record.created_from == op.message => {
-            let id = create_again(op, sink, mail).await?;
-            Some((id, record.created_from, record.messages))
-        }
-        Some(record) => Some((record.ticket_id, record.created_from, record.messages)),
-        // Not recorded: the backend may still have it (crash after create).
-        None => match sink.find(&op.thread_key).await.inspect(|found| {
-            found_absent = found.is_none();
-        })? {
-            // This operation created it and then stopped: creating again is
-            // idempotent and lets the backend finish what it had left (the note).
-            Some(found) if found.created_from == op.message => {
-                Some((create_again(op, sink, mail).await?, found.created_from, 0))
-            }
-            Some(found) => Some((found.id, found.created_from, 0)),
-            None => None,
-        },
-    };
+    let (existing, found_absent) = existing_ticket((threads, sink, mail), op).await?;
     let (written, created_from, messages) = match existing {
         None => {
             let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
@@ -533,26 +553,8 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             messages.max(1),
         ),
         Some((ticket_id, created_from, messages)) => {
-            let comment = NewComment {
-                message: op.message.clone(),
-                body: op.body.clone(),
-                priority: op.priority,
-                kind: op.kind,
-                internal_note: op.internal_note.clone(),
-                attachments: ticket_attachments(op, sink.max_attachment_bytes(), mail).await?,
-            };
-            // A ticket that took no more comments may have continued on another:
-            // the thread map then sends the thread's later mail there.
-            let posted = sink.comment(&ticket_id, &comment).await?;
-            crash_point!("writer.after-comment");
-            (
-                Written::Commented {
-                    ticket_id: posted.ticket_id,
-                    comment_id: posted.comment_id,
-                },
-                created_from,
-                messages + 1,
-            )
+            let written = post_comment((sink, mail), op, &ticket_id).await?;
+            (written, created_from, messages + 1)
         }
     };
     threads
@@ -579,6 +581,64 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
     Ok(Applied {
         written,
         repeated: false,
+    })
+}
+
+/// The thread's ticket, if it has one: its id, the message that created it
+/// and the thread's messages so far; and whether the backend was asked and
+/// had none.
+async fn existing_ticket<T: ThreadMap, S: TicketSink, M: MailSource>(
+    (threads, sink, mail): (&T, &S, &M),
+    op: &TicketOp,
+) -> PortResult<(Option<(String, ContentHash, u64)>, bool)> {
+    Ok(match threads.ticket_of(&op.thread_key).await? {
+        // The thread map names this message as the ticket's creator, yet the
+        // ledger does not say written: a later mail of the thread was saved
+        // while this one was still being retried. Creating again is idempotent
+        // and lets the backend finish what this operation had left (the note).
+        Some(record) if record.created_from == op.message => {
+            let id = create_again(op, sink, mail).await?;
+            (Some((id, record.created_from, record.messages)), false)
+        }
+        Some(record) => (
+            Some((record.ticket_id, record.created_from, record.messages)),
+            false,
+        ),
+        // Not recorded: the backend may still have it (crash after create).
+        None => match sink.find(&op.thread_key).await? {
+            // This operation created it and then stopped: creating again is
+            // idempotent and lets the backend finish what it had left (the note).
+            Some(found) if found.created_from == op.message => (
+                Some((create_again(op, sink, mail).await?, found.created_from, 0)),
+                false,
+            ),
+            Some(found) => (Some((found.id, found.created_from, 0)), false),
+            None => (None, true),
+        },
+    })
+}
+
+/// The operation's mail as a comment on the thread's ticket. A ticket that
+/// took no more comments may have continued on another: the thread map then
+/// sends the thread's later mail there.
+async fn post_comment<S: TicketSink, M: MailSource>(
+    (sink, mail): (&S, &M),
+    op: &TicketOp,
+    ticket_id: &str,
+) -> PortResult<Written> {
+    let comment = NewComment {
+        message: op.message.clone(),
+        body: op.body.clone(),
+        priority: op.priority,
+        kind: op.kind,
+        internal_note: op.internal_note.clone(),
+        attachments: ticket_attachments(op, sink.max_attachment_bytes(), mail).await?,
+    };
+    let posted = sink.comment(ticket_id, &comment).await?;
+    crash_point!("writer.after-comment");
+    Ok(Written::Commented {
+        ticket_id: posted.ticket_id,
+        comment_id: posted.comment_id,
     })
 }
 
