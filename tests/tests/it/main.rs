@@ -20,6 +20,7 @@ mod lifecycle_cli;
 mod lifecycle_local;
 mod local_pipeline;
 mod ordering;
+mod readme;
 mod rt_end_to_end;
 mod soak;
 mod spoofing;
