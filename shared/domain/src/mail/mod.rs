@@ -1,0 +1,339 @@
+//! One raw message, parsed once into the owned facts the rest of the domain reads.
+//! The model is here; `parse` builds it from mail-parser's message, and
+//! `shape` measures a message's structure before it is parsed.
+
+use crate::types::EmailAddress;
+use mail_parser::MessageParser;
+use std::sync::LazyLock;
+
+mod parse;
+mod shape;
+
+pub use parse::*;
+pub use shape::*;
+
+/// The sender as written in `From:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    pub name: Option<String>,
+    pub address: Option<EmailAddress>,
+    /// The address exactly as written (one line), also when it is not a valid
+    /// address (`no-reply@signin.aws.`): authentication judges what it claims.
+    pub written: Option<String>,
+}
+
+impl Sender {
+    fn of(addr: &mail_parser::Addr<'_>) -> Self {
+        Sender {
+            name: addr
+                .name()
+                .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+                .filter(|n| !n.is_empty()),
+            address: addr.address().and_then(|a| EmailAddress::parse(a).ok()),
+            written: addr
+                .address()
+                .map(|a| cut_chars(clean_line(prefix(a, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+                .filter(|a| !a.is_empty()),
+        }
+    }
+
+    /// The domain the address names, as written (after the last `@`).
+    pub fn domain(&self) -> Option<&str> {
+        match &self.address {
+            Some(address) => Some(address.domain()),
+            None => self
+                .written
+                .as_deref()
+                .and_then(|w| w.rsplit_once('@'))
+                .map(|(_, d)| d.trim_end_matches('>'))
+                .filter(|d| !d.is_empty()),
+        }
+    }
+}
+
+/// An attachment, described but never opened (archives are never unpacked).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attachment {
+    pub name: String,
+    pub content_type: String,
+    pub size: usize,
+    /// The decoded text of a textual attachment (up to [`MAX_SCANNED_ATTACHMENT_BYTES`]),
+    /// kept only so triage can search it for secrets before it is ever uploaded.
+    #[serde(skip)]
+    pub text: Option<String>,
+}
+
+/// How much of a textual attachment is searched for secrets; a longer one is
+/// never uploaded (it could hide a secret past the scanned part).
+pub const MAX_SCANNED_ATTACHMENT_BYTES: usize = 1024 * 1024;
+
+/// The decoded bytes of the message's `index`-th attachment (the order of
+/// [`ParsedMail::attachments`]), for uploading to a ticket.
+pub fn attachment_bytes(raw: &[u8], index: usize) -> Option<Vec<u8>> {
+    Shape::of(raw).check().ok()?;
+    let message = MessageParser::default().parse(raw)?;
+    let part = message.attachments().nth(index)?;
+    Some(part.contents().to_vec())
+}
+
+/// Whether an attachment of this (lower-case) type is text a person could read a
+/// secret in; those are searched, everything else is opaque.
+pub fn is_textual(content_type: &str) -> bool {
+    content_type.starts_with("text/")
+        || content_type.starts_with("message/")
+        || matches!(
+            content_type,
+            "application/json" | "application/xml" | "application/csv"
+        )
+}
+
+fn scannable_text(content_type: &str, contents: &[u8]) -> Option<String> {
+    (is_textual(content_type) && contents.len() <= MAX_SCANNED_ATTACHMENT_BYTES)
+        .then(|| String::from_utf8_lossy(contents).into_owned())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ParsedMail {
+    pub from: Option<Sender>,
+    /// Further mailboxes of `From:` (AWS never sends from more than one).
+    pub more_from: Vec<Sender>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub subject: Option<String>,
+    pub date: Option<String>,
+    /// `date` as seconds since the epoch (before 1970: negative).
+    pub sent_at: Option<i64>,
+    pub message_id: Option<String>,
+    /// Message-IDs in `References`, oldest first.
+    pub references: Vec<String>,
+    pub in_reply_to: Vec<String>,
+    /// The readable text of all text bodies, HTML converted.
+    pub text: String,
+    /// The text of HTML alternatives that `text` does not show (searched, never shown).
+    pub alternative_text: String,
+    pub attachments: Vec<Attachment>,
+    /// Top-level headers as (name, unfolded raw value), in order: SES prepends its own first.
+    pub headers: Vec<(String, String)>,
+    /// How many of `headers`, from the top, SES wrote (see [`crate::ses::ses_block`]).
+    pub ses_headers: usize,
+    pub warnings: Vec<String>,
+}
+
+impl ParsedMail {
+    /// The first header of that name (case-insensitive): the one nearest the top,
+    /// which for SES's headers is the one SES wrote, not one the sender forged below.
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.headers_named(name).next()
+    }
+
+    /// Message-IDs this message replies to: `References` then `In-Reply-To`.
+    pub fn referenced_ids(&self) -> impl Iterator<Item = &str> {
+        self.references
+            .iter()
+            .chain(self.in_reply_to.iter())
+            .map(String::as_str)
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a message could not be read as mail.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("the message is empty")]
+    Empty,
+    #[error("no message headers could be read")]
+    NoHeaders,
+    /// `what` names the limit as `{limit}`.
+    #[error(
+        "it {} ({found} counted): not parsed, to keep parsing within a bounded stack and memory",
+        what.replace("{limit}", &limit.to_string())
+    )]
+    TooComplex {
+        what: &'static str,
+        found: usize,
+        limit: usize,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_headerless_input_is_an_error_not_a_panic() {
+        assert_eq!(parse(b"").unwrap_err(), ParseError::Empty);
+        assert_eq!(parse(b"  \r\n").unwrap_err(), ParseError::Empty);
+        assert!(parse(&[0xff, 0x00, 0x13, 0x37, 0x80, 0x0a, 0x0d]).is_err());
+    }
+
+    #[test]
+    fn subject_with_injected_newlines_becomes_one_line() {
+        let raw = b"From: a@example.com\r\nSubject: =?UTF-8?B?SW52b2ljZQ0KQmNjOiBhdHRhY2tlckBldmlsLmV4YW1wbGU=?=\r\n\r\nbody";
+        let mail = parse(raw).unwrap();
+        assert_eq!(
+            mail.subject.as_deref(),
+            Some("Invoice Bcc: attacker@evil.example")
+        );
+    }
+
+    #[test]
+    fn oversized_ids_and_endless_references_are_bounded() {
+        let long = "a".repeat(MAX_ID_CHARS + 1);
+        let refs: Vec<String> = (0..200).map(|i| format!("<r{i}@x>")).collect();
+        let raw = format!(
+            "From: a@b.example\r\nMessage-ID: <{long}@x>\r\nReferences: {}\r\nSubject: s\r\n\r\nbody",
+            refs.join(" ")
+        );
+        let mail = parse(raw.as_bytes()).unwrap();
+        assert_eq!(mail.message_id, None);
+        assert_eq!(mail.references.len(), MAX_REFERENCES);
+        assert_eq!(mail.references[0], "r0@x");
+        assert_eq!(mail.warnings.len(), 2, "{:?}", mail.warnings);
+    }
+
+    #[test]
+    fn references_and_ids_lose_their_angle_brackets() {
+        let raw = b"From: a@example.com\r\nMessage-ID: <m2@x>\r\nReferences: <r1@x> <r2@x>\r\nIn-Reply-To: <r2@x>\r\n\r\nhi";
+        let mail = parse(raw).unwrap();
+        assert_eq!(mail.message_id.as_deref(), Some("m2@x"));
+        assert_eq!(mail.references, vec!["r1@x", "r2@x"]);
+        assert_eq!(mail.in_reply_to, vec!["r2@x"]);
+    }
+
+    fn nested_messages(depth: usize) -> String {
+        let mut raw = String::from("From: a@b.example\r\nSubject: fwd\r\n");
+        for level in 0..depth {
+            raw.push_str(&format!(
+                "Content-Type: message/rfc822\r\n\r\nFrom: l{level}@b.example\r\n"
+            ));
+        }
+        raw + "Content-Type: text/plain\r\n\r\ninnermost\r\n"
+    }
+
+    #[test]
+    fn nesting_is_counted_however_the_header_is_written() {
+        assert_eq!(Shape::of(nested_messages(3).as_bytes()).containers, 3);
+        // Header names are read with whitespace ignored and in any case; a
+        // part's headers may start right after a boundary, mid-line.
+        let tricky = "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                      text--bCONTENT - type: (comment) Message/rfc822\r\n\r\n\
+                      From: c@d.example\r\nContent-type:\r\n multipart/digest; boundary=c\r\n\r\n--c--\r\n--b--\r\n";
+        let shape = Shape::of(tricky.as_bytes());
+        assert_eq!(shape.containers, 3, "{shape:?}");
+        // Runs of dashes: `--b`, and both halves of each `--c--`, `--b--`.
+        assert_eq!(shape.parts, 5, "{shape:?}");
+        // Plain types, and the word in a body, are not containers.
+        let plain = "From: a@b.example\r\nContent-Type: text/plain; name=message.txt\r\n\r\n\
+                     The message body says multipart twice: multipart.\r\n";
+        assert_eq!(Shape::of(plain.as_bytes()).containers, 0);
+    }
+
+    #[test]
+    fn forwarded_messages_inside_base64_are_counted_too() {
+        use base64_for_tests::encode;
+        let inner = nested_messages(150);
+        let raw = format!(
+            "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=e\r\n\r\n--e\r\n\
+             Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--e--\r\n",
+            encode(inner.as_bytes())
+        );
+        let shape = Shape::of(raw.as_bytes());
+        assert_eq!((shape.containers, shape.encoded_containers), (2, 150));
+        let error = parse(raw.as_bytes()).unwrap_err();
+        assert!(
+            error.to_string().contains(
+                "nests more than 100 multipart and message parts inside encoded forwarded messages"
+            ),
+            "{error}"
+        );
+        // The same part as an opaque attachment is not decoded.
+        let opaque = raw.replace(
+            "Content-Type: message/rfc822",
+            "Content-Type: application/pdf",
+        );
+        assert_eq!(Shape::of(opaque.as_bytes()).encoded_containers, 0);
+    }
+
+    #[test]
+    fn too_much_structure_is_refused_before_parsing() {
+        let error = parse(nested_messages(MAX_MIME_CONTAINERS + 1).as_bytes()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("it nests more than 1000 multipart and message parts (1001 counted)"),
+            "{error}"
+        );
+        assert!(parse(nested_messages(MAX_MIME_CONTAINERS).as_bytes()).is_ok());
+        let fields: String = (0..=MAX_HEADER_FIELDS)
+            .map(|i| format!("X-F{i}: v\r\n"))
+            .collect();
+        let error = parse(format!("From: a@b.example\r\n{fields}\r\nbody").as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("header fields"), "{error}");
+        // Colons in a body are not header fields, in a part's body neither.
+        let log: String = (0..=MAX_HEADER_FIELDS)
+            .map(|i| format!("10:00:{i} ok\r\n"))
+            .collect();
+        assert!(parse(format!("From: a@b.example\r\n\r\n{log}").as_bytes()).is_ok());
+        let attached = format!(
+            "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\n{log}--b\r\nContent-Type: text/plain\r\n\r\n{log}--b--\r\n"
+        );
+        assert_eq!(Shape::of(attached.as_bytes()).header_fields, 4);
+    }
+
+    #[test]
+    fn long_text_subject_and_names_are_cut() {
+        let raw = format!(
+            "From: \"{}\" <a@b.example>\r\nSubject: {}\r\n\r\n{}",
+            "N".repeat(10_000),
+            "S".repeat(5_000),
+            "t".repeat(MAX_TEXT_BYTES + 10)
+        );
+        let mail = parse(raw.as_bytes()).unwrap();
+        assert_eq!(
+            mail.subject.as_deref().map(str::len),
+            Some(MAX_SUBJECT_CHARS)
+        );
+        assert_eq!(
+            mail.from
+                .as_ref()
+                .and_then(|f| f.name.as_deref())
+                .map(str::len),
+            Some(MAX_NAME_CHARS)
+        );
+        assert!(mail.text.len() <= MAX_TEXT_BYTES);
+        assert_eq!(mail.warnings.len(), 2, "{:?}", mail.warnings);
+    }
+
+    /// A small base64 encoder for the tests (the crate has no base64 dependency).
+    mod base64_for_tests {
+        pub fn encode(data: &[u8]) -> String {
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut out = String::new();
+            for chunk in data.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+                for i in 0..4 {
+                    if i <= chunk.len() {
+                        out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+                    } else {
+                        out.push('=');
+                    }
+                }
+                if out.len() % 78 == 76 {
+                    out.push_str("\r\n");
+                }
+            }
+            out
+        }
+    }
+}

@@ -1,0 +1,345 @@
+//! The parse: mail-parser's message turned into the owned facts of `ParsedMail`,
+//! every field bounded.
+
+use super::*;
+use crate::html::html_to_text;
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+
+/// Distinct unknown charsets named in warnings (each part may name its own).
+pub(super) const MAX_CHARSET_WARNINGS: usize = 5;
+
+/// Headers whose presence shows the bytes really are a message.
+pub(super) const MESSAGE_HEADERS: &[&str] = &[
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "received",
+    "return-path",
+    "mime-version",
+    "content-type",
+    "cc",
+    "sender",
+    "reply-to",
+];
+
+pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    Shape::of(raw).check()?;
+    let message = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NoHeaders)?;
+    let headers: Vec<(String, String)> = message
+        .headers_raw()
+        .map(|(name, value)| (name.to_string(), unfold(value)))
+        .collect();
+    let recognised = headers
+        .iter()
+        .any(|(name, _)| MESSAGE_HEADERS.iter().any(|m| name.eq_ignore_ascii_case(m)));
+    if !recognised {
+        return Err(ParseError::NoHeaders);
+    }
+
+    let mut warnings = Vec::new();
+    let mut senders = message
+        .from()
+        .map(|a| a.iter().take(MAX_FROM_MAILBOXES).map(Sender::of).collect())
+        .unwrap_or_else(Vec::new)
+        .into_iter();
+    let from = senders.next();
+    let more_from: Vec<Sender> = senders.collect();
+    let (mut text, mut attachments) = (String::new(), Vec::new());
+    let mut cut = false;
+    for part in message.text_bodies() {
+        cut |= append_body(&mut text, &part.body);
+    }
+    if text.is_empty() {
+        for part in message.html_bodies() {
+            cut |= append_body(&mut text, &part.body);
+        }
+    }
+    // The HTML alternative is not shown, but a secret only it holds must still be
+    // found (a rotation may need it).
+    let mut alternative_text = String::new();
+    let shows_plain_text = message
+        .text_bodies()
+        .any(|p| matches!(p.body, PartType::Text(_)));
+    if shows_plain_text {
+        for part in message
+            .html_bodies()
+            .filter(|p| matches!(p.body, PartType::Html(_)))
+        {
+            cut |= append_body(&mut alternative_text, &part.body);
+        }
+    }
+    if cut {
+        warnings.push(format!(
+            "the message text is longer than {} MiB: only its start is searched and shown (open the original)",
+            MAX_TEXT_BYTES >> 20
+        ));
+    }
+    let raw_subject = message.subject().unwrap_or_default();
+    if raw_subject.chars().any(|c| c == '\r' || c == '\n') {
+        warnings.push(
+            "subject contained line breaks (a header injection attempt?); shown on one line".into(),
+        );
+    }
+    for part in message.attachments() {
+        let content_type = part.content_type().map_or_else(
+            || "application/octet-stream".to_string(),
+            |ct| match ct.subtype() {
+                Some(sub) => format!("{}/{}", ct.ctype(), sub),
+                None => ct.ctype().to_string(),
+            },
+        );
+        let content_type = cut_chars(clean_line(&content_type), MAX_NAME_CHARS)
+            .0
+            .to_ascii_lowercase();
+        attachments.push(Attachment {
+            name: part
+                .attachment_name()
+                .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+                .unwrap_or_else(|| "(unnamed)".into()),
+            text: scannable_text(&content_type, part.contents()),
+            content_type,
+            size: part.body.len(),
+        });
+    }
+    let mut charset_warnings = 0;
+    for part in message.parts.iter() {
+        if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset"))
+            && mail_parser::decoders::charsets::map::charset_decoder(charset.as_bytes()).is_none()
+            && !is_utf8_or_ascii(charset)
+        {
+            let warning = format!(
+                "unknown charset {:?}: text shown as best effort",
+                cut_chars(clean_line(charset), 60).0
+            );
+            if !warnings.contains(&warning) && charset_warnings < MAX_CHARSET_WARNINGS {
+                warnings.push(warning);
+                charset_warnings += 1;
+            }
+        }
+    }
+    if let Some(boundary) = message
+        .root_part()
+        .content_type()
+        .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        .and_then(|ct| ct.attribute("boundary"))
+    {
+        let closing = format!("--{boundary}--");
+        if !contains_literal(raw, &closing) {
+            warnings.push("message is truncated: its multipart body never ends".into());
+        }
+    }
+
+    let subject = message.subject().map(|raw| {
+        let start = prefix(raw, 4 * MAX_SUBJECT_CHARS + 4);
+        let (subject, cut) = cut_chars(clean_line(start), MAX_SUBJECT_CHARS);
+        if cut || start.len() < raw.len() {
+            warnings.push(format!(
+                "Subject of {} characters cut to its first {MAX_SUBJECT_CHARS}",
+                raw.chars().count()
+            ));
+        }
+        subject
+    });
+    let message_id = message
+        .message_id()
+        .map(clean_id)
+        .filter(|id| !id.is_empty());
+    let message_id = bounded_id(message_id, &mut warnings);
+    let references = bounded_ids(ids(message.references()), "References", &mut warnings);
+    let in_reply_to = bounded_ids(ids(message.in_reply_to()), "In-Reply-To", &mut warnings);
+    Ok(ParsedMail {
+        from,
+        more_from,
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        subject,
+        date: message.date().map(|d| d.to_rfc3339()),
+        sent_at: message.date().map(|d| d.to_timestamp()),
+        message_id,
+        references,
+        in_reply_to,
+        text,
+        alternative_text,
+        attachments,
+        ses_headers: crate::ses::ses_block_len(&headers),
+        headers,
+        warnings,
+    })
+}
+
+/// How much of a message's text is kept: searched for secrets and facts, and
+/// the start shown (a ticket shows 16,000 characters).
+pub const MAX_TEXT_BYTES: usize = 1024 * 1024;
+/// How much HTML is converted to text (markup is most of it).
+pub(super) const MAX_HTML_BYTES: usize = 4 * MAX_TEXT_BYTES;
+
+/// Appends a body part's text, up to [`MAX_TEXT_BYTES`] in all; `true` when
+/// some of it did not fit.
+pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
+    let room = MAX_TEXT_BYTES.saturating_sub(text.len() + 2);
+    let (piece, cut) = match body {
+        PartType::Text(t) => (prefix(t, room).replace("\r\n", "\n"), t.len() > room),
+        PartType::Html(h) => {
+            let converted = html_to_text(prefix(h, MAX_HTML_BYTES));
+            let cut = h.len() > MAX_HTML_BYTES || converted.len() > room;
+            (prefix(&converted, room).to_string(), cut)
+        }
+        _ => return false,
+    };
+    let piece = piece.trim();
+    if piece.is_empty() {
+        return cut;
+    }
+    if !text.is_empty() {
+        text.push_str("\n\n");
+    }
+    text.push_str(piece);
+    cut
+}
+
+/// The longest start of `s` of at most `max` bytes that ends on a character.
+pub(super) fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// At most `max` characters of `s`, and whether it was longer.
+pub(super) fn cut_chars(s: String, max: usize) -> (String, bool) {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => (s[..end].to_string(), true),
+        None => (s, false),
+    }
+}
+
+pub(super) fn addresses(address: Option<&Address<'_>>) -> Vec<EmailAddress> {
+    address
+        .map(|a| {
+            a.iter()
+                .filter_map(|addr| addr.address())
+                .filter_map(|a| EmailAddress::parse(a).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+    match value {
+        HeaderValue::Text(id) => vec![clean_id(id)],
+        HeaderValue::TextList(list) => list.iter().map(|id| clean_id(id)).collect(),
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .filter(|id| !id.is_empty())
+    .collect()
+}
+
+/// A subject longer than any mail system writes is cut (ticket subjects show
+/// 250 characters).
+pub const MAX_SUBJECT_CHARS: usize = 1_000;
+/// Display names and attachment names are cut to this many characters.
+pub(super) const MAX_NAME_CHARS: usize = 250;
+
+/// `From:` mailboxes read (the first is the sender; the rest are only checked
+/// for what they claim).
+pub(super) const MAX_FROM_MAILBOXES: usize = 20;
+
+/// RFC 5322 caps a header line at 998 characters; a longer id is not one a
+/// mail system made, and keys derived from it would not fit the stores.
+pub const MAX_ID_CHARS: usize = 998;
+/// Threading needs the first few references; a mail listing thousands must not
+/// cost thousands of lookups.
+pub const MAX_REFERENCES: usize = 50;
+
+pub(super) fn bounded_id(id: Option<String>, warnings: &mut Vec<String>) -> Option<String> {
+    match id {
+        Some(id) if id.chars().count() > MAX_ID_CHARS => {
+            warnings.push(format!(
+                "Message-ID longer than {MAX_ID_CHARS} characters ignored"
+            ));
+            None
+        }
+        other => other,
+    }
+}
+
+pub(super) fn bounded_ids(
+    ids: Vec<String>,
+    header: &str,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    let total = ids.len();
+    let kept: Vec<String> = ids
+        .into_iter()
+        .filter(|id| id.chars().count() <= MAX_ID_CHARS)
+        .take(MAX_REFERENCES)
+        .collect();
+    if kept.len() < total {
+        warnings.push(format!(
+            "{header}: {} of {total} ids ignored (too long, or beyond the first {MAX_REFERENCES})",
+            total - kept.len()
+        ));
+    }
+    kept
+}
+
+pub(super) fn clean_id(id: &str) -> String {
+    clean_line(id.trim().trim_start_matches('<').trim_end_matches('>'))
+}
+
+/// One line of header text: control characters (CR/LF injected through encoded
+/// words included) become spaces, so a header can never start a new line.
+pub fn clean_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
+            out.push(c);
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// A header value longer than this is kept cut (the headers triage reads are
+/// short; a 1 MB value is noise).
+pub(super) const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
+
+/// Unfolds a raw header value (RFC 5322 folding) into one line, at most
+/// [`MAX_HEADER_VALUE_BYTES`] of it.
+pub(super) fn unfold(value: &str) -> String {
+    let value = prefix(value, MAX_HEADER_VALUE_BYTES);
+    // Most values are one line: no pieces to join.
+    if !value.trim_end().contains(['\r', '\n']) {
+        return value.trim().to_string();
+    }
+    value
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(super) fn is_utf8_or_ascii(charset: &str) -> bool {
+    matches!(
+        charset.to_ascii_lowercase().as_str(),
+        "utf-8" | "utf8" | "us-ascii" | "ascii"
+    )
+}
+
+/// Whether `needle` occurs in a large haystack.
+pub(super) fn contains_literal(haystack: &[u8], needle: &str) -> bool {
+    !needle.is_empty() && memchr::memmem::find(haystack, needle.as_bytes()).is_some()
+}

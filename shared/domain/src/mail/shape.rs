@@ -1,0 +1,342 @@
+//! What a raw message's structure will cost to parse, counted before parsing
+//! it, and the lenient decoders that scan reads encoded forwarded messages with.
+
+use super::*;
+
+/// Structure beyond what any mail needs is refused before mail-parser sees it.
+/// mail-parser nests without limit, and drops what it built (and copies the
+/// forwarded messages inside base64 or quoted-printable parts) by recursion,
+/// one stack frame per level: 100,000 nested `message/rfc822` levels (9 MB),
+/// or 700 inside one base64 part, overflow a 2 MiB stack, and a stack overflow
+/// aborts the process (no panic to catch, the whole Lambda batch is lost).
+pub const MAX_MIME_CONTAINERS: usize = 1_000;
+/// `multipart` and `message` parts inside encoded forwarded messages, whose
+/// parse recurses more deeply per level (700 overflow 2 MiB).
+pub const MAX_ENCODED_CONTAINERS: usize = 100;
+/// Quoted-printable forwarded messages (each is searched to the end).
+pub(super) const MAX_QUOTED_PRINTABLE_MESSAGES: usize = 8;
+/// MIME parts: mail-parser keeps at least a 4 KiB page for each decoded part
+/// body while much of the message remains (10,000 small base64 parts cost it
+/// 43 MB), so 11,000 parts stay under 50 MB.
+pub const MAX_MIME_PARTS: usize = 11_000;
+/// Header fields, in all header blocks: each costs a few hundred bytes
+/// parsed (100,000 cost 26 MB).
+pub const MAX_HEADER_FIELDS: usize = 150_000;
+/// How deep mail-parser parses forwarded messages that are base64 or
+/// quoted-printable encoded (its `MAX_NESTED_ENCODED`).
+pub(super) const ENCODED_LEVELS: usize = 3;
+
+/// What a raw message's structure will cost to parse, counted generously (a
+/// count is never below what mail-parser will build): `Content-Type` fields
+/// of type `multipart` or `message` anywhere (a part's headers can start in
+/// the middle of a line, right after a boundary, and mail-parser reads header
+/// names with whitespace ignored, in any case), runs of dashes (a boundary
+/// starts with `--`), lines with a colon in paragraphs that can be header
+/// blocks, and the same inside the encoded forwarded messages it decodes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub containers: usize,
+    pub encoded_containers: usize,
+    pub parts: usize,
+    pub header_fields: usize,
+    quoted_printable_messages: usize,
+}
+
+impl Shape {
+    pub fn of(raw: &[u8]) -> Self {
+        let mut shape = Shape::default();
+        scan_shape(raw, 0, &mut shape);
+        shape
+    }
+
+    /// Why parsing the message would not be bounded, if it would not.
+    pub fn check(&self) -> Result<(), ParseError> {
+        let too_many = |what: &'static str, found: usize, limit: usize| {
+            Err(ParseError::TooComplex { what, found, limit })
+        };
+        if self.containers > MAX_MIME_CONTAINERS {
+            return too_many(
+                "nests more than {limit} multipart and message parts",
+                self.containers,
+                MAX_MIME_CONTAINERS,
+            );
+        }
+        if self.encoded_containers > MAX_ENCODED_CONTAINERS {
+            return too_many(
+                "nests more than {limit} multipart and message parts inside encoded forwarded messages",
+                self.encoded_containers,
+                MAX_ENCODED_CONTAINERS,
+            );
+        }
+        if self.quoted_printable_messages > MAX_QUOTED_PRINTABLE_MESSAGES {
+            return too_many(
+                "holds more than {limit} quoted-printable forwarded messages",
+                self.quoted_printable_messages,
+                MAX_QUOTED_PRINTABLE_MESSAGES,
+            );
+        }
+        if self.parts > MAX_MIME_PARTS {
+            return too_many(
+                "has more than {limit} MIME parts",
+                self.parts,
+                MAX_MIME_PARTS,
+            );
+        }
+        if self.header_fields > MAX_HEADER_FIELDS {
+            return too_many(
+                "has more than {limit} header fields",
+                self.header_fields,
+                MAX_HEADER_FIELDS,
+            );
+        }
+        Ok(())
+    }
+}
+
+pub(super) static DIGEST: LazyLock<regex::bytes::Regex> =
+    LazyLock::new(|| regex::bytes::Regex::new(r"(?i)digest").expect("static regex"));
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
+    Base64,
+    QuotedPrintable,
+}
+
+/// What one paragraph (lines between empty lines) holds.
+#[derive(Default)]
+pub(super) struct Paragraph {
+    dashes: usize,
+    colon_lines: usize,
+    /// Lines with a colon from the first run of dashes on: a part's header
+    /// block starts after its boundary, which ends the previous part's body.
+    colon_lines_from_dashes: usize,
+    message_type: bool,
+    encoding: Option<Encoding>,
+}
+
+pub(super) fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
+    // In a digest, a part without a type is a forwarded message.
+    let digest = DIGEST.is_match(data);
+    let mut paragraph = Paragraph::default();
+    let (mut first, mut previous_opens_headers) = (true, false);
+    // Lines are found and searched with memchr, quick on the base64 that most
+    // of a big message is.
+    let mut offset = 0;
+    loop {
+        let start = offset;
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i);
+        offset = (end + 1).min(data.len());
+        // The text after the last newline (perhaps empty) is the last line.
+        let last = end == data.len();
+        let line = &data[start..end];
+        if !line.trim_ascii().is_empty() {
+            if memchr::memchr(b'-', line).is_some() {
+                paragraph.dashes += dash_runs(line);
+            }
+            if memchr::memchr(b':', line).is_some() {
+                scan_fields(data, start, end, &mut paragraph, shape);
+            }
+            if !last {
+                continue;
+            }
+        }
+        if shape.check().is_err() {
+            return;
+        }
+        // The paragraph ends: was it (or could it be) a header block?
+        shape.header_fields += if first || previous_opens_headers {
+            paragraph.colon_lines
+        } else {
+            paragraph.colon_lines_from_dashes
+        };
+        shape.parts += paragraph.dashes;
+        // Encoded forwarded messages are decoded and parsed by mail-parser.
+        let body = &data[offset..];
+        if let Some(encoding) = paragraph.encoding
+            && (paragraph.message_type || digest)
+            && level < ENCODED_LEVELS
+            && !body.is_empty()
+        {
+            let decoded = match encoding {
+                // Base64 ends at the first `--` (a boundary, or an error).
+                Encoding::Base64 => decode_base64_lenient(until_dashes(body)),
+                // Quoted-printable may hold `--` before its boundary.
+                Encoding::QuotedPrintable => {
+                    shape.quoted_printable_messages += 1;
+                    if shape.quoted_printable_messages > MAX_QUOTED_PRINTABLE_MESSAGES {
+                        return;
+                    }
+                    decode_quoted_printable(body)
+                }
+            };
+            let mut inner = Shape::default();
+            scan_shape(&decoded, level + 1, &mut inner);
+            shape.encoded_containers += inner.containers + inner.encoded_containers;
+            shape.parts += inner.parts;
+            shape.header_fields += inner.header_fields;
+            shape.quoted_printable_messages += inner.quoted_printable_messages;
+        }
+        if last {
+            return;
+        }
+        previous_opens_headers = paragraph.message_type || (digest && paragraph.dashes > 0);
+        first = false;
+        paragraph = Paragraph::default();
+    }
+}
+
+/// Runs of two or more dashes (a boundary line starts with one).
+pub(super) fn dash_runs(line: &[u8]) -> usize {
+    // A run starts at a dash that follows no dash and is followed by one.
+    memchr::memchr_iter(b'-', line)
+        .filter(|&i| line.get(i + 1) == Some(&b'-') && (i == 0 || line[i - 1] != b'-'))
+        .count()
+}
+
+/// Reads the fields of a line with a colon: any `Content-Type` or
+/// `Content-Transfer-Encoding` in it (headers may start mid-line).
+pub(super) fn scan_fields(
+    data: &[u8],
+    start: usize,
+    end: usize,
+    paragraph: &mut Paragraph,
+    shape: &mut Shape,
+) {
+    let line = &data[start..end];
+    paragraph.colon_lines += 1;
+    if paragraph.dashes > 0 {
+        paragraph.colon_lines_from_dashes += 1;
+    }
+    for i in memchr::memchr_iter(b':', line) {
+        let before = &line[..i];
+        // A value is read up to the next colon at most, so each byte is read
+        // for one field only.
+        let value = &data[start + i + 1..];
+        let value = &value[..memchr::memchr(b':', value).unwrap_or(value.len())];
+        if name_ends_with(before, b"content-type") {
+            if let Some(message) = content_type_kind(value) {
+                shape.containers += 1;
+                paragraph.message_type |= message;
+            }
+        } else if name_ends_with(before, b"content-transfer-encoding") {
+            let value = value.trim_ascii_start();
+            let starts = |word: &[u8]| {
+                value.len() >= word.len() && value[..word.len()].eq_ignore_ascii_case(word)
+            };
+            if starts(b"base64") {
+                paragraph.encoding = Some(Encoding::Base64);
+            } else if starts(b"quoted-printable") {
+                paragraph.encoding = Some(Encoding::QuotedPrintable);
+            }
+        }
+    }
+}
+
+/// Whether the bytes before a colon, whitespace ignored and in any case,
+/// end with `name` (a header name as mail-parser reads it ends there).
+/// Reads from the end without copying: this runs for every colon of a mail.
+pub(super) fn name_ends_with(text: &[u8], name: &[u8]) -> bool {
+    let mut wanted = name.iter().rev();
+    for &b in text.iter().rev().filter(|b| !b.is_ascii_whitespace()) {
+        match wanted.next() {
+            Some(&w) if w == b.to_ascii_lowercase() => {}
+            Some(_) => return false,
+            None => return true,
+        }
+    }
+    wanted.next().is_none()
+}
+
+/// `Some(true)` for a `message` type, `Some(false)` for `multipart`, `None`
+/// for anything else (comments and leading whitespace skipped, any case). A
+/// type not found in the first KiB counts as a `message` (it cannot be ruled
+/// out cheaply).
+pub(super) fn content_type_kind(value: &[u8]) -> Option<bool> {
+    let mut token = Vec::new();
+    let mut depth = 0usize;
+    let mut resolved = false;
+    for &b in value.iter().take(1024) {
+        match b {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            _ if depth > 0 => {}
+            b'/' | b';' => {
+                resolved = true;
+                break;
+            }
+            _ if b.is_ascii_whitespace() && token.is_empty() => {}
+            _ if token.len() >= 9 => {
+                resolved = true;
+                break;
+            }
+            _ => token.push(b.to_ascii_lowercase()),
+        }
+    }
+    resolved |= value.len() <= 1024 && depth == 0;
+    if !resolved || token.starts_with(b"message") {
+        Some(true)
+    } else if token.starts_with(b"multipart") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// The bytes before the first `--`.
+pub(super) fn until_dashes(data: &[u8]) -> &[u8] {
+    let end = data
+        .windows(2)
+        .position(|w| w == b"--")
+        .unwrap_or(data.len());
+    &data[..end]
+}
+
+/// Base64 with everything outside the alphabet skipped (it decodes all that a
+/// strict decoder would, and more).
+pub(super) fn decode_base64_lenient(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &b in data {
+        let value = match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                (acc, bits) = (0, 0);
+                continue;
+            }
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+pub(super) fn decode_quoted_printable(data: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        match (data[i], data.get(i + 1), data.get(i + 2)) {
+            (b'=', Some(&high), Some(&low)) if hex(high).is_some() && hex(low).is_some() => {
+                out.push(((hex(high).unwrap_or(0) << 4) | hex(low).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b'=', Some(b'\r'), Some(b'\n')) => i += 3,
+            (b'=', Some(b'\n'), _) => i += 2,
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
