@@ -12,7 +12,7 @@
 //!   newest first, for the message's marker before one is added (a public one
 //!   is the comment, a private one its internal note), and a comment is sent
 //!   once per call, never repeated by the HTTP retry loop (see
-//!   [`Zendesk::put_once`]); a 409 (a concurrent change) is left to the queue;
+//!   `put_once` in `api.rs`); a 409 (a concurrent change) is left to the queue;
 //! - a body is at most [`MAX_COMMENT_BYTES`]: Zendesk would drop the end of a
 //!   longer one, marker included, without an error;
 //! - uploads are made right before the call that uses their tokens (a token lives
