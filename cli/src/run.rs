@@ -11,8 +11,8 @@ use rootmail_local::LocalStore;
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
-    Handoffs, Ingested, Knowledge, NoHandoffs, Prepared, TicketSink, Written, ingest_prepared,
-    write_ticket,
+    Handoffs, IngestPorts, Ingested, Knowledge, NoHandoffs, Prepared, TicketSink, WriterPorts,
+    Written, ingest_prepared, write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -395,8 +395,14 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
     knowledge: &Knowledge<'_, H>,
     (raw, prepared, source): (&[u8], &Prepared, &str),
 ) -> anyhow::Result<Processed> {
+    let ports = IngestPorts {
+        archive: store,
+        ledger: store,
+        threads: store,
+        accounts: directory,
+    };
     let ingested = runtime.block_on(ingest_prepared(
-        (store, store, store, directory),
+        ports,
         knowledge,
         raw,
         prepared,
@@ -409,10 +415,14 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
         },
         Ingested::Busy => Processed::Busy,
         Ingested::Triaged { triage, op, .. } => {
+            let ports = WriterPorts {
+                ledger: store,
+                threads: store,
+                sink,
+                mail: store,
+            };
             let written = match op {
-                Some(op) => {
-                    Some(runtime.block_on(write_ticket((store, store, sink, store), &op, now()))?)
-                }
+                Some(op) => Some(runtime.block_on(write_ticket(ports, &op, now()))?),
                 None => None,
             };
             let subject = triage

@@ -24,8 +24,8 @@ use rootmail_aws::{
 };
 use rootmail_domain::{AccountId, ContentHash, Disposition, Handoff, Kind, Rules, WaitingRotation};
 use rootmail_pipeline::{
-    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Evidence, Handoffs, Ingested, Knowledge, Ledger,
-    MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest,
+    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Evidence, Handoffs, IngestPorts, Ingested, Knowledge,
+    Ledger, MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest,
     record_unreadable,
 };
 use serde_json::Value;
@@ -340,7 +340,12 @@ where
             location,
             mail: &self.mail,
         };
-        let ports = (&original, &self.ledger, &self.threads, &self.accounts);
+        let ports = IngestPorts {
+            archive: &original,
+            ledger: &self.ledger,
+            threads: &self.threads,
+            accounts: &self.accounts,
+        };
         let ingested = ingest(ports, &knowledge, &raw, &source, now_secs()).await?;
         drop(raw);
         match ingested {

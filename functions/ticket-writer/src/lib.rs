@@ -16,7 +16,7 @@ use rootmail_aws::tickets::{backend_settings, marker_key, secret_string};
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
     Applied, DeadLetters, Ledger, MailSource, PortError, PortResult, ThreadMap, TicketOp,
-    TicketSink, Written, apply_ticket_op,
+    TicketSink, WriterPorts, Written, apply_ticket_op,
 };
 use rootmail_tickets::backend::marker_key_in_credentials;
 use rootmail_tickets::marker::MarkerKeyError;
@@ -219,7 +219,12 @@ where
     }
 
     async fn apply_op(&self, body: &str, op: &TicketOp) -> PortResult<()> {
-        let ports = (&self.ledger, &self.threads, &self.sink, &self.mail);
+        let ports = WriterPorts {
+            ledger: &self.ledger,
+            threads: &self.threads,
+            sink: &self.sink,
+            mail: &self.mail,
+        };
         match apply_ticket_op(ports, op, now_millis() / 1000).await {
             Ok(Applied {
                 repeated: true,

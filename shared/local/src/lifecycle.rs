@@ -20,7 +20,7 @@ use rootmail_lifecycle::{
     LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
     TaskTokens, Vault, VaultItem,
 };
-use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult, apply_ticket_op};
+use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult, WriterPorts, apply_ticket_op};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -719,7 +719,13 @@ impl Notices for LocalLifecycle<'_> {
             .map_or(0, |d| d.as_millis() as u64);
         let op = lifecycle_note(account, customer, text, now_ms);
         let store = self.store;
-        apply_ticket_op((store, store, store, store), &op, now).await?;
+        let ports = WriterPorts {
+            ledger: store,
+            threads: store,
+            sink: store,
+            mail: store,
+        };
+        apply_ticket_op(ports, &op, now).await?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use rootmail_domain::{Account, AccountId, InMemoryDirectory, Rules, SecretValue}
 use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Mode, Phase, Rotations};
 use rootmail_lifecycle::{console, operator};
-use rootmail_pipeline::{Ingested, Knowledge, PortError, ingest};
+use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, PortError, WriterPorts, ingest};
 
 /// The local directory: the `--accounts` file, then what the lifecycle registered
 /// (which wins for the same address).
@@ -46,18 +46,22 @@ pub async fn deliver_simulated_mail(
     for file in &files {
         let raw = std::fs::read(file).map_err(|e| refused_io(file, e))?;
         let source = file.display().to_string();
-        let ingested = ingest(
-            (store, store, store, &directory),
-            &knowledge,
-            &raw,
-            &source,
-            now,
-        )
-        .await?;
+        let ports = IngestPorts {
+            archive: store,
+            ledger: store,
+            threads: store,
+            accounts: &directory,
+        };
+        let ingested = ingest(ports, &knowledge, &raw, &source, now).await?;
         if let Ingested::Triaged { op: Some(op), .. } = ingested {
             // Not handed over (nobody waits any more): the mail is an alert.
-            let store_ports = (store, store, store, store);
-            rootmail_pipeline::write_ticket(store_ports, &op, now).await?;
+            let ports = WriterPorts {
+                ledger: store,
+                threads: store,
+                sink: store,
+                mail: store,
+            };
+            rootmail_pipeline::write_ticket(ports, &op, now).await?;
         }
         // Read: the ledger and the archive keep it from here.
         std::fs::remove_file(file).map_err(|e| refused_io(file, e))?;

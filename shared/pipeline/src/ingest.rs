@@ -1,52 +1,12 @@
-//! The rootmail pipeline, generic over its ports.
-//!
-//! Stage one, [`ingest`], turns raw bytes into a ledger row and at most one
-//! [`TicketOp`]; stage two, [`write_ticket`], applies that operation to a
-//! ticketing system. In AWS a FIFO queue sits between them; locally they run one
-//! after the other. Both stages are idempotent: any message or operation may be
-//! delivered again and has no second effect.
+//! Stage one: a message's bytes to a ledger row and at most one [`TicketOp`].
+//! Claim, archive, triage (with what the stores know), hand a secret over or
+//! witness a rotation, record.
 
-pub mod error;
-pub mod model;
-pub mod ports;
-
-/// The fail-point registry, for tests built with the `failpoints` feature.
-#[cfg(feature = "failpoints")]
-pub use fail;
-
-/// A step boundary where a test build (feature `failpoints`) can crash the run,
-/// to prove that redelivery after a crash there loses and repeats nothing.
-/// Compiles to nothing otherwise. The names are listed in [`CRASH_POINTS`].
-#[cfg(feature = "failpoints")]
-#[macro_export]
-macro_rules! crash_point {
-    ($name:literal) => {
-        $crate::fail::fail_point!($name)
-    };
-}
-
-/// See the `failpoints` variant: without the feature, nothing.
-#[cfg(not(feature = "failpoints"))]
-#[macro_export]
-macro_rules! crash_point {
-    ($name:literal) => {};
-}
-
-/// Every crash point, in the order a message meets them.
-pub const CRASH_POINTS: &[&str] = &[
-    "ingest.after-claim",
-    "ingest.after-archive",
-    "ingest.after-record",
-    "ingest.after-enqueue",
-    "writer.after-create",
-    "writer.after-comment",
-    "writer.after-thread-saved",
-    "writer.after-ledger-done",
-];
-
-pub use model::*;
-pub use ports::*;
-
+// `crash_point!` is in scope from lib.rs, which defines it before this module.
+use crate::{
+    AccountLookup, Claim, Evidence, Handoffs, Ledger, LedgerRow, LedgerStatus, MailArchive,
+    NoHandoffs, PortError, PortResult, ThreadMap, TicketOp,
+};
 use rootmail_domain::directory::candidates;
 use rootmail_domain::mail::{ParsedMail, parse};
 use rootmail_domain::ses::envelope;
@@ -58,6 +18,27 @@ use std::collections::HashMap;
 
 /// A claim older than this is taken over (a run that crashed is retried).
 pub const DEFAULT_STALE_CLAIM_SECS: u64 = 15 * 60;
+
+/// The stores ingest reads and writes, by name. Copied freely: it only
+/// borrows them.
+pub struct IngestPorts<'a, A, L, T, D> {
+    /// Where the original is kept (and sealed when it holds a secret).
+    pub archive: &'a A,
+    /// One row per message: claimed, queued, done.
+    pub ledger: &'a L,
+    /// Which thread each earlier message belongs to.
+    pub threads: &'a T,
+    /// The accounts a mail may be about.
+    pub accounts: &'a D,
+}
+
+impl<A, L, T, D> Clone for IngestPorts<'_, A, L, T, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<A, L, T, D> Copy for IngestPorts<'_, A, L, T, D> {}
 
 /// What ingest reads besides the message and the account directory: the rules,
 /// where a secret goes when a rotation waits for it, and how long a claim holds.
@@ -83,24 +64,6 @@ impl<'a, H> Knowledge<'a, H> {
             ticket_since: None,
         }
     }
-}
-
-/// `triage` of a mail sent before `since`: archived, and the ledger says why.
-fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>) {
-    let (Some(since), Some(sent)) = (since, mail.sent_at) else {
-        return;
-    };
-    if sent >= since || triage.disposition == Disposition::Archive {
-        return;
-    }
-    triage.warnings.push(format!(
-        "sent before the backfill's cutoff ({}): archived, not {}",
-        rootmail_domain::dates::utc(u64::try_from(since).unwrap_or(0)),
-        triage.disposition.as_str()
-    ));
-    triage.disposition = Disposition::Archive;
-    triage.ticket = None;
-    triage.handoff = None;
 }
 
 /// The result of ingesting one message.
@@ -136,9 +99,17 @@ impl Prepared {
     }
 }
 
+/// One message as delivered: its bytes, what was made of them already, and
+/// where it came from.
+struct Delivery<'a> {
+    raw: &'a [u8],
+    prepared: &'a Prepared,
+    source: &'a str,
+}
+
 /// One message through claim, archive, triage and ledger.
 pub async fn ingest<A, L, T, D, H>(
-    ports: (&A, &L, &T, &D),
+    ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
     raw: &[u8],
     source: &str,
@@ -157,7 +128,7 @@ where
 /// [`ingest`] of a message whose [`Prepared`] part is made already (it must
 /// be of these bytes).
 pub async fn ingest_prepared<A, L, T, D, H>(
-    (archive, ledger, threads, accounts): (&A, &L, &T, &D),
+    ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
     raw: &[u8],
     prepared: &Prepared,
@@ -172,7 +143,8 @@ where
     H: Handoffs + Sync,
 {
     let hash = &prepared.hash;
-    let mut row = match ledger
+    let mut row = match ports
+        .ledger
         .claim(hash, source, now, knowledge.claim_timeout_secs)
         .await?
     {
@@ -185,29 +157,27 @@ where
         Claim::Seen(row) | Claim::Owned(row) => row,
     };
     let owned_claim = row.status == LedgerStatus::Claimed;
-    let result = triage_claimed(
-        (archive, ledger, threads, accounts),
-        knowledge,
-        (raw, prepared, source),
-        row.clone(),
-        now,
-    )
-    .await;
+    let delivery = Delivery {
+        raw,
+        prepared,
+        source,
+    };
+    let result = triage_claimed(ports, knowledge, &delivery, row.clone(), now).await;
     if result.is_err() && owned_claim {
         // Let the retry take the message over at once instead of waiting for the
         // claim to go stale. Best effort: if the ledger is what failed, the
         // claim expires on its own.
         row.claimed_at = 0;
-        let _ = ledger.record(&row).await;
+        let _ = ports.ledger.record(&row).await;
     }
     result
 }
 
 /// Archive, triage and record a message this run holds.
 async fn triage_claimed<A, L, T, D, H>(
-    (archive, ledger, threads, accounts): (&A, &L, &T, &D),
+    ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
-    (raw, prepared, source): (&[u8], &Prepared, &str),
+    delivery: &Delivery<'_>,
     mut row: LedgerRow,
     now: u64,
 ) -> PortResult<Ingested>
@@ -219,20 +189,57 @@ where
     H: Handoffs + Sync,
 {
     crash_point!("ingest.after-claim");
-    let hash = &prepared.hash;
-    let origin = archive.put(hash, raw).await?;
+    let hash = &delivery.prepared.hash;
+    let origin = ports.archive.put(hash, delivery.raw).await?;
     crash_point!("ingest.after-archive");
 
-    let parsed = &prepared.parsed;
+    let triage = triage_archived(ports, knowledge, delivery, &origin, now).await?;
+    if !triage.secrets.is_empty() {
+        ports.archive.seal(&origin).await?;
+    }
+    if let Some(id) = &triage.message_id {
+        ports
+            .threads
+            .remember_message(id, &triage.thread_key)
+            .await?;
+    }
+
+    let op = ticket_op(&triage, hash, &origin);
+    record_triage(&mut row, &triage, origin, op.is_some());
+    ports.ledger.record(&row).await?;
+    crash_point!("ingest.after-record");
+    Ok(Ingested::Triaged {
+        row,
+        triage: Box::new(triage),
+        op: op.map(Box::new),
+    })
+}
+
+/// The triage of an archived message (at `origin`), with what the stores
+/// know about it; a handoff is made here (a rotation that stopped waiting
+/// makes the mail an alert after all), and a rotation waiting for evidence
+/// is told it came.
+async fn triage_archived<A, L, T, D, H>(
+    ports: IngestPorts<'_, A, L, T, D>,
+    knowledge: &Knowledge<'_, H>,
+    delivery: &Delivery<'_>,
+    origin: &str,
+    now: u64,
+) -> PortResult<Triage>
+where
+    T: ThreadMap,
+    D: AccountLookup + Sync,
+    H: Handoffs + Sync,
+{
+    let (hash, parsed) = (&delivery.prepared.hash, &delivery.prepared.parsed);
     let Gathered {
         known,
         directory,
         waiting,
     } = match parsed {
-        Ok(mail) => gather((threads, accounts), knowledge.handoffs, mail, now).await?,
+        Ok(mail) => gather(ports, knowledge.handoffs, mail, now).await?,
         Err(_) => Gathered::default(),
     };
-    let object_name = source.rsplit(['/', '\\']).next();
     let ctx = Context {
         directory: &directory,
         rules: knowledge.rules,
@@ -240,9 +247,9 @@ where
         rotations: &waiting,
     };
     let input = MailInput {
-        raw,
-        origin: &origin,
-        object_name,
+        raw: delivery.raw,
+        origin,
+        object_name: delivery.source.rsplit(['/', '\\']).next(),
     };
     let mut triage = triage_parsed(parsed, hash, &input, &ctx);
     if let Ok(mail) = parsed {
@@ -261,22 +268,25 @@ where
     if let Ok(mail) = parsed {
         witness(knowledge.handoffs, mail, &triage, &waiting, now).await?;
     }
-    if !triage.secrets.is_empty() {
-        archive.seal(&origin).await?;
-    }
-    if let Some(id) = &triage.message_id {
-        threads.remember_message(id, &triage.thread_key).await?;
-    }
+    Ok(triage)
+}
 
-    let op = ticket_op(&triage, hash, &origin);
-    record_triage(&mut row, &triage, origin, op.is_some());
-    ledger.record(&row).await?;
-    crash_point!("ingest.after-record");
-    Ok(Ingested::Triaged {
-        row,
-        triage: Box::new(triage),
-        op: op.map(Box::new),
-    })
+/// `triage` of a mail sent before `since`: archived, and the ledger says why.
+fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>) {
+    let (Some(since), Some(sent)) = (since, mail.sent_at) else {
+        return;
+    };
+    if sent >= since || triage.disposition == Disposition::Archive {
+        return;
+    }
+    triage.warnings.push(format!(
+        "sent before the backfill's cutoff ({}): archived, not {}",
+        rootmail_domain::dates::utc(u64::try_from(since).unwrap_or(0)),
+        triage.disposition.as_str()
+    ));
+    triage.disposition = Disposition::Archive;
+    triage.ticket = None;
+    triage.handoff = None;
 }
 
 /// What triage needs from the stores, fetched before it so triage itself
@@ -291,8 +301,8 @@ struct Gathered {
     waiting: Vec<WaitingRotation>,
 }
 
-async fn gather<T, D, H>(
-    (threads, accounts): (&T, &D),
+async fn gather<A, L, T, D, H>(
+    ports: IngestPorts<'_, A, L, T, D>,
     handoffs: &H,
     mail: &ParsedMail,
     now: u64,
@@ -304,11 +314,11 @@ where
 {
     let mut known = HashMap::new();
     for id in mail.referenced_ids() {
-        if let Some(key) = threads.thread_of_message(id).await? {
+        if let Some(key) = ports.threads.thread_of_message(id).await? {
             known.insert(id.to_string(), key);
         }
     }
-    let found = fetch_candidates(accounts, mail).await?;
+    let found = fetch_candidates(ports.accounts, mail).await?;
     let ids: Vec<AccountId> = found.iter().map(|a| a.account_id.clone()).collect();
     let waiting = if ids.is_empty() {
         Vec::new()
@@ -482,270 +492,4 @@ pub async fn record_unreadable<L: Ledger>(
     row.status = LedgerStatus::Queued;
     ledger.record(&row).await?;
     Ok((row, Some(op)))
-}
-
-/// What applying a ticket operation did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Written {
-    Created {
-        ticket_id: String,
-    },
-    Commented {
-        ticket_id: String,
-        comment_id: String,
-    },
-}
-
-impl Written {
-    pub fn ticket_id(&self) -> &str {
-        match self {
-            Self::Created { ticket_id } | Self::Commented { ticket_id, .. } => ticket_id,
-        }
-    }
-}
-
-/// Applies one ticket operation: create the thread's ticket, or comment on it.
-///
-/// Safe to repeat at every point: the thread map and the backend both remember
-/// which message created a ticket, and the backend keeps one comment per message.
-pub async fn write_ticket<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSource>(
-    ports: (&L, &T, &S, &M),
-    op: &TicketOp,
-    now: u64,
-) -> PortResult<Written> {
-    Ok(apply_ticket_op(ports, op, now).await?.written)
-}
-
-/// What applying an operation did, and whether the ledger already had it done
-/// (a redelivery: nothing was sent to the backend).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    pub written: Written,
-    pub repeated: bool,
-}
-
-/// [`write_ticket`], telling a redelivered operation from a new effect (for metrics).
-pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSource>(
-    (ledger, threads, sink, mail): (&L, &T, &S, &M),
-    op: &TicketOp,
-    now: u64,
-) -> PortResult<Applied> {
-    let row = ledger.get(&op.message).await?;
-    if let Some(done) = row.as_ref().and_then(already_written) {
-        return Ok(Applied {
-            written: done,
-            repeated: true,
-        });
-    }
-    let (existing, found_absent) = existing_ticket((threads, sink, mail), op).await?;
-    let (written, created_from, messages) = match existing {
-        None => {
-            let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
-            let ticket_id = sink
-                .create(&new_ticket(op, attachments, found_absent))
-                .await?;
-            crash_point!("writer.after-create");
-            (Written::Created { ticket_id }, op.message.clone(), 1)
-        }
-        Some((ticket_id, created_from, messages)) if created_from == op.message => (
-            Written::Created { ticket_id },
-            created_from,
-            messages.max(1),
-        ),
-        Some((ticket_id, created_from, messages)) => {
-            let written = post_comment((sink, mail), op, &ticket_id).await?;
-            (written, created_from, messages + 1)
-        }
-    };
-    threads
-        .save(&ThreadRecord {
-            thread_key: op.thread_key.clone(),
-            ticket_id: written.ticket_id().to_string(),
-            backend: sink.name().to_string(),
-            created_from,
-            messages,
-            last_activity: now,
-        })
-        .await?;
-    crash_point!("writer.after-thread-saved");
-    if let Some(mut row) = row {
-        row.status = LedgerStatus::Done;
-        row.ticket_id = Some(written.ticket_id().to_string());
-        row.comment_id = match &written {
-            Written::Commented { comment_id, .. } => Some(comment_id.clone()),
-            Written::Created { .. } => None,
-        };
-        ledger.record(&row).await?;
-    }
-    crash_point!("writer.after-ledger-done");
-    Ok(Applied {
-        written,
-        repeated: false,
-    })
-}
-
-/// The thread's ticket, if it has one: its id, the message that created it
-/// and the thread's messages so far; and whether the backend was asked and
-/// had none.
-async fn existing_ticket<T: ThreadMap, S: TicketSink, M: MailSource>(
-    (threads, sink, mail): (&T, &S, &M),
-    op: &TicketOp,
-) -> PortResult<(Option<(String, ContentHash, u64)>, bool)> {
-    Ok(match threads.ticket_of(&op.thread_key).await? {
-        // The thread map names this message as the ticket's creator, yet the
-        // ledger does not say written: a later mail of the thread was saved
-        // while this one was still being retried. Creating again is idempotent
-        // and lets the backend finish what this operation had left (the note).
-        Some(record) if record.created_from == op.message => {
-            let id = create_again(op, sink, mail).await?;
-            (Some((id, record.created_from, record.messages)), false)
-        }
-        Some(record) => (
-            Some((record.ticket_id, record.created_from, record.messages)),
-            false,
-        ),
-        // Not recorded: the backend may still have it (crash after create).
-        None => match sink.find(&op.thread_key).await? {
-            // This operation created it and then stopped: creating again is
-            // idempotent and lets the backend finish what it had left (the note).
-            Some(found) if found.created_from == op.message => (
-                Some((create_again(op, sink, mail).await?, found.created_from, 0)),
-                false,
-            ),
-            Some(found) => (Some((found.id, found.created_from, 0)), false),
-            None => (None, true),
-        },
-    })
-}
-
-/// The operation's mail as a comment on the thread's ticket. A ticket that
-/// took no more comments may have continued on another: the thread map then
-/// sends the thread's later mail there.
-async fn post_comment<S: TicketSink, M: MailSource>(
-    (sink, mail): (&S, &M),
-    op: &TicketOp,
-    ticket_id: &str,
-) -> PortResult<Written> {
-    let comment = NewComment {
-        message: op.message.clone(),
-        body: op.body.clone(),
-        priority: op.priority,
-        kind: op.kind,
-        internal_note: op.internal_note.clone(),
-        attachments: ticket_attachments(op, sink.max_attachment_bytes(), mail).await?,
-    };
-    let posted = sink.comment(ticket_id, &comment).await?;
-    crash_point!("writer.after-comment");
-    Ok(Written::Commented {
-        ticket_id: posted.ticket_id,
-        comment_id: posted.comment_id,
-    })
-}
-
-/// The ticket this operation created before it stopped, created again:
-/// backends make that idempotent, and finish what was left (the note).
-async fn create_again<S: TicketSink, M: MailSource>(
-    op: &TicketOp,
-    sink: &S,
-    mail: &M,
-) -> PortResult<String> {
-    let attachments = ticket_attachments(op, sink.max_attachment_bytes(), mail).await?;
-    sink.create(&new_ticket(op, attachments, false)).await
-}
-
-/// The outcome recorded for a message whose operation finished before.
-fn already_written(row: &LedgerRow) -> Option<Written> {
-    let ticket_id = row
-        .ticket_id
-        .clone()
-        .filter(|_| row.status == LedgerStatus::Done)?;
-    Some(match row.comment_id.clone() {
-        Some(comment_id) => Written::Commented {
-            ticket_id,
-            comment_id,
-        },
-        None => Written::Created { ticket_id },
-    })
-}
-
-/// The operation's attachments: the bytes of those the backend can take, read
-/// from the stored original once; the others listed with the reason.
-async fn ticket_attachments<M: MailSource>(
-    op: &TicketOp,
-    limit: usize,
-    mail: &M,
-) -> PortResult<Vec<TicketAttachment>> {
-    let listed = |reason: String| AttachmentContent::Listed {
-        reason,
-        original: op.archive_ref.clone(),
-    };
-    let wanted =
-        |a: &rootmail_domain::AttachmentRef| a.withheld.is_none() && limit > 0 && a.size <= limit;
-    let raw = match &op.archive_ref {
-        Some(location) if op.attachments.iter().any(wanted) => mail.raw(location).await?,
-        _ => None,
-    };
-    Ok(op
-        .attachments
-        .iter()
-        .map(|a| {
-            let content = match (&a.withheld, &raw) {
-                (Some(reason), _) => listed(format!("not attached: {reason}")),
-                (None, _) if limit == 0 => {
-                    listed("not attached: this ticketing system takes no uploads".into())
-                }
-                (None, _) if a.size > limit => listed(format!(
-                    "not attached: larger than the {} limit of this ticketing system",
-                    human_bytes(limit)
-                )),
-                (None, None) => {
-                    listed("not attached: the original message could not be read".into())
-                }
-                (None, Some(raw)) => match rootmail_domain::mail::attachment_bytes(raw, a.index) {
-                    Some(bytes) => AttachmentContent::Upload(bytes),
-                    None => listed("not attached: not found in the original message".into()),
-                },
-            };
-            TicketAttachment {
-                name: a.name.clone(),
-                content_type: a.content_type.clone(),
-                size: a.size,
-                content,
-            }
-        })
-        .collect())
-}
-
-fn human_bytes(n: usize) -> String {
-    match n {
-        n if n >= 1 << 20 => format!("{} MiB", n >> 20),
-        n if n >= 1 << 10 => format!("{} KiB", n >> 10),
-        n => format!("{n} bytes"),
-    }
-}
-
-fn new_ticket(op: &TicketOp, attachments: Vec<TicketAttachment>, found_absent: bool) -> NewTicket {
-    NewTicket {
-        thread_key: op.thread_key.clone(),
-        idempotency_key: idempotency_key(&op.thread_key),
-        subject: op.subject.clone(),
-        body: op.body.clone(),
-        priority: op.priority,
-        kind: op.kind,
-        account_id: op.account_id.clone(),
-        customer: op.customer.clone(),
-        message: op.message.clone(),
-        internal_note: op.internal_note.clone(),
-        attachments,
-        found_absent,
-    }
-}
-
-/// A stable key for creating the ticket of a thread (backends that support
-/// idempotent creates use it; it never contains mail content).
-pub fn idempotency_key(key: &ThreadKey) -> String {
-    format!(
-        "rootmail-{}",
-        &ContentHash::of(key.as_str().as_bytes()).as_str()[..32]
-    )
 }

@@ -185,7 +185,7 @@ impl rootmail_pipeline::MailArchive for NoArchive {
 /// once instead of waiting 15 minutes for the claim to go stale.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_run_releases_its_claim_for_the_retry() {
-    use rootmail_pipeline::{Ingested, Knowledge, ingest};
+    use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
     let stack = Stack::create().await;
     let ledger = DynamoLedger::new(stack.dynamodb.clone(), &stack.ledger_table);
     let threads = FlakyThreads {
@@ -196,7 +196,12 @@ async fn a_failed_run_releases_its_claim_for_the_retry() {
     let rules = rootmail_domain::Rules::built_in();
     let knowledge = Knowledge::new(&rules, &rootmail_pipeline::NoHandoffs);
     let raw = b"From: a@b.example\r\nIn-Reply-To: <earlier@b.example>\r\nSubject: hi\r\n\r\nbody";
-    let ports = (&NoArchive, &ledger, &threads, &directory);
+    let ports = IngestPorts {
+        archive: &NoArchive,
+        ledger: &ledger,
+        threads: &threads,
+        accounts: &directory,
+    };
     let first = ingest(ports, &knowledge, raw, "s3://bucket/inbound/x", 1_000).await;
     assert!(first.unwrap_err().is_transient());
     let retry = ingest(ports, &knowledge, raw, "s3://bucket/inbound/x", 1_001).await;

@@ -5,8 +5,8 @@ use pollster::block_on;
 use rootmail_domain::{ContentHash, InMemoryDirectory, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::{LocalStore, StoreError};
 use rootmail_pipeline::{
-    DEFAULT_STALE_CLAIM_SECS, Ingested, Knowledge, Ledger, NewTicket, TicketOp, TicketSink,
-    Written, ingest, write_ticket,
+    DEFAULT_STALE_CLAIM_SECS, IngestPorts, Ingested, Knowledge, Ledger, NewTicket, TicketOp,
+    TicketSink, WriterPorts, Written, ingest, write_ticket,
 };
 use rootmail_tests::{corpus_dir, directory, eml_files, relative};
 use std::collections::{HashMap, HashSet};
@@ -38,14 +38,13 @@ impl Env {
     fn ingest_at(&self, raw: &[u8], source: &str, now: u64) -> Ingested {
         let knowledge = Knowledge::new(&self.rules, &rootmail_pipeline::NoHandoffs);
         let s = &self.store;
-        block_on(ingest(
-            (s, s, s, &self.directory),
-            &knowledge,
-            raw,
-            source,
-            now,
-        ))
-        .expect("ingest")
+        let ports = IngestPorts {
+            archive: s,
+            ledger: s,
+            threads: s,
+            accounts: &self.directory,
+        };
+        block_on(ingest(ports, &knowledge, raw, source, now)).expect("ingest")
     }
 
     /// Ingest and apply the ticket operation, as the two Lambdas would in turn.
@@ -59,7 +58,13 @@ impl Env {
 
     fn write(&self, op: &TicketOp) -> Written {
         let s = &self.store;
-        block_on(write_ticket((s, s, s, s), op, 1_000)).expect("write")
+        let ports = WriterPorts {
+            ledger: s,
+            threads: s,
+            sink: s,
+            mail: s,
+        };
+        block_on(write_ticket(ports, op, 1_000)).expect("write")
     }
 }
 

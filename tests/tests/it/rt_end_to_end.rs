@@ -12,8 +12,8 @@
 use rootmail_domain::{ContentHash, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, TicketOp, TicketSink, Written,
-    apply_ticket_op, idempotency_key, ingest,
+    IngestPorts, Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, TicketOp, TicketSink,
+    WriterPorts, Written, apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{
@@ -66,21 +66,27 @@ async fn run_corpus(store: &LocalStore, rt: &Rt, files: &[PathBuf]) -> Vec<(Tick
     let directory = directory();
     let rules = Rules::built_in();
     let knowledge = Knowledge::new(&rules, &NoHandoffs);
+    let ingest_ports = IngestPorts {
+        archive: store,
+        ledger: store,
+        threads: store,
+        accounts: &directory,
+    };
+    let writer_ports = WriterPorts {
+        ledger: store,
+        threads: store,
+        sink: rt,
+        mail: store,
+    };
     let mut written = Vec::new();
     for path in files {
         let raw = std::fs::read(path).expect("fixture");
         let source = relative(path);
-        let ingested = ingest(
-            (store, store, store, &directory),
-            &knowledge,
-            &raw,
-            &source,
-            NOW,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("ingesting {source}: {e}"));
+        let ingested = ingest(ingest_ports, &knowledge, &raw, &source, NOW)
+            .await
+            .unwrap_or_else(|e| panic!("ingesting {source}: {e}"));
         if let Ingested::Triaged { op: Some(op), .. } = ingested {
-            let applied = apply_ticket_op((store, store, rt, store), &op, NOW)
+            let applied = apply_ticket_op(writer_ports, &op, NOW)
                 .await
                 .unwrap_or_else(|e| panic!("writing the ticket of {source}: {e}"));
             written.push((*op, applied.written));
@@ -495,9 +501,13 @@ async fn a_create_that_stopped_before_its_note_is_finished_by_the_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::open(dir.path()).expect("store");
 
-    let applied = apply_ticket_op((&store, &store, &rt, &store), &op, NOW)
-        .await
-        .expect("redelivered");
+    let ports = WriterPorts {
+        ledger: &store,
+        threads: &store,
+        sink: &rt,
+        mail: &store,
+    };
+    let applied = apply_ticket_op(ports, &op, NOW).await.expect("redelivered");
 
     assert_eq!(
         applied.written,

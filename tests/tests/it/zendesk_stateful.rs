@@ -5,8 +5,8 @@
 use rootmail_domain::{AttachmentRef, ContentHash, Kind, Priority, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, Written, apply_ticket_op,
-    idempotency_key,
+    MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, WriterPorts, Written,
+    apply_ticket_op, idempotency_key,
 };
 use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
 use rootmail_tickets::Zendesk;
@@ -64,7 +64,13 @@ fn new_ticket(op: &TicketOp) -> NewTicket {
 }
 
 async fn apply(store: &LocalStore, sink: &Zendesk, op: &TicketOp) -> Result<Written, PortError> {
-    apply_ticket_op((store, store, sink, store), op, NOW)
+    let ports = WriterPorts {
+        ledger: store,
+        threads: store,
+        sink,
+        mail: store,
+    };
+    apply_ticket_op(ports, op, NOW)
         .await
         .map(|applied| applied.written)
 }
