@@ -164,10 +164,14 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
     let mut tally = Tally::default();
     let mut rows = Vec::new();
     let mut batch = GroupCommit::new(store, batch_size);
-    // What needs no store (the hash, the parse, the original's file) is made
-    // on every core; each message is then ingested and written in order.
-    let prepare = |_: &Path, raw: Vec<u8>| {
-        let prepared = Prepared::of(&raw);
+    // What needs no store (the hash, the parse, the original's file and a
+    // triage on the guess that the stores add nothing) is made on every core;
+    // each message is then ingested and written in order, and ingest triages
+    // again only where the stores prove the guess wrong.
+    let prepare = |file: &Path, raw: Vec<u8>| {
+        let source = file.display().to_string();
+        let origin = |hash: &_| store.archive_ref(hash);
+        let prepared = Prepared::triaged_ahead(&raw, &source, origin, directory, knowledge.rules);
         // Best effort: ingest writes it again if this failed.
         let _ = store.write_ahead(&prepared.hash, &raw);
         (raw, prepared)

@@ -29,7 +29,7 @@ pub trait AccountDirectory {
 }
 
 /// A directory held in memory (the CSV in local mode; a prefetched view in AWS).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct InMemoryDirectory {
     by_email: HashMap<EmailAddress, Account>,
     by_id: HashMap<AccountId, Account>,

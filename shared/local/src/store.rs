@@ -212,6 +212,11 @@ impl LocalStore {
         self.root.join("archive").join(format!("{hash}.eml"))
     }
 
+    /// Where the archive keeps a message's original, as its `put` names it.
+    pub fn archive_ref(&self, hash: &ContentHash) -> String {
+        self.archive_path(hash).display().to_string()
+    }
+
     pub fn commit_batch(&self) -> Result<(), StoreError> {
         let Some(batch) = locked(&self.batch).take() else {
             return Ok(());
@@ -529,9 +534,9 @@ impl MailArchive for LocalStore {
             write_file(&path, raw, batch.is_none()).map_err(port("archive"))?;
         }
         if let Some(batch) = batch.as_mut() {
-            batch.unsynced.push(path.clone());
+            batch.unsynced.push(path);
         }
-        Ok(path.display().to_string())
+        Ok(self.archive_ref(hash))
     }
 }
 

@@ -8,13 +8,16 @@ use crate::{
     NoHandoffs, PortError, PortResult, ThreadMap, TicketOp,
 };
 use rootmail_domain::directory::candidates;
-use rootmail_domain::mail::{ParsedMail, parse};
+use rootmail_domain::mail::ParsedMail;
 use rootmail_domain::ses::envelope;
 use rootmail_domain::{
-    Account, AccountId, ContentHash, Context, Disposition, InMemoryDirectory, Kind, MailInput,
-    NoRotations, Priority, Rules, ThreadKey, Triage, WaitingRotation, triage_parsed,
+    Account, AccountDirectory, AccountId, ContentHash, Context, Disposition, InMemoryDirectory,
+    Kind, MailInput, NoRotations, Priority, Rules, ThreadKey, Triage, WaitingRotation,
+    triage_parsed,
 };
 use std::collections::HashMap;
+
+pub use crate::prepared::Prepared;
 
 /// A claim older than this is taken over (a run that crashed is retried).
 pub const DEFAULT_STALE_CLAIM_SECS: u64 = 15 * 60;
@@ -79,24 +82,6 @@ pub enum Ingested {
         triage: Box<Triage>,
         op: Option<Box<TicketOp>>,
     },
-}
-
-/// What ingest works out from a message's bytes alone, before it looks at
-/// any store: its content hash and its parse. A caller with many messages
-/// makes these on every core and ingests them in order.
-#[derive(Debug)]
-pub struct Prepared {
-    pub hash: ContentHash,
-    pub parsed: Result<ParsedMail, rootmail_domain::mail::ParseError>,
-}
-
-impl Prepared {
-    pub fn of(raw: &[u8]) -> Self {
-        Self {
-            hash: ContentHash::of(raw),
-            parsed: parse(raw),
-        }
-    }
 }
 
 /// One message as delivered: its bytes, what was made of them already, and
@@ -232,26 +217,23 @@ where
     H: Handoffs + Sync,
 {
     let (hash, parsed) = (&delivery.prepared.hash, &delivery.prepared.parsed);
-    let Gathered {
-        known,
-        directory,
-        waiting,
-    } = match parsed {
+    let gathered = match parsed {
         Ok(mail) => gather(ports, knowledge.handoffs, mail, now).await?,
         Err(_) => Gathered::default(),
     };
     let ctx = Context {
-        directory: &directory,
+        directory: &gathered.directory,
         rules: knowledge.rules,
-        known_threads: &known,
-        rotations: &waiting,
+        known_threads: &gathered.known,
+        rotations: &gathered.waiting,
     };
     let input = MailInput {
         raw: delivery.raw,
         origin,
-        object_name: delivery.source.rsplit(['/', '\\']).next(),
+        object_name: object_name(delivery.source),
     };
-    let mut triage = triage_parsed(parsed, hash, &input, &ctx);
+    let mut triage = (delivery.prepared.triage_ahead(origin, &gathered))
+        .unwrap_or_else(|| triage_parsed(parsed, hash, &input, &ctx));
     if let Ok(mail) = parsed {
         archive_if_before(&mut triage, mail, knowledge.ticket_since);
     }
@@ -266,7 +248,7 @@ where
         triage = triage_parsed(parsed, hash, &input, &ctx);
     }
     if let Ok(mail) = parsed {
-        witness(knowledge.handoffs, mail, &triage, &waiting, now).await?;
+        witness(knowledge.handoffs, mail, &triage, &gathered.waiting, now).await?;
     }
     Ok(triage)
 }
@@ -292,13 +274,13 @@ fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>)
 /// What triage needs from the stores, fetched before it so triage itself
 /// stays synchronous and pure.
 #[derive(Default)]
-struct Gathered {
+pub(crate) struct Gathered {
     /// The threads of the messages this one refers to.
-    known: HashMap<String, ThreadKey>,
+    pub(crate) known: HashMap<String, ThreadKey>,
     /// The accounts it may be about.
-    directory: InMemoryDirectory,
+    pub(crate) directory: InMemoryDirectory,
     /// The rotations waiting among those accounts.
-    waiting: Vec<WaitingRotation>,
+    pub(crate) waiting: Vec<WaitingRotation>,
 }
 
 async fn gather<A, L, T, D, H>(
@@ -385,9 +367,25 @@ async fn fetch_candidates<D: AccountLookup + Sync>(
     for id in &wanted.ids {
         found.extend(accounts.by_id(id).await?);
     }
-    found.sort_by(|a, b| a.root_email.cmp(&b.root_email));
-    found.dedup_by(|a, b| a.root_email == b.root_email);
-    Ok(found)
+    Ok(crate::prepared::dedup_accounts(found))
+}
+
+/// [`fetch_candidates`] from a directory held in memory, without a runtime.
+pub(crate) fn candidate_accounts(
+    directory: &impl AccountDirectory,
+    mail: &ParsedMail,
+) -> Vec<Account> {
+    let wanted = candidates(mail, &envelope(mail).recipients);
+    let mut found: Vec<Account> = (wanted.emails.iter())
+        .filter_map(|email| directory.by_email(email))
+        .collect();
+    found.extend(wanted.ids.iter().filter_map(|id| directory.by_id(id)));
+    crate::prepared::dedup_accounts(found)
+}
+
+/// The stored object's own name: the last part of its source's path.
+pub(crate) fn object_name(source: &str) -> Option<&str> {
+    source.rsplit(['/', '\\']).next()
 }
 
 /// Tells a rotation that waits for evidence (not a secret) that it came: a

@@ -47,6 +47,7 @@ pub const CRASH_POINTS: &[&str] = &[
 ];
 
 mod ingest;
+mod prepared;
 mod write;
 
 pub use ingest::{

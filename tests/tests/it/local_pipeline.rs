@@ -5,8 +5,8 @@ use pollster::block_on;
 use rootmail_domain::{ContentHash, InMemoryDirectory, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::{LocalStore, StoreError};
 use rootmail_pipeline::{
-    DEFAULT_STALE_CLAIM_SECS, IngestPorts, Ingested, Knowledge, Ledger, NewTicket, TicketOp,
-    TicketSink, WriterPorts, Written, ingest, write_ticket,
+    DEFAULT_STALE_CLAIM_SECS, IngestPorts, Ingested, Knowledge, Ledger, NewTicket, Prepared,
+    TicketOp, TicketSink, WriterPorts, Written, ingest, ingest_prepared, write_ticket,
 };
 use rootmail_tests::{corpus_dir, directory, eml_files, relative};
 use std::collections::{HashMap, HashSet};
@@ -50,7 +50,32 @@ impl Env {
     /// Ingest and apply the ticket operation, as the two Lambdas would in turn.
     fn deliver(&self, path: &Path) -> Option<Written> {
         let raw = std::fs::read(path).expect("fixture");
-        match self.ingest_at(&raw, &relative(path), 1_000) {
+        self.apply(self.ingest_at(&raw, &relative(path), 1_000))
+    }
+
+    /// [`Env::deliver`] with the message prepared and triaged ahead, as
+    /// `rootmail run` does on its other cores.
+    fn deliver_triaged_ahead(&self, path: &Path) -> Option<Written> {
+        let (raw, source) = (std::fs::read(path).expect("fixture"), relative(path));
+        let origin = |hash: &ContentHash| self.store.archive_ref(hash);
+        let prepared = Prepared::triaged_ahead(&raw, &source, origin, &self.directory, &self.rules);
+        assert!(prepared.has_triage_ahead());
+        let knowledge = Knowledge::new(&self.rules, &rootmail_pipeline::NoHandoffs);
+        let s = &self.store;
+        let ports = IngestPorts {
+            archive: s,
+            ledger: s,
+            threads: s,
+            accounts: &self.directory,
+        };
+        let ingested = block_on(ingest_prepared(
+            ports, &knowledge, &raw, &prepared, &source, 1_000,
+        ));
+        self.apply(ingested.expect("ingest"))
+    }
+
+    fn apply(&self, ingested: Ingested) -> Option<Written> {
+        match ingested {
             Ingested::Triaged { op: Some(op), .. } => Some(self.write(&op)),
             _ => None,
         }
@@ -304,6 +329,39 @@ fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
         }
         other => panic!("expected a ticket operation, got {other:?}"),
     }
+}
+
+/// Triage made ahead on another core (`rootmail run`) is a guess that the
+/// stores add nothing; ingest checks the guess and triages again where a
+/// thread or rotation proves it wrong. The corpus (a case thread, replies, a
+/// reply before its original) ends in the same ledger, tickets and comments.
+#[test]
+fn triage_made_ahead_ends_where_triage_in_order_ends() {
+    let (in_order, ahead) = (Env::new(), Env::new());
+    let files = eml_files(&corpus_dir());
+    for path in &files {
+        let written = in_order.deliver(path);
+        assert_eq!(
+            ahead.deliver_triaged_ahead(path),
+            written,
+            "{}",
+            relative(path)
+        );
+    }
+    // The records name each run's own archive: compare them without it.
+    let records = |env: &Env| {
+        let root = env.store.root().display().to_string();
+        let rows = serde_json::to_string(&env.store.ledger_rows().expect("ledger"));
+        let tickets = serde_json::to_string(&env.store.tickets().expect("tickets"));
+        let text = format!("{}\n{}", rows.expect("json"), tickets.expect("json"));
+        text.replace(&root, "<state>")
+    };
+    assert_eq!(records(&ahead), records(&in_order));
+    let replies = in_order.store.tickets().expect("tickets");
+    assert!(
+        replies.iter().any(|t| !t.comments.is_empty()),
+        "the corpus has threads whose later mail the stores place"
+    );
 }
 
 #[test]

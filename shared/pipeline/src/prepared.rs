@@ -1,0 +1,169 @@
+//! What ingest can work out from a message's bytes alone, before it looks at
+//! any store: made on every core by a caller with many messages (`rootmail
+//! run`), then ingested in order.
+
+use rootmail_domain::mail::{ParseError, ParsedMail, parse};
+use rootmail_domain::{
+    Account, AccountDirectory, ContentHash, Context, InMemoryDirectory, MailInput, NoKnownThreads,
+    NoRotations, Rules, Triage, triage_parsed,
+};
+
+/// A message's content hash and parse, and perhaps its triage made ahead.
+#[derive(Debug)]
+pub struct Prepared {
+    pub hash: ContentHash,
+    pub parsed: Result<ParsedMail, ParseError>,
+    ahead: Option<Ahead>,
+}
+
+/// A triage made before ingest, on the guess that the stores add nothing:
+/// no thread knows the messages this one refers to and no rotation waits
+/// among its accounts. Ingest uses it only when what it gathered from the
+/// stores proves the guess; otherwise it triages again, as without it.
+#[derive(Debug)]
+struct Ahead {
+    origin: String,
+    accounts: InMemoryDirectory,
+    triage: Triage,
+}
+
+impl Prepared {
+    pub fn of(raw: &[u8]) -> Self {
+        Self {
+            hash: ContentHash::of(raw),
+            parsed: parse(raw),
+            ahead: None,
+        }
+    }
+
+    /// [`Prepared::of`], with its triage made ahead against `directory` (the
+    /// whole account directory, as ingest's own lookups see it), for a
+    /// message named `source` whose original the archive keeps at
+    /// `origin(hash)`. Pure: safe on any core.
+    pub fn triaged_ahead(
+        raw: &[u8],
+        source: &str,
+        origin: impl FnOnce(&ContentHash) -> String,
+        directory: &impl AccountDirectory,
+        rules: &Rules,
+    ) -> Self {
+        let mut prepared = Self::of(raw);
+        let origin = origin(&prepared.hash);
+        let accounts = match &prepared.parsed {
+            Ok(mail) => {
+                match InMemoryDirectory::new(crate::ingest::candidate_accounts(directory, mail)) {
+                    Ok(accounts) => accounts,
+                    // Ingest reports this itself; nothing to guess.
+                    Err(_) => return prepared,
+                }
+            }
+            Err(_) => InMemoryDirectory::default(),
+        };
+        let ctx = Context {
+            directory: &accounts,
+            rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        };
+        let input = MailInput {
+            raw,
+            origin: &origin,
+            object_name: crate::ingest::object_name(source),
+        };
+        let triage = triage_parsed(&prepared.parsed, &prepared.hash, &input, &ctx);
+        prepared.ahead = Some(Ahead {
+            origin,
+            accounts,
+            triage,
+        });
+        prepared
+    }
+
+    /// The triage made ahead, if ingest found what it guessed: the same
+    /// original's place, the same accounts, no known thread, no rotation.
+    pub(crate) fn triage_ahead(
+        &self,
+        origin: &str,
+        gathered: &crate::ingest::Gathered,
+    ) -> Option<Triage> {
+        let ahead = self.ahead.as_ref()?;
+        let holds = ahead.origin == origin
+            && gathered.known.is_empty()
+            && gathered.waiting.is_empty()
+            && ahead.accounts == gathered.directory;
+        holds.then(|| ahead.triage.clone())
+    }
+
+    /// Whether a triage was made ahead (for a run's statistics and tests).
+    pub fn has_triage_ahead(&self) -> bool {
+        self.ahead.is_some()
+    }
+}
+
+/// The accounts a mail may be about, as [`InMemoryDirectory::new`] takes
+/// them: each root address once, in a stable order.
+pub(crate) fn dedup_accounts(mut found: Vec<Account>) -> Vec<Account> {
+    found.sort_by(|a, b| a.root_email.cmp(&b.root_email));
+    found.dedup_by(|a, b| a.root_email == b.root_email);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::Gathered;
+    use rootmail_domain::ThreadKey;
+
+    const REPLY: &[u8] = b"From: AWS Billing <no-reply-aws@amazon.com>\r\n\
+        To: root+a1@example-msp.com\r\nSubject: Re: your invoice\r\n\
+        Message-ID: <b@amazon.com>\r\nIn-Reply-To: <a@amazon.com>\r\n\r\nSee the invoice.\r\n";
+
+    fn ahead(rules: &Rules) -> Prepared {
+        let origin = |hash: &ContentHash| format!("archive/{hash}.eml");
+        let directory = InMemoryDirectory::default();
+        Prepared::triaged_ahead(REPLY, "in/reply.eml", origin, &directory, rules)
+    }
+
+    #[test]
+    fn a_guess_the_stores_prove_is_used_and_one_they_disprove_is_not() {
+        let rules = Rules::built_in();
+        let prepared = ahead(&rules);
+        let origin = format!("archive/{}.eml", prepared.hash);
+        let nothing_known = Gathered::default();
+        let used = prepared.triage_ahead(&origin, &nothing_known);
+
+        // The same triage ingest would make itself with what it gathered.
+        let input = MailInput {
+            raw: REPLY,
+            origin: &origin,
+            object_name: Some("reply.eml"),
+        };
+        let ctx = Context {
+            directory: &nothing_known.directory,
+            rules: &rules,
+            known_threads: &nothing_known.known,
+            rotations: &nothing_known.waiting,
+        };
+        let own = triage_parsed(&prepared.parsed, &prepared.hash, &input, &ctx);
+        let json = |t: &Triage| serde_json::to_string(t).expect("serializes");
+        assert_eq!(used.as_ref().map(json), Some(json(&own)));
+
+        // The message it answers has a thread: the guess was wrong.
+        let mut known_thread = Gathered::default();
+        let key = ThreadKey::message("a@amazon.com");
+        known_thread.known.insert("a@amazon.com".to_string(), key);
+        assert!(prepared.triage_ahead(&origin, &known_thread).is_none());
+        // Kept elsewhere than guessed: the ticket would name the wrong place.
+        assert!(
+            prepared
+                .triage_ahead("s3://other", &nothing_known)
+                .is_none()
+        );
+        // Nothing made ahead: nothing to use.
+        assert!(
+            Prepared::of(REPLY)
+                .triage_ahead(&origin, &nothing_known)
+                .is_none()
+        );
+    }
+}
