@@ -9,6 +9,9 @@ use zeroize::Zeroizing;
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+#[cfg_attr(test, derive(strum::VariantArray))]
 pub enum SecretKind {
     VerificationCode,
     ResetLink,
@@ -21,15 +24,7 @@ pub enum SecretKind {
 
 impl SecretKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::VerificationCode => "verification_code",
-            Self::ResetLink => "reset_link",
-            Self::RecoveryLink => "recovery_link",
-            Self::ApprovalLink => "approval_link",
-            Self::ConfirmationLink => "confirmation_link",
-            Self::VerificationLink => "verification_link",
-            Self::Password => "password",
-        }
+        self.into()
     }
 
     /// The text shown in place of a secret of this kind.
@@ -102,5 +97,30 @@ mod tests {
             r#"{"kind":"verification_code"}"#
         );
         assert_eq!(found.value.expose(), "Q7K2M9");
+    }
+
+    /// The placeholder names the kind by its serde name, which design.md gives.
+    #[test]
+    fn kinds_are_named_as_serde_names_them() {
+        use strum::VariantArray;
+        for &kind in SecretKind::VARIANTS {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        assert_eq!(
+            SecretKind::VARIANTS
+                .iter()
+                .map(|kind| kind.placeholder())
+                .collect::<Vec<_>>(),
+            [
+                "[redacted verification_code]",
+                "[redacted reset_link]",
+                "[redacted recovery_link]",
+                "[redacted approval_link]",
+                "[redacted confirmation_link]",
+                "[redacted verification_link]",
+                "[redacted password]",
+            ]
+        );
     }
 }

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use strum::{EnumString, IntoStaticStr};
 
 /// Why a value could not become one of the domain types.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -235,6 +236,9 @@ impl fmt::Display for ContentHash {
 /// Lifecycle status of a customer account in the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(IntoStaticStr, EnumString)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
+#[cfg_attr(test, derive(strum::VariantArray))]
 pub enum AccountStatus {
     Onboarding,
     Active,
@@ -243,23 +247,15 @@ pub enum AccountStatus {
 }
 
 impl AccountStatus {
+    /// The status a name gives, in any case and with spaces around it.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "onboarding" => Ok(Self::Onboarding),
-            "active" => Ok(Self::Active),
-            "released" => Ok(Self::Released),
-            "closed" => Ok(Self::Closed),
-            _ => Err(InvalidValue::AccountStatus(raw.to_string())),
-        }
+        raw.trim()
+            .parse()
+            .map_err(|_| InvalidValue::AccountStatus(raw.to_string()))
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Onboarding => "onboarding",
-            Self::Active => "active",
-            Self::Released => "released",
-            Self::Closed => "closed",
-        }
+        self.into()
     }
 
     /// Released and closed accounts are no longer ours to ticket for.
@@ -271,6 +267,9 @@ impl AccountStatus {
 /// What happens to a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+#[cfg_attr(test, derive(strum::VariantArray))]
 pub enum Disposition {
     /// Open a ticket or comment on the thread's ticket.
     Ticket,
@@ -284,18 +283,16 @@ pub enum Disposition {
 
 impl Disposition {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ticket => "ticket",
-            Self::Archive => "archive",
-            Self::Handoff => "handoff",
-            Self::Quarantine => "quarantine",
-        }
+        self.into()
     }
 }
 
 /// Ticket priority, in the order of urgency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+#[cfg_attr(test, derive(strum::VariantArray))]
 pub enum Priority {
     Low,
     Normal,
@@ -305,15 +302,14 @@ pub enum Priority {
 
 impl Priority {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Normal => "normal",
-            Self::High => "high",
-            Self::Urgent => "urgent",
-        }
+        self.into()
     }
 }
 
+// Kind keeps its own macro rather than strum: its names are not a case of the
+// variant names (`security.root_email_otp` for `RootEmailOtp`), so strum
+// would need each one written twice, once for serde and once for itself,
+// where this writes it once for the serde name, `as_str`, `parse` and `ALL`.
 macro_rules! kinds {
     ($($variant:ident => $name:literal),+ $(,)?) => {
         /// The fixed taxonomy of what arrives at a root address (design.md).
@@ -468,6 +464,7 @@ impl Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::VariantArray;
 
     #[test]
     fn account_id_accepts_plain_and_hyphenated_forms() {
@@ -509,6 +506,46 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
         assert_eq!(Kind::ALL.len(), 31);
+    }
+
+    /// Each name strum derives is the serde name (design.md's), in order.
+    #[test]
+    fn closed_sets_are_named_as_serde_names_them() {
+        fn names<T: Serialize + Copy + fmt::Debug>(
+            all: &[T],
+            name: fn(T) -> &'static str,
+        ) -> Vec<&'static str> {
+            for &value in all {
+                let json = serde_json::to_string(&value).unwrap();
+                assert_eq!(json, format!("\"{}\"", name(value)), "{value:?}");
+            }
+            all.iter().map(|&value| name(value)).collect()
+        }
+        assert_eq!(
+            names(AccountStatus::VARIANTS, AccountStatus::as_str),
+            ["onboarding", "active", "released", "closed"]
+        );
+        assert_eq!(
+            names(Disposition::VARIANTS, Disposition::as_str),
+            ["ticket", "archive", "handoff", "quarantine"]
+        );
+        assert_eq!(
+            names(Priority::VARIANTS, Priority::as_str),
+            ["low", "normal", "high", "urgent"]
+        );
+    }
+
+    #[test]
+    fn account_status_reads_any_case_and_surrounding_space() {
+        assert_eq!(AccountStatus::parse(" Active\t"), Ok(AccountStatus::Active));
+        assert_eq!(AccountStatus::parse("CLOSED"), Ok(AccountStatus::Closed));
+        assert_eq!(
+            AccountStatus::parse("retired"),
+            Err(InvalidValue::AccountStatus("retired".into()))
+        );
+        // Only ASCII letters fold: the Kelvin sign is not a K.
+        assert!(AccountStatus::parse("\u{212a}losed").is_err());
+        assert!(AccountStatus::parse("act ive").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod time;
 pub use location::{MailLocation, decode_key, encode_key};
 
 use crate::time::rfc3339_millis;
+use aws_lambda_events::s3::S3Entity;
 use serde::Deserialize;
 
 /// One stored message to ingest, and when it arrived (for latency).
@@ -32,6 +33,14 @@ pub enum EventError {
     NoLocation,
 }
 
+/// An S3 event notification, or the test event S3 sends when notifications
+/// are configured (`Event`, no `Records`). The entity (bucket, object) is
+/// `aws_lambda_events`'; the envelope and record are ours, holding only what
+/// is read, because the crate's `S3Event` has no test event and its
+/// `S3EventRecord` demands `eventTime` (read by chrono, not as the SDK read
+/// it), `userIdentity` and `requestParameters`: it refuses the events
+/// `created_event` replays, removals without a time and a time it cannot
+/// read (`the_crates_s3_records_refuse_what_we_read`).
 #[derive(Deserialize)]
 struct S3Notification {
     #[serde(rename = "Event")]
@@ -46,22 +55,6 @@ struct S3Record {
     event_name: Option<String>,
     event_time: Option<String>,
     s3: S3Entity,
-}
-
-#[derive(Deserialize)]
-struct S3Entity {
-    bucket: S3Bucket,
-    object: S3Object,
-}
-
-#[derive(Deserialize)]
-struct S3Bucket {
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct S3Object {
-    key: Option<String>,
 }
 
 /// The messages an S3 notification announces. `s3:TestEvent` (sent when
@@ -95,6 +88,12 @@ pub fn s3_notification(body: &str) -> Result<Vec<MailRef>, EventError> {
     Ok(refs)
 }
 
+/// The SES Lambda action's event, holding only what is read. Not
+/// `aws_lambda_events::ses::SimpleEmailEvent`: it demands some twenty fields
+/// we never read (`commonHeaders`, `headers`, every verdict) and a
+/// `mail.timestamp` chrono can read: an event missing one, or with a time it
+/// cannot read, would lose its mail rather than only its latency
+/// (`the_crates_ses_event_refuses_what_we_read`).
 #[derive(Deserialize)]
 struct SesEvent {
     #[serde(rename = "Records")]
@@ -213,5 +212,62 @@ mod tests {
             refs[0].location.key,
             "inbound/o3vrnil0e2ic28trm7dfhrc2v0clambda4nbp0g1"
         );
+    }
+
+    /// Why the record and envelope are not `aws_lambda_events::s3::S3Event`.
+    #[test]
+    fn the_crates_s3_records_refuse_what_we_read() {
+        use aws_lambda_events::s3::S3Event;
+        let location = MailLocation {
+            bucket: "mail".into(),
+            key: "inbound/a".into(),
+        };
+        let replayed = created_event(&location, 12, "2026-11-28T10:00:00.250Z").to_string();
+        let removal = r#"{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"m"},"object":{"key":"k"}}}]}"#;
+        let unreadable_time = r#"{"Records":[{"eventName":"ObjectCreated:Put","eventTime":"yesterday",
+            "userIdentity":{},"requestParameters":{},"s3":{"bucket":{"name":"m"},"object":{"key":"k"}}}]}"#;
+        let test_event = r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"mail"}"#;
+        for body in [replayed.as_str(), removal, unreadable_time, test_event] {
+            assert!(serde_json::from_str::<S3Event>(body).is_err(), "{body}");
+            assert!(s3_notification(body).is_ok(), "{body}");
+        }
+        let refs = s3_notification(unreadable_time).unwrap();
+        assert_eq!(refs[0].location.key, "k");
+        assert_eq!(refs[0].arrived_ms, None);
+    }
+
+    /// The entity is the crate's, so a field of it we do not read must still
+    /// have the type S3 gives it: a number for an ETag is not an S3 event.
+    #[test]
+    fn a_mistyped_entity_field_is_not_an_s3_event() {
+        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put",
+            "s3":{"bucket":{"name":"m"},"object":{"key":"k","eTag":5}}}]}"#;
+        assert!(matches!(s3_notification(body), Err(EventError::NotS3(_))));
+    }
+
+    /// Why the SES event is not `aws_lambda_events::ses::SimpleEmailEvent`.
+    #[test]
+    fn the_crates_ses_event_refuses_what_we_read() {
+        use aws_lambda_events::ses::SimpleEmailEvent;
+        let full = |timestamp: &str| {
+            serde_json::json!({"Records":[{"eventSource":"aws:ses","ses":{
+                "mail":{"messageId":"m1","timestamp":timestamp,"source":"a@b.c",
+                    "destination":["root+1@x.com"],"headersTruncated":false,"headers":[],
+                    "commonHeaders":{"from":["a@b.c"]}},
+                "receipt":{"timestamp":"2026-11-28T10:00:00.000Z","processingTimeMillis":1,
+                    "recipients":["root+1@x.com"],"spamVerdict":{},"virusVerdict":{},
+                    "spfVerdict":{},"dkimVerdict":{},"dmarcVerdict":{},"action":{}}}}]})
+        };
+        // The crate reads a complete event with a time it can read...
+        assert!(serde_json::from_value::<SimpleEmailEvent>(full("2026-11-28T10:00:00Z")).is_ok());
+        // ...and refuses one whose time it cannot read, or whose fields we do
+        // not need are missing; we read both, losing at most the latency.
+        let minimal = serde_json::json!({"Records":[{"ses":{"mail":{"messageId":"m1"}}}]});
+        for event in [full("yesterday"), minimal] {
+            assert!(serde_json::from_value::<SimpleEmailEvent>(event.clone()).is_err());
+            let refs = ses_event(event, "mail", "inbound/").unwrap();
+            assert_eq!(refs[0].location.key, "inbound/m1");
+            assert_eq!(refs[0].arrived_ms, None);
+        }
     }
 }

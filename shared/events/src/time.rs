@@ -1,8 +1,8 @@
 //! Event times (`eventTime`, SES `mail.timestamp`): RFC 3339 date-times read
-//! to epoch milliseconds over the domain's civil-date functions, with no
-//! date-time library.
+//! to epoch milliseconds by the `time` crate.
 
-use rootmail_domain::dates::{civil_from_days, days_from_civil};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// Milliseconds since the epoch of an RFC 3339 date-time such as
 /// `2026-11-28T10:00:00.250Z` or `2026-11-28T11:00:00+01:00`, or `None` when
@@ -13,99 +13,15 @@ use rootmail_domain::dates::{civil_from_days, days_from_civil};
 /// count), `Z`, `z` or a `±hh:mm` offset, and a leap second (`:60`) only as
 /// the last second of a UTC month, read as the millisecond before it.
 pub fn rfc3339_millis(text: &str) -> Option<u64> {
-    let mut input = Cursor(text.as_bytes());
-    let year = input.digits(4)?;
-    input.expect(b"-")?;
-    let month = input.digits(2)?;
-    input.expect(b"-")?;
-    let day = input.digits(2)?;
-    input.expect(b"Tt")?;
-    let hour = input.digits(2)?;
-    input.expect(b":")?;
-    let minute = input.digits(2)?;
-    input.expect(b":")?;
-    let mut second = input.digits(2)?;
-    let mut millis = 0;
-    if input.expect(b".").is_some() {
-        let fraction = input.fraction();
-        if fraction.is_empty() {
-            return None;
-        }
-        millis = fraction
-            .iter()
-            .chain(b"00")
-            .take(3)
-            .fold(0, |acc, digit| acc * 10 + u64::from(digit - b'0'));
-    }
-    let offset = if input.expect(b"Zz").is_some() {
-        0
-    } else {
-        let sign = if input.expect(b"+-")? == b'-' { -1 } else { 1 };
-        let hours = input.digits(2)?;
-        input.expect(b":")?;
-        let minutes = input.digits(2)?;
-        if hours > 23 || minutes > 59 {
-            return None;
-        }
-        sign * (hours * 3600 + minutes * 60)
-    };
-    if !input.0.is_empty() {
+    // `time` takes any one byte between the date and the time (RFC 3339 lets
+    // applications choose a space); the SDK takes only `T` or `t`, and so do
+    // we (`reads_what_the_sdk_read` holds a space).
+    if !matches!(text.as_bytes().get(10), Some(b'T' | b't')) {
         return None;
     }
-    let leap_second = second == 60;
-    if leap_second {
-        second = 59;
-        millis = 999;
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let days = days_from_civil(year as i32, month as u32, day as u32)?;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    // 23:59:60 UTC on the last day of a month, the only place leap seconds go.
-    if leap_second
-        && (secs.rem_euclid(86_400) != 86_399
-            || civil_from_days(secs.div_euclid(86_400) + 1).2 != 1)
-    {
-        return None;
-    }
-    Some(u64::try_from(secs).ok()? * 1000 + millis)
-}
-
-/// The unread rest of a date-time.
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    /// The next byte, when it is one of `allowed`.
-    fn expect(&mut self, allowed: &[u8]) -> Option<u8> {
-        let (&first, rest) = self.0.split_first()?;
-        allowed.contains(&first).then(|| {
-            self.0 = rest;
-            first
-        })
-    }
-
-    /// Exactly `n` ASCII digits, as a number.
-    fn digits(&mut self, n: usize) -> Option<i64> {
-        let digits = self.0.get(..n)?;
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        self.0 = &self.0[n..];
-        Some(
-            digits
-                .iter()
-                .fold(0, |acc, digit| acc * 10 + i64::from(digit - b'0')),
-        )
-    }
-
-    /// All the ASCII digits that follow (possibly none).
-    fn fraction(&mut self) -> &[u8] {
-        let n = self.0.iter().take_while(|b| b.is_ascii_digit()).count();
-        let (digits, rest) = self.0.split_at(n);
-        self.0 = rest;
-        digits
-    }
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    // Floored, so the last half millisecond of 1969 is before 1970 too.
+    u64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
 #[cfg(test)]
@@ -139,6 +55,52 @@ mod tests {
         );
         assert_eq!(rfc3339_millis("2016-12-30T23:59:60Z"), None);
         assert_eq!(rfc3339_millis("2026-02-29T00:00:00Z"), None);
+    }
+
+    /// Odd inputs read the way we want, and the way the SDK read them.
+    #[test]
+    fn odd_inputs_read_as_we_want() {
+        let cases = [
+            // A leap second is the millisecond before the next UTC month,
+            // wherever the offset puts it, and nothing elsewhere.
+            ("2016-12-31T23:59:60Z", Some(1_483_228_799_999)),
+            ("2017-01-01T05:29:60+05:30", Some(1_483_228_799_999)),
+            ("2016-12-31T22:59:60Z", None),
+            ("9999-12-31T23:59:60Z", Some(253_402_300_799_999)),
+            // Lowercase `t` and `z` are the same instant.
+            ("2026-11-28t10:00:00.250z", Some(1_795_860_000_250)),
+            // Any separator but `T` or `t` is refused, though `time` takes it.
+            ("2026-11-28 10:00:00.250Z", None),
+            ("2026-11-28_10:00:00.250Z", None),
+            // Half-hour and negative offsets.
+            ("2026-11-28T15:30:00.250+05:30", Some(1_795_860_000_250)),
+            ("2026-11-28T04:30:00.250-05:30", Some(1_795_860_000_250)),
+            ("2026-11-28T10:00:00.250\u{2212}01:00", None),
+            // Fractions: every digit after the third is dropped, not rounded.
+            (
+                "2026-11-28T10:00:00.2509999999999999999999Z",
+                Some(1_795_860_000_250),
+            ),
+            ("2026-11-28T10:00:00.9Z", Some(1_795_860_000_900)),
+            // Four-digit years at both ends: 0000 is before 1970, 9999 is not,
+            // and an offset may carry 9999 into 10000 UTC.
+            ("0000-01-01T00:00:00Z", None),
+            ("9999-12-31T23:59:59.999Z", Some(253_402_300_799_999)),
+            ("9999-12-31T23:59:59.999-23:59", Some(253_402_387_139_999)),
+            ("10000-01-01T00:00:00Z", None),
+            // 29 February only in a leap year.
+            ("2024-02-29T00:00:00Z", Some(1_709_164_800_000)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400_000)),
+            ("2023-02-29T00:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            // Half a millisecond before 1970 is still before it.
+            ("1969-12-31T23:59:59.9995Z", None),
+            ("1970-01-01T00:00:00.0005Z", Some(0)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(rfc3339_millis(text), want, "{text:?}");
+            assert_eq!(sdk_millis(text), want, "the SDK on {text:?}");
+        }
     }
 
     #[test]
