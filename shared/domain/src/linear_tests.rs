@@ -31,6 +31,11 @@ fn hostile(name: &str, n: usize) -> String {
         "unclosed <a" => html_mail(&"<a x ".repeat(n / 5)),
         "nested quotes" => html_mail(&"<a title=\"'\"'x".repeat(n / 14)),
         "entities" => html_mail(&"&amp;&#x41;&bogus".repeat(n / 17)),
+        // One numeric reference whose digits run on (each scanned once), in a link.
+        "long reference" => text_mail(&format!(
+            "https://signin.aws.amazon.com/resetpassword?token=x&#{}38;type=RESET",
+            "0".repeat(n)
+        )),
         // Distinct code-like tokens (de-duplication and redaction per secret).
         "codes" => text_mail(
             &(0..n / 16)
@@ -140,6 +145,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         "unclosed <a",
         "nested quotes",
         "entities",
+        "long reference",
         "codes",
         "token links",
         "quoted replies",
