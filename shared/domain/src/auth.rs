@@ -5,6 +5,7 @@
 //! Only headers of SES's own block at the top are read ([`crate::ses::ses_block`]),
 //! and of those the topmost of each name: a sender can forge any header below.
 
+use crate::confusables::reads_as;
 use crate::mail::ParsedMail;
 use crate::ses::{ses_header, ses_headers_named};
 use crate::types::EmailAddress;
@@ -44,14 +45,39 @@ pub fn is_aws_domain(domain: &str) -> bool {
 fn aws_domain_of(domain: &str) -> Option<&'static str> {
     AWS_SENDER_DOMAINS
         .iter()
-        .filter(|aws| {
-            domain == **aws
-                || domain
-                    .strip_suffix(**aws)
-                    .is_some_and(|rest| rest.ends_with('.'))
-        })
+        .filter(|aws| is_within(domain, aws))
         .max_by_key(|aws| aws.len())
         .copied()
+}
+
+/// Whether `domain` is `parent` or one of its subdomains.
+fn is_within(domain: &str, parent: &str) -> bool {
+    domain == parent
+        || domain
+            .strip_suffix(parent)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// How each AWS sender domain reads ([`reads_as`]), beside the domain.
+static AWS_DOMAIN_READINGS: LazyLock<Vec<(String, &'static str)>> = LazyLock::new(|| {
+    AWS_SENDER_DOMAINS
+        .iter()
+        .map(|aws| (reads_as(aws), *aws))
+        .collect()
+});
+
+/// How "amazon" and "aws" read, for names and domains that mention them.
+static AMAZON_READS: LazyLock<String> = LazyLock::new(|| reads_as("amazon"));
+static AWS_READS: LazyLock<String> = LazyLock::new(|| reads_as("aws"));
+
+/// The AWS sender domain that a domain's reading is, or sits under, read the
+/// same way (the longest that matches).
+fn aws_domain_read_in(reading: &str) -> Option<&'static str> {
+    AWS_DOMAIN_READINGS
+        .iter()
+        .filter(|(aws_reading, _)| is_within(reading, aws_reading))
+        .max_by_key(|(_, aws)| aws.len())
+        .map(|(_, aws)| *aws)
 }
 
 /// A domain as DNS resolves it: the IDNA (UTS #46) mapping lower-cases it,
@@ -73,88 +99,13 @@ pub fn imitated_aws_domain(domain: &str) -> Option<&'static str> {
     if aws_domain_of(&canonical).is_some() {
         return None;
     }
-    aws_domain_of(&skeleton(&canonical))
+    aws_domain_read_in(&domain_reading(&canonical))
 }
 
-/// What a canonical domain looks like to a reader: punycode shown as Unicode,
-/// look-alike characters folded (`rn` reads as `m`, `vv` as `w`).
-fn skeleton(canonical: &str) -> String {
+/// How a canonical domain reads ([`reads_as`]), its punycode shown as Unicode.
+fn domain_reading(canonical: &str) -> String {
     let (unicode, _) = idna::domain_to_unicode(canonical);
-    fold_confusables(&unicode)
-        .to_lowercase()
-        .replace("rn", "m")
-        .replace("vv", "w")
-}
-
-/// Each character that is commonly mistaken for an ASCII letter, digit or
-/// sign replaced by it: fullwidth forms, the Cyrillic and Greek letters that
-/// look Latin, accented Latin letters, `0` and `1`. A small, fixed table
-/// (the usual homograph material), not all of Unicode's confusables.
-pub fn fold_confusables(text: &str) -> String {
-    text.chars().map(fold_char).collect()
-}
-
-fn fold_char(c: char) -> char {
-    match c {
-        // Fullwidth ASCII (`ａ`, `＠`, `．`) and the ideographic full stops.
-        '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
-        '\u{3002}' | '\u{ff61}' => '.',
-        '0' => 'o',
-        '1' => 'l',
-        // Cyrillic.
-        'а' | 'А' => 'a',
-        'в' | 'В' => 'b',
-        'с' | 'С' => 'c',
-        'ԁ' => 'd',
-        'е' | 'Е' | 'ё' => 'e',
-        'һ' | 'Н' => 'h',
-        'і' | 'І' | 'ї' => 'i',
-        'ј' | 'Ј' => 'j',
-        'к' | 'К' => 'k',
-        'ӏ' | 'Ӏ' => 'l',
-        'м' | 'М' => 'm',
-        'о' | 'О' => 'o',
-        'р' | 'Р' => 'p',
-        'ԛ' => 'q',
-        'ѕ' | 'Ѕ' => 's',
-        'т' | 'Т' => 't',
-        'у' | 'У' => 'y',
-        'ԝ' | 'Ԝ' => 'w',
-        'х' | 'Х' => 'x',
-        // Greek.
-        'α' | 'Α' => 'a',
-        'β' | 'Β' => 'b',
-        'ε' | 'Ε' => 'e',
-        'η' | 'Η' => 'h',
-        'ι' | 'Ι' => 'i',
-        'κ' | 'Κ' => 'k',
-        'μ' | 'Μ' => 'm',
-        'ν' | 'Ν' => 'v',
-        'ο' | 'Ο' => 'o',
-        'ρ' | 'Ρ' => 'p',
-        'τ' | 'Τ' => 't',
-        'υ' | 'Υ' => 'u',
-        'ω' => 'w',
-        'χ' | 'Χ' => 'x',
-        'γ' => 'y',
-        'Ζ' => 'z',
-        // Latin letters with marks.
-        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'ā' | 'ă' | 'ą' => 'a',
-        'ç' | 'ć' | 'č' => 'c',
-        'è' | 'é' | 'ê' | 'ë' | 'ē' | 'ė' | 'ę' => 'e',
-        'ì' | 'í' | 'î' | 'ï' | 'ı' | 'ī' | 'į' => 'i',
-        'ñ' | 'ń' | 'ň' => 'n',
-        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'ō' => 'o',
-        'ś' | 'š' | 'ş' => 's',
-        'ù' | 'ú' | 'û' | 'ü' | 'ū' | 'ů' => 'u',
-        'ý' | 'ÿ' => 'y',
-        'ź' | 'ż' | 'ž' => 'z',
-        'ɑ' => 'a',
-        'ɡ' => 'g',
-        'ɩ' => 'i',
-        'ʍ' => 'm',
-        other => other,
-    }
+    reads_as(&unicode)
 }
 
 /// The authentication facts as found, plus what they mean for this sender.
@@ -447,9 +398,9 @@ pub fn lookalike_warning(mail: &ParsedMail, auth: &Authentication) -> Option<Str
     if canonical == SES_SIGNING_DOMAIN || canonical.ends_with(".amazonses.com") {
         return None;
     }
-    let imitates = skeleton(&canonical)
+    let imitates = domain_reading(&canonical)
         .split(['.', '-'])
-        .any(|part| part.contains("amazon") || part.starts_with("aws"));
+        .any(|part| part.contains(AMAZON_READS.as_str()) || part.starts_with(AWS_READS.as_str()));
     let shown = short(domain);
     if imitates {
         return Some(format!(
@@ -458,7 +409,7 @@ pub fn lookalike_warning(mail: &ParsedMail, auth: &Authentication) -> Option<Str
     }
     let name = mail.from.as_ref()?.name.as_deref()?;
     // A name that holds an address is judged by what it claims (`spoofing_reason`).
-    let holds_address = fold_confusables(name).contains('@');
+    let holds_address = reads_as(name).contains('@');
     (!holds_address && names_aws(name)).then(|| {
         format!(
             "display name {:?} names AWS but the sender domain {shown} is not an AWS sender domain",
@@ -467,12 +418,11 @@ pub fn lookalike_warning(mail: &ParsedMail, auth: &Authentication) -> Option<Str
     })
 }
 
-/// Whether a display name names Amazon or AWS (look-alike letters folded).
+/// Whether a display name names Amazon or AWS, however written ([`reads_as`]).
 fn names_aws(text: &str) -> bool {
-    fold_confusables(text)
-        .to_lowercase()
+    reads_as(text)
         .split(|c: char| !c.is_alphanumeric())
-        .any(|word| word == "aws" || word.starts_with("amazon"))
+        .any(|word| word == AWS_READS.as_str() || word.starts_with(AMAZON_READS.as_str()))
 }
 
 /// The AWS sender domain a written domain claims: the domain itself when it
@@ -568,17 +518,14 @@ pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<Strin
         }
     }
     // `"no-reply@amazon.com" <evil@example.com>`: the name claims what the
-    // address is not (look-alike letters folded: `no-reply＠signin.aws`).
+    // address is not, however written (`no-reply＠signin.aws`).
     let sender = mail.from.as_ref()?;
     if let Some(name) = sender.name.as_deref() {
         let claimed = name
             .split(|c: char| {
                 c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')'
             })
-            .find(|word| {
-                EmailAddress::parse(&fold_confusables(word))
-                    .is_ok_and(|a| aws_claim(a.domain()).is_some())
-            });
+            .find(|word| reads_as_aws_address(word));
         if let Some(claimed) = claimed {
             return Some(format!(
                 "display name claims {} but the address is {}",
@@ -589,14 +536,21 @@ pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<Strin
     }
     // `<no-reply@signin.aws@example.com>`: an AWS address as the local part.
     let (local, _) = real.rsplit_once('@')?;
-    let claimed = EmailAddress::parse(&fold_confusables(local)).ok()?;
-    aws_claim(claimed.domain()).map(|_| {
+    reads_as_aws_address(local).then(|| {
         format!(
             "the address {} claims {} in its local part",
             short(&real),
-            short(claimed.as_str())
+            short(&local.to_lowercase())
         )
     })
+}
+
+/// Whether `text` reads as an address on an AWS sender domain, however
+/// written (`no-reply＠signin.aws`, `no-reply@amaz0n.com`): it is an address
+/// once read, and its domain reads as an AWS sender domain's.
+fn reads_as_aws_address(text: &str) -> bool {
+    EmailAddress::parse(&reads_as(text))
+        .is_ok_and(|address| aws_domain_read_in(address.domain().trim_end_matches('.')).is_some())
 }
 
 /// For mail that authenticates as AWS: a `Sender` or `Reply-To` outside AWS's
@@ -778,6 +732,46 @@ mod tests {
             ("example.com", None),
         ] {
             assert_eq!(imitated_aws_domain(domain), imitated, "{domain}");
+        }
+    }
+
+    /// Look-alikes the hand-written table before UTS #39 did not know: the
+    /// Armenian օ, the Cherokee Ꭺ and Lisu ꓮ, mathematical bold letters in a
+    /// display name (IDNA maps those only inside a domain), a dotted ạ.
+    #[test]
+    fn look_alikes_from_all_of_unicode_are_caught() {
+        for (domain, imitated) in [
+            ("amaz\u{585}n.com", Some("amazon.com")),
+            ("mail.\u{a4ee}ws.com", Some("aws.com")),
+            ("verify.signin.\u{13aa}ws", Some("verify.signin.aws")),
+            ("am\u{1ea1}zon.com", Some("amazon.com")),
+        ] {
+            assert_eq!(imitated_aws_domain(domain), imitated, "{domain}");
+        }
+        let reason = |from: &str| {
+            let m = mail(&format!("From: {from}"));
+            spoofing_reason(&m, &authenticate(&m))
+        };
+        for from in [
+            "\"no-reply@amaz\u{585}n.com\" <evil@example.com>",
+            "\"no-reply@verify.signin.\u{a4ee}ws\" <evil@example.com>",
+        ] {
+            let why = reason(from).unwrap_or_default();
+            assert!(why.contains("display name claims"), "{from}: {why}");
+        }
+        let local = reason("<no-reply@amaz\u{585}n.com@example.com>").unwrap_or_default();
+        assert!(
+            local.contains("claims no-reply@amaz\u{585}n.com in its local part"),
+            "{local}"
+        );
+        for name in [
+            "\u{1d400}\u{1d416}\u{1d412} Support",
+            "\u{1d400}\u{1d426}\u{1d41a}\u{1d433}\u{1d428}\u{1d427} Web Services",
+            "\u{a4ee}WS Billing",
+        ] {
+            let m = mail(&format!("From: \"{name}\" <help@vendor.example>"));
+            let warning = lookalike_warning(&m, &authenticate(&m)).unwrap_or_default();
+            assert!(warning.contains("names AWS"), "{name}: {warning}");
         }
     }
 

@@ -4,6 +4,8 @@
 //! is the visible text, the link targets and the certainty that nothing active
 //! (scripts, styles, frames, images) survives.
 
+use std::borrow::Cow;
+
 /// Elements whose content is never shown.
 const HIDDEN: &[&str] = &[
     "script", "style", "head", "title", "template", "iframe", "object", "embed", "noscript", "svg",
@@ -91,7 +93,7 @@ pub fn html_to_text(html: &str) -> String {
             "a" if !tag.closing => {
                 link = tag
                     .attr("href")
-                    .map(|href| (decode_entities(href.trim()), out.len()));
+                    .map(|href| (decode_attribute(href.trim()).into_owned(), out.len()));
             }
             "a" => {
                 if let Some((href, start)) = link.take() {
@@ -113,7 +115,7 @@ pub fn html_to_text(html: &str) -> String {
             "img" => {
                 // Never fetched; alt text is the only trace a reader needs.
                 if let Some(alt) = tag.attr("alt").map(str::trim).filter(|a| !a.is_empty()) {
-                    push_text(&mut out, &format!("[image: {}]", decode_entities(alt)));
+                    push_text(&mut out, &format!("[image: {}]", decode_attribute(alt)));
                 }
             }
             "li" if !tag.closing => {
@@ -266,68 +268,21 @@ fn tidy(text: &str) -> String {
     out.trim_end().to_string()
 }
 
-/// Decodes the character references mail HTML actually uses; unknown ones stay as written.
-pub fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        rest = &rest[amp..];
-        let end = rest[1..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
-            .map_or(rest.len(), |i| i + 1);
-        let decoded = Some(end).filter(|end| *end > 1).and_then(|end| {
-            let name = &rest[1..end];
-            let c = match name {
-                "amp" => '&',
-                "lt" => '<',
-                "gt" => '>',
-                "quot" => '"',
-                "apos" => '\'',
-                "nbsp" => ' ',
-                "copy" => '©',
-                "reg" => '®',
-                "trade" => '™',
-                "mdash" => '—',
-                "ndash" => '–',
-                "hellip" => '…',
-                "bull" => '•',
-                "lsquo" => '‘',
-                "rsquo" => '’',
-                "ldquo" => '“',
-                "rdquo" => '”',
-                _ => {
-                    let num = name.strip_prefix('#')?;
-                    let code = match num.strip_prefix(['x', 'X']) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-                        None => num.parse().ok()?,
-                    };
-                    char::from_u32(code)?
-                }
-            };
-            let consumed = if rest[end..].starts_with(';') {
-                end + 1
-            } else {
-                end
-            };
-            Some((c, consumed))
-        });
-        match decoded {
-            Some((c, consumed)) => {
-                out.push(c);
-                rest = &rest[consumed..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+/// The character references of HTML text decoded as a browser shows them: the
+/// whole HTML5 named set (`&AMP;`, `&colon;`), numeric references (`&#38;`,
+/// `&#x26;`; an invalid one reads as U+FFFD) and the legacy names written
+/// without `;` (`&amp`). Unknown ones stay as written. Linear: each `&` looks
+/// ahead at most the longest entity name, or over the digits of a number.
+pub fn decode_entities(s: &str) -> Cow<'_, str> {
+    htmlize::unescape(s)
+}
+
+/// The character references of an attribute value (an `href`) decoded as a
+/// browser follows it: as [`decode_entities`], except that a legacy name
+/// without `;` before a letter, digit or `=` stays as written, so a link's
+/// `?a=1&copy=2` keeps its `&copy=`.
+pub fn decode_attribute(s: &str) -> Cow<'_, str> {
+    htmlize::unescape_attribute(s)
 }
 
 #[cfg(test)]
@@ -365,5 +320,54 @@ mod tests {
         assert_eq!(html_to_text("&#x41;&#66;&unknown;&amp"), "AB&unknown;&");
         let _ = html_to_text("<<<>>><a href=\"unterminated");
         let _ = html_to_text("<\u{1F600}é>");
+    }
+
+    #[test]
+    fn every_html5_character_reference_is_decoded() {
+        assert_eq!(
+            decode_entities(
+                "&AMP;&colon;&sol;&quest;&equals;&Lambda;&hellip;&NotNestedGreaterGreater;"
+            ),
+            "&:/?=Λ…\u{2AA2}\u{338}"
+        );
+        assert_eq!(decode_entities("&#38;&#x26;&#X26;&#0038;"), "&&&&");
+        // In text a legacy name needs no `;`, as browsers show it; in a link's
+        // query it stays as written when a letter, digit or `=` follows.
+        assert_eq!(decode_entities("a=1&copy=2 &amp x"), "a=1©=2 & x");
+        assert_eq!(
+            decode_attribute("a=1&copy=2&notify=3&amp"),
+            "a=1&copy=2&notify=3&"
+        );
+        assert_eq!(
+            html_to_text("<a href=\"https://x.example/?a=1&copy=2\">go</a>"),
+            "go (https://x.example/?a=1&copy=2)"
+        );
+    }
+
+    #[test]
+    fn malformed_character_references_stay_text_and_never_panic() {
+        for (written, shown) in [
+            ("&bogus", "&bogus"),
+            ("&bogus;", "&bogus;"),
+            ("&", "&"),
+            ("&#", "&#"),
+            ("&#;", "&#;"),
+            ("&#x", "&#x"),
+            ("&#x;", "&#x;"),
+            ("&#xZZ;", "&#xZZ;"),
+            // Invalid code points read as U+FFFD, as in a browser.
+            ("&#0;", "\u{FFFD}"),
+            ("&#xFFFFFFFF;", "\u{FFFD}"),
+            ("&#xD800;", "\u{FFFD}"),
+            ("&#99999999999999999999999;", "\u{FFFD}"),
+            // Unterminated: decoded up to where the reference ends.
+            ("&#x41", "A"),
+            ("&#65x", "Ax"),
+            ("&lt", "<"),
+        ] {
+            assert_eq!(decode_entities(written), shown, "{written}");
+            let _ = decode_attribute(written);
+            let _ = html_to_text(&format!("<p title=\"{written}\">{written}</p>"));
+        }
     }
 }

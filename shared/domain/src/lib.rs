@@ -3,6 +3,7 @@
 //! implement the traits declared here.
 
 pub mod auth;
+pub mod confusables;
 pub mod dates;
 pub mod directory;
 pub mod evidence;

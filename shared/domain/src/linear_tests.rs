@@ -31,6 +31,11 @@ fn hostile(name: &str, n: usize) -> String {
         "unclosed <a" => html_mail(&"<a x ".repeat(n / 5)),
         "nested quotes" => html_mail(&"<a title=\"'\"'x".repeat(n / 14)),
         "entities" => html_mail(&"&amp;&#x41;&bogus".repeat(n / 17)),
+        // One numeric reference whose digits run on (each scanned once), in a link.
+        "long reference" => text_mail(&format!(
+            "https://signin.aws.amazon.com/resetpassword?token=x&#{}38;type=RESET",
+            "0".repeat(n)
+        )),
         // Distinct code-like tokens (de-duplication and redaction per secret).
         "codes" => text_mail(
             &(0..n / 16)
@@ -140,6 +145,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         "unclosed <a",
         "nested quotes",
         "entities",
+        "long reference",
         "codes",
         "token links",
         "quoted replies",
@@ -168,5 +174,47 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
             assert!(ratio < 2.5, "not linear: {}", report.join("; "));
         }
     }
+    let (mut small, mut large, mut ratio) = reading_look_alikes_ratio();
+    if ratio >= 2.5 {
+        (small, large, ratio) = reading_look_alikes_ratio();
+    }
+    report.push(format!(
+        "reading look-alikes: {small:?} -> {large:?} ({ratio:.2}x)"
+    ));
+    assert!(ratio < 2.5, "not linear: {}", report.join("; "));
     println!("{}", report.join("\n"));
+}
+
+/// Sender names reach [`crate::confusables::reads_as`] cut to 250 characters;
+/// the reading itself stays linear all the same (a run of combining marks is
+/// sorted once by the skeleton's normalization, not once per mark: n log n
+/// for a run of n). Run from
+/// [`doubling_a_hostile_input_at_most_about_doubles_the_time`], so that the
+/// two measurements never share the machine.
+fn reading_look_alikes_ratio() -> (Duration, Duration, f64) {
+    let text = |n: usize| {
+        format!(
+            "a{}{}",
+            "\u{301}\u{316}".repeat(n / 4),
+            "\u{430}m\u{1d41a}z\u{585}n\u{ff20} ".repeat(n / 8)
+        )
+    };
+    let time = |s: &str| {
+        (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(crate::confusables::reads_as(s));
+                started.elapsed()
+            })
+            .min()
+            .expect("five tries")
+    };
+    let n = 20_000;
+    time(&text(n / 8));
+    let (small, large) = (time(&text(n)), time(&text(2 * n)));
+    (
+        small,
+        large,
+        large.as_secs_f64() / small.as_secs_f64().max(1e-6),
+    )
 }

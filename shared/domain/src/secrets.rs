@@ -1,5 +1,6 @@
 //! Finding secrets in mail text and keeping them out of everything shown.
 
+use crate::html::decode_attribute;
 use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret::{FoundSecret, SecretKind, SecretValue};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -19,7 +20,12 @@ pub const MAX_SECRETS: usize = 64;
 #[derive(Debug, Default)]
 pub struct FoundSecrets {
     pub secrets: Vec<FoundSecret>,
-    /// More than [`MAX_SECRETS`] were there: the text must not be shown.
+    /// The same secrets as the text also writes them, when that differs from
+    /// the value (a link's `&` written `&#38;` or `&AMP;`): for the
+    /// [`Redactor`] only, never handed over.
+    pub spellings: Vec<FoundSecret>,
+    /// More than [`MAX_SECRETS`] were there (or more than that many spellings
+    /// of them): the text must not be shown.
     pub overflowed: bool,
 }
 
@@ -34,12 +40,13 @@ pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
 pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
     let mut out = Collector::default();
     for m in URL.find_iter(text) {
-        let written = m
-            .as_str()
-            .trim_end_matches(['.', ',', ';', ':', '!', '?'])
-            .replace("&amp;", "&");
-        if let Some(kind) = link_kind(&written, rules) {
-            out.add(kind, &written);
+        let written = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        // Read as a browser reads an `href`: a link written with `&amp;`,
+        // `&#38;` or any other reference for `&` is the same link.
+        let link = decode_attribute(written);
+        if let Some(kind) = link_kind(&link, rules) {
+            out.add(kind, &link);
+            out.add_spelling(kind, &link, written);
         }
         if out.full() {
             return out.finish();
@@ -76,6 +83,7 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
 #[derive(Default)]
 struct Collector {
     found: Vec<FoundSecret>,
+    spellings: Vec<FoundSecret>,
     seen: HashSet<String>,
     overflowed: bool,
 }
@@ -96,6 +104,24 @@ impl Collector {
         });
     }
 
+    /// `written`, the text's own spelling of the secret `value`, unless the
+    /// [`Redactor`] already covers it (the value itself, or it with `&amp;`).
+    fn add_spelling(&mut self, kind: SecretKind, value: &str, written: &str) {
+        if written == value || written == value.replace('&', "&amp;") || self.seen.contains(written)
+        {
+            return;
+        }
+        if self.spellings.len() == MAX_SECRETS {
+            self.overflowed = true;
+            return;
+        }
+        self.seen.insert(written.to_string());
+        self.spellings.push(FoundSecret {
+            kind,
+            value: SecretValue::new(written.to_string()),
+        });
+    }
+
     fn full(&self) -> bool {
         self.overflowed
     }
@@ -103,6 +129,7 @@ impl Collector {
     fn finish(self) -> FoundSecrets {
         FoundSecrets {
             secrets: self.found,
+            spellings: self.spellings,
             overflowed: self.overflowed,
         }
     }
@@ -154,7 +181,9 @@ pub struct Redactor {
 }
 
 impl Redactor {
-    pub fn new(secrets: &[FoundSecret]) -> Self {
+    /// A redactor of `secrets`: the found values, and the
+    /// [`FoundSecrets::spellings`] of them.
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a FoundSecret>) -> Self {
         let mut needles = Vec::new();
         let mut placeholders = Vec::new();
         for s in secrets {
@@ -275,6 +304,38 @@ mod tests {
         assert!(found.overflowed);
         let few = find_secrets_bounded("code: 123456 and code: 123456", &Rules::built_in());
         assert_eq!((few.secrets.len(), few.overflowed), (1, false));
+    }
+
+    #[test]
+    fn a_link_is_one_secret_however_the_text_writes_its_ampersand() {
+        let link = "https://signin.aws.amazon.com/resetpassword?token=AbC123&type=RESET";
+        let text = ["&amp;", "&#38;", "&#x26;", "&AMP;", "&"]
+            .map(|amp| format!("{} ", link.replace('&', amp)))
+            .concat();
+        let found = find_secrets_bounded(&text, &Rules::built_in());
+        let values: Vec<&str> = found.secrets.iter().map(|s| s.value.expose()).collect();
+        assert_eq!(values, [link]);
+        // `&amp;` the redactor derives from the value; the other three it is given.
+        assert_eq!(found.spellings.len(), 3);
+        let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
+        assert_eq!(redactor.redact(&text), "[redacted reset_link] ".repeat(5),);
+    }
+
+    #[test]
+    fn more_spellings_than_the_cap_overflow() {
+        // `&#38;`, `&#038;`, `&#0038;`...: one link, ever more spellings.
+        let text: String = (1..MAX_SECRETS + 5)
+            .map(|zeros| {
+                format!(
+                    "https://signin.aws.amazon.com/resetpassword?token=AbC123&#{}38;type=RESET\n",
+                    "0".repeat(zeros)
+                )
+            })
+            .collect();
+        let found = find_secrets_bounded(&text, &Rules::built_in());
+        assert_eq!(found.secrets.len(), 1);
+        assert_eq!(found.spellings.len(), MAX_SECRETS);
+        assert!(found.overflowed);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! TOTP seed, all from the operating system's CSPRNG; and the TOTP codes
 //! (RFC 6238) computed from a seed for break-glass access.
 
-use hmac::{Hmac, Mac};
+use data_encoding::{BASE32_NOPAD, Encoding};
 use rootmail_domain::{EmailAddress, SecretValue};
+use std::sync::LazyLock;
+use totp_rs::{Algorithm, TOTP};
 use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,8 +28,6 @@ fn random_below(n: u8) -> Result<usize, RandomError> {
         }
     }
 }
-
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// The Account API's `PrimaryEmail` is at most 64 characters (API reference,
 /// StartPrimaryEmailUpdate: "Length Constraints: Minimum length of 5.
@@ -57,10 +57,10 @@ pub fn new_root_address(domain: &str) -> Result<EmailAddress, RandomError> {
     if let Some(problem) = root_domain_problem(domain) {
         return Err(RandomError(problem));
     }
-    let local: String = random_bytes(20)?
-        .iter()
-        .map(|b| char::from(BASE32[usize::from(b % 32)]))
-        .collect();
+    // 13 bytes are 104 bits, 21 characters; the first 20 carry 100 of them.
+    let mut local = BASE32_NOPAD.encode(&random_bytes(13)?);
+    local.truncate(20);
+    local.make_ascii_lowercase();
     EmailAddress::parse(&format!(
         "root-{local}@{}",
         domain.trim().trim_start_matches('@')
@@ -111,62 +111,45 @@ pub fn new_totp_seed() -> Result<SecretValue, RandomError> {
 
 /// RFC 4648 base32, upper case, no padding (what authenticators expect).
 pub fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &byte in bytes {
-        buffer = (buffer << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(BASE32[((buffer >> bits) & 31) as usize]).to_ascii_uppercase());
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]).to_ascii_uppercase());
-    }
-    out
+    BASE32_NOPAD.encode(bytes)
 }
 
+/// RFC 4648 base32 as people paste a seed: any case, with spaces, line breaks
+/// and `=` padding anywhere ignored, and bits past the last whole byte not
+/// checked. A length no encoder writes (1, 3 or 6 characters past a multiple
+/// of 8) is refused: it is a mistyped seed.
+static BASE32_AS_PASTED: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = BASE32_NOPAD.specification();
+    spec.translate.from = "abcdefghijklmnopqrstuvwxyz".into();
+    spec.translate.to = "ABCDEFGHIJKLMNOPQRSTUVWXYZ".into();
+    spec.ignore = " \t\r\n\x0b\x0c=".into();
+    spec.check_trailing_bits = false;
+    spec.encoding()
+        .expect("base32 with a translation and ignored characters is a valid specification")
+});
+
+/// The bytes of a base32 seed ([`BASE32_AS_PASTED`]), decoded straight into
+/// memory that is wiped on drop; `None` when it is not base32.
 pub fn base32_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let mut out = Zeroizing::new(Vec::new());
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.chars().filter(|c| !c.is_whitespace() && *c != '=') {
-        let value = BASE32
-            .iter()
-            .position(|b| char::from(*b) == c.to_ascii_lowercase())? as u32;
-        buffer = (buffer << 5) | value;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
+    let encoding = &*BASE32_AS_PASTED;
+    let mut out = Zeroizing::new(vec![0u8; encoding.decode_len(text.len()).ok()?]);
+    let len = encoding.decode_mut(text.as_bytes(), &mut out).ok()?;
+    out.truncate(len);
     Some(out)
 }
 
 /// The 6-digit TOTP code (RFC 6238: HMAC-SHA1, 30-second steps) at `unix_secs`.
 pub fn totp_code(seed_base32: &SecretValue, unix_secs: u64) -> Option<SecretValue> {
     let key = base32_decode(seed_base32.expose())?;
-    Some(SecretValue::new(format!(
-        "{:06}",
-        hotp(&key, unix_secs / 30, 1_000_000)
-    )))
+    Some(SecretValue::new(totp(&key, 6).generate(unix_secs)))
 }
 
-/// RFC 4226 HOTP, truncated to `modulus` (10^digits).
-fn hotp(key: &[u8], counter: u64, modulus: u32) -> u32 {
-    let mut mac =
-        <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(&counter.to_be_bytes());
-    let digest = mac.finalize().into_bytes();
-    let offset = usize::from(digest[19] & 0x0f);
-    let code = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
-    code % modulus
+/// HMAC-SHA1 TOTP over `key`, 30-second steps, the time always given (no
+/// clock of its own). Unchecked: `TOTP::new` refuses keys under 128 bits, and
+/// the console's seeds we accept start at 80 (16 characters). The crate's copy
+/// of the key is wiped on drop (its `zeroize` feature).
+fn totp(key: &[u8], digits: usize) -> TOTP {
+    TOTP::new_unchecked(Algorithm::SHA1, digits, 0, 30, key.to_vec())
 }
 
 #[cfg(test)]
@@ -178,12 +161,12 @@ mod tests {
         // RFC 6238 appendix B, SHA-1 seed "12345678901234567890", 8 digits.
         let key = b"12345678901234567890";
         for (time, expected) in [
-            (59u64, 94_287_082u32),
-            (1_111_111_109, 7_081_804),
-            (1_234_567_890, 89_005_924),
-            (20_000_000_000, 65_353_130),
+            (59u64, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_234_567_890, "89005924"),
+            (20_000_000_000, "65353130"),
         ] {
-            assert_eq!(hotp(key, time / 30, 100_000_000), expected, "T={time}");
+            assert_eq!(totp(key, 8).generate(time), expected, "T={time}");
         }
         let seed = SecretValue::new(base32_encode(key));
         assert_eq!(seed.expose(), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
@@ -197,6 +180,33 @@ mod tests {
             assert_eq!(*base32_decode(&base32_encode(&bytes)).unwrap(), bytes);
         }
         assert!(base32_decode("not base32 1").is_none());
+    }
+
+    #[test]
+    fn a_seed_decodes_as_people_paste_it() {
+        let key = b"12345678901234567890";
+        for pasted in [
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+            "gezdgnbvgy3tqojqgezdgnbvgy3tqojq",
+            "gezd gnbv gy3t qojq gezd gnbv gy3t qojq",
+            "GEZDGNBV\nGY3TQOJQ\r\nGEZDGNBV\tGY3TQOJQ",
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ======",
+        ] {
+            assert_eq!(
+                base32_decode(pasted).as_deref().map(Vec::as_slice),
+                Some(&key[..]),
+                "{pasted:?}"
+            );
+        }
+        // Bits past the last byte are not checked ("ME" and "MF" are both "a").
+        assert_eq!(*base32_decode("MF").unwrap(), b"a");
+        assert_eq!(*base32_decode("ME").unwrap(), b"a");
+        // No encoder writes 1, 3 or 6 characters past a multiple of 8: the
+        // hand-written decoder took such a seed and dropped the extra bits.
+        for mistyped in ["GEZDGNBVGY3TQOJQA", "GEZDGNBVGY3TQOJQGEZ", "G"] {
+            assert!(base32_decode(mistyped).is_none(), "{mistyped}");
+        }
+        assert!(base32_decode("GEZDGNBV0").is_none());
     }
 
     #[test]
