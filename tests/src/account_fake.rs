@@ -19,13 +19,14 @@ use crate::XorShift;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_s3::config::Credentials;
 use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+use axum::Router;
+use axum::extract;
 use hmac::Mac;
+use rootmail_fake_http::{FakeHttp, Received};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tiny_http::{Header, Request, Response, Server};
 
 /// The task policies `sts:AssumeRoot` accepts, by name (the ARN's last segment).
 pub const TASK_POLICIES: &[&str] = &[
@@ -191,23 +192,21 @@ struct Outgoing {
     raw: Vec<u8>,
 }
 
+type Shared = Arc<Mutex<State>>;
+
 pub struct AccountFake {
-    server: Arc<Server>,
-    state: Arc<Mutex<State>>,
-    thread: Option<JoinHandle<()>>,
+    state: Shared,
+    _server: FakeHttp,
     url: String,
 }
 
 impl AccountFake {
     /// Starts the fake on a free loopback port, with no accounts.
     pub fn start() -> Self {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind account fake"));
-        let port = server.server_addr().to_ip().expect("ip listener").port();
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()).rotate_left(32)
-            ^ u64::from(port);
+            ^ u64::from(std::process::id()).rotate_left(32);
         let state = Arc::new(Mutex::new(State {
             accounts: BTreeMap::new(),
             sessions: HashMap::new(),
@@ -218,22 +217,16 @@ impl AccountFake {
             otp_lifetime: Duration::from_secs(24 * 3600),
             rng: XorShift::new(seed),
         }));
-        let thread = {
-            let (server, state) = (server.clone(), state.clone());
-            std::thread::spawn(move || {
-                // Deliveries run on a runtime this thread owns, so they never
-                // depend on (or block) the runtime of the test that called us.
-                let mut runtime: Option<tokio::runtime::Runtime> = None;
-                for request in server.incoming_requests() {
-                    handle(request, &state, &mut runtime);
-                }
-            })
-        };
+        // Deliveries run on the fake's own runtime, so they never depend on
+        // (or block) the runtime of the test that called us.
+        let server = FakeHttp::start(Router::new().fallback(handle).with_state(state.clone()));
+        // Two fakes started in the same instant still draw different codes.
+        let port = u64::from(server.address().port());
+        state.lock().expect("account fake state").rng = XorShift::new(seed ^ port);
         Self {
-            server,
             state,
-            thread: Some(thread),
-            url: format!("http://127.0.0.1:{port}"),
+            url: server.url(),
+            _server: server,
         }
     }
 
@@ -437,43 +430,8 @@ impl AccountFake {
     }
 }
 
-impl Drop for AccountFake {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Requests and replies
-
-struct Incoming {
-    method: String,
-    /// The request target as sent (path and query).
-    url: String,
-    /// Lower-cased names, values as sent.
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Incoming {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn path(&self) -> &str {
-        self.url.split_once('?').map_or(&self.url, |(p, _)| p)
-    }
-
-    fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
 
 /// What the SigV4 `Authorization` header says.
 struct Signed {
@@ -485,7 +443,7 @@ struct Signed {
     signature: String,
 }
 
-fn signed(request: &Incoming) -> Option<Signed> {
+fn signed(request: &Received) -> Option<Signed> {
     let value = request.header("authorization")?;
     let rest = value.strip_prefix("AWS4-HMAC-SHA256")?.trim();
     let mut credential = None;
@@ -591,44 +549,20 @@ struct Handled {
     mail: Option<Outgoing>,
 }
 
-fn handle(
-    mut request: Request,
-    state: &Mutex<State>,
-    runtime: &mut Option<tokio::runtime::Runtime>,
-) {
-    let mut body = Vec::new();
-    let _ = request.as_reader().read_to_end(&mut body);
-    let incoming = Incoming {
-        method: request.method().as_str().to_ascii_uppercase(),
-        url: request.url().to_string(),
-        headers: request
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_ascii_lowercase(),
-                    h.value.as_str().to_string(),
-                )
-            })
-            .collect(),
-        body,
-    };
+async fn handle(
+    extract::State(state): extract::State<Shared>,
+    request: Received,
+) -> rootmail_fake_http::Reply {
     let (request_id, handled) = {
         let mut s = state.lock().expect("account fake state");
         let request_id = request_id(&mut s.rng);
-        let handled = route(&incoming, &mut s, &request_id);
+        let handled = route(&request, &mut s, &request_id);
         (request_id, handled)
     };
     if let Some(mail) = handled.mail {
         let delivery = state.lock().expect("account fake state").delivery.clone();
         let (key, delivery_error) = match delivery {
             Some(d) => {
-                let runtime = runtime.get_or_insert_with(|| {
-                    tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("delivery runtime")
-                });
                 let key = format!("{}{}", d.prefix, mail.ses_id);
                 let put =
                     d.s3.put_object()
@@ -636,8 +570,9 @@ fn handle(
                         .key(&key)
                         .content_type("message/rfc822")
                         .body(mail.raw.clone().into())
-                        .send();
-                match runtime.block_on(put) {
+                        .send()
+                        .await;
+                match put {
                     Ok(_) => (Some(key), None),
                     Err(e) => {
                         let why = format!("put s3://{}/{key}: {e:?}", d.bucket);
@@ -672,18 +607,16 @@ fn handle(
             status: handled.reply.status,
         });
     let reply = handled.reply;
-    let mut response = Response::from_string(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type))
-        .with_header(header("x-amzn-RequestId", &request_id));
+    let mut response = rootmail_fake_http::Reply::new(reply.status, reply.content_type, reply.body)
+        .header("x-amzn-RequestId", &request_id);
     if let Some(code) = reply.error_type {
-        response = response.with_header(header("x-amzn-ErrorType", &code));
+        response = response.header("x-amzn-ErrorType", &code);
     }
-    let _ = request.respond(response);
+    response
 }
 
-fn route(request: &Incoming, s: &mut State, request_id: &str) -> Handled {
-    let path = request.path().trim_end_matches('/');
+fn route(request: &Received, s: &mut State, request_id: &str) -> Handled {
+    let path = request.path.trim_end_matches('/');
     let account_operation = match path {
         "/startPrimaryEmailUpdate" => Some("StartPrimaryEmailUpdate"),
         "/acceptPrimaryEmailUpdate" => Some("AcceptPrimaryEmailUpdate"),
@@ -712,7 +645,7 @@ fn route(request: &Incoming, s: &mut State, request_id: &str) -> Handled {
                 mail: None,
             };
         }
-        let (account, reply, mail) = account_api(s, operation, &request.body_text());
+        let (account, reply, mail) = account_api(s, operation, &body_text(request));
         return Handled {
             service: "account",
             operation: operation.to_string(),
@@ -724,7 +657,7 @@ fn route(request: &Incoming, s: &mut State, request_id: &str) -> Handled {
     if !path.is_empty() {
         return unknown(request, "no such path");
     }
-    let form = parse_form(&request.body_text());
+    let form = parse_form(&body_text(request));
     let action = form.get("Action").cloned().unwrap_or_default();
     let service = signed(request).map(|s| s.service);
     match (service.as_deref(), action.as_str()) {
@@ -758,10 +691,10 @@ fn route(request: &Incoming, s: &mut State, request_id: &str) -> Handled {
     }
 }
 
-fn unknown(request: &Incoming, why: &str) -> Handled {
+fn unknown(request: &Received, why: &str) -> Handled {
     Handled {
         service: "unknown",
-        operation: format!("{} {}", request.method, request.path()),
+        operation: format!("{} {}", request.method, request.path),
         account: None,
         reply: Reply::json_error(
             404,
@@ -1220,7 +1153,7 @@ fn sts(
 
 fn iam(
     s: &mut State,
-    request: &Incoming,
+    request: &Received,
     action: &str,
     form: &HashMap<String, String>,
     request_id: &str,
@@ -1427,11 +1360,14 @@ fn remove(items: &mut Vec<(String, u64)>, id: &str) -> Option<()> {
 
 /// Recomputes the SigV4 signature with the session's secret (computed here
 /// independently of the SDK's signer) and compares it with the one sent.
-fn signature_matches(request: &Incoming, sig: &Signed, secret: &str) -> bool {
+fn signature_matches(request: &Received, sig: &Signed, secret: &str) -> bool {
     let Some(amz_date) = request.header("x-amz-date") else {
         return false;
     };
-    let (path, query) = request.url.split_once('?').unwrap_or((&request.url, ""));
+    let (path, query) = (
+        request.path.as_str(),
+        request.query.as_deref().unwrap_or_default(),
+    );
     let mut query_pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
     query_pairs.sort_unstable();
     let canonical_headers: String = sig
@@ -1440,9 +1376,12 @@ fn signature_matches(request: &Incoming, sig: &Signed, secret: &str) -> bool {
         .map(|name| {
             let values: Vec<String> = request
                 .headers
+                .get_all(name)
                 .iter()
-                .filter(|(n, _)| n == name)
-                .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
+                .map(|v| {
+                    let v = String::from_utf8_lossy(v.as_bytes());
+                    v.split_whitespace().collect::<Vec<_>>().join(" ")
+                })
                 .collect();
             format!("{name}:{}\n", values.join(","))
         })
@@ -1490,19 +1429,9 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
 // Small helpers
 
 fn parse_form(body: &str) -> HashMap<String, String> {
-    body.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-fn decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(&text.replace('+', " "))
-        .decode_utf8_lossy()
+    form_urlencoded::parse(body.as_bytes())
         .into_owned()
+        .collect()
 }
 
 fn xml_escape(text: &str) -> String {
@@ -1512,8 +1441,8 @@ fn xml_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header")
+fn body_text(request: &Received) -> String {
+    String::from_utf8_lossy(&request.body).into_owned()
 }
 
 fn chars_from(rng: &mut XorShift, alphabet: &[u8], n: usize) -> String {

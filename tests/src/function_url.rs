@@ -9,9 +9,12 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_runtime_api::client::identity::Identity;
+use axum::Router;
+use axum::extract::State;
 use lambda_runtime::LambdaEvent;
 use lifecycle::Lifecycle;
 use rootmail_aws::lifecycle::AwsLifecycle;
+use rootmail_fake_http::{FakeHttp, Received, Reply};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,52 +29,51 @@ pub struct Caller {
 
 pub struct FunctionUrl {
     pub url: String,
-    _server: Arc<tiny_http::Server>,
+    _server: FakeHttp,
+}
+
+struct Function {
+    handler: Lifecycle<AwsLifecycle>,
+    callers: HashMap<&'static str, Caller>,
+    region: String,
 }
 
 impl FunctionUrl {
     /// Serves `handler` (an operator function) at a loopback URL.
     pub fn start(handler: Lifecycle<AwsLifecycle>, callers: Vec<Caller>, region: &str) -> Self {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind"));
-        let url = format!("http://{}/", server.server_addr());
-        let (serving, base, region) = (server.clone(), url.clone(), region.to_string());
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Runtime::new().expect("runtime");
-            let callers: HashMap<&str, Caller> =
-                callers.into_iter().map(|c| (c.access_key, c)).collect();
-            for mut request in serving.incoming_requests() {
-                let mut body = Vec::new();
-                let _ = request.as_reader().read_to_end(&mut body);
-                let header = |name: &str| {
-                    request
-                        .headers()
-                        .iter()
-                        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-                        .map(|h| h.value.as_str().to_string())
-                };
-                let caller = verified_caller(&header, &base, &region, &body, &callers);
-                let answer = match caller {
-                    Some(arn) => {
-                        runtime.block_on(handler.handle_operator(LambdaEvent::new(
-                            event(&arn, &body),
-                            Default::default(),
-                        )))
-                    }
-                    None => {
-                        json!({"statusCode": 403, "body": json!({"message": "Forbidden"}).to_string()})
-                    }
-                };
-                let status = answer["statusCode"].as_u64().unwrap_or(500) as u16;
-                let text = answer["body"].as_str().unwrap_or_default().to_string();
-                let _ = request
-                    .respond(tiny_http::Response::from_string(text).with_status_code(status));
-            }
-        });
+        let function = Function {
+            handler,
+            callers: callers.into_iter().map(|c| (c.access_key, c)).collect(),
+            region: region.to_string(),
+        };
+        let server = FakeHttp::start(
+            Router::new()
+                .fallback(invoke)
+                .with_state(Arc::new(function)),
+        );
         Self {
-            url,
+            url: format!("{}/", server.url()),
             _server: server,
         }
     }
+}
+
+/// Any request: the function's answer for a verified caller, else 403.
+async fn invoke(State(function): State<Arc<Function>>, request: Received) -> Reply {
+    let answer = match verified_caller(&request, &function.region, &function.callers) {
+        Some(arn) => {
+            function
+                .handler
+                .handle_operator(LambdaEvent::new(
+                    event(&arn, &request.body),
+                    Default::default(),
+                ))
+                .await
+        }
+        None => json!({"statusCode": 403, "body": json!({"message": "Forbidden"}).to_string()}),
+    };
+    let status = answer["statusCode"].as_u64().unwrap_or(500) as u16;
+    Reply::text(status, answer["body"].as_str().unwrap_or_default())
 }
 
 /// The event a function URL gives its function for a verified caller.
@@ -87,14 +89,15 @@ fn event(arn: &str, body: &[u8]) -> Value {
     })
 }
 
-/// The caller's ARN when the request's SigV4 signature is right.
+/// The caller's ARN when the request's SigV4 signature, made for the
+/// function URL it was sent to (its `Host`), is right.
 fn verified_caller(
-    header: &dyn Fn(&str) -> Option<String>,
-    url: &str,
+    request: &Received,
     region: &str,
-    body: &[u8],
     callers: &HashMap<&str, Caller>,
 ) -> Option<String> {
+    let header = |name: &str| request.header(name).map(str::to_string);
+    let url = format!("http://{}/", header("host")?);
     let authorization = header("authorization")?;
     let access_key = authorization
         .split("Credential=")
@@ -116,14 +119,14 @@ fn verified_caller(
         .ok()?
         .into();
     let content_type = header("content-type").unwrap_or_default();
-    let request = SignableRequest::new(
+    let signable = SignableRequest::new(
         "POST",
-        url,
+        &url,
         [("content-type", content_type.as_str())].into_iter(),
-        SignableBody::Bytes(body),
+        SignableBody::Bytes(&request.body),
     )
     .ok()?;
-    let (instructions, _) = sign(request, &params).ok()?.into_parts();
+    let (instructions, _) = sign(signable, &params).ok()?.into_parts();
     let expected = instructions
         .headers()
         .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))

@@ -2,12 +2,16 @@
 //! binaries (their `main.rs`: config, SDK setup, `lambda_runtime::run`) can be
 //! run as Lambda runs them: they ask for the next event and post the answer.
 
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rootmail_fake_http::{FakeHttp, Received, Reply};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tiny_http::{Header, Method, Request, Response, Server};
 
 const PREFIX: &str = "/2018-06-01/runtime";
 
@@ -21,17 +25,16 @@ pub struct Answer {
 }
 
 #[derive(Default)]
-struct State {
+struct Invocations {
     events: VecDeque<(String, Value)>,
     answers: Vec<Answer>,
-    /// `next` requests with no event to give: held open, as Lambda does.
-    waiting: Vec<Request>,
 }
 
+type Shared = Arc<(Mutex<Invocations>, Condvar)>;
+
 pub struct RuntimeApi {
-    server: Arc<Server>,
-    state: Arc<(Mutex<State>, Condvar)>,
-    thread: Option<JoinHandle<()>>,
+    state: Shared,
+    _server: FakeHttp,
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
     pub address: String,
 }
@@ -39,33 +42,32 @@ pub struct RuntimeApi {
 impl RuntimeApi {
     /// Serves `events` one per invocation, with request ids `req-0`, `req-1`...
     pub fn start(events: Vec<Value>) -> Self {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind runtime api"));
-        let port = server.server_addr().to_ip().expect("ip listener").port();
-        let queued = events
+        let events = events
             .into_iter()
             .enumerate()
             .map(|(i, e)| (format!("req-{i}"), e))
             .collect();
-        let state = Arc::new((
-            Mutex::new(State {
-                events: queued,
-                ..State::default()
+        let state: Shared = Arc::new((
+            Mutex::new(Invocations {
+                events,
+                ..Invocations::default()
             }),
             Condvar::new(),
         ));
-        let thread = {
-            let (server, state) = (server.clone(), state.clone());
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    handle(request, &state);
-                }
-            })
-        };
+        let server = FakeHttp::start(
+            Router::new()
+                .route(&format!("{PREFIX}/invocation/next"), get(next))
+                .route(
+                    &format!("{PREFIX}/invocation/{{id}}/{{kind}}"),
+                    post(answer),
+                )
+                .route(&format!("{PREFIX}/init/error"), post(StatusCode::ACCEPTED))
+                .with_state(state.clone()),
+        );
         Self {
-            server,
             state,
-            thread: Some(thread),
-            address: format!("127.0.0.1:{port}"),
+            address: server.address().to_string(),
+            _server: server,
         }
     }
 
@@ -100,68 +102,49 @@ impl RuntimeApi {
     }
 }
 
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header")
-}
-
-fn handle(mut request: Request, state: &(Mutex<State>, Condvar)) {
-    let (lock, ready) = state;
-    let url = request.url().to_string();
-    let Some(path) = url.strip_prefix(PREFIX) else {
-        let _ = request.respond(Response::empty(404));
-        return;
+/// The next event, or (with none left) a request held open, as Lambda holds
+/// it until there is an invocation.
+async fn next(State(state): State<Shared>) -> Response {
+    let event = state.0.lock().expect("state").events.pop_front();
+    let Some((id, event)) = event else {
+        return std::future::pending().await;
     };
-    match (request.method(), path) {
-        (Method::Get, "/invocation/next") => {
-            let mut state = lock.lock().expect("state");
-            let Some((id, event)) = state.events.pop_front() else {
-                state.waiting.push(request);
-                return;
-            };
-            let deadline = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-                + 60_000;
-            let response = Response::from_string(event.to_string())
-                .with_header(header("Content-Type", "application/json"))
-                .with_header(header("Lambda-Runtime-Aws-Request-Id", &id))
-                .with_header(header("Lambda-Runtime-Deadline-Ms", &deadline.to_string()))
-                .with_header(header(
-                    "Lambda-Runtime-Invoked-Function-Arn",
-                    "arn:aws:lambda:us-east-1:123456789012:function:test",
-                ))
-                .with_header(header(
-                    "Lambda-Runtime-Trace-Id",
-                    "Root=1-00000000-000000000000000000000000",
-                ));
-            let _ = request.respond(response);
-        }
-        (Method::Post, path) => {
-            let mut body = String::new();
-            let _ = request.as_reader().read_to_string(&mut body);
-            let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-            if let ["invocation", id, kind] = parts.as_slice() {
-                let answer = Answer {
-                    request_id: id.to_string(),
-                    kind: kind.to_string(),
-                    body: serde_json::from_str(&body).unwrap_or(Value::String(body.clone())),
-                };
-                lock.lock().expect("state").answers.push(answer);
-                ready.notify_all();
-            }
-            let _ = request.respond(Response::empty(202));
-        }
-        _ => {
-            let _ = request.respond(Response::empty(404));
-        }
-    }
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+        + 60_000;
+    Reply::json(200, event)
+        .header("Lambda-Runtime-Aws-Request-Id", &id)
+        .header("Lambda-Runtime-Deadline-Ms", &deadline.to_string())
+        .header(
+            "Lambda-Runtime-Invoked-Function-Arn",
+            "arn:aws:lambda:us-east-1:123456789012:function:test",
+        )
+        .header(
+            "Lambda-Runtime-Trace-Id",
+            "Root=1-00000000-000000000000000000000000",
+        )
+        .into_response()
+}
+
+/// `POST .../invocation/{id}/response` or `.../{id}/error`.
+async fn answer(
+    State(state): State<Shared>,
+    Path((id, kind)): Path<(String, String)>,
+    request: Received,
+) -> StatusCode {
+    let body = request.json();
+    let body = if body.is_null() {
+        Value::String(String::from_utf8_lossy(&request.body).into_owned())
+    } else {
+        body
+    };
+    let (lock, ready) = &*state;
+    lock.lock().expect("state").answers.push(Answer {
+        request_id: id,
+        kind,
+        body,
+    });
+    ready.notify_all();
+    StatusCode::ACCEPTED
 }

@@ -4,11 +4,12 @@
 //! and 429 with `Retry-After`.
 
 use crate::XorShift;
+use axum::Router;
+use axum::extract::State;
+use rootmail_fake_http::{FakeHttp, Received, Reply};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use tiny_http::{Header, Method, Request, Response, Server};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeComment {
@@ -32,23 +33,25 @@ pub struct FakeTicket {
 }
 
 #[derive(Default)]
-struct State {
+struct Receiver {
     tickets: Vec<FakeTicket>,
     /// Idempotency key -> (id it produced, body it was sent with).
     keys: HashMap<String, (String, String)>,
     next_id: u64,
     requests: u64,
     failed: u64,
+    /// Percent of requests failed on purpose.
+    failure_percent: u64,
     /// Requests refused for a missing or wrong signature.
     unsigned: u64,
     rng: Option<XorShift>,
 }
 
+type Shared = Arc<Mutex<Receiver>>;
+
 pub struct WebhookServer {
-    server: Arc<Server>,
-    state: Arc<Mutex<State>>,
-    failure_percent: u64,
-    thread: Option<JoinHandle<()>>,
+    state: Shared,
+    _server: FakeHttp,
     pub url: String,
 }
 
@@ -60,27 +63,17 @@ impl WebhookServer {
 
     /// A receiver that fails `failure_percent` of requests (deterministic per `seed`).
     pub fn flaky(failure_percent: u64, seed: u64) -> Self {
-        let server = Arc::new(Server::http("127.0.0.1:0").expect("bind webhook server"));
-        let port = server.server_addr().to_ip().expect("ip listener").port();
-        let state = Arc::new(Mutex::new(State {
+        let state = Arc::new(Mutex::new(Receiver {
+            failure_percent,
             rng: Some(XorShift::new(seed)),
             next_id: 1000,
-            ..State::default()
+            ..Receiver::default()
         }));
-        let thread = {
-            let (server, state) = (server.clone(), state.clone());
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    handle(request, &state, failure_percent);
-                }
-            })
-        };
+        let server = FakeHttp::start(Router::new().fallback(handle).with_state(state.clone()));
         Self {
-            server,
             state,
-            failure_percent,
-            thread: Some(thread),
-            url: format!("http://127.0.0.1:{port}/hook"),
+            url: format!("{}/hook", server.url()),
+            _server: server,
         }
     }
 
@@ -100,16 +93,7 @@ impl WebhookServer {
     }
 
     pub fn failure_percent(&self) -> u64 {
-        self.failure_percent
-    }
-}
-
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.state.lock().expect("state").failure_percent
     }
 }
 
@@ -120,18 +104,16 @@ enum Failure {
     TooMany,
 }
 
-fn handle(mut request: Request, state: &Mutex<State>, failure_percent: u64) {
-    let mut body = String::new();
-    let _ = request.as_reader().read_to_string(&mut body);
-    if let Err(why) = check_signature(&request, &body) {
+async fn handle(State(state): State<Shared>, request: Received) -> Reply {
+    if let Err(why) = check_signature(&request) {
         state.lock().expect("state").unsigned += 1;
-        return respond(request, 401, json!({"error": why}));
+        return Reply::json(401, json!({"error": why}));
     }
     let failure = {
         let mut s = state.lock().expect("state");
         s.requests += 1;
         let roll = s.rng.as_mut().map_or(100, |r| r.next_u64() % 100);
-        if roll < failure_percent {
+        if roll < s.failure_percent {
             s.failed += 1;
             match roll % 3 {
                 0 => Failure::Before500,
@@ -143,42 +125,28 @@ fn handle(mut request: Request, state: &Mutex<State>, failure_percent: u64) {
         }
     };
     match failure {
-        Failure::Before500 => return respond(request, 500, json!({"error": "injected"})),
+        Failure::Before500 => return Reply::json(500, json!({"error": "injected"})),
         Failure::TooMany => {
-            let response = Response::from_string("{\"error\":\"slow down\"}")
-                .with_status_code(429)
-                .with_header(header("Retry-After", "0"));
-            let _ = request.respond(response);
-            return;
+            return Reply::json(429, json!({"error": "slow down"})).header("Retry-After", "0");
         }
         Failure::None | Failure::After500 => {}
     }
-    let (status, answer) = route(&request, &body, state);
+    let (status, answer) = route(&request, &mut state.lock().expect("state"));
     if matches!(failure, Failure::After500) {
         // The work is done but the answer is lost: the client must not repeat it.
-        respond(request, 502, json!({"error": "injected after the effect"}))
+        Reply::json(502, json!({"error": "injected after the effect"}))
     } else {
-        respond(request, status, answer)
+        Reply::json(status, answer)
     }
 }
 
-fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
-    let url = request.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let key = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Idempotency-Key"))
-        .map(|h| h.value.to_string());
-    let mut s = state.lock().expect("state");
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (request.method(), segments.as_slice()) {
-        (Method::Get, ["hook", "tickets"]) => {
-            let wanted = query
-                .split('&')
-                .find_map(|p| p.strip_prefix("thread_key="))
-                .map(decode)
-                .unwrap_or_default();
+fn route(request: &Received, s: &mut Receiver) -> (u16, Value) {
+    let key = request.header("Idempotency-Key").map(str::to_string);
+    let body = String::from_utf8_lossy(&request.body);
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    match (request.method.as_str(), segments.as_slice()) {
+        ("GET", ["hook", "tickets"]) => {
+            let wanted = request.query_param("thread_key").unwrap_or_default();
             let found: Vec<Value> = s
                 .tickets
                 .iter()
@@ -187,7 +155,7 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
                 .collect();
             (200, json!({"tickets": found}))
         }
-        (Method::Post, ["hook", "tickets"]) => idempotent_post(&mut s, key, body, |s, new, id| {
+        ("POST", ["hook", "tickets"]) => idempotent_post(s, key, &body, |s, new, id| {
             let text = |name: &str| new[name].as_str().unwrap_or_default().to_string();
             s.tickets.push(FakeTicket {
                 id,
@@ -202,8 +170,8 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
             });
             Ok(())
         }),
-        (Method::Post, ["hook", "tickets", ticket, "comments"]) => {
-            idempotent_post(&mut s, key, body, |s, new, id| {
+        ("POST", ["hook", "tickets", ticket, "comments"]) => {
+            idempotent_post(s, key, &body, |s, new, id| {
                 let Some(ticket) = s.tickets.iter_mut().find(|t| t.id == *ticket) else {
                     return Err((404, json!({"error": "no such ticket"})));
                 };
@@ -222,26 +190,24 @@ fn route(request: &Request, body: &str, state: &Mutex<State>) -> (u16, Value) {
 /// The webhook contract's signature: `t=<secs>,v1=<hex HMAC-SHA256("<secs>.<signed>")>`
 /// with the test stacks' key, over the body of a POST or the target of a GET.
 /// Computed here independently of the client's code.
-fn check_signature(request: &Request, body: &str) -> Result<(), &'static str> {
+fn check_signature(request: &Received) -> Result<(), &'static str> {
     use hmac::Mac;
     let header = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("X-Rootmail-Signature"))
-        .map(|h| h.value.to_string())
+        .header("X-Rootmail-Signature")
         .ok_or("no X-Rootmail-Signature")?;
     let (t, v1) = header
         .split_once(',')
         .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
         .ok_or("malformed signature")?;
-    let signed = match request.method() {
-        Method::Get => request.url().to_string(),
-        _ => body.to_string(),
+    let signed = match request.method.as_str() {
+        "GET" => request.target().into_bytes(),
+        _ => request.body.to_vec(),
     };
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(crate::aws::WEBHOOK_HMAC_KEY.as_bytes())
             .map_err(|_| "bad key")?;
-    mac.update(format!("{t}.{signed}").as_bytes());
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&signed);
     let expected = hex::encode(mac.finalize().into_bytes());
     if expected != v1 {
         return Err("signature does not match");
@@ -256,10 +222,10 @@ fn check_signature(request: &Request, body: &str) -> Result<(), &'static str> {
 /// A create under an `Idempotency-Key`: required, answered again from memory
 /// for a repeated key, else `apply` stores the new item under a fresh id.
 fn idempotent_post(
-    s: &mut State,
+    s: &mut Receiver,
     key: Option<String>,
     body: &str,
-    apply: impl FnOnce(&mut State, &Value, String) -> Result<(), (u16, Value)>,
+    apply: impl FnOnce(&mut Receiver, &Value, String) -> Result<(), (u16, Value)>,
 ) -> (u16, Value) {
     let Some(key) = key else {
         return (400, json!({"error": "Idempotency-Key is required"}));
@@ -279,7 +245,7 @@ fn idempotent_post(
 }
 
 /// The same key again: the same answer, or 400 when the body differs (as Zendesk does).
-fn replay(s: &State, key: &str, body: &str) -> Option<(u16, Value)> {
+fn replay(s: &Receiver, key: &str, body: &str) -> Option<(u16, Value)> {
     let (id, first_body) = s.keys.get(key)?;
     Some(if first_body == body {
         (200, json!({"id": id}))
@@ -305,24 +271,7 @@ fn uploaded(new: &Value) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn next_id(s: &mut State) -> String {
+fn next_id(s: &mut Receiver) -> String {
     s.next_id += 1;
     s.next_id.to_string()
-}
-
-fn decode(text: &str) -> String {
-    percent_encoding::percent_decode_str(&text.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header")
-}
-
-fn respond(request: Request, status: u16, body: Value) {
-    let response = Response::from_string(body.to_string())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"));
-    let _ = request.respond(response);
 }

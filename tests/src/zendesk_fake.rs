@@ -34,9 +34,10 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use rootmail_fake_http::FakeHttp;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -289,13 +290,7 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct FakeZendesk {
     pub base_url: String,
     inner: Shared,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for FakeZendesk {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    _server: FakeHttp,
 }
 
 impl FakeZendesk {
@@ -323,13 +318,10 @@ impl FakeZendesk {
         options(&mut settings);
         rootmail_tickets::Zendesk::new(http, settings, credentials(), marker_key())
     }
-    pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the fake Zendesk");
-        let base_url = format!("http://{}", listener.local_addr().expect("address"));
+    /// Starts the fake on a free loopback port, with no tickets and no users.
+    pub fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner {
-            base_url: base_url.clone(),
+            base_url: String::new(),
             started: Instant::now(),
             skipped: Duration::ZERO,
             next_ticket: 1001,
@@ -363,15 +355,13 @@ impl FakeZendesk {
                 post(create_or_update_user),
             )
             .with_state(inner.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .await
-                .expect("serve the fake Zendesk");
-        });
+        let server = FakeHttp::start(app);
+        let base_url = server.url();
+        inner.lock().expect("fake state").base_url = base_url.clone();
         Self {
             base_url,
             inner,
-            server,
+            _server: server,
         }
     }
 
@@ -521,24 +511,8 @@ impl FakeZendesk {
 
 /// Standard base64 (the fake checks Basic auth byte for byte).
 pub fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn expected_authorization() -> String {
@@ -553,44 +527,13 @@ fn error(status: u16, error: &str, description: &str) -> Response {
 }
 
 fn answer(status: u16, body: Value) -> Response {
-    let status = StatusCode::from_u16(status).expect("status");
-    (status, axum::Json(body)).into_response()
+    rootmail_fake_http::Reply::json(status, body).into_response()
 }
 
 fn query_pairs(raw: &Option<String>) -> HashMap<String, String> {
-    raw.as_deref()
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k), decode(v))
-        })
+    form_urlencoded::parse(raw.as_deref().unwrap_or_default().as_bytes())
+        .into_owned()
         .collect()
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Records the request and applies auth and injected faults. `Err` is the

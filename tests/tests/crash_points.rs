@@ -171,7 +171,7 @@ async fn crash_and_redeliver(point: &'static str) {
             .put_mail(&key, std::fs::read(file).expect("fixture"))
             .await;
     }
-    let fake = FakeZendesk::start().await;
+    let fake = FakeZendesk::start();
     let (ingest, _) = stack.ingest_handler(&[("CLAIM_TIMEOUT_SECS", "1".to_string())]);
     let (writer, _) = stack.writer_with(fake.backend());
 

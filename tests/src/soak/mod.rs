@@ -351,7 +351,7 @@ pub async fn run(settings: Settings) -> Soak {
         }
     })
     .await;
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     zendesk.keep_request_bodies(false);
     if let Some(limit) = settings.api_requests_per_minute {
         zendesk.set_rate_limit(limit);

@@ -66,7 +66,7 @@ async fn no_sink_of_the_aws_pipeline_holds_a_secret() {
         originals.push(raw);
     }
 
-    let fake = FakeZendesk::start().await;
+    let fake = FakeZendesk::start();
     let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
     let (writer, writer_metrics) = stack.writer_with(fake.backend());
     let mut inbound = Vec::new();

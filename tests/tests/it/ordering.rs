@@ -68,7 +68,7 @@ async fn replies_out_of_order_and_concurrent_make_one_dated_thread() {
         settle(&stack.sqs, &stack.inbound_url, event, response).await;
     }
 
-    let fake = FakeZendesk::start().await;
+    let fake = FakeZendesk::start();
     let (writer, _) = stack.writer_with(fake.backend());
     let drained = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
     assert_eq!(drained.failures, 0);

@@ -94,7 +94,7 @@ fn marked(ticket: &fake::Ticket, op: &TicketOp) -> (usize, usize) {
 
 #[tokio::test]
 async fn a_crash_between_create_and_the_thread_map_still_leaves_one_ticket() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op(
@@ -148,7 +148,7 @@ async fn a_crash_between_create_and_the_thread_map_still_leaves_one_ticket() {
 
 #[tokio::test]
 async fn a_lost_create_answer_is_replayed_by_its_idempotency_key() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let first = op("lost-create@example.com", 1, "internal: DKIM pass");
     zendesk.lose_answers(Call::Create, 1);
@@ -166,7 +166,7 @@ async fn a_lost_create_answer_is_replayed_by_its_idempotency_key() {
 
 #[tokio::test]
 async fn a_lost_comment_answer_ends_in_exactly_one_comment_after_redelivery() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("lost-comment@example.com", 1, "note 1");
@@ -215,7 +215,7 @@ async fn a_lost_comment_answer_ends_in_exactly_one_comment_after_redelivery() {
 
 #[tokio::test]
 async fn internal_notes_are_private_and_never_in_public_comments() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let secret_note = "Authentication: SPF pass, DKIM pass. Original: s3://mail/inbound/abc";
@@ -263,7 +263,7 @@ Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
 
 #[tokio::test]
 async fn attachments_are_uploaded_right_before_their_comment_and_an_oversized_one_is_listed() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend_with(|o| o.max_attachment_bytes = 1024);
     let (_dir, store) = store();
     let first = op("invoice@example.com", 1, "");
@@ -346,7 +346,7 @@ async fn attachments_are_uploaded_right_before_their_comment_and_an_oversized_on
 
 #[tokio::test]
 async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("retry-upload@example.com", 1, "");
@@ -394,7 +394,7 @@ async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token()
 
 #[tokio::test]
 async fn the_per_ticket_update_limit_leaves_the_operation_to_the_queue() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "limit@example.com";
@@ -436,7 +436,7 @@ async fn the_per_ticket_update_limit_leaves_the_operation_to_the_queue() {
 
 #[tokio::test]
 async fn a_short_throttle_is_waited_for_and_the_comment_made_once() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("throttle@example.com", 1, "");
@@ -461,7 +461,7 @@ async fn a_short_throttle_is_waited_for_and_the_comment_made_once() {
 
 #[tokio::test]
 async fn a_throttled_create_waits_for_a_short_retry_after_and_leaves_a_long_one_to_the_queue() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let short = op("throttled-create@example.com", 1, "");
     zendesk.throttle(Call::Create, 1, "0");
@@ -481,7 +481,7 @@ async fn a_throttled_create_waits_for_a_short_retry_after_and_leaves_a_long_one_
 
 #[tokio::test]
 async fn a_full_ticket_continues_on_one_linked_follow_up() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     // This Zendesk refuses a fifth comment; rootmail believes the documented 5,000,
     // so it learns it from the 422.
     zendesk.set_comment_limit(4);
@@ -582,7 +582,7 @@ async fn a_full_ticket_continues_on_one_linked_follow_up() {
 
 #[tokio::test]
 async fn a_ticket_known_to_be_full_is_not_sent_another_comment() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend_with(|o| o.max_comments = 3);
     let (_dir, store) = store();
     let thread = "known-full@example.com";
@@ -609,7 +609,7 @@ async fn a_ticket_known_to_be_full_is_not_sent_another_comment() {
 
 #[tokio::test]
 async fn a_closed_ticket_continues_on_a_follow_up() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "closed@example.com";
@@ -646,7 +646,7 @@ async fn a_closed_ticket_continues_on_a_follow_up() {
 
 #[tokio::test]
 async fn an_unmarked_ticket_of_the_thread_gets_comments_not_a_twin() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let mail = op("by-hand@example.com", 1, "");
@@ -668,7 +668,7 @@ async fn an_unmarked_ticket_of_the_thread_gets_comments_not_a_twin() {
 
 #[tokio::test]
 async fn the_fake_keeps_idempotency_keys_for_two_hours() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     rootmail_tickets::http::install_crypto_provider();
     let client = reqwest::Client::new();
     let post = |body: serde_json::Value| {
@@ -708,7 +708,7 @@ async fn the_fake_keeps_idempotency_keys_for_two_hours() {
 
 #[tokio::test]
 async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "priority@example.com";
@@ -756,7 +756,7 @@ async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it
 /// is cut to fit, the cut is said, and the marker survives.
 #[tokio::test]
 async fn a_long_mail_keeps_its_marker_and_is_commented_once() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "long@example.com";
@@ -808,7 +808,7 @@ async fn a_long_mail_keeps_its_marker_and_is_commented_once() {
 /// fake refuses anything else, with a 422 in its own words.
 #[tokio::test]
 async fn the_ticket_is_filed_under_the_customers_organization() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend_with(|o| {
         o.requester_domain = Some("tickets.example-msp.com".into());
         o.organizations = vec![("Example Corp".into(), 77)];
@@ -837,7 +837,7 @@ async fn the_ticket_is_filed_under_the_customers_organization() {
 /// first page of a long ticket.
 #[tokio::test]
 async fn a_redelivery_finds_its_comment_on_the_first_page_of_a_long_ticket() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "long-ticket@example.com";
@@ -868,7 +868,7 @@ async fn a_redelivery_finds_its_comment_on_the_first_page_of_a_long_ticket() {
 /// costs one external_id lookup, one create and one note: no second lookup.
 #[tokio::test]
 async fn a_new_threads_ticket_costs_one_lookup_not_two() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("budget@example.com", 1, "Original: s3://mail/7");
@@ -887,7 +887,7 @@ async fn a_new_threads_ticket_costs_one_lookup_not_two() {
 
 #[tokio::test]
 async fn a_first_mail_retried_after_its_thread_moved_on_still_gets_its_note() {
-    let zendesk = FakeZendesk::start().await;
+    let zendesk = FakeZendesk::start();
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op(

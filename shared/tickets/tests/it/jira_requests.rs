@@ -1,4 +1,4 @@
-//! The Jira Service Management backend's requests, checked against a mock
+//! The Jira Service Management backend's requests, checked against a fake
 //! server: shape (auth, JSON, labels, temporary attachments), the checks that
 //! stand in for idempotency keys, and throttling, failures, slowness and a
 //! refused credential.
@@ -14,59 +14,47 @@
 //! jira_v3_openapi 1.6.1); the JQL search's `reconcileIssues` from
 //! https://developer.atlassian.com/cloud/jira/platform/search-and-reconcile.
 
+use crate::fixtures::{self, bodies, count, marker_key, message_marker, too_large, upload};
+use axum::Router;
+use axum::routing::{get, post};
+use base64::Engine as _;
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
-use rootmail_pipeline::{AttachmentContent, NewComment, NewTicket, TicketAttachment, TicketSink};
-use rootmail_tickets::MarkerKey;
+use rootmail_fake_http::{FakeHttp, Received, Reply, in_turn};
+use rootmail_pipeline::{NewComment, NewTicket, TicketAttachment, TicketSink};
 use rootmail_tickets::common::thread_token;
-use rootmail_tickets::{HttpClient, Jira, JiraCredentials, JiraOptions, RetryPolicy};
+use rootmail_tickets::{Jira, JiraCredentials, JiraOptions};
 use serde_json::{Value, json};
 use std::time::Duration;
-use wiremock::matchers::{basic_auth, body_partial_json, header, method, path, query_param};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// The marker key these tests pass explicitly (no default exists).
-fn marker_key() -> MarkerKey {
-    MarkerKey::new(b"rootmail-test-marker-key-0123456789abcdef").expect("key")
-}
-
-fn message_marker(message: &ContentHash) -> String {
-    marker_key().marker(message)
-}
 
 const EMAIL: &str = "agent@example-msp.com";
 const TOKEN: &str = "jira-api-token-456";
 
-fn jira(server: &MockServer, timeout: Duration, attempts: u32) -> Jira {
-    let http = HttpClient::new(
-        "jira",
-        timeout,
-        RetryPolicy {
-            max_attempts: attempts,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(2),
-        },
-    )
-    .expect("client");
+fn jira(server: &FakeHttp, timeout: Duration, attempts: u32) -> Jira {
     let credentials: JiraCredentials =
         serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials");
-    let mut options = JiraOptions::new(&server.uri(), "7", "42");
+    let mut options = JiraOptions::new(&server.url(), "7", "42");
     options.set_priority = true;
     // Search lags behind writes in the stateful fake by searches, not time.
     options.settle = vec![Duration::from_millis(10); 3];
-    Jira::new(http, options, credentials, marker_key())
+    Jira::new(
+        fixtures::http("jira", timeout, attempts),
+        options,
+        credentials,
+        marker_key(),
+    )
 }
 
-fn auth() -> impl wiremock::Match {
-    basic_auth(EMAIL, TOKEN)
+/// Jira Cloud's API token auth: Basic with the email and the token.
+fn auth() -> String {
+    let pair = format!("{EMAIL}:{TOKEN}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 fn attachment(name: &str, bytes: &[u8]) -> TicketAttachment {
-    TicketAttachment {
-        name: name.into(),
-        content_type: "text/plain".into(),
-        size: bytes.len(),
-        content: AttachmentContent::Upload(bytes.to_vec()),
-    }
+    upload(name, "text/plain", bytes)
 }
 
 fn new_ticket() -> NewTicket {
@@ -84,15 +72,7 @@ fn new_ticket() -> NewTicket {
         internal_note: "Authentication: spf=pass. Original message: s3://mail/inbound/1".into(),
         attachments: vec![
             attachment("evidence.txt", b"evidence"),
-            TicketAttachment {
-                name: "huge.zip".into(),
-                content_type: "application/zip".into(),
-                size: 90_000_000,
-                content: AttachmentContent::Listed {
-                    reason: "not attached: larger than the 10 MiB limit".into(),
-                    original: Some("s3://mail/inbound/1".into()),
-                },
-            },
+            too_large("not attached: larger than the 10 MiB limit"),
         ],
         found_absent: false,
     }
@@ -109,75 +89,51 @@ fn new_comment(message: &[u8]) -> NewComment {
     }
 }
 
+const SEARCH: &str = "/rest/api/2/search/jql";
+const CREATE: &str = "/rest/servicedeskapi/request";
+const UPLOAD: &str = "/rest/servicedeskapi/servicedesk/7/attachTemporaryFile";
+
 /// An empty JQL search: no request is labelled for the thread yet.
-async fn no_request_yet(server: &MockServer) {
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": []})))
-        .mount(server)
-        .await;
+fn no_request_yet() -> Reply {
+    Reply::json(200, json!({"issues": []}))
 }
 
-fn no_comments() -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({"values": [], "isLastPage": true}))
+fn no_comments() -> Reply {
+    Reply::json(200, json!({"values": [], "isLastPage": true}))
 }
 
-async fn bodies(server: &MockServer, method_name: &str, path_suffix: &str) -> Vec<Value> {
-    server
-        .received_requests()
-        .await
-        .expect("recorded")
-        .iter()
-        .filter(|r| r.method.as_str() == method_name && r.url.path().ends_with(path_suffix))
-        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-        .collect()
+fn uploaded() -> Reply {
+    Reply::json(
+        201,
+        json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}]}),
+    )
 }
 
 #[tokio::test]
 async fn create_sends_labels_priority_attachments_and_a_private_note() {
-    let server = MockServer::start().await;
-    no_request_yet(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request"))
-        .and(auth())
-        .and(body_partial_json(json!({
-            "serviceDeskId": "7",
-            "requestTypeId": "42",
-            "requestFieldValues": {"summary": "Exposed access key", "priority": {"name": "Highest"}},
-        })))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"issueKey": "SD-9"})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/servicedesk/7/attachTemporaryFile"))
-        .and(header("X-Atlassian-Token", "no-check"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(
-            json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1", "fileName": "evidence.txt"}]}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/attachment"))
-        .and(body_partial_json(
-            json!({"temporaryAttachmentIds": ["tmp-1"]}),
-        ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({})))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "500"})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(SEARCH, get(no_request_yet()))
+            .route(
+                CREATE,
+                post(Reply::json(201, json!({"issueKey": "SD-9"}))),
+            )
+            .route(
+                UPLOAD,
+                post(Reply::json(
+                    201,
+                    json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1", "fileName": "evidence.txt"}]}),
+                )),
+            )
+            .route(
+                "/rest/servicedeskapi/request/SD-9/attachment",
+                post(Reply::json(201, json!({}))),
+            )
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(no_comments()).post(Reply::json(201, json!({"id": "500"}))),
+            ),
+    );
 
     let ticket = new_ticket();
     let id = jira(&server, Duration::from_secs(5), 3)
@@ -186,8 +142,22 @@ async fn create_sends_labels_priority_attachments_and_a_private_note() {
         .expect("created");
     assert_eq!(id, "SD-9");
 
-    let created = &bodies(&server, "POST", "/rest/servicedeskapi/request").await[0];
+    for route in [
+        "POST /rest/servicedeskapi/request",
+        "POST /rest/servicedeskapi/servicedesk/7/attachTemporaryFile",
+        "POST /rest/servicedeskapi/request/SD-9/attachment",
+        "POST /rest/servicedeskapi/request/SD-9/comment",
+    ] {
+        assert_eq!(count(&server, route), 1, "{route}");
+    }
+    let creates = fixtures::sent(&server, "POST", CREATE);
+    assert_eq!(creates[0].header("authorization"), Some(auth().as_str()));
+    let created = creates[0].json();
+    assert_eq!(created["serviceDeskId"], "7");
+    assert_eq!(created["requestTypeId"], "42");
     let fields = &created["requestFieldValues"];
+    assert_eq!(fields["summary"], "Exposed access key");
+    assert_eq!(fields["priority"]["name"], "Highest");
     let labels: Vec<&str> = fields["labels"]
         .as_array()
         .expect("labels")
@@ -203,8 +173,12 @@ async fn create_sends_labels_priority_attachments_and_a_private_note() {
         !description.contains("Authentication"),
         "the note is not public"
     );
+    let uploads = fixtures::sent(&server, "POST", UPLOAD);
+    assert_eq!(uploads[0].header("X-Atlassian-Token"), Some("no-check"));
+    let attached = &bodies(&server, "POST", "/SD-9/attachment")[0];
+    assert_eq!(attached["temporaryAttachmentIds"], json!(["tmp-1"]));
 
-    let note = &bodies(&server, "POST", "/SD-9/comment").await[0];
+    let note = &bodies(&server, "POST", "/SD-9/comment")[0];
     assert_eq!(note["public"], json!(false));
     assert!(
         note["body"]
@@ -216,20 +190,14 @@ async fn create_sends_labels_priority_attachments_and_a_private_note() {
 
 #[tokio::test]
 async fn find_reads_the_creating_message_from_the_labelled_request() {
-    let server = MockServer::start().await;
     let key = ThreadKey::message("case-1@aws.example");
     let first = ContentHash::of(b"first");
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .and(query_param(
-            "jql",
-            format!("labels = \"{}\" ORDER BY created ASC", thread_token(&key)),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": [
+    let server = FakeHttp::recording(Router::new().route(
+        SEARCH,
+        get(Reply::json(200, json!({"issues": [
             {"key": "SD-9", "fields": {"description": format!("text\n\n{}", message_marker(&first))}}
-        ]})))
-        .mount(&server)
-        .await;
+        ]}))),
+    ));
     let found = jira(&server, Duration::from_secs(5), 3)
         .find(&key)
         .await
@@ -237,139 +205,134 @@ async fn find_reads_the_creating_message_from_the_labelled_request() {
         .expect("found");
     assert_eq!(found.id, "SD-9");
     assert_eq!(found.created_from, first);
+    assert_eq!(
+        server.requests()[0].query_param("jql"),
+        Some(format!(
+            "labels = \"{}\" ORDER BY created ASC",
+            thread_token(&key)
+        ))
+    );
 }
 
 #[tokio::test]
 async fn a_comment_already_there_is_not_added_again() {
-    let server = MockServer::start().await;
     let comment = new_comment(b"second");
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .and(query_param("public", "true"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    let existing = Reply::json(
+        200,
+        json!({
             "values": [{"id": 77, "body": format!("earlier\n\n{}", message_marker(&comment.message))}],
             "isLastPage": true
-        })))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .and(query_param("public", "false"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .and(body_partial_json(json!({"public": false})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 78})))
-        .expect(1)
-        .mount(&server)
-        .await;
+        }),
+    );
+    // The public comments hold it; the private ones are empty.
+    let listing = move |request: Received| {
+        let existing = existing.clone();
+        async move {
+            match request.query_param("public").as_deref() {
+                Some("true") => existing,
+                _ => no_comments(),
+            }
+        }
+    };
+    let server = FakeHttp::recording(Router::new().route(
+        "/rest/servicedeskapi/request/SD-9/comment",
+        get(listing).post(Reply::json(201, json!({"id": 78}))),
+    ));
     let id = jira(&server, Duration::from_secs(5), 3)
         .comment("SD-9", &comment)
         .await
         .expect("commented");
     assert_eq!(id.comment_id, "77", "the existing comment's id");
+    for listed in fixtures::sent(&server, "GET", "/SD-9/comment") {
+        let public = listed.query_param("public");
+        assert!(
+            matches!(public.as_deref(), Some("true" | "false")),
+            "{public:?}"
+        );
+    }
     assert!(
-        bodies(&server, "POST", "/attachTemporaryFile")
-            .await
-            .is_empty(),
+        bodies(&server, "POST", "/attachTemporaryFile").is_empty(),
         "no second upload for a comment already made"
     );
-    let public: Vec<Value> = bodies(&server, "POST", "/SD-9/comment")
-        .await
-        .into_iter()
+    let posted = bodies(&server, "POST", "/SD-9/comment");
+    let public: Vec<&Value> = posted
+        .iter()
         .filter(|b| b["public"] == json!(true))
         .collect();
     assert!(public.is_empty(), "no second public comment: {public:?}");
+    assert_eq!(posted.len(), 1, "the private note: {posted:?}");
+    assert_eq!(posted[0]["public"], json!(false));
 }
 
 #[tokio::test]
 async fn create_completes_a_request_it_made_before_instead_of_a_second_one() {
-    let server = MockServer::start().await;
     let ticket = new_ticket();
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": [
-            {"key": "SD-9", "fields": {"description": message_marker(&ticket.message)}}
-        ]})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .and(body_partial_json(json!({"public": false})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 501})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                SEARCH,
+                get(Reply::json(
+                    200,
+                    json!({"issues": [
+                        {"key": "SD-9", "fields": {"description": message_marker(&ticket.message)}}
+                    ]}),
+                )),
+            )
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(no_comments()).post(Reply::json(201, json!({"id": 501}))),
+            ),
+    );
     let id = jira(&server, Duration::from_secs(5), 3)
         .create(&ticket)
         .await
         .expect("completed");
     assert_eq!(id, "SD-9");
     assert!(
-        bodies(&server, "POST", "/rest/servicedeskapi/request")
-            .await
-            .is_empty(),
+        bodies(&server, "POST", CREATE).is_empty(),
         "no second request"
     );
+    let notes = bodies(&server, "POST", "/SD-9/comment");
+    assert_eq!(notes.len(), 1);
+    assert_eq!(notes[0]["public"], json!(false));
 }
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": []})))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(Router::new().route(
+        SEARCH,
+        get(in_turn([
+            Reply::status(429).header("Retry-After", "0"),
+            Reply::status(503),
+            no_request_yet(),
+        ])),
+    ));
     let found = jira(&server, Duration::from_secs(5), 3)
         .find(&ThreadKey::message("x@y"))
         .await
         .expect("third attempt answers");
     assert_eq!(found, None);
-    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    assert_eq!(server.requests().len(), 3);
 }
 
 #[tokio::test]
 async fn a_slow_server_is_a_transient_failure() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(800)))
-        .mount(&server)
-        .await;
+    let slow = || async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        Reply::status(200)
+    };
+    let server = FakeHttp::recording(Router::new().fallback(slow));
     let error = jira(&server, Duration::from_millis(200), 2)
         .find(&ThreadKey::message("x@y"))
         .await
         .expect_err("times out");
     assert!(error.is_transient(), "{error}");
-    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[tokio::test]
 async fn a_refused_credential_is_one_request_and_a_clear_error() {
-    let server = MockServer::start().await;
-    Mock::given(wiremock::matchers::any())
-        .respond_with(ResponseTemplate::new(401).set_body_string("Unauthorized"))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(Router::new().fallback(Reply::text(401, "Unauthorized")));
     let error = jira(&server, Duration::from_secs(5), 4)
         .create(&new_ticket())
         .await
@@ -381,7 +344,7 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
         "{text}"
     );
     assert!(!text.contains(TOKEN));
-    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(server.requests().len(), 1);
 }
 
 /// Issue A. Jira renders the wiki markup of request descriptions and comments;
@@ -393,23 +356,15 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
 /// or colour, and cannot close the block early.
 #[tokio::test]
 async fn mail_text_is_inert_wiki_markup() {
-    let server = MockServer::start().await;
-    no_request_yet(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"issueKey": "SD-9"})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "500"})))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(SEARCH, get(no_request_yet()))
+            .route(CREATE, post(Reply::json(201, json!({"issueKey": "SD-9"}))))
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(no_comments()).post(Reply::json(201, json!({"id": "500"}))),
+            ),
+    );
     let hostile = "Click [here|https://evil.example] !img.png! {color:red}*bold*{color}\n{noformat}\nescaped? {NOFORMAT}";
     let mut ticket = new_ticket();
     ticket.body = hostile.into();
@@ -421,11 +376,11 @@ async fn mail_text_is_inert_wiki_markup() {
         .await
         .expect("created");
 
-    let created = &bodies(&server, "POST", "/rest/servicedeskapi/request").await[0];
+    let created = &bodies(&server, "POST", CREATE)[0];
     let description = created["requestFieldValues"]["description"]
         .as_str()
         .expect("description");
-    let note = bodies(&server, "POST", "/SD-9/comment").await[0]["body"]
+    let note = bodies(&server, "POST", "/SD-9/comment")[0]["body"]
         .as_str()
         .expect("note")
         .to_string();
@@ -462,28 +417,23 @@ fn noformat_block(text: &str) -> (&str, &str) {
 /// make rootmail believe that message was written.
 #[tokio::test]
 async fn a_forged_marker_in_a_comment_does_not_stop_the_real_comment() {
-    let server = MockServer::start().await;
     let comment = new_comment(b"victim");
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "values": [{"id": 70, "body": format!("a mail quoting\nrootmail-message: {}", comment.message)}],
-            "isLastPage": true
-        })))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 71})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(
-            json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}],
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(Reply::json(200, json!({
+                    "values": [{"id": 70, "body": format!("a mail quoting\nrootmail-message: {}", comment.message)}],
+                    "isLastPage": true
+                })))
+                .post(Reply::json(201, json!({"id": 71}))),
+            )
+            .fallback(Reply::json(
+                201,
+                json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}],
                        "comment": {"id": 71}}),
-        ))
-        .mount(&server)
-        .await;
+            )),
+    );
 
     let posted = jira(&server, Duration::from_secs(5), 3)
         .comment("SD-9", &comment)
@@ -500,13 +450,11 @@ async fn a_forged_marker_in_a_comment_does_not_stop_the_real_comment() {
 /// https://developer.atlassian.com/cloud/jira/service-desk/rest/api-group-request/#api-rest-servicedeskapi-request-post).
 #[tokio::test]
 async fn a_create_whose_answer_failed_is_sent_once() {
-    let server = MockServer::start().await;
-    no_request_yet(&server).await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(SEARCH, get(no_request_yet()))
+            .route(CREATE, post(Reply::status(503))),
+    );
     let mut ticket = new_ticket();
     ticket.attachments.clear();
 
@@ -517,9 +465,7 @@ async fn a_create_whose_answer_failed_is_sent_once() {
 
     assert!(error.is_transient(), "{error}");
     assert_eq!(
-        bodies(&server, "POST", "/rest/servicedeskapi/request")
-            .await
-            .len(),
+        bodies(&server, "POST", CREATE).len(),
         1,
         "the queue's redelivery decides, after looking"
     );
@@ -529,33 +475,18 @@ async fn a_create_whose_answer_failed_is_sent_once() {
 /// temporary ids that are already spent.
 #[tokio::test]
 async fn an_attach_whose_answer_failed_is_sent_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 71})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(
-            "/rest/servicedeskapi/servicedesk/7/attachTemporaryFile",
-        ))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(
-                json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}]}),
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(no_comments()).post(Reply::json(201, json!({"id": 71}))),
+            )
+            .route(UPLOAD, post(uploaded()))
+            .route(
+                "/rest/servicedeskapi/request/SD-9/attachment",
+                post(Reply::status(502)),
             ),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/attachment"))
-        .respond_with(ResponseTemplate::new(502))
-        .mount(&server)
-        .await;
+    );
 
     let error = jira(&server, Duration::from_secs(5), 3)
         .comment("SD-9", &new_comment(b"with a file"))
@@ -563,7 +494,7 @@ async fn an_attach_whose_answer_failed_is_sent_once() {
         .expect_err("502");
 
     assert!(error.is_transient(), "{error}");
-    let attached = bodies(&server, "POST", "/SD-9/attachment").await;
+    let attached = bodies(&server, "POST", "/SD-9/attachment");
     assert_eq!(attached.len(), 1);
     // The comment comes with its files in that one write, so the redelivery
     // finds both or neither.
@@ -571,7 +502,7 @@ async fn an_attach_whose_answer_failed_is_sent_once() {
         .as_str()
         .expect("comment");
     assert!(comment.contains("A reply from AWS support"), "{comment}");
-    let separate = bodies(&server, "POST", "/SD-9/comment").await;
+    let separate = bodies(&server, "POST", "/SD-9/comment");
     assert!(separate.is_empty(), "{separate:?}");
 }
 
@@ -579,42 +510,29 @@ async fn an_attach_whose_answer_failed_is_sent_once() {
 /// message as a comment, as Zendesk does, instead of dropping it.
 #[tokio::test]
 async fn create_on_a_thread_another_message_opened_comments_there() {
-    let server = MockServer::start().await;
     let ticket = new_ticket();
     let other = ContentHash::of(b"the other message");
-    Mock::given(method("GET"))
-        .and(path("/rest/api/2/search/jql"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issues": [
-            {"key": "SD-3", "fields": {"description": message_marker(&other)}}
-        ]})))
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-3/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-3/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 30})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(
-            "/rest/servicedeskapi/servicedesk/7/attachTemporaryFile",
-        ))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(
-                json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}]}),
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                SEARCH,
+                get(Reply::json(
+                    200,
+                    json!({"issues": [
+                        {"key": "SD-3", "fields": {"description": message_marker(&other)}}
+                    ]}),
+                )),
+            )
+            .route(
+                "/rest/servicedeskapi/request/SD-3/comment",
+                get(no_comments()).post(Reply::json(201, json!({"id": 30}))),
+            )
+            .route(UPLOAD, post(uploaded()))
+            .route(
+                "/rest/servicedeskapi/request/SD-3/attachment",
+                post(Reply::json(200, json!({"comment": {"id": 31}}))),
             ),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-3/attachment"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"comment": {"id": 31}})))
-        .mount(&server)
-        .await;
+    );
 
     let id = jira(&server, Duration::from_secs(5), 3)
         .create(&ticket)
@@ -623,7 +541,7 @@ async fn create_on_a_thread_another_message_opened_comments_there() {
 
     assert_eq!(id, "SD-3");
     // The mail has a file: its comment travels with it, in one write.
-    let attached = bodies(&server, "POST", "/SD-3/attachment").await;
+    let attached = bodies(&server, "POST", "/SD-3/attachment");
     assert_eq!(attached.len(), 1, "the mail is on the request");
     assert!(
         attached[0]["additionalComment"]["body"]
@@ -639,9 +557,12 @@ async fn create_on_a_thread_another_message_opened_comments_there() {
 /// https://developer.atlassian.com/cloud/jira/platform/search-and-reconcile),
 /// unless the search names it in `reconcileIssues`.
 mod stateful {
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::routing::{get, post, put};
+    use rootmail_fake_http::{Received, Reply};
     use serde_json::{Value, json};
     use std::sync::{Arc, Mutex};
-    use wiremock::{Request, Respond, ResponseTemplate};
 
     #[derive(Debug, Clone)]
     pub struct Issue {
@@ -655,7 +576,7 @@ mod stateful {
     }
 
     #[derive(Default)]
-    pub struct State {
+    pub struct JiraState {
         pub issues: Vec<Issue>,
         /// Searches a new request stays out of the index.
         pub hide_new_for: usize,
@@ -665,161 +586,127 @@ mod stateful {
     }
 
     #[derive(Clone, Default)]
-    pub struct FakeJira(pub Arc<Mutex<State>>);
+    pub struct FakeJira(Arc<Mutex<JiraState>>);
 
     impl FakeJira {
-        pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        pub fn state(&self) -> std::sync::MutexGuard<'_, JiraState> {
             self.0.lock().unwrap()
         }
-    }
 
-    pub struct Create(pub FakeJira);
-    pub struct Search(pub FakeJira);
-    pub struct Comments(pub FakeJira);
-    pub struct Update(pub FakeJira);
+        /// The routes the backend uses, served from this state.
+        pub fn router(&self) -> Router {
+            Router::new()
+                .route("/rest/servicedeskapi/request", post(create))
+                .route("/rest/api/2/search/jql", get(search).post(search))
+                .route("/rest/api/2/issue/{key}", put(update))
+                .route(
+                    "/rest/servicedeskapi/request/{key}/comment",
+                    get(comments).post(comments),
+                )
+                .with_state(self.clone())
+        }
+    }
 
     /// `PUT /rest/api/2/issue/{key}` with `update.labels` (add, remove).
-    impl Respond for Update {
-        fn respond(&self, request: &Request) -> ResponseTemplate {
-            let key = request
-                .url
-                .path()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let body: Value = serde_json::from_slice(&request.body).unwrap();
-            let mut state = self.0.state();
-            let Some(issue) = state.issues.iter_mut().find(|i| i.key == key) else {
-                return ResponseTemplate::new(404);
-            };
-            for change in body["update"]["labels"].as_array().into_iter().flatten() {
-                if let Some(label) = change["remove"].as_str() {
-                    issue.labels.retain(|l| l != label);
-                }
-                if let Some(label) = change["add"].as_str() {
-                    issue.labels.push(label.to_string());
-                }
+    async fn update(
+        State(fake): State<FakeJira>,
+        Path(key): Path<String>,
+        request: Received,
+    ) -> Reply {
+        let body = request.json();
+        let mut state = fake.state();
+        let Some(issue) = state.issues.iter_mut().find(|i| i.key == key) else {
+            return Reply::status(404);
+        };
+        for change in body["update"]["labels"].as_array().into_iter().flatten() {
+            if let Some(label) = change["remove"].as_str() {
+                issue.labels.retain(|l| l != label);
             }
-            ResponseTemplate::new(204)
+            if let Some(label) = change["add"].as_str() {
+                issue.labels.push(label.to_string());
+            }
         }
+        Reply::status(204)
     }
 
-    impl Respond for Create {
-        fn respond(&self, request: &Request) -> ResponseTemplate {
-            let body: Value = serde_json::from_slice(&request.body).unwrap();
-            let fields = &body["requestFieldValues"];
-            let mut state = self.0.state();
-            let id = 10_000 + state.issues.len() as u64;
-            let key = format!("SD-{id}");
-            let hidden_for = state.hide_new_for;
-            state.issues.push(Issue {
-                id,
-                key: key.clone(),
-                labels: fields["labels"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|l| l.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                description: fields["description"].as_str().unwrap_or_default().into(),
-                hidden_for,
-                comments: Vec::new(),
-            });
-            if state.lose_creates > 0 {
-                state.lose_creates -= 1;
-                return ResponseTemplate::new(500);
-            }
-            ResponseTemplate::new(201)
-                .set_body_json(json!({"issueId": id.to_string(), "issueKey": key}))
+    async fn create(State(fake): State<FakeJira>, request: Received) -> Reply {
+        let body = request.json();
+        let fields = &body["requestFieldValues"];
+        let mut state = fake.state();
+        let id = 10_000 + state.issues.len() as u64;
+        let key = format!("SD-{id}");
+        let hidden_for = state.hide_new_for;
+        state.issues.push(Issue {
+            id,
+            key: key.clone(),
+            labels: fields["labels"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|l| l.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            description: fields["description"].as_str().unwrap_or_default().into(),
+            hidden_for,
+            comments: Vec::new(),
+        });
+        if state.lose_creates > 0 {
+            state.lose_creates -= 1;
+            return Reply::status(500);
         }
+        Reply::json(201, json!({"issueId": id.to_string(), "issueKey": key}))
     }
 
-    impl Respond for Search {
-        fn respond(&self, request: &Request) -> ResponseTemplate {
-            let (jql, reconcile) = if request.method.as_str() == "POST" {
-                let body: Value = serde_json::from_slice(&request.body).unwrap();
-                let ids: Vec<u64> = body["reconcileIssues"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                    .unwrap_or_default();
-                (body["jql"].as_str().unwrap_or_default().to_string(), ids)
-            } else {
-                let jql = request
-                    .url
-                    .query_pairs()
-                    .find(|(k, _)| k == "jql")
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
-                (jql, Vec::new())
-            };
-            let label = jql.split('"').nth(1).unwrap_or_default().to_string();
-            let mut state = self.0.state();
-            state.searches += 1;
-            let mut found = Vec::new();
-            for issue in state.issues.iter_mut() {
-                let visible = issue.hidden_for == 0 || reconcile.contains(&issue.id);
-                issue.hidden_for = issue.hidden_for.saturating_sub(1);
-                if visible && issue.labels.contains(&label) {
-                    found.push(json!({"id": issue.id.to_string(), "key": issue.key,
-                                      "fields": {"description": issue.description}}));
-                }
+    async fn search(State(fake): State<FakeJira>, request: Received) -> Reply {
+        let (jql, reconcile) = if request.method.as_str() == "POST" {
+            let body = request.json();
+            let ids: Vec<u64> = body["reconcileIssues"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+            (body["jql"].as_str().unwrap_or_default().to_string(), ids)
+        } else {
+            (request.query_param("jql").unwrap_or_default(), Vec::new())
+        };
+        let label = jql.split('"').nth(1).unwrap_or_default().to_string();
+        let mut state = fake.state();
+        state.searches += 1;
+        let mut found = Vec::new();
+        for issue in state.issues.iter_mut() {
+            let visible = issue.hidden_for == 0 || reconcile.contains(&issue.id);
+            issue.hidden_for = issue.hidden_for.saturating_sub(1);
+            if visible && issue.labels.contains(&label) {
+                found.push(json!({"id": issue.id.to_string(), "key": issue.key,
+                                  "fields": {"description": issue.description}}));
             }
-            ResponseTemplate::new(200).set_body_json(json!({"issues": found}))
         }
+        Reply::json(200, json!({"issues": found}))
     }
 
-    impl Respond for Comments {
-        fn respond(&self, request: &Request) -> ResponseTemplate {
-            let key = request
-                .url
-                .path()
-                .split('/')
-                .nth(4)
-                .unwrap_or_default()
-                .to_string();
-            let mut state = self.0.state();
-            let Some(issue) = state.issues.iter_mut().find(|i| i.key == key) else {
-                return ResponseTemplate::new(404);
-            };
-            if request.method.as_str() == "GET" {
-                return ResponseTemplate::new(200)
-                    .set_body_json(json!({"values": issue.comments, "isLastPage": true}));
-            }
-            let mut body: Value = serde_json::from_slice(&request.body).unwrap();
-            let id = 500 + issue.comments.len();
-            body["id"] = json!(id);
-            issue.comments.push(body.clone());
-            ResponseTemplate::new(201).set_body_json(body)
+    async fn comments(
+        State(fake): State<FakeJira>,
+        Path(key): Path<String>,
+        request: Received,
+    ) -> Reply {
+        let mut state = fake.state();
+        let Some(issue) = state.issues.iter_mut().find(|i| i.key == key) else {
+            return Reply::status(404);
+        };
+        if request.method.as_str() == "GET" {
+            return Reply::json(200, json!({"values": issue.comments, "isLastPage": true}));
         }
+        let mut body = request.json();
+        let id = 500 + issue.comments.len();
+        body["id"] = json!(id);
+        issue.comments.push(body.clone());
+        Reply::json(201, body)
     }
 }
 
-async fn stateful_jira(server: &MockServer) -> stateful::FakeJira {
+fn stateful_jira() -> (FakeHttp, stateful::FakeJira) {
     let fake = stateful::FakeJira::default();
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request"))
-        .respond_with(stateful::Create(fake.clone()))
-        .mount(server)
-        .await;
-    Mock::given(path("/rest/api/2/search/jql"))
-        .respond_with(stateful::Search(fake.clone()))
-        .mount(server)
-        .await;
-    Mock::given(method("PUT"))
-        .and(wiremock::matchers::path_regex(r"^/rest/api/2/issue/[^/]+$"))
-        .respond_with(stateful::Update(fake.clone()))
-        .mount(server)
-        .await;
-    Mock::given(wiremock::matchers::path_regex(
-        r"^/rest/servicedeskapi/request/[^/]+/comment$",
-    ))
-    .respond_with(stateful::Comments(fake.clone()))
-    .mount(server)
-    .await;
-    fake
+    (FakeHttp::start(fake.router()), fake)
 }
 
 /// Issue 9. The create's answer is lost and Jira's search does not show the
@@ -827,8 +714,7 @@ async fn stateful_jira(server: &MockServer) -> stateful::FakeJira {
 /// one request for the thread.
 #[tokio::test]
 async fn a_lost_create_that_search_does_not_show_yet_is_not_made_twice() {
-    let server = MockServer::start().await;
-    let fake = stateful_jira(&server).await;
+    let (server, fake) = stateful_jira();
     {
         let mut state = fake.state();
         state.hide_new_for = 3;
@@ -859,42 +745,22 @@ async fn a_lost_create_that_search_does_not_show_yet_is_not_made_twice() {
 /// a file over it is listed, not uploaded and refused.
 #[tokio::test]
 async fn the_attachment_limit_is_the_instances_read_once() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/rest/api/3/attachment/meta"))
-        .and(auth())
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"enabled": true, "uploadLimit": 5})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 71})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(
-            "/rest/servicedeskapi/servicedesk/7/attachTemporaryFile",
-        ))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(
-                json!({"temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}]}),
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/rest/api/3/attachment/meta",
+                get(Reply::json(200, json!({"enabled": true, "uploadLimit": 5}))),
+            )
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(no_comments()).post(Reply::json(201, json!({"id": 71}))),
+            )
+            .route(UPLOAD, post(uploaded()))
+            .route(
+                "/rest/servicedeskapi/request/SD-9/attachment",
+                post(Reply::json(200, json!({"comment": {"id": 70}}))),
             ),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/rest/servicedeskapi/request/SD-9/attachment"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"comment": {"id": 70}})))
-        .mount(&server)
-        .await;
+    );
     let sink = jira(&server, Duration::from_secs(5), 3);
     let mut first = new_comment(b"small file");
     first.attachments = vec![attachment("a.txt", b"1234")];
@@ -905,13 +771,15 @@ async fn the_attachment_limit_is_the_instances_read_once() {
     sink.comment("SD-9", &second).await.expect("second");
 
     assert_eq!(sink.max_attachment_bytes(), 5);
+    let settings = fixtures::sent(&server, "GET", "/rest/api/3/attachment/meta");
+    assert_eq!(settings.len(), 1, "read once");
+    assert_eq!(settings[0].header("authorization"), Some(auth().as_str()));
     assert_eq!(
-        bodies(&server, "POST", "/attachTemporaryFile").await.len(),
+        bodies(&server, "POST", "/attachTemporaryFile").len(),
         1,
         "only the file within the limit is uploaded"
     );
     let texts: Vec<String> = bodies(&server, "POST", "/SD-9/comment")
-        .await
         .iter()
         .filter(|c| c["public"] == json!(true))
         .map(|c| c["body"].as_str().unwrap_or_default().to_string())
@@ -925,24 +793,19 @@ async fn the_attachment_limit_is_the_instances_read_once() {
 /// Issue 13: without an answer from the settings, the documented default stays.
 #[tokio::test]
 async fn without_the_settings_the_default_limit_stays() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/rest/api/3/attachment/meta"))
-        .respond_with(ResponseTemplate::new(403))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/rest/servicedeskapi/request/SD-9/comment"))
-        .respond_with(no_comments())
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(
-            json!({"id": 71, "temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}], "comment": {"id": 71}}),
-        ))
-        .mount(&server)
-        .await;
+    let any_post = Reply::json(
+        201,
+        json!({"id": 71, "temporaryAttachments": [{"temporaryAttachmentId": "tmp-1"}], "comment": {"id": 71}}),
+    );
+    let server = FakeHttp::recording(
+        Router::new()
+            .route("/rest/api/3/attachment/meta", get(Reply::status(403)))
+            .route(
+                "/rest/servicedeskapi/request/SD-9/comment",
+                get(no_comments()).post(any_post.clone()),
+            )
+            .fallback(any_post),
+    );
     let sink = jira(&server, Duration::from_secs(5), 3);
 
     sink.comment("SD-9", &new_comment(b"one"))
@@ -956,6 +819,7 @@ async fn without_the_settings_the_default_limit_stays() {
         sink.max_attachment_bytes(),
         rootmail_tickets::jira::DEFAULT_MAX_ATTACHMENT_BYTES
     );
+    assert_eq!(count(&server, "GET /rest/api/3/attachment/meta"), 1);
 }
 
 /// Issue 9, reconciled afterwards: a writer that has no record of the lost
@@ -964,8 +828,7 @@ async fn without_the_settings_the_default_limit_stays() {
 /// thread and the thread goes on on the first.
 #[tokio::test]
 async fn a_twin_made_by_another_writer_is_taken_out_of_the_thread() {
-    let server = MockServer::start().await;
-    let fake = stateful_jira(&server).await;
+    let (server, fake) = stateful_jira();
     {
         let mut state = fake.state();
         state.hide_new_for = 4;

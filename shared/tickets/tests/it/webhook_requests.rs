@@ -1,34 +1,30 @@
-//! The webhook backend's requests against a mock receiver: the documented JSON,
+//! The webhook backend's requests against a fake receiver: the documented JSON,
 //! the idempotency keys, the bearer token and an HMAC signature checked here
 //! independently of the client's code, and throttling, failures, slowness and a
 //! refused credential.
 
+use crate::fixtures::{self, upload};
+use axum::Router;
+use axum::routing::{get, post};
 use hmac::{Hmac, Mac};
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
-use rootmail_pipeline::{AttachmentContent, NewComment, NewTicket, TicketAttachment, TicketSink};
-use rootmail_tickets::{HttpClient, RetryPolicy, Webhook, WebhookCredentials};
-use serde_json::{Value, json};
+use rootmail_fake_http::{FakeHttp, Received, Reply, in_turn};
+use rootmail_pipeline::{NewTicket, TicketSink};
+use rootmail_tickets::{Webhook, WebhookCredentials};
+use serde_json::json;
 use std::time::Duration;
-use wiremock::matchers::{header, method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 const TOKEN: &str = "webhook-bearer-token";
 const KEY: &str = "webhook-hmac-key";
 
-fn webhook(server: &MockServer, timeout: Duration, attempts: u32) -> Webhook {
-    let http = HttpClient::new(
-        "webhook",
-        timeout,
-        RetryPolicy {
-            max_attempts: attempts,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(2),
-        },
-    )
-    .expect("client");
+fn webhook(server: &FakeHttp, timeout: Duration, attempts: u32) -> Webhook {
     let credentials: WebhookCredentials =
         serde_json::from_value(json!({"token": TOKEN, "hmac_key": KEY})).expect("credentials");
-    Webhook::new(http, &format!("{}/hook", server.uri()), credentials)
+    Webhook::new(
+        fixtures::http("webhook", timeout, attempts),
+        &format!("{}/hook", server.url()),
+        credentials,
+    )
 }
 
 fn new_ticket() -> NewTicket {
@@ -44,22 +40,16 @@ fn new_ticket() -> NewTicket {
         customer: Some("Acme".into()),
         message: ContentHash::of(b"first"),
         internal_note: "Authentication: spf=pass".into(),
-        attachments: vec![TicketAttachment {
-            name: "graph.png".into(),
-            content_type: "image/png".into(),
-            size: 3,
-            content: AttachmentContent::Upload(vec![1, 2, 3]),
-        }],
+        attachments: vec![upload("graph.png", "image/png", &[1, 2, 3])],
         found_absent: false,
     }
 }
 
 /// Recomputes `X-Rootmail-Signature` over what was received.
-fn signature_valid(request: &Request) -> bool {
-    let Some(header) = request.headers.get("X-Rootmail-Signature") else {
+fn signature_valid(request: &Received) -> bool {
+    let Some(header) = request.header("X-Rootmail-Signature") else {
         return false;
     };
-    let header = header.to_str().unwrap_or_default();
     let Some((t, v1)) = header
         .split_once(',')
         .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
@@ -67,12 +57,9 @@ fn signature_valid(request: &Request) -> bool {
         return false;
     };
     let signed: Vec<u8> = if request.method.as_str() == "GET" {
-        match request.url.query() {
-            Some(q) => format!("{}?{q}", request.url.path()).into_bytes(),
-            None => request.url.path().as_bytes().to_vec(),
-        }
+        request.target().into_bytes()
     } else {
-        request.body.clone()
+        request.body.to_vec()
     };
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
     mac.update(format!("{t}.").as_bytes());
@@ -82,28 +69,29 @@ fn signature_valid(request: &Request) -> bool {
 
 #[tokio::test]
 async fn create_posts_the_documented_json_signed_and_keyed() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/hook/tickets"))
-        .and(header("Authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 41})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new().route("/hook/tickets", post(Reply::json(201, json!({"id": 41})))),
+    );
     let ticket = new_ticket();
     let id = webhook(&server, Duration::from_secs(5), 3)
         .create(&ticket)
         .await
         .expect("created");
     assert_eq!(id, "41", "numeric ids are read as text");
-    let requests = server.received_requests().await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
     let request = &requests[0];
+    assert_eq!(request.route(), "POST /hook/tickets");
+    assert_eq!(
+        request.header("Authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
     assert!(signature_valid(request), "the HMAC signature verifies");
     assert_eq!(
         request.headers.get("Idempotency-Key").unwrap(),
         ticket.idempotency_key.as_str()
     );
-    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    let body = request.json();
     assert_eq!(body["thread_key"], "msg:alarm-1@aws.example");
     assert_eq!(body["internal_note"], "Authentication: spf=pass");
     assert_eq!(body["priority"], "high");
@@ -112,75 +100,59 @@ async fn create_posts_the_documented_json_signed_and_keyed() {
 
 #[tokio::test]
 async fn find_and_comment_are_signed_too() {
-    let server = MockServer::start().await;
     let key = ThreadKey::message("alarm-1@aws.example");
     let first = ContentHash::of(b"first");
-    Mock::given(method("GET"))
-        .and(path("/hook/tickets"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"tickets": [{"id": "T-1", "created_from": first}]})),
-        )
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/hook/tickets/T-1/comments"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "C-9"})))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/hook/tickets",
+                get(Reply::json(
+                    200,
+                    json!({"tickets": [{"id": "T-1", "created_from": first}]}),
+                )),
+            )
+            .route(
+                "/hook/tickets/T-1/comments",
+                post(Reply::json(201, json!({"id": "C-9"}))),
+            ),
+    );
     let sink = webhook(&server, Duration::from_secs(5), 3);
     let found = sink.find(&key).await.unwrap().expect("found");
     assert_eq!((found.id.as_str(), &found.created_from), ("T-1", &first));
-    let comment = NewComment {
-        message: ContentHash::of(b"second"),
-        body: "again".into(),
-        priority: Priority::Normal,
-        kind: Kind::CloudwatchAlarm,
-        internal_note: String::new(),
-        attachments: Vec::new(),
-    };
+    let comment = fixtures::follow_up(b"second");
     let posted = sink.comment("T-1", &comment).await.unwrap();
     assert_eq!(
         (posted.ticket_id.as_str(), posted.comment_id.as_str()),
         ("T-1", "C-9")
     );
-    let requests = server.received_requests().await.unwrap();
+    let requests = server.requests();
     assert_eq!(requests.len(), 2);
     assert!(requests.iter().all(signature_valid));
     assert_eq!(
-        requests[0].url.query(),
+        requests[0].query.as_deref(),
         Some("thread_key=msg%3Aalarm-1%40aws.example")
     );
 }
 
 #[tokio::test]
 async fn throttling_and_server_errors_are_retried_with_the_same_key() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "7"})))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(Router::new().route(
+        "/hook/tickets",
+        post(in_turn([
+            Reply::status(429).header("Retry-After", "0"),
+            Reply::status(502),
+            Reply::json(201, json!({"id": "7"})),
+        ])),
+    ));
     let id = webhook(&server, Duration::from_secs(5), 3)
         .create(&new_ticket())
         .await
         .expect("third attempt");
     assert_eq!(id, "7");
     let keys: Vec<String> = server
-        .received_requests()
-        .await
-        .unwrap()
+        .requests()
         .iter()
-        .map(|r| r.headers["Idempotency-Key"].to_str().unwrap().to_string())
+        .map(|r| r.header("Idempotency-Key").unwrap().to_string())
         .collect();
     assert_eq!(keys.len(), 3);
     assert!(
@@ -191,26 +163,23 @@ async fn throttling_and_server_errors_are_retried_with_the_same_key() {
 
 #[tokio::test]
 async fn a_slow_receiver_is_a_transient_failure() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_millis(800)))
-        .mount(&server)
-        .await;
+    let slow = || async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        Reply::status(201)
+    };
+    let server = FakeHttp::recording(Router::new().route("/hook/tickets", post(slow)));
     let error = webhook(&server, Duration::from_millis(200), 2)
         .create(&new_ticket())
         .await
         .expect_err("times out");
     assert!(error.is_transient(), "{error}");
-    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    assert_eq!(server.requests().len(), 2);
 }
 
 #[tokio::test]
 async fn a_refused_credential_is_one_request_and_a_clear_error() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401))
-        .mount(&server)
-        .await;
+    let server =
+        FakeHttp::recording(Router::new().route("/hook/tickets", post(Reply::status(401))));
     let error = webhook(&server, Duration::from_secs(5), 4)
         .create(&new_ticket())
         .await
@@ -222,5 +191,5 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
         "{text}"
     );
     assert!(!text.contains(TOKEN) && !text.contains(KEY));
-    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(server.requests().len(), 1);
 }

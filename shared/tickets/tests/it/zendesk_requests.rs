@@ -1,4 +1,4 @@
-//! The Zendesk backend's requests, checked against a mock server: their shape
+//! The Zendesk backend's requests, checked against a fake server: their shape
 //! (auth, JSON, headers) and what happens when Zendesk throttles, fails, is slow
 //! or refuses the credentials.
 //!
@@ -7,59 +7,49 @@
 //! Zendesk Tickets OpenAPI description (openapi 3.1.0, info.version "1.0", as
 //! mirrored on apis.io) was reachable only in excerpts, not in full.
 
-use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
-use rootmail_pipeline::{AttachmentContent, NewComment, NewTicket, TicketAttachment, TicketSink};
-use rootmail_tickets::MarkerKey;
+use crate::fixtures::{self, budget_alert, count, marker_key, message_marker};
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::{get, post, put};
+use base64::Engine as _;
+use rootmail_domain::{ContentHash, ThreadKey};
+use rootmail_fake_http::{FakeHttp, Received, Reply, in_turn};
+use rootmail_pipeline::{NewComment, NewTicket, TicketSink};
 use rootmail_tickets::common::thread_token;
 use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use serde_json::{Value, json};
 use std::time::Duration;
-use wiremock::matchers::{basic_auth, body_partial_json, header, method, path, query_param};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
-
-/// The marker key these tests pass explicitly (no default exists).
-fn marker_key() -> MarkerKey {
-    MarkerKey::new(b"rootmail-test-marker-key-0123456789abcdef").expect("key")
-}
-
-fn message_marker(message: &ContentHash) -> String {
-    marker_key().marker(message)
-}
 
 const EMAIL: &str = "agent@example-msp.com";
 const TOKEN: &str = "zd-api-token-123";
 
 fn http(timeout: Duration, attempts: u32) -> HttpClient {
-    HttpClient::new(
-        "zendesk",
-        timeout,
-        RetryPolicy {
-            max_attempts: attempts,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_secs(2),
-        },
-    )
-    .expect("client")
+    fixtures::http("zendesk", timeout, attempts)
 }
 
 fn sink_with(
-    server: &MockServer,
+    server: &FakeHttp,
     http: HttpClient,
     options: impl FnOnce(&mut ZendeskOptions),
 ) -> Zendesk {
     let credentials: ZendeskCredentials =
         serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials");
-    let mut settings = ZendeskOptions::new(&server.uri());
+    let mut settings = ZendeskOptions::new(&server.url());
     options(&mut settings);
     Zendesk::new(http, settings, credentials, marker_key())
 }
 
-fn sink(server: &MockServer) -> Zendesk {
+fn sink(server: &FakeHttp) -> Zendesk {
     sink_with(server, http(Duration::from_secs(5), 3), |_| {})
 }
 
-fn auth() -> impl wiremock::Match {
-    basic_auth(format!("{EMAIL}/token"), TOKEN)
+/// Zendesk's API token auth: Basic with `{email}/token` and the token.
+fn auth() -> String {
+    let pair = format!("{EMAIL}/token:{TOKEN}");
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 fn ticket_answer(id: u64, comment_id: u64) -> Value {
@@ -67,118 +57,72 @@ fn ticket_answer(id: u64, comment_id: u64) -> Value {
            "audit": {"id": 1, "events": [{"id": comment_id, "type": "Comment", "public": true}]}})
 }
 
+/// The budget alert, its text with Markdown that must not render.
 fn new_ticket() -> NewTicket {
-    let key = ThreadKey::message("budget-1@aws.example");
     NewTicket {
-        idempotency_key: rootmail_pipeline::idempotency_key(&key),
-        thread_key: key,
-        subject: "AWS Budgets: Monthly budget has exceeded 80%".into(),
         body: "Your budget **Monthly** is at [85%](http://evil.example).\n# not a heading".into(),
-        priority: Priority::Urgent,
-        kind: Kind::BudgetAlert,
-        account_id: Some("123456789012".into()),
-        customer: Some("Example Corp".into()),
-        message: ContentHash::of(b"the first mail"),
-        internal_note: "Authentication: DKIM pass. Original: s3://mail/inbound/1".into(),
-        attachments: vec![
-            TicketAttachment {
-                name: "usage report.csv".into(),
-                content_type: "text/csv".into(),
-                size: 9,
-                content: AttachmentContent::Upload(b"a,b\n1,2\n".to_vec()),
-            },
-            TicketAttachment {
-                name: "huge.zip".into(),
-                content_type: "application/zip".into(),
-                size: 90_000_000,
-                content: AttachmentContent::Listed {
-                    reason: "not attached: too large".into(),
-                    original: Some("s3://mail/inbound/1".into()),
-                },
-            },
-        ],
-        found_absent: false,
+        ..budget_alert()
     }
+}
+
+/// The budget alert with no file and no note: one request less for each.
+fn plain_ticket() -> NewTicket {
+    let mut ticket = new_ticket();
+    ticket.attachments.clear();
+    ticket.internal_note.clear();
+    ticket
 }
 
 fn new_comment(message: &[u8]) -> NewComment {
-    NewComment {
-        message: ContentHash::of(message),
-        body: "Another alert.".into(),
-        priority: Priority::Normal,
-        kind: Kind::BudgetAlert,
-        internal_note: String::new(),
-        attachments: Vec::new(),
-    }
+    fixtures::follow_up(message)
 }
 
-/// `GET /api/v2/tickets/{id}`: the ticket as it is now.
-async fn mount_ticket(server: &MockServer, id: u64, status: &str, priority: &str) {
-    Mock::given(method("GET"))
-        .and(path(format!("/api/v2/tickets/{id}")))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(
-                json!({"ticket": {"id": id, "status": status, "priority": priority}}),
-            ),
+fn no_tickets() -> Reply {
+    Reply::json(200, json!({"tickets": []}))
+}
+
+fn no_comments() -> Reply {
+    Reply::json(200, json!({"comments": [], "meta": {"has_more": false}}))
+}
+
+/// Ticket 42, open at normal priority: `comments` answers the listing of its
+/// comments, `update` its `PUT`.
+fn ticket_42<C: 'static, U: 'static>(
+    comments: impl Handler<C, ()>,
+    update: impl Handler<U, ()>,
+) -> Router {
+    Router::new()
+        .route("/api/v2/tickets/42/comments", get(comments))
+        .route(
+            "/api/v2/tickets/42",
+            get(Reply::json(
+                200,
+                json!({"ticket": {"id": 42, "status": "open", "priority": "normal"}}),
+            ))
+            .put(update),
         )
-        .mount(server)
-        .await;
-}
-
-async fn received(server: &MockServer) -> Vec<Request> {
-    server.received_requests().await.expect("recording is on")
-}
-
-fn json_of(request: &Request) -> Value {
-    serde_json::from_slice(&request.body).expect("a JSON body")
 }
 
 #[tokio::test]
 async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .and(auth())
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"tickets": [], "next_page": null})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/uploads"))
-        .and(auth())
-        .and(query_param("filename", "usage report.csv"))
-        .and(header("content-type", "text/csv"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(json!({"upload": {"token": "tok-1"}})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/api/v2/tickets",
+                get(Reply::json(200, json!({"tickets": [], "next_page": null}))).post(
+                    Reply::json(201, ticket_answer(42, 900)).header("x-idempotency-lookup", "miss"),
+                ),
+            )
+            .route(
+                "/api/v2/uploads",
+                post(Reply::json(201, json!({"upload": {"token": "tok-1"}}))),
+            )
+            .route(
+                "/api/v2/tickets/42",
+                put(Reply::json(200, ticket_answer(42, 901))),
+            ),
+    );
     let ticket = new_ticket();
-    Mock::given(method("POST"))
-        .and(path("/api/v2/tickets"))
-        .and(auth())
-        .and(header("Idempotency-Key", ticket.idempotency_key.as_str()))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .insert_header("x-idempotency-lookup", "miss")
-                .set_body_json(ticket_answer(42, 900)),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .and(path("/api/v2/tickets/42"))
-        .and(auth())
-        .and(body_partial_json(
-            json!({"ticket": {"comment": {"public": false}}}),
-        ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ticket_answer(42, 901)))
-        .expect(1)
-        .mount(&server)
-        .await;
     let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
         // No requester domain: the API user (an agent) requests and writes
         // the first comment, so Zendesk renders it as Markdown.
@@ -188,13 +132,9 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
     let id = sink.create(&ticket).await.expect("create");
 
     assert_eq!(id, "42");
-    let requests = received(&server).await;
-    let order: Vec<String> = requests
-        .iter()
-        .map(|r| format!("{} {}", r.method, r.url.path()))
-        .collect();
+    let requests = server.requests();
     assert_eq!(
-        order,
+        requests.iter().map(Received::route).collect::<Vec<_>>(),
         [
             "GET /api/v2/tickets",
             "POST /api/v2/uploads",
@@ -202,13 +142,30 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
             "PUT /api/v2/tickets/42"
         ]
     );
+    for request in &requests {
+        assert_eq!(
+            request.header("authorization"),
+            Some(auth().as_str()),
+            "{}",
+            request.route()
+        );
+    }
     assert_eq!(
-        requests[0].url.query_pairs().collect::<Vec<_>>(),
+        requests[0].query_pairs(),
         [("external_id".into(), "msg:budget-1@aws.example".into())]
     );
-    assert_eq!(requests[1].body, b"a,b\n1,2\n");
+    assert_eq!(
+        requests[1].query_param("filename").as_deref(),
+        Some("usage report.csv")
+    );
+    assert_eq!(requests[1].header("content-type"), Some("text/csv"));
+    assert_eq!(&requests[1].body[..], b"a,b\n1,2\n");
+    assert_eq!(
+        requests[2].header("Idempotency-Key"),
+        Some(ticket.idempotency_key.as_str())
+    );
 
-    let posted = json_of(&requests[2]);
+    let posted = requests[2].json();
     let fields = &posted["ticket"];
     assert_eq!(fields["external_id"], "msg:budget-1@aws.example");
     assert_eq!(fields["subject"], ticket.subject);
@@ -250,7 +207,7 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
         "the note is never public"
     );
 
-    let note = &json_of(&requests[3])["ticket"]["comment"];
+    let note = &requests[3].json()["ticket"]["comment"];
     assert_eq!(note["public"], false);
     let note_body = note["body"].as_str().expect("note");
     assert!(note_body.starts_with("Authentication: DKIM pass. Original: s3://mail/inbound/1"));
@@ -260,27 +217,14 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
 
 #[tokio::test]
 async fn a_429_is_retried_after_its_retry_after_with_the_same_key_and_body() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(ticket_answer(7, 70)))
-        .mount(&server)
-        .await;
-    let mut ticket = new_ticket();
-    ticket.attachments.clear();
-    ticket.internal_note.clear();
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets",
+        get(no_tickets()).post(in_turn([
+            Reply::status(429).header("Retry-After", "1"),
+            Reply::json(201, ticket_answer(7, 70)),
+        ])),
+    ));
+    let ticket = plain_ticket();
 
     let started = std::time::Instant::now();
     let id = sink(&server).create(&ticket).await.expect("create");
@@ -290,38 +234,29 @@ async fn a_429_is_retried_after_its_retry_after_with_the_same_key_and_body() {
         started.elapsed() >= Duration::from_millis(900),
         "Retry-After was honoured"
     );
-    let posts: Vec<Request> = received(&server)
-        .await
-        .into_iter()
-        .filter(|r| r.method.as_str() == "POST")
-        .collect();
+    let posts = fixtures::sent(&server, "POST", "/api/v2/tickets");
     assert_eq!(posts.len(), 2);
     assert_eq!(posts[0].body, posts[1].body);
     assert_eq!(
-        posts[0].headers.get("idempotency-key"),
-        posts[1].headers.get("idempotency-key")
+        posts[0].header("idempotency-key"),
+        posts[1].header("idempotency-key")
     );
 }
 
 #[tokio::test]
 async fn a_5xx_on_a_read_is_retried_until_it_succeeds() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
     let marker = message_marker(&ContentHash::of(b"the first mail"));
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": [
-            {"id": 5, "external_id": "msg:x@y", "description": format!("old\n\n{marker}")},
-            {"id": 9, "external_id": "msg:x@y", "description": format!("follow-up\n\n{marker}")},
-        ]})))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets",
+        get(in_turn([
+            Reply::status(503),
+            Reply::status(503),
+            Reply::json(200, json!({"tickets": [
+                {"id": 5, "external_id": "msg:x@y", "description": format!("old\n\n{marker}")},
+                {"id": 9, "external_id": "msg:x@y", "description": format!("follow-up\n\n{marker}")},
+            ]})),
+        ])),
+    ));
 
     let found = sink(&server)
         .find(&ThreadKey::message("x@y"))
@@ -331,21 +266,16 @@ async fn a_5xx_on_a_read_is_retried_until_it_succeeds() {
 
     assert_eq!(found.id, "9", "the newest ticket of the thread");
     assert_eq!(found.created_from, ContentHash::of(b"the first mail"));
-    assert_eq!(received(&server).await.len(), 3);
+    assert_eq!(server.requests().len(), 3);
 }
 
 #[tokio::test]
 async fn a_slow_zendesk_times_out_and_is_left_to_the_queue() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"tickets": []}))
-                .set_delay(Duration::from_secs(3)),
-        )
-        .mount(&server)
-        .await;
+    let slow = || async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        no_tickets()
+    };
+    let server = FakeHttp::recording(Router::new().route("/api/v2/tickets", get(slow)));
     let sink = sink_with(&server, http(Duration::from_millis(300), 2), |_| {});
 
     let error = sink
@@ -357,18 +287,15 @@ async fn a_slow_zendesk_times_out_and_is_left_to_the_queue() {
         error.is_transient() && error.port == "zendesk" && error.status.is_none(),
         "{error}"
     );
-    assert_eq!(received(&server).await.len(), 2, "each attempt timed out");
+    assert_eq!(server.requests().len(), 2, "each attempt timed out");
 }
 
 #[tokio::test]
 async fn refused_credentials_cost_one_request_and_say_so() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(json!({"error": "Couldn't authenticate you"})),
-        )
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(Router::new().fallback(Reply::json(
+        401,
+        json!({"error": "Couldn't authenticate you"}),
+    )));
 
     let error = sink(&server)
         .find(&ThreadKey::message("a@b.example"))
@@ -379,25 +306,12 @@ async fn refused_credentials_cost_one_request_and_say_so() {
     assert!(!error.is_transient(), "{text}");
     assert!(text.contains("zendesk") && text.contains("401"), "{text}");
     assert!(!text.contains(TOKEN));
-    assert_eq!(received(&server).await.len(), 1);
+    assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn refused_credentials_on_a_comment_are_permanent_too() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
-        )
-        .mount(&server)
-        .await;
-    mount_ticket(&server, 42, "open", "normal").await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(403))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(ticket_42(no_comments(), Reply::status(403)));
 
     let error = sink(&server)
         .comment("42", &new_comment(b"mail 2"))
@@ -410,31 +324,12 @@ async fn refused_credentials_on_a_comment_are_permanent_too() {
         text.contains("zendesk rejected rootmail's credentials (HTTP 403"),
         "{text}"
     );
-    let puts = received(&server)
-        .await
-        .into_iter()
-        .filter(|r| r.method.as_str() == "PUT")
-        .count();
-    assert_eq!(puts, 1);
+    assert_eq!(count(&server, "PUT /api/v2/tickets/42"), 1);
 }
 
 #[tokio::test]
 async fn a_comment_whose_answer_failed_is_not_sent_again_in_the_same_call() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
-        )
-        .mount(&server)
-        .await;
-    mount_ticket(&server, 42, "open", "normal").await;
-    Mock::given(method("PUT"))
-        .and(path("/api/v2/tickets/42"))
-        .respond_with(ResponseTemplate::new(502))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(ticket_42(no_comments(), Reply::status(502)));
 
     let error = sink(&server)
         .comment("42", &new_comment(b"mail 2"))
@@ -442,17 +337,13 @@ async fn a_comment_whose_answer_failed_is_not_sent_again_in_the_same_call() {
         .expect_err("502");
 
     assert!(error.is_transient(), "{error}");
-    let puts: Vec<Request> = received(&server)
-        .await
-        .into_iter()
-        .filter(|r| r.method.as_str() == "PUT")
-        .collect();
+    let puts = fixtures::sent(&server, "PUT", "/api/v2/tickets/42");
     assert_eq!(
         puts.len(),
         1,
         "it may have been applied: the redelivery checks first"
     );
-    let fields = &json_of(&puts[0])["ticket"];
+    let fields = &puts[0].json()["ticket"];
     assert!(
         fields.get("priority").is_none(),
         "normal on normal: unchanged"
@@ -469,29 +360,34 @@ async fn a_comment_whose_answer_failed_is_not_sent_again_in_the_same_call() {
 
 #[tokio::test]
 async fn every_page_of_comments_is_searched_before_commenting() {
-    let server = MockServer::start().await;
     let message = ContentHash::of(b"mail 2");
-    let next = format!(
-        "{}/api/v2/tickets/42/comments?page%5Bafter%5D=abc",
-        server.uri()
-    );
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .and(query_param("page[after]", "abc"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "comments": [{"id": 555, "public": true, "body": format!("Another alert.\n\n{}", message_marker(&message))}],
-            "meta": {"has_more": false}, "links": {"next": null}})))
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .and(query_param("page[size]", "100"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    let marker = message_marker(&message);
+    // The first page links to the second on the host it was asked on.
+    let pages = move |request: Received| {
+        let marker = marker.clone();
+        async move {
+            if request.query_param("page[after]").as_deref() == Some("abc") {
+                return Reply::json(
+                    200,
+                    json!({
+                "comments": [{"id": 555, "public": true, "body": format!("Another alert.\n\n{marker}")}],
+                "meta": {"has_more": false}, "links": {"next": null}}),
+                );
+            }
+            let next = format!(
+                "http://{}/api/v2/tickets/42/comments?page%5Bafter%5D=abc",
+                request.header("host").unwrap_or_default()
+            );
+            Reply::json(
+                200,
+                json!({
             "comments": [{"id": 554, "public": true, "body": "a person's reply"}],
-            "meta": {"has_more": true, "after_cursor": "abc"}, "links": {"next": next}})))
-        .mount(&server)
-        .await;
+            "meta": {"has_more": true, "after_cursor": "abc"}, "links": {"next": next}}),
+            )
+        }
+    };
+    let server =
+        FakeHttp::recording(Router::new().route("/api/v2/tickets/42/comments", get(pages)));
 
     let id = sink(&server)
         .comment("42", &new_comment(b"mail 2"))
@@ -499,24 +395,27 @@ async fn every_page_of_comments_is_searched_before_commenting() {
         .expect("found");
 
     assert_eq!(id.comment_id, "555");
-    let methods: Vec<String> = received(&server)
-        .await
-        .iter()
-        .map(|r| r.method.to_string())
-        .collect();
+    let requests = server.requests();
+    let methods: Vec<String> = requests.iter().map(|r| r.method.to_string()).collect();
     assert_eq!(methods, ["GET", "GET"], "nothing was posted");
+    assert_eq!(
+        requests[0].query_param("page[size]").as_deref(),
+        Some("100")
+    );
+    assert_eq!(
+        requests[1].query_param("page[after]").as_deref(),
+        Some("abc")
+    );
 }
 
 #[tokio::test]
 async fn a_page_link_to_another_host_is_not_followed_with_the_credentials() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets/42/comments",
+        get(Reply::json(200, json!({
             "comments": [], "meta": {"has_more": true},
-            "links": {"next": "https://elsewhere.example/api/v2/tickets/42/comments?page%5Bafter%5D=x"}})))
-        .mount(&server)
-        .await;
+            "links": {"next": "https://elsewhere.example/api/v2/tickets/42/comments?page%5Bafter%5D=x"}}))),
+    ));
 
     let error = sink(&server)
         .comment("42", &new_comment(b"mail 2"))
@@ -524,55 +423,39 @@ async fn a_page_link_to_another_host_is_not_followed_with_the_credentials() {
         .expect_err("refused");
 
     assert!(error.to_string().contains("leads away"), "{error}");
-    assert_eq!(received(&server).await.len(), 1);
+    assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn a_reused_idempotency_key_finds_the_ticket_its_first_use_made() {
-    let server = MockServer::start().await;
-    let ticket = {
-        let mut t = new_ticket();
-        t.attachments.clear();
-        t.internal_note.clear();
-        t
-    };
-    // Not there before the post (the earlier attempt is not visible yet) ...
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    // ... and there after Zendesk refused the key with another body.
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": [
-            {"id": 31, "external_id": ticket.thread_key.as_str(),
-             "description": format!("earlier attempt\n\n{}", message_marker(&ticket.message))}]})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "error": "IdempotentRequestError",
-            "description": "Idempotency key was used with a different request body"})))
-        .mount(&server)
-        .await;
+    let ticket = plain_ticket();
+    let server = FakeHttp::recording(
+        Router::new().route(
+            "/api/v2/tickets",
+            // Not there before the post (the earlier attempt is not visible
+            // yet) ...
+            get(in_turn([
+                no_tickets(),
+                // ... and there after Zendesk refused the key with another body.
+                Reply::json(200, json!({"tickets": [
+                    {"id": 31, "external_id": ticket.thread_key.as_str(),
+                     "description": format!("earlier attempt\n\n{}", message_marker(&ticket.message))}]})),
+            ]))
+            .post(Reply::json(400, json!({
+                "error": "IdempotentRequestError",
+                "description": "Idempotency key was used with a different request body"}))),
+        ),
+    );
 
     let id = sink(&server).create(&ticket).await.expect("found");
 
     assert_eq!(id, "31");
-    assert_eq!(
-        received(&server).await.len(),
-        3,
-        "GET, POST, GET: no second post"
-    );
+    assert_eq!(server.requests().len(), 3, "GET, POST, GET: no second post");
 }
 
 #[tokio::test]
 async fn a_ticket_id_that_is_not_zendesks_is_refused_before_any_request() {
-    let server = MockServer::start().await;
+    let server = FakeHttp::recording(Router::new());
 
     let error = sink(&server)
         .comment("../admin", &new_comment(b"mail"))
@@ -580,7 +463,7 @@ async fn a_ticket_id_that_is_not_zendesks_is_refused_before_any_request() {
         .expect_err("refused");
 
     assert!(!error.is_transient(), "{error}");
-    assert!(received(&server).await.is_empty());
+    assert!(server.requests().is_empty());
 }
 
 /// A rate-limited client lets every request through its limit, retries
@@ -588,35 +471,13 @@ async fn a_ticket_id_that_is_not_zendesks_is_refused_before_any_request() {
 /// are all counted by the limit, one for one with what the server received.
 #[tokio::test]
 async fn every_request_and_every_retry_waits_for_the_rate_limit() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
-        )
-        .mount(&server)
-        .await;
-    mount_ticket(&server, 42, "open", "normal").await;
-    Mock::given(method("PUT"))
-        .and(path("/api/v2/tickets/42"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PUT"))
-        .and(path("/api/v2/tickets/42"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ticket_answer(42, 420)))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(ticket_42(
+        in_turn([Reply::status(503), Reply::status(503), no_comments()]),
+        in_turn([
+            Reply::status(429).header("Retry-After", "0"),
+            Reply::json(200, ticket_answer(42, 420)),
+        ]),
+    ));
     // 6,000 a minute: one request every 10 ms, so the test stays fast.
     let http = http(Duration::from_secs(5), 4).with_rate_limit(std::num::NonZeroU32::new(6000));
     let zendesk = sink_with(&server, http.clone(), |_| {});
@@ -627,7 +488,7 @@ async fn every_request_and_every_retry_waits_for_the_rate_limit() {
         .expect("comment");
 
     assert_eq!(posted.comment_id, "420");
-    let sent = received(&server).await.len();
+    let sent = server.requests().len();
     assert_eq!(sent, 6, "3 listings, the ticket, 2 updates");
     let rate = http.rate_limit().expect("limited");
     assert_eq!(rate.limit().get(), 6000);
@@ -650,16 +511,17 @@ async fn every_request_and_every_retry_waits_for_the_rate_limit() {
 /// message that created the ticket.
 #[tokio::test]
 async fn a_forged_marker_does_not_name_the_creating_message() {
-    let server = MockServer::start().await;
     let victim = ContentHash::of(b"the victim mail");
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": [
-            {"id": 5, "external_id": "msg:x@y",
-             "description": format!("mail text\nrootmail-message: {victim}")},
-        ]})))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets",
+        get(Reply::json(
+            200,
+            json!({"tickets": [
+                {"id": 5, "external_id": "msg:x@y",
+                 "description": format!("mail text\nrootmail-message: {victim}")},
+            ]}),
+        )),
+    ));
 
     let found = sink(&server)
         .find(&ThreadKey::message("x@y"))
@@ -677,23 +539,13 @@ async fn a_forged_marker_does_not_name_the_creating_message() {
 /// is not dead-lettered.
 #[tokio::test]
 async fn a_conflict_on_an_update_is_retried_later() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
-        )
-        .mount(&server)
-        .await;
-    mount_ticket(&server, 42, "open", "normal").await;
-    Mock::given(method("PUT"))
-        .and(path("/api/v2/tickets/42"))
-        .respond_with(ResponseTemplate::new(409).set_body_json(
+    let server = FakeHttp::recording(ticket_42(
+        no_comments(),
+        Reply::json(
+            409,
             json!({"error": "UpdateConflict", "description": "The ticket was updated by someone else"}),
-        ))
-        .mount(&server)
-        .await;
+        ),
+    ));
 
     let error = sink(&server)
         .comment("42", &new_comment(b"mail 2"))
@@ -711,38 +563,29 @@ async fn a_conflict_on_an_update_is_retried_later() {
 /// https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/#list-comments).
 #[tokio::test]
 async fn comments_are_listed_newest_first_with_the_cursor_sort() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets/42/comments"))
-        .and(query_param("sort", "-created_at"))
-        .and(query_param("page[size]", "100"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!({"comments": [], "meta": {"has_more": false}})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    mount_ticket(&server, 42, "open", "normal").await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(ticket_answer(42, 43)))
-        .mount(&server)
-        .await;
+    let server = FakeHttp::recording(ticket_42(
+        no_comments(),
+        Reply::json(200, ticket_answer(42, 43)),
+    ));
 
     sink(&server)
         .comment("42", &new_comment(b"mail 2"))
         .await
         .expect("commented");
 
-    let listing = &received(&server).await[0];
+    assert_eq!(count(&server, "GET /api/v2/tickets/42/comments"), 1);
+    let listing = &server.requests()[0];
+    assert_eq!(listing.route(), "GET /api/v2/tickets/42/comments");
+    assert_eq!(listing.query_param("sort").as_deref(), Some("-created_at"));
+    assert_eq!(listing.query_param("page[size]").as_deref(), Some("100"));
     assert!(
         !listing
-            .url
-            .query()
+            .query
+            .as_deref()
             .unwrap_or_default()
             .contains("sort_order"),
         "{:?}",
-        listing.url.query()
+        listing.query
     );
 }
 
@@ -754,46 +597,35 @@ async fn comments_are_listed_newest_first_with_the_cursor_sort() {
 /// and the ticket names it by id.
 #[tokio::test]
 async fn the_requester_joins_the_organization_before_the_ticket_names_it() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/users/create_or_update"))
-        .and(auth())
-        .and(body_partial_json(json!({"user": {
-            "email": "aws-123456789012@tickets.example-msp.com",
-            "organization_id": 77,
-        }})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(
-            json!({"user": {"id": 9001, "organization_id": 77, "role": "end-user"}}),
-        ))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(ticket_answer(42, 900)))
-        .mount(&server)
-        .await;
-    let mut ticket = new_ticket();
-    ticket.attachments.clear();
-    ticket.internal_note.clear();
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/api/v2/tickets",
+                get(no_tickets()).post(Reply::json(201, ticket_answer(42, 900))),
+            )
+            .route(
+                "/api/v2/users/create_or_update",
+                post(Reply::json(
+                    201,
+                    json!({"user": {"id": 9001, "organization_id": 77, "role": "end-user"}}),
+                )),
+            ),
+    );
     let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
         o.organizations = vec![("Example Corp".into(), 77)];
         o.requester_domain = Some("tickets.example-msp.com".into());
     });
 
-    sink.create(&ticket).await.expect("created");
+    sink.create(&plain_ticket()).await.expect("created");
 
-    let posted = received(&server)
-        .await
-        .into_iter()
-        .find(|r| r.method.as_str() == "POST" && r.url.path() == "/api/v2/tickets")
-        .expect("the ticket");
-    let fields = &json_of(&posted)["ticket"];
+    let users = fixtures::sent(&server, "POST", "/api/v2/users/create_or_update");
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].header("authorization"), Some(auth().as_str()));
+    let user = &users[0].json()["user"];
+    assert_eq!(user["email"], "aws-123456789012@tickets.example-msp.com");
+    assert_eq!(user["organization_id"], 77);
+    let posted = &fixtures::bodies(&server, "POST", "/api/v2/tickets")[0];
+    let fields = &posted["ticket"];
     assert_eq!(fields["requester_id"], 9001);
     assert_eq!(fields["organization_id"], 77);
     assert!(fields.get("requester").is_none(), "{fields}");
@@ -809,32 +641,19 @@ async fn the_requester_joins_the_organization_before_the_ticket_names_it() {
 /// API user's (an agent's) and stay escaped.
 #[tokio::test]
 async fn the_first_comment_of_an_end_user_requester_is_not_escaped() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"tickets": []})))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v2/tickets"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(ticket_answer(42, 900)))
-        .mount(&server)
-        .await;
-    let mut ticket = new_ticket();
-    ticket.attachments.clear();
-    ticket.internal_note.clear();
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets",
+        get(no_tickets()).post(Reply::json(201, ticket_answer(42, 900))),
+    ));
+    let ticket = plain_ticket();
     let sink = sink_with(&server, http(Duration::from_secs(5), 3), |o| {
         o.requester_domain = Some("tickets.example-msp.com".into());
     });
 
     sink.create(&ticket).await.expect("created");
 
-    let posted = received(&server)
-        .await
-        .into_iter()
-        .find(|r| r.method.as_str() == "POST")
-        .expect("the ticket");
-    let fields = &json_of(&posted)["ticket"];
+    let posted = &fixtures::bodies(&server, "POST", "/api/v2/tickets")[0];
+    let fields = &posted["ticket"];
     assert_eq!(
         fields["requester"],
         json!({"name": "AWS account 123456789012", "email": "aws-123456789012@tickets.example-msp.com"})
