@@ -1,86 +1,69 @@
-//! Serde values as DynamoDB items, so rows stay plain structs and readable
-//! attributes in the console (no opaque JSON blobs).
+//! Serde values as DynamoDB items through `serde_dynamo`, so rows stay plain
+//! structs and readable attributes in the console (no opaque JSON blobs).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use rootmail_pipeline::PortError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-/// A struct as an item. `None` fields are left out rather than stored as NULL.
+/// A struct as an item. `None` fields are left out rather than stored as
+/// NULL (serde_dynamo writes NULL), at every depth, as rows have always been
+/// stored: the ledger's conditions ask `attribute_not_exists`, which a NULL
+/// attribute does not satisfy.
 pub fn to_item<T: Serialize>(port: &'static str, value: &T) -> Result<Item, PortError> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(map)) => Ok(map
-            .into_iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (k, to_attribute(v)))
-            .collect()),
-        Ok(other) => Err(PortError::permanent(
-            port,
-            format!("expected a struct to store, got {other}"),
-        )),
-        Err(e) => Err(PortError::permanent(
-            port,
-            format!("cannot serialize the row: {e}"),
-        )),
+    match serde_dynamo::to_item::<_, Item>(value) {
+        Ok(item) => Ok(without_nulls(item)),
+        Err(e) => {
+            Err(PortError::permanent(port, format!("cannot serialize the row: {e}")).with_source(e))
+        }
     }
 }
 
 /// An item as a struct; a row this code cannot read is a permanent error.
+/// NULL reads as `None`, like an absent attribute.
 pub fn from_item<T: DeserializeOwned>(port: &'static str, item: Item) -> Result<T, PortError> {
-    let map: Map<String, Value> = item
-        .into_iter()
-        .map(|(k, v)| (k, from_attribute(v)))
-        .collect();
-    serde_json::from_value(Value::Object(map))
-        .map_err(|e| PortError::permanent(port, format!("stored row is not readable: {e}")))
+    // serde_dynamo 4.3 meets an attribute type newer than this SDK
+    // (`AttributeValue::Unknown`) with `unreachable!` when it skips an
+    // attribute the row does not name: refuse such a row instead.
+    if let Some(name) = item.iter().find(|(_, v)| has_unknown(v)).map(|(k, _)| k) {
+        return Err(PortError::permanent(
+            port,
+            format!(
+                "stored row is not readable: attribute {name:?} has a type this SDK does not know"
+            ),
+        ));
+    }
+    serde_dynamo::from_item(item).map_err(|e| {
+        PortError::permanent(port, format!("stored row is not readable: {e}")).with_source(e)
+    })
 }
 
-fn to_attribute(value: Value) -> AttributeValue {
+fn without_nulls(item: Item) -> Item {
+    item.into_iter()
+        .filter(|(_, value)| !value.is_null())
+        .map(|(key, value)| (key, nulls_left_out(value)))
+        .collect()
+}
+
+/// A map's NULL attributes left out, at any depth (a list keeps its items).
+fn nulls_left_out(value: AttributeValue) -> AttributeValue {
     match value {
-        Value::Null => AttributeValue::Null(true),
-        Value::Bool(b) => AttributeValue::Bool(b),
-        Value::Number(n) => AttributeValue::N(n.to_string()),
-        Value::String(s) => AttributeValue::S(s),
-        Value::Array(items) => AttributeValue::L(items.into_iter().map(to_attribute).collect()),
-        Value::Object(map) => AttributeValue::M(
-            map.into_iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, to_attribute(v)))
-                .collect(),
-        ),
+        AttributeValue::M(map) => AttributeValue::M(without_nulls(map)),
+        AttributeValue::L(items) => {
+            AttributeValue::L(items.into_iter().map(nulls_left_out).collect())
+        }
+        other => other,
     }
 }
 
-fn from_attribute(value: AttributeValue) -> Value {
+fn has_unknown(value: &AttributeValue) -> bool {
     match value {
-        AttributeValue::Bool(b) => Value::Bool(b),
-        AttributeValue::N(n) => number(&n),
-        AttributeValue::S(s) => Value::String(s),
-        AttributeValue::L(items) => Value::Array(items.into_iter().map(from_attribute).collect()),
-        AttributeValue::M(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, from_attribute(v)))
-                .collect(),
-        ),
-        AttributeValue::Ss(items) => Value::Array(items.into_iter().map(Value::String).collect()),
-        _ => Value::Null,
-    }
-}
-
-fn number(text: &str) -> Value {
-    if let Ok(n) = text.parse::<u64>() {
-        Value::Number(n.into())
-    } else if let Ok(n) = text.parse::<i64>() {
-        Value::Number(n.into())
-    } else {
-        text.parse::<f64>()
-            .ok()
-            .and_then(Number::from_f64)
-            .map_or(Value::Null, Value::Number)
+        AttributeValue::M(map) => map.values().any(has_unknown),
+        AttributeValue::L(items) => items.iter().any(has_unknown),
+        other => other.is_unknown(),
     }
 }
 
@@ -151,6 +134,78 @@ mod tests {
         assert!(!item.contains_key("when"));
         assert_eq!(item["count"], AttributeValue::N("12345678901".into()));
         assert_eq!(from_item::<Row>("test", item).unwrap(), row);
+    }
+
+    /// Where serde_dynamo and the stored format differ: on its own it stores
+    /// `None` as NULL, at any depth; `to_item` leaves it out.
+    #[test]
+    fn none_is_left_out_where_serde_dynamo_writes_null() {
+        let row = Row {
+            id: "a".into(),
+            count: 1,
+            when: None,
+            tags: vec![],
+            nested: Some(Nested { ok: true }),
+        };
+        let raw: Item = serde_dynamo::to_item(&row).unwrap();
+        assert_eq!(raw["when"], AttributeValue::Null(true));
+        assert!(!to_item("test", &row).unwrap().contains_key("when"));
+        let deep = HashMap::from([("row", HashMap::from([("when", None::<u64>)]))]);
+        let raw: Item = serde_dynamo::to_item(&deep).unwrap();
+        assert_eq!(
+            raw["row"],
+            AttributeValue::M(Item::from([("when".into(), AttributeValue::Null(true))]))
+        );
+        assert_eq!(
+            to_item("test", &deep).unwrap()["row"],
+            AttributeValue::M(Item::new())
+        );
+    }
+
+    /// DynamoDB answering with an attribute type newer than this SDK: the
+    /// SDK reads it as `AttributeValue::Unknown` (which only the SDK can
+    /// make), and reading the row is a permanent error, not a panic.
+    #[tokio::test]
+    async fn an_attribute_type_the_sdk_does_not_know_is_refused() {
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        use aws_smithy_runtime_api::client::http::{
+            HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+        };
+        use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+        /// Answers every request with one GetItem response.
+        #[derive(Debug)]
+        struct Answer;
+        impl HttpConnector for Answer {
+            fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+                let body = r#"{"Item": {"id": {"S": "a"}, "count": {"N": "1"},
+                    "tags": {"L": []}, "added_later": {"VECTOR": [1, 2]}}}"#;
+                let response = aws_smithy_runtime_api::http::Response::new(
+                    200.try_into().unwrap(),
+                    aws_smithy_types::body::SdkBody::from(body),
+                );
+                HttpConnectorFuture::ready(Ok(response))
+            }
+        }
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
+            .http_client(http_client_fn(|_, _| SharedHttpConnector::new(Answer)))
+            .build();
+        let item = aws_sdk_dynamodb::Client::from_conf(config)
+            .get_item()
+            .table_name("rows")
+            .key("id", s("a"))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap();
+        assert!(item["added_later"].is_unknown());
+        let error = from_item::<Row>("test", item).unwrap_err();
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("added_later"), "{error}");
     }
 
     #[test]
