@@ -14,6 +14,7 @@ pub mod operator;
 pub use operator::Operators;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use rootmail_aws::config::concat_names;
 use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::{ConfigError, Env};
 use rootmail_domain::{AccountId, EmailAddress};
@@ -93,8 +94,20 @@ pub struct Config {
     pub operators: Operators,
 }
 
+/// What [`Config::from_env`] reads itself (the lifecycle's settings are
+/// [`LifecycleConfig::VARIABLES`]).
+const OWN_VARIABLES: &[&str] = &["LIFECYCLE_STEP", "OPERATOR_PRINCIPALS"];
+
 impl Config {
+    /// Every variable [`Config::from_env`] reads, the lifecycle's included.
+    /// `infra/template.yaml` sets each for every step's function
+    /// (`tests/tests/it/infra_template.rs`).
+    pub const VARIABLES: &[&str] = &concat_names::<
+        { OWN_VARIABLES.len() + LifecycleConfig::VARIABLES.len() },
+    >(&[OWN_VARIABLES, LifecycleConfig::VARIABLES]);
+
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let env = &env.declaring(Self::VARIABLES);
         let name = env.required("LIFECYCLE_STEP")?;
         let Some(step) = Step::parse(&name) else {
             let names: Vec<&str> = Step::ALL.iter().map(|s| s.name()).collect();
@@ -314,6 +327,7 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rootmail_aws::config::{name_set, names_read};
     use rootmail_domain::Rules;
     use rootmail_lifecycle::{Phase, Rotations};
     use rootmail_local::LocalStore;
@@ -364,6 +378,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("ROTATIONS_TABLE"), "{error}");
+    }
+
+    /// The operator step reads `OPERATOR_PRINCIPALS` too: with it, every name.
+    #[test]
+    fn variables_are_what_from_env_reads() {
+        let everything = [
+            ("LIFECYCLE_STEP", "operator"),
+            (
+                "OPERATOR_PRINCIPALS",
+                "arn:aws:iam::123456789012:role/RootmailOperator",
+            ),
+            ("ROTATIONS_TABLE", "rotations"),
+            ("AUDIT_TABLE", "audit"),
+            ("ACCOUNTS_TABLE", "accounts"),
+            (
+                "TICKET_OPS_QUEUE_URL",
+                "https://sqs.eu-west-1.amazonaws.com/1/ticket-ops.fifo",
+            ),
+            ("VAULT_KMS_KEY_ID", "alias/vault"),
+            ("TOKEN_KMS_KEY_ID", "alias/vault"),
+            ("NOTICE_FROM", "rootmail@example-msp.com"),
+            ("NOTICE_TO", "security@example-msp.com"),
+            ("ROOT_MAIL_DOMAIN", "root.example-msp.com"),
+        ];
+        let read = names_read(&everything, |env| {
+            Config::from_env(env).unwrap();
+        });
+        assert_eq!(read, name_set(Config::VARIABLES));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use events::MailRef;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
+use rootmail_aws::config::concat_names;
 use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
 use rootmail_aws::metrics::now_millis;
@@ -56,8 +57,30 @@ pub struct Config {
     pub lifecycle: Option<LifecycleConfig>,
 }
 
+/// What [`Config::from_env`] reads itself (the lifecycle's are its own).
+const OWN_VARIABLES: &[&str] = &[
+    "ACCOUNTS_TABLE",
+    "LEDGER_TABLE",
+    "THREADS_TABLE",
+    "TICKET_OPS_QUEUE_URL",
+    "MAIL_BUCKET",
+    "MAIL_PREFIX",
+    "MAX_MESSAGE_BYTES",
+    "INGEST_CONCURRENCY",
+    "CLAIM_TIMEOUT_SECS",
+    "ROTATIONS_TABLE",
+];
+
 impl Config {
+    /// Every variable [`Config::from_env`] reads, the lifecycle's included
+    /// (read when `ROTATIONS_TABLE` is set). `infra/template.yaml` sets each
+    /// for the function (`tests/tests/it/infra_template.rs`).
+    pub const VARIABLES: &[&str] = &concat_names::<
+        { OWN_VARIABLES.len() + LifecycleConfig::VARIABLES.len() },
+    >(&[OWN_VARIABLES, LifecycleConfig::VARIABLES]);
+
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let env = &env.declaring(Self::VARIABLES);
         Ok(Self {
             accounts_table: env.required("ACCOUNTS_TABLE")?,
             ledger_table: env.required("LEDGER_TABLE")?,
@@ -445,6 +468,7 @@ fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rootmail_aws::config::{name_set, names_read};
 
     const BASE: &[(&str, &str)] = &[
         ("ACCOUNTS_TABLE", "accounts"),
@@ -476,18 +500,20 @@ mod tests {
         assert_eq!(config.lifecycle, None, "no rotations unless configured");
     }
 
+    /// With `BASE`, what turns the lifecycle on.
+    const LIFECYCLE: [(&str, &str); 7] = [
+        ("ROTATIONS_TABLE", "rotations"),
+        ("AUDIT_TABLE", "audit"),
+        ("VAULT_KMS_KEY_ID", "alias/vault"),
+        ("TOKEN_KMS_KEY_ID", "alias/vault"),
+        ("NOTICE_FROM", "rootmail@example-msp.com"),
+        ("NOTICE_TO", "security@example-msp.com"),
+        ("ROOT_MAIL_DOMAIN", "root.example-msp.com"),
+    ];
+
     #[test]
     fn rotations_bring_the_lifecycle_settings_along() {
-        let lifecycle = [
-            ("ROTATIONS_TABLE", "rotations"),
-            ("AUDIT_TABLE", "audit"),
-            ("VAULT_KMS_KEY_ID", "alias/vault"),
-            ("TOKEN_KMS_KEY_ID", "alias/vault"),
-            ("NOTICE_FROM", "rootmail@example-msp.com"),
-            ("NOTICE_TO", "security@example-msp.com"),
-            ("ROOT_MAIL_DOMAIN", "root.example-msp.com"),
-        ];
-        let config = config(&lifecycle, "").unwrap();
+        let config = config(&LIFECYCLE, "").unwrap();
         let lifecycle_config = config.lifecycle.expect("lifecycle settings");
         assert_eq!(lifecycle_config.rotations_table, "rotations");
         assert_eq!(lifecycle_config.accounts_table, config.accounts_table);
@@ -502,6 +528,15 @@ mod tests {
 
     fn config_error(extra: &[(&str, &str)]) -> String {
         config(extra, "").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn variables_are_what_from_env_reads() {
+        let everything: Vec<(&str, &str)> = BASE.iter().chain(&LIFECYCLE).copied().collect();
+        let read = names_read(&everything, |env| {
+            Config::from_env(env).unwrap();
+        });
+        assert_eq!(read, name_set(Config::VARIABLES));
     }
 
     #[test]

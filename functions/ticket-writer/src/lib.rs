@@ -10,9 +10,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::S3MailSource;
+use rootmail_aws::config::concat_names;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
-use rootmail_aws::tickets::{backend_settings, marker_key, secret_string};
+use rootmail_aws::tickets::{self, backend_settings, marker_key, secret_string};
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
     Applied, DeadLetters, Ledger, MailSource, PortError, PortResult, ThreadMap, TicketOp,
@@ -44,8 +45,27 @@ pub struct Config {
     pub concurrency: usize,
 }
 
+/// What [`Config::from_env`] reads itself (the backend's are its own).
+const OWN_VARIABLES: &[&str] = &[
+    "LEDGER_TABLE",
+    "THREADS_TABLE",
+    "DEAD_LETTER_QUEUE_URL",
+    "MAIL_BUCKET",
+    "TICKET_CREDENTIALS_SECRET_ARN",
+    "MARKER_KEY_SECRET_ARN",
+    "WRITER_CONCURRENCY",
+];
+
 impl Config {
+    /// Every variable [`Config::from_env`] reads, the ticket backend's
+    /// included. `infra/template.yaml` sets each for the function
+    /// (`tests/tests/it/infra_template.rs`).
+    pub const VARIABLES: &[&str] = &concat_names::<
+        { OWN_VARIABLES.len() + tickets::VARIABLES.len() },
+    >(&[OWN_VARIABLES, tickets::VARIABLES]);
+
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let env = &env.declaring(Self::VARIABLES);
         let backend = backend_settings(env, BackendKind::Zendesk)?;
         let credentials_secret = env.optional("TICKET_CREDENTIALS_SECRET_ARN");
         if backend.kind.needs_credentials() && credentials_secret.is_none() {
@@ -301,6 +321,7 @@ fn by_group(batch: SqsEvent) -> Vec<Vec<SqsMessage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rootmail_aws::config::{name_set, names_read};
     use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
     use rootmail_pipeline::{FoundTicket, NewComment, NewTicket, PortError};
     use std::sync::Mutex;
@@ -425,6 +446,14 @@ mod tests {
                 .unwrap()
                 .contains(":secret:zendesk")
         );
+    }
+
+    #[test]
+    fn variables_are_what_from_env_reads() {
+        let read = names_read(BASE, |env| {
+            Config::from_env(env).unwrap();
+        });
+        assert_eq!(read, name_set(Config::VARIABLES));
     }
 
     #[test]

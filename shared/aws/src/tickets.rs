@@ -11,13 +11,32 @@ use std::time::Duration;
 #[cfg(feature = "ticket-secrets")]
 pub use crate::ticket_secrets::{marker_key, secret_string};
 
+/// Every variable [`backend_settings`] reads.
+pub const VARIABLES: &[&str] = &[
+    "TICKET_BACKEND",
+    "TICKET_API_URL",
+    "ZENDESK_CUSTOM_FIELDS",
+    "ZENDESK_ORGANIZATIONS",
+    "ZENDESK_REQUESTER_DOMAIN",
+    "TICKET_API_REQUESTS_PER_MINUTE",
+    "HTTP_TIMEOUT_SECS",
+    "HTTP_MAX_ATTEMPTS",
+    "HTTP_RETRY_BASE_MS",
+    "JIRA_SERVICE_DESK_ID",
+    "JIRA_REQUEST_TYPE_ID",
+    "JIRA_SET_PRIORITY",
+    "RT_QUEUE",
+    "RT_THREAD_FIELD",
+];
+
 /// `TICKET_BACKEND` (default `default`), `TICKET_API_URL`, the HTTP limits
 /// (`TICKET_API_REQUESTS_PER_MINUTE`: this instance's share of the API's rate
-/// limit; unset, no limit) and each backend's own options.
+/// limit; unset, no limit) and each backend's own options: [`VARIABLES`].
 pub fn backend_settings<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     default: BackendKind,
 ) -> Result<BackendSettings, ConfigError> {
+    let env = &env.declaring(VARIABLES);
     let kind = match env.optional("TICKET_BACKEND") {
         None => default,
         Some(name) => BackendKind::parse(&name).ok_or_else(|| ConfigError::Invalid {
@@ -90,6 +109,7 @@ fn api_url<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<String, Config
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{name_set, names_read};
 
     fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
         Env::from_pairs(pairs.iter().copied())
@@ -202,5 +222,13 @@ mod tests {
             error.to_string().contains("ZENDESK_CUSTOM_FIELDS"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn variables_are_what_backend_settings_reads() {
+        let read = names_read(&[("TICKET_API_URL", "https://x.example")], |env| {
+            backend_settings(env, BackendKind::Zendesk).unwrap();
+        });
+        assert_eq!(read, name_set(VARIABLES));
     }
 }

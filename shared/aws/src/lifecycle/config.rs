@@ -30,7 +30,21 @@ pub struct LifecycleConfig {
 }
 
 impl LifecycleConfig {
+    /// Every variable [`LifecycleConfig::from_env`] reads.
+    pub const VARIABLES: &[&str] = &[
+        "ROTATIONS_TABLE",
+        "AUDIT_TABLE",
+        "ACCOUNTS_TABLE",
+        "TICKET_OPS_QUEUE_URL",
+        "VAULT_KMS_KEY_ID",
+        "TOKEN_KMS_KEY_ID",
+        "NOTICE_FROM",
+        "NOTICE_TO",
+        "ROOT_MAIL_DOMAIN",
+    ];
+
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let env = &env.declaring(Self::VARIABLES);
         Ok(Self {
             rotations_table: env.required("ROTATIONS_TABLE")?,
             audit_table: env.required("AUDIT_TABLE")?,
@@ -97,6 +111,7 @@ fn domain<F: Fn(&str) -> Option<String>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{name_set, names_read};
 
     const BASE: &[(&str, &str)] = &[
         ("ROTATIONS_TABLE", "rotations"),
@@ -133,6 +148,14 @@ mod tests {
         assert_eq!(c.notice_from, "rootmail@example-msp.com");
         assert_eq!(c.notice_to, "security@example-msp.com");
         assert_eq!(c.root_mail_domain, "root.example-msp.com");
+    }
+
+    #[test]
+    fn variables_are_what_from_env_reads() {
+        let read = names_read(BASE, |env| {
+            LifecycleConfig::from_env(env).unwrap();
+        });
+        assert_eq!(read, name_set(LifecycleConfig::VARIABLES));
     }
 
     #[test]
