@@ -11,10 +11,7 @@ use std::path::PathBuf;
 fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: backfill_mailbox N DIR";
-    let count: usize = args
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or(usage)?;
+    let count: usize = args.next().and_then(|n| n.parse().ok()).ok_or(usage)?;
     let dir = PathBuf::from(args.next().ok_or(usage)?);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let (mbox, accounts) = (dir.join("backfill.mbox"), dir.join("accounts.csv"));
