@@ -296,12 +296,7 @@ fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
         .expect("parses")
         .message_id
         .expect("has an id");
-    let reply = |from: &str, ses: &str, id: &str| {
-        format!(
-            "{ses}From: {from}\r\nTo: root+a7f3k9q2@root.example-msp.com\r\nSubject: our notes\r\n\
-             Message-ID: <{id}>\r\nIn-Reply-To: <{case_message_id}>\r\nReferences: <{case_message_id}>\r\n\r\nnotes\r\n"
-        )
-    };
+    let reply = |from: &str, ses: &str, id: &str| reply_to(&case_message_id, from, ses, id);
     let stranger = reply("Dev <dev@acme.example>", "", "notes-1@acme.example");
     match env.ingest_at(stranger.as_bytes(), "reply.eml", 1_000) {
         Ingested::Triaged { op: Some(op), .. } => {
@@ -310,16 +305,7 @@ fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
         }
         other => panic!("expected a ticket operation, got {other:?}"),
     }
-    let ses = "Return-Path: <b@amazonses.com>\r\nReceived: from a8-31.smtp-out.amazonses.com\r\n \
-        by inbound-smtp.us-east-1.amazonaws.com with SMTP id r1\r\n for root+a7f3k9q2@root.example-msp.com;\r\n \
-        Mon, 12 Jan 2026 09:41:25 +0000\r\nX-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
-        Authentication-Results: amazonses.com; spf=pass envelope-from=b@amazonses.com; \
-        dkim=pass header.i=@amazon.com; dmarc=pass header.from=amazon.com;\r\n";
-    let from_aws = reply(
-        "AWS Support <no-reply-aws@amazon.com>",
-        ses,
-        "notes-2@amazon.com",
-    );
+    let from_aws = reply(AWS_SUPPORT, SES_PASSED, "notes-2@amazon.com");
     match env.ingest_at(from_aws.as_bytes(), "aws-reply.eml", 1_001) {
         Ingested::Triaged { op: Some(op), .. } => {
             assert_eq!(op.thread_key.as_str(), "case:111122223333:177821827800850");
@@ -330,6 +316,24 @@ fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
         other => panic!("expected a ticket operation, got {other:?}"),
     }
 }
+
+/// A reply to the mail `case_message_id` whose only link to it is its
+/// headers: its thread is the one the stores know for that mail.
+fn reply_to(case_message_id: &str, from: &str, ses: &str, id: &str) -> String {
+    format!(
+        "{ses}From: {from}\r\nTo: root+a7f3k9q2@root.example-msp.com\r\nSubject: our notes\r\n\
+         Message-ID: <{id}>\r\nIn-Reply-To: <{case_message_id}>\r\nReferences: <{case_message_id}>\r\n\r\nnotes\r\n"
+    )
+}
+
+const AWS_SUPPORT: &str = "AWS Support <no-reply-aws@amazon.com>";
+
+/// What SES adds to mail AWS sent: delivered, and every verdict passed.
+const SES_PASSED: &str = "Return-Path: <b@amazonses.com>\r\nReceived: from a8-31.smtp-out.amazonses.com\r\n \
+    by inbound-smtp.us-east-1.amazonaws.com with SMTP id r1\r\n for root+a7f3k9q2@root.example-msp.com;\r\n \
+    Mon, 12 Jan 2026 09:41:25 +0000\r\nX-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
+    Authentication-Results: amazonses.com; spf=pass envelope-from=b@amazonses.com; \
+    dkim=pass header.i=@amazon.com; dmarc=pass header.from=amazon.com;\r\n";
 
 /// Triage made ahead on another core (`rootmail run`) is a guess that the
 /// stores add nothing; ingest checks the guess and triages again where a
@@ -348,12 +352,34 @@ fn triage_made_ahead_ends_where_triage_in_order_ends() {
             relative(path)
         );
     }
-    // The records name each run's own archive: compare them without it.
+    // AWS's reply to a case mail names no case: only the thread the stores
+    // know for the mail it answers puts it on the case's ticket.
+    let case = corpus_dir().join("support.case/01-case-created.eml");
+    let case_id = rootmail_domain::mail::parse(&std::fs::read(&case).expect("fixture"))
+        .expect("parses")
+        .message_id
+        .expect("has an id");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reply = dir.path().join("aws-reply.eml");
+    let text = reply_to(&case_id, AWS_SUPPORT, SES_PASSED, "notes-3@amazon.com");
+    std::fs::write(&reply, text).expect("write");
+    let written = in_order.deliver(&reply).expect("a ticket operation");
+    assert!(matches!(written, Written::Commented { .. }), "{written:?}");
+    assert_eq!(ahead.deliver_triaged_ahead(&reply), Some(written));
+    // The records name each run's own archive, and a ticket's times are the
+    // wall clock's: compare them without either.
     let records = |env: &Env| {
         let root = env.store.root().display().to_string();
         let rows = serde_json::to_string(&env.store.ledger_rows().expect("ledger"));
-        let tickets = serde_json::to_string(&env.store.tickets().expect("tickets"));
-        let text = format!("{}\n{}", rows.expect("json"), tickets.expect("json"));
+        let mut tickets = serde_json::to_value(env.store.tickets().expect("tickets"));
+        let tickets = tickets.as_mut().expect("json");
+        for ticket in tickets.as_array_mut().expect("a list") {
+            without_times(ticket);
+            for comment in ticket["comments"].as_array_mut().expect("comments") {
+                without_times(comment);
+            }
+        }
+        let text = format!("{}\n{tickets}", rows.expect("json"));
         text.replace(&root, "<state>")
     };
     assert_eq!(records(&ahead), records(&in_order));
@@ -362,6 +388,15 @@ fn triage_made_ahead_ends_where_triage_in_order_ends() {
         replies.iter().any(|t| !t.comments.is_empty()),
         "the corpus has threads whose later mail the stores place"
     );
+}
+
+fn without_times(record: &mut serde_json::Value) {
+    let fields = record.as_object_mut().expect("a record");
+    assert!(
+        fields.remove("created_at").is_some(),
+        "a record without a time"
+    );
+    fields.remove("updated_at");
 }
 
 #[test]
