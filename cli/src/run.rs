@@ -7,12 +7,13 @@ use anyhow::Context as _;
 use rootmail_aws::Env;
 use rootmail_aws::tickets::backend_settings;
 use rootmail_domain::{Disposition, InMemoryDirectory};
+use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_local::LocalStore;
 use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
-    Handoffs, IngestPorts, Ingested, Knowledge, NoHandoffs, Prepared, TicketSink, WriterPorts,
-    Written, ingest_prepared, write_ticket,
+    Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, WriterPorts, Written,
+    ingest_prepared, write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -122,30 +123,16 @@ fn run_with<S: TicketSink + Sync>(
     let lifecycle = VaultKey::from_env()
         .ok()
         .map(|key| LocalLifecycle::new(store, key));
-    match &lifecycle {
-        Some(lifecycle) => {
-            let mut knowledge = Knowledge::new(&rules, lifecycle);
-            knowledge.ticket_since = inputs.since;
-            run_messages(
-                store,
-                sink,
-                (&directory, &knowledge),
-                paths,
-                inputs.batch_size,
-            )
-        }
-        None => {
-            let mut knowledge = Knowledge::new(&rules, &NoHandoffs);
-            knowledge.ticket_since = inputs.since;
-            run_messages(
-                store,
-                sink,
-                (&directory, &knowledge),
-                paths,
-                inputs.batch_size,
-            )
-        }
-    }
+    let handoffs = lifecycle.as_ref().map(MailHandoffs);
+    let mut knowledge = Knowledge::new(&rules, &handoffs);
+    knowledge.ticket_since = inputs.since;
+    run_messages(
+        store,
+        sink,
+        (&directory, &knowledge),
+        paths,
+        inputs.batch_size,
+    )
 }
 
 fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(

@@ -23,10 +23,11 @@ use rootmail_aws::{
     ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, MailLocation, Metrics,
     ReadError, S3Mail, SqsTicketQueue,
 };
-use rootmail_domain::{AccountId, ContentHash, Disposition, Handoff, Kind, Rules, WaitingRotation};
+use rootmail_domain::{ContentHash, Disposition, Kind, Rules};
+use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_pipeline::{
-    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Evidence, Handoffs, IngestPorts, Ingested, Knowledge,
-    Ledger, MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest,
+    AccountLookup, DEFAULT_STALE_CLAIM_SECS, Handoffs, IngestPorts, Ingested, Knowledge, Ledger,
+    MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest,
     record_unreadable,
 };
 use serde_json::Value;
@@ -174,52 +175,11 @@ pub enum Outcome {
 }
 
 /// Where secrets from verified mail go in AWS: the lifecycle when rotations
-/// are configured, else nowhere (nothing ever waits).
-pub enum AwsHandoffs {
-    Off(NoHandoffs),
-    Lifecycle(Box<AwsLifecycle>),
-}
+/// are configured, else nowhere (`None`: nothing ever waits).
+pub type AwsHandoffs = Option<MailHandoffs<Box<AwsLifecycle>>>;
 
-impl AwsHandoffs {
-    pub fn on_aws(config: Option<&LifecycleConfig>, aws: &aws_config::SdkConfig) -> Self {
-        match config {
-            Some(config) => Self::Lifecycle(Box::new(AwsLifecycle::on_aws(aws, config))),
-            None => Self::Off(NoHandoffs),
-        }
-    }
-}
-
-impl Handoffs for AwsHandoffs {
-    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
-        match self {
-            Self::Off(none) => none.waiting(accounts, now).await,
-            Self::Lifecycle(lifecycle) => lifecycle.waiting(accounts, now).await,
-        }
-    }
-
-    async fn hand_over(
-        &self,
-        account: &AccountId,
-        handoff: &Handoff,
-        now: u64,
-    ) -> PortResult<bool> {
-        match self {
-            Self::Off(none) => none.hand_over(account, handoff, now).await,
-            Self::Lifecycle(lifecycle) => lifecycle.hand_over(account, handoff, now).await,
-        }
-    }
-
-    async fn witness(
-        &self,
-        account: &AccountId,
-        evidence: &Evidence,
-        now: u64,
-    ) -> PortResult<bool> {
-        match self {
-            Self::Off(none) => none.witness(account, evidence, now).await,
-            Self::Lifecycle(lifecycle) => lifecycle.witness(account, evidence, now).await,
-        }
-    }
+fn handoffs_on_aws(config: Option<&LifecycleConfig>, aws: &aws_config::SdkConfig) -> AwsHandoffs {
+    config.map(|config| MailHandoffs(Box::new(AwsLifecycle::on_aws(aws, config))))
 }
 
 /// The handler, generic over its ports so tests can drive it.
@@ -250,7 +210,7 @@ impl AwsIngest {
             threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
             accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),
             queue: SqsTicketQueue::new(aws_sdk_sqs::Client::new(aws), &config.ticket_ops_queue_url),
-            handoffs: AwsHandoffs::on_aws(config.lifecycle.as_ref(), aws),
+            handoffs: handoffs_on_aws(config.lifecycle.as_ref(), aws),
             rules: Rules::built_in(),
             metrics,
             config,

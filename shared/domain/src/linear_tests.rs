@@ -163,9 +163,13 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
                 large.as_secs_f64() / small.as_secs_f64().max(1e-6),
             )
         };
-        // A second measurement before judging: one busy moment is not a trend.
+        // More measurements before judging: a busy machine (a build on the
+        // other core) is not a trend, while a quadratic input is 4x every time.
         let (mut small, mut large, mut ratio) = measure();
-        if ratio >= 2.5 {
+        for _ in 0..3 {
+            if ratio < 2.5 {
+                break;
+            }
             (small, large, ratio) = measure();
         }
         report.push(format!("{name}: {small:?} -> {large:?} ({ratio:.2}x)"));
@@ -175,7 +179,10 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         }
     }
     let (mut small, mut large, mut ratio) = reading_look_alikes_ratio();
-    if ratio >= 2.5 {
+    for _ in 0..3 {
+        if ratio < 2.5 {
+            break;
+        }
         (small, large, ratio) = reading_look_alikes_ratio();
     }
     report.push(format!(

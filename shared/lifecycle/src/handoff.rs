@@ -1,10 +1,44 @@
-//! The lifecycle as the mail pipeline's `Handoffs` port sees it; the AWS and
-//! local adapters both answer the port with these two functions.
+//! The lifecycle as the mail pipeline's `Handoffs` port sees it: one
+//! implementation over any store's ports (AWS, local).
 
 use crate::ports::{LifecycleError, LifecyclePorts, Rotations};
 use crate::steps::hand_over;
 use rootmail_domain::{AccountId, Handoff, Kind, WaitingRotation};
-use rootmail_pipeline::{Evidence, PortError, PortResult};
+use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult};
+use std::ops::Deref;
+
+/// A lifecycle's rotations as the mail pipeline's handoffs: what waits, and
+/// where a verified secret or awaited evidence goes. Holds the lifecycle by
+/// reference or box.
+pub struct MailHandoffs<P>(pub P);
+
+impl<P> Handoffs for MailHandoffs<P>
+where
+    P: Deref + Sync,
+    P::Target: LifecyclePorts + Sized,
+{
+    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
+        waiting(&*self.0, accounts, now).await
+    }
+
+    async fn hand_over(
+        &self,
+        account: &AccountId,
+        handoff: &Handoff,
+        now: u64,
+    ) -> PortResult<bool> {
+        hand_over_from_mail(&*self.0, account, handoff, now).await
+    }
+
+    async fn witness(
+        &self,
+        account: &AccountId,
+        evidence: &Evidence,
+        now: u64,
+    ) -> PortResult<bool> {
+        witness_from_mail(&*self.0, account, evidence, now).await
+    }
+}
 
 /// The rotations among `accounts` that wait now, and the address each waits at.
 pub async fn waiting<P: LifecyclePorts>(

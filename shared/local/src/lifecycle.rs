@@ -12,15 +12,14 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rootmail_domain::{Account, AccountId, EmailAddress, Handoff, SecretValue, WaitingRotation};
-use rootmail_lifecycle::handoff;
+use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditEntry, AuditLog, LifecycleError, LifecyclePorts,
     LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
     TaskTokens, Vault, VaultItem,
 };
-use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult, WriterPorts, apply_ticket_op};
+use rootmail_pipeline::{PortError, WriterPorts, apply_ticket_op};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -775,30 +774,6 @@ impl LifecyclePorts for LocalLifecycle<'_> {
     }
     fn notices(&self) -> &Self {
         self
-    }
-}
-
-impl Handoffs for LocalLifecycle<'_> {
-    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
-        handoff::waiting(self, accounts, now).await
-    }
-
-    async fn hand_over(
-        &self,
-        account: &AccountId,
-        handoff: &Handoff,
-        now: u64,
-    ) -> PortResult<bool> {
-        handoff::hand_over_from_mail(self, account, handoff, now).await
-    }
-
-    async fn witness(
-        &self,
-        account: &AccountId,
-        evidence: &Evidence,
-        now: u64,
-    ) -> PortResult<bool> {
-        handoff::witness_from_mail(self, account, evidence, now).await
     }
 }
 

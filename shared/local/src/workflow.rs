@@ -5,6 +5,7 @@
 use crate::lifecycle::LocalLifecycle;
 use crate::store::LocalStore;
 use rootmail_domain::{Account, AccountId, InMemoryDirectory, Rules, SecretValue};
+use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Mode, Phase, Rotations};
 use rootmail_lifecycle::{console, operator};
@@ -42,7 +43,8 @@ pub async fn deliver_simulated_mail(
         .collect();
     files.sort();
     let directory = directory(lifecycle, listed)?;
-    let knowledge = Knowledge::new(rules, lifecycle);
+    let handoffs = MailHandoffs(lifecycle);
+    let knowledge = Knowledge::new(rules, &handoffs);
     for file in &files {
         let raw = std::fs::read(file).map_err(|e| refused_io(file, e))?;
         let source = file.display().to_string();

@@ -162,6 +162,40 @@ impl Handoffs for NoHandoffs {
     }
 }
 
+/// `None`: no lifecycle, so nothing waits (as [`NoHandoffs`]).
+impl<H: Handoffs + Sync> Handoffs for Option<H> {
+    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
+        match self {
+            Some(handoffs) => handoffs.waiting(accounts, now).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        account: &AccountId,
+        handoff: &Handoff,
+        now: u64,
+    ) -> PortResult<bool> {
+        match self {
+            Some(handoffs) => handoffs.hand_over(account, handoff, now).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn witness(
+        &self,
+        account: &AccountId,
+        evidence: &Evidence,
+        now: u64,
+    ) -> PortResult<bool> {
+        match self {
+            Some(handoffs) => handoffs.witness(account, evidence, now).await,
+            None => Ok(false),
+        }
+    }
+}
+
 /// Reads a stored original back (the writer needs its attachments).
 pub trait MailSource {
     /// The raw message stored under `archive_ref`, or `None` when it is gone.

@@ -45,10 +45,8 @@ pub use vault::{SecretsVault, secret_name};
 
 use crate::error::port_error;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use rootmail_domain::{AccountId, Handoff, WaitingRotation};
-use rootmail_lifecycle::handoff;
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
-use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult};
+use rootmail_pipeline::PortError;
 
 /// The Account API port of this build.
 #[cfg(feature = "lifecycle")]
@@ -181,32 +179,6 @@ impl LifecyclePorts for AwsLifecycle {
     }
     fn notices(&self) -> &LifecycleNotices {
         &self.notices
-    }
-}
-
-/// What the mail pipeline sees: which candidate accounts wait for a secret, and
-/// where a verified one goes (the vault; the workflow gets a reference).
-impl Handoffs for AwsLifecycle {
-    async fn waiting(&self, accounts: &[AccountId], now: u64) -> PortResult<Vec<WaitingRotation>> {
-        handoff::waiting(self, accounts, now).await
-    }
-
-    async fn hand_over(
-        &self,
-        account: &AccountId,
-        handoff: &Handoff,
-        now: u64,
-    ) -> PortResult<bool> {
-        handoff::hand_over_from_mail(self, account, handoff, now).await
-    }
-
-    async fn witness(
-        &self,
-        account: &AccountId,
-        evidence: &Evidence,
-        now: u64,
-    ) -> PortResult<bool> {
-        handoff::witness_from_mail(self, account, evidence, now).await
     }
 }
 
