@@ -26,7 +26,7 @@ use crate::model::{AuditEntry, Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, expect_phase, record, refused,
-    rotation_of, save_handover,
+    rotation_in, rotation_of, save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_pipeline::{Evidence, PortError};
@@ -52,12 +52,13 @@ pub async fn open_email_change<P: LifecyclePorts>(
     task_token: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(
-        &rotation,
+    let mut rotation = rotation_in(
+        p,
+        account,
         &[Phase::Registered],
         "open the console email change",
-    )?;
+    )
+    .await?;
     expect_console(&rotation, "open the console email change")?;
     rotation.phase = Phase::AwaitingOtp;
     rotation.waiting_for = Some(Kind::RootEmailOtp);
@@ -79,8 +80,7 @@ pub async fn open_email_change<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "console email change opened", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// What the engineer reads to type into the console. Never serialized.
@@ -308,8 +308,8 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     task_token: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(&rotation, &[Phase::EmailConfirmed], "prepare the vault")?;
+    let mut rotation =
+        rotation_in(p, account, &[Phase::EmailConfirmed], "prepare the vault").await?;
     expect_console(&rotation, "prepare the console vault")?;
     let password = new_root_password().map_err(random_failed)?;
     let password_ref = p
@@ -338,8 +338,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "engineer task opened", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// A failure of the system's randomness: worth a retry.

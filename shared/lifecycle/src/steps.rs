@@ -88,6 +88,19 @@ pub(crate) async fn rotation_of<P: LifecyclePorts>(
     }
 }
 
+/// The account's rotation, which must be in one of the `wanted` phases to
+/// do what `doing` says.
+pub(crate) async fn rotation_in<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    wanted: &[Phase],
+    doing: &str,
+) -> LifecycleResult<Rotation> {
+    let rotation = rotation_of(p, account).await?;
+    expect_phase(&rotation, wanted, doing)?;
+    Ok(rotation)
+}
+
 pub(crate) fn expect_phase(
     rotation: &Rotation,
     wanted: &[Phase],
@@ -105,13 +118,14 @@ pub(crate) fn expect_phase(
     ))
 }
 
-/// Saves the next version of `rotation`, then audits and notes the change.
+/// Saves the next version of `rotation`, then audits and notes the change;
+/// returns what the step ends with.
 pub(crate) async fn advance<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
     now: u64,
     entry: (&str, &str, String),
-) -> LifecycleResult<()> {
+) -> LifecycleResult<StepOutput> {
     let (actor, action, detail) = entry;
     let expected = rotation.version;
     rotation.version += 1;
@@ -124,7 +138,8 @@ pub(crate) async fn advance<P: LifecyclePorts>(
         now,
         (actor, action, None, None, detail),
     )
-    .await
+    .await?;
+    Ok(StepOutput::from(&*rotation))
 }
 
 /// Audit first, then the ticket note: the note is best effort, the audit is not.
@@ -436,8 +451,7 @@ pub async fn record_failure<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "take-over failed", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// Take-over, step 3: gives AWS the code from the vault.
@@ -446,12 +460,13 @@ pub async fn accept_email_update<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(
-        &rotation,
+    let mut rotation = rotation_in(
+        p,
+        account,
         &[Phase::OtpReceived],
         "accept the root email change",
-    )?;
+    )
+    .await?;
     let Some(code) = p
         .vault()
         .get(account, VaultItem::Handover, Stage::Current)
@@ -475,8 +490,7 @@ pub async fn accept_email_update<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "root email change accepted", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// Take-over, step 4 (polled): the root email is ours. The directory forgets the
@@ -486,12 +500,13 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(
-        &rotation,
+    let mut rotation = rotation_in(
+        p,
+        account,
         &[Phase::EmailAccepted],
         "confirm the root email change",
-    )?;
+    )
+    .await?;
     let current = if rotation.mode == Mode::Console {
         // No API reads a console account's root email: the evidence does.
         let Some(evidence) = rotation.email_evidence.clone() else {
@@ -522,8 +537,7 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "root email changed", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// Vaulted take-over, step 5 (a `waitForTaskToken` task): a new password,
@@ -578,8 +592,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "engineer task opened", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// Vaulted take-over: the engineer says the console steps are done. Verified
@@ -592,12 +605,13 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     attestation: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(
-        &rotation,
+    let mut rotation = rotation_in(
+        p,
+        account,
         &[Phase::AwaitingEngineer],
         "complete the engineer's task",
-    )?;
+    )
+    .await?;
     if rotation.mfa_enrolled_at.is_none() {
         return refused(format!(
             "account {account}'s MFA seed is not enrolled: assign the device in the console and pipe its secret key into `rootmail mfa enroll --account {account}` first"
@@ -680,12 +694,13 @@ pub async fn delete_root_credentials<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(
-        &rotation,
+    let mut rotation = rotation_in(
+        p,
+        account,
         &[Phase::EmailConfirmed],
         "delete the root credentials",
-    )?;
+    )
+    .await?;
     if rotation.mode != Mode::Rootless {
         return refused(format!(
             "account {account} is taken over vaulted: its root credentials stay"
@@ -707,8 +722,7 @@ pub async fn delete_root_credentials<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "root credentials deleted", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 /// Take-over, last step: the account is `active`; its mail now becomes tickets.
@@ -717,8 +731,7 @@ pub async fn activate<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(&rotation, &[Phase::Secured], "activate")?;
+    let mut rotation = rotation_in(p, account, &[Phase::Secured], "activate").await?;
     set_status(p, &rotation, AccountStatus::Active).await?;
     rotation.phase = Phase::Active;
     let detail = format!(
@@ -731,8 +744,7 @@ pub async fn activate<P: LifecyclePorts>(
         now,
         (SYSTEM_ACTOR, "take-over finished", detail),
     )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    .await
 }
 
 async fn set_status<P: LifecyclePorts>(
@@ -882,8 +894,7 @@ pub async fn start_release<P: LifecyclePorts>(
     who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(&rotation, &[Phase::Active], "release")?;
+    let mut rotation = rotation_in(p, account, &[Phase::Active], "release").await?;
     let detail = if rotation.mode == Mode::Console {
         format!(
             "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
@@ -900,8 +911,7 @@ pub async fn start_release<P: LifecyclePorts>(
     rotation.previous_email = Some(rotation.target_email.clone());
     rotation.target_email = customer_email.clone();
     rotation.phase = Phase::AwaitingCustomerOtp;
-    advance(p, &mut rotation, now, (who, "release started", detail)).await?;
-    Ok(StepOutput::from(&rotation))
+    advance(p, &mut rotation, now, (who, "release started", detail)).await
 }
 
 /// Release, step 2: the customer's code. A wrong code changes nothing. Then the
@@ -914,12 +924,13 @@ pub async fn complete_release<P: LifecyclePorts>(
     who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_of(p, account).await?;
-    expect_phase(
-        &rotation,
+    let mut rotation = rotation_in(
+        p,
+        account,
         &[Phase::AwaitingCustomerOtp],
         "complete the release",
-    )?;
+    )
+    .await?;
     let (action, done) = match (rotation.mode, confirmation) {
         (Mode::Console, ReleaseConfirmation::Attested(statement))
             if !statement.trim().is_empty() =>
@@ -971,8 +982,7 @@ pub async fn complete_release<P: LifecyclePorts>(
          Tell the customer to sign in as the root user with \"Forgot password\" (AWS mails the reset link to {0}) and to add their own MFA device",
         rotation.target_email,
     );
-    advance(p, &mut rotation, now, (who, action, detail)).await?;
-    Ok(StepOutput::from(&rotation))
+    advance(p, &mut rotation, now, (who, action, detail)).await
 }
 
 /// How a release is confirmed: the customer's code (the Account API), or the
@@ -1003,6 +1013,5 @@ pub async fn close<P: LifecyclePorts>(
     rotation.waiting_for = None;
     rotation.task_token = None;
     let detail = format!("account closed: {reason}; archive and vault kept");
-    advance(p, &mut rotation, now, (who, "closed", detail)).await?;
-    Ok(StepOutput::from(&rotation))
+    advance(p, &mut rotation, now, (who, "closed", detail)).await
 }
