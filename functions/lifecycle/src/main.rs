@@ -5,16 +5,11 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use lifecycle::{Config, Lifecycle, Step};
-use rootmail_aws::{Env, logging};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init_json_logs();
-    // Logged as a readable line first: the returned error is printed with Debug.
-    let config = Config::from_env(&Env::process())
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let aws = rootmail_aws::sdk_config().await;
+    let (config, aws) = rootmail_aws::start(Config::from_env).await?;
     let handler = Lifecycle::on_aws(&config, &aws);
     let handler = &handler;
     if config.step == Step::Operator {

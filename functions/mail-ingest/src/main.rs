@@ -4,16 +4,12 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mail_ingest::{Config, Ingest};
-use rootmail_aws::{Env, Metrics, logging};
+use rootmail_aws::Metrics;
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init_json_logs();
-    // Logged as a readable line first: the returned error is printed with Debug.
-    let config = Config::from_env(&Env::process())
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let aws = rootmail_aws::sdk_config().await;
+    let (config, aws) = rootmail_aws::start(Config::from_env).await?;
     let handler = Ingest::on_aws(config, &aws, Metrics::stdout());
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -4,16 +4,12 @@
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use rootmail_aws::{Env, Metrics, logging};
+use rootmail_aws::Metrics;
 use ticket_writer::{Config, Writer};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init_json_logs();
-    // Logged as a readable line first: the returned error is printed with Debug.
-    let config = Config::from_env(&Env::process())
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let aws = rootmail_aws::sdk_config().await;
+    let (config, aws) = rootmail_aws::start(Config::from_env).await?;
     let handler = Writer::on_aws(&config, &aws, Metrics::stdout())
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;

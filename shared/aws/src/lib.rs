@@ -34,6 +34,19 @@ pub use metrics::Metrics;
 pub use queue::{SqsDeadLetters, SqsTicketQueue, message_group_id};
 pub use threads::DynamoThreadMap;
 
+/// What every function does before it serves: JSON logs, its configuration
+/// from the process environment, and the SDK's configuration. A bad
+/// configuration is logged as a readable line first, because the runtime
+/// prints the returned error with `Debug`.
+pub async fn start<C>(
+    from_env: impl FnOnce(&Env<fn(&str) -> Option<String>>) -> Result<C, ConfigError>,
+) -> Result<(C, aws_config::SdkConfig), ConfigError> {
+    logging::init_json_logs();
+    let config = from_env(&Env::process())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    Ok((config, sdk_config().await))
+}
+
 /// Loads the SDK configuration once. S3 uses path-style addressing when an
 /// endpoint override is set (local stand-ins do not serve virtual hosts).
 pub async fn sdk_config() -> aws_config::SdkConfig {
