@@ -7,8 +7,8 @@
 
 use crate::auth::Authentication;
 use crate::mail::ParsedMail;
-use crate::secret::{FoundSecret, SecretKind, SecretValue};
-use crate::secrets::link_host_within;
+use crate::secret_scan::link_host_within;
+use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
 use crate::types::{AccountId, EmailAddress, Kind};
 
 /// A rotation waiting for a secret: for which account, from which kind of

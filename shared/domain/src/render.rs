@@ -4,7 +4,7 @@ use crate::auth::Authentication;
 use crate::directory::Account;
 use crate::facts::Facts;
 use crate::mail::{ParsedMail, clean_line};
-use crate::secret::{FoundSecret, SecretKind};
+use crate::secret_value::{FoundSecret, SecretKind};
 use crate::types::{CaseId, EmailAddress, Kind, Priority};
 use regex::Regex;
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 
 use crate::evidence::{Classification, Evidence, Rule, RuleInput, ascii_word_boundaries};
 use crate::pattern_set::PatternSet;
-use crate::secret::SecretKind;
+use crate::secret_value::SecretKind;
 use crate::types::{Kind, Priority};
 use regex::Regex;
 use serde::Deserialize;

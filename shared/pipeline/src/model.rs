@@ -140,6 +140,21 @@ pub struct NewTicket {
     pub found_absent: bool,
 }
 
+impl NewTicket {
+    /// The comment this message makes on a thread another message opened
+    /// (the thread's ticket was there after all).
+    pub fn as_comment(&self) -> NewComment {
+        NewComment {
+            message: self.message.clone(),
+            body: self.body.clone(),
+            priority: self.priority,
+            kind: self.kind,
+            internal_note: self.internal_note.clone(),
+            attachments: self.attachments.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewComment {
     /// The message this comment reports; a second comment for it is never made.

@@ -88,7 +88,7 @@ pub fn marker_key_in_credentials(json: &str) -> Result<Option<MarkerKey>, Marker
     #[derive(serde::Deserialize)]
     struct WithKey {
         #[serde(default)]
-        marker_key: Option<crate::common::Credential>,
+        marker_key: Option<crate::credential::Credential>,
     }
     match serde_json::from_str::<WithKey>(json) {
         Ok(WithKey {

@@ -10,6 +10,7 @@
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use rootmail_pipeline::{ErrorKind, PortError};
+use serde::de::DeserializeOwned;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -339,6 +340,26 @@ fn retry_after(response: &Response) -> Option<Duration> {
         Ok(secs) if secs.is_finite() && secs >= 0.0 => Some(Duration::from_secs_f64(secs)),
         _ => Some(Duration::MAX),
     }
+}
+
+/// An answer's JSON. A 404 is permanent, `not_found` saying what it likely
+/// means for this API; an answer that is not the expected JSON is permanent too.
+pub async fn read_json<T: DeserializeOwned>(
+    port: &'static str,
+    what: &str,
+    response: Response,
+    not_found: &str,
+) -> Result<T, PortError> {
+    if response.status() == StatusCode::NOT_FOUND {
+        return Err(PortError::permanent(
+            port,
+            format!("{what}: HTTP 404 ({not_found})"),
+        ));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| PortError::permanent(port, format!("{what}: unexpected answer: {e}")))
 }
 
 #[cfg(test)]

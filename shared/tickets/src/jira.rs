@@ -28,9 +28,10 @@
 //! default); `priority` is set only when `set_priority` is on, because many
 //! request types do not offer it and Jira refuses fields a type does not have.
 
-use crate::common::{Credential, capped, original_location, text_with_listing, thread_token};
-use crate::http::HttpClient;
+use crate::credential::Credential;
+use crate::http::{self, HttpClient};
 use crate::marker::MarkerKey;
+use crate::ticket_text::{capped, original_location, text_with_listing, thread_token};
 use reqwest::multipart::{Form, Part};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
@@ -214,15 +215,7 @@ impl Jira {
         what: &str,
         response: Response,
     ) -> PortResult<T> {
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(permanent(format!(
-                "{what}: HTTP 404 (wrong URL, service desk or request?)"
-            )));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| permanent(format!("{what}: unexpected answer: {e}")))
+        http::read_json(PORT, what, response, "wrong URL, service desk or request?").await
     }
 
     /// A write Jira has no idempotency key for, sent once (see
@@ -556,7 +549,7 @@ impl Jira {
             self.internal_note(&found.id, &ticket.message, &ticket.internal_note)
                 .await?;
         } else {
-            self.comment(&found.id, &as_comment(ticket)).await?;
+            self.comment(&found.id, &ticket.as_comment()).await?;
         }
         self.forget(&thread_token(&ticket.thread_key));
         Ok(found.id)
@@ -587,18 +580,6 @@ impl Jira {
             .write(what, |c| self.auth(c.post(&url)).json(&payload))
             .await?;
         self.json(what, response).await
-    }
-}
-
-/// The comment a message makes on a thread another message opened.
-fn as_comment(ticket: &NewTicket) -> NewComment {
-    NewComment {
-        message: ticket.message.clone(),
-        body: ticket.body.clone(),
-        priority: ticket.priority,
-        kind: ticket.kind,
-        internal_note: ticket.internal_note.clone(),
-        attachments: ticket.attachments.clone(),
     }
 }
 

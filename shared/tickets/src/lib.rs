@@ -5,11 +5,12 @@
 //! chosen by configuration.
 
 pub mod backend;
-pub mod common;
+pub mod credential;
 pub mod http;
 pub mod jira;
 pub mod marker;
 pub mod rt;
+pub mod ticket_text;
 pub mod webhook;
 pub mod zendesk;
 

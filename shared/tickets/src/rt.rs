@@ -24,9 +24,10 @@
 //! High 100, an admin adds `High => 80` or `Urgent => 100` to see names). A later,
 //! more urgent mail raises the ticket's priority; nothing lowers it.
 
-use crate::common::{Credential, body_with_listing};
+use crate::credential::Credential;
 use crate::http::HttpClient;
 use crate::marker::{MARKER_PREFIX, MarkerKey};
+use crate::ticket_text::body_with_listing;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, LOCATION};

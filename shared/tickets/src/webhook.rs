@@ -12,7 +12,7 @@
 //!   for a GET. A receiver recomputes it and refuses stale `t` (replays).
 //! - Attachments travel inside the body: `content.upload` is base64.
 
-use crate::common::Credential;
+use crate::credential::Credential;
 use crate::http::HttpClient;
 use hmac::{Hmac, Mac};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};

@@ -19,8 +19,8 @@ use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{
     corpus_dir, design_corpus, directory, known_secrets, relative, workspace_bin,
 };
-use rootmail_tickets::common::body_with_listing;
 use rootmail_tickets::rt::priority_number;
+use rootmail_tickets::ticket_text::body_with_listing;
 use rootmail_tickets::{HttpClient, RetryPolicy, Rt, RtOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

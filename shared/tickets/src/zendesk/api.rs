@@ -187,15 +187,13 @@ impl Zendesk {
         what: &str,
         response: Response,
     ) -> PortResult<T> {
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(permanent(format!(
-                "{what}: HTTP 404 (wrong URL, or the ticket was deleted?)"
-            )));
-        }
-        response
-            .json()
-            .await
-            .map_err(|e| permanent(format!("{what}: unexpected answer: {e}")))
+        http::read_json(
+            PORT,
+            what,
+            response,
+            "wrong URL, or the ticket was deleted?",
+        )
+        .await
     }
 
     /// A page link from an answer, followed only on the configured host (the

@@ -7,11 +7,9 @@ use super::api::{
     CommentPage, MAX_PAGES, PAGE_SIZE, ZTicket, id_text, parse_priority, refused_with,
 };
 use super::{Boxed, MAX_COMMENT_BYTES, Zendesk, permanent};
-use crate::common::{capped, original_location, text_with_listing};
+use crate::ticket_text::{capped, original_location, text_with_listing};
 use rootmail_domain::{ContentHash, Priority};
-use rootmail_pipeline::{
-    NewComment, NewTicket, PortError, PortResult, PostedComment, TicketAttachment,
-};
+use rootmail_pipeline::{NewComment, PortError, PortResult, PostedComment, TicketAttachment};
 
 /// What a ticket's comments say about one message.
 #[derive(Debug, Default)]
@@ -320,18 +318,6 @@ fn full_from_error(error: &PortError) -> Option<Full> {
         Some(Full::Comments)
     } else {
         None
-    }
-}
-
-/// The comment a message makes on a thread another message opened.
-pub(super) fn as_comment(ticket: &NewTicket) -> NewComment {
-    NewComment {
-        message: ticket.message.clone(),
-        body: ticket.body.clone(),
-        priority: ticket.priority,
-        kind: ticket.kind,
-        internal_note: ticket.internal_note.clone(),
-        attachments: ticket.attachments.clone(),
     }
 }
 

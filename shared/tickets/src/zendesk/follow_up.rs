@@ -5,7 +5,7 @@
 use super::api::{Posted, ZTicket, comment_json, parse_priority, priority_name};
 use super::comments::Full;
 use super::{MAX_COMMENTS_PER_TICKET, Zendesk, permanent};
-use crate::common::original_location;
+use crate::ticket_text::original_location;
 use rootmail_domain::Priority;
 use rootmail_pipeline::{NewComment, PortResult, PostedComment, TicketAttachment};
 use serde_json::{Value, json};

@@ -41,11 +41,11 @@ mod ticket_fields;
 pub use api::priority_name;
 pub use markdown::literal;
 
-use crate::common::{Credential, original_location};
+use crate::credential::Credential;
 use crate::http::HttpClient;
 use crate::marker::MarkerKey;
+use crate::ticket_text::original_location;
 use api::{comment_json, ticket_number};
-use comments::as_comment;
 use rootmail_domain::ThreadKey;
 use rootmail_pipeline::{
     FoundTicket, NewComment, NewTicket, PortError, PortResult, PostedComment, TicketSink,
@@ -211,7 +211,8 @@ impl TicketSink for Zendesk {
         if self.created_from(&existing) != ticket.message {
             // The thread got its ticket from another message meanwhile: this
             // message becomes a comment there, never a second ticket.
-            self.comment_on(existing.id, &as_comment(ticket), 0).await?;
+            self.comment_on(existing.id, &ticket.as_comment(), 0)
+                .await?;
         } else {
             self.note(existing.id, &ticket.message, &ticket.internal_note, None)
                 .await?;

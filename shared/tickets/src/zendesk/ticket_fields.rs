@@ -2,7 +2,7 @@
 //! custom fields, and its requester and organization.
 
 use super::Zendesk;
-use crate::common::thread_token;
+use crate::ticket_text::thread_token;
 use rootmail_pipeline::{NewTicket, PortResult};
 use serde_json::{Value, json};
 

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_fake_http::{FakeHttp, Received, Reply, in_turn};
 use rootmail_pipeline::{NewComment, NewTicket, TicketAttachment, TicketSink};
-use rootmail_tickets::common::thread_token;
+use rootmail_tickets::ticket_text::thread_token;
 use rootmail_tickets::{Jira, JiraCredentials, JiraOptions};
 use serde_json::{Value, json};
 use std::time::Duration;

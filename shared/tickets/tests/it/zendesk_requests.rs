@@ -15,7 +15,7 @@ use base64::Engine as _;
 use rootmail_domain::{ContentHash, ThreadKey};
 use rootmail_fake_http::{FakeHttp, Received, Reply, in_turn};
 use rootmail_pipeline::{NewComment, NewTicket, TicketSink};
-use rootmail_tickets::common::thread_token;
+use rootmail_tickets::ticket_text::thread_token;
 use rootmail_tickets::{HttpClient, RetryPolicy, Zendesk, ZendeskCredentials, ZendeskOptions};
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -1,10 +1,9 @@
-//! What every backend writes the same way: the listing of attachments that
-//! were not uploaded, the marker line (see [`crate::marker`]) after the text,
-//! a size cap that never cuts the marker, and credentials that never print.
+//! The ticket text every backend writes the same way: the listing of
+//! attachments that were not uploaded, the marker line (see [`crate::marker`])
+//! after the text, and a size cap that never cuts the marker.
 
-use rootmail_domain::{ContentHash, SecretValue, ThreadKey};
+use rootmail_domain::{ContentHash, ThreadKey};
 use rootmail_pipeline::{AttachmentContent, TicketAttachment};
-use serde::Deserialize;
 
 /// A short, label-safe token naming a thread (Jira labels and Zendesk tags allow
 /// no spaces or colons; thread keys have both).
@@ -84,32 +83,6 @@ pub fn capped(text: &str, keep: &str, max_bytes: usize, original: Option<&str>) 
     format!("{kept}{}{keep}", note(cut))
 }
 
-/// A credential from the backend's secret: never printed, zeroized on drop.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credential(SecretValue);
-
-impl Credential {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretValue::new(value.into()))
-    }
-
-    pub fn expose(&self) -> &str {
-        self.0.expose()
-    }
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl<'de> Deserialize<'de> for Credential {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Self::new)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,12 +153,5 @@ mod tests {
         let token = thread_token(&key);
         assert_eq!(token, thread_token(&key));
         assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    }
-
-    #[test]
-    fn credentials_never_print() {
-        let c: Credential = serde_json::from_str("\"s3cr3t-token\"").unwrap();
-        assert_eq!(c.expose(), "s3cr3t-token");
-        assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 }

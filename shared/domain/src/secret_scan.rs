@@ -2,7 +2,7 @@
 
 use crate::html::decode_attribute;
 use crate::rules::{HostPattern, Rules, SecretRule};
-use crate::secret::{FoundSecret, SecretKind, SecretValue};
+use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use std::collections::HashSet;
