@@ -7,7 +7,7 @@ use rootmail_domain::{Account, AccountId};
 use rootmail_lifecycle::estate::{EstateFilter, EstateRow, estate, last_accesses};
 use rootmail_lifecycle::{AuditEntry, Phase};
 use rootmail_local::LocalStore;
-use rootmail_local::lifecycle::LocalLifecycle;
+use rootmail_local::lifecycle_store::LocalLifecycle;
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::Path;

@@ -2,7 +2,7 @@
 
 mod estate;
 mod inputs;
-mod lifecycle;
+mod lifecycle_commands;
 mod mailbox;
 mod operator_client;
 mod ops;
@@ -340,9 +340,9 @@ impl RotationArgs {
                 state_machine,
                 accounts,
                 rules,
-            } => lifecycle::start(
+            } => lifecycle_commands::start(
                 &local,
-                &lifecycle::Start {
+                &lifecycle_commands::Start {
                     account: &account,
                     customer: &customer,
                     mode: &mode,
@@ -352,26 +352,26 @@ impl RotationArgs {
                     rules: rules.as_deref(),
                 },
             ),
-            RotationAction::Status { account } => lifecycle::status(&local, &account),
+            RotationAction::Status { account } => lifecycle_commands::status(&local, &account),
             RotationAction::Complete {
                 account,
                 otp_stdin,
                 attest,
-            } => lifecycle::complete(&local, &account, otp_stdin, attest.as_deref()),
+            } => lifecycle_commands::complete(&local, &account, otp_stdin, attest.as_deref()),
             RotationAction::Code {
                 account,
                 reason,
                 ticket,
-            } => lifecycle::read_code(
+            } => lifecycle_commands::read_code(
                 &local,
-                &lifecycle::Access {
+                &lifecycle_commands::Access {
                     account: &account,
                     reason: &reason,
                     ticket: &ticket,
                 },
             ),
             RotationAction::Attest { account, statement } => {
-                lifecycle::attest(&local, &account, &statement)
+                lifecycle_commands::attest(&local, &account, &statement)
             }
         }
     }
@@ -396,9 +396,9 @@ impl CredsArgs {
                     ticket,
                 },
         } = self;
-        lifecycle::creds_get(
+        lifecycle_commands::creds_get(
             &local.as_local(),
-            &lifecycle::Access {
+            &lifecycle_commands::Access {
                 account: &account,
                 reason: &reason,
                 ticket: &ticket,
@@ -425,7 +425,7 @@ impl ReleaseArgs {
             account,
             customer_email,
         } = self;
-        lifecycle::release(&local.as_local(), &account, &customer_email)
+        lifecycle_commands::release(&local.as_local(), &account, &customer_email)
     }
 }
 
@@ -446,7 +446,7 @@ impl CloseArgs {
             account,
             reason,
         } = self;
-        lifecycle::close(&local.as_local(), &account, &reason)
+        lifecycle_commands::close(&local.as_local(), &account, &reason)
     }
 }
 
@@ -464,7 +464,7 @@ impl MfaArgs {
             local,
             action: MfaAction::Enroll { account },
         } = self;
-        lifecycle::enroll_mfa(&local.as_local(), &account)
+        lifecycle_commands::enroll_mfa(&local.as_local(), &account)
     }
 }
 
@@ -528,9 +528,9 @@ impl SimulateArgs {
                     rules,
                 },
         } = self;
-        lifecycle::simulate_console(
+        lifecycle_commands::simulate_console(
             &local.as_local(),
-            &lifecycle::Simulated {
+            &lifecycle_commands::Simulated {
                 account: &account,
                 step: &step,
                 to: to.as_deref(),
@@ -634,8 +634,8 @@ struct LocalLifecycleArgs {
 
 impl LocalLifecycleArgs {
     /// The lifecycle these flags select (the state directory, or AWS), acting as `--who`.
-    fn as_local(&self) -> lifecycle::Local<'_> {
-        lifecycle::Local {
+    fn as_local(&self) -> lifecycle_commands::Local<'_> {
+        lifecycle_commands::Local {
             state: &self.state,
             who: self.who.clone(),
             aws: self.aws,

@@ -9,7 +9,7 @@ use rootmail_aws::tickets::backend_settings;
 use rootmail_domain::{Disposition, InMemoryDirectory};
 use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_local::LocalStore;
-use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
+use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
     Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, WriterPorts, Written,

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use lambda_runtime::LambdaEvent;
 use lifecycle::Lifecycle;
-use rootmail_aws::lifecycle::AwsLifecycle;
+use rootmail_aws::lifecycle_adapters::AwsLifecycle;
 use rootmail_fake_http::{FakeHttp, Received, Reply};
 use serde_json::{Value, json};
 use std::collections::HashMap;

@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{
 use lifecycle::{Lifecycle, Step};
 use mail_ingest::AwsIngest;
 use rootmail_aws::Env;
-use rootmail_aws::lifecycle::{AwsClients, AwsLifecycle, LifecycleConfig};
+use rootmail_aws::lifecycle_adapters::{AwsClients, AwsLifecycle, LifecycleConfig};
 use rootmail_aws::metrics::CapturedLines;
 use rootmail_domain::AccountId;
 use serde_json::{Value, json};

@@ -15,7 +15,7 @@ pub use operator::Operators;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use rootmail_aws::config::concat_names;
-use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
+use rootmail_aws::lifecycle_adapters::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::{ConfigError, Env};
 use rootmail_domain::{AccountId, EmailAddress};
 use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
@@ -331,7 +331,7 @@ mod tests {
     use rootmail_domain::Rules;
     use rootmail_lifecycle::{Phase, Rotations};
     use rootmail_local::LocalStore;
-    use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
+    use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
     use serde_json::json;
 
     const KEY: &str = "4f1c0e9a7b3d5f2e8c6a4b2d0f9e7c5a3b1d9f8e6c4a2b0d8f7e5c3a1b9d7f6e";

@@ -16,7 +16,7 @@ use events::MailRef;
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::config::concat_names;
-use rootmail_aws::lifecycle::{AwsLifecycle, LifecycleConfig};
+use rootmail_aws::lifecycle_adapters::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::{

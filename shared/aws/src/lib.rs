@@ -12,7 +12,7 @@ pub mod dynamo;
 pub mod error;
 pub mod ledger;
 #[cfg(feature = "handoffs")]
-pub mod lifecycle;
+pub mod lifecycle_adapters;
 pub mod logging;
 #[cfg(feature = "mail")]
 pub mod mail;

@@ -2,7 +2,7 @@
 //! and the mail AWS sends when they do it. Codes and notices go to
 //! `simulated-aws/mail/`, for the real mail pipeline to read.
 
-use crate::lifecycle::{LocalLifecycle, simulated_aws_mail};
+use crate::lifecycle_store::{LocalLifecycle, simulated_aws_mail};
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::credentials::{new_totp_seed, totp_code};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult};

@@ -6,7 +6,7 @@ pub mod accounts;
 pub mod console;
 pub mod db;
 mod legacy;
-pub mod lifecycle;
+pub mod lifecycle_store;
 pub mod store;
 pub mod workflow;
 

@@ -2,7 +2,7 @@
 //! runs them in AWS. The code mail of a take-over goes through the real mail
 //! pipeline (ingest, triage, handoff), exactly like mail SES delivers.
 
-use crate::lifecycle::LocalLifecycle;
+use crate::lifecycle_store::LocalLifecycle;
 use crate::store::LocalStore;
 use rootmail_domain::{Account, AccountId, InMemoryDirectory, Rules, SecretValue};
 use rootmail_lifecycle::handoff::MailHandoffs;

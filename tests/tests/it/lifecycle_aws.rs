@@ -5,7 +5,7 @@
 //! Run under `scripts/with-moto`.
 
 use lifecycle::Step;
-use rootmail_aws::lifecycle::{AwsLifecycle, secret_name};
+use rootmail_aws::lifecycle_adapters::{AwsLifecycle, secret_name};
 use rootmail_domain::{Account, AccountId, AccountStatus, Disposition, EmailAddress, Kind};
 use rootmail_lifecycle::console;
 use rootmail_lifecycle::steps::{self, AccessRequest, ReleaseConfirmation, StepOutput};

@@ -11,7 +11,7 @@ use rootmail_lifecycle::{
 };
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
-use rootmail_local::lifecycle::{LocalLifecycle, VaultKey, root_email_code_mail};
+use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey, root_email_code_mail};
 use rootmail_local::workflow::{complete, deliver_simulated_mail, resume, take_over};
 
 const KEY: &str = "4f1c0e9a7b3d5f2e8c6a4b2d0f9e7c5a3b1d9f8e6c4a2b0d8f7e5c3a1b9d7f6e";

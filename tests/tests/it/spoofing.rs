@@ -983,7 +983,7 @@ mod local_pipeline {
     use rootmail_lifecycle::steps::{self, TakeOver};
     use rootmail_lifecycle::{Mode, Phase, Rotations, Stage, Vault, VaultItem};
     use rootmail_local::LocalStore;
-    use rootmail_local::lifecycle::{LocalLifecycle, VaultKey, root_email_code_mail};
+    use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey, root_email_code_mail};
     use rootmail_local::workflow::deliver_simulated_mail;
     use std::path::Path;
 

@@ -17,7 +17,7 @@ use rootmail_lifecycle::steps::{StepOutput, TakeOver};
 use rootmail_lifecycle::{AuditEntry, LifecycleError, Mode, Rotation};
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
-use rootmail_local::lifecycle::{LocalLifecycle, VaultKey};
+use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use std::io::Read as _;
 use std::path::Path;
