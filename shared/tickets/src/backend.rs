@@ -213,10 +213,7 @@ impl AnyBackend {
         marker_key: Option<MarkerKey>,
     ) -> Result<Self, BackendError> {
         let kind = settings.kind;
-        let settings_error = |message: String| BackendError::Settings {
-            backend: kind.as_str(),
-            message,
-        };
+        let settings_error = |message: String| settings_error(kind, message);
         if kind.needs_credentials() && credentials.is_none() {
             return Err(settings_error(
                 "no credentials configured (TICKET_CREDENTIALS_SECRET_ARN in AWS; TICKET_CREDENTIALS_FILE or TICKET_CREDENTIALS locally)".into(),
@@ -225,84 +222,146 @@ impl AnyBackend {
         check_api_url(&settings.api_url).map_err(|reason| {
             settings_error(format!("TICKET_API_URL {:?}: {reason}", settings.api_url))
         })?;
-        let key = match marker_key {
-            Some(key) => Some(key),
-            None if kind.writes_markers() => {
-                return Err(settings_error(format!(
-                    "no marker key configured ({MARKER_KEY_SOURCES})"
-                )));
-            }
-            None => None,
-        };
-        let key = || {
-            key.clone()
-                .expect("checked above for every backend that writes markers")
-        };
+        if marker_key.is_none() && kind.writes_markers() {
+            return Err(settings_error(format!(
+                "no marker key configured ({MARKER_KEY_SOURCES})"
+            )));
+        }
         let http = HttpClient::new(kind.as_str(), settings.timeout, settings.retry.clone())
             .map_err(|e| settings_error(e.to_string()))?
             .with_rate_limit(settings.requests_per_minute);
-        let url = &settings.api_url;
-        Ok(match kind {
-            BackendKind::Jira => {
-                let required = |value: &Option<String>, name: &str| {
-                    value
-                        .clone()
-                        .filter(|v| !v.trim().is_empty())
-                        .ok_or_else(|| settings_error(format!("{name} is required")))
-                };
-                let mut options = JiraOptions::new(
-                    url,
-                    &required(&settings.jira_service_desk_id, "JIRA_SERVICE_DESK_ID")?,
-                    &required(&settings.jira_request_type_id, "JIRA_REQUEST_TYPE_ID")?,
-                );
-                options.set_priority = settings.jira_set_priority;
-                let credentials: JiraCredentials =
-                    parse_credentials(kind, "{\"email\", \"token\"}", credentials)?;
-                Self::Jira(Jira::new(http, options, credentials, key()))
-            }
-            BackendKind::Webhook => {
-                let credentials: WebhookCredentials = match credentials {
-                    Some(_) => parse_credentials(kind, "{\"token\", \"hmac_key\"}", credentials)?,
-                    None => WebhookCredentials::default(),
-                };
-                Self::Webhook(Webhook::new(http, url, credentials))
-            }
-            BackendKind::Zendesk => {
-                if !settings.zendesk_organizations.is_empty()
-                    && settings.zendesk_requester_domain.is_none()
-                {
-                    // The API user would be the requester, and Zendesk files a
-                    // ticket under an organization only for one of its members.
-                    return Err(settings_error(
-                        "ZENDESK_ORGANIZATIONS needs ZENDESK_REQUESTER_DOMAIN (a ticket's organization must be its requester's)".into(),
-                    ));
-                }
-                let options = ZendeskOptions {
-                    custom_fields: settings.zendesk_custom_fields.clone(),
-                    organizations: settings.zendesk_organizations.clone(),
-                    requester_domain: settings.zendesk_requester_domain.clone(),
-                    ..ZendeskOptions::new(url)
-                };
-                let credentials: ZendeskCredentials =
-                    parse_credentials(kind, "{\"email\", \"token\"}", credentials)?;
-                Self::Zendesk(Zendesk::new(http, options, credentials, key()))
-            }
-            BackendKind::Rt => {
-                let mut options = RtOptions::new(url);
-                if let Some(queue) = &settings.rt_queue {
-                    options.queue = queue.clone();
-                }
-                if let Some(field) = &settings.rt_thread_field {
-                    options.thread_field = field.clone();
-                }
-                let credentials: RtCredentials = parse_credentials(
-                    kind,
-                    "{\"user\", \"password\"} or {\"token\"}",
-                    credentials,
-                )?;
-                Self::Rt(Rt::new(http, options, credentials, key()))
-            }
-        })
+        let parts = Parts {
+            settings,
+            http,
+            credentials,
+            marker_key,
+        };
+        match kind {
+            BackendKind::Jira => parts.jira(),
+            BackendKind::Webhook => parts.webhook(),
+            BackendKind::Zendesk => parts.zendesk(),
+            BackendKind::Rt => parts.rt(),
+        }
+    }
+}
+
+fn settings_error(kind: BackendKind, message: String) -> BackendError {
+    BackendError::Settings {
+        backend: kind.as_str(),
+        message,
+    }
+}
+
+/// What every backend is built from, once the common settings are checked.
+struct Parts<'a> {
+    settings: &'a BackendSettings,
+    http: HttpClient,
+    credentials: Option<&'a str>,
+    /// Present for every backend that writes markers (checked by `build`).
+    marker_key: Option<MarkerKey>,
+}
+
+impl Parts<'_> {
+    fn kind(&self) -> BackendKind {
+        self.settings.kind
+    }
+
+    fn marker_key(&mut self) -> MarkerKey {
+        self.marker_key
+            .take()
+            .expect("checked by build for every backend that writes markers")
+    }
+
+    fn credentials<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        expected: &'static str,
+    ) -> Result<T, BackendError> {
+        parse_credentials(self.kind(), expected, self.credentials)
+    }
+
+    fn required(&self, value: &Option<String>, name: &str) -> Result<String, BackendError> {
+        value
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| settings_error(self.kind(), format!("{name} is required")))
+    }
+
+    fn jira(mut self) -> Result<AnyBackend, BackendError> {
+        let settings = self.settings;
+        let mut options = JiraOptions::new(
+            &settings.api_url,
+            &self.required(&settings.jira_service_desk_id, "JIRA_SERVICE_DESK_ID")?,
+            &self.required(&settings.jira_request_type_id, "JIRA_REQUEST_TYPE_ID")?,
+        );
+        options.set_priority = settings.jira_set_priority;
+        let credentials: JiraCredentials = self.credentials("{\"email\", \"token\"}")?;
+        let key = self.marker_key();
+        Ok(AnyBackend::Jira(Jira::new(
+            self.http,
+            options,
+            credentials,
+            key,
+        )))
+    }
+
+    fn webhook(self) -> Result<AnyBackend, BackendError> {
+        let credentials: WebhookCredentials = match self.credentials {
+            Some(_) => self.credentials("{\"token\", \"hmac_key\"}")?,
+            None => WebhookCredentials::default(),
+        };
+        let url = &self.settings.api_url;
+        Ok(AnyBackend::Webhook(Webhook::new(
+            self.http,
+            url,
+            credentials,
+        )))
+    }
+
+    fn zendesk(mut self) -> Result<AnyBackend, BackendError> {
+        let settings = self.settings;
+        if !settings.zendesk_organizations.is_empty() && settings.zendesk_requester_domain.is_none()
+        {
+            // The API user would be the requester, and Zendesk files a
+            // ticket under an organization only for one of its members.
+            return Err(settings_error(
+                self.kind(),
+                "ZENDESK_ORGANIZATIONS needs ZENDESK_REQUESTER_DOMAIN (a ticket's organization must be its requester's)".into(),
+            ));
+        }
+        let options = ZendeskOptions {
+            custom_fields: settings.zendesk_custom_fields.clone(),
+            organizations: settings.zendesk_organizations.clone(),
+            requester_domain: settings.zendesk_requester_domain.clone(),
+            ..ZendeskOptions::new(&settings.api_url)
+        };
+        let credentials: ZendeskCredentials = self.credentials("{\"email\", \"token\"}")?;
+        let key = self.marker_key();
+        Ok(AnyBackend::Zendesk(Zendesk::new(
+            self.http,
+            options,
+            credentials,
+            key,
+        )))
+    }
+
+    fn rt(mut self) -> Result<AnyBackend, BackendError> {
+        let settings = self.settings;
+        let mut options = RtOptions::new(&settings.api_url);
+        if let Some(queue) = &settings.rt_queue {
+            options.queue = queue.clone();
+        }
+        if let Some(field) = &settings.rt_thread_field {
+            options.thread_field = field.clone();
+        }
+        let credentials: RtCredentials =
+            self.credentials("{\"user\", \"password\"} or {\"token\"}")?;
+        let key = self.marker_key();
+        Ok(AnyBackend::Rt(Rt::new(
+            self.http,
+            options,
+            credentials,
+            key,
+        )))
     }
 }
 
