@@ -499,36 +499,7 @@ pub fn simulate_console(local: &Local<'_>, args: &Simulated<'_>) -> anyhow::Resu
             (None, None) => anyhow::bail!("account {account} has no rotation: give --to"),
         }
     };
-    let step = match args.step {
-        "change-email" => ConsoleStep::ChangeEmail {
-            to: address(args.to)?,
-        },
-        "enter-code" => ConsoleStep::EnterCode {
-            to: address(args.to)?,
-            code: read_otp()?,
-        },
-        "set-password" => ConsoleStep::SetPassword,
-        "delete-access-keys" => ConsoleStep::DeleteAccessKeys,
-        "assign-mfa" => ConsoleStep::AssignMfa,
-        "activate-mfa" => {
-            let text = read_otp()?;
-            let codes: Vec<&str> = text.expose().split_whitespace().collect();
-            let [first, second] = codes.as_slice() else {
-                anyhow::bail!(
-                    "give the two consecutive codes on standard input, separated by a space"
-                );
-            };
-            ConsoleStep::ActivateMfa {
-                first: SecretValue::new(first.to_string()),
-                second: SecretValue::new(second.to_string()),
-            }
-        }
-        "remove-mfa" => ConsoleStep::RemoveMfa,
-        other => anyhow::bail!(
-            "--step {other:?} is not a console step: change-email, enter-code, set-password, \
-             delete-access-keys, assign-mfa, activate-mfa or remove-mfa"
-        ),
-    };
+    let step = console_step(args.step, || address(args.to))?;
     let shows = match lifecycle.console(&account, step, now()) {
         Ok(shows) => shows,
         Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
@@ -558,4 +529,40 @@ pub fn simulate_console(local: &Local<'_>, args: &Simulated<'_>) -> anyhow::Resu
     }
     print_trail(&trail.1);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The console step `--step` names; `to` gives the address a step needs.
+/// Codes are read from standard input.
+fn console_step(
+    step: &str,
+    to: impl Fn() -> anyhow::Result<EmailAddress>,
+) -> anyhow::Result<ConsoleStep> {
+    Ok(match step {
+        "change-email" => ConsoleStep::ChangeEmail { to: to()? },
+        "enter-code" => ConsoleStep::EnterCode {
+            to: to()?,
+            code: read_otp()?,
+        },
+        "set-password" => ConsoleStep::SetPassword,
+        "delete-access-keys" => ConsoleStep::DeleteAccessKeys,
+        "assign-mfa" => ConsoleStep::AssignMfa,
+        "activate-mfa" => {
+            let text = read_otp()?;
+            let codes: Vec<&str> = text.expose().split_whitespace().collect();
+            let [first, second] = codes.as_slice() else {
+                anyhow::bail!(
+                    "give the two consecutive codes on standard input, separated by a space"
+                );
+            };
+            ConsoleStep::ActivateMfa {
+                first: SecretValue::new(first.to_string()),
+                second: SecretValue::new(second.to_string()),
+            }
+        }
+        "remove-mfa" => ConsoleStep::RemoveMfa,
+        other => anyhow::bail!(
+            "--step {other:?} is not a console step: change-email, enter-code, set-password, \
+             delete-access-keys, assign-mfa, activate-mfa or remove-mfa"
+        ),
+    })
 }

@@ -173,37 +173,51 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
             eprintln!("rootmail: {e:#}");
             Processed::Failed
         });
-        let name = file
-            .file_name()
-            .map_or(source.clone(), |n| n.to_string_lossy().into_owned());
-        let ticket = processed
-            .ticket_id()
-            .map_or("-".to_string(), |t| format!("#{t}"));
-        let (kind, subject) = match &processed {
-            Processed::Done { kind, subject, .. } => (kind.clone(), subject.clone()),
-            _ => (String::new(), String::new()),
-        };
-        rows.push(vec![
-            name,
-            tally.count(&processed).to_string(),
-            ticket,
-            kind,
-            subject,
-        ]);
+        rows.push(row(file, &source, &processed, &mut tally));
         batch.after_message()
     })?;
     batch.commit()?;
+    print_summary(store, sink.name(), &rows, &tally);
+    Ok(match (tally.failed, unreadable) {
+        (0, 0) => ExitCode::SUCCESS,
+        (0, _) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    })
+}
 
+/// A message's line in the run's table: file, result, ticket, kind, subject.
+fn row(file: &Path, source: &str, processed: &Processed, tally: &mut Tally) -> Vec<String> {
+    let name = file
+        .file_name()
+        .map_or(source.to_string(), |n| n.to_string_lossy().into_owned());
+    let ticket = processed
+        .ticket_id()
+        .map_or("-".to_string(), |t| format!("#{t}"));
+    let (kind, subject) = match processed {
+        Processed::Done { kind, subject, .. } => (kind.clone(), subject.clone()),
+        _ => (String::new(), String::new()),
+    };
+    vec![
+        name,
+        tally.count(processed).to_string(),
+        ticket,
+        kind,
+        subject,
+    ]
+}
+
+/// The table, the tally, and where the state and the tickets are.
+fn print_summary(store: &LocalStore, backend: &str, rows: &[Vec<String>], tally: &Tally) {
     print!(
         "{}",
         table(
             &["MESSAGE", "RESULT", "TICKET", "KIND", "SUBJECT"],
-            &rows,
+            rows,
             60
         )
     );
     println!("\n{} messages: {tally}", rows.len());
-    match sink.name() {
+    match backend {
         "local" => println!(
             "State: {0}   Read the tickets: rootmail tickets --state {0} list",
             store.root().display()
@@ -213,11 +227,6 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
             store.root().display()
         ),
     }
-    Ok(match (tally.failed, unreadable) {
-        (0, 0) => ExitCode::SUCCESS,
-        (0, _) => ExitCode::from(2),
-        _ => ExitCode::from(1),
-    })
 }
 
 /// Messages are written in batches, one transaction each: one sync of the

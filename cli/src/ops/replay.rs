@@ -105,52 +105,78 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
         for message in messages {
             let body = message.body.unwrap_or_default();
             let handle = message.receipt_handle.unwrap_or_default();
-            let destination = if let Ok(op) = serde_json::from_str::<TicketOp>(&body) {
-                let queue = targets
-                    .ticket_ops_queue
-                    .context("a ticket operation is in the DLQ: give --ticket-ops-queue")?;
-                // A fresh deduplication id: the original's may still be remembered.
-                let dedup = format!("{}-replay-{}", &op.message.as_str()[..40], now_millis());
-                sqs.send_message()
-                    .queue_url(queue)
-                    .message_body(&body)
-                    .message_group_id(message_group_id(&op.thread_key))
-                    .message_deduplication_id(dedup)
-                    .send()
-                    .await
-                    .context("sending to the ticket-ops queue")?;
-                moved.operations += 1;
-                Some(queue)
-            } else if is_mail_event(&body) {
-                let queue = targets
-                    .inbound_queue
-                    .context("a mail event is in the DLQ: give --inbound-queue")?;
-                sqs.send_message()
-                    .queue_url(queue)
-                    .message_body(&body)
-                    .send()
-                    .await
-                    .context("sending to the inbound queue")?;
-                moved.events += 1;
-                Some(queue)
-            } else {
-                moved.unknown.push(handle.clone());
-                None
-            };
-            if destination.is_some() {
+            if send_back(&sqs, &targets, &body, &mut moved).await? {
                 sqs.delete_message()
                     .queue_url(dlq)
                     .receipt_handle(&handle)
                     .send()
                     .await
                     .context("deleting a replayed dead letter")?;
+            } else {
+                moved.unknown.push(handle);
             }
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
-    // What was not recognised becomes visible again for a person to look at.
-    for handle in &moved.unknown {
+    release_unknown(&sqs, dlq, &moved.unknown).await?;
+    println!(
+        "replayed {} ticket operations and {} mail events from {dlq}; {} not recognized, left in the DLQ",
+        moved.operations,
+        moved.events,
+        moved.unknown.len()
+    );
+    Ok(())
+}
+
+/// Sends one dead letter back to the queue it came from; `false`: it is
+/// neither a ticket operation nor a mail event, and stays.
+async fn send_back(
+    sqs: &aws_sdk_sqs::Client,
+    targets: &Targets<'_>,
+    body: &str,
+    moved: &mut Moved,
+) -> anyhow::Result<bool> {
+    if let Ok(op) = serde_json::from_str::<TicketOp>(body) {
+        let queue = targets
+            .ticket_ops_queue
+            .context("a ticket operation is in the DLQ: give --ticket-ops-queue")?;
+        // A fresh deduplication id: the original's may still be remembered.
+        let dedup = format!("{}-replay-{}", &op.message.as_str()[..40], now_millis());
+        sqs.send_message()
+            .queue_url(queue)
+            .message_body(body)
+            .message_group_id(message_group_id(&op.thread_key))
+            .message_deduplication_id(dedup)
+            .send()
+            .await
+            .context("sending to the ticket-ops queue")?;
+        moved.operations += 1;
+        Ok(true)
+    } else if is_mail_event(body) {
+        let queue = targets
+            .inbound_queue
+            .context("a mail event is in the DLQ: give --inbound-queue")?;
+        sqs.send_message()
+            .queue_url(queue)
+            .message_body(body)
+            .send()
+            .await
+            .context("sending to the inbound queue")?;
+        moved.events += 1;
+        Ok(true)
+    } else {
+        Ok(false)
+    }
+}
+
+/// What was not recognised becomes visible again for a person to look at.
+async fn release_unknown(
+    sqs: &aws_sdk_sqs::Client,
+    dlq: &str,
+    handles: &[String],
+) -> anyhow::Result<()> {
+    for handle in handles {
         sqs.change_message_visibility()
             .queue_url(dlq)
             .receipt_handle(handle)
@@ -159,12 +185,6 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
             .await
             .context("releasing a dead letter")?;
     }
-    println!(
-        "replayed {} ticket operations and {} mail events from {dlq}; {} not recognized, left in the DLQ",
-        moved.operations,
-        moved.events,
-        moved.unknown.len()
-    );
     Ok(())
 }
 
