@@ -23,11 +23,11 @@ use rootmail_aws::{
     ConfigError, DynamoAccounts, DynamoLedger, DynamoThreadMap, Env, MailLocation, Metrics,
     ReadError, S3Mail, SqsTicketQueue,
 };
-use rootmail_domain::{ContentHash, Disposition, Kind, Rules};
+use rootmail_domain::{ContentHash, Disposition, Kind, Rules, Triage};
 use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_pipeline::{
     AccountLookup, DEFAULT_STALE_CLAIM_SECS, Handoffs, IngestPorts, Ingested, Knowledge, Ledger,
-    MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketQueue, ingest,
+    MailArchive, NoHandoffs, PortError, PortResult, ThreadMap, TicketOp, TicketQueue, ingest,
     record_unreadable,
 };
 use serde_json::Value;
@@ -342,45 +342,56 @@ where
                 format!("{source} is being processed by another run"),
             )),
             Ingested::Triaged { triage, op, .. } => {
-                let span = tracing::Span::current();
-                if let Some(account) = &triage.account_id {
-                    span.record("account_id", account.as_str());
-                }
-                span.record("thread_key", triage.thread_key.as_str());
-                span.record("kind", triage.kind.as_str());
-                span.record("disposition", triage.disposition.as_str());
-                let queued = op.is_some();
-                if let Some(mut op) = op {
-                    op.received_at_ms = mail_ref.arrived_ms;
-                    self.queue.enqueue(&op).await?;
-                    rootmail_pipeline::crash_point!("ingest.after-enqueue");
-                }
-                if let Some(arrived) = mail_ref.arrived_ms {
-                    self.metrics.elapsed_since("IngestLatency", arrived);
-                }
-                let (kind, disposition) = (triage.kind, triage.disposition);
-                self.metrics.count(
-                    "Messages",
-                    &[
-                        ("Kind", kind.as_str()),
-                        ("Disposition", disposition.as_str()),
-                    ],
-                );
-                if disposition == Disposition::Quarantine {
-                    self.metrics.count("Quarantines", &[("Reason", "triage")]);
-                }
-                if kind == Kind::AwsUnclassified {
-                    // AWS's mail the rules do not know: what to extend them with.
-                    self.metrics.count("UnclassifiedAwsMail", &[]);
-                }
-                tracing::info!(warnings = triage.warnings.len(), queued, "triaged");
-                Ok(Outcome::Triaged {
-                    kind,
-                    disposition,
-                    queued,
-                })
+                self.queue_and_count(mail_ref, &triage, op).await
             }
         }
+    }
+
+    /// A triaged message: its facts on the span, its ticket operation on the
+    /// queue, and its metrics.
+    async fn queue_and_count(
+        &self,
+        mail_ref: &MailRef,
+        triage: &Triage,
+        op: Option<Box<TicketOp>>,
+    ) -> PortResult<Outcome> {
+        let span = tracing::Span::current();
+        if let Some(account) = &triage.account_id {
+            span.record("account_id", account.as_str());
+        }
+        span.record("thread_key", triage.thread_key.as_str());
+        span.record("kind", triage.kind.as_str());
+        span.record("disposition", triage.disposition.as_str());
+        let queued = op.is_some();
+        if let Some(mut op) = op {
+            op.received_at_ms = mail_ref.arrived_ms;
+            self.queue.enqueue(&op).await?;
+            rootmail_pipeline::crash_point!("ingest.after-enqueue");
+        }
+        if let Some(arrived) = mail_ref.arrived_ms {
+            self.metrics.elapsed_since("IngestLatency", arrived);
+        }
+        let (kind, disposition) = (triage.kind, triage.disposition);
+        self.metrics.count(
+            "Messages",
+            &[
+                ("Kind", kind.as_str()),
+                ("Disposition", disposition.as_str()),
+            ],
+        );
+        if disposition == Disposition::Quarantine {
+            self.metrics.count("Quarantines", &[("Reason", "triage")]);
+        }
+        if kind == Kind::AwsUnclassified {
+            // AWS's mail the rules do not know: what to extend them with.
+            self.metrics.count("UnclassifiedAwsMail", &[]);
+        }
+        tracing::info!(warnings = triage.warnings.len(), queued, "triaged");
+        Ok(Outcome::Triaged {
+            kind,
+            disposition,
+            queued,
+        })
     }
 
     async fn quarantine_unreadable(
