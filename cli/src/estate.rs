@@ -322,6 +322,12 @@ pub fn audit(args: &AuditArgs<'_>) -> anyhow::Result<ExitCode> {
         entries.retain(|e| e.at >= from_ms);
     }
     entries.sort_by(|a, b| (a.at, &a.account_id).cmp(&(b.at, &b.account_id)));
+    write_audit(&entries, args.format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The audit entries on standard output, as a table, CSV or JSON lines.
+fn write_audit(entries: &[AuditEntry], format: ReportFormat) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let header = [
         "WHEN (UTC)",
@@ -346,9 +352,9 @@ pub fn audit(args: &AuditArgs<'_>) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    match args.format {
+    match format {
         ReportFormat::Json => {
-            for e in &entries {
+            for e in entries {
                 writeln!(out, "{}", serde_json::to_string(e)?)?;
             }
         }
@@ -363,7 +369,7 @@ pub fn audit(args: &AuditArgs<'_>) -> anyhow::Result<ExitCode> {
             )?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use crate::mailbox::{self, MessageRef};
 use anyhow::Context;
 use rootmail_domain::{InMemoryDirectory, Rules};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The account directory: the CSV if given, else empty (every account unknown).
 pub fn directory(accounts: Option<&Path>) -> anyhow::Result<InMemoryDirectory> {
@@ -40,33 +41,18 @@ pub fn each_message_parallel<R: Send>(
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
     mut emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let (files, mut unreadable) = message_files(paths);
     // A backfill of years of mail takes a while: a bar on a terminal, nothing
     // in a pipe or a log.
     let bar = crate::ops::progress(Some(files.len() as u64), "messages");
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let window = threads * 2;
-    let next = AtomicUsize::new(0);
-    let emitted = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let (done, results) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<R>)>(window);
+    let window = Window::new(threads * 2);
+    let (done, results) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<R>)>(window.size);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..threads {
-            let (done, files, work) = (done.clone(), &files, &work);
-            let (next, emitted, stop) = (&next, &emitted, &stop);
+            let (done, files, work, window) = (done.clone(), &files, &work, &window);
             scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= files.len() {
-                        return;
-                    }
-                    while i >= emitted.load(Ordering::Acquire) + window {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(1));
-                    }
+                while let Some(i) = window.claim(files.len()) {
                     let result = files[i].read().map(|raw| work(&files[i].label(), raw));
                     if done.send((i, result)).is_err() {
                         return;
@@ -78,7 +64,7 @@ pub fn each_message_parallel<R: Send>(
         let mut waiting = std::collections::BTreeMap::new();
         let mut emit_ready = |i: usize, result: std::io::Result<R>| -> anyhow::Result<()> {
             waiting.insert(i, result);
-            let mut at = emitted.load(Ordering::Acquire);
+            let mut at = window.emitted.load(Ordering::Acquire);
             while let Some(result) = waiting.remove(&at) {
                 let label = files[at].label();
                 match result {
@@ -90,14 +76,14 @@ pub fn each_message_parallel<R: Send>(
                 }
                 bar.inc(1);
                 at += 1;
-                emitted.store(at, Ordering::Release);
+                window.emitted.store(at, Ordering::Release);
             }
             Ok(())
         };
         for (i, result) in results.iter() {
             if let Err(e) = emit_ready(i, result) {
                 // Writing failed (a closed pipe): the workers stop too.
-                stop.store(true, Ordering::Relaxed);
+                window.stop.store(true, Ordering::Relaxed);
                 drop(results);
                 return Err(e);
             }
@@ -106,6 +92,43 @@ pub fn each_message_parallel<R: Send>(
     })?;
     bar.finish_and_clear();
     Ok(unreadable)
+}
+
+/// Which file a worker reads next, and how far past the last emitted one it
+/// may read: the bound that keeps memory a few messages' worth.
+struct Window {
+    size: usize,
+    next: AtomicUsize,
+    emitted: AtomicUsize,
+    /// Emitting failed: workers waiting for room stop.
+    stop: AtomicBool,
+}
+
+impl Window {
+    fn new(size: usize) -> Self {
+        Self {
+            size,
+            next: AtomicUsize::new(0),
+            emitted: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// The next file to read once it is within the window; `None` when every
+    /// file is taken or the run stopped.
+    fn claim(&self, files: usize) -> Option<usize> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        if i >= files {
+            return None;
+        }
+        while i >= self.emitted.load(Ordering::Acquire) + self.size {
+            if self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Some(i)
+    }
 }
 
 /// The messages `paths` name (directories searched, mboxes split), and how

@@ -12,7 +12,7 @@ mod tickets;
 mod triage;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -213,25 +213,26 @@ impl AccountsArgs {
                         customer_tag,
                         payer: None,
                     },
-                    role_arns: match role_arns {
-                        Some(path) => {
-                            let mut all = role_arn;
-                            match ops::accounts::read_role_arns(&path) {
-                                Ok(listed) => all.extend(listed),
-                                Err(e) => {
-                                    eprintln!("rootmail: {e:#}");
-                                    return Ok(ExitCode::from(2));
-                                }
-                            }
-                            all
+                    role_arns: match with_listed(role_arn, role_arns.as_deref()) {
+                        Ok(all) => all,
+                        Err(e) => {
+                            eprintln!("rootmail: {e:#}");
+                            return Ok(ExitCode::from(2));
                         }
-                        None => role_arn,
                     },
                 };
                 ops::block_on(ops::accounts::import(&table, source)).map(|()| ExitCode::SUCCESS)
             }
         }
     }
+}
+
+/// `--role-arn`s followed by those the `--role-arns` file lists.
+fn with_listed(mut given: Vec<String>, file: Option<&Path>) -> anyhow::Result<Vec<String>> {
+    if let Some(path) = file {
+        given.extend(ops::accounts::read_role_arns(path)?);
+    }
+    Ok(given)
 }
 
 #[derive(clap::Args)]

@@ -28,6 +28,18 @@ pub struct Options<'a> {
     pub explain: bool,
 }
 
+/// The columns of `--format table`, one row a message (see `table_row`).
+const TABLE_HEADER: [&str; 8] = [
+    "SOURCE",
+    "KIND",
+    "DISPOSITION",
+    "PRIORITY",
+    "ACCOUNT",
+    "CUSTOMER",
+    "SECRETS",
+    "THREAD",
+];
+
 pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let directory = inputs::directory(options.accounts)?;
     let rules = inputs::rules(options.rules)?;
@@ -72,17 +84,7 @@ pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode>
         Ok(())
     })?;
     if matches!(format, Format::Table) && !options.explain {
-        let header = [
-            "SOURCE",
-            "KIND",
-            "DISPOSITION",
-            "PRIORITY",
-            "ACCOUNT",
-            "CUSTOMER",
-            "SECRETS",
-            "THREAD",
-        ];
-        write!(out, "{}", table(&header, &rows, 48))?;
+        write!(out, "{}", table(&TABLE_HEADER, &rows, 48))?;
     }
     out.flush()?;
     Ok(if unreadable == 0 {
