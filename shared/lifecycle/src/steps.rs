@@ -180,7 +180,33 @@ pub async fn register<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let account = &request.account_id;
     let existing = p.rotations().get(account).await?;
-    if let Some(existing) = &existing {
+    check_can_register(request, existing.as_ref())?;
+    let target = unused_root_address(p, &request.root_domain).await?;
+    let previous = register_onboarding(p, request, &target).await?;
+    // A released account taken over again replaces its old record.
+    let expected = existing.map(|r| r.version);
+    let rotation = registered_rotation(request, target.clone(), previous, expected, now);
+    p.rotations().put(&rotation, expected).await?;
+    let detail = format!(
+        "take-over registered ({} mode); the root address will be {target}",
+        request.mode.as_str()
+    );
+    record(
+        p,
+        account,
+        &request.customer,
+        now,
+        (SYSTEM_ACTOR, "take-over started", None, None, detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// A take-over may start on an account with no record, or one released or
+/// failed; never over a running or finished one, and never without a customer.
+fn check_can_register(request: &TakeOver, existing: Option<&Rotation>) -> LifecycleResult<()> {
+    let account = &request.account_id;
+    if let Some(existing) = existing {
         match existing.phase {
             Phase::Released | Phase::Failed => {}
             Phase::Closed => return refused(format!("account {account} is closed")),
@@ -201,32 +227,60 @@ pub async fn register<P: LifecyclePorts>(
     if request.customer.trim().is_empty() {
         return refused("a take-over needs the customer's name".into());
     }
-    let target = loop {
-        let candidate = new_root_address(&request.root_domain)
-            .map_err(|e| LifecycleError::Refused(e.to_string()))?;
+    Ok(())
+}
+
+/// A new root address under `domain` that no account in the registry has, so
+/// mail to it can only be for the account taken over.
+async fn unused_root_address<P: LifecyclePorts>(
+    p: &P,
+    domain: &str,
+) -> LifecycleResult<EmailAddress> {
+    loop {
+        let candidate =
+            new_root_address(domain).map_err(|e| LifecycleError::Refused(e.to_string()))?;
         if p.registry().by_email(&candidate).await?.is_none() {
-            break candidate;
+            return Ok(candidate);
         }
-    };
-    let known = p.registry().by_id(account).await?;
+    }
+}
+
+/// Registers the account as `onboarding` under `target`, keeping the payer the
+/// registry knew; returns the root address it had before, if any.
+async fn register_onboarding<P: LifecyclePorts>(
+    p: &P,
+    request: &TakeOver,
+    target: &EmailAddress,
+) -> LifecycleResult<Option<EmailAddress>> {
+    let known = p.registry().by_id(&request.account_id).await?;
     let previous = known.as_ref().map(|a| a.root_email.clone());
     p.registry()
         .save(&Account {
             root_email: target.clone(),
-            account_id: account.clone(),
+            account_id: request.account_id.clone(),
             customer: request.customer.clone(),
             status: AccountStatus::Onboarding,
             payer: known.and_then(|a| a.payer),
         })
         .await?;
-    // A released account taken over again replaces its old record.
-    let expected = existing.map(|r| r.version);
-    let rotation = Rotation {
-        account_id: account.clone(),
+    Ok(previous)
+}
+
+/// The lifecycle record of a take-over just registered: the version after
+/// `expected` (the replaced record's), or the first.
+fn registered_rotation(
+    request: &TakeOver,
+    target: EmailAddress,
+    previous: Option<EmailAddress>,
+    expected: Option<u64>,
+    now: u64,
+) -> Rotation {
+    Rotation {
+        account_id: request.account_id.clone(),
         customer: request.customer.clone(),
         mode: request.mode,
         phase: Phase::Registered,
-        target_email: target.clone(),
+        target_email: target,
         previous_email: previous,
         waiting_for: None,
         task_token: None,
@@ -240,21 +294,7 @@ pub async fn register<P: LifecyclePorts>(
         started_at: now,
         updated_at: now,
         version: expected.map_or(1, |v| v + 1),
-    };
-    p.rotations().put(&rotation, expected).await?;
-    let detail = format!(
-        "take-over registered ({} mode); the root address will be {target}",
-        request.mode.as_str()
-    );
-    record(
-        p,
-        account,
-        &request.customer,
-        now,
-        (SYSTEM_ACTOR, "take-over started", None, None, detail),
-    )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    }
 }
 
 /// Take-over, step 2 (a `waitForTaskToken` task): records the token first, so the
