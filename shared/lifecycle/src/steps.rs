@@ -364,8 +364,33 @@ pub async fn hand_over<P: LifecyclePorts>(
     handoff: &Handoff,
     now: u64,
 ) -> LifecycleResult<String> {
-    let (kind, secret) = (handoff.kind, &handoff.secret);
     let mut rotation = rotation_of(p, account).await?;
+    check_handoff(account, &rotation, handoff, now)?;
+    let reference = match (&rotation.handed_over, rotation.phase) {
+        // An earlier delivery stored the code, then could not answer the task:
+        // answer it now with the same reference.
+        (Some(reference), Phase::OtpReceived) => reference.clone(),
+        _ => store_handoff(p, account, &mut rotation, handoff, now).await?,
+    };
+    // The rotation keeps waiting (and its token) until the task is answered, so
+    // a redelivered mail can finish a handover whose answer failed.
+    answer_code_task(p, account, &mut rotation, handoff.kind, &reference).await?;
+    // A reset link while an engineer works is kept for `creds get`; the
+    // engineer's task token stays for `rotation complete`.
+    rotation.waiting_for = None;
+    save_handover(p, &mut rotation, now).await?;
+    Ok(reference)
+}
+
+/// Only a rotation waiting for this kind of mail takes it, and only when it
+/// was delivered to the rotation's own address.
+fn check_handoff(
+    account: &AccountId,
+    rotation: &Rotation,
+    handoff: &Handoff,
+    now: u64,
+) -> LifecycleResult<()> {
+    let kind = handoff.kind;
     if !rotation.is_waiting_for(kind, now) {
         return refused(format!(
             "no rotation of account {account} waits for a {kind} mail"
@@ -377,35 +402,55 @@ pub async fn hand_over<P: LifecyclePorts>(
             handoff.recipient, rotation.target_email
         ));
     }
-    let reference = match (&rotation.handed_over, rotation.phase) {
-        // An earlier delivery stored the code, then could not answer the task:
-        // answer it now with the same reference.
-        (Some(reference), Phase::OtpReceived) => reference.clone(),
-        _ => {
-            let reference = p
-                .vault()
-                .put(account, VaultItem::Handover, Stage::Current, secret)
-                .await?;
-            rotation.handed_over = Some(reference.clone());
-            if kind == Kind::RootEmailOtp {
-                rotation.phase = Phase::OtpReceived;
-            }
-            save_handover(p, &mut rotation, now).await?;
-            let detail = format!("{kind} received by mail and stored in the vault ({reference})");
-            record(
-                p,
-                account,
-                &rotation.customer,
-                now,
-                (SYSTEM_ACTOR, "secret handed over", None, None, detail),
-            )
-            .await?;
-            reference
-        }
-    };
-    // The rotation keeps waiting (and its token) until the task is answered, so
-    // a redelivered mail can finish a handover whose answer failed.
-    // A console take-over's task waits on until the change is confirmed.
+    Ok(())
+}
+
+/// Stores the handed-over secret in the vault and records the reference (the
+/// code's arrival moves the take-over on), then audits it; returns the reference.
+async fn store_handoff<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &mut Rotation,
+    handoff: &Handoff,
+    now: u64,
+) -> LifecycleResult<String> {
+    let kind = handoff.kind;
+    let reference = p
+        .vault()
+        .put(
+            account,
+            VaultItem::Handover,
+            Stage::Current,
+            &handoff.secret,
+        )
+        .await?;
+    rotation.handed_over = Some(reference.clone());
+    if kind == Kind::RootEmailOtp {
+        rotation.phase = Phase::OtpReceived;
+    }
+    save_handover(p, rotation, now).await?;
+    let detail = format!("{kind} received by mail and stored in the vault ({reference})");
+    record(
+        p,
+        account,
+        &rotation.customer,
+        now,
+        (SYSTEM_ACTOR, "secret handed over", None, None, detail),
+    )
+    .await?;
+    Ok(reference)
+}
+
+/// Answers the take-over task waiting for the code with the vault reference
+/// (never the code), then drops its token. A console take-over's task waits
+/// on until the change is confirmed.
+async fn answer_code_task<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &mut Rotation,
+    kind: Kind,
+    reference: &str,
+) -> LifecycleResult<()> {
     if kind == Kind::RootEmailOtp
         && rotation.mode != Mode::Console
         && let Some(token) = &rotation.task_token
@@ -419,11 +464,7 @@ pub async fn hand_over<P: LifecyclePorts>(
         rotation.task_token = None;
         rotation.expires_at = None;
     }
-    // A reset link while an engineer works is kept for `creds get`; the
-    // engineer's task token stays for `rotation complete`.
-    rotation.waiting_for = None;
-    save_handover(p, &mut rotation, now).await?;
-    Ok(reference)
+    Ok(())
 }
 
 /// Saves the next version of `rotation` as a handover writes it.
