@@ -1012,46 +1012,7 @@ pub async fn complete_release<P: LifecyclePorts>(
         "complete the release",
     )
     .await?;
-    let (action, done) = match (rotation.mode, confirmation) {
-        (Mode::Console, ReleaseConfirmation::Attested(statement))
-            if !statement.trim().is_empty() =>
-        {
-            (
-                "released (attested)",
-                crate::console::console_release_statement(&rotation, who, statement),
-            )
-        }
-        (Mode::Console, _) => {
-            return refused(format!(
-                "account {account} is released in the console: say what you did with --attest \"...\" \
-                 (our MFA device removed, the root email changed to {})",
-                rotation.target_email
-            ));
-        }
-        (_, ReleaseConfirmation::CustomerCode(otp)) => {
-            // An earlier try may have got AWS's acceptance and failed after it:
-            // then the code is spent and the change done, so go on from there.
-            let moved = p.api().primary_email(account).await? == rotation.target_email;
-            if !moved {
-                p.api()
-                    .accept_email_update(account, &rotation.target_email, otp)
-                    .await?;
-            }
-            // Our password and MFA device must not outlive our hold: they go, and
-            // "Forgot password" lets the customer set their own.
-            let removed = p.root().delete_all(account).await?;
-            p.root().allow_password_recovery(account).await?;
-            (
-                "released",
-                format!("our root credentials are deleted ({})", removed.describe()),
-            )
-        }
-        (_, ReleaseConfirmation::Attested(_)) => {
-            return refused(
-                "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
-            );
-        }
-    };
+    let (action, done) = confirm_release(p, account, &rotation, confirmation, who).await?;
     // Vaulted and console: the password and seed; any mode: the handed-over code.
     p.vault()
         .schedule_deletion(account, rotation.mode.vault_items())
@@ -1064,6 +1025,66 @@ pub async fn complete_release<P: LifecyclePorts>(
         rotation.target_email,
     );
     advance(p, &mut rotation, now, (who, action, detail)).await
+}
+
+/// The release's confirmation checked and acted on: the customer's code given
+/// to AWS (and our root credentials deleted), or a console account's
+/// attestation. Returns the audit action and what was done.
+async fn confirm_release<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &Rotation,
+    confirmation: ReleaseConfirmation<'_>,
+    who: &str,
+) -> LifecycleResult<(&'static str, String)> {
+    match (rotation.mode, confirmation) {
+        (Mode::Console, ReleaseConfirmation::Attested(statement))
+            if !statement.trim().is_empty() =>
+        {
+            Ok((
+                "released (attested)",
+                crate::console::console_release_statement(rotation, who, statement),
+            ))
+        }
+        (Mode::Console, _) => refused(format!(
+            "account {account} is released in the console: say what you did with --attest \"...\" \
+             (our MFA device removed, the root email changed to {})",
+            rotation.target_email
+        )),
+        (_, ReleaseConfirmation::CustomerCode(otp)) => Ok((
+            "released",
+            release_with_customer_code(p, account, rotation, otp).await?,
+        )),
+        (_, ReleaseConfirmation::Attested(_)) => refused(
+            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
+        ),
+    }
+}
+
+/// Gives AWS the customer's code, then deletes our root credentials and lets
+/// the customer recover the password; returns what was deleted, for the audit.
+async fn release_with_customer_code<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &Rotation,
+    otp: &SecretValue,
+) -> LifecycleResult<String> {
+    // An earlier try may have got AWS's acceptance and failed after it:
+    // then the code is spent and the change done, so go on from there.
+    let moved = p.api().primary_email(account).await? == rotation.target_email;
+    if !moved {
+        p.api()
+            .accept_email_update(account, &rotation.target_email, otp)
+            .await?;
+    }
+    // Our password and MFA device must not outlive our hold: they go, and
+    // "Forgot password" lets the customer set their own.
+    let removed = p.root().delete_all(account).await?;
+    p.root().allow_password_recovery(account).await?;
+    Ok(format!(
+        "our root credentials are deleted ({})",
+        removed.describe()
+    ))
 }
 
 /// How a release is confirmed: the customer's code (the Account API), or the
