@@ -865,46 +865,94 @@ pub async fn access<P: LifecyclePorts>(
     let account = &request.account_id;
     require_access_fields(request, "break-glass access")?;
     let rotation = rotation_of(p, account).await?;
-    let pending = match (rotation.mode, rotation.phase) {
-        (Mode::Rootless, _) => {
-            return refused(format!(
-                "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
-            ));
-        }
-        (_, Phase::Active) => false,
-        (_, Phase::AwaitingEngineer) => true,
-        (_, phase) => {
-            return refused(format!(
-                "account {account} holds no usable root credentials ({})",
-                phase.as_str()
-            ));
-        }
-    };
-    let stage = if pending {
-        Stage::Pending
-    } else {
-        Stage::Current
-    };
+    let pending = usable_credentials_pending(account, &rotation)?;
     let detail = format!(
         "break-glass access to the root user by {} ({}credentials)",
         request.who,
         if pending { "pending " } else { "" }
     );
+    audit_secret_read(p, request, "break-glass access", detail.clone(), now).await?;
+    let secrets = root_secrets(p, account, pending, now).await?;
+    let note = format!(
+        "{detail}; reason: {}; ticket: {}",
+        request.reason, request.ticket
+    );
+    // The audit record is what guards the secret; the notices are owed too, and
+    // the person is told when one could not be sent.
+    let unsent_notices = send_access_notices(p, account, &rotation.customer, &note).await;
+    Ok(AccessGrant {
+        root_email: rotation.target_email.clone(),
+        password: secrets.password,
+        totp_code: secrets.totp_code,
+        reset_link: secrets.reset_link,
+        pending,
+        unsent_notices,
+    })
+}
+
+/// Whether break-glass access reads the pending credentials of an unfinished
+/// take-over (`true`) or the current ones; refused when the account holds
+/// none a person can use.
+fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> LifecycleResult<bool> {
+    match (rotation.mode, rotation.phase) {
+        (Mode::Rootless, _) => refused(format!(
+            "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
+        )),
+        (_, Phase::Active) => Ok(false),
+        (_, Phase::AwaitingEngineer) => Ok(true),
+        (_, phase) => refused(format!(
+            "account {account} holds no usable root credentials ({})",
+            phase.as_str()
+        )),
+    }
+}
+
+/// The audit record of a person reading a secret (who, why, which ticket):
+/// written before the secret is read, so no read goes unrecorded.
+pub(crate) async fn audit_secret_read<P: LifecyclePorts>(
+    p: &P,
+    request: &AccessRequest,
+    action: &str,
+    detail: String,
+    now: u64,
+) -> LifecycleResult<()> {
     p.audit()
         .append(&AuditEntry {
-            account_id: account.clone(),
+            account_id: request.account_id.clone(),
             at: now * 1000,
             actor: request.who.clone(),
-            action: "break-glass access".into(),
+            action: action.into(),
             reason: Some(request.reason.clone()),
             ticket: Some(request.ticket.clone()),
-            detail: detail.clone(),
+            detail,
         })
-        .await?;
+        .await
+}
+
+/// What break-glass access reads from the vault.
+struct RootSecrets {
+    password: SecretValue,
+    totp_code: Option<SecretValue>,
+    reset_link: Option<SecretValue>,
+}
+
+/// Reads the root password and the current TOTP code (of the pending or the
+/// current credentials) and, for pending ones, a reset link handed over by mail.
+async fn root_secrets<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    pending: bool,
+    now: u64,
+) -> LifecycleResult<RootSecrets> {
+    let stage = if pending {
+        Stage::Pending
+    } else {
+        Stage::Current
+    };
     let Some(password) = p.vault().get(account, VaultItem::Password, stage).await? else {
         return refused(format!("the vault holds no password for account {account}"));
     };
-    let totp = match p.vault().get(account, VaultItem::TotpSeed, stage).await? {
+    let totp_code = match p.vault().get(account, VaultItem::TotpSeed, stage).await? {
         Some(seed) => totp_code(&seed, now),
         None => None,
     };
@@ -915,18 +963,23 @@ pub async fn access<P: LifecyclePorts>(
     } else {
         None
     };
-    let note = format!(
-        "{detail}; reason: {}; ticket: {}",
-        request.reason, request.ticket
-    );
-    // The audit record is what guards the secret; the notices are owed too, and
-    // the person is told when one could not be sent.
+    Ok(RootSecrets {
+        password,
+        totp_code,
+        reset_link,
+    })
+}
+
+/// Notes the access on the account's ticket and mails a notice of it; returns
+/// the notices that could not be sent (they are logged too).
+async fn send_access_notices<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    customer: &str,
+    note: &str,
+) -> Vec<String> {
     let mut unsent_notices = Vec::new();
-    if let Err(e) = p
-        .notices()
-        .ticket_note(account, &rotation.customer, &note)
-        .await
-    {
+    if let Err(e) = p.notices().ticket_note(account, customer, note).await {
         tracing::warn!(error = %e, account = %account, "break-glass ticket note not written");
         unsent_notices.push(format!("the note on the account's ticket: {e}"));
     }
@@ -934,21 +987,14 @@ pub async fn access<P: LifecyclePorts>(
         .notices()
         .email(
             &format!("rootmail: break-glass access to AWS account {account}"),
-            &note,
+            note,
         )
         .await
     {
         tracing::warn!(error = %e, account = %account, "break-glass email not sent");
         unsent_notices.push(format!("the notification email: {e}"));
     }
-    Ok(AccessGrant {
-        root_email: rotation.target_email.clone(),
-        password,
-        totp_code: totp,
-        reset_link,
-        pending,
-        unsent_notices,
-    })
+    unsent_notices
 }
 
 /// Who, why and which ticket: every read of a secret needs all three.
