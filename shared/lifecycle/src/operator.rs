@@ -131,7 +131,7 @@ pub async fn perform<P: LifecyclePorts>(
             account_id,
             reason,
             ticket,
-        } => grant(p, &access_request(who, account_id, reason, ticket), now).await,
+        } => break_glass(p, &access_request(who, account_id, reason, ticket), now).await,
         OperatorRequest::Complete {
             account_id,
             otp,
@@ -169,7 +169,7 @@ pub async fn perform<P: LifecyclePorts>(
 }
 
 /// Break-glass access: the root credentials, for the person who asked.
-async fn grant<P: LifecyclePorts>(
+async fn break_glass<P: LifecyclePorts>(
     p: &P,
     access: &AccessRequest,
     now: u64,
