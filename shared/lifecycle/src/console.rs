@@ -22,11 +22,11 @@
 //! 6. `complete_engineer_task` (in `steps`) makes the pending secrets current.
 
 use crate::credentials::{base32_decode, new_root_password, totp_code};
-use crate::model::{AuditEntry, Mode, Phase, Rotation, Stage, VaultItem};
-use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault};
+use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
+use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault};
 use crate::steps::{
-    AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, expect_phase, record, refused,
-    rotation_in, rotation_of, save_handover,
+    AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, audit_secret_read,
+    expect_phase, record, refused, rotation_in, rotation_of, save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_pipeline::{Evidence, PortError};
@@ -102,35 +102,12 @@ pub async fn read_code<P: LifecyclePorts>(
     crate::steps::require_access_fields(request, "reading a verification code")?;
     let mut rotation = rotation_of(p, account).await?;
     expect_console(&rotation, "read the verification code")?;
-    match rotation.phase {
-        Phase::OtpReceived | Phase::EmailAccepted => {}
-        Phase::AwaitingOtp => {
-            return refused(format!(
-                "AWS's code for account {account} has not arrived at {} yet: change the root email in the console first",
-                rotation.target_email
-            ));
-        }
-        phase => {
-            return refused(format!(
-                "account {account} waits for no verification code ({})",
-                phase.as_str()
-            ));
-        }
-    }
-    p.audit()
-        .append(&AuditEntry {
-            account_id: account.clone(),
-            at: now * 1000,
-            actor: request.who.clone(),
-            action: "verification code read".into(),
-            reason: Some(request.reason.clone()),
-            ticket: Some(request.ticket.clone()),
-            detail: format!(
-                "{} read AWS's verification code for the root email change to {}",
-                request.who, rotation.target_email
-            ),
-        })
-        .await?;
+    expect_code_arrived(account, &rotation)?;
+    let detail = format!(
+        "{} read AWS's verification code for the root email change to {}",
+        request.who, rotation.target_email
+    );
+    audit_secret_read(p, request, "verification code read", detail, now).await?;
     let Some(code) = p
         .vault()
         .get(account, VaultItem::Handover, Stage::Current)
@@ -141,26 +118,54 @@ pub async fn read_code<P: LifecyclePorts>(
         ));
     };
     if rotation.phase == Phase::OtpReceived {
-        rotation.phase = Phase::EmailAccepted;
-        rotation.waiting_for = Some(Kind::ContactChange);
-        rotation.expires_at = Some(now + OTP_WAIT_SECS);
-        let detail = format!(
-            "the code was given to {}; waiting for AWS's mail to {} as evidence that the change took effect \
-             (or `rootmail rotation attest --account {account} --statement ...`)",
-            request.who, rotation.target_email
-        );
-        advance(
-            p,
-            &mut rotation,
-            now,
-            (&request.who, "waiting for evidence", detail),
-        )
-        .await?;
+        wait_for_evidence(p, request, &mut rotation, now).await?;
     }
     Ok(CodeGrant {
         root_email: rotation.target_email.clone(),
         code,
     })
+}
+
+/// The code can be read once AWS's mail has brought it, and again until the
+/// change is confirmed; a rotation still waiting for it says what to do first.
+fn expect_code_arrived(account: &AccountId, rotation: &Rotation) -> LifecycleResult<()> {
+    match rotation.phase {
+        Phase::OtpReceived | Phase::EmailAccepted => Ok(()),
+        Phase::AwaitingOtp => refused(format!(
+            "AWS's code for account {account} has not arrived at {} yet: change the root email in the console first",
+            rotation.target_email
+        )),
+        phase => refused(format!(
+            "account {account} waits for no verification code ({})",
+            phase.as_str()
+        )),
+    }
+}
+
+/// The code is in the engineer's hands: the rotation now waits for AWS's mail
+/// to the new address as evidence that the change took effect.
+async fn wait_for_evidence<P: LifecyclePorts>(
+    p: &P,
+    request: &AccessRequest,
+    rotation: &mut Rotation,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let account = &request.account_id;
+    rotation.phase = Phase::EmailAccepted;
+    rotation.waiting_for = Some(Kind::ContactChange);
+    rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    let detail = format!(
+        "the code was given to {}; waiting for AWS's mail to {} as evidence that the change took effect \
+         (or `rootmail rotation attest --account {account} --statement ...`)",
+        request.who, rotation.target_email
+    );
+    advance(
+        p,
+        rotation,
+        now,
+        (&request.who, "waiting for evidence", detail),
+    )
+    .await
 }
 
 /// A verified AWS mail to a rotation's address that it waits for as evidence

@@ -131,11 +131,7 @@ pub async fn perform<P: LifecyclePorts>(
             account_id,
             reason,
             ticket,
-        } => {
-            let access = access_request(who, account_id, reason, ticket);
-            let grant = steps::access(p, &access, now).await?;
-            Ok(OperatorAnswer::Access(GrantView::from_grant(who, &grant)))
-        }
+        } => break_glass(p, &access_request(who, account_id, reason, ticket), now).await,
         OperatorRequest::Complete {
             account_id,
             otp,
@@ -147,14 +143,7 @@ pub async fn perform<P: LifecyclePorts>(
             account_id,
             reason,
             ticket,
-        } => {
-            let access = access_request(who, account_id, reason, ticket);
-            let grant = console::read_code(p, &access, now).await?;
-            Ok(OperatorAnswer::Code {
-                root_email: grant.root_email,
-                code: grant.code.expose().to_string(),
-            })
-        }
+        } => verification_code(p, &access_request(who, account_id, reason, ticket), now).await,
         OperatorRequest::Attest {
             account_id,
             statement,
@@ -164,13 +153,7 @@ pub async fn perform<P: LifecyclePorts>(
         OperatorRequest::EnrollMfa {
             account_id,
             secret_key,
-        } => {
-            let codes = console::enroll_mfa(p, account_id, who, secret_key.expose(), now).await?;
-            Ok(OperatorAnswer::MfaCodes {
-                first: codes.first.expose().to_string(),
-                second: codes.second.expose().to_string(),
-            })
-        }
+        } => mfa_codes(p, account_id, who, secret_key, now).await,
         OperatorRequest::Release {
             account_id,
             customer_email,
@@ -183,6 +166,48 @@ pub async fn perform<P: LifecyclePorts>(
                 .map(trail)
         }
     }
+}
+
+/// Break-glass access: the root credentials, for the person who asked.
+async fn break_glass<P: LifecyclePorts>(
+    p: &P,
+    access: &AccessRequest,
+    now: u64,
+) -> LifecycleResult<OperatorAnswer> {
+    let grant = steps::access(p, access, now).await?;
+    Ok(OperatorAnswer::Access(GrantView::from_grant(
+        &access.who,
+        &grant,
+    )))
+}
+
+/// A console take-over's verification code, for the person who asked.
+async fn verification_code<P: LifecyclePorts>(
+    p: &P,
+    access: &AccessRequest,
+    now: u64,
+) -> LifecycleResult<OperatorAnswer> {
+    let grant = console::read_code(p, access, now).await?;
+    Ok(OperatorAnswer::Code {
+        root_email: grant.root_email,
+        code: grant.code.expose().to_string(),
+    })
+}
+
+/// Vaults the console's MFA secret key and answers with the two codes the
+/// console asks for.
+async fn mfa_codes<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    secret_key: &SecretValue,
+    now: u64,
+) -> LifecycleResult<OperatorAnswer> {
+    let codes = console::enroll_mfa(p, account, who, secret_key.expose(), now).await?;
+    Ok(OperatorAnswer::MfaCodes {
+        first: codes.first.expose().to_string(),
+        second: codes.second.expose().to_string(),
+    })
 }
 
 /// A read of a root secret, as the audit records it: who, why, which ticket.

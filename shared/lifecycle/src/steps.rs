@@ -180,7 +180,33 @@ pub async fn register<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let account = &request.account_id;
     let existing = p.rotations().get(account).await?;
-    if let Some(existing) = &existing {
+    check_can_register(request, existing.as_ref())?;
+    let target = unused_root_address(p, &request.root_domain).await?;
+    let previous = register_onboarding(p, request, &target).await?;
+    // A released account taken over again replaces its old record.
+    let expected = existing.map(|r| r.version);
+    let rotation = registered_rotation(request, target.clone(), previous, expected, now);
+    p.rotations().put(&rotation, expected).await?;
+    let detail = format!(
+        "take-over registered ({} mode); the root address will be {target}",
+        request.mode.as_str()
+    );
+    record(
+        p,
+        account,
+        &request.customer,
+        now,
+        (SYSTEM_ACTOR, "take-over started", None, None, detail),
+    )
+    .await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// A take-over may start on an account with no record, or one released or
+/// failed; never over a running or finished one, and never without a customer.
+fn check_can_register(request: &TakeOver, existing: Option<&Rotation>) -> LifecycleResult<()> {
+    let account = &request.account_id;
+    if let Some(existing) = existing {
         match existing.phase {
             Phase::Released | Phase::Failed => {}
             Phase::Closed => return refused(format!("account {account} is closed")),
@@ -201,32 +227,60 @@ pub async fn register<P: LifecyclePorts>(
     if request.customer.trim().is_empty() {
         return refused("a take-over needs the customer's name".into());
     }
-    let target = loop {
-        let candidate = new_root_address(&request.root_domain)
-            .map_err(|e| LifecycleError::Refused(e.to_string()))?;
+    Ok(())
+}
+
+/// A new root address under `domain` that no account in the registry has, so
+/// mail to it can only be for the account taken over.
+async fn unused_root_address<P: LifecyclePorts>(
+    p: &P,
+    domain: &str,
+) -> LifecycleResult<EmailAddress> {
+    loop {
+        let candidate =
+            new_root_address(domain).map_err(|e| LifecycleError::Refused(e.to_string()))?;
         if p.registry().by_email(&candidate).await?.is_none() {
-            break candidate;
+            return Ok(candidate);
         }
-    };
-    let known = p.registry().by_id(account).await?;
+    }
+}
+
+/// Registers the account as `onboarding` under `target`, keeping the payer the
+/// registry knew; returns the root address it had before, if any.
+async fn register_onboarding<P: LifecyclePorts>(
+    p: &P,
+    request: &TakeOver,
+    target: &EmailAddress,
+) -> LifecycleResult<Option<EmailAddress>> {
+    let known = p.registry().by_id(&request.account_id).await?;
     let previous = known.as_ref().map(|a| a.root_email.clone());
     p.registry()
         .save(&Account {
             root_email: target.clone(),
-            account_id: account.clone(),
+            account_id: request.account_id.clone(),
             customer: request.customer.clone(),
             status: AccountStatus::Onboarding,
             payer: known.and_then(|a| a.payer),
         })
         .await?;
-    // A released account taken over again replaces its old record.
-    let expected = existing.map(|r| r.version);
-    let rotation = Rotation {
-        account_id: account.clone(),
+    Ok(previous)
+}
+
+/// The lifecycle record of a take-over just registered: the version after
+/// `expected` (the replaced record's), or the first.
+fn registered_rotation(
+    request: &TakeOver,
+    target: EmailAddress,
+    previous: Option<EmailAddress>,
+    expected: Option<u64>,
+    now: u64,
+) -> Rotation {
+    Rotation {
+        account_id: request.account_id.clone(),
         customer: request.customer.clone(),
         mode: request.mode,
         phase: Phase::Registered,
-        target_email: target.clone(),
+        target_email: target,
         previous_email: previous,
         waiting_for: None,
         task_token: None,
@@ -240,21 +294,7 @@ pub async fn register<P: LifecyclePorts>(
         started_at: now,
         updated_at: now,
         version: expected.map_or(1, |v| v + 1),
-    };
-    p.rotations().put(&rotation, expected).await?;
-    let detail = format!(
-        "take-over registered ({} mode); the root address will be {target}",
-        request.mode.as_str()
-    );
-    record(
-        p,
-        account,
-        &request.customer,
-        now,
-        (SYSTEM_ACTOR, "take-over started", None, None, detail),
-    )
-    .await?;
-    Ok(StepOutput::from(&rotation))
+    }
 }
 
 /// Take-over, step 2 (a `waitForTaskToken` task): records the token first, so the
@@ -324,8 +364,33 @@ pub async fn hand_over<P: LifecyclePorts>(
     handoff: &Handoff,
     now: u64,
 ) -> LifecycleResult<String> {
-    let (kind, secret) = (handoff.kind, &handoff.secret);
     let mut rotation = rotation_of(p, account).await?;
+    check_handoff(account, &rotation, handoff, now)?;
+    let reference = match (&rotation.handed_over, rotation.phase) {
+        // An earlier delivery stored the code, then could not answer the task:
+        // answer it now with the same reference.
+        (Some(reference), Phase::OtpReceived) => reference.clone(),
+        _ => store_handoff(p, account, &mut rotation, handoff, now).await?,
+    };
+    // The rotation keeps waiting (and its token) until the task is answered, so
+    // a redelivered mail can finish a handover whose answer failed.
+    answer_code_task(p, account, &mut rotation, handoff.kind, &reference).await?;
+    // A reset link while an engineer works is kept for `creds get`; the
+    // engineer's task token stays for `rotation complete`.
+    rotation.waiting_for = None;
+    save_handover(p, &mut rotation, now).await?;
+    Ok(reference)
+}
+
+/// Only a rotation waiting for this kind of mail takes it, and only when it
+/// was delivered to the rotation's own address.
+fn check_handoff(
+    account: &AccountId,
+    rotation: &Rotation,
+    handoff: &Handoff,
+    now: u64,
+) -> LifecycleResult<()> {
+    let kind = handoff.kind;
     if !rotation.is_waiting_for(kind, now) {
         return refused(format!(
             "no rotation of account {account} waits for a {kind} mail"
@@ -337,35 +402,55 @@ pub async fn hand_over<P: LifecyclePorts>(
             handoff.recipient, rotation.target_email
         ));
     }
-    let reference = match (&rotation.handed_over, rotation.phase) {
-        // An earlier delivery stored the code, then could not answer the task:
-        // answer it now with the same reference.
-        (Some(reference), Phase::OtpReceived) => reference.clone(),
-        _ => {
-            let reference = p
-                .vault()
-                .put(account, VaultItem::Handover, Stage::Current, secret)
-                .await?;
-            rotation.handed_over = Some(reference.clone());
-            if kind == Kind::RootEmailOtp {
-                rotation.phase = Phase::OtpReceived;
-            }
-            save_handover(p, &mut rotation, now).await?;
-            let detail = format!("{kind} received by mail and stored in the vault ({reference})");
-            record(
-                p,
-                account,
-                &rotation.customer,
-                now,
-                (SYSTEM_ACTOR, "secret handed over", None, None, detail),
-            )
-            .await?;
-            reference
-        }
-    };
-    // The rotation keeps waiting (and its token) until the task is answered, so
-    // a redelivered mail can finish a handover whose answer failed.
-    // A console take-over's task waits on until the change is confirmed.
+    Ok(())
+}
+
+/// Stores the handed-over secret in the vault and records the reference (the
+/// code's arrival moves the take-over on), then audits it; returns the reference.
+async fn store_handoff<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &mut Rotation,
+    handoff: &Handoff,
+    now: u64,
+) -> LifecycleResult<String> {
+    let kind = handoff.kind;
+    let reference = p
+        .vault()
+        .put(
+            account,
+            VaultItem::Handover,
+            Stage::Current,
+            &handoff.secret,
+        )
+        .await?;
+    rotation.handed_over = Some(reference.clone());
+    if kind == Kind::RootEmailOtp {
+        rotation.phase = Phase::OtpReceived;
+    }
+    save_handover(p, rotation, now).await?;
+    let detail = format!("{kind} received by mail and stored in the vault ({reference})");
+    record(
+        p,
+        account,
+        &rotation.customer,
+        now,
+        (SYSTEM_ACTOR, "secret handed over", None, None, detail),
+    )
+    .await?;
+    Ok(reference)
+}
+
+/// Answers the take-over task waiting for the code with the vault reference
+/// (never the code), then drops its token. A console take-over's task waits
+/// on until the change is confirmed.
+async fn answer_code_task<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &mut Rotation,
+    kind: Kind,
+    reference: &str,
+) -> LifecycleResult<()> {
     if kind == Kind::RootEmailOtp
         && rotation.mode != Mode::Console
         && let Some(token) = &rotation.task_token
@@ -379,11 +464,7 @@ pub async fn hand_over<P: LifecyclePorts>(
         rotation.task_token = None;
         rotation.expires_at = None;
     }
-    // A reset link while an engineer works is kept for `creds get`; the
-    // engineer's task token stays for `rotation complete`.
-    rotation.waiting_for = None;
-    save_handover(p, &mut rotation, now).await?;
-    Ok(reference)
+    Ok(())
 }
 
 /// Saves the next version of `rotation` as a handover writes it.
@@ -784,46 +865,94 @@ pub async fn access<P: LifecyclePorts>(
     let account = &request.account_id;
     require_access_fields(request, "break-glass access")?;
     let rotation = rotation_of(p, account).await?;
-    let pending = match (rotation.mode, rotation.phase) {
-        (Mode::Rootless, _) => {
-            return refused(format!(
-                "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
-            ));
-        }
-        (_, Phase::Active) => false,
-        (_, Phase::AwaitingEngineer) => true,
-        (_, phase) => {
-            return refused(format!(
-                "account {account} holds no usable root credentials ({})",
-                phase.as_str()
-            ));
-        }
-    };
-    let stage = if pending {
-        Stage::Pending
-    } else {
-        Stage::Current
-    };
+    let pending = usable_credentials_pending(account, &rotation)?;
     let detail = format!(
         "break-glass access to the root user by {} ({}credentials)",
         request.who,
         if pending { "pending " } else { "" }
     );
+    audit_secret_read(p, request, "break-glass access", detail.clone(), now).await?;
+    let secrets = root_secrets(p, account, pending, now).await?;
+    let note = format!(
+        "{detail}; reason: {}; ticket: {}",
+        request.reason, request.ticket
+    );
+    // The audit record is what guards the secret; the notices are owed too, and
+    // the person is told when one could not be sent.
+    let unsent_notices = send_access_notices(p, account, &rotation.customer, &note).await;
+    Ok(AccessGrant {
+        root_email: rotation.target_email.clone(),
+        password: secrets.password,
+        totp_code: secrets.totp_code,
+        reset_link: secrets.reset_link,
+        pending,
+        unsent_notices,
+    })
+}
+
+/// Whether break-glass access reads the pending credentials of an unfinished
+/// take-over (`true`) or the current ones; refused when the account holds
+/// none a person can use.
+fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> LifecycleResult<bool> {
+    match (rotation.mode, rotation.phase) {
+        (Mode::Rootless, _) => refused(format!(
+            "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
+        )),
+        (_, Phase::Active) => Ok(false),
+        (_, Phase::AwaitingEngineer) => Ok(true),
+        (_, phase) => refused(format!(
+            "account {account} holds no usable root credentials ({})",
+            phase.as_str()
+        )),
+    }
+}
+
+/// The audit record of a person reading a secret (who, why, which ticket):
+/// written before the secret is read, so no read goes unrecorded.
+pub(crate) async fn audit_secret_read<P: LifecyclePorts>(
+    p: &P,
+    request: &AccessRequest,
+    action: &str,
+    detail: String,
+    now: u64,
+) -> LifecycleResult<()> {
     p.audit()
         .append(&AuditEntry {
-            account_id: account.clone(),
+            account_id: request.account_id.clone(),
             at: now * 1000,
             actor: request.who.clone(),
-            action: "break-glass access".into(),
+            action: action.into(),
             reason: Some(request.reason.clone()),
             ticket: Some(request.ticket.clone()),
-            detail: detail.clone(),
+            detail,
         })
-        .await?;
+        .await
+}
+
+/// What break-glass access reads from the vault.
+struct RootSecrets {
+    password: SecretValue,
+    totp_code: Option<SecretValue>,
+    reset_link: Option<SecretValue>,
+}
+
+/// Reads the root password and the current TOTP code (of the pending or the
+/// current credentials) and, for pending ones, a reset link handed over by mail.
+async fn root_secrets<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    pending: bool,
+    now: u64,
+) -> LifecycleResult<RootSecrets> {
+    let stage = if pending {
+        Stage::Pending
+    } else {
+        Stage::Current
+    };
     let Some(password) = p.vault().get(account, VaultItem::Password, stage).await? else {
         return refused(format!("the vault holds no password for account {account}"));
     };
-    let totp = match p.vault().get(account, VaultItem::TotpSeed, stage).await? {
+    let totp_code = match p.vault().get(account, VaultItem::TotpSeed, stage).await? {
         Some(seed) => totp_code(&seed, now),
         None => None,
     };
@@ -834,18 +963,23 @@ pub async fn access<P: LifecyclePorts>(
     } else {
         None
     };
-    let note = format!(
-        "{detail}; reason: {}; ticket: {}",
-        request.reason, request.ticket
-    );
-    // The audit record is what guards the secret; the notices are owed too, and
-    // the person is told when one could not be sent.
+    Ok(RootSecrets {
+        password,
+        totp_code,
+        reset_link,
+    })
+}
+
+/// Notes the access on the account's ticket and mails a notice of it; returns
+/// the notices that could not be sent (they are logged too).
+async fn send_access_notices<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    customer: &str,
+    note: &str,
+) -> Vec<String> {
     let mut unsent_notices = Vec::new();
-    if let Err(e) = p
-        .notices()
-        .ticket_note(account, &rotation.customer, &note)
-        .await
-    {
+    if let Err(e) = p.notices().ticket_note(account, customer, note).await {
         tracing::warn!(error = %e, account = %account, "break-glass ticket note not written");
         unsent_notices.push(format!("the note on the account's ticket: {e}"));
     }
@@ -853,21 +987,14 @@ pub async fn access<P: LifecyclePorts>(
         .notices()
         .email(
             &format!("rootmail: break-glass access to AWS account {account}"),
-            &note,
+            note,
         )
         .await
     {
         tracing::warn!(error = %e, account = %account, "break-glass email not sent");
         unsent_notices.push(format!("the notification email: {e}"));
     }
-    Ok(AccessGrant {
-        root_email: rotation.target_email.clone(),
-        password,
-        totp_code: totp,
-        reset_link,
-        pending,
-        unsent_notices,
-    })
+    unsent_notices
 }
 
 /// Who, why and which ticket: every read of a secret needs all three.
@@ -931,46 +1058,7 @@ pub async fn complete_release<P: LifecyclePorts>(
         "complete the release",
     )
     .await?;
-    let (action, done) = match (rotation.mode, confirmation) {
-        (Mode::Console, ReleaseConfirmation::Attested(statement))
-            if !statement.trim().is_empty() =>
-        {
-            (
-                "released (attested)",
-                crate::console::console_release_statement(&rotation, who, statement),
-            )
-        }
-        (Mode::Console, _) => {
-            return refused(format!(
-                "account {account} is released in the console: say what you did with --attest \"...\" \
-                 (our MFA device removed, the root email changed to {})",
-                rotation.target_email
-            ));
-        }
-        (_, ReleaseConfirmation::CustomerCode(otp)) => {
-            // An earlier try may have got AWS's acceptance and failed after it:
-            // then the code is spent and the change done, so go on from there.
-            let moved = p.api().primary_email(account).await? == rotation.target_email;
-            if !moved {
-                p.api()
-                    .accept_email_update(account, &rotation.target_email, otp)
-                    .await?;
-            }
-            // Our password and MFA device must not outlive our hold: they go, and
-            // "Forgot password" lets the customer set their own.
-            let removed = p.root().delete_all(account).await?;
-            p.root().allow_password_recovery(account).await?;
-            (
-                "released",
-                format!("our root credentials are deleted ({})", removed.describe()),
-            )
-        }
-        (_, ReleaseConfirmation::Attested(_)) => {
-            return refused(
-                "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
-            );
-        }
-    };
+    let (action, done) = confirm_release(p, account, &rotation, confirmation, who).await?;
     // Vaulted and console: the password and seed; any mode: the handed-over code.
     p.vault()
         .schedule_deletion(account, rotation.mode.vault_items())
@@ -983,6 +1071,66 @@ pub async fn complete_release<P: LifecyclePorts>(
         rotation.target_email,
     );
     advance(p, &mut rotation, now, (who, action, detail)).await
+}
+
+/// The release's confirmation checked and acted on: the customer's code given
+/// to AWS (and our root credentials deleted), or a console account's
+/// attestation. Returns the audit action and what was done.
+async fn confirm_release<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &Rotation,
+    confirmation: ReleaseConfirmation<'_>,
+    who: &str,
+) -> LifecycleResult<(&'static str, String)> {
+    match (rotation.mode, confirmation) {
+        (Mode::Console, ReleaseConfirmation::Attested(statement))
+            if !statement.trim().is_empty() =>
+        {
+            Ok((
+                "released (attested)",
+                crate::console::console_release_statement(rotation, who, statement),
+            ))
+        }
+        (Mode::Console, _) => refused(format!(
+            "account {account} is released in the console: say what you did with --attest \"...\" \
+             (our MFA device removed, the root email changed to {})",
+            rotation.target_email
+        )),
+        (_, ReleaseConfirmation::CustomerCode(otp)) => Ok((
+            "released",
+            release_with_customer_code(p, account, rotation, otp).await?,
+        )),
+        (_, ReleaseConfirmation::Attested(_)) => refused(
+            "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
+        ),
+    }
+}
+
+/// Gives AWS the customer's code, then deletes our root credentials and lets
+/// the customer recover the password; returns what was deleted, for the audit.
+async fn release_with_customer_code<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &Rotation,
+    otp: &SecretValue,
+) -> LifecycleResult<String> {
+    // An earlier try may have got AWS's acceptance and failed after it:
+    // then the code is spent and the change done, so go on from there.
+    let moved = p.api().primary_email(account).await? == rotation.target_email;
+    if !moved {
+        p.api()
+            .accept_email_update(account, &rotation.target_email, otp)
+            .await?;
+    }
+    // Our password and MFA device must not outlive our hold: they go, and
+    // "Forgot password" lets the customer set their own.
+    let removed = p.root().delete_all(account).await?;
+    p.root().allow_password_recovery(account).await?;
+    Ok(format!(
+        "our root credentials are deleted ({})",
+        removed.describe()
+    ))
 }
 
 /// How a release is confirmed: the customer's code (the Account API), or the

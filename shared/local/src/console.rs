@@ -63,21 +63,7 @@ impl LocalLifecycle<'_> {
                 done("AWS mailed a verification code to the new address")
             }
             ConsoleStep::EnterCode { to, code } => {
-                self.accept_email_change(account, &to, &code, now)?;
-                let text = format!(
-                    "Hello,\r\n\r\nThe email address of the root user of AWS account {account} has been\r\n\
-                     updated. This is now the email address of the root user.\r\n\r\n\
-                     If you did not make this change, contact AWS Support.\r\n\r\n\
-                     Sincerely,\r\nAmazon Web Services\r\n"
-                );
-                let mail = simulated_aws_mail(
-                    &to,
-                    AWS_SIGNIN,
-                    "Your AWS account root user email address has been updated",
-                    &text,
-                    now,
-                );
-                self.send_simulated_mail(account, "email-updated", &mail, now)?;
+                self.enter_code(account, &to, &code, now)?;
                 done("the root email is changed; AWS wrote to the new address")
             }
             ConsoleStep::SetPassword => {
@@ -93,14 +79,7 @@ impl LocalLifecycle<'_> {
                 self.save_simulated(account, &state)?;
                 done("the root access keys and signing certificates are deleted")
             }
-            ConsoleStep::AssignMfa => {
-                let mut state = self.simulated(account)?;
-                let seed = new_totp_seed().map_err(randomness)?;
-                state.assigning_mfa =
-                    Some(self.seal(seed.expose().as_bytes(), &simulated_mfa_binding(account))?);
-                self.save_simulated(account, &state)?;
-                Ok(ConsoleShows::SecretKey(seed))
-            }
+            ConsoleStep::AssignMfa => Ok(ConsoleShows::SecretKey(self.assign_mfa(account)?)),
             ConsoleStep::ActivateMfa { first, second } => {
                 self.activate_mfa(account, (&first, &second), now)?;
                 done("the MFA device is assigned; AWS mailed the root address")
@@ -113,6 +92,43 @@ impl LocalLifecycle<'_> {
                 done("the root user's MFA devices are removed")
             }
         }
+    }
+
+    /// The verification code typed in: the root email changes, and AWS writes
+    /// to the new address that it did.
+    fn enter_code(
+        &self,
+        account: &AccountId,
+        to: &EmailAddress,
+        code: &SecretValue,
+        now: u64,
+    ) -> LifecycleResult<()> {
+        self.accept_email_change(account, to, code, now)?;
+        let text = format!(
+            "Hello,\r\n\r\nThe email address of the root user of AWS account {account} has been\r\n\
+             updated. This is now the email address of the root user.\r\n\r\n\
+             If you did not make this change, contact AWS Support.\r\n\r\n\
+             Sincerely,\r\nAmazon Web Services\r\n"
+        );
+        let mail = simulated_aws_mail(
+            to,
+            AWS_SIGNIN,
+            "Your AWS account root user email address has been updated",
+            &text,
+            now,
+        );
+        self.send_simulated_mail(account, "email-updated", &mail, now)
+    }
+
+    /// A new MFA seed, kept sealed until the device is activated, and shown
+    /// once as the console shows its secret key.
+    fn assign_mfa(&self, account: &AccountId) -> LifecycleResult<SecretValue> {
+        let mut state = self.simulated(account)?;
+        let seed = new_totp_seed().map_err(randomness)?;
+        state.assigning_mfa =
+            Some(self.seal(seed.expose().as_bytes(), &simulated_mfa_binding(account))?);
+        self.save_simulated(account, &state)?;
+        Ok(seed)
     }
 
     /// As the console checks them: two consecutive codes of the seed it showed,

@@ -46,39 +46,10 @@ where
         .as_service_error()
         .and_then(ProvideErrorMetadata::message)
         .is_some_and(|m| m.to_ascii_lowercase().contains("expired"));
-    let refused = |sentence: String| {
-        LifecycleError::Refused(format!("{sentence} ({})", code.as_deref().unwrap_or("")))
-    };
+    if let Some(sentence) = refusal(account, call, code.as_deref(), expired) {
+        return LifecycleError::Refused(format!("{sentence} ({})", code.as_deref().unwrap_or("")));
+    }
     match (code.as_deref(), call) {
-        (Some("ConflictException"), Call::Start(email)) => refused(format!(
-            "AWS refused to change account {account}'s root email to {email}: the address is \
-             in use by another AWS account, or another change is in progress"
-        )),
-        (Some("ConflictException"), _) => refused(format!(
-            "AWS refused the root email change of account {account}: the address is now in use \
-             by another AWS account, or the change conflicts with another one"
-        )),
-        (Some("ValidationException"), Call::Accept) if expired => refused(format!(
-            "AWS refused the code for account {account}: it has expired; start the root email \
-             change again"
-        )),
-        (Some("ValidationException"), Call::Accept) => refused(format!(
-            "AWS refused the code for account {account}: it is wrong, or it is not for this \
-             address"
-        )),
-        (Some("ValidationException"), Call::Start(email)) => refused(format!(
-            "AWS refused {email} as account {account}'s root email: not a valid request"
-        )),
-        (Some("ValidationException"), Call::Get) => refused(format!(
-            "AWS refused to read account {account}'s root email: not a valid request"
-        )),
-        (Some("ResourceNotFoundException"), Call::Accept) => refused(format!(
-            "AWS has no pending root email change for account {account} (or the account is \
-             not a member of the organization): start it again"
-        )),
-        (Some("ResourceNotFoundException"), _) => refused(format!(
-            "account {account} is not a member account of the organization"
-        )),
         (Some("TooManyRequestsException" | "InternalServerException"), _) => {
             LifecycleError::Port(PortError::transient(
                 PORT,
@@ -99,6 +70,49 @@ where
         }
         _ => LifecycleError::Port(port_error(PORT, error)),
     }
+}
+
+/// The sentence for an error `code` that means AWS refused the `call` (the
+/// same request fails the same way), or `None` when it is not a refusal.
+fn refusal(
+    account: &AccountId,
+    call: Call<'_>,
+    code: Option<&str>,
+    expired: bool,
+) -> Option<String> {
+    let sentence = match (code?, call) {
+        ("ConflictException", Call::Start(email)) => format!(
+            "AWS refused to change account {account}'s root email to {email}: the address is \
+             in use by another AWS account, or another change is in progress"
+        ),
+        ("ConflictException", _) => format!(
+            "AWS refused the root email change of account {account}: the address is now in use \
+             by another AWS account, or the change conflicts with another one"
+        ),
+        ("ValidationException", Call::Accept) if expired => format!(
+            "AWS refused the code for account {account}: it has expired; start the root email \
+             change again"
+        ),
+        ("ValidationException", Call::Accept) => format!(
+            "AWS refused the code for account {account}: it is wrong, or it is not for this \
+             address"
+        ),
+        ("ValidationException", Call::Start(email)) => {
+            format!("AWS refused {email} as account {account}'s root email: not a valid request")
+        }
+        ("ValidationException", Call::Get) => {
+            format!("AWS refused to read account {account}'s root email: not a valid request")
+        }
+        ("ResourceNotFoundException", Call::Accept) => format!(
+            "AWS has no pending root email change for account {account} (or the account is \
+             not a member of the organization): start it again"
+        ),
+        ("ResourceNotFoundException", _) => {
+            format!("account {account} is not a member account of the organization")
+        }
+        _ => return None,
+    };
+    Some(sentence)
 }
 
 impl AccountApi for PrimaryEmailApi {

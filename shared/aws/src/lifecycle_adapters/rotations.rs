@@ -6,6 +6,7 @@
 use crate::dynamo::{from_item, n, s, to_item};
 use crate::error::condition_failed;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -142,57 +143,17 @@ impl Rotations for DynamoRotations {
     /// `dynamodb:Attributes` condition), and never seals a token.
     async fn save_handover(&self, rotation: &Rotation, expected: u64) -> LifecycleResult<()> {
         let account = &rotation.account_id;
-        let mut set = vec![
-            "#phase = :phase",
-            "#version = :version",
-            "#updated_at = :updated_at",
-        ];
-        let mut remove = Vec::new();
+        let fields = HandoverUpdate::of(rotation)?;
+        let expression = fields.expression();
         let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("account_id", s(account.as_str()))
             .condition_expression("#version = :expected")
-            .expression_attribute_values(":expected", n(expected))
-            .expression_attribute_values(":phase", s(&serde_name(&rotation.phase)?))
-            .expression_attribute_values(":version", n(rotation.version))
-            .expression_attribute_values(":updated_at", n(rotation.updated_at));
-        match &rotation.handed_over {
-            Some(reference) => {
-                set.push("#handed_over = :handed_over");
-                update = update.expression_attribute_values(":handed_over", s(reference));
-            }
-            None => remove.push("#handed_over"),
-        }
-        match rotation.waiting_for {
-            Some(kind) => {
-                set.push("#waiting_for = :waiting_for");
-                update = update.expression_attribute_values(":waiting_for", s(kind.as_str()));
-            }
-            None => remove.push("#waiting_for"),
-        }
-        match rotation.expires_at {
-            Some(at) => {
-                set.push("#expires_at = :expires_at");
-                update = update.expression_attribute_values(":expires_at", n(at));
-            }
-            None => remove.push("#expires_at"),
-        }
-        if rotation.task_token.is_none() {
-            remove.push("#task_token");
-        }
-        if let Some(evidence) = &rotation.email_evidence {
-            set.push("#email_evidence = :email_evidence");
-            update = update.expression_attribute_values(":email_evidence", s(evidence));
-        }
-        if let Some(at) = rotation.mfa_confirmed_at {
-            set.push("#mfa_confirmed_at = :mfa_confirmed_at");
-            update = update.expression_attribute_values(":mfa_confirmed_at", n(at));
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+            .expression_attribute_values(":expected", n(expected));
+        for (placeholder, value) in fields.values {
+            update = update.expression_attribute_values(placeholder, value);
         }
         // Only the names the expression uses (DynamoDB refuses unused ones).
         for name in HANDOVER_FIELDS
@@ -208,5 +169,69 @@ impl Rotations for DynamoRotations {
             ))),
             Err(e) => Err(super::sdk(PORT, e)),
         }
+    }
+}
+
+/// The handover fields of a record as an update: what it sets (with the
+/// values), and what it removes because the record no longer has it.
+struct HandoverUpdate {
+    set: Vec<String>,
+    remove: Vec<String>,
+    values: Vec<(String, AttributeValue)>,
+}
+
+impl HandoverUpdate {
+    fn of(rotation: &Rotation) -> LifecycleResult<Self> {
+        let mut fields = Self {
+            set: Vec::new(),
+            remove: Vec::new(),
+            values: Vec::new(),
+        };
+        fields.set("phase", s(&serde_name(&rotation.phase)?));
+        fields.set("version", n(rotation.version));
+        fields.set("updated_at", n(rotation.updated_at));
+        let handed_over = rotation.handed_over.as_deref().map(s);
+        fields.set_or_remove("handed_over", handed_over);
+        let waiting_for = rotation.waiting_for.map(|kind| s(kind.as_str()));
+        fields.set_or_remove("waiting_for", waiting_for);
+        fields.set_or_remove("expires_at", rotation.expires_at.map(n));
+        // A handover only ever removes a task token; it never seals one.
+        if rotation.task_token.is_none() {
+            fields.remove("task_token");
+        }
+        if let Some(evidence) = &rotation.email_evidence {
+            fields.set("email_evidence", s(evidence));
+        }
+        if let Some(at) = rotation.mfa_confirmed_at {
+            fields.set("mfa_confirmed_at", n(at));
+        }
+        Ok(fields)
+    }
+
+    /// Sets `name` to `value`, or removes it when the record has none.
+    fn set_or_remove(&mut self, name: &str, value: Option<AttributeValue>) {
+        match value {
+            Some(value) => self.set(name, value),
+            None => self.remove(name),
+        }
+    }
+
+    /// `#name = :name`, with `value` as `:name`.
+    fn set(&mut self, name: &str, value: AttributeValue) {
+        self.set.push(format!("#{name} = :{name}"));
+        self.values.push((format!(":{name}"), value));
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.remove.push(format!("#{name}"));
+    }
+
+    /// The update expression; the attribute names are bound by the caller.
+    fn expression(&self) -> String {
+        let mut expression = format!("SET {}", self.set.join(", "));
+        if !self.remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expression
     }
 }
