@@ -205,14 +205,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
     let from_canonical = from_domain
         .as_deref()
         .map(|d| canonical_domain(d).unwrap_or_else(|| d.to_lowercase()));
-    let results = ses_headers_named(mail, "Authentication-Results")
-        .find(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|id| id.trim().eq_ignore_ascii_case("amazonses.com"))
-        })
-        .map(parse_results)
-        .unwrap_or_default();
+    let results = ses_results(mail);
     let received_spf = ses_header(mail, "Received-SPF");
     let spf = results.spf.clone().or_else(|| {
         received_spf
@@ -228,26 +221,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
             .as_deref()
             .is_some_and(|from| aligned(domain, from))
     };
-    let aligned_dkim: Vec<&(String, Option<String>)> = results
-        .dkim
-        .iter()
-        .filter(|(_, d)| d.as_deref().is_some_and(aligned))
-        .collect();
-    let dkim = if let Some(pass) = aligned_dkim.iter().find(|(r, _)| r == "pass") {
-        Some(pass.0.clone())
-    } else if let Some(first) = aligned_dkim.first() {
-        Some(first.0.clone())
-    } else if results.dkim.is_empty() {
-        None
-    } else {
-        Some("unaligned".to_string())
-    };
-    let dkim_domains = results
-        .dkim
-        .iter()
-        .filter(|(r, _)| r == "pass")
-        .filter_map(|(_, d)| d.clone())
-        .collect();
+    let dkim = aligned_dkim_result(&results.dkim, &aligned);
     let spf_aligned_pass =
         spf.as_deref() == Some("pass") && results.spf_domain.as_deref().is_some_and(aligned);
     let dmarc = results.dmarc;
@@ -262,7 +236,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
         dmarc,
         spam: verdict(mail, "X-SES-Spam-Verdict"),
         virus: verdict(mail, "X-SES-Virus-Verdict"),
-        dkim_domains,
+        dkim_domains: passing_dkim_domains(&results.dkim),
         envelope_domain,
         aws_sender: from_canonical
             .as_deref()
@@ -270,6 +244,49 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
         from_domain,
         verified,
     }
+}
+
+/// SES's own `Authentication-Results` (the topmost from `amazonses.com`):
+/// any other one a sender could have written.
+fn ses_results(mail: &ParsedMail) -> Results {
+    ses_headers_named(mail, "Authentication-Results")
+        .find(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|id| id.trim().eq_ignore_ascii_case("amazonses.com"))
+        })
+        .map(parse_results)
+        .unwrap_or_default()
+}
+
+/// The DKIM result that speaks for the From domain: an aligned pass, else the
+/// first aligned result; `unaligned` when only other domains signed, `None`
+/// when nothing was signed.
+fn aligned_dkim_result(
+    dkim: &[(String, Option<String>)],
+    aligned: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    let aligned_dkim: Vec<&(String, Option<String>)> = dkim
+        .iter()
+        .filter(|(_, d)| d.as_deref().is_some_and(aligned))
+        .collect();
+    if let Some(pass) = aligned_dkim.iter().find(|(r, _)| r == "pass") {
+        Some(pass.0.clone())
+    } else if let Some(first) = aligned_dkim.first() {
+        Some(first.0.clone())
+    } else if dkim.is_empty() {
+        None
+    } else {
+        Some("unaligned".to_string())
+    }
+}
+
+/// Domains whose DKIM signature passed, aligned or not (shown to a person).
+fn passing_dkim_domains(dkim: &[(String, Option<String>)]) -> Vec<String> {
+    dkim.iter()
+        .filter(|(r, _)| r == "pass")
+        .filter_map(|(_, d)| d.clone())
+        .collect()
 }
 
 fn verdict(mail: &ParsedMail, header: &str) -> Option<String> {
@@ -460,42 +477,15 @@ fn short(text: &str) -> String {
 /// Why a message that claims an AWS sender is not believed, if it is not.
 pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<String> {
     let written = auth.from_domain.as_deref().unwrap_or_default();
-    let domain = short(written);
     if auth.aws_sender && !auth.verified {
-        let domain = match canonical_domain(written) {
-            Some(canonical) if canonical != written => format!("{domain} (read as {canonical})"),
-            _ => domain,
-        };
-        return Some(match auth.dmarc.as_deref() {
-            Some("fail") => format!("claims AWS sender domain {domain} but DMARC failed"),
-            _ => {
-                format!("claims AWS sender domain {domain} but neither SPF nor DKIM passed for it")
-            }
-        });
+        return Some(unverified_aws_claim(written, auth));
     }
     // `amаzon.com` (Cyrillic а), `xn--amzon-5ve.com`, `amaz0n.com`.
     if let Some(aws) = imitated_aws_domain(written) {
-        let (unicode, _) = idna::domain_to_unicode(&canonical_domain(written)?);
-        let shown = if unicode == written {
-            String::new()
-        } else {
-            format!(" (shown as {})", short(&unicode))
-        };
-        return Some(format!(
-            "sender domain {domain}{shown} imitates AWS sender domain {aws} with look-alike characters"
-        ));
+        return homograph_claim(written, aws);
     }
-    // AWS sends from one mailbox; a list that names AWS anywhere is a trick.
-    if !mail.more_from.is_empty() {
-        let count = mail.more_from.len() + 1;
-        for sender in mail.from.iter().chain(&mail.more_from) {
-            if let Some(claim) = sender.domain().and_then(aws_claim) {
-                let who = short(sender.written.as_deref().unwrap_or_default());
-                return Some(format!(
-                    "From lists {count} mailboxes and {who} claims AWS sender domain {claim}"
-                ));
-            }
-        }
+    if let Some(reason) = listed_aws_claim(mail) {
+        return Some(reason);
     }
     if auth.aws_sender {
         return None;
@@ -505,41 +495,91 @@ pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<Strin
         .as_ref()
         .and_then(|s| s.written.clone())
         .unwrap_or_else(|| "(no address)".to_string());
-    // `Sender: no-reply@signin.aws` on a mail from someone else.
-    for value in mail.headers_named("Sender") {
-        if let Some((address, claim)) =
-            addresses_in(value).find_map(|a| aws_claim(domain_of(a)).map(|claim| (a, claim)))
-        {
-            return Some(format!(
-                "the Sender header names {} (AWS sender domain {claim}) but From is {}",
-                short(address),
-                short(&real)
-            ));
-        }
+    if let Some(reason) = sender_header_claim(mail, &real) {
+        return Some(reason);
     }
-    // `"no-reply@amazon.com" <evil@example.com>`: the name claims what the
-    // address is not, however written (`no-reply＠signin.aws`).
     let sender = mail.from.as_ref()?;
-    if let Some(name) = sender.name.as_deref() {
-        let claimed = name
-            .split(|c: char| {
-                c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')'
-            })
-            .find(|word| reads_as_aws_address(word));
-        if let Some(claimed) = claimed {
-            return Some(format!(
-                "display name claims {} but the address is {}",
-                short(claimed),
-                short(&real)
-            ));
-        }
+    display_name_claim(sender.name.as_deref(), &real).or_else(|| local_part_claim(&real))
+}
+
+/// An AWS sender domain in From whose mail did not authenticate as it.
+fn unverified_aws_claim(written: &str, auth: &Authentication) -> String {
+    let domain = short(written);
+    let domain = match canonical_domain(written) {
+        Some(canonical) if canonical != written => format!("{domain} (read as {canonical})"),
+        _ => domain,
+    };
+    match auth.dmarc.as_deref() {
+        Some("fail") => format!("claims AWS sender domain {domain} but DMARC failed"),
+        _ => format!("claims AWS sender domain {domain} but neither SPF nor DKIM passed for it"),
     }
-    // `<no-reply@signin.aws@example.com>`: an AWS address as the local part.
+}
+
+/// A From domain that imitates `aws` with look-alike characters, shown as a
+/// mail client would show it when that differs from what is written.
+fn homograph_claim(written: &str, aws: &str) -> Option<String> {
+    let (unicode, _) = idna::domain_to_unicode(&canonical_domain(written)?);
+    let shown = if unicode == written {
+        String::new()
+    } else {
+        format!(" (shown as {})", short(&unicode))
+    };
+    Some(format!(
+        "sender domain {}{shown} imitates AWS sender domain {aws} with look-alike characters",
+        short(written)
+    ))
+}
+
+/// AWS sends from one mailbox; a From list that names AWS anywhere is a trick.
+fn listed_aws_claim(mail: &ParsedMail) -> Option<String> {
+    if mail.more_from.is_empty() {
+        return None;
+    }
+    let count = mail.more_from.len() + 1;
+    mail.from.iter().chain(&mail.more_from).find_map(|sender| {
+        let claim = sender.domain().and_then(aws_claim)?;
+        let who = short(sender.written.as_deref().unwrap_or_default());
+        Some(format!(
+            "From lists {count} mailboxes and {who} claims AWS sender domain {claim}"
+        ))
+    })
+}
+
+/// `Sender: no-reply@signin.aws` on a mail from someone else (`real`).
+fn sender_header_claim(mail: &ParsedMail, real: &str) -> Option<String> {
+    mail.headers_named("Sender").find_map(|value| {
+        let (address, claim) =
+            addresses_in(value).find_map(|a| aws_claim(domain_of(a)).map(|claim| (a, claim)))?;
+        Some(format!(
+            "the Sender header names {} (AWS sender domain {claim}) but From is {}",
+            short(address),
+            short(real)
+        ))
+    })
+}
+
+/// `"no-reply@amazon.com" <evil@example.com>`: the name claims what the
+/// address is not, however written (`no-reply＠signin.aws`).
+fn display_name_claim(name: Option<&str>, real: &str) -> Option<String> {
+    let claimed = name?
+        .split(|c: char| {
+            c.is_whitespace() || c == '"' || c == '<' || c == '>' || c == '(' || c == ')'
+        })
+        .find(|word| reads_as_aws_address(word))?;
+    Some(format!(
+        "display name claims {} but the address is {}",
+        short(claimed),
+        short(real)
+    ))
+}
+
+/// `<no-reply@signin.aws@example.com>`: an AWS address as the local part.
+fn local_part_claim(real: &str) -> Option<String> {
     let (local, _) = real.rsplit_once('@')?;
     reads_as_aws_address(local).then(|| {
         format!(
             "the address {} claims {} in its local part",
-            short(&real),
+            short(real),
             short(&local.to_lowercase())
         )
     })

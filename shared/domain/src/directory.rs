@@ -172,61 +172,98 @@ pub fn resolve(
     trust_ids_in_text: bool,
 ) -> Resolution {
     let mentioned = mentioned_account_ids(&searchable_text(mail));
-
-    let (account, matched_by) = if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a))
-    {
-        (Some(a), Some(MatchedBy::EnvelopeRecipient))
-    } else if let Some(a) = header_recipients(mail).find_map(|a| directory.by_email(a)) {
-        (Some(a), Some(MatchedBy::HeaderRecipient))
-    } else if let Some(a) = mentioned
-        .iter()
-        .filter(|_| trust_ids_in_text)
-        .find_map(|id| directory.by_id(id))
-    {
-        (Some(a), Some(MatchedBy::AccountIdInMail))
+    let ids = if trust_ids_in_text {
+        mentioned.as_slice()
     } else {
-        (None, None)
+        &[]
     };
-
-    let mut warnings = Vec::new();
-    match (&account, matched_by) {
+    let (account, matched_by) = match find_account(mail, envelope, directory, ids) {
+        Some((account, how)) => (Some(account), Some(how)),
+        None => (None, None),
+    };
+    let to = envelope.first().or(mail.to.first());
+    let warnings = match (&account, matched_by) {
         (Some(account), Some(MatchedBy::EnvelopeRecipient | MatchedBy::HeaderRecipient)) => {
-            for other in mentioned.iter().filter(|id| **id != account.account_id) {
-                warnings.push(format!(
-                    "mail mentions account {other}, but its recipient {} belongs to account {}",
-                    account.root_email, account.account_id
-                ));
-            }
+            other_accounts_mentioned(account, &mentioned)
         }
-        (Some(account), Some(MatchedBy::AccountIdInMail)) => {
-            let to = envelope.first().or(mail.to.first());
-            warnings.push(match to {
-                Some(to) => format!(
-                    "recipient {to} is not in the account directory; account {} found by the id in the mail",
-                    account.account_id
-                ),
-                None => format!("no recipient; account {} found by the id in the mail", account.account_id),
-            });
-        }
-        _ => {
-            let to = envelope.first().or(mail.to.first());
-            warnings.push(match to {
-                Some(to) => format!("no account in the directory for recipient {to}"),
-                None => "no recipient and no known account id in the mail".to_string(),
-            });
-            if !trust_ids_in_text && let Some(id) = mentioned.first() {
-                warnings.push(format!(
-                    "the mail mentions account {id}, but it is not from an authenticated AWS sender: an id in its text does not decide the account"
-                ));
-            }
-        }
-    }
+        (Some(account), Some(MatchedBy::AccountIdInMail)) => vec![found_by_id(account, to)],
+        _ => no_account_found(to, &mentioned, trust_ids_in_text),
+    };
     Resolution {
         account,
         matched_by,
         mentioned,
         warnings,
     }
+}
+
+/// The first account the directory knows, looked up in order of authority:
+/// envelope recipient, To/Cc, then the trusted ids (empty when the text's ids
+/// may not decide).
+fn find_account(
+    mail: &ParsedMail,
+    envelope: &[EmailAddress],
+    directory: &dyn AccountDirectory,
+    trusted_ids: &[AccountId],
+) -> Option<(Account, MatchedBy)> {
+    if let Some(a) = envelope.iter().find_map(|a| directory.by_email(a)) {
+        return Some((a, MatchedBy::EnvelopeRecipient));
+    }
+    if let Some(a) = header_recipients(mail).find_map(|a| directory.by_email(a)) {
+        return Some((a, MatchedBy::HeaderRecipient));
+    }
+    trusted_ids
+        .iter()
+        .find_map(|id| directory.by_id(id))
+        .map(|a| (a, MatchedBy::AccountIdInMail))
+}
+
+/// A recipient decided the account, yet the mail names other accounts: a
+/// person should see that the mail may be about one of them.
+fn other_accounts_mentioned(account: &Account, mentioned: &[AccountId]) -> Vec<String> {
+    mentioned
+        .iter()
+        .filter(|id| **id != account.account_id)
+        .map(|other| {
+            format!(
+                "mail mentions account {other}, but its recipient {} belongs to account {}",
+                account.root_email, account.account_id
+            )
+        })
+        .collect()
+}
+
+/// Only the id in the text decided the account: the recipient is not listed.
+fn found_by_id(account: &Account, to: Option<&EmailAddress>) -> String {
+    match to {
+        Some(to) => format!(
+            "recipient {to} is not in the account directory; account {} found by the id in the mail",
+            account.account_id
+        ),
+        None => format!(
+            "no recipient; account {} found by the id in the mail",
+            account.account_id
+        ),
+    }
+}
+
+/// No account: say which recipient is unknown, and that an id in an
+/// unauthenticated mail's text was not believed.
+fn no_account_found(
+    to: Option<&EmailAddress>,
+    mentioned: &[AccountId],
+    trust_ids_in_text: bool,
+) -> Vec<String> {
+    let mut warnings = vec![match to {
+        Some(to) => format!("no account in the directory for recipient {to}"),
+        None => "no recipient and no known account id in the mail".to_string(),
+    }];
+    if !trust_ids_in_text && let Some(id) = mentioned.first() {
+        warnings.push(format!(
+            "the mail mentions account {id}, but it is not from an authenticated AWS sender: an id in its text does not decide the account"
+        ));
+    }
+    warnings
 }
 
 #[cfg(test)]

@@ -41,21 +41,15 @@ const BLOCK: &[&str] = &[
 ];
 
 pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len() / 2);
-    let mut hidden_until: Option<String> = None;
-    let mut link: Option<(String, usize)> = None;
+    let mut writer = TextWriter::with_capacity(html.len() / 2);
     let mut rest = html;
 
     while !rest.is_empty() {
         let Some(lt) = rest.find('<') else {
-            if hidden_until.is_none() {
-                push_text(&mut out, rest);
-            }
+            writer.text(rest);
             break;
         };
-        if hidden_until.is_none() {
-            push_text(&mut out, &rest[..lt]);
-        }
+        writer.text(&rest[..lt]);
         rest = &rest[lt..];
 
         if let Some(after) = rest.strip_prefix("<!--") {
@@ -69,57 +63,77 @@ pub fn html_to_text(html: &str) -> String {
             .then(|| tag_at_start(rest))
             .and_then(|(inner, end)| Some((Tag::parse(inner)?, end)));
         let Some((tag, end)) = parsed else {
-            if hidden_until.is_none() {
-                push_text(&mut out, "<");
-            }
+            writer.text("<");
             rest = &rest[1..];
             continue;
         };
         rest = &rest[end..];
+        writer.tag(tag);
+    }
+    tidy(&writer.out)
+}
 
-        if let Some(name) = &hidden_until {
+/// The text written so far, and the state the tags before it left: inside
+/// a hidden element (until its closing tag), inside a link (its target and
+/// where its label starts).
+struct TextWriter {
+    out: String,
+    hidden_until: Option<String>,
+    link: Option<(String, usize)>,
+}
+
+impl TextWriter {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            out: String::with_capacity(capacity),
+            hidden_until: None,
+            link: None,
+        }
+    }
+
+    /// Text between tags, unless a hidden element holds it.
+    fn text(&mut self, raw: &str) {
+        if self.hidden_until.is_none() {
+            push_text(&mut self.out, raw);
+        }
+    }
+
+    /// A tag: it may end or start a hidden element, or shape the text.
+    fn tag(&mut self, tag: Tag<'_>) {
+        if let Some(name) = &self.hidden_until {
             if tag.closing && &tag.name == name {
-                hidden_until = None;
+                self.hidden_until = None;
             }
-            continue;
+            return;
         }
         if HIDDEN.contains(&tag.name.as_str()) {
             if !tag.closing && !tag.self_closing {
-                hidden_until = Some(tag.name);
+                self.hidden_until = Some(tag.name);
             }
-            continue;
+            return;
         }
+        self.element(&tag)
+    }
+
+    /// What a visible element adds: link targets, image alt text, list
+    /// bullets, cell spacing, line ends.
+    fn element(&mut self, tag: &Tag<'_>) {
+        let out = &mut self.out;
         match tag.name.as_str() {
             "a" if !tag.closing => {
-                link = tag
+                self.link = tag
                     .attr("href")
                     .map(|href| (decode_attribute(href.trim()).into_owned(), out.len()));
             }
-            "a" => {
-                if let Some((href, start)) = link.take() {
-                    let label = out.get(start..).unwrap_or_default().trim().to_string();
-                    let shown = href.starts_with("http://")
-                        || href.starts_with("https://")
-                        || href.starts_with("mailto:");
-                    if shown && label != href && !href.is_empty() {
-                        if label.is_empty() {
-                            push_text(&mut out, &href);
-                        } else {
-                            out.push_str(" (");
-                            out.push_str(&href);
-                            out.push(')');
-                        }
-                    }
-                }
-            }
+            "a" => self.end_link(),
             "img" => {
                 // Never fetched; alt text is the only trace a reader needs.
                 if let Some(alt) = tag.attr("alt").map(str::trim).filter(|a| !a.is_empty()) {
-                    push_text(&mut out, &format!("[image: {}]", decode_attribute(alt)));
+                    push_text(out, &format!("[image: {}]", decode_attribute(alt)));
                 }
             }
             "li" if !tag.closing => {
-                newline(&mut out);
+                newline(out);
                 out.push_str("- ");
             }
             "td" | "th"
@@ -130,11 +144,31 @@ pub fn html_to_text(html: &str) -> String {
             {
                 out.push(' ');
             }
-            name if BLOCK.contains(&name) => newline(&mut out),
+            name if BLOCK.contains(&name) => newline(out),
             _ => {}
         }
     }
-    tidy(&out)
+
+    /// At `</a>`: a web or mail link's target is shown after its label (or as
+    /// the label, when it has none), so a reader sees where it really goes.
+    fn end_link(&mut self) {
+        let Some((href, start)) = self.link.take() else {
+            return;
+        };
+        let label = self.out.get(start..).unwrap_or_default().trim().to_string();
+        let shown = href.starts_with("http://")
+            || href.starts_with("https://")
+            || href.starts_with("mailto:");
+        if shown && label != href && !href.is_empty() {
+            if label.is_empty() {
+                push_text(&mut self.out, &href);
+            } else {
+                self.out.push_str(" (");
+                self.out.push_str(&href);
+                self.out.push(')');
+            }
+        }
+    }
 }
 
 /// Whether `s` (starting with `<`) starts a tag: `<name` or `</name`, where a

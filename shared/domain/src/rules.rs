@@ -313,36 +313,9 @@ fn compile_rule(
     bodies: &mut PatternTable,
 ) -> Result<Rule, RulesError> {
     let name = spec.kind.clone();
-    let kind = Kind::parse(&spec.kind).ok_or_else(|| RulesError::UnknownKind {
-        index,
-        kind: name.clone(),
-    })?;
-    if matches!(
-        kind,
-        Kind::AwsUnclassified
-            | Kind::Unknown
-            | Kind::PhishingSuspected
-            | Kind::MailRejected
-            | Kind::MailUnparseable
-    ) {
-        return Err(RulesError::ReservedKind { index, kind: name });
-    }
-    let checked = |table: &mut PatternTable, patterns: &[String]| {
-        patterns
-            .iter()
-            .map(|p| {
-                Regex::new(p).map_err(|source| RulesError::Regex {
-                    index,
-                    kind: name.clone(),
-                    pattern: p.clone(),
-                    source,
-                })?;
-                Ok(table.add(p))
-            })
-            .collect::<Result<Vec<usize>, RulesError>>()
-    };
-    let subject = checked(subjects, &spec.subject)?;
-    let body = checked(bodies, &spec.body)?;
+    let kind = rule_kind(index, &name)?;
+    let subject = add_patterns(index, &name, subjects, &spec.subject)?;
+    let body = add_patterns(index, &name, bodies, &spec.body)?;
     let weight = spec.weight.unwrap_or(DEFAULT_WEIGHT);
     if weight == 0 || !(-100..=100).contains(&weight) {
         return Err(RulesError::Weight {
@@ -368,6 +341,52 @@ fn compile_rule(
         body,
         header: spec.header,
     })
+}
+
+/// The kind a rule names. Kinds that triage itself decides (a stranger's
+/// mail, phishing, a rejected or unparseable mail, AWS mail no rule knows)
+/// may not be claimed by a rule.
+fn rule_kind(index: usize, name: &str) -> Result<Kind, RulesError> {
+    let kind = Kind::parse(name).ok_or_else(|| RulesError::UnknownKind {
+        index,
+        kind: name.to_string(),
+    })?;
+    if matches!(
+        kind,
+        Kind::AwsUnclassified
+            | Kind::Unknown
+            | Kind::PhishingSuspected
+            | Kind::MailRejected
+            | Kind::MailUnparseable
+    ) {
+        return Err(RulesError::ReservedKind {
+            index,
+            kind: name.to_string(),
+        });
+    }
+    Ok(kind)
+}
+
+/// Each pattern checked on its own (so an error names the rule and the
+/// pattern), then added to the shared table; their indexes in it.
+fn add_patterns(
+    index: usize,
+    name: &str,
+    table: &mut PatternTable,
+    patterns: &[String],
+) -> Result<Vec<usize>, RulesError> {
+    patterns
+        .iter()
+        .map(|p| {
+            Regex::new(p).map_err(|source| RulesError::Regex {
+                index,
+                kind: name.to_string(),
+                pattern: p.clone(),
+                source,
+            })?;
+            Ok(table.add(p))
+        })
+        .collect()
 }
 
 fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError> {

@@ -91,141 +91,300 @@ fn triage_mail(
     ctx: &Context<'_>,
     hash: ContentHash,
 ) -> Triage {
-    let auth = authenticate(mail);
-    let env = envelope(mail);
     let mut warnings = mail.warnings.clone();
-    warnings.extend(lookalike_warning(mail, &auth));
-    // Only authenticated AWS mail may name its account by an id in its text:
-    // anyone can write an account id into a mail.
-    let from_aws = auth.aws_sender && auth.verified;
-    let resolution = resolve(mail, &env.recipients, ctx.directory, from_aws);
-    warnings.extend(resolution.warnings.iter().cloned());
-    let account = resolution.account.clone();
-
-    let raw_subject = mail.subject.clone().unwrap_or_default();
-    let detection_text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
-    let found = find_secrets_bounded(&detection_text, ctx.rules);
+    let seen = Addressed::read(mail, ctx.directory, &mut warnings);
+    let found = find_secrets_bounded(&detection_text(mail), ctx.rules);
     let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
     let secrets = found.secrets;
 
-    let decided = classify(mail, input, &auth, ctx.rules);
-    let (kind, rule_priority) = (decided.kind, decided.priority);
-    let quarantine_reason = decided.quarantine.clone();
-    if let Some(reason) = &quarantine_reason {
+    let decided = classify(mail, input, &seen.auth, ctx.rules);
+    note_classification(&decided, mail, seen.from_aws, &mut warnings);
+    let handoff_input = HandoffInput {
+        kind: decided.kind,
+        mail,
+        auth: &seen.auth,
+        env: &seen.env,
+        resolution: &seen.resolution,
+        secrets: &secrets,
+    };
+    let outcome = decide_outcome(
+        &handoff_input,
+        decided.priority,
+        ctx.rotations,
+        &mut warnings,
+    );
+
+    let content = Content::redacted(mail, &redactor, &seen.resolution.mentioned, decided.kind);
+    let thread = seen.thread(mail, decided.kind, content.case.as_ref(), &hash, ctx);
+    let withheld_reason = decided
+        .quarantine
+        .clone()
+        .or_else(|| withheld_text(decided.kind, &secrets, found.overflowed, &mut warnings));
+    let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
+    let decision = Decision {
+        mail,
+        warnings,
+        seen,
+        decided,
+        outcome,
+        secrets,
+        content,
+        thread,
+        withheld_reason,
+    };
+    let ticket = decision.ticket(input, ctx.rules, &redactor);
+    decision.into_triage(ticket, hash)
+}
+
+/// The text secrets are searched in: the subject, the text shown and the HTML
+/// alternative (a secret only the alternative holds must still be found).
+fn detection_text(mail: &ParsedMail) -> String {
+    let raw_subject = mail.subject.as_deref().unwrap_or_default();
+    format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text)
+}
+
+/// Who sent the mail, as far as it authenticates, and the account it is for.
+struct Addressed {
+    auth: Authentication,
+    env: Envelope,
+    resolution: Resolution,
+    /// Authenticated AWS mail: only it may name its account by an id in its
+    /// text (anyone can write an account id into a mail).
+    from_aws: bool,
+}
+
+impl Addressed {
+    /// Authenticates the sender and resolves the account, adding the
+    /// look-alike sender's and the account lookup's warnings.
+    fn read(
+        mail: &ParsedMail,
+        directory: &dyn AccountDirectory,
+        warnings: &mut Vec<String>,
+    ) -> Self {
+        let auth = authenticate(mail);
+        let env = envelope(mail);
+        warnings.extend(lookalike_warning(mail, &auth));
+        let from_aws = auth.aws_sender && auth.verified;
+        let resolution = resolve(mail, &env.recipients, directory, from_aws);
+        warnings.extend(resolution.warnings.iter().cloned());
+        Self {
+            auth,
+            env,
+            resolution,
+            from_aws,
+        }
+    }
+
+    fn account(&self) -> Option<&Account> {
+        self.resolution.account.as_ref()
+    }
+
+    /// The conversation this mail belongs to (see [`thread_key`]).
+    fn thread(
+        &self,
+        mail: &ParsedMail,
+        kind: Kind,
+        case: Option<&CaseId>,
+        hash: &ContentHash,
+        ctx: &Context<'_>,
+    ) -> ThreadKey {
+        let facts = ThreadFacts {
+            kind,
+            account: self.account().map(|a| &a.account_id),
+            subject: mail.subject.as_deref().unwrap_or_default(),
+            case,
+            from_aws: self.from_aws,
+            message_id: mail.message_id.as_deref(),
+            references: &mail.references,
+            in_reply_to: &mail.in_reply_to,
+            content_hash: hash,
+        };
+        thread_key(&facts, ctx.known_threads)
+    }
+}
+
+/// The warnings classification adds: why the mail is quarantined, or for
+/// authenticated AWS mail a reply path outside AWS (not to be replied to),
+/// then what the rules noticed.
+fn note_classification(
+    decided: &Decided,
+    mail: &ParsedMail,
+    from_aws: bool,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(reason) = &decided.quarantine {
         warnings.push(reason.clone());
     } else if from_aws {
         warnings.extend(foreign_reply_path(mail).map(|r| format!("{r}: do not reply to it")));
     }
     warnings.extend(decided.warnings.iter().cloned());
-    let handoff = waiting_handoff(
-        &HandoffInput {
-            kind,
-            mail,
-            auth: &auth,
-            env: &env,
-            resolution: &resolution,
-            secrets: &secrets,
-        },
-        ctx.rotations,
-        &mut warnings,
-    );
+}
+
+/// What becomes of the mail: its disposition, its ticket's priority, and the
+/// handoff to a waiting rotation when it goes to one.
+struct Outcome {
+    disposition: Disposition,
+    priority: Option<Priority>,
+    handoff: Option<Handoff>,
+}
+
+/// The handoff a waiting rotation may take, then the disposition and priority
+/// ([`decide`]); the handoff is kept only when the mail is handed off.
+fn decide_outcome(
+    input: &HandoffInput<'_>,
+    rule_priority: Option<Priority>,
+    rotations: &dyn WaitingRotations,
+    warnings: &mut Vec<String>,
+) -> Outcome {
+    let handoff = waiting_handoff(input, rotations, warnings);
+    let account = input.resolution.account.as_ref();
     let (disposition, priority) = decide(
-        kind,
+        input.kind,
         rule_priority,
-        account.as_ref(),
+        account,
         handoff.is_some(),
-        &mut warnings,
-    );
-    let handoff = handoff.filter(|_| disposition == Disposition::Handoff);
-
-    let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
-    let redacted_text = redactor.redact(&mail.text);
-    let facts = facts(
-        subject.as_deref().unwrap_or_default(),
-        &with_forwarded_text(&redacted_text, mail, &redactor),
-        &resolution.mentioned,
-    );
-    // The subject's case id; a support case's may stand in its text only.
-    let case = case_id(&raw_subject).or_else(|| {
-        (kind == Kind::SupportCase)
-            .then(|| facts.case_ids.first().and_then(|id| CaseId::parse(id).ok()))
-            .flatten()
-    });
-    let thread = thread_key(
-        &ThreadFacts {
-            kind,
-            account: account.as_ref().map(|a| &a.account_id),
-            subject: &raw_subject,
-            case: case.as_ref(),
-            from_aws,
-            message_id: mail.message_id.as_deref(),
-            references: &mail.references,
-            in_reply_to: &mail.in_reply_to,
-            content_hash: &hash,
-        },
-        ctx.known_threads,
-    );
-
-    let withheld_reason = quarantine_reason
-        .clone()
-        .or_else(|| withheld_text(kind, &secrets, found.overflowed, &mut warnings));
-    let warnings: Vec<String> = warnings.iter().map(|w| redactor.redact(w)).collect();
-    let attachments = attachment_refs(mail, ctx.rules, !secrets.is_empty());
-    let ticket = match (disposition, priority) {
-        (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => {
-            let draft = render(&RenderInput {
-                kind,
-                priority,
-                account: account.as_ref(),
-                subject: subject.as_deref(),
-                mail: Some(mail),
-                envelope: &env.recipients,
-                auth: &auth,
-                case: case.as_ref(),
-                secrets: &secrets,
-                redacted_text: &redacted_text,
-                facts: &facts,
-                origin: input.origin,
-                attachments: &attachments,
-                withheld_reason: withheld_reason.as_deref(),
-                warnings: &warnings,
-            });
-            // Every field was redacted on the way in; one pass over the result also
-            // covers what came from headers (sender names, addresses).
-            Some(TicketDraft {
-                subject: redactor.redact(&draft.subject),
-                body: redactor.redact(&draft.body),
-                internal_note: redactor.redact(&draft.internal_note),
-                attachments: draft.attachments,
-            })
-        }
-        _ => None,
-    };
-
-    let mut triaged = Triage {
-        kind,
-        disposition,
-        account_id: account.as_ref().map(|a| a.account_id.clone()),
-        customer: account.as_ref().map(|a| a.customer.clone()),
-        priority,
-        thread_key: thread,
-        ticket,
-        secrets,
-        authentication: auth,
         warnings,
-        message_id: mail.message_id.clone(),
-        subject: subject.filter(|_| withheld_reason.is_none()),
-        case_id: case,
-        facts: if withheld_reason.is_none() {
-            facts
-        } else {
-            Facts::default()
-        },
-        content_hash: hash,
-        ses_message_id: env.ses_message_id,
-        handoff,
-        explanation: Explanation::default(),
-    };
+    );
+    Outcome {
+        disposition,
+        priority,
+        handoff: handoff.filter(|_| disposition == Disposition::Handoff),
+    }
+}
+
+/// What a ticket may show of the mail, its secrets redacted, and what it names.
+struct Content {
+    subject: Option<String>,
+    text: String,
+    facts: Facts,
+    case: Option<CaseId>,
+}
+
+impl Content {
+    /// The redacted subject and text, the facts they (and forwarded
+    /// messages) name, and the case: the subject's case id; a support case's
+    /// may stand in its text only.
+    fn redacted(
+        mail: &ParsedMail,
+        redactor: &Redactor,
+        mentioned: &[AccountId],
+        kind: Kind,
+    ) -> Self {
+        let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
+        let text = redactor.redact(&mail.text);
+        let facts = facts(
+            subject.as_deref().unwrap_or_default(),
+            &with_forwarded_text(&text, mail, redactor),
+            mentioned,
+        );
+        let raw_subject = mail.subject.as_deref().unwrap_or_default();
+        let case = case_id(raw_subject).or_else(|| {
+            (kind == Kind::SupportCase)
+                .then(|| facts.case_ids.first().and_then(|id| CaseId::parse(id).ok()))
+                .flatten()
+        });
+        Self {
+            subject,
+            text,
+            facts,
+            case,
+        }
+    }
+}
+
+/// Everything triage found and decided about a parsed mail, before the
+/// ticket is drafted and the [`Triage`] built from it.
+struct Decision<'a> {
+    mail: &'a ParsedMail,
+    seen: Addressed,
+    decided: Decided,
+    outcome: Outcome,
+    secrets: Vec<FoundSecret>,
+    content: Content,
+    thread: ThreadKey,
+    /// Redacted.
+    warnings: Vec<String>,
+    /// Why none of the mail's text may be shown, if so.
+    withheld_reason: Option<String>,
+}
+
+impl Decision<'_> {
+    /// The ticket, when the disposition makes one. Every field was redacted
+    /// on the way in; one pass over the result also covers what came from
+    /// headers (sender names, addresses).
+    fn ticket(
+        &self,
+        input: &MailInput<'_>,
+        rules: &Rules,
+        redactor: &Redactor,
+    ) -> Option<TicketDraft> {
+        let attachments = attachment_refs(self.mail, rules, !self.secrets.is_empty());
+        let priority = match (self.outcome.disposition, self.outcome.priority) {
+            (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => priority,
+            _ => return None,
+        };
+        let draft = render(&RenderInput {
+            kind: self.decided.kind,
+            priority,
+            account: self.seen.account(),
+            subject: self.content.subject.as_deref(),
+            mail: Some(self.mail),
+            envelope: &self.seen.env.recipients,
+            auth: &self.seen.auth,
+            case: self.content.case.as_ref(),
+            secrets: &self.secrets,
+            redacted_text: &self.content.text,
+            facts: &self.content.facts,
+            origin: input.origin,
+            attachments: &attachments,
+            withheld_reason: self.withheld_reason.as_deref(),
+            warnings: &self.warnings,
+        });
+        Some(TicketDraft {
+            subject: redactor.redact(&draft.subject),
+            body: redactor.redact(&draft.body),
+            internal_note: redactor.redact(&draft.internal_note),
+            attachments: draft.attachments,
+        })
+    }
+
+    /// The decision as triage reports it, with its explanation. A mail whose
+    /// text is withheld shows neither its subject nor the facts read from it.
+    fn into_triage(self, ticket: Option<TicketDraft>, hash: ContentHash) -> Triage {
+        let account = self.seen.resolution.account.as_ref();
+        let shown = self.withheld_reason.is_none();
+        let mut triaged = Triage {
+            kind: self.decided.kind,
+            disposition: self.outcome.disposition,
+            account_id: account.map(|a| a.account_id.clone()),
+            customer: account.map(|a| a.customer.clone()),
+            priority: self.outcome.priority,
+            thread_key: self.thread,
+            ticket,
+            secrets: self.secrets,
+            authentication: self.seen.auth,
+            warnings: self.warnings,
+            message_id: self.mail.message_id.clone(),
+            subject: self.content.subject.filter(|_| shown),
+            case_id: self.content.case,
+            facts: if shown {
+                self.content.facts
+            } else {
+                Facts::default()
+            },
+            content_hash: hash,
+            ses_message_id: self.seen.env.ses_message_id,
+            handoff: self.outcome.handoff,
+            explanation: Explanation::default(),
+        };
+        triaged.explanation = explanation(&self.decided, &self.seen.resolution, &triaged);
+        triaged
+    }
+}
+
+/// Why the mail is of its kind (the evidence, or the fixed outcome that
+/// decided it), which account it is for, and which thread.
+fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> Explanation {
     let fixed = decided.quarantine.as_deref().or(match decided.kind {
         Kind::SesSetup => Some("SES's setup notification, known by its object name"),
         Kind::Unknown => Some("not from an authenticated AWS sender: rules are not asked"),
@@ -235,10 +394,9 @@ fn triage_mail(
         kind_reason(&decided.classification, fixed),
         &decided.classification,
     );
-    explanation.account = account_reason(&resolution);
-    explanation.thread = thread_reason(&triaged);
-    triaged.explanation = explanation;
-    triaged
+    explanation.account = account_reason(resolution);
+    explanation.thread = thread_reason(triaged);
+    explanation
 }
 
 /// Why none of a message's text may be shown, if so: a secret-bearing mail

@@ -393,9 +393,43 @@ pub struct KindPolicy {
 impl Kind {
     /// The table in design.md, as code: exhaustive, so a new kind cannot be forgotten.
     pub fn policy(self) -> KindPolicy {
+        let (disposition, priority) = self.default_handling();
+        KindPolicy {
+            disposition,
+            priority,
+            repeating_alert: matches!(
+                self,
+                Kind::BudgetAlert
+                    | Kind::CostAnomaly
+                    | Kind::FreeTier
+                    | Kind::CloudwatchAlarm
+                    | Kind::HealthEvent
+            ),
+            feeds_rotation: matches!(self, Kind::RootEmailOtp | Kind::PasswordReset),
+            strict_sender: matches!(
+                self,
+                Kind::RootEmailOtp | Kind::SigninOtp | Kind::PasswordReset | Kind::MfaRecovery
+            ),
+            carries_secret: matches!(
+                self,
+                Kind::RootEmailOtp
+                    | Kind::SigninOtp
+                    | Kind::PasswordReset
+                    | Kind::MfaRecovery
+                    | Kind::SnsConfirmation
+                    | Kind::OrganizationsVerification
+                    | Kind::CertificateApproval
+                    | Kind::SesVerification
+            ),
+        }
+    }
+
+    /// The taxonomy's disposition and ticket priority columns for the kind,
+    /// kept as one table so each row reads as design.md writes it.
+    fn default_handling(self) -> (Disposition, Option<Priority>) {
         use Disposition::*;
         use Priority::*;
-        let (disposition, priority) = match self {
+        match self {
             Kind::RootEmailOtp => (Ticket, Some(High)),
             Kind::SigninOtp => (Ticket, Some(Urgent)),
             Kind::PasswordReset => (Ticket, Some(Urgent)),
@@ -429,34 +463,6 @@ impl Kind {
             // so, raised to high by words such as "suspend" (rules.toml).
             Kind::AwsUnclassified => (Ticket, Some(Normal)),
             Kind::Unknown => (Ticket, Some(Normal)),
-        };
-        KindPolicy {
-            disposition,
-            priority,
-            repeating_alert: matches!(
-                self,
-                Kind::BudgetAlert
-                    | Kind::CostAnomaly
-                    | Kind::FreeTier
-                    | Kind::CloudwatchAlarm
-                    | Kind::HealthEvent
-            ),
-            feeds_rotation: matches!(self, Kind::RootEmailOtp | Kind::PasswordReset),
-            strict_sender: matches!(
-                self,
-                Kind::RootEmailOtp | Kind::SigninOtp | Kind::PasswordReset | Kind::MfaRecovery
-            ),
-            carries_secret: matches!(
-                self,
-                Kind::RootEmailOtp
-                    | Kind::SigninOtp
-                    | Kind::PasswordReset
-                    | Kind::MfaRecovery
-                    | Kind::SnsConfirmation
-                    | Kind::OrganizationsVerification
-                    | Kind::CertificateApproval
-                    | Kind::SesVerification
-            ),
         }
     }
 }

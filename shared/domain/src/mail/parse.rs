@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::html::html_to_text;
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{
+    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
+};
 
 /// Distinct unknown charsets named in warnings (each part may name its own).
 pub(super) const MAX_CHARSET_WARNINGS: usize = 5;
@@ -32,6 +34,50 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     let message = MessageParser::default()
         .parse(raw)
         .ok_or(ParseError::NoHeaders)?;
+    let headers = message_headers(&message)?;
+
+    let mut warnings = Vec::new();
+    let (from, more_from) = senders(&message);
+    let (text, alternative_text) = body_texts(&message, &mut warnings);
+    if let Some(warning) = subject_line_break_warning(&message) {
+        warnings.push(warning);
+    }
+    let attachments = message.attachments().map(attachment).collect();
+    push_charset_warnings(&message, &mut warnings);
+    if multipart_never_ends(&message, raw) {
+        warnings.push("message is truncated: its multipart body never ends".into());
+    }
+    let subject = bounded_subject(&message, &mut warnings);
+    let message_id = message
+        .message_id()
+        .map(clean_id)
+        .filter(|id| !id.is_empty());
+    let message_id = bounded_id(message_id, &mut warnings);
+    let references = bounded_ids(ids(message.references()), "References", &mut warnings);
+    let in_reply_to = bounded_ids(ids(message.in_reply_to()), "In-Reply-To", &mut warnings);
+    Ok(ParsedMail {
+        from,
+        more_from,
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        subject,
+        date: message.date().map(|d| d.to_rfc3339()),
+        sent_at: message.date().map(|d| d.to_timestamp()),
+        message_id,
+        references,
+        in_reply_to,
+        text,
+        alternative_text,
+        attachments,
+        ses_headers: crate::ses::ses_block_len(&headers),
+        headers,
+        warnings,
+    })
+}
+
+/// The header fields, unfolded; refused unless one is a field a message has
+/// (bytes that merely parse are not yet mail).
+fn message_headers(message: &Message<'_>) -> Result<Vec<(String, String)>, ParseError> {
     let headers: Vec<(String, String)> = message
         .headers_raw()
         .map(|(name, value)| (name.to_string(), unfold(value)))
@@ -42,16 +88,30 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if !recognised {
         return Err(ParseError::NoHeaders);
     }
+    Ok(headers)
+}
 
-    let mut warnings = Vec::new();
+/// The first `From:` mailbox (the sender) and the others, at most
+/// [`MAX_FROM_MAILBOXES`] in all: the others are only checked for what they claim.
+fn senders(message: &Message<'_>) -> (Option<Sender>, Vec<Sender>) {
     let mut senders = message
         .from()
-        .map(|a| a.iter().take(MAX_FROM_MAILBOXES).map(Sender::of).collect())
-        .unwrap_or_else(Vec::new)
+        .map(|a| {
+            a.iter()
+                .take(MAX_FROM_MAILBOXES)
+                .map(Sender::of)
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
         .into_iter();
     let from = senders.next();
-    let more_from: Vec<Sender> = senders.collect();
-    let (mut text, mut attachments) = (String::new(), Vec::new());
+    (from, senders.collect())
+}
+
+/// The text shown (the plain-text bodies, else the HTML ones as text) and the
+/// HTML alternative of a plain-text mail; a warning when either was cut.
+fn body_texts(message: &Message<'_>, warnings: &mut Vec<String>) -> (String, String) {
+    let mut text = String::new();
     let mut cut = false;
     for part in message.text_bodies() {
         cut |= append_body(&mut text, &part.body);
@@ -81,33 +141,48 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             MAX_TEXT_BYTES >> 20
         ));
     }
+    (text, alternative_text)
+}
+
+/// A line break decoded into the subject may be an attempt to inject headers
+/// into what shows it.
+fn subject_line_break_warning(message: &Message<'_>) -> Option<String> {
     let raw_subject = message.subject().unwrap_or_default();
-    if raw_subject.chars().any(|c| c == '\r' || c == '\n') {
-        warnings.push(
-            "subject contained line breaks (a header injection attempt?); shown on one line".into(),
-        );
+    raw_subject
+        .chars()
+        .any(|c| c == '\r' || c == '\n')
+        .then(|| {
+            "subject contained line breaks (a header injection attempt?); shown on one line".into()
+        })
+}
+
+/// An attachment as a ticket lists it: type and name on one bounded line, and
+/// the text of what can be searched.
+fn attachment(part: &MessagePart<'_>) -> Attachment {
+    let content_type = part.content_type().map_or_else(
+        || "application/octet-stream".to_string(),
+        |ct| match ct.subtype() {
+            Some(sub) => format!("{}/{}", ct.ctype(), sub),
+            None => ct.ctype().to_string(),
+        },
+    );
+    let content_type = cut_chars(clean_line(&content_type), MAX_NAME_CHARS)
+        .0
+        .to_ascii_lowercase();
+    Attachment {
+        name: part
+            .attachment_name()
+            .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+            .unwrap_or_else(|| "(unnamed)".into()),
+        text: scannable_text(&content_type, part.contents()),
+        content_type,
+        size: part.body.len(),
     }
-    for part in message.attachments() {
-        let content_type = part.content_type().map_or_else(
-            || "application/octet-stream".to_string(),
-            |ct| match ct.subtype() {
-                Some(sub) => format!("{}/{}", ct.ctype(), sub),
-                None => ct.ctype().to_string(),
-            },
-        );
-        let content_type = cut_chars(clean_line(&content_type), MAX_NAME_CHARS)
-            .0
-            .to_ascii_lowercase();
-        attachments.push(Attachment {
-            name: part
-                .attachment_name()
-                .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
-                .unwrap_or_else(|| "(unnamed)".into()),
-            text: scannable_text(&content_type, part.contents()),
-            content_type,
-            size: part.body.len(),
-        });
-    }
+}
+
+/// A warning for each distinct charset no decoder knows (its text is shown as
+/// best effort), at most [`MAX_CHARSET_WARNINGS`]: every part may name its own.
+fn push_charset_warnings(message: &Message<'_>, warnings: &mut Vec<String>) {
     let mut charset_warnings = 0;
     for part in message.parts.iter() {
         if let Some(charset) = part.content_type().and_then(|ct| ct.attribute("charset"))
@@ -124,19 +199,21 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             }
         }
     }
-    if let Some(boundary) = message
+}
+
+/// Whether a multipart message lacks its closing boundary: it was cut short.
+fn multipart_never_ends(message: &Message<'_>, raw: &[u8]) -> bool {
+    message
         .root_part()
         .content_type()
         .filter(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
         .and_then(|ct| ct.attribute("boundary"))
-    {
-        let closing = format!("--{boundary}--");
-        if !contains_literal(raw, &closing) {
-            warnings.push("message is truncated: its multipart body never ends".into());
-        }
-    }
+        .is_some_and(|boundary| !contains_literal(raw, &format!("--{boundary}--")))
+}
 
-    let subject = message.subject().map(|raw| {
+/// The subject on one line, at most [`MAX_SUBJECT_CHARS`]; a warning when cut.
+fn bounded_subject(message: &Message<'_>, warnings: &mut Vec<String>) -> Option<String> {
+    message.subject().map(|raw| {
         let start = prefix(raw, 4 * MAX_SUBJECT_CHARS + 4);
         let (subject, cut) = cut_chars(clean_line(start), MAX_SUBJECT_CHARS);
         if cut || start.len() < raw.len() {
@@ -146,31 +223,6 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
             ));
         }
         subject
-    });
-    let message_id = message
-        .message_id()
-        .map(clean_id)
-        .filter(|id| !id.is_empty());
-    let message_id = bounded_id(message_id, &mut warnings);
-    let references = bounded_ids(ids(message.references()), "References", &mut warnings);
-    let in_reply_to = bounded_ids(ids(message.in_reply_to()), "In-Reply-To", &mut warnings);
-    Ok(ParsedMail {
-        from,
-        more_from,
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
-        subject,
-        date: message.date().map(|d| d.to_rfc3339()),
-        sent_at: message.date().map(|d| d.to_timestamp()),
-        message_id,
-        references,
-        in_reply_to,
-        text,
-        alternative_text,
-        attachments,
-        ses_headers: crate::ses::ses_block_len(&headers),
-        headers,
-        warnings,
     })
 }
 

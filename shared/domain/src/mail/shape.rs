@@ -2,6 +2,7 @@
 //! it, and the lenient decoders that scan reads encoded forwarded messages with.
 
 use super::*;
+use std::ops::ControlFlow;
 
 /// Structure beyond what any mail needs is refused before mail-parser sees it.
 /// mail-parser nests without limit, and drops what it built (and copies the
@@ -128,14 +129,8 @@ pub(super) fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
         offset = (end + 1).min(data.len());
         // The text after the last newline (perhaps empty) is the last line.
         let last = end == data.len();
-        let line = &data[start..end];
-        if !line.trim_ascii().is_empty() {
-            if memchr::memchr(b'-', line).is_some() {
-                paragraph.dashes += dash_runs(line);
-            }
-            if memchr::memchr(b':', line).is_some() {
-                scan_fields(data, start, end, &mut paragraph, shape);
-            }
+        if !data[start..end].trim_ascii().is_empty() {
+            scan_line(data, start, end, &mut paragraph, shape);
             if !last {
                 continue;
             }
@@ -144,37 +139,16 @@ pub(super) fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
             return;
         }
         // The paragraph ends: was it (or could it be) a header block?
-        shape.header_fields += if first || previous_opens_headers {
-            paragraph.colon_lines
-        } else {
-            paragraph.colon_lines_from_dashes
-        };
-        shape.parts += paragraph.dashes;
+        count_paragraph(&paragraph, first || previous_opens_headers, shape);
         // Encoded forwarded messages are decoded and parsed by mail-parser.
         let body = &data[offset..];
         if let Some(encoding) = paragraph.encoding
             && (paragraph.message_type || digest)
             && level < ENCODED_LEVELS
             && !body.is_empty()
+            && scan_encoded_message(body, encoding, level, shape).is_break()
         {
-            let decoded = match encoding {
-                // Base64 ends at the first `--` (a boundary, or an error).
-                Encoding::Base64 => decode_base64_lenient(until_dashes(body)),
-                // Quoted-printable may hold `--` before its boundary.
-                Encoding::QuotedPrintable => {
-                    shape.quoted_printable_messages += 1;
-                    if shape.quoted_printable_messages > MAX_QUOTED_PRINTABLE_MESSAGES {
-                        return;
-                    }
-                    decode_quoted_printable(body)
-                }
-            };
-            let mut inner = Shape::default();
-            scan_shape(&decoded, level + 1, &mut inner);
-            shape.encoded_containers += inner.containers + inner.encoded_containers;
-            shape.parts += inner.parts;
-            shape.header_fields += inner.header_fields;
-            shape.quoted_printable_messages += inner.quoted_printable_messages;
+            return;
         }
         if last {
             return;
@@ -183,6 +157,62 @@ pub(super) fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
         first = false;
         paragraph = Paragraph::default();
     }
+}
+
+/// Counts what one non-empty line adds to its paragraph: boundary-like dash
+/// runs, and the fields of a line with a colon. Each memchr first, so a line
+/// with neither (most of a base64 body) costs one quick pass.
+fn scan_line(data: &[u8], start: usize, end: usize, paragraph: &mut Paragraph, shape: &mut Shape) {
+    let line = &data[start..end];
+    if memchr::memchr(b'-', line).is_some() {
+        paragraph.dashes += dash_runs(line);
+    }
+    if memchr::memchr(b':', line).is_some() {
+        scan_fields(data, start, end, paragraph, shape);
+    }
+}
+
+/// Adds an ended paragraph's header fields and parts. Its colon lines count
+/// as header fields when it may be a header block (the first paragraph, or
+/// one after a message's or a digest part's headers); otherwise only those
+/// after a boundary may.
+fn count_paragraph(paragraph: &Paragraph, opens_headers: bool, shape: &mut Shape) {
+    shape.header_fields += if opens_headers {
+        paragraph.colon_lines
+    } else {
+        paragraph.colon_lines_from_dashes
+    };
+    shape.parts += paragraph.dashes;
+}
+
+/// Decodes the encoded forwarded message that `body` starts and adds what
+/// it holds, as mail-parser will parse it too. Breaks when there are more
+/// quoted-printable messages than allowed (each is decoded to the end).
+fn scan_encoded_message(
+    body: &[u8],
+    encoding: Encoding,
+    level: usize,
+    shape: &mut Shape,
+) -> ControlFlow<()> {
+    let decoded = match encoding {
+        // Base64 ends at the first `--` (a boundary, or an error).
+        Encoding::Base64 => decode_base64_lenient(until_dashes(body)),
+        // Quoted-printable may hold `--` before its boundary.
+        Encoding::QuotedPrintable => {
+            shape.quoted_printable_messages += 1;
+            if shape.quoted_printable_messages > MAX_QUOTED_PRINTABLE_MESSAGES {
+                return ControlFlow::Break(());
+            }
+            decode_quoted_printable(body)
+        }
+    };
+    let mut inner = Shape::default();
+    scan_shape(&decoded, level + 1, &mut inner);
+    shape.encoded_containers += inner.containers + inner.encoded_containers;
+    shape.parts += inner.parts;
+    shape.header_fields += inner.header_fields;
+    shape.quoted_printable_messages += inner.quoted_printable_messages;
+    ControlFlow::Continue(())
 }
 
 /// Runs of two or more dashes (a boundary line starts with one).
