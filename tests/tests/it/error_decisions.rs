@@ -5,7 +5,7 @@
 use rootmail_tests::workspace_root;
 use std::path::{Path, PathBuf};
 
-fn production_sources() -> Vec<PathBuf> {
+pub(super) fn production_sources() -> Vec<PathBuf> {
     let root = workspace_root();
     let mut files = Vec::new();
     let mut stack: Vec<PathBuf> = ["shared", "functions", "cli"]
@@ -27,7 +27,7 @@ fn production_sources() -> Vec<PathBuf> {
 }
 
 /// The file's code before its `#[cfg(test)]` module.
-fn production_part(path: &Path) -> String {
+pub(super) fn production_part(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("readable source");
     match text.find("#[cfg(test)]\nmod ") {
         Some(at) => text[..at].to_string(),
