@@ -193,8 +193,6 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Makes the batch durable: its originals first (one `syncfs` on Linux),
-    /// then the transaction (one sync of the write-ahead log).
     /// Writes a message's original into the archive ahead of its ingest, not
     /// synced (a worker thread does this while the messages before it are
     /// ingested). Its ingest, in order, makes it durable with its batch; an
@@ -217,6 +215,8 @@ impl LocalStore {
         self.archive_path(hash).display().to_string()
     }
 
+    /// Makes the batch durable: its originals first (one `syncfs` on Linux),
+    /// then the transaction (one sync of the write-ahead log).
     pub fn commit_batch(&self) -> Result<(), StoreError> {
         let Some(batch) = locked(&self.batch).take() else {
             return Ok(());
@@ -444,8 +444,6 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreErr
     write_file(path, bytes, true)
 }
 
-/// A temporary file renamed into place; synced first unless `sync` is false
-/// (a batch syncs its files together when it commits).
 /// Whether the archived original at `path` is there whole (a crash before a
 /// sync can leave a short file under the final name).
 fn holds_whole(path: &Path, raw: &[u8]) -> bool {
@@ -461,6 +459,8 @@ fn sync_file(path: &Path) -> Result<(), StoreError> {
         })
 }
 
+/// A temporary file renamed into place; synced first unless `sync` is false
+/// (a batch syncs its files together when it commits).
 fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     // A name of its own per write: two threads may write the same original
     // (a message and its copy) at once.

@@ -50,6 +50,16 @@ impl SecretsVault {
     /// their policy) would hand them the root password, so it is refused
     /// loudly instead (the step fails, the take-over's ticket says why, and
     /// the `VaultTampering` metric raises an alarm).
+    /// The secret's metadata, when it must be there.
+    async fn describe(&self, name: &str) -> LifecycleResult<DescribeSecretOutput> {
+        self.client
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| super::sdk(PORT, e))
+    }
+
     async fn ensure_secret(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
         let name = secret_name(account, item);
         match self.client.describe_secret().secret_id(&name).send().await {
@@ -78,13 +88,7 @@ impl SecretsVault {
             Ok(_) => Ok(()),
             // Created meanwhile (another try, or someone else): check it.
             Err(e) if error_code(&e) == Some("ResourceExistsException") => {
-                let described = self
-                    .client
-                    .describe_secret()
-                    .secret_id(&name)
-                    .send()
-                    .await
-                    .map_err(|e| super::sdk(PORT, e))?;
+                let described = self.describe(&name).await?;
                 self.adopt(&name, item, &described).await
             }
             Err(e) => Err(super::sdk(PORT, e)),
@@ -285,13 +289,7 @@ impl Vault for SecretsVault {
                 Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {}
                 // Scheduled already (an earlier try)? Then this one is done too.
                 Err(e) if error_code(&e) == Some("InvalidRequestException") => {
-                    let described = self
-                        .client
-                        .describe_secret()
-                        .secret_id(&name)
-                        .send()
-                        .await
-                        .map_err(|e| super::sdk(PORT, e))?;
+                    let described = self.describe(&name).await?;
                     if described.deleted_date().is_none() {
                         return Err(LifecycleError::Port(port_error(PORT, e)));
                     }
