@@ -56,4 +56,6 @@ pub use ingest::{
 };
 pub use model::*;
 pub use ports::*;
-pub use write::{Applied, WriterPorts, Written, apply_ticket_op, idempotency_key, write_ticket};
+pub use write::{
+    Applied, WriterPorts, Written, apply_ticket_op, idempotency_key, new_ticket, write_ticket,
+};

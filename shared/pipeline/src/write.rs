@@ -302,7 +302,13 @@ fn human_bytes(n: usize) -> String {
     }
 }
 
-fn new_ticket(op: &TicketOp, attachments: Vec<TicketAttachment>, found_absent: bool) -> NewTicket {
+/// The ticket an operation creates, with the attachments prepared for it;
+/// `found_absent`: see [`NewTicket::found_absent`].
+pub fn new_ticket(
+    op: &TicketOp,
+    attachments: Vec<TicketAttachment>,
+    found_absent: bool,
+) -> NewTicket {
     NewTicket {
         thread_key: op.thread_key.clone(),
         idempotency_key: idempotency_key(&op.thread_key),

@@ -46,21 +46,9 @@ fn op(thread: &str, n: u32, note: &str) -> TicketOp {
     }
 }
 
+/// The ticket the writer would create for `op`, without attachments.
 fn new_ticket(op: &TicketOp) -> NewTicket {
-    NewTicket {
-        thread_key: op.thread_key.clone(),
-        idempotency_key: idempotency_key(&op.thread_key),
-        subject: op.subject.clone(),
-        body: op.body.clone(),
-        priority: op.priority,
-        kind: op.kind,
-        account_id: op.account_id.clone(),
-        customer: op.customer.clone(),
-        message: op.message.clone(),
-        internal_note: op.internal_note.clone(),
-        attachments: Vec::new(),
-        found_absent: false,
-    }
+    rootmail_pipeline::new_ticket(op, Vec::new(), false)
 }
 
 async fn apply(store: &LocalStore, sink: &Zendesk, op: &TicketOp) -> Result<Written, PortError> {
