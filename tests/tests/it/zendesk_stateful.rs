@@ -6,7 +6,7 @@ use rootmail_domain::{AttachmentRef, ContentHash, Kind, Priority, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
     MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, WriterPorts, Written,
-    apply_ticket_op, idempotency_key,
+    apply_ticket_op,
 };
 use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
 use rootmail_tickets::Zendesk;
