@@ -173,7 +173,8 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
             eprintln!("rootmail: {e:#}");
             Processed::Failed
         });
-        rows.push(row(file, &source, &processed, &mut tally));
+        let result = tally.count(&processed);
+        rows.push(row(file, &source, &processed, result));
         batch.after_message()
     })?;
     batch.commit()?;
@@ -186,7 +187,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
 }
 
 /// A message's line in the run's table: file, result, ticket, kind, subject.
-fn row(file: &Path, source: &str, processed: &Processed, tally: &mut Tally) -> Vec<String> {
+fn row(file: &Path, source: &str, processed: &Processed, result: &str) -> Vec<String> {
     let name = file
         .file_name()
         .map_or(source.to_string(), |n| n.to_string_lossy().into_owned());
@@ -197,13 +198,7 @@ fn row(file: &Path, source: &str, processed: &Processed, tally: &mut Tally) -> V
         Processed::Done { kind, subject, .. } => (kind.clone(), subject.clone()),
         _ => (String::new(), String::new()),
     };
-    vec![
-        name,
-        tally.count(processed).to_string(),
-        ticket,
-        kind,
-        subject,
-    ]
+    vec![name, result.to_string(), ticket, kind, subject]
 }
 
 /// The table, the tally, and where the state and the tickets are.

@@ -318,11 +318,11 @@ impl Decision<'_> {
         rules: &Rules,
         redactor: &Redactor,
     ) -> Option<TicketDraft> {
-        let attachments = attachment_refs(self.mail, rules, !self.secrets.is_empty());
         let priority = match (self.outcome.disposition, self.outcome.priority) {
             (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => priority,
             _ => return None,
         };
+        let attachments = attachment_refs(self.mail, rules, !self.secrets.is_empty());
         let draft = render(&RenderInput {
             kind: self.decided.kind,
             priority,

@@ -23,6 +23,12 @@ pub(super) fn production_sources() -> Vec<PathBuf> {
             }
         }
     }
+    // A scan that finds nothing passes whatever the code says.
+    assert!(
+        files.len() > 50,
+        "the scan found the sources ({})",
+        files.len()
+    );
     files
 }
 
@@ -58,11 +64,6 @@ fn is_port_error_literal(line: &str) -> bool {
 #[test]
 fn no_production_decision_reads_an_error_s_text() {
     let files = production_sources();
-    assert!(
-        files.len() > 50,
-        "the scan found the sources ({})",
-        files.len()
-    );
     let mut found = Vec::new();
     for path in &files {
         for (n, line) in production_part(path).lines().enumerate() {
