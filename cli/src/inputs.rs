@@ -4,7 +4,7 @@ use crate::mailbox::{self, MessageRef};
 use anyhow::Context;
 use rootmail_domain::{InMemoryDirectory, Rules};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 /// The account directory: the CSV if given, else empty (every account unknown).
 pub fn directory(accounts: Option<&Path>) -> anyhow::Result<InMemoryDirectory> {
@@ -32,12 +32,23 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
 /// recursively in name order for `*.eml`, `*.mbox` and Maildir folders (see
 /// [`mailbox`]). A path that cannot be read is reported on stderr and counted,
 /// and the rest is still read: the return value is the number of such paths.
-/// Workers take the next
-/// file as they finish one (a large message does not hold the others up) but
-/// stay within a window of two files per core past the last one emitted, so
-/// memory stays a few messages' worth whatever the number of files.
+/// Workers take the next message as they finish one (a large message does not
+/// hold the others up) within a [`Window`] past the last one emitted, so
+/// memory stays bounded whatever the number or size of the messages.
 pub fn each_message_parallel<R: Send>(
     paths: &[PathBuf],
+    work: impl Fn(&Path, Vec<u8>) -> R + Sync,
+    emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let window = Window::new(threads * Window::AHEAD_PER_WORKER, Window::BUDGET);
+    each_message_within(paths, (threads, &window), work, emit)
+}
+
+/// [`each_message_parallel`] on `threads` workers within `window`.
+fn each_message_within<R: Send>(
+    paths: &[PathBuf],
+    (threads, window): (usize, &Window),
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
     mut emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
@@ -45,16 +56,18 @@ pub fn each_message_parallel<R: Send>(
     // A backfill of years of mail takes a while: a bar on a terminal, nothing
     // in a pipe or a log.
     let bar = crate::ops::progress(Some(files.len() as u64), "messages");
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let window = Window::new(threads * 2);
-    let (done, results) = std::sync::mpsc::sync_channel::<(usize, std::io::Result<R>)>(window.size);
+    type Done<R> = (usize, usize, std::io::Result<R>);
+    let (done, results) = std::sync::mpsc::sync_channel::<Done<R>>(window.ahead);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..threads {
-            let (done, files, work, window) = (done.clone(), &files, &work, &window);
+            let (done, files, work) = (done.clone(), &files, &work);
             scope.spawn(move || {
                 while let Some(i) = window.claim(files.len()) {
-                    let result = files[i].read().map(|raw| work(&files[i].label(), raw));
-                    if done.send((i, result)).is_err() {
+                    let (bytes, result) = match files[i].read() {
+                        Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
+                        Err(e) => (0, Err(e)),
+                    };
+                    if done.send((i, bytes, result)).is_err() {
                         return;
                     }
                 }
@@ -62,10 +75,10 @@ pub fn each_message_parallel<R: Send>(
         }
         drop(done);
         let mut waiting = std::collections::BTreeMap::new();
-        let mut emit_ready = |i: usize, result: std::io::Result<R>| -> anyhow::Result<()> {
-            waiting.insert(i, result);
-            let mut at = window.emitted.load(Ordering::Acquire);
-            while let Some(result) = waiting.remove(&at) {
+        let mut at = 0;
+        let mut emit_ready = |i: usize, read: (usize, std::io::Result<R>)| {
+            waiting.insert(i, read);
+            while let Some((bytes, result)) = waiting.remove(&at) {
                 let label = files[at].label();
                 match result {
                     Ok(decided) => bar.suspend(|| emit(&label, decided))?,
@@ -76,14 +89,14 @@ pub fn each_message_parallel<R: Send>(
                 }
                 bar.inc(1);
                 at += 1;
-                window.emitted.store(at, Ordering::Release);
+                window.emitted(bytes);
             }
-            Ok(())
+            anyhow::Ok(())
         };
-        for (i, result) in results.iter() {
-            if let Err(e) = emit_ready(i, result) {
+        for (i, bytes, result) in results.iter() {
+            if let Err(e) = emit_ready(i, (bytes, result)) {
                 // Writing failed (a closed pipe): the workers stop too.
-                window.stop.store(true, Ordering::Relaxed);
+                window.stop();
                 drop(results);
                 return Err(e);
             }
@@ -94,40 +107,85 @@ pub fn each_message_parallel<R: Send>(
     Ok(unreadable)
 }
 
-/// Which file a worker reads next, and how far past the last emitted one it
-/// may read: the bound that keeps memory a few messages' worth.
+/// Which message a worker reads next, and how far past the last emitted one
+/// it may read: at most `ahead` messages and `budget` bytes read and not yet
+/// emitted (overshot by at most one message per worker). The next message to
+/// emit is always admitted, so a message larger than the budget still goes
+/// through, alone. Workers wait on a condition variable that each emit
+/// signals (polling with sleeps left the writer idle between messages).
 struct Window {
-    size: usize,
-    next: AtomicUsize,
-    emitted: AtomicUsize,
+    ahead: usize,
+    budget: usize,
+    progress: Mutex<Progress>,
+    room: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    next: usize,
+    emitted: usize,
+    bytes: usize,
     /// Emitting failed: workers waiting for room stop.
-    stop: AtomicBool,
+    stop: bool,
 }
 
 impl Window {
-    fn new(size: usize) -> Self {
+    /// Enough messages ahead that a worker rarely waits for the writer.
+    const AHEAD_PER_WORKER: usize = 256;
+    /// Mail read and not yet written: a few large messages' worth.
+    const BUDGET: usize = 64 << 20;
+
+    fn new(ahead: usize, budget: usize) -> Self {
         Self {
-            size,
-            next: AtomicUsize::new(0),
-            emitted: AtomicUsize::new(0),
-            stop: AtomicBool::new(false),
+            ahead: ahead.max(1),
+            budget,
+            progress: Mutex::new(Progress::default()),
+            room: Condvar::new(),
         }
     }
 
-    /// The next file to read once it is within the window; `None` when every
-    /// file is taken or the run stopped.
+    fn progress(&self) -> MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next message to read once it is within the window; `None` when
+    /// every message is taken or the run stopped.
     fn claim(&self, files: usize) -> Option<usize> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        if i >= files {
+        let mut progress = self.progress();
+        if progress.next >= files || progress.stop {
             return None;
         }
-        while i >= self.emitted.load(Ordering::Acquire) + self.size {
-            if self.stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
+        let i = progress.next;
+        progress.next += 1;
+        while !progress.stop
+            && i != progress.emitted
+            && (i >= progress.emitted + self.ahead || progress.bytes >= self.budget)
+        {
+            progress = self
+                .room
+                .wait(progress)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        Some(i)
+        (!progress.stop).then_some(i)
+    }
+
+    /// Counts `bytes` read into the window, and returns them.
+    fn read(&self, bytes: usize) -> usize {
+        self.progress().bytes += bytes;
+        bytes
+    }
+
+    /// One more message emitted, with the bytes it had read.
+    fn emitted(&self, bytes: usize) {
+        let mut progress = self.progress();
+        progress.emitted += 1;
+        progress.bytes = progress.bytes.saturating_sub(bytes);
+        self.room.notify_all();
+    }
+
+    fn stop(&self) {
+        self.progress().stop = true;
+        self.room.notify_all();
     }
 }
 
@@ -192,5 +250,78 @@ fn walk(dir: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
             Ok(_) => {}
             Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// `count` messages of `size` bytes each in a directory, in name order.
+    fn mailbox(count: usize, size: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for n in 0..count {
+            let mut text = format!("Subject: {n}\r\n\r\n").into_bytes();
+            text.resize(size.max(text.len()), b'x');
+            std::fs::write(dir.path().join(format!("{n:05}.eml")), text).expect("write");
+        }
+        dir
+    }
+
+    /// Runs 3 workers within `window`; returns the emitted file names and the
+    /// most bytes ever read and not yet emitted.
+    fn run(dir: &Path, window: &Window, slow_writer: bool) -> (Vec<String>, usize) {
+        let (in_flight, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut emitted = Vec::new();
+        let work = |_: &Path, raw: Vec<u8>| {
+            let now = in_flight.fetch_add(raw.len(), Ordering::SeqCst) + raw.len();
+            most.fetch_max(now, Ordering::SeqCst);
+            raw
+        };
+        let emit = |file: &Path, raw: Vec<u8>| {
+            if slow_writer {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            in_flight.fetch_sub(raw.len(), Ordering::SeqCst);
+            let name = file.file_name().expect("a file name");
+            emitted.push(name.to_string_lossy().into_owned());
+            Ok(())
+        };
+        let unreadable =
+            each_message_within(&[dir.to_path_buf()], (3, window), work, emit).expect("runs");
+        assert_eq!(unreadable, 0);
+        (emitted, most.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn every_message_is_emitted_once_in_order() {
+        let dir = mailbox(500, 100);
+        let (emitted, _) = run(dir.path(), &Window::new(8, 1 << 20), false);
+        let expected: Vec<String> = (0..500).map(|n| format!("{n:05}.eml")).collect();
+        assert_eq!(emitted, expected);
+    }
+
+    #[test]
+    fn workers_read_no_further_ahead_than_the_budget_allows() {
+        // A writer slower than its workers: they would read everything ahead.
+        let dir = mailbox(200, 1_000);
+        let (emitted, most) = run(dir.path(), &Window::new(1_000, 4_000), true);
+        assert_eq!(emitted.len(), 200);
+        // The budget, overshot by at most one message per worker.
+        assert!(most <= 4_000 + 3 * 1_000, "{most} bytes in flight");
+        let (_, unbounded) = run(dir.path(), &Window::new(1_000, usize::MAX), true);
+        assert!(
+            unbounded > 7_000,
+            "the test shows nothing: {unbounded} bytes"
+        );
+    }
+
+    #[test]
+    fn a_message_larger_than_the_budget_still_goes_through() {
+        let dir = mailbox(20, 10_000);
+        let (emitted, most) = run(dir.path(), &Window::new(4, 1_000), false);
+        assert_eq!(emitted.len(), 20);
+        assert!(most <= 1_000 + 3 * 10_000, "{most} bytes in flight");
     }
 }
