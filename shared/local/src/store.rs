@@ -200,10 +200,15 @@ impl LocalStore {
     /// extra file, as after a crash.
     pub fn write_ahead(&self, hash: &ContentHash, raw: &[u8]) -> Result<(), StoreError> {
         let path = self.archive_path(hash);
-        if holds_whole(&path, raw) {
-            return Ok(());
+        // Created under its own name (one file-system operation fewer than a
+        // temporary file renamed into place, which matters over a backfill);
+        // a name already taken, by a copy of the message being written on
+        // another core or by a file a crash cut short, takes the careful way.
+        match File::create_new(&path).and_then(|mut file| file.write_all(raw)) {
+            Ok(()) => Ok(()),
+            Err(_) if holds_whole(&path, raw) => Ok(()),
+            Err(_) => write_file(&path, raw, false),
         }
-        write_file(&path, raw, false)
     }
 
     fn archive_path(&self, hash: &ContentHash) -> PathBuf {
@@ -258,11 +263,12 @@ impl LocalStore {
 
     pub fn ticket(&self, id: &str) -> Result<LocalTicket, StoreError> {
         let mut ticket = self.ticket_alone(id)?;
+        let number = ticket_number(&ticket.id)?;
         ticket.comments = self.sql(|c| {
             db::all(
                 c,
                 "SELECT comment FROM comments WHERE ticket_id = ?1 ORDER BY n",
-                [&ticket.id],
+                [number],
             )
         })?;
         Ok(ticket)
@@ -270,12 +276,9 @@ impl LocalStore {
 
     /// The ticket without its comments.
     fn ticket_alone(&self, id: &str) -> Result<LocalTicket, StoreError> {
-        let id = id.trim_start_matches('#');
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(StoreError::NoSuchTicket(id.to_string()));
-        }
-        self.sql(|c| db::get(c, "SELECT ticket FROM tickets WHERE id = ?1", id))?
-            .ok_or_else(|| StoreError::NoSuchTicket(id.to_string()))
+        let number = ticket_number(id)?;
+        self.sql(|c| db::get(c, "SELECT ticket FROM tickets WHERE id = ?1", number))?
+            .ok_or_else(|| StoreError::NoSuchTicket(id.trim_start_matches('#').to_string()))
     }
 
     pub fn ledger_rows(&self) -> Result<Vec<LedgerRow>, StoreError> {
@@ -340,10 +343,7 @@ impl LocalStore {
 
     /// The ticket's row (its comments are rows of their own: [`Self::put_comment`]).
     pub(crate) fn put_ticket(&self, ticket: &LocalTicket) -> Result<(), StoreError> {
-        let id: i64 = ticket
-            .id
-            .parse()
-            .map_err(|_| StoreError::NoSuchTicket(ticket.id.clone()))?;
+        let id = ticket_number(&ticket.id)?;
         let alone = LocalTicket {
             comments: Vec::new(),
             ..ticket.clone()
@@ -366,6 +366,7 @@ impl LocalStore {
         n: usize,
         comment: &LocalComment,
     ) -> Result<(), StoreError> {
+        let id = ticket_number(id)?;
         self.sql(|c| {
             let json = serde_json::to_string(comment)?;
             c.prepare_cached(
@@ -507,6 +508,17 @@ fn sync_files(dir: &Path, files: &[PathBuf]) -> Result<(), StoreError> {
             .or(Ok(()))
             .map_err(io(dir))
     }
+}
+
+/// A local ticket's number from its id (`42` or `#42`), as the tables key it.
+fn ticket_number(id: &str) -> Result<i64, StoreError> {
+    let digits = id.trim_start_matches('#');
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::NoSuchTicket(digits.to_string()));
+    }
+    digits
+        .parse()
+        .map_err(|_| StoreError::NoSuchTicket(digits.to_string()))
 }
 
 fn now() -> u64 {
@@ -669,9 +681,8 @@ impl TicketSink for LocalStore {
         let id = self
             .sql(|c| {
                 Ok(
-                    c.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?,
+                    c.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets")?
+                        .query_row([], |r| r.get::<_, i64>(0))?,
                 )
             })
             .map_err(port("tickets"))?
@@ -698,6 +709,7 @@ impl TicketSink for LocalStore {
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         let mut ticket = self.ticket_alone(ticket_id).map_err(port("tickets"))?;
+        let number = ticket_number(&ticket.id).map_err(port("tickets"))?;
         let (existing, last): (Option<String>, i64) = self
             .sql(|c| {
                 let existing = c
@@ -705,16 +717,20 @@ impl TicketSink for LocalStore {
                         "SELECT json_extract(comment, '$.id') FROM comments
                          WHERE ticket_id = ?1 AND message = ?2",
                     )?
-                    .query_row(
-                        rusqlite::params![ticket.id, comment.message.as_str()],
-                        |r| r.get(0),
-                    )
+                    .query_row(rusqlite::params![number, comment.message.as_str()], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
+                // Not MAX(n): SQLite plans that aggregate again on every
+                // binding (a re-prepare per comment); this reads the last
+                // entry of the primary key.
                 let last = c
                     .prepare_cached(
-                        "SELECT COALESCE(MAX(n), 0) FROM comments WHERE ticket_id = ?1",
+                        "SELECT n FROM comments WHERE ticket_id = ?1 ORDER BY n DESC LIMIT 1",
                     )?
-                    .query_row([&ticket.id], |r| r.get(0))?;
+                    .query_row([number], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(0);
                 Ok((existing, last))
             })
             .map_err(port("tickets"))?;
