@@ -162,10 +162,21 @@ impl Triager {
         origin: &str,
         object_name: Option<&str>,
     ) -> rootmail_domain::Triage {
+        self.triage_knowing(raw, origin, object_name, &rootmail_domain::NoKnownThreads)
+    }
+
+    /// [`Triager::triage`] where the stores know the threads `known` answers.
+    pub fn triage_knowing(
+        &self,
+        raw: &[u8],
+        origin: &str,
+        object_name: Option<&str>,
+        known: &dyn rootmail_domain::KnownThreads,
+    ) -> rootmail_domain::Triage {
         let ctx = rootmail_domain::Context {
             directory: &self.directory,
             rules: &self.rules,
-            known_threads: &rootmail_domain::NoKnownThreads,
+            known_threads: known,
             rotations: &rootmail_domain::NoRotations,
         };
         rootmail_domain::triage(

@@ -31,5 +31,5 @@ pub use render::{AttachmentRef, TicketDraft};
 pub use rules::Rules;
 pub use secret_value::{FoundSecret, SecretKind, SecretValue};
 pub use thread::{KnownThreads, NoKnownThreads};
-pub use triage::{Context, MailInput, Triage, triage, triage_parsed};
+pub use triage::{Context, MailInput, Triage, rethread, triage, triage_parsed};
 pub use types::*;

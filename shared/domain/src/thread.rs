@@ -1,5 +1,6 @@
 //! Which conversation a message belongs to (design.md, "Threading").
 
+use crate::mail::ParsedMail;
 use crate::types::{AccountId, CaseId, ContentHash, Kind, ThreadKey};
 use regex::Regex;
 use sha2::{Digest, Sha256};
@@ -52,6 +53,30 @@ pub struct ThreadFacts<'a> {
     pub references: &'a [String],
     pub in_reply_to: &'a [String],
     pub content_hash: &'a ContentHash,
+}
+
+impl<'a> ThreadFacts<'a> {
+    /// The facts of `mail` once triage has its kind, account and case.
+    pub fn of(
+        mail: &'a ParsedMail,
+        kind: Kind,
+        account: Option<&'a AccountId>,
+        case: Option<&'a CaseId>,
+        from_aws: bool,
+        content_hash: &'a ContentHash,
+    ) -> Self {
+        Self {
+            kind,
+            account,
+            subject: mail.subject.as_deref().unwrap_or_default(),
+            case,
+            from_aws,
+            message_id: mail.message_id.as_deref(),
+            references: &mail.references,
+            in_reply_to: &mail.in_reply_to,
+            content_hash,
+        }
+    }
 }
 
 /// In order: the support case (authenticated AWS mail only, one thread per

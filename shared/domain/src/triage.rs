@@ -188,19 +188,29 @@ impl Addressed {
         hash: &ContentHash,
         ctx: &Context<'_>,
     ) -> ThreadKey {
-        let facts = ThreadFacts {
-            kind,
-            account: self.account().map(|a| &a.account_id),
-            subject: mail.subject.as_deref().unwrap_or_default(),
-            case,
-            from_aws: self.from_aws,
-            message_id: mail.message_id.as_deref(),
-            references: &mail.references,
-            in_reply_to: &mail.in_reply_to,
-            content_hash: hash,
-        };
+        let account = self.account().map(|a| &a.account_id);
+        let facts = ThreadFacts::of(mail, kind, account, case, self.from_aws, hash);
         thread_key(&facts, ctx.known_threads)
     }
+}
+
+/// Names again the thread of a mail triaged before the stores said which
+/// threads the messages it refers to belong to (a triage made ahead, on the
+/// guess that none is known). The known threads decide nothing in triage but
+/// the thread key, and the explanation of it: the rest stands, so a reply
+/// need not be triaged twice.
+pub fn rethread(triage: &mut Triage, mail: &ParsedMail, known: &dyn KnownThreads) {
+    let from_aws = triage.authentication.aws_sender && triage.authentication.verified;
+    let facts = ThreadFacts::of(
+        mail,
+        triage.kind,
+        triage.account_id.as_ref(),
+        triage.case_id.as_ref(),
+        from_aws,
+        &triage.content_hash,
+    );
+    triage.thread_key = thread_key(&facts, known);
+    triage.explanation.thread = thread_reason(triage);
 }
 
 /// The warnings classification adds: why the mail is quarantined, or for

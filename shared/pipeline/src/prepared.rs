@@ -5,7 +5,7 @@
 use rootmail_domain::mail::{ParseError, ParsedMail, parse};
 use rootmail_domain::{
     Account, AccountDirectory, ContentHash, Context, InMemoryDirectory, MailInput, NoKnownThreads,
-    NoRotations, Rules, Triage, triage_parsed,
+    NoRotations, Rules, Triage, rethread, triage_parsed,
 };
 
 /// A message's content hash and parse, and perhaps its triage made ahead.
@@ -80,7 +80,9 @@ impl Prepared {
     }
 
     /// The triage made ahead, if ingest found what it guessed: the same
-    /// original's place, the same accounts, no known thread, no rotation.
+    /// original's place, the same accounts, no rotation. Where the stores
+    /// know the thread of a message this one refers to, the thread is named
+    /// again ([`rethread`]: the known threads decide nothing else).
     pub(crate) fn triage_ahead(
         &self,
         origin: &str,
@@ -88,10 +90,16 @@ impl Prepared {
     ) -> Option<Triage> {
         let ahead = self.ahead.as_ref()?;
         let holds = ahead.origin == origin
-            && gathered.known.is_empty()
             && gathered.waiting.is_empty()
             && ahead.accounts == gathered.directory;
-        holds.then(|| ahead.triage.clone())
+        if !holds {
+            return None;
+        }
+        let mut triage = ahead.triage.clone();
+        if !gathered.known.is_empty() {
+            rethread(&mut triage, self.parsed.as_ref().ok()?, &gathered.known);
+        }
+        Some(triage)
     }
 
     /// Whether a triage was made ahead (for a run's statistics and tests).
@@ -148,11 +156,22 @@ mod tests {
         let json = |t: &Triage| serde_json::to_string(t).expect("serializes");
         assert_eq!(used.as_ref().map(json), Some(json(&own)));
 
-        // The message it answers has a thread: the guess was wrong.
+        // The message it answers has a thread of its own: the guess named the
+        // wrong thread, and only the thread is named again.
         let mut known_thread = Gathered::default();
-        let key = ThreadKey::message("a@amazon.com");
-        known_thread.known.insert("a@amazon.com".to_string(), key);
-        assert!(prepared.triage_ahead(&origin, &known_thread).is_none());
+        let key = ThreadKey::message("first@amazon.com");
+        known_thread
+            .known
+            .insert("a@amazon.com".to_string(), key.clone());
+        let rethreaded = prepared.triage_ahead(&origin, &known_thread);
+        let ctx = Context {
+            known_threads: &known_thread.known,
+            ..ctx
+        };
+        let own = triage_parsed(&prepared.parsed, &prepared.hash, &input, &ctx);
+        assert_eq!(own.thread_key, key);
+        assert_ne!(used.as_ref().map(|t| &t.thread_key), Some(&key));
+        assert_eq!(rethreaded.as_ref().map(json), Some(json(&own)));
         // Kept elsewhere than guessed: the ticket would name the wrong place.
         assert!(
             prepared

@@ -4,7 +4,7 @@
 //! After an intended change of output, regenerate the golden files with
 //! `BLESS=1 cargo test -p rootmail-tests --test it corpus` and review the diff.
 
-use rootmail_domain::Triage;
+use rootmail_domain::{ThreadKey, Triage};
 use rootmail_tests::{Triager, corpus_dir, eml_files, known_secrets, relative};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -345,5 +345,56 @@ fn held_out_mail_is_classified_without_tuning() {
         "held-out accuracy fell to {right}/{} (was {MEASURED_WHEN_ADDED}):\n{}",
         files.len(),
         misses.join("\n")
+    );
+}
+
+/// `rootmail run` triages ahead on every core, before the stores say which
+/// threads a mail's referenced messages belong to, then names the thread
+/// again ([`rootmail_domain::rethread`]) instead of triaging twice. That is
+/// the same triage as one made knowing the threads, for every corpus mail and
+/// each kind of answer: another conversation, a case of the mail's own
+/// account, a case of another account (which AWS mail may not join).
+#[test]
+fn a_triage_rethreaded_is_the_triage_made_knowing_the_threads() {
+    let triager = Triager::default();
+    let case = rootmail_domain::CaseId::parse("1234567890").expect("a case id");
+    let other = rootmail_domain::AccountId::parse("999999999999").expect("an account id");
+    let (mut compared, mut moved) = (0, 0);
+    for path in eml_files(&corpus_dir()) {
+        let raw = std::fs::read(&path).expect("fixture is readable");
+        let Ok(mail) = rootmail_domain::mail::parse(&raw) else {
+            continue;
+        };
+        let (origin, name) = (relative(&path), path.file_name().and_then(|n| n.to_str()));
+        let ahead = triager.triage(&raw, &origin, name);
+        let answers = [
+            ThreadKey::message("elsewhere@example.com"),
+            ThreadKey::case(ahead.account_id.as_ref(), &case),
+            ThreadKey::case(Some(&other), &case),
+        ];
+        for answer in answers {
+            let known: HashMap<String, ThreadKey> = mail
+                .references
+                .iter()
+                .chain(&mail.in_reply_to)
+                .map(|id| (id.clone(), answer.clone()))
+                .collect();
+            let knowing = triager.triage_knowing(&raw, &origin, name, &known);
+            let mut rethreaded = ahead.clone();
+            rootmail_domain::rethread(&mut rethreaded, &mail, &known);
+            let json = |t: &Triage| serde_json::to_value(t).expect("serializes");
+            assert_eq!(
+                json(&rethreaded),
+                json(&knowing),
+                "{origin}: known {answer:?}"
+            );
+            compared += 1;
+            moved += usize::from(knowing.thread_key != ahead.thread_key);
+        }
+    }
+    assert!(compared >= 180, "{compared} comparisons");
+    assert!(
+        moved >= 5,
+        "only {moved} mails changed thread: the test shows nothing"
     );
 }
