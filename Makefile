@@ -89,7 +89,8 @@ soak:
 # A backfill of 100,000 generated messages (BACKFILL_MESSAGES=N for another
 # number) through `rootmail run` built optimised, beside a baseline of one
 # sync per message in the same run (tests/tests/it/backfill.rs).
-BACKFILL_BIN = $${CARGO_TARGET_DIR:-target}/cli-release/rootmail
+# Absolute: the test runs in tests/, not here.
+BACKFILL_BIN = $${CARGO_TARGET_DIR:-$(CURDIR)/target}/cli-release/rootmail
 
 .PHONY: backfill
 backfill:
