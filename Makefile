@@ -13,6 +13,7 @@ help:
 	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
 	@echo "make backfill  100,000 generated messages through an optimised rootmail run, with messages/s"
 	@echo "make profile-triage  perf profile of triage on the corpus (where its time goes)"
+	@echo "make profile-backfill  perf profile of rootmail run on generated mail (each thread's share)"
 	@echo "make build  release builds of every Lambda (cargo lambda, ARCH=x86_64|arm64)"
 	@echo "make package  the builds zipped, with each bootstrap's size"
 	@echo "make deploy  a guided sam deploy of infra/template.yaml"
@@ -96,6 +97,21 @@ BACKFILL_BIN = $${CARGO_TARGET_DIR:-$(CURDIR)/target}/cli-release/rootmail
 backfill:
 	$(CARGO) build --profile cli-release -p rootmail-cli
 	ROOTMAIL_BIN=$(BACKFILL_BIN) $(CARGO) test -p rootmail-tests --test it -- --ignored --exact backfill::a_hundred_thousand_messages --nocapture
+
+# Where a backfill spends its time: the generated mailbox (BACKFILL_MESSAGES,
+# default 20,000) through the optimised `rootmail run` under `perf`, then the
+# share of each thread (the lowest id, the main thread, is the in-order
+# writer) and the top symbols.
+PROFILE_DIR ?= /var/tmp/rootmail-profile-backfill
+
+.PHONY: profile-backfill
+profile-backfill:
+	$(CARGO) build --profile cli-release -p rootmail-cli
+	$(CARGO) run -q -p rootmail-tests --example backfill_mailbox $${BACKFILL_MESSAGES:-20000} $(PROFILE_DIR)
+	rm -rf $(PROFILE_DIR)/state
+	perf record -F 500 -g -o /tmp/rootmail-backfill.perf $(BACKFILL_BIN) run --state $(PROFILE_DIR)/state --accounts $(PROFILE_DIR)/accounts.csv $(PROFILE_DIR)/backfill.mbox > /dev/null
+	perf report -i /tmp/rootmail-backfill.perf -s pid --stdio -g none | grep rootmail
+	perf report -i /tmp/rootmail-backfill.perf --no-children -s dso,sym --stdio -g none --percent-limit 1 | grep -v '^#'
 
 # Where triage spends its time: the corpus triaged on one core under `perf`
 # (from Debian's linux-perf), with line tables in the optimised build.

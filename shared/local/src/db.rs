@@ -90,6 +90,9 @@ pub fn open(state: &Path) -> Result<(Connection, bool), DbError> {
     conn.pragma_update(None, "cache_size", -65_536)?;
     conn.pragma_update(None, "wal_autocheckpoint", 4_096)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // A message takes some twenty statements; rusqlite caches 16 by default,
+    // so a backfill prepared some again for every message.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(SCHEMA)?;
     Ok((conn, created))
 }
