@@ -262,8 +262,7 @@ impl LocalStore {
     }
 
     pub fn ticket(&self, id: &str) -> Result<LocalTicket, StoreError> {
-        let mut ticket = self.ticket_alone(id)?;
-        let number = ticket_number(&ticket.id)?;
+        let (number, mut ticket) = self.ticket_alone(id)?;
         ticket.comments = self.sql(|c| {
             db::all(
                 c,
@@ -274,11 +273,13 @@ impl LocalStore {
         Ok(ticket)
     }
 
-    /// The ticket without its comments.
-    fn ticket_alone(&self, id: &str) -> Result<LocalTicket, StoreError> {
+    /// The ticket without its comments, with its number.
+    fn ticket_alone(&self, id: &str) -> Result<(i64, LocalTicket), StoreError> {
         let number = ticket_number(id)?;
-        self.sql(|c| db::get(c, "SELECT ticket FROM tickets WHERE id = ?1", number))?
-            .ok_or_else(|| StoreError::NoSuchTicket(id.trim_start_matches('#').to_string()))
+        let ticket =
+            self.sql(|c| db::get(c, "SELECT ticket FROM tickets WHERE id = ?1", number))?;
+        let missing = || StoreError::NoSuchTicket(id.trim_start_matches('#').to_string());
+        Ok((number, ticket.ok_or_else(missing)?))
     }
 
     pub fn ledger_rows(&self) -> Result<Vec<LedgerRow>, StoreError> {
@@ -708,8 +709,7 @@ impl TicketSink for LocalStore {
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let mut ticket = self.ticket_alone(ticket_id).map_err(port("tickets"))?;
-        let number = ticket_number(&ticket.id).map_err(port("tickets"))?;
+        let (number, mut ticket) = self.ticket_alone(ticket_id).map_err(port("tickets"))?;
         let (existing, last): (Option<String>, i64) = self
             .sql(|c| {
                 let existing = c
