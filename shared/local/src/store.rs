@@ -14,7 +14,7 @@ use rootmail_pipeline::{
 };
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -98,10 +98,25 @@ impl std::fmt::Debug for LocalStore {
     }
 }
 
-/// Originals archived in the open batch and not yet synced to disk.
+/// What a comment reads of its ticket ([`LocalStore::ticket_head`]).
+struct TicketHead {
+    number: i64,
+    id: String,
+    priority: Priority,
+    updated_at: i64,
+    last_comment: i64,
+}
+
+/// What the open batch holds until it commits: the originals archived and
+/// not yet synced, and the ledger rows and thread records written. A
+/// message's ledger row is written three times (claimed, triaged, ticket
+/// written) and a busy thread's record once per mail; each reaches its table
+/// once, when the batch commits (nothing in a batch is visible before that).
 #[derive(Default)]
 struct Batch {
     unsynced: Vec<PathBuf>,
+    ledger: HashMap<ContentHash, LedgerRow>,
+    threads: HashMap<String, ThreadRecord>,
 }
 
 /// A database failure, named by the state directory's database file (the
@@ -223,15 +238,36 @@ impl LocalStore {
     /// Makes the batch durable: its originals first (one `syncfs` on Linux),
     /// then the transaction (one sync of the write-ahead log).
     pub fn commit_batch(&self) -> Result<(), StoreError> {
-        let Some(batch) = locked(&self.batch).take() else {
+        let Some(mut batch) = locked(&self.batch).take() else {
             return Ok(());
         };
+        self.write_held_records(&mut batch)?;
         sync_files(&self.root.join("archive"), &batch.unsynced)?;
         self.sql(|c| Ok(c.execute_batch("COMMIT")?))
     }
 
+    /// Writes the records the open batch holds into its transaction, before
+    /// a read of a whole table (which would not see them otherwise).
+    fn write_batch_records(&self) -> Result<(), StoreError> {
+        match locked(&self.batch).as_mut() {
+            Some(batch) => self.write_held_records(batch),
+            None => Ok(()),
+        }
+    }
+
+    fn write_held_records(&self, batch: &mut Batch) -> Result<(), StoreError> {
+        for (_, row) in batch.ledger.drain() {
+            self.write_ledger_row(&row)?;
+        }
+        for (_, record) in batch.threads.drain() {
+            self.write_thread(&record)?;
+        }
+        Ok(())
+    }
+
     /// Every text the pipeline's tables hold (for searches over all of it).
     pub fn every_text(&self) -> Result<Vec<String>, StoreError> {
+        self.write_batch_records()?;
         self.sql(db::every_text)
     }
 
@@ -282,17 +318,93 @@ impl LocalStore {
         Ok((number, ticket.ok_or_else(missing)?))
     }
 
+    /// What a comment needs of its ticket, read without the ticket's body:
+    /// a busy thread's ticket is not decoded and encoded again for each mail.
+    fn ticket_head(&self, number: i64) -> Result<Option<TicketHead>, StoreError> {
+        let head = self.sql(|c| {
+            Ok(c.prepare_cached(
+                "SELECT json_extract(ticket, '$.id'), json_extract(ticket, '$.priority'),
+                        json_extract(ticket, '$.updated_at'),
+                        (SELECT n FROM comments WHERE ticket_id = ?1 ORDER BY n DESC LIMIT 1)
+                 FROM tickets WHERE id = ?1",
+            )?
+            .query_row([number], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .optional()?)
+        })?;
+        let Some((id, priority, updated_at, last)) = head else {
+            return Ok(None);
+        };
+        let priority = serde_json::from_value(serde_json::Value::String(priority))
+            .map_err(|e| db_error(&self.root)(e.into()))?;
+        Ok(Some(TicketHead {
+            number,
+            id,
+            priority,
+            updated_at,
+            last_comment: last.unwrap_or(0),
+        }))
+    }
+
+    /// The id of the comment `message` made on ticket `number`, if it made one.
+    fn comment_of(&self, number: i64, message: &ContentHash) -> Result<Option<String>, StoreError> {
+        self.sql(|c| {
+            Ok(c.prepare_cached(
+                "SELECT json_extract(comment, '$.id') FROM comments
+                 WHERE ticket_id = ?1 AND message = ?2",
+            )?
+            .query_row(rusqlite::params![number, message.as_str()], |r| r.get(0))
+            .optional()?)
+        })
+    }
+
+    /// The ticket's priority and time of update, written only if they change
+    /// (a backfill comments on a thread many times in the same second).
+    fn touch_ticket(
+        &self,
+        head: &TicketHead,
+        priority: Priority,
+        at: u64,
+    ) -> Result<(), StoreError> {
+        let at = i64::try_from(at).unwrap_or(i64::MAX);
+        if priority == head.priority && at == head.updated_at {
+            return Ok(());
+        }
+        self.sql(|c| {
+            c.prepare_cached(
+                "UPDATE tickets SET ticket = json_set(ticket, '$.priority', ?2, '$.updated_at', ?3)
+                 WHERE id = ?1",
+            )?
+            .execute(rusqlite::params![head.number, priority.as_str(), at])?;
+            Ok(())
+        })
+    }
+
     pub fn ledger_rows(&self) -> Result<Vec<LedgerRow>, StoreError> {
+        self.write_batch_records()?;
         self.sql(|c| db::all(c, "SELECT row FROM ledger", []))
     }
 
     /// The ledger rows claimed at or after `since` (Unix seconds).
     pub fn ledger_rows_since(&self, since: u64) -> Result<Vec<LedgerRow>, StoreError> {
+        self.write_batch_records()?;
         let since = i64::try_from(since).unwrap_or(i64::MAX);
         self.sql(|c| db::all(c, "SELECT row FROM ledger WHERE claimed_at >= ?1", [since]))
     }
 
     fn ledger_row(&self, hash: &ContentHash) -> Result<Option<LedgerRow>, StoreError> {
+        let held = locked(&self.batch)
+            .as_ref()
+            .and_then(|batch| batch.ledger.get(hash).cloned());
+        if held.is_some() {
+            return Ok(held);
+        }
         self.sql(|c| {
             db::get(
                 c,
@@ -302,7 +414,16 @@ impl LocalStore {
         })
     }
 
+    /// Writes `row`, or holds it in the open batch (see [`Batch`]).
     pub(crate) fn put_ledger_row(&self, row: &LedgerRow) -> Result<(), StoreError> {
+        if let Some(batch) = locked(&self.batch).as_mut() {
+            batch.ledger.insert(row.content_hash.clone(), row.clone());
+            return Ok(());
+        }
+        self.write_ledger_row(row)
+    }
+
+    fn write_ledger_row(&self, row: &LedgerRow) -> Result<(), StoreError> {
         self.sql(|c| {
             db::put(
                 c,
@@ -314,7 +435,33 @@ impl LocalStore {
         })
     }
 
+    /// Writes `record`, or holds it in the open batch (see [`Batch`]).
     pub(crate) fn put_thread(&self, record: &ThreadRecord) -> Result<(), StoreError> {
+        if let Some(batch) = locked(&self.batch).as_mut() {
+            let key = record.thread_key.as_str().to_string();
+            batch.threads.insert(key, record.clone());
+            return Ok(());
+        }
+        self.write_thread(record)
+    }
+
+    fn thread(&self, key: &ThreadKey) -> Result<Option<ThreadRecord>, StoreError> {
+        let held = locked(&self.batch)
+            .as_ref()
+            .and_then(|batch| batch.threads.get(key.as_str()).cloned());
+        if held.is_some() {
+            return Ok(held);
+        }
+        self.sql(|c| {
+            db::get(
+                c,
+                "SELECT record FROM threads WHERE thread_key = ?1",
+                key.as_str(),
+            )
+        })
+    }
+
+    fn write_thread(&self, record: &ThreadRecord) -> Result<(), StoreError> {
         self.sql(|c| {
             db::put(
                 c,
@@ -592,14 +739,7 @@ impl Ledger for LocalStore {
 
 impl ThreadMap for LocalStore {
     async fn ticket_of(&self, key: &ThreadKey) -> PortResult<Option<ThreadRecord>> {
-        self.sql(|c| {
-            db::get(
-                c,
-                "SELECT record FROM threads WHERE thread_key = ?1",
-                key.as_str(),
-            )
-        })
-        .map_err(port("threads"))
+        self.thread(key).map_err(port("threads"))
     }
 
     async fn save(&self, record: &ThreadRecord) -> PortResult<()> {
@@ -709,36 +849,18 @@ impl TicketSink for LocalStore {
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let (number, mut ticket) = self.ticket_alone(ticket_id).map_err(port("tickets"))?;
-        let (existing, last): (Option<String>, i64) = self
-            .sql(|c| {
-                let existing = c
-                    .prepare_cached(
-                        "SELECT json_extract(comment, '$.id') FROM comments
-                         WHERE ticket_id = ?1 AND message = ?2",
-                    )?
-                    .query_row(rusqlite::params![number, comment.message.as_str()], |r| {
-                        r.get(0)
-                    })
-                    .optional()?;
-                // Not MAX(n): SQLite plans that aggregate again on every
-                // binding (a re-prepare per comment); this reads the last
-                // entry of the primary key.
-                let last = c
-                    .prepare_cached(
-                        "SELECT n FROM comments WHERE ticket_id = ?1 ORDER BY n DESC LIMIT 1",
-                    )?
-                    .query_row([number], |r| r.get(0))
-                    .optional()?
-                    .unwrap_or(0);
-                Ok((existing, last))
-            })
-            .map_err(port("tickets"))?;
-        if let Some(existing) = existing {
+        let number = ticket_number(ticket_id).map_err(port("tickets"))?;
+        let head = self.ticket_head(number).map_err(port("tickets"))?;
+        let Some(head) = head else {
+            let missing = ticket_id.trim_start_matches('#').to_string();
+            return Err(port("tickets")(StoreError::NoSuchTicket(missing)));
+        };
+        let posted_before = self.comment_of(number, &comment.message);
+        if let Some(existing) = posted_before.map_err(port("tickets"))? {
             return Ok(PostedComment::on(ticket_id, existing));
         }
-        let n = usize::try_from(last).unwrap_or(0) + 1;
-        let id = format!("{}-{n}", ticket.id);
+        let n = usize::try_from(head.last_comment).unwrap_or(0) + 1;
+        let id = format!("{}-{n}", head.id);
         let at = now();
         let posted = LocalComment {
             id: id.clone(),
@@ -749,12 +871,11 @@ impl TicketSink for LocalStore {
             body: comment.body.clone(),
             internal_note: comment.internal_note.clone(),
         };
-        self.put_comment(&ticket.id, n, &posted)
+        self.put_comment(&head.id, n, &posted)
             .map_err(port("tickets"))?;
         // A more urgent mail in the thread raises the ticket's priority.
-        ticket.priority = ticket.priority.max(comment.priority);
-        ticket.updated_at = at;
-        self.put_ticket(&ticket).map_err(port("tickets"))?;
+        self.touch_ticket(&head, head.priority.max(comment.priority), at)
+            .map_err(port("tickets"))?;
         Ok(PostedComment::on(ticket_id, id))
     }
 }
@@ -825,6 +946,51 @@ mod tests {
         assert_eq!(sources, ["mail-1.eml"]);
         assert_eq!(store.ledger_rows_since(1_790_000_000).unwrap().len(), 1);
         assert!(store.ledger_rows_since(1_790_000_001).unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_held_in_a_batch_read_back_in_it_and_reach_the_tables_when_it_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let hash = ContentHash::of(&[1]);
+        let thread = ThreadRecord {
+            thread_key: ThreadKey::message("one@example.com"),
+            ticket_id: "1".into(),
+            backend: "local".into(),
+            created_from: hash.clone(),
+            messages: 1,
+            last_activity: 1_790_000_000,
+        };
+        let table_rows = |store: &LocalStore| -> i64 {
+            store
+                .sql(|c| Ok(c.query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))?))
+                .unwrap()
+        };
+
+        store.begin_batch().unwrap();
+        let claim = block_on(store.claim(&hash, "mail-1.eml", 1_790_000_000, 60)).unwrap();
+        assert!(matches!(claim, Claim::Owned(_)));
+        let mut done = row(1);
+        done.status = LedgerStatus::Done;
+        block_on(store.record(&done)).unwrap();
+        block_on(store.save(&thread)).unwrap();
+        assert_eq!(table_rows(&store), 0, "held until the batch commits");
+        let again = block_on(store.claim(&hash, "mail-1.eml", 1_790_000_001, 60)).unwrap();
+        assert!(matches!(again, Claim::Seen(seen) if seen == done));
+        let key = &thread.thread_key;
+        assert_eq!(
+            block_on(store.ticket_of(key)).unwrap(),
+            Some(thread.clone())
+        );
+        // A read of the whole table sees the batch's rows too.
+        assert_eq!(store.ledger_rows().unwrap(), std::slice::from_ref(&done));
+        store.commit_batch().unwrap();
+        drop(store);
+
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(table_rows(&store), 1);
+        assert_eq!(block_on(store.get(&hash)).unwrap(), Some(done));
+        assert_eq!(block_on(store.ticket_of(key)).unwrap(), Some(thread));
     }
 
     #[test]
