@@ -149,7 +149,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
         .context("starting the async runtime")?;
 
     let mut tally = Tally::default();
-    let mut rows = Vec::new();
+    let mut rows = Rows::default();
     let mut batch = GroupCommit::new(store, batch_size);
     // What needs no store (the hash, the parse, the original's file and a
     // triage on the guess that the stores add nothing) is made on every core;
@@ -174,7 +174,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
             Processed::Failed
         });
         let result = tally.count(&processed);
-        rows.push(row(file, &source, &processed, result));
+        rows.add(|| row(file, &source, &processed, result));
         batch.after_message()
     })?;
     batch.commit()?;
@@ -201,17 +201,49 @@ fn row(file: &Path, source: &str, processed: &Processed, result: &str) -> Vec<St
     vec![name, result.to_string(), ticket, kind, subject]
 }
 
+/// The run's table: a line per message, up to [`Rows::MOST`] messages.
+#[derive(Default)]
+struct Rows {
+    lines: Vec<Vec<String>>,
+    messages: usize,
+}
+
+impl Rows {
+    /// A backfill's table would hold every message in memory to the end and
+    /// fill the screen; above this many messages the run prints its tally, and
+    /// the ledger and the tickets have each message (`rootmail status`,
+    /// `rootmail tickets`).
+    const MOST: usize = 1_000;
+
+    fn add(&mut self, line: impl FnOnce() -> Vec<String>) {
+        self.messages += 1;
+        if self.messages <= Self::MOST {
+            self.lines.push(line());
+        } else if !self.lines.is_empty() {
+            self.lines = Vec::new();
+        }
+    }
+}
+
 /// The table, the tally, and where the state and the tickets are.
-fn print_summary(store: &LocalStore, backend: &str, rows: &[Vec<String>], tally: &Tally) {
-    print!(
-        "{}",
-        table(
-            &["MESSAGE", "RESULT", "TICKET", "KIND", "SUBJECT"],
-            rows,
-            60
-        )
-    );
-    println!("\n{} messages: {tally}", rows.len());
+fn print_summary(store: &LocalStore, backend: &str, rows: &Rows, tally: &Tally) {
+    if rows.messages <= Rows::MOST {
+        print!(
+            "{}",
+            table(
+                &["MESSAGE", "RESULT", "TICKET", "KIND", "SUBJECT"],
+                &rows.lines,
+                60
+            )
+        );
+    } else {
+        println!(
+            "(No line per message above {} messages: `rootmail status --state {}` counts them by outcome.)",
+            Rows::MOST,
+            store.root().display()
+        );
+    }
+    println!("\n{} messages: {tally}", rows.messages);
     match backend {
         "local" => println!(
             "State: {0}   Read the tickets: rootmail tickets --state {0} list",
