@@ -62,8 +62,9 @@ fn each_message_within<R: Send>(
         for _ in 0..threads {
             let (done, files, work) = (done.clone(), &files, &work);
             scope.spawn(move || {
+                let mut reader = mailbox::Reader::default();
                 while let Some(i) = window.claim(files.len()) {
-                    let (bytes, result) = match files[i].read() {
+                    let (bytes, result) = match reader.read(&files[i]) {
                         Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
                         Err(e) => (0, Err(e)),
                     };
