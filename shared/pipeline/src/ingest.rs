@@ -7,7 +7,7 @@ use crate::{
     AccountLookup, Claim, Evidence, Handoffs, Ledger, LedgerRow, LedgerStatus, MailArchive,
     NoHandoffs, PortError, PortResult, ThreadMap, TicketOp,
 };
-use rootmail_domain::directory::candidates;
+use rootmail_domain::directory::Candidates;
 use rootmail_domain::mail::ParsedMail;
 use rootmail_domain::ses::envelope;
 use rootmail_domain::{
@@ -218,7 +218,10 @@ where
 {
     let (hash, parsed) = (&delivery.prepared.hash, &delivery.prepared.parsed);
     let gathered = match parsed {
-        Ok(mail) => gather(ports, knowledge.handoffs, mail, now).await?,
+        Ok(mail) => {
+            let wanted = (mail, &delivery.prepared.candidates);
+            gather(ports, knowledge.handoffs, wanted, now).await?
+        }
         Err(_) => Gathered::default(),
     };
     let ctx = Context {
@@ -286,7 +289,7 @@ pub(crate) struct Gathered {
 async fn gather<A, L, T, D, H>(
     ports: IngestPorts<'_, A, L, T, D>,
     handoffs: &H,
-    mail: &ParsedMail,
+    (mail, wanted): (&ParsedMail, &Candidates),
     now: u64,
 ) -> PortResult<Gathered>
 where
@@ -300,7 +303,7 @@ where
             known.insert(id.to_string(), key);
         }
     }
-    let found = fetch_candidates(ports.accounts, mail).await?;
+    let found = fetch_candidates(ports.accounts, wanted).await?;
     let ids: Vec<AccountId> = found.iter().map(|a| a.account_id.clone()).collect();
     let waiting = if ids.is_empty() {
         Vec::new()
@@ -360,9 +363,8 @@ fn record_triage(row: &mut LedgerRow, triage: &Triage, origin: String, queued: b
 /// itself stays synchronous and pure.
 async fn fetch_candidates<D: AccountLookup + Sync>(
     accounts: &D,
-    mail: &ParsedMail,
+    wanted: &Candidates,
 ) -> PortResult<Vec<Account>> {
-    let wanted = candidates(mail, &envelope(mail).recipients);
     let mut found = accounts.by_emails(&wanted.emails).await?;
     for id in &wanted.ids {
         found.extend(accounts.by_id(id).await?);
@@ -373,9 +375,8 @@ async fn fetch_candidates<D: AccountLookup + Sync>(
 /// [`fetch_candidates`] from a directory held in memory, without a runtime.
 pub(crate) fn candidate_accounts(
     directory: &impl AccountDirectory,
-    mail: &ParsedMail,
+    wanted: &Candidates,
 ) -> Vec<Account> {
-    let wanted = candidates(mail, &envelope(mail).recipients);
     let mut found: Vec<Account> = (wanted.emails.iter())
         .filter_map(|email| directory.by_email(email))
         .collect();

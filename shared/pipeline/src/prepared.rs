@@ -2,17 +2,23 @@
 //! any store: made on every core by a caller with many messages (`rootmail
 //! run`), then ingested in order.
 
+use rootmail_domain::directory::{Candidates, candidates};
 use rootmail_domain::mail::{ParseError, ParsedMail, parse};
+use rootmail_domain::ses::envelope;
 use rootmail_domain::{
     Account, AccountDirectory, ContentHash, Context, InMemoryDirectory, MailInput, NoKnownThreads,
     NoRotations, Rules, Triage, rethread, triage_parsed,
 };
 
-/// A message's content hash and parse, and perhaps its triage made ahead.
+/// A message's content hash and parse, the accounts it may be about, and
+/// perhaps its triage made ahead.
 #[derive(Debug)]
 pub struct Prepared {
     pub hash: ContentHash,
     pub parsed: Result<ParsedMail, ParseError>,
+    /// The addresses and account ids ingest looks up: found once, with a
+    /// pass over the whole text, on whichever core prepares the message.
+    pub(crate) candidates: Candidates,
     ahead: Option<Ahead>,
 }
 
@@ -29,9 +35,15 @@ struct Ahead {
 
 impl Prepared {
     pub fn of(raw: &[u8]) -> Self {
+        let parsed = parse(raw);
+        let candidates = match &parsed {
+            Ok(mail) => candidates(mail, &envelope(mail).recipients),
+            Err(_) => Candidates::default(),
+        };
         Self {
             hash: ContentHash::of(raw),
-            parsed: parse(raw),
+            parsed,
+            candidates,
             ahead: None,
         }
     }
@@ -50,8 +62,9 @@ impl Prepared {
         let mut prepared = Self::of(raw);
         let origin = origin(&prepared.hash);
         let accounts = match &prepared.parsed {
-            Ok(mail) => {
-                match InMemoryDirectory::new(crate::ingest::candidate_accounts(directory, mail)) {
+            Ok(_) => {
+                let found = crate::ingest::candidate_accounts(directory, &prepared.candidates);
+                match InMemoryDirectory::new(found) {
                     Ok(accounts) => accounts,
                     // Ingest reports this itself; nothing to guess.
                     Err(_) => return prepared,
