@@ -98,25 +98,31 @@ impl std::fmt::Debug for LocalStore {
     }
 }
 
-/// What a comment reads of its ticket ([`LocalStore::ticket_head`]).
+/// What a comment reads and changes of its ticket: its priority, when it
+/// was last updated and its last comment's number, without the body.
+#[derive(Clone)]
 struct TicketHead {
     number: i64,
     id: String,
     priority: Priority,
     updated_at: i64,
     last_comment: i64,
+    /// The priority or the time differ from the ticket's row.
+    changed: bool,
 }
 
 /// What the open batch holds until it commits: the originals archived and
-/// not yet synced, and the ledger rows and thread records written. A
-/// message's ledger row is written three times (claimed, triaged, ticket
-/// written) and a busy thread's record once per mail; each reaches its table
-/// once, when the batch commits (nothing in a batch is visible before that).
+/// not yet synced, and the ledger rows, thread records and ticket heads
+/// written. A message's ledger row is written three times (claimed, triaged,
+/// ticket written), and a busy thread's record and ticket once per mail; each
+/// reaches its table once, when the batch commits (nothing in a batch is
+/// visible before that).
 #[derive(Default)]
 struct Batch {
     unsynced: Vec<PathBuf>,
     ledger: HashMap<ContentHash, LedgerRow>,
     threads: HashMap<String, ThreadRecord>,
+    tickets: HashMap<i64, TicketHead>,
 }
 
 /// A database failure, named by the state directory's database file (the
@@ -262,6 +268,9 @@ impl LocalStore {
         for (_, record) in batch.threads.drain() {
             self.write_thread(&record)?;
         }
+        for (_, head) in batch.tickets.drain() {
+            self.write_ticket_head(&head)?;
+        }
         Ok(())
     }
 
@@ -273,6 +282,7 @@ impl LocalStore {
 
     /// All tickets with their comments, oldest first.
     pub fn tickets(&self) -> Result<Vec<LocalTicket>, StoreError> {
+        self.write_batch_records()?;
         let mut tickets: Vec<LocalTicket> =
             self.sql(|c| db::all(c, "SELECT ticket FROM tickets ORDER BY id", []))?;
         let comments: Vec<(i64, LocalComment)> = self.sql(|c| {
@@ -298,6 +308,7 @@ impl LocalStore {
     }
 
     pub fn ticket(&self, id: &str) -> Result<LocalTicket, StoreError> {
+        self.write_batch_records()?;
         let (number, mut ticket) = self.ticket_alone(id)?;
         ticket.comments = self.sql(|c| {
             db::all(
@@ -318,9 +329,16 @@ impl LocalStore {
         Ok((number, ticket.ok_or_else(missing)?))
     }
 
-    /// What a comment needs of its ticket, read without the ticket's body:
-    /// a busy thread's ticket is not decoded and encoded again for each mail.
+    /// What a comment needs of its ticket, held by the batch or read without
+    /// the ticket's body: a busy thread's ticket is not decoded and encoded
+    /// again for each mail.
     fn ticket_head(&self, number: i64) -> Result<Option<TicketHead>, StoreError> {
+        let held = locked(&self.batch)
+            .as_ref()
+            .and_then(|batch| batch.tickets.get(&number).cloned());
+        if held.is_some() {
+            return Ok(held);
+        }
         let head = self.sql(|c| {
             Ok(c.prepare_cached(
                 "SELECT json_extract(ticket, '$.id'), json_extract(ticket, '$.priority'),
@@ -349,7 +367,17 @@ impl LocalStore {
             priority,
             updated_at,
             last_comment: last.unwrap_or(0),
+            changed: false,
         }))
+    }
+
+    /// Keeps `head` for the batch to write, or writes it now outside one.
+    fn put_ticket_head(&self, head: TicketHead) -> Result<(), StoreError> {
+        if let Some(batch) = locked(&self.batch).as_mut() {
+            batch.tickets.insert(head.number, head);
+            return Ok(());
+        }
+        self.write_ticket_head(&head)
     }
 
     /// The id of the comment `message` made on ticket `number`, if it made one.
@@ -364,16 +392,10 @@ impl LocalStore {
         })
     }
 
-    /// The ticket's priority and time of update, written only if they change
-    /// (a backfill comments on a thread many times in the same second).
-    fn touch_ticket(
-        &self,
-        head: &TicketHead,
-        priority: Priority,
-        at: u64,
-    ) -> Result<(), StoreError> {
-        let at = i64::try_from(at).unwrap_or(i64::MAX);
-        if priority == head.priority && at == head.updated_at {
+    /// The head's priority and time of update into the ticket's row, if they
+    /// changed (a backfill comments on a thread many times in one second).
+    fn write_ticket_head(&self, head: &TicketHead) -> Result<(), StoreError> {
+        if !head.changed {
             return Ok(());
         }
         self.sql(|c| {
@@ -381,7 +403,11 @@ impl LocalStore {
                 "UPDATE tickets SET ticket = json_set(ticket, '$.priority', ?2, '$.updated_at', ?3)
                  WHERE id = ?1",
             )?
-            .execute(rusqlite::params![head.number, priority.as_str(), at])?;
+            .execute(rusqlite::params![
+                head.number,
+                head.priority.as_str(),
+                head.updated_at
+            ])?;
             Ok(())
         })
     }
@@ -845,13 +871,22 @@ impl TicketSink for LocalStore {
             comments: Vec::new(),
         };
         self.put_ticket(&record).map_err(port("tickets"))?;
+        self.put_ticket_head(TicketHead {
+            number: ticket_number(&id).map_err(port("tickets"))?,
+            id: id.clone(),
+            priority: record.priority,
+            updated_at: i64::try_from(at).unwrap_or(i64::MAX),
+            last_comment: 0,
+            changed: false,
+        })
+        .map_err(port("tickets"))?;
         Ok(id)
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
         let number = ticket_number(ticket_id).map_err(port("tickets"))?;
         let head = self.ticket_head(number).map_err(port("tickets"))?;
-        let Some(head) = head else {
+        let Some(mut head) = head else {
             let missing = ticket_id.trim_start_matches('#').to_string();
             return Err(port("tickets")(StoreError::NoSuchTicket(missing)));
         };
@@ -874,8 +909,14 @@ impl TicketSink for LocalStore {
         self.put_comment(&head.id, n, &posted)
             .map_err(port("tickets"))?;
         // A more urgent mail in the thread raises the ticket's priority.
-        self.touch_ticket(&head, head.priority.max(comment.priority), at)
-            .map_err(port("tickets"))?;
+        let (priority, at) = (
+            head.priority.max(comment.priority),
+            i64::try_from(at).unwrap_or(i64::MAX),
+        );
+        head.changed |= priority != head.priority || at != head.updated_at;
+        (head.priority, head.updated_at) = (priority, at);
+        head.last_comment = i64::try_from(n).unwrap_or(i64::MAX);
+        self.put_ticket_head(head).map_err(port("tickets"))?;
         Ok(PostedComment::on(ticket_id, id))
     }
 }
@@ -991,6 +1032,64 @@ mod tests {
         assert_eq!(table_rows(&store), 1);
         assert_eq!(block_on(store.get(&hash)).unwrap(), Some(done));
         assert_eq!(block_on(store.ticket_of(key)).unwrap(), Some(thread));
+    }
+
+    #[test]
+    fn comments_in_a_batch_raise_and_number_the_ticket_as_outside_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let ticket = NewTicket {
+            thread_key: ThreadKey::message("t@example.com"),
+            idempotency_key: "k".into(),
+            subject: "Budget".into(),
+            body: "b".into(),
+            priority: Priority::Normal,
+            kind: Kind::BudgetAlert,
+            account_id: None,
+            customer: None,
+            message: ContentHash::of(b"first"),
+            internal_note: String::new(),
+            attachments: Vec::new(),
+            found_absent: true,
+        };
+        let comment = |text: &str, priority| NewComment {
+            message: ContentHash::of(text.as_bytes()),
+            body: text.into(),
+            priority,
+            kind: Kind::BudgetAlert,
+            internal_note: String::new(),
+            attachments: Vec::new(),
+        };
+        let (calm, urgent) = (
+            comment("calm", Priority::Low),
+            comment("urgent", Priority::Urgent),
+        );
+
+        // A batch that never commits leaves no ticket behind.
+        store.begin_batch().unwrap();
+        let id = block_on(store.create(&ticket)).unwrap();
+        block_on(store.comment(&id, &urgent)).unwrap();
+        drop(store);
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert!(store.tickets().unwrap().is_empty());
+
+        store.begin_batch().unwrap();
+        let id = block_on(store.create(&ticket)).unwrap();
+        let posted = [&urgent, &calm, &urgent].map(|c| block_on(store.comment(&id, c)).unwrap());
+        assert_eq!(
+            posted.map(|p| p.comment_id),
+            ["1-1", "1-2", "1-1"].map(String::from)
+        );
+        store.commit_batch().unwrap();
+        drop(store);
+
+        let store = LocalStore::open(dir.path()).unwrap();
+        let shown = store.ticket(&id).unwrap();
+        assert_eq!(shown.priority, Priority::Urgent, "raised, never lowered");
+        assert_eq!(shown.comments.len(), 2);
+        // The next comment, outside a batch, takes the next number.
+        let next = block_on(store.comment(&id, &comment("next", Priority::Low))).unwrap();
+        assert_eq!(next.comment_id, "1-3");
     }
 
     #[test]

@@ -403,6 +403,7 @@ async fn witness<H: Handoffs>(
         return Ok(());
     };
     if triage.disposition == Disposition::Handoff
+        || !waiting.iter().any(|w| w.account == *account)
         || triage.authentication.handoff_refusal().is_some()
         || triage
             .facts
