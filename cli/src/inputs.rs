@@ -126,6 +126,8 @@ struct Progress {
     next: usize,
     emitted: usize,
     bytes: usize,
+    /// The messages workers wait to read (at most one per worker).
+    waiting: Vec<usize>,
     /// Emitting failed: workers waiting for room stop.
     stop: bool,
 }
@@ -158,16 +160,25 @@ impl Window {
         }
         let i = progress.next;
         progress.next += 1;
-        while !progress.stop
-            && i != progress.emitted
-            && (i >= progress.emitted + self.ahead || progress.bytes >= self.budget)
-        {
-            progress = self
-                .room
-                .wait(progress)
-                .unwrap_or_else(PoisonError::into_inner);
+        if !self.admits(&progress, i, (0, 0)) {
+            progress.waiting.push(i);
+            while !progress.stop && !self.admits(&progress, i, (0, 0)) {
+                progress = self
+                    .room
+                    .wait(progress)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            progress.waiting.retain(|&w| w != i);
         }
         (!progress.stop).then_some(i)
+    }
+
+    /// Whether message `i` may be read with `slack` (messages, bytes) to
+    /// spare. The next message to emit always may.
+    fn admits(&self, progress: &Progress, i: usize, (messages, bytes): (usize, usize)) -> bool {
+        i == progress.emitted
+            || (i + messages < progress.emitted + self.ahead
+                && progress.bytes + bytes < self.budget)
     }
 
     /// Counts `bytes` read into the window, and returns them.
@@ -181,7 +192,13 @@ impl Window {
         let mut progress = self.progress();
         progress.emitted += 1;
         progress.bytes = progress.bytes.saturating_sub(bytes);
-        self.room.notify_all();
+        // A waiting worker is woken once a quarter of the window is free (or
+        // its message is the next to emit), not at every message: each wake
+        // is a system call and a context switch on the writer's time.
+        let slack = (self.ahead / 4, self.budget / 4);
+        if (progress.waiting.iter()).any(|&i| self.admits(&progress, i, slack)) {
+            self.room.notify_all();
+        }
     }
 
     fn stop(&self) {
