@@ -166,7 +166,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
     let unreadable = inputs::each_message_parallel(paths, prepare, |file, (raw, prepared)| {
         batch.before_message()?;
         let source = file.display().to_string();
-        let message = (raw.as_slice(), &prepared, source.as_str());
+        let message = (raw.as_slice(), prepared, source.as_str());
         let outcome = process((store, sink, directory), &runtime, knowledge, message)
             .with_context(|| format!("processing {source}"));
         let processed = outcome.unwrap_or_else(|e| {
@@ -420,7 +420,7 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
     runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_, H>,
-    (raw, prepared, source): (&[u8], &Prepared, &str),
+    (raw, prepared, source): (&[u8], Prepared, &str),
 ) -> anyhow::Result<Processed> {
     let ports = IngestPorts {
         archive: store,

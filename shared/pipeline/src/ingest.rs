@@ -88,7 +88,7 @@ pub enum Ingested {
 /// where it came from.
 struct Delivery<'a> {
     raw: &'a [u8],
-    prepared: &'a Prepared,
+    prepared: Prepared,
     source: &'a str,
 }
 
@@ -107,7 +107,7 @@ where
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
 {
-    ingest_prepared(ports, knowledge, raw, &Prepared::of(raw), source, now).await
+    ingest_prepared(ports, knowledge, raw, Prepared::of(raw), source, now).await
 }
 
 /// [`ingest`] of a message whose [`Prepared`] part is made already (it must
@@ -116,7 +116,7 @@ pub async fn ingest_prepared<A, L, T, D, H>(
     ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
     raw: &[u8],
-    prepared: &Prepared,
+    prepared: Prepared,
     source: &str,
     now: u64,
 ) -> PortResult<Ingested>
@@ -147,7 +147,7 @@ where
         prepared,
         source,
     };
-    let result = triage_claimed(ports, knowledge, &delivery, row.clone(), now).await;
+    let result = triage_claimed(ports, knowledge, delivery, row.clone(), now).await;
     if result.is_err() && owned_claim {
         // Let the retry take the message over at once instead of waiting for the
         // claim to go stale. Best effort: if the ledger is what failed, the
@@ -162,7 +162,7 @@ where
 async fn triage_claimed<A, L, T, D, H>(
     ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
-    delivery: &Delivery<'_>,
+    mut delivery: Delivery<'_>,
     mut row: LedgerRow,
     now: u64,
 ) -> PortResult<Ingested>
@@ -174,11 +174,13 @@ where
     H: Handoffs + Sync,
 {
     crash_point!("ingest.after-claim");
-    let hash = &delivery.prepared.hash;
-    let origin = ports.archive.put(hash, delivery.raw).await?;
+    let origin = (ports.archive)
+        .put(&delivery.prepared.hash, delivery.raw)
+        .await?;
     crash_point!("ingest.after-archive");
 
-    let triage = triage_archived(ports, knowledge, delivery, &origin, now).await?;
+    let triage = triage_archived(ports, knowledge, &mut delivery, &origin, now).await?;
+    let hash = &delivery.prepared.hash;
     if !triage.secrets.is_empty() {
         ports.archive.seal(&origin).await?;
     }
@@ -207,7 +209,7 @@ where
 async fn triage_archived<A, L, T, D, H>(
     ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
-    delivery: &Delivery<'_>,
+    delivery: &mut Delivery<'_>,
     origin: &str,
     now: u64,
 ) -> PortResult<Triage>
@@ -216,14 +218,15 @@ where
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
 {
-    let (hash, parsed) = (&delivery.prepared.hash, &delivery.prepared.parsed);
-    let gathered = match parsed {
+    let gathered = match &delivery.prepared.parsed {
         Ok(mail) => {
             let wanted = (mail, &delivery.prepared.candidates);
             gather(ports, knowledge.handoffs, wanted, now).await?
         }
         Err(_) => Gathered::default(),
     };
+    let ahead = delivery.prepared.triage_ahead(origin, &gathered);
+    let (hash, parsed) = (&delivery.prepared.hash, &delivery.prepared.parsed);
     let ctx = Context {
         directory: &gathered.directory,
         rules: knowledge.rules,
@@ -235,8 +238,7 @@ where
         origin,
         object_name: object_name(delivery.source),
     };
-    let mut triage = (delivery.prepared.triage_ahead(origin, &gathered))
-        .unwrap_or_else(|| triage_parsed(parsed, hash, &input, &ctx));
+    let mut triage = ahead.unwrap_or_else(|| triage_parsed(parsed, hash, &input, &ctx));
     if let Ok(mail) = parsed {
         archive_if_before(&mut triage, mail, knowledge.ticket_since);
     }

@@ -92,23 +92,24 @@ impl Prepared {
         prepared
     }
 
-    /// The triage made ahead, if ingest found what it guessed: the same
-    /// original's place, the same accounts, no rotation. Where the stores
-    /// know the thread of a message this one refers to, the thread is named
-    /// again ([`rethread`]: the known threads decide nothing else).
+    /// The triage made ahead, taken (not copied: ingest uses it once), if
+    /// ingest found what it guessed: the same original's place, the same
+    /// accounts, no rotation. Where the stores know the thread of a message
+    /// this one refers to, the thread is named again ([`rethread`]: the
+    /// known threads decide nothing else).
     pub(crate) fn triage_ahead(
-        &self,
+        &mut self,
         origin: &str,
         gathered: &crate::ingest::Gathered,
     ) -> Option<Triage> {
-        let ahead = self.ahead.as_ref()?;
+        let ahead = self.ahead.take()?;
         let holds = ahead.origin == origin
             && gathered.waiting.is_empty()
             && ahead.accounts == gathered.directory;
         if !holds {
             return None;
         }
-        let mut triage = ahead.triage.clone();
+        let mut triage = ahead.triage;
         if !gathered.known.is_empty() {
             rethread(&mut triage, self.parsed.as_ref().ok()?, &gathered.known);
         }
@@ -148,10 +149,13 @@ mod tests {
     #[test]
     fn a_guess_the_stores_prove_is_used_and_one_they_disprove_is_not() {
         let rules = Rules::built_in();
-        let prepared = ahead(&rules);
+        let mut prepared = ahead(&rules);
         let origin = format!("archive/{}.eml", prepared.hash);
         let nothing_known = Gathered::default();
         let used = prepared.triage_ahead(&origin, &nothing_known);
+        assert!(used.is_some());
+        // Taken, not copied: there is none the second time.
+        assert!(prepared.triage_ahead(&origin, &nothing_known).is_none());
 
         // The same triage ingest would make itself with what it gathered.
         let input = MailInput {
@@ -176,7 +180,7 @@ mod tests {
         known_thread
             .known
             .insert("a@amazon.com".to_string(), key.clone());
-        let rethreaded = prepared.triage_ahead(&origin, &known_thread);
+        let rethreaded = ahead(&rules).triage_ahead(&origin, &known_thread);
         let ctx = Context {
             known_threads: &known_thread.known,
             ..ctx
@@ -187,7 +191,7 @@ mod tests {
         assert_eq!(rethreaded.as_ref().map(json), Some(json(&own)));
         // Kept elsewhere than guessed: the ticket would name the wrong place.
         assert!(
-            prepared
+            ahead(&rules)
                 .triage_ahead("s3://other", &nothing_known)
                 .is_none()
         );

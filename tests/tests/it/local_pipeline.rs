@@ -69,7 +69,7 @@ impl Env {
             accounts: &self.directory,
         };
         let ingested = block_on(ingest_prepared(
-            ports, &knowledge, &raw, &prepared, &source, 1_000,
+            ports, &knowledge, &raw, prepared, &source, 1_000,
         ));
         self.apply(ingested.expect("ingest"))
     }
