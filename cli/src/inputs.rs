@@ -56,24 +56,11 @@ fn each_message_within<R: Send>(
     // A backfill of years of mail takes a while: a bar on a terminal, nothing
     // in a pipe or a log.
     let bar = crate::ops::progress(Some(files.len() as u64), "messages");
-    type Done<R> = (usize, usize, std::io::Result<R>);
     let (done, results) = std::sync::mpsc::sync_channel::<Done<R>>(window.ahead);
     std::thread::scope(|scope| -> anyhow::Result<()> {
         for _ in 0..threads {
             let (done, files, work) = (done.clone(), &files, &work);
-            scope.spawn(move || {
-                yield_to_the_writer();
-                let mut reader = mailbox::Reader::default();
-                while let Some(i) = window.claim(files.len()) {
-                    let (bytes, result) = match reader.read(&files[i]) {
-                        Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
-                        Err(e) => (0, Err(e)),
-                    };
-                    if done.send((i, bytes, result)).is_err() {
-                        return;
-                    }
-                }
-            });
+            scope.spawn(move || prepare_admitted(files, window, work, &done));
         }
         drop(done);
         let mut waiting = std::collections::BTreeMap::new();
@@ -107,6 +94,31 @@ fn each_message_within<R: Send>(
     })?;
     bar.finish_and_clear();
     Ok(unreadable)
+}
+
+/// A prepared message for the writer: its place, the bytes it holds in the
+/// window, and what the work made of it (or why it could not be read).
+type Done<R> = (usize, usize, std::io::Result<R>);
+
+/// A worker: reads and prepares each message the window admits it, until
+/// none is left or the writer stopped.
+fn prepare_admitted<R>(
+    files: &[MessageRef],
+    window: &Window,
+    work: impl Fn(&Path, Vec<u8>) -> R,
+    done: &std::sync::mpsc::SyncSender<Done<R>>,
+) {
+    yield_to_the_writer();
+    let mut reader = mailbox::Reader::default();
+    while let Some(i) = window.claim(files.len()) {
+        let (bytes, result) = match reader.read(&files[i]) {
+            Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
+            Err(e) => (0, Err(e)),
+        };
+        if done.send((i, bytes, result)).is_err() {
+            return;
+        }
+    }
 }
 
 /// Lowers the calling worker's scheduling priority below the writer's. The
