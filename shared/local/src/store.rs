@@ -252,6 +252,11 @@ impl LocalStore {
         self.sql(|c| Ok(c.execute_batch("COMMIT")?))
     }
 
+    /// A copy of what the open batch holds, as `pick` finds it.
+    fn held<T: Clone>(&self, pick: impl FnOnce(&Batch) -> Option<&T>) -> Option<T> {
+        locked(&self.batch).as_ref().and_then(pick).cloned()
+    }
+
     /// Writes the records the open batch holds into its transaction, before
     /// a read of a whole table (which would not see them otherwise).
     fn write_batch_records(&self) -> Result<(), StoreError> {
@@ -333,11 +338,8 @@ impl LocalStore {
     /// the ticket's body: a busy thread's ticket is not decoded and encoded
     /// again for each mail.
     fn ticket_head(&self, number: i64) -> Result<Option<TicketHead>, StoreError> {
-        let held = locked(&self.batch)
-            .as_ref()
-            .and_then(|batch| batch.tickets.get(&number).cloned());
-        if held.is_some() {
-            return Ok(held);
+        if let Some(head) = self.held(|batch| batch.tickets.get(&number)) {
+            return Ok(Some(head));
         }
         let head = self.sql(|c| {
             Ok(c.prepare_cached(
@@ -425,11 +427,8 @@ impl LocalStore {
     }
 
     fn ledger_row(&self, hash: &ContentHash) -> Result<Option<LedgerRow>, StoreError> {
-        let held = locked(&self.batch)
-            .as_ref()
-            .and_then(|batch| batch.ledger.get(hash).cloned());
-        if held.is_some() {
-            return Ok(held);
+        if let Some(row) = self.held(|batch| batch.ledger.get(hash)) {
+            return Ok(Some(row));
         }
         self.sql(|c| {
             db::get(
@@ -472,11 +471,8 @@ impl LocalStore {
     }
 
     fn thread(&self, key: &ThreadKey) -> Result<Option<ThreadRecord>, StoreError> {
-        let held = locked(&self.batch)
-            .as_ref()
-            .and_then(|batch| batch.threads.get(key.as_str()).cloned());
-        if held.is_some() {
-            return Ok(held);
+        if let Some(record) = self.held(|batch| batch.threads.get(key.as_str())) {
+            return Ok(Some(record));
         }
         self.sql(|c| {
             db::get(
