@@ -841,15 +841,15 @@ impl TicketSink for LocalStore {
         if let Some(found) = self.find(&ticket.thread_key).await? {
             return Ok(found.id);
         }
-        let id = self
+        let number = self
             .sql(|c| {
                 Ok(
                     c.prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM tickets")?
                         .query_row([], |r| r.get::<_, i64>(0))?,
                 )
             })
-            .map_err(port("tickets"))?
-            .to_string();
+            .map_err(port("tickets"))?;
+        let id = number.to_string();
         let at = now();
         let record = LocalTicket {
             id: id.clone(),
@@ -868,7 +868,7 @@ impl TicketSink for LocalStore {
         };
         self.put_ticket(&record).map_err(port("tickets"))?;
         self.put_ticket_head(TicketHead {
-            number: ticket_number(&id).map_err(port("tickets"))?,
+            number,
             id: id.clone(),
             priority: record.priority,
             updated_at: i64::try_from(at).unwrap_or(i64::MAX),
