@@ -44,7 +44,49 @@ pub async fn start<C>(
     logging::init_json_logs();
     let config = from_env(&Env::process())
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    Ok((config, sdk_config().await))
+    // The SDK's whole default chain only in the baseline `make bench` builds
+    // to compare with (scripts/bootstrap-sizes).
+    #[cfg(feature = "default-chain")]
+    let aws = sdk_config().await;
+    #[cfg(not(feature = "default-chain"))]
+    let aws = lambda_sdk_config(&Env::process())?;
+    Ok((config, aws))
+}
+
+/// The SDK configuration inside Lambda, from the variables Lambda sets: the
+/// region, the execution role's credentials and, where a test or a local
+/// stand-in gives one, `AWS_ENDPOINT_URL`. The SDK's default chain finds these
+/// first in Lambda too; building from them alone keeps its other sources
+/// (profile files, IMDS, ECS, web identity through STS) out of the
+/// bootstraps (issue 16: smaller bootstraps load faster). FIPS and dual-stack
+/// endpoints are read as the SDK reads them; other SDK settings are not.
+pub fn lambda_sdk_config<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<aws_config::SdkConfig, ConfigError> {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let region = env
+        .optional("AWS_REGION")
+        .or_else(|| env.optional("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError::Missing("AWS_REGION"))?;
+    let flag = |name| env.parsed_or::<bool>(name, false);
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        // The default chain's connect timeout.
+        .connect_timeout(std::time::Duration::from_millis(3100))
+        .build();
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .http_client(https_client())
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .timeout_config(timeouts)
+        .use_fips(flag("AWS_USE_FIPS_ENDPOINT")?)
+        .use_dual_stack(flag("AWS_USE_DUALSTACK_ENDPOINT")?);
+    builder.set_endpoint_url(env.optional("AWS_ENDPOINT_URL"));
+    Ok(builder.build())
 }
 
 /// Loads the SDK configuration once. S3 uses path-style addressing when an
@@ -87,4 +129,48 @@ pub fn batch_failures(
         response.add_failure(id);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConfigError, Env, lambda_sdk_config};
+
+    #[test]
+    fn lambda_sdk_config_reads_what_lambda_sets_and_names_what_is_missing() {
+        let config = lambda_sdk_config(&Env::from_pairs([
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+        ]))
+        .expect("config");
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert!(config.credentials_provider().is_some());
+        assert_eq!(config.use_fips(), Some(false));
+
+        let no_endpoint =
+            lambda_sdk_config(&Env::from_pairs([("AWS_DEFAULT_REGION", "us-east-2")]))
+                .expect("config");
+        assert_eq!(no_endpoint.region().map(|r| r.as_ref()), Some("us-east-2"));
+        assert_eq!(no_endpoint.endpoint_url(), None);
+
+        let missing = lambda_sdk_config(&Env::from_pairs([("AWS_ENDPOINT_URL", "http://x")]));
+        assert!(
+            matches!(missing, Err(ConfigError::Missing("AWS_REGION"))),
+            "{missing:?}"
+        );
+        let bad = lambda_sdk_config(&Env::from_pairs([
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_USE_FIPS_ENDPOINT", "yes please"),
+        ]));
+        assert!(
+            matches!(
+                &bad,
+                Err(ConfigError::Invalid {
+                    name: "AWS_USE_FIPS_ENDPOINT",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
 }
