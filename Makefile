@@ -59,15 +59,18 @@ fmt:
 # against moto mail-ingest end to end and the peak memory of its release build
 # on 40 MiB mail, then the summary (scripts/bench-summary). Built first, all
 # at once, so no build runs between the measurements.
-BENCHES := --bench triage --bench ingest --bench peak_memory
+BENCHES := --bench triage --bench ingest --bench peak_memory --bench cold_start
 
 bench:
 	$(CARGO) bench -p rootmail-tests $(BENCHES) --no-run
 	$(CARGO) bench -p rootmail-tests --bench triage
 	scripts/setup-test-env
 	scripts/with-moto $(CARGO) bench -p rootmail-tests --bench ingest --bench peak_memory
+	RELEASE_TARGET_DIR="$(RELEASE_TARGET_DIR)" scripts/bootstrap-sizes > "$(RELEASE_TARGET_DIR)/bootstrap-sizes.txt"
+	BOOTSTRAPS="$(RELEASE_TARGET_DIR)/release" BASELINE_BOOTSTRAPS="$(RELEASE_TARGET_DIR)/baseline" \
+		scripts/with-moto $(CARGO) bench -p rootmail-tests --bench cold_start
 	scripts/bench-summary
-	RELEASE_TARGET_DIR="$(RELEASE_TARGET_DIR)" scripts/bootstrap-sizes
+	cat "$(RELEASE_TARGET_DIR)/bootstrap-sizes.txt"
 
 # Fuzzing on stable Rust (no sanitizer): the cargo-fuzz targets in fuzz/, run
 # side by side for FUZZ_SECONDS each. cargo-fuzz, the build and the corpus a run

@@ -28,6 +28,8 @@ pub struct Answer {
 struct Invocations {
     events: VecDeque<(String, Value)>,
     answers: Vec<Answer>,
+    /// When a function first asked for an event: the end of its cold start.
+    first_next: Option<Instant>,
 }
 
 type Shared = Arc<(Mutex<Invocations>, Condvar)>;
@@ -86,6 +88,22 @@ impl RuntimeApi {
         state.answers.clone()
     }
 
+    /// When the function first asked for an event (its init done), waiting up
+    /// to `timeout` for it.
+    pub fn first_next(&self, timeout: Duration) -> Option<Instant> {
+        let (lock, ready) = &*self.state;
+        let deadline = Instant::now() + timeout;
+        let mut state = lock.lock().expect("state");
+        while state.first_next.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = ready.wait_timeout(state, left).expect("state").0;
+        }
+        state.first_next
+    }
+
     /// The environment Lambda gives a function, pointing at this stand-in.
     pub fn lambda_env(&self, function: &str) -> Vec<(&'static str, String)> {
         vec![
@@ -105,7 +123,12 @@ impl RuntimeApi {
 /// The next event, or (with none left) a request held open, as Lambda holds
 /// it until there is an invocation.
 async fn next(State(state): State<Shared>) -> Response {
-    let event = state.0.lock().expect("state").events.pop_front();
+    let event = {
+        let mut invocations = state.0.lock().expect("state");
+        invocations.first_next.get_or_insert_with(Instant::now);
+        state.1.notify_all();
+        invocations.events.pop_front()
+    };
     let Some((id, event)) = event else {
         return std::future::pending().await;
     };
