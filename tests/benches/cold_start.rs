@@ -12,13 +12,12 @@
 //! same code before; what is left is loading, relocating and init.
 
 use lifecycle::Step;
-use rootmail_tests::aws::{ENDPOINT_VARIABLE, Stack, process_env};
+use rootmail_tests::aws::{ENDPOINT_VARIABLE, Stack};
 use rootmail_tests::lifecycle::LifecycleStack;
 use rootmail_tests::runtime_api::RuntimeApi;
 use rootmail_tests::workspace_root;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const STARTS: usize = 15;
@@ -27,14 +26,7 @@ const STARTS: usize = 15;
 fn time_to_first_next(binary: &Path, function: &str, env: &[(&'static str, String)]) -> f64 {
     let runtime = RuntimeApi::start(Vec::new());
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .envs(runtime.lambda_env(function))
-        .envs(process_env())
-        .envs(env.iter().cloned())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()));
+    let mut child = runtime.spawn(binary, function, env);
     let asked = runtime.first_next(Duration::from_secs(30));
     let _ = child.kill();
     let output = child.wait_with_output().expect("bootstrap output");

@@ -104,6 +104,26 @@ impl RuntimeApi {
         state.first_next
     }
 
+    /// Starts `binary` as Lambda starts `function`'s bootstrap against this
+    /// stand-in: Lambda's variables, the AWS settings that reach moto
+    /// ([`crate::aws::process_env`]), then the function's own `env`. Its
+    /// output is piped.
+    pub fn spawn(
+        &self,
+        binary: &std::path::Path,
+        function: &str,
+        env: &[(&'static str, String)],
+    ) -> std::process::Child {
+        std::process::Command::new(binary)
+            .envs(self.lambda_env(function))
+            .envs(crate::aws::process_env())
+            .envs(env.iter().cloned())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} starts: {e}", binary.display()))
+    }
+
     /// The environment Lambda gives a function, pointing at this stand-in.
     pub fn lambda_env(&self, function: &str) -> Vec<(&'static str, String)> {
         vec![

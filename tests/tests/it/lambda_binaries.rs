@@ -5,24 +5,17 @@
 //! on stdout.
 
 use rootmail_pipeline::LedgerStatus;
-use rootmail_tests::aws::{Stack, process_env};
+use rootmail_tests::aws::Stack;
 use rootmail_tests::lambda::{receive, settle};
 use rootmail_tests::runtime_api::{Answer, RuntimeApi};
 use rootmail_tests::webhook_server::WebhookServer;
 use rootmail_tests::{corpus_dir, workspace_bin};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 fn start(function: &str, runtime: &RuntimeApi, env: &[(&'static str, String)]) -> Child {
-    Command::new(workspace_bin(function))
-        .envs(runtime.lambda_env(function))
-        .envs(process_env())
-        .envs(env.iter().cloned())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{function} starts: {e}"))
+    runtime.spawn(&workspace_bin(function), function, env)
 }
 
 /// Waits for one answer, then stops the function (it would wait for the next

@@ -985,14 +985,11 @@ async fn the_lifecycle_binary_answers_with_step_outputs_and_typed_errors() {
     let account = fresh_account_id();
     let register = json!({"account_id": account, "customer": "Initech", "mode": "rootless"});
     let runtime = RuntimeApi::start(vec![register.clone(), register]);
-    let mut child = std::process::Command::new(workspace_bin("lifecycle"))
-        .envs(runtime.lambda_env("lifecycle-register"))
-        .envs(process_env())
-        .envs(ls.function_env(Step::Register))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("lifecycle starts");
+    let mut child = runtime.spawn(
+        &workspace_bin("lifecycle"),
+        "lifecycle-register",
+        &ls.function_env(Step::Register),
+    );
     let answers = runtime.answers(2, std::time::Duration::from_secs(60));
     let _ = child.kill();
     let output = child.wait_with_output().expect("output");
