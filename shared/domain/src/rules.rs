@@ -287,7 +287,7 @@ fn compile_evidence(
     }
     let raise = unclassified.raise.clone();
     for (i, pattern) in raise.iter().enumerate() {
-        Regex::new(pattern).map_err(|source| RulesError::Regex {
+        check_syntax(pattern).map_err(|source| RulesError::Regex {
             index: i + 1,
             kind: "unclassified.raise".into(),
             pattern: pattern.clone(),
@@ -389,9 +389,10 @@ fn add_patterns(
         .collect()
 }
 
-/// Whether `pattern` parses as a regex, named by its rule, without compiling
-/// it: the subject and body sets compile every pattern once, and compiling
-/// each here too doubled every cold start's rule loading (75 ms -> 42 ms).
+/// Whether `pattern` parses as a regex, so an error names its rule, without
+/// compiling it: the subject, body and raise sets compile every pattern once,
+/// and compiling each here too doubled every cold start's rule loading
+/// (75 ms -> 42 ms).
 /// A pattern too large to compile is refused when its set is built.
 fn check_syntax(pattern: &str) -> Result<(), regex::Error> {
     regex_syntax::Parser::new()
@@ -486,6 +487,13 @@ mod tests {
         assert!(
             matches!(&bad, Err(RulesError::Regex { index: 1, kind, .. }) if kind == "billing.budget_alert"),
             "{bad:?}"
+        );
+        let bad_raise = Rules::parse(
+            "threshold = 5\nnear_tie = 2\n[unclassified]\nraise = ['fine', 'broken[']\n",
+        );
+        assert!(
+            matches!(&bad_raise, Err(RulesError::Regex { index: 2, kind, .. }) if kind == "unclassified.raise"),
+            "{bad_raise:?}"
         );
     }
 
