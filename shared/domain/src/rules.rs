@@ -448,6 +448,7 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn host_patterns_match_parsed_hosts_never_substrings() {
@@ -504,6 +505,62 @@ mod tests {
             body,
             has_header: &|_| false,
         }
+    }
+
+    /// The sets (windowed patterns gated by a cut of themselves) say exactly
+    /// what each built-in pattern says alone, on every corpus mail's text.
+    #[test]
+    fn built_in_sets_match_as_each_pattern_does_alone() {
+        let evidence = Rules::built_in().evidence;
+        let alone = |patterns: &[String]| -> Vec<Regex> {
+            patterns
+                .iter()
+                .map(|p| Regex::new(&ascii_word_boundaries(p)).unwrap())
+                .collect()
+        };
+        let (subjects, bodies) = (
+            alone(&evidence.subject_patterns),
+            alone(&evidence.body_patterns),
+        );
+        let mut checked = 0;
+        for raw in corpus_mail(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/corpus"
+        ))) {
+            let Ok(mail) = crate::mail::parse(&raw) else {
+                continue;
+            };
+            let subject = mail.subject.clone().unwrap_or_default();
+            let body = format!("{}\n{}", mail.text, mail.alternative_text);
+            for (set, regexes, text) in [
+                (&evidence.subject_set, &subjects, &subject),
+                (&evidence.body_set, &bodies, &body),
+            ] {
+                let hits = set.matches(text);
+                for (i, regex) in regexes.iter().enumerate() {
+                    assert_eq!(hits.matched(i), regex.is_match(text), "{}", regex.as_str());
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked > 200, "{checked} corpus mails");
+        // Every windowed built-in pattern has a gate: none costs a pass of its own.
+        let (gated, always) = evidence.body_set.searched_alone();
+        assert!(gated >= 7 && always == 0, "{gated} gated, {always} always");
+        assert_eq!(evidence.subject_set.searched_alone().1, 0);
+    }
+
+    fn corpus_mail(dir: &Path) -> Vec<Vec<u8>> {
+        let mut mail = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                mail.extend(corpus_mail(&path));
+            } else if path.extension().is_some_and(|e| e == "eml") {
+                mail.push(std::fs::read(&path).unwrap());
+            }
+        }
+        mail
     }
 
     #[test]
