@@ -644,20 +644,16 @@ fn with_forwarded_text<'a>(
     std::borrow::Cow::Owned(all)
 }
 
-/// The texts joined, each run of whitespace one space (one pass, one copy).
+/// The texts joined, each run of whitespace one space (one pass, one copy:
+/// a word at a time, not a char at a time).
 fn one_line(texts: &[&str]) -> String {
     let mut out = String::with_capacity(texts.iter().map(|t| t.len() + 1).sum());
-    for c in texts
-        .iter()
-        .flat_map(|t| t.chars().chain(std::iter::once(' ')))
-    {
-        if !c.is_whitespace() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with(' ') {
+    for word in texts.iter().flat_map(|t| t.split_whitespace()) {
+        if !out.is_empty() {
             out.push(' ');
         }
+        out.push_str(word);
     }
-    out.truncate(out.trim_end().len());
     out
 }
 
@@ -784,6 +780,19 @@ mod tests {
     use crate::handoff::NoRotations;
     use crate::thread::NoKnownThreads;
     use crate::types::{AccountStatus, EmailAddress};
+
+    #[test]
+    fn rules_see_the_texts_as_one_line_of_single_spaces() {
+        assert_eq!(
+            one_line(&[
+                "  Your account\r\n  will be\u{a0}\tsuspended ",
+                "\nwithin 7 days\n\n"
+            ]),
+            "Your account will be suspended within 7 days"
+        );
+        assert_eq!(one_line(&["", " \n "]), "");
+        assert_eq!(one_line(&["a", "b"]), "a b");
+    }
 
     /// SES's block as a receipt rule stores it, for mail AWS sent to our address.
     const PASS: &str = "Return-Path: <0100@amazonses.com>\r\n\

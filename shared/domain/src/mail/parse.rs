@@ -373,7 +373,7 @@ pub(super) const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
 pub(super) fn unfold(value: &str) -> String {
     let value = prefix(value, MAX_HEADER_VALUE_BYTES);
     // Most values are one line: no pieces to join.
-    if !value.trim_end().contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', value.trim_end().as_bytes()).is_none() {
         return value.trim().to_string();
     }
     value
