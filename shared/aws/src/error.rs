@@ -34,15 +34,7 @@ where
         }
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
-            let kind = match service.err().code() {
-                Some(code) if THROTTLING_CODES.contains(&code) => ErrorKind::Throttled,
-                Some("TransactionConflictException") => ErrorKind::Conflict,
-                Some(code) if SERVER_TROUBLE_CODES.contains(&code) => ErrorKind::Transient,
-                // AWS says by its code when a conflict is worth retrying.
-                _ if status == 409 || status == 408 => ErrorKind::Permanent,
-                _ => ErrorKind::of_status(status),
-            };
-            (kind, Some(status))
+            (answer_kind(status, service.err().code()), Some(status))
         }
         _ => (ErrorKind::Permanent, None),
     };
@@ -83,6 +75,18 @@ impl ConditionalWrite for aws_sdk_dynamodb::operation::update_item::UpdateItemEr
 }
 
 /// The service error code of an SDK error, if the service answered with one.
+/// What an AWS answer's status and error code say about retrying it.
+pub fn answer_kind(status: u16, code: Option<&str>) -> ErrorKind {
+    match code {
+        Some(code) if THROTTLING_CODES.contains(&code) => ErrorKind::Throttled,
+        Some("TransactionConflictException") => ErrorKind::Conflict,
+        Some(code) if SERVER_TROUBLE_CODES.contains(&code) => ErrorKind::Transient,
+        // AWS says by its code when a conflict is worth retrying.
+        _ if status == 409 || status == 408 => ErrorKind::Permanent,
+        _ => ErrorKind::of_status(status),
+    }
+}
+
 pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
     match error {
         SdkError::ServiceError(service) => service.err().code(),

@@ -160,12 +160,22 @@ impl HttpClient {
         what: &str,
         request: impl Fn(&Client) -> RequestBuilder,
     ) -> Result<Response, PortError> {
+        let (response, attempts) = self.send_answered(what, request).await?;
+        self.check(what, response, attempts).await
+    }
+
+    /// Like [`HttpClient::send`], but any answer that is not retried is the
+    /// caller's to read, refusals included (an API whose errors the caller
+    /// knows better), with the number of attempts it took.
+    pub async fn send_answered(
+        &self,
+        what: &str,
+        request: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<(Response, u32), PortError> {
         let mut attempt = 1;
         loop {
             let outcome = match self.dispatch(request(&self.client)).await {
-                Ok(response) if !retryable(response.status()) => {
-                    return self.check(what, response, attempt).await;
-                }
+                Ok(response) if !retryable(response.status()) => return Ok((response, attempt)),
                 retry => retry,
             };
             let wait = match &outcome {
