@@ -87,7 +87,7 @@ impl Stack {
     pub async fn create() -> Self {
         crate::captured_logs();
         let aws = sdk_config().await;
-        let s3 = rootmail_aws::s3_client(&aws);
+        let s3 = rootmail_aws::s3_sdk_client(&aws);
         let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let id = unique("t");

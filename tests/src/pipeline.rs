@@ -21,7 +21,10 @@ impl Stack {
     pub fn ingest_handler(&self, extra: &[(&'static str, String)]) -> (AwsIngest, CapturedLines) {
         let config = mail_ingest::Config::from_env(&self.env(extra)).expect("ingest config");
         let (metrics, lines) = Metrics::memory();
-        (Ingest::on_aws(config, &self.aws, metrics), lines)
+        (
+            Ingest::on_aws(config, &self.aws, metrics).expect("the S3 client builds"),
+            lines,
+        )
     }
 
     /// A `ticket-writer` instance posting to the webhook at `url`, retrying fast
@@ -52,7 +55,10 @@ impl Stack {
             threads: DynamoThreadMap::new(self.dynamodb.clone(), &self.threads_table),
             sink,
             dead_letters: SqsDeadLetters::new(self.sqs.clone(), &self.ticket_ops_dlq_url),
-            mail: S3MailSource::new(self.s3.clone(), &self.bucket),
+            mail: S3MailSource::new(
+                rootmail_aws::s3_client(&self.aws).expect("the S3 client builds"),
+                &self.bucket,
+            ),
             metrics,
             concurrency: 4,
         };

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// Announces every object under `prefix` on the inbound queue.
 pub async fn bucket(bucket: &str, prefix: &str, inbound_queue: &str) -> anyhow::Result<()> {
     let aws = rootmail_aws::sdk_config().await;
-    let s3 = rootmail_aws::s3_client(&aws);
+    let s3 = rootmail_aws::s3_sdk_client(&aws);
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let mut objects = Vec::new();
     let mut pages = s3

@@ -202,10 +202,15 @@ pub type AwsIngest =
 
 impl AwsIngest {
     /// Wires the AWS adapters over one SDK configuration (clients built once).
-    pub fn on_aws(config: Config, aws: &aws_config::SdkConfig, metrics: Metrics) -> Self {
+    /// Fails only when the HTTP client for S3 cannot be built.
+    pub fn on_aws(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        metrics: Metrics,
+    ) -> Result<Self, PortError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        Self {
-            mail: S3Mail::new(rootmail_aws::s3_client(aws)),
+        Ok(Self {
+            mail: S3Mail::new(rootmail_aws::s3_client(aws)?),
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
             threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
             accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),
@@ -214,7 +219,7 @@ impl AwsIngest {
             rules: Rules::built_in(),
             metrics,
             config,
-        }
+        })
     }
 }
 

@@ -10,7 +10,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, aws) = rootmail_aws::start(Config::from_env).await?;
-    let handler = Ingest::on_aws(config, &aws, Metrics::stdout());
+    let handler = Ingest::on_aws(config, &aws, Metrics::stdout())
+        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         handler.handle(event).await

@@ -1,10 +1,11 @@
 //! AWS adapters for the rootmail ports. Each type wraps one SDK client built once
-//! at cold start; endpoints come from the standard `AWS_ENDPOINT_URL*` variables,
+//! at cold start (S3: a client of our own, `s3`, for the two calls the Lambdas
+//! make); endpoints come from the standard `AWS_ENDPOINT_URL*` variables,
 //! so nothing here knows whether it talks to AWS or to a local stand-in.
-
 //!
 //! Cargo features choose the clients a build links (see `Cargo.toml`): `mail`,
-//! `queue`, `ticket-secrets`, `organizations`, `handoffs` and `lifecycle`.
+//! `queue`, `ticket-secrets`, `organizations`, `handoffs`, `lifecycle`, and
+//! `s3-sdk` (the SDK's S3 client, for the command-line tool and the tests).
 
 pub mod accounts;
 pub mod config;
@@ -19,6 +20,8 @@ pub mod mail;
 pub mod metrics;
 #[cfg(feature = "queue")]
 pub mod queue;
+#[cfg(feature = "mail")]
+pub mod s3;
 pub mod threads;
 #[cfg(feature = "ticket-secrets")]
 mod ticket_secrets;
@@ -32,6 +35,8 @@ pub use mail::{MailLocation, ReadError, S3Mail, S3MailSource, SEALED_TAG};
 pub use metrics::Metrics;
 #[cfg(feature = "queue")]
 pub use queue::{SqsDeadLetters, SqsTicketQueue, message_group_id};
+#[cfg(feature = "mail")]
+pub use s3::S3Client;
 pub use threads::DynamoThreadMap;
 
 /// What every function does before it serves: JSON logs, its configuration
@@ -109,8 +114,15 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
 }
 
 #[cfg(feature = "mail")]
-/// An S3 client for `config`, path-style when an endpoint override is set.
-pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+/// The Lambdas' S3 client for `config` (GetObject and PutObjectTagging only).
+pub fn s3_client(config: &aws_config::SdkConfig) -> rootmail_pipeline::PortResult<S3Client> {
+    S3Client::new(config)
+}
+
+#[cfg(feature = "s3-sdk")]
+/// The SDK's S3 client for `config`, path-style when an endpoint override is
+/// set: the command-line tool's and the tests' (listing, copying, writing).
+pub fn s3_sdk_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let path_style = config.endpoint_url().is_some();
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(config)

@@ -4,9 +4,7 @@
 //! Locations and keys as S3 events spell them live in `rootmail-events` (pure,
 //! fuzzed); they are re-exported here.
 
-use crate::error::{error_code, port_error};
-use aws_sdk_s3::Client;
-use aws_sdk_s3::types::{Tag, Tagging};
+use crate::s3::{Got, S3Client};
 use rootmail_pipeline::{ErrorKind, MailSource, PortError, PortResult};
 
 pub use rootmail_events::{MailLocation, created_event, decode_key, encode_key};
@@ -43,11 +41,11 @@ impl ReadError {
 
 #[derive(Clone)]
 pub struct S3Mail {
-    client: Client,
+    client: S3Client,
 }
 
 impl S3Mail {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: S3Client) -> Self {
         Self { client }
     }
 
@@ -56,69 +54,29 @@ impl S3Mail {
     /// `s3:ExistingObjectTag` condition), so codes and reset links stay with
     /// mail-ingest. The object is not moved: a redelivered event still finds it.
     pub async fn seal(&self, location: &MailLocation) -> PortResult<()> {
-        let tag = Tag::builder()
-            .key(SEALED_TAG)
-            .value("true")
-            .build()
-            .map_err(|e| PortError::permanent("s3", e.to_string()))?;
-        let tagging = Tagging::builder()
-            .tag_set(tag)
-            .build()
-            .map_err(|e| PortError::permanent("s3", e.to_string()))?;
         self.client
-            .put_object_tagging()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .tagging(tagging)
-            .send()
+            .put_object_tagging(&location.bucket, &location.key, &[(SEALED_TAG, "true")])
             .await
-            .map(|_| ())
-            .map_err(|e| port_error("s3", e))
     }
 
     /// The whole object, refused before download when it is larger than `max`.
     pub async fn read(&self, location: &MailLocation, max: u64) -> Result<Vec<u8>, ReadError> {
-        let got = self
+        match self
             .client
-            .get_object()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .send()
-            .await;
-        let mut object = match got {
-            Ok(object) => object,
-            Err(e) if matches!(error_code(&e), Some("NoSuchKey" | "NoSuchBucket")) => {
-                return Err(ReadError::Missing(location.clone()));
-            }
-            // Permissions are a deployment problem, not the message's: retry so
-            // the message survives until the policy is fixed.
-            Err(e) => return Err(transient(port_error("mail", e))),
-        };
-        let size = object.content_length.unwrap_or(0).max(0) as u64;
-        if size > max {
-            return Err(ReadError::TooLarge {
+            .get_object(&location.bucket, &location.key, max)
+            .await
+        {
+            Ok(Got::Object(raw)) => Ok(raw),
+            Ok(Got::Missing) => Err(ReadError::Missing(location.clone())),
+            Ok(Got::TooLarge(size)) => Err(ReadError::TooLarge {
                 location: location.clone(),
                 size,
                 max,
-            });
+            }),
+            // Permissions are a deployment problem, not the message's: retry so
+            // the message survives until the policy is fixed.
+            Err(e) => Err(transient(e)),
         }
-        let mut raw = Vec::with_capacity(size as usize);
-        while let Some(chunk) = object.body.try_next().await.map_err(|e| {
-            ReadError::Port(PortError::transient(
-                "mail",
-                format!("reading {location}: {e}"),
-            ))
-        })? {
-            if (raw.len() + chunk.len()) as u64 > max {
-                return Err(ReadError::TooLarge {
-                    location: location.clone(),
-                    size: (raw.len() + chunk.len()) as u64,
-                    max,
-                });
-            }
-            raw.extend_from_slice(&chunk);
-        }
-        Ok(raw)
     }
 }
 
@@ -138,7 +96,7 @@ pub struct S3MailSource {
 }
 
 impl S3MailSource {
-    pub fn new(client: Client, bucket: &str) -> Self {
+    pub fn new(client: S3Client, bucket: &str) -> Self {
         Self {
             mail: S3Mail::new(client),
             bucket: bucket.to_string(),

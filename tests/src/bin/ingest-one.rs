@@ -25,7 +25,7 @@ async fn main() -> Result<(), Error> {
     let keys: Vec<String> = args.collect();
     let config = Config::from_env(&Env::process())?;
     let aws = rootmail_aws::lambda_sdk_config(&Env::process())?;
-    let handler = Ingest::on_aws(config, &aws, Metrics::memory().0);
+    let handler = Ingest::on_aws(config, &aws, Metrics::memory().0).expect("the S3 client builds");
     let mut report = match keys.as_slice() {
         [] => return Err("usage: ingest-one BUCKET KEY [KEY...]".into()),
         [key] => {

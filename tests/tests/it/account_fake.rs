@@ -73,7 +73,7 @@ fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<String
 
 /// A fresh bucket in moto that the fake delivers verification mail into.
 async fn mail_bucket(fake: &AccountFake) -> (aws_sdk_s3::Client, String) {
-    let s3 = rootmail_aws::s3_client(&sdk_config().await);
+    let s3 = rootmail_aws::s3_sdk_client(&sdk_config().await);
     let bucket = unique("otp-mail");
     s3.create_bucket()
         .bucket(&bucket)

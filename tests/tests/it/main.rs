@@ -23,6 +23,7 @@ mod local_pipeline;
 mod ordering;
 mod readme;
 mod rt_end_to_end;
+mod s3_signing;
 mod soak;
 mod spoofing;
 mod tls;

@@ -1,0 +1,194 @@
+//! The Lambdas' S3 client (`rootmail_aws::s3`, no SDK) against a moto that
+//! checks every request's SigV4 signature with botocore's S3 signer and the
+//! caller's IAM policy, as S3 does: its own moto, since turning
+//! authentication on would refuse the other tests' dummy credentials.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use rootmail_aws::s3::{Got, S3Client};
+use rootmail_tests::aws::unique;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A moto server of this test's own, stopped when dropped.
+struct OwnMoto {
+    child: Child,
+    endpoint: String,
+}
+
+impl OwnMoto {
+    async fn start() -> Self {
+        rootmail_tickets::http::install_crypto_provider();
+        let server = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/moto_server");
+        assert!(
+            std::path::Path::new(server).exists(),
+            "{server} is missing: run scripts/setup-test-env (make test does)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let moto = Self { child, endpoint };
+        for _ in 0..150 {
+            if reqwest::get(format!("{}/moto-api/", moto.endpoint))
+                .await
+                .is_ok()
+            {
+                return moto;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("moto did not answer at {}", moto.endpoint);
+    }
+
+    fn config(&self, credentials: Credentials) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(rootmail_aws::https_client())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(credentials),
+            )
+            .build()
+    }
+
+    /// From now on every request must be signed by a key moto's IAM knows,
+    /// and allowed by its user's policy.
+    async fn require_signatures(&self) {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint))
+            .body("0")
+            .send()
+            .await
+            .expect("moto's reset-auth");
+        assert!(answer.status().is_success(), "{answer:?}");
+    }
+}
+
+impl Drop for OwnMoto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObjectTagging","s3:GetObjectTagging"],"Resource":"*"}]}"#;
+
+#[tokio::test]
+async fn the_lambdas_s3_requests_carry_signatures_s3_accepts() {
+    let moto = OwnMoto::start().await;
+    let setup = moto.config(Credentials::new("testing", "testing", None, None, "setup"));
+    let (iam, s3) = (
+        aws_sdk_iam::Client::new(&setup),
+        rootmail_aws::s3_sdk_client(&setup),
+    );
+    let user = unique("mail-ingest");
+    iam.create_user().user_name(&user).send().await.unwrap();
+    iam.put_user_policy()
+        .user_name(&user)
+        .policy_name("mail")
+        .policy_document(POLICY)
+        .send()
+        .await
+        .unwrap();
+    let key = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .unwrap();
+    let key = key.access_key().unwrap();
+    let bucket = unique("mail");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    // Bytes that need percent-encoding: the signature covers the encoded path.
+    let object = "inbound/a message+id=1 é~(2)";
+    let raw = b"From: no-reply@aws.amazon.com\r\nSubject: test\r\n\r\nbody\r\n".to_vec();
+    s3.put_object()
+        .bucket(&bucket)
+        .key(object)
+        .body(raw.clone().into())
+        .send()
+        .await
+        .unwrap();
+
+    moto.require_signatures().await;
+    let signed_by = |secret: &str| {
+        let credentials = Credentials::new(key.access_key_id(), secret, None, None, "test");
+        S3Client::new(&moto.config(credentials)).unwrap()
+    };
+    let client = signed_by(key.secret_access_key());
+
+    match client.get_object(&bucket, object, 1 << 20).await.unwrap() {
+        Got::Object(got) => assert_eq!(got, raw),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        client
+            .get_object(&bucket, "inbound/none", 1 << 20)
+            .await
+            .unwrap(),
+        Got::Missing
+    ));
+    assert!(matches!(
+        client.get_object(&bucket, object, 10).await.unwrap(),
+        Got::TooLarge(n) if n == raw.len() as u64
+    ));
+    client
+        .put_object_tagging(&bucket, object, &[(rootmail_aws::SEALED_TAG, "true")])
+        .await
+        .unwrap();
+
+    // The tag is there, read back by the SDK signing with the same key.
+    let checked = moto.config(Credentials::new(
+        key.access_key_id(),
+        key.secret_access_key(),
+        None,
+        None,
+        "check",
+    ));
+    let tags = rootmail_aws::s3_sdk_client(&checked)
+        .get_object_tagging()
+        .bucket(&bucket)
+        .key(object)
+        .send()
+        .await
+        .unwrap();
+    let tags: Vec<(&str, &str)> = tags
+        .tag_set()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(tags, [(rootmail_aws::SEALED_TAG, "true")]);
+
+    // Moto really checks: a wrong secret is refused by its signature, and
+    // the refusal is S3's code, not a retry.
+    let forged = signed_by("not-the-secret");
+    let refused = forged
+        .get_object(&bucket, object, 1 << 20)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code.as_deref(),
+        Some("SignatureDoesNotMatch"),
+        "{refused}"
+    );
+    assert_eq!(refused.status, Some(403), "{refused}");
+    assert!(!refused.is_transient(), "{refused}");
+    let refused = forged
+        .put_object_tagging(&bucket, object, &[("x", "y")])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code.as_deref(),
+        Some("SignatureDoesNotMatch"),
+        "{refused}"
+    );
+}
