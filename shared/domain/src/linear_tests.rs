@@ -42,6 +42,8 @@ fn hostile(name: &str, n: usize) -> String {
                 .map(|i| format!("code: {:06} ", i % 1_000_000))
                 .collect::<String>(),
         ),
+        // One code, over and over: a few values redacted at every turn.
+        "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
         "token links" => text_mail(
             &(0..n / 48)
                 .map(|i| format!("https://x.example/?token={i:020} "))
@@ -147,6 +149,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         "entities",
         "long reference",
         "codes",
+        "one code repeated",
         "token links",
         "quoted replies",
         "header folding",
