@@ -7,9 +7,10 @@
 //! Addressing as S3 documents it: virtual-hosted
 //! `https://BUCKET.s3.REGION.amazonaws.com/KEY` (`s3-fips`, `dualstack` as
 //! the SDK configuration says; `amazonaws.com.cn` in China), path-style
-//! `https://s3.REGION.amazonaws.com/BUCKET/KEY` for a bucket name with dots
-//! (its certificate covers one label), and path-style under an endpoint
-//! override (`AWS_ENDPOINT_URL`: moto, a local stand-in).
+//! `https://s3.REGION.amazonaws.com/BUCKET/KEY` for a bucket name that is not
+//! one lower-case DNS label (dots: the certificate covers one label; legacy
+//! capitals or `_`), and path-style under an endpoint override
+//! (`AWS_ENDPOINT_URL`: moto, a local stand-in).
 //!
 //! The command-line tool keeps the SDK for everything else it does with S3.
 
@@ -193,7 +194,7 @@ impl Inner {
         if bucket.is_empty()
             || !bucket
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
         {
             return Err(PortError::permanent(
                 PORT,
@@ -208,7 +209,13 @@ impl Inner {
                     "no AWS region is configured (AWS_REGION), so there is no S3 endpoint",
                 ));
             }
-            Endpoint::Regional(host) if bucket.contains('.') => {
+            // A name that is not one lower-case DNS label (dots; legacy names
+            // with capitals or `_`) is addressed path-style.
+            Endpoint::Regional(host)
+                if !bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+            {
                 format!("https://{host}/{bucket}/{path}{query}")
             }
             Endpoint::Regional(host) => format!("https://{bucket}.{host}/{path}{query}"),
@@ -437,6 +444,11 @@ mod tests {
         for bad in ["", "a/../b", "./x"] {
             assert!(local.object_url("b", bad, "").is_err(), "{bad:?}");
         }
+        assert_eq!(
+            regional.object_url("Legacy_Bucket", "k", "").unwrap(),
+            "https://s3.eu-west-1.amazonaws.com/Legacy_Bucket/k",
+            "a legacy name that is no DNS label is addressed path-style"
+        );
         assert!(local.object_url("b/c", "k", "").is_err());
         assert_eq!(
             regional_host("us-gov-west-1", true, true),
