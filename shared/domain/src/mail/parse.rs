@@ -3,9 +3,7 @@
 
 use super::*;
 use crate::html::html_to_text;
-use mail_parser::{
-    Address, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
-};
+use mail_parser::{Address, HeaderValue, Message, MessagePart, MimeHeaders, PartType};
 
 /// Distinct unknown charsets named in warnings (each part may name its own).
 pub(super) const MAX_CHARSET_WARNINGS: usize = 5;
@@ -31,9 +29,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         return Err(ParseError::Empty);
     }
     Shape::of(raw).check()?;
-    let message = MessageParser::default()
-        .parse(raw)
-        .ok_or(ParseError::NoHeaders)?;
+    let message = MESSAGE_PARSER.parse(raw).ok_or(ParseError::NoHeaders)?;
     let headers = message_headers(&message)?;
 
     let mut warnings = Vec::new();
