@@ -148,7 +148,9 @@ impl S3Client {
     }
 
     /// Replaces the object's tags with `tags` (PutObjectTagging). S3 requires
-    /// a checksum of the body: `x-amz-checksum-sha256`.
+    /// a checksum of the body: `Content-MD5`, the one its API reference has
+    /// always asked for on this call, and `x-amz-checksum-sha256` (S3 checks
+    /// both).
     pub async fn put_object_tagging(
         &self,
         bucket: &str,
@@ -158,10 +160,11 @@ impl S3Client {
         let url = self.inner.object_url(bucket, key, "?tagging")?;
         let identity = self.inner.identity().await?;
         let body = tagging_document(tags);
-        let checksum = base64::engine::general_purpose::STANDARD.encode(sha256(body.as_bytes()));
+        let base64 = |digest: &[u8]| base64::engine::general_purpose::STANDARD.encode(digest);
         let headers = [
             ("content-type", "application/xml".to_string()),
-            ("x-amz-checksum-sha256", checksum),
+            ("content-md5", base64(&md5(body.as_bytes()))),
+            ("x-amz-checksum-sha256", base64(&sha256(body.as_bytes()))),
         ];
         let what = format!("PutObjectTagging s3://{bucket}/{key}");
         let signed = self
@@ -362,6 +365,11 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     sha2::Sha256::digest(bytes).into()
 }
 
+fn md5(bytes: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(bytes).into()
+}
+
 /// An S3 error answer as a port error: its kind from the status and S3's
 /// `<Code>` (`SlowDown` is a throttle), the code kept for the caller, and the
 /// request id for AWS support.
@@ -470,5 +478,16 @@ mod tests {
             "<?xml version=\"1.0\"?><Error><Code>NoSuchKey</Code><Message>gone</Message></Error>";
         assert_eq!(element(error, "Code"), Some("NoSuchKey"));
         assert_eq!(element("<Error></Error>", "Code"), None);
+    }
+
+    #[test]
+    fn body_checksums_are_the_standard_digests_in_base64() {
+        // RFC 1321's and FIPS 180-2's test vectors, as S3's headers carry them.
+        let base64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        assert_eq!(base64(&md5(b"abc")), "kAFQmDzST7DWlj99KOF/cg==");
+        assert_eq!(
+            base64(&sha256(b"abc")),
+            "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="
+        );
     }
 }
