@@ -56,7 +56,7 @@ impl Stack {
             sink,
             dead_letters: SqsDeadLetters::new(self.sqs.clone(), &self.ticket_ops_dlq_url),
             mail: S3MailSource::new(
-                rootmail_aws::s3_client(&self.aws).expect("the S3 client builds"),
+                rootmail_aws::S3Client::new(&self.aws).expect("the S3 client builds"),
                 &self.bucket,
             ),
             metrics,

@@ -210,7 +210,7 @@ impl AwsIngest {
     ) -> Result<Self, PortError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         Ok(Self {
-            mail: S3Mail::new(rootmail_aws::s3_client(aws)?),
+            mail: S3Mail::new(rootmail_aws::S3Client::new(aws)?),
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
             threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
             accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),

@@ -147,7 +147,7 @@ impl AwsWriter {
                 aws_sdk_sqs::Client::new(aws),
                 &config.dead_letter_queue_url,
             ),
-            mail: S3MailSource::new(rootmail_aws::s3_client(aws)?, &config.mail_bucket),
+            mail: S3MailSource::new(rootmail_aws::S3Client::new(aws)?, &config.mail_bucket),
             metrics,
             concurrency: config.concurrency,
         })

@@ -113,12 +113,6 @@ pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient 
         .build_https()
 }
 
-#[cfg(feature = "mail")]
-/// The Lambdas' S3 client for `config` (GetObject and PutObjectTagging only).
-pub fn s3_client(config: &aws_config::SdkConfig) -> rootmail_pipeline::PortResult<S3Client> {
-    S3Client::new(config)
-}
-
 #[cfg(feature = "s3-sdk")]
 /// The SDK's S3 client for `config`, path-style when an endpoint override is
 /// set: the command-line tool's and the tests' (listing, copying, writing).

@@ -65,6 +65,8 @@ enum Endpoint {
     Override(String),
     /// S3's own regional host, e.g. `s3.eu-west-1.amazonaws.com`.
     Regional(String),
+    /// No region and no override: every call says so.
+    NoRegion,
 }
 
 /// An object read whole.
@@ -90,8 +92,7 @@ impl S3Client {
                 config.use_fips().unwrap_or(false),
                 config.use_dual_stack().unwrap_or(false),
             )),
-            // Said at the first call: no region, no S3.
-            (None, None) => Endpoint::Regional(String::new()),
+            (None, None) => Endpoint::NoRegion,
         };
         let http = HttpClient::new(PORT, REQUEST_TIMEOUT, RetryPolicy::default())?;
         Ok(Self {
@@ -206,7 +207,7 @@ impl Inner {
         }
         Ok(match &self.endpoint {
             Endpoint::Override(base) => format!("{base}/{bucket}/{path}{query}"),
-            Endpoint::Regional(host) if host.is_empty() => {
+            Endpoint::NoRegion => {
                 return Err(PortError::permanent(
                     PORT,
                     "no AWS region is configured (AWS_REGION), so there is no S3 endpoint",
