@@ -6,11 +6,10 @@
 
 use anyhow::Context as _;
 use aws_credential_types::provider::ProvideCredentials as _;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_runtime_api::client::identity::Identity;
+use rootmail_aws::sigv4::{Scope, SigningSettings, signed_headers};
 use rootmail_lifecycle::operator::{OperatorAnswer, OperatorRequest};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Where the operator function listens.
 pub const URL_VARIABLE: &str = "OPERATOR_URL";
@@ -41,7 +40,19 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
         .context("reading your AWS credentials")?;
     let identity: Identity = credentials.into();
     let body = serde_json::to_vec(request)?;
-    let signed = signed_headers(&url, &body, &identity, &region)?;
+    let scope = Scope {
+        identity: &identity,
+        region: &region,
+        service: "lambda",
+    };
+    let signed = signed_headers(
+        "POST",
+        &url,
+        &[("content-type", "application/json")],
+        &body,
+        &scope,
+        SigningSettings::default(),
+    )?;
     rootmail_tickets::http::install_crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -60,36 +71,6 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     reply(status, &text)
-}
-
-/// The SigV4 headers for a POST of `body` to `url` (service `lambda`).
-fn signed_headers(
-    url: &str,
-    body: &[u8],
-    identity: &Identity,
-    region: &str,
-) -> anyhow::Result<Vec<(String, String)>> {
-    let params = SigningParams::builder()
-        .identity(identity)
-        .region(region)
-        .name("lambda")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .context("SigV4 parameters")?
-        .into();
-    let request = SignableRequest::new(
-        "POST",
-        url,
-        [("content-type", "application/json")].into_iter(),
-        SignableBody::Bytes(body),
-    )
-    .context("the operator URL")?;
-    let (instructions, _signature) = sign(request, &params).context("signing")?.into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect())
 }
 
 fn reply(status: u16, text: &str) -> anyhow::Result<Reply> {

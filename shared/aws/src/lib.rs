@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod queue;
 #[cfg(feature = "mail")]
 pub mod s3;
+pub mod sigv4;
 pub mod threads;
 #[cfg(feature = "ticket-secrets")]
 mod ticket_secrets;

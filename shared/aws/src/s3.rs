@@ -15,13 +15,10 @@
 //! The command-line tool keeps the SDK for everything else it does with S3.
 
 use crate::error::answer_kind;
+use crate::sigv4::{Scope, SigningSettings, signed_headers};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
-};
-use aws_sigv4::sign::v4::SigningParams;
+use aws_sigv4::http_request::{PayloadChecksumKind, PercentEncodingMode, UriPathNormalizationMode};
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 use reqwest::Response;
@@ -268,35 +265,18 @@ impl Inner {
         headers: &[(&'static str, String)],
         identity: &Identity,
     ) -> PortResult<Vec<(String, String)>> {
-        let unsigned =
-            |e: String| PortError::permanent(PORT, format!("cannot sign {method} {url}: {e}"));
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        let region = self.region.as_deref().unwrap_or_default();
-        let params = SigningParams::builder()
-            .identity(identity)
-            .region(region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| unsigned(e.to_string()))?;
-        let request = SignableRequest::new(
-            method,
-            url,
-            headers.iter().map(|(n, v)| (*n, v.as_str())),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| unsigned(e.to_string()))?;
-        let (instructions, _signature) = sign(request, &params.into())
-            .map_err(|e| unsigned(e.to_string()))?
-            .into_parts();
-        Ok(instructions
-            .headers()
-            .map(|(name, value)| (name.to_string(), value.to_string()))
-            .collect())
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let scope = Scope {
+            identity,
+            region: self.region.as_deref().unwrap_or_default(),
+            service: "s3",
+        };
+        signed_headers(method, url, &headers, body, &scope, settings)
+            .map_err(|e| PortError::permanent(PORT, e.to_string()))
     }
 }
 
