@@ -26,8 +26,9 @@ const WIDE_WINDOW: u32 = 20;
 #[derive(Debug)]
 pub struct PatternSet {
     together: RegexSet,
-    /// The pattern index of each member of `together`, in order.
-    together_ids: Vec<usize>,
+    /// The pattern index of each member of `together`, in order (none for a
+    /// gate: a cut of a windowed pattern, not one of the caller's).
+    together_ids: Vec<Option<usize>>,
     alone: Vec<Windowed>,
     len: usize,
 }
@@ -71,13 +72,13 @@ impl PatternSet {
             let gate = match gate {
                 Gate::NotWindowed => {
                     together.push(pattern.clone());
-                    together_ids.push(i);
+                    together_ids.push(Some(i));
                     continue;
                 }
                 Gate::Always => None,
                 Gate::Pattern(gate) => {
                     together.push(gate);
-                    together_ids.push(GATE);
+                    together_ids.push(None);
                     Some(together.len() - 1)
                 }
             };
@@ -106,10 +107,8 @@ impl PatternSet {
     pub fn matches(&self, text: &str) -> PatternHits {
         let mut hits = vec![false; self.len];
         let found = self.together.matches(text);
-        for member in found.iter() {
-            if let Some(hit) = hits.get_mut(self.together_ids[member]) {
-                *hit = true;
-            }
+        for index in found.iter().filter_map(|member| self.together_ids[member]) {
+            hits[index] = true;
         }
         for windowed in &self.alone {
             let open = windowed.gate.is_none_or(|gate| found.matched(gate));
@@ -129,9 +128,6 @@ impl PatternSet {
         (gated, self.alone.len() - gated)
     }
 }
-
-/// The `together_ids` entry of a gate: no pattern of the caller's.
-const GATE: usize = usize::MAX;
 
 enum Gate {
     /// The pattern has no wide window after all: it joins the set.
