@@ -307,17 +307,16 @@ fn key_path(key: &str) -> PortResult<String> {
             format!("the key {key:?} cannot be addressed (empty, or a . or .. segment)"),
         ));
     }
-    let mut path = String::with_capacity(key.len() * 3);
-    for byte in key.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                path.push(char::from(byte));
-            }
-            _ => path.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    Ok(path)
+    Ok(percent_encoding::utf8_percent_encode(key, KEY_PATH).to_string())
 }
+
+/// What a key's path leaves as it is: RFC 3986's unreserved bytes and `/`.
+const KEY_PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 /// The PutObjectTagging body.
 fn tagging_document(tags: &[(&str, &str)]) -> String {
