@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod queue;
 #[cfg(feature = "mail")]
 pub mod s3;
+mod sdk_http;
 pub mod sigv4;
 pub mod threads;
 #[cfg(feature = "ticket-secrets")]
@@ -104,14 +105,12 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// The HTTPS client of every AWS client: rustls on ring, the crypto the ticket
-/// API's client uses too, so a bootstrap links one provider (not aws-lc-rs
-/// beside it). The SDK crates are built without their default client.
+/// The HTTPS client of every AWS client: reqwest with rustls on ring, the
+/// client and crypto the ticket APIs use too, so a bootstrap links one HTTP
+/// stack and one provider (not aws-lc-rs beside it). The SDK crates are built
+/// without their default client.
 pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    sdk_http::sdk_http_client()
 }
 
 #[cfg(feature = "s3-sdk")]
