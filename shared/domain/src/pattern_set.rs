@@ -6,18 +6,26 @@
 //! inside a window combines with every other pattern's, so the DFA builds new
 //! states on nearly every byte of ordinary mail instead of reusing them
 //! (profiled: 40% of triage went to the body set, half of it building states).
-//! Such patterns are searched one by one instead, where a DFA stays small and
-//! a literal prefilter skips most of the text; the rest stay in one set. Both
-//! are linear in the text.
+//! Such patterns are searched one by one instead, where a DFA stays small;
+//! the rest stay in one set. Both are linear in the text.
 //!
 //! Searching each windowed pattern over every text still cost a pass apiece
 //! (profiled: 14% of triage for seven patterns). So each one gets a gate: the
 //! same pattern cut short before its first wide window (`access keys?`), which
 //! matches wherever the whole pattern does. The gates run in the one set, and
 //! a windowed pattern is searched only when its gate matched.
+//!
+//! Both are built for what they are asked, whether patterns matched, not
+//! where: one forward lazy DFA each (`MatchSet`). `regex` also builds a
+//! reverse automaton, a literal prefilter and capture slots, which only
+//! searches for match positions use; they were over half of rule loading,
+//! which every Lambda does at cold start (profiled).
 
-use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
+use regex_automata::hybrid::dfa::{self as lazy, DFA};
+use regex_automata::nfa::thompson::{self, WhichCaptures, pikevm::PikeVM};
+use regex_automata::{Input, MatchKind};
 use regex_syntax::hir::{Hir, HirKind};
+use std::sync::{Mutex, PoisonError};
 
 /// A bounded repetition whose upper bound reaches this makes a pattern run
 /// alone.
@@ -25,7 +33,7 @@ const WIDE_WINDOW: u32 = 20;
 
 #[derive(Debug)]
 pub struct PatternSet {
-    together: RegexSet,
+    together: MatchSet,
     /// The pattern index of each member of `together`, in order (none for a
     /// gate: a cut of a windowed pattern, not one of the caller's).
     together_ids: Vec<Option<usize>>,
@@ -38,7 +46,7 @@ pub struct PatternSet {
 struct Windowed {
     /// Its index in the list the set was made from.
     index: usize,
-    regex: Regex,
+    pattern: MatchSet,
     /// The member of `together` that must match for this pattern to (none:
     /// the pattern starts with its window, so it is always searched).
     gate: Option<usize>,
@@ -82,20 +90,13 @@ impl PatternSet {
                     Some(together.len() - 1)
                 }
             };
-            let regex = RegexBuilder::new(pattern)
-                .size_limit(64 << 20)
-                .dfa_size_limit(16 << 20)
-                .build()?;
             windowed.push(Windowed {
                 index: i,
-                regex,
+                pattern: MatchSet::new(std::slice::from_ref(pattern))?,
                 gate,
             });
         }
-        let together = RegexSetBuilder::new(together)
-            .size_limit(256 << 20)
-            .dfa_size_limit(64 << 20)
-            .build()?;
+        let together = MatchSet::new(&together)?;
         Ok(Self {
             together,
             together_ids,
@@ -107,12 +108,15 @@ impl PatternSet {
     pub fn matches(&self, text: &str) -> PatternHits {
         let mut hits = vec![false; self.len];
         let found = self.together.matches(text);
-        for index in found.iter().filter_map(|member| self.together_ids[member]) {
+        let members = found.iter().enumerate().filter(|(_, matched)| **matched);
+        for index in members.filter_map(|(member, _)| self.together_ids[member]) {
             hits[index] = true;
         }
         for windowed in &self.alone {
-            let open = windowed.gate.is_none_or(|gate| found.matched(gate));
-            hits[windowed.index] = open && windowed.regex.is_match(text);
+            let open = windowed
+                .gate
+                .is_none_or(|gate| found.get(gate).copied().unwrap_or(false));
+            hits[windowed.index] = open && windowed.pattern.is_match(text);
         }
         PatternHits(hits)
     }
@@ -126,6 +130,110 @@ impl PatternSet {
     pub(crate) fn searched_alone(&self) -> (usize, usize) {
         let gated = self.alone.iter().filter(|w| w.gate.is_some()).count();
         (gated, self.alone.len() - gated)
+    }
+}
+
+/// Which of some patterns match anywhere in a text, in one pass of a lazy DFA (linear in the text; its states are built as the
+/// text needs them, within a bounded cache that is cleared and refilled when
+/// full). The PikeVM answers instead if the lazy DFA cannot: it stops at a
+/// non-ASCII byte when a pattern has a Unicode word boundary, which
+/// `ascii_word_boundaries` keeps out of the rules but an operator's pattern
+/// may still hold.
+#[derive(Debug)]
+struct MatchSet {
+    dfa: DFA,
+    pikevm: PikeVM,
+    /// Each search's scratch space, kept for the next one (searches on many
+    /// threads at once each take their own).
+    caches: Mutex<Vec<Caches>>,
+}
+
+#[derive(Debug)]
+struct Caches {
+    dfa: lazy::Cache,
+    pikevm: thompson::pikevm::Cache,
+}
+
+impl MatchSet {
+    fn new(patterns: &[String]) -> Result<Self, regex::Error> {
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(256 << 20)),
+            )
+            .build_many(patterns)
+            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .match_kind(MatchKind::All)
+                    // Gives up at the first non-ASCII byte instead: the
+                    // PikeVM then answers.
+                    .unicode_word_boundary(true)
+                    .cache_capacity(64 << 20),
+            )
+            .build_from_nfa(nfa.clone())
+            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
+        let pikevm = PikeVM::builder()
+            .configure(PikeVM::config().match_kind(MatchKind::All))
+            .build_from_nfa(nfa)
+            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
+        Ok(Self {
+            dfa,
+            pikevm,
+            caches: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether each pattern matched, by its index.
+    fn matches(&self, text: &str) -> Vec<bool> {
+        let input = Input::new(text);
+        let mut found = regex_automata::PatternSet::new(self.dfa.pattern_len());
+        self.with_caches(|dfa, caches| {
+            if dfa
+                .try_which_overlapping_matches(&mut caches.dfa, &input, &mut found)
+                .is_err()
+            {
+                found.clear();
+                self.pikevm
+                    .which_overlapping_matches(&mut caches.pikevm, &input, &mut found);
+            }
+        });
+        let mut matched = vec![false; self.dfa.pattern_len()];
+        for id in found.iter() {
+            matched[id.as_usize()] = true;
+        }
+        matched
+    }
+
+    /// Whether any pattern matches, stopping at the first match.
+    fn is_match(&self, text: &str) -> bool {
+        let input = Input::new(text).earliest(true);
+        self.with_caches(
+            |dfa, caches| match dfa.try_search_fwd(&mut caches.dfa, &input) {
+                Ok(found) => found.is_some(),
+                Err(_) => self.pikevm.is_match(&mut caches.pikevm, input.clone()),
+            },
+        )
+    }
+
+    fn with_caches<T>(&self, search: impl FnOnce(&DFA, &mut Caches) -> T) -> T {
+        let taken = self
+            .caches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut caches = taken.unwrap_or_else(|| Caches {
+            dfa: self.dfa.create_cache(),
+            pikevm: self.pikevm.create_cache(),
+        });
+        let answer = search(&self.dfa, &mut caches);
+        self.caches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(caches);
+        answer
     }
 }
 
@@ -227,6 +335,7 @@ fn has_wide_window(pattern: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     #[test]
     fn wide_windows_are_found_and_escaped_braces_are_not() {
