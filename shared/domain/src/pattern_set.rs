@@ -67,17 +67,14 @@ impl PatternHits {
 }
 
 impl PatternSet {
-    /// Compiles `patterns` (already in the syntax the set runs: see
+    /// Compiles `patterns`, parsed (in the syntax the set runs: see
     /// `ascii_word_boundaries`), with room for the Unicode classes that
-    /// case-insensitive patterns in every language bring.
-    pub fn new(patterns: &[String]) -> Result<Self, regex::Error> {
+    /// case-insensitive patterns in every language bring. An error says why
+    /// they do not fit (too large).
+    pub fn new(patterns: &[Hir]) -> Result<Self, String> {
         let (mut together, mut together_ids, mut windowed) = (Vec::new(), Vec::new(), Vec::new());
         for (i, pattern) in patterns.iter().enumerate() {
-            let gate = match has_wide_window(pattern) {
-                true => gate_of(pattern)?,
-                false => Gate::NotWindowed,
-            };
-            let gate = match gate {
+            let gate = match gate_of(pattern) {
                 Gate::NotWindowed => {
                     together.push(pattern.clone());
                     together_ids.push(Some(i));
@@ -155,15 +152,15 @@ struct Caches {
 }
 
 impl MatchSet {
-    fn new(patterns: &[String]) -> Result<Self, regex::Error> {
+    fn new(patterns: &[Hir]) -> Result<Self, String> {
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
                     .which_captures(WhichCaptures::None)
                     .nfa_size_limit(Some(256 << 20)),
             )
-            .build_many(patterns)
-            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
+            .build_many_from_hir(patterns)
+            .map_err(|e| e.to_string())?;
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
@@ -174,11 +171,11 @@ impl MatchSet {
                     .cache_capacity(64 << 20),
             )
             .build_from_nfa(nfa.clone())
-            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         let pikevm = PikeVM::builder()
             .configure(PikeVM::config().match_kind(MatchKind::All))
             .build_from_nfa(nfa)
-            .map_err(|e| regex::Error::Syntax(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             dfa,
             pikevm,
@@ -243,22 +240,17 @@ enum Gate {
     /// The pattern begins with its window: nothing cheaper says it may match.
     Always,
     /// A pattern that matches wherever the windowed one does.
-    Pattern(String),
+    Pattern(Hir),
 }
 
-fn gate_of(pattern: &str) -> Result<Gate, regex::Error> {
-    let hir = regex_syntax::Parser::new()
-        .parse(pattern)
-        .map_err(|e| regex::Error::Syntax(e.to_string()))?;
-    if !has_wide_repetition(&hir) {
-        return Ok(Gate::NotWindowed);
+fn gate_of(pattern: &Hir) -> Gate {
+    if !has_wide_repetition(pattern) {
+        return Gate::NotWindowed;
     }
-    Ok(match cut_before_window(&hir) {
-        Some(gate) if gate.properties().minimum_len().is_some_and(|n| n > 0) => {
-            Gate::Pattern(gate.to_string())
-        }
+    match cut_before_window(pattern) {
+        Some(gate) if gate.properties().minimum_len().is_some_and(|n| n > 0) => Gate::Pattern(gate),
         _ => Gate::Always,
-    })
+    }
 }
 
 /// `hir` cut short before its first wide window: a pattern that matches at
@@ -307,49 +299,35 @@ fn has_wide_repetition(hir: &Hir) -> bool {
     }
 }
 
-/// Whether `pattern` holds a bounded repetition `{m,n}` with `n` at least
-/// `WIDE_WINDOW` (an open `{m,}` is a star, which a DFA handles well).
-fn has_wide_window(pattern: &str) -> bool {
-    let bytes = pattern.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 2,
-            b'{' => {
-                let end = bytes[i..].iter().position(|&b| b == b'}').map(|e| i + e);
-                let upper = end.and_then(|end| {
-                    let inner = std::str::from_utf8(&bytes[i + 1..end]).ok()?;
-                    inner.split_once(',')?.1.trim().parse::<u32>().ok()
-                });
-                if upper.is_some_and(|n| n >= WIDE_WINDOW) {
-                    return true;
-                }
-                i += 1;
-            }
-            _ => i += 1,
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use regex::Regex;
 
+    fn parsed(pattern: &str) -> Hir {
+        regex_syntax::Parser::new().parse(pattern).unwrap()
+    }
+
+    pub(crate) fn set_of(patterns: &[String]) -> PatternSet {
+        PatternSet::new(&patterns.iter().map(|p| parsed(p)).collect::<Vec<_>>()).unwrap()
+    }
+
     #[test]
     fn wide_windows_are_found_and_escaped_braces_are_not() {
-        assert!(has_wide_window(r"(?i)access keys?.{0,200}exposed"));
-        assert!(has_wide_window(r"a.{5,20}b"));
-        assert!(!has_wide_window(r"\d{10,16}"));
-        assert!(!has_wide_window(r"\d{12}"));
-        assert!(!has_wide_window(r"x{3,}"));
-        assert!(!has_wide_window(r"\{0,200\}"));
+        let wide = |pattern| has_wide_repetition(&parsed(pattern));
+        assert!(wide(r"(?i)access keys?.{0,200}exposed"));
+        assert!(wide(r"a.{5,20}b"));
+        assert!(wide(r"(x(a.{5,20}b)?)+"));
+        assert!(!wide(r"\d{10,16}"));
+        assert!(!wide(r"\d{12}"));
+        assert!(!wide(r"x{3,}"));
+        assert!(!wide(r"\{0,200\}"));
+        assert!(!wide(r"[{]0,200}"));
     }
 
     fn gate(pattern: &str) -> Option<String> {
-        match gate_of(pattern).unwrap() {
-            Gate::Pattern(gate) => Some(gate),
+        match gate_of(&parsed(pattern)) {
+            Gate::Pattern(gate) => Some(gate.to_string()),
             Gate::Always => Some("always".into()),
             Gate::NotWindowed => None,
         }
@@ -392,7 +370,7 @@ mod tests {
             r"plain",
         ]
         .map(String::from);
-        let set = PatternSet::new(&patterns).unwrap();
+        let set = set_of(&patterns);
         let alone: Vec<Regex> = patterns.iter().map(|p| Regex::new(p).unwrap()).collect();
         let texts = [
             "Your access key was found publicly on GitHub.",
@@ -430,7 +408,7 @@ mod tests {
             r"delta".to_string(),
             r"(?s)epsilon.{0,30}zeta".to_string(),
         ];
-        let set = PatternSet::new(&patterns).unwrap();
+        let set = set_of(&patterns);
         let hits = set.matches("ALPHA then beta, some words, gamma; no d-word");
         assert_eq!(
             (0..4).map(|i| hits.matched(i)).collect::<Vec<_>>(),

@@ -9,6 +9,7 @@ use crate::pattern_set::PatternSet;
 use crate::secret_value::SecretKind;
 use crate::types::{Kind, Priority};
 use regex::Regex;
+use regex_syntax::hir::Hir;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -54,8 +55,8 @@ pub enum RulesError {
     },
     #[error("rule {index} ({kind}): {kind} is decided by triage itself, not by rules")]
     ReservedKind { index: usize, kind: String },
-    #[error("the rules' patterns do not fit in one matcher")]
-    PatternSet(#[source] regex::Error),
+    #[error("the rules' patterns do not fit in one matcher: {0}")]
+    PatternSet(String),
 }
 
 #[derive(Deserialize)]
@@ -246,32 +247,30 @@ impl Rules {
     }
 }
 
-/// Patterns of one source, each text once, in the order first seen.
+/// Patterns of one source, each text once, in the order first seen, parsed.
 #[derive(Default)]
 struct PatternTable {
     texts: Vec<String>,
+    parsed: Vec<Hir>,
     index: HashMap<String, usize>,
 }
 
 impl PatternTable {
-    fn add(&mut self, pattern: &str) -> usize {
+    /// Its index in the table; a pattern seen before is not parsed again.
+    fn add(&mut self, pattern: &str) -> Result<usize, regex::Error> {
         if let Some(i) = self.index.get(pattern) {
-            return *i;
+            return Ok(*i);
         }
+        self.parsed.push(parse(pattern)?);
         self.texts.push(pattern.to_string());
         self.index.insert(pattern.to_string(), self.texts.len() - 1);
-        self.texts.len() - 1
+        Ok(self.texts.len() - 1)
     }
 
+    /// One matcher for all of them.
     fn set(&self) -> Result<PatternSet, RulesError> {
-        pattern_set(&self.texts)
+        PatternSet::new(&self.parsed).map_err(RulesError::PatternSet)
     }
-}
-
-/// One matcher for many patterns.
-fn pattern_set(patterns: &[String]) -> Result<PatternSet, RulesError> {
-    let patterns: Vec<String> = patterns.iter().map(|p| ascii_word_boundaries(p)).collect();
-    PatternSet::new(&patterns).map_err(RulesError::PatternSet)
 }
 
 fn compile_evidence(
@@ -285,9 +284,9 @@ fn compile_evidence(
     for (i, spec) in specs.into_iter().enumerate() {
         rules.push(compile_rule(i + 1, spec, &mut subjects, &mut bodies)?);
     }
-    let raise = unclassified.raise.clone();
-    for (i, pattern) in raise.iter().enumerate() {
-        check_syntax(pattern).map_err(|source| RulesError::Regex {
+    let mut raise = PatternTable::default();
+    for (i, pattern) in unclassified.raise.iter().enumerate() {
+        raise.add(pattern).map_err(|source| RulesError::Regex {
             index: i + 1,
             kind: "unclassified.raise".into(),
             pattern: pattern.clone(),
@@ -300,7 +299,7 @@ fn compile_evidence(
         body_set: bodies.set()?,
         subject_patterns: subjects.texts,
         body_patterns: bodies.texts,
-        raise_set: pattern_set(&raise)?,
+        raise_set: raise.set()?,
         threshold,
         near_tie,
     })
@@ -367,8 +366,8 @@ fn rule_kind(index: usize, name: &str) -> Result<Kind, RulesError> {
     Ok(kind)
 }
 
-/// Each pattern checked on its own (so an error names the rule and the
-/// pattern), then added to the shared table; their indexes in it.
+/// Each pattern parsed on its own (so an error names the rule and the
+/// pattern) into the shared table; their indexes in it.
 fn add_patterns(
     index: usize,
     name: &str,
@@ -378,27 +377,31 @@ fn add_patterns(
     patterns
         .iter()
         .map(|p| {
-            check_syntax(p).map_err(|source| RulesError::Regex {
+            table.add(p).map_err(|source| RulesError::Regex {
                 index,
                 kind: name.to_string(),
                 pattern: p.clone(),
                 source,
-            })?;
-            Ok(table.add(p))
+            })
         })
         .collect()
 }
 
-/// Whether `pattern` parses as a regex, so an error names its rule, without
-/// compiling it: the subject, body and raise sets compile every pattern once,
-/// and compiling each here too doubled every cold start's rule loading
-/// (75 ms -> 42 ms).
-/// A pattern too large to compile is refused when its set is built.
-fn check_syntax(pattern: &str) -> Result<(), regex::Error> {
+/// `pattern` parsed as its set runs it (`ascii_word_boundaries`), once:
+/// each set compiles the parsed patterns, and parsing or compiling each one
+/// again had doubled every cold start's rule loading. An error points into
+/// the pattern as written. A pattern too large to compile is refused when its
+/// set is built.
+fn parse(pattern: &str) -> Result<Hir, regex::Error> {
+    let syntax_error = |e: regex_syntax::Error| regex::Error::Syntax(e.to_string());
     regex_syntax::Parser::new()
-        .parse(pattern)
-        .map(drop)
-        .map_err(|e| regex::Error::Syntax(e.to_string()))
+        .parse(&ascii_word_boundaries(pattern))
+        .map_err(
+            |converted| match regex_syntax::Parser::new().parse(pattern) {
+                Err(as_written) => syntax_error(as_written),
+                Ok(_) => syntax_error(converted),
+            },
+        )
 }
 
 fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError> {
