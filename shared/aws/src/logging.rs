@@ -21,8 +21,12 @@ where
         .with(levels(std::env::var("RUST_LOG").ok().as_deref()))
 }
 
-/// The levels `RUST_LOG` asks for (`debug`, `rootmail_aws=debug,info`), or
-/// `info` when it is unset or not in that form. Targets and levels only: the
+/// The levels `RUST_LOG` asks for (`warn`, `rootmail_aws=info,warn`), or
+/// `info` when it is unset or not in that form. The Lambda bootstraps hold no
+/// event below `info` (each function's `tracing` has `release_max_level_info`:
+/// the SDK's and HTTP stack's debug and trace events were 212 KB of
+/// mail-ingest), so `debug` there logs what `info` does; the command-line
+/// tool keeps them. Targets and levels only: the
 /// span-field filters of `tracing`'s `EnvFilter` would link a regex DFA
 /// builder into every bootstrap for a setting nobody deploys.
 pub fn levels(setting: Option<&str>) -> Targets {
