@@ -586,6 +586,58 @@ mod tests {
         assert!(!rules.secret_rules().is_empty());
     }
 
+    /// Every string in `value`, at any depth.
+    fn strings(value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::String(text) => out.push(text.clone()),
+            toml::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            toml::Value::Table(table) => table.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+
+    /// A Unicode property class (`\p{Greek}`, `\PL`) anywhere in `pattern`.
+    fn has_unicode_property(pattern: &str) -> bool {
+        use regex_syntax::ast::{Ast, ClassSetItem, Visitor, parse::Parser, visit};
+        struct Finder(bool);
+        impl Visitor for Finder {
+            type Output = bool;
+            type Err = ();
+            fn finish(self) -> Result<bool, ()> {
+                Ok(self.0)
+            }
+            fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
+                self.0 |= matches!(ast, Ast::ClassUnicode(_));
+                Ok(())
+            }
+            fn visit_class_set_item_pre(&mut self, item: &ClassSetItem) -> Result<(), ()> {
+                self.0 |= matches!(item, ClassSetItem::Unicode(_));
+                Ok(())
+            }
+        }
+        Parser::new()
+            .parse(pattern)
+            .is_ok_and(|ast| visit(&ast, Finder(false)) == Ok(true))
+    }
+
+    /// The Lambdas link regex without Unicode property tables (Cargo.toml):
+    /// a built-in pattern that used one would fail there at cold start while
+    /// every workspace build, which has them, passes.
+    #[test]
+    fn no_built_in_pattern_needs_a_unicode_property_table() {
+        assert!(has_unicode_property(r"(?i)\p{Greek}+ x"));
+        assert!(has_unicode_property(r"[\PLx]"));
+        assert!(!has_unicode_property(r"(?i)\w+ \d{12} [a-zäöü] \\p"));
+        let mut patterns = Vec::new();
+        strings(&toml::from_str(BUILT_IN).unwrap(), &mut patterns);
+        assert!(patterns.len() > 100, "{} strings", patterns.len());
+        let using: Vec<_> = patterns
+            .iter()
+            .filter(|p| has_unicode_property(p))
+            .collect();
+        assert!(using.is_empty(), "{using:?}");
+    }
+
     /// The kind and the priority override a mail scores.
     fn decided(rules: &Rules, input: &RuleInput<'_>) -> Option<(Kind, Option<Priority>)> {
         rules.classify(input).winner().map(|w| (w.kind, w.priority))
