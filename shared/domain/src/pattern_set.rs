@@ -118,8 +118,14 @@ impl PatternSet {
         PatternHits(hits)
     }
 
+    /// Whether any pattern matches. Without windowed patterns every member
+    /// of the set is the caller's, so the search stops at the first match; a
+    /// gate's match alone proves nothing, so otherwise every hit is computed.
     pub fn is_match(&self, text: &str) -> bool {
-        self.matches(text).any()
+        match self.alone.is_empty() {
+            true => self.together.is_match(text),
+            false => self.matches(text).any(),
+        }
     }
 
     /// How many patterns are searched on their own: (gated, always).
@@ -397,6 +403,23 @@ mod tests {
                 );
             }
             assert_eq!(set.is_match(text), alone.iter().any(|r| r.is_match(text)));
+            // The same patterns without the windowed ones: a set that stops
+            // at its first match.
+            let plain: Vec<usize> = (0..patterns.len())
+                .filter(|&i| !patterns[i].contains(".{"))
+                .collect();
+            let plain_set = set_of(
+                &plain
+                    .iter()
+                    .map(|&i| patterns[i].clone())
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(plain_set.searched_alone(), (0, 0));
+            assert_eq!(
+                plain_set.is_match(text),
+                plain.iter().any(|&i| alone[i].is_match(text)),
+                "{text:?}"
+            );
         }
     }
 
