@@ -31,6 +31,11 @@ use std::sync::{Mutex, PoisonError};
 /// alone.
 const WIDE_WINDOW: u32 = 20;
 
+/// Lazy DFA cache limits, per search in progress: the set's, and each
+/// windowed pattern's.
+const TOGETHER_CACHE: usize = 64 << 20;
+const WINDOWED_CACHE: usize = 16 << 20;
+
 #[derive(Debug)]
 pub struct PatternSet {
     together: MatchSet,
@@ -89,11 +94,11 @@ impl PatternSet {
             };
             windowed.push(Windowed {
                 index: i,
-                pattern: MatchSet::new(std::slice::from_ref(pattern))?,
+                pattern: MatchSet::new(std::slice::from_ref(pattern), WINDOWED_CACHE)?,
                 gate,
             });
         }
-        let together = MatchSet::new(&together)?;
+        let together = MatchSet::new(&together, TOGETHER_CACHE)?;
         Ok(Self {
             together,
             together_ids,
@@ -136,9 +141,9 @@ impl PatternSet {
     }
 }
 
-/// Which of some patterns match anywhere in a text, in one pass of a lazy DFA (linear in the text; its states are built as the
-/// text needs them, within a bounded cache that is cleared and refilled when
-/// full). The PikeVM answers instead if the lazy DFA cannot: it stops at a
+/// Which of some patterns match anywhere in a text, in one pass of a lazy
+/// DFA (linear in the text; its states are built as the text needs them,
+/// within a bounded cache that is cleared and refilled when full). The PikeVM answers instead if the lazy DFA cannot: it stops at a
 /// non-ASCII byte when a pattern has a Unicode word boundary, which
 /// `ascii_word_boundaries` keeps out of the rules but an operator's pattern
 /// may still hold.
@@ -158,7 +163,10 @@ struct Caches {
 }
 
 impl MatchSet {
-    fn new(patterns: &[Hir]) -> Result<Self, String> {
+    /// `cache`: the most memory one search's lazy DFA states may take
+    /// before they are cleared and built again (hostile text can make a
+    /// windowed pattern's states many; the search stays linear).
+    fn new(patterns: &[Hir], cache: usize) -> Result<Self, String> {
         let nfa = thompson::Compiler::new()
             .configure(
                 thompson::Config::new()
@@ -174,7 +182,7 @@ impl MatchSet {
                     // Gives up at the first non-ASCII byte instead: the
                     // PikeVM then answers.
                     .unicode_word_boundary(true)
-                    .cache_capacity(64 << 20),
+                    .cache_capacity(cache),
             )
             .build_from_nfa(nfa.clone())
             .map_err(|e| e.to_string())?;
