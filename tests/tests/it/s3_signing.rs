@@ -1,6 +1,7 @@
-//! The Lambdas' S3 client (`rootmail_aws::s3`, no SDK) against a moto that
-//! checks every request's SigV4 signature with botocore's S3 signer and the
-//! caller's IAM policy, as S3 does: its own moto, since turning
+//! The Lambdas' S3 client (`rootmail_aws::s3`, no SDK) and the SDK clients'
+//! HTTP client (reqwest, `rootmail_aws::https_client`) against a moto that
+//! checks every request's SigV4 signature with botocore's signers and the
+//! caller's IAM policy, as AWS does: its own moto, since turning
 //! authentication on would refuse the other tests' dummy credentials.
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -60,6 +61,12 @@ impl OwnMoto {
             .build()
     }
 
+    /// Moto's default dummy credentials, for setting up before signatures
+    /// are required.
+    fn setup_config(&self) -> SdkConfig {
+        self.config(Credentials::new("testing", "testing", None, None, "setup"))
+    }
+
     /// From now on every request must be signed by a key moto's IAM knows,
     /// and allowed by its user's policy.
     async fn require_signatures(&self) {
@@ -80,32 +87,45 @@ impl Drop for OwnMoto {
     }
 }
 
-const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObjectTagging","s3:GetObjectTagging"],"Resource":"*"}]}"#;
+/// An IAM user's access key.
+struct Key {
+    id: String,
+    secret: String,
+}
 
-#[tokio::test]
-async fn the_lambdas_s3_requests_carry_signatures_s3_accepts() {
-    let moto = OwnMoto::start().await;
-    let setup = moto.config(Credentials::new("testing", "testing", None, None, "setup"));
-    let (iam, s3) = (
-        aws_sdk_iam::Client::new(&setup),
-        rootmail_aws::s3_sdk_client(&setup),
-    );
-    let user = unique("mail-ingest");
+/// A new IAM user allowed what `policy` allows, and its access key.
+async fn user_allowed(setup: &SdkConfig, policy: &str) -> Key {
+    let iam = aws_sdk_iam::Client::new(setup);
+    let user = unique("rootmail");
     iam.create_user().user_name(&user).send().await.unwrap();
     iam.put_user_policy()
         .user_name(&user)
-        .policy_name("mail")
-        .policy_document(POLICY)
+        .policy_name("allowed")
+        .policy_document(policy)
         .send()
         .await
         .unwrap();
-    let key = iam
+    let created = iam
         .create_access_key()
         .user_name(&user)
         .send()
         .await
         .unwrap();
-    let key = key.access_key().unwrap();
+    let key = created.access_key().unwrap();
+    Key {
+        id: key.access_key_id().to_string(),
+        secret: key.secret_access_key().to_string(),
+    }
+}
+
+const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObjectTagging","s3:GetObjectTagging"],"Resource":"*"}]}"#;
+
+#[tokio::test]
+async fn the_lambdas_s3_requests_carry_signatures_s3_accepts() {
+    let moto = OwnMoto::start().await;
+    let setup = moto.setup_config();
+    let s3 = rootmail_aws::s3_sdk_client(&setup);
+    let key = user_allowed(&setup, POLICY).await;
     let bucket = unique("mail");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     // Bytes that need percent-encoding: the signature covers the encoded path.
@@ -121,10 +141,10 @@ async fn the_lambdas_s3_requests_carry_signatures_s3_accepts() {
 
     moto.require_signatures().await;
     let signed_by = |secret: &str| {
-        let credentials = Credentials::new(key.access_key_id(), secret, None, None, "test");
+        let credentials = Credentials::new(&key.id, secret, None, None, "test");
         S3Client::new(&moto.config(credentials)).unwrap()
     };
-    let client = signed_by(key.secret_access_key());
+    let client = signed_by(&key.secret);
 
     match client.get_object(&bucket, object, 1 << 20).await.unwrap() {
         Got::Object(got) => assert_eq!(got, raw),
@@ -147,13 +167,7 @@ async fn the_lambdas_s3_requests_carry_signatures_s3_accepts() {
         .unwrap();
 
     // The tag is there, read back by the SDK signing with the same key.
-    let checked = moto.config(Credentials::new(
-        key.access_key_id(),
-        key.secret_access_key(),
-        None,
-        None,
-        "check",
-    ));
+    let checked = moto.config(Credentials::new(&key.id, &key.secret, None, None, "check"));
     let tags = rootmail_aws::s3_sdk_client(&checked)
         .get_object_tagging()
         .bucket(&bucket)
@@ -187,4 +201,40 @@ async fn the_lambdas_s3_requests_carry_signatures_s3_accepts() {
         assert_eq!(refused.status, Some(403), "{refused}");
         assert!(!refused.is_transient(), "{refused}");
     }
+}
+
+const SDK_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["dynamodb:ListTables","sqs:ListQueues"],"Resource":"*"}]}"#;
+
+/// The SDK clients send through reqwest: whatever reqwest adds on the way
+/// (host, length, its own headers) must leave the SDK's signature valid, for
+/// the JSON protocols the Lambdas' services speak (DynamoDB, SQS).
+#[tokio::test]
+async fn the_sdk_clients_requests_through_reqwest_carry_signatures_aws_accepts() {
+    let moto = OwnMoto::start().await;
+    let key = user_allowed(&moto.setup_config(), SDK_POLICY).await;
+    moto.require_signatures().await;
+    let signed_by =
+        |secret: &str| moto.config(Credentials::new(&key.id, secret, None, None, "test"));
+
+    let good = signed_by(&key.secret);
+    aws_sdk_dynamodb::Client::new(&good)
+        .list_tables()
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_sqs::Client::new(&good)
+        .list_queues()
+        .send()
+        .await
+        .unwrap();
+
+    // Moto really checks: a wrong secret is refused, for good.
+    let forged = aws_sdk_dynamodb::Client::new(&signed_by("not-the-secret"))
+        .list_tables()
+        .send()
+        .await
+        .unwrap_err();
+    let refused = rootmail_aws::error::port_error("dynamodb", forged);
+    assert!(!refused.is_transient(), "{refused}");
+    assert!(refused.to_string().contains("signature"), "{refused}");
 }
