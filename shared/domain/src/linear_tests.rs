@@ -49,6 +49,10 @@ fn hostile(name: &str, n: usize) -> String {
                 .map(|i| format!("https://x.example/?token={i:020} "))
                 .collect::<String>(),
         ),
+        // A windowed pattern's gate matching every few bytes: each match
+        // opens another window (`access keys?.{0,200}...`), so its lazy DFA
+        // builds new states throughout, and clears its cache when full.
+        "open windows" => text_mail(&"access key x, ".repeat(n / 14)),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
         // Every kind's words at once, over and over: each rule counts once.
         "keyword spam" => text_mail(&SPAM.repeat(n / SPAM.len() + 1)),
@@ -151,6 +155,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         "codes",
         "one code repeated",
         "token links",
+        "open windows",
         "quoted replies",
         "header folding",
         "many recipients",
