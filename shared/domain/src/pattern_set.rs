@@ -23,7 +23,7 @@
 
 use regex_automata::hybrid::dfa::{self as lazy, DFA};
 use regex_automata::nfa::thompson::{self, WhichCaptures, pikevm::PikeVM};
-use regex_automata::{Input, MatchKind};
+use regex_automata::{Input, MatchKind, PatternID};
 use regex_syntax::hir::{Hir, HirKind};
 use std::sync::{Mutex, PoisonError};
 
@@ -110,14 +110,16 @@ impl PatternSet {
     pub fn matches(&self, text: &str) -> PatternHits {
         let mut hits = vec![false; self.len];
         let found = self.together.matches(text);
-        let members = found.iter().enumerate().filter(|(_, matched)| **matched);
-        for index in members.filter_map(|(member, _)| self.together_ids[member]) {
+        for index in found
+            .iter()
+            .filter_map(|member| self.together_ids[member.as_usize()])
+        {
             hits[index] = true;
         }
         for windowed in &self.alone {
             let open = windowed
                 .gate
-                .is_none_or(|gate| found.get(gate).copied().unwrap_or(false));
+                .is_none_or(|gate| PatternID::new(gate).is_ok_and(|id| found.contains(id)));
             hits[windowed.index] = open && windowed.pattern.is_match(text);
         }
         PatternHits(hits)
@@ -143,8 +145,9 @@ impl PatternSet {
 
 /// Which of some patterns match anywhere in a text, in one pass of a lazy
 /// DFA (linear in the text; its states are built as the text needs them,
-/// within a bounded cache that is cleared and refilled when full). The PikeVM answers instead if the lazy DFA cannot: it stops at a
-/// non-ASCII byte when a pattern has a Unicode word boundary, which
+/// within a bounded cache that is cleared and refilled when full). The
+/// PikeVM answers instead if the lazy DFA cannot: it stops at a non-ASCII
+/// byte when a pattern has a Unicode word boundary, which
 /// `ascii_word_boundaries` keeps out of the rules but an operator's pattern
 /// may still hold.
 #[derive(Debug)]
@@ -197,12 +200,13 @@ impl MatchSet {
         })
     }
 
-    /// Whether each pattern matched, by its index.
-    fn matches(&self, text: &str) -> Vec<bool> {
+    /// The patterns that matched.
+    fn matches(&self, text: &str) -> regex_automata::PatternSet {
         let input = Input::new(text);
         let mut found = regex_automata::PatternSet::new(self.dfa.pattern_len());
-        self.with_caches(|dfa, caches| {
-            if dfa
+        self.with_caches(|caches| {
+            if self
+                .dfa
                 .try_which_overlapping_matches(&mut caches.dfa, &input, &mut found)
                 .is_err()
             {
@@ -211,25 +215,21 @@ impl MatchSet {
                     .which_overlapping_matches(&mut caches.pikevm, &input, &mut found);
             }
         });
-        let mut matched = vec![false; self.dfa.pattern_len()];
-        for id in found.iter() {
-            matched[id.as_usize()] = true;
-        }
-        matched
+        found
     }
 
     /// Whether any pattern matches, stopping at the first match.
     fn is_match(&self, text: &str) -> bool {
         let input = Input::new(text).earliest(true);
         self.with_caches(
-            |dfa, caches| match dfa.try_search_fwd(&mut caches.dfa, &input) {
+            |caches| match self.dfa.try_search_fwd(&mut caches.dfa, &input) {
                 Ok(found) => found.is_some(),
                 Err(_) => self.pikevm.is_match(&mut caches.pikevm, input.clone()),
             },
         )
     }
 
-    fn with_caches<T>(&self, search: impl FnOnce(&DFA, &mut Caches) -> T) -> T {
+    fn with_caches<T>(&self, search: impl FnOnce(&mut Caches) -> T) -> T {
         let taken = self
             .caches
             .lock()
@@ -239,7 +239,7 @@ impl MatchSet {
             dfa: self.dfa.create_cache(),
             pikevm: self.pikevm.create_cache(),
         });
-        let answer = search(&self.dfa, &mut caches);
+        let answer = search(&mut caches);
         self.caches
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
