@@ -74,7 +74,6 @@ impl ConditionalWrite for aws_sdk_dynamodb::operation::update_item::UpdateItemEr
     }
 }
 
-/// The service error code of an SDK error, if the service answered with one.
 /// What an AWS answer's status and error code say about retrying it.
 pub fn answer_kind(status: u16, code: Option<&str>) -> ErrorKind {
     match code {
@@ -87,6 +86,7 @@ pub fn answer_kind(status: u16, code: Option<&str>) -> ErrorKind {
     }
 }
 
+/// The service error code of an SDK error, if the service answered with one.
 pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
     match error {
         SdkError::ServiceError(service) => service.err().code(),
