@@ -53,8 +53,7 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
         &scope,
         SigningSettings::default(),
     )?;
-    rootmail_tickets::http::install_crypto_provider();
-    let client = reqwest::Client::builder()
+    let client = rootmail_tickets::http::client_builder()
         .timeout(Duration::from_secs(60))
         .build()?;
     let mut post = client

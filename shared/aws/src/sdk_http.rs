@@ -65,12 +65,10 @@ struct Connector {
 
 impl Connector {
     fn new((connect, read): Timeouts) -> Self {
-        rootmail_tickets::http::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
+        let mut builder = rootmail_tickets::http::client_builder()
             // The SDK follows no redirect: an AWS endpoint that answers 3xx
             // has an error to read, and a signed request is not re-sent.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("rootmail/", env!("CARGO_PKG_VERSION")));
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(connect) = connect {
             builder = builder.connect_timeout(connect);
         }

@@ -105,17 +105,22 @@ pub fn install_crypto_provider() {
     });
 }
 
+/// A reqwest client as every rootmail client starts: TLS on ring (installed
+/// once per process) and rootmail's user agent.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    install_crypto_provider();
+    Client::builder().user_agent(concat!("rootmail/", env!("CARGO_PKG_VERSION")))
+}
+
 impl HttpClient {
     pub fn new(
         port: &'static str,
         timeout: Duration,
         policy: RetryPolicy,
     ) -> Result<Self, PortError> {
-        install_crypto_provider();
-        let client = Client::builder()
+        let client = client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("rootmail/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
                 PortError::permanent(port, format!("cannot build the HTTP client: {e}"))
