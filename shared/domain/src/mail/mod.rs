@@ -193,6 +193,17 @@ mod tests {
     }
 
     #[test]
+    fn folded_header_values_become_one_line_of_their_trimmed_pieces() {
+        assert_eq!(unfold("  one line \r\n"), "one line");
+        assert_eq!(
+            unfold("a=1;\r\n\tb=2;\r\n   \r\n c=3\n\rd"),
+            "a=1; b=2; c=3 d"
+        );
+        assert_eq!(unfold("\r\n \r\n"), "");
+        assert_eq!(unfold("ünï\r\n cödé"), "ünï cödé");
+    }
+
+    #[test]
     fn subject_with_injected_newlines_becomes_one_line() {
         let raw = b"From: a@example.com\r\nSubject: =?UTF-8?B?SW52b2ljZQ0KQmNjOiBhdHRhY2tlckBldmlsLmV4YW1wbGU=?=\r\n\r\nbody";
         let mail = parse(raw).unwrap();

@@ -368,16 +368,22 @@ pub(super) const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
 /// [`MAX_HEADER_VALUE_BYTES`] of it.
 pub(super) fn unfold(value: &str) -> String {
     let value = prefix(value, MAX_HEADER_VALUE_BYTES);
-    // Most values are one line: no pieces to join.
-    if memchr::memchr2(b'\r', b'\n', value.trim_end().as_bytes()).is_none() {
-        return value.trim().to_string();
+    let mut line = String::with_capacity(value.len());
+    // Each line of the value trimmed, the non-empty ones joined by a space.
+    let breaks = memchr::memchr2_iter(b'\r', b'\n', value.as_bytes());
+    let mut start = 0;
+    for end in breaks.chain([value.len()]) {
+        // Line breaks are ASCII, so both ends fall on characters.
+        let piece = value[start..end].trim();
+        start = end + 1;
+        if !piece.is_empty() {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(piece);
+        }
     }
-    value
-        .split(['\r', '\n'])
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    line
 }
 
 pub(super) fn is_utf8_or_ascii(charset: &str) -> bool {
