@@ -1,6 +1,6 @@
 //! The envelope SES records in the `Received` header it prepends.
 
-use crate::mail::ParsedMail;
+use crate::mail::{Headers, ParsedMail};
 use crate::types::EmailAddress;
 use regex::Regex;
 use std::sync::LazyLock;
@@ -15,12 +15,16 @@ static SES_RECEIVED: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Headers SES writes on receipt, above the message it received.
 fn is_ses_header(name: &str, value: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    match name.as_str() {
-        "received" => SES_RECEIVED.is_match(value),
-        "return-path" | "received-spf" | "authentication-results" => true,
-        _ => name.starts_with("x-ses-"),
+    let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
+    if is("received") {
+        return SES_RECEIVED.is_match(value);
     }
+    is("return-path")
+        || is("received-spf")
+        || is("authentication-results")
+        || name
+            .get(..6)
+            .is_some_and(|start| start.eq_ignore_ascii_case("x-ses-"))
 }
 
 /// The headers SES wrote: the run at the top of the message of the headers SES
@@ -29,18 +33,19 @@ fn is_ses_header(name: &str, value: &str) -> bool {
 /// is not SES's: whatever stands below was written by someone else and proves
 /// nothing, however it is named. No SES `Received` in that run: nothing is
 /// SES's (the object was not stored by a receipt rule).
-pub fn ses_block(mail: &ParsedMail) -> &[(String, String)] {
-    &mail.headers[..mail.ses_headers.min(mail.headers.len())]
+pub fn ses_block(mail: &ParsedMail) -> impl Iterator<Item = (&str, &str)> {
+    mail.headers.iter().take(mail.ses_headers)
 }
 
 /// How many headers from the top make SES's block (computed once, at parse).
-pub fn ses_block_len(headers: &[(String, String)]) -> usize {
+pub fn ses_block_len(headers: &Headers) -> usize {
     let end = headers
         .iter()
         .position(|(name, value)| !is_ses_header(name, value))
         .unwrap_or(headers.len());
-    let has_receipt = headers[..end]
+    let has_receipt = headers
         .iter()
+        .take(end)
         .any(|(name, value)| name.eq_ignore_ascii_case("received") && SES_RECEIVED.is_match(value));
     if has_receipt { end } else { 0 }
 }
@@ -54,9 +59,8 @@ pub fn ses_header<'a>(mail: &'a ParsedMail, name: &str) -> Option<&'a str> {
 pub fn ses_headers_named<'a>(mail: &'a ParsedMail, name: &str) -> impl Iterator<Item = &'a str> {
     let name = name.to_string();
     ses_block(mail)
-        .iter()
         .filter(move |(n, _)| n.eq_ignore_ascii_case(&name))
-        .map(|(_, v)| v.as_str())
+        .map(|(_, v)| v)
 }
 
 /// What SES's topmost `Received` header says about the delivery.
@@ -93,7 +97,7 @@ mod tests {
             "{SES}DKIM-Signature: v=1; d=x.example\r\nAuthentication-Results: amazonses.com; dmarc=fail\r\nFrom: a@x.example\r\n\r\nhi"
         );
         let mail = parse(raw.as_bytes()).unwrap();
-        assert_eq!(ses_block(&mail).len(), 4);
+        assert_eq!(ses_block(&mail).count(), 4);
         let results: Vec<&str> = ses_headers_named(&mail, "Authentication-Results").collect();
         assert_eq!(results, ["amazonses.com; dmarc=pass"]);
 
@@ -111,7 +115,7 @@ mod tests {
         // An object written into the bucket by someone else: every header forged.
         let raw = "X-SES-Spam-Verdict: PASS\r\nAuthentication-Results: amazonses.com; spf=pass; dkim=pass header.i=@signin.aws; dmarc=pass\r\nFrom: no-reply@signin.aws\r\n\r\nhi";
         let mail = parse(raw.as_bytes()).unwrap();
-        assert!(ses_block(&mail).is_empty());
+        assert_eq!(ses_block(&mail).count(), 0);
         assert_eq!(envelope(&mail), Envelope::default());
     }
 

@@ -132,8 +132,8 @@ pub struct ParsedMail {
     /// The text of HTML alternatives that `text` does not show (searched, never shown).
     pub alternative_text: String,
     pub attachments: Vec<Attachment>,
-    /// Top-level headers as (name, unfolded raw value), in order: SES prepends its own first.
-    pub headers: Vec<(String, String)>,
+    /// Top-level headers, each value unfolded, in order: SES prepends its own first.
+    pub headers: Headers,
     /// How many of `headers`, from the top, SES wrote (see [`crate::ses::ses_block`]).
     pub ses_headers: usize,
     pub warnings: Vec<String>,
@@ -158,7 +158,42 @@ impl ParsedMail {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
+    }
+}
+
+/// Header fields as (name, value) in order, kept in one buffer: a mail has
+/// tens of them, and a `String` each was two allocations per field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    text: String,
+    /// Where each field's name ends and its value ends, in `text` (each
+    /// starts where the one before it ends).
+    ends: Vec<(usize, usize)>,
+}
+
+impl Headers {
+    /// Adds a field, its value unfolded ([`unfold`]).
+    pub fn push(&mut self, name: &str, raw_value: &str) {
+        self.text.push_str(name);
+        let name_end = self.text.len();
+        unfold(&mut self.text, raw_value);
+        self.ends.push((name_end, self.text.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|&(_, end)| end));
+        starts.zip(&self.ends).map(|(start, &(name_end, end))| {
+            (&self.text[start..name_end], &self.text[name_end..end])
+        })
     }
 }
 
@@ -194,13 +229,21 @@ mod tests {
 
     #[test]
     fn folded_header_values_become_one_line_of_their_trimmed_pieces() {
-        assert_eq!(unfold("  one line \r\n"), "one line");
+        let mut headers = Headers::default();
+        headers.push("Subject", "  one line \r\n");
+        headers.push("DKIM-Signature", "a=1;\r\n\tb=2;\r\n   \r\n c=3\n\rd");
+        headers.push("X-Empty", "\r\n \r\n");
+        headers.push("Ünï", "ünï\r\n cödé");
         assert_eq!(
-            unfold("a=1;\r\n\tb=2;\r\n   \r\n c=3\n\rd"),
-            "a=1; b=2; c=3 d"
+            headers.iter().collect::<Vec<_>>(),
+            [
+                ("Subject", "one line"),
+                ("DKIM-Signature", "a=1; b=2; c=3 d"),
+                ("X-Empty", ""),
+                ("Ünï", "ünï cödé"),
+            ]
         );
-        assert_eq!(unfold("\r\n \r\n"), "");
-        assert_eq!(unfold("ünï\r\n cödé"), "ünï cödé");
+        assert_eq!(headers.len(), 4);
     }
 
     #[test]

@@ -73,11 +73,11 @@ pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
 
 /// The header fields, unfolded; refused unless one is a field a message has
 /// (bytes that merely parse are not yet mail).
-fn message_headers(message: &Message<'_>) -> Result<Vec<(String, String)>, ParseError> {
-    let headers: Vec<(String, String)> = message
-        .headers_raw()
-        .map(|(name, value)| (name.to_string(), unfold(value)))
-        .collect();
+fn message_headers(message: &Message<'_>) -> Result<Headers, ParseError> {
+    let mut headers = Headers::default();
+    for (name, value) in message.headers_raw() {
+        headers.push(name, value);
+    }
     let recognised = headers
         .iter()
         .any(|(name, _)| MESSAGE_HEADERS.iter().any(|m| name.eq_ignore_ascii_case(m)));
@@ -364,26 +364,25 @@ pub fn clean_line(s: &str) -> String {
 /// short; a 1 MB value is noise).
 pub(super) const MAX_HEADER_VALUE_BYTES: usize = 64 * 1024;
 
-/// Unfolds a raw header value (RFC 5322 folding) into one line, at most
+/// Appends a raw header value unfolded (RFC 5322 folding) into one line, at most
 /// [`MAX_HEADER_VALUE_BYTES`] of it.
-pub(super) fn unfold(value: &str) -> String {
+pub(super) fn unfold(out: &mut String, value: &str) {
     let value = prefix(value, MAX_HEADER_VALUE_BYTES);
-    let mut line = String::with_capacity(value.len());
     // Each line of the value trimmed, the non-empty ones joined by a space.
     let breaks = memchr::memchr2_iter(b'\r', b'\n', value.as_bytes());
-    let mut start = 0;
+    let (mut start, mut first) = (0, true);
     for end in breaks.chain([value.len()]) {
         // Line breaks are ASCII, so both ends fall on characters.
         let piece = value[start..end].trim();
         start = end + 1;
         if !piece.is_empty() {
-            if !line.is_empty() {
-                line.push(' ');
+            if !first {
+                out.push(' ');
             }
-            line.push_str(piece);
+            out.push_str(piece);
+            first = false;
         }
     }
-    line
 }
 
 pub(super) fn is_utf8_or_ascii(charset: &str) -> bool {
