@@ -391,15 +391,21 @@ fn parse_results(value: &str) -> Results {
 /// while `amazonses.com` aligns with nothing but itself.
 fn aligned(auth_domain: &str, from_domain: &str) -> bool {
     let auth_domain = &canonical_domain(auth_domain).unwrap_or_else(|| auth_domain.to_lowercase());
-    let org = |d: &str| -> String {
-        let d = d.trim_end_matches('.').to_ascii_lowercase();
-        let labels: Vec<&str> = d.rsplit('.').take(2).collect();
-        labels.into_iter().rev().collect::<Vec<_>>().join(".")
-    };
+    let auth_org = organizational_domain(auth_domain);
     let same_org = !auth_domain.is_empty()
-        && org(auth_domain) == org(from_domain)
-        && org(auth_domain) != SES_SIGNING_DOMAIN;
+        && auth_org.eq_ignore_ascii_case(organizational_domain(from_domain))
+        && !auth_org.eq_ignore_ascii_case(SES_SIGNING_DOMAIN);
     same_org || auth_domain.eq_ignore_ascii_case(from_domain)
+}
+
+/// A domain's last two labels, a trailing dot dropped (AWS's sender domains
+/// are their own organizational domains).
+fn organizational_domain(domain: &str) -> &str {
+    let domain = domain.trim_end_matches('.');
+    match domain.rmatch_indices('.').nth(1) {
+        Some((dot, _)) => &domain[dot + 1..],
+        None => domain,
+    }
 }
 
 /// A sender that imitates AWS without claiming one of its domains: not
@@ -634,6 +640,18 @@ mod tests {
     }
 
     const PASS: &str = "Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=1.2.3.4; envelope-from=x@us-east-1.amazonses.com;\r\n dkim=pass header.i=@signin.aws;\r\n dkim=pass header.i=@amazonses.com;\r\n dmarc=pass header.from=signin.aws;";
+
+    #[test]
+    fn alignment_compares_the_last_two_labels_in_any_case() {
+        assert_eq!(organizational_domain("verify.signin.aws."), "signin.aws");
+        assert_eq!(organizational_domain("aws"), "aws");
+        assert_eq!(organizational_domain("b..c"), ".c");
+        assert!(aligned("Verify.SIGNIN.aws", "signin.aws"));
+        assert!(!aligned("signin.aws.evil.example", "signin.aws"));
+        // SES's own signing domain aligns with nothing but itself.
+        assert!(!aligned("bounce.amazonses.com", "mail.amazonses.com"));
+        assert!(aligned("amazonses.com", "amazonses.com"));
+    }
 
     #[test]
     fn aligned_dkim_and_dmarc_pass_verify_an_aws_sender() {
