@@ -5,9 +5,10 @@
 //! - `POST /api/v2/tickets` with `Idempotency-Key`: a key lives 2 hours; a repeat
 //!   with the same body replays the answer (`x-idempotency-lookup: hit`), a repeat
 //!   with another body is refused with 400 `IdempotentRequestError`;
-//! - `PUT /api/v2/tickets/{id}` with `ticket.comment` (`body`, `public`, `uploads`),
+//! - `PUT /api/v2/tickets/{id}` with `ticket.comment` (`body`, `public`, `uploads`)
+//!   and `priority`, answering the ticket as it left it and the audit,
 //!   which has no idempotency; at most 30 updates per ticket in 10 minutes (429
-//!   with `Retry-After`), at most 5,000 comments (422), none on a closed ticket (422);
+//!   with `Retry-After`), at most 5,000 comments (422), no update of a closed ticket (422);
 //! - `POST /api/v2/uploads?filename=` (a token lives 60 minutes and is used once);
 //! - `GET /api/v2/tickets?external_id=`, `GET /api/v2/tickets/{id}`,
 //!   `GET /api/v2/tickets/{id}/comments` (cursor pagination, newest first with
@@ -869,21 +870,20 @@ fn update_locked(
     }
     let fields = &request["ticket"];
     let comment = fields.get("comment").cloned();
-    if comment.is_some() {
-        if ticket.status == "closed" {
-            return answer(
-                422,
-                json!({"error": "RecordInvalid", "description": "Record validation errors",
-                       "details": {"status": [{"description": "Status: closed prevents ticket update"}]}}),
-            );
-        }
-        if ticket.comments.len() >= comment_limit {
-            return answer(
-                422,
-                json!({"error": "RecordInvalid", "description": "Record validation errors",
-                       "details": {"base": [{"description": format!("Comments: this ticket has reached the limit of {comment_limit} comments")}]}}),
-            );
-        }
+    // A closed ticket takes no update at all, a comment or not.
+    if ticket.status == "closed" {
+        return answer(
+            422,
+            json!({"error": "RecordInvalid", "description": "Record validation errors",
+                   "details": {"status": [{"description": "Status: closed prevents ticket update"}]}}),
+        );
+    }
+    if comment.is_some() && ticket.comments.len() >= comment_limit {
+        return answer(
+            422,
+            json!({"error": "RecordInvalid", "description": "Record validation errors",
+                   "details": {"base": [{"description": format!("Comments: this ticket has reached the limit of {comment_limit} comments")}]}}),
+        );
     }
     let added = match &comment {
         Some(comment) => {

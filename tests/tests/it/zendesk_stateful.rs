@@ -706,36 +706,86 @@ async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it
     else {
         panic!("created");
     };
-    assert_eq!(
-        zendesk.ticket(&ticket_id).priority.as_deref(),
-        Some("normal")
-    );
+    let priority = || zendesk.ticket(&ticket_id).priority;
+    assert_eq!(priority().as_deref(), Some("normal"));
 
-    let mut urgent = op(thread, 2, "");
+    // Without a note: the ticket is read, and the comment's update raises it.
+    let mut high = op(thread, 2, "");
+    high.priority = Priority::High;
+    apply(&store, &sink, &high).await.expect("high");
+    assert_eq!(priority().as_deref(), Some("high"));
+
+    // With one: the raise goes in the note's update, and the ticket is never
+    // read first (its comments, the comment, the note: three requests).
+    let before = zendesk.requests().len();
+    let mut urgent = op(thread, 3, "Authentication: pass");
     urgent.priority = Priority::Urgent;
     apply(&store, &sink, &urgent).await.expect("urgent");
-    assert_eq!(
-        zendesk.ticket(&ticket_id).priority.as_deref(),
-        Some("urgent")
-    );
+    assert_eq!(priority().as_deref(), Some("urgent"));
+    let calls: Vec<Call> = zendesk.requests()[before..]
+        .iter()
+        .map(|r| r.call)
+        .collect();
+    assert_eq!(calls, [Call::ListComments, Call::Update, Call::Update]);
 
-    let mut low = op(thread, 3, "");
+    let mut low = op(thread, 4, "");
     low.priority = Priority::Low;
     apply(&store, &sink, &low).await.expect("low");
-    assert_eq!(
-        zendesk.ticket(&ticket_id).priority.as_deref(),
-        Some("urgent")
-    );
-    let sent: Vec<Option<String>> = zendesk
+    assert_eq!(priority().as_deref(), Some("urgent"));
+    let sent: Vec<(bool, Option<String>)> = zendesk
         .calls(Call::Update)
         .iter()
         .map(|r| {
-            r.json.as_ref().expect("json")["ticket"]["priority"]
-                .as_str()
-                .map(str::to_string)
+            let fields = &r.json.as_ref().expect("json")["ticket"];
+            let priority = fields["priority"].as_str().map(str::to_string);
+            (fields.get("comment").is_some(), priority)
         })
         .collect();
-    assert_eq!(sent, vec![Some("urgent".to_string()), None]);
+    let raised = |p: &str| Some(p.to_string());
+    let expected = [
+        (true, raised("high")),   // mail 2's comment, with the raise
+        (true, None),             // mail 3's comment
+        (true, raised("urgent")), // its note, with the raise
+        (true, None),             // mail 4's comment: never lowered
+    ];
+    assert_eq!(sent, expected);
+}
+
+/// The raise rides in the note's update: a comment whose answer was lost
+/// (applied, then a 500) leaves both undone, and the redelivery that finds
+/// the comment reads the ticket and adds them, once.
+#[tokio::test]
+async fn a_redelivered_comment_adds_its_missing_note_with_the_raise() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "redelivered@example.com";
+    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
+        .await
+        .expect("create")
+    else {
+        panic!("created");
+    };
+    let mut urgent = op(thread, 2, "Authentication: pass");
+    urgent.priority = Priority::Urgent;
+    zendesk.lose_answers(Call::Update, 1);
+    let error = apply(&store, &sink, &urgent)
+        .await
+        .expect_err("the answer was lost");
+    assert!(error.is_transient(), "{error}");
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(ticket.priority.as_deref(), Some("normal"), "not yet raised");
+
+    apply(&store, &sink, &urgent).await.expect("redelivered");
+    let ticket = zendesk.ticket(&ticket_id);
+    assert_eq!(ticket.priority.as_deref(), Some("urgent"));
+    let marked: Vec<bool> = ticket
+        .comments
+        .iter()
+        .filter(|c| c.body.contains("number 2.") || c.body.contains("Authentication: pass"))
+        .map(|c| c.public)
+        .collect();
+    assert_eq!(marked, [true, false], "one comment, one note");
 }
 
 /// Issue 11. Zendesk keeps 64 KB of a comment and drops the rest without an

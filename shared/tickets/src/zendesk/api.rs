@@ -37,6 +37,14 @@ pub(super) fn parse_priority(name: &str) -> Option<Priority> {
     }
 }
 
+/// What an applied update answered, as far as it could be read.
+pub(super) struct Updated {
+    /// The comment the update added.
+    pub(super) comment_id: Option<String>,
+    /// The ticket as the update left it.
+    pub(super) ticket: Option<ZTicket>,
+}
+
 /// `{"ticket": ..., "audit": ...}`: the answer to a create or an update.
 #[derive(Deserialize)]
 struct TicketAnswer {
@@ -377,12 +385,7 @@ impl Zendesk {
     /// ticket in 10 minutes) is left to the queue.
     ///
     /// Returns the added comment's id when the answer's audit carries it.
-    async fn put_once(
-        &self,
-        what: &str,
-        ticket: u64,
-        payload: &Value,
-    ) -> PortResult<Option<String>> {
+    async fn put_once(&self, what: &str, ticket: u64, payload: &Value) -> PortResult<Updated> {
         let url = self.url(&format!("/api/v2/tickets/{ticket}"));
         let response = self
             .http
@@ -391,9 +394,12 @@ impl Zendesk {
         let status = response.status();
         if status.is_success() {
             // Applied: an answer that cannot be read only loses the id, which
-            // the caller finds by the marker.
+            // the caller finds by the marker, and the ticket's state.
             let answer = response.json::<TicketAnswer>().await.ok();
-            return Ok(answer.and_then(|a| a.comment_id()));
+            return Ok(Updated {
+                comment_id: answer.as_ref().and_then(TicketAnswer::comment_id),
+                ticket: answer.map(|a| a.ticket),
+            });
         }
         if status == StatusCode::NOT_FOUND {
             return Err(PortError::http(
@@ -414,7 +420,7 @@ impl Zendesk {
         Err(http::refusal(PORT, what, response, None).await)
     }
 
-    /// Adds a comment; returns its id when the answer's audit carries it.
+    /// Adds a comment (its id is in the answer when the audit carries it).
     /// `raise_to` also sets the ticket's priority in the same update.
     pub(super) async fn put_comment(
         &self,
@@ -423,7 +429,7 @@ impl Zendesk {
         public: bool,
         tokens: &[String],
         raise_to: Option<Priority>,
-    ) -> PortResult<Option<String>> {
+    ) -> PortResult<Updated> {
         let what = if public {
             "commenting on a ticket"
         } else {

@@ -31,8 +31,9 @@ pub(super) enum Full {
 
 /// What putting a public comment on a ticket came to.
 enum Put {
-    /// The comment is there, with this id.
-    Added(String),
+    /// The comment is there, with this id; the ticket as the update left it,
+    /// when the answer said.
+    Added(String, Option<Box<ZTicket>>),
     /// The ticket refused it: it takes no more comments.
     Refused(Full),
 }
@@ -107,12 +108,14 @@ impl Zendesk {
 
     /// The internal note as a private comment, unless it is there already.
     /// `present`: known from a search just made; `None`: search first.
+    /// `raise_to`: the ticket's priority, set in the same update.
     pub(super) async fn note(
         &self,
         ticket: u64,
         message: &ContentHash,
         note: &str,
         present: Option<bool>,
+        raise_to: Option<Priority>,
     ) -> PortResult<()> {
         if note.trim().is_empty() {
             return Ok(());
@@ -125,7 +128,7 @@ impl Zendesk {
             return Ok(());
         }
         let text = self.comment_text("", note, &[], message, true, original_location(note));
-        match self.put_comment(ticket, &text, false, &[], None).await {
+        match self.put_comment(ticket, &text, false, &[], raise_to).await {
             Ok(_) => Ok(()),
             // The public comment went in as the last one this ticket takes; the
             // note has nowhere to go (it never goes to another ticket alone).
@@ -150,13 +153,12 @@ impl Zendesk {
             let want_note = !comment.internal_note.trim().is_empty();
             let marked = self.marked(ticket, &comment.message, want_note).await?;
             if let Some(id) = marked.public {
-                self.note(
-                    ticket,
-                    &comment.message,
-                    &comment.internal_note,
-                    Some(marked.private),
-                )
-                .await?;
+                // Delivered again: the note (and the raise its update
+                // carries) may be missing.
+                if want_note && !marked.private {
+                    let state = self.show(ticket).await?;
+                    self.add_note(ticket, comment, &state).await?;
+                }
                 return Ok(PostedComment::on(ticket, id));
             }
             // The comment and its note stay together: both fit, or both move on.
@@ -166,30 +168,47 @@ impl Zendesk {
                     .follow_up(ticket, comment, Full::Comments, followups)
                     .await;
             }
-            // The ticket as it is now: closed ones take no comment, and a more
-            // urgent mail raises the priority (never lowers it).
-            let state = self.show(ticket).await?;
-            if state.status.as_deref() == Some("closed") {
-                return self
-                    .follow_up(ticket, comment, Full::Closed, followups)
-                    .await;
-            }
-            let raise_to = raised_priority(&state, comment.priority);
-            let id = match self.put_public(ticket, comment, raise_to).await? {
-                Put::Added(id) => id,
+            // A more urgent mail raises the ticket's priority (never lowers
+            // it). With a note to add, the note's update raises it, once the
+            // comment's answer has shown the ticket; without one, the comment's
+            // own update, the ticket read first (a closed one takes no comment).
+            let raise_to = match want_note {
+                true => None,
+                false => {
+                    let state = self.show(ticket).await?;
+                    if state.status.as_deref() == Some("closed") {
+                        return self
+                            .follow_up(ticket, comment, Full::Closed, followups)
+                            .await;
+                    }
+                    raised_priority(&state, comment.priority)
+                }
+            };
+            let (id, after) = match self.put_public(ticket, comment, raise_to).await? {
+                Put::Added(id, after) => (id, after),
+                // A closed ticket refuses the comment: its note never goes alone.
                 Put::Refused(full) => {
                     return self.follow_up(ticket, comment, full, followups).await;
                 }
             };
-            self.note(
-                ticket,
-                &comment.message,
-                &comment.internal_note,
-                Some(marked.private),
-            )
-            .await?;
+            if want_note && !marked.private {
+                let state = match after {
+                    Some(state) => *state,
+                    None => self.show(ticket).await?,
+                };
+                self.add_note(ticket, comment, &state).await?;
+            }
             Ok(PostedComment::on(ticket, id))
         })
+    }
+
+    /// The comment's internal note, raising the ticket (as `state` shows
+    /// it) to the comment's priority in the same update when that is higher.
+    async fn add_note(&self, ticket: u64, comment: &NewComment, state: &ZTicket) -> PortResult<()> {
+        let raise_to = raised_priority(state, comment.priority);
+        let (message, note) = (&comment.message, &comment.internal_note);
+        self.note(ticket, message, note, Some(false), raise_to)
+            .await
     }
 
     /// Uploads the comment's attachments and puts the comment on the ticket
@@ -216,7 +235,7 @@ impl Zendesk {
                 };
             }
         };
-        let id = match answered {
+        let id = match answered.comment_id {
             Some(id) => id,
             // No readable audit in the answer: the comment is found by its marker.
             None => {
@@ -228,7 +247,7 @@ impl Zendesk {
                 .await?
             }
         };
-        Ok(Put::Added(id))
+        Ok(Put::Added(id, answered.ticket.map(Box::new)))
     }
 
     /// Whether a refused comment was refused because the ticket takes no more.

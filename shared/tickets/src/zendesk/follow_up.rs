@@ -49,8 +49,14 @@ impl Zendesk {
             "zendesk ticket takes no more comments; the thread continues on a follow-up ticket"
         );
         let present = if posted.fresh { Some(false) } else { None };
-        self.note(posted.id, &comment.message, &comment.internal_note, present)
-            .await?;
+        self.note(
+            posted.id,
+            &comment.message,
+            &comment.internal_note,
+            present,
+            None,
+        )
+        .await?;
         let id = match posted.comment_id {
             Some(id) => id,
             None => {

@@ -168,8 +168,14 @@ impl Zendesk {
             )
             .await?;
         let present = if posted.fresh { Some(false) } else { None };
-        self.note(posted.id, &ticket.message, &ticket.internal_note, present)
-            .await?;
+        self.note(
+            posted.id,
+            &ticket.message,
+            &ticket.internal_note,
+            present,
+            None,
+        )
+        .await?;
         Ok(posted.id)
     }
 }
@@ -214,8 +220,14 @@ impl TicketSink for Zendesk {
             self.comment_on(existing.id, &ticket.as_comment(), 0)
                 .await?;
         } else {
-            self.note(existing.id, &ticket.message, &ticket.internal_note, None)
-                .await?;
+            self.note(
+                existing.id,
+                &ticket.message,
+                &ticket.internal_note,
+                None,
+                None,
+            )
+            .await?;
         }
         Ok(existing.id.to_string())
     }
