@@ -25,6 +25,12 @@
 //! A comment raises the ticket's priority when its mail is more urgent, never
 //! lowers it.
 //!
+//! What an operation costs (Zendesk limits requests a minute): a ticket is
+//! its lookup, the create and the note; a comment is the search of the
+//! ticket's comments, the comment and the note, whose update also raises the
+//! priority the comment's answer showed (without a note, the ticket is read
+//! first and the comment's update raises it). Uploads add one each.
+//!
 //! A ticket holds at most 5,000 comments and a closed ticket takes none: the
 //! message then opens a follow-up ticket (same `external_id`,
 //! `via_followup_source_id` = the old one) whose first comment is the message;
