@@ -333,17 +333,18 @@ fn property_domain(clause: &str) -> Option<String> {
 }
 
 /// The method and its result when a clause starts with one (`dkim=pass ...`).
-fn method_result(clause: &str) -> Option<(String, String)> {
+fn method_result(clause: &str) -> Option<(&'static str, String)> {
     let (name, value) = pairs(clause).next()?;
     let starts_with_it =
         clause.len() >= name.len() && clause[..name.len()].eq_ignore_ascii_case(name);
-    let method = name.to_ascii_lowercase();
-    let result: String = value
-        .chars()
-        .take_while(char::is_ascii_alphabetic)
-        .collect();
-    (starts_with_it && matches!(method.as_str(), "spf" | "dkim" | "dmarc") && !result.is_empty())
-        .then(|| (method, result.to_ascii_lowercase()))
+    let method = ["spf", "dkim", "dmarc"]
+        .into_iter()
+        .find(|m| name.eq_ignore_ascii_case(m))?;
+    let letters = value
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(value.len());
+    let result = &value[..letters];
+    (starts_with_it && !result.is_empty()).then(|| (method, result.to_ascii_lowercase()))
 }
 
 fn parse_results(value: &str) -> Results {
@@ -369,7 +370,7 @@ fn parse_results(value: &str) -> Results {
             continue;
         };
         last = Last::Other;
-        match method.as_str() {
+        match method {
             "spf" if results.spf.is_none() => {
                 results.spf = Some(result);
                 results.spf_domain = domain;

@@ -119,7 +119,9 @@ pub fn render(input: &RenderInput<'_>) -> TicketDraft {
         unverified,
     );
     let listed = &input.attachments[..input.attachments.len().min(MAX_LISTED_ATTACHMENTS)];
-    let mut body = String::new();
+    // Room for the headline, warnings and facts beside the text, so the body
+    // is not grown a line at a time.
+    let mut body = String::with_capacity(input.redacted_text.len().min(4 * MAX_BODY_CHARS) + 2048);
     if let Some(note) = security_note(input) {
         let _ = writeln!(body, "{note}\n");
     }
@@ -271,9 +273,12 @@ fn write_message(body: &mut String, redacted_text: &str) {
         let _ = writeln!(body, "(no text)");
         return;
     }
-    body.push_str(&truncate_chars(text, MAX_BODY_CHARS));
+    let (shown, rest) = match text.char_indices().nth(MAX_BODY_CHARS) {
+        Some((cut, _)) => (&text[..cut], text[cut..].chars().count()),
+        None => (text, 0),
+    };
+    body.push_str(shown);
     body.push('\n');
-    let rest = text.chars().count().saturating_sub(MAX_BODY_CHARS);
     if rest > 0 {
         let _ = writeln!(
             body,
