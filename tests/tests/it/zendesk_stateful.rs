@@ -63,6 +63,14 @@ async fn apply(store: &LocalStore, sink: &Zendesk, op: &TicketOp) -> Result<Writ
         .map(|applied| applied.written)
 }
 
+/// The ticket `op` creates (it must be the thread's first message).
+async fn created(store: &LocalStore, sink: &Zendesk, op: &TicketOp) -> String {
+    match apply(store, sink, op).await.expect("create") {
+        Written::Created { ticket_id } => ticket_id,
+        other => panic!("the thread's first message should create a ticket, not {other:?}"),
+    }
+}
+
 /// The comments of a ticket that carry `op`'s marker, as (public, private) counts.
 fn marked(ticket: &fake::Ticket, op: &TicketOp) -> (usize, usize) {
     let ours = |c: &&fake::Comment| has_marker(&c.body, &op.message);
@@ -159,9 +167,7 @@ async fn a_lost_comment_answer_ends_in_exactly_one_comment_after_redelivery() {
     let (_dir, store) = store();
     let first = op("lost-comment@example.com", 1, "note 1");
     let second = op("lost-comment@example.com", 2, "note 2");
-    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
-        panic!("the first message creates");
-    };
+    let ticket_id = created(&store, &sink, &first).await;
 
     // Zendesk adds the comment, and the answer is lost.
     zendesk.lose_answers(Call::Update, 1);
@@ -209,9 +215,7 @@ async fn internal_notes_are_private_and_never_in_public_comments() {
     let secret_note = "Authentication: SPF pass, DKIM pass. Original: s3://mail/inbound/abc";
     let first = op("notes@example.com", 1, secret_note);
     let second = op("notes@example.com", 2, secret_note);
-    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &first).await;
     apply(&store, &sink, &second).await.expect("comment");
 
     let ticket = zendesk.ticket(&ticket_id);
@@ -338,9 +342,7 @@ async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token()
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let first = op("retry-upload@example.com", 1, "");
-    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &first).await;
     let comment = rootmail_pipeline::NewComment {
         message: ContentHash::of(b"with attachment"),
         body: "See the attachment.".into(),
@@ -386,12 +388,7 @@ async fn the_per_ticket_update_limit_leaves_the_operation_to_the_queue() {
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "limit@example.com";
-    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 0, ""))
-        .await
-        .expect("create")
-    else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &op(thread, 0, "")).await;
     for n in 1..=30 {
         apply(&store, &sink, &op(thread, n, ""))
             .await
@@ -429,9 +426,7 @@ async fn a_short_throttle_is_waited_for_and_the_comment_made_once() {
     let (_dir, store) = store();
     let first = op("throttle@example.com", 1, "");
     let second = op("throttle@example.com", 2, "");
-    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &first).await;
     zendesk.throttle(Call::Update, 1, "1");
 
     apply(&store, &sink, &second)
@@ -700,12 +695,7 @@ async fn a_more_urgent_mail_raises_the_priority_and_a_calmer_one_never_lowers_it
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "priority@example.com";
-    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
-        .await
-        .expect("create")
-    else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &op(thread, 1, "")).await;
     let priority = || zendesk.ticket(&ticket_id).priority;
     assert_eq!(priority().as_deref(), Some("normal"));
 
@@ -760,12 +750,7 @@ async fn a_redelivered_comment_adds_its_missing_note_with_the_raise() {
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "redelivered@example.com";
-    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
-        .await
-        .expect("create")
-    else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &op(thread, 1, "")).await;
     let mut urgent = op(thread, 2, "Authentication: pass");
     urgent.priority = Priority::Urgent;
     zendesk.lose_answers(Call::Update, 1);
@@ -800,9 +785,7 @@ async fn a_long_mail_keeps_its_marker_and_is_commented_once() {
     let thread = "long@example.com";
     let mut first = op(thread, 1, "Original message: s3://mail/inbound/1");
     first.body = "x".repeat(80_000);
-    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &first).await;
     let found = sink
         .find(&first.thread_key)
         .await
@@ -855,9 +838,7 @@ async fn the_ticket_is_filed_under_the_customers_organization() {
 
     let first = op("org-1@example.com", 1, "");
     let second = op("org-2@example.com", 1, "");
-    let Written::Created { ticket_id } = apply(&store, &sink, &first).await.expect("create") else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &first).await;
     apply(&store, &sink, &second).await.expect("second thread");
 
     let ticket = zendesk.ticket(&ticket_id);
@@ -879,12 +860,7 @@ async fn a_redelivery_finds_its_comment_on_the_first_page_of_a_long_ticket() {
     let sink = zendesk.backend();
     let (_dir, store) = store();
     let thread = "long-ticket@example.com";
-    let Written::Created { ticket_id } = apply(&store, &sink, &op(thread, 1, ""))
-        .await
-        .expect("create")
-    else {
-        panic!("created");
-    };
+    let ticket_id = created(&store, &sink, &op(thread, 1, "")).await;
     zendesk.add_comments(&ticket_id, 250);
     let late = op(thread, 2, "");
     zendesk.lose_answers(Call::Update, 1);
