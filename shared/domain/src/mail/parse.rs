@@ -392,7 +392,8 @@ pub(super) fn is_utf8_or_ascii(charset: &str) -> bool {
     )
 }
 
-/// Whether `needle` occurs in a large haystack.
+/// Whether `needle` occurs in a large haystack, searched from the end (where
+/// a closing boundary stands).
 pub(super) fn contains_literal(haystack: &[u8], needle: &str) -> bool {
-    !needle.is_empty() && memchr::memmem::find(haystack, needle.as_bytes()).is_some()
+    !needle.is_empty() && memchr::memmem::rfind(haystack, needle.as_bytes()).is_some()
 }
