@@ -101,14 +101,14 @@ impl TextWriter {
     /// A tag: it may end or start a hidden element, or shape the text.
     fn tag(&mut self, tag: Tag<'_>) {
         if let Some(name) = &self.hidden_until {
-            if tag.closing && &tag.name == name {
+            if tag.closing && tag.name == name.as_str() {
                 self.hidden_until = None;
             }
             return;
         }
-        if HIDDEN.contains(&tag.name.as_str()) {
+        if HIDDEN.contains(&tag.name.as_ref()) {
             if !tag.closing && !tag.self_closing {
-                self.hidden_until = Some(tag.name);
+                self.hidden_until = Some(tag.name.into_owned());
             }
             return;
         }
@@ -119,7 +119,7 @@ impl TextWriter {
     /// bullets, cell spacing, line ends.
     fn element(&mut self, tag: &Tag<'_>) {
         let out = &mut self.out;
-        match tag.name.as_str() {
+        match tag.name.as_ref() {
             "a" if !tag.closing => {
                 self.link = tag
                     .attr("href")
@@ -197,7 +197,8 @@ fn tag_at_start(s: &str) -> (&str, usize) {
 }
 
 struct Tag<'a> {
-    name: String,
+    /// Lower-case: as written when it is (most tags), else a lower-cased copy.
+    name: Cow<'a, str>,
     closing: bool,
     self_closing: bool,
     attrs: &'a str,
@@ -215,7 +216,11 @@ impl<'a> Tag<'a> {
         if name_len == 0 {
             return None;
         }
-        let name = inner[..name_len].to_ascii_lowercase();
+        let name = &inner[..name_len];
+        let name = match name.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(name.to_ascii_lowercase()),
+            false => Cow::Borrowed(name),
+        };
         Some(Self {
             name,
             closing,
@@ -341,6 +346,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("- one\n- two"), "{text}");
+    }
+
+    #[test]
+    fn tags_are_read_in_any_case() {
+        let text = html_to_text(
+            "<SCRIPT>alert(1)</Script><P>one<BR>two</P><STYLE>p{}</STYLE><A HREF='https://x.example/a'>link</A>",
+        );
+        assert_eq!(text, "one\ntwo\nlink (https://x.example/a)");
     }
 
     #[test]
