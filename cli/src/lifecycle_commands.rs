@@ -183,7 +183,7 @@ fn start_execution(
             .map_err(|e| {
                 anyhow::anyhow!(
                     "starting the take-over: {}",
-                    aws_sdk_sfn::error::DisplayErrorContext(&e)
+                    rootmail_aws::error::error_chain(&e)
                 )
             })?;
         println!(

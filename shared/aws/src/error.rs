@@ -1,7 +1,7 @@
 //! SDK errors as port errors: their kind from the service's error code and the
 //! HTTP status, the SDK error kept as the source.
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 pub use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use rootmail_pipeline::{ErrorKind, PortError};
 
@@ -22,8 +22,8 @@ const SERVER_TROUBLE_CODES: &[&str] =
     &["InternalServerError", "InternalError", "ServiceUnavailable"];
 
 /// Classifies an SDK error by its error code and HTTP status (a 5xx is the
-/// service's trouble: retried); the message keeps the whole source chain and
-/// the SDK error stays the source.
+/// service's trouble: retried); the message is the source chain (see
+/// [`error_chain`]) and the SDK error stays the source.
 pub fn port_error<E>(port: &'static str, error: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -38,7 +38,7 @@ where
         }
         _ => (ErrorKind::Permanent, None),
     };
-    let message = DisplayErrorContext(&error).to_string();
+    let message = error_chain(&error);
     let code = error_code(&error).map(str::to_string);
     let error = PortError::new(kind, port, message)
         .with_code(code)
@@ -47,6 +47,23 @@ where
         Some(status) => error.with_status(status),
         None => error,
     }
+}
+
+/// An error and its sources, each said once, joined by `: `. The SDK's
+/// `DisplayErrorContext` adds the error's `Debug` at the end, the raw HTTP
+/// response (headers and body) included, to every line that logs it.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether a DynamoDB write failed only because its condition did not hold
@@ -104,7 +121,8 @@ mod tests {
 
     fn answered(status: u16, code: &str) -> PortError {
         let meta = ErrorMetadata::builder().code(code).message("no").build();
-        let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        let body = SdkBody::from(r#"{"__type":"raw-body-text"}"#);
+        let response = HttpResponse::new(StatusCode::try_from(status).unwrap(), body);
         port_error(
             "ledger",
             SdkError::service_error(GetItemError::generic(meta), response),
@@ -146,5 +164,17 @@ mod tests {
             ErrorKind::Conflict
         );
         assert!(refused.source().is_some(), "the SDK error is the source");
+    }
+
+    #[test]
+    fn the_message_is_the_error_chain_without_the_raw_response() {
+        let refused = answered(403, "AccessDeniedException");
+        let message = &refused.message;
+        assert!(message.starts_with("service error: "), "{message}");
+        assert!(
+            message.contains("AccessDeniedException") && message.contains("\"no\""),
+            "{message}"
+        );
+        assert!(!message.contains("raw-body-text"), "{message}");
     }
 }
