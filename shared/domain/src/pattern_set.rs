@@ -258,59 +258,67 @@ enum Gate {
 }
 
 fn gate_of(pattern: &Hir) -> Gate {
-    if !has_wide_repetition(pattern) {
-        return Gate::NotWindowed;
-    }
     match cut_before_window(pattern) {
-        Some(gate) if gate.properties().minimum_len().is_some_and(|n| n > 0) => Gate::Pattern(gate),
-        _ => Gate::Always,
+        Cut::NotWide => Gate::NotWindowed,
+        Cut::Wide(Some(gate)) if gate.properties().minimum_len().is_some_and(|n| n > 0) => {
+            Gate::Pattern(gate)
+        }
+        Cut::Wide(_) => Gate::Always,
     }
 }
 
-/// `hir` cut short before its first wide window: a pattern that matches at
-/// every position where `hir` does (so searching it first loses no match).
-/// None when no such cut is left: the window comes first, or is optional.
-fn cut_before_window(hir: &Hir) -> Option<Hir> {
-    if !has_wide_repetition(hir) {
-        return Some(hir.clone());
-    }
+/// What [`cut_before_window`] found.
+enum Cut {
+    /// No wide window: the pattern stays whole.
+    NotWide,
+    /// The pattern cut short before its first wide window: it matches at
+    /// every position where the pattern does (so searching it first loses no
+    /// match). None when no such cut is left: the window comes first, or is
+    /// optional.
+    Wide(Option<Hir>),
+}
+
+/// `hir` cut before its first wide window, each node visited once (an
+/// operator's pattern may nest as deeply as the parser allows).
+fn cut_before_window(hir: &Hir) -> Cut {
     match hir.kind() {
         HirKind::Concat(parts) => {
-            let mut kept = Vec::new();
-            for part in parts {
-                if has_wide_repetition(part) {
-                    kept.extend(cut_before_window(part));
-                    break;
+            for (i, part) in parts.iter().enumerate() {
+                if let Cut::Wide(cut) = cut_before_window(part) {
+                    let kept = parts[..i].iter().cloned().chain(cut);
+                    return Cut::Wide(Some(Hir::concat(kept.collect())));
                 }
-                kept.push(part.clone());
             }
-            Some(Hir::concat(kept))
+            Cut::NotWide
         }
-        HirKind::Alternation(branches) => branches
-            .iter()
-            .map(cut_before_window)
-            .collect::<Option<Vec<_>>>()
-            .map(Hir::alternation),
+        HirKind::Alternation(branches) => {
+            let cuts: Vec<Cut> = branches.iter().map(cut_before_window).collect();
+            if cuts.iter().all(|c| matches!(c, Cut::NotWide)) {
+                return Cut::NotWide;
+            }
+            let kept = cuts
+                .into_iter()
+                .zip(branches)
+                .map(|(cut, branch)| match cut {
+                    Cut::NotWide => Some(branch.clone()),
+                    Cut::Wide(cut) => cut,
+                });
+            Cut::Wide(kept.collect::<Option<Vec<_>>>().map(Hir::alternation))
+        }
         HirKind::Capture(capture) => cut_before_window(&capture.sub),
-        // At least one repetition happens, where `hir` matches.
-        HirKind::Repetition(rep) if rep.min > 0 => cut_before_window(&rep.sub),
-        _ => None,
+        HirKind::Repetition(rep) => match (cut_before_window(&rep.sub), is_wide(rep)) {
+            (Cut::NotWide, false) => Cut::NotWide,
+            // At least one repetition happens, where `hir` matches.
+            (Cut::NotWide, true) if rep.min > 0 => Cut::Wide(Some((*rep.sub).clone())),
+            (Cut::Wide(cut), _) if rep.min > 0 => Cut::Wide(cut),
+            _ => Cut::Wide(None),
+        },
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => Cut::NotWide,
     }
 }
 
 fn is_wide(rep: &regex_syntax::hir::Repetition) -> bool {
     rep.max.is_some_and(|max| max >= WIDE_WINDOW)
-}
-
-fn has_wide_repetition(hir: &Hir) -> bool {
-    match hir.kind() {
-        HirKind::Repetition(rep) => is_wide(rep) || has_wide_repetition(&rep.sub),
-        HirKind::Capture(capture) => has_wide_repetition(&capture.sub),
-        HirKind::Concat(parts) | HirKind::Alternation(parts) => {
-            parts.iter().any(has_wide_repetition)
-        }
-        HirKind::Empty | HirKind::Literal(_) | HirKind::Class(_) | HirKind::Look(_) => false,
-    }
 }
 
 #[cfg(test)]
@@ -328,7 +336,7 @@ mod tests {
 
     #[test]
     fn wide_windows_are_found_and_escaped_braces_are_not() {
-        let wide = |pattern| has_wide_repetition(&parsed(pattern));
+        let wide = |pattern| matches!(cut_before_window(&parsed(pattern)), Cut::Wide(_));
         assert!(wide(r"(?i)access keys?.{0,200}exposed"));
         assert!(wide(r"a.{5,20}b"));
         assert!(wide(r"(x(a.{5,20}b)?)+"));
@@ -371,6 +379,11 @@ mod tests {
         assert!(repeated.is_match("xab") && !repeated.is_match("ac"));
         // Braces the byte scan misread are no window: the pattern joins the set.
         assert_eq!(gate(r"[{]0,200}"), None);
+        // Nested as deeply as the parser allows, the window at the bottom.
+        let deep = format!("{}x.{{0,30}}y{}", "(?:a".repeat(100), ")".repeat(100));
+        let cut = Regex::new(&gate(&deep).unwrap()).unwrap();
+        assert!(cut.is_match(&format!("{}x", "a".repeat(100))));
+        assert!(!cut.is_match(&"a".repeat(100)));
     }
 
     #[test]
