@@ -98,7 +98,7 @@ async fn exchange(
     client: &reqwest::Client,
     request: HttpRequest,
 ) -> Result<HttpResponse, ConnectorError> {
-    let request = to_reqwest(request)?;
+    let request = to_reqwest(request).await?;
     let response = client.execute(request).await.map_err(connector_error)?;
     let mut answer = http::Response::builder().status(response.status());
     if let Some(headers) = answer.headers_mut() {
@@ -113,16 +113,24 @@ async fn exchange(
 
 /// The SDK's request as reqwest sends it. Every call rootmail makes through
 /// an SDK client sends its body whole (JSON or a query form), never a stream.
-fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> {
+async fn to_reqwest(request: HttpRequest) -> Result<reqwest::Request, ConnectorError> {
     let request = request
         .try_into_http1x()
         .map_err(|e| ConnectorError::user(e.into()))?;
     let (parts, body) = request.into_parts();
-    let bytes = body.bytes().map(<[u8]>::to_vec).ok_or_else(|| {
-        ConnectorError::user(
+    if body.bytes().is_none() {
+        return Err(ConnectorError::user(
             "a streamed request body: rootmail's AWS client sends bodies whole".into(),
-        )
-    })?;
+        ));
+    }
+    // Read through, not taken whole with `bytes()`: the SDK's stalled-stream
+    // protection counts what is read of the body, and takes a body never read
+    // for a stalled upload (every call answered after its 5 s grace period
+    // then failed with `ThroughputBelowMinimum`).
+    let bytes = http_body_util::BodyExt::collect(body)
+        .await
+        .map_err(ConnectorError::user)?
+        .to_bytes();
     reqwest::Request::try_from(http::Request::from_parts(parts, bytes))
         .map_err(|e| ConnectorError::user(e.into()))
 }
@@ -204,6 +212,40 @@ mod tests {
 
     fn connector(read: Option<Duration>) -> Connector {
         Connector::new((Some(Duration::from_secs(2)), read))
+    }
+
+    /// An SDK client configured as the functions configure it (stalled-stream
+    /// protection on, as the SDK sets it) gets an answer that comes after the
+    /// protection's 5 s grace period: the connector reads the request body
+    /// through, so the SDK sees it sent.
+    #[tokio::test]
+    async fn a_slow_answer_reaches_an_sdk_client() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut buffer = [0u8; 4096];
+            let _ = socket.read(&mut buffer).await;
+            tokio::time::sleep(Duration::from_secs(7)).await;
+            let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 17\r\n\r\n{\"TableNames\":[]}";
+            socket.write_all(answer.as_bytes()).await.expect("answer");
+        });
+        let env = crate::Env::from_fn(move |name: &str| match name {
+            "AWS_REGION" => Some("us-east-1".to_string()),
+            "AWS_ENDPOINT_URL" => Some(url.clone()),
+            _ => None,
+        });
+        let functions = crate::lambda_sdk_config(&env).expect("configuration");
+        // One attempt, with test credentials (the functions read Lambda's).
+        let config = aws_sdk_dynamodb::config::Builder::from(&functions)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        let listed = aws_sdk_dynamodb::Client::from_conf(config)
+            .list_tables()
+            .send()
+            .await;
+        assert!(listed.is_ok(), "{:?}", listed.err());
     }
 
     #[tokio::test]
