@@ -53,6 +53,9 @@ fn hostile(name: &str, n: usize) -> String {
         // opens another window (`access keys?.{0,200}...`), so its lazy DFA
         // builds new states throughout, and clears its cache when full.
         "open windows" => text_mail(&"access key x, ".repeat(n / 14)),
+        // Colons and dash runs on every line, each colon naming a field the
+        // structure scan reads (its value up to the next colon).
+        "fields and boundaries" => text_mail(&"Content-Type: a--b: --c\r\n".repeat(n / 24)),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
         // Every kind's words at once, over and over: each rule counts once.
         "keyword spam" => text_mail(&SPAM.repeat(n / SPAM.len() + 1)),
@@ -156,6 +159,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         "one code repeated",
         "token links",
         "open windows",
+        "fields and boundaries",
         "quoted replies",
         "header folding",
         "many recipients",
