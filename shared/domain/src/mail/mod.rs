@@ -71,9 +71,9 @@ pub const MAX_SCANNED_ATTACHMENT_BYTES: usize = 1024 * 1024;
 /// `ParsedMail` keeps are parsed, every other header is only skipped over
 /// (its default parses `Received`, `List-*` and `Return-Path` too, which
 /// nothing reads). Every field still keeps its place in the raw mail, which
-/// is where `ParsedMail::headers` reads them: a value kept raw was a byte
-/// loop and a UTF-8 check of a copy nothing read (about 15% of parsing in
-/// `perf`). Parse and attachment download share it, so both see the same
+/// is where `ParsedMail::headers` reads them: keeping a value raw was a
+/// byte loop and a UTF-8 check of a value nothing read (about 15% of parsing
+/// in `perf`). Parse and attachment download share it, so both see the same
 /// parts in the same order.
 static MESSAGE_PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
     MessageParser::new()
