@@ -301,8 +301,10 @@ fn verdict(mail: &ParsedMail, header: &str) -> Option<String> {
 fn pairs(clause: &str) -> impl Iterator<Item = (&str, &str)> {
     let separator = |c: char| c.is_whitespace() || matches!(c, ';' | '(' | ')');
     clause.match_indices('=').filter_map(move |(i, _)| {
+        // What follows the last separator: Unicode whitespace separates
+        // too, and may be wider than a byte.
         let before = clause[..i].trim_end();
-        let name = &before[before.rfind(separator).map_or(0, |j| j + 1)..];
+        let name = before.rsplit(separator).next().unwrap_or(before);
         let after = clause[i + 1..].trim_start();
         let value = &after[..after.find(separator).unwrap_or(after.len())];
         (!name.is_empty() && !value.is_empty()).then_some((name, value))
@@ -335,11 +337,15 @@ fn property_domain(clause: &str) -> Option<String> {
 /// The method and its result when a clause starts with one (`dkim=pass ...`).
 fn method_result(clause: &str) -> Option<(&'static str, String)> {
     let (name, value) = pairs(clause).next()?;
-    let starts_with_it =
-        clause.len() >= name.len() && clause[..name.len()].eq_ignore_ascii_case(name);
     let method = ["spf", "dkim", "dmarc"]
         .into_iter()
         .find(|m| name.eq_ignore_ascii_case(m))?;
+    // Compared as bytes: the clause may start with a character wider than
+    // one, where a first pair further on would cut it.
+    let starts_with_it = clause
+        .as_bytes()
+        .get(..name.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(name.as_bytes()));
     let letters = value
         .find(|c: char| !c.is_ascii_alphabetic())
         .unwrap_or(value.len());
@@ -691,6 +697,37 @@ mod tests {
         let a = authenticate(&m);
         assert!(!a.verified);
         assert!(spoofing_reason(&m, &a).unwrap().contains("DMARC failed"));
+    }
+
+    /// Found by `make fuzz`: a clause whose first pair stands after a
+    /// character wider than a byte, and a property after Unicode whitespace,
+    /// were cut inside a character (a panic).
+    #[test]
+    fn results_with_wide_characters_are_read_without_cutting_one() {
+        let odd =
+            parse_results("amazonses.com; a\u{fffd}rna bh=DHhm/90=; dkim=pass header.i=@x.example");
+        assert_eq!(
+            odd.dkim,
+            vec![("pass".to_string(), Some("x.example".to_string()))]
+        );
+        let wide = parse_results(
+            "amazonses.com; dkim=pass\u{3000}header.i=@signin.aws; spf=pass\u{a0}envelope-from=a@aws.com",
+        );
+        assert_eq!(
+            wide.dkim,
+            vec![("pass".to_string(), Some("signin.aws".to_string()))]
+        );
+        assert_eq!(wide.spf.as_deref(), Some("pass"));
+        assert_eq!(wide.spf_domain.as_deref(), Some("aws.com"));
+        // A method name after a wide character does not start its clause.
+        assert_eq!(
+            parse_results("amazonses.com; \u{e9} dkim=pass").dkim,
+            vec![]
+        );
+        assert_eq!(
+            parse_results("amazonses.com; ab\u{fffd} dkim=pass").dkim,
+            vec![]
+        );
     }
 
     #[test]
