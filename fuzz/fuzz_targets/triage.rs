@@ -1,7 +1,9 @@
 //! Raw bytes through `rootmail_domain::triage`, as `mail-ingest` triages a
 //! stored message: with the corpus' account directory, the built-in rules and a
 //! rotation waiting for one account (so the handoff path runs too). Whatever the
-//! bytes, triage decides, and never panics.
+//! bytes, triage decides, and never panics. Triage quarantines a message
+//! whose triage panicked (`catch_unwind`), but libfuzzer-sys's panic hook
+//! aborts first, so a panic still counts as a crash here.
 
 #![no_main]
 

@@ -17,6 +17,7 @@ use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
 use crate::thread::{KnownThreads, ThreadFacts, case_id, thread_key};
 use crate::types::{AccountId, CaseId, ContentHash, Disposition, Kind, Priority, ThreadKey};
 use serde::Serialize;
+use std::panic::AssertUnwindSafe;
 
 /// The ports triage reads; all synchronous and side-effect free.
 pub struct Context<'a> {
@@ -80,10 +81,23 @@ pub fn triage_parsed(
 ) -> Triage {
     let hash = hash.clone();
     match parsed {
-        Ok(mail) => triage_mail(mail, input, ctx, hash),
-        Err(error) => unparseable(input, hash, &error.to_string()),
+        // A panic is a bug that this message reached: it is quarantined with
+        // its original kept, as an unreadable one is, and the rest of a
+        // batch goes on (the panic's place is in the log).
+        Ok(mail) => std::panic::catch_unwind(AssertUnwindSafe(|| {
+            triage_mail(mail, input, ctx, hash.clone())
+        }))
+        .unwrap_or_else(|_| unparseable(input, hash, TRIAGE_FAILED)),
+        Err(error) => {
+            let reason = format!("not parseable as a message: {error}");
+            unparseable(input, hash, &reason)
+        }
     }
 }
+
+/// Why a message whose triage panicked is quarantined.
+const TRIAGE_FAILED: &str =
+    "rootmail failed while deciding what it is (an internal error; the log says where)";
 
 fn triage_mail(
     mail: &ParsedMail,
@@ -720,16 +734,14 @@ fn describe_secret_kinds(found: &[FoundSecret]) -> String {
     format!("a secret ({})", kinds.join(", "))
 }
 
-fn unparseable(input: &MailInput<'_>, hash: ContentHash, error: &str) -> Triage {
+/// A message quarantined before it could be decided on, for `why`.
+fn unparseable(input: &MailInput<'_>, hash: ContentHash, why: &str) -> Triage {
     let auth = Authentication::default();
     let priority = Kind::MailUnparseable
         .policy()
         .priority
         .unwrap_or(Priority::Normal);
-    let reason = format!(
-        "not parseable as a message: {error} ({} bytes)",
-        input.raw.len()
-    );
+    let reason = format!("{why} ({} bytes)", input.raw.len());
     let warnings = vec![reason.clone()];
     let ticket = render(&RenderInput {
         kind: Kind::MailUnparseable,
@@ -847,6 +859,51 @@ mod tests {
             },
             &ctx,
         )
+    }
+
+    /// A directory with a bug: every lookup panics.
+    struct Broken;
+    impl AccountDirectory for Broken {
+        fn by_email(&self, _: &EmailAddress) -> Option<Account> {
+            panic!("a bug in a directory")
+        }
+        fn by_id(&self, _: &AccountId) -> Option<Account> {
+            panic!("a bug in a directory")
+        }
+    }
+
+    #[test]
+    fn a_panic_in_triage_quarantines_the_message_and_the_next_is_triaged() {
+        let rules = Rules::built_in();
+        let raw = reset_mail(PASS);
+        let input = MailInput {
+            raw: raw.as_bytes(),
+            origin: "t.eml",
+            object_name: None,
+        };
+        let broken = Context {
+            directory: &Broken,
+            rules: &rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        };
+        let t = triage(&input, &broken);
+        assert_eq!(t.kind, Kind::MailUnparseable);
+        assert_eq!(t.disposition, Disposition::Quarantine);
+        assert!(t.warnings[0].contains(TRIAGE_FAILED), "{:?}", t.warnings);
+        let ticket = t.ticket.expect("a quarantine ticket");
+        assert!(
+            ticket.internal_note.contains("Original message: t.eml"),
+            "{}",
+            ticket.internal_note
+        );
+        // Nothing the panic left behind (the rules' search caches) spoils the next.
+        let dir = directory(AccountStatus::Active);
+        let working = Context {
+            directory: &dir,
+            ..broken
+        };
+        assert_eq!(triage(&input, &working).kind, Kind::PasswordReset);
     }
 
     #[test]

@@ -216,6 +216,9 @@ pub enum ParseError {
         found: usize,
         limit: usize,
     },
+    /// A panic while parsing: a bug that this message reached.
+    #[error("parsing it failed (an internal error; the log says where)")]
+    Failed,
 }
 
 #[cfg(test)]

@@ -24,7 +24,14 @@ pub(super) const MESSAGE_HEADERS: &[&str] = &[
     "reply-to",
 ];
 
+/// The message, read. A panic on the way (a bug, ours or mail-parser's,
+/// that hostile mail reached) is an error like any unreadable message's, so
+/// the message is quarantined and the rest of a batch goes on.
 pub fn parse(raw: &[u8]) -> Result<ParsedMail, ParseError> {
+    std::panic::catch_unwind(|| parse_message(raw)).unwrap_or(Err(ParseError::Failed))
+}
+
+fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if raw.iter().all(u8::is_ascii_whitespace) {
         return Err(ParseError::Empty);
     }
