@@ -37,10 +37,28 @@ pub fn levels(setting: Option<&str>) -> Targets {
     }
 }
 
-/// Installs [`json_logs`] on stdout for the whole process.
+/// Installs [`json_logs`] on stdout for the whole process, and
+/// [`log_panics_by_place`].
 pub fn init_json_logs() {
     // Only fails if a subscriber is already set, which then keeps logging.
     let _ = tracing::subscriber::set_global_default(json_logs(std::io::stdout));
+    log_panics_by_place();
+}
+
+/// A panic is logged as an error naming where it happened, never with its
+/// message: a message can quote what the code was reading, which is mail
+/// (a panic on a hostile header quoted the header), and mail can hold a
+/// verification code. The place is enough to find the bug.
+pub fn log_panics_by_place() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map_or_else(|| "an unknown place".to_string(), ToString::to_string);
+        tracing::error!(
+            place,
+            "panic (its message is not logged: it may quote mail)"
+        );
+    }));
 }
 
 #[cfg(test)]
@@ -63,6 +81,33 @@ mod tests {
         assert!(mixed.would_enable("rootmail_aws::ledger", &Level::DEBUG));
         assert!(!mixed.would_enable("mail_ingest", &Level::INFO));
         assert!(mixed.would_enable("mail_ingest", &Level::WARN));
+    }
+
+    /// What a panic logs, caught as the functions' logs are written.
+    #[test]
+    fn a_panic_is_logged_by_its_place_never_its_message() {
+        #[derive(Clone, Default)]
+        struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let written = lines.clone();
+        super::log_panics_by_place();
+        tracing::subscriber::with_default(super::json_logs(move || written.clone()), || {
+            let _ = std::panic::catch_unwind(|| panic!("Your verification code is 318244"));
+        });
+        drop(std::panic::take_hook());
+        let logged = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("\"level\":\"ERROR\""), "{logged}");
+        assert!(logged.contains("logging.rs:"), "{logged}");
+        assert!(!logged.contains("318244"), "{logged}");
     }
 
     #[test]
