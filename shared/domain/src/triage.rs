@@ -79,7 +79,6 @@ pub fn triage_parsed(
     input: &MailInput<'_>,
     ctx: &Context<'_>,
 ) -> Triage {
-    let hash = hash.clone();
     match parsed {
         // A panic is a bug that this message reached: it is quarantined with
         // its original kept, as an unreadable one is, and the rest of a
@@ -87,10 +86,10 @@ pub fn triage_parsed(
         Ok(mail) => std::panic::catch_unwind(AssertUnwindSafe(|| {
             triage_mail(mail, input, ctx, hash.clone())
         }))
-        .unwrap_or_else(|_| unparseable(input, hash, TRIAGE_FAILED)),
+        .unwrap_or_else(|_| unparseable(input, hash.clone(), TRIAGE_FAILED)),
         Err(error) => {
             let reason = format!("not parseable as a message: {error}");
-            unparseable(input, hash, &reason)
+            unparseable(input, hash.clone(), &reason)
         }
     }
 }
