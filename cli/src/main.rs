@@ -765,6 +765,7 @@ enum TicketsAction {
 }
 
 fn main() -> ExitCode {
+    rootmail_aws::logging::print_panics_by_place();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Triage(args) => args.run(),

@@ -51,14 +51,30 @@ pub fn init_json_logs() {
 /// verification code. The place is enough to find the bug.
 pub fn log_panics_by_place() {
     std::panic::set_hook(Box::new(|info| {
-        let place = info
-            .location()
-            .map_or_else(|| "an unknown place".to_string(), ToString::to_string);
+        let place = panic_place(info);
         tracing::error!(
             place,
             "panic (its message is not logged: it may quote mail)"
         );
     }));
+}
+
+/// [`log_panics_by_place`] for the command-line tool, which logs to no
+/// subscriber: one line on stderr, the place only (its output lands in
+/// terminals, cron mail and CI logs alike).
+pub fn print_panics_by_place() {
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!(
+            "rootmail: internal error at {} (its message is not shown: it may quote mail)",
+            panic_place(info)
+        );
+    }));
+}
+
+/// Where a panic happened: file, line and column.
+fn panic_place(info: &std::panic::PanicHookInfo<'_>) -> String {
+    info.location()
+        .map_or_else(|| "an unknown place".to_string(), ToString::to_string)
 }
 
 #[cfg(test)]
