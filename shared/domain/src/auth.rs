@@ -300,13 +300,28 @@ fn verdict(mail: &ParsedMail, header: &str) -> Option<String> {
 /// this runs for every clause of every authentication header.
 fn pairs(clause: &str) -> impl Iterator<Item = (&str, &str)> {
     let separator = |c: char| c.is_whitespace() || matches!(c, ';' | '(' | ')');
+    // The `=` come in order, and so do the ends of their names and the
+    // starts of their values: the last separator before a name and the
+    // first after a value are found by cursors that only move forward, so a
+    // clause of many `=` is read once, not once for each.
+    let (mut scanned, mut name_start) = (0, 0);
+    let mut value_end = 0;
     clause.match_indices('=').filter_map(move |(i, _)| {
-        // What follows the last separator: Unicode whitespace separates
-        // too, and may be wider than a byte.
-        let before = clause[..i].trim_end();
-        let name = before.rsplit(separator).next().unwrap_or(before);
-        let after = clause[i + 1..].trim_start();
-        let value = &after[..after.find(separator).unwrap_or(after.len())];
+        let name_end = clause[..i].trim_end().len();
+        for (j, c) in clause[scanned.min(name_end)..name_end].char_indices() {
+            if separator(c) {
+                name_start = scanned + j + c.len_utf8();
+            }
+        }
+        scanned = scanned.max(name_end);
+        let name = &clause[name_start.min(name_end)..name_end];
+        let value_start = clause.len() - clause[i + 1..].trim_start().len();
+        if value_end < value_start {
+            value_end = clause[value_start..]
+                .find(separator)
+                .map_or(clause.len(), |j| value_start + j);
+        }
+        let value = &clause[value_start..value_end];
         (!name.is_empty() && !value.is_empty()).then_some((name, value))
     })
 }
@@ -728,6 +743,55 @@ mod tests {
             parse_results("amazonses.com; ab\u{fffd} dkim=pass").dkim,
             vec![]
         );
+    }
+
+    /// The forward cursors read what the plain definition reads: for each
+    /// `=`, the name back to the last separator and the value on to the next.
+    #[test]
+    fn pairs_are_what_the_plain_definition_reads() {
+        fn plain(clause: &str) -> Vec<(&str, &str)> {
+            let separator = |c: char| c.is_whitespace() || matches!(c, ';' | '(' | ')');
+            let mut found = Vec::new();
+            for (i, _) in clause.match_indices('=') {
+                let before = clause[..i].trim_end();
+                let name = before.rsplit(separator).next().unwrap_or(before);
+                let after = clause[i + 1..].trim_start();
+                let value = &after[..after.find(separator).unwrap_or(after.len())];
+                if !name.is_empty() && !value.is_empty() {
+                    found.push((name, value));
+                }
+            }
+            found
+        }
+        let pieces = [
+            "a",
+            "=",
+            " ",
+            "  ",
+            "(",
+            ")",
+            "\u{3000}",
+            "\u{a0}",
+            "dkim",
+            "\u{e9}",
+            "x=y",
+            "@x.example",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..5_000 {
+            let clause: String = (0..next(14)).map(|_| pieces[next(pieces.len())]).collect();
+            assert_eq!(
+                pairs(&clause).collect::<Vec<_>>(),
+                plain(&clause),
+                "{clause:?}"
+            );
+        }
     }
 
     #[test]
