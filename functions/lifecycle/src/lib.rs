@@ -148,6 +148,17 @@ impl From<&LifecycleError> for StepFailure {
     }
 }
 
+/// A panicking step is a bug: `Permanent`, so the state machine does not
+/// retry it, with nothing of the panic's message (it can quote mail).
+impl From<rootmail_aws::logging::Panicked> for StepFailure {
+    fn from(panicked: rootmail_aws::logging::Panicked) -> Self {
+        Self {
+            name: "Permanent",
+            message: panicked.to_string(),
+        }
+    }
+}
+
 impl From<StepFailure> for Diagnostic {
     fn from(failure: StepFailure) -> Self {
         Diagnostic {
@@ -420,6 +431,9 @@ mod tests {
         assert_eq!(StepFailure::from(&permanent).name, "Permanent");
         let not_yet = LifecycleError::NotYet("root email not changed yet".into());
         assert_eq!(StepFailure::from(&not_yet).name, "NotYet");
+        // Not retried: a bug does not mend itself.
+        let panicked = StepFailure::from(rootmail_aws::logging::Panicked);
+        assert_eq!(panicked.name, "Permanent");
     }
 
     fn rootmail_pipeline_error(transient: bool) -> rootmail_pipeline::PortError {

@@ -5,6 +5,7 @@
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use lifecycle::{Config, Lifecycle, Step};
+use rootmail_aws::logging::without_panic_message;
 use serde_json::Value;
 
 #[tokio::main]
@@ -14,13 +15,15 @@ async fn main() -> Result<(), Error> {
     let handler = &handler;
     if config.step == Step::Operator {
         // People's requests through the function URL: an HTTP answer each.
-        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-            Ok::<Value, Error>(handler.handle_operator(event).await)
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+            without_panic_message(async move {
+                Ok::<Value, Error>(handler.handle_operator(event).await)
+            })
         }))
         .await;
     }
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(event).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        without_panic_message(handler.handle(event))
     }))
     .await
 }

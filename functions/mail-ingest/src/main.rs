@@ -5,6 +5,7 @@
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mail_ingest::{Config, Ingest};
 use rootmail_aws::Metrics;
+use rootmail_aws::logging::without_panic_message;
 use serde_json::Value;
 
 #[tokio::main]
@@ -13,8 +14,8 @@ async fn main() -> Result<(), Error> {
     let handler = Ingest::on_aws(config, &aws, Metrics::stdout())
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        handler.handle(event).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        without_panic_message(handler.handle(event))
     }))
     .await
 }

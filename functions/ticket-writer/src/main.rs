@@ -5,6 +5,7 @@
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use rootmail_aws::Metrics;
+use rootmail_aws::logging::without_panic_message;
 use ticket_writer::{Config, Writer};
 
 #[tokio::main]
@@ -14,8 +15,8 @@ async fn main() -> Result<(), Error> {
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let handler = &handler;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        handler.handle(event).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        without_panic_message(handler.handle(event))
     }))
     .await
 }
