@@ -444,6 +444,56 @@ mod tests {
         }
     }
 
+    /// Generated windowed patterns (windows first, last, nested, optional,
+    /// repeated, in branches, beside `\b`) on generated texts: the set says
+    /// what each pattern says alone, so no gate ever hides a match.
+    #[test]
+    fn gates_hide_no_match_on_generated_patterns() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let atoms = [
+            "a", "b", "ab", r"\bab", r"b\b", "(a|ba)", "c?", "b+", ".{0,25}", ".{2,30}",
+        ];
+        for _ in 0..300 {
+            let piece = |next: &mut dyn FnMut(usize) -> usize| -> String {
+                let atom = |next: &mut dyn FnMut(usize) -> usize| atoms[next(atoms.len())];
+                match next(5) {
+                    0 => format!("({}{})?", atom(next), atom(next)),
+                    1 => format!("({}.{{0,20}}{})+", atom(next), atom(next)),
+                    2 => format!("({}|{})", atom(next), atom(next)),
+                    _ => atom(next).to_string(),
+                }
+            };
+            let patterns: Vec<String> = (0..3)
+                .map(|_| {
+                    let pieces: String = (0..1 + next(4)).map(|_| piece(&mut next)).collect();
+                    format!("(?s){pieces}")
+                })
+                .collect();
+            let set = set_of(&patterns);
+            let alone: Vec<Regex> = patterns.iter().map(|p| Regex::new(p).unwrap()).collect();
+            for _ in 0..20 {
+                let text: String = (0..next(70))
+                    .map(|_| ["a", "b", "c", " "][next(4)])
+                    .collect();
+                let hits = set.matches(&text);
+                for (i, regex) in alone.iter().enumerate() {
+                    assert_eq!(
+                        hits.matched(i),
+                        regex.is_match(&text),
+                        "{} on {text:?}",
+                        patterns[i]
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn hits_are_reported_by_the_caller_s_index_whichever_way_they_ran() {
         let patterns = [
