@@ -777,13 +777,7 @@ mod tests {
             "x=y",
             "@x.example",
         ];
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::generator(0x9e37_79b9_7f4a_7c15_u64);
         for _ in 0..5_000 {
             let clause: String = (0..next(14)).map(|_| pieces[next(pieces.len())]).collect();
             assert_eq!(

@@ -25,6 +25,18 @@ pub mod types;
 #[cfg(test)]
 mod linear_tests;
 
+/// A small deterministic generator for the tests that check a fast reading
+/// against a plain one on generated input (xorshift64).
+#[cfg(test)]
+pub(crate) fn generator(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    }
+}
+
 pub use directory::{Account, AccountDirectory, InMemoryDirectory};
 pub use handoff::{Handoff, NoRotations, WaitingRotation, WaitingRotations};
 pub use render::{AttachmentRef, TicketDraft};

@@ -296,13 +296,7 @@ mod tests {
     /// does, on random texts and overlapping, nested and repeated values.
     #[test]
     fn few_values_are_replaced_as_aho_corasick_replaces_them() {
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::generator(0x2545_f491_4f6c_dd1d_u64);
         let word = |next: &mut dyn FnMut(usize) -> usize, len: usize| -> String {
             (0..len).map(|_| ['a', 'b', 'é', '&'][next(4)]).collect()
         };
