@@ -21,6 +21,7 @@ pub mod ses;
 pub mod thread;
 pub mod triage;
 pub mod types;
+pub mod warm_up;
 
 #[cfg(test)]
 mod linear_tests;
@@ -45,3 +46,4 @@ pub use secret_value::{FoundSecret, SecretKind, SecretValue};
 pub use thread::{KnownThreads, NoKnownThreads};
 pub use triage::{Context, MailInput, Triage, rethread, triage, triage_parsed};
 pub use types::*;
+pub use warm_up::warm_up;
