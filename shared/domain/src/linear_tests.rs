@@ -3,11 +3,8 @@
 //! work grows by 4x). Ratios within one run, the least of a few tries each, so
 //! a busy machine does not decide the outcome.
 
-use crate::directory::InMemoryDirectory;
-use crate::handoff::NoRotations;
 use crate::rules::Rules;
-use crate::thread::NoKnownThreads;
-use crate::triage::{Context, MailInput, triage};
+use crate::warm_up::triage_without_stores;
 use std::time::{Duration, Instant};
 
 const HEADERS: &str = "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
@@ -103,19 +100,9 @@ fn a_megabyte_of_keyword_spam_scores_each_rule_once() {
     let spam = text_mail(&SPAM.repeat((1 << 20) / SPAM.len()));
     let once = text_mail(SPAM);
     let scores = |raw: &str| {
-        let directory = InMemoryDirectory::default();
-        let ctx = Context {
-            directory: &directory,
-            rules: &rules,
-            known_threads: &NoKnownThreads,
-            rotations: &NoRotations,
-        };
-        let input = MailInput {
-            raw: raw.as_bytes(),
-            origin: "spam.eml",
-            object_name: None,
-        };
-        triage(&input, &ctx).explanation.scores
+        triage_without_stores(raw.as_bytes(), "spam.eml", &rules)
+            .explanation
+            .scores
     };
     let (many, one) = (scores(&spam), scores(&once));
     assert!(!one.is_empty());
@@ -135,22 +122,10 @@ fn a_megabyte_of_keyword_spam_scores_each_rule_once() {
 }
 
 fn time_triage(raw: &str, rules: &Rules) -> Duration {
-    let directory = InMemoryDirectory::default();
-    let ctx = Context {
-        directory: &directory,
-        rules,
-        known_threads: &NoKnownThreads,
-        rotations: &NoRotations,
-    };
-    let input = MailInput {
-        raw: raw.as_bytes(),
-        origin: "hostile.eml",
-        object_name: None,
-    };
     (0..5)
         .map(|_| {
             let started = Instant::now();
-            std::hint::black_box(triage(&input, &ctx));
+            std::hint::black_box(triage_without_stores(raw.as_bytes(), "hostile.eml", rules));
             started.elapsed()
         })
         .min()

@@ -21,6 +21,12 @@ use crate::triage::{Context, MailInput, Triage, triage};
 /// that checks the sample still reaches classification, facts and the body's
 /// HTML.
 pub fn warm_up(rules: &Rules) -> Triage {
+    triage_without_stores(SAMPLE.as_bytes(), "rootmail warm-up", rules)
+}
+
+/// One message triaged with an empty directory, no known threads and no
+/// waiting rotation.
+pub(crate) fn triage_without_stores(raw: &[u8], origin: &str, rules: &Rules) -> Triage {
     let directory = InMemoryDirectory::default();
     let ctx = Context {
         directory: &directory,
@@ -29,8 +35,8 @@ pub fn warm_up(rules: &Rules) -> Triage {
         rotations: &NoRotations,
     };
     let input = MailInput {
-        raw: SAMPLE.as_bytes(),
-        origin: "rootmail warm-up",
+        raw,
+        origin,
         object_name: None,
     };
     triage(&input, &ctx)
