@@ -209,7 +209,7 @@ impl AwsIngest {
         metrics: Metrics,
     ) -> Result<Self, PortError> {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        let ingest = Self {
+        Ok(Self {
             mail: S3Mail::new(rootmail_aws::S3Client::new(aws)?),
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
             threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
@@ -219,12 +219,7 @@ impl AwsIngest {
             rules: Rules::built_in(),
             metrics,
             config,
-        };
-        // The first triage's one-time work (about 15 ms of CPU), done here,
-        // in init, on a full vCPU, rather than in the first invocation at a
-        // seventh of one (rootmail_domain::warm_up).
-        rootmail_domain::warm_up(&ingest.rules);
-        Ok(ingest)
+        })
     }
 }
 
