@@ -255,6 +255,11 @@ async fn ingest_crashes_after_enqueue() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn writer_crashes_after_marking_its_first_send() {
+    crash_and_redeliver("writer.after-start-sending").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn writer_crashes_after_create_before_record() {
     crash_and_redeliver("writer.after-create").await;
 }

@@ -265,6 +265,7 @@ mod tests {
                     ("claimed_at", n("1700000000")),
                     ("warnings", AttributeValue::L(vec![])),
                     ("from_aws", AttributeValue::Bool(false)),
+                    ("sending", s("unknown")),
                 ]),
             );
         }
@@ -310,6 +311,7 @@ mod tests {
                         AttributeValue::L(vec![s("spf: softfail"), s("")]),
                     ),
                     ("from_aws", AttributeValue::Bool(true)),
+                    ("sending", s("unknown")),
                 ]),
             );
         }

@@ -4,7 +4,7 @@ use crate::dynamo::{from_item, n, s, to_item};
 use crate::error::{condition_failed, port_error};
 use aws_sdk_dynamodb::Client;
 use rootmail_domain::ContentHash;
-use rootmail_pipeline::{Claim, Ledger, LedgerRow, LedgerStatus, PortResult};
+use rootmail_pipeline::{Claim, Ledger, LedgerRow, LedgerStatus, PortResult, Sending};
 
 const PORT: &str = "ledger";
 
@@ -80,7 +80,9 @@ impl Ledger for DynamoLedger {
     /// A finished row stays finished: a redelivered copy that is triaged again
     /// while its operation is being written must not turn `done` back into
     /// `queued` (FIFO deduplication then drops the repeated operation, and the
-    /// row would stay `queued` for ever). Such a write changes nothing.
+    /// row would stay `queued` for ever). Nor does such a copy erase a
+    /// writer's [`Sending::Started`] mark: the writer would then trust that
+    /// nothing was sent. Such a write changes nothing.
     async fn record(&self, row: &LedgerRow) -> PortResult<()> {
         let mut put = self
             .client
@@ -88,15 +90,25 @@ impl Ledger for DynamoLedger {
             .table_name(&self.table)
             .set_item(Some(to_item(PORT, row)?));
         if row.status != LedgerStatus::Done {
+            let mut condition =
+                "attribute_not_exists(content_hash) OR (#status <> :done".to_string();
             put = put
-                .condition_expression("attribute_not_exists(content_hash) OR #status <> :done")
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":done", s("done"));
+            // A write that carries the mark (the writer noting a failure) may stand.
+            if row.sending != Sending::Started {
+                condition.push_str(" AND (attribute_not_exists(#sending) OR #sending <> :started)");
+                put = put
+                    .expression_attribute_names("#sending", "sending")
+                    .expression_attribute_values(":started", s("started"));
+            }
+            condition.push(')');
+            put = put.condition_expression(condition);
         }
         match put.send().await {
             Ok(_) => Ok(()),
             Err(e) if condition_failed(&e) => {
-                tracing::info!(content_hash = %row.content_hash, "already done; left as it is");
+                tracing::info!(content_hash = %row.content_hash, "already done or being sent; left as it is");
                 Ok(())
             }
             Err(e) => Err(port_error(PORT, e)),
@@ -114,5 +126,28 @@ impl Ledger for DynamoLedger {
             .await
             .map_err(|e| port_error(PORT, e))?;
         found.item.map(|item| from_item(PORT, item)).transpose()
+    }
+
+    /// One conditional update: only a queued row that no writer took yet.
+    async fn start_sending(&self, hash: &ContentHash) -> PortResult<bool> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("content_hash", s(hash.as_str()))
+            .update_expression("SET #sending = :started")
+            .condition_expression("#status = :queued AND #sending = :not_yet")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#sending", "sending")
+            .expression_attribute_values(":queued", s("queued"))
+            .expression_attribute_values(":not_yet", s("not_yet"))
+            .expression_attribute_values(":started", s("started"))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(port_error(PORT, e)),
+        }
     }
 }

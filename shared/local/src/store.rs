@@ -722,6 +722,10 @@ impl MailArchive for LocalStore {
     }
 }
 
+/// `start_sending` keeps the port's default (`false`: the backend searches):
+/// `rootmail run` writes in batches, so a row and its mark would reach the
+/// disk only when the batch commits, after the writer's requests, and a crash
+/// in between would leave a row that says nothing was sent.
 impl Ledger for LocalStore {
     async fn claim(
         &self,
@@ -1055,6 +1059,7 @@ mod tests {
             kind: Kind::BudgetAlert,
             internal_note: String::new(),
             attachments: Vec::new(),
+            first_send: None,
         };
         let (calm, urgent) = (
             comment("calm", Priority::Low),
@@ -1161,6 +1166,7 @@ mod tests {
             kind: Kind::BudgetAlert,
             internal_note: String::new(),
             attachments: Vec::new(),
+            first_send: None,
         };
         let posted = block_on(store.comment("4", &later)).unwrap();
         assert_eq!(posted, PostedComment::on("4", "4-2"));

@@ -5,7 +5,7 @@
 // `crash_point!` is in scope from lib.rs, which defines it before this module.
 use crate::{
     AccountLookup, Claim, Evidence, Handoffs, Ledger, LedgerRow, LedgerStatus, MailArchive,
-    NoHandoffs, PortError, PortResult, ThreadMap, TicketOp,
+    NoHandoffs, PortError, PortResult, Sending, ThreadMap, TicketOp,
 };
 use rootmail_domain::directory::Candidates;
 use rootmail_domain::mail::ParsedMail;
@@ -354,6 +354,11 @@ fn record_triage(row: &mut LedgerRow, triage: &Triage, origin: String, queued: b
     row.ses_message_id = triage.ses_message_id.clone();
     row.warnings = triage.warnings.clone();
     row.from_aws = triage.authentication.aws_sender && triage.authentication.verified;
+    // Only a row this run claimed is new to every writer. A row queued
+    // before keeps what it said: a writer may have taken it meanwhile.
+    if queued && row.status == LedgerStatus::Claimed {
+        row.sending = Sending::NotYet;
+    }
     row.status = if queued {
         LedgerStatus::Queued
     } else {

@@ -40,6 +40,7 @@ pub const CRASH_POINTS: &[&str] = &[
     "ingest.after-archive",
     "ingest.after-record",
     "ingest.after-enqueue",
+    "writer.after-start-sending",
     "writer.after-create",
     "writer.after-comment",
     "writer.after-thread-saved",

@@ -51,6 +51,26 @@ pub struct LedgerRow {
     /// DMARC aligned): what `accounts list --silent-for` counts.
     #[serde(default)]
     pub from_aws: bool,
+    /// Whether the message's ticket operation may have reached the ticketing
+    /// system: what lets the writer skip searching a ticket for it.
+    #[serde(default)]
+    pub sending: Sending,
+}
+
+/// What the ledger knows about a queued operation reaching the ticketing system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sending {
+    /// Not known: a row written before rootmail kept this (an earlier writer
+    /// may have sent without marking), or one triaged again after a
+    /// redelivery. The writer searches the ticket before commenting.
+    #[default]
+    Unknown,
+    /// Queued by the run that claimed it, and no writer has taken it since.
+    NotYet,
+    /// A writer marked it before its first request; every later attempt
+    /// searches the ticket, as the comment may be there.
+    Started,
 }
 
 impl LedgerRow {
@@ -73,6 +93,7 @@ impl LedgerRow {
             warnings: Vec::new(),
             failure: None,
             from_aws: false,
+            sending: Sending::Unknown,
         }
     }
 }
@@ -151,6 +172,7 @@ impl NewTicket {
             kind: self.kind,
             internal_note: self.internal_note.clone(),
             attachments: self.attachments.clone(),
+            first_send: None,
         }
     }
 }
@@ -164,6 +186,22 @@ pub struct NewComment {
     pub kind: Kind,
     pub internal_note: String,
     pub attachments: Vec<TicketAttachment>,
+    /// Set when nothing of this operation reached the backend before this
+    /// attempt (see [`Sending::NotYet`]): the backend need not search the
+    /// ticket for the message's comment. A hint, never part of what is sent.
+    #[serde(skip)]
+    pub first_send: Option<FirstSend>,
+}
+
+/// What the writer knows when an operation is sent for the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstSend {
+    /// The thread's messages before this one, as the thread map counts them
+    /// (every ticket of the thread; 0 when only the backend knew the ticket).
+    /// rootmail's own comments on the ticket are at most twice as many (a
+    /// comment and its note each), which a backend with a comment limit
+    /// weighs before trusting that the ticket has room without counting.
+    pub earlier_messages: u64,
 }
 
 /// An attachment of the mail, with its bytes when the backend should upload it.

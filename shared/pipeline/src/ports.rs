@@ -84,6 +84,16 @@ pub trait Ledger {
     fn record(&self, row: &LedgerRow) -> impl Future<Output = PortResult<()>> + Send;
     fn get(&self, hash: &ContentHash)
     -> impl Future<Output = PortResult<Option<LedgerRow>>> + Send;
+    /// Marks a queued message's operation as being sent, before the writer's
+    /// first request to the ticketing system. `true` only when this call made
+    /// the mark, on a row that said [`Sending::NotYet`](crate::Sending): no
+    /// earlier attempt sent anything. The mark must be durable before the
+    /// request, and a later triage of the same message must not erase it. A
+    /// store that cannot promise both keeps this default: `false`, and the
+    /// backend searches.
+    fn start_sending(&self, _hash: &ContentHash) -> impl Future<Output = PortResult<bool>> + Send {
+        async { Ok(false) }
+    }
 }
 
 /// Thread key -> ticket, and Message-ID -> thread key (to thread replies).
@@ -296,6 +306,10 @@ impl<L: Ledger + Sync> Ledger for &L {
         hash: &ContentHash,
     ) -> impl Future<Output = PortResult<Option<LedgerRow>>> + Send {
         (**self).get(hash)
+    }
+
+    fn start_sending(&self, hash: &ContentHash) -> impl Future<Output = PortResult<bool>> + Send {
+        (**self).start_sending(hash)
     }
 }
 

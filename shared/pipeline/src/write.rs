@@ -4,8 +4,9 @@
 
 // `crash_point!` is in scope from lib.rs, which defines it before this module.
 use crate::{
-    AttachmentContent, Ledger, LedgerRow, LedgerStatus, MailSource, NewComment, NewTicket,
-    PortResult, ThreadMap, ThreadRecord, TicketAttachment, TicketOp, TicketSink,
+    AttachmentContent, FirstSend, Ledger, LedgerRow, LedgerStatus, MailSource, NewComment,
+    NewTicket, PortResult, Sending, ThreadMap, ThreadRecord, TicketAttachment, TicketOp,
+    TicketSink,
 };
 use rootmail_domain::{ContentHash, ThreadKey};
 
@@ -83,11 +84,21 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
             repeated: true,
         });
     }
-    let (written, thread) = create_or_comment(ports, op, now).await?;
+    // Marked before the first request, so that an attempt after this one,
+    // whatever it finds, searches the ticket for what this one sent.
+    let first_send = match &row {
+        Some(row) if row.sending == Sending::NotYet => {
+            ports.ledger.start_sending(&op.message).await?
+        }
+        _ => false,
+    };
+    crash_point!("writer.after-start-sending");
+    let (written, thread) = create_or_comment(ports, op, first_send, now).await?;
     ports.threads.save(&thread).await?;
     crash_point!("writer.after-thread-saved");
     if let Some(mut row) = row {
         row.status = LedgerStatus::Done;
+        row.sending = Sending::Started;
         row.ticket_id = Some(written.ticket_id().to_string());
         row.comment_id = match &written {
             Written::Commented { comment_id, .. } => Some(comment_id.clone()),
@@ -112,10 +123,12 @@ struct Existing {
 }
 
 /// Creates the thread's ticket, or comments on it; what was written, and the
-/// thread's record as it stands after.
+/// thread's record as it stands after. `first_send`: nothing of this
+/// operation reached the backend before (see [`Sending::NotYet`]).
 async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
     ports: WriterPorts<'_, L, T, S, M>,
     op: &TicketOp,
+    first_send: bool,
     now: u64,
 ) -> PortResult<(Written, ThreadRecord)> {
     let (existing, found_absent) = existing_ticket(ports, op).await?;
@@ -137,7 +150,10 @@ async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
             known.messages.max(1),
         ),
         Some(known) => {
-            let written = post_comment(ports, op, &known.ticket_id).await?;
+            let first_send = first_send.then_some(FirstSend {
+                earlier_messages: known.messages,
+            });
+            let written = post_comment(ports, op, &known.ticket_id, first_send).await?;
             (written, known.created_from, known.messages + 1)
         }
     };
@@ -199,6 +215,7 @@ async fn post_comment<L, T, S: TicketSink, M: MailSource>(
     ports: WriterPorts<'_, L, T, S, M>,
     op: &TicketOp,
     ticket_id: &str,
+    first_send: Option<FirstSend>,
 ) -> PortResult<Written> {
     let comment = NewComment {
         message: op.message.clone(),
@@ -207,6 +224,7 @@ async fn post_comment<L, T, S: TicketSink, M: MailSource>(
         kind: op.kind,
         internal_note: op.internal_note.clone(),
         attachments: ticket_attachments(op, ports).await?,
+        first_send,
     };
     let posted = ports.sink.comment(ticket_id, &comment).await?;
     crash_point!("writer.after-comment");

@@ -408,11 +408,17 @@ impl Jira {
     }
 
     /// The internal note, marked with the message so a retry does not repeat it.
-    async fn internal_note(&self, key: &str, message: &ContentHash, note: &str) -> PortResult<()> {
+    async fn internal_note(
+        &self,
+        key: &str,
+        message: &ContentHash,
+        note: &str,
+        search: bool,
+    ) -> PortResult<()> {
         if note.trim().is_empty() {
             return Ok(());
         }
-        if self.existing_comment(key, message, false).await?.is_some() {
+        if search && self.existing_comment(key, message, false).await?.is_some() {
             return Ok(());
         }
         let body = self.text(note, &[], message, original_location(note));
@@ -546,7 +552,7 @@ impl Jira {
     /// note), or, when another message created it, add this one as a comment.
     async fn complete(&self, found: FoundTicket, ticket: &NewTicket) -> PortResult<String> {
         if found.created_from == ticket.message {
-            self.internal_note(&found.id, &ticket.message, &ticket.internal_note)
+            self.internal_note(&found.id, &ticket.message, &ticket.internal_note, true)
                 .await?;
         } else {
             self.comment(&found.id, &ticket.as_comment()).await?;
@@ -713,22 +719,39 @@ impl TicketSink for Jira {
         }
         let ids = self.upload_all(&attachments).await?;
         self.attach(&created.issue_key, &ids, None, true).await?;
-        self.internal_note(&created.issue_key, &ticket.message, &ticket.internal_note)
-            .await?;
+        self.internal_note(
+            &created.issue_key,
+            &ticket.message,
+            &ticket.internal_note,
+            true,
+        )
+        .await?;
         self.forget(&token);
         Ok(created.issue_key)
     }
 
+    /// Nothing of a first send can be on the request: neither its comment nor
+    /// its note is searched for then.
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let existed = self
-            .existing_comment(ticket_id, &comment.message, true)
-            .await?;
+        let searched = comment.first_send.is_none();
+        let existed = match searched {
+            true => {
+                self.existing_comment(ticket_id, &comment.message, true)
+                    .await?
+            }
+            false => None,
+        };
         let id = match existed {
             Some(id) => id,
             None => self.post_with_files(ticket_id, comment).await?,
         };
-        self.internal_note(ticket_id, &comment.message, &comment.internal_note)
-            .await?;
+        self.internal_note(
+            ticket_id,
+            &comment.message,
+            &comment.internal_note,
+            searched,
+        )
+        .await?;
         Ok(PostedComment::on(ticket_id, id))
     }
 }

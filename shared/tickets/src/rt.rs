@@ -585,8 +585,12 @@ impl TicketSink for Rt {
         Ok(id)
     }
 
+    /// Nothing of a first send can be on the ticket: it is not searched for then.
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let written = self.written_for(ticket_id, &comment.message).await?;
+        let written = match comment.first_send {
+            Some(_) => Written::default(),
+            None => self.written_for(ticket_id, &comment.message).await?,
+        };
         let correspondence = match written.correspondence {
             Some(id) => id,
             None => {

@@ -61,7 +61,7 @@ fn key_for(file: &Path) -> String {
     }
 }
 
-async fn upload(stack: &Stack, files: &[std::path::PathBuf]) {
+pub(crate) async fn upload(stack: &Stack, files: &[std::path::PathBuf]) {
     for file in files {
         stack
             .put_mail(&key_for(file), std::fs::read(file).expect("fixture"))
@@ -240,7 +240,7 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
 }
 
 /// The corpus mails whose golden thread is `thread`.
-fn thread_files(thread: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn thread_files(thread: &str) -> Vec<std::path::PathBuf> {
     eml_files(&corpus_dir())
         .into_iter()
         .filter(|file| {

@@ -84,6 +84,29 @@ fn mail_ingest_updates_only_the_handover_fields_of_a_rotation() {
     assert_eq!(granted, wanted);
 }
 
+/// ticket-writer's one update is the sending mark (`DynamoLedger::start_sending`):
+/// no other attribute of a ledger row, and no other table.
+#[test]
+fn ticket_writer_updates_only_the_sending_mark_of_a_ledger_row() {
+    let template = template();
+    let role = template.resource("TicketWriterRole");
+    let updates: Vec<_> = statements(role)
+        .into_iter()
+        .filter(|s| actions(s).contains(&"dynamodb:UpdateItem"))
+        .collect();
+    assert_eq!(updates.len(), 1, "one statement allows UpdateItem");
+    let statement = updates[0];
+    assert_eq!(actions(statement), ["dynamodb:UpdateItem"]);
+    assert_eq!(
+        get(statement, "Resource").and_then(get_att).as_deref(),
+        Some("LedgerTable.Arn")
+    );
+    let lists = condition(statement, "dynamodb:Attributes");
+    assert_eq!(lists.len(), 1, "one attribute list");
+    assert_eq!(lists[0].0, "ForAllValues:StringEquals");
+    assert_eq!(strings(Some(lists[0].1)), ["content_hash", "sending"]);
+}
+
 /// Mail is trusted by the headers SES writes, so nobody else may write it:
 /// the bucket policy denies PutObject under inbound/ to every caller that is
 /// not an AWS service, and to any receipt rule but this stack's.

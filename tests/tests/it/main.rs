@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod corpus;
 mod error_decisions;
+mod first_send;
 mod function_length;
 mod infra_template;
 mod input_limits;

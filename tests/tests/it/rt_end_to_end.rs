@@ -358,6 +358,7 @@ fn comment_for(message: &[u8]) -> NewComment {
         kind: Kind::Unknown,
         internal_note: "Original message: later.eml".into(),
         attachments: Vec::new(),
+        first_send: None,
     }
 }
 

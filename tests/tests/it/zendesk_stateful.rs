@@ -355,6 +355,7 @@ async fn a_comment_retried_later_uploads_again_instead_of_reusing_an_old_token()
             size: 4,
             content: rootmail_pipeline::AttachmentContent::Upload(b"%PDF".to_vec()),
         }],
+        first_send: None,
     };
     // Zendesk refuses the update; the queue retries more than an hour later.
     zendesk.fail(Call::Update, 1, 503);
@@ -937,4 +938,33 @@ async fn a_first_mail_retried_after_its_thread_moved_on_still_gets_its_note() {
     assert_eq!(zendesk.tickets().len(), 1, "no second ticket");
     assert_eq!(marked(&zendesk.ticket(&created), &first), (1, 1));
     assert_eq!(marked(&zendesk.ticket(&created), &second), (1, 1));
+}
+
+/// Issue 16, goal 6: a first send skips the search of the ticket's comments
+/// only while the thread's own comments (two a message, at most) fill at
+/// most half of the ticket's limit; nearer the limit it searches, since the
+/// search is what counts the comments and keeps a comment with its note.
+#[tokio::test]
+async fn a_first_send_counts_the_comments_only_near_the_limit() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend_with(|o| o.max_comments = 12);
+    let (_dir, store) = store();
+    let ticket_id = created(&store, &sink, &op("near-limit@example.com", 1, "n")).await;
+    let mut searched = Vec::new();
+    for (n, earlier) in [(2, 0), (3, 1), (4, 2), (5, 3)] {
+        let mut comment = new_ticket(&op("near-limit@example.com", n, "n")).as_comment();
+        comment.first_send = Some(rootmail_pipeline::FirstSend {
+            earlier_messages: earlier,
+        });
+        let before = zendesk.requests().len();
+        sink.comment(&ticket_id, &comment).await.expect("comment");
+        let calls: Vec<Call> = zendesk.requests()[before..]
+            .iter()
+            .map(|r| r.call)
+            .collect();
+        searched.push(calls.contains(&Call::ListComments));
+    }
+    // 0: not known; 1 and 2: 4 and 6 comments of 12; 3: 8, over half.
+    assert_eq!(searched, [true, false, false, true]);
+    assert_eq!(zendesk.ticket(&ticket_id).comments.len(), 10);
 }

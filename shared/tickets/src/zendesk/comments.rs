@@ -151,7 +151,7 @@ impl Zendesk {
     ) -> Boxed<'a, PostedComment> {
         Box::pin(async move {
             let want_note = !comment.internal_note.trim().is_empty();
-            let marked = self.marked(ticket, &comment.message, want_note).await?;
+            let marked = self.marked_unless_first(ticket, comment, want_note).await?;
             if let Some(id) = marked.public {
                 // Delivered again: the note (and the raise its update
                 // carries) may be missing.
@@ -199,6 +199,33 @@ impl Zendesk {
                 self.add_note(ticket, comment, &state).await?;
             }
             Ok(PostedComment::on(ticket, id))
+        })
+    }
+
+    /// What the ticket's comments say about the message: searched for,
+    /// unless [`Self::room_without_counting`] says nothing can be there.
+    async fn marked_unless_first(
+        &self,
+        ticket: u64,
+        comment: &NewComment,
+        want_note: bool,
+    ) -> PortResult<Marked> {
+        if self.room_without_counting(comment) {
+            return Ok(Marked::default());
+        }
+        self.marked(ticket, &comment.message, want_note).await
+    }
+
+    /// Whether the search of the ticket's comments can be left out: nothing
+    /// of this operation was sent before, so the comment is not there, and
+    /// the thread's own comments (a comment and a note per message, at most)
+    /// fill less than half of the ticket's limit, leaving the other half to
+    /// agents. Otherwise the search also counts the comments, so that the
+    /// comment and its note stay together on a ticket near its limit.
+    fn room_without_counting(&self, comment: &NewComment) -> bool {
+        comment.first_send.is_some_and(|first| {
+            let ours = first.earlier_messages.saturating_add(1).saturating_mul(2);
+            first.earlier_messages > 0 && ours <= (self.options.max_comments / 2) as u64
         })
     }
 

@@ -8,7 +8,8 @@
 //! - the ticket's description (its first comment) ends with the creating
 //!   message's marker (signed: see [`crate::marker`]), which
 //!   [`TicketSink::find`] reads back;
-//! - comments have no idempotency key: the ticket's comments are searched,
+//! - comments have no idempotency key: unless the writer knows that no
+//!   earlier attempt sent anything, the ticket's comments are searched,
 //!   newest first, for the message's marker before one is added (a public one
 //!   is the comment, a private one its internal note), and a comment is sent
 //!   once per call, never repeated by the HTTP retry loop (see
@@ -26,10 +27,14 @@
 //! lowers it.
 //!
 //! What an operation costs (Zendesk limits requests a minute): a ticket is
-//! its lookup, the create and the note; a comment is the search of the
-//! ticket's comments, the comment and the note, whose update also raises the
-//! priority the comment's answer showed (without a note, the ticket is read
-//! first and the comment's update raises it). Uploads add one each.
+//! its lookup, the create and the note; a comment is the comment and the
+//! note, whose update also raises the priority the comment's answer showed
+//! (without a note, the ticket is read first and the comment's update raises
+//! it). Uploads add one each. The ticket's comments are searched first (one
+//! request a page of 100) when an earlier attempt may have sent the comment
+//! (the writer's ledger mark says when it cannot have: `FirstSend`), and when
+//! the thread's own comments could fill more than half of the ticket's limit,
+//! since the search is also what counts them.
 //!
 //! A ticket holds at most 5,000 comments and a closed ticket takes none: the
 //! message then opens a follow-up ticket (same `external_id`,

@@ -87,6 +87,7 @@ pub fn follow_up(message: &[u8]) -> NewComment {
         kind: Kind::BudgetAlert,
         internal_note: String::new(),
         attachments: Vec::new(),
+        first_send: None,
     }
 }
 

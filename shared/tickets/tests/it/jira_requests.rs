@@ -86,6 +86,7 @@ fn new_comment(message: &[u8]) -> NewComment {
         kind: Kind::SupportCase,
         internal_note: "Authentication: spf=pass".into(),
         attachments: vec![attachment("log.txt", b"log")],
+        first_send: None,
     }
 }
 
@@ -262,6 +263,30 @@ async fn a_comment_already_there_is_not_added_again() {
     assert!(public.is_empty(), "no second public comment: {public:?}");
     assert_eq!(posted.len(), 1, "the private note: {posted:?}");
     assert_eq!(posted[0]["public"], json!(false));
+}
+
+/// Issue 16, goal 6: nothing of a first send can be on the request, so
+/// neither its comment nor its note is searched for: two requests, not four.
+#[tokio::test]
+async fn a_first_send_posts_the_comment_and_its_note_without_searching() {
+    let mut comment = new_comment(b"first");
+    comment.attachments.clear();
+    comment.first_send = Some(rootmail_pipeline::FirstSend {
+        earlier_messages: 1,
+    });
+    let server = FakeHttp::recording(Router::new().route(
+        "/rest/servicedeskapi/request/SD-9/comment",
+        get(no_comments()).post(Reply::json(201, json!({"id": 78}))),
+    ));
+    let posted = jira(&server, Duration::from_secs(5), 3)
+        .comment("SD-9", &comment)
+        .await
+        .expect("commented");
+    assert_eq!(posted.comment_id, "78");
+    assert!(fixtures::sent(&server, "GET", "/SD-9/comment").is_empty());
+    let written = bodies(&server, "POST", "/SD-9/comment");
+    let public: Vec<&Value> = written.iter().map(|b| &b["public"]).collect();
+    assert_eq!(public, [&json!(true), &json!(false)], "{written:?}");
 }
 
 #[tokio::test]

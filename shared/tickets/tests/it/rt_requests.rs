@@ -47,6 +47,7 @@ fn new_comment(message: &[u8], priority: Priority) -> NewComment {
         priority,
         internal_note: "Original: s3://mail/inbound/2".into(),
         attachments: vec![upload("statement.pdf", "application/pdf", b"%PDF")],
+        first_send: None,
         ..fixtures::follow_up(message)
     }
 }
@@ -299,6 +300,37 @@ async fn a_new_comment_is_a_correspondence_with_its_attachment_then_a_note_and_r
     );
     let put = &fixtures::bodies(&server, "PUT", "/REST/2.0/ticket/7")[0];
     assert_eq!(put, &json!({"Priority": 80}));
+}
+
+/// Issue 16, goal 6: nothing of a first send can be on the ticket, so its
+/// transactions are not searched: the correspondence, the note and the raise.
+#[tokio::test]
+async fn a_first_send_is_not_searched_for() {
+    let mut comment = new_comment(b"mail 3", Priority::High);
+    comment.first_send = Some(rootmail_pipeline::FirstSend {
+        earlier_messages: 2,
+    });
+    let server = FakeHttp::recording(
+        ticket_7()
+            .route("/REST/2.0/ticket/7/correspond", post(created(57)))
+            .route("/REST/2.0/ticket/7/comment", post(created(58)))
+            .route(
+                "/REST/2.0/ticket/7",
+                get(Reply::json(200, json!({"id": 7, "Priority": "50"})))
+                    .put(Reply::json(200, json!(["Priority changed"]))),
+            ),
+    );
+
+    let id = sink(&server).comment("7", &comment).await.expect("comment");
+
+    assert_eq!(id.comment_id, "57");
+    assert_eq!(count(&server, "POST /REST/2.0/ticket/7/attachments"), 0);
+    for route in [
+        "POST /REST/2.0/ticket/7/correspond",
+        "POST /REST/2.0/ticket/7/comment",
+    ] {
+        assert_eq!(count(&server, route), 1, "{route}");
+    }
 }
 
 #[tokio::test]
