@@ -683,9 +683,14 @@ impl TicketSink for Jira {
     /// labelled for the thread is completed and returned, never made twice.
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
         let token = thread_token(&ticket.thread_key);
-        let found = match self.find(&ticket.thread_key).await? {
-            None if self.intended(&token) => self.find_settled(&ticket.thread_key).await?,
-            found => found,
+        // Not asked again when the caller's lookup just found none, unless a
+        // create of this process may have landed unseen (search lags).
+        let found = match ticket.found_absent && !self.intended(&token) {
+            true => None,
+            false => match self.find(&ticket.thread_key).await? {
+                None if self.intended(&token) => self.find_settled(&ticket.thread_key).await?,
+                found => found,
+            },
         };
         if let Some(found) = found {
             return self.complete(found, ticket).await;
@@ -719,11 +724,12 @@ impl TicketSink for Jira {
         }
         let ids = self.upload_all(&attachments).await?;
         self.attach(&created.issue_key, &ids, None, true).await?;
+        // The request is this call's own: no note can be on it yet.
         self.internal_note(
             &created.issue_key,
             &ticket.message,
             &ticket.internal_note,
-            true,
+            false,
         )
         .await?;
         self.forget(&token);

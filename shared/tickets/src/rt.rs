@@ -548,7 +548,12 @@ impl TicketSink for Rt {
     /// between the two.
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
         self.check_setup().await?;
-        if let Some(found) = self.find(&ticket.thread_key).await? {
+        // Not asked again when the caller's lookup just found none.
+        let found = match ticket.found_absent {
+            true => None,
+            false => self.find(&ticket.thread_key).await?,
+        };
+        if let Some(found) = found {
             if found.created_from == ticket.message
                 && !self.written_for(&found.id, &ticket.message).await?.note
             {

@@ -151,6 +151,26 @@ async fn create_sends_labels_priority_attachments_and_a_private_note() {
     ] {
         assert_eq!(count(&server, route), 1, "{route}");
     }
+    // The lookup (the check for a twin is a POST); the new request's
+    // comments are not searched for its note (nothing can be there yet).
+    assert_eq!(count(&server, &format!("GET {SEARCH}")), 1);
+    assert_eq!(
+        count(&server, "GET /rest/servicedeskapi/request/SD-9/comment"),
+        0
+    );
+    // When the writer's own lookup has just found nothing, it is not repeated.
+    let mut after_lookup = ticket.clone();
+    after_lookup.found_absent = true;
+    jira(&server, Duration::from_secs(5), 3)
+        .create(&after_lookup)
+        .await
+        .expect("created");
+    assert_eq!(
+        count(&server, &format!("GET {SEARCH}")),
+        1,
+        "no second lookup"
+    );
+    assert_eq!(count(&server, "POST /rest/servicedeskapi/request"), 2);
     let creates = fixtures::sent(&server, "POST", CREATE);
     assert_eq!(creates[0].header("authorization"), Some(auth().as_str()));
     let created = creates[0].json();

@@ -179,6 +179,29 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
     assert!(note.get("Attachments").is_none());
 }
 
+/// The writer's own lookup has just found no ticket: create does not ask again.
+#[tokio::test]
+async fn a_create_after_the_writers_lookup_does_not_look_again() {
+    let server = FakeHttp::recording(
+        setup()
+            .route("/REST/2.0/tickets", get(no_ticket()))
+            .route(
+                "/REST/2.0/ticket",
+                post(Reply::json(201, json!({"id": "7"}))),
+            )
+            .route("/REST/2.0/ticket/7/comment", post(created(41))),
+    );
+    let mut ticket = budget_alert();
+    ticket.found_absent = true;
+
+    let id = sink(&server).create(&ticket).await.expect("create");
+
+    assert_eq!(id, "7");
+    assert_eq!(count(&server, "GET /REST/2.0/tickets"), 0);
+    assert_eq!(count(&server, "POST /REST/2.0/ticket"), 1);
+    assert_eq!(count(&server, "POST /REST/2.0/ticket/7/comment"), 1);
+}
+
 #[tokio::test]
 async fn a_token_is_sent_as_rts_token_authorization() {
     let server = FakeHttp::recording(Router::new().route("/REST/2.0/tickets", get(no_ticket())));
@@ -253,19 +276,26 @@ async fn find_escapes_the_key_matches_it_exactly_and_reads_the_creating_message(
     );
 }
 
+/// Ticket 7 at normal priority, taking a correspondence and a comment
+/// (answered with these transactions) and a priority change.
+fn commenting_on_ticket_7(correspondence: u64, comment: u64) -> Router {
+    ticket_7()
+        .route(
+            "/REST/2.0/ticket/7/correspond",
+            post(created(correspondence)),
+        )
+        .route("/REST/2.0/ticket/7/comment", post(created(comment)))
+        .route(
+            "/REST/2.0/ticket/7",
+            get(Reply::json(200, json!({"id": 7, "Priority": "50"})))
+                .put(Reply::json(200, json!(["Priority changed"]))),
+        )
+}
+
 #[tokio::test]
 async fn a_new_comment_is_a_correspondence_with_its_attachment_then_a_note_and_raises_priority() {
     let comment = new_comment(b"mail 2", Priority::High);
-    let server = FakeHttp::recording(
-        ticket_7()
-            .route("/REST/2.0/ticket/7/correspond", post(created(55)))
-            .route("/REST/2.0/ticket/7/comment", post(created(56)))
-            .route(
-                "/REST/2.0/ticket/7",
-                get(Reply::json(200, json!({"id": 7, "Priority": "50"})))
-                    .put(Reply::json(200, json!(["Priority changed"]))),
-            ),
-    );
+    let server = FakeHttp::recording(commenting_on_ticket_7(55, 56));
 
     let id = sink(&server).comment("7", &comment).await.expect("comment");
 
@@ -310,16 +340,7 @@ async fn a_first_send_is_not_searched_for() {
     comment.first_send = Some(rootmail_pipeline::FirstSend {
         earlier_messages: 2,
     });
-    let server = FakeHttp::recording(
-        ticket_7()
-            .route("/REST/2.0/ticket/7/correspond", post(created(57)))
-            .route("/REST/2.0/ticket/7/comment", post(created(58)))
-            .route(
-                "/REST/2.0/ticket/7",
-                get(Reply::json(200, json!({"id": 7, "Priority": "50"})))
-                    .put(Reply::json(200, json!(["Priority changed"]))),
-            ),
-    );
+    let server = FakeHttp::recording(commenting_on_ticket_7(57, 58));
 
     let id = sink(&server).comment("7", &comment).await.expect("comment");
 
