@@ -149,17 +149,8 @@ pub fn candidates(mail: &ParsedMail, envelope: &[EmailAddress]) -> Candidates {
     }
     Candidates {
         emails,
-        ids: mentioned_account_ids(&searchable_text(mail)),
+        ids: mail.mentioned_account_ids().to_vec(),
     }
-}
-
-/// The text account ids are searched in: the subject and the body.
-fn searchable_text(mail: &ParsedMail) -> String {
-    let mut text = String::with_capacity(mail.text.len() + 256);
-    text.push_str(mail.subject.as_deref().unwrap_or_default());
-    text.push('\n');
-    text.push_str(&mail.text);
-    text
 }
 
 /// Envelope recipient first (authoritative), then To/Cc, then an id in the
@@ -171,7 +162,7 @@ pub fn resolve(
     directory: &dyn AccountDirectory,
     trust_ids_in_text: bool,
 ) -> Resolution {
-    let mentioned = mentioned_account_ids(&searchable_text(mail));
+    let mentioned = mail.mentioned_account_ids().to_vec();
     let ids = if trust_ids_in_text {
         mentioned.as_slice()
     } else {
@@ -290,6 +281,24 @@ mod tests {
                 "888899990000"
             ]
         );
+    }
+
+    /// The ids the pipeline fetches accounts for are the ids triage resolves
+    /// with: the subject's first, then the text's, each once.
+    #[test]
+    fn candidates_and_resolution_see_the_ids_of_subject_and_text() {
+        let raw = "From: no-reply@aws.amazon.com\r\nTo: root@x.com\r\n\
+                   Subject: Billing Statement [Account: 111122223333]\r\n\r\n\
+                   For AWS account 222233334444 and again 111122223333.\r\n";
+        let mail = crate::mail::parse(raw.as_bytes()).unwrap();
+        let wanted: Vec<AccountId> = ["111122223333", "222233334444"]
+            .iter()
+            .map(|id| AccountId::parse(id).unwrap())
+            .collect();
+        assert_eq!(mail.mentioned_account_ids(), wanted);
+        assert_eq!(candidates(&mail, &[]).ids, wanted);
+        let directory = InMemoryDirectory::default();
+        assert_eq!(resolve(&mail, &[], &directory, true).mentioned, wanted);
     }
 
     fn account(email: &str, id: &str, status: AccountStatus) -> Account {

@@ -2,7 +2,10 @@
 //! steady load for `perf record` (`make profile-triage`). It prints the time
 //! taken; `make bench` is where speed is measured against a baseline.
 //!
-//! `profile_triage DIR [ROUNDS] [triage|parse]`, with `DIR/accounts.csv`.
+//! `profile_triage DIR [ROUNDS] [triage|parse|prepared]`, with
+//! `DIR/accounts.csv`; `prepared` is what `rootmail run` does on its worker
+//! cores for each message (`Prepared::triaged_ahead`: parse, the candidate
+//! accounts, triage).
 
 use std::path::{Path, PathBuf};
 
@@ -22,10 +25,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
         args.next()
-            .ok_or("usage: profile_triage DIR [ROUNDS] [triage|parse]")?,
+            .ok_or("usage: profile_triage DIR [ROUNDS] [triage|parse|prepared]")?,
     );
     let rounds: usize = args.next().map_or(Ok(50), |n| n.parse())?;
-    let parse_only = args.next().is_some_and(|mode| mode == "parse");
+    let mode = args.next().unwrap_or_else(|| "triage".to_string());
 
     let mut files = Vec::new();
     eml_files(&dir, &mut files)?;
@@ -45,19 +48,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = std::time::Instant::now();
     for _ in 0..rounds {
         for raw in &mail {
-            if parse_only {
-                std::hint::black_box(mail_parser::MessageParser::default().parse(raw));
-            } else {
-                let input = rootmail_domain::MailInput {
-                    raw,
-                    origin: "profile",
-                    object_name: None,
-                };
-                std::hint::black_box(rootmail_domain::triage(&input, &ctx));
+            match mode.as_str() {
+                "parse" => {
+                    std::hint::black_box(mail_parser::MessageParser::default().parse(raw));
+                }
+                "prepared" => {
+                    std::hint::black_box(rootmail_pipeline::Prepared::triaged_ahead(
+                        raw,
+                        "profile",
+                        |hash| format!("profile/{hash}"),
+                        &directory,
+                        &rules,
+                    ));
+                }
+                _ => {
+                    let input = rootmail_domain::MailInput {
+                        raw,
+                        origin: "profile",
+                        object_name: None,
+                    };
+                    std::hint::black_box(rootmail_domain::triage(&input, &ctx));
+                }
             }
         }
     }
-    let what = if parse_only { "parsed" } else { "triaged" };
+    let what = match mode.as_str() {
+        "parse" => "parsed",
+        "prepared" => "prepared",
+        _ => "triaged",
+    };
     eprintln!(
         "{what} {} messages in {:.2?}",
         rounds * mail.len(),

@@ -2,9 +2,9 @@
 //! The model is here; `parse` builds it from mail-parser's message, and
 //! `shape` measures a message's structure before it is parsed.
 
-use crate::types::EmailAddress;
+use crate::types::{AccountId, EmailAddress};
 use mail_parser::{HeaderName, MessageParser};
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 mod parse;
 mod shape;
@@ -139,9 +139,25 @@ pub struct ParsedMail {
     /// How many of `headers`, from the top, SES wrote (see [`crate::ses::ses_block`]).
     pub ses_headers: usize,
     pub warnings: Vec<String>,
+    /// [`Self::mentioned_account_ids`], found on first use: the pipeline asks
+    /// before triage (to fetch those accounts) and triage asks again. Read
+    /// from `subject` and `text` as parsed (nothing changes them after).
+    mentioned: OnceLock<Vec<AccountId>>,
 }
 
 impl ParsedMail {
+    /// The account ids the subject and text mention, in order of appearance
+    /// ([`crate::directory::mentioned_account_ids`]), searched for once.
+    pub fn mentioned_account_ids(&self) -> &[AccountId] {
+        self.mentioned.get_or_init(|| {
+            let mut text = String::with_capacity(self.text.len() + 256);
+            text.push_str(self.subject.as_deref().unwrap_or_default());
+            text.push('\n');
+            text.push_str(&self.text);
+            crate::directory::mentioned_account_ids(&text)
+        })
+    }
+
     /// The first header of that name (case-insensitive): the one nearest the top,
     /// which for SES's headers is the one SES wrote, not one the sender forged below.
     pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {

@@ -75,6 +75,7 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         ses_headers: crate::ses::ses_block_len(&headers),
         headers,
         warnings,
+        mentioned: Default::default(),
     })
 }
 
