@@ -4,7 +4,7 @@ use crate::Format;
 use crate::inputs;
 use crate::output::table;
 use rootmail_domain::explain::Explanation;
-use rootmail_domain::{Context, MailInput, NoKnownThreads, NoRotations, Triage, triage};
+use rootmail_domain::{Context, MailInput, Triage, triage};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -49,12 +49,7 @@ pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode>
     let mut rows = Vec::new();
     // Messages are independent: triaged on every core, written in order.
     let decide = |file: &Path, raw: Vec<u8>| {
-        let ctx = Context {
-            directory: &directory,
-            rules: &rules,
-            known_threads: &NoKnownThreads,
-            rotations: &NoRotations,
-        };
+        let ctx = Context::without_stores(&directory, &rules);
         let source = file.display().to_string();
         let object_name = file.file_name().and_then(|n| n.to_str());
         let input = MailInput {

@@ -7,14 +7,14 @@ use crate::directory::{Account, AccountDirectory, Resolution, resolve};
 use crate::evidence::{Classification, RuleInput};
 use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
 use crate::facts::{Facts, facts};
-use crate::handoff::{Handoff, HandoffFacts, WaitingRotations, decide_handoff};
+use crate::handoff::{Handoff, HandoffFacts, NoRotations, WaitingRotations, decide_handoff};
 use crate::mail::{ParseError, ParsedMail, is_textual, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::Rules;
 use crate::secret_scan::{MAX_SECRETS, Redactor, find_secrets, find_secrets_bounded};
 use crate::secret_value::FoundSecret;
 use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
-use crate::thread::{KnownThreads, ThreadFacts, case_id, thread_key};
+use crate::thread::{KnownThreads, NoKnownThreads, ThreadFacts, case_id, thread_key};
 use crate::types::{AccountId, CaseId, ContentHash, Disposition, Kind, Priority, ThreadKey};
 use serde::Serialize;
 use std::panic::AssertUnwindSafe;
@@ -25,6 +25,20 @@ pub struct Context<'a> {
     pub rules: &'a Rules,
     pub known_threads: &'a dyn KnownThreads,
     pub rotations: &'a dyn WaitingRotations,
+}
+
+impl<'a> Context<'a> {
+    /// Only a directory and the rules: no stored thread is known and no
+    /// rotation waits (the command line's triage, the warm-up, a triage made
+    /// ahead of ingest's lookups).
+    pub fn without_stores(directory: &'a dyn AccountDirectory, rules: &'a Rules) -> Self {
+        Self {
+            directory,
+            rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        }
+    }
 }
 
 /// One raw message and where its original is kept.

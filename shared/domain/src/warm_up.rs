@@ -11,9 +11,7 @@
 //! init pays it instead.
 
 use crate::directory::InMemoryDirectory;
-use crate::handoff::NoRotations;
 use crate::rules::Rules;
-use crate::thread::NoKnownThreads;
 use crate::triage::{Context, MailInput, Triage, triage};
 
 /// Triages [`SAMPLE`] with `rules` and no stores: nothing is written or kept
@@ -28,12 +26,7 @@ pub fn warm_up(rules: &Rules) -> Triage {
 /// waiting rotation.
 pub(crate) fn triage_without_stores(raw: &[u8], origin: &str, rules: &Rules) -> Triage {
     let directory = InMemoryDirectory::default();
-    let ctx = Context {
-        directory: &directory,
-        rules,
-        known_threads: &NoKnownThreads,
-        rotations: &NoRotations,
-    };
+    let ctx = Context::without_stores(&directory, rules);
     let input = MailInput {
         raw,
         origin,

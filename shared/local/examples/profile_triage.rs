@@ -38,12 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect::<Result<Vec<_>, _>>()?;
     let directory = rootmail_local::accounts::load(&dir.join("accounts.csv"))?;
     let rules = rootmail_domain::Rules::built_in();
-    let ctx = rootmail_domain::Context {
-        directory: &directory,
-        rules: &rules,
-        known_threads: &rootmail_domain::NoKnownThreads,
-        rotations: &rootmail_domain::NoRotations,
-    };
+    let ctx = rootmail_domain::Context::without_stores(&directory, &rules);
 
     let start = std::time::Instant::now();
     for _ in 0..rounds {

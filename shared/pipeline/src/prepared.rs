@@ -6,8 +6,8 @@ use rootmail_domain::directory::{Candidates, candidates};
 use rootmail_domain::mail::{ParseError, ParsedMail, parse};
 use rootmail_domain::ses::envelope;
 use rootmail_domain::{
-    Account, AccountDirectory, ContentHash, Context, InMemoryDirectory, MailInput, NoKnownThreads,
-    NoRotations, Rules, Triage, rethread, triage_parsed,
+    Account, AccountDirectory, ContentHash, Context, InMemoryDirectory, MailInput, Rules, Triage,
+    rethread, triage_parsed,
 };
 
 /// A message's content hash and parse, the accounts it may be about, and
@@ -72,12 +72,7 @@ impl Prepared {
             }
             Err(_) => InMemoryDirectory::default(),
         };
-        let ctx = Context {
-            directory: &accounts,
-            rules,
-            known_threads: &NoKnownThreads,
-            rotations: &NoRotations,
-        };
+        let ctx = Context::without_stores(&accounts, rules);
         let input = MailInput {
             raw,
             origin: &origin,

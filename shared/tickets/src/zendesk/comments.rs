@@ -219,7 +219,7 @@ impl Zendesk {
     /// Whether the search of the ticket's comments can be left out: nothing
     /// of this operation was sent before, so the comment is not there, and
     /// the thread's own comments (a comment and a note per message, at most)
-    /// fill less than half of the ticket's limit, leaving the other half to
+    /// fill at most half of the ticket's limit, leaving the other half to
     /// agents. Otherwise the search also counts the comments, so that the
     /// comment and its note stay together on a ticket near its limit.
     fn room_without_counting(&self, comment: &NewComment) -> bool {
