@@ -8,7 +8,11 @@
 //! `s3-sdk` (the SDK's S3 client, for the command-line tool and the tests).
 
 pub mod accounts;
+#[cfg(feature = "handoffs")]
+pub mod aws_json;
 pub mod config;
+#[cfg(any(feature = "mail", feature = "handoffs"))]
+mod credentials;
 pub mod dynamo;
 pub mod error;
 pub mod ledger;

@@ -14,27 +14,23 @@
 //!
 //! The command-line tool keeps the SDK for everything else it does with S3.
 
+use crate::credentials::CachedCredentials;
 use crate::error::answer_kind;
 use crate::sigv4::{Scope, SigningSettings, signed_headers};
-use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sigv4::http_request::{PayloadChecksumKind, PercentEncodingMode, UriPathNormalizationMode};
 use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine as _;
 use reqwest::Response;
 use rootmail_pipeline::{PortError, PortResult};
 use rootmail_tickets::http::{HttpClient, RetryPolicy, install_crypto_provider};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 const PORT: &str = "s3";
 
 /// A download of the largest mail SES stores takes about a second in region;
 /// this bounds a stalled one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Credentials are read again this long before they expire.
-const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 /// The most of an error answer read for its `<Code>`: S3's error documents
 /// are a few hundred bytes.
@@ -48,9 +44,7 @@ pub struct S3Client {
 
 struct Inner {
     http: HttpClient,
-    credentials: Option<SharedCredentialsProvider>,
-    /// The last credentials read, kept until shortly before they expire.
-    cached: Mutex<Option<Credentials>>,
+    credentials: CachedCredentials,
     region: Option<String>,
     endpoint: Endpoint,
 }
@@ -95,8 +89,7 @@ impl S3Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
-                credentials: config.credentials_provider(),
-                cached: Mutex::new(None),
+                credentials: CachedCredentials::new(config),
                 region,
                 endpoint,
             }),
@@ -107,7 +100,7 @@ impl S3Client {
     /// says it is larger than `max`, and while downloading when its bytes do.
     pub async fn get_object(&self, bucket: &str, key: &str, max: u64) -> PortResult<Got> {
         let url = self.inner.object_url(bucket, key, "")?;
-        let identity = self.inner.identity().await?;
+        let identity = self.inner.credentials.identity(PORT).await?;
         let what = format!("GetObject s3://{bucket}/{key}");
         let signed = self.inner.signed("GET", &url, b"", &[], &identity)?;
         let (mut response, attempts) = self
@@ -156,7 +149,7 @@ impl S3Client {
         tags: &[(&str, &str)],
     ) -> PortResult<()> {
         let url = self.inner.object_url(bucket, key, "?tagging")?;
-        let identity = self.inner.identity().await?;
+        let identity = self.inner.credentials.identity(PORT).await?;
         let body = tagging_document(tags);
         let base64 = |digest: &[u8]| base64::engine::general_purpose::STANDARD.encode(digest);
         let headers = [
@@ -221,36 +214,6 @@ impl Inner {
             }
             Endpoint::Regional(host) => format!("https://{bucket}.{host}/{path}{query}"),
         })
-    }
-
-    /// The credentials as an identity to sign with: the cached ones while
-    /// they are fresh (Lambda's never expire within an instance).
-    async fn identity(&self) -> PortResult<Identity> {
-        let fresh = |c: &Credentials| {
-            c.expiry().is_none_or(|at| {
-                at.duration_since(SystemTime::now())
-                    .is_ok_and(|left| left > REFRESH_BEFORE_EXPIRY)
-            })
-        };
-        let cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let credentials = match cached.filter(fresh) {
-            Some(credentials) => credentials,
-            None => {
-                let provider = self.credentials.as_ref().ok_or_else(|| {
-                    PortError::permanent(PORT, "no AWS credentials provider is configured")
-                })?;
-                let credentials = provider.provide_credentials().await.map_err(|e| {
-                    PortError::transient(PORT, format!("reading the AWS credentials: {e}"))
-                })?;
-                *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(credentials.clone());
-                credentials
-            }
-        };
-        Ok(credentials.into())
     }
 
     /// The SigV4 headers for one request, S3's way: the path as sent (encoded
@@ -400,8 +363,7 @@ mod tests {
     fn inner(endpoint: Endpoint) -> Inner {
         Inner {
             http: HttpClient::new(PORT, REQUEST_TIMEOUT, RetryPolicy::default()).unwrap(),
-            credentials: None,
-            cached: Mutex::new(None),
+            credentials: CachedCredentials::of(None),
             region: Some("eu-west-1".into()),
             endpoint,
         }

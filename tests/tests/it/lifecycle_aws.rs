@@ -1484,3 +1484,30 @@ async fn a_payer_account_is_taken_over_and_released_through_the_console() {
     )
     .await;
 }
+
+/// Step Functions without the SDK's client (`rootmail_aws::aws_json`): a
+/// token no workflow waits with is refused by AWS's code, which no retry
+/// changes; the waiting case is the take-overs above, resumed through it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_token_no_workflow_waits_with_is_refused_by_its_code() {
+    use rootmail_lifecycle::TaskTokens;
+    let ls = LifecycleStack::create().await;
+    let ports = ls.ports().await;
+    let answer = ports
+        .tokens
+        .succeed(
+            "AQCEAAAAKgAAAAMAAAAAAAAAAQ-no-such-task",
+            &json!({"ok": true}),
+        )
+        .await;
+    match answer {
+        Err(LifecycleError::Refused(message)) => {
+            assert!(message.contains("(InvalidToken)"), "{message}");
+            assert!(
+                !message.contains("no-such-task"),
+                "the token stays out: {message}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -240,3 +240,43 @@ async fn the_sdk_clients_requests_through_reqwest_carry_signatures_aws_accepts()
     assert!(!refused.is_transient(), "{refused}");
     assert_eq!(refused.status, Some(403), "{refused}");
 }
+
+const STATES_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["states:SendTaskSuccess"],"Resource":"*"}]}"#;
+
+/// The JSON-protocol client without an SDK (`rootmail_aws::aws_json`, Step
+/// Functions' `SendTaskSuccess`): moto checks the signature and the policy
+/// first, so an answer about the token itself means both passed.
+#[tokio::test]
+async fn the_json_clients_requests_carry_signatures_aws_accepts() {
+    use rootmail_aws::aws_json::{JsonClient, STEP_FUNCTIONS};
+    let moto = OwnMoto::start().await;
+    let key = user_allowed(&moto.setup_config(), STATES_POLICY).await;
+    // Step Functions as the lifecycle tests run it: tokens are checked.
+    let configured = reqwest::Client::new()
+        .post(format!("{}/moto-api/config", moto.endpoint))
+        .json(&serde_json::json!({"stepfunctions": {"execute_state_machine": true}}))
+        .send()
+        .await
+        .expect("moto's config");
+    assert!(configured.status().is_success(), "{configured:?}");
+    moto.require_signatures().await;
+    let signed_by = |secret: &str| {
+        let config = moto.config(Credentials::new(&key.id, secret, None, None, "test"));
+        JsonClient::new(&config, STEP_FUNCTIONS, "stepfunctions").unwrap()
+    };
+    let input = serde_json::json!({"taskToken": "no-such-task", "output": "{}"});
+
+    let refused = signed_by(&key.secret)
+        .call("SendTaskSuccess", &input)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code.as_deref(), Some("InvalidToken"), "{refused}");
+    assert_eq!(refused.status, Some(400), "{refused}");
+
+    let forged = signed_by("not-the-secret")
+        .call("SendTaskSuccess", &input)
+        .await
+        .unwrap_err();
+    assert_eq!(forged.status, Some(403), "{forged}");
+    assert!(!forged.is_transient(), "{forged}");
+}

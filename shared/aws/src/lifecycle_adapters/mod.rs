@@ -75,14 +75,16 @@ pub struct AwsClients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub kms: aws_sdk_kms::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
-    pub sfn: aws_sdk_sfn::Client,
+    /// Step Functions without the SDK's client ([`crate::aws_json`]).
+    pub sfn: crate::aws_json::JsonClient,
     pub sqs: aws_sdk_sqs::Client,
     pub ses: aws_sdk_sesv2::Client,
 }
 
 impl AwsClients {
-    pub fn from_config(aws: &aws_config::SdkConfig) -> Self {
-        Self {
+    /// Fails only when an HTTP client cannot be built.
+    pub fn from_config(aws: &aws_config::SdkConfig) -> Result<Self, PortError> {
+        Ok(Self {
             #[cfg(feature = "lifecycle")]
             account: aws_sdk_account::Client::new(aws),
             #[cfg(feature = "lifecycle")]
@@ -92,10 +94,10 @@ impl AwsClients {
             secrets: aws_sdk_secretsmanager::Client::new(aws),
             kms: aws_sdk_kms::Client::new(aws),
             dynamodb: aws_sdk_dynamodb::Client::new(aws),
-            sfn: aws_sdk_sfn::Client::new(aws),
+            sfn: StepFunctionsTokens::client(aws)?,
             sqs: aws_sdk_sqs::Client::new(aws),
             ses: aws_sdk_sesv2::Client::new(aws),
-        }
+        })
     }
 }
 
@@ -142,8 +144,11 @@ impl AwsLifecycle {
     }
 
     /// Every client from one SDK configuration (what the functions do).
-    pub fn on_aws(aws: &aws_config::SdkConfig, config: &LifecycleConfig) -> Self {
-        Self::new(AwsClients::from_config(aws), config)
+    pub fn on_aws(
+        aws: &aws_config::SdkConfig,
+        config: &LifecycleConfig,
+    ) -> Result<Self, PortError> {
+        Ok(Self::new(AwsClients::from_config(aws)?, config))
     }
 }
 

@@ -1,18 +1,25 @@
-//! Answers a Step Functions task waiting with `.waitForTaskToken`.
+//! Answers a Step Functions task waiting with `.waitForTaskToken`
+//! (`SendTaskSuccess`, without the SDK's client: [`crate::aws_json`]).
 
-use crate::error::error_code;
+use crate::aws_json::{JsonClient, STEP_FUNCTIONS};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, TaskTokens};
+use rootmail_pipeline::PortResult;
 
 const PORT: &str = "stepfunctions";
 
 #[derive(Clone)]
 pub struct StepFunctionsTokens {
-    client: aws_sdk_sfn::Client,
+    client: JsonClient,
 }
 
 impl StepFunctionsTokens {
-    pub fn new(client: aws_sdk_sfn::Client) -> Self {
+    pub fn new(client: JsonClient) -> Self {
         Self { client }
+    }
+
+    /// A client for the SDK configuration's Step Functions.
+    pub fn client(aws: &aws_config::SdkConfig) -> PortResult<JsonClient> {
+        JsonClient::new(aws, STEP_FUNCTIONS, PORT)
     }
 }
 
@@ -21,22 +28,19 @@ impl TaskTokens for StepFunctionsTokens {
     /// that no longer waits (timed out, execution stopped) is `Refused`: no
     /// retry brings it back.
     async fn succeed(&self, token: &str, output: &serde_json::Value) -> LifecycleResult<()> {
-        let sent = self
-            .client
-            .send_task_success()
-            .task_token(token)
-            .output(output.to_string())
-            .send()
-            .await;
-        match sent {
+        let input = serde_json::json!({
+            "taskToken": token,
+            "output": output.to_string(),
+        });
+        match self.client.call("SendTaskSuccess", &input).await {
             Ok(_) => Ok(()),
-            Err(e) => match error_code(&e) {
+            Err(e) => match e.code.as_deref() {
                 Some(code @ ("TaskTimedOut" | "TaskDoesNotExist" | "InvalidToken")) => {
                     Err(LifecycleError::Refused(format!(
                         "the workflow task waiting for this no longer exists or has timed out ({code})"
                     )))
                 }
-                _ => Err(super::sdk(PORT, e)),
+                _ => Err(LifecycleError::Port(e)),
             },
         }
     }

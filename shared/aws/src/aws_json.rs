@@ -1,0 +1,307 @@
+//! AWS's JSON-protocol services without their SDK clients: each call one
+//! signed `POST /` naming the operation in `X-Amz-Target`, a JSON document
+//! each way (awsJson 1.0 and 1.1, as Step Functions speaks it). An SDK client
+//! links its whole API model for the one or two calls a function makes
+//! (aws-sdk-sfn: 75 KiB of code in mail-ingest for `SendTaskSuccess`; issue
+//! 16, bootstraps under 8 MB).
+//!
+//! Endpoints as AWS's standard endpoint rules give them:
+//! `https://PREFIX[-fips].REGION.amazonaws.com` (`amazonaws.com.cn` in China,
+//! `api.aws` or `api.amazonwebservices.com.cn` for dual-stack), or the
+//! configuration's override (`AWS_ENDPOINT_URL`: moto, a local stand-in).
+//! Errors keep AWS's code (`__type`, or the `x-amzn-ErrorType` header) for
+//! the caller; a throttled call is tried again, as the SDK's standard retry
+//! does; server errors are retried by the HTTP client.
+
+use crate::credentials::CachedCredentials;
+use crate::error::answer_kind;
+use crate::sigv4::{Scope, SigningSettings, signed_headers};
+use reqwest::Response;
+use rootmail_pipeline::error::ErrorKind;
+use rootmail_pipeline::{PortError, PortResult};
+use rootmail_tickets::http::{HttpClient, RetryPolicy};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A call answers within seconds; this bounds a stalled one.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Attempts of a call AWS answers as throttled (the SDK's standard mode).
+const THROTTLED_ATTEMPTS: u32 = 3;
+
+/// The most of an error answer read for its code: they are a few hundred bytes.
+const ERROR_BODY_BYTES: usize = 4096;
+
+/// How a service is addressed.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonService {
+    /// SigV4's name for it.
+    pub signing_name: &'static str,
+    /// The first label of its regional host.
+    pub endpoint_prefix: &'static str,
+    /// What `X-Amz-Target` names its operations under.
+    pub target_prefix: &'static str,
+    /// `application/x-amz-json-1.0` or `-1.1`.
+    pub content_type: &'static str,
+}
+
+pub const STEP_FUNCTIONS: JsonService = JsonService {
+    signing_name: "states",
+    endpoint_prefix: "states",
+    target_prefix: "AWSStepFunctions",
+    content_type: "application/x-amz-json-1.0",
+};
+
+/// One service in one region.
+#[derive(Clone)]
+pub struct JsonClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    service: JsonService,
+    port: &'static str,
+    http: HttpClient,
+    credentials: CachedCredentials,
+    region: String,
+    /// Where requests go, or why nowhere.
+    url: Result<String, &'static str>,
+}
+
+impl JsonClient {
+    /// A client for the SDK configuration's region, credentials, endpoint
+    /// override and FIPS / dual-stack choice; `port` names it in errors.
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        service: JsonService,
+        port: &'static str,
+    ) -> PortResult<Self> {
+        let region = config.region().map(|r| r.to_string());
+        let url = match (config.endpoint_url(), &region) {
+            (Some(url), _) => Ok(format!("{}/", url.trim_end_matches('/'))),
+            (None, Some(region)) => Ok(regional_url(
+                service.endpoint_prefix,
+                region,
+                config.use_fips().unwrap_or(false),
+                config.use_dual_stack().unwrap_or(false),
+            )),
+            (None, None) => {
+                Err("no AWS region is configured (AWS_REGION), so there is no endpoint")
+            }
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                service,
+                port,
+                http: HttpClient::new(port, REQUEST_TIMEOUT, RetryPolicy::default())?,
+                credentials: CachedCredentials::new(config),
+                region: region.unwrap_or_default(),
+                url,
+            }),
+        })
+    }
+
+    /// Calls `operation` with `input`; the answer's JSON document (`{}` for
+    /// an empty one).
+    pub async fn call(
+        &self,
+        operation: &str,
+        input: &serde_json::Value,
+    ) -> PortResult<serde_json::Value> {
+        let inner = &self.inner;
+        let url = inner
+            .url
+            .clone()
+            .map_err(|why| PortError::permanent(inner.port, why))?;
+        let what = format!("{}.{operation}", inner.service.target_prefix);
+        let body = input.to_string().into_bytes();
+        let mut attempt = 1;
+        loop {
+            let response = inner.send(&url, &what, &body).await?;
+            if response.status().is_success() {
+                return answer(inner.port, &what, response).await;
+            }
+            let refused = refusal(inner.port, &what, response).await;
+            if refused.kind != ErrorKind::Throttled || attempt >= THROTTLED_ATTEMPTS {
+                return Err(refused);
+            }
+            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            attempt += 1;
+        }
+    }
+}
+
+impl Inner {
+    /// One signed request, retried by the HTTP client on a server error.
+    async fn send(&self, url: &str, what: &str, body: &[u8]) -> PortResult<Response> {
+        let identity = self.credentials.identity(self.port).await?;
+        let headers = [
+            ("content-type", self.service.content_type),
+            ("x-amz-target", what),
+        ];
+        let scope = Scope {
+            identity: &identity,
+            region: &self.region,
+            service: self.service.signing_name,
+        };
+        let signed = signed_headers(
+            "POST",
+            url,
+            &headers,
+            body,
+            &scope,
+            SigningSettings::default(),
+        )
+        .map_err(|e| PortError::permanent(self.port, e.to_string()))?;
+        let (response, _attempts) = self
+            .http
+            .send_answered(what, |client| {
+                let mut request = client.post(url).body(body.to_vec());
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                for (name, value) in &signed {
+                    request = request.header(name, value);
+                }
+                request
+            })
+            .await?;
+        Ok(response)
+    }
+}
+
+/// `https://PREFIX[-fips].REGION.DOMAIN/`, the partition's domain.
+fn regional_url(prefix: &str, region: &str, fips: bool, dual_stack: bool) -> String {
+    let fips = if fips { "-fips" } else { "" };
+    let china = region.starts_with("cn-");
+    let domain = match (dual_stack, china) {
+        (false, false) => "amazonaws.com",
+        (false, true) => "amazonaws.com.cn",
+        (true, false) => "api.aws",
+        (true, true) => "api.amazonwebservices.com.cn",
+    };
+    format!("https://{prefix}{fips}.{region}.{domain}/")
+}
+
+async fn answer(
+    port: &'static str,
+    what: &str,
+    response: Response,
+) -> PortResult<serde_json::Value> {
+    let body = response.bytes().await.map_err(|e| {
+        PortError::transient(port, format!("{what}: reading the answer: {e}")).with_source(e)
+    })?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::json!({}));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| PortError::permanent(port, format!("{what}: the answer is not JSON: {e}")))
+}
+
+/// An error answer as a port error: its kind from the status and AWS's code
+/// (a throttle is retried), the code kept for the caller, the request id for
+/// AWS support. The message AWS gave is not kept: it may quote the input.
+async fn refusal(port: &'static str, what: &str, response: Response) -> PortError {
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (request_id, type_header) = (header("x-amzn-requestid"), header("x-amzn-errortype"));
+    let body = bounded_body(response).await;
+    let code = error_code(type_header.as_deref(), &body);
+    let message = format!(
+        "{what}: HTTP {status} {}{}",
+        code.as_deref().unwrap_or("(no error code)"),
+        request_id.map_or(String::new(), |id| format!(" (request id {id})"))
+    );
+    PortError::new(answer_kind(status, code.as_deref()), port, message)
+        .with_status(status)
+        .with_code(code)
+}
+
+/// AWS's error code: the `x-amzn-ErrorType` header, else the body's
+/// `__type` (or `code`), without a namespace (`ns#Code`) or a URI after `:`.
+fn error_code(type_header: Option<&str>, body: &str) -> Option<String> {
+    let from_body = || {
+        let document: serde_json::Value = serde_json::from_str(body).ok()?;
+        ["__type", "code", "Code"]
+            .iter()
+            .find_map(|k| document.get(k)?.as_str().map(str::to_string))
+    };
+    let raw = type_header.map(str::to_string).or_else(from_body)?;
+    let code = raw.rsplit('#').next().unwrap_or_default();
+    let code = code.split(':').next().unwrap_or_default().trim();
+    (!code.is_empty()).then(|| code.to_string())
+}
+
+async fn bounded_body(mut response: Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(ERROR_BODY_BYTES);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_the_standard_rules_ones() {
+        assert_eq!(
+            regional_url("states", "eu-west-1", false, false),
+            "https://states.eu-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            regional_url("states", "us-gov-west-1", true, false),
+            "https://states-fips.us-gov-west-1.amazonaws.com/"
+        );
+        assert_eq!(
+            regional_url("states", "cn-north-1", false, false),
+            "https://states.cn-north-1.amazonaws.com.cn/"
+        );
+        assert_eq!(
+            regional_url("states", "us-east-1", true, true),
+            "https://states-fips.us-east-1.api.aws/"
+        );
+        assert_eq!(
+            regional_url("states", "cn-northwest-1", false, true),
+            "https://states.cn-northwest-1.api.amazonwebservices.com.cn/"
+        );
+    }
+
+    #[test]
+    fn error_codes_lose_their_namespace_and_uri() {
+        let body = |t: &str| format!(r#"{{"__type":"{t}","message":"Task Timed Out: 'x'"}}"#);
+        assert_eq!(
+            error_code(
+                None,
+                &body("com.amazonaws.swf.service.v2.model#TaskTimedOut")
+            )
+            .as_deref(),
+            Some("TaskTimedOut")
+        );
+        assert_eq!(
+            error_code(None, &body("InvalidToken")).as_deref(),
+            Some("InvalidToken")
+        );
+        assert_eq!(
+            error_code(
+                Some("ThrottlingException:http://internal.amazon.com/coral/"),
+                &body("Other")
+            )
+            .as_deref(),
+            Some("ThrottlingException")
+        );
+        assert_eq!(error_code(None, "<html>bad gateway</html>"), None);
+        assert_eq!(error_code(None, r#"{"__type":""}"#), None);
+    }
+}
