@@ -1,9 +1,10 @@
 //! AWS's JSON-protocol services without their SDK clients: each call one
 //! signed `POST /` naming the operation in `X-Amz-Target`, a JSON document
-//! each way (awsJson 1.0 and 1.1, as Step Functions speaks it). An SDK client
+//! each way (awsJson 1.0 and 1.1, as Step Functions and KMS speak them). An SDK client
 //! links its whole API model for the one or two calls a function makes
-//! (aws-sdk-sfn: 75 KiB of code in mail-ingest for `SendTaskSuccess`; issue
-//! 16, bootstraps under 8 MB).
+//! (aws-sdk-sfn: 75 KiB of code in mail-ingest for `SendTaskSuccess`,
+//! aws-sdk-kms 106 KiB for `Encrypt` and `Decrypt`; issue 16, bootstraps
+//! under 8 MB).
 //!
 //! Endpoints as AWS's standard endpoint rules give them:
 //! `https://PREFIX[-fips].REGION.amazonaws.com` (`amazonaws.com.cn` in China,
@@ -20,8 +21,10 @@ use reqwest::Response;
 use rootmail_pipeline::error::ErrorKind;
 use rootmail_pipeline::{PortError, PortResult};
 use rootmail_tickets::http::{HttpClient, RetryPolicy};
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// A call answers within seconds; this bounds a stalled one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,6 +53,13 @@ pub const STEP_FUNCTIONS: JsonService = JsonService {
     endpoint_prefix: "states",
     target_prefix: "AWSStepFunctions",
     content_type: "application/x-amz-json-1.0",
+};
+
+pub const KMS: JsonService = JsonService {
+    signing_name: "kms",
+    endpoint_prefix: "kms",
+    target_prefix: "TrentService",
+    content_type: "application/x-amz-json-1.1",
 };
 
 /// One service in one region.
@@ -108,13 +118,23 @@ impl JsonClient {
         operation: &str,
         input: &serde_json::Value,
     ) -> PortResult<serde_json::Value> {
+        self.call_for(operation, input).await
+    }
+
+    /// [`Self::call`], the answer read as `T`. The request's and the answer's
+    /// bytes are zeroed once read (a KMS plaintext passes through them).
+    pub async fn call_for<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        input: &serde_json::Value,
+    ) -> PortResult<T> {
         let inner = &self.inner;
         let url = inner
             .url
             .clone()
             .map_err(|why| PortError::permanent(inner.port, why))?;
         let what = format!("{}.{operation}", inner.service.target_prefix);
-        let body = input.to_string().into_bytes();
+        let body = Zeroizing::new(input.to_string().into_bytes());
         let mut attempt = 1;
         loop {
             let response = inner.send(&url, &what, &body).await?;
@@ -183,19 +203,36 @@ fn regional_url(prefix: &str, region: &str, fips: bool, dual_stack: bool) -> Str
     format!("https://{prefix}{fips}.{region}.{domain}/")
 }
 
-async fn answer(
+async fn answer<T: DeserializeOwned>(
     port: &'static str,
     what: &str,
     response: Response,
-) -> PortResult<serde_json::Value> {
-    let body = response.bytes().await.map_err(|e| {
-        PortError::transient(port, format!("{what}: reading the answer: {e}")).with_source(e)
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(serde_json::json!({}));
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| PortError::permanent(port, format!("{what}: the answer is not JSON: {e}")))
+) -> PortResult<T> {
+    let body = Zeroizing::new(
+        response
+            .bytes()
+            .await
+            .map_err(|e| {
+                PortError::transient(port, format!("{what}: reading the answer: {e}"))
+                    .with_source(e)
+            })?
+            .to_vec(),
+    );
+    let document: &[u8] = match body.iter().all(u8::is_ascii_whitespace) {
+        true => b"{}",
+        false => &body,
+    };
+    // serde's message may quote the answer: only where it failed is said.
+    serde_json::from_slice(document).map_err(|e| {
+        PortError::permanent(
+            port,
+            format!(
+                "{what}: the answer is not what the API documents (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
 }
 
 /// An error answer as a port error: its kind from the status and AWS's code

@@ -241,16 +241,25 @@ async fn the_sdk_clients_requests_through_reqwest_carry_signatures_aws_accepts()
     assert_eq!(refused.status, Some(403), "{refused}");
 }
 
-const STATES_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["states:SendTaskSuccess"],"Resource":"*"}]}"#;
+const JSON_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["states:SendTaskSuccess","kms:Encrypt","kms:Decrypt"],"Resource":"*"}]}"#;
 
-/// The JSON-protocol client without an SDK (`rootmail_aws::aws_json`, Step
-/// Functions' `SendTaskSuccess`): moto checks the signature and the policy
-/// first, so an answer about the token itself means both passed.
+/// The JSON-protocol client without an SDK (`rootmail_aws::aws_json`: Step
+/// Functions' `SendTaskSuccess`, awsJson 1.0; KMS's `Encrypt` and `Decrypt`,
+/// 1.1): moto checks the signature and the policy first, so an answer about
+/// the token itself means both passed.
 #[tokio::test]
 async fn the_json_clients_requests_carry_signatures_aws_accepts() {
-    use rootmail_aws::aws_json::{JsonClient, STEP_FUNCTIONS};
+    use rootmail_aws::aws_json::{JsonClient, KMS, STEP_FUNCTIONS};
     let moto = OwnMoto::start().await;
-    let key = user_allowed(&moto.setup_config(), STATES_POLICY).await;
+    let key = user_allowed(&moto.setup_config(), JSON_POLICY).await;
+    let kms_key = aws_sdk_kms::Client::new(&moto.setup_config())
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
     // Step Functions as the lifecycle tests run it: tokens are checked.
     let configured = reqwest::Client::new()
         .post(format!("{}/moto-api/config", moto.endpoint))
@@ -279,4 +288,38 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
         .unwrap_err();
     assert_eq!(forged.status, Some(403), "{forged}");
     assert!(!forged.is_transient(), "{forged}");
+
+    // KMS: a round trip under an encryption context, which Decrypt must repeat.
+    let config = moto.config(Credentials::new(&key.id, &key.secret, None, None, "test"));
+    let kms = JsonClient::new(&config, KMS, "kms").unwrap();
+    let context = serde_json::json!({"purpose": "test"});
+    let sealed = kms
+        .call(
+            "Encrypt",
+            &serde_json::json!({"KeyId": kms_key, "Plaintext": "c2VjcmV0", "EncryptionContext": context}),
+        )
+        .await
+        .unwrap();
+    let blob = sealed["CiphertextBlob"].as_str().unwrap();
+    let opened = kms
+        .call(
+            "Decrypt",
+            &serde_json::json!({"KeyId": kms_key, "CiphertextBlob": blob, "EncryptionContext": context}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(opened["Plaintext"], "c2VjcmV0");
+    let other_context = kms
+        .call(
+            "Decrypt",
+            &serde_json::json!({"KeyId": kms_key, "CiphertextBlob": blob, "EncryptionContext": {"purpose": "other"}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        other_context.code.as_deref(),
+        Some("InvalidCiphertextException"),
+        "{other_context}"
+    );
+    assert!(!other_context.is_transient(), "{other_context}");
 }

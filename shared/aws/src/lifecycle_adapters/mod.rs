@@ -73,7 +73,8 @@ pub struct AwsClients {
     #[cfg(feature = "lifecycle")]
     pub iam: aws_sdk_iam::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
-    pub kms: aws_sdk_kms::Client,
+    /// KMS without the SDK's client ([`crate::aws_json`]).
+    pub kms: crate::aws_json::JsonClient,
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Step Functions without the SDK's client ([`crate::aws_json`]).
     pub sfn: crate::aws_json::JsonClient,
@@ -92,7 +93,7 @@ impl AwsClients {
             #[cfg(feature = "lifecycle")]
             iam: aws_sdk_iam::Client::new(aws),
             secrets: aws_sdk_secretsmanager::Client::new(aws),
-            kms: aws_sdk_kms::Client::new(aws),
+            kms: DynamoRotations::kms_client(aws)?,
             dynamodb: aws_sdk_dynamodb::Client::new(aws),
             sfn: StepFunctionsTokens::client(aws)?,
             sqs: aws_sdk_sqs::Client::new(aws),

@@ -2,16 +2,18 @@
 //! attributes, written with optimistic locking on `version`. The Step Functions
 //! task token is sealed with KMS (bound to the account by the encryption
 //! context) and stored base64, so a table read alone cannot answer a workflow.
+//! KMS is called without the SDK's client ([`crate::aws_json`]).
 
+use crate::aws_json::{JsonClient, KMS as KMS_API};
 use crate::dynamo::{from_item, n, s, to_item};
 use crate::error::condition_failed;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_kms::primitives::Blob;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rootmail_domain::AccountId;
 use rootmail_lifecycle::{HANDOVER_FIELDS, LifecycleError, LifecycleResult, Rotation, Rotations};
+use rootmail_pipeline::PortResult;
 use zeroize::Zeroizing;
 
 const PORT: &str = "rotations";
@@ -23,7 +25,7 @@ const PURPOSE: &str = "rootmail-task-token";
 pub struct DynamoRotations {
     client: Client,
     table: String,
-    kms: aws_sdk_kms::Client,
+    kms: JsonClient,
     key_id: String,
 }
 
@@ -31,7 +33,7 @@ impl DynamoRotations {
     pub fn new(
         client: Client,
         table: impl Into<String>,
-        kms: aws_sdk_kms::Client,
+        kms: JsonClient,
         key_id: impl Into<String>,
     ) -> Self {
         Self {
@@ -42,21 +44,24 @@ impl DynamoRotations {
         }
     }
 
+    /// A client for the SDK configuration's KMS.
+    pub fn kms_client(aws: &aws_config::SdkConfig) -> PortResult<JsonClient> {
+        JsonClient::new(aws, KMS_API, KMS)
+    }
+
     async fn seal(&self, account: &AccountId, token: &str) -> LifecycleResult<String> {
-        let sealed = self
-            .kms
-            .encrypt()
-            .key_id(&self.key_id)
-            .plaintext(Blob::new(token.as_bytes()))
-            .encryption_context("account_id", account.as_str())
-            .encryption_context("purpose", PURPOSE)
-            .send()
-            .await
-            .map_err(|e| super::sdk(KMS, e))?;
-        let blob = sealed
-            .ciphertext_blob()
-            .ok_or_else(|| super::permanent(KMS, "Encrypt answered without a ciphertext"))?;
-        Ok(STANDARD.encode(blob.as_ref()))
+        let input = serde_json::json!({
+            "KeyId": self.key_id,
+            "Plaintext": STANDARD.encode(token.as_bytes()),
+            "EncryptionContext": {"account_id": account.as_str(), "purpose": PURPOSE},
+        });
+        let sealed: serde_json::Value = self.kms.call_for("Encrypt", &input).await?;
+        // Stored as KMS answers it: the ciphertext, base64.
+        sealed["CiphertextBlob"]
+            .as_str()
+            .filter(|blob| STANDARD.decode(blob).is_ok_and(|b| !b.is_empty()))
+            .map(str::to_string)
+            .ok_or_else(|| super::permanent(KMS, "Encrypt answered without a ciphertext"))
     }
 
     async fn open(&self, account: &AccountId, sealed: &str) -> LifecycleResult<String> {
@@ -66,20 +71,30 @@ impl DynamoRotations {
                 format!("account {account}'s sealed task token is not readable"),
             )
         };
-        let blob = STANDARD.decode(sealed).map_err(|_| unreadable())?;
-        let opened = self
-            .kms
-            .decrypt()
-            .key_id(&self.key_id)
-            .ciphertext_blob(Blob::new(blob))
-            .encryption_context("account_id", account.as_str())
-            .encryption_context("purpose", PURPOSE)
-            .send()
-            .await
-            .map_err(|e| super::sdk(KMS, e))?;
-        let plain = Zeroizing::new(opened.plaintext().ok_or_else(unreadable)?.as_ref().to_vec());
+        // Sent as stored once it is known to be base64 (KMS would refuse
+        // anything else with a less helpful error).
+        STANDARD.decode(sealed).map_err(|_| unreadable())?;
+        let input = serde_json::json!({
+            "KeyId": self.key_id,
+            "CiphertextBlob": sealed,
+            "EncryptionContext": {"account_id": account.as_str(), "purpose": PURPOSE},
+        });
+        let opened: Decrypted = self.kms.call_for("Decrypt", &input).await?;
+        let opened = Zeroizing::new(opened.plaintext);
+        let plain = Zeroizing::new(
+            STANDARD
+                .decode(opened.as_bytes())
+                .map_err(|_| unreadable())?,
+        );
         String::from_utf8(plain.to_vec()).map_err(|_| unreadable())
     }
+}
+
+/// What KMS's `Decrypt` answers that is read: the plaintext, base64.
+#[derive(serde::Deserialize)]
+struct Decrypted {
+    #[serde(rename = "Plaintext")]
+    plaintext: String,
 }
 
 /// A name the serde form of `value` (a phase, a kind) is written as.
