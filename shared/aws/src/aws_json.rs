@@ -32,9 +32,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Attempts of a call AWS answers as throttled (the SDK's standard mode).
 const THROTTLED_ATTEMPTS: u32 = 3;
 
-/// The most of an error answer read for its code: they are a few hundred bytes.
-const ERROR_BODY_BYTES: usize = 4096;
-
 /// How a service is addressed.
 #[derive(Debug, Clone, Copy)]
 pub struct JsonService {
@@ -248,7 +245,7 @@ async fn refusal(port: &'static str, what: &str, response: Response) -> PortErro
             .map(str::to_string)
     };
     let (request_id, type_header) = (header("x-amzn-requestid"), header("x-amzn-errortype"));
-    let body = bounded_body(response).await;
+    let body = crate::error::error_answer(response).await;
     let code = error_code(type_header.as_deref(), &body);
     let message = format!(
         "{what}: HTTP {status} {}{}",
@@ -273,18 +270,6 @@ fn error_code(type_header: Option<&str>, body: &str) -> Option<String> {
     let code = raw.rsplit('#').next().unwrap_or_default();
     let code = code.split(':').next().unwrap_or_default().trim();
     (!code.is_empty()).then(|| code.to_string())
-}
-
-async fn bounded_body(mut response: Response) -> String {
-    let mut body = Vec::new();
-    while body.len() < ERROR_BODY_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    body.truncate(ERROR_BODY_BYTES);
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 #[cfg(test)]

@@ -103,6 +103,22 @@ pub fn answer_kind(status: u16, code: Option<&str>) -> ErrorKind {
     }
 }
 
+/// The start of an error answer, read for its code (AWS's error documents
+/// are a few hundred bytes; a longer answer is cut, not read on).
+#[cfg(any(feature = "mail", feature = "handoffs"))]
+pub(crate) async fn error_answer(mut response: reqwest::Response) -> String {
+    const ERROR_ANSWER_BYTES: usize = 4096;
+    let mut body = Vec::new();
+    while body.len() < ERROR_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(ERROR_ANSWER_BYTES);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// The service error code of an SDK error, if the service answered with one.
 pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
     match error {

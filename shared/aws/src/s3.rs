@@ -32,10 +32,6 @@ const PORT: &str = "s3";
 /// this bounds a stalled one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The most of an error answer read for its `<Code>`: S3's error documents
-/// are a few hundred bytes.
-const ERROR_BODY_BYTES: usize = 4096;
-
 /// GetObject and PutObjectTagging on one region's S3.
 #[derive(Clone)]
 pub struct S3Client {
@@ -323,7 +319,7 @@ async fn refusal(what: &str, response: Response, attempts: u32) -> PortError {
         .get("x-amz-request-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = bounded_body(response).await;
+    let body = crate::error::error_answer(response).await;
     let code = element(&body, "Code").map(str::to_string);
     let kind = answer_kind(status, code.as_deref());
     let message = format!(
@@ -334,18 +330,6 @@ async fn refusal(what: &str, response: Response, attempts: u32) -> PortError {
     PortError::new(kind, PORT, message)
         .with_status(status)
         .with_code(code)
-}
-
-async fn bounded_body(mut response: Response) -> String {
-    let mut body = Vec::new();
-    while body.len() < ERROR_BODY_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    body.truncate(ERROR_BODY_BYTES);
-    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// The text of the first `<name>` element.
