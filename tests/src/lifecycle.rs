@@ -153,7 +153,7 @@ impl LifecycleStack {
     /// The ports: moto for everything, the fake for the Account API and root
     /// sessions (which moto lacks).
     pub async fn ports(&self) -> AwsLifecycle {
-        let mut clients = AwsClients::from_config(&self.stack.aws).expect("the HTTP clients build");
+        let mut clients = AwsClients::from_config(&self.stack.aws);
         let fake = self.fake.sdk_config().await;
         clients.account = aws_sdk_account::Client::new(&fake);
         clients.sts = aws_sdk_sts::Client::new(&fake);

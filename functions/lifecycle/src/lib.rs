@@ -179,15 +179,14 @@ pub struct Lifecycle<P> {
 }
 
 impl Lifecycle<AwsLifecycle> {
-    /// Wires the AWS adapters over one SDK configuration (clients built
-    /// once). Fails only when an HTTP client cannot be built.
-    pub fn on_aws(config: &Config, aws: &aws_config::SdkConfig) -> Result<Self, LifecycleError> {
-        Ok(Self {
-            ports: AwsLifecycle::on_aws(aws, &config.lifecycle)?,
+    /// Wires the AWS adapters over one SDK configuration (clients built once).
+    pub fn on_aws(config: &Config, aws: &aws_config::SdkConfig) -> Self {
+        Self {
+            ports: AwsLifecycle::on_aws(aws, &config.lifecycle),
             step: config.step,
             root_domain: config.lifecycle.root_mail_domain.clone(),
             operators: config.operators.clone(),
-        })
+        }
     }
 }
 

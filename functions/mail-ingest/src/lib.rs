@@ -178,13 +178,8 @@ pub enum Outcome {
 /// are configured, else nowhere (`None`: nothing ever waits).
 pub type AwsHandoffs = Option<MailHandoffs<Box<AwsLifecycle>>>;
 
-fn handoffs_on_aws(
-    config: Option<&LifecycleConfig>,
-    aws: &aws_config::SdkConfig,
-) -> Result<AwsHandoffs, PortError> {
-    config
-        .map(|config| Ok(MailHandoffs(Box::new(AwsLifecycle::on_aws(aws, config)?))))
-        .transpose()
+fn handoffs_on_aws(config: Option<&LifecycleConfig>, aws: &aws_config::SdkConfig) -> AwsHandoffs {
+    config.map(|config| MailHandoffs(Box::new(AwsLifecycle::on_aws(aws, config))))
 }
 
 /// The handler, generic over its ports so tests can drive it.
@@ -207,7 +202,7 @@ pub type AwsIngest =
 
 impl AwsIngest {
     /// Wires the AWS adapters over one SDK configuration (clients built once).
-    /// Fails only when an HTTP client (S3's, Step Functions') cannot be built.
+    /// Fails only when the HTTP client for S3 cannot be built.
     pub fn on_aws(
         config: Config,
         aws: &aws_config::SdkConfig,
@@ -220,7 +215,7 @@ impl AwsIngest {
             threads: DynamoThreadMap::new(dynamodb.clone(), &config.threads_table),
             accounts: DynamoAccounts::new(dynamodb, &config.accounts_table),
             queue: SqsTicketQueue::new(aws_sdk_sqs::Client::new(aws), &config.ticket_ops_queue_url),
-            handoffs: handoffs_on_aws(config.lifecycle.as_ref(), aws)?,
+            handoffs: handoffs_on_aws(config.lifecycle.as_ref(), aws),
             rules: Rules::built_in(),
             metrics,
             config,

@@ -271,7 +271,7 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
     moto.require_signatures().await;
     let signed_by = |secret: &str| {
         let config = moto.config(Credentials::new(&key.id, secret, None, None, "test"));
-        JsonClient::new(&config, STEP_FUNCTIONS, "stepfunctions").unwrap()
+        JsonClient::new(&config, STEP_FUNCTIONS, "stepfunctions")
     };
     let input = serde_json::json!({"taskToken": "no-such-task", "output": "{}"});
 
@@ -291,7 +291,7 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
 
     // KMS: a round trip under an encryption context, which Decrypt must repeat.
     let config = moto.config(Credentials::new(&key.id, &key.secret, None, None, "test"));
-    let kms = JsonClient::new(&config, KMS, "kms").unwrap();
+    let kms = JsonClient::new(&config, KMS, "kms");
     let context = serde_json::json!({"purpose": "test"});
     let sealed = kms
         .call(

@@ -83,9 +83,8 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// Fails only when an HTTP client cannot be built.
-    pub fn from_config(aws: &aws_config::SdkConfig) -> Result<Self, PortError> {
-        Ok(Self {
+    pub fn from_config(aws: &aws_config::SdkConfig) -> Self {
+        Self {
             #[cfg(feature = "lifecycle")]
             account: aws_sdk_account::Client::new(aws),
             #[cfg(feature = "lifecycle")]
@@ -93,12 +92,12 @@ impl AwsClients {
             #[cfg(feature = "lifecycle")]
             iam: aws_sdk_iam::Client::new(aws),
             secrets: aws_sdk_secretsmanager::Client::new(aws),
-            kms: DynamoRotations::kms_client(aws)?,
+            kms: DynamoRotations::kms_client(aws),
             dynamodb: aws_sdk_dynamodb::Client::new(aws),
-            sfn: StepFunctionsTokens::client(aws)?,
+            sfn: StepFunctionsTokens::client(aws),
             sqs: aws_sdk_sqs::Client::new(aws),
             ses: aws_sdk_sesv2::Client::new(aws),
-        })
+        }
     }
 }
 
@@ -145,11 +144,8 @@ impl AwsLifecycle {
     }
 
     /// Every client from one SDK configuration (what the functions do).
-    pub fn on_aws(
-        aws: &aws_config::SdkConfig,
-        config: &LifecycleConfig,
-    ) -> Result<Self, PortError> {
-        Ok(Self::new(AwsClients::from_config(aws)?, config))
+    pub fn on_aws(aws: &aws_config::SdkConfig, config: &LifecycleConfig) -> Self {
+        Self::new(AwsClients::from_config(aws), config)
     }
 }
 

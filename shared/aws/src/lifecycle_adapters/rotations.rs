@@ -13,7 +13,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rootmail_domain::AccountId;
 use rootmail_lifecycle::{HANDOVER_FIELDS, LifecycleError, LifecycleResult, Rotation, Rotations};
-use rootmail_pipeline::PortResult;
 use zeroize::Zeroizing;
 
 const PORT: &str = "rotations";
@@ -45,7 +44,7 @@ impl DynamoRotations {
     }
 
     /// A client for the SDK configuration's KMS.
-    pub fn kms_client(aws: &aws_config::SdkConfig) -> PortResult<JsonClient> {
+    pub fn kms_client(aws: &aws_config::SdkConfig) -> JsonClient {
         JsonClient::new(aws, KMS_API, KMS)
     }
 

@@ -3,7 +3,6 @@
 
 use crate::aws_json::{JsonClient, STEP_FUNCTIONS};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, TaskTokens};
-use rootmail_pipeline::PortResult;
 
 const PORT: &str = "stepfunctions";
 
@@ -18,7 +17,7 @@ impl StepFunctionsTokens {
     }
 
     /// A client for the SDK configuration's Step Functions.
-    pub fn client(aws: &aws_config::SdkConfig) -> PortResult<JsonClient> {
+    pub fn client(aws: &aws_config::SdkConfig) -> JsonClient {
         JsonClient::new(aws, STEP_FUNCTIONS, PORT)
     }
 }
