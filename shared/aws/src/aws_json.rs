@@ -287,6 +287,64 @@ fn error_code(type_header: Option<&str>, body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_server::patient_server;
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+
+    const THROTTLED: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 32\r\n\r\n{\"__type\":\"ThrottlingException\"}";
+    const REFUSED: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 25\r\n\r\n{\"__type\":\"InvalidToken\"}";
+    const ANSWERED: &str = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 8\r\n\r\n{\"ok\":1}";
+
+    fn client(url: &str) -> JsonClient {
+        let config = aws_config::SdkConfig::builder()
+            .endpoint_url(url)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .build();
+        JsonClient::new(&config, STEP_FUNCTIONS, "stepfunctions")
+    }
+
+    /// Each call's answers, and how many requests the client made for it.
+    async fn served(answers: Vec<Option<&'static str>>) -> (PortResult<serde_json::Value>, usize) {
+        let (url, served) = patient_server(answers, Duration::from_secs(2)).await;
+        let answer = client(&url)
+            .call("SendTaskSuccess", &serde_json::json!({}))
+            .await;
+        (answer, served.await.expect("server"))
+    }
+
+    #[tokio::test]
+    async fn a_throttled_call_is_tried_three_times_and_no_more() {
+        let (answer, requests) =
+            served(vec![Some(THROTTLED), Some(THROTTLED), Some(ANSWERED)]).await;
+        assert_eq!(
+            answer.expect("the third try is answered"),
+            serde_json::json!({"ok": 1})
+        );
+        assert_eq!(requests, usize::MAX, "all three answers taken");
+
+        let throttled = vec![Some(THROTTLED); 3].into_iter().chain([Some(ANSWERED)]);
+        let (answer, requests) = served(throttled.collect()).await;
+        let refused = answer.expect_err("three throttles");
+        assert_eq!(refused.kind, ErrorKind::Throttled, "{refused}");
+        assert_eq!(refused.code.as_deref(), Some("ThrottlingException"));
+        assert_eq!(requests, 3, "no fourth try");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_answered_at_once() {
+        let (answer, requests) = served(vec![Some(REFUSED), Some(ANSWERED)]).await;
+        let refused = answer.expect_err("refused");
+        assert_eq!(refused.code.as_deref(), Some("InvalidToken"), "{refused}");
+        assert!(!refused.is_transient(), "{refused}");
+        assert_eq!(requests, 1, "not tried again");
+    }
 
     #[test]
     fn endpoints_are_the_standard_rules_ones() {

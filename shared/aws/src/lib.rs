@@ -29,6 +29,8 @@ pub mod queue;
 pub mod s3;
 mod sdk_http;
 pub mod sigv4;
+#[cfg(test)]
+mod test_server;
 pub mod threads;
 #[cfg(feature = "ticket-secrets")]
 mod ticket_secrets;

@@ -169,6 +169,7 @@ fn has_source<E: Error + 'static>(error: &(dyn Error + 'static)) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_server::server;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
@@ -178,36 +179,6 @@ mod tests {
             .body(SdkBody::from("{}"))
             .expect("a request");
         HttpRequest::try_from(request).expect("an SDK request")
-    }
-
-    /// A server that answers each of its first `answers.len()` connections
-    /// with the next answer (none: holds the connection, silent), counting them.
-    async fn server(
-        answers: Vec<Option<&'static str>>,
-    ) -> (String, tokio::task::JoinHandle<usize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/", listener.local_addr().expect("addr"));
-        let served = tokio::spawn(async move {
-            let mut held = Vec::new();
-            for (count, answer) in answers.into_iter().enumerate() {
-                let accepted = tokio::time::timeout(Duration::from_millis(500), listener.accept());
-                let Ok(Ok((mut socket, _))) = accepted.await else {
-                    return count;
-                };
-                let mut buffer = [0u8; 4096];
-                let _ = socket.read(&mut buffer).await;
-                match answer {
-                    Some(answer) => socket.write_all(answer.as_bytes()).await.expect("answer"),
-                    None => held.push(socket),
-                }
-            }
-            // Silent connections stay open until the test is over.
-            if !held.is_empty() {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-            usize::MAX
-        });
-        (url, served)
     }
 
     fn connector(read: Option<Duration>) -> Connector {
