@@ -39,9 +39,10 @@ pub struct JsonService {
     pub signing_name: &'static str,
     /// The first label of its regional host.
     pub endpoint_prefix: &'static str,
-    /// What `X-Amz-Target` names its operations under.
+    /// What `X-Amz-Target` names its operations under (awsJson; empty for
+    /// a restJson service, whose operations have paths instead).
     pub target_prefix: &'static str,
-    /// `application/x-amz-json-1.0` or `-1.1`.
+    /// `application/x-amz-json-1.0` or `-1.1`; `application/json` (restJson).
     pub content_type: &'static str,
 }
 
@@ -57,6 +58,14 @@ pub const KMS: JsonService = JsonService {
     endpoint_prefix: "kms",
     target_prefix: "TrentService",
     content_type: "application/x-amz-json-1.1",
+};
+
+/// SES's v2 API (restJson: `POST /v2/email/outbound-emails` to send).
+pub const SES_V2: JsonService = JsonService {
+    signing_name: "ses",
+    endpoint_prefix: "email",
+    target_prefix: "",
+    content_type: "application/json",
 };
 
 /// One service in one region.
@@ -124,20 +133,43 @@ impl JsonClient {
         operation: &str,
         input: &serde_json::Value,
     ) -> PortResult<T> {
+        let what = format!("{}.{operation}", self.inner.service.target_prefix);
+        self.exchange(&what, "", Some(&what), input).await
+    }
+
+    /// A restJson operation: `input` posted to its `path` (below the
+    /// endpoint, no leading `/`); `name` says which in errors.
+    pub async fn post_for<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        path: &str,
+        input: &serde_json::Value,
+    ) -> PortResult<T> {
+        self.exchange(name, path, None, input).await
+    }
+
+    /// One operation, tried again while AWS answers that it is throttled.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        target: Option<&str>,
+        input: &serde_json::Value,
+    ) -> PortResult<T> {
         let inner = &self.inner;
         let url = inner
             .url
-            .clone()
-            .map_err(|why| PortError::permanent(inner.port, why))?;
-        let what = format!("{}.{operation}", inner.service.target_prefix);
+            .as_ref()
+            .map(|base| format!("{base}{path}"))
+            .map_err(|why| PortError::permanent(inner.port, *why))?;
         let body = Zeroizing::new(input.to_string().into_bytes());
         let mut attempt = 1;
         loop {
-            let response = inner.send(&url, &what, &body).await?;
+            let response = inner.send(&url, what, target, &body).await?;
             if response.status().is_success() {
-                return answer(inner.port, &what, response).await;
+                return answer(inner.port, what, response).await;
             }
-            let refused = refusal(inner.port, &what, response).await;
+            let refused = refusal(inner.port, what, response).await;
             if refused.kind != ErrorKind::Throttled || attempt >= THROTTLED_ATTEMPTS {
                 return Err(refused);
             }
@@ -149,12 +181,16 @@ impl JsonClient {
 
 impl Inner {
     /// One signed request, retried by the HTTP client on a server error.
-    async fn send(&self, url: &str, what: &str, body: &[u8]) -> PortResult<Response> {
+    async fn send(
+        &self,
+        url: &str,
+        what: &str,
+        target: Option<&str>,
+        body: &[u8],
+    ) -> PortResult<Response> {
         let identity = self.credentials.identity(self.port).await?;
-        let headers = [
-            ("content-type", self.service.content_type),
-            ("x-amz-target", what),
-        ];
+        let mut headers = vec![("content-type", self.service.content_type)];
+        headers.extend(target.map(|target| ("x-amz-target", target)));
         let scope = Scope {
             identity: &identity,
             region: &self.region,
@@ -173,8 +209,8 @@ impl Inner {
             .http()?
             .send_answered(what, |client| {
                 let mut request = client.post(url).body(body.to_vec());
-                for (name, value) in headers {
-                    request = request.header(name, value);
+                for (name, value) in &headers {
+                    request = request.header(*name, *value);
                 }
                 for (name, value) in &signed {
                     request = request.header(name, value);

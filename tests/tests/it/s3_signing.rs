@@ -241,15 +241,15 @@ async fn the_sdk_clients_requests_through_reqwest_carry_signatures_aws_accepts()
     assert_eq!(refused.status, Some(403), "{refused}");
 }
 
-const JSON_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["states:SendTaskSuccess","kms:Encrypt","kms:Decrypt"],"Resource":"*"}]}"#;
+const JSON_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["states:SendTaskSuccess","kms:Encrypt","kms:Decrypt","ses:SendEmail"],"Resource":"*"}]}"#;
 
 /// The JSON-protocol client without an SDK (`rootmail_aws::aws_json`: Step
 /// Functions' `SendTaskSuccess`, awsJson 1.0; KMS's `Encrypt` and `Decrypt`,
-/// 1.1): moto checks the signature and the policy first, so an answer about
-/// the token itself means both passed.
+/// 1.1; SES's v2 `SendEmail`, restJson): moto checks the signature and the
+/// policy first, so an answer about the token itself means both passed.
 #[tokio::test]
 async fn the_json_clients_requests_carry_signatures_aws_accepts() {
-    use rootmail_aws::aws_json::{JsonClient, KMS, STEP_FUNCTIONS};
+    use rootmail_aws::aws_json::{JsonClient, KMS, SES_V2, STEP_FUNCTIONS};
     let moto = OwnMoto::start().await;
     let key = user_allowed(&moto.setup_config(), JSON_POLICY).await;
     let kms_key = aws_sdk_kms::Client::new(&moto.setup_config())
@@ -260,6 +260,12 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
         .key_metadata
         .unwrap()
         .key_id;
+    aws_sdk_sesv2::Client::new(&moto.setup_config())
+        .create_email_identity()
+        .email_identity("notices@msp.example")
+        .send()
+        .await
+        .unwrap();
     // Step Functions as the lifecycle tests run it: tokens are checked.
     let configured = reqwest::Client::new()
         .post(format!("{}/moto-api/config", moto.endpoint))
@@ -322,4 +328,27 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
         "{other_context}"
     );
     assert!(!other_context.is_transient(), "{other_context}");
+
+    // SES: restJson, the operation in the path; an unverified sender is
+    // refused, for good.
+    let ses = JsonClient::new(&config, SES_V2, "ses");
+    let email = |from: &str| {
+        serde_json::json!({
+            "FromEmailAddress": from,
+            "Destination": {"ToAddresses": ["operators@msp.example"]},
+            "Content": {"Simple": {"Subject": {"Data": "test"}, "Body": {"Text": {"Data": "body"}}}},
+        })
+    };
+    let path = "v2/email/outbound-emails";
+    let sent: serde_json::Value = ses
+        .post_for("SendEmail", path, &email("notices@msp.example"))
+        .await
+        .unwrap();
+    assert!(sent["MessageId"].is_string(), "{sent}");
+    let unverified = ses
+        .post_for::<serde_json::Value>("SendEmail", path, &email("someone@else.example"))
+        .await
+        .unwrap_err();
+    assert_eq!(unverified.status, Some(400), "{unverified}");
+    assert!(!unverified.is_transient(), "{unverified}");
 }

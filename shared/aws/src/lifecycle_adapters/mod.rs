@@ -79,7 +79,8 @@ pub struct AwsClients {
     /// Step Functions without the SDK's client ([`crate::aws_json`]).
     pub sfn: crate::aws_json::JsonClient,
     pub sqs: aws_sdk_sqs::Client,
-    pub ses: aws_sdk_sesv2::Client,
+    /// SES without the SDK's client ([`crate::aws_json`]).
+    pub ses: crate::aws_json::JsonClient,
 }
 
 impl AwsClients {
@@ -96,7 +97,7 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(aws),
             sfn: StepFunctionsTokens::client(aws),
             sqs: aws_sdk_sqs::Client::new(aws),
-            ses: aws_sdk_sesv2::Client::new(aws),
+            ses: LifecycleNotices::ses_client(aws),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! How people hear of lifecycle changes: a comment on the account's lifecycle
 //! ticket (a ticket operation on the FIFO queue the ticket writer reads, in the
-//! account's lifecycle thread), and for break-glass access an email through SES.
+//! account's lifecycle thread), and for break-glass access an email through SES
+//! (its v2 `SendEmail`, without the SDK's client: [`crate::aws_json`]).
 
+use crate::aws_json::{JsonClient, SES_V2};
 use crate::queue::SqsTicketQueue;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use rootmail_domain::AccountId;
 use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{LifecycleResult, Notices};
@@ -14,7 +15,7 @@ const SES: &str = "ses";
 #[derive(Clone)]
 pub struct LifecycleNotices {
     queue: SqsTicketQueue,
-    ses: aws_sdk_sesv2::Client,
+    ses: JsonClient,
     from: String,
     to: String,
 }
@@ -23,7 +24,7 @@ impl LifecycleNotices {
     pub fn new(
         sqs: aws_sdk_sqs::Client,
         ticket_ops_queue_url: &str,
-        ses: aws_sdk_sesv2::Client,
+        ses: JsonClient,
         (from, to): (&str, &str),
     ) -> Self {
         Self {
@@ -35,12 +36,16 @@ impl LifecycleNotices {
     }
 }
 
-fn text(data: &str) -> LifecycleResult<Content> {
-    Content::builder()
-        .data(data)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| super::permanent(SES, e.to_string()))
+impl LifecycleNotices {
+    /// A client for the SDK configuration's SES.
+    pub fn ses_client(aws: &aws_config::SdkConfig) -> JsonClient {
+        JsonClient::new(aws, SES_V2, SES)
+    }
+}
+
+/// SES's `Content`: text and its charset.
+fn text(data: &str) -> serde_json::Value {
+    serde_json::json!({"Data": data, "Charset": "UTF-8"})
 }
 
 impl Notices for LifecycleNotices {
@@ -56,18 +61,15 @@ impl Notices for LifecycleNotices {
     }
 
     async fn email(&self, subject: &str, body: &str) -> LifecycleResult<()> {
-        let message = Message::builder()
-            .subject(text(subject)?)
-            .body(Body::builder().text(text(body)?).build())
-            .build();
-        self.ses
-            .send_email()
-            .from_email_address(&self.from)
-            .destination(Destination::builder().to_addresses(&self.to).build())
-            .content(EmailContent::builder().simple(message).build())
-            .send()
-            .await
-            .map_err(|e| super::sdk(SES, e))?;
+        let email = serde_json::json!({
+            "FromEmailAddress": self.from,
+            "Destination": {"ToAddresses": [self.to]},
+            "Content": {"Simple": {"Subject": text(subject), "Body": {"Text": text(body)}}},
+        });
+        let _sent: serde_json::Value = self
+            .ses
+            .post_for("SendEmail", "v2/email/outbound-emails", &email)
+            .await?;
         Ok(())
     }
 }
