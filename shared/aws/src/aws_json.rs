@@ -1,10 +1,11 @@
 //! AWS's JSON-protocol services without their SDK clients: each call one
-//! signed `POST /` naming the operation in `X-Amz-Target`, a JSON document
-//! each way (awsJson 1.0 and 1.1, as Step Functions and KMS speak them). An SDK client
-//! links its whole API model for the one or two calls a function makes
+//! signed `POST` with a JSON document each way. awsJson 1.0 and 1.1 (Step
+//! Functions, KMS) post to `/` and name the operation in `X-Amz-Target`;
+//! restJson (SES v2) posts to the operation's own path. An SDK client links
+//! its whole API model for the one or two calls a function makes
 //! (aws-sdk-sfn: 75 KiB of code in mail-ingest for `SendTaskSuccess`,
-//! aws-sdk-kms 106 KiB for `Encrypt` and `Decrypt`; issue 16, bootstraps
-//! under 8 MB).
+//! aws-sdk-kms 106 KiB for `Encrypt` and `Decrypt`, aws-sdk-sesv2 43 KiB for
+//! `SendEmail`; issue 16, bootstraps under 8 MB).
 //!
 //! Endpoints as AWS's standard endpoint rules give them:
 //! `https://PREFIX[-fips].REGION.amazonaws.com` (`amazonaws.com.cn` in China,

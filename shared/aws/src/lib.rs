@@ -1,5 +1,5 @@
 //! AWS adapters for the rootmail ports. Each type wraps one SDK client built once
-//! at cold start (S3, Step Functions and KMS: clients of our own, `s3` and
+//! at cold start (S3, Step Functions, KMS and SES: clients of our own, `s3` and
 //! `aws_json`, for the few calls the Lambdas make); endpoints come from the
 //! standard `AWS_ENDPOINT_URL*` variables, so nothing here knows whether it
 //! talks to AWS or to a local stand-in.
