@@ -34,9 +34,7 @@ impl LifecycleNotices {
             to: to.to_string(),
         }
     }
-}
 
-impl LifecycleNotices {
     /// A client for the SDK configuration's SES.
     pub fn ses_client(aws: &aws_config::SdkConfig) -> JsonClient {
         JsonClient::new(aws, SES_V2, SES)
