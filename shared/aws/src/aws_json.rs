@@ -174,7 +174,7 @@ impl JsonClient {
             if refused.kind != ErrorKind::Throttled || attempt >= THROTTLED_ATTEMPTS {
                 return Err(refused);
             }
-            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            tokio::time::sleep(inner.http()?.backoff(attempt)).await;
             attempt += 1;
         }
     }
@@ -221,9 +221,7 @@ impl Inner {
             .await?;
         Ok(response)
     }
-}
 
-impl Inner {
     /// The HTTP client, built on first use (an error is kept and repeated).
     fn http(&self) -> PortResult<&HttpClient> {
         self.http

@@ -292,7 +292,10 @@ impl HttpClient {
         Err(refusal(self.port, what, response, Some(attempts)).await)
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// How long to wait before try `attempt + 1`: the policy's delay doubled
+    /// per attempt, with jitter, at most its longest wait. Also for callers
+    /// that retry on what only the answer's body says (AWS's throttles).
+    pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = self.policy.base_delay * 2u32.saturating_pow(attempt - 1);
         // Up to a quarter of jitter, so retrying writers do not move in step.
         let nanos = std::time::SystemTime::now()
