@@ -12,8 +12,10 @@
 //! `api.aws` or `api.amazonwebservices.com.cn` for dual-stack), or the
 //! configuration's override (`AWS_ENDPOINT_URL`: moto, a local stand-in).
 //! Errors keep AWS's code (`__type`, or the `x-amzn-ErrorType` header) for
-//! the caller; a throttled call is tried again, as the SDK's standard retry
-//! does; server errors are retried by the HTTP client.
+//! the caller. A call is tried at most three times in all, as the SDK's
+//! standard retry mode does: server errors and 429s are retried by the HTTP
+//! client, a throttle AWS answers as a 400 with its code in the body here,
+//! from the same budget and on the same schedule of waits.
 
 use crate::credentials::CachedCredentials;
 use crate::error::answer_kind;
@@ -30,8 +32,8 @@ use zeroize::Zeroizing;
 /// A call answers within seconds; this bounds a stalled one.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Attempts of a call AWS answers as throttled (the SDK's standard mode).
-const THROTTLED_ATTEMPTS: u32 = 3;
+/// Attempts of one call, whatever made it fail (the SDK's standard mode).
+const ATTEMPTS: u32 = 3;
 
 /// How a service is addressed.
 #[derive(Debug, Clone, Copy)]
@@ -149,7 +151,8 @@ impl JsonClient {
         self.exchange(name, path, None, input).await
     }
 
-    /// One operation, tried again while AWS answers that it is throttled.
+    /// One operation, tried again while AWS answers that it is throttled,
+    /// within the attempts the HTTP client's own retries leave.
     async fn exchange<T: DeserializeOwned>(
         &self,
         what: &str,
@@ -166,29 +169,31 @@ impl JsonClient {
         let body = Zeroizing::new(input.to_string().into_bytes());
         let mut attempt = 1;
         loop {
-            let response = inner.send(&url, what, target, &body).await?;
+            let (response, answered) = inner.send(&url, what, target, &body, attempt).await?;
             if response.status().is_success() {
                 return answer(inner.port, what, response).await;
             }
             let refused = refusal(inner.port, what, response).await;
-            if refused.kind != ErrorKind::Throttled || attempt >= THROTTLED_ATTEMPTS {
+            if refused.kind != ErrorKind::Throttled || answered >= ATTEMPTS {
                 return Err(refused);
             }
-            tokio::time::sleep(inner.http()?.backoff(attempt)).await;
-            attempt += 1;
+            tokio::time::sleep(inner.http()?.backoff(answered)).await;
+            attempt = answered + 1;
         }
     }
 }
 
 impl Inner {
-    /// One signed request, retried by the HTTP client on a server error.
+    /// One signed request as try `attempt` of its call, retried by the HTTP
+    /// client on a server error; with the number of the try answered.
     async fn send(
         &self,
         url: &str,
         what: &str,
         target: Option<&str>,
         body: &[u8],
-    ) -> PortResult<Response> {
+        attempt: u32,
+    ) -> PortResult<(Response, u32)> {
         let identity = self.credentials.identity(self.port).await?;
         let mut headers = vec![("content-type", self.service.content_type)];
         headers.extend(target.map(|target| ("x-amz-target", target)));
@@ -206,9 +211,8 @@ impl Inner {
             SigningSettings::default(),
         )
         .map_err(|e| PortError::permanent(self.port, e.to_string()))?;
-        let (response, _attempts) = self
-            .http()?
-            .send_answered(what, |client| {
+        self.http()?
+            .send_answered_from(what, attempt, |client| {
                 let mut request = client.post(url).body(body.to_vec());
                 for (name, value) in &headers {
                     request = request.header(*name, *value);
@@ -218,16 +222,18 @@ impl Inner {
                 }
                 request
             })
-            .await?;
-        Ok(response)
+            .await
     }
 
     /// The HTTP client, built on first use (an error is kept and repeated).
     fn http(&self) -> PortResult<&HttpClient> {
         self.http
             .get_or_init(|| {
-                HttpClient::new(self.port, REQUEST_TIMEOUT, RetryPolicy::default())
-                    .map_err(|e| e.message)
+                let policy = RetryPolicy {
+                    max_attempts: ATTEMPTS,
+                    ..RetryPolicy::default()
+                };
+                HttpClient::new(self.port, REQUEST_TIMEOUT, policy).map_err(|e| e.message)
             })
             .as_ref()
             .map_err(|why| PortError::permanent(self.port, why.clone()))
@@ -328,6 +334,8 @@ mod tests {
 
     const THROTTLED: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 32\r\n\r\n{\"__type\":\"ThrottlingException\"}";
     const REFUSED: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 25\r\n\r\n{\"__type\":\"InvalidToken\"}";
+    const UNAVAILABLE: &str =
+        "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
     const ANSWERED: &str = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 8\r\n\r\n{\"ok\":1}";
 
     fn client(url: &str) -> JsonClient {
@@ -369,6 +377,36 @@ mod tests {
         let refused = answer.expect_err("three throttles");
         assert_eq!(refused.kind, ErrorKind::Throttled, "{refused}");
         assert_eq!(refused.code.as_deref(), Some("ThrottlingException"));
+        assert_eq!(requests, 3, "no fourth try");
+    }
+
+    #[tokio::test]
+    async fn server_errors_and_throttles_share_one_budget_of_three_tries() {
+        // The HTTP client retries the 503 itself; the throttle after it is
+        // the call's third try, so the answer waiting behind is not asked
+        // for (the retries used to multiply: up to 4 x 3 requests).
+        let answers = vec![
+            Some(UNAVAILABLE),
+            Some(UNAVAILABLE),
+            Some(THROTTLED),
+            Some(ANSWERED),
+        ];
+        let (answer, requests) = served(answers).await;
+        let refused = answer.expect_err("three tries spent");
+        assert_eq!(refused.kind, ErrorKind::Throttled, "{refused}");
+        assert_eq!(requests, 3, "no fourth try");
+
+        let answers = vec![Some(UNAVAILABLE), Some(THROTTLED), Some(ANSWERED)];
+        let (answer, requests) = served(answers).await;
+        assert_eq!(answer.expect("third try"), serde_json::json!({"ok": 1}));
+        assert_eq!(requests, usize::MAX, "all three answers taken");
+
+        let answers = vec![Some(UNAVAILABLE); 3]
+            .into_iter()
+            .chain([Some(ANSWERED)]);
+        let (answer, requests) = served(answers.collect()).await;
+        let failed = answer.expect_err("three server errors");
+        assert!(failed.is_transient(), "{failed}");
         assert_eq!(requests, 3, "no fourth try");
     }
 

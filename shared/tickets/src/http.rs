@@ -177,7 +177,21 @@ impl HttpClient {
         what: &str,
         request: impl Fn(&Client) -> RequestBuilder,
     ) -> Result<(Response, u32), PortError> {
-        let mut attempt = 1;
+        self.send_answered_from(what, 1, request).await
+    }
+
+    /// [`HttpClient::send_answered`] as try `first_attempt` of a call that
+    /// has already made the tries before it: a caller that retries on what
+    /// only the answer's body says (AWS's throttles) shares one budget of
+    /// attempts and one schedule of waits with the retries here, instead of
+    /// multiplying them. Returns the number of the try that was answered.
+    pub async fn send_answered_from(
+        &self,
+        what: &str,
+        first_attempt: u32,
+        request: impl Fn(&Client) -> RequestBuilder,
+    ) -> Result<(Response, u32), PortError> {
+        let mut attempt = first_attempt.max(1);
         loop {
             let outcome = match self.dispatch(request(&self.client)).await {
                 Ok(response) if !retryable(response.status()) => return Ok((response, attempt)),
