@@ -13,7 +13,7 @@ use rootmail_aws::S3MailSource;
 use rootmail_aws::config::concat_names;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
-use rootmail_aws::tickets::{self, backend_settings, marker_key, secret_string};
+use rootmail_aws::tickets::{self, backend_settings, marker_key, secret_string, secrets_client};
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
     Applied, DeadLetters, Ledger, MailSource, PortError, PortResult, ThreadMap, TicketOp,
@@ -131,9 +131,7 @@ impl AwsWriter {
         metrics: Metrics,
     ) -> Result<Self, StartError> {
         let credentials = match &config.credentials_secret {
-            Some(secret) => {
-                Some(secret_string(&aws_sdk_secretsmanager::Client::new(aws), secret).await?)
-            }
+            Some(secret) => Some(secret_string(&secrets_client(aws), secret).await?),
             None => None,
         };
         let key = Self::marker_key(config, aws, credentials.as_deref()).await?;
@@ -164,8 +162,7 @@ impl AwsWriter {
         credentials: Option<&str>,
     ) -> Result<Option<MarkerKey>, StartError> {
         if let Some(secret) = &config.marker_key_secret {
-            let client = aws_sdk_secretsmanager::Client::new(aws);
-            let key = marker_key(&client, secret)
+            let key = marker_key(&secrets_client(aws), secret)
                 .await
                 .map_err(StartError::MarkerKey)?;
             return Ok(Some(key));

@@ -1,11 +1,13 @@
 //! AWS's JSON-protocol services without their SDK clients: each call one
 //! signed `POST` with a JSON document each way. awsJson 1.0 and 1.1 (Step
-//! Functions, KMS) post to `/` and name the operation in `X-Amz-Target`;
+//! Functions, KMS, Secrets Manager) post to `/` and name the operation in
+//! `X-Amz-Target`;
 //! restJson (SES v2) posts to the operation's own path. An SDK client links
 //! its whole API model for the one or two calls a function makes
 //! (aws-sdk-sfn: 75 KiB of code in mail-ingest for `SendTaskSuccess`,
 //! aws-sdk-kms 106 KiB for `Encrypt` and `Decrypt`, aws-sdk-sesv2 43 KiB for
-//! `SendEmail`; issue 16, bootstraps under 8 MB).
+//! `SendEmail`, aws-sdk-secretsmanager 163 KiB for the vault's eight
+//! operations; issue 16, bootstraps under 8 MB).
 //!
 //! Endpoints as AWS's standard endpoint rules give them:
 //! `https://PREFIX[-fips].REGION.amazonaws.com` (`amazonaws.com.cn` in China,
@@ -24,6 +26,7 @@ use reqwest::Response;
 use rootmail_pipeline::error::ErrorKind;
 use rootmail_pipeline::{PortError, PortResult};
 use rootmail_tickets::http::{HttpClient, RetryPolicy};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -60,6 +63,14 @@ pub const KMS: JsonService = JsonService {
     signing_name: "kms",
     endpoint_prefix: "kms",
     target_prefix: "TrentService",
+    content_type: "application/x-amz-json-1.1",
+};
+
+/// Secrets Manager (awsJson 1.1): the vault, the ticket credentials.
+pub const SECRETS_MANAGER: JsonService = JsonService {
+    signing_name: "secretsmanager",
+    endpoint_prefix: "secretsmanager",
+    target_prefix: "secretsmanager",
     content_type: "application/x-amz-json-1.1",
 };
 
@@ -124,17 +135,19 @@ impl JsonClient {
     pub async fn call(
         &self,
         operation: &str,
-        input: &serde_json::Value,
+        input: &(impl Serialize + ?Sized),
     ) -> PortResult<serde_json::Value> {
         self.call_for(operation, input).await
     }
 
     /// [`Self::call`], the answer read as `T`. The request's and the answer's
-    /// bytes are zeroed once read (a KMS plaintext passes through them).
+    /// bytes are zeroed once sent and read (a KMS plaintext, a vault value
+    /// pass through them): an `input` that borrows a secret leaves no other
+    /// copy of it behind.
     pub async fn call_for<T: DeserializeOwned>(
         &self,
         operation: &str,
-        input: &serde_json::Value,
+        input: &(impl Serialize + ?Sized),
     ) -> PortResult<T> {
         let what = format!("{}.{operation}", self.inner.service.target_prefix);
         self.exchange(&what, "", Some(&what), input).await
@@ -146,7 +159,7 @@ impl JsonClient {
         &self,
         name: &str,
         path: &str,
-        input: &serde_json::Value,
+        input: &(impl Serialize + ?Sized),
     ) -> PortResult<T> {
         self.exchange(name, path, None, input).await
     }
@@ -158,7 +171,7 @@ impl JsonClient {
         what: &str,
         path: &str,
         target: Option<&str>,
-        input: &serde_json::Value,
+        input: &(impl Serialize + ?Sized),
     ) -> PortResult<T> {
         let inner = &self.inner;
         let url = inner
@@ -166,7 +179,9 @@ impl JsonClient {
             .as_ref()
             .map(|base| format!("{base}{path}"))
             .map_err(|why| PortError::permanent(inner.port, *why))?;
-        let body = Zeroizing::new(input.to_string().into_bytes());
+        let body = RequestBody::of(input).map_err(|e| {
+            PortError::permanent(inner.port, format!("{what}: the input is not JSON: {e}"))
+        })?;
         let mut attempt = 1;
         loop {
             let (response, answered) = inner.send(&url, what, target, &body, attempt).await?;
@@ -191,7 +206,7 @@ impl Inner {
         url: &str,
         what: &str,
         target: Option<&str>,
-        body: &[u8],
+        body: &RequestBody,
         attempt: u32,
     ) -> PortResult<(Response, u32)> {
         let identity = self.credentials.identity(self.port).await?;
@@ -206,14 +221,14 @@ impl Inner {
             "POST",
             url,
             &headers,
-            body,
+            body.as_ref(),
             &scope,
             SigningSettings::default(),
         )
         .map_err(|e| PortError::permanent(self.port, e.to_string()))?;
         self.http()?
             .send_answered_from(what, attempt, |client| {
-                let mut request = client.post(url).body(body.to_vec());
+                let mut request = client.post(url).body(body.clone().into_body());
                 for (name, value) in &headers {
                     request = request.header(*name, *value);
                 }
@@ -237,6 +252,46 @@ impl Inner {
             })
             .as_ref()
             .map_err(|why| PortError::permanent(self.port, why.clone()))
+    }
+}
+
+/// A request's JSON, serialized once into a buffer of exactly its size (no
+/// reallocation leaves a copy behind) that is zeroed when the last request
+/// sent from it is dropped: each try hands reqwest a reference, not a copy.
+#[derive(Clone)]
+struct RequestBody(Arc<Zeroizing<Vec<u8>>>);
+
+impl RequestBody {
+    fn of(input: &(impl Serialize + ?Sized)) -> serde_json::Result<Self> {
+        let mut size = ByteCount(0);
+        serde_json::to_writer(&mut size, input)?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(size.0));
+        serde_json::to_writer(&mut *bytes, input)?;
+        Ok(Self(Arc::new(bytes)))
+    }
+
+    fn into_body(self) -> reqwest::Body {
+        reqwest::Body::from(bytes::Bytes::from_owner(self))
+    }
+}
+
+impl AsRef<[u8]> for RequestBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Counts what is written to it: the size of a serialization.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -417,6 +472,20 @@ mod tests {
         assert_eq!(refused.code.as_deref(), Some("InvalidToken"), "{refused}");
         assert!(!refused.is_transient(), "{refused}");
         assert_eq!(requests, 1, "not tried again");
+    }
+
+    #[test]
+    fn a_request_is_serialized_once_into_a_buffer_of_its_exact_size() {
+        // A buffer that grew would have left the bytes written before in
+        // memory it freed without zeroing.
+        let secret = "p".repeat(5000) + "\"quoted\" and \\ escaped";
+        let input = serde_json::json!({"SecretId": "rootmail/1/password", "SecretString": secret});
+        let body = RequestBody::of(&input).unwrap();
+        assert_eq!(body.0.len(), body.0.capacity());
+        assert_eq!(
+            body.as_ref(),
+            serde_json::to_vec(&input).unwrap().as_slice()
+        );
     }
 
     #[test]

@@ -9,10 +9,10 @@
 //! `s3-sdk` (the SDK's S3 client, for the command-line tool and the tests).
 
 pub mod accounts;
-#[cfg(feature = "handoffs")]
+#[cfg(any(feature = "handoffs", feature = "ticket-secrets"))]
 pub mod aws_json;
 pub mod config;
-#[cfg(any(feature = "mail", feature = "handoffs"))]
+#[cfg(any(feature = "mail", feature = "handoffs", feature = "ticket-secrets"))]
 mod credentials;
 pub mod dynamo;
 pub mod error;
@@ -28,6 +28,8 @@ pub mod queue;
 #[cfg(feature = "mail")]
 pub mod s3;
 mod sdk_http;
+#[cfg(any(feature = "handoffs", feature = "ticket-secrets"))]
+mod secrets_manager;
 pub mod sigv4;
 #[cfg(test)]
 mod test_server;

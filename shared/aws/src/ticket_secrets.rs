@@ -1,55 +1,51 @@
 //! The ticketing system's credentials and the marker key, read from Secrets
-//! Manager once at cold start (feature `ticket-secrets`).
+//! Manager once at cold start (feature `ticket-secrets`), without the SDK's
+//! client ([`crate::aws_json`]).
 
-use crate::error::port_error;
+use crate::aws_json::JsonClient;
 use rootmail_pipeline::PortError;
 use rootmail_tickets::MarkerKey;
+use zeroize::Zeroizing;
+
+/// A client for the SDK configuration's Secrets Manager.
+pub fn secrets_client(aws: &aws_config::SdkConfig) -> JsonClient {
+    crate::secrets_manager::client(aws, "ticket secrets")
+}
 
 /// The secret's text (JSON credentials). Read once at cold start; a rotated
 /// secret takes effect with the next cold start.
-pub async fn secret_string(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-) -> Result<String, PortError> {
-    secret_text(
+pub async fn secret_string(client: &JsonClient, secret_id: &str) -> Result<String, PortError> {
+    let text = secret_text(
         client,
         secret_id,
         "ticket credentials",
         "the credentials as JSON text",
     )
-    .await
+    .await?;
+    Ok(text.to_string())
 }
 
 /// The marker key from its own secret (`MARKER_KEY_SECRET_ARN`; the template
 /// generates it): the secret string's bytes, at least 32 of them.
-pub async fn marker_key(
-    client: &aws_sdk_secretsmanager::Client,
-    secret_id: &str,
-) -> Result<MarkerKey, PortError> {
-    let text = zeroize::Zeroizing::new(
-        secret_text(client, secret_id, "marker key", "a generated string").await?,
-    );
+pub async fn marker_key(client: &JsonClient, secret_id: &str) -> Result<MarkerKey, PortError> {
+    let text = secret_text(client, secret_id, "marker key", "a generated string").await?;
     MarkerKey::new(text.as_bytes())
         .map_err(|e| PortError::permanent("marker key", format!("secret {secret_id}: {e}")))
 }
 
 async fn secret_text(
-    client: &aws_sdk_secretsmanager::Client,
+    client: &JsonClient,
     secret_id: &str,
     port: &'static str,
     expected: &str,
-) -> Result<String, PortError> {
-    let answer = client
-        .get_secret_value()
-        .secret_id(secret_id)
-        .version_stage("AWSCURRENT")
-        .send()
+) -> Result<Zeroizing<String>, PortError> {
+    crate::secrets_manager::secret_text(client, secret_id, "AWSCURRENT")
         .await
-        .map_err(|e| port_error(port, e))?;
-    answer.secret_string.ok_or_else(|| {
-        PortError::permanent(
-            port,
-            format!("secret {secret_id} has no text value (store {expected})"),
-        )
-    })
+        .map_err(|e| PortError { port, ..e })?
+        .ok_or_else(|| {
+            PortError::permanent(
+                port,
+                format!("secret {secret_id} has no text value (store {expected})"),
+            )
+        })
 }

@@ -9,7 +9,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 #[cfg(feature = "ticket-secrets")]
-pub use crate::ticket_secrets::{marker_key, secret_string};
+pub use crate::ticket_secrets::{marker_key, secret_string, secrets_client};
 
 /// Every variable [`backend_settings`] reads.
 pub const VARIABLES: &[&str] = &[

@@ -352,3 +352,62 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
     assert_eq!(unverified.status, Some(400), "{unverified}");
     assert!(!unverified.is_transient(), "{unverified}");
 }
+
+const VAULT_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:DescribeSecret","secretsmanager:CreateSecret","secretsmanager:GetResourcePolicy","secretsmanager:PutSecretValue","secretsmanager:GetSecretValue","secretsmanager:UpdateSecretVersionStage"],"Resource":"*"}]}"#;
+
+/// The vault over Secrets Manager without its SDK client (awsJson 1.1):
+/// moto checks every request's signature and the user's policy, so a value
+/// stored, read back and promoted means each operation's request was one
+/// AWS accepts; the one the policy leaves out is refused for good.
+#[tokio::test]
+async fn the_vault_s_requests_carry_signatures_aws_accepts() {
+    use rootmail_aws::lifecycle_adapters::SecretsVault;
+    use rootmail_domain::{AccountId, SecretValue};
+    use rootmail_lifecycle::{Stage, Vault, VaultItem};
+    let moto = OwnMoto::start().await;
+    let key = user_allowed(&moto.setup_config(), VAULT_POLICY).await;
+    let kms_key = aws_sdk_kms::Client::new(&moto.setup_config())
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .arn
+        .unwrap();
+    moto.require_signatures().await;
+    let config = moto.config(Credentials::new(&key.id, &key.secret, None, None, "test"));
+    let vault = SecretsVault::new(SecretsVault::client(&config), &kms_key);
+    let account = AccountId::parse("123456789012").unwrap();
+    let password = SecretValue::new("correct horse battery staple".to_string());
+
+    let reference = vault
+        .put(&account, VaultItem::Password, Stage::Pending, &password)
+        .await
+        .expect("stored");
+    assert!(reference.contains("#"), "ARN#version: {reference}");
+    vault
+        .promote(&account, VaultItem::Password)
+        .await
+        .expect("promoted");
+    let read = vault
+        .get(&account, VaultItem::Password, Stage::Current)
+        .await
+        .expect("read");
+    assert_eq!(read, Some(password));
+    let none = vault
+        .get(&account, VaultItem::TotpSeed, Stage::Current)
+        .await
+        .expect("nothing stored is none");
+    assert_eq!(none, None);
+
+    let denied = vault
+        .schedule_deletion(&account, &[VaultItem::Password])
+        .await
+        .unwrap_err();
+    let rootmail_lifecycle::LifecycleError::Port(denied) = denied else {
+        panic!("a port error: {denied}");
+    };
+    assert_eq!(denied.status, Some(403), "{denied}");
+    assert!(!denied.is_transient(), "{denied}");
+}

@@ -72,7 +72,8 @@ pub struct AwsClients {
     /// session, with the session's credentials instead of these.
     #[cfg(feature = "lifecycle")]
     pub iam: aws_sdk_iam::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Secrets Manager without the SDK's client ([`crate::aws_json`]).
+    pub secrets: crate::aws_json::JsonClient,
     /// KMS without the SDK's client ([`crate::aws_json`]).
     pub kms: crate::aws_json::JsonClient,
     pub dynamodb: aws_sdk_dynamodb::Client,
@@ -92,7 +93,7 @@ impl AwsClients {
             sts: aws_sdk_sts::Client::new(aws),
             #[cfg(feature = "lifecycle")]
             iam: aws_sdk_iam::Client::new(aws),
-            secrets: aws_sdk_secretsmanager::Client::new(aws),
+            secrets: SecretsVault::client(aws),
             kms: DynamoRotations::kms_client(aws),
             dynamodb: aws_sdk_dynamodb::Client::new(aws),
             sfn: StepFunctionsTokens::client(aws),

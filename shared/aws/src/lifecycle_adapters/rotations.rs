@@ -49,11 +49,12 @@ impl DynamoRotations {
     }
 
     async fn seal(&self, account: &AccountId, token: &str) -> LifecycleResult<String> {
-        let input = serde_json::json!({
-            "KeyId": self.key_id,
-            "Plaintext": STANDARD.encode(token.as_bytes()),
-            "EncryptionContext": {"account_id": account.as_str(), "purpose": PURPOSE},
-        });
+        let plaintext = Zeroizing::new(STANDARD.encode(token.as_bytes()));
+        let input = Seal {
+            key_id: &self.key_id,
+            plaintext: &plaintext,
+            encryption_context: serde_json::json!({"account_id": account.as_str(), "purpose": PURPOSE}),
+        };
         let sealed: serde_json::Value = self.kms.call_for("Encrypt", &input).await?;
         // Stored as KMS answers it: the ciphertext, base64.
         sealed["CiphertextBlob"]
@@ -87,6 +88,16 @@ impl DynamoRotations {
         );
         String::from_utf8(plain.to_vec()).map_err(|_| unreadable())
     }
+}
+
+/// KMS's `Encrypt` input, the token borrowed (the client zeroes the
+/// request it serializes; a JSON value would keep a copy it does not).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Seal<'a> {
+    key_id: &'a str,
+    plaintext: &'a str,
+    encryption_context: serde_json::Value,
 }
 
 /// What KMS's `Decrypt` answers that is read: the plaintext, base64.

@@ -3,12 +3,18 @@
 //! Versions carry the staging labels: a generated value waits as `AWSPENDING`
 //! until it is in use, then becomes `AWSCURRENT`. References name a secret
 //! version (`<ARN>#<version id>`), never a value.
+//!
+//! Called without the SDK's client ([`crate::aws_json`]): the request that
+//! stores a value borrows it and is zeroed once sent, the answer that reads
+//! one is zeroed once read.
 
-use crate::error::{error_code, port_error};
-use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+use crate::aws_json::JsonClient;
 use rootmail_domain::{AccountId, SecretValue};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Stage, Vault, VaultItem};
+use rootmail_pipeline::{PortError, PortResult};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::HashMap;
 
 const PORT: &str = "vault";
 const PENDING: &str = "AWSPENDING";
@@ -28,18 +34,79 @@ fn label(stage: Stage) -> &'static str {
     }
 }
 
+/// What `DescribeSecret` answers that the vault reads.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+struct Described {
+    kms_key_id: Option<String>,
+    /// When a release scheduled the deletion (seconds since the epoch).
+    deleted_date: Option<f64>,
+    #[serde(default)]
+    version_ids_to_stages: HashMap<String, Vec<String>>,
+}
+
+impl Described {
+    /// The version that holds `stage`, if one does.
+    fn holding(&self, stage: &str) -> Option<&str> {
+        self.version_ids_to_stages
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|s| s == stage))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+/// `PutSecretValue`'s input: the value borrowed, never copied.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct PutValue<'a> {
+    secret_id: &'a str,
+    secret_string: &'a str,
+    version_stages: [&'a str; 1],
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Stored {
+    #[serde(rename = "ARN")]
+    arn: Option<String>,
+    version_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Policy {
+    resource_policy: Option<String>,
+}
+
+/// The error's code, when AWS answered one.
+fn code(error: &PortError) -> Option<&str> {
+    error.code.as_deref()
+}
+
 #[derive(Clone)]
 pub struct SecretsVault {
-    client: Client,
+    client: JsonClient,
     kms_key_id: String,
 }
 
 impl SecretsVault {
-    pub fn new(client: Client, kms_key_id: impl Into<String>) -> Self {
+    pub fn new(client: JsonClient, kms_key_id: impl Into<String>) -> Self {
         Self {
             client,
             kms_key_id: kms_key_id.into(),
         }
+    }
+
+    /// A client for the SDK configuration's Secrets Manager.
+    pub fn client(aws: &aws_config::SdkConfig) -> JsonClient {
+        crate::secrets_manager::client(aws, PORT)
+    }
+
+    /// The secret's metadata.
+    async fn describe(&self, name: &str) -> PortResult<Described> {
+        self.client
+            .call_for("DescribeSecret", &json!({"SecretId": name}))
+            .await
     }
 
     /// Makes sure the secret exists and is ours, before a value goes into it.
@@ -50,48 +117,35 @@ impl SecretsVault {
     /// their policy) would hand them the root password, so it is refused
     /// loudly instead (the step fails, the take-over's ticket says why, and
     /// the `VaultTampering` metric raises an alarm).
-    /// The secret's metadata, when it must be there.
-    async fn describe(&self, name: &str) -> LifecycleResult<DescribeSecretOutput> {
-        self.client
-            .describe_secret()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(|e| super::sdk(PORT, e))
-    }
-
     async fn ensure_secret(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
         let name = secret_name(account, item);
-        match self.client.describe_secret().secret_id(&name).send().await {
+        match self.describe(&name).await {
             Ok(described) => self.adopt(&name, item, &described).await,
-            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => {
                 self.create(account, item).await
             }
-            Err(e) => Err(super::sdk(PORT, e)),
+            Err(e) => Err(e.into()),
         }
     }
 
     async fn create(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
         let name = secret_name(account, item);
-        let created = self
-            .client
-            .create_secret()
-            .name(&name)
-            .kms_key_id(&self.kms_key_id)
-            .description(format!(
+        let input = json!({
+            "Name": name,
+            "KmsKeyId": self.kms_key_id,
+            "Description": format!(
                 "rootmail: the root user's {} of AWS account {account}",
                 item.as_str()
-            ))
-            .send()
-            .await;
-        match created {
+            ),
+        });
+        match self.client.call("CreateSecret", &input).await {
             Ok(_) => Ok(()),
             // Created meanwhile (another try, or someone else): check it.
-            Err(e) if error_code(&e) == Some("ResourceExistsException") => {
+            Err(e) if code(&e) == Some("ResourceExistsException") => {
                 let described = self.describe(&name).await?;
                 self.adopt(&name, item, &described).await
             }
-            Err(e) => Err(super::sdk(PORT, e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -101,9 +155,12 @@ impl SecretsVault {
         &self,
         name: &str,
         item: VaultItem,
-        described: &DescribeSecretOutput,
+        described: &Described,
     ) -> LifecycleResult<()> {
-        let key = described.kms_key_id().unwrap_or("the AWS managed key");
+        let key = described
+            .kms_key_id
+            .as_deref()
+            .unwrap_or("the AWS managed key");
         if !same_key(key, &self.kms_key_id) {
             return Err(tampered(
                 name,
@@ -111,28 +168,40 @@ impl SecretsVault {
                 &format!("it is encrypted with {key}, not the vault key"),
             ));
         }
-        let policy = self
+        let policy: Policy = self
             .client
-            .get_resource_policy()
-            .secret_id(name)
-            .send()
-            .await
-            .map_err(|e| super::sdk(PORT, e))?;
-        if policy
-            .resource_policy()
-            .is_some_and(|p| !p.trim().is_empty())
-        {
+            .call_for("GetResourcePolicy", &json!({"SecretId": name}))
+            .await?;
+        if policy.resource_policy.is_some_and(|p| !p.trim().is_empty()) {
             return Err(tampered(name, item, "it has a resource policy"));
         }
-        if described.deleted_date().is_some() {
+        if described.deleted_date.is_some() {
             self.client
-                .restore_secret()
-                .secret_id(name)
-                .send()
-                .await
-                .map_err(|e| super::sdk(PORT, e))?;
+                .call("RestoreSecret", &json!({"SecretId": name}))
+                .await?;
         }
         Ok(())
+    }
+
+    /// Moves `stage` to `version`, off `from` when another version holds it.
+    async fn move_stage(
+        &self,
+        name: &str,
+        stage: &str,
+        to: Option<&str>,
+        from: Option<&str>,
+    ) -> PortResult<()> {
+        let mut input = json!({"SecretId": name, "VersionStage": stage});
+        if let Some(to) = to {
+            input["MoveToVersionId"] = json!(to);
+        }
+        if let Some(from) = from {
+            input["RemoveFromVersionId"] = json!(from);
+        }
+        self.client
+            .call("UpdateSecretVersionStage", &input)
+            .await
+            .map(drop)
     }
 }
 
@@ -168,16 +237,14 @@ impl Vault for SecretsVault {
         value: &SecretValue,
     ) -> LifecycleResult<String> {
         self.ensure_secret(account, item).await?;
-        let stored = self
-            .client
-            .put_secret_value()
-            .secret_id(secret_name(account, item))
-            .secret_string(value.expose())
-            .version_stages(label(stage))
-            .send()
-            .await
-            .map_err(|e| super::sdk(PORT, e))?;
-        match (stored.arn(), stored.version_id()) {
+        let name = secret_name(account, item);
+        let input = PutValue {
+            secret_id: &name,
+            secret_string: value.expose(),
+            version_stages: [label(stage)],
+        };
+        let stored: Stored = self.client.call_for("PutSecretValue", &input).await?;
+        match (stored.arn, stored.version_id) {
             (Some(arn), Some(version)) => Ok(format!("{arn}#{version}")),
             _ => Err(super::permanent(
                 PORT,
@@ -194,25 +261,19 @@ impl Vault for SecretsVault {
         item: VaultItem,
         stage: Stage,
     ) -> LifecycleResult<Option<SecretValue>> {
-        let read = self
-            .client
-            .get_secret_value()
-            .secret_id(secret_name(account, item))
-            .version_stage(label(stage))
-            .send()
-            .await;
+        let name = secret_name(account, item);
+        let read = crate::secrets_manager::secret_text(&self.client, &name, label(stage)).await;
         match read {
-            Ok(found) => Ok(found
-                .secret_string()
-                .map(|s| SecretValue::new(s.to_string()))),
-            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) if error_code(&e) == Some("InvalidRequestException") => {
+            // Moved, not copied, into the value that zeroes it.
+            Ok(found) => Ok(found.map(|mut text| SecretValue::new(std::mem::take(&mut *text)))),
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) if code(&e) == Some("InvalidRequestException") => {
                 Err(LifecycleError::Refused(format!(
                     "the vault's {} of account {account} cannot be read: it is scheduled for deletion",
                     item.as_str()
                 )))
             }
-            Err(e) => Err(super::sdk(PORT, e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -224,47 +285,22 @@ impl Vault for SecretsVault {
                 item.as_str()
             ))
         };
-        let described = match self.client.describe_secret().secret_id(&name).send().await {
+        let described = match self.describe(&name).await {
             Ok(described) => described,
-            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
+            Err(e) if code(&e) == Some("ResourceNotFoundException") => {
                 return Err(no_pending());
             }
-            Err(e) => return Err(super::sdk(PORT, e)),
+            Err(e) => return Err(e.into()),
         };
-        let versions = described
-            .version_ids_to_stages()
-            .cloned()
-            .unwrap_or_default();
-        let holding = |wanted: &str| {
-            versions
-                .iter()
-                .find(|(_, stages)| stages.iter().any(|s| s == wanted))
-                .map(|(id, _)| id.clone())
-        };
-        let Some(pending) = holding(PENDING) else {
+        let Some(pending) = described.holding(PENDING) else {
             return Err(no_pending());
         };
-        let current = holding(CURRENT);
-        if current.as_deref() != Some(pending.as_str()) {
-            let mut moving = self
-                .client
-                .update_secret_version_stage()
-                .secret_id(&name)
-                .version_stage(CURRENT)
-                .move_to_version_id(&pending);
-            if let Some(current) = &current {
-                moving = moving.remove_from_version_id(current);
-            }
-            moving.send().await.map_err(|e| super::sdk(PORT, e))?;
+        let current = described.holding(CURRENT);
+        if current != Some(pending) {
+            self.move_stage(&name, CURRENT, Some(pending), current)
+                .await?;
         }
-        self.client
-            .update_secret_version_stage()
-            .secret_id(&name)
-            .version_stage(PENDING)
-            .remove_from_version_id(&pending)
-            .send()
-            .await
-            .map_err(|e| super::sdk(PORT, e))?;
+        self.move_stage(&name, PENDING, None, Some(pending)).await?;
         Ok(())
     }
 
@@ -275,26 +311,19 @@ impl Vault for SecretsVault {
     ) -> LifecycleResult<()> {
         for &item in items {
             let name = secret_name(account, item);
-            let deleted = self
-                .client
-                .delete_secret()
-                .secret_id(&name)
-                .recovery_window_in_days(RECOVERY_WINDOW_DAYS)
-                .send()
-                .await;
-            match deleted {
+            let input = json!({"SecretId": name, "RecoveryWindowInDays": RECOVERY_WINDOW_DAYS});
+            match self.client.call("DeleteSecret", &input).await {
                 Ok(_) => {}
                 // Gone already (moto says so; AWS answers AccessDenied, which
                 // the caller avoids by naming only what its mode stored).
-                Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {}
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => {}
                 // Scheduled already (an earlier try)? Then this one is done too.
-                Err(e) if error_code(&e) == Some("InvalidRequestException") => {
-                    let described = self.describe(&name).await?;
-                    if described.deleted_date().is_none() {
-                        return Err(LifecycleError::Port(port_error(PORT, e)));
+                Err(e) if code(&e) == Some("InvalidRequestException") => {
+                    if self.describe(&name).await?.deleted_date.is_none() {
+                        return Err(e.into());
                     }
                 }
-                Err(e) => return Err(LifecycleError::Port(port_error(PORT, e))),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
