@@ -1,8 +1,8 @@
 //! AWS adapters for the rootmail ports. Each type wraps one SDK client built once
-//! at cold start (S3, Step Functions, KMS and SES: clients of our own, `s3` and
-//! `aws_json`, for the few calls the Lambdas make); endpoints come from the
-//! standard `AWS_ENDPOINT_URL*` variables, so nothing here knows whether it
-//! talks to AWS or to a local stand-in.
+//! at cold start (S3, Step Functions, KMS, SES and Secrets Manager: clients of
+//! our own, `s3` and `aws_json`, for the few calls the Lambdas make); endpoints
+//! come from the standard `AWS_ENDPOINT_URL*` variables, so nothing here knows
+//! whether it talks to AWS or to a local stand-in.
 //!
 //! Cargo features choose the clients a build links (see `Cargo.toml`): `mail`,
 //! `queue`, `ticket-secrets`, `organizations`, `handoffs`, `lifecycle`, and

@@ -118,6 +118,17 @@ async fn user_allowed(setup: &SdkConfig, policy: &str) -> Key {
     }
 }
 
+/// A KMS key made with the set-up credentials (no signature checked yet).
+async fn new_kms_key(setup: &SdkConfig) -> aws_sdk_kms::types::KeyMetadata {
+    aws_sdk_kms::Client::new(setup)
+        .create_key()
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+}
+
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:PutObjectTagging","s3:GetObjectTagging"],"Resource":"*"}]}"#;
 
 #[tokio::test]
@@ -252,14 +263,7 @@ async fn the_json_clients_requests_carry_signatures_aws_accepts() {
     use rootmail_aws::aws_json::{JsonClient, KMS, SES_V2, STEP_FUNCTIONS};
     let moto = OwnMoto::start().await;
     let key = user_allowed(&moto.setup_config(), JSON_POLICY).await;
-    let kms_key = aws_sdk_kms::Client::new(&moto.setup_config())
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .key_id;
+    let kms_key = new_kms_key(&moto.setup_config()).await.key_id;
     aws_sdk_sesv2::Client::new(&moto.setup_config())
         .create_email_identity()
         .email_identity("notices@msp.example")
@@ -366,15 +370,7 @@ async fn the_vault_s_requests_carry_signatures_aws_accepts() {
     use rootmail_lifecycle::{Stage, Vault, VaultItem};
     let moto = OwnMoto::start().await;
     let key = user_allowed(&moto.setup_config(), VAULT_POLICY).await;
-    let kms_key = aws_sdk_kms::Client::new(&moto.setup_config())
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata
-        .unwrap()
-        .arn
-        .unwrap();
+    let kms_key = new_kms_key(&moto.setup_config()).await.arn.unwrap();
     moto.require_signatures().await;
     let config = moto.config(Credentials::new(&key.id, &key.secret, None, None, "test"));
     let vault = SecretsVault::new(SecretsVault::client(&config), &kms_key);
