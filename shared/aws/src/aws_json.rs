@@ -1,9 +1,8 @@
 //! AWS's JSON-protocol services without their SDK clients: each call one
 //! signed `POST` with a JSON document each way. awsJson 1.0 and 1.1 (Step
 //! Functions, KMS, Secrets Manager) post to `/` and name the operation in
-//! `X-Amz-Target`;
-//! restJson (SES v2) posts to the operation's own path. An SDK client links
-//! its whole API model for the one or two calls a function makes
+//! `X-Amz-Target`; restJson (SES v2) posts to the operation's own path. An
+//! SDK client links its whole API model for the few calls a function makes
 //! (aws-sdk-sfn: 75 KiB of code in mail-ingest for `SendTaskSuccess`,
 //! aws-sdk-kms 106 KiB for `Encrypt` and `Decrypt`, aws-sdk-sesv2 43 KiB for
 //! `SendEmail`, aws-sdk-secretsmanager 163 KiB for the vault's eight
@@ -180,7 +179,10 @@ impl JsonClient {
             .map(|base| format!("{base}{path}"))
             .map_err(|why| PortError::permanent(inner.port, *why))?;
         let body = RequestBody::of(input).map_err(|e| {
-            PortError::permanent(inner.port, format!("{what}: the input is not JSON: {e}"))
+            PortError::permanent(
+                inner.port,
+                format!("{what}: the input cannot be written as JSON: {e}"),
+            )
         })?;
         let mut attempt = 1;
         loop {

@@ -41,7 +41,7 @@ async fn secret_text(
 ) -> Result<Zeroizing<String>, PortError> {
     crate::secrets_manager::secret_text(client, secret_id, "AWSCURRENT")
         .await
-        .map_err(|e| PortError { port, ..e })?
+        .map_err(|e| e.of_port(port))?
         .ok_or_else(|| {
             PortError::permanent(
                 port,

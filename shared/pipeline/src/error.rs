@@ -115,6 +115,13 @@ impl PortError {
         self
     }
 
+    /// The same failure, said of `port` (a client shared by two uses of
+    /// one service: the ticket credentials and the marker key).
+    pub fn of_port(mut self, port: &'static str) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Whether the same operation is worth trying again later.
     pub fn is_transient(&self) -> bool {
         self.kind.is_retried()
