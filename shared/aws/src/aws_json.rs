@@ -139,10 +139,11 @@ impl JsonClient {
         self.call_for(operation, input).await
     }
 
-    /// [`Self::call`], the answer read as `T`. The request's and the answer's
-    /// bytes are zeroed once sent and read (a KMS plaintext, a vault value
-    /// pass through them): an `input` that borrows a secret leaves no other
-    /// copy of it behind.
+    /// [`Self::call`], the answer read as `T`. The request's bytes are
+    /// zeroed once sent, the answer's once read (a KMS plaintext, a vault
+    /// value pass through them): an `input` that borrows a secret leaves no
+    /// other copy of it in this code's memory (the HTTP and TLS stacks'
+    /// buffers are theirs).
     pub async fn call_for<T: DeserializeOwned>(
         &self,
         operation: &str,
@@ -315,15 +316,16 @@ async fn answer<T: DeserializeOwned>(
     what: &str,
     response: Response,
 ) -> PortResult<T> {
+    let bytes = response.bytes().await.map_err(|e| {
+        PortError::transient(port, format!("{what}: reading the answer: {e}")).with_source(e)
+    })?;
+    // The answer's own buffer when reqwest keeps no other reference to it,
+    // so zeroing it leaves no copy; else a copy, and the original is the
+    // HTTP stack's.
     let body = Zeroizing::new(
-        response
-            .bytes()
-            .await
-            .map_err(|e| {
-                PortError::transient(port, format!("{what}: reading the answer: {e}"))
-                    .with_source(e)
-            })?
-            .to_vec(),
+        bytes
+            .try_into_mut()
+            .map_or_else(|shared| shared.to_vec(), Vec::from),
     );
     let document: &[u8] = match body.iter().all(u8::is_ascii_whitespace) {
         true => b"{}",

@@ -27,10 +27,10 @@ impl TaskTokens for StepFunctionsTokens {
     /// that no longer waits (timed out, execution stopped) is `Refused`: no
     /// retry brings it back.
     async fn succeed(&self, token: &str, output: &serde_json::Value) -> LifecycleResult<()> {
-        let input = serde_json::json!({
-            "taskToken": token,
-            "output": output.to_string(),
-        });
+        let input = Resume {
+            task_token: token,
+            output: output.to_string(),
+        };
         match self.client.call("SendTaskSuccess", &input).await {
             Ok(_) => Ok(()),
             Err(e) => match e.code.as_deref() {
@@ -43,4 +43,13 @@ impl TaskTokens for StepFunctionsTokens {
             },
         }
     }
+}
+
+/// `SendTaskSuccess`'s input, the token borrowed: the client zeroes the
+/// request it serializes, a JSON value would keep a copy it does not.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Resume<'a> {
+    task_token: &'a str,
+    output: String,
 }
