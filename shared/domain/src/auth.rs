@@ -215,7 +215,7 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
     let envelope_domain = results
         .spf_domain
         .clone()
-        .or_else(|| received_spf.and_then(property_domain));
+        .or_else(|| received_spf.and_then(|v| property_domain(&outside_quotes_and_comments(v))));
     let aligned = |domain: &str| {
         from_canonical
             .as_deref()
@@ -255,8 +255,61 @@ fn ses_results(mail: &ParsedMail) -> Results {
                 .next()
                 .is_some_and(|id| id.trim().eq_ignore_ascii_case("amazonses.com"))
         })
-        .map(parse_results)
+        .map(|v| parse_results(&outside_quotes_and_comments(v)))
         .unwrap_or_default()
+}
+
+/// The header with what stands inside quoted strings and comments blanked
+/// out (each character one `_`), so that only SES's own `;` end clauses and
+/// only its own `name=value` are read. The sender chooses the envelope
+/// sender SES writes here, and SMTP lets its local part be a quoted string
+/// holding `;` and `=` (RFC 5321 4.1.2; RFC 8601 reads them as text). A
+/// quote or comment left open blanks the rest. One pass.
+fn outside_quotes_and_comments(value: &str) -> String {
+    enum In {
+        Text,
+        Quote,
+        Comment(usize),
+    }
+    let (mut inside, mut escaped) = (In::Text, false);
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        let kept = match inside {
+            In::Text => {
+                match c {
+                    '"' => inside = In::Quote,
+                    '(' => inside = In::Comment(1),
+                    _ => {}
+                }
+                true
+            }
+            _ if escaped => {
+                escaped = false;
+                false
+            }
+            _ if c == '\\' => {
+                escaped = true;
+                false
+            }
+            In::Quote => {
+                if c == '"' {
+                    inside = In::Text;
+                }
+                c == '"'
+            }
+            In::Comment(depth) => {
+                match c {
+                    '(' => inside = In::Comment(depth + 1),
+                    ')' if depth == 1 => inside = In::Text,
+                    ')' => inside = In::Comment(depth - 1),
+                    _ => {}
+                }
+                matches!(inside, In::Text)
+            }
+        };
+        out.push(if kept { c } else { '_' });
+    }
+    out
 }
 
 /// The DKIM result that speaks for the From domain: an aligned pass, else the
@@ -397,15 +450,25 @@ fn parse_results(value: &str) -> Results {
                 results.spf_domain = domain;
                 last = Last::Spf;
             }
+            "spf" => results.spf = less_trusting(results.spf.take(), result),
             "dkim" => {
                 results.dkim.push((result, domain));
                 last = Last::Dkim(results.dkim.len() - 1);
             }
-            "dmarc" if results.dmarc.is_none() => results.dmarc = Some(result),
+            "dmarc" => results.dmarc = less_trusting(results.dmarc.take(), result),
             _ => {}
         }
     }
     results
+}
+
+/// Of two results for one method (SES writes one), the one that trusts
+/// less: the first that is not `pass`, else `pass`.
+fn less_trusting(first: Option<String>, second: String) -> Option<String> {
+    match first {
+        Some(first) if first != "pass" => Some(first),
+        _ => Some(second),
+    }
 }
 
 /// Relaxed alignment: same organizational domain. AWS's sender domains are their
@@ -481,6 +544,12 @@ fn aws_claim(domain: &str) -> Option<String> {
 
 static ADDRESS_IN_TEXT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"[^\s<>,;:"()\[\]]+@[^\s<>,;:"()\[\]]+"#).expect("static regex"));
+
+/// The envelope sender in SES's `Return-Path`, whose local part may be a
+/// quoted string (blanked first: see [`outside_quotes_and_comments`]).
+static RETURN_PATH_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:"[^"]*"|[^\s<>,;:"()\[\]]+)@[^\s<>,;:"()\[\]]+"#).expect("static regex")
+});
 
 /// Every `local@domain` written in a header value (names included: a name
 /// holding an address is part of what the header claims).
@@ -637,8 +706,8 @@ pub fn foreign_reply_path(mail: &ParsedMail) -> Option<String> {
             }
         }
     }
-    let return_path = ses_header(mail, "Return-Path")?;
-    let address = addresses_in(return_path).next()?;
+    let return_path = outside_quotes_and_comments(ses_header(mail, "Return-Path")?);
+    let address = RETURN_PATH_ADDRESS.find(&return_path)?.as_str();
     let domain = domain_of(address);
     (!is_ses_domain(domain) && !is_aws_domain(domain)).then(|| {
         format!(
@@ -712,6 +781,70 @@ mod tests {
         let a = authenticate(&m);
         assert!(!a.verified);
         assert!(spoofing_reason(&m, &a).unwrap().contains("DMARC failed"));
+    }
+
+    /// The envelope sender is the sender's to choose, and SMTP lets its
+    /// local part be a quoted string holding `;` and `=`: were it read as
+    /// clauses, SES's header would say DKIM passed for signin.aws, an SPF
+    /// domain of SES and a DMARC pass ahead of SES's own fail, and a forged
+    /// code would reach a waiting rotation.
+    #[test]
+    fn a_quoted_envelope_sender_cannot_write_clauses_of_its_own() {
+        let m = mail(concat!(
+            "Authentication-Results: amazonses.com;\r\n",
+            " spf=pass (spf=pass) client-ip=203.0.113.9;",
+            " envelope-from=\"x@amazonses.com;dkim=pass;header.i=@signin.aws;dmarc=pass\"@evil.example;",
+            " helo=mail.evil.example;\r\n",
+            " dkim=pass header.i=@evil.example;\r\n",
+            " dmarc=fail header.from=signin.aws;\r\n",
+            "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n",
+            "From: no-reply@verify.signin.aws",
+        ));
+        let a = authenticate(&m);
+        assert_eq!(a.envelope_domain.as_deref(), Some("evil.example"));
+        assert_eq!(a.dkim.as_deref(), Some("unaligned"));
+        assert_eq!(a.dkim_domains, vec!["evil.example"]);
+        assert_eq!(a.dmarc.as_deref(), Some("fail"));
+        assert!(!a.verified);
+        assert!(a.handoff_refusal().is_some());
+        // A comment is no clause either, nor a pair.
+        let commented = parse_results(&outside_quotes_and_comments(
+            "amazonses.com; spf=pass (x; (dmarc=pass;) envelope-from=a@aws.com) envelope-from=b@evil.example; dmarc=fail",
+        ));
+        assert_eq!(commented.spf_domain.as_deref(), Some("evil.example"));
+        assert_eq!(commented.dmarc.as_deref(), Some("fail"));
+    }
+
+    #[test]
+    fn quotes_and_comments_are_blanked_to_their_ends_and_the_rest_kept() {
+        let blank = outside_quotes_and_comments;
+        assert_eq!(blank(r#"a="b;c"@d; e"#), r#"a="___"@d; e"#);
+        assert_eq!(blank(r#"x (a (b) \) c) y"#), "x (__________) y");
+        assert_eq!(blank(r#"a="b\"c;" d"#), r#"a="_____" d"#);
+        // Left open: the rest is blanked. Wide characters are one `_` each.
+        assert_eq!(
+            blank("dkim=pass (é; dmarc=pass"),
+            "dkim=pass (_____________"
+        );
+        assert_eq!(blank("\"é"), "\"_");
+        assert_eq!(blank(r#"a\;b)c"#), r#"a\;b)c"#);
+    }
+
+    /// SES writes one SPF and one DMARC result. Should its header ever hold
+    /// two (a sender's text it did not quote), the one that trusts less
+    /// wins, whichever comes first.
+    #[test]
+    fn of_two_results_for_one_method_the_less_trusting_wins() {
+        let r = parse_results(
+            "amazonses.com; spf=pass envelope-from=x@amazonses.com; helo=a;dmarc=pass;spf=pass; dkim=pass header.i=@evil.example; spf=softfail; dmarc=fail header.from=signin.aws",
+        );
+        assert_eq!(r.dmarc.as_deref(), Some("fail"));
+        assert_eq!(r.spf.as_deref(), Some("softfail"));
+        assert_eq!(r.spf_domain.as_deref(), Some("amazonses.com"));
+        let agreeing =
+            parse_results("amazonses.com; dmarc=pass; dmarc=pass; spf=pass; spf=fail; spf=pass");
+        assert_eq!(agreeing.dmarc.as_deref(), Some("pass"));
+        assert_eq!(agreeing.spf.as_deref(), Some("fail"));
     }
 
     /// Found by `make fuzz`: a clause whose first pair stands after a
@@ -1004,5 +1137,11 @@ mod tests {
                 .unwrap()
                 .contains("Return-Path b@example.com")
         );
+        // A quoted local part is the sender's text, not an address of SES.
+        let quoted =
+            path("Return-Path: <\"x@amazonses.com;a\"@evil.example>\r\nFrom: no-reply@signin.aws")
+                .unwrap();
+        assert!(quoted.contains("@evil.example is outside"), "{quoted}");
+        assert!(!quoted.contains("amazonses"), "{quoted}");
     }
 }

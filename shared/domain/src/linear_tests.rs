@@ -75,6 +75,9 @@ fn hostile(name: &str, n: usize) -> String {
         ),
         // SES's authentication results, one clause of many `=`.
         "pairs in results" => results_mail(&"a=".repeat(n / 8)),
+        // Quoted strings and nested comments, opened and escaped throughout
+        // (what stands inside them is blanked in one pass).
+        "quotes and comments in results" => results_mail(&"(a=\\\"((b;\"c=d".repeat(n / 56)),
         "many recipients" => format!(
             "{}Cc: {}\r\n\r\nhi\r\n",
             HEADERS,
@@ -152,6 +155,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
         "quoted replies",
         "header folding",
         "pairs in results",
+        "quotes and comments in results",
         "many recipients",
     ] {
         // Warm up (lazy statics, allocator) before measuring.

@@ -1053,6 +1053,31 @@ mod tests {
         assert!(refused_because(&no_verdict).contains("virus verdict is missing"));
     }
 
+    /// The whole forgery a quoted envelope sender made possible: the
+    /// attacker's own server and domain (its SPF and DKIM pass), an envelope
+    /// sender whose quoted local part reads as SES's clauses, AWS's reset
+    /// sender in From, a link of the attacker's choosing. No rotation takes it.
+    #[test]
+    fn a_forged_reset_whose_envelope_sender_writes_clauses_feeds_no_rotation() {
+        let forged_results = "Return-Path: <\"x@amazonses.com;dkim=pass;header.i=@signin.aws;dmarc=pass\"@evil.example>\r\n\
+            Received: from mail.evil.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n \
+            for root+x@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
+            X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
+            Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=203.0.113.9; \
+            envelope-from=\"x@amazonses.com;dkim=pass;header.i=@signin.aws;dmarc=pass\"@evil.example; \
+            helo=mail.evil.example;\r\n dkim=pass header.i=@evil.example;\r\n \
+            dmarc=fail header.from=verify.signin.aws;\r\n";
+        let t = run(
+            &reset_mail(forged_results),
+            &directory(AccountStatus::Onboarding),
+            &Waiting,
+        );
+        assert!(t.handoff.is_none());
+        assert_ne!(t.disposition, Disposition::Handoff);
+        assert!(!t.authentication.verified);
+        assert_eq!(t.kind, Kind::PhishingSuspected, "{:?}", t.warnings);
+    }
+
     #[test]
     fn a_secret_bearing_mail_whose_secret_is_not_found_shows_none_of_its_text() {
         let raw = format!(
