@@ -64,17 +64,15 @@ pub fn wanted_secret(kind: Kind) -> Option<(SecretKind, Option<&'static str>)> {
 }
 
 /// Whether a verified AWS mail of `kind`, delivered to a rotation's address
-/// alone, is the evidence a rotation waiting for `awaited` needs. A root email
-/// change is shown by any such mail reaching the new address (AWS writes to the
-/// root address only once it is the root address; its change notice is one of
-/// them); an MFA activation by AWS's MFA notice itself. Kinds that carry a
-/// secret are handed over, never taken as evidence.
+/// alone, is the evidence a rotation waiting for `awaited` needs: AWS's
+/// notice of that change itself (a root email change, an MFA activation).
+/// Any AWS mail to the new address would not do: anyone can make AWS write
+/// to an address (an SES identity verification, an invitation), and the
+/// address is chosen before the change. When AWS's notice is not recognised,
+/// the engineer attests what the console shows. Kinds that carry a secret
+/// are handed over, never taken as evidence.
 pub fn is_evidence_of(awaited: Kind, kind: Kind) -> bool {
-    match awaited {
-        Kind::ContactChange => wanted_secret(kind).is_none(),
-        Kind::MfaChange => kind == Kind::MfaChange,
-        _ => false,
-    }
+    matches!(awaited, Kind::ContactChange | Kind::MfaChange) && kind == awaited
 }
 
 /// Everything the decision reads.
@@ -181,4 +179,26 @@ fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, Strin
         ));
     }
     Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_aws_s_notice_of_the_change_is_evidence_of_it() {
+        assert!(is_evidence_of(Kind::ContactChange, Kind::ContactChange));
+        assert!(is_evidence_of(Kind::MfaChange, Kind::MfaChange));
+        // Mail anyone can make AWS send to an address.
+        for other in [
+            Kind::SesVerification,
+            Kind::AwsUnclassified,
+            Kind::AccountWelcome,
+            Kind::MfaChange,
+        ] {
+            assert!(!is_evidence_of(Kind::ContactChange, other), "{other}");
+        }
+        assert!(!is_evidence_of(Kind::MfaChange, Kind::ContactChange));
+        assert!(!is_evidence_of(Kind::PasswordReset, Kind::PasswordReset));
+    }
 }
