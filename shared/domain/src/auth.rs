@@ -265,7 +265,7 @@ fn ses_results(mail: &ParsedMail) -> Results {
 /// sender SES writes here, and SMTP lets its local part be a quoted string
 /// holding `;` and `=` (RFC 5321 4.1.2; RFC 8601 reads them as text). A
 /// quote or comment left open blanks the rest. One pass.
-fn outside_quotes_and_comments(value: &str) -> String {
+pub(crate) fn outside_quotes_and_comments(value: &str) -> String {
     enum In {
         Text,
         Quote,
