@@ -1206,6 +1206,43 @@ mod tests {
         assert!(!ticket.body.contains("493817"));
     }
 
+    /// Someone forwards AWS's mail as an attachment; AWS writes its secret
+    /// mail in base64 or quoted-printable, which a search of the forwarded
+    /// message's bytes does not read. The decoded bodies are searched too.
+    #[test]
+    fn a_forwarded_message_is_searched_decoded() {
+        let forwarded = |inner: &str| {
+            format!(
+                "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: Fwd: AWS\r\n\
+                 Message-ID: <f1@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+                 --b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=aws.eml\r\n\r\n\
+                 From: no-reply@signin.aws\r\nSubject: AWS notice\r\n{inner}\r\n--b--\r\n"
+            )
+        };
+        let base64_code = forwarded(
+            "Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nWW91ciBBV1MgdmVyaWZpY2F0aW9uIGNvZGUgaXMgNDkzODE3LiBJdCBleHBpcmVzIGluIDEwIG1pbnV0ZXMu",
+        );
+        let qp_link = forwarded(
+            "Content-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>Reset your password:</p><a href=3D\"https://signin.aws.amazon.com/resetpassword?token=3DZq9Xk2&amp;type=3DRESET\">Reset</a>",
+        );
+        for (raw, secret) in [(base64_code, "493817"), (qp_link, "Zq9Xk2")] {
+            let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+            let ticket = t.ticket.expect("a ticket");
+            let attached = &ticket.attachments[0];
+            assert_eq!(attached.name, "aws.eml");
+            assert!(
+                attached
+                    .withheld
+                    .as_deref()
+                    .is_some_and(|w| w.contains("holds")),
+                "{attached:?}"
+            );
+            let shown = serde_json::to_string(&ticket).unwrap();
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
     #[test]
     fn the_internal_note_holds_authentication_and_the_original() {
         let dir = directory(AccountStatus::Active);

@@ -178,10 +178,41 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
             .attachment_name()
             .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
             .unwrap_or_else(|| "(unnamed)".into()),
-        text: scannable_text(&content_type, part.contents()),
+        text: match &part.body {
+            PartType::Message(forwarded) => forwarded_text(part.contents(), forwarded),
+            _ => scannable_text(&content_type, part.contents()),
+        },
         content_type,
         size: part.body.len(),
     }
+}
+
+/// What a search for secrets reads of a forwarded message: its bytes as
+/// written and every text and HTML body inside it decoded, however deeply
+/// forwarded (AWS writes its secret mail in base64 or quoted-printable,
+/// which the bytes alone hide). None, so the attachment is withheld, when
+/// either is over [`MAX_SCANNED_ATTACHMENT_BYTES`].
+fn forwarded_text(raw: &[u8], forwarded: &Message<'_>) -> Option<String> {
+    if raw.len() > MAX_SCANNED_ATTACHMENT_BYTES {
+        return None;
+    }
+    let mut decoded = String::new();
+    let mut messages = vec![forwarded];
+    while let Some(message) = messages.pop() {
+        for part in &message.parts {
+            match &part.body {
+                PartType::Text(text) => decoded.push_str(text),
+                PartType::Html(html) => decoded.push_str(&html_to_text(html)),
+                PartType::Message(inner) => messages.push(inner),
+                _ => continue,
+            }
+            decoded.push('\n');
+            if decoded.len() > MAX_SCANNED_ATTACHMENT_BYTES {
+                return None;
+            }
+        }
+    }
+    Some(format!("{}\n{decoded}", String::from_utf8_lossy(raw)))
 }
 
 /// A warning for each distinct charset no decoder knows (its text is shown as
