@@ -78,6 +78,13 @@ fn hostile(name: &str, n: usize) -> String {
         // Quoted strings and nested comments, opened and escaped throughout
         // (what stands inside them is blanked in one pass).
         "quotes and comments in results" => results_mail(&"(a=\\\"((b;\"c=d".repeat(n / 56)),
+        // A forwarded message of many small parts, each decoded and
+        // searched for secrets (the attachment's text).
+        "forwarded parts" => format!(
+            "{HEADERS}Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\
+             Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n{}--i--\r\n--o--\r\n",
+            "--i\r\nContent-Type: text/plain\r\n\r\ncode 1\r\n".repeat(n / 44)
+        ),
         "many recipients" => format!(
             "{}Cc: {}\r\n\r\nhi\r\n",
             HEADERS,
@@ -136,7 +143,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 16] = [
+const HOSTILE_INPUTS: [&str; 17] = [
     "keyword spam",
     "lone <",
     "unclosed <a",
@@ -152,6 +159,7 @@ const HOSTILE_INPUTS: [&str; 16] = [
     "header folding",
     "pairs in results",
     "quotes and comments in results",
+    "forwarded parts",
     "many recipients",
 ];
 
