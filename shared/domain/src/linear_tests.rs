@@ -28,6 +28,15 @@ fn results_mail(pairs: &str) -> String {
     )
 }
 
+/// A mail forwarding a multipart message whose parts (boundary `i`) are given.
+fn forwarded_mail(parts: &str) -> String {
+    format!(
+        "{HEADERS}Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\
+         Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n\
+         {parts}--i--\r\n--o--\r\n"
+    )
+}
+
 fn text_mail(body: &str) -> String {
     format!("{HEADERS}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
 }
@@ -80,11 +89,9 @@ fn hostile(name: &str, n: usize) -> String {
         "quotes and comments in results" => results_mail(&"(a=\\\"((b;\"c=d".repeat(n / 56)),
         // A forwarded message of many small parts, each decoded and
         // searched for secrets (the attachment's text).
-        "forwarded parts" => format!(
-            "{HEADERS}Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n\
-             Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=i\r\n\r\n{}--i--\r\n--o--\r\n",
-            "--i\r\nContent-Type: text/plain\r\n\r\ncode 1\r\n".repeat(n / 44)
-        ),
+        "forwarded parts" => {
+            forwarded_mail(&"--i\r\nContent-Type: text/plain\r\n\r\ncode 1\r\n".repeat(n / 44))
+        }
         "many recipients" => format!(
             "{}Cc: {}\r\n\r\nhi\r\n",
             HEADERS,
