@@ -188,10 +188,11 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
 }
 
 /// What a search for secrets reads of a forwarded message: its bytes as
-/// written and every text and HTML body inside it decoded, however deeply
-/// forwarded (AWS writes its secret mail in base64 or quoted-printable,
-/// which the bytes alone hide). None, so the attachment is withheld, when
-/// either is over [`MAX_SCANNED_ATTACHMENT_BYTES`].
+/// written and every text and HTML body inside it decoded, as the message's
+/// own text is read ([`append_body`]), however deeply forwarded (AWS writes
+/// its secret mail in base64 or quoted-printable, which the bytes alone
+/// hide). None, so the attachment is withheld, when the bytes are over
+/// [`MAX_SCANNED_ATTACHMENT_BYTES`] or the decoded text had to be cut.
 fn forwarded_text(raw: &[u8], forwarded: &Message<'_>) -> Option<String> {
     if raw.len() > MAX_SCANNED_ATTACHMENT_BYTES {
         return None;
@@ -201,14 +202,9 @@ fn forwarded_text(raw: &[u8], forwarded: &Message<'_>) -> Option<String> {
     while let Some(message) = messages.pop() {
         for part in &message.parts {
             match &part.body {
-                PartType::Text(text) => decoded.push_str(text),
-                PartType::Html(html) => decoded.push_str(&html_to_text(html)),
                 PartType::Message(inner) => messages.push(inner),
-                _ => continue,
-            }
-            decoded.push('\n');
-            if decoded.len() > MAX_SCANNED_ATTACHMENT_BYTES {
-                return None;
+                body if append_body(&mut decoded, body) => return None,
+                _ => {}
             }
         }
     }
