@@ -339,6 +339,37 @@ mod tests {
         assert!(kinds("Please enter the code below. EXPIRES SOON").is_empty());
     }
 
+    /// The languages AWS writes its code mails in (the signin_otp rule's
+    /// words): a code after any of them is a secret, wherever the mail is
+    /// from, so a person pasting one into a mail does not put it in a ticket.
+    #[test]
+    fn codes_after_localized_words_are_found() {
+        for sentence in [
+            "Votre code de vérification : 615274",
+            "Su código de verificación es: 615274",
+            "Seu código de verificação: 615274",
+            "Il tuo codice di verifica è 615274",
+            "Ihr Bestätigungscode lautet: 615274",
+            "Verifizierungscode: 615274",
+            "Sicherheitscode 615274",
+            "Kode verifikasi Anda: 615274",
+            "確認コード: 615274",
+            "認証コード：615274",
+            "인증 코드: 615274",
+            "您的验证码：615274",
+            "您的驗證碼為 615274",
+            "Ваш код подтверждения: 615274",
+        ] {
+            assert_eq!(
+                kinds(sentence),
+                vec![(SecretKind::VerificationCode, "615274".to_string())],
+                "{sentence}"
+            );
+        }
+        // A word that only contains "code" is not the context.
+        assert!(kinds("Barcode 615274 and postcode AB12CD").is_empty());
+    }
+
     #[test]
     fn reset_links_are_found_with_html_escaped_ampersands() {
         let found = kinds(

@@ -988,6 +988,26 @@ mod tests {
         }
     }
 
+    /// A person pastes AWS's code into a mail of their own, in the language
+    /// AWS wrote it in: the ticket is made, the code is not in it.
+    #[test]
+    fn a_localized_code_pasted_by_a_person_is_redacted() {
+        for pasted in ["Ihr Bestätigungscode lautet: 615274", "確認コード：615274"] {
+            let raw = format!(
+                "{PASS}From: colleague@customer.example\r\nTo: root+x@msp.example\r\n\
+                 Subject: =?UTF-8?B?RldE?=\r\nMessage-ID: <p1@customer>\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\r\nSiehe unten.\r\n\r\n{pasted}\r\n"
+            );
+            let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+            let ticket = t.ticket.as_ref().expect("a ticket");
+            assert!(ticket.body.contains("Siehe unten"), "{}", ticket.body);
+            assert!(
+                !serde_json::to_string(&t).unwrap().contains("615274"),
+                "{pasted}"
+            );
+        }
+    }
+
     #[test]
     fn a_waiting_rotation_gets_the_secret_only_from_authenticated_mail() {
         let dir = directory(AccountStatus::Onboarding);
