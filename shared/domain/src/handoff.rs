@@ -63,6 +63,20 @@ pub fn wanted_secret(kind: Kind) -> Option<(SecretKind, Option<&'static str>)> {
     }
 }
 
+/// The one address AWS sends a kind's root secret from (design.md's exact
+/// senders). A rotation takes a secret only from it, whatever `rules.toml`
+/// lists for the kind: the rules classify (AWS's 2015 reset sender is still a
+/// password reset), this list decides what may reach a credential.
+pub fn secret_sender(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::RootEmailOtp => Some("no-reply@verify.signin.aws"),
+        Kind::SigninOtp => Some("no-reply@signin.aws"),
+        Kind::PasswordReset => Some("password-reset-no-reply@verify.signin.aws"),
+        Kind::MfaRecovery => Some("recover-mfa-no-reply@verify.signin.aws"),
+        _ => None,
+    }
+}
+
 /// Whether a verified AWS mail of `kind`, delivered to a rotation's address
 /// alone, is the evidence a rotation waiting for `awaited` needs: AWS's
 /// notice of that change itself (a root email change, an MFA activation).
@@ -99,6 +113,7 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
             facts.kind
         ));
     }
+    check_sender(facts)?;
     if let Some(reason) = facts.auth.handoff_refusal() {
         return Err(reason);
     }
@@ -115,6 +130,23 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
         secret: secret.value.clone(),
         recipient: facts.target.clone(),
     })
+}
+
+/// The mail is from the address AWS sends this kind's secret from.
+fn check_sender(facts: &HandoffFacts<'_>) -> Result<(), String> {
+    let from = facts.mail.from.as_ref().and_then(|s| s.address.as_ref());
+    match (secret_sender(facts.kind), from) {
+        (Some(wanted), Some(from)) if from.as_str() == wanted => Ok(()),
+        (Some(wanted), from) => Err(format!(
+            "it is from {}, not {wanted}, the one address AWS sends {} mail from",
+            from.map_or("no valid address", |a| a.as_str()),
+            facts.kind
+        )),
+        (None, _) => Err(format!(
+            "no rotation takes a secret from {} mail",
+            facts.kind
+        )),
+    }
 }
 
 /// SES delivered it to the rotation's address alone, and the message is
@@ -184,6 +216,25 @@ fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind whose rules must name exact senders has the one address a
+    /// rotation takes its secret from, and the built-in rules classify mail
+    /// from it as that kind.
+    #[test]
+    fn each_secret_kind_has_its_sender_and_the_rules_name_it() {
+        let rules = crate::Rules::built_in();
+        for kind in Kind::ALL.iter().filter(|k| k.policy().strict_sender) {
+            let sender = secret_sender(*kind).unwrap_or_else(|| panic!("{kind}"));
+            assert!(
+                rules
+                    .rules()
+                    .iter()
+                    .any(|r| r.kind == *kind && r.from.iter().any(|f| f == sender)),
+                "{kind}: {sender}"
+            );
+        }
+        assert_eq!(secret_sender(Kind::ContactChange), None);
+    }
 
     #[test]
     fn only_aws_s_notice_of_the_change_is_evidence_of_it() {

@@ -1098,6 +1098,30 @@ mod tests {
         assert_eq!(t.kind, Kind::PhishingSuspected, "{:?}", t.warnings);
     }
 
+    /// AWS's 2015 reset sender is still a password reset (a ticket, its link
+    /// redacted), but only the four senders design.md names feed a rotation,
+    /// whatever `rules.toml` lists for the kind.
+    #[test]
+    fn only_the_sender_design_names_for_the_kind_feeds_a_rotation() {
+        let raw = reset_mail(&PASS.replace("verify.signin.aws", "amazon.com")).replace(
+            "password-reset-no-reply@verify.signin.aws",
+            "password-reset-no-reply@amazon.com",
+        );
+        let t = run(&raw, &directory(AccountStatus::Onboarding), &Waiting);
+        assert_eq!(t.kind, Kind::PasswordReset);
+        assert!(t.authentication.verified, "{:?}", t.warnings);
+        assert!(t.handoff.is_none());
+        assert_eq!(t.disposition, Disposition::Ticket);
+        assert!(
+            t.warnings
+                .iter()
+                .any(|w| w.contains("password-reset-no-reply@verify.signin.aws")),
+            "{:?}",
+            t.warnings
+        );
+        assert!(!serde_json::to_string(&t).unwrap().contains("Zq9Xk2"));
+    }
+
     #[test]
     fn a_secret_bearing_mail_whose_secret_is_not_found_shows_none_of_its_text() {
         let raw = format!(
