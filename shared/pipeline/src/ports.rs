@@ -223,6 +223,12 @@ impl<M: MailSource + Sync> MailSource for &M {
 pub trait TicketSink {
     /// The backend's name, for logs and ledger rows.
     fn name(&self) -> &'static str;
+    /// Which ticketing system this is: the backend and where it is. The thread
+    /// map records it beside each ticket id, since an id means nothing in
+    /// another system (two Zendesks number their tickets alike).
+    fn instance(&self) -> String {
+        self.name().to_string()
+    }
     /// The largest attachment the backend takes; larger ones are listed with
     /// their size and the original's location instead. 0: none are uploaded.
     fn max_attachment_bytes(&self) -> usize {
@@ -259,6 +265,10 @@ pub trait DeadLetters {
 impl<S: TicketSink + Sync> TicketSink for &S {
     fn name(&self) -> &'static str {
         (**self).name()
+    }
+
+    fn instance(&self) -> String {
+        (**self).instance()
     }
 
     fn max_attachment_bytes(&self) -> usize {

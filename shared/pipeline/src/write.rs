@@ -160,7 +160,7 @@ async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
     let thread = ThreadRecord {
         thread_key: op.thread_key.clone(),
         ticket_id: written.ticket_id().to_string(),
-        backend: ports.sink.name().to_string(),
+        backend: ports.sink.instance(),
         created_from,
         messages,
         last_activity: now,
@@ -181,7 +181,12 @@ async fn existing_ticket<L, T: ThreadMap, S: TicketSink, M: MailSource>(
             messages,
         })
     };
-    Ok(match ports.threads.ticket_of(&op.thread_key).await? {
+    // A thread recorded in another ticketing system (the backend or its
+    // address changed since): its ticket id names nothing here, or a
+    // stranger's ticket, so this system is asked for the thread instead.
+    let recorded = (ports.threads.ticket_of(&op.thread_key).await?)
+        .filter(|record| record.backend == ports.sink.instance());
+    Ok(match recorded {
         // The thread map names this message as the ticket's creator, yet the
         // ledger does not say written: a later mail of the thread was saved
         // while this one was still being retried. Creating again is idempotent

@@ -400,6 +400,10 @@ impl TicketSink for AnyBackend {
         each_backend!(self, sink => sink.name())
     }
 
+    fn instance(&self) -> String {
+        each_backend!(self, sink => sink.instance())
+    }
+
     fn max_attachment_bytes(&self) -> usize {
         each_backend!(self, sink => sink.max_attachment_bytes())
     }

@@ -654,6 +654,10 @@ impl TicketSink for Jira {
         PORT
     }
 
+    fn instance(&self) -> String {
+        format!("{PORT} {}", self.options.base_url)
+    }
+
     fn max_attachment_bytes(&self) -> usize {
         self.upload_limit
             .get()

@@ -158,6 +158,10 @@ impl TicketSink for Webhook {
         PORT
     }
 
+    fn instance(&self) -> String {
+        format!("{PORT} {}", self.base)
+    }
+
     fn max_attachment_bytes(&self) -> usize {
         MAX_ATTACHMENT_BYTES
     }

@@ -968,3 +968,43 @@ async fn a_first_send_counts_the_comments_only_near_the_limit() {
     assert_eq!(searched, [true, false, false, true]);
     assert_eq!(zendesk.ticket(&ticket_id).comments.len(), 10);
 }
+
+/// The stack moves from one Zendesk to another (a sandbox to production, a
+/// new subdomain), keeping its thread map: both number tickets from the same
+/// start, so the map's ticket id names a stranger's ticket in the new one.
+/// The thread's next mail must start a ticket there, never comment on it.
+#[tokio::test]
+async fn a_thread_recorded_in_another_zendesk_starts_a_ticket_in_this_one() {
+    let sandbox = FakeZendesk::start();
+    let production = FakeZendesk::start();
+    let (_dir, store) = store();
+    let thread = "moved@example.com";
+    let first = created(&store, &sandbox.backend(), &op(thread, 1, "")).await;
+    let stranger = production.insert_ticket("another customer's thread", "Someone else");
+    assert_eq!(first, stranger, "both number tickets alike");
+
+    let second = op(thread, 2, "");
+    let written = apply(&store, &production.backend(), &second)
+        .await
+        .expect("apply");
+    let Written::Created { ticket_id } = written else {
+        panic!("a new ticket in the new Zendesk, not {written:?}");
+    };
+    assert_ne!(ticket_id, stranger);
+    assert_eq!(marked(&production.ticket(&stranger), &second), (0, 0));
+    assert_eq!(production.tickets().len(), 2);
+    let record = store
+        .ticket_of(&second.thread_key)
+        .await
+        .expect("thread map")
+        .expect("recorded");
+    assert_eq!(record.ticket_id, ticket_id, "the thread now lives here");
+    // And the thread's third mail comments on that new ticket.
+    let third = op(thread, 3, "");
+    let written = apply(&store, &production.backend(), &third)
+        .await
+        .expect("apply");
+    assert!(
+        matches!(written, Written::Commented { ref ticket_id, .. } if *ticket_id == record.ticket_id)
+    );
+}

@@ -200,6 +200,10 @@ impl TicketSink for Zendesk {
         PORT
     }
 
+    fn instance(&self) -> String {
+        format!("{PORT} {}", self.options.base_url)
+    }
+
     fn max_attachment_bytes(&self) -> usize {
         self.options.max_attachment_bytes
     }
