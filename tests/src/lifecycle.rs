@@ -140,7 +140,7 @@ impl LifecycleStack {
         env.push(("LIFECYCLE_STEP", step.name().to_string()));
         env.push((
             "OPERATOR_PRINCIPALS",
-            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_RootmailOperator_*,arn:aws:iam::123456789012:role/RootmailOperator".to_string(),
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_RootmailOperator_*,arn:aws:iam::123456789012:role/RootmailOperator".to_string(),
         ));
         env
     }

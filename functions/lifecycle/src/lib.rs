@@ -250,11 +250,11 @@ impl<P: LifecyclePorts> Lifecycle<P> {
             Step::Activate => steps::activate(p, &account, now).await,
             Step::StartRelease => {
                 let email = input.email("customer_email")?;
-                steps::start_release(p, &account, &email, input.text("who")?, now).await
+                steps::start_release(p, &account, &email, &input.actor()?, now).await
             }
             Step::Close => {
-                let (who, reason) = (input.text("who")?, input.text("reason")?);
-                steps::close(p, &account, who, reason, now).await
+                let (who, reason) = (input.actor()?, input.text("reason")?);
+                steps::close(p, &account, &who, reason, now).await
             }
             Step::RecordFailure => {
                 steps::record_failure(p, &account, &input.caught_error(), now).await
@@ -290,6 +290,20 @@ impl Input<'_> {
     fn account(&self) -> LifecycleResult<AccountId> {
         AccountId::parse(self.text("account_id")?)
             .map_err(|e| self.refused(format!("got an unusable \"account_id\": {e}")))
+    }
+
+    /// Who the input names, marked unverified: Step Functions passes no
+    /// caller, so the audit row names the execution (`execution`, from
+    /// `$$.Execution.Id`), whose `StartExecution` event in CloudTrail names
+    /// who started it. People's verified requests come through the operator
+    /// function, which records the caller AWS checked.
+    fn actor(&self) -> LifecycleResult<String> {
+        let who = self.text("who")?;
+        let source = match self.value.get("execution").and_then(Value::as_str) {
+            Some(execution) if !execution.trim().is_empty() => execution,
+            _ => "a direct invocation",
+        };
+        Ok(format!("{who} (unverified: as typed into {source})"))
     }
 
     fn email(&self, name: &str) -> LifecycleResult<EmailAddress> {
@@ -720,8 +734,29 @@ mod tests {
         let release = json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "root@initech.example"});
         let out = call(&store, Step::StartRelease, release).await.unwrap();
         assert_eq!(out.phase, Phase::AwaitingCustomerOtp);
-        let close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left"});
+        let close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left",
+            "execution": "arn:aws:states:eu-west-1:111122223333:execution:Close:x1"});
         let out = call(&store, Step::Close, close).await.unwrap();
         assert_eq!(out.phase, Phase::Closed);
+        // A state machine's input names a person nobody checked: the audit
+        // says so and names the execution CloudTrail ties to its caller.
+        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
+        let audit =
+            rootmail_lifecycle::AuditLog::entries(&ports, &AccountId::parse(ACCOUNT).unwrap())
+                .await
+                .unwrap();
+        let actors: Vec<&str> = audit
+            .iter()
+            .filter(|e| e.action.contains("clos") || e.action.contains("release"))
+            .map(|e| e.actor.as_str())
+            .collect();
+        assert_eq!(
+            actors,
+            [
+                "alice (unverified: as typed into a direct invocation)",
+                "alice (unverified: as typed into arn:aws:states:eu-west-1:111122223333:execution:Close:x1)"
+            ],
+            "{audit:?}"
+        );
     }
 }

@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn operators_are_matched_by_role_account_and_pattern() {
         let operators = Operators::parse(
-            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*AWSReservedSSO_RootmailOperator_*, \
+            "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_RootmailOperator_*, \
              arn:aws:iam::123456789012:user/breakglass",
         );
         for (caller, allowed) in [
@@ -192,6 +192,12 @@ mod tests {
             ),
             (
                 "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Developer_0a1b2c/alice",
+                false,
+            ),
+            // A look-alike name: the session ARN has no path to tell it apart,
+            // so the pattern's name is matched from its first letter.
+            (
+                "arn:aws:sts::123456789012:assumed-role/XAWSReservedSSO_RootmailOperator_0a/eve",
                 false,
             ),
             ("arn:aws:iam::123456789012:user/breakglass", true),
