@@ -10,6 +10,8 @@ use crate::mail::ParsedMail;
 use crate::secret_scan::link_host_within;
 use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
 use crate::types::{AccountId, EmailAddress, Kind};
+use regex::Regex;
+use std::sync::LazyLock;
 
 /// A rotation waiting for a secret: for which account, from which kind of
 /// mail, delivered to which of our addresses.
@@ -84,9 +86,23 @@ pub fn secret_sender(kind: Kind) -> Option<&'static str> {
 /// to an address (an SES identity verification, an invitation), and the
 /// address is chosen before the change. When AWS's notice is not recognised,
 /// the engineer attests what the console shows. Kinds that carry a secret
-/// are handed over, never taken as evidence.
-pub fn is_evidence_of(awaited: Kind, kind: Kind) -> bool {
-    matches!(awaited, Kind::ContactChange | Kind::MfaChange) && kind == awaited
+/// are handed over, never taken as evidence. An MFA notice is evidence of an
+/// activation only when its subject says a device was added or activated,
+/// and nothing was removed: AWS's deactivation notices are the same kind.
+pub fn is_evidence_of(awaited: Kind, kind: Kind, subject: Option<&str>) -> bool {
+    let same = matches!(awaited, Kind::ContactChange | Kind::MfaChange) && kind == awaited;
+    same && (awaited != Kind::MfaChange || subject.is_some_and(tells_of_an_mfa_device_added))
+}
+
+static MFA_ADDED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(added|activated|registered|enabled|assigned)\b").expect("static regex")
+});
+static MFA_REMOVED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(removed|deactivated|disabled|deleted|unassigned)\b").expect("static regex")
+});
+
+fn tells_of_an_mfa_device_added(subject: &str) -> bool {
+    MFA_ADDED.is_match(subject) && !MFA_REMOVED.is_match(subject)
 }
 
 /// Everything the decision reads.
@@ -238,6 +254,13 @@ mod tests {
 
     #[test]
     fn only_aws_s_notice_of_the_change_is_evidence_of_it() {
+        let is_evidence_of = |awaited, kind| {
+            is_evidence_of(
+                awaited,
+                kind,
+                Some("A new MFA device was added to your AWS account"),
+            )
+        };
         assert!(is_evidence_of(Kind::ContactChange, Kind::ContactChange));
         assert!(is_evidence_of(Kind::MfaChange, Kind::MfaChange));
         // Mail anyone can make AWS send to an address.
@@ -251,5 +274,32 @@ mod tests {
         }
         assert!(!is_evidence_of(Kind::MfaChange, Kind::ContactChange));
         assert!(!is_evidence_of(Kind::PasswordReset, Kind::PasswordReset));
+    }
+
+    /// AWS's MFA notices are one kind for devices added and removed: only an
+    /// addition confirms the engineer's MFA step (the corpus's subjects).
+    #[test]
+    fn a_notice_of_an_mfa_device_removed_is_no_evidence_of_one_added() {
+        let evidence = |subject| is_evidence_of(Kind::MfaChange, Kind::MfaChange, subject);
+        assert!(evidence(Some(
+            "A new MFA device was added to your AWS account"
+        )));
+        assert!(evidence(Some(
+            "Multi-Factor Authentication (MFA) Has Been Activated"
+        )));
+        for removed in [
+            "Multi-Factor Authentication (MFA) Has Been Deactivated",
+            "An MFA device was removed from your AWS account root user",
+            "A security key was removed from your AWS account root user",
+            "MFA device removed and a new one added",
+        ] {
+            assert!(!evidence(Some(removed)), "{removed}");
+        }
+        assert!(!evidence(None), "no subject: the engineer attests");
+        assert!(is_evidence_of(
+            Kind::ContactChange,
+            Kind::ContactChange,
+            None
+        ));
     }
 }

@@ -422,8 +422,11 @@ async fn witness<H: Handoffs>(
     }
     let recipients = envelope(mail).recipients;
     for awaited in waiting.iter().filter(|w| w.account == *account) {
-        if !rootmail_domain::handoff::is_evidence_of(awaited.kind, triage.kind)
-            || recipients != [awaited.address.clone()]
+        if !rootmail_domain::handoff::is_evidence_of(
+            awaited.kind,
+            triage.kind,
+            triage.subject.as_deref(),
+        ) || recipients != [awaited.address.clone()]
         {
             continue;
         }
