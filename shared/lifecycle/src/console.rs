@@ -436,11 +436,13 @@ pub async fn enroll_mfa<P: LifecyclePorts>(
 }
 
 /// Console release, completed by the engineer's word: in the console our MFA
-/// device is removed and the root email is the customer's (AWS mailed the code
-/// to the customer, who entered it). Returns the detail for the audit.
+/// device is removed, the root email is the customer's (AWS mailed the code
+/// to the customer, who entered it) and the password is one nobody keeps.
+/// Returns the detail for the audit.
 pub fn console_release_statement(rotation: &Rotation, who: &str, statement: &str) -> String {
     format!(
-        "{who} attests that our MFA device is removed and the console shows the customer's {} as the root email: {}",
+        "{who} attests that our MFA device is removed, the root password is one nobody keeps, \
+         and the console shows the customer's {} as the root email: {}",
         rotation.target_email,
         statement.trim()
     )

@@ -898,7 +898,9 @@ fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> Lifec
         (Mode::Rootless, _) => refused(format!(
             "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
         )),
-        (_, Phase::Active) => Ok(false),
+        // A release in progress: the account is still ours, and a console
+        // release begins with the engineer signing in.
+        (_, Phase::Active | Phase::AwaitingCustomerOtp) => Ok(false),
         (_, Phase::AwaitingEngineer) => Ok(true),
         (_, phase) => refused(format!(
             "account {account} holds no usable root credentials ({})",
@@ -1027,6 +1029,8 @@ pub async fn start_release<P: LifecyclePorts>(
             "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
              in Security credentials remove our MFA device, then change the root email (Account > Edit) \
              to {customer_email}; AWS mails the code to the customer, who enters it or reads it to you. \
+             Last, change the root password to a long random one that nobody keeps, so that our vaulted \
+             password stops working and only the customer's \"Forgot password\" sets the next one. \
              Then run `rootmail rotation complete --account {account} --attest \"...\"`"
         )
     } else {

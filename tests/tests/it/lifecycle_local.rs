@@ -941,6 +941,13 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
         .await
         .unwrap();
     assert_eq!(started.phase, Phase::AwaitingCustomerOtp);
+    // The release's console steps begin with signing in: the engineer's
+    // break-glass access still works while the customer's code is awaited.
+    let signing_in = steps::access(&lifecycle, &ask("release to the customer"), NOW + 205)
+        .await
+        .expect("access during a console release");
+    assert_eq!(signing_in.password.expose(), pending.password.expose());
+    assert!(!signing_in.pending);
     let with_code = complete(
         &lifecycle,
         &account(),
