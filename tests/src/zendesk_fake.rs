@@ -462,6 +462,13 @@ impl FakeZendesk {
         self.lock().ticket_mut(id).expect("ticket").status = "closed".into();
     }
 
+    /// An agent deletes ticket `id` (or marks it as spam): Zendesk answers
+    /// 404 for it from then on, and its searches no longer list it.
+    pub fn delete(&self, id: &str) {
+        let id: u64 = id.parse().expect("a numeric ticket id");
+        self.lock().tickets.retain(|t| t.id != id);
+    }
+
     /// `n` public replies by agents on ticket `id` (no update limit applies).
     pub fn add_comments(&self, id: &str, n: usize) {
         let id: u64 = id.parse().expect("a numeric ticket id");

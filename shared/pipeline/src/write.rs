@@ -4,9 +4,9 @@
 
 // `crash_point!` is in scope from lib.rs, which defines it before this module.
 use crate::{
-    AttachmentContent, FirstSend, Ledger, LedgerRow, LedgerStatus, MailSource, NewComment,
-    NewTicket, PortResult, Sending, ThreadMap, ThreadRecord, TicketAttachment, TicketOp,
-    TicketSink,
+    AttachmentContent, ErrorKind, FirstSend, Ledger, LedgerRow, LedgerStatus, MailSource,
+    NewComment, NewTicket, PortError, PortResult, Sending, ThreadMap, ThreadRecord,
+    TicketAttachment, TicketOp, TicketSink,
 };
 use rootmail_domain::{ContentHash, ThreadKey};
 
@@ -93,12 +93,13 @@ pub async fn apply_ticket_op<L: Ledger, T: ThreadMap, S: TicketSink, M: MailSour
         _ => false,
     };
     crash_point!("writer.after-start-sending");
-    let (written, thread) = create_or_comment(ports, op, first_send, now).await?;
+    let (written, thread, replaced) = create_or_comment(ports, op, first_send, now).await?;
     ports.threads.save(&thread).await?;
     crash_point!("writer.after-thread-saved");
     if let Some(mut row) = row {
         row.status = LedgerStatus::Done;
         row.sending = Sending::Started;
+        row.warnings.extend(replaced);
         row.ticket_id = Some(written.ticket_id().to_string());
         row.comment_id = match &written {
             Written::Commented { comment_id, .. } => Some(comment_id.clone()),
@@ -122,24 +123,22 @@ struct Existing {
     messages: u64,
 }
 
-/// Creates the thread's ticket, or comments on it; what was written, and the
-/// thread's record as it stands after. `first_send`: nothing of this
-/// operation reached the backend before (see [`Sending::NotYet`]).
+/// Creates the thread's ticket, or comments on it; what was written, the
+/// thread's record as it stands after, and a warning for the ledger when the
+/// thread's ticket was gone and this mail started it again. `first_send`:
+/// nothing of this operation reached the backend before (see
+/// [`Sending::NotYet`]).
 async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
     ports: WriterPorts<'_, L, T, S, M>,
     op: &TicketOp,
     first_send: bool,
     now: u64,
-) -> PortResult<(Written, ThreadRecord)> {
+) -> PortResult<(Written, ThreadRecord, Option<String>)> {
     let (existing, found_absent) = existing_ticket(ports, op).await?;
+    let mut replaced = None;
     let (written, created_from, messages) = match existing {
         None => {
-            let attachments = ticket_attachments(op, ports).await?;
-            let ticket_id = ports
-                .sink
-                .create(&new_ticket(op, attachments, found_absent))
-                .await?;
-            crash_point!("writer.after-create");
+            let ticket_id = create_ticket(ports, op, found_absent).await?;
             (Written::Created { ticket_id }, op.message.clone(), 1)
         }
         Some(known) if known.created_from == op.message => (
@@ -153,8 +152,18 @@ async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
             let first_send = first_send.then_some(FirstSend {
                 earlier_messages: known.messages,
             });
-            let written = post_comment(ports, op, &known.ticket_id, first_send).await?;
-            (written, known.created_from, known.messages + 1)
+            match post_comment(ports, op, &known.ticket_id, first_send).await {
+                Err(e) if e.kind == ErrorKind::NotFound => {
+                    let ticket_id = replace_gone_ticket(ports, op, &known.ticket_id).await?;
+                    replaced = Some(format!(
+                        "the thread's ticket {} is gone from {} ({e}): this mail started ticket {ticket_id}",
+                        known.ticket_id,
+                        ports.sink.name()
+                    ));
+                    (Written::Created { ticket_id }, op.message.clone(), 1)
+                }
+                written => (written?, known.created_from, known.messages + 1),
+            }
         }
     };
     let thread = ThreadRecord {
@@ -165,7 +174,42 @@ async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
         messages,
         last_activity: now,
     };
-    Ok((written, thread))
+    Ok((written, thread, replaced))
+}
+
+async fn create_ticket<L, T, S: TicketSink, M: MailSource>(
+    ports: WriterPorts<'_, L, T, S, M>,
+    op: &TicketOp,
+    found_absent: bool,
+) -> PortResult<String> {
+    let attachments = ticket_attachments(op, ports).await?;
+    let ticket_id = ports
+        .sink
+        .create(&new_ticket(op, attachments, found_absent))
+        .await?;
+    crash_point!("writer.after-create");
+    Ok(ticket_id)
+}
+
+/// The thread's ticket is gone from the ticketing system (an agent deleted
+/// it, or marked it as spam): this mail starts the thread's ticket again,
+/// rather than every later mail of the thread failing on the old id. The
+/// backend looks for the thread first, as after a crash. A backend that
+/// answers with the gone ticket again (an idempotency key it still keeps)
+/// leaves the operation to be retried later.
+async fn replace_gone_ticket<L, T, S: TicketSink, M: MailSource>(
+    ports: WriterPorts<'_, L, T, S, M>,
+    op: &TicketOp,
+    gone: &str,
+) -> PortResult<String> {
+    let ticket_id = create_ticket(ports, op, false).await?;
+    if ticket_id == gone {
+        return Err(PortError::transient(
+            ports.sink.name(),
+            format!("ticket {gone} is gone, and creating the thread's ticket named it again"),
+        ));
+    }
+    Ok(ticket_id)
 }
 
 /// The thread's ticket, if it has one; and whether the backend was asked and

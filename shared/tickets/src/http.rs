@@ -383,8 +383,9 @@ pub async fn read_json<T: DeserializeOwned>(
     not_found: &str,
 ) -> Result<T, PortError> {
     if response.status() == StatusCode::NOT_FOUND {
-        return Err(PortError::permanent(
+        return Err(PortError::http(
             port,
+            404,
             format!("{what}: HTTP 404 ({not_found})"),
         ));
     }

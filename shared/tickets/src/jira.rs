@@ -326,7 +326,11 @@ impl Jira {
             .write(what, |c| self.auth(c.post(&url)).json(&body))
             .await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Err(permanent(format!("{what}: HTTP 404 (request {key} gone?)")));
+            return Err(PortError::http(
+                PORT,
+                404,
+                format!("{what}: HTTP 404 (request {key} gone?)"),
+            ));
         }
         // Applied: an answer that cannot be read only loses the id.
         let attached = response.json::<Attached>().await.ok();

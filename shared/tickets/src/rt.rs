@@ -353,7 +353,11 @@ impl Rt {
         let url = self.api(&format!("/ticket/{ticket_id}/{action}"));
         let response = self.post_once(&what, &url, &body).await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Err(permanent(&what, "RT has no such ticket"));
+            return Err(PortError::http(
+                PORT,
+                404,
+                format!("{what}: RT has no such ticket"),
+            ));
         }
         // RT answers with messages, and the new transaction in Location.
         response

@@ -1008,3 +1008,46 @@ async fn a_thread_recorded_in_another_zendesk_starts_a_ticket_in_this_one() {
         matches!(written, Written::Commented { ref ticket_id, .. } if *ticket_id == record.ticket_id)
     );
 }
+
+/// An agent deletes the thread's ticket (or marks it as spam): the thread's
+/// next mail starts a new ticket, instead of failing on the old id for ever
+/// and going to the dead-letter queue with every later mail of the thread.
+#[tokio::test]
+async fn a_deleted_ticket_is_replaced_by_the_thread_s_next_mail() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "deleted@example.com";
+    let gone = created(&store, &sink, &op(thread, 1, "")).await;
+    zendesk.delete(&gone);
+    zendesk.advance(Duration::from_secs(3 * 3600));
+
+    let second = op(thread, 2, "Original: s3://mail/2");
+    let written = apply(&store, &sink, &second).await.expect("apply");
+    let Written::Created { ticket_id } = written else {
+        panic!("a new ticket, not {written:?}");
+    };
+    assert_ne!(ticket_id, gone);
+    assert_eq!(zendesk.tickets().len(), 1);
+    assert_eq!(marked(&zendesk.ticket(&ticket_id), &second), (1, 1));
+    let record = store
+        .ticket_of(&second.thread_key)
+        .await
+        .expect("thread map")
+        .expect("recorded");
+    assert_eq!(record.ticket_id, ticket_id);
+
+    // Its redelivery changes nothing; the thread's next mail is a comment there.
+    assert_eq!(
+        apply(&store, &sink, &second).await.expect("redelivery"),
+        Written::Created {
+            ticket_id: ticket_id.clone()
+        }
+    );
+    let third = op(thread, 3, "");
+    let written = apply(&store, &sink, &third).await.expect("apply");
+    assert!(
+        matches!(written, Written::Commented { ref ticket_id, .. } if *ticket_id == record.ticket_id)
+    );
+    assert_eq!(zendesk.tickets().len(), 1);
+}
