@@ -958,10 +958,13 @@ async fn root_secrets<P: LifecyclePorts>(
         Some(seed) => totp_code(&seed, now),
         None => None,
     };
+    // The handed-over item holds the take-over's email code until a reset
+    // mail replaces it: only a link is a reset link to show.
     let reset_link = if pending {
         p.vault()
             .get(account, VaultItem::Handover, Stage::Current)
             .await?
+            .filter(|handed| handed.expose().starts_with("https://"))
     } else {
         None
     };

@@ -317,6 +317,9 @@ async fn a_vaulted_take_over_waits_for_the_engineer_then_serves_break_glass_acce
         .await
         .expect("pending credentials");
     assert!(pending.pending);
+    // The vault's handed-over item still holds the take-over's used email
+    // code: it is not shown as a reset link (no reset mail came).
+    assert!(pending.reset_link.is_none());
     local.engineer_console_steps(NOW).await;
     let done = complete(&lifecycle, &account(), "alice", (None, None), NOW)
         .await
