@@ -150,6 +150,10 @@ enum Fault {
     Status(u16),
     /// The change is made, the answer is a 500.
     LoseAnswer,
+    /// Let this call through untouched (to reach a later one of its kind).
+    Pass,
+    /// This status with these words, nothing done.
+    Said(u16, String),
 }
 
 /// What the fake saw, for a soak's reconciliation.
@@ -413,6 +417,15 @@ impl FakeZendesk {
         queue.extend((0..n).map(|_| Fault::Status(status)));
     }
 
+    /// The call of this kind after the next `skip` answers `status` with
+    /// `description` as Zendesk's words, without doing anything.
+    pub fn fail_saying(&self, call: Call, skip: usize, status: u16, description: &str) {
+        let mut inner = self.lock();
+        let queue = inner.faults.entry(call).or_default();
+        queue.extend((0..skip).map(|_| Fault::Pass));
+        queue.push_back(Fault::Said(status, description.to_string()));
+    }
+
     /// The next `n` calls of this kind are carried out, then answered with a 500.
     pub fn lose_answers(&self, call: Call, n: usize) {
         let mut inner = self.lock();
@@ -598,8 +611,9 @@ fn admit(
     }
     let fault = inner.take_fault(call).or_else(|| inner.random_fault(call));
     match fault {
-        None => Ok(false),
+        None | Some(Fault::Pass) => Ok(false),
         Some(Fault::LoseAnswer) => Ok(true),
+        Some(Fault::Said(status, words)) => Err(Box::new(error(status, "RecordInvalid", &words))),
         Some(Fault::Status(status)) => Err(Box::new(error(status, "Injected", "injected failure"))),
         Some(Fault::Throttle(retry_after)) => {
             let mut response = error(429, "TooManyRequests", "Rate limited");

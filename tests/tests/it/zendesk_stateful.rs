@@ -1051,3 +1051,29 @@ async fn a_deleted_ticket_is_replaced_by_the_thread_s_next_mail() {
     );
     assert_eq!(zendesk.tickets().len(), 1);
 }
+
+/// A 422 on the internal note whose words mention "closed" while the ticket
+/// is open is an error to retry, not a closed ticket: the note (the
+/// original's location) is never dropped on Zendesk's wording alone.
+#[tokio::test]
+async fn a_refused_note_is_dropped_only_when_the_ticket_is_really_closed() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "note@example.com";
+    let ticket = created(&store, &sink, &op(thread, 1, "")).await;
+    let second = op(thread, 2, "Original: s3://mail/2");
+    // The comment's update goes through; the note's is refused.
+    zendesk.fail_saying(
+        Call::Update,
+        1,
+        422,
+        "Comment: the closed captions field is invalid",
+    );
+    let refused = apply(&store, &sink, &second).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(marked(&zendesk.ticket(&ticket), &second), (1, 0));
+    // Redelivered: the note is added, the comment not repeated.
+    apply(&store, &sink, &second).await.expect("redelivery");
+    assert_eq!(marked(&zendesk.ticket(&ticket), &second), (1, 1));
+}

@@ -132,11 +132,14 @@ impl Zendesk {
             Ok(_) => Ok(()),
             // The public comment went in as the last one this ticket takes; the
             // note has nowhere to go (it never goes to another ticket alone).
-            Err(e) if full_from_error(&e).is_some() => {
-                tracing::warn!(ticket, error = %e, "internal note refused: the ticket takes no more comments");
-                Ok(())
-            }
-            Err(e) => Err(e),
+            // A closed ticket is confirmed by reading it, never by the 422's words.
+            Err(e) => match self.why_full(ticket, &e).await? {
+                Some(_) => {
+                    tracing::warn!(ticket, error = %e, "internal note refused: the ticket takes no more comments");
+                    Ok(())
+                }
+                None => Err(e),
+            },
         }
     }
 
