@@ -181,15 +181,6 @@ where
 
     let triage = triage_archived(ports, knowledge, &mut delivery, &origin, now).await?;
     let hash = &delivery.prepared.hash;
-    if !triage.secrets.is_empty() {
-        ports.archive.seal(&origin).await?;
-    }
-    if let Some(id) = &triage.message_id {
-        ports
-            .threads
-            .remember_message(id, &triage.thread_key)
-            .await?;
-    }
 
     let op = ticket_op(&triage, hash, &origin);
     record_triage(&mut row, &triage, origin, op.is_some());
@@ -214,6 +205,7 @@ async fn triage_archived<A, L, T, D, H>(
     now: u64,
 ) -> PortResult<Triage>
 where
+    A: MailArchive,
     T: ThreadMap,
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
@@ -242,6 +234,10 @@ where
     if let Ok(mail) = parsed {
         archive_if_before(&mut triage, mail, knowledge.ticket_since);
     }
+    // What can fail is done before the handoff, which cannot be taken back:
+    // a retry after it would find no rotation waiting and ticket the secret's
+    // mail as an alert.
+    keep(ports, &triage, origin).await?;
     if triage.disposition == Disposition::Handoff
         && !hand_over(knowledge.handoffs, &triage, now).await?
     {
@@ -256,6 +252,30 @@ where
         witness(knowledge.handoffs, mail, &triage, &gathered.waiting, now).await?;
     }
     Ok(triage)
+}
+
+/// The original sealed when it holds a secret, and the message's thread
+/// remembered for its replies. Both idempotent; the same for a triage made
+/// again after a refused handoff (same mail, same secrets and thread).
+async fn keep<A, L, T, D>(
+    ports: IngestPorts<'_, A, L, T, D>,
+    triage: &Triage,
+    origin: &str,
+) -> PortResult<()>
+where
+    A: MailArchive,
+    T: ThreadMap,
+{
+    if !triage.secrets.is_empty() {
+        ports.archive.seal(origin).await?;
+    }
+    if let Some(id) = &triage.message_id {
+        ports
+            .threads
+            .remember_message(id, &triage.thread_key)
+            .await?;
+    }
+    Ok(())
 }
 
 /// `triage` of a mail sent before `since`: archived, and the ledger says why.

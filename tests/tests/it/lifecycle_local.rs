@@ -630,6 +630,94 @@ async fn the_reset_link_of_a_vaulted_take_over_goes_to_the_vault_not_a_ticket() 
     );
 }
 
+/// The local thread map, except that remembering a message fails once.
+struct FlakyRemember<'a> {
+    inner: &'a LocalStore,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl rootmail_pipeline::ThreadMap for FlakyRemember<'_> {
+    async fn ticket_of(
+        &self,
+        key: &ThreadKey,
+    ) -> rootmail_pipeline::PortResult<Option<rootmail_pipeline::ThreadRecord>> {
+        self.inner.ticket_of(key).await
+    }
+    async fn save(
+        &self,
+        record: &rootmail_pipeline::ThreadRecord,
+    ) -> rootmail_pipeline::PortResult<()> {
+        self.inner.save(record).await
+    }
+    async fn thread_of_message(
+        &self,
+        id: &str,
+    ) -> rootmail_pipeline::PortResult<Option<ThreadKey>> {
+        self.inner.thread_of_message(id).await
+    }
+    async fn remember_message(
+        &self,
+        id: &str,
+        key: &ThreadKey,
+    ) -> rootmail_pipeline::PortResult<()> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(rootmail_pipeline::PortError::transient(
+                "threads",
+                "throttled",
+            ));
+        }
+        self.inner.remember_message(id, key).await
+    }
+}
+
+/// A reset mail for a waiting take-over whose ingest fails after triage (the
+/// thread map throttled): its redelivery hands the link over, and no
+/// "someone is resetting the root password" ticket is made of it.
+#[tokio::test]
+async fn a_reset_mail_whose_ingest_failed_is_handed_over_on_redelivery_not_ticketed() {
+    use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let lifecycle = local.lifecycle();
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let corpus = rootmail_tests::corpus_dir().join("security.password_reset/01-plain.eml");
+    let reset = std::fs::read_to_string(corpus).unwrap().replace(
+        "root+a7f3k9q2@root.example-msp.com",
+        rotation.target_email.as_str(),
+    );
+    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
+    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&lifecycle);
+    let knowledge = Knowledge::new(&local.rules, &handoffs);
+    let threads = FlakyRemember {
+        inner: &local.store,
+        failed: false.into(),
+    };
+    let ports = IngestPorts {
+        archive: &local.store,
+        ledger: &local.store,
+        threads: &threads,
+        accounts: &directory,
+    };
+    let first = ingest(ports, &knowledge, reset.as_bytes(), "reset.eml", NOW).await;
+    assert!(first.is_err(), "the thread map failed: {first:?}");
+    let again = ingest(ports, &knowledge, reset.as_bytes(), "reset.eml", NOW + 1)
+        .await
+        .expect("redelivery");
+    let Ingested::Triaged { triage, op, .. } = again else {
+        panic!("triaged, not {again:?}");
+    };
+    assert!(op.is_none(), "no ticket: {:?}", triage.warnings);
+    assert_eq!(triage.disposition, rootmail_domain::Disposition::Handoff);
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.waiting_for, None, "handed over");
+}
+
 /// The local ports, except that answering the waiting task fails once (a
 /// throttled or unreachable Step Functions).
 struct FlakyTokens<'a> {
