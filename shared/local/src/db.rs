@@ -61,6 +61,10 @@ CREATE TABLE IF NOT EXISTS comments (
     PRIMARY KEY (ticket_id, n)
 );
 CREATE INDEX IF NOT EXISTS comments_by_message ON comments (ticket_id, message);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 PRAGMA user_version = 1;
 ";
 
@@ -84,9 +88,7 @@ pub enum DbError {
 /// every batch or two at 16 MiB) copy a hot page into the database once for
 /// many batches. The log is removed when the run closes the database.
 pub fn open(state: &Path) -> Result<(Connection, bool), DbError> {
-    let path = state.join(FILE);
-    let created = !path.exists();
-    let conn = Connection::open(path)?;
+    let conn = Connection::open(state.join(FILE))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "cache_size", -65_536)?;
@@ -96,7 +98,33 @@ pub fn open(state: &Path) -> Result<(Connection, bool), DbError> {
     // so a backfill prepared some again for every message.
     conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(SCHEMA)?;
-    Ok((conn, created))
+    let import_pending = legacy_import_pending(&conn)?;
+    Ok((conn, import_pending))
+}
+
+/// The `meta` key set, in the import's own transaction, once an older state
+/// directory's record files are imported (or there were none).
+pub const LEGACY_IMPORTED: &str = "legacy_import";
+
+/// Whether the record files of an older state directory may still need
+/// importing: not marked done, and nothing recorded yet. A database made
+/// before the mark existed and holding records was imported or never needed
+/// it; an empty one may be what a failed import left (its transaction rolled
+/// back), so the import is tried again.
+fn legacy_import_pending(conn: &Connection) -> Result<bool, DbError> {
+    let marked: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            params![LEGACY_IMPORTED],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let recorded: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM ledger) OR EXISTS (SELECT 1 FROM tickets)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(marked.is_none() && !recorded)
 }
 
 /// The record `sql` selects (one JSON column) for `key`.

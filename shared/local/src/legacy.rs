@@ -1,8 +1,9 @@
 //! State directories written before the SQLite store kept the pipeline's
 //! records as one JSON file each (`ledger/`, `threads/`, `messages/`,
-//! `tickets/`). A new database imports them once, in one transaction, so an
-//! upgraded run neither forgets what it did nor tickets the same mail again;
-//! the old folders are left as they were.
+//! `tickets/`). A new database imports them once, in one transaction that
+//! also marks the import done, so an upgraded run neither forgets what it did
+//! nor tickets the same mail again, and an import that failed (a corrupt
+//! file) is tried again by the next run; the old folders are left as they were.
 
 use crate::store::{LocalStore, LocalTicket, StoreError};
 use rootmail_domain::ThreadKey;
@@ -22,7 +23,7 @@ pub(crate) fn import(store: &LocalStore) -> Result<(), StoreError> {
         .iter()
         .any(|dir| old(dir))
     {
-        return Ok(());
+        return store.mark_legacy_imported();
     }
     let read = |dir: &str| -> Result<Vec<serde_json::Value>, StoreError> {
         if old(dir) {
@@ -51,6 +52,7 @@ pub(crate) fn import(store: &LocalStore) -> Result<(), StoreError> {
             store.put_comment(&ticket.id, n + 1, comment)?;
         }
     }
+    store.mark_legacy_imported()?;
     store.commit_batch()?;
     tracing::info!(state = %store.root().display(), "imported the record files of an older state directory");
     Ok(())

@@ -179,7 +179,7 @@ impl LocalStore {
             }
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let (db, created) = db::open(root).map_err(db_error(root))?;
+        let (db, import_pending) = db::open(root).map_err(db_error(root))?;
         let store = Self {
             root: root.to_path_buf(),
             _lock: lock,
@@ -187,7 +187,7 @@ impl LocalStore {
             batch: Mutex::default(),
             own_claims: Mutex::default(),
         };
-        if created {
+        if import_pending {
             crate::legacy::import(&store)?;
         }
         Ok(store)
@@ -457,6 +457,18 @@ impl LocalStore {
                 row.content_hash.as_str(),
                 row,
             )
+        })
+    }
+
+    /// Marks the older layout's import done (in the open batch's transaction
+    /// when there is one).
+    pub(crate) fn mark_legacy_imported(&self) -> Result<(), StoreError> {
+        self.sql(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, 'done')",
+                rusqlite::params![db::LEGACY_IMPORTED],
+            )?;
+            Ok(())
         })
     }
 
@@ -1182,5 +1194,27 @@ mod tests {
         // Opened again: the database exists, nothing is imported twice.
         let store = LocalStore::open(dir.path()).unwrap();
         assert_eq!(store.tickets().unwrap().len(), 2);
+        assert_eq!(store.ticket("4").unwrap().comments.len(), 2);
+    }
+
+    /// An import that fails (a corrupt record file) leaves nothing behind, and
+    /// the run after the operator mended the file imports it all: the
+    /// database file existing is not the sign of an import done.
+    #[test]
+    fn a_failed_import_of_an_older_state_directory_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("ledger")).unwrap();
+        let old = row(7);
+        let good = dir.path().join(format!("ledger/{}.json", old.content_hash));
+        std::fs::write(&good, serde_json::to_vec(&old).unwrap()).unwrap();
+        let corrupt = dir.path().join("ledger/broken.json");
+        std::fs::write(&corrupt, b"{\"content_hash\": ").unwrap();
+
+        let failed = LocalStore::open(dir.path());
+        assert!(failed.is_err(), "a corrupt record stops the import");
+        drop(failed);
+        std::fs::remove_file(&corrupt).unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(store.ledger_rows().unwrap(), std::slice::from_ref(&old));
     }
 }
