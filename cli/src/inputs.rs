@@ -30,15 +30,17 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
 /// `box.mbox#12` for a message in an mbox) and the result in the original
 /// order. A path is an `.eml` file, an mbox, or a directory searched
 /// recursively in name order for `*.eml`, `*.mbox` and Maildir folders (see
-/// [`mailbox`]). A path that cannot be read is reported on stderr and counted,
-/// and the rest is still read: the return value is the number of such paths.
+/// [`mailbox`]). A path that cannot be listed is reported on stderr; a
+/// message that cannot be read (or is refused unread, see
+/// [`mailbox::Reader::read`]) is given to `emit` as its error, in its place.
+/// Both are counted, and the rest is still read: the return value is how many.
 /// Workers take the next message as they finish one (a large message does not
 /// hold the others up) within a [`Window`] past the last one emitted, so
 /// memory stays bounded whatever the number or size of the messages.
 pub fn each_message_parallel<R: Send>(
     paths: &[PathBuf],
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
-    emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
+    emit: impl FnMut(&Path, std::io::Result<R>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let window = Window::new(threads * Window::AHEAD_PER_WORKER, Window::BUDGET);
@@ -50,7 +52,7 @@ fn each_message_within<R: Send>(
     paths: &[PathBuf],
     (threads, window): (usize, &Window),
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
-    mut emit: impl FnMut(&Path, R) -> anyhow::Result<()>,
+    mut emit: impl FnMut(&Path, std::io::Result<R>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let (files, mut unreadable) = message_files(paths);
     // A backfill of years of mail takes a while: a bar on a terminal, nothing
@@ -69,13 +71,8 @@ fn each_message_within<R: Send>(
             waiting.insert(i, read);
             while let Some((bytes, result)) = waiting.remove(&at) {
                 let label = files[at].label();
-                match result {
-                    Ok(decided) => bar.suspend(|| emit(&label, decided))?,
-                    Err(e) => {
-                        bar.suspend(|| eprintln!("rootmail: cannot read {}: {e}", label.display()));
-                        unreadable += 1;
-                    }
-                }
+                unreadable += usize::from(result.is_err());
+                bar.suspend(|| emit(&label, result))?;
                 bar.inc(1);
                 at += 1;
                 window.emitted(bytes);
@@ -324,7 +321,8 @@ mod tests {
             most.fetch_max(now, Ordering::SeqCst);
             raw
         };
-        let emit = |file: &Path, raw: Vec<u8>| {
+        let emit = |file: &Path, raw: std::io::Result<Vec<u8>>| {
+            let raw = raw.expect("readable");
             if slow_writer {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }

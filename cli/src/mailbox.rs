@@ -55,12 +55,43 @@ pub struct Reader {
     open: Option<(PathBuf, File)>,
 }
 
+/// The largest message a run reads: what SES accepts (40 MiB). A larger one
+/// is not read into memory (a mailbox export can hold anything, up to a
+/// file of gigabytes that would end the run at the same place every time):
+/// the run records it as unreadable, a quarantine with a ticket.
+pub const MAX_MESSAGE_BYTES: u64 = 40 * 1024 * 1024;
+
+fn too_large(bytes: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{bytes} bytes, over the {} MiB a message may have (as SES accepts): not read",
+            MAX_MESSAGE_BYTES >> 20
+        ),
+    )
+}
+
 impl Reader {
-    /// The message's bytes; an mbox message with its `>From ` lines unquoted.
+    /// The message's bytes; an mbox message with its `>From ` lines
+    /// unquoted. Refused unread: a message over [`MAX_MESSAGE_BYTES`], and a
+    /// file that is not a regular file (a pipe would block the run).
     pub fn read(&mut self, message: &MessageRef) -> std::io::Result<Vec<u8>> {
         let Some((_, span)) = message.in_mbox else {
+            let meta = std::fs::metadata(&message.path)?;
+            if !meta.is_file() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file: not read",
+                ));
+            }
+            if meta.len() > MAX_MESSAGE_BYTES {
+                return Err(too_large(meta.len()));
+            }
             return std::fs::read(&message.path);
         };
+        if span.len > MAX_MESSAGE_BYTES {
+            return Err(too_large(span.len));
+        }
         let file = match &mut self.open {
             Some((path, file)) if *path == message.path => file,
             open => {

@@ -13,7 +13,7 @@ use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
     Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, WriterPorts, Written,
-    ingest_prepared, write_ticket,
+    ingest_prepared, record_unreadable, write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -163,12 +163,21 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
         let _ = store.write_ahead(&prepared.hash, &raw);
         (raw, prepared)
     };
-    let unreadable = inputs::each_message_parallel(paths, prepare, |file, (raw, prepared)| {
+    let unreadable = inputs::each_message_parallel(paths, prepare, |file, read| {
         batch.before_message()?;
         let source = file.display().to_string();
-        let message = (raw.as_slice(), prepared, source.as_str());
-        let outcome = process((store, sink, directory), &runtime, knowledge, message)
-            .with_context(|| format!("processing {source}"));
+        let outcome = match read {
+            Ok((raw, prepared)) => {
+                let message = (raw.as_slice(), prepared, source.as_str());
+                process((store, sink, directory), &runtime, knowledge, message)
+            }
+            Err(e) => {
+                eprintln!("rootmail: cannot read {source}: {e}");
+                let reason = e.to_string();
+                process_unreadable((store, sink), &runtime, knowledge, (&source, &reason))
+            }
+        }
+        .with_context(|| format!("processing {source}"));
         let processed = outcome.unwrap_or_else(|e| {
             eprintln!("rootmail: {e:#}");
             Processed::Failed
@@ -464,6 +473,36 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
                 subject: subject.unwrap_or_default(),
             }
         }
+    })
+}
+
+/// A message that could not be read, or was refused unread: a quarantine
+/// row in the ledger and its ticket, as mail-ingest records one in AWS.
+fn process_unreadable<S: TicketSink + Sync, H: Handoffs + Sync>(
+    (store, sink): (&LocalStore, &S),
+    runtime: &tokio::runtime::Runtime,
+    knowledge: &Knowledge<'_, H>,
+    (source, reason): (&str, &str),
+) -> anyhow::Result<Processed> {
+    let recorded = record_unreadable(store, source, reason, now(), knowledge.claim_timeout_secs);
+    let (row, op) = runtime.block_on(recorded)?;
+    let Some(op) = op else {
+        return Ok(Processed::Duplicate {
+            ticket: row.ticket_id,
+        });
+    };
+    let ports = WriterPorts {
+        ledger: store,
+        threads: store,
+        sink,
+        mail: store,
+    };
+    let written = runtime.block_on(write_ticket(ports, &op, now()))?;
+    Ok(Processed::Done {
+        disposition: Disposition::Quarantine,
+        written: Some(written),
+        kind: op.kind.to_string(),
+        subject: op.subject,
     })
 }
 

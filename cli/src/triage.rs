@@ -61,6 +61,13 @@ pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode>
     };
     let unreadable = inputs::each_message_parallel(paths, decide, |file, decision| {
         let source = file.display().to_string();
+        let decision = match decision {
+            Ok(decision) => decision,
+            Err(e) => {
+                eprintln!("rootmail: cannot read {source}: {e}");
+                return Ok(());
+            }
+        };
         match format {
             Format::Json => {
                 let report = Report {

@@ -491,3 +491,37 @@ fn an_mbox_and_a_maildir_run_like_the_eml_files() {
         assert!(text.contains(&all_seen), "{}: {text}", then.display());
     }
 }
+
+/// A message larger than SES accepts (40 MiB) is not read into memory: the
+/// run records it as an unreadable message (a quarantine row and ticket),
+/// goes on with the rest, and says so in its exit code.
+#[test]
+fn an_oversized_message_is_quarantined_unread_and_the_rest_is_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let sample = rootmail_tests::workspace_root().join("examples/mailbox");
+    let first = eml_files(&sample).into_iter().next().expect("a sample");
+    std::fs::copy(&first, inbox.join("a.eml")).unwrap();
+    let huge = std::fs::File::create(inbox.join("b-huge.eml")).unwrap();
+    huge.set_len(41 * 1024 * 1024).unwrap();
+    let state = tempfile::tempdir().expect("tempdir");
+    let state_arg = state.path().to_str().unwrap();
+    let out = rootmail(&["run", "--state", state_arg, inbox.to_str().unwrap()]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("b-huge.eml") && stderr.contains("40 MiB"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("2 messages:") && stdout.contains("1 quarantined"),
+        "{stdout}"
+    );
+    let list = rootmail(&["tickets", "--state", state_arg, "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("Unreadable message"), "{listed}");
+}
