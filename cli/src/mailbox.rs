@@ -127,6 +127,10 @@ pub fn is_mbox(path: &Path) -> bool {
     {
         return true;
     }
+    // Opening a pipe would wait for a writer: only a regular file is looked into.
+    if !path.is_file() {
+        return false;
+    }
     let mut start = [0u8; 5];
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut start))
@@ -141,6 +145,12 @@ pub fn is_maildir_folder(dir: &Path) -> bool {
 
 /// The messages of the mbox at `path`, in order.
 pub fn mbox_messages(path: &Path) -> std::io::Result<Vec<MessageRef>> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file: not read",
+        ));
+    }
     let spans = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
     Ok(spans
         .into_iter()

@@ -525,3 +525,30 @@ fn an_oversized_message_is_quarantined_unread_and_the_rest_is_run() {
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(listed.contains("Unreadable message"), "{listed}");
 }
+
+/// A pipe among the inputs (named like a message or an mbox) would wait for
+/// a writer for ever: it is refused unread and the run ends.
+#[cfg(unix)]
+#[test]
+fn a_pipe_among_the_inputs_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["a.eml", "b.mbox"] {
+        let path = dir.path().join(name);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+    }
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = rootmail(&[
+        "run",
+        "--state",
+        state.path().to_str().unwrap(),
+        dir.path().to_str().unwrap(),
+        dir.path().join("a.eml").to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
