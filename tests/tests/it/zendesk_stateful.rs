@@ -1077,3 +1077,35 @@ async fn a_refused_note_is_dropped_only_when_the_ticket_is_really_closed() {
     apply(&store, &sink, &second).await.expect("redelivery");
     assert_eq!(marked(&zendesk.ticket(&ticket), &second), (1, 1));
 }
+
+/// A follow-up's first comment is the API user's, an agent's, whoever the
+/// requester is (Zendesk's Tickets API: "By default, the first comment author
+/// is the authenticated user making the API request"), and Zendesk renders an
+/// agent's Markdown: a sender's link or image (a pixel that fires when a CRE
+/// opens the ticket) must stay text there too.
+#[tokio::test]
+async fn a_follow_up_shows_the_mail_s_markdown_as_text() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend_with(|o| {
+        o.requester_domain = Some("tickets.example-msp.com".into());
+    });
+    let (_dir, store) = store();
+    let thread = "pixel@example.com";
+    let old = created(&store, &sink, &op(thread, 1, "")).await;
+    zendesk.close(&old);
+    let mut later = op(thread, 2, "");
+    later.body = "[Verify root MFA](https://evil.example) ![](https://evil.example/p.gif)".into();
+
+    apply(&store, &sink, &later).await.expect("follow-up");
+
+    let next = zendesk
+        .tickets()
+        .into_iter()
+        .find(|t| t.id.to_string() != old)
+        .expect("the follow-up");
+    assert!(
+        next.description.contains("\\[Verify root MFA\\]") && next.description.contains("!\\["),
+        "{}",
+        next.description
+    );
+}

@@ -98,8 +98,6 @@ pub(super) struct ZTicket {
     pub(super) organization_id: Option<u64>,
     #[serde(default)]
     pub(super) requester_id: Option<u64>,
-    #[serde(default)]
-    pub(super) submitter_id: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -446,7 +446,6 @@ mod tests {
             tags: Vec::new(),
             organization_id: None,
             requester_id: None,
-            submitter_id: None,
         };
         assert_eq!(zendesk.created_from(&ticket(Some(description))), first);
         // Unmarked (edited by hand): an unknown message, never a real one.

@@ -84,7 +84,7 @@ impl Zendesk {
         why: Full,
     ) -> PortResult<Posted> {
         let (tokens, listed) = self.upload(&comment.attachments).await?;
-        let text = self.follow_up_text(old, previous, comment, why, &listed);
+        let text = self.follow_up_text(old, comment, why, &listed);
         let priority = previous
             .priority
             .as_deref()
@@ -105,7 +105,6 @@ impl Zendesk {
     fn follow_up_text(
         &self,
         old: u64,
-        previous: &ZTicket,
         comment: &NewComment,
         why: Full,
         listed: &[TicketAttachment],
@@ -120,17 +119,16 @@ impl Zendesk {
             "This ticket continues ticket #{old} ({}/agent/tickets/{old}), {reason}.\n\n",
             self.options.base_url
         );
-        // The follow-up's first comment is its requester's: Markdown is
-        // rendered (and so escaped) only when that is the API user, an agent.
-        let markdown =
-            previous.requester_id.is_none() || previous.requester_id == previous.submitter_id;
+        // A follow-up's first comment is the API user's whoever the requester
+        // is (Zendesk's Tickets API, "Creating a follow-up ticket"): an
+        // agent's, whose Markdown Zendesk renders, so it is always escaped.
         let original = original_location(&comment.internal_note);
         self.comment_text(
             &intro,
             &comment.body,
             listed,
             &comment.message,
-            markdown,
+            true,
             original,
         )
     }
