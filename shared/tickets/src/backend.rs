@@ -60,20 +60,30 @@ impl BackendKind {
 pub const MARKER_KEY_SOURCES: &str = "MARKER_KEY_SECRET_ARN (or \"marker_key\" in the ticket credentials secret) in AWS; locally the key file under the state directory";
 
 /// The API's base URL must be https: the credentials travel with every
-/// request. Plain http is allowed to loopback only (tests, local fakes).
+/// request. Plain http is allowed to loopback only (tests, local fakes). The
+/// host is read as the HTTP client reads it (`http://localhost:1@evil.example`
+/// goes to evil.example), and a URL carrying user information is refused:
+/// credentials belong in the secret.
 pub fn check_api_url(url: &str) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "a URL with a user name or password in it: give credentials in the secret".into(),
+        );
     }
-    let Some(rest) = url.strip_prefix("http://") else {
-        return Err("expected an https:// URL".to_string());
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.split(':').next().unwrap_or_default(),
-    };
-    if ["127.0.0.1", "::1", "localhost"].contains(&host.to_ascii_lowercase().as_str()) {
+    match parsed.scheme() {
+        "https" => return Ok(()),
+        "http" => {}
+        _ => return Err("expected an https:// URL".to_string()),
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
         Ok(())
     } else {
         Err(
@@ -476,6 +486,11 @@ mod tests {
             "http://127.0.0.1.evil.example",
             "http://localhost.evil.example:80",
             "ftp://x",
+            // The host is what the URL parser (and so the client) connects to,
+            // not the text before the first `:`.
+            "http://localhost:1@evil.example/",
+            "http://[::1]@evil.example/",
+            "https://user:secret@acme.zendesk.com",
         ] {
             assert!(check_api_url(bad).is_err(), "{bad}");
         }
