@@ -81,7 +81,7 @@ pub struct Stack {
 }
 
 /// The HMAC key in every test stack's webhook secret; the fake receiver checks it.
-pub const WEBHOOK_HMAC_KEY: &str = "test-webhook-hmac-key";
+pub const WEBHOOK_HMAC_KEY: &str = "test-webhook-hmac-key-of-32-bytes-at-least";
 
 impl Stack {
     pub async fn create() -> Self {

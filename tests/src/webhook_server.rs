@@ -187,29 +187,27 @@ fn route(request: &Received, s: &mut Receiver) -> (u16, Value) {
     }
 }
 
-/// The webhook contract's signature: `t=<secs>,v1=<hex HMAC-SHA256("<secs>.<signed>")>`
-/// with the test stacks' key, over the body of a POST or the target of a GET.
-/// Computed here independently of the client's code.
+/// The webhook contract's signature:
+/// `t=<secs>,v2=<hex HMAC-SHA256("<secs>\n<METHOD>\n<target>\n<Idempotency-Key>\n<body>")>`
+/// with the test stacks' key, compared in constant time. Computed here
+/// independently of the client's code.
 fn check_signature(request: &Received) -> Result<(), &'static str> {
     use hmac::Mac;
     let header = request
         .header("X-Rootmail-Signature")
         .ok_or("no X-Rootmail-Signature")?;
-    let (t, v1) = header
+    let (t, v2) = header
         .split_once(',')
-        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
+        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v2=")?)))
         .ok_or("malformed signature")?;
-    let signed = match request.method.as_str() {
-        "GET" => request.target().into_bytes(),
-        _ => request.body.to_vec(),
-    };
+    let claimed = hex::decode(v2).map_err(|_| "malformed signature")?;
+    let key = request.header("Idempotency-Key").unwrap_or_default();
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(crate::aws::WEBHOOK_HMAC_KEY.as_bytes())
             .map_err(|_| "bad key")?;
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(&signed);
-    let expected = hex::encode(mac.finalize().into_bytes());
-    if expected != v1 {
+    mac.update(format!("{t}\n{}\n{}\n{key}\n", request.method, request.target()).as_bytes());
+    mac.update(&request.body);
+    if mac.verify_slice(&claimed).is_err() {
         return Err("signature does not match");
     }
     let age = crate::now_secs().abs_diff(t.parse::<u64>().map_err(|_| "bad timestamp")?);

@@ -319,6 +319,17 @@ impl Parts<'_> {
             Some(_) => self.credentials("{\"token\", \"hmac_key\"}")?,
             None => WebhookCredentials::default(),
         };
+        if credentials
+            .hmac_key
+            .as_ref()
+            .is_some_and(|key| key.expose().len() < 32)
+        {
+            return Err(settings_error(
+                BackendKind::Webhook,
+                "the credentials' hmac_key is shorter than 32 bytes: signatures under it prove little"
+                    .into(),
+            ));
+        }
         let url = &self.settings.api_url;
         Ok(AnyBackend::Webhook(Webhook::new(
             self.http,

@@ -7,9 +7,11 @@
 //!   [`NewComment`], answer `{"id": "..."}`. The same key must return the same id.
 //! - `GET {base}/tickets?thread_key=K`: answer `{"tickets": [{"id", "created_from"}]}`.
 //! - `Authorization: Bearer <token>` when a token is configured.
-//! - `X-Rootmail-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>` when an HMAC key
-//!   is configured: the MAC of `<t>.<body>` for a POST, of `<t>.<path and query>`
-//!   for a GET. A receiver recomputes it and refuses stale `t` (replays).
+//! - `X-Rootmail-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256>` when an HMAC key
+//!   is configured: the MAC of `<t>\n<METHOD>\n<path and query>\n<Idempotency-Key>\n<body>`
+//!   (a GET has neither key nor body), so a captured request cannot be sent
+//!   to another ticket's comments or under another key. A receiver
+//!   recomputes it, compares in constant time and refuses a stale `t`.
 //! - Attachments travel inside the body: `content.upload` is base64.
 
 use crate::credential::Credential;
@@ -69,8 +71,12 @@ impl Webhook {
         }
     }
 
-    /// Authorization and signature for a request whose signed part is `signed`.
-    fn auth(&self, request: reqwest::RequestBuilder, signed: &[u8]) -> reqwest::RequestBuilder {
+    /// Authorization and signature for a request (see [`Signed`]).
+    fn auth(
+        &self,
+        request: reqwest::RequestBuilder,
+        signed: &Signed<'_>,
+    ) -> reqwest::RequestBuilder {
         let request = match &self.credentials.token {
             Some(token) => request.header(AUTHORIZATION, format!("Bearer {}", token.expose())),
             None => request,
@@ -92,10 +98,18 @@ impl Webhook {
         let body = serde_json::to_vec(value).map_err(|e| {
             PortError::permanent(PORT, format!("{what}: cannot encode the body: {e}"))
         })?;
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| PortError::permanent(PORT, format!("{what}: bad URL: {e}")))?;
+        let signed = Signed {
+            method: "POST",
+            target: &target_of(&parsed),
+            idempotency_key: key,
+            body: &body,
+        };
         let response = self
             .http
             .send(what, |c| {
-                self.auth(c.post(url), &body)
+                self.auth(c.post(parsed.clone()), &signed)
                     .header("Idempotency-Key", key)
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone())
@@ -122,16 +136,42 @@ impl Webhook {
     }
 }
 
-/// `t=<secs>,v1=<hex HMAC-SHA256 of "<secs>.<signed>">`.
-pub fn signature(key: &Credential, at_secs: u64, signed: &[u8]) -> String {
+/// What a request's signature covers: everything that decides its effect.
+#[derive(Clone, Copy)]
+pub struct Signed<'a> {
+    pub method: &'a str,
+    /// The path and query, as sent.
+    pub target: &'a str,
+    /// Empty for a GET.
+    pub idempotency_key: &'a str,
+    /// Empty for a GET.
+    pub body: &'a [u8],
+}
+
+/// `t=<secs>,v2=<hex HMAC-SHA256 of "<secs>\n<method>\n<target>\n<key>\n<body>">`.
+/// (v1 covered only the body or the target: a captured comment could be
+/// sent again to another ticket's comments under a fresh key.)
+pub fn signature(key: &Credential, at_secs: u64, signed: &Signed<'_>) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.expose().as_bytes())
         .expect("HMAC takes keys of any length");
-    mac.update(format!("{at_secs}.").as_bytes());
-    mac.update(signed);
+    let head = format!(
+        "{at_secs}\n{}\n{}\n{}\n",
+        signed.method, signed.target, signed.idempotency_key
+    );
+    mac.update(head.as_bytes());
+    mac.update(signed.body);
     format!(
-        "t={at_secs},v1={}",
+        "t={at_secs},v2={}",
         hex::encode(mac.finalize().into_bytes())
     )
+}
+
+/// The path and query of `url`, as the request line carries them.
+fn target_of(url: &reqwest::Url) -> String {
+    match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    }
 }
 
 fn now_secs() -> u64 {
@@ -172,14 +212,16 @@ impl TicketSink for Webhook {
             &[("thread_key", key.as_str())],
         )
         .map_err(|e| PortError::permanent(PORT, format!("finding a ticket: bad URL: {e}")))?;
-        let target = match url.query() {
-            Some(query) => format!("{}?{query}", url.path()),
-            None => url.path().to_string(),
+        let signed = Signed {
+            method: "GET",
+            target: &target_of(&url),
+            idempotency_key: "",
+            body: b"",
         };
         let response = self
             .http
             .send("finding a ticket", |c| {
-                self.auth(c.get(url.clone()), target.as_bytes())
+                self.auth(c.get(url.clone()), &signed)
             })
             .await?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
@@ -217,19 +259,65 @@ impl TicketSink for Webhook {
 mod tests {
     use super::*;
 
+    fn create(key: &'static str) -> Signed<'static> {
+        Signed {
+            method: "POST",
+            target: "/hook/tickets",
+            idempotency_key: key,
+            body: b"{}",
+        }
+    }
+
     #[test]
-    fn the_signature_is_the_hmac_of_time_and_body() {
+    fn the_signature_is_the_hmac_of_time_method_target_key_and_body() {
         let key = Credential::new("key");
-        // HMAC-SHA256("key", "1700000000.{}"), computed independently with openssl.
+        // HMAC-SHA256("key", "1700000000\nPOST\n/hook/tickets\nk1\n{}"),
+        // computed independently with openssl.
         assert_eq!(
-            signature(&key, 1_700_000_000, b"{}"),
-            format!("t=1700000000,v1={}", EXPECTED_MAC)
+            signature(&key, 1_700_000_000, &create("k1")),
+            format!("t=1700000000,v2={EXPECTED_MAC}")
         );
         assert_ne!(
-            signature(&key, 1_700_000_001, b"{}"),
-            signature(&key, 1_700_000_000, b"{}")
+            signature(&key, 1_700_000_001, &create("k1")),
+            signature(&key, 1_700_000_000, &create("k1"))
         );
     }
 
-    const EXPECTED_MAC: &str = "9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae";
+    /// Everything that decides a request's effect is signed: the same comment
+    /// body sent to another ticket, under another idempotency key or as
+    /// another method carries another signature (v1 signed the body alone).
+    #[test]
+    fn the_signature_covers_method_target_key_and_body() {
+        let key = Credential::new("key");
+        let base = Signed {
+            method: "POST",
+            target: "/hook/tickets/1/comments",
+            idempotency_key: "rootmail-comment-a",
+            body: b"{}",
+        };
+        let at = |signed: &Signed<'_>| signature(&key, 1_790_000_000, signed);
+        let reference = at(&base);
+        for other in [
+            Signed {
+                target: "/hook/tickets/2/comments",
+                ..base
+            },
+            Signed {
+                idempotency_key: "rootmail-comment-b",
+                ..base
+            },
+            Signed {
+                method: "PUT",
+                ..base
+            },
+            Signed {
+                body: b"{ }",
+                ..base
+            },
+        ] {
+            assert_ne!(at(&other), reference);
+        }
+    }
+
+    const EXPECTED_MAC: &str = "c517515bae70be61ce6d7a2861c6e34e2670b0ef67da98edb69cd18fca613ffa";
 }

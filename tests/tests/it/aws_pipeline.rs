@@ -679,7 +679,7 @@ async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
     let wrong = aws_sdk_secretsmanager::Client::new(&stack.aws)
         .create_secret()
         .name(rootmail_tests::aws::unique("wrong-key"))
-        .secret_string(r#"{"hmac_key": "not-the-receivers-key"}"#)
+        .secret_string(r#"{"hmac_key": "not-the-receivers-key-though-32-bytes-long"}"#)
         .send()
         .await
         .expect("secret")

@@ -15,7 +15,7 @@ use serde_json::json;
 use std::time::Duration;
 
 const TOKEN: &str = "webhook-bearer-token";
-const KEY: &str = "webhook-hmac-key";
+const KEY: &str = "webhook-hmac-key-of-thirty-two-bytes";
 
 fn webhook(server: &FakeHttp, timeout: Duration, attempts: u32) -> Webhook {
     let credentials: WebhookCredentials =
@@ -50,21 +50,21 @@ fn signature_valid(request: &Received) -> bool {
     let Some(header) = request.header("X-Rootmail-Signature") else {
         return false;
     };
-    let Some((t, v1)) = header
+    let Some((t, v2)) = header
         .split_once(',')
-        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
+        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v2=")?)))
     else {
         return false;
     };
-    let signed: Vec<u8> = if request.method.as_str() == "GET" {
-        request.target().into_bytes()
-    } else {
-        request.body.to_vec()
+    let Ok(claimed) = hex::decode(v2) else {
+        return false;
     };
+    // The method, the path and query, the idempotency key and the body.
+    let key = request.header("Idempotency-Key").unwrap_or_default();
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
-    mac.update(format!("{t}.").as_bytes());
-    mac.update(&signed);
-    hex::encode(mac.finalize().into_bytes()) == v1
+    mac.update(format!("{t}\n{}\n{}\n{key}\n", request.method, request.target()).as_bytes());
+    mac.update(&request.body);
+    mac.verify_slice(&claimed).is_ok()
 }
 
 #[tokio::test]
