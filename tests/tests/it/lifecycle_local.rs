@@ -50,6 +50,21 @@ impl Local {
         }
     }
 
+    /// A vaulted take-over waiting for the engineer, and AWS's reset mail
+    /// (a corpus mail) addressed to its new root address.
+    async fn vaulted_take_over_and_its_reset_mail(&self) -> String {
+        self.take_over(Mode::Vaulted).await.unwrap();
+        let rotation = Rotations::get(&self.lifecycle(), &account())
+            .await
+            .unwrap()
+            .unwrap();
+        let corpus = rootmail_tests::corpus_dir().join("security.password_reset/01-plain.eml");
+        std::fs::read_to_string(corpus).unwrap().replace(
+            "root+a7f3k9q2@root.example-msp.com",
+            rotation.target_email.as_str(),
+        )
+    }
+
     fn lifecycle(&self) -> LocalLifecycle<'_> {
         LocalLifecycle::new(&self.store, VaultKey::from_hex(KEY).unwrap())
     }
@@ -575,17 +590,8 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
 #[tokio::test]
 async fn the_reset_link_of_a_vaulted_take_over_goes_to_the_vault_not_a_ticket() {
     let local = Local::new();
-    local.take_over(Mode::Vaulted).await.unwrap();
+    let reset = local.vaulted_take_over_and_its_reset_mail().await;
     let lifecycle = local.lifecycle();
-    let rotation = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    let corpus = rootmail_tests::corpus_dir().join("security.password_reset/01-plain.eml");
-    let reset = std::fs::read_to_string(corpus).unwrap().replace(
-        "root+a7f3k9q2@root.example-msp.com",
-        rotation.target_email.as_str(),
-    );
     let link = reset
         .lines()
         .find(|l| l.starts_with("https://signin.aws.amazon.com/resetpassword"))
@@ -677,17 +683,8 @@ impl rootmail_pipeline::ThreadMap for FlakyRemember<'_> {
 async fn a_reset_mail_whose_ingest_failed_is_handed_over_on_redelivery_not_ticketed() {
     use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
     let local = Local::new();
-    local.take_over(Mode::Vaulted).await.unwrap();
+    let reset = local.vaulted_take_over_and_its_reset_mail().await;
     let lifecycle = local.lifecycle();
-    let rotation = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    let corpus = rootmail_tests::corpus_dir().join("security.password_reset/01-plain.eml");
-    let reset = std::fs::read_to_string(corpus).unwrap().replace(
-        "root+a7f3k9q2@root.example-msp.com",
-        rotation.target_email.as_str(),
-    );
     let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
     let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&lifecycle);
     let knowledge = Knowledge::new(&local.rules, &handoffs);
