@@ -249,9 +249,21 @@ pub fn message_files(paths: &[PathBuf]) -> (Vec<MessageRef>, usize) {
     (files, problems.len())
 }
 
+/// An mbox's messages; what is not one (bytes before its first `From `
+/// line, or a file with none) is a problem the run names, never a silent skip.
 fn add_mbox(path: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
     match mailbox::mbox_messages(path) {
-        Ok(messages) => files.extend(messages),
+        Ok((messages, leading)) => {
+            if leading > 0 {
+                problems.push(format!(
+                    "mbox {}: {leading} bytes before its first \"From \" line are not a message: not read",
+                    path.display()
+                ));
+            } else if messages.is_empty() {
+                problems.push(format!("mbox {}: no message in it", path.display()));
+            }
+            files.extend(messages);
+        }
         Err(e) => problems.push(format!("cannot read mbox {}: {e}", path.display())),
     }
 }

@@ -137,29 +137,35 @@ pub fn is_mbox(path: &Path) -> bool {
         .is_ok_and(|()| &start == b"From ")
 }
 
-/// Whether `dir` is a Maildir's message folder: `cur` or `new` beside `tmp`.
+/// Whether `dir` is a Maildir's message folder: `cur` or `new` beside `tmp`,
+/// or beside each other (an export by zip or git drops the empty `tmp/`).
 pub fn is_maildir_folder(dir: &Path) -> bool {
     let named = dir.file_name().is_some_and(|n| n == "cur" || n == "new");
-    named && dir.parent().is_some_and(|p| p.join("tmp").is_dir())
+    named
+        && dir.parent().is_some_and(|p| {
+            p.join("tmp").is_dir() || (p.join("cur").is_dir() && p.join("new").is_dir())
+        })
 }
 
-/// The messages of the mbox at `path`, in order.
-pub fn mbox_messages(path: &Path) -> std::io::Result<Vec<MessageRef>> {
+/// The messages of the mbox at `path`, in order, and how many bytes before
+/// its first `From ` line are no message (0 for a well-formed mbox).
+pub fn mbox_messages(path: &Path) -> std::io::Result<(Vec<MessageRef>, u64)> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a regular file: not read",
         ));
     }
-    let spans = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
-    Ok(spans
+    let (spans, leading) = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
+    let messages = spans
         .into_iter()
         .enumerate()
         .map(|(i, span)| MessageRef {
             path: path.to_path_buf(),
             in_mbox: Some((i + 1, span)),
         })
-        .collect())
+        .collect();
+    Ok((messages, leading))
 }
 
 /// The longest piece of a line read at once: only a line's first bytes
@@ -169,8 +175,10 @@ const PIECE: u64 = 4096;
 /// Where each message starts and ends. A message starts after a line that
 /// begins `From ` at the start of the file or after an empty line; its span
 /// leaves out that line and the empty line before the next one. One pass.
-fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<Vec<Span>> {
+fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
     let mut spans = Vec::new();
+    // The bytes before the first message's `From ` line: none in an mbox.
+    let mut leading = None;
     let (mut offset, mut line) = (0u64, Vec::new());
     // The current message's start, and where its last empty line began.
     let (mut start, mut blank_at): (Option<u64>, Option<u64>) = (None, None);
@@ -191,6 +199,7 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<Vec<Span>> {
         line_start = complete;
         let separator = line.starts_with(b"From ") && (at == 0 || blank_at.is_some());
         if separator {
+            leading.get_or_insert(at);
             if let Some(begun) = start {
                 let end = blank_at.unwrap_or(at);
                 spans.push(Span {
@@ -225,7 +234,7 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<Vec<Span>> {
             len: blank_at.unwrap_or(offset).saturating_sub(begun),
         });
     }
-    Ok(spans)
+    Ok((spans, leading.unwrap_or(offset)))
 }
 
 /// mboxrd quoting undone: a body line `>From ` (any number of `>`) loses one
@@ -254,9 +263,40 @@ mod tests {
         let mut reader = Reader::default();
         mbox_messages(&path)
             .unwrap()
+            .0
             .iter()
             .map(|m| String::from_utf8(reader.read(m).unwrap()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_maildir_exported_without_its_empty_tmp_is_still_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["cur", "new"] {
+            std::fs::create_dir_all(dir.path().join("M").join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("notes/cur")).unwrap();
+        assert!(is_maildir_folder(&dir.path().join("M/cur")));
+        assert!(is_maildir_folder(&dir.path().join("M/new")));
+        assert!(!is_maildir_folder(&dir.path().join("notes/cur")));
+    }
+
+    /// What is not a message is counted, so the run can say so: bytes before
+    /// the first `From ` line, or a file without one.
+    #[test]
+    fn bytes_before_the_first_from_line_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.mbox");
+        for (text, messages, leading) in [
+            ("From a\nS: 1\n\nx\n", 1, 0),
+            ("S: pre\n\nb\n\nFrom a\nS: 1\n\nx\n", 1, 11),
+            ("\u{feff}From a\nS: 1\n\nx\n", 0, 18),
+            ("", 0, 0),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let (found, skipped) = mbox_messages(&path).unwrap();
+            assert_eq!((found.len(), skipped), (messages, leading), "{text:?}");
+        }
     }
 
     #[test]
@@ -274,7 +314,10 @@ mod tests {
         .unwrap();
         std::fs::write(&two, "From a\nSubject: 2a\n\nz\n").unwrap();
         std::fs::write(&eml, "Subject: 3\n\nw\n").unwrap();
-        let (first, second) = (mbox_messages(&one).unwrap(), mbox_messages(&two).unwrap());
+        let (first, second) = (
+            mbox_messages(&one).unwrap().0,
+            mbox_messages(&two).unwrap().0,
+        );
         let order = [
             &first[1],
             &second[0],
@@ -328,7 +371,7 @@ mod tests {
         let path = dir.path().join("old");
         std::fs::write(&path, mbox).unwrap();
         assert!(is_mbox(&path), "found by its first line");
-        let found = mbox_messages(&path).unwrap();
+        let (found, _) = mbox_messages(&path).unwrap();
         assert_eq!(found[1].label(), dir.path().join("old#2"));
     }
 
@@ -354,7 +397,7 @@ mod tests {
                 .map(|_| {
                     let started = std::time::Instant::now();
                     let mut reader = Reader::default();
-                    for message in mbox_messages(&path).unwrap() {
+                    for message in mbox_messages(&path).unwrap().0 {
                         std::hint::black_box(reader.read(&message).unwrap());
                     }
                     started.elapsed()
