@@ -106,10 +106,29 @@ pub fn install_crypto_provider() {
 }
 
 /// A reqwest client as every rootmail client starts: TLS on ring (installed
-/// once per process) and rootmail's user agent.
+/// once per process), rootmail's user agent, and redirects followed only
+/// within the origin asked ([`same_origin_redirects`]).
 pub fn client_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
-    Client::builder().user_agent(concat!("rootmail/", env!("CARGO_PKG_VERSION")))
+    Client::builder()
+        .user_agent(concat!("rootmail/", env!("CARGO_PKG_VERSION")))
+        .redirect(same_origin_redirects())
+}
+
+/// Redirects are followed (at most five) only to the scheme, host and port
+/// of the request: a 307 or 308 carries the body (mail text, a note) and
+/// headers reqwest does not know as secret (`x-amz-security-token`) on to
+/// wherever it points. Elsewhere, the redirect is the answer, an error.
+pub fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first();
+        let same = first.is_some_and(|from| from.origin() == attempt.url().origin());
+        if same && attempt.previous().len() <= 5 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
 }
 
 impl HttpClient {

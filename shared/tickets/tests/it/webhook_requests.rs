@@ -193,3 +193,41 @@ async fn a_refused_credential_is_one_request_and_a_clear_error() {
     assert!(!text.contains(TOKEN) && !text.contains(KEY));
     assert_eq!(server.requests().len(), 1);
 }
+
+/// A receiver (or whatever answers in its place) that redirects elsewhere
+/// does not get the body sent on: a 307 would carry the mail text and note
+/// to another host. A redirect within the receiver's own origin is followed.
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_not_followed() {
+    let elsewhere = FakeHttp::recording(
+        Router::new().route("/collect", post(Reply::json(201, json!({"id": 1})))),
+    );
+    let server = FakeHttp::recording(
+        Router::new()
+            .route(
+                "/hook/tickets",
+                post(
+                    Reply::status(307).header("location", &format!("{}/collect", elsewhere.url())),
+                ),
+            )
+            .route(
+                "/moved/tickets",
+                post(Reply::status(308).header("location", "/hook2/tickets")),
+            )
+            .route("/hook2/tickets", post(Reply::json(201, json!({"id": 7})))),
+    );
+    let refused = webhook(&server, Duration::from_secs(5), 1)
+        .create(&new_ticket())
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert!(elsewhere.requests().is_empty(), "the body went elsewhere");
+
+    let credentials: WebhookCredentials =
+        serde_json::from_value(json!({"token": TOKEN, "hmac_key": KEY})).expect("credentials");
+    let moved = Webhook::new(
+        fixtures::http("webhook", Duration::from_secs(5), 1),
+        &format!("{}/moved", server.url()),
+        credentials,
+    );
+    assert_eq!(moved.create(&new_ticket()).await.expect("followed"), "7");
+}
