@@ -411,14 +411,44 @@ static ACTIVE_MARKUP: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
-/// Text that looks like active markup is broken so no renderer can run it.
+/// Text that looks like active markup is broken so no renderer can run it,
+/// and control characters become `\u{FFFD}`: an escape sequence would run in
+/// the terminal that shows the ticket (`rootmail tickets show`), a lone
+/// carriage return would let later text hide earlier text there, and a NUL
+/// is refused by the databases ticketing systems keep text in. Line breaks
+/// (`\n`, `\r\n`) and tabs stay.
 pub fn defang(text: &str) -> String {
-    ACTIVE_MARKUP.replace_all(text, "‹$1").into_owned()
+    let printable = without_controls(text);
+    ACTIVE_MARKUP.replace_all(&printable, "‹$1").into_owned()
+}
+
+fn without_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_at = |i: usize, c: char| {
+        c.is_control()
+            && !matches!(c, '\n' | '\t')
+            && !(c == '\r' && text[i + 1..].starts_with('\n'))
+    };
+    if !text.char_indices().any(|(i, c)| unsafe_at(i, c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.char_indices()
+        .map(|(i, c)| if unsafe_at(i, c) { '\u{FFFD}' } else { c })
+        .collect::<String>()
+        .into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            defang("a\0b\x07c\x1b[31md\u{9b}2Je\rf\r\ng\th\n"),
+            "a\u{FFFD}b\u{FFFD}c\u{FFFD}[31md\u{FFFD}2Je\u{FFFD}f\r\ng\th\n"
+        );
+        assert_eq!(defang("plain\ttext\n"), "plain\ttext\n");
+    }
 
     #[test]
     fn markup_that_could_run_is_defanged() {
