@@ -184,7 +184,17 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
         });
         let result = tally.count(&processed);
         rows.add(|| row(file, &source, &processed, result));
-        batch.after_message()
+        // A handoff is already in the lifecycle's records: its ledger row is
+        // made durable at once, not with the batch, so a crash cannot leave a
+        // secret handed over with no row (the next run, finding no rotation
+        // waiting, would ticket the mail as an alert).
+        match processed {
+            Processed::Done {
+                disposition: Disposition::Handoff,
+                ..
+            } => batch.commit(),
+            _ => batch.after_message(),
+        }
     })?;
     batch.commit()?;
     print_summary(store, sink.name(), &rows, &tally);
