@@ -127,7 +127,13 @@ fn only_ses_may_write_mail_into_the_bucket() {
             Some("Deny"),
             "{name}"
         );
-        assert_eq!(actions(denial), ["s3:PutObject"], "{name}");
+        // Replication writes under its own action: a bucket of this account
+        // set to replicate into this one would plant mail otherwise.
+        assert_eq!(
+            actions(denial),
+            ["s3:PutObject", "s3:ReplicateObject"],
+            "{name}"
+        );
         let resource = get(denial, "Resource").expect("a Resource");
         assert!(
             matches!(intrinsic(resource), Some(("Sub", arn)) if string(arn) == Some("${MailBucket.Arn}/inbound/*")),
