@@ -75,6 +75,11 @@ pub struct Triage {
     /// What a waiting rotation receives, when the disposition is `handoff`.
     #[serde(skip)]
     pub handoff: Option<Handoff>,
+    /// The original holds a secret (in its text, an attachment or an
+    /// attachment's name) or may hold one (its text is withheld): it is
+    /// sealed from the ticket writer, and nothing of it is attached.
+    #[serde(default)]
+    pub sealed: bool,
     /// Why: the evidence, the account and the thread (`triage --explain`).
     #[serde(skip)]
     pub explanation: Explanation,
@@ -123,6 +128,7 @@ fn triage_mail(
     let found = find_secrets_bounded(&detection_text(mail), ctx.rules);
     let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
     let secrets = found.secrets;
+    let in_attachments = attachment_secrets(mail, ctx.rules);
 
     let decided = classify(mail, input, &seen.auth, ctx.rules);
     note_classification(&decided, mail, seen.from_aws, &mut warnings);
@@ -148,8 +154,12 @@ fn triage_mail(
         .clone()
         .or_else(|| withheld_text(decided.kind, &secrets, found.overflowed, &mut warnings));
     let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
+    let holds_secret = !secrets.is_empty() || in_attachments.iter().any(Option::is_some);
     let decision = Decision {
         mail,
+        sealed: holds_secret || withheld_reason.is_some(),
+        holds_secret,
+        in_attachments,
         warnings,
         seen,
         decided,
@@ -159,15 +169,21 @@ fn triage_mail(
         thread,
         withheld_reason,
     };
-    let ticket = decision.ticket(input, ctx.rules, &redactor);
+    let ticket = decision.ticket(input, &redactor);
     decision.into_triage(ticket, hash)
 }
 
-/// The text secrets are searched in: the subject, the text shown and the HTML
-/// alternative (a secret only the alternative holds must still be found).
+/// The text secrets are searched in: the subject, the text shown, the HTML
+/// alternative (a secret only the alternative holds must still be found)
+/// and the attachments' names (listed in the ticket).
 fn detection_text(mail: &ParsedMail) -> String {
     let raw_subject = mail.subject.as_deref().unwrap_or_default();
-    format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text)
+    let mut text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
+    for attachment in &mail.attachments {
+        text.push('\n');
+        text.push_str(&attachment.name);
+    }
+    text
 }
 
 /// Who sent the mail, as far as it authenticates, and the account it is for.
@@ -343,23 +359,24 @@ struct Decision<'a> {
     warnings: Vec<String>,
     /// Why none of the mail's text may be shown, if so.
     withheld_reason: Option<String>,
+    /// A secret is in the text or an attachment: nothing is attached.
+    holds_secret: bool,
+    /// What secret each attachment's text holds, if any.
+    in_attachments: Vec<Option<String>>,
+    /// See [`Triage::sealed`].
+    sealed: bool,
 }
 
 impl Decision<'_> {
     /// The ticket, when the disposition makes one. Every field was redacted
     /// on the way in; one pass over the result also covers what came from
     /// headers (sender names, addresses).
-    fn ticket(
-        &self,
-        input: &MailInput<'_>,
-        rules: &Rules,
-        redactor: &Redactor,
-    ) -> Option<TicketDraft> {
+    fn ticket(&self, input: &MailInput<'_>, redactor: &Redactor) -> Option<TicketDraft> {
         let priority = match (self.outcome.disposition, self.outcome.priority) {
             (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => priority,
             _ => return None,
         };
-        let attachments = attachment_refs(self.mail, rules, !self.secrets.is_empty());
+        let attachments = attachment_refs(self.mail, &self.in_attachments, self.holds_secret);
         let draft = render(&RenderInput {
             kind: self.decided.kind,
             priority,
@@ -377,11 +394,19 @@ impl Decision<'_> {
             withheld_reason: self.withheld_reason.as_deref(),
             warnings: &self.warnings,
         });
+        let attachments = draft
+            .attachments
+            .into_iter()
+            .map(|a| AttachmentRef {
+                name: crate::render::defang(&redactor.redact(&a.name)),
+                ..a
+            })
+            .collect();
         Some(TicketDraft {
             subject: redactor.redact(&draft.subject),
             body: redactor.redact(&draft.body),
             internal_note: redactor.redact(&draft.internal_note),
-            attachments: draft.attachments,
+            attachments,
         })
     }
 
@@ -412,6 +437,7 @@ impl Decision<'_> {
             content_hash: hash,
             ses_message_id: self.seen.env.ses_message_id,
             handoff: self.outcome.handoff,
+            sealed: self.sealed,
             explanation: Explanation::default(),
         };
         triaged.explanation = explanation(&self.decided, &self.seen.resolution, &triaged);
@@ -702,28 +728,37 @@ fn is_setup_notification(name: &str) -> bool {
     file.strip_suffix(".eml").unwrap_or(file) == SETUP_NOTIFICATION_OBJECT
 }
 
+/// What secret each attachment's text holds, if any (in attachment order).
+fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<Option<String>> {
+    mail.attachments
+        .iter()
+        .map(|a| {
+            let found = find_secrets(a.text.as_deref()?, rules);
+            (!found.is_empty()).then(|| format!("it holds {}", describe_secret_kinds(&found)))
+        })
+        .collect()
+}
+
 /// The attachments a ticket may carry. A textual one is withheld when it holds a
 /// secret, or when it is too long to have been searched whole; all are when the
-/// message itself holds a secret (its original is kept from the ticket writer).
+/// message holds a secret anywhere (its original is kept from the ticket writer).
 fn attachment_refs(
     mail: &ParsedMail,
-    rules: &Rules,
-    message_holds_secret: bool,
+    in_attachments: &[Option<String>],
+    holds_secret: bool,
 ) -> Vec<AttachmentRef> {
     mail.attachments
         .iter()
         .enumerate()
         .map(|(index, a)| {
+            let own = in_attachments.get(index).cloned().flatten();
             let withheld = match &a.text {
-                _ if message_holds_secret => Some(
+                _ if own.is_some() => own,
+                _ if holds_secret => Some(
                     "the message holds a secret, so its original is kept apart and nothing of it is copied into tickets"
                         .to_string(),
                 ),
-                Some(text) => {
-                    let found = find_secrets(text, rules);
-                    (!found.is_empty())
-                        .then(|| format!("it holds {}", describe_secret_kinds(&found)))
-                }
+                Some(_) => None,
                 None if is_textual(&a.content_type) => {
                     Some("text too long to search for secrets".to_string())
                 }
@@ -791,6 +826,8 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, why: &str) -> Triage {
         content_hash: hash,
         ses_message_id: None,
         handoff: None,
+        // Nothing of it could be searched: kept apart like a secret's mail.
+        sealed: true,
         explanation: Explanation {
             kind: "not parseable as a message".into(),
             ..Explanation::default()
@@ -1241,13 +1278,43 @@ mod tests {
                 .is_some_and(|w| w.contains("secret")),
             "{evidence:?}"
         );
+        // The original holds the code, so it is sealed from the ticket
+        // writer: the PDF, opaque as it is, cannot be read from it either.
+        assert!(leaky.sealed);
         assert!(
-            ticket.attachments[1].withheld.is_none(),
-            "the PDF is opaque"
+            ticket.attachments[1]
+                .withheld
+                .as_deref()
+                .is_some_and(|w| w.contains("kept apart")),
+            "{:?}",
+            ticket.attachments[1]
         );
         assert!(ticket.body.contains("evidence.txt"));
         assert!(ticket.body.contains("[not attached: it holds a secret"));
         assert!(!ticket.body.contains("493817"));
+        assert!(!plain.sealed);
+    }
+
+    /// A code in an attachment's name is a secret like one in the text: the
+    /// name is listed redacted, nothing of the mail is attached, and the
+    /// original is sealed.
+    #[test]
+    fn a_code_in_an_attachment_name_is_redacted_and_seals_the_original() {
+        let dir = directory(AccountStatus::Active);
+        for (text, name) in [
+            ("Verification code: 493817", "code-493817.txt"),
+            ("See attached.", "verification code 493817.png"),
+        ] {
+            let raw = mail_with_attachments("203.0.113.19 hosted it")
+                .replace("Evidence attached.", text)
+                .replace("evidence.txt", name);
+            let t = run(&raw, &dir, &NoRotations);
+            let shown = serde_json::to_string(&t).unwrap();
+            assert!(!shown.contains("493817"), "{name}: {shown}");
+            assert!(t.sealed, "{name}");
+            let ticket = t.ticket.expect("a ticket");
+            assert!(ticket.attachments.iter().all(|a| a.withheld.is_some()));
+        }
     }
 
     /// Someone forwards AWS's mail as an attachment; AWS writes its secret

@@ -266,7 +266,7 @@ where
     A: MailArchive,
     T: ThreadMap,
 {
-    if !triage.secrets.is_empty() {
+    if triage.sealed {
         ports.archive.seal(origin).await?;
     }
     if let Some(id) = &triage.message_id {

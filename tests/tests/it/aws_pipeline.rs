@@ -165,12 +165,19 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
         .expect("the abuse evidence is attached");
     assert_eq!(evidence.1.len(), 289);
 
-    // Originals that hold a code or link are tagged so the ticket writer's
-    // role cannot read them (issue 13, point 10); the others are not.
+    // Originals that hold a code or link, or whose text is withheld (they
+    // may hold one unfound), are tagged so the ticket writer's role cannot
+    // read them (issue 13, point 10); the others are not.
     for file in &files {
         let golden: Value =
             serde_json::from_slice(&std::fs::read(file.with_extension("json")).unwrap()).unwrap();
         let holds_secret = golden["secrets"].as_array().is_some_and(|s| !s.is_empty());
+        assert!(
+            !holds_secret || golden["sealed"] == true,
+            "{}",
+            relative(file)
+        );
+        let holds_secret = golden["sealed"] == true;
         let tags = stack
             .s3
             .get_object_tagging()
