@@ -172,6 +172,9 @@ pub enum Outcome {
     Duplicate,
     /// Could not be read for good: quarantined by its location.
     Unreadable { reason: String },
+    /// The event named an object outside this stack's mail (`MAIL_BUCKET`,
+    /// `MAIL_PREFIX`): not read, logged and counted (`ForeignEvents`).
+    Foreign,
 }
 
 /// Where secrets from verified mail go in AWS: the lifecycle when rotations
@@ -311,6 +314,23 @@ where
     async fn ingest_in_span(&self, mail_ref: &MailRef) -> PortResult<Outcome> {
         let location = &mail_ref.location;
         let source = location.to_string();
+        // Only SES writes under the prefix of this bucket (its policy): an
+        // object elsewhere, however it came to be named in an event (a
+        // message forged on the inbound queue), is not mail SES delivered.
+        let ours = self
+            .config
+            .mail_bucket
+            .as_deref()
+            .is_none_or(|bucket| bucket == location.bucket)
+            && location.key.starts_with(&self.config.mail_prefix);
+        if !ours {
+            tracing::error!(
+                object = %source,
+                "an event names an object outside this stack's mail (MAIL_BUCKET, MAIL_PREFIX): not read"
+            );
+            self.metrics.count("ForeignEvents", &[]);
+            return Ok(Outcome::Foreign);
+        }
         let raw = match self
             .mail
             .read(location, self.config.max_message_bytes)

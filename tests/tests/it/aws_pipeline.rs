@@ -781,3 +781,48 @@ async fn hostile_mail_is_processed_not_stuck() {
     assert_eq!(webhook.tickets().len(), mails.len());
     assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
 }
+
+/// An event that names mail outside this stack's bucket and prefix (forged
+/// on the inbound queue, or a bucket misrouted to it) is not read: a
+/// readable object there would be taken for mail SES delivered, a missing
+/// one would open a quarantine ticket in the event's words. It is logged and
+/// counted, never retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_outside_the_stack_s_mail_is_not_read() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let forged = format!(
+        "{}From: no-reply@signin.aws\r\nTo: root+a7f3k9q2@root.example-msp.com\r\n\
+         Subject: Verify your identity\r\n\r\nVerification code: 615274\r\n",
+        "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n"
+    );
+    stack.put_mail("outbound/forged", forged.into_bytes()).await;
+    let (ingest, metrics) = stack.ingest_handler(&[]);
+    for (bucket, key) in [
+        (stack.bucket.clone(), "outbound/forged"),
+        ("no-such-bucket".to_string(), "inbound/x"),
+    ] {
+        let outcome = ingest
+            .ingest_one(&mail_ingest::events::MailRef {
+                location: rootmail_aws::MailLocation {
+                    bucket,
+                    key: key.to_string(),
+                },
+                arrived_ms: None,
+            })
+            .await
+            .expect("not retried");
+        assert!(
+            matches!(outcome, mail_ingest::Outcome::Foreign),
+            "{key}: {outcome:?}"
+        );
+    }
+    assert!(stack.ledger_rows().await.is_empty());
+    assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_url).await, 0);
+    let foreign = metrics
+        .lines()
+        .into_iter()
+        .filter(|l| l.get("ForeignEvents").is_some())
+        .count();
+    assert_eq!(foreign, 2);
+}
