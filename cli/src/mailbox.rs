@@ -208,21 +208,11 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
                 });
             }
             // A `From ` line longer than a piece: the message starts after it.
-            let mut after = offset;
             if !complete {
-                let mut rest = Vec::new();
-                loop {
-                    rest.clear();
-                    let n = reader.by_ref().take(PIECE).read_until(b'\n', &mut rest)? as u64;
-                    after += n;
-                    if n == 0 || rest.last() == Some(&b'\n') {
-                        break;
-                    }
-                }
-                offset = after;
+                offset += rest_of_line(&mut reader)?;
                 line_start = true;
             }
-            start = Some(after);
+            start = Some(offset);
             blank_at = None;
             continue;
         }
@@ -235,6 +225,19 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
         });
     }
     Ok((spans, leading.unwrap_or(offset)))
+}
+
+/// Reads to the end of the current line, a piece at a time; how many bytes.
+fn rest_of_line(reader: &mut impl BufRead) -> std::io::Result<u64> {
+    let (mut read, mut rest) = (0, Vec::new());
+    loop {
+        rest.clear();
+        let n = reader.by_ref().take(PIECE).read_until(b'\n', &mut rest)? as u64;
+        read += n;
+        if n == 0 || rest.last() == Some(&b'\n') {
+            return Ok(read);
+        }
+    }
 }
 
 /// mboxrd quoting undone: a body line `>From ` (any number of `>`) loses one

@@ -166,35 +166,11 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
     let unreadable = inputs::each_message_parallel(paths, prepare, |file, read| {
         batch.before_message()?;
         let source = file.display().to_string();
-        let outcome = match read {
-            Ok((raw, prepared)) => {
-                let message = (raw.as_slice(), prepared, source.as_str());
-                process((store, sink, directory), &runtime, knowledge, message)
-            }
-            Err(e) => {
-                eprintln!("rootmail: cannot read {source}: {e}");
-                let reason = e.to_string();
-                process_unreadable((store, sink), &runtime, knowledge, (&source, &reason))
-            }
-        }
-        .with_context(|| format!("processing {source}"));
-        let processed = outcome.unwrap_or_else(|e| {
-            eprintln!("rootmail: {e:#}");
-            Processed::Failed
-        });
+        let ports = (store, sink, directory);
+        let processed = process_read(ports, &runtime, knowledge, &source, read);
         let result = tally.count(&processed);
         rows.add(|| row(file, &source, &processed, result));
-        // A handoff is already in the lifecycle's records: its ledger row is
-        // made durable at once, not with the batch, so a crash cannot leave a
-        // secret handed over with no row (the next run, finding no rotation
-        // waiting, would ticket the mail as an alert).
-        match processed {
-            Processed::Done {
-                disposition: Disposition::Handoff,
-                ..
-            } => batch.commit(),
-            _ => batch.after_message(),
-        }
+        batch.after_message(&processed)
     })?;
     batch.commit()?;
     print_summary(store, sink.name(), &rows, &tally);
@@ -304,7 +280,19 @@ impl<'a> GroupCommit<'a> {
         Ok(())
     }
 
-    fn after_message(&mut self) -> anyhow::Result<()> {
+    /// Counts `processed` into the batch, and ends the batch when it is full
+    /// or old. A handoff is already in the lifecycle's records: its ledger
+    /// row is made durable at once, not with the batch, so a crash cannot
+    /// leave a secret handed over with no row (the next run, finding no
+    /// rotation waiting, would ticket the mail as an alert).
+    fn after_message(&mut self, processed: &Processed) -> anyhow::Result<()> {
+        if let Processed::Done {
+            disposition: Disposition::Handoff,
+            ..
+        } = processed
+        {
+            return self.commit();
+        }
         if let Some((count, started)) = self.open.as_mut() {
             *count += 1;
             if *count >= self.size || started.elapsed().as_secs() >= Self::SECONDS {
@@ -484,6 +472,34 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
             }
         }
     })
+}
+
+/// One message in the run's order: ingested and written when it was read,
+/// recorded as unreadable when not; a failure is reported and counted.
+fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
+    (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
+    runtime: &tokio::runtime::Runtime,
+    knowledge: &Knowledge<'_, H>,
+    source: &str,
+    read: std::io::Result<(Vec<u8>, Prepared)>,
+) -> Processed {
+    let outcome = match read {
+        Ok((raw, prepared)) => {
+            let message = (raw.as_slice(), prepared, source);
+            process((store, sink, directory), runtime, knowledge, message)
+        }
+        Err(e) => {
+            eprintln!("rootmail: cannot read {source}: {e}");
+            let reason = e.to_string();
+            process_unreadable((store, sink), runtime, knowledge, (source, &reason))
+        }
+    };
+    outcome
+        .with_context(|| format!("processing {source}"))
+        .unwrap_or_else(|e| {
+            eprintln!("rootmail: {e:#}");
+            Processed::Failed
+        })
 }
 
 /// A message that could not be read, or was refused unread: a quarantine
