@@ -172,8 +172,8 @@ pub enum Outcome {
     Duplicate,
     /// Could not be read for good: quarantined by its location.
     Unreadable { reason: String },
-    /// The event named an object outside this stack's mail (`MAIL_BUCKET`,
-    /// `MAIL_PREFIX`): not read, logged and counted (`ForeignEvents`).
+    /// The event named an object in another bucket than this stack's
+    /// (`MAIL_BUCKET`): not read, logged and counted (`ForeignEvents`).
     Foreign,
 }
 
@@ -314,19 +314,19 @@ where
     async fn ingest_in_span(&self, mail_ref: &MailRef) -> PortResult<Outcome> {
         let location = &mail_ref.location;
         let source = location.to_string();
-        // Only SES writes under the prefix of this bucket (its policy): an
-        // object elsewhere, however it came to be named in an event (a
-        // message forged on the inbound queue), is not mail SES delivered.
+        // Mail is this stack's bucket's (SES writes there, and `rootmail
+        // replay` re-drives objects an operator restored under another
+        // prefix): an object in another bucket, however it came to be named
+        // in an event (a message forged on the inbound queue), is not read.
         let ours = self
             .config
             .mail_bucket
             .as_deref()
-            .is_none_or(|bucket| bucket == location.bucket)
-            && location.key.starts_with(&self.config.mail_prefix);
+            .is_none_or(|bucket| bucket == location.bucket);
         if !ours {
             tracing::error!(
                 object = %source,
-                "an event names an object outside this stack's mail (MAIL_BUCKET, MAIL_PREFIX): not read"
+                "an event names an object outside this stack's bucket (MAIL_BUCKET): not read"
             );
             self.metrics.count("ForeignEvents", &[]);
             return Ok(Outcome::Foreign);

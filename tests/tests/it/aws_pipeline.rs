@@ -782,31 +782,45 @@ async fn hostile_mail_is_processed_not_stuck() {
     assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
 }
 
-/// An event that names mail outside this stack's bucket and prefix (forged
-/// on the inbound queue, or a bucket misrouted to it) is not read: a
-/// readable object there would be taken for mail SES delivered, a missing
-/// one would open a quarantine ticket in the event's words. It is logged and
-/// counted, never retried.
+/// An event that names an object in another bucket (forged on the inbound
+/// queue, or a bucket misrouted to it) is not read: a readable object there
+/// would be taken for mail SES delivered, a missing one would open a
+/// quarantine ticket in the event's words. It is logged and counted, never
+/// retried. (Objects of the stack's own bucket under another prefix are
+/// read: `rootmail replay` re-drives mail restored there.)
 #[tokio::test(flavor = "multi_thread")]
-async fn an_event_outside_the_stack_s_mail_is_not_read() {
+async fn an_event_naming_another_bucket_is_not_read() {
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
+    let other = format!("{}-other", stack.bucket);
+    stack
+        .s3
+        .create_bucket()
+        .bucket(&other)
+        .send()
+        .await
+        .expect("a second bucket");
     let forged = format!(
         "{}From: no-reply@signin.aws\r\nTo: root+a7f3k9q2@root.example-msp.com\r\n\
          Subject: Verify your identity\r\n\r\nVerification code: 615274\r\n",
         "X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n"
     );
-    stack.put_mail("outbound/forged", forged.into_bytes()).await;
+    stack
+        .s3
+        .put_object()
+        .bucket(&other)
+        .key("inbound/forged")
+        .body(forged.into_bytes().into())
+        .send()
+        .await
+        .expect("put");
     let (ingest, metrics) = stack.ingest_handler(&[]);
-    for (bucket, key) in [
-        (stack.bucket.clone(), "outbound/forged"),
-        ("no-such-bucket".to_string(), "inbound/x"),
-    ] {
+    for bucket in [other, "no-such-bucket".to_string()] {
         let outcome = ingest
             .ingest_one(&mail_ingest::events::MailRef {
                 location: rootmail_aws::MailLocation {
-                    bucket,
-                    key: key.to_string(),
+                    bucket: bucket.clone(),
+                    key: "inbound/forged".to_string(),
                 },
                 arrived_ms: None,
             })
@@ -814,7 +828,7 @@ async fn an_event_outside_the_stack_s_mail_is_not_read() {
             .expect("not retried");
         assert!(
             matches!(outcome, mail_ingest::Outcome::Foreign),
-            "{key}: {outcome:?}"
+            "{bucket}: {outcome:?}"
         );
     }
     assert!(stack.ledger_rows().await.is_empty());
