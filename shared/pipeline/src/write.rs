@@ -139,6 +139,7 @@ async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
     let (written, created_from, messages) = match existing {
         None => {
             let ticket_id = create_ticket(ports, op, found_absent).await?;
+            crash_point!("writer.after-create");
             (Written::Created { ticket_id }, op.message.clone(), 1)
         }
         Some(known) if known.created_from == op.message => (
@@ -177,18 +178,20 @@ async fn create_or_comment<L, T: ThreadMap, S: TicketSink, M: MailSource>(
     Ok((written, thread, replaced))
 }
 
+/// The operation's ticket created, with its attachments prepared: backends
+/// make it idempotent per thread, so creating again the ticket this operation
+/// created before it stopped finishes what was left (the note).
+/// `found_absent`: see [`NewTicket::found_absent`].
 async fn create_ticket<L, T, S: TicketSink, M: MailSource>(
     ports: WriterPorts<'_, L, T, S, M>,
     op: &TicketOp,
     found_absent: bool,
 ) -> PortResult<String> {
     let attachments = ticket_attachments(op, ports).await?;
-    let ticket_id = ports
+    ports
         .sink
         .create(&new_ticket(op, attachments, found_absent))
-        .await?;
-    crash_point!("writer.after-create");
-    Ok(ticket_id)
+        .await
 }
 
 /// The thread's ticket is gone from the ticketing system (an agent deleted
@@ -236,7 +239,7 @@ async fn existing_ticket<L, T: ThreadMap, S: TicketSink, M: MailSource>(
         // while this one was still being retried. Creating again is idempotent
         // and lets the backend finish what this operation had left (the note).
         Some(record) if record.created_from == op.message => {
-            let id = create_again(ports, op).await?;
+            let id = create_ticket(ports, op, false).await?;
             (known(id, record.created_from, record.messages), false)
         }
         Some(record) => (
@@ -248,7 +251,11 @@ async fn existing_ticket<L, T: ThreadMap, S: TicketSink, M: MailSource>(
             // This operation created it and then stopped: creating again is
             // idempotent and lets the backend finish what it had left (the note).
             Some(found) if found.created_from == op.message => (
-                known(create_again(ports, op).await?, found.created_from, 0),
+                known(
+                    create_ticket(ports, op, false).await?,
+                    found.created_from,
+                    0,
+                ),
                 false,
             ),
             Some(found) => (known(found.id, found.created_from, 0), false),
@@ -281,16 +288,6 @@ async fn post_comment<L, T, S: TicketSink, M: MailSource>(
         ticket_id: posted.ticket_id,
         comment_id: posted.comment_id,
     })
-}
-
-/// The ticket this operation created before it stopped, created again:
-/// backends make that idempotent, and finish what was left (the note).
-async fn create_again<L, T, S: TicketSink, M: MailSource>(
-    ports: WriterPorts<'_, L, T, S, M>,
-    op: &TicketOp,
-) -> PortResult<String> {
-    let attachments = ticket_attachments(op, ports).await?;
-    ports.sink.create(&new_ticket(op, attachments, false)).await
 }
 
 /// The outcome recorded for a message whose operation finished before.
