@@ -55,11 +55,20 @@ pub struct Reader {
     open: Option<(PathBuf, File)>,
 }
 
-/// The largest message a run reads: what SES accepts (40 MiB). A larger one
-/// is not read into memory (a mailbox export can hold anything, up to a
-/// file of gigabytes that would end the run at the same place every time):
-/// the run records it as unreadable, a quarantine with a ticket.
-pub const MAX_MESSAGE_BYTES: u64 = 40 * 1024 * 1024;
+/// The largest message a run reads: what SES accepts, the limit mail-ingest
+/// keeps. A larger one is not read into memory (a mailbox export can hold
+/// anything, up to a file of gigabytes that would end the run at the same
+/// place every time): the run records it as unreadable, a quarantine with a
+/// ticket.
+pub const MAX_MESSAGE_BYTES: u64 = rootmail_aws::mail::SES_MAX_MESSAGE_BYTES;
+
+/// Why a pipe or a device is not read: it would block the run.
+fn not_a_regular_file() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        "not a regular file: not read",
+    )
+}
 
 fn too_large(bytes: u64) -> std::io::Error {
     std::io::Error::new(
@@ -79,10 +88,7 @@ impl Reader {
         let Some((_, span)) = message.in_mbox else {
             let meta = std::fs::metadata(&message.path)?;
             if !meta.is_file() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "not a regular file: not read",
-                ));
+                return Err(not_a_regular_file());
             }
             if meta.len() > MAX_MESSAGE_BYTES {
                 return Err(too_large(meta.len()));
@@ -151,10 +157,7 @@ pub fn is_maildir_folder(dir: &Path) -> bool {
 /// its first `From ` line are no message (0 for a well-formed mbox).
 pub fn mbox_messages(path: &Path) -> std::io::Result<(Vec<MessageRef>, u64)> {
     if !std::fs::metadata(path)?.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "not a regular file: not read",
-        ));
+        return Err(not_a_regular_file());
     }
     let (spans, leading) = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
     let messages = spans

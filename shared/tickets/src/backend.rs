@@ -3,7 +3,7 @@
 
 use crate::http::{HttpClient, RetryPolicy};
 use crate::jira::{Jira, JiraCredentials, JiraOptions};
-use crate::marker::{MarkerKey, MarkerKeyError};
+use crate::marker::{MIN_KEY_BYTES, MarkerKey, MarkerKeyError};
 use crate::rt::{Rt, RtCredentials, RtOptions};
 use crate::webhook::{Webhook, WebhookCredentials};
 use crate::zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};
@@ -322,12 +322,13 @@ impl Parts<'_> {
         if credentials
             .hmac_key
             .as_ref()
-            .is_some_and(|key| key.expose().len() < 32)
+            .is_some_and(|key| key.expose().len() < MIN_KEY_BYTES)
         {
             return Err(settings_error(
                 BackendKind::Webhook,
-                "the credentials' hmac_key is shorter than 32 bytes: signatures under it prove little"
-                    .into(),
+                format!(
+                    "the credentials' hmac_key is shorter than {MIN_KEY_BYTES} bytes: signatures under it prove little"
+                ),
             ));
         }
         let url = &self.settings.api_url;
