@@ -154,11 +154,8 @@ fn triage_mail(
         .clone()
         .or_else(|| withheld_text(decided.kind, &secrets, found.overflowed, &mut warnings));
     let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
-    let holds_secret = !secrets.is_empty() || in_attachments.iter().any(Option::is_some);
     let decision = Decision {
         mail,
-        sealed: holds_secret || withheld_reason.is_some(),
-        holds_secret,
         in_attachments,
         warnings,
         seen,
@@ -359,15 +356,22 @@ struct Decision<'a> {
     warnings: Vec<String>,
     /// Why none of the mail's text may be shown, if so.
     withheld_reason: Option<String>,
-    /// A secret is in the text or an attachment: nothing is attached.
-    holds_secret: bool,
     /// What secret each attachment's text holds, if any.
     in_attachments: Vec<Option<String>>,
-    /// See [`Triage::sealed`].
-    sealed: bool,
 }
 
 impl Decision<'_> {
+    /// A secret is in the text (names included) or an attachment: nothing
+    /// of the mail is attached.
+    fn holds_secret(&self) -> bool {
+        !self.secrets.is_empty() || self.in_attachments.iter().any(Option::is_some)
+    }
+
+    /// See [`Triage::sealed`].
+    fn sealed(&self) -> bool {
+        self.holds_secret() || self.withheld_reason.is_some()
+    }
+
     /// The ticket, when the disposition makes one. Every field was redacted
     /// on the way in; one pass over the result also covers what came from
     /// headers (sender names, addresses).
@@ -376,7 +380,7 @@ impl Decision<'_> {
             (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => priority,
             _ => return None,
         };
-        let attachments = attachment_refs(self.mail, &self.in_attachments, self.holds_secret);
+        let attachments = attachment_refs(self.mail, &self.in_attachments, self.holds_secret());
         let draft = render(&RenderInput {
             kind: self.decided.kind,
             priority,
@@ -415,6 +419,7 @@ impl Decision<'_> {
     fn into_triage(self, ticket: Option<TicketDraft>, hash: ContentHash) -> Triage {
         let account = self.seen.resolution.account.as_ref();
         let shown = self.withheld_reason.is_none();
+        let sealed = self.sealed();
         let mut triaged = Triage {
             kind: self.decided.kind,
             disposition: self.outcome.disposition,
@@ -437,7 +442,7 @@ impl Decision<'_> {
             content_hash: hash,
             ses_message_id: self.seen.env.ses_message_id,
             handoff: self.outcome.handoff,
-            sealed: self.sealed,
+            sealed,
             explanation: Explanation::default(),
         };
         triaged.explanation = explanation(&self.decided, &self.seen.resolution, &triaged);
@@ -739,6 +744,9 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<Option<String>> {
         .collect()
 }
 
+/// Why an attachment without a secret of its own is not attached either.
+const KEPT_APART: &str = "the message holds a secret, so its original is kept apart and nothing of it is copied into tickets";
+
 /// The attachments a ticket may carry. A textual one is withheld when it holds a
 /// secret, or when it is too long to have been searched whole; all are when the
 /// message holds a secret anywhere (its original is kept from the ticket writer).
@@ -749,21 +757,14 @@ fn attachment_refs(
 ) -> Vec<AttachmentRef> {
     mail.attachments
         .iter()
+        .zip(in_attachments)
         .enumerate()
-        .map(|(index, a)| {
-            let own = in_attachments.get(index).cloned().flatten();
-            let withheld = match &a.text {
-                _ if own.is_some() => own,
-                _ if holds_secret => Some(
-                    "the message holds a secret, so its original is kept apart and nothing of it is copied into tickets"
-                        .to_string(),
-                ),
-                Some(_) => None,
-                None if is_textual(&a.content_type) => {
-                    Some("text too long to search for secrets".to_string())
-                }
-                None => None,
-            };
+        .map(|(index, (a, own))| {
+            let unsearched = a.text.is_none() && is_textual(&a.content_type);
+            let withheld = own
+                .clone()
+                .or_else(|| holds_secret.then(|| KEPT_APART.to_string()))
+                .or_else(|| unsearched.then(|| "text too long to search for secrets".to_string()));
             AttachmentRef {
                 index,
                 name: a.name.clone(),
