@@ -8,7 +8,7 @@ use crate::evidence::{Classification, RuleInput};
 use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
 use crate::facts::{Facts, facts};
 use crate::handoff::{Handoff, HandoffFacts, NoRotations, WaitingRotations, decide_handoff};
-use crate::mail::{ParseError, ParsedMail, is_textual, parse};
+use crate::mail::{ParseError, ParsedMail, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::Rules;
 use crate::secret_scan::{MAX_SECRETS, Redactor, find_secrets, find_secrets_bounded};
@@ -760,7 +760,7 @@ fn attachment_refs(
         .zip(in_attachments)
         .enumerate()
         .map(|(index, (a, own))| {
-            let unsearched = a.text.is_none() && is_textual(&a.content_type);
+            let unsearched = a.text.is_none() && a.textual;
             let withheld = own
                 .clone()
                 .or_else(|| holds_secret.then(|| KEPT_APART.to_string()))
@@ -1353,6 +1353,80 @@ mod tests {
             let shown = serde_json::to_string(&ticket).unwrap();
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    /// Many mail clients send a `.txt` or a saved `.eml` as
+    /// `application/octet-stream`, and a part may carry no type at all: the
+    /// declared type is the sender's word, so what reads as text is searched
+    /// (a saved message decoded), and binary stays opaque and offered.
+    #[test]
+    fn an_attachment_declared_opaque_that_reads_as_text_is_searched() {
+        let with_file = |header: &str, body: &str| {
+            format!(
+                "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: FYI\r\n\
+                 Message-ID: <o1@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+                 --b\r\n{header}\r\n\r\n{body}\r\n--b--\r\n"
+            )
+        };
+        // base64 of a saved message whose own body is base64 ("Your AWS
+        // verification code is 493817..."), of "Código de verificación:
+        // 493817" in Latin-1, and of a PNG header followed by that text.
+        let saved_eml = "RnJvbTogbm8tcmVwbHlAc2lnbmluLmF3cw0KU3ViamVjdDogQVdTIG5vdGljZQ0KQ29udGVudC1UeXBlOiB0ZXh0L3BsYWluDQpDb250ZW50LVRyYW5zZmVyLUVuY29kaW5nOiBiYXNlNjQNCg0KV1c5MWNpQkJWMU1nZG1WeWFXWnBZMkYwYVc5dUlHTnZaR1VnYVhNZ05Ea3pPREUzTGlCSmRDQmxlSEJwY21WeklHbHVJREV3SUcxcGJuVjBaWE11";
+        let latin1 = "Q/NkaWdvIGRlIHZlcmlmaWNhY2nzbjogNDkzODE3";
+        let png = "iVBORw0KGgoAAAANSUhEUiB2ZXJpZmljYXRpb24gY29kZSA0OTM4MTc=";
+        let cases = [
+            (
+                "Content-Type: application/octet-stream; name=code.txt\r\n\
+                 Content-Disposition: attachment; filename=code.txt",
+                "Your verification code is 493817".to_string(),
+            ),
+            (
+                "Content-Type: application/octet-stream; name=aws.eml\r\n\
+                 Content-Disposition: attachment; filename=aws.eml\r\n\
+                 Content-Transfer-Encoding: base64",
+                saved_eml.to_string(),
+            ),
+            (
+                "Content-Disposition: attachment; filename=notes",
+                "Your verification code is 493817".to_string(),
+            ),
+            (
+                "Content-Type: image/png; name=shot.png\r\n\
+                 Content-Disposition: attachment; filename=shot.png\r\n\
+                 Content-Transfer-Encoding: base64",
+                latin1.to_string(),
+            ),
+        ];
+        let dir = directory(AccountStatus::Active);
+        for (header, body) in cases {
+            let t = run(&with_file(header, &body), &dir, &NoRotations);
+            let shown = serde_json::to_string(&t).unwrap();
+            assert!(!shown.contains("493817"), "{header}: {shown}");
+            assert!(t.sealed, "{header}");
+            let ticket = t.ticket.expect("a ticket");
+            let file = &ticket.attachments[0];
+            assert!(
+                file.withheld
+                    .as_deref()
+                    .is_some_and(|w| w.contains("holds")),
+                "{header}: {file:?}"
+            );
+        }
+
+        // Binary bytes (a NUL early, as in every image and archive) stay
+        // opaque: searched for nothing, offered.
+        let t = run(
+            &with_file(
+                "Content-Type: application/octet-stream; name=shot.png\r\n\
+                 Content-Transfer-Encoding: base64",
+                png,
+            ),
+            &dir,
+            &NoRotations,
+        );
+        assert!(!t.sealed);
+        assert_eq!(t.ticket.expect("a ticket").attachments[0].withheld, None);
     }
 
     #[test]

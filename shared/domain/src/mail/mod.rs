@@ -57,6 +57,10 @@ pub struct Attachment {
     pub name: String,
     pub content_type: String,
     pub size: usize,
+    /// Whether it is text a person could read a secret in: declared so, or
+    /// read so whatever its declared type.
+    #[serde(skip)]
+    pub textual: bool,
     /// The decoded text of a textual attachment (up to [`MAX_SCANNED_ATTACHMENT_BYTES`]),
     /// kept only so triage can search it for secrets before it is ever uploaded.
     #[serde(skip)]
@@ -107,11 +111,6 @@ pub fn is_textual(content_type: &str) -> bool {
             content_type,
             "application/json" | "application/xml" | "application/csv"
         )
-}
-
-fn scannable_text(content_type: &str, contents: &[u8]) -> Option<String> {
-    (is_textual(content_type) && contents.len() <= MAX_SCANNED_ATTACHMENT_BYTES)
-        .then(|| String::from_utf8_lossy(contents).into_owned())
 }
 
 #[derive(Debug, Clone, Default)]

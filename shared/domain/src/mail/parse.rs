@@ -173,17 +173,69 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
     let content_type = cut_chars(clean_line(&content_type), MAX_NAME_CHARS)
         .0
         .to_ascii_lowercase();
+    let name = part
+        .attachment_name()
+        .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+        .unwrap_or_else(|| "(unnamed)".into());
+    let contents = part.contents();
+    let textual = matches!(part.body, PartType::Message(_))
+        || is_textual(&content_type)
+        || reads_as_text(contents);
+    let text = match &part.body {
+        PartType::Message(forwarded) => forwarded_text(contents, forwarded),
+        _ if !textual || contents.len() > MAX_SCANNED_ATTACHMENT_BYTES => None,
+        _ if is_saved_message(&name) => saved_message_text(contents),
+        _ => Some(file_text(contents)),
+    };
     Attachment {
-        name: part
-            .attachment_name()
-            .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
-            .unwrap_or_else(|| "(unnamed)".into()),
-        text: match &part.body {
-            PartType::Message(forwarded) => forwarded_text(part.contents(), forwarded),
-            _ => scannable_text(&content_type, part.contents()),
-        },
+        name,
+        textual,
+        text,
         content_type,
         size: part.body.len(),
+    }
+}
+
+/// How much of an attachment declared opaque is looked at to tell text.
+const SNIFFED_BYTES: usize = 8000;
+
+/// Whether bytes read as text whatever type they were sent as (many mail
+/// clients send a `.txt` or a saved `.eml` as `application/octet-stream`, and
+/// the type is the sender's word): git's rule, no NUL in the first 8,000
+/// bytes. Images, archives and compressed PDFs have one almost at once; a
+/// text file in any 8-bit charset has none.
+fn reads_as_text(contents: &[u8]) -> bool {
+    !contents[..contents.len().min(SNIFFED_BYTES)].contains(&0)
+}
+
+fn is_saved_message(name: &str) -> bool {
+    name.rsplit_once('.')
+        .is_some_and(|(_, extension)| extension.eq_ignore_ascii_case("eml"))
+}
+
+/// The text of a file sent without a charset: UTF-8 when it is, else read
+/// as Windows-1252 (every byte a character), so a Latin-1 "Código: 493817"
+/// keeps the word that makes its number a code.
+fn file_text(contents: &[u8]) -> String {
+    match std::str::from_utf8(contents) {
+        Ok(text) => text.to_string(),
+        Err(_) => mail_parser::decoders::charsets::map::charset_decoder(b"windows-1252")
+            .map_or_else(
+                || String::from_utf8_lossy(contents).into_owned(),
+                |decode| decode(contents),
+            ),
+    }
+}
+
+/// A message saved as a file and attached as such, read as a forwarded one:
+/// decoded, so a code in its base64 body is found. Its shape is checked
+/// first, as the message's own is (nothing outside saw inside the encoded
+/// file); None, so the file is withheld, when it fails that check.
+fn saved_message_text(contents: &[u8]) -> Option<String> {
+    Shape::of(contents).check().ok()?;
+    match MESSAGE_PARSER.parse(contents) {
+        Some(saved) => forwarded_text(contents, &saved),
+        None => Some(file_text(contents)),
     }
 }
 
