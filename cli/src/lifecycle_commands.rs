@@ -359,7 +359,7 @@ pub fn read_code(local: &Local<'_>, args: &Access<'_>) -> anyhow::Result<ExitCod
                 "Read recorded (reason: {}; ticket: {}). Enter the code in the console, for {root_email}:",
                 args.reason, args.ticket
             );
-            println!("{code}");
+            println!("{}", code.expose());
         }
     })
 }
@@ -388,8 +388,8 @@ pub fn enroll_mfa(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> 
     answered(local, &request, |answer| {
         if let OperatorAnswer::MfaCodes { first, second } = answer {
             eprintln!("The seed is in the vault. Type these into the console, in this order:");
-            println!("MFA code 1: {first}");
-            println!("MFA code 2: {second}");
+            println!("MFA code 1: {}", first.expose());
+            println!("MFA code 2: {}", second.expose());
         }
     })
 }
@@ -431,12 +431,13 @@ fn show_grant(args: &Access<'_>, grant: &GrantView, now: u64) {
         eprintln!("WARNING: not sent, tell security yourself: {notice}");
     }
     println!("Root email: {}", grant.root_email);
-    println!("Password:   {}", grant.password);
+    println!("Password:   {}", grant.password.expose());
     if let Some(code) = &grant.totp_code {
-        println!("MFA code:   {code} (valid {} more seconds)", 30 - now % 30);
+        let left = 30 - now % 30;
+        println!("MFA code:   {} (valid {left} more seconds)", code.expose());
     }
     if let Some(link) = &grant.reset_link {
-        println!("Reset link: {link}");
+        println!("Reset link: {}", link.expose());
     }
 }
 

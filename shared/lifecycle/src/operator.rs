@@ -77,12 +77,12 @@ pub enum OperatorAnswer {
     /// The verification code, for the one person who asked.
     Code {
         root_email: EmailAddress,
-        code: String,
+        code: HandedSecret,
     },
     /// The two consecutive codes the console asks for when assigning the device.
     MfaCodes {
-        first: String,
-        second: String,
+        first: HandedSecret,
+        second: HandedSecret,
     },
     Steps {
         trail: Vec<StepOutput>,
@@ -94,11 +94,47 @@ pub enum OperatorAnswer {
 pub struct GrantView {
     pub who: String,
     pub root_email: EmailAddress,
-    pub password: String,
-    pub totp_code: Option<String>,
-    pub reset_link: Option<String>,
+    pub password: HandedSecret,
+    pub totp_code: Option<HandedSecret>,
+    pub reset_link: Option<HandedSecret>,
     pub pending: bool,
     pub unsent_notices: Vec<String>,
+}
+
+/// A secret in an answer, for the one person who asked: serialized as its
+/// value (the answer goes to them alone), but `Debug` and `Display` never
+/// show it, so a log line of an answer holds no credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HandedSecret(SecretValue);
+
+impl HandedSecret {
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl From<&SecretValue> for HandedSecret {
+    fn from(secret: &SecretValue) -> Self {
+        Self(secret.clone())
+    }
+}
+
+impl std::fmt::Debug for HandedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl Serialize for HandedSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.expose())
+    }
+}
+
+impl<'de> Deserialize<'de> for HandedSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|value| Self(SecretValue::new(value)))
+    }
 }
 
 impl GrantView {
@@ -106,9 +142,9 @@ impl GrantView {
         Self {
             who: who.to_string(),
             root_email: grant.root_email.clone(),
-            password: grant.password.expose().to_string(),
-            totp_code: grant.totp_code.as_ref().map(|c| c.expose().to_string()),
-            reset_link: grant.reset_link.as_ref().map(|l| l.expose().to_string()),
+            password: HandedSecret::from(&grant.password),
+            totp_code: grant.totp_code.as_ref().map(HandedSecret::from),
+            reset_link: grant.reset_link.as_ref().map(HandedSecret::from),
             pending: grant.pending,
             unsent_notices: grant.unsent_notices.clone(),
         }
@@ -190,7 +226,7 @@ async fn verification_code<P: LifecyclePorts>(
     let grant = console::read_code(p, access, now).await?;
     Ok(OperatorAnswer::Code {
         root_email: grant.root_email,
-        code: grant.code.expose().to_string(),
+        code: HandedSecret::from(&grant.code),
     })
 }
 
@@ -205,8 +241,8 @@ async fn mfa_codes<P: LifecyclePorts>(
 ) -> LifecycleResult<OperatorAnswer> {
     let codes = console::enroll_mfa(p, account, who, secret_key.expose(), now).await?;
     Ok(OperatorAnswer::MfaCodes {
-        first: codes.first.expose().to_string(),
-        second: codes.second.expose().to_string(),
+        first: HandedSecret::from(&codes.first),
+        second: HandedSecret::from(&codes.second),
     })
 }
 
@@ -297,5 +333,48 @@ mod secret_option {
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
             .map(SecretValue::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer may be logged (an error path, a debug line); the person who
+    /// asked still receives the secrets, in the serialized answer alone.
+    #[test]
+    fn an_answer_shows_its_secrets_only_when_serialized() {
+        let secret = |s: &str| SecretValue::new(s.to_string());
+        let grant = AccessGrant {
+            root_email: EmailAddress::parse("root+1@msp.example").unwrap(),
+            password: secret("Tr0ub4dor&3-vaulted"),
+            totp_code: Some(secret("493817")),
+            reset_link: Some(secret(
+                "https://signin.aws.amazon.com/resetpassword?token=Zq9",
+            )),
+            pending: false,
+            unsent_notices: vec![],
+        };
+        let answers = [
+            OperatorAnswer::Access(GrantView::from_grant("alice", &grant)),
+            OperatorAnswer::Code {
+                root_email: grant.root_email.clone(),
+                code: HandedSecret::from(&secret("493817")),
+            },
+            OperatorAnswer::MfaCodes {
+                first: HandedSecret::from(&secret("493817")),
+                second: HandedSecret::from(&secret("Tr0ub4dor&3-vaulted")),
+            },
+        ];
+        for answer in answers {
+            let logged = format!("{answer:?}");
+            for shown in ["Tr0ub4dor", "493817", "token=Zq9"] {
+                assert!(!logged.contains(shown), "{logged}");
+            }
+            let sent = serde_json::to_string(&answer).unwrap();
+            assert!(sent.contains("493817"), "{sent}");
+            let received: OperatorAnswer = serde_json::from_str(&sent).unwrap();
+            assert_eq!(serde_json::to_string(&received).unwrap(), sent);
+        }
     }
 }
