@@ -416,17 +416,25 @@ static ACTIVE_MARKUP: LazyLock<Regex> = LazyLock::new(|| {
 /// the terminal that shows the ticket (`rootmail tickets show`), a lone
 /// carriage return would let later text hide earlier text there, and a NUL
 /// is refused by the databases ticketing systems keep text in. Line breaks
-/// (`\n`, `\r\n`) and tabs stay.
+/// (`\n`, `\r\n`) and tabs stay. Bidirectional overrides go the same way:
+/// they show text in another order than it is.
 pub fn defang(text: &str) -> String {
     let printable = without_controls(text);
     ACTIVE_MARKUP.replace_all(&printable, "‹$1").into_owned()
 }
 
+/// The embeddings, overrides and isolates of Unicode's bidirectional
+/// algorithm: they make text show in another order than it is read.
+fn is_bidi_override(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 fn without_controls(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_at = |i: usize, c: char| {
-        c.is_control()
+        (c.is_control()
             && !matches!(c, '\n' | '\t')
-            && !(c == '\r' && text[i + 1..].starts_with('\n'))
+            && !(c == '\r' && text[i + 1..].starts_with('\n')))
+            || is_bidi_override(c)
     };
     if !text.char_indices().any(|(i, c)| unsafe_at(i, c)) {
         return std::borrow::Cow::Borrowed(text);
@@ -448,6 +456,22 @@ mod tests {
             "a\u{FFFD}b\u{FFFD}c\u{FFFD}[31md\u{FFFD}2Je\u{FFFD}f\r\ng\th\n"
         );
         assert_eq!(defang("plain\ttext\n"), "plain\ttext\n");
+    }
+
+    /// A right-to-left override before "lmth.exe" shows "exe.html" as
+    /// something else than it is, in a ticket title or a terminal alike
+    /// (Trojan Source, CVE-2021-42574); embeddings and isolates too. The
+    /// marks right-to-left text does use (LRM, RLM, ALM) stay.
+    #[test]
+    fn bidirectional_overrides_are_shown_not_obeyed() {
+        assert_eq!(
+            defang(
+                "a\u{202E}exe.pdf\u{202C} b\u{2066}c\u{2069} d\u{202A}e\u{202B}f\u{202D}g\u{2067}h\u{2068}"
+            ),
+            "a\u{FFFD}exe.pdf\u{FFFD} b\u{FFFD}c\u{FFFD} d\u{FFFD}e\u{FFFD}f\u{FFFD}g\u{FFFD}h\u{FFFD}"
+        );
+        let marked = "\u{5E9}\u{5DC}\u{5D5}\u{5DD}\u{200F} 123\u{200E} \u{627}\u{61C}";
+        assert_eq!(defang(marked), marked);
     }
 
     #[test]
