@@ -62,6 +62,12 @@ fn hostile(name: &str, n: usize) -> String {
         ),
         // One code, over and over: a few values redacted at every turn.
         "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
+        // Full lines that each end a reset link and look like its wrapped
+        // tail: every link's tail is followed over the next lines.
+        "wrapped links" => text_mail(
+            &"https://signin.aws.amazon.com/resetpassword?type=RootUser&token=AbC12\n"
+                .repeat(n / 71),
+        ),
         "token links" => text_mail(
             &(0..n / 48)
                 .map(|i| format!("https://x.example/?token={i:020} "))
@@ -157,8 +163,9 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 17] = [
+const HOSTILE_INPUTS: [&str; 18] = [
     "keyword spam",
+    "wrapped links",
     "lone <",
     "unclosed <a",
     "nested quotes",

@@ -47,6 +47,9 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
         if let Some(kind) = link_kind(&link, rules) {
             out.add(kind, &link);
             out.add_spelling(kind, &link, written);
+            if let Some(wrapped) = wrapped_link(text, m.start(), m.end()) {
+                out.add_spelling(kind, &link, wrapped);
+            }
         }
         if out.full() {
             return out.finish();
@@ -78,6 +81,52 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
         }
     }
     out.finish()
+}
+
+/// A line at least this long may have been wrapped by a mail client.
+const WRAPPED_LINE_CHARS: usize = 60;
+
+/// Lines of a link's tail followed past the one it starts on.
+const MAX_WRAPPED_LINES: usize = 3;
+
+/// The link that starts at `start` and ends at `end` where a line ends, with
+/// its tail on the lines after, when a client hard-wrapped it (a person's
+/// plain-text forward): `text[start..]` up to the tail's end, so the
+/// [`Redactor`] removes the tail too. A tail is what follows the next line's
+/// quote marks (`> `) up to a space, and reads as part of a token (a digit,
+/// one of `%&=_-/?+~`, or 16 characters); it runs on to a further line only
+/// from a full line. Bounded lines each, so linear in the text.
+fn wrapped_link(text: &str, start: usize, end: usize) -> Option<&str> {
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let (mut line_len, mut at, mut wrapped_to) = (text[line_start..end].chars().count(), end, None);
+    for _ in 0..MAX_WRAPPED_LINES {
+        let rest = &text[at..];
+        let after_break = rest
+            .strip_prefix("\r\n")
+            .or_else(|| rest.strip_prefix('\n'))?;
+        if line_len < WRAPPED_LINE_CHARS {
+            break;
+        }
+        let unquoted = after_break.trim_start_matches('>');
+        let unquoted = match unquoted.len() < after_break.len() {
+            true => unquoted.strip_prefix(' ').unwrap_or(unquoted),
+            false => unquoted,
+        };
+        let tail_len = unquoted
+            .find(|c: char| c.is_whitespace() || "<>\"')]}".contains(c))
+            .unwrap_or(unquoted.len());
+        let tail = &unquoted[..tail_len];
+        let token_like = tail.contains(|c: char| c.is_ascii_digit() || "%&=_-/?+~".contains(c))
+            || tail.chars().count() >= 16;
+        if tail.is_empty() || !token_like {
+            break;
+        }
+        let tail_start = text.len() - unquoted.len();
+        at = tail_start + tail_len;
+        wrapped_to = Some(at);
+        line_len = text[text.len() - after_break.len()..at].chars().count();
+    }
+    wrapped_to.map(|to| &text[start..to])
 }
 
 #[derive(Default)]
@@ -420,6 +469,38 @@ mod tests {
             "https://signin.aws.amazon.com@evil.example/",
             "signin.aws.amazon.com"
         ));
+    }
+
+    /// A person's client hard-wrapped AWS's reset link (a plain-text
+    /// forward, quoted in a reply): the tail on the next lines is part of
+    /// the secret. Words after a link that ends a short line stay.
+    #[test]
+    fn a_wrapped_link_is_redacted_with_its_tail() {
+        let link = "https://signin.aws.amazon.com/resetpassword?type=RootUser&token=AbC12";
+        for (text, tail) in [
+            (
+                format!("Reset it here:\n{link}\ndEf456GhIjK789\nThanks"),
+                "dEf456GhIjK789",
+            ),
+            (
+                format!(
+                    "> {link}\r\n> 3dEf456GhIjK789LmN0pQ7rS8tU9vW0xY1zA2bC3dE4fG5hI6jK7lM8nOpQ9rS0tU1\r\n> Zz_99-Tail\r\n>\r\n> Thanks"
+                ),
+                "Zz_99-Tail",
+            ),
+        ] {
+            let found = find_secrets_bounded(&text, &Rules::built_in());
+            let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
+            let shown = redactor.redact(&text);
+            assert!(!shown.contains(tail), "{shown}");
+            assert!(!shown.contains("AbC12"), "{shown}");
+            assert!(shown.contains("Thanks"), "{shown}");
+        }
+        // A link that ends a short line: the next line's word is no tail.
+        let short = "Reset: https://signin.aws.amazon.com/resetpassword?t=Ab1\nhere-today 2026\n";
+        let found = find_secrets_bounded(short, &Rules::built_in());
+        let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
+        assert!(redactor.redact(short).contains("here-today"));
     }
 
     #[test]
