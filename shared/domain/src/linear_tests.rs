@@ -49,30 +49,6 @@ fn hostile(name: &str, n: usize) -> String {
         "unclosed <a" => html_mail(&"<a x ".repeat(n / 5)),
         "nested quotes" => html_mail(&"<a title=\"'\"'x".repeat(n / 14)),
         "entities" => html_mail(&"&amp;&#x41;&bogus".repeat(n / 17)),
-        // One numeric reference whose digits run on (each scanned once), in a link.
-        "long reference" => text_mail(&format!(
-            "https://signin.aws.amazon.com/resetpassword?token=x&#{}38;type=RESET",
-            "0".repeat(n)
-        )),
-        // Distinct code-like tokens (de-duplication and redaction per secret).
-        "codes" => text_mail(
-            &(0..n / 16)
-                .map(|i| format!("code: {:06} ", i % 1_000_000))
-                .collect::<String>(),
-        ),
-        // One code, over and over: a few values redacted at every turn.
-        "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
-        // Full lines that each end a reset link and look like its wrapped
-        // tail: every link's tail is followed over the next lines.
-        "wrapped links" => text_mail(
-            &"https://signin.aws.amazon.com/resetpassword?type=RootUser&token=AbC12\n"
-                .repeat(n / 71),
-        ),
-        "token links" => text_mail(
-            &(0..n / 48)
-                .map(|i| format!("https://x.example/?token={i:020} "))
-                .collect::<String>(),
-        ),
         // A windowed pattern's gate matching every few bytes: each match
         // opens another window (`access keys?.{0,200}...`), so its lazy DFA
         // builds new states throughout, and clears its cache when full.
@@ -105,8 +81,41 @@ fn hostile(name: &str, n: usize) -> String {
                 .map(|i| format!("r{i:08}@x.example, "))
                 .collect::<String>()
         ),
-        other => panic!("no hostile input named {other}"),
+        other => {
+            secret_inputs(other, n).unwrap_or_else(|| panic!("no hostile input named {other}"))
+        }
     }
+}
+
+/// Hostile inputs of about `n` bytes for the secret search and redaction.
+fn secret_inputs(name: &str, n: usize) -> Option<String> {
+    Some(match name {
+        // One numeric reference whose digits run on (each scanned once), in a link.
+        "long reference" => text_mail(&format!(
+            "https://signin.aws.amazon.com/resetpassword?token=x&#{}38;type=RESET",
+            "0".repeat(n)
+        )),
+        // Distinct code-like tokens (de-duplication and redaction per secret).
+        "codes" => text_mail(
+            &(0..n / 16)
+                .map(|i| format!("code: {:06} ", i % 1_000_000))
+                .collect::<String>(),
+        ),
+        // One code, over and over: a few values redacted at every turn.
+        "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
+        // Full lines that each end a reset link and look like its wrapped
+        // tail: every link's tail is followed over the next lines.
+        "wrapped links" => text_mail(
+            &"https://signin.aws.amazon.com/resetpassword?type=RootUser&token=AbC12\n"
+                .repeat(n / 71),
+        ),
+        "token links" => text_mail(
+            &(0..n / 48)
+                .map(|i| format!("https://x.example/?token={i:020} "))
+                .collect::<String>(),
+        ),
+        _ => return None,
+    })
 }
 
 const SPAM: &str = "payment failed past due suspended exposed AKIAIOSFODNN7EXAMPLE publicly available \
