@@ -237,11 +237,15 @@ where
 {
     /// The Lambda entry point: an SQS batch, a direct S3 event or an SES event.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Value, Error> {
+        let deadline_ms = event.context.deadline;
         let payload = event.payload;
         match event_source(&payload) {
             Some("aws:sqs") => {
                 let batch: SqsEvent = serde_json::from_value(payload)?;
-                Ok(serde_json::to_value(self.handle_sqs(batch).await)?)
+                let until = rootmail_aws::finish_by(deadline_ms, now_millis());
+                Ok(serde_json::to_value(
+                    self.handle_sqs_until(batch, until).await,
+                )?)
             }
             Some("aws:s3") => {
                 let refs = events::s3_notification(&payload.to_string())?;
@@ -268,14 +272,33 @@ where
     /// One SQS batch: failed records are reported so only they are retried.
     /// Records are independent messages, so several are processed at once.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
+        self.handle_sqs_until(batch, None).await
+    }
+
+    /// One SQS batch, each record given up at `until` (the invocation's
+    /// deadline less `rootmail_aws::DEADLINE_MARGIN`): a record still running then (a
+    /// stalled S3 read retried four times takes longer than the function's
+    /// timeout) is reported failed and retried alone, as after a crash at
+    /// that point, instead of the function timing out and SQS sending the
+    /// whole batch back.
+    pub async fn handle_sqs_until(
+        &self,
+        batch: SqsEvent,
+        until: Option<tokio::time::Instant>,
+    ) -> SqsBatchResponse {
         let failed: Vec<Option<String>> = stream::iter(batch.records)
             .map(|record| async move {
                 let id = record.message_id.clone().unwrap_or_default();
                 let body = record.body.as_deref().unwrap_or_default();
-                let outcome = match events::s3_notification(body) {
-                    Ok(refs) => self.ingest_all(&refs).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
+                let work = async {
+                    match events::s3_notification(body) {
+                        Ok(refs) => self.ingest_all(&refs).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    }
                 };
+                let outcome = rootmail_aws::unless_late(until, work)
+                    .await
+                    .unwrap_or_else(|| Err(UNFINISHED.to_string()));
                 let reason = outcome.err()?;
                 // Retried by SQS; after the queue's receive limit it is in the DLQ,
                 // from where `rootmail replay --dlq` re-drives it.
@@ -448,6 +471,8 @@ where
         Ok(Outcome::Unreadable { reason })
     }
 }
+
+const UNFINISHED: &str = "not finished before the invocation's deadline";
 
 fn event_source(payload: &Value) -> Option<&str> {
     let first = payload.get("Records")?.get(0)?;

@@ -183,13 +183,26 @@ where
     M: MailSource + Sync,
 {
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
-        Ok(self.handle_sqs(event.payload).await)
+        let until = rootmail_aws::finish_by(event.context.deadline, now_millis());
+        Ok(self.handle_sqs_until(event.payload, until).await)
     }
 
     /// One FIFO batch. Threads (groups) are written concurrently, each in order;
     /// after a record fails, the later records of its group fail too without
     /// being tried, so a thread's operations keep their order.
     pub async fn handle_sqs(&self, batch: SqsEvent) -> SqsBatchResponse {
+        self.handle_sqs_until(batch, None).await
+    }
+
+    /// One FIFO batch, each record given up at `until` (see
+    /// `rootmail_aws::finish_by`): a ticket API that keeps answering 429 with
+    /// a long `Retry-After` fails the record, and its group's later ones, in
+    /// the batch's answer rather than timing the function out.
+    pub async fn handle_sqs_until(
+        &self,
+        batch: SqsEvent,
+        until: Option<tokio::time::Instant>,
+    ) -> SqsBatchResponse {
         let failed: Vec<Vec<String>> = stream::iter(by_group(batch))
             .map(|records| async move {
                 let mut failed = Vec::new();
@@ -200,7 +213,12 @@ where
                         continue;
                     }
                     let body = record.body.as_deref().unwrap_or_default();
-                    if let Err(e) = self.apply(body).await {
+                    let applied = rootmail_aws::unless_late(until, self.apply(body))
+                        .await
+                        .unwrap_or_else(|| {
+                            Err(PortError::transient("writer", "not finished before the invocation's deadline"))
+                        });
+                    if let Err(e) = applied {
                         tracing::warn!(sqs_message_id = %id, error = %e, "operation will be retried");
                         self.metrics.count("Retries", &[("Stage", "writer")]);
                         failed.push(id);

@@ -146,6 +146,34 @@ pub fn batch_failures(
     response
 }
 
+/// Time kept back from an invocation's deadline to answer its batch.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// When a handler gives up the records of its batch still running:
+/// [`DEADLINE_MARGIN`] before the invocation's `deadline_ms` (milliseconds
+/// since the epoch, as Lambda's context gives it; 0, as a context built by
+/// hand has, is none). A record given up is reported failed and retried
+/// alone, as after a crash at that point, where a timed-out function would
+/// have SQS send its whole batch back.
+pub fn finish_by(deadline_ms: u64, now_ms: u64) -> Option<tokio::time::Instant> {
+    let deadline_ms = (deadline_ms > 0).then_some(deadline_ms)?;
+    let left = std::time::Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+}
+
+/// What `work` gives, or None when `until` came first (`work` is dropped
+/// there: every hop of the pipeline is safe to stop at an await, as at a
+/// crash).
+pub async fn unless_late<F: std::future::Future>(
+    until: Option<tokio::time::Instant>,
+    work: F,
+) -> Option<F::Output> {
+    match until {
+        Some(until) => tokio::time::timeout_at(until, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{ConfigError, Env, lambda_sdk_config};

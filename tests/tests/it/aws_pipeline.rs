@@ -840,3 +840,129 @@ async fn an_event_naming_another_bucket_is_not_read() {
         .count();
     assert_eq!(foreign, 2);
 }
+
+/// S3 that answers nothing: every read hangs, as a stalled connection
+/// retried four times would for longer than the function's timeout.
+struct StalledS3;
+
+impl mail_ingest::MailReader for StalledS3 {
+    async fn read(
+        &self,
+        _: &rootmail_aws::MailLocation,
+        _: u64,
+    ) -> Result<Vec<u8>, rootmail_aws::ReadError> {
+        std::future::pending().await
+    }
+
+    async fn seal(&self, _: &rootmail_aws::MailLocation) -> rootmail_pipeline::PortResult<()> {
+        Ok(())
+    }
+}
+
+/// A batch whose reads stall is reported at the invocation's deadline, each
+/// record failed (SQS retries them alone), instead of the function timing
+/// out and SQS sending the whole batch back with no answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_still_running_at_the_deadline_are_reported_failed() {
+    let stack = Stack::create().await;
+    let (aws, _) = stack.ingest_handler(&[]);
+    let ingest = mail_ingest::Ingest {
+        mail: StalledS3,
+        ledger: aws.ledger,
+        threads: aws.threads,
+        accounts: aws.accounts,
+        queue: aws.queue,
+        handoffs: aws.handoffs,
+        rules: aws.rules,
+        metrics: aws.metrics,
+        config: aws.config,
+    };
+    let record = |i: usize| {
+        let notification = serde_json::json!({"Records": [{
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": stack.bucket}, "object": {"key": format!("inbound/m{i}")}},
+        }]});
+        serde_json::json!({"messageId": format!("m{i}"), "body": notification.to_string()})
+    };
+    let batch: SqsEvent =
+        serde_json::from_value(serde_json::json!({"Records": [record(1), record(2), record(3)]}))
+            .unwrap();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        ingest.handle_sqs_until(batch, Some(until)),
+    )
+    .await
+    .expect("answered at the deadline, not hung");
+    let mut failed: Vec<String> = answered
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, ["m1", "m2", "m3"]);
+
+    // Lambda's deadline is milliseconds since the epoch; the margin is kept.
+    let now = 1_700_000_000_000;
+    let by = rootmail_aws::finish_by(now + 120_000, now).expect("a deadline");
+    let left = by - tokio::time::Instant::now();
+    assert!(left <= std::time::Duration::from_secs(115), "{left:?}");
+    assert!(left > std::time::Duration::from_secs(100), "{left:?}");
+    assert_eq!(rootmail_aws::finish_by(0, now), None);
+}
+
+/// A ticketing system that answers nothing.
+struct StalledTickets;
+
+impl rootmail_pipeline::TicketSink for StalledTickets {
+    fn name(&self) -> &'static str {
+        "stalled"
+    }
+
+    async fn find(
+        &self,
+        _: &rootmail_domain::ThreadKey,
+    ) -> rootmail_pipeline::PortResult<Option<rootmail_pipeline::FoundTicket>> {
+        std::future::pending().await
+    }
+
+    async fn create(
+        &self,
+        _: &rootmail_pipeline::NewTicket,
+    ) -> rootmail_pipeline::PortResult<String> {
+        std::future::pending().await
+    }
+
+    async fn comment(
+        &self,
+        _: &str,
+        _: &rootmail_pipeline::NewComment,
+    ) -> rootmail_pipeline::PortResult<rootmail_pipeline::PostedComment> {
+        std::future::pending().await
+    }
+}
+
+/// The writer too answers its batch at the deadline when the ticketing
+/// system stalls: every operation failed, to be retried, none lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_writer_answers_at_the_deadline_when_the_ticket_api_stalls() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    upload(&stack, &thread_files("case:111122223333:177821827800850")).await;
+    let (ingest, _) = stack.ingest_handler(&[]);
+    drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    let ops = receive(&stack.sqs, &stack.ticket_ops_url, 10)
+        .await
+        .expect("operations");
+    assert!(!ops.records.is_empty());
+    let (writer, _) = stack.writer_with(StalledTickets);
+    let until = tokio::time::Instant::now() + std::time::Duration::from_millis(300);
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        writer.handle_sqs_until(ops.clone(), Some(until)),
+    )
+    .await
+    .expect("answered at the deadline, not hung");
+    assert_eq!(answered.batch_item_failures.len(), ops.records.len());
+}
