@@ -771,3 +771,91 @@ fn sub_names(text: &str) -> Vec<&str> {
     }
     names
 }
+
+/// Counters that only an attack or tampering moves: each has an alarm.
+const SECURITY_COUNTERS: &[&str] = &["ForeignEvents", "VaultTampering"];
+
+/// An alarm on rootmail's own metrics fires only when the code emits the
+/// metric with exactly the alarm's dimensions (CloudWatch matches the whole
+/// set: an alarm with none never sees a metric counted with one). Each such
+/// alarm names a metric the code counts with the same dimension names, or
+/// one a metric filter of the template makes; and every security counter
+/// has an alarm.
+#[test]
+fn alarms_on_rootmail_metrics_watch_what_the_code_emits() {
+    let emitted = emitted_metrics(&workspace());
+    let template = template();
+    let filtered: BTreeSet<&str> = template
+        .resources()
+        .into_iter()
+        .filter(|(_, r)| get(r, "Type").and_then(string) == Some("AWS::Logs::MetricFilter"))
+        .flat_map(|(_, r)| {
+            let transforms = path(r, &["Properties", "MetricTransformations"]);
+            transforms.map(items).unwrap_or_default()
+        })
+        .filter_map(|t| get(t, "MetricName").and_then(string))
+        .collect();
+    let mut alarmed = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (name, alarm) in template.resources() {
+        let properties = get(alarm, "Properties");
+        let field = |key: &str| properties.and_then(|p| get(p, key)).and_then(string);
+        if get(alarm, "Type").and_then(string) != Some("AWS::CloudWatch::Alarm")
+            || field("Namespace") != Some("rootmail")
+        {
+            continue;
+        }
+        let metric = field("MetricName").unwrap_or_default();
+        alarmed.insert(metric.to_string());
+        let dimensions: BTreeSet<String> = properties
+            .and_then(|p| get(p, "Dimensions"))
+            .map(items)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| get(d, "Name").and_then(string).map(str::to_string))
+            .collect();
+        match emitted.get(metric) {
+            Some(sets) if sets.contains(&dimensions) => {}
+            Some(sets) => problems.push(format!(
+                "{name}: {metric} is counted with dimensions {sets:?}, the alarm asks {dimensions:?}"
+            )),
+            None if filtered.contains(metric) => {}
+            None => problems.push(format!("{name}: nothing counts {metric}")),
+        }
+    }
+    for counter in SECURITY_COUNTERS {
+        assert!(emitted.contains_key(*counter), "{counter} is counted");
+        if !alarmed.contains(*counter) {
+            problems.push(format!("no alarm on {counter}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Each metric rootmail's code counts (`count("Name", &[("Dim", ..), ..])`
+/// in `shared/` and `functions/`), with the sets of dimension names it is
+/// counted with.
+fn emitted_metrics(root: &Path) -> BTreeMap<String, BTreeSet<BTreeSet<String>>> {
+    let call = regex::Regex::new(r#"(?s)\.count\(\s*"(\w+)",\s*&\[(.*?)\]\s*,?\s*\)"#).unwrap();
+    let dimension = regex::Regex::new(r#"\(\s*"(\w+)","#).unwrap();
+    let mut emitted: BTreeMap<String, BTreeSet<BTreeSet<String>>> = BTreeMap::new();
+    let mut dirs = vec![root.join("shared"), root.join("functions")];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).unwrap();
+                for c in call.captures_iter(&text) {
+                    let names = dimension
+                        .captures_iter(&c[2])
+                        .map(|d| d[1].to_string())
+                        .collect();
+                    emitted.entry(c[1].to_string()).or_default().insert(names);
+                }
+            }
+        }
+    }
+    emitted
+}
