@@ -108,14 +108,32 @@ fn prepare_admitted<R>(
     yield_to_the_writer();
     let mut reader = mailbox::Reader::default();
     while let Some(i) = window.claim(files.len()) {
-        let (bytes, result) = match reader.read(&files[i]) {
-            Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
-            Err(e) => (0, Err(e)),
-        };
+        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match reader.read(&files[i]) {
+                Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
+                Err(e) => (0, Err(e)),
+            }
+        }));
+        let (bytes, result) = prepared.unwrap_or_else(|_| {
+            // The reader may be midway through an mbox: start it afresh.
+            reader = mailbox::Reader::default();
+            (0, Err(panicked()))
+        });
         if done.send((i, bytes, result)).is_err() {
             return;
         }
     }
+}
+
+/// A bug met while reading or preparing one message: that message's error,
+/// so the writer, which waits for each message in order, is not left waiting
+/// for one that never comes, and the others go on. The panic's own message
+/// is on stderr only: it may quote the mail (a string slice's panic does),
+/// and this error goes into the ledger and a quarantine ticket.
+fn panicked() -> std::io::Error {
+    std::io::Error::other(
+        "rootmail failed while reading or preparing this message (a bug; its panic message is on stderr); it was not processed",
+    )
 }
 
 /// Lowers the calling worker's scheduling priority below the writer's. The
@@ -370,6 +388,47 @@ mod tests {
             unbounded > 7_000,
             "the test shows nothing: {unbounded} bytes"
         );
+    }
+
+    /// A bug that panics on one message (in the reader or the work) makes
+    /// that message an error in its place; the run ends, with every other
+    /// message emitted, instead of waiting for ever for the one missing.
+    #[test]
+    fn a_panic_on_one_message_is_its_error_and_the_run_ends() {
+        let dir = mailbox(50, 100);
+        let paths = [dir.path().to_path_buf()];
+        let (finished, ended) = std::sync::mpsc::channel();
+        // On a thread of its own, so a run that hangs fails the test.
+        std::thread::spawn(move || {
+            let work = |file: &Path, raw: Vec<u8>| {
+                assert!(!file.ends_with("00017.eml"), "a bug met on this message");
+                raw.len()
+            };
+            let mut emitted = Vec::new();
+            let emit = |file: &Path, result: std::io::Result<usize>| {
+                let name = file.file_name().expect("a name").to_string_lossy();
+                emitted.push((name.into_owned(), result.map_err(|e| e.to_string())));
+                Ok(())
+            };
+            let window = Window::new(8, 1 << 20);
+            let unreadable = each_message_within(&paths, (3, &window), work, emit).expect("runs");
+            finished.send((unreadable, emitted)).expect("send");
+        });
+        let (unreadable, emitted) = ended
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the run ended");
+        assert_eq!(unreadable, 1);
+        assert_eq!(emitted.len(), 50);
+        let (name, failed) = &emitted[17];
+        assert_eq!(name, "00017.eml");
+        let error = failed.as_ref().expect_err("its error");
+        assert!(error.contains("a bug"), "{error}");
+        assert!(
+            !error.contains("met on this message"),
+            "the panic's text stays on stderr"
+        );
+        assert_eq!(emitted.iter().filter(|(_, r)| r.is_ok()).count(), 49);
+        drop(dir);
     }
 
     #[test]
