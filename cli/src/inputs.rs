@@ -65,6 +65,10 @@ fn each_message_within<R: Send>(
             scope.spawn(move || prepare_admitted(files, window, work, &done));
         }
         drop(done);
+        // A panic while emitting (a bug in the caller's writing) stops the
+        // workers as a write error does, so the scope ends and the panic
+        // reaches the caller rather than every thread waiting for another.
+        let _stop_on_panic = StopOnPanic(window);
         let mut waiting = std::collections::BTreeMap::new();
         let mut at = 0;
         let mut emit_ready = |i: usize, read: (usize, std::io::Result<R>)| {
@@ -91,6 +95,17 @@ fn each_message_within<R: Send>(
     })?;
     bar.finish_and_clear();
     Ok(unreadable)
+}
+
+/// Stops the workers' window when dropped by a panic.
+struct StopOnPanic<'a>(&'a Window);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
 }
 
 /// A prepared message for the writer: its place, the bytes it holds in the
@@ -428,6 +443,33 @@ mod tests {
             "the panic's text stays on stderr"
         );
         assert_eq!(emitted.iter().filter(|(_, r)| r.is_ok()).count(), 49);
+        drop(dir);
+    }
+
+    /// A panic while emitting reaches the caller; the workers, which may be
+    /// waiting for room in the window, stop.
+    #[test]
+    fn a_panic_while_emitting_reaches_the_caller() {
+        let dir = mailbox(2_000, 100);
+        let paths = [dir.path().to_path_buf()];
+        let (finished, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let outcome = std::panic::catch_unwind(|| {
+                let mut n = 0;
+                let emit = |_: &Path, _: std::io::Result<usize>| {
+                    n += 1;
+                    assert!(n < 5, "a bug in the writer");
+                    Ok(())
+                };
+                let window = Window::new(8, 1 << 20);
+                each_message_within(&paths, (3, &window), |_, raw| raw.len(), emit)
+            });
+            finished.send(outcome.is_err()).expect("send");
+        });
+        let panicked = ended
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the run ended");
+        assert!(panicked);
         drop(dir);
     }
 
