@@ -136,13 +136,11 @@ impl Phase {
         )
     }
 
-    /// Before AWS accepted the new root email: a failure here left the root
-    /// email as it was.
+    /// Before the code went to AWS: a failure here left the root email as it
+    /// was. From `OtpReceived` on it may not have: the accept step gives AWS
+    /// the code there, and AWS may have taken it with the answer lost.
     pub fn before_email_change(self) -> bool {
-        matches!(
-            self,
-            Self::Registered | Self::AwaitingOtp | Self::OtpReceived
-        )
+        matches!(self, Self::Registered | Self::AwaitingOtp)
     }
 }
 

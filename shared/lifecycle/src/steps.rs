@@ -557,9 +557,14 @@ pub async fn accept_email_update<P: LifecyclePorts>(
             "the code for account {account} is not in the vault"
         ));
     };
-    p.api()
-        .accept_email_update(account, &rotation.target_email, &code)
-        .await?;
+    // A try before this one may have had AWS take the code and lost the
+    // answer: the code is spent then, and the change made.
+    let moved = p.api().primary_email(account).await? == rotation.target_email;
+    if !moved {
+        p.api()
+            .accept_email_update(account, &rotation.target_email, &code)
+            .await?;
+    }
     rotation.phase = Phase::EmailAccepted;
     let detail = format!(
         "AWS accepted the code; root email is changing to {}",

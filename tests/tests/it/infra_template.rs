@@ -200,6 +200,36 @@ fn roles_changing_a_root_email_are_also_granted_iam_update_account_email_address
     assert_eq!(checked, 4, "take-over start and accept, release, operator");
 }
 
+/// Both steps that give AWS a code (the take-over's accept, the release's
+/// completion) first read the root email, since an earlier try may have had
+/// the code taken and its answer lost: every role granted
+/// AcceptPrimaryEmailUpdate is granted GetPrimaryEmail on the same accounts.
+#[test]
+fn roles_accepting_a_code_may_read_the_root_email_first() {
+    let template = template();
+    let mut checked = 0;
+    for (name, resource) in template.resources() {
+        let all = statements(resource);
+        let Some(accept) = all
+            .iter()
+            .find(|s| has_action(s, "account:AcceptPrimaryEmailUpdate"))
+        else {
+            continue;
+        };
+        checked += 1;
+        let read = all
+            .iter()
+            .find(|s| has_action(s, "account:GetPrimaryEmail"))
+            .unwrap_or_else(|| panic!("{name} accepts a code but cannot read the root email"));
+        assert_eq!(
+            get(read, "Resource").map(|r| template.text_of(r)),
+            get(accept, "Resource").map(|r| template.text_of(r)),
+            "{name}"
+        );
+    }
+    assert_eq!(checked, 2, "the take-over's accept step, the operator");
+}
+
 /// Issue 17, point 6. `states:SendTaskSuccess` has no resource type in the
 /// Service Authorization Reference (Actions defined by AWS Step Functions):
 /// IAM matches such an action only against "*", so a statement that names a

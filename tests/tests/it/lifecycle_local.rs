@@ -1223,3 +1223,58 @@ async fn a_rootless_release_deletes_only_what_it_stored_and_recovers_after_aws_m
         "{never:?}"
     );
 }
+
+/// AWS accepted the take-over's code but its answer was lost (a timeout, a
+/// throttled retry): the step's retry finds the root email already ours and
+/// goes on, instead of giving AWS a spent code, failing the take-over as
+/// "the root email did not change" and forgetting our address while AWS
+/// already mails it.
+#[tokio::test]
+async fn a_take_over_whose_accepted_code_lost_its_answer_goes_on() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    steps::register(&lifecycle, &request(Mode::Rootless), NOW)
+        .await
+        .unwrap();
+    steps::start_email_update(&lifecycle, &account(), "local:otp", NOW)
+        .await
+        .unwrap();
+    local.deliver(NOW).await;
+    assert_eq!(local.phase().await, Some(Phase::OtpReceived));
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let code = rootmail_lifecycle::Vault::get(
+        &lifecycle,
+        &account(),
+        rootmail_lifecycle::VaultItem::Handover,
+        rootmail_lifecycle::Stage::Current,
+    )
+    .await
+    .unwrap()
+    .expect("the code in the vault");
+    // The first try: AWS accepted, the answer never came back.
+    rootmail_lifecycle::AccountApi::accept_email_update(
+        &lifecycle,
+        &account(),
+        &rotation.target_email,
+        &code,
+    )
+    .await
+    .unwrap();
+    let retried = steps::accept_email_update(&lifecycle, &account(), NOW + 60).await;
+    assert_eq!(
+        retried.expect("the retry goes on").phase,
+        Phase::EmailAccepted
+    );
+    let named = AccountRegistry::by_email(&lifecycle, &rotation.target_email)
+        .await
+        .unwrap()
+        .map(|a| a.account_id);
+    assert_eq!(
+        named,
+        Some(account()),
+        "our address still names the account"
+    );
+}
