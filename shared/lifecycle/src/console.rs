@@ -67,11 +67,16 @@ pub async fn open_email_change<P: LifecyclePorts>(
     let detail = format!(
         "waiting for the root email to be changed in the console. Whoever holds the root user today \
          (our engineer, or the customer on a shared call): sign in as the root user at \
-         https://console.aws.amazon.com/, open Account, choose Edit beside the account name, email \
-         address and password, choose Edit on the email address, enter {target} and the current \
+         https://console.aws.amazon.com/, open Account, and next to Account details choose Actions, \
+         Update email address and password (older consoles: Edit beside the account name, email \
+         address and password), choose Edit on the email address, enter {target} and the current \
          password, and save. AWS mails a verification code to {target}: rootmail keeps it; read it \
          with `rootmail rotation code --account {account} --reason ... --ticket ...`, enter it in \
-         the console and choose Confirm",
+         the console and choose Confirm. If this is its organization's management account, AWS \
+         Organizations then asks for the new address to be verified again (until it is, invitations \
+         the organization sends cannot be accepted): the request reaches {target} as an \
+         organizations.verification ticket with its link redacted; open the original its internal \
+         note names and follow the link",
         target = rotation.target_email
     );
     advance(

@@ -1024,6 +1024,9 @@ pub(crate) fn require_access_fields(request: &AccessRequest, doing: &str) -> Lif
 /// Release, step 1: moves the root email to the customer's address. AWS mails
 /// the code to the customer, who gives it to the engineer. A console account
 /// changes in the console: the ticket says how, and the engineer attests it.
+/// A release waiting for the customer's code may start again (the code
+/// lasts 24 hours; the address may have been mistyped): AWS sends a new code
+/// to the address given now, and the address the account leaves stays ours.
 pub async fn start_release<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -1031,12 +1034,22 @@ pub async fn start_release<P: LifecyclePorts>(
     who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(p, account, &[Phase::Active], "release").await?;
+    let mut rotation = rotation_in(
+        p,
+        account,
+        &[Phase::Active, Phase::AwaitingCustomerOtp],
+        "release",
+    )
+    .await?;
+    let again = rotation.phase == Phase::AwaitingCustomerOtp;
     let detail = if rotation.mode == Mode::Console {
         format!(
             "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
-             in Security credentials remove our MFA device, then change the root email (Account > Edit) \
-             to {customer_email}; AWS mails the code to the customer, who enters it or reads it to you. \
+             in Security credentials remove our MFA device, then change the root email (Account > \
+             Account details > Actions > Update email address and password) to {customer_email}; AWS \
+             mails the code to the customer, who enters it or reads it to you. A management account's \
+             customer must then verify the address in AWS Organizations again (AWS mails them the \
+             request). \
              Last, change the root password to a long random one that nobody keeps, so that our vaulted \
              password stops working and only the customer's \"Forgot password\" sets the next one. \
              Then run `rootmail rotation complete --account {account} --attest \"...\"`"
@@ -1047,7 +1060,9 @@ pub async fn start_release<P: LifecyclePorts>(
             "root email change to the customer's {customer_email} requested; AWS mails the code to the customer"
         )
     };
-    rotation.previous_email = Some(rotation.target_email.clone());
+    if !again {
+        rotation.previous_email = Some(rotation.target_email.clone());
+    }
     rotation.target_email = customer_email.clone();
     rotation.phase = Phase::AwaitingCustomerOtp;
     advance(p, &mut rotation, now, (who, "release started", detail)).await

@@ -1278,3 +1278,66 @@ async fn a_take_over_whose_accepted_code_lost_its_answer_goes_on() {
         "our address still names the account"
     );
 }
+
+/// The customer's code for a release expires after 24 hours (AWS's Account
+/// Management guide), and an engineer may have typed the customer's address
+/// wrong: a release started again while it waits for the code asks AWS for a
+/// new one, to the address given now, and completes with that code. The
+/// address the account leaves stays ours, whatever the first try named.
+#[tokio::test]
+async fn a_release_waiting_for_the_customer_can_be_started_again() {
+    let local = Local::new();
+    local.take_over(Mode::Rootless).await.expect("take-over");
+    let lifecycle = local.lifecycle();
+    let ours = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let typo = EmailAddress::parse("it@intiech.example").unwrap();
+    let customer = EmailAddress::parse("it@initech.example").unwrap();
+    steps::start_release(&lifecycle, &account(), &typo, "alice", NOW)
+        .await
+        .unwrap();
+    let again = steps::start_release(&lifecycle, &account(), &customer, "bob", NOW + 90_000)
+        .await
+        .expect("started again");
+    assert_eq!(again.phase, Phase::AwaitingCustomerOtp);
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.target_email, customer);
+    assert_eq!(rotation.previous_email, Some(ours));
+    let mail = std::fs::read_dir(lifecycle.simulated_mail_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains("To: it@initech.example"))
+        .expect("the code mail to the address given the second time");
+    let code = mail
+        .lines()
+        .find(|l| l.contains("Verification code:"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .trim()
+        .to_string();
+    let released = complete(
+        &lifecycle,
+        &account(),
+        "bob",
+        (Some(&SecretValue::new(code)), None),
+        NOW + 90_100,
+    )
+    .await
+    .expect("released with the new code");
+    assert_eq!(released[0].phase, Phase::Released);
+    assert!(
+        local
+            .actions()
+            .await
+            .iter()
+            .filter(|a| a.as_str() == "release started")
+            .count()
+            == 2
+    );
+}
