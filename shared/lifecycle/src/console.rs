@@ -329,7 +329,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     rotation.phase = Phase::AwaitingEngineer;
     rotation.task_token = task_token.map(str::to_string);
     rotation.waiting_for = Some(Kind::PasswordReset);
-    rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    rotation.expires_at = Some(now + crate::steps::ENGINEER_WAIT_SECS);
     rotation.engineer_since = Some(now);
     let detail = format!(
         "a new root password is pending ({password_ref}). An engineer now, signed in to the console \

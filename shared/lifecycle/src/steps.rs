@@ -18,6 +18,10 @@ use serde_json::json;
 /// How long a take-over waits for AWS's code mail (the Step Functions task
 /// token times out at the same time).
 pub const OTP_WAIT_SECS: u64 = 24 * 3600;
+
+/// How long the engineer's console task waits (the take-over state
+/// machine's PrepareVault timeout): reset links are taken for as long.
+pub const ENGINEER_WAIT_SECS: u64 = 7 * 24 * 3600;
 /// Who automatic steps are recorded as.
 pub const SYSTEM_ACTOR: &str = "rootmail";
 
@@ -375,9 +379,13 @@ pub async fn hand_over<P: LifecyclePorts>(
     // The rotation keeps waiting (and its token) until the task is answered, so
     // a redelivered mail can finish a handover whose answer failed.
     answer_code_task(p, account, &mut rotation, handoff.kind, &reference).await?;
-    // A reset link while an engineer works is kept for `creds get`; the
-    // engineer's task token stays for `rotation complete`.
-    rotation.waiting_for = None;
+    // A reset link while an engineer works is kept for `creds get`, and the
+    // rotation goes on waiting for reset links: AWS's link is time-sensitive,
+    // and one the engineer requests again replaces it. The engineer's task
+    // token stays for `rotation complete`.
+    if handoff.kind != Kind::PasswordReset {
+        rotation.waiting_for = None;
+    }
     save_handover(p, &mut rotation, now).await?;
     Ok(reference)
 }
@@ -659,7 +667,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     rotation.phase = Phase::AwaitingEngineer;
     rotation.task_token = Some(task_token.to_string());
     rotation.waiting_for = Some(Kind::PasswordReset);
-    rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    rotation.expires_at = Some(now + ENGINEER_WAIT_SECS);
     rotation.engineer_since = Some(now);
     let detail = format!(
         "the previous owner's root credentials are deleted ({}). \

@@ -889,3 +889,24 @@ fn emitted_metrics(root: &Path) -> BTreeMap<String, BTreeSet<BTreeSet<String>>> 
     }
     emitted
 }
+
+/// The take-over's waits in the state machine are the ones the rotation
+/// records: the code's (a rotation takes the code mail as long as its task
+/// waits) and the engineer's (reset links are taken as long as the engineer
+/// works).
+#[test]
+fn the_take_over_waits_as_long_as_its_rotation_takes_mail() {
+    let asl: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(workspace().join("infra/statemachines/take-over.asl.json")).unwrap(),
+    )
+    .unwrap();
+    let timeout = |state: &str| asl["States"][state]["TimeoutSeconds"].as_u64();
+    assert_eq!(
+        timeout("StartEmailUpdate"),
+        Some(rootmail_lifecycle::steps::OTP_WAIT_SECS)
+    );
+    assert_eq!(
+        timeout("PrepareVault"),
+        Some(rootmail_lifecycle::steps::ENGINEER_WAIT_SECS)
+    );
+}
