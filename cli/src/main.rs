@@ -123,8 +123,10 @@ struct RunArgs {
     /// The backend's JSON credentials file (or TICKET_CREDENTIALS with the JSON itself).
     #[arg(long, env = "TICKET_CREDENTIALS_FILE")]
     credentials: Option<PathBuf>,
-    /// A backfill: mail sent before this day (YYYY-MM-DD, UTC) is archived
-    /// (ledger row, original kept), never ticketed nor handed over.
+    /// A backfill: mail delivered before this day (YYYY-MM-DD, UTC; the date
+    /// the receiving server stamped on its topmost Received header, else the
+    /// sender's Date) is archived (ledger row, original kept), never ticketed
+    /// nor handed over.
     #[arg(long, value_parser = run::parse_day)]
     since: Option<i64>,
     /// Messages per transaction (also committed every 2 seconds): one sync

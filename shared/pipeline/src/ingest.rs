@@ -278,16 +278,18 @@ where
     Ok(())
 }
 
-/// `triage` of a mail sent before `since`: archived, and the ledger says why.
+/// `triage` of a mail delivered before `since`: archived, and the ledger
+/// says why. Delivered, not sent: a phishing mail dated years back by its
+/// sender must not be archived unseen in a backfill.
 fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>) {
-    let (Some(since), Some(sent)) = (since, mail.sent_at) else {
+    let (Some(since), Some(sent)) = (since, mail.delivered_at()) else {
         return;
     };
     if sent >= since || triage.disposition == Disposition::Archive {
         return;
     }
     triage.warnings.push(format!(
-        "sent before the backfill's cutoff ({}): archived, not {}",
+        "delivered before the backfill's cutoff ({}): archived, not {}",
         rootmail_domain::dates::utc(u64::try_from(since).unwrap_or(0)),
         triage.disposition.as_str()
     ));

@@ -245,3 +245,65 @@ fn since_archives_older_mail_and_tickets_the_rest() {
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("is not a day like"));
 }
+
+/// `--since` goes by when the mail was delivered, not the date its sender
+/// wrote: a phishing mail delivered today and dated 2018 is not archived
+/// unseen; mail delivered before the day is, whatever its Date says.
+#[test]
+fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let corpus = rootmail_tests::corpus_dir();
+    let phishing =
+        std::fs::read_to_string(corpus.join("phishing.suspected/01-signin-dmarc-fail.eml"))
+            .expect("corpus mail");
+    let received = |day: &str| {
+        format!(
+            "Received: from mx.example (mx.example [203.0.113.9])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id r{day}\r\n for root+a7f3k9q2@root.example-msp.com;\r\n {day} 10:00:00 +0000\r\n"
+        )
+    };
+    let dated_2018 = |text: &str| {
+        let mut out = String::new();
+        for line in text.split_inclusive("\r\n") {
+            if line.starts_with("Date:") {
+                out.push_str("Date: Mon, 1 Jan 2018 00:00:00 +0000\r\n");
+            } else {
+                out.push_str(line);
+            }
+        }
+        out
+    };
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    let today = format!("{}{}", received("Tue, 3 Mar 2026"), dated_2018(&phishing));
+    let old = format!("{}{}", received("Wed, 4 Mar 2020"), dated_2018(&phishing))
+        .replace("Message-ID: <", "Message-ID: <old-");
+    std::fs::write(mail.join("1-today.eml"), today).unwrap();
+    std::fs::write(mail.join("2-old.eml"), old).unwrap();
+    let state = dir.path().join("state");
+    let out = Command::new(rootmail_bin())
+        .args(["run", "--state"])
+        .arg(&state)
+        .arg("--accounts")
+        .arg(corpus.join("accounts.csv"))
+        .args(["--since", "2026-01-01"])
+        .arg(&mail)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = rootmail_local::LocalStore::open(&state).expect("state");
+    let mut rows = store.ledger_rows().expect("ledger");
+    rows.sort_by(|a, b| a.source.cmp(&b.source));
+    let dispositions: Vec<_> = rows
+        .iter()
+        .map(|r| r.disposition.map(|d| d.as_str()))
+        .collect();
+    assert_eq!(
+        dispositions,
+        [Some("quarantine"), Some("archive")],
+        "{rows:?}"
+    );
+}

@@ -163,6 +163,24 @@ impl ParsedMail {
         self.headers_named(name).next()
     }
 
+    /// When the mail reached the mailbox it was read from (seconds since the
+    /// epoch): the date its topmost `Received` header ends with, which the
+    /// receiving server wrote (SES, or the mailbox's own server), else the
+    /// `Date` the sender wrote, which anyone can set to any day.
+    pub fn delivered_at(&self) -> Option<i64> {
+        let stamped = self.header("Received").and_then(|received| {
+            let (_, date) = received.rsplit_once(';')?;
+            let date = date.trim();
+            // A trailing comment, as in "+0000 (UTC)".
+            let date = match date.rfind('(') {
+                Some(open) if date.ends_with(')') => date[..open].trim_end(),
+                _ => date,
+            };
+            mail_parser::DateTime::parse_rfc822(date).map(|d| d.to_timestamp())
+        });
+        stamped.or(self.sent_at)
+    }
+
     /// Message-IDs this message replies to: `References` then `In-Reply-To`.
     pub fn referenced_ids(&self) -> impl Iterator<Item = &str> {
         self.references
@@ -239,6 +257,30 @@ pub enum ParseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sender's Date may say any day; the server that delivered the mail
+    /// stamped its topmost Received header.
+    #[test]
+    fn delivered_at_reads_the_receiving_servers_stamp_before_the_senders_date() {
+        let mail = |received: &str| {
+            let raw = format!(
+                "{received}From: a@b.example\r\nDate: Mon, 1 Jan 2018 00:00:00 +0000\r\n\
+                 Subject: s\r\n\r\nhi\r\n"
+            );
+            parse(raw.as_bytes()).expect("parses")
+        };
+        let stamped = mail(
+            "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id x\r\n \
+             for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\n\
+             Received: from forged.example; Mon, 1 Jan 2018 00:00:00 +0000\r\n",
+        );
+        assert_eq!(stamped.delivered_at(), Some(1_772_532_902));
+        assert_eq!(stamped.sent_at, Some(1_514_764_800));
+        let unstamped = mail("");
+        assert_eq!(unstamped.delivered_at(), Some(1_514_764_800));
+        let garbled = mail("Received: from mx.example; not a date\r\n");
+        assert_eq!(garbled.delivered_at(), Some(1_514_764_800));
+    }
 
     #[test]
     fn empty_and_headerless_input_is_an_error_not_a_panic() {
