@@ -337,12 +337,20 @@ pub fn case_ids(text: &str) -> Vec<String> {
     )
 }
 
+/// The longest a fact is shown: an ARN may be 2,048 characters, and one a
+/// sender writes may run on for a megabyte.
+pub const MAX_FACT_CHARS: usize = 256;
+
 fn distinct(values: impl Iterator<Item = String>) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
     for v in values {
         if found.len() == MAX_PER_FACT {
             break;
         }
+        let v = match v.char_indices().nth(MAX_FACT_CHARS) {
+            Some((cut, _)) => format!("{}…", &v[..cut]),
+            None => v,
+        };
         if !found.contains(&v) {
             found.push(v);
         }

@@ -435,6 +435,8 @@ fn without_controls(text: &str) -> std::borrow::Cow<'_, str> {
             && !matches!(c, '\n' | '\t')
             && !(c == '\r' && text[i + 1..].starts_with('\n')))
             || is_bidi_override(c)
+            // Noncharacters, which SQS refuses in a message.
+            || matches!(c, '\u{FFFE}' | '\u{FFFF}')
     };
     if !text.char_indices().any(|(i, c)| unsafe_at(i, c)) {
         return std::borrow::Cow::Borrowed(text);
@@ -470,6 +472,7 @@ mod tests {
             ),
             "a\u{FFFD}exe.pdf\u{FFFD} b\u{FFFD}c\u{FFFD} d\u{FFFD}e\u{FFFD}f\u{FFFD}g\u{FFFD}h\u{FFFD}"
         );
+        assert_eq!(defang("a\u{FFFE}b\u{FFFF}c"), "a\u{FFFD}b\u{FFFD}c");
         let marked = "\u{5E9}\u{5DC}\u{5D5}\u{5DD}\u{200F} 123\u{200E} \u{627}\u{61C}";
         assert_eq!(defang(marked), marked);
     }

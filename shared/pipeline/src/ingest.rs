@@ -4,8 +4,8 @@
 
 // `crash_point!` is in scope from lib.rs, which defines it before this module.
 use crate::{
-    AccountLookup, Claim, Evidence, Handoffs, Ledger, LedgerRow, LedgerStatus, MailArchive,
-    NoHandoffs, PortError, PortResult, Sending, ThreadMap, TicketOp,
+    AccountLookup, Claim, Evidence, Handoffs, Ledger, LedgerRow, LedgerStatus, MAX_QUEUED_OP_BYTES,
+    MailArchive, NoHandoffs, PortError, PortResult, Sending, ThreadMap, TicketOp,
 };
 use rootmail_domain::directory::Candidates;
 use rootmail_domain::mail::ParsedMail;
@@ -182,8 +182,16 @@ where
     let triage = triage_archived(ports, knowledge, &mut delivery, &origin, now).await?;
     let hash = &delivery.prepared.hash;
 
-    let op = ticket_op(&triage, hash, &origin);
+    let mut op = ticket_op(&triage, hash, &origin);
     record_triage(&mut row, &triage, origin, op.is_some());
+    if op
+        .as_mut()
+        .is_some_and(|op| op.fit_within(MAX_QUEUED_OP_BYTES))
+    {
+        row.warnings.push(format!(
+            "ticket cut to fit the ticket queue ({MAX_QUEUED_OP_BYTES} bytes)"
+        ));
+    }
     ports.ledger.record(&row).await?;
     crash_point!("ingest.after-record");
     Ok(Ingested::Triaged {

@@ -137,6 +137,77 @@ pub struct TicketOp {
     pub received_at_ms: Option<u64>,
 }
 
+/// The most a ticket operation may take serialized. SQS refuses a message
+/// over the queue's `MaximumMessageSize` (256 KiB, set in the template), and
+/// a mail whose operation it refuses would be retried into the DLQ and never
+/// ticketed; room is kept for the send's other parts.
+pub const MAX_QUEUED_OP_BYTES: usize = 240 * 1024;
+
+impl TicketOp {
+    /// Shortens what a mail can make long until the operation, serialized,
+    /// fits `limit`: the body first, which then ends by saying so, and the
+    /// attachments to upload (from the last) only if they alone leave no
+    /// room for a body. The subject, the internal note (the original's
+    /// location) and the rest stay whole; rendering bounds them. Returns
+    /// whether anything was cut.
+    pub fn fit_within(&mut self, limit: usize) -> bool {
+        if serialized_len(self) <= limit {
+            return false;
+        }
+        let body = std::mem::take(&mut self.body);
+        let listed = self.attachments.len();
+        // Each attachment measured once, so this stays linear in them.
+        let sizes: Vec<usize> = self
+            .attachments
+            .iter()
+            .map(|a| serialized_len(a) + 1)
+            .collect();
+        let attachments = std::mem::take(&mut self.attachments);
+        let (mut kept_bytes, bare) = (sizes.iter().sum::<usize>(), serialized_len(self));
+        let mut keep = listed;
+        while keep > 0 && bare + kept_bytes + 1024 > limit / 2 {
+            keep -= 1;
+            kept_bytes -= sizes[keep];
+        }
+        self.attachments = attachments;
+        self.attachments.truncate(keep);
+        let notice = format!(
+            "\n\n[cut: this ticket is longer than the ticket queue takes ({limit} bytes): its text \
+             ends here{}; the original message is kept (see the internal note)]",
+            match listed - self.attachments.len() {
+                0 => String::new(),
+                n => format!(" and {n} attachment(s) are not attached"),
+            }
+        );
+        let room = limit.saturating_sub(serialized_len(self) + 2 * notice.len());
+        // A character takes at most twice its bytes in JSON once control
+        // characters are gone (`"` and `\` are escaped; defang replaced the rest).
+        let mut kept = body[..body.floor_char_boundary(room / 2)].to_string();
+        kept.push_str(&notice);
+        self.body = kept;
+        true
+    }
+}
+
+/// How many bytes `value` takes as JSON, without building the text.
+fn serialized_len(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTicket {
     pub thread_key: ThreadKey,
@@ -300,4 +371,69 @@ pub struct ThreadRecord {
 pub struct FoundTicket {
     pub id: String,
     pub created_from: ContentHash,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(body: String, attachments: usize) -> TicketOp {
+        TicketOp {
+            message: ContentHash::of(b"m"),
+            thread_key: serde_json::from_value(serde_json::json!("msg:m@x")).unwrap(),
+            kind: Kind::Unknown,
+            priority: Priority::Normal,
+            account_id: None,
+            customer: None,
+            subject: "s".into(),
+            body,
+            internal_note: "Original message: s3://b/inbound/m".into(),
+            attachments: (0..attachments)
+                .map(|index| AttachmentRef {
+                    index,
+                    name: "\"".repeat(250),
+                    content_type: "application/octet-stream".into(),
+                    size: 1,
+                    withheld: None,
+                })
+                .collect(),
+            archive_ref: Some("s3://b/inbound/m".into()),
+            quarantined: false,
+            received_at_ms: None,
+        }
+    }
+
+    /// A hostile mail's ticket (a body of what JSON escapes, 50 attachment
+    /// names of quotes) is cut to fit the queue, and says so; the note with
+    /// the original's location stays whole. A small one is left as it is.
+    #[test]
+    fn a_ticket_operation_is_cut_to_fit_the_queue() {
+        for (body, attachments) in [("\"\\".repeat(200_000), 50), ("é".repeat(300_000), 0)] {
+            let mut big = op(body, attachments);
+            assert!(big.fit_within(MAX_QUEUED_OP_BYTES));
+            let len = serde_json::to_vec(&big).unwrap().len();
+            assert!(len <= MAX_QUEUED_OP_BYTES, "{len}");
+            assert!(
+                len > MAX_QUEUED_OP_BYTES / 3,
+                "not cut further than needed: {len}"
+            );
+            assert!(
+                big.body.ends_with("(see the internal note)]"),
+                "{}",
+                &big.body[big.body.len() - 200..]
+            );
+            assert_eq!(big.internal_note, "Original message: s3://b/inbound/m");
+            assert_eq!(big.attachments.len(), attachments, "the body is cut first");
+        }
+        // Attachments that alone take most of the room go, from the last.
+        let mut crowded = op("x".into(), 1_000);
+        assert!(crowded.fit_within(MAX_QUEUED_OP_BYTES));
+        assert!(serde_json::to_vec(&crowded).unwrap().len() <= MAX_QUEUED_OP_BYTES);
+        assert!(crowded.attachments.len() < 1_000);
+        assert!(crowded.body.contains("attachment(s) are not attached"));
+        let mut small = op("hello".into(), 3);
+        let before = small.clone();
+        assert!(!small.fit_within(MAX_QUEUED_OP_BYTES));
+        assert_eq!(small, before);
+    }
 }

@@ -9,8 +9,8 @@
 mod cfn;
 
 use cfn::{
-    Node, Template, actions, condition, entries, get, get_att, has_action, intrinsic, is_ref,
-    items, keys, path, sid, statements, string, strings, walk,
+    Node, Template, actions, condition, entries, get, get_att, has_action, integer, intrinsic,
+    is_ref, items, keys, path, sid, statements, string, strings, walk,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -908,5 +908,24 @@ fn the_take_over_waits_as_long_as_its_rotation_takes_mail() {
     assert_eq!(
         timeout("PrepareVault"),
         Some(rootmail_lifecycle::steps::ENGINEER_WAIT_SECS)
+    );
+}
+
+/// mail-ingest cuts a ticket operation to `MAX_QUEUED_OP_BYTES`: the queue
+/// must take that much (SQS refuses a larger message, and the mail would be
+/// retried into the DLQ, never ticketed).
+#[test]
+fn the_ticket_queue_takes_the_largest_operation_ingest_sends() {
+    let template = template();
+    let size = path(
+        template.resource("TicketOpsQueue"),
+        &["Properties", "MaximumMessageSize"],
+    )
+    .and_then(integer)
+    .expect("MaximumMessageSize is set");
+    let size = usize::try_from(size).expect("positive");
+    assert!(
+        rootmail_pipeline::MAX_QUEUED_OP_BYTES + 16 * 1024 <= size,
+        "{size} bytes"
     );
 }

@@ -74,6 +74,14 @@ pub fn string(node: &Node) -> Option<&str> {
     }
 }
 
+/// An integer scalar.
+pub fn integer(node: &Node) -> Option<i64> {
+    match &node.data {
+        YamlDataOwned::Value(ScalarOwned::Integer(n)) => Some(*n),
+        _ => None,
+    }
+}
+
 /// `!Name argument` as `("Name", argument)`.
 pub fn intrinsic(node: &Node) -> Option<(&str, &Node)> {
     match &node.data {
