@@ -10,7 +10,9 @@
 //!   by TicketSQL in the queue; its create transaction ends with the creating
 //!   message's marker, which is where [`FoundTicket::created_from`] is read from
 //!   (no second custom field to set up);
-//! - the correspondence and the comment of a message both end with its marker;
+//! - the correspondence and the comment of a message both end with its marker,
+//!   and carry it again as a small text part (`rootmail-marker.txt`), which RT
+//!   stores as written where it stores a non-ASCII or long text encoded;
 //!   one search of the ticket's attachments for the marker (a plain `LIKE` on the
 //!   ticket's own attachments, so RT's full-text index is not needed) finds
 //!   what is already there, and only the missing part is written. A retry after
@@ -375,8 +377,9 @@ impl Rt {
         if note.trim().is_empty() {
             return Ok(());
         }
-        let content = format!("{}\n\n{}", note.trim_end(), self.key.marker(message));
-        self.add_message(ticket_id, "comment", &content, &[])
+        let marker = self.key.marker(message);
+        let content = format!("{}\n\n{marker}", note.trim_end());
+        self.add_message(ticket_id, "comment", &content, &[marker_part(&marker)])
             .await
             .map(|_| ())
     }
@@ -465,8 +468,26 @@ fn content_and_uploads(
             AttachmentContent::Listed { .. } => a.clone(),
         })
         .collect();
+    uploads.push(marker_part(marker));
     (body_with_listing(body, &listed, marker), uploads)
 }
+
+/// The marker again, as a small text part of its own. RT on PostgreSQL,
+/// SQLite or Oracle stores a text with a non-ASCII byte quoted-printable
+/// (lines cut at 76 characters) and one over 100,000 bytes base64, and a
+/// search reads the stored form, so the marker line in such a text is never
+/// found again (RT's `lib/RT/Record.pm`, `_EncodeLOB`; `Attachments.pm` says
+/// as much of its own searches). This part is short ASCII, stored as written.
+fn marker_part(marker: &str) -> Value {
+    json!({
+        "FileName": MARKER_FILE,
+        "FileType": "text/plain",
+        "FileContent": STANDARD.encode(marker),
+    })
+}
+
+/// The name of the marker part: RT shows it as a small attachment.
+const MARKER_FILE: &str = "rootmail-marker.txt";
 
 fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
     if value.trim().is_empty() {

@@ -401,6 +401,41 @@ async fn thread_keys_with_quotes_backslashes_and_long_message_ids_are_found_agai
     }
 }
 
+/// RT on SQLite or PostgreSQL stores a text with a non-ASCII byte
+/// quoted-printable (its lines cut at 76 characters) and one over 100,000
+/// bytes base64, and searches the stored form: a marker written in such a
+/// text was not found again, so a redelivered mail was written twice. A
+/// thread key over 255 bytes of non-ASCII is stored the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn non_ascii_and_long_texts_are_found_again() {
+    let server = RtServer::from_env();
+    let queue = server.create_queue("encoded").await;
+    let rt = server.sink(&queue);
+    let key = ThreadKey::message(&format!("{}@example.com", "é".repeat(130)));
+    let mut ticket = ticket_for(key.clone(), b"first");
+    ticket.body = format!("Billing © 2026 — “past due” {}", "x".repeat(120_000));
+    let id = rt.create(&ticket).await.expect("create");
+    let found = rt.find(&key).await.expect("find").expect("found again");
+    assert_eq!(
+        (found.id.as_str(), &found.created_from),
+        (id.as_str(), &ticket.message)
+    );
+    assert_eq!(rt.create(&ticket).await.expect("create again"), id);
+    for body in [
+        "A later mail, naïve café ©.".to_string(),
+        "ü".repeat(60_000),
+    ] {
+        let mut comment = comment_for(body.as_bytes());
+        comment.body = body;
+        let first = rt.comment(&id, &comment).await.expect("comment");
+        let again = rt.comment(&id, &comment).await.expect("comment again");
+        assert_eq!(first.comment_id, again.comment_id);
+    }
+    assert_eq!(server.tickets(&queue).await.len(), 1);
+    let history = server.history(&id).await;
+    assert_eq!(of_kind(&history, "Correspond").len(), 2, "each mail once");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_after_a_crash_between_correspondence_and_note_adds_only_the_note() {
     let server = RtServer::from_env();
