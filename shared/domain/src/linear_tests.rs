@@ -109,6 +109,9 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
             &"https://signin.aws.amazon.com/resetpassword?type=RootUser&token=AbC12\n"
                 .repeat(n / 71),
         ),
+        // One link over and over on one line: nothing before a link but
+        // its line's last characters is read for its wrapped tail.
+        "one long line of links" => text_mail(&"https://a.example/?code=1 ".repeat(n / 26)),
         "token links" => text_mail(
             &(0..n / 48)
                 .map(|i| format!("https://x.example/?token={i:020} "))
@@ -172,9 +175,10 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 18] = [
+const HOSTILE_INPUTS: [&str; 19] = [
     "keyword spam",
     "wrapped links",
+    "one long line of links",
     "lone <",
     "unclosed <a",
     "nested quotes",

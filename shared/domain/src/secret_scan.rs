@@ -86,47 +86,59 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
 /// A line at least this long may have been wrapped by a mail client.
 const WRAPPED_LINE_CHARS: usize = 60;
 
-/// Lines of a link's tail followed past the one it starts on.
-const MAX_WRAPPED_LINES: usize = 3;
+/// Lines of a link's tail followed past the one it starts on (a 200-character
+/// token wrapped at 72 columns takes three).
+const MAX_WRAPPED_LINES: usize = 6;
 
 /// The link that starts at `start` and ends at `end` where a line ends, with
 /// its tail on the lines after, when a client hard-wrapped it (a person's
 /// plain-text forward): `text[start..]` up to the tail's end, so the
 /// [`Redactor`] removes the tail too. A tail is what follows the next line's
-/// quote marks (`> `) up to a space, and reads as part of a token (a digit,
-/// one of `%&=_-/?+~`, or 16 characters); it runs on to a further line only
-/// from a full line. Bounded lines each, so linear in the text.
+/// quote marks (`> > `) up to a space; the first must read as part of a
+/// token (a digit, one of `%&=_-/?+~`, or 16 characters), so a word after a
+/// link stays; a line after a full tail line is tail whatever it holds.
+/// Linear in the text: nothing is read before `end` but the line's last
+/// [`WRAPPED_LINE_CHARS`] characters, and each line is read for at most
+/// [`MAX_WRAPPED_LINES`] links before it.
 fn wrapped_link(text: &str, start: usize, end: usize) -> Option<&str> {
-    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-    let (mut line_len, mut at, mut wrapped_to) = (text[line_start..end].chars().count(), end, None);
-    for _ in 0..MAX_WRAPPED_LINES {
-        let rest = &text[at..];
-        let after_break = rest
-            .strip_prefix("\r\n")
-            .or_else(|| rest.strip_prefix('\n'))?;
-        if line_len < WRAPPED_LINE_CHARS {
-            break;
-        }
-        let unquoted = after_break.trim_start_matches('>');
-        let unquoted = match unquoted.len() < after_break.len() {
-            true => unquoted.strip_prefix(' ').unwrap_or(unquoted),
-            false => unquoted,
-        };
+    let ends_a_line = |at: usize| text[at..].starts_with('\n') || text[at..].starts_with("\r\n");
+    if !ends_a_line(end) || !is_full_line(&text[..end]) {
+        return None;
+    }
+    let (mut at, mut wrapped_to) = (end, None);
+    for line in 0..MAX_WRAPPED_LINES {
+        let after_break = text[at..].trim_start_matches('\r').strip_prefix('\n')?;
+        let unquoted = after_break.trim_start_matches(['>', ' ']);
         let tail_len = unquoted
             .find(|c: char| c.is_whitespace() || "<>\"')]}".contains(c))
             .unwrap_or(unquoted.len());
         let tail = &unquoted[..tail_len];
-        let token_like = tail.contains(|c: char| c.is_ascii_digit() || "%&=_-/?+~".contains(c))
+        let token_like = line > 0
+            || tail.contains(|c: char| c.is_ascii_digit() || "%&=_-/?+~".contains(c))
             || tail.chars().count() >= 16;
         if tail.is_empty() || !token_like {
             break;
         }
-        let tail_start = text.len() - unquoted.len();
-        at = tail_start + tail_len;
+        at = text.len() - unquoted.len() + tail_len;
         wrapped_to = Some(at);
-        line_len = text[text.len() - after_break.len()..at].chars().count();
+        if !ends_a_line(at) || !is_full_line(&text[..at]) {
+            break;
+        }
     }
     wrapped_to.map(|to| &text[start..to])
+}
+
+/// Whether the line `before` ends with holds at least [`WRAPPED_LINE_CHARS`]
+/// characters, reading no further back than that.
+fn is_full_line(before: &str) -> bool {
+    let mut chars = 0;
+    for c in before.chars().rev().take(WRAPPED_LINE_CHARS) {
+        if c == '\n' {
+            return false;
+        }
+        chars += 1;
+    }
+    chars == WRAPPED_LINE_CHARS
 }
 
 #[derive(Default)]
@@ -496,6 +508,21 @@ mod tests {
             assert!(!shown.contains("AbC12"), "{shown}");
             assert!(shown.contains("Thanks"), "{shown}");
         }
+        // Nested quotes, and a token wrapped over five lines whose last
+        // fragment is short and has no digit.
+        let long = format!(
+            "> > {link}\n> > {}\n> > {}\n> > {}\n> > xKqPz\n> >\n> > Thanks",
+            "Ab".repeat(35),
+            "Cd".repeat(35),
+            "Ef".repeat(35)
+        );
+        let found = find_secrets_bounded(&long, &Rules::built_in());
+        let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
+        let shown = redactor.redact(&long);
+        for tail in ["AbAb", "CdCd", "EfEf", "xKqPz"] {
+            assert!(!shown.contains(tail), "{tail}: {shown}");
+        }
+        assert!(shown.contains("Thanks"), "{shown}");
         // A link that ends a short line: the next line's word is no tail.
         let short = "Reset: https://signin.aws.amazon.com/resetpassword?t=Ab1\nhere-today 2026\n";
         let found = find_secrets_bounded(short, &Rules::built_in());
