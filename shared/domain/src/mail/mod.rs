@@ -260,6 +260,24 @@ mod tests {
 
     /// A sender's Date may say any day; the server that delivered the mail
     /// stamped its topmost Received header.
+    /// A Message-ID with a noncharacter (`EF BF BF` is valid UTF-8 for
+    /// U+FFFF) reaches the thread key; SQS refuses U+FFFE and U+FFFF.
+    #[test]
+    fn noncharacters_never_reach_ids_or_the_subject() {
+        let raw = b"From: a@b.example\r\nMessage-ID: <\xEF\xBF\xBF@x>\r\n\
+                    References: <r\xEF\xBF\xBE@x>\r\nSubject: s \xEF\xBF\xBF\r\n\r\nhi\r\n";
+        let mail = parse(raw).expect("parses");
+        let ids = format!(
+            "{:?} {:?} {:?}",
+            mail.message_id, mail.references, mail.subject
+        );
+        assert!(
+            !ids.contains('\u{FFFF}') && !ids.contains('\u{FFFE}'),
+            "{ids}"
+        );
+        assert_eq!(mail.message_id.as_deref(), Some("\u{FFFD}@x"));
+    }
+
     #[test]
     fn delivered_at_reads_the_receiving_servers_stamp_before_the_senders_date() {
         let mail = |received: &str| {

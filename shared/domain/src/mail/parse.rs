@@ -435,11 +435,17 @@ pub(super) fn clean_id(id: &str) -> String {
 }
 
 /// One line of header text: control characters (CR/LF injected through encoded
-/// words included) become spaces, so a header can never start a new line.
+/// words included) become spaces, so a header can never start a new line; the
+/// noncharacters U+FFFE and U+FFFF become U+FFFD (SQS refuses them, and a
+/// Message-ID's end up in the thread key every queued operation carries).
 pub fn clean_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        let c = if c.is_control() { ' ' } else { c };
+        let c = match c {
+            c if c.is_control() => ' ',
+            '\u{FFFE}' | '\u{FFFF}' => '\u{FFFD}',
+            c => c,
+        };
         if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
             out.push(c);
         }
