@@ -123,17 +123,24 @@ fn prepare_admitted<R>(
     yield_to_the_writer();
     let mut reader = mailbox::Reader::default();
     while let Some(i) = window.claim(files.len()) {
-        let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            match reader.read(&files[i]) {
-                Ok(raw) => (window.read(raw.len()), Ok(work(&files[i].label(), raw))),
-                Err(e) => (0, Err(e)),
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.read(&files[i])));
+        let (bytes, result) = match read {
+            Ok(Ok(raw)) => {
+                // Counted in the window until emitted, whatever the work does.
+                let bytes = window.read(raw.len());
+                let label = files[i].label();
+                let prepared =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&label, raw)));
+                (bytes, prepared.map_err(|_| panicked()))
             }
-        }));
-        let (bytes, result) = prepared.unwrap_or_else(|_| {
-            // The reader may be midway through an mbox: start it afresh.
-            reader = mailbox::Reader::default();
-            (0, Err(panicked()))
-        });
+            Ok(Err(e)) => (0, Err(e)),
+            Err(_) => {
+                // The reader may be midway through an mbox: start it afresh.
+                reader = mailbox::Reader::default();
+                (0, Err(panicked()))
+            }
+        };
         if done.send((i, bytes, result)).is_err() {
             return;
         }
@@ -427,9 +434,10 @@ mod tests {
             };
             let window = Window::new(8, 1 << 20);
             let unreadable = each_message_within(&paths, (3, &window), work, emit).expect("runs");
-            finished.send((unreadable, emitted)).expect("send");
+            let left = window.progress().bytes;
+            finished.send((unreadable, emitted, left)).expect("send");
         });
-        let (unreadable, emitted) = ended
+        let (unreadable, emitted, left_in_window) = ended
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("the run ended");
         assert_eq!(unreadable, 1);
@@ -443,6 +451,10 @@ mod tests {
             "the panic's text stays on stderr"
         );
         assert_eq!(emitted.iter().filter(|(_, r)| r.is_ok()).count(), 49);
+        assert_eq!(
+            left_in_window, 0,
+            "the failed message's bytes were given back"
+        );
         drop(dir);
     }
 
