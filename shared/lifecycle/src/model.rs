@@ -137,10 +137,16 @@ impl Phase {
     }
 
     /// Before the code went to AWS: a failure here left the root email as it
-    /// was. From `OtpReceived` on it may not have: the accept step gives AWS
-    /// the code there, and AWS may have taken it with the answer lost.
-    pub fn before_email_change(self) -> bool {
-        matches!(self, Self::Registered | Self::AwaitingOtp)
+    /// was. From `OtpReceived` on it may not have in `mode` Vaulted or
+    /// Rootless: the accept step gives AWS the code there, and AWS may have
+    /// taken it with the answer lost. A console take-over leaves
+    /// `OtpReceived` when the engineer reads the code to type it.
+    pub fn before_email_change(self, mode: Mode) -> bool {
+        match self {
+            Self::Registered | Self::AwaitingOtp => true,
+            Self::OtpReceived => mode == Mode::Console,
+            _ => false,
+        }
     }
 }
 

@@ -513,7 +513,7 @@ pub async fn record_failure<P: LifecyclePorts>(
     }
     let reason: String = reason.trim().chars().take(MAX_FAILURE_CHARS).collect();
     let failed_in = rotation.phase;
-    if failed_in.before_email_change() {
+    if failed_in.before_email_change(rotation.mode) {
         // AWS never took the new address: mail to it is nobody's.
         p.registry().forget(&rotation.target_email).await?;
     }
@@ -525,7 +525,7 @@ pub async fn record_failure<P: LifecyclePorts>(
     rotation.waiting_for = None;
     rotation.task_token = None;
     rotation.expires_at = None;
-    let email = if failed_in.before_email_change() {
+    let email = if failed_in.before_email_change(rotation.mode) {
         "The root email did not change."
     } else {
         "AWS may already have changed the root email: check it (`rootmail rotation status`) before starting again."

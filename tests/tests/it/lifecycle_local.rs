@@ -1388,3 +1388,47 @@ async fn a_release_waiting_for_the_customer_can_be_started_again() {
             == 2
     );
 }
+
+/// Where a take-over fails decides what it says of the root email: a
+/// console take-over whose code arrived but was never read (so never typed)
+/// left the email as it was, and the address goes; an API take-over that
+/// had the code may have had AWS take it, and the address stays.
+#[tokio::test]
+async fn a_failure_with_the_code_in_the_vault_says_what_is_known_of_the_email() {
+    for (mode, changed) in [(Mode::Console, false), (Mode::Rootless, true)] {
+        let local = Local::new();
+        let lifecycle = local.lifecycle();
+        steps::register(&lifecycle, &request(mode), NOW)
+            .await
+            .unwrap();
+        let target = Rotations::get(&lifecycle, &account())
+            .await
+            .unwrap()
+            .unwrap()
+            .target_email;
+        if mode == Mode::Console {
+            console::open_email_change(&lifecycle, &account(), None, NOW)
+                .await
+                .unwrap();
+            let change = ConsoleStep::ChangeEmail { to: target.clone() };
+            lifecycle.console(&account(), change, NOW).unwrap();
+        } else {
+            steps::start_email_update(&lifecycle, &account(), "local:otp", NOW)
+                .await
+                .unwrap();
+        }
+        local.deliver(NOW).await;
+        assert_eq!(local.phase().await, Some(Phase::OtpReceived), "{mode:?}");
+        let failed = steps::record_failure(&lifecycle, &account(), "gave up", NOW + 5)
+            .await
+            .unwrap();
+        assert_eq!(failed.phase, Phase::Failed);
+        let kept = AccountRegistry::by_email(&lifecycle, &target)
+            .await
+            .unwrap()
+            .is_some();
+        assert_eq!(kept, changed, "{mode:?}: our address kept");
+        let said = local.actions().await;
+        assert!(said.iter().any(|a| a == "take-over failed"), "{said:?}");
+    }
+}
