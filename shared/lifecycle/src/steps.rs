@@ -1050,6 +1050,10 @@ pub async fn start_release<P: LifecyclePorts>(
     )
     .await?;
     let again = rotation.phase == Phase::AwaitingCustomerOtp;
+    if again && let Some(unchanged) = release_asked_again(p, &rotation, customer_email, now).await?
+    {
+        return Ok(unchanged);
+    }
     let detail = if rotation.mode == Mode::Console {
         format!(
             "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
@@ -1074,6 +1078,37 @@ pub async fn start_release<P: LifecyclePorts>(
     rotation.target_email = customer_email.clone();
     rotation.phase = Phase::AwaitingCustomerOtp;
     advance(p, &mut rotation, now, (who, "release started", detail)).await
+}
+
+/// A release asked again within this long for the same address is the same
+/// request repeated (the state machine's retry after a lost answer, a second
+/// run of the command): the code AWS sent stands.
+const RELEASE_REPEAT_SECS: u64 = 600;
+
+/// What a release started again while it waits for the customer's code
+/// answers without asking AWS for another code: the same request repeated
+/// (the rotation as it is), or a release AWS already made (refused: an
+/// earlier completion had AWS take the code, so it is finished, not restarted).
+async fn release_asked_again<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    customer_email: &EmailAddress,
+    now: u64,
+) -> LifecycleResult<Option<StepOutput>> {
+    if rotation.target_email == *customer_email && now < rotation.updated_at + RELEASE_REPEAT_SECS {
+        return Ok(Some(StepOutput::from(rotation)));
+    }
+    let account = &rotation.account_id;
+    if rotation.mode != Mode::Console
+        && p.api().primary_email(account).await? == rotation.target_email
+    {
+        return refused(format!(
+            "AWS already moved account {account}'s root email to {}: finish the release with \
+             `rootmail rotation complete --account {account} --otp-stdin`",
+            rotation.target_email
+        ));
+    }
+    Ok(None)
 }
 
 /// Release, step 2: the customer's code. A wrong code changes nothing. Then the

@@ -202,18 +202,20 @@ fn roles_changing_a_root_email_are_also_granted_iam_update_account_email_address
 
 /// Both steps that give AWS a code (the take-over's accept, the release's
 /// completion) first read the root email, since an earlier try may have had
-/// the code taken and its answer lost: every role granted
-/// AcceptPrimaryEmailUpdate is granted GetPrimaryEmail on the same accounts.
+/// the code taken and its answer lost, and so does a release started again:
+/// every role granted AcceptPrimaryEmailUpdate, and the release's start, is
+/// granted GetPrimaryEmail on the same accounts.
 #[test]
 fn roles_accepting_a_code_may_read_the_root_email_first() {
     let template = template();
     let mut checked = 0;
     for (name, resource) in template.resources() {
         let all = statements(resource);
-        let Some(accept) = all
-            .iter()
-            .find(|s| has_action(s, "account:AcceptPrimaryEmailUpdate"))
-        else {
+        let wanted = match name {
+            "StartReleaseRole" => "account:StartPrimaryEmailUpdate",
+            _ => "account:AcceptPrimaryEmailUpdate",
+        };
+        let Some(accept) = all.iter().find(|s| has_action(s, wanted)) else {
             continue;
         };
         checked += 1;
@@ -227,7 +229,10 @@ fn roles_accepting_a_code_may_read_the_root_email_first() {
             "{name}"
         );
     }
-    assert_eq!(checked, 2, "the take-over's accept step, the operator");
+    assert_eq!(
+        checked, 3,
+        "the take-over's accept step, the release's start, the operator"
+    );
 }
 
 /// Issue 17, point 6. `states:SendTaskSuccess` has no resource type in the

@@ -1254,6 +1254,19 @@ async fn a_rootless_release_deletes_only_what_it_stored_and_recovers_after_aws_m
         .await
         .unwrap();
     assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
+    // Started again now, the release would move an email AWS already moved.
+    let restarted = steps::start_release(
+        &lifecycle,
+        &account(),
+        &EmailAddress::parse("cfo@initech.example").unwrap(),
+        "alice",
+        NOW + 3_600,
+    )
+    .await;
+    assert!(
+        matches!(&restarted, Err(LifecycleError::Refused(m)) if m.contains("already moved")),
+        "{restarted:?}"
+    );
     let released = complete(&lifecycle, &account(), "alice", (Some(&code), None), NOW)
         .await
         .expect("the retry completes the release");
@@ -1346,6 +1359,22 @@ async fn a_release_waiting_for_the_customer_can_be_started_again() {
     steps::start_release(&lifecycle, &account(), &typo, "alice", NOW)
         .await
         .unwrap();
+    // The same request repeated minutes later (a retry after a lost answer)
+    // asks AWS for no second code: the first stands.
+    let codes_to = |address: &str| {
+        std::fs::read_dir(lifecycle.simulated_mail_dir())
+            .unwrap()
+            .filter(|e| {
+                std::fs::read_to_string(e.as_ref().unwrap().path())
+                    .unwrap()
+                    .contains(&format!("To: {address}"))
+            })
+            .count()
+    };
+    steps::start_release(&lifecycle, &account(), &typo, "alice", NOW + 60)
+        .await
+        .unwrap();
+    assert_eq!(codes_to("it@intiech.example"), 1);
     let again = steps::start_release(&lifecycle, &account(), &customer, "bob", NOW + 90_000)
         .await
         .expect("started again");
