@@ -165,20 +165,22 @@ impl ParsedMail {
 
     /// When the mail reached the mailbox it was read from (seconds since the
     /// epoch): the date its topmost `Received` header ends with, which the
-    /// receiving server wrote (SES, or the mailbox's own server), else the
-    /// `Date` the sender wrote, which anyone can set to any day.
+    /// receiving server wrote (SES, or the mailbox's own server). Only a mail
+    /// with no `Received` header at all (a file written by hand) is taken at
+    /// its `Date`, which anyone can set to any day; a stamp that cannot be
+    /// read is not replaced by it: None, so a backfill tickets the mail.
     pub fn delivered_at(&self) -> Option<i64> {
-        let stamped = self.header("Received").and_then(|received| {
-            let (_, date) = received.rsplit_once(';')?;
-            let date = date.trim();
-            // A trailing comment, as in "+0000 (UTC)".
-            let date = match date.rfind('(') {
-                Some(open) if date.ends_with(')') => date[..open].trim_end(),
-                _ => date,
-            };
-            mail_parser::DateTime::parse_rfc822(date).map(|d| d.to_timestamp())
-        });
-        stamped.or(self.sent_at)
+        let Some(received) = self.header("Received") else {
+            return self.sent_at;
+        };
+        let (_, date) = received.rsplit_once(';')?;
+        let date = date.trim();
+        // A trailing comment, as in "+0000 (UTC)".
+        let date = match date.rfind('(') {
+            Some(open) if date.ends_with(')') => date[..open].trim_end(),
+            _ => date,
+        };
+        mail_parser::DateTime::parse_rfc822(date).map(|d| d.to_timestamp())
     }
 
     /// Message-IDs this message replies to: `References` then `In-Reply-To`.
@@ -297,7 +299,11 @@ mod tests {
         let unstamped = mail("");
         assert_eq!(unstamped.delivered_at(), Some(1_514_764_800));
         let garbled = mail("Received: from mx.example; not a date\r\n");
-        assert_eq!(garbled.delivered_at(), Some(1_514_764_800));
+        assert_eq!(
+            garbled.delivered_at(),
+            None,
+            "never the sender's word instead"
+        );
     }
 
     #[test]
