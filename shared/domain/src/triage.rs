@@ -1375,6 +1375,8 @@ mod tests {
         let saved_eml = "RnJvbTogbm8tcmVwbHlAc2lnbmluLmF3cw0KU3ViamVjdDogQVdTIG5vdGljZQ0KQ29udGVudC1UeXBlOiB0ZXh0L3BsYWluDQpDb250ZW50LVRyYW5zZmVyLUVuY29kaW5nOiBiYXNlNjQNCg0KV1c5MWNpQkJWMU1nZG1WeWFXWnBZMkYwYVc5dUlHTnZaR1VnYVhNZ05Ea3pPREUzTGlCSmRDQmxlSEJwY21WeklHbHVJREV3SUcxcGJuVjBaWE11";
         let latin1 = "Q/NkaWdvIGRlIHZlcmlmaWNhY2nzbjogNDkzODE3";
         let png = "iVBORw0KGgoAAAANSUhEUiB2ZXJpZmljYXRpb24gY29kZSA0OTM4MTc=";
+        // UTF-16LE with its byte-order mark (Notepad's "Unicode").
+        let utf16 = "//5ZAG8AdQByACAAdgBlAHIAaQBmAGkAYwBhAHQAaQBvAG4AIABjAG8AZABlACAAaQBzACAANAA5ADMAOAAxADcA";
         let cases = [
             (
                 "Content-Type: application/octet-stream; name=code.txt\r\n\
@@ -1396,6 +1398,23 @@ mod tests {
                  Content-Disposition: attachment; filename=shot.png\r\n\
                  Content-Transfer-Encoding: base64",
                 latin1.to_string(),
+            ),
+            (
+                "Content-Type: application/octet-stream; name=code.txt\r\n\
+                 Content-Transfer-Encoding: base64",
+                utf16.to_string(),
+            ),
+            // A forwarded message whose own file holds the code, in base64.
+            (
+                "Content-Type: message/rfc822\r\n\
+                 Content-Disposition: attachment; filename=fwd.eml",
+                "From: a@b.example\r\nSubject: code\r\n\
+                 Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\
+                 Content-Type: text/plain\r\n\r\nsee file\r\n--i\r\n\
+                 Content-Type: application/octet-stream; name=code.txt\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n\
+                 WW91ciB2ZXJpZmljYXRpb24gY29kZSBpcyA0OTM4MTc=\r\n--i--"
+                    .to_string(),
             ),
         ];
         let dir = directory(AccountStatus::Active);

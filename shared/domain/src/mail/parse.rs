@@ -202,10 +202,20 @@ const SNIFFED_BYTES: usize = 8000;
 /// Whether bytes read as text whatever type they were sent as (many mail
 /// clients send a `.txt` or a saved `.eml` as `application/octet-stream`, and
 /// the type is the sender's word): git's rule, no NUL in the first 8,000
-/// bytes. Images, archives and compressed PDFs have one almost at once; a
-/// text file in any 8-bit charset has none.
+/// bytes, or UTF-16 with its byte-order mark (what Windows' Notepad and
+/// PowerShell 5 write). Images, archives and compressed PDFs have a NUL
+/// almost at once; a text file in any 8-bit charset has none.
 fn reads_as_text(contents: &[u8]) -> bool {
-    !contents[..contents.len().min(SNIFFED_BYTES)].contains(&0)
+    utf16_order(contents).is_some() || !contents[..contents.len().min(SNIFFED_BYTES)].contains(&0)
+}
+
+/// The byte order a UTF-16 byte-order mark at the start says, if any.
+fn utf16_order(contents: &[u8]) -> Option<fn([u8; 2]) -> u16> {
+    match contents {
+        [0xFF, 0xFE, ..] => Some(u16::from_le_bytes),
+        [0xFE, 0xFF, ..] => Some(u16::from_be_bytes),
+        _ => None,
+    }
 }
 
 fn is_saved_message(name: &str) -> bool {
@@ -217,6 +227,13 @@ fn is_saved_message(name: &str) -> bool {
 /// as Windows-1252 (every byte a character), so a Latin-1 "Código: 493817"
 /// keeps the word that makes its number a code.
 fn file_text(contents: &[u8]) -> String {
+    if let Some(unit) = utf16_order(contents) {
+        let units: Vec<u16> = contents[2..]
+            .chunks_exact(2)
+            .map(|pair| unit([pair[0], pair[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
     match std::str::from_utf8(contents) {
         Ok(text) => text.to_string(),
         Err(_) => mail_parser::decoders::charsets::map::charset_decoder(b"windows-1252")
@@ -255,6 +272,14 @@ fn forwarded_text(raw: &[u8], forwarded: &Message<'_>) -> Option<String> {
         for part in &message.parts {
             match &part.body {
                 PartType::Message(inner) => messages.push(inner),
+                // A file of the forwarded message, decoded as its own are.
+                PartType::Binary(bytes) | PartType::InlineBinary(bytes) if reads_as_text(bytes) => {
+                    if decoded.len() + bytes.len() > MAX_SCANNED_ATTACHMENT_BYTES {
+                        return None;
+                    }
+                    decoded.push_str("\n\n");
+                    decoded.push_str(&file_text(bytes));
+                }
                 body if append_body(&mut decoded, body) => return None,
                 _ => {}
             }
