@@ -713,7 +713,9 @@ mod tests {
         assert_eq!(
             uploads,
             vec![
-                json!({"FileName": "invoice.pdf", "FileType": "application/pdf", "FileContent": "AQID"})
+                json!({"FileName": "invoice.pdf", "FileType": "application/pdf", "FileContent": "AQID"}),
+                // The marker again, as a part RT stores as written.
+                json!({"FileName": "rootmail-marker.txt", "FileType": "text/plain", "FileContent": "TUFSS0VS"}),
             ]
         );
         assert!(

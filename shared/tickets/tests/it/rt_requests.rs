@@ -149,7 +149,7 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
             "FileName": "usage report.csv",
             "FileType": "text/csv",
             "FileContent": STANDARD.encode(b"a,b\n1,2\n"),
-        }])
+        }, marker_part(&ticket.message)])
     );
     assert!(
         posted.get("Requestor").is_none(),
@@ -176,7 +176,17 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
             message_marker(&ticket.message)
         )
     );
-    assert!(note.get("Attachments").is_none());
+    assert_eq!(note["Attachments"], json!([marker_part(&ticket.message)]));
+}
+
+/// The marker as RT is sent it again: a short ASCII part, which RT stores as
+/// written where it stores a non-ASCII or long text encoded.
+fn marker_part(message: &ContentHash) -> serde_json::Value {
+    json!({
+        "FileName": "rootmail-marker.txt",
+        "FileType": "text/plain",
+        "FileContent": STANDARD.encode(message_marker(message)),
+    })
 }
 
 /// The writer's own lookup has just found no ticket: create does not ask again.
@@ -326,7 +336,10 @@ async fn a_new_comment_is_a_correspondence_with_its_attachment_then_a_note_and_r
     );
     assert_eq!(
         reply["Attachments"],
-        json!([{"FileName": "statement.pdf", "FileType": "application/pdf", "FileContent": "JVBERg=="}])
+        json!([
+            {"FileName": "statement.pdf", "FileType": "application/pdf", "FileContent": "JVBERg=="},
+            marker_part(&comment.message)
+        ])
     );
     let put = &fixtures::bodies(&server, "PUT", "/REST/2.0/ticket/7")[0];
     assert_eq!(put, &json!({"Priority": 80}));
