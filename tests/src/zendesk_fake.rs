@@ -956,7 +956,15 @@ async fn list_tickets(
             let tickets: Vec<Value> = inner
                 .tickets
                 .iter()
-                .filter(|t| wanted.is_none() || t.external_id.as_ref() == wanted)
+                // Zendesk documents external ids as not case sensitive (on
+                // users); the fake lists tickets so too, the looser reading.
+                .filter(|t| {
+                    wanted.is_none_or(|w| {
+                        t.external_id
+                            .as_ref()
+                            .is_some_and(|id| id.eq_ignore_ascii_case(w))
+                    })
+                })
                 .map(ticket_json)
                 .collect();
             let count = tickets.len();

@@ -1109,3 +1109,29 @@ async fn a_follow_up_shows_the_mail_s_markdown_as_text() {
         next.description
     );
 }
+
+/// Message-IDs are case-sensitive; Zendesk documents external ids as not
+/// (on users, and the fake lists tickets so): two threads whose ids differ in
+/// case alone keep two tickets, each found again as its own.
+#[tokio::test]
+async fn thread_keys_differing_in_case_alone_keep_their_own_tickets() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend();
+    let upper = op("Case.Sensitive@example.com", 1, "note");
+    let lower = op("case.sensitive@example.com", 1, "note");
+    let first = sink.create(&new_ticket(&upper)).await.expect("create");
+    let found = sink.find(&lower.thread_key).await.expect("find");
+    assert_eq!(
+        found.map(|f| f.id),
+        None,
+        "the other case is another thread"
+    );
+    let second = sink.create(&new_ticket(&lower)).await.expect("create");
+    assert_ne!(first, second);
+    let again = sink
+        .find(&upper.thread_key)
+        .await
+        .expect("find")
+        .map(|f| f.id);
+    assert_eq!(again, Some(first));
+}

@@ -236,7 +236,13 @@ impl Zendesk {
                 return Ok(newest);
             }
             let page: TicketPage = self.json("finding a ticket", response).await?;
-            for ticket in page.tickets {
+            // Zendesk documents external ids as not case sensitive; a
+            // Message-ID is, so a ticket of another case is another thread's.
+            let ours = page
+                .tickets
+                .into_iter()
+                .filter(|t| t.external_id.as_deref() == Some(external_id));
+            for ticket in ours {
                 if newest.as_ref().is_none_or(|n| ticket.id > n.id) {
                     newest = Some(ticket);
                 }
