@@ -72,6 +72,9 @@ impl DynamoAccounts {
     }
 }
 
+/// Lookups read strongly consistent: DynamoDB's default is eventually
+/// consistent, and the account a take-over has just registered decides
+/// whether AWS's code mail, seconds later, is handed over or ticketed.
 impl AccountLookup for DynamoAccounts {
     async fn by_email(&self, email: &EmailAddress) -> PortResult<Option<Account>> {
         let found = self
@@ -79,6 +82,7 @@ impl AccountLookup for DynamoAccounts {
             .get_item()
             .table_name(&self.table)
             .key("root_email", s(email.as_str()))
+            .consistent_read(true)
             .send()
             .await
             .map_err(|e| port_error(PORT, e))?;
@@ -97,6 +101,7 @@ impl AccountLookup for DynamoAccounts {
             let mut request = Some(
                 KeysAndAttributes::builder()
                     .set_keys(Some(keys))
+                    .consistent_read(true)
                     .build()
                     .map_err(|e| bad_row(e.to_string()))?,
             );

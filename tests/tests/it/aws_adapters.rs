@@ -207,3 +207,58 @@ async fn a_failed_run_releases_its_claim_for_the_retry() {
     let retry = ingest(ports, &knowledge, raw, "s3://bucket/inbound/x", 1_001).await;
     assert!(matches!(retry, Ok(Ingested::Triaged { .. })), "{retry:?}");
 }
+
+/// DynamoDB reads are eventually consistent unless asked (the Developer
+/// Guide's "Read consistency"); moto's always are. The account a take-over
+/// has just registered decides whether AWS's code mail is handed over, so
+/// the lookups of mail-ingest ask for strongly consistent reads: what is
+/// sent, seen by a DynamoDB that records it.
+#[tokio::test]
+async fn account_lookups_ask_for_strongly_consistent_reads() {
+    use axum::routing::post;
+    let dynamodb = rootmail_fake_http::FakeHttp::recording(axum::Router::new().route(
+        "/",
+        post(|headers: axum::http::HeaderMap| async move {
+            let target = headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let body = match target.as_str() {
+                "DynamoDB_20120810.BatchGetItem" => r#"{"Responses":{"accounts":[]}}"#,
+                _ => "{}",
+            };
+            (
+                [("content-type", "application/x-amz-json-1.0")],
+                body.to_string(),
+            )
+        }),
+    ));
+    let config = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(dynamodb.url())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ),
+        )
+        .http_client(rootmail_aws::https_client())
+        .build();
+    let accounts = DynamoAccounts::new(aws_sdk_dynamodb::Client::new(&config), "accounts");
+    let email = EmailAddress::parse("root+new@msp.example").unwrap();
+    assert_eq!(accounts.by_email(&email).await.unwrap(), None);
+    assert!(accounts.by_emails(&[email]).await.unwrap().is_empty());
+    let bodies: Vec<serde_json::Value> = dynamodb
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["ConsistentRead"], true, "GetItem: {}", bodies[0]);
+    assert_eq!(
+        bodies[1]["RequestItems"]["accounts"]["ConsistentRead"], true,
+        "BatchGetItem: {}",
+        bodies[1]
+    );
+}
