@@ -958,21 +958,32 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
     };
     let rotations = &run.ports.rotations;
     rotations.put(&rotation, None).await.expect("first write");
-    let again = rotations.put(&rotation, None).await;
+    // Another writer's first record for the account.
+    let mut other = rotation.clone();
+    other.customer = "Initrode".into();
+    let again = rotations.put(&other, None).await;
     assert!(
         matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("changed meanwhile")),
         "{again:?}"
     );
+    // The same write again (the SDK retrying one whose answer was lost)
+    // meets itself: done, not refused.
+    rotations.put(&rotation, None).await.expect("its own write");
     rotation.version = 2;
     rotations
         .put(&rotation, Some(1))
         .await
         .expect("next version");
-    let stale = rotations.put(&rotation, Some(1)).await;
+    other.version = 2;
+    let stale = rotations.put(&other, Some(1)).await;
     assert!(
         matches!(stale, Err(LifecycleError::Refused(_))),
         "{stale:?}"
     );
+    rotations
+        .put(&rotation, Some(1))
+        .await
+        .expect("its own write, retried");
     assert_eq!(rotations.get(&run.account).await.unwrap(), Some(rotation));
 }
 

@@ -156,9 +156,7 @@ impl Rotations for DynamoRotations {
         };
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(LifecycleError::Refused(format!(
-                "account {account}'s lifecycle record changed meanwhile; look at it again"
-            ))),
+            Err(e) if condition_failed(&e) => self.written_by_this_call(rotation).await,
             Err(e) => Err(super::sdk(PORT, e)),
         }
     }
@@ -189,11 +187,25 @@ impl Rotations for DynamoRotations {
         }
         match update.update_expression(expression).send().await {
             Ok(_) => Ok(()),
-            Err(e) if condition_failed(&e) => Err(LifecycleError::Refused(format!(
-                "account {account}'s lifecycle record changed meanwhile; look at it again"
-            ))),
+            Err(e) if condition_failed(&e) => self.written_by_this_call(rotation).await,
             Err(e) => Err(super::sdk(PORT, e)),
         }
+    }
+}
+
+impl DynamoRotations {
+    /// A write whose condition failed: refused, unless the record stored is
+    /// the one this call wrote. The SDK retries a write whose answer was lost
+    /// (a 500, a timeout) and the retry then meets its own write; taken as
+    /// someone else's, a step that succeeded would fail its take-over.
+    async fn written_by_this_call(&self, rotation: &Rotation) -> LifecycleResult<()> {
+        let account = &rotation.account_id;
+        if self.get(account).await?.as_ref() == Some(rotation) {
+            return Ok(());
+        }
+        Err(LifecycleError::Refused(format!(
+            "account {account}'s lifecycle record changed meanwhile; look at it again"
+        )))
     }
 }
 
