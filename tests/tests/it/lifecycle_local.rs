@@ -171,6 +171,22 @@ impl Local {
     }
 }
 
+/// The code the simulated AWS mailed to `address` (the customer's, on a
+/// release).
+fn code_mailed_to(lifecycle: &LocalLifecycle<'_>, address: &str) -> String {
+    let mail = std::fs::read_dir(lifecycle.simulated_mail_dir())
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|m| m.contains(&format!("To: {address}")))
+        .unwrap_or_else(|| panic!("a code mail to {address}"));
+    mail.lines()
+        .find(|l| l.contains("Verification code:"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// Files outside the archive (which keeps originals, as SES's bucket does).
 fn text_outside_archive(local: &Local) -> String {
     let mut out = String::new();
@@ -492,19 +508,7 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
         .unwrap();
     assert_eq!(started.phase, Phase::AwaitingCustomerOtp);
     // The code went to the customer (here: the simulated AWS's mail folder).
-    let mail_dir = lifecycle.simulated_mail_dir();
-    let mail = std::fs::read_dir(&mail_dir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .find(|m| m.contains("To: owner@initech.example"))
-        .expect("a code mail to the customer");
-    let code = mail
-        .lines()
-        .find(|l| l.contains("Verification code:"))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap()
-        .trim()
-        .to_string();
+    let code = code_mailed_to(&lifecycle, "owner@initech.example");
 
     let wrong = complete(
         &lifecycle,
@@ -1236,19 +1240,7 @@ async fn a_rootless_release_deletes_only_what_it_stored_and_recovers_after_aws_m
     steps::start_release(&lifecycle, &account(), &customer, "alice", NOW)
         .await
         .unwrap();
-    let mail = std::fs::read_dir(lifecycle.simulated_mail_dir())
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .find(|m| m.contains("To: it@initech.example"))
-        .expect("the customer's code mail");
-    let code = SecretValue::new(
-        mail.lines()
-            .find(|l| l.contains("Verification code:"))
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap()
-            .trim()
-            .to_string(),
-    );
+    let code = SecretValue::new(code_mailed_to(&lifecycle, "it@initech.example"));
     // An earlier try: AWS accepted the code, then the step failed.
     rootmail_lifecycle::AccountApi::accept_email_update(&lifecycle, &account(), &customer, &code)
         .await
@@ -1385,18 +1377,8 @@ async fn a_release_waiting_for_the_customer_can_be_started_again() {
         .unwrap();
     assert_eq!(rotation.target_email, customer);
     assert_eq!(rotation.previous_email, Some(ours));
-    let mail = std::fs::read_dir(lifecycle.simulated_mail_dir())
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .find(|m| m.contains("To: it@initech.example"))
-        .expect("the code mail to the address given the second time");
-    let code = mail
-        .lines()
-        .find(|l| l.contains("Verification code:"))
-        .and_then(|l| l.rsplit(' ').next())
-        .unwrap()
-        .trim()
-        .to_string();
+    // The code mail to the address given the second time.
+    let code = code_mailed_to(&lifecycle, "it@initech.example");
     let released = complete(
         &lifecycle,
         &account(),
