@@ -167,6 +167,19 @@ pub fn signature(key: &Credential, at_secs: u64, signed: &Signed<'_>) -> String 
 }
 
 /// The path and query of `url`, as the request line carries them.
+/// `<base>/tickets/<id>/comments`, the id (the receiver's word, any string)
+/// one percent-encoded path segment: an id holding `/`, `?` or `#` names
+/// that ticket, never another path of the receiver.
+fn comments_url(base: &str, ticket_id: &str) -> PortResult<String> {
+    let mut url = reqwest::Url::parse(&format!("{base}/tickets"))
+        .map_err(|e| PortError::permanent(PORT, format!("the webhook URL {base}: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| PortError::permanent(PORT, format!("the webhook URL {base} takes no path")))?
+        .push(ticket_id)
+        .push("comments");
+    Ok(url.into())
+}
+
 fn target_of(url: &reqwest::Url) -> String {
     match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
@@ -246,7 +259,7 @@ impl TicketSink for Webhook {
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        let url = format!("{}/tickets/{}/comments", self.base, ticket_id);
+        let url = comments_url(&self.base, ticket_id)?;
         let key = comment_key(&comment.message);
         let id = self
             .post("commenting on a ticket", &url, &key, comment)

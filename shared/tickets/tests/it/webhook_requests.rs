@@ -231,3 +231,31 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     );
     assert_eq!(moved.create(&new_ticket()).await.expect("followed"), "7");
 }
+
+/// The ticket id is the receiver's word (any string): it is one path
+/// segment, percent-encoded, so an id with `/`, `?` or `#` comments on that
+/// ticket and on no other path of the receiver.
+#[tokio::test]
+async fn a_ticket_id_is_one_path_segment_whatever_it_holds() {
+    let server = FakeHttp::recording(Router::new().route(
+        "/hook/tickets/{id}/comments",
+        post(Reply::json(201, json!({"id": "C-1"}))),
+    ));
+    let sink = webhook(&server, Duration::from_secs(5), 3);
+    let comment = fixtures::follow_up(b"second");
+    let id = "../admin?x=1#T/2 é";
+    let posted = sink.comment(id, &comment).await.expect("comment");
+    assert_eq!(posted.ticket_id, id);
+    let requests = server.requests();
+    assert_eq!(
+        requests.len(),
+        1,
+        "{:?}",
+        requests.iter().map(|r| r.target()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        requests[0].target(),
+        "/hook/tickets/..%2Fadmin%3Fx=1%23T%2F2%20%C3%A9/comments"
+    );
+    assert!(signature_valid(&requests[0]));
+}
