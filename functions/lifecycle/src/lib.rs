@@ -250,7 +250,7 @@ impl<P: LifecyclePorts> Lifecycle<P> {
             Step::Activate => steps::activate(p, &account, now).await,
             Step::StartRelease => {
                 let email = input.email("customer_email")?;
-                steps::start_release(p, &account, &email, &input.actor()?, now).await
+                steps::start_release_step(p, &account, &email, &input.actor()?, now).await
             }
             Step::Close => {
                 let (who, reason) = (input.actor()?, input.text("reason")?);

@@ -513,10 +513,6 @@ pub async fn record_failure<P: LifecyclePorts>(
     }
     let reason: String = reason.trim().chars().take(MAX_FAILURE_CHARS).collect();
     let failed_in = rotation.phase;
-    if failed_in.before_email_change(rotation.mode) {
-        // AWS never took the new address: mail to it is nobody's.
-        p.registry().forget(&rotation.target_email).await?;
-    }
     rotation.failure = Some(Failure {
         phase: failed_in,
         reason: reason.clone(),
@@ -534,13 +530,20 @@ pub async fn record_failure<P: LifecyclePorts>(
         "take-over failed while {}: {reason}. {email} Start again with `rootmail rotation start --account {account} --customer ... --mode ...`",
         failed_in.as_str()
     );
-    advance(
+    let failed = advance(
         p,
         &mut rotation,
         now,
         (SYSTEM_ACTOR, "take-over failed", detail),
     )
-    .await
+    .await?;
+    // AWS never took the new address: mail to it is nobody's. Only once the
+    // failure is written: a step that moved the record on meanwhile (the
+    // engineer read the code) refuses the write, and the address stays.
+    if failed_in.before_email_change(rotation.mode) {
+        p.registry().forget(&rotation.target_email).await?;
+    }
+    Ok(failed)
 }
 
 /// Take-over, step 3: gives AWS the code from the vault.
@@ -1050,8 +1053,7 @@ pub async fn start_release<P: LifecyclePorts>(
     )
     .await?;
     let again = rotation.phase == Phase::AwaitingCustomerOtp;
-    if again && let Some(unchanged) = release_asked_again(p, &rotation, customer_email, now).await?
-    {
+    if again && let Some(unchanged) = release_asked_again(p, &rotation).await? {
         return Ok(unchanged);
     }
     let detail = if rotation.mode == Mode::Console {
@@ -1080,24 +1082,39 @@ pub async fn start_release<P: LifecyclePorts>(
     advance(p, &mut rotation, now, (who, "release started", detail)).await
 }
 
-/// A release asked again within this long for the same address is the same
-/// request repeated (the state machine's retry after a lost answer, a second
-/// run of the command): the code AWS sent stands.
+/// The state machine's release step asked again within this long for the
+/// same address is its own retry after a lost answer: the code AWS sent
+/// stands. (A person running `release` again is asking for a new code.)
 const RELEASE_REPEAT_SECS: u64 = 600;
 
+/// Release, step 1, as the release state machine runs it: a retry of the
+/// step (the same address within [`RELEASE_REPEAT_SECS`]) answers the
+/// rotation as it is instead of having AWS replace the code it just sent.
+pub async fn start_release_step<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    customer_email: &EmailAddress,
+    who: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    if let Some(rotation) = p.rotations().get(account).await?
+        && rotation.phase == Phase::AwaitingCustomerOtp
+        && rotation.target_email == *customer_email
+        && now < rotation.updated_at + RELEASE_REPEAT_SECS
+    {
+        return Ok(StepOutput::from(&rotation));
+    }
+    start_release(p, account, customer_email, who, now).await
+}
+
 /// What a release started again while it waits for the customer's code
-/// answers without asking AWS for another code: the same request repeated
-/// (the rotation as it is), or a release AWS already made (refused: an
-/// earlier completion had AWS take the code, so it is finished, not restarted).
+/// answers without asking AWS for another code: a release AWS already made
+/// (refused: an earlier completion had AWS take the code, so it is
+/// finished, not restarted).
 async fn release_asked_again<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
-    customer_email: &EmailAddress,
-    now: u64,
 ) -> LifecycleResult<Option<StepOutput>> {
-    if rotation.target_email == *customer_email && now < rotation.updated_at + RELEASE_REPEAT_SECS {
-        return Ok(Some(StepOutput::from(rotation)));
-    }
     let account = &rotation.account_id;
     if rotation.mode != Mode::Console
         && p.api().primary_email(account).await? == rotation.target_email
