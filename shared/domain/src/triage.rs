@@ -1404,6 +1404,12 @@ mod tests {
                  Content-Transfer-Encoding: base64",
                 utf16.to_string(),
             ),
+            // Two bytes that look like a UTF-16 mark before 8-bit text.
+            (
+                "Content-Type: application/octet-stream; name=code.txt\r\n\
+                 Content-Transfer-Encoding: base64",
+                "//5Zb3VyIHZlcmlmaWNhdGlvbiBjb2RlIGlzIDQ5MzgxNw==".to_string(),
+            ),
             // A forwarded message whose own file holds the code, in base64.
             (
                 "Content-Type: message/rfc822\r\n\

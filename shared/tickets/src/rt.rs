@@ -468,7 +468,9 @@ fn content_and_uploads(
             AttachmentContent::Listed { .. } => a.clone(),
         })
         .collect();
-    uploads.push(marker_part(marker));
+    // First, so RT gives it a lower id than any file: the search for a
+    // ticket's first marked text must meet it before a file that quotes one.
+    uploads.insert(0, marker_part(marker));
     (body_with_listing(body, &listed, marker), uploads)
 }
 
@@ -713,9 +715,9 @@ mod tests {
         assert_eq!(
             uploads,
             vec![
-                json!({"FileName": "invoice.pdf", "FileType": "application/pdf", "FileContent": "AQID"}),
                 // The marker again, as a part RT stores as written.
                 json!({"FileName": "rootmail-marker.txt", "FileType": "text/plain", "FileContent": "TUFSS0VS"}),
+                json!({"FileName": "invoice.pdf", "FileType": "application/pdf", "FileContent": "AQID"}),
             ]
         );
         assert!(

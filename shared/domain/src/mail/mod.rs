@@ -260,8 +260,6 @@ pub enum ParseError {
 mod tests {
     use super::*;
 
-    /// A sender's Date may say any day; the server that delivered the mail
-    /// stamped its topmost Received header.
     /// A Message-ID with a noncharacter (`EF BF BF` is valid UTF-8 for
     /// U+FFFF) reaches the thread key; SQS refuses U+FFFE and U+FFFF.
     #[test]
@@ -280,6 +278,8 @@ mod tests {
         assert_eq!(mail.message_id.as_deref(), Some("\u{FFFD}@x"));
     }
 
+    /// A sender's Date may say any day; the server that delivered the mail
+    /// stamped its topmost Received header.
     #[test]
     fn delivered_at_reads_the_receiving_servers_stamp_before_the_senders_date() {
         let mail = |received: &str| {

@@ -232,8 +232,18 @@ fn file_text(contents: &[u8]) -> String {
             .chunks_exact(2)
             .map(|pair| unit([pair[0], pair[1]]))
             .collect();
-        return String::from_utf16_lossy(&units);
+        // And as bytes too: two bytes that look like a byte-order mark
+        // before 8-bit text must not hide that text.
+        let mut text = String::from_utf16_lossy(&units);
+        text.push('\n');
+        text.push_str(&eight_bit_text(&contents[2..]));
+        return text;
     }
+    eight_bit_text(contents)
+}
+
+/// Bytes as UTF-8 when they are, else as Windows-1252.
+fn eight_bit_text(contents: &[u8]) -> String {
     match std::str::from_utf8(contents) {
         Ok(text) => text.to_string(),
         Err(_) => mail_parser::decoders::charsets::map::charset_decoder(b"windows-1252")

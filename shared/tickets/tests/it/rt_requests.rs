@@ -145,11 +145,11 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
     );
     assert_eq!(
         posted["Attachments"],
-        json!([{
+        json!([marker_part(&ticket.message), {
             "FileName": "usage report.csv",
             "FileType": "text/csv",
             "FileContent": STANDARD.encode(b"a,b\n1,2\n"),
-        }, marker_part(&ticket.message)])
+        }])
     );
     assert!(
         posted.get("Requestor").is_none(),
@@ -337,8 +337,8 @@ async fn a_new_comment_is_a_correspondence_with_its_attachment_then_a_note_and_r
     assert_eq!(
         reply["Attachments"],
         json!([
-            {"FileName": "statement.pdf", "FileType": "application/pdf", "FileContent": "JVBERg=="},
-            marker_part(&comment.message)
+            marker_part(&comment.message),
+            {"FileName": "statement.pdf", "FileType": "application/pdf", "FileContent": "JVBERg=="}
         ])
     );
     let put = &fixtures::bodies(&server, "PUT", "/REST/2.0/ticket/7")[0];
