@@ -280,13 +280,8 @@ fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
     std::fs::write(mail.join("1-today.eml"), today).unwrap();
     std::fs::write(mail.join("2-old.eml"), old).unwrap();
     let state = dir.path().join("state");
-    let out = Command::new(rootmail_bin())
-        .args(["run", "--state"])
-        .arg(&state)
-        .arg("--accounts")
-        .arg(corpus.join("accounts.csv"))
+    let out = run(&state, &corpus.join("accounts.csv"), &mail, "500")
         .args(["--since", "2026-01-01"])
-        .arg(&mail)
         .output()
         .expect("runs");
     assert!(
