@@ -217,7 +217,7 @@ pub fn link_tokens(link: &str) -> Vec<&str> {
 /// Every string and key of `value`, but a `timestamp`'s value: the log
 /// formatter writes it (its microseconds can be any six digits), never a
 /// code.
-fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+pub fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
     match value {
         Value::String(s) => out.push(s),
         Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
