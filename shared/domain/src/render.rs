@@ -3,7 +3,7 @@
 use crate::auth::Authentication;
 use crate::directory::Account;
 use crate::facts::Facts;
-use crate::mail::{ParsedMail, clean_line};
+use crate::mail::{ParsedMail, clean_line, is_refused_noncharacter};
 use crate::secret_value::{FoundSecret, SecretKind};
 use crate::types::{CaseId, EmailAddress, Kind, Priority};
 use regex::Regex;
@@ -435,8 +435,7 @@ fn without_controls(text: &str) -> std::borrow::Cow<'_, str> {
             && !matches!(c, '\n' | '\t')
             && !(c == '\r' && text[i + 1..].starts_with('\n')))
             || is_bidi_override(c)
-            // Noncharacters, which SQS refuses in a message.
-            || matches!(c, '\u{FFFE}' | '\u{FFFF}')
+            || is_refused_noncharacter(c)
     };
     if !text.char_indices().any(|(i, c)| unsafe_at(i, c)) {
         return std::borrow::Cow::Borrowed(text);

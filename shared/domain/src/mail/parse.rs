@@ -469,6 +469,11 @@ pub(super) fn clean_id(id: &str) -> String {
     clean_line(id.trim().trim_start_matches('<').trim_end_matches('>'))
 }
 
+/// The noncharacters U+FFFE and U+FFFF, which SQS refuses in a message.
+pub fn is_refused_noncharacter(c: char) -> bool {
+    matches!(c, '\u{FFFE}' | '\u{FFFF}')
+}
+
 /// One line of header text: control characters (CR/LF injected through encoded
 /// words included) become spaces, so a header can never start a new line; the
 /// noncharacters U+FFFE and U+FFFF become U+FFFD (SQS refuses them, and a
@@ -478,7 +483,7 @@ pub fn clean_line(s: &str) -> String {
     for c in s.chars() {
         let c = match c {
             c if c.is_control() => ' ',
-            '\u{FFFE}' | '\u{FFFF}' => '\u{FFFD}',
+            c if is_refused_noncharacter(c) => '\u{FFFD}',
             c => c,
         };
         if !(c == ' ' && (out.is_empty() || out.ends_with(' '))) {
