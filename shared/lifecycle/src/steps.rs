@@ -1045,13 +1045,25 @@ pub async fn start_release<P: LifecyclePorts>(
     who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(
-        p,
-        account,
-        &[Phase::Active, Phase::AwaitingCustomerOtp],
-        "release",
-    )
-    .await?;
+    let rotation = releasable(p, account).await?;
+    release_from(p, rotation, customer_email, who, now).await
+}
+
+/// The record of an account a release may start (again) from.
+async fn releasable<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<Rotation> {
+    let wanted = [Phase::Active, Phase::AwaitingCustomerOtp];
+    rotation_in(p, account, &wanted, "release").await
+}
+
+/// [`start_release`] from the record as read.
+async fn release_from<P: LifecyclePorts>(
+    p: &P,
+    mut rotation: Rotation,
+    customer_email: &EmailAddress,
+    who: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let account = rotation.account_id.clone();
     let again = rotation.phase == Phase::AwaitingCustomerOtp;
     if again && let Some(unchanged) = release_asked_again(p, &rotation).await? {
         return Ok(unchanged);
@@ -1069,7 +1081,7 @@ pub async fn start_release<P: LifecyclePorts>(
              Then run `rootmail rotation complete --account {account} --attest \"...\"`"
         )
     } else {
-        p.api().start_email_update(account, customer_email).await?;
+        p.api().start_email_update(&account, customer_email).await?;
         format!(
             "root email change to the customer's {customer_email} requested; AWS mails the code to the customer"
         )
@@ -1097,14 +1109,14 @@ pub async fn start_release_step<P: LifecyclePorts>(
     who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    if let Some(rotation) = p.rotations().get(account).await?
-        && rotation.phase == Phase::AwaitingCustomerOtp
+    let rotation = releasable(p, account).await?;
+    if rotation.phase == Phase::AwaitingCustomerOtp
         && rotation.target_email == *customer_email
         && now < rotation.updated_at + RELEASE_REPEAT_SECS
     {
         return Ok(StepOutput::from(&rotation));
     }
-    start_release(p, account, customer_email, who, now).await
+    release_from(p, rotation, customer_email, who, now).await
 }
 
 /// What a release started again while it waits for the customer's code
