@@ -412,6 +412,16 @@ mod tests {
         );
     }
 
+    /// What `run` gives, run on a thread of its own, so a run that hangs
+    /// fails the test instead of hanging it.
+    fn ends_within_a_minute<T: Send + 'static>(run: impl FnOnce() -> T + Send + 'static) -> T {
+        let (finished, ended) = std::sync::mpsc::channel();
+        std::thread::spawn(move || finished.send(run()).expect("send"));
+        ended
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the run ended")
+    }
+
     /// A bug that panics on one message (in the reader or the work) makes
     /// that message an error in its place; the run ends, with every other
     /// message emitted, instead of waiting for ever for the one missing.
@@ -419,9 +429,7 @@ mod tests {
     fn a_panic_on_one_message_is_its_error_and_the_run_ends() {
         let dir = mailbox(50, 100);
         let paths = [dir.path().to_path_buf()];
-        let (finished, ended) = std::sync::mpsc::channel();
-        // On a thread of its own, so a run that hangs fails the test.
-        std::thread::spawn(move || {
+        let (unreadable, emitted, left_in_window) = ends_within_a_minute(move || {
             let work = |file: &Path, raw: Vec<u8>| {
                 assert!(!file.ends_with("00017.eml"), "a bug met on this message");
                 raw.len()
@@ -435,11 +443,8 @@ mod tests {
             let window = Window::new(8, 1 << 20);
             let unreadable = each_message_within(&paths, (3, &window), work, emit).expect("runs");
             let left = window.progress().bytes;
-            finished.send((unreadable, emitted, left)).expect("send");
+            (unreadable, emitted, left)
         });
-        let (unreadable, emitted, left_in_window) = ended
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the run ended");
         assert_eq!(unreadable, 1);
         assert_eq!(emitted.len(), 50);
         let (name, failed) = &emitted[17];
@@ -464,8 +469,7 @@ mod tests {
     fn a_panic_while_emitting_reaches_the_caller() {
         let dir = mailbox(2_000, 100);
         let paths = [dir.path().to_path_buf()];
-        let (finished, ended) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let panicked = ends_within_a_minute(move || {
             let outcome = std::panic::catch_unwind(|| {
                 let mut n = 0;
                 let emit = |_: &Path, _: std::io::Result<usize>| {
@@ -476,11 +480,8 @@ mod tests {
                 let window = Window::new(8, 1 << 20);
                 each_message_within(&paths, (3, &window), |_, raw| raw.len(), emit)
             });
-            finished.send(outcome.is_err()).expect("send");
+            outcome.is_err()
         });
-        let panicked = ended
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the run ended");
         assert!(panicked);
         drop(dir);
     }

@@ -10,6 +10,20 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A backfill of `path` with `--since day`, which must succeed; its state.
+fn run_since(state: &Path, accounts: &Path, path: &Path, day: &str) -> rootmail_local::LocalStore {
+    let out = run(state, accounts, path, "500")
+        .args(["--since", day])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    rootmail_local::LocalStore::open(state).expect("state")
+}
+
 fn run(state: &Path, accounts: &Path, mbox: &Path, batch: &str) -> Command {
     let mut command = Command::new(rootmail_bin());
     command
@@ -200,17 +214,7 @@ fn since_archives_older_mail_and_tickets_the_rest() {
             .success()
     );
     let recent = dir.path().join("recent");
-    let out = run(&recent, &accounts, &mbox, "500")
-        .args(["--since", "2026-03-16"])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let store = rootmail_local::LocalStore::open(&recent).expect("state");
+    let store = run_since(&recent, &accounts, &mbox, "2026-03-16");
     let rows = store.ledger_rows().expect("ledger");
     let cut: Vec<_> = rows
         .iter()
@@ -280,16 +284,7 @@ fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
     std::fs::write(mail.join("1-today.eml"), today).unwrap();
     std::fs::write(mail.join("2-old.eml"), old).unwrap();
     let state = dir.path().join("state");
-    let out = run(&state, &corpus.join("accounts.csv"), &mail, "500")
-        .args(["--since", "2026-01-01"])
-        .output()
-        .expect("runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let store = rootmail_local::LocalStore::open(&state).expect("state");
+    let store = run_since(&state, &corpus.join("accounts.csv"), &mail, "2026-01-01");
     let mut rows = store.ledger_rows().expect("ledger");
     rows.sort_by(|a, b| a.source.cmp(&b.source));
     let dispositions: Vec<_> = rows
