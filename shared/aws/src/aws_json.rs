@@ -266,9 +266,8 @@ struct RequestBody(Arc<Zeroizing<Vec<u8>>>);
 
 impl RequestBody {
     fn of(input: &(impl Serialize + ?Sized)) -> serde_json::Result<Self> {
-        let mut size = ByteCount(0);
-        serde_json::to_writer(&mut size, input)?;
-        let mut bytes = Zeroizing::new(Vec::with_capacity(size.0));
+        let size = rootmail_pipeline::json_len(input)?;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(size));
         serde_json::to_writer(&mut *bytes, input)?;
         Ok(Self(Arc::new(bytes)))
     }
@@ -281,20 +280,6 @@ impl RequestBody {
 impl AsRef<[u8]> for RequestBody {
     fn as_ref(&self) -> &[u8] {
         &self.0
-    }
-}
-
-/// Counts what is written to it: the size of a serialization.
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0 += bytes.len();
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -189,10 +189,11 @@ impl TicketOp {
     }
 }
 
-/// How many bytes `value` takes as JSON, without building the text.
-fn serialized_len(value: &impl Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
+/// How many bytes `value` takes as JSON, without building the text (what a
+/// buffer for it must hold, whether a queue takes it).
+pub fn json_len(value: &(impl Serialize + ?Sized)) -> serde_json::Result<usize> {
+    struct ByteCount(usize);
+    impl std::io::Write for ByteCount {
         fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
             self.0 += bytes.len();
             Ok(bytes.len())
@@ -201,11 +202,14 @@ fn serialized_len(value: &impl Serialize) -> usize {
             Ok(())
         }
     }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => usize::MAX,
-    }
+    let mut count = ByteCount(0);
+    serde_json::to_writer(&mut count, value)?;
+    Ok(count.0)
+}
+
+/// [`json_len`], or more than any limit when `value` cannot be serialized.
+fn serialized_len(value: &impl Serialize) -> usize {
+    json_len(value).unwrap_or(usize::MAX)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
