@@ -193,6 +193,7 @@ impl Triager {
 pub mod account_fake;
 pub mod aws;
 pub mod backfill;
+pub mod flaky;
 pub mod function_url;
 pub mod lambda;
 pub mod large_mail;

@@ -6,6 +6,7 @@ use rootmail_aws::{DynamoAccounts, DynamoLedger, DynamoThreadMap};
 use rootmail_domain::{Account, AccountId, AccountStatus, ContentHash, EmailAddress, ThreadKey};
 use rootmail_pipeline::{AccountLookup, Claim, Ledger, LedgerStatus, ThreadMap, ThreadRecord};
 use rootmail_tests::aws::Stack;
+use rootmail_tests::flaky::{FailsOnce, ThreadCall};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ledger_claims_are_exclusive_until_stale() {
@@ -137,43 +138,6 @@ async fn accounts_are_found_by_address_and_by_current_id() {
     assert_eq!(found.len(), 1, "one of 251 addresses is ours");
 }
 
-/// A thread map that fails its first lookup, as DynamoDB does when throttled.
-struct FlakyThreads {
-    inner: DynamoThreadMap,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl ThreadMap for FlakyThreads {
-    async fn ticket_of(
-        &self,
-        key: &ThreadKey,
-    ) -> rootmail_pipeline::PortResult<Option<ThreadRecord>> {
-        self.inner.ticket_of(key).await
-    }
-    async fn save(&self, record: &ThreadRecord) -> rootmail_pipeline::PortResult<()> {
-        self.inner.save(record).await
-    }
-    async fn thread_of_message(
-        &self,
-        id: &str,
-    ) -> rootmail_pipeline::PortResult<Option<ThreadKey>> {
-        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(rootmail_pipeline::PortError::transient(
-                "threads",
-                "ProvisionedThroughputExceededException",
-            ));
-        }
-        self.inner.thread_of_message(id).await
-    }
-    async fn remember_message(
-        &self,
-        id: &str,
-        key: &ThreadKey,
-    ) -> rootmail_pipeline::PortResult<()> {
-        self.inner.remember_message(id, key).await
-    }
-}
-
 struct NoArchive;
 impl rootmail_pipeline::MailArchive for NoArchive {
     async fn put(&self, _: &ContentHash, _: &[u8]) -> rootmail_pipeline::PortResult<String> {
@@ -188,10 +152,11 @@ async fn a_failed_run_releases_its_claim_for_the_retry() {
     use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
     let stack = Stack::create().await;
     let ledger = DynamoLedger::new(stack.dynamodb.clone(), &stack.ledger_table);
-    let threads = FlakyThreads {
-        inner: DynamoThreadMap::new(stack.dynamodb.clone(), &stack.threads_table),
-        failed: Default::default(),
-    };
+    // Its first lookup fails, as DynamoDB does when throttled.
+    let threads = FailsOnce::new(
+        DynamoThreadMap::new(stack.dynamodb.clone(), &stack.threads_table),
+        ThreadCall::ThreadOfMessage,
+    );
     let directory = rootmail_tests::directory();
     let rules = rootmail_domain::Rules::built_in();
     let knowledge = Knowledge::new(&rules, &rootmail_pipeline::NoHandoffs);

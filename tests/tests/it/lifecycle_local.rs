@@ -13,6 +13,7 @@ use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
 use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey, root_email_code_mail};
 use rootmail_local::workflow::{complete, deliver_simulated_mail, resume, take_over};
+use rootmail_tests::flaky::{FailsOnce, ThreadCall};
 
 const KEY: &str = "4f1c0e9a7b3d5f2e8c6a4b2d0f9e7c5a3b1d9f8e6c4a2b0d8f7e5c3a1b9d7f6e";
 const DOMAIN: &str = "root.example-msp.com";
@@ -687,46 +688,6 @@ async fn a_later_reset_link_replaces_the_first_while_the_engineer_works() {
     );
 }
 
-/// The local thread map, except that remembering a message fails once.
-struct FlakyRemember<'a> {
-    inner: &'a LocalStore,
-    failed: std::sync::atomic::AtomicBool,
-}
-
-impl rootmail_pipeline::ThreadMap for FlakyRemember<'_> {
-    async fn ticket_of(
-        &self,
-        key: &ThreadKey,
-    ) -> rootmail_pipeline::PortResult<Option<rootmail_pipeline::ThreadRecord>> {
-        self.inner.ticket_of(key).await
-    }
-    async fn save(
-        &self,
-        record: &rootmail_pipeline::ThreadRecord,
-    ) -> rootmail_pipeline::PortResult<()> {
-        self.inner.save(record).await
-    }
-    async fn thread_of_message(
-        &self,
-        id: &str,
-    ) -> rootmail_pipeline::PortResult<Option<ThreadKey>> {
-        self.inner.thread_of_message(id).await
-    }
-    async fn remember_message(
-        &self,
-        id: &str,
-        key: &ThreadKey,
-    ) -> rootmail_pipeline::PortResult<()> {
-        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err(rootmail_pipeline::PortError::transient(
-                "threads",
-                "throttled",
-            ));
-        }
-        self.inner.remember_message(id, key).await
-    }
-}
-
 /// A reset mail for a waiting take-over whose ingest fails after triage (the
 /// thread map throttled): its redelivery hands the link over, and no
 /// "someone is resetting the root password" ticket is made of it.
@@ -739,10 +700,8 @@ async fn a_reset_mail_whose_ingest_failed_is_handed_over_on_redelivery_not_ticke
     let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
     let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&lifecycle);
     let knowledge = Knowledge::new(&local.rules, &handoffs);
-    let threads = FlakyRemember {
-        inner: &local.store,
-        failed: false.into(),
-    };
+    // Remembering the message fails once.
+    let threads = FailsOnce::new(&local.store, ThreadCall::RememberMessage);
     let ports = IngestPorts {
         archive: &local.store,
         ledger: &local.store,
