@@ -1065,8 +1065,8 @@ async fn release_from<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let account = rotation.account_id.clone();
     let again = rotation.phase == Phase::AwaitingCustomerOtp;
-    if again && let Some(unchanged) = release_asked_again(p, &rotation).await? {
-        return Ok(unchanged);
+    if again {
+        not_released_already(p, &rotation).await?;
     }
     let detail = if rotation.mode == Mode::Console {
         format!(
@@ -1119,14 +1119,13 @@ pub async fn start_release_step<P: LifecyclePorts>(
     release_from(p, rotation, customer_email, who, now).await
 }
 
-/// What a release started again while it waits for the customer's code
-/// answers without asking AWS for another code: a release AWS already made
-/// (refused: an earlier completion had AWS take the code, so it is
-/// finished, not restarted).
-async fn release_asked_again<P: LifecyclePorts>(
+/// A release started again while it waits for the customer's code is
+/// refused when AWS already made it (an earlier completion had AWS take the
+/// code): it is finished, not restarted.
+async fn not_released_already<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
-) -> LifecycleResult<Option<StepOutput>> {
+) -> LifecycleResult<()> {
     let account = &rotation.account_id;
     if rotation.mode != Mode::Console
         && p.api().primary_email(account).await? == rotation.target_email
@@ -1137,7 +1136,7 @@ async fn release_asked_again<P: LifecyclePorts>(
             rotation.target_email
         ));
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Release, step 2: the customer's code. A wrong code changes nothing. Then the
