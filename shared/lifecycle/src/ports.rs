@@ -3,7 +3,7 @@
 
 use crate::model::{AuditEntry, RootCredentialReport, Rotation, Stage, VaultItem};
 use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
-use rootmail_pipeline::PortError;
+use rootmail_pipeline::{ErrorKind, PortError};
 use std::future::Future;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +20,23 @@ pub enum LifecycleError {
 }
 
 impl LifecycleError {
+    /// A write of `account`'s record that lost the race to another writer. A
+    /// conflict, so retried (`Transient` to the state machine): the step runs
+    /// again on the record as it is now, and its phase check refuses it if
+    /// the other writer moved the record on.
+    pub fn changed_meanwhile(account: &AccountId) -> Self {
+        Self::Port(PortError::new(
+            ErrorKind::Conflict,
+            "rotations",
+            format!("account {account}'s lifecycle record changed meanwhile; look at it again"),
+        ))
+    }
+
+    /// Whether this is a lost race ([`Self::changed_meanwhile`]).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Port(e) if e.kind == ErrorKind::Conflict)
+    }
+
     /// The name a Step Functions `Retry`/`Catch` matches on.
     pub fn error_name(&self) -> &'static str {
         match self {
@@ -115,7 +132,7 @@ pub trait Rotations {
         account: &AccountId,
     ) -> impl Future<Output = LifecycleResult<Option<Rotation>>> + Send;
     /// Writes `rotation` if the stored version is `expected` (`None`: no record
-    /// yet). A lost race is `Refused`.
+    /// yet). A lost race is [`LifecycleError::changed_meanwhile`].
     fn put(
         &self,
         rotation: &Rotation,

@@ -627,10 +627,7 @@ impl Rotations for LocalLifecycle<'_> {
     async fn put(&self, rotation: &Rotation, expected: Option<u64>) -> LifecycleResult<()> {
         let stored = Rotations::get(self, &rotation.account_id).await?;
         if stored.as_ref().map(|r| r.version) != expected {
-            return Err(LifecycleError::Refused(format!(
-                "account {}'s lifecycle record changed meanwhile; look at it again",
-                rotation.account_id
-            )));
+            return Err(LifecycleError::changed_meanwhile(&rotation.account_id));
         }
         let path = self
             .store

@@ -934,7 +934,7 @@ async fn releasing_an_unknown_account_is_refused_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
+async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
     let run = Run::new(customer_credentials()).await;
     let mut rotation = Rotation {
         account_id: run.account.clone(),
@@ -963,8 +963,8 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
     other.customer = "Initrode".into();
     let again = rotations.put(&other, None).await;
     assert!(
-        matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("changed meanwhile")),
-        "{again:?}"
+        matches!(&again, Err(e) if e.is_conflict() && e.error_name() == "Transient"),
+        "a lost race, which the state machine retries: {again:?}"
     );
     // The same write again (the SDK retrying one whose answer was lost)
     // meets itself: done, not refused.
@@ -976,10 +976,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_refused() {
         .expect("next version");
     other.version = 2;
     let stale = rotations.put(&other, Some(1)).await;
-    assert!(
-        matches!(stale, Err(LifecycleError::Refused(_))),
-        "{stale:?}"
-    );
+    assert!(matches!(&stale, Err(e) if e.is_conflict()), "{stale:?}");
     rotations
         .put(&rotation, Some(1))
         .await

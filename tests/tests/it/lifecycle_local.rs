@@ -725,11 +725,15 @@ async fn a_reset_mail_whose_ingest_failed_is_handed_over_on_redelivery_not_ticke
     assert!(rotation.handed_over.is_some(), "handed over");
 }
 
-/// The local ports, except that answering the waiting task fails once (a
-/// throttled or unreachable Step Functions).
+/// The local ports, except that answering the waiting task fails
+/// `failures_left` times (a throttled or unreachable Step Functions), and
+/// with `next_step_at_once` an answer runs the take-over's next step
+/// (accept) before it returns, as Step Functions may start it before the
+/// handover saves its end.
 struct FlakyTokens<'a> {
     inner: LocalLifecycle<'a>,
     failures_left: std::sync::atomic::AtomicU32,
+    next_step_at_once: bool,
 }
 
 impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
@@ -745,7 +749,12 @@ impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
                 rootmail_pipeline::PortError::transient("stepfunctions", "throttled"),
             ));
         }
-        rootmail_lifecycle::TaskTokens::succeed(&self.inner, token, output).await
+        rootmail_lifecycle::TaskTokens::succeed(&self.inner, token, output).await?;
+        if self.next_step_at_once {
+            let accepted = steps::accept_email_update(&self.inner, &account(), NOW).await;
+            assert_eq!(accepted.unwrap().phase, Phase::EmailAccepted);
+        }
+        Ok(())
     }
 }
 
@@ -790,6 +799,7 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
     let flaky = FlakyTokens {
         inner: local.lifecycle(),
         failures_left: 1.into(),
+        next_step_at_once: false,
     };
     steps::register(&flaky, &request(Mode::Rootless), NOW)
         .await
@@ -860,6 +870,48 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
         .filter(|a| a == "secret handed over")
         .collect();
     assert_eq!(handed.len(), 1, "one audit record for one handover");
+}
+
+/// The code's task answered, Step Functions runs the accept step before the
+/// handover saves its end: the handover, losing that race, is still done
+/// (before, it was refused and its mail became an alert), and the record
+/// waits for nothing.
+#[tokio::test]
+async fn a_handover_whose_next_step_saved_first_is_done() {
+    let local = Local::new();
+    let racing = FlakyTokens {
+        inner: local.lifecycle(),
+        failures_left: 0.into(),
+        next_step_at_once: true,
+    };
+    steps::register(&racing, &request(Mode::Rootless), NOW)
+        .await
+        .unwrap();
+    steps::start_email_update(&racing, &account(), "token-1", NOW)
+        .await
+        .unwrap();
+    let target = Rotations::get(&racing.inner, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let handoff = rootmail_domain::Handoff {
+        kind: rootmail_domain::Kind::RootEmailOtp,
+        secret: SecretValue::new(code_mailed_to(&racing.inner, target.as_str())),
+        recipient: target,
+    };
+
+    let handed = steps::hand_over(&racing, &account(), &handoff, NOW).await;
+    assert!(handed.is_ok(), "{handed:?}");
+    let rotation = Rotations::get(&racing.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::EmailAccepted);
+    assert_eq!(rotation.waiting_for, None);
+    assert_eq!(rotation.task_token, None);
+    let confirmed = steps::confirm_email_update(&racing, &account(), NOW + 1).await;
+    assert!(confirmed.is_ok(), "{confirmed:?}");
 }
 
 /// The tickets' text, every comment included.

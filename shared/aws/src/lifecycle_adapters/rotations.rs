@@ -194,7 +194,7 @@ impl Rotations for DynamoRotations {
 }
 
 impl DynamoRotations {
-    /// A write whose condition failed: refused, unless the record stored is
+    /// A write whose condition failed: a lost race, unless the record stored is
     /// the one this call wrote. The SDK retries a write whose answer was lost
     /// (a 500, a timeout) and the retry then meets its own write; taken as
     /// someone else's, a step that succeeded would fail its take-over.
@@ -203,9 +203,7 @@ impl DynamoRotations {
         if self.get(account).await?.as_ref() == Some(rotation) {
             return Ok(());
         }
-        Err(LifecycleError::Refused(format!(
-            "account {account}'s lifecycle record changed meanwhile; look at it again"
-        )))
+        Err(LifecycleError::changed_meanwhile(account))
     }
 }
 
