@@ -1422,6 +1422,19 @@ mod tests {
                  WW91ciB2ZXJpZmljYXRpb24gY29kZSBpcyA0OTM4MTc=\r\n--i--"
                     .to_string(),
             ),
+            // A forwarded message with a saved message among its files,
+            // whose own body is base64.
+            (
+                "Content-Type: message/rfc822\r\n\
+                 Content-Disposition: attachment; filename=fwd.eml",
+                format!(
+                    "From: a@b.example\r\nSubject: fwd\r\n\
+                     Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\
+                     Content-Type: text/plain\r\n\r\nsee file\r\n--i\r\n\
+                     Content-Type: application/octet-stream; name=aws.eml\r\n\
+                     Content-Transfer-Encoding: base64\r\n\r\n{saved_eml}\r\n--i--"
+                ),
+            ),
         ];
         let dir = directory(AccountStatus::Active);
         for (header, body) in cases {

@@ -420,6 +420,43 @@ mod tests {
         assert_eq!(Shape::of(opaque.as_bytes()).encoded_containers, 0);
     }
 
+    /// A saved `.eml` sent as a file, holding a saved `.eml` among its own
+    /// files, `depth` times, the innermost with a base64 body.
+    fn saved_in_saved(depth: usize) -> String {
+        use base64_for_tests::encode;
+        let mut file = "From: no-reply@signin.aws\r\nSubject: code\r\n\
+                        Content-Transfer-Encoding: base64\r\n\r\n\
+                        WW91ciB2ZXJpZmljYXRpb24gY29kZSBpcyA0OTM4MTc=\r\n"
+            .to_string();
+        for _ in 0..depth {
+            file = format!(
+                "From: a@b.example\r\nContent-Type: multipart/mixed; boundary=s\r\n\r\n\
+                 --s\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--s\r\n\
+                 Content-Type: application/octet-stream; name=saved.eml\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--s--\r\n",
+                encode(file.as_bytes())
+            );
+        }
+        file
+    }
+
+    /// Saved messages inside saved messages are read decoded to
+    /// [`parse::MAX_SAVED_MESSAGE_DEPTH`] deep (each is parsed again from
+    /// its own bytes, so the bound keeps the work linear); one deeper is
+    /// withheld, never read as bytes that hide its code.
+    #[test]
+    fn saved_messages_are_read_decoded_to_a_bounded_depth() {
+        let decoded = |depth| {
+            let mail = parse(saved_in_saved(depth).as_bytes()).unwrap();
+            mail.attachments[0].text.clone()
+        };
+        for depth in 1..=parse::MAX_SAVED_MESSAGE_DEPTH {
+            let text = decoded(depth).unwrap_or_else(|| panic!("depth {depth} read"));
+            assert!(text.contains("code is 493817"), "depth {depth}");
+        }
+        assert_eq!(decoded(parse::MAX_SAVED_MESSAGE_DEPTH + 1), None);
+    }
+
     #[test]
     fn too_much_structure_is_refused_before_parsing() {
         let error = parse(nested_messages(MAX_MIME_CONTAINERS + 1).as_bytes()).unwrap_err();

@@ -182,9 +182,9 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         || is_textual(&content_type)
         || reads_as_text(contents);
     let text = match &part.body {
-        PartType::Message(forwarded) => forwarded_text(contents, forwarded),
+        PartType::Message(forwarded) => forwarded_text(contents, forwarded, 0),
         _ if !textual || contents.len() > MAX_SCANNED_ATTACHMENT_BYTES => None,
-        _ if is_saved_message(&name) => saved_message_text(contents),
+        _ if is_saved_message(&name) => saved_message_text(contents, 0),
         _ => Some(file_text(contents)),
     };
     Attachment {
@@ -254,14 +254,24 @@ fn eight_bit_text(contents: &[u8]) -> String {
     }
 }
 
-/// A message saved as a file and attached as such, read as a forwarded one:
-/// decoded, so a code in its base64 body is found. Its shape is checked
-/// first, as the message's own is (nothing outside saw inside the encoded
-/// file); None, so the file is withheld, when it fails that check.
-fn saved_message_text(contents: &[u8]) -> Option<String> {
+/// How many saved messages deep, one inside another's files, a saved message
+/// is still read; one deeper is withheld. Each is parsed from its own bytes,
+/// so the bound keeps the work linear in the attachment's size.
+pub(super) const MAX_SAVED_MESSAGE_DEPTH: usize = 4;
+
+/// A message saved as a file and attached as such, `depth` saved messages
+/// deep, read as a forwarded one: decoded, so a code in its base64 body is
+/// found. Its shape is checked first, as the message's own is (nothing
+/// outside saw inside the encoded file); None, so the file is withheld,
+/// when it fails that check or is nested deeper than
+/// [`MAX_SAVED_MESSAGE_DEPTH`].
+fn saved_message_text(contents: &[u8], depth: usize) -> Option<String> {
+    if depth >= MAX_SAVED_MESSAGE_DEPTH {
+        return None;
+    }
     Shape::of(contents).check().ok()?;
     match MESSAGE_PARSER.parse(contents) {
-        Some(saved) => forwarded_text(contents, &saved),
+        Some(saved) => forwarded_text(contents, &saved, depth),
         None => Some(file_text(contents)),
     }
 }
@@ -270,9 +280,10 @@ fn saved_message_text(contents: &[u8]) -> Option<String> {
 /// written and every text and HTML body inside it decoded, as the message's
 /// own text is read ([`append_body`]), however deeply forwarded (AWS writes
 /// its secret mail in base64 or quoted-printable, which the bytes alone
-/// hide). None, so the attachment is withheld, when the bytes are over
+/// hide), and a saved message among its files decoded too. None, so the
+/// attachment is withheld, when the bytes are over
 /// [`MAX_SCANNED_ATTACHMENT_BYTES`] or the decoded text had to be cut.
-fn forwarded_text(raw: &[u8], forwarded: &Message<'_>) -> Option<String> {
+fn forwarded_text(raw: &[u8], forwarded: &Message<'_>, depth: usize) -> Option<String> {
     if raw.len() > MAX_SCANNED_ATTACHMENT_BYTES {
         return None;
     }
@@ -287,8 +298,14 @@ fn forwarded_text(raw: &[u8], forwarded: &Message<'_>) -> Option<String> {
                     if decoded.len() + bytes.len() > MAX_SCANNED_ATTACHMENT_BYTES {
                         return None;
                     }
+                    let saved = part.attachment_name().is_some_and(is_saved_message);
+                    let text = if saved {
+                        saved_message_text(bytes, depth + 1)?
+                    } else {
+                        file_text(bytes)
+                    };
                     decoded.push_str("\n\n");
-                    decoded.push_str(&file_text(bytes));
+                    decoded.push_str(&text);
                 }
                 body if append_body(&mut decoded, body) => return None,
                 _ => {}
