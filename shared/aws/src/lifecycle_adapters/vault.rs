@@ -62,6 +62,32 @@ struct PutValue<'a> {
     secret_id: &'a str,
     secret_string: &'a str,
     version_stages: [&'a str; 1],
+    /// The new version's id. AWS's SDKs make one; a raw request "must"
+    /// (PutSecretValue's reference), and it makes a retried request
+    /// (the same body, [`crate::aws_json`]) store one version, not two.
+    client_request_token: String,
+}
+
+/// A random version id in UUID form (AWS recommends one; 32 to 64 characters).
+fn version_token() -> PortResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        PortError::permanent(
+            PORT,
+            format!("the operating system's random source failed: {e}"),
+        )
+    })?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 #[derive(Deserialize)]
@@ -242,6 +268,7 @@ impl Vault for SecretsVault {
             secret_id: &name,
             secret_string: value.expose(),
             version_stages: [label(stage)],
+            client_request_token: version_token()?,
         };
         let stored: Stored = self.client.call_for("PutSecretValue", &input).await?;
         match (stored.arn, stored.version_id) {
@@ -327,5 +354,33 @@ impl Vault for SecretsVault {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every stored value names its version: PutSecretValue's reference
+    /// says a raw request must, and a retried request with it stores the
+    /// value once. (moto makes one when none is sent, so only this shows it.)
+    #[test]
+    fn each_value_is_sent_with_its_own_version_token() {
+        let tokens: Vec<String> = (0..3).map(|_| version_token().unwrap()).collect();
+        for token in &tokens {
+            assert_eq!(token.len(), 36, "{token}");
+            let groups: Vec<usize> = token.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{token}");
+            assert_eq!(&token[14..15], "4", "a version 4 UUID: {token}");
+        }
+        assert!(tokens[0] != tokens[1] && tokens[1] != tokens[2]);
+        let put = PutValue {
+            secret_id: "rootmail/111122223333/password",
+            secret_string: "s",
+            version_stages: [PENDING],
+            client_request_token: tokens[0].clone(),
+        };
+        let sent = serde_json::to_value(&put).unwrap();
+        assert_eq!(sent["ClientRequestToken"], tokens[0].as_str());
     }
 }
