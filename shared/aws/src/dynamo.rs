@@ -351,6 +351,7 @@ mod tests {
                 waiting_for: Some(Kind::RootEmailOtp),
                 task_token: None,
                 handed_over: None,
+                reset_link_delivered_at: None,
                 expires_at: Some(1_700_000_900),
                 failure: Some(Failure {
                     phase: Phase::AwaitingOtp,

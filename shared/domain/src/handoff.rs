@@ -45,13 +45,18 @@ impl WaitingRotations for Vec<WaitingRotation> {
     }
 }
 
-/// What a rotation receives: the secret, the kind of mail it came in, and the
-/// address SES delivered it to (the rotation checks it is its own).
+/// What a rotation receives: the secret, the kind of mail it came in, the
+/// address SES delivered it to (the rotation checks it is its own), and
+/// when it reached our servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handoff {
     pub kind: Kind,
     pub secret: SecretValue,
     pub recipient: EmailAddress,
+    /// The receiving server's stamp ([`ParsedMail::delivered_at`]): a
+    /// redelivered mail keeps it, so a late copy of an older reset link is
+    /// known as older.
+    pub delivered_at: Option<i64>,
 }
 
 /// The secret a rotation takes from a mail of `kind`, and the host such a link
@@ -145,6 +150,7 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
         kind: facts.kind,
         secret: secret.value.clone(),
         recipient: facts.target.clone(),
+        delivered_at: facts.mail.delivered_at(),
     })
 }
 

@@ -172,6 +172,10 @@ pub struct Rotation {
     /// Where the handed-over secret (a code or link) sits in the vault.
     #[serde(default)]
     pub handed_over: Option<String>,
+    /// When the mail of the reset link held reached our servers (seconds
+    /// since the epoch): a reset link delivered earlier does not replace it.
+    #[serde(default)]
+    pub reset_link_delivered_at: Option<i64>,
     /// When the wait ends (seconds since the epoch).
     #[serde(default)]
     pub expires_at: Option<u64>,

@@ -154,6 +154,7 @@ pub trait Rotations {
 pub const HANDOVER_FIELDS: &[&str] = &[
     "phase",
     "handed_over",
+    "reset_link_delivered_at",
     "waiting_for",
     "expires_at",
     "task_token",

@@ -289,6 +289,7 @@ fn registered_rotation(
         waiting_for: None,
         task_token: None,
         handed_over: None,
+        reset_link_delivered_at: None,
         expires_at: None,
         failure: None,
         engineer_since: None,
@@ -374,6 +375,9 @@ pub async fn hand_over<P: LifecyclePorts>(
         // An earlier delivery stored the code, then could not answer the task:
         // answer it now with the same reference.
         (Some(reference), Phase::OtpReceived) => reference.clone(),
+        (Some(reference), _) if is_older_reset_link(handoff, &rotation) => {
+            return keep_later_link(p, account, &rotation, reference, now).await;
+        }
         _ => store_handoff(p, account, &mut rotation, handoff, now).await?,
     };
     // The rotation keeps waiting (and its token) until the task is answered, so
@@ -405,6 +409,42 @@ async fn still_waits<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<bool> {
     Ok(rotation_of(p, account).await?.is_waiting_for(kind, now))
+}
+
+/// Whether this is a reset link whose mail reached our servers before the
+/// one of the link the rotation holds (by their receiving stamps; unknown:
+/// no). A reset mail whose ingest failed comes back minutes later, after
+/// the engineer has asked AWS again, and AWS's newer link is the one that
+/// works.
+fn is_older_reset_link(handoff: &Handoff, rotation: &Rotation) -> bool {
+    handoff.kind == Kind::PasswordReset
+        && matches!(
+            (handoff.delivered_at, rotation.reset_link_delivered_at),
+            (Some(this), Some(held)) if this < held
+        )
+}
+
+/// A reset link older than the one held is not stored: the handover is done
+/// (no alert is made of the mail) and the audit says so.
+async fn keep_later_link<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    rotation: &Rotation,
+    reference: &str,
+    now: u64,
+) -> LifecycleResult<String> {
+    let detail = format!(
+        "a reset link delivered earlier than the one in the vault ({reference}) arrived late; the later one is kept"
+    );
+    record(
+        p,
+        account,
+        &rotation.customer,
+        now,
+        (SYSTEM_ACTOR, "older secret not kept", None, None, detail),
+    )
+    .await?;
+    Ok(reference.to_string())
 }
 
 /// Only a rotation waiting for this kind of mail takes it, and only when it
@@ -450,6 +490,9 @@ async fn store_handoff<P: LifecyclePorts>(
         )
         .await?;
     rotation.handed_over = Some(reference.clone());
+    if kind == Kind::PasswordReset {
+        rotation.reset_link_delivered_at = handoff.delivered_at;
+    }
     if kind == Kind::RootEmailOtp {
         rotation.phase = Phase::OtpReceived;
     }

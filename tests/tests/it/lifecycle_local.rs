@@ -725,6 +725,60 @@ async fn a_reset_mail_whose_ingest_failed_is_handed_over_on_redelivery_not_ticke
     assert!(rotation.handed_over.is_some(), "handed over");
 }
 
+/// A reset mail whose ingest failed comes back after the engineer asked AWS
+/// again and the newer link was handed over: the late, older link (by the
+/// receiving server's stamp) does not replace it, and is no alert either.
+#[tokio::test]
+async fn an_older_reset_link_arriving_late_does_not_replace_the_newer() {
+    let local = Local::new();
+    let older = local.vaulted_take_over_and_its_reset_mail().await;
+    let lifecycle = local.lifecycle();
+    let old_token = "n4cJHoMeM41tpqyL6xIqdN6M0n1SCm6WpMzApiPVhyxC9cX9xCpx7w0TZJAwWqmwSpwpgNrfUIFWq11N6gRQW4PGuJ1nV9Gd";
+    let new_token =
+        "Zq9Xk2Lm4Np6Rt8Vw0Yb1Cd3Ef5Gh7Jk9Mn2Pq4Rs6Tu8Vw0Xy2Za4Bc6De8Fg0Hi2Jk4Lm6No8Pq0Rs2Tu4Vw6";
+    let newer = older
+        .replace(old_token, new_token)
+        .replace("010018e325bf1255-9df7b530", "010018e325bf1255-1aa7b530")
+        .replace(
+            "Wed, 11 Feb 2026 16:06:10 +0000 (UTC)",
+            "Wed, 11 Feb 2026 16:21:40 +0000 (UTC)",
+        );
+    assert_ne!(newer, older.replace(old_token, new_token));
+    for (name, mail, at) in [
+        ("reset-newer.eml", &newer, NOW),
+        ("reset-older.eml", &older, NOW + 900),
+    ] {
+        std::fs::write(lifecycle.simulated_mail_dir().join(name), mail).unwrap();
+        deliver_simulated_mail(&lifecycle, &local.store, &[], &local.rules, at)
+            .await
+            .unwrap();
+    }
+    let grant = steps::access(&lifecycle, &access_request("finish the reset"), NOW + 900)
+        .await
+        .unwrap();
+    let shown = grant.reset_link.as_ref().map(|l| l.expose().to_string());
+    assert!(
+        shown.is_some_and(|l| l.contains(new_token)),
+        "the newer link kept"
+    );
+    assert!(
+        local
+            .actions()
+            .await
+            .iter()
+            .any(|a| a == "older secret not kept")
+    );
+    assert!(
+        local
+            .store
+            .tickets()
+            .unwrap()
+            .iter()
+            .all(|t| t.kind != rootmail_domain::Kind::PasswordReset),
+        "no alert for the engineer's own reset"
+    );
+}
+
 /// The local ports, except that answering the waiting task fails
 /// `failures_left` times (a throttled or unreachable Step Functions), and
 /// with `next_step_at_once` an answer runs the take-over's next step
@@ -817,6 +871,7 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
         kind,
         secret: code.clone(),
         recipient: recipient.clone(),
+        delivered_at: Some(NOW as i64),
     };
 
     // Delivered to another of our addresses: refused, nothing changes.
@@ -899,6 +954,7 @@ async fn a_handover_whose_next_step_saved_first_is_done() {
         kind: rootmail_domain::Kind::RootEmailOtp,
         secret: SecretValue::new(code_mailed_to(&racing.inner, target.as_str())),
         recipient: target,
+        delivered_at: Some(NOW as i64),
     };
 
     let handed = steps::hand_over(&racing, &account(), &handoff, NOW).await;

@@ -227,6 +227,10 @@ impl HandoverUpdate {
         fields.set("updated_at", n(rotation.updated_at));
         let handed_over = rotation.handed_over.as_deref().map(s);
         fields.set_or_remove("handed_over", handed_over);
+        let delivered_at = rotation
+            .reset_link_delivered_at
+            .map(|at| AttributeValue::N(at.to_string()));
+        fields.set_or_remove("reset_link_delivered_at", delivered_at);
         let waiting_for = rotation.waiting_for.map(|kind| s(kind.as_str()));
         fields.set_or_remove("waiting_for", waiting_for);
         fields.set_or_remove("expires_at", rotation.expires_at.map(n));
