@@ -258,6 +258,34 @@ fn send_task_success_is_granted_the_only_way_iam_matches_it() {
     assert_eq!(grants.len(), 2, "mail-ingest and the operator function");
 }
 
+/// Whoever answers a workflow's task then drops the token from the record
+/// with `save_handover`, an UpdateItem (mail-ingest, and the operator
+/// function for `rotation complete` and `rotation attest`); without it AWS
+/// refuses the save, which moto does not check. The operator function
+/// lacked it, so `rotation attest` could never be saved in AWS.
+#[test]
+fn roles_answering_a_task_may_update_the_rotation_record() {
+    let template = template();
+    let mut checked = 0;
+    for (name, resource) in template.resources() {
+        let all = statements(resource);
+        if !all.iter().any(|s| has_action(s, "states:SendTaskSuccess")) {
+            continue;
+        }
+        checked += 1;
+        let update = all.iter().find(|s| {
+            has_action(s, "dynamodb:UpdateItem")
+                && get(s, "Resource")
+                    .is_some_and(|r| template.text_of(r).contains("RotationsTable"))
+        });
+        assert!(
+            update.is_some(),
+            "{name} answers a task but cannot update its rotation"
+        );
+    }
+    assert_eq!(checked, 2, "mail-ingest and the operator function");
+}
+
 /// Issue 17, point 4. StartPrimaryEmailUpdate's `PrimaryEmail` is at most 64
 /// characters (AWS Account Management API Reference); root addresses are
 /// `root-<20>@<domain>`, so the domain parameter allows at most 38.
