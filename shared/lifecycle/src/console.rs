@@ -23,14 +23,13 @@
 
 use crate::credentials::{base32_decode, new_root_password, totp_code};
 use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
-use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, TaskTokens, Vault};
+use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
-    AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, audit_secret_read,
-    expect_phase, record, refused, rotation_in, rotation_of, save_handover,
+    AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, answer_saved_task,
+    audit_secret_read, expect_phase, record, refused, rotation_in, rotation_of, save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_pipeline::{Evidence, PortError};
-use serde_json::json;
 
 fn expect_console(rotation: &Rotation, doing: &str) -> LifecycleResult<()> {
     if rotation.mode == Mode::Console {
@@ -244,6 +243,11 @@ pub async fn attest_email_change<P: LifecyclePorts>(
         "attest the root email change (read the code and enter it in the console first)",
     )?;
     if rotation.email_evidence.is_some() {
+        // Confirmed, but the workflow may not have heard: tell it now.
+        if rotation.task_token.is_some() {
+            answer_saved_task(p, &mut rotation, now).await?;
+            return Ok(StepOutput::from(&rotation));
+        }
         return refused(format!(
             "account {account}'s root email change is already confirmed"
         ));
@@ -278,16 +282,10 @@ async fn confirm<P: LifecyclePorts>(
     detail: String,
     now: u64,
 ) -> LifecycleResult<()> {
-    let token = rotation.task_token.take();
     rotation.waiting_for = None;
     rotation.expires_at = None;
     save_evidence(p, rotation, now, (who, action, detail)).await?;
-    if let Some(token) = token {
-        p.tokens()
-            .succeed(&token, &json!(StepOutput::from(&*rotation)))
-            .await?;
-    }
-    Ok(())
+    answer_saved_task(p, rotation, now).await
 }
 
 /// Saves what evidence changes (the handover's fields), then audits it.

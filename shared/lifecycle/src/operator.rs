@@ -278,11 +278,15 @@ pub async fn complete<P: LifecyclePorts>(
     attest: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let phase = p.rotations().get(account).await?.map(|r| r.phase);
+    let rotation = p.rotations().get(account).await?;
+    let phase = rotation.as_ref().map(|r| r.phase);
+    let told = rotation.is_some_and(|r| r.task_token.is_none());
     match (phase, otp) {
         (Some(Phase::AwaitingEngineer), _) => {
             steps::complete_engineer_task(p, account, who, attest, now).await
         }
+        // Done before, but its workflow was never told (the answer failed).
+        (Some(Phase::Secured), _) if !told => steps::resume_secured(p, account, now).await,
         (Some(Phase::AwaitingCustomerOtp), Some(otp)) => {
             let confirmation = ReleaseConfirmation::CustomerCode(otp);
             steps::complete_release(p, account, confirmation, who, now).await

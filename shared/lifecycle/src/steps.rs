@@ -692,6 +692,8 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
         p.registry().forget(&previous).await?;
     }
     rotation.phase = Phase::EmailConfirmed;
+    // A console take-over's task was answered by the evidence.
+    rotation.task_token = None;
     let detail = format!("root email is now {current}");
     advance(
         p,
@@ -807,17 +809,50 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     };
     p.vault().promote(account, VaultItem::Password).await?;
     p.vault().promote(account, VaultItem::TotpSeed).await?;
-    let token = rotation.task_token.take();
     rotation.phase = Phase::Secured;
     rotation.waiting_for = None;
     rotation.expires_at = None;
     let detail = format!("{verified}; vault entries current");
     advance(p, &mut rotation, now, (who, action, detail)).await?;
-    if let Some(token) = token {
-        p.tokens()
-            .succeed(&token, &json!(StepOutput::from(&rotation)))
-            .await?;
+    answer_saved_task(p, &mut rotation, now).await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// Answers the workflow task the saved `rotation` still holds, if any, then
+/// drops its token. The record is saved first, in its new phase, because
+/// the next step reads it the moment the task is answered; and with the
+/// token, so that an answer that failed (Step Functions throttled or down)
+/// can be given again (`rotation complete`, `rotation attest` run again)
+/// instead of the workflow waiting out its timeout. The next step drops
+/// the token too: it may save before this does.
+pub(crate) async fn answer_saved_task<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    now: u64,
+) -> LifecycleResult<()> {
+    let Some(token) = rotation.task_token.clone() else {
+        return Ok(());
+    };
+    p.tokens()
+        .succeed(&token, &json!(StepOutput::from(&*rotation)))
+        .await?;
+    rotation.task_token = None;
+    match save_handover(p, rotation, now).await {
+        // The next step saved first; it dropped the token itself.
+        Err(e) if e.is_conflict() => Ok(()),
+        saved => saved,
     }
+}
+
+/// `rotation complete` again on a take-over whose vault is current but
+/// whose waiting workflow was never told: tells it now.
+pub async fn resume_secured<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let mut rotation = rotation_in(p, account, &[Phase::Secured], "resume the take-over").await?;
+    answer_saved_task(p, &mut rotation, now).await?;
     Ok(StepOutput::from(&rotation))
 }
 
@@ -896,6 +931,8 @@ pub async fn activate<P: LifecyclePorts>(
     let mut rotation = rotation_in(p, account, &[Phase::Secured], "activate").await?;
     set_status(p, &rotation, AccountStatus::Active).await?;
     rotation.phase = Phase::Active;
+    // The engineer's task was answered (that is how this step began).
+    rotation.task_token = None;
     let detail = format!(
         "account is active; mail to {} becomes tickets",
         rotation.target_email

@@ -970,6 +970,46 @@ async fn a_handover_whose_next_step_saved_first_is_done() {
     assert!(confirmed.is_ok(), "{confirmed:?}");
 }
 
+/// `rotation complete` whose answer to the waiting workflow failed (Step
+/// Functions throttled past its retries): the record is secured but keeps
+/// the token, and running it again gives the answer. Before, the token was
+/// dropped first, a second run was refused ("waits for nobody"), and the
+/// workflow waited out its week to record a failure.
+#[tokio::test]
+async fn an_engineer_task_whose_answer_failed_is_answered_when_completed_again() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    local.engineer_console_steps(NOW).await;
+    let flaky = FlakyTokens {
+        inner: local.lifecycle(),
+        failures_left: 1.into(),
+        next_step_at_once: false,
+    };
+    let id = account();
+    let complete = || rootmail_lifecycle::operator::complete(&flaky, &id, "alice", None, None, NOW);
+    let first = complete().await;
+    assert!(
+        matches!(first, Err(LifecycleError::Port(ref e)) if e.is_transient()),
+        "{first:?}"
+    );
+    let rotation = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::Secured);
+    assert!(rotation.task_token.is_some(), "kept, to answer again");
+
+    let again = complete().await.expect("answered now");
+    assert_eq!(again.phase, Phase::Secured);
+    let rotation = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.task_token, None, "answered, dropped");
+    let told = complete().await;
+    assert!(matches!(told, Err(LifecycleError::Refused(_))), "{told:?}");
+}
+
 /// The tickets' text, every comment included.
 fn ticket_text(local: &Local) -> String {
     let tickets = local.store.tickets().unwrap();
