@@ -372,9 +372,7 @@ fn error_code(type_header: Option<&str>, body: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_server::patient_server;
-    use aws_credential_types::Credentials;
-    use aws_credential_types::provider::SharedCredentialsProvider;
+    use crate::test_server::{config_for, patient_server};
 
     const THROTTLED: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 32\r\n\r\n{\"__type\":\"ThrottlingException\"}";
     const REFUSED: &str = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 25\r\n\r\n{\"__type\":\"InvalidToken\"}";
@@ -383,18 +381,7 @@ mod tests {
     const ANSWERED: &str = "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: 8\r\n\r\n{\"ok\":1}";
 
     fn client(url: &str) -> JsonClient {
-        let config = aws_config::SdkConfig::builder()
-            .endpoint_url(url)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "AKIDEXAMPLE",
-                "secret",
-                None,
-                None,
-                "test",
-            )))
-            .build();
-        JsonClient::new(&config, STEP_FUNCTIONS, "stepfunctions")
+        JsonClient::new(&config_for(url), STEP_FUNCTIONS, "stepfunctions")
     }
 
     /// Each call's answers, and how many requests the client made for it.

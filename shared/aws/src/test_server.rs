@@ -44,3 +44,21 @@ pub(crate) async fn patient_server(
     });
     (url, served)
 }
+
+/// An SDK configuration that sends to `url` with fixed test credentials.
+#[cfg(any(feature = "handoffs", feature = "ticket-secrets"))]
+pub(crate) fn config_for(url: &str) -> aws_config::SdkConfig {
+    use aws_credential_types::Credentials;
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    aws_config::SdkConfig::builder()
+        .endpoint_url(url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        )))
+        .build()
+}
