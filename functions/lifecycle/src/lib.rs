@@ -196,11 +196,14 @@ impl<P: LifecyclePorts> Lifecycle<P> {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<StepOutput, StepFailure> {
         let span = tracing::info_span!("step", step = self.step.name(), account_id = Empty);
         let payload = event.payload;
+        let now_ms = rootmail_aws::metrics::now_millis();
+        let until = rootmail_aws::finish_by(event.context.deadline, now_ms);
         async move {
             if let Some(account) = payload.get("account_id").and_then(Value::as_str) {
                 tracing::Span::current().record("account_id", account);
             }
-            match self.run(&payload, now_secs()).await {
+            let done = rootmail_aws::unless_late(until, self.run(&payload, now_ms / 1000)).await;
+            match done.unwrap_or_else(|| Err(out_of_time())) {
                 Ok(output) => {
                     tracing::info!(phase = output.phase.as_str(), "step done");
                     Ok(output)
@@ -343,6 +346,18 @@ impl Input<'_> {
         Mode::parse(self.text("mode")?.trim())
             .ok_or_else(|| self.refused("needs \"mode\": \"vaulted\" or \"rootless\"".into()))
     }
+}
+
+/// A step still running 5 s before the function's timeout is stopped there
+/// (every step may stop at an await, as at a crash) and reported
+/// `Transient`, which the state machine retries: timed out by Lambda, it
+/// would be `Lambda.Unknown`, which no Retry lists, and the take-over
+/// would fail on one slow AWS call.
+fn out_of_time() -> LifecycleError {
+    LifecycleError::transient(
+        "lifecycle",
+        "the step did not finish before the function's timeout; it runs again",
+    )
 }
 
 fn now_secs() -> u64 {
@@ -758,5 +773,90 @@ mod tests {
             ],
             "{audit:?}"
         );
+    }
+
+    /// The local ports, except that the rotations table never answers (a
+    /// stalled AWS call).
+    struct Stalled<'a>(LocalLifecycle<'a>);
+
+    impl Rotations for Stalled<'_> {
+        async fn get(
+            &self,
+            _: &AccountId,
+        ) -> LifecycleResult<Option<rootmail_lifecycle::Rotation>> {
+            std::future::pending().await
+        }
+        async fn put(
+            &self,
+            _: &rootmail_lifecycle::Rotation,
+            _: Option<u64>,
+        ) -> LifecycleResult<()> {
+            std::future::pending().await
+        }
+    }
+
+    impl<'a> LifecyclePorts for Stalled<'a> {
+        type Api = LocalLifecycle<'a>;
+        type Root = LocalLifecycle<'a>;
+        type Vault = LocalLifecycle<'a>;
+        type Rotations = Self;
+        type Audit = LocalLifecycle<'a>;
+        type Registry = LocalLifecycle<'a>;
+        type Tokens = LocalLifecycle<'a>;
+        type Notices = LocalLifecycle<'a>;
+        fn api(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+        fn root(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+        fn vault(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+        fn rotations(&self) -> &Self {
+            self
+        }
+        fn audit(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+        fn registry(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+        fn tokens(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+        fn notices(&self) -> &LocalLifecycle<'a> {
+            &self.0
+        }
+    }
+
+    /// A step stalled on AWS answers `Transient` (which the state machine
+    /// retries) before the function's timeout, not Lambda's own timeout
+    /// (`Lambda.Unknown`, which fails the take-over).
+    #[tokio::test]
+    async fn a_stalled_step_is_transient_before_the_functions_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let handler = Lifecycle {
+            ports: Stalled(LocalLifecycle::new(
+                &store,
+                VaultKey::from_hex(KEY).unwrap(),
+            )),
+            step: Step::AcceptEmailUpdate,
+            root_domain: "root.example-msp.com".into(),
+            operators: Operators::default(),
+        };
+        let mut context = lambda_runtime::Context::default();
+        // 5.3 s left: the step is stopped 0.3 s from now.
+        context.deadline = rootmail_aws::metrics::now_millis() + 5_300;
+        let input = json!({"account_id": ACCOUNT});
+        let answer = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            handler.handle(LambdaEvent::new(input, context)),
+        )
+        .await
+        .expect("answered before the deadline");
+        let failure = answer.unwrap_err();
+        assert_eq!(failure.name, "Transient", "{failure:?}");
     }
 }

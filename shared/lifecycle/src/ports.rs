@@ -32,6 +32,11 @@ impl LifecycleError {
         ))
     }
 
+    /// A failure worth trying again (`Transient` to the state machine).
+    pub fn transient(port: &'static str, message: impl Into<String>) -> Self {
+        Self::Port(PortError::transient(port, message))
+    }
+
     /// Whether this is a lost race ([`Self::changed_meanwhile`]).
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Port(e) if e.kind == ErrorKind::Conflict)
