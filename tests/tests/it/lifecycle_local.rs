@@ -790,6 +790,29 @@ struct FlakyTokens<'a> {
     next_step_at_once: bool,
 }
 
+impl<'a> FlakyTokens<'a> {
+    /// A rootless take-over through these ports, waiting for AWS's code
+    /// with the task `token-1`.
+    async fn waiting_for_the_code(
+        inner: LocalLifecycle<'a>,
+        failures: u32,
+        next_step_at_once: bool,
+    ) -> Self {
+        let ports = Self {
+            inner,
+            failures_left: failures.into(),
+            next_step_at_once,
+        };
+        steps::register(&ports, &request(Mode::Rootless), NOW)
+            .await
+            .unwrap();
+        steps::start_email_update(&ports, &account(), "token-1", NOW)
+            .await
+            .unwrap();
+        ports
+    }
+}
+
 impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
     async fn succeed(
         &self,
@@ -850,17 +873,7 @@ impl<'a> rootmail_lifecycle::LifecyclePorts for FlakyTokens<'a> {
 #[tokio::test]
 async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail() {
     let local = Local::new();
-    let flaky = FlakyTokens {
-        inner: local.lifecycle(),
-        failures_left: 1.into(),
-        next_step_at_once: false,
-    };
-    steps::register(&flaky, &request(Mode::Rootless), NOW)
-        .await
-        .unwrap();
-    steps::start_email_update(&flaky, &account(), "token-1", NOW)
-        .await
-        .unwrap();
+    let flaky = FlakyTokens::waiting_for_the_code(local.lifecycle(), 1, false).await;
     let code = SecretValue::new("Q7K2M9".into());
     let kind = rootmail_domain::Kind::RootEmailOtp;
     let waiting = Rotations::get(&flaky.inner, &account())
@@ -934,17 +947,7 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
 #[tokio::test]
 async fn a_handover_whose_next_step_saved_first_is_done() {
     let local = Local::new();
-    let racing = FlakyTokens {
-        inner: local.lifecycle(),
-        failures_left: 0.into(),
-        next_step_at_once: true,
-    };
-    steps::register(&racing, &request(Mode::Rootless), NOW)
-        .await
-        .unwrap();
-    steps::start_email_update(&racing, &account(), "token-1", NOW)
-        .await
-        .unwrap();
+    let racing = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, true).await;
     let target = Rotations::get(&racing.inner, &account())
         .await
         .unwrap()
