@@ -1422,6 +1422,27 @@ mod tests {
                  WW91ciB2ZXJpZmljYXRpb24gY29kZSBpcyA0OTM4MTc=\r\n--i--"
                     .to_string(),
             ),
+            // The same saved message sent as text, inside a forwarded one.
+            (
+                "Content-Type: message/rfc822\r\n\
+                 Content-Disposition: attachment; filename=fwd.eml",
+                format!(
+                    "From: a@b.example\r\nSubject: fwd\r\n\
+                     Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\
+                     Content-Type: text/plain\r\n\r\nsee file\r\n--i\r\n\
+                     Content-Type: text/plain; name=aws.eml\r\n\
+                     Content-Transfer-Encoding: base64\r\n\r\n{saved_eml}\r\n--i--"
+                ),
+            ),
+            // A saved message whose name is too long to list whole.
+            (
+                &format!(
+                    "Content-Type: application/octet-stream; name=\"{}.eml\"\r\n\
+                     Content-Transfer-Encoding: base64",
+                    "n".repeat(300)
+                ),
+                saved_eml.to_string(),
+            ),
             // A forwarded message with a saved message among its files,
             // whose own body is base64.
             (

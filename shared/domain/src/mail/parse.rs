@@ -184,7 +184,7 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
     let text = match &part.body {
         PartType::Message(forwarded) => forwarded_text(contents, forwarded, 0),
         _ if !textual || contents.len() > MAX_SCANNED_ATTACHMENT_BYTES => None,
-        _ if is_saved_message(&name) => saved_message_text(contents, 0),
+        _ if holds_a_message(part.attachment_name(), contents) => saved_message_text(contents, 0),
         _ => Some(file_text(contents)),
     };
     Attachment {
@@ -218,9 +218,23 @@ fn utf16_order(contents: &[u8]) -> Option<fn([u8; 2]) -> u16> {
     }
 }
 
-fn is_saved_message(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(_, extension)| extension.eq_ignore_ascii_case("eml"))
+/// Whether a file is a saved message, however it was sent (as
+/// `text/plain`, `application/octet-stream`, no type): named `.eml` (the
+/// whole name, not the cut one a ticket lists), or starting as a message
+/// does, with one of [`MESSAGE_HEADERS`]. Such a file is read decoded, so
+/// a code in its base64 body is found; reading a text file that merely
+/// starts so as a message only adds to what is searched.
+fn holds_a_message(name: Option<&str>, contents: &[u8]) -> bool {
+    let named = name.and_then(|n| n.rsplit_once('.'));
+    if named.is_some_and(|(_, extension)| extension.eq_ignore_ascii_case("eml")) {
+        return true;
+    }
+    let first_line = contents.split(|&b| b == b'\n').next().unwrap_or_default();
+    let field = first_line.split(|&b| b == b':').next().unwrap_or_default();
+    field.len() < first_line.len()
+        && MESSAGE_HEADERS
+            .iter()
+            .any(|h| field.eq_ignore_ascii_case(h.as_bytes()))
 }
 
 /// The text of a file sent without a charset: UTF-8 when it is, else read
@@ -291,21 +305,26 @@ fn forwarded_text(raw: &[u8], forwarded: &Message<'_>, depth: usize) -> Option<S
     let mut messages = vec![forwarded];
     while let Some(message) = messages.pop() {
         for part in &message.parts {
+            let file = part.contents();
+            let saved = !matches!(part.body, PartType::Message(_) | PartType::Html(_))
+                && holds_a_message(part.attachment_name(), file);
             match &part.body {
                 PartType::Message(inner) => messages.push(inner),
+                // A saved message among its files, however it was sent.
+                _ if saved => {
+                    if decoded.len() + file.len() > MAX_SCANNED_ATTACHMENT_BYTES {
+                        return None;
+                    }
+                    decoded.push_str("\n\n");
+                    decoded.push_str(&saved_message_text(file, depth + 1)?);
+                }
                 // A file of the forwarded message, decoded as its own are.
                 PartType::Binary(bytes) | PartType::InlineBinary(bytes) if reads_as_text(bytes) => {
                     if decoded.len() + bytes.len() > MAX_SCANNED_ATTACHMENT_BYTES {
                         return None;
                     }
-                    let saved = part.attachment_name().is_some_and(is_saved_message);
-                    let text = if saved {
-                        saved_message_text(bytes, depth + 1)?
-                    } else {
-                        file_text(bytes)
-                    };
                     decoded.push_str("\n\n");
-                    decoded.push_str(&text);
+                    decoded.push_str(&file_text(bytes));
                 }
                 body if append_body(&mut decoded, body) => return None,
                 _ => {}
