@@ -187,6 +187,15 @@ pub async fn witness<P: LifecyclePorts>(
     }
     let message = evidence.message_id.as_deref().unwrap_or("(no Message-ID)");
     match (evidence.awaited, rotation.phase) {
+        // Confirmed before, but the answer to the workflow failed: give it.
+        (Kind::ContactChange, Phase::EmailAccepted)
+            if rotation.mode == Mode::Console
+                && rotation.email_evidence.is_some()
+                && rotation.task_token.is_some() =>
+        {
+            answer_saved_task(p, &mut rotation, now).await?;
+            Ok(true)
+        }
         (Kind::ContactChange, Phase::EmailAccepted)
             if rotation.mode == Mode::Console && rotation.email_evidence.is_none() =>
         {
@@ -282,8 +291,8 @@ async fn confirm<P: LifecyclePorts>(
     detail: String,
     now: u64,
 ) -> LifecycleResult<()> {
-    rotation.waiting_for = None;
-    rotation.expires_at = None;
+    // The wait ends with the answer (`answer_saved_task`): until then a
+    // redelivered evidence mail still reaches `witness`, which answers again.
     save_evidence(p, rotation, now, (who, action, detail)).await?;
     answer_saved_task(p, rotation, now).await
 }

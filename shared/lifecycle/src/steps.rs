@@ -694,6 +694,8 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
     rotation.phase = Phase::EmailConfirmed;
     // A console take-over's task was answered by the evidence.
     rotation.task_token = None;
+    rotation.waiting_for = None;
+    rotation.expires_at = None;
     let detail = format!("root email is now {current}");
     advance(
         p,
@@ -823,8 +825,8 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
 /// the next step reads it the moment the task is answered; and with the
 /// token, so that an answer that failed (Step Functions throttled or down)
 /// can be given again (`rotation complete`, `rotation attest` run again)
-/// instead of the workflow waiting out its timeout. The next step drops
-/// the token too: it may save before this does.
+/// instead of the workflow waiting out its timeout. The wait ends with the
+/// answer. The next step drops the token too: it may save before this does.
 pub(crate) async fn answer_saved_task<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
@@ -837,6 +839,8 @@ pub(crate) async fn answer_saved_task<P: LifecyclePorts>(
         .succeed(&token, &json!(StepOutput::from(&*rotation)))
         .await?;
     rotation.task_token = None;
+    rotation.waiting_for = None;
+    rotation.expires_at = None;
     match save_handover(p, rotation, now).await {
         // The next step saved first; it dropped the token itself.
         Err(e) if e.is_conflict() => Ok(()),

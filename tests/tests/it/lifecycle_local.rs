@@ -1335,6 +1335,78 @@ async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
     assert!(matches!(wrong_mode, Err(LifecycleError::Refused(_))));
 }
 
+/// AWS's mail confirms a console change, but the answer to the waiting
+/// workflow fails: the rotation goes on waiting for that mail, so its
+/// redelivery answers. Before, the wait ended with the evidence, the
+/// redelivered mail reached nothing, and the workflow timed out a day
+/// later on a confirmed change.
+#[tokio::test]
+async fn a_console_change_whose_answer_failed_is_answered_when_its_mail_comes_again() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    local.take_over(Mode::Console).await.unwrap();
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let change = ConsoleStep::ChangeEmail { to: target.clone() };
+    lifecycle.console(&account(), change, NOW).unwrap();
+    local.deliver(NOW).await;
+    let request = AccessRequest {
+        account_id: account(),
+        who: "alice".into(),
+        reason: "take-over".into(),
+        ticket: "CHG-9".into(),
+    };
+    console::read_code(&lifecycle, &request, NOW).await.unwrap();
+    // As Step Functions' StartEmailUpdate leaves it (the local run has no
+    // workflow to answer).
+    let mut waiting = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    waiting.task_token = Some("token-1".into());
+    waiting.version += 1;
+    Rotations::put(&lifecycle, &waiting, Some(waiting.version - 1))
+        .await
+        .unwrap();
+    let flaky = FlakyTokens {
+        inner: local.lifecycle(),
+        failures_left: 1.into(),
+        next_step_at_once: false,
+    };
+    let evidence = rootmail_pipeline::Evidence {
+        awaited: rootmail_domain::Kind::ContactChange,
+        kind: rootmail_domain::Kind::ContactChange,
+        recipient: target,
+        message_id: Some("<notice-1@amazon.com>".into()),
+    };
+    let first = console::witness(&flaky, &account(), &evidence, NOW + 5).await;
+    assert!(
+        matches!(first, Err(LifecycleError::Port(ref e)) if e.is_transient()),
+        "{first:?}"
+    );
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rotation.email_evidence.is_some(), "the evidence is kept");
+    assert!(rotation.task_token.is_some());
+    assert!(
+        rotation.is_waiting_for(rootmail_domain::Kind::ContactChange, NOW + 5),
+        "the redelivered mail still reaches it"
+    );
+
+    let again = console::witness(&flaky, &account(), &evidence, NOW + 6).await;
+    assert!(matches!(again, Ok(true)), "{again:?}");
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rotation.task_token, rotation.waiting_for), (None, None));
+}
+
 /// Issue 17, point 2. A rootless account's vault holds only the handed-over
 /// code: its release schedules the deletion of that alone (Secrets Manager
 /// denies `DeleteSecret` on a secret that never existed, with
