@@ -771,7 +771,7 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     attestation: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(
+    let rotation = rotation_in(
         p,
         account,
         &[Phase::AwaitingEngineer],
@@ -811,13 +811,39 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     };
     p.vault().promote(account, VaultItem::Password).await?;
     p.vault().promote(account, VaultItem::TotpSeed).await?;
-    rotation.phase = Phase::Secured;
-    rotation.waiting_for = None;
-    rotation.expires_at = None;
     let detail = format!("{verified}; vault entries current");
-    advance(p, &mut rotation, now, (who, action, detail)).await?;
+    let mut rotation = save_secured(p, rotation, now, (who, action, &detail)).await?;
     answer_saved_task(p, &mut rotation, now).await?;
     Ok(StepOutput::from(&rotation))
+}
+
+/// How many times a step whose effect cannot be made twice saves again.
+const SAVE_TRIES: usize = 3;
+
+/// Saves the take-over as secured once its vault is promoted. A promotion
+/// is not made twice (a re-run finds nothing pending), so a save that loses
+/// the race to a handover field (AWS's "MFA activated" mail lands seconds
+/// after the console steps) reads the record again and saves once more.
+async fn save_secured<P: LifecyclePorts>(
+    p: &P,
+    mut rotation: Rotation,
+    now: u64,
+    (who, action, detail): (&str, &str, &str),
+) -> LifecycleResult<Rotation> {
+    let account = rotation.account_id.clone();
+    for _ in 0..SAVE_TRIES {
+        rotation.phase = Phase::Secured;
+        rotation.waiting_for = None;
+        rotation.expires_at = None;
+        match advance(p, &mut rotation, now, (who, action, detail.to_string())).await {
+            Err(e) if e.is_conflict() => {
+                let doing = "complete the engineer's task";
+                rotation = rotation_in(p, &account, &[Phase::AwaitingEngineer], doing).await?;
+            }
+            saved => return saved.map(|_| rotation),
+        }
+    }
+    Err(LifecycleError::changed_meanwhile(&account))
 }
 
 /// Answers the workflow task the saved `rotation` still holds, if any, then

@@ -780,14 +780,45 @@ async fn an_older_reset_link_arriving_late_does_not_replace_the_newer() {
 }
 
 /// The local ports, except that answering the waiting task fails
-/// `failures_left` times (a throttled or unreachable Step Functions), and
-/// with `next_step_at_once` an answer runs the take-over's next step
-/// (accept) before it returns, as Step Functions may start it before the
-/// handover saves its end.
+/// `failures_left` times (a throttled or unreachable Step Functions), with
+/// `next_step_at_once` an answer runs the take-over's next step (accept)
+/// before it returns, as Step Functions may start it before the handover
+/// saves its end, and with `mfa_mail_before_securing` AWS's "MFA
+/// activated" mail is recorded just before the record is first saved as
+/// secured.
 struct FlakyTokens<'a> {
     inner: LocalLifecycle<'a>,
     failures_left: std::sync::atomic::AtomicU32,
     next_step_at_once: bool,
+    mfa_mail_before_securing: std::sync::atomic::AtomicBool,
+}
+
+impl Rotations for FlakyTokens<'_> {
+    async fn get(
+        &self,
+        account: &AccountId,
+    ) -> rootmail_lifecycle::LifecycleResult<Option<rootmail_lifecycle::Rotation>> {
+        Rotations::get(&self.inner, account).await
+    }
+
+    async fn put(
+        &self,
+        rotation: &rootmail_lifecycle::Rotation,
+        expected: Option<u64>,
+    ) -> rootmail_lifecycle::LifecycleResult<()> {
+        use std::sync::atomic::Ordering;
+        if rotation.phase == Phase::Secured
+            && self.mfa_mail_before_securing.swap(false, Ordering::SeqCst)
+        {
+            let mut stored = Rotations::get(&self.inner, &rotation.account_id)
+                .await?
+                .unwrap();
+            stored.mfa_confirmed_at = Some(NOW + 3);
+            stored.version += 1;
+            Rotations::put(&self.inner, &stored, Some(stored.version - 1)).await?;
+        }
+        Rotations::put(&self.inner, rotation, expected).await
+    }
 }
 
 impl<'a> FlakyTokens<'a> {
@@ -802,6 +833,7 @@ impl<'a> FlakyTokens<'a> {
             inner,
             failures_left: failures.into(),
             next_step_at_once,
+            mfa_mail_before_securing: false.into(),
         };
         steps::register(&ports, &request(Mode::Rootless), NOW)
             .await
@@ -839,7 +871,7 @@ impl<'a> rootmail_lifecycle::LifecyclePorts for FlakyTokens<'a> {
     type Api = LocalLifecycle<'a>;
     type Root = LocalLifecycle<'a>;
     type Vault = LocalLifecycle<'a>;
-    type Rotations = LocalLifecycle<'a>;
+    type Rotations = Self;
     type Audit = LocalLifecycle<'a>;
     type Registry = LocalLifecycle<'a>;
     type Tokens = Self;
@@ -853,8 +885,8 @@ impl<'a> rootmail_lifecycle::LifecyclePorts for FlakyTokens<'a> {
     fn vault(&self) -> &LocalLifecycle<'a> {
         &self.inner
     }
-    fn rotations(&self) -> &LocalLifecycle<'a> {
-        &self.inner
+    fn rotations(&self) -> &Self {
+        self
     }
     fn audit(&self) -> &LocalLifecycle<'a> {
         &self.inner
@@ -987,6 +1019,7 @@ async fn an_engineer_task_whose_answer_failed_is_answered_when_completed_again()
         inner: local.lifecycle(),
         failures_left: 1.into(),
         next_step_at_once: false,
+        mfa_mail_before_securing: false.into(),
     };
     let id = account();
     let complete = || rootmail_lifecycle::operator::complete(&flaky, &id, "alice", None, None, NOW);
@@ -1011,6 +1044,40 @@ async fn an_engineer_task_whose_answer_failed_is_answered_when_completed_again()
     assert_eq!(rotation.task_token, None, "answered, dropped");
     let told = complete().await;
     assert!(matches!(told, Err(LifecycleError::Refused(_))), "{told:?}");
+}
+
+/// AWS's "MFA activated" mail is recorded while `rotation complete` runs:
+/// its save loses the race after the vault was promoted, which cannot be
+/// done twice, so it reads the record again and saves; the mail's record
+/// stays. Before, it failed, and running it again found nothing pending.
+#[tokio::test]
+async fn an_engineer_task_whose_save_lost_to_the_mfa_mail_is_still_completed() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    local.engineer_console_steps(NOW).await;
+    let racing = FlakyTokens {
+        inner: local.lifecycle(),
+        failures_left: 0.into(),
+        next_step_at_once: false,
+        mfa_mail_before_securing: true.into(),
+    };
+    let done =
+        rootmail_lifecycle::operator::complete(&racing, &account(), "alice", None, None, NOW).await;
+    assert!(
+        matches!(&done, Ok(out) if out.phase == Phase::Secured),
+        "{done:?}"
+    );
+    let rotation = Rotations::get(&racing.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::Secured);
+    assert_eq!(
+        rotation.mfa_confirmed_at,
+        Some(NOW + 3),
+        "the mail's record kept"
+    );
+    assert_eq!(rotation.task_token, None, "answered");
 }
 
 /// The tickets' text, every comment included.
@@ -1375,6 +1442,7 @@ async fn a_console_change_whose_answer_failed_is_answered_when_its_mail_comes_ag
         inner: local.lifecycle(),
         failures_left: 1.into(),
         next_step_at_once: false,
+        mfa_mail_before_securing: false.into(),
     };
     let evidence = rootmail_pipeline::Evidence {
         awaited: rootmail_domain::Kind::ContactChange,
