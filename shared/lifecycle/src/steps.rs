@@ -612,7 +612,7 @@ pub async fn accept_email_update<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(
+    let rotation = rotation_in(
         p,
         account,
         &[Phase::OtpReceived],
@@ -636,23 +636,21 @@ pub async fn accept_email_update<P: LifecyclePorts>(
             .accept_email_update(account, &rotation.target_email, &code)
             .await?;
     }
-    rotation.phase = Phase::EmailAccepted;
     // The code is spent and its task answered: nothing waits any more. The
     // handover that answered may not have saved that yet (see `hand_over`).
-    rotation.waiting_for = None;
-    rotation.task_token = None;
-    rotation.expires_at = None;
+    let accepted = |r: &mut Rotation| {
+        r.phase = Phase::EmailAccepted;
+        r.waiting_for = None;
+        r.task_token = None;
+        r.expires_at = None;
+    };
     let detail = format!(
         "AWS accepted the code; root email is changing to {}",
         rotation.target_email
     );
-    advance(
-        p,
-        &mut rotation,
-        now,
-        (SYSTEM_ACTOR, "root email change accepted", detail),
-    )
-    .await
+    let entry = (SYSTEM_ACTOR, "root email change accepted", detail.as_str());
+    let rotation = save_after_effect(p, rotation, accepted, now, entry).await?;
+    Ok(StepOutput::from(&rotation))
 }
 
 /// Take-over, step 4 (polled): the root email is ours. The directory forgets the
@@ -812,7 +810,12 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     p.vault().promote(account, VaultItem::Password).await?;
     p.vault().promote(account, VaultItem::TotpSeed).await?;
     let detail = format!("{verified}; vault entries current");
-    let mut rotation = save_secured(p, rotation, now, (who, action, &detail)).await?;
+    let secured = |r: &mut Rotation| {
+        r.phase = Phase::Secured;
+        r.waiting_for = None;
+        r.expires_at = None;
+    };
+    let mut rotation = save_after_effect(p, rotation, secured, now, (who, action, &detail)).await?;
     answer_saved_task(p, &mut rotation, now).await?;
     Ok(StepOutput::from(&rotation))
 }
@@ -820,25 +823,24 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
 /// How many times a step whose effect cannot be made twice saves again.
 const SAVE_TRIES: usize = 3;
 
-/// Saves the take-over as secured once its vault is promoted. A promotion
-/// is not made twice (a re-run finds nothing pending), so a save that loses
-/// the race to a handover field (AWS's "MFA activated" mail lands seconds
-/// after the console steps) reads the record again and saves once more.
-async fn save_secured<P: LifecyclePorts>(
+/// Saves `rotation` as `change` makes it, after an effect that cannot be
+/// made twice (a vault promotion: a re-run finds nothing pending; a code
+/// AWS took: a re-run would send it spent). A save that loses the race to
+/// a handover field (AWS's "MFA activated" mail, a handover's last save)
+/// reads the record again and, in the phase it was, saves once more.
+async fn save_after_effect<P: LifecyclePorts>(
     p: &P,
     mut rotation: Rotation,
+    change: impl Fn(&mut Rotation),
     now: u64,
     (who, action, detail): (&str, &str, &str),
 ) -> LifecycleResult<Rotation> {
-    let account = rotation.account_id.clone();
+    let (account, was) = (rotation.account_id.clone(), rotation.phase);
     for _ in 0..SAVE_TRIES {
-        rotation.phase = Phase::Secured;
-        rotation.waiting_for = None;
-        rotation.expires_at = None;
+        change(&mut rotation);
         match advance(p, &mut rotation, now, (who, action, detail.to_string())).await {
             Err(e) if e.is_conflict() => {
-                let doing = "complete the engineer's task";
-                rotation = rotation_in(p, &account, &[Phase::AwaitingEngineer], doing).await?;
+                rotation = rotation_in(p, &account, &[was], "finish the step").await?;
             }
             saved => return saved.map(|_| rotation),
         }

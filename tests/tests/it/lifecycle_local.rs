@@ -783,14 +783,14 @@ async fn an_older_reset_link_arriving_late_does_not_replace_the_newer() {
 /// `failures_left` times (a throttled or unreachable Step Functions), with
 /// `next_step_at_once` an answer runs the take-over's next step (accept)
 /// before it returns, as Step Functions may start it before the handover
-/// saves its end, and with `mfa_mail_before_securing` AWS's "MFA
-/// activated" mail is recorded just before the record is first saved as
-/// secured.
+/// saves its end, and with `handover_write_before` set to a phase, a
+/// handover field (AWS's "MFA activated" mail) is written just before the
+/// record is first saved in that phase.
 struct FlakyTokens<'a> {
     inner: LocalLifecycle<'a>,
     failures_left: std::sync::atomic::AtomicU32,
     next_step_at_once: bool,
-    mfa_mail_before_securing: std::sync::atomic::AtomicBool,
+    handover_write_before: std::sync::Mutex<Option<Phase>>,
 }
 
 impl Rotations for FlakyTokens<'_> {
@@ -806,10 +806,15 @@ impl Rotations for FlakyTokens<'_> {
         rotation: &rootmail_lifecycle::Rotation,
         expected: Option<u64>,
     ) -> rootmail_lifecycle::LifecycleResult<()> {
-        use std::sync::atomic::Ordering;
-        if rotation.phase == Phase::Secured
-            && self.mfa_mail_before_securing.swap(false, Ordering::SeqCst)
-        {
+        let write_first = {
+            let mut before = self.handover_write_before.lock().unwrap();
+            let now = *before == Some(rotation.phase);
+            if now {
+                *before = None;
+            }
+            now
+        };
+        if write_first {
             let mut stored = Rotations::get(&self.inner, &rotation.account_id)
                 .await?
                 .unwrap();
@@ -833,7 +838,7 @@ impl<'a> FlakyTokens<'a> {
             inner,
             failures_left: failures.into(),
             next_step_at_once,
-            mfa_mail_before_securing: false.into(),
+            handover_write_before: None.into(),
         };
         steps::register(&ports, &request(Mode::Rootless), NOW)
             .await
@@ -1019,7 +1024,7 @@ async fn an_engineer_task_whose_answer_failed_is_answered_when_completed_again()
         inner: local.lifecycle(),
         failures_left: 1.into(),
         next_step_at_once: false,
-        mfa_mail_before_securing: false.into(),
+        handover_write_before: None.into(),
     };
     let id = account();
     let complete = || rootmail_lifecycle::operator::complete(&flaky, &id, "alice", None, None, NOW);
@@ -1046,6 +1051,45 @@ async fn an_engineer_task_whose_answer_failed_is_answered_when_completed_again()
     assert!(matches!(told, Err(LifecycleError::Refused(_))), "{told:?}");
 }
 
+/// A handover field is written after AWS took the code and before the
+/// accept step saves: the step saves again instead of failing, and never
+/// sends AWS the spent code a second time (a re-run would, if AWS's read of
+/// the root email lagged).
+#[tokio::test]
+async fn an_accept_step_whose_save_lost_a_race_saves_again() {
+    let local = Local::new();
+    let racing = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, false).await;
+    let target = Rotations::get(&racing.inner, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let handoff = rootmail_domain::Handoff {
+        kind: rootmail_domain::Kind::RootEmailOtp,
+        secret: SecretValue::new(code_mailed_to(&racing.inner, target.as_str())),
+        recipient: target,
+        delivered_at: Some(NOW as i64),
+    };
+    steps::hand_over(&racing, &account(), &handoff, NOW)
+        .await
+        .unwrap();
+    *racing.handover_write_before.lock().unwrap() = Some(Phase::EmailAccepted);
+    let accepted = steps::accept_email_update(&racing, &account(), NOW).await;
+    assert!(
+        matches!(&accepted, Ok(out) if out.phase == Phase::EmailAccepted),
+        "{accepted:?}"
+    );
+    let rotation = Rotations::get(&racing.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rotation.mfa_confirmed_at,
+        Some(NOW + 3),
+        "the other write kept"
+    );
+}
+
 /// AWS's "MFA activated" mail is recorded while `rotation complete` runs:
 /// its save loses the race after the vault was promoted, which cannot be
 /// done twice, so it reads the record again and saves; the mail's record
@@ -1059,7 +1103,7 @@ async fn an_engineer_task_whose_save_lost_to_the_mfa_mail_is_still_completed() {
         inner: local.lifecycle(),
         failures_left: 0.into(),
         next_step_at_once: false,
-        mfa_mail_before_securing: true.into(),
+        handover_write_before: Some(Phase::Secured).into(),
     };
     let done =
         rootmail_lifecycle::operator::complete(&racing, &account(), "alice", None, None, NOW).await;
@@ -1442,7 +1486,7 @@ async fn a_console_change_whose_answer_failed_is_answered_when_its_mail_comes_ag
         inner: local.lifecycle(),
         failures_left: 1.into(),
         next_step_at_once: false,
-        mfa_mail_before_securing: false.into(),
+        handover_write_before: None.into(),
     };
     let evidence = rootmail_pipeline::Evidence {
         awaited: rootmail_domain::Kind::ContactChange,
