@@ -776,6 +776,15 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
         "complete the engineer's task",
     )
     .await?;
+    // Its workflow stopped waiting then, and goes to record a failure: the
+    // vault is not promoted, and no answer (AWS says "already closed" for a
+    // task that timed out too) is taken for success.
+    if let Some(at) = rotation.expires_at.filter(|at| now >= *at) {
+        return refused(format!(
+            "account {account}'s engineer task timed out ({} s after it began, at {at}): the take-over fails; start it again",
+            ENGINEER_WAIT_SECS
+        ));
+    }
     if rotation.mfa_enrolled_at.is_none() {
         return refused(format!(
             "account {account}'s MFA seed is not enrolled: assign the device in the console and pipe its secret key into `rootmail mfa enroll --account {account}` first"

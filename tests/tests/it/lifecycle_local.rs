@@ -1090,6 +1090,26 @@ async fn an_accept_step_whose_save_lost_a_race_saves_again() {
     );
 }
 
+/// `rotation complete` after the engineer's week is refused: the workflow
+/// stopped waiting and records a failure, and AWS's "already closed" for
+/// its token must not pass for an answer.
+#[tokio::test]
+async fn an_engineer_task_past_its_week_is_not_completed() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    local.engineer_console_steps(NOW).await;
+    let late = NOW + steps::ENGINEER_WAIT_SECS + 1;
+    let lifecycle = local.lifecycle();
+    let done =
+        rootmail_lifecycle::operator::complete(&lifecycle, &account(), "alice", None, None, late)
+            .await;
+    assert!(
+        matches!(&done, Err(LifecycleError::Refused(m)) if m.contains("timed out")),
+        "{done:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingEngineer));
+}
+
 /// AWS's "MFA activated" mail is recorded while `rotation complete` runs:
 /// its save loses the race after the vault was promoted, which cannot be
 /// done twice, so it reads the record again and saves; the mail's record
