@@ -251,6 +251,12 @@ pub async fn attest_email_change<P: LifecyclePorts>(
         &[Phase::EmailAccepted],
         "attest the root email change (read the code and enter it in the console first)",
     )?;
+    // The workflow stopped waiting then and records a failure.
+    if let Some(at) = rotation.expires_at.filter(|at| now >= *at) {
+        return refused(format!(
+            "account {account}'s wait for the root email change ended at {at}: the take-over fails; start it again"
+        ));
+    }
     if rotation.email_evidence.is_some() {
         // Confirmed, but the workflow may not have heard: tell it now.
         if rotation.task_token.is_some() {

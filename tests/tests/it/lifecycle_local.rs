@@ -1424,6 +1424,12 @@ async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
         ticket: "CHG-8".into(),
     };
     console::read_code(&lifecycle, &request, NOW).await.unwrap();
+    let late = NOW + steps::OTP_WAIT_SECS;
+    let expired = console::attest_email_change(&lifecycle, &account(), "alice", "x", late).await;
+    assert!(
+        matches!(&expired, Err(LifecycleError::Refused(m)) if m.contains("ended")),
+        "past the wait: {expired:?}"
+    );
     let empty = console::attest_email_change(&lifecycle, &account(), "alice", "  ", NOW).await;
     assert!(
         matches!(empty, Err(LifecycleError::Refused(_))),
