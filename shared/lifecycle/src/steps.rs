@@ -105,6 +105,30 @@ pub(crate) async fn rotation_in<P: LifecyclePorts>(
     Ok(rotation)
 }
 
+/// What a state machine step finds: its rotation to move on, or the output
+/// it already gave.
+enum StepStart {
+    Run(Box<Rotation>),
+    Done(StepOutput),
+}
+
+/// The rotation, in `from`, of a step that moves it to `to`; or, when it is
+/// in `to` already, that step's output: the step saved, then its answer was
+/// lost (stopped at the function's deadline, a Lambda service error) and
+/// Step Functions runs it again.
+async fn step_from<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    (from, to): (Phase, Phase),
+    doing: &str,
+) -> LifecycleResult<StepStart> {
+    let rotation = rotation_in(p, account, &[from, to], doing).await?;
+    Ok(match rotation.phase == to {
+        true => StepStart::Done(StepOutput::from(&rotation)),
+        false => StepStart::Run(Box::new(rotation)),
+    })
+}
+
 pub(crate) fn expect_phase(
     rotation: &Rotation,
     wanted: &[Phase],
@@ -612,13 +636,11 @@ pub async fn accept_email_update<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let rotation = rotation_in(
-        p,
-        account,
-        &[Phase::OtpReceived],
-        "accept the root email change",
-    )
-    .await?;
+    let moves = (Phase::OtpReceived, Phase::EmailAccepted);
+    let rotation = match step_from(p, account, moves, "accept the root email change").await? {
+        StepStart::Run(rotation) => *rotation,
+        StepStart::Done(output) => return Ok(output),
+    };
     let Some(code) = p
         .vault()
         .get(account, VaultItem::Handover, Stage::Current)
@@ -660,13 +682,11 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(
-        p,
-        account,
-        &[Phase::EmailAccepted],
-        "confirm the root email change",
-    )
-    .await?;
+    let moves = (Phase::EmailAccepted, Phase::EmailConfirmed);
+    let mut rotation = match step_from(p, account, moves, "confirm the root email change").await? {
+        StepStart::Run(rotation) => *rotation,
+        StepStart::Done(output) => return Ok(output),
+    };
     let current = if rotation.mode == Mode::Console {
         // No API reads a console account's root email: the evidence does.
         let Some(evidence) = rotation.email_evidence.clone() else {
@@ -932,13 +952,11 @@ pub async fn delete_root_credentials<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(
-        p,
-        account,
-        &[Phase::EmailConfirmed],
-        "delete the root credentials",
-    )
-    .await?;
+    let moves = (Phase::EmailConfirmed, Phase::Secured);
+    let mut rotation = match step_from(p, account, moves, "delete the root credentials").await? {
+        StepStart::Run(rotation) => *rotation,
+        StepStart::Done(output) => return Ok(output),
+    };
     if rotation.mode != Mode::Rootless {
         return refused(format!(
             "account {account} is taken over vaulted: its root credentials stay"
@@ -969,7 +987,11 @@ pub async fn activate<P: LifecyclePorts>(
     account: &AccountId,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(p, account, &[Phase::Secured], "activate").await?;
+    let moves = (Phase::Secured, Phase::Active);
+    let mut rotation = match step_from(p, account, moves, "activate").await? {
+        StepStart::Run(rotation) => *rotation,
+        StepStart::Done(output) => return Ok(output),
+    };
     set_status(p, &rotation, AccountStatus::Active).await?;
     rotation.phase = Phase::Active;
     // The engineer's task was answered (that is how this step began).
