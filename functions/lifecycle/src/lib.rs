@@ -369,7 +369,7 @@ mod tests {
     use super::*;
     use rootmail_aws::config::{name_set, names_read};
     use rootmail_domain::Rules;
-    use rootmail_lifecycle::{Phase, Rotations};
+    use rootmail_lifecycle::{AuditLog, Phase, Rotations};
     use rootmail_local::LocalStore;
     use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
     use serde_json::json;
@@ -739,6 +739,19 @@ mod tests {
             // the same output, not a refusal that fails the take-over.
             let again = call(&store, step, account.clone()).await;
             assert_eq!(again.map(|o| o.phase), Ok(wanted), "{} again", step.name());
+        }
+        // Each step's audit row once, though each ran twice.
+        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
+        let audit = AuditLog::entries(&ports, &AccountId::parse(ACCOUNT).unwrap())
+            .await
+            .unwrap();
+        for action in [
+            "root email change accepted",
+            "root email changed",
+            "take-over finished",
+        ] {
+            let rows = audit.iter().filter(|e| e.action == action).count();
+            assert_eq!(rows, 1, "{action}");
         }
         // A rootless account has nothing to vault.
         let vault = json!({"account_id": ACCOUNT, "task_token": "t"});

@@ -26,7 +26,8 @@ use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, answer_saved_task,
-    audit_secret_read, expect_phase, record, refused, rotation_in, rotation_of, save_handover,
+    audit_secret_read, expect_phase, fail_expired, record, refused, rotation_in, rotation_of,
+    save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_pipeline::{Evidence, PortError};
@@ -157,7 +158,8 @@ async fn wait_for_evidence<P: LifecyclePorts>(
     let account = &request.account_id;
     rotation.phase = Phase::EmailAccepted;
     rotation.waiting_for = Some(Kind::ContactChange);
-    rotation.expires_at = Some(now + OTP_WAIT_SECS);
+    // The workflow's wait began when the change was opened, not now.
+    rotation.expires_at = rotation.expires_at.or(Some(now + OTP_WAIT_SECS));
     let detail = format!(
         "the code was given to {}; waiting for AWS's mail to {} as evidence that the change took effect \
          (or `rootmail rotation attest --account {account} --statement ...`)",
@@ -251,11 +253,10 @@ pub async fn attest_email_change<P: LifecyclePorts>(
         &[Phase::EmailAccepted],
         "attest the root email change (read the code and enter it in the console first)",
     )?;
-    // The workflow stopped waiting then and records a failure.
+    // The workflow stopped waiting then.
     if let Some(at) = rotation.expires_at.filter(|at| now >= *at) {
-        return refused(format!(
-            "account {account}'s wait for the root email change ended at {at}: the take-over fails; start it again"
-        ));
+        let why = format!("account {account}'s wait for the root email change ended at {at}");
+        return fail_expired(p, account, why, now).await;
     }
     if rotation.email_evidence.is_some() {
         // Confirmed, but the workflow may not have heard: tell it now.

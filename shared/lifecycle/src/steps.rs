@@ -115,18 +115,28 @@ enum StepStart {
 /// The rotation, in `from`, of a step that moves it to `to`; or, when it is
 /// in `to` already, that step's output: the step saved, then its answer was
 /// lost (stopped at the function's deadline, a Lambda service error) and
-/// Step Functions runs it again.
+/// Step Functions runs it again. The audit row the step writes after its
+/// save (`action`) is written then if the first run stopped before it.
 async fn step_from<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
     (from, to): (Phase, Phase),
-    doing: &str,
+    (doing, action): (&str, &str),
+    now: u64,
 ) -> LifecycleResult<StepStart> {
     let rotation = rotation_in(p, account, &[from, to], doing).await?;
-    Ok(match rotation.phase == to {
-        true => StepStart::Done(StepOutput::from(&rotation)),
-        false => StepStart::Run(Box::new(rotation)),
-    })
+    if rotation.phase != to {
+        return Ok(StepStart::Run(Box::new(rotation)));
+    }
+    let since = rotation.updated_at * 1000;
+    let audited = p.audit().entries(account).await?;
+    if !audited.iter().any(|e| e.action == action && e.at >= since) {
+        let detail =
+            "written when the step ran again: its first run saved, then stopped".to_string();
+        let entry = (SYSTEM_ACTOR, action, None, None, detail);
+        record(p, account, &rotation.customer, now, entry).await?;
+    }
+    Ok(StepStart::Done(StepOutput::from(&rotation)))
 }
 
 pub(crate) fn expect_phase(
@@ -637,7 +647,15 @@ pub async fn accept_email_update<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let moves = (Phase::OtpReceived, Phase::EmailAccepted);
-    let rotation = match step_from(p, account, moves, "accept the root email change").await? {
+    let rotation = match step_from(
+        p,
+        account,
+        moves,
+        ("accept the root email change", "root email change accepted"),
+        now,
+    )
+    .await?
+    {
         StepStart::Run(rotation) => *rotation,
         StepStart::Done(output) => return Ok(output),
     };
@@ -683,7 +701,15 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let moves = (Phase::EmailAccepted, Phase::EmailConfirmed);
-    let mut rotation = match step_from(p, account, moves, "confirm the root email change").await? {
+    let mut rotation = match step_from(
+        p,
+        account,
+        moves,
+        ("confirm the root email change", "root email changed"),
+        now,
+    )
+    .await?
+    {
         StepStart::Run(rotation) => *rotation,
         StepStart::Done(output) => return Ok(output),
     };
@@ -796,14 +822,14 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
         "complete the engineer's task",
     )
     .await?;
-    // Its workflow stopped waiting then, and goes to record a failure: the
-    // vault is not promoted, and no answer (AWS says "already closed" for a
-    // task that timed out too) is taken for success.
+    // Its workflow stopped waiting then: the vault is not promoted, and no
+    // answer (AWS says "already closed" for a task that timed out too) is
+    // taken for success.
     if let Some(at) = rotation.expires_at.filter(|at| now >= *at) {
-        return refused(format!(
-            "account {account}'s engineer task timed out ({} s after it began, at {at}): the take-over fails; start it again",
-            ENGINEER_WAIT_SECS
-        ));
+        let why = format!(
+            "account {account}'s engineer task timed out ({ENGINEER_WAIT_SECS} s after it began, at {at})"
+        );
+        return fail_expired(p, account, why, now).await;
     }
     if rotation.mfa_enrolled_at.is_none() {
         return refused(format!(
@@ -849,32 +875,76 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
     Ok(StepOutput::from(&rotation))
 }
 
+/// A person's step on a wait that has ended: the take-over is recorded as
+/// failed (as the workflow's RecordFailure does, which repeating changes
+/// nothing; a local run has no workflow to do it), so `rotation start` may
+/// begin again, and the step is refused.
+pub(crate) async fn fail_expired<P: LifecyclePorts, T>(
+    p: &P,
+    account: &AccountId,
+    why: String,
+    now: u64,
+) -> LifecycleResult<T> {
+    record_failure(p, account, &why, now).await?;
+    refused(format!("{why}: the take-over failed; start it again"))
+}
+
 /// How many times a step whose effect cannot be made twice saves again.
 const SAVE_TRIES: usize = 3;
 
 /// Saves `rotation` as `change` makes it, after an effect that cannot be
 /// made twice (a vault promotion: a re-run finds nothing pending; a code
 /// AWS took: a re-run would send it spent). A save that loses the race to
-/// a handover field (AWS's "MFA activated" mail, a handover's last save)
-/// reads the record again and, in the phase it was, saves once more.
+/// a handover field alone (AWS's "MFA activated" mail, a handover's last
+/// save) reads the record again and saves once more; one that finds the
+/// step's own result (a second run of it saved first) is done. Any other
+/// change meanwhile (the MFA seed enrolled again) stays a conflict.
 async fn save_after_effect<P: LifecyclePorts>(
     p: &P,
-    mut rotation: Rotation,
+    rotation: Rotation,
     change: impl Fn(&mut Rotation),
     now: u64,
     (who, action, detail): (&str, &str, &str),
 ) -> LifecycleResult<Rotation> {
-    let (account, was) = (rotation.account_id.clone(), rotation.phase);
+    let account = rotation.account_id.clone();
+    let read = rotation.clone();
+    let mut wanted = rotation;
     for _ in 0..SAVE_TRIES {
-        change(&mut rotation);
-        match advance(p, &mut rotation, now, (who, action, detail.to_string())).await {
+        change(&mut wanted);
+        let target = wanted.phase;
+        match advance(p, &mut wanted, now, (who, action, detail.to_string())).await {
             Err(e) if e.is_conflict() => {
-                rotation = rotation_in(p, &account, &[was], "finish the step").await?;
+                let stored = rotation_of(p, &account).await?;
+                if stored.phase == target {
+                    return Ok(stored);
+                }
+                if !differs_only_in_handover_fields(&read, &stored) {
+                    return Err(e);
+                }
+                wanted = stored;
             }
-            saved => return saved.map(|_| rotation),
+            saved => return saved.map(|_| wanted),
         }
     }
     Err(LifecycleError::changed_meanwhile(&account))
+}
+
+/// Whether two versions of a record differ only in what a handover writes
+/// ([`crate::HANDOVER_FIELDS`], named as the record is serialized).
+fn differs_only_in_handover_fields(a: &Rotation, b: &Rotation) -> bool {
+    let outside_handover = |r: &Rotation| {
+        let mut fields = serde_json::to_value(r).ok();
+        if let Some(serde_json::Value::Object(map)) = &mut fields {
+            for name in crate::HANDOVER_FIELDS {
+                map.remove(*name);
+            }
+        }
+        fields
+    };
+    match (outside_handover(a), outside_handover(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Answers the workflow task the saved `rotation` still holds, if any, then
@@ -953,7 +1023,15 @@ pub async fn delete_root_credentials<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let moves = (Phase::EmailConfirmed, Phase::Secured);
-    let mut rotation = match step_from(p, account, moves, "delete the root credentials").await? {
+    let mut rotation = match step_from(
+        p,
+        account,
+        moves,
+        ("delete the root credentials", "root credentials deleted"),
+        now,
+    )
+    .await?
+    {
         StepStart::Run(rotation) => *rotation,
         StepStart::Done(output) => return Ok(output),
     };
@@ -988,10 +1066,11 @@ pub async fn activate<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let moves = (Phase::Secured, Phase::Active);
-    let mut rotation = match step_from(p, account, moves, "activate").await? {
-        StepStart::Run(rotation) => *rotation,
-        StepStart::Done(output) => return Ok(output),
-    };
+    let mut rotation =
+        match step_from(p, account, moves, ("activate", "take-over finished"), now).await? {
+            StepStart::Run(rotation) => *rotation,
+            StepStart::Done(output) => return Ok(output),
+        };
     set_status(p, &rotation, AccountStatus::Active).await?;
     rotation.phase = Phase::Active;
     // The engineer's task was answered (that is how this step began).
