@@ -962,3 +962,45 @@ fn the_ticket_queue_takes_the_largest_operation_ingest_sends() {
         "{size} bytes"
     );
 }
+
+/// AWS's guidance for a Lambda function on an SQS queue: "set the source
+/// queue's visibility timeout to at least six times the configuration
+/// timeout on your function" (Lambda developer guide, configuring an SQS
+/// event source), so that a throttled invocation is retried before its
+/// messages return to the queue (and, on the FIFO queue, reach a second
+/// writer while the first still writes). ticket-ops had 900 s against a
+/// 180 s writer.
+#[test]
+fn each_queue_hides_its_messages_six_times_its_consumers_timeout() {
+    let template = template();
+    let mut checked = 0;
+    for (name, resource) in template.resources() {
+        let Some(events) = path(resource, &["Properties", "Events"]) else {
+            continue;
+        };
+        let timeout = path(resource, &["Properties", "Timeout"])
+            .and_then(integer)
+            .unwrap_or_else(|| panic!("{name} sets its timeout"));
+        for (_, event) in entries(Some(events)) {
+            if path(event, &["Type"]).and_then(string) != Some("SQS") {
+                continue;
+            }
+            let queue = path(event, &["Properties", "Queue"])
+                .and_then(get_att)
+                .and_then(|dotted| dotted.split('.').next().map(str::to_string))
+                .unwrap_or_else(|| panic!("{name}'s queue is a GetAtt"));
+            let visibility = path(
+                template.resource(&queue),
+                &["Properties", "VisibilityTimeout"],
+            )
+            .and_then(integer)
+            .unwrap_or_else(|| panic!("{queue} sets VisibilityTimeout"));
+            assert!(
+                visibility >= 6 * timeout,
+                "{queue}: {visibility} s, under 6 x {name}'s {timeout} s"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 2, "mail-ingest's and ticket-writer's queues");
+}
