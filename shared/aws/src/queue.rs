@@ -90,9 +90,13 @@ impl DeadLetters for SqsDeadLetters {
             .message_body(body)
             .message_attributes("reason", reason_attribute);
         if self.url.ends_with(".fifo") {
+            // A group of its own: a FIFO queue holds a group's later messages
+            // while one is in flight, and `replay --dlq` keeps the ones it
+            // does not recognise in flight; order among dead letters means
+            // nothing (replay sends each back to its thread's group).
             let id = ContentHash::of(body.as_bytes());
             send = send
-                .message_group_id("dead-letters")
+                .message_group_id(id.as_str())
                 .message_deduplication_id(id.as_str());
         }
         send.send().await.map_err(|e| port_error(PORT, e))?;

@@ -374,3 +374,37 @@ async fn importing_many_organizations_tags_each_account_with_its_payer() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// Dead letters of the FIFO queue each in a group of their own: `replay
+/// --dlq` keeps an unrecognised one in flight, and SQS holds a group's later
+/// messages while one is. With one group for all, the operations buried
+/// after it were left in the DLQ and replay said it was done.
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_takes_every_dead_letter_behind_an_unrecognised_one() {
+    use rootmail_pipeline::DeadLetters;
+    let stack = Stack::create().await;
+    let dlq = rootmail_aws::queue::SqsDeadLetters::new(
+        stack.sqs.clone(),
+        stack.ticket_ops_dlq_url.clone(),
+    );
+    dlq.bury("neither", "not a ticket operation").await.unwrap();
+    for n in 0..10 {
+        let op = serde_json::json!({
+            "message": format!("{n:02}").repeat(32), "thread_key": format!("msg:<dead-{n}@example.com>"),
+            "kind": "unknown", "priority": "normal", "account_id": null, "customer": null,
+            "subject": "A buried operation", "body": "body", "quarantined": false,
+        });
+        dlq.bury(&op.to_string(), "refused by the ticket API")
+            .await
+            .unwrap();
+    }
+    let out = stdout_of(&rootmail_aws(
+        &stack,
+        &["replay", "--dlq", &stack.ticket_ops_dlq_url],
+    ));
+    assert!(
+        out.contains("replayed 10 ticket operations and 0 mail events"),
+        "{out}"
+    );
+    assert!(out.contains("1 not recognized, left in the DLQ"), "{out}");
+}
