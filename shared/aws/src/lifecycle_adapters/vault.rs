@@ -210,6 +210,10 @@ impl SecretsVault {
     }
 
     /// Moves `stage` to `version`, off `from` when another version holds it.
+    /// Refused by AWS, it is done all the same when the secret shows the
+    /// stage where it was to go: the client sends a request again when its
+    /// answer is lost, and once the first try has moved the stage, `from`
+    /// no longer holds it and the retry is refused.
     async fn move_stage(
         &self,
         name: &str,
@@ -224,10 +228,17 @@ impl SecretsVault {
         if let Some(from) = from {
             input["RemoveFromVersionId"] = json!(from);
         }
-        self.client
-            .call("UpdateSecretVersionStage", &input)
-            .await
-            .map(drop)
+        match self.client.call("UpdateSecretVersionStage", &input).await {
+            Ok(_) => Ok(()),
+            Err(refused) if refused.code.is_some() => {
+                let described = self.describe(name).await?;
+                match described.holding(stage) == to {
+                    true => Ok(()),
+                    false => Err(refused),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -360,6 +371,67 @@ impl Vault for SecretsVault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_server::{config_for, patient_server};
+    use std::time::Duration;
+
+    fn answer(status: &str, body: &str) -> &'static str {
+        let text = format!(
+            "HTTP/1.1 {status}\r\nconnection: close\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        Box::leak(text.into_boxed_str())
+    }
+
+    fn described(stages: &str) -> &'static str {
+        answer(
+            "200 OK",
+            &format!(
+                r#"{{"Name":"rootmail/111122223333/password","VersionIdsToStages":{stages}}}"#
+            ),
+        )
+    }
+
+    async fn promoted(answers: Vec<Option<&'static str>>) -> LifecycleResult<()> {
+        let (url, served) = patient_server(answers, Duration::from_secs(2)).await;
+        let vault = SecretsVault::new(SecretsVault::client(&config_for(&url)), "key");
+        let account = AccountId::parse("111122223333").unwrap();
+        let promoted = vault.promote(&account, VaultItem::Password).await;
+        served.abort();
+        promoted
+    }
+
+    /// The move of AWSCURRENT worked but its answer was lost (a 503): the
+    /// client's second try is refused, as the old version no longer holds
+    /// the label. The secret shows the move made, so the promotion goes on;
+    /// before, it failed and the take-over with it.
+    #[tokio::test]
+    async fn a_stage_moved_by_a_try_whose_answer_was_lost_is_moved() {
+        let before = described(r#"{"old":["AWSCURRENT"],"new":["AWSPENDING"]}"#);
+        let unavailable = answer("503 Service Unavailable", "");
+        let refused = answer(
+            "400 Bad Request",
+            r#"{"__type":"InvalidParameterException","message":"AWSCURRENT is not attached to version old"}"#,
+        );
+        let moved = described(r#"{"old":["AWSPREVIOUS"],"new":["AWSCURRENT","AWSPENDING"]}"#);
+        let ok = answer("200 OK", "{}");
+        let answers = vec![
+            Some(before),
+            Some(unavailable),
+            Some(refused),
+            Some(moved),
+            Some(ok),
+        ];
+        let result = promoted(answers).await;
+        assert!(result.is_ok(), "{result:?}");
+
+        // Refused while the stage is still where it was: the error stands.
+        let answers = vec![Some(before), Some(refused), Some(before)];
+        let result = promoted(answers).await;
+        assert!(
+            matches!(&result, Err(e) if e.to_string().contains("InvalidParameter")),
+            "{result:?}"
+        );
+    }
 
     /// Every stored value names its version: PutSecretValue's reference
     /// says a raw request must, and a retried request with it stores the
