@@ -1,6 +1,6 @@
 //! Triage stays linear in hostile input: each input is triaged at one size and
-//! at twice that size, and the time may grow by about 2.5x at most (quadratic
-//! work grows by 4x). Ratios within one run, the least of a few tries each, so
+//! at twice that size, and the time may grow by under 3x (linear work grows
+//! by about 2x, quadratic work by 4x). Ratios within one run, the least of a few tries each, so
 //! a busy machine does not decide the outcome.
 
 use crate::rules::Rules;
@@ -208,7 +208,7 @@ fn settled_ratio(measure: impl Fn() -> (Duration, Duration)) -> (Duration, Durat
         (small, large, ratio)
     };
     let mut measured = ratio_of(measure());
-    for _ in 0..4 {
+    for _ in 0..8 {
         if measured.2 < 2.5 {
             break;
         }
@@ -233,9 +233,11 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
             )
         });
         report.push(format!("{name}: {small:?} -> {large:?} ({ratio:.2}x)"));
-        // Below a few milliseconds the clock says little; above, 2.5x at most.
+        // Below a few milliseconds the clock says little; above, under 3x: a
+        // quadratic step is 4x, and a clean-clone CI under a parallel build
+        // measured a linear one at 2.51x after its retries (2.0x alone).
         if large > Duration::from_millis(4) {
-            assert!(ratio < 2.5, "not linear: {}", report.join("; "));
+            assert!(ratio < 3.0, "not linear: {}", report.join("; "));
         }
     }
     // Steps whose input triage cuts short, measured alone at sizes where the
@@ -247,7 +249,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
     ] {
         let (small, large, ratio) = settled_ratio(measure);
         report.push(format!("{name}: {small:?} -> {large:?} ({ratio:.2}x)"));
-        assert!(ratio < 2.5, "not linear: {}", report.join("; "));
+        assert!(ratio < 3.0, "not linear: {}", report.join("; "));
     }
     println!("{}", report.join("\n"));
 }
