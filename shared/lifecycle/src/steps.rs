@@ -836,7 +836,32 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
             "account {account}'s MFA seed is not enrolled: assign the device in the console and pipe its secret key into `rootmail mfa enroll --account {account}` first"
         ));
     }
-    let (action, verified) = match (rotation.mode, attestation.map(str::trim)) {
+    let (action, verified) = engineer_work_verified(p, &rotation, who, attestation).await?;
+    p.vault().promote(account, VaultItem::Password).await?;
+    p.vault().promote(account, VaultItem::TotpSeed).await?;
+    let detail = format!("{verified}; vault entries current");
+    let secured = |r: &mut Rotation| {
+        r.phase = Phase::Secured;
+        r.waiting_for = None;
+        r.expires_at = None;
+    };
+    let mut rotation = save_after_effect(p, rotation, secured, now, (who, action, &detail)).await?;
+    answer_saved_task(p, &mut rotation, now).await?;
+    Ok(StepOutput::from(&rotation))
+}
+
+/// What shows the engineer's console steps done, as the audit row's action
+/// and detail: the root audit (password set since the task began, MFA on),
+/// or for a console account, which no AssumeRoot reaches, the engineer's
+/// own statement.
+async fn engineer_work_verified<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    who: &str,
+    attestation: Option<&str>,
+) -> LifecycleResult<(&'static str, String)> {
+    let account = &rotation.account_id;
+    Ok(match (rotation.mode, attestation.map(str::trim)) {
         // No AssumeRoot reaches a console account: the engineer's word, audited as such.
         (Mode::Console, Some(statement)) if !statement.is_empty() => (
             "root credentials vaulted (attested)",
@@ -861,18 +886,7 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
                 format!("root password and MFA verified ({})", report.describe()),
             )
         }
-    };
-    p.vault().promote(account, VaultItem::Password).await?;
-    p.vault().promote(account, VaultItem::TotpSeed).await?;
-    let detail = format!("{verified}; vault entries current");
-    let secured = |r: &mut Rotation| {
-        r.phase = Phase::Secured;
-        r.waiting_for = None;
-        r.expires_at = None;
-    };
-    let mut rotation = save_after_effect(p, rotation, secured, now, (who, action, &detail)).await?;
-    answer_saved_task(p, &mut rotation, now).await?;
-    Ok(StepOutput::from(&rotation))
+    })
 }
 
 /// A person's step on a wait that has ended: the take-over is recorded as
