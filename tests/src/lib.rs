@@ -85,6 +85,33 @@ pub fn known_secrets() -> Vec<(String, String)> {
 }
 
 /// The `rootmail` binary next to the test executable (built by `make test`).
+/// `raw` (a message SES stored) as SES stores another delivery of it: a new
+/// SES message id in its `Received` header, a new receipt and signature. The
+/// message itself, its recipient and SES's verdicts stay the same.
+pub fn another_ses_delivery(raw: &[u8], n: u32) -> Vec<u8> {
+    let text = String::from_utf8(raw.to_vec()).expect("an UTF-8 fixture");
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let renewed = [
+            " with SMTP id ",
+            "X-SES-RECEIPT: ",
+            "X-SES-DKIM-SIGNATURE: ",
+        ]
+        .iter()
+        .find_map(|stamp| line.find(stamp).map(|at| at + stamp.len()));
+        match renewed {
+            Some(at) => {
+                out.push_str(&line[..at]);
+                out.push_str(&format!("delivery{n}"));
+                out.push_str(&line[at..]);
+            }
+            None => out.push_str(line),
+        }
+    }
+    assert_ne!(out.as_bytes(), raw, "the fixture has SES's block");
+    out.into_bytes()
+}
+
 pub fn rootmail_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("ROOTMAIL_BIN") {
         return PathBuf::from(path);

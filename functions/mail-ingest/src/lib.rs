@@ -337,21 +337,7 @@ where
     async fn ingest_in_span(&self, mail_ref: &MailRef) -> PortResult<Outcome> {
         let location = &mail_ref.location;
         let source = location.to_string();
-        // Mail is this stack's bucket's (SES writes there, and `rootmail
-        // replay` re-drives objects an operator restored under another
-        // prefix): an object in another bucket, however it came to be named
-        // in an event (a message forged on the inbound queue), is not read.
-        let ours = self
-            .config
-            .mail_bucket
-            .as_deref()
-            .is_none_or(|bucket| bucket == location.bucket);
-        if !ours {
-            tracing::error!(
-                object = %source,
-                "an event names an object outside this stack's bucket (MAIL_BUCKET): not read"
-            );
-            self.metrics.count("ForeignEvents", &[]);
+        if self.is_foreign(location) {
             return Ok(Outcome::Foreign);
         }
         let raw = match self
@@ -380,8 +366,10 @@ where
         let ingested = ingest(ports, &knowledge, &raw, &source, now_secs()).await?;
         drop(raw);
         match ingested {
-            Ingested::Duplicate(_) => {
-                tracing::info!("already processed");
+            Ingested::Duplicate(row) => {
+                // A redelivered event, or another delivery of the same mail
+                // (the ledger's row names the first).
+                tracing::info!(first = %row.source, "already processed");
                 self.metrics.count("Duplicates", &[]);
                 Ok(Outcome::Duplicate)
             }
@@ -393,6 +381,24 @@ where
                 self.queue_and_count(mail_ref, &triage, op).await
             }
         }
+    }
+
+    /// Mail is this stack's bucket's (SES writes there, and `rootmail
+    /// replay` re-drives objects an operator restored under another
+    /// prefix): an object in another bucket, however it came to be named in
+    /// an event (a message forged on the inbound queue), is not read. Logged
+    /// and counted when so.
+    fn is_foreign(&self, location: &MailLocation) -> bool {
+        let ours =
+            (self.config.mail_bucket.as_deref()).is_none_or(|bucket| bucket == location.bucket);
+        if !ours {
+            tracing::error!(
+                object = %location,
+                "an event names an object outside this stack's bucket (MAIL_BUCKET): not read"
+            );
+            self.metrics.count("ForeignEvents", &[]);
+        }
+        !ours
     }
 
     /// A triaged message: its facts on the span, its ticket operation on the

@@ -266,6 +266,7 @@ mod tests {
                     ("warnings", AttributeValue::L(vec![])),
                     ("from_aws", AttributeValue::Bool(false)),
                     ("sending", s("unknown")),
+                    ("sealed", AttributeValue::Bool(false)),
                 ]),
             );
         }
@@ -287,6 +288,7 @@ mod tests {
                 warnings: vec!["spf: softfail".into(), String::new()],
                 failure: None,
                 from_aws: true,
+                sealed: true,
                 ..LedgerRow::claimed(&hash(), "s3://mail/inbound/a", u64::MAX)
             };
             round_trip(
@@ -312,6 +314,7 @@ mod tests {
                     ),
                     ("from_aws", AttributeValue::Bool(true)),
                     ("sending", s("unknown")),
+                    ("sealed", AttributeValue::Bool(true)),
                 ]),
             );
         }

@@ -1,7 +1,7 @@
 //! The envelope SES records in the `Received` header it prepends.
 
 use crate::mail::{Headers, ParsedMail};
-use crate::types::EmailAddress;
+use crate::types::{ContentHash, EmailAddress};
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -84,6 +84,66 @@ pub fn envelope(mail: &ParsedMail) -> Envelope {
         .unwrap_or_default()
 }
 
+/// The ledger's key of a message SES stored. SES delivers at least once,
+/// and each delivery is an object of its own under a block SES wrote anew
+/// (its own id, receipt stamp and signature), so the bytes' hash would make
+/// a second delivery a second message and a second comment. The key is what
+/// the sender sent, to which of our addresses, and what SES found (its
+/// verdicts, without the comments that name the sending server): a second
+/// delivery is a duplicate, while a copy judged otherwise (forged bytes of
+/// a genuine mail, failing DKIM) or sent to another address stays a message
+/// of its own. Without SES's block: the hash of the bytes.
+pub fn delivery_key(raw: &[u8], mail: &ParsedMail, envelope: &Envelope) -> ContentHash {
+    let sent = match mail.ses_block_end {
+        0 => None,
+        end => raw.get(end..),
+    };
+    let Some(sent) = sent else {
+        return ContentHash::of(raw);
+    };
+    let mut recipients = String::new();
+    for recipient in &envelope.recipients {
+        recipients.push_str(recipient.as_str());
+        recipients.push('\n');
+    }
+    let mut verdicts = String::new();
+    for (name, value) in ses_block(mail) {
+        let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
+        let found = if is("x-ses-spam-verdict")
+            || is("x-ses-virus-verdict")
+            || is("authentication-results")
+        {
+            without_comments(value)
+        } else if is("received-spf") {
+            value.split_whitespace().next().unwrap_or_default().into()
+        } else {
+            continue;
+        };
+        verdicts.push_str(&name.to_ascii_lowercase());
+        verdicts.push(':');
+        for word in found.split_whitespace() {
+            verdicts.push(' ');
+            verdicts.push_str(&word.to_ascii_lowercase());
+        }
+        verdicts.push('\n');
+    }
+    let parts: [&[u8]; 4] = [
+        b"ses-delivery",
+        recipients.as_bytes(),
+        verdicts.as_bytes(),
+        sent,
+    ];
+    ContentHash::of_parts(&parts)
+}
+
+/// `value` with its comments (and quoted text) left out.
+fn without_comments(value: &str) -> String {
+    let masked = crate::auth::outside_quotes_and_comments(value);
+    (value.chars().zip(masked.chars()))
+        .filter_map(|(c, kept)| (c == kept).then_some(c))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +188,61 @@ mod tests {
             env.recipients,
             vec![EmailAddress::parse("root+a@root.example-msp.com").unwrap()]
         );
+    }
+
+    /// One delivery by SES of the same sent message: its own SES id, receipt
+    /// stamp and sending server, to `recipient`, with DKIM's `dkim` result.
+    fn delivery(ses_id: &str, ip: &str, recipient: &str, dkim: &str) -> String {
+        format!(
+            "Return-Path: <bounce@amazonses.com>\r\n\
+             Received: from a1-2.smtp-out.amazonses.com ({ip})\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id {ses_id}\r\n for {recipient};\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\n\
+             X-SES-Spam-Verdict: PASS\r\n\
+             X-SES-Virus-Verdict: PASS\r\n\
+             Received-SPF: pass (spf: {ip} is permitted) client-ip={ip};\r\n\
+             Authentication-Results: amazonses.com;\r\n spf=pass (spf: {ip} is permitted) smtp.mailfrom=amazonses.com;\r\n dkim={dkim} header.i=@amazon.com;\r\n dmarc=pass header.from=amazon.com;\r\n\
+             X-SES-RECEIPT: receipt-of-{ses_id}\r\n\
+             X-SES-DKIM-SIGNATURE: a=rsa-sha256; b=signed-{ses_id}\r\n\
+             DKIM-Signature: v=1; d=amazon.com; b=sender\r\n\
+             From: AWS <no-reply@amazon.com>\r\n\
+             Message-ID: <one@amazon.com>\r\n\
+             Subject: Your AWS account\r\n\r\nBody.\r\n"
+        )
+    }
+
+    fn key(raw: &str) -> ContentHash {
+        let mail = parse(raw.as_bytes()).unwrap();
+        delivery_key(raw.as_bytes(), &mail, &envelope(&mail))
+    }
+
+    #[test]
+    fn a_second_delivery_of_a_message_has_the_first_ones_key() {
+        let to = "root+a@root.example-msp.com";
+        let first = delivery("id-1", "192.0.2.1", to, "pass");
+        let mail = parse(first.as_bytes()).unwrap();
+        assert!(first[mail.ses_block_end..].starts_with("DKIM-Signature:"));
+
+        let again = delivery("id-2", "198.51.100.7", to, "pass");
+        assert_ne!(
+            ContentHash::of(first.as_bytes()),
+            ContentHash::of(again.as_bytes())
+        );
+        assert_eq!(key(&first), key(&again));
+        assert_ne!(key(&first), ContentHash::of(first.as_bytes()));
+
+        // Judged otherwise, sent to another address, or other bytes: another message.
+        assert_ne!(key(&first), key(&delivery("id-2", "192.0.2.1", to, "fail")));
+        let other_address = delivery("id-2", "192.0.2.1", "root+b@root.example-msp.com", "pass");
+        assert_ne!(key(&first), key(&other_address));
+        assert_ne!(key(&first), key(&first.replace("Body.", "Body!")));
+        assert_ne!(
+            key(&first),
+            key(&first.replace("X-SES-Spam-Verdict: PASS", "X-SES-Spam-Verdict: FAIL"))
+        );
+    }
+
+    #[test]
+    fn without_ses_block_the_key_is_the_bytes_hash() {
+        let raw = "From: a@x.example\r\nSubject: hi\r\n\r\nbody";
+        assert_eq!(key(raw), ContentHash::of(raw.as_bytes()));
     }
 }

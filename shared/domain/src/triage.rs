@@ -86,7 +86,12 @@ pub struct Triage {
 }
 
 pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
-    triage_parsed(&parse(input.raw), &ContentHash::of(input.raw), input, ctx)
+    let parsed = parse(input.raw);
+    let hash = match &parsed {
+        Ok(mail) => crate::ses::delivery_key(input.raw, mail, &crate::ses::envelope(mail)),
+        Err(_) => ContentHash::of(input.raw),
+    };
+    triage_parsed(&parsed, &hash, input, ctx)
 }
 
 /// Triage of a message already parsed and hashed (a caller that must claim the

@@ -216,6 +216,18 @@ impl ContentHash {
         Self(hex::encode(Sha256::digest(raw)))
     }
 
+    /// The hash of `parts` one after the other, each preceded by its length
+    /// (so no two lists of parts hash the same by moving a boundary).
+    pub fn of_parts(parts: &[&[u8]]) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        Self(hex::encode(hasher.finalize()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -135,6 +135,9 @@ where
     {
         Claim::Busy => return Ok(Ingested::Busy),
         Claim::Seen(row) if row.status == LedgerStatus::Done => {
+            if row.source != source {
+                another_delivery(ports.archive, &row, raw).await?;
+            }
             return Ok(Ingested::Duplicate(row));
         }
         // Triaged before but its ticket operation may not have been applied: redo
@@ -156,6 +159,21 @@ where
         let _ = ports.ledger.record(&row).await;
     }
     result
+}
+
+/// A second delivery of a message finished before (see
+/// [`rootmail_domain::ses::delivery_key`]): nothing is done again, but
+/// where the first held a secret this copy holds it too, and is sealed.
+async fn another_delivery<A: MailArchive>(
+    archive: &A,
+    first: &LedgerRow,
+    raw: &[u8],
+) -> PortResult<()> {
+    if first.sealed {
+        let origin = archive.put(&first.content_hash, raw).await?;
+        archive.seal(&origin).await?;
+    }
+    Ok(())
 }
 
 /// Archive, triage and record a message this run holds.
@@ -384,6 +402,7 @@ fn record_triage(row: &mut LedgerRow, triage: &Triage, origin: String, queued: b
     row.ses_message_id = triage.ses_message_id.clone();
     row.warnings = triage.warnings.clone();
     row.from_aws = triage.authentication.aws_sender && triage.authentication.verified;
+    row.sealed = triage.sealed;
     // Only a row this run claimed is new to every writer. A row queued
     // before keeps what it said: a writer may have taken it meanwhile.
     if queued && row.status == LedgerStatus::Claimed {

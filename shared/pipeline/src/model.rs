@@ -55,6 +55,10 @@ pub struct LedgerRow {
     /// system: what lets the writer skip searching a ticket for it.
     #[serde(default)]
     pub sending: Sending,
+    /// The original holds a secret and was sealed: so is any other delivery
+    /// of it.
+    #[serde(default)]
+    pub sealed: bool,
 }
 
 /// What the ledger knows about a queued operation reaching the ticketing system.
@@ -94,6 +98,7 @@ impl LedgerRow {
             failure: None,
             from_aws: false,
             sending: Sending::Unknown,
+            sealed: false,
         }
     }
 }

@@ -4,13 +4,14 @@
 
 use rootmail_domain::directory::{Candidates, candidates};
 use rootmail_domain::mail::{ParseError, ParsedMail, parse};
-use rootmail_domain::ses::envelope;
+use rootmail_domain::ses::{delivery_key, envelope};
 use rootmail_domain::{
     Account, AccountDirectory, ContentHash, Context, InMemoryDirectory, MailInput, Rules, Triage,
     rethread, triage_parsed,
 };
 
-/// A message's content hash and parse, the accounts it may be about, and
+/// A message's ledger key ([`delivery_key`]: two deliveries of one message
+/// share it) and parse, the accounts it may be about, and
 /// perhaps its triage made ahead.
 #[derive(Debug)]
 pub struct Prepared {
@@ -36,12 +37,16 @@ struct Ahead {
 impl Prepared {
     pub fn of(raw: &[u8]) -> Self {
         let parsed = parse(raw);
-        let candidates = match &parsed {
-            Ok(mail) => candidates(mail, &envelope(mail).recipients),
-            Err(_) => Candidates::default(),
+        let (hash, candidates) = match &parsed {
+            Ok(mail) => {
+                let envelope = envelope(mail);
+                let hash = delivery_key(raw, mail, &envelope);
+                (hash, candidates(mail, &envelope.recipients))
+            }
+            Err(_) => (ContentHash::of(raw), Candidates::default()),
         };
         Self {
-            hash: ContentHash::of(raw),
+            hash,
             parsed,
             candidates,
             ahead: None,

@@ -4,7 +4,6 @@
 use super::Settings;
 use super::generate::{BadInput, Outcome, Plan, rfc3339};
 use crate::zendesk_fake::{Ticket, Traffic};
-use rootmail_domain::ContentHash;
 use rootmail_pipeline::{LedgerRow, LedgerStatus};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -172,13 +171,18 @@ pub fn reconcile(plan: &Plan, observed: &Observed, settings: &Settings) -> Repor
         .map(|r| (r.source.as_str(), r))
         .collect();
 
-    // The ledger key of every distinct object: its content's hash, or for one
+    // The ledger key of every distinct object (its delivery key), or for one
     // that cannot be read, the key of its location's row.
     let mut hash_of: HashMap<usize, String> = HashMap::new();
     let mut missing_rows = 0;
     for (i, mail) in plan.originals() {
         let hash = if mail.readable() {
-            Some(ContentHash::of(&mail.raw).as_str().to_string())
+            Some(
+                rootmail_pipeline::Prepared::of(&mail.raw)
+                    .hash
+                    .as_str()
+                    .to_string(),
+            )
         } else {
             let source = format!("s3://{}/{}", observed.bucket, mail.key);
             rows_by_source

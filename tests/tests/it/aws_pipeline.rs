@@ -977,3 +977,56 @@ async fn the_writer_answers_at_the_deadline_when_the_ticket_api_stalls() {
     .expect("answered at the deadline, not hung");
     assert_eq!(answered.batch_item_failures.len(), ops.records.len());
 }
+
+/// SES delivers at least once: each delivery of a message is an object of
+/// its own. Delivered again while its operation waits on the queue, and
+/// again once its ticket is written, a sign-in code's mail makes one ticket,
+/// no comment, one ledger row, and every copy of the code is sealed.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_ses_delivery_of_a_mail_has_one_effect_and_every_copy_is_sealed() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let raw = std::fs::read(corpus_dir().join("security.signin_otp/01-plain.eml")).unwrap();
+    let webhook = WebhookServer::start();
+    let (ingest, ingest_metrics) = stack.ingest_handler(&[]);
+    let (writer, _) = stack.writer_handler(&webhook.url, &[]).await;
+    let deliveries = [
+        raw.clone(),
+        rootmail_tests::another_ses_delivery(&raw, 2),
+        rootmail_tests::another_ses_delivery(&raw, 3),
+    ];
+    let ingest_one = async |n: usize| {
+        let key = format!("inbound/delivery-{n}");
+        stack.put_mail(&key, deliveries[n].clone()).await;
+        let inbound = drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+        assert_eq!(inbound.failures, 0);
+        key
+    };
+    let mut keys = vec![ingest_one(0).await, ingest_one(1).await];
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+    assert_eq!(ops.failures, 0);
+    keys.push(ingest_one(2).await);
+
+    let tickets = webhook.tickets();
+    assert_eq!(tickets.len(), 1, "{tickets:?}");
+    assert_eq!(comment_count(&tickets), 0, "{tickets:?}");
+    let rows = stack.ledger_rows().await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(rows[0].status == LedgerStatus::Done && rows[0].sealed);
+    let duplicates = ingest_metrics.lines();
+    let duplicates = duplicates.iter().filter(|l| l.get("Duplicates").is_some());
+    assert_eq!(duplicates.count(), 1);
+    for key in &keys {
+        let tags = stack
+            .s3
+            .get_object_tagging()
+            .bucket(&stack.bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("object tags");
+        let sealed = (tags.tag_set().iter())
+            .any(|t| t.key() == rootmail_aws::SEALED_TAG && t.value() == "true");
+        assert!(sealed, "{key} is not sealed");
+    }
+}

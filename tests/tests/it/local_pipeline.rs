@@ -157,6 +157,35 @@ fn the_corpus_delivered_twice_lands_exactly_once() {
     assert_eq!(env.store.ledger_rows().expect("ledger").len(), files.len());
 }
 
+/// SES delivers at least once: a second delivery is an object of its own
+/// whose block SES wrote anew. It is the first message again, not a second
+/// comment on its ticket.
+#[test]
+fn a_second_ses_delivery_is_the_same_message() {
+    let env = Env::new();
+    let path = corpus_dir().join("security.exposed_key/01-plain.eml");
+    let raw = std::fs::read(&path).expect("fixture");
+    let first = env.deliver(&path).expect("a ticket");
+    let again = rootmail_tests::another_ses_delivery(&raw, 2);
+    match env.ingest_at(&again, "inbound/second-delivery", 2_000) {
+        Ingested::Duplicate(row) => assert_eq!(row.source, relative(&path)),
+        other => panic!("a second delivery was processed again: {other:?}"),
+    }
+    // A delivery to another of our addresses is a message of its own.
+    let text = String::from_utf8(again).unwrap();
+    let elsewhere = text.replacen(" for root+", " for other+root+", 1);
+    assert_ne!(elsewhere, text);
+    assert!(matches!(
+        env.ingest_at(elsewhere.as_bytes(), "inbound/elsewhere", 2_000),
+        Ingested::Triaged { .. }
+    ));
+    let tickets = env.store.tickets().expect("tickets");
+    assert_eq!(tickets.len(), 1);
+    assert_eq!(tickets[0].id, first.ticket_id());
+    assert!(tickets[0].comments.is_empty(), "{:?}", tickets[0].comments);
+    assert_eq!(env.store.ledger_rows().expect("ledger").len(), 2);
+}
+
 fn op(message: &str, thread: &str) -> TicketOp {
     TicketOp {
         message: ContentHash::of(message.as_bytes()),
@@ -232,7 +261,7 @@ fn a_fresh_claim_is_left_alone_and_a_stale_one_taken_over() {
     let env = Env::new();
     let raw = std::fs::read(corpus_dir().join("billing.budget_alert/01-monthly-prod.eml"))
         .expect("fixture");
-    let hash = ContentHash::of(&raw);
+    let hash = Prepared::of(&raw).hash;
     // A run claimed it at t=100 and crashed.
     block_on(
         env.store
@@ -252,7 +281,7 @@ fn a_claim_left_by_an_earlier_run_is_taken_over_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let raw = std::fs::read(corpus_dir().join("billing.budget_alert/01-monthly-prod.eml"))
         .expect("fixture");
-    let hash = ContentHash::of(&raw);
+    let hash = Prepared::of(&raw).hash;
     {
         // A run claimed the message and died before finishing it.
         let crashed = LocalStore::open(dir.path()).expect("store opens");

@@ -12,8 +12,8 @@
 use rootmail_domain::{ContentHash, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    IngestPorts, Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, TicketOp, TicketSink,
-    WriterPorts, Written, apply_ticket_op, idempotency_key, ingest,
+    IngestPorts, Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, Prepared, TicketOp,
+    TicketSink, WriterPorts, Written, apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{
@@ -145,7 +145,7 @@ async fn the_corpus_lands_in_rt_once_per_thread_with_notes_and_attachments() {
     let originals: HashMap<ContentHash, Vec<u8>> = files
         .iter()
         .map(|f| std::fs::read(f).expect("fixture"))
-        .map(|raw| (ContentHash::of(&raw), raw))
+        .map(|raw| (Prepared::of(&raw).hash, raw))
         .collect();
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::open(dir.path()).expect("store");

@@ -137,6 +137,9 @@ pub struct ParsedMail {
     pub headers: Headers,
     /// How many of `headers`, from the top, SES wrote (see [`crate::ses::ses_block`]).
     pub ses_headers: usize,
+    /// Where in the raw message SES's block ends (0: there is none): what
+    /// follows is the message as its sender sent it.
+    pub ses_block_end: usize,
     pub warnings: Vec<String>,
     /// [`Self::mentioned_account_ids`], found on first use: the pipeline asks
     /// before triage (to fetch those accounts) and triage asks again. Read

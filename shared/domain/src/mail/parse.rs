@@ -37,7 +37,7 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     }
     Shape::of(raw).check()?;
     let message = MESSAGE_PARSER.parse(raw).ok_or(ParseError::NoHeaders)?;
-    let headers = message_headers(&message)?;
+    let (headers, field_starts) = message_headers(&message)?;
 
     let mut warnings = Vec::new();
     let (from, more_from) = senders(&message);
@@ -51,6 +51,14 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         warnings.push("message is truncated: its multipart body never ends".into());
     }
     let subject = bounded_subject(&message, &mut warnings);
+    let ses_headers = crate::ses::ses_block_len(&headers);
+    let ses_block_end = match ses_headers {
+        0 => 0,
+        n => field_starts
+            .get(n)
+            .copied()
+            .unwrap_or(message.root_part().offset_body as usize),
+    };
     let message_id = message
         .message_id()
         .map(clean_id)
@@ -72,19 +80,27 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         text,
         alternative_text,
         attachments,
-        ses_headers: crate::ses::ses_block_len(&headers),
+        ses_headers,
+        ses_block_end,
         headers,
         warnings,
         mentioned: Default::default(),
     })
 }
 
-/// The header fields, unfolded; refused unless one is a field a message has
-/// (bytes that merely parse are not yet mail).
-fn message_headers(message: &Message<'_>) -> Result<Headers, ParseError> {
+/// The header fields, unfolded, and where each starts in the raw message;
+/// refused unless one is a field a message has (bytes that merely parse are
+/// not yet mail). A field whose value is not UTF-8 is left out.
+fn message_headers(message: &Message<'_>) -> Result<(Headers, Vec<usize>), ParseError> {
     let mut headers = Headers::default();
-    for (name, value) in message.headers_raw() {
-        headers.push(name, value);
+    let mut starts = Vec::new();
+    let raw = &message.raw_message[..];
+    for header in message.headers() {
+        let value = raw.get(header.offset_start as usize..header.offset_end as usize);
+        if let Some(value) = value.and_then(|v| std::str::from_utf8(v).ok()) {
+            headers.push(header.name.as_str(), value);
+            starts.push(header.offset_field as usize);
+        }
     }
     let recognised = headers
         .iter()
@@ -92,7 +108,7 @@ fn message_headers(message: &Message<'_>) -> Result<Headers, ParseError> {
     if !recognised {
         return Err(ParseError::NoHeaders);
     }
-    Ok(headers)
+    Ok((headers, starts))
 }
 
 /// The first `From:` mailbox (the sender) and the others, at most
