@@ -858,6 +858,22 @@ impl<'a> FlakyTokens<'a> {
             .unwrap();
         ports
     }
+
+    /// The handover AWS's code mail makes: the code mailed to the address
+    /// the take-over moves the root email to.
+    async fn mailed_code(&self) -> rootmail_domain::Handoff {
+        let target = Rotations::get(&self.inner, &account())
+            .await
+            .unwrap()
+            .unwrap()
+            .target_email;
+        rootmail_domain::Handoff {
+            kind: rootmail_domain::Kind::RootEmailOtp,
+            secret: SecretValue::new(code_mailed_to(&self.inner, target.as_str())),
+            recipient: target,
+            delivered_at: Some(NOW as i64),
+        }
+    }
 }
 
 impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
@@ -995,17 +1011,7 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
 async fn a_handover_whose_next_step_saved_first_is_done() {
     let local = Local::new();
     let racing = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, true).await;
-    let target = Rotations::get(&racing.inner, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    let handoff = rootmail_domain::Handoff {
-        kind: rootmail_domain::Kind::RootEmailOtp,
-        secret: SecretValue::new(code_mailed_to(&racing.inner, target.as_str())),
-        recipient: target,
-        delivered_at: Some(NOW as i64),
-    };
+    let handoff = racing.mailed_code().await;
 
     let handed = steps::hand_over(&racing, &account(), &handoff, NOW).await;
     assert!(handed.is_ok(), "{handed:?}");
@@ -1082,17 +1088,7 @@ async fn an_accept_step_whose_save_lost_a_race_saves_again() {
     for (case, meanwhile, saved) in cases {
         let local = Local::new();
         let racing = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, false).await;
-        let target = Rotations::get(&racing.inner, &account())
-            .await
-            .unwrap()
-            .unwrap()
-            .target_email;
-        let handoff = rootmail_domain::Handoff {
-            kind: rootmail_domain::Kind::RootEmailOtp,
-            secret: SecretValue::new(code_mailed_to(&racing.inner, target.as_str())),
-            recipient: target,
-            delivered_at: Some(NOW as i64),
-        };
+        let handoff = racing.mailed_code().await;
         steps::hand_over(&racing, &account(), &handoff, NOW)
             .await
             .unwrap();
@@ -1141,17 +1137,7 @@ async fn an_accept_step_whose_save_lost_a_race_saves_again() {
 async fn a_step_run_again_after_its_save_writes_its_missing_audit_row() {
     let local = Local::new();
     let lifecycle = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, false).await;
-    let target = Rotations::get(&lifecycle.inner, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    let handoff = rootmail_domain::Handoff {
-        kind: rootmail_domain::Kind::RootEmailOtp,
-        secret: SecretValue::new(code_mailed_to(&lifecycle.inner, target.as_str())),
-        recipient: target,
-        delivered_at: Some(NOW as i64),
-    };
+    let handoff = lifecycle.mailed_code().await;
     steps::hand_over(&lifecycle, &account(), &handoff, NOW)
         .await
         .unwrap();
