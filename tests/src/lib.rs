@@ -84,10 +84,11 @@ pub fn known_secrets() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The `rootmail` binary next to the test executable (built by `make test`).
-/// `raw` (a message SES stored) as SES stores another delivery of it: a new
-/// SES message id in its `Received` header, a new receipt and signature. The
-/// message itself, its recipient and SES's verdicts stay the same.
+/// `raw` (a message SES stored) as SES stores another delivery of it, sent
+/// again by the sender from another server: a new SES message id in its
+/// `Received` header, a new receipt and signature, another sending address
+/// and host name wherever SES wrote them. The message itself, its recipient
+/// and SES's verdicts stay the same.
 pub fn another_ses_delivery(raw: &[u8], n: u32) -> Vec<u8> {
     let text = String::from_utf8(raw.to_vec()).expect("an UTF-8 fixture");
     let mut out = String::with_capacity(text.len());
@@ -109,9 +110,27 @@ pub fn another_ses_delivery(raw: &[u8], n: u32) -> Vec<u8> {
         }
     }
     assert_ne!(out.as_bytes(), raw, "the fixture has SES's block");
-    out.into_bytes()
+    // The sending server, in SES's block only (above the first blank line).
+    let block_end = out
+        .find("\r\n\r\n")
+        .or_else(|| out.find("\n\n"))
+        .unwrap_or(0);
+    let (block, rest) = out.split_at(block_end);
+    let named = |property: &str| {
+        let at = block.find(property).expect("the fixture names its sender") + property.len();
+        block[at..]
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let moved = block
+        .replace(&named("client-ip="), "192.0.2.99")
+        .replace(&named("helo="), "a9-99.smtp-out.amazonses.com");
+    format!("{moved}{rest}").into_bytes()
 }
 
+/// The `rootmail` binary next to the test executable (built by `make test`).
 pub fn rootmail_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("ROOTMAIL_BIN") {
         return PathBuf::from(path);

@@ -109,11 +109,10 @@ pub fn delivery_key(raw: &[u8], mail: &ParsedMail, envelope: &Envelope) -> Conte
     let mut verdicts = String::new();
     for (name, value) in ses_block(mail) {
         let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
-        let found = if is("x-ses-spam-verdict")
-            || is("x-ses-virus-verdict")
-            || is("authentication-results")
-        {
-            without_comments(value)
+        let found = if is("x-ses-spam-verdict") || is("x-ses-virus-verdict") {
+            value.to_string()
+        } else if is("authentication-results") {
+            verdicts_in(value)
         } else if is("received-spf") {
             value.split_whitespace().next().unwrap_or_default().into()
         } else {
@@ -136,12 +135,28 @@ pub fn delivery_key(raw: &[u8], mail: &ParsedMail, envelope: &Envelope) -> Conte
     ContentHash::of_parts(&parts)
 }
 
-/// `value` with its comments (and quoted text) left out.
-fn without_comments(value: &str) -> String {
+/// What an `Authentication-Results` value found, and for which domains
+/// (`spf=pass`, `header.i=@amazon.com`): the results and `header.`
+/// properties alone. Comments and the other properties (`client-ip`,
+/// `helo`, `smtp.mailfrom`) name the server that sent this delivery, which
+/// a retry over another connection changes.
+fn verdicts_in(value: &str) -> String {
     let masked = crate::auth::outside_quotes_and_comments(value);
-    (value.chars().zip(masked.chars()))
+    let text: String = (value.chars().zip(masked.chars()))
         .filter_map(|(c, kept)| (c == kept).then_some(c))
-        .collect()
+        .collect();
+    let mut kept = String::new();
+    for property in text.split([';', ' ', '\t', '\r', '\n']) {
+        let Some((name, _)) = property.split_once('=') else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        if ["spf", "dkim", "dmarc"].contains(&name.as_str()) || name.starts_with("header.") {
+            kept.push_str(property);
+            kept.push(' ');
+        }
+    }
+    kept
 }
 
 #[cfg(test)]
@@ -193,13 +208,14 @@ mod tests {
     /// One delivery by SES of the same sent message: its own SES id, receipt
     /// stamp and sending server, to `recipient`, with DKIM's `dkim` result.
     fn delivery(ses_id: &str, ip: &str, recipient: &str, dkim: &str) -> String {
+        let helo = format!("a{}.smtp-out.amazonses.com", ip.replace('.', "-"));
         format!(
             "Return-Path: <bounce@amazonses.com>\r\n\
-             Received: from a1-2.smtp-out.amazonses.com ({ip})\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id {ses_id}\r\n for {recipient};\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\n\
+             Received: from {helo} ({ip})\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id {ses_id}\r\n for {recipient};\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\n\
              X-SES-Spam-Verdict: PASS\r\n\
              X-SES-Virus-Verdict: PASS\r\n\
-             Received-SPF: pass (spf: {ip} is permitted) client-ip={ip};\r\n\
-             Authentication-Results: amazonses.com;\r\n spf=pass (spf: {ip} is permitted) smtp.mailfrom=amazonses.com;\r\n dkim={dkim} header.i=@amazon.com;\r\n dmarc=pass header.from=amazon.com;\r\n\
+             Received-SPF: pass (spf: {ip} is permitted) client-ip={ip}; helo={helo};\r\n\
+             Authentication-Results: amazonses.com;\r\n spf=pass (spf: {ip} is permitted) client-ip={ip}; envelope-from=b@amazonses.com; helo={helo};\r\n dkim={dkim} header.i=@amazon.com;\r\n dmarc=pass header.from=amazon.com;\r\n\
              X-SES-RECEIPT: receipt-of-{ses_id}\r\n\
              X-SES-DKIM-SIGNATURE: a=rsa-sha256; b=signed-{ses_id}\r\n\
              DKIM-Signature: v=1; d=amazon.com; b=sender\r\n\
@@ -234,6 +250,11 @@ mod tests {
         let other_address = delivery("id-2", "192.0.2.1", "root+b@root.example-msp.com", "pass");
         assert_ne!(key(&first), key(&other_address));
         assert_ne!(key(&first), key(&first.replace("Body.", "Body!")));
+        // A line below SES's block that is no header is the sender's too.
+        let below = "X-SES-DKIM-SIGNATURE: a=rsa-sha256; b=signed-id-1\r\n";
+        let with_line = first.replace(below, &format!("{below}no colon here\r\n"));
+        assert_ne!(with_line, first);
+        assert_ne!(key(&first), key(&with_line));
         assert_ne!(
             key(&first),
             key(&first.replace("X-SES-Spam-Verdict: PASS", "X-SES-Spam-Verdict: FAIL"))

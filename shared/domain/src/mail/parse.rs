@@ -37,7 +37,7 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     }
     Shape::of(raw).check()?;
     let message = MESSAGE_PARSER.parse(raw).ok_or(ParseError::NoHeaders)?;
-    let (headers, field_starts) = message_headers(&message)?;
+    let (headers, field_ends) = message_headers(&message)?;
 
     let mut warnings = Vec::new();
     let (from, more_from) = senders(&message);
@@ -52,12 +52,11 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     }
     let subject = bounded_subject(&message, &mut warnings);
     let ses_headers = crate::ses::ses_block_len(&headers);
+    // The end of SES's last header (its line break included): a line below
+    // it that is not in `headers` (no colon, a value not UTF-8) is the sender's.
     let ses_block_end = match ses_headers {
         0 => 0,
-        n => field_starts
-            .get(n)
-            .copied()
-            .unwrap_or(message.root_part().offset_body as usize),
+        n => field_ends.get(n - 1).copied().unwrap_or(0),
     };
     let message_id = message
         .message_id()
@@ -88,18 +87,18 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     })
 }
 
-/// The header fields, unfolded, and where each starts in the raw message;
+/// The header fields, unfolded, and where each ends in the raw message;
 /// refused unless one is a field a message has (bytes that merely parse are
 /// not yet mail). A field whose value is not UTF-8 is left out.
 fn message_headers(message: &Message<'_>) -> Result<(Headers, Vec<usize>), ParseError> {
     let mut headers = Headers::default();
-    let mut starts = Vec::new();
+    let mut ends = Vec::new();
     let raw = &message.raw_message[..];
     for header in message.headers() {
         let value = raw.get(header.offset_start as usize..header.offset_end as usize);
         if let Some(value) = value.and_then(|v| std::str::from_utf8(v).ok()) {
             headers.push(header.name.as_str(), value);
-            starts.push(header.offset_field as usize);
+            ends.push(header.offset_end as usize);
         }
     }
     let recognised = headers
@@ -108,7 +107,7 @@ fn message_headers(message: &Message<'_>) -> Result<(Headers, Vec<usize>), Parse
     if !recognised {
         return Err(ParseError::NoHeaders);
     }
-    Ok((headers, starts))
+    Ok((headers, ends))
 }
 
 /// The first `From:` mailbox (the sender) and the others, at most
