@@ -1,5 +1,7 @@
 //! The embedded store: every port of the pipeline under one state directory,
-//! safe to re-run. The originals are files, `archive/<sha256>.eml`; the
+//! safe to re-run. The originals are files, `archive/<ledger key>.eml` (a
+//! second SES delivery of a message shares its key, and may leave its own
+//! bytes in the file: the same message under SES's other block); the
 //! ledger, thread map, Message-ID map and tickets are tables of
 //! `rootmail.sqlite3` ([`crate::db`] has the schema); the lifecycle's records
 //! are JSON files under `lifecycle/`. A file write goes to a temporary file

@@ -128,6 +128,9 @@ where
     H: Handoffs + Sync,
 {
     let hash = &prepared.hash;
+    if let Some(row) = finished_under_bytes_hash(ports.ledger, raw, hash).await? {
+        return duplicate(ports.archive, row, raw, source).await;
+    }
     let mut row = match ports
         .ledger
         .claim(hash, source, now, knowledge.claim_timeout_secs)
@@ -135,10 +138,7 @@ where
     {
         Claim::Busy => return Ok(Ingested::Busy),
         Claim::Seen(row) if row.status == LedgerStatus::Done => {
-            if row.source != source {
-                another_delivery(ports.archive, &row, raw).await?;
-            }
-            return Ok(Ingested::Duplicate(row));
+            return duplicate(ports.archive, row, raw, source).await;
         }
         // Triaged before but its ticket operation may not have been applied: redo
         // it; the writer's idempotency makes that safe.
@@ -161,19 +161,37 @@ where
     result
 }
 
-/// A second delivery of a message finished before (see
-/// [`rootmail_domain::ses::delivery_key`]): nothing is done again, but
-/// where the first held a secret this copy holds it too, and is sealed.
-async fn another_delivery<A: MailArchive>(
+/// A message finished before: nothing is done again. Another delivery of
+/// it (see [`rootmail_domain::ses::delivery_key`]) holds what the first
+/// held, so it is sealed when the first was.
+async fn duplicate<A: MailArchive>(
     archive: &A,
-    first: &LedgerRow,
+    first: LedgerRow,
     raw: &[u8],
-) -> PortResult<()> {
-    if first.sealed {
+    source: &str,
+) -> PortResult<Ingested> {
+    if first.source != source && first.sealed {
         let origin = archive.put(&first.content_hash, raw).await?;
         archive.seal(&origin).await?;
     }
-    Ok(())
+    Ok(Ingested::Duplicate(first))
+}
+
+/// The row of a message finished while the ledger was keyed by the bytes'
+/// hash (before SES's block was left out of the key): mail from before
+/// that, delivered again or replayed by an operator, is a duplicate too,
+/// not a second ticket or comment. One more read for mail SES stored.
+async fn finished_under_bytes_hash<L: Ledger>(
+    ledger: &L,
+    raw: &[u8],
+    key: &ContentHash,
+) -> PortResult<Option<LedgerRow>> {
+    let bytes = ContentHash::of(raw);
+    if bytes == *key {
+        return Ok(None);
+    }
+    let row = ledger.get(&bytes).await?;
+    Ok(row.filter(|row| row.status == LedgerStatus::Done))
 }
 
 /// Archive, triage and record a message this run holds.

@@ -186,6 +186,26 @@ fn a_second_ses_delivery_is_the_same_message() {
     assert_eq!(env.store.ledger_rows().expect("ledger").len(), 2);
 }
 
+/// Mail finished while the ledger was keyed by the bytes' hash (before SES's
+/// block was left out of the key), delivered again or replayed from the
+/// bucket, is not ticketed again.
+#[test]
+fn mail_finished_under_the_bytes_hash_is_a_duplicate() {
+    let env = Env::new();
+    let path = corpus_dir().join("security.exposed_key/01-plain.eml");
+    let raw = std::fs::read(&path).expect("fixture");
+    let bytes_hash = ContentHash::of(&raw);
+    assert_ne!(bytes_hash, Prepared::of(&raw).hash);
+    let mut row = rootmail_pipeline::LedgerRow::claimed(&bytes_hash, "an older run", 100);
+    row.status = rootmail_pipeline::LedgerStatus::Done;
+    block_on(env.store.record(&row)).expect("record");
+    match env.ingest_at(&raw, &relative(&path), 2_000) {
+        Ingested::Duplicate(found) => assert_eq!(found.content_hash, bytes_hash),
+        other => panic!("processed again: {other:?}"),
+    }
+    assert_eq!(env.store.ledger_rows().expect("ledger").len(), 1);
+}
+
 fn op(message: &str, thread: &str) -> TicketOp {
     TicketOp {
         message: ContentHash::of(message.as_bytes()),
