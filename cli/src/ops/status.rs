@@ -37,6 +37,50 @@ pub struct Report {
     pub by_kind: BTreeMap<String, usize>,
     /// Rows that say why they could not be finished.
     pub failures: Vec<Failure>,
+    /// Rows left unfinished longer than the pipeline takes, with no failure
+    /// written: nothing lost, but waiting on an operator (see [`Unfinished`]).
+    pub unfinished: Vec<Unfinished>,
+}
+
+/// A message claimed by a run that stopped, or whose ticket operation no
+/// writer finished: after ten receives SQS moves an operation to the
+/// ticket-ops DLQ itself (a ticket API down for hours, or the operations
+/// of a thread held behind one that fails), and no writer records that.
+#[derive(Debug, Serialize)]
+pub struct Unfinished {
+    pub source: String,
+    pub status: String,
+    /// When ingest claimed it (seconds since the epoch).
+    pub claimed_at: u64,
+    pub what_to_do: &'static str,
+}
+
+/// Longer than a queued operation takes when the ticket API answers.
+pub const QUEUED_TOO_LONG_SECS: u64 = 3600;
+
+const REPLAY_DLQ: &str =
+    "find it in the ticket-ops DLQ: rootmail replay --dlq URL --ticket-ops-queue URL";
+const REPLAY_OBJECT: &str = "its run stopped: a redelivered event takes it over; else rootmail replay --bucket B --prefix P --inbound-queue URL";
+/// A local run writes its tickets itself: one that stopped left the rest.
+const RUN_AGAIN: &str = "its run stopped: rootmail run over the same mail finishes it";
+
+/// What an operator does about `row`, when it is unfinished for longer
+/// than the pipeline takes (in AWS, or `local`ly).
+fn unfinished(row: &LedgerRow, now: u64, local: bool) -> Option<&'static str> {
+    let age = now.saturating_sub(row.claimed_at);
+    let stale = match row.status {
+        LedgerStatus::Claimed => rootmail_pipeline::DEFAULT_STALE_CLAIM_SECS,
+        LedgerStatus::Queued => QUEUED_TOO_LONG_SECS,
+        LedgerStatus::Done => return None,
+    };
+    if row.failure.is_some() || age <= stale {
+        return None;
+    }
+    Some(match row.status {
+        _ if local => RUN_AGAIN,
+        LedgerStatus::Queued => REPLAY_DLQ,
+        _ => REPLAY_OBJECT,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -54,7 +98,7 @@ fn status_name(status: LedgerStatus) -> &'static str {
     }
 }
 
-pub fn report(rows: &[LedgerRow], since: u64) -> Report {
+pub fn report(rows: &[LedgerRow], since: u64, now: u64, local: bool) -> Report {
     let mut report = Report {
         since,
         messages: rows.len(),
@@ -72,6 +116,14 @@ pub fn report(rows: &[LedgerRow], since: u64) -> Report {
             .or_default() += 1;
         let kind = row.kind.map_or("undecided", |k| k.as_str());
         *report.by_kind.entry(kind.to_string()).or_default() += 1;
+        if let Some(what_to_do) = unfinished(row, now, local) {
+            report.unfinished.push(Unfinished {
+                source: row.source.clone(),
+                status: status_name(row.status).to_string(),
+                claimed_at: row.claimed_at,
+                what_to_do,
+            });
+        }
         if let Some(reason) = &row.failure {
             report.failures.push(Failure {
                 source: row.source.clone(),
@@ -94,6 +146,7 @@ pub async fn run(source: Source<'_>, window_secs: u64, json: bool) -> anyhow::Re
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let since = now.saturating_sub(window_secs);
+    let local = matches!(source, Source::State(_));
     let rows = match source {
         Source::Table(table_name) => {
             let aws = rootmail_aws::sdk_config().await;
@@ -106,7 +159,7 @@ pub async fn run(source: Source<'_>, window_secs: u64, json: bool) -> anyhow::Re
         // A query on the ledger's claimed_at index.
         Source::State(state) => crate::tickets::open(state)?.ledger_rows_since(since)?,
     };
-    let report = report(&rows, since);
+    let report = report(&rows, since, now, local);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -137,12 +190,71 @@ pub async fn run(source: Source<'_>, window_secs: u64, json: bool) -> anyhow::Re
             table(&["failed message", "status", "reason"], &rows, 90)
         );
     }
+    if !report.unfinished.is_empty() {
+        let rows: Vec<Vec<String>> = (report.unfinished.iter())
+            .map(|u| {
+                let since = crate::output::utc(u.claimed_at);
+                vec![
+                    u.source.clone(),
+                    u.status.clone(),
+                    since,
+                    u.what_to_do.into(),
+                ]
+            })
+            .collect();
+        let titles = ["unfinished message", "status", "claimed", "what to do"];
+        print!("\n{}", table(&titles, &rows, 90));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows the pipeline left unfinished for longer than it takes are
+    /// listed with what to do; younger ones, finished ones and ones that
+    /// say why they failed are not.
+    #[test]
+    fn rows_unfinished_for_too_long_are_listed_with_what_to_do() {
+        use rootmail_domain::ContentHash;
+        let now = 100_000;
+        let row = |name: &str, status, age: u64| {
+            let hash = ContentHash::of(name.as_bytes());
+            let mut row = LedgerRow::claimed(&hash, name, now - age);
+            row.status = status;
+            row
+        };
+        let mut failed = row("failed", LedgerStatus::Queued, 7200);
+        failed.failure = Some("refused by the ticket API".into());
+        let rows = [
+            row("buried", LedgerStatus::Queued, QUEUED_TOO_LONG_SECS + 1),
+            row("writing", LedgerStatus::Queued, 600),
+            row("dead run", LedgerStatus::Claimed, 3600),
+            row("running", LedgerStatus::Claimed, 60),
+            row("done", LedgerStatus::Done, 86_400),
+            failed,
+        ];
+        let listed = |local| {
+            let report = report(&rows, 0, now, local);
+            assert_eq!(report.failures.len(), 1);
+            (report.unfinished.iter())
+                .map(|u| (u.source.clone(), u.what_to_do))
+                .collect::<Vec<_>>()
+        };
+        let named = |a: &str, b| (a.to_string(), b);
+        assert_eq!(
+            listed(false),
+            [
+                named("buried", REPLAY_DLQ),
+                named("dead run", REPLAY_OBJECT)
+            ]
+        );
+        assert_eq!(
+            listed(true),
+            [named("buried", RUN_AGAIN), named("dead run", RUN_AGAIN)]
+        );
+    }
 
     #[test]
     fn windows_parse_with_units() {
