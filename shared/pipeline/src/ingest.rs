@@ -127,10 +127,11 @@ where
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
 {
-    let hash = &prepared.hash;
-    if let Some(row) = finished_under_bytes_hash(ports.ledger, raw, hash).await? {
-        return duplicate(ports.archive, row, raw, source).await;
+    let mut prepared = prepared;
+    if let Some(bytes_hash) = keyed_by_bytes_hash(ports.ledger, raw, &prepared.hash).await? {
+        prepared.hash = bytes_hash;
     }
+    let hash = &prepared.hash;
     let mut row = match ports
         .ledger
         .claim(hash, source, now, knowledge.claim_timeout_secs)
@@ -177,21 +178,22 @@ async fn duplicate<A: MailArchive>(
     Ok(Ingested::Duplicate(first))
 }
 
-/// The row of a message finished while the ledger was keyed by the bytes'
-/// hash (before SES's block was left out of the key): mail from before
-/// that, delivered again or replayed by an operator, is a duplicate too,
-/// not a second ticket or comment. One more read for mail SES stored.
-async fn finished_under_bytes_hash<L: Ledger>(
+/// The bytes' hash, when the ledger has the message under it: it was
+/// claimed while the ledger was keyed so (before SES's block was left out
+/// of the key). Such mail, delivered again or replayed by an operator,
+/// stays under its row: a duplicate when finished, its own operation
+/// (the same message hash, which the writer knows) when queued. One more
+/// read for mail SES stored.
+async fn keyed_by_bytes_hash<L: Ledger>(
     ledger: &L,
     raw: &[u8],
     key: &ContentHash,
-) -> PortResult<Option<LedgerRow>> {
+) -> PortResult<Option<ContentHash>> {
     let bytes = ContentHash::of(raw);
     if bytes == *key {
         return Ok(None);
     }
-    let row = ledger.get(&bytes).await?;
-    Ok(row.filter(|row| row.status == LedgerStatus::Done))
+    Ok(ledger.get(&bytes).await?.map(|_| bytes))
 }
 
 /// Archive, triage and record a message this run holds.

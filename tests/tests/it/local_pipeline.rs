@@ -186,9 +186,9 @@ fn a_second_ses_delivery_is_the_same_message() {
     assert_eq!(env.store.ledger_rows().expect("ledger").len(), 2);
 }
 
-/// Mail finished while the ledger was keyed by the bytes' hash (before SES's
-/// block was left out of the key), delivered again or replayed from the
-/// bucket, is not ticketed again.
+/// Mail the ledger has under the bytes' hash (claimed before SES's block was
+/// left out of the key), delivered again or replayed from the bucket, stays
+/// under that row: not ticketed again.
 #[test]
 fn mail_finished_under_the_bytes_hash_is_a_duplicate() {
     let env = Env::new();
@@ -202,6 +202,16 @@ fn mail_finished_under_the_bytes_hash_is_a_duplicate() {
     match env.ingest_at(&raw, &relative(&path), 2_000) {
         Ingested::Duplicate(found) => assert_eq!(found.content_hash, bytes_hash),
         other => panic!("processed again: {other:?}"),
+    }
+    assert_eq!(env.store.ledger_rows().expect("ledger").len(), 1);
+
+    // Queued then, not yet written: its operation again, under the hash the
+    // writer knows it by (so its ticket gets no second comment).
+    row.status = rootmail_pipeline::LedgerStatus::Queued;
+    block_on(env.store.record(&row)).expect("record");
+    match env.ingest_at(&raw, &relative(&path), 3_000) {
+        Ingested::Triaged { op: Some(op), .. } => assert_eq!(op.message, bytes_hash),
+        other => panic!("not queued again under its row: {other:?}"),
     }
     assert_eq!(env.store.ledger_rows().expect("ledger").len(), 1);
 }
