@@ -162,8 +162,15 @@ pub async fn run(source: Source<'_>, window_secs: u64, json: bool) -> anyhow::Re
     let report = report(&rows, since, now, local);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    } else {
+        print_tables(&report);
     }
+    Ok(())
+}
+
+/// The report as tables: the counts, then what needs an operator.
+fn print_tables(report: &Report) {
+    let since = report.since;
     println!(
         "{} messages since {}",
         report.messages,
@@ -205,7 +212,6 @@ pub async fn run(source: Source<'_>, window_secs: u64, json: bool) -> anyhow::Re
         let titles = ["unfinished message", "status", "claimed", "what to do"];
         print!("\n{}", table(&titles, &rows, 90));
     }
-    Ok(())
 }
 
 #[cfg(test)]
