@@ -207,6 +207,13 @@ impl Rotation {
     pub fn is_waiting_for(&self, kind: Kind, now: u64) -> bool {
         self.waiting_for == Some(kind) && self.expires_at.is_none_or(|at| now < at)
     }
+
+    /// Nothing waits any more: no mail, no workflow task, no deadline.
+    pub fn end_wait(&mut self) {
+        self.waiting_for = None;
+        self.task_token = None;
+        self.expires_at = None;
+    }
 }
 
 /// Why and where a take-over stopped.

@@ -377,9 +377,7 @@ pub async fn start_email_update<P: LifecyclePorts>(
     {
         // Put the record back so the step can be retried from the start.
         rotation.phase = Phase::Registered;
-        rotation.waiting_for = None;
-        rotation.task_token = None;
-        rotation.expires_at = None;
+        rotation.end_wait();
         let detail = format!("AWS refused the root email change: {e}");
         advance(
             p,
@@ -612,9 +610,7 @@ pub async fn record_failure<P: LifecyclePorts>(
         reason: reason.clone(),
     });
     rotation.phase = Phase::Failed;
-    rotation.waiting_for = None;
-    rotation.task_token = None;
-    rotation.expires_at = None;
+    rotation.end_wait();
     let email = if failed_in.before_email_change(rotation.mode) {
         "The root email did not change."
     } else {
@@ -680,9 +676,7 @@ pub async fn accept_email_update<P: LifecyclePorts>(
     // handover that answered may not have saved that yet (see `hand_over`).
     let accepted = |r: &mut Rotation| {
         r.phase = Phase::EmailAccepted;
-        r.waiting_for = None;
-        r.task_token = None;
-        r.expires_at = None;
+        r.end_wait();
     };
     let detail = format!(
         "AWS accepted the code; root email is changing to {}",
@@ -737,9 +731,7 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
     }
     rotation.phase = Phase::EmailConfirmed;
     // A console take-over's task was answered by the evidence.
-    rotation.task_token = None;
-    rotation.waiting_for = None;
-    rotation.expires_at = None;
+    rotation.end_wait();
     let detail = format!("root email is now {current}");
     advance(
         p,
@@ -979,9 +971,7 @@ pub(crate) async fn answer_saved_task<P: LifecyclePorts>(
     p.tokens()
         .succeed(&token, &json!(StepOutput::from(&*rotation)))
         .await?;
-    rotation.task_token = None;
-    rotation.waiting_for = None;
-    rotation.expires_at = None;
+    rotation.end_wait();
     match save_handover(p, rotation, now).await {
         // The next step saved first; it dropped the token itself.
         Err(e) if e.is_conflict() => Ok(()),
