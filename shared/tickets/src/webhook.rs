@@ -166,7 +166,6 @@ pub fn signature(key: &Credential, at_secs: u64, signed: &Signed<'_>) -> String 
     )
 }
 
-/// The path and query of `url`, as the request line carries them.
 /// `<base>/tickets/<id>/comments`, the id (the receiver's word, any string)
 /// one percent-encoded path segment: an id holding `/`, `?` or `#` names
 /// that ticket, never another path of the receiver.
@@ -180,6 +179,7 @@ fn comments_url(base: &str, ticket_id: &str) -> PortResult<String> {
     Ok(url.into())
 }
 
+/// The path and query of `url`, as the request line carries them.
 fn target_of(url: &reqwest::Url) -> String {
     match url.query() {
         Some(query) => format!("{}?{query}", url.path()),
