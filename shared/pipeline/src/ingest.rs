@@ -116,7 +116,7 @@ pub async fn ingest_prepared<A, L, T, D, H>(
     ports: IngestPorts<'_, A, L, T, D>,
     knowledge: &Knowledge<'_, H>,
     raw: &[u8],
-    prepared: Prepared,
+    mut prepared: Prepared,
     source: &str,
     now: u64,
 ) -> PortResult<Ingested>
@@ -127,7 +127,6 @@ where
     D: AccountLookup + Sync,
     H: Handoffs + Sync,
 {
-    let mut prepared = prepared;
     if let Some(bytes_hash) = keyed_by_bytes_hash(ports.ledger, raw, &prepared.hash).await? {
         prepared.hash = bytes_hash;
     }
