@@ -364,6 +364,7 @@ mod tests {
                 mfa_enrolled_at: None,
                 email_evidence: None,
                 mfa_confirmed_at: Some(0),
+                email_change_requested_at: None,
                 started_at: 1_700_000_000,
                 updated_at: 1_700_000_950,
                 version: 7,

@@ -26,7 +26,7 @@ use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, answer_saved_task,
-    audit_secret_read, expect_phase, fail_expired, record, refused, rotation_in, rotation_of,
+    audit_secret_read, expect_phase, fail_expired, record, refused, renew_task_token, rotation_of,
     save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
@@ -52,14 +52,18 @@ pub async fn open_email_change<P: LifecyclePorts>(
     task_token: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation = rotation_in(
-        p,
-        account,
-        &[Phase::Registered],
-        "open the console email change",
-    )
-    .await?;
-    expect_console(&rotation, "open the console email change")?;
+    let doing = "open the console email change";
+    let mut rotation = rotation_of(p, account).await?;
+    // Run again by the workflow once it saved: the change goes on, for the
+    // new attempt's token (its task waits until the change is confirmed).
+    let waiting = [Phase::AwaitingOtp, Phase::OtpReceived, Phase::EmailAccepted];
+    if let (true, Some(token), Mode::Console) =
+        (waiting.contains(&rotation.phase), task_token, rotation.mode)
+    {
+        return renew_task_token(p, &mut rotation, token, now).await;
+    }
+    expect_phase(&rotation, &[Phase::Registered], doing)?;
+    expect_console(&rotation, doing)?;
     rotation.phase = Phase::AwaitingOtp;
     rotation.waiting_for = Some(Kind::RootEmailOtp);
     rotation.task_token = task_token.map(str::to_string);
@@ -332,8 +336,13 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     task_token: Option<&str>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let mut rotation =
-        rotation_in(p, account, &[Phase::EmailConfirmed], "prepare the vault").await?;
+    let mut rotation = rotation_of(p, account).await?;
+    if let (Phase::AwaitingEngineer, Some(token)) = (rotation.phase, task_token) {
+        expect_console(&rotation, "prepare the console vault")?;
+        // Run again once it saved: the password is pending already.
+        return renew_task_token(p, &mut rotation, token, now).await;
+    }
+    expect_phase(&rotation, &[Phase::EmailConfirmed], "prepare the vault")?;
     expect_console(&rotation, "prepare the console vault")?;
     let password = new_root_password().map_err(random_failed)?;
     let password_ref = p

@@ -196,6 +196,11 @@ pub struct Rotation {
     /// When AWS's verified MFA notice reached the root address.
     #[serde(default)]
     pub mfa_confirmed_at: Option<u64>,
+    /// When AWS accepted the request to change the root email (a run of
+    /// the step again does not ask a second time: the code on its way would
+    /// be stale).
+    #[serde(default)]
+    pub email_change_requested_at: Option<u64>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.

@@ -329,6 +329,7 @@ fn registered_rotation(
         engineer_since: None,
         mfa_enrolled_at: None,
         mfa_confirmed_at: None,
+        email_change_requested_at: None,
         email_evidence: None,
         started_at: now,
         updated_at: now,
@@ -339,6 +340,8 @@ fn registered_rotation(
 /// Take-over, step 2 (a `waitForTaskToken` task): records the token first, so the
 /// code mail finds a waiting rotation however fast it comes, then asks AWS to
 /// change the root email. The workflow resumes when the pipeline hands the code over.
+/// Run again after it saved, it takes the new attempt's token
+/// ([`email_update_run_again`]).
 pub async fn start_email_update<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -352,9 +355,14 @@ pub async fn start_email_update<P: LifecyclePorts>(
     }
     expect_phase(
         &rotation,
-        &[Phase::Registered],
+        &[Phase::Registered, Phase::AwaitingOtp, Phase::OtpReceived],
         "start the root email change",
     )?;
+    if rotation.phase != Phase::Registered
+        && let Some(output) = email_update_run_again(p, &mut rotation, task_token, now).await?
+    {
+        return Ok(output);
+    }
     rotation.phase = Phase::AwaitingOtp;
     rotation.waiting_for = Some(Kind::RootEmailOtp);
     rotation.task_token = Some(task_token.to_string());
@@ -388,7 +396,82 @@ pub async fn start_email_update<P: LifecyclePorts>(
         .await?;
         return Err(e);
     }
+    mark_email_change_requested(p, &mut rotation, now).await;
     Ok(StepOutput::from(&rotation))
+}
+
+/// Step 2 run again once it saved: Step Functions retries a failed attempt
+/// (stopped at the deadline, a failed audit write, a Lambda service error)
+/// with a new task token, the first attempt's being closed, so the rotation
+/// takes the new one. A code already handed over answers the new task at
+/// once. AWS is asked again (None) only when no earlier run recorded that AWS
+/// took the request: a second request makes the code on its way stale.
+async fn email_update_run_again<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    task_token: &str,
+    now: u64,
+) -> LifecycleResult<Option<StepOutput>> {
+    let account = rotation.account_id.clone();
+    if rotation.task_token.as_deref() == Some(task_token) {
+        return Ok(Some(StepOutput::from(&*rotation)));
+    }
+    if let (Phase::OtpReceived, Some(reference)) = (rotation.phase, rotation.handed_over.clone()) {
+        rotation.task_token = Some(task_token.to_string());
+        answer_code_task(p, &account, rotation, Kind::RootEmailOtp, &reference).await?;
+        match save_handover(p, rotation, now).await {
+            // The answered task's next step saved first.
+            Err(e) if !e.is_conflict() => return Err(e),
+            _ => return Ok(Some(StepOutput::from(&*rotation))),
+        }
+    }
+    if rotation.email_change_requested_at.is_none() {
+        return Ok(None);
+    }
+    renew_task_token(p, rotation, task_token, now)
+        .await
+        .map(Some)
+}
+
+/// A `waitForTaskToken` step run again once it saved (see
+/// [`email_update_run_again`]): the rotation waits on, answering the new
+/// attempt's token; what the first run did stands.
+pub(crate) async fn renew_task_token<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    task_token: &str,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    if rotation.task_token.as_deref() == Some(task_token) {
+        // The same attempt once more: it waits already.
+        return Ok(StepOutput::from(&*rotation));
+    }
+    rotation.task_token = Some(task_token.to_string());
+    let detail = format!(
+        "the workflow ran its step again (phase {}); the wait goes on for the new attempt",
+        rotation.phase.as_str()
+    );
+    advance(
+        p,
+        rotation,
+        now,
+        (SYSTEM_ACTOR, "task token renewed", detail),
+    )
+    .await
+}
+
+/// Records that AWS took the root email change request. Best effort: the
+/// request stands whatever happens here, and without the mark a run of the
+/// step again only asks AWS a second time.
+async fn mark_email_change_requested<P: LifecyclePorts>(p: &P, rotation: &mut Rotation, now: u64) {
+    rotation.email_change_requested_at = Some(now);
+    let expected = rotation.version;
+    rotation.version += 1;
+    rotation.updated_at = now;
+    if let Err(e) = p.rotations().put(rotation, Some(expected)).await {
+        // A code mail that came first moved the record on: no mark needed.
+        tracing::warn!(error = %e, account = %rotation.account_id, "root email change request not marked");
+    }
 }
 
 /// Called by the mail pipeline with the secret of a verified AWS mail for an
@@ -756,11 +839,20 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     if rotation.mode == Mode::Console {
         return crate::console::prepare_vault(p, account, Some(task_token), now).await;
     }
-    expect_phase(&rotation, &[Phase::EmailConfirmed], "prepare the vault")?;
+    expect_phase(
+        &rotation,
+        &[Phase::EmailConfirmed, Phase::AwaitingEngineer],
+        "prepare the vault",
+    )?;
     if rotation.mode != Mode::Vaulted {
         return refused(format!(
             "account {account} is taken over rootless: nothing to vault"
         ));
+    }
+    if rotation.phase == Phase::AwaitingEngineer {
+        // Run again once it saved: the credentials are cleared and the
+        // password is pending (an engineer may be using it already).
+        return renew_task_token(p, &mut rotation, task_token, now).await;
     }
     // Whatever the previous owner left (a password, access keys, signing
     // certificates, MFA devices) goes first; the engineer then sets our

@@ -561,6 +561,50 @@ fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
     assert!(max_delay <= 1800.0, "polls at least every 30 minutes");
 }
 
+/// Every Lambda step of every state machine retries the errors Step
+/// Functions' guide lists for a Lambda invocation that failed in the
+/// service, not the function (`Lambda.ServiceException`,
+/// `Lambda.AWSLambdaException`, `Lambda.SdkClientException`,
+/// `Lambda.TooManyRequestsException`), and `Transient`. The two steps that
+/// wait for a task token once left two out, because running them again
+/// after they saved was refused; they now take the new attempt's token.
+#[test]
+fn every_lambda_step_retries_lambdas_own_failures() {
+    const LAMBDA_ERRORS: [&str; 5] = [
+        "Transient",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    ];
+    for machine in ["take-over", "release", "close"] {
+        let path = format!("infra/statemachines/{machine}.asl.json");
+        let asl: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(workspace().join(&path)).unwrap()).unwrap();
+        let states = asl["States"].as_object().unwrap();
+        let lambda_steps = states.iter().filter(|(_, state)| {
+            state["Resource"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("arn:aws:states:::lambda:invoke"))
+        });
+        let mut seen = 0;
+        for (name, state) in lambda_steps {
+            seen += 1;
+            let retried: Vec<&str> = state["Retry"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["ErrorEquals"].as_array().into_iter().flatten())
+                .filter_map(|e| e.as_str())
+                .collect();
+            for error in LAMBDA_ERRORS {
+                assert!(retried.contains(&error), "{machine}/{name} retries {error}");
+            }
+        }
+        assert!(seen > 0, "{machine} has Lambda steps");
+    }
+}
+
 /// Issue 17, point 5. The key statements for AWS service principals (SES
 /// writing mail into the bucket, S3 notifying the encrypted queue,
 /// CloudWatch alarms publishing to the encrypted topic) take the form the

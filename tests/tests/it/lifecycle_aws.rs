@@ -841,15 +841,19 @@ async fn a_second_take_over_of_the_same_account_is_refused() {
     assert!(message.contains("already running"), "{message}");
     assert!(message.contains(run.account.as_str()), "{message}");
     assert_eq!(run.state().await, before);
-    // Starting the email change again is refused before AWS is asked.
-    let message = run
-        .refused(
+    // The email change step run again (Step Functions retrying it with a
+    // new token: only the execution that registered reaches it) takes the
+    // new token, and AWS, which took the first request, is not asked again.
+    let phase = run
+        .ok(
             Step::StartEmailUpdate,
             json!({"task_token": "another-token"}),
         )
         .await;
-    assert!(message.contains("awaiting_otp"), "{message}");
-    assert_eq!(run.state().await, before);
+    assert_eq!(phase, Phase::AwaitingOtp);
+    let rotation = run.rotation().await;
+    assert_eq!(rotation.task_token.as_deref(), Some("another-token"));
+    assert!(rotation.email_change_requested_at.is_some());
     assert_eq!(start_calls(&run), starts, "AWS was not asked again");
 }
 
@@ -952,6 +956,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         engineer_since: None,
         mfa_enrolled_at: None,
         mfa_confirmed_at: None,
+        email_change_requested_at: None,
         email_evidence: None,
         started_at: 1,
         updated_at: 1,

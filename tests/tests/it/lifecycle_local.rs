@@ -791,6 +791,8 @@ struct FlakyTokens<'a> {
     failures_left: std::sync::atomic::AtomicU32,
     next_step_at_once: bool,
     write_before: std::sync::Mutex<Option<(Phase, Meanwhile)>>,
+    /// The tokens answered, in order.
+    answered: std::sync::Mutex<Vec<String>>,
 }
 
 impl Rotations for FlakyTokens<'_> {
@@ -849,6 +851,7 @@ impl<'a> FlakyTokens<'a> {
             failures_left: failures.into(),
             next_step_at_once,
             write_before: None.into(),
+            answered: Default::default(),
         };
         steps::register(&ports, &request(Mode::Rootless), NOW)
             .await
@@ -890,6 +893,7 @@ impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
             ));
         }
         rootmail_lifecycle::TaskTokens::succeed(&self.inner, token, output).await?;
+        self.answered.lock().unwrap().push(token.to_string());
         if self.next_step_at_once {
             let accepted = steps::accept_email_update(&self.inner, &account(), NOW).await;
             assert_eq!(accepted.unwrap().phase, Phase::EmailAccepted);
@@ -1041,6 +1045,7 @@ async fn an_engineer_task_whose_answer_failed_is_answered_when_completed_again()
         failures_left: 1.into(),
         next_step_at_once: false,
         write_before: None.into(),
+        answered: Default::default(),
     };
     let id = account();
     let complete = || rootmail_lifecycle::operator::complete(&flaky, &id, "alice", None, None, NOW);
@@ -1239,6 +1244,7 @@ async fn an_engineer_task_whose_save_lost_to_the_mfa_mail_is_still_completed() {
         failures_left: 0.into(),
         next_step_at_once: false,
         write_before: Some((Phase::Secured, mfa_mail as Meanwhile)).into(),
+        answered: Default::default(),
     };
     let done =
         rootmail_lifecycle::operator::complete(&racing, &account(), "alice", None, None, NOW).await;
@@ -1622,6 +1628,7 @@ async fn a_console_change_whose_answer_failed_is_answered_when_its_mail_comes_ag
         failures_left: 1.into(),
         next_step_at_once: false,
         write_before: None.into(),
+        answered: Default::default(),
     };
     let evidence = rootmail_pipeline::Evidence {
         awaited: rootmail_domain::Kind::ContactChange,
@@ -1866,4 +1873,219 @@ async fn a_failure_with_the_code_in_the_vault_says_what_is_known_of_the_email() 
         let said = local.actions().await;
         assert!(said.iter().any(|a| a == "take-over failed"), "{said:?}");
     }
+}
+
+/// How many code mails the simulated AWS has sent (one per request).
+fn code_mails_sent(lifecycle: &LocalLifecycle<'_>) -> usize {
+    std::fs::read_dir(lifecycle.simulated_mail_dir())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with("-root-email-code.eml")
+        })
+        .count()
+}
+
+/// Step Functions retries a `waitForTaskToken` step that failed after it
+/// saved (stopped at its deadline, a failed audit write, a Lambda service
+/// error) with a new token. The code step run again with `token-2` after AWS
+/// took its request waits on with the new token and asks AWS nothing more,
+/// and the code that comes answers `token-2`. Before, the run again was
+/// refused (the record was no longer `registered`) and the take-over failed.
+#[tokio::test]
+async fn a_code_step_run_again_after_aws_took_its_request_waits_on_with_the_new_token() {
+    let local = Local::new();
+    let flaky = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, false).await;
+    let first = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        first.email_change_requested_at.is_some(),
+        "AWS's answer recorded"
+    );
+    assert_eq!(code_mails_sent(&flaky.inner), 1);
+
+    let again = steps::start_email_update(&flaky, &account(), "token-2", NOW + 10)
+        .await
+        .expect("run again");
+    assert_eq!(again.phase, Phase::AwaitingOtp);
+    let rotation = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.task_token.as_deref(), Some("token-2"));
+    assert_eq!(rotation.expires_at, first.expires_at, "the same wait");
+    assert_eq!(code_mails_sent(&flaky.inner), 1, "AWS asked once");
+    // The same attempt once more changes nothing.
+    steps::start_email_update(&flaky, &account(), "token-2", NOW + 11)
+        .await
+        .unwrap();
+    let same = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(same, rotation);
+
+    let code = flaky.mailed_code().await;
+    steps::hand_over(&flaky, &account(), &code, NOW + 20)
+        .await
+        .expect("handed over");
+    assert_eq!(*flaky.answered.lock().unwrap(), ["token-2"]);
+    let accepted = steps::accept_email_update(&flaky.inner, &account(), NOW + 30).await;
+    assert_eq!(accepted.unwrap().phase, Phase::EmailAccepted);
+    let actions = local.actions().await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "task token renewed")
+            .count(),
+        1
+    );
+}
+
+/// The first run saved and stopped before AWS took its request (no mark):
+/// run again, the step asks AWS, so a code comes for the new task.
+#[tokio::test]
+async fn a_code_step_that_stopped_before_asking_aws_asks_when_run_again() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    steps::register(&lifecycle, &request(Mode::Rootless), NOW)
+        .await
+        .unwrap();
+    let mut saved = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    saved.phase = Phase::AwaitingOtp;
+    saved.waiting_for = Some(rootmail_domain::Kind::RootEmailOtp);
+    saved.task_token = Some("token-1".into());
+    saved.expires_at = Some(NOW + steps::OTP_WAIT_SECS);
+    saved.version += 1;
+    Rotations::put(&lifecycle, &saved, Some(saved.version - 1))
+        .await
+        .unwrap();
+    std::fs::create_dir_all(lifecycle.simulated_mail_dir()).unwrap();
+    assert_eq!(code_mails_sent(&lifecycle), 0);
+
+    steps::start_email_update(&lifecycle, &account(), "token-2", NOW + 10)
+        .await
+        .expect("run again");
+    assert_eq!(code_mails_sent(&lifecycle), 1, "AWS asked now");
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::AwaitingOtp);
+    assert_eq!(rotation.task_token.as_deref(), Some("token-2"));
+    assert_eq!(rotation.email_change_requested_at, Some(NOW + 10));
+}
+
+/// The code came between the failed attempt and its retry, and answered
+/// the first attempt's token (closed: AWS says it timed out, which counts as
+/// answered). The step run again answers the new task with the stored code
+/// at once; otherwise the workflow would wait out its day.
+#[tokio::test]
+async fn a_code_step_run_again_after_the_code_came_answers_the_new_task() {
+    let local = Local::new();
+    let flaky = FlakyTokens::waiting_for_the_code(local.lifecycle(), 0, false).await;
+    let code = flaky.mailed_code().await;
+    let reference = steps::hand_over(&flaky, &account(), &code, NOW + 5)
+        .await
+        .unwrap();
+
+    let again = steps::start_email_update(&flaky, &account(), "token-2", NOW + 10)
+        .await
+        .expect("run again");
+    assert_eq!(again.phase, Phase::OtpReceived);
+    assert_eq!(*flaky.answered.lock().unwrap(), ["token-1", "token-2"]);
+    let rotation = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.task_token, None, "answered, dropped");
+    assert_eq!(rotation.handed_over, Some(reference), "the same code");
+    assert_eq!(code_mails_sent(&flaky.inner), 1, "AWS asked once");
+    let accepted = steps::accept_email_update(&flaky.inner, &account(), NOW + 30).await;
+    assert_eq!(accepted.unwrap().phase, Phase::EmailAccepted);
+}
+
+/// The engineer's step run again once it saved keeps what its first run
+/// did (the previous owner's credentials cleared, the pending password an
+/// engineer may be using) and waits on with the new token, which
+/// `rotation complete` then answers.
+#[tokio::test]
+async fn an_engineer_step_run_again_keeps_its_password_and_waits_with_the_new_token() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let flaky = FlakyTokens {
+        inner: local.lifecycle(),
+        failures_left: 0.into(),
+        next_step_at_once: false,
+        write_before: None.into(),
+        answered: Default::default(),
+    };
+    let pending = || async {
+        rootmail_lifecycle::Vault::get(
+            &flaky.inner,
+            &account(),
+            rootmail_lifecycle::VaultItem::Password,
+            rootmail_lifecycle::Stage::Pending,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .expose()
+        .to_string()
+    };
+    let password = pending().await;
+
+    let again = steps::prepare_vault(&flaky, &account(), "token-2", NOW + 10)
+        .await
+        .expect("run again");
+    assert_eq!(again.phase, Phase::AwaitingEngineer);
+    assert_eq!(pending().await, password, "the same pending password");
+    let actions = local.actions().await;
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "engineer task opened")
+            .count(),
+        1
+    );
+    assert!(actions.iter().any(|a| a == "task token renewed"));
+
+    local.engineer_console_steps(NOW + 20).await;
+    let done =
+        rootmail_lifecycle::operator::complete(&flaky, &account(), "alice", None, None, NOW + 30)
+            .await;
+    assert!(
+        matches!(&done, Ok(out) if out.phase == Phase::Secured),
+        "{done:?}"
+    );
+    assert_eq!(*flaky.answered.lock().unwrap(), ["token-2"]);
+}
+
+/// A console take-over's step run again waits on for the person's change
+/// with the new token; before, it was refused and the take-over failed.
+#[tokio::test]
+async fn a_console_step_run_again_waits_on_with_the_new_token() {
+    let local = Local::new();
+    local.take_over(Mode::Console).await.unwrap();
+    let lifecycle = local.lifecycle();
+    let again = console::open_email_change(&lifecycle, &account(), Some("token-2"), NOW + 10)
+        .await
+        .expect("run again");
+    assert_eq!(again.phase, Phase::AwaitingOtp);
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.task_token.as_deref(), Some("token-2"));
+    // A person's repeat (no token) is still refused.
+    let repeated = console::open_email_change(&lifecycle, &account(), None, NOW + 11).await;
+    assert!(
+        matches!(&repeated, Err(LifecycleError::Refused(_))),
+        "{repeated:?}"
+    );
 }
