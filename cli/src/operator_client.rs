@@ -81,7 +81,7 @@ fn reply(status: u16, text: &str) -> anyhow::Result<Reply> {
         ))),
         409 => Ok(Reply::Refused(said("refused").unwrap_or_default())),
         403 => anyhow::bail!(
-            "AWS refused the call (403): your role needs OperatorPolicy (lambda:InvokeFunctionUrl on the operator function){}",
+            "AWS refused the call (403): your role needs OperatorPolicy (lambda:InvokeFunctionUrl and lambda:InvokeFunction on the operator function){}",
             said("refused").map_or(String::new(), |r| format!("; {r}"))
         ),
         _ => anyhow::bail!(

@@ -85,7 +85,13 @@ fn mail_ingest_updates_only_the_handover_fields_of_a_rotation() {
 }
 
 /// ticket-writer's one update is the sending mark (`DynamoLedger::start_sending`):
-/// no other attribute of a ledger row, and no other table.
+/// no other attribute of a ledger row, and no other table. The list is every
+/// attribute the call names, its condition's included: `dynamodb:Attributes`
+/// holds what a request reads, writes or evaluates (DynamoDB developer
+/// guide, "Using IAM policy conditions for fine-grained access control").
+/// It once left out `status`, which the condition checks, so in AWS every
+/// mark was AccessDenied and every ticket operation dead-lettered; moto
+/// does not check IAM.
 #[test]
 fn ticket_writer_updates_only_the_sending_mark_of_a_ledger_row() {
     let template = template();
@@ -104,7 +110,85 @@ fn ticket_writer_updates_only_the_sending_mark_of_a_ledger_row() {
     let lists = condition(statement, "dynamodb:Attributes");
     assert_eq!(lists.len(), 1, "one attribute list");
     assert_eq!(lists[0].0, "ForAllValues:StringEquals");
-    assert_eq!(strings(Some(lists[0].1)), ["content_hash", "sending"]);
+    let granted: BTreeSet<&str> = strings(Some(lists[0].1)).into_iter().collect();
+    let named = names_in_start_sending();
+    assert!(named.contains("status"), "{named:?}");
+    assert_eq!(granted, named.iter().map(String::as_str).collect());
+}
+
+/// The key and the attribute names `DynamoLedger::start_sending` binds, read
+/// from its source.
+fn names_in_start_sending() -> BTreeSet<String> {
+    let source = fs::read_to_string(workspace().join("shared/aws/src/ledger.rs")).unwrap();
+    let start = source
+        .find("async fn start_sending")
+        .expect("start_sending");
+    let body = &source[start..];
+    let body = &body[..body.find("\n    }\n").expect("its end")];
+    // The quoted argument at `nth` of each call (`.key(NAME, value)`,
+    // `.expression_attribute_names(#placeholder, NAME)`).
+    let quoted = |call: &str, nth: usize| -> Vec<String> {
+        body.match_indices(call)
+            .filter_map(|(at, _)| {
+                let rest = &body[at + call.len()..];
+                let arg = rest[..rest.find(')')?].split(',').nth(nth)?;
+                Some(arg.trim().trim_matches('"').to_string())
+            })
+            .collect()
+    };
+    let mut names: BTreeSet<String> = quoted(".expression_attribute_names(", 1)
+        .into_iter()
+        .collect();
+    names.extend(quoted(".key(", 0));
+    names
+}
+
+/// `DynamoRotations::put` seals the token a record holds, so the key's
+/// policy must let every role that saves a record while its task waits
+/// encrypt: the steps that wait, and the operator function, whose `mfa
+/// enroll`, `rotation complete` and `rotation code` save while PrepareVault's
+/// or the console's task waits. The operator was left out, so in AWS those
+/// commands failed after their vault writes; moto does not check key
+/// policies.
+#[test]
+fn whoever_saves_a_waiting_record_may_seal_its_token() {
+    let template = template();
+    let seal = statements(&template.root)
+        .into_iter()
+        .find(|s| sid(s) == "TaskTokensAreSealedByTheStepsThatWait")
+        .expect("the token-sealing statement");
+    assert_eq!(actions(seal), ["kms:Encrypt"]);
+    let text = template.text_of(seal);
+    for role in ["StartEmailUpdateRole", "PrepareVaultRole", "OperatorRole"] {
+        assert!(text.contains(&format!("{role}.Arn")), "{role}: {text}");
+    }
+}
+
+/// A function URL made since October 2025 needs `lambda:InvokeFunction`
+/// beside `lambda:InvokeFunctionUrl` (Lambda developer guide, "Control
+/// access to Lambda function URLs"); without it every `--aws` command was
+/// 403. The grant holds only through the URL: a direct Invoke could hand
+/// the operator function an event naming another caller.
+#[test]
+fn operators_may_invoke_their_function_through_its_url_only() {
+    let template = template();
+    let policy = template.resource("OperatorPolicy");
+    let on_the_function = |action: &str| {
+        statements(policy)
+            .into_iter()
+            .find(|s| {
+                has_action(s, action)
+                    && get(s, "Resource").and_then(get_att).as_deref()
+                        == Some("OperatorFunction.Arn")
+            })
+            .unwrap_or_else(|| panic!("{action} on the operator function"))
+    };
+    on_the_function("lambda:InvokeFunctionUrl");
+    let invoke = on_the_function("lambda:InvokeFunction");
+    let via_url = condition(invoke, "lambda:InvokedViaFunctionUrl");
+    assert_eq!(via_url.len(), 1);
+    assert_eq!(via_url[0].0, "Bool");
+    assert_eq!(strings(Some(via_url[0].1)), ["true"]);
 }
 
 /// Mail is trusted by the headers SES writes, so nobody else may write it:
@@ -255,7 +339,11 @@ fn send_task_success_is_granted_the_only_way_iam_matches_it() {
             "say why \"*\" is safe: {text}"
         );
     }
-    assert_eq!(grants.len(), 2, "mail-ingest and the operator function");
+    assert_eq!(
+        grants.len(),
+        3,
+        "mail-ingest, the operator function, start_email_update"
+    );
 }
 
 /// Whoever answers a workflow's task then drops the token from the record
@@ -283,7 +371,10 @@ fn roles_answering_a_task_may_update_the_rotation_record() {
             "{name} answers a task but cannot update its rotation"
         );
     }
-    assert_eq!(checked, 2, "mail-ingest and the operator function");
+    assert_eq!(
+        checked, 3,
+        "mail-ingest, the operator function, start_email_update"
+    );
 }
 
 /// Issue 17, point 4. StartPrimaryEmailUpdate's `PrimaryEmail` is at most 64
