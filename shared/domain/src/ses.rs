@@ -70,9 +70,18 @@ pub struct Envelope {
     pub recipients: Vec<EmailAddress>,
 }
 
-pub fn envelope(mail: &ParsedMail) -> Envelope {
-    ses_headers_named(mail, "Received")
-        .find_map(|value| SES_RECEIVED.captures(value))
+/// The envelope of a parsed mail (read once, at parse).
+pub fn envelope(mail: &ParsedMail) -> &Envelope {
+    &mail.envelope
+}
+
+/// What SES's own `Received` among the top `ses_headers` of `headers` says.
+pub(crate) fn envelope_in(headers: &Headers, ses_headers: usize) -> Envelope {
+    headers
+        .iter()
+        .take(ses_headers)
+        .filter(|(name, _)| name.eq_ignore_ascii_case("received"))
+        .find_map(|(_, value)| SES_RECEIVED.captures(value))
         .map(|c| Envelope {
             ses_message_id: Some(c[1].trim_end_matches(';').to_string()),
             recipients: c
@@ -191,13 +200,14 @@ mod tests {
         let raw = "X-SES-Spam-Verdict: PASS\r\nAuthentication-Results: amazonses.com; spf=pass; dkim=pass header.i=@signin.aws; dmarc=pass\r\nFrom: no-reply@signin.aws\r\n\r\nhi";
         let mail = parse(raw.as_bytes()).unwrap();
         assert_eq!(ses_block(&mail).count(), 0);
-        assert_eq!(envelope(&mail), Envelope::default());
+        assert_eq!(envelope(&mail), &Envelope::default());
     }
 
     #[test]
     fn envelope_recipient_comes_from_the_ses_received_header() {
         let raw = "Received: from mx.example (mx.example [1.2.3.4])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc123def\r\n for Root+A@Root.Example-MSP.com;\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\nReceived: by mx.example for <other@example.com>\r\nFrom: a@b.com\r\nTo: list@example.com\r\n\r\nhi";
-        let env = envelope(&parse(raw.as_bytes()).unwrap());
+        let mail = parse(raw.as_bytes()).unwrap();
+        let env = envelope(&mail);
         assert_eq!(env.ses_message_id.as_deref(), Some("abc123def"));
         assert_eq!(
             env.recipients,
@@ -227,7 +237,7 @@ mod tests {
 
     fn key(raw: &str) -> ContentHash {
         let mail = parse(raw.as_bytes()).unwrap();
-        delivery_key(raw.as_bytes(), &mail, &envelope(&mail))
+        delivery_key(raw.as_bytes(), &mail, envelope(&mail))
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub struct Triage {
 pub fn triage(input: &MailInput<'_>, ctx: &Context<'_>) -> Triage {
     let parsed = parse(input.raw);
     let hash = match &parsed {
-        Ok(mail) => crate::ses::delivery_key(input.raw, mail, &crate::ses::envelope(mail)),
+        Ok(mail) => crate::ses::delivery_key(input.raw, mail, crate::ses::envelope(mail)),
         Err(_) => ContentHash::of(input.raw),
     };
     triage_parsed(&parsed, &hash, input, ctx)
@@ -207,7 +207,7 @@ impl Addressed {
         warnings: &mut Vec<String>,
     ) -> Self {
         let auth = authenticate(mail);
-        let env = envelope(mail);
+        let env = envelope(mail).clone();
         warnings.extend(lookalike_warning(mail, &auth));
         let from_aws = auth.aws_sender && auth.verified;
         let resolution = resolve(mail, &env.recipients, directory, from_aws);

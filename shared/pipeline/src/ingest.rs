@@ -488,13 +488,13 @@ async fn witness<H: Handoffs>(
     {
         return Ok(());
     }
-    let recipients = envelope(mail).recipients;
+    let recipients = &envelope(mail).recipients;
     for awaited in waiting.iter().filter(|w| w.account == *account) {
         if !rootmail_domain::handoff::is_evidence_of(
             awaited.kind,
             triage.kind,
             triage.subject.as_deref(),
-        ) || recipients != [awaited.address.clone()]
+        ) || recipients.as_slice() != [awaited.address.clone()]
         {
             continue;
         }

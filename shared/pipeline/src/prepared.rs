@@ -40,7 +40,7 @@ impl Prepared {
         let (hash, candidates) = match &parsed {
             Ok(mail) => {
                 let envelope = envelope(mail);
-                let hash = delivery_key(raw, mail, &envelope);
+                let hash = delivery_key(raw, mail, envelope);
                 (hash, candidates(mail, &envelope.recipients))
             }
             Err(_) => (ContentHash::of(raw), Candidates::default()),

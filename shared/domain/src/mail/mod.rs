@@ -140,6 +140,8 @@ pub struct ParsedMail {
     /// Where in the raw message SES's block ends (0: there is none): what
     /// follows is the message as its sender sent it.
     pub ses_block_end: usize,
+    /// What SES's `Received` says of the delivery (empty without SES's block).
+    pub envelope: crate::ses::Envelope,
     pub warnings: Vec<String>,
     /// [`Self::mentioned_account_ids`], found on first use: the pipeline asks
     /// before triage (to fetch those accounts) and triage asks again. Read

@@ -81,6 +81,7 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
         attachments,
         ses_headers,
         ses_block_end,
+        envelope: crate::ses::envelope_in(&headers, ses_headers),
         headers,
         warnings,
         mentioned: Default::default(),
