@@ -170,11 +170,16 @@ impl HttpClient {
 
     /// Sends one request, after waiting for its turn when the client is limited.
     /// Every request goes through here, retries included.
-    async fn dispatch(&self, request: RequestBuilder) -> reqwest::Result<Response> {
+    /// The request is built after the wait, so what it stamps with the time
+    /// (a webhook's signed timestamp) is the time it leaves.
+    async fn dispatch(
+        &self,
+        request: impl FnOnce() -> RequestBuilder,
+    ) -> reqwest::Result<Response> {
         if let Some(rate) = &self.rate {
             rate.acquire().await;
         }
-        request.send().await
+        request().send().await
     }
 
     /// Sends the request built by `request`, retrying what is worth retrying.
@@ -212,7 +217,7 @@ impl HttpClient {
     ) -> Result<(Response, u32), PortError> {
         let mut attempt = first_attempt.max(1);
         loop {
-            let outcome = match self.dispatch(request(&self.client)).await {
+            let outcome = match self.dispatch(|| request(&self.client)).await {
                 Ok(response) if !retryable(response.status()) => return Ok((response, attempt)),
                 retry => retry,
             };
@@ -262,7 +267,7 @@ impl HttpClient {
         const LEFT_TO_REDELIVERY: &str = "left to a redelivery, which checks first";
         let mut attempt = 1;
         loop {
-            let response = self.dispatch(request(&self.client)).await.map_err(|e| {
+            let response = self.dispatch(|| request(&self.client)).await.map_err(|e| {
                 PortError::transient(self.port, format!("{what}: {e}; {LEFT_TO_REDELIVERY}"))
                     .with_source(e)
             })?;
@@ -408,10 +413,26 @@ pub async fn read_json<T: DeserializeOwned>(
             format!("{what}: HTTP 404 ({not_found})"),
         ));
     }
-    response
-        .json()
-        .await
-        .map_err(|e| PortError::permanent(port, format!("{what}: unexpected answer: {e}")))
+    json_of(port, what, response, "unexpected answer").await
+}
+
+/// An answer's body as JSON. A body cut short (a timeout, a reset
+/// connection) says nothing of what the request did: transient, so the
+/// queue's redelivery looks before it writes again. A body read whole that
+/// is not the JSON `expected` describes is permanent. (reqwest's own `json`
+/// calls both a decoding error.)
+pub async fn json_of<T: DeserializeOwned>(
+    port: &'static str,
+    what: &str,
+    response: Response,
+    expected: &str,
+) -> Result<T, PortError> {
+    let body = response.bytes().await.map_err(|e| {
+        PortError::transient(port, format!("{what}: the answer was not read whole: {e}"))
+            .with_source(e)
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| PortError::permanent(port, format!("{what}: {expected}: {e}")))
 }
 
 #[cfg(test)]
@@ -465,6 +486,79 @@ mod tests {
         );
         // 300 requests at 2 a second: the last goes 149.5 s after the first.
         assert_eq!(times[299] - start, Duration::from_millis(149_500));
+    }
+
+    /// A limited client builds each request when its turn comes, not before
+    /// it waits: a webhook's signature stamps the time it is built, and a
+    /// receiver refuses a stamp older than five minutes, which a wait for
+    /// the rate limit could once exceed.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_is_built_after_its_wait_for_the_rate_limit() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let policy = RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        };
+        let client = HttpClient::new("test", Duration::from_secs(5), policy)
+            .unwrap()
+            .with_rate_limit(NonZeroU32::new(6));
+        let built = Mutex::new(Vec::new());
+        for _ in 0..2 {
+            let answer = client
+                .send("a request", |c| {
+                    built.lock().unwrap().push(Instant::now());
+                    c.get(&url)
+                })
+                .await;
+            assert!(answer.is_err(), "nothing listens there");
+        }
+        let built = built.into_inner().unwrap();
+        assert_eq!(built.len(), 2);
+        assert!(
+            built[1] - built[0] >= Duration::from_secs(10),
+            "built {:?} apart at 6 a minute",
+            built[1] - built[0]
+        );
+    }
+
+    /// A server that answers every connection with `answer`, then closes it.
+    fn answering(answer: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    /// A 201 whose body is cut short says nothing of what the request did:
+    /// transient, for the queue's redelivery to look first (it was a
+    /// permanent failure, which dead-lettered a ticket that had been made).
+    /// A body read whole that is not the JSON expected stays permanent.
+    #[tokio::test]
+    async fn an_answer_cut_short_is_transient_and_a_wrong_one_permanent() {
+        let client =
+            HttpClient::new("test", Duration::from_secs(5), RetryPolicy::default()).unwrap();
+        let read = |url: String| {
+            let client = client.clone();
+            async move {
+                let response = client.send("creating", |c| c.post(&url)).await.unwrap();
+                read_json::<serde_json::Value>("test", "creating", response, "no such thing").await
+            }
+        };
+        let cut = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\": ";
+        let error = read(answering(cut)).await.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        let wrong = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\nnot json";
+        let error = read(answering(wrong)).await.unwrap_err();
+        assert!(!error.is_transient(), "{error}");
     }
 
     /// After a quiet spell the client does not save up a burst.

@@ -507,10 +507,7 @@ async fn read_json<T: for<'de> Deserialize<'de>>(what: &str, response: Response)
     if response.status() == StatusCode::NOT_FOUND {
         return Err(permanent(what, "HTTP 404 from RT"));
     }
-    response
-        .json()
-        .await
-        .map_err(|e| permanent(what, format!("RT's answer is not the expected JSON: {e}")))
+    crate::http::json_of(PORT, what, response, "RT's answer is not the expected JSON").await
 }
 
 /// RT sends ids as strings in collections and as numbers in records.

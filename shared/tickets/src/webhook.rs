@@ -126,12 +126,8 @@ impl Webhook {
                 format!("{what}: HTTP 404 from the receiver"),
             ));
         }
-        let created: Created = response.json().await.map_err(|e| {
-            PortError::permanent(
-                PORT,
-                format!("{what}: the answer is not {{\"id\": ...}}: {e}"),
-            )
-        })?;
+        let expected = "the answer is not {\"id\": ...}";
+        let created: Created = crate::http::json_of(PORT, what, response, expected).await?;
         Ok(id_text(&created.id))
     }
 }
@@ -240,12 +236,9 @@ impl TicketSink for Webhook {
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let listed: Listed = response.json().await.map_err(|e| {
-            PortError::permanent(
-                PORT,
-                format!("finding a ticket: the answer is not {{\"tickets\": [...]}}: {e}"),
-            )
-        })?;
+        let expected = "the answer is not {\"tickets\": [...]}";
+        let listed: Listed =
+            crate::http::json_of(PORT, "finding a ticket", response, expected).await?;
         Ok(listed.tickets.into_iter().next().map(|t| FoundTicket {
             id: id_text(&t.id),
             created_from: t.created_from,
