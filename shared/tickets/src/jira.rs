@@ -565,13 +565,75 @@ impl Jira {
     /// note), or, when another message created it, add this one as a comment.
     async fn complete(&self, found: FoundTicket, ticket: &NewTicket) -> PortResult<String> {
         if found.created_from == ticket.message {
-            self.internal_note(&found.id, &ticket.message, &ticket.internal_note, true)
-                .await?;
+            self.finish_own(&found.id, ticket).await?;
         } else {
             self.comment(&found.id, &ticket.as_comment()).await?;
         }
         self.forget(&thread_token(&ticket.thread_key));
         Ok(found.id)
+    }
+
+    /// The request this message created, whose create did not finish (its
+    /// answer was lost, or an upload, the attach or the note failed). JSM
+    /// takes files only after the create, and the description does not list
+    /// the files it attaches, so a file left out would vanish unseen: the
+    /// files not on the request yet are attached, then the note. The note
+    /// comes last, so when it is there everything is.
+    async fn finish_own(&self, key: &str, ticket: &NewTicket) -> PortResult<()> {
+        let (message, note) = (&ticket.message, &ticket.internal_note);
+        if !note.trim().is_empty() && self.existing_comment(key, message, false).await?.is_some() {
+            return Ok(());
+        }
+        let attachments = self.fit(&ticket.attachments).await;
+        if attachments.iter().any(|a| a.bytes().is_some()) {
+            let mut there = self.attachment_names(key).await?;
+            let missing: Vec<TicketAttachment> = attachments
+                .into_iter()
+                .filter(|a| match there.iter().position(|name| *name == a.name) {
+                    Some(at) => {
+                        there.swap_remove(at);
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            let ids = self.upload_all(&missing).await?;
+            self.attach(key, &ids, None, true).await?;
+        }
+        self.internal_note(key, message, note, false).await
+    }
+
+    /// The file names of every attachment on request `key` (all pages).
+    async fn attachment_names(&self, key: &str) -> PortResult<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Attachments {
+            #[serde(default)]
+            values: Vec<Attached>,
+            #[serde(rename = "isLastPage", default = "yes")]
+            is_last_page: bool,
+        }
+        #[derive(Deserialize)]
+        struct Attached {
+            #[serde(default)]
+            filename: String,
+        }
+        let what = "listing attachments";
+        let url = self.url(&format!("/rest/servicedeskapi/request/{key}/attachment"));
+        let (mut names, mut start) = (Vec::new(), 0usize);
+        loop {
+            let query = [("start", start.to_string()), ("limit", "100".to_string())];
+            let response = self
+                .http
+                .send(what, |c| self.auth(c.get(&url)).query(&query))
+                .await?;
+            let page: Attachments = self.json(what, response).await?;
+            let read = page.values.len();
+            names.extend(page.values.into_iter().map(|a| a.filename));
+            if page.is_last_page || read == 0 {
+                return Ok(names);
+            }
+            start += read;
+        }
     }
 
     /// Posts the request, once.

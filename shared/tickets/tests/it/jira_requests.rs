@@ -309,10 +309,11 @@ async fn a_first_send_posts_the_comment_and_its_note_without_searching() {
     assert_eq!(public, [&json!(true), &json!(false)], "{written:?}");
 }
 
-#[tokio::test]
-async fn create_completes_a_request_it_made_before_instead_of_a_second_one() {
-    let ticket = new_ticket();
-    let server = FakeHttp::recording(
+/// The request this message made, found on a redelivery (the create's
+/// answer was lost, or a step after it failed), with `on_request` already
+/// attached to it and `comments` on it.
+fn own_request_server(ticket: &NewTicket, on_request: Value, comments: Reply) -> FakeHttp {
+    FakeHttp::recording(
         Router::new()
             .route(
                 SEARCH,
@@ -325,9 +326,27 @@ async fn create_completes_a_request_it_made_before_instead_of_a_second_one() {
             )
             .route(
                 "/rest/servicedeskapi/request/SD-9/comment",
-                get(no_comments()).post(Reply::json(201, json!({"id": 501}))),
+                get(comments).post(Reply::json(201, json!({"id": 501}))),
+            )
+            .route(UPLOAD, post(uploaded()))
+            .route(
+                "/rest/servicedeskapi/request/SD-9/attachment",
+                get(Reply::json(
+                    200,
+                    json!({"values": on_request, "isLastPage": true}),
+                ))
+                .post(Reply::json(200, json!({}))),
             ),
-    );
+    )
+}
+
+/// Its files are attached too: JSM takes files only after the create, and
+/// the description does not list the files it attaches, so before, a lost
+/// answer or a failed upload lost the mail's files without a trace.
+#[tokio::test]
+async fn create_completes_a_request_it_made_before_instead_of_a_second_one() {
+    let ticket = new_ticket();
+    let server = own_request_server(&ticket, json!([]), no_comments());
     let id = jira(&server, Duration::from_secs(5), 3)
         .create(&ticket)
         .await
@@ -337,9 +356,45 @@ async fn create_completes_a_request_it_made_before_instead_of_a_second_one() {
         bodies(&server, "POST", CREATE).is_empty(),
         "no second request"
     );
+    let attached = bodies(&server, "POST", "/SD-9/attachment");
+    assert_eq!(attached.len(), 1, "the file the create left out");
+    assert_eq!(attached[0]["temporaryAttachmentIds"], json!(["tmp-1"]));
     let notes = bodies(&server, "POST", "/SD-9/comment");
     assert_eq!(notes.len(), 1);
     assert_eq!(notes[0]["public"], json!(false));
+}
+
+/// A file already on the request is not attached again, and a request
+/// whose note is there (the create finished) gets nothing more.
+#[tokio::test]
+async fn completing_its_own_request_adds_only_what_is_missing() {
+    let ticket = new_ticket();
+    let there = json!([{"filename": "evidence.txt"}]);
+    let server = own_request_server(&ticket, there, no_comments());
+    jira(&server, Duration::from_secs(5), 3)
+        .create(&ticket)
+        .await
+        .expect("completed");
+    assert!(fixtures::sent(&server, "POST", UPLOAD).is_empty());
+    assert!(bodies(&server, "POST", "/SD-9/attachment").is_empty());
+    assert_eq!(
+        bodies(&server, "POST", "/SD-9/comment").len(),
+        1,
+        "the note"
+    );
+
+    let noted = Reply::json(
+        200,
+        json!({"values": [{"id": 9, "body": message_marker(&ticket.message)}], "isLastPage": true}),
+    );
+    let server = own_request_server(&ticket, json!([]), noted);
+    jira(&server, Duration::from_secs(5), 3)
+        .create(&ticket)
+        .await
+        .expect("completed");
+    assert!(fixtures::sent(&server, "GET", "/SD-9/attachment").is_empty());
+    assert!(bodies(&server, "POST", "/SD-9/attachment").is_empty());
+    assert!(bodies(&server, "POST", "/SD-9/comment").is_empty());
 }
 
 #[tokio::test]
