@@ -92,6 +92,9 @@ pub struct Rt {
     key: MarkerKey,
     /// Set once the queue and the thread field are known to exist.
     checked: Arc<OnceCell<()>>,
+    /// Set once a ticket this process created was read back with its
+    /// thread field set.
+    field_set: Arc<OnceCell<()>>,
 }
 
 /// rootmail's priority as an RT priority number.
@@ -151,6 +154,13 @@ struct Record {
     id: Value,
 }
 
+/// A ticket's custom fields as REST2 shows them.
+#[derive(Deserialize)]
+struct TicketFields {
+    #[serde(rename = "CustomFields", default)]
+    custom_fields: Vec<FieldValues>,
+}
+
 #[derive(Deserialize)]
 struct TicketRecord {
     #[serde(rename = "Priority", default)]
@@ -185,6 +195,7 @@ impl Rt {
             credentials,
             key,
             checked: Arc::new(OnceCell::new()),
+            field_set: Arc::new(OnceCell::new()),
         }
     }
 
@@ -241,6 +252,37 @@ impl Rt {
             return Ok(response);
         }
         Err(crate::http::refusal(PORT, what, response, None).await)
+    }
+
+    /// RT answers 201 to a create whose custom field it could not set (the
+    /// user may see the field but not set it, or its pattern refuses the
+    /// value), and such a ticket is never found again: every later mail of
+    /// its thread would open another. The first ticket a process creates is
+    /// read back to see the field set.
+    async fn check_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<()> {
+        self.field_set
+            .get_or_try_init(|| async {
+                let what = "reading back a new ticket's thread field";
+                let response = self.get(what, &self.api(&format!("/ticket/{id}")), &[]).await?;
+                let fields: TicketFields = read_json(what, response).await?;
+                let field = &self.options.thread_field;
+                let set = fields.custom_fields.iter().any(|f| {
+                    f.name.eq_ignore_ascii_case(field)
+                        && f.values.iter().any(|v| v.as_str() == Some(thread.as_str()))
+                });
+                if set {
+                    return Ok(());
+                }
+                Err(permanent(
+                    what,
+                    format!(
+                        "RT created ticket {id} but left its {field:?} field empty, so it cannot be found again: give this user SetInitialCustomField (or ModifyCustomField) on the field, check the field takes values like {:?}, then set it on ticket {id} by hand",
+                        thread.as_str()
+                    ),
+                ))
+            })
+            .await
+            .map(|_| ())
     }
 
     /// The queue and the thread field exist (checked once per process): without
@@ -613,6 +655,7 @@ impl TicketSink for Rt {
         if id.is_empty() {
             return Err(permanent(what, "RT's answer has no ticket id"));
         }
+        self.check_field_set(&id, &ticket.thread_key).await?;
         self.add_note(&id, &ticket.message, &ticket.internal_note)
             .await?;
         Ok(id)

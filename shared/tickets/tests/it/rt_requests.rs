@@ -76,6 +76,16 @@ fn setup() -> Router {
         )
 }
 
+/// Ticket 7 read back with its thread field holding `thread`.
+fn ticket_7_with_thread(thread: &str) -> Reply {
+    Reply::json(
+        200,
+        json!({"id": 7, "CustomFields": [
+            {"id": "2", "name": FIELD, "type": "customfield", "values": [thread]}
+        ]}),
+    )
+}
+
 /// No ticket has the thread's key yet.
 fn no_ticket() -> Reply {
     page(json!([]))
@@ -99,6 +109,10 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
                     json!({"id": "7", "type": "ticket", "_url": "http://rt/REST/2.0/ticket/7"}),
                 )),
             )
+            .route(
+                "/REST/2.0/ticket/7",
+                get(ticket_7_with_thread("msg:budget-1@aws.example")),
+            )
             .route("/REST/2.0/ticket/7/comment", post(created(41))),
     );
     let ticket = budget_alert();
@@ -114,6 +128,7 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
             "POST /REST/2.0/queue/3/customfields",
             "GET /REST/2.0/tickets",
             "POST /REST/2.0/ticket",
+            "GET /REST/2.0/ticket/7",
             "POST /REST/2.0/ticket/7/comment",
         ]
     );
@@ -166,7 +181,7 @@ async fn create_posts_queue_subject_priority_thread_field_and_base64_attachments
     );
     assert!(content.ends_with(&message_marker(&ticket.message)));
 
-    let note = requests[4].json();
+    let note = requests[5].json();
     assert_eq!(note["ContentType"], "text/plain");
     assert_eq!(
         note["Content"],
@@ -199,6 +214,10 @@ async fn a_create_after_the_writers_lookup_does_not_look_again() {
                 "/REST/2.0/ticket",
                 post(Reply::json(201, json!({"id": "7"}))),
             )
+            .route(
+                "/REST/2.0/ticket/7",
+                get(ticket_7_with_thread("msg:budget-1@aws.example")),
+            )
             .route("/REST/2.0/ticket/7/comment", post(created(41))),
     );
     let mut ticket = budget_alert();
@@ -210,6 +229,62 @@ async fn a_create_after_the_writers_lookup_does_not_look_again() {
     assert_eq!(count(&server, "GET /REST/2.0/tickets"), 0);
     assert_eq!(count(&server, "POST /REST/2.0/ticket"), 1);
     assert_eq!(count(&server, "POST /REST/2.0/ticket/7/comment"), 1);
+}
+
+/// RT answers 201 to a create whose custom field it did not set (a user
+/// who may see the field but not set it: REST2 takes that as a non-fatal
+/// error). Such a ticket is never found again, so every later mail of the
+/// thread would open another: the first create of a process reads its
+/// ticket back, and an empty field stops there, saying what to fix. Later
+/// creates are not read back.
+#[tokio::test]
+async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() {
+    let empty = Reply::json(
+        200,
+        json!({"id": 7, "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
+    );
+    let server = FakeHttp::recording(
+        setup()
+            .route("/REST/2.0/tickets", get(no_ticket()))
+            .route(
+                "/REST/2.0/ticket",
+                post(Reply::json(201, json!({"id": "7"}))),
+            )
+            .route("/REST/2.0/ticket/7", get(empty))
+            .route("/REST/2.0/ticket/7/comment", post(created(41))),
+    );
+    let error = sink(&server)
+        .create(&budget_alert())
+        .await
+        .expect_err("field left empty");
+    assert!(!error.is_transient(), "{error}");
+    let said = error.to_string();
+    assert!(said.contains("SetInitialCustomField"), "{said}");
+    assert!(said.contains("ticket 7"), "{said}");
+    assert_eq!(count(&server, "POST /REST/2.0/ticket/7/comment"), 0);
+
+    let server = FakeHttp::recording(
+        setup()
+            .route("/REST/2.0/tickets", get(no_ticket()))
+            .route(
+                "/REST/2.0/ticket",
+                post(Reply::json(201, json!({"id": "7"}))),
+            )
+            .route(
+                "/REST/2.0/ticket/7",
+                get(ticket_7_with_thread("msg:budget-1@aws.example")),
+            )
+            .route("/REST/2.0/ticket/7/comment", post(created(41))),
+    );
+    let rt = sink(&server);
+    rt.create(&budget_alert()).await.expect("first");
+    rt.create(&budget_alert()).await.expect("second");
+    assert_eq!(count(&server, "POST /REST/2.0/ticket"), 2);
+    assert_eq!(
+        count(&server, "GET /REST/2.0/ticket/7"),
+        1,
+        "read back once"
+    );
 }
 
 #[tokio::test]
