@@ -1052,6 +1052,30 @@ async fn a_deleted_ticket_is_replaced_by_the_thread_s_next_mail() {
     assert_eq!(zendesk.tickets().len(), 1);
 }
 
+/// The same within Zendesk's two hours of keeping an idempotency key: the
+/// create's key was the thread's alone, so the next mail's create, another
+/// body under the first one's key, was refused (400 IdempotentRequestError)
+/// for good and dead-lettered. The key is the thread's and the message's.
+#[tokio::test]
+async fn a_ticket_deleted_soon_after_it_was_made_is_replaced_too() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "deleted-soon@example.com";
+    let gone = created(&store, &sink, &op(thread, 1, "")).await;
+    zendesk.delete(&gone);
+    zendesk.advance(Duration::from_secs(10 * 60));
+
+    let second = op(thread, 2, "Original: s3://mail/2");
+    let written = apply(&store, &sink, &second).await.expect("apply");
+    let Written::Created { ticket_id } = written else {
+        panic!("a new ticket, not {written:?}");
+    };
+    assert_ne!(ticket_id, gone);
+    assert_eq!(zendesk.tickets().len(), 1);
+    assert_eq!(marked(&zendesk.ticket(&ticket_id), &second), (1, 1));
+}
+
 /// A 422 on the internal note whose words mention "closed" while the ticket
 /// is open is an error to retry, not a closed ticket: the note (the
 /// original's location) is never dropped on Zendesk's wording alone.

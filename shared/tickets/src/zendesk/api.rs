@@ -336,6 +336,13 @@ impl Zendesk {
     /// Posts a new ticket. `external_id` and `message` find it again when the
     /// idempotency key was used with another body (an earlier attempt, with other
     /// upload tokens).
+    ///
+    /// The key sent is the thread's key and the message's: Zendesk keeps a
+    /// key for two hours and refuses it with another message's body, so a
+    /// thread's ticket deleted within two hours of its creation could never
+    /// be made again (the next mail's create was refused for good). The
+    /// queue delivers a thread's operations one at a time, so only the same
+    /// message's retries share a key.
     pub(super) async fn post_ticket(
         &self,
         idempotency_key: &str,
@@ -343,6 +350,7 @@ impl Zendesk {
         external_id: &str,
         message: &ContentHash,
     ) -> PortResult<Posted> {
+        let idempotency_key = &message_key(idempotency_key, message);
         let url = self.url("/api/v2/tickets");
         let sent = self
             .http
@@ -500,6 +508,12 @@ pub(super) fn ticket_number(id: &str) -> PortResult<u64> {
 /// Whether `error` is Zendesk's answer with this HTTP status.
 pub(super) fn refused_with(error: &PortError, status: u16) -> bool {
     error.status == Some(status)
+}
+
+/// A create's idempotency key: `key` (the thread's, or a follow-up's) and
+/// the first 16 hex digits of the message's hash.
+pub(super) fn message_key(key: &str, message: &ContentHash) -> String {
+    format!("{key}-{}", &message.as_str()[..16])
 }
 
 #[cfg(test)]
