@@ -287,6 +287,19 @@ impl RtServer {
 
     /// Adds a correspondence the way rootmail does, without rootmail (to
     /// stage a crash between a correspondence and its note).
+    /// What an agent's Delete does: the ticket's status becomes `deleted`.
+    pub async fn delete_ticket(&self, ticket_id: &str) {
+        let response = self
+            .http
+            .send("deleting a ticket", |c| {
+                c.delete(self.api(&format!("/ticket/{ticket_id}")))
+                    .basic_auth(&self.user, Some(&self.password))
+            })
+            .await
+            .expect("deleted");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+
     pub async fn correspond(&self, ticket_id: &str, content: &str) {
         let body = json!({"Content": content, "ContentType": "text/plain"});
         let response = self

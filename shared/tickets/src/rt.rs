@@ -165,6 +165,8 @@ struct TicketFields {
 struct TicketRecord {
     #[serde(rename = "Priority", default)]
     priority: Value,
+    #[serde(rename = "Status", default)]
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -427,11 +429,41 @@ impl Rt {
     }
 
     /// Raises the ticket's priority to `priority`'s number; never lowers it.
-    async fn raise_priority(&self, ticket_id: &str, priority: Priority) -> PortResult<()> {
-        let what = format!("reading the priority of RT ticket {ticket_id}");
+    /// The ticket a comment goes to, read first: gone (RT answers 404 for a
+    /// shredded ticket) or deleted (RT still takes correspondence on a
+    /// deleted ticket, where no queue shows it), it is not found, so the
+    /// writer starts the thread's ticket again. Before, a shredded ticket's
+    /// comment was a 400 for ever and a deleted one's was hidden.
+    async fn live_ticket(&self, ticket_id: &str) -> PortResult<TicketRecord> {
+        let what = format!("reading RT ticket {ticket_id}");
         let url = self.api(&format!("/ticket/{ticket_id}"));
         let response = self.get(&what, &url, &[]).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(PortError::http(
+                PORT,
+                404,
+                format!("{what}: RT has no such ticket"),
+            ));
+        }
         let ticket: TicketRecord = read_json(&what, response).await?;
+        if ticket.status.eq_ignore_ascii_case("deleted") {
+            return Err(PortError::http(
+                PORT,
+                404,
+                format!("{what}: the ticket is deleted"),
+            ));
+        }
+        Ok(ticket)
+    }
+
+    /// Raises `ticket`'s priority (as read before the comment) to `priority`.
+    async fn raise_priority(
+        &self,
+        ticket_id: &str,
+        ticket: &TicketRecord,
+        priority: Priority,
+    ) -> PortResult<()> {
+        let url = self.api(&format!("/ticket/{ticket_id}"));
         let current = match &ticket.priority {
             Value::Number(n) => n.as_i64(),
             Value::String(s) => s.trim().parse().ok(),
@@ -663,6 +695,7 @@ impl TicketSink for Rt {
 
     /// Nothing of a first send can be on the ticket: it is not searched for then.
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
+        let ticket = self.live_ticket(ticket_id).await?;
         let written = match comment.first_send {
             Some(_) => Written::default(),
             None => self.written_for(ticket_id, &comment.message).await?,
@@ -683,7 +716,8 @@ impl TicketSink for Rt {
             self.add_note(ticket_id, &comment.message, &comment.internal_note)
                 .await?;
         }
-        self.raise_priority(ticket_id, comment.priority).await?;
+        self.raise_priority(ticket_id, &ticket, comment.priority)
+            .await?;
         Ok(PostedComment::on(ticket_id, correspondence))
     }
 }

@@ -476,6 +476,67 @@ async fn a_retry_after_a_crash_between_correspondence_and_note_adds_only_the_not
     assert_eq!(ticket.priority, 100, "the urgent mail raised the ticket");
 }
 
+/// An agent deletes the thread's ticket in RT. RT still takes
+/// correspondence on a deleted ticket (201), where no queue shows it, so the
+/// thread's next mail vanished from view. Now the writer finds it gone and
+/// starts the thread's ticket again; the deleted ticket gets nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_next_mail_of_a_thread_whose_ticket_was_deleted_starts_a_new_ticket() {
+    let server = RtServer::from_env();
+    let queue = server.create_queue("deleted").await;
+    let rt = server.sink(&queue);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = LocalStore::open(dir.path()).expect("store");
+    let ports = WriterPorts {
+        ledger: &store,
+        threads: &store,
+        sink: &rt,
+        mail: &store,
+    };
+    let op = |n: u32| TicketOp {
+        message: ContentHash::of(format!("deleted thread mail {n}").as_bytes()),
+        thread_key: ThreadKey::message("deleted-thread@example.com"),
+        kind: Kind::BudgetAlert,
+        priority: Priority::Normal,
+        account_id: None,
+        customer: None,
+        subject: format!("AWS Budgets: alert {n}"),
+        body: format!("Budget alert number {n}."),
+        internal_note: format!("Original message: {n}.eml"),
+        attachments: Vec::new(),
+        archive_ref: None,
+        quarantined: false,
+        received_at_ms: None,
+    };
+    let first = apply_ticket_op(ports, &op(1), NOW).await.expect("first");
+    let Written::Created { ticket_id: gone } = first.written else {
+        panic!("the thread's first mail creates: {:?}", first.written);
+    };
+    server.delete_ticket(&gone).await;
+    let before = server.history(&gone).await.len();
+
+    let second = apply_ticket_op(ports, &op(2), NOW + 60)
+        .await
+        .expect("second");
+    let Written::Created { ticket_id } = second.written else {
+        panic!("a new ticket, not {:?}", second.written);
+    };
+    assert_ne!(ticket_id, gone);
+    assert_eq!(
+        server.history(&gone).await.len(),
+        before,
+        "nothing more on the deleted ticket"
+    );
+    let third = apply_ticket_op(ports, &op(3), NOW + 120)
+        .await
+        .expect("third");
+    assert!(
+        matches!(&third.written, Written::Commented { ticket_id: t, .. } if *t == ticket_id),
+        "{:?}",
+        third.written
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_password_is_one_request_and_a_clear_permanent_error() {
     let server = RtServer::from_env();
