@@ -114,7 +114,8 @@ impl Webhook {
                     .header(CONTENT_TYPE, "application/json")
                     .body(body.clone())
             })
-            .await?;
+            .await
+            .map_err(in_progress_is_transient)?;
         self.read_id(what, response).await
     }
 
@@ -129,6 +130,24 @@ impl Webhook {
         let expected = "the answer is not {\"id\": ...}";
         let created: Created = crate::http::json_of(PORT, what, response, expected).await?;
         Ok(id_text(&created.id))
+    }
+}
+
+/// A 409 to a POST with an Idempotency-Key is "a request with this key is
+/// still being processed" (the IETF Idempotency-Key header draft): after a
+/// timed-out try, the first is still running on the receiver's side. Left
+/// to the queue's redelivery, which looks before it writes; as a refusal it
+/// was dead-lettered while the first try went on to make the ticket.
+fn in_progress_is_transient(e: PortError) -> PortError {
+    match e.status {
+        Some(409) => PortError::transient(
+            PORT,
+            format!(
+                "{}; the receiver is still processing this key: left to the queue",
+                e.message
+            ),
+        ),
+        _ => e,
     }
 }
 

@@ -176,6 +176,38 @@ async fn a_slow_receiver_is_a_transient_failure() {
     assert_eq!(server.requests().len(), 2);
 }
 
+/// A 409 to a keyed POST means the first request with that key is still
+/// being processed (the IETF Idempotency-Key draft; the contract asks
+/// receivers for it): transient, left to the queue, which looks first. It
+/// was permanent, and the operation was dead-lettered while the first try
+/// went on to make the ticket. Another refusal (422) stays permanent.
+#[tokio::test]
+async fn a_key_still_in_progress_is_transient_and_a_refusal_is_not() {
+    let busy = Reply::json(
+        409,
+        json!({"error": "a request with this key is in progress"}),
+    );
+    let server = FakeHttp::recording(Router::new().route("/hook/tickets", post(busy)));
+    let error = webhook(&server, Duration::from_secs(5), 4)
+        .create(&new_ticket())
+        .await
+        .expect_err("409");
+    assert!(error.is_transient(), "{error}");
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "left to the queue, not hammered"
+    );
+
+    let refused = Reply::json(422, json!({"error": "no such queue"}));
+    let server = FakeHttp::recording(Router::new().route("/hook/tickets", post(refused)));
+    let error = webhook(&server, Duration::from_secs(5), 4)
+        .create(&new_ticket())
+        .await
+        .expect_err("422");
+    assert!(!error.is_transient(), "{error}");
+}
+
 #[tokio::test]
 async fn a_refused_credential_is_one_request_and_a_clear_error() {
     let server =
