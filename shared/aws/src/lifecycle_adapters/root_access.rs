@@ -72,8 +72,20 @@ impl RootSessions {
     }
 }
 
-/// An IAM failure in a root session. An expired session is worth a retry (the
-/// retry assumes a new one).
+/// IAM codes its API reference says to retry after a wait: an expired
+/// session (the retry assumes a new one), and the 409s of an entity another
+/// change holds (`EntityTemporarilyUnmodifiable` on DeleteLoginProfile and
+/// DeactivateMFADevice, `ConcurrentModification`: "wait a few minutes and
+/// submit your request again"). A 409 is otherwise permanent, so these
+/// failed the take-over after the root email had moved.
+const RETRIED_IAM_CODES: [&str; 4] = [
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "EntityTemporarilyUnmodifiable",
+    "ConcurrentModification",
+];
+
+/// An IAM failure in a root session, retried when IAM says a wait helps.
 fn iam_error<E>(
     account: &AccountId,
     doing: &str,
@@ -82,17 +94,13 @@ fn iam_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let expired = matches!(
-        error_code(&error),
-        Some("ExpiredToken" | "ExpiredTokenException")
-    );
+    let retried = error_code(&error).is_some_and(|code| RETRIED_IAM_CODES.contains(&code));
     let mut error = port_error(IAM, error);
     error.message = format!(
         "{doing} of account {account}'s root user: {}",
         error.message
     );
-    // An expired session is renewed by trying again.
-    if expired {
+    if retried {
         error.kind = ErrorKind::Transient;
     }
     LifecycleError::Port(error)
@@ -244,5 +252,42 @@ impl RootAccess for RootSessions {
             Err(e) if error_code(&e) == Some("EntityAlreadyExists") => Ok(()),
             Err(e) => Err(iam_error(account, "allowing password recovery", e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::operation::delete_login_profile::DeleteLoginProfileError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn failed(status: u16, code: &str) -> LifecycleError {
+        let meta = ErrorMetadata::builder().code(code).message("no").build();
+        let response = crate::error::HttpResponse::new(
+            StatusCode::try_from(status).unwrap(),
+            SdkBody::empty(),
+        );
+        let error = SdkError::service_error(DeleteLoginProfileError::generic(meta), response);
+        iam_error(
+            &AccountId::parse("111122223333").unwrap(),
+            "deleting",
+            error,
+        )
+    }
+
+    fn retried(error: &LifecycleError) -> bool {
+        matches!(error, LifecycleError::Port(e) if e.is_transient())
+    }
+
+    #[test]
+    fn conflicts_iam_says_to_wait_out_are_retried_and_others_are_not() {
+        for code in ["EntityTemporarilyUnmodifiable", "ConcurrentModification"] {
+            assert!(retried(&failed(409, code)), "{code}");
+        }
+        assert!(retried(&failed(403, "ExpiredToken")));
+        assert!(!retried(&failed(409, "DeleteConflict")));
+        assert!(!retried(&failed(403, "AccessDenied")));
     }
 }
