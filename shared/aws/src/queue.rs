@@ -80,7 +80,7 @@ impl DeadLetters for SqsDeadLetters {
     async fn bury(&self, body: &str, reason: &str) -> PortResult<()> {
         let reason_attribute = MessageAttributeValue::builder()
             .data_type("String")
-            .string_value(reason)
+            .string_value(attribute_text(reason))
             .build()
             .map_err(|e| PortError::permanent(PORT, e.to_string()))?;
         let mut send = self
@@ -97,16 +97,54 @@ impl DeadLetters for SqsDeadLetters {
             let id = ContentHash::of(body.as_bytes());
             send = send
                 .message_group_id(id.as_str())
-                .message_deduplication_id(id.as_str());
+                .message_deduplication_id(burial_id(body).as_str());
         }
         send.send().await.map_err(|e| port_error(PORT, e))?;
         Ok(())
     }
 }
 
+/// `text` as SQS takes it in a message attribute, which holds the
+/// characters its message bodies may (XML's: tab, line breaks, and from
+/// U+0020 on, without surrogates, U+FFFE and U+FFFF); SQS refuses a message
+/// with any other, and a reason quotes a ticket API's answer, which may hold
+/// a terminal's escape codes. Each other character becomes U+FFFD.
+fn attribute_text(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => c,
+            _ => '\u{FFFD}',
+        })
+        .collect()
+}
+
+/// A dead letter's deduplication id: its body and the moment it is buried.
+/// SQS drops, while reporting success, a message whose id it saw in the
+/// last five minutes, even one since received and deleted: with the body's
+/// hash alone, an operation replayed from the DLQ that failed again within
+/// five minutes was dropped, in neither queue. A burial sent twice (a retry
+/// of the writer) leaves two copies; replaying both is harmless, since the
+/// writer applies an operation once.
+fn burial_id(body: &str) -> ContentHash {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    ContentHash::of_parts(&[body.as_bytes(), &now.to_be_bytes()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reason_keeps_only_what_sqs_takes_in_an_attribute() {
+        let answer = "HTTP 500: \u{1b}[31mboom\u{1b}[0m\u{0}\tline\nnext ü \u{FFFE}";
+        assert_eq!(
+            attribute_text(answer),
+            "HTTP 500: \u{FFFD}[31mboom\u{FFFD}[0m\u{FFFD}\tline\nnext ü \u{FFFD}"
+        );
+    }
 
     fn key(text: &str) -> ThreadKey {
         serde_json::from_value(serde_json::Value::String(text.to_string())).unwrap()

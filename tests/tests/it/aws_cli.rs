@@ -375,6 +375,45 @@ async fn importing_many_organizations_tags_each_account_with_its_payer() {
     );
 }
 
+/// An operation buried, replayed, and buried again within five minutes is
+/// in the DLQ twice as buried, not dropped: SQS drops a FIFO message whose
+/// deduplication id it saw in the last five minutes (while reporting
+/// success), even one since deleted, and the id was the body's hash.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_operation_buried_twice_within_five_minutes_is_kept() {
+    use rootmail_pipeline::DeadLetters;
+    let stack = Stack::create().await;
+    let dlq = rootmail_aws::queue::SqsDeadLetters::new(
+        stack.sqs.clone(),
+        stack.ticket_ops_dlq_url.clone(),
+    );
+    dlq.bury("the same operation", "refused").await.unwrap();
+    dlq.bury("the same operation", "refused again")
+        .await
+        .unwrap();
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let received = stack
+            .sqs
+            .receive_message()
+            .queue_url(&stack.ticket_ops_dlq_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        bodies.extend(
+            received
+                .messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_string)),
+        );
+        if bodies.len() >= 2 {
+            break;
+        }
+    }
+    assert_eq!(bodies, ["the same operation", "the same operation"]);
+}
+
 /// Dead letters of the FIFO queue each in a group of their own: `replay
 /// --dlq` keeps an unrecognised one in flight, and SQS holds a group's later
 /// messages while one is. With one group for all, the operations buried
