@@ -935,9 +935,9 @@ pub async fn complete_engineer_task<P: LifecyclePorts>(
 }
 
 /// What shows the engineer's console steps done, as the audit row's action
-/// and detail: the root audit (password set since the task began, MFA on),
-/// or for a console account, which no AssumeRoot reaches, the engineer's
-/// own statement.
+/// and detail: the root audit (see [`engineer_task_problem`]), or for a
+/// console account, which no AssumeRoot reaches, the engineer's own
+/// statement.
 async fn engineer_work_verified<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
@@ -967,7 +967,10 @@ async fn engineer_work_verified<P: LifecyclePorts>(
             }
             (
                 "root credentials vaulted",
-                format!("root password and MFA verified ({})", report.describe()),
+                format!(
+                    "root user checked: one MFA device, enabled since the task began, no access keys or certificates ({})",
+                    report.describe()
+                ),
             )
         }
     })
@@ -1084,9 +1087,14 @@ pub async fn resume_secured<P: LifecyclePorts>(
 }
 
 /// What keeps a vaulted take-over from being done: the root user must have a
-/// password, no access keys, no signing certificates, and exactly one MFA
-/// device, enabled after the engineer's task began (so not one someone else
-/// registered before).
+/// login profile, no access keys, no signing certificates, and exactly one
+/// MFA device, enabled after the engineer's task began (so not one someone
+/// else registered before). The device is the proof of the console steps:
+/// assigning it takes a sign-in as the root user, with the password the
+/// engineer set. The password itself cannot be checked: AWS shows only that
+/// a login profile exists, and the task made one without a password (for
+/// "Forgot password"), so a missing profile is all this catches. That the
+/// password set is the vault's pending one rests on the engineer.
 fn engineer_task_problem(
     report: &crate::model::RootCredentialReport,
     since: Option<u64>,
