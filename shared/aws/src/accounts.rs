@@ -158,13 +158,12 @@ impl AccountLookup for DynamoAccounts {
             .iter()
             .map(account_from_item)
             .collect::<PortResult<Vec<_>>>()?;
-        // The same rule as the in-memory directory: the current address is the
-        // one that is not retired.
-        Ok(accounts
-            .iter()
-            .find(|a| !a.status.is_retired())
-            .or(accounts.last())
-            .cloned())
+        // The same rule as the in-memory directory: the current address
+        // ranks highest (an index returns rows of one id in no documented
+        // order, so the rank decides, not the order: during a take-over the
+        // customer's active row, not our onboarding one, else a retried
+        // registration took our own address for the customer's).
+        Ok(rootmail_domain::directory::current_row(&accounts).cloned())
     }
 }
 

@@ -41,6 +41,13 @@ pub enum DirectoryError {
     DuplicateEmail(EmailAddress),
 }
 
+/// Of the rows an account id has (several root addresses over time), the
+/// one for its current address: the highest `AccountStatus::currency`, of
+/// equals the last.
+pub fn current_row<'a>(rows: impl IntoIterator<Item = &'a Account>) -> Option<&'a Account> {
+    rows.into_iter().max_by_key(|a| a.status.currency())
+}
+
 impl InMemoryDirectory {
     /// No account at all (every message would be for an unknown account).
     pub fn is_empty(&self) -> bool {
@@ -54,10 +61,12 @@ impl InMemoryDirectory {
                 return Err(DirectoryError::DuplicateEmail(account.root_email));
             }
             // An account id may have had several root addresses over time; the
-            // current one is the one that is not retired, else the last listed.
-            let replace = dir.by_id.get(&account.account_id).is_none_or(|existing| {
-                existing.status.is_retired() || !account.status.is_retired()
-            });
+            // current one ranks highest (`AccountStatus::currency`), of equals
+            // the last listed.
+            let replace = dir
+                .by_id
+                .get(&account.account_id)
+                .is_none_or(|existing| account.status.currency() >= existing.status.currency());
             if replace {
                 dir.by_id
                     .insert(account.account_id.clone(), account.clone());
@@ -320,6 +329,24 @@ mod tests {
         .unwrap();
         let id = AccountId::parse("111122223333").unwrap();
         assert_eq!(dir.by_id(&id).unwrap().root_email.as_str(), "new@x.com");
+        // A take-over in progress: the customer's address is still the
+        // account's, whichever row comes last.
+        for rows in [
+            [
+                account("ours@root.x.com", "111122223333", AccountStatus::Onboarding),
+                account("customer@x.com", "111122223333", AccountStatus::Active),
+            ],
+            [
+                account("customer@x.com", "111122223333", AccountStatus::Active),
+                account("ours@root.x.com", "111122223333", AccountStatus::Onboarding),
+            ],
+        ] {
+            let dir = InMemoryDirectory::new(rows).unwrap();
+            assert_eq!(
+                dir.by_id(&id).unwrap().root_email.as_str(),
+                "customer@x.com"
+            );
+        }
         assert!(
             InMemoryDirectory::new([
                 account("a@x.com", "111122223333", AccountStatus::Active),

@@ -274,6 +274,18 @@ impl AccountStatus {
     pub fn is_retired(self) -> bool {
         matches!(self, Self::Released | Self::Closed)
     }
+
+    /// How well a row of this status stands for its account's current root
+    /// address, of several rows with the account's id: an address in use
+    /// (active), then one a take-over is moving to (onboarding: ours, so
+    /// never the customer's "previous" address), then a retired one.
+    pub fn currency(self) -> u8 {
+        match self {
+            Self::Active => 2,
+            Self::Onboarding => 1,
+            Self::Released | Self::Closed => 0,
+        }
+    }
 }
 
 /// What happens to a message.

@@ -661,10 +661,9 @@ impl AuditLog for LocalLifecycle<'_> {
 
 impl AccountRegistry for LocalLifecycle<'_> {
     async fn by_id(&self, account: &AccountId) -> LifecycleResult<Option<Account>> {
-        Ok(self
-            .registered_accounts()?
-            .into_iter()
-            .find(|a| a.account_id == *account))
+        let rows = self.registered_accounts()?;
+        let of_account = rows.iter().filter(|a| a.account_id == *account);
+        Ok(rootmail_domain::directory::current_row(of_account).cloned())
     }
 
     async fn by_email(&self, email: &EmailAddress) -> LifecycleResult<Option<Account>> {

@@ -2089,3 +2089,63 @@ async fn a_console_step_run_again_waits_on_with_the_new_token() {
         "{repeated:?}"
     );
 }
+
+/// Register run again after a first run that saved our onboarding row and
+/// stopped before its record: the account then has two current-looking
+/// rows, the customer's active one and our onboarding one. The customer's
+/// address is the one recorded as previous (an index or a directory gives
+/// rows of one id in no set order, so a retry could take our own address
+/// for the customer's).
+#[tokio::test]
+async fn a_registration_run_again_keeps_the_customers_address_as_previous() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let row = |email: &str, status: AccountStatus| rootmail_domain::Account {
+        root_email: EmailAddress::parse(email).unwrap(),
+        account_id: account(),
+        customer: "Initech".into(),
+        status,
+        payer: None,
+    };
+    for ours in [
+        "root-aaaa@root.example-msp.com",
+        "root-zzzz@root.example-msp.com",
+    ] {
+        AccountRegistry::save(
+            &lifecycle,
+            &row("owner@initech.example", AccountStatus::Active),
+        )
+        .await
+        .unwrap();
+        AccountRegistry::save(&lifecycle, &row(ours, AccountStatus::Onboarding))
+            .await
+            .unwrap();
+        let found = AccountRegistry::by_id(&lifecycle, &account())
+            .await
+            .unwrap();
+        assert_eq!(
+            found.map(|a| a.root_email.to_string()).as_deref(),
+            Some("owner@initech.example"),
+            "{ours}"
+        );
+        AccountRegistry::forget(&lifecycle, &EmailAddress::parse(ours).unwrap())
+            .await
+            .unwrap();
+    }
+    // The first run's row is still there when the step runs again.
+    let first_run = "root-aaaa@root.example-msp.com";
+    AccountRegistry::save(&lifecycle, &row(first_run, AccountStatus::Onboarding))
+        .await
+        .unwrap();
+    steps::register(&lifecycle, &request(Mode::Rootless), NOW)
+        .await
+        .unwrap();
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rotation.previous_email.map(|e| e.to_string()).as_deref(),
+        Some("owner@initech.example")
+    );
+}
