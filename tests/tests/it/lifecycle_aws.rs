@@ -937,40 +937,6 @@ async fn releasing_an_unknown_account_is_refused_and_changes_nothing() {
     assert_eq!(run.state().await, (None, Vec::new()));
 }
 
-/// The SDK sends again a write whose answer was lost, and the audit's
-/// condition (no record at that key) meets the first one: that is the
-/// record, written once. Before, it was taken for another writer's record
-/// in the same millisecond and written again one millisecond later, so a
-/// break-glass access could show twice. Another writer's record at the key
-/// still moves the new one on.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_audit_record_whose_answer_was_lost_is_written_once() {
-    let run = Run::new(customer_credentials()).await;
-    let entry = AuditEntry {
-        account_id: run.account.clone(),
-        at: 1_790_000_000_000,
-        actor: "alice".into(),
-        action: "root credentials read".into(),
-        reason: Some("incident".into()),
-        ticket: Some("T-1".into()),
-        detail: "break-glass access".into(),
-    };
-    let audit = &run.ports.audit;
-    audit.append(&entry).await.expect("first");
-    audit.append(&entry).await.expect("the same write again");
-    assert_eq!(run.audit().await, std::slice::from_ref(&entry));
-
-    let other = AuditEntry {
-        actor: "bob".into(),
-        ..entry.clone()
-    };
-    audit.append(&other).await.expect("another record");
-    let stored = run.audit().await;
-    assert_eq!(stored.len(), 2);
-    assert_eq!(stored[1].actor, "bob");
-    assert_eq!(stored[1].at, entry.at + 1);
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
     let run = Run::new(customer_credentials()).await;
