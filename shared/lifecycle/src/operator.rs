@@ -154,6 +154,28 @@ impl GrantView {
 /// Performs `request` as `who` at `now`. In AWS the take-over's state machine
 /// activates the account once the engineer's task is answered; locally the
 /// caller runs `activate` after a completed engineer task.
+/// A person's words (a statement, an attestation, a closure's reason) are
+/// at most [`steps::MAX_REASON_CHARS`] characters: the audit row, the ticket
+/// note and `rotation status` carry them (see the limit's comment). An
+/// access's reason and ticket are checked with its other fields.
+fn within_length(request: &OperatorRequest) -> LifecycleResult<()> {
+    let words = match request {
+        OperatorRequest::Attest { statement, .. } => Some(statement.as_str()),
+        OperatorRequest::Complete { attest, .. } => attest.as_deref(),
+        OperatorRequest::Close { reason, .. } => Some(reason.as_str()),
+        _ => None,
+    };
+    match words {
+        Some(text) if text.chars().nth(steps::MAX_REASON_CHARS).is_some() => {
+            Err(LifecycleError::Refused(format!(
+                "a statement or reason of at most {} characters, please",
+                steps::MAX_REASON_CHARS
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub async fn perform<P: LifecyclePorts>(
     p: &P,
     who: &str,
@@ -161,6 +183,7 @@ pub async fn perform<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<OperatorAnswer> {
     let trail = |step: StepOutput| OperatorAnswer::Steps { trail: vec![step] };
+    within_length(request)?;
     match request {
         OperatorRequest::Status { account_id } => status(p, account_id).await,
         OperatorRequest::Access {

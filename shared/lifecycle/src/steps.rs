@@ -1245,13 +1245,24 @@ pub async fn access<P: LifecyclePorts>(
     // the person is told when one could not be sent.
     let unsent_notices = send_access_notices(p, account, &rotation.customer, &note).await;
     Ok(AccessGrant {
-        root_email: rotation.target_email.clone(),
+        root_email: current_root_email(&rotation),
         password: secrets.password,
         totp_code: secrets.totp_code,
         reset_link: secrets.reset_link,
         pending,
         unsent_notices,
     })
+}
+
+/// The root email the account has now: during a release the rotation's
+/// target is already the customer's address, but AWS moves the root email
+/// only when the customer's code is accepted, so an engineer signing in
+/// (as a console release begins) needs ours, the previous one.
+fn current_root_email(rotation: &Rotation) -> EmailAddress {
+    match (rotation.phase, &rotation.previous_email) {
+        (Phase::AwaitingCustomerOtp, Some(ours)) => ours.clone(),
+        _ => rotation.target_email.clone(),
+    }
 }
 
 /// Whether break-glass access reads the pending credentials of an unfinished
@@ -1368,17 +1379,28 @@ async fn send_access_notices<P: LifecyclePorts>(
 
 /// Who, why and which ticket: every read of a secret needs all three.
 pub(crate) fn require_access_fields(request: &AccessRequest, doing: &str) -> LifecycleResult<()> {
-    for (what, value) in [
-        ("a reason", &request.reason),
-        ("who is asking", &request.who),
-        ("a ticket reference", &request.ticket),
+    for (what, value, most) in [
+        ("a reason", &request.reason, MAX_REASON_CHARS),
+        ("who is asking", &request.who, MAX_REFERENCE_CHARS),
+        ("a ticket reference", &request.ticket, MAX_REFERENCE_CHARS),
     ] {
         if value.trim().is_empty() {
             return refused(format!("{doing} needs {what}"));
         }
+        if value.chars().nth(most).is_some() {
+            return refused(format!("{doing} takes {what} of at most {most} characters"));
+        }
     }
     Ok(())
 }
+
+/// The longest reason an access takes, and the longest name or ticket
+/// reference. The audit row, the ticket note (an SQS message of at most
+/// 256 KiB) and `rotation status` (every audit row, in one answer of at most
+/// 6 MB) carry them: an unbounded one could drop the note that tells others
+/// of the access, or make the account's status unreadable for good.
+pub const MAX_REASON_CHARS: usize = 2000;
+pub const MAX_REFERENCE_CHARS: usize = 200;
 
 /// Release, step 1: moves the root email to the customer's address. AWS mails
 /// the code to the customer, who gives it to the engineer. A console account

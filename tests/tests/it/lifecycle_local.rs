@@ -427,6 +427,22 @@ async fn refused_requests_change_nothing() {
         matches!(&no_reason, Err(LifecycleError::Refused(m)) if m.contains("reason")),
         "{no_reason:?}"
     );
+    // A reason too long for the audit row, the note and the status answer
+    // to carry (an unbounded one could drop the note that tells others).
+    let long = steps::access(&lifecycle, &access_request(&"x".repeat(2001)), NOW).await;
+    assert!(
+        matches!(&long, Err(LifecycleError::Refused(m)) if m.contains("at most 2000")),
+        "{long:?}"
+    );
+    let close = rootmail_lifecycle::operator::OperatorRequest::Close {
+        account_id: account(),
+        reason: "y".repeat(2001),
+    };
+    let long = rootmail_lifecycle::operator::perform(&lifecycle, "alice", &close, NOW).await;
+    assert!(
+        matches!(&long, Err(LifecycleError::Refused(m)) if m.contains("at most 2000")),
+        "{long:?}"
+    );
     let unknown = AccountId::parse("999988887777").unwrap();
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
     let release = steps::start_release(&lifecycle, &unknown, &customer, "alice", NOW).await;
@@ -1449,6 +1465,10 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
         .expect("access during a console release");
     assert_eq!(signing_in.password.expose(), pending.password.expose());
     assert!(!signing_in.pending);
+    // The root email is still ours until the customer's change is taken:
+    // the customer's address would not sign in (it once was shown).
+    assert_eq!(signing_in.root_email, grant.root_email);
+    assert_ne!(signing_in.root_email, customer);
     let with_code = complete(
         &lifecycle,
         &account(),
