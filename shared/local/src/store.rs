@@ -41,6 +41,10 @@ pub enum StoreError {
     },
     #[error("no ticket {0} in this state directory")]
     NoSuchTicket(String),
+    #[error(
+        "state database {0}: SQLite rolled the batch back after an error; nothing of it is kept (run again: its messages are done again)"
+    )]
+    BatchLost(String),
     #[error("state database {path}: {source}")]
     Db {
         path: String,
@@ -87,6 +91,12 @@ pub struct LocalStore {
     db: Mutex<rusqlite::Connection>,
     /// The batch in progress, if any (see [`LocalStore::begin_batch`]).
     batch: Mutex<Option<Batch>>,
+    /// SQLite rolled the open batch's transaction back (an I/O error, a full
+    /// disk): every statement is refused until the batch ends, since each
+    /// would commit on its own, outside the batch.
+    batch_lost: std::sync::atomic::AtomicBool,
+    /// A batch's transaction is open (set once its BEGIN succeeded).
+    in_batch: std::sync::atomic::AtomicBool,
     /// Claims this run made. Any other claim in the ledger belongs to a run that
     /// has ended (the lock admits one run at a time), so it is taken over at once.
     own_claims: Mutex<HashSet<ContentHash>>,
@@ -188,6 +198,8 @@ impl LocalStore {
             db: Mutex::new(db),
             batch: Mutex::default(),
             own_claims: Mutex::default(),
+            batch_lost: Default::default(),
+            in_batch: Default::default(),
         };
         if import_pending {
             crate::legacy::import(&store)?;
@@ -200,7 +212,22 @@ impl LocalStore {
         &self,
         work: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>,
     ) -> Result<T, StoreError> {
-        work(&locked(&self.db)).map_err(db_error(&self.root))
+        use std::sync::atomic::Ordering;
+        let lost = || StoreError::BatchLost(self.root.join(db::FILE).display().to_string());
+        if self.batch_lost.load(Ordering::SeqCst) {
+            return Err(lost());
+        }
+        let db = locked(&self.db);
+        let done = work(&db);
+        // After some errors (I/O, a full disk) SQLite rolls the whole
+        // transaction back and says so only by leaving it: the batch's
+        // tickets are gone while its ledger rows wait in memory, and the
+        // next statements would commit alone. The batch is lost, and said so.
+        if done.is_err() && db.is_autocommit() && self.in_batch.load(Ordering::SeqCst) {
+            self.batch_lost.store(true, Ordering::SeqCst);
+            return Err(lost());
+        }
+        done.map_err(db_error(&self.root))
     }
 
     /// Starts a batch: until [`Self::commit_batch`], the records written are
@@ -211,6 +238,8 @@ impl LocalStore {
         let mut batch = locked(&self.batch);
         if batch.is_none() {
             self.sql(|c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))?;
+            self.in_batch
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             *batch = Some(Batch::default());
         }
         Ok(())
@@ -249,6 +278,16 @@ impl LocalStore {
         let Some(mut batch) = locked(&self.batch).take() else {
             return Ok(());
         };
+        self.in_batch
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        if self
+            .batch_lost
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(StoreError::BatchLost(
+                self.root.join(db::FILE).display().to_string(),
+            ));
+        }
         self.write_held_records(&mut batch)?;
         sync_files(&self.root.join("archive"), &batch.unsynced)?;
         self.sql(|c| Ok(c.execute_batch("COMMIT")?))
@@ -1001,6 +1040,48 @@ mod tests {
         assert_eq!(sources, ["mail-1.eml"]);
         assert_eq!(store.ledger_rows_since(1_790_000_000).unwrap().len(), 1);
         assert!(store.ledger_rows_since(1_790_000_001).unwrap().is_empty());
+    }
+
+    /// SQLite rolls a whole transaction back on some errors (I/O, a full
+    /// disk) and says so only by leaving it. The batch's tickets were gone
+    /// while its ledger rows, held in memory, were then committed one by one
+    /// with the later statements: messages marked done with no ticket, and
+    /// ticket numbers used twice. Now the batch is lost whole, and said so.
+    #[test]
+    fn a_batch_sqlite_rolled_back_is_lost_whole_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        store.begin_batch().unwrap();
+        block_on(store.record(&row(1))).unwrap();
+        let failed = store.sql(|c| -> Result<(), DbError> {
+            c.execute_batch("ROLLBACK")?;
+            Err(DbError::Sql(rusqlite::Error::QueryReturnedNoRows))
+        });
+        assert!(
+            matches!(failed, Err(StoreError::BatchLost(_))),
+            "{failed:?}"
+        );
+        // A statement now would commit on its own, outside the batch: refused.
+        let alone = store.sql(|c| Ok(c.execute_batch("SELECT 1")?));
+        assert!(matches!(alone, Err(StoreError::BatchLost(_))), "{alone:?}");
+        block_on(store.record(&row(2))).unwrap();
+        let committed = store.commit_batch();
+        assert!(
+            matches!(committed, Err(StoreError::BatchLost(_))),
+            "{committed:?}"
+        );
+        assert!(store.ledger_rows().unwrap().is_empty(), "none of the batch");
+
+        store.begin_batch().unwrap();
+        block_on(store.record(&row(3))).unwrap();
+        store.commit_batch().unwrap();
+        let sources: Vec<String> = store
+            .ledger_rows()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.source)
+            .collect();
+        assert_eq!(sources, ["mail-3.eml"]);
     }
 
     #[test]
