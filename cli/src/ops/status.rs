@@ -200,7 +200,10 @@ fn print_tables(report: &Report) {
     if !report.unfinished.is_empty() {
         let rows: Vec<Vec<String>> = (report.unfinished.iter())
             .map(|u| {
-                let since = crate::output::utc(u.claimed_at);
+                let since = match u.claimed_at {
+                    0 => "released after a failure".to_string(),
+                    at => crate::output::utc(at),
+                };
                 vec![
                     u.source.clone(),
                     u.status.clone(),

@@ -29,8 +29,15 @@ impl DynamoLedger {
             .client
             .scan()
             .table_name(&self.table)
-            .filter_expression("claimed_at >= :since")
+            // A claim released after a failed ingest (claimed_at 0) is
+            // unfinished whenever it was made.
+            .filter_expression(
+                "claimed_at >= :since OR (#status = :claimed AND claimed_at = :released)",
+            )
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":since", n(since))
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":released", n(0))
             .into_paginator()
             .send();
         let mut rows = Vec::new();

@@ -464,7 +464,16 @@ impl LocalStore {
     pub fn ledger_rows_since(&self, since: u64) -> Result<Vec<LedgerRow>, StoreError> {
         self.write_batch_records()?;
         let since = i64::try_from(since).unwrap_or(i64::MAX);
-        self.sql(|c| db::all(c, "SELECT row FROM ledger WHERE claimed_at >= ?1", [since]))
+        // A claim released after a failed ingest (claimed_at 0, for the next
+        // run to take over at once) is unfinished whenever it was made.
+        self.sql(|c| {
+            db::all(
+                c,
+                "SELECT row FROM ledger WHERE claimed_at >= ?1
+                 OR (status = 'claimed' AND claimed_at = 0)",
+                [since],
+            )
+        })
     }
 
     fn ledger_row(&self, hash: &ContentHash) -> Result<Option<LedgerRow>, StoreError> {
@@ -1082,6 +1091,28 @@ mod tests {
             .map(|r| r.source)
             .collect();
         assert_eq!(sources, ["mail-3.eml"]);
+    }
+
+    /// An ingest that failed lets go of its claim (claimed_at 0) so the
+    /// next run takes the message over at once: such a row is in every
+    /// window, so `rootmail status` lists it (it was in none).
+    #[test]
+    fn a_claim_released_after_a_failure_is_in_every_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let mut released = row(1);
+        released.status = LedgerStatus::Claimed;
+        released.claimed_at = 0;
+        block_on(store.record(&released)).unwrap();
+        block_on(store.record(&row(2))).unwrap();
+        let sources: Vec<String> = store
+            .ledger_rows_since(1_790_000_000)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.source)
+            .collect();
+        assert_eq!(sources.len(), 2, "{sources:?}");
+        assert!(sources.contains(&"mail-1.eml".to_string()));
     }
 
     #[test]
