@@ -52,6 +52,12 @@ fn matches_role(pattern: &str, caller: &str) -> bool {
             return false;
         };
         let name = path.rsplit('/').next().unwrap_or(path);
+        // A name of stars alone (`role/aws-reserved/sso.amazonaws.com/*`)
+        // would match every role of the account: a session's ARN has no
+        // path, so the path cannot narrow it. It matches none.
+        if name.bytes().all(|c| c == b'*') {
+            return false;
+        }
         return pattern_account == account && glob(name, role);
     }
     glob(pattern, caller)
@@ -206,5 +212,20 @@ mod tests {
             assert_eq!(operators.allow(caller), allowed, "{caller}");
         }
         assert!(!Operators::default().allow("arn:aws:iam::123456789012:user/x"));
+    }
+
+    /// A pattern whose role name is `*` alone meant "the roles under this
+    /// path", but a session names no path: it allowed every role in the
+    /// account. It allows none.
+    #[test]
+    fn a_pattern_naming_no_role_allows_none() {
+        let operators =
+            Operators::parse("arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/*");
+        for caller in [
+            "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_RootmailOperator_0a/alice",
+            "arn:aws:sts::123456789012:assumed-role/SomeCiRole/build",
+        ] {
+            assert!(!operators.allow(caller), "{caller}");
+        }
     }
 }
