@@ -191,6 +191,36 @@ fn operators_may_invoke_their_function_through_its_url_only() {
     assert_eq!(strings(Some(via_url[0].1)), ["true"]);
 }
 
+/// A break-glass notice that failed is logged and shown only to the person
+/// who asked; a metric filter on the operator function's log raises an
+/// alarm. The messages it matches are the ones the code logs.
+#[test]
+fn an_unannounced_break_glass_access_raises_an_alarm() {
+    let template = template();
+    let filter = template.resource("BreakGlassNoticeUnsentFilter");
+    let pattern = path(filter, &["Properties", "FilterPattern"])
+        .and_then(string)
+        .expect("a pattern");
+    let steps = fs::read_to_string(workspace().join("shared/lifecycle/src/steps.rs")).unwrap();
+    let messages: Vec<&str> = pattern
+        .split("$.fields.message = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(messages.len(), 2, "{pattern}");
+    for message in messages {
+        assert!(
+            steps.contains(&format!("\"{message}\"")),
+            "the code logs {message:?}"
+        );
+    }
+    let alarm = template.resource("BreakGlassNoticeUnsentAlarm");
+    assert_eq!(
+        path(alarm, &["Properties", "MetricName"]).and_then(string),
+        Some("BreakGlassNoticeUnsent")
+    );
+}
+
 /// Mail is trusted by the headers SES writes, so nobody else may write it:
 /// the bucket policy denies PutObject under inbound/ to every caller that is
 /// not an AWS service, and to any receipt rule but this stack's.
