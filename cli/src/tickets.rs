@@ -13,7 +13,8 @@ pub fn open(state: &Path) -> anyhow::Result<LocalStore> {
             state.display()
         );
     }
-    Ok(LocalStore::open(state)?)
+    // Read beside a run that may be going on (a backfill), without its lock.
+    Ok(LocalStore::open_reader(state)?)
 }
 
 pub fn list(state: &Path) -> anyhow::Result<ExitCode> {

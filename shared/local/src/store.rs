@@ -87,7 +87,8 @@ pub struct LocalComment {
 
 pub struct LocalStore {
     root: PathBuf,
-    _lock: File,
+    /// The directory lock a writer holds for its life (none for a reader).
+    _lock: Option<File>,
     db: Mutex<rusqlite::Connection>,
     /// The batch in progress, if any (see [`LocalStore::begin_batch`]).
     batch: Mutex<Option<Batch>>,
@@ -194,7 +195,7 @@ impl LocalStore {
         let (db, import_pending) = db::open(root).map_err(db_error(root))?;
         let store = Self {
             root: root.to_path_buf(),
-            _lock: lock,
+            _lock: Some(lock),
             db: Mutex::new(db),
             batch: Mutex::default(),
             own_claims: Mutex::default(),
@@ -205,6 +206,39 @@ impl LocalStore {
             crate::legacy::import(&store)?;
         }
         Ok(store)
+    }
+
+    /// Opens an existing state directory to read it, beside a run that may
+    /// be writing it: no lock, no directory or schema made, the database
+    /// read-only (WAL lets readers see the last committed batch while a run
+    /// goes on). `rootmail status` and `tickets` read a backfill's progress
+    /// this way; opened as a writer they failed on its lock.
+    pub fn open_reader(root: &Path) -> Result<Self, StoreError> {
+        let path = root.join(db::FILE);
+        if !path.is_file() {
+            return Err(StoreError::Io {
+                path: path.display().to_string(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI;
+        let db = rusqlite::Connection::open_with_flags(&path, flags)
+            .and_then(|db| {
+                db.busy_timeout(std::time::Duration::from_secs(5))
+                    .map(|()| db)
+            })
+            .map_err(|e| db_error(root)(DbError::Sql(e)))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            _lock: None,
+            db: Mutex::new(db),
+            batch: Mutex::default(),
+            own_claims: Mutex::default(),
+            batch_lost: Default::default(),
+            in_batch: Default::default(),
+        })
     }
 
     /// Runs `work` on the database connection.
@@ -1113,6 +1147,25 @@ mod tests {
             .collect();
         assert_eq!(sources.len(), 2, "{sources:?}");
         assert!(sources.contains(&"mail-1.eml".to_string()));
+    }
+
+    /// A reader opens the state while a run holds it (a backfill going on)
+    /// and sees its committed rows; a second writer is refused.
+    #[test]
+    fn a_reader_sees_a_running_writers_state_without_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = LocalStore::open(dir.path()).unwrap();
+        block_on(writer.record(&row(1))).unwrap();
+        assert!(matches!(
+            LocalStore::open(dir.path()),
+            Err(StoreError::Locked(_))
+        ));
+        let reader = LocalStore::open_reader(dir.path()).unwrap();
+        assert_eq!(reader.ledger_rows_since(0).unwrap().len(), 1);
+        assert!(reader.tickets().unwrap().is_empty());
+        let nowhere = dir.path().join("missing");
+        assert!(LocalStore::open_reader(&nowhere).is_err());
+        assert!(!nowhere.exists(), "a reader makes nothing");
     }
 
     #[test]
