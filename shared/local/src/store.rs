@@ -726,8 +726,11 @@ fn sync_file(path: &Path) -> Result<(), StoreError> {
         })
 }
 
-/// A temporary file renamed into place; synced first unless `sync` is false
-/// (a batch syncs its files together when it commits).
+/// A temporary file renamed into place; synced first, and the rename synced
+/// with its directory, unless `sync` is false (a batch syncs its files
+/// together when it commits). Without the directory's sync a crash may undo
+/// the rename (fsync(2): the file's sync does not cover its directory
+/// entry), leaving the record before this write.
 fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     // A name of its own per write: two threads may write the same original
     // (a message and its copy) at once.
@@ -739,11 +742,19 @@ fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), StoreError> {
     let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let mut file = File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    if sync {
-        file.sync_data().map_err(io)?;
+    if let Err(e) = file.write_all(bytes).and_then(|()| match sync {
+        true => file.sync_data(),
+        false => Ok(()),
+    }) {
+        // A full disk would otherwise leave the partial copy behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(io(e));
     }
-    fs::rename(&tmp, path).map_err(io)
+    fs::rename(&tmp, path).map_err(io)?;
+    match (sync, path.parent()) {
+        (true, Some(dir)) => File::open(dir).and_then(|d| d.sync_all()).map_err(io),
+        _ => Ok(()),
+    }
 }
 
 /// The batch's files on disk: one `syncfs` of their file system on Linux,
