@@ -151,9 +151,6 @@ impl GrantView {
     }
 }
 
-/// Performs `request` as `who` at `now`. In AWS the take-over's state machine
-/// activates the account once the engineer's task is answered; locally the
-/// caller runs `activate` after a completed engineer task.
 /// A person's words (a statement, an attestation, a closure's reason) are
 /// at most [`steps::MAX_REASON_CHARS`] characters: the audit row, the ticket
 /// note and `rotation status` carry them (see the limit's comment). An
@@ -176,6 +173,9 @@ fn within_length(request: &OperatorRequest) -> LifecycleResult<()> {
     }
 }
 
+/// Performs `request` as `who` at `now`. In AWS the take-over's state machine
+/// activates the account once the engineer's task is answered; locally the
+/// caller runs `activate` after a completed engineer task.
 pub async fn perform<P: LifecyclePorts>(
     p: &P,
     who: &str,

@@ -428,7 +428,6 @@ impl Rt {
             .map(|_| ())
     }
 
-    /// Raises the ticket's priority to `priority`'s number; never lowers it.
     /// The ticket a comment goes to, read first: gone (RT answers 404 for a
     /// shredded ticket) or deleted (RT still takes correspondence on a
     /// deleted ticket, where no queue shows it), it is not found, so the
@@ -456,7 +455,8 @@ impl Rt {
         Ok(ticket)
     }
 
-    /// Raises `ticket`'s priority (as read before the comment) to `priority`.
+    /// Raises `ticket`'s priority (as read before the comment) to
+    /// `priority`'s number; never lowers it.
     async fn raise_priority(
         &self,
         ticket_id: &str,
