@@ -165,10 +165,7 @@ pub(crate) async fn advance<P: LifecyclePorts>(
     entry: (&str, &str, String),
 ) -> LifecycleResult<StepOutput> {
     let (actor, action, detail) = entry;
-    let expected = rotation.version;
-    rotation.version += 1;
-    rotation.updated_at = now;
-    p.rotations().put(rotation, Some(expected)).await?;
+    save_next_version(p, rotation, now).await?;
     record(
         p,
         &rotation.account_id,
@@ -178,6 +175,18 @@ pub(crate) async fn advance<P: LifecyclePorts>(
     )
     .await?;
     Ok(StepOutput::from(&*rotation))
+}
+
+/// Saves the next version of `rotation`, whole (`put`, on the version read).
+async fn save_next_version<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    now: u64,
+) -> LifecycleResult<()> {
+    let expected = rotation.version;
+    rotation.version += 1;
+    rotation.updated_at = now;
+    p.rotations().put(rotation, Some(expected)).await
 }
 
 /// Audit first, then the ticket note: the note is best effort, the audit is not.
@@ -465,10 +474,7 @@ pub(crate) async fn renew_task_token<P: LifecyclePorts>(
 /// step again only asks AWS a second time.
 async fn mark_email_change_requested<P: LifecyclePorts>(p: &P, rotation: &mut Rotation, now: u64) {
     rotation.email_change_requested_at = Some(now);
-    let expected = rotation.version;
-    rotation.version += 1;
-    rotation.updated_at = now;
-    if let Err(e) = p.rotations().put(rotation, Some(expected)).await {
+    if let Err(e) = save_next_version(p, rotation, now).await {
         // A code mail that came first moved the record on: no mark needed.
         tracing::warn!(error = %e, account = %rotation.account_id, "root email change request not marked");
     }
