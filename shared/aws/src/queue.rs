@@ -106,15 +106,16 @@ impl DeadLetters for SqsDeadLetters {
 
 /// `text` as SQS takes it in a message attribute, which holds the
 /// characters its message bodies may (XML's: tab, line breaks, and from
-/// U+0020 on, without surrogates, U+FFFE and U+FFFF); SQS refuses a message
-/// with any other, and a reason quotes a ticket API's answer, which may hold
-/// a terminal's escape codes. Each other character becomes U+FFFD.
+/// U+0020 on, without surrogates, which no `char` is, U+FFFE and U+FFFF);
+/// SQS refuses a message with any other, and a reason quotes a ticket API's
+/// answer, which may hold a terminal's escape codes. Each other character
+/// becomes U+FFFD.
 fn attribute_text(text: &str) -> String {
     text.chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
-            '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => c,
-            _ => '\u{FFFD}',
+            c if c < ' ' || rootmail_domain::mail::is_refused_noncharacter(c) => '\u{FFFD}',
+            c => c,
         })
         .collect()
 }

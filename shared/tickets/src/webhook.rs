@@ -138,17 +138,13 @@ impl Webhook {
 /// timed-out try, the first is still running on the receiver's side. Left
 /// to the queue's redelivery, which looks before it writes; as a refusal it
 /// was dead-lettered while the first try went on to make the ticket.
-fn in_progress_is_transient(e: PortError) -> PortError {
-    match e.status {
-        Some(409) => PortError::transient(
-            PORT,
-            format!(
-                "{}; the receiver is still processing this key: left to the queue",
-                e.message
-            ),
-        ),
-        _ => e,
+fn in_progress_is_transient(mut e: PortError) -> PortError {
+    if e.status == Some(409) {
+        e.kind = rootmail_pipeline::ErrorKind::Transient;
+        e.message
+            .push_str("; the receiver is still processing this key: left to the queue");
     }
+    e
 }
 
 /// What a request's signature covers: everything that decides its effect.
