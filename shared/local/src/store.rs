@@ -193,15 +193,7 @@ impl LocalStore {
             Err(fs::TryLockError::Error(e)) => return Err(io(e)),
         }
         let (db, import_pending) = db::open(root).map_err(db_error(root))?;
-        let store = Self {
-            root: root.to_path_buf(),
-            _lock: Some(lock),
-            db: Mutex::new(db),
-            batch: Mutex::default(),
-            own_claims: Mutex::default(),
-            batch_lost: Default::default(),
-            in_batch: Default::default(),
-        };
+        let store = Self::on(root, Some(lock), db);
         if import_pending {
             crate::legacy::import(&store)?;
         }
@@ -230,15 +222,24 @@ impl LocalStore {
                     .map(|()| db)
             })
             .map_err(|e| db_error(root)(DbError::Sql(e)))?;
-        Ok(Self {
+        Ok(Self::on(root, None, db))
+    }
+
+    /// The store over `db`, holding `lock` (a writer) or none (a reader).
+    fn on(root: &Path, lock: Option<File>, db: rusqlite::Connection) -> Self {
+        Self {
             root: root.to_path_buf(),
-            _lock: None,
+            _lock: lock,
             db: Mutex::new(db),
             batch: Mutex::default(),
             own_claims: Mutex::default(),
             batch_lost: Default::default(),
             in_batch: Default::default(),
-        })
+        }
+    }
+
+    fn batch_lost_error(&self) -> StoreError {
+        StoreError::BatchLost(self.root.join(db::FILE).display().to_string())
     }
 
     /// Runs `work` on the database connection.
@@ -247,9 +248,8 @@ impl LocalStore {
         work: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError>,
     ) -> Result<T, StoreError> {
         use std::sync::atomic::Ordering;
-        let lost = || StoreError::BatchLost(self.root.join(db::FILE).display().to_string());
         if self.batch_lost.load(Ordering::SeqCst) {
-            return Err(lost());
+            return Err(self.batch_lost_error());
         }
         let db = locked(&self.db);
         let done = work(&db);
@@ -259,7 +259,7 @@ impl LocalStore {
         // next statements would commit alone. The batch is lost, and said so.
         if done.is_err() && db.is_autocommit() && self.in_batch.load(Ordering::SeqCst) {
             self.batch_lost.store(true, Ordering::SeqCst);
-            return Err(lost());
+            return Err(self.batch_lost_error());
         }
         done.map_err(db_error(&self.root))
     }
@@ -318,9 +318,7 @@ impl LocalStore {
             .batch_lost
             .swap(false, std::sync::atomic::Ordering::SeqCst)
         {
-            return Err(StoreError::BatchLost(
-                self.root.join(db::FILE).display().to_string(),
-            ));
+            return Err(self.batch_lost_error());
         }
         self.write_held_records(&mut batch)?;
         sync_files(&self.root.join("archive"), &batch.unsynced)?;
@@ -1063,6 +1061,10 @@ mod tests {
         assert!(whole());
     }
 
+    fn sources_of(rows: Vec<LedgerRow>) -> Vec<String> {
+        rows.into_iter().map(|r| r.source).collect()
+    }
+
     fn row(n: u8) -> LedgerRow {
         LedgerRow::claimed(
             &ContentHash::of(&[n]),
@@ -1085,12 +1087,7 @@ mod tests {
         drop(store);
 
         let store = LocalStore::open(dir.path()).unwrap();
-        let sources: Vec<String> = store
-            .ledger_rows()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.source)
-            .collect();
+        let sources = sources_of(store.ledger_rows().unwrap());
         assert_eq!(sources, ["mail-1.eml"]);
         assert_eq!(store.ledger_rows_since(1_790_000_000).unwrap().len(), 1);
         assert!(store.ledger_rows_since(1_790_000_001).unwrap().is_empty());
@@ -1129,12 +1126,7 @@ mod tests {
         store.begin_batch().unwrap();
         block_on(store.record(&row(3))).unwrap();
         store.commit_batch().unwrap();
-        let sources: Vec<String> = store
-            .ledger_rows()
-            .unwrap()
-            .into_iter()
-            .map(|r| r.source)
-            .collect();
+        let sources = sources_of(store.ledger_rows().unwrap());
         assert_eq!(sources, ["mail-3.eml"]);
     }
 
@@ -1150,12 +1142,7 @@ mod tests {
         released.claimed_at = 0;
         block_on(store.record(&released)).unwrap();
         block_on(store.record(&row(2))).unwrap();
-        let sources: Vec<String> = store
-            .ledger_rows_since(1_790_000_000)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.source)
-            .collect();
+        let sources = sources_of(store.ledger_rows_since(1_790_000_000).unwrap());
         assert_eq!(sources.len(), 2, "{sources:?}");
         assert!(sources.contains(&"mail-1.eml".to_string()));
     }
