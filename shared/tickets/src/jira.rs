@@ -586,15 +586,20 @@ impl Jira {
         }
         let attachments = self.fit(&ticket.attachments).await;
         if attachments.iter().any(|a| a.bytes().is_some()) {
-            let mut there = self.attachment_names(key).await?;
+            // How many files of each name the request has: each one there
+            // stands for one of ours (a mail may attach a name twice).
+            let mut there: HashMap<String, usize> = HashMap::new();
+            for name in self.attachment_names(key).await? {
+                *there.entry(name).or_default() += 1;
+            }
             let missing: Vec<TicketAttachment> = attachments
                 .into_iter()
-                .filter(|a| match there.iter().position(|name| *name == a.name) {
-                    Some(at) => {
-                        there.swap_remove(at);
+                .filter(|a| match there.get_mut(&a.name) {
+                    Some(count) if *count > 0 => {
+                        *count -= 1;
                         false
                     }
-                    None => true,
+                    _ => true,
                 })
                 .collect();
             let ids = self.upload_all(&missing).await?;
