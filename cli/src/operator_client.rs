@@ -1,18 +1,23 @@
 //! `rootmail ... --aws` for a person's lifecycle requests: one SigV4-signed
 //! POST to the operator function's URL (`OPERATOR_URL`, the stack's
 //! `OperatorUrl` output). AWS checks the signature and tells the function who
-//! is calling; the function alone opens the vault and writes the audit trail.
+//! is calling, and the caller proof sent beside it lets the function confirm
+//! that with STS; the function alone opens the vault and writes the audit trail.
 //! The person's own credentials need no table, key or vault access at all.
 
 use anyhow::Context as _;
 use aws_credential_types::provider::ProvideCredentials as _;
 use aws_smithy_runtime_api::client::identity::Identity;
+use rootmail_aws::caller_proof::{self, PROOF_HEADER, sts_endpoint};
 use rootmail_aws::sigv4::{Scope, SigningSettings, signed_headers};
 use rootmail_lifecycle::operator::{OperatorAnswer, OperatorRequest};
 use std::time::Duration;
 
 /// Where the operator function listens.
 pub const URL_VARIABLE: &str = "OPERATOR_URL";
+/// The STS the function checks the caller proof at, when not the region's
+/// (the SDK's own name for it; only a test stand-in sets it).
+const STS_VARIABLE: &str = "AWS_ENDPOINT_URL_STS";
 
 /// What the function answered: done, or refused with the reason.
 pub enum Reply {
@@ -27,6 +32,27 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
             "set {URL_VARIABLE} to the stack's OperatorUrl output (see the OperatorEnvironment output)"
         )
     })?;
+    let (identity, region) = your_identity().await?;
+    let body = serde_json::to_vec(request)?;
+    let headers = signed(&url, &body, &identity, &region)?;
+    let client = rootmail_tickets::http::client_builder()
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    let mut post = client.post(&url).body(body);
+    for (name, value) in headers {
+        post = post.header(name, value);
+    }
+    let response = post
+        .send()
+        .await
+        .with_context(|| format!("calling the operator function at {url}"))?;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    reply(status, &text)
+}
+
+/// The configured credentials and region.
+async fn your_identity() -> anyhow::Result<(Identity, String)> {
     let aws = rootmail_aws::sdk_config().await;
     let region = aws
         .region()
@@ -38,38 +64,43 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
         .provide_credentials()
         .await
         .context("reading your AWS credentials")?;
-    let identity: Identity = credentials.into();
-    let body = serde_json::to_vec(request)?;
+    Ok((credentials.into(), region))
+}
+
+/// The POST's headers: its content type, its SigV4 signature, and the caller
+/// proof the function asks STS about for this body (a direct invoke could
+/// name anyone as the caller).
+fn signed(
+    url: &str,
+    body: &[u8],
+    identity: &Identity,
+    region: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let content_type = ("content-type", "application/json");
     let scope = Scope {
-        identity: &identity,
-        region: &region,
+        identity,
+        region,
         service: "lambda",
     };
-    let signed = signed_headers(
+    let mut headers = signed_headers(
         "POST",
-        &url,
-        &[("content-type", "application/json")],
-        &body,
+        url,
+        &[content_type],
+        body,
         &scope,
         SigningSettings::default(),
     )?;
-    let client = rootmail_tickets::http::client_builder()
-        .timeout(Duration::from_secs(60))
-        .build()?;
-    let mut post = client
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(body);
-    for (name, value) in signed {
-        post = post.header(name, value);
-    }
-    let response = post
-        .send()
-        .await
-        .with_context(|| format!("calling the operator function at {url}"))?;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap_or_default();
-    reply(status, &text)
+    let sts = std::env::var(STS_VARIABLE).unwrap_or_else(|_| sts_endpoint(region));
+    let sts_scope = Scope {
+        service: "sts",
+        ..scope
+    };
+    headers.push((
+        PROOF_HEADER.to_string(),
+        caller_proof::proof(&sts, &sts_scope, body)?,
+    ));
+    headers.push((content_type.0.to_string(), content_type.1.to_string()));
+    Ok(headers)
 }
 
 fn reply(status: u16, text: &str) -> anyhow::Result<Reply> {

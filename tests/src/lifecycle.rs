@@ -172,6 +172,8 @@ impl LifecycleStack {
             step: config.step,
             root_domain: config.lifecycle.root_mail_domain,
             operators: config.operators,
+            // The operator function's STS is the function URL stand-in's.
+            caller_proofs: None,
         }
     }
 

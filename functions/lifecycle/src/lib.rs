@@ -14,6 +14,7 @@ pub mod operator;
 pub use operator::Operators;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use rootmail_aws::caller_proof::{CallerProofs, sts_endpoint};
 use rootmail_aws::config::concat_names;
 use rootmail_aws::lifecycle_adapters::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::{ConfigError, Env};
@@ -176,17 +177,34 @@ pub struct Lifecycle<P> {
     pub root_domain: String,
     /// Who may call the operator function.
     pub operators: Operators,
+    /// Where the operator function checks who is calling (that step only).
+    pub caller_proofs: Option<CallerProofs>,
 }
 
 impl Lifecycle<AwsLifecycle> {
     /// Wires the AWS adapters over one SDK configuration (clients built once).
-    pub fn on_aws(config: &Config, aws: &aws_config::SdkConfig) -> Self {
-        Self {
+    /// The operator function checks callers at its region's STS.
+    pub fn on_aws(config: &Config, aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let caller_proofs = match (config.step, aws.region()) {
+            (Step::Operator, Some(region)) => Some(
+                CallerProofs::new(&sts_endpoint(region.as_ref())).map_err(|reason| {
+                    ConfigError::Invalid {
+                        name: "AWS_REGION",
+                        value: region.to_string(),
+                        reason,
+                    }
+                })?,
+            ),
+            (Step::Operator, None) => return Err(ConfigError::Missing("AWS_REGION")),
+            _ => None,
+        };
+        Ok(Self {
             ports: AwsLifecycle::on_aws(aws, &config.lifecycle),
             step: config.step,
             root_domain: config.lifecycle.root_mail_domain.clone(),
             operators: config.operators.clone(),
-        }
+            caller_proofs,
+        })
     }
 }
 
@@ -369,10 +387,12 @@ mod tests {
     use super::*;
     use rootmail_aws::config::{name_set, names_read};
     use rootmail_domain::Rules;
+    use rootmail_fake_http::{FakeHttp, Received, Reply};
     use rootmail_lifecycle::{AuditLog, Phase, Rotations};
     use rootmail_local::LocalStore;
     use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
     use serde_json::json;
+    use std::sync::OnceLock;
 
     const KEY: &str = "4f1c0e9a7b3d5f2e8c6a4b2d0f9e7c5a3b1d9f8e6c4a2b0d8f7e5c3a1b9d7f6e";
     const ACCOUNT: &str = "444455556666";
@@ -383,7 +403,40 @@ mod tests {
             step,
             root_domain: "root.example-msp.com".into(),
             operators: Operators::parse("arn:aws:iam::123456789012:role/RootmailOperator"),
+            caller_proofs: Some(CallerProofs::new(&sts().url()).unwrap()),
         }
+    }
+
+    /// An STS for the operator's caller proofs that names as the signer
+    /// whatever a proof's signature says, or answers `down` with 503. How
+    /// STS checks a signature is the tests crate's stand-in
+    /// (tests/src/function_url.rs); here the handler's use of the answer is.
+    fn sts() -> &'static FakeHttp {
+        static STS: OnceLock<FakeHttp> = OnceLock::new();
+        STS.get_or_init(|| {
+            FakeHttp::start(axum::Router::new().fallback(|request: Received| async move {
+                match request.query_param("X-Amz-Signature").as_deref() {
+                    Some("down") => Reply::status(503),
+                    Some(arn) if arn.starts_with("arn:") => Reply::text(
+                        200,
+                        &format!("<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>{arn}</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>"),
+                    ),
+                    _ => Reply::status(403),
+                }
+            }))
+        })
+    }
+
+    /// A proof whose signature, for [`sts`], names `signer`.
+    fn proof_by(signer: &str) -> String {
+        let mut url = reqwest::Url::parse(&sts().url()).unwrap();
+        url.query_pairs_mut()
+            .append_pair("Action", "GetCallerIdentity")
+            .append_pair("Version", "2011-06-15")
+            .append_pair("X-Amz-Expires", "60")
+            .append_pair("X-Amz-SignedHeaders", "host;x-rootmail-body-sha256")
+            .append_pair("X-Amz-Signature", signer);
+        url.into()
     }
 
     async fn call(store: &LocalStore, step: Step, input: Value) -> Result<StepOutput, StepFailure> {
@@ -532,14 +585,24 @@ mod tests {
         assert_eq!(phase(&store).await, None, "nothing was registered");
     }
 
+    /// A function URL's event: the caller IAM verified, with a proof that
+    /// STS names them for.
     fn url_event(caller: Option<&str>, body: Value) -> Value {
+        proven_event(caller, caller.map(proof_by), body)
+    }
+
+    fn proven_event(caller: Option<&str>, proof: Option<String>, body: Value) -> Value {
         let mut event = json!({
             "requestContext": {"http": {"method": "POST"}},
+            "headers": {"content-type": "application/json"},
             "body": body.to_string(),
             "isBase64Encoded": false,
         });
         if let Some(arn) = caller {
             event["requestContext"]["authorizer"] = json!({"iam": {"userArn": arn}});
+        }
+        if let Some(proof) = proof {
+            event["headers"]["x-rootmail-caller-proof"] = json!(proof);
         }
         event
     }
@@ -590,6 +653,32 @@ mod tests {
         );
 
         let alice = "arn:aws:sts::123456789012:assumed-role/RootmailOperator/alice@example.com";
+        // An event naming alice, as a direct invoke can write one: without a
+        // proof STS names her for, or with STS down, nothing happens.
+        let mallory = "arn:aws:sts::123456789012:assumed-role/Developer/mallory";
+        for (proof, status) in [
+            (None, 403),
+            (Some(proof_by(mallory)), 403),
+            (Some(proof_by("forged")), 403),
+            (Some(proof_by("down")), 503),
+            (
+                Some("https://sts.evil.example/?Action=GetCallerIdentity".into()),
+                403,
+            ),
+        ] {
+            let forged = operator
+                .handle_operator(LambdaEvent::new(
+                    proven_event(Some(alice), proof.clone(), close.clone()),
+                    Default::default(),
+                ))
+                .await;
+            assert_eq!(forged["statusCode"], status, "{proof:?}: {forged}");
+        }
+        assert_eq!(
+            phase(&store).await,
+            Some(Phase::Registered),
+            "nothing changed"
+        );
         let refused = ask(
             Some(alice),
             json!({"action": "access", "account_id": ACCOUNT, "reason": "r", "ticket": "T-1"}),
@@ -862,6 +951,7 @@ mod tests {
             step: Step::AcceptEmailUpdate,
             root_domain: "root.example-msp.com".into(),
             operators: Operators::default(),
+            caller_proofs: None,
         };
         let mut context = lambda_runtime::Context::default();
         // 5.3 s left: the step is stopped 0.3 s from now.

@@ -11,7 +11,8 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, aws) = rootmail_aws::start(Config::from_env).await?;
-    let handler = Lifecycle::on_aws(&config, &aws);
+    let handler = Lifecycle::on_aws(&config, &aws)
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let handler = &handler;
     if config.step == Step::Operator {
         // People's requests through the function URL: an HTTP answer each.

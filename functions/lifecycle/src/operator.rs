@@ -1,19 +1,23 @@
 //! The operator function: the one door to the vault. People's requests
 //! (`rootmail ... --aws`) arrive at its function URL, whose `AWS_IAM` auth
 //! means AWS has checked the SigV4 signature and names the caller in
-//! `requestContext.authorizer.iam`. That identity, never a field of the
+//! `requestContext.authorizer.iam`. A direct invoke could name anyone there,
+//! so the caller must also be the one STS names for the request's caller
+//! proof (`rootmail_aws::caller_proof`). That identity, never a field of the
 //! request, is who the audit trail records. Its role alone may decrypt root
 //! credentials in the vault.
 //!
 //! Answers: 200 with the [`OperatorAnswer`]; 400 for a request that is not
-//! one; 403 without a verified caller; 409 when the lifecycle refuses (the
-//! reason in `refused`); 503 for a transient failure, 500 otherwise. The log
-//! line names the action, account, caller and status, never the body.
+//! one; 403 without a verified and proven caller; 409 when the lifecycle
+//! refuses (the reason in `refused`); 503 for a transient failure (STS's
+//! included), 500 otherwise. The log line names the action, account, caller
+//! and status, never the body or the proof.
 
 use crate::{Lifecycle, now_secs};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use lambda_runtime::LambdaEvent;
+use rootmail_aws::caller_proof::{PROOF_HEADER, ProofError};
 use rootmail_lifecycle::operator::{OperatorRequest, perform};
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts};
 use serde_json::{Value, json};
@@ -156,11 +160,16 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 &json!({"refused": format!("{who} is not one of the operators (OperatorPrincipalArns)")}),
             );
         }
-        let request = match body(&event).map(|b| serde_json::from_slice::<OperatorRequest>(&b)) {
-            Some(Ok(request)) => request,
-            Some(Err(e)) => return answer(400, &json!({"refused": format!("not a request: {e}")})),
-            None => return answer(400, &json!({"refused": "the request has no body"})),
+        let Some(body) = body(&event) else {
+            return answer(400, &json!({"refused": "the request has no body"}));
         };
+        let request = match serde_json::from_slice::<OperatorRequest>(&body) {
+            Ok(request) => request,
+            Err(e) => return answer(400, &json!({"refused": format!("not a request: {e}")})),
+        };
+        if let Err(refusal) = self.proven(who, &event, &body).await {
+            return refusal;
+        }
         let (action, account) = action_name(&request);
         let (status, body) = match perform(&self.ports, who, &request, now_secs()).await {
             Ok(done) => (200, serde_json::to_value(&done).unwrap_or(Value::Null)),
@@ -175,6 +184,52 @@ impl<P: LifecyclePorts> Lifecycle<P> {
         tracing::info!(action, account, who, status, "operator request");
         answer(status, &body)
     }
+
+    /// Whether STS names `who` as the signer of the request's caller proof
+    /// (see `rootmail_aws::caller_proof`): the event's caller alone is
+    /// whatever a direct invoker wrote. The refusal to answer otherwise.
+    async fn proven(&self, who: &str, event: &Value, body: &[u8]) -> Result<(), Value> {
+        let Some(proofs) = &self.caller_proofs else {
+            tracing::error!("the operator function has no STS to check callers with");
+            return Err(answer(500, &json!({"error": "callers cannot be checked"})));
+        };
+        let proven = match header(event, PROOF_HEADER) {
+            Some(proof) => proofs.caller(proof, body).await,
+            None => Err(ProofError::Missing),
+        };
+        match proven {
+            Ok(signer) if signer == who => Ok(()),
+            Ok(signer) => {
+                tracing::warn!(
+                    who,
+                    signer,
+                    "operator request whose proof names another caller refused"
+                );
+                Err(answer(
+                    403,
+                    &json!({"refused": "the caller proof names another caller than the request's signature"}),
+                ))
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(who, error = %e, "operator request's caller proof not checked");
+                Err(answer(503, &json!({"error": e.to_string()})))
+            }
+            Err(e) => {
+                tracing::warn!(who, error = %e, "operator request without a valid caller proof refused");
+                Err(answer(403, &json!({"refused": e.to_string()})))
+            }
+        }
+    }
+}
+
+/// A request header's value; function URLs give their names in lower case.
+fn header<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
+    event
+        .get("headers")?
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .and_then(|(_, value)| value.as_str())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 pub mod accounts;
 #[cfg(any(feature = "handoffs", feature = "ticket-secrets"))]
 pub mod aws_json;
+pub mod caller_proof;
 pub mod config;
 #[cfg(any(feature = "mail", feature = "handoffs", feature = "ticket-secrets"))]
 mod credentials;

@@ -1,13 +1,13 @@
 //! SigV4 headers for a request sent without an SDK client (the Lambdas' S3
-//! calls, the command line's call to the operator function URL), computed by
-//! AWS's own signer.
+//! calls, the command line's call to the operator function URL), and
+//! presigned URLs (the operator's caller proof), computed by AWS's own signer.
 
-use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningInstructions, sign};
 use aws_sigv4::sign::v4::SigningParams;
 use aws_smithy_runtime_api::client::identity::Identity;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-pub use aws_sigv4::http_request::SigningSettings;
+pub use aws_sigv4::http_request::{SignatureLocation, SigningSettings};
 
 /// Who signs, where and for which service.
 pub struct Scope<'a> {
@@ -36,11 +36,47 @@ pub fn signed_headers(
     scope: &Scope<'_>,
     settings: SigningSettings,
 ) -> Result<Vec<(String, String)>, SignError> {
-    let refused = |reason: String| SignError {
-        method: method.to_string(),
-        url: url.to_string(),
-        reason,
-    };
+    let instructions = instructions(method, url, headers, body, scope, settings)?;
+    Ok(instructions
+        .headers()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect())
+}
+
+/// `url` with a SigV4 signature in its query, valid for `expires_in` from
+/// now: a request whoever holds the URL can send, as the signer, until then,
+/// with the same `headers` (the signature covers them). The body is empty.
+pub fn presigned_url(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    scope: &Scope<'_>,
+    expires_in: Duration,
+) -> Result<String, SignError> {
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires_in);
+    let instructions = instructions(method, url, headers, &[], scope, settings)?;
+    let mut signed = reqwest::Url::parse(url).map_err(|e| refusal(method, url, e))?;
+    signed.query_pairs_mut().extend_pairs(
+        instructions
+            .params()
+            .iter()
+            .map(|(name, value)| (*name, value.as_ref())),
+    );
+    Ok(signed.into())
+}
+
+/// What AWS's signer says to add to the request, signed now.
+fn instructions(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    scope: &Scope<'_>,
+    settings: SigningSettings,
+) -> Result<SigningInstructions, SignError> {
+    let refused = |e: &dyn std::fmt::Display| refusal(method, url, e);
     let params = SigningParams::builder()
         .identity(scope.identity)
         .region(scope.region)
@@ -48,7 +84,7 @@ pub fn signed_headers(
         .time(SystemTime::now())
         .settings(settings)
         .build()
-        .map_err(|e| refused(e.to_string()))?
+        .map_err(|e| refused(&e))?
         .into();
     let request = SignableRequest::new(
         method,
@@ -56,12 +92,17 @@ pub fn signed_headers(
         headers.iter().copied(),
         SignableBody::Bytes(body),
     )
-    .map_err(|e| refused(e.to_string()))?;
+    .map_err(|e| refused(&e))?;
     let (instructions, _signature) = sign(request, &params)
-        .map_err(|e| refused(e.to_string()))?
+        .map_err(|e| refused(&e))?
         .into_parts();
-    Ok(instructions
-        .headers()
-        .map(|(name, value)| (name.to_string(), value.to_string()))
-        .collect())
+    Ok(instructions)
+}
+
+fn refusal(method: &str, url: &str, reason: impl std::fmt::Display) -> SignError {
+    SignError {
+        method: method.to_string(),
+        url: url.to_string(),
+        reason: reason.to_string(),
+    }
 }

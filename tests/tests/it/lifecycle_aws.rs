@@ -5,6 +5,7 @@
 //! Run under `scripts/with-moto`.
 
 use lifecycle::Step;
+use rootmail_aws::caller_proof::PROOF_HEADER;
 use rootmail_aws::lifecycle_adapters::{AwsLifecycle, secret_name};
 use rootmail_domain::{Account, AccountId, AccountStatus, Disposition, EmailAddress, Kind};
 use rootmail_lifecycle::console;
@@ -15,7 +16,7 @@ use rootmail_lifecycle::{
 };
 use rootmail_tests::account_fake::RootCredentials;
 use rootmail_tests::aws::process_env;
-use rootmail_tests::function_url::{Caller, FunctionUrl};
+use rootmail_tests::function_url::{Caller, FunctionUrl, url_event};
 use rootmail_tests::lambda::drain;
 use rootmail_tests::leaks::{Scan, Secrets};
 use rootmail_tests::lifecycle::{
@@ -1071,15 +1072,23 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     let carol = "arn:aws:sts::123456789012:assumed-role/RootmailOperator/carol@example.com";
     let operator = FunctionUrl::start(
         run.ls.handler(Step::Operator).await,
-        vec![Caller {
-            access_key: "testing",
-            secret: "testing",
-            arn: carol,
-        }],
+        vec![
+            Caller {
+                access_key: "testing",
+                secret: "testing",
+                arn: carol,
+            },
+            Caller {
+                access_key: "eve-key",
+                secret: "eve-secret",
+                arn: "arn:aws:sts::123456789012:assumed-role/Developer/eve",
+            },
+        ],
         "us-east-1",
     );
     let mut env = process_env();
     env.push(("OPERATOR_URL", operator.url.clone()));
+    env.push(("AWS_ENDPOINT_URL_STS", operator.sts_url.clone()));
     let account = run.account.to_string();
     let cli_with_stdin = |args: &[&str], stdin: &str| {
         use std::io::Write as _;
@@ -1176,6 +1185,44 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
         .find(|e| e.action == "break-glass access")
         .expect("the access is audited");
     assert_eq!(access.actor, carol);
+
+    // A direct invoke (lambda:InvokeFunction, past the URL's IAM auth) writes
+    // its own event: naming carol there opens nothing without her proof for
+    // this very request.
+    let ask = json!({"action": "access", "account_id": account, "reason": "x", "ticket": "T"})
+        .to_string();
+    let other = json!({"action": "status", "account_id": account}).to_string();
+    for (proof, what) in [
+        (None, "no proof"),
+        (
+            Some(operator.proof("eve-key", ask.as_bytes())),
+            "eve's own proof",
+        ),
+        (
+            Some(operator.proof("testing", other.as_bytes())),
+            "carol's proof of another request",
+        ),
+        (
+            Some(
+                operator
+                    .proof("testing", ask.as_bytes())
+                    .replace(&operator.sts_url, "http://127.0.0.1:9"),
+            ),
+            "carol's proof, sent elsewhere",
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = proof.iter().map(|p| (PROOF_HEADER, p.as_str())).collect();
+        let answer = operator
+            .invoke_directly(url_event(carol, &headers, &ask))
+            .await;
+        assert_eq!(answer["statusCode"], 403, "{what}: {answer}");
+        assert!(!answer.to_string().contains(&password), "{what}");
+    }
+    assert_eq!(
+        run.audit().await.len(),
+        trail.len(),
+        "a forged invoke is not an access"
+    );
 
     // Someone else's signature (a wrong secret) is refused before the function.
     let forged = std::process::Command::new(workspace_bin("rootmail"))
