@@ -441,12 +441,18 @@ fn show_grant(args: &Access<'_>, grant: &GrantView, now: u64) {
     }
 }
 
-pub fn release(local: &Local<'_>, account: &str, customer_email: &str) -> anyhow::Result<ExitCode> {
-    let account = account_id(account)?;
+pub fn release(
+    local: &Local<'_>,
+    args: &Access<'_>,
+    customer_email: &str,
+) -> anyhow::Result<ExitCode> {
+    let account = account_id(args.account)?;
     let email = EmailAddress::parse(customer_email)?;
     let request = OperatorRequest::Release {
         account_id: account.clone(),
         customer_email: email.clone(),
+        reason: args.reason.to_string(),
+        ticket: args.ticket.to_string(),
     };
     let aws = if local.aws { " --aws" } else { "" };
     answered(local, &request, |answer| {

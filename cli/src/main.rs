@@ -419,6 +419,12 @@ struct ReleaseArgs {
     /// The customer's address the root email moves to; AWS mails them a code.
     #[arg(long)]
     customer_email: String,
+    /// Why the root user goes back (recorded, and mailed to security).
+    #[arg(long)]
+    reason: String,
+    /// The ticket this release is for.
+    #[arg(long)]
+    ticket: String,
 }
 
 impl ReleaseArgs {
@@ -427,8 +433,15 @@ impl ReleaseArgs {
             local,
             account,
             customer_email,
+            reason,
+            ticket,
         } = self;
-        lifecycle_commands::release(&local.as_local(), &account, &customer_email)
+        let access = lifecycle_commands::Access {
+            account: &account,
+            reason: &reason,
+            ticket: &ticket,
+        };
+        lifecycle_commands::release(&local.as_local(), &access, &customer_email)
     }
 }
 

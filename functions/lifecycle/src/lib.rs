@@ -19,7 +19,7 @@ use rootmail_aws::config::concat_names;
 use rootmail_aws::lifecycle_adapters::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::{ConfigError, Env};
 use rootmail_domain::{AccountId, EmailAddress};
-use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
+use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts, LifecycleResult, Mode};
 use serde_json::Value;
 use tracing::{Instrument, field::Empty};
@@ -270,8 +270,14 @@ impl<P: LifecyclePorts> Lifecycle<P> {
             Step::DeleteRootCredentials => steps::delete_root_credentials(p, &account, now).await,
             Step::Activate => steps::activate(p, &account, now).await,
             Step::StartRelease => {
+                let request = AccessRequest {
+                    account_id: account,
+                    who: input.actor()?,
+                    reason: input.text("reason")?.to_string(),
+                    ticket: input.text("ticket")?.to_string(),
+                };
                 let email = input.email("customer_email")?;
-                steps::start_release_step(p, &account, &email, &input.actor()?, now).await
+                steps::start_release_step(p, &request, &email, now).await
             }
             Step::Close => {
                 let (who, reason) = (input.actor()?, input.text("reason")?);
@@ -560,8 +566,15 @@ mod tests {
             ),
             (
                 Step::StartRelease,
-                json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "nope"}),
+                json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "nope",
+                    "reason": "contract ended", "ticket": "CHG-1"}),
                 "unusable \"customer_email\"",
+            ),
+            (
+                Step::StartRelease,
+                json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "a@b.example",
+                    "reason": "contract ended"}),
+                "\"ticket\"",
             ),
             (
                 Step::Close,
@@ -852,7 +865,8 @@ mod tests {
             "Refused"
         );
 
-        let release = json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "root@initech.example"});
+        let release = json!({"account_id": ACCOUNT, "who": "alice", "customer_email": "root@initech.example",
+            "reason": "contract ended", "ticket": "CHG-1"});
         let out = call(&store, Step::StartRelease, release).await.unwrap();
         assert_eq!(out.phase, Phase::AwaitingCustomerOtp);
         let close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left",

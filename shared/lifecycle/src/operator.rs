@@ -54,9 +54,13 @@ pub enum OperatorRequest {
         #[serde(with = "secret_text")]
         secret_key: SecretValue,
     },
+    /// Moves the root email to the customer's address: like an access, with
+    /// a reason and a ticket.
     Release {
         account_id: AccountId,
         customer_email: EmailAddress,
+        reason: String,
+        ticket: String,
     },
     Close {
         account_id: AccountId,
@@ -216,9 +220,14 @@ pub async fn perform<P: LifecyclePorts>(
         OperatorRequest::Release {
             account_id,
             customer_email,
-        } => steps::start_release(p, account_id, customer_email, who, now)
-            .await
-            .map(trail),
+            reason,
+            ticket,
+        } => {
+            let request = access_request(who, account_id, reason, ticket);
+            steps::start_release(p, &request, customer_email, now)
+                .await
+                .map(trail)
+        }
         OperatorRequest::Close { account_id, reason } => {
             steps::close(p, account_id, who, reason, now)
                 .await

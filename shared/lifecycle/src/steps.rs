@@ -162,18 +162,20 @@ pub(crate) async fn advance<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
     now: u64,
-    entry: (&str, &str, String),
+    (actor, action, detail): (&str, &str, String),
 ) -> LifecycleResult<StepOutput> {
-    let (actor, action, detail) = entry;
+    advance_justified(p, rotation, now, (actor, action, None, None, detail)).await
+}
+
+/// [`advance`] with the reason and ticket a person gave for the change.
+async fn advance_justified<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    now: u64,
+    entry: (&str, &str, Option<&str>, Option<&str>, String),
+) -> LifecycleResult<StepOutput> {
     save_next_version(p, rotation, now).await?;
-    record(
-        p,
-        &rotation.account_id,
-        &rotation.customer,
-        now,
-        (actor, action, None, None, detail),
-    )
-    .await?;
+    record(p, &rotation.account_id, &rotation.customer, now, entry).await?;
     Ok(StepOutput::from(&*rotation))
 }
 
@@ -1414,15 +1416,20 @@ pub const MAX_REFERENCE_CHARS: usize = 200;
 /// A release waiting for the customer's code may start again (the code
 /// lasts 24 hours; the address may have been mistyped): AWS sends a new code
 /// to the address given now, and the address the account leaves stays ours.
+///
+/// A release hands the root user to whoever reads that mailbox, so like
+/// break-glass access it needs a reason and a ticket, and security
+/// (`NoticeTo`) is mailed before anything moves: a notice that cannot be
+/// sent stops the release.
 pub async fn start_release<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
+    request: &AccessRequest,
     customer_email: &EmailAddress,
-    who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let rotation = releasable(p, account).await?;
-    release_from(p, rotation, customer_email, who, now).await
+    require_access_fields(request, "a release")?;
+    let rotation = releasable(p, &request.account_id).await?;
+    release_from(p, rotation, request, customer_email, now).await
 }
 
 /// The record of an account a release may start (again) from.
@@ -1435,8 +1442,8 @@ async fn releasable<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleR
 async fn release_from<P: LifecyclePorts>(
     p: &P,
     mut rotation: Rotation,
+    request: &AccessRequest,
     customer_email: &EmailAddress,
-    who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let account = rotation.account_id.clone();
@@ -1444,18 +1451,20 @@ async fn release_from<P: LifecyclePorts>(
     if again {
         not_released_already(p, &rotation).await?;
     }
+    // The address the root user leaves: ours.
+    let ours = if again {
+        rotation.previous_email.clone()
+    } else {
+        Some(rotation.target_email.clone())
+    };
+    if ours.is_some_and(|ours| ours.domain().eq_ignore_ascii_case(customer_email.domain())) {
+        return refused(format!(
+            "{customer_email} is in our own root mail domain: a release goes to the customer's address"
+        ));
+    }
+    tell_security_of_release(p, &rotation, request, customer_email).await?;
     let detail = if rotation.mode == Mode::Console {
-        format!(
-            "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
-             in Security credentials remove our MFA device, then change the root email (Account > \
-             Account details > Actions > Update email address and password) to {customer_email}; AWS \
-             mails the code to the customer, who enters it or reads it to you. A management account's \
-             customer must then verify the address in AWS Organizations again (AWS mails them the \
-             request). \
-             Last, change the root password to a long random one that nobody keeps, so that our vaulted \
-             password stops working and only the customer's \"Forgot password\" sets the next one. \
-             Then run `rootmail rotation complete --account {account} --attest \"...\"`"
-        )
+        console_release_task(&account, customer_email)
     } else {
         p.api().start_email_update(&account, customer_email).await?;
         format!(
@@ -1467,7 +1476,64 @@ async fn release_from<P: LifecyclePorts>(
     }
     rotation.target_email = customer_email.clone();
     rotation.phase = Phase::AwaitingCustomerOtp;
-    advance(p, &mut rotation, now, (who, "release started", detail)).await
+    let (reason, ticket) = (Some(request.reason.as_str()), Some(request.ticket.as_str()));
+    let entry = (
+        request.who.as_str(),
+        "release started",
+        reason,
+        ticket,
+        detail,
+    );
+    advance_justified(p, &mut rotation, now, entry).await
+}
+
+/// What the engineer does in the console to release a console account.
+fn console_release_task(account: &AccountId, customer_email: &EmailAddress) -> String {
+    format!(
+        "release to the customer's {customer_email}: sign in as the root user (`rootmail creds get`), \
+         in Security credentials remove our MFA device, then change the root email (Account > \
+         Account details > Actions > Update email address and password) to {customer_email}; AWS \
+         mails the code to the customer, who enters it or reads it to you. A management account's \
+         customer must then verify the address in AWS Organizations again (AWS mails them the \
+         request). \
+         Last, change the root password to a long random one that nobody keeps, so that our vaulted \
+         password stops working and only the customer's \"Forgot password\" sets the next one. \
+         Then run `rootmail rotation complete --account {account} --attest \"...\"`"
+    )
+}
+
+/// Mails `NoticeTo` that a release starts: who, to which address, why, and
+/// whether that address is the one the account had before our take-over.
+/// Unsent, the release does not start (a transient failure is retried).
+async fn tell_security_of_release<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &AccessRequest,
+    customer_email: &EmailAddress,
+) -> LifecycleResult<()> {
+    let account = &rotation.account_id;
+    let former = match (rotation.phase, &rotation.previous_email) {
+        (Phase::Active, Some(former)) if former == customer_email => {
+            format!("{customer_email} is the root email the account had before our take-over.")
+        }
+        (Phase::Active, Some(former)) => format!(
+            "{customer_email} is NOT the root email the account had before our take-over ({former})."
+        ),
+        (Phase::Active, None) => {
+            "rootmail has no record of the root email the account had before our take-over."
+                .to_string()
+        }
+        _ => "It replaces a release that was waiting for the customer's code.".to_string(),
+    };
+    let text = format!(
+        "{} started the release of AWS account {account} ({}) to {customer_email}: AWS mails that \
+         address the code that hands it the root user. {former}\nReason: {}\nTicket: {}",
+        request.who, rotation.customer, request.reason, request.ticket
+    );
+    let subject = format!("rootmail: release of AWS account {account}'s root user");
+    p.notices().email(&subject, &text).await.inspect_err(|e| {
+        tracing::warn!(error = %e, account = %account, "release email not sent; the release did not start");
+    })
 }
 
 /// The state machine's release step asked again within this long for the
@@ -1480,19 +1546,19 @@ const RELEASE_REPEAT_SECS: u64 = 600;
 /// rotation as it is instead of having AWS replace the code it just sent.
 pub async fn start_release_step<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
+    request: &AccessRequest,
     customer_email: &EmailAddress,
-    who: &str,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let rotation = releasable(p, account).await?;
+    require_access_fields(request, "a release")?;
+    let rotation = releasable(p, &request.account_id).await?;
     if rotation.phase == Phase::AwaitingCustomerOtp
         && rotation.target_email == *customer_email
         && now < rotation.updated_at + RELEASE_REPEAT_SECS
     {
         return Ok(StepOutput::from(&rotation));
     }
-    release_from(p, rotation, customer_email, who, now).await
+    release_from(p, rotation, request, customer_email, now).await
 }
 
 /// A release started again while it waits for the customer's code is
@@ -1635,5 +1701,11 @@ pub async fn close<P: LifecyclePorts>(
     rotation.waiting_for = None;
     rotation.task_token = None;
     let detail = format!("account closed: {reason}; archive and vault kept");
-    advance(p, &mut rotation, now, (who, "closed", detail)).await
+    advance_justified(
+        p,
+        &mut rotation,
+        now,
+        (who, "closed", Some(reason), None, detail),
+    )
+    .await
 }

@@ -314,6 +314,33 @@ fn roles_changing_a_root_email_are_also_granted_iam_update_account_email_address
     assert_eq!(checked, 4, "take-over start and accept, release, operator");
 }
 
+/// A release mails security before the root email moves, from both of its
+/// doors (the operator function and the release state machine's step): each
+/// role may send that mail, from NoticeFrom to NoticeTo only.
+#[test]
+fn both_release_roles_may_tell_security() {
+    let template = template();
+    for role in ["OperatorRole", "StartReleaseRole"] {
+        let all = statements(template.resource(role));
+        let send = all
+            .iter()
+            .find(|s| has_action(s, "ses:SendEmail"))
+            .unwrap_or_else(|| panic!("{role} cannot mail NoticeTo"));
+        let from = condition(send, "ses:FromAddress");
+        assert_eq!(from.len(), 1, "{role}");
+        assert!(
+            from[0].0 == "StringEquals" && is_ref(from[0].1, "NoticeFrom"),
+            "{role}"
+        );
+        let to = condition(send, "ses:Recipients");
+        assert!(
+            to.iter()
+                .any(|(op, value)| *op == "ForAllValues:StringEquals" && is_ref(value, "NoticeTo")),
+            "{role}"
+        );
+    }
+}
+
 /// Both steps that give AWS a code (the take-over's accept, the release's
 /// completion) first read the root email, since an earlier try may have had
 /// the code taken and its answer lost, and so does a release started again:

@@ -618,7 +618,7 @@ async fn release_and_close_run_through_their_handlers() {
     let phase = run
         .ok(
             Step::StartRelease,
-            json!({"customer_email": customer, "who": "alice"}),
+            json!({"customer_email": customer, "who": "alice", "reason": "contract ended", "ticket": "CHG-1"}),
         )
         .await;
     assert_eq!(phase, Phase::AwaitingCustomerOtp);
@@ -919,7 +919,8 @@ async fn releasing_an_unknown_account_is_refused_and_changes_nothing() {
     let message = run
         .refused(
             Step::StartRelease,
-            json!({"customer_email": "cloud@initech.example", "who": "alice"}),
+            json!({"customer_email": "cloud@initech.example", "who": "alice",
+                "reason": "contract ended", "ticket": "CHG-1"}),
         )
         .await;
     assert!(message.contains("no lifecycle record"), "{message}");
@@ -929,6 +930,13 @@ async fn releasing_an_unknown_account_is_refused_and_changes_nothing() {
     // A step without its input is refused by name.
     let message = run
         .refused(Step::StartRelease, json!({"who": "alice"}))
+        .await;
+    assert!(message.contains("\"reason\""), "{message}");
+    let message = run
+        .refused(
+            Step::StartRelease,
+            json!({"who": "alice", "reason": "contract ended", "ticket": "CHG-1"}),
+        )
         .await;
     assert!(message.contains("\"customer_email\""), "{message}");
     let message = run
@@ -1469,7 +1477,7 @@ async fn a_payer_account_is_taken_over_and_released_through_the_console() {
     let phase = run
         .ok(
             Step::StartRelease,
-            json!({"customer_email": "cfo@initech.example", "who": "bob"}),
+            json!({"customer_email": "cfo@initech.example", "who": "bob", "reason": "contract ended", "ticket": "CHG-2"}),
         )
         .await;
     assert_eq!(phase, Phase::AwaitingCustomerOtp);

@@ -167,11 +167,30 @@ fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
             ACCOUNT,
             "--customer-email",
             "it@hooli.example",
+            "--reason",
+            "contract ended",
+            "--ticket",
+            "CHG-42",
         ],
         None,
         0,
     );
     assert!(release.contains("awaiting_customer_otp"), "{release}");
+    // Security was told before the root email moved: who, where, why.
+    let notices = std::fs::read_dir(state.join("lifecycle/notices"))
+        .expect("notices")
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .find(|text| text.contains("release of AWS account"))
+        .expect("a release notice");
+    for wanted in [
+        "it@hooli.example",
+        "contract ended",
+        "CHG-42",
+        "alice started the release",
+        "no record",
+    ] {
+        assert!(notices.contains(wanted), "{wanted}: {notices}");
+    }
     let wrong = run(
         &["rotation", "complete", "--account", ACCOUNT, "--otp-stdin"],
         Some("AAAAAA\n"),

@@ -25,6 +25,16 @@ fn account() -> AccountId {
     AccountId::parse("444455556666").unwrap()
 }
 
+/// A release `who` asks for, with the reason and ticket every release needs.
+fn releasing(account: &AccountId, who: &str) -> AccessRequest {
+    AccessRequest {
+        account_id: account.clone(),
+        who: who.into(),
+        reason: "the customer ends the contract".into(),
+        ticket: "CHG-7".into(),
+    }
+}
+
 fn request(mode: Mode) -> TakeOver {
     TakeOver {
         account_id: account(),
@@ -445,12 +455,14 @@ async fn refused_requests_change_nothing() {
     );
     let unknown = AccountId::parse("999988887777").unwrap();
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
-    let release = steps::start_release(&lifecycle, &unknown, &customer, "alice", NOW).await;
+    let release =
+        steps::start_release(&lifecycle, &releasing(&unknown, "alice"), &customer, NOW).await;
     assert!(
         matches!(&release, Err(LifecycleError::Refused(m)) if m.contains("no lifecycle record")),
         "{release:?}"
     );
-    let early_release = steps::start_release(&lifecycle, &account(), &customer, "alice", NOW).await;
+    let early_release =
+        steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW).await;
     assert!(matches!(early_release, Err(LifecycleError::Refused(_))));
 
     assert_eq!(
@@ -509,6 +521,93 @@ async fn a_code_mail_that_fails_authentication_is_never_used() {
     assert!(matches!(accept, Err(LifecycleError::Refused(_))));
 }
 
+/// A release hands the root user to whoever reads a mailbox: like
+/// break-glass access it needs a reason and a ticket, it never goes to our
+/// own root domain, and security is mailed before AWS is asked.
+#[tokio::test]
+async fn a_release_is_justified_and_security_hears_of_it_first() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let lifecycle = local.lifecycle();
+    local.engineer_console_steps(NOW).await;
+    complete(&lifecycle, &account(), "alice", (None, None), NOW)
+        .await
+        .unwrap();
+    let ours = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let notices = || {
+        std::fs::read_dir(local.store.root().join("lifecycle/notices"))
+            .map(|dir| {
+                dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let before = (notices().len(), local.actions().await.len());
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+
+    let mut unjustified = releasing(&account(), "alice");
+    unjustified.ticket = " ".into();
+    let refused = steps::start_release(&lifecycle, &unjustified, &customer, NOW + 10).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("needs a ticket reference")),
+        "{refused:?}"
+    );
+    let ours_too = EmailAddress::parse(&format!("mallory@{}", ours.domain())).unwrap();
+    let refused = steps::start_release(
+        &lifecycle,
+        &releasing(&account(), "alice"),
+        &ours_too,
+        NOW + 10,
+    )
+    .await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("our own root mail domain")),
+        "{refused:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::Active), "nothing changed");
+    assert_eq!(
+        (notices().len(), local.actions().await.len()),
+        before,
+        "nobody was mailed, nothing was recorded"
+    );
+
+    steps::start_release(
+        &lifecycle,
+        &releasing(&account(), "alice"),
+        &customer,
+        NOW + 20,
+    )
+    .await
+    .unwrap();
+    let notice = notices()
+        .into_iter()
+        .find(|n| n.contains("release of AWS account"))
+        .expect("security was mailed");
+    for wanted in [
+        "alice started the release",
+        "owner@initech.example",
+        "the customer ends the contract",
+        "CHG-7",
+        "before our take-over",
+    ] {
+        assert!(notice.contains(wanted), "{wanted}: {notice}");
+    }
+    let trail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let started = trail
+        .iter()
+        .rfind(|e| e.action == "release started")
+        .unwrap();
+    assert_eq!(
+        started.reason.as_deref(),
+        Some("the customer ends the contract")
+    );
+    assert_eq!(started.ticket.as_deref(), Some("CHG-7"));
+}
+
 #[tokio::test]
 async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     let local = Local::new();
@@ -520,7 +619,7 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
         .unwrap();
 
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
-    let started = steps::start_release(&lifecycle, &account(), &customer, "alice", NOW)
+    let started = steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW)
         .await
         .unwrap();
     assert_eq!(started.phase, Phase::AwaitingCustomerOtp);
@@ -1454,9 +1553,14 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
 
     // Release in the console, attested; then closure.
     let customer = EmailAddress::parse("cfo@initech.example").unwrap();
-    let started = steps::start_release(&lifecycle, &account(), &customer, "bob", NOW + 200)
-        .await
-        .unwrap();
+    let started = steps::start_release(
+        &lifecycle,
+        &releasing(&account(), "bob"),
+        &customer,
+        NOW + 200,
+    )
+    .await
+    .unwrap();
     assert_eq!(started.phase, Phase::AwaitingCustomerOtp);
     // The release's console steps begin with signing in: the engineer's
     // break-glass access still works while the customer's code is awaited.
@@ -1693,7 +1797,7 @@ async fn a_rootless_release_deletes_only_what_it_stored_and_recovers_after_aws_m
     local.take_over(Mode::Rootless).await.expect("take-over");
     let lifecycle = local.lifecycle();
     let customer = EmailAddress::parse("it@initech.example").unwrap();
-    steps::start_release(&lifecycle, &account(), &customer, "alice", NOW)
+    steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW)
         .await
         .unwrap();
     let code = SecretValue::new(code_mailed_to(&lifecycle, "it@initech.example"));
@@ -1705,9 +1809,8 @@ async fn a_rootless_release_deletes_only_what_it_stored_and_recovers_after_aws_m
     // Started again now, the release would move an email AWS already moved.
     let restarted = steps::start_release(
         &lifecycle,
-        &account(),
+        &releasing(&account(), "alice"),
         &EmailAddress::parse("cfo@initech.example").unwrap(),
-        "alice",
         NOW + 3_600,
     )
     .await;
@@ -1804,7 +1907,7 @@ async fn a_release_waiting_for_the_customer_can_be_started_again() {
         .target_email;
     let typo = EmailAddress::parse("it@intiech.example").unwrap();
     let customer = EmailAddress::parse("it@initech.example").unwrap();
-    steps::start_release(&lifecycle, &account(), &typo, "alice", NOW)
+    steps::start_release(&lifecycle, &releasing(&account(), "alice"), &typo, NOW)
         .await
         .unwrap();
     // The state machine's step repeated minutes later (its retry after a
@@ -1818,17 +1921,27 @@ async fn a_release_waiting_for_the_customer_can_be_started_again() {
             .filter(|a| a.as_str() == "release started")
             .count()
     };
-    steps::start_release_step(&lifecycle, &account(), &typo, "alice", NOW + 60)
+    steps::start_release_step(&lifecycle, &releasing(&account(), "alice"), &typo, NOW + 60)
         .await
         .unwrap();
     assert_eq!(started().await, 1, "the step's retry changed nothing");
-    steps::start_release(&lifecycle, &account(), &typo, "alice", NOW + 120)
-        .await
-        .unwrap();
+    steps::start_release(
+        &lifecycle,
+        &releasing(&account(), "alice"),
+        &typo,
+        NOW + 120,
+    )
+    .await
+    .unwrap();
     assert_eq!(started().await, 2, "a person's resend");
-    let again = steps::start_release(&lifecycle, &account(), &customer, "bob", NOW + 90_000)
-        .await
-        .expect("started again");
+    let again = steps::start_release(
+        &lifecycle,
+        &releasing(&account(), "bob"),
+        &customer,
+        NOW + 90_000,
+    )
+    .await
+    .expect("started again");
     assert_eq!(again.phase, Phase::AwaitingCustomerOtp);
     let rotation = Rotations::get(&lifecycle, &account())
         .await
