@@ -15,9 +15,12 @@ use std::time::Duration;
 
 /// Where the operator function listens.
 pub const URL_VARIABLE: &str = "OPERATOR_URL";
-/// The STS the function checks the caller proof at, when not the region's
-/// (the SDK's own name for it; only a test stand-in sets it).
-const STS_VARIABLE: &str = "AWS_ENDPOINT_URL_STS";
+/// The operator function's ARN: the audience of the caller proof.
+pub const FUNCTION_VARIABLE: &str = "OPERATOR_FUNCTION_ARN";
+/// The STS the function checks the caller proof at, when not its region's
+/// (a stand-in's, in the tests). Not the SDK's `AWS_ENDPOINT_URL_STS`: a
+/// person's VPC or FIPS endpoint there is not the one the function asks.
+const STS_VARIABLE: &str = "OPERATOR_STS_URL";
 
 /// What the function answered: done, or refused with the reason.
 pub enum Reply {
@@ -32,9 +35,16 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
             "set {URL_VARIABLE} to the stack's OperatorUrl output (see the OperatorEnvironment output)"
         )
     })?;
-    let (identity, region) = your_identity().await?;
+    let function = std::env::var(FUNCTION_VARIABLE).map_err(|_| {
+        anyhow::anyhow!(
+            "set {FUNCTION_VARIABLE} to the operator function's ARN (see the OperatorEnvironment output)"
+        )
+    })?;
+    let (identity, configured_region) = your_identity().await?;
+    // The function's region, which its URL names: where it checks the proof.
+    let region = url_region(&url).unwrap_or(configured_region);
     let body = serde_json::to_vec(request)?;
-    let headers = signed(&url, &body, &identity, &region)?;
+    let headers = signed(&url, &body, &function, &identity, &region)?;
     let client = rootmail_tickets::http::client_builder()
         .timeout(Duration::from_secs(60))
         .build()?;
@@ -49,6 +59,13 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     reply(status, &text)
+}
+
+/// The region of a function URL (`https://ID.lambda-url.REGION.on.aws/`).
+fn url_region(url: &str) -> Option<String> {
+    let host = reqwest::Url::parse(url).ok()?.host_str()?.to_string();
+    let (_, rest) = host.split_once(".lambda-url.")?;
+    Some(rest.strip_suffix(".on.aws")?.to_string())
 }
 
 /// The configured credentials and region.
@@ -73,6 +90,7 @@ async fn your_identity() -> anyhow::Result<(Identity, String)> {
 fn signed(
     url: &str,
     body: &[u8],
+    function: &str,
     identity: &Identity,
     region: &str,
 ) -> anyhow::Result<Vec<(String, String)>> {
@@ -97,7 +115,7 @@ fn signed(
     };
     headers.push((
         PROOF_HEADER.to_string(),
-        caller_proof::proof(&sts, &sts_scope, body)?,
+        caller_proof::proof(&sts, &sts_scope, function, body)?,
     ));
     headers.push((content_type.0.to_string(), content_type.1.to_string()));
     Ok(headers)
@@ -121,5 +139,20 @@ fn reply(status: u16, text: &str) -> anyhow::Result<Reply> {
                 .or_else(|| said("refused"))
                 .unwrap_or_else(|| text.chars().take(300).collect())
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_urls_region_is_read_from_its_host() {
+        assert_eq!(
+            url_region("https://abcdefghij.lambda-url.eu-central-1.on.aws/").as_deref(),
+            Some("eu-central-1")
+        );
+        assert_eq!(url_region("http://127.0.0.1:9000/"), None);
+        assert_eq!(url_region("not a url"), None);
     }
 }

@@ -19,12 +19,12 @@ use lambda_runtime::LambdaEvent;
 use lifecycle::Lifecycle;
 use rootmail_aws::caller_proof::{self, CallerProofs};
 use rootmail_aws::lifecycle_adapters::AwsLifecycle;
-use rootmail_aws::sigv4::Scope;
+use rootmail_aws::sigv4::{Scope, parse_amz_date};
 use rootmail_fake_http::{FakeHttp, Received, Reply};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// An access key the stand-in knows: its secret and the ARN AWS would name.
 pub struct Caller {
@@ -35,6 +35,8 @@ pub struct Caller {
 
 pub struct FunctionUrl {
     pub url: String,
+    /// The function's ARN (the command line's `OPERATOR_FUNCTION_ARN`).
+    pub function_arn: String,
     /// The STS that checks the caller proofs (the command line's
     /// `AWS_ENDPOINT_URL_STS`).
     pub sts_url: String,
@@ -72,6 +74,7 @@ impl FunctionUrl {
         let server = FakeHttp::start(Router::new().fallback(invoke).with_state(function.clone()));
         Self {
             url: format!("{}/", server.url()),
+            function_arn: FUNCTION_ARN.to_string(),
             sts_url: sts.url(),
             function,
             _server: server,
@@ -84,13 +87,18 @@ impl FunctionUrl {
     pub async fn invoke_directly(&self, event: Value) -> Value {
         self.function
             .handler
-            .handle_operator(LambdaEvent::new(event, Default::default()))
+            .handle_operator(LambdaEvent::new(event, invoked()))
             .await
     }
 
     /// A caller proof for `body` signed with one of the callers' keys, as the
-    /// command line makes it.
+    /// command line makes it for this function.
     pub fn proof(&self, access_key: &str, body: &[u8]) -> String {
+        self.proof_for(access_key, FUNCTION_ARN, body)
+    }
+
+    /// [`FunctionUrl::proof`] made for the function `audience`.
+    pub fn proof_for(&self, access_key: &str, audience: &str, body: &[u8]) -> String {
         let caller = &self.function.callers.keys[access_key];
         let identity: Identity =
             Credentials::new(caller.access_key, caller.secret, None, None, "test").into();
@@ -99,7 +107,7 @@ impl FunctionUrl {
             region: &self.function.callers.region,
             service: "sts",
         };
-        caller_proof::proof(&self.sts_url, &scope, body).expect("a proof")
+        caller_proof::proof(&self.sts_url, &scope, audience, body).expect("a proof")
     }
 }
 
@@ -109,13 +117,23 @@ async fn invoke(State(function): State<Arc<Function>>, request: Received) -> Rep
         Some(arn) => {
             function
                 .handler
-                .handle_operator(LambdaEvent::new(event(&arn, &request), Default::default()))
+                .handle_operator(LambdaEvent::new(event(&arn, &request), invoked()))
                 .await
         }
         None => json!({"statusCode": 403, "body": json!({"message": "Forbidden"}).to_string()}),
     };
     let status = answer["statusCode"].as_u64().unwrap_or(500) as u16;
     Reply::text(status, answer["body"].as_str().unwrap_or_default())
+}
+
+/// The operator function's ARN here.
+const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:rootmail-operator";
+
+/// The context Lambda gives the function, invoked by its `live` alias.
+fn invoked() -> lambda_runtime::Context {
+    let mut context = lambda_runtime::Context::default();
+    context.invoked_function_arn = format!("{FUNCTION_ARN}:live");
+    context
 }
 
 /// The event a function URL gives its function for a verified caller.
@@ -149,7 +167,7 @@ pub fn url_event(arn: &str, headers: &[(&str, &str)], body: &str) -> Value {
 
 /// STS's GetCallerIdentity for a presigned request, as AWS checks one: the
 /// signature made again with the signer's secret at the time it names, over
-/// the headers it says it covers, and the time not past its expiry.
+/// the headers it says it covers, within 15 minutes of that time.
 async fn get_caller_identity(State(callers): State<Arc<Callers>>, request: Received) -> Reply {
     match presigned_signer(&request, &callers) {
         Some(arn) => Reply::new(
@@ -179,9 +197,10 @@ fn presigned_signer(request: &Received, callers: &Callers) -> Option<String> {
     };
     let access_key = param("X-Amz-Credential")?.split('/').next()?;
     let caller = callers.keys.get(access_key)?;
-    let time = amz_date(param("X-Amz-Date")?)?;
+    let time = parse_amz_date(param("X-Amz-Date")?)?;
     let lifetime = Duration::from_secs(param("X-Amz-Expires")?.parse().ok()?);
-    if SystemTime::now() > time + lifetime {
+    // As STS: 15 minutes from the time of signing, whatever X-Amz-Expires says.
+    if SystemTime::now() > time + Duration::from_secs(15 * 60) {
         return None;
     }
     let unsigned: Vec<(&str, &str)> = pairs
@@ -234,7 +253,7 @@ fn verified_caller(request: &Received, callers: &Callers) -> Option<String> {
         .next()?
         .to_string();
     let caller = callers.keys.get(access_key.as_str())?;
-    let time = amz_date(&header("x-amz-date")?)?;
+    let time = parse_amz_date(&header("x-amz-date")?)?;
     let identity: Identity =
         Credentials::new(caller.access_key, caller.secret, None, None, "test").into();
     let params = SigningParams::builder()
@@ -260,20 +279,4 @@ fn verified_caller(request: &Received, callers: &Callers) -> Option<String> {
         .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
         .map(|(_, value)| value.to_string())?;
     (expected == authorization).then(|| caller.arn.to_string())
-}
-
-/// `20261203T101500Z` as a time.
-fn amz_date(text: &str) -> Option<SystemTime> {
-    let digits = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
-    let (y, m, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
-    let (hh, mm, ss) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    // Days since the epoch of a civil date (proleptic Gregorian).
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }

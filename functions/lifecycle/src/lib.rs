@@ -413,36 +413,57 @@ mod tests {
         }
     }
 
-    /// An STS for the operator's caller proofs that names as the signer
-    /// whatever a proof's signature says, or answers `down` with 503. How
-    /// STS checks a signature is the tests crate's stand-in
-    /// (tests/src/function_url.rs); here the handler's use of the answer is.
+    const FUNCTION_ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rootmail-operator";
+
+    /// An STS for the operator's caller proofs that takes any signature and
+    /// names the signer from the access key (`ROLE+SESSION`), or answers
+    /// `down` with 503; it refuses a proof checked for another audience than
+    /// [`FUNCTION_ARN`]. How STS checks a signature is the tests crate's
+    /// stand-in (tests/src/function_url.rs); here the handler's use of it is.
     fn sts() -> &'static FakeHttp {
         static STS: OnceLock<FakeHttp> = OnceLock::new();
         STS.get_or_init(|| {
-            FakeHttp::start(axum::Router::new().fallback(|request: Received| async move {
-                match request.query_param("X-Amz-Signature").as_deref() {
-                    Some("down") => Reply::status(503),
-                    Some(arn) if arn.starts_with("arn:") => Reply::text(
-                        200,
-                        &format!("<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>{arn}</Arn></GetCallerIdentityResult></GetCallerIdentityResponse>"),
-                    ),
-                    _ => Reply::status(403),
-                }
-            }))
+            FakeHttp::start(
+                axum::Router::new().fallback(|request: Received| async move {
+                    let credential = request.query_param("X-Amz-Credential").unwrap_or_default();
+                    let key = credential.split('/').next().unwrap_or_default();
+                    let for_us = request.header("x-rootmail-audience") == Some(FUNCTION_ARN);
+                    match key.split_once('+') {
+                        _ if key == "down" => Reply::status(503),
+                        Some((role, session)) if for_us => Reply::text(
+                            200,
+                            &format!(
+                                "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>\
+                            arn:aws:sts::123456789012:assumed-role/{role}/{session}\
+                            </Arn></GetCallerIdentityResult></GetCallerIdentityResponse>"
+                            ),
+                        ),
+                        _ => Reply::status(403),
+                    }
+                }),
+            )
         })
     }
 
-    /// A proof whose signature, for [`sts`], names `signer`.
+    /// A proof, for [`sts`], signed by the assumed-role session `signer`.
     fn proof_by(signer: &str) -> String {
-        let mut url = reqwest::Url::parse(&sts().url()).unwrap();
-        url.query_pairs_mut()
-            .append_pair("Action", "GetCallerIdentity")
-            .append_pair("Version", "2011-06-15")
-            .append_pair("X-Amz-Expires", "60")
-            .append_pair("X-Amz-SignedHeaders", "host;x-rootmail-body-sha256")
-            .append_pair("X-Amz-Signature", signer);
-        url.into()
+        let key = signer
+            .split_once("assumed-role/")
+            .map_or(signer.to_string(), |(_, rest)| rest.replace('/', "+"));
+        let identity = aws_credential_types::Credentials::new(key, "secret", None, None, "test");
+        let scope = rootmail_aws::sigv4::Scope {
+            identity: &identity.into(),
+            region: "eu-west-1",
+            service: "sts",
+        };
+        rootmail_aws::caller_proof::proof(&sts().url(), &scope, FUNCTION_ARN, b"").unwrap()
+    }
+
+    /// The context Lambda gives the operator function.
+    fn invoked(arn: &str) -> lambda_runtime::Context {
+        let mut context = lambda_runtime::Context::default();
+        context.invoked_function_arn = arn.into();
+        context
     }
 
     async fn call(store: &LocalStore, step: Step, input: Value) -> Result<StepOutput, StepFailure> {
@@ -633,7 +654,7 @@ mod tests {
         let ask = |caller: Option<&'static str>, body: Value| {
             operator.handle_operator(LambdaEvent::new(
                 url_event(caller, body),
-                Default::default(),
+                invoked(&format!("{FUNCTION_ARN}:live")),
             ))
         };
         let close =
@@ -669,23 +690,34 @@ mod tests {
         // An event naming alice, as a direct invoke can write one: without a
         // proof STS names her for, or with STS down, nothing happens.
         let mallory = "arn:aws:sts::123456789012:assumed-role/Developer/mallory";
-        for (proof, status) in [
-            (None, 403),
-            (Some(proof_by(mallory)), 403),
-            (Some(proof_by("forged")), 403),
-            (Some(proof_by("down")), 503),
+        for (proof, function, status) in [
+            (None, FUNCTION_ARN, 403),
+            (Some(proof_by(mallory)), FUNCTION_ARN, 403),
+            (Some(proof_by("forged")), FUNCTION_ARN, 403),
+            (Some(proof_by("down")), FUNCTION_ARN, 503),
             (
                 Some("https://sts.evil.example/?Action=GetCallerIdentity".into()),
+                FUNCTION_ARN,
                 403,
             ),
+            // Alice's proof, but this is another function than hers.
+            (
+                Some(proof_by(alice)),
+                "arn:aws:lambda:eu-west-1:123456789012:function:staging-operator",
+                403,
+            ),
+            (Some(proof_by(alice)), "", 500),
         ] {
             let forged = operator
                 .handle_operator(LambdaEvent::new(
                     proven_event(Some(alice), proof.clone(), close.clone()),
-                    Default::default(),
+                    invoked(function),
                 ))
                 .await;
-            assert_eq!(forged["statusCode"], status, "{proof:?}: {forged}");
+            assert_eq!(
+                forged["statusCode"], status,
+                "{proof:?} {function}: {forged}"
+            );
         }
         assert_eq!(
             phase(&store).await,

@@ -142,6 +142,7 @@ fn action_name(request: &OperatorRequest) -> (&'static str, String) {
 impl<P: LifecyclePorts> Lifecycle<P> {
     /// One request to the function URL.
     pub async fn handle_operator(&self, event: LambdaEvent<Value>) -> Value {
+        let function = unqualified(&event.context.invoked_function_arn).to_string();
         let event = event.payload;
         let Some(who) = caller(&event) else {
             tracing::warn!("operator request without a verified IAM caller refused");
@@ -167,7 +168,7 @@ impl<P: LifecyclePorts> Lifecycle<P> {
             Ok(request) => request,
             Err(e) => return answer(400, &json!({"refused": format!("not a request: {e}")})),
         };
-        if let Err(refusal) = self.proven(who, &event, &body).await {
+        if let Err(refusal) = self.proven(who, &event, &function, &body).await {
             return refusal;
         }
         let (action, account) = action_name(&request);
@@ -186,15 +187,22 @@ impl<P: LifecyclePorts> Lifecycle<P> {
     }
 
     /// Whether STS names `who` as the signer of the request's caller proof
-    /// (see `rootmail_aws::caller_proof`): the event's caller alone is
-    /// whatever a direct invoker wrote. The refusal to answer otherwise.
-    async fn proven(&self, who: &str, event: &Value, body: &[u8]) -> Result<(), Value> {
-        let Some(proofs) = &self.caller_proofs else {
-            tracing::error!("the operator function has no STS to check callers with");
+    /// for `function` (this one's ARN, see `rootmail_aws::caller_proof`): the
+    /// event's caller alone is whatever a direct invoker wrote. The refusal
+    /// to answer otherwise.
+    async fn proven(
+        &self,
+        who: &str,
+        event: &Value,
+        function: &str,
+        body: &[u8],
+    ) -> Result<(), Value> {
+        let (Some(proofs), false) = (&self.caller_proofs, function.is_empty()) else {
+            tracing::error!("the operator function has no STS or no ARN to check callers with");
             return Err(answer(500, &json!({"error": "callers cannot be checked"})));
         };
         let proven = match header(event, PROOF_HEADER) {
-            Some(proof) => proofs.caller(proof, body).await,
+            Some(proof) => proofs.caller(proof, function, body).await,
             None => Err(ProofError::Missing),
         };
         match proven {
@@ -219,6 +227,16 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 Err(answer(403, &json!({"refused": e.to_string()})))
             }
         }
+    }
+}
+
+/// A function's ARN without the version or alias it was invoked by
+/// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`): what the command line
+/// names as the proof's audience.
+fn unqualified(arn: &str) -> &str {
+    match arn.match_indices(':').nth(6) {
+        Some((at, _)) => &arn[..at],
+        None => arn,
     }
 }
 
@@ -267,6 +285,15 @@ mod tests {
             assert_eq!(operators.allow(caller), allowed, "{caller}");
         }
         assert!(!Operators::default().allow("arn:aws:iam::123456789012:user/x"));
+    }
+
+    #[test]
+    fn the_audience_is_the_function_whatever_alias_invoked_it() {
+        let function = "arn:aws:lambda:eu-west-1:123456789012:function:rootmail-operator";
+        assert_eq!(unqualified(function), function);
+        assert_eq!(unqualified(&format!("{function}:live")), function);
+        assert_eq!(unqualified(&format!("{function}:7")), function);
+        assert_eq!(unqualified(""), "");
     }
 
     /// A pattern whose role name is `*` alone meant "the roles under this

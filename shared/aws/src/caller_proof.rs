@@ -7,23 +7,29 @@
 //! request, whose signature covers a hash of the request's body. The function
 //! sends it to STS, at the endpoint it is configured with and nowhere else,
 //! and STS's answer names the caller. Without the signer's secret no one can
-//! make one, and a proof seen in transit works only for the same body, for a
-//! minute. (EKS's aws-iam-authenticator proves a caller to a cluster the same
-//! way.)
+//! make one. The signature also covers the function's ARN (the audience), so
+//! a proof sent elsewhere is no good here, and a proof seen in transit works
+//! only for the same body, within five minutes of its making. (EKS's
+//! aws-iam-authenticator proves a caller to a cluster the same way.)
 
-use crate::sigv4::{Scope, SignError, presigned_url};
+use crate::sigv4::{Scope, SignError, parse_amz_date, presigned_url};
 use sha2::{Digest as _, Sha256};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The request header that carries the proof: a presigned URL.
 pub const PROOF_HEADER: &str = "x-rootmail-caller-proof";
-/// The header the proof's signature covers: the hex SHA-256 of the body.
+/// A header the proof's signature covers: the hex SHA-256 of the body.
 pub const BODY_HASH_HEADER: &str = "x-rootmail-body-sha256";
-/// How long a proof the command line makes stays valid: a clock a little off
-/// still works, a replay has little time.
-pub const PROOF_LIFETIME: Duration = Duration::from_secs(60);
-/// The longest lifetime the function takes.
-const MAX_LIFETIME_SECS: u64 = 300;
+/// A header the proof's signature covers: the operator function's ARN, so
+/// that a proof sent to another function (a mistyped `OPERATOR_URL`, another
+/// deployment) is worth nothing to this one.
+pub const AUDIENCE_HEADER: &str = "x-rootmail-audience";
+/// The proof's `X-Amz-Expires`. STS ignores it (a presigned request holds 15
+/// minutes from its date); the function's own limit is [`MAX_AGE_SECS`].
+const PROOF_LIFETIME: Duration = Duration::from_secs(60);
+/// How far from the function's clock a proof's time of signing may be, either
+/// way: SigV4's own allowance for clocks.
+const MAX_AGE_SECS: u64 = 300;
 const ACTION: &str = "GetCallerIdentity";
 const VERSION: &str = "2011-06-15";
 /// A GetCallerIdentity answer is under a kilobyte.
@@ -48,9 +54,14 @@ pub fn body_hash(body: &[u8]) -> String {
         .collect()
 }
 
-/// A proof for `body`, signed by `scope`'s identity (service `sts`) for the
-/// STS at `endpoint`.
-pub fn proof(endpoint: &str, scope: &Scope<'_>, body: &[u8]) -> Result<String, SignError> {
+/// A proof for `body` sent to the function `audience` (its ARN), signed by
+/// `scope`'s identity (service `sts`) for the STS at `endpoint`.
+pub fn proof(
+    endpoint: &str,
+    scope: &Scope<'_>,
+    audience: &str,
+    body: &[u8],
+) -> Result<String, SignError> {
     let url = format!(
         "{}/?Action={ACTION}&Version={VERSION}",
         endpoint.trim_end_matches('/')
@@ -58,7 +69,10 @@ pub fn proof(endpoint: &str, scope: &Scope<'_>, body: &[u8]) -> Result<String, S
     presigned_url(
         "GET",
         &url,
-        &[(BODY_HASH_HEADER, &body_hash(body))],
+        &[
+            (BODY_HASH_HEADER, &body_hash(body)),
+            (AUDIENCE_HEADER, audience),
+        ],
         scope,
         PROOF_LIFETIME,
     )
@@ -109,13 +123,19 @@ impl CallerProofs {
     }
 
     /// The caller's ARN, as STS names the signer of `proof`, when `proof`
-    /// was made for `body`.
-    pub async fn caller(&self, proof: &str, body: &[u8]) -> Result<String, ProofError> {
-        let url = self.checked(proof)?;
+    /// was made for `body`, sent to `audience` (this function's ARN), now.
+    pub async fn caller(
+        &self,
+        proof: &str,
+        audience: &str,
+        body: &[u8],
+    ) -> Result<String, ProofError> {
+        let url = self.checked(proof, SystemTime::now())?;
         let response = self
             .client
             .get(url)
             .header(BODY_HASH_HEADER, body_hash(body))
+            .header(AUDIENCE_HEADER, audience)
             .send()
             .await
             .map_err(unavailable)?;
@@ -128,14 +148,13 @@ impl CallerProofs {
         }
         let answer = bounded_text(response).await?;
         answered_arn(&answer)
-            .map(str::to_string)
             .ok_or_else(|| ProofError::Unavailable("STS's answer names no ARN".into()))
     }
 
-    /// `proof` as a URL, when it is a GetCallerIdentity request to our
-    /// endpoint, signed with our header in it, for at most five minutes.
-    /// Nothing else is ever fetched: the proof comes from the caller.
-    fn checked(&self, proof: &str) -> Result<reqwest::Url, ProofError> {
+    /// `proof` as a URL, when it is one GetCallerIdentity request to our
+    /// endpoint, signed over our two headers, made within [`MAX_AGE_SECS`]
+    /// of `now`. Nothing else is ever fetched: the proof is the caller's.
+    fn checked(&self, proof: &str, now: SystemTime) -> Result<reqwest::Url, ProofError> {
         let refuse = |reason| ProofError::NotAProof {
             endpoint: self.endpoint.to_string(),
             reason,
@@ -151,33 +170,74 @@ impl CallerProofs {
         if !same_place {
             return Err(refuse("another address"));
         }
-        let (mut action, mut version, mut lifetime, mut covers_body) = (0, 0, None, false);
-        for (name, value) in url.query_pairs() {
-            match name.as_ref() {
-                "Action" if value == ACTION => action += 1,
-                "Version" if value == VERSION => version += 1,
-                "X-Amz-Expires" => lifetime = value.parse::<u64>().ok(),
-                "X-Amz-SignedHeaders" => {
-                    covers_body = value.split(';').any(|h| h == BODY_HASH_HEADER);
-                }
-                "X-Amz-Algorithm"
-                | "X-Amz-Credential"
-                | "X-Amz-Date"
-                | "X-Amz-Security-Token"
-                | "X-Amz-Signature" => {}
-                _ => return Err(refuse("a parameter GetCallerIdentity does not take")),
-            }
+        let params = Params::of(&url).map_err(refuse)?;
+        if params.get("Action") != Some(ACTION) || params.get("Version") != Some(VERSION) {
+            return Err(refuse("not a GetCallerIdentity request"));
         }
-        if (action, version) != (1, 1) {
-            return Err(refuse("not one GetCallerIdentity action"));
+        if params.get("X-Amz-Algorithm") != Some("AWS4-HMAC-SHA256") {
+            return Err(refuse("not signed with SigV4"));
         }
-        if !covers_body {
-            return Err(refuse("its signature does not cover the body's hash"));
+        let signed: Vec<&str> = params
+            .get("X-Amz-SignedHeaders")
+            .unwrap_or_default()
+            .split(';')
+            .collect();
+        if !signed.contains(&BODY_HASH_HEADER) || !signed.contains(&AUDIENCE_HEADER) {
+            return Err(refuse(
+                "its signature does not cover the body's hash and audience",
+            ));
         }
-        if lifetime.is_none_or(|secs| secs > MAX_LIFETIME_SECS) {
-            return Err(refuse("valid for more than five minutes"));
+        // STS takes a presigned request for 15 minutes from its date, whatever
+        // its X-Amz-Expires says: the date is what limits a replay.
+        let made = params
+            .get("X-Amz-Date")
+            .and_then(parse_amz_date)
+            .ok_or_else(|| refuse("no time of signing"))?;
+        let skew = made.duration_since(now).unwrap_or_else(|e| e.duration());
+        if skew.as_secs() > MAX_AGE_SECS {
+            return Err(refuse("signed more than five minutes from now"));
         }
         Ok(url)
+    }
+}
+
+/// A proof's query parameters, each the one of its name: a name given twice
+/// could be read one way here and another way by STS.
+struct Params<'a>(Vec<(std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>);
+
+impl<'a> Params<'a> {
+    const KNOWN: [&'static str; 9] = [
+        "Action",
+        "Version",
+        "X-Amz-Algorithm",
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Security-Token",
+        "X-Amz-Signature",
+    ];
+
+    fn of(url: &'a reqwest::Url) -> Result<Self, &'static str> {
+        let mut seen = [false; Self::KNOWN.len()];
+        let mut pairs = Vec::new();
+        for (name, value) in url.query_pairs() {
+            let Some(index) = Self::KNOWN.iter().position(|known| *known == name) else {
+                return Err("a parameter GetCallerIdentity does not take");
+            };
+            if std::mem::replace(&mut seen[index], true) {
+                return Err("a parameter given twice");
+            }
+            pairs.push((name, value));
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_ref())
     }
 }
 
@@ -199,12 +259,37 @@ async fn bounded_text(mut response: reqwest::Response) -> Result<String, ProofEr
     String::from_utf8(text).map_err(|_| ProofError::Unavailable("STS's answer is not text".into()))
 }
 
-/// `<Arn>` of a GetCallerIdentity answer's result. An ARN has nothing XML
-/// would escape, so one that seems to is refused rather than decoded.
-fn answered_arn(xml: &str) -> Option<&str> {
+/// `<Arn>` of a GetCallerIdentity answer's result, its XML escapes read (an
+/// IAM path may hold `&`, `<` or quotes).
+fn answered_arn(xml: &str) -> Option<String> {
     let result = xml.split_once("<GetCallerIdentityResult>")?.1;
-    let arn = result.split_once("<Arn>")?.1.split_once("</Arn>")?.0.trim();
-    (arn.starts_with("arn:") && !arn.contains(['<', '&'])).then_some(arn)
+    let arn = xml_text(result.split_once("<Arn>")?.1.split_once("</Arn>")?.0.trim())?;
+    arn.starts_with("arn:").then_some(arn)
+}
+
+/// XML character data with its five predefined escapes read; `None` for any
+/// other `&` or a bare `<` (STS writes neither).
+fn xml_text(text: &str) -> Option<String> {
+    if text.contains('<') {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let (entity, after) = rest[at..].split_once(';')?;
+        out.push(match entity {
+            "&amp" => '&',
+            "&lt" => '<',
+            "&gt" => '>',
+            "&quot" => '"',
+            "&apos" => '\'',
+            _ => return None,
+        });
+        rest = after;
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -214,6 +299,7 @@ mod tests {
     use aws_smithy_runtime_api::client::identity::Identity;
 
     const STS: &str = "https://sts.eu-west-1.amazonaws.com";
+    const FUNCTION: &str = "arn:aws:lambda:eu-west-1:123456789012:function:rootmail-operator";
 
     fn proofs() -> CallerProofs {
         CallerProofs::new(STS).unwrap()
@@ -227,37 +313,37 @@ mod tests {
             region: "eu-west-1",
             service: "sts",
         };
-        proof(endpoint, &scope, body).unwrap()
+        proof(endpoint, &scope, FUNCTION, body).unwrap()
+    }
+
+    fn query_value(proof: &str, name: &str) -> String {
+        reqwest::Url::parse(proof)
+            .unwrap()
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
     }
 
     #[test]
     fn the_command_lines_proof_is_one_the_function_takes() {
         let proof = made_proof(STS, b"{}");
-        let url = proofs().checked(&proof).unwrap();
-        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
-        let value = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(value("X-Amz-Expires"), Some("60"));
+        proofs().checked(&proof, SystemTime::now()).unwrap();
         assert_eq!(
-            value("X-Amz-SignedHeaders"),
-            Some("host;x-rootmail-body-sha256")
+            query_value(&proof, "X-Amz-SignedHeaders"),
+            "host;x-rootmail-audience;x-rootmail-body-sha256"
         );
-        assert_eq!(value("X-Amz-Security-Token"), Some("token"));
-        assert!(
-            value("X-Amz-Credential").is_some_and(|c| c.ends_with("/eu-west-1/sts/aws4_request")),
-            "{proof}"
-        );
+        assert_eq!(query_value(&proof, "X-Amz-Security-Token"), "token");
+        assert!(query_value(&proof, "X-Amz-Credential").ends_with("/eu-west-1/sts/aws4_request"));
     }
 
     /// The function fetches only GetCallerIdentity at its own STS: a proof
-    /// cannot send it elsewhere, or ask STS for anything else.
+    /// cannot send it elsewhere, ask STS for anything else, or say one thing
+    /// here and another to STS by naming a parameter twice.
     #[test]
     fn a_proof_for_another_place_or_action_is_refused_unfetched() {
         let good = made_proof(STS, b"{}");
+        let signed = query_value(&good, "X-Amz-SignedHeaders");
         let forged = [
             made_proof("https://sts.evil.example", b"{}"),
             made_proof("http://sts.eu-west-1.amazonaws.com", b"{}"),
@@ -266,20 +352,49 @@ mod tests {
             good.replace("amazonaws.com/?", "amazonaws.com@evil.example/?"),
             good.replace("Action=GetCallerIdentity", "Action=AssumeRole"),
             format!("{good}&Action=GetCallerIdentity"),
+            format!(
+                "{good}&X-Amz-SignedHeaders=host%3Bx-rootmail-audience%3Bx-rootmail-body-sha256"
+            ),
             format!("{good}&RoleArn=x"),
-            good.replace("X-Amz-Expires=60", "X-Amz-Expires=604800"),
-            good.replace("X-Amz-Expires=60", "X-Amz-Expires=soon"),
             good.replace("%3Bx-rootmail-body-sha256", ""),
+            good.replace("%3Bx-rootmail-audience", ""),
+            good.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256"),
             format!("{good}#x"),
             "not a url".to_string(),
         ];
+        assert!(signed.contains("x-rootmail-audience"));
         for proof in forged {
             assert_ne!(proof, good, "each case changes the proof");
             assert!(
-                matches!(proofs().checked(&proof), Err(ProofError::NotAProof { .. })),
+                matches!(
+                    proofs().checked(&proof, SystemTime::now()),
+                    Err(ProofError::NotAProof { .. })
+                ),
                 "{proof}"
             );
         }
+    }
+
+    /// STS would take a proof for 15 minutes whatever it says: the function
+    /// takes one made within five minutes of its own clock, either way.
+    #[test]
+    fn a_proof_is_good_for_five_minutes_either_way() {
+        let proof = made_proof(STS, b"{}");
+        let now = SystemTime::now();
+        for (moment, taken) in [
+            (now + Duration::from_secs(290), true),
+            (now - Duration::from_secs(290), true),
+            (now + Duration::from_secs(310), false),
+            (now - Duration::from_secs(310), false),
+        ] {
+            assert_eq!(
+                proofs().checked(&proof, moment).is_ok(),
+                taken,
+                "{moment:?}"
+            );
+        }
+        let undated = proof.replace("X-Amz-Date=", "X-Amz-Dated=");
+        assert!(proofs().checked(&undated, now).is_err());
     }
 
     #[test]
@@ -298,13 +413,21 @@ mod tests {
             <UserId>AROAEXAMPLE:alice</UserId><Account>123456789012</Account>\
             </GetCallerIdentityResult></GetCallerIdentityResponse>";
         assert_eq!(
-            answered_arn(answer),
+            answered_arn(answer).as_deref(),
             Some("arn:aws:sts::123456789012:assumed-role/Ops/alice")
         );
         assert_eq!(answered_arn("<Arn>arn:aws:iam::1:root</Arn>"), None);
+        // An IAM path may hold what XML escapes.
         assert_eq!(
-            answered_arn("<GetCallerIdentityResult><Arn>arn:x&amp;y</Arn>"),
-            None
+            answered_arn(
+                "<GetCallerIdentityResult><Arn>arn:aws:iam::1:user/a&amp;b/&lt;c&gt;</Arn>"
+            )
+            .as_deref(),
+            Some("arn:aws:iam::1:user/a&b/<c>")
         );
+        for odd in ["arn:x&nbsp;y", "arn:x&amp", "arn:x<y"] {
+            let answer = format!("<GetCallerIdentityResult><Arn>{odd}</Arn>");
+            assert_eq!(answered_arn(&answer), None, "{odd}");
+        }
     }
 }

@@ -1196,3 +1196,35 @@ fn each_queue_hides_its_messages_six_times_its_consumers_timeout() {
     }
     assert_eq!(checked, 2, "mail-ingest's and ticket-writer's queues");
 }
+
+/// `rootmail ... --aws` reads its settings from the environment the
+/// OperatorEnvironment output sets: every variable the operator client
+/// requires (`pub const ..._VARIABLE`) is in it.
+#[test]
+fn the_operator_environment_sets_what_the_command_line_reads() {
+    let template = template();
+    let output = path(&template.root, &["Outputs", "OperatorEnvironment", "Value"])
+        .and_then(|value| intrinsic(value).map(|(_, argument)| argument))
+        .and_then(string)
+        .expect("OperatorEnvironment is a !Sub of KEY=VALUE words");
+    let set: BTreeSet<&str> = output
+        .split_whitespace()
+        .filter_map(|word| word.split_once('=').map(|(key, _)| key))
+        .collect();
+    let client = fs::read_to_string(workspace().join("cli/src/operator_client.rs")).unwrap();
+    let read: Vec<&str> = client
+        .lines()
+        .filter(|line| line.starts_with("pub const") && line.contains("_VARIABLE: &str"))
+        .filter_map(|line| line.split('"').nth(1))
+        .collect();
+    assert_eq!(read, ["OPERATOR_URL", "OPERATOR_FUNCTION_ARN"]);
+    for name in read
+        .into_iter()
+        .chain(["AWS_REGION", "TAKE_OVER_STATE_MACHINE_ARN"])
+    {
+        assert!(
+            set.contains(name),
+            "OperatorEnvironment lacks {name}: {set:?}"
+        );
+    }
+}

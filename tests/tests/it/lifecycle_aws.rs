@@ -1096,7 +1096,8 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     );
     let mut env = process_env();
     env.push(("OPERATOR_URL", operator.url.clone()));
-    env.push(("AWS_ENDPOINT_URL_STS", operator.sts_url.clone()));
+    env.push(("OPERATOR_FUNCTION_ARN", operator.function_arn.clone()));
+    env.push(("OPERATOR_STS_URL", operator.sts_url.clone()));
     let account = run.account.to_string();
     let cli_with_stdin = |args: &[&str], stdin: &str| {
         use std::io::Write as _;
@@ -1217,6 +1218,14 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
                     .replace(&operator.sts_url, "http://127.0.0.1:9"),
             ),
             "carol's proof, sent elsewhere",
+        ),
+        (
+            Some(operator.proof_for(
+                "testing",
+                "arn:aws:lambda:us-east-1:123456789012:function:staging-operator",
+                ask.as_bytes(),
+            )),
+            "carol's proof for another function",
         ),
     ] {
         let headers: Vec<(&str, &str)> = proof.iter().map(|p| (PROOF_HEADER, p.as_str())).collect();
