@@ -201,6 +201,11 @@ pub struct Rotation {
     /// be stale).
     #[serde(default)]
     pub email_change_requested_at: Option<u64>,
+    /// When a release deleted our root credentials. A completion run again
+    /// after it deletes nothing more: by then the root email is the
+    /// customer's, and what the root user has may be theirs.
+    #[serde(default)]
+    pub credentials_deleted_at: Option<u64>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.

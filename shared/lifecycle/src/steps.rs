@@ -341,6 +341,7 @@ fn registered_rotation(
         mfa_enrolled_at: None,
         mfa_confirmed_at: None,
         email_change_requested_at: None,
+        credentials_deleted_at: None,
         email_evidence: None,
         started_at: now,
         updated_at: now,
@@ -1598,7 +1599,7 @@ pub async fn complete_release<P: LifecyclePorts>(
         "complete the release",
     )
     .await?;
-    let (action, done) = confirm_release(p, account, &rotation, confirmation, who).await?;
+    let (action, done) = confirm_release(p, &mut rotation, confirmation, who, now).await?;
     // Vaulted and console: the password and seed; any mode: the handed-over code.
     p.vault()
         .schedule_deletion(account, rotation.mode.vault_items())
@@ -1618,11 +1619,12 @@ pub async fn complete_release<P: LifecyclePorts>(
 /// attestation. Returns the audit action and what was done.
 async fn confirm_release<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
-    rotation: &Rotation,
+    rotation: &mut Rotation,
     confirmation: ReleaseConfirmation<'_>,
     who: &str,
+    now: u64,
 ) -> LifecycleResult<(&'static str, String)> {
+    let account = rotation.account_id.clone();
     match (rotation.mode, confirmation) {
         (Mode::Console, ReleaseConfirmation::Attested(statement))
             if !statement.trim().is_empty() =>
@@ -1639,7 +1641,7 @@ async fn confirm_release<P: LifecyclePorts>(
         )),
         (_, ReleaseConfirmation::CustomerCode(otp)) => Ok((
             "released",
-            release_with_customer_code(p, account, rotation, otp).await?,
+            release_with_customer_code(p, rotation, otp, now).await?,
         )),
         (_, ReleaseConfirmation::Attested(_)) => refused(
             "the release waits for the code AWS mailed to the customer: give it on standard input with --otp-stdin".into(),
@@ -1651,26 +1653,33 @@ async fn confirm_release<P: LifecyclePorts>(
 /// the customer recover the password; returns what was deleted, for the audit.
 async fn release_with_customer_code<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
-    rotation: &Rotation,
+    rotation: &mut Rotation,
     otp: &SecretValue,
+    now: u64,
 ) -> LifecycleResult<String> {
+    let account = rotation.account_id.clone();
     // An earlier try may have got AWS's acceptance and failed after it:
     // then the code is spent and the change done, so go on from there.
-    let moved = p.api().primary_email(account).await? == rotation.target_email;
+    let moved = p.api().primary_email(&account).await? == rotation.target_email;
     if !moved {
         p.api()
-            .accept_email_update(account, &rotation.target_email, otp)
+            .accept_email_update(&account, &rotation.target_email, otp)
             .await?;
     }
     // Our password and MFA device must not outlive our hold: they go, and
-    // "Forgot password" lets the customer set their own.
-    let removed = p.root().delete_all(account).await?;
-    p.root().allow_password_recovery(account).await?;
-    Ok(format!(
-        "our root credentials are deleted ({})",
-        removed.describe()
-    ))
+    // "Forgot password" lets the customer set their own. Once only: a try
+    // run again later would delete what the customer has set since.
+    let removed = match rotation.credentials_deleted_at {
+        Some(_) => "by an earlier try".to_string(),
+        None => {
+            let removed = p.root().delete_all(&account).await?;
+            rotation.credentials_deleted_at = Some(now);
+            save_next_version(p, rotation, now).await?;
+            removed.describe()
+        }
+    };
+    p.root().allow_password_recovery(&account).await?;
+    Ok(format!("our root credentials are deleted ({removed})"))
 }
 
 /// How a release is confirmed: the customer's code (the Account API), or the

@@ -966,6 +966,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         mfa_enrolled_at: None,
         mfa_confirmed_at: None,
         email_change_requested_at: None,
+        credentials_deleted_at: None,
         email_evidence: None,
         started_at: 1,
         updated_at: 1,

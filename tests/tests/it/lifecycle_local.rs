@@ -608,6 +608,67 @@ async fn a_release_is_justified_and_security_hears_of_it_first() {
     assert_eq!(started.ticket.as_deref(), Some("CHG-7"));
 }
 
+/// A release's completion that failed after deleting our root credentials,
+/// run again once the customer has set their own (the root email is theirs
+/// by then), deletes nothing more: it used to delete the customer's
+/// password and MFA device as if they were ours.
+#[tokio::test]
+async fn a_release_completed_again_leaves_the_customers_own_credentials() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let lifecycle = local.lifecycle();
+    local.engineer_console_steps(NOW).await;
+    complete(&lifecycle, &account(), "alice", (None, None), NOW)
+        .await
+        .unwrap();
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW)
+        .await
+        .unwrap();
+    let code = SecretValue::new(code_mailed_to(&lifecycle, "owner@initech.example"));
+
+    // The first try fails after the deletion (the vault is unreadable).
+    let vault = local
+        .store
+        .root()
+        .join(format!("lifecycle/vault/{}.json", account()));
+    let kept = std::fs::read(&vault).unwrap();
+    std::fs::remove_file(&vault).unwrap();
+    let failed = complete(
+        &lifecycle,
+        &account(),
+        "alice",
+        (Some(&code), None),
+        NOW + 10,
+    )
+    .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
+    let left = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    assert!(left.is_empty(), "ours are gone: {left:?}");
+
+    // The customer signs in with "Forgot password" and adds an MFA device.
+    lifecycle
+        .simulate_console_steps(&account(), NOW + 3_600)
+        .unwrap();
+    std::fs::write(&vault, kept).unwrap();
+    let released = complete(
+        &lifecycle,
+        &account(),
+        "alice",
+        (Some(&code), None),
+        NOW + 7_200,
+    )
+    .await
+    .expect("the retry completes the release");
+    assert_eq!(released[0].phase, Phase::Released);
+    let theirs = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    assert!(
+        theirs.password && theirs.mfa_devices == 1,
+        "the customer's own are kept: {theirs:?}"
+    );
+}
+
 #[tokio::test]
 async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     let local = Local::new();
