@@ -74,7 +74,7 @@ pub enum OperatorRequest {
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum OperatorAnswer {
     Status {
-        rotation: Rotation,
+        rotation: Box<Rotation>,
         audit: Vec<AuditEntry>,
     },
     Access(GrantView),
@@ -297,7 +297,10 @@ async fn status<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResul
     // A task token answers a workflow: it never leaves the function.
     rotation.task_token = None;
     let audit = p.audit().entries(account).await?;
-    Ok(OperatorAnswer::Status { rotation, audit })
+    Ok(OperatorAnswer::Status {
+        rotation: Box::new(rotation),
+        audit,
+    })
 }
 
 /// Whatever waits for a person: the engineer's console steps of a vaulted
