@@ -35,6 +35,7 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
             "set {URL_VARIABLE} to the stack's OperatorUrl output (see the OperatorEnvironment output)"
         )
     })?;
+    check_https(&url)?;
     let function = std::env::var(FUNCTION_VARIABLE).map_err(|_| {
         anyhow::anyhow!(
             "set {FUNCTION_VARIABLE} to the operator function's ARN (see the OperatorEnvironment output)"
@@ -59,6 +60,30 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
     reply(status, &text)
+}
+
+/// The answer carries root passwords and the request a caller proof: only
+/// over TLS, or to a stand-in on this machine.
+fn check_https(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("{URL_VARIABLE} {url}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let allowed = match parsed.scheme() {
+        "https" => true,
+        "http" => loopback,
+        _ => false,
+    };
+    if !allowed {
+        anyhow::bail!(
+            "{URL_VARIABLE} must be an https:// URL (the stack's OperatorUrl), not {url}"
+        );
+    }
+    Ok(())
 }
 
 /// The region of a function URL (`https://ID.lambda-url.REGION.on.aws/`).
@@ -154,5 +179,21 @@ mod tests {
         );
         assert_eq!(url_region("http://127.0.0.1:9000/"), None);
         assert_eq!(url_region("not a url"), None);
+    }
+
+    #[test]
+    fn root_passwords_travel_over_tls_only() {
+        for (url, taken) in [
+            ("https://abcdefghij.lambda-url.eu-central-1.on.aws/", true),
+            ("http://127.0.0.1:9000/", true),
+            ("http://[::1]:9000/", true),
+            ("http://localhost:9000/", true),
+            ("http://abcdefghij.lambda-url.eu-central-1.on.aws/", false),
+            ("http://10.0.0.5/", false),
+            ("ftp://127.0.0.2/", false),
+            ("not a url", false),
+        ] {
+            assert_eq!(check_https(url).is_ok(), taken, "{url}");
+        }
     }
 }
