@@ -54,7 +54,7 @@ struct Records {
 }
 
 fn local_records(state: &Path, listed: Option<&Path>) -> anyhow::Result<Records> {
-    let store = LocalStore::open(state)?;
+    let store = LocalStore::open_to_read(state)?;
     let lifecycle = LocalLifecycle::without_vault(&store);
     let mut accounts: Vec<Account> = match listed {
         Some(path) => rootmail_local::accounts::read(path)?,
@@ -303,7 +303,7 @@ pub fn audit(args: &AuditArgs<'_>) -> anyhow::Result<ExitCode> {
     let all = match args.aws {
         Some(tables) => crate::ops::block_on(aws_audit(&tables.audit_table))?,
         None => {
-            let store = LocalStore::open(args.state)?;
+            let store = LocalStore::open_to_read(args.state)?;
             LocalLifecycle::without_vault(&store).all_audit_entries()?
         }
     };

@@ -284,12 +284,14 @@ fn perform_locally(
     local: &Local<'_>,
     request: &OperatorRequest,
 ) -> anyhow::Result<Result<OperatorAnswer, LifecycleError>> {
-    let store = LocalStore::open(local.state)?;
     let runtime = runtime()?;
     if let OperatorRequest::Status { .. } = request {
+        // Read beside a run that may hold the state.
+        let store = LocalStore::open_to_read(local.state)?;
         let lifecycle = LocalLifecycle::without_vault(&store);
         return Ok(runtime.block_on(operator::perform(&lifecycle, "", request, now())));
     }
+    let store = LocalStore::open(local.state)?;
     let who = local.who()?;
     let key = VaultKey::from_env().map_err(anyhow::Error::msg)?;
     let lifecycle = LocalLifecycle::new(&store, key);

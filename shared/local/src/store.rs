@@ -225,6 +225,18 @@ impl LocalStore {
         Ok(Self::on(root, None, db))
     }
 
+    /// A state directory opened to read: beside a run that may be writing it
+    /// ([`Self::open_reader`]) when its database exists; else as a writer,
+    /// which makes it (and imports an older directory's records), so that a
+    /// new directory reads as empty. `accounts list`, `audit` and `rotation
+    /// status` open the state this way.
+    pub fn open_to_read(root: &Path) -> Result<Self, StoreError> {
+        match root.join(db::FILE).is_file() {
+            true => Self::open_reader(root),
+            false => Self::open(root),
+        }
+    }
+
     /// The store over `db`, holding `lock` (a writer) or none (a reader).
     fn on(root: &Path, lock: Option<File>, db: rusqlite::Connection) -> Self {
         Self {

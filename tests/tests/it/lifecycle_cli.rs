@@ -572,3 +572,52 @@ fn the_estate_lists_ten_thousand_accounts() {
     );
     eprintln!("accounts list: 10,000 accounts in {took:?}");
 }
+
+/// The commands that only read (`rotation status`, `accounts list`,
+/// `audit`) answer beside a `rootmail run` holding the state directory,
+/// as `status` and `tickets` do; a command that writes still waits its turn.
+#[test]
+fn reading_commands_answer_while_a_run_holds_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path();
+    let start = |account: &str| {
+        rootmail(
+            state,
+            &[
+                "rotation",
+                "start",
+                "--account",
+                account,
+                "--customer",
+                "Hooli",
+                "--mode",
+                "rootless",
+            ],
+            None,
+        )
+    };
+    let started = start(ACCOUNT);
+    assert!(started.status.success(), "{}", text(&started));
+
+    let run = rootmail_local::LocalStore::open(state).expect("the run's hold");
+    for (args, wanted) in [
+        (
+            &["rotation", "status", "--account", ACCOUNT][..],
+            "take-over started",
+        ),
+        (&["accounts", "list"][..], ACCOUNT),
+        (&["audit", "--account", ACCOUNT][..], "take-over started"),
+    ] {
+        let output = rootmail(state, args, None);
+        let shown = text(&output);
+        assert!(output.status.success(), "{args:?}: {shown}");
+        assert!(shown.contains(wanted), "{args:?}: {shown}");
+    }
+    let writer = start("555566667777");
+    assert!(
+        text(&writer).contains("another rootmail run is using the state directory"),
+        "{}",
+        text(&writer)
+    );
+    drop(run);
+}
