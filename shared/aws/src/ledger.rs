@@ -8,6 +8,38 @@ use rootmail_pipeline::{Claim, Ledger, LedgerRow, LedgerStatus, PortResult, Send
 
 const PORT: &str = "ledger";
 
+/// A claim's random id. The SDK retries a put whose answer it lost; the
+/// retry then meets the row the first attempt wrote, and must know it as
+/// its own: another invocation's claim would keep the message waiting for
+/// the whole stale window.
+fn claim_id() -> PortResult<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        rootmail_pipeline::PortError::permanent(
+            PORT,
+            format!("the operating system's random source failed: {e}"),
+        )
+    })?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// What a claim refused by its condition found: our own claim (a retried
+/// put), a finished row, or someone else's claim in progress.
+fn claim_outcome(existing: Option<LedgerRow>, ours: &LedgerRow) -> Claim {
+    match existing {
+        Some(row) if row.status == LedgerStatus::Claimed => {
+            if row.claim_id.is_some() && row.claim_id == ours.claim_id {
+                Claim::Owned(row)
+            } else {
+                Claim::Busy
+            }
+        }
+        Some(row) => Claim::Seen(row),
+        // Released or deleted between the put and the read.
+        None => Claim::Busy,
+    }
+}
+
 #[derive(Clone)]
 pub struct DynamoLedger {
     client: Client,
@@ -59,7 +91,8 @@ impl Ledger for DynamoLedger {
         now_secs: u64,
         stale_after_secs: u64,
     ) -> PortResult<Claim> {
-        let row = LedgerRow::claimed(hash, source, now_secs);
+        let mut row = LedgerRow::claimed(hash, source, now_secs);
+        row.claim_id = Some(claim_id()?);
         // New, or a claim so old that its run must have died: take it.
         let put = self
             .client
@@ -76,10 +109,7 @@ impl Ledger for DynamoLedger {
             .await;
         match put {
             Ok(_) => Ok(Claim::Owned(row)),
-            Err(e) if condition_failed(&e) => Ok(match self.get(hash).await? {
-                Some(existing) if existing.status != LedgerStatus::Claimed => Claim::Seen(existing),
-                _ => Claim::Busy,
-            }),
+            Err(e) if condition_failed(&e) => Ok(claim_outcome(self.get(hash).await?, &row)),
             Err(e) => Err(port_error(PORT, e)),
         }
     }
@@ -156,5 +186,45 @@ impl Ledger for DynamoLedger {
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(port_error(PORT, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(id: Option<&str>, status: LedgerStatus) -> LedgerRow {
+        let hash = ContentHash::of(b"mail");
+        let mut row = LedgerRow::claimed(&hash, "inbound/a", 100);
+        row.claim_id = id.map(str::to_string);
+        row.status = status;
+        row
+    }
+
+    /// The SDK retried a claim whose first answer was lost: the row there
+    /// is our own, not another invocation's (it was Busy for the whole stale
+    /// window).
+    #[test]
+    fn a_retried_claim_knows_its_own_row() {
+        let ours = claim(Some("a1"), LedgerStatus::Claimed);
+        let outcome = |existing| claim_outcome(existing, &ours);
+        assert!(matches!(
+            outcome(Some(ours.clone())),
+            Claim::Owned(row) if row.claim_id.as_deref() == Some("a1")
+        ));
+        assert!(matches!(
+            outcome(Some(claim(Some("b2"), LedgerStatus::Claimed))),
+            Claim::Busy
+        ));
+        assert!(matches!(
+            outcome(Some(claim(None, LedgerStatus::Claimed))),
+            Claim::Busy
+        ));
+        assert!(matches!(outcome(None), Claim::Busy));
+        assert!(matches!(
+            outcome(Some(claim(Some("a1"), LedgerStatus::Done))),
+            Claim::Seen(_)
+        ));
+        assert_ne!(claim_id().unwrap(), claim_id().unwrap());
     }
 }

@@ -59,6 +59,10 @@ pub struct LedgerRow {
     /// of it.
     #[serde(default)]
     pub sealed: bool,
+    /// The claim's own random id, where a store needs one to know its own
+    /// claim again (DynamoDB: an SDK retry of a claim whose answer was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
 }
 
 /// What the ledger knows about a queued operation reaching the ticketing system.
@@ -99,6 +103,7 @@ impl LedgerRow {
             from_aws: false,
             sending: Sending::Unknown,
             sealed: false,
+            claim_id: None,
         }
     }
 }
