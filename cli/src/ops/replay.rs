@@ -75,7 +75,8 @@ pub struct Targets<'a> {
 struct Moved {
     operations: usize,
     events: usize,
-    unknown: Vec<String>,
+    /// What stays, by message id: its latest receipt handle.
+    unknown: std::collections::BTreeMap<String, String>,
 }
 
 /// Moves every message of a dead-letter queue back where it belongs: ticket
@@ -99,12 +100,18 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
             .await
             .with_context(|| format!("reading {dlq}"))?;
         let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            break;
-        }
+        let mut fresh = false;
         for message in messages {
             let body = message.body.unwrap_or_default();
             let handle = message.receipt_handle.unwrap_or_default();
+            let id = message.message_id.unwrap_or_default();
+            // Seen before: a run past the visibility timeout received it
+            // again; only its newest handle can release it.
+            if let Some(kept) = moved.unknown.get_mut(&id) {
+                *kept = handle;
+                continue;
+            }
+            fresh = true;
             if send_back(&sqs, &targets, &body, &mut moved).await? {
                 sqs.delete_message()
                     .queue_url(dlq)
@@ -113,13 +120,17 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
                     .await
                     .context("deleting a replayed dead letter")?;
             } else {
-                moved.unknown.push(handle);
+                moved.unknown.insert(id, handle);
             }
             bar.inc(1);
         }
+        // Nothing new: the queue is empty, or shows only what stays.
+        if !fresh {
+            break;
+        }
     }
     bar.finish_and_clear();
-    release_unknown(&sqs, dlq, &moved.unknown).await?;
+    release_unknown(&sqs, dlq, moved.unknown.values()).await?;
     println!(
         "replayed {} ticket operations and {} mail events from {dlq}; {} not recognized, left in the DLQ",
         moved.operations,
@@ -174,7 +185,7 @@ async fn send_back(
 async fn release_unknown(
     sqs: &aws_sdk_sqs::Client,
     dlq: &str,
-    handles: &[String],
+    handles: impl Iterator<Item = &String>,
 ) -> anyhow::Result<()> {
     for handle in handles {
         sqs.change_message_visibility()
