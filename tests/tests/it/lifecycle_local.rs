@@ -93,6 +93,17 @@ impl Local {
         Ok(trail.iter().map(|s| s.phase).collect())
     }
 
+    /// A vaulted take-over done: the engineer's console steps and completion.
+    async fn active_vaulted() -> Self {
+        let local = Self::new();
+        local.take_over(Mode::Vaulted).await.unwrap();
+        local.engineer_console_steps(NOW).await;
+        complete(&local.lifecycle(), &account(), "alice", (None, None), NOW)
+            .await
+            .unwrap();
+        local
+    }
+
     async fn phase(&self) -> Option<Phase> {
         Rotations::get(&self.lifecycle(), &account())
             .await
@@ -526,13 +537,8 @@ async fn a_code_mail_that_fails_authentication_is_never_used() {
 /// own root domain, and security is mailed before AWS is asked.
 #[tokio::test]
 async fn a_release_is_justified_and_security_hears_of_it_first() {
-    let local = Local::new();
-    local.take_over(Mode::Vaulted).await.unwrap();
+    let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    local.engineer_console_steps(NOW).await;
-    complete(&lifecycle, &account(), "alice", (None, None), NOW)
-        .await
-        .unwrap();
     let ours = Rotations::get(&lifecycle, &account())
         .await
         .unwrap()
@@ -614,13 +620,8 @@ async fn a_release_is_justified_and_security_hears_of_it_first() {
 /// password and MFA device as if they were ours.
 #[tokio::test]
 async fn a_release_completed_again_leaves_the_customers_own_credentials() {
-    let local = Local::new();
-    local.take_over(Mode::Vaulted).await.unwrap();
+    let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    local.engineer_console_steps(NOW).await;
-    complete(&lifecycle, &account(), "alice", (None, None), NOW)
-        .await
-        .unwrap();
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
     steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW)
         .await
@@ -671,13 +672,8 @@ async fn a_release_completed_again_leaves_the_customers_own_credentials() {
 
 #[tokio::test]
 async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
-    let local = Local::new();
-    local.take_over(Mode::Vaulted).await.unwrap();
+    let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    local.engineer_console_steps(NOW).await;
-    complete(&lifecycle, &account(), "alice", (None, None), NOW)
-        .await
-        .unwrap();
 
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
     let started = steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW)
