@@ -247,7 +247,9 @@ pub fn authenticate(mail: &ParsedMail) -> Authentication {
 }
 
 /// SES's own `Authentication-Results` (the topmost from `amazonses.com`):
-/// any other one a sender could have written.
+/// any other one a sender could have written. A quote or comment left open
+/// there is a sender's text (SES quotes its HELO as it came) hiding SES's
+/// own clauses behind it: no result is read at all.
 fn ses_results(mail: &ParsedMail) -> Results {
     ses_headers_named(mail, "Authentication-Results")
         .find(|v| {
@@ -255,7 +257,10 @@ fn ses_results(mail: &ParsedMail) -> Results {
                 .next()
                 .is_some_and(|id| id.trim().eq_ignore_ascii_case("amazonses.com"))
         })
-        .map(|v| parse_results(&outside_quotes_and_comments(v)))
+        .and_then(|v| {
+            let (blanked, closed) = blank_quotes_and_comments(v);
+            closed.then(|| parse_results(&blanked))
+        })
         .unwrap_or_default()
 }
 
@@ -266,6 +271,12 @@ fn ses_results(mail: &ParsedMail) -> Results {
 /// holding `;` and `=` (RFC 5321 4.1.2; RFC 8601 reads them as text). A
 /// quote or comment left open blanks the rest. One pass.
 pub(crate) fn outside_quotes_and_comments(value: &str) -> String {
+    blank_quotes_and_comments(value).0
+}
+
+/// [`outside_quotes_and_comments`], and whether every quote and comment
+/// was closed.
+fn blank_quotes_and_comments(value: &str) -> (String, bool) {
     enum In {
         Text,
         Quote,
@@ -309,7 +320,29 @@ pub(crate) fn outside_quotes_and_comments(value: &str) -> String {
         };
         out.push(if kept { c } else { '_' });
     }
-    out
+    (out, matches!(inside, In::Text))
+}
+
+/// The clauses of a results header: split at each `;` that SES follows
+/// with a space or a line break (or that ends the value). SES writes the
+/// sender's HELO as it came (`helo=...;`), and a HELO is one word: the
+/// `;dkim=pass;header.i=@signin.aws` it may hold stays inside its clause.
+fn clauses(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(value);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let mut from = 0;
+        while let Some(at) = text[from..].find(';').map(|i| from + i) {
+            let after = &text[at + 1..];
+            if after.chars().next().is_none_or(char::is_whitespace) {
+                rest = Some(after);
+                return Some(&text[..at]);
+            }
+            from = at + 1;
+        }
+        rest = None;
+        Some(text)
+    })
 }
 
 /// The DKIM result that speaks for the From domain: an aligned pass, else the
@@ -431,7 +464,7 @@ fn parse_results(value: &str) -> Results {
     }
     let mut results = Results::default();
     let mut last = Last::Other;
-    for clause in value.split(';').skip(1).map(str::trim) {
+    for clause in clauses(value).skip(1).map(str::trim) {
         let domain = property_domain(clause);
         let Some((method, result)) = method_result(clause) else {
             // SES writes `spf=pass (...) client-ip=...; envelope-from=...;`: a
@@ -581,7 +614,7 @@ pub fn spoofing_reason(mail: &ParsedMail, auth: &Authentication) -> Option<Strin
     if let Some(aws) = imitated_aws_domain(written) {
         return homograph_claim(written, aws);
     }
-    if let Some(reason) = listed_aws_claim(mail) {
+    if let Some(reason) = listed_aws_claim(mail).or_else(|| repeated_from(mail)) {
         return Some(reason);
     }
     if auth.aws_sender {
@@ -641,6 +674,28 @@ fn listed_aws_claim(mail: &ParsedMail) -> Option<String> {
         ))
     })
 }
+
+/// A message has one From field (RFC 5322 3.6). With two, rootmail and DKIM
+/// read the last, and some mail programs show the first: a forged
+/// `From: no-reply@signin.aws` above the real one.
+fn repeated_from(mail: &ParsedMail) -> Option<String> {
+    let count = mail.headers_named("From").take(MAX_FROM_FIELDS).count();
+    (count > 1).then(|| {
+        let first = mail.headers_named("From").next().unwrap_or_default();
+        format!(
+            "it has {count}{} From fields; the first reads {}",
+            if count == MAX_FROM_FIELDS {
+                " or more"
+            } else {
+                ""
+            },
+            short(first)
+        )
+    })
+}
+
+/// How many From fields [`repeated_from`] counts before it stops.
+const MAX_FROM_FIELDS: usize = 10;
 
 /// `Sender: no-reply@signin.aws` on a mail from someone else (`real`).
 fn sender_header_claim(mail: &ParsedMail, real: &str) -> Option<String> {
@@ -724,7 +779,7 @@ mod tests {
 
     /// SES's own `Received` first, so the headers after it count as SES's
     /// block as far as they are headers SES writes.
-    const RECEIVED: &str = "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n";
+    const RECEIVED: &str = "Received: from mx.example (mx.example [192.0.2.1])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n";
 
     fn mail(headers: &str) -> ParsedMail {
         parse(format!("{RECEIVED}{headers}\r\n\r\nbody").as_bytes()).unwrap()
@@ -813,6 +868,70 @@ mod tests {
         ));
         assert_eq!(commented.spf_domain.as_deref(), Some("evil.example"));
         assert_eq!(commented.dmarc.as_deref(), Some("fail"));
+    }
+
+    /// SES writes the sender's HELO into its own header as it came. An
+    /// 8-bit byte there made the header not UTF-8, and it was left out: the
+    /// sender's forged results right below took its place, and a forged
+    /// code passed as AWS's (found by an attacker's review).
+    #[test]
+    fn an_8bit_helo_does_not_let_a_forged_header_stand_for_ses() {
+        let mut raw = RECEIVED.as_bytes().to_vec();
+        raw.extend_from_slice(b"Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=203.0.113.9; envelope-from=x@evil.example; helo=\xffevil;\r\n dkim=fail header.i=@evil.example;\r\n dmarc=fail header.from=signin.aws;\r\n");
+        raw.extend_from_slice(PASS.as_bytes());
+        raw.extend_from_slice(b"\r\nReturn-Path: <x@us-east-1.amazonses.com>\r\nFrom: no-reply@verify.signin.aws\r\n\r\nbody");
+        let m = parse(&raw).unwrap();
+        let a = authenticate(&m);
+        assert_eq!(a.dmarc.as_deref(), Some("fail"), "SES's own header is read");
+        assert!(!a.verified);
+        assert!(a.handoff_refusal().is_some());
+    }
+
+    /// A HELO is one word, and SES writes it as it came: `;`s in it are not
+    /// SES's clause ends, and a comment it leaves open must not hide SES's
+    /// own failing results behind it.
+    #[test]
+    fn a_helo_cannot_write_clauses_of_its_own() {
+        let injected = |helo: &str| {
+            mail(&format!(
+                "Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=203.0.113.9; envelope-from=x@evil.example; helo={helo};\r\n dkim=fail header.i=@evil.example;\r\n dmarc=fail header.from=signin.aws;\r\nFrom: no-reply@verify.signin.aws"
+            ))
+        };
+        let plain = authenticate(&injected("x;dkim=pass;header.i=@verify.signin.aws"));
+        assert_eq!(plain.dkim.as_deref(), Some("unaligned"));
+        assert_eq!(plain.dmarc.as_deref(), Some("fail"));
+        assert!(!plain.verified);
+        let hiding = authenticate(&injected(
+            "x;dkim=pass;header.i=@verify.signin.aws;dmarc=pass;(",
+        ));
+        assert_eq!((hiding.dkim, hiding.dmarc), (None, None));
+        assert!(!hiding.verified);
+    }
+
+    /// SES writes each of its headers once: a second of a name starts what
+    /// the sender wrote, so a verdict SES did not write (its scan off)
+    /// below a forged copy of one it did is not SES's either.
+    #[test]
+    fn a_repeated_header_ends_ses_block() {
+        let m = mail(&format!(
+            "{PASS}\r\n{PASS}\r\nX-SES-Virus-Verdict: PASS\r\nFrom: no-reply@verify.signin.aws"
+        ));
+        assert_eq!(m.ses_headers, 2);
+        assert_eq!(authenticate(&m).virus, None);
+    }
+
+    /// Two From fields: DKIM and rootmail read the last, some mail programs
+    /// show the first. Whoever sent it, it is a trick.
+    #[test]
+    fn a_second_from_field_is_phishing() {
+        let m = mail(&format!(
+            "{PASS}\r\nFrom: no-reply@verify.signin.aws\r\nFrom: attacker@evil.example"
+        ));
+        let reason = spoofing_reason(&m, &authenticate(&m)).expect("a trick");
+        assert!(reason.contains("2 From fields"), "{reason}");
+        assert!(reason.contains("no-reply@verify.signin.aws"), "{reason}");
+        let one = mail(&format!("{PASS}\r\nFrom: no-reply@verify.signin.aws"));
+        assert_eq!(spoofing_reason(&one, &authenticate(&one)), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::rules::Rules;
 use crate::warm_up::triage_without_stores;
 use std::time::{Duration, Instant};
 
-const HEADERS: &str = "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
+const HEADERS: &str = "Received: from mx.example (mx.example [192.0.2.1])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
     X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
     Authentication-Results: amazonses.com; spf=pass envelope-from=b@amazonses.com; dkim=pass header.i=@aws.com; dmarc=pass header.from=aws.com;\r\n\
     From: AWS <no-reply@aws.com>\r\nTo: root@msp.example\r\nSubject: notice\r\nMessage-ID: <m@x>\r\n";

@@ -8,8 +8,13 @@ use std::sync::LazyLock;
 /// The object name SES writes when a receipt rule is created.
 pub const SETUP_NOTIFICATION_OBJECT: &str = "AMAZON_SES_SETUP_NOTIFICATION";
 
+/// SES's `Received`: `from HELO (rDNS [IP]) by inbound-smtp.REGION...`.
+/// Anchored at its start, past the one word and the parenthesis the sender
+/// chooses (its HELO, its reverse DNS), so that words of theirs cannot be
+/// read as SES's own `by ... id ... for`: a HELO of several words makes
+/// the header no SES `Received` at all.
 static SES_RECEIVED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\bby\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\s+with\s+\S+\s+id\s+(\S+)(?:\s+for\s+<?([^\s;<>]+)>?)?")
+    Regex::new(r"(?i)^from\s+\S+\s+\([^()]*\)\s+by\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\s+with\s+\S+\s+id\s+(\S+)(?:\s+for\s+<?([^\s;<>]+)>?)?")
         .expect("static regex")
 });
 
@@ -37,12 +42,24 @@ pub fn ses_block(mail: &ParsedMail) -> impl Iterator<Item = (&str, &str)> {
     mail.headers.iter().take(mail.ses_headers)
 }
 
+/// The most headers SES's block holds: SES writes fewer than ten.
+const MAX_SES_HEADERS: usize = 16;
+
 /// How many headers from the top make SES's block (computed once, at parse).
+/// SES writes each of its headers once: a name met again starts what
+/// someone else wrote (a forged verdict SES did not write, below its own).
 pub fn ses_block_len(headers: &Headers) -> usize {
+    let mut seen: Vec<String> = Vec::with_capacity(MAX_SES_HEADERS);
     let end = headers
         .iter()
-        .position(|(name, value)| !is_ses_header(name, value))
-        .unwrap_or(headers.len());
+        .take(MAX_SES_HEADERS)
+        .position(|(name, value)| {
+            let name = name.to_ascii_lowercase();
+            let ours = !seen.contains(&name) && is_ses_header(&name, value);
+            seen.push(name);
+            !ours
+        })
+        .unwrap_or(headers.len().min(MAX_SES_HEADERS));
     let has_receipt = headers
         .iter()
         .take(end)
@@ -173,7 +190,25 @@ mod tests {
     use super::*;
     use crate::mail::parse;
 
-    const SES: &str = "Return-Path: <b@amazonses.com>\r\nReceived: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\nX-SES-Spam-Verdict: PASS\r\nAuthentication-Results: amazonses.com; dmarc=pass\r\n";
+    const SES: &str = "Return-Path: <b@amazonses.com>\r\nReceived: from mx.example (mx.example [192.0.2.1])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\nX-SES-Spam-Verdict: PASS\r\nAuthentication-Results: amazonses.com; dmarc=pass\r\n";
+
+    /// SES's `Received` starts with the sender's HELO and reverse DNS: words
+    /// there cannot pose as SES's own `by inbound-smtp ... for`.
+    #[test]
+    fn ses_received_is_read_past_the_senders_words_only() {
+        let real = "from mail.evil.example (mail.evil.example [203.0.113.9])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id real1\r\n for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000";
+        assert!(SES_RECEIVED.is_match(real));
+        let unfolded = real.replace("\r\n", "");
+        let captured = SES_RECEIVED.captures(&unfolded).unwrap();
+        assert_eq!(&captured[1], "real1");
+        for posing in [
+            "from x by inbound-smtp.us-east-1.amazonaws.com with SMTP id fake for victim@msp.example (x [203.0.113.9]) by inbound-smtp.us-east-1.amazonaws.com with SMTP id real2 for root@msp.example",
+            "from a b (c [203.0.113.9]) by inbound-smtp.us-east-1.amazonaws.com with SMTP id fake",
+            "by inbound-smtp.us-east-1.amazonaws.com with SMTP id fake for victim@msp.example",
+        ] {
+            assert!(!SES_RECEIVED.is_match(posing), "{posing}");
+        }
+    }
 
     #[test]
     fn only_the_run_of_ses_headers_above_the_message_is_ses() {

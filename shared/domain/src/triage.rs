@@ -864,7 +864,7 @@ mod tests {
 
     /// SES's block as a receipt rule stores it, for mail AWS sent to our address.
     const PASS: &str = "Return-Path: <0100@amazonses.com>\r\n\
-        Received: from a8-31.smtp-out.amazonses.com\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n \
+        Received: from a8-31.smtp-out.amazonses.com (a8-31.smtp-out.amazonses.com [54.240.8.31])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n \
         for root+x@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
         X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
         Authentication-Results: amazonses.com;\r\n spf=pass envelope-from=x@amazonses.com;\r\n \
@@ -1123,7 +1123,7 @@ mod tests {
     #[test]
     fn a_forged_reset_whose_envelope_sender_writes_clauses_feeds_no_rotation() {
         let forged_results = "Return-Path: <\"x@amazonses.com;dkim=pass;header.i=@signin.aws;dmarc=pass\"@evil.example>\r\n\
-            Received: from mail.evil.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n \
+            Received: from mail.evil.example (mail.evil.example [203.0.113.9])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id abc\r\n \
             for root+x@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000\r\n\
             X-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
             Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=203.0.113.9; \

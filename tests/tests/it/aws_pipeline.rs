@@ -403,7 +403,7 @@ async fn a_flaky_ticket_api_still_gets_everything_exactly_once() {
 /// A mail with an attachment of `size` bytes (base64 in the message).
 fn mail_with_attachment(to: &str, size: usize) -> Vec<u8> {
     let mut raw = format!(
-        "Received: from a48-1.smtp-out.amazonses.com by inbound-smtp.us-east-1.amazonaws.com with SMTP id bigmail0001 for {to};\r\n\
+        "Received: from a48-1.smtp-out.amazonses.com (a48-1.smtp-out.amazonses.com [54.240.48.1]) by inbound-smtp.us-east-1.amazonaws.com with SMTP id bigmail0001 for {to};\r\n\
          From: Amazon Web Services <no-reply@amazonaws.com>\r\n\
          To: {to}\r\n\
          Subject: Your AWS usage report\r\n\

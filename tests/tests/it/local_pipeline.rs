@@ -388,7 +388,7 @@ fn reply_to(case_message_id: &str, from: &str, ses: &str, id: &str) -> String {
 const AWS_SUPPORT: &str = "AWS Support <no-reply-aws@amazon.com>";
 
 /// What SES adds to mail AWS sent: delivered, and every verdict passed.
-const SES_PASSED: &str = "Return-Path: <b@amazonses.com>\r\nReceived: from a8-31.smtp-out.amazonses.com\r\n \
+const SES_PASSED: &str = "Return-Path: <b@amazonses.com>\r\nReceived: from a8-31.smtp-out.amazonses.com (a8-31.smtp-out.amazonses.com [54.240.8.31])\r\n \
     by inbound-smtp.us-east-1.amazonaws.com with SMTP id r1\r\n for root+a7f3k9q2@root.example-msp.com;\r\n \
     Mon, 12 Jan 2026 09:41:25 +0000\r\nX-SES-Spam-Verdict: PASS\r\nX-SES-Virus-Verdict: PASS\r\n\
     Authentication-Results: amazonses.com; spf=pass envelope-from=b@amazonses.com; \

@@ -295,7 +295,7 @@ mod tests {
             parse(raw.as_bytes()).expect("parses")
         };
         let stamped = mail(
-            "Received: from mx.example\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id x\r\n \
+            "Received: from mx.example (mx.example [192.0.2.1])\r\n by inbound-smtp.us-east-1.amazonaws.com with SMTP id x\r\n \
              for root@msp.example;\r\n Tue, 03 Mar 2026 10:15:02 +0000 (UTC)\r\n\
              Received: from forged.example; Mon, 1 Jan 2018 00:00:00 +0000\r\n",
         );

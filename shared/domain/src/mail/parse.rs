@@ -90,16 +90,20 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
 
 /// The header fields, unfolded, and where each ends in the raw message;
 /// refused unless one is a field a message has (bytes that merely parse are
-/// not yet mail). A field whose value is not UTF-8 is left out.
+/// not yet mail). A value that is not UTF-8 is kept with U+FFFD for what
+/// does not decode: left out, it would let the header below it take its
+/// place (a sender's forged `Authentication-Results` in SES's block, when
+/// SES's own quoted a sender's 8-bit HELO).
 fn message_headers(message: &Message<'_>) -> Result<(Headers, Vec<usize>), ParseError> {
     let mut headers = Headers::default();
     let mut ends = Vec::new();
     let raw = &message.raw_message[..];
     for header in message.headers() {
-        let value = raw.get(header.offset_start as usize..header.offset_end as usize);
-        if let Some(value) = value.and_then(|v| std::str::from_utf8(v).ok()) {
-            headers.push(header.name.as_str(), value);
-            ends.push(header.offset_end as usize);
+        let start = header.offset_start as usize;
+        let end = header.offset_end as usize;
+        if let Some(value) = raw.get(start..end) {
+            headers.push(header.name.as_str(), &String::from_utf8_lossy(value));
+            ends.push(end);
         }
     }
     let recognised = headers
