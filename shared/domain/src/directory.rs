@@ -151,8 +151,11 @@ fn header_recipients(mail: &ParsedMail) -> impl Iterator<Item = &EmailAddress> {
 /// Every address and account id `resolve(mail, envelope, _)` can ask the directory about.
 pub fn candidates(mail: &ParsedMail, envelope: &[EmailAddress]) -> Candidates {
     let mut emails: Vec<EmailAddress> = Vec::new();
+    // A set, not a scan of the list per address: the sender chooses up to
+    // MAX_HEADER_RECIPIENTS of them.
+    let mut seen = std::collections::HashSet::new();
     for address in envelope.iter().chain(header_recipients(mail)) {
-        if !emails.contains(address) {
+        if seen.insert(address) {
             emails.push(address.clone());
         }
     }
