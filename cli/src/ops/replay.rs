@@ -94,24 +94,27 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
             .max_number_of_messages(10)
             .wait_time_seconds(1)
             // Hidden while this run lasts, so a message left behind is not read twice.
-            .visibility_timeout(600)
+            .visibility_timeout(HIDDEN_SECS)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await
             .with_context(|| format!("reading {dlq}"))?;
         let messages = received.messages.unwrap_or_default();
-        let mut fresh = false;
+        if messages.is_empty() {
+            break;
+        }
         for message in messages {
             let body = message.body.unwrap_or_default();
             let handle = message.receipt_handle.unwrap_or_default();
             let id = message.message_id.unwrap_or_default();
             // Seen before: a run past the visibility timeout received it
-            // again; only its newest handle can release it.
+            // again. Hidden once more, and only its newest handle can
+            // release it at the end.
             if let Some(kept) = moved.unknown.get_mut(&id) {
+                hide(&sqs, dlq, &handle).await?;
                 *kept = handle;
                 continue;
             }
-            fresh = true;
             if send_back(&sqs, &targets, &body, &mut moved).await? {
                 sqs.delete_message()
                     .queue_url(dlq)
@@ -123,10 +126,6 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
                 moved.unknown.insert(id, handle);
             }
             bar.inc(1);
-        }
-        // Nothing new: the queue is empty, or shows only what stays.
-        if !fresh {
-            break;
         }
     }
     bar.finish_and_clear();
@@ -180,6 +179,21 @@ async fn send_back(
         Ok(false)
     }
 }
+
+/// Hides a dead letter again for as long as a receive does.
+async fn hide(sqs: &aws_sdk_sqs::Client, dlq: &str, handle: &str) -> anyhow::Result<()> {
+    sqs.change_message_visibility()
+        .queue_url(dlq)
+        .receipt_handle(handle)
+        .visibility_timeout(HIDDEN_SECS)
+        .send()
+        .await
+        .context("hiding a dead letter again")?;
+    Ok(())
+}
+
+/// How long a received dead letter stays hidden from this run's next receives.
+const HIDDEN_SECS: i32 = 600;
 
 /// What was not recognised becomes visible again for a person to look at.
 async fn release_unknown(
