@@ -324,9 +324,10 @@ fn blank_quotes_and_comments(value: &str) -> (String, bool) {
 }
 
 /// The clauses of a results header: split at each `;` that SES follows
-/// with a space or a line break (or that ends the value). SES writes the
-/// sender's HELO as it came (`helo=...;`), and a HELO is one word: the
-/// `;dkim=pass;header.i=@signin.aws` it may hold stays inside its clause.
+/// with an ASCII space, tab or line break (or that ends the value). SES
+/// writes the sender's HELO as it came (`helo=...;`), and a HELO is one
+/// word: the `;dkim=pass;header.i=@signin.aws` it may hold, or a `;` and a
+/// no-break space, stays inside its clause.
 fn clauses(value: &str) -> impl Iterator<Item = &str> {
     let mut rest = Some(value);
     std::iter::from_fn(move || {
@@ -334,7 +335,11 @@ fn clauses(value: &str) -> impl Iterator<Item = &str> {
         let mut from = 0;
         while let Some(at) = text[from..].find(';').map(|i| from + i) {
             let after = &text[at + 1..];
-            if after.chars().next().is_none_or(char::is_whitespace) {
+            if after
+                .bytes()
+                .next()
+                .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            {
                 rest = Some(after);
                 return Some(&text[..at]);
             }
@@ -897,10 +902,16 @@ mod tests {
                 "Authentication-Results: amazonses.com;\r\n spf=pass (spf=pass) client-ip=203.0.113.9; envelope-from=x@evil.example; helo={helo};\r\n dkim=fail header.i=@evil.example;\r\n dmarc=fail header.from=signin.aws;\r\nFrom: no-reply@verify.signin.aws"
             ))
         };
-        let plain = authenticate(&injected("x;dkim=pass;header.i=@verify.signin.aws"));
-        assert_eq!(plain.dkim.as_deref(), Some("unaligned"));
-        assert_eq!(plain.dmarc.as_deref(), Some("fail"));
-        assert!(!plain.verified);
+        for helo in [
+            "x;dkim=pass;header.i=@verify.signin.aws",
+            "x;\u{a0}dkim=pass\u{a0}header.i=@verify.signin.aws",
+            "x;\u{85}dkim=pass header.i=@verify.signin.aws",
+        ] {
+            let plain = authenticate(&injected(helo));
+            assert_eq!(plain.dkim.as_deref(), Some("unaligned"), "{helo:?}");
+            assert_eq!(plain.dmarc.as_deref(), Some("fail"));
+            assert!(!plain.verified);
+        }
         let hiding = authenticate(&injected(
             "x;dkim=pass;header.i=@verify.signin.aws;dmarc=pass;(",
         ));

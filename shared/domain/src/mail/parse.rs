@@ -53,7 +53,7 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     let subject = bounded_subject(&message, &mut warnings);
     let ses_headers = crate::ses::ses_block_len(&headers);
     // The end of SES's last header (its line break included): a line below
-    // it that is not in `headers` (no colon, a value not UTF-8) is the sender's.
+    // it that is not in `headers` (no colon) is the sender's.
     let ses_block_end = match ses_headers {
         0 => 0,
         n => field_ends.get(n - 1).copied().unwrap_or(0),
