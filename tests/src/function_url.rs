@@ -38,7 +38,7 @@ pub struct FunctionUrl {
     /// The function's ARN (the command line's `OPERATOR_FUNCTION_ARN`).
     pub function_arn: String,
     /// The STS that checks the caller proofs (the command line's
-    /// `AWS_ENDPOINT_URL_STS`).
+    /// `OPERATOR_STS_URL`).
     pub sts_url: String,
     function: Arc<Function>,
     _server: FakeHttp,

@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime};
 pub const PROOF_HEADER: &str = "x-rootmail-caller-proof";
 /// A header the proof's signature covers: the hex SHA-256 of the body.
 pub const BODY_HASH_HEADER: &str = "x-rootmail-body-sha256";
-/// A header the proof's signature covers: the operator function's ARN, so
-/// that a proof sent to another function (a mistyped `OPERATOR_URL`, another
-/// deployment) is worth nothing to this one.
+/// A header the proof's signature covers: the operator function's ARN
+/// (`OPERATOR_FUNCTION_ARN`), so that a proof made for another function
+/// (another deployment's) is worth nothing to this one.
 pub const AUDIENCE_HEADER: &str = "x-rootmail-audience";
 /// The proof's `X-Amz-Expires`. STS ignores it (a presigned request holds 15
 /// minutes from its date); the function's own limit is [`MAX_AGE_SECS`].
@@ -143,10 +143,17 @@ impl CallerProofs {
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(ProofError::Unavailable(format!("STS answered {status}")));
         }
+        let answer = bounded_text(response).await;
         if !status.is_success() {
-            return Err(ProofError::Refused(status.as_u16()));
+            // STS's Query API throttles with a 400 and this code.
+            return Err(match answer.as_deref().ok().and_then(error_code) {
+                Some(code @ ("Throttling" | "RequestLimitExceeded")) => {
+                    ProofError::Unavailable(format!("STS answered {status} {code}"))
+                }
+                _ => ProofError::Refused(status.as_u16()),
+            });
         }
-        let answer = bounded_text(response).await?;
+        let answer = answer?;
         answered_arn(&answer)
             .ok_or_else(|| ProofError::Unavailable("STS's answer names no ARN".into()))
     }
@@ -257,6 +264,12 @@ async fn bounded_text(mut response: reqwest::Response) -> Result<String, ProofEr
         text.extend_from_slice(&chunk);
     }
     String::from_utf8(text).map_err(|_| ProofError::Unavailable("STS's answer is not text".into()))
+}
+
+/// `<Code>` of an STS error answer.
+fn error_code(xml: &str) -> Option<&str> {
+    let code = xml.split_once("<Code>")?.1.split_once("</Code>")?.0.trim();
+    (!code.is_empty()).then_some(code)
 }
 
 /// `<Arn>` of a GetCallerIdentity answer's result, its XML escapes read (an
@@ -404,6 +417,18 @@ mod tests {
             sts_endpoint("cn-north-1"),
             "https://sts.cn-north-1.amazonaws.com.cn"
         );
+    }
+
+    #[test]
+    fn sts_throttling_is_read_from_its_error_code() {
+        let throttled = "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+            <Message>Rate exceeded</Message></Error></ErrorResponse>";
+        assert_eq!(error_code(throttled), Some("Throttling"));
+        assert_eq!(
+            error_code("<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code></Error>"),
+            Some("SignatureDoesNotMatch")
+        );
+        assert_eq!(error_code("not xml"), None);
     }
 
     #[test]
