@@ -1670,16 +1670,49 @@ async fn release_with_customer_code<P: LifecyclePorts>(
     // "Forgot password" lets the customer set their own. Once only: a try
     // run again later would delete what the customer has set since.
     let removed = match rotation.credentials_deleted_at {
-        Some(_) => "by an earlier try".to_string(),
+        Some(_) => "our root credentials are deleted (by an earlier try)".to_string(),
         None => {
-            let removed = p.root().delete_all(&account).await?;
+            let removed = delete_ours(p, rotation, moved).await?;
             rotation.credentials_deleted_at = Some(now);
             save_next_version(p, rotation, now).await?;
-            removed.describe()
+            removed
         }
     };
     p.root().allow_password_recovery(&account).await?;
-    Ok(format!("our root credentials are deleted ({removed})"))
+    Ok(removed)
+}
+
+/// Deletes the root user's credentials, unless the email had moved before
+/// this try (an earlier one got AWS's acceptance, then failed before its
+/// mark was saved) and the root user has an MFA device enabled since the
+/// release started: the customer has signed in and set their own, and
+/// ours went with their password reset. What was done, for the audit.
+async fn delete_ours<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    moved: bool,
+) -> LifecycleResult<String> {
+    let account = &rotation.account_id;
+    if moved {
+        let now_there = p.root().audit(account).await?;
+        if now_there
+            .mfa_enabled_at
+            .iter()
+            .any(|&at| at > rotation.updated_at)
+        {
+            return Ok(format!(
+                "our root credentials are not deleted: the root user has an MFA device enabled since \
+                 the release started, the customer's ({}); ask the customer to remove any MFA device \
+                 enabled before the release (ours) in Security credentials",
+                now_there.describe()
+            ));
+        }
+    }
+    let removed = p.root().delete_all(account).await?;
+    Ok(format!(
+        "our root credentials are deleted ({})",
+        removed.describe()
+    ))
 }
 
 /// How a release is confirmed: the customer's code (the Account API), or the

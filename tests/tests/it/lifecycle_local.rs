@@ -2339,3 +2339,127 @@ async fn a_registration_run_again_keeps_the_customers_address_as_previous() {
         Some("owner@initech.example")
     );
 }
+
+/// The local lifecycle with a mail service that is down: the notice to
+/// NoticeTo cannot be sent.
+struct MailDown<'a>(LocalLifecycle<'a>);
+
+impl rootmail_lifecycle::Notices for MailDown<'_> {
+    async fn ticket_note(
+        &self,
+        account: &AccountId,
+        customer: &str,
+        text: &str,
+    ) -> rootmail_lifecycle::LifecycleResult<()> {
+        rootmail_lifecycle::Notices::ticket_note(&self.0, account, customer, text).await
+    }
+
+    async fn email(&self, _subject: &str, _text: &str) -> rootmail_lifecycle::LifecycleResult<()> {
+        Err(LifecycleError::Port(
+            rootmail_pipeline::PortError::transient("notices", "SES throttled the send"),
+        ))
+    }
+}
+
+impl<'a> rootmail_lifecycle::LifecyclePorts for MailDown<'a> {
+    type Api = LocalLifecycle<'a>;
+    type Root = LocalLifecycle<'a>;
+    type Vault = LocalLifecycle<'a>;
+    type Rotations = LocalLifecycle<'a>;
+    type Audit = LocalLifecycle<'a>;
+    type Registry = LocalLifecycle<'a>;
+    type Tokens = LocalLifecycle<'a>;
+    type Notices = Self;
+    fn api(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn root(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn vault(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn rotations(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn audit(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn registry(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn tokens(&self) -> &LocalLifecycle<'a> {
+        &self.0
+    }
+    fn notices(&self) -> &Self {
+        self
+    }
+}
+
+/// No unseen release: when security cannot be mailed, AWS is not asked to
+/// move the root email and nothing changes; the failure is transient, so
+/// the state machine's step retries it.
+#[tokio::test]
+async fn a_release_whose_notice_cannot_be_sent_does_not_start() {
+    let local = Local::active_vaulted().await;
+    let down = MailDown(local.lifecycle());
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    let before = local.actions().await;
+    let refused =
+        steps::start_release(&down, &releasing(&account(), "alice"), &customer, NOW + 10).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Port(e)) if e.is_transient()),
+        "{refused:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::Active));
+    assert_eq!(local.actions().await, before, "nothing recorded");
+    let asked = std::fs::read_dir(local.lifecycle().simulated_mail_dir())
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(asked, 0, "AWS mailed no code: it was not asked");
+}
+
+/// A completion whose earlier try got AWS's acceptance and deleted nothing
+/// (it failed before its mark was saved), run again after the customer
+/// signed in and enabled their own MFA device: the root user's credentials
+/// are the customer's now, and are left as they are.
+#[tokio::test]
+async fn a_release_completed_after_the_customer_signed_in_deletes_nothing() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    steps::start_release(
+        &lifecycle,
+        &releasing(&account(), "alice"),
+        &customer,
+        NOW + 10,
+    )
+    .await
+    .unwrap();
+    let code = SecretValue::new(code_mailed_to(&lifecycle, "owner@initech.example"));
+    rootmail_lifecycle::AccountApi::accept_email_update(&lifecycle, &account(), &customer, &code)
+        .await
+        .unwrap();
+    // The customer resets the password and enables an MFA device.
+    lifecycle
+        .simulate_console_steps(&account(), NOW + 3_600)
+        .unwrap();
+    let released = complete(
+        &lifecycle,
+        &account(),
+        "alice",
+        (Some(&code), None),
+        NOW + 7_200,
+    )
+    .await
+    .expect("the retry completes the release");
+    assert_eq!(released[0].phase, Phase::Released);
+    let theirs = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    assert!(
+        theirs.mfa_devices >= 1,
+        "the customer's device stays: {theirs:?}"
+    );
+    let trail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let done = trail.iter().rfind(|e| e.action == "released").unwrap();
+    assert!(done.detail.contains("not deleted"), "{}", done.detail);
+}
