@@ -466,7 +466,11 @@ pub(crate) fn object_name(source: &str) -> Option<&str> {
 
 /// Tells a rotation that waits for evidence (not a secret) that it came: a
 /// mail whose authentication would be strong enough for a handoff, delivered
-/// by SES to the rotation's address alone, naming no other account.
+/// by SES to the rotation's address alone, naming no other account, and
+/// carrying no one else's words: support case correspondence comes from the
+/// same AWS sender as AWS's notices and quotes whoever wrote in the case
+/// (anyone's own account's case can copy any address), and a reply quotes
+/// the mail it answers.
 async fn witness<H: Handoffs>(
     handoffs: &H,
     mail: &ParsedMail,
@@ -485,6 +489,9 @@ async fn witness<H: Handoffs>(
             .account_ids
             .iter()
             .any(|id| id != account.as_str())
+        || !triage.facts.case_ids.is_empty()
+        || !mail.in_reply_to.is_empty()
+        || !mail.references.is_empty()
     {
         return Ok(());
     }

@@ -11,7 +11,9 @@ use rootmail_lifecycle::{
 };
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
-use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey, root_email_code_mail};
+use rootmail_local::lifecycle_store::{
+    LocalLifecycle, VaultKey, root_email_code_mail, simulated_aws_mail,
+};
 use rootmail_local::workflow::{complete, deliver_simulated_mail, resume, take_over};
 use rootmail_tests::flaky::{FailsOnce, ThreadCall};
 
@@ -2462,4 +2464,93 @@ async fn a_release_completed_after_the_customer_signed_in_deletes_nothing() {
     let trail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let done = trail.iter().rfind(|e| e.action == "released").unwrap();
     assert!(done.detail.contains("not deleted"), "{}", done.detail);
+}
+
+/// Genuine AWS mail that carries someone else's words is no evidence of a
+/// console email change: support case correspondence comes from AWS's own
+/// notice sender and quotes whoever writes in the case (an attacker's own
+/// case can copy any address), and a reply quotes what it answers.
+#[tokio::test]
+async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    local.take_over(Mode::Console).await.expect("take-over");
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let change = ConsoleStep::ChangeEmail { to: target.clone() };
+    lifecycle.console(&account(), change, NOW).unwrap();
+    local.deliver(NOW).await;
+    let ask = AccessRequest {
+        account_id: account(),
+        who: "alice".into(),
+        reason: "console change".into(),
+        ticket: "CHG-7".into(),
+    };
+    let grant = console::read_code(&lifecycle, &ask, NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
+    let _ = grant;
+
+    let text = format!(
+        "Hello,\r\n\r\nThe email address of the root user of AWS account {} has been\r\n\
+         updated. This is now the email address of the root user.\r\n",
+        account()
+    );
+    let subject = "Your AWS account root user email address has been updated";
+    let quoted = [
+        (
+            "reply",
+            simulated_aws_mail(
+                &target,
+                ("signin.aws", "no-reply@signin.aws"),
+                subject,
+                &text,
+                NOW + 20,
+            )
+            .replace(
+                "MIME-Version: 1.0\r\n",
+                "In-Reply-To: <earlier@amazon.com>\r\nMIME-Version: 1.0\r\n",
+            ),
+        ),
+        (
+            "case",
+            simulated_aws_mail(
+                &target,
+                ("amazon.com", "no-reply-aws@amazon.com"),
+                subject,
+                &format!("{text}\r\nCase ID 17234567891\r\n"),
+                NOW + 21,
+            ),
+        ),
+    ];
+    for (name, mail) in &quoted {
+        std::fs::write(
+            lifecycle.simulated_mail_dir().join(format!("{name}.eml")),
+            mail,
+        )
+        .unwrap();
+    }
+    local.deliver(NOW + 30).await;
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::EmailAccepted, "still waiting");
+    assert_eq!(rotation.email_evidence, None);
+    // The reply is the kind that is evidence, so only its quoting kept it out.
+    let kinds: Vec<rootmail_domain::Kind> = local
+        .store
+        .tickets()
+        .unwrap()
+        .iter()
+        .map(|t| t.kind)
+        .collect();
+    assert!(
+        kinds.contains(&rootmail_domain::Kind::ContactChange),
+        "{kinds:?}"
+    );
 }
