@@ -103,9 +103,18 @@ pub fn thread_reason(triage: &Triage) -> String {
     if text.starts_with("msg:sha256:") {
         return "no usable Message-ID: its own thread, named by its content".into();
     }
-    match (&triage.message_id, text.strip_prefix("msg:")) {
-        (Some(own), Some(id)) if own == id => "its own Message-ID: a new conversation".into(),
-        (_, Some(id)) => format!("it replies to <{id}>, so it joins that conversation"),
+    let (apart, named) = match text.strip_prefix("msg:unverified:") {
+        Some(id) => (
+            " (not authenticated AWS mail: apart from AWS's own)",
+            Some(id),
+        ),
+        None => ("", text.strip_prefix("msg:")),
+    };
+    match (&triage.message_id, named) {
+        (Some(own), Some(id)) if own == id => {
+            format!("its own Message-ID: a new conversation{apart}")
+        }
+        (_, Some(id)) => format!("it replies to <{id}>, so it joins that conversation{apart}"),
         _ => format!("the thread of a message it replies to ({text})"),
     }
 }

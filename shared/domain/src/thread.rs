@@ -84,6 +84,12 @@ impl<'a> ThreadFacts<'a> {
 /// store, else the first referenced id so a reply and its original always
 /// meet; a case's thread only for AWS mail of that account); the
 /// repeating-alert key; its own Message-ID; its content hash.
+///
+/// Mail that is not authenticated AWS mail threads only among its own kind
+/// (`msg:unverified:<Message-ID>`, its own or the first it references):
+/// whoever knows a Message-ID of AWS's mail to one customer could otherwise
+/// write into that customer's ticket from any address. A conversation of
+/// people still makes one thread.
 pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKey {
     if let Some(case) = facts.case.filter(|_| facts.from_aws) {
         return ThreadKey::case(facts.account, case);
@@ -93,8 +99,10 @@ pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKe
         .iter()
         .chain(facts.in_reply_to.iter())
         .collect();
-    let joinable =
-        |key: &ThreadKey| !key.is_case() || (facts.from_aws && key.is_case_of(facts.account));
+    let joinable = |key: &ThreadKey| match facts.from_aws {
+        true => !key.is_case() || key.is_case_of(facts.account),
+        false => key.is_unverified(),
+    };
     if let Some(key) = referenced
         .iter()
         .filter_map(|id| known.thread_of(id))
@@ -102,14 +110,20 @@ pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKe
     {
         return key;
     }
+    // The thread named after a message: in its own namespace for mail that
+    // is not authenticated AWS mail.
+    let named = |id: &str| match facts.from_aws {
+        true => ThreadKey::message(id),
+        false => ThreadKey::unverified_reply(id),
+    };
     if let Some(first) = referenced.first() {
-        return ThreadKey::message(first);
+        return named(first);
     }
     if facts.kind.policy().repeating_alert {
         return ThreadKey::alert(facts.account, facts.kind, &subject_hash(facts.subject));
     }
     match facts.message_id {
-        Some(id) => ThreadKey::message(id),
+        Some(id) => named(id),
         None => ThreadKey::content(facts.content_hash),
     }
 }
@@ -254,6 +268,58 @@ mod tests {
         );
     }
 
+    /// Knowing the Message-ID of AWS's mail to a customer, anyone could
+    /// reply to it and land in that customer's ticket. Unauthenticated mail
+    /// replies only among its own kind.
+    #[test]
+    fn unauthenticated_mail_never_joins_aws_mails_thread() {
+        let hash = ContentHash::of(b"x");
+        let account = AccountId::parse("111122223333").unwrap();
+        let refs = vec!["aws-notice@amazonses.com".to_string()];
+        struct Store;
+        impl KnownThreads for Store {
+            fn thread_of(&self, id: &str) -> Option<ThreadKey> {
+                match id {
+                    "aws-notice@amazonses.com" => Some(ThreadKey::message(id)),
+                    "earlier-spam@x" => Some(ThreadKey::unverified_reply(id)),
+                    _ => None,
+                }
+            }
+        }
+        let forged = ThreadFacts {
+            kind: Kind::Unknown,
+            account: Some(&account),
+            subject: "Re: your bill",
+            case: None,
+            from_aws: false,
+            message_id: Some("own@evil.example"),
+            references: &refs,
+            in_reply_to: &[],
+            content_hash: &hash,
+        };
+        assert_eq!(
+            thread_key(&forged, &Store).as_str(),
+            "msg:unverified:aws-notice@amazonses.com"
+        );
+        let genuine = ThreadFacts {
+            from_aws: true,
+            ..forged
+        };
+        assert_eq!(
+            thread_key(&genuine, &Store).as_str(),
+            "msg:aws-notice@amazonses.com"
+        );
+        let among_its_kind = vec!["earlier-spam@x".to_string()];
+        let second = ThreadFacts {
+            references: &among_its_kind,
+            ..forged
+        };
+        assert_eq!(
+            thread_key(&second, &Store).as_str(),
+            "msg:unverified:earlier-spam@x"
+        );
+    }
+
     #[test]
     fn a_case_thread_takes_only_aws_mail_of_its_account() {
         let hash = ContentHash::of(b"x");
@@ -284,7 +350,7 @@ mod tests {
                 ))
             }
         }
-        assert_eq!(thread_key(&facts, &Store).as_str(), "msg:orig@x");
+        assert_eq!(thread_key(&facts, &Store).as_str(), "msg:unverified:orig@x");
         // AWS mail for another account: the same case id is another thread.
         let elsewhere = ThreadFacts {
             account: Some(&other),

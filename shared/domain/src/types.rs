@@ -184,6 +184,17 @@ impl ThreadKey {
         Self(format!("msg:{id}"))
     }
 
+    /// The thread named after message `id` for mail that is not
+    /// authenticated AWS mail: apart from AWS's own thread of that message.
+    pub fn unverified_reply(id: &str) -> Self {
+        Self(format!("msg:unverified:{id}"))
+    }
+
+    /// Whether this is a thread [`Self::unverified_reply`] made.
+    pub fn is_unverified(&self) -> bool {
+        self.0.starts_with("msg:unverified:")
+    }
+
     /// For mail without a usable Message-ID: its content hash names it.
     pub fn content(hash: &ContentHash) -> Self {
         Self(format!("msg:sha256:{}", &hash.as_str()[..16]))

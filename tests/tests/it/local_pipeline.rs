@@ -359,7 +359,10 @@ fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
     let stranger = reply("Dev <dev@acme.example>", "", "notes-1@acme.example");
     match env.ingest_at(stranger.as_bytes(), "reply.eml", 1_000) {
         Ingested::Triaged { op: Some(op), .. } => {
-            assert_eq!(op.thread_key.as_str(), format!("msg:{case_message_id}"));
+            assert_eq!(
+                op.thread_key.as_str(),
+                format!("msg:unverified:{case_message_id}")
+            );
             assert!(matches!(env.write(&op), Written::Created { .. }));
         }
         other => panic!("expected a ticket operation, got {other:?}"),
