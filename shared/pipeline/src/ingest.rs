@@ -489,7 +489,10 @@ async fn witness<H: Handoffs>(
             .account_ids
             .iter()
             .any(|id| id != account.as_str())
+        || triage.case_id.is_some()
         || !triage.facts.case_ids.is_empty()
+        // Withheld text shows no facts to check (sealed says it was).
+        || triage.sealed
         || !mail.in_reply_to.is_empty()
         || !mail.references.is_empty()
     {
