@@ -104,9 +104,9 @@ pub fn thread_reason(triage: &Triage) -> String {
         return "no usable Message-ID: its own thread, named by its content".into();
     }
     let (apart, named) = match text.strip_prefix("msg:unverified:") {
-        Some(id) => (
-            " (not authenticated AWS mail: apart from AWS's own)",
-            Some(id),
+        Some(rest) => (
+            " (not authenticated AWS mail: apart from AWS's own and other accounts')",
+            rest.split_once(':').map(|(_, id)| id),
         ),
         None => ("", text.strip_prefix("msg:")),
     };

@@ -86,10 +86,11 @@ impl<'a> ThreadFacts<'a> {
 /// repeating-alert key; its own Message-ID; its content hash.
 ///
 /// Mail that is not authenticated AWS mail threads only among its own kind
-/// (`msg:unverified:<Message-ID>`, its own or the first it references):
-/// whoever knows a Message-ID of AWS's mail to one customer could otherwise
-/// write into that customer's ticket from any address. A conversation of
-/// people still makes one thread.
+/// and account (`msg:unverified:<account>:<Message-ID>`, its own or the
+/// first it references): whoever knows a Message-ID of mail to one customer
+/// could otherwise write into that customer's ticket from any address. A
+/// conversation of people about one account still makes one thread; AWS's
+/// mail never joins theirs.
 pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKey {
     if let Some(case) = facts.case.filter(|_| facts.from_aws) {
         return ThreadKey::case(facts.account, case);
@@ -100,8 +101,8 @@ pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKe
         .chain(facts.in_reply_to.iter())
         .collect();
     let joinable = |key: &ThreadKey| match facts.from_aws {
-        true => !key.is_case() || key.is_case_of(facts.account),
-        false => key.is_unverified(),
+        true => !key.is_unverified() && (!key.is_case() || key.is_case_of(facts.account)),
+        false => key.is_unverified_of(facts.account),
     };
     if let Some(key) = referenced
         .iter()
@@ -114,7 +115,7 @@ pub fn thread_key(facts: &ThreadFacts<'_>, known: &dyn KnownThreads) -> ThreadKe
     // is not authenticated AWS mail.
     let named = |id: &str| match facts.from_aws {
         true => ThreadKey::message(id),
-        false => ThreadKey::unverified_reply(id),
+        false => ThreadKey::unverified(facts.account, id),
     };
     if let Some(first) = referenced.first() {
         return named(first);
@@ -268,20 +269,22 @@ mod tests {
         );
     }
 
-    /// Knowing the Message-ID of AWS's mail to a customer, anyone could
-    /// reply to it and land in that customer's ticket. Unauthenticated mail
-    /// replies only among its own kind.
+    /// Knowing the Message-ID of mail to a customer, anyone could reply to
+    /// it and land in that customer's ticket. Unauthenticated mail threads
+    /// only among its own kind and account, and AWS's mail never joins it.
     #[test]
-    fn unauthenticated_mail_never_joins_aws_mails_thread() {
+    fn unauthenticated_mail_never_joins_anothers_thread() {
         let hash = ContentHash::of(b"x");
         let account = AccountId::parse("111122223333").unwrap();
+        let other = AccountId::parse("222233334444").unwrap();
         let refs = vec!["aws-notice@amazonses.com".to_string()];
         struct Store;
         impl KnownThreads for Store {
             fn thread_of(&self, id: &str) -> Option<ThreadKey> {
+                let account = AccountId::parse("111122223333").unwrap();
                 match id {
                     "aws-notice@amazonses.com" => Some(ThreadKey::message(id)),
-                    "earlier-spam@x" => Some(ThreadKey::unverified_reply(id)),
+                    "colleague@x" => Some(ThreadKey::unverified(Some(&account), id)),
                     _ => None,
                 }
             }
@@ -299,7 +302,7 @@ mod tests {
         };
         assert_eq!(
             thread_key(&forged, &Store).as_str(),
-            "msg:unverified:aws-notice@amazonses.com"
+            "msg:unverified:111122223333:aws-notice@amazonses.com"
         );
         let genuine = ThreadFacts {
             from_aws: true,
@@ -309,15 +312,31 @@ mod tests {
             thread_key(&genuine, &Store).as_str(),
             "msg:aws-notice@amazonses.com"
         );
-        let among_its_kind = vec!["earlier-spam@x".to_string()];
-        let second = ThreadFacts {
-            references: &among_its_kind,
+        // People's conversation about one account is one thread; the same
+        // reply to another account's root address is not in it.
+        let to_colleague = vec!["colleague@x".to_string()];
+        let reply = ThreadFacts {
+            references: &to_colleague,
             ..forged
         };
         assert_eq!(
-            thread_key(&second, &Store).as_str(),
-            "msg:unverified:earlier-spam@x"
+            thread_key(&reply, &Store).as_str(),
+            "msg:unverified:111122223333:colleague@x"
         );
+        let elsewhere = ThreadFacts {
+            account: Some(&other),
+            ..reply
+        };
+        assert_eq!(
+            thread_key(&elsewhere, &Store).as_str(),
+            "msg:unverified:222233334444:colleague@x"
+        );
+        // Nor does AWS's mail join a thread a stranger's mail named first.
+        let aws_reply = ThreadFacts {
+            from_aws: true,
+            ..reply
+        };
+        assert_eq!(thread_key(&aws_reply, &Store).as_str(), "msg:colleague@x");
     }
 
     #[test]
@@ -350,7 +369,10 @@ mod tests {
                 ))
             }
         }
-        assert_eq!(thread_key(&facts, &Store).as_str(), "msg:unverified:orig@x");
+        assert_eq!(
+            thread_key(&facts, &Store).as_str(),
+            "msg:unverified:111122223333:orig@x"
+        );
         // AWS mail for another account: the same case id is another thread.
         let elsewhere = ThreadFacts {
             account: Some(&other),

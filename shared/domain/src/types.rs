@@ -184,15 +184,26 @@ impl ThreadKey {
         Self(format!("msg:{id}"))
     }
 
-    /// The thread named after message `id` for mail that is not
-    /// authenticated AWS mail: apart from AWS's own thread of that message.
-    pub fn unverified_reply(id: &str) -> Self {
-        Self(format!("msg:unverified:{id}"))
+    /// The thread named after message `id` for mail about `account` that
+    /// is not authenticated AWS mail: apart from AWS's own thread of that
+    /// message, and from other accounts' mail.
+    pub fn unverified(account: Option<&AccountId>, id: &str) -> Self {
+        let account = account.map_or("unknown", AccountId::as_str);
+        Self(format!("msg:unverified:{account}:{id}"))
     }
 
-    /// Whether this is a thread [`Self::unverified_reply`] made.
+    /// Whether this is a thread [`Self::unverified`] made.
     pub fn is_unverified(&self) -> bool {
         self.0.starts_with("msg:unverified:")
+    }
+
+    /// Whether this is a thread [`Self::unverified`] made for `account`.
+    pub fn is_unverified_of(&self, account: Option<&AccountId>) -> bool {
+        let account = account.map_or("unknown", AccountId::as_str);
+        self.0
+            .strip_prefix("msg:unverified:")
+            .and_then(|rest| rest.strip_prefix(account))
+            .is_some_and(|rest| rest.starts_with(':'))
     }
 
     /// For mail without a usable Message-ID: its content hash names it.

@@ -361,7 +361,7 @@ fn a_reply_joins_a_case_thread_only_when_aws_sent_it() {
         Ingested::Triaged { op: Some(op), .. } => {
             assert_eq!(
                 op.thread_key.as_str(),
-                format!("msg:unverified:{case_message_id}")
+                format!("msg:unverified:111122223333:{case_message_id}")
             );
             assert!(matches!(env.write(&op), Written::Created { .. }));
         }
