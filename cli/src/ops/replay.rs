@@ -75,6 +75,8 @@ pub struct Targets<'a> {
 struct Moved {
     operations: usize,
     events: usize,
+    /// Dead letters that arrived after the run began, left for the next.
+    later: usize,
     /// What stays, by message id: its latest receipt handle.
     unknown: std::collections::BTreeMap<String, String>,
 }
@@ -87,6 +89,10 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let bar = super::progress(None, "replaying dead letters");
     let mut moved = Moved::default();
+    // What reached the DLQ after this run began (an operation replayed now
+    // that failed again) waits for the next run: else a backend that keeps
+    // refusing would keep this one going for ever.
+    let started_ms = now_millis();
     loop {
         let received = sqs
             .receive_message()
@@ -104,38 +110,59 @@ pub async fn dead_letters(dlq: &str, targets: Targets<'_>) -> anyhow::Result<()>
             break;
         }
         for message in messages {
-            let body = message.body.unwrap_or_default();
-            let handle = message.receipt_handle.unwrap_or_default();
-            let id = message.message_id.unwrap_or_default();
-            // Seen before: a run past the visibility timeout received it
-            // again. Hidden once more, and only its newest handle can
-            // release it at the end.
-            if let Some(kept) = moved.unknown.get_mut(&id) {
-                hide(&sqs, dlq, &handle).await?;
-                *kept = handle;
-                continue;
-            }
-            if send_back(&sqs, &targets, &body, &mut moved).await? {
-                sqs.delete_message()
-                    .queue_url(dlq)
-                    .receipt_handle(&handle)
-                    .send()
-                    .await
-                    .context("deleting a replayed dead letter")?;
-            } else {
-                moved.unknown.insert(id, handle);
-            }
+            take(&sqs, (dlq, &targets), message, started_ms, &mut moved).await?;
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
     release_unknown(&sqs, dlq, moved.unknown.values()).await?;
     println!(
-        "replayed {} ticket operations and {} mail events from {dlq}; {} not recognized, left in the DLQ",
+        "replayed {} ticket operations and {} mail events from {dlq}; {} not recognized, left in the DLQ{}",
         moved.operations,
         moved.events,
-        moved.unknown.len()
+        moved.unknown.len() - moved.later,
+        match moved.later {
+            0 => String::new(),
+            n => format!("; {n} that arrived during this run left for the next"),
+        }
     );
+    Ok(())
+}
+
+/// One dead letter: sent back and deleted, or kept to be shown again at the
+/// end (not recognised, or arrived after the run began at `started_ms`).
+async fn take(
+    sqs: &aws_sdk_sqs::Client,
+    (dlq, targets): (&str, &Targets<'_>),
+    message: aws_sdk_sqs::types::Message,
+    started_ms: u128,
+    moved: &mut Moved,
+) -> anyhow::Result<()> {
+    let sent_ms = sent_at_ms(&message);
+    let body = message.body.unwrap_or_default();
+    let handle = message.receipt_handle.unwrap_or_default();
+    let id = message.message_id.unwrap_or_default();
+    // Seen before (a run past the visibility timeout received it again):
+    // only its newest handle can release it at the end.
+    if let Some(kept) = moved.unknown.get_mut(&id) {
+        *kept = handle;
+        return Ok(());
+    }
+    if sent_ms.is_some_and(|sent| sent >= started_ms) {
+        moved.later += 1;
+        moved.unknown.insert(id, handle);
+        return Ok(());
+    }
+    if send_back(sqs, targets, &body, moved).await? {
+        sqs.delete_message()
+            .queue_url(dlq)
+            .receipt_handle(&handle)
+            .send()
+            .await
+            .context("deleting a replayed dead letter")?;
+    } else {
+        moved.unknown.insert(id, handle);
+    }
     Ok(())
 }
 
@@ -152,7 +179,8 @@ async fn send_back(
             .ticket_ops_queue
             .context("a ticket operation is in the DLQ: give --ticket-ops-queue")?;
         // A fresh deduplication id: the original's may still be remembered.
-        let dedup = format!("{}-replay-{}", &op.message.as_str()[..40], now_millis());
+        let hash = op.message.as_str();
+        let dedup = format!("{}-replay-{}", hash.get(..40).unwrap_or(hash), now_millis());
         sqs.send_message()
             .queue_url(queue)
             .message_body(body)
@@ -180,16 +208,14 @@ async fn send_back(
     }
 }
 
-/// Hides a dead letter again for as long as a receive does.
-async fn hide(sqs: &aws_sdk_sqs::Client, dlq: &str, handle: &str) -> anyhow::Result<()> {
-    sqs.change_message_visibility()
-        .queue_url(dlq)
-        .receipt_handle(handle)
-        .visibility_timeout(HIDDEN_SECS)
-        .send()
-        .await
-        .context("hiding a dead letter again")?;
-    Ok(())
+/// When SQS first received a message (`SentTimestamp`, milliseconds).
+fn sent_at_ms(message: &aws_sdk_sqs::types::Message) -> Option<u128> {
+    message
+        .attributes
+        .as_ref()?
+        .get(&MessageSystemAttributeName::SentTimestamp)?
+        .parse()
+        .ok()
 }
 
 /// How long a received dead letter stays hidden from this run's next receives.
@@ -202,13 +228,21 @@ async fn release_unknown(
     handles: impl Iterator<Item = &String>,
 ) -> anyhow::Result<()> {
     for handle in handles {
-        sqs.change_message_visibility()
+        // One that cannot be released (deleted meanwhile, a stale handle)
+        // shows again when its hiding ends: the others are still released.
+        if let Err(e) = sqs
+            .change_message_visibility()
             .queue_url(dlq)
             .receipt_handle(handle)
             .visibility_timeout(0)
             .send()
             .await
-            .context("releasing a dead letter")?;
+        {
+            eprintln!(
+                "a dead letter left behind could not be shown again at once ({}); it shows in {HIDDEN_SECS} s",
+                aws_sdk_sqs::error::DisplayErrorContext(&e)
+            );
+        }
     }
     Ok(())
 }
