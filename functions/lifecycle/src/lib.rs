@@ -430,6 +430,12 @@ mod tests {
                     let for_us = request.header("x-rootmail-audience") == Some(FUNCTION_ARN);
                     match key.split_once('+') {
                         _ if key == "down" => Reply::status(503),
+                        // STS's Query API throttles with a 400 and this code.
+                        _ if key == "throttled" => Reply::text(
+                            400,
+                            "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code>\
+                         <Message>Rate exceeded</Message></Error></ErrorResponse>",
+                        ),
                         Some((role, session)) if for_us => Reply::text(
                             200,
                             &format!(
@@ -695,6 +701,7 @@ mod tests {
             (Some(proof_by(mallory)), FUNCTION_ARN, 403),
             (Some(proof_by("forged")), FUNCTION_ARN, 403),
             (Some(proof_by("down")), FUNCTION_ARN, 503),
+            (Some(proof_by("throttled")), FUNCTION_ARN, 503),
             (
                 Some("https://sts.evil.example/?Action=GetCallerIdentity".into()),
                 FUNCTION_ARN,

@@ -1649,8 +1649,9 @@ async fn confirm_release<P: LifecyclePorts>(
     }
 }
 
-/// Gives AWS the customer's code, then deletes our root credentials and lets
-/// the customer recover the password; returns what was deleted, for the audit.
+/// Gives AWS the customer's code, then deletes our root credentials once
+/// (see [`delete_ours`]) and lets the customer recover the password; returns
+/// what was done, for the audit.
 async fn release_with_customer_code<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
@@ -1685,8 +1686,9 @@ async fn release_with_customer_code<P: LifecyclePorts>(
 /// Deletes the root user's credentials, unless the email had moved before
 /// this try (an earlier one got AWS's acceptance, then failed before its
 /// mark was saved) and the root user has an MFA device enabled since the
-/// release started: the customer has signed in and set their own, and
-/// ours went with their password reset. What was done, for the audit.
+/// release started: the customer has signed in (their password reset
+/// replaced ours) and set their own, which must stay; our old MFA device is
+/// theirs to remove. What was done, for the audit.
 async fn delete_ours<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
