@@ -2527,6 +2527,19 @@ async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
             ),
         ),
     ];
+    // A case text full of link-like strings has its text withheld, and
+    // with it the facts (the case id) the checks read.
+    let links: String = (0..65)
+        .map(|i| format!("https://signin.aws.amazon.com/resetpassword?token=t{i:04}x\r\n"))
+        .collect();
+    let withheld = simulated_aws_mail(
+        &target,
+        ("amazon.com", "no-reply-aws@amazon.com"),
+        subject,
+        &format!("{text}\r\n{links}"),
+        NOW + 22,
+    );
+    let quoted: Vec<(&str, String)> = quoted.into_iter().chain([("withheld", withheld)]).collect();
     for (name, mail) in &quoted {
         std::fs::write(
             lifecycle.simulated_mail_dir().join(format!("{name}.eml")),
