@@ -95,6 +95,30 @@ impl Local {
         Ok(trail.iter().map(|s| s.phase).collect())
     }
 
+    /// A console take-over with the root email changed in the console and
+    /// AWS's code read by the engineer: it waits for AWS's confirmation.
+    /// Returns the new root address.
+    async fn console_code_read(&self) -> EmailAddress {
+        let lifecycle = self.lifecycle();
+        self.take_over(Mode::Console).await.expect("take-over");
+        let target = Rotations::get(&lifecycle, &account())
+            .await
+            .unwrap()
+            .unwrap()
+            .target_email;
+        let change = ConsoleStep::ChangeEmail { to: target.clone() };
+        lifecycle.console(&account(), change, NOW).unwrap();
+        self.deliver(NOW).await;
+        let request = AccessRequest {
+            account_id: account(),
+            who: "alice".into(),
+            reason: "take-over".into(),
+            ticket: "CHG-9".into(),
+        };
+        console::read_code(&lifecycle, &request, NOW).await.unwrap();
+        target
+    }
+
     /// A vaulted take-over done: the engineer's console steps and completion.
     async fn active_vaulted() -> Self {
         let local = Self::new();
@@ -1779,22 +1803,7 @@ async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
 async fn a_console_change_whose_answer_failed_is_answered_when_its_mail_comes_again() {
     let local = Local::new();
     let lifecycle = local.lifecycle();
-    local.take_over(Mode::Console).await.unwrap();
-    let target = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    let change = ConsoleStep::ChangeEmail { to: target.clone() };
-    lifecycle.console(&account(), change, NOW).unwrap();
-    local.deliver(NOW).await;
-    let request = AccessRequest {
-        account_id: account(),
-        who: "alice".into(),
-        reason: "take-over".into(),
-        ticket: "CHG-9".into(),
-    };
-    console::read_code(&lifecycle, &request, NOW).await.unwrap();
+    let target = local.console_code_read().await;
     // As Step Functions' StartEmailUpdate leaves it (the local run has no
     // workflow to answer).
     let mut waiting = Rotations::get(&lifecycle, &account())
@@ -2474,26 +2483,8 @@ async fn a_release_completed_after_the_customer_signed_in_deletes_nothing() {
 async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
     let local = Local::new();
     let lifecycle = local.lifecycle();
-    local.take_over(Mode::Console).await.expect("take-over");
-    let target = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    let change = ConsoleStep::ChangeEmail { to: target.clone() };
-    lifecycle.console(&account(), change, NOW).unwrap();
-    local.deliver(NOW).await;
-    let ask = AccessRequest {
-        account_id: account(),
-        who: "alice".into(),
-        reason: "console change".into(),
-        ticket: "CHG-7".into(),
-    };
-    let grant = console::read_code(&lifecycle, &ask, NOW + 10)
-        .await
-        .unwrap();
+    let target = local.console_code_read().await;
     assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
-    let _ = grant;
 
     let text = format!(
         "Hello,\r\n\r\nThe email address of the root user of AWS account {} has been\r\n\
