@@ -174,9 +174,10 @@ mod tests {
         assert_eq!(used.as_ref().map(json), Some(json(&own)));
 
         // The message it answers has a thread of its own: the guess named the
-        // wrong thread, and only the thread is named again.
+        // wrong thread, and only the thread is named again. (The reply is
+        // not authenticated AWS mail, for no account: it joins such threads.)
         let mut known_thread = Gathered::default();
-        let key = ThreadKey::message("first@amazon.com");
+        let key = ThreadKey::unverified(None, "first@amazon.com");
         known_thread
             .known
             .insert("a@amazon.com".to_string(), key.clone());
