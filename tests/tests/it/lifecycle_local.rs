@@ -119,6 +119,42 @@ impl Local {
         target
     }
 
+    /// A release to the customer's owner@initech.example started by alice
+    /// at `at`: the customer's address and the code AWS mailed to it.
+    async fn release_started(&self, at: u64) -> (EmailAddress, SecretValue) {
+        let lifecycle = self.lifecycle();
+        let customer = EmailAddress::parse("owner@initech.example").unwrap();
+        steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, at)
+            .await
+            .unwrap();
+        let code = SecretValue::new(code_mailed_to(&lifecycle, customer.as_str()));
+        (customer, code)
+    }
+
+    /// The customer signs in ("Forgot password") and enables an MFA device,
+    /// then the release's completion is run again with their code: it
+    /// completes. What the root user has afterwards.
+    async fn customer_signs_in_then_release_completes(
+        &self,
+        code: &SecretValue,
+    ) -> rootmail_lifecycle::RootCredentialReport {
+        let lifecycle = self.lifecycle();
+        lifecycle
+            .simulate_console_steps(&account(), NOW + 3_600)
+            .unwrap();
+        let released = complete(
+            &lifecycle,
+            &account(),
+            "alice",
+            (Some(code), None),
+            NOW + 7_200,
+        )
+        .await
+        .expect("the retry completes the release");
+        assert_eq!(released[0].phase, Phase::Released);
+        RootAccess::audit(&lifecycle, &account()).await.unwrap()
+    }
+
     /// A vaulted take-over done: the engineer's console steps and completion.
     async fn active_vaulted() -> Self {
         let local = Self::new();
@@ -648,11 +684,7 @@ async fn a_release_is_justified_and_security_hears_of_it_first() {
 async fn a_release_completed_again_leaves_the_customers_own_credentials() {
     let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    let customer = EmailAddress::parse("owner@initech.example").unwrap();
-    steps::start_release(&lifecycle, &releasing(&account(), "alice"), &customer, NOW)
-        .await
-        .unwrap();
-    let code = SecretValue::new(code_mailed_to(&lifecycle, "owner@initech.example"));
+    let (_, code) = local.release_started(NOW).await;
 
     // The first try fails after the deletion (the vault is unreadable).
     let vault = local
@@ -674,22 +706,8 @@ async fn a_release_completed_again_leaves_the_customers_own_credentials() {
     let left = RootAccess::audit(&lifecycle, &account()).await.unwrap();
     assert!(left.is_empty(), "ours are gone: {left:?}");
 
-    // The customer signs in with "Forgot password" and adds an MFA device.
-    lifecycle
-        .simulate_console_steps(&account(), NOW + 3_600)
-        .unwrap();
     std::fs::write(&vault, kept).unwrap();
-    let released = complete(
-        &lifecycle,
-        &account(),
-        "alice",
-        (Some(&code), None),
-        NOW + 7_200,
-    )
-    .await
-    .expect("the retry completes the release");
-    assert_eq!(released[0].phase, Phase::Released);
-    let theirs = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    let theirs = local.customer_signs_in_then_release_completes(&code).await;
     assert!(
         theirs.password && theirs.mfa_devices == 1,
         "the customer's own are kept: {theirs:?}"
@@ -2438,34 +2456,11 @@ async fn a_release_whose_notice_cannot_be_sent_does_not_start() {
 async fn a_release_completed_after_the_customer_signed_in_deletes_nothing() {
     let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    let customer = EmailAddress::parse("owner@initech.example").unwrap();
-    steps::start_release(
-        &lifecycle,
-        &releasing(&account(), "alice"),
-        &customer,
-        NOW + 10,
-    )
-    .await
-    .unwrap();
-    let code = SecretValue::new(code_mailed_to(&lifecycle, "owner@initech.example"));
+    let (customer, code) = local.release_started(NOW + 10).await;
     rootmail_lifecycle::AccountApi::accept_email_update(&lifecycle, &account(), &customer, &code)
         .await
         .unwrap();
-    // The customer resets the password and enables an MFA device.
-    lifecycle
-        .simulate_console_steps(&account(), NOW + 3_600)
-        .unwrap();
-    let released = complete(
-        &lifecycle,
-        &account(),
-        "alice",
-        (Some(&code), None),
-        NOW + 7_200,
-    )
-    .await
-    .expect("the retry completes the release");
-    assert_eq!(released[0].phase, Phase::Released);
-    let theirs = RootAccess::audit(&lifecycle, &account()).await.unwrap();
+    let theirs = local.customer_signs_in_then_release_completes(&code).await;
     assert!(
         theirs.mfa_devices >= 1,
         "the customer's device stays: {theirs:?}"
