@@ -87,6 +87,19 @@ fn ticket_7_with_thread(thread: &str) -> Reply {
 }
 
 /// No ticket has the thread's key yet.
+/// RT where no ticket of the thread exists and a create makes ticket 7,
+/// which reads back as `read_back`; its note is transaction 41.
+fn creates_ticket_7(read_back: Reply) -> Router {
+    setup()
+        .route("/REST/2.0/tickets", get(no_ticket()))
+        .route(
+            "/REST/2.0/ticket",
+            post(Reply::json(201, json!({"id": "7"}))),
+        )
+        .route("/REST/2.0/ticket/7", get(read_back))
+        .route("/REST/2.0/ticket/7/comment", post(created(41)))
+}
+
 fn no_ticket() -> Reply {
     page(json!([]))
 }
@@ -212,19 +225,9 @@ fn marker_part(message: &ContentHash) -> serde_json::Value {
 /// The writer's own lookup has just found no ticket: create does not ask again.
 #[tokio::test]
 async fn a_create_after_the_writers_lookup_does_not_look_again() {
-    let server = FakeHttp::recording(
-        setup()
-            .route("/REST/2.0/tickets", get(no_ticket()))
-            .route(
-                "/REST/2.0/ticket",
-                post(Reply::json(201, json!({"id": "7"}))),
-            )
-            .route(
-                "/REST/2.0/ticket/7",
-                get(ticket_7_with_thread("msg:budget-1@aws.example")),
-            )
-            .route("/REST/2.0/ticket/7/comment", post(created(41))),
-    );
+    let server = FakeHttp::recording(creates_ticket_7(ticket_7_with_thread(
+        "msg:budget-1@aws.example",
+    )));
     let mut ticket = budget_alert();
     ticket.found_absent = true;
 
@@ -248,16 +251,7 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
         200,
         json!({"id": 7, "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
     );
-    let server = FakeHttp::recording(
-        setup()
-            .route("/REST/2.0/tickets", get(no_ticket()))
-            .route(
-                "/REST/2.0/ticket",
-                post(Reply::json(201, json!({"id": "7"}))),
-            )
-            .route("/REST/2.0/ticket/7", get(empty))
-            .route("/REST/2.0/ticket/7/comment", post(created(41))),
-    );
+    let server = FakeHttp::recording(creates_ticket_7(empty));
     let error = sink(&server)
         .create(&budget_alert())
         .await
@@ -268,19 +262,9 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
     assert!(said.contains("ticket 7"), "{said}");
     assert_eq!(count(&server, "POST /REST/2.0/ticket/7/comment"), 0);
 
-    let server = FakeHttp::recording(
-        setup()
-            .route("/REST/2.0/tickets", get(no_ticket()))
-            .route(
-                "/REST/2.0/ticket",
-                post(Reply::json(201, json!({"id": "7"}))),
-            )
-            .route(
-                "/REST/2.0/ticket/7",
-                get(ticket_7_with_thread("msg:budget-1@aws.example")),
-            )
-            .route("/REST/2.0/ticket/7/comment", post(created(41))),
-    );
+    let server = FakeHttp::recording(creates_ticket_7(ticket_7_with_thread(
+        "msg:budget-1@aws.example",
+    )));
     let rt = sink(&server);
     rt.create(&budget_alert()).await.expect("first");
     rt.create(&budget_alert()).await.expect("second");
