@@ -12,8 +12,8 @@ use rootmail_local::LocalStore;
 use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
-    Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, WriterPorts, Written,
-    ingest_prepared, record_unreadable, write_ticket,
+    Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, Written, ingest_prepared,
+    record_unreadable, write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -449,12 +449,7 @@ fn process<S: TicketSink + Sync, H: Handoffs + Sync>(
         },
         Ingested::Busy => Processed::Busy,
         Ingested::Triaged { triage, op, .. } => {
-            let ports = WriterPorts {
-                ledger: store,
-                threads: store,
-                sink,
-                mail: store,
-            };
+            let ports = store.writer_ports(sink);
             let written = match op {
                 Some(op) => Some(runtime.block_on(write_ticket(ports, &op, now()))?),
                 None => None,
@@ -517,12 +512,7 @@ fn process_unreadable<S: TicketSink + Sync, H: Handoffs + Sync>(
             ticket: row.ticket_id,
         });
     };
-    let ports = WriterPorts {
-        ledger: store,
-        threads: store,
-        sink,
-        mail: store,
-    };
+    let ports = store.writer_ports(sink);
     let written = runtime.block_on(write_ticket(ports, &op, now()))?;
     Ok(Processed::Done {
         disposition: Disposition::Quarantine,

@@ -19,7 +19,7 @@ use rootmail_lifecycle::{
     LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
     TaskTokens, Vault, VaultItem,
 };
-use rootmail_pipeline::{PortError, WriterPorts, apply_ticket_op};
+use rootmail_pipeline::{PortError, apply_ticket_op};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -714,12 +714,7 @@ impl Notices for LocalLifecycle<'_> {
             .map_or(0, |d| d.as_millis() as u64);
         let op = lifecycle_note(account, customer, text, now_ms);
         let store = self.store;
-        let ports = WriterPorts {
-            ledger: store,
-            threads: store,
-            sink: store,
-            mail: store,
-        };
+        let ports = store.writer_ports(store);
         apply_ticket_op(ports, &op, now).await?;
         Ok(())
     }

@@ -13,6 +13,7 @@ use rootmail_domain::{ContentHash, Kind, Priority, ThreadKey};
 use rootmail_pipeline::{
     Claim, FoundTicket, Ledger, LedgerRow, LedgerStatus, MailArchive, MailSource, NewComment,
     NewTicket, PortError, PortResult, PostedComment, ThreadMap, ThreadRecord, TicketSink,
+    WriterPorts,
 };
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
@@ -165,6 +166,17 @@ const DIRS: [&str; 8] = [
 ];
 
 impl LocalStore {
+    /// What the ticket writer needs, with this store as its ledger, thread
+    /// map and mail archive and `sink` as the ticketing system.
+    pub fn writer_ports<'a, S>(&'a self, sink: &'a S) -> WriterPorts<'a, Self, Self, S, Self> {
+        WriterPorts {
+            ledger: self,
+            threads: self,
+            sink,
+            mail: self,
+        }
+    }
+
     /// The state directory.
     pub fn root(&self) -> &Path {
         &self.root

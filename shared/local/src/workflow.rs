@@ -9,7 +9,7 @@ use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_lifecycle::steps::{self, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecycleResult, Mode, Phase, Rotations};
 use rootmail_lifecycle::{console, operator};
-use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, PortError, WriterPorts, ingest};
+use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, PortError, ingest};
 
 /// The local directory: the `--accounts` file, then what the lifecycle registered
 /// (which wins for the same address).
@@ -57,12 +57,7 @@ pub async fn deliver_simulated_mail(
         let ingested = ingest(ports, &knowledge, &raw, &source, now).await?;
         if let Ingested::Triaged { op: Some(op), .. } = ingested {
             // Not handed over (nobody waits any more): the mail is an alert.
-            let ports = WriterPorts {
-                ledger: store,
-                threads: store,
-                sink: store,
-                mail: store,
-            };
+            let ports = store.writer_ports(store);
             rootmail_pipeline::write_ticket(ports, &op, now).await?;
         }
         // Read: the ledger and the archive keep it from here.

@@ -6,7 +6,7 @@ use rootmail_domain::{ContentHash, InMemoryDirectory, Kind, Priority, Rules, Thr
 use rootmail_local::{LocalStore, StoreError};
 use rootmail_pipeline::{
     DEFAULT_STALE_CLAIM_SECS, IngestPorts, Ingested, Knowledge, Ledger, NewTicket, Prepared,
-    TicketOp, TicketSink, WriterPorts, Written, ingest, ingest_prepared, write_ticket,
+    TicketOp, TicketSink, Written, ingest, ingest_prepared, write_ticket,
 };
 use rootmail_tests::{corpus_dir, directory, eml_files, relative};
 use std::collections::{HashMap, HashSet};
@@ -83,12 +83,7 @@ impl Env {
 
     fn write(&self, op: &TicketOp) -> Written {
         let s = &self.store;
-        let ports = WriterPorts {
-            ledger: s,
-            threads: s,
-            sink: s,
-            mail: s,
-        };
+        let ports = s.writer_ports(s);
         block_on(write_ticket(ports, op, 1_000)).expect("write")
     }
 }

@@ -13,7 +13,7 @@ use rootmail_domain::{ContentHash, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
     IngestPorts, Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, Prepared, TicketOp,
-    TicketSink, WriterPorts, Written, apply_ticket_op, idempotency_key, ingest,
+    TicketSink, Written, apply_ticket_op, idempotency_key, ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{
@@ -72,12 +72,7 @@ async fn run_corpus(store: &LocalStore, rt: &Rt, files: &[PathBuf]) -> Vec<(Tick
         threads: store,
         accounts: &directory,
     };
-    let writer_ports = WriterPorts {
-        ledger: store,
-        threads: store,
-        sink: rt,
-        mail: store,
-    };
+    let writer_ports = store.writer_ports(rt);
     let mut written = Vec::new();
     for path in files {
         let raw = std::fs::read(path).expect("fixture");
@@ -487,12 +482,7 @@ async fn the_next_mail_of_a_thread_whose_ticket_was_deleted_starts_a_new_ticket(
     let rt = server.sink(&queue);
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::open(dir.path()).expect("store");
-    let ports = WriterPorts {
-        ledger: &store,
-        threads: &store,
-        sink: &rt,
-        mail: &store,
-    };
+    let ports = store.writer_ports(&rt);
     let op = |n: u32| TicketOp {
         message: ContentHash::of(format!("deleted thread mail {n}").as_bytes()),
         thread_key: ThreadKey::message("deleted-thread@example.com"),
@@ -598,12 +588,7 @@ async fn a_create_that_stopped_before_its_note_is_finished_by_the_writer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = LocalStore::open(dir.path()).expect("store");
 
-    let ports = WriterPorts {
-        ledger: &store,
-        threads: &store,
-        sink: &rt,
-        mail: &store,
-    };
+    let ports = store.writer_ports(&rt);
     let applied = apply_ticket_op(ports, &op, NOW).await.expect("redelivered");
 
     assert_eq!(

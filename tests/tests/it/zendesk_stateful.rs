@@ -5,8 +5,7 @@
 use rootmail_domain::{AttachmentRef, ContentHash, Kind, Priority, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, WriterPorts, Written,
-    apply_ticket_op,
+    MailArchive, NewTicket, PortError, ThreadMap, TicketOp, TicketSink, Written, apply_ticket_op,
 };
 use rootmail_tests::zendesk_fake::{self as fake, Call, FakeZendesk};
 use rootmail_tickets::Zendesk;
@@ -52,12 +51,7 @@ fn new_ticket(op: &TicketOp) -> NewTicket {
 }
 
 async fn apply(store: &LocalStore, sink: &Zendesk, op: &TicketOp) -> Result<Written, PortError> {
-    let ports = WriterPorts {
-        ledger: store,
-        threads: store,
-        sink,
-        mail: store,
-    };
+    let ports = store.writer_ports(sink);
     apply_ticket_op(ports, op, NOW)
         .await
         .map(|applied| applied.written)
