@@ -48,10 +48,7 @@ pub fn sts_endpoint(region: &str) -> String {
 
 /// Hex SHA-256 of a request body.
 pub fn body_hash(body: &[u8]) -> String {
-    Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(body))
 }
 
 /// A proof for `body` sent to the function `audience` (its ARN), signed by

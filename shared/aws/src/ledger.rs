@@ -20,7 +20,7 @@ fn claim_id() -> PortResult<String> {
             format!("the operating system's random source failed: {e}"),
         )
     })?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// What a claim refused by its condition found: our own claim (a retried

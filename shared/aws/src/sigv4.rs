@@ -81,16 +81,14 @@ pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
     };
     let (y, m, d) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
     let (hh, mm, ss) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+    if hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    // Days since the epoch of a civil date (proleptic Gregorian).
-    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = rootmail_domain::dates::days_from_civil(
+        i32::try_from(y).ok()?,
+        u32::try_from(m).ok()?,
+        u32::try_from(d).ok()?,
+    )?;
     let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
@@ -132,5 +130,30 @@ fn refusal(method: &str, url: &str, reason: impl std::fmt::Display) -> SignError
         method: method.to_string(),
         url: url.to_string(),
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_of_signing_is_read_or_refused() {
+        assert_eq!(
+            parse_amz_date("20261203T101500Z"),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_292_900))
+        );
+        for odd in [
+            "20261203T101500",
+            "20261203 101500Z",
+            "20260230T101500Z",
+            "20261303T101500Z",
+            "20261203T241500Z",
+            "2026+203T101500Z",
+            "20261203T10150éZ",
+            "",
+        ] {
+            assert_eq!(parse_amz_date(odd), None, "{odd}");
+        }
     }
 }
