@@ -684,16 +684,17 @@ fn listed_aws_claim(mail: &ParsedMail) -> Option<String> {
 /// read the last, and some mail programs show the first: a forged
 /// `From: no-reply@signin.aws` above the real one.
 fn repeated_from(mail: &ParsedMail) -> Option<String> {
-    let count = mail.headers_named("From").take(MAX_FROM_FIELDS).count();
+    let mut fields = mail.headers_named("From").take(MAX_FROM_FIELDS);
+    let first = fields.next()?;
+    let count = 1 + fields.count();
+    let more = if count == MAX_FROM_FIELDS {
+        " or more"
+    } else {
+        ""
+    };
     (count > 1).then(|| {
-        let first = mail.headers_named("From").next().unwrap_or_default();
         format!(
-            "it has {count}{} From fields; the first reads {}",
-            if count == MAX_FROM_FIELDS {
-                " or more"
-            } else {
-                ""
-            },
+            "it has {count}{more} From fields; the first reads {}",
             short(first)
         )
     })

@@ -49,15 +49,14 @@ const MAX_SES_HEADERS: usize = 16;
 /// SES writes each of its headers once: a name met again starts what
 /// someone else wrote (a forged verdict SES did not write, below its own).
 pub fn ses_block_len(headers: &Headers) -> usize {
-    let mut seen: Vec<String> = Vec::with_capacity(MAX_SES_HEADERS);
+    let mut seen: Vec<&str> = Vec::with_capacity(MAX_SES_HEADERS);
     let end = headers
         .iter()
         .take(MAX_SES_HEADERS)
         .position(|(name, value)| {
-            let name = name.to_ascii_lowercase();
-            let ours = !seen.contains(&name) && is_ses_header(&name, value);
+            let repeated = seen.iter().any(|n| n.eq_ignore_ascii_case(name));
             seen.push(name);
-            !ours
+            repeated || !is_ses_header(name, value)
         })
         .unwrap_or(headers.len().min(MAX_SES_HEADERS));
     let has_receipt = headers
