@@ -69,6 +69,9 @@ fn hostile(name: &str, n: usize) -> String {
         // Quoted strings and nested comments, opened and escaped throughout
         // (what stands inside them is blanked in one pass).
         "quotes and comments in results" => results_mail(&"(a=\\\"((b;\"c=d".repeat(n / 56)),
+        // `;`s no space follows (a HELO's): each is passed over once, none
+        // ends a clause.
+        "semicolons in results" => results_mail(&"a;b".repeat(n / 24)),
         // A forwarded message of many small parts, each decoded and
         // searched for secrets (the attachment's text).
         "forwarded parts" => {
@@ -175,7 +178,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 19] = [
+const HOSTILE_INPUTS: [&str; 20] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -193,6 +196,7 @@ const HOSTILE_INPUTS: [&str; 19] = [
     "header folding",
     "pairs in results",
     "quotes and comments in results",
+    "semicolons in results",
     "forwarded parts",
     "many recipients",
 ];
