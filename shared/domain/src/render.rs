@@ -339,13 +339,39 @@ fn security_note(input: &RenderInput<'_>) -> Option<String> {
                 .to_string()
         }
         _ if is_unverified(input.kind, input.auth) => UNVERIFIED_NOTE.to_string(),
-        _ if !input.secrets.is_empty() => format!(
-            "This mail contained {} that the ticket does not show.",
-            secret_kinds(input.secrets)
-        ),
-        _ => return None,
+        _ if !input.secrets.is_empty() => withheld_secrets(input.secrets),
+        _ => String::new(),
     };
-    Some(note)
+    let note = match input.case {
+        Some(case) if input.auth.aws_sender && input.auth.verified => {
+            format!("{} {note}", case_note(case, input.account))
+        }
+        _ => note,
+    };
+    Some(note.trim_end().to_string()).filter(|n| !n.is_empty())
+}
+
+/// Case correspondence is genuine AWS mail carrying anyone's words: AWS
+/// relays what the case's participants write to every address the case
+/// copies, and a case in any AWS account may copy a root address. Whatever
+/// its text reads like (a case AWS opens about a compromised account is
+/// classified by its text), the case is checked before it is acted on.
+fn case_note(case: &CaseId, account: Option<&Account>) -> String {
+    let account = account.map_or("the account it concerns".to_string(), |a| {
+        format!("account {}", a.account_id)
+    });
+    format!(
+        "This mail relays support case {case}: AWS mails what anyone in a case writes to every address \
+         the case copies, and a case opened in any AWS account may copy this address. Act on it only once \
+         the case is found in the Support Center of {account}."
+    )
+}
+
+fn withheld_secrets(secrets: &[FoundSecret]) -> String {
+    format!(
+        "This mail contained {} that the ticket does not show.",
+        secret_kinds(secrets)
+    )
 }
 
 fn describe_auth(auth: &Authentication) -> String {

@@ -975,6 +975,47 @@ fn the_genuine_fixtures_are_handed_to_the_waiting_rotation() {
     }
 }
 
+/// Support case correspondence is genuine AWS mail with anyone's words in
+/// it: whoever opens a case in their own account may copy a root address
+/// and write "your account will be suspended" there. Its ticket says so
+/// first, and names where to check the case. Before, such a ticket read as
+/// AWS's own suspension notice from a verified AWS sender.
+#[test]
+fn a_support_case_ticket_says_whose_words_it_carries() {
+    let raw =
+        std::fs::read_to_string(corpus_dir().join("support.case/02-correspondence-urgent.eml"))
+            .expect("fixture is readable");
+    let lure = raw.replace(
+        "Correspondence: Hello, thank you for raising the severity.",
+        "Correspondence: Your account will be suspended today. Confirm your payment details with our billing team.",
+    );
+    assert_ne!(
+        lure, raw,
+        "the fixture changed: the lure was not written in"
+    );
+    let t = rootmail_tests::Triager::default().triage(lure.as_bytes(), "s3://test/case", None);
+    // The case's text decides the kind (AWS opens cases about compromised
+    // accounts); the ticket says whose words they are before anything else.
+    assert_eq!(
+        (t.kind, t.disposition),
+        (Kind::AccountSuspended, Disposition::Ticket)
+    );
+    let body = &t.ticket.as_ref().expect("a ticket").body;
+    assert!(
+        body.starts_with("This mail relays support case 177821827800850: AWS mails what anyone")
+            && body.contains("found in the Support Center of account 111122223333"),
+        "{body}"
+    );
+    // Mail that only claims a case in its subject is no case's relay.
+    let stranger = lure.replace(
+        "From: Amazon Web Services <no-reply-aws@amazon.com>",
+        "From: Billing <billing@example.net>",
+    );
+    let t = rootmail_tests::Triager::default().triage(stranger.as_bytes(), "s3://test/case", None);
+    let body = &t.ticket.as_ref().expect("a ticket").body;
+    assert!(!body.contains("relays support case"), "{body}");
+}
+
 // ------------------------------------------------------------------ the local pipeline
 
 mod local_pipeline {
