@@ -86,14 +86,7 @@ impl Reader {
     /// file that is not a regular file (a pipe would block the run).
     pub fn read(&mut self, message: &MessageRef) -> std::io::Result<Vec<u8>> {
         let Some((_, span)) = message.in_mbox else {
-            let meta = std::fs::metadata(&message.path)?;
-            if !meta.is_file() {
-                return Err(not_a_regular_file());
-            }
-            if meta.len() > MAX_MESSAGE_BYTES {
-                return Err(too_large(meta.len()));
-            }
-            return std::fs::read(&message.path);
+            return read_message_file(&message.path);
         };
         if span.len > MAX_MESSAGE_BYTES {
             return Err(too_large(span.len));
@@ -111,6 +104,36 @@ impl Reader {
         read_exact_at(file, &mut raw, span.start)?;
         Ok(unquote_from_lines(&raw))
     }
+}
+
+/// A message file, at most [`MAX_MESSAGE_BYTES`] of it: the size checked
+/// is the open file's, and the read stops past the limit, so a file that
+/// grows (or a path swapped for a device) after the check reads no more.
+fn read_message_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    // Opening a pipe would wait for a writer: looked at before it is opened.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_a_regular_file());
+    }
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_a_regular_file());
+    }
+    if meta.len() > MAX_MESSAGE_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut raw = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_MESSAGE_BYTES + 1).read_to_end(&mut raw)?;
+    if raw.len() as u64 > MAX_MESSAGE_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "grew past the {} MiB a message may have while it was read: not read",
+                MAX_MESSAGE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(raw)
 }
 
 #[cfg(unix)]
