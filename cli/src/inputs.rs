@@ -272,47 +272,113 @@ impl Window {
 }
 
 /// The messages `paths` name (directories searched, mboxes split), and how
-/// many paths could not be read (each reported on stderr).
+/// many paths could not be read (each reported on stderr). Files in the
+/// directories that are no mail by their name, place or first line are
+/// named on stderr too: a run skips nothing without saying so.
 pub fn message_files(paths: &[PathBuf]) -> (Vec<MessageRef>, usize) {
-    let (mut files, mut problems) = (Vec::new(), Vec::new());
+    let mut found = Found::default();
     for path in paths {
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk(path, &mut files, &mut problems),
-            Ok(_) if mailbox::is_mbox(path) => add_mbox(path, &mut files, &mut problems),
-            Ok(_) => files.push(MessageRef::file(path.clone())),
-            Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
+            Ok(meta) if meta.is_dir() => walk(path, &mut found),
+            // Named on the command line: a message, whatever its name.
+            Ok(_) => found.file(path, true),
+            Err(e) => found
+                .problems
+                .push(format!("cannot read {}: {e}", path.display())),
         }
     }
-    for problem in &problems {
+    for problem in &found.problems {
         eprintln!("rootmail: {problem}");
     }
-    (files, problems.len())
+    if let Some(notice) = found.skipped_notice() {
+        eprintln!("rootmail: {notice}");
+    }
+    (found.files, found.problems.len())
 }
 
-/// An mbox's messages; what is not one (bytes before its first `From `
-/// line, or a file with none) is a problem the run names, never a silent skip.
-fn add_mbox(path: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
-    match mailbox::mbox_messages(path) {
-        Ok((messages, leading)) => {
-            if leading > 0 {
-                problems.push(format!(
-                    "mbox {}: {leading} bytes before its first \"From \" line are not a message: not read",
-                    path.display()
-                ));
-            } else if messages.is_empty() {
-                problems.push(format!("mbox {}: no message in it", path.display()));
-            }
-            files.extend(messages);
+/// What a search of the inputs found.
+#[derive(Default)]
+struct Found {
+    files: Vec<MessageRef>,
+    problems: Vec<String>,
+    /// Files in the directories searched that are no mail (by name, place
+    /// or first line), and symlinked directories (not followed).
+    skipped: Vec<PathBuf>,
+}
+
+impl Found {
+    /// A file: an mbox when named `*.mbox` or when it begins with a `From `
+    /// line (wherever it is, so a file reads the same named on the command
+    /// line or found in a directory); otherwise one message when `message`
+    /// says it is one, else skipped.
+    fn file(&mut self, path: &Path, message: bool) {
+        if mailbox::is_mbox(path) {
+            self.mbox(path);
+        } else if message {
+            self.files.push(MessageRef::file(path.to_path_buf()));
+        } else {
+            self.skipped.push(path.to_path_buf());
         }
-        Err(e) => problems.push(format!("cannot read mbox {}: {e}", path.display())),
+    }
+
+    /// An mbox's messages; what is not one (bytes before its first `From `
+    /// line, or a file with none) is a problem the run names, never a silent skip.
+    fn mbox(&mut self, path: &Path) {
+        match mailbox::mbox_messages(path) {
+            Ok((messages, leading)) => {
+                if leading > 0 {
+                    self.problems.push(format!(
+                        "mbox {}: {leading} bytes before its first \"From \" line are not a message: not read",
+                        path.display()
+                    ));
+                } else if messages.is_empty() {
+                    self.problems
+                        .push(format!("mbox {}: no message in it", path.display()));
+                }
+                self.files.extend(messages);
+            }
+            Err(e) => self
+                .problems
+                .push(format!("cannot read mbox {}: {e}", path.display())),
+        }
+    }
+
+    /// The skipped files, named (the first few) and counted.
+    fn skipped_notice(&self) -> Option<String> {
+        const NAMED: usize = 5;
+        let first = self.skipped.first()?;
+        let mut names = self
+            .skipped
+            .iter()
+            .take(NAMED)
+            .map(|p| p.display().to_string());
+        let mut listed = names.next().unwrap_or_else(|| first.display().to_string());
+        for name in names {
+            listed.push_str(", ");
+            listed.push_str(&name);
+        }
+        let more = self.skipped.len().saturating_sub(NAMED);
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        Some(format!(
+            "{} files in the directories given were not read: no .eml or .mbox name, no \"From \" \
+             first line, not in a Maildir's cur/ or new/, or a symlinked directory ({listed}{more}); \
+             name a file on the command line to read it as one message",
+            self.skipped.len()
+        ))
     }
 }
 
-fn walk(dir: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
+fn walk(dir: &Path, found: &mut Found) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
-            problems.push(format!("cannot read directory {}: {e}", dir.display()));
+            found
+                .problems
+                .push(format!("cannot read directory {}: {e}", dir.display()));
             return;
         }
     };
@@ -322,27 +388,30 @@ fn walk(dir: &Path, files: &mut Vec<MessageRef>, problems: &mut Vec<String>) {
     // (dot files aside); its tmp/ holds deliveries still being written.
     let maildir = mailbox::is_maildir_folder(dir);
     for path in paths {
-        let extension = |wanted: &str| {
-            path.extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case(wanted))
-        };
-        let hidden = path
+        let name = path
             .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let eml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
         // Symlinked directories are not followed: a link loop must not hang a run.
         match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_dir() && path.file_name().is_some_and(|n| n == "tmp") => {
+            Ok(meta) if meta.is_dir() && name == "tmp" => {
                 if !path.parent().is_some_and(|p| p.join("cur").is_dir()) {
-                    walk(&path, files, problems)
+                    walk(&path, found)
                 }
             }
-            Ok(meta) if meta.is_dir() => walk(&path, files, problems),
-            Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => {}
-            Ok(meta) if meta.is_file() && maildir && !hidden => files.push(MessageRef::file(path)),
-            Ok(_) if extension("eml") => files.push(MessageRef::file(path)),
-            Ok(_) if extension("mbox") => add_mbox(&path, files, problems),
-            Ok(_) => {}
-            Err(e) => problems.push(format!("cannot read {}: {e}", path.display())),
+            Ok(meta) if meta.is_dir() => walk(&path, found),
+            Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => found.skipped.push(path),
+            Ok(_) if name.starts_with('.') => {}
+            Ok(_) => {
+                let message = eml || maildir || mailbox::is_maildir_message_name(dir, &name);
+                found.file(&path, message)
+            }
+            Err(e) => found
+                .problems
+                .push(format!("cannot read {}: {e}", path.display())),
         }
     }
 }
@@ -492,5 +561,98 @@ mod tests {
         let (emitted, most) = run(dir.path(), &Window::new(4, 1_000), false);
         assert_eq!(emitted.len(), 20);
         assert!(most <= 1_000 + 3 * 10_000, "{most} bytes in flight");
+    }
+
+    fn found_in(dir: &Path) -> Found {
+        let mut found = Found::default();
+        walk(dir, &mut found);
+        found
+    }
+
+    fn names(found: &Found) -> Vec<String> {
+        found
+            .files
+            .iter()
+            .map(|m| {
+                let label = m.label();
+                let name = label.file_name().unwrap_or_default();
+                name.to_string_lossy().into_owned()
+            })
+            .collect()
+    }
+
+    /// A copy of mail that keeps only what it needed: a Maildir's `cur/`
+    /// alone (a sync that drops empty folders), or a mail program's mbox
+    /// without an extension (Thunderbird's `Inbox`). Before, a run found
+    /// nothing in either, said nothing, and ended well.
+    #[test]
+    fn mailboxes_copied_without_their_usual_names_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cur = dir.path().join("backup/cur");
+        std::fs::create_dir_all(&cur).expect("mkdir");
+        let message = "Subject: a\r\n\r\nbody\r\n";
+        std::fs::write(cur.join("1764900000.M1P1.host:2,S"), message).expect("write");
+        std::fs::write(cur.join("1764900001.M2P1.host"), message).expect("write");
+        let profile = dir.path().join("profile");
+        std::fs::create_dir_all(&profile).expect("mkdir");
+        let mbox = "From a@example.com Mon Jan  1 00:00:00 2024\nSubject: b\n\nx\n\nFrom c@example.com Mon Jan  1 00:00:01 2024\nSubject: c\n\ny\n";
+        std::fs::write(profile.join("Inbox"), mbox).expect("write");
+        let found = found_in(dir.path());
+        assert_eq!(
+            names(&found),
+            [
+                "1764900000.M1P1.host:2,S",
+                "1764900001.M2P1.host",
+                "Inbox#1",
+                "Inbox#2"
+            ]
+        );
+        assert!(found.skipped.is_empty() && found.problems.is_empty());
+    }
+
+    /// What is no mail is named, never dropped without a word: a file with
+    /// no mail name, first line or Maildir place, and a symlinked directory.
+    #[test]
+    fn what_a_search_does_not_read_is_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("README.txt"), "notes").expect("write");
+        std::fs::write(dir.path().join(".DS_Store"), "x").expect("write");
+        std::fs::create_dir_all(dir.path().join("elsewhere")).expect("mkdir");
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join("linked"))
+            .expect("symlink");
+        let found = found_in(dir.path());
+        assert!(found.files.is_empty());
+        let skipped: Vec<_> = found.skipped.iter().filter_map(|p| p.file_name()).collect();
+        assert_eq!(skipped, ["README.txt", "linked"]);
+        let notice = found.skipped_notice().expect("a notice");
+        assert!(
+            notice.starts_with("2 files in the directories given were not read"),
+            "{notice}"
+        );
+        assert!(notice.contains("README.txt"), "{notice}");
+    }
+
+    /// A `.eml` that begins with a `From ` line (as some mail programs save
+    /// one) reads the same bytes named on the command line or found in a
+    /// directory, so its content hash and its ledger row are the same.
+    #[test]
+    fn a_file_reads_the_same_named_or_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("saved.eml");
+        std::fs::write(
+            &path,
+            "From - Mon Jan  1 00:00:00 2024\nSubject: a\n\nbody\n",
+        )
+        .expect("write");
+        let (named, _) = message_files(std::slice::from_ref(&path));
+        let found = found_in(dir.path());
+        assert_eq!(found.files, named);
+        let mut reader = mailbox::Reader::default();
+        let raw = reader.read(&found.files[0]).expect("readable");
+        assert!(
+            raw.starts_with(b"Subject: a"),
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
     }
 }

@@ -176,6 +176,20 @@ pub fn is_maildir_folder(dir: &Path) -> bool {
         })
 }
 
+/// Whether a file named `name` in `dir` is a Maildir message although `dir`
+/// is no [`is_maildir_folder`]: `dir` is a `cur` or `new` copied alone (an
+/// export that keeps only the folder with mail in it), and the name is the
+/// Maildir's own: its flags after `:2,` (`!2,` where `:` may not stand), or
+/// the delivery time first (`1764900000.M1P1.host`).
+pub fn is_maildir_message_name(dir: &Path, name: &str) -> bool {
+    let in_folder = dir.file_name().is_some_and(|n| n == "cur" || n == "new");
+    let flags = name.contains(":2,") || name.contains("!2,");
+    let timed = name.split_once('.').is_some_and(|(time, rest)| {
+        !rest.is_empty() && !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit())
+    });
+    in_folder && (flags || timed)
+}
+
 /// The messages of the mbox at `path`, in order, and how many bytes before
 /// its first `From ` line are no message (0 for a well-formed mbox).
 pub fn mbox_messages(path: &Path) -> std::io::Result<(Vec<MessageRef>, u64)> {
