@@ -533,7 +533,7 @@ fn content_and_uploads(
             },
             AttachmentContent::Upload(bytes) => {
                 uploads.push(json!({
-                    "FileName": non_empty(&a.name, "attachment"),
+                    "FileName": non_empty(&a.name, if a.name == "0" { "0_" } else { "attachment" }),
                     "FileType": non_empty(&a.content_type, "application/octet-stream"),
                     "FileContent": STANDARD.encode(bytes),
                 }));
@@ -565,8 +565,11 @@ fn marker_part(marker: &str) -> Value {
 /// The name of the marker part: RT shows it as a small attachment.
 const MARKER_FILE: &str = "rootmail-marker.txt";
 
+/// `value`, or `fallback` where RT would refuse it: RT's REST2 checks an
+/// upload's `FileName` and `FileType` with Perl's truth, and `"0"` is false
+/// there like `""` (a 400, "Field FileName is required").
 fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
-    if value.trim().is_empty() {
+    if value.trim().is_empty() || value == "0" {
         fallback
     } else {
         value

@@ -12,8 +12,9 @@
 use rootmail_domain::{ContentHash, Kind, Priority, Rules, ThreadKey};
 use rootmail_local::LocalStore;
 use rootmail_pipeline::{
-    IngestPorts, Ingested, Knowledge, NewComment, NewTicket, NoHandoffs, Prepared, TicketOp,
-    TicketSink, Written, apply_ticket_op, idempotency_key, ingest,
+    AttachmentContent, IngestPorts, Ingested, Knowledge, NewComment, NewTicket, NoHandoffs,
+    Prepared, TicketAttachment, TicketOp, TicketSink, Written, apply_ticket_op, idempotency_key,
+    ingest,
 };
 use rootmail_tests::rt::{RtAttachment, RtServer, RtTransaction};
 use rootmail_tests::{
@@ -429,6 +430,41 @@ async fn non_ascii_and_long_texts_are_found_again() {
     assert_eq!(server.tickets(&queue).await.len(), 1);
     let history = server.history(&id).await;
     assert_eq!(of_kind(&history, "Correspond").len(), 2, "each mail once");
+}
+
+/// RT's REST2 refuses an upload whose `FileName` or `FileType` Perl reads
+/// as false, and `"0"` is false there, like `""`: a mail with an attachment
+/// named `0` never became a ticket (a 400, a permanent error, the operation
+/// dead-lettered), so any sender could keep their mail out of RT.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_attachment_named_0_is_uploaded() {
+    let server = RtServer::from_env();
+    let queue = server.create_queue("zero").await;
+    let rt = server.sink(&queue);
+    let zero = TicketAttachment {
+        name: "0".into(),
+        content_type: "0".into(),
+        size: 5,
+        content: AttachmentContent::Upload(b"hello".to_vec()),
+    };
+    let mut ticket = ticket_for(ThreadKey::message("zero@example.com"), b"zero");
+    ticket.attachments = vec![zero.clone()];
+    let id = rt.create(&ticket).await.expect("create");
+    let mut comment = comment_for(b"zero again");
+    comment.attachments = vec![zero];
+    rt.comment(&id, &comment).await.expect("comment");
+    let uploaded: Vec<(String, String)> = server
+        .attachments(&id)
+        .await
+        .into_iter()
+        .filter(|a| a.content == "hello")
+        .map(|a| (a.filename, a.content_type))
+        .collect();
+    assert_eq!(
+        uploaded.len(),
+        2,
+        "the file on the create and the comment: {uploaded:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
