@@ -6,8 +6,8 @@
 /// (CommonMark shows an escaped punctuation character as itself): inline
 /// (`\ ` * _ [ ] < > & ~ |`) everywhere, block markers (`# > - + =`, `1.`) at the
 /// start of a line. Web addresses keep their characters, so they still work as
-/// links, except `<`, `>`, `` ` ``, `\` and the brackets and parentheses that
-/// could form a link inside one. Indentation is kept: an indented line
+/// links, except `<`, `>`, `` ` ``, `\`, the brackets and parentheses that
+/// could form a link inside one, and an `&` that starts a character reference. Indentation is kept: an indented line
 /// may show as code, which is still the text as written.
 pub fn literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
@@ -65,8 +65,12 @@ fn escape_inline(text: &str, out: &mut String) {
         }
         // In an address too: brackets and parentheses could still make a
         // link (`https://a.example/[x](https://evil.example)`).
+        // And an `&` that starts a character reference: CommonMark decodes
+        // `&#x202E;` to the character, which would bring back the
+        // bidirectional overrides and invisible characters `defang` took out.
         let special = if in_address {
             matches!(c, '<' | '>' | '`' | '\\' | '[' | ']' | '(' | ')')
+                || (c == '&' && starts_reference(&text[i + 1..]))
         } else {
             matches!(
                 c,
@@ -78,6 +82,26 @@ fn escape_inline(text: &str, out: &mut String) {
         }
         out.push(c);
     }
+}
+
+/// Whether the text after an `&` makes it a character reference, as
+/// CommonMark reads one: `#` and 1-7 digits, `#x` and 1-6 hex digits, or an
+/// entity name, then `;`. Looks at most 33 bytes ahead (the longest entity
+/// name is 31 letters), so escaping stays linear.
+fn starts_reference(after: &str) -> bool {
+    let ahead = &after.as_bytes()[..after.len().min(33)];
+    let (digits, max): (&[u8], usize) = match ahead {
+        [b'#', b'x' | b'X', rest @ ..] => (rest, 6),
+        [b'#', rest @ ..] => (rest, 7),
+        _ => (ahead, 32),
+    };
+    let is_digit = |b: &u8| match (ahead.first(), ahead.get(1)) {
+        (Some(b'#'), Some(b'x' | b'X')) => b.is_ascii_hexdigit(),
+        (Some(b'#'), _) => b.is_ascii_digit(),
+        _ => b.is_ascii_alphanumeric(),
+    };
+    let run = digits.iter().take_while(|b| is_digit(b)).count();
+    run > 0 && run <= max && digits.get(run) == Some(&b';')
 }
 
 #[cfg(test)]
@@ -116,6 +140,33 @@ mod tests {
             literal("AWS account 1234-5678-9012, 42 USD."),
             "AWS account 1234-5678-9012, 42 USD."
         );
+    }
+
+    /// A character reference in a web address was left for Markdown to
+    /// decode: `https://&#x202E;fdp.exe` showed the rest of the line
+    /// reversed (a right-to-left override `defang` had taken out of the
+    /// text). Its `&` is escaped; a query's `&` stays.
+    #[test]
+    fn character_references_in_a_web_address_stay_text() {
+        for (text, escaped) in [
+            ("https://&#x202E;fdp.exe", "https://\\&#x202E;fdp.exe"),
+            ("https://a.example/&#8238;x", "https://a.example/\\&#8238;x"),
+            (
+                "https://a.example/&ZeroWidthSpace;x",
+                "https://a.example/\\&ZeroWidthSpace;x",
+            ),
+            (
+                "https://a.example/?a=1&b=2;c",
+                "https://a.example/?a=1&b=2;c",
+            ),
+            ("https://a.example/?a=1&#=2", "https://a.example/?a=1&#=2"),
+            (
+                "https://a.example/&#12345678;",
+                "https://a.example/&#12345678;",
+            ),
+        ] {
+            assert_eq!(literal(text), escaped, "{text}");
+        }
     }
 
     /// Issue B: a word that starts with `https://` could still carry link
