@@ -105,6 +105,24 @@ pub struct Jira {
     intents: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
+/// Jira's limit on a summary, in UTF-16 code units (Java's string length).
+const MAX_SUMMARY_UNITS: usize = 255;
+
+/// `subject` cut to what Jira takes as a summary: its limit counts UTF-16
+/// units, so a subject of emoji (two units each) within rootmail's 250
+/// characters was refused (a 400, a permanent error: the mail never became
+/// a request).
+fn summary(subject: &str) -> &str {
+    let mut units = 0;
+    for (at, c) in subject.char_indices() {
+        units += c.len_utf16();
+        if units > MAX_SUMMARY_UNITS {
+            return &subject[..at];
+        }
+    }
+    subject
+}
+
 /// Jira's default priority scheme.
 pub fn priority_name(priority: Priority) -> &'static str {
     match priority {
@@ -648,7 +666,7 @@ impl Jira {
         attachments: &[TicketAttachment],
     ) -> PortResult<Created> {
         let mut fields = json!({
-            "summary": ticket.subject,
+            "summary": summary(&ticket.subject),
             "description": self.text(&ticket.body, attachments, &ticket.message, original_location(&ticket.internal_note)),
             "labels": ["rootmail", thread_token(&ticket.thread_key), ticket.kind.as_str().replace('.', "_")],
         });
@@ -849,6 +867,22 @@ impl TicketSink for Jira {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_fits_jiras_limit_in_utf16_units() {
+        let emoji = format!("[Acme / 123456789012] {}", "\u{1F600}".repeat(228));
+        assert_eq!(emoji.chars().count(), 250);
+        let cut = summary(&emoji);
+        assert!(cut.encode_utf16().count() <= MAX_SUMMARY_UNITS);
+        assert_eq!(
+            cut.encode_utf16().count(),
+            254,
+            "whole characters, as many as fit"
+        );
+        assert!(emoji.starts_with(cut));
+        let plain = "x".repeat(250);
+        assert_eq!(summary(&plain), plain);
+    }
 
     #[test]
     fn inert_text_cannot_close_its_block() {

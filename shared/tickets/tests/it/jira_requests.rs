@@ -732,6 +732,14 @@ mod stateful {
     async fn create(State(fake): State<FakeJira>, request: Received) -> Reply {
         let body = request.json();
         let fields = &body["requestFieldValues"];
+        // Jira's summary limit counts UTF-16 units (Java's string length).
+        let summary = fields["summary"].as_str().unwrap_or_default();
+        if summary.encode_utf16().count() > 255 {
+            return Reply::json(
+                400,
+                json!({"errorMessage": "Summary must be less than 255 characters."}),
+            );
+        }
         let mut state = fake.state();
         let id = 10_000 + state.issues.len() as u64;
         let key = format!("SD-{id}");
@@ -837,6 +845,22 @@ async fn a_lost_create_that_search_does_not_show_yet_is_not_made_twice() {
     let state = fake.state();
     assert_eq!(state.issues.len(), 1, "one request: {:?}", state.issues);
     assert_eq!(id, state.issues[0].key);
+}
+
+/// A subject of emoji within rootmail's 250 characters is over Jira's 255
+/// UTF-16 units: the request was refused for good. It is cut to fit.
+#[tokio::test]
+async fn a_subject_of_emoji_still_makes_a_request() {
+    let (server, fake) = stateful_jira();
+    let mut ticket = new_ticket();
+    ticket.attachments.clear();
+    ticket.subject = format!("[Acme / 111122223333] {}", "\u{1F600}".repeat(228));
+    let id = jira(&server, Duration::from_secs(5), 3)
+        .create(&ticket)
+        .await
+        .expect("created");
+    assert_eq!(fake.state().issues.len(), 1);
+    assert_eq!(id, fake.state().issues[0].key);
 }
 
 /// Issue 13. The instance's attachment limit is read once from
