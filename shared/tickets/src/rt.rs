@@ -659,9 +659,12 @@ impl TicketSink for Rt {
             false => self.find(&ticket.thread_key).await?,
         };
         if let Some(found) = found {
-            if found.created_from == ticket.message
-                && !self.written_for(&found.id, &ticket.message).await?.note
-            {
+            if found.created_from != ticket.message {
+                // Another message made the thread's ticket (a twin, or one an
+                // operator marked): this one is written there, as Jira and
+                // Zendesk do, never dropped.
+                self.comment(&found.id, &ticket.as_comment()).await?;
+            } else if !self.written_for(&found.id, &ticket.message).await?.note {
                 self.add_note(&found.id, &ticket.message, &ticket.internal_note)
                     .await?;
             }

@@ -432,6 +432,36 @@ async fn non_ascii_and_long_texts_are_found_again() {
     assert_eq!(of_kind(&history, "Correspond").len(), 2, "each mail once");
 }
 
+/// A create for a thread whose ticket another message made (the mapped
+/// ticket was deleted and a twin, or one an operator marked, carries the
+/// thread) writes this message there. Before, RT's backend returned that
+/// ticket's id without writing anything: the message was recorded as
+/// written and never shown.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_on_a_thread_another_message_opened_comments_there() {
+    let server = RtServer::from_env();
+    let queue = server.create_queue("other").await;
+    let rt = server.sink(&queue);
+    let key = ThreadKey::message("other-creator@example.com");
+    let id = rt
+        .create(&ticket_for(key.clone(), b"first"))
+        .await
+        .expect("create");
+    let mut second = ticket_for(key, b"second");
+    second.body = "The second mail.".into();
+    assert_eq!(rt.create(&second).await.expect("create"), id);
+    assert_eq!(rt.create(&second).await.expect("create again"), id);
+    let history = server.history(&id).await;
+    let attachments = server.attachments(&id).await;
+    let replies: Vec<&str> = of_kind(&history, "Correspond")
+        .iter()
+        .filter_map(|t| text_of(&attachments, &t.id))
+        .collect();
+    assert_eq!(replies.len(), 1, "written once, however often: {replies:?}");
+    assert!(replies[0].contains("The second mail."), "{replies:?}");
+    assert_eq!(server.tickets(&queue).await.len(), 1);
+}
+
 /// RT's REST2 refuses an upload whose `FileName` or `FileType` Perl reads
 /// as false, and `"0"` is false there, like `""`: a mail with an attachment
 /// named `0` never became a ticket (a 400, a permanent error, the operation
