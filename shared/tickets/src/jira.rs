@@ -71,6 +71,9 @@ pub struct JiraOptions {
     pub max_attachment_bytes: usize,
     /// Waits between searches for a request whose create may have landed.
     pub settle: Vec<Duration>,
+    /// The service desk's project key, which every thread search keeps
+    /// within; read once from the service desk when none is given.
+    pub project: Option<String>,
 }
 
 impl JiraOptions {
@@ -82,6 +85,7 @@ impl JiraOptions {
             set_priority: false,
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
             settle: [1, 2, 4].map(Duration::from_secs).to_vec(),
+            project: None,
         }
     }
 }
@@ -101,6 +105,8 @@ pub struct Jira {
     key: MarkerKey,
     /// The instance's attachment limit, read once.
     upload_limit: Arc<OnceCell<usize>>,
+    /// The service desk's project key, read once (see [`JiraOptions::project`]).
+    project: Arc<OnceCell<String>>,
     /// Thread token -> when this process last sent a create for it.
     intents: Arc<Mutex<HashMap<String, Instant>>>,
 }
@@ -131,6 +137,13 @@ pub fn priority_name(priority: Priority) -> &'static str {
         Priority::High => "High",
         Priority::Urgent => "Highest",
     }
+}
+
+/// What rootmail reads of a service desk.
+#[derive(Deserialize)]
+struct ServiceDesk {
+    #[serde(rename = "projectKey")]
+    project_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -207,12 +220,14 @@ impl Jira {
         credentials: JiraCredentials,
         key: MarkerKey,
     ) -> Self {
+        let project = Arc::new(OnceCell::new_with(options.project.clone()));
         Self {
             http,
             options,
             credentials,
             key,
             upload_limit: Arc::new(OnceCell::new()),
+            project,
             intents: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -279,6 +294,35 @@ impl Jira {
             (true, Some(limit)) => usize::try_from(limit).unwrap_or(usize::MAX),
             (true, None) => self.options.max_attachment_bytes,
         })
+    }
+
+    /// The thread search for `key`, kept within the service desk's project:
+    /// a label is anyone's to set on any issue of the site, so a search of
+    /// every project would take an issue someone labelled elsewhere for the
+    /// thread's request.
+    async fn thread_jql(&self, key: &ThreadKey) -> PortResult<String> {
+        let project = self.project.get_or_try_init(|| self.read_project()).await?;
+        Ok(format!(
+            "project = {} AND labels = {} ORDER BY created ASC",
+            jql_string(project),
+            jql_string(&thread_token(key))
+        ))
+    }
+
+    /// The service desk's project key (`GET /rest/servicedeskapi/servicedesk/{id}`).
+    async fn read_project(&self) -> PortResult<String> {
+        let what = "reading the service desk's project";
+        let url = self.url(&format!(
+            "/rest/servicedeskapi/servicedesk/{}",
+            self.options.service_desk_id
+        ));
+        let response = self.http.send(what, |c| self.auth(c.get(&url))).await?;
+        let desk: ServiceDesk = self.json(what, response).await?;
+        desk.project_key
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                PortError::permanent(PORT, format!("{what}: the answer names no projectKey"))
+            })
     }
 
     /// The attachments as they will be sent: a file over the instance's limit
@@ -531,7 +575,7 @@ impl Jira {
         let what = "reconciling a new request";
         let url = self.url("/rest/api/2/search/jql");
         let mut body = json!({
-            "jql": thread_jql(key),
+            "jql": self.thread_jql(key).await?,
             "fields": ["description"],
             "maxResults": 10,
         });
@@ -711,13 +755,6 @@ fn jql_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-fn thread_jql(key: &ThreadKey) -> String {
-    format!(
-        "labels = {} ORDER BY created ASC",
-        jql_string(&thread_token(key))
-    )
-}
-
 /// The bytes [`inert`] adds around a text.
 const NOFORMAT_WRAPPING: usize = "{noformat}\n\n{noformat}".len();
 
@@ -765,7 +802,7 @@ impl TicketSink for Jira {
 
     async fn find(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
         let url = self.url("/rest/api/2/search/jql");
-        let jql = thread_jql(key);
+        let jql = self.thread_jql(key).await?;
         let query = [
             ("jql", jql.as_str()),
             ("fields", "description"),

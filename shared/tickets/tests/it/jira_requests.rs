@@ -36,6 +36,7 @@ fn jira(server: &FakeHttp, timeout: Duration, attempts: u32) -> Jira {
     options.set_priority = true;
     // Search lags behind writes in the stateful fake by searches, not time.
     options.settle = vec![Duration::from_millis(10); 3];
+    options.project = Some("SD".into());
     Jira::new(
         fixtures::http("jira", timeout, attempts),
         options,
@@ -229,7 +230,7 @@ async fn find_reads_the_creating_message_from_the_labelled_request() {
     assert_eq!(
         server.requests()[0].query_param("jql"),
         Some(format!(
-            "labels = \"{}\" ORDER BY created ASC",
+            "project = \"SD\" AND labels = \"{}\" ORDER BY created ASC",
             thread_token(&key)
         ))
     );
@@ -668,6 +669,8 @@ mod stateful {
     pub struct Issue {
         pub id: u64,
         pub key: String,
+        /// Its project's key: the service desk's is `SD`.
+        pub project: String,
         pub labels: Vec<String>,
         pub description: String,
         /// Searches that will not show it yet.
@@ -683,6 +686,8 @@ mod stateful {
         /// Creates whose answer is lost (made, then a 500).
         pub lose_creates: usize,
         pub searches: usize,
+        /// Reads of the service desk (`GET /rest/servicedeskapi/servicedesk/7`).
+        pub desk_reads: usize,
     }
 
     #[derive(Clone, Default)]
@@ -697,6 +702,7 @@ mod stateful {
         pub fn router(&self) -> Router {
             Router::new()
                 .route("/rest/servicedeskapi/request", post(create))
+                .route("/rest/servicedeskapi/servicedesk/7", get(desk))
                 .route("/rest/api/2/search/jql", get(search).post(search))
                 .route("/rest/api/2/issue/{key}", put(update))
                 .route(
@@ -705,6 +711,15 @@ mod stateful {
                 )
                 .with_state(self.clone())
         }
+    }
+
+    /// The service desk: its project is `SD`.
+    async fn desk(State(fake): State<FakeJira>) -> Reply {
+        fake.state().desk_reads += 1;
+        Reply::json(
+            200,
+            json!({"id": "7", "projectId": "10000", "projectKey": "SD", "projectName": "Service Desk"}),
+        )
     }
 
     /// `PUT /rest/api/2/issue/{key}` with `update.labels` (add, remove).
@@ -747,6 +762,7 @@ mod stateful {
         state.issues.push(Issue {
             id,
             key: key.clone(),
+            project: "SD".into(),
             labels: fields["labels"]
                 .as_array()
                 .map(|a| {
@@ -777,14 +793,21 @@ mod stateful {
         } else {
             (request.query_param("jql").unwrap_or_default(), Vec::new())
         };
-        let label = jql.split('"').nth(1).unwrap_or_default().to_string();
+        // `project = "P" AND labels = "L" ...`: the quoted value after each name.
+        let value_of = |name: &str| {
+            jql.split_once(&format!("{name} = \""))
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(value, _)| value.to_string())
+        };
+        let (project, label) = (value_of("project"), value_of("labels").unwrap_or_default());
         let mut state = fake.state();
         state.searches += 1;
         let mut found = Vec::new();
         for issue in state.issues.iter_mut() {
             let visible = issue.hidden_for == 0 || reconcile.contains(&issue.id);
             issue.hidden_for = issue.hidden_for.saturating_sub(1);
-            if visible && issue.labels.contains(&label) {
+            let in_project = project.as_ref().is_none_or(|p| *p == issue.project);
+            if visible && in_project && issue.labels.contains(&label) {
                 found.push(json!({"id": issue.id.to_string(), "key": issue.key,
                                   "fields": {"description": issue.description}}));
             }
@@ -845,6 +868,48 @@ async fn a_lost_create_that_search_does_not_show_yet_is_not_made_twice() {
     let state = fake.state();
     assert_eq!(state.issues.len(), 1, "one request: {:?}", state.issues);
     assert_eq!(id, state.issues[0].key);
+}
+
+/// A label is anyone's to set on any issue of the site: an issue in
+/// another project labelled for a thread before its request exists took the
+/// thread (every AWS mail of it went there as a comment). Searches keep to
+/// the service desk's project, read once from the service desk.
+#[tokio::test]
+async fn a_thread_is_searched_only_in_the_service_desks_project() {
+    let (server, fake) = stateful_jira();
+    let mut ticket = new_ticket();
+    ticket.attachments.clear();
+    fake.state().issues.push(stateful::Issue {
+        id: 1,
+        key: "OPS-1".into(),
+        project: "OPS".into(),
+        labels: vec![thread_token(&ticket.thread_key)],
+        description: String::new(),
+        hidden_for: 0,
+        comments: Vec::new(),
+    });
+    let mut options = JiraOptions::new(&server.url(), "7", "42");
+    options.settle = vec![Duration::from_millis(10); 3];
+    let sink = Jira::new(
+        fixtures::http("jira", Duration::from_secs(5), 3),
+        options,
+        serde_json::from_value(json!({"email": EMAIL, "token": TOKEN})).expect("credentials"),
+        marker_key(),
+    );
+    let id = sink.create(&ticket).await.expect("created");
+    assert_ne!(id, "OPS-1");
+    assert!(
+        fake.state().issues[0].comments.is_empty(),
+        "nothing written elsewhere"
+    );
+    assert_eq!(
+        sink.find(&ticket.thread_key)
+            .await
+            .expect("found")
+            .map(|f| f.id),
+        Some(id)
+    );
+    assert_eq!(fake.state().desk_reads, 1, "the project is read once");
 }
 
 /// A subject of emoji within rootmail's 250 characters is over Jira's 255
