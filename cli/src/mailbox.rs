@@ -9,10 +9,9 @@
 //! reads a line whole however long, and yields bytes in sequence, where
 //! `triage` hands messages to several workers by their place in the file.
 
+use rootmail_domain::ContentHash;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-#[cfg(not(unix))]
-use std::io::{Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// One message among the inputs.
@@ -70,14 +69,37 @@ fn not_a_regular_file() -> std::io::Error {
     )
 }
 
-fn too_large(bytes: u64) -> std::io::Error {
-    std::io::Error::new(
-        std::io::ErrorKind::InvalidData,
-        format!(
-            "{bytes} bytes, over the {} MiB a message may have (as SES accepts): not read",
+/// A message over [`MAX_MESSAGE_BYTES`], refused unread, and the hash of
+/// its bytes (read in pieces): the ledger keys it by that, so the same
+/// message found again (a Maildir file moved from `new/` to `cur/`, a path
+/// written another way) is the same row, and another message at the same
+/// place (an mbox exported again) is a row of its own.
+#[derive(Debug)]
+pub struct TooLarge {
+    pub bytes: u64,
+    pub hash: ContentHash,
+}
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} bytes, over the {} MiB a message may have (as SES accepts): not read",
+            self.bytes,
             MAX_MESSAGE_BYTES >> 20
-        ),
-    )
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// The error of a message of `bytes` bytes over the limit, which `bytes`
+/// (what is left of its reader) gives for its hash.
+fn too_large(bytes: u64, content: impl Read) -> std::io::Error {
+    match ContentHash::of_reader(content.take(bytes)) {
+        Ok(hash) => std::io::Error::new(std::io::ErrorKind::InvalidData, TooLarge { bytes, hash }),
+        Err(e) => e,
+    }
 }
 
 impl Reader {
@@ -89,7 +111,9 @@ impl Reader {
             return read_message_file(&message.path);
         };
         if span.len > MAX_MESSAGE_BYTES {
-            return Err(too_large(span.len));
+            let mut file = File::open(&message.path)?;
+            file.seek(SeekFrom::Start(span.start))?;
+            return Err(too_large(span.len, file));
         }
         let file = match &mut self.open {
             Some((path, file)) if *path == message.path => file,
@@ -120,7 +144,7 @@ fn read_message_file(path: &Path) -> std::io::Result<Vec<u8>> {
         return Err(not_a_regular_file());
     }
     if meta.len() > MAX_MESSAGE_BYTES {
-        return Err(too_large(meta.len()));
+        return Err(too_large(meta.len(), file));
     }
     let mut raw = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(MAX_MESSAGE_BYTES + 1).read_to_end(&mut raw)?;

@@ -2,18 +2,19 @@
 //! with tickets in the store or in a ticketing system (`--backend`).
 
 use crate::inputs;
+use crate::mailbox::TooLarge;
 use crate::output::table;
 use anyhow::Context as _;
 use rootmail_aws::Env;
 use rootmail_aws::tickets::backend_settings;
-use rootmail_domain::{Disposition, InMemoryDirectory};
+use rootmail_domain::{ContentHash, Disposition, InMemoryDirectory};
 use rootmail_lifecycle::handoff::MailHandoffs;
 use rootmail_local::LocalStore;
 use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
     Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, Written, ingest_prepared,
-    record_unreadable, write_ticket,
+    record_unreadable, record_unreadable_as, write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -486,7 +487,10 @@ fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
         Err(e) => {
             eprintln!("rootmail: cannot read {source}: {e}");
             let reason = e.to_string();
-            process_unreadable((store, sink), runtime, knowledge, (source, &reason))
+            let too_large = e.get_ref().and_then(|e| e.downcast_ref::<TooLarge>());
+            let key = too_large
+                .map(|t| ContentHash::of_parts(&[b"too-large", t.hash.as_str().as_bytes()]));
+            process_unreadable((store, sink), runtime, knowledge, (source, &reason, key))
         }
     };
     outcome
@@ -503,10 +507,19 @@ fn process_unreadable<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink): (&LocalStore, &S),
     runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_, H>,
-    (source, reason): (&str, &str),
+    (source, reason, key): (&str, &str, Option<ContentHash>),
 ) -> anyhow::Result<Processed> {
-    let recorded = record_unreadable(store, source, reason, now(), knowledge.claim_timeout_secs);
-    let (row, op) = runtime.block_on(recorded)?;
+    let timeout = knowledge.claim_timeout_secs;
+    let (row, op) = match key {
+        Some(key) => runtime.block_on(record_unreadable_as(
+            store,
+            key,
+            (source, reason),
+            now(),
+            timeout,
+        ))?,
+        None => runtime.block_on(record_unreadable(store, source, reason, now(), timeout))?,
+    };
     let Some(op) = op else {
         return Ok(Processed::Duplicate {
             ticket: row.ticket_id,

@@ -250,6 +250,22 @@ impl ContentHash {
         Self(hex::encode(hasher.finalize()))
     }
 
+    /// The hash of what `reader` gives, read in pieces: a message too large
+    /// to hold still has one.
+    pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        let mut piece = vec![0; 64 * 1024];
+        loop {
+            match reader.read(&mut piece) {
+                Ok(0) => return Ok(Self(hex::encode(hasher.finalize()))),
+                Ok(n) => hasher.update(&piece[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -516,6 +532,13 @@ impl Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_read_in_pieces_is_the_hash_of_the_whole() {
+        let text = "x".repeat(200_000);
+        let read = ContentHash::of_reader(text.as_bytes()).expect("read");
+        assert_eq!(read, ContentHash::of(text.as_bytes()));
+    }
     use strum::VariantArray;
 
     #[test]

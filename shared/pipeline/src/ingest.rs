@@ -540,6 +540,20 @@ pub async fn record_unreadable<L: Ledger>(
     claim_timeout_secs: u64,
 ) -> PortResult<(LedgerRow, Option<TicketOp>)> {
     let key = ContentHash::of(format!("unreadable:{source}").as_bytes());
+    record_unreadable_as(ledger, key, (source, reason), now, claim_timeout_secs).await
+}
+
+/// [`record_unreadable`] under `key`: a message refused unread whose bytes
+/// still have a hash (too large to hold) is keyed by it, so the same message
+/// found again under another name is the same row, and another message at
+/// the same place is a row of its own.
+pub async fn record_unreadable_as<L: Ledger>(
+    ledger: &L,
+    key: ContentHash,
+    (source, reason): (&str, &str),
+    now: u64,
+    claim_timeout_secs: u64,
+) -> PortResult<(LedgerRow, Option<TicketOp>)> {
     let mut row = match ledger.claim(&key, source, now, claim_timeout_secs).await? {
         Claim::Seen(row) if row.status == LedgerStatus::Done => return Ok((row, None)),
         Claim::Busy => {

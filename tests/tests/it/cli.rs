@@ -524,6 +524,33 @@ fn an_oversized_message_is_quarantined_unread_and_the_rest_is_run() {
     let list = rootmail(&["tickets", "--state", state_arg, "list"]);
     let listed = String::from_utf8_lossy(&list.stdout);
     assert!(listed.contains("Unreadable message"), "{listed}");
+
+    // Its ledger row is keyed by its bytes, not its path: found again under
+    // another name it is seen before (before: a second quarantine and
+    // ticket); another message at its old path is one of its own (before:
+    // "seen before", no row, no ticket).
+    let unreadable_tickets = || {
+        let list = rootmail(&["tickets", "--state", state_arg, "list"]);
+        String::from_utf8_lossy(&list.stdout)
+            .matches("Unreadable message")
+            .count()
+    };
+    std::fs::rename(inbox.join("b-huge.eml"), inbox.join("c-huge.eml")).unwrap();
+    let out = rootmail(&["run", "--state", state_arg, inbox.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("0 quarantined") && stdout.contains("2 seen before"),
+        "{stdout}"
+    );
+    assert_eq!(unreadable_tickets(), 1);
+    std::fs::write(inbox.join("b-huge.eml"), vec![b'x'; 41 * 1024 * 1024]).unwrap();
+    let out = rootmail(&["run", "--state", state_arg, inbox.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 quarantined") && stdout.contains("2 seen before"),
+        "{stdout}"
+    );
+    assert_eq!(unreadable_tickets(), 2);
 }
 
 /// A pipe among the inputs (named like a message or an mbox) would wait for
