@@ -274,6 +274,53 @@ fn only_ses_may_write_mail_into_the_bucket() {
     );
 }
 
+/// An original holding a code or a reset link (tagged `rootmail-sealed`)
+/// is read by mail-ingest alone, whatever IAM grants elsewhere: the bucket
+/// policy denies every other principal reading it (any version) and
+/// changing any object's tags (which would unseal it). Before, any principal
+/// with `s3:GetObject` and `kms:Decrypt` on "*" could take a reset link
+/// meant for a take-over, unaudited.
+#[test]
+fn only_mail_ingest_reads_sealed_mail_or_changes_its_seal() {
+    let template = template();
+    let policy = template.resource("MailBucketPolicy");
+    let statement = |wanted: &str| {
+        statements(policy)
+            .into_iter()
+            .find(|s| sid(s) == wanted)
+            .unwrap_or_else(|| panic!("{wanted}"))
+    };
+    let is_mail_ingest = |node: &Node| matches!(intrinsic(node), Some(("GetAtt", arn)) if string(arn) == Some("MailIngestRole.Arn"));
+    let reads = statement("OnlyMailIngestReadsSealedMail");
+    assert_eq!(get(reads, "Effect").and_then(string), Some("Deny"));
+    assert_eq!(get(reads, "Principal").and_then(string), Some("*"));
+    assert_eq!(actions(reads), ["s3:GetObject", "s3:GetObjectVersion"]);
+    let sealed = condition(reads, "s3:ExistingObjectTag/rootmail-sealed");
+    assert!(
+        matches!(sealed.as_slice(), [("StringEquals", v)] if string(v) == Some("true")),
+        "only sealed originals"
+    );
+    let others = condition(reads, "aws:PrincipalArn");
+    assert!(
+        matches!(others.as_slice(), [("ArnNotEquals", arn)] if is_mail_ingest(arn)),
+        "everyone but mail-ingest"
+    );
+    let tags = statement("OnlyMailIngestSealsMail");
+    assert_eq!(get(tags, "Effect").and_then(string), Some("Deny"));
+    for action in ["s3:PutObjectTagging", "s3:DeleteObjectTagging"] {
+        assert!(actions(tags).contains(&action), "{action}");
+    }
+    let others = condition(tags, "aws:PrincipalArn");
+    assert!(matches!(others.as_slice(), [("ArnNotEquals", arn)] if is_mail_ingest(arn)));
+    for denial in [reads, tags] {
+        let resource = get(denial, "Resource").expect("a Resource");
+        assert!(
+            matches!(intrinsic(resource), Some(("Sub", arn)) if string(arn) == Some("${MailBucket.Arn}/*")),
+            "the whole bucket: replay reads restored mail under other prefixes"
+        );
+    }
+}
+
 /// Issue 17, point 3. The Service Authorization Reference (Actions defined by
 /// AWS Account Management) lists `iam:UpdateAccountEmailAddress` as a
 /// dependent action of StartPrimaryEmailUpdate and AcceptPrimaryEmailUpdate,
