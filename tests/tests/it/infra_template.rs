@@ -300,11 +300,25 @@ fn only_mail_ingest_reads_sealed_mail_or_changes_its_seal() {
         matches!(sealed.as_slice(), [("StringEquals", v)] if string(v) == Some("true")),
         "only sealed originals"
     );
+    // Everyone but mail-ingest, and the investigators the deployment names.
     let others = condition(reads, "aws:PrincipalArn");
-    assert!(
-        matches!(others.as_slice(), [("ArnNotEquals", arn)] if is_mail_ingest(arn)),
-        "everyone but mail-ingest"
+    let [("ArnNotLike", readers)] = others.as_slice() else {
+        panic!("ArnNotLike aws:PrincipalArn: {others:?}");
+    };
+    let Some(("If", choice)) = intrinsic(readers) else {
+        panic!("{}", template.text_of(readers));
+    };
+    let choice = items(choice);
+    assert_eq!(
+        choice.first().and_then(|c| string(c)),
+        Some("HasSealedMailReaders")
     );
+    assert!(
+        matches!(choice.get(2).map(|c| items(c)).as_deref(), Some([only]) if is_mail_ingest(only)),
+        "mail-ingest alone without SealedMailReaderArns: {}",
+        template.text_of(readers)
+    );
+    assert!(template.text_of(readers).contains("SealedMailReaderArns"));
     let tags = statement("OnlyMailIngestSealsMail");
     assert_eq!(get(tags, "Effect").and_then(string), Some("Deny"));
     for action in ["s3:PutObjectTagging", "s3:DeleteObjectTagging"] {
