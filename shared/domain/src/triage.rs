@@ -162,6 +162,7 @@ fn triage_mail(
     let decision = Decision {
         mail,
         in_attachments,
+        secrets_overflowed: found.overflowed,
         warnings,
         seen,
         decided,
@@ -363,6 +364,8 @@ struct Decision<'a> {
     withheld_reason: Option<String>,
     /// What secret each attachment's text holds, if any.
     in_attachments: Vec<Option<String>>,
+    /// More secrets than are collected: some are not redacted.
+    secrets_overflowed: bool,
 }
 
 impl Decision<'_> {
@@ -385,7 +388,12 @@ impl Decision<'_> {
             (Disposition::Ticket | Disposition::Quarantine, Some(priority)) => priority,
             _ => return None,
         };
-        let attachments = attachment_refs(self.mail, &self.in_attachments, self.holds_secret());
+        let policy = AttachmentPolicy {
+            holds_secret: self.holds_secret(),
+            from_aws: self.seen.from_aws,
+            names_withheld: self.secrets_overflowed,
+        };
+        let attachments = attachment_refs(self.mail, &self.in_attachments, &policy);
         let draft = render(&RenderInput {
             kind: self.decided.kind,
             priority,
@@ -752,13 +760,30 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<Option<String>> {
 /// Why an attachment without a secret of its own is not attached either.
 const KEPT_APART: &str = "the message holds a secret, so its original is kept apart and nothing of it is copied into tickets";
 
+/// Why a file that is not text is not attached from mail that is not AWS's.
+const NOT_SEARCHED: &str = "not text, so it could not be searched for secrets, and the mail is not authenticated AWS mail: open the original";
+
+/// What decides which attachments a ticket carries.
+struct AttachmentPolicy {
+    /// A secret is in the text or an attachment: none is attached.
+    holds_secret: bool,
+    /// Authenticated AWS mail: its files that are not text (invoices) are
+    /// attached; anyone else's could hold a secret no search sees (a
+    /// forwarded .msg, a .gz of an AWS mail, a screenshot of one).
+    from_aws: bool,
+    /// More secrets than were collected: what the redactor does not know
+    /// may be in a name, so names are not shown.
+    names_withheld: bool,
+}
+
 /// The attachments a ticket may carry. A textual one is withheld when it holds a
-/// secret, or when it is too long to have been searched whole; all are when the
-/// message holds a secret anywhere (its original is kept from the ticket writer).
+/// secret, or when it is too long to have been searched whole; one that is not
+/// text unless the mail is AWS's; all are when the message holds a secret
+/// anywhere (its original is kept from the ticket writer).
 fn attachment_refs(
     mail: &ParsedMail,
     in_attachments: &[Option<String>],
-    holds_secret: bool,
+    policy: &AttachmentPolicy,
 ) -> Vec<AttachmentRef> {
     mail.attachments
         .iter()
@@ -766,13 +791,19 @@ fn attachment_refs(
         .enumerate()
         .map(|(index, (a, own))| {
             let unsearched = a.text.is_none() && a.textual;
+            let opaque = !a.textual && !policy.from_aws;
             let withheld = own
                 .clone()
-                .or_else(|| holds_secret.then(|| KEPT_APART.to_string()))
-                .or_else(|| unsearched.then(|| "text too long to search for secrets".to_string()));
+                .or_else(|| policy.holds_secret.then(|| KEPT_APART.to_string()))
+                .or_else(|| unsearched.then(|| "text too long to search for secrets".to_string()))
+                .or_else(|| opaque.then(|| NOT_SEARCHED.to_string()));
+            let name = match policy.names_withheld {
+                true => format!("(attachment {}: name withheld with the text)", index + 1),
+                false => a.name.clone(),
+            };
             AttachmentRef {
                 index,
-                name: a.name.clone(),
+                name,
                 content_type: a.content_type.clone(),
                 size: a.size,
                 withheld,
@@ -1254,6 +1285,106 @@ mod tests {
         .replace("verify.signin.aws", "support.aws.com")
     }
 
+    /// A mail with one attachment of `content_type` and `body` (in
+    /// `encoding`), from
+    /// AWS (SES's block and AWS's sender) or from a customer.
+    fn mail_with_file(
+        from_aws: bool,
+        (name, content_type, encoding, body): (&str, &str, &str, &str),
+    ) -> String {
+        let head = match from_aws {
+            true => format!("{PASS}From: trustandsafety@support.aws.com\r\n")
+                .replace("verify.signin.aws", "support.aws.com"),
+            false => "From: Customer <ops@customer.example>\r\n".to_string(),
+        };
+        format!(
+            "{head}To: root+x@msp.example\r\nSubject: Forwarded\r\nMessage-ID: <f1@x>\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+             See the file.\r\n--b\r\nContent-Type: {content_type}; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: {encoding}\r\n\r\n\
+             {body}\r\n--b--\r\n"
+        )
+    }
+
+    /// A file that is not text cannot be searched for a code or a link (a
+    /// forwarded Outlook .msg, a .gz of an AWS mail, a screenshot of one):
+    /// before, it was uploaded to the ticket whatever it held. It is now
+    /// attached only from authenticated AWS mail (AWS's own invoices).
+    #[test]
+    fn a_file_that_cannot_be_searched_is_attached_only_from_aws() {
+        let dir = directory(AccountStatus::Active);
+        // A gzip header: NUL bytes at once, so no text to search.
+        let gzip = (
+            "aws-reset.eml.gz",
+            "application/gzip",
+            "base64",
+            "H4sIAAAAAAAAA+3BAQ0AAADCoPdPbQ8HFAAAAAAAAAAA",
+        );
+        let forwarded = run(&mail_with_file(false, gzip), &dir, &NoRotations);
+        let ticket = forwarded.ticket.expect("a ticket");
+        let withheld = ticket.attachments[0]
+            .withheld
+            .as_deref()
+            .unwrap_or_default();
+        assert!(
+            withheld.contains("could not be searched"),
+            "{:?}",
+            ticket.attachments
+        );
+        let from_aws = run(&mail_with_file(true, gzip), &dir, &NoRotations);
+        let ticket = from_aws.ticket.expect("a ticket");
+        assert_eq!(
+            ticket.attachments[0].withheld, None,
+            "{:?}",
+            ticket.attachments
+        );
+    }
+
+    /// An HTML file is searched as the body is, its character references
+    /// read: a reset link written `https&colon;&sol;&sol;...` in an attached
+    /// page was not found, and the file was uploaded with it.
+    #[test]
+    fn an_html_attachment_is_searched_as_html() {
+        let dir = directory(AccountStatus::Active);
+        let page = "<a href=\"https&colon;&sol;&sol;signin.aws.amazon.com&sol;resetpassword&quest;token=Zq9Xk2Lm8Pw4&amp;type=RESET\">Reset</a>";
+        let t = run(
+            &mail_with_file(false, ("aws.html", "text/html", "7bit", page)),
+            &dir,
+            &NoRotations,
+        );
+        let ticket = t.ticket.expect("a ticket");
+        let withheld = ticket.attachments[0]
+            .withheld
+            .as_deref()
+            .unwrap_or_default();
+        assert!(withheld.contains("secret"), "{:?}", ticket.attachments);
+        assert!(t.sealed);
+    }
+
+    /// Past the cap on secrets collected, what the redactor does not know
+    /// may still be in an attachment's name: names are not listed then.
+    #[test]
+    fn past_the_secret_cap_attachment_names_are_not_shown() {
+        let dir = directory(AccountStatus::Active);
+        let codes: String = (0..80)
+            .map(|n| format!("Verification code: {}\r\n", 100_000 + n * 7))
+            .collect();
+        let raw = mail_with_file(
+            false,
+            ("verification code 777888.txt", "text/plain", "7bit", "x"),
+        )
+        .replace("See the file.", &codes);
+        let t = run(&raw, &dir, &NoRotations);
+        let ticket = t.ticket.expect("a ticket");
+        assert!(!ticket.body.contains("777888"), "{}", ticket.body);
+        assert!(
+            ticket
+                .attachments
+                .iter()
+                .all(|a| !a.name.contains("777888"))
+        );
+    }
+
     #[test]
     fn attachments_are_offered_unless_their_text_holds_a_secret() {
         let dir = directory(AccountStatus::Active);
@@ -1479,7 +1610,8 @@ mod tests {
         }
 
         // Binary bytes (a NUL early, as in every image and archive) stay
-        // opaque: searched for nothing, offered.
+        // opaque: searched for nothing, so not attached from mail that is
+        // not AWS's (this one holds the code after its PNG header).
         let t = run(
             &with_file(
                 "Content-Type: application/octet-stream; name=shot.png\r\n\
@@ -1490,7 +1622,12 @@ mod tests {
             &NoRotations,
         );
         assert!(!t.sealed);
-        assert_eq!(t.ticket.expect("a ticket").attachments[0].withheld, None);
+        assert_eq!(
+            t.ticket.expect("a ticket").attachments[0]
+                .withheld
+                .as_deref(),
+            Some(NOT_SEARCHED)
+        );
     }
 
     #[test]

@@ -205,6 +205,15 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         PartType::Message(forwarded) => forwarded_text(contents, forwarded, 0),
         _ if !textual || contents.len() > MAX_SCANNED_ATTACHMENT_BYTES => None,
         _ if holds_a_message(part.attachment_name(), contents) => saved_message_text(contents, 0),
+        // A page is searched as the body is too: its character references
+        // read (`https&colon;&sol;&sol;...` is a link), beside the markup.
+        _ if content_type == "text/html" => {
+            let markup = file_text(contents);
+            let mut text = html_to_text(prefix(&markup, MAX_HTML_BYTES));
+            text.push('\n');
+            text.push_str(&markup);
+            Some(text)
+        }
         _ => Some(file_text(contents)),
     };
     Attachment {
