@@ -15,7 +15,9 @@ use crate::secret_scan::{MAX_SECRETS, Redactor, find_secrets, find_secrets_bound
 use crate::secret_value::FoundSecret;
 use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
 use crate::thread::{KnownThreads, NoKnownThreads, ThreadFacts, case_id, thread_key};
-use crate::types::{AccountId, CaseId, ContentHash, Disposition, Kind, Priority, ThreadKey};
+use crate::types::{
+    AccountId, AccountStatus, CaseId, ContentHash, Disposition, Kind, Priority, ThreadKey,
+};
 use serde::Serialize;
 use std::panic::AssertUnwindSafe;
 
@@ -549,7 +551,8 @@ fn waiting_handoff(
 }
 
 /// The taxonomy's disposition and priority for the kind, then: a secret the
-/// waiting rotation may take goes to it; a retired account's mail is archived.
+/// waiting rotation may take goes to it; a retired account's mail is
+/// archived, except a closed account's security, account and billing mail.
 fn decide(
     kind: Kind,
     rule_priority: Option<Priority>,
@@ -563,9 +566,17 @@ fn decide(
         if handoff {
             disposition = Disposition::Handoff;
         }
-        if account.status.is_retired()
-            && matches!(disposition, Disposition::Ticket | Disposition::Handoff)
-        {
+        let open = matches!(disposition, Disposition::Ticket | Disposition::Handoff);
+        if open && account.status == AccountStatus::Closed && kind.matters_after_closure() {
+            // For 90 days AWS keeps a closed account: it can be signed in
+            // to and reopened, and it is billed once more; the root is
+            // still ours, so who signs in or pays matters.
+            warnings.push(format!(
+                "account {} is closed, but AWS keeps a closed account 90 days (it can be signed in to and reopened): ticketed",
+                account.account_id
+            ));
+            disposition = Disposition::Ticket;
+        } else if open && account.status.is_retired() {
             warnings.push(format!(
                 "account {} is {}: archived, no ticket",
                 account.account_id,
@@ -878,7 +889,7 @@ mod tests {
     use crate::directory::InMemoryDirectory;
     use crate::handoff::NoRotations;
     use crate::thread::NoKnownThreads;
-    use crate::types::{AccountStatus, EmailAddress};
+    use crate::types::EmailAddress;
 
     #[test]
     fn rules_see_the_texts_as_one_line_of_single_spaces() {
@@ -1283,6 +1294,38 @@ mod tests {
              JVBERi0xLjQK\r\n--b--\r\n"
         )
         .replace("verify.signin.aws", "support.aws.com")
+    }
+
+    /// AWS keeps a closed account for 90 days: it can be signed in to and
+    /// reopened, and it is billed once more. Its password reset is still a
+    /// ticket (before: archived, so a stranger resetting the root password
+    /// of a closed account raised nothing); a released account's is not.
+    #[test]
+    fn a_closed_accounts_security_mail_is_still_a_ticket() {
+        let closed = run(
+            &reset_mail(PASS),
+            &directory(AccountStatus::Closed),
+            &NoRotations,
+        );
+        assert_eq!(
+            (closed.kind, closed.disposition),
+            (Kind::PasswordReset, Disposition::Ticket)
+        );
+        assert!(
+            closed.warnings.iter().any(|w| w.contains("is closed")),
+            "{:?}",
+            closed.warnings
+        );
+        let released = run(
+            &reset_mail(PASS),
+            &directory(AccountStatus::Released),
+            &NoRotations,
+        );
+        assert_eq!(released.disposition, Disposition::Archive);
+        assert!(Kind::PaymentIssue.matters_after_closure());
+        assert!(!Kind::BillingStatement.matters_after_closure());
+        assert!(!Kind::HealthEvent.matters_after_closure());
+        assert!(!Kind::BudgetAlert.matters_after_closure());
     }
 
     /// A mail with one attachment of `content_type` and `body` (in

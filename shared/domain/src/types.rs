@@ -283,6 +283,19 @@ impl fmt::Display for ContentHash {
     }
 }
 
+impl Kind {
+    /// Whether the kind still needs a person once the account is closed:
+    /// AWS keeps a closed account for 90 days (it can be signed in to and
+    /// reopened, and it is billed once more), and its root is still ours,
+    /// so someone acting on it (sign-ins, resets, MFA, keys, suspension)
+    /// and money owed (a failed payment). The rest is archived, as
+    /// design.md's `close` says.
+    pub fn matters_after_closure(self) -> bool {
+        let name = self.as_str();
+        name.starts_with("security.") || name.starts_with("account.") || self == Kind::PaymentIssue
+    }
+}
+
 /// Lifecycle status of a customer account in the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
