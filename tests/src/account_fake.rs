@@ -142,6 +142,9 @@ struct Member {
     last_otp: Option<String>,
     /// The last update's status and when it changed (epoch seconds).
     update_status: Option<(&'static str, u64)>,
+    /// The root email before the last accepted change: what GetPrimaryEmail
+    /// still answers while the change propagates (see `delay_propagation`).
+    previous_email: Option<String>,
 }
 
 impl Member {
@@ -180,6 +183,10 @@ struct State {
     delivery: Option<Delivery>,
     fail_authentication: bool,
     otp_lifetime: Duration,
+    /// GetPrimaryEmail answers the address before the last accepted change.
+    lagging: bool,
+    /// The next call of this operation is done, and answered with a 500.
+    lose_answer_of: Option<String>,
     rng: XorShift,
 }
 
@@ -215,6 +222,8 @@ impl AccountFake {
             delivery: None,
             fail_authentication: false,
             otp_lifetime: Duration::from_secs(24 * 3600),
+            lagging: false,
+            lose_answer_of: None,
             rng: XorShift::new(seed),
         }));
         // Deliveries run on the fake's own runtime, so they never depend on
@@ -287,6 +296,7 @@ impl AccountFake {
                 pending: None,
                 last_otp: None,
                 update_status: None,
+                previous_email: None,
             },
         );
     }
@@ -377,6 +387,34 @@ impl AccountFake {
     /// as a forged one would.
     pub fn fail_authentication(&self, on: bool) {
         self.lock().fail_authentication = on;
+    }
+
+    /// While on, GetPrimaryEmail answers the root email an account had
+    /// before its last accepted change: AWS says a change "can take up to
+    /// four hours to propagate everywhere", and GetPrimaryEmailUpdateStatus
+    /// already says ACCEPTED.
+    pub fn delay_propagation(&self, on: bool) {
+        self.lock().lagging = on;
+    }
+
+    /// The next call of `operation` is carried out and answered with a 500,
+    /// as if its answer were lost: the SDK then tries it again.
+    pub fn lose_next_answer(&self, operation: &str) {
+        self.lock().lose_answer_of = Some(operation.to_string());
+    }
+
+    /// Accepts the account's pending change with its own code, as AWS does
+    /// for a request whose answer was then lost on the way back.
+    pub fn accept_pending(&self, account_id: &str) {
+        let mut state = self.lock();
+        let pending = state.accounts[account_id]
+            .pending
+            .clone()
+            .expect("a pending change");
+        let input =
+            json!({"AccountId": account_id, "PrimaryEmail": pending.email, "Otp": pending.otp});
+        let accepted = accept_update(&mut state, account_id, &input).is_ok();
+        assert!(accepted, "the fake accepts its own code");
     }
 
     /// How long a code stays valid (default 24 hours); applies to codes sent later.
@@ -556,7 +594,18 @@ async fn handle(
     let (request_id, handled) = {
         let mut s = state.lock().expect("account fake state");
         let request_id = request_id(&mut s.rng);
-        let handled = route(&request, &mut s, &request_id);
+        let mut handled = route(&request, &mut s, &request_id);
+        // Done, and its answer lost on the way back (a 500 after the fact).
+        if handled.reply.status == 200
+            && s.lose_answer_of.as_deref() == Some(handled.operation.as_str())
+        {
+            s.lose_answer_of = None;
+            handled.reply = Reply::json_error(
+                500,
+                "InternalServerException",
+                "An internal error occurred.",
+            );
+        }
         (request_id, handled)
     };
     if let Some(mail) = handled.mail {
@@ -781,7 +830,13 @@ fn account_api(
         "StartPrimaryEmailUpdate" => start_update(s, &account_id, &input),
         "AcceptPrimaryEmailUpdate" => accept_update(s, &account_id, &input).map(|r| (r, None)),
         "GetPrimaryEmail" => match s.accounts.get(&account_id) {
-            Some(m) => Ok((Reply::json(&json!({ "PrimaryEmail": m.root_email })), None)),
+            Some(m) => {
+                let shown = match (&m.previous_email, s.lagging) {
+                    (Some(previous), true) => previous,
+                    _ => &m.root_email,
+                };
+                Ok((Reply::json(&json!({ "PrimaryEmail": shown })), None))
+            }
             None => Err(not_found(&account_id)),
         },
         _ => update_status(s, &account_id).map(|r| (r, None)),
@@ -879,7 +934,7 @@ fn accept_update(s: &mut State, account_id: &str, input: &Value) -> Result<Reply
         ));
     }
     let member = s.accounts.get_mut(account_id).expect("checked above");
-    member.root_email = pending.email;
+    member.previous_email = Some(std::mem::replace(&mut member.root_email, pending.email));
     member.pending = None;
     member.update_status = Some(("ACCEPTED", crate::now_secs()));
     Ok(Reply::json(&json!({ "Status": "ACCEPTED" })))

@@ -55,6 +55,33 @@ impl LifecycleError {
 
 pub type LifecycleResult<T> = Result<T, LifecycleError>;
 
+/// The state of an account's most recent root email change
+/// (`GetPrimaryEmailUpdateStatus`), and when it last changed (epoch seconds).
+/// It answers at once, where the root email itself may take hours to show a
+/// change (AWS: up to four hours to propagate everywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailUpdateStatus {
+    pub state: EmailUpdateState,
+    pub updated_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailUpdateState {
+    /// Started, its code not yet accepted.
+    Pending,
+    /// The code was accepted.
+    Accepted,
+    Completed,
+    Failed,
+}
+
+impl EmailUpdateState {
+    /// AWS took the code: the change is made or being made.
+    pub fn accepted(self) -> bool {
+        matches!(self, Self::Accepted | Self::Completed)
+    }
+}
+
 /// The Account API's primary-email calls.
 pub trait AccountApi {
     fn start_email_update(
@@ -73,6 +100,12 @@ pub trait AccountApi {
         &self,
         account: &AccountId,
     ) -> impl Future<Output = LifecycleResult<EmailAddress>> + Send;
+    /// The most recent root email change's status; none when the account
+    /// never had one.
+    fn email_update_status(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<Option<EmailUpdateStatus>>> + Send;
 }
 
 /// Centralized root access (`sts:AssumeRoot` with a task policy).

@@ -6,8 +6,8 @@
 use crate::credentials::{new_root_address, new_root_password, totp_code};
 use crate::model::{AuditEntry, Failure, Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{
-    AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
-    Notices, RootAccess, Rotations, TaskTokens, Vault,
+    AccountApi, AccountRegistry, AuditLog, EmailUpdateState, LifecycleError, LifecyclePorts,
+    LifecycleResult, Notices, RootAccess, Rotations, TaskTokens, Vault,
 };
 use rootmail_domain::{
     Account, AccountId, AccountStatus, EmailAddress, Handoff, Kind, SecretValue,
@@ -437,12 +437,64 @@ async fn email_update_run_again<P: LifecyclePorts>(
             _ => return Ok(Some(StepOutput::from(&*rotation))),
         }
     }
-    if rotation.email_change_requested_at.is_none() {
+    if rotation.email_change_requested_at.is_none() && !pending_since_start(p, rotation).await? {
         return Ok(None);
     }
     renew_task_token(p, rotation, task_token, now)
         .await
         .map(Some)
+}
+
+/// Whether AWS holds a root email change of this account started since the
+/// take-over began, still waiting for its code: the first run's request,
+/// whose mark was not saved. Asking again would make the code on its way
+/// stale (or be refused as a conflict: AWS does not document which).
+async fn pending_since_start<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+) -> LifecycleResult<bool> {
+    let status = p.api().email_update_status(&rotation.account_id).await?;
+    Ok(status.is_some_and(|s| {
+        s.state == EmailUpdateState::Pending
+            && s.updated_at.is_some_and(|at| at >= rotation.started_at)
+    }))
+}
+
+/// Gives AWS the code of the change under way, unless it took it already;
+/// true when a try before this one had (see [`code_taken`]).
+async fn accept_code<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    target: &EmailAddress,
+    code: &SecretValue,
+) -> LifecycleResult<bool> {
+    if code_taken(p, account, target).await? {
+        return Ok(true);
+    }
+    match p.api().accept_email_update(account, target, code).await {
+        // The SDK sends a request again when its answer is lost (a timeout,
+        // a 500): AWS refuses the second one of a code it took, as no change
+        // is pending any more. The change is made.
+        Err(LifecycleError::Refused(_)) if code_taken(p, account, target).await? => Ok(false),
+        answer => answer.map(|()| false),
+    }
+}
+
+/// Whether AWS has taken the code of the change under way: a try before
+/// this one may have had AWS take it and lost the answer (the code is spent
+/// then). The change's status says so at once; the root email may take
+/// hours to show it (AWS: up to four hours to propagate everywhere), so it
+/// only confirms. The most recent change is this one: its code came.
+async fn code_taken<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    target: &EmailAddress,
+) -> LifecycleResult<bool> {
+    let status = p.api().email_update_status(account).await?;
+    if status.is_some_and(|s| s.state.accepted()) {
+        return Ok(true);
+    }
+    Ok(p.api().primary_email(account).await? == *target)
 }
 
 /// A `waitForTaskToken` step run again once it saved (see
@@ -756,14 +808,7 @@ pub async fn accept_email_update<P: LifecyclePorts>(
             "the code for account {account} is not in the vault"
         ));
     };
-    // A try before this one may have had AWS take the code and lost the
-    // answer: the code is spent then, and the change made.
-    let moved = p.api().primary_email(account).await? == rotation.target_email;
-    if !moved {
-        p.api()
-            .accept_email_update(account, &rotation.target_email, &code)
-            .await?;
-    }
+    accept_code(p, account, &rotation.target_email, &code).await?;
     // The code is spent and its task answered: nothing waits any more. The
     // handover that answered may not have saved that yet (see `hand_over`).
     let accepted = |r: &mut Rotation| {
@@ -813,6 +858,15 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
         p.api().primary_email(account).await?
     };
     if current != rotation.target_email {
+        let status = match rotation.mode {
+            Mode::Console => None,
+            _ => p.api().email_update_status(account).await?,
+        };
+        if status.is_some_and(|s| s.state == EmailUpdateState::Failed) {
+            return refused(format!(
+                "AWS reports that the root email change of account {account} failed (GetPrimaryEmailUpdateStatus: FAILED)"
+            ));
+        }
         return Err(LifecycleError::NotYet(format!(
             "account {account}'s root email is not {} yet",
             rotation.target_email
@@ -1661,12 +1715,7 @@ async fn release_with_customer_code<P: LifecyclePorts>(
     let account = rotation.account_id.clone();
     // An earlier try may have got AWS's acceptance and failed after it:
     // then the code is spent and the change done, so go on from there.
-    let moved = p.api().primary_email(&account).await? == rotation.target_email;
-    if !moved {
-        p.api()
-            .accept_email_update(&account, &rotation.target_email, otp)
-            .await?;
-    }
+    let moved = accept_code(p, &account, &rotation.target_email, otp).await?;
     // Our password and MFA device must not outlive our hold: they go, and
     // "Forgot password" lets the customer set their own. Once only: a try
     // run again later would delete what the customer has set since.

@@ -15,9 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{
-    AccountApi, AccountRegistry, AuditEntry, AuditLog, LifecycleError, LifecyclePorts,
-    LifecycleResult, Notices, RootAccess, RootCredentialReport, Rotation, Rotations, Stage,
-    TaskTokens, Vault, VaultItem,
+    AccountApi, AccountRegistry, AuditEntry, AuditLog, EmailUpdateState, EmailUpdateStatus,
+    LifecycleError, LifecyclePorts, LifecycleResult, Notices, RootAccess, RootCredentialReport,
+    Rotation, Rotations, Stage, TaskTokens, Vault, VaultItem,
 };
 use rootmail_pipeline::{PortError, apply_ticket_op};
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,9 @@ pub(crate) struct SimulatedAccount {
     /// The seed of an MFA device being assigned in the console (sealed).
     #[serde(default)]
     pub(crate) assigning_mfa: Option<Sealed>,
+    /// The last root email change: accepted (or only pending), and when.
+    #[serde(default)]
+    pub(crate) last_update: Option<(bool, u64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -233,6 +236,7 @@ impl<'a> LocalLifecycle<'a> {
             primary_email,
             pending: None,
             assigning_mfa: None,
+            last_update: None,
             root: RootCredentialReport {
                 password: true,
                 access_keys: 1,
@@ -426,6 +430,20 @@ impl AccountApi for LocalLifecycle<'_> {
     async fn primary_email(&self, account: &AccountId) -> LifecycleResult<EmailAddress> {
         Ok(self.simulated(account)?.primary_email)
     }
+
+    async fn email_update_status(
+        &self,
+        account: &AccountId,
+    ) -> LifecycleResult<Option<EmailUpdateStatus>> {
+        let last = self.simulated(account)?.last_update;
+        Ok(last.map(|(accepted, at)| EmailUpdateStatus {
+            state: match accepted {
+                true => EmailUpdateState::Accepted,
+                false => EmailUpdateState::Pending,
+            },
+            updated_at: Some(at),
+        }))
+    }
 }
 
 /// The simulated AWS's root email change, the same whether the Account API or
@@ -454,6 +472,7 @@ impl LocalLifecycle<'_> {
             otp: self.seal(code.as_bytes(), &simulated_otp_binding(account))?,
             expires_at: now + SIMULATED_OTP_SECS,
         });
+        state.last_update = Some((false, now));
         self.save_simulated(account, &state)?;
         let mail = root_email_code_mail(email, account, &code, now);
         self.send_simulated_mail(account, "root-email-code", &mail, now)
@@ -495,6 +514,7 @@ impl LocalLifecycle<'_> {
             )));
         }
         state.primary_email = email.clone();
+        state.last_update = Some((true, now));
         self.save_simulated(account, &state)
     }
 }

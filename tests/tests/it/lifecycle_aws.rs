@@ -760,6 +760,73 @@ async fn a_wrong_code_is_refused_and_changes_nothing() {
     );
 }
 
+/// AWS took the code, and the answer was lost: the step runs again while
+/// GetPrimaryEmail still shows the old address (AWS: a change "can take up
+/// to four hours to propagate everywhere"). Before, the step read the root
+/// email, sent the spent code again, AWS refused it, and the take-over
+/// failed although the email had moved. GetPrimaryEmailUpdateStatus says
+/// ACCEPTED at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_aws_took_before_a_lost_answer_is_not_sent_again() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    run.deliver_mail().await;
+    run.ls.fake.delay_propagation(true);
+    run.ls.fake.accept_pending(run.account.as_str());
+    assert_eq!(
+        run.ok(Step::AcceptEmailUpdate, json!({})).await,
+        Phase::EmailAccepted
+    );
+    let accepts = run
+        .ls
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AcceptPrimaryEmailUpdate")
+        .count();
+    assert_eq!(accepts, 0, "the spent code is not sent again");
+    // The change is made; the root email shows it once it has propagated.
+    match run.step(Step::ConfirmEmailUpdate, json!({})).await {
+        Err(failure) if failure.name == "NotYet" => {}
+        other => panic!("confirmed before the change propagated: {other:?}"),
+    }
+    assert_eq!(run.rotation().await.phase, Phase::EmailAccepted);
+    run.ls.fake.delay_propagation(false);
+    assert_eq!(
+        run.ok(Step::ConfirmEmailUpdate, json!({})).await,
+        Phase::EmailConfirmed
+    );
+}
+
+/// The same within one try: AWS takes the code, its answer is lost, and the
+/// SDK sends the request again, which AWS refuses (no change is pending any
+/// more). Before, that refusal failed the take-over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_aws_took_on_a_request_the_sdk_sent_again_is_accepted() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    run.deliver_mail().await;
+    run.ls.fake.delay_propagation(true);
+    run.ls.fake.lose_next_answer("AcceptPrimaryEmailUpdate");
+    assert_eq!(
+        run.ok(Step::AcceptEmailUpdate, json!({})).await,
+        Phase::EmailAccepted
+    );
+    let statuses: Vec<u16> = run
+        .ls
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AcceptPrimaryEmailUpdate")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        statuses[..2],
+        [500, 404],
+        "taken, answer lost; the SDK's retry refused"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_code_is_refused_and_changes_nothing() {
     let mut run = Run::new(customer_credentials()).await;

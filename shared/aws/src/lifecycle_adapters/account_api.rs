@@ -5,7 +5,9 @@ use crate::error::{error_code, port_error};
 use aws_sdk_account::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
-use rootmail_lifecycle::{AccountApi, LifecycleError, LifecycleResult};
+use rootmail_lifecycle::{
+    AccountApi, EmailUpdateState, EmailUpdateStatus, LifecycleError, LifecycleResult,
+};
 use rootmail_pipeline::PortError;
 
 const PORT: &str = "account";
@@ -27,6 +29,7 @@ enum Call<'a> {
     Start(&'a EmailAddress),
     Accept,
     Get,
+    Status,
 }
 
 /// AWS's answer as a lifecycle error. Refusals (nothing changed; the same
@@ -100,7 +103,7 @@ fn refusal(
         ("ValidationException", Call::Start(email)) => {
             format!("AWS refused {email} as account {account}'s root email: not a valid request")
         }
-        ("ValidationException", Call::Get) => {
+        ("ValidationException", Call::Get | Call::Status) => {
             format!("AWS refused to read account {account}'s root email: not a valid request")
         }
         ("ResourceNotFoundException", Call::Accept) => format!(
@@ -146,6 +149,44 @@ impl AccountApi for PrimaryEmailApi {
             .await
             .map_err(|e| account_error(account, Call::Accept, e))?;
         Ok(())
+    }
+
+    async fn email_update_status(
+        &self,
+        account: &AccountId,
+    ) -> LifecycleResult<Option<EmailUpdateStatus>> {
+        use aws_sdk_account::types::PrimaryEmailUpdateStatus as Status;
+        let answer = match self
+            .client
+            .get_primary_email_update_status()
+            .account_id(account.as_str())
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            // No update was ever made (the account's membership is checked
+            // by the calls that change something).
+            Err(e) if error_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+            Err(e) => return Err(account_error(account, Call::Status, e)),
+        };
+        let state = match answer.status() {
+            Status::Pending => EmailUpdateState::Pending,
+            Status::Accepted => EmailUpdateState::Accepted,
+            Status::Completed => EmailUpdateState::Completed,
+            Status::Failed => EmailUpdateState::Failed,
+            other => {
+                return Err(LifecycleError::Port(PortError::permanent(
+                    PORT,
+                    format!(
+                        "AWS gave account {account}'s root email change a status rootmail does not know: {other}"
+                    ),
+                )));
+            }
+        };
+        let updated_at = answer
+            .updated_at()
+            .and_then(|t| u64::try_from(t.secs()).ok());
+        Ok(Some(EmailUpdateStatus { state, updated_at }))
     }
 
     async fn primary_email(&self, account: &AccountId) -> LifecycleResult<EmailAddress> {

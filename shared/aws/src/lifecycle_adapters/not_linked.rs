@@ -5,7 +5,8 @@
 
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::{
-    AccountApi, LifecycleError, LifecycleResult, RootAccess, RootCredentialReport,
+    AccountApi, EmailUpdateStatus, LifecycleError, LifecycleResult, RootAccess,
+    RootCredentialReport,
 };
 use rootmail_pipeline::PortError;
 
@@ -37,6 +38,13 @@ impl AccountApi for NotLinked {
     }
 
     async fn primary_email(&self, _: &AccountId) -> LifecycleResult<EmailAddress> {
+        not_linked("account")
+    }
+
+    async fn email_update_status(
+        &self,
+        _: &AccountId,
+    ) -> LifecycleResult<Option<EmailUpdateStatus>> {
         not_linked("account")
     }
 }
