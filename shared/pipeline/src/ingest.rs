@@ -216,8 +216,15 @@ where
         .await?;
     crash_point!("ingest.after-archive");
 
-    let triage = triage_archived(ports, knowledge, &mut delivery, &origin, now).await?;
+    let mut triage = triage_archived(ports, knowledge, &mut delivery, &origin, now).await?;
     let hash = &delivery.prepared.hash;
+    // Queued before: its operation went out under this thread (its FIFO
+    // group). The stores may have changed since (its account imported, a
+    // thread remembered), but a second operation under another thread would
+    // run beside the first, and both would make a ticket.
+    if let (LedgerStatus::Queued, Some(queued)) = (row.status, &row.thread_key) {
+        triage.thread_key = queued.clone();
+    }
 
     let mut op = ticket_op(&triage, hash, &origin);
     record_triage(&mut row, &triage, origin, op.is_some());

@@ -281,6 +281,36 @@ fn a_crash_between_create_and_record_does_not_make_a_second_ticket() {
     assert_eq!((tickets.len(), tickets[0].comments.len()), (1, 1));
 }
 
+/// A message whose ticket operation is still queued is triaged again when
+/// it comes again (SES's second copy, a duplicate event, a retry), and the
+/// stores may have changed meanwhile: its account imported, so its thread
+/// key is another. Its operation keeps the thread it was queued under:
+/// before, the second went to another FIFO group, ran beside the first, and
+/// both made a ticket.
+#[test]
+fn a_queued_message_triaged_again_keeps_its_thread() {
+    let mut env = Env::new();
+    let raw = b"From: Someone <someone@example.net>\r\nTo: root+a7f3k9q2@root.example-msp.com\r\n\
+        Subject: hello\r\nMessage-ID: <q1@example.net>\r\n\r\nA question.\r\n";
+    env.directory = InMemoryDirectory::new([]).expect("an empty directory");
+    let first = match env.ingest_at(raw, "first", 1_000) {
+        Ingested::Triaged { op: Some(op), .. } => op,
+        other => panic!("{other:?}"),
+    };
+    // The account is imported; the operation has not been written yet.
+    env.directory = directory();
+    let again = match env.ingest_at(raw, "again", 1_400) {
+        Ingested::Triaged { op: Some(op), .. } => op,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        again.thread_key, first.thread_key,
+        "one FIFO group for one message"
+    );
+    let (a, b) = (env.write(&first), env.write(&again));
+    assert_eq!(a.ticket_id(), b.ticket_id(), "one ticket");
+}
+
 #[test]
 fn a_fresh_claim_is_left_alone_and_a_stale_one_taken_over() {
     let env = Env::new();
