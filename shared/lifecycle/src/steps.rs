@@ -858,19 +858,7 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
         p.api().primary_email(account).await?
     };
     if current != rotation.target_email {
-        let status = match rotation.mode {
-            Mode::Console => None,
-            _ => p.api().email_update_status(account).await?,
-        };
-        if status.is_some_and(|s| s.state == EmailUpdateState::Failed) {
-            return refused(format!(
-                "AWS reports that the root email change of account {account} failed (GetPrimaryEmailUpdateStatus: FAILED)"
-            ));
-        }
-        return Err(LifecycleError::NotYet(format!(
-            "account {account}'s root email is not {} yet",
-            rotation.target_email
-        )));
+        return Err(not_confirmed_yet(p, &rotation).await);
     }
     if let Some(previous) = rotation.previous_email.clone().filter(|e| *e != current) {
         p.registry().forget(&previous).await?;
@@ -886,6 +874,27 @@ pub async fn confirm_email_update<P: LifecyclePorts>(
         (SYSTEM_ACTOR, "root email changed", detail),
     )
     .await
+}
+
+/// Why the root email is not the rotation's yet: AWS failed the change (it
+/// says so at once: the step fails instead of polling for hours), or it is
+/// still on its way.
+async fn not_confirmed_yet<P: LifecyclePorts>(p: &P, rotation: &Rotation) -> LifecycleError {
+    let account = &rotation.account_id;
+    let status = match rotation.mode {
+        Mode::Console => Ok(None),
+        _ => p.api().email_update_status(account).await,
+    };
+    match status {
+        Err(e) => e,
+        Ok(Some(s)) if s.state == EmailUpdateState::Failed => LifecycleError::Refused(format!(
+            "AWS reports that the root email change of account {account} failed (GetPrimaryEmailUpdateStatus: FAILED)"
+        )),
+        Ok(_) => LifecycleError::NotYet(format!(
+            "account {account}'s root email is not {} yet",
+            rotation.target_email
+        )),
+    }
 }
 
 /// Vaulted take-over, step 5 (a `waitForTaskToken` task): a new password,
@@ -1624,9 +1633,9 @@ async fn not_released_already<P: LifecyclePorts>(
     rotation: &Rotation,
 ) -> LifecycleResult<()> {
     let account = &rotation.account_id;
-    if rotation.mode != Mode::Console
-        && p.api().primary_email(account).await? == rotation.target_email
-    {
+    // Waiting for the customer's code, the latest change is the release's:
+    // its status is this release's (see `code_taken`).
+    if rotation.mode != Mode::Console && code_taken(p, account, &rotation.target_email).await? {
         return refused(format!(
             "AWS already moved account {account}'s root email to {}: finish the release with \
              `rootmail rotation complete --account {account} --otp-stdin`",
@@ -1774,7 +1783,9 @@ pub enum ReleaseConfirmation<'a> {
     Attested(&'a str),
 }
 
-/// Closure: the account is closed. Archive and vault are kept; ticketing stops.
+/// Closure: the account is closed. Archive and vault are kept; only its
+/// security, account and payment mail is still ticketed (AWS keeps a closed
+/// account 90 days).
 pub async fn close<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
