@@ -281,7 +281,7 @@ pub fn message_files(paths: &[PathBuf]) -> (Vec<MessageRef>, usize) {
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_dir() => walk(path, &mut found),
             // Named on the command line: a message, whatever its name.
-            Ok(_) => found.file(path, true),
+            Ok(_) => found.file(path, (true, false)),
             Err(e) => found
                 .problems
                 .push(format!("cannot read {}: {e}", path.display())),
@@ -307,14 +307,21 @@ struct Found {
 }
 
 impl Found {
-    /// A file: an mbox when named `*.mbox` or when it begins with a `From `
-    /// line (wherever it is, so a file reads the same named on the command
-    /// line or found in a directory); otherwise one message when `message`
-    /// says it is one, else skipped.
-    fn file(&mut self, path: &Path, message: bool) {
-        if mailbox::is_mbox(path) {
+    /// A file, read the same whether named on the command line or found in
+    /// a directory: one message when named `*.eml` or in a Maildir (`place`:
+    /// a body line beginning `From ` is nobody's separator there, and a
+    /// leading `From ` line is dropped when it is read); an mbox when named
+    /// `*.mbox`, or of another name and beginning with a `From ` line;
+    /// otherwise one message when `named` on the command line, else skipped.
+    fn file(&mut self, path: &Path, (named, place): (bool, bool)) {
+        let eml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+        if eml || place {
+            self.files.push(MessageRef::file(path.to_path_buf()));
+        } else if mailbox::is_mbox(path) {
             self.mbox(path);
-        } else if message {
+        } else if named {
             self.files.push(MessageRef::file(path.to_path_buf()));
         } else {
             self.skipped.push(path.to_path_buf());
@@ -392,9 +399,6 @@ fn walk(dir: &Path, found: &mut Found) {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let eml = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
         // Symlinked directories are not followed: a link loop must not hang a run.
         match std::fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_dir() && name == "tmp" => {
@@ -406,8 +410,8 @@ fn walk(dir: &Path, found: &mut Found) {
             Ok(meta) if meta.file_type().is_symlink() && path.is_dir() => found.skipped.push(path),
             Ok(_) if name.starts_with('.') => {}
             Ok(_) => {
-                let message = eml || maildir || mailbox::is_maildir_message_name(dir, &name);
-                found.file(&path, message)
+                let place = maildir || mailbox::is_maildir_message_name(dir, &name);
+                found.file(&path, (false, place))
             }
             Err(e) => found
                 .problems
@@ -633,26 +637,22 @@ mod tests {
     }
 
     /// A `.eml` that begins with a `From ` line (as some mail programs save
-    /// one) reads the same bytes named on the command line or found in a
-    /// directory, so its content hash and its ledger row are the same.
+    /// one) is one message, named on the command line or found in a
+    /// directory: its `From ` line is dropped, and a body line beginning
+    /// `From ` after a blank line (nobody quotes those in one message) does
+    /// not cut it in two.
     #[test]
     fn a_file_reads_the_same_named_or_found() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("saved.eml");
-        std::fs::write(
-            &path,
-            "From - Mon Jan  1 00:00:00 2024\nSubject: a\n\nbody\n",
-        )
-        .expect("write");
+        let text = "From - Mon Jan  1 00:00:00 2024\nSubject: a\n\nbody\n\nFrom the team\n";
+        std::fs::write(&path, text).expect("write");
         let (named, _) = message_files(std::slice::from_ref(&path));
         let found = found_in(dir.path());
         assert_eq!(found.files, named);
+        assert_eq!(named.len(), 1);
         let mut reader = mailbox::Reader::default();
         let raw = reader.read(&found.files[0]).expect("readable");
-        assert!(
-            raw.starts_with(b"Subject: a"),
-            "{}",
-            String::from_utf8_lossy(&raw)
-        );
+        assert_eq!(raw, b"Subject: a\n\nbody\n\nFrom the team\n");
     }
 }

@@ -148,6 +148,15 @@ fn read_message_file(path: &Path) -> std::io::Result<Vec<u8>> {
     }
     let mut raw = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(MAX_MESSAGE_BYTES + 1).read_to_end(&mut raw)?;
+    // An mbox separator some programs leave above a saved message: no
+    // header begins `From ` (a field name ends at its colon).
+    if raw.starts_with(b"From ") {
+        let line = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |n| n + 1);
+        raw.drain(..line);
+    }
     if raw.len() as u64 > MAX_MESSAGE_BYTES {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -208,8 +217,9 @@ pub fn is_maildir_folder(dir: &Path) -> bool {
 pub fn is_maildir_message_name(dir: &Path, name: &str) -> bool {
     let in_folder = dir.file_name().is_some_and(|n| n == "cur" || n == "new");
     let flags = name.contains(":2,") || name.contains("!2,");
+    // `time.unique.host`: two dots at least (`2024.csv` is no such name).
     let timed = name.split_once('.').is_some_and(|(time, rest)| {
-        !rest.is_empty() && !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit())
+        !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit()) && rest.contains('.')
     });
     in_folder && (flags || timed)
 }
