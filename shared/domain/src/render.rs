@@ -67,6 +67,8 @@ pub struct RenderInput<'a> {
     /// kind whose secret could not be located), if it is not.
     pub withheld_reason: Option<&'a str>,
     pub warnings: &'a [String],
+    /// The original holds a secret or withheld text (`Triage::sealed`).
+    pub sealed: bool,
 }
 
 /// Mail that did not authenticate as AWS yet makes a ticket (`unknown`): anyone
@@ -299,7 +301,12 @@ fn internal_note(input: &RenderInput<'_>) -> String {
             list(input.envelope.iter().map(|e| e.as_str()))
         );
     }
-    let _ = writeln!(internal, "Original message: {}", input.origin);
+    // In AWS a sealed original is the bucket policy's: say who may read it.
+    let sealed = match input.sealed && input.origin.starts_with("s3://") {
+        true => " (sealed: only mail-ingest and the roles in SealedMailReaderArns may read it)",
+        false => "",
+    };
+    let _ = writeln!(internal, "Original message: {}{sealed}", input.origin);
     internal
 }
 

@@ -412,6 +412,7 @@ impl Decision<'_> {
             attachments: &attachments,
             withheld_reason: self.withheld_reason.as_deref(),
             warnings: &self.warnings,
+            sealed: self.sealed(),
         });
         let attachments = draft
             .attachments
@@ -855,6 +856,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, why: &str) -> Triage {
         attachments: &[],
         withheld_reason: Some(&reason),
         warnings: &[],
+        sealed: true,
     });
     Triage {
         kind: Kind::MailUnparseable,
@@ -1296,6 +1298,33 @@ mod tests {
         .replace("verify.signin.aws", "support.aws.com")
     }
 
+    /// A sealed original in AWS is read by mail-ingest and the roles in
+    /// SealedMailReaderArns alone (the bucket policy): the internal note
+    /// says so where it names the original, so nobody is sent to a file
+    /// they cannot open without knowing why.
+    #[test]
+    fn a_sealed_originals_note_says_who_may_read_it() {
+        let dir = directory(AccountStatus::Active);
+        let rules = Rules::built_in();
+        let ctx = Context {
+            directory: &dir,
+            rules: &rules,
+            known_threads: &NoKnownThreads,
+            rotations: &NoRotations,
+        };
+        let at = |raw: &str| {
+            let input = MailInput {
+                raw: raw.as_bytes(),
+                origin: "s3://mail/inbound/abc",
+                object_name: None,
+            };
+            triage(&input, &ctx).ticket.expect("a ticket").internal_note
+        };
+        assert!(at(&reset_mail(PASS)).contains("SealedMailReaderArns"));
+        let plain = mail_with_attachments("203.0.113.19 hosted it");
+        assert!(!at(&plain).contains("sealed"));
+    }
+
     /// AWS keeps a closed account for 90 days: it can be signed in to and
     /// reopened, and it is billed once more. Its password reset is still a
     /// ticket (before: archived, so a stranger resetting the root password
@@ -1402,6 +1431,10 @@ mod tests {
             .unwrap_or_default();
         assert!(withheld.contains("secret"), "{:?}", ticket.attachments);
         assert!(t.sealed);
+        // A page sent under another type is a page all the same.
+        let file = ("aws.html", "application/octet-stream", "7bit", page);
+        let t = run(&mail_with_file(false, file), &dir, &NoRotations);
+        assert!(t.sealed, "{:?}", t.ticket.map(|t| t.attachments));
     }
 
     /// Past the cap on secrets collected, what the redactor does not know

@@ -207,7 +207,7 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         _ if holds_a_message(part.attachment_name(), contents) => saved_message_text(contents, 0),
         // A page is searched as the body is too: its character references
         // read (`https&colon;&sol;&sol;...` is a link), beside the markup.
-        _ if content_type == "text/html" => {
+        _ if is_html(&content_type, &name) => {
             let markup = file_text(contents);
             let mut text = html_to_text(prefix(&markup, MAX_HTML_BYTES));
             text.push('\n');
@@ -223,6 +223,16 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         content_type,
         size: part.body.len(),
     }
+}
+
+/// A page, by its declared type or by its name (a page sent as
+/// `application/octet-stream` or `text/plain` is a page all the same).
+fn is_html(content_type: &str, name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(content_type, "text/html" | "application/xhtml+xml")
+        || name.ends_with(".html")
+        || name.ends_with(".htm")
+        || name.ends_with(".xhtml")
 }
 
 /// How much of an attachment declared opaque is looked at to tell text.
