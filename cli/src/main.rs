@@ -55,7 +55,7 @@ enum Command {
     Creds(CredsArgs),
     /// Hand an account's root back to the customer (reverse of a take-over).
     Release(ReleaseArgs),
-    /// Record that an account is closed: ticketing stops, archive and vault stay.
+    /// Record that an account is closed: archive and vault stay; only its security, account and payment mail is still ticketed.
     Close(CloseArgs),
     /// The root user's virtual MFA device during a take-over.
     Mfa(MfaArgs),
