@@ -187,6 +187,8 @@ struct State {
     lagging: bool,
     /// The next call of this operation is done, and answered with a 500.
     lose_answer_of: Option<String>,
+    /// The organization's management account: the Account API refuses it.
+    management: Option<String>,
     rng: XorShift,
 }
 
@@ -224,6 +226,7 @@ impl AccountFake {
             otp_lifetime: Duration::from_secs(24 * 3600),
             lagging: false,
             lose_answer_of: None,
+            management: None,
             rng: XorShift::new(seed),
         }));
         // Deliveries run on the fake's own runtime, so they never depend on
@@ -395,6 +398,13 @@ impl AccountFake {
     /// already says ACCEPTED.
     pub fn delay_propagation(&self, on: bool) {
         self.lock().lagging = on;
+    }
+
+    /// Makes `account_id` the organization's management account, which the
+    /// Account API refuses to change (a customer's payer is one of its own
+    /// organization, and no member of ours).
+    pub fn set_management_account(&self, account_id: &str) {
+        self.lock().management = Some(account_id.to_string());
     }
 
     /// The next call of `operation` is carried out and answered with a 500,
@@ -826,6 +836,14 @@ fn account_api(
         Err(reply) => return (None, reply, None),
     };
     let account = Some(account_id.clone());
+    // AWS: "The management account can't specify its own AccountId."
+    if s.management.as_deref() == Some(account_id.as_str()) {
+        let refused = validation(
+            "AccountId",
+            "the management account can't specify its own AccountId",
+        );
+        return (account, refused, None);
+    }
     let result = match operation {
         "StartPrimaryEmailUpdate" => start_update(s, &account_id, &input),
         "AcceptPrimaryEmailUpdate" => accept_update(s, &account_id, &input).map(|r| (r, None)),

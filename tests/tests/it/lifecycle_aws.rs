@@ -827,6 +827,26 @@ async fn a_code_aws_took_on_a_request_the_sdk_sent_again_is_accepted() {
     );
 }
 
+/// A payer (a management account) is taken over in the console: the
+/// Account API refuses it. The refusal says so, where before it read "not a
+/// valid request".
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_api_refusing_a_payer_names_the_console_mode() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.ls.fake.set_management_account(run.account.as_str());
+    let registered = run
+        .ok(
+            Step::Register,
+            json!({"customer": "Initech", "mode": "rootless"}),
+        )
+        .await;
+    assert_eq!(registered, Phase::Registered);
+    let message = run
+        .refused(Step::StartEmailUpdate, json!({"task_token": "t-1"}))
+        .await;
+    assert!(message.contains("--mode console"), "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_code_is_refused_and_changes_nothing() {
     let mut run = Run::new(customer_credentials()).await;

@@ -100,9 +100,16 @@ fn refusal(
             "AWS refused the code for account {account}: it is wrong, or it is not for this \
              address"
         ),
-        ("ValidationException", Call::Start(email)) => {
-            format!("AWS refused {email} as account {account}'s root email: not a valid request")
-        }
+        ("ValidationException", Call::Start(email)) => format!(
+            "AWS refused {email} as account {account}'s root email: not a valid request (the \
+             Account API serves only member accounts of this organization: take a payer \
+             (management) or standalone account over with --mode console)"
+        ),
+        ("AccessDeniedException", Call::Start(_)) => format!(
+            "AWS refused to change account {account}'s root email through the Account API: \
+             this role may not, or the account is not a member of this organization (take a \
+             payer (management) or standalone account over with --mode console)"
+        ),
         ("ValidationException", Call::Get | Call::Status) => {
             format!("AWS refused to read account {account}'s root email: not a valid request")
         }
