@@ -224,16 +224,18 @@ fn an_unannounced_break_glass_access_raises_an_alarm() {
 /// Mail is trusted by the headers SES writes, so nobody else may write it:
 /// the bucket policy denies PutObject under inbound/ to every caller that is
 /// not an AWS service, and to any receipt rule but this stack's.
+/// The mail bucket policy's statement `wanted` (by its Sid).
+fn bucket_statement<'a>(template: &'a Template, wanted: &str) -> &'a Node {
+    statements(template.resource("MailBucketPolicy"))
+        .into_iter()
+        .find(|s| sid(s) == wanted)
+        .unwrap_or_else(|| panic!("{wanted}"))
+}
+
 #[test]
 fn only_ses_may_write_mail_into_the_bucket() {
     let template = template();
-    let policy = template.resource("MailBucketPolicy");
-    let statement = |wanted: &str| {
-        statements(policy)
-            .into_iter()
-            .find(|s| sid(s) == wanted)
-            .unwrap_or_else(|| panic!("{wanted}"))
-    };
+    let statement = |wanted: &str| bucket_statement(&template, wanted);
     for name in ["NobodyButSesWritesMail", "NoOtherReceiptRuleWritesMail"] {
         let denial = statement(name);
         assert_eq!(
@@ -283,13 +285,7 @@ fn only_ses_may_write_mail_into_the_bucket() {
 #[test]
 fn only_mail_ingest_reads_sealed_mail_or_changes_its_seal() {
     let template = template();
-    let policy = template.resource("MailBucketPolicy");
-    let statement = |wanted: &str| {
-        statements(policy)
-            .into_iter()
-            .find(|s| sid(s) == wanted)
-            .unwrap_or_else(|| panic!("{wanted}"))
-    };
+    let statement = |wanted: &str| bucket_statement(&template, wanted);
     let is_mail_ingest = |node: &Node| matches!(intrinsic(node), Some(("GetAtt", arn)) if string(arn) == Some("MailIngestRole.Arn"));
     let reads = statement("OnlyMailIngestReadsSealedMail");
     assert_eq!(get(reads, "Effect").and_then(string), Some("Deny"));
