@@ -847,6 +847,27 @@ async fn the_account_api_refusing_a_payer_names_the_console_mode() {
     assert!(message.contains("--mode console"), "{message}");
 }
 
+/// A release started again after AWS took the customer's code (an earlier
+/// completion that failed after it) is refused as done, even while
+/// GetPrimaryEmail still shows our address: the change's status says
+/// ACCEPTED. Before, it started another change of an account already moved.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_started_again_after_aws_took_the_code_is_refused() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    let release = |email: &str| json!({"customer_email": email, "who": "alice", "reason": "contract ended", "ticket": "CHG-1"});
+    let phase = run
+        .ok(Step::StartRelease, release("cloud@initech.example"))
+        .await;
+    assert_eq!(phase, Phase::AwaitingCustomerOtp);
+    run.ls.fake.delay_propagation(true);
+    run.ls.fake.accept_pending(run.account.as_str());
+    let refused = run
+        .refused(Step::StartRelease, release("it@initech.example"))
+        .await;
+    assert!(refused.contains("already moved"), "{refused}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_code_is_refused_and_changes_nothing() {
     let mut run = Run::new(customer_credentials()).await;
