@@ -153,21 +153,22 @@ impl fmt::Display for CaseId {
 #[serde(transparent)]
 pub struct ThreadKey(String);
 
+/// An account as a thread key names it: its id, or `unknown`.
+fn account_part(account: Option<&AccountId>) -> &str {
+    account.map_or("unknown", AccountId::as_str)
+}
+
 impl ThreadKey {
     /// A support case's thread. It belongs to one account: the same case id in
     /// mail for another account is another thread.
     pub fn case(account: Option<&AccountId>, case: &CaseId) -> Self {
-        let account = account.map_or("unknown", AccountId::as_str);
+        let account = account_part(account);
         Self(format!("case:{account}:{case}"))
     }
 
     /// Whether this is the thread of a support case of `account`.
     pub fn is_case_of(&self, account: Option<&AccountId>) -> bool {
-        let account = account.map_or("unknown", AccountId::as_str);
-        self.0
-            .strip_prefix("case:")
-            .and_then(|rest| rest.strip_prefix(account))
-            .is_some_and(|rest| rest.starts_with(':'))
+        self.is_under("case:", account)
     }
 
     pub fn is_case(&self) -> bool {
@@ -175,7 +176,7 @@ impl ThreadKey {
     }
 
     pub fn alert(account: Option<&AccountId>, kind: Kind, subject_hash: &str) -> Self {
-        let account = account.map_or("unknown", AccountId::as_str);
+        let account = account_part(account);
         Self(format!("alert:{account}:{}:{subject_hash}", kind.as_str()))
     }
 
@@ -188,7 +189,7 @@ impl ThreadKey {
     /// is not authenticated AWS mail: apart from AWS's own thread of that
     /// message, and from other accounts' mail.
     pub fn unverified(account: Option<&AccountId>, id: &str) -> Self {
-        let account = account.map_or("unknown", AccountId::as_str);
+        let account = account_part(account);
         Self(format!("msg:unverified:{account}:{id}"))
     }
 
@@ -199,10 +200,14 @@ impl ThreadKey {
 
     /// Whether this is a thread [`Self::unverified`] made for `account`.
     pub fn is_unverified_of(&self, account: Option<&AccountId>) -> bool {
-        let account = account.map_or("unknown", AccountId::as_str);
+        self.is_under("msg:unverified:", account)
+    }
+
+    /// Whether the key is `{kind}{account}:...` (see [`account_part`]).
+    fn is_under(&self, kind: &str, account: Option<&AccountId>) -> bool {
         self.0
-            .strip_prefix("msg:unverified:")
-            .and_then(|rest| rest.strip_prefix(account))
+            .strip_prefix(kind)
+            .and_then(|rest| rest.strip_prefix(account_part(account)))
             .is_some_and(|rest| rest.starts_with(':'))
     }
 
@@ -255,15 +260,8 @@ impl ContentHash {
     pub fn of_reader(mut reader: impl std::io::Read) -> std::io::Result<Self> {
         use sha2::{Digest, Sha256};
         let mut hasher = Sha256::new();
-        let mut piece = vec![0; 64 * 1024];
-        loop {
-            match reader.read(&mut piece) {
-                Ok(0) => return Ok(Self(hex::encode(hasher.finalize()))),
-                Ok(n) => hasher.update(&piece[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        std::io::copy(&mut reader, &mut hasher)?;
+        Ok(Self(hex::encode(hasher.finalize())))
     }
 
     pub fn as_str(&self) -> &str {
