@@ -312,6 +312,19 @@ fn internal_note(input: &RenderInput<'_>) -> String {
 
 /// The reason an engineer should care, for mail whose real content is withheld.
 fn security_note(input: &RenderInput<'_>) -> Option<String> {
+    // Case correspondence is relayed, whatever its kind: that comes first.
+    let case = input
+        .case
+        .filter(|_| input.auth.aws_sender && input.auth.verified)
+        .map(|case| case_note(case, input.account));
+    match (case, kind_note(input)) {
+        (Some(case), Some(note)) => Some(format!("{case} {note}")),
+        (case, note) => case.or(note),
+    }
+}
+
+/// What the mail's kind (or its sender, or its secrets) calls for first.
+fn kind_note(input: &RenderInput<'_>) -> Option<String> {
     let account = input.account.map_or("this address".to_string(), |a| {
         format!("account {}", a.account_id)
     });
@@ -346,16 +359,13 @@ fn security_note(input: &RenderInput<'_>) -> Option<String> {
                 .to_string()
         }
         _ if is_unverified(input.kind, input.auth) => UNVERIFIED_NOTE.to_string(),
-        _ if !input.secrets.is_empty() => withheld_secrets(input.secrets),
-        _ => String::new(),
+        _ if !input.secrets.is_empty() => format!(
+            "This mail contained {} that the ticket does not show.",
+            secret_kinds(input.secrets)
+        ),
+        _ => return None,
     };
-    let note = match input.case {
-        Some(case) if input.auth.aws_sender && input.auth.verified => {
-            format!("{} {note}", case_note(case, input.account))
-        }
-        _ => note,
-    };
-    Some(note.trim_end().to_string()).filter(|n| !n.is_empty())
+    Some(note)
 }
 
 /// Case correspondence is genuine AWS mail carrying anyone's words: AWS
@@ -371,13 +381,6 @@ fn case_note(case: &CaseId, account: Option<&Account>) -> String {
         "This mail relays support case {case}: AWS mails what anyone in a case writes to every address \
          the case copies, and a case opened in any AWS account may copy this address. Act on it only once \
          the case is found in the Support Center of {account}."
-    )
-}
-
-fn withheld_secrets(secrets: &[FoundSecret]) -> String {
-    format!(
-        "This mail contained {} that the ticket does not show.",
-        secret_kinds(secrets)
     )
 }
 
