@@ -93,6 +93,13 @@ impl std::fmt::Display for TooLarge {
 
 impl std::error::Error for TooLarge {}
 
+impl TooLarge {
+    /// Its ledger key: its bytes' hash, apart from any message's key.
+    pub fn ledger_key(&self) -> ContentHash {
+        ContentHash::of_parts(&[b"too-large", self.hash.as_str().as_bytes()])
+    }
+}
+
 /// The error of a message of `bytes` bytes over the limit, which `bytes`
 /// (what is left of its reader) gives for its hash.
 fn too_large(bytes: u64, content: impl Read) -> std::io::Error {
@@ -148,15 +155,6 @@ fn read_message_file(path: &Path) -> std::io::Result<Vec<u8>> {
     }
     let mut raw = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.take(MAX_MESSAGE_BYTES + 1).read_to_end(&mut raw)?;
-    // An mbox separator some programs leave above a saved message: no
-    // header begins `From ` (a field name ends at its colon).
-    if raw.starts_with(b"From ") {
-        let line = raw
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(raw.len(), |n| n + 1);
-        raw.drain(..line);
-    }
     if raw.len() as u64 > MAX_MESSAGE_BYTES {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -165,6 +163,15 @@ fn read_message_file(path: &Path) -> std::io::Result<Vec<u8>> {
                 MAX_MESSAGE_BYTES >> 20
             ),
         ));
+    }
+    // An mbox separator some programs leave above a saved message: no
+    // header begins `From ` (a field name ends at its colon).
+    if raw.starts_with(b"From ") {
+        let line = raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(raw.len(), |n| n + 1);
+        raw.drain(..line);
     }
     Ok(raw)
 }
@@ -202,8 +209,7 @@ pub fn is_mbox(path: &Path) -> bool {
 /// Whether `dir` is a Maildir's message folder: `cur` or `new` beside `tmp`,
 /// or beside each other (an export by zip or git drops the empty `tmp/`).
 pub fn is_maildir_folder(dir: &Path) -> bool {
-    let named = dir.file_name().is_some_and(|n| n == "cur" || n == "new");
-    named
+    is_cur_or_new(dir)
         && dir.parent().is_some_and(|p| {
             p.join("tmp").is_dir() || (p.join("cur").is_dir() && p.join("new").is_dir())
         })
@@ -215,13 +221,17 @@ pub fn is_maildir_folder(dir: &Path) -> bool {
 /// Maildir's own: its flags after `:2,` (`!2,` where `:` may not stand), or
 /// the delivery time first (`1764900000.M1P1.host`).
 pub fn is_maildir_message_name(dir: &Path, name: &str) -> bool {
-    let in_folder = dir.file_name().is_some_and(|n| n == "cur" || n == "new");
     let flags = name.contains(":2,") || name.contains("!2,");
     // `time.unique.host`: two dots at least (`2024.csv` is no such name).
     let timed = name.split_once('.').is_some_and(|(time, rest)| {
         !time.is_empty() && time.bytes().all(|b| b.is_ascii_digit()) && rest.contains('.')
     });
-    in_folder && (flags || timed)
+    is_cur_or_new(dir) && (flags || timed)
+}
+
+/// A Maildir's message folders are named `cur` and `new`.
+fn is_cur_or_new(dir: &Path) -> bool {
+    dir.file_name().is_some_and(|n| n == "cur" || n == "new")
 }
 
 /// The messages of the mbox at `path`, in order, and how many bytes before

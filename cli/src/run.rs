@@ -14,7 +14,7 @@ use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
 use rootmail_local::workflow;
 use rootmail_pipeline::{
     Handoffs, IngestPorts, Ingested, Knowledge, Prepared, TicketSink, Written, ingest_prepared,
-    record_unreadable, record_unreadable_as, write_ticket,
+    record_unreadable_as, unreadable_key, write_ticket,
 };
 use rootmail_tickets::{AnyBackend, BackendKind, MarkerKey};
 use std::path::{Path, PathBuf};
@@ -487,9 +487,11 @@ fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
         Err(e) => {
             eprintln!("rootmail: cannot read {source}: {e}");
             let reason = e.to_string();
-            let too_large = e.get_ref().and_then(|e| e.downcast_ref::<TooLarge>());
-            let key = too_large
-                .map(|t| ContentHash::of_parts(&[b"too-large", t.hash.as_str().as_bytes()]));
+            // A message too large to read is known by its bytes, any other by its place.
+            let key = e
+                .get_ref()
+                .and_then(|e| e.downcast_ref::<TooLarge>())
+                .map_or_else(|| unreadable_key(source), TooLarge::ledger_key);
             process_unreadable((store, sink), runtime, knowledge, (source, &reason, key))
         }
     };
@@ -507,19 +509,16 @@ fn process_unreadable<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink): (&LocalStore, &S),
     runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_, H>,
-    (source, reason, key): (&str, &str, Option<ContentHash>),
+    (source, reason, key): (&str, &str, ContentHash),
 ) -> anyhow::Result<Processed> {
-    let timeout = knowledge.claim_timeout_secs;
-    let (row, op) = match key {
-        Some(key) => runtime.block_on(record_unreadable_as(
-            store,
-            key,
-            (source, reason),
-            now(),
-            timeout,
-        ))?,
-        None => runtime.block_on(record_unreadable(store, source, reason, now(), timeout))?,
-    };
+    let recorded = record_unreadable_as(
+        store,
+        key,
+        (source, reason),
+        now(),
+        knowledge.claim_timeout_secs,
+    );
+    let (row, op) = runtime.block_on(recorded)?;
     let Some(op) = op else {
         return Ok(Processed::Duplicate {
             ticket: row.ticket_id,

@@ -546,8 +546,13 @@ pub async fn record_unreadable<L: Ledger>(
     now: u64,
     claim_timeout_secs: u64,
 ) -> PortResult<(LedgerRow, Option<TicketOp>)> {
-    let key = ContentHash::of(format!("unreadable:{source}").as_bytes());
+    let key = unreadable_key(source);
     record_unreadable_as(ledger, key, (source, reason), now, claim_timeout_secs).await
+}
+
+/// The ledger key of a message that could not be read at `source`.
+pub fn unreadable_key(source: &str) -> ContentHash {
+    ContentHash::of(format!("unreadable:{source}").as_bytes())
 }
 
 /// [`record_unreadable`] under `key`: a message refused unread whose bytes

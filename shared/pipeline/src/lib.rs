@@ -53,7 +53,7 @@ mod write;
 
 pub use ingest::{
     DEFAULT_STALE_CLAIM_SECS, IngestPorts, Ingested, Knowledge, Prepared, ingest, ingest_prepared,
-    record_unreadable, record_unreadable_as,
+    record_unreadable, record_unreadable_as, unreadable_key,
 };
 pub use model::*;
 pub use ports::*;
