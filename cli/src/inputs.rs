@@ -353,28 +353,22 @@ impl Found {
     /// The skipped files, named (the first few) and counted.
     fn skipped_notice(&self) -> Option<String> {
         const NAMED: usize = 5;
-        let first = self.skipped.first()?;
-        let mut names = self
-            .skipped
-            .iter()
-            .take(NAMED)
-            .map(|p| p.display().to_string());
-        let mut listed = names.next().unwrap_or_else(|| first.display().to_string());
-        for name in names {
-            listed.push_str(", ");
-            listed.push_str(&name);
+        if self.skipped.is_empty() {
+            return None;
         }
-        let more = self.skipped.len().saturating_sub(NAMED);
-        let more = if more > 0 {
-            format!(" and {more} more")
-        } else {
-            String::new()
+        let named: Vec<String> = (self.skipped.iter().take(NAMED))
+            .map(|p| p.display().to_string())
+            .collect();
+        let more = match self.skipped.len().saturating_sub(NAMED) {
+            0 => String::new(),
+            more => format!(" and {more} more"),
         };
         Some(format!(
             "{} files in the directories given were not read: no .eml or .mbox name, no \"From \" \
-             first line, not in a Maildir's cur/ or new/, or a symlinked directory ({listed}{more}); \
+             first line, not in a Maildir's cur/ or new/, or a symlinked directory ({}{more}); \
              name a file on the command line to read it as one message",
-            self.skipped.len()
+            self.skipped.len(),
+            named.join(", ")
         ))
     }
 }

@@ -533,7 +533,7 @@ fn content_and_uploads(
             },
             AttachmentContent::Upload(bytes) => {
                 uploads.push(json!({
-                    "FileName": non_empty(&a.name, if a.name == "0" { "0_" } else { "attachment" }),
+                    "FileName": upload_name(&a.name),
                     "FileType": non_empty(&a.content_type, "application/octet-stream"),
                     "FileContent": STANDARD.encode(bytes),
                 }));
@@ -568,6 +568,14 @@ const MARKER_FILE: &str = "rootmail-marker.txt";
 /// `value`, or `fallback` where RT would refuse it: RT's REST2 checks an
 /// upload's `FileName` and `FileType` with Perl's truth, and `"0"` is false
 /// there like `""` (a 400, "Field FileName is required").
+/// A file's name as RT takes it: `0`, which it would refuse, is `0_`.
+fn upload_name(name: &str) -> &str {
+    match name {
+        "0" => "0_",
+        name => non_empty(name, "attachment"),
+    }
+}
+
 fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
     if value.trim().is_empty() || value == "0" {
         fallback

@@ -90,18 +90,13 @@ fn escape_inline(text: &str, out: &mut String) {
 /// name is 31 letters), so escaping stays linear.
 fn starts_reference(after: &str) -> bool {
     let ahead = &after.as_bytes()[..after.len().min(33)];
-    let (digits, max): (&[u8], usize) = match ahead {
-        [b'#', b'x' | b'X', rest @ ..] => (rest, 6),
-        [b'#', rest @ ..] => (rest, 7),
-        _ => (ahead, 32),
+    let (name, most, allowed): (&[u8], usize, fn(&u8) -> bool) = match ahead {
+        [b'#', b'x' | b'X', rest @ ..] => (rest, 6, u8::is_ascii_hexdigit),
+        [b'#', rest @ ..] => (rest, 7, u8::is_ascii_digit),
+        _ => (ahead, 32, u8::is_ascii_alphanumeric),
     };
-    let is_digit = |b: &u8| match (ahead.first(), ahead.get(1)) {
-        (Some(b'#'), Some(b'x' | b'X')) => b.is_ascii_hexdigit(),
-        (Some(b'#'), _) => b.is_ascii_digit(),
-        _ => b.is_ascii_alphanumeric(),
-    };
-    let run = digits.iter().take_while(|b| is_digit(b)).count();
-    run > 0 && run <= max && digits.get(run) == Some(&b';')
+    let run = name.iter().take_while(|b| allowed(b)).count();
+    run > 0 && run <= most && name.get(run) == Some(&b';')
 }
 
 #[cfg(test)]
