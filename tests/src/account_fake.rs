@@ -400,6 +400,12 @@ impl AccountFake {
         self.lock().lagging = on;
     }
 
+    /// Takes `account_id` out of the organization (it left, or was never in
+    /// it): the Account API no longer finds it.
+    pub fn remove_account(&self, account_id: &str) {
+        self.lock().accounts.remove(account_id);
+    }
+
     /// Makes `account_id` the organization's management account, which the
     /// Account API refuses to change (a customer's payer is one of its own
     /// organization, and no member of ours).

@@ -230,6 +230,7 @@ pub async fn register<P: LifecyclePorts>(
     let account = &request.account_id;
     let existing = p.rotations().get(account).await?;
     check_can_register(request, existing.as_ref())?;
+    reachable_through_account_api(p, request).await?;
     let target = unused_root_address(p, &request.root_domain).await?;
     let previous = register_onboarding(p, request, &target).await?;
     // A released account taken over again replaces its old record.
@@ -277,6 +278,28 @@ fn check_can_register(request: &TakeOver, existing: Option<&Rotation>) -> Lifecy
         return refused("a take-over needs the customer's name".into());
     }
     Ok(())
+}
+
+/// The Account API reaches only member accounts of this organization, never
+/// its management account: a payer or standalone account is taken over with
+/// `--mode console`. Reading the account's root email through it first
+/// refuses such an account before anything is registered, where the take-over
+/// used to start and fail at its first change.
+async fn reachable_through_account_api<P: LifecyclePorts>(
+    p: &P,
+    request: &TakeOver,
+) -> LifecycleResult<()> {
+    if request.mode == Mode::Console {
+        return Ok(());
+    }
+    match p.api().primary_email(&request.account_id).await {
+        Ok(_) => Ok(()),
+        Err(LifecycleError::Refused(why)) => refused(format!(
+            "take-over of account {} not started: {why}",
+            request.account_id
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// A new root address under `domain` that no account in the registry has, so

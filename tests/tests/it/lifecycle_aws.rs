@@ -108,6 +108,17 @@ impl Run {
         }
     }
 
+    /// No lifecycle record, and the directory still has the old address.
+    async fn assert_nothing_registered(&self) {
+        let rotation = self.ports.rotations.get(&self.account).await.unwrap();
+        assert!(rotation.is_none(), "{rotation:?}");
+        let known = self.ports.registry.by_id(&self.account).await.unwrap();
+        assert_eq!(
+            known.map(|a| a.root_email.to_string()).as_deref(),
+            Some(OLD_ROOT)
+        );
+    }
+
     async fn rotation(&self) -> Rotation {
         self.ports
             .rotations
@@ -828,23 +839,48 @@ async fn a_code_aws_took_on_a_request_the_sdk_sent_again_is_accepted() {
 }
 
 /// A payer (a management account) is taken over in the console: the
-/// Account API refuses it. The refusal says so, where before it read "not a
-/// valid request".
+/// Account API refuses it. The take-over is refused before anything is
+/// registered, and says so; before, it registered the account under a new
+/// address and failed at its first change, with "not a valid request".
 #[tokio::test(flavor = "multi_thread")]
-async fn the_account_api_refusing_a_payer_names_the_console_mode() {
+async fn a_payer_is_refused_before_registration_naming_the_console_mode() {
     let mut run = Run::new(customer_credentials()).await;
     run.ls.fake.set_management_account(run.account.as_str());
-    let registered = run
-        .ok(
+    let message = run
+        .refused(
             Step::Register,
             json!({"customer": "Initech", "mode": "rootless"}),
         )
         .await;
-    assert_eq!(registered, Phase::Registered);
-    let message = run
-        .refused(Step::StartEmailUpdate, json!({"task_token": "t-1"}))
-        .await;
     assert!(message.contains("--mode console"), "{message}");
+    run.assert_nothing_registered().await;
+    // In the console mode the Account API is never asked.
+    let registered = run
+        .ok(
+            Step::Register,
+            json!({"customer": "Initech", "mode": "console"}),
+        )
+        .await;
+    assert_eq!(registered, Phase::Registered);
+}
+
+/// An account outside this organization (a standalone account, or a member
+/// of a customer's own organization) is refused the same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_outside_the_organization_is_refused_before_registration() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.ls.fake.remove_account(run.account.as_str());
+    let message = run
+        .refused(
+            Step::Register,
+            json!({"customer": "Initech", "mode": "vaulted"}),
+        )
+        .await;
+    assert!(
+        message.contains("not a member account") && message.contains("--mode console"),
+        "{message}"
+    );
+    run.assert_nothing_registered().await;
 }
 
 /// A release started again after AWS took the customer's code (an earlier

@@ -23,6 +23,11 @@ impl PrimaryEmailApi {
     }
 }
 
+/// Why the Account API refuses a payer: said wherever it may be the reason.
+const MEMBERS_ONLY: &str = "the Account API serves only member accounts of this organization, \
+     not its management account: take a payer (management) or standalone account over with \
+     --mode console";
+
 /// Which call failed, for the sentence that explains it.
 #[derive(Clone, Copy)]
 enum Call<'a> {
@@ -101,25 +106,29 @@ fn refusal(
              address"
         ),
         ("ValidationException", Call::Start(email)) => format!(
-            "AWS refused {email} as account {account}'s root email: not a valid request (the \
-             Account API serves only member accounts of this organization: take a payer \
-             (management) or standalone account over with --mode console)"
+            "AWS refused {email} as account {account}'s root email: not a valid request \
+             ({MEMBERS_ONLY})"
         ),
         ("AccessDeniedException", Call::Start(_)) => format!(
             "AWS refused to change account {account}'s root email through the Account API: \
-             this role may not, or the account is not a member of this organization (take a \
-             payer (management) or standalone account over with --mode console)"
+             this role may not, or the account is not a member of this organization \
+             ({MEMBERS_ONLY})"
         ),
-        ("ValidationException", Call::Get | Call::Status) => {
-            format!("AWS refused to read account {account}'s root email: not a valid request")
-        }
+        ("ValidationException", Call::Get | Call::Status) => format!(
+            "AWS refused to read account {account}'s root email: not a valid request \
+             ({MEMBERS_ONLY})"
+        ),
+        ("AccessDeniedException", Call::Get | Call::Status) => format!(
+            "AWS refused to read account {account}'s root email through the Account API: this \
+             role may not, or the account is not a member of this organization ({MEMBERS_ONLY})"
+        ),
         ("ResourceNotFoundException", Call::Accept) => format!(
             "AWS has no pending root email change for account {account} (or the account is \
              not a member of the organization): start it again"
         ),
-        ("ResourceNotFoundException", _) => {
-            format!("account {account} is not a member account of the organization")
-        }
+        ("ResourceNotFoundException", _) => format!(
+            "account {account} is not a member account of the organization ({MEMBERS_ONLY})"
+        ),
         _ => return None,
     };
     Some(sentence)
