@@ -67,11 +67,18 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
             continue;
         };
         for m in context.find_iter(text) {
-            let window = prefix_chars(&text[m.end()..], *within);
-            let hit = token.find_iter(window).find(|t| {
-                t.as_str().bytes().filter(u8::is_ascii_digit).count() >= *min_digits
-                    && !URL.is_match(t.as_str())
-            });
+            // The token starts within `within` characters of its context, and
+            // is read whole: a window cut there cut a password in two.
+            let rest = &text[m.end()..];
+            let starts_before = prefix_chars(rest, *within).len();
+            let window = prefix_chars(rest, *within + TOKEN_TAIL_CHARS);
+            let hit = token
+                .find_iter(window)
+                .take_while(|t| t.start() < starts_before)
+                .find(|t| {
+                    t.as_str().bytes().filter(u8::is_ascii_digit).count() >= *min_digits
+                        && !URL.is_match(t.as_str())
+                });
             if let Some(t) = hit {
                 out.add(*kind, t.as_str());
             }
@@ -82,6 +89,11 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
     }
     out.finish()
 }
+
+/// How far past a rule's `within` a token that starts inside it is read: at
+/// least the longest token a rule writes (a password, 128 characters), and a
+/// bound, so each context match reads a bounded window (linear in the text).
+const TOKEN_TAIL_CHARS: usize = 256;
 
 /// A line at least this long may have been wrapped by a mail client.
 const WRAPPED_LINE_CHARS: usize = 60;
@@ -351,6 +363,30 @@ mod tests {
             .into_iter()
             .map(|s| (s.kind, s.value.expose().to_string()))
             .collect()
+    }
+
+    /// A password after "password:" is found whole, with or without a space
+    /// after the colon; before, the rule's 8-character window kept only a
+    /// password's first 8 characters, and none at all after a space.
+    #[test]
+    fn a_password_is_found_whole() {
+        for (text, password) in [
+            ("Your temporary password: Xk9#mPq2vL!wz", "Xk9#mPq2vL!wz"),
+            ("New password:Hunter2Secret", "Hunter2Secret"),
+            ("password :   i-0123abcd then words", "i-0123abcd"),
+        ] {
+            assert_eq!(
+                kinds(text),
+                [(SecretKind::Password, password.to_string())],
+                "{text}"
+            );
+        }
+        // A token that starts past the window is not the password's.
+        assert!(kinds("password:          far-away-token").is_empty());
+        // A token longer than the tail read is cut there, still redacting its start.
+        let long = "p".repeat(400);
+        let found = kinds(&format!("password: {long}"));
+        assert_eq!(found[0].1.len(), 128);
     }
 
     /// The few-values path replaces exactly as Aho-Corasick's leftmost-longest

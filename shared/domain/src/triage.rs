@@ -11,7 +11,7 @@ use crate::handoff::{Handoff, HandoffFacts, NoRotations, WaitingRotations, decid
 use crate::mail::{ParseError, ParsedMail, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::Rules;
-use crate::secret_scan::{MAX_SECRETS, Redactor, find_secrets, find_secrets_bounded};
+use crate::secret_scan::{FoundSecrets, MAX_SECRETS, Redactor, find_secrets_bounded};
 use crate::secret_value::FoundSecret;
 use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
 use crate::thread::{KnownThreads, NoKnownThreads, ThreadFacts, case_id, thread_key};
@@ -133,9 +133,19 @@ fn triage_mail(
     let mut warnings = mail.warnings.clone();
     let seen = Addressed::read(mail, ctx.directory, &mut warnings);
     let found = find_secrets_bounded(&detection_text(mail), ctx.rules);
-    let redactor = Redactor::new(found.secrets.iter().chain(&found.spellings));
+    let attached = attachment_secrets(mail, ctx.rules);
+    // An attachment's secrets are redacted wherever its text goes too (a
+    // forwarded message's text feeds the facts), though only the body's
+    // are handed over.
+    let redactor = Redactor::new(
+        [&found]
+            .into_iter()
+            .chain(&attached)
+            .flat_map(|f| f.secrets.iter().chain(&f.spellings)),
+    );
+    let overflowed = found.overflowed || attached.iter().any(|f| f.overflowed);
+    let in_attachments = attached.iter().map(describe_attachment_secrets).collect();
     let secrets = found.secrets;
-    let in_attachments = attachment_secrets(mail, ctx.rules);
 
     let decided = classify(mail, input, &seen.auth, ctx.rules);
     note_classification(&decided, mail, seen.from_aws, &mut warnings);
@@ -159,12 +169,12 @@ fn triage_mail(
     let withheld_reason = decided
         .quarantine
         .clone()
-        .or_else(|| withheld_text(decided.kind, &secrets, found.overflowed, &mut warnings));
+        .or_else(|| withheld_text(decided.kind, &secrets, overflowed, &mut warnings));
     let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
     let decision = Decision {
         mail,
         in_attachments,
-        secrets_overflowed: found.overflowed,
+        secrets_overflowed: overflowed,
         warnings,
         seen,
         decided,
@@ -758,15 +768,25 @@ fn is_setup_notification(name: &str) -> bool {
     file.strip_suffix(".eml").unwrap_or(file) == SETUP_NOTIFICATION_OBJECT
 }
 
-/// What secret each attachment's text holds, if any (in attachment order).
-fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<Option<String>> {
+/// The secrets each attachment's text holds (in attachment order; none in
+/// one that is not text).
+fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<FoundSecrets> {
     mail.attachments
         .iter()
         .map(|a| {
-            let found = find_secrets(a.text.as_deref()?, rules);
-            (!found.is_empty()).then(|| format!("it holds {}", describe_secret_kinds(&found)))
+            a.text
+                .as_deref()
+                .map_or_else(FoundSecrets::default, |text| {
+                    find_secrets_bounded(text, rules)
+                })
         })
         .collect()
+}
+
+/// Why an attachment that holds a secret is withheld, if it holds one.
+fn describe_attachment_secrets(found: &FoundSecrets) -> Option<String> {
+    (!found.secrets.is_empty())
+        .then(|| format!("it holds {}", describe_secret_kinds(&found.secrets)))
 }
 
 /// Why an attachment without a secret of its own is not attached either.
@@ -1560,6 +1580,24 @@ mod tests {
             let shown = serde_json::to_string(&ticket).unwrap();
             assert!(!shown.contains(secret), "{shown}");
         }
+    }
+
+    /// A secret only a forwarded message holds is redacted from what its
+    /// text feeds (the ticket's facts), as the body's secrets are: a password
+    /// that reads like an instance id was listed as one.
+    #[test]
+    fn a_secret_only_a_forwarded_message_holds_feeds_no_fact() {
+        let raw = "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: Fwd: access\r\n\
+                   Message-ID: <f2@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                   --b\r\nContent-Type: text/plain\r\n\r\nSee attached; instance i-0fedcba9 is ours.\r\n\
+                   --b\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment; filename=fwd.eml\r\n\r\n\
+                   From: admin@customer.example\r\nSubject: access\r\nContent-Type: text/plain\r\n\r\n\
+                   Your new password: i-0123abcd\r\n--b--\r\n";
+        let t = run(raw, &directory(AccountStatus::Active), &NoRotations);
+        let shown = serde_json::to_string(&t).unwrap();
+        assert!(!shown.contains("i-0123abcd"), "{shown}");
+        // Facts the forwarded message does not hide are still read.
+        assert!(shown.contains("i-0fedcba9"), "{shown}");
     }
 
     /// Many mail clients send a `.txt` or a saved `.eml` as
