@@ -104,6 +104,9 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
                 .map(|i| format!("code: {:06} ", i % 1_000_000))
                 .collect::<String>(),
         ),
+        // Contexts with no token, back to back: each reads a bounded window
+        // past it for its token (which holds the next contexts).
+        "password contexts" => text_mail(&"password: ".repeat(n / 10)),
         // One code, over and over: a few values redacted at every turn.
         "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
         // Full lines that each end a reset link and look like its wrapped
@@ -178,7 +181,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 20] = [
+const HOSTILE_INPUTS: [&str; 21] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -189,6 +192,7 @@ const HOSTILE_INPUTS: [&str; 20] = [
     "long reference",
     "codes",
     "one code repeated",
+    "password contexts",
     "token links",
     "open windows",
     "fields and boundaries",
