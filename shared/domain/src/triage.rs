@@ -132,19 +132,12 @@ fn triage_mail(
 ) -> Triage {
     let mut warnings = mail.warnings.clone();
     let seen = Addressed::read(mail, ctx.directory, &mut warnings);
-    let found = find_secrets_bounded(&detection_text(mail), ctx.rules);
-    let attached = attachment_secrets(mail, ctx.rules);
-    // An attachment's secrets are redacted wherever its text goes too (a
-    // forwarded message's text feeds the facts), though only the body's
-    // are handed over.
-    let redactor = Redactor::new(
-        [&found]
-            .into_iter()
-            .chain(&attached)
-            .flat_map(|f| f.secrets.iter().chain(&f.spellings)),
-    );
-    let overflowed = found.overflowed || attached.iter().any(|f| f.overflowed);
-    let in_attachments = attached.iter().map(describe_attachment_secrets).collect();
+    let Secrets {
+        found,
+        redactor,
+        overflowed,
+        in_attachments,
+    } = Secrets::of(mail, ctx.rules);
     let secrets = found.secrets;
 
     let decided = classify(mail, input, &seen.auth, ctx.rules);
@@ -191,6 +184,38 @@ fn triage_mail(
 /// The text secrets are searched in: the subject, the text shown, the HTML
 /// alternative (a secret only the alternative holds must still be found)
 /// and the attachments' names (listed in the ticket).
+/// What secrets a message holds, and the redactor of all of them.
+struct Secrets {
+    /// The message's own (only these are ever handed over).
+    found: FoundSecrets,
+    /// The message's and its attachments': an attachment's are redacted
+    /// wherever its text goes too (a forwarded message's text feeds facts).
+    redactor: Redactor,
+    /// More than were collected, in the message or in an attachment.
+    overflowed: bool,
+    /// Why each attachment that holds a secret is withheld.
+    in_attachments: Vec<Option<String>>,
+}
+
+impl Secrets {
+    fn of(mail: &ParsedMail, rules: &Rules) -> Self {
+        let found = find_secrets_bounded(&detection_text(mail), rules);
+        let attached = attachment_secrets(mail, rules);
+        let redactor = Redactor::new(
+            [&found]
+                .into_iter()
+                .chain(&attached)
+                .flat_map(|f| f.secrets.iter().chain(&f.spellings)),
+        );
+        Self {
+            overflowed: found.overflowed || attached.iter().any(|f| f.overflowed),
+            in_attachments: attached.iter().map(describe_attachment_secrets).collect(),
+            found,
+            redactor,
+        }
+    }
+}
+
 fn detection_text(mail: &ParsedMail) -> String {
     let raw_subject = mail.subject.as_deref().unwrap_or_default();
     let mut text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
