@@ -438,7 +438,10 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
             (false, Some(after), Some(token)) if spec.path.is_none() => SecretRule::After {
                 kind: spec.kind,
                 context: compile(after)?,
-                token: compile(token)?,
+                // A token is ASCII: its boundaries are ASCII ones, so a code
+                // written against Japanese or Chinese text ("コードは615274です")
+                // is one (no Unicode word boundary lies between は and 6).
+                token: compile(&crate::evidence::ascii_word_boundaries(token))?,
                 within: spec.within,
                 min_digits: spec.min_digits,
             },

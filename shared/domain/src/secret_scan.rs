@@ -72,15 +72,22 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
             let rest = &text[m.end()..];
             let starts_before = prefix_chars(rest, *within).len();
             let window = prefix_chars(rest, *within + TOKEN_TAIL_CHARS);
-            let hit = token
+            let mut hits = token
                 .find_iter(window)
                 .take_while(|t| t.start() < starts_before)
-                .find(|t| {
+                .filter(|t| {
                     t.as_str().bytes().filter(u8::is_ascii_digit).count() >= *min_digits
                         && !URL.is_match(t.as_str())
-                });
-            if let Some(t) = hit {
-                out.add(*kind, t.as_str());
+                })
+                .map(|t| t.as_str());
+            let Some(first) = hits.next() else { continue };
+            out.add(*kind, first);
+            // The first token is the one handed over; the others in reach are
+            // redacted too ("code for request 2026A1B2: 615274"), and each
+            // without the punctuation a sentence put after it.
+            for written in std::iter::once(first).chain(hits) {
+                out.add_spelling(*kind, first, written);
+                out.add_spelling(*kind, first, without_closing_punctuation(written));
             }
             if out.full() {
                 return out.finish();
@@ -89,6 +96,20 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
     }
     out.finish()
 }
+
+/// `token` without the punctuation a sentence may close it with ("password:
+/// Hunter2Secret." then "Hunter2Secret" further on), unless that leaves too
+/// little to redact without hiding ordinary words.
+fn without_closing_punctuation(token: &str) -> &str {
+    let trimmed = token.trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '"', '\'']);
+    match trimmed.chars().count() >= MIN_TRIMMED_CHARS {
+        true => trimmed,
+        false => token,
+    }
+}
+
+/// The shortest token redacted without its closing punctuation.
+const MIN_TRIMMED_CHARS: usize = 6;
 
 /// How far past a rule's `within` a token that starts inside it is read: at
 /// least the longest token a rule writes (a password, 128 characters), and a
@@ -157,7 +178,10 @@ fn is_full_line(before: &str) -> bool {
 struct Collector {
     found: Vec<FoundSecret>,
     spellings: Vec<FoundSecret>,
+    /// Values found, and spellings kept: a value found after it was kept as
+    /// another's spelling is still found (it may be the one handed over).
     seen: HashSet<String>,
+    spelled: HashSet<String>,
     overflowed: bool,
 }
 
@@ -180,7 +204,10 @@ impl Collector {
     /// `written`, the text's own spelling of the secret `value`, unless the
     /// [`Redactor`] already covers it (the value itself, or it with `&amp;`).
     fn add_spelling(&mut self, kind: SecretKind, value: &str, written: &str) {
-        if written == value || written == value.replace('&', "&amp;") || self.seen.contains(written)
+        if written == value
+            || written == value.replace('&', "&amp;")
+            || self.seen.contains(written)
+            || self.spelled.contains(written)
         {
             return;
         }
@@ -188,7 +215,7 @@ impl Collector {
             self.overflowed = true;
             return;
         }
-        self.seen.insert(written.to_string());
+        self.spelled.insert(written.to_string());
         self.spellings.push(FoundSecret {
             kind,
             value: SecretValue::new(written.to_string()),
@@ -389,6 +416,69 @@ mod tests {
         assert_eq!(found[0].1.len(), 128);
     }
 
+    /// What the redactor of everything found leaves of `text`.
+    fn redacted(text: &str) -> String {
+        let found = find_secrets_bounded(text, &Rules::built_in());
+        Redactor::new(found.secrets.iter().chain(&found.spellings)).redact(text)
+    }
+
+    /// A code written against Japanese, Chinese or Korean text is found: a
+    /// Unicode word boundary never lies between は and 6, so the token's
+    /// `\b` missed it (and a waiting rotation got no code).
+    #[test]
+    fn a_code_against_cjk_text_is_found() {
+        for text in [
+            "確認コードは615274です。",
+            "您的验证码是615274。",
+            "인증 코드는 615274입니다.",
+            "인증번호: 615274",
+        ] {
+            assert_eq!(
+                kinds(text),
+                [(SecretKind::VerificationCode, "615274".to_string())],
+                "{text}"
+            );
+        }
+    }
+
+    /// Every token in reach of a context is redacted, not only the first
+    /// (which alone is handed over), and a password without the full stop
+    /// that closed its sentence, where the text repeats it.
+    #[test]
+    fn every_token_in_reach_is_redacted() {
+        let text = "Your verification code for account AWS2026 is 615274.";
+        assert_eq!(kinds(text).len(), 1, "one value handed over");
+        let shown = redacted(text);
+        assert!(
+            !shown.contains("615274") && !shown.contains("AWS2026"),
+            "{shown}"
+        );
+        let shown = redacted("New password: Hunter2Secret.\nLog in with Hunter2Secret now.");
+        assert!(!shown.contains("Hunter2Secret"), "{shown}");
+        // A value kept as another's spelling is still found where a context
+        // of its own names it (it may be the code a rotation waits for).
+        let text = "code for request AB12CD34: 615274. Verification code: 615274";
+        let found: Vec<String> = kinds(text).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(found, ["AB12CD34", "615274"]);
+    }
+
+    #[test]
+    fn passwords_are_found_in_more_wordings() {
+        for text in [
+            "The root password is Hunter2Secret",
+            "Root-Passwort: Hunter2Secret",
+            "パスワード：Hunter2Secret",
+            "Mot de passe : Hunter2Secret",
+        ] {
+            assert_eq!(
+                kinds(text),
+                [(SecretKind::Password, "Hunter2Secret".to_string())],
+                "{text}"
+            );
+        }
+        assert!(kinds("A password is required to sign in").is_empty());
+    }
+
     /// The few-values path replaces exactly as Aho-Corasick's leftmost-longest
     /// does, on random texts and overlapping, nested and repeated values.
     #[test]
@@ -572,7 +662,9 @@ mod tests {
             .map(|i| format!("code: {:06}\n", 100_000 + i))
             .collect();
         let found = find_secrets_bounded(&text, &Rules::built_in());
-        assert_eq!(found.secrets.len(), MAX_SECRETS);
+        // Each code's window reaches the next ones, kept as its spellings
+        // too: those may fill their cap first.
+        assert!(found.secrets.len() <= MAX_SECRETS && found.secrets.len() > MAX_SECRETS / 2);
         assert!(found.overflowed);
         let few = find_secrets_bounded("code: 123456 and code: 123456", &Rules::built_in());
         assert_eq!((few.secrets.len(), few.overflowed), (1, false));

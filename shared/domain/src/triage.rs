@@ -219,9 +219,13 @@ impl Secrets {
 fn detection_text(mail: &ParsedMail) -> String {
     let raw_subject = mail.subject.as_deref().unwrap_or_default();
     let mut text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
-    for attachment in &mail.attachments {
+    // The sender's name and address are shown too, as written.
+    let senders = mail.from.iter().chain(&mail.more_from);
+    let shown = senders.flat_map(|s| [s.name.as_deref(), s.written.as_deref()]);
+    let names = mail.attachments.iter().map(|a| Some(a.name.as_str()));
+    for part in shown.chain(names).flatten() {
         text.push('\n');
-        text.push_str(&attachment.name);
+        text.push_str(part);
     }
     text
 }
@@ -1623,6 +1627,18 @@ mod tests {
         assert!(!shown.contains("i-0123abcd"), "{shown}");
         // Facts the forwarded message does not hide are still read.
         assert!(shown.contains("i-0fedcba9"), "{shown}");
+    }
+
+    /// The sender's display name is shown in the ticket: a secret there is
+    /// found and redacted like one in the text.
+    #[test]
+    fn a_secret_in_the_sender_s_name_is_redacted() {
+        let raw = "From: \"code 615274\" <colleague@customer.example>\r\nTo: root+x@msp.example\r\n\
+                   Subject: hello\r\nMessage-ID: <d1@customer.example>\r\n\r\nSee my name.\r\n";
+        let t = run(raw, &directory(AccountStatus::Active), &NoRotations);
+        let shown = serde_json::to_string(&t).unwrap();
+        assert!(!shown.contains("615274"), "{shown}");
+        assert!(shown.contains("[redacted verification_code]"), "{shown}");
     }
 
     /// Many mail clients send a `.txt` or a saved `.eml` as
