@@ -70,6 +70,9 @@ pub fn html_to_text(html: &str) -> String {
         rest = &rest[end..];
         writer.tag(tag);
     }
+    // A link never closed is shown all the same (a page cut short, or
+    // written to hide its target from a converter that waits for `</a>`).
+    writer.end_link();
     tidy(&writer.out)
 }
 
@@ -118,6 +121,10 @@ impl TextWriter {
     /// What a visible element adds: link targets, image alt text, list
     /// bullets, cell spacing, line ends.
     fn element(&mut self, tag: &Tag<'_>) {
+        if tag.name == "a" && !tag.closing {
+            // Links do not nest: a new one ends the one left open.
+            self.end_link();
+        }
         let out = &mut self.out;
         match tag.name.as_ref() {
             "a" if !tag.closing => {
@@ -156,16 +163,32 @@ impl TextWriter {
             return;
         };
         let label = self.out.get(start..).unwrap_or_default().trim().to_string();
-        let shown = href.starts_with("http://")
-            || href.starts_with("https://")
-            || href.starts_with("mailto:");
+        // Schemes are case-insensitive: `HTTPS://` is a web link too.
+        let scheme: String = href
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let shown = scheme.starts_with("http://")
+            || scheme.starts_with("https://")
+            || scheme.starts_with("mailto:");
         if shown && label != href && !href.is_empty() {
             if label.is_empty() {
+                // Apart from the word before it (an image-only button after
+                // "Reset your password"), so the link reads as one.
+                push_text(&mut self.out, " ");
                 push_text(&mut self.out, &href);
             } else {
+                // Right after the label's last word, and the label's closing
+                // space after the target.
+                let spaced = self.out.ends_with(' ');
+                self.out.truncate(self.out.trim_end_matches(' ').len());
                 self.out.push_str(" (");
                 self.out.push_str(&href);
                 self.out.push(')');
+                if spaced {
+                    self.out.push(' ');
+                }
             }
         }
     }
@@ -346,6 +369,21 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("- one\n- two"), "{text}");
+    }
+
+    /// Every link target reaches the text, where the secret search reads
+    /// it: after an image-only label, in capitals, and left open.
+    #[test]
+    fn every_link_target_is_shown_apart() {
+        let button = html_to_text(
+            r#"<p>Reset your password<a href="https://x.example/?token=1"><img src="cid:b"></a></p>"#,
+        );
+        assert_eq!(button, "Reset your password https://x.example/?token=1");
+        let capitals = html_to_text(r#"<a href="HTTPS://X.EXAMPLE/?token=2">Reset</a>"#);
+        assert_eq!(capitals, "Reset (HTTPS://X.EXAMPLE/?token=2)");
+        let open =
+            html_to_text(r#"<a href="https://a.example/1">one <a href="https://b.example/2">two"#);
+        assert_eq!(open, "one (https://a.example/1) two (https://b.example/2)");
     }
 
     #[test]
