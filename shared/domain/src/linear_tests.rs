@@ -104,6 +104,12 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
                 .map(|i| format!("code: {:06} ", i % 1_000_000))
                 .collect::<String>(),
         ),
+        // One link whose query carries many wrapped links, each carrying
+        // another: each level of wrapping reads a part of the one before.
+        "wrapped in wrappers" => text_mail(&format!(
+            "https://x.example/?{}",
+            "u=https%3A%2F%2Fy.example%2F%3Fv%3Dhttps%253A%252F%252Fz.example%252F&".repeat(n / 72)
+        )),
         // Contexts with no token, back to back: each reads a bounded window
         // past it for its token (which holds the next contexts).
         "password contexts" => text_mail(&"password: ".repeat(n / 10)),
@@ -181,7 +187,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 21] = [
+const HOSTILE_INPUTS: [&str; 22] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -193,6 +199,7 @@ const HOSTILE_INPUTS: [&str; 21] = [
     "codes",
     "one code repeated",
     "password contexts",
+    "wrapped in wrappers",
     "token links",
     "open windows",
     "fields and boundaries",

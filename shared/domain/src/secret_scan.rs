@@ -44,7 +44,7 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
         // Read as a browser reads an `href`: a link written with `&amp;`,
         // `&#38;` or any other reference for `&` is the same link.
         let link = decode_attribute(written);
-        if let Some(kind) = link_kind(&link, rules) {
+        if let Some(kind) = link_kind(&link, rules).or_else(|| carried_kind(&link, rules, 2)) {
             out.add(kind, &link);
             out.add_spelling(kind, &link, written);
             if let Some(wrapped) = wrapped_link(text, m.start(), m.end()) {
@@ -255,6 +255,32 @@ fn link_kind(written: &str, rules: &Rules) -> Option<SecretKind> {
     })
 }
 
+/// The kind of a secret link that `link` carries, percent-encoded, as a value
+/// of its query, through up to `depth` wrappers: a mail filter's rewritten
+/// link (Outlook's Safe Links, a redirect) opens the link it wraps, so it is
+/// as secret, though no rule reads the wrapped link's words in it. The
+/// wrapper itself is what is found (its host is never AWS's, so it is never
+/// handed over). Each level reads a part of the one before: linear.
+fn carried_kind(link: &str, rules: &Rules, depth: usize) -> Option<SecretKind> {
+    if depth == 0 {
+        return None;
+    }
+    let url = url::Url::parse(link).ok()?;
+    url.query_pairs()
+        .map(|(_, value)| value)
+        .filter(|value| {
+            let scheme: String = value
+                .chars()
+                .take(8)
+                .collect::<String>()
+                .to_ascii_lowercase();
+            scheme.starts_with("http://") || scheme.starts_with("https://")
+        })
+        .find_map(|inner| {
+            link_kind(&inner, rules).or_else(|| carried_kind(&inner, rules, depth - 1))
+        })
+}
+
 /// Whether a link's parsed host is `domain` or one of its subdomains (how a
 /// secret link is known to be AWS's before it is handed over).
 pub fn link_host_within(link: &str, domain: &str) -> bool {
@@ -414,6 +440,33 @@ mod tests {
         let long = "p".repeat(400);
         let found = kinds(&format!("password: {long}"));
         assert_eq!(found[0].1.len(), 128);
+    }
+
+    /// A mail filter's rewritten link carries the secret link it opens,
+    /// percent-encoded: the wrapper is found as that kind, twice wrapped too.
+    #[test]
+    fn a_wrapped_secret_link_is_found_whole() {
+        let inner = "https%3A%2F%2Fsignin.aws.amazon.com%2Fresetpassword%3Ftype%3DRootUser%26token%3DZq9Xk2PlmN";
+        let safe = format!(
+            "https://nam12.safelinks.protection.outlook.com/?url={inner}&data=05%7C02&reserved=0"
+        );
+        let twice = format!(
+            "https://www.google.com/url?q={}&sa=D",
+            url::form_urlencoded::byte_serialize(safe.as_bytes()).collect::<String>()
+        );
+        for link in [&safe, &twice] {
+            let text = format!("Open {link} to reset.");
+            assert_eq!(kinds(&text), [(SecretKind::ResetLink, link.clone())]);
+            let shown = redacted(&text);
+            assert!(
+                !shown.contains("Zq9Xk2PlmN") && !shown.contains("Zq9Xk2"),
+                "{shown}"
+            );
+        }
+        // A wrapper of an ordinary page is no secret.
+        assert!(
+            kinds("https://www.google.com/url?q=https%3A%2F%2Faws.amazon.com%2Fec2%2F").is_empty()
+        );
     }
 
     /// What the redactor of everything found leaves of `text`.
