@@ -616,6 +616,17 @@ fn decide(
                 account.account_id
             ));
             disposition = Disposition::Ticket;
+        } else if open && account.status == AccountStatus::Released && kind.matters_after_closure()
+        {
+            // Once released, AWS writes the root's mail to the customer's
+            // address: its sign-ins, resets and payments still reaching ours
+            // say the release did not take (a console release is the
+            // engineer's word), or that ours is still a contact.
+            warnings.push(format!(
+                "account {} is released, yet AWS still writes it here: check its root email in AWS (the release may not have taken): ticketed",
+                account.account_id
+            ));
+            disposition = Disposition::Ticket;
         } else if open && account.status.is_retired() {
             warnings.push(format!(
                 "account {} is {}: archived, no ticket",
@@ -1285,21 +1296,44 @@ mod tests {
         assert_eq!(t.subject, None);
     }
 
+    /// A released account's root mail goes to the customer: a password
+    /// reset still reaching our address says the release did not take, and
+    /// is a ticket (before: archived unseen, with our vault scheduled for
+    /// deletion). Its other mail is archived.
     #[test]
-    fn mail_for_a_released_account_is_archived() {
-        let t = run(
+    fn a_released_account_s_security_mail_is_a_ticket_the_rest_archived() {
+        let reset = run(
             &reset_mail(PASS),
             &directory(AccountStatus::Released),
             &NoRotations,
         );
         assert_eq!(
-            (t.disposition, t.priority, t.ticket.is_none()),
-            (Disposition::Archive, None, true)
+            (reset.kind, reset.disposition),
+            (Kind::PasswordReset, Disposition::Ticket)
         );
         assert!(
-            t.warnings.iter().any(|w| w.contains("is released")),
+            reset
+                .warnings
+                .iter()
+                .any(|w| w.contains("is released, yet")),
             "{:?}",
-            t.warnings
+            reset.warnings
+        );
+        let dir = directory(AccountStatus::Released);
+        let note = "From: colleague@customer.example\r\nTo: root+x@msp.example\r\n\
+                    Subject: lunch\r\nMessage-ID: <l1@customer.example>\r\n\r\nNoon?\r\n";
+        let other = run(note, &dir, &NoRotations);
+        assert_eq!(
+            (other.disposition, other.priority, other.ticket.is_none()),
+            (Disposition::Archive, None, true),
+            "{:?}",
+            other.warnings
+        );
+        assert!(
+            other
+                .warnings
+                .iter()
+                .any(|w| w.contains("is released: archived"))
         );
     }
 
