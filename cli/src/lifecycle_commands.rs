@@ -458,11 +458,21 @@ pub fn release(
     };
     let aws = if local.aws { " --aws" } else { "" };
     answered(local, &request, |answer| {
+        let console = matches!(&answer, OperatorAnswer::Steps { trail }
+            if trail.iter().any(|step| step.mode == Mode::Console));
         show_trail(answer);
-        println!(
-            "\nAWS mailed a code to {email}. When the customer gives it to you, run\n\
-             `rootmail rotation complete{aws} --account {account} --otp-stdin` and type it."
-        );
+        match console {
+            // Nothing is mailed yet: the change is the engineer's, in the console.
+            true => println!(
+                "\nSign in to the console as the root user and do what the step above says; when the \
+                 root email is {email}, run\n\
+                 `rootmail rotation complete{aws} --account {account} --attest \"...\"`."
+            ),
+            false => println!(
+                "\nAWS mailed a code to {email}. When the customer gives it to you, run\n\
+                 `rootmail rotation complete{aws} --account {account} --otp-stdin` and type it."
+            ),
+        }
     })
 }
 

@@ -77,10 +77,11 @@ pub async fn open_email_change<P: LifecyclePorts>(
          password, and save. AWS mails a verification code to {target}: rootmail keeps it; read it \
          with `rootmail rotation code --account {account} --reason ... --ticket ...`, enter it in \
          the console and choose Confirm. If this is its organization's management account, AWS \
-         Organizations then asks for the new address to be verified again (until it is, invitations \
-         the organization sends cannot be accepted): the request reaches {target} as an \
-         organizations.verification ticket with its link redacted; open the original its internal \
-         note names and follow the link",
+         Organizations then shows the new address as unverified (until it is verified, invitations \
+         the organization sends cannot be accepted): resend the verification request in the AWS \
+         Organizations console; it reaches {target} as an organizations.verification ticket with \
+         its link redacted; open the original its internal note names and follow the link within \
+         24 hours",
         target = rotation.target_email
     );
     advance(
@@ -357,10 +358,11 @@ pub async fn prepare_vault<P: LifecyclePorts>(
     let detail = format!(
         "a new root password is pending ({password_ref}). An engineer now, signed in to the console \
          as the root user {email}: (1) reads the pending password with `rootmail creds get --account \
-         {account} --reason ... --ticket ...` and sets it (Account > Edit > Password; or \"Forgot \
-         password\" on the sign-in page: rootmail keeps the link AWS mails); (2) in Security \
-         credentials, deletes every root access key and signing certificate and deactivates MFA \
-         devices rootmail did not enroll; (3) chooses Assign MFA device > Authenticator app > Show \
+         {account} --reason ... --ticket ...` and sets it (Account > Actions > Update email \
+         address and password > Password: AWS asks for the current password; without it, \
+         \"Forgot password\" on the sign-in page: rootmail keeps the link AWS mails); (2) in \
+         Security credentials, deletes every root access key and signing certificate and removes \
+         the MFA devices rootmail did not enroll; (3) chooses Assign MFA device > Authenticator app > Show \
          secret key, pipes the key into `rootmail mfa enroll --account {account}` and types the two \
          codes it prints; (4) runs `rootmail rotation complete --account {account} --attest \"...\"`",
         email = rotation.target_email

@@ -1581,8 +1581,8 @@ fn console_release_task(account: &AccountId, customer_email: &EmailAddress) -> S
          in Security credentials remove our MFA device, then change the root email (Account > \
          Account details > Actions > Update email address and password) to {customer_email}; AWS \
          mails the code to the customer, who enters it or reads it to you. A management account's \
-         customer must then verify the address in AWS Organizations again (AWS mails them the \
-         request). \
+         address then shows as unverified in AWS Organizations: its customer resends the \
+         verification request there and follows AWS's link within 24 hours. \
          Last, change the root password to a long random one that nobody keeps, so that our vaulted \
          password stops working and only the customer's \"Forgot password\" sets the next one. \
          Then run `rootmail rotation complete --account {account} --attest \"...\"`"

@@ -15,7 +15,8 @@ pub enum ConsoleStep {
     ChangeEmail { to: EmailAddress },
     /// The code typed in: the root email changes, and AWS writes to it.
     EnterCode { to: EmailAddress, code: SecretValue },
-    /// A root password set (Account > Edit > Password, or "Forgot password").
+    /// A root password set (Account > Actions > Update email address and
+    /// password > Password, or "Forgot password").
     SetPassword,
     /// Security credentials: every root access key and signing certificate deleted.
     DeleteAccessKeys,

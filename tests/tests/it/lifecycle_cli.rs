@@ -533,6 +533,29 @@ fn a_payer_account_goes_through_the_console_and_shows_in_the_estate_and_the_audi
         let shown = run(&["tickets", "show", id.trim_start_matches('#')], None, 0);
         assert!(!shown.contains(&code), "the code reached ticket {id}");
     }
+
+    // A console account's release is the engineer's, in the console: the
+    // command sends them there and to `--attest`, not to a code AWS mailed
+    // (before: "AWS mailed a code ... --otp-stdin", which is refused).
+    let release = run(
+        &[
+            "release",
+            "--account",
+            PAYER,
+            "--customer-email",
+            "cloud@initech.example",
+            "--reason",
+            "contract ended",
+            "--ticket",
+            "CHG-9",
+        ],
+        None,
+        0,
+    );
+    assert!(
+        release.contains("--attest") && !release.contains("--otp-stdin"),
+        "{release}"
+    );
 }
 
 /// `accounts list` over 10,000 accounts with lifecycle records: it must stay
