@@ -110,6 +110,9 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
             "https://x.example/?{}",
             "u=https%3A%2F%2Fy.example%2F%3Fv%3Dhttps%253A%252F%252Fz.example%252F&".repeat(n / 72)
         )),
+        // Host-like words with a path, back to back: each read as a link
+        // without its scheme, once.
+        "bare links" => text_mail(&"a.example/x?token=1 ".repeat(n / 20)),
         // Contexts with no token, back to back: each reads a bounded window
         // past it for its token (which holds the next contexts).
         "password contexts" => text_mail(&"password: ".repeat(n / 10)),
@@ -187,7 +190,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 22] = [
+const HOSTILE_INPUTS: [&str; 23] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -200,6 +203,7 @@ const HOSTILE_INPUTS: [&str; 22] = [
     "one code repeated",
     "password contexts",
     "wrapped in wrappers",
+    "bare links",
     "token links",
     "open windows",
     "fields and boundaries",

@@ -11,6 +11,14 @@ use std::sync::LazyLock;
 static URL: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?i)(?-u:\b)https?://[^\s<>"'\)\]\}]+"#).expect("static regex"));
 
+/// A link written without its scheme, as people paste one
+/// (`signin.aws.amazon.com/resetpassword?token=...`): a host of at least two
+/// labels, then a path. The link rules decide, as for any link.
+static BARE_LINK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(?-u:\b)(?:[a-z0-9-]+\.)+[a-z]{2,63}(?::\d{1,5})?/[^\s<>"'\)\]\}]*"#)
+        .expect("static regex")
+});
+
 /// At most this many distinct secrets are collected from one text. A message
 /// with more is not shown at all (see [`FoundSecrets::overflowed`]): a secret
 /// past the cap would not be redacted.
@@ -39,7 +47,19 @@ pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
 /// a bounded window, and values are de-duplicated through a set.
 pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
     let mut out = Collector::default();
+    // Each pass stops once the collector is full.
+    secret_links(text, rules, &mut out);
+    secret_bare_links(text, rules, &mut out);
+    tokens_after_contexts(text, rules, &mut out);
+    out.finish()
+}
+
+/// Links with their scheme.
+fn secret_links(text: &str, rules: &Rules, out: &mut Collector) {
     for m in URL.find_iter(text) {
+        if out.full() {
+            return;
+        }
         let written = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
         // Read as a browser reads an `href`: a link written with `&amp;`,
         // `&#38;` or any other reference for `&` is the same link.
@@ -51,10 +71,30 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
                 out.add_spelling(kind, &link, wrapped);
             }
         }
+    }
+}
+
+/// Links without their scheme, read as `https://` ones.
+fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
+    for m in BARE_LINK.find_iter(text) {
         if out.full() {
-            return out.finish();
+            return;
+        }
+        // A link with its scheme was read by `secret_links`.
+        if text[..m.start()].ends_with("://") {
+            continue;
+        }
+        let written = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        let link = format!("https://{}", decode_attribute(written));
+        if let Some(kind) = link_kind(&link, rules).or_else(|| carried_kind(&link, rules, 2)) {
+            out.add(kind, &link);
+            out.add_spelling(kind, &link, written);
         }
     }
+}
+
+/// Codes and passwords: a token within reach of its context's words.
+fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
     for rule in rules.secret_rules() {
         let SecretRule::After {
             kind,
@@ -67,6 +107,9 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
             continue;
         };
         for m in context.find_iter(text) {
+            if out.full() {
+                return;
+            }
             // The token starts within `within` characters of its context, and
             // is read whole: a window cut there cut a password in two.
             let rest = &text[m.end()..];
@@ -89,12 +132,8 @@ pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
                 out.add_spelling(*kind, first, written);
                 out.add_spelling(*kind, first, without_closing_punctuation(written));
             }
-            if out.full() {
-                return out.finish();
-            }
         }
     }
-    out.finish()
 }
 
 /// `token` without the punctuation a sentence may close it with ("password:
@@ -467,6 +506,29 @@ mod tests {
         assert!(
             kinds("https://www.google.com/url?q=https%3A%2F%2Faws.amazon.com%2Fec2%2F").is_empty()
         );
+    }
+
+    /// A secret link pasted without its scheme is found and redacted; a
+    /// bare link to an ordinary page is not a secret.
+    #[test]
+    fn a_secret_link_without_its_scheme_is_found() {
+        let text =
+            "Reset it at signin.aws.amazon.com/resetpassword?type=RootUser&token=Zq9Xk2PlmN today.";
+        assert_eq!(
+            kinds(text),
+            [(
+                SecretKind::ResetLink,
+                "https://signin.aws.amazon.com/resetpassword?type=RootUser&token=Zq9Xk2PlmN"
+                    .to_string()
+            )]
+        );
+        let shown = redacted(text);
+        assert_eq!(shown, "Reset it at [redacted reset_link] today.");
+        assert!(kinds("See aws.amazon.com/ec2/pricing for prices.").is_empty());
+        // With its scheme, one secret, read once.
+        let full = "https://signin.aws.amazon.com/resetpassword?token=Zq9Xk2PlmN";
+        assert_eq!(kinds(full).len(), 1);
+        assert_eq!(redacted(full), "[redacted reset_link]");
     }
 
     /// What the redactor of everything found leaves of `text`.

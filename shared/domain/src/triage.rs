@@ -817,10 +817,20 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<FoundSecrets> {
             a.text
                 .as_deref()
                 .map_or_else(FoundSecrets::default, |text| {
-                    find_secrets_bounded(text, rules)
+                    find_secrets_bounded(&json_unescaped(text), rules)
                 })
         })
         .collect()
+}
+
+/// A file's text with JSON's escapes of `/` and `&` read (`https:\/\/...`, as
+/// an exported event or a saved API answer writes a link), so its links are
+/// searched as links. Found there, the file is withheld whole.
+fn json_unescaped(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.contains("\\/") || text.contains("\\u0026") {
+        true => std::borrow::Cow::Owned(text.replace("\\/", "/").replace("\\u0026", "&")),
+        false => std::borrow::Cow::Borrowed(text),
+    }
 }
 
 /// Why an attachment that holds a secret is withheld, if it holds one.
@@ -1673,6 +1683,27 @@ mod tests {
         let shown = serde_json::to_string(&t).unwrap();
         assert!(!shown.contains("615274"), "{shown}");
         assert!(shown.contains("[redacted verification_code]"), "{shown}");
+    }
+
+    /// A JSON file writes a link's slashes escaped: it is searched as a
+    /// link all the same, and the file withheld.
+    #[test]
+    fn a_json_file_s_escaped_link_is_found() {
+        let raw = "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: event\r\n\
+                   Message-ID: <j1@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                   --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+                   --b\r\nContent-Type: application/json; name=event.json\r\n\r\n\
+                   {\"link\":\"https:\\/\\/signin.aws.amazon.com\\/resetpassword?type=RootUser\\u0026token=Zq9Xk2PlmN\"}\r\n--b--\r\n";
+        let t = run(raw, &directory(AccountStatus::Active), &NoRotations);
+        let ticket = t.ticket.expect("a ticket");
+        assert!(
+            ticket.attachments[0]
+                .withheld
+                .as_deref()
+                .is_some_and(|w| w.contains("reset_link")),
+            "{:?}",
+            ticket.attachments
+        );
     }
 
     /// Many mail clients send a `.txt` or a saved `.eml` as
