@@ -56,9 +56,13 @@ const DELETE_ACTIONS: &[&str] = &[
 ];
 const CREATE_PASSWORD_ACTIONS: &[&str] = &["CreateLoginProfile", "GetLoginProfile"];
 
+/// The session policy of the provider's audit role (not a root task policy).
+const AUDIT_ROLE_POLICY: &str = "role:audit";
+
 /// The IAM actions a task policy allows the root session.
 fn allowed(policy: &str, action: &str) -> bool {
     match policy {
+        AUDIT_ROLE_POLICY => action == "GetAccountSummary",
         "IAMAuditRootUserCredentials" => AUDIT_ACTIONS.contains(&action),
         "IAMDeleteRootUserCredentials" => {
             AUDIT_ACTIONS.contains(&action) || DELETE_ACTIONS.contains(&action)
@@ -189,6 +193,9 @@ struct State {
     lose_answer_of: Option<String>,
     /// The organization's management account: the Account API refuses it.
     management: Option<String>,
+    /// The role name the provider keeps in every account for reading IAM's
+    /// account summary (`sts:AssumeRole` is refused for any other).
+    audit_role: Option<String>,
     rng: XorShift,
 }
 
@@ -227,6 +234,7 @@ impl AccountFake {
             lagging: false,
             lose_answer_of: None,
             management: None,
+            audit_role: None,
             rng: XorShift::new(seed),
         }));
         // Deliveries run on the fake's own runtime, so they never depend on
@@ -398,6 +406,13 @@ impl AccountFake {
     /// already says ACCEPTED.
     pub fn delay_propagation(&self, on: bool) {
         self.lock().lagging = on;
+    }
+
+    /// Creates the role `name` in every account: `sts:AssumeRole` of it
+    /// gives a session allowed `iam:GetAccountSummary` (the provider's
+    /// audit role in a payer).
+    pub fn create_audit_role(&self, name: &str) {
+        self.lock().audit_role = Some(name.to_string());
     }
 
     /// Takes `account_id` out of the organization (it left, or was never in
@@ -1165,6 +1180,9 @@ fn sts(
     let error = |status, code: &str, message: &str| {
         Reply::xml_error(status, STS_NS, code, message, request_id)
     };
+    if action == "AssumeRole" {
+        return assume_role(s, form, request_id);
+    }
     if action != "AssumeRoot" {
         let message = format!("Could not find operation {action} for version 2011-06-15");
         return (None, error(400, "InvalidAction", &message));
@@ -1199,6 +1217,15 @@ fn sts(
         );
         return (account, error(403, "AccessDenied", &message));
     }
+    let credentials = new_session(s, &target, policy, duration);
+    (
+        account,
+        Reply::xml("AssumeRoot", STS_NS, Some(&credentials), request_id),
+    )
+}
+
+/// A session in `account` under `policy`, as STS's `<Credentials>` element.
+fn new_session(s: &mut State, account: &str, policy: &str, duration: u64) -> String {
     let access_key = format!("ASIA{}", upper_alnum(&mut s.rng, 16));
     let secret = base64_chars(&mut s.rng, 40);
     let token = base64_chars(&mut s.rng, 256);
@@ -1206,24 +1233,55 @@ fn sts(
     s.sessions.insert(
         access_key.clone(),
         Session {
-            account: target,
+            account: account.to_string(),
             policy: policy.to_string(),
             secret: secret.clone(),
             token: token.clone(),
             expires,
         },
     );
-    let credentials = format!(
+    format!(
         "<Credentials><AccessKeyId>{access_key}</AccessKeyId>\
          <SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken>\
          <Expiration>{}</Expiration></Credentials>",
         xml_escape(&secret),
         xml_escape(&token),
         iso8601(expires)
-    );
+    )
+}
+
+/// `sts:AssumeRole` of the provider's audit role (see `create_audit_role`):
+/// a session that may read IAM's account summary; any other role is
+/// refused, as STS refuses a role whose trust policy does not name the caller.
+fn assume_role(
+    s: &mut State,
+    form: &HashMap<String, String>,
+    request_id: &str,
+) -> (Option<String>, Reply) {
+    let arn = form.get("RoleArn").cloned().unwrap_or_default();
+    let parsed = arn
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.split_once(":role/"));
+    let account = parsed.map(|(account, _)| account.to_string());
+    let known = parsed.is_some_and(|(account, name)| {
+        s.audit_role.as_deref() == Some(name) && s.accounts.contains_key(account)
+    });
+    if !known {
+        let message = format!(
+            "User: arn:aws:sts::123456789012:assumed-role/rootmail-lifecycle is not authorized \
+             to perform: sts:AssumeRole on resource: {arn}"
+        );
+        let reply = Reply::xml_error(403, STS_NS, "AccessDenied", &message, request_id);
+        return (account, reply);
+    }
+    let target = account.clone().unwrap_or_default();
+    let credentials = new_session(s, &target, AUDIT_ROLE_POLICY, 3600);
+    let user = "<AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:rootmail</AssumedRoleId>\
+                <Arn>arn:aws:sts::0:assumed-role/audit/rootmail</Arn></AssumedRoleUser>";
+    let result = format!("{credentials}{user}");
     (
         account,
-        Reply::xml("AssumeRoot", STS_NS, Some(&credentials), request_id),
+        Reply::xml("AssumeRole", STS_NS, Some(&result), request_id),
     )
 }
 
@@ -1324,6 +1382,24 @@ fn iam_action(
     };
     let param = |name: &str| form.get(name).cloned().unwrap_or_default();
     match action {
+        "GetAccountSummary" => {
+            let flag = |on: bool| u8::from(on);
+            let entries: String = [
+                ("AccountMFAEnabled", flag(!member.mfa_devices.is_empty())),
+                (
+                    "AccountAccessKeysPresent",
+                    flag(!member.access_keys.is_empty()),
+                ),
+                (
+                    "AccountSigningCertificatesPresent",
+                    flag(!member.certificates.is_empty()),
+                ),
+            ]
+            .iter()
+            .map(|(key, value)| format!("<entry><key>{key}</key><value>{value}</value></entry>"))
+            .collect();
+            ok(Some(&format!("<SummaryMap>{entries}</SummaryMap>")))
+        }
         "GetLoginProfile" => match member.password {
             Some(created) => ok(Some(&login_profile(created, false))),
             None => no_such("Login Profile for User root cannot be found."),

@@ -153,12 +153,17 @@ impl LifecycleStack {
     /// The ports: moto for everything, the fake for the Account API and root
     /// sessions (which moto lacks).
     pub async fn ports(&self) -> AwsLifecycle {
+        self.ports_as(&self.config()).await
+    }
+
+    /// The ports of a deployment configured as `config`.
+    pub async fn ports_as(&self, config: &LifecycleConfig) -> AwsLifecycle {
         let mut clients = AwsClients::from_config(&self.stack.aws);
         let fake = self.fake.sdk_config().await;
         clients.account = aws_sdk_account::Client::new(&fake);
         clients.sts = aws_sdk_sts::Client::new(&fake);
         clients.iam = aws_sdk_iam::Client::new(&fake);
-        AwsLifecycle::new(clients, &self.config())
+        AwsLifecycle::new(clients, config)
     }
 
     /// The `lifecycle` function's handler for `step`, configured from the

@@ -282,6 +282,42 @@ impl RootCredentialReport {
     }
 }
 
+/// What IAM's account summary says of an account's root user
+/// (`GetAccountSummary`: `AccountMFAEnabled`, `AccountAccessKeysPresent`,
+/// `AccountSigningCertificatesPresent`), read without a root session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootSummary {
+    pub mfa_enabled: bool,
+    pub access_keys_present: bool,
+    pub signing_certificates_present: bool,
+}
+
+impl RootSummary {
+    /// What a console take-over must not leave, if anything.
+    pub fn problem(&self) -> Option<&'static str> {
+        match (
+            self.mfa_enabled,
+            self.access_keys_present,
+            self.signing_certificates_present,
+        ) {
+            (false, _, _) => Some("the root user has no MFA device enabled"),
+            (_, true, _) => Some("the root user still has an access key"),
+            (_, _, true) => Some("the root user still has a signing certificate"),
+            _ => None,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let yes_no = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "MFA enabled {}, access keys {}, signing certificates {}",
+            yes_no(self.mfa_enabled),
+            yes_no(self.access_keys_present),
+            yes_no(self.signing_certificates_present)
+        )
+    }
+}
+
 /// What the vault keeps per account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

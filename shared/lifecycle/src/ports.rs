@@ -1,7 +1,7 @@
 //! The capabilities the lifecycle needs, one narrow trait each: AWS (or local
 //! stand-ins) implement them; the steps never know which.
 
-use crate::model::{AuditEntry, RootCredentialReport, Rotation, Stage, VaultItem};
+use crate::model::{AuditEntry, RootCredentialReport, RootSummary, Rotation, Stage, VaultItem};
 use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
 use rootmail_pipeline::{ErrorKind, PortError};
 use std::future::Future;
@@ -128,6 +128,14 @@ pub trait RootAccess {
         &self,
         account: &AccountId,
     ) -> impl Future<Output = LifecycleResult<()>> + Send;
+    /// What IAM's account summary says of the root user of a payer or
+    /// standalone account, which no root session reaches: read through the
+    /// role the provider keeps there (`PayerAuditRoleName`), or `None` when
+    /// none is configured. Reads no credential.
+    fn summary(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<Option<RootSummary>>> + Send;
 }
 
 /// Encrypted secret storage (Secrets Manager under a customer-managed KMS key

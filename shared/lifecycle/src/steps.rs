@@ -1041,11 +1041,11 @@ async fn engineer_work_verified<P: LifecyclePorts>(
 ) -> LifecycleResult<(&'static str, String)> {
     let account = &rotation.account_id;
     Ok(match (rotation.mode, attestation.map(str::trim)) {
-        // No AssumeRoot reaches a console account: the engineer's word, audited as such.
-        (Mode::Console, Some(statement)) if !statement.is_empty() => (
-            "root credentials vaulted (attested)",
-            format!("{who} attests the console steps are done: {statement}"),
-        ),
+        // No AssumeRoot reaches a console account: the engineer's word,
+        // audited as such, and IAM's account summary where a role reads it.
+        (Mode::Console, Some(statement)) if !statement.is_empty() => {
+            console_work_verified(p, account, who, statement).await?
+        }
         (Mode::Console, _) => {
             return refused(format!(
                 "account {account} is held through the console, where rootmail cannot check the root user: \
@@ -1069,6 +1069,33 @@ async fn engineer_work_verified<P: LifecyclePorts>(
             )
         }
     })
+}
+
+/// A console account's engineer's statement, checked against IAM's account
+/// summary where the provider's role in the account reads it: a root access
+/// key left behind, or no MFA enabled, refuses the completion however the
+/// statement reads.
+async fn console_work_verified<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    statement: &str,
+) -> LifecycleResult<(&'static str, String)> {
+    let attested = format!("{who} attests the console steps are done: {statement}");
+    match p.root().summary(account).await? {
+        None => Ok(("root credentials vaulted (attested)", attested)),
+        Some(summary) => match summary.problem() {
+            Some(problem) => refused(format!(
+                "account {account}'s root user is not as the take-over leaves it: {problem} \
+                 (IAM's account summary: {}); finish in the console, then complete again",
+                summary.describe()
+            )),
+            None => Ok((
+                "root credentials vaulted (attested, checked)",
+                format!("{attested}; IAM's account summary: {}", summary.describe()),
+            )),
+        },
+    }
 }
 
 /// A person's step on a wait that has ended: the take-over is recorded as

@@ -17,7 +17,7 @@ use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditEntry, AuditLog, EmailUpdateState, EmailUpdateStatus,
     LifecycleError, LifecyclePorts, LifecycleResult, Notices, RootAccess, RootCredentialReport,
-    Rotation, Rotations, Stage, TaskTokens, Vault, VaultItem,
+    RootSummary, Rotation, Rotations, Stage, TaskTokens, Vault, VaultItem,
 };
 use rootmail_pipeline::{PortError, apply_ticket_op};
 use serde::{Deserialize, Serialize};
@@ -535,6 +535,17 @@ impl RootAccess for LocalLifecycle<'_> {
     /// (`simulate console`); recovery needs nothing more here.
     async fn allow_password_recovery(&self, account: &AccountId) -> LifecycleResult<()> {
         self.simulated(account).map(|_| ())
+    }
+
+    /// The simulated AWS answers as a provider's audit role in every
+    /// account would: what its root user has.
+    async fn summary(&self, account: &AccountId) -> LifecycleResult<Option<RootSummary>> {
+        let root = self.simulated(account)?.root;
+        Ok(Some(RootSummary {
+            mfa_enabled: root.mfa_devices > 0,
+            access_keys_present: root.access_keys > 0,
+            signing_certificates_present: root.signing_certificates > 0,
+        }))
     }
 }
 

@@ -433,6 +433,49 @@ fn roles_accepting_a_code_may_read_the_root_email_first() {
     );
 }
 
+/// A rootless or vaulted take-over reads the root email before anything is
+/// registered, so a payer is refused there: the register step's role may
+/// read it on the accounts the take-over's start may change (without it,
+/// AWS refused every take-over). The operator may assume the payer audit
+/// role only when one is named.
+#[test]
+fn the_register_step_may_read_the_root_email_and_the_operator_the_payer_summary() {
+    let template = template();
+    let resource_of = |role: &str, action: &str| {
+        let (_, resource) = template
+            .resources()
+            .into_iter()
+            .find(|(name, _)| *name == role)
+            .unwrap_or_else(|| panic!("no {role}"));
+        statements(resource)
+            .into_iter()
+            .find(|s| has_action(s, action))
+            .and_then(|s| get(s, "Resource").map(|r| template.text_of(r).trim().to_string()))
+            .unwrap_or_else(|| panic!("{role} is not granted {action}"))
+    };
+    assert_eq!(
+        resource_of("RegisterRole", "account:GetPrimaryEmail"),
+        resource_of("StartEmailUpdateRole", "account:StartPrimaryEmailUpdate")
+    );
+    let operator = template.text_of(
+        template
+            .resources()
+            .into_iter()
+            .find(|(name, _)| *name == "OperatorRole")
+            .map(|(_, r)| r)
+            .expect("OperatorRole"),
+    );
+    let condition = operator
+        .find("- HasPayerAuditRole")
+        .expect("the payer audit grant is conditional");
+    let grant = &operator[condition..];
+    let sid = grant
+        .find("Sid: ReadAPayersRootUserSummary")
+        .expect("its grant");
+    let assume = grant.find("Action: sts:AssumeRole").expect("AssumeRole");
+    assert!(sid < assume && grant[assume..].contains("role/${PayerAuditRoleName}"));
+}
+
 /// Issue 17, point 6. `states:SendTaskSuccess` has no resource type in the
 /// Service Authorization Reference (Actions defined by AWS Step Functions):
 /// IAM matches such an action only against "*", so a statement that names a

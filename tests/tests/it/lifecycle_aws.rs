@@ -11,8 +11,8 @@ use rootmail_domain::{Account, AccountId, AccountStatus, Disposition, EmailAddre
 use rootmail_lifecycle::console;
 use rootmail_lifecycle::steps::{self, AccessRequest, ReleaseConfirmation, StepOutput};
 use rootmail_lifecycle::{
-    AccountRegistry, AuditEntry, AuditLog, LifecycleError, Mode, Phase, Rotation, Rotations, Stage,
-    Vault, VaultItem,
+    AccountRegistry, AuditEntry, AuditLog, LifecycleError, Mode, Phase, RootAccess, Rotation,
+    Rotations, Stage, Vault, VaultItem,
 };
 use rootmail_tests::account_fake::RootCredentials;
 use rootmail_tests::aws::process_env;
@@ -881,6 +881,41 @@ async fn an_account_outside_the_organization_is_refused_before_registration() {
         "{message}"
     );
     run.assert_nothing_registered().await;
+}
+
+/// A console account's root user is read through the provider's audit role
+/// in it (`PAYER_AUDIT_ROLE_NAME`): IAM's account summary, through
+/// `sts:AssumeRole`. Without the setting nothing is read; a role the account
+/// lacks refuses, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_console_account_s_root_user_is_read_through_the_audit_role() {
+    let run = Run::new(customer_credentials()).await;
+    assert_eq!(run.ports.root.summary(&run.account).await.unwrap(), None);
+    let mut config = run.ls.config();
+    config.payer_audit_role_name = Some("RootmailPayerAudit".into());
+    let ports = run.ls.ports_as(&config).await;
+    let missing = ports.root.summary(&run.account).await;
+    assert!(
+        matches!(&missing, Err(LifecycleError::Refused(m))
+            if m.contains(&format!("arn:aws:iam::{}:role/RootmailPayerAudit", run.account))),
+        "{missing:?}"
+    );
+    run.ls.fake.create_audit_role("RootmailPayerAudit");
+    let summary = ports.root.summary(&run.account).await.unwrap().unwrap();
+    let report = run.ls.fake.root_credentials(run.account.as_str()).unwrap();
+    assert_eq!(
+        (summary.access_keys_present, summary.mfa_enabled),
+        (report.access_keys > 0, report.mfa_devices > 0),
+        "{summary:?} against {report:?}"
+    );
+    assert!(
+        summary.access_keys_present,
+        "the customer left an access key"
+    );
+    assert_eq!(
+        summary.problem(),
+        Some("the root user still has an access key")
+    );
 }
 
 /// A release started again after AWS took the customer's code (an earlier

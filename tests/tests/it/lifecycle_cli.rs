@@ -443,6 +443,19 @@ fn a_payer_account_goes_through_the_console_and_shows_in_the_estate_and_the_audi
     engineer_assigns_mfa(&run, PAYER);
     let unattested = run(&["rotation", "complete", "--account", PAYER], None, 1);
     assert!(unattested.contains("--attest"), "{unattested}");
+    // The statement is checked against IAM's account summary: the access
+    // key the customer left refuses it until it is deleted.
+    let attest = [
+        "rotation",
+        "complete",
+        "--account",
+        PAYER,
+        "--attest",
+        "password set, keys deleted",
+    ];
+    let key_left = run(&attest, None, 1);
+    assert!(key_left.contains("still has an access key"), "{key_left}");
+    console("delete-access-keys", None);
     let done = run(
         &[
             "rotation",
@@ -517,7 +530,7 @@ fn a_payer_account_goes_through_the_console_and_shows_in_the_estate_and_the_audi
         "console email change opened",
         "root email change confirmed by AWS mail",
         "MFA device enrolled",
-        "root credentials vaulted (attested)",
+        "root credentials vaulted (attested, checked)",
     ] {
         assert!(report.contains(action), "{action} missing: {report}");
     }

@@ -1621,15 +1621,30 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
         .await
         .expect("pending credentials");
     assert!(pending.pending);
-    lifecycle
-        .console(&account(), ConsoleStep::DeleteAccessKeys, NOW + 30)
-        .unwrap();
     let seed = local.engineer_console_steps(NOW + 30).await;
     let no_word = complete(&lifecycle, &account(), "alice", (None, None), NOW + 40).await;
     assert!(
         matches!(&no_word, Err(LifecycleError::Refused(m)) if m.contains("--attest")),
         "{no_word:?}"
     );
+    // The word is checked against IAM's account summary (read through the
+    // provider's role in the payer): the customer's access key, still
+    // there, refuses it.
+    let key_left = complete(
+        &lifecycle,
+        &account(),
+        "alice",
+        (None, Some("password set, keys deleted")),
+        NOW + 40,
+    )
+    .await;
+    assert!(
+        matches!(&key_left, Err(LifecycleError::Refused(m)) if m.contains("still has an access key")),
+        "{key_left:?}"
+    );
+    lifecycle
+        .console(&account(), ConsoleStep::DeleteAccessKeys, NOW + 40)
+        .unwrap();
     let done = complete(
         &lifecycle,
         &account(),
@@ -1720,7 +1735,7 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
         ("rootmail", "engineer task opened"),
         ("alice", "MFA device enrolled"),
         ("rootmail", "MFA activation confirmed by AWS mail"),
-        ("alice", "root credentials vaulted (attested)"),
+        ("alice", "root credentials vaulted (attested, checked)"),
         ("alice", "break-glass access"),
         ("bob", "release started"),
         ("bob", "released (attested)"),

@@ -27,6 +27,10 @@ pub struct LifecycleConfig {
     pub notice_to: String,
     /// `ROOT_MAIL_DOMAIN`: our domain for root addresses.
     pub root_mail_domain: String,
+    /// `PAYER_AUDIT_ROLE_NAME` (optional): the role the provider keeps in
+    /// each payer and standalone account, which rootmail assumes to read
+    /// IAM's account summary before a console take-over completes.
+    pub payer_audit_role_name: Option<String>,
 }
 
 impl LifecycleConfig {
@@ -41,6 +45,7 @@ impl LifecycleConfig {
         "NOTICE_FROM",
         "NOTICE_TO",
         "ROOT_MAIL_DOMAIN",
+        "PAYER_AUDIT_ROLE_NAME",
     ];
 
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
@@ -55,7 +60,34 @@ impl LifecycleConfig {
             notice_from: address(env, "NOTICE_FROM")?,
             notice_to: address(env, "NOTICE_TO")?,
             root_mail_domain: domain(env, "ROOT_MAIL_DOMAIN")?,
+            payer_audit_role_name: role_name(env, "PAYER_AUDIT_ROLE_NAME")?,
         })
+    }
+}
+
+/// An IAM role name, with its path if it has one (`rootmail/audit`); unset
+/// or empty: none.
+fn role_name<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = env.optional(name).map(|v| v.trim().to_string()) else {
+        return Ok(None);
+    };
+    let valid = value.len() <= 512
+        && !value.starts_with('/')
+        && !value.ends_with('/')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b));
+    match (value.is_empty(), valid) {
+        (true, _) => Ok(None),
+        (false, true) => Ok(Some(value)),
+        (false, false) => Err(invalid(
+            name,
+            value,
+            "expected an IAM role name such as RootmailPayerAudit",
+        )),
     }
 }
 

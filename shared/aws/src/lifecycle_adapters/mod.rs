@@ -121,7 +121,11 @@ impl AwsLifecycle {
             #[cfg(feature = "lifecycle")]
             api: PrimaryEmailApi::new(clients.account),
             #[cfg(feature = "lifecycle")]
-            root: RootSessions::new(clients.sts, clients.iam),
+            root: RootSessions::new(
+                clients.sts,
+                clients.iam,
+                config.payer_audit_role_name.clone(),
+            ),
             #[cfg(not(feature = "lifecycle"))]
             api: NotLinked,
             #[cfg(not(feature = "lifecycle"))]

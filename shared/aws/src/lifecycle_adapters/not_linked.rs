@@ -6,7 +6,7 @@
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::{
     AccountApi, EmailUpdateStatus, LifecycleError, LifecycleResult, RootAccess,
-    RootCredentialReport,
+    RootCredentialReport, RootSummary,
 };
 use rootmail_pipeline::PortError;
 
@@ -59,6 +59,10 @@ impl RootAccess for NotLinked {
     }
 
     async fn allow_password_recovery(&self, _: &AccountId) -> LifecycleResult<()> {
+        not_linked("root session")
+    }
+
+    async fn summary(&self, _: &AccountId) -> LifecycleResult<Option<RootSummary>> {
         not_linked("root session")
     }
 }

@@ -6,7 +6,9 @@ use crate::error::{error_code, port_error};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::types::PolicyDescriptorType;
 use rootmail_domain::AccountId;
-use rootmail_lifecycle::{LifecycleError, LifecycleResult, RootAccess, RootCredentialReport};
+use rootmail_lifecycle::{
+    LifecycleError, LifecycleResult, RootAccess, RootCredentialReport, RootSummary,
+};
 use rootmail_pipeline::{ErrorKind, PortError};
 
 const STS: &str = "sts";
@@ -27,11 +29,83 @@ pub struct RootSessions {
     sts: aws_sdk_sts::Client,
     /// Settings for root-session clients; its credentials are never used.
     iam: aws_sdk_iam::Client,
+    /// The role rootmail assumes in a payer or standalone account to read
+    /// IAM's account summary (none: the engineer's statement alone).
+    payer_audit_role_name: Option<String>,
 }
 
 impl RootSessions {
-    pub fn new(sts: aws_sdk_sts::Client, iam: aws_sdk_iam::Client) -> Self {
-        Self { sts, iam }
+    pub fn new(
+        sts: aws_sdk_sts::Client,
+        iam: aws_sdk_iam::Client,
+        payer_audit_role_name: Option<String>,
+    ) -> Self {
+        Self {
+            sts,
+            iam,
+            payer_audit_role_name,
+        }
+    }
+
+    /// An IAM client acting as the provider's audit role in `account`.
+    async fn audit_role(
+        &self,
+        account: &AccountId,
+        role_name: &str,
+    ) -> LifecycleResult<aws_sdk_iam::Client> {
+        let region = self.sts.config().region().map_or("", |r| r.as_ref());
+        let role = format!(
+            "arn:{}:iam::{account}:role/{role_name}",
+            partition_of(region)
+        );
+        let answer = match self
+            .sts
+            .assume_role()
+            .role_arn(&role)
+            .role_session_name("rootmail-console-check")
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) if error_code(&e) == Some("AccessDenied") => {
+                return Err(LifecycleError::Refused(format!(
+                    "rootmail may not assume {role} to check account {account}'s root user: \
+                     create the role there (docs/lifecycle.md), or leave PayerAuditRoleName \
+                     empty to complete console take-overs on the engineer's statement alone"
+                )));
+            }
+            Err(e) => return Err(LifecycleError::Port(port_error(STS, e))),
+        };
+        self.iam_as(account, answer.credentials(), "sts-assume-role")
+    }
+
+    /// An IAM client with a session's credentials.
+    fn iam_as(
+        &self,
+        account: &AccountId,
+        credentials: Option<&aws_sdk_sts::types::Credentials>,
+        source: &'static str,
+    ) -> LifecycleResult<aws_sdk_iam::Client> {
+        let Some(credentials) = credentials else {
+            return Err(LifecycleError::Port(PortError::permanent(
+                STS,
+                format!("STS returned no credentials for account {account}"),
+            )));
+        };
+        let session = aws_sdk_iam::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_string()),
+            None,
+            source,
+        );
+        let config = self
+            .iam
+            .config()
+            .to_builder()
+            .credentials_provider(session)
+            .build();
+        Ok(aws_sdk_iam::Client::from_conf(config))
     }
 
     /// An IAM client acting as `account`'s root user under `task_policy`.
@@ -49,26 +123,18 @@ impl RootSessions {
             .send()
             .await
             .map_err(|e| LifecycleError::Port(port_error(STS, e)))?;
-        let Some(credentials) = answer.credentials() else {
-            return Err(LifecycleError::Port(PortError::permanent(
-                STS,
-                format!("AssumeRoot for account {account} returned no credentials"),
-            )));
-        };
-        let session = aws_sdk_iam::config::Credentials::new(
-            credentials.access_key_id(),
-            credentials.secret_access_key(),
-            Some(credentials.session_token().to_string()),
-            None,
-            "sts-assume-root",
-        );
-        let config = self
-            .iam
-            .config()
-            .to_builder()
-            .credentials_provider(session)
-            .build();
-        Ok(aws_sdk_iam::Client::from_conf(config))
+        self.iam_as(account, answer.credentials(), "sts-assume-root")
+    }
+}
+
+/// The AWS partition of a region, for an ARN.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
     }
 }
 
@@ -241,6 +307,27 @@ impl RootAccess for RootSessions {
             }
         }
         Ok(deleted)
+    }
+
+    /// IAM's account summary, through the provider's role in the account.
+    async fn summary(&self, account: &AccountId) -> LifecycleResult<Option<RootSummary>> {
+        use aws_sdk_iam::types::SummaryKeyType as Key;
+        let Some(role_name) = &self.payer_audit_role_name else {
+            return Ok(None);
+        };
+        let iam = self.audit_role(account, role_name).await?;
+        let answer = iam
+            .get_account_summary()
+            .send()
+            .await
+            .map_err(|e| iam_error(account, "reading the account summary", e))?;
+        let map = answer.summary_map();
+        let on = |key: Key| map.and_then(|m| m.get(&key)).is_some_and(|n| *n > 0);
+        Ok(Some(RootSummary {
+            mfa_enabled: on(Key::AccountMfaEnabled),
+            access_keys_present: on(Key::AccountAccessKeysPresent),
+            signing_certificates_present: on(Key::AccountSigningCertificatesPresent),
+        }))
     }
 
     /// A login profile with no password: "Forgot password" works again. One
