@@ -366,6 +366,7 @@ mod tests {
                 mfa_confirmed_at: Some(0),
                 email_change_requested_at: None,
                 credentials_deleted_at: None,
+                closed_from: None,
                 started_at: 1_700_000_000,
                 updated_at: 1_700_000_950,
                 version: 7,

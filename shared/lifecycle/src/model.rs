@@ -206,6 +206,11 @@ pub struct Rotation {
     /// customer's, and what the root user has may be theirs.
     #[serde(default)]
     pub credentials_deleted_at: Option<u64>,
+    /// The phase `close` found: an account closed while taken over keeps
+    /// the root credentials it had, which AWS lets sign in for 90 days
+    /// after closure (to reopen it, or read its bills).
+    #[serde(default)]
+    pub closed_from: Option<Phase>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.

@@ -365,6 +365,7 @@ fn registered_rotation(
         mfa_confirmed_at: None,
         email_change_requested_at: None,
         credentials_deleted_at: None,
+        closed_from: None,
         email_evidence: None,
         started_at: now,
         updated_at: now,
@@ -1352,8 +1353,14 @@ pub async fn access<P: LifecyclePorts>(
     require_access_fields(request, "break-glass access")?;
     let rotation = rotation_of(p, account).await?;
     let pending = usable_credentials_pending(account, &rotation)?;
+    let closed = match rotation.phase {
+        Phase::Closed => {
+            "; the account is closed (AWS lets its root user sign in for 90 days after closure, to reopen it)"
+        }
+        _ => "",
+    };
     let detail = format!(
-        "break-glass access to the root user by {} ({}credentials)",
+        "break-glass access to the root user by {} ({}credentials){closed}",
         request.who,
         if pending { "pending " } else { "" }
     );
@@ -1399,6 +1406,16 @@ fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> Lifec
         // release begins with the engineer signing in.
         (_, Phase::Active | Phase::AwaitingCustomerOtp) => Ok(false),
         (_, Phase::AwaitingEngineer) => Ok(true),
+        // AWS lets a closed account's root user sign in for 90 days (to
+        // reopen it): with the credentials it had, if it was ours.
+        (_, Phase::Closed)
+            if matches!(
+                rotation.closed_from,
+                Some(Phase::Active | Phase::AwaitingCustomerOtp)
+            ) =>
+        {
+            Ok(false)
+        }
         (_, phase) => refused(format!(
             "account {account} holds no usable root credentials ({})",
             phase.as_str()
@@ -1851,6 +1868,7 @@ pub async fn close<P: LifecyclePorts>(
         return refused(format!("account {account} is already closed"));
     }
     set_status(p, &rotation, AccountStatus::Closed).await?;
+    rotation.closed_from = Some(rotation.phase);
     rotation.phase = Phase::Closed;
     rotation.waiting_for = None;
     rotation.task_token = None;

@@ -1146,6 +1146,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         mfa_confirmed_at: None,
         email_change_requested_at: None,
         credentials_deleted_at: None,
+        closed_from: None,
         email_evidence: None,
         started_at: 1,
         updated_at: 1,

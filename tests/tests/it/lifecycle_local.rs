@@ -804,6 +804,45 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     );
     let again = steps::close(&lifecycle, &account(), "alice", "again", NOW).await;
     assert!(matches!(again, Err(LifecycleError::Refused(_))));
+    // Closed after its release: the credentials were the customer's to set.
+    let access = AccessRequest {
+        account_id: account(),
+        who: "alice".into(),
+        reason: "reopen".into(),
+        ticket: "CHG-3".into(),
+    };
+    let refused = steps::access(&lifecycle, &access, NOW).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("no usable root credentials")),
+        "{refused:?}"
+    );
+}
+
+/// AWS lets a closed account's root user sign in for 90 days after closure
+/// (to reopen it): break-glass access to an account closed while active
+/// still gives its credentials, audited with the closure (before: refused,
+/// so nobody could reopen it).
+#[tokio::test]
+async fn a_closed_account_s_credentials_stay_reachable_for_reopening() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    steps::close(&lifecycle, &account(), "alice", "customer closed it", NOW)
+        .await
+        .unwrap();
+    let access = AccessRequest {
+        account_id: account(),
+        who: "bob".into(),
+        reason: "reopen the account".into(),
+        ticket: "CHG-4".into(),
+    };
+    let grant = steps::access(&lifecycle, &access, NOW + 60)
+        .await
+        .expect("the credentials it had");
+    assert!(!grant.pending && grant.totp_code.is_some());
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(last.action, "break-glass access");
+    assert!(last.detail.contains("account is closed"), "{}", last.detail);
 }
 
 /// The password-reset mail an engineer triggers during a vaulted take-over goes
