@@ -378,7 +378,7 @@ pub fn attest(local: &Local<'_>, account: &str, statement: &str) -> anyhow::Resu
 
 /// `mfa enroll`: the secret key the console shows, on standard input (never
 /// an argument: it would sit in shell history and `ps`); prints the two codes.
-pub fn enroll_mfa(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> {
+pub fn enroll_mfa(local: &Local<'_>, account: &str, replace: bool) -> anyhow::Result<ExitCode> {
     let mut text = String::new();
     std::io::stdin()
         .read_to_string(&mut text)
@@ -386,6 +386,7 @@ pub fn enroll_mfa(local: &Local<'_>, account: &str) -> anyhow::Result<ExitCode> 
     let request = OperatorRequest::EnrollMfa {
         account_id: account_id(account)?,
         secret_key: SecretValue::new(text),
+        replace,
     };
     answered(local, &request, |answer| {
         if let OperatorAnswer::MfaCodes { first, second } = answer {

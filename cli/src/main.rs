@@ -478,9 +478,9 @@ impl MfaArgs {
     fn run(self) -> anyhow::Result<ExitCode> {
         let Self {
             local,
-            action: MfaAction::Enroll { account },
+            action: MfaAction::Enroll { account, replace },
         } = self;
-        lifecycle_commands::enroll_mfa(&local.as_local(), &account)
+        lifecycle_commands::enroll_mfa(&local.as_local(), &account, replace)
     }
 }
 
@@ -731,6 +731,10 @@ enum MfaAction {
     Enroll {
         #[arg(long)]
         account: String,
+        /// The device AWS confirmed active was removed in the console: the
+        /// new one's seed replaces it (refused without this flag).
+        #[arg(long)]
+        replace: bool,
     },
 }
 

@@ -430,7 +430,9 @@ pub struct EnrolledCodes {
 /// Vaulted and console take-overs: the seed AWS generated for the root user's
 /// virtual MFA device, pasted by the engineer, goes to the vault (pending until
 /// the take-over completes). Answers the two consecutive codes the console
-/// wants. Enrolling again replaces the pending seed (the console started over).
+/// wants. Enrolling again replaces the pending seed (the console started
+/// over), until AWS has confirmed a device activated: then only
+/// [`replace_mfa`] does.
 pub async fn enroll_mfa<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -438,7 +440,41 @@ pub async fn enroll_mfa<P: LifecyclePorts>(
     secret_key: &str,
     now: u64,
 ) -> LifecycleResult<EnrolledCodes> {
+    enroll(p, account, who, secret_key, false, now).await
+}
+
+/// [`enroll_mfa`] after AWS confirmed the device enrolled before: the
+/// engineer removed it in the console and assigned another, whose seed
+/// replaces it (its activation is awaited again).
+pub async fn replace_mfa<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    secret_key: &str,
+    now: u64,
+) -> LifecycleResult<EnrolledCodes> {
+    enroll(p, account, who, secret_key, true, now).await
+}
+
+async fn enroll<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    secret_key: &str,
+    replace: bool,
+    now: u64,
+) -> LifecycleResult<EnrolledCodes> {
     let mut rotation = rotation_of(p, account).await?;
+    if let (Some(_), false) = (rotation.mfa_confirmed_at, replace) {
+        // A second key by mistake would replace the seed of the device AWS
+        // has, and break-glass codes would stop matching it.
+        return refused(format!(
+            "AWS confirmed the MFA device enrolled for account {account} is active: a new \
+             secret key would replace its seed in the vault. Add a second device in the \
+             console if you need one (the first keeps working); if you removed that device, \
+             enroll the new one with `rootmail mfa enroll --replace`"
+        ));
+    }
     if rotation.mode == Mode::Rootless {
         return refused(format!(
             "account {account} is taken over rootless: its root user gets no MFA device"
@@ -458,8 +494,12 @@ pub async fn enroll_mfa<P: LifecyclePorts>(
         return refused("that MFA secret key does not decode as base32".into());
     };
     rotation.mfa_enrolled_at = Some(now);
+    let replaced = match rotation.mfa_confirmed_at.take() {
+        Some(_) => ", replacing the device AWS had confirmed (its activation is awaited again)",
+        None => "",
+    };
     let detail = format!(
-        "{who} enrolled the root user's virtual MFA device: the seed AWS generated is pending in the vault ({reference})"
+        "{who} enrolled the root user's virtual MFA device: the seed AWS generated is pending in the vault ({reference}){replaced}"
     );
     advance(p, &mut rotation, now, (who, "MFA device enrolled", detail)).await?;
     Ok(EnrolledCodes { first, second })

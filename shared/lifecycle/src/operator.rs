@@ -53,6 +53,10 @@ pub enum OperatorRequest {
         account_id: AccountId,
         #[serde(with = "secret_text")]
         secret_key: SecretValue,
+        /// The device AWS confirmed was removed in the console: this one
+        /// replaces it.
+        #[serde(default)]
+        replace: bool,
     },
     /// Moves the root email to the customer's address: like an access, with
     /// a reason and a ticket.
@@ -216,7 +220,8 @@ pub async fn perform<P: LifecyclePorts>(
         OperatorRequest::EnrollMfa {
             account_id,
             secret_key,
-        } => mfa_codes(p, account_id, who, secret_key, now).await,
+            replace,
+        } => mfa_codes(p, account_id, who, (secret_key, *replace), now).await,
         OperatorRequest::Release {
             account_id,
             customer_email,
@@ -268,10 +273,14 @@ async fn mfa_codes<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
     who: &str,
-    secret_key: &SecretValue,
+    (secret_key, replace): (&SecretValue, bool),
     now: u64,
 ) -> LifecycleResult<OperatorAnswer> {
-    let codes = console::enroll_mfa(p, account, who, secret_key.expose(), now).await?;
+    let key = secret_key.expose();
+    let codes = match replace {
+        true => console::replace_mfa(p, account, who, key, now).await?,
+        false => console::enroll_mfa(p, account, who, key, now).await?,
+    };
     Ok(OperatorAnswer::MfaCodes {
         first: HandedSecret::from(&codes.first),
         second: HandedSecret::from(&codes.second),

@@ -818,6 +818,45 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     );
 }
 
+/// Once AWS confirmed the enrolled MFA device active, a second key (run by
+/// mistake) would replace the seed of the device AWS has, and break-glass
+/// codes would stop matching it: refused, unless the engineer says the
+/// device was replaced (`--replace`), whose activation is awaited again.
+#[tokio::test]
+async fn a_confirmed_mfa_seed_is_replaced_only_on_purpose() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    local.engineer_console_steps(NOW).await;
+    let lifecycle = local.lifecycle();
+    let confirmed = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(confirmed.mfa_confirmed_at.is_some(), "AWS's notice came");
+    let other = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let again = console::enroll_mfa(&lifecycle, &account(), "alice", other, NOW + 10).await;
+    assert!(
+        matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("--replace")),
+        "{again:?}"
+    );
+    console::replace_mfa(&lifecycle, &account(), "alice", other, NOW + 10)
+        .await
+        .expect("replaced on purpose");
+    let replaced = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replaced.mfa_confirmed_at, None, "awaited again");
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    assert!(
+        audit
+            .last()
+            .unwrap()
+            .detail
+            .contains("replacing the device")
+    );
+}
+
 /// AWS lets a closed account's root user sign in for 90 days after closure
 /// (to reopen it): break-glass access to an account closed while active
 /// still gives its credentials, audited with the closure (before: refused,
