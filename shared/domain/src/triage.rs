@@ -616,7 +616,12 @@ fn decide(
                 account.account_id
             ));
             disposition = Disposition::Ticket;
-        } else if open && account.status == AccountStatus::Released && kind.matters_after_closure()
+        } else if open
+            && account.status == AccountStatus::Released
+            && kind.matters_after_closure()
+            // AWS's notice that the root email moved away is the release
+            // itself, not a sign that it did not take.
+            && kind != Kind::ContactChange
         {
             // Once released, AWS writes the root's mail to the customer's
             // address: its sign-ins, resets and payments still reaching ours
@@ -1344,6 +1349,18 @@ mod tests {
                 .warnings
                 .iter()
                 .any(|w| w.contains("is released: archived"))
+        );
+        // AWS's notice that the root email moved away is the release itself.
+        let moved = include_str!(
+            "../../../tests/corpus/account.contact_change/21-root-email-changed-away.eml"
+        )
+        .replace("root+a7f3k9q2@root.example-msp.com", "root+x@msp.example");
+        let notice = run(&moved, &dir, &NoRotations);
+        assert_eq!(
+            (notice.kind, notice.disposition),
+            (Kind::ContactChange, Disposition::Archive),
+            "{:?}",
+            notice.warnings
         );
     }
 

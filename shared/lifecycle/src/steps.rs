@@ -1714,7 +1714,8 @@ async fn not_released_already<P: LifecyclePorts>(
 
 /// Release, step 2: the customer's code. A wrong code changes nothing. Then the
 /// vault entries are scheduled for deletion and the account is `released`: mail
-/// still arriving at our address is archived.
+/// still arriving at our address is archived, but for its security, account and
+/// payment mail, ticketed (it says the release did not take).
 pub async fn complete_release<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
