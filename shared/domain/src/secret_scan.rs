@@ -35,6 +35,11 @@ pub struct FoundSecrets {
     /// More than [`MAX_SECRETS`] were there (or more than that many spellings
     /// of them): the text must not be shown.
     pub overflowed: bool,
+    /// Other tokens in reach of a code's or password's words than the one
+    /// found ("code for request 2026A1B2: 615274"): redacted from what a
+    /// person may have written; in AWS's own ordinary mail they are invoice
+    /// and request numbers (see `Secrets::of`).
+    pub nearby: Vec<FoundSecret>,
 }
 
 /// Every secret in `text` (at most [`MAX_SECRETS`]).
@@ -106,15 +111,19 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
         else {
             continue;
         };
-        for m in context.find_iter(text) {
+        let mut contexts = context.find_iter(text).peekable();
+        while let Some(m) = contexts.next() {
             if out.full() {
                 return;
             }
             // The token starts within `within` characters of its context, and
-            // is read whole: a window cut there cut a password in two.
+            // is read whole: a window cut there cut a password in two. Past
+            // `within`, the window ends where the next context starts, so
+            // contexts back to back read each stretch of text about once.
             let rest = &text[m.end()..];
             let starts_before = prefix_chars(rest, *within).len();
-            let window = prefix_chars(rest, *within + TOKEN_TAIL_CHARS);
+            let next = contexts.peek().map_or(rest.len(), |n| n.start() - m.end());
+            let window = prefix_chars(&rest[..next.max(starts_before)], *within + TOKEN_TAIL_CHARS);
             let mut hits = token
                 .find_iter(window)
                 .take_while(|t| t.start() < starts_before)
@@ -125,12 +134,13 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
                 .map(|t| t.as_str());
             let Some(first) = hits.next() else { continue };
             out.add(*kind, first);
-            // The first token is the one handed over; the others in reach are
-            // redacted too ("code for request 2026A1B2: 615274"), and each
-            // without the punctuation a sentence put after it.
-            for written in std::iter::once(first).chain(hits) {
-                out.add_spelling(*kind, first, written);
-                out.add_spelling(*kind, first, without_closing_punctuation(written));
+            // The first token is the one handed over, and is redacted without
+            // the punctuation a sentence put after it too; the others in
+            // reach are kept apart (`FoundSecrets::nearby`).
+            out.add_spelling(*kind, first, without_closing_punctuation(first));
+            for written in hits {
+                out.add_nearby(*kind, written);
+                out.add_nearby(*kind, without_closing_punctuation(written));
             }
         }
     }
@@ -221,6 +231,7 @@ struct Collector {
     /// another's spelling is still found (it may be the one handed over).
     seen: HashSet<String>,
     spelled: HashSet<String>,
+    nearby: Vec<FoundSecret>,
     overflowed: bool,
 }
 
@@ -261,6 +272,21 @@ impl Collector {
         });
     }
 
+    /// Another token near a context than the one found: kept apart.
+    fn add_nearby(&mut self, kind: SecretKind, written: &str) {
+        if self.seen.contains(written) || !self.spelled.insert(written.to_string()) {
+            return;
+        }
+        if self.nearby.len() == MAX_SECRETS {
+            self.overflowed = true;
+            return;
+        }
+        self.nearby.push(FoundSecret {
+            kind,
+            value: SecretValue::new(written.to_string()),
+        });
+    }
+
     fn full(&self) -> bool {
         self.overflowed
     }
@@ -270,6 +296,7 @@ impl Collector {
             secrets: self.found,
             spellings: self.spellings,
             overflowed: self.overflowed,
+            nearby: self.nearby,
         }
     }
 }
@@ -534,7 +561,14 @@ mod tests {
     /// What the redactor of everything found leaves of `text`.
     fn redacted(text: &str) -> String {
         let found = find_secrets_bounded(text, &Rules::built_in());
-        Redactor::new(found.secrets.iter().chain(&found.spellings)).redact(text)
+        Redactor::new(
+            found
+                .secrets
+                .iter()
+                .chain(&found.spellings)
+                .chain(&found.nearby),
+        )
+        .redact(text)
     }
 
     /// A code written against Japanese, Chinese or Korean text is found: a

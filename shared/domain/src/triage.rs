@@ -132,16 +132,19 @@ fn triage_mail(
 ) -> Triage {
     let mut warnings = mail.warnings.clone();
     let seen = Addressed::read(mail, ctx.directory, &mut warnings);
+    let decided = classify(mail, input, &seen.auth, ctx.rules);
+    note_classification(&decided, mail, seen.from_aws, &mut warnings);
+    // Tokens near a code's words are a person's secret, or AWS's invoice and
+    // request numbers: redacted unless AWS wrote them in ordinary mail.
+    let near_too = !seen.from_aws || decided.kind.policy().carries_secret;
     let Secrets {
         found,
         redactor,
         overflowed,
         in_attachments,
-    } = Secrets::of(mail, ctx.rules);
+        overflowing_attachments,
+    } = Secrets::of(mail, ctx.rules, near_too);
     let secrets = found.secrets;
-
-    let decided = classify(mail, input, &seen.auth, ctx.rules);
-    note_classification(&decided, mail, seen.from_aws, &mut warnings);
     let handoff_input = HandoffInput {
         kind: decided.kind,
         mail,
@@ -157,7 +160,11 @@ fn triage_mail(
         &mut warnings,
     );
 
-    let content = Content::redacted(mail, &redactor, &seen.resolution.mentioned, decided.kind);
+    let redaction = Redaction {
+        redactor: &redactor,
+        unread_attachments: &overflowing_attachments,
+    };
+    let content = Content::redacted(mail, &redaction, &seen.resolution.mentioned, decided.kind);
     let thread = seen.thread(mail, decided.kind, content.case.as_ref(), &hash, ctx);
     let withheld_reason = decided
         .quarantine
@@ -191,25 +198,30 @@ struct Secrets {
     /// The message's and its attachments': an attachment's are redacted
     /// wherever its text goes too (a forwarded message's text feeds facts).
     redactor: Redactor,
-    /// More than were collected, in the message or in an attachment.
+    /// More than were collected in the message: its text is withheld.
     overflowed: bool,
     /// Why each attachment that holds a secret is withheld.
     in_attachments: Vec<Option<String>>,
+    /// Attachments with more than were collected: withheld like any that
+    /// holds one, and their text feeds nothing (the redactor does not know
+    /// it all), while the message's own text is still shown.
+    overflowing_attachments: Vec<bool>,
 }
 
 impl Secrets {
-    fn of(mail: &ParsedMail, rules: &Rules) -> Self {
+    /// `near_too`: the tokens near a code's or password's words are
+    /// redacted too (`FoundSecrets::nearby`).
+    fn of(mail: &ParsedMail, rules: &Rules, near_too: bool) -> Self {
         let found = find_secrets_bounded(&detection_text(mail), rules);
         let attached = attachment_secrets(mail, rules);
-        let redactor = Redactor::new(
-            [&found]
-                .into_iter()
-                .chain(&attached)
-                .flat_map(|f| f.secrets.iter().chain(&f.spellings)),
-        );
+        let redactor = Redactor::new([&found].into_iter().chain(&attached).flat_map(|f| {
+            let near = if near_too { f.nearby.as_slice() } else { &[] };
+            f.secrets.iter().chain(&f.spellings).chain(near)
+        }));
         Self {
-            overflowed: found.overflowed || attached.iter().any(|f| f.overflowed),
+            overflowed: found.overflowed,
             in_attachments: attached.iter().map(describe_attachment_secrets).collect(),
+            overflowing_attachments: attached.iter().map(|f| f.overflowed).collect(),
             found,
             redactor,
         }
@@ -357,21 +369,30 @@ struct Content {
     case: Option<CaseId>,
 }
 
+/// How a message's text is shown: its secrets' redactor, and the
+/// attachments whose text may not be read at all (more secrets than the
+/// redactor knows).
+struct Redaction<'a> {
+    redactor: &'a Redactor,
+    unread_attachments: &'a [bool],
+}
+
 impl Content {
     /// The redacted subject and text, the facts they (and forwarded
     /// messages) name, and the case: the subject's case id; a support case's
     /// may stand in its text only.
     fn redacted(
         mail: &ParsedMail,
-        redactor: &Redactor,
+        redaction: &Redaction<'_>,
         mentioned: &[AccountId],
         kind: Kind,
     ) -> Self {
+        let redactor = redaction.redactor;
         let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
         let text = redactor.redact(&mail.text);
         let facts = facts(
             subject.as_deref().unwrap_or_default(),
-            &with_forwarded_text(&text, mail, redactor),
+            &with_forwarded_text(&text, mail, redaction),
             mentioned,
         );
         let raw_subject = mail.subject.as_deref().unwrap_or_default();
@@ -763,13 +784,22 @@ fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
 fn with_forwarded_text<'a>(
     text: &'a str,
     mail: &ParsedMail,
-    redactor: &Redactor,
+    redaction: &Redaction<'_>,
 ) -> std::borrow::Cow<'a, str> {
+    let redactor = redaction.redactor;
     let forwarded: Vec<&str> = mail
         .attachments
         .iter()
-        .filter(|a| a.content_type.starts_with("message/"))
-        .filter_map(|a| a.text.as_deref())
+        .enumerate()
+        .filter(|(i, a)| {
+            a.content_type.starts_with("message/")
+                && !redaction
+                    .unread_attachments
+                    .get(*i)
+                    .copied()
+                    .unwrap_or(true)
+        })
+        .filter_map(|(_, a)| a.text.as_deref())
         .collect();
     if forwarded.is_empty() {
         return std::borrow::Cow::Borrowed(text);
@@ -1688,6 +1718,67 @@ mod tests {
         assert!(!shown.contains("i-0123abcd"), "{shown}");
         // Facts the forwarded message does not hide are still read.
         assert!(shown.contains("i-0fedcba9"), "{shown}");
+    }
+
+    /// Tokens near a code's words other than the code are redacted from a
+    /// person's mail (a code may follow a request number), but not from
+    /// AWS's ordinary mail, where they are invoice and request numbers.
+    #[test]
+    fn tokens_near_a_code_are_redacted_unless_aws_wrote_ordinary_mail() {
+        let text = "Error code: ABC123 occurred for request AB12CD34, invoice EUINGB24.";
+        let aws = format!(
+            "{PASS}From: notices@verify.signin.aws\r\nTo: root+x@msp.example\r\n\
+             Subject: Notice\r\nMessage-ID: <n1@aws>\r\n\r\n{text}\r\n"
+        );
+        let person = format!(
+            "From: colleague@customer.example\r\nTo: root+x@msp.example\r\n\
+             Subject: Notice\r\nMessage-ID: <n2@customer.example>\r\n\r\n{text}\r\n"
+        );
+        let dir = directory(AccountStatus::Active);
+        let from_aws = run(&aws, &dir, &NoRotations);
+        assert!(
+            !from_aws.kind.policy().carries_secret,
+            "{:?}",
+            from_aws.kind
+        );
+        let shown = from_aws.ticket.expect("a ticket").body;
+        assert!(
+            shown.contains("AB12CD34") && shown.contains("EUINGB24"),
+            "{shown}"
+        );
+        let shown = run(&person, &dir, &NoRotations)
+            .ticket
+            .expect("a ticket")
+            .body;
+        assert!(
+            !shown.contains("AB12CD34") && !shown.contains("EUINGB24"),
+            "{shown}"
+        );
+    }
+
+    /// An attachment with more secrets than are collected is withheld, and
+    /// feeds nothing, but the message's own text is still shown (before,
+    /// one such file withheld the whole message).
+    #[test]
+    fn an_attachment_with_too_many_secrets_withholds_itself_alone() {
+        let csv: String = (0..80)
+            .map(|i| format!("Promo code,CR{i:05}X\r\n"))
+            .collect();
+        let raw = format!(
+            "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: codes\r\n\
+             Message-ID: <c1@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nThe list is attached.\r\n\
+             --b\r\nContent-Type: text/csv; name=codes.csv\r\n\r\n{csv}--b--\r\n"
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        let ticket = t.ticket.expect("a ticket");
+        assert!(
+            ticket.body.contains("The list is attached."),
+            "{}",
+            ticket.body
+        );
+        assert!(ticket.attachments[0].withheld.is_some());
+        assert!(!serde_json::to_string(&ticket).unwrap().contains("CR00001X"));
     }
 
     /// The sender's display name is shown in the ticket: a secret there is

@@ -127,15 +127,22 @@ impl RootSessions {
     }
 }
 
-/// The AWS partition of a region, for an ARN.
+/// The AWS partition of a region, for an ARN (by the region prefixes of
+/// the SDK's partition table).
 fn partition_of(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
+    const PARTITIONS: [(&str, &str); 7] = [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-iso-", "aws-iso"),
+        ("us-isob-", "aws-iso-b"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-isof-", "aws-iso-f"),
+        ("eusc-", "aws-eusc"),
+    ];
+    PARTITIONS
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
 }
 
 /// IAM codes its API reference says to retry after a wait: an expired
@@ -366,6 +373,19 @@ mod tests {
 
     fn retried(error: &LifecycleError) -> bool {
         matches!(error, LifecycleError::Port(e) if e.is_transient())
+    }
+
+    #[test]
+    fn role_arns_name_the_region_s_partition() {
+        for (region, partition) in [
+            ("eu-west-1", "aws"),
+            ("cn-north-1", "aws-cn"),
+            ("us-gov-west-1", "aws-us-gov"),
+            ("us-isob-east-1", "aws-iso-b"),
+            ("eusc-de-east-1", "aws-eusc"),
+        ] {
+            assert_eq!(partition_of(region), partition, "{region}");
+        }
     }
 
     #[test]
