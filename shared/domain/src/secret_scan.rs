@@ -123,7 +123,19 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             let rest = &text[m.end()..];
             let starts_before = prefix_chars(rest, *within).len();
             let next = contexts.peek().map_or(rest.len(), |n| n.start() - m.end());
-            let window = prefix_chars(&rest[..next.max(starts_before)], *within + TOKEN_TAIL_CHARS);
+            let cut = next.max(starts_before);
+            // A token the cut crosses is read whole (a cut inside an account
+            // id made a code of its first digits): to the next space, within
+            // the tail.
+            let tail = rest[cut..]
+                .char_indices()
+                .take(TOKEN_TAIL_CHARS)
+                .find(|(_, c)| c.is_whitespace())
+                .map_or_else(
+                    || prefix_chars(&rest[cut..], TOKEN_TAIL_CHARS).len(),
+                    |(i, _)| i,
+                );
+            let window = &rest[..cut + tail];
             let mut hits = token
                 .find_iter(window)
                 .take_while(|t| t.start() < starts_before)
@@ -556,6 +568,18 @@ mod tests {
         let full = "https://signin.aws.amazon.com/resetpassword?token=Zq9Xk2PlmN";
         assert_eq!(kinds(full).len(), 1);
         assert_eq!(redacted(full), "[redacted reset_link]");
+    }
+
+    /// A window's end never cuts a token out of a longer word: an account
+    /// id the cut crossed gave a "code" of its first eight digits.
+    #[test]
+    fn a_token_is_never_cut_out_of_a_longer_word() {
+        // The first context's reach ends 7 digits into the account id (the
+        // second context, right after it, ends its window there).
+        let text = format!("code code {} 333344445555 code: 615274", "a".repeat(106));
+        let found: Vec<String> = kinds(&text).into_iter().map(|(_, v)| v).collect();
+        assert_eq!(found, ["615274"]);
+        assert!(redacted(&text).contains("333344445555"));
     }
 
     /// What the redactor of everything found leaves of `text`.

@@ -134,16 +134,13 @@ fn triage_mail(
     let seen = Addressed::read(mail, ctx.directory, &mut warnings);
     let decided = classify(mail, input, &seen.auth, ctx.rules);
     note_classification(&decided, mail, seen.from_aws, &mut warnings);
-    // Tokens near a code's words are a person's secret, or AWS's invoice and
-    // request numbers: redacted unless AWS wrote them in ordinary mail.
-    let near_too = !seen.from_aws || decided.kind.policy().carries_secret;
     let Secrets {
         found,
         redactor,
         overflowed,
         in_attachments,
         overflowing_attachments,
-    } = Secrets::of(mail, ctx.rules, near_too);
+    } = Secrets::of(mail, ctx.rules, redacts_near_tokens(&seen, &decided));
     let secrets = found.secrets;
     let handoff_input = HandoffInput {
         kind: decided.kind,
@@ -160,10 +157,7 @@ fn triage_mail(
         &mut warnings,
     );
 
-    let redaction = Redaction {
-        redactor: &redactor,
-        unread_attachments: &overflowing_attachments,
-    };
+    let redaction = Redaction::new(&redactor, &overflowing_attachments);
     let content = Content::redacted(mail, &redaction, &seen.resolution.mentioned, decided.kind);
     let thread = seen.thread(mail, decided.kind, content.case.as_ref(), &hash, ctx);
     let withheld_reason = decided
@@ -188,9 +182,12 @@ fn triage_mail(
     decision.into_triage(ticket, hash)
 }
 
-/// The text secrets are searched in: the subject, the text shown, the HTML
-/// alternative (a secret only the alternative holds must still be found)
-/// and the attachments' names (listed in the ticket).
+/// Tokens near a code's words are a person's secret, or AWS's invoice and
+/// request numbers: redacted unless AWS wrote them in ordinary mail.
+fn redacts_near_tokens(seen: &Addressed, decided: &Decided) -> bool {
+    !seen.from_aws || decided.kind.policy().carries_secret
+}
+
 /// What secrets a message holds, and the redactor of all of them.
 struct Secrets {
     /// The message's own (only these are ever handed over).
@@ -228,6 +225,9 @@ impl Secrets {
     }
 }
 
+/// The text secrets are searched in: the subject, the text shown, the HTML
+/// alternative (a secret only the alternative holds must still be found),
+/// the senders' names and the attachments' names (listed in the ticket).
 fn detection_text(mail: &ParsedMail) -> String {
     let raw_subject = mail.subject.as_deref().unwrap_or_default();
     let mut text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
@@ -375,6 +375,15 @@ struct Content {
 struct Redaction<'a> {
     redactor: &'a Redactor,
     unread_attachments: &'a [bool],
+}
+
+impl<'a> Redaction<'a> {
+    fn new(redactor: &'a Redactor, unread_attachments: &'a [bool]) -> Self {
+        Self {
+            redactor,
+            unread_attachments,
+        }
+    }
 }
 
 impl Content {
