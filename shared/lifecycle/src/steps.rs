@@ -294,8 +294,10 @@ async fn reachable_through_account_api<P: LifecyclePorts>(
     }
     match p.api().primary_email(&request.account_id).await {
         Ok(_) => Ok(()),
+        // The read's refusal says what AWS said; which mode fits is ours to say.
         Err(LifecycleError::Refused(why)) => refused(format!(
-            "take-over of account {} not started: {why}",
+            "take-over of account {} not started: {why}. A payer (management) or \
+             standalone account is taken over with --mode console",
             request.account_id
         )),
         Err(e) => Err(e),

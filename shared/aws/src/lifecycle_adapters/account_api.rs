@@ -115,20 +115,24 @@ fn refusal(
              ({MEMBERS_ONLY})"
         ),
         ("ValidationException", Call::Get | Call::Status) => format!(
-            "AWS refused to read account {account}'s root email: not a valid request \
-             ({MEMBERS_ONLY})"
+            "AWS refused to read account {account}'s root email: not a valid request (the \
+             Account API serves only member accounts of this organization, not its \
+             management account)"
         ),
         ("AccessDeniedException", Call::Get | Call::Status) => format!(
             "AWS refused to read account {account}'s root email through the Account API: this \
-             role may not, or the account is not a member of this organization ({MEMBERS_ONLY})"
+             role may not, or the account is not a member of this organization"
         ),
         ("ResourceNotFoundException", Call::Accept) => format!(
             "AWS has no pending root email change for account {account} (or the account is \
              not a member of the organization): start it again"
         ),
-        ("ResourceNotFoundException", _) => format!(
+        ("ResourceNotFoundException", Call::Start(_)) => format!(
             "account {account} is not a member account of the organization ({MEMBERS_ONLY})"
         ),
+        ("ResourceNotFoundException", _) => {
+            format!("account {account} is not a member account of the organization")
+        }
         _ => return None,
     };
     Some(sentence)
