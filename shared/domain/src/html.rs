@@ -163,15 +163,7 @@ impl TextWriter {
             return;
         };
         let label = self.out.get(start..).unwrap_or_default().trim().to_string();
-        // Schemes are case-insensitive: `HTTPS://` is a web link too.
-        let scheme: String = href
-            .chars()
-            .take(8)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let shown = scheme.starts_with("http://")
-            || scheme.starts_with("https://")
-            || scheme.starts_with("mailto:");
+        let shown = has_scheme(&href, &["http://", "https://", "mailto:"]);
         if shown && label != href && !href.is_empty() {
             if label.is_empty() {
                 // Apart from the word before it (an image-only button after
@@ -337,6 +329,16 @@ fn tidy(text: &str) -> String {
 /// ahead at most the longest entity name, or over the digits of a number.
 pub fn decode_entities(s: &str) -> Cow<'_, str> {
     htmlize::unescape(s)
+}
+
+/// Whether `link` starts with one of `schemes` (`https://`), in any case:
+/// schemes are case-insensitive, so `HTTPS://` is a web link too.
+pub(crate) fn has_scheme(link: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|scheme| {
+        link.as_bytes()
+            .get(..scheme.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(scheme.as_bytes()))
+    })
 }
 
 /// The character references of an attribute value (an `href`) decoded as a

@@ -1,6 +1,6 @@
 //! Finding secrets in mail text and keeping them out of everything shown.
 
-use crate::html::decode_attribute;
+use crate::html::{decode_attribute, has_scheme};
 use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
@@ -65,11 +65,11 @@ fn secret_links(text: &str, rules: &Rules, out: &mut Collector) {
         if out.full() {
             return;
         }
-        let written = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        let written = m.as_str().trim_end_matches(SENTENCE_PUNCTUATION);
         // Read as a browser reads an `href`: a link written with `&amp;`,
         // `&#38;` or any other reference for `&` is the same link.
         let link = decode_attribute(written);
-        if let Some(kind) = link_kind(&link, rules).or_else(|| carried_kind(&link, rules, 2)) {
+        if let Some(kind) = secret_link_kind(&link, rules) {
             out.add(kind, &link);
             out.add_spelling(kind, &link, written);
             if let Some(wrapped) = wrapped_link(text, m.start(), m.end()) {
@@ -89,13 +89,22 @@ fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
         if text[..m.start()].ends_with("://") {
             continue;
         }
-        let written = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']);
+        let written = m.as_str().trim_end_matches(SENTENCE_PUNCTUATION);
         let link = format!("https://{}", decode_attribute(written));
-        if let Some(kind) = link_kind(&link, rules).or_else(|| carried_kind(&link, rules, 2)) {
+        if let Some(kind) = secret_link_kind(&link, rules) {
             out.add(kind, &link);
             out.add_spelling(kind, &link, written);
         }
     }
+}
+
+/// What a sentence may put right after a link; never part of it.
+const SENTENCE_PUNCTUATION: [char; 6] = ['.', ',', ';', ':', '!', '?'];
+
+/// The kind of secret a link is, by the link rules, or by the link it
+/// carries (a mail filter's wrapper, two deep).
+fn secret_link_kind(link: &str, rules: &Rules) -> Option<SecretKind> {
+    link_kind(link, rules).or_else(|| carried_kind(link, rules, 2))
 }
 
 /// Codes and passwords: a token within reach of its context's words.
@@ -235,6 +244,12 @@ fn is_full_line(before: &str) -> bool {
     chars == WRAPPED_LINE_CHARS
 }
 
+/// Which list of [`FoundSecrets`] a redacted-only value goes to.
+enum Apart {
+    Spelling,
+    Nearby,
+}
+
 #[derive(Default)]
 struct Collector {
     found: Vec<FoundSecret>,
@@ -266,34 +281,31 @@ impl Collector {
     /// `written`, the text's own spelling of the secret `value`, unless the
     /// [`Redactor`] already covers it (the value itself, or it with `&amp;`).
     fn add_spelling(&mut self, kind: SecretKind, value: &str, written: &str) {
-        if written == value
-            || written == value.replace('&', "&amp;")
-            || self.seen.contains(written)
-            || self.spelled.contains(written)
-        {
-            return;
+        if written != value && written != value.replace('&', "&amp;") {
+            self.keep_apart(Apart::Spelling, kind, written);
         }
-        if self.spellings.len() == MAX_SECRETS {
-            self.overflowed = true;
-            return;
-        }
-        self.spelled.insert(written.to_string());
-        self.spellings.push(FoundSecret {
-            kind,
-            value: SecretValue::new(written.to_string()),
-        });
     }
 
     /// Another token near a context than the one found: kept apart.
     fn add_nearby(&mut self, kind: SecretKind, written: &str) {
+        self.keep_apart(Apart::Nearby, kind, written);
+    }
+
+    /// Keeps `written` once, in the list `apart` names, unless a found value
+    /// covers it; past the cap, the collector is full.
+    fn keep_apart(&mut self, apart: Apart, kind: SecretKind, written: &str) {
         if self.seen.contains(written) || !self.spelled.insert(written.to_string()) {
             return;
         }
-        if self.nearby.len() == MAX_SECRETS {
+        let list = match apart {
+            Apart::Spelling => &mut self.spellings,
+            Apart::Nearby => &mut self.nearby,
+        };
+        if list.len() == MAX_SECRETS {
             self.overflowed = true;
             return;
         }
-        self.nearby.push(FoundSecret {
+        list.push(FoundSecret {
             kind,
             value: SecretValue::new(written.to_string()),
         });
@@ -346,14 +358,7 @@ fn carried_kind(link: &str, rules: &Rules, depth: usize) -> Option<SecretKind> {
     let url = url::Url::parse(link).ok()?;
     url.query_pairs()
         .map(|(_, value)| value)
-        .filter(|value| {
-            let scheme: String = value
-                .chars()
-                .take(8)
-                .collect::<String>()
-                .to_ascii_lowercase();
-            scheme.starts_with("http://") || scheme.starts_with("https://")
-        })
+        .filter(|value| has_scheme(value, &["http://", "https://"]))
         .find_map(|inner| {
             link_kind(&inner, rules).or_else(|| carried_kind(&inner, rules, depth - 1))
         })
