@@ -136,10 +136,9 @@ fn triage_mail(
     note_classification(&decided, mail, seen.from_aws, &mut warnings);
     let Secrets {
         found,
-        redactor,
+        redaction,
         overflowed,
         in_attachments,
-        overflowing_attachments,
     } = Secrets::of(mail, ctx.rules, redacts_near_tokens(&seen, &decided));
     let secrets = found.secrets;
     let handoff_input = HandoffInput {
@@ -157,13 +156,13 @@ fn triage_mail(
         &mut warnings,
     );
 
-    let redaction = Redaction::new(&redactor, &overflowing_attachments);
     let content = Content::redacted(mail, &redaction, &seen.resolution.mentioned, decided.kind);
     let thread = seen.thread(mail, decided.kind, content.case.as_ref(), &hash, ctx);
     let withheld_reason = decided
         .quarantine
         .clone()
         .or_else(|| withheld_text(decided.kind, &secrets, overflowed, &mut warnings));
+    let redactor = &redaction.redactor;
     let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
     let decision = Decision {
         mail,
@@ -178,7 +177,7 @@ fn triage_mail(
         thread,
         withheld_reason,
     };
-    let ticket = decision.ticket(input, &redactor);
+    let ticket = decision.ticket(input, redactor);
     decision.into_triage(ticket, hash)
 }
 
@@ -192,17 +191,12 @@ fn redacts_near_tokens(seen: &Addressed, decided: &Decided) -> bool {
 struct Secrets {
     /// The message's own (only these are ever handed over).
     found: FoundSecrets,
-    /// The message's and its attachments': an attachment's are redacted
-    /// wherever its text goes too (a forwarded message's text feeds facts).
-    redactor: Redactor,
+    /// How the message's text and its attachments' are shown.
+    redaction: Redaction,
     /// More than were collected in the message: its text is withheld.
     overflowed: bool,
     /// Why each attachment that holds a secret is withheld.
     in_attachments: Vec<Option<String>>,
-    /// Attachments with more than were collected: withheld like any that
-    /// holds one, and their text feeds nothing (the redactor does not know
-    /// it all), while the message's own text is still shown.
-    overflowing_attachments: Vec<bool>,
 }
 
 impl Secrets {
@@ -218,9 +212,11 @@ impl Secrets {
         Self {
             overflowed: found.overflowed,
             in_attachments: attached.iter().map(describe_attachment_secrets).collect(),
-            overflowing_attachments: attached.iter().map(|f| f.overflowed).collect(),
+            redaction: Redaction {
+                redactor,
+                unread_attachments: attached.iter().map(|f| f.overflowed).collect(),
+            },
             found,
-            redactor,
         }
     }
 }
@@ -369,21 +365,16 @@ struct Content {
     case: Option<CaseId>,
 }
 
-/// How a message's text is shown: its secrets' redactor, and the
-/// attachments whose text may not be read at all (more secrets than the
-/// redactor knows).
-struct Redaction<'a> {
-    redactor: &'a Redactor,
-    unread_attachments: &'a [bool],
-}
-
-impl<'a> Redaction<'a> {
-    fn new(redactor: &'a Redactor, unread_attachments: &'a [bool]) -> Self {
-        Self {
-            redactor,
-            unread_attachments,
-        }
-    }
+/// How a message's text is shown.
+struct Redaction {
+    /// The message's secrets and its attachments': an attachment's are
+    /// redacted wherever its text goes too (a forwarded message's text
+    /// feeds facts).
+    redactor: Redactor,
+    /// Attachments with more secrets than were collected: withheld like any
+    /// that holds one, and their text feeds nothing (the redactor does not
+    /// know it all), while the message's own text is still shown.
+    unread_attachments: Vec<bool>,
 }
 
 impl Content {
@@ -392,11 +383,11 @@ impl Content {
     /// may stand in its text only.
     fn redacted(
         mail: &ParsedMail,
-        redaction: &Redaction<'_>,
+        redaction: &Redaction,
         mentioned: &[AccountId],
         kind: Kind,
     ) -> Self {
-        let redactor = redaction.redactor;
+        let redactor = &redaction.redactor;
         let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
         let text = redactor.redact(&mail.text);
         let facts = facts(
@@ -637,38 +628,21 @@ fn decide(
             disposition = Disposition::Handoff;
         }
         let open = matches!(disposition, Disposition::Ticket | Disposition::Handoff);
-        if open && account.status == AccountStatus::Closed && kind.matters_after_closure() {
-            // For 90 days AWS keeps a closed account: it can be signed in
-            // to and reopened, and it is billed once more; the root is
-            // still ours, so who signs in or pays matters.
-            warnings.push(format!(
-                "account {} is closed, but AWS keeps a closed account 90 days (it can be signed in to and reopened): ticketed",
-                account.account_id
-            ));
-            disposition = Disposition::Ticket;
-        } else if open
-            && account.status == AccountStatus::Released
-            && kind.matters_after_closure()
-            // AWS's notice that the root email moved away is the release
-            // itself, not a sign that it did not take.
-            && kind != Kind::ContactChange
-        {
-            // Once released, AWS writes the root's mail to the customer's
-            // address: its sign-ins, resets and payments still reaching ours
-            // say the release did not take (a console release is the
-            // engineer's word), or that ours is still a contact.
-            warnings.push(format!(
-                "account {} is released, yet AWS still writes it here: check its root email in AWS (the release may not have taken): ticketed",
-                account.account_id
-            ));
-            disposition = Disposition::Ticket;
-        } else if open && account.status.is_retired() {
-            warnings.push(format!(
-                "account {} is {}: archived, no ticket",
-                account.account_id,
-                account.status.as_str()
-            ));
-            disposition = Disposition::Archive;
+        if open && account.status.is_retired() {
+            match why_retired_still_matters(account.status, kind) {
+                Some(why) => {
+                    warnings.push(format!("account {} {why}: ticketed", account.account_id));
+                    disposition = Disposition::Ticket;
+                }
+                None => {
+                    warnings.push(format!(
+                        "account {} is {}: archived, no ticket",
+                        account.account_id,
+                        account.status.as_str()
+                    ));
+                    disposition = Disposition::Archive;
+                }
+            }
         }
     }
     let priority = match disposition {
@@ -676,6 +650,32 @@ fn decide(
         Disposition::Ticket | Disposition::Quarantine => rule_priority.or(policy.priority),
     };
     (disposition, priority)
+}
+
+/// Why a retired account's mail of `kind` still needs a person, if it does:
+/// its security, account and payment mail.
+fn why_retired_still_matters(status: AccountStatus, kind: Kind) -> Option<&'static str> {
+    if !kind.matters_after_closure() {
+        return None;
+    }
+    match status {
+        // For 90 days AWS keeps a closed account: it can be signed in to and
+        // reopened, and it is billed once more; the root is still ours, so
+        // who signs in or pays matters.
+        AccountStatus::Closed => Some(
+            "is closed, but AWS keeps a closed account 90 days (it can be signed in to and reopened)",
+        ),
+        // AWS's notice that the root email moved away is the release itself.
+        AccountStatus::Released if kind == Kind::ContactChange => None,
+        // Once released, AWS writes the root's mail to the customer's
+        // address: its sign-ins, resets and payments still reaching ours say
+        // the release did not take (a console release is the engineer's
+        // word), or that ours is still a contact.
+        AccountStatus::Released => Some(
+            "is released, yet AWS still writes it here: check its root email in AWS (the release may not have taken)",
+        ),
+        _ => None,
+    }
 }
 
 /// What classification decided, and the evidence behind it.
@@ -793,9 +793,9 @@ fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
 fn with_forwarded_text<'a>(
     text: &'a str,
     mail: &ParsedMail,
-    redaction: &Redaction<'_>,
+    redaction: &Redaction,
 ) -> std::borrow::Cow<'a, str> {
-    let redactor = redaction.redactor;
+    let redactor = &redaction.redactor;
     let forwarded: Vec<&str> = mail
         .attachments
         .iter()
@@ -1350,29 +1350,11 @@ mod tests {
         assert_eq!(t.subject, None);
     }
 
-    /// A released account's root mail goes to the customer: a password
-    /// reset still reaching our address says the release did not take, and
-    /// is a ticket (before: archived unseen, with our vault scheduled for
-    /// deletion). Its other mail is archived.
+    /// A released account's mail other than its security, account and
+    /// payment mail (`a_retired_account_s_security_mail_is_still_a_ticket`)
+    /// is archived, and so is AWS's notice that the root email moved away.
     #[test]
-    fn a_released_account_s_security_mail_is_a_ticket_the_rest_archived() {
-        let reset = run(
-            &reset_mail(PASS),
-            &directory(AccountStatus::Released),
-            &NoRotations,
-        );
-        assert_eq!(
-            (reset.kind, reset.disposition),
-            (Kind::PasswordReset, Disposition::Ticket)
-        );
-        assert!(
-            reset
-                .warnings
-                .iter()
-                .any(|w| w.contains("is released, yet")),
-            "{:?}",
-            reset.warnings
-        );
+    fn a_released_account_s_other_mail_is_archived() {
         let dir = directory(AccountStatus::Released);
         let note = "From: colleague@customer.example\r\nTo: root+x@msp.example\r\n\
                     Subject: lunch\r\nMessage-ID: <l1@customer.example>\r\n\r\nNoon?\r\n";
@@ -1477,24 +1459,27 @@ mod tests {
     /// AWS keeps a closed account for 90 days: it can be signed in to and
     /// reopened, and it is billed once more. Its password reset is still a
     /// ticket (before: archived, so a stranger resetting the root password
-    /// of a closed account raised nothing). A released account's is
-    /// archived (`mail_for_a_released_account_is_archived`).
+    /// of a closed account raised nothing). A released account's root mail
+    /// goes to the customer: a reset still reaching our address says the
+    /// release did not take, and is a ticket too (before: archived unseen,
+    /// with our vault scheduled for deletion).
     #[test]
-    fn a_closed_accounts_security_mail_is_still_a_ticket() {
-        let closed = run(
-            &reset_mail(PASS),
-            &directory(AccountStatus::Closed),
-            &NoRotations,
-        );
-        assert_eq!(
-            (closed.kind, closed.disposition),
-            (Kind::PasswordReset, Disposition::Ticket)
-        );
-        assert!(
-            closed.warnings.iter().any(|w| w.contains("is closed")),
-            "{:?}",
-            closed.warnings
-        );
+    fn a_retired_account_s_security_mail_is_still_a_ticket() {
+        for (status, warning) in [
+            (AccountStatus::Closed, "is closed"),
+            (AccountStatus::Released, "is released, yet"),
+        ] {
+            let reset = run(&reset_mail(PASS), &directory(status), &NoRotations);
+            assert_eq!(
+                (reset.kind, reset.disposition),
+                (Kind::PasswordReset, Disposition::Ticket)
+            );
+            assert!(
+                reset.warnings.iter().any(|w| w.contains(warning)),
+                "{:?}",
+                reset.warnings
+            );
+        }
         assert!(Kind::PaymentIssue.matters_after_closure());
         assert!(!Kind::BillingStatement.matters_after_closure());
         assert!(!Kind::HealthEvent.matters_after_closure());
