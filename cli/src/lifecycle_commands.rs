@@ -477,6 +477,20 @@ pub fn release(
     })
 }
 
+pub fn cancel_release(
+    local: &Local<'_>,
+    args: &Access<'_>,
+    attest: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let request = OperatorRequest::CancelRelease {
+        account_id: account_id(args.account)?,
+        reason: args.reason.to_string(),
+        ticket: args.ticket.to_string(),
+        attest: attest.map(str::to_string),
+    };
+    answered(local, &request, show_trail)
+}
+
 pub fn close(local: &Local<'_>, account: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let request = OperatorRequest::Close {
         account_id: account_id(account)?,

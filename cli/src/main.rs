@@ -53,7 +53,7 @@ enum Command {
     Rotation(RotationArgs),
     /// Break-glass access to an account's root credentials (audited first).
     Creds(CredsArgs),
-    /// Hand an account's root back to the customer (reverse of a take-over).
+    /// Hand an account's root back to the customer (reverse of a take-over), or with --cancel withdraw a release still waiting for the customer's code.
     Release(ReleaseArgs),
     /// Record that an account is closed: archive and vault stay; only its security, account and payment mail is still ticketed.
     Close(CloseArgs),
@@ -417,9 +417,17 @@ struct ReleaseArgs {
     #[arg(long)]
     account: String,
     /// The customer's address the root email moves to; AWS mails them a code.
-    #[arg(long)]
-    customer_email: String,
-    /// Why the root user goes back (recorded, and mailed to security).
+    #[arg(long, required_unless_present = "cancel")]
+    customer_email: Option<String>,
+    /// Withdraw the release waiting for the customer's code: the account is
+    /// ours again (refused once AWS moved the root email).
+    #[arg(long, conflicts_with = "customer_email")]
+    cancel: bool,
+    /// With --cancel, a console account: that its root email is still ours
+    /// and our MFA device in place, in your words.
+    #[arg(long, requires = "cancel")]
+    attest: Option<String>,
+    /// Why the root user goes back, or stays (recorded, and mailed to security).
     #[arg(long)]
     reason: String,
     /// The ticket this release is for.
@@ -433,6 +441,8 @@ impl ReleaseArgs {
             local,
             account,
             customer_email,
+            cancel: _,
+            attest,
             reason,
             ticket,
         } = self;
@@ -441,7 +451,12 @@ impl ReleaseArgs {
             reason: &reason,
             ticket: &ticket,
         };
-        lifecycle_commands::release(&local.as_local(), &access, &customer_email)
+        match customer_email {
+            Some(email) => lifecycle_commands::release(&local.as_local(), &access, &email),
+            None => {
+                lifecycle_commands::cancel_release(&local.as_local(), &access, attest.as_deref())
+            }
+        }
     }
 }
 

@@ -131,6 +131,7 @@ fn action_name(request: &OperatorRequest) -> (&'static str, String) {
         OperatorRequest::Access { account_id, .. } => ("access", account_id),
         OperatorRequest::Complete { account_id, .. } => ("complete", account_id),
         OperatorRequest::Release { account_id, .. } => ("release", account_id),
+        OperatorRequest::CancelRelease { account_id, .. } => ("cancel_release", account_id),
         OperatorRequest::Close { account_id, .. } => ("close", account_id),
         OperatorRequest::ReadCode { account_id, .. } => ("read_code", account_id),
         OperatorRequest::Attest { account_id, .. } => ("attest", account_id),

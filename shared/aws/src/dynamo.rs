@@ -367,6 +367,7 @@ mod tests {
                 email_change_requested_at: None,
                 credentials_deleted_at: None,
                 closed_from: None,
+                before_release: None,
                 started_at: 1_700_000_000,
                 updated_at: 1_700_000_950,
                 version: 7,

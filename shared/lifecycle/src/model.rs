@@ -162,6 +162,11 @@ pub struct Rotation {
     pub target_email: EmailAddress,
     /// The root address before the change.
     pub previous_email: Option<EmailAddress>,
+    /// While a release waits for the customer: the root address the account
+    /// had before our take-over (`previous_email` is ours then). A cancelled
+    /// release puts it back.
+    #[serde(default)]
+    pub before_release: Option<EmailAddress>,
     /// The mail whose secret this rotation waits for, if any.
     #[serde(default)]
     pub waiting_for: Option<Kind>,

@@ -66,6 +66,15 @@ pub enum OperatorRequest {
         reason: String,
         ticket: String,
     },
+    /// Withdraws a release waiting for the customer's code: the account is
+    /// ours again. A console account's needs the engineer's word (`attest`).
+    CancelRelease {
+        account_id: AccountId,
+        reason: String,
+        ticket: String,
+        #[serde(default)]
+        attest: Option<String>,
+    },
     Close {
         account_id: AccountId,
         reason: String,
@@ -166,7 +175,8 @@ impl GrantView {
 fn within_length(request: &OperatorRequest) -> LifecycleResult<()> {
     let words = match request {
         OperatorRequest::Attest { statement, .. } => Some(statement.as_str()),
-        OperatorRequest::Complete { attest, .. } => attest.as_deref(),
+        OperatorRequest::Complete { attest, .. }
+        | OperatorRequest::CancelRelease { attest, .. } => attest.as_deref(),
         OperatorRequest::Close { reason, .. } => Some(reason.as_str()),
         _ => None,
     };
@@ -230,6 +240,17 @@ pub async fn perform<P: LifecyclePorts>(
         } => {
             let request = access_request(who, account_id, reason, ticket);
             steps::start_release(p, &request, customer_email, now)
+                .await
+                .map(trail)
+        }
+        OperatorRequest::CancelRelease {
+            account_id,
+            reason,
+            ticket,
+            attest,
+        } => {
+            let request = access_request(who, account_id, reason, ticket);
+            steps::cancel_release(p, &request, attest.as_deref(), now)
                 .await
                 .map(trail)
         }

@@ -368,6 +368,7 @@ fn registered_rotation(
         email_change_requested_at: None,
         credentials_deleted_at: None,
         closed_from: None,
+        before_release: None,
         email_evidence: None,
         started_at: now,
         updated_at: now,
@@ -1605,6 +1606,7 @@ async fn release_from<P: LifecyclePorts>(
         )
     };
     if !again {
+        rotation.before_release = rotation.previous_email.take();
         rotation.previous_email = Some(rotation.target_email.clone());
     }
     rotation.target_email = customer_email.clone();
@@ -1692,6 +1694,126 @@ pub async fn start_release_step<P: LifecyclePorts>(
         return Ok(StepOutput::from(&rotation));
     }
     release_from(p, rotation, request, customer_email, now).await
+}
+
+/// Release, withdrawn: a release waiting for the customer's code (never
+/// given, or given to nobody: the address was wrong) ends, and the account is
+/// `active` again under our address, its former owner's address remembered
+/// as before. Like the release it needs a reason and a ticket.
+///
+/// Refused once the root email is no longer ours: through the Account API,
+/// when AWS took the customer's code or shows another address (finish the
+/// release instead); a console account on the engineer's word (`attest`),
+/// checked where the provider's audit role reads IAM's summary: without
+/// an MFA device the console steps went past removing ours.
+pub async fn cancel_release<P: LifecyclePorts>(
+    p: &P,
+    request: &AccessRequest,
+    attest: Option<&str>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    require_access_fields(request, "cancelling a release")?;
+    let account = &request.account_id;
+    let mut rotation = rotation_in(
+        p,
+        account,
+        &[Phase::AwaitingCustomerOtp],
+        "cancel the release",
+    )
+    .await?;
+    let Some(ours) = rotation.previous_email.clone() else {
+        return refused(format!(
+            "account {account}'s release has no record of our address to go back to"
+        ));
+    };
+    let detail = match rotation.mode {
+        Mode::Console => console_release_undone(p, &rotation, &ours, attest, &request.who).await?,
+        _ => release_undone(p, &rotation, &ours).await?,
+    };
+    let customer_email = std::mem::replace(&mut rotation.target_email, ours);
+    rotation.previous_email = rotation.before_release.take();
+    rotation.phase = Phase::Active;
+    let (reason, ticket) = (Some(request.reason.as_str()), Some(request.ticket.as_str()));
+    let detail = format!("release to {customer_email} cancelled: {detail}");
+    let entry = (
+        request.who.as_str(),
+        "release cancelled",
+        reason,
+        ticket,
+        detail,
+    );
+    let output = advance_justified(p, &mut rotation, now, entry).await?;
+    let subject = format!("rootmail: release of AWS account {account}'s root user cancelled");
+    let text = format!(
+        "{} cancelled the release of AWS account {account} ({}) to {customer_email}; the root email \
+         stays {}.\nReason: {}\nTicket: {}",
+        request.who, rotation.customer, rotation.target_email, request.reason, request.ticket
+    );
+    if let Err(e) = p.notices().email(&subject, &text).await {
+        tracing::warn!(error = %e, account = %account, "release cancellation email not sent");
+    }
+    Ok(output)
+}
+
+/// Through the Account API: the root email is still `ours` and AWS took no
+/// code; what the audit says of it.
+async fn release_undone<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    ours: &EmailAddress,
+) -> LifecycleResult<String> {
+    let account = &rotation.account_id;
+    let finish = format!(
+        "finish the release with `rootmail rotation complete --account {account} --otp-stdin`"
+    );
+    let status = p.api().email_update_status(account).await?;
+    if status.is_some_and(|s| s.state.accepted()) {
+        return refused(format!(
+            "AWS already took the customer's code for account {account}: {finish}"
+        ));
+    }
+    let now_there = p.api().primary_email(account).await?;
+    if now_there != *ours {
+        return refused(format!(
+            "account {account}'s root email is {now_there}, not ours ({ours}): {finish}"
+        ));
+    }
+    Ok(format!(
+        "AWS shows the root email is still ours ({ours}); the code AWS mailed the customer goes unused and expires"
+    ))
+}
+
+/// A console account: the engineer says the console steps were not done (the
+/// root email still ours, our MFA device in place), checked where IAM's
+/// summary is read.
+async fn console_release_undone<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    ours: &EmailAddress,
+    attest: Option<&str>,
+    who: &str,
+) -> LifecycleResult<String> {
+    let account = &rotation.account_id;
+    let Some(statement) = attest.map(str::trim).filter(|s| !s.is_empty()) else {
+        return refused(format!(
+            "account {account} is released in the console: say with --attest \"...\" that its root \
+             email is still ours ({ours}) and our MFA device is in place"
+        ));
+    };
+    let attested = format!("{who} attests the root email is still ours ({ours}): {statement}");
+    match p.root().summary(account).await? {
+        None => Ok(attested),
+        Some(summary) if !summary.mfa_enabled => refused(format!(
+            "account {account}'s root user has no MFA device enabled (IAM's account summary: {}): the \
+             release's console steps went past removing ours; finish the release with `rootmail \
+             rotation complete --account {account} --attest \"...\"`, then take the account over again",
+            summary.describe()
+        )),
+        Some(summary) => Ok(format!(
+            "{attested}; IAM's account summary: {}",
+            summary.describe()
+        )),
+    }
 }
 
 /// A release started again while it waits for the customer's code is

@@ -937,6 +937,55 @@ async fn a_release_started_again_after_aws_took_the_code_is_refused() {
         .refused(Step::StartRelease, release("it@initech.example"))
         .await;
     assert!(refused.contains("already moved"), "{refused}");
+    // Nor is it cancelled: the root email is the customer's at AWS.
+    let cancelling = AccessRequest {
+        account_id: run.account.clone(),
+        who: "alice".into(),
+        reason: "the customer never answered".into(),
+        ticket: "CHG-1".into(),
+    };
+    let cancelled = steps::cancel_release(&run.ports, &cancelling, None, now()).await;
+    assert!(
+        matches!(&cancelled, Err(LifecycleError::Refused(m)) if m.contains("already took")),
+        "{cancelled:?}"
+    );
+}
+
+/// A release the customer never answered is cancelled against the Account
+/// API: the root email is still ours there, so the account is active again
+/// and the customer's code is no longer taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_the_customer_never_answered_is_cancelled() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    let ours = run.rotation().await.target_email;
+    let release = json!({"customer_email": "cloud@initech.example", "who": "alice", "reason": "contract ended", "ticket": "CHG-1"});
+    run.ok(Step::StartRelease, release).await;
+    let cancelling = AccessRequest {
+        account_id: run.account.clone(),
+        who: "bob".into(),
+        reason: "the customer never answered".into(),
+        ticket: "CHG-2".into(),
+    };
+    let cancelled = steps::cancel_release(&run.ports, &cancelling, None, now())
+        .await
+        .expect("cancelled");
+    assert_eq!(cancelled.phase, Phase::Active);
+    assert_eq!(run.rotation().await.target_email, ours);
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(ours.as_str())
+    );
+    let code = rootmail_domain::SecretValue::new(run.otp());
+    let late = steps::complete_release(
+        &run.ports,
+        &run.account,
+        ReleaseConfirmation::CustomerCode(&code),
+        "bob",
+        now(),
+    )
+    .await;
+    assert!(matches!(late, Err(LifecycleError::Refused(_))), "{late:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1147,6 +1196,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         email_change_requested_at: None,
         credentials_deleted_at: None,
         closed_from: None,
+        before_release: None,
         email_evidence: None,
         started_at: 1,
         updated_at: 1,

@@ -558,6 +558,33 @@ fn a_payer_account_goes_through_the_console_and_shows_in_the_estate_and_the_audi
         release.contains("--attest") && !release.contains("--otp-stdin"),
         "{release}"
     );
+    // The customer never answers: the release is withdrawn, on the
+    // engineer's word for a console account.
+    let cancel = |extra: &[&str], code| {
+        let mut args = vec![
+            "release",
+            "--account",
+            PAYER,
+            "--cancel",
+            "--reason",
+            "no answer",
+            "--ticket",
+            "CHG-9",
+        ];
+        args.extend_from_slice(extra);
+        run(&args, None, code)
+    };
+    let both = cancel(&["--customer-email", "cloud@initech.example"], 2);
+    assert!(both.contains("cannot be used with"), "{both}");
+    let unsaid = cancel(&[], 1);
+    assert!(unsaid.contains("--attest"), "{unsaid}");
+    let cancelled = cancel(&["--attest", "nothing was changed in the console"], 0);
+    assert!(cancelled.contains("-> active"), "{cancelled}");
+    let report = run(&["audit", "--account", PAYER, "--format", "csv"], None, 0);
+    assert!(
+        report.contains("release cancelled,no answer,CHG-9"),
+        "{report}"
+    );
 }
 
 /// `accounts list` over 10,000 accounts with lifecycle records: it must stay

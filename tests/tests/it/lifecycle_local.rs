@@ -606,14 +606,7 @@ async fn a_release_is_justified_and_security_hears_of_it_first() {
         .unwrap()
         .unwrap()
         .target_email;
-    let notices = || {
-        std::fs::read_dir(local.store.root().join("lifecycle/notices"))
-            .map(|dir| {
-                dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-    };
+    let notices = || notices(&local);
     let before = (notices().len(), local.actions().await.len());
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
 
@@ -2645,4 +2638,171 @@ async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
         kinds.contains(&rootmail_domain::Kind::ContactChange),
         "{kinds:?}"
     );
+}
+
+/// The security notices mailed so far (the local outbox).
+fn notices(local: &Local) -> Vec<String> {
+    std::fs::read_dir(local.store.root().join("lifecycle/notices"))
+        .map(|dir| {
+            dir.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A customer who never gives the release's code (or an address typed
+/// wrong) used to leave the account waiting for good, with no way back but
+/// a release to somebody. A release waiting for the customer's code is
+/// cancelled: the account is ours and active again, what it knew of its
+/// former owner's address kept, the customer's code no longer taken, and
+/// security told. Once AWS took the code there is nothing to cancel.
+#[tokio::test]
+async fn a_release_waiting_for_the_customer_is_cancelled_and_the_account_is_ours_again() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let former = rootmail_domain::Account {
+        root_email: EmailAddress::parse("it@initech.example").unwrap(),
+        account_id: account(),
+        customer: "Initech".into(),
+        status: AccountStatus::Active,
+        payer: None,
+    };
+    AccountRegistry::save(&lifecycle, &former).await.unwrap();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    local.engineer_console_steps(NOW).await;
+    complete(&lifecycle, &account(), "alice", (None, None), NOW)
+        .await
+        .unwrap();
+    let before = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let (ours, original) = (before.target_email.clone(), before.previous_email.clone());
+    assert_eq!(
+        original.as_ref(),
+        Some(&former.root_email),
+        "the take-over kept the former address"
+    );
+    let (customer, code) = local.release_started(NOW + 10).await;
+
+    let mut unjustified = releasing(&account(), "bob");
+    unjustified.reason = String::new();
+    let refused = steps::cancel_release(&lifecycle, &unjustified, None, NOW + 20).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("needs a reason")),
+        "{refused:?}"
+    );
+    let cancelled =
+        steps::cancel_release(&lifecycle, &releasing(&account(), "bob"), None, NOW + 30)
+            .await
+            .expect("cancelled");
+    assert_eq!(cancelled.phase, Phase::Active);
+    let after = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.target_email, ours);
+    assert_eq!(after.previous_email, original);
+    assert_eq!(after.before_release, None);
+    let trail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let entry = trail.last().unwrap();
+    assert_eq!(entry.action, "release cancelled");
+    assert_eq!(
+        (entry.actor.as_str(), entry.ticket.as_deref()),
+        ("bob", Some("CHG-7"))
+    );
+    assert!(entry.detail.contains(customer.as_str()) && entry.detail.contains("still ours"));
+    let told = notices(&local);
+    assert!(
+        told.iter().any(|n| n.contains("bob cancelled the release")),
+        "{told:?}"
+    );
+
+    // The customer's code completes nothing now, and the root user is ours.
+    let late = complete(&lifecycle, &account(), "bob", (Some(&code), None), NOW + 40).await;
+    assert!(matches!(late, Err(LifecycleError::Refused(_))), "{late:?}");
+    let access = AccessRequest {
+        reason: "billing emergency".into(),
+        ..releasing(&account(), "carol")
+    };
+    let grant = steps::access(&lifecycle, &access, NOW + 50).await.unwrap();
+    assert_eq!(grant.root_email, ours);
+    let there = rootmail_lifecycle::AccountApi::primary_email(&lifecycle, &account())
+        .await
+        .unwrap();
+    assert_eq!(there, ours);
+
+    // A later release knows the former owner's address again.
+    let owner = original.unwrap();
+    steps::start_release(&lifecycle, &releasing(&account(), "bob"), &owner, NOW + 60)
+        .await
+        .unwrap();
+    assert!(
+        notices(&local).iter().any(|n| n
+            .contains("it@initech.example is the root email the account had before our take-over")),
+        "the address before the take-over was forgotten"
+    );
+    // AWS took the customer's code (a completion that failed after it):
+    // the release is done at AWS, and cancelling it is refused.
+    let code = SecretValue::new(code_mailed_to(&lifecycle, owner.as_str()));
+    rootmail_lifecycle::AccountApi::accept_email_update(&lifecycle, &account(), &owner, &code)
+        .await
+        .unwrap();
+    let refused =
+        steps::cancel_release(&lifecycle, &releasing(&account(), "bob"), None, NOW + 70).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("already took") && m.contains("--otp-stdin")),
+        "{refused:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
+}
+
+/// A console account's release is cancelled on the engineer's word that
+/// the console steps were not done, and refused where IAM's summary shows
+/// our MFA device gone (the steps went past it: the release must finish).
+#[tokio::test]
+async fn a_console_release_is_cancelled_only_on_the_engineers_checked_word() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    // A payer account: the same record in console mode.
+    let mut rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let version = rotation.version;
+    rotation.mode = Mode::Console;
+    rotation.version += 1;
+    Rotations::put(&lifecycle, &rotation, Some(version))
+        .await
+        .unwrap();
+    let customer = EmailAddress::parse("cfo@initech.example").unwrap();
+    let bob = releasing(&account(), "bob");
+    let start = |at| steps::start_release(&lifecycle, &bob, &customer, at);
+    start(NOW + 10).await.unwrap();
+    let cancel = |attest, at| steps::cancel_release(&lifecycle, &bob, attest, at);
+    let unsaid = cancel(None, NOW + 20).await;
+    assert!(
+        matches!(&unsaid, Err(LifecycleError::Refused(m)) if m.contains("--attest")),
+        "{unsaid:?}"
+    );
+    let said = "the customer never answered; I changed nothing in the console";
+    let cancelled = cancel(Some(said), NOW + 30).await.expect("cancelled");
+    assert_eq!(cancelled.phase, Phase::Active);
+    let trail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let detail = &trail.last().unwrap().detail;
+    assert!(
+        detail.contains(said) && detail.contains("MFA enabled yes"),
+        "{detail}"
+    );
+
+    start(NOW + 40).await.unwrap();
+    lifecycle
+        .console(&account(), ConsoleStep::RemoveMfa, NOW + 50)
+        .unwrap();
+    let past_it = cancel(Some(said), NOW + 60).await;
+    assert!(
+        matches!(&past_it, Err(LifecycleError::Refused(m)) if m.contains("no MFA device") && m.contains("finish the release")),
+        "{past_it:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
 }
