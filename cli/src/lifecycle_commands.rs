@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::operator::{self, GrantView, OperatorAnswer, OperatorRequest};
 use rootmail_lifecycle::steps::{StepOutput, TakeOver};
-use rootmail_lifecycle::{AuditEntry, LifecycleError, Mode, Rotation};
+use rootmail_lifecycle::{AuditEntry, LifecycleError, Mode, Phase, Rotation};
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
 use rootmail_local::lifecycle_store::{LocalLifecycle, VaultKey};
@@ -214,6 +214,17 @@ fn show_status(rotation: &Rotation, audit: &[AuditEntry]) {
     println!("Root:     {}", rotation.target_email);
     if let Some(kind) = rotation.waiting_for {
         println!("Waiting:  for a {kind} mail");
+    }
+    if rotation.phase == Phase::AwaitingCustomerOtp {
+        let since = audit
+            .iter()
+            .rfind(|e| e.action == "release started")
+            .map_or_else(|| "?".to_string(), |e| crate::output::utc(e.at / 1000));
+        println!("Release:  to the customer's address above, started {since} (UTC)");
+        println!(
+            "          AWS's code lasts 24 hours: `rootmail release` again asks for a new one; \
+             `rootmail release --account {account} --cancel ...` withdraws it"
+        );
     }
     if let Some(failure) = &rotation.failure {
         println!(

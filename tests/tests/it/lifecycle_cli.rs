@@ -558,6 +558,12 @@ fn a_payer_account_goes_through_the_console_and_shows_in_the_estate_and_the_audi
         release.contains("--attest") && !release.contains("--otp-stdin"),
         "{release}"
     );
+    let waiting = run(&["rotation", "status", "--account", PAYER], None, 0);
+    assert!(
+        waiting.contains("Release:  to the customer's address above, started")
+            && waiting.contains("--cancel"),
+        "{waiting}"
+    );
     // The customer never answers: the release is withdrawn, on the
     // engineer's word for a console account.
     let cancel = |extra: &[&str], code| {
