@@ -232,6 +232,25 @@ pub async fn perform<P: LifecyclePorts>(
             secret_key,
             replace,
         } => mfa_codes(p, account_id, who, (secret_key, *replace), now).await,
+        OperatorRequest::Release { .. } | OperatorRequest::CancelRelease { .. } => {
+            release(p, who, request, now).await.map(trail)
+        }
+        OperatorRequest::Close { account_id, reason } => {
+            steps::close(p, account_id, who, reason, now)
+                .await
+                .map(trail)
+        }
+    }
+}
+
+/// A release started, or withdrawn while it waits for the customer.
+async fn release<P: LifecyclePorts>(
+    p: &P,
+    who: &str,
+    request: &OperatorRequest,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    match request {
         OperatorRequest::Release {
             account_id,
             customer_email,
@@ -239,9 +258,7 @@ pub async fn perform<P: LifecyclePorts>(
             ticket,
         } => {
             let request = access_request(who, account_id, reason, ticket);
-            steps::start_release(p, &request, customer_email, now)
-                .await
-                .map(trail)
+            steps::start_release(p, &request, customer_email, now).await
         }
         OperatorRequest::CancelRelease {
             account_id,
@@ -250,15 +267,9 @@ pub async fn perform<P: LifecyclePorts>(
             attest,
         } => {
             let request = access_request(who, account_id, reason, ticket);
-            steps::cancel_release(p, &request, attest.as_deref(), now)
-                .await
-                .map(trail)
+            steps::cancel_release(p, &request, attest.as_deref(), now).await
         }
-        OperatorRequest::Close { account_id, reason } => {
-            steps::close(p, account_id, who, reason, now)
-                .await
-                .map(trail)
-        }
+        _ => Err(LifecycleError::Refused("not a release request".into())),
     }
 }
 
