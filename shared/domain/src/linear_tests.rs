@@ -116,6 +116,9 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
         // Contexts with no token, back to back: each reads a bounded window
         // past it for its token (which holds the next contexts).
         "password contexts" => text_mail(&"password: ".repeat(n / 10)),
+        // Code-like tokens, each before a code's words: each context reads
+        // back to the one before it, at most.
+        "tokens before contexts" => text_mail(&"AB12CD34 code ".repeat(n / 14)),
         // One code, over and over: a few values redacted at every turn.
         "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
         // Full lines that each end a reset link and look like its wrapped
@@ -190,7 +193,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 23] = [
+const HOSTILE_INPUTS: [&str; 24] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -202,6 +205,7 @@ const HOSTILE_INPUTS: [&str; 23] = [
     "codes",
     "one code repeated",
     "password contexts",
+    "tokens before contexts",
     "wrapped in wrappers",
     "bare links",
     "token links",

@@ -122,6 +122,8 @@ struct SecretSpec {
     #[serde(default = "default_within")]
     within: usize,
     #[serde(default)]
+    before: usize,
+    #[serde(default)]
     min_digits: usize,
 }
 
@@ -143,6 +145,10 @@ pub enum SecretRule {
         context: Regex,
         token: Regex,
         within: usize,
+        /// A token that ends this many characters or fewer before the
+        /// context ("615274 is your code") is redacted too, never handed
+        /// over (see `FoundSecrets::nearby`). 0: none is looked for.
+        before: usize,
         min_digits: usize,
     },
 }
@@ -443,6 +449,7 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
                 // is one (no Unicode word boundary lies between は and 6).
                 token: compile(&crate::evidence::ascii_word_boundaries(token))?,
                 within: spec.within,
+                before: spec.before,
                 min_digits: spec.min_digits,
             },
             _ => return Err(RulesError::SecretShape { index, kind: name }),

@@ -85,8 +85,9 @@ fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
         if out.full() {
             return;
         }
-        // A link with its scheme was read by `secret_links`.
-        if text[..m.start()].ends_with("://") {
+        // A link with its scheme was read by `secret_links`; one behind a
+        // defanged scheme (`hxxps://`) is read here.
+        if after_web_scheme(&text.as_bytes()[..m.start()]) {
             continue;
         }
         let written = m.as_str().trim_end_matches(SENTENCE_PUNCTUATION);
@@ -96,6 +97,16 @@ fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
             out.add_spelling(kind, &link, written);
         }
     }
+}
+
+/// Whether `before` ends with `http://` or `https://`, in any case.
+fn after_web_scheme(before: &[u8]) -> bool {
+    ["http://", "https://"].iter().any(|scheme| {
+        before
+            .len()
+            .checked_sub(scheme.len())
+            .is_some_and(|at| before[at..].eq_ignore_ascii_case(scheme.as_bytes()))
+    })
 }
 
 /// What a sentence may put right after a link; never part of it.
@@ -115,16 +126,38 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             context,
             token,
             within,
+            before,
             min_digits,
         } = rule
         else {
             continue;
         };
+        let has_digits = |t: &str| digits_in(t) >= *min_digits && !URL.is_match(t);
         let mut contexts = context.find_iter(text).peekable();
+        let mut previous_end = 0;
         while let Some(m) = contexts.next() {
             if out.full() {
                 return;
             }
+            if *before > 0 {
+                // Back to the previous context at most: each stretch is read
+                // about once however dense the words.
+                // Searched from `start` within the text before the words, so
+                // a token the window's start cuts has no boundary there.
+                let (hay, mut at) = (
+                    &text[..m.start()],
+                    m.start() - suffix_chars(&text[previous_end..m.start()], *before).len(),
+                );
+                let mut last = None;
+                while let Some(t) = token.find_at(hay, at) {
+                    last = Some(t.as_str()).filter(|t| has_digits(t)).or(last);
+                    at = t.end();
+                }
+                if let Some(last) = last {
+                    out.add_nearby(*kind, last);
+                }
+            }
+            previous_end = m.end();
             // The token starts within `within` characters of its context, and
             // is read whole: a window cut there cut a password in two. Past
             // `within`, the window ends where the next context starts, so
@@ -148,11 +181,8 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             let mut hits = token
                 .find_iter(window)
                 .take_while(|t| t.start() < starts_before)
-                .filter(|t| {
-                    t.as_str().bytes().filter(u8::is_ascii_digit).count() >= *min_digits
-                        && !URL.is_match(t.as_str())
-                })
-                .map(|t| t.as_str());
+                .map(|t| t.as_str())
+                .filter(|t| has_digits(t));
             let Some(first) = hits.next() else { continue };
             out.add(*kind, first);
             // The first token is the one handed over, and is redacted without
@@ -376,6 +406,22 @@ pub fn link_host_within(link: &str, domain: &str) -> bool {
                 .host_str()
                 .is_some_and(|h| pattern.matches(&h.trim_end_matches('.').to_ascii_lowercase()))
     })
+}
+
+/// The digits of a token, full-width ones too ("６１５２７４").
+fn digits_in(token: &str) -> usize {
+    token
+        .chars()
+        .filter(|c| c.is_ascii_digit() || ('０'..='９').contains(c))
+        .count()
+}
+
+/// The last `n` characters of `s` (all of it when shorter).
+fn suffix_chars(s: &str, n: usize) -> &str {
+    s.char_indices()
+        .rev()
+        .nth(n.saturating_sub(1))
+        .map_or(s, |(i, _)| &s[i..])
 }
 
 fn prefix_chars(s: &str, n: usize) -> &str {
@@ -638,6 +684,56 @@ mod tests {
         let text = "code for request AB12CD34: 615274. Verification code: 615274";
         let found: Vec<String> = kinds(text).into_iter().map(|(_, v)| v).collect();
         assert_eq!(found, ["AB12CD34", "615274"]);
+    }
+
+    /// Codes as people write them in their own mail: in two groups, in
+    /// full-width digits, before the words. Each reached the ticket.
+    #[test]
+    fn codes_as_people_write_them_are_redacted() {
+        for (text, code) in [
+            (
+                "the verification code, it is 615 274 - can you log in?",
+                "615 274",
+            ),
+            ("the sign-in code: 615-274", "615-274"),
+            ("verification code: ６１５２７４", "６１５２７４"),
+            ("確認コード：６１５２７４", "６１５２７４"),
+        ] {
+            assert_eq!(
+                kinds(text),
+                [(SecretKind::VerificationCode, code.to_string())],
+                "{text}"
+            );
+        }
+        // Before the words: redacted, never handed over (it is not where
+        // any code mail of AWS's puts its code).
+        let text = "615274 is the verification code AWS sent me.";
+        assert!(kinds(text).is_empty(), "nothing to hand over");
+        let shown = redacted(text);
+        assert!(!shown.contains("615274"), "{shown}");
+        // Farther back than `before`, or cut by its start: left alone.
+        let far = "615274 was our order number. Later that day AWS sent a code.";
+        assert!(redacted(far).contains("615274"));
+        let cut = format!("AB12CD34EF56{}code", " ".repeat(32));
+        assert!(redacted(&cut).contains("AB12CD34EF56"), "{cut}");
+        // Lower case stays: it is a link's hex, not AWS's code.
+        assert!(kinds("approvals?code=b9c59266-2f8c").is_empty());
+    }
+
+    /// A reset link behind a defanged scheme (`hxxps://`, as security tools
+    /// rewrite links) is found like one without a scheme.
+    #[test]
+    fn a_link_behind_a_defanged_scheme_is_found() {
+        let text = "hxxps://signin.aws.amazon.com/resetpassword?token=Zk3nTq9vB2xL&type=RESET";
+        assert_eq!(
+            kinds(text),
+            [(
+                SecretKind::ResetLink,
+                "https://signin.aws.amazon.com/resetpassword?token=Zk3nTq9vB2xL&type=RESET"
+                    .to_string()
+            )]
+        );
+        assert!(!redacted(text).contains("Zk3nTq9vB2xL"));
     }
 
     #[test]
