@@ -354,7 +354,7 @@ mod tests {
                 waiting_for: Some(Kind::RootEmailOtp),
                 task_token: None,
                 handed_over: None,
-                handed_over_delivered_at: None,
+                reset_link_delivered_at: None,
                 expires_at: Some(1_700_000_900),
                 failure: Some(Failure {
                     phase: Phase::AwaitingOtp,
@@ -395,28 +395,6 @@ mod tests {
                     ("version", n("7")),
                 ]),
             );
-        }
-
-        /// A record written before codes shared the field keeps its reset
-        /// link's stamp under the old name: it still reads.
-        #[test]
-        fn a_rotation_written_with_the_old_delivery_stamp_name_reads() {
-            let mut item = item([
-                ("account_id", s("111122223333")),
-                ("customer", s("Acme")),
-                ("mode", s("vaulted")),
-                ("phase", s("awaiting_engineer")),
-                ("target_email", s("root-1@root.example.com")),
-                ("reset_link_delivered_at", n("1700000500")),
-                ("started_at", n("1700000000")),
-                ("updated_at", n("1700000950")),
-                ("version", n("7")),
-            ]);
-            let read = from_item::<Rotation>("test", item.clone()).unwrap();
-            assert_eq!(read.handed_over_delivered_at, Some(1_700_000_500));
-            item.remove("reset_link_delivered_at");
-            let read = from_item::<Rotation>("test", item).unwrap();
-            assert_eq!(read.handed_over_delivered_at, None);
         }
 
         #[test]

@@ -352,7 +352,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
         .await?;
     rotation.phase = Phase::AwaitingEngineer;
     rotation.task_token = task_token.map(str::to_string);
-    rotation.wait_for_reset_links();
+    rotation.waiting_for = Some(Kind::PasswordReset);
     rotation.expires_at = Some(now + crate::steps::ENGINEER_WAIT_SECS);
     rotation.engineer_since = Some(now);
     let detail = format!(

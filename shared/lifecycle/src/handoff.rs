@@ -61,13 +61,6 @@ pub async fn waiting<P: LifecyclePorts>(
                 address: rotation.target_email.clone(),
             });
         }
-        if rotation.waiting_for != Some(Kind::RootEmailOtp) && rotation.takes_newer_code(now) {
-            waiting.push(WaitingRotation {
-                account: account.clone(),
-                kind: Kind::RootEmailOtp,
-                address: rotation.target_email.clone(),
-            });
-        }
         // An enrolled MFA device is confirmed by AWS's notice (evidence only).
         if rotation.mfa_enrolled_at.is_some() && rotation.mfa_confirmed_at.is_none() {
             waiting.push(WaitingRotation {

@@ -177,12 +177,10 @@ pub struct Rotation {
     /// Where the handed-over secret (a code or link) sits in the vault.
     #[serde(default)]
     pub handed_over: Option<String>,
-    /// When the mail of the secret held (a reset link, a console take-over's
-    /// code) reached our servers (seconds since the epoch): a secret
-    /// delivered earlier does not replace it, a later one does. (Named
-    /// `reset_link_delivered_at` in records written before codes had it.)
-    #[serde(default, alias = "reset_link_delivered_at")]
-    pub handed_over_delivered_at: Option<i64>,
+    /// When the mail of the reset link held reached our servers (seconds
+    /// since the epoch): a reset link delivered earlier does not replace it.
+    #[serde(default)]
+    pub reset_link_delivered_at: Option<i64>,
     /// When the wait ends (seconds since the epoch).
     #[serde(default)]
     pub expires_at: Option<u64>,
@@ -228,23 +226,6 @@ impl Rotation {
     /// Waiting for `kind` right now (not expired).
     pub fn is_waiting_for(&self, kind: Kind, now: u64) -> bool {
         self.waiting_for == Some(kind) && self.expires_at.is_none_or(|at| now < at)
-    }
-
-    /// A console take-over's code, held, is replaced by a newer one from AWS
-    /// until the change is confirmed: the engineer may have started the change
-    /// again in the console, and AWS honours only its latest code.
-    pub fn takes_newer_code(&self, now: u64) -> bool {
-        self.mode == Mode::Console
-            && matches!(self.phase, Phase::OtpReceived | Phase::EmailAccepted)
-            && self.handed_over.is_some()
-            && self.expires_at.is_none_or(|at| now < at)
-    }
-
-    /// Waits for AWS's reset links from now on; the delivery time of the
-    /// code held is no measure for them.
-    pub fn wait_for_reset_links(&mut self) {
-        self.waiting_for = Some(Kind::PasswordReset);
-        self.handed_over_delivered_at = None;
     }
 
     /// Nothing waits any more: no mail, no workflow task, no deadline.

@@ -200,8 +200,6 @@ pub trait Rotations {
 pub const HANDOVER_FIELDS: &[&str] = &[
     "phase",
     "handed_over",
-    "handed_over_delivered_at",
-    // Its name in records written before codes had it: removed on update.
     "reset_link_delivered_at",
     "waiting_for",
     "expires_at",

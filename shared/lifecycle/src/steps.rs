@@ -359,7 +359,7 @@ fn registered_rotation(
         waiting_for: None,
         task_token: None,
         handed_over: None,
-        handed_over_delivered_at: None,
+        reset_link_delivered_at: None,
         expires_at: None,
         failure: None,
         engineer_since: None,
@@ -573,19 +573,13 @@ pub async fn hand_over<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<String> {
     let mut rotation = rotation_of(p, account).await?;
-    if handoff.kind == Kind::RootEmailOtp
-        && !rotation.is_waiting_for(Kind::RootEmailOtp, now)
-        && rotation.takes_newer_code(now)
-    {
-        return console_code_again(p, &mut rotation, handoff, now).await;
-    }
     check_handoff(account, &rotation, handoff, now)?;
     let reference = match (&rotation.handed_over, rotation.phase) {
         // An earlier delivery stored the code, then could not answer the task:
         // answer it now with the same reference.
         (Some(reference), Phase::OtpReceived) => reference.clone(),
         (Some(reference), _) if is_older_reset_link(handoff, &rotation) => {
-            return keep_later_secret(p, account, &rotation, reference, now).await;
+            return keep_later_link(p, account, &rotation, reference, now).await;
         }
         _ => store_handoff(p, account, &mut rotation, handoff, now).await?,
     };
@@ -610,65 +604,6 @@ pub async fn hand_over<P: LifecyclePorts>(
     }
 }
 
-/// A code mail to a console take-over that holds a code already (see
-/// [`Rotation::takes_newer_code`]): the same mail delivered again is handed
-/// over already; a newer one replaces the code in the vault, audited, for
-/// `rotation code` to read (the phase stays); an older one is not kept. When
-/// the mails' order is unknown it is refused, and the mail is an alert.
-async fn console_code_again<P: LifecyclePorts>(
-    p: &P,
-    rotation: &mut Rotation,
-    handoff: &Handoff,
-    now: u64,
-) -> LifecycleResult<String> {
-    let account = rotation.account_id.clone();
-    let (Some(held), Some(reference)) = (
-        rotation.handed_over_delivered_at,
-        rotation.handed_over.clone(),
-    ) else {
-        return refused(format!(
-            "account {account}'s code in the vault has no delivery time to compare with"
-        ));
-    };
-    if handoff.recipient != rotation.target_email {
-        return refused(format!(
-            "the code mail was delivered to {}, not to the rotation's address {}",
-            handoff.recipient, rotation.target_email
-        ));
-    }
-    match handoff.delivered_at {
-        Some(this) if this == held => Ok(reference),
-        Some(this) if this < held => {
-            keep_later_secret(p, &account, rotation, &reference, now).await
-        }
-        Some(this) => {
-            let reference = p
-                .vault()
-                .put(
-                    &account,
-                    VaultItem::Handover,
-                    Stage::Current,
-                    &handoff.secret,
-                )
-                .await?;
-            rotation.handed_over = Some(reference.clone());
-            rotation.handed_over_delivered_at = Some(this);
-            save_handover(p, rotation, now).await?;
-            let detail = format!(
-                "AWS mailed a newer verification code to {} (the console change was started again): \
-                 it replaces the one in the vault ({reference}); read it with `rootmail rotation code`",
-                rotation.target_email
-            );
-            let entry = (SYSTEM_ACTOR, "newer code handed over", None, None, detail);
-            record(p, &account, &rotation.customer, now, entry).await?;
-            Ok(reference)
-        }
-        None => refused(format!(
-            "the code mail to account {account} has no delivery time"
-        )),
-    }
-}
-
 /// Whether `account`'s rotation (read again) still waits for a `kind` mail.
 async fn still_waits<P: LifecyclePorts>(
     p: &P,
@@ -687,15 +622,14 @@ async fn still_waits<P: LifecyclePorts>(
 fn is_older_reset_link(handoff: &Handoff, rotation: &Rotation) -> bool {
     handoff.kind == Kind::PasswordReset
         && matches!(
-            (handoff.delivered_at, rotation.handed_over_delivered_at),
+            (handoff.delivered_at, rotation.reset_link_delivered_at),
             (Some(this), Some(held)) if this < held
         )
 }
 
-/// A secret older than the one held (a reset link, a console take-over's
-/// code) is not stored: the handover is done (no alert is made of the mail)
-/// and the audit says so.
-async fn keep_later_secret<P: LifecyclePorts>(
+/// A reset link older than the one held is not stored: the handover is done
+/// (no alert is made of the mail) and the audit says so.
+async fn keep_later_link<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
     rotation: &Rotation,
@@ -703,7 +637,7 @@ async fn keep_later_secret<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<String> {
     let detail = format!(
-        "a secret delivered earlier than the one in the vault ({reference}) arrived late; the later one is kept"
+        "a reset link delivered earlier than the one in the vault ({reference}) arrived late; the later one is kept"
     );
     record(
         p,
@@ -759,7 +693,9 @@ async fn store_handoff<P: LifecyclePorts>(
         )
         .await?;
     rotation.handed_over = Some(reference.clone());
-    rotation.handed_over_delivered_at = handoff.delivered_at;
+    if kind == Kind::PasswordReset {
+        rotation.reset_link_delivered_at = handoff.delivered_at;
+    }
     if kind == Kind::RootEmailOtp {
         rotation.phase = Phase::OtpReceived;
     }
@@ -1029,7 +965,7 @@ pub async fn prepare_vault<P: LifecyclePorts>(
         .await?;
     rotation.phase = Phase::AwaitingEngineer;
     rotation.task_token = Some(task_token.to_string());
-    rotation.wait_for_reset_links();
+    rotation.waiting_for = Some(Kind::PasswordReset);
     rotation.expires_at = Some(now + ENGINEER_WAIT_SECS);
     rotation.engineer_since = Some(now);
     let detail = format!(

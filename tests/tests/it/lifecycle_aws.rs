@@ -1187,7 +1187,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         waiting_for: None,
         task_token: Some("token-1".into()),
         handed_over: None,
-        handed_over_delivered_at: None,
+        reset_link_delivered_at: None,
         expires_at: None,
         failure: None,
         engineer_since: None,

@@ -228,11 +228,9 @@ impl HandoverUpdate {
         let handed_over = rotation.handed_over.as_deref().map(s);
         fields.set_or_remove("handed_over", handed_over);
         let delivered_at = rotation
-            .handed_over_delivered_at
+            .reset_link_delivered_at
             .map(|at| AttributeValue::N(at.to_string()));
-        fields.set_or_remove("handed_over_delivered_at", delivered_at);
-        // Its name before codes had it: an item with both would not read.
-        fields.remove("reset_link_delivered_at");
+        fields.set_or_remove("reset_link_delivered_at", delivered_at);
         let waiting_for = rotation.waiting_for.map(|kind| s(kind.as_str()));
         fields.set_or_remove("waiting_for", waiting_for);
         fields.set_or_remove("expires_at", rotation.expires_at.map(n));
