@@ -4,7 +4,7 @@ use crate::html::{decode_attribute, has_scheme};
 use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
-use regex::Regex;
+use regex::{Match, Regex};
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -132,57 +132,33 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
         else {
             continue;
         };
-        let has_digits = |t: &str| digits_in(t) >= *min_digits && !URL.is_match(t);
+        // A secret holds its digits, is no link, and is no piece of a longer
+        // run of digits (full-width digits have no `\b` to end them).
+        let is_secret = |t: &Match<'_>, offset: usize| {
+            digits_in(t.as_str()) >= *min_digits
+                && !URL.is_match(t.as_str())
+                && !flanked_by_digits(text, offset + t.start(), offset + t.end())
+        };
         let mut contexts = context.find_iter(text).peekable();
         let mut previous_end = 0;
         while let Some(m) = contexts.next() {
             if out.full() {
                 return;
             }
-            if *before > 0 {
-                // Back to the previous context at most: each stretch is read
-                // about once however dense the words.
-                // Searched from `start` within the text before the words, so
-                // a token the window's start cuts has no boundary there.
-                let (hay, mut at) = (
-                    &text[..m.start()],
-                    m.start() - suffix_chars(&text[previous_end..m.start()], *before).len(),
-                );
-                let mut last = None;
-                while let Some(t) = token.find_at(hay, at) {
-                    last = Some(t.as_str()).filter(|t| has_digits(t)).or(last);
-                    at = t.end();
-                }
-                if let Some(last) = last {
-                    out.add_nearby(*kind, last);
-                }
+            // Before the words, back to the previous context at most: each
+            // stretch is read about once however dense the words.
+            let from = m.start() - suffix_chars(&text[previous_end..m.start()], *before).len();
+            for t in matches_from(token, &text[..m.start()], from).filter(|t| is_secret(t, 0)) {
+                out.add_nearby(*kind, t.as_str());
             }
             previous_end = m.end();
-            // The token starts within `within` characters of its context, and
-            // is read whole: a window cut there cut a password in two. Past
-            // `within`, the window ends where the next context starts, so
-            // contexts back to back read each stretch of text about once.
-            let rest = &text[m.end()..];
-            let starts_before = prefix_chars(rest, *within).len();
-            let next = contexts.peek().map_or(rest.len(), |n| n.start() - m.end());
-            let cut = next.max(starts_before);
-            // A token the cut crosses is read whole (a cut inside an account
-            // id made a code of its first digits): to the next space, within
-            // the tail.
-            let tail = rest[cut..]
-                .char_indices()
-                .take(TOKEN_TAIL_CHARS)
-                .find(|(_, c)| c.is_whitespace())
-                .map_or_else(
-                    || prefix_chars(&rest[cut..], TOKEN_TAIL_CHARS).len(),
-                    |(i, _)| i,
-                );
-            let window = &rest[..cut + tail];
+            let next = contexts.peek().map_or(text.len(), |n| n.start());
+            let (window, starts_before) = window_after(text, m.end(), next, *within);
             let mut hits = token
                 .find_iter(window)
                 .take_while(|t| t.start() < starts_before)
-                .map(|t| t.as_str())
-                .filter(|t| has_digits(t));
+                .filter(|t| is_secret(t, m.end()))
+                .map(|t| t.as_str());
             let Some(first) = hits.next() else { continue };
             out.add(*kind, first);
             // The first token is the one handed over, and is redacted without
@@ -195,6 +171,50 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             }
         }
     }
+}
+
+/// The matches of `pattern` in `hay` from `from` on, read with what comes
+/// before `from`: a token the start cuts has no boundary there.
+fn matches_from<'h>(
+    pattern: &'h Regex,
+    hay: &'h str,
+    from: usize,
+) -> impl Iterator<Item = Match<'h>> + 'h {
+    let mut at = from;
+    std::iter::from_fn(move || {
+        let found = pattern.find_at(hay, at)?;
+        at = found.end();
+        Some(found)
+    })
+}
+
+/// The text after a context at `from` that its token is read in, and how
+/// far into it the token may start. The token starts within `within`
+/// characters, and is read whole: a window cut there cut a password in two.
+/// Past `within`, the window ends where the `next` context starts, so
+/// contexts back to back read each stretch of text about once; a token the
+/// cut crosses is read whole (a cut inside an account id made a code of its
+/// first digits), to the next space, within [`TOKEN_TAIL_CHARS`].
+fn window_after(text: &str, from: usize, next: usize, within: usize) -> (&str, usize) {
+    let rest = &text[from..];
+    let starts_before = prefix_chars(rest, within).len();
+    let cut = (next - from).max(starts_before);
+    let tail = rest[cut..]
+        .char_indices()
+        .take(TOKEN_TAIL_CHARS)
+        .find(|(_, c)| c.is_whitespace())
+        .map_or_else(
+            || prefix_chars(&rest[cut..], TOKEN_TAIL_CHARS).len(),
+            |(i, _)| i,
+        );
+    (&rest[..cut + tail], starts_before)
+}
+
+/// Whether a digit stands right before `start` or at `end` of `text`.
+fn flanked_by_digits(text: &str, start: usize, end: usize) -> bool {
+    let before = text[..start].chars().next_back();
+    let after = text[end..].chars().next();
+    [before, after].into_iter().flatten().any(is_digit)
 }
 
 /// `token` without the punctuation a sentence may close it with ("password:
@@ -410,10 +430,11 @@ pub fn link_host_within(link: &str, domain: &str) -> bool {
 
 /// The digits of a token, full-width ones too ("６１５２７４").
 fn digits_in(token: &str) -> usize {
-    token
-        .chars()
-        .filter(|c| c.is_ascii_digit() || ('０'..='９').contains(c))
-        .count()
+    token.chars().filter(|c| is_digit(*c)).count()
+}
+
+fn is_digit(c: char) -> bool {
+    c.is_ascii_digit() || ('０'..='９').contains(&c)
 }
 
 /// The last `n` characters of `s` (all of it when shorter).
@@ -716,6 +737,14 @@ mod tests {
         assert!(redacted(far).contains("615274"));
         let cut = format!("AB12CD34EF56{}code", " ".repeat(32));
         assert!(redacted(&cut).contains("AB12CD34EF56"), "{cut}");
+        // Every token before the words, not only the last; a run of
+        // full-width digits longer than a code is no code (as ASCII ones).
+        let shown = redacted("Either 615274 or 483920 is the code");
+        assert!(
+            !shown.contains("615274") && !shown.contains("483920"),
+            "{shown}"
+        );
+        assert!(kinds("コード：１２３４５６７８９０").is_empty());
         // Lower case stays: it is a link's hex, not AWS's code.
         assert!(kinds("approvals?code=b9c59266-2f8c").is_empty());
     }
