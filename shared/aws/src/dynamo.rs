@@ -368,6 +368,7 @@ mod tests {
                 credentials_deleted_at: None,
                 closed_from: None,
                 before_release: None,
+                release_completing_since: None,
                 started_at: 1_700_000_000,
                 updated_at: 1_700_000_950,
                 version: 7,

@@ -162,6 +162,11 @@ pub struct Rotation {
     pub target_email: EmailAddress,
     /// The root address before the change.
     pub previous_email: Option<EmailAddress>,
+    /// When a release's completion began giving AWS the customer's code (it
+    /// ends released, or is cleared when AWS refuses the code): a
+    /// cancellation meanwhile is refused.
+    #[serde(default)]
+    pub release_completing_since: Option<u64>,
     /// While a release waits for the customer: the root address the account
     /// had before our take-over (`previous_email` is ours then). A cancelled
     /// release puts it back.

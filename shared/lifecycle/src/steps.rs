@@ -369,6 +369,7 @@ fn registered_rotation(
         credentials_deleted_at: None,
         closed_from: None,
         before_release: None,
+        release_completing_since: None,
         email_evidence: None,
         started_at: now,
         updated_at: now,
@@ -1611,6 +1612,7 @@ async fn release_from<P: LifecyclePorts>(
     }
     rotation.target_email = customer_email.clone();
     rotation.phase = Phase::AwaitingCustomerOtp;
+    rotation.release_completing_since = None;
     let (reason, ticket) = (Some(request.reason.as_str()), Some(request.ticket.as_str()));
     let entry = (
         request.who.as_str(),
@@ -1726,10 +1728,22 @@ pub async fn cancel_release<P: LifecyclePorts>(
             "account {account}'s release has no record of our address to go back to"
         ));
     };
+    // A completion under way may have had AWS move the email already; one
+    // that stopped long ago is judged by what AWS says, below.
+    if rotation
+        .release_completing_since
+        .is_some_and(|since| now < since + COMPLETION_SECS)
+    {
+        return refused(format!(
+            "a completion of account {account}'s release is under way (it gives AWS the customer's \
+             code): wait for it, then look at `rootmail rotation status`"
+        ));
+    }
     let detail = match rotation.mode {
         Mode::Console => console_release_undone(p, &rotation, &ours, attest, &request.who).await?,
         _ => release_undone(p, &rotation, &ours).await?,
     };
+    tell_security_of_cancel(p, &rotation, request, &ours).await?;
     let customer_email = std::mem::replace(&mut rotation.target_email, ours);
     rotation.previous_email = rotation.before_release.take();
     rotation.phase = Phase::Active;
@@ -1742,18 +1756,40 @@ pub async fn cancel_release<P: LifecyclePorts>(
         ticket,
         detail,
     );
-    let output = advance_justified(p, &mut rotation, now, entry).await?;
-    let subject = format!("rootmail: release of AWS account {account}'s root user cancelled");
+    advance_justified(p, &mut rotation, now, entry).await
+}
+
+/// Mails `NoticeTo` that a release is cancelled, as its start was mailed:
+/// unsent, the release is not cancelled (a transient failure is retried).
+async fn tell_security_of_cancel<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &AccessRequest,
+    ours: &EmailAddress,
+) -> LifecycleResult<()> {
+    let account = &rotation.account_id;
+    let pending = match rotation.mode {
+        Mode::Console => "",
+        _ => {
+            " AWS keeps the change it mailed the customer a code for pending until the code \
+             expires (24 hours); only AcceptPrimaryEmailUpdate in the organization's management \
+             account takes it."
+        }
+    };
     let text = format!(
-        "{} cancelled the release of AWS account {account} ({}) to {customer_email}; the root email \
-         stays {}.\nReason: {}\nTicket: {}",
+        "{} cancelled the release of AWS account {account} ({}) to {}; the root email stays \
+         {ours}.{pending}\nReason: {}\nTicket: {}",
         request.who, rotation.customer, rotation.target_email, request.reason, request.ticket
     );
-    if let Err(e) = p.notices().email(&subject, &text).await {
-        tracing::warn!(error = %e, account = %account, "release cancellation email not sent");
-    }
-    Ok(output)
+    let subject = format!("rootmail: release of AWS account {account}'s root user cancelled");
+    p.notices().email(&subject, &text).await.inspect_err(|e| {
+        tracing::warn!(error = %e, account = %account, "cancellation email not sent; the release was not cancelled");
+    })
 }
+
+/// How long a release's completion (AWS's calls, the credentials'
+/// deletion) may take before a mark it left is taken as a stopped one.
+const COMPLETION_SECS: u64 = 900;
 
 /// Through the Account API: the root email is still `ours` and AWS took no
 /// code; what the audit says of it.
@@ -1779,7 +1815,8 @@ async fn release_undone<P: LifecyclePorts>(
         ));
     }
     Ok(format!(
-        "AWS shows the root email is still ours ({ours}); the code AWS mailed the customer goes unused and expires"
+        "AWS shows the root email is still ours ({ours}); the change AWS mailed the customer a code \
+         for stays pending at AWS until the code expires (24 hours)"
     ))
 }
 
@@ -1861,6 +1898,7 @@ pub async fn complete_release<P: LifecyclePorts>(
         .await?;
     set_status(p, &rotation, AccountStatus::Released).await?;
     rotation.phase = Phase::Released;
+    rotation.release_completing_since = None;
     let detail = format!(
         "root email is the customer's {}; {done}; vault entries scheduled for deletion. \
          Tell the customer to sign in as the root user with \"Forgot password\" (AWS mails the reset link to {0}) and to add their own MFA device",
@@ -1914,9 +1952,20 @@ async fn release_with_customer_code<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<String> {
     let account = rotation.account_id.clone();
+    // Marked before AWS moves the email, so a cancellation cannot record
+    // the account as ours while it moves (see `cancel_release`).
+    rotation.release_completing_since = Some(now);
+    save_marked(p, rotation).await?;
     // An earlier try may have got AWS's acceptance and failed after it:
     // then the code is spent and the change done, so go on from there.
-    let moved = accept_code(p, &account, &rotation.target_email, otp).await?;
+    let moved = match accept_code(p, &account, &rotation.target_email, otp).await {
+        Err(LifecycleError::Refused(why)) => {
+            rotation.release_completing_since = None;
+            save_marked(p, rotation).await?;
+            return refused(why);
+        }
+        answer => answer?,
+    };
     // Our password and MFA device must not outlive our hold: they go, and
     // "Forgot password" lets the customer set their own. Once only: a try
     // run again later would delete what the customer has set since.
@@ -1931,6 +1980,15 @@ async fn release_with_customer_code<P: LifecyclePorts>(
     };
     p.root().allow_password_recovery(&account).await?;
     Ok(removed)
+}
+
+/// Saves a mark on `rotation` (its version on, `updated_at` kept: it dates
+/// the release's start for [`delete_ours`]). A change by someone else
+/// since the record was read fails it, as any save.
+async fn save_marked<P: LifecyclePorts>(p: &P, rotation: &mut Rotation) -> LifecycleResult<()> {
+    let expected = rotation.version;
+    rotation.version += 1;
+    p.rotations().put(rotation, Some(expected)).await
 }
 
 /// Deletes the root user's credentials, unless the email had moved before

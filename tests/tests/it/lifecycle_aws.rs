@@ -640,8 +640,10 @@ async fn release_and_close_run_through_their_handlers() {
         "AWS mails the customer"
     );
 
-    // A wrong code from the customer changes nothing.
-    let before = run.state().await;
+    // A wrong code from the customer changes nothing but the record's
+    // version: the completion marks the record before it asks AWS (so a
+    // cancellation racing it is refused), and clears the mark after.
+    let (rotation, audit) = run.state().await;
     let wrong = rootmail_domain::SecretValue::new(other_code(&run.otp()));
     let refused = steps::complete_release(
         &run.ports,
@@ -655,7 +657,11 @@ async fn release_and_close_run_through_their_handlers() {
         matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("wrong")),
         "{refused:?}"
     );
-    assert_eq!(run.state().await, before);
+    let (mut after, audit_after) = run.state().await;
+    let claimed = after.as_mut().unwrap();
+    assert_eq!(claimed.version, rotation.as_ref().unwrap().version + 2);
+    claimed.version -= 2;
+    assert_eq!((after, audit_after), (rotation, audit));
 
     let code = rootmail_domain::SecretValue::new(run.otp());
     let released = steps::complete_release(
@@ -952,8 +958,9 @@ async fn a_release_started_again_after_aws_took_the_code_is_refused() {
 }
 
 /// A release the customer never answered is cancelled against the Account
-/// API: the root email is still ours there, so the account is active again
-/// and the customer's code is no longer taken.
+/// API: the root email is still ours there, so the account is active again,
+/// and rootmail takes the customer's code no more (AWS keeps the change
+/// pending until the code expires; only AcceptPrimaryEmailUpdate takes it).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_release_the_customer_never_answered_is_cancelled() {
     let mut run = Run::new(customer_credentials()).await;
@@ -1197,6 +1204,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         credentials_deleted_at: None,
         closed_from: None,
         before_release: None,
+        release_completing_since: None,
         email_evidence: None,
         started_at: 1,
         updated_at: 1,

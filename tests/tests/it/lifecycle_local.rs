@@ -2806,3 +2806,183 @@ async fn a_console_release_is_cancelled_only_on_the_engineers_checked_word() {
     );
     assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
 }
+
+/// The local lifecycle where one operator's request runs in the middle of
+/// another's: a cancellation while a completion gives AWS the customer's
+/// code (`during_accept`), or a completion while a cancellation mails
+/// security (`during_notice`), after it read the record and asked AWS.
+struct Interleaved<'a> {
+    inner: LocalLifecycle<'a>,
+    code: SecretValue,
+    during_accept: bool,
+    during_notice: bool,
+    other: std::sync::Mutex<Option<Result<(), LifecycleError>>>,
+}
+
+impl Interleaved<'_> {
+    fn note(&self, outcome: Result<(), LifecycleError>) {
+        *self.other.lock().unwrap() = Some(outcome);
+    }
+}
+
+impl rootmail_lifecycle::AccountApi for Interleaved<'_> {
+    async fn start_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+    ) -> rootmail_lifecycle::LifecycleResult<()> {
+        self.inner.start_email_update(account, email).await
+    }
+
+    async fn accept_email_update(
+        &self,
+        account: &AccountId,
+        email: &EmailAddress,
+        otp: &SecretValue,
+    ) -> rootmail_lifecycle::LifecycleResult<()> {
+        if self.during_accept {
+            let bob = releasing(account, "bob");
+            let cancelled = steps::cancel_release(&self.inner, &bob, None, NOW + 25).await;
+            self.note(cancelled.map(|_| ()));
+        }
+        self.inner.accept_email_update(account, email, otp).await
+    }
+
+    async fn primary_email(
+        &self,
+        account: &AccountId,
+    ) -> rootmail_lifecycle::LifecycleResult<EmailAddress> {
+        self.inner.primary_email(account).await
+    }
+
+    async fn email_update_status(
+        &self,
+        account: &AccountId,
+    ) -> rootmail_lifecycle::LifecycleResult<Option<rootmail_lifecycle::EmailUpdateStatus>> {
+        self.inner.email_update_status(account).await
+    }
+}
+
+impl rootmail_lifecycle::Notices for Interleaved<'_> {
+    async fn ticket_note(
+        &self,
+        account: &AccountId,
+        customer: &str,
+        text: &str,
+    ) -> rootmail_lifecycle::LifecycleResult<()> {
+        rootmail_lifecycle::Notices::ticket_note(&self.inner, account, customer, text).await
+    }
+
+    async fn email(&self, subject: &str, text: &str) -> rootmail_lifecycle::LifecycleResult<()> {
+        if self.during_notice && subject.contains("cancelled") {
+            let answer = (Some(&self.code), None);
+            let done = complete(&self.inner, &account(), "alice", answer, NOW + 25).await;
+            self.note(done.map(|_| ()));
+        }
+        rootmail_lifecycle::Notices::email(&self.inner, subject, text).await
+    }
+}
+
+impl<'a> rootmail_lifecycle::LifecyclePorts for Interleaved<'a> {
+    type Api = Self;
+    type Root = LocalLifecycle<'a>;
+    type Vault = LocalLifecycle<'a>;
+    type Rotations = LocalLifecycle<'a>;
+    type Audit = LocalLifecycle<'a>;
+    type Registry = LocalLifecycle<'a>;
+    type Tokens = LocalLifecycle<'a>;
+    type Notices = Self;
+    fn api(&self) -> &Self {
+        self
+    }
+    fn root(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn vault(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn rotations(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn audit(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn registry(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn tokens(&self) -> &LocalLifecycle<'a> {
+        &self.inner
+    }
+    fn notices(&self) -> &Self {
+        self
+    }
+}
+
+/// Two operators at once, one cancelling the release and one completing it
+/// with the customer's code: one of them wins, and rootmail never records
+/// the account as ours while AWS moved its root email to the customer
+/// (before, a cancellation that checked AWS just before the completion gave
+/// AWS the code saved `active`, and the completion's save then failed).
+#[tokio::test]
+async fn a_cancellation_and_a_completion_at_once_never_both_win() {
+    for (during_accept, during_notice) in [(true, false), (false, true)] {
+        let local = Local::active_vaulted().await;
+        let (customer, code) = local.release_started(NOW + 10).await;
+        let interleaved = Interleaved {
+            inner: local.lifecycle(),
+            code: code.clone(),
+            during_accept,
+            during_notice,
+            other: std::sync::Mutex::new(None),
+        };
+        let first = if during_accept {
+            let answer = steps::ReleaseConfirmation::CustomerCode(&code);
+            steps::complete_release(&interleaved, &account(), answer, "alice", NOW + 20)
+                .await
+                .map(|_| ())
+        } else {
+            let bob = releasing(&account(), "bob");
+            steps::cancel_release(&interleaved, &bob, None, NOW + 20)
+                .await
+                .map(|_| ())
+        };
+        let other = interleaved
+            .other
+            .lock()
+            .unwrap()
+            .take()
+            .expect("interleaved");
+        let moved = rootmail_lifecycle::AccountApi::primary_email(&local.lifecycle(), &account())
+            .await
+            .unwrap()
+            == customer;
+        let phase = local.phase().await;
+        assert!(moved, "the completion gave AWS the code");
+        assert_eq!(
+            phase,
+            Some(Phase::Released),
+            "first {first:?}, other {other:?}"
+        );
+        // The cancellation lost: refused, or its save found the record changed.
+        let cancel = if during_accept { other } else { first };
+        assert!(cancel.is_err(), "the cancellation did not win");
+    }
+}
+
+/// A cancellation security cannot hear of does not happen, as a release
+/// that security cannot hear of does not start (before, its notice was only
+/// logged, and nobody learnt of the cancellation).
+#[tokio::test]
+async fn a_cancellation_whose_notice_cannot_be_sent_does_not_happen() {
+    let local = Local::active_vaulted().await;
+    local.release_started(NOW + 10).await;
+    let down = MailDown(local.lifecycle());
+    let before = local.actions().await;
+    let refused = steps::cancel_release(&down, &releasing(&account(), "bob"), None, NOW + 20).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Port(e)) if e.is_transient()),
+        "{refused:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
+    assert_eq!(local.actions().await, before, "nothing recorded");
+}
