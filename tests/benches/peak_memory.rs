@@ -4,14 +4,17 @@
 //! `INGEST_CONCURRENCY=2`) ingests objects from S3 in a process of its own and
 //! reports its peak resident set (VmHWM).
 //!
-//! Three cases, each run three times on objects it has not seen: a small
+//! Four cases, each run three times on objects it has not seen: a small
 //! message (the baseline: runtime, SDK clients, TLS), one message just under
-//! 40 MiB, and two of those at once (one SQS batch of two). Not a criterion
+//! 40 MiB, two of those at once (one SQS batch of two), and one of forwarded
+//! messages just under 40 MiB (the most text to decode and search). Not a criterion
 //! benchmark: it prints a table, and leaves it in
 //! `target/criterion/peak-memory.txt` for `scripts/bench-summary`.
 
 use rootmail_tests::aws::{ENDPOINT_VARIABLE, Stack, process_env};
-use rootmail_tests::large_mail::{JUST_UNDER_LIMIT, abuse_report_with_evidence};
+use rootmail_tests::large_mail::{
+    JUST_UNDER_LIMIT, abuse_report_with_evidence, forwarded_messages,
+};
 use rootmail_tests::workspace_root;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -27,23 +30,35 @@ struct Case {
     name: &'static str,
     size: usize,
     count: usize,
+    mail: fn(usize, u64) -> Vec<u8>,
 }
 
-const CASES: [Case; 3] = [
+const CASES: [Case; 4] = [
     Case {
         name: "small message (8 KiB)",
         size: 8 * 1024,
         count: 1,
+        mail: abuse_report_with_evidence,
     },
     Case {
         name: "one message, just under 40 MiB",
         size: JUST_UNDER_LIMIT,
         count: 1,
+        mail: abuse_report_with_evidence,
     },
     Case {
         name: "two such messages at once",
         size: JUST_UNDER_LIMIT,
         count: 2,
+        mail: abuse_report_with_evidence,
+    },
+    // The shape a review found past Lambda's memory (600 MB): every
+    // forwarded message decoded and searched, until a budget bounded it.
+    Case {
+        name: "forwarded messages, just under 40 MiB",
+        size: JUST_UNDER_LIMIT,
+        count: 1,
+        mail: forwarded_messages,
     },
 ];
 
@@ -99,7 +114,7 @@ fn main() {
             let mut keys = Vec::new();
             for _ in 0..case.count {
                 seed += 1;
-                let raw = abuse_report_with_evidence(case.size, seed);
+                let raw = (case.mail)(case.size, seed);
                 message_bytes = raw.len();
                 let key = format!("inbound/peak-memory-{seed}");
                 runtime.block_on(stack.put_mail(&key, raw));

@@ -104,6 +104,35 @@ fn head(seed: u64) -> String {
     )
 }
 
+/// A message of at most `size` bytes made of forwarded messages (about
+/// 1 MiB each, `message/rfc822`), their text dense with a code's words: what
+/// makes triage decode and search the most text per byte of mail.
+pub fn forwarded_messages(size: usize, seed: u64) -> Vec<u8> {
+    let head = head(seed);
+    // The report's text, then parts instead of its evidence file.
+    let head = head
+        .rsplit_once(&format!("--{BOUNDARY}\r\nContent-Type: application/zip"))
+        .map_or(head.as_str(), |(text, _)| text)
+        .to_string();
+    let tail = format!("--{BOUNDARY}--\r\n");
+    let part_head = format!(
+        "--{BOUNDARY}\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: someone@example.org\r\nSubject: fwd\r\nContent-Type: text/plain\r\n\r\n"
+    );
+    let words = "code ABC120 ";
+    let mut out = head.into_bytes();
+    while out.len() + part_head.len() + tail.len() + 2 + words.len() <= size {
+        out.extend_from_slice(part_head.as_bytes());
+        let room = size - out.len() - tail.len() - 2;
+        let n = room.min(1 << 20) / words.len();
+        out.extend_from_slice(words.repeat(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(tail.as_bytes());
+    debug_assert!(out.len() <= size);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +156,19 @@ mod tests {
             abuse_report_with_evidence(8192, 1),
             abuse_report_with_evidence(8192, 2)
         );
+    }
+
+    #[test]
+    fn forwarded_messages_fill_to_the_size_asked_and_parse() {
+        let raw = forwarded_messages(3 << 20, 7);
+        assert!(
+            raw.len() <= 3 << 20 && raw.len() > (3 << 20) - 64,
+            "{}",
+            raw.len()
+        );
+        let parsed = mail_parser::MessageParser::default()
+            .parse(raw.as_slice())
+            .expect("parses");
+        assert_eq!(parsed.attachments().count(), 3);
     }
 }

@@ -71,6 +71,12 @@ pub struct Attachment {
 /// never uploaded (it could hide a secret past the scanned part).
 pub const MAX_SCANNED_ATTACHMENT_BYTES: usize = 1024 * 1024;
 
+/// How much of all a mail's attachments is searched for secrets: later
+/// ones are withheld. A 40 MiB mail of forwarded messages made every one of
+/// them be decoded and searched, past what mail-ingest's memory holds
+/// (600 MB, 12 s of triage, measured).
+pub const MAX_SCANNED_BYTES_PER_MAIL: usize = 4 * MAX_SCANNED_ATTACHMENT_BYTES;
+
 /// mail-parser as rootmail reads mail: the MIME headers and the fields
 /// `ParsedMail` keeps are parsed, every other header is only skipped over
 /// (its default parses `Received`, `List-*` and `Return-Path` too, which
@@ -264,6 +270,33 @@ pub enum ParseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a mail's attachments have searched is bounded: a mail of many
+    /// forwarded messages had every one decoded and searched (600 MB and
+    /// 12 s for 40 MiB, past mail-ingest's memory); past the budget they
+    /// are withheld (no text: never uploaded).
+    #[test]
+    fn attachments_past_the_mails_scan_budget_are_withheld() {
+        let each = MAX_SCANNED_ATTACHMENT_BYTES / 2;
+        let parts = 2 * MAX_SCANNED_BYTES_PER_MAIL / each;
+        let part = format!(
+            "--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: x@y.example\r\nSubject: f\r\n\r\n{}\r\n",
+            "code ABC120 ".repeat(each / 12 - 10)
+        );
+        let raw = format!(
+            "From: a@b.example\r\nSubject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n{}--b--\r\n",
+            part.repeat(parts)
+        );
+        let mail = parse(raw.as_bytes()).expect("parses");
+        let searched: Vec<bool> = mail.attachments.iter().map(|a| a.text.is_some()).collect();
+        assert_eq!(searched.len(), parts);
+        let within = searched.iter().take_while(|s| **s).count();
+        assert!(
+            (parts / 2 - 1..=parts / 2).contains(&within) && searched[within..].iter().all(|s| !s),
+            "{searched:?}"
+        );
+    }
 
     /// A Message-ID with a noncharacter (`EF BF BF` is valid UTF-8 for
     /// U+FFFF) reaches the thread key; SQS refuses U+FFFE and U+FFFF.

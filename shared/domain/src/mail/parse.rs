@@ -45,7 +45,11 @@ fn parse_message(raw: &[u8]) -> Result<ParsedMail, ParseError> {
     if let Some(warning) = subject_line_break_warning(&message) {
         warnings.push(warning);
     }
-    let attachments = message.attachments().map(attachment).collect();
+    let mut scan_budget = MAX_SCANNED_BYTES_PER_MAIL;
+    let attachments = message
+        .attachments()
+        .map(|part| attachment(part, &mut scan_budget))
+        .collect();
     push_charset_warnings(&message, &mut warnings);
     if multipart_never_ends(&message, raw) {
         warnings.push("message is truncated: its multipart body never ends".into());
@@ -181,8 +185,9 @@ fn subject_line_break_warning(message: &Message<'_>) -> Option<String> {
 }
 
 /// An attachment as a ticket lists it: type and name on one bounded line, and
-/// the text of what can be searched.
-fn attachment(part: &MessagePart<'_>) -> Attachment {
+/// the text of what can be searched, while the mail's `scan_budget` lasts
+/// (what is not searched is withheld).
+fn attachment(part: &MessagePart<'_>, scan_budget: &mut usize) -> Attachment {
     let content_type = part.content_type().map_or_else(
         || "application/octet-stream".to_string(),
         |ct| match ct.subtype() {
@@ -202,6 +207,7 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         || is_textual(&content_type)
         || reads_as_text(contents);
     let text = match &part.body {
+        _ if textual && contents.len() > *scan_budget => None,
         PartType::Message(forwarded) => forwarded_text(contents, forwarded, 0),
         _ if !textual || contents.len() > MAX_SCANNED_ATTACHMENT_BYTES => None,
         _ if holds_a_message(part.attachment_name(), contents) => saved_message_text(contents, 0),
@@ -216,6 +222,9 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
         }
         _ => Some(file_text(contents)),
     };
+    if text.is_some() {
+        *scan_budget = scan_budget.saturating_sub(contents.len());
+    }
     Attachment {
         name,
         textual,
