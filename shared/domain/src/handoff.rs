@@ -145,6 +145,7 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
             facts.account
         ));
     }
+    check_account_endings(facts)?;
     let secret = the_one_secret(facts)?;
     Ok(Handoff {
         kind: facts.kind,
@@ -153,6 +154,36 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
         delivered_at: facts.mail.delivered_at(),
     })
 }
+
+/// An account named by its last digits ("the AWS account ending in 7777")
+/// is the rotation's. Anyone can make AWS send a genuine code mail to our
+/// address (a root email change of their own account); where it names its
+/// account so, it is refused like one naming a full id.
+fn check_account_endings(facts: &HandoffFacts<'_>) -> Result<(), String> {
+    let subject = facts.mail.subject.as_deref().unwrap_or_default();
+    for text in [subject, facts.mail.text.as_str()] {
+        let endings = ACCOUNT_ENDING.captures_iter(text).take(MAX_ENDINGS);
+        if let Some(other) = endings
+            .filter_map(|c| c.get(1))
+            .find(|digits| !facts.account.as_str().ends_with(digits.as_str()))
+        {
+            return Err(format!(
+                "the mail names an account ending in {}, not {}",
+                other.as_str(),
+                facts.account
+            ));
+        }
+    }
+    Ok(())
+}
+
+static ACCOUNT_ENDING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\baccount(?: id| number)?,? ending (?:in|with) (\d{4})\b")
+        .expect("static regex")
+});
+
+/// How many "ending in" mentions are compared (each is one regex match).
+const MAX_ENDINGS: usize = 20;
 
 /// The mail is from the address AWS sends this kind's secret from.
 fn check_sender(facts: &HandoffFacts<'_>) -> Result<(), String> {

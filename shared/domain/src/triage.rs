@@ -1257,6 +1257,19 @@ mod tests {
             "For AWS account 999988887777: use the button",
         );
         assert!(refused_because(&other).contains("also names account 999988887777"));
+        // Or names another account by its last digits (as AWS's mail for a
+        // root email change anyone starts on their own account may).
+        let ending = genuine.replace(
+            "Use the button",
+            "For the AWS account ending in 7777: use the button",
+        );
+        assert!(refused_because(&ending).contains("names an account ending in 7777"));
+        let ours = genuine.replace(
+            "Use the button",
+            "For the AWS account ending in 3333: use the button",
+        );
+        let t = run(&ours, &directory(AccountStatus::Onboarding), &Waiting);
+        assert!(t.handoff.is_some(), "its own last digits: {:?}", t.warnings);
     }
 
     #[test]
