@@ -119,6 +119,8 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
         // Code-like tokens, each before a code's words: each context reads
         // back to the one before it, at most.
         "tokens before contexts" => text_mail(&"AB12CD34 code ".repeat(n / 14)),
+        // otpauth:// back to back with no space: each reads to the next.
+        "otpauth links" => text_mail(&"otpauth://".repeat(n / 10)),
         // One code, over and over: a few values redacted at every turn.
         "one code repeated" => text_mail(&"Verification code: 483920 ".repeat(n / 26)),
         // Full lines that each end a reset link and look like its wrapped
@@ -193,7 +195,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 24] = [
+const HOSTILE_INPUTS: [&str; 25] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -206,6 +208,7 @@ const HOSTILE_INPUTS: [&str; 24] = [
     "one code repeated",
     "password contexts",
     "tokens before contexts",
+    "otpauth links",
     "wrapped in wrappers",
     "bare links",
     "token links",

@@ -749,6 +749,45 @@ mod tests {
         assert!(kinds("approvals?code=b9c59266-2f8c").is_empty());
     }
 
+    /// Root credentials a person pastes besides a password: an IAM secret
+    /// access key, a virtual MFA device's secret key or its otpauth:// link,
+    /// a password after a dash. Each reached the ticket; an access key id,
+    /// which AWS's own exposed-key mail names, is none of them.
+    #[test]
+    fn pasted_root_credentials_are_found() {
+        let seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+        for (text, kind, value) in [
+            (
+                "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                SecretKind::AccessKeySecret,
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
+            (
+                &format!("The root MFA secret key is {seed}"),
+                SecretKind::MfaSeed,
+                seed,
+            ),
+            (
+                &format!("otpauth://totp/AWS:root?secret={seed}&issuer=AWS"),
+                SecretKind::MfaSeed,
+                &format!("totp/AWS:root?secret={seed}&issuer=AWS"),
+            ),
+            (
+                "Root password - Xy7!pQ9#mL2z",
+                SecretKind::Password,
+                "Xy7!pQ9#mL2z",
+            ),
+        ] {
+            assert_eq!(kinds(text), [(kind, value.to_string())], "{text}");
+        }
+        for aws in [
+            "Access key AKIAIOSFODNN7EXAMPLE and its secret key were found on GitHub.",
+            "From: password-reset-no-reply@verify.signin.aws",
+        ] {
+            assert!(kinds(aws).is_empty(), "{aws}");
+        }
+    }
+
     /// A reset link behind a defanged scheme (`hxxps://`, as security tools
     /// rewrite links) is found like one without a scheme.
     #[test]

@@ -20,6 +20,10 @@ pub enum SecretKind {
     ConfirmationLink,
     VerificationLink,
     Password,
+    /// An IAM secret access key (its 40 characters).
+    AccessKeySecret,
+    /// A virtual MFA device's secret key, or the `otpauth://` link holding it.
+    MfaSeed,
 }
 
 impl SecretKind {
@@ -120,6 +124,8 @@ mod tests {
                 "[redacted confirmation_link]",
                 "[redacted verification_link]",
                 "[redacted password]",
+                "[redacted access_key_secret]",
+                "[redacted mfa_seed]",
             ]
         );
     }
