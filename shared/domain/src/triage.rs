@@ -1209,6 +1209,34 @@ mod tests {
         }
     }
 
+    /// A code split by a character that shows nothing (a zero-width space,
+    /// a soft hyphen, HTML's `&shy;`) or by a no-break space still reads as
+    /// the code to whoever sees the ticket: it is found and redacted, and
+    /// the invisible characters are gone from the text.
+    #[test]
+    fn a_code_split_by_invisible_characters_is_redacted() {
+        for (ctype, pasted) in [
+            ("text/plain", "verification code: 482\u{200B}913"),
+            ("text/plain", "verification code: 482\u{00AD}913"),
+            ("text/plain", "verification code: 482\u{00A0}913"),
+            ("text/html", "<p>verification code: 482&shy;913</p>"),
+            ("text/html", "<p>verification code: 4&zwj;8&zwj;2913</p>"),
+        ] {
+            let raw = format!(
+                "{PASS}From: colleague@customer.example\r\nTo: root+x@msp.example\r\n\
+                 Subject: fyi\r\nMessage-ID: <p2@customer>\r\n\
+                 Content-Type: {ctype}; charset=utf-8\r\n\r\n{pasted}\r\n"
+            );
+            let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+            let shown = serde_json::to_string(&t.ticket).unwrap();
+            assert!(
+                !shown.contains("482") && !shown.contains("913"),
+                "{pasted}: {shown}"
+            );
+            assert!(shown.contains("[redacted verification_code]"), "{pasted}");
+        }
+    }
+
     #[test]
     fn a_waiting_rotation_gets_the_secret_only_from_authenticated_mail() {
         let dir = directory(AccountStatus::Onboarding);

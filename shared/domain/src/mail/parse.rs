@@ -447,6 +447,8 @@ pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
         }
         _ => return false,
     };
+    let mut piece = piece;
+    piece.retain(|c| !is_invisible(c));
     let piece = piece.trim();
     if piece.is_empty() {
         return cut;
@@ -456,6 +458,17 @@ pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
     }
     text.push_str(piece);
     cut
+}
+
+/// A character that shows nothing, yet splits a word for a search: a code
+/// written "482\u{200B}913" (a zero-width space, a soft hyphen, `&shy;`)
+/// reads as 482913 and was not found. Removed from the text searched and
+/// shown, and from header values.
+pub(super) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
 }
 
 /// The longest start of `s` of at most `max` bytes that ends on a character.
@@ -564,7 +577,7 @@ pub fn is_refused_noncharacter(c: char) -> bool {
 /// Message-ID's end up in the thread key every queued operation carries).
 pub fn clean_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in s.chars().filter(|c| !is_invisible(*c)) {
         let c = match c {
             c if c.is_control() => ' ',
             c if is_refused_noncharacter(c) => '\u{FFFD}',
