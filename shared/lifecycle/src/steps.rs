@@ -1584,6 +1584,7 @@ async fn release_from<P: LifecyclePorts>(
     let account = rotation.account_id.clone();
     let again = rotation.phase == Phase::AwaitingCustomerOtp;
     if again {
+        no_completion_under_way(&rotation, now)?;
         not_released_already(p, &rotation).await?;
     }
     // The address the root user leaves: ours.
@@ -1728,17 +1729,8 @@ pub async fn cancel_release<P: LifecyclePorts>(
             "account {account}'s release has no record of our address to go back to"
         ));
     };
-    // A completion under way may have had AWS move the email already; one
-    // that stopped long ago is judged by what AWS says, below.
-    if rotation
-        .release_completing_since
-        .is_some_and(|since| now < since + COMPLETION_SECS)
-    {
-        return refused(format!(
-            "a completion of account {account}'s release is under way (it gives AWS the customer's \
-             code): wait for it, then look at `rootmail rotation status`"
-        ));
-    }
+    // One that stopped long ago is judged by what AWS says, below.
+    no_completion_under_way(&rotation, now)?;
     let detail = match rotation.mode {
         Mode::Console => console_release_undone(p, &rotation, &ours, attest, &request.who).await?,
         _ => release_undone(p, &rotation, &ours).await?,
@@ -1785,6 +1777,19 @@ async fn tell_security_of_cancel<P: LifecyclePorts>(
     p.notices().email(&subject, &text).await.inspect_err(|e| {
         tracing::warn!(error = %e, account = %account, "cancellation email not sent; the release was not cancelled");
     })
+}
+
+/// A completion under way (it gives AWS the customer's code) may have had
+/// AWS move the email already: a cancellation or a restart then is refused.
+fn no_completion_under_way(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
+    match rotation.release_completing_since {
+        Some(since) if now < since + COMPLETION_SECS => refused(format!(
+            "a completion of account {}'s release is under way (it gives AWS the customer's \
+             code): wait for it, then look at `rootmail rotation status`",
+            rotation.account_id
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// How long a release's completion (AWS's calls, the credentials'

@@ -2815,6 +2815,9 @@ struct Interleaved<'a> {
     inner: LocalLifecycle<'a>,
     code: SecretValue,
     during_accept: bool,
+    /// During the accept, a restart of the release (to another address)
+    /// instead of a cancellation.
+    restart: bool,
     during_notice: bool,
     other: std::sync::Mutex<Option<Result<(), LifecycleError>>>,
 }
@@ -2842,8 +2845,14 @@ impl rootmail_lifecycle::AccountApi for Interleaved<'_> {
     ) -> rootmail_lifecycle::LifecycleResult<()> {
         if self.during_accept {
             let bob = releasing(account, "bob");
-            let cancelled = steps::cancel_release(&self.inner, &bob, None, NOW + 25).await;
-            self.note(cancelled.map(|_| ()));
+            let other = match self.restart {
+                true => {
+                    let elsewhere = EmailAddress::parse("cfo@initech.example").unwrap();
+                    steps::start_release(&self.inner, &bob, &elsewhere, NOW + 25).await
+                }
+                false => steps::cancel_release(&self.inner, &bob, None, NOW + 25).await,
+            };
+            self.note(other.map(|_| ()));
         }
         self.inner.accept_email_update(account, email, otp).await
     }
@@ -2918,20 +2927,26 @@ impl<'a> rootmail_lifecycle::LifecyclePorts for Interleaved<'a> {
     }
 }
 
-/// Two operators at once, one cancelling the release and one completing it
-/// with the customer's code: one of them wins, and rootmail never records
-/// the account as ours while AWS moved its root email to the customer
-/// (before, a cancellation that checked AWS just before the completion gave
-/// AWS the code saved `active`, and the completion's save then failed).
+/// Two operators at once, one cancelling (or restarting) the release and
+/// one completing it with the customer's code: one of them wins, and
+/// rootmail never records the account as ours (or as waiting for another
+/// address) while AWS moved its root email to the customer (before, a
+/// cancellation that checked AWS just before the completion gave AWS the
+/// code saved `active`, and the completion's save then failed).
 #[tokio::test]
 async fn a_cancellation_and_a_completion_at_once_never_both_win() {
-    for (during_accept, during_notice) in [(true, false), (false, true)] {
+    for (during_accept, restart, during_notice) in [
+        (true, false, false),
+        (true, true, false),
+        (false, false, true),
+    ] {
         let local = Local::active_vaulted().await;
         let (customer, code) = local.release_started(NOW + 10).await;
         let interleaved = Interleaved {
             inner: local.lifecycle(),
             code: code.clone(),
             during_accept,
+            restart,
             during_notice,
             other: std::sync::Mutex::new(None),
         };
@@ -2963,9 +2978,10 @@ async fn a_cancellation_and_a_completion_at_once_never_both_win() {
             Some(Phase::Released),
             "first {first:?}, other {other:?}"
         );
-        // The cancellation lost: refused, or its save found the record changed.
-        let cancel = if during_accept { other } else { first };
-        assert!(cancel.is_err(), "the cancellation did not win");
+        // The cancellation (or the restart) lost: refused, or its save
+        // found the record changed.
+        let loser = if during_accept { other } else { first };
+        assert!(loser.is_err(), "the cancellation or restart did not win");
     }
 }
 
