@@ -78,8 +78,9 @@ pub struct Triage {
     #[serde(skip)]
     pub handoff: Option<Handoff>,
     /// The original holds a secret (in its text, an attachment or an
-    /// attachment's name) or may hold one (its text is withheld): it is
-    /// sealed from the ticket writer, and nothing of it is attached.
+    /// attachment's name) or may hold one (its text is withheld, or a text
+    /// file of mail not from AWS went unsearched): it is sealed from the
+    /// ticket writer, and nothing of it is attached.
     #[serde(default)]
     pub sealed: bool,
     /// Why: the evidence, the account and the thread (`triage --explain`).
@@ -439,7 +440,19 @@ impl Decision<'_> {
 
     /// See [`Triage::sealed`].
     fn sealed(&self) -> bool {
-        self.holds_secret() || self.withheld_reason.is_some()
+        self.holds_secret() || self.withheld_reason.is_some() || self.unsearched_file_may_hide()
+    }
+
+    /// A textual attachment went unsearched (too long, or past what one
+    /// mail's attachments are searched for) in mail anyone could have
+    /// written: it may hold a secret. AWS's own large files (invoices) do not.
+    fn unsearched_file_may_hide(&self) -> bool {
+        !self.seen.from_aws
+            && self
+                .mail
+                .attachments
+                .iter()
+                .any(|a| a.textual && a.text.is_none())
     }
 
     /// The ticket, when the disposition makes one. Every field was redacted
@@ -902,6 +915,18 @@ struct AttachmentPolicy {
     names_withheld: bool,
 }
 
+/// Why a textual attachment was not searched for secrets.
+fn unsearched_reason(size: usize) -> String {
+    match size > crate::mail::MAX_SCANNED_ATTACHMENT_BYTES {
+        true => "text too long to search for secrets".into(),
+        false => format!(
+            "not searched for secrets: past the {} MiB of a mail's attachments searched, or \
+             messages nested too deep",
+            crate::mail::MAX_SCANNED_BYTES_PER_MAIL >> 20
+        ),
+    }
+}
+
 /// The attachments a ticket may carry. A textual one is withheld when it holds a
 /// secret, or when it is too long to have been searched whole; one that is not
 /// text unless the mail is AWS's; all are when the message holds a secret
@@ -921,7 +946,7 @@ fn attachment_refs(
             let withheld = own
                 .clone()
                 .or_else(|| policy.holds_secret.then(|| KEPT_APART.to_string()))
-                .or_else(|| unsearched.then(|| "text too long to search for secrets".to_string()))
+                .or_else(|| unsearched.then(|| unsearched_reason(a.size)))
                 .or_else(|| opaque.then(|| NOT_SEARCHED.to_string()));
             let name = match policy.names_withheld {
                 true => format!("(attachment {}: name withheld with the text)", index + 1),
@@ -1698,6 +1723,63 @@ mod tests {
             let ticket = t.ticket.expect("a ticket");
             assert!(ticket.attachments.iter().all(|a| a.withheld.is_some()));
         }
+    }
+
+    /// Files of a person's mail past what one mail's attachments are
+    /// searched for are withheld, and the original is sealed: four 1 MiB
+    /// files of junk first made a small file's code go unsearched, with the
+    /// original readable by the ticket writer. A file's invisible characters
+    /// split no code either.
+    #[test]
+    fn files_past_the_search_budget_seal_the_original() {
+        let junk = format!(
+            "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=junk.txt\r\n\r\n{}\r\n",
+            "x".repeat(crate::mail::MAX_SCANNED_ATTACHMENT_BYTES)
+        );
+        let notes = "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\n\
+                     verification code: 493817\r\n";
+        let mail = |files: &str| {
+            format!(
+                "{PASS}From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: files\r\n\
+                 Message-ID: <f3@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                 --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n{files}--b--\r\n"
+            )
+        };
+        let past = run(
+            &mail(&format!("{}{notes}", junk.repeat(4))),
+            &directory(AccountStatus::Active),
+            &NoRotations,
+        );
+        let ticket = past.ticket.as_ref().expect("a ticket");
+        let last = ticket.attachments.last().unwrap();
+        assert_eq!(last.name, "notes.txt");
+        assert!(
+            last.withheld
+                .as_deref()
+                .is_some_and(|w| w.contains("not searched")),
+            "{last:?}"
+        );
+        assert!(
+            past.sealed,
+            "an unsearched file of a person's mail seals it"
+        );
+        // Within the budget, the file is searched: its code (split by a
+        // zero-width space) is found, and the original sealed for it.
+        let split = notes.replace("493817", "493\u{200B}817");
+        let within = run(
+            &mail(&split),
+            &directory(AccountStatus::Active),
+            &NoRotations,
+        );
+        assert!(within.sealed);
+        let attached = &within.ticket.as_ref().unwrap().attachments[0];
+        assert!(
+            attached
+                .withheld
+                .as_deref()
+                .is_some_and(|w| w.contains("verification_code")),
+            "{attached:?}"
+        );
     }
 
     /// Someone forwards AWS's mail as an attachment; AWS writes its secret

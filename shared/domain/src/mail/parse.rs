@@ -222,9 +222,11 @@ fn attachment(part: &MessagePart<'_>, scan_budget: &mut usize) -> Attachment {
         }
         _ => Some(file_text(contents)),
     };
-    if text.is_some() {
+    let text = text.map(|mut text| {
         *scan_budget = scan_budget.saturating_sub(contents.len());
-    }
+        text.retain(|c| !is_invisible(c));
+        text
+    });
     Attachment {
         name,
         textual,
@@ -461,13 +463,25 @@ pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
 }
 
 /// A character that shows nothing, yet splits a word for a search: a code
-/// written "482\u{200B}913" (a zero-width space, a soft hyphen, `&shy;`)
-/// reads as 482913 and was not found. Removed from the text searched and
-/// shown, and from header values.
+/// written "482\u{200B}913" (a zero-width space or joiner, a soft hyphen or
+/// `&shy;`, a direction mark, a variation selector, a tag character) reads as
+/// 482913 and was not found. Removed from the text searched and shown, an
+/// attachment's included, and from header values.
 pub(super) fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{206A}'..='\u{206F}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}'
     )
 }
 
