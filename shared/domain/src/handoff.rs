@@ -155,13 +155,15 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
     })
 }
 
-/// An account named by its last digits ("the AWS account ending in 7777")
+/// An account named by its last digits ("the AWS account ending in 7777",
+/// across a line break, masked "ending in ****7777", in parentheses)
 /// is the rotation's. Anyone can make AWS send a genuine code mail to our
 /// address (a root email change of their own account); where it names its
 /// account so, it is refused like one naming a full id.
 fn check_account_endings(facts: &HandoffFacts<'_>) -> Result<(), String> {
     let subject = facts.mail.subject.as_deref().unwrap_or_default();
-    for text in [subject, facts.mail.text.as_str()] {
+    let texts = [subject, &facts.mail.text, &facts.mail.alternative_text];
+    for text in texts {
         let endings = ACCOUNT_ENDING.captures_iter(text).take(MAX_ENDINGS);
         if let Some(other) = endings
             .filter_map(|c| c.get(1))
@@ -178,7 +180,7 @@ fn check_account_endings(facts: &HandoffFacts<'_>) -> Result<(), String> {
 }
 
 static ACCOUNT_ENDING: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\baccount(?: id| number)?,? ending (?:in|with) (\d{4})\b")
+    Regex::new(r"(?i)\baccount(?:\s+(?:id|number))?,?\s*\(?\s*ending\s+(?:in|with)\s*:?\s*[*•xX]*\s*(\d{4})\b")
         .expect("static regex")
 });
 

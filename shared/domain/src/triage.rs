@@ -1317,6 +1317,16 @@ mod tests {
             "For the AWS account ending in 7777: use the button",
         );
         assert!(refused_because(&ending).contains("names an account ending in 7777"));
+        for written in ["account\r\nending in ****7777", "account (ending in: 7777)"] {
+            let ending = genuine.replace(
+                "Use the button",
+                &format!("For the AWS {written}: use the button"),
+            );
+            assert!(
+                refused_because(&ending).contains("ending in 7777"),
+                "{written}"
+            );
+        }
         let ours = genuine.replace(
             "Use the button",
             "For the AWS account ending in 3333: use the button",
