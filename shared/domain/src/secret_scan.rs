@@ -154,8 +154,7 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             previous_end = m.end();
             let next = contexts.peek().map_or(text.len(), |n| n.start());
             let (window, starts_before) = window_after(text, m.end(), next, *within);
-            let mut hits = token
-                .find_iter(window)
+            let mut hits = matches_from(token, window, 0)
                 .take_while(|t| t.start() < starts_before)
                 .filter(|t| is_secret(t, m.end()))
                 .map(|t| t.as_str());
@@ -173,18 +172,30 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
     }
 }
 
-/// The matches of `pattern` in `hay` from `from` on, read with what comes
-/// before `from`: a token the start cuts has no boundary there.
+/// The tokens `pattern` finds in `hay` from `from` on, read with what comes
+/// before `from` (a token the start cuts has no boundary there). A pattern
+/// with a group finds the group; the rest of its match is what must stand
+/// around the token (a delimiter, where `\b` cannot tell a key from a
+/// piece of a link).
 fn matches_from<'h>(
     pattern: &'h Regex,
     hay: &'h str,
     from: usize,
 ) -> impl Iterator<Item = Match<'h>> + 'h {
+    let grouped = pattern.captures_len() > 1;
     let mut at = from;
     std::iter::from_fn(move || {
-        let found = pattern.find_at(hay, at)?;
-        at = found.end();
-        Some(found)
+        if !grouped {
+            let found = pattern.find_at(hay, at)?;
+            at = found.end();
+            return Some(found);
+        }
+        let found = pattern.captures_at(hay, at)?;
+        let (whole, token) = (found.get(0)?, found.get(1));
+        // The search goes on at the token's end (past `at`: a token is never
+        // empty): a delimiter may end one token and begin the next.
+        at = token.map_or(whole.end(), |t| t.end());
+        Some(token.unwrap_or(whole))
     })
 }
 
@@ -777,11 +788,32 @@ mod tests {
                 SecretKind::Password,
                 "Xy7!pQ9#mL2z",
             ),
+            (
+                "Secret key: wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                SecretKind::AccessKeySecret,
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
+            (
+                "secret_access_key = \"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\"",
+                SecretKind::AccessKeySecret,
+                "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            ),
+            (
+                "MFA setup key: jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp",
+                SecretKind::MfaSeed,
+                "jbsw y3dp ehpk 3pxp jbsw y3dp ehpk 3pxp",
+            ),
+            (
+                "db_user=root password=CorrectHorse!",
+                SecretKind::Password,
+                "CorrectHorse!",
+            ),
         ] {
             assert_eq!(kinds(text), [(kind, value.to_string())], "{text}");
         }
         for aws in [
             "Access key AKIAIOSFODNN7EXAMPLE and its secret key were found on GitHub.",
+            "The exposed secret access key was in https://github.com/acme/infra/blob/main/deploy/terraform/variables.tf",
             "From: password-reset-no-reply@verify.signin.aws",
         ] {
             assert!(kinds(aws).is_empty(), "{aws}");
