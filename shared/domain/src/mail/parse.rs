@@ -224,7 +224,7 @@ fn attachment(part: &MessagePart<'_>, scan_budget: &mut usize) -> Attachment {
     };
     let text = text.map(|mut text| {
         *scan_budget = scan_budget.saturating_sub(contents.len());
-        text.retain(|c| !is_invisible(c));
+        remove_invisible(&mut text);
         text
     });
     Attachment {
@@ -450,7 +450,7 @@ pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
         _ => return false,
     };
     let mut piece = piece;
-    piece.retain(|c| !is_invisible(c));
+    remove_invisible(&mut piece);
     let piece = piece.trim();
     if piece.is_empty() {
         return cut;
@@ -483,6 +483,15 @@ pub(super) fn is_invisible(c: char) -> bool {
             | '\u{E0000}'..='\u{E007F}'
             | '\u{E0100}'..='\u{E01EF}'
     )
+}
+
+/// `text` without its [`is_invisible`] characters. Most text has none (no
+/// byte that starts one), and is left as it is after a byte scan.
+pub(super) fn remove_invisible(text: &mut String) {
+    let may_hold = |b: &u8| matches!(b, 0xC2 | 0xCD | 0xD8 | 0xE1 | 0xE2 | 0xEF | 0xF0 | 0xF3);
+    if text.as_bytes().iter().any(may_hold) && text.chars().any(is_invisible) {
+        text.retain(|c| !is_invisible(c));
+    }
 }
 
 /// The longest start of `s` of at most `max` bytes that ends on a character.
