@@ -145,11 +145,15 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             if out.full() {
                 return;
             }
-            // Before the words, back to the previous context at most: each
-            // stretch is read about once however dense the words.
-            let from = m.start() - suffix_chars(&text[previous_end..m.start()], *before).len();
-            for t in matches_from(token, &text[..m.start()], from).filter(|t| is_secret(t, 0)) {
-                out.add_nearby(*kind, t.as_str());
+            // Before the words (rules with `before`), back to the previous
+            // context at most: each stretch is read about once however dense
+            // the words.
+            if *before > 0 {
+                let from = m.start() - suffix_chars(&text[previous_end..m.start()], *before).len();
+                let hay = &text[..m.start()];
+                for t in matches_from(token, hay, from).filter(|t| is_secret(t, 0)) {
+                    out.add_nearby(*kind, t.as_str());
+                }
             }
             previous_end = m.end();
             let next = contexts.peek().map_or(text.len(), |n| n.start());
@@ -448,12 +452,13 @@ fn is_digit(c: char) -> bool {
     c.is_ascii_digit() || ('０'..='９').contains(&c)
 }
 
-/// The last `n` characters of `s` (all of it when shorter).
+/// The last `n` characters of `s` (all of it when shorter; none for 0, as
+/// [`prefix_chars`] gives none).
 fn suffix_chars(s: &str, n: usize) -> &str {
-    s.char_indices()
-        .rev()
-        .nth(n.saturating_sub(1))
-        .map_or(s, |(i, _)| &s[i..])
+    match n.checked_sub(1) {
+        None => &s[s.len()..],
+        Some(last) => s.char_indices().rev().nth(last).map_or(s, |(i, _)| &s[i..]),
+    }
 }
 
 fn prefix_chars(s: &str, n: usize) -> &str {
@@ -818,6 +823,15 @@ mod tests {
         ] {
             assert!(kinds(aws).is_empty(), "{aws}");
         }
+    }
+
+    /// The ends of a text by characters, as `prefix_chars` takes its starts.
+    #[test]
+    fn suffix_chars_takes_whole_characters_and_none_for_zero() {
+        assert_eq!(suffix_chars("abc", 0), "");
+        assert_eq!(prefix_chars("abc", 0), "");
+        assert_eq!(suffix_chars("aé", 1), "é");
+        assert_eq!(suffix_chars("ab", 5), "ab");
     }
 
     /// A reset link behind a defanged scheme (`hxxps://`, as security tools
