@@ -8,7 +8,7 @@ use crate::evidence::{Classification, RuleInput};
 use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
 use crate::facts::{Facts, facts};
 use crate::handoff::{Handoff, HandoffFacts, NoRotations, WaitingRotations, decide_handoff};
-use crate::mail::{ParseError, ParsedMail, parse};
+use crate::mail::{Attachment, ParseError, ParsedMail, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::Rules;
 use crate::secret_scan::{FoundSecrets, MAX_SECRETS, Redactor, find_secrets_bounded};
@@ -447,12 +447,7 @@ impl Decision<'_> {
     /// mail's attachments are searched for) in mail anyone could have
     /// written: it may hold a secret. AWS's own large files (invoices) do not.
     fn unsearched_file_may_hide(&self) -> bool {
-        !self.seen.from_aws
-            && self
-                .mail
-                .attachments
-                .iter()
-                .any(|a| a.textual && a.text.is_none())
+        !self.seen.from_aws && self.mail.attachments.iter().any(Attachment::unsearched)
     }
 
     /// The ticket, when the disposition makes one. Every field was redacted
@@ -941,7 +936,7 @@ fn attachment_refs(
         .zip(in_attachments)
         .enumerate()
         .map(|(index, (a, own))| {
-            let unsearched = a.text.is_none() && a.textual;
+            let unsearched = a.unsearched();
             let opaque = !a.textual && !policy.from_aws;
             let withheld = own
                 .clone()

@@ -67,6 +67,14 @@ pub struct Attachment {
     pub text: Option<String>,
 }
 
+impl Attachment {
+    /// Text a person could read a secret in, not searched for one (too long,
+    /// past the mail's budget, or nested too deep).
+    pub fn unsearched(&self) -> bool {
+        self.textual && self.text.is_none()
+    }
+}
+
 /// How much of a textual attachment is searched for secrets; a longer one is
 /// never uploaded (it could hide a secret past the scanned part).
 pub const MAX_SCANNED_ATTACHMENT_BYTES: usize = 1024 * 1024;
