@@ -179,15 +179,23 @@ async fn advance_justified<P: LifecyclePorts>(
     Ok(StepOutput::from(&*rotation))
 }
 
-/// Saves the next version of `rotation`, whole (`put`, on the version read).
+/// Saves the next version of `rotation`, whole (`put`, on the version read),
+/// updated `now`.
 async fn save_next_version<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
     now: u64,
 ) -> LifecycleResult<()> {
+    rotation.updated_at = now;
+    save_marked(p, rotation).await
+}
+
+/// Saves the next version of `rotation` as it is, `updated_at` kept (a
+/// mark: `updated_at` dates a release's start for [`delete_ours`]). A change
+/// by someone else since the record was read fails it, as any save.
+async fn save_marked<P: LifecyclePorts>(p: &P, rotation: &mut Rotation) -> LifecycleResult<()> {
     let expected = rotation.version;
     rotation.version += 1;
-    rotation.updated_at = now;
     p.rotations().put(rotation, Some(expected)).await
 }
 
@@ -1985,15 +1993,6 @@ async fn release_with_customer_code<P: LifecyclePorts>(
     };
     p.root().allow_password_recovery(&account).await?;
     Ok(removed)
-}
-
-/// Saves a mark on `rotation` (its version on, `updated_at` kept: it dates
-/// the release's start for [`delete_ours`]). A change by someone else
-/// since the record was read fails it, as any save.
-async fn save_marked<P: LifecyclePorts>(p: &P, rotation: &mut Rotation) -> LifecycleResult<()> {
-    let expected = rotation.version;
-    rotation.version += 1;
-    p.rotations().put(rotation, Some(expected)).await
 }
 
 /// Deletes the root user's credentials, unless the email had moved before
