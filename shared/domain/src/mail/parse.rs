@@ -106,7 +106,7 @@ fn message_headers(message: &Message<'_>) -> Result<(Headers, Vec<usize>), Parse
         let start = header.offset_start as usize;
         let end = header.offset_end as usize;
         if let Some(value) = raw.get(start..end) {
-            headers.push(header.name.as_str(), &String::from_utf8_lossy(value));
+            headers.push(header.name.as_str(), &lossy(value));
             ends.push(end);
         }
     }
@@ -307,6 +307,16 @@ fn file_text(contents: &[u8]) -> String {
 }
 
 /// Bytes as UTF-8 when they are, else as Windows-1252.
+/// `bytes` as text, invalid UTF-8 replaced: `from_utf8` checks valid text
+/// (nearly all of it) several times faster than `from_utf8_lossy` reads it
+/// (profiled: 3% of triage's instructions for header values).
+fn lossy(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 fn eight_bit_text(contents: &[u8]) -> String {
     match std::str::from_utf8(contents) {
         Ok(text) => text.to_string(),
@@ -599,6 +609,14 @@ pub fn is_refused_noncharacter(c: char) -> bool {
 /// noncharacters U+FFFE and U+FFFF become U+FFFD (SQS refuses them, and a
 /// Message-ID's end up in the thread key every queued operation carries).
 pub fn clean_line(s: &str) -> String {
+    match s.bytes().all(|b| (0x20..0x7F).contains(&b)) {
+        true => clean_ascii_line(s),
+        false => clean_any_line(s),
+    }
+}
+
+/// [`clean_line`] character by character.
+pub(super) fn clean_any_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars().filter(|c| !is_invisible(*c)) {
         let c = match c {
@@ -611,6 +629,20 @@ pub fn clean_line(s: &str) -> String {
         }
     }
     out.trim_end().to_string()
+}
+
+/// [`clean_line`] of printable ASCII, which has nothing to replace or
+/// remove but spaces: its words joined by one space (profiled: most header
+/// text, several times cheaper than reading it character by character).
+pub(super) fn clean_ascii_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// A header value longer than this is kept cut (the headers triage reads are
