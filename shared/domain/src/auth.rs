@@ -275,52 +275,51 @@ pub(crate) fn outside_quotes_and_comments(value: &str) -> String {
 }
 
 /// [`outside_quotes_and_comments`], and whether every quote and comment
-/// was closed.
+/// was closed. Text outside is copied up to the next `"` or `(`, and the
+/// inside is read up to its next special character (memchr), not character
+/// by character (profiled: 2.6% of triage's instructions went here).
 fn blank_quotes_and_comments(value: &str) -> (String, bool) {
-    enum In {
-        Text,
-        Quote,
-        Comment(usize),
-    }
-    let (mut inside, mut escaped) = (In::Text, false);
     let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        let kept = match inside {
-            In::Text => {
-                match c {
-                    '"' => inside = In::Quote,
-                    '(' => inside = In::Comment(1),
-                    _ => {}
-                }
-                true
-            }
-            _ if escaped => {
-                escaped = false;
-                false
-            }
-            _ if c == '\\' => {
-                escaped = true;
-                false
-            }
-            In::Quote => {
-                if c == '"' {
-                    inside = In::Text;
-                }
-                c == '"'
-            }
-            In::Comment(depth) => {
-                match c {
-                    '(' => inside = In::Comment(depth + 1),
-                    ')' if depth == 1 => inside = In::Text,
-                    ')' => inside = In::Comment(depth - 1),
-                    _ => {}
-                }
-                matches!(inside, In::Text)
-            }
+    let mut at = 0;
+    while let Some(open) = memchr::memchr2(b'"', b'(', &value.as_bytes()[at..]).map(|i| at + i) {
+        out.push_str(&value[at..=open]);
+        let Some(close) = closing(value, open) else {
+            blank(&mut out, &value[open + 1..]);
+            return (out, false);
         };
-        out.push(if kept { c } else { '_' });
+        blank(&mut out, &value[open + 1..close]);
+        out.push_str(&value[close..=close]);
+        at = close + 1;
     }
-    (out, matches!(inside, In::Text))
+    out.push_str(&value[at..]);
+    (out, true)
+}
+
+/// Where the quoted string or comment opened at `open` closes (its `"` or
+/// `)`, both ASCII), past escaped characters and nested comments.
+fn closing(value: &str, open: usize) -> Option<usize> {
+    let bytes = value.as_bytes();
+    let quote = bytes[open] == b'"';
+    let (mut at, mut depth) = (open + 1, 1);
+    loop {
+        let found = match quote {
+            true => memchr::memchr2(b'"', b'\\', &bytes[at..]),
+            false => memchr::memchr3(b'(', b')', b'\\', &bytes[at..]),
+        };
+        let i = at + found?;
+        match bytes[i] {
+            // The escaped character, however wide, is skipped.
+            b'\\' => at = i + 1 + value[i + 1..].chars().next().map_or(0, char::len_utf8),
+            b'(' => (depth, at) = (depth + 1, i + 1),
+            b')' if depth > 1 => (depth, at) = (depth - 1, i + 1),
+            _ => return Some(i),
+        }
+    }
+}
+
+/// Each character of `inside` as one `_`.
+fn blank(out: &mut String, inside: &str) {
+    out.extend(std::iter::repeat_n('_', inside.chars().count()));
 }
 
 /// The clauses of a results header: split at each `;` that SES follows
@@ -944,6 +943,71 @@ mod tests {
         assert!(reason.contains("no-reply@verify.signin.aws"), "{reason}");
         let one = mail(&format!("{PASS}\r\nFrom: no-reply@verify.signin.aws"));
         assert_eq!(spoofing_reason(&one, &authenticate(&one)), None);
+    }
+
+    /// The blanking read character by character: what the one that skips
+    /// between special characters must give.
+    fn blanked_char_by_char(value: &str) -> (String, bool) {
+        enum In {
+            Text,
+            Quote,
+            Comment(usize),
+        }
+        let (mut inside, mut escaped) = (In::Text, false);
+        let mut out = String::with_capacity(value.len());
+        for c in value.chars() {
+            let kept = match inside {
+                In::Text => {
+                    match c {
+                        '"' => inside = In::Quote,
+                        '(' => inside = In::Comment(1),
+                        _ => {}
+                    }
+                    true
+                }
+                _ if escaped => {
+                    escaped = false;
+                    false
+                }
+                _ if c == '\\' => {
+                    escaped = true;
+                    false
+                }
+                In::Quote => {
+                    if c == '"' {
+                        inside = In::Text;
+                    }
+                    c == '"'
+                }
+                In::Comment(depth) => {
+                    match c {
+                        '(' => inside = In::Comment(depth + 1),
+                        ')' if depth == 1 => inside = In::Text,
+                        ')' => inside = In::Comment(depth - 1),
+                        _ => {}
+                    }
+                    matches!(inside, In::Text)
+                }
+            };
+            out.push(if kept { c } else { '_' });
+        }
+        (out, matches!(inside, In::Text))
+    }
+
+    /// On generated headers of quotes, comments, escapes, wide characters
+    /// and text: both ways blank the same, and agree on what was closed.
+    #[test]
+    fn blanking_between_special_characters_is_blanking_each_character() {
+        let mut next = crate::generator(0x51_7cc1_b727_220a);
+        let pieces = ["\"", "(", ")", "\\", "a", "é", ";", " ", "=", "\u{3000}"];
+        for _ in 0..5000 {
+            let value: String = (0..next(16)).map(|_| pieces[next(pieces.len())]).collect();
+            assert_eq!(
+                blank_quotes_and_comments(&value),
+                blanked_char_by_char(&value),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]
