@@ -101,7 +101,16 @@ fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
 
 /// Whether `before` ends with `http://` or `https://`, in any case.
 fn after_web_scheme(before: &[u8]) -> bool {
-    ["http://", "https://"].iter().any(|scheme| {
+    ends_with_any(before, &["http://", "https://"])
+}
+
+/// Whether `before` ends with `http:` or `https:`, in any case.
+fn ends_with_web_scheme(before: &[u8]) -> bool {
+    ends_with_any(before, &["http:", "https:"])
+}
+
+fn ends_with_any(before: &[u8], ends: &[&str]) -> bool {
+    ends.iter().any(|scheme| {
         before
             .len()
             .checked_sub(scheme.len())
@@ -144,6 +153,11 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
         while let Some(m) = contexts.next() {
             if out.full() {
                 return;
+            }
+            // "your password at https://...": the colon a context reached
+            // to is a link's.
+            if ends_with_web_scheme(&text.as_bytes()[..m.end()]) {
+                continue;
             }
             // Before the words (rules with `before`), back to the previous
             // context at most: each stretch is read about once however dense
@@ -735,6 +749,20 @@ mod tests {
             ("the sign-in code: 615-274", "615-274"),
             ("verification code: ６１５２７４", "６１５２７４"),
             ("確認コード：６１５２７４", "６１５２７４"),
+            // Split by a line break (a flowed line), by another space or
+            // dash, by two spaces; a digit a cell ("6 1 5 2 7 4" is how a
+            // table of one digit per cell reads).
+            ("the code, it is 615\n274", "615\n274"),
+            ("the code, it is 615\r\n274", "615\r\n274"),
+            ("verification code 610\u{2009}274", "610\u{2009}274"),
+            ("verification code 610\u{2212}274", "610\u{2212}274"),
+            ("verification code 610\u{3000}274", "610\u{3000}274"),
+            ("verification code 610  274", "610  274"),
+            ("Your verification code:\n\n6 1 5 2 7 4", "6 1 5 2 7 4"),
+            // Other words for a code.
+            ("Your one-time password is 615274", "615274"),
+            ("MFA token: 615276", "615276"),
+            ("PIN 615276", "615276"),
         ] {
             assert_eq!(
                 kinds(text),
@@ -857,6 +885,10 @@ mod tests {
             "Root-Passwort: Hunter2Secret",
             "パスワード：Hunter2Secret",
             "Mot de passe : Hunter2Secret",
+            // Words between "password" and its colon or "is", on one line.
+            "Root password for account 111122223333: Hunter2Secret",
+            "Password (root): Hunter2Secret",
+            "The password for the root user is Hunter2Secret",
         ] {
             assert_eq!(
                 kinds(text),
@@ -865,6 +897,13 @@ mod tests {
             );
         }
         assert!(kinds("A password is required to sign in").is_empty());
+        // A link's colon is no password's: "password at https://...".
+        for text in [
+            "Confirm your root password at https://evil.example/login first.",
+            "Reset password (https://docs.example/help/reset-a-password)",
+        ] {
+            assert!(kinds(text).is_empty(), "{text}");
+        }
     }
 
     /// The few-values path replaces exactly as Aho-Corasick's leftmost-longest
