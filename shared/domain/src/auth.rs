@@ -557,7 +557,7 @@ pub fn lookalike_warning(mail: &ParsedMail, auth: &Authentication) -> Option<Str
     let holds_address = reads_as(name).contains('@');
     (!holds_address && names_aws(name)).then(|| {
         format!(
-            "display name {:?} names AWS but the sender domain {shown} is not an AWS sender domain",
+            "display name \"{}\" names AWS but the sender domain {shown} is not an AWS sender domain",
             short(name)
         )
     })
@@ -598,12 +598,18 @@ fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map_or("", |(_, d)| d)
 }
 
-/// Header text in a message about it: one line, at most 100 characters.
+/// Header text in a message about it: one line, at most 100 characters,
+/// cut between words. The message is redacted as a whole later, so a secret
+/// the text holds must stand in it whole or not at all: a cut inside it
+/// showed its start ("The code: 615...").
 fn short(text: &str) -> String {
     const MAX: usize = 100;
     let line = crate::mail::clean_line(text);
     match line.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}...", &line[..i]),
+        Some((i, _)) => {
+            let kept = line[..i].rsplit_once(' ').map_or("", |(kept, _)| kept);
+            format!("{kept}...")
+        }
         None => line,
     }
 }
@@ -1175,6 +1181,20 @@ mod tests {
             let w = lookalike_warning(&m, &authenticate(&m));
             assert_eq!(w.is_some(), warned, "{from}: {w:?}");
         }
+    }
+
+    /// The warning is redacted as a whole, so the name it quotes must hold a
+    /// secret whole or not at all: a cut at 100 characters showed a code's
+    /// first digits, and `{:?}` escaped a quote inside a password.
+    #[test]
+    fn names_in_warnings_are_cut_between_words_and_quoted_as_written() {
+        let long = format!("AWS {} code: 615274 and more", "x".repeat(86));
+        let m = mail(&format!("From: \"{long}\" <a@vendor.example>"));
+        let w = lookalike_warning(&m, &authenticate(&m)).expect("names AWS");
+        assert!(!w.contains("615") && w.contains("code:..."), "{w}");
+        let m = mail(r#"From: "AWS root password: Xy7\"pQ9#mL2z" <a@vendor.example>"#);
+        let w = lookalike_warning(&m, &authenticate(&m)).expect("names AWS");
+        assert!(w.contains(r#""AWS root password: Xy7"pQ9#mL2z""#), "{w}");
     }
 
     #[test]
