@@ -183,9 +183,11 @@ fn triage_mail(
 }
 
 /// Tokens near a code's words are a person's secret, or AWS's invoice and
-/// request numbers: redacted unless AWS wrote them in ordinary mail.
+/// request numbers: redacted unless AWS wrote them in ordinary mail (not
+/// one that quotes a person's words).
 fn redacts_near_tokens(seen: &Addressed, decided: &Decided) -> bool {
-    !seen.from_aws || decided.kind.policy().carries_secret
+    let kind = decided.kind;
+    !seen.from_aws || kind.policy().carries_secret || kind.relays_others_words()
 }
 
 /// What secrets a message holds, and the redactor of all of them.
@@ -1140,6 +1142,24 @@ mod tests {
         assert_eq!(triage(&input, &working).kind, Kind::PasswordReset);
     }
 
+    /// AWS's support case mail quotes what people wrote in the case: every
+    /// token in reach of a code's words is redacted there, as in a person's
+    /// mail (only the first was, and the code after it was shown).
+    #[test]
+    fn tokens_near_code_words_in_a_support_case_are_redacted() {
+        let auth = PASS.replace("verify.signin.aws", "amazon.com");
+        let raw = format!(
+            "{auth}From: Amazon Web Services <no-reply-aws@amazon.com>\r\nTo: root+x@msp.example\r\n\
+             Subject: [Case 17446245301] Re: cannot sign in\r\nMessage-ID: <c1@aws>\r\n\
+             Content-Type: text/plain\r\n\r\nHello,\r\n\r\nYou wrote: the one-time passcode \
+             for ticket T1234567 is 615274.\r\n\r\nAWS Support Center: case 17446245301\r\n"
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        assert_eq!(t.kind, Kind::SupportCase);
+        let shown = serde_json::to_string(&t.ticket).unwrap();
+        assert!(!shown.contains("615274"), "{shown}");
+    }
+
     #[test]
     fn a_secret_only_in_the_html_alternative_is_found_and_never_shown() {
         let t = run(
@@ -1847,35 +1867,47 @@ mod tests {
     /// AWS's ordinary mail, where they are invoice and request numbers.
     #[test]
     fn tokens_near_a_code_are_redacted_unless_aws_wrote_ordinary_mail() {
-        let text = "Error code: ABC123 occurred for request AB12CD34, invoice EUINGB24.";
-        let aws = format!(
-            "{PASS}From: notices@verify.signin.aws\r\nTo: root+x@msp.example\r\n\
-             Subject: Notice\r\nMessage-ID: <n1@aws>\r\n\r\n{text}\r\n"
-        );
-        let person = format!(
-            "From: colleague@customer.example\r\nTo: root+x@msp.example\r\n\
-             Subject: Notice\r\nMessage-ID: <n2@customer.example>\r\n\r\n{text}\r\n"
+        let mail = |from: &str, subject: &str, text: &str| {
+            format!(
+                "From: {from}\r\nTo: root+x@msp.example\r\nSubject: {subject}\r\n\
+                 Message-ID: <n1@x>\r\n\r\n{text}\r\n"
+            )
+        };
+        let billing = format!(
+            "{}{}",
+            PASS.replace("verify.signin.aws", "amazon.com"),
+            mail(
+                "AWS Billing <aws-billing@amazon.com>",
+                "Payment failed",
+                "We were unable to charge your payment method. Decline code: ABC123 \
+                 for request AB12CD34, invoice EUINGB24."
+            )
         );
         let dir = directory(AccountStatus::Active);
-        let from_aws = run(&aws, &dir, &NoRotations);
-        assert!(
-            !from_aws.kind.policy().carries_secret,
-            "{:?}",
-            from_aws.kind
-        );
+        let from_aws = run(&billing, &dir, &NoRotations);
+        assert_eq!(from_aws.kind, Kind::PaymentIssue);
         let shown = from_aws.ticket.expect("a ticket").body;
         assert!(
             shown.contains("AB12CD34") && shown.contains("EUINGB24"),
             "{shown}"
         );
-        let shown = run(&person, &dir, &NoRotations)
-            .ticket
-            .expect("a ticket")
-            .body;
-        assert!(
-            !shown.contains("AB12CD34") && !shown.contains("EUINGB24"),
-            "{shown}"
+        // A person's mail, and AWS's that is not known (it may quote
+        // anyone): redacted.
+        let text = "Error code: ABC123 occurred for request AB12CD34, invoice EUINGB24.";
+        let person = mail("colleague@customer.example", "Notice", text);
+        let unknown = format!(
+            "{PASS}{}",
+            mail("notices@verify.signin.aws", "Notice", text)
         );
+        for raw in [person, unknown] {
+            let t = run(&raw, &dir, &NoRotations);
+            let shown = t.ticket.expect("a ticket").body;
+            assert!(
+                !shown.contains("AB12CD34") && !shown.contains("EUINGB24"),
+                "{:?}: {shown}",
+                t.kind
+            );
+        }
     }
 
     /// An attachment with more secrets than are collected is withheld, and

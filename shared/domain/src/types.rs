@@ -497,6 +497,20 @@ impl Kind {
         }
     }
 
+    /// AWS's mail of this kind quotes what someone else wrote (a support
+    /// case's replies, an inviter's note, an alarm's description, an abuse
+    /// report), or is not known: a secret a person pasted may stand in it.
+    pub fn relays_others_words(self) -> bool {
+        matches!(
+            self,
+            Kind::SupportCase
+                | Kind::OrganizationsInvitation
+                | Kind::CloudwatchAlarm
+                | Kind::AbuseReport
+                | Kind::AwsUnclassified
+        )
+    }
+
     /// The taxonomy's disposition and ticket priority columns for the kind,
     /// kept as one table so each row reads as design.md writes it.
     fn default_handling(self) -> (Disposition, Option<Priority>) {
