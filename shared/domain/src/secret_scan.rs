@@ -514,6 +514,13 @@ impl Redactor {
                 needles.push(value.replace('&', "&amp;"));
                 placeholders.push(s.kind.placeholder());
             }
+            // As a ticket shows it: the ticket's text is made inert before
+            // it is redacted ("Pa55<img>Word!" shows as "Pa55‹img>Word!").
+            let inert = crate::render::defang(value);
+            if inert != value {
+                needles.push(inert);
+                placeholders.push(s.kind.placeholder());
+            }
         }
         let needles = match needles.len() {
             0 => Needles::None,
@@ -754,6 +761,8 @@ mod tests {
             // table of one digit per cell reads).
             ("the code, it is 615\n274", "615\n274"),
             ("the code, it is 615\r\n274", "615\r\n274"),
+            ("the code, it is 615 \r\n274", "615 \r\n274"),
+            ("verification code 617\u{b7}274", "617\u{b7}274"),
             ("verification code 610\u{2009}274", "610\u{2009}274"),
             ("verification code 610\u{2212}274", "610\u{2212}274"),
             ("verification code 610\u{3000}274", "610\u{3000}274"),
@@ -876,6 +885,19 @@ mod tests {
             )]
         );
         assert!(!redacted(text).contains("Zk3nTq9vB2xL"));
+    }
+
+    /// A ticket's text is made inert before it is redacted: a secret holding
+    /// what looks like markup is redacted as the ticket shows it.
+    #[test]
+    fn a_secret_is_redacted_as_the_ticket_shows_it() {
+        let text = "new root password: Pa55<img>Word!";
+        let found = find_secrets(text, &Rules::built_in());
+        let shown = Redactor::new(&found).redact(&crate::render::defang(text));
+        assert!(
+            !shown.contains("Pa55") && !shown.contains("Word!"),
+            "{shown}"
+        );
     }
 
     #[test]
