@@ -279,6 +279,22 @@ pub enum ParseError {
 mod tests {
     use super::*;
 
+    /// A forwarded message's subject and senders' names are searched as
+    /// they read: in encoded words, the bytes hide them (a code in the
+    /// subject of a forwarded `.eml` reached the ticket's attachments).
+    #[test]
+    fn a_forwarded_message_is_searched_with_its_headers_decoded() {
+        let raw = "From: a@b.example\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n\
+             --b\r\nContent-Type: message/rfc822; name=note.eml\r\n\r\n\
+             From: =?UTF-8?Q?Root_code_615_274?= <x@y.example>\r\n\
+             Subject: =?UTF-8?B?QVdTIHZlcmlmaWNhdGlvbiBjb2RlIDYxNTI3NA==?=\r\n\r\nhello\r\n--b--\r\n";
+        let mail = parse(raw.as_bytes()).expect("parses");
+        let text = mail.attachments[0].text.as_deref().expect("searched");
+        assert!(text.contains("AWS verification code 615274"), "{text}");
+        assert!(text.contains("Root code 615 274"), "{text}");
+    }
+
     /// Printable ASCII is cleaned by a shortcut: it gives what the character
     /// by character way gives, on generated lines of words and space runs.
     #[test]

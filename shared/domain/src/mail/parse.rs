@@ -364,6 +364,17 @@ fn forwarded_text(raw: &[u8], forwarded: &Message<'_>, depth: usize) -> Option<S
     let mut decoded = String::new();
     let mut messages = vec![forwarded];
     while let Some(message) = messages.pop() {
+        // Its subject and senders' names as they read: an encoded word hides
+        // what the bytes hold ("=?UTF-8?B?...?=").
+        let names = message.from().into_iter().flat_map(|from| from.iter());
+        let shown = message
+            .subject()
+            .into_iter()
+            .chain(names.filter_map(|a| a.name()));
+        for header in shown {
+            decoded.push('\n');
+            decoded.push_str(header);
+        }
         for part in &message.parts {
             let file = part.contents();
             let saved = !matches!(part.body, PartType::Message(_) | PartType::Html(_))
