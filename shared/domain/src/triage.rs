@@ -206,7 +206,7 @@ impl Secrets {
     /// `near_too`: the tokens near a code's or password's words are
     /// redacted too (`FoundSecrets::nearby`).
     fn of(mail: &ParsedMail, rules: &Rules, near_too: bool) -> Self {
-        let found = find_secrets_bounded(&detection_text(mail), rules);
+        let found = find_secrets_bounded(&escapes_read(&detection_text(mail)), rules);
         let attached = attachment_secrets(mail, rules);
         let redactor = Redactor::new([&found].into_iter().chain(&attached).flat_map(|f| {
             let near = if near_too { f.nearby.as_slice() } else { &[] };
@@ -871,20 +871,51 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<FoundSecrets> {
             a.text
                 .as_deref()
                 .map_or_else(FoundSecrets::default, |text| {
-                    find_secrets_bounded(&json_unescaped(text), rules)
+                    find_secrets_bounded(&as_read(text), rules)
                 })
         })
         .collect()
 }
 
-/// A file's text with JSON's escapes of `/` and `&` read (`https:\/\/...`, as
-/// an exported event or a saved API answer writes a link), so its links are
-/// searched as links. Found there, the file is withheld whole.
-fn json_unescaped(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.contains("\\/") || text.contains("\\u0026") {
-        true => std::borrow::Cow::Owned(text.replace("\\/", "/").replace("\\u0026", "&")),
-        false => std::borrow::Cow::Borrowed(text),
+/// A file's text as the program that reads it would, so its links and codes
+/// are searched whole: JSON's escapes read ([`escapes_read`]), and an
+/// iCalendar or vCard file's folded lines joined (RFC 5545 3.1: a line
+/// break then a space or tab goes). Found there, the file is withheld whole.
+fn as_read(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = escapes_read(text);
+    let folded = ["BEGIN:VCALENDAR", "BEGIN:VCARD"]
+        .iter()
+        .any(|b| text.contains(b));
+    match folded {
+        true => std::borrow::Cow::Owned(
+            text.replace("\r\n ", "")
+                .replace("\r\n\t", "")
+                .replace("\n ", "")
+                .replace("\n\t", ""),
+        ),
+        false => text,
     }
+}
+
+/// `text` with the escapes JSON writes read: of `/` and `&` (`https:\/\/...`,
+/// as an exported event or a saved API answer writes a link), and `\n`,
+/// `\r` and `\t` as a space (a code after one had no word boundary: its
+/// `n` stood against the digits).
+fn escapes_read(text: &str) -> std::borrow::Cow<'_, str> {
+    const ESCAPES: [(&str, &str); 5] = [
+        ("\\/", "/"),
+        ("\\u0026", "&"),
+        ("\\n", " "),
+        ("\\r", " "),
+        ("\\t", " "),
+    ];
+    if !text.contains('\\') || !ESCAPES.iter().any(|(escape, _)| text.contains(escape)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let read = ESCAPES.iter().fold(text.to_string(), |t, (escape, read)| {
+        t.replace(escape, read)
+    });
+    std::borrow::Cow::Owned(read)
 }
 
 /// Why an attachment that holds a secret is withheld, if it holds one.
@@ -1966,6 +1997,31 @@ mod tests {
             "{:?}",
             ticket.attachments
         );
+    }
+
+    /// A code after JSON's `\n`, in a person's text or a file, and in a
+    /// calendar file's folded line: each reached the ticket or its files.
+    #[test]
+    fn codes_behind_escapes_and_folded_lines_are_found() {
+        let raw = "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: event\r\n\
+                   Message-ID: <j2@customer.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+                   --b\r\nContent-Type: text/plain\r\n\r\n{\"text\":\"the code is:\\n615274\"}\r\n\
+                   --b\r\nContent-Type: application/json; name=n.json\r\n\r\n\
+                   {\"text\":\"your code is:\\n902417\"}\r\n\
+                   --b\r\nContent-Type: text/calendar; name=invite.ics\r\n\r\n\
+                   BEGIN:VCALENDAR\r\nDESCRIPTION:the verification code will be 73\r\n 1842\r\nEND:VCALENDAR\r\n--b--\r\n";
+        let t = run(raw, &directory(AccountStatus::Active), &NoRotations);
+        let ticket = t.ticket.expect("a ticket");
+        assert!(!ticket.body.contains("615274"), "{}", ticket.body);
+        for file in &ticket.attachments {
+            assert!(
+                file.withheld
+                    .as_deref()
+                    .is_some_and(|w| w.contains("verification_code")),
+                "{:?}",
+                ticket.attachments
+            );
+        }
     }
 
     /// Many mail clients send a `.txt` or a saved `.eml` as
