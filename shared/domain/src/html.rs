@@ -130,7 +130,7 @@ impl TextWriter {
             "a" if !tag.closing => {
                 self.link = tag
                     .attr("href")
-                    .map(|href| (decode_attribute(href.trim()).into_owned(), out.len()));
+                    .map(|href| (link_as_followed(href), out.len()));
             }
             "a" => self.end_link(),
             "img" => {
@@ -341,6 +341,16 @@ pub(crate) fn has_scheme(link: &str, schemes: &[&str]) -> bool {
     })
 }
 
+/// An `href` as a browser follows it: references decoded, and the tabs and
+/// line breaks the URL standard removes from anywhere in it gone (a link
+/// written `reset&#10;password?token=...` still works, and was shown in two
+/// pieces, its token unredacted).
+fn link_as_followed(href: &str) -> String {
+    let mut link = decode_attribute(href.trim()).into_owned();
+    link.retain(|c| !matches!(c, '\t' | '\n' | '\r'));
+    link
+}
+
 /// The character references of an attribute value (an `href`) decoded as a
 /// browser follows it: as [`decode_entities`], except that a legacy name
 /// without `;` before a letter, digit or `=` stays as written, so a link's
@@ -352,6 +362,17 @@ pub fn decode_attribute(s: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A browser removes tabs and line breaks from a link: so does its
+    /// text, so the link is read (and redacted) whole.
+    #[test]
+    fn a_link_is_shown_as_a_browser_follows_it() {
+        let html = "<a href=\"https://signin.aws.amazon.com/reset&#10;password?token=F&#9;FF\n2\">Reset</a>";
+        assert_eq!(
+            html_to_text(html).trim(),
+            "Reset (https://signin.aws.amazon.com/resetpassword?token=FFF2)"
+        );
+    }
 
     #[test]
     fn scripts_styles_and_images_vanish_links_stay_readable() {
