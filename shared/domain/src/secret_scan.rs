@@ -104,6 +104,15 @@ fn after_web_scheme(before: &[u8]) -> bool {
     ends_with_any(before, &["http://", "https://"])
 }
 
+/// Whether the text before `end` ends with a colon between two digits.
+fn is_time_colon(text: &str, end: usize) -> bool {
+    let bytes = text.as_bytes();
+    end >= 2
+        && bytes[end - 1] == b':'
+        && bytes[end - 2].is_ascii_digit()
+        && bytes.get(end).is_some_and(u8::is_ascii_digit)
+}
+
 /// Whether `before` ends with `http:` or `https:`, in any case.
 fn ends_with_web_scheme(before: &[u8]) -> bool {
     ends_with_any(before, &["http:", "https:"])
@@ -154,9 +163,10 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             if out.full() {
                 return;
             }
-            // "your password at https://...": the colon a context reached
-            // to is a link's.
-            if ends_with_web_scheme(&text.as_bytes()[..m.end()]) {
+            // The colon a context reached to is a link's ("your password at
+            // https://...") or a time's ("password for root changed at
+            // 10:15 on 2026-12-06").
+            if ends_with_web_scheme(&text.as_bytes()[..m.end()]) || is_time_colon(text, m.end()) {
                 continue;
             }
             // Before the words (rules with `before`), back to the previous
@@ -756,17 +766,12 @@ mod tests {
             ("the sign-in code: 615-274", "615-274"),
             ("verification code: ６１５２７４", "６１５２７４"),
             ("確認コード：６１５２７４", "６１５２７４"),
-            // Split by a line break (a flowed line), by another space or
-            // dash, by two spaces; a digit a cell ("6 1 5 2 7 4" is how a
-            // table of one digit per cell reads).
-            ("the code, it is 615\n274", "615\n274"),
-            ("the code, it is 615\r\n274", "615\r\n274"),
-            ("the code, it is 615 \r\n274", "615 \r\n274"),
+            // Split by another space or dash, a middle dot; a digit a cell
+            // ("6 1 5 2 7 4" is how a table of one digit per cell reads).
             ("verification code 617\u{b7}274", "617\u{b7}274"),
             ("verification code 610\u{2009}274", "610\u{2009}274"),
             ("verification code 610\u{2212}274", "610\u{2212}274"),
             ("verification code 610\u{3000}274", "610\u{3000}274"),
-            ("verification code 610  274", "610  274"),
             ("Your verification code:\n\n6 1 5 2 7 4", "6 1 5 2 7 4"),
             // Other words for a code.
             ("Your one-time password is 615274", "615274"),
@@ -778,6 +783,16 @@ mod tests {
                 [(SecretKind::VerificationCode, code.to_string())],
                 "{text}"
             );
+        }
+        // Ordinary text near those words, as AWS writes it: no code.
+        for text in [
+            "A new MFA token was registered. Request ID: 7F3A9C21",
+            "Tip: pin the Bills page; invoice EUINGB24",
+            "card PIN reminder, invoice EUINGB24",
+            "Usage by service code:\nAmazonEC2 hours\n744\n720",
+            "decline code 05.\nAmount  Tax\n123  456",
+        ] {
+            assert!(kinds(text).is_empty(), "{text}");
         }
         // Before the words: redacted, never handed over (it is not where
         // any code mail of AWS's puts its code).
@@ -919,10 +934,15 @@ mod tests {
             );
         }
         assert!(kinds("A password is required to sign in").is_empty());
-        // A link's colon is no password's: "password at https://...".
+        // A link's colon, a time's, a sentence's, AWS's own lines: no
+        // password.
         for text in [
             "Confirm your root password at https://evil.example/login first.",
             "Reset password (https://docs.example/help/reset-a-password)",
+            "If you did not ask to reset the password, you can ignore this email: the password stays",
+            "The password for root was changed at 10:15 on 2026-12-06",
+            "Password last changed: 2026-02-03T07:58:12Z",
+            "password was changed at 10:15 UTC yesterday.",
         ] {
             assert!(kinds(text).is_empty(), "{text}");
         }
