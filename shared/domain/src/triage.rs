@@ -139,6 +139,7 @@ fn triage_mail(
         found,
         redaction,
         overflowed,
+        escaped,
         in_attachments,
     } = Secrets::of(mail, ctx.rules, redacts_near_tokens(&seen, &decided));
     let secrets = found.secrets;
@@ -162,7 +163,7 @@ fn triage_mail(
     let withheld_reason = decided
         .quarantine
         .clone()
-        .or_else(|| withheld_text(decided.kind, &secrets, overflowed, &mut warnings));
+        .or_else(|| withheld_text(decided.kind, &secrets, (overflowed, escaped), &mut warnings));
     let redactor = &redaction.redactor;
     let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
     let decision = Decision {
@@ -198,6 +199,9 @@ struct Secrets {
     redaction: Redaction,
     /// More than were collected in the message: its text is withheld.
     overflowed: bool,
+    /// A secret is written with an escape inside it (`Hunter2\\/Secret`), so
+    /// it cannot be redacted where it stands: the text is withheld.
+    escaped: bool,
     /// Why each attachment that holds a secret is withheld.
     in_attachments: Vec<Option<String>>,
 }
@@ -206,14 +210,18 @@ impl Secrets {
     /// `near_too`: the tokens near a code's or password's words are
     /// redacted too (`FoundSecrets::nearby`).
     fn of(mail: &ParsedMail, rules: &Rules, near_too: bool) -> Self {
-        let found = find_secrets_bounded(&escapes_read(&detection_text(mail)), rules);
+        let text = detection_text(mail);
+        let found = find_secrets_bounded(&text, rules);
+        let (escaped, unredactable) = behind_escapes(&text, rules);
         let attached = attachment_secrets(mail, rules);
-        let redactor = Redactor::new([&found].into_iter().chain(&attached).flat_map(|f| {
+        let all = [&found, &escaped].into_iter().chain(&attached);
+        let redactor = Redactor::new(all.flat_map(|f| {
             let near = if near_too { f.nearby.as_slice() } else { &[] };
             f.secrets.iter().chain(&f.spellings).chain(near)
         }));
         Self {
             overflowed: found.overflowed,
+            escaped: unredactable,
             in_attachments: attached.iter().map(describe_attachment_secrets).collect(),
             redaction: Redaction {
                 redactor,
@@ -222,6 +230,25 @@ impl Secrets {
             found,
         }
     }
+}
+
+/// The secrets only JSON's escapes hide (`\\n615274`, `https:\\/\\/...`),
+/// found in `text` read as JSON would be ([`escapes_read`]): redacted where
+/// the text writes them as found, and never handed over. True when one of
+/// them is not written so in `text` (an escape stands inside it): it could
+/// not be redacted there, so the text must not be shown.
+fn behind_escapes(text: &str, rules: &Rules) -> (FoundSecrets, bool) {
+    let std::borrow::Cow::Owned(read) = escapes_read(text) else {
+        return (FoundSecrets::default(), false);
+    };
+    let found = find_secrets_bounded(&read, rules);
+    let redactable = found
+        .secrets
+        .iter()
+        .chain(&found.spellings)
+        .all(|s| text.contains(s.value.expose()));
+    let unredactable = found.overflowed || !redactable;
+    (found, unredactable)
 }
 
 /// The text secrets are searched in: the subject, the text shown, the HTML
@@ -559,13 +586,15 @@ fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> 
 fn withheld_text(
     kind: Kind,
     secrets: &[FoundSecret],
-    overflowed: bool,
+    (overflowed, escaped): (bool, bool),
     warnings: &mut Vec<String>,
 ) -> Option<String> {
     let reason = if overflowed {
         format!(
             "the mail holds more than {MAX_SECRETS} codes and links that look secret: its text is withheld, open the original"
         )
+    } else if escaped {
+        "the mail writes a code or link with an escape inside it (as JSON writes `\\/` or `\\n`), which cannot be redacted where it stands: its text is withheld, open the original".to_string()
     } else if kind.policy().carries_secret && secrets.is_empty() {
         format!(
             "a {kind} mail normally holds a code or link, and none was found: its text is withheld, open the original"
@@ -2013,6 +2042,26 @@ mod tests {
         let t = run(raw, &directory(AccountStatus::Active), &NoRotations);
         let ticket = t.ticket.expect("a ticket");
         assert!(!ticket.body.contains("615274"), "{}", ticket.body);
+        assert!(ticket.body.contains("the code is:"), "{}", ticket.body);
+        // An escape inside the secret: it cannot be redacted where it
+        // stands, so the text is withheld (a reading with the escapes read
+        // alone showed these in clear).
+        for written in [
+            r"Your new root password: Hunter2\/Secret",
+            r"Your new root password: Xy7\nQ9#m and done",
+            r"verification code: 615\t274",
+            r"https:\/\/signin.aws.amazon.com\/resetpassword?token=Zq9Xk2PlmN",
+        ] {
+            let raw = format!(
+                "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: event\r\n\
+                 Message-ID: <j3@customer.example>\r\n\r\n{{\"msg\":\"{written}\"}}\r\n"
+            );
+            let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+            let shown = serde_json::to_string(&t.ticket).unwrap();
+            for piece in ["Hunter2", "Q9#m", "615", "Zq9Xk2"] {
+                assert!(!shown.contains(piece), "{written}: {shown}");
+            }
+        }
         for file in &ticket.attachments {
             assert!(
                 file.withheld
