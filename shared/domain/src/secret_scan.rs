@@ -104,6 +104,13 @@ fn after_web_scheme(before: &[u8]) -> bool {
     ends_with_any(before, &["http://", "https://"])
 }
 
+/// Whether the colon a context reached to at `end` is a link's ("your
+/// password at https://...") or a time's ("password for root changed at
+/// 10:15 on 2026-12-06").
+fn ends_at_a_foreign_colon(text: &str, end: usize) -> bool {
+    ends_with_web_scheme(&text.as_bytes()[..end]) || is_time_colon(text, end)
+}
+
 /// Whether the text before `end` ends with a colon between two digits.
 fn is_time_colon(text: &str, end: usize) -> bool {
     let bytes = text.as_bytes();
@@ -163,10 +170,7 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             if out.full() {
                 return;
             }
-            // The colon a context reached to is a link's ("your password at
-            // https://...") or a time's ("password for root changed at
-            // 10:15 on 2026-12-06").
-            if ends_with_web_scheme(&text.as_bytes()[..m.end()]) || is_time_colon(text, m.end()) {
+            if ends_at_a_foreign_colon(text, m.end()) {
                 continue;
             }
             // Before the words (rules with `before`), back to the previous
