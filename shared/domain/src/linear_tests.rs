@@ -57,6 +57,11 @@ fn hostile(name: &str, n: usize) -> String {
         // structure scan reads (its value up to the next colon).
         "fields and boundaries" => text_mail(&"Content-Type: a--b: --c\r\n".repeat(n / 24)),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
+        // Flowed lines (RFC 3676) of changing quote depth: each joined once.
+        "flowed quotes" => format!(
+            "{HEADERS}Content-Type: text/plain; format=flowed; delsp=yes\r\n\r\n{}\r\n",
+            ">>>>>>>> code \r\n>>>> 615 \r\n".repeat(n / 28)
+        ),
         // Every kind's words at once, over and over: each rule counts once.
         "keyword spam" => text_mail(&SPAM.repeat(n / SPAM.len() + 1)),
         // One header folded over many lines.
@@ -195,7 +200,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 25] = [
+const HOSTILE_INPUTS: [&str; 26] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -215,6 +220,7 @@ const HOSTILE_INPUTS: [&str; 25] = [
     "open windows",
     "fields and boundaries",
     "quoted replies",
+    "flowed quotes",
     "header folding",
     "pairs in results",
     "quotes and comments in results",

@@ -295,6 +295,29 @@ mod tests {
         assert!(text.contains("Root code 615 274"), "{text}");
     }
 
+    /// `format=flowed` text reads as its reader shows it (RFC 3676): a line
+    /// that ends with a space goes on in the next of the same quote depth.
+    #[test]
+    fn flowed_text_is_joined_as_its_reader_shows_it() {
+        let joined = |text: &str, delsp| parse::unflowed(text, delsp);
+        assert_eq!(
+            joined("Your code is 615 \n274 thanks\n", false),
+            "Your code is 615 274 thanks\n\n"
+        );
+        assert_eq!(joined("a verylongwo \nrd\n", true), "a verylongword\n\n");
+        assert_eq!(joined("> a \n> b\nc\n", false), "> a b\nc\n\n");
+        // Another depth ends the flowed line; the signature line stays; a
+        // stuffed space goes.
+        assert_eq!(joined("> a \nb\n", false), "> a \nb\n\n");
+        assert_eq!(joined("text\n-- \nsig\n", false), "text\n-- \nsig\n\n");
+        assert_eq!(joined(" From here\n", false), "From here\n\n");
+        let raw = "From: a@b.example\r\nSubject: s\r\n\
+                   Content-Type: text/plain; charset=utf-8; format=flowed\r\n\r\n\
+                   the verification code, it is 615 \r\n274 - thanks\r\n";
+        let mail = parse(raw.as_bytes()).expect("parses");
+        assert_eq!(mail.text, "the verification code, it is 615 274 - thanks");
+    }
+
     /// Printable ASCII is cleaned by a shortcut: it gives what the character
     /// by character way gives, on generated lines of words and space runs.
     #[test]

@@ -142,11 +142,11 @@ fn body_texts(message: &Message<'_>, warnings: &mut Vec<String>) -> (String, Str
     let mut text = String::new();
     let mut cut = false;
     for part in message.text_bodies() {
-        cut |= append_body(&mut text, &part.body);
+        cut |= append_body(&mut text, &part.body, Lines::of(part));
     }
     if text.is_empty() {
         for part in message.html_bodies() {
-            cut |= append_body(&mut text, &part.body);
+            cut |= append_body(&mut text, &part.body, Lines::of(part));
         }
     }
     // The HTML alternative is not shown, but a secret only it holds must still be
@@ -160,7 +160,7 @@ fn body_texts(message: &Message<'_>, warnings: &mut Vec<String>) -> (String, Str
             .html_bodies()
             .filter(|p| matches!(p.body, PartType::Html(_)))
         {
-            cut |= append_body(&mut alternative_text, &part.body);
+            cut |= append_body(&mut alternative_text, &part.body, Lines::of(part));
         }
     }
     if cut {
@@ -397,7 +397,7 @@ fn forwarded_text(raw: &[u8], forwarded: &Message<'_>, depth: usize) -> Option<S
                     decoded.push_str("\n\n");
                     decoded.push_str(&file_text(bytes));
                 }
-                body if append_body(&mut decoded, body) => return None,
+                body if append_body(&mut decoded, body, Lines::of(part)) => return None,
                 _ => {}
             }
         }
@@ -459,10 +459,16 @@ pub(super) const MAX_HTML_BYTES: usize = 4 * MAX_TEXT_BYTES;
 
 /// Appends a body part's text, up to [`MAX_TEXT_BYTES`] in all; `true` when
 /// some of it did not fit.
-pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
+pub(super) fn append_body(text: &mut String, body: &PartType<'_>, lines: Lines) -> bool {
     let room = MAX_TEXT_BYTES.saturating_sub(text.len() + 2);
     let (piece, cut) = match body {
-        PartType::Text(t) => (prefix(t, room).replace("\r\n", "\n"), t.len() > room),
+        PartType::Text(t) => {
+            let piece = prefix(t, room).replace("\r\n", "\n");
+            match lines {
+                Lines::Fixed => (piece, t.len() > room),
+                Lines::Flowed { delsp } => (unflowed(&piece, delsp), t.len() > room),
+            }
+        }
         PartType::Html(h) => {
             let converted = html_to_text(prefix(h, MAX_HTML_BYTES));
             let cut = h.len() > MAX_HTML_BYTES || converted.len() > room;
@@ -481,6 +487,69 @@ pub(super) fn append_body(text: &mut String, body: &PartType<'_>) -> bool {
     }
     text.push_str(piece);
     cut
+}
+
+/// How a plain-text part's lines are wrapped (RFC 3676): in `format=flowed`
+/// text a line that ends with a space goes on in the next, as a reader shows
+/// it (Thunderbird sends it so); with `delsp=yes` that space is the
+/// sender's, not the text's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lines {
+    Fixed,
+    Flowed { delsp: bool },
+}
+
+impl Lines {
+    pub(super) fn of(part: &MessagePart<'_>) -> Self {
+        let Some(content_type) = part.content_type() else {
+            return Lines::Fixed;
+        };
+        let is = |name: &str, value: &str| {
+            content_type
+                .attribute(name)
+                .is_some_and(|v| v.eq_ignore_ascii_case(value))
+        };
+        match is("format", "flowed") {
+            true => Lines::Flowed {
+                delsp: is("delsp", "yes"),
+            },
+            false => Lines::Fixed,
+        }
+    }
+}
+
+/// `text` (lines ending `\n`) with its flowed lines joined (RFC 3676 4.2): a
+/// line that ends with a space goes on in the next line of the same quote
+/// depth; a line's first space is the sender's stuffing; the signature line
+/// `-- ` is never flowed. A code wrapped there ("615 274" broken after its
+/// space) was shown and searched in two lines.
+pub(super) fn unflowed(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The quote depth of a flowed line whose next line goes on with it.
+    let mut open: Option<usize> = None;
+    for line in text.split('\n') {
+        let depth = line.bytes().take_while(|&b| b == b'>').count();
+        let content = &line[depth..];
+        let content = content.strip_prefix(' ').unwrap_or(content);
+        let goes_on = open == Some(depth);
+        if open.is_some() && !goes_on {
+            out.push('\n');
+        }
+        if !goes_on && depth > 0 {
+            out.extend(std::iter::repeat_n('>', depth));
+            out.push(' ');
+        }
+        let flowed = content.ends_with(' ') && content != "-- ";
+        out.push_str(match flowed && delsp {
+            true => &content[..content.len() - 1],
+            false => content,
+        });
+        open = flowed.then_some(depth);
+        if !flowed {
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// A character that shows nothing, yet splits a word for a search: a code
