@@ -14,9 +14,29 @@ pub const SETUP_NOTIFICATION_OBJECT: &str = "AMAZON_SES_SETUP_NOTIFICATION";
 /// read as SES's own `by ... id ... for`: a HELO of several words makes
 /// the header no SES `Received` at all.
 static SES_RECEIVED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^from\s+\S+\s+\([^()]*\)\s+by\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\s+with\s+\S+\s+id\s+(\S+)(?:\s+for\s+<?([^\s;<>]+)>?)?")
-        .expect("static regex")
+    Regex::new(&format!("{RECEIVED_UP_TO_ID}{ID_AND_RECIPIENT}")).expect("static regex")
 });
+
+/// Its two parts: up to the message id (which the `\s+` it ends with ends
+/// where the id starts), then the id and the recipient.
+const RECEIVED_UP_TO_ID: &str = r"(?i)^from\s+\S+\s+\([^()]*\)\s+by\s+inbound-smtp\.[a-z0-9-]+\.amazonaws\.com\s+with\s+\S+\s+id\s+";
+const ID_AND_RECIPIENT: &str = r"(\S+)(?:\s+for\s+<?([^\s;<>]+)>?)?";
+
+/// The groups are read in two steps: a DFA's search for the first part, and
+/// captures only in the short rest. Captures over the whole header cost 7%
+/// of triage's instructions (a bounded backtracker over all its states).
+static SES_RECEIVED_UP_TO_ID: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(RECEIVED_UP_TO_ID).expect("static regex"));
+static SES_ID_AND_RECIPIENT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!("(?i)^{ID_AND_RECIPIENT}")).expect("static regex"));
+
+/// The message id and recipient SES's `Received` names, if `value` is one.
+fn ses_id_and_recipient(value: &str) -> Option<(&str, Option<&str>)> {
+    let rest = &value[SES_RECEIVED_UP_TO_ID.find(value)?.end()..];
+    let groups = SES_ID_AND_RECIPIENT.captures(rest)?;
+    let (id, recipient) = (groups.get(1)?, groups.get(2));
+    Some((id.as_str(), recipient.map(|r| r.as_str())))
+}
 
 /// Headers SES writes on receipt, above the message it received.
 fn is_ses_header(name: &str, value: &str) -> bool {
@@ -97,12 +117,11 @@ pub(crate) fn envelope_in(headers: &Headers, ses_headers: usize) -> Envelope {
         .iter()
         .take(ses_headers)
         .filter(|(name, _)| name.eq_ignore_ascii_case("received"))
-        .find_map(|(_, value)| SES_RECEIVED.captures(value))
-        .map(|c| Envelope {
-            ses_message_id: Some(c[1].trim_end_matches(';').to_string()),
-            recipients: c
-                .get(2)
-                .and_then(|m| EmailAddress::parse(m.as_str()).ok())
+        .find_map(|(_, value)| ses_id_and_recipient(value))
+        .map(|(id, recipient)| Envelope {
+            ses_message_id: Some(id.trim_end_matches(';').to_string()),
+            recipients: recipient
+                .and_then(|r| EmailAddress::parse(r).ok())
                 .into_iter()
                 .collect(),
         })
@@ -206,6 +225,51 @@ mod tests {
             "by inbound-smtp.us-east-1.amazonaws.com with SMTP id fake for victim@msp.example",
         ] {
             assert!(!SES_RECEIVED.is_match(posing), "{posing}");
+            assert_eq!(ses_id_and_recipient(posing), None, "{posing}");
+        }
+    }
+
+    /// The id and recipient read in two steps are what the one regex's
+    /// groups read, on SES's header and on generated variants of it.
+    #[test]
+    fn the_two_step_reading_of_ses_received_is_the_one_regex() {
+        let mut next = crate::generator(0x6a09_e667_f3bc_c908);
+        let pieces = [
+            "from",
+            " ",
+            "\t",
+            "x",
+            "(",
+            ")",
+            "[203.0.113.9]",
+            "by",
+            "inbound-smtp.us-east-1.amazonaws.com",
+            "with",
+            "SMTP",
+            "id",
+            "abc",
+            "for",
+            "<",
+            ">",
+            "root@msp.example",
+            ";",
+            "é",
+            "ID",
+            "FOR",
+        ];
+        let real = "from x (x [203.0.113.9]) by inbound-smtp.us-east-1.amazonaws.com with SMTP id ";
+        for _ in 0..20_000 {
+            let tail: String = (0..next(8)).map(|_| pieces[next(pieces.len())]).collect();
+            let value = match next(3) {
+                0 => format!("{real}{tail}"),
+                1 => format!("{real}abc{tail}"),
+                _ => tail,
+            };
+            let one = SES_RECEIVED
+                .captures(&value)
+                .map(|c| (c.get(1).map(|m| m.as_str()), c.get(2).map(|m| m.as_str())));
+            let two = ses_id_and_recipient(&value).map(|(id, r)| (Some(id), r));
+            assert_eq!(one, two, "{value:?}");
         }
     }
 
