@@ -292,6 +292,7 @@ fn held_out_mail_is_classified_without_tuning() {
     let triager = Triager::default();
     let secrets = std::fs::read_to_string(dir.join("SECRETS.tsv")).expect("SECRETS.tsv");
     let (mut right, mut misses, mut leaks) = (0, Vec::new(), Vec::new());
+    let mut unlisted = Vec::new();
     let (mut listed, mut found) = (0, 0);
     let files = eml_files(&dir);
     for path in &files {
@@ -309,6 +310,23 @@ fn held_out_mail_is_classified_without_tuning() {
                 "{name}: expected {} got {}",
                 expected["kind"], decision["kind"]
             ));
+        }
+        // A secret its expectation does not list hides ordinary text: a
+        // held-out reset mail lost every "password" to a password rule.
+        let kind_of = |s: &Value| s.get("kind").unwrap_or(s).as_str().map(str::to_string);
+        let listed_kinds: Vec<String> = expected["secrets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(kind_of).collect())
+            .unwrap_or_default();
+        for kind in decision["secrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(kind_of)
+        {
+            if !listed_kinds.contains(&kind) {
+                unlisted.push(format!("{name}: found a {kind} it does not hold"));
+            }
         }
         let ticket = decision["ticket"].to_string();
         for (file, value) in secrets.lines().filter_map(|l| l.split_once('\t')) {
@@ -336,6 +354,7 @@ fn held_out_mail_is_classified_without_tuning() {
     );
     assert_eq!(files.len(), 48, "the held-out set has 48 messages");
     assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+    assert!(unlisted.is_empty(), "{}", unlisted.join("\n"));
     assert!(
         found >= SECRETS_FOUND_WHEN_ADDED,
         "held-out secrets found fell to {found}/{listed}"
