@@ -46,6 +46,24 @@ fn request(mode: Mode) -> TakeOver {
     }
 }
 
+/// `LifecyclePorts` for a test's wrapper of the local lifecycle (its field
+/// `$inner`): each port marked `own` is the wrapper's, each marked `local`
+/// the lifecycle's, so a test overrides only the ports it needs.
+macro_rules! lifecycle_ports {
+    ($wrapper:ident<$a:lifetime>, $inner:tt, $($Port:ident $port:ident: $which:ident),+ $(,)?) => {
+        impl<$a> rootmail_lifecycle::LifecyclePorts for $wrapper<$a> {
+            $(type $Port = lifecycle_ports!(@type $a $which);)+
+            $(fn $port(&self) -> &lifecycle_ports!(@type $a $which) {
+                lifecycle_ports!(@port self, $inner, $which)
+            })+
+        }
+    };
+    (@type $a:lifetime own) => { Self };
+    (@type $a:lifetime local) => { LocalLifecycle<$a> };
+    (@port $self:ident, $inner:tt, own) => { $self };
+    (@port $self:ident, $inner:tt, local) => { &$self.$inner };
+}
+
 struct Local {
     _dir: tempfile::TempDir,
     store: LocalStore,
@@ -1189,40 +1207,18 @@ impl rootmail_lifecycle::TaskTokens for FlakyTokens<'_> {
     }
 }
 
-impl<'a> rootmail_lifecycle::LifecyclePorts for FlakyTokens<'a> {
-    type Api = LocalLifecycle<'a>;
-    type Root = LocalLifecycle<'a>;
-    type Vault = LocalLifecycle<'a>;
-    type Rotations = Self;
-    type Audit = LocalLifecycle<'a>;
-    type Registry = LocalLifecycle<'a>;
-    type Tokens = Self;
-    type Notices = LocalLifecycle<'a>;
-    fn api(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn root(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn vault(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn rotations(&self) -> &Self {
-        self
-    }
-    fn audit(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn registry(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn tokens(&self) -> &Self {
-        self
-    }
-    fn notices(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-}
+lifecycle_ports!(
+    FlakyTokens<'a>,
+    inner,
+    Api api: local,
+    Root root: local,
+    Vault vault: local,
+    Rotations rotations: own,
+    Audit audit: local,
+    Registry registry: local,
+    Tokens tokens: own,
+    Notices notices: local,
+);
 
 #[tokio::test]
 async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail() {
@@ -2476,40 +2472,18 @@ impl rootmail_lifecycle::Notices for MailDown<'_> {
     }
 }
 
-impl<'a> rootmail_lifecycle::LifecyclePorts for MailDown<'a> {
-    type Api = LocalLifecycle<'a>;
-    type Root = LocalLifecycle<'a>;
-    type Vault = LocalLifecycle<'a>;
-    type Rotations = LocalLifecycle<'a>;
-    type Audit = LocalLifecycle<'a>;
-    type Registry = LocalLifecycle<'a>;
-    type Tokens = LocalLifecycle<'a>;
-    type Notices = Self;
-    fn api(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn root(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn vault(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn rotations(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn audit(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn registry(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn tokens(&self) -> &LocalLifecycle<'a> {
-        &self.0
-    }
-    fn notices(&self) -> &Self {
-        self
-    }
-}
+lifecycle_ports!(
+    MailDown<'a>,
+    0,
+    Api api: local,
+    Root root: local,
+    Vault vault: local,
+    Rotations rotations: local,
+    Audit audit: local,
+    Registry registry: local,
+    Tokens tokens: local,
+    Notices notices: own,
+);
 
 /// No unseen release: when security cannot be mailed, AWS is not asked to
 /// move the root email and nothing changes; the failure is transient, so
@@ -2892,40 +2866,18 @@ impl rootmail_lifecycle::Notices for Interleaved<'_> {
     }
 }
 
-impl<'a> rootmail_lifecycle::LifecyclePorts for Interleaved<'a> {
-    type Api = Self;
-    type Root = LocalLifecycle<'a>;
-    type Vault = LocalLifecycle<'a>;
-    type Rotations = LocalLifecycle<'a>;
-    type Audit = LocalLifecycle<'a>;
-    type Registry = LocalLifecycle<'a>;
-    type Tokens = LocalLifecycle<'a>;
-    type Notices = Self;
-    fn api(&self) -> &Self {
-        self
-    }
-    fn root(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn vault(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn rotations(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn audit(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn registry(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn tokens(&self) -> &LocalLifecycle<'a> {
-        &self.inner
-    }
-    fn notices(&self) -> &Self {
-        self
-    }
-}
+lifecycle_ports!(
+    Interleaved<'a>,
+    inner,
+    Api api: own,
+    Root root: local,
+    Vault vault: local,
+    Rotations rotations: local,
+    Audit audit: local,
+    Registry registry: local,
+    Tokens tokens: local,
+    Notices notices: own,
+);
 
 /// Two operators at once, one cancelling (or restarting) the release and
 /// one completing it with the customer's code: one of them wins, and
