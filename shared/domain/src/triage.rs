@@ -899,8 +899,13 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<FoundSecrets> {
         .map(|a| {
             a.text
                 .as_deref()
-                .map_or_else(FoundSecrets::default, |text| {
-                    find_secrets_bounded(&as_read(text), rules)
+                .map_or_else(FoundSecrets::default, |text| match as_read(text) {
+                    std::borrow::Cow::Borrowed(_) => find_secrets_bounded(text, rules),
+                    // Both readings, as the message's text is searched: read
+                    // alone, a secret an escape stands inside was lost.
+                    std::borrow::Cow::Owned(read) => {
+                        find_secrets_bounded(&format!("{text}\n{read}"), rules)
+                    }
                 })
         })
         .collect()
@@ -2037,6 +2042,8 @@ mod tests {
                    --b\r\nContent-Type: text/plain\r\n\r\n{\"text\":\"the code is:\\n615274\"}\r\n\
                    --b\r\nContent-Type: application/json; name=n.json\r\n\r\n\
                    {\"text\":\"your code is:\\n902417\"}\r\n\
+                   --b\r\nContent-Type: application/json; name=p.json\r\n\r\n\
+                   {\"note\":\"root password: Xy7\\nQ9#m and more\"}\r\n\
                    --b\r\nContent-Type: text/calendar; name=invite.ics\r\n\r\n\
                    BEGIN:VCALENDAR\r\nDESCRIPTION:the verification code will be 73\r\n 1842\r\nEND:VCALENDAR\r\n--b--\r\n";
         let t = run(raw, &directory(AccountStatus::Active), &NoRotations);
@@ -2063,10 +2070,12 @@ mod tests {
             }
         }
         for file in &ticket.attachments {
+            let kind = match file.name.as_str() {
+                "p.json" => "password",
+                _ => "verification_code",
+            };
             assert!(
-                file.withheld
-                    .as_deref()
-                    .is_some_and(|w| w.contains("verification_code")),
+                file.withheld.as_deref().is_some_and(|w| w.contains(kind)),
                 "{:?}",
                 ticket.attachments
             );
