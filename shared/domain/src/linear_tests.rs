@@ -124,6 +124,10 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
         // Code-like tokens, each before a code's words: each context reads
         // back to the one before it, at most.
         "tokens before contexts" => text_mail(&"AB12CD34 code ".repeat(n / 14)),
+        // A code's word and a code alone on its line, over and over: every
+        // token is in reach of the many contexts before it, and each
+        // context reads only up to the next one's end for its others.
+        "codes on their own lines" => text_mail(&"code\r\nAB12CD\r\n".repeat(n / 14)),
         // otpauth:// back to back with no space: each reads to the next.
         "otpauth links" => text_mail(&"otpauth://".repeat(n / 10)),
         // One code, over and over: a few values redacted at every turn.
@@ -200,7 +204,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 26] = [
+const HOSTILE_INPUTS: [&str; 27] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -213,6 +217,7 @@ const HOSTILE_INPUTS: [&str; 26] = [
     "one code repeated",
     "password contexts",
     "tokens before contexts",
+    "codes on their own lines",
     "otpauth links",
     "wrapped in wrappers",
     "bare links",

@@ -184,23 +184,39 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
                 }
             }
             previous_end = m.end();
-            let next = contexts.peek().map_or(text.len(), |n| n.start());
-            let (window, starts_before) = window_after(text, m.end(), next, *within);
+            let next = contexts.peek();
+            let next_start = next.map_or(text.len(), |n| n.start());
+            let (window, starts_before) = window_after(text, m.end(), next_start, *within);
+            // Tokens from the next context's end on are its own to find (its
+            // reach goes as far): read here too, a line of words and tokens
+            // repeated had each token read once per context in reach.
+            let own_before = next
+                .filter(|n| !ends_at_a_foreign_colon(text, n.end()))
+                .map_or(starts_before, |n| starts_before.min(n.end() - m.end()));
             let mut hits = matches_from(token, window, 0)
                 .take_while(|t| t.start() < starts_before)
-                .filter(|t| is_secret(t, m.end()))
-                .map(|t| t.as_str());
+                .filter(|t| is_secret(t, m.end()));
             let Some(first) = hits.next() else { continue };
-            out.add(*kind, first);
-            // The first token is the one handed over, and is redacted without
-            // the punctuation a sentence put after it too; the others in
-            // reach are kept apart (`FoundSecrets::nearby`).
-            out.add_spelling(*kind, first, without_closing_punctuation(first));
-            for written in hits {
-                out.add_nearby(*kind, written);
-                out.add_nearby(*kind, without_closing_punctuation(written));
-            }
+            let nearby = hits.take_while(|t| t.start() < own_before);
+            add_found(*kind, first.as_str(), nearby.map(|t| t.as_str()), out);
         }
+    }
+}
+
+/// The first token after a context, the one handed over, redacted without
+/// the punctuation a sentence put after it too; the others in reach are
+/// kept apart (`FoundSecrets::nearby`).
+fn add_found<'t>(
+    kind: SecretKind,
+    first: &str,
+    nearby: impl Iterator<Item = &'t str>,
+    out: &mut Collector,
+) {
+    out.add(kind, first);
+    out.add_spelling(kind, first, without_closing_punctuation(first));
+    for written in nearby {
+        out.add_nearby(kind, written);
+        out.add_nearby(kind, without_closing_punctuation(written));
     }
 }
 
