@@ -180,7 +180,7 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
                 let from = m.start() - suffix_chars(&text[previous_end..m.start()], *before).len();
                 let hay = &text[..m.start()];
                 for t in matches_from(token, hay, from).filter(|t| is_secret(t, 0)) {
-                    out.add_nearby(*kind, t.as_str());
+                    out.add_nearby(*kind, token_text(&t));
                 }
             }
             previous_end = m.end();
@@ -198,9 +198,22 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
                 .filter(|t| is_secret(t, m.end()));
             let Some(first) = hits.next() else { continue };
             let nearby = hits.take_while(|t| t.start() < own_before);
-            add_found(*kind, first.as_str(), nearby.map(|t| t.as_str()), out);
+            add_found(
+                *kind,
+                token_text(&first),
+                nearby.map(|t| token_text(&t)),
+                out,
+            );
         }
     }
+}
+
+/// A token as a rule matched it, without the line break and spaces a rule
+/// for a code alone on its line reads around it.
+fn token_text<'h>(token: &Match<'h>) -> &'h str {
+    token
+        .as_str()
+        .trim_matches([' ', '\t', '\r', '\n', '\u{a0}'])
 }
 
 /// The first token after a context, the one handed over, redacted without
@@ -1044,6 +1057,42 @@ mod tests {
         }
         // A word that only contains "code" is not the context.
         assert!(kinds("Barcode 615274 and postcode AB12CD").is_empty());
+    }
+
+    /// A code in a box under a paragraph of instructions (an HTML mail's
+    /// layout, read as text): alone on its line, it is found up to 400
+    /// characters after its words, in any language the code rules know. A
+    /// token that shares its line, or stands further off, is not.
+    #[test]
+    fn a_code_alone_on_its_line_is_found_below_its_instructions() {
+        let instructions = "Give it to whoever made the request, who enters it in the \
+            console of the management account or sends it with the Account Management \
+            API; nothing changes until then.";
+        assert!(instructions.len() > 120);
+        let code = vec![(SecretKind::VerificationCode, "W6KD3P".to_string())];
+        for words in [
+            "the one-time code below",
+            "確認コード",
+            "Ihr Bestätigungscode",
+        ] {
+            let text = format!("Use {words}. {instructions}\n\n   W6KD3P  \n\nIt expires soon.");
+            assert_eq!(kinds(&text), code, "{words}");
+        }
+        let on_a_line_with_more = format!("The code below. {instructions}\nRef W6KD3P today\n");
+        assert!(kinds(&on_a_line_with_more).is_empty());
+        let two_to_a_line = format!("The code below. {instructions}\nW6KD3P X7QP21\n");
+        assert!(kinds(&two_to_a_line).is_empty());
+        let far = format!("The code below. {}\nW6KD3P\n", instructions.repeat(3));
+        assert!(kinds(&far).is_empty());
+        // Two codes on lines of their own: the first is the code, and the
+        // second is redacted too.
+        let two = format!("The code below. {instructions}\n\nW6KD3P\r\nX7QP21\n");
+        assert_eq!(kinds(&two), code);
+        let shown = redacted(&two);
+        assert!(
+            !shown.contains("W6KD3P") && !shown.contains("X7QP21"),
+            "{shown}"
+        );
     }
 
     #[test]

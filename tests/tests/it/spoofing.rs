@@ -975,6 +975,27 @@ fn the_genuine_fixtures_are_handed_to_the_waiting_rotation() {
     }
 }
 
+/// A code in a box under a paragraph of instructions, about 190 characters
+/// below its words, reaches the member take-over that waits for it: before,
+/// no code was found, the text was withheld and the take-over waited in vain.
+#[test]
+fn a_code_alone_on_its_line_below_its_instructions_is_handed_over() {
+    let base = Base {
+        fixture: "security.root_email_otp/26-code-far-below-its-words-2026.eml",
+        account: "333344445555",
+        kind: Kind::RootEmailOtp,
+    };
+    let t = triage_waiting(&base.raw(), &base);
+    assert_eq!(
+        (t.kind, t.disposition),
+        (base.kind, Disposition::Handoff),
+        "{:?}",
+        t.warnings
+    );
+    let handed = t.handoff.as_ref().expect("the code is handed over");
+    assert_eq!(handed.secret.expose(), base.secret());
+}
+
 /// Support case correspondence is genuine AWS mail with anyone's words in
 /// it: whoever opens a case in their own account may copy a root address
 /// and write "your account will be suspended" there. Its ticket says so
