@@ -8,8 +8,12 @@ use regex::{Match, Regex};
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-static URL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r#"(?i)(?-u:\b)https?://[^\s<>"'\)\]\}]+"#).expect("static regex"));
+/// A link with its scheme. Its slashes may be backslashes: a browser reads
+/// `https:\\signin.aws.amazon.com\resetpassword?...` as the link with
+/// slashes (so does the URL parser the link rules read links with).
+static URL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(?-u:\b)https?:[/\\]{2}[^\s<>"'\)\]\}]+"#).expect("static regex")
+});
 
 /// A link written without its scheme, as people paste one
 /// (`signin.aws.amazon.com/resetpassword?token=...`): a host of at least two
@@ -99,9 +103,13 @@ fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
     }
 }
 
-/// Whether `before` ends with `http://` or `https://`, in any case.
+/// Whether `before` ends with `http://` or `https://`, in any case, its
+/// slashes either way (see [`URL`]).
 fn after_web_scheme(before: &[u8]) -> bool {
-    ends_with_any(before, &["http://", "https://"])
+    let slashes = |end: &[u8]| end.iter().all(|b| matches!(b, b'/' | b'\\'));
+    before.len() >= 2
+        && slashes(&before[before.len() - 2..])
+        && ends_with_any(&before[..before.len() - 2], &["http:", "https:"])
 }
 
 /// Whether the colon a context reached to at `end` is a link's ("your
@@ -1107,6 +1115,25 @@ mod tests {
                 "https://signin.aws.amazon.com/resetpassword?token=AbC123&type=RESET".into()
             )]
         );
+    }
+
+    /// A link written with backslashes opens the same page in a browser
+    /// (which reads them as slashes): it is found, once, and redacted as
+    /// written. Before, it reached the ticket whole.
+    #[test]
+    fn a_link_written_with_backslashes_is_found() {
+        for link in [
+            r"https:\\signin.aws.amazon.com\resetpassword?type=RootUser&token=AbCdEf123456789",
+            r"https:\/signin.aws.amazon.com/resetpassword?type=RootUser&token=AbCdEf123456789",
+        ] {
+            let text = format!("Reset it here {link} today");
+            assert_eq!(
+                kinds(&text).iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                vec![SecretKind::ResetLink],
+                "{link}"
+            );
+            assert_eq!(redacted(&text), "Reset it here [redacted reset_link] today");
+        }
     }
 
     #[test]
