@@ -121,6 +121,9 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
         // Contexts with no token, back to back: each reads a bounded window
         // past it for its token (which holds the next contexts).
         "password contexts" => text_mail(&"password: ".repeat(n / 10)),
+        // A login's words and slashes back to back: each context reads at
+        // most 40 characters to its slash.
+        "login slashes" => text_mail(&"login a / pw: ".repeat(n / 14)),
         // Code-like tokens, each before a code's words: each context reads
         // back to the one before it, at most.
         "tokens before contexts" => text_mail(&"AB12CD34 code ".repeat(n / 14)),
@@ -204,7 +207,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 27] = [
+const HOSTILE_INPUTS: [&str; 28] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -216,6 +219,7 @@ const HOSTILE_INPUTS: [&str; 27] = [
     "codes",
     "one code repeated",
     "password contexts",
+    "login slashes",
     "tokens before contexts",
     "codes on their own lines",
     "otpauth links",

@@ -967,6 +967,11 @@ mod tests {
             "Root password for account 111122223333: Hunter2Secret",
             "Password (root): Hunter2Secret",
             "The password for the root user is Hunter2Secret",
+            // Short forms, and a login written as user / password.
+            "pwd: Hunter2Secret",
+            "passwd=Hunter2Secret",
+            "login creds -> root / Hunter2Secret",
+            "Credentials: root / Hunter2Secret",
         ] {
             assert_eq!(
                 kinds(text),
@@ -984,6 +989,8 @@ mod tests {
             "The password for root was changed at 10:15 on 2026-12-06",
             "Password last changed: 2026-02-03T07:58:12Z",
             "password was changed at 10:15 UTC yesterday.",
+            "Sign in at https://111122223333.signin.aws.amazon.com/console with your login",
+            "Health check pass: 3 of 3 passed",
         ] {
             assert!(kinds(text).is_empty(), "{text}");
         }
