@@ -79,8 +79,34 @@ fn secret_links(text: &str, rules: &Rules, out: &mut Collector) {
             if let Some(wrapped) = wrapped_link(text, m.start(), m.end()) {
                 out.add_spelling(kind, &link, wrapped);
             }
+            if let Some(broken) = broken_link(text, m.start(), m.end()) {
+                out.add_spelling(kind, &link, broken);
+            }
         }
     }
+}
+
+/// The link that starts at `start` and ends at `end` with the rest of its
+/// token, when a character no link holds broke it there: an apostrophe or a
+/// space that is no line break (a client's no-break space), then more of a
+/// token with no space ("...token=AbC12\u{a0}34xyz"). Redacted with its
+/// rest, so no piece of the token is shown. Reads at most
+/// [`TOKEN_TAIL_CHARS`] characters past `end`.
+fn broken_link(text: &str, start: usize, end: usize) -> Option<&str> {
+    let mut rest = text[end..].chars();
+    let breaker = rest.next()?;
+    if !(breaker == '\'' || (breaker.is_whitespace() && !breaker.is_ascii())) {
+        return None;
+    }
+    let after = end + breaker.len_utf8();
+    let tail: usize = text[after..]
+        .chars()
+        .take(TOKEN_TAIL_CHARS)
+        .take_while(|c| c.is_ascii_alphanumeric() || "%&=_-.~+/".contains(*c))
+        .map(char::len_utf8)
+        .sum();
+    let tail = text[after..after + tail].trim_end_matches(SENTENCE_PUNCTUATION);
+    (!tail.is_empty()).then(|| &text[start..after + tail.len()])
 }
 
 /// Links without their scheme, read as `https://` ones.
@@ -1122,6 +1148,26 @@ mod tests {
                 "https://signin.aws.amazon.com/resetpassword?token=AbC123&type=RESET".into()
             )]
         );
+    }
+
+    /// A reset link a client broke with an apostrophe or a no-break space
+    /// inside its token is redacted with the rest of the token; before, the
+    /// rest was shown. A quote around a whole link keeps its quotes.
+    #[test]
+    fn a_link_broken_inside_its_token_is_redacted_with_the_rest() {
+        let link = "https://signin.aws.amazon.com/resetpassword?type=RootUser&token=AbCdEf12";
+        for breaker in ["'", "\u{a0}", "\u{202f}"] {
+            let text = format!("Reset it: {link}{breaker}3456789xyz. Thanks");
+            assert_eq!(
+                redacted(&text),
+                "Reset it: [redacted reset_link]. Thanks",
+                "{breaker:?}"
+            );
+        }
+        let quoted = format!("Open '{link}' now");
+        assert_eq!(redacted(&quoted), "Open '[redacted reset_link]' now");
+        let spaced = format!("Open {link} now");
+        assert_eq!(redacted(&spaced), "Open [redacted reset_link] now");
     }
 
     /// A link written with backslashes opens the same page in a browser
