@@ -125,6 +125,8 @@ struct SecretSpec {
     before: usize,
     #[serde(default)]
     min_digits: usize,
+    #[serde(default)]
+    alone_on_line: bool,
 }
 
 fn default_within() -> usize {
@@ -150,6 +152,10 @@ pub enum SecretRule {
         /// over (see `FoundSecrets::nearby`). 0: none is looked for.
         before: usize,
         min_digits: usize,
+        /// Only a token alone on its line counts (with quote marks, spaces
+        /// and a full stop around it): the line as [`alone_on_line`] writes
+        /// it, searched first, the token then read in it.
+        line: Option<Regex>,
     },
 }
 
@@ -410,6 +416,18 @@ fn parse(pattern: &str) -> Result<Hir, regex::Error> {
         )
 }
 
+/// Spaces of any kind but a line break.
+const LINE_SPACE: &str = r"[ \t\x{a0}\x{2000}-\x{200a}\x{202f}\x{3000}\r]";
+
+/// `token` alone on its line: after the line break and any quote marks
+/// (`> `) and spaces, in quotes or stars, with a full stop, then the next
+/// line break. The break before it comes first, a literal the search skips
+/// ahead to; the one after it must be there, so a window cut in the middle
+/// of a line is no line's end.
+fn alone_on_line(token: &str) -> String {
+    format!(r#"\n(?:{LINE_SPACE}|>)*[*"“「]?(?:{token})[*"”」]?[.,;!]?{LINE_SPACE}*\n"#)
+}
+
 fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError> {
     let mut secrets = Vec::with_capacity(specs.len());
     for (index, spec) in specs.into_iter().enumerate() {
@@ -441,17 +459,24 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
                 hosts,
                 path: spec.path.as_deref().map(compile).transpose()?,
             },
-            (false, Some(after), Some(token)) if spec.path.is_none() => SecretRule::After {
-                kind: spec.kind,
-                context: compile(after)?,
+            (false, Some(after), Some(token)) if spec.path.is_none() => {
                 // A token is ASCII: its boundaries are ASCII ones, so a code
                 // written against Japanese or Chinese text ("コードは615274です")
                 // is one (no Unicode word boundary lies between は and 6).
-                token: compile(&crate::evidence::ascii_word_boundaries(token))?,
-                within: spec.within,
-                before: spec.before,
-                min_digits: spec.min_digits,
-            },
+                let token = crate::evidence::ascii_word_boundaries(token);
+                SecretRule::After {
+                    kind: spec.kind,
+                    context: compile(after)?,
+                    line: match spec.alone_on_line {
+                        true => Some(compile(&alone_on_line(&token))?),
+                        false => None,
+                    },
+                    token: compile(&token)?,
+                    within: spec.within,
+                    before: spec.before,
+                    min_digits: spec.min_digits,
+                }
+            }
             _ => return Err(RulesError::SecretShape { index, kind: name }),
         });
     }
