@@ -417,15 +417,27 @@ fn parse(pattern: &str) -> Result<Hir, regex::Error> {
 }
 
 /// Spaces of any kind but a line break.
-const LINE_SPACE: &str = r"[ \t\x{a0}\x{2000}-\x{200a}\x{202f}\x{3000}\r]";
+const LINE_SPACE: &str = r"[ \t\x0b\x0c\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}\r]";
+
+/// What may stand before a code on its own line: a list's mark, opening
+/// quotes, brackets and stars (`**615274**`, `「615274」`, `| 615274 |`).
+const LINE_OPENING: &str = r#"[-*•#|'"‘’“”«»(\[<「『【（]"#;
+
+/// What may close it: the closing marks, then a sentence's punctuation.
+const LINE_CLOSING: &str = r#"[*|'"‘’“”«»)\]>」』】）]"#;
+const LINE_PUNCTUATION: &str = r"[.,;:!?。！？…]";
 
 /// `token` alone on its line: after the line break and any quote marks
-/// (`> `) and spaces, in quotes or stars, with a full stop, then the next
-/// line break. The break before it comes first, a literal the search skips
-/// ahead to; the one after it must be there, so a window cut in the middle
-/// of a line is no line's end.
+/// (`> `) and spaces, with up to two opening and closing marks around it and
+/// up to two punctuation marks after, then the next line break. The break
+/// before it comes first, a literal the search skips ahead to; the one after
+/// it must be there, so a window cut in the middle of a line is no line's
+/// end.
 fn alone_on_line(token: &str) -> String {
-    format!(r#"\n(?:{LINE_SPACE}|>)*[*"“「]?(?:{token})[*"”」]?[.,;!]?{LINE_SPACE}*\n"#)
+    let (space, open, close) = (LINE_SPACE, LINE_OPENING, LINE_CLOSING);
+    format!(
+        r"\n(?:{space}|>)*(?:{open}{space}*){{0,2}}(?:{token})(?:{space}*{close}){{0,2}}{LINE_PUNCTUATION}{{0,2}}{space}*\n"
+    )
 }
 
 fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError> {

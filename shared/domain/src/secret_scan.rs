@@ -132,14 +132,22 @@ fn secret_bare_links(text: &str, rules: &Rules, out: &mut Collector) {
 }
 
 /// Whether `before` ends with `http:` or `https:`, in any case, and any
-/// number of slashes either way (see [`URL`]).
+/// number of slashes either way, where [`URL`] reads a link: the scheme
+/// starts a word (`xhttps:host/...` is no link of its, so it is read here).
 fn after_web_scheme(before: &[u8]) -> bool {
     let slashes = before
         .iter()
         .rev()
         .take_while(|b| matches!(b, b'/' | b'\\'))
         .count();
-    ends_with_any(&before[..before.len() - slashes], &["http:", "https:"])
+    let before = &before[..before.len() - slashes];
+    ["http:", "https:"].iter().any(|scheme| {
+        before.len() >= scheme.len()
+            && ends_with_any(before, &[scheme])
+            && before[..before.len() - scheme.len()]
+                .last()
+                .is_none_or(|b| !(b.is_ascii_alphanumeric() || *b == b'_'))
+    })
 }
 
 /// Whether the colon a context reached to at `end` is a link's ("your
@@ -1015,6 +1023,12 @@ mod tests {
             "passwd=Hunter2Secret",
             "login creds -> root / Hunter2Secret",
             "Credentials: root / Hunter2Secret",
+            "Credentials - root / Hunter2Secret",
+            "Login credentials for the new account: root / Hunter2Secret",
+            "Login as root / Hunter2Secret",
+            "credentials are root / Hunter2Secret",
+            "Credentials: root user / Hunter2Secret",
+            "Login: \"root\" / Hunter2Secret",
         ] {
             assert_eq!(
                 kinds(text),
@@ -1022,6 +1036,7 @@ mod tests {
                 "{text}"
             );
         }
+        assert!(!redacted("Creds (root / Hunter2Secret)").contains("Hunter2"));
         assert!(kinds("A password is required to sign in").is_empty());
         // A link's colon, a time's, a sentence's, AWS's own lines: no
         // password.
@@ -1039,6 +1054,8 @@ mod tests {
             "enter your login (root user email / 12-digit account ID)",
             "console login / 2026-12-06T10:15:00Z",
             "Console login from a new device / us-east-1",
+            "First unusual login activity / 2026-12-06T01:10Z",
+            "Root console login: root / 203.0.113.25 (ap-southeast-3)",
         ] {
             assert!(kinds(text).is_empty(), "{text}");
         }
@@ -1160,6 +1177,13 @@ mod tests {
             "\n\n\u{3000}615274",
             "\n\n\"615274\".",
             "\n\n*615274*",
+            "\n\n**615274**",
+            "\n\n- 615274",
+            "\n\n| 615274 |",
+            "\n\n(615274)",
+            "\n\n「615274」。",
+            "\n\n615274:",
+            "\n\n\u{205f}615274",
         ] {
             let text = format!("The code below. {instructions}{line}\nThanks");
             let found = kinds(&text);
@@ -1235,6 +1259,18 @@ mod tests {
                 "{link}"
             );
             assert_eq!(redacted(&text), "Reset it here [redacted reset_link] today");
+        }
+        // Glued to the word before, the scheme starts no word: the link is
+        // read from its host, and nothing of its token is shown.
+        for glued in ["xhttps:", "herehttps://"] {
+            let text = format!(
+                "Reset {glued}signin.aws.amazon.com/resetpassword?type=RootUser&token=AbCdEf123 now"
+            );
+            let shown = redacted(&text);
+            assert!(
+                shown.contains("[redacted reset_link] now") && !shown.contains("AbCdEf"),
+                "{shown}"
+            );
         }
     }
 

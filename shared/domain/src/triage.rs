@@ -265,6 +265,8 @@ fn detection_text(mail: &ParsedMail) -> String {
         text.push('\n');
         text.push_str(part);
     }
+    // The last line ends too: a code alone on it is one.
+    text.push('\n');
     text
 }
 
@@ -900,11 +902,15 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<FoundSecrets> {
             a.text
                 .as_deref()
                 .map_or_else(FoundSecrets::default, |text| match as_read(text) {
-                    std::borrow::Cow::Borrowed(_) => find_secrets_bounded(text, rules),
+                    // Each reading ends its last line: a code alone on it
+                    // is one (`alone_on_line` rules need the line's end).
+                    std::borrow::Cow::Borrowed(_) => {
+                        find_secrets_bounded(&format!("{text}\n"), rules)
+                    }
                     // Both readings, as the message's text is searched: read
                     // alone, a secret an escape stands inside was lost.
                     std::borrow::Cow::Owned(read) => {
-                        find_secrets_bounded(&format!("{text}\n{read}"), rules)
+                        find_secrets_bounded(&format!("{text}\n{read}\n"), rules)
                     }
                 })
         })
@@ -1743,6 +1749,30 @@ mod tests {
                 .attachments
                 .iter()
                 .all(|a| !a.name.contains("777888"))
+        );
+    }
+
+    /// A code alone on the last line of an attached file, which ends with
+    /// no line break, is found: the file is withheld (a review found it
+    /// attached, the code in it).
+    #[test]
+    fn a_code_alone_on_an_attachments_last_line_is_found() {
+        let instructions = "Give it to whoever asked for it: they enter it in the console of \
+            the management account or send it with the Account Management API, and \
+            nothing changes until then.";
+        let evidence = format!("Here is the code you asked for. {instructions}\r\n\r\n   615274");
+        let t = run(
+            &mail_with_attachments(&evidence),
+            &directory(AccountStatus::Active),
+            &NoRotations,
+        );
+        let ticket = t.ticket.expect("a ticket");
+        let file = &ticket.attachments[0];
+        assert!(
+            file.withheld
+                .as_deref()
+                .is_some_and(|w| w.contains("secret")),
+            "{file:?}"
         );
     }
 
