@@ -429,14 +429,15 @@ const LINE_PUNCTUATION: &str = r"[.,;:!?。！？…]";
 
 /// `token` alone on its line: after the line break and any quote marks
 /// (`> `) and spaces, with up to two opening and closing marks around it and
-/// up to two punctuation marks after, then the next line break. The break
-/// before it comes first, a literal the search skips ahead to; the one after
-/// it must be there, so a window cut in the middle of a line is no line's
-/// end.
+/// up to two punctuation marks after, then the next line break or the end
+/// of the searched text. The break before it comes first, a literal the
+/// search skips ahead to. A line that ends where the searched text does is
+/// taken only when that is the end of the whole text (`matches_from`): a
+/// window cut in the middle of a line is no line's end.
 fn alone_on_line(token: &str) -> String {
     let (space, open, close) = (LINE_SPACE, LINE_OPENING, LINE_CLOSING);
     format!(
-        r"\n(?:{space}|>)*(?:{open}{space}*){{0,2}}(?:{token})(?:{space}*{close}){{0,2}}{LINE_PUNCTUATION}{{0,2}}{space}*\n"
+        r"\n(?:{space}|>)*(?:{open}{space}*){{0,2}}(?:{token})(?:{space}*{close}){{0,2}}{LINE_PUNCTUATION}{{0,2}}{space}*(?:\n|\z)"
     )
 }
 

@@ -226,13 +226,15 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             if *before > 0 {
                 let from = m.start() - suffix_chars(&text[previous_end..m.start()], *before).len();
                 let hay = &text[..m.start()];
-                for t in matches_from(token, line.as_ref(), hay, from).filter(|t| is_secret(t, 0)) {
+                let tokens = matches_from(token, line.as_ref(), hay, from, false);
+                for t in tokens.filter(|t| is_secret(t, 0)) {
                     out.add_nearby(*kind, t.as_str());
                 }
             }
             previous_end = m.end();
             let (window, starts_before, own_before) = reach_of(text, &m, contexts.peek(), *within);
-            let mut hits = matches_from(token, line.as_ref(), window, 0)
+            let ends_text = m.end() + window.len() == text.len();
+            let mut hits = matches_from(token, line.as_ref(), window, 0, ends_text)
                 .take_while(|t| t.start() < starts_before)
                 .filter(|t| is_secret(t, m.end()));
             let Some(first) = hits.next() else { continue };
@@ -283,12 +285,14 @@ fn add_found<'t>(
 /// with a group finds the group; the rest of its match is what must stand
 /// around the token (a delimiter, where `\b` cannot tell a key from a
 /// piece of a link). With a `line` (a rule's `alone_on_line`), the lines it
-/// finds are searched first, and the token is read in each.
+/// finds are searched first, and the token is read in each; a line that
+/// ends where `hay` does counts only when `hay_ends_text`.
 fn matches_from<'h>(
     pattern: &'h Regex,
     line: Option<&'h Regex>,
     hay: &'h str,
     from: usize,
+    hay_ends_text: bool,
 ) -> impl Iterator<Item = Match<'h>> + 'h {
     let grouped = pattern.captures_len() > 1;
     let mut at = from;
@@ -296,8 +300,13 @@ fn matches_from<'h>(
         if let Some(line) = line {
             loop {
                 let found = line.find_at(hay, at)?;
+                let ends_line = found.as_str().ends_with('\n');
+                // Without its line break it ends `hay`: nothing follows.
+                if !(ends_line || hay_ends_text) {
+                    return None;
+                }
                 // The line break that ends this line begins the next one.
-                at = found.end() - 1;
+                at = found.end() - usize::from(ends_line);
                 let token = pattern.find_at(hay, found.start());
                 if let Some(token) = token.filter(|t| t.end() <= found.end()) {
                     return Some(token);
@@ -1189,6 +1198,12 @@ mod tests {
             assert_eq!(found.len(), 1, "{line:?}: {found:?}");
             assert!(!redacted(&text).contains("274"), "{line:?}");
         }
+        // The text's last line needs no line break after it.
+        let last = format!("The code below. {instructions}\n\n   615274");
+        assert_eq!(
+            kinds(&last),
+            vec![(SecretKind::VerificationCode, "615274".into())]
+        );
         let cut = format!(
             "code code{}\nAB12CD45 was paid on 06 Dec 2026.",
             " lorem".repeat(65)

@@ -265,8 +265,6 @@ fn detection_text(mail: &ParsedMail) -> String {
         text.push('\n');
         text.push_str(part);
     }
-    // The last line ends too: a code alone on it is one.
-    text.push('\n');
     text
 }
 
@@ -902,15 +900,11 @@ fn attachment_secrets(mail: &ParsedMail, rules: &Rules) -> Vec<FoundSecrets> {
             a.text
                 .as_deref()
                 .map_or_else(FoundSecrets::default, |text| match as_read(text) {
-                    // Each reading ends its last line: a code alone on it
-                    // is one (`alone_on_line` rules need the line's end).
-                    std::borrow::Cow::Borrowed(_) => {
-                        find_secrets_bounded(&format!("{text}\n"), rules)
-                    }
+                    std::borrow::Cow::Borrowed(_) => find_secrets_bounded(text, rules),
                     // Both readings, as the message's text is searched: read
                     // alone, a secret an escape stands inside was lost.
                     std::borrow::Cow::Owned(read) => {
-                        find_secrets_bounded(&format!("{text}\n{read}\n"), rules)
+                        find_secrets_bounded(&format!("{text}\n{read}"), rules)
                     }
                 })
         })
