@@ -239,7 +239,11 @@ fn check_addresses(facts: &HandoffFacts<'_>) -> Result<(), String> {
     }
 }
 
-/// Exactly one secret of the kind the rotation takes (a link on AWS's host).
+/// Exactly one secret of the kind the rotation takes, and for a link, exactly
+/// one on AWS's host. AWS's reset and recovery mails may also link its help
+/// pages (`docs.aws.amazon.com/.../id_credentials_mfa_lost-or-broken.html`),
+/// which the secret rules take for links of the same kind: they are not the
+/// link meant, and do not make the one on AWS's host ambiguous.
 fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, String> {
     let Some((wanted, host)) = wanted_secret(facts.kind) else {
         return Err(format!(
@@ -247,21 +251,22 @@ fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, Strin
             facts.kind
         ));
     };
-    let mut candidates = facts.secrets.iter().filter(|s| s.kind == wanted);
-    let Some(first) = candidates.next() else {
+    let of_kind = || facts.secrets.iter().filter(|s| s.kind == wanted);
+    if of_kind().next().is_none() {
         return Err(format!("it holds no {}", wanted.as_str()));
+    }
+    let on_host = |s: &&FoundSecret| host.is_none_or(|h| link_host_within(s.value.expose(), h));
+    let mut candidates = of_kind().filter(on_host);
+    let Some(first) = candidates.next() else {
+        return Err(format!(
+            "its {} is not an https link on {}",
+            wanted.as_str(),
+            host.unwrap_or_default()
+        ));
     };
     if candidates.next().is_some() {
         return Err(format!(
             "it holds more than one {}: which one is meant is not clear",
-            wanted.as_str()
-        ));
-    }
-    if let Some(host) = host
-        && !link_host_within(first.value.expose(), host)
-    {
-        return Err(format!(
-            "its {} is not an https link on {host}",
             wanted.as_str()
         ));
     }

@@ -1415,6 +1415,37 @@ mod tests {
         assert!(t.handoff.is_some(), "its own last digits: {:?}", t.warnings);
     }
 
+    /// AWS's help pages linked beside the reset link are taken for reset
+    /// links too (redacted, being on amazon.com), but are not the one meant:
+    /// the take-over still gets its link. Two on AWS's host stay ambiguous.
+    #[test]
+    fn a_help_page_beside_the_reset_link_leaves_the_rotation_its_link() {
+        let help = "See https://docs.aws.amazon.com/IAM/latest/UserGuide/reset-root-password.html for help.";
+        let raw = reset_mail(PASS).replace(
+            "Use the button in this mail to reset your password.",
+            &format!("Use the button in this mail to reset your password. {help}"),
+        );
+        let t = run(&raw, &directory(AccountStatus::Onboarding), &Waiting);
+        let kinds: Vec<_> = t.secrets.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, [crate::SecretKind::ResetLink; 2]);
+        let handoff = t.handoff.unwrap_or_else(|| panic!("{:?}", t.warnings));
+        assert!(
+            handoff
+                .secret
+                .expose()
+                .starts_with("https://signin.aws.amazon.com/resetpassword?token=Zq9Xk2"),
+            "{}",
+            handoff.secret.expose()
+        );
+
+        let second = "https://signin.aws.amazon.com/resetpassword?token=Other7&type=RESET";
+        let two = reset_mail(PASS).replace(
+            "Use the button in this mail",
+            &format!("Or open {second} or use the button in this mail"),
+        );
+        assert!(refused_because(&two).contains("more than one reset_link"));
+    }
+
     #[test]
     fn a_rotation_needs_spf_for_an_aws_envelope_and_aligned_dkim() {
         let genuine = reset_mail(PASS);
