@@ -1037,6 +1037,8 @@ mod tests {
             "credentials are root / Hunter2Secret",
             "Credentials: root user / Hunter2Secret",
             "Login: \"root\" / Hunter2Secret",
+            "Creds: root/Hunter2Secret",
+            "Login: admin/Hunter2Secret",
         ] {
             assert_eq!(
                 kinds(text),
@@ -1064,6 +1066,8 @@ mod tests {
             "Console login from a new device / us-east-1",
             "First unusual login activity / 2026-12-06T01:10Z",
             "Root console login: root / 203.0.113.25 (ap-southeast-3)",
+            "Last login: 2026/12/06 10:15 UTC",
+            "Login: signin.aws.amazon.com/console",
         ] {
             assert!(kinds(text).is_empty(), "{text}");
         }
