@@ -7,7 +7,7 @@ STATE ?= .rootmail/demo
 help:
 	@echo "make demo   run the local pipeline on the sample mailbox (no AWS needed)"
 	@echo "make test   formatting, clippy -D warnings, and every test (starts moto for the AWS tests)"
-	@echo "make bench  benchmarks: triage (corpus, a 40 MiB mail), mail-ingest against moto, its peak memory, the bootstraps' sizes"
+	@echo "make bench  benchmarks: triage (corpus, a 40 MiB mail; its instructions against a parse's), mail-ingest against moto, its peak memory, the bootstraps' sizes"
 	@echo "make fuzz   the cargo-fuzz targets (triage, events), FUZZ_SECONDS=300 each; a crash fails it"
 	@echo "make soak   5,000 generated mails through the AWS pipeline (moto, a Zendesk fake at 700 requests/minute, 10% 5xx): ~30 min, SOAK_MESSAGES=N for fewer"
 	@echo "make lint-infra  cfn-lint and checkov on infra/template.yaml (part of make test)"
@@ -64,13 +64,16 @@ BENCHES := --bench triage --bench ingest --bench peak_memory --bench cold_start
 bench:
 	$(CARGO) bench -p rootmail-tests $(BENCHES) --no-run
 	$(CARGO) bench -p rootmail-tests --bench triage
+	$(CARGO) build -q --profile cli-release -p rootmail-local --example profile_triage
+	mkdir -p "$(RELEASE_TARGET_DIR)"
+	scripts/bench-instructions $${CARGO_TARGET_DIR:-target}/cli-release/examples/profile_triage tests/corpus > "$(RELEASE_TARGET_DIR)/instructions.txt"
 	scripts/setup-test-env
 	scripts/with-moto $(CARGO) bench -p rootmail-tests --bench ingest --bench peak_memory
 	RELEASE_TARGET_DIR="$(RELEASE_TARGET_DIR)" scripts/bootstrap-sizes > "$(RELEASE_TARGET_DIR)/bootstrap-sizes.txt"
 	BOOTSTRAPS="$(RELEASE_TARGET_DIR)/release" BASELINE_BOOTSTRAPS="$(RELEASE_TARGET_DIR)/baseline" \
 		scripts/with-moto $(CARGO) bench -p rootmail-tests --bench cold_start
 	scripts/bench-summary
-	cat "$(RELEASE_TARGET_DIR)/bootstrap-sizes.txt"
+	cat "$(RELEASE_TARGET_DIR)/instructions.txt" "$(RELEASE_TARGET_DIR)/bootstrap-sizes.txt"
 
 # Fuzzing on stable Rust (no sanitizer): the cargo-fuzz targets in fuzz/, run
 # side by side for FUZZ_SECONDS each. cargo-fuzz, the build and the corpus a run
