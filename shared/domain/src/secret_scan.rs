@@ -5,7 +5,7 @@ use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Match, Regex};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 /// A link with its scheme. Its slashes may be backslashes, or any number of
@@ -46,6 +46,30 @@ pub struct FoundSecrets {
     /// person may have written; in AWS's own ordinary mail they are invoice
     /// and request numbers (see `Secrets::of`).
     pub nearby: Vec<FoundSecret>,
+    /// Which of `secrets` only a rule for a code alone on its line found
+    /// (`alone_on_line`), further below its words than the other rules read
+    /// (indices into `secrets`): see [`Self::below_words_as_nearby`].
+    below_words: Vec<usize>,
+}
+
+impl FoundSecrets {
+    /// Counts the codes only found alone on a line below their words as
+    /// [`Self::nearby`] tokens: AWS's own ordinary mail lists names so ("the
+    /// function code of these functions changes:" then `ORDERS26` on its
+    /// line), where they are no secret; in a code mail or a person's mail
+    /// they are one.
+    pub fn below_words_as_nearby(&mut self) {
+        let below = std::mem::take(&mut self.below_words);
+        let mut index = 0;
+        self.secrets.retain(|secret| {
+            let keep = !below.contains(&index);
+            index += 1;
+            if !keep {
+                self.nearby.push(secret.clone());
+            }
+            keep
+        });
+    }
 }
 
 /// Every secret in `text` (at most [`MAX_SECRETS`]).
@@ -239,7 +263,11 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
                 .filter(|t| is_secret(t, m.end()));
             let Some(first) = hits.next() else { continue };
             let nearby = hits.take_while(|t| t.start() < own_before);
-            add_found(*kind, first.as_str(), nearby.map(|t| t.as_str()), out);
+            let found = Found {
+                kind: *kind,
+                below_words: line.is_some(),
+            };
+            add_found(found, first.as_str(), nearby.map(|t| t.as_str()), out);
         }
     }
 }
@@ -263,17 +291,31 @@ fn reach_of<'t>(
     (window, starts_before, own_before)
 }
 
+/// What a token rule found: its kind, and whether only as a code alone on
+/// its line below the words (`FoundSecrets::below_words`).
+#[derive(Clone, Copy)]
+struct Found {
+    kind: SecretKind,
+    below_words: bool,
+}
+
 /// The first token after a context, the one handed over, redacted without
 /// the punctuation a sentence put after it too; the others in reach are
-/// kept apart (`FoundSecrets::nearby`).
+/// kept apart (`FoundSecrets::nearby`). A code below its words keeps that
+/// spelling with them: where it is no secret, neither is its spelling.
 fn add_found<'t>(
-    kind: SecretKind,
+    found: Found,
     first: &str,
     nearby: impl Iterator<Item = &'t str>,
     out: &mut Collector,
 ) {
-    out.add(kind, first);
-    out.add_spelling(kind, first, without_closing_punctuation(first));
+    let kind = found.kind;
+    out.add_from_rule(found, first);
+    let spelling = without_closing_punctuation(first);
+    match found.below_words {
+        true => out.add_nearby(kind, spelling),
+        false => out.add_spelling(kind, first, spelling),
+    }
     for written in nearby {
         out.add_nearby(kind, written);
         out.add_nearby(kind, without_closing_punctuation(written));
@@ -443,26 +485,48 @@ enum Apart {
 struct Collector {
     found: Vec<FoundSecret>,
     spellings: Vec<FoundSecret>,
-    /// Values found, and spellings kept: a value found after it was kept as
-    /// another's spelling is still found (it may be the one handed over).
-    seen: HashSet<String>,
+    /// Values found (each with its index in `found`), and spellings kept: a
+    /// value found after it was kept as another's spelling is still found
+    /// (it may be the one handed over).
+    seen: HashMap<String, usize>,
     spelled: HashSet<String>,
     nearby: Vec<FoundSecret>,
+    below_words: Vec<usize>,
     overflowed: bool,
 }
 
 impl Collector {
     fn add(&mut self, kind: SecretKind, value: &str) {
-        if value.is_empty() || self.seen.contains(value) {
+        let found = Found {
+            kind,
+            below_words: false,
+        };
+        self.add_from_rule(found, value);
+    }
+
+    /// A value found by any other rule than one for a code below its words
+    /// is no longer only that.
+    fn add_from_rule(&mut self, found: Found, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        if let Some(index) = self.seen.get(value) {
+            if !found.below_words {
+                self.below_words.retain(|i| i != index);
+            }
             return;
         }
         if self.found.len() == MAX_SECRETS {
             self.overflowed = true;
             return;
         }
-        self.seen.insert(value.to_string());
+        let index = self.found.len();
+        self.seen.insert(value.to_string(), index);
+        if found.below_words {
+            self.below_words.push(index);
+        }
         self.found.push(FoundSecret {
-            kind,
+            kind: found.kind,
             value: SecretValue::new(value.to_string()),
         });
     }
@@ -483,7 +547,7 @@ impl Collector {
     /// Keeps `written` once, in the list `apart` names, unless a found value
     /// covers it; past the cap, the collector is full.
     fn keep_apart(&mut self, apart: Apart, kind: SecretKind, written: &str) {
-        if self.seen.contains(written) || !self.spelled.insert(written.to_string()) {
+        if self.seen.contains_key(written) || !self.spelled.insert(written.to_string()) {
             return;
         }
         let list = match apart {
@@ -510,6 +574,7 @@ impl Collector {
             spellings: self.spellings,
             overflowed: self.overflowed,
             nearby: self.nearby,
+            below_words: self.below_words,
         }
     }
 }
@@ -1222,6 +1287,32 @@ mod tests {
             !shown.contains("W6KD3P") && !shown.contains("X7QP21"),
             "{shown}"
         );
+    }
+
+    /// Where a code below its words is no secret (AWS's ordinary mail), it
+    /// becomes a nearby token, its spelling too; a value another rule finds
+    /// as well stays a secret.
+    #[test]
+    fn codes_below_their_words_can_count_as_nearby_tokens() {
+        let instructions = "Give it to whoever made the request, who enters it in the \
+            console of the management account or sends it with the Account Management API.";
+        let below = format!("The code below. {instructions}\n\n  \"W6KD3P\".\n");
+        let mut found = find_secrets_bounded(&below, &Rules::built_in());
+        assert_eq!(found.secrets.len(), 1);
+        found.below_words_as_nearby();
+        assert!(found.secrets.is_empty() && found.spellings.is_empty());
+        let nearby: Vec<_> = found.nearby.iter().map(|s| s.value.expose()).collect();
+        assert_eq!(nearby, ["W6KD3P"]);
+
+        let eight = format!("The code below. {instructions}\n\n  AB12CD34\n");
+        let also_a_password = format!("{eight}\nPassword: AB12CD34\n");
+        let mut found = find_secrets_bounded(&also_a_password, &Rules::built_in());
+        found.below_words_as_nearby();
+        assert_eq!(found.secrets.len(), 1);
+        let near = format!("Your code: W6KD3P. {instructions}\n\n  W6KD3P\n");
+        let mut found = find_secrets_bounded(&near, &Rules::built_in());
+        found.below_words_as_nearby();
+        assert_eq!(found.secrets.len(), 1);
     }
 
     #[test]
