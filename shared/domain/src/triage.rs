@@ -185,10 +185,12 @@ fn triage_mail(
 
 /// Tokens near a code's words are a person's secret, or AWS's invoice and
 /// request numbers: redacted unless AWS wrote them in ordinary mail (not
-/// one that quotes a person's words).
+/// one that quotes a person's words, nor one quarantined: from AWS's
+/// address, it may still be a forgery or a code mail gone astray).
 fn redacts_near_tokens(seen: &Addressed, decided: &Decided) -> bool {
     let kind = decided.kind;
-    !seen.from_aws || kind.policy().carries_secret || kind.relays_others_words()
+    let quarantined = matches!(kind, Kind::PhishingSuspected | Kind::MailRejected);
+    !seen.from_aws || kind.policy().carries_secret || kind.relays_others_words() || quarantined
 }
 
 /// What secrets a message holds, and the redactor of all of them.
@@ -1449,6 +1451,42 @@ mod tests {
         assert_eq!(t.secrets.len(), 1);
         let shown = serde_json::to_string(&t).unwrap();
         assert!(!shown.contains("ORDERS26"), "{shown}");
+    }
+
+    /// AWS's code mail read as another kind keeps its code a secret: a
+    /// code of digits below its words stays one in any AWS mail, and a
+    /// quarantined mail from AWS's address counts as one that may hold a
+    /// secret (a review found both codes shown or dropped from `secrets`).
+    #[test]
+    fn a_code_below_its_words_stays_a_code_in_aws_mail_read_as_another_kind() {
+        let body = "We noticed unusual activity in a recent sign-in attempt to your AWS account\r\n\
+            from a different device. If this was you, use the code below. To keep your \
+            account secure, we need to confirm that it is you before this sign-in can \
+            continue. Enter it on the sign-in page where you started.\r\n\r\n    482913\r\n\r\nIf this wasn't you, change your password now.\r\n";
+        let unusual = format!(
+            "{}From: Amazon Web Services <no-reply@signin.aws>\r\nTo: root+x@msp.example\r\n\r\n{body}",
+            PASS.replace("verify.signin.aws", "signin.aws")
+        );
+        let t = run(&unusual, &directory(AccountStatus::Active), &NoRotations);
+        assert_eq!(t.kind, Kind::SuspiciousActivity, "{:?}", t.warnings);
+        assert_eq!(t.secrets.len(), 1, "{:?}", t.secrets);
+        let shown = serde_json::to_string(&t).unwrap();
+        assert!(!shown.contains("482913"), "{shown}");
+
+        let quarantined = unusual
+            .replace(
+                "To: root+x@msp.example\r\n",
+                "To: root+x@msp.example\r\nReply-To: helpdesk@customer-it.example\r\n\
+                 Subject: Verify your identity\r\n",
+            )
+            .replace("482913", "W6KD3P");
+        let t = run(
+            &quarantined,
+            &directory(AccountStatus::Active),
+            &NoRotations,
+        );
+        assert_eq!(t.kind, Kind::PhishingSuspected, "{:?}", t.warnings);
+        assert_eq!(t.secrets.len(), 1, "{:?}", t.secrets);
     }
 
     /// AWS's help pages linked beside the reset link are taken for reset
