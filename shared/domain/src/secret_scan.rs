@@ -1107,6 +1107,9 @@ mod tests {
             "Login: \"root\" / Hunter2Secret",
             "Creds: root/Hunter2Secret",
             "Login: admin/Hunter2Secret",
+            "Creds: root+acme@msp.example/Hunter2Secret",
+            "Login: john.smith/Hunter2Secret",
+            "Credentials: root user/Hunter2Secret",
         ] {
             assert_eq!(
                 kinds(text),
@@ -1135,7 +1138,12 @@ mod tests {
             "First unusual login activity / 2026-12-06T01:10Z",
             "Root console login: root / 203.0.113.25 (ap-southeast-3)",
             "Last login: 2026/12/06 10:15 UTC",
+            "Last login: 06/Dec/2026:10:15:02 +0000",
             "Login: signin.aws.amazon.com/console",
+            "https://github.com/globex-example/login-service/blob/main/config2.yml",
+            "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/login-alb/50dc6c495c0c9188",
+            "s3://acme-audit/login-audit/2026/12/06/AWSLogs1.json.gz",
+            "pip install aws-credentials-helper/requirements2.txt",
         ] {
             assert!(kinds(text).is_empty(), "{text}");
         }
