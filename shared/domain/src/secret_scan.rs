@@ -53,24 +53,20 @@ pub struct FoundSecrets {
 }
 
 impl FoundSecrets {
-    /// Counts the codes with a letter only found alone on a line below their
-    /// words as [`Self::nearby`] tokens: AWS's own ordinary mail lists names
-    /// so ("the function code listed below ..." then `ORDERS26` on its line),
-    /// where they are no secret; in a code mail or a person's mail they are
-    /// one. A code of digits stays one: AWS writes its codes in digits, and
-    /// its code mail can be read as another kind ("unusual activity ... the
-    /// code below" is suspicious activity by its words).
+    /// Counts the codes only found alone on a line below their words as
+    /// [`Self::nearby`] tokens: AWS's alerts list names so ("the function
+    /// code listed below ..." then `ORDERS26` on its line), where they are
+    /// no secret (`triage`'s `SearchScope` says where).
     pub fn below_words_as_nearby(&mut self) {
         let below = std::mem::take(&mut self.below_words);
         let mut index = 0;
         self.secrets.retain(|secret| {
-            let name_like =
-                below.contains(&index) && secret.value.expose().chars().any(char::is_alphabetic);
+            let name = below.contains(&index);
             index += 1;
-            if name_like {
+            if name {
                 self.nearby.push(secret.clone());
             }
-            !name_like
+            !name
         });
     }
 }

@@ -141,7 +141,7 @@ fn triage_mail(
         overflowed,
         escaped,
         in_attachments,
-    } = Secrets::of(mail, ctx.rules, redacts_near_tokens(&seen, &decided));
+    } = Secrets::of(mail, ctx.rules, search_scope(&seen, &decided));
     let secrets = found.secrets;
     let handoff_input = HandoffInput {
         kind: decided.kind,
@@ -183,14 +183,27 @@ fn triage_mail(
     decision.into_triage(ticket, hash)
 }
 
-/// Tokens near a code's words are a person's secret, or AWS's invoice and
-/// request numbers: redacted unless AWS wrote them in ordinary mail (not
-/// one that quotes a person's words, nor one quarantined: from AWS's
-/// address, it may still be a forgery or a code mail gone astray).
-fn redacts_near_tokens(seen: &Addressed, decided: &Decided) -> bool {
+/// What of the secret search's finds count for this mail.
+struct SearchScope {
+    /// Tokens near a code's words are a person's secret, or AWS's invoice
+    /// and request numbers: redacted unless AWS wrote them in ordinary mail
+    /// (not one that quotes a person's words).
+    near_too: bool,
+    /// A code only found alone on a line below its words is a name: in
+    /// AWS's alerts (health, budgets, cost anomalies, the free tier), which
+    /// list resources so and never carry a code (AWS's root email codes may
+    /// hold letters, so no shape tells them from names).
+    below_words_are_names: bool,
+}
+
+fn search_scope(seen: &Addressed, decided: &Decided) -> SearchScope {
     let kind = decided.kind;
-    let quarantined = matches!(kind, Kind::PhishingSuspected | Kind::MailRejected);
-    !seen.from_aws || kind.policy().carries_secret || kind.relays_others_words() || quarantined
+    let policy = kind.policy();
+    let near_too = !seen.from_aws || policy.carries_secret || kind.relays_others_words();
+    SearchScope {
+        near_too,
+        below_words_are_names: !near_too && policy.repeating_alert,
+    }
 }
 
 /// What secrets a message holds, and the redactor of all of them.
@@ -209,16 +222,17 @@ struct Secrets {
 }
 
 impl Secrets {
-    /// `near_too`: the tokens near a code's or password's words are
-    /// redacted too (`FoundSecrets::nearby`); otherwise a code found only
-    /// alone on a line below its words is one of them
-    /// (`FoundSecrets::below_words_as_nearby`).
-    fn of(mail: &ParsedMail, rules: &Rules, near_too: bool) -> Self {
+    /// The tokens near a code's or password's words are redacted where
+    /// `scope` says (`FoundSecrets::nearby`), and the codes found only alone
+    /// on a line below their words are among them where it says they are
+    /// names (`FoundSecrets::below_words_as_nearby`).
+    fn of(mail: &ParsedMail, rules: &Rules, scope: SearchScope) -> Self {
+        let near_too = scope.near_too;
         let text = detection_text(mail);
         let mut found = find_secrets_bounded(&text, rules);
         let (mut escaped, unredactable) = behind_escapes(&text, rules);
         let mut attached = attachment_secrets(mail, rules);
-        if !near_too {
+        if scope.below_words_are_names {
             let each = [&mut found, &mut escaped].into_iter().chain(&mut attached);
             each.for_each(FoundSecrets::below_words_as_nearby);
         }
@@ -1453,16 +1467,18 @@ mod tests {
         assert!(!shown.contains("ORDERS26"), "{shown}");
     }
 
-    /// AWS's code mail read as another kind keeps its code a secret: a
-    /// code of digits below its words stays one in any AWS mail, and a
-    /// quarantined mail from AWS's address counts as one that may hold a
-    /// secret (a review found both codes shown or dropped from `secrets`).
+    /// AWS's code mail read as another kind keeps its code a secret: only
+    /// AWS's alerts take a line below "code" for a name, and a quarantined
+    /// mail from AWS's address counts as one that may hold a secret (a
+    /// review found both codes shown or dropped from `secrets`). AWS's root
+    /// email codes may hold letters (`AcceptPrimaryEmailUpdate`'s `Otp` is
+    /// `[a-zA-Z0-9]{6}`).
     #[test]
     fn a_code_below_its_words_stays_a_code_in_aws_mail_read_as_another_kind() {
         let body = "We noticed unusual activity in a recent sign-in attempt to your AWS account\r\n\
             from a different device. If this was you, use the code below. To keep your \
             account secure, we need to confirm that it is you before this sign-in can \
-            continue. Enter it on the sign-in page where you started.\r\n\r\n    482913\r\n\r\nIf this wasn't you, change your password now.\r\n";
+            continue. Enter it on the sign-in page where you started.\r\n\r\n    W6KD3P\r\n\r\nIf this wasn't you, change your password now.\r\n";
         let unusual = format!(
             "{}From: Amazon Web Services <no-reply@signin.aws>\r\nTo: root+x@msp.example\r\n\r\n{body}",
             PASS.replace("verify.signin.aws", "signin.aws")
@@ -1471,7 +1487,7 @@ mod tests {
         assert_eq!(t.kind, Kind::SuspiciousActivity, "{:?}", t.warnings);
         assert_eq!(t.secrets.len(), 1, "{:?}", t.secrets);
         let shown = serde_json::to_string(&t).unwrap();
-        assert!(!shown.contains("482913"), "{shown}");
+        assert!(!shown.contains("W6KD3P"), "{shown}");
 
         let quarantined = unusual
             .replace(
@@ -1479,7 +1495,7 @@ mod tests {
                 "To: root+x@msp.example\r\nReply-To: helpdesk@customer-it.example\r\n\
                  Subject: Verify your identity\r\n",
             )
-            .replace("482913", "W6KD3P");
+            .replace("W6KD3P", "482913");
         let t = run(
             &quarantined,
             &directory(AccountStatus::Active),
