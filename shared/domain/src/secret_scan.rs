@@ -1104,8 +1104,12 @@ mod tests {
             "Creds: root/Hunter2Secret",
             "Login: admin/Hunter2Secret",
             "Creds: root+acme@msp.example/Hunter2Secret",
-            "Login: john.smith/Hunter2Secret",
             "Credentials: root user/Hunter2Secret",
+            "Creds:root/Hunter2Secret",
+            "login=admin/Hunter2Secret",
+            "creds->root/Hunter2Secret",
+            "Login - root/Hunter2Secret",
+            "Creds: _svc/Hunter2Secret",
         ] {
             assert_eq!(
                 kinds(text),
@@ -1113,7 +1117,12 @@ mod tests {
                 "{text}"
             );
         }
-        assert!(!redacted("Creds (root / Hunter2Secret)").contains("Hunter2"));
+        for text in [
+            "Creds (root / Hunter2Secret)",
+            "Credentials (root/Hunter2Secret)",
+        ] {
+            assert!(!redacted(text).contains("Hunter2"), "{text}");
+        }
         assert!(kinds("A password is required to sign in").is_empty());
         // A link's colon, a time's, a sentence's, AWS's own lines: no
         // password.
@@ -1140,6 +1149,9 @@ mod tests {
             "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/login-alb/50dc6c495c0c9188",
             "s3://acme-audit/login-audit/2026/12/06/AWSLogs1.json.gz",
             "pip install aws-credentials-helper/requirements2.txt",
+            "Console login: acme-prod.signin.aws.amazon.com/console?region=us-east-1",
+            "Credentials for the IAM user: console.aws.amazon.com/iam/home#/users/deploy-bot2",
+            "Credentials: github.com/acme-corp/infra2/blob/main/.env",
         ] {
             assert!(kinds(text).is_empty(), "{text}");
         }
