@@ -46,22 +46,22 @@ pub struct FoundSecrets {
     /// person may have written; in AWS's own ordinary mail they are invoice
     /// and request numbers (see `Secrets::of`).
     pub nearby: Vec<FoundSecret>,
-    /// Which of `secrets` only a rule for a code alone on its line found
-    /// (`alone_on_line`), further below its words than the other rules read
-    /// (indices into `secrets`): see [`Self::below_words_as_nearby`].
-    below_words: Vec<usize>,
+    /// Which of `secrets` only the code rules found (a verification code
+    /// after its words, near them or alone on a line below), as indices
+    /// into `secrets`: see [`Self::codes_as_nearby`].
+    codes: Vec<usize>,
 }
 
 impl FoundSecrets {
-    /// Counts the codes only found alone on a line below their words as
-    /// [`Self::nearby`] tokens: AWS's alerts list names so ("the function
-    /// code listed below ..." then `ORDERS26` on its line), where they are
-    /// no secret (`triage`'s `SearchScope` says where).
-    pub fn below_words_as_nearby(&mut self) {
-        let below = std::mem::take(&mut self.below_words);
+    /// Counts the codes only the code rules found as [`Self::nearby`]
+    /// tokens: AWS's alerts name resources so ("the function code listed
+    /// below ..." then `ORDERS26`), where they are no secret (`triage`'s
+    /// `SearchScope` says where).
+    pub fn codes_as_nearby(&mut self) {
+        let codes = std::mem::take(&mut self.codes);
         let mut index = 0;
         self.secrets.retain(|secret| {
-            let name = below.contains(&index);
+            let name = codes.contains(&index);
             index += 1;
             if name {
                 self.nearby.push(secret.clone());
@@ -264,7 +264,7 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             let nearby = hits.take_while(|t| t.start() < own_before);
             let found = Found {
                 kind: *kind,
-                below_words: line.is_some(),
+                code: *kind == SecretKind::VerificationCode,
             };
             add_found(found, first.as_str(), nearby.map(|t| t.as_str()), out);
         }
@@ -290,18 +290,17 @@ fn reach_of<'t>(
     (window, starts_before, own_before)
 }
 
-/// What a token rule found: its kind, and whether only as a code alone on
-/// its line below the words (`FoundSecrets::below_words`).
+/// What a token rule found: its kind, and
+/// whether by a code rule (`FoundSecrets::codes`).
 #[derive(Clone, Copy)]
 struct Found {
     kind: SecretKind,
-    below_words: bool,
+    code: bool,
 }
 
 /// The first token after a context, the one handed over, redacted without
 /// the punctuation a sentence put after it too; the others in reach are
-/// kept apart (`FoundSecrets::nearby`). A code below its words keeps that
-/// spelling with them: where it is no secret, neither is its spelling.
+/// kept apart (`FoundSecrets::nearby`).
 fn add_found<'t>(
     found: Found,
     first: &str,
@@ -310,11 +309,7 @@ fn add_found<'t>(
 ) {
     let kind = found.kind;
     out.add_from_rule(found, first);
-    let spelling = without_closing_punctuation(first);
-    match found.below_words {
-        true => out.add_nearby(kind, spelling),
-        false => out.add_spelling(kind, first, spelling),
-    }
+    out.add_spelling(kind, first, without_closing_punctuation(first));
     for written in nearby {
         out.add_nearby(kind, written);
         out.add_nearby(kind, without_closing_punctuation(written));
@@ -490,28 +485,24 @@ struct Collector {
     seen: HashMap<String, usize>,
     spelled: HashSet<String>,
     nearby: Vec<FoundSecret>,
-    below_words: Vec<usize>,
+    codes: Vec<usize>,
     overflowed: bool,
 }
 
 impl Collector {
     fn add(&mut self, kind: SecretKind, value: &str) {
-        let found = Found {
-            kind,
-            below_words: false,
-        };
+        let found = Found { kind, code: false };
         self.add_from_rule(found, value);
     }
 
-    /// A value found by any other rule than one for a code below its words
-    /// is no longer only that.
+    /// A value any other rule than a code rule finds is no code only.
     fn add_from_rule(&mut self, found: Found, value: &str) {
         if value.is_empty() {
             return;
         }
         if let Some(index) = self.seen.get(value) {
-            if !found.below_words {
-                self.below_words.retain(|i| i != index);
+            if !found.code {
+                self.codes.retain(|i| i != index);
             }
             return;
         }
@@ -521,8 +512,8 @@ impl Collector {
         }
         let index = self.found.len();
         self.seen.insert(value.to_string(), index);
-        if found.below_words {
-            self.below_words.push(index);
+        if found.code {
+            self.codes.push(index);
         }
         self.found.push(FoundSecret {
             kind: found.kind,
@@ -573,7 +564,7 @@ impl Collector {
             spellings: self.spellings,
             overflowed: self.overflowed,
             nearby: self.nearby,
-            below_words: self.below_words,
+            codes: self.codes,
         }
     }
 }
@@ -1308,30 +1299,35 @@ mod tests {
         );
     }
 
-    /// Where a code below its words is no secret (AWS's ordinary mail), it
-    /// becomes a nearby token, its spelling too; a value another rule finds
-    /// as well stays a secret.
+    /// Where a code is no secret (AWS's alerts), what the code rules found
+    /// becomes nearby tokens, near its words or alone on a line below them;
+    /// a value another rule finds as well, and a link, stay secrets.
     #[test]
-    fn codes_below_their_words_can_count_as_nearby_tokens() {
+    fn codes_can_count_as_nearby_tokens() {
         let instructions = "Give it to whoever made the request, who enters it in the \
             console of the management account or sends it with the Account Management API.";
         let below = format!("The code below. {instructions}\n\n  \"W6KD3P\".\n");
-        let mut found = find_secrets_bounded(&below, &Rules::built_in());
-        assert_eq!(found.secrets.len(), 1);
-        found.below_words_as_nearby();
-        assert!(found.secrets.is_empty() && found.spellings.is_empty());
-        let nearby: Vec<_> = found.nearby.iter().map(|s| s.value.expose()).collect();
-        assert_eq!(nearby, ["W6KD3P"]);
-
+        let near = "Function code: ORDERS26 (PIN 615274)".to_string();
+        for text in [below, near] {
+            let mut found = find_secrets_bounded(&text, &Rules::built_in());
+            assert!(!found.secrets.is_empty(), "{text}");
+            found.codes_as_nearby();
+            assert!(
+                found.secrets.is_empty() && found.spellings.is_empty(),
+                "{text}"
+            );
+            assert!(!found.nearby.is_empty(), "{text}");
+        }
         let eight = format!("The code below. {instructions}\n\n  AB12CD34\n");
         let also_a_password = format!("{eight}\nPassword: AB12CD34\n");
         let mut found = find_secrets_bounded(&also_a_password, &Rules::built_in());
-        found.below_words_as_nearby();
+        found.codes_as_nearby();
         assert_eq!(found.secrets.len(), 1);
-        let near = format!("Your code: W6KD3P. {instructions}\n\n  W6KD3P\n");
-        let mut found = find_secrets_bounded(&near, &Rules::built_in());
-        found.below_words_as_nearby();
-        assert_eq!(found.secrets.len(), 1);
+        let link = "Code: https://signin.aws.amazon.com/resetpassword?token=AbC123 W6KD3P";
+        let mut found = find_secrets_bounded(link, &Rules::built_in());
+        found.codes_as_nearby();
+        let kinds: Vec<_> = found.secrets.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, [SecretKind::ResetLink]);
     }
 
     #[test]

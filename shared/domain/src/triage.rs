@@ -189,11 +189,12 @@ struct SearchScope {
     /// and request numbers: redacted unless AWS wrote them in ordinary mail
     /// (not one that quotes a person's words).
     near_too: bool,
-    /// A code only found alone on a line below its words is a name: in
-    /// AWS's alerts (health, budgets, cost anomalies, the free tier), which
-    /// list resources so and never carry a code (AWS's root email codes may
-    /// hold letters, so no shape tells them from names).
-    below_words_are_names: bool,
+    /// What only the code rules found is a name: in AWS's alerts (health,
+    /// budgets, cost anomalies, the free tier), which name resources so
+    /// ("the function code listed below: ORDERS26") and never carry a code
+    /// (AWS's root email codes may hold letters, so no shape tells them
+    /// from names).
+    codes_are_names: bool,
 }
 
 fn search_scope(seen: &Addressed, decided: &Decided) -> SearchScope {
@@ -202,7 +203,7 @@ fn search_scope(seen: &Addressed, decided: &Decided) -> SearchScope {
     let near_too = !seen.from_aws || policy.carries_secret || kind.relays_others_words();
     SearchScope {
         near_too,
-        below_words_are_names: !near_too && policy.repeating_alert,
+        codes_are_names: !near_too && policy.repeating_alert,
     }
 }
 
@@ -223,18 +224,18 @@ struct Secrets {
 
 impl Secrets {
     /// The tokens near a code's or password's words are redacted where
-    /// `scope` says (`FoundSecrets::nearby`), and the codes found only alone
-    /// on a line below their words are among them where it says they are
-    /// names (`FoundSecrets::below_words_as_nearby`).
+    /// `scope` says (`FoundSecrets::nearby`), and what only the code rules
+    /// found is among them where it says codes are names
+    /// (`FoundSecrets::codes_as_nearby`).
     fn of(mail: &ParsedMail, rules: &Rules, scope: SearchScope) -> Self {
         let near_too = scope.near_too;
         let text = detection_text(mail);
         let mut found = find_secrets_bounded(&text, rules);
         let (mut escaped, unredactable) = behind_escapes(&text, rules);
         let mut attached = attachment_secrets(mail, rules);
-        if scope.below_words_are_names {
+        if scope.codes_are_names {
             let each = [&mut found, &mut escaped].into_iter().chain(&mut attached);
-            each.for_each(FoundSecrets::below_words_as_nearby);
+            each.for_each(FoundSecrets::codes_as_nearby);
         }
         let all = [&found, &escaped].into_iter().chain(&attached);
         let redactor = Redactor::new(all.flat_map(|f| {
@@ -1437,38 +1438,41 @@ mod tests {
         assert!(t.handoff.is_some(), "its own last digits: {:?}", t.warnings);
     }
 
-    /// A line of capitals and digits below "code" in AWS's own ordinary mail
-    /// is a name (a review found a health notice's function hidden so); the
-    /// same words from a person, or in AWS's code mail, hide it as a code.
+    /// Capitals and digits after "code" in AWS's alerts are a name (a review
+    /// found a health notice's function hidden so, far below the word and
+    /// near it); the same words from a person hide it as a code.
     #[test]
-    fn a_name_alone_on_its_line_below_code_stays_in_aws_s_ordinary_mail() {
-        let words = "The runtime of the function code listed below reaches end of support \
+    fn a_name_after_code_stays_in_aws_s_alerts() {
+        let far = "The runtime of the function code listed below reaches end of support \
             on 2027-03-01; update it before then or the function can no longer be \
             created or updated. Affected resources in us-east-1:";
-        assert!(words.len() > 120);
-        let body = format!("{words}\r\n\r\n  ORDERS26\r\n\r\nAWS Health\r\n");
-        let health = format!(
-            "{}From: AWS Health <health@aws.com>\r\nTo: root+x@msp.example\r\n\
-             Subject: AWS Health Event - end of support\r\n\r\n{body}",
-            PASS.replace("verify.signin.aws", "aws.com")
-        );
-        let t = run(&health, &directory(AccountStatus::Active), &NoRotations);
-        assert_eq!(t.kind, Kind::HealthEvent, "{:?}", t.warnings);
-        assert!(t.secrets.is_empty(), "{:?}", t.secrets);
-        let ticket = t.ticket.expect("a health ticket");
-        assert!(ticket.body.contains("ORDERS26"), "{}", ticket.body);
+        assert!(far.len() > 120);
+        let near = "The function code listed below reaches end of support on 2027-03-01:";
+        for words in [far, near] {
+            let body = format!("{words}\r\n\r\n  ORDERS26\r\n\r\nAWS Health\r\n");
+            let health = format!(
+                "{}From: AWS Health <health@aws.com>\r\nTo: root+x@msp.example\r\n\
+                 Subject: AWS Health Event - end of support\r\n\r\n{body}",
+                PASS.replace("verify.signin.aws", "aws.com")
+            );
+            let t = run(&health, &directory(AccountStatus::Active), &NoRotations);
+            assert_eq!(t.kind, Kind::HealthEvent, "{:?}", t.warnings);
+            assert!(t.secrets.is_empty(), "{words}: {:?}", t.secrets);
+            let ticket = t.ticket.expect("a health ticket");
+            assert!(ticket.body.contains("ORDERS26"), "{}", ticket.body);
 
-        let person = format!(
-            "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: fyi\r\n\r\n{body}"
-        );
-        let t = run(&person, &directory(AccountStatus::Active), &NoRotations);
-        assert_eq!(t.secrets.len(), 1);
-        let shown = serde_json::to_string(&t).unwrap();
-        assert!(!shown.contains("ORDERS26"), "{shown}");
+            let person = format!(
+                "From: staff@customer.example\r\nTo: root+x@msp.example\r\nSubject: fyi\r\n\r\n{body}"
+            );
+            let t = run(&person, &directory(AccountStatus::Active), &NoRotations);
+            assert_eq!(t.secrets.len(), 1);
+            let shown = serde_json::to_string(&t).unwrap();
+            assert!(!shown.contains("ORDERS26"), "{shown}");
+        }
     }
 
     /// AWS's code mail read as another kind keeps its code a secret: only
-    /// AWS's alerts take a line below "code" for a name, and a quarantined
+    /// AWS's alerts take what follows "code" for a name, and a quarantined
     /// mail from AWS's address counts as one that may hold a secret (a
     /// review found both codes shown or dropped from `secrets`). AWS's root
     /// email codes may hold letters (`AcceptPrimaryEmailUpdate`'s `Otp` is
