@@ -290,8 +290,8 @@ fn reach_of<'t>(
     (window, starts_before, own_before)
 }
 
-/// What a token rule found: its kind, and
-/// whether by a code rule (`FoundSecrets::codes`).
+/// What a token rule found: its kind, and whether a code rule found it
+/// (`FoundSecrets::codes`).
 #[derive(Clone, Copy)]
 struct Found {
     kind: SecretKind,
@@ -495,7 +495,8 @@ impl Collector {
         self.add_from_rule(found, value);
     }
 
-    /// A value any other rule than a code rule finds is no code only.
+    /// A value that a rule other than a code rule finds too (a password,
+    /// a link) is no longer among the codes only the code rules found.
     fn add_from_rule(&mut self, found: Found, value: &str) {
         if value.is_empty() {
             return;

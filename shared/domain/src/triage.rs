@@ -1472,11 +1472,11 @@ mod tests {
     }
 
     /// AWS's code mail read as another kind keeps its code a secret: only
-    /// AWS's alerts take what follows "code" for a name, and a quarantined
-    /// mail from AWS's address counts as one that may hold a secret (a
-    /// review found both codes shown or dropped from `secrets`). AWS's root
-    /// email codes may hold letters (`AcceptPrimaryEmailUpdate`'s `Otp` is
-    /// `[a-zA-Z0-9]{6}`).
+    /// AWS's alerts take what follows "code" for a name, and neither
+    /// suspicious activity nor a quarantined mail from AWS's address is one
+    /// (a review found such codes shown or dropped from `secrets`). AWS's
+    /// root email codes may hold letters (`AcceptPrimaryEmailUpdate`'s `Otp`
+    /// is `[a-zA-Z0-9]{6}`).
     #[test]
     fn a_code_below_its_words_stays_a_code_in_aws_mail_read_as_another_kind() {
         let body = "We noticed unusual activity in a recent sign-in attempt to your AWS account\r\n\
