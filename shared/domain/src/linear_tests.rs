@@ -121,9 +121,15 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
         // Contexts with no token, back to back: each reads a bounded window
         // past it for its token (which holds the next contexts).
         "password contexts" => text_mail(&"password: ".repeat(n / 10)),
-        // A login's words and slashes back to back: each context reads at
-        // most 40 characters to its slash.
+        // A login's words and slashes back to back: each context reads a
+        // bounded name (an email address at most 318 characters) to its slash.
         "login slashes" => text_mail(&"login a / pw: ".repeat(n / 14)),
+        // Login words each before the longest email name the rule reads,
+        // with no slash after it: each match attempt stops at the bound.
+        "login email names" => {
+            let name = format!("creds:a@{} ", "b.".repeat(126));
+            text_mail(&name.repeat(n / name.len()))
+        }
         // Code-like tokens, each before a code's words: each context reads
         // back to the one before it, at most.
         "tokens before contexts" => text_mail(&"AB12CD34 code ".repeat(n / 14)),
@@ -207,7 +213,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 28] = [
+const HOSTILE_INPUTS: [&str; 29] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -220,6 +226,7 @@ const HOSTILE_INPUTS: [&str; 28] = [
     "one code repeated",
     "password contexts",
     "login slashes",
+    "login email names",
     "tokens before contexts",
     "codes on their own lines",
     "otpauth links",
