@@ -126,10 +126,7 @@ fn secret_inputs(name: &str, n: usize) -> Option<String> {
         "login slashes" => text_mail(&"login a / pw: ".repeat(n / 14)),
         // Login words each before the longest email name the rule reads,
         // with no slash after it: each match attempt stops at the bound.
-        "login email names" => {
-            let name = format!("creds:a@{} ", "b.".repeat(126));
-            text_mail(&name.repeat(n / name.len()))
-        }
+        "login email names" => text_mail(&format!("creds:a@{} ", "b.".repeat(126)).repeat(n / 261)),
         // Code-like tokens, each before a code's words: each context reads
         // back to the one before it, at most.
         "tokens before contexts" => text_mail(&"AB12CD34 code ".repeat(n / 14)),
