@@ -225,7 +225,7 @@ pub fn ascii_word_boundaries(pattern: &str) -> String {
 }
 
 /// An exact address, or `@domain` for the domain and its subdomains.
-fn sender_matches(wanted: &str, from: &str) -> bool {
+pub(crate) fn sender_matches(wanted: &str, from: &str) -> bool {
     match wanted.strip_prefix('@') {
         Some(domain) => from.rsplit_once('@').is_some_and(|(_, d)| {
             d == domain

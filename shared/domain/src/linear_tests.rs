@@ -57,6 +57,11 @@ fn hostile(name: &str, n: usize) -> String {
         // structure scan reads (its value up to the next colon).
         "fields and boundaries" => text_mail(&"Content-Type: a--b: --c\r\n".repeat(n / 24)),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
+        // The root email code rules that read AWS's code sender's mail
+        // alone: words for codes, each with a word after it and on the next
+        // line (no code, so the search never stops at the cap).
+        "words after code words" => text_mail(&"code: Thanks\r\nverify\r\n".repeat(n / 22))
+            .replace("no-reply@aws.com", "no-reply@verify.signin.aws"),
         // Flowed lines (RFC 3676) of changing quote depth: each joined once.
         "flowed quotes" => format!(
             "{HEADERS}Content-Type: text/plain; format=flowed; delsp=yes\r\n\r\n{}\r\n",
@@ -210,7 +215,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 29] = [
+const HOSTILE_INPUTS: [&str; 30] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -233,6 +238,7 @@ const HOSTILE_INPUTS: [&str; 29] = [
     "open windows",
     "fields and boundaries",
     "quoted replies",
+    "words after code words",
     "flowed quotes",
     "header folding",
     "pairs in results",

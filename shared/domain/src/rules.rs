@@ -32,7 +32,7 @@ pub enum RulesError {
     #[error("rule {index} ({kind}): a rule needs at least one condition")]
     NoCondition { index: usize, kind: String },
     #[error(
-        "secret rule {index} ({kind}): needs either `hosts` (with an optional `path`) or both `after` and `token`"
+        "secret rule {index} ({kind}): needs either `hosts` (with an optional `path`) or both `after` and `token` (`from` and `skip_words` only with these)"
     )]
     SecretShape { index: usize, kind: String },
     #[error(
@@ -127,6 +127,10 @@ struct SecretSpec {
     min_digits: usize,
     #[serde(default)]
     alone_on_line: bool,
+    #[serde(default)]
+    from: Vec<String>,
+    #[serde(default)]
+    skip_words: bool,
 }
 
 fn default_within() -> usize {
@@ -156,6 +160,12 @@ pub enum SecretRule {
         /// and a full stop around it): the line as [`alone_on_line`] writes
         /// it, searched first, the token then read in it.
         line: Option<Regex>,
+        /// The senders whose mail alone the rule reads (none: all mail),
+        /// as a classification rule's `from` names them.
+        from: Vec<String>,
+        /// A token of letters written as a word ("verify", "Thanks") is
+        /// not taken.
+        skip_words: bool,
     },
 }
 
@@ -467,7 +477,7 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
             .collect::<Result<Vec<_>, _>>()?;
         let link = !hosts.is_empty();
         secrets.push(match (link, &spec.after, &spec.token) {
-            (true, None, None) => SecretRule::Link {
+            (true, None, None) if spec.from.is_empty() && !spec.skip_words => SecretRule::Link {
                 kind: spec.kind,
                 hosts,
                 path: spec.path.as_deref().map(compile).transpose()?,
@@ -488,6 +498,8 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
                     within: spec.within,
                     before: spec.before,
                     min_digits: spec.min_digits,
+                    from: spec.from.iter().map(|f| f.to_ascii_lowercase()).collect(),
+                    skip_words: spec.skip_words,
                 }
             }
             _ => return Err(RulesError::SecretShape { index, kind: name }),
@@ -760,6 +772,15 @@ mod tests {
         assert!(err.to_string().contains("at least one condition"), "{err}");
         let err = Rules::parse("[[secret]]\nkind = \"reset_link\"").unwrap_err();
         assert!(err.to_string().contains("needs either"), "{err}");
+        // A link rule reads every sender's mail: `from` is a token rule's.
+        let sender_link =
+            "[[secret]]\nkind = \"reset_link\"\nhosts = [\"signin.aws\"]\nfrom = [\"a@b.example\"]";
+        let err = Rules::parse(sender_link).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`from` and `skip_words` only with"),
+            "{err}"
+        );
         let err =
             Rules::parse("[[secret]]\nkind = \"reset_link\"\nhosts = [\"amazon.*\"]").unwrap_err();
         assert!(err.to_string().contains("bad host pattern"), "{err}");

@@ -1,5 +1,6 @@
 //! Finding secrets in mail text and keeping them out of everything shown.
 
+use crate::evidence::sender_matches;
 use crate::html::{decode_attribute, has_scheme};
 use crate::rules::{HostPattern, Rules, SecretRule};
 use crate::secret_value::{FoundSecret, SecretKind, SecretValue};
@@ -76,15 +77,22 @@ pub fn find_secrets(text: &str, rules: &Rules) -> Vec<FoundSecret> {
     find_secrets_bounded(text, rules).secrets
 }
 
-/// Every secret in `text`, and whether there were more than [`MAX_SECRETS`].
+/// Every secret in `text`, and whether there were more than [`MAX_SECRETS`],
+/// by the rules that read any sender's mail.
+pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
+    find_secrets_from(text, rules, None)
+}
+
+/// Every secret in `text` of a mail from `sender` (its address), by the
+/// rules that read all mail and those that name the sender (`from`).
 /// Linear in the text: each link is parsed once, each context match looks at
 /// a bounded window, and values are de-duplicated through a set.
-pub fn find_secrets_bounded(text: &str, rules: &Rules) -> FoundSecrets {
+pub fn find_secrets_from(text: &str, rules: &Rules, sender: Option<&str>) -> FoundSecrets {
     let mut out = Collector::default();
     // Each pass stops once the collector is full.
     secret_links(text, rules, &mut out);
     secret_bare_links(text, rules, &mut out);
-    tokens_after_contexts(text, rules, &mut out);
+    tokens_after_contexts(text, rules, sender, &mut out);
     out.finish()
 }
 
@@ -213,7 +221,7 @@ fn secret_link_kind(link: &str, rules: &Rules) -> Option<SecretKind> {
 }
 
 /// Codes and passwords: a token within reach of its context's words.
-fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
+fn tokens_after_contexts(text: &str, rules: &Rules, sender: Option<&str>, out: &mut Collector) {
     for rule in rules.secret_rules() {
         let SecretRule::After {
             kind,
@@ -223,14 +231,23 @@ fn tokens_after_contexts(text: &str, rules: &Rules, out: &mut Collector) {
             before,
             min_digits,
             line,
+            from,
+            skip_words,
         } = rule
         else {
             continue;
         };
-        // A secret holds its digits, is no link, and is no piece of a longer
-        // run of digits (full-width digits have no `\b` to end them).
+        let reads_sender = |s: &str| from.iter().any(|f| sender_matches(f, s));
+        if !from.is_empty() && !sender.is_some_and(reads_sender) {
+            continue;
+        }
+        // A secret holds its digits, is no link, no word where words are
+        // skipped, and no piece of a longer run of digits (full-width digits
+        // have no `\b` to end them).
+        let is_word = |t: &str| *skip_words && is_written_as_word(t);
         let is_secret = |t: &Match<'_>, offset: usize| {
             digits_in(t.as_str()) >= *min_digits
+                && !is_word(t.as_str())
                 && !URL.is_match(t.as_str())
                 && !flanked_by_digits(text, offset + t.start(), offset + t.end())
         };
@@ -621,6 +638,14 @@ pub fn link_host_within(link: &str, domain: &str) -> bool {
                 .host_str()
                 .is_some_and(|h| pattern.matches(&h.trim_end_matches('.').to_ascii_lowercase()))
     })
+}
+
+/// Whether `token` is letters written as a word: all in lower case, or a
+/// capital then lower case ("verify", "Thanks"). A code so written cannot
+/// be told from a word, and is not taken.
+fn is_written_as_word(token: &str) -> bool {
+    let mut after_first = token.chars().skip(1);
+    token.chars().all(char::is_alphabetic) && after_first.all(char::is_lowercase)
 }
 
 /// The digits of a token, full-width ones too ("６１５２７４").
