@@ -187,6 +187,8 @@ struct State {
     delivery: Option<Delivery>,
     fail_authentication: bool,
     otp_lifetime: Duration,
+    /// The code the next StartPrimaryEmailUpdate sends (else six digits).
+    next_otp: Option<String>,
     /// GetPrimaryEmail answers the address before the last accepted change.
     lagging: bool,
     /// The next call of this operation is done, and answered with a 500.
@@ -231,6 +233,7 @@ impl AccountFake {
             delivery: None,
             fail_authentication: false,
             otp_lifetime: Duration::from_secs(24 * 3600),
+            next_otp: None,
             lagging: false,
             lose_answer_of: None,
             management: None,
@@ -451,6 +454,17 @@ impl AccountFake {
     /// How long a code stays valid (default 24 hours); applies to codes sent later.
     pub fn otp_lifetime(&self, lifetime: Duration) {
         self.lock().otp_lifetime = lifetime;
+    }
+
+    /// The code the next StartPrimaryEmailUpdate sends: any the Account API
+    /// documents (`Otp`: `[a-zA-Z0-9]{6}`), lower case and letters alone too.
+    pub fn send_next_code(&self, code: &str) {
+        let documented = code.len() == 6 && code.bytes().all(|b| b.is_ascii_alphanumeric());
+        assert!(
+            documented,
+            "{code:?} is no code AcceptPrimaryEmailUpdate takes"
+        );
+        self.lock().next_otp = Some(code.to_string());
     }
 
     /// Makes every pending code expired.
@@ -908,7 +922,10 @@ fn start_update(
             "The email address is already in use by another AWS account.",
         ));
     }
-    let otp = format!("{:06}", s.rng.next_u64() % 1_000_000);
+    let otp = match s.next_otp.take() {
+        Some(code) => code,
+        None => format!("{:06}", s.rng.next_u64() % 1_000_000),
+    };
     let lifetime = s.otp_lifetime;
     let authentic = !s.fail_authentication;
     let now = crate::now_secs();

@@ -439,6 +439,26 @@ async fn a_rootless_take_over_runs_end_to_end_with_the_code_mail_through_mail_in
     run.assert_nowhere(&[("code", otp)], &ops).await;
 }
 
+/// AWS's root email code may hold lower case and no digit (the Account API
+/// takes `[a-zA-Z0-9]{6}`): mail-ingest finds it in AWS's mail and hands it
+/// over, and AWS accepts it. Before, only capitals with a digit were taken
+/// and the take-over waited.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_in_every_shape_the_account_api_takes_reaches_the_take_over() {
+    for code in ["kqZmPd", "QKZMPD", "x7kq2m"] {
+        let mut run = Run::new(customer_credentials()).await;
+        run.ls.fake.send_next_code(code);
+        run.start("rootless").await;
+        run.deliver_mail().await;
+        let rows = run.ls.stack.ledger_rows().await;
+        assert_eq!(rows[0].disposition, Some(Disposition::Handoff), "{code}");
+        assert_eq!(run.rotation().await.phase, Phase::OtpReceived, "{code}");
+        let accepted = run.ok(Step::AcceptEmailUpdate, json!({})).await;
+        assert_eq!(accepted, Phase::EmailAccepted, "{code}");
+        run.assert_nowhere(&[("code", code.to_string())], &[]).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vaulted_take_over_waits_for_the_engineer_and_then_serves_break_glass_access() {
     let mut run = Run::new(RootCredentials {
