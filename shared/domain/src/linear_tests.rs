@@ -58,10 +58,14 @@ fn hostile(name: &str, n: usize) -> String {
         "fields and boundaries" => text_mail(&"Content-Type: a--b: --c\r\n".repeat(n / 24)),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
         // The root email code rules that read AWS's code sender's mail
-        // alone: words for codes, each with a word after it and on the next
-        // line (no code, so the search never stops at the cap).
-        "words after code words" => text_mail(&"code: Thanks\r\nverify\r\n".repeat(n / 22))
-            .replace("no-reply@aws.com", "no-reply@verify.signin.aws"),
+        // alone (authenticated, with no code the other rules find): words
+        // for codes, each with a word after it and on the next line (no
+        // code, so the search never stops at the cap), and a link.
+        "words after code words" => {
+            text_mail(&"code: Thanks\r\nverify x.example/a\r\n".repeat(n / 32))
+                .replace("@aws.com", "@verify.signin.aws")
+                .replace("=aws.com", "=verify.signin.aws")
+        }
         // Flowed lines (RFC 3676) of changing quote depth: each joined once.
         "flowed quotes" => format!(
             "{HEADERS}Content-Type: text/plain; format=flowed; delsp=yes\r\n\r\n{}\r\n",

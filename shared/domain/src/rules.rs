@@ -161,7 +161,8 @@ pub enum SecretRule {
         /// it, searched first, the token then read in it.
         line: Option<Regex>,
         /// The senders whose mail alone the rule reads (none: all mail),
-        /// as a classification rule's `from` names them.
+        /// as a classification rule's `from` names them, and only for a
+        /// kind of secret the rules for all mail found none of.
         from: Vec<String>,
         /// A token of letters written as a word ("verify", "Thanks") is
         /// not taken.
@@ -179,6 +180,22 @@ pub enum HostPattern {
     Domain(String),
     /// Labels, `None` standing for exactly one label of any name.
     Labels(Vec<Option<String>>),
+}
+
+impl SecretRule {
+    pub fn kind(&self) -> SecretKind {
+        match self {
+            Self::Link { kind, .. } | Self::After { kind, .. } => *kind,
+        }
+    }
+
+    /// The senders whose mail alone the rule reads (none: all mail).
+    pub fn senders(&self) -> &[String] {
+        match self {
+            Self::Link { .. } => &[],
+            Self::After { from, .. } => from,
+        }
+    }
 }
 
 impl HostPattern {

@@ -220,71 +220,149 @@ fn secret_link_kind(link: &str, rules: &Rules) -> Option<SecretKind> {
     link_kind(link, rules).or_else(|| carried_kind(link, rules, 2))
 }
 
-/// Codes and passwords: a token within reach of its context's words.
+/// Codes and passwords: a token within reach of its context's words, by
+/// the rules for all mail; then, in mail from a sender some rules name, by
+/// those rules, for the kinds of secret the first found none of. Their
+/// tokens may be looser (a root email code may hold lower case, or no
+/// digit), so they never add to a secret the rules for all mail found, nor
+/// take a token inside a link; each other token they take is one more
+/// secret, and a rotation refuses a mail with two.
 fn tokens_after_contexts(text: &str, rules: &Rules, sender: Option<&str>, out: &mut Collector) {
-    for rule in rules.secret_rules() {
-        let SecretRule::After {
-            kind,
-            context,
-            token,
-            within,
-            before,
-            min_digits,
-            line,
-            from,
-            skip_words,
-        } = rule
-        else {
-            continue;
-        };
-        let reads_sender = |s: &str| from.iter().any(|f| sender_matches(f, s));
-        if !from.is_empty() && !sender.is_some_and(reads_sender) {
+    let all = rules.secret_rules().iter();
+    for rule in all.clone().filter(|r| r.senders().is_empty()) {
+        tokens_after_rule(text, rule, None, out);
+    }
+    let Some(sender) = sender else { return };
+    let reads = |r: &&SecretRule| r.senders().iter().any(|f| sender_matches(f, sender));
+    let found: HashSet<SecretKind> = out.found.iter().map(|s| s.kind).collect();
+    let mut own = all
+        .filter(reads)
+        .filter(|r| !found.contains(&r.kind()))
+        .peekable();
+    if own.peek().is_none() {
+        return;
+    }
+    let links = LinkSpans::of(text);
+    for rule in own {
+        tokens_after_rule(text, rule, Some(&links), out);
+    }
+}
+
+/// One token rule's finds (none for a link rule). With `links`, a token
+/// inside one of them, or on the line a link wraps onto, is none. Tokens
+/// before the words (rules with `before`) are read back to the previous
+/// context at most: each stretch about once however dense the words.
+fn tokens_after_rule(
+    text: &str,
+    rule: &SecretRule,
+    links: Option<&LinkSpans>,
+    out: &mut Collector,
+) {
+    let SecretRule::After {
+        kind,
+        context,
+        token,
+        within,
+        before,
+        min_digits,
+        line,
+        skip_words,
+        ..
+    } = rule
+    else {
+        return;
+    };
+    let check = TokenCheck {
+        text,
+        min_digits: *min_digits,
+        skip_words: *skip_words,
+        links,
+    };
+    let mut contexts = context.find_iter(text).peekable();
+    let mut previous_end = 0;
+    while let Some(m) = contexts.next() {
+        if out.full() {
+            return;
+        }
+        if ends_at_a_foreign_colon(text, m.end()) {
             continue;
         }
-        // A secret holds its digits, is no link, no word where words are
-        // skipped, and no piece of a longer run of digits (full-width digits
-        // have no `\b` to end them).
-        let is_word = |t: &str| *skip_words && is_written_as_word(t);
-        let is_secret = |t: &Match<'_>, offset: usize| {
-            digits_in(t.as_str()) >= *min_digits
-                && !is_word(t.as_str())
-                && !URL.is_match(t.as_str())
-                && !flanked_by_digits(text, offset + t.start(), offset + t.end())
-        };
-        let mut contexts = context.find_iter(text).peekable();
-        let mut previous_end = 0;
-        while let Some(m) = contexts.next() {
-            if out.full() {
-                return;
+        if *before > 0 {
+            let before_words = &text[previous_end..m.start()];
+            let from = m.start() - suffix_chars(before_words, *before).len();
+            let tokens = matches_from(token, line.as_ref(), &text[..m.start()], from, false);
+            for t in tokens.filter(|t| check.is_secret(t, 0)) {
+                out.add_nearby(*kind, t.as_str());
             }
-            if ends_at_a_foreign_colon(text, m.end()) {
-                continue;
-            }
-            // Before the words (rules with `before`), back to the previous
-            // context at most: each stretch is read about once however dense
-            // the words.
-            if *before > 0 {
-                let from = m.start() - suffix_chars(&text[previous_end..m.start()], *before).len();
-                let hay = &text[..m.start()];
-                let tokens = matches_from(token, line.as_ref(), hay, from, false);
-                for t in tokens.filter(|t| is_secret(t, 0)) {
-                    out.add_nearby(*kind, t.as_str());
-                }
-            }
-            previous_end = m.end();
-            let (window, starts_before, own_before) = reach_of(text, &m, contexts.peek(), *within);
-            let ends_text = m.end() + window.len() == text.len();
-            let mut hits = matches_from(token, line.as_ref(), window, 0, ends_text)
-                .take_while(|t| t.start() < starts_before)
-                .filter(|t| is_secret(t, m.end()));
-            let Some(first) = hits.next() else { continue };
-            let nearby = hits.take_while(|t| t.start() < own_before);
-            let found = Found {
-                kind: *kind,
-                code: *kind == SecretKind::VerificationCode,
-            };
-            add_found(found, first.as_str(), nearby.map(|t| t.as_str()), out);
         }
+        previous_end = m.end();
+        let (window, starts_before, own_before) = reach_of(text, &m, contexts.peek(), *within);
+        let ends_text = m.end() + window.len() == text.len();
+        let mut hits = matches_from(token, line.as_ref(), window, 0, ends_text)
+            .take_while(|t| t.start() < starts_before)
+            .filter(|t| check.is_secret(t, m.end()));
+        let Some(first) = hits.next() else { continue };
+        let nearby = hits.take_while(|t| t.start() < own_before);
+        let found = Found {
+            kind: *kind,
+            code: *kind == SecretKind::VerificationCode,
+        };
+        add_found(found, first.as_str(), nearby.map(|t| t.as_str()), out);
+    }
+}
+
+/// What a token a rule found must be to be a secret.
+struct TokenCheck<'a> {
+    text: &'a str,
+    min_digits: usize,
+    skip_words: bool,
+    links: Option<&'a LinkSpans>,
+}
+
+impl TokenCheck<'_> {
+    /// A secret holds its digits, is no link and stands in none, is no word
+    /// where words are skipped, and is no piece of a longer run of digits
+    /// (full-width digits have no `\b` to end them). `t` is found at
+    /// `offset` in the text.
+    fn is_secret(&self, t: &Match<'_>, offset: usize) -> bool {
+        let (start, end) = (offset + t.start(), offset + t.end());
+        let is_word = self.skip_words && is_written_as_word(t.as_str());
+        digits_in(t.as_str()) >= self.min_digits
+            && !is_word
+            && !URL.is_match(t.as_str())
+            && !flanked_by_digits(self.text, start, end)
+            && self.links.is_none_or(|l| !l.holds(start))
+    }
+}
+
+/// Where a text's links stand (with and without their scheme, a wrapped
+/// link with its tail on the lines after), as sorted, disjoint byte ranges.
+struct LinkSpans(Vec<(usize, usize)>);
+
+impl LinkSpans {
+    fn of(text: &str) -> Self {
+        let mut spans: Vec<(usize, usize)> = URL
+            .find_iter(text)
+            .chain(BARE_LINK.find_iter(text))
+            .map(|m| {
+                let wrapped = wrapped_link(text, m.start(), m.end());
+                (m.start(), m.start() + wrapped.map_or(m.len(), str::len))
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(spans.len());
+        for (start, end) in spans {
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        Self(merged)
+    }
+
+    fn holds(&self, at: usize) -> bool {
+        let after = self.0.partition_point(|(start, _)| *start <= at);
+        after > 0 && at < self.0[after - 1].1
     }
 }
 
