@@ -1516,6 +1516,11 @@ mod tests {
                 "Verification code: kq3VzP\r\nOr open https://signin.aws.amazon.com/confirm?region=us-east-1&code=3f9a2c",
                 "kq3VzP",
             ),
+            (
+                "Verification code: kq3VzP\r\nOr open this link:\r\n\
+                 https://signin.aws.amazon.com/confirmemail?locale=en_US&token=YjFkZTU0NzEtOGM2Ni00YjBk\r\nc2lgNv",
+                "kq3VzP",
+            ),
         ];
         for (code_lines, code) in written {
             // "Thanks", alone on its line below the words, is no second code.
