@@ -41,6 +41,12 @@ fn text_mail(body: &str) -> String {
     format!("{HEADERS}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n")
 }
 
+/// A text mail from AWS's root email code sender, authenticated.
+fn code_sender_mail(body: &str) -> String {
+    let mail = text_mail(body).replace("@aws.com", "@verify.signin.aws");
+    mail.replace("=aws.com", "=verify.signin.aws")
+}
+
 /// Hostile inputs of about `n` bytes.
 fn hostile(name: &str, n: usize) -> String {
     match name {
@@ -58,13 +64,10 @@ fn hostile(name: &str, n: usize) -> String {
         "fields and boundaries" => text_mail(&"Content-Type: a--b: --c\r\n".repeat(n / 24)),
         "quoted replies" => text_mail(&"> > > > > > > > code\r\n".repeat(n / 22)),
         // The root email code rules that read AWS's code sender's mail
-        // alone (authenticated, with no code the other rules find): words
-        // for codes, each with a word after it and on the next line (no
-        // code, so the search never stops at the cap), and a link.
+        // alone: code words, each with a word after it and on the next line
+        // and a link (the same code, so the search never stops at the cap).
         "words after code words" => {
-            text_mail(&"code: Thanks\r\nverify x.example/a\r\n".repeat(n / 32))
-                .replace("@aws.com", "@verify.signin.aws")
-                .replace("=aws.com", "=verify.signin.aws")
+            code_sender_mail(&"code: Thanks\r\nverify x.example/a\r\n".repeat(n / 32))
         }
         // Flowed lines (RFC 3676) of changing quote depth: each joined once.
         "flowed quotes" => format!(

@@ -51,6 +51,11 @@ pub struct FoundSecrets {
     /// after its words, near them or alone on a line below), as indices
     /// into `secrets`: see [`Self::codes_as_nearby`].
     codes: Vec<usize>,
+    /// Some of `secrets` only a sender's own rules found (`rules.toml`'s
+    /// `from`), in a looser shape than the rules for all mail read: the
+    /// secret may be handed over, but the text is not shown, since the
+    /// same mail may write its real secret where no rule reads it.
+    pub read_loosely: bool,
 }
 
 impl FoundSecrets {
@@ -226,7 +231,8 @@ fn secret_link_kind(link: &str, rules: &Rules) -> Option<SecretKind> {
 /// tokens may be looser (a root email code may hold lower case, or no
 /// digit), so they never add to a secret the rules for all mail found, nor
 /// take a token inside a link; each other token they take is one more
-/// secret, and a rotation refuses a mail with two.
+/// secret (a rotation refuses a mail with two), and what they find leaves
+/// the text withheld (`FoundSecrets::read_loosely`).
 fn tokens_after_contexts(text: &str, rules: &Rules, sender: Option<&str>, out: &mut Collector) {
     let all = rules.secret_rules().iter();
     for rule in all.clone().filter(|r| r.senders().is_empty()) {
@@ -243,9 +249,11 @@ fn tokens_after_contexts(text: &str, rules: &Rules, sender: Option<&str>, out: &
         return;
     }
     let links = LinkSpans::of(text);
+    let before = out.found.len();
     for rule in own {
         tokens_after_rule(text, rule, Some(&links), out);
     }
+    out.read_loosely = out.found.len() > before;
 }
 
 /// One token rule's finds (none for a link rule). With `links`, a token
@@ -581,6 +589,7 @@ struct Collector {
     spelled: HashSet<String>,
     nearby: Vec<FoundSecret>,
     codes: Vec<usize>,
+    read_loosely: bool,
     overflowed: bool,
 }
 
@@ -661,6 +670,7 @@ impl Collector {
             overflowed: self.overflowed,
             nearby: self.nearby,
             codes: self.codes,
+            read_loosely: self.read_loosely,
         }
     }
 }
