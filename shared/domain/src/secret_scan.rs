@@ -314,6 +314,7 @@ fn tokens_after_rule(
         let found = Found {
             kind: *kind,
             code: *kind == SecretKind::VerificationCode,
+            every_token: links.is_some(),
         };
         add_found(found, first.as_str(), nearby.map(|t| t.as_str()), out);
     }
@@ -393,17 +394,21 @@ fn reach_of<'t>(
     (window, starts_before, own_before)
 }
 
-/// What a token rule found: its kind, and whether a code rule found it
-/// (`FoundSecrets::codes`).
+/// What a token rule found: its kind, whether a code rule found it
+/// (`FoundSecrets::codes`), and whether every token in its reach is a
+/// secret (a looser rule's: which one is meant is not clear, so a rotation
+/// refuses the mail) or only the first.
 #[derive(Clone, Copy)]
 struct Found {
     kind: SecretKind,
     code: bool,
+    every_token: bool,
 }
 
 /// The first token after a context, the one handed over, redacted without
 /// the punctuation a sentence put after it too; the others in reach are
-/// kept apart (`FoundSecrets::nearby`).
+/// kept apart (`FoundSecrets::nearby`), or are secrets as well where every
+/// token is (`Found::every_token`).
 fn add_found<'t>(
     found: Found,
     first: &str,
@@ -414,6 +419,9 @@ fn add_found<'t>(
     out.add_from_rule(found, first);
     out.add_spelling(kind, first, without_closing_punctuation(first));
     for written in nearby {
+        if found.every_token {
+            out.add_from_rule(found, written);
+        }
         out.add_nearby(kind, written);
         out.add_nearby(kind, without_closing_punctuation(written));
     }
@@ -595,7 +603,11 @@ struct Collector {
 
 impl Collector {
     fn add(&mut self, kind: SecretKind, value: &str) {
-        let found = Found { kind, code: false };
+        let found = Found {
+            kind,
+            code: false,
+            every_token: false,
+        };
         self.add_from_rule(found, value);
     }
 

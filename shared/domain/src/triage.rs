@@ -140,15 +140,10 @@ fn triage_mail(
     let Secrets {
         found,
         redaction,
-        overflowed,
-        escaped,
+        unshowable,
         in_attachments,
     } = Secrets::of(mail, ctx.rules, search_scope(&seen, &decided));
-    let unshowable = Unshowable {
-        overflowed,
-        escaped,
-        read_loosely: found.read_loosely,
-    };
+    let overflowed = unshowable.overflowed;
     let secrets = found.secrets;
     let handoff_input = HandoffInput {
         kind: decided.kind,
@@ -157,6 +152,7 @@ fn triage_mail(
         env: &seen.env,
         resolution: &seen.resolution,
         secrets: &secrets,
+        read_loosely: unshowable.read_loosely,
     };
     let outcome = decide_outcome(
         &handoff_input,
@@ -225,11 +221,8 @@ struct Secrets {
     found: FoundSecrets,
     /// How the message's text and its attachments' are shown.
     redaction: Redaction,
-    /// More than were collected in the message: its text is withheld.
-    overflowed: bool,
-    /// A secret is written with an escape inside it (`Hunter2\\/Secret`), so
-    /// it cannot be redacted where it stands: the text is withheld.
-    escaped: bool,
+    /// What of its secrets keeps the message's text from being shown.
+    unshowable: Unshowable,
     /// Why each attachment that holds a secret is withheld.
     in_attachments: Vec<Option<String>>,
 }
@@ -258,8 +251,11 @@ impl Secrets {
             f.secrets.iter().chain(&f.spellings).chain(near)
         }));
         Self {
-            overflowed: found.overflowed,
-            escaped: unredactable,
+            unshowable: Unshowable {
+                overflowed: found.overflowed,
+                escaped: unredactable,
+                read_loosely: found.read_loosely,
+            },
             in_attachments: attached.iter().map(describe_attachment_secrets).collect(),
             redaction: Redaction {
                 redactor,
@@ -620,9 +616,10 @@ fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> 
 
 /// What of a message's secrets keeps its text from being shown.
 struct Unshowable {
-    /// More than were collected.
+    /// More than were collected in the message.
     overflowed: bool,
-    /// One written with an escape inside it.
+    /// One is written with an escape inside it (`Hunter2\\/Secret`), so it
+    /// cannot be redacted where it stands.
     escaped: bool,
     /// One found in a looser shape than the rules for all mail take
     /// (`FoundSecrets::read_loosely`).
@@ -670,6 +667,8 @@ struct HandoffInput<'a> {
     env: &'a Envelope,
     resolution: &'a Resolution,
     secrets: &'a [FoundSecret],
+    /// The secret was found in a looser shape (`FoundSecrets::read_loosely`).
+    read_loosely: bool,
 }
 
 /// The handoff to the rotation that waits for this mail, if one waits and the
@@ -695,7 +694,14 @@ fn waiting_handoff(
         target: &target,
     });
     match decided {
-        Ok(handoff) => Some(handoff),
+        Ok(handoff) => {
+            if input.read_loosely {
+                warnings.push(
+                    "the code handed over was read in a looser shape (lower case, or no digit): if AWS refuses it, read the code in the original mail".to_string(),
+                );
+            }
+            Some(handoff)
+        }
         Err(reason) => {
             warnings.push(format!(
                 "a rotation of account {} waits for a {} mail, but this one is not handed to it: {reason}",
@@ -1546,6 +1552,17 @@ mod tests {
                 "kq3VzP",
             ),
         ];
+        let raw = root_email_code_mail("no-reply@verify.signin.aws", written[0].0);
+        let t = run(
+            &raw,
+            &directory(AccountStatus::Onboarding),
+            &WaitingTakeOver,
+        );
+        assert!(
+            t.warnings
+                .iter()
+                .any(|w| w.contains("read in a looser shape"))
+        );
         for (code_lines, code) in written {
             // "Thanks", alone on its line below the words, is no second code.
             assert_eq!(handed_over(code_lines).as_deref(), Ok(code), "{code_lines}");
@@ -1590,40 +1607,45 @@ mod tests {
 
         let written = [
             (
-                "Verification code: kqzmpd\r\nDo not share this code. AMAZON",
-                "kqzmpd",
-            ),
-            (
-                "Verification code: wxbtfq\r\nor: aws account ... --otp XXXXXX",
-                "wxbtfq",
-            ),
-            (
                 "Your verification code for account MyCorp is: kq3VzP",
                 "kq3VzP",
             ),
-            ("Verification code (ref. 3f9a2c): kq3VzP", "kq3VzP"),
+            (
+                "Verification code for AWS account 111122223333 (prod01): kq3VzP",
+                "kq3VzP",
+            ),
         ];
         for (lines, code) in written {
             assert_eq!(handed_over(lines).as_deref(), Ok(code), "{lines}");
         }
-        // A code before its words, or cut in two, is read by no rule: nothing
-        // else on the lines stands for it.
+        // A code before its words, cut in two, written as a word, or with
+        // words after it on its line is read by no rule: nothing else on the
+        // lines stands for it (a sentence's colon, a word after a colon).
         for missed in [
             "kq3VzP is your AWS verification code.\r\nDo not share this code. AMAZON",
             "Verification code: kq3-VzP\r\nDo not share this code. AMAZON",
+            "Verification code: kqzmpd\r\nDo not share this code. AMAZON",
+            "Verification code (ref. 3f9a2c): kq3VzP",
+            "    kq3VzP    (valid for 10 minutes)\r\n\
+             This code was requested from: London, United Kingdom",
         ] {
             let refused = handed_over(missed).expect_err("no code");
             assert!(refused.contains("no verification_code"), "{refused}");
             let body = ticket_text(&root_email_code_mail("no-reply@verify.signin.aws", missed));
-            assert!(!body.contains("kq3"), "{body}");
+            assert!(!body.contains("kq3") && !body.contains("kqz"), "{body}");
         }
 
-        let two = "Verification code: kq3VzP\r\n\r\nOr enter the code: AbC123";
-        let refused = handed_over(two).expect_err("two codes");
-        assert!(
-            refused.contains("more than one verification_code"),
-            "{refused}"
-        );
+        // Every token a looser rule reads is a code: two make it unclear.
+        for two in [
+            "Verification code: kq3VzP\r\n\r\nOr enter the code: AbC123",
+            "Verification code for account\r\nMYCORP\r\nkq3vzp",
+        ] {
+            let refused = handed_over(two).expect_err("two codes");
+            assert!(
+                refused.contains("more than one verification_code"),
+                "{refused}"
+            );
+        }
     }
 
     /// Capitals and digits after "code" in AWS's alerts are a name (a review
