@@ -249,17 +249,19 @@ fn tokens_after_contexts(text: &str, rules: &Rules, sender: Option<&str>, out: &
         return;
     }
     let links = LinkSpans::of(text);
-    let before = out.found.len();
+    let found_before = out.found.len();
     for rule in own {
         tokens_after_rule(text, rule, Some(&links), out);
     }
-    out.read_loosely = out.found.len() > before;
+    out.read_loosely = out.found.len() > found_before;
 }
 
-/// One token rule's finds (none for a link rule). With `links`, a token
-/// inside one of them, or on the line a link wraps onto, is none. Tokens
-/// before the words (rules with `before`) are read back to the previous
-/// context at most: each stretch about once however dense the words.
+/// One token rule's finds (none for a link rule). With `links` (a looser
+/// rule's, see [`tokens_after_contexts`]), a token inside one of them, or
+/// on the line a link wraps onto, is none, and every token in reach is a
+/// secret. Tokens before the words (rules with `before`) are read back to
+/// the previous context at most: each stretch about once however dense the
+/// words.
 fn tokens_after_rule(
     text: &str,
     rule: &SecretRule,
@@ -329,10 +331,10 @@ struct TokenCheck<'a> {
 }
 
 impl TokenCheck<'_> {
-    /// A secret holds its digits, is no link and stands in none, is no word
-    /// where words are skipped, and is no piece of a longer run of digits
-    /// (full-width digits have no `\b` to end them). `t` is found at
-    /// `offset` in the text.
+    /// A secret holds its digits, is no link (nor stands in one, where the
+    /// links are given), is no word where words are skipped, and is no
+    /// piece of a longer run of digits (full-width digits have no `\b` to
+    /// end them). `t` is found at `offset` in the text.
     fn is_secret(&self, t: &Match<'_>, offset: usize) -> bool {
         let (start, end) = (offset + t.start(), offset + t.end());
         let is_word = self.skip_words && is_written_as_word(t.as_str());
