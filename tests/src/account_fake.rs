@@ -459,9 +459,8 @@ impl AccountFake {
     /// The code the next StartPrimaryEmailUpdate sends: any the Account API
     /// documents (`Otp`: `[a-zA-Z0-9]{6}`), lower case and letters alone too.
     pub fn send_next_code(&self, code: &str) {
-        let documented = code.len() == 6 && code.bytes().all(|b| b.is_ascii_alphanumeric());
         assert!(
-            documented,
+            is_documented_otp(code),
             "{code:?} is no code AcceptPrimaryEmailUpdate takes"
         );
         self.lock().next_otp = Some(code.to_string());
@@ -948,10 +947,16 @@ fn start_update(
     Ok((Reply::json(&json!({ "Status": "PENDING" })), Some(mail)))
 }
 
+/// Whether `otp` has the shape AcceptPrimaryEmailUpdate documents for its
+/// `Otp`: `[a-zA-Z0-9]{6}`.
+fn is_documented_otp(otp: &str) -> bool {
+    otp.len() == 6 && otp.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 fn accept_update(s: &mut State, account_id: &str, input: &Value) -> Result<Reply, Reply> {
     let email = email_field(input)?;
     let otp = match input.get("Otp").and_then(Value::as_str) {
-        Some(otp) if otp.len() == 6 && otp.bytes().all(|b| b.is_ascii_alphanumeric()) => otp,
+        Some(otp) if is_documented_otp(otp) => otp,
         Some(_) => {
             return Err(validation("Otp", "must match the pattern ^[a-zA-Z0-9]{6}$"));
         }

@@ -240,6 +240,10 @@ fn tokens_after_contexts(text: &str, rules: &Rules, sender: Option<&str>, out: &
     }
     let Some(sender) = sender else { return };
     let reads = |r: &&SecretRule| r.senders().iter().any(|f| sender_matches(f, sender));
+    // Most senders no rule names: nothing more is read or collected.
+    if !all.clone().any(|r| reads(&r)) {
+        return;
+    }
     let found: HashSet<SecretKind> = out.found.iter().map(|s| s.kind).collect();
     let mut own = all
         .filter(reads)
