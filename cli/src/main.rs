@@ -12,6 +12,7 @@ mod tickets;
 mod triage;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mimalloc::MiMalloc;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -797,6 +798,14 @@ enum TicketsAction {
     /// A ticket with its comments.
     Show { id: String },
 }
+
+/// Triage allocates and frees many short strings for each message, on every
+/// core at once. On mimalloc a backfill of 30,000 generated messages took
+/// 3.2 s against glibc's allocator's 4.4 s, for 128 MB of peak memory
+/// against 121 MB (`tests/README.md`). The Lambdas keep glibc's: a message
+/// there waits on S3, not on triage.
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
 
 fn main() -> ExitCode {
     rootmail_aws::logging::print_panics_by_place();

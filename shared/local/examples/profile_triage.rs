@@ -11,6 +11,11 @@
 
 use std::path::{Path, PathBuf};
 
+/// The allocator `rootmail triage` and `rootmail run` use, so the profile
+/// is theirs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn eml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
