@@ -5,10 +5,18 @@ use rootmail_domain::InMemoryDirectory;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The checkout the tests run in. Read when they run, from the manifest
+/// directory cargo gives the running test: `env!` would give the one this
+/// crate was compiled in, and a target directory shared between checkouts
+/// (`.ci/run` reuses one) keeps a crate that did not change as another
+/// checkout compiled it, with that checkout's path, which may be gone.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ sits in the workspace")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .unwrap_or_else(|| panic!("no Cargo.lock above {}", manifest_dir.display()))
         .to_path_buf()
 }
 

@@ -137,8 +137,7 @@ fn deeply_nested_multiparts_and_huge_headers_finish() {
 #[test]
 fn mime_nesting_that_trips_mail_parsers_debug_assert_is_triaged() {
     let raw = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("hostile/mail-parser-debug-assert.eml"),
+        rootmail_tests::workspace_root().join("tests/hostile/mail-parser-debug-assert.eml"),
     )
     .unwrap();
     let triage = run(&raw);

@@ -31,15 +31,9 @@ fn declared_variables(crate_name: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ is inside the workspace")
-        .to_path_buf()
-}
-
 fn template_text() -> String {
-    fs::read_to_string(workspace().join("infra/template.yaml")).expect("read the template")
+    fs::read_to_string(rootmail_tests::workspace_root().join("infra/template.yaml"))
+        .expect("read the template")
 }
 
 fn template() -> Template {
@@ -48,7 +42,7 @@ fn template() -> Template {
 
 #[test]
 fn every_function_is_deployed_with_every_setting_it_reads() {
-    let problems = check(&workspace(), &template());
+    let problems = check(&rootmail_tests::workspace_root(), &template());
     assert!(
         problems.is_empty(),
         "infra/template.yaml does not match the code:\n  {}",
@@ -119,7 +113,9 @@ fn ticket_writer_updates_only_the_sending_mark_of_a_ledger_row() {
 /// The key and the attribute names `DynamoLedger::start_sending` binds, read
 /// from its source.
 fn names_in_start_sending() -> BTreeSet<String> {
-    let source = fs::read_to_string(workspace().join("shared/aws/src/ledger.rs")).unwrap();
+    let source =
+        fs::read_to_string(rootmail_tests::workspace_root().join("shared/aws/src/ledger.rs"))
+            .unwrap();
     let start = source
         .find("async fn start_sending")
         .expect("start_sending");
@@ -201,7 +197,9 @@ fn an_unannounced_break_glass_access_raises_an_alarm() {
     let pattern = path(filter, &["Properties", "FilterPattern"])
         .and_then(string)
         .expect("a pattern");
-    let steps = fs::read_to_string(workspace().join("shared/lifecycle/src/steps.rs")).unwrap();
+    let steps =
+        fs::read_to_string(rootmail_tests::workspace_root().join("shared/lifecycle/src/steps.rs"))
+            .unwrap();
     let messages: Vec<&str> = pattern
         .split("$.fields.message = \"")
         .skip(1)
@@ -554,7 +552,7 @@ fn the_root_mail_domain_parameter_fits_the_account_apis_limit() {
 /// crate, which turns the feature on, does.
 #[test]
 fn deployed_functions_are_built_without_crash_points() {
-    let root = workspace();
+    let root = rootmail_tests::workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let tree = |dir: &Path, package: Option<&str>| {
         let mut command = std::process::Command::new(&cargo);
@@ -588,7 +586,7 @@ fn deployed_functions_are_built_without_crash_points() {
 /// exist, and set a variable nothing reads, and each is reported.
 #[test]
 fn a_template_that_drifted_from_the_code_is_reported() {
-    let root = workspace();
+    let root = rootmail_tests::workspace_root();
     let text = template_text();
     let check_text = |text: &str| check(&root, &Template::parse(text).expect("still YAML"));
 
@@ -785,7 +783,10 @@ fn the_ticketing_api_is_https_and_the_writer_has_a_marker_key() {
 #[test]
 fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
     let asl: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(workspace().join("infra/statemachines/take-over.asl.json")).unwrap(),
+        &fs::read_to_string(
+            rootmail_tests::workspace_root().join("infra/statemachines/take-over.asl.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let retry = asl["States"]["ConfirmEmailUpdate"]["Retry"]
@@ -827,8 +828,10 @@ fn every_lambda_step_retries_lambdas_own_failures() {
     ];
     for machine in ["take-over", "release", "close"] {
         let path = format!("infra/statemachines/{machine}.asl.json");
-        let asl: serde_json::Value =
-            serde_json::from_str(&fs::read_to_string(workspace().join(&path)).unwrap()).unwrap();
+        let asl: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(rootmail_tests::workspace_root().join(&path)).unwrap(),
+        )
+        .unwrap();
         let states = asl["States"].as_object().unwrap();
         let lambda_steps = states.iter().filter(|(_, state)| {
             state["Resource"]
@@ -1138,7 +1141,7 @@ const SECURITY_COUNTERS: &[&str] = &["ForeignEvents", "VaultTampering"];
 /// has an alarm.
 #[test]
 fn alarms_on_rootmail_metrics_watch_what_the_code_emits() {
-    let emitted = emitted_metrics(&workspace());
+    let emitted = emitted_metrics(&rootmail_tests::workspace_root());
     let template = template();
     let filtered: BTreeSet<&str> = template
         .resources()
@@ -1222,7 +1225,10 @@ fn emitted_metrics(root: &Path) -> BTreeMap<String, BTreeSet<BTreeSet<String>>> 
 #[test]
 fn the_take_over_waits_as_long_as_its_rotation_takes_mail() {
     let asl: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(workspace().join("infra/statemachines/take-over.asl.json")).unwrap(),
+        &fs::read_to_string(
+            rootmail_tests::workspace_root().join("infra/statemachines/take-over.asl.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let timeout = |state: &str| asl["States"][state]["TimeoutSeconds"].as_u64();
@@ -1311,7 +1317,9 @@ fn the_operator_environment_sets_what_the_command_line_reads() {
         .split_whitespace()
         .filter_map(|word| word.split_once('=').map(|(key, _)| key))
         .collect();
-    let client = fs::read_to_string(workspace().join("cli/src/operator_client.rs")).unwrap();
+    let client =
+        fs::read_to_string(rootmail_tests::workspace_root().join("cli/src/operator_client.rs"))
+            .unwrap();
     let read: Vec<&str> = client
         .lines()
         .filter(|line| line.starts_with("pub const") && line.contains("_VARIABLE: &str"))

@@ -20,10 +20,11 @@ struct OwnMoto {
 impl OwnMoto {
     async fn start() -> Self {
         rootmail_tickets::http::install_crypto_provider();
-        let server = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/moto_server");
+        let server = rootmail_tests::workspace_root().join(".venv/bin/moto_server");
         assert!(
-            std::path::Path::new(server).exists(),
-            "{server} is missing: run scripts/setup-test-env (make test does)"
+            server.exists(),
+            "{} is missing: run scripts/setup-test-env (make test does)",
+            server.display()
         );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
