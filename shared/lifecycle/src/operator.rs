@@ -26,7 +26,8 @@ pub enum OperatorRequest {
         ticket: String,
     },
     /// The engineer's console task is done, or (with `otp`) the customer's
-    /// code completes a release.
+    /// code completes a release, or AWS's root email code, which no rule read
+    /// in its mail, moves a take-over on.
     Complete {
         account_id: AccountId,
         #[serde(default, with = "secret_option")]
@@ -363,6 +364,9 @@ pub async fn complete<P: LifecyclePorts>(
         }
         // Done before, but its workflow was never told (the answer failed).
         (Some(Phase::Secured), _) if !told => steps::resume_secured(p, account, now).await,
+        (Some(Phase::AwaitingOtp), code) => {
+            steps::enter_root_email_code(p, account, who, code, now).await
+        }
         (Some(Phase::AwaitingCustomerOtp), Some(otp)) => {
             let confirmation = ReleaseConfirmation::CustomerCode(otp);
             steps::complete_release(p, account, confirmation, who, now).await

@@ -581,6 +581,62 @@ pub async fn hand_over<P: LifecyclePorts>(
     handoff: &Handoff,
     now: u64,
 ) -> LifecycleResult<String> {
+    hand_over_from(p, account, handoff, (SYSTEM_ACTOR, "received by mail"), now).await
+}
+
+/// `rootmail rotation complete --otp-stdin` on a take-over waiting for AWS's
+/// root email code: the engineer read the code in AWS's mail where no rule
+/// read it (a layout the rules do not know, or a code shaped like a word)
+/// and types it. It goes where a mail's code goes: the vault, then the
+/// waiting task, whose next step gives it to AWS (which refuses a wrong
+/// one, as it does a wrong code from mail). The audit names who typed it. A console take-over's code is typed in the console.
+pub async fn enter_root_email_code<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    who: &str,
+    code: Option<&SecretValue>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let rotation = rotation_of(p, account).await?;
+    if rotation.mode == Mode::Console {
+        return refused(format!(
+            "account {account} is taken over in the console: type AWS's code there, then `rootmail rotation attest`"
+        ));
+    }
+    let Some(code) = code else {
+        return refused(format!(
+            "account {account} waits for AWS's root email code, which comes by mail; where no rule read it, read it in the original and type it with --otp-stdin"
+        ));
+    };
+    if !is_root_email_code(code.expose()) {
+        return refused(
+            "AWS's root email code is six letters and digits (all AcceptPrimaryEmailUpdate takes)"
+                .to_string(),
+        );
+    }
+    let handoff = Handoff {
+        kind: Kind::RootEmailOtp,
+        secret: code.clone(),
+        recipient: rotation.target_email.clone(),
+        delivered_at: None,
+    };
+    hand_over_from(p, account, &handoff, (who, "typed by the engineer"), now).await?;
+    Ok(StepOutput::from(&rotation_of(p, account).await?))
+}
+
+/// The shape of the Account API's `Otp` (`[a-zA-Z0-9]{6}`).
+fn is_root_email_code(code: &str) -> bool {
+    code.len() == 6 && code.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// [`hand_over`], with who brought the secret and how, for the audit.
+async fn hand_over_from<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    handoff: &Handoff,
+    brought: (&str, &str),
+    now: u64,
+) -> LifecycleResult<String> {
     let mut rotation = rotation_of(p, account).await?;
     check_handoff(account, &rotation, handoff, now)?;
     let reference = match (&rotation.handed_over, rotation.phase) {
@@ -590,7 +646,7 @@ pub async fn hand_over<P: LifecyclePorts>(
         (Some(reference), _) if is_older_reset_link(handoff, &rotation) => {
             return keep_later_link(p, account, &rotation, reference, now).await;
         }
-        _ => store_handoff(p, account, &mut rotation, handoff, now).await?,
+        _ => store_handoff(p, account, &mut rotation, handoff, brought, now).await?,
     };
     // The rotation keeps waiting (and its token) until the task is answered, so
     // a redelivered mail can finish a handover whose answer failed.
@@ -689,6 +745,7 @@ async fn store_handoff<P: LifecyclePorts>(
     account: &AccountId,
     rotation: &mut Rotation,
     handoff: &Handoff,
+    (actor, how): (&str, &str),
     now: u64,
 ) -> LifecycleResult<String> {
     let kind = handoff.kind;
@@ -709,13 +766,13 @@ async fn store_handoff<P: LifecyclePorts>(
         rotation.phase = Phase::OtpReceived;
     }
     save_handover(p, rotation, now).await?;
-    let detail = format!("{kind} received by mail and stored in the vault ({reference})");
+    let detail = format!("{kind} {how} and stored in the vault ({reference})");
     record(
         p,
         account,
         &rotation.customer,
         now,
-        (SYSTEM_ACTOR, "secret handed over", None, None, detail),
+        (actor, "secret handed over", None, None, detail),
     )
     .await?;
     Ok(reference)

@@ -115,19 +115,40 @@ async fn run_take_over(
             console::open_email_change(lifecycle, account, None, now).await?,
         ]);
     }
-    let token = |step: &str| format!("local:{account}:{step}");
-    let mut trail = vec![steps::start_email_update(lifecycle, account, &token("otp"), now).await?];
+    let token = local_token(account, "otp");
+    let mut trail = vec![steps::start_email_update(lifecycle, account, &token, now).await?];
     deliver_simulated_mail(lifecycle, store, listed, rules, now).await?;
     let rotation = Rotations::get(lifecycle, account).await?;
     if rotation.as_ref().map(|r| r.phase) != Some(Phase::OtpReceived) {
         return Err(LifecycleError::NotYet(format!(
-            "AWS's code mail for account {account} has not reached the rotation"
+            "AWS's code mail for account {account} has not reached the rotation; where no rule read its code, type it: `rootmail rotation complete --account {account} --otp-stdin`"
         )));
     }
-    trail.push(steps::accept_email_update(lifecycle, account, now).await?);
-    trail.push(steps::confirm_email_update(lifecycle, account, now).await?);
-    if request.mode == Mode::Vaulted {
-        trail.push(steps::prepare_vault(lifecycle, account, &token("engineer"), now).await?);
+    trail.extend(after_the_code(lifecycle, account, request.mode, now).await?);
+    Ok(trail)
+}
+
+/// The task token a local step waits under.
+fn local_token(account: &AccountId, step: &str) -> String {
+    format!("local:{account}:{step}")
+}
+
+/// The take-over's steps once AWS's code is in the vault (by mail, or typed
+/// by the engineer): as the state machine runs them in AWS once the task is
+/// answered.
+async fn after_the_code(
+    lifecycle: &LocalLifecycle<'_>,
+    account: &AccountId,
+    mode: Mode,
+    now: u64,
+) -> LifecycleResult<Vec<StepOutput>> {
+    let mut trail = vec![
+        steps::accept_email_update(lifecycle, account, now).await?,
+        steps::confirm_email_update(lifecycle, account, now).await?,
+    ];
+    if mode == Mode::Vaulted {
+        let token = local_token(account, "engineer");
+        trail.push(steps::prepare_vault(lifecycle, account, &token, now).await?);
     } else {
         trail.push(steps::delete_root_credentials(lifecycle, account, now).await?);
         trail.push(steps::activate(lifecycle, account, now).await?);
@@ -156,8 +177,9 @@ pub async fn resume(
 }
 
 /// `rootmail rotation complete`: finishes whatever waits for a person: the
-/// engineer's console steps of a vaulted take-over, or a release waiting for the
-/// customer's code.
+/// engineer's console steps of a vaulted take-over, a release waiting for the
+/// customer's code, or a take-over waiting for AWS's code, typed where no
+/// rule read it in the mail.
 pub async fn complete(
     lifecycle: &LocalLifecycle<'_>,
     account: &AccountId,
@@ -167,10 +189,25 @@ pub async fn complete(
 ) -> LifecycleResult<Vec<StepOutput>> {
     let done = operator::complete(lifecycle, account, who, otp, attest, now).await?;
     let mut trail = vec![done];
-    // In AWS the state machine activates the account once the engineer's
-    // task is answered; here the workflow does.
-    if trail[0].phase == Phase::Secured {
-        trail.push(steps::activate(lifecycle, account, now).await?);
-    }
+    // In AWS the state machine goes on once the task is answered: it
+    // activates the account after the engineer's task, and accepts the
+    // code once it is in the vault. Here the workflow does, and a step that
+    // fails for good ends the take-over as the state machine's `Catch` does.
+    let (mode, phase) = (trail[0].mode, trail[0].phase);
+    let rest = match phase {
+        Phase::Secured => vec![steps::activate(lifecycle, account, now).await?],
+        Phase::OtpReceived if mode != Mode::Console => {
+            match after_the_code(lifecycle, account, mode, now).await {
+                Ok(rest) => rest,
+                Err(error @ (LifecycleError::Refused(_) | LifecycleError::Port(_))) => {
+                    steps::record_failure(lifecycle, account, &error.to_string(), now).await?;
+                    return Err(error);
+                }
+                Err(not_yet) => return Err(not_yet),
+            }
+        }
+        _ => Vec::new(),
+    };
+    trail.extend(rest);
     Ok(trail)
 }

@@ -203,6 +203,33 @@ impl Run {
         assert_eq!(self.ok(Step::Activate, json!({})).await, Phase::Active);
     }
 
+    /// A rootless take-over whose code was handed over: `code` is in the
+    /// vault, SendTaskSuccess resumed the execution (rootless, it has no
+    /// other wait), and the steps after it run to `active`.
+    async fn rootless_goes_on_with_the_code_in_the_vault(&mut self, code: &str) {
+        let handover = secret_name(&self.account, VaultItem::Handover);
+        assert_eq!(
+            self.ls
+                .secret_value(&handover, "AWSCURRENT")
+                .await
+                .as_deref(),
+            Some(code),
+            "the code is in the vault"
+        );
+        assert_eq!(
+            self.ls.execution_status(&self.execution, "SUCCEEDED").await,
+            "SUCCEEDED"
+        );
+        for (step, phase) in [
+            (Step::AcceptEmailUpdate, Phase::EmailAccepted),
+            (Step::ConfirmEmailUpdate, Phase::EmailConfirmed),
+            (Step::DeleteRootCredentials, Phase::Secured),
+            (Step::Activate, Phase::Active),
+        ] {
+            assert_eq!(self.ok(step, json!({})).await, phase, "{}", step.name());
+        }
+    }
+
     /// Every message in the inbound queue through the real `mail-ingest`.
     async fn deliver_mail(&self) {
         let (ingest, _metrics) = self.ls.ingest_handler();
@@ -345,28 +372,7 @@ async fn a_rootless_take_over_runs_end_to_end_with_the_code_mail_through_mail_in
     );
     assert_eq!(described.kms_key_id(), Some(run.ls.key_arn.as_str()));
     let otp = run.otp();
-    assert_eq!(
-        run.ls
-            .secret_value(&handover, "AWSCURRENT")
-            .await
-            .as_deref(),
-        Some(otp.as_str()),
-        "the code is in the vault"
-    );
-    // SendTaskSuccess resumed the execution: rootless, it has no other wait.
-    assert_eq!(
-        run.ls.execution_status(&run.execution, "SUCCEEDED").await,
-        "SUCCEEDED"
-    );
-
-    for (step, phase) in [
-        (Step::AcceptEmailUpdate, Phase::EmailAccepted),
-        (Step::ConfirmEmailUpdate, Phase::EmailConfirmed),
-        (Step::DeleteRootCredentials, Phase::Secured),
-        (Step::Activate, Phase::Active),
-    ] {
-        assert_eq!(run.ok(step, json!({})).await, phase, "{}", step.name());
-    }
+    run.rootless_goes_on_with_the_code_in_the_vault(&otp).await;
 
     assert_eq!(
         run.ls.fake.primary_email(run.account.as_str()).as_deref(),
@@ -437,6 +443,52 @@ async fn a_rootless_take_over_runs_end_to_end_with_the_code_mail_through_mail_in
     }
 
     run.assert_nowhere(&[("code", otp)], &ops).await;
+}
+
+/// Where no rule read AWS's code in its mail, the engineer types it
+/// (`rotation complete --otp-stdin`, the operator function's `complete`):
+/// it goes to the vault, the waiting execution resumes, AWS takes it, and
+/// the audit names who typed it. The code is in no table, output, log or
+/// ticket operation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_code_the_engineer_types_resumes_the_waiting_take_over() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    // AWS's mail stays unread: no rule read its code.
+    let code = rootmail_domain::SecretValue::new(run.otp());
+    let typed = rootmail_lifecycle::operator::complete(
+        &run.ports,
+        &run.account,
+        "alice",
+        Some(&code),
+        None,
+        now(),
+    )
+    .await
+    .expect("the typed code is handed over");
+    assert_eq!(typed.phase, Phase::OtpReceived);
+    let rotation = run.rotation().await;
+    assert_eq!(rotation.task_token, None, "the token was used");
+    run.rootless_goes_on_with_the_code_in_the_vault(code.expose())
+        .await;
+    let audit = run.audit().await;
+    assert_eq!(
+        audit.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ROOTLESS_ACTIONS
+    );
+    let handed = audit
+        .iter()
+        .find(|e| e.action == "secret handed over")
+        .unwrap();
+    assert_eq!(handed.actor, "alice");
+    assert!(
+        handed.detail.contains("typed by the engineer"),
+        "{}",
+        handed.detail
+    );
+    let ops = run.ls.take_ticket_ops().await;
+    run.assert_nowhere(&[("code", code.expose().to_string())], &ops)
+        .await;
 }
 
 /// AWS's root email code may hold lower case and no digit (the Account API

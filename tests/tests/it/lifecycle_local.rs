@@ -2954,3 +2954,142 @@ async fn a_cancellation_whose_notice_cannot_be_sent_does_not_happen() {
     assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
     assert_eq!(local.actions().await, before, "nothing recorded");
 }
+
+/// A take-over started, AWS's code mail written but not read: as when the
+/// mail came and no rule read its code. Returns the code AWS mailed.
+async fn waiting_for_a_code_no_rule_read(local: &Local, mode: Mode) -> SecretValue {
+    let lifecycle = local.lifecycle();
+    steps::register(&lifecycle, &request(mode), NOW)
+        .await
+        .unwrap();
+    steps::start_email_update(&lifecycle, &account(), "local:otp", NOW)
+        .await
+        .unwrap();
+    assert_eq!(local.phase().await, Some(Phase::AwaitingOtp));
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    SecretValue::new(code_mailed_to(&lifecycle, target.as_str()))
+}
+
+/// Where no rule reads AWS's root email code (a layout the rules do not
+/// know, a code shaped like a word), the engineer reads it in the original
+/// and types it (`rotation complete --otp-stdin`): the take-over goes on as
+/// with a code from mail, and the audit names who typed it. Before, the
+/// take-over waited until the code expired.
+#[tokio::test]
+async fn a_take_over_goes_on_with_the_code_the_engineer_types_where_no_rule_read_it() {
+    let local = Local::new();
+    let code = waiting_for_a_code_no_rule_read(&local, Mode::Rootless).await;
+    let lifecycle = local.lifecycle();
+    let typed = |code: Option<SecretValue>| {
+        let lifecycle = local.lifecycle();
+        async move {
+            complete(
+                &lifecycle,
+                &account(),
+                "alice",
+                (code.as_ref(), None),
+                NOW + 60,
+            )
+            .await
+        }
+    };
+    // Without a code, or with one AWS never sends: refused, and nothing moves.
+    let Err(LifecycleError::Refused(why)) = typed(None).await else {
+        panic!("completed without a code");
+    };
+    assert!(why.contains("--otp-stdin"), "{why}");
+    for wrong in ["kq3-Vz", "kq3Vz", "kq3VzPx", "https:"] {
+        let Err(LifecycleError::Refused(why)) =
+            typed(Some(SecretValue::new(wrong.to_string()))).await
+        else {
+            panic!("{wrong} taken");
+        };
+        assert!(why.contains("six letters and digits"), "{why}");
+        assert!(!why.contains(wrong), "the value is not repeated: {why}");
+    }
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::AwaitingOtp);
+    assert_eq!(rotation.handed_over, None);
+    // The code AWS mailed: the take-over runs to its end.
+    let trail = typed(Some(code.clone())).await.expect("completed");
+    let phases: Vec<Phase> = trail.iter().map(|s| s.phase).collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::OtpReceived,
+            Phase::EmailAccepted,
+            Phase::EmailConfirmed,
+            Phase::Secured,
+            Phase::Active
+        ]
+    );
+    let entries = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let typed_in = entries
+        .iter()
+        .find(|e| e.action == "secret handed over")
+        .expect("the handover is audited");
+    assert_eq!(typed_in.actor, "alice");
+    assert!(
+        typed_in.detail.contains("typed by the engineer"),
+        "{}",
+        typed_in.detail
+    );
+    // AWS's mail, read now, is an alert whose code is not shown, and the
+    // code is nowhere but in the archived original.
+    local.deliver(NOW + 120).await;
+    assert!(
+        !text_outside_archive(&local).contains(code.expose()),
+        "the typed code leaked into the state"
+    );
+}
+
+/// A console take-over's code is typed in the console, not here; and a code
+/// AWS refuses ends the take-over as a wrong code from mail does, without
+/// saying the code.
+#[tokio::test]
+async fn a_typed_code_is_refused_for_a_console_take_over_and_a_wrong_one_fails_the_take_over() {
+    let console = Local::new();
+    console.take_over(Mode::Console).await.expect("take-over");
+    assert_eq!(console.phase().await, Some(Phase::AwaitingOtp));
+    let code = SecretValue::new("kq3VzP".to_string());
+    let result = complete(
+        &console.lifecycle(),
+        &account(),
+        "alice",
+        (Some(&code), None),
+        NOW,
+    )
+    .await;
+    let Err(LifecycleError::Refused(why)) = result else {
+        panic!("a console take-over took a typed code");
+    };
+    assert!(why.contains("console"), "{why}");
+    assert_eq!(console.phase().await, Some(Phase::AwaitingOtp));
+
+    let vaulted = Local::new();
+    let code = waiting_for_a_code_no_rule_read(&vaulted, Mode::Vaulted).await;
+    let mut wrong = code.expose().to_string();
+    wrong.replace_range(0..1, if wrong.starts_with('A') { "B" } else { "A" });
+    let wrong = SecretValue::new(wrong);
+    let result = complete(
+        &vaulted.lifecycle(),
+        &account(),
+        "alice",
+        (Some(&wrong), None),
+        NOW,
+    )
+    .await;
+    let Err(LifecycleError::Refused(why)) = result else {
+        panic!("AWS took a wrong code");
+    };
+    assert!(why.contains("refused the code"), "{why}");
+    assert!(!why.contains(wrong.expose()), "{why}");
+    assert_eq!(vaulted.phase().await, Some(Phase::Failed));
+}
