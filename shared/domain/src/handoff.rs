@@ -146,13 +146,26 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
         ));
     }
     check_account_endings(facts)?;
-    let secret = the_one_secret(facts)?;
+    let secret = the_one_secret(facts).map_err(|reason| with_typing_hint(reason, facts))?;
     Ok(Handoff {
         kind: facts.kind,
         secret: secret.value.clone(),
         recipient: facts.target.clone(),
         delivered_at: facts.mail.delivered_at(),
     })
+}
+
+/// Genuine AWS code mail, to the rotation's own address, whose one code no
+/// rule read (none found, or more than one): the person the ticket reaches
+/// can read it in the original and type it.
+fn with_typing_hint(reason: String, facts: &HandoffFacts<'_>) -> String {
+    match facts.kind {
+        Kind::RootEmailOtp => format!(
+            "{reason}; read AWS's code in the original mail and type it: `rootmail rotation complete --account {} --otp-stdin` (a member take-over), or in the console (a console one)",
+            facts.account
+        ),
+        _ => reason,
+    }
 }
 
 /// An account named by its last digits ("the AWS account ending in 7777",

@@ -1631,6 +1631,8 @@ mod tests {
         ] {
             let refused = handed_over(missed).expect_err("no code");
             assert!(refused.contains("no verification_code"), "{refused}");
+            // The engineer may read it in the original and type it.
+            assert!(refused.contains("--otp-stdin"), "{refused}");
             let body = ticket_text(&root_email_code_mail("no-reply@verify.signin.aws", missed));
             assert!(!body.contains("kq3") && !body.contains("kqz"), "{body}");
         }
@@ -1645,6 +1647,7 @@ mod tests {
                 refused.contains("more than one verification_code"),
                 "{refused}"
             );
+            assert!(refused.contains("--otp-stdin"), "{refused}");
         }
     }
 
