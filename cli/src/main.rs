@@ -714,7 +714,8 @@ enum RotationAction {
         account: String,
         /// Read a one-time code from standard input: the customer's (a
         /// release), or AWS's root email code read in the original mail (a
-        /// take-over still waiting for it; audited as typed by you).
+        /// take-over still waiting for it; audited as typed by you; AWS
+        /// refuses a wrong one and the take-over then fails).
         #[arg(long)]
         otp_stdin: bool,
         /// Console accounts: what you did in the console, recorded as your

@@ -175,7 +175,9 @@ fn waiting_for(r: &Rotation) -> Option<String> {
         Phase::AwaitingOtp if r.mode == Mode::Console => {
             "the root email change in the console (AWS's code)"
         }
-        Phase::AwaitingOtp => "AWS's code mail",
+        Phase::AwaitingOtp => {
+            "AWS's code mail (where no rule read its code: rotation complete --otp-stdin)"
+        }
         Phase::OtpReceived if r.mode == Mode::Console => "an engineer to read the code",
         Phase::OtpReceived => "the workflow to accept the code",
         Phase::EmailAccepted if r.mode == Mode::Console => {

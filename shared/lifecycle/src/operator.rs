@@ -9,7 +9,7 @@ use crate::console;
 use crate::model::{AuditEntry, Phase, Rotation};
 use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Rotations};
 use crate::steps::{self, AccessGrant, AccessRequest, ReleaseConfirmation, StepOutput};
-use rootmail_domain::{AccountId, EmailAddress, SecretValue};
+use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use serde::{Deserialize, Serialize};
 
 /// One person's request. Secrets (a customer's code) arrive here only over
@@ -357,6 +357,10 @@ pub async fn complete<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let rotation = p.rotations().get(account).await?;
     let phase = rotation.as_ref().map(|r| r.phase);
+    // Waiting for AWS's code, or holding it with the task not yet answered.
+    let waits_for_code = rotation
+        .as_ref()
+        .is_some_and(|r| r.waiting_for == Some(Kind::RootEmailOtp));
     let told = rotation.is_some_and(|r| r.task_token.is_none());
     match (phase, otp) {
         (Some(Phase::AwaitingEngineer), _) => {
@@ -364,7 +368,7 @@ pub async fn complete<P: LifecyclePorts>(
         }
         // Done before, but its workflow was never told (the answer failed).
         (Some(Phase::Secured), _) if !told => steps::resume_secured(p, account, now).await,
-        (Some(Phase::AwaitingOtp), code) => {
+        (Some(Phase::AwaitingOtp | Phase::OtpReceived), code) if waits_for_code => {
             steps::enter_root_email_code(p, account, who, code, now).await
         }
         (Some(Phase::AwaitingCustomerOtp), Some(otp)) => {

@@ -587,9 +587,12 @@ pub async fn hand_over<P: LifecyclePorts>(
 /// `rootmail rotation complete --otp-stdin` on a take-over waiting for AWS's
 /// root email code: the engineer read the code in AWS's mail where no rule
 /// read it (a layout the rules do not know, or a code shaped like a word)
-/// and types it. It goes where a mail's code goes: the vault, then the
-/// waiting task, whose next step gives it to AWS (which refuses a wrong
-/// one, as it does a wrong code from mail). The audit names who typed it. A console take-over's code is typed in the console.
+/// and types it. Audited first; then it goes where a mail's code goes: the
+/// vault, then (member) the waiting task, whose next step gives it to AWS,
+/// which refuses a wrong one (the take-over then fails, as with a wrong code
+/// from mail). A console take-over's engineer types it in the console too:
+/// the rotation then waits for evidence, as after `rotation code`. Run again
+/// after the task's answer failed, it answers with the code stored first.
 pub async fn enter_root_email_code<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -598,11 +601,6 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let rotation = rotation_of(p, account).await?;
-    if rotation.mode == Mode::Console {
-        return refused(format!(
-            "account {account} is taken over in the console: type AWS's code there, then `rootmail rotation attest`"
-        ));
-    }
     let Some(code) = code else {
         return refused(format!(
             "account {account} waits for AWS's root email code, which comes by mail; where no rule read it, read it in the original and type it with --otp-stdin"
@@ -614,6 +612,17 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
                 .to_string(),
         );
     }
+    if let Some(at) = rotation.expires_at.filter(|at| now >= *at) {
+        return refused(format!(
+            "account {account}'s wait for AWS's code ended at {at}: start the take-over again (AWS mails a new code)"
+        ));
+    }
+    let detail = format!(
+        "{who} typed AWS's code for the root email change to {}, read in the original mail",
+        rotation.target_email
+    );
+    let typed = (who, "root email code typed", None, None, detail);
+    record(p, account, &rotation.customer, now, typed).await?;
     let handoff = Handoff {
         kind: Kind::RootEmailOtp,
         secret: code.clone(),
@@ -621,7 +630,11 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
         delivered_at: None,
     };
     hand_over_from(p, account, &handoff, (who, "typed by the engineer"), now).await?;
-    Ok(StepOutput::from(&rotation_of(p, account).await?))
+    let mut rotation = rotation_of(p, account).await?;
+    if rotation.mode == Mode::Console && rotation.phase == Phase::OtpReceived {
+        return crate::console::wait_for_evidence(p, who, &mut rotation, now).await;
+    }
+    Ok(StepOutput::from(&rotation))
 }
 
 /// The shape of the Account API's `Otp` (`[a-zA-Z0-9]{6}`).

@@ -472,10 +472,14 @@ async fn a_code_the_engineer_types_resumes_the_waiting_take_over() {
     run.rootless_goes_on_with_the_code_in_the_vault(code.expose())
         .await;
     let audit = run.audit().await;
+    let mut actions = ROOTLESS_ACTIONS.to_vec();
+    actions.insert(2, "root email code typed");
     assert_eq!(
         audit.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-        ROOTLESS_ACTIONS
+        actions
     );
+    let typed_by = audit.iter().find(|e| e.action == "root email code typed");
+    assert_eq!(typed_by.map(|e| e.actor.as_str()), Some("alice"));
     let handed = audit
         .iter()
         .find(|e| e.action == "secret handed over")

@@ -3031,6 +3031,7 @@ async fn a_take_over_goes_on_with_the_code_the_engineer_types_where_no_rule_read
         ]
     );
     let entries = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    assert_eq!(entry(&entries, "root email code typed").actor, "alice");
     let typed_in = entries
         .iter()
         .find(|e| e.action == "secret handed over")
@@ -3050,28 +3051,42 @@ async fn a_take_over_goes_on_with_the_code_the_engineer_types_where_no_rule_read
     );
 }
 
-/// A console take-over's code is typed in the console, not here; and a code
-/// AWS refuses ends the take-over as a wrong code from mail does, without
-/// saying the code.
+/// A console take-over's engineer types the code in the console and here:
+/// the rotation then waits for evidence, as after `rotation code`, and an
+/// attestation moves it on. A code AWS refuses ends a member take-over as a
+/// wrong code from mail does, without saying the code.
 #[tokio::test]
-async fn a_typed_code_is_refused_for_a_console_take_over_and_a_wrong_one_fails_the_take_over() {
+async fn a_typed_code_moves_a_console_take_over_on_and_a_wrong_one_fails_a_member_take_over() {
     let console = Local::new();
+    let lifecycle = console.lifecycle();
     console.take_over(Mode::Console).await.expect("take-over");
-    assert_eq!(console.phase().await, Some(Phase::AwaitingOtp));
-    let code = SecretValue::new("kq3VzP".to_string());
-    let result = complete(
-        &console.lifecycle(),
-        &account(),
-        "alice",
-        (Some(&code), None),
-        NOW,
-    )
-    .await;
-    let Err(LifecycleError::Refused(why)) = result else {
-        panic!("a console take-over took a typed code");
-    };
-    assert!(why.contains("console"), "{why}");
-    assert_eq!(console.phase().await, Some(Phase::AwaitingOtp));
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    let change = ConsoleStep::ChangeEmail { to: target.clone() };
+    lifecycle.console(&account(), change, NOW).unwrap();
+    // AWS's mail stays unread: no rule read its code.
+    let code = SecretValue::new(code_mailed_to(&lifecycle, target.as_str()));
+    let typed = complete(&lifecycle, &account(), "alice", (Some(&code), None), NOW)
+        .await
+        .expect("the typed code is taken");
+    assert_eq!(
+        typed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [Phase::EmailAccepted]
+    );
+    console::attest_email_change(&lifecycle, &account(), "alice", "it shows ours", NOW + 5)
+        .await
+        .expect("attested");
+    let resumed = resume(&lifecycle, &account(), NOW + 7).await.unwrap();
+    assert_eq!(
+        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
+    );
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    assert_eq!(entry(&audit, "root email code typed").actor, "alice");
+    assert_eq!(entry(&audit, "waiting for evidence").actor, "alice");
 
     let vaulted = Local::new();
     let code = waiting_for_a_code_no_rule_read(&vaulted, Mode::Vaulted).await;
@@ -3092,4 +3107,57 @@ async fn a_typed_code_is_refused_for_a_console_take_over_and_a_wrong_one_fails_t
     assert!(why.contains("refused the code"), "{why}");
     assert!(!why.contains(wrong.expose()), "{why}");
     assert_eq!(vaulted.phase().await, Some(Phase::Failed));
+}
+
+/// The typed code's handover stored it, then the answer to the waiting task
+/// failed: typing it again answers with the code stored first (before, the
+/// take-over then "waited for nobody" and timed out). After the wait ended, a
+/// typed code is refused, saying so.
+#[tokio::test]
+async fn a_typed_code_whose_task_answer_failed_is_answered_when_typed_again() {
+    let local = Local::new();
+    let flaky = FlakyTokens::waiting_for_the_code(local.lifecycle(), 1, false).await;
+    let code = SecretValue::new("kq3VzP".into());
+    let waiting = account();
+    let typed = |at: u64| {
+        rootmail_lifecycle::operator::complete(&flaky, &waiting, "alice", Some(&code), None, at)
+    };
+    let first = typed(NOW).await;
+    assert!(
+        matches!(first, Err(LifecycleError::Port(ref e)) if e.is_transient()),
+        "{first:?}"
+    );
+    let stored = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.phase, Phase::OtpReceived);
+    assert_eq!(stored.task_token.as_deref(), Some("token-1"));
+    let again = typed(NOW + 5).await.expect("answered");
+    assert_eq!(again.phase, Phase::OtpReceived);
+    let answered = Rotations::get(&flaky.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answered.task_token, None);
+    assert_eq!(
+        answered.handed_over, stored.handed_over,
+        "the code stored first"
+    );
+
+    let late = Local::new();
+    waiting_for_a_code_no_rule_read(&late, Mode::Rootless).await;
+    let expired = complete(
+        &late.lifecycle(),
+        &account(),
+        "alice",
+        (Some(&code), None),
+        NOW + steps::OTP_WAIT_SECS,
+    )
+    .await;
+    assert!(
+        matches!(&expired, Err(LifecycleError::Refused(why)) if why.contains("wait for AWS's code ended")),
+        "{expired:?}"
+    );
+    assert_eq!(late.phase().await, Some(Phase::AwaitingOtp));
 }
