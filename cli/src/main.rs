@@ -707,15 +707,15 @@ enum RotationAction {
         account: String,
     },
     /// Finish what waits for a person: the engineer's console steps, a
-    /// release waiting for the customer's code (--otp-stdin), or a take-over
-    /// waiting for AWS's code where no rule read it in the mail (--otp-stdin).
+    /// release waiting for the customer's code (--otp-stdin), or a member
+    /// take-over waiting for AWS's code where no rule read it (--otp-stdin).
     Complete {
         #[arg(long)]
         account: String,
         /// Read a one-time code from standard input: the customer's (a
         /// release), or AWS's root email code read in the original mail (a
-        /// take-over still waiting for it; audited as typed by you; AWS
-        /// refuses a wrong one and the take-over then fails).
+        /// member take-over still waiting for it; audited as typed by you;
+        /// AWS refuses a wrong one and the take-over then fails).
         #[arg(long)]
         otp_stdin: bool,
         /// Console accounts: what you did in the console, recorded as your

@@ -161,7 +161,7 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
 fn with_typing_hint(reason: String, facts: &HandoffFacts<'_>) -> String {
     match facts.kind {
         Kind::RootEmailOtp => format!(
-            "{reason}; read AWS's code in the original mail (six letters and digits, after its code words) and type it: `rootmail rotation complete --account {} --otp-stdin` (a console take-over's engineer types it in the console too)",
+            "{reason}; a member take-over goes on with AWS's code read in the original mail (six letters and digits, after its code words): `rootmail rotation complete --account {} --otp-stdin`",
             facts.account
         ),
         _ => reason,

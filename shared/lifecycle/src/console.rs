@@ -154,7 +154,7 @@ fn expect_code_arrived(account: &AccountId, rotation: &Rotation) -> LifecycleRes
 
 /// The code is in the engineer's hands: the rotation now waits for AWS's mail
 /// to the new address as evidence that the change took effect.
-pub(crate) async fn wait_for_evidence<P: LifecyclePorts>(
+async fn wait_for_evidence<P: LifecyclePorts>(
     p: &P,
     who: &str,
     rotation: &mut Rotation,

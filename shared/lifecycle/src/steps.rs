@@ -584,15 +584,18 @@ pub async fn hand_over<P: LifecyclePorts>(
     hand_over_from(p, account, handoff, (SYSTEM_ACTOR, "received by mail"), now).await
 }
 
-/// `rootmail rotation complete --otp-stdin` on a take-over waiting for AWS's
-/// root email code: the engineer read the code in AWS's mail where no rule
-/// read it (a layout the rules do not know, or a code shaped like a word)
-/// and types it. Audited first; then it goes where a mail's code goes: the
-/// vault, then (member) the waiting task, whose next step gives it to AWS,
-/// which refuses a wrong one (the take-over then fails, as with a wrong code
-/// from mail). A console take-over's engineer types it in the console too:
-/// the rotation then waits for evidence, as after `rotation code`. Run again
-/// after the task's answer failed, it answers with the code stored first.
+/// `rootmail rotation complete --otp-stdin` on a member take-over waiting
+/// for AWS's root email code: the engineer read the code in AWS's mail where
+/// no rule read it (a layout the rules do not know, or a code shaped like a
+/// word) and types it. Audited first; then it goes where a mail's code goes:
+/// the vault, then the waiting task, whose next step gives it to AWS, which
+/// refuses a wrong one (the take-over then fails, as with a wrong code from
+/// mail). Run again after the task's answer failed, it answers with the code
+/// stored first, and refuses a different one.
+///
+/// Not for a console take-over: nothing there checks a typed code (AWS's
+/// console does, out of our sight), and its change is confirmed only once
+/// AWS's code mail passed the trust checks.
 pub async fn enter_root_email_code<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
@@ -601,6 +604,11 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let rotation = rotation_of(p, account).await?;
+    if rotation.mode == Mode::Console {
+        return refused(format!(
+            "account {account} is taken over in the console: a typed code proves nothing there, and the change goes on only once rootmail reads AWS's code mail; where no rule reads it, the take-over cannot go on (it fails when its wait ends)"
+        ));
+    }
     let Some(code) = code else {
         return refused(format!(
             "account {account} waits for AWS's root email code, which comes by mail; where no rule read it, read it in the original and type it with --otp-stdin"
@@ -613,10 +621,10 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
         );
     }
     if let Some(at) = rotation.expires_at.filter(|at| now >= *at) {
-        return refused(format!(
-            "account {account}'s wait for AWS's code ended at {at}: start the take-over again (AWS mails a new code)"
-        ));
+        let why = format!("account {account}'s wait for AWS's code ended at {at}");
+        return fail_expired(p, account, why, now).await;
     }
+    refuse_a_second_code(p, &rotation, code).await?;
     let detail = format!(
         "{who} typed AWS's code for the root email change to {}, read in the original mail",
         rotation.target_email
@@ -630,11 +638,30 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
         delivered_at: None,
     };
     hand_over_from(p, account, &handoff, (who, "typed by the engineer"), now).await?;
-    let mut rotation = rotation_of(p, account).await?;
-    if rotation.mode == Mode::Console && rotation.phase == Phase::OtpReceived {
-        return crate::console::wait_for_evidence(p, who, &mut rotation, now).await;
+    Ok(StepOutput::from(&rotation_of(p, account).await?))
+}
+
+/// A code stored already (its answer to the waiting task failed) is the one
+/// answered: a different one typed now is refused, not silently dropped.
+async fn refuse_a_second_code<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    code: &SecretValue,
+) -> LifecycleResult<()> {
+    let account = &rotation.account_id;
+    if rotation.handed_over.is_none() {
+        return Ok(());
     }
-    Ok(StepOutput::from(&rotation))
+    let stored = p
+        .vault()
+        .get(account, VaultItem::Handover, Stage::Current)
+        .await?;
+    match stored {
+        Some(stored) if stored.expose() != code.expose() => refused(format!(
+            "account {account}'s take-over holds another code already (typed, or from AWS's mail), which the workflow was not told of: check the code in the original mail; typing the stored one again tells the workflow"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The shape of the Account API's `Otp` (`[a-zA-Z0-9]{6}`).
