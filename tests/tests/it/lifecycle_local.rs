@@ -113,10 +113,9 @@ impl Local {
         Ok(trail.iter().map(|s| s.phase).collect())
     }
 
-    /// A console take-over with the root email changed in the console and
-    /// AWS's code read by the engineer: it waits for AWS's confirmation.
-    /// Returns the new root address.
-    async fn console_code_read(&self) -> EmailAddress {
+    /// A console take-over with the root email changed in the console: AWS
+    /// has mailed its code (not read yet). Returns the new root address.
+    async fn console_email_changed(&self) -> EmailAddress {
         let lifecycle = self.lifecycle();
         self.take_over(Mode::Console).await.expect("take-over");
         let target = Rotations::get(&lifecycle, &account())
@@ -126,6 +125,15 @@ impl Local {
             .target_email;
         let change = ConsoleStep::ChangeEmail { to: target.clone() };
         lifecycle.console(&account(), change, NOW).unwrap();
+        target
+    }
+
+    /// A console take-over with the root email changed in the console and
+    /// AWS's code read by the engineer: it waits for AWS's confirmation.
+    /// Returns the new root address.
+    async fn console_code_read(&self) -> EmailAddress {
+        let lifecycle = self.lifecycle();
+        let target = self.console_email_changed().await;
         self.deliver(NOW).await;
         let request = AccessRequest {
             account_id: account(),
@@ -1485,15 +1493,7 @@ async fn an_engineer_task_past_its_week_is_not_completed() {
 async fn an_attestation_after_the_wait_ended_is_refused() {
     let local = Local::new();
     let lifecycle = local.lifecycle();
-    local.take_over(Mode::Console).await.unwrap();
-    let target = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    lifecycle
-        .console(&account(), ConsoleStep::ChangeEmail { to: target }, NOW)
-        .unwrap();
+    local.console_email_changed().await;
     local.deliver(NOW).await;
     let request = AccessRequest {
         account_id: account(),
@@ -1830,14 +1830,7 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
 async fn without_aws_mail_the_console_change_is_confirmed_by_attestation() {
     let local = Local::new();
     let lifecycle = local.lifecycle();
-    local.take_over(Mode::Console).await.unwrap();
-    let target = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    let change = ConsoleStep::ChangeEmail { to: target };
-    lifecycle.console(&account(), change, NOW).unwrap();
+    local.console_email_changed().await;
     local.deliver(NOW).await;
     let early =
         console::attest_email_change(&lifecycle, &account(), "alice", "it shows", NOW).await;
@@ -3060,14 +3053,7 @@ async fn a_typed_code_is_refused_for_a_console_take_over_and_a_wrong_one_fails_a
 {
     let console = Local::new();
     let lifecycle = console.lifecycle();
-    console.take_over(Mode::Console).await.expect("take-over");
-    let target = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap()
-        .target_email;
-    let change = ConsoleStep::ChangeEmail { to: target.clone() };
-    lifecycle.console(&account(), change, NOW).unwrap();
+    let target = console.console_email_changed().await;
     // AWS's mail stays unread: no rule read its code.
     let code = SecretValue::new(code_mailed_to(&lifecycle, target.as_str()));
     let before = Rotations::get(&lifecycle, &account()).await.unwrap();
