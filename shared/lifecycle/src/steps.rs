@@ -649,7 +649,8 @@ async fn refuse_a_second_code<P: LifecyclePorts>(
     code: &SecretValue,
 ) -> LifecycleResult<()> {
     let account = &rotation.account_id;
-    if rotation.handed_over.is_none() {
+    // As `hand_over_from` reuses it: only a stored code not yet answered.
+    if rotation.phase != Phase::OtpReceived || rotation.handed_over.is_none() {
         return Ok(());
     }
     let stored = p
