@@ -128,7 +128,7 @@ pub async fn read_code<P: LifecyclePorts>(
         ));
     };
     if rotation.phase == Phase::OtpReceived {
-        wait_for_evidence(p, &request.who, &mut rotation, now).await?;
+        wait_for_evidence(p, request, &mut rotation, now).await?;
     }
     Ok(CodeGrant {
         root_email: rotation.target_email.clone(),
@@ -156,21 +156,27 @@ fn expect_code_arrived(account: &AccountId, rotation: &Rotation) -> LifecycleRes
 /// to the new address as evidence that the change took effect.
 async fn wait_for_evidence<P: LifecyclePorts>(
     p: &P,
-    who: &str,
+    request: &AccessRequest,
     rotation: &mut Rotation,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let account = rotation.account_id.clone();
+    let account = &request.account_id;
     rotation.phase = Phase::EmailAccepted;
     rotation.waiting_for = Some(Kind::ContactChange);
     // The workflow's wait began when the change was opened, not now.
     rotation.expires_at = rotation.expires_at.or(Some(now + OTP_WAIT_SECS));
     let detail = format!(
-        "the code was given to {who}; waiting for AWS's mail to {} as evidence that the change took effect \
+        "the code was given to {}; waiting for AWS's mail to {} as evidence that the change took effect \
          (or `rootmail rotation attest --account {account} --statement ...`)",
-        rotation.target_email
+        request.who, rotation.target_email
     );
-    advance(p, rotation, now, (who, "waiting for evidence", detail)).await
+    advance(
+        p,
+        rotation,
+        now,
+        (&request.who, "waiting for evidence", detail),
+    )
+    .await
 }
 
 /// A verified AWS mail to a rotation's address that it waits for as evidence

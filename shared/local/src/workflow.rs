@@ -86,16 +86,26 @@ pub async fn take_over(
 ) -> LifecycleResult<Vec<StepOutput>> {
     let account = &request.account_id;
     let mut trail = vec![steps::register(lifecycle, request, now).await?];
-    match run_take_over(lifecycle, store, (listed, rules), request, now).await {
-        Ok(rest) => {
-            trail.extend(rest);
-            Ok(trail)
-        }
+    let rest = run_take_over(lifecycle, store, (listed, rules), request, now).await;
+    trail.extend(failure_ends_the_take_over(lifecycle, account, rest, now).await?);
+    Ok(trail)
+}
+
+/// A step that fails for good (refused, or a port's error) ends the take-over
+/// as `failed`, as the state machine's `Catch` does in AWS; one that is only
+/// not yet possible leaves it as it is.
+async fn failure_ends_the_take_over<T>(
+    lifecycle: &LocalLifecycle<'_>,
+    account: &AccountId,
+    result: LifecycleResult<T>,
+    now: u64,
+) -> LifecycleResult<T> {
+    match result {
         Err(error @ (LifecycleError::Refused(_) | LifecycleError::Port(_))) => {
             steps::record_failure(lifecycle, account, &error.to_string(), now).await?;
             Err(error)
         }
-        Err(not_yet) => Err(not_yet),
+        other => other,
     }
 }
 
@@ -178,8 +188,8 @@ pub async fn resume(
 
 /// `rootmail rotation complete`: finishes whatever waits for a person: the
 /// engineer's console steps of a vaulted take-over, a release waiting for the
-/// customer's code, or a take-over waiting for AWS's code, typed where no
-/// rule read it in the mail.
+/// customer's code, or a member take-over waiting for AWS's code, typed
+/// where no rule read it in the mail.
 pub async fn complete(
     lifecycle: &LocalLifecycle<'_>,
     account: &AccountId,
@@ -191,20 +201,13 @@ pub async fn complete(
     let mut trail = vec![done];
     // In AWS the state machine goes on once the task is answered: it
     // activates the account after the engineer's task, and accepts the
-    // code once it is in the vault. Here the workflow does, and a step that
-    // fails for good ends the take-over as the state machine's `Catch` does.
+    // code once it is in the vault. Here the workflow does.
     let (mode, phase) = (trail[0].mode, trail[0].phase);
     let rest = match phase {
         Phase::Secured => vec![steps::activate(lifecycle, account, now).await?],
         Phase::OtpReceived if mode != Mode::Console => {
-            match after_the_code(lifecycle, account, mode, now).await {
-                Ok(rest) => rest,
-                Err(error @ (LifecycleError::Refused(_) | LifecycleError::Port(_))) => {
-                    steps::record_failure(lifecycle, account, &error.to_string(), now).await?;
-                    return Err(error);
-                }
-                Err(not_yet) => return Err(not_yet),
-            }
+            let rest = after_the_code(lifecycle, account, mode, now).await;
+            failure_ends_the_take_over(lifecycle, account, rest, now).await?
         }
         _ => Vec::new(),
     };
