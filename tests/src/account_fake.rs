@@ -189,6 +189,8 @@ struct State {
     otp_lifetime: Duration,
     /// The code the next StartPrimaryEmailUpdate sends (else six digits).
     next_otp: Option<String>,
+    /// The next code mail writes its code before its words, as no rule reads it.
+    next_code_before_its_words: bool,
     /// GetPrimaryEmail answers the address before the last accepted change.
     lagging: bool,
     /// The next call of this operation is done, and answered with a 500.
@@ -234,6 +236,7 @@ impl AccountFake {
             fail_authentication: false,
             otp_lifetime: Duration::from_secs(24 * 3600),
             next_otp: None,
+            next_code_before_its_words: false,
             lagging: false,
             lose_answer_of: None,
             management: None,
@@ -464,6 +467,12 @@ impl AccountFake {
             "{code:?} is no code AcceptPrimaryEmailUpdate takes"
         );
         self.lock().next_otp = Some(code.to_string());
+    }
+
+    /// The next code mail writes its code before its words ("kq3VzP is your
+    /// AWS verification code."), a layout no rule reads.
+    pub fn write_the_next_code_before_its_words(&self) {
+        self.lock().next_code_before_its_words = true;
     }
 
     /// Makes every pending code expired.
@@ -928,7 +937,13 @@ fn start_update(
     let lifetime = s.otp_lifetime;
     let authentic = !s.fail_authentication;
     let now = crate::now_secs();
-    let (ses_id, raw) = otp_mail(&mut s.rng, account_id, &email, &otp, lifetime, authentic);
+    let code_line = match std::mem::take(&mut s.next_code_before_its_words) {
+        true => format!("    {otp} is your AWS verification code."),
+        false => format!("    Verification code: {otp}"),
+    };
+    let (ses_id, raw) = otp_mail(
+        &mut s.rng, account_id, &email, &code_line, lifetime, authentic,
+    );
     let member = s.accounts.get_mut(account_id).expect("checked above");
     member.pending = Some(Pending {
         email: email.clone(),
@@ -1022,7 +1037,7 @@ fn otp_mail(
     rng: &mut XorShift,
     account_id: &str,
     to: &str,
-    otp: &str,
+    code_line: &str,
     lifetime: Duration,
     authentic: bool,
 ) -> (String, Vec<u8>) {
@@ -1036,7 +1051,7 @@ fn otp_mail(
         "To verify this email address, enter the following verification code on the".to_string(),
         "AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:".to_string(),
         String::new(),
-        format!("    Verification code: {otp}"),
+        code_line.to_string(),
         String::new(),
         format!("This code expires {lifetime} after it was sent. If you did not request this"),
         "change, you can ignore this email; the email address of the root user will not"

@@ -126,8 +126,43 @@ pub struct HandoffFacts<'a> {
     pub target: &'a EmailAddress,
 }
 
+/// Why a mail's secret does not go to the rotation that waits for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandoffRefusal {
+    /// Its sender, authentication, recipients or the accounts it names do
+    /// not show it to be AWS's mail for this rotation.
+    Untrusted(String),
+    /// AWS's own mail of the kind, to the rotation's address alone, naming
+    /// no other account, in which no one secret was read (none found, or
+    /// more than one): the rotation may be told it came, never given
+    /// anything from it.
+    SecretUnread(String),
+}
+
+impl HandoffRefusal {
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Untrusted(reason) | Self::SecretUnread(reason) => reason,
+        }
+    }
+}
+
 /// The handoff, or why the secret must not go to the rotation.
-pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
+pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, HandoffRefusal> {
+    check_trust(facts).map_err(HandoffRefusal::Untrusted)?;
+    let secret = the_one_secret(facts)
+        .map_err(|reason| HandoffRefusal::SecretUnread(with_typing_hint(reason, facts)))?;
+    Ok(Handoff {
+        kind: facts.kind,
+        secret: secret.value.clone(),
+        recipient: facts.target.clone(),
+        delivered_at: facts.mail.delivered_at(),
+    })
+}
+
+/// Everything but the secret itself: AWS's exact sender, authentication
+/// strong enough, the rotation's address alone, no other account named.
+fn check_trust(facts: &HandoffFacts<'_>) -> Result<(), String> {
     if !facts.kind.policy().strict_sender {
         return Err(format!(
             "{} mail is not among the kinds whose senders are AWS's exact addresses",
@@ -145,24 +180,19 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, String> {
             facts.account
         ));
     }
-    check_account_endings(facts)?;
-    let secret = the_one_secret(facts).map_err(|reason| with_typing_hint(reason, facts))?;
-    Ok(Handoff {
-        kind: facts.kind,
-        secret: secret.value.clone(),
-        recipient: facts.target.clone(),
-        delivered_at: facts.mail.delivered_at(),
-    })
+    check_account_endings(facts)
 }
 
 /// Genuine AWS code mail, to the rotation's own address, whose one code no
 /// rule read (none found, or more than one): the person the ticket reaches
-/// can read it in the original and type it.
+/// can read it in the original and type it, into rootmail for a member
+/// take-over (AWS's API checks it), into the console for a console one
+/// (which this mail moved on to wait for the change's confirmation).
 fn with_typing_hint(reason: String, facts: &HandoffFacts<'_>) -> String {
     match facts.kind {
         Kind::RootEmailOtp => format!(
-            "{reason}; a member take-over goes on with AWS's code read in the original mail (six letters and digits, after its code words): `rootmail rotation complete --account {} --otp-stdin`",
-            facts.account
+            "{reason}. Read AWS's code in the original mail (six letters and digits, after its code words). A member take-over goes on with it typed: `rootmail rotation complete --account {account} --otp-stdin`. A console take-over goes on with it entered in the console, then AWS's confirmation mail or `rootmail rotation attest --account {account} --statement ...`",
+            account = facts.account
         ),
         _ => reason,
     }

@@ -7,7 +7,10 @@ use crate::directory::{Account, AccountDirectory, Resolution, resolve};
 use crate::evidence::{Classification, RuleInput};
 use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
 use crate::facts::{Facts, facts};
-use crate::handoff::{Handoff, HandoffFacts, NoRotations, WaitingRotations, decide_handoff};
+use crate::handoff::{
+    Handoff, HandoffFacts, HandoffRefusal, NoRotations, WaitingRotation, WaitingRotations,
+    decide_handoff,
+};
 use crate::mail::{Attachment, ParseError, ParsedMail, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::Rules;
@@ -79,6 +82,12 @@ pub struct Triage {
     /// What a waiting rotation receives, when the disposition is `handoff`.
     #[serde(skip)]
     pub handoff: Option<Handoff>,
+    /// The rotation this mail's secret was meant for, when it is AWS's own
+    /// mail to that rotation alone but no one secret was read in it (none
+    /// found, or more than one): the rotation is told it came, and gets
+    /// nothing of it (see `HandoffRefusal::SecretUnread`).
+    #[serde(skip)]
+    pub secret_unread_for: Option<WaitingRotation>,
     /// The original holds a secret (in its text, an attachment or an
     /// attachment's name) or may hold one (its text is withheld, or a text
     /// file of mail not from AWS went unsearched): it is sealed from the
@@ -395,6 +404,7 @@ struct Outcome {
     disposition: Disposition,
     priority: Option<Priority>,
     handoff: Option<Handoff>,
+    secret_unread_for: Option<WaitingRotation>,
 }
 
 /// The handoff a waiting rotation may take, then the disposition and priority
@@ -405,7 +415,11 @@ fn decide_outcome(
     rotations: &dyn WaitingRotations,
     warnings: &mut Vec<String>,
 ) -> Outcome {
-    let handoff = waiting_handoff(input, rotations, warnings);
+    let (handoff, secret_unread_for) = match waiting_handoff(input, rotations, warnings) {
+        ForRotation::Nothing => (None, None),
+        ForRotation::Handoff(handoff) => (Some(handoff), None),
+        ForRotation::SecretUnread(waiting) => (None, Some(waiting)),
+    };
     let account = input.resolution.account.as_ref();
     let (disposition, priority) = decide(
         input.kind,
@@ -418,6 +432,7 @@ fn decide_outcome(
         disposition,
         priority,
         handoff: handoff.filter(|_| disposition == Disposition::Handoff),
+        secret_unread_for,
     }
 }
 
@@ -589,6 +604,7 @@ impl Decision<'_> {
             content_hash: hash,
             ses_message_id: self.seen.env.ses_message_id,
             handoff: self.outcome.handoff,
+            secret_unread_for: self.outcome.secret_unread_for,
             sealed,
             explanation: Explanation::default(),
         };
@@ -671,18 +687,30 @@ struct HandoffInput<'a> {
     read_loosely: bool,
 }
 
+/// What the rotation that waits for this mail, if one does, gets of it.
+enum ForRotation {
+    Nothing,
+    Handoff(Handoff),
+    /// Told that AWS's mail came, in which no one secret was read.
+    SecretUnread(WaitingRotation),
+}
+
 /// The handoff to the rotation that waits for this mail, if one waits and the
 /// mail may feed it; when one waits and it may not, a warning says why.
 fn waiting_handoff(
     input: &HandoffInput<'_>,
     rotations: &dyn WaitingRotations,
     warnings: &mut Vec<String>,
-) -> Option<Handoff> {
-    let account = input.resolution.account.as_ref()?;
+) -> ForRotation {
+    let Some(account) = input.resolution.account.as_ref() else {
+        return ForRotation::Nothing;
+    };
     if !input.kind.policy().feeds_rotation {
-        return None;
+        return ForRotation::Nothing;
     }
-    let target = rotations.waiting_at(&account.account_id, input.kind)?;
+    let Some(target) = rotations.waiting_at(&account.account_id, input.kind) else {
+        return ForRotation::Nothing;
+    };
     let decided = decide_handoff(&HandoffFacts {
         kind: input.kind,
         mail: input.mail,
@@ -700,14 +728,23 @@ fn waiting_handoff(
                     "the code handed over was read in a looser shape (lower case, or no digit): if AWS refuses it, read the code in the original mail".to_string(),
                 );
             }
-            Some(handoff)
+            ForRotation::Handoff(handoff)
         }
-        Err(reason) => {
+        Err(refusal) => {
             warnings.push(format!(
-                "a rotation of account {} waits for a {} mail, but this one is not handed to it: {reason}",
-                account.account_id, input.kind
+                "a rotation of account {} waits for a {} mail, but this one is not handed to it: {}",
+                account.account_id,
+                input.kind,
+                refusal.reason()
             ));
-            None
+            match refusal {
+                HandoffRefusal::Untrusted(_) => ForRotation::Nothing,
+                HandoffRefusal::SecretUnread(_) => ForRotation::SecretUnread(WaitingRotation {
+                    account: account.account_id.clone(),
+                    kind: input.kind,
+                    address: target,
+                }),
+            }
         }
     }
 }
@@ -1139,6 +1176,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, why: &str) -> Triage {
         content_hash: hash,
         ses_message_id: None,
         handoff: None,
+        secret_unread_for: None,
         // Nothing of it could be searched: kept apart like a secret's mail.
         sealed: true,
         explanation: Explanation {
@@ -1507,8 +1545,58 @@ mod tests {
         assert_eq!(t.kind, Kind::RootEmailOtp, "{code_lines}");
         match t.handoff {
             Some(handoff) => Ok(handoff.secret.expose().to_string()),
-            None => Err(t.warnings.join("; ")),
+            None => {
+                // AWS's own mail whose code no rule read: the rotation is
+                // told it came (a console take-over goes on from there).
+                let waiting = t
+                    .secret_unread_for
+                    .expect("the rotation is told the mail came");
+                assert_eq!(waiting.account.as_str(), "111122223333");
+                assert_eq!(waiting.kind, Kind::RootEmailOtp);
+                assert_eq!(waiting.address.as_str(), "root+x@msp.example");
+                Err(t.warnings.join("; "))
+            }
         }
+    }
+
+    /// The same code mail whose code no rule reads tells the waiting
+    /// rotation nothing where it is not AWS's own: from another sender,
+    /// without SES's passing verdicts, to another address too, or naming
+    /// another account.
+    #[test]
+    fn only_aws_s_own_code_mail_is_told_to_its_rotation_when_no_rule_read_its_code() {
+        let missed = "kq3VzP is your AWS verification code.";
+        let genuine = root_email_code_mail("no-reply@verify.signin.aws", missed);
+        let untrusted = [
+            root_email_code_mail("no-reply@signin.aws", missed),
+            genuine.replacen(PASS, "", 1),
+            genuine.replace(
+                "To: root+x@msp.example",
+                "To: root+x@msp.example, ops@msp.example",
+            ),
+            genuine.replace(
+                "AWS account to this address.",
+                "AWS account 999988887777 to this address.",
+            ),
+        ];
+        for raw in &untrusted {
+            let t = run(raw, &directory(AccountStatus::Onboarding), &WaitingTakeOver);
+            assert_eq!(t.handoff, None);
+            assert_eq!(t.secret_unread_for, None, "{raw}");
+        }
+        let t = run(
+            &genuine,
+            &directory(AccountStatus::Onboarding),
+            &WaitingTakeOver,
+        );
+        assert!(t.secret_unread_for.is_some());
+        // No rotation waits: nothing is told.
+        let t = run(
+            &genuine,
+            &directory(AccountStatus::Onboarding),
+            &NoRotations,
+        );
+        assert_eq!(t.secret_unread_for, None);
     }
 
     /// The ticket's text when no take-over waits.

@@ -124,7 +124,7 @@ pub async fn read_code<P: LifecyclePorts>(
         .await?
     else {
         return refused(format!(
-            "the code for account {account} is not in the vault"
+            "the code for account {account} is not in the vault: where no rule read it in AWS's mail, read it in the original mail its ticket names"
         ));
     };
     if rotation.phase == Phase::OtpReceived {
@@ -222,6 +222,14 @@ pub async fn witness<P: LifecyclePorts>(
             .await?;
             Ok(true)
         }
+        (Kind::RootEmailOtp, Phase::AwaitingOtp)
+            if rotation.mode == Mode::Console
+                && evidence.kind == Kind::RootEmailOtp
+                && rotation.is_waiting_for(Kind::RootEmailOtp, now) =>
+        {
+            code_came_unread(p, &mut rotation, message, now).await?;
+            Ok(true)
+        }
         (Kind::MfaChange, Phase::AwaitingEngineer | Phase::Secured | Phase::Active) => {
             if rotation.mfa_confirmed_at.is_some() {
                 return Ok(false);
@@ -237,6 +245,32 @@ pub async fn witness<P: LifecyclePorts>(
         }
         _ => Ok(false),
     }
+}
+
+/// AWS's code mail reached the new address and passed every check a code's
+/// handoff makes, but no rule read one code in it: nothing is vaulted, and
+/// the engineer reads the code in the original mail, enters it in the
+/// console, and the rotation waits for the change's confirmation as after
+/// [`read_code`]. Where a rule reads the code, this is never reached: the
+/// code is handed over instead. Without this, a console take-over whose
+/// code no rule read waited until its day ran out.
+async fn code_came_unread<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    message: &str,
+    now: u64,
+) -> LifecycleResult<()> {
+    rotation.phase = Phase::EmailAccepted;
+    rotation.waiting_for = Some(Kind::ContactChange);
+    let (account, target) = (&rotation.account_id, &rotation.target_email);
+    let detail = format!(
+        "AWS's verified code mail {message} reached {target}, but no rule read one code in it, \
+         so none is in the vault: read the code in the original mail (its ticket names it), enter \
+         it in the console and choose Confirm; AWS's mail to {target} then confirms the change, \
+         or `rootmail rotation attest --account {account} --statement ...`"
+    );
+    let entry = (SYSTEM_ACTOR, "code mail came unread", detail);
+    save_evidence(p, rotation, now, entry).await
 }
 
 /// The engineer's word, when no AWS mail has come: the console shows the new

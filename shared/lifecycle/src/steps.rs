@@ -606,7 +606,7 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
     let rotation = rotation_of(p, account).await?;
     if rotation.mode == Mode::Console {
         return refused(format!(
-            "account {account} is taken over in the console: a typed code proves nothing there, and the change goes on only once rootmail reads AWS's code mail; where no rule reads it, the take-over cannot go on (it fails when its wait ends)"
+            "account {account} is taken over in the console: a typed code proves nothing there. The change goes on once AWS's code mail passed rootmail's checks; where no rule read its code, that mail moves the take-over on without it (`rotation status`): read the code in the original and enter it in the console"
         ));
     }
     let Some(code) = code else {

@@ -303,6 +303,7 @@ where
     if let Ok(mail) = parsed {
         witness(knowledge.handoffs, mail, &triage, &gathered.waiting, now).await?;
     }
+    tell_of_unread_secret(knowledge.handoffs, &triage, now).await?;
     Ok(triage)
 }
 
@@ -523,6 +524,28 @@ async fn witness<H: Handoffs>(
         };
         handoffs.witness(account, &evidence, now).await?;
     }
+    Ok(())
+}
+
+/// Tells a waiting rotation that AWS's mail with its secret came, but no one
+/// secret was read in it (triage checked everything else a handoff needs):
+/// a console take-over then waits for the change the engineer makes with
+/// the code read in the original. Nothing of the mail goes with it.
+async fn tell_of_unread_secret<H: Handoffs>(
+    handoffs: &H,
+    triage: &Triage,
+    now: u64,
+) -> PortResult<()> {
+    let Some(waiting) = &triage.secret_unread_for else {
+        return Ok(());
+    };
+    let evidence = Evidence {
+        awaited: waiting.kind,
+        kind: triage.kind,
+        recipient: waiting.address.clone(),
+        message_id: triage.message_id.clone(),
+    };
+    handoffs.witness(&waiting.account, &evidence, now).await?;
     Ok(())
 }
 

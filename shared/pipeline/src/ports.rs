@@ -146,7 +146,9 @@ pub trait Handoffs {
 
 /// A verified AWS mail a rotation waits for as evidence rather than for a
 /// secret: that the root email change took effect, that an MFA device was
-/// activated. It carries nothing secret.
+/// activated; or AWS's mail of the secret it waits for, in which no one
+/// secret was read (`awaited` is then the secret's kind). It carries
+/// nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     /// What the rotation waits for (see `rootmail_lifecycle::console`).

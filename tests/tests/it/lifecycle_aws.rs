@@ -1686,6 +1686,48 @@ async fn the_vault_refuses_secrets_that_are_not_its_own() {
     );
 }
 
+/// A payer take-over whose code mail no rule reads (the code before its
+/// words), against moto and the fake: mail-ingest tells the rotation that
+/// AWS's mail came (through the handover's fields, as any mail's write),
+/// nothing is vaulted, the workflow still waits; the code entered in the
+/// console from the original brings AWS's notice, which resumes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payer_take_over_whose_code_no_rule_read_goes_on_with_the_code_entered_in_the_console() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("console").await;
+    let target = run.rotation().await.target_email;
+    let account = run.account.to_string();
+    run.ls.fake.send_next_code("kq3VzP");
+    run.ls.fake.write_the_next_code_before_its_words();
+    run.ls
+        .fake
+        .console_change_email(&account, target.as_str())
+        .await;
+    run.deliver_mail().await;
+    let rotation = run.rotation().await;
+    assert_eq!(rotation.phase, Phase::EmailAccepted);
+    assert_eq!(rotation.handed_over, None, "nothing vaulted");
+    assert!(rotation.task_token.is_some(), "the workflow waits on");
+    assert!(run.ls.no_wait().await, "the code mail does not resume it");
+    let audit = run.audit().await;
+    let came = audit
+        .iter()
+        .find(|e| e.action == "code mail came unread")
+        .expect("audited");
+    assert!(!came.detail.contains("kq3VzP"), "{}", came.detail);
+    // The engineer reads the original and enters the code in the console.
+    assert!(
+        run.ls
+            .fake
+            .console_enter_code(&account, target.as_str(), "kq3VzP")
+            .await
+    );
+    run.deliver_mail().await;
+    let wait = run.ls.next_wait().await;
+    assert_eq!(wait["wait"], "engineer");
+    assert!(run.rotation().await.email_evidence.is_some());
+}
+
 /// A payer account of another organization against moto and the fake
 /// (issue 15): no Account API call and no AssumeRoot. The person in the
 /// console changes the root email; mail-ingest hands AWS's code to the

@@ -3162,3 +3162,168 @@ async fn a_typed_code_whose_task_answer_failed_is_answered_when_typed_again() {
     );
     assert_eq!(late.phase().await, Some(Phase::Failed));
 }
+
+/// AWS's code mail to `target`, written but not read yet, rewritten by `change`.
+fn rewrite_code_mail(
+    lifecycle: &LocalLifecycle<'_>,
+    target: &EmailAddress,
+    change: &dyn Fn(String) -> String,
+) {
+    let to = format!("To: {target}");
+    for entry in std::fs::read_dir(lifecycle.simulated_mail_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let mail = std::fs::read_to_string(&path).unwrap();
+        if mail.contains(&to) {
+            std::fs::write(&path, change(mail)).unwrap();
+        }
+    }
+}
+
+/// A code in the Account API's shape that no rule reads where
+/// [`code_line_no_rule_reads`] writes it (the domain's tests list it).
+const UNREAD_CODE: &str = "kq3VzP";
+
+/// AWS's code mail with its code line as no rule reads it: the code
+/// ([`UNREAD_CODE`]) before its words.
+fn code_line_no_rule_reads(mail: String) -> String {
+    let line = mail
+        .lines()
+        .find(|l| l.contains("Verification code: "))
+        .expect("AWS's code line")
+        .to_string();
+    mail.replace(
+        &line,
+        &format!("    {UNREAD_CODE} is your AWS verification code."),
+    )
+}
+
+/// A console (payer) take-over whose AWS code mail no rule reads (a layout
+/// the rules do not know) goes on: once that mail passed every check a
+/// code's handoff makes, the rotation waits for the change the engineer
+/// makes with the code read in the original, and AWS's mail or an
+/// attestation confirms it, as after `rotation code`. Nothing of the code
+/// is vaulted, ticketed or stored. Before, the take-over waited until its
+/// day ran out: `attest` needs the code read, `rotation code` needs it in
+/// the vault, and a typed code is refused (nothing of ours checks it).
+#[tokio::test]
+async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_email_changed().await;
+    rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
+    local.deliver(NOW + 30).await;
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::EmailAccepted, "{rotation:?}");
+    assert_eq!(rotation.handed_over, None, "no code was vaulted");
+    assert_eq!(
+        rotation.email_evidence, None,
+        "the change is not confirmed yet"
+    );
+    use std::collections::HashMap;
+    let estate = rootmail_lifecycle::estate::estate(
+        &[],
+        std::slice::from_ref(&rotation),
+        &HashMap::new(),
+        &HashMap::new(),
+        Default::default(),
+    );
+    let waits = estate[0].waiting_for.as_deref().unwrap_or_default();
+    assert!(
+        waits.contains("original mail"),
+        "`rotation status` says where the code is: {waits}"
+    );
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let came = entry(&audit, "code mail came unread");
+    assert!(came.detail.contains("original mail"), "{}", came.detail);
+    let ticket = ticket_text(&local);
+    assert!(
+        ticket.contains("rotation attest"),
+        "the ticket says how to go on: {ticket}"
+    );
+    assert!(
+        !text_outside_archive(&local).contains(UNREAD_CODE),
+        "the code leaked"
+    );
+    // The engineer finds no code in the vault, and is told where it is.
+    let request = AccessRequest {
+        account_id: account(),
+        who: "alice".into(),
+        reason: "take-over".into(),
+        ticket: "CHG-10".into(),
+    };
+    let Err(LifecycleError::Refused(why)) =
+        console::read_code(&lifecycle, &request, NOW + 40).await
+    else {
+        panic!("a code was read from an empty vault");
+    };
+    assert!(why.contains("original mail"), "{why}");
+    // Entered in the console from the original: attested, and on it goes.
+    console::attest_email_change(
+        &lifecycle,
+        &account(),
+        "alice",
+        "the Account page shows our address",
+        NOW + 60,
+    )
+    .await
+    .expect("attested");
+    let resumed = resume(&lifecycle, &account(), NOW + 70).await.unwrap();
+    assert_eq!(
+        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
+    );
+}
+
+/// What moves a console take-over on without a code read is AWS's own mail
+/// to it alone: the same mail failing DMARC, or naming another account (the
+/// attacker's own root email change sends AWS's genuine code mail to any
+/// address), moves nothing; nor does it move a member take-over (which
+/// takes the code typed, and AWS's API checks it).
+#[tokio::test]
+async fn only_aws_s_own_code_mail_moves_a_console_take_over_on_without_its_code() {
+    let forged = |mail: String| code_line_no_rule_reads(mail).replace("dmarc=pass", "dmarc=fail");
+    let other_account =
+        |mail: String| code_line_no_rule_reads(mail).replace(account().as_str(), "999988887777");
+    let changes: [(&str, &dyn Fn(String) -> String); 2] = [
+        ("failing DMARC", &forged),
+        ("naming another account", &other_account),
+    ];
+    for (what, change) in changes {
+        let local = Local::new();
+        let lifecycle = local.lifecycle();
+        let target = local.console_email_changed().await;
+        rewrite_code_mail(&lifecycle, &target, change);
+        local.deliver(NOW + 30).await;
+        assert_eq!(local.phase().await, Some(Phase::AwaitingOtp), "{what}");
+        let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+        assert!(
+            !audit.iter().any(|e| e.action == "code mail came unread"),
+            "{what}"
+        );
+        let attest =
+            console::attest_email_change(&lifecycle, &account(), "alice", "it shows", NOW + 60)
+                .await;
+        assert!(
+            matches!(attest, Err(LifecycleError::Refused(_))),
+            "{what}: {attest:?}"
+        );
+    }
+    let member = Local::new();
+    waiting_for_a_code_no_rule_read(&member, Mode::Rootless).await;
+    let lifecycle = member.lifecycle();
+    let target = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap()
+        .target_email;
+    rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
+    member.deliver(NOW + 30).await;
+    assert_eq!(
+        member.phase().await,
+        Some(Phase::AwaitingOtp),
+        "a member take-over waits for the typed code"
+    );
+}
