@@ -724,7 +724,8 @@ enum RotationAction {
         attest: Option<String>,
     },
     /// Console take-over: print the verification code AWS mailed to our new
-    /// root address, to type into the console (audited first).
+    /// root address, to type into the console (audited first). Where no rule
+    /// read it in AWS's mail, it is in the original mail, not here.
     Code {
         #[arg(long)]
         account: String,

@@ -150,8 +150,12 @@ impl HandoffRefusal {
 /// The handoff, or why the secret must not go to the rotation.
 pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, HandoffRefusal> {
     check_trust(facts).map_err(HandoffRefusal::Untrusted)?;
-    let secret = the_one_secret(facts)
-        .map_err(|reason| HandoffRefusal::SecretUnread(with_typing_hint(reason, facts)))?;
+    let secret = the_one_secret(facts).map_err(|refusal| match refusal {
+        HandoffRefusal::SecretUnread(reason) => {
+            HandoffRefusal::SecretUnread(with_typing_hint(reason, facts))
+        }
+        untrusted => untrusted,
+    })?;
     Ok(Handoff {
         kind: facts.kind,
         secret: secret.value.clone(),
@@ -286,32 +290,34 @@ fn check_addresses(facts: &HandoffFacts<'_>) -> Result<(), String> {
 /// one on AWS's host. AWS's reset and recovery mails may also link its help
 /// pages (`docs.aws.amazon.com/.../id_credentials_mfa_lost-or-broken.html`),
 /// which the secret rules take for links of the same kind: they are not the
-/// link meant, and do not make the one on AWS's host ambiguous.
-fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, String> {
+/// link meant, and do not make the one on AWS's host ambiguous. None, or
+/// more than one, is a secret unread; a link off AWS's host is untrusted.
+fn the_one_secret<'a>(facts: &HandoffFacts<'a>) -> Result<&'a FoundSecret, HandoffRefusal> {
     let Some((wanted, host)) = wanted_secret(facts.kind) else {
-        return Err(format!(
+        return Err(HandoffRefusal::Untrusted(format!(
             "no rotation takes a secret from {} mail",
             facts.kind
-        ));
+        )));
     };
     let of_kind = || facts.secrets.iter().filter(|s| s.kind == wanted);
     if of_kind().next().is_none() {
-        return Err(format!("it holds no {}", wanted.as_str()));
+        let reason = format!("it holds no {}", wanted.as_str());
+        return Err(HandoffRefusal::SecretUnread(reason));
     }
     let on_host = |s: &&FoundSecret| host.is_none_or(|h| link_host_within(s.value.expose(), h));
     let mut candidates = of_kind().filter(on_host);
     let Some(first) = candidates.next() else {
-        return Err(format!(
+        return Err(HandoffRefusal::Untrusted(format!(
             "its {} is not an https link on {}",
             wanted.as_str(),
             host.unwrap_or_default()
-        ));
+        )));
     };
     if candidates.next().is_some() {
-        return Err(format!(
+        return Err(HandoffRefusal::SecretUnread(format!(
             "it holds more than one {}: which one is meant is not clear",
             wanted.as_str()
-        ));
+        )));
     }
     Ok(first)
 }

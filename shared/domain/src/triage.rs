@@ -1560,19 +1560,21 @@ mod tests {
     }
 
     /// The same code mail whose code no rule reads tells the waiting
-    /// rotation nothing where it is not AWS's own: from another sender,
-    /// without SES's passing verdicts, to another address too, or naming
-    /// another account.
+    /// rotation nothing where any check a handoff makes fails: SPF failing
+    /// (DKIM and DMARC still passing, as for a genuine mail replayed
+    /// through another server), delivered or addressed to another address too, or
+    /// naming another account. Each stays AWS's root email code mail (the
+    /// kind a rotation waits for), so the trust checks are what refuse it.
     #[test]
     fn only_aws_s_own_code_mail_is_told_to_its_rotation_when_no_rule_read_its_code() {
         let missed = "kq3VzP is your AWS verification code.";
         let genuine = root_email_code_mail("no-reply@verify.signin.aws", missed);
         let untrusted = [
-            root_email_code_mail("no-reply@signin.aws", missed),
-            genuine.replacen(PASS, "", 1),
+            genuine.replace("spf=pass", "spf=fail"),
+            genuine.replace("for root+x@msp.example;", "for ops@msp.example;"),
             genuine.replace(
                 "To: root+x@msp.example",
-                "To: root+x@msp.example, ops@msp.example",
+                "To: root+x@msp.example\r\nCc: ops@msp.example",
             ),
             genuine.replace(
                 "AWS account to this address.",
@@ -1580,9 +1582,16 @@ mod tests {
             ),
         ];
         for raw in &untrusted {
+            assert_ne!(raw, &genuine);
             let t = run(raw, &directory(AccountStatus::Onboarding), &WaitingTakeOver);
+            assert_eq!(t.kind, Kind::RootEmailOtp, "{raw}");
             assert_eq!(t.handoff, None);
             assert_eq!(t.secret_unread_for, None, "{raw}");
+            assert!(
+                t.warnings.iter().any(|w| w.contains("is not handed to it")),
+                "a waiting rotation saw it: {:?}",
+                t.warnings
+            );
         }
         let t = run(
             &genuine,

@@ -10,6 +10,9 @@
 //!    verification code there; the pipeline hands it to the waiting rotation
 //!    under the trust rules of every handoff.
 //! 2. [`read_code`]: the engineer reads it, audited, and enters it in the console.
+//!    Where the mail passed those rules but no rule read one code in it,
+//!    [`code_came_unread`] moves the take-over on with nothing vaulted: the
+//!    engineer reads the code in the original mail.
 //! 3. The change is confirmed by evidence: a verified AWS mail delivered to the
 //!    new address alone ([`witness`]), or failing that the engineer's
 //!    [`attest_email_change`], audited as an attestation.
@@ -124,7 +127,7 @@ pub async fn read_code<P: LifecyclePorts>(
         .await?
     else {
         return refused(format!(
-            "the code for account {account} is not in the vault: where no rule read it in AWS's mail, read it in the original mail its ticket names"
+            "the code for account {account} is not in the vault"
         ));
     };
     if rotation.phase == Phase::OtpReceived {
@@ -138,8 +141,16 @@ pub async fn read_code<P: LifecyclePorts>(
 
 /// The code can be read once AWS's mail has brought it, and again until the
 /// change is confirmed; a rotation still waiting for it says what to do first.
+/// Refused before anything is audited or read where this rotation was handed
+/// no code (its mail came unread): the vault may still hold an earlier
+/// take-over's secret, which is not this change's code.
 fn expect_code_arrived(account: &AccountId, rotation: &Rotation) -> LifecycleResult<()> {
     match rotation.phase {
+        Phase::OtpReceived | Phase::EmailAccepted if rotation.handed_over.is_none() => {
+            refused(format!(
+                "no rule read AWS's code for account {account} in its mail, so none is in the vault: read it in the original mail (its ticket names it) and enter it in the console"
+            ))
+        }
         Phase::OtpReceived | Phase::EmailAccepted => Ok(()),
         Phase::AwaitingOtp => refused(format!(
             "AWS's code for account {account} has not arrived at {} yet: change the root email in the console first",
@@ -161,10 +172,7 @@ async fn wait_for_evidence<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let account = &request.account_id;
-    rotation.phase = Phase::EmailAccepted;
-    rotation.waiting_for = Some(Kind::ContactChange);
-    // The workflow's wait began when the change was opened, not now.
-    rotation.expires_at = rotation.expires_at.or(Some(now + OTP_WAIT_SECS));
+    await_change_confirmation(rotation, now);
     let detail = format!(
         "the code was given to {}; waiting for AWS's mail to {} as evidence that the change took effect \
          (or `rootmail rotation attest --account {account} --statement ...`)",
@@ -222,14 +230,6 @@ pub async fn witness<P: LifecyclePorts>(
             .await?;
             Ok(true)
         }
-        (Kind::RootEmailOtp, Phase::AwaitingOtp)
-            if rotation.mode == Mode::Console
-                && evidence.kind == Kind::RootEmailOtp
-                && rotation.is_waiting_for(Kind::RootEmailOtp, now) =>
-        {
-            code_came_unread(p, &mut rotation, message, now).await?;
-            Ok(true)
-        }
         (Kind::MfaChange, Phase::AwaitingEngineer | Phase::Secured | Phase::Active) => {
             if rotation.mfa_confirmed_at.is_some() {
                 return Ok(false);
@@ -247,21 +247,41 @@ pub async fn witness<P: LifecyclePorts>(
     }
 }
 
-/// AWS's code mail reached the new address and passed every check a code's
-/// handoff makes, but no rule read one code in it: nothing is vaulted, and
-/// the engineer reads the code in the original mail, enters it in the
-/// console, and the rotation waits for the change's confirmation as after
-/// [`read_code`]. Where a rule reads the code, this is never reached: the
-/// code is handed over instead. Without this, a console take-over whose
-/// code no rule read waited until its day ran out.
-async fn code_came_unread<P: LifecyclePorts>(
-    p: &P,
-    rotation: &mut Rotation,
-    message: &str,
-    now: u64,
-) -> LifecycleResult<()> {
+/// The code is with the person at the console: the rotation waits for
+/// evidence that the change took effect.
+fn await_change_confirmation(rotation: &mut Rotation, now: u64) {
     rotation.phase = Phase::EmailAccepted;
     rotation.waiting_for = Some(Kind::ContactChange);
+    // The workflow's wait began when the change was opened, not now.
+    rotation.expires_at = rotation.expires_at.or(Some(now + OTP_WAIT_SECS));
+}
+
+/// AWS's code mail `message` reached `recipient` and passed every check a
+/// code's handoff makes, but no rule read one code in it. A console
+/// take-over waiting for it goes on with nothing vaulted: the engineer
+/// reads the code in the original mail, enters it in the console, and the
+/// rotation waits for the change's confirmation as after [`read_code`].
+/// `false`: nothing here goes on without the code (a member take-over waits
+/// for it typed, `steps::enter_root_email_code`; a redelivered mail finds
+/// the rotation moved on). Where a rule reads the code, this is never
+/// reached: the code is handed over. Before, a console take-over whose
+/// code no rule read waited until its day ran out.
+pub async fn code_came_unread<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    recipient: &EmailAddress,
+    message: &str,
+    now: u64,
+) -> LifecycleResult<bool> {
+    let mut rotation = rotation_of(p, account).await?;
+    let waits = rotation.mode == Mode::Console
+        && rotation.phase == Phase::AwaitingOtp
+        && rotation.is_waiting_for(Kind::RootEmailOtp, now)
+        && *recipient == rotation.target_email;
+    if !waits {
+        return Ok(false);
+    }
+    await_change_confirmation(&mut rotation, now);
     let (account, target) = (&rotation.account_id, &rotation.target_email);
     let detail = format!(
         "AWS's verified code mail {message} reached {target}, but no rule read one code in it, \
@@ -270,7 +290,8 @@ async fn code_came_unread<P: LifecyclePorts>(
          or `rootmail rotation attest --account {account} --statement ...`"
     );
     let entry = (SYSTEM_ACTOR, "code mail came unread", detail);
-    save_evidence(p, rotation, now, entry).await
+    save_evidence(p, &mut rotation, now, entry).await?;
+    Ok(true)
 }
 
 /// The engineer's word, when no AWS mail has come: the console shows the new

@@ -38,6 +38,30 @@ where
     ) -> PortResult<bool> {
         witness_from_mail(&*self.0, account, evidence, now).await
     }
+
+    async fn secret_came_unread(
+        &self,
+        waiting: &WaitingRotation,
+        message_id: Option<&str>,
+        now: u64,
+    ) -> PortResult<bool> {
+        let (account, message) = (&waiting.account, message_id.unwrap_or("(no Message-ID)"));
+        let told = match waiting.kind {
+            Kind::RootEmailOtp => {
+                crate::console::code_came_unread(&*self.0, account, &waiting.address, message, now)
+                    .await
+            }
+            _ => Ok(false),
+        };
+        match told {
+            Ok(went_on) => Ok(went_on),
+            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
+                tracing::warn!(account = %account, %reason, "unread code mail not recorded");
+                Ok(false)
+            }
+            Err(LifecycleError::Port(e)) => Err(e),
+        }
+    }
 }
 
 /// The rotations among `accounts` that wait now, and the address each waits at.

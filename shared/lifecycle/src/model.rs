@@ -69,8 +69,8 @@ pub enum Phase {
     AwaitingOtp,
     /// The code arrived and sits in the vault.
     OtpReceived,
-    /// AWS accepted the code (console: the engineer read it to enter); the
-    /// change is being confirmed.
+    /// AWS accepted the code (console: the engineer read it to enter, or AWS's
+    /// code mail came and no rule read its code); the change is being confirmed.
     EmailAccepted,
     /// The root email is ours.
     EmailConfirmed,

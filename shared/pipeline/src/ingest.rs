@@ -288,7 +288,8 @@ where
     }
     // What can fail is done before the handoff, which cannot be taken back:
     // a retry after it would find no rotation waiting and ticket the secret's
-    // mail as an alert.
+    // mail as an alert (as after telling a rotation its secret came unread:
+    // the retry's ticket then lacks the warning that says how to go on).
     keep(ports, &triage, origin).await?;
     if triage.disposition == Disposition::Handoff
         && !hand_over(knowledge.handoffs, &triage, now).await?
@@ -349,6 +350,7 @@ fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>)
     triage.disposition = Disposition::Archive;
     triage.ticket = None;
     triage.handoff = None;
+    triage.secret_unread_for = None;
 }
 
 /// What triage needs from the stores, fetched before it so triage itself
@@ -522,7 +524,7 @@ async fn witness<H: Handoffs>(
             recipient: awaited.address.clone(),
             message_id: triage.message_id.clone(),
         };
-        handoffs.witness(account, &evidence, now).await?;
+        Box::pin(handoffs.witness(account, &evidence, now)).await?;
     }
     Ok(())
 }
@@ -536,16 +538,10 @@ async fn tell_of_unread_secret<H: Handoffs>(
     triage: &Triage,
     now: u64,
 ) -> PortResult<()> {
-    let Some(waiting) = &triage.secret_unread_for else {
-        return Ok(());
-    };
-    let evidence = Evidence {
-        awaited: waiting.kind,
-        kind: triage.kind,
-        recipient: waiting.address.clone(),
-        message_id: triage.message_id.clone(),
-    };
-    handoffs.witness(&waiting.account, &evidence, now).await?;
+    if let Some(waiting) = &triage.secret_unread_for {
+        let message_id = triage.message_id.as_deref();
+        Box::pin(handoffs.secret_came_unread(waiting, message_id, now)).await?;
+    }
     Ok(())
 }
 
@@ -553,7 +549,7 @@ async fn tell_of_unread_secret<H: Handoffs>(
 /// longer waits, or refused it.
 async fn hand_over<H: Handoffs>(handoffs: &H, triage: &Triage, now: u64) -> PortResult<bool> {
     match (&triage.account_id, &triage.handoff) {
-        (Some(account), Some(handoff)) => handoffs.hand_over(account, handoff, now).await,
+        (Some(account), Some(handoff)) => Box::pin(handoffs.hand_over(account, handoff, now)).await,
         _ => Ok(false),
     }
 }

@@ -142,13 +142,24 @@ pub trait Handoffs {
     ) -> impl Future<Output = PortResult<bool>> + Send {
         async { Ok(false) }
     }
+    /// Tells the rotation `waiting` that AWS's mail with its secret came
+    /// (`message_id` names it), passing every check a handoff makes, but no
+    /// one secret was read in it. Nothing of the mail goes with it. `false`:
+    /// the rotation does not go on without the secret (see
+    /// `rootmail_lifecycle::console::code_came_unread`).
+    fn secret_came_unread(
+        &self,
+        _waiting: &WaitingRotation,
+        _message_id: Option<&str>,
+        _now: u64,
+    ) -> impl Future<Output = PortResult<bool>> + Send {
+        async { Ok(false) }
+    }
 }
 
 /// A verified AWS mail a rotation waits for as evidence rather than for a
 /// secret: that the root email change took effect, that an MFA device was
-/// activated; or AWS's mail of the secret it waits for, in which no one
-/// secret was read (`awaited` is then the secret's kind). It carries
-/// nothing secret.
+/// activated. It carries nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
     /// What the rotation waits for (see `rootmail_lifecycle::console`).
@@ -203,6 +214,18 @@ impl<H: Handoffs + Sync> Handoffs for Option<H> {
     ) -> PortResult<bool> {
         match self {
             Some(handoffs) => handoffs.witness(account, evidence, now).await,
+            None => Ok(false),
+        }
+    }
+
+    async fn secret_came_unread(
+        &self,
+        waiting: &WaitingRotation,
+        message_id: Option<&str>,
+        now: u64,
+    ) -> PortResult<bool> {
+        match self {
+            Some(handoffs) => handoffs.secret_came_unread(waiting, message_id, now).await,
             None => Ok(false),
         }
     }

@@ -3164,11 +3164,7 @@ async fn a_typed_code_whose_task_answer_failed_is_answered_when_typed_again() {
 }
 
 /// AWS's code mail to `target`, written but not read yet, rewritten by `change`.
-fn rewrite_code_mail(
-    lifecycle: &LocalLifecycle<'_>,
-    target: &EmailAddress,
-    change: &dyn Fn(String) -> String,
-) {
+fn rewrite_code_mail(lifecycle: &LocalLifecycle<'_>, target: &EmailAddress, change: &MailChange) {
     let to = format!("To: {target}");
     for entry in std::fs::read_dir(lifecycle.simulated_mail_dir()).unwrap() {
         let path = entry.unwrap().path();
@@ -3200,18 +3196,23 @@ fn code_line_no_rule_reads(mail: String) -> String {
 /// A console (payer) take-over whose AWS code mail no rule reads (a layout
 /// the rules do not know) goes on: once that mail passed every check a
 /// code's handoff makes, the rotation waits for the change the engineer
-/// makes with the code read in the original, and AWS's mail or an
-/// attestation confirms it, as after `rotation code`. Nothing of the code
-/// is vaulted, ticketed or stored. Before, the take-over waited until its
-/// day ran out: `attest` needs the code read, `rotation code` needs it in
-/// the vault, and a typed code is refused (nothing of ours checks it).
+/// makes with the code read in the original, and AWS's notice of the change
+/// confirms it, as after `rotation code`. Nothing of the code is vaulted,
+/// ticketed or stored; `rotation code` refuses before it audits or reads
+/// anything; the same mail delivered again changes nothing. Before, the
+/// take-over waited until its day ran out: `attest` needs the code read,
+/// `rotation code` needs it in the vault, and a typed code is refused
+/// (nothing of ours checks it).
 #[tokio::test]
 async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came() {
     let local = Local::new();
     let lifecycle = local.lifecycle();
     let target = local.console_email_changed().await;
+    // The console's pending code; the mail writes another where no rule reads it.
+    let pending = SecretValue::new(code_mailed_to(&lifecycle, target.as_str()));
     rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
     local.deliver(NOW + 30).await;
+    local.deliver(NOW + 31).await;
     let rotation = Rotations::get(&lifecycle, &account())
         .await
         .unwrap()
@@ -3236,8 +3237,16 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
         "`rotation status` says where the code is: {waits}"
     );
     let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
-    let came = entry(&audit, "code mail came unread");
-    assert!(came.detail.contains("original mail"), "{}", came.detail);
+    let came: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "code mail came unread")
+        .collect();
+    assert_eq!(came.len(), 1, "delivered twice, recorded once");
+    assert!(
+        came[0].detail.contains("original mail"),
+        "{}",
+        came[0].detail
+    );
     let ticket = ticket_text(&local);
     assert!(
         ticket.contains("rotation attest"),
@@ -3247,7 +3256,7 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
         !text_outside_archive(&local).contains(UNREAD_CODE),
         "the code leaked"
     );
-    // The engineer finds no code in the vault, and is told where it is.
+    // `rotation code` finds no code of this change, reads and audits nothing.
     let request = AccessRequest {
         account_id: account(),
         who: "alice".into(),
@@ -3257,19 +3266,23 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
     let Err(LifecycleError::Refused(why)) =
         console::read_code(&lifecycle, &request, NOW + 40).await
     else {
-        panic!("a code was read from an empty vault");
+        panic!("a code was read where none was handed over");
     };
     assert!(why.contains("original mail"), "{why}");
-    // Entered in the console from the original: attested, and on it goes.
-    console::attest_email_change(
-        &lifecycle,
-        &account(),
-        "alice",
-        "the Account page shows our address",
-        NOW + 60,
-    )
-    .await
-    .expect("attested");
+    assert_eq!(
+        AuditLog::entries(&lifecycle, &account()).await.unwrap(),
+        audit,
+        "nothing audited"
+    );
+    // Entered in the console from the original: AWS's notice confirms it.
+    let step = ConsoleStep::EnterCode {
+        to: target.clone(),
+        code: pending,
+    };
+    lifecycle
+        .console(&account(), step, NOW + 50)
+        .expect("the console took the code");
+    local.deliver(NOW + 60).await;
     let resumed = resume(&lifecycle, &account(), NOW + 70).await.unwrap();
     assert_eq!(
         resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
@@ -3277,35 +3290,66 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
     );
 }
 
+/// A change made to a mail's text.
+type MailChange = dyn Fn(String) -> String;
+
 /// What moves a console take-over on without a code read is AWS's own mail
-/// to it alone: the same mail failing DMARC, or naming another account (the
-/// attacker's own root email change sends AWS's genuine code mail to any
-/// address), moves nothing; nor does it move a member take-over (which
-/// takes the code typed, and AWS's API checks it).
+/// to it alone, while it waits: the same mail failing SPF (DKIM and DMARC
+/// passing, as a genuine mail replayed through another server), delivered
+/// to another address, naming another account (the attacker's own root
+/// email change sends AWS's genuine code mail to any address), or arriving
+/// after the wait ended moves nothing; nor does it move a member take-over
+/// (which takes the code typed, and AWS's API checks it).
 #[tokio::test]
 async fn only_aws_s_own_code_mail_moves_a_console_take_over_on_without_its_code() {
-    let forged = |mail: String| code_line_no_rule_reads(mail).replace("dmarc=pass", "dmarc=fail");
+    let spf_failing = |mail: String| {
+        code_line_no_rule_reads(mail)
+            .replace("spf=pass", "spf=fail")
+            .replace("Received-SPF: pass", "Received-SPF: fail")
+    };
+    let elsewhere = |mail: String| {
+        let ours = mail
+            .lines()
+            .find_map(|l| l.strip_prefix("To: "))
+            .unwrap()
+            .to_string();
+        code_line_no_rule_reads(
+            mail.replace(&format!("for {ours};"), "for ops@root.example-msp.com;"),
+        )
+    };
     let other_account =
         |mail: String| code_line_no_rule_reads(mail).replace(account().as_str(), "999988887777");
-    let changes: [(&str, &dyn Fn(String) -> String); 2] = [
-        ("failing DMARC", &forged),
-        ("naming another account", &other_account),
+    let changes: [(&str, &MailChange, u64); 4] = [
+        ("failing SPF", &spf_failing, NOW + 30),
+        ("delivered to another address", &elsewhere, NOW + 30),
+        ("naming another account", &other_account, NOW + 30),
+        (
+            "after the wait ended",
+            &code_line_no_rule_reads,
+            NOW + steps::OTP_WAIT_SECS + 1,
+        ),
     ];
-    for (what, change) in changes {
+    for (what, change, at) in changes {
         let local = Local::new();
         let lifecycle = local.lifecycle();
         let target = local.console_email_changed().await;
         rewrite_code_mail(&lifecycle, &target, change);
-        local.deliver(NOW + 30).await;
+        local.deliver(at).await;
         assert_eq!(local.phase().await, Some(Phase::AwaitingOtp), "{what}");
         let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
         assert!(
             !audit.iter().any(|e| e.action == "code mail came unread"),
             "{what}"
         );
+        if at < NOW + steps::OTP_WAIT_SECS {
+            let ticket = ticket_text(&local);
+            assert!(
+                ticket.contains("is not handed to it"),
+                "{what}: the ticket says why: {ticket}"
+            );
+        }
         let attest =
-            console::attest_email_change(&lifecycle, &account(), "alice", "it shows", NOW + 60)
-                .await;
+            console::attest_email_change(&lifecycle, &account(), "alice", "it shows", at).await;
         assert!(
             matches!(attest, Err(LifecycleError::Refused(_))),
             "{what}: {attest:?}"
