@@ -1475,7 +1475,7 @@ pub async fn access<P: LifecyclePorts>(
         if pending { "pending " } else { "" }
     );
     audit_secret_read(p, request, "break-glass access", detail.clone(), now).await?;
-    let secrets = root_secrets(p, account, pending, now).await?;
+    let secrets = root_secrets(p, &rotation, pending, now).await?;
     let note = format!(
         "{detail}; reason: {}; ticket: {}",
         request.reason, request.ticket
@@ -1566,10 +1566,11 @@ struct RootSecrets {
 /// current credentials) and, for pending ones, a reset link handed over by mail.
 async fn root_secrets<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
+    rotation: &Rotation,
     pending: bool,
     now: u64,
 ) -> LifecycleResult<RootSecrets> {
+    let account = &rotation.account_id;
     let stage = if pending {
         Stage::Pending
     } else {
@@ -1583,8 +1584,10 @@ async fn root_secrets<P: LifecyclePorts>(
         None => None,
     };
     // The handed-over item holds the take-over's email code until a reset
-    // mail replaces it: only a link is a reset link to show.
-    let reset_link = if pending {
+    // mail replaces it: only a link is a reset link to show. A take-over
+    // handed nothing (a console one whose code mail came unread) leaves an
+    // earlier take-over's item there, which is not shown.
+    let reset_link = if pending && rotation.handed_over.is_some() {
         p.vault()
             .get(account, VaultItem::Handover, Stage::Current)
             .await?

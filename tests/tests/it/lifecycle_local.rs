@@ -3371,3 +3371,42 @@ async fn only_aws_s_own_code_mail_moves_a_console_take_over_on_without_its_code(
         "a member take-over waits for the typed code"
     );
 }
+
+/// A console take-over whose code mail came unread puts nothing in the
+/// vault's handover item, which may still hold an earlier take-over's reset
+/// link (the item is not cleared when a take-over fails): break-glass access
+/// to its pending credentials shows no reset link then. Before, it showed
+/// that stale link as this take-over's.
+#[tokio::test]
+async fn pending_access_shows_no_reset_link_the_take_over_was_not_handed() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let stale =
+        SecretValue::new("https://signin.aws.amazon.com/resetpassword?token=earlier".into());
+    rootmail_lifecycle::Vault::put(
+        &lifecycle,
+        &account(),
+        rootmail_lifecycle::VaultItem::Handover,
+        rootmail_lifecycle::Stage::Current,
+        &stale,
+    )
+    .await
+    .unwrap();
+    let target = local.console_email_changed().await;
+    let pending = SecretValue::new(code_mailed_to(&lifecycle, target.as_str()));
+    rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
+    local.deliver(NOW + 30).await;
+    let step = ConsoleStep::EnterCode {
+        to: target.clone(),
+        code: pending,
+    };
+    lifecycle.console(&account(), step, NOW + 50).unwrap();
+    local.deliver(NOW + 60).await;
+    resume(&lifecycle, &account(), NOW + 70).await.unwrap();
+    assert_eq!(local.phase().await, Some(Phase::AwaitingEngineer));
+    let grant = steps::access(&lifecycle, &access_request("set the password"), NOW + 80)
+        .await
+        .expect("pending credentials");
+    assert!(grant.pending);
+    assert_eq!(grant.reset_link, None, "an earlier take-over's link");
+}
