@@ -3454,3 +3454,38 @@ async fn a_console_take_over_whose_code_came_unread_is_released() {
         .expect("released");
     assert_eq!(released[0].phase, Phase::Released);
 }
+
+/// A backfill (`rootmail run --since`) archives mail delivered before its
+/// cutoff: AWS's code mail among it, though it passed every check, tells a
+/// waiting console take-over nothing (an old mail is no sign of today's
+/// change), as an old code is handed to none.
+#[tokio::test]
+async fn a_code_mail_a_backfill_archives_tells_no_take_over_it_came() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_email_changed().await;
+    rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
+    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
+    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&lifecycle);
+    let mut knowledge = rootmail_pipeline::Knowledge::new(&local.rules, &handoffs);
+    knowledge.ticket_since = Some(i64::try_from(NOW).unwrap() + 3600);
+    for entry in std::fs::read_dir(lifecycle.simulated_mail_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        let ports = rootmail_pipeline::IngestPorts {
+            archive: &local.store,
+            ledger: &local.store,
+            threads: &local.store,
+            accounts: &directory,
+        };
+        let source = path.display().to_string();
+        let ingested = rootmail_pipeline::ingest(ports, &knowledge, &raw, &source, NOW + 30)
+            .await
+            .unwrap();
+        let rootmail_pipeline::Ingested::Triaged { triage, .. } = ingested else {
+            panic!("not triaged");
+        };
+        assert_eq!(triage.disposition, rootmail_domain::Disposition::Archive);
+    }
+    assert_eq!(local.phase().await, Some(Phase::AwaitingOtp));
+}
