@@ -215,6 +215,9 @@ fn show_status(rotation: &Rotation, audit: &[AuditEntry]) {
     if let Some(kind) = rotation.waiting_for {
         println!("Waiting:  for a {kind} mail");
     }
+    if let Some(who) = rootmail_lifecycle::estate::waiting_for(rotation) {
+        println!("          on {who}");
+    }
     if rotation.phase == Phase::AwaitingCustomerOtp {
         let since = audit
             .iter()

@@ -432,7 +432,8 @@ fn decide_outcome(
         disposition,
         priority,
         handoff: handoff.filter(|_| disposition == Disposition::Handoff),
-        secret_unread_for,
+        // Archived mail (a retired account's) tells no rotation either.
+        secret_unread_for: secret_unread_for.filter(|_| disposition != Disposition::Archive),
     }
 }
 

@@ -26,7 +26,7 @@
 
 use crate::credentials::{base32_decode, new_root_password, totp_code};
 use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
-use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, Vault};
+use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, answer_saved_task,
     audit_secret_read, expect_phase, fail_expired, record, refused, renew_task_token, rotation_of,
@@ -274,24 +274,65 @@ pub async fn code_came_unread<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<bool> {
     let mut rotation = rotation_of(p, account).await?;
-    let waits = rotation.mode == Mode::Console
-        && rotation.phase == Phase::AwaitingOtp
-        && rotation.is_waiting_for(Kind::RootEmailOtp, now)
-        && *recipient == rotation.target_email;
-    if !waits {
-        return Ok(false);
+    let ours = rotation.mode == Mode::Console && *recipient == rotation.target_email;
+    let waits =
+        rotation.phase == Phase::AwaitingOtp && rotation.is_waiting_for(Kind::RootEmailOtp, now);
+    // Moved on by this mail before, and its audit row may be what failed
+    // (the record is saved first): the redelivered mail writes it.
+    let moved_on = rotation.phase == Phase::EmailAccepted
+        && rotation.handed_over.is_none()
+        && rotation.email_evidence.is_none();
+    match (ours, waits, moved_on) {
+        (true, true, _) => {
+            await_change_confirmation(&mut rotation, now);
+            let entry = (
+                SYSTEM_ACTOR,
+                CODE_CAME_UNREAD,
+                unread_detail(&rotation, message),
+            );
+            save_evidence(p, &mut rotation, now, entry).await?;
+            Ok(true)
+        }
+        (true, false, true) => {
+            audit_unread_if_missing(p, &rotation, message, now).await?;
+            Ok(false)
+        }
+        _ => Ok(false),
     }
-    await_change_confirmation(&mut rotation, now);
+}
+
+const CODE_CAME_UNREAD: &str = "code mail came unread";
+
+/// What the engineer does next, first (an audit row is shown cut short).
+fn unread_detail(rotation: &Rotation, message: &str) -> String {
     let (account, target) = (&rotation.account_id, &rotation.target_email);
-    let detail = format!(
-        "AWS's verified code mail {message} reached {target}, but no rule read one code in it, \
-         so none is in the vault: read the code in the original mail (its ticket names it), enter \
-         it in the console and choose Confirm; AWS's mail to {target} then confirms the change, \
-         or `rootmail rotation attest --account {account} --statement ...`"
-    );
-    let entry = (SYSTEM_ACTOR, "code mail came unread", detail);
-    save_evidence(p, &mut rotation, now, entry).await?;
-    Ok(true)
+    format!(
+        "the code is in the original mail, not the vault: no rule read one code in AWS's verified \
+         code mail {message} to {target}. Read it there (its ticket names it), enter it in the \
+         console and choose Confirm; AWS's mail to {target} then confirms the change, or \
+         `rootmail rotation attest --account {account} --statement ...`"
+    )
+}
+
+/// [`code_came_unread`]'s audit row, written by a redelivery of its mail
+/// where the first delivery saved the record and then failed to audit.
+async fn audit_unread_if_missing<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    message: &str,
+    now: u64,
+) -> LifecycleResult<()> {
+    let since = rotation.updated_at * 1000;
+    let audited = p.audit().entries(&rotation.account_id).await?;
+    if audited
+        .iter()
+        .any(|e| e.action == CODE_CAME_UNREAD && e.at >= since)
+    {
+        return Ok(());
+    }
+    let detail = unread_detail(rotation, message);
+    let entry = (SYSTEM_ACTOR, CODE_CAME_UNREAD, None, None, detail);
+    record(p, &rotation.account_id, &rotation.customer, now, entry).await
 }
 
 /// The engineer's word, when no AWS mail has come: the console shows the new

@@ -168,8 +168,9 @@ fn row(mut out: EstateRow, rotation: Option<&Rotation>) -> EstateRow {
     out
 }
 
-/// Who or what a rotation waits for, in words.
-fn waiting_for(r: &Rotation) -> Option<String> {
+/// Who or what a rotation waits for, in words (`accounts list`, `rotation
+/// status`).
+pub fn waiting_for(r: &Rotation) -> Option<String> {
     let text = match r.phase {
         Phase::Registered => "the take-over to start",
         Phase::AwaitingOtp if r.mode == Mode::Console => {

@@ -38,9 +38,10 @@ impl Mode {
         }
     }
 
-    /// What a take-over in this mode put in the vault (a release schedules
-    /// the deletion of these and no other: AWS denies deleting a secret that
-    /// does not exist rather than saying it is not found).
+    /// What a take-over in this mode may put in the vault (a release
+    /// schedules the deletion of these and no other; the vault skips one
+    /// never stored: AWS denies deleting a secret that does not exist rather
+    /// than saying it is not found).
     pub fn vault_items(self) -> &'static [VaultItem] {
         match self {
             Self::Rootless => &[VaultItem::Handover],
@@ -228,21 +229,6 @@ pub struct Rotation {
 }
 
 impl Rotation {
-    /// What this take-over put in the vault: its mode's items, the handover
-    /// only where something was handed over (a console take-over whose code
-    /// mail came unread stored none, and AWS denies deleting a secret that
-    /// was never created).
-    pub fn vault_items_stored(&self) -> Vec<VaultItem> {
-        let stored =
-            |item: &&VaultItem| **item != VaultItem::Handover || self.handed_over.is_some();
-        self.mode
-            .vault_items()
-            .iter()
-            .filter(stored)
-            .copied()
-            .collect()
-    }
-
     /// Waiting for `kind` right now (not expired).
     pub fn is_waiting_for(&self, kind: Kind, now: u64) -> bool {
         self.waiting_for == Some(kind) && self.expires_at.is_none_or(|at| now < at)

@@ -6,7 +6,7 @@
 //! request.
 
 use crate::console;
-use crate::model::{AuditEntry, Phase, Rotation};
+use crate::model::{AuditEntry, Mode, Phase, Rotation};
 use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Rotations};
 use crate::steps::{self, AccessGrant, AccessRequest, ReleaseConfirmation, StepOutput};
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
@@ -361,6 +361,7 @@ pub async fn complete<P: LifecyclePorts>(
     let waits_for_code = rotation
         .as_ref()
         .is_some_and(|r| r.waiting_for == Some(Kind::RootEmailOtp));
+    let console_change = (rotation.as_ref()).is_some_and(|r| r.mode == Mode::Console);
     let told = rotation.is_some_and(|r| r.task_token.is_none());
     match (phase, otp) {
         (Some(Phase::AwaitingEngineer), _) => {
@@ -379,6 +380,9 @@ pub async fn complete<P: LifecyclePorts>(
             let confirmation = ReleaseConfirmation::Attested(attest.unwrap_or_default());
             steps::complete_release(p, account, confirmation, who, now).await
         }
+        (Some(Phase::EmailAccepted), _) if console_change => Err(LifecycleError::Refused(format!(
+            "account {account} waits for its root email change to be confirmed: by AWS's mail to our address, or `rootmail rotation attest --account {account} --statement ...`"
+        ))),
         (Some(phase), _) => Err(LifecycleError::Refused(format!(
             "account {account} waits for nobody ({})",
             phase.as_str()

@@ -2008,7 +2008,7 @@ pub async fn complete_release<P: LifecyclePorts>(
     let (action, done) = confirm_release(p, &mut rotation, confirmation, who, now).await?;
     // Vaulted and console: the password and seed; any mode: the handed-over code.
     p.vault()
-        .schedule_deletion(account, &rotation.vault_items_stored())
+        .schedule_deletion(account, rotation.mode.vault_items())
         .await?;
     set_status(p, &rotation, AccountStatus::Released).await?;
     rotation.phase = Phase::Released;

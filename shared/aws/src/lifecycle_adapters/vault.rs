@@ -341,6 +341,16 @@ impl Vault for SecretsVault {
     ) -> LifecycleResult<()> {
         for &item in items {
             let name = secret_name(account, item);
+            // Described first: AWS denies DeleteSecret on a secret that was
+            // never created (AccessDenied, not ResourceNotFound), and a
+            // mode's item may never have been stored (a console take-over
+            // whose code mail came unread stored no handover).
+            match self.describe(&name).await {
+                Err(e) if code(&e) == Some("ResourceNotFoundException") => continue,
+                Err(e) => return Err(e.into()),
+                Ok(described) if described.deleted_date.is_some() => continue,
+                Ok(_) => {}
+            }
             let input = json!({"SecretId": name, "RecoveryWindowInDays": RECOVERY_WINDOW_DAYS});
             match self.client.call("DeleteSecret", &input).await {
                 Ok(_) => {}
@@ -422,6 +432,36 @@ mod tests {
         assert!(
             matches!(&result, Err(e) if e.to_string().contains("InvalidParameter")),
             "{result:?}"
+        );
+    }
+
+    /// A release names every item its mode may store; one never created is
+    /// described (ResourceNotFound) and skipped, never sent to DeleteSecret,
+    /// which AWS answers with AccessDenied for a secret that does not exist.
+    #[tokio::test]
+    async fn a_secret_never_created_is_not_deleted() {
+        let not_found = answer(
+            "400 Bad Request",
+            r#"{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#,
+        );
+        let answers = vec![
+            Some(not_found),
+            Some(described(r#"{"v1":["AWSCURRENT"]}"#)),
+            Some(answer(
+                "200 OK",
+                r#"{"Name":"rootmail/111122223333/password"}"#,
+            )),
+        ];
+        let (url, served) = patient_server(answers, Duration::from_secs(2)).await;
+        let vault = SecretsVault::new(SecretsVault::client(&config_for(&url)), "key");
+        let account = AccountId::parse("111122223333").unwrap();
+        let items = [VaultItem::Handover, VaultItem::Password];
+        let scheduled = vault.schedule_deletion(&account, &items).await;
+        assert!(scheduled.is_ok(), "{scheduled:?}");
+        assert_eq!(
+            served.await.unwrap(),
+            usize::MAX,
+            "described both, deleted the password alone"
         );
     }
 
