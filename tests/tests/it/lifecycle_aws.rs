@@ -1712,6 +1712,20 @@ async fn a_payer_take_over_whose_code_no_rule_read_goes_on_with_the_code_entered
     let rotation = run.rotation().await;
     assert_eq!(rotation.phase, Phase::EmailAccepted);
     assert_eq!(rotation.handed_over, None, "nothing vaulted");
+    let handover = secret_name(&run.account, VaultItem::Handover);
+    let described = run
+        .ls
+        .secrets
+        .describe_secret()
+        .secret_id(&handover)
+        .send()
+        .await;
+    assert!(
+        described.is_err_and(|e| e
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception())),
+        "Secrets Manager holds no handover secret"
+    );
     assert!(rotation.task_token.is_some(), "the workflow waits on");
     assert!(run.ls.no_wait().await, "the code mail does not resume it");
     let audit = run.audit().await;

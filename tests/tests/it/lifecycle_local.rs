@@ -3218,6 +3218,17 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
         .unwrap();
     assert_eq!(rotation.phase, Phase::EmailAccepted, "{rotation:?}");
     assert_eq!(rotation.handed_over, None, "no code was vaulted");
+    let vaulted = rootmail_lifecycle::Vault::get(
+        &lifecycle,
+        &account(),
+        rootmail_lifecycle::VaultItem::Handover,
+        rootmail_lifecycle::Stage::Current,
+    )
+    .await;
+    assert!(
+        matches!(vaulted, Ok(None)),
+        "nothing in the vault: {vaulted:?}"
+    );
     assert_eq!(
         rotation.email_evidence, None,
         "the change is not confirmed yet"
