@@ -199,6 +199,18 @@ impl Local {
             .map(|r| r.phase)
     }
 
+    /// The audit rows of `action` lost, as when their write failed.
+    fn lose_audit_rows(&self, action: &str) {
+        let file = (self.store.root()).join(format!("lifecycle/audit/{}.jsonl", account()));
+        let kept: String = std::fs::read_to_string(&file)
+            .unwrap()
+            .lines()
+            .filter(|line| !line.contains(action))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        std::fs::write(&file, kept).unwrap();
+    }
+
     async fn actions(&self) -> Vec<String> {
         AuditLog::entries(&self.lifecycle(), &account())
             .await
@@ -1441,17 +1453,7 @@ async fn a_step_run_again_after_its_save_writes_its_missing_audit_row() {
         .await
         .unwrap();
     let action = "root email change accepted";
-    let audit = local
-        .store
-        .root()
-        .join(format!("lifecycle/audit/{}.jsonl", account()));
-    let kept: String = std::fs::read_to_string(&audit)
-        .unwrap()
-        .lines()
-        .filter(|line| !line.contains(action))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    std::fs::write(&audit, kept).unwrap();
+    local.lose_audit_rows(action);
 
     for again in [NOW + 60, NOW + 120] {
         let out = steps::accept_email_update(&lifecycle, &account(), again)
@@ -3258,17 +3260,7 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
         came[0].detail
     );
     // The record saved, its audit row lost: a redelivery writes it, once.
-    let audit_file = local
-        .store
-        .root()
-        .join(format!("lifecycle/audit/{}.jsonl", account()));
-    let kept: String = std::fs::read_to_string(&audit_file)
-        .unwrap()
-        .lines()
-        .filter(|line| !line.contains("code mail came unread"))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    std::fs::write(&audit_file, kept).unwrap();
+    local.lose_audit_rows("code mail came unread");
     for again in [NOW + 32, NOW + 33] {
         let went_on = console::code_came_unread(&lifecycle, &account(), &target, "<m@aws>", again)
             .await
