@@ -3208,11 +3208,7 @@ fn code_line_no_rule_reads(mail: String) -> String {
 async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came() {
     let local = Local::new();
     let lifecycle = local.lifecycle();
-    let target = local.console_email_changed().await;
-    // The console's pending code; the mail writes another where no rule reads it.
-    let pending = SecretValue::new(code_mailed_to(&lifecycle, target.as_str()));
-    rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
-    local.deliver(NOW + 30).await;
+    let (target, pending) = console_code_mail_came_unread(&local).await;
     local.deliver(NOW + 31).await;
     let rotation = Rotations::get(&lifecycle, &account())
         .await
@@ -3281,12 +3277,7 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
     );
     // `rotation code` finds no code of this change, reads and audits nothing.
     let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
-    let request = AccessRequest {
-        account_id: account(),
-        who: "alice".into(),
-        reason: "take-over".into(),
-        ticket: "CHG-10".into(),
-    };
+    let request = access_request("take-over");
     let Err(LifecycleError::Refused(why)) =
         console::read_code(&lifecycle, &request, NOW + 40).await
     else {
@@ -3430,14 +3421,23 @@ async fn pending_access_shows_no_reset_link_the_take_over_was_not_handed() {
     assert_eq!(grant.reset_link, None, "an earlier take-over's link");
 }
 
-/// A console take-over whose code mail came unread, the code entered in the
-/// console and confirmed by AWS's notice: it waits for the engineer.
-async fn console_take_over_whose_code_came_unread(local: &Local) {
+/// A console take-over and AWS's code mail, delivered at `NOW + 30` with its
+/// code written where no rule reads it ([`UNREAD_CODE`]). Returns the new
+/// root address and the code the console waits for (not the one written).
+async fn console_code_mail_came_unread(local: &Local) -> (EmailAddress, SecretValue) {
     let lifecycle = local.lifecycle();
     let target = local.console_email_changed().await;
     let pending = SecretValue::new(code_mailed_to(&lifecycle, target.as_str()));
     rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
     local.deliver(NOW + 30).await;
+    (target, pending)
+}
+
+/// A console take-over whose code mail came unread, the code entered in the
+/// console and confirmed by AWS's notice: it waits for the engineer.
+async fn console_take_over_whose_code_came_unread(local: &Local) {
+    let lifecycle = local.lifecycle();
+    let (target, pending) = console_code_mail_came_unread(local).await;
     let step = ConsoleStep::EnterCode {
         to: target.clone(),
         code: pending,
