@@ -279,9 +279,7 @@ pub async fn code_came_unread<P: LifecyclePorts>(
         rotation.phase == Phase::AwaitingOtp && rotation.is_waiting_for(Kind::RootEmailOtp, now);
     // Moved on by this mail before, and its audit row may be what failed
     // (the record is saved first): the redelivered mail writes it.
-    let moved_on = rotation.phase == Phase::EmailAccepted
-        && rotation.handed_over.is_none()
-        && rotation.email_evidence.is_none();
+    let moved_on = rotation.moved_on_by_an_unread_code(now);
     match (ours, waits, moved_on) {
         (true, true, _) => {
             await_change_confirmation(&mut rotation, now);

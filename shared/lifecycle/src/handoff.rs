@@ -85,6 +85,17 @@ pub async fn waiting<P: LifecyclePorts>(
                 address: rotation.target_email.clone(),
             });
         }
+        // A console take-over AWS's code mail moved on unread still hears
+        // that mail again: its redelivery writes an audit row the first
+        // delivery lost (`console::code_came_unread`). A code read in it
+        // now is refused (it waits for no code), and the mail is an alert.
+        if rotation.moved_on_by_an_unread_code(now) {
+            waiting.push(WaitingRotation {
+                account: account.clone(),
+                kind: Kind::RootEmailOtp,
+                address: rotation.target_email.clone(),
+            });
+        }
         // An enrolled MFA device is confirmed by AWS's notice (evidence only).
         if rotation.mfa_enrolled_at.is_some() && rotation.mfa_confirmed_at.is_none() {
             waiting.push(WaitingRotation {

@@ -229,6 +229,17 @@ pub struct Rotation {
 }
 
 impl Rotation {
+    /// A console take-over that AWS's code mail moved on with no code read
+    /// (`console::code_came_unread`), still waiting for the change's
+    /// confirmation.
+    pub fn moved_on_by_an_unread_code(&self, now: u64) -> bool {
+        self.mode == Mode::Console
+            && self.phase == Phase::EmailAccepted
+            && self.handed_over.is_none()
+            && self.email_evidence.is_none()
+            && self.is_waiting_for(Kind::ContactChange, now)
+    }
+
     /// Waiting for `kind` right now (not expired).
     pub fn is_waiting_for(&self, kind: Kind, now: u64) -> bool {
         self.waiting_for == Some(kind) && self.expires_at.is_none_or(|at| now < at)
