@@ -26,11 +26,11 @@
 
 use crate::credentials::{base32_decode, new_root_password, totp_code};
 use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
-use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Vault};
+use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, answer_saved_task,
-    audit_secret_read, expect_phase, fail_expired, record, refused, renew_task_token, rotation_of,
-    save_handover,
+    audit_secret_read, expect_phase, fail_expired, record, record_if_lost, refused,
+    renew_task_token, rotation_of, save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Kind, SecretValue};
 use rootmail_pipeline::{Evidence, PortError};
@@ -279,7 +279,8 @@ pub async fn code_came_unread<P: LifecyclePorts>(
         rotation.phase == Phase::AwaitingOtp && rotation.is_waiting_for(Kind::RootEmailOtp, now);
     // Moved on by this mail before, and its audit row may be what failed
     // (the record is saved first): the redelivered mail writes it.
-    let moved_on = rotation.moved_on_by_an_unread_code(now);
+    let moved_on =
+        rotation.moved_on_by_an_unread_code() && rotation.is_waiting_for(Kind::ContactChange, now);
     match (ours, waits, moved_on) {
         (true, true, _) => {
             await_change_confirmation(&mut rotation, now);
@@ -292,7 +293,8 @@ pub async fn code_came_unread<P: LifecyclePorts>(
             Ok(true)
         }
         (true, false, true) => {
-            audit_unread_if_missing(p, &rotation, message, now).await?;
+            let detail = || unread_detail(&rotation, message);
+            record_if_lost(p, &rotation, CODE_CAME_UNREAD, detail, now).await?;
             Ok(false)
         }
         _ => Ok(false),
@@ -310,27 +312,6 @@ fn unread_detail(rotation: &Rotation, message: &str) -> String {
          console and choose Confirm; AWS's mail to {target} then confirms the change, or \
          `rootmail rotation attest --account {account} --statement ...`"
     )
-}
-
-/// [`code_came_unread`]'s audit row, written by a redelivery of its mail
-/// where the first delivery saved the record and then failed to audit.
-async fn audit_unread_if_missing<P: LifecyclePorts>(
-    p: &P,
-    rotation: &Rotation,
-    message: &str,
-    now: u64,
-) -> LifecycleResult<()> {
-    let since = rotation.updated_at * 1000;
-    let audited = p.audit().entries(&rotation.account_id).await?;
-    if audited
-        .iter()
-        .any(|e| e.action == CODE_CAME_UNREAD && e.at >= since)
-    {
-        return Ok(());
-    }
-    let detail = unread_detail(rotation, message);
-    let entry = (SYSTEM_ACTOR, CODE_CAME_UNREAD, None, None, detail);
-    record(p, &rotation.account_id, &rotation.customer, now, entry).await
 }
 
 /// The engineer's word, when no AWS mail has come: the console shows the new

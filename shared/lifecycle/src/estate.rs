@@ -182,9 +182,7 @@ pub fn waiting_for(r: &Rotation) -> Option<String> {
         Phase::OtpReceived if r.mode == Mode::Console => "an engineer to read the code",
         Phase::OtpReceived => "the workflow to accept the code",
         // AWS's code mail came, but no rule read its code (nothing handed over).
-        Phase::EmailAccepted
-            if r.mode == Mode::Console && r.handed_over.is_none() && r.email_evidence.is_none() =>
-        {
+        Phase::EmailAccepted if r.moved_on_by_an_unread_code() => {
             "the code in AWS's original mail entered in the console, then evidence (AWS mail or attestation)"
         }
         Phase::EmailAccepted if r.mode == Mode::Console => {

@@ -89,7 +89,9 @@ pub async fn waiting<P: LifecyclePorts>(
         // that mail again: its redelivery writes an audit row the first
         // delivery lost (`console::code_came_unread`). A code read in it
         // now is refused (it waits for no code), and the mail is an alert.
-        if rotation.moved_on_by_an_unread_code(now) {
+        if rotation.moved_on_by_an_unread_code()
+            && rotation.is_waiting_for(Kind::ContactChange, now)
+        {
             waiting.push(WaitingRotation {
                 account: account.clone(),
                 kind: Kind::RootEmailOtp,

@@ -230,14 +230,12 @@ pub struct Rotation {
 
 impl Rotation {
     /// A console take-over that AWS's code mail moved on with no code read
-    /// (`console::code_came_unread`), still waiting for the change's
-    /// confirmation.
-    pub fn moved_on_by_an_unread_code(&self, now: u64) -> bool {
+    /// (`console::code_came_unread`), its change not yet confirmed.
+    pub fn moved_on_by_an_unread_code(&self) -> bool {
         self.mode == Mode::Console
             && self.phase == Phase::EmailAccepted
             && self.handed_over.is_none()
             && self.email_evidence.is_none()
-            && self.is_waiting_for(Kind::ContactChange, now)
     }
 
     /// Waiting for `kind` right now (not expired).

@@ -128,15 +128,28 @@ async fn step_from<P: LifecyclePorts>(
     if rotation.phase != to {
         return Ok(StepStart::Run(Box::new(rotation)));
     }
-    let since = rotation.updated_at * 1000;
-    let audited = p.audit().entries(account).await?;
-    if !audited.iter().any(|e| e.action == action && e.at >= since) {
-        let detail =
-            "written when the step ran again: its first run saved, then stopped".to_string();
-        let entry = (SYSTEM_ACTOR, action, None, None, detail);
-        record(p, account, &rotation.customer, now, entry).await?;
-    }
+    let detail = || "written when the step ran again: its first run saved, then stopped".into();
+    record_if_lost(p, &rotation, action, detail, now).await?;
     Ok(StepStart::Done(StepOutput::from(&rotation)))
+}
+
+/// The audit row `action` of the change last saved to `rotation`, written
+/// now unless it is there: the save went through, then the row's write (or
+/// the run) failed, and the step or mail that made the change came again.
+pub(crate) async fn record_if_lost<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    action: &str,
+    detail: impl FnOnce() -> String,
+    now: u64,
+) -> LifecycleResult<()> {
+    let since = rotation.updated_at * 1000;
+    let audited = p.audit().entries(&rotation.account_id).await?;
+    if audited.iter().any(|e| e.action == action && e.at >= since) {
+        return Ok(());
+    }
+    let entry = (SYSTEM_ACTOR, action, None, None, detail());
+    record(p, &rotation.account_id, &rotation.customer, now, entry).await
 }
 
 pub(crate) fn expect_phase(
