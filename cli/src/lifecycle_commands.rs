@@ -372,7 +372,9 @@ pub fn read_code(local: &Local<'_>, args: &Access<'_>) -> anyhow::Result<ExitCod
     answered(local, &request, |answer| {
         if let OperatorAnswer::Code { root_email, code } = answer {
             eprintln!(
-                "Read recorded (reason: {}; ticket: {}). Enter the code in the console, for {root_email}:",
+                "Read recorded (reason: {}; ticket: {}). Enter the code in the console, for {root_email} \
+                 (if the console refuses it, ask AWS there for a new code and run this again: AWS's \
+                 latest code mail replaces this one):",
                 args.reason, args.ticket
             );
             println!("{}", code.expose());

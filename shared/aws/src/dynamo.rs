@@ -355,6 +355,8 @@ mod tests {
                 task_token: None,
                 handed_over: None,
                 reset_link_delivered_at: None,
+                code_delivered_at: None,
+                code_message_id: None,
                 expires_at: Some(1_700_000_900),
                 failure: Some(Failure {
                     phase: Phase::AwaitingOtp,

@@ -22,6 +22,19 @@ pub struct WaitingRotation {
     pub address: EmailAddress,
 }
 
+/// AWS's own mail to a waiting rotation that passed every check a handoff
+/// makes, but in which no one secret was read
+/// ([`HandoffRefusal::SecretUnread`]): the rotation is told it came, and
+/// when, and gets nothing of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadSecret {
+    pub waiting: WaitingRotation,
+    pub message_id: Option<String>,
+    /// As [`Handoff::delivered_at`]: a code held is replaced only by a
+    /// later mail's, read or not.
+    pub delivered_at: Option<i64>,
+}
+
 /// Which rotations wait (a port: the lifecycle's store answers it).
 pub trait WaitingRotations {
     /// The address a rotation of `account` waits for a `kind` mail at.
@@ -54,9 +67,11 @@ pub struct Handoff {
     pub secret: SecretValue,
     pub recipient: EmailAddress,
     /// The receiving server's stamp ([`ParsedMail::delivered_at`]): a
-    /// redelivered mail keeps it, so a late copy of an older reset link is
-    /// known as older.
+    /// redelivered mail keeps it, so a late copy of an older reset link or
+    /// code is known as older.
     pub delivered_at: Option<i64>,
+    /// The mail's `Message-ID`: a redelivery is the same mail again.
+    pub message_id: Option<String>,
 }
 
 /// The secret a rotation takes from a mail of `kind`, and the host such a link
@@ -161,6 +176,7 @@ pub fn decide_handoff(facts: &HandoffFacts<'_>) -> Result<Handoff, HandoffRefusa
         secret: secret.value.clone(),
         recipient: facts.target.clone(),
         delivered_at: facts.mail.delivered_at(),
+        message_id: facts.mail.message_id.clone(),
     })
 }
 

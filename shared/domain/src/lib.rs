@@ -39,7 +39,7 @@ pub(crate) fn generator(mut seed: u64) -> impl FnMut(usize) -> usize {
 }
 
 pub use directory::{Account, AccountDirectory, InMemoryDirectory};
-pub use handoff::{Handoff, NoRotations, WaitingRotation, WaitingRotations};
+pub use handoff::{Handoff, NoRotations, UnreadSecret, WaitingRotation, WaitingRotations};
 pub use render::{AttachmentRef, TicketDraft};
 pub use rules::Rules;
 pub use secret_value::{FoundSecret, SecretKind, SecretValue};

@@ -8,8 +8,8 @@ use crate::evidence::{Classification, RuleInput};
 use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
 use crate::facts::{Facts, facts};
 use crate::handoff::{
-    Handoff, HandoffFacts, HandoffRefusal, NoRotations, WaitingRotation, WaitingRotations,
-    decide_handoff,
+    Handoff, HandoffFacts, HandoffRefusal, NoRotations, UnreadSecret, WaitingRotation,
+    WaitingRotations, decide_handoff,
 };
 use crate::mail::{Attachment, ParseError, ParsedMail, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
@@ -87,7 +87,7 @@ pub struct Triage {
     /// found, or more than one): the rotation is told it came, and gets
     /// nothing of it (see `HandoffRefusal::SecretUnread`).
     #[serde(skip)]
-    pub secret_unread_for: Option<WaitingRotation>,
+    pub secret_unread_for: Option<UnreadSecret>,
     /// The original holds a secret (in its text, an attachment or an
     /// attachment's name) or may hold one (its text is withheld, or a text
     /// file of mail not from AWS went unsearched): it is sealed from the
@@ -404,7 +404,7 @@ struct Outcome {
     disposition: Disposition,
     priority: Option<Priority>,
     handoff: Option<Handoff>,
-    secret_unread_for: Option<WaitingRotation>,
+    secret_unread_for: Option<UnreadSecret>,
 }
 
 /// The handoff a waiting rotation may take, then the disposition and priority
@@ -693,7 +693,7 @@ enum ForRotation {
     Nothing,
     Handoff(Handoff),
     /// Told that AWS's mail came, in which no one secret was read.
-    SecretUnread(WaitingRotation),
+    SecretUnread(UnreadSecret),
 }
 
 /// The handoff to the rotation that waits for this mail, if one waits and the
@@ -740,10 +740,14 @@ fn waiting_handoff(
             ));
             match refusal {
                 HandoffRefusal::Untrusted(_) => ForRotation::Nothing,
-                HandoffRefusal::SecretUnread(_) => ForRotation::SecretUnread(WaitingRotation {
-                    account: account.account_id.clone(),
-                    kind: input.kind,
-                    address: target,
+                HandoffRefusal::SecretUnread(_) => ForRotation::SecretUnread(UnreadSecret {
+                    waiting: WaitingRotation {
+                        account: account.account_id.clone(),
+                        kind: input.kind,
+                        address: target,
+                    },
+                    message_id: input.mail.message_id.clone(),
+                    delivered_at: input.mail.delivered_at(),
                 }),
             }
         }
@@ -1549,9 +1553,11 @@ mod tests {
             None => {
                 // AWS's own mail whose code no rule read: the rotation is
                 // told it came (a console take-over goes on from there).
-                let waiting = t
+                let unread = t
                     .secret_unread_for
                     .expect("the rotation is told the mail came");
+                assert_eq!(unread.delivered_at, Some(1_772_532_902));
+                let waiting = unread.waiting;
                 assert_eq!(waiting.account.as_str(), "111122223333");
                 assert_eq!(waiting.kind, Kind::RootEmailOtp);
                 assert_eq!(waiting.address.as_str(), "root+x@msp.example");

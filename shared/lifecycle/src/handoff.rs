@@ -3,7 +3,7 @@
 
 use crate::ports::{LifecycleError, LifecyclePorts, Rotations};
 use crate::steps::hand_over;
-use rootmail_domain::{AccountId, Handoff, Kind, WaitingRotation};
+use rootmail_domain::{AccountId, Handoff, Kind, UnreadSecret, WaitingRotation};
 use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult};
 use std::ops::Deref;
 
@@ -39,18 +39,10 @@ where
         witness_from_mail(&*self.0, account, evidence, now).await
     }
 
-    async fn secret_came_unread(
-        &self,
-        waiting: &WaitingRotation,
-        message_id: Option<&str>,
-        now: u64,
-    ) -> PortResult<bool> {
-        let (account, message) = (&waiting.account, message_id.unwrap_or("(no Message-ID)"));
-        let told = match waiting.kind {
-            Kind::RootEmailOtp => {
-                crate::console::code_came_unread(&*self.0, account, &waiting.address, message, now)
-                    .await
-            }
+    async fn secret_came_unread(&self, unread: &UnreadSecret, now: u64) -> PortResult<bool> {
+        let account = &unread.waiting.account;
+        let told = match unread.waiting.kind {
+            Kind::RootEmailOtp => crate::console::code_came_unread(&*self.0, unread, now).await,
             _ => Ok(false),
         };
         match told {
@@ -85,13 +77,11 @@ pub async fn waiting<P: LifecyclePorts>(
                 address: rotation.target_email.clone(),
             });
         }
-        // A console take-over AWS's code mail moved on unread still hears
-        // that mail again: its redelivery writes an audit row the first
-        // delivery lost (`console::code_came_unread`). A code read in it
-        // now is refused (it waits for no code), and the mail is an alert.
-        if rotation.moved_on_by_an_unread_code()
-            && rotation.is_waiting_for(Kind::ContactChange, now)
-        {
+        // A console take-over AWS's code mail reached still hears it until
+        // the change is confirmed: a later code replaces the one held
+        // (`console::later_code`), and a redelivery writes an audit row the
+        // first delivery lost.
+        if rotation.hears_a_later_code(now) {
             waiting.push(WaitingRotation {
                 account: account.clone(),
                 kind: Kind::RootEmailOtp,

@@ -187,6 +187,14 @@ pub struct Rotation {
     /// since the epoch): a reset link delivered earlier does not replace it.
     #[serde(default)]
     pub reset_link_delivered_at: Option<i64>,
+    /// When the mail of the code held reached our servers (a console
+    /// take-over's code mail, read or unread): only a later code mail
+    /// replaces it.
+    #[serde(default)]
+    pub code_delivered_at: Option<i64>,
+    /// That mail's `Message-ID`: the same mail again is a redelivery.
+    #[serde(default)]
+    pub code_message_id: Option<String>,
     /// When the wait ends (seconds since the epoch).
     #[serde(default)]
     pub expires_at: Option<u64>,
@@ -229,6 +237,18 @@ pub struct Rotation {
 }
 
 impl Rotation {
+    /// A console take-over AWS's code mail has reached (its code handed
+    /// over, or come unread), its change not yet confirmed and its wait not
+    /// over. It still hears AWS's code mail: the engineer may ask AWS for a
+    /// new code (the console's resend, or the change started again), and
+    /// the one held is then stale (`console::later_code`).
+    pub fn hears_a_later_code(&self, now: u64) -> bool {
+        self.mode == Mode::Console
+            && matches!(self.phase, Phase::OtpReceived | Phase::EmailAccepted)
+            && self.email_evidence.is_none()
+            && self.expires_at.is_none_or(|at| now < at)
+    }
+
     /// A console take-over that AWS's code mail moved on with no code read
     /// (`console::code_came_unread`), its change not yet confirmed.
     pub fn moved_on_by_an_unread_code(&self) -> bool {

@@ -201,6 +201,8 @@ pub const HANDOVER_FIELDS: &[&str] = &[
     "phase",
     "handed_over",
     "reset_link_delivered_at",
+    "code_delivered_at",
+    "code_message_id",
     "waiting_for",
     "expires_at",
     "task_token",

@@ -143,7 +143,26 @@ pub(crate) async fn record_if_lost<P: LifecyclePorts>(
     detail: impl FnOnce() -> String,
     now: u64,
 ) -> LifecycleResult<()> {
-    let since = rotation.updated_at * 1000;
+    record_once_since(p, rotation, action, None, detail, now).await
+}
+
+/// The audit row `action` of what a mail delivered at `delivered_at`
+/// (seconds; None: the record's last save) did, written now unless a row
+/// `action` is there since: the mail came again, and its first delivery's
+/// row may be what failed. Its stamp, not the record's last save, when
+/// steps since may have saved the record (the engineer read the code).
+pub(crate) async fn record_once_since<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    action: &str,
+    delivered_at: Option<i64>,
+    detail: impl FnOnce() -> String,
+    now: u64,
+) -> LifecycleResult<()> {
+    let since = match delivered_at {
+        Some(at) => u64::try_from(at).unwrap_or(0) * 1000,
+        None => rotation.updated_at * 1000,
+    };
     let audited = p.audit().entries(&rotation.account_id).await?;
     if audited.iter().any(|e| e.action == action && e.at >= since) {
         return Ok(());
@@ -381,6 +400,8 @@ fn registered_rotation(
         task_token: None,
         handed_over: None,
         reset_link_delivered_at: None,
+        code_delivered_at: None,
+        code_message_id: None,
         expires_at: None,
         failure: None,
         engineer_since: None,
@@ -649,6 +670,7 @@ pub async fn enter_root_email_code<P: LifecyclePorts>(
         secret: code.clone(),
         recipient: rotation.target_email.clone(),
         delivered_at: None,
+        message_id: None,
     };
     hand_over_from(p, account, &handoff, (who, "typed by the engineer"), now).await?;
     Ok(StepOutput::from(&rotation_of(p, account).await?))
@@ -692,6 +714,9 @@ async fn hand_over_from<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<String> {
     let mut rotation = rotation_of(p, account).await?;
+    if handoff.kind == Kind::RootEmailOtp && rotation.hears_a_later_code(now) {
+        return crate::console::later_code(p, rotation, handoff, now).await;
+    }
     check_handoff(account, &rotation, handoff, now)?;
     let reference = match (&rotation.handed_over, rotation.phase) {
         // An earlier delivery stored the code, then could not answer the task:
@@ -818,6 +843,8 @@ async fn store_handoff<P: LifecyclePorts>(
     }
     if kind == Kind::RootEmailOtp {
         rotation.phase = Phase::OtpReceived;
+        rotation.code_delivered_at = handoff.delivered_at;
+        rotation.code_message_id = handoff.message_id.clone();
     }
     save_handover(p, rotation, now).await?;
     let detail = format!("{kind} {how} and stored in the vault ({reference})");

@@ -538,9 +538,8 @@ async fn tell_of_unread_secret<H: Handoffs>(
     triage: &Triage,
     now: u64,
 ) -> PortResult<()> {
-    if let Some(waiting) = &triage.secret_unread_for {
-        let message_id = triage.message_id.as_deref();
-        Box::pin(handoffs.secret_came_unread(waiting, message_id, now)).await?;
+    if let Some(unread) = &triage.secret_unread_for {
+        Box::pin(handoffs.secret_came_unread(unread, now)).await?;
     }
     Ok(())
 }

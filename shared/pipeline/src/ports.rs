@@ -9,7 +9,7 @@ use crate::model::{
 };
 use rootmail_domain::{
     Account, AccountDirectory, AccountId, ContentHash, EmailAddress, Handoff, Kind, ThreadKey,
-    WaitingRotation,
+    UnreadSecret, WaitingRotation,
 };
 use std::future::Future;
 
@@ -142,15 +142,14 @@ pub trait Handoffs {
     ) -> impl Future<Output = PortResult<bool>> + Send {
         async { Ok(false) }
     }
-    /// Tells the rotation `waiting` that AWS's mail with its secret came
-    /// (`message_id` names it), passing every check a handoff makes, but no
-    /// one secret was read in it. Nothing of the mail goes with it. `false`:
-    /// the rotation does not go on without the secret (see
+    /// Tells the rotation `unread.waiting` that AWS's mail with its secret
+    /// came, passing every check a handoff makes, but no one secret was read
+    /// in it. Nothing of the mail goes with it. `false`: the rotation does
+    /// not go on without the secret (see
     /// `rootmail_lifecycle::console::code_came_unread`).
     fn secret_came_unread(
         &self,
-        _waiting: &WaitingRotation,
-        _message_id: Option<&str>,
+        _unread: &UnreadSecret,
         _now: u64,
     ) -> impl Future<Output = PortResult<bool>> + Send {
         async { Ok(false) }
@@ -218,14 +217,9 @@ impl<H: Handoffs + Sync> Handoffs for Option<H> {
         }
     }
 
-    async fn secret_came_unread(
-        &self,
-        waiting: &WaitingRotation,
-        message_id: Option<&str>,
-        now: u64,
-    ) -> PortResult<bool> {
+    async fn secret_came_unread(&self, unread: &UnreadSecret, now: u64) -> PortResult<bool> {
         match self {
-            Some(handoffs) => handoffs.secret_came_unread(waiting, message_id, now).await,
+            Some(handoffs) => handoffs.secret_came_unread(unread, now).await,
             None => Ok(false),
         }
     }

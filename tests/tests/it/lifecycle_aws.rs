@@ -1276,6 +1276,8 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         task_token: Some("token-1".into()),
         handed_over: None,
         reset_link_delivered_at: None,
+        code_delivered_at: None,
+        code_message_id: None,
         expires_at: None,
         failure: None,
         engineer_since: None,
@@ -1745,6 +1747,66 @@ async fn a_payer_take_over_whose_code_no_rule_read_goes_on_with_the_code_entered
     let wait = run.ls.next_wait().await;
     assert_eq!(wait["wait"], "engineer");
     assert!(run.rotation().await.email_evidence.is_some());
+}
+
+/// A payer take-over whose first code the console refused (expired): the
+/// engineer asks AWS for a new one, and its mail, delivered in the same
+/// second as likely as not, replaces the code held through the handover's
+/// fields in DynamoDB (the stamp and `Message-ID` kept there order them);
+/// `rotation code` gives it, and the console takes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payer_take_over_s_new_code_replaces_the_one_held() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("console").await;
+    let target = run.rotation().await.target_email;
+    let account = run.account.to_string();
+    let fake = &run.ls.fake;
+    fake.console_change_email(&account, target.as_str()).await;
+    run.deliver_mail().await;
+    let first = run.rotation().await;
+    assert_eq!(first.phase, Phase::OtpReceived);
+    assert!(first.code_delivered_at.is_some() && first.code_message_id.is_some());
+    let request = AccessRequest {
+        account_id: run.account.clone(),
+        who: "alice".into(),
+        reason: "take-over of the payer".into(),
+        ticket: "CHG-9".into(),
+    };
+    let stale = console::read_code(&run.ports, &request, now())
+        .await
+        .unwrap();
+    run.ls.fake.expire_otps();
+    let refused = run
+        .ls
+        .fake
+        .console_enter_code(&account, target.as_str(), stale.code.expose())
+        .await;
+    assert!(!refused, "the console refused the expired code");
+    run.ls
+        .fake
+        .console_change_email(&account, target.as_str())
+        .await;
+    run.deliver_mail().await;
+    let second = run.rotation().await;
+    assert_ne!(second.code_message_id, first.code_message_id);
+    assert_eq!(second.phase, Phase::EmailAccepted);
+    let latest = console::read_code(&run.ports, &request, now())
+        .await
+        .unwrap();
+    assert_ne!(latest.code.expose(), stale.code.expose());
+    assert_eq!(
+        Some(latest.code.expose().to_string()),
+        run.ls.fake.last_otp(&account)
+    );
+    assert!(
+        run.ls
+            .fake
+            .console_enter_code(&account, target.as_str(), latest.code.expose())
+            .await
+    );
+    run.deliver_mail().await;
+    let wait = run.ls.next_wait().await;
+    assert_eq!(wait["wait"], "engineer");
 }
 
 /// A payer account of another organization against moto and the fake

@@ -1200,6 +1200,7 @@ impl<'a> FlakyTokens<'a> {
             secret: SecretValue::new(code_mailed_to(&self.inner, target.as_str())),
             recipient: target,
             delivered_at: Some(NOW as i64),
+            message_id: None,
         }
     }
 }
@@ -1255,6 +1256,7 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
         secret: code.clone(),
         recipient: recipient.clone(),
         delivered_at: Some(NOW as i64),
+        message_id: None,
     };
 
     // Delivered to another of our addresses: refused, nothing changes.
@@ -1618,45 +1620,42 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
     lifecycle.console(&account(), change, NOW).unwrap();
     assert_eq!(local.deliver(NOW).await, 1);
     assert_eq!(local.phase().await, Some(Phase::OtpReceived));
-    // A second code while one waits in the vault is an alert, not a handover.
+    // AWS sends a new code (the change asked for again before the first
+    // was typed): it replaces the one held, which AWS no longer honours.
     let handed = Rotations::get(&lifecycle, &account())
         .await
         .unwrap()
         .unwrap();
     let again = ConsoleStep::ChangeEmail { to: target.clone() };
     lifecycle.console(&account(), again, NOW + 5).unwrap();
-    local.deliver(NOW + 5).await;
+    assert_eq!(local.deliver(NOW + 5).await, 1);
     let after = Rotations::get(&lifecycle, &account())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (after.phase, &after.handed_over),
-        (Phase::OtpReceived, &handed.handed_over)
-    );
+    assert_eq!(after.phase, Phase::OtpReceived);
+    assert!(after.handed_over.is_some() && after.version > handed.version);
 
-    // The engineer reads the first code (audited) and types it into the console.
+    // The engineer reads the latest code (audited) and types it into the console.
     let codes = local.archived_codes();
     assert_eq!(codes.len(), 2);
+    assert_ne!(codes[0], codes[1]);
     let grant = console::read_code(&lifecycle, &ask("console change"), NOW + 10)
         .await
         .expect("the code");
     assert_eq!(
         grant.code.expose(),
-        codes[0],
-        "the code handed over is the first"
+        codes[1],
+        "the code given is the latest"
     );
     assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
-    // AWS honours only its latest code: the engineer tries what was read,
-    // then the newer code from the alert's original, as a person would.
-    let entered = codes.iter().any(|code| {
-        let step = ConsoleStep::EnterCode {
-            to: target.clone(),
-            code: SecretValue::new(code.clone()),
-        };
-        lifecycle.console(&account(), step, NOW + 20).is_ok()
-    });
-    assert!(entered, "the console took AWS's pending code");
+    let step = ConsoleStep::EnterCode {
+        to: target.clone(),
+        code: grant.code.clone(),
+    };
+    lifecycle
+        .console(&account(), step, NOW + 20)
+        .expect("the console takes AWS's latest code");
     // AWS's mail to the new address is the evidence; the engineer's task opens.
     local.deliver(NOW + 20).await;
     let resumed = resume(&lifecycle, &account(), NOW + 20).await.unwrap();
@@ -3600,4 +3599,242 @@ async fn an_unread_code_mail_whose_audit_row_failed_writes_it_when_delivered_aga
             .expect("redelivery");
         assert_eq!(unread(local.actions().await), 1);
     }
+}
+
+/// AWS's code mails to `target` not read yet, taken out of the simulated
+/// mailbox (the test ingests them itself), oldest first: each code (None
+/// where no rule reads it) and the raw mail.
+fn take_code_mails(
+    lifecycle: &LocalLifecycle<'_>,
+    target: &EmailAddress,
+) -> Vec<(Option<String>, Vec<u8>)> {
+    let mut mails: Vec<(u64, Option<String>, Vec<u8>)> = Vec::new();
+    for entry in std::fs::read_dir(lifecycle.simulated_mail_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if !text.contains(&format!("To: {target}")) {
+            continue;
+        }
+        let code = text
+            .lines()
+            .find(|l| l.contains("Verification code: "))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(|c| c.trim().to_string());
+        let date = text.lines().find(|l| l.starts_with("Date: ")).unwrap();
+        let sent = (0..600)
+            .find(|d| date[6..] == rootmail_domain::dates::rfc2822(NOW + d))
+            .expect("sent within the tests' ten minutes");
+        mails.push((sent, code, text.into_bytes()));
+        std::fs::remove_file(&path).unwrap();
+    }
+    mails.sort();
+    mails
+        .into_iter()
+        .map(|(_, code, raw)| (code, raw))
+        .collect()
+}
+
+/// `raw` through the mail pipeline at `now`, as mail-ingest takes it from
+/// SQS; an alert it makes is written as a ticket. Returns the disposition
+/// (a copy of a mail already done: the ledger's).
+async fn ingest_mail(local: &Local, raw: &[u8], now: u64) -> rootmail_domain::Disposition {
+    use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
+    let lifecycle = local.lifecycle();
+    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
+    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&lifecycle);
+    let knowledge = Knowledge::new(&local.rules, &handoffs);
+    let ports = IngestPorts {
+        archive: &local.store,
+        ledger: &local.store,
+        threads: &local.store,
+        accounts: &directory,
+    };
+    let source = format!("code-{now}.eml");
+    match ingest(ports, &knowledge, raw, &source, now).await.unwrap() {
+        Ingested::Triaged { triage, op, .. } => {
+            if let Some(op) = op {
+                let writer = local.store.writer_ports(&local.store);
+                rootmail_pipeline::write_ticket(writer, &op, now)
+                    .await
+                    .unwrap();
+            }
+            triage.disposition
+        }
+        Ingested::Duplicate(row) => row.disposition.expect("a done mail's disposition"),
+        Ingested::Busy => panic!("another run holds the mail"),
+    }
+}
+
+fn count(actions: &[String], action: &str) -> usize {
+    actions.iter().filter(|a| *a == action).count()
+}
+
+/// The code the engineer is given now (`rotation code`), or why not.
+async fn code_given(local: &Local, now: u64) -> Result<String, String> {
+    match console::read_code(&local.lifecycle(), &access_request("console change"), now).await {
+        Ok(grant) => Ok(grant.code.expose().to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The code the engineer read failed in the console (it expired, or was
+/// mistyped), so they asked AWS for a new one: AWS honours only its latest
+/// code, and the latest mail's code replaces the one held until the change
+/// is confirmed; `rotation code` gives it. An older code mail arriving late
+/// (its first ingest failed) is not kept and makes no alert.
+/// Before, every code after the first was an alert with its code sealed,
+/// and `rotation code` gave the stale first code.
+#[tokio::test]
+async fn a_new_code_asked_for_at_the_console_replaces_the_one_held() {
+    use rootmail_domain::Disposition;
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_code_read().await;
+    let first = code_given(&local, NOW + 1).await.expect("the first code");
+    let tickets = local.store.tickets().unwrap().len();
+    for at in [NOW + 100, NOW + 200] {
+        let again = ConsoleStep::ChangeEmail { to: target.clone() };
+        lifecycle.console(&account(), again, at).unwrap();
+    }
+    let mails = take_code_mails(&lifecycle, &target);
+    let [(Some(second), older), (Some(latest), newer)] = &mails[..] else {
+        panic!("two readable code mails: {}", mails.len());
+    };
+    assert!(first != *latest && second != latest);
+    // The latest arrives first; the older one's first ingest had failed.
+    assert_eq!(
+        ingest_mail(&local, newer, NOW + 210).await,
+        Disposition::Handoff
+    );
+    assert_eq!(code_given(&local, NOW + 215).await.as_ref(), Ok(latest));
+    assert_eq!(
+        ingest_mail(&local, older, NOW + 220).await,
+        Disposition::Handoff
+    );
+    assert_eq!(code_given(&local, NOW + 240).await.as_ref(), Ok(latest));
+    assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
+    let actions = local.actions().await;
+    assert_eq!(count(&actions, "secret handed over"), 2, "{actions:?}");
+    assert_eq!(count(&actions, "older secret not kept"), 1, "{actions:?}");
+    assert_eq!(local.store.tickets().unwrap().len(), tickets, "no alert");
+    let leaked = text_outside_archive(&local);
+    for code in [&first, second, latest] {
+        assert!(!leaked.contains(code.as_str()), "a code leaked");
+    }
+    // The console takes the code given, and AWS's notice confirms it.
+    let step = ConsoleStep::EnterCode {
+        to: target.clone(),
+        code: SecretValue::new(latest.clone()),
+    };
+    lifecycle.console(&account(), step, NOW + 250).unwrap();
+    local.deliver(NOW + 260).await;
+    let resumed = resume(&lifecycle, &account(), NOW + 270).await.unwrap();
+    assert_eq!(
+        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
+    );
+}
+
+/// After the code held, AWS's next code mail came where no rule reads its
+/// code: the code held is stale, so `rotation code` no longer gives it and
+/// says to read the original; the take-over waits for AWS's notice. Then a
+/// readable code mail after an unread one is given again. An older mail
+/// (a late copy of the first) changes neither.
+#[tokio::test]
+async fn an_unread_code_after_the_one_held_makes_it_stale_and_a_readable_one_is_given_again() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_code_read().await;
+    let again = ConsoleStep::ChangeEmail { to: target.clone() };
+    lifecycle.console(&account(), again, NOW + 100).unwrap();
+    rewrite_code_mail(&lifecycle, &target, &code_line_no_rule_reads);
+    local.deliver(NOW + 110).await;
+    let stale = code_given(&local, NOW + 120).await.unwrap_err();
+    assert!(stale.contains("original mail"), "{stale}");
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let unread = entry(&audit, "code mail came unread");
+    assert!(unread.detail.contains("stale"), "{}", unread.detail);
+    assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
+
+    for at in [NOW + 200, NOW + 300] {
+        let again = ConsoleStep::ChangeEmail { to: target.clone() };
+        lifecycle.console(&account(), again, at).unwrap();
+    }
+    let mails = take_code_mails(&lifecycle, &target);
+    let [(Some(older), older_raw), (Some(latest), latest_raw)] = &mails[..] else {
+        panic!("two readable code mails: {}", mails.len());
+    };
+    ingest_mail(&local, latest_raw, NOW + 310).await;
+    assert_eq!(code_given(&local, NOW + 320).await.as_ref(), Ok(latest));
+    ingest_mail(&local, older_raw, NOW + 330).await;
+    assert_eq!(code_given(&local, NOW + 340).await.as_ref(), Ok(latest));
+    assert_ne!(older, latest);
+    // Once the change is confirmed, a code mail is an alert again: nothing
+    // waits for it, and someone asked AWS for it.
+    let step = ConsoleStep::EnterCode {
+        to: target.clone(),
+        code: SecretValue::new(latest.clone()),
+    };
+    lifecycle.console(&account(), step, NOW + 350).unwrap();
+    local.deliver(NOW + 360).await;
+    let confirmed = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(confirmed.email_evidence.is_some(), "{confirmed:?}");
+    let unasked = root_email_code_mail(&target, &account(), "Z9Y8X7", NOW + 400);
+    assert_eq!(
+        ingest_mail(&local, unasked.as_bytes(), NOW + 410).await,
+        rootmail_domain::Disposition::Ticket
+    );
+    let after = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.handed_over, confirmed.handed_over);
+    assert!(!ticket_text(&local).contains("Z9Y8X7"), "the code leaked");
+}
+
+/// A console take-over's code was handed over (the record saved), then its
+/// audit row could not be written: the redelivered mail writes the row,
+/// once, and is no alert. Before, the redelivery found the take-over
+/// waiting for no code: the handover went unaudited and the mail became
+/// an alert.
+#[tokio::test]
+async fn a_console_code_whose_audit_row_failed_writes_it_when_delivered_again() {
+    use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_email_changed().await;
+    let [(Some(code), raw)] = &take_code_mails(&lifecycle, &target)[..] else {
+        panic!("one readable code mail");
+    };
+    let flaky = AuditDownOnce {
+        inner: local.lifecycle(),
+        action: "secret handed over",
+        failed: std::sync::atomic::AtomicBool::new(false),
+    };
+    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
+    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&flaky);
+    let knowledge = Knowledge::new(&local.rules, &handoffs);
+    let ports = IngestPorts {
+        archive: &local.store,
+        ledger: &local.store,
+        threads: &local.store,
+        accounts: &directory,
+    };
+    let first = ingest(ports, &knowledge, raw, "code.eml", NOW + 10).await;
+    assert!(first.is_err(), "the audit failed: {first:?}");
+    assert_eq!(local.phase().await, Some(Phase::OtpReceived), "saved first");
+    assert_eq!(count(&local.actions().await, "secret handed over"), 0);
+    let again = ingest(ports, &knowledge, raw, "code.eml", NOW + 20).await;
+    let Ok(Ingested::Triaged {
+        triage, op: None, ..
+    }) = again
+    else {
+        panic!("handed over, no ticket: {again:?}");
+    };
+    assert_eq!(triage.disposition, rootmail_domain::Disposition::Handoff);
+    assert_eq!(count(&local.actions().await, "secret handed over"), 1);
+    assert_eq!(code_given(&local, NOW + 30).await.as_ref(), Ok(code));
 }

@@ -231,6 +231,12 @@ impl HandoverUpdate {
             .reset_link_delivered_at
             .map(|at| AttributeValue::N(at.to_string()));
         fields.set_or_remove("reset_link_delivered_at", delivered_at);
+        let code_at = rotation
+            .code_delivered_at
+            .map(|at| AttributeValue::N(at.to_string()));
+        fields.set_or_remove("code_delivered_at", code_at);
+        let code_message = rotation.code_message_id.as_deref().map(s);
+        fields.set_or_remove("code_message_id", code_message);
         let waiting_for = rotation.waiting_for.map(|kind| s(kind.as_str()));
         fields.set_or_remove("waiting_for", waiting_for);
         fields.set_or_remove("expires_at", rotation.expires_at.map(n));
