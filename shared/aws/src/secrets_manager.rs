@@ -31,3 +31,16 @@ pub async fn secret_text(
     let read: Read = client.call_for("GetSecretValue", &input).await?;
     Ok(read.secret_string.map(Zeroizing::new))
 }
+
+/// The text of the version `version_id` of `secret_id`, whichever stages it
+/// holds now (as [`secret_text`]): the vault's read of a handover.
+#[cfg(feature = "handoffs")]
+pub async fn secret_version_text(
+    client: &JsonClient,
+    secret_id: &str,
+    version_id: &str,
+) -> PortResult<Option<Zeroizing<String>>> {
+    let input = serde_json::json!({"SecretId": secret_id, "VersionId": version_id});
+    let read: Read = client.call_for("GetSecretValue", &input).await?;
+    Ok(read.secret_string.map(Zeroizing::new))
+}

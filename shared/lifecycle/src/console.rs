@@ -31,8 +31,8 @@ use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{LifecycleError, LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
     AccessRequest, OTP_WAIT_SECS, SYSTEM_ACTOR, StepOutput, advance, answer_saved_task,
-    audit_secret_read, expect_phase, fail_expired, record, record_once_since, refused,
-    renew_task_token, rotation_of, save_handover,
+    audit_secret_read, expect_phase, fail_expired, handed_over_secret, record,
+    record_once_for_mail, refused, renew_task_token, rotation_of, save_handover,
 };
 use rootmail_domain::{AccountId, EmailAddress, Handoff, Kind, SecretValue, UnreadSecret};
 use rootmail_pipeline::{Evidence, PortError};
@@ -125,11 +125,7 @@ pub async fn read_code<P: LifecyclePorts>(
         request.who, rotation.target_email
     );
     audit_secret_read(p, request, "verification code read", detail, now).await?;
-    let Some(code) = p
-        .vault()
-        .get(account, VaultItem::Handover, Stage::Current)
-        .await?
-    else {
+    let Some(code) = handed_over_secret(p, &rotation).await? else {
         return refused(format!(
             "the code for account {account} is not in the vault"
         ));
@@ -295,8 +291,7 @@ pub async fn code_came_unread<P: LifecyclePorts>(
         // failed (the record is saved first): the redelivered mail writes it.
         Arrival::Again if rotation.moved_on_by_an_unread_code() => {
             let detail = || unread_detail(&rotation, message);
-            let since = unread.delivered_at;
-            record_once_since(p, &rotation, CODE_CAME_UNREAD, since, detail, now).await?;
+            record_once_for_mail(p, &rotation, CODE_CAME_UNREAD, this, detail, now).await?;
             Ok(false)
         }
         _ => Ok(false),
@@ -353,7 +348,12 @@ fn heard(rotation: &Rotation) -> CodeMail<'_> {
 }
 
 fn arrival((this_id, this_at): CodeMail<'_>, (heard_id, heard_at): CodeMail<'_>) -> Arrival {
-    if this_id.is_some() && this_id == heard_id {
+    // With no `Message-ID` on either, a mail stamped as the one heard is
+    // taken for it.
+    let same_stamp = this_at.is_some() && this_at == heard_at;
+    if (this_id.is_some() && this_id == heard_id)
+        || (this_id.is_none() && heard_id.is_none() && same_stamp)
+    {
         return Arrival::Again;
     }
     match (this_at, heard_at) {
@@ -389,8 +389,12 @@ pub(crate) async fn later_code<P: LifecyclePorts>(
     }
     let this = (handoff.message_id.as_deref(), handoff.delivered_at);
     let arrival = arrival(this, heard(&rotation));
-    if arrival != Arrival::Later {
-        return keep_the_code_held(p, &rotation, handoff, arrival, now).await;
+    // The same mail read now where it came unread before (a rule added
+    // since) gives its code as a later one does.
+    let replaces =
+        arrival == Arrival::Later || (arrival == Arrival::Again && rotation.handed_over.is_none());
+    if !replaces {
+        return keep_the_code_held(p, &mut rotation, handoff, arrival, now).await;
     }
     let reference = p
         .vault()
@@ -404,48 +408,68 @@ pub(crate) async fn later_code<P: LifecyclePorts>(
     rotation.handed_over = Some(reference.clone());
     rotation.code_delivered_at = handoff.delivered_at;
     rotation.code_message_id = handoff.message_id.clone();
+    stop_waiting_for_a_code(&mut rotation);
+    let mail = handoff.message_id.as_deref().unwrap_or("(no Message-ID)");
     let detail = format!(
-        "{} received by mail and stored in the vault ({reference}): AWS sent it after the code mail heard before (a new code asked for at the console, or the change started again), so it replaces any code held, which is stale. Read it with `rootmail rotation code --account {account} --reason ... --ticket ...`",
+        "{} received by mail and stored in the vault ({reference}), from mail {mail}: AWS sent it after the code mail heard before (a new code asked for at the console, or the change started again), so it replaces any code held, which is stale. Read it with `rootmail rotation code --account {account} --reason ... --ticket ...`",
         Kind::RootEmailOtp
     );
     save_evidence(p, &mut rotation, now, (SYSTEM_ACTOR, HANDED_OVER, detail)).await?;
     Ok(reference)
 }
 
+/// A console take-over heard its code mail: it no longer waits for one (its
+/// first handover ends the wait; a delivery whose run stopped before that
+/// was saved leaves it waiting), though it hears a later one.
+fn stop_waiting_for_a_code(rotation: &mut Rotation) {
+    if rotation.waiting_for == Some(Kind::RootEmailOtp) {
+        rotation.waiting_for = None;
+    }
+}
+
 /// A code mail that replaces nothing: the same mail again (its audit row
-/// written if the first delivery lost it), a late older one (audited once),
-/// or one that cannot be ordered (refused: the mail is an alert). Returns
-/// the reference of the code held.
+/// written if the first delivery lost it, and its handover finished), a late
+/// older one (audited once), or one that cannot be ordered (refused: the
+/// mail is an alert). Returns the reference of the code held.
 async fn keep_the_code_held<P: LifecyclePorts>(
     p: &P,
-    rotation: &Rotation,
+    rotation: &mut Rotation,
     handoff: &Handoff,
     arrival: Arrival,
     now: u64,
 ) -> LifecycleResult<String> {
     let (account, target) = (&rotation.account_id, &rotation.target_email);
     let held = (rotation.handed_over.clone()).unwrap_or_else(|| "nothing held".to_string());
-    let since = handoff.delivered_at;
+    let this = (handoff.message_id.as_deref(), handoff.delivered_at);
+    let mail = handoff.message_id.as_deref().unwrap_or("(no Message-ID)");
     match arrival {
-        Arrival::Again if rotation.handed_over.is_some() => {
+        Arrival::Again => {
             let kind = Kind::RootEmailOtp;
-            let detail = || format!("{kind} received by mail and stored in the vault ({held})");
-            record_once_since(p, rotation, HANDED_OVER, since, detail, now).await?;
+            let detail = || {
+                format!(
+                    "{kind} received by mail and stored in the vault ({held}), from mail {mail}"
+                )
+            };
+            record_once_for_mail(p, rotation, HANDED_OVER, this, detail, now).await?;
+            if rotation.waiting_for == Some(Kind::RootEmailOtp) {
+                stop_waiting_for_a_code(rotation);
+                save_handover(p, rotation, now).await?;
+            }
         }
         Arrival::Earlier => {
             let detail = || {
                 format!(
-                    "a code mail to {target} delivered earlier than the one heard last arrived late; its code is not kept"
+                    "a code mail to {target} delivered earlier than the one heard last arrived late (mail {mail}); its code is not kept"
                 )
             };
-            record_once_since(p, rotation, OLDER_NOT_KEPT, since, detail, now).await?;
+            record_once_for_mail(p, rotation, OLDER_NOT_KEPT, this, detail, now).await?;
         }
         Arrival::Unordered => {
             return refused(format!(
                 "account {account}'s take-over heard AWS's code mail before, and this one has no receiving stamp to tell which is later: its code is not given; read the latest code in the original mail"
             ));
         }
-        Arrival::Again | Arrival::Later => {}
+        Arrival::Later => {}
     }
     Ok(held)
 }
@@ -787,6 +811,7 @@ mod tests {
             ((Some("<c@aws>"), Some(101)), Arrival::Later),
             ((Some("<c@aws>"), Some(100)), Arrival::Later),
             ((None, Some(100)), Arrival::Later),
+            ((None, Some(99)), Arrival::Earlier),
             ((Some("<a@aws>"), Some(99)), Arrival::Earlier),
             ((Some("<c@aws>"), None), Arrival::Unordered),
         ];
@@ -797,6 +822,15 @@ mod tests {
             arrival((Some("<c@aws>"), Some(100)), (None, None)),
             Arrival::Unordered,
             "a record from before the stamps were kept"
+        );
+        assert_eq!(
+            arrival((None, Some(100)), (None, Some(100))),
+            Arrival::Again,
+            "no Message-ID on either: the same stamp is the same mail"
+        );
+        assert_eq!(
+            arrival((None, Some(101)), (None, Some(100))),
+            Arrival::Later
         );
     }
 }

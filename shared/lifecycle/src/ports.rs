@@ -155,6 +155,16 @@ pub trait Vault {
         item: VaultItem,
         stage: Stage,
     ) -> impl Future<Output = LifecycleResult<Option<SecretValue>>> + Send;
+    /// The version `reference` names (what `put` returned), whichever stage
+    /// is on it now: a record names the secret it was handed, where a
+    /// handover running at the same time may have put another version in
+    /// the stage since.
+    fn get_version(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        reference: &str,
+    ) -> impl Future<Output = LifecycleResult<Option<SecretValue>>> + Send;
     /// Makes the pending version current.
     fn promote(
         &self,

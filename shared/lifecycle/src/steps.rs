@@ -143,19 +143,19 @@ pub(crate) async fn record_if_lost<P: LifecyclePorts>(
     detail: impl FnOnce() -> String,
     now: u64,
 ) -> LifecycleResult<()> {
-    record_once_since(p, rotation, action, None, detail, now).await
+    record_once_for_mail(p, rotation, action, (None, None), detail, now).await
 }
 
-/// The audit row `action` of what a mail delivered at `delivered_at`
-/// (seconds; None: the record's last save) did, written now unless a row
-/// `action` is there since: the mail came again, and its first delivery's
-/// row may be what failed. Its stamp, not the record's last save, when
-/// steps since may have saved the record (the engineer read the code).
-pub(crate) async fn record_once_since<P: LifecyclePorts>(
+/// The audit row `action` of what a mail (its `Message-ID` and receiving
+/// stamp) did, written now unless it is there: the mail came again, and its
+/// first delivery's row may be what failed. The row is found by the
+/// `Message-ID` its detail names; a mail without one, by a row `action`
+/// since its stamp (or, without a stamp, since the record's last save).
+pub(crate) async fn record_once_for_mail<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
     action: &str,
-    delivered_at: Option<i64>,
+    (message_id, delivered_at): (Option<&str>, Option<i64>),
     detail: impl FnOnce() -> String,
     now: u64,
 ) -> LifecycleResult<()> {
@@ -164,7 +164,11 @@ pub(crate) async fn record_once_since<P: LifecyclePorts>(
         None => rotation.updated_at * 1000,
     };
     let audited = p.audit().entries(&rotation.account_id).await?;
-    if audited.iter().any(|e| e.action == action && e.at >= since) {
+    let written = |e: &AuditEntry| match message_id {
+        Some(id) => e.detail.contains(id),
+        None => e.at >= since,
+    };
+    if audited.iter().any(|e| e.action == action && written(e)) {
         return Ok(());
     }
     let entry = (SYSTEM_ACTOR, action, None, None, detail());
@@ -847,7 +851,10 @@ async fn store_handoff<P: LifecyclePorts>(
         rotation.code_message_id = handoff.message_id.clone();
     }
     save_handover(p, rotation, now).await?;
-    let detail = format!("{kind} {how} and stored in the vault ({reference})");
+    let mail = (handoff.message_id.as_deref())
+        .map(|id| format!(", from mail {id}"))
+        .unwrap_or_default();
+    let detail = format!("{kind} {how} and stored in the vault ({reference}){mail}");
     record(
         p,
         account,
@@ -883,6 +890,23 @@ async fn answer_code_task<P: LifecyclePorts>(
         rotation.expires_at = None;
     }
     Ok(())
+}
+
+/// The secret the record says this take-over was handed (the vault version
+/// it names), if any.
+pub(crate) async fn handed_over_secret<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+) -> LifecycleResult<Option<SecretValue>> {
+    match &rotation.handed_over {
+        Some(reference) => {
+            let account = &rotation.account_id;
+            p.vault()
+                .get_version(account, VaultItem::Handover, reference)
+                .await
+        }
+        None => Ok(None),
+    }
 }
 
 /// Saves the next version of `rotation` as a handover writes it.
@@ -1627,13 +1651,11 @@ async fn root_secrets<P: LifecyclePorts>(
     // mail replaces it: only a link is a reset link to show. A take-over
     // handed nothing (a console one whose code mail came unread) leaves an
     // earlier take-over's item there, which is not shown.
-    let reset_link = if pending && rotation.handed_over.is_some() {
-        p.vault()
-            .get(account, VaultItem::Handover, Stage::Current)
+    let reset_link = match pending {
+        true => handed_over_secret(p, rotation)
             .await?
-            .filter(|handed| handed.expose().starts_with("https://"))
-    } else {
-        None
+            .filter(|handed| handed.expose().starts_with("https://")),
+        false => None,
     };
     Ok(RootSecrets {
         password,

@@ -600,6 +600,34 @@ impl Vault for LocalLifecycle<'_> {
             .transpose()
     }
 
+    /// The local vault keeps one version a slot: `reference` names the
+    /// slot, and one process writes it (no handover runs beside another).
+    async fn get_version(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        reference: &str,
+    ) -> LifecycleResult<Option<SecretValue>> {
+        let slot = reference
+            .strip_prefix(&format!("local-vault:{account}/"))
+            .filter(|slot| {
+                [Stage::Current, Stage::Pending]
+                    .iter()
+                    .any(|s| vault_slot(item, *s) == *slot)
+            })
+            .ok_or_else(|| {
+                LifecycleError::Refused(format!(
+                    "{reference:?} names no slot of the vault's {} of account {account}",
+                    item.as_str()
+                ))
+            })?;
+        let file = self.vault_file(account)?;
+        file.items
+            .get(slot)
+            .map(|sealed| self.open(sealed, &vault_binding(account, item)))
+            .transpose()
+    }
+
     async fn promote(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
         let mut file = self.vault_file(account)?;
         let Some(pending) = file.items.remove(&vault_slot(item, Stage::Pending)) else {

@@ -3715,6 +3715,17 @@ async fn a_new_code_asked_for_at_the_console_replaces_the_one_held() {
     assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
     let actions = local.actions().await;
     assert_eq!(count(&actions, "secret handed over"), 2, "{actions:?}");
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let mails: std::collections::BTreeSet<_> = audit
+        .iter()
+        .filter(|e| e.action == "secret handed over")
+        .filter_map(|e| {
+            e.detail
+                .split_once("from mail ")
+                .map(|(_, m)| m.to_string())
+        })
+        .collect();
+    assert_eq!(mails.len(), 2, "each handover names its mail: {mails:?}");
     assert_eq!(count(&actions, "older secret not kept"), 1, "{actions:?}");
     assert_eq!(local.store.tickets().unwrap().len(), tickets, "no alert");
     let leaked = text_outside_archive(&local);
@@ -3738,8 +3749,9 @@ async fn a_new_code_asked_for_at_the_console_replaces_the_one_held() {
 /// After the code held, AWS's next code mail came where no rule reads its
 /// code: the code held is stale, so `rotation code` no longer gives it and
 /// says to read the original; the take-over waits for AWS's notice. Then a
-/// readable code mail after an unread one is given again. An older mail
-/// (a late copy of the first) changes neither.
+/// readable code mail after an unread one is given again, and an older
+/// readable one arriving after it (its first ingest failed) changes
+/// nothing. Once the change is confirmed, a code mail is an alert.
 #[tokio::test]
 async fn an_unread_code_after_the_one_held_makes_it_stale_and_a_readable_one_is_given_again() {
     let local = Local::new();
@@ -3797,9 +3809,9 @@ async fn an_unread_code_after_the_one_held_makes_it_stale_and_a_readable_one_is_
 
 /// A console take-over's code was handed over (the record saved), then its
 /// audit row could not be written: the redelivered mail writes the row,
-/// once, and is no alert. Before, the redelivery found the take-over
-/// waiting for no code: the handover went unaudited and the mail became
-/// an alert.
+/// once however often it comes, names the mail, and ends the wait for a
+/// code. Before, the redelivery reused the stored code and wrote no row:
+/// the handover went unaudited.
 #[tokio::test]
 async fn a_console_code_whose_audit_row_failed_writes_it_when_delivered_again() {
     use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
@@ -3835,6 +3847,68 @@ async fn a_console_code_whose_audit_row_failed_writes_it_when_delivered_again() 
         panic!("handed over, no ticket: {again:?}");
     };
     assert_eq!(triage.disposition, rootmail_domain::Disposition::Handoff);
-    assert_eq!(count(&local.actions().await, "secret handed over"), 1);
+    // The pipeline's ledger stops a third copy before the lifecycle; the
+    // lifecycle, given it all the same, writes no second row.
+    let handoff = triage.handoff.expect("the code handed over");
+    steps::hand_over(&lifecycle, &account(), &handoff, NOW + 25)
+        .await
+        .unwrap();
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let handed: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "secret handed over")
+        .collect();
+    assert_eq!(handed.len(), 1);
+    let message_id = handoff.message_id.expect("AWS's mail has a Message-ID");
+    assert!(
+        handed[0].detail.contains(&message_id),
+        "{}",
+        handed[0].detail
+    );
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.waiting_for, None, "the code came: the wait ended");
+    assert_eq!(code_given(&local, NOW + 30).await.as_ref(), Ok(code));
+}
+
+/// The same code mail (its `Message-ID` and stamp) came unread, then is
+/// read (a rule added between its deliveries): its code is given, as a
+/// later mail's would be.
+#[tokio::test]
+async fn a_code_mail_read_on_redelivery_after_it_came_unread_gives_its_code() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_email_changed().await;
+    let [(Some(code), _)] = &take_code_mails(&lifecycle, &target)[..] else {
+        panic!("one readable code mail");
+    };
+    let (message_id, delivered_at) = (Some("m1@email.amazonses.com".to_string()), Some(NOW as i64));
+    let unread = rootmail_domain::UnreadSecret {
+        waiting: rootmail_domain::WaitingRotation {
+            account: account(),
+            kind: rootmail_domain::Kind::RootEmailOtp,
+            address: target.clone(),
+        },
+        message_id: message_id.clone(),
+        delivered_at,
+    };
+    assert!(
+        console::code_came_unread(&lifecycle, &unread, NOW + 10)
+            .await
+            .unwrap()
+    );
+    assert!(code_given(&local, NOW + 11).await.is_err());
+    let read = rootmail_domain::Handoff {
+        kind: rootmail_domain::Kind::RootEmailOtp,
+        secret: SecretValue::new(code.clone()),
+        recipient: target,
+        delivered_at,
+        message_id,
+    };
+    steps::hand_over(&lifecycle, &account(), &read, NOW + 20)
+        .await
+        .unwrap();
     assert_eq!(code_given(&local, NOW + 30).await.as_ref(), Ok(code));
 }

@@ -15,6 +15,7 @@ use rootmail_pipeline::{PortError, PortResult};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
+use zeroize::Zeroizing;
 
 const PORT: &str = "vault";
 const PENDING: &str = "AWSPENDING";
@@ -257,6 +258,26 @@ fn tampered(name: &str, item: VaultItem, why: &str) -> LifecycleError {
     ))
 }
 
+/// A read's answer as the vault gives it: the text moved, not copied, into
+/// the value that zeroes it; a missing secret or version is none.
+fn opened(
+    read: PortResult<Option<Zeroizing<String>>>,
+    account: &AccountId,
+    item: VaultItem,
+) -> LifecycleResult<Option<SecretValue>> {
+    match read {
+        Ok(found) => Ok(found.map(|mut text| SecretValue::new(std::mem::take(&mut *text)))),
+        Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) if code(&e) == Some("InvalidRequestException") => {
+            Err(LifecycleError::Refused(format!(
+                "the vault's {} of account {account} cannot be read: it is scheduled for deletion",
+                item.as_str()
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Vault for SecretsVault {
     async fn put(
         &self,
@@ -293,18 +314,28 @@ impl Vault for SecretsVault {
     ) -> LifecycleResult<Option<SecretValue>> {
         let name = secret_name(account, item);
         let read = crate::secrets_manager::secret_text(&self.client, &name, label(stage)).await;
-        match read {
-            // Moved, not copied, into the value that zeroes it.
-            Ok(found) => Ok(found.map(|mut text| SecretValue::new(std::mem::take(&mut *text)))),
-            Err(e) if code(&e) == Some("ResourceNotFoundException") => Ok(None),
-            Err(e) if code(&e) == Some("InvalidRequestException") => {
-                Err(LifecycleError::Refused(format!(
-                    "the vault's {} of account {account} cannot be read: it is scheduled for deletion",
-                    item.as_str()
-                )))
-            }
-            Err(e) => Err(e.into()),
-        }
+        opened(read, account, item)
+    }
+
+    /// The version is the one `put` named (`ARN#version-id`), read from this
+    /// account's item alone: a reference to another secret's version is
+    /// not found there.
+    async fn get_version(
+        &self,
+        account: &AccountId,
+        item: VaultItem,
+        reference: &str,
+    ) -> LifecycleResult<Option<SecretValue>> {
+        let Some((_, version)) = reference.rsplit_once('#') else {
+            return Err(LifecycleError::Refused(format!(
+                "{reference:?} names no version of the vault's {} of account {account}",
+                item.as_str()
+            )));
+        };
+        let name = secret_name(account, item);
+        let client = &self.client;
+        let read = crate::secrets_manager::secret_version_text(client, &name, version).await;
+        opened(read, account, item)
     }
 
     async fn promote(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {
