@@ -350,6 +350,10 @@ fn heard(rotation: &Rotation) -> CodeMail<'_> {
 fn arrival((this_id, this_at): CodeMail<'_>, (heard_id, heard_at): CodeMail<'_>) -> Arrival {
     // With no `Message-ID` on either, a mail stamped as the one heard is
     // taken for it.
+    let (this_id, heard_id) = (
+        this_id.filter(|id| !id.is_empty()),
+        heard_id.filter(|id| !id.is_empty()),
+    );
     let same_stamp = this_at.is_some() && this_at == heard_at;
     if (this_id.is_some() && this_id == heard_id)
         || (this_id.is_none() && heard_id.is_none() && same_stamp)
@@ -410,8 +414,14 @@ pub(crate) async fn later_code<P: LifecyclePorts>(
     rotation.code_message_id = handoff.message_id.clone();
     stop_waiting_for_a_code(&mut rotation);
     let mail = handoff.message_id.as_deref().unwrap_or("(no Message-ID)");
+    let why = match arrival {
+        Arrival::Again => "no rule read its code when it came before, one does now",
+        _ => {
+            "AWS sent it after the code mail heard before (a new code asked for at the console, or the change started again), so it replaces any code held, which is stale"
+        }
+    };
     let detail = format!(
-        "{} received by mail and stored in the vault ({reference}), from mail {mail}: AWS sent it after the code mail heard before (a new code asked for at the console, or the change started again), so it replaces any code held, which is stale. Read it with `rootmail rotation code --account {account} --reason ... --ticket ...`",
+        "{} received by mail and stored in the vault ({reference}), from mail {mail}: {why}. Read it with `rootmail rotation code --account {account} --reason ... --ticket ...`",
         Kind::RootEmailOtp
     );
     save_evidence(p, &mut rotation, now, (SYSTEM_ACTOR, HANDED_OVER, detail)).await?;
@@ -814,6 +824,7 @@ mod tests {
             ((None, Some(99)), Arrival::Earlier),
             ((Some("<a@aws>"), Some(99)), Arrival::Earlier),
             ((Some("<c@aws>"), None), Arrival::Unordered),
+            ((Some(""), Some(101)), Arrival::Later),
         ];
         for (this, expected) in cases {
             assert_eq!(arrival(this, held), expected, "{this:?}");

@@ -164,8 +164,12 @@ pub(crate) async fn record_once_for_mail<P: LifecyclePorts>(
         None => rotation.updated_at * 1000,
     };
     let audited = p.audit().entries(&rotation.account_id).await?;
-    let written = |e: &AuditEntry| match message_id {
-        Some(id) => e.detail.contains(id),
+    // As the details name it ("from mail ID", "code mail ID").
+    let named = message_id
+        .filter(|id| !id.is_empty())
+        .map(|id| format!("mail {id}"));
+    let written = |e: &AuditEntry| match &named {
+        Some(named) => e.detail.contains(named.as_str()),
         None => e.at >= since,
     };
     if audited.iter().any(|e| e.action == action && written(e)) {
@@ -692,11 +696,7 @@ async fn refuse_a_second_code<P: LifecyclePorts>(
     if rotation.phase != Phase::OtpReceived || rotation.handed_over.is_none() {
         return Ok(());
     }
-    let stored = p
-        .vault()
-        .get(account, VaultItem::Handover, Stage::Current)
-        .await?;
-    match stored {
+    match handed_over_secret(p, rotation).await? {
         Some(stored) if stored.expose() != code.expose() => refused(format!(
             "account {account}'s take-over holds another code already (typed, or from AWS's mail), which the workflow was not told of: check the code in the original mail; typing the stored one again tells the workflow"
         )),
@@ -997,11 +997,9 @@ pub async fn accept_email_update<P: LifecyclePorts>(
         StepStart::Run(rotation) => *rotation,
         StepStart::Done(output) => return Ok(output),
     };
-    let Some(code) = p
-        .vault()
-        .get(account, VaultItem::Handover, Stage::Current)
-        .await?
-    else {
+    // The version the record names: a handover running beside this one may
+    // have put another in the vault's stage since.
+    let Some(code) = handed_over_secret(p, &rotation).await? else {
         return refused(format!(
             "the code for account {account} is not in the vault"
         ));

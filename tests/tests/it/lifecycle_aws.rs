@@ -835,11 +835,22 @@ async fn a_wrong_code_is_refused_and_changes_nothing() {
     let mut run = Run::new(customer_credentials()).await;
     run.start("rootless").await;
     run.deliver_mail().await;
-    // A wrong code in the vault (as if the wrong mail had been handed over).
+    // A wrong code in the vault, named by the record (as if the wrong mail
+    // had been handed over).
     let wrong = rootmail_domain::SecretValue::new(other_code(&run.otp()));
-    run.ports
+    let reference = run
+        .ports
         .vault
         .put(&run.account, VaultItem::Handover, Stage::Current, &wrong)
+        .await
+        .unwrap();
+    let mut rotation = run.rotation().await;
+    rotation.handed_over = Some(reference);
+    rotation.version += 1;
+    let expected = rotation.version - 1;
+    run.ports
+        .rotations
+        .put(&rotation, Some(expected))
         .await
         .unwrap();
     let before = run.state().await;
@@ -855,6 +866,31 @@ async fn a_wrong_code_is_refused_and_changes_nothing() {
     assert_eq!(
         run.ls.fake.primary_email(run.account.as_str()).as_deref(),
         Some(OLD_ROOT)
+    );
+}
+
+/// A member take-over gives AWS the code its record names: a handover
+/// running beside the one that won (a second code mail, an attacker's own
+/// account's, ingested at once) that wrote its code into the vault's stage
+/// and then lost the record's write changes nothing. Reading the stage
+/// gave AWS that code, which it refuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_take_over_gives_aws_the_code_its_record_names() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.start("rootless").await;
+    run.deliver_mail().await;
+    let racing = run
+        .ls
+        .secrets
+        .put_secret_value()
+        .secret_id(secret_name(&run.account, VaultItem::Handover))
+        .secret_string(other_code(&run.otp()))
+        .send()
+        .await;
+    assert!(racing.is_ok(), "{racing:?}");
+    assert_eq!(
+        run.ok(Step::AcceptEmailUpdate, json!({})).await,
+        Phase::EmailAccepted
     );
 }
 

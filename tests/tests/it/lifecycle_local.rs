@@ -3665,6 +3665,19 @@ async fn ingest_mail(local: &Local, raw: &[u8], now: u64) -> rootmail_domain::Di
     }
 }
 
+/// A raw mail's `Message-ID`, as the pipeline reads it (no angle brackets).
+fn message_id_of(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Message-ID: "))
+        .expect("a Message-ID");
+    line.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
+}
+
 fn count(actions: &[String], action: &str) -> usize {
     actions.iter().filter(|a| *a == action).count()
 }
@@ -3716,16 +3729,14 @@ async fn a_new_code_asked_for_at_the_console_replaces_the_one_held() {
     let actions = local.actions().await;
     assert_eq!(count(&actions, "secret handed over"), 2, "{actions:?}");
     let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
-    let mails: std::collections::BTreeSet<_> = audit
-        .iter()
-        .filter(|e| e.action == "secret handed over")
-        .filter_map(|e| {
-            e.detail
-                .split_once("from mail ")
-                .map(|(_, m)| m.to_string())
-        })
-        .collect();
-    assert_eq!(mails.len(), 2, "each handover names its mail: {mails:?}");
+    let named = |action: &str, raw: &[u8]| {
+        let id = format!("mail {}", message_id_of(raw));
+        audit
+            .iter()
+            .any(|e| e.action == action && e.detail.contains(&id))
+    };
+    assert!(named("secret handed over", newer), "{audit:?}");
+    assert!(named("older secret not kept", older), "{audit:?}");
     assert_eq!(count(&actions, "older secret not kept"), 1, "{actions:?}");
     assert_eq!(local.store.tickets().unwrap().len(), tickets, "no alert");
     let leaked = text_outside_archive(&local);
@@ -3776,10 +3787,13 @@ async fn an_unread_code_after_the_one_held_makes_it_stale_and_a_readable_one_is_
     let [(Some(older), older_raw), (Some(latest), latest_raw)] = &mails[..] else {
         panic!("two readable code mails: {}", mails.len());
     };
+    let tickets = local.store.tickets().unwrap().len();
     ingest_mail(&local, latest_raw, NOW + 310).await;
     assert_eq!(code_given(&local, NOW + 320).await.as_ref(), Ok(latest));
     ingest_mail(&local, older_raw, NOW + 330).await;
     assert_eq!(code_given(&local, NOW + 340).await.as_ref(), Ok(latest));
+    assert_eq!(count(&local.actions().await, "older secret not kept"), 1);
+    assert_eq!(local.store.tickets().unwrap().len(), tickets, "no alert");
     assert_ne!(older, latest);
     // Once the change is confirmed, a code mail is an alert again: nothing
     // waits for it, and someone asked AWS for it.
