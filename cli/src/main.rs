@@ -725,7 +725,8 @@ enum RotationAction {
     },
     /// Console take-over: print the verification code AWS mailed to our new
     /// root address, to type into the console (audited first). Where no rule
-    /// read it in AWS's mail, it is in the original mail, not here.
+    /// read it in AWS's mail, it is in the original mail, not here. Asked AWS
+    /// for a new code? Its mail replaces this one: run this again.
     Code {
         #[arg(long)]
         account: String,
