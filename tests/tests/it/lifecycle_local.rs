@@ -3516,6 +3516,16 @@ struct AuditDownOnce<'a> {
     failed: std::sync::atomic::AtomicBool,
 }
 
+impl<'a> AuditDownOnce<'a> {
+    fn new(local: &'a Local, action: &'static str) -> Self {
+        Self {
+            inner: local.lifecycle(),
+            action,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
 impl AuditLog for AuditDownOnce<'_> {
     async fn append(
         &self,
@@ -3556,7 +3566,6 @@ lifecycle_ports!(
 /// hears that mail, though it now waits for AWS's notice.
 #[tokio::test]
 async fn an_unread_code_mail_whose_audit_row_failed_writes_it_when_delivered_again() {
-    use rootmail_pipeline::{IngestPorts, Knowledge, ingest};
     let local = Local::new();
     let lifecycle = local.lifecycle();
     let target = local.console_email_changed().await;
@@ -3566,21 +3575,8 @@ async fn an_unread_code_mail_whose_audit_row_failed_writes_it_when_delivered_aga
         .map(|e| std::fs::read(e.unwrap().path()).unwrap())
         .find(|m| String::from_utf8_lossy(m).contains(&format!("To: {target}")))
         .expect("AWS's code mail");
-    let flaky = AuditDownOnce {
-        inner: local.lifecycle(),
-        action: "code mail came unread",
-        failed: std::sync::atomic::AtomicBool::new(false),
-    };
-    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
-    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&flaky);
-    let knowledge = Knowledge::new(&local.rules, &handoffs);
-    let ports = IngestPorts {
-        archive: &local.store,
-        ledger: &local.store,
-        threads: &local.store,
-        accounts: &directory,
-    };
-    let first = ingest(ports, &knowledge, &raw, "code.eml", NOW + 30).await;
+    let flaky = AuditDownOnce::new(&local, "code mail came unread");
+    let first = ingest_through(&local, &flaky, &raw, NOW + 30).await;
     assert!(first.is_err(), "the audit failed: {first:?}");
     assert_eq!(
         local.phase().await,
@@ -3594,7 +3590,7 @@ async fn an_unread_code_mail_whose_audit_row_failed_writes_it_when_delivered_aga
     };
     assert_eq!(unread(local.actions().await), 0);
     for again in [NOW + 31, NOW + 32] {
-        ingest(ports, &knowledge, &raw, "code.eml", again)
+        ingest_through(&local, &flaky, &raw, again)
             .await
             .expect("redelivery");
         assert_eq!(unread(local.actions().await), 1);
@@ -3638,19 +3634,11 @@ fn take_code_mails(
 /// SQS; an alert it makes is written as a ticket. Returns the disposition
 /// (a copy of a mail already done: the ledger's).
 async fn ingest_mail(local: &Local, raw: &[u8], now: u64) -> rootmail_domain::Disposition {
-    use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
-    let lifecycle = local.lifecycle();
-    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
-    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&lifecycle);
-    let knowledge = Knowledge::new(&local.rules, &handoffs);
-    let ports = IngestPorts {
-        archive: &local.store,
-        ledger: &local.store,
-        threads: &local.store,
-        accounts: &directory,
-    };
-    let source = format!("code-{now}.eml");
-    match ingest(ports, &knowledge, raw, &source, now).await.unwrap() {
+    use rootmail_pipeline::Ingested;
+    match ingest_through(local, &local.lifecycle(), raw, now)
+        .await
+        .unwrap()
+    {
         Ingested::Triaged { triage, op, .. } => {
             if let Some(op) = op {
                 let writer = local.store.writer_ports(&local.store);
@@ -3663,6 +3651,31 @@ async fn ingest_mail(local: &Local, raw: &[u8], now: u64) -> rootmail_domain::Di
         Ingested::Duplicate(row) => row.disposition.expect("a done mail's disposition"),
         Ingested::Busy => panic!("another run holds the mail"),
     }
+}
+
+/// `raw` through the mail pipeline at `now`, as mail-ingest takes it from
+/// SQS (a redelivery is the same call again), the lifecycle behind it being
+/// `lifecycle`: the local one, or a test's wrapper that fails a write.
+async fn ingest_through<L>(
+    local: &Local,
+    lifecycle: &L,
+    raw: &[u8],
+    now: u64,
+) -> rootmail_pipeline::PortResult<rootmail_pipeline::Ingested>
+where
+    L: rootmail_lifecycle::LifecyclePorts + Sync,
+{
+    use rootmail_pipeline::{IngestPorts, Knowledge, ingest};
+    let directory = rootmail_local::workflow::directory(&local.lifecycle(), &[]).unwrap();
+    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(lifecycle);
+    let knowledge = Knowledge::new(&local.rules, &handoffs);
+    let ports = IngestPorts {
+        archive: &local.store,
+        ledger: &local.store,
+        threads: &local.store,
+        accounts: &directory,
+    };
+    ingest(ports, &knowledge, raw, "code.eml", now).await
 }
 
 /// A raw mail's `Message-ID`, as the pipeline reads it (no angle brackets).
@@ -3828,32 +3841,19 @@ async fn an_unread_code_after_the_one_held_makes_it_stale_and_a_readable_one_is_
 /// the handover went unaudited.
 #[tokio::test]
 async fn a_console_code_whose_audit_row_failed_writes_it_when_delivered_again() {
-    use rootmail_pipeline::{IngestPorts, Ingested, Knowledge, ingest};
+    use rootmail_pipeline::Ingested;
     let local = Local::new();
     let lifecycle = local.lifecycle();
     let target = local.console_email_changed().await;
     let [(Some(code), raw)] = &take_code_mails(&lifecycle, &target)[..] else {
         panic!("one readable code mail");
     };
-    let flaky = AuditDownOnce {
-        inner: local.lifecycle(),
-        action: "secret handed over",
-        failed: std::sync::atomic::AtomicBool::new(false),
-    };
-    let directory = rootmail_local::workflow::directory(&lifecycle, &[]).unwrap();
-    let handoffs = rootmail_lifecycle::handoff::MailHandoffs(&flaky);
-    let knowledge = Knowledge::new(&local.rules, &handoffs);
-    let ports = IngestPorts {
-        archive: &local.store,
-        ledger: &local.store,
-        threads: &local.store,
-        accounts: &directory,
-    };
-    let first = ingest(ports, &knowledge, raw, "code.eml", NOW + 10).await;
+    let flaky = AuditDownOnce::new(&local, "secret handed over");
+    let first = ingest_through(&local, &flaky, raw, NOW + 10).await;
     assert!(first.is_err(), "the audit failed: {first:?}");
     assert_eq!(local.phase().await, Some(Phase::OtpReceived), "saved first");
     assert_eq!(count(&local.actions().await, "secret handed over"), 0);
-    let again = ingest(ports, &knowledge, raw, "code.eml", NOW + 20).await;
+    let again = ingest_through(&local, &flaky, raw, NOW + 20).await;
     let Ok(Ingested::Triaged {
         triage, op: None, ..
     }) = again
