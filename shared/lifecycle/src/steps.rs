@@ -727,7 +727,7 @@ async fn hand_over_from<P: LifecyclePorts>(
         // answer it now with the same reference.
         (Some(reference), Phase::OtpReceived) => reference.clone(),
         (Some(reference), _) if is_older_reset_link(handoff, &rotation) => {
-            return keep_later_link(p, account, &rotation, reference, now).await;
+            return keep_later_link(p, &rotation, handoff, reference, now).await;
         }
         _ => store_handoff(p, account, &mut rotation, handoff, brought, now).await?,
     };
@@ -779,22 +779,19 @@ fn is_older_reset_link(handoff: &Handoff, rotation: &Rotation) -> bool {
 /// (no alert is made of the mail) and the audit says so.
 async fn keep_later_link<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
     rotation: &Rotation,
+    handoff: &Handoff,
     reference: &str,
     now: u64,
 ) -> LifecycleResult<String> {
-    let detail = format!(
-        "a reset link delivered earlier than the one in the vault ({reference}) arrived late; the later one is kept"
-    );
-    record(
-        p,
-        account,
-        &rotation.customer,
-        now,
-        (SYSTEM_ACTOR, "older secret not kept", None, None, detail),
-    )
-    .await?;
+    let mail = handoff.message_id.as_deref().unwrap_or("(no Message-ID)");
+    let detail = || {
+        format!(
+            "a reset link delivered earlier than the one in the vault ({reference}) arrived late (mail {mail}); the later one is kept"
+        )
+    };
+    let this = (handoff.message_id.as_deref(), handoff.delivered_at);
+    record_once_for_mail(p, rotation, "older secret not kept", this, detail, now).await?;
     Ok(reference.to_string())
 }
 
