@@ -42,7 +42,7 @@ where
     async fn secret_came_unread(&self, unread: &UnreadSecret, now: u64) -> PortResult<bool> {
         let account = &unread.waiting.account;
         let told = match unread.waiting.kind {
-            Kind::RootEmailOtp => crate::console::code_came_unread(&*self.0, unread, now).await,
+            Kind::RootEmailOtp => crate::code_mail::code_came_unread(&*self.0, unread, now).await,
             _ => Ok(false),
         };
         match told {
@@ -79,7 +79,7 @@ pub async fn waiting<P: LifecyclePorts>(
         }
         // A console take-over AWS's code mail reached still hears it until
         // the change is confirmed: a later code replaces the one held
-        // (`console::later_code`), and a redelivery writes an audit row the
+        // (`code_mail::later_code`), and a redelivery writes an audit row the
         // first delivery lost.
         if rotation.hears_a_later_code(now) {
             waiting.push(WaitingRotation {

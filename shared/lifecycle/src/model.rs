@@ -241,7 +241,7 @@ impl Rotation {
     /// over, or come unread), its change not yet confirmed and its wait not
     /// over. It still hears AWS's code mail: the engineer may ask AWS for a
     /// new code (the console's resend, or the change started again), and
-    /// the one held is then stale (`console::later_code`).
+    /// the one held is then stale (`code_mail::later_code`).
     pub fn hears_a_later_code(&self, now: u64) -> bool {
         self.mode == Mode::Console
             && matches!(self.phase, Phase::OtpReceived | Phase::EmailAccepted)
@@ -250,7 +250,7 @@ impl Rotation {
     }
 
     /// A console take-over that AWS's code mail moved on with no code read
-    /// (`console::code_came_unread`), its change not yet confirmed.
+    /// (`code_mail::code_came_unread`), its change not yet confirmed.
     pub fn moved_on_by_an_unread_code(&self) -> bool {
         self.mode == Mode::Console
             && self.phase == Phase::EmailAccepted

@@ -719,7 +719,7 @@ async fn hand_over_from<P: LifecyclePorts>(
 ) -> LifecycleResult<String> {
     let mut rotation = rotation_of(p, account).await?;
     if handoff.kind == Kind::RootEmailOtp && rotation.hears_a_later_code(now) {
-        return crate::console::later_code(p, rotation, handoff, now).await;
+        return crate::code_mail::later_code(p, rotation, handoff, now).await;
     }
     check_handoff(account, &rotation, handoff, now)?;
     let reference = match (&rotation.handed_over, rotation.phase) {

@@ -146,7 +146,7 @@ pub trait Handoffs {
     /// came, passing every check a handoff makes, but no one secret was read
     /// in it. Nothing of the mail goes with it. `false`: the rotation does
     /// not go on without the secret (see
-    /// `rootmail_lifecycle::console::code_came_unread`).
+    /// `rootmail_lifecycle::code_mail::code_came_unread`).
     fn secret_came_unread(
         &self,
         _unread: &UnreadSecret,

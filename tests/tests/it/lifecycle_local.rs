@@ -3906,7 +3906,7 @@ async fn a_code_mail_read_on_redelivery_after_it_came_unread_gives_its_code() {
         delivered_at,
     };
     assert!(
-        console::code_came_unread(&lifecycle, &unread, NOW + 10)
+        rootmail_lifecycle::code_mail::code_came_unread(&lifecycle, &unread, NOW + 10)
             .await
             .unwrap()
     );
