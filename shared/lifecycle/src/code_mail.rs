@@ -43,18 +43,17 @@ pub async fn code_came_unread<P: LifecyclePorts>(
         return Ok(false);
     }
     let this = (unread.message_id.as_deref(), unread.delivered_at);
-    match arrival(this, heard(&rotation)) {
-        _ if waits => move_on_unread(p, &mut rotation, unread, message, now).await,
-        Arrival::Later => move_on_unread(p, &mut rotation, unread, message, now).await,
-        // Moved on by this mail before, and its audit row may be what
-        // failed (the record is saved first): the redelivered mail writes it.
-        Arrival::Again if rotation.moved_on_by_an_unread_code() => {
-            let detail = || unread_detail(&rotation, message);
-            record_once_for_mail(p, &rotation, CODE_CAME_UNREAD, this, detail, now).await?;
-            Ok(false)
-        }
-        _ => Ok(false),
+    let arrival = arrival(this, heard(&rotation));
+    if waits || arrival == Arrival::Later {
+        return move_on_unread(p, &mut rotation, unread, message, now).await;
     }
+    // Moved on by this mail before, and its audit row may be what failed
+    // (the record is saved first): the redelivered mail writes it.
+    if arrival == Arrival::Again && rotation.moved_on_by_an_unread_code() {
+        let detail = || unread_detail(&rotation, message);
+        record_once_for_mail(p, &rotation, CODE_CAME_UNREAD, this, detail, now).await?;
+    }
+    Ok(false)
 }
 
 /// The take-over goes on without a code: any code held before is stale.

@@ -608,24 +608,17 @@ impl Vault for LocalLifecycle<'_> {
         item: VaultItem,
         reference: &str,
     ) -> LifecycleResult<Option<SecretValue>> {
-        let slot = reference
-            .strip_prefix(&format!("local-vault:{account}/"))
-            .filter(|slot| {
-                [Stage::Current, Stage::Pending]
-                    .iter()
-                    .any(|s| vault_slot(item, *s) == *slot)
-            })
+        let slot = reference.strip_prefix(&format!("local-vault:{account}/"));
+        let stage = [Stage::Current, Stage::Pending]
+            .into_iter()
+            .find(|stage| slot == Some(vault_slot(item, *stage).as_str()))
             .ok_or_else(|| {
                 LifecycleError::Refused(format!(
                     "{reference:?} names no slot of the vault's {} of account {account}",
                     item.as_str()
                 ))
             })?;
-        let file = self.vault_file(account)?;
-        file.items
-            .get(slot)
-            .map(|sealed| self.open(sealed, &vault_binding(account, item)))
-            .transpose()
+        Vault::get(self, account, item, stage).await
     }
 
     async fn promote(&self, account: &AccountId, item: VaultItem) -> LifecycleResult<()> {

@@ -231,6 +231,36 @@ impl Run {
         }
     }
 
+    /// `rotation code` for this account by alice (audited), as an engineer at
+    /// the console runs it.
+    async fn console_code(&self) -> console::CodeGrant {
+        let request = AccessRequest {
+            account_id: self.account.clone(),
+            who: "alice".into(),
+            reason: "take-over of the payer".into(),
+            ticket: "CHG-9".into(),
+        };
+        let grant = console::read_code(&self.ports, &request, now()).await;
+        grant.expect("the code")
+    }
+
+    /// `code` typed into the fake console for the take-over's address: AWS's
+    /// notice of the change reaches it, confirms the change, and the workflow
+    /// waits for the engineer. Returns that wait.
+    async fn console_code_confirmed(&self, code: &str) -> Value {
+        let (account, target) = (self.account.to_string(), self.rotation().await.target_email);
+        let fake = &self.ls.fake;
+        let took = fake
+            .console_enter_code(&account, target.as_str(), code)
+            .await;
+        assert!(took, "the console took the code");
+        self.deliver_mail().await;
+        let wait = self.ls.next_wait().await;
+        assert_eq!(wait["wait"], "engineer");
+        assert!(self.rotation().await.email_evidence.is_some());
+        wait
+    }
+
     /// Every message in the inbound queue through the real `mail-ingest`.
     async fn deliver_mail(&self) {
         let (ingest, _metrics) = self.ls.ingest_handler();
@@ -1773,16 +1803,7 @@ async fn a_payer_take_over_whose_code_no_rule_read_goes_on_with_the_code_entered
         .expect("audited");
     assert!(!came.detail.contains("kq3VzP"), "{}", came.detail);
     // The engineer reads the original and enters the code in the console.
-    assert!(
-        run.ls
-            .fake
-            .console_enter_code(&account, target.as_str(), "kq3VzP")
-            .await
-    );
-    run.deliver_mail().await;
-    let wait = run.ls.next_wait().await;
-    assert_eq!(wait["wait"], "engineer");
-    assert!(run.rotation().await.email_evidence.is_some());
+    run.console_code_confirmed("kq3VzP").await;
 }
 
 /// A payer take-over whose first code the console refused (expired): the
@@ -1804,15 +1825,7 @@ async fn a_payer_take_over_s_new_code_replaces_the_one_held() {
     let first = run.rotation().await;
     assert_eq!(first.phase, Phase::OtpReceived);
     assert!(first.code_delivered_at.is_some() && first.code_message_id.is_some());
-    let request = AccessRequest {
-        account_id: run.account.clone(),
-        who: "alice".into(),
-        reason: "take-over of the payer".into(),
-        ticket: "CHG-9".into(),
-    };
-    let stale = console::read_code(&run.ports, &request, now())
-        .await
-        .unwrap();
+    let stale = run.console_code().await;
     run.ls.fake.expire_otps();
     let refused = run
         .ls
@@ -1837,23 +1850,13 @@ async fn a_payer_take_over_s_new_code_replaces_the_one_held() {
         .send()
         .await;
     assert!(racing.is_ok(), "{racing:?}");
-    let latest = console::read_code(&run.ports, &request, now())
-        .await
-        .unwrap();
+    let latest = run.console_code().await;
     assert_ne!(latest.code.expose(), stale.code.expose());
     assert_eq!(
         Some(latest.code.expose().to_string()),
         run.ls.fake.last_otp(&account)
     );
-    assert!(
-        run.ls
-            .fake
-            .console_enter_code(&account, target.as_str(), latest.code.expose())
-            .await
-    );
-    run.deliver_mail().await;
-    let wait = run.ls.next_wait().await;
-    assert_eq!(wait["wait"], "engineer");
+    run.console_code_confirmed(latest.code.expose()).await;
 }
 
 /// A payer account of another organization against moto and the fake
@@ -1893,30 +1896,13 @@ async fn a_payer_account_is_taken_over_and_released_through_the_console() {
     assert!(rotation.task_token.is_some(), "the workflow waits on");
     assert!(run.ls.no_wait().await, "the code alone does not resume it");
 
-    let request = AccessRequest {
-        account_id: run.account.clone(),
-        who: "alice".into(),
-        reason: "take-over of the payer".into(),
-        ticket: "CHG-9".into(),
-    };
-    let code = console::read_code(&run.ports, &request, now())
-        .await
-        .expect("the code");
+    let code = run.console_code().await;
     assert_eq!(
         Some(code.code.expose().to_string()),
         run.ls.fake.last_otp(&account)
     );
-    assert!(
-        run.ls
-            .fake
-            .console_enter_code(&account, target.as_str(), code.code.expose())
-            .await
-    );
     // AWS's mail to the new address is the evidence; the workflow resumes.
-    run.deliver_mail().await;
-    let wait = run.ls.next_wait().await;
-    assert_eq!(wait["wait"], "engineer");
-    assert!(run.rotation().await.email_evidence.is_some());
+    let wait = run.console_code_confirmed(code.code.expose()).await;
     assert_eq!(
         run.ok(Step::ConfirmEmailUpdate, json!({})).await,
         Phase::EmailConfirmed

@@ -246,6 +246,24 @@ impl Local {
         key
     }
 
+    /// `code` entered in the simulated console for `target` at `at`: AWS's
+    /// notice of the change reaches our address, and the take-over resumes
+    /// to the engineer's console steps.
+    async fn code_entered_and_confirmed(&self, target: &EmailAddress, code: SecretValue, at: u64) {
+        let lifecycle = self.lifecycle();
+        let step = ConsoleStep::EnterCode {
+            to: target.clone(),
+            code,
+        };
+        (lifecycle.console(&account(), step, at)).expect("the console took the code");
+        self.deliver(at).await;
+        let resumed = resume(&lifecycle, &account(), at).await.unwrap();
+        assert_eq!(
+            resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
+            [Phase::EmailConfirmed, Phase::AwaitingEngineer]
+        );
+    }
+
     /// Reads what the simulated AWS mailed through the pipeline.
     async fn deliver(&self, now: u64) -> usize {
         deliver_simulated_mail(&self.lifecycle(), &self.store, &[], &self.rules, now)
@@ -1646,20 +1664,9 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
         "the code given is the latest"
     );
     assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
-    let step = ConsoleStep::EnterCode {
-        to: target.clone(),
-        code: grant.code.clone(),
-    };
-    lifecycle
-        .console(&account(), step, NOW + 20)
-        .expect("the console takes AWS's latest code");
-    // AWS's mail to the new address is the evidence; the engineer's task opens.
-    local.deliver(NOW + 20).await;
-    let resumed = resume(&lifecycle, &account(), NOW + 20).await.unwrap();
-    assert_eq!(
-        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
-        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
-    );
+    // The console takes AWS's latest code, and AWS's mail to the new address
+    // is the evidence; the engineer's task opens.
+    (local.code_entered_and_confirmed(&target, grant.code.clone(), NOW + 20)).await;
     let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let read = entry(&audit, "verification code read");
     assert_eq!(
@@ -3281,19 +3288,9 @@ async fn a_console_take_over_whose_code_no_rule_read_goes_on_once_aws_mail_came(
     };
     assert!(why.contains("rotation attest"), "{why}");
     // Entered in the console from the original: AWS's notice confirms it.
-    let step = ConsoleStep::EnterCode {
-        to: target.clone(),
-        code: pending,
-    };
-    lifecycle
-        .console(&account(), step, NOW + 50)
-        .expect("the console took the code");
-    local.deliver(NOW + 60).await;
-    let resumed = resume(&lifecycle, &account(), NOW + 70).await.unwrap();
-    assert_eq!(
-        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
-        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
-    );
+    local
+        .code_entered_and_confirmed(&target, pending, NOW + 50)
+        .await;
 }
 
 /// A change made to a mail's text.
@@ -3421,15 +3418,10 @@ async fn console_code_mail_came_unread(local: &Local) -> (EmailAddress, SecretVa
 /// A console take-over whose code mail came unread, the code entered in the
 /// console and confirmed by AWS's notice: it waits for the engineer.
 async fn console_take_over_whose_code_came_unread(local: &Local) {
-    let lifecycle = local.lifecycle();
     let (target, pending) = console_code_mail_came_unread(local).await;
-    let step = ConsoleStep::EnterCode {
-        to: target.clone(),
-        code: pending,
-    };
-    lifecycle.console(&account(), step, NOW + 50).unwrap();
-    local.deliver(NOW + 60).await;
-    resume(&lifecycle, &account(), NOW + 70).await.unwrap();
+    local
+        .code_entered_and_confirmed(&target, pending, NOW + 50)
+        .await;
     assert_eq!(local.phase().await, Some(Phase::AwaitingEngineer));
 }
 
@@ -3754,17 +3746,10 @@ async fn a_new_code_asked_for_at_the_console_replaces_the_one_held() {
         assert!(!leaked.contains(code.as_str()), "a code leaked");
     }
     // The console takes the code given, and AWS's notice confirms it.
-    let step = ConsoleStep::EnterCode {
-        to: target.clone(),
-        code: SecretValue::new(latest.clone()),
-    };
-    lifecycle.console(&account(), step, NOW + 250).unwrap();
-    local.deliver(NOW + 260).await;
-    let resumed = resume(&lifecycle, &account(), NOW + 270).await.unwrap();
-    assert_eq!(
-        resumed.iter().map(|s| s.phase).collect::<Vec<_>>(),
-        [Phase::EmailConfirmed, Phase::AwaitingEngineer]
-    );
+    let latest = SecretValue::new(latest.clone());
+    local
+        .code_entered_and_confirmed(&target, latest, NOW + 250)
+        .await;
 }
 
 /// After the code held, AWS's next code mail came where no rule reads its
