@@ -81,6 +81,15 @@ pub const SES_V2: JsonService = JsonService {
     content_type: "application/json",
 };
 
+/// AWS Organizations (awsJson 1.1): a member account's state and closure.
+/// One endpoint per partition ([`JsonClient::global`]).
+pub const ORGANIZATIONS: JsonService = JsonService {
+    signing_name: "organizations",
+    endpoint_prefix: "organizations",
+    target_prefix: "AWSOrganizationsV20161128",
+    content_type: "application/x-amz-json-1.1",
+};
+
 /// One service in one region.
 #[derive(Clone)]
 pub struct JsonClient {
@@ -105,13 +114,38 @@ impl JsonClient {
     /// override and FIPS / dual-stack choice; `port` names it in errors.
     pub fn new(config: &aws_config::SdkConfig, service: JsonService, port: &'static str) -> Self {
         let region = config.region().map(|r| r.to_string());
+        let dual_stack = config.use_dual_stack().unwrap_or(false);
+        Self::in_region(config, service, port, (region, dual_stack))
+    }
+
+    /// A client for a global service, which has one endpoint per partition
+    /// whatever the configured region (Organizations: `us-east-1` in `aws`,
+    /// `cn-northwest-1` in `aws-cn`, `us-gov-west-1` in `aws-us-gov`),
+    /// signed for that region; no dual-stack endpoint.
+    pub fn global(
+        config: &aws_config::SdkConfig,
+        service: JsonService,
+        port: &'static str,
+    ) -> Self {
+        let region = config
+            .region()
+            .map(|r| global_region(r.as_ref()).to_string());
+        Self::in_region(config, service, port, (region, false))
+    }
+
+    fn in_region(
+        config: &aws_config::SdkConfig,
+        service: JsonService,
+        port: &'static str,
+        (region, dual_stack): (Option<String>, bool),
+    ) -> Self {
         let url = match (config.endpoint_url(), &region) {
             (Some(url), _) => Ok(format!("{}/", url.trim_end_matches('/'))),
             (None, Some(region)) => Ok(regional_url(
                 service.endpoint_prefix,
                 region,
                 config.use_fips().unwrap_or(false),
-                config.use_dual_stack().unwrap_or(false),
+                dual_stack,
             )),
             (None, None) => {
                 Err("no AWS region is configured (AWS_REGION), so there is no endpoint")
@@ -284,6 +318,17 @@ impl AsRef<[u8]> for RequestBody {
 }
 
 /// `https://PREFIX[-fips].REGION.DOMAIN/`, the partition's domain.
+/// The region a global service's partition is served from.
+fn global_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "cn-northwest-1"
+    } else if region.starts_with("us-gov-") {
+        "us-gov-west-1"
+    } else {
+        "us-east-1"
+    }
+}
+
 fn regional_url(prefix: &str, region: &str, fips: bool, dual_stack: bool) -> String {
     let fips = if fips { "-fips" } else { "" };
     let china = region.starts_with("cn-");
@@ -349,9 +394,25 @@ async fn refusal(port: &'static str, what: &str, response: Response) -> PortErro
         code.as_deref().unwrap_or("(no error code)"),
         request_id.map_or(String::new(), |id| format!(" (request id {id})"))
     );
-    PortError::new(answer_kind(status, code.as_deref()), port, message)
+    let error = PortError::new(answer_kind(status, code.as_deref()), port, message)
         .with_status(status)
-        .with_code(code)
+        .with_code(code);
+    match reason_field(&body) {
+        Some(reason) => error.with_answer(reason),
+        None => error,
+    }
+}
+
+/// The `Reason` some services add to an error (Organizations'
+/// `ConstraintViolationException`: `CLOSE_ACCOUNT_QUOTA_EXCEEDED`, ...): one
+/// of a documented list of words, so it quotes no input. Anything else is
+/// not kept.
+fn reason_field(body: &str) -> Option<String> {
+    let document: serde_json::Value = serde_json::from_str(body).ok()?;
+    let reason = document.get("Reason")?.as_str()?;
+    let word = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+    (!reason.is_empty() && reason.len() <= 64 && reason.chars().all(word))
+        .then(|| reason.to_string())
 }
 
 /// AWS's error code: the `x-amzn-ErrorType` header, else the body's
@@ -486,6 +547,48 @@ mod tests {
             regional_url("states", "cn-northwest-1", false, true),
             "https://states.cn-northwest-1.api.amazonwebservices.com.cn/"
         );
+    }
+
+    #[test]
+    fn a_global_service_has_one_endpoint_per_partition() {
+        let url = |region: &'static str| {
+            let config = aws_config::SdkConfig::builder()
+                .region(aws_config::Region::new(region))
+                .build();
+            let client = JsonClient::global(&config, ORGANIZATIONS, "organizations");
+            (
+                client.inner.url.clone().unwrap(),
+                client.inner.region.clone(),
+            )
+        };
+        let aws = "https://organizations.us-east-1.amazonaws.com/";
+        assert_eq!(url("eu-west-1"), (aws.to_string(), "us-east-1".to_string()));
+        assert_eq!(url("us-east-1").0, aws);
+        assert_eq!(
+            url("cn-north-1"),
+            (
+                "https://organizations.cn-northwest-1.amazonaws.com.cn/".to_string(),
+                "cn-northwest-1".to_string()
+            )
+        );
+        assert_eq!(
+            url("us-gov-east-1").0,
+            "https://organizations.us-gov-west-1.amazonaws.com/"
+        );
+    }
+
+    #[test]
+    fn only_a_reason_word_is_kept_from_an_error() {
+        let kept = reason_field(
+            r#"{"__type":"ConstraintViolationException","Message":"x","Reason":"CLOSE_ACCOUNT_QUOTA_EXCEEDED"}"#,
+        );
+        assert_eq!(kept.as_deref(), Some("CLOSE_ACCOUNT_QUOTA_EXCEEDED"));
+        assert_eq!(
+            reason_field(r#"{"Reason":"the code 123456 is wrong"}"#),
+            None
+        );
+        assert_eq!(reason_field(r#"{"message":"x"}"#), None);
+        assert_eq!(reason_field("<html>"), None);
     }
 
     #[test]
