@@ -507,10 +507,16 @@ pub fn cancel_release(
     answered(local, &request, show_trail)
 }
 
-pub fn close(local: &Local<'_>, account: &str, reason: &str) -> anyhow::Result<ExitCode> {
+pub fn close(
+    local: &Local<'_>,
+    account: &str,
+    reason: &str,
+    attest: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     let request = OperatorRequest::Close {
         account_id: account_id(account)?,
         reason: reason.to_string(),
+        attest: attest.map(str::to_string),
     };
     answered(local, &request, show_trail)
 }
@@ -610,9 +616,10 @@ fn console_step(
             }
         }
         "remove-mfa" => ConsoleStep::RemoveMfa,
+        "close-account" => ConsoleStep::CloseAccount,
         other => anyhow::bail!(
             "--step {other:?} is not a console step: change-email, enter-code, set-password, \
-             delete-access-keys, assign-mfa, activate-mfa or remove-mfa"
+             delete-access-keys, assign-mfa, activate-mfa, remove-mfa or close-account"
         ),
     })
 }

@@ -56,7 +56,7 @@ enum Command {
     Creds(CredsArgs),
     /// Hand an account's root back to the customer (reverse of a take-over), or with --cancel withdraw a release still waiting for the customer's code.
     Release(ReleaseArgs),
-    /// Record that an account is closed: archive and vault stay; only its security, account and payment mail is still ticketed.
+    /// Close an account: a member through AWS Organizations (CloseAccount), a payer or standalone account in its console, then --attest. Archive and vault stay; only its security, account and payment mail is still ticketed.
     Close(CloseArgs),
     /// The root user's virtual MFA device during a take-over.
     Mfa(MfaArgs),
@@ -469,6 +469,9 @@ struct CloseArgs {
     account: String,
     #[arg(long)]
     reason: String,
+    /// What you did in the console: a payer or standalone account (mode console) closes only there, as does a member that has left the organization.
+    #[arg(long)]
+    attest: Option<String>,
 }
 
 impl CloseArgs {
@@ -477,8 +480,9 @@ impl CloseArgs {
             local,
             account,
             reason,
+            attest,
         } = self;
-        lifecycle_commands::close(&local.as_local(), &account, &reason)
+        lifecycle_commands::close(&local.as_local(), &account, &reason, attest.as_deref())
     }
 }
 
@@ -783,7 +787,7 @@ enum SimulateAction {
         account: String,
         /// change-email, enter-code (code on stdin), set-password,
         /// delete-access-keys, assign-mfa, activate-mfa (two codes on stdin),
-        /// remove-mfa.
+        /// remove-mfa, close-account.
         #[arg(long)]
         step: String,
         /// change-email and enter-code: the new root address (default: the

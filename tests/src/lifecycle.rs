@@ -28,6 +28,38 @@ pub const ROOT_DOMAIN: &str = "root.example-msp.com";
 pub const NOTICE_FROM: &str = "rootmail@example-msp.com";
 pub const NOTICE_TO: &str = "security@example-msp.com";
 
+/// A new member account of moto's organization (one per process: created
+/// once, "already exists" tolerated), named `name` with root email `email`;
+/// its id, which moto draws at random, so no other test uses it.
+pub async fn create_member_account(
+    org: &aws_sdk_organizations::Client,
+    name: &str,
+    email: &str,
+) -> String {
+    let _ = org.create_organization().send().await;
+    let created = org
+        .create_account()
+        .account_name(name)
+        .email(email)
+        .send()
+        .await
+        .expect("create account");
+    let status_id = created
+        .create_account_status
+        .and_then(|s| s.id)
+        .expect("status id");
+    let status = org
+        .describe_create_account_status()
+        .create_account_request_id(status_id)
+        .send()
+        .await
+        .expect("describe");
+    status
+        .create_account_status
+        .and_then(|s| s.account_id)
+        .expect("account id")
+}
+
 /// An account id no other test uses (vault secrets are named by account, and
 /// moto's Secrets Manager is shared by every test).
 pub fn fresh_account_id() -> AccountId {

@@ -19,6 +19,7 @@ use rootmail_aws::config::concat_names;
 use rootmail_aws::lifecycle_adapters::{AwsLifecycle, LifecycleConfig};
 use rootmail_aws::{ConfigError, Env};
 use rootmail_domain::{AccountId, EmailAddress};
+use rootmail_lifecycle::closure::{self, Closure};
 use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput, TakeOver};
 use rootmail_lifecycle::{LifecycleError, LifecyclePorts, LifecycleResult, Mode};
 use serde_json::Value;
@@ -280,8 +281,13 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 steps::start_release_step(p, &request, &email, now).await
             }
             Step::Close => {
-                let (who, reason) = (input.actor()?, input.text("reason")?);
-                steps::close(p, &account, &who, reason, now).await
+                let request = Closure {
+                    account: &account,
+                    who: &input.actor()?,
+                    reason: input.text("reason")?,
+                    attest: input.optional_text("attest"),
+                };
+                closure::close(p, &request, now).await
             }
             Step::RecordFailure => {
                 steps::record_failure(p, &account, &input.caught_error(), now).await
@@ -312,6 +318,11 @@ impl Input<'_> {
                 "needs \"{name}\" (a non-empty string) in its input"
             ))),
         }
+    }
+
+    /// A field the input may leave out (or give as `null`).
+    fn optional_text(&self, name: &str) -> Option<&str> {
+        self.value.get(name).and_then(Value::as_str)
     }
 
     fn account(&self) -> LifecycleResult<AccountId> {
@@ -908,13 +919,23 @@ mod tests {
             "reason": "contract ended", "ticket": "CHG-1"});
         let out = call(&store, Step::StartRelease, release).await.unwrap();
         assert_eq!(out.phase, Phase::AwaitingCustomerOtp);
-        let close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left",
+        let mut close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left",
             "execution": "arn:aws:states:eu-west-1:111122223333:execution:Close:x1"});
+        // The state machine passes an attestation on (CloseAsAttested): a
+        // member AWS Organizations shows active is not closed on one.
+        close["attest"] = json!("the customer closed it");
+        let attested = call(&store, Step::Close, close.clone()).await.unwrap_err();
+        assert!(attested.message.contains("ACTIVE"), "{}", attested.message);
+        // The customer closes it during the release (AWS's console).
+        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
+        let id = AccountId::parse(ACCOUNT).unwrap();
+        rootmail_lifecycle::AccountApi::close_member(&ports, &id)
+            .await
+            .unwrap();
         let out = call(&store, Step::Close, close).await.unwrap();
         assert_eq!(out.phase, Phase::Closed);
         // A state machine's input names a person nobody checked: the audit
         // says so and names the execution CloudTrail ties to its caller.
-        let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
         let audit =
             rootmail_lifecycle::AuditLog::entries(&ports, &AccountId::parse(ACCOUNT).unwrap())
                 .await

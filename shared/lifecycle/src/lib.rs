@@ -2,6 +2,7 @@
 //! closure. Each step is a function over the ports in [`ports`]; Step Functions
 //! runs them in AWS (one Lambda per step), the CLI in-process locally.
 
+pub mod closure;
 pub mod code_mail;
 pub mod console;
 pub mod credentials;

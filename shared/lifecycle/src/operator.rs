@@ -5,6 +5,7 @@
 //! which takes `who` from the caller's verified IAM identity, never from the
 //! request.
 
+use crate::closure::{self, Closure};
 use crate::console;
 use crate::model::{AuditEntry, Mode, Phase, Rotation};
 use crate::ports::{AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, Rotations};
@@ -76,9 +77,14 @@ pub enum OperatorRequest {
         #[serde(default)]
         attest: Option<String>,
     },
+    /// Closes a member account through AWS Organizations; a console
+    /// account (or a member that has left the organization) is closed in its
+    /// console, and the engineer's word (`attest`) records it.
     Close {
         account_id: AccountId,
         reason: String,
+        #[serde(default)]
+        attest: Option<String>,
     },
 }
 
@@ -175,21 +181,22 @@ impl GrantView {
 /// access's reason and ticket are checked with its other fields.
 fn within_length(request: &OperatorRequest) -> LifecycleResult<()> {
     let words = match request {
-        OperatorRequest::Attest { statement, .. } => Some(statement.as_str()),
+        OperatorRequest::Attest { statement, .. } => vec![Some(statement.as_str())],
         OperatorRequest::Complete { attest, .. }
-        | OperatorRequest::CancelRelease { attest, .. } => attest.as_deref(),
-        OperatorRequest::Close { reason, .. } => Some(reason.as_str()),
-        _ => None,
-    };
-    match words {
-        Some(text) if text.chars().nth(steps::MAX_REASON_CHARS).is_some() => {
-            Err(LifecycleError::Refused(format!(
-                "a statement or reason of at most {} characters, please",
-                steps::MAX_REASON_CHARS
-            )))
+        | OperatorRequest::CancelRelease { attest, .. } => vec![attest.as_deref()],
+        OperatorRequest::Close { reason, attest, .. } => {
+            vec![Some(reason.as_str()), attest.as_deref()]
         }
-        _ => Ok(()),
+        _ => Vec::new(),
+    };
+    let too_long = |text: &str| text.chars().nth(steps::MAX_REASON_CHARS).is_some();
+    if words.into_iter().flatten().any(too_long) {
+        return Err(LifecycleError::Refused(format!(
+            "a statement or reason of at most {} characters, please",
+            steps::MAX_REASON_CHARS
+        )));
     }
+    Ok(())
 }
 
 /// Performs `request` as `who` at `now`. In AWS the take-over's state machine
@@ -236,10 +243,18 @@ pub async fn perform<P: LifecyclePorts>(
         OperatorRequest::Release { .. } | OperatorRequest::CancelRelease { .. } => {
             release(p, who, request, now).await.map(trail)
         }
-        OperatorRequest::Close { account_id, reason } => {
-            steps::close(p, account_id, who, reason, now)
-                .await
-                .map(trail)
+        OperatorRequest::Close {
+            account_id,
+            reason,
+            attest,
+        } => {
+            let request = Closure {
+                account: account_id,
+                who,
+                reason,
+                attest: attest.as_deref(),
+            };
+            closure::close(p, &request, now).await.map(trail)
         }
     }
 }

@@ -82,7 +82,46 @@ impl EmailUpdateState {
     }
 }
 
-/// The Account API's primary-email calls.
+/// Where AWS Organizations has a member account in its life
+/// (`DescribeAccount`'s `State`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    PendingActivation,
+    Active,
+    /// Suspended by AWS (unpaid bills, abuse): not closed.
+    Suspended,
+    /// `CloseAccount` asked, AWS closing it (asynchronous).
+    PendingClosure,
+    /// Closed: AWS keeps it 90 days, then removes it from the organization.
+    Closed,
+}
+
+impl MemberState {
+    /// Closed or being closed: nothing more to ask of AWS.
+    pub fn closing(self) -> bool {
+        matches!(self, Self::PendingClosure | Self::Closed)
+    }
+
+    /// AWS's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingActivation => "PENDING_ACTIVATION",
+            Self::Active => "ACTIVE",
+            Self::Suspended => "SUSPENDED",
+            Self::PendingClosure => "PENDING_CLOSURE",
+            Self::Closed => "CLOSED",
+        }
+    }
+}
+
+impl std::fmt::Display for MemberState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Account API's primary-email calls, and the two calls of AWS
+/// Organizations on a member account that closing it needs.
 pub trait AccountApi {
     fn start_email_update(
         &self,
@@ -106,6 +145,18 @@ pub trait AccountApi {
         &self,
         account: &AccountId,
     ) -> impl Future<Output = LifecycleResult<Option<EmailUpdateStatus>>> + Send;
+    /// What AWS Organizations says of the account (`DescribeAccount`);
+    /// `None` when it is not a member of this organization.
+    fn member_state(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = LifecycleResult<Option<MemberState>>> + Send;
+    /// Closes a member account (`CloseAccount`). AWS closes it in the
+    /// background: [`MemberState::PendingClosure`] first. An account already
+    /// closed is no error; `Refused` where AWS will not (its closure quota,
+    /// the management account).
+    fn close_member(&self, account: &AccountId)
+    -> impl Future<Output = LifecycleResult<()>> + Send;
 }
 
 /// Centralized root access (`sts:AssumeRoot` with a task policy).

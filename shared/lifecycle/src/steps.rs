@@ -208,7 +208,7 @@ pub(crate) async fn advance<P: LifecyclePorts>(
 }
 
 /// [`advance`] with the reason and ticket a person gave for the change.
-async fn advance_justified<P: LifecyclePorts>(
+pub(crate) async fn advance_justified<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
     now: u64,
@@ -1484,7 +1484,7 @@ pub async fn activate<P: LifecyclePorts>(
     .await
 }
 
-async fn set_status<P: LifecyclePorts>(
+pub(crate) async fn set_status<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
     status: AccountStatus,
@@ -2193,36 +2193,4 @@ async fn delete_ours<P: LifecyclePorts>(
 pub enum ReleaseConfirmation<'a> {
     CustomerCode(&'a SecretValue),
     Attested(&'a str),
-}
-
-/// Closure: the account is closed. Archive and vault are kept; only its
-/// security, account and payment mail is still ticketed (AWS keeps a closed
-/// account 90 days).
-pub async fn close<P: LifecyclePorts>(
-    p: &P,
-    account: &AccountId,
-    who: &str,
-    reason: &str,
-    now: u64,
-) -> LifecycleResult<StepOutput> {
-    if reason.trim().is_empty() {
-        return refused("closing an account needs a reason".into());
-    }
-    let mut rotation = rotation_of(p, account).await?;
-    if rotation.phase == Phase::Closed {
-        return refused(format!("account {account} is already closed"));
-    }
-    set_status(p, &rotation, AccountStatus::Closed).await?;
-    rotation.closed_from = Some(rotation.phase);
-    rotation.phase = Phase::Closed;
-    rotation.waiting_for = None;
-    rotation.task_token = None;
-    let detail = format!("account closed: {reason}; archive and vault kept");
-    advance_justified(
-        p,
-        &mut rotation,
-        now,
-        (who, "closed", Some(reason), None, detail),
-    )
-    .await
 }

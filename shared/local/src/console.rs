@@ -29,6 +29,9 @@ pub enum ConsoleStep {
     },
     /// Security credentials: every MFA device removed.
     RemoveMfa,
+    /// Account > Close account: AWS closes it (AWS Organizations shows it
+    /// `PENDING_CLOSURE`, then `CLOSED`).
+    CloseAccount,
 }
 
 /// What the console shows back.
@@ -91,6 +94,10 @@ impl LocalLifecycle<'_> {
                 state.root.mfa_enabled_at.clear();
                 self.save_simulated(account, &state)?;
                 done("the root user's MFA devices are removed")
+            }
+            ConsoleStep::CloseAccount => {
+                self.close_simulated(account, now)?;
+                done("the account is closing (AWS keeps it 90 days)")
             }
         }
     }

@@ -16,8 +16,8 @@ use rootmail_domain::{Account, AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::notes::lifecycle_note;
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditEntry, AuditLog, EmailUpdateState, EmailUpdateStatus,
-    LifecycleError, LifecyclePorts, LifecycleResult, Notices, RootAccess, RootCredentialReport,
-    RootSummary, Rotation, Rotations, Stage, TaskTokens, Vault, VaultItem,
+    LifecycleError, LifecyclePorts, LifecycleResult, MemberState, Notices, RootAccess,
+    RootCredentialReport, RootSummary, Rotation, Rotations, Stage, TaskTokens, Vault, VaultItem,
 };
 use rootmail_pipeline::{PortError, apply_ticket_op};
 use serde::{Deserialize, Serialize};
@@ -88,7 +88,14 @@ pub(crate) struct SimulatedAccount {
     /// The last root email change: accepted (or only pending), and when.
     #[serde(default)]
     pub(crate) last_update: Option<(bool, u64)>,
+    /// When AWS Organizations was asked to close it.
+    #[serde(default)]
+    pub(crate) closure_asked_at: Option<u64>,
 }
+
+/// How long the simulated AWS Organizations shows a closing account
+/// `PENDING_CLOSURE` before `CLOSED` (AWS: "wait a few minutes").
+const SIMULATED_CLOSURE_SECS: u64 = 300;
 
 #[derive(Serialize, Deserialize)]
 pub(crate) struct PendingUpdate {
@@ -237,6 +244,7 @@ impl<'a> LocalLifecycle<'a> {
             pending: None,
             assigning_mfa: None,
             last_update: None,
+            closure_asked_at: None,
             root: RootCredentialReport {
                 password: true,
                 access_keys: 1,
@@ -444,11 +452,36 @@ impl AccountApi for LocalLifecycle<'_> {
             updated_at: Some(at),
         }))
     }
+
+    /// Every account the simulated AWS knows is a member of its organization.
+    async fn member_state(&self, account: &AccountId) -> LifecycleResult<Option<MemberState>> {
+        let state = match self.simulated(account)?.closure_asked_at {
+            None => MemberState::Active,
+            Some(at) if now_secs() < at + SIMULATED_CLOSURE_SECS => MemberState::PendingClosure,
+            Some(_) => MemberState::Closed,
+        };
+        Ok(Some(state))
+    }
+
+    async fn close_member(&self, account: &AccountId) -> LifecycleResult<()> {
+        self.close_simulated(account, now_secs())
+    }
 }
 
 /// The simulated AWS's root email change, the same whether the Account API or
 /// a person in the console asks for it.
 impl LocalLifecycle<'_> {
+    /// The account closes (`CloseAccount`, or its root user in the console);
+    /// once asked, asking again changes nothing.
+    pub(crate) fn close_simulated(&self, account: &AccountId, now: u64) -> LifecycleResult<()> {
+        let mut state = self.simulated(account)?;
+        if state.closure_asked_at.is_none() {
+            state.closure_asked_at = Some(now);
+            self.save_simulated(account, &state)?;
+        }
+        Ok(())
+    }
+
     /// A change to `email` is pending; AWS mails its code there.
     pub(crate) fn request_email_change(
         &self,

@@ -76,8 +76,6 @@ async fn importing_accounts_from_csv_is_idempotent_and_counts_changes() {
 async fn importing_from_organizations_filters_by_email_and_tag() {
     let stack = Stack::create().await;
     let org = aws_sdk_organizations::Client::new(&stack.aws);
-    // moto keeps one organization per process: create it once, tolerate "exists".
-    let _ = org.create_organization().send().await;
     let suffix = rootmail_tests::aws::unique("org");
     let mut ids = Vec::new();
     for (name, email) in [
@@ -85,29 +83,7 @@ async fn importing_from_organizations_filters_by_email_and_tag() {
         ("dev", format!("root+{suffix}-dev@root.example-msp.com")),
         ("other", format!("{suffix}@elsewhere.example.com")),
     ] {
-        let created = org
-            .create_account()
-            .account_name(name)
-            .email(&email)
-            .send()
-            .await
-            .expect("create account");
-        let status_id = created
-            .create_account_status
-            .and_then(|s| s.id)
-            .expect("status id");
-        let status = org
-            .describe_create_account_status()
-            .create_account_request_id(status_id)
-            .send()
-            .await
-            .expect("describe");
-        ids.push(
-            status
-                .create_account_status
-                .and_then(|s| s.account_id)
-                .expect("account id"),
-        );
+        ids.push(rootmail_tests::lifecycle::create_member_account(&org, name, &email).await);
     }
     org.tag_resource()
         .resource_id(&ids[0])
@@ -302,26 +278,9 @@ async fn replay_and_status() {
 async fn importing_many_organizations_tags_each_account_with_its_payer() {
     let stack = Stack::create().await;
     let org = aws_sdk_organizations::Client::new(&stack.aws);
-    let _ = org.create_organization().send().await;
     let suffix = rootmail_tests::aws::unique("payer");
     let email = format!("root+{suffix}@root.example-msp.com");
-    let created = org
-        .create_account()
-        .account_name("payer-member")
-        .email(&email)
-        .send()
-        .await
-        .expect("create account");
-    let status = org
-        .describe_create_account_status()
-        .create_account_request_id(created.create_account_status.and_then(|s| s.id).unwrap())
-        .send()
-        .await
-        .expect("describe");
-    let id = status
-        .create_account_status
-        .and_then(|s| s.account_id)
-        .expect("account id");
+    let id = rootmail_tests::lifecycle::create_member_account(&org, "payer-member", &email).await;
     let dir = tempfile::tempdir().unwrap();
     let roles = dir.path().join("payer-roles.txt");
     std::fs::write(

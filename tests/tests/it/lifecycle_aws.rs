@@ -54,7 +54,12 @@ impl Run {
     /// customer leaves them) and in the directory under its old address.
     async fn new(credentials: RootCredentials) -> Self {
         let ls = LifecycleStack::create().await;
-        let account = fresh_account_id();
+        // A member of moto's organization too (its id is moto's), as a
+        // member take-over's account is in AWS Organizations.
+        let org = aws_sdk_organizations::Client::new(&ls.stack.aws);
+        let email = format!("{}@customer.example", rootmail_tests::aws::unique("member"));
+        let id = rootmail_tests::lifecycle::create_member_account(&org, "member", &email).await;
+        let account = AccountId::parse(&id).expect("moto's account id");
         ls.fake.add_account(account.as_str(), OLD_ROOT, credentials);
         let ports = ls.ports().await;
         ports
@@ -118,6 +123,19 @@ impl Run {
             known.map(|a| a.root_email.to_string()).as_deref(),
             Some(OLD_ROOT)
         );
+    }
+
+    /// The account's `Status` in moto's AWS Organizations.
+    async fn organizations_status(&self) -> String {
+        let org = aws_sdk_organizations::Client::new(&self.ls.stack.aws);
+        let described = org
+            .describe_account()
+            .account_id(self.account.as_str())
+            .send()
+            .await
+            .expect("describe account");
+        let account = described.account.expect("an account");
+        account.status.expect("a status").as_str().to_string()
     }
 
     async fn rotation(&self) -> Rotation {
@@ -807,13 +825,43 @@ async fn release_and_close_run_through_their_handlers() {
         .status;
     assert_eq!(status, AccountStatus::Released);
 
+    // Released, its root user is the customer's: rootmail does not close
+    // it in AWS Organizations, and changes nothing.
+    let before = run.state().await;
+    let message = run
+        .refused(
+            Step::Close,
+            json!({"who": "alice", "reason": "customer left"}),
+        )
+        .await;
+    assert!(message.contains("released to its customer"), "{message}");
+    assert_eq!(run.state().await, before);
+    assert_eq!(run.organizations_status().await, "ACTIVE");
+    let actions = run.actions().await;
+    assert_eq!(
+        actions[actions.len() - 2..],
+        ["release started", "released"]
+    );
+}
+
+/// Closing a member account asks AWS Organizations (moto's) to close it:
+/// `CloseAccount` through rootmail's own signed call, audited first, then
+/// the record and the directory say `closed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_account_is_closed_through_aws_organizations() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    let ours = run.rotation().await.target_email;
+    assert_eq!(run.organizations_status().await, "ACTIVE");
     let phase = run
         .ok(
             Step::Close,
-            json!({"who": "alice", "reason": "the customer closed the account"}),
+            json!({"who": "alice", "reason": "the customer ends the contract"}),
         )
         .await;
     assert_eq!(phase, Phase::Closed);
+    // moto closes at once: AWS shows PENDING_CLOSURE first.
+    assert_eq!(run.organizations_status().await, "SUSPENDED");
     let status = run
         .ports
         .registry
@@ -823,6 +871,15 @@ async fn release_and_close_run_through_their_handlers() {
         .unwrap()
         .status;
     assert_eq!(status, AccountStatus::Closed);
+    let audit = run.audit().await;
+    let last: Vec<&str> = audit
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(last, ["closed", "closure requested"]);
+    assert!(audit.last().unwrap().detail.contains("CloseAccount"));
     // Closing twice is refused and changes nothing.
     let before = run.state().await;
     let message = run
@@ -830,11 +887,6 @@ async fn release_and_close_run_through_their_handlers() {
         .await;
     assert!(message.contains("already closed"), "{message}");
     assert_eq!(run.state().await, before);
-    let actions = run.actions().await;
-    assert_eq!(
-        actions[actions.len() - 3..],
-        ["release started", "released", "closed"]
-    );
 }
 
 /// The notice emails SES sent about `account` (other tests send theirs).

@@ -204,6 +204,27 @@ fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
         0,
     );
     assert!(released.contains("released"), "{released}");
+    // Released, the account is the customer's to close; once they have (in
+    // the console), the closure is recorded.
+    let theirs = run(
+        &["close", "--account", ACCOUNT, "--reason", "customer left"],
+        None,
+        1,
+    );
+    assert!(theirs.contains("released to its customer"), "{theirs}");
+    let closing = run(
+        &[
+            "simulate",
+            "console",
+            "--account",
+            ACCOUNT,
+            "--step",
+            "close-account",
+        ],
+        None,
+        0,
+    );
+    assert!(closing.contains("closing"), "{closing}");
     let closed = run(
         &["close", "--account", ACCOUNT, "--reason", "customer left"],
         None,

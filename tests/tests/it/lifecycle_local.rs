@@ -4,10 +4,13 @@
 //! the real mail pipeline.
 
 use rootmail_domain::{AccountId, AccountStatus, EmailAddress, Rules, SecretValue, ThreadKey};
+use rootmail_lifecycle::closure::{self, Closure};
 use rootmail_lifecycle::console;
-use rootmail_lifecycle::steps::{self, AccessRequest, TakeOver};
+use rootmail_lifecycle::operator::OperatorRequest;
+use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput, TakeOver};
 use rootmail_lifecycle::{
-    AccountRegistry, AuditLog, LifecycleError, Mode, Phase, RootAccess, Rotations,
+    AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
+    MemberState, Mode, Phase, RootAccess, Rotations,
 };
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
@@ -35,6 +38,23 @@ fn releasing(account: &AccountId, who: &str) -> AccessRequest {
         reason: "the customer ends the contract".into(),
         ticket: "CHG-7".into(),
     }
+}
+
+/// Closes the account as `who` asks, for `reason`, with the engineer's
+/// statement when there is one.
+async fn close<P: LifecyclePorts>(
+    lifecycle: &P,
+    (who, reason, attest): (&str, &str, Option<&str>),
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let account = account();
+    let request = Closure {
+        account: &account,
+        who,
+        reason,
+        attest,
+    };
+    closure::close(lifecycle, &request, now).await
 }
 
 fn request(mode: Mode) -> TakeOver {
@@ -573,15 +593,21 @@ async fn refused_requests_change_nothing() {
         matches!(&long, Err(LifecycleError::Refused(m)) if m.contains("at most 2000")),
         "{long:?}"
     );
-    let close = rootmail_lifecycle::operator::OperatorRequest::Close {
+    let close = |reason: &str, attest: Option<&str>| OperatorRequest::Close {
         account_id: account(),
-        reason: "y".repeat(2001),
+        reason: reason.to_string(),
+        attest: attest.map(str::to_string),
     };
-    let long = rootmail_lifecycle::operator::perform(&lifecycle, "alice", &close, NOW).await;
-    assert!(
-        matches!(&long, Err(LifecycleError::Refused(m)) if m.contains("at most 2000")),
-        "{long:?}"
-    );
+    for long in [
+        close(&"y".repeat(2001), None),
+        close("customer left", Some(&"y".repeat(2001))),
+    ] {
+        let long = rootmail_lifecycle::operator::perform(&lifecycle, "alice", &long, NOW).await;
+        assert!(
+            matches!(&long, Err(LifecycleError::Refused(m)) if m.contains("at most 2000")),
+            "{long:?}"
+        );
+    }
     let unknown = AccountId::parse("999988887777").unwrap();
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
     let release =
@@ -837,11 +863,22 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     .unwrap();
     assert!(vault["deletion_scheduled_at"].is_u64(), "{vault}");
 
-    let closed = steps::close(
+    // Released: its root user is the customer's, and rootmail does not
+    // close it in AWS Organizations. Once the customer has, it is recorded.
+    let theirs = close(&lifecycle, ("alice", "customer left", None), NOW).await;
+    assert!(
+        matches!(&theirs, Err(LifecycleError::Refused(m)) if m.contains("released to its customer")),
+        "{theirs:?}"
+    );
+    assert_eq!(
+        lifecycle.member_state(&account()).await.unwrap(),
+        Some(MemberState::Active),
+        "nothing asked of AWS"
+    );
+    lifecycle.close_member(&account()).await.unwrap(); // the customer, in the console
+    let closed = close(
         &lifecycle,
-        &account(),
-        "alice",
-        "customer closed the account",
+        ("alice", "customer closed the account", None),
         NOW,
     )
     .await
@@ -851,7 +888,20 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
         lifecycle.by_email(&ours).await.unwrap().unwrap().status,
         AccountStatus::Closed
     );
-    let again = steps::close(&lifecycle, &account(), "alice", "again", NOW).await;
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let last = audit.last().unwrap();
+    assert_eq!(last.action, "closed");
+    assert!(
+        last.detail
+            .contains("AWS Organizations shows it PENDING_CLOSURE"),
+        "{}",
+        last.detail
+    );
+    assert!(
+        !audit.iter().any(|e| e.action == "closure requested"),
+        "rootmail asked AWS nothing"
+    );
+    let again = close(&lifecycle, ("alice", "again", None), NOW).await;
     assert!(matches!(again, Err(LifecycleError::Refused(_))));
     // Closed after its release: the credentials were the customer's to set.
     let access = AccessRequest {
@@ -914,7 +964,7 @@ async fn a_confirmed_mfa_seed_is_replaced_only_on_purpose() {
 async fn a_closed_account_s_credentials_stay_reachable_for_reopening() {
     let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    steps::close(&lifecycle, &account(), "alice", "customer closed it", NOW)
+    close(&lifecycle, ("alice", "customer closed it", None), NOW)
         .await
         .unwrap();
     let access = AccessRequest {
@@ -931,6 +981,159 @@ async fn a_closed_account_s_credentials_stay_reachable_for_reopening() {
     let last = audit.last().unwrap();
     assert_eq!(last.action, "break-glass access");
     assert!(last.detail.contains("account is closed"), "{}", last.detail);
+}
+
+/// A member account is closed through AWS Organizations (`CloseAccount`),
+/// the request audited before AWS is asked; before, `close` only recorded a
+/// closure someone had to make elsewhere, and the record could say `closed`
+/// of an account AWS still ran and billed.
+#[tokio::test]
+async fn a_member_account_is_closed_through_aws_organizations() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    let attested = close(&lifecycle, ("alice", "left", Some("closed it")), NOW).await;
+    assert!(
+        matches!(&attested, Err(LifecycleError::Refused(m)) if m.contains("ACTIVE")),
+        "an attestation does not replace AWS's own closure: {attested:?}"
+    );
+    let closed = close(&lifecycle, ("alice", "customer left", None), NOW + 10)
+        .await
+        .unwrap();
+    assert_eq!(closed.phase, Phase::Closed);
+    assert_eq!(
+        lifecycle.member_state(&account()).await.unwrap(),
+        Some(MemberState::PendingClosure)
+    );
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let rows: Vec<(&str, &str, Option<&str>)> = audit
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| (e.actor.as_str(), e.action.as_str(), e.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("alice", "closed", Some("customer left")),
+            ("alice", "closure requested", Some("customer left")),
+        ]
+    );
+    let detail = &audit.last().unwrap().detail;
+    assert!(
+        detail.contains("CloseAccount") && detail.contains("PENDING_CLOSURE"),
+        "{detail}"
+    );
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        lifecycle
+            .by_email(&record.target_email)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        AccountStatus::Closed
+    );
+}
+
+/// The local lifecycle where AWS Organizations will not close the account
+/// (its quota of closures is used up).
+struct ClosureQuotaUsed<'a> {
+    inner: LocalLifecycle<'a>,
+}
+
+impl AccountApi for ClosureQuotaUsed<'_> {
+    async fn start_email_update(&self, a: &AccountId, e: &EmailAddress) -> LifecycleResult<()> {
+        self.inner.start_email_update(a, e).await
+    }
+
+    async fn accept_email_update(
+        &self,
+        a: &AccountId,
+        e: &EmailAddress,
+        otp: &SecretValue,
+    ) -> LifecycleResult<()> {
+        self.inner.accept_email_update(a, e, otp).await
+    }
+
+    async fn primary_email(&self, a: &AccountId) -> LifecycleResult<EmailAddress> {
+        self.inner.primary_email(a).await
+    }
+
+    async fn email_update_status(
+        &self,
+        a: &AccountId,
+    ) -> LifecycleResult<Option<rootmail_lifecycle::EmailUpdateStatus>> {
+        self.inner.email_update_status(a).await
+    }
+
+    async fn member_state(&self, a: &AccountId) -> LifecycleResult<Option<MemberState>> {
+        self.inner.member_state(a).await
+    }
+
+    async fn close_member(&self, _: &AccountId) -> LifecycleResult<()> {
+        Err(LifecycleError::Refused(
+            "AWS Organizations closes at most 10% of an organization's member accounts".into(),
+        ))
+    }
+}
+
+lifecycle_ports!(
+    ClosureQuotaUsed<'a>,
+    inner,
+    Api api: own,
+    Root root: local,
+    Vault vault: local,
+    Rotations rotations: local,
+    Audit audit: local,
+    Registry registry: local,
+    Tokens tokens: local,
+    Notices notices: local,
+);
+
+/// A closure AWS refuses leaves the account as it was, and the audit says
+/// who asked and what AWS answered; asked again later, it closes.
+#[tokio::test]
+async fn a_closure_aws_refuses_leaves_the_account_as_it_was() {
+    let local = Local::active_vaulted().await;
+    let refusing = ClosureQuotaUsed {
+        inner: local.lifecycle(),
+    };
+    let refused = close(&refusing, ("alice", "customer left", None), NOW + 10).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("10%")),
+        "{refused:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::Active));
+    let lifecycle = local.lifecycle();
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let actions: Vec<&str> = audit
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(actions, ["closure refused", "closure requested"]);
+    assert!(audit.last().unwrap().detail.contains("10%"));
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        lifecycle
+            .by_email(&record.target_email)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        AccountStatus::Active
+    );
+    let closed = close(&lifecycle, ("alice", "customer left", None), NOW + 20)
+        .await
+        .unwrap();
+    assert_eq!(closed.phase, Phase::Closed);
 }
 
 /// The password-reset mail an engineer triggers during a vaulted take-over goes
@@ -1789,7 +1992,13 @@ async fn a_payer_account_is_taken_over_accessed_released_and_closed_through_the_
     .await
     .unwrap();
     assert_eq!(released[0].phase, Phase::Released);
-    let closed = steps::close(&lifecycle, &account(), "carol", "customer left", NOW + 300)
+    let steps_first = close(&lifecycle, ("carol", "customer left", None), NOW + 300).await;
+    assert!(
+        matches!(&steps_first, Err(LifecycleError::Refused(m)) if m.contains("Close account") && m.contains("--attest")),
+        "a console account closes only in its console: {steps_first:?}"
+    );
+    let attest = Some("closed in the console at the customer's request");
+    let closed = close(&lifecycle, ("carol", "customer left", attest), NOW + 300)
         .await
         .unwrap();
     assert_eq!(closed.phase, Phase::Closed);
@@ -2840,6 +3049,17 @@ impl rootmail_lifecycle::AccountApi for Interleaved<'_> {
         account: &AccountId,
     ) -> rootmail_lifecycle::LifecycleResult<Option<rootmail_lifecycle::EmailUpdateStatus>> {
         self.inner.email_update_status(account).await
+    }
+
+    async fn member_state(
+        &self,
+        account: &AccountId,
+    ) -> rootmail_lifecycle::LifecycleResult<Option<rootmail_lifecycle::MemberState>> {
+        self.inner.member_state(account).await
+    }
+
+    async fn close_member(&self, account: &AccountId) -> rootmail_lifecycle::LifecycleResult<()> {
+        self.inner.close_member(account).await
     }
 }
 

@@ -1,12 +1,14 @@
 //! The Account Management API's primary-email calls (from the management
 //! account, or the delegated administrator for Account Management).
 
+use super::organizations;
+use crate::aws_json::JsonClient;
 use crate::error::{error_code, port_error};
 use aws_sdk_account::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::{
-    AccountApi, EmailUpdateState, EmailUpdateStatus, LifecycleError, LifecycleResult,
+    AccountApi, EmailUpdateState, EmailUpdateStatus, LifecycleError, LifecycleResult, MemberState,
 };
 use rootmail_pipeline::PortError;
 
@@ -15,11 +17,15 @@ const PORT: &str = "account";
 #[derive(Clone)]
 pub struct PrimaryEmailApi {
     client: Client,
+    organizations: JsonClient,
 }
 
 impl PrimaryEmailApi {
-    pub fn new(client: Client) -> Self {
-        Self { client }
+    pub fn new(client: Client, organizations: JsonClient) -> Self {
+        Self {
+            client,
+            organizations,
+        }
     }
 }
 
@@ -224,5 +230,13 @@ impl AccountApi for PrimaryEmailApi {
                 format!("AWS gave account {account} a root email rootmail cannot read: {e}"),
             ))
         })
+    }
+
+    async fn member_state(&self, account: &AccountId) -> LifecycleResult<Option<MemberState>> {
+        organizations::member_state(&self.organizations, account).await
+    }
+
+    async fn close_member(&self, account: &AccountId) -> LifecycleResult<()> {
+        organizations::close_member(&self.organizations, account).await
     }
 }

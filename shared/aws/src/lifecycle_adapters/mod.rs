@@ -2,7 +2,7 @@
 //!
 //! | port | adapter | service |
 //! |---|---|---|
-//! | `AccountApi` | [`PrimaryEmailApi`] | Account Management (primary email) |
+//! | `AccountApi` | [`PrimaryEmailApi`] | Account Management (primary email); Organizations (a member's state, its closure) |
 //! | `RootAccess` | [`RootSessions`] | STS `AssumeRoot`, then IAM as the root session |
 //! | `Vault` | [`SecretsVault`] | Secrets Manager under a customer-managed KMS key |
 //! | `Rotations` | [`DynamoRotations`] | DynamoDB, the task token sealed with KMS |
@@ -23,6 +23,8 @@ mod audit;
 mod config;
 mod not_linked;
 mod notices;
+#[cfg(feature = "lifecycle")]
+mod organizations;
 mod registry;
 #[cfg(feature = "lifecycle")]
 mod root_access;
@@ -66,6 +68,9 @@ pub type Root = NotLinked;
 pub struct AwsClients {
     #[cfg(feature = "lifecycle")]
     pub account: aws_sdk_account::Client,
+    /// Organizations without the SDK's client ([`crate::aws_json`]).
+    #[cfg(feature = "lifecycle")]
+    pub organizations: crate::aws_json::JsonClient,
     #[cfg(feature = "lifecycle")]
     pub sts: aws_sdk_sts::Client,
     /// Its settings (endpoint, region, retries) are reused for each root
@@ -89,6 +94,12 @@ impl AwsClients {
         Self {
             #[cfg(feature = "lifecycle")]
             account: aws_sdk_account::Client::new(aws),
+            #[cfg(feature = "lifecycle")]
+            organizations: crate::aws_json::JsonClient::global(
+                aws,
+                crate::aws_json::ORGANIZATIONS,
+                "organizations",
+            ),
             #[cfg(feature = "lifecycle")]
             sts: aws_sdk_sts::Client::new(aws),
             #[cfg(feature = "lifecycle")]
@@ -119,7 +130,7 @@ impl AwsLifecycle {
     pub fn new(clients: AwsClients, config: &LifecycleConfig) -> Self {
         Self {
             #[cfg(feature = "lifecycle")]
-            api: PrimaryEmailApi::new(clients.account),
+            api: PrimaryEmailApi::new(clients.account, clients.organizations),
             #[cfg(feature = "lifecycle")]
             root: RootSessions::new(
                 clients.sts,

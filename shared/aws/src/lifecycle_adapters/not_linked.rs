@@ -5,7 +5,7 @@
 
 use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::{
-    AccountApi, EmailUpdateStatus, LifecycleError, LifecycleResult, RootAccess,
+    AccountApi, EmailUpdateStatus, LifecycleError, LifecycleResult, MemberState, RootAccess,
     RootCredentialReport, RootSummary,
 };
 use rootmail_pipeline::PortError;
@@ -46,6 +46,14 @@ impl AccountApi for NotLinked {
         _: &AccountId,
     ) -> LifecycleResult<Option<EmailUpdateStatus>> {
         not_linked("account")
+    }
+
+    async fn member_state(&self, _: &AccountId) -> LifecycleResult<Option<MemberState>> {
+        not_linked("organizations")
+    }
+
+    async fn close_member(&self, _: &AccountId) -> LifecycleResult<()> {
+        not_linked("organizations")
     }
 }
 

@@ -1,0 +1,197 @@
+//! AWS Organizations on one member account: its state (`DescribeAccount`)
+//! and its closure (`CloseAccount`), called without the SDK's client
+//! ([`crate::aws_json`]) from the organization's management account.
+
+use crate::aws_json::JsonClient;
+use rootmail_domain::AccountId;
+use rootmail_lifecycle::{LifecycleError, LifecycleResult, MemberState};
+use rootmail_pipeline::PortError;
+use serde::Deserialize;
+use serde_json::json;
+
+const PORT: &str = "organizations";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Described {
+    account: DescribedAccount,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DescribedAccount {
+    /// Since 2025; AWS retires `Status` for it.
+    state: Option<String>,
+    status: Option<String>,
+}
+
+/// `State` when AWS gives it, else the older `Status`, whose `SUSPENDED`
+/// meant closed (AWS: "When the close account request completes, the status
+/// will change to SUSPENDED").
+fn state_of(account: &DescribedAccount) -> Option<MemberState> {
+    match (account.state.as_deref(), account.status.as_deref()) {
+        (Some("PENDING_ACTIVATION"), _) => Some(MemberState::PendingActivation),
+        (Some("ACTIVE"), _) => Some(MemberState::Active),
+        (Some("SUSPENDED"), _) => Some(MemberState::Suspended),
+        (Some("PENDING_CLOSURE"), _) => Some(MemberState::PendingClosure),
+        (Some("CLOSED"), _) => Some(MemberState::Closed),
+        (Some(_), _) => None,
+        (None, Some("ACTIVE")) => Some(MemberState::Active),
+        (None, Some("PENDING_CLOSURE")) => Some(MemberState::PendingClosure),
+        (None, Some("SUSPENDED")) => Some(MemberState::Closed),
+        (None, _) => None,
+    }
+}
+
+/// What AWS Organizations says of `account`; `None` when it is not a member
+/// of this organization (or there is no organization).
+pub(crate) async fn member_state(
+    client: &JsonClient,
+    account: &AccountId,
+) -> LifecycleResult<Option<MemberState>> {
+    let input = json!({ "AccountId": account.as_str() });
+    let described: Described = match client.call_for("DescribeAccount", &input).await {
+        Ok(described) => described,
+        Err(e) if not_a_member(&e) => return Ok(None),
+        Err(e) => return Err(port_error(account, "read", e)),
+    };
+    state_of(&described.account).map(Some).ok_or_else(|| {
+        LifecycleError::Port(PortError::permanent(
+            PORT,
+            format!(
+                "AWS Organizations gave account {account} a state rootmail does not know ({})",
+                described
+                    .account
+                    .state
+                    .or(described.account.status)
+                    .unwrap_or_default()
+            ),
+        ))
+    })
+}
+
+/// Asks AWS Organizations to close `account`. One already closed is done.
+pub(crate) async fn close_member(client: &JsonClient, account: &AccountId) -> LifecycleResult<()> {
+    let input = json!({ "AccountId": account.as_str() });
+    match client.call("CloseAccount", &input).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code.as_deref() == Some("AccountAlreadyClosedException") => Ok(()),
+        Err(e) => {
+            Err(closure_refusal(account, &e).unwrap_or_else(|| port_error(account, "close", e)))
+        }
+    }
+}
+
+fn not_a_member(error: &PortError) -> bool {
+    matches!(
+        error.code.as_deref(),
+        Some("AccountNotFoundException" | "AWSOrganizationsNotInUseException")
+    )
+}
+
+/// Why AWS will not close the account, where asking again the same way
+/// fails the same way: a sentence a person can act on.
+fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleError> {
+    let reason = error.answer.as_deref().unwrap_or("");
+    let sentence = match (error.code.as_deref()?, reason) {
+        ("ConstraintViolationException", "CLOSE_ACCOUNT_QUOTA_EXCEEDED") => format!(
+            "AWS Organizations closes at most 10% of an organization's member accounts (10 to \
+             1000) in 30 days, and that quota is used up: close account {account} in its console \
+             as its root user, then run close again with --attest \"what you did\""
+        ),
+        ("ConstraintViolationException", "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED") => format!(
+            "AWS Organizations is closing as many accounts at once as it allows: run close for \
+             account {account} again later"
+        ),
+        ("ConstraintViolationException", reason) => format!(
+            "AWS Organizations will not close account {account} (ConstraintViolationException{}{})",
+            if reason.is_empty() { "" } else { ": " },
+            reason
+        ),
+        ("AccountNotFoundException", _) => format!(
+            "account {account} is not a member of this organization: if it has left it, close \
+             it in its console as its root user, then run close again with --attest \"what you \
+             did\""
+        ),
+        ("ConflictException", _) => format!(
+            "AWS Organizations is changing account {account} already (ConflictException): run \
+             close again in a few minutes"
+        ),
+        ("AWSOrganizationsNotInUseException" | "UnsupportedAPIEndpointException", code) => {
+            format!(
+                "AWS Organizations cannot close account {account} from here ({code}): run \
+                 rootmail in the organization's management account"
+            )
+        }
+        _ => return None,
+    };
+    Some(LifecycleError::Refused(sentence))
+}
+
+fn port_error(account: &AccountId, doing: &str, error: PortError) -> LifecycleError {
+    let message = match error.code.as_deref() {
+        Some("AccessDeniedException") => format!(
+            "AWS Organizations refused to {doing} account {account}: this role may not \
+             (organizations:DescribeAccount and organizations:CloseAccount, from the \
+             organization's management account)"
+        ),
+        _ => format!(
+            "AWS Organizations could not {doing} account {account}: {}",
+            error.message
+        ),
+    };
+    let reworded = error.reworded(message).of_port(PORT);
+    LifecycleError::Port(reworded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(state: Option<&str>, status: Option<&str>) -> Option<MemberState> {
+        state_of(&DescribedAccount {
+            state: state.map(str::to_string),
+            status: status.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn the_state_is_read_before_the_older_status() {
+        assert_eq!(
+            described(Some("SUSPENDED"), Some("SUSPENDED")),
+            Some(MemberState::Suspended),
+            "State's SUSPENDED is AWS's suspension, not a closure"
+        );
+        assert_eq!(
+            described(Some("CLOSED"), Some("SUSPENDED")),
+            Some(MemberState::Closed)
+        );
+        assert_eq!(
+            described(None, Some("SUSPENDED")),
+            Some(MemberState::Closed)
+        );
+        assert_eq!(
+            described(None, Some("PENDING_CLOSURE")),
+            Some(MemberState::PendingClosure)
+        );
+        assert_eq!(described(None, Some("ACTIVE")), Some(MemberState::Active));
+        assert_eq!(described(Some("SOMETHING_NEW"), Some("ACTIVE")), None);
+        assert_eq!(described(None, None), None);
+    }
+
+    #[test]
+    fn a_closure_quota_is_a_refusal_that_says_what_to_do() {
+        let account = AccountId::parse("444455556666").unwrap();
+        let error = PortError::permanent(PORT, "CloseAccount: HTTP 400")
+            .with_code(Some("ConstraintViolationException".into()))
+            .with_answer("CLOSE_ACCOUNT_QUOTA_EXCEEDED");
+        let refusal = closure_refusal(&account, &error).unwrap().to_string();
+        assert!(
+            refusal.contains("10%") && refusal.contains("--attest"),
+            "{refusal}"
+        );
+        let throttled =
+            PortError::transient(PORT, "x").with_code(Some("TooManyRequestsException".into()));
+        assert!(closure_refusal(&account, &throttled).is_none());
+    }
+}

@@ -1,0 +1,201 @@
+//! Closing an account, as AWS closes it.
+//!
+//! A member account of this organization is closed through AWS
+//! Organizations (`CloseAccount`, asked by the closure itself; AWS closes it
+//! in the background and `DescribeAccount` shows `PENDING_CLOSURE`, then
+//! `CLOSED`). A payer (management) account of another organization or a
+//! standalone account closes only in its console, signed in as its root
+//! user: the engineer does it there and attests, as for the console's other
+//! steps. Either way the record becomes `closed`; the archive and the vault
+//! are kept, since AWS keeps a closed account 90 days (sign-in, reopening, a
+//! last bill).
+
+use crate::model::{Mode, Phase, Rotation};
+use crate::ports::{AccountApi, LifecycleError, LifecyclePorts, LifecycleResult, MemberState};
+use crate::steps::{StepOutput, advance_justified, record, refused, rotation_of, set_status};
+use rootmail_domain::{AccountId, AccountStatus};
+
+/// A person's request to close an account.
+#[derive(Debug, Clone, Copy)]
+pub struct Closure<'a> {
+    pub account: &'a AccountId,
+    pub who: &'a str,
+    pub reason: &'a str,
+    /// What the engineer did in the console (a payer or standalone account,
+    /// or a member that has left this organization).
+    pub attest: Option<&'a str>,
+}
+
+/// Closes the account (a member through AWS Organizations, any other as the
+/// engineer attests), then records it `closed`. Run again after a failure,
+/// it asks AWS nothing that is already done.
+pub async fn close<P: LifecyclePorts>(
+    p: &P,
+    request: &Closure<'_>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    if request.reason.trim().is_empty() {
+        return refused("closing an account needs a reason".into());
+    }
+    let attest = request.attest.map(str::trim);
+    if attest == Some("") {
+        return refused("an attestation needs a statement of what was done".into());
+    }
+    let account = request.account;
+    let mut rotation = rotation_of(p, account).await?;
+    if rotation.phase == Phase::Closed {
+        return refused(format!("account {account} is already closed"));
+    }
+    let how = match (rotation.mode, attest) {
+        (Mode::Console, Some(statement)) => {
+            format!("closed in the console, as attested: {statement}")
+        }
+        (Mode::Console, None) => return refused(console_steps(account)),
+        (Mode::Vaulted | Mode::Rootless, _) => {
+            close_member(p, &rotation, request, attest, now).await?
+        }
+    };
+    set_status(p, &rotation, AccountStatus::Closed).await?;
+    rotation.closed_from = Some(rotation.phase);
+    rotation.phase = Phase::Closed;
+    rotation.waiting_for = None;
+    rotation.task_token = None;
+    let detail = format!("account closed ({how}); archive and vault kept");
+    advance_justified(
+        p,
+        &mut rotation,
+        now,
+        (request.who, "closed", Some(request.reason), None, detail),
+    )
+    .await
+}
+
+/// What the engineer does for an account no API of ours closes.
+fn console_steps(account: &AccountId) -> String {
+    format!(
+        "account {account} is a payer or standalone account (mode console): AWS closes it only \
+         in its console. Sign in as its root user, open Account and choose Close account (a \
+         management account: first remove every member account from its organization and \
+         delete the organization), then run close again with --attest \"what you did\""
+    )
+}
+
+/// A member account: closed in AWS Organizations, the request audited before
+/// AWS is asked. Returns how it was closed, for the record's audit row.
+async fn close_member<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &Closure<'_>,
+    attest: Option<&str>,
+    now: u64,
+) -> LifecycleResult<String> {
+    let account = request.account;
+    let state = p.api().member_state(account).await?;
+    let customers = matches!(rotation.phase, Phase::Released | Phase::AwaitingCustomerOtp);
+    if let Some(done) = closed_without_asking(account, state, attest, customers)? {
+        return Ok(done);
+    }
+    let (who, reason, customer) = (request.who, Some(request.reason), &rotation.customer);
+    let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");
+    record(
+        p,
+        account,
+        customer,
+        now,
+        (who, "closure requested", reason, None, asked),
+    )
+    .await?;
+    if let Err(error) = p.api().close_member(account).await {
+        if let LifecycleError::Refused(why) = &error {
+            let detail = format!("AWS Organizations did not close it: {why}");
+            record(
+                p,
+                account,
+                customer,
+                now,
+                (who, "closure refused", reason, None, detail),
+            )
+            .await?;
+        }
+        return Err(error);
+    }
+    let shown = match p.api().member_state(account).await? {
+        Some(state) => format!("it shows {state}"),
+        None => "it no longer lists the account".to_string(),
+    };
+    Ok(format!(
+        "closed in AWS Organizations (CloseAccount; {shown}, and AWS finishes closing it in the \
+         background)"
+    ))
+}
+
+/// What AWS Organizations' `state` of a member means for its closure: how
+/// it is closed already (`Some`), that AWS is to be asked (`None`), or why
+/// neither.
+fn closed_without_asking(
+    account: &AccountId,
+    state: Option<MemberState>,
+    attest: Option<&str>,
+    customers: bool,
+) -> LifecycleResult<Option<String>> {
+    match (state, attest) {
+        (Some(state), _) if state.closing() => {
+            Ok(Some(format!("AWS Organizations shows it {state}")))
+        }
+        (None, Some(statement)) => Ok(Some(format!(
+            "not a member of this organization; closed as attested: {statement}"
+        ))),
+        (None, None) => refused(format!(
+            "AWS Organizations does not know account {account} as a member of this \
+             organization: if it has left it, close it in its console as its root user, then \
+             run close again with --attest \"what you did\""
+        )),
+        (Some(state), Some(_)) => refused(format!(
+            "AWS Organizations shows account {account} {state}, not closed: run close without \
+             --attest to close it through AWS Organizations"
+        )),
+        (Some(_), None) if customers => refused(format!(
+            "account {account} is released to its customer, or being released: its root user \
+             is theirs, and rootmail does not close it. Once it is closed (by the customer, or \
+             in AWS Organizations if that is agreed), run close again"
+        )),
+        (Some(_), None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_is_asked_only_for_a_member_that_is_ours_and_not_closing() {
+        let account = AccountId::parse("444455556666").unwrap();
+        let decide = |state, attest, customers| {
+            closed_without_asking(&account, state, attest, customers).map_err(|e| e.to_string())
+        };
+        for state in [
+            MemberState::PendingActivation,
+            MemberState::Active,
+            MemberState::Suspended,
+        ] {
+            assert_eq!(decide(Some(state), None, false), Ok(None), "{state}");
+            let theirs = decide(Some(state), None, true).unwrap_err();
+            assert!(theirs.contains("released to its customer"), "{theirs}");
+            let attested = decide(Some(state), Some("done"), false).unwrap_err();
+            assert!(attested.contains("without --attest"), "{attested}");
+        }
+        for state in [MemberState::PendingClosure, MemberState::Closed] {
+            let done = decide(Some(state), None, true).unwrap().unwrap();
+            assert_eq!(done, format!("AWS Organizations shows it {state}"));
+        }
+        let gone = decide(None, Some("closed it in the console"), false)
+            .unwrap()
+            .unwrap();
+        assert!(
+            gone.contains("closed as attested: closed it in the console"),
+            "{gone}"
+        );
+        let unknown = decide(None, None, false).unwrap_err();
+        assert!(unknown.contains("--attest"), "{unknown}");
+    }
+}
