@@ -285,7 +285,7 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                     account: &account,
                     who: &input.actor()?,
                     reason: input.text("reason")?,
-                    attest: input.optional_text("attest"),
+                    attest: input.optional_text("attest")?,
                 };
                 closure::close(p, &request, now).await
             }
@@ -320,9 +320,16 @@ impl Input<'_> {
         }
     }
 
-    /// A field the input may leave out (or give as `null`).
-    fn optional_text(&self, name: &str) -> Option<&str> {
-        self.value.get(name).and_then(Value::as_str)
+    /// A field the input may leave out; given, a string (the step checks
+    /// its words).
+    fn optional_text(&self, name: &str) -> LifecycleResult<Option<&str>> {
+        match self.value.get(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(self.refused(format!(
+                "got \"{name}\" that is not a string (leave it out, or give a statement)"
+            ))),
+        }
     }
 
     fn account(&self) -> LifecycleResult<AccountId> {
@@ -926,6 +933,14 @@ mod tests {
         close["attest"] = json!("the customer closed it");
         let attested = call(&store, Step::Close, close.clone()).await.unwrap_err();
         assert!(attested.message.contains("ACTIVE"), "{}", attested.message);
+        let mut not_words = close.clone();
+        not_words["attest"] = Value::Null;
+        let refused = call(&store, Step::Close, not_words).await.unwrap_err();
+        assert!(
+            refused.message.contains("not a string"),
+            "{}",
+            refused.message
+        );
         // The customer closes it during the release (AWS's console).
         let ports = LocalLifecycle::new(&store, VaultKey::from_hex(KEY).unwrap());
         let id = AccountId::parse(ACCOUNT).unwrap();

@@ -317,7 +317,6 @@ impl AsRef<[u8]> for RequestBody {
     }
 }
 
-/// `https://PREFIX[-fips].REGION.DOMAIN/`, the partition's domain.
 /// The region a global service's partition is served from.
 fn global_region(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -329,6 +328,7 @@ fn global_region(region: &str) -> &'static str {
     }
 }
 
+/// `https://PREFIX[-fips].REGION.DOMAIN/`, the partition's domain.
 fn regional_url(prefix: &str, region: &str, fips: bool, dual_stack: bool) -> String {
     let fips = if fips { "-fips" } else { "" };
     let china = region.starts_with("cn-");

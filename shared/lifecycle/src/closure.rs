@@ -11,8 +11,13 @@
 //! last bill).
 
 use crate::model::{Mode, Phase, Rotation};
-use crate::ports::{AccountApi, LifecycleError, LifecyclePorts, LifecycleResult, MemberState};
-use crate::steps::{StepOutput, advance_justified, record, refused, rotation_of, set_status};
+use crate::ports::{
+    AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
+};
+use crate::steps::{
+    MAX_REASON_CHARS, SYSTEM_ACTOR, StepOutput, advance_justified, record, refused, rotation_of,
+    save_marked, set_status,
+};
 use rootmail_domain::{AccountId, AccountStatus};
 
 /// A person's request to close an account.
@@ -34,17 +39,11 @@ pub async fn close<P: LifecyclePorts>(
     request: &Closure<'_>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    if request.reason.trim().is_empty() {
-        return refused("closing an account needs a reason".into());
-    }
-    let attest = request.attest.map(str::trim);
-    if attest == Some("") {
-        return refused("an attestation needs a statement of what was done".into());
-    }
+    let attest = checked(request)?;
     let account = request.account;
     let mut rotation = rotation_of(p, account).await?;
     if rotation.phase == Phase::Closed {
-        return refused(format!("account {account} is already closed"));
+        return closed_before(p, &rotation, now).await;
     }
     let how = match (rotation.mode, attest) {
         (Mode::Console, Some(statement)) => {
@@ -52,7 +51,7 @@ pub async fn close<P: LifecyclePorts>(
         }
         (Mode::Console, None) => return refused(console_steps(account)),
         (Mode::Vaulted | Mode::Rootless, _) => {
-            close_member(p, &rotation, request, attest, now).await?
+            close_member(p, &mut rotation, request, attest, now).await?
         }
     };
     set_status(p, &rotation, AccountStatus::Closed).await?;
@@ -65,10 +64,63 @@ pub async fn close<P: LifecyclePorts>(
         p,
         &mut rotation,
         now,
-        (request.who, "closed", Some(request.reason), None, detail),
+        (request.who, CLOSED, Some(request.reason), None, detail),
     )
     .await
 }
+
+/// The request's words: a reason, and a statement when one is given, each
+/// within what the audit row and the ticket note carry. The statement, trimmed.
+fn checked<'a>(request: &Closure<'a>) -> LifecycleResult<Option<&'a str>> {
+    if request.reason.trim().is_empty() {
+        return refused("closing an account needs a reason".into());
+    }
+    let attest = request.attest.map(str::trim);
+    if attest == Some("") {
+        return refused("an attestation needs a statement of what was done".into());
+    }
+    let words = [Some(request.reason), attest];
+    if words
+        .into_iter()
+        .flatten()
+        .any(|w| w.chars().nth(MAX_REASON_CHARS).is_some())
+    {
+        return refused(format!(
+            "a statement or reason of at most {MAX_REASON_CHARS} characters, please"
+        ));
+    }
+    Ok(attest)
+}
+
+/// An account already closed: refused, unless the closure's save went
+/// through and its audit row did not (the step runs again after a failure):
+/// then the row is written now, and the closure is done.
+async fn closed_before<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let account = &rotation.account_id;
+    let since = rotation.updated_at * 1000;
+    let audited = p.audit().entries(account).await?;
+    if audited.iter().any(|e| e.action == CLOSED && e.at >= since) {
+        return refused(format!("account {account} is already closed"));
+    }
+    let detail = "account closed; written when the close ran again: its first run saved, then \
+                  stopped"
+        .to_string();
+    record(
+        p,
+        account,
+        &rotation.customer,
+        now,
+        (SYSTEM_ACTOR, CLOSED, None, None, detail),
+    )
+    .await?;
+    Ok(StepOutput::from(rotation))
+}
+
+const CLOSED: &str = "closed";
 
 /// What the engineer does for an account no API of ours closes.
 fn console_steps(account: &AccountId) -> String {
@@ -80,11 +132,14 @@ fn console_steps(account: &AccountId) -> String {
     )
 }
 
-/// A member account: closed in AWS Organizations, the request audited before
-/// AWS is asked. Returns how it was closed, for the record's audit row.
+/// A member account: closed in AWS Organizations. The record is claimed
+/// first (saved, so a release started meanwhile fails its own save, and this
+/// closure fails if one saved first), and the request audited, before AWS is
+/// asked; a failure is audited too. Returns how it was closed, for the
+/// record's audit row.
 async fn close_member<P: LifecyclePorts>(
     p: &P,
-    rotation: &Rotation,
+    rotation: &mut Rotation,
     request: &Closure<'_>,
     attest: Option<&str>,
     now: u64,
@@ -95,6 +150,7 @@ async fn close_member<P: LifecyclePorts>(
     if let Some(done) = closed_without_asking(account, state, attest, customers)? {
         return Ok(done);
     }
+    save_marked(p, rotation).await?;
     let (who, reason, customer) = (request.who, Some(request.reason), &rotation.customer);
     let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");
     record(
@@ -106,26 +162,29 @@ async fn close_member<P: LifecyclePorts>(
     )
     .await?;
     if let Err(error) = p.api().close_member(account).await {
-        if let LifecycleError::Refused(why) = &error {
-            let detail = format!("AWS Organizations did not close it: {why}");
-            record(
-                p,
-                account,
-                customer,
-                now,
-                (who, "closure refused", reason, None, detail),
-            )
-            .await?;
-        }
+        let detail = match &error {
+            LifecycleError::Refused(why) => format!("AWS Organizations did not close it: {why}"),
+            other => format!("asking AWS Organizations failed, the account is as it was: {other}"),
+        };
+        record(
+            p,
+            account,
+            customer,
+            now,
+            (who, "closure failed", reason, None, detail),
+        )
+        .await?;
         return Err(error);
     }
+    // AWS accepted the closure and finishes it in the background
+    // (`PENDING_CLOSURE`, then `CLOSED`); what it shows now is recorded.
     let shown = match p.api().member_state(account).await? {
         Some(state) => format!("it shows {state}"),
         None => "it no longer lists the account".to_string(),
     };
     Ok(format!(
-        "closed in AWS Organizations (CloseAccount; {shown}, and AWS finishes closing it in the \
-         background)"
+        "closed in AWS Organizations (CloseAccount accepted; {shown}, and AWS finishes closing it \
+         in the background)"
     ))
 }
 
@@ -145,6 +204,11 @@ fn closed_without_asking(
         (None, Some(statement)) => Ok(Some(format!(
             "not a member of this organization; closed as attested: {statement}"
         ))),
+        (None, None) if customers => refused(format!(
+            "AWS Organizations does not know account {account} as a member of this \
+             organization, and it is released to its customer: once the customer has closed it, \
+             run close again with --attest \"how you know\""
+        )),
         (None, None) => refused(format!(
             "AWS Organizations does not know account {account} as a member of this \
              organization: if it has left it, close it in its console as its root user, then \

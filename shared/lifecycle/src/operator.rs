@@ -184,9 +184,6 @@ fn within_length(request: &OperatorRequest) -> LifecycleResult<()> {
         OperatorRequest::Attest { statement, .. } => vec![Some(statement.as_str())],
         OperatorRequest::Complete { attest, .. }
         | OperatorRequest::CancelRelease { attest, .. } => vec![attest.as_deref()],
-        OperatorRequest::Close { reason, attest, .. } => {
-            vec![Some(reason.as_str()), attest.as_deref()]
-        }
         _ => Vec::new(),
     };
     let too_long = |text: &str| text.chars().nth(steps::MAX_REASON_CHARS).is_some();

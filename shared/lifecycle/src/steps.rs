@@ -233,7 +233,10 @@ async fn save_next_version<P: LifecyclePorts>(
 /// Saves the next version of `rotation` as it is, `updated_at` kept (a
 /// mark: `updated_at` dates a release's start for [`delete_ours`]). A change
 /// by someone else since the record was read fails it, as any save.
-async fn save_marked<P: LifecyclePorts>(p: &P, rotation: &mut Rotation) -> LifecycleResult<()> {
+pub(crate) async fn save_marked<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+) -> LifecycleResult<()> {
     let expected = rotation.version;
     rotation.version += 1;
     p.rotations().put(rotation, Some(expected)).await

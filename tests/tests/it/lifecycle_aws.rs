@@ -860,7 +860,8 @@ async fn a_member_account_is_closed_through_aws_organizations() {
         )
         .await;
     assert_eq!(phase, Phase::Closed);
-    // moto closes at once: AWS shows PENDING_CLOSURE first.
+    // moto closes at once and shows the retired Status's word for closed
+    // (AWS's State shows PENDING_CLOSURE first, then CLOSED).
     assert_eq!(run.organizations_status().await, "SUSPENDED");
     let status = run
         .ports

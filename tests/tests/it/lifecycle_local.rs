@@ -1038,13 +1038,16 @@ async fn a_member_account_is_closed_through_aws_organizations() {
     );
 }
 
-/// The local lifecycle where AWS Organizations will not close the account
-/// (its quota of closures is used up).
-struct ClosureQuotaUsed<'a> {
+/// The local lifecycle where AWS Organizations' `CloseAccount` fails with
+/// `error`; or where a release starts (`release_meanwhile`) while the
+/// closure reads the account's state, before it claims the record.
+struct ClosureInterrupted<'a> {
     inner: LocalLifecycle<'a>,
+    error: Option<fn() -> LifecycleError>,
+    release_meanwhile: bool,
 }
 
-impl AccountApi for ClosureQuotaUsed<'_> {
+impl AccountApi for ClosureInterrupted<'_> {
     async fn start_email_update(&self, a: &AccountId, e: &EmailAddress) -> LifecycleResult<()> {
         self.inner.start_email_update(a, e).await
     }
@@ -1070,18 +1073,25 @@ impl AccountApi for ClosureQuotaUsed<'_> {
     }
 
     async fn member_state(&self, a: &AccountId) -> LifecycleResult<Option<MemberState>> {
+        if self.release_meanwhile {
+            let customer = EmailAddress::parse("cfo@initech.example").unwrap();
+            steps::start_release(&self.inner, &releasing(a, "bob"), &customer, NOW + 5)
+                .await
+                .expect("bob's release starts");
+        }
         self.inner.member_state(a).await
     }
 
-    async fn close_member(&self, _: &AccountId) -> LifecycleResult<()> {
-        Err(LifecycleError::Refused(
-            "AWS Organizations closes at most 10% of an organization's member accounts".into(),
-        ))
+    async fn close_member(&self, a: &AccountId) -> LifecycleResult<()> {
+        match self.error {
+            Some(error) => Err(error()),
+            None => self.inner.close_member(a).await,
+        }
     }
 }
 
 lifecycle_ports!(
-    ClosureQuotaUsed<'a>,
+    ClosureInterrupted<'a>,
     inner,
     Api api: own,
     Root root: local,
@@ -1093,47 +1103,133 @@ lifecycle_ports!(
     Notices notices: local,
 );
 
-/// A closure AWS refuses leaves the account as it was, and the audit says
-/// who asked and what AWS answered; asked again later, it closes.
+fn quota_used() -> LifecycleError {
+    LifecycleError::Refused(
+        "AWS Organizations closes at most 10% of an organization's member accounts".into(),
+    )
+}
+
+fn organizations_down() -> LifecycleError {
+    LifecycleError::Port(rootmail_pipeline::PortError::transient(
+        "organizations",
+        "AWS Organizations could not close account 444455556666: HTTP 500",
+    ))
+}
+
+/// A closure AWS refuses, or a call to AWS that fails, leaves the account as
+/// it was, and the audit says who asked and what came of it; asked again
+/// later, it closes.
 #[tokio::test]
-async fn a_closure_aws_refuses_leaves_the_account_as_it_was() {
-    let local = Local::active_vaulted().await;
-    let refusing = ClosureQuotaUsed {
-        inner: local.lifecycle(),
-    };
-    let refused = close(&refusing, ("alice", "customer left", None), NOW + 10).await;
-    assert!(
-        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("10%")),
-        "{refused:?}"
-    );
-    assert_eq!(local.phase().await, Some(Phase::Active));
-    let lifecycle = local.lifecycle();
-    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
-    let actions: Vec<&str> = audit
-        .iter()
-        .rev()
-        .take(2)
-        .map(|e| e.action.as_str())
-        .collect();
-    assert_eq!(actions, ["closure refused", "closure requested"]);
-    assert!(audit.last().unwrap().detail.contains("10%"));
-    let record = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        lifecycle
+async fn a_closure_aws_refuses_or_fails_leaves_the_account_as_it_was() {
+    for (error, said) in [
+        (
+            quota_used as fn() -> LifecycleError,
+            "did not close it: AWS Organizations closes at most 10%",
+        ),
+        (
+            organizations_down,
+            "asking AWS Organizations failed, the account is as it was",
+        ),
+    ] {
+        let local = Local::active_vaulted().await;
+        let failing = ClosureInterrupted {
+            inner: local.lifecycle(),
+            error: Some(error),
+            release_meanwhile: false,
+        };
+        let failed = close(&failing, ("alice", "customer left", None), NOW + 10).await;
+        assert_eq!(failed.unwrap_err().to_string(), error().to_string());
+        assert_eq!(local.phase().await, Some(Phase::Active));
+        let lifecycle = local.lifecycle();
+        let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+        let rows: Vec<(&str, &str)> = audit
+            .iter()
+            .rev()
+            .take(2)
+            .map(|e| (e.actor.as_str(), e.action.as_str()))
+            .collect();
+        assert_eq!(
+            rows,
+            [("alice", "closure failed"), ("alice", "closure requested")]
+        );
+        let detail = &audit.last().unwrap().detail;
+        assert!(detail.contains(said), "{detail}");
+        let record = Rotations::get(&lifecycle, &account())
+            .await
+            .unwrap()
+            .unwrap();
+        let listed = lifecycle
             .by_email(&record.target_email)
             .await
             .unwrap()
-            .unwrap()
-            .status,
-        AccountStatus::Active
+            .unwrap();
+        assert_eq!(listed.status, AccountStatus::Active);
+        let closed = close(&lifecycle, ("alice", "customer left", None), NOW + 20)
+            .await
+            .unwrap();
+        assert_eq!(closed.phase, Phase::Closed);
+    }
+}
+
+/// A release another operator starts while the closure reads AWS's view of
+/// the account: the closure's claim on the record fails, AWS is not asked to
+/// close an account being handed to its customer, and asked again the
+/// closure is refused (before, nothing claimed the record before AWS was
+/// asked).
+#[tokio::test]
+async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
+    let local = Local::active_vaulted().await;
+    let racing = ClosureInterrupted {
+        inner: local.lifecycle(),
+        error: None,
+        release_meanwhile: true,
+    };
+    let lost = close(&racing, ("alice", "customer left", None), NOW + 10).await;
+    assert!(
+        matches!(&lost, Err(e) if e.to_string().contains("changed meanwhile")),
+        "{lost:?}"
     );
-    let closed = close(&lifecycle, ("alice", "customer left", None), NOW + 20)
+    let lifecycle = local.lifecycle();
+    assert_eq!(
+        lifecycle.member_state(&account()).await.unwrap(),
+        Some(MemberState::Active),
+        "AWS was not asked"
+    );
+    assert_eq!(local.phase().await, Some(Phase::AwaitingCustomerOtp));
+    let actions = local.actions().await;
+    assert!(
+        !actions.iter().any(|a| a.starts_with("closure")),
+        "{actions:?}"
+    );
+    let again = close(&lifecycle, ("alice", "customer left", None), NOW + 20).await;
+    assert!(
+        matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("being released")),
+        "{again:?}"
+    );
+}
+
+/// The closure saved, then its audit row failed: the step runs again (Step
+/// Functions retries it) and writes the row once, where it was refused as
+/// "already closed" and the execution failed with no "closed" row.
+#[tokio::test]
+async fn a_closure_whose_audit_row_failed_writes_it_when_run_again() {
+    let local = Local::active_vaulted().await;
+    let audit_down = AuditDownOnce::new(&local, "closed");
+    let failed = close(&audit_down, ("alice", "customer left", None), NOW + 10).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(local.phase().await, Some(Phase::Closed));
+    let again = close(&audit_down, ("alice", "customer left", None), NOW + 20)
         .await
-        .unwrap();
-    assert_eq!(closed.phase, Phase::Closed);
+        .expect("the lost row written");
+    assert_eq!(again.phase, Phase::Closed);
+    let count = |actions: &[String]| actions.iter().filter(|a| *a == "closed").count();
+    assert_eq!(count(&local.actions().await), 1);
+    let third = close(&audit_down, ("alice", "customer left", None), NOW + 30).await;
+    assert!(
+        matches!(&third, Err(LifecycleError::Refused(m)) if m.contains("already closed")),
+        "{third:?}"
+    );
+    assert_eq!(count(&local.actions().await), 1);
 }
 
 /// The password-reset mail an engineer triggers during a vaulted take-over goes

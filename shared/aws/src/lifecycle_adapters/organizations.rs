@@ -25,9 +25,9 @@ struct DescribedAccount {
     status: Option<String>,
 }
 
-/// `State` when AWS gives it, else the older `Status`, whose `SUSPENDED`
-/// meant closed (AWS: "When the close account request completes, the status
-/// will change to SUSPENDED").
+/// `State` when AWS gives it, else the older `Status` (retired in September
+/// 2026) where it is unambiguous: its `SUSPENDED` stood both for a closed
+/// account and one AWS suspended, so it is not read.
 fn state_of(account: &DescribedAccount) -> Option<MemberState> {
     match (account.state.as_deref(), account.status.as_deref()) {
         (Some("PENDING_ACTIVATION"), _) => Some(MemberState::PendingActivation),
@@ -38,7 +38,6 @@ fn state_of(account: &DescribedAccount) -> Option<MemberState> {
         (Some(_), _) => None,
         (None, Some("ACTIVE")) => Some(MemberState::Active),
         (None, Some("PENDING_CLOSURE")) => Some(MemberState::PendingClosure),
-        (None, Some("SUSPENDED")) => Some(MemberState::Closed),
         (None, _) => None,
     }
 }
@@ -53,7 +52,7 @@ pub(crate) async fn member_state(
     let described: Described = match client.call_for("DescribeAccount", &input).await {
         Ok(described) => described,
         Err(e) if not_a_member(&e) => return Ok(None),
-        Err(e) => return Err(port_error(account, "read", e)),
+        Err(e) => return Err(port_error(account, "read", retried_if_busy(e))),
     };
     state_of(&described.account).map(Some).ok_or_else(|| {
         LifecycleError::Port(PortError::permanent(
@@ -76,10 +75,20 @@ pub(crate) async fn close_member(client: &JsonClient, account: &AccountId) -> Li
     match client.call("CloseAccount", &input).await {
         Ok(_) => Ok(()),
         Err(e) if e.code.as_deref() == Some("AccountAlreadyClosedException") => Ok(()),
-        Err(e) => {
-            Err(closure_refusal(account, &e).unwrap_or_else(|| port_error(account, "close", e)))
-        }
+        Err(e) => Err(closure_refusal(account, &e)
+            .unwrap_or_else(|| port_error(account, "close", retried_if_busy(e)))),
     }
+}
+
+/// AWS Organizations answers "the entity is being modified by a different
+/// request; try again later" with a 400 (`ConcurrentModificationException`):
+/// worth trying again, as a server's trouble is.
+fn retried_if_busy(error: PortError) -> PortError {
+    if error.code.as_deref() != Some("ConcurrentModificationException") {
+        return error;
+    }
+    let code = error.code.clone();
+    PortError::transient(PORT, error.message).with_code(code)
 }
 
 fn not_a_member(error: &PortError) -> bool {
@@ -117,7 +126,14 @@ fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleEr
             "AWS Organizations is changing account {account} already (ConflictException): run \
              close again in a few minutes"
         ),
-        ("AWSOrganizationsNotInUseException" | "UnsupportedAPIEndpointException", code) => {
+        ("AccessDeniedException", _) => format!(
+            "AWS Organizations will not close account {account} for this role: only the \
+             organization's management account closes member accounts (a stack in a delegated \
+             administrator account cannot). Close it in the AWS Organizations console of the \
+             management account, then run close again: rootmail records it once AWS shows it \
+             closing"
+        ),
+        (code @ ("AWSOrganizationsNotInUseException" | "UnsupportedAPIEndpointException"), _) => {
             format!(
                 "AWS Organizations cannot close account {account} from here ({code}): run \
                  rootmail in the organization's management account"
@@ -168,7 +184,8 @@ mod tests {
         );
         assert_eq!(
             described(None, Some("SUSPENDED")),
-            Some(MemberState::Closed)
+            None,
+            "the old Status's SUSPENDED was closed or suspended: not read"
         );
         assert_eq!(
             described(None, Some("PENDING_CLOSURE")),
@@ -193,5 +210,31 @@ mod tests {
         let throttled =
             PortError::transient(PORT, "x").with_code(Some("TooManyRequestsException".into()));
         assert!(closure_refusal(&account, &throttled).is_none());
+        let denied =
+            PortError::permanent(PORT, "x").with_code(Some("AccessDeniedException".into()));
+        let refusal = closure_refusal(&account, &denied).unwrap().to_string();
+        assert!(refusal.contains("management account"), "{refusal}");
+        let unsupported = PortError::permanent(PORT, "x")
+            .with_code(Some("UnsupportedAPIEndpointException".into()));
+        let refusal = closure_refusal(&account, &unsupported).unwrap().to_string();
+        assert!(
+            refusal.contains("(UnsupportedAPIEndpointException)"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn a_concurrent_modification_is_tried_again() {
+        let busy = PortError::permanent(PORT, "x")
+            .with_code(Some("ConcurrentModificationException".into()));
+        let retried = retried_if_busy(busy);
+        assert!(retried.is_transient());
+        assert_eq!(
+            retried.code.as_deref(),
+            Some("ConcurrentModificationException")
+        );
+        let invalid =
+            PortError::permanent(PORT, "x").with_code(Some("InvalidInputException".into()));
+        assert!(!retried_if_busy(invalid).is_transient());
     }
 }
