@@ -11,7 +11,9 @@
 use crate::console::{await_change_confirmation, save_evidence};
 use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{LifecyclePorts, LifecycleResult, Vault};
-use crate::steps::{SYSTEM_ACTOR, record_once_for_mail, refused, rotation_of, save_handover};
+use crate::steps::{
+    Handover, SYSTEM_ACTOR, record_once_for_mail, refused, rotation_of, save_handover,
+};
 use rootmail_domain::{Handoff, Kind, UnreadSecret};
 
 /// AWS's code mail `unread` reached the rotation's address and passed every
@@ -135,13 +137,13 @@ fn arrival((this_id, this_at): CodeMail<'_>, (heard_id, heard_at): CodeMail<'_>)
 /// unread), and `rotation code` gives it. The same mail again changes
 /// nothing; an older one is not kept; one with no receiving stamp cannot be
 /// ordered and is refused (the mail is an alert, its code sealed). Returns
-/// the reference of the code held.
+/// what became of its code.
 pub(crate) async fn later_code<P: LifecyclePorts>(
     p: &P,
     mut rotation: Rotation,
     handoff: &Handoff,
     now: u64,
-) -> LifecycleResult<String> {
+) -> LifecycleResult<Handover> {
     let (account, target) = (rotation.account_id.clone(), rotation.target_email.clone());
     if handoff.recipient != target {
         return refused(format!(
@@ -183,7 +185,7 @@ pub(crate) async fn later_code<P: LifecyclePorts>(
         Kind::RootEmailOtp
     );
     save_evidence(p, &mut rotation, now, (SYSTEM_ACTOR, HANDED_OVER, detail)).await?;
-    Ok(reference)
+    Ok(Handover::Stored(reference))
 }
 
 /// A console take-over heard its code mail: it no longer waits for one (its
@@ -205,7 +207,7 @@ async fn keep_the_code_held<P: LifecyclePorts>(
     handoff: &Handoff,
     arrival: Arrival,
     now: u64,
-) -> LifecycleResult<String> {
+) -> LifecycleResult<Handover> {
     let (account, target) = (&rotation.account_id, &rotation.target_email);
     let held = (rotation.handed_over.clone()).unwrap_or_else(|| "nothing held".to_string());
     let this = (handoff.message_id.as_deref(), handoff.delivered_at);
@@ -239,7 +241,7 @@ async fn keep_the_code_held<P: LifecyclePorts>(
         }
         Arrival::Later => {}
     }
-    Ok(held)
+    Ok(Handover::Kept(held))
 }
 
 /// The audit actions of a handover (as `steps::store_handoff` writes it) and

@@ -2,7 +2,7 @@
 //! implementation over any store's ports (AWS, local).
 
 use crate::ports::{LifecycleError, LifecyclePorts, Rotations};
-use crate::steps::hand_over;
+use crate::steps::{Handover, hand_over};
 use rootmail_domain::{AccountId, Handoff, Kind, UnreadSecret, WaitingRotation};
 use rootmail_pipeline::{Evidence, Handoffs, PortError, PortResult};
 use std::ops::Deref;
@@ -126,8 +126,13 @@ pub async fn hand_over_from_mail<P: LifecyclePorts>(
     now: u64,
 ) -> PortResult<bool> {
     match hand_over(p, account, handoff, now).await {
-        Ok(reference) => {
+        Ok(Handover::Stored(reference)) => {
             tracing::info!(account = %account, kind = handoff.kind.as_str(), %reference, "secret handed over");
+            Ok(true)
+        }
+        Ok(Handover::Kept(reference)) => {
+            // The same mail again, or a late older one: the audit says which.
+            tracing::info!(account = %account, kind = handoff.kind.as_str(), %reference, "secret mail taken, the secret held kept");
             Ok(true)
         }
         Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {

@@ -616,6 +616,27 @@ async fn mark_email_change_requested<P: LifecyclePorts>(p: &P, rotation: &mut Ro
     }
 }
 
+/// What a handover did with the mail's secret, for the log line that says so
+/// (the audit says it in full).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handover {
+    /// Stored in the vault under this reference, the rotation told.
+    Stored(String),
+    /// Not stored: the secret held (this reference) stays. The same mail
+    /// again (its handover finished, its lost audit row written), or a late
+    /// older one.
+    Kept(String),
+}
+
+impl Handover {
+    /// The reference of the secret the rotation holds.
+    pub fn reference(&self) -> &str {
+        match self {
+            Self::Stored(reference) | Self::Kept(reference) => reference,
+        }
+    }
+}
+
 /// Called by the mail pipeline with the secret of a verified AWS mail for an
 /// account whose rotation waits for that kind, delivered to the rotation's own
 /// address. Stores it in the vault and answers the waiting task with the
@@ -625,7 +646,7 @@ pub async fn hand_over<P: LifecyclePorts>(
     account: &AccountId,
     handoff: &Handoff,
     now: u64,
-) -> LifecycleResult<String> {
+) -> LifecycleResult<Handover> {
     hand_over_from(p, account, handoff, (SYSTEM_ACTOR, "received by mail"), now).await
 }
 
@@ -719,24 +740,27 @@ async fn hand_over_from<P: LifecyclePorts>(
     handoff: &Handoff,
     brought: (&str, &str),
     now: u64,
-) -> LifecycleResult<String> {
+) -> LifecycleResult<Handover> {
     let mut rotation = rotation_of(p, account).await?;
     if handoff.kind == Kind::RootEmailOtp && rotation.hears_a_later_code(now) {
         return crate::code_mail::later_code(p, rotation, handoff, now).await;
     }
     check_handoff(account, &rotation, handoff, now)?;
-    let reference = match (&rotation.handed_over, rotation.phase) {
+    let handover = match (&rotation.handed_over, rotation.phase) {
         // An earlier delivery stored the code, then could not answer the task:
         // answer it now with the same reference.
-        (Some(reference), Phase::OtpReceived) => reference.clone(),
+        (Some(reference), Phase::OtpReceived) => Handover::Kept(reference.clone()),
         (Some(reference), _) if is_older_reset_link(handoff, &rotation) => {
             return keep_later_link(p, &rotation, handoff, reference, now).await;
         }
-        _ => store_handoff(p, account, &mut rotation, handoff, brought, now).await?,
+        _ => {
+            Handover::Stored(store_handoff(p, account, &mut rotation, handoff, brought, now).await?)
+        }
     };
+    let reference = handover.reference();
     // The rotation keeps waiting (and its token) until the task is answered, so
     // a redelivered mail can finish a handover whose answer failed.
-    answer_code_task(p, account, &mut rotation, handoff.kind, &reference).await?;
+    answer_code_task(p, account, &mut rotation, handoff.kind, reference).await?;
     // A reset link while an engineer works is kept for `creds get`, and the
     // rotation goes on waiting for reset links: AWS's link is time-sensitive,
     // and one the engineer requests again replaces it. The engineer's task
@@ -748,10 +772,10 @@ async fn hand_over_from<P: LifecyclePorts>(
         // The answered task's next step ran at once and wrote the record
         // first, ending the wait itself: the handover is done.
         Err(e) if e.is_conflict() && !still_waits(p, account, handoff.kind, now).await? => {
-            Ok(reference)
+            Ok(handover)
         }
         Err(e) => Err(e),
-        Ok(()) => Ok(reference),
+        Ok(()) => Ok(handover),
     }
 }
 
@@ -786,7 +810,7 @@ async fn keep_later_link<P: LifecyclePorts>(
     handoff: &Handoff,
     reference: &str,
     now: u64,
-) -> LifecycleResult<String> {
+) -> LifecycleResult<Handover> {
     let mail = handoff.message_id.as_deref().unwrap_or("(no Message-ID)");
     let detail = || {
         format!(
@@ -795,7 +819,7 @@ async fn keep_later_link<P: LifecyclePorts>(
     };
     let this = (handoff.message_id.as_deref(), handoff.delivered_at);
     record_once_for_mail(p, rotation, "older secret not kept", this, detail, now).await?;
-    Ok(reference.to_string())
+    Ok(Handover::Kept(reference.to_string()))
 }
 
 /// Only a rotation waiting for this kind of mail takes it, and only when it

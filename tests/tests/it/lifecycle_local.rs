@@ -1038,6 +1038,44 @@ async fn a_member_account_is_closed_through_aws_organizations() {
     );
 }
 
+/// A handover says whether it stored the mail's secret or kept the one held
+/// (the same mail again, a late older one): the log line tells them apart,
+/// where it said "secret handed over" for all three.
+#[tokio::test]
+async fn a_handover_says_whether_it_stored_the_mail_s_secret() {
+    use steps::Handover;
+    let local = Local::new();
+    let address = local.console_email_changed().await;
+    let lifecycle = local.lifecycle();
+    let code = |id: &str, at: i64, secret: &str| rootmail_domain::Handoff {
+        kind: rootmail_domain::Kind::RootEmailOtp,
+        secret: SecretValue::new(secret.to_string()),
+        recipient: address.clone(),
+        delivered_at: Some(at),
+        message_id: Some(id.to_string()),
+    };
+    let mut handovers = Vec::new();
+    for handoff in [
+        code("<a@aws>", 1_000, "482913"),
+        code("<a@aws>", 1_000, "482913"),
+        code("<c@aws>", 1_200, "771205"),
+        code("<b@aws>", 1_100, "600417"),
+    ] {
+        let handover = steps::hand_over(&lifecycle, &account(), &handoff, NOW + 5).await;
+        handovers.push(handover.unwrap());
+    }
+    let [first, again, later, older] = <[Handover; 4]>::try_from(handovers).unwrap();
+    assert!(matches!(first, Handover::Stored(_)), "{first:?}");
+    assert_eq!(again, Handover::Kept(first.reference().to_string()));
+    assert!(matches!(later, Handover::Stored(_)), "{later:?}");
+    assert_eq!(older, Handover::Kept(later.reference().to_string()));
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.handed_over.as_deref(), Some(later.reference()));
+}
+
 /// The local lifecycle where AWS Organizations' `CloseAccount` fails with
 /// `error`; or where a release starts (`release_meanwhile`) while the
 /// closure reads the account's state, before it claims the record.
@@ -1602,12 +1640,12 @@ async fn a_handover_whose_task_answer_failed_is_finished_by_the_redelivered_mail
     );
     assert_eq!(rotation.task_token.as_deref(), Some("token-1"));
 
-    let reference = steps::hand_over(&flaky, &account(), &handoff, NOW + 5)
+    let handover = steps::hand_over(&flaky, &account(), &handoff, NOW + 5)
         .await
         .unwrap();
     assert_eq!(
-        Some(reference),
-        rotation.handed_over,
+        Some(handover),
+        rotation.handed_over.map(steps::Handover::Kept),
         "the stored code, not a second one"
     );
     let rotation = Rotations::get(&flaky.inner, &account())
@@ -2607,7 +2645,15 @@ async fn a_code_step_run_again_after_the_code_came_answers_the_new_task() {
         .unwrap()
         .unwrap();
     assert_eq!(rotation.task_token, None, "answered, dropped");
-    assert_eq!(rotation.handed_over, Some(reference), "the same code");
+    assert!(
+        matches!(reference, steps::Handover::Stored(_)),
+        "{reference:?}"
+    );
+    assert_eq!(
+        rotation.handed_over.as_deref(),
+        Some(reference.reference()),
+        "the same code"
+    );
     assert_eq!(code_mails_sent(&flaky.inner), 1, "AWS asked once");
     let accepted = steps::accept_email_update(&flaky.inner, &account(), NOW + 30).await;
     assert_eq!(accepted.unwrap().phase, Phase::EmailAccepted);
