@@ -177,8 +177,16 @@ async fn close_member<P: LifecyclePorts>(
         return Err(error);
     }
     // AWS accepted the closure and finishes it in the background
-    // (`PENDING_CLOSURE`, then `CLOSED`); what it shows now is recorded.
+    // (`PENDING_CLOSURE`, then `CLOSED`). Until AWS shows it, nothing is
+    // recorded closed: the step runs again, and then asks nothing.
     let shown = match p.api().member_state(account).await? {
+        Some(MemberState::Active) => {
+            return Err(LifecycleError::NotYet(format!(
+                "AWS Organizations accepted the closure of account {account} but shows it ACTIVE \
+                 still: run close again in a minute (the state machine does), and rootmail \
+                 records it once AWS shows it closing"
+            )));
+        }
         Some(state) => format!("it shows {state}"),
         None => "it no longer lists the account".to_string(),
     };

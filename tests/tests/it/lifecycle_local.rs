@@ -1083,6 +1083,9 @@ struct ClosureInterrupted<'a> {
     inner: LocalLifecycle<'a>,
     error: Option<fn() -> LifecycleError>,
     release_meanwhile: bool,
+    /// How many reads of the account's state answer `ACTIVE` whatever AWS
+    /// did (its view lagging behind an accepted closure).
+    active_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl AccountApi for ClosureInterrupted<'_> {
@@ -1116,6 +1119,13 @@ impl AccountApi for ClosureInterrupted<'_> {
             steps::start_release(&self.inner, &releasing(a, "bob"), &customer, NOW + 5)
                 .await
                 .expect("bob's release starts");
+        }
+        use std::sync::atomic::Ordering::SeqCst;
+        let lagging = self
+            .active_reads
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+        if lagging.is_ok() {
+            return Ok(Some(MemberState::Active));
         }
         self.inner.member_state(a).await
     }
@@ -1174,6 +1184,7 @@ async fn a_closure_aws_refuses_or_fails_leaves_the_account_as_it_was() {
             inner: local.lifecycle(),
             error: Some(error),
             release_meanwhile: false,
+            active_reads: Default::default(),
         };
         let failed = close(&failing, ("alice", "customer left", None), NOW + 10).await;
         assert_eq!(failed.unwrap_err().to_string(), error().to_string());
@@ -1221,6 +1232,7 @@ async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
         inner: local.lifecycle(),
         error: None,
         release_meanwhile: true,
+        active_reads: Default::default(),
     };
     let lost = close(&racing, ("alice", "customer left", None), NOW + 10).await;
     assert!(
@@ -1244,6 +1256,43 @@ async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
         matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("being released")),
         "{again:?}"
     );
+}
+
+/// AWS accepted the closure but its view still shows the account ACTIVE:
+/// nothing is recorded closed yet (`NotYet`, which the state machine
+/// retries); run again, the closure asks AWS nothing more and records what
+/// AWS shows (before, the record said closed whatever AWS showed).
+#[tokio::test]
+async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
+    let local = Local::active_vaulted().await;
+    let lagging = ClosureInterrupted {
+        inner: local.lifecycle(),
+        error: None,
+        release_meanwhile: false,
+        active_reads: 2.into(),
+    };
+    let early = close(&lagging, ("alice", "customer left", None), NOW + 10).await;
+    assert!(
+        matches!(&early, Err(LifecycleError::NotYet(m)) if m.contains("shows it ACTIVE still")),
+        "{early:?}"
+    );
+    assert_eq!(local.phase().await, Some(Phase::Active));
+    let closed = close(&lagging, ("alice", "customer left", None), NOW + 40)
+        .await
+        .unwrap();
+    assert_eq!(closed.phase, Phase::Closed);
+    let actions = local.actions().await;
+    let closure: Vec<&str> = actions
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with("clos"))
+        .collect();
+    assert_eq!(closure, ["closure requested", "closed"], "asked once");
+    let audit = AuditLog::entries(&local.lifecycle(), &account())
+        .await
+        .unwrap();
+    let detail = &audit.last().unwrap().detail;
+    assert!(detail.contains("shows it PENDING_CLOSURE"), "{detail}");
 }
 
 /// The closure saved, then its audit row failed: the step runs again (Step
