@@ -15,8 +15,8 @@ use crate::ports::{
     AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
 };
 use crate::steps::{
-    MAX_REASON_CHARS, SYSTEM_ACTOR, StepOutput, advance_justified, record, refused, rotation_of,
-    save_marked, set_status,
+    MAX_REASON_CHARS, StepOutput, advance_justified, record, refused, rotation_of, save_marked,
+    set_status,
 };
 use rootmail_domain::{AccountId, AccountStatus};
 
@@ -43,7 +43,7 @@ pub async fn close<P: LifecyclePorts>(
     let account = request.account;
     let mut rotation = rotation_of(p, account).await?;
     if rotation.phase == Phase::Closed {
-        return closed_before(p, &rotation, now).await;
+        return closed_before(p, &rotation, request, now).await;
     }
     let how = match (rotation.mode, attest) {
         (Mode::Console, Some(statement)) => {
@@ -92,32 +92,35 @@ fn checked<'a>(request: &Closure<'a>) -> LifecycleResult<Option<&'a str>> {
     Ok(attest)
 }
 
-/// An account already closed: refused, unless the closure's save went
-/// through and its audit row did not (the step runs again after a failure):
-/// then the row is written now, and the closure is done.
+/// An account already closed: refused, unless this is the closure that
+/// closed it, run again (Step Functions retries a step whose answer was
+/// lost; a person runs it again): the same person and reason, answered as
+/// before. Its save went through and its audit row did not: the row is
+/// written now.
 async fn closed_before<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
+    request: &Closure<'_>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let account = &rotation.account_id;
     let since = rotation.updated_at * 1000;
     let audited = p.audit().entries(account).await?;
-    if audited.iter().any(|e| e.action == CLOSED && e.at >= since) {
-        return refused(format!("account {account} is already closed"));
+    let closing = audited.iter().find(|e| e.action == CLOSED && e.at >= since);
+    match closing {
+        Some(row) if row.actor == request.who && row.reason.as_deref() == Some(request.reason) => {
+            Ok(StepOutput::from(rotation))
+        }
+        Some(_) => refused(format!("account {account} is already closed")),
+        None => {
+            let detail = "account closed; written when the close ran again: its first run \
+                          saved, then stopped"
+                .to_string();
+            let entry = (request.who, CLOSED, Some(request.reason), None, detail);
+            record(p, account, &rotation.customer, now, entry).await?;
+            Ok(StepOutput::from(rotation))
+        }
     }
-    let detail = "account closed; written when the close ran again: its first run saved, then \
-                  stopped"
-        .to_string();
-    record(
-        p,
-        account,
-        &rotation.customer,
-        now,
-        (SYSTEM_ACTOR, CLOSED, None, None, detail),
-    )
-    .await?;
-    Ok(StepOutput::from(rotation))
 }
 
 const CLOSED: &str = "closed";
@@ -133,10 +136,11 @@ fn console_steps(account: &AccountId) -> String {
 }
 
 /// A member account: closed in AWS Organizations. The record is claimed
-/// first (saved, so a release started meanwhile fails its own save, and this
-/// closure fails if one saved first), and the request audited, before AWS is
-/// asked; a failure is audited too. Returns how it was closed, for the
-/// record's audit row.
+/// first (saved, so a release that read it meanwhile fails its own save),
+/// and the request audited, before AWS is asked; a failure is audited too.
+/// Once AWS accepted, the record says so (`closure_requested_at`): the
+/// closure is not asked for again, nor a release started, while AWS
+/// finishes it. Returns how it was closed, for the record's audit row.
 async fn close_member<P: LifecyclePorts>(
     p: &P,
     rotation: &mut Rotation,
@@ -146,6 +150,9 @@ async fn close_member<P: LifecyclePorts>(
 ) -> LifecycleResult<String> {
     let account = request.account;
     let state = p.api().member_state(account).await?;
+    if rotation.closure_requested_at.is_some() {
+        return accepted_closure(account, state);
+    }
     let customers = matches!(rotation.phase, Phase::Released | Phase::AwaitingCustomerOtp);
     if let Some(done) = closed_without_asking(account, state, attest, customers)? {
         return Ok(done);
@@ -176,24 +183,42 @@ async fn close_member<P: LifecyclePorts>(
         .await?;
         return Err(error);
     }
-    // AWS accepted the closure and finishes it in the background
-    // (`PENDING_CLOSURE`, then `CLOSED`). Until AWS shows it, nothing is
-    // recorded closed: the step runs again, and then asks nothing.
-    let shown = match p.api().member_state(account).await? {
-        Some(MemberState::Active) => {
+    rotation.closure_requested_at = Some(now);
+    save_marked(p, rotation).await?;
+    accepted_closure(account, p.api().member_state(account).await?)
+}
+
+/// A closure AWS accepted, by what it shows now: closing (or gone from the
+/// organization), it is recorded; anything else is AWS's view lagging behind
+/// (`NotYet`: the state machine runs the step again, which asks nothing).
+fn accepted_closure(account: &AccountId, state: Option<MemberState>) -> LifecycleResult<String> {
+    let shown = match state {
+        Some(state) if state.closing() => format!("it shows {state}"),
+        None => "it no longer lists the account".to_string(),
+        Some(state) => {
             return Err(LifecycleError::NotYet(format!(
-                "AWS Organizations accepted the closure of account {account} but shows it ACTIVE \
-                 still: run close again in a minute (the state machine does), and rootmail \
-                 records it once AWS shows it closing"
+                "AWS Organizations accepted the closure of account {account} but shows it \
+                 {state} still: run close again in a minute (the state machine does), and \
+                 rootmail records it once AWS shows it closing"
             )));
         }
-        Some(state) => format!("it shows {state}"),
-        None => "it no longer lists the account".to_string(),
     };
     Ok(format!(
         "closed in AWS Organizations (CloseAccount accepted; {shown}, and AWS finishes closing it \
          in the background)"
     ))
+}
+
+/// A release may not start, nor be cancelled, once AWS accepted the
+/// account's closure.
+pub(crate) fn no_closure_under_way(rotation: &Rotation) -> LifecycleResult<()> {
+    match rotation.closure_requested_at {
+        Some(_) => refused(format!(
+            "AWS Organizations is closing account {}: run close again to record it",
+            rotation.account_id
+        )),
+        None => Ok(()),
+    }
 }
 
 /// What AWS Organizations' `state` of a member means for its closure: how

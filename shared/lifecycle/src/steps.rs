@@ -421,6 +421,7 @@ fn registered_rotation(
         email_change_requested_at: None,
         credentials_deleted_at: None,
         closed_from: None,
+        closure_requested_at: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,
@@ -1763,7 +1764,9 @@ pub async fn start_release<P: LifecyclePorts>(
 /// The record of an account a release may start (again) from.
 async fn releasable<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<Rotation> {
     let wanted = [Phase::Active, Phase::AwaitingCustomerOtp];
-    rotation_in(p, account, &wanted, "release").await
+    let rotation = rotation_in(p, account, &wanted, "release").await?;
+    crate::closure::no_closure_under_way(&rotation)?;
+    Ok(rotation)
 }
 
 /// [`start_release`] from the record as read.
@@ -1924,6 +1927,7 @@ pub async fn cancel_release<P: LifecyclePorts>(
     };
     // One that stopped long ago is judged by what AWS says, below.
     no_completion_under_way(&rotation, now)?;
+    crate::closure::no_closure_under_way(&rotation)?;
     let detail = match rotation.mode {
         Mode::Console => console_release_undone(p, &rotation, &ours, attest, &request.who).await?,
         _ => release_undone(p, &rotation, &ours).await?,

@@ -1260,8 +1260,10 @@ async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
 
 /// AWS accepted the closure but its view still shows the account ACTIVE:
 /// nothing is recorded closed yet (`NotYet`, which the state machine
-/// retries); run again, the closure asks AWS nothing more and records what
-/// AWS shows (before, the record said closed whatever AWS showed).
+/// retries), and no release starts meanwhile; run again, the closure asks
+/// AWS nothing more, and records what AWS shows once it shows it closing
+/// (before, the record said closed whatever AWS showed, and each run asked
+/// AWS again).
 #[tokio::test]
 async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
     let local = Local::active_vaulted().await;
@@ -1269,15 +1271,24 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
         inner: local.lifecycle(),
         error: None,
         release_meanwhile: false,
-        active_reads: 2.into(),
+        active_reads: 3.into(),
     };
-    let early = close(&lagging, ("alice", "customer left", None), NOW + 10).await;
+    for at in [NOW + 10, NOW + 40] {
+        let early = close(&lagging, ("alice", "customer left", None), at).await;
+        assert!(
+            matches!(&early, Err(LifecycleError::NotYet(m)) if m.contains("shows it ACTIVE still")),
+            "{early:?}"
+        );
+        assert_eq!(local.phase().await, Some(Phase::Active));
+    }
+    let customer = EmailAddress::parse("cfo@initech.example").unwrap();
+    let bob = releasing(&account(), "bob");
+    let release = steps::start_release(&lagging, &bob, &customer, NOW + 50).await;
     assert!(
-        matches!(&early, Err(LifecycleError::NotYet(m)) if m.contains("shows it ACTIVE still")),
-        "{early:?}"
+        matches!(&release, Err(LifecycleError::Refused(m)) if m.contains("is closing")),
+        "no release of an account AWS is closing: {release:?}"
     );
-    assert_eq!(local.phase().await, Some(Phase::Active));
-    let closed = close(&lagging, ("alice", "customer left", None), NOW + 40)
+    let closed = close(&lagging, ("alice", "customer left", None), NOW + 70)
         .await
         .unwrap();
     assert_eq!(closed.phase, Phase::Closed);
@@ -1292,7 +1303,7 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
         .await
         .unwrap();
     let detail = &audit.last().unwrap().detail;
-    assert!(detail.contains("shows it PENDING_CLOSURE"), "{detail}");
+    assert!(detail.contains("it shows PENDING_CLOSURE"), "{detail}");
 }
 
 /// The closure saved, then its audit row failed: the step runs again (Step
@@ -1311,10 +1322,14 @@ async fn a_closure_whose_audit_row_failed_writes_it_when_run_again() {
     assert_eq!(again.phase, Phase::Closed);
     let count = |actions: &[String]| actions.iter().filter(|a| *a == "closed").count();
     assert_eq!(count(&local.actions().await), 1);
+    // The same closure again (an answer lost after it all went through):
+    // answered as before. Another one is refused.
     let third = close(&audit_down, ("alice", "customer left", None), NOW + 30).await;
+    assert_eq!(third.map(|o| o.phase).ok(), Some(Phase::Closed));
+    let other = close(&audit_down, ("bob", "customer left", None), NOW + 40).await;
     assert!(
-        matches!(&third, Err(LifecycleError::Refused(m)) if m.contains("already closed")),
-        "{third:?}"
+        matches!(&other, Err(LifecycleError::Refused(m)) if m.contains("already closed")),
+        "{other:?}"
     );
     assert_eq!(count(&local.actions().await), 1);
 }
