@@ -1717,9 +1717,22 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("names your IAM identity"), "{text}");
 
+    // The closure reaches AWS Organizations (moto's), which shows the
+    // account SUSPENDED where AWS shows PENDING_CLOSURE: not recorded yet,
+    // and the person is told to run it again.
     let (code, _, text) = cli(&["close", "--reason", "customer left"]);
-    assert_eq!(code, Some(0), "{text}");
-    assert_eq!(run.rotation().await.phase, Phase::Closed);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("accepted the closure"), "{text}");
+    let rotation = run.rotation().await;
+    assert!(rotation.closure_requested_at.is_some());
+    assert_eq!(run.organizations_status().await, "SUSPENDED");
+    let closure = run.audit().await.into_iter().last().unwrap();
+    assert_eq!(closure.action, "closure requested");
+    assert!(
+        closure.actor.contains("carol@example.com"),
+        "{}",
+        closure.actor
+    );
 }
 
 /// A vault secret someone else created (their key, or a resource policy that

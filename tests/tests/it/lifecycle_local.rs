@@ -231,6 +231,18 @@ impl Local {
         std::fs::write(&file, kept).unwrap();
     }
 
+    /// The account's status in the directory, under the address the
+    /// take-over gave it.
+    async fn listed_status(&self) -> AccountStatus {
+        let lifecycle = self.lifecycle();
+        let record = Rotations::get(&lifecycle, &account())
+            .await
+            .unwrap()
+            .unwrap();
+        let listed = lifecycle.by_email(&record.target_email).await.unwrap();
+        listed.expect("in the directory").status
+    }
+
     async fn actions(&self) -> Vec<String> {
         AuditLog::entries(&self.lifecycle(), &account())
             .await
@@ -1023,19 +1035,7 @@ async fn a_member_account_is_closed_through_aws_organizations() {
         detail.contains("CloseAccount") && detail.contains("PENDING_CLOSURE"),
         "{detail}"
     );
-    let record = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        lifecycle
-            .by_email(&record.target_email)
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        AccountStatus::Closed
-    );
+    assert_eq!(local.listed_status().await, AccountStatus::Closed);
 }
 
 /// A handover says whether it stored the mail's secret or kept the one held
@@ -1203,16 +1203,7 @@ async fn a_closure_aws_refuses_or_fails_leaves_the_account_as_it_was() {
         );
         let detail = &audit.last().unwrap().detail;
         assert!(detail.contains(said), "{detail}");
-        let record = Rotations::get(&lifecycle, &account())
-            .await
-            .unwrap()
-            .unwrap();
-        let listed = lifecycle
-            .by_email(&record.target_email)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(listed.status, AccountStatus::Active);
+        assert_eq!(local.listed_status().await, AccountStatus::Active);
         let closed = close(&lifecycle, ("alice", "customer left", None), NOW + 20)
             .await
             .unwrap();
