@@ -928,11 +928,16 @@ mod tests {
         assert_eq!(out.phase, Phase::AwaitingCustomerOtp);
         let mut close = json!({"account_id": ACCOUNT, "who": "alice", "reason": "customer left",
             "execution": "arn:aws:states:eu-west-1:111122223333:execution:Close:x1"});
-        // The state machine passes an attestation on (CloseAsAttested): a
-        // member AWS Organizations shows active is not closed on one.
-        close["attest"] = json!("the customer closed it");
+        // The state machine passes an attestation on (CloseAsAttested): the
+        // step checks it (here, its length).
+        close["attest"] = json!("x".repeat(2001));
         let attested = call(&store, Step::Close, close.clone()).await.unwrap_err();
-        assert!(attested.message.contains("ACTIVE"), "{}", attested.message);
+        assert!(
+            attested.message.contains("at most 2000"),
+            "{}",
+            attested.message
+        );
+        close["attest"] = json!("the customer closed it");
         let mut not_words = close.clone();
         not_words["attest"] = Value::Null;
         let refused = call(&store, Step::Close, not_words).await.unwrap_err();

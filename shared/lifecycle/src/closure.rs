@@ -46,9 +46,7 @@ pub async fn close<P: LifecyclePorts>(
         return closed_before(p, &rotation, request, now).await;
     }
     let how = match (rotation.mode, attest) {
-        (Mode::Console, Some(statement)) => {
-            format!("closed in the console, as attested: {statement}")
-        }
+        (Mode::Console, Some(statement)) => format!("in the console, as attested: {statement}"),
         (Mode::Console, None) => return refused(console_steps(account)),
         (Mode::Vaulted | Mode::Rootless, _) => {
             close_member(p, &mut rotation, request, attest, now).await?
@@ -59,7 +57,7 @@ pub async fn close<P: LifecyclePorts>(
     rotation.phase = Phase::Closed;
     rotation.waiting_for = None;
     rotation.task_token = None;
-    let detail = format!("account closed ({how}); archive and vault kept");
+    let detail = format!("account closed {how}; archive and vault kept");
     advance_justified(
         p,
         &mut rotation,
@@ -193,7 +191,7 @@ async fn close_member<P: LifecyclePorts>(
 /// (`NotYet`: the state machine runs the step again, which asks nothing).
 fn accepted_closure(account: &AccountId, state: Option<MemberState>) -> LifecycleResult<String> {
     let shown = match state {
-        Some(state) if state.closing() => format!("it shows {state}"),
+        Some(state) if state.closing() => format!("it shows {state}, and AWS finishes it"),
         None => "it no longer lists the account".to_string(),
         Some(state) => {
             return Err(LifecycleError::NotYet(format!(
@@ -204,8 +202,7 @@ fn accepted_closure(account: &AccountId, state: Option<MemberState>) -> Lifecycl
         }
     };
     Ok(format!(
-        "closed in AWS Organizations (CloseAccount accepted; {shown}, and AWS finishes closing it \
-         in the background)"
+        "through AWS Organizations (CloseAccount accepted; {shown})"
     ))
 }
 
@@ -232,10 +229,10 @@ fn closed_without_asking(
 ) -> LifecycleResult<Option<String>> {
     match (state, attest) {
         (Some(state), _) if state.closing() => {
-            Ok(Some(format!("AWS Organizations shows it {state}")))
+            Ok(Some(format!("in AWS (AWS Organizations shows it {state})")))
         }
         (None, Some(statement)) => Ok(Some(format!(
-            "not a member of this organization; closed as attested: {statement}"
+            "outside this organization, as attested: {statement}"
         ))),
         (None, None) if customers => refused(format!(
             "AWS Organizations does not know account {account} as a member of this \
@@ -247,14 +244,14 @@ fn closed_without_asking(
              organization: if it has left it, close it in its console as its root user, then \
              run close again with --attest \"what you did\""
         )),
-        (Some(state), Some(_)) => refused(format!(
-            "AWS Organizations shows account {account} {state}, not closed: run close without \
-             --attest to close it through AWS Organizations"
-        )),
-        (Some(_), None) if customers => refused(format!(
+        (Some(_), _) if customers => refused(format!(
             "account {account} is released to its customer, or being released: its root user \
              is theirs, and rootmail does not close it. Once it is closed (by the customer, or \
              in AWS Organizations if that is agreed), run close again"
+        )),
+        (Some(state), Some(_)) => refused(format!(
+            "AWS Organizations shows account {account} {state}, not closed: run close without \
+             --attest to close it through AWS Organizations"
         )),
         (Some(_), None) => Ok(None),
     }
@@ -276,20 +273,22 @@ mod tests {
             MemberState::Suspended,
         ] {
             assert_eq!(decide(Some(state), None, false), Ok(None), "{state}");
-            let theirs = decide(Some(state), None, true).unwrap_err();
-            assert!(theirs.contains("released to its customer"), "{theirs}");
+            for attest in [None, Some("done")] {
+                let theirs = decide(Some(state), attest, true).unwrap_err();
+                assert!(theirs.contains("released to its customer"), "{theirs}");
+            }
             let attested = decide(Some(state), Some("done"), false).unwrap_err();
             assert!(attested.contains("without --attest"), "{attested}");
         }
         for state in [MemberState::PendingClosure, MemberState::Closed] {
             let done = decide(Some(state), None, true).unwrap().unwrap();
-            assert_eq!(done, format!("AWS Organizations shows it {state}"));
+            assert_eq!(done, format!("in AWS (AWS Organizations shows it {state})"));
         }
         let gone = decide(None, Some("closed it in the console"), false)
             .unwrap()
             .unwrap();
         assert!(
-            gone.contains("closed as attested: closed it in the console"),
+            gone.contains("as attested: closed it in the console"),
             "{gone}"
         );
         let unknown = decide(None, None, false).unwrap_err();
