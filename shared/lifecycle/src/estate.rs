@@ -171,6 +171,11 @@ fn row(mut out: EstateRow, rotation: Option<&Rotation>) -> EstateRow {
 /// Who or what a rotation waits for, in words (`accounts list`, `rotation
 /// status`).
 pub fn waiting_for(r: &Rotation) -> Option<String> {
+    if r.closure_requested_at.is_some() && r.phase != Phase::Closed {
+        let text =
+            "AWS Organizations to show the closure it accepted (then close again records it)";
+        return Some(text.to_string());
+    }
     let text = match r.phase {
         Phase::Registered => "the take-over to start",
         Phase::AwaitingOtp if r.mode == Mode::Console => {

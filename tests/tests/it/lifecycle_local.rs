@@ -1272,6 +1272,13 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
         );
         assert_eq!(local.phase().await, Some(Phase::Active));
     }
+    // `accounts list` and `rotation status` say what the account waits for.
+    let record = Rotations::get(&lagging.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let waits = rootmail_lifecycle::estate::waiting_for(&record).unwrap_or_default();
+    assert!(waits.contains("show the closure it accepted"), "{waits}");
     let customer = EmailAddress::parse("cfo@initech.example").unwrap();
     let bob = releasing(&account(), "bob");
     let release = steps::start_release(&lagging, &bob, &customer, NOW + 50).await;
