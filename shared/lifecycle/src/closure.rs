@@ -148,8 +148,13 @@ async fn close_member<P: LifecyclePorts>(
 ) -> LifecycleResult<String> {
     let account = request.account;
     let state = p.api().member_state(account).await?;
-    if rotation.closure_requested_at.is_some() {
-        return accepted_closure(account, state);
+    if let Some(asked_at) = rotation.closure_requested_at {
+        return match accepted_closure(account, state) {
+            Err(LifecycleError::NotYet(_)) if now >= asked_at + CLOSURE_SHOWN_WITHIN_SECS => {
+                lapsed(p, rotation, request, state, now).await
+            }
+            shown => shown,
+        };
     }
     let customers = matches!(rotation.phase, Phase::Released | Phase::AwaitingCustomerOtp);
     if let Some(done) = closed_without_asking(account, state, attest, customers)? {
@@ -181,9 +186,70 @@ async fn close_member<P: LifecyclePorts>(
         .await?;
         return Err(error);
     }
-    rotation.closure_requested_at = Some(now);
-    save_marked(p, rotation).await?;
+    *rotation = note_accepted(p, account, now).await?;
     accepted_closure(account, p.api().member_state(account).await?)
+}
+
+/// How long after AWS accepted a closure it must show it closing: AWS says
+/// "a few minutes"; a day later, AWS did not close it (it failed in the
+/// background, or the account was reopened).
+const CLOSURE_SHOWN_WITHIN_SECS: u64 = 24 * 60 * 60;
+
+/// Notes on the record that AWS accepted the closure, whatever else wrote
+/// the record since the claim (a mail's evidence, a release that read it
+/// after the claim): read again and saved until it holds, so a rerun never
+/// asks AWS a second time. Returns the record as saved.
+async fn note_accepted<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<Rotation> {
+    let mut last = None;
+    for _ in 0..3 {
+        let mut rotation = rotation_of(p, account).await?;
+        if rotation.closure_requested_at.is_some() {
+            return Ok(rotation);
+        }
+        rotation.closure_requested_at = Some(now);
+        match save_marked(p, &mut rotation).await {
+            Err(e) if e.is_conflict() => last = Some(e),
+            saved => return saved.map(|()| rotation),
+        }
+    }
+    Err(last.unwrap_or_else(|| LifecycleError::changed_meanwhile(account)))
+}
+
+/// AWS accepted the closure a day ago and still does not show it closing:
+/// it did not close it. The note goes (a release may start again), the
+/// audit says so, and the person is told to ask anew.
+async fn lapsed<P: LifecyclePorts>(
+    p: &P,
+    rotation: &mut Rotation,
+    request: &Closure<'_>,
+    state: Option<MemberState>,
+    now: u64,
+) -> LifecycleResult<String> {
+    let account = request.account;
+    let shown = state.map_or("nothing", MemberState::as_str);
+    rotation.closure_requested_at = None;
+    save_marked(p, rotation).await?;
+    let detail = format!(
+        "AWS Organizations accepted the closure a day or more ago and shows the account {shown}: \
+         it did not close it"
+    );
+    let (who, reason) = (request.who, Some(request.reason));
+    record(
+        p,
+        account,
+        &rotation.customer,
+        now,
+        (who, "closure lapsed", reason, None, detail),
+    )
+    .await?;
+    refused(format!(
+        "AWS Organizations accepted the closure of account {account} but shows it {shown} a day \
+         later: it did not close it. Run close again to ask AWS anew"
+    ))
 }
 
 /// A closure AWS accepted, by what it shows now: closing (or gone from the
@@ -196,8 +262,8 @@ fn accepted_closure(account: &AccountId, state: Option<MemberState>) -> Lifecycl
         Some(state) => {
             return Err(LifecycleError::NotYet(format!(
                 "AWS Organizations accepted the closure of account {account} but shows it \
-                 {state} still: run close again in a minute (the state machine does), and \
-                 rootmail records it once AWS shows it closing"
+                 {state} still: run close again in a few minutes (the close state machine retries \
+                 for half an hour), and rootmail records it once AWS shows it closing"
             )));
         }
     };

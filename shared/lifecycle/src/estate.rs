@@ -164,7 +164,8 @@ fn row(mut out: EstateRow, rotation: Option<&Rotation>) -> EstateRow {
     out.phase = Some(r.phase);
     out.root_email = r.target_email.to_string();
     out.waiting_for = waiting_for(r);
-    out.waiting_since = out.waiting_for.as_ref().map(|_| r.updated_at);
+    let since = r.closure_requested_at.unwrap_or(r.updated_at);
+    out.waiting_since = out.waiting_for.as_ref().map(|_| since);
     out
 }
 

@@ -230,9 +230,11 @@ pub struct Rotation {
     /// after closure (to reopen it, or read its bills).
     #[serde(default)]
     pub closed_from: Option<Phase>,
-    /// When `close` asked AWS Organizations to close the member account (set
-    /// before it asks): AWS closes it in the background, and meanwhile the
-    /// closure is not asked for again, nor a release started or cancelled.
+    /// When AWS Organizations accepted `close`'s request to close the member
+    /// account: AWS closes it in the background, and meanwhile the closure
+    /// is not asked for again, nor a release or a new take-over started, nor
+    /// a release cancelled. Cleared if AWS does not show it closing within a
+    /// day.
     #[serde(default)]
     pub closure_requested_at: Option<u64>,
     pub started_at: u64,

@@ -308,6 +308,7 @@ pub async fn register<P: LifecyclePorts>(
 fn check_can_register(request: &TakeOver, existing: Option<&Rotation>) -> LifecycleResult<()> {
     let account = &request.account_id;
     if let Some(existing) = existing {
+        crate::closure::no_closure_under_way(existing)?;
         match existing.phase {
             Phase::Released | Phase::Failed => {}
             Phase::Closed => return refused(format!("account {account} is closed")),

@@ -1086,6 +1086,8 @@ struct ClosureInterrupted<'a> {
     /// How many reads of the account's state answer `ACTIVE` whatever AWS
     /// did (its view lagging behind an accepted closure).
     active_reads: std::sync::atomic::AtomicUsize,
+    /// Another write to the record while AWS is asked (a mail's evidence).
+    write_meanwhile: bool,
 }
 
 impl AccountApi for ClosureInterrupted<'_> {
@@ -1131,6 +1133,12 @@ impl AccountApi for ClosureInterrupted<'_> {
     }
 
     async fn close_member(&self, a: &AccountId) -> LifecycleResult<()> {
+        if self.write_meanwhile {
+            let mut record = Rotations::get(&self.inner, a).await?.expect("a record");
+            let read = record.version;
+            record.version += 1;
+            Rotations::put(&self.inner, &record, Some(read)).await?;
+        }
         match self.error {
             Some(error) => Err(error()),
             None => self.inner.close_member(a).await,
@@ -1185,6 +1193,7 @@ async fn a_closure_aws_refuses_or_fails_leaves_the_account_as_it_was() {
             error: Some(error),
             release_meanwhile: false,
             active_reads: Default::default(),
+            write_meanwhile: false,
         };
         let failed = close(&failing, ("alice", "customer left", None), NOW + 10).await;
         assert_eq!(failed.unwrap_err().to_string(), error().to_string());
@@ -1224,6 +1233,7 @@ async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
         error: None,
         release_meanwhile: true,
         active_reads: Default::default(),
+        write_meanwhile: false,
     };
     let lost = close(&racing, ("alice", "customer left", None), NOW + 10).await;
     assert!(
@@ -1263,6 +1273,7 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
         error: None,
         release_meanwhile: false,
         active_reads: 3.into(),
+        write_meanwhile: false,
     };
     for at in [NOW + 10, NOW + 40] {
         let early = close(&lagging, ("alice", "customer left", None), at).await;
@@ -1302,6 +1313,89 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
         .unwrap();
     let detail = &audit.last().unwrap().detail;
     assert!(detail.contains("it shows PENDING_CLOSURE"), "{detail}");
+}
+
+/// AWS accepted the closure, and a day later still shows the account
+/// ACTIVE: it did not close it. The note goes (audited `closure lapsed`),
+/// a release may start again, and close asks AWS anew; a new take-over is
+/// refused while the note stands (before, nothing could ever clear it).
+#[tokio::test]
+async fn a_closure_aws_never_shows_lapses_after_a_day() {
+    let local = Local::active_vaulted().await;
+    let lagging = ClosureInterrupted {
+        inner: local.lifecycle(),
+        error: None,
+        release_meanwhile: false,
+        active_reads: 100.into(),
+        write_meanwhile: false,
+    };
+    let early = close(&lagging, ("alice", "customer left", None), NOW + 10).await;
+    assert!(matches!(early, Err(LifecycleError::NotYet(_))), "{early:?}");
+    // A take-over over a failed one would drop the note: refused.
+    let mut record = Rotations::get(&lagging.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    record.phase = Phase::Failed;
+    let read = record.version;
+    record.version += 1;
+    Rotations::put(&lagging.inner, &record, Some(read))
+        .await
+        .unwrap();
+    let again = local.take_over(Mode::Vaulted).await;
+    assert!(
+        matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("is closing")),
+        "{again:?}"
+    );
+    let a_day_later = NOW + 10 + 24 * 60 * 60;
+    let lapsed = close(&lagging, ("alice", "customer left", None), a_day_later).await;
+    assert!(
+        matches!(&lapsed, Err(LifecycleError::Refused(m)) if m.contains("did not close it")),
+        "{lapsed:?}"
+    );
+    let record = Rotations::get(&lagging.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.closure_requested_at, None);
+    let actions = local.actions().await;
+    assert_eq!(actions.last().map(String::as_str), Some("closure lapsed"));
+    let asks = |actions: &[String]| actions.iter().filter(|a| *a == "closure requested").count();
+    assert_eq!(asks(&actions), 1);
+    // Asked anew.
+    let anew = close(&lagging, ("alice", "customer left", None), a_day_later + 10).await;
+    assert!(matches!(anew, Err(LifecycleError::NotYet(_))), "{anew:?}");
+    assert_eq!(asks(&local.actions().await), 2);
+}
+
+/// Another write to the record while AWS is asked (a mail's evidence, a
+/// release that read after the claim): the note that AWS accepted is
+/// still saved, so the rerun asks nothing (before, the note's save failed
+/// on the record's version, and the rerun asked AWS a second time).
+#[tokio::test]
+async fn a_write_while_aws_is_asked_does_not_make_the_closure_ask_twice() {
+    let local = Local::active_vaulted().await;
+    let busy = ClosureInterrupted {
+        inner: local.lifecycle(),
+        error: None,
+        release_meanwhile: false,
+        active_reads: 2.into(),
+        write_meanwhile: true,
+    };
+    let early = close(&busy, ("alice", "customer left", None), NOW + 10).await;
+    assert!(matches!(early, Err(LifecycleError::NotYet(_))), "{early:?}");
+    let record = Rotations::get(&busy.inner, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.closure_requested_at, Some(NOW + 10));
+    let closed = close(&busy, ("alice", "customer left", None), NOW + 40)
+        .await
+        .unwrap();
+    assert_eq!(closed.phase, Phase::Closed);
+    let asks = local.actions().await;
+    let asks = asks.iter().filter(|a| *a == "closure requested").count();
+    assert_eq!(asks, 1);
 }
 
 /// The closure saved, then its audit row failed: the step runs again (Step

@@ -106,7 +106,8 @@ fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleEr
         ("ConstraintViolationException", "CLOSE_ACCOUNT_QUOTA_EXCEEDED") => format!(
             "AWS Organizations closes at most 10% of an organization's member accounts (10 to \
              1000) in 30 days, and that quota is used up: close account {account} in its console \
-             as its root user, then run close again with --attest \"what you did\""
+             as its root user, then run close again, which records it once AWS Organizations \
+             shows it closing"
         ),
         ("ConstraintViolationException", "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED") => format!(
             "AWS Organizations is closing as many accounts at once as it allows: run close for \
@@ -204,7 +205,7 @@ mod tests {
             .with_answer("CLOSE_ACCOUNT_QUOTA_EXCEEDED");
         let refusal = closure_refusal(&account, &error).unwrap().to_string();
         assert!(
-            refusal.contains("10%") && refusal.contains("--attest"),
+            refusal.contains("10%") && refusal.contains("once AWS Organizations shows it closing"),
             "{refusal}"
         );
         let throttled =
