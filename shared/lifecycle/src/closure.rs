@@ -294,8 +294,11 @@ fn closed_without_asking(
     customers: bool,
 ) -> LifecycleResult<Option<String>> {
     match (state, attest) {
-        (Some(state), _) if state.closing() => {
-            Ok(Some(format!("in AWS (AWS Organizations shows it {state})")))
+        (Some(state), attest) if state.closing() => {
+            let attested = attest.map_or(String::new(), |a| format!("; attested: {a}"));
+            Ok(Some(format!(
+                "in AWS (AWS Organizations shows it {state}){attested}"
+            )))
         }
         (None, Some(statement)) => Ok(Some(format!(
             "outside this organization, as attested: {statement}"
@@ -350,6 +353,16 @@ mod tests {
             let done = decide(Some(state), None, true).unwrap().unwrap();
             assert_eq!(done, format!("in AWS (AWS Organizations shows it {state})"));
         }
+        let kept = decide(
+            Some(MemberState::Closed),
+            Some("closed by the customer"),
+            false,
+        );
+        let kept = kept.unwrap().unwrap();
+        assert!(
+            kept.ends_with("; attested: closed by the customer"),
+            "{kept}"
+        );
         let gone = decide(None, Some("closed it in the console"), false)
             .unwrap()
             .unwrap();
