@@ -1090,6 +1090,19 @@ struct ClosureInterrupted<'a> {
     write_meanwhile: bool,
 }
 
+impl<'a> ClosureInterrupted<'a> {
+    /// Nothing interrupted: the local lifecycle as it is.
+    fn new(local: &'a Local) -> Self {
+        Self {
+            inner: local.lifecycle(),
+            error: None,
+            release_meanwhile: false,
+            active_reads: Default::default(),
+            write_meanwhile: false,
+        }
+    }
+}
+
 impl AccountApi for ClosureInterrupted<'_> {
     async fn start_email_update(&self, a: &AccountId, e: &EmailAddress) -> LifecycleResult<()> {
         self.inner.start_email_update(a, e).await
@@ -1134,10 +1147,8 @@ impl AccountApi for ClosureInterrupted<'_> {
 
     async fn close_member(&self, a: &AccountId) -> LifecycleResult<()> {
         if self.write_meanwhile {
-            let mut record = Rotations::get(&self.inner, a).await?.expect("a record");
-            let read = record.version;
-            record.version += 1;
-            Rotations::put(&self.inner, &record, Some(read)).await?;
+            let record = Rotations::get(&self.inner, a).await?.expect("a record");
+            write_again(&self.inner, record).await;
         }
         match self.error {
             Some(error) => Err(error()),
@@ -1158,6 +1169,16 @@ lifecycle_ports!(
     Tokens tokens: local,
     Notices notices: local,
 );
+
+/// Writes `record` as the next version of the one read, as another writer
+/// would.
+async fn write_again(lifecycle: &LocalLifecycle<'_>, mut record: rootmail_lifecycle::Rotation) {
+    let read = record.version;
+    record.version += 1;
+    Rotations::put(lifecycle, &record, Some(read))
+        .await
+        .expect("written");
+}
 
 fn quota_used() -> LifecycleError {
     LifecycleError::Refused(
@@ -1189,11 +1210,8 @@ async fn a_closure_aws_refuses_or_fails_leaves_the_account_as_it_was() {
     ] {
         let local = Local::active_vaulted().await;
         let failing = ClosureInterrupted {
-            inner: local.lifecycle(),
             error: Some(error),
-            release_meanwhile: false,
-            active_reads: Default::default(),
-            write_meanwhile: false,
+            ..ClosureInterrupted::new(&local)
         };
         let failed = close(&failing, ("alice", "customer left", None), NOW + 10).await;
         assert_eq!(failed.unwrap_err().to_string(), error().to_string());
@@ -1229,11 +1247,8 @@ async fn a_closure_aws_refuses_or_fails_leaves_the_account_as_it_was() {
 async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
     let local = Local::active_vaulted().await;
     let racing = ClosureInterrupted {
-        inner: local.lifecycle(),
-        error: None,
         release_meanwhile: true,
-        active_reads: Default::default(),
-        write_meanwhile: false,
+        ..ClosureInterrupted::new(&local)
     };
     let lost = close(&racing, ("alice", "customer left", None), NOW + 10).await;
     assert!(
@@ -1269,11 +1284,8 @@ async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
 async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
     let local = Local::active_vaulted().await;
     let lagging = ClosureInterrupted {
-        inner: local.lifecycle(),
-        error: None,
-        release_meanwhile: false,
         active_reads: 3.into(),
-        write_meanwhile: false,
+        ..ClosureInterrupted::new(&local)
     };
     for at in [NOW + 10, NOW + 40] {
         let early = close(&lagging, ("alice", "customer left", None), at).await;
@@ -1323,11 +1335,8 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
 async fn a_closure_aws_never_shows_lapses_after_a_day() {
     let local = Local::active_vaulted().await;
     let lagging = ClosureInterrupted {
-        inner: local.lifecycle(),
-        error: None,
-        release_meanwhile: false,
         active_reads: 100.into(),
-        write_meanwhile: false,
+        ..ClosureInterrupted::new(&local)
     };
     let early = close(&lagging, ("alice", "customer left", None), NOW + 10).await;
     assert!(matches!(early, Err(LifecycleError::NotYet(_))), "{early:?}");
@@ -1337,11 +1346,7 @@ async fn a_closure_aws_never_shows_lapses_after_a_day() {
         .unwrap()
         .unwrap();
     record.phase = Phase::Failed;
-    let read = record.version;
-    record.version += 1;
-    Rotations::put(&lagging.inner, &record, Some(read))
-        .await
-        .unwrap();
+    write_again(&lagging.inner, record).await;
     let again = local.take_over(Mode::Vaulted).await;
     assert!(
         matches!(&again, Err(LifecycleError::Refused(m)) if m.contains("is closing")),
@@ -1376,11 +1381,9 @@ async fn a_closure_aws_never_shows_lapses_after_a_day() {
 async fn a_write_while_aws_is_asked_does_not_make_the_closure_ask_twice() {
     let local = Local::active_vaulted().await;
     let busy = ClosureInterrupted {
-        inner: local.lifecycle(),
-        error: None,
-        release_meanwhile: false,
         active_reads: 2.into(),
         write_meanwhile: true,
+        ..ClosureInterrupted::new(&local)
     };
     let early = close(&busy, ("alice", "customer left", None), NOW + 10).await;
     assert!(matches!(early, Err(LifecycleError::NotYet(_))), "{early:?}");
