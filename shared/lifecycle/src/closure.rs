@@ -15,8 +15,8 @@ use crate::ports::{
     AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
 };
 use crate::steps::{
-    MAX_REASON_CHARS, StepOutput, advance_justified, record, refused, rotation_of, save_marked,
-    set_status,
+    StepOutput, advance_justified, record, refused, rotation_of, save_marked, set_status,
+    words_within_limit,
 };
 use rootmail_domain::{AccountId, AccountStatus};
 
@@ -77,16 +77,7 @@ fn checked<'a>(request: &Closure<'a>) -> LifecycleResult<Option<&'a str>> {
     if attest == Some("") {
         return refused("an attestation needs a statement of what was done".into());
     }
-    let words = [Some(request.reason), attest];
-    if words
-        .into_iter()
-        .flatten()
-        .any(|w| w.chars().nth(MAX_REASON_CHARS).is_some())
-    {
-        return refused(format!(
-            "a statement or reason of at most {MAX_REASON_CHARS} characters, please"
-        ));
-    }
+    words_within_limit([Some(request.reason), attest])?;
     Ok(attest)
 }
 
@@ -114,14 +105,25 @@ async fn closed_before<P: LifecyclePorts>(
             let detail = "account closed; written when the close ran again: its first run \
                           saved, then stopped"
                 .to_string();
-            let entry = (request.who, CLOSED, Some(request.reason), None, detail);
-            record(p, account, &rotation.customer, now, entry).await?;
+            audit(p, rotation, request, (CLOSED, detail), now).await?;
             Ok(StepOutput::from(rotation))
         }
     }
 }
 
 const CLOSED: &str = "closed";
+
+/// An audit row (and ticket note) of this closure: who asked, and why.
+async fn audit<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &Closure<'_>,
+    (action, detail): (&str, String),
+    now: u64,
+) -> LifecycleResult<()> {
+    let entry = (request.who, action, Some(request.reason), None, detail);
+    record(p, request.account, &rotation.customer, now, entry).await
+}
 
 /// What the engineer does for an account no API of ours closes.
 fn console_steps(account: &AccountId) -> String {
@@ -161,29 +163,14 @@ async fn close_member<P: LifecyclePorts>(
         return Ok(done);
     }
     save_marked(p, rotation).await?;
-    let (who, reason, customer) = (request.who, Some(request.reason), &rotation.customer);
     let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");
-    record(
-        p,
-        account,
-        customer,
-        now,
-        (who, "closure requested", reason, None, asked),
-    )
-    .await?;
+    audit(p, rotation, request, ("closure requested", asked), now).await?;
     if let Err(error) = p.api().close_member(account).await {
         let detail = match &error {
             LifecycleError::Refused(why) => format!("AWS Organizations did not close it: {why}"),
             other => format!("asking AWS Organizations failed, the account is as it was: {other}"),
         };
-        record(
-            p,
-            account,
-            customer,
-            now,
-            (who, "closure failed", reason, None, detail),
-        )
-        .await?;
+        audit(p, rotation, request, ("closure failed", detail), now).await?;
         return Err(error);
     }
     *rotation = note_accepted(p, account, now).await?;
@@ -237,15 +224,7 @@ async fn lapsed<P: LifecyclePorts>(
         "AWS Organizations accepted the closure a day or more ago and shows the account {shown}: \
          it did not close it"
     );
-    let (who, reason) = (request.who, Some(request.reason));
-    record(
-        p,
-        account,
-        &rotation.customer,
-        now,
-        (who, "closure lapsed", reason, None, detail),
-    )
-    .await?;
+    audit(p, rotation, request, ("closure lapsed", detail), now).await?;
     refused(format!(
         "AWS Organizations accepted the closure of account {account} but shows it {shown} a day \
          later: it did not close it. Run close again to ask AWS anew"

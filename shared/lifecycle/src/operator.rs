@@ -175,25 +175,19 @@ impl GrantView {
     }
 }
 
-/// A person's words (a statement, an attestation, a closure's reason) are
-/// at most [`steps::MAX_REASON_CHARS`] characters: the audit row, the ticket
-/// note and `rotation status` carry them (see the limit's comment). An
-/// access's reason and ticket are checked with its other fields.
+/// A person's words (a statement, an attestation) are at most
+/// [`steps::MAX_REASON_CHARS`] characters: the audit row, the ticket note
+/// and `rotation status` carry them (see the limit's comment). An access's
+/// reason and ticket are checked with its other fields; a closure's words by
+/// the closure, on every path to it.
 fn within_length(request: &OperatorRequest) -> LifecycleResult<()> {
     let words = match request {
-        OperatorRequest::Attest { statement, .. } => vec![Some(statement.as_str())],
+        OperatorRequest::Attest { statement, .. } => Some(statement.as_str()),
         OperatorRequest::Complete { attest, .. }
-        | OperatorRequest::CancelRelease { attest, .. } => vec![attest.as_deref()],
-        _ => Vec::new(),
+        | OperatorRequest::CancelRelease { attest, .. } => attest.as_deref(),
+        _ => None,
     };
-    let too_long = |text: &str| text.chars().nth(steps::MAX_REASON_CHARS).is_some();
-    if words.into_iter().flatten().any(too_long) {
-        return Err(LifecycleError::Refused(format!(
-            "a statement or reason of at most {} characters, please",
-            steps::MAX_REASON_CHARS
-        )));
-    }
-    Ok(())
+    steps::words_within_limit([words])
 }
 
 /// Performs `request` as `who` at `now`. In AWS the take-over's state machine

@@ -1740,6 +1740,20 @@ pub(crate) fn require_access_fields(request: &AccessRequest, doing: &str) -> Lif
 pub const MAX_REASON_CHARS: usize = 2000;
 pub const MAX_REFERENCE_CHARS: usize = 200;
 
+/// A person's words (a statement, an attestation, a reason) are at most
+/// [`MAX_REASON_CHARS`] characters; words not given pass.
+pub(crate) fn words_within_limit<'a>(
+    words: impl IntoIterator<Item = Option<&'a str>>,
+) -> LifecycleResult<()> {
+    let too_long = |text: &str| text.chars().nth(MAX_REASON_CHARS).is_some();
+    if words.into_iter().flatten().any(too_long) {
+        return refused(format!(
+            "a statement or reason of at most {MAX_REASON_CHARS} characters, please"
+        ));
+    }
+    Ok(())
+}
+
 /// Release, step 1: moves the root email to the customer's address. AWS mails
 /// the code to the customer, who gives it to the engineer. A console account
 /// changes in the console: the ticket says how, and the engineer attests it.
