@@ -12,7 +12,8 @@ use crate::console::{await_change_confirmation, save_evidence};
 use crate::model::{Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{LifecyclePorts, LifecycleResult, Vault};
 use crate::steps::{
-    Handover, SYSTEM_ACTOR, record_once_for_mail, refused, rotation_of, save_handover,
+    HANDED_OVER, Handover, OLDER_NOT_KEPT, SYSTEM_ACTOR, record_once_for_mail, refused,
+    rotation_of, save_handover,
 };
 use rootmail_domain::{Handoff, Kind, UnreadSecret};
 
@@ -243,11 +244,6 @@ async fn keep_the_code_held<P: LifecyclePorts>(
     }
     Ok(Handover::Kept(held))
 }
-
-/// The audit actions of a handover (as `steps::store_handoff` writes it) and
-/// of a late older secret (as `steps::keep_later_link`).
-const HANDED_OVER: &str = "secret handed over";
-const OLDER_NOT_KEPT: &str = "older secret not kept";
 
 const CODE_CAME_UNREAD: &str = "code mail came unread";
 

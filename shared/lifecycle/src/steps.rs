@@ -618,6 +618,11 @@ async fn mark_email_change_requested<P: LifecyclePorts>(p: &P, rotation: &mut Ro
     }
 }
 
+/// The audit actions of a handover, and of a late older secret not kept
+/// (here and in `code_mail`: a redelivery finds its rows by them).
+pub(crate) const HANDED_OVER: &str = "secret handed over";
+pub(crate) const OLDER_NOT_KEPT: &str = "older secret not kept";
+
 /// What a handover did with the mail's secret, for the log line that says so
 /// (the audit says it in full).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -820,7 +825,7 @@ async fn keep_later_link<P: LifecyclePorts>(
         )
     };
     let this = (handoff.message_id.as_deref(), handoff.delivered_at);
-    record_once_for_mail(p, rotation, "older secret not kept", this, detail, now).await?;
+    record_once_for_mail(p, rotation, OLDER_NOT_KEPT, this, detail, now).await?;
     Ok(Handover::Kept(reference.to_string()))
 }
 
@@ -886,7 +891,7 @@ async fn store_handoff<P: LifecyclePorts>(
         account,
         &rotation.customer,
         now,
-        (actor, "secret handed over", None, None, detail),
+        (actor, HANDED_OVER, None, None, detail),
     )
     .await?;
     Ok(reference)
