@@ -507,16 +507,28 @@ pub fn cancel_release(
     answered(local, &request, show_trail)
 }
 
+/// `close`, or with `reopen` the account recorded open again.
 pub fn close(
     local: &Local<'_>,
-    account: &str,
-    reason: &str,
-    attest: Option<&str>,
+    (account, reason, attest): (&str, &str, Option<&str>),
+    reopen: bool,
 ) -> anyhow::Result<ExitCode> {
-    let request = OperatorRequest::Close {
-        account_id: account_id(account)?,
-        reason: reason.to_string(),
-        attest: attest.map(str::to_string),
+    let (account_id, reason, attest) = (
+        account_id(account)?,
+        reason.to_string(),
+        attest.map(str::to_string),
+    );
+    let request = match reopen {
+        true => OperatorRequest::Reopen {
+            account_id,
+            reason,
+            attest,
+        },
+        false => OperatorRequest::Close {
+            account_id,
+            reason,
+            attest,
+        },
     };
     answered(local, &request, show_trail)
 }
@@ -617,9 +629,11 @@ fn console_step(
         }
         "remove-mfa" => ConsoleStep::RemoveMfa,
         "close-account" => ConsoleStep::CloseAccount,
+        "support-reopens" => ConsoleStep::SupportReopens,
         other => anyhow::bail!(
             "--step {other:?} is not a console step: change-email, enter-code, set-password, \
-             delete-access-keys, assign-mfa, activate-mfa, remove-mfa or close-account"
+             delete-access-keys, assign-mfa, activate-mfa, remove-mfa, close-account or \
+             support-reopens"
         ),
     })
 }

@@ -58,6 +58,8 @@ enum Command {
     Release(ReleaseArgs),
     /// Close an account: a member through AWS Organizations (CloseAccount), a payer or standalone account in its console, then --attest. Archive and vault stay; only its security, account and payment mail is still ticketed.
     Close(CloseArgs),
+    /// Record a closed account open again, once AWS Support has reopened it (within 90 days of its closure): a member when AWS Organizations shows it ACTIVE, a payer or standalone account with --attest. It goes back to what it was when closed, and its mail is ticketed again.
+    Reopen(CloseArgs),
     /// The root user's virtual MFA device during a take-over.
     Mfa(MfaArgs),
     /// The audit report: every lifecycle action and access, oldest first, with
@@ -469,20 +471,21 @@ struct CloseArgs {
     account: String,
     #[arg(long)]
     reason: String,
-    /// What you did in the console: a payer or standalone account (mode console) closes only there, as does a member that has left the organization.
+    /// What you did or saw in the console: a payer or standalone account (mode console) closes only there, and only its console shows it reopened; so too a member that has left the organization.
     #[arg(long)]
     attest: Option<String>,
 }
 
 impl CloseArgs {
-    fn run(self) -> anyhow::Result<ExitCode> {
+    fn run(self, reopen: bool) -> anyhow::Result<ExitCode> {
         let Self {
             local,
             account,
             reason,
             attest,
         } = self;
-        lifecycle_commands::close(&local.as_local(), &account, &reason, attest.as_deref())
+        let words = (account.as_str(), reason.as_str(), attest.as_deref());
+        lifecycle_commands::close(&local.as_local(), words, reopen)
     }
 }
 
@@ -787,7 +790,8 @@ enum SimulateAction {
         account: String,
         /// change-email, enter-code (code on stdin), set-password,
         /// delete-access-keys, assign-mfa, activate-mfa (two codes on stdin),
-        /// remove-mfa, close-account.
+        /// remove-mfa, close-account; and support-reopens (AWS Support
+        /// reopens a closed account).
         #[arg(long)]
         step: String,
         /// change-email and enter-code: the new root address (default: the
@@ -829,7 +833,8 @@ fn main() -> ExitCode {
         Command::Rotation(args) => args.run(),
         Command::Creds(args) => args.run(),
         Command::Release(args) => args.run(),
-        Command::Close(args) => args.run(),
+        Command::Close(args) => args.run(false),
+        Command::Reopen(args) => args.run(true),
         Command::Mfa(args) => args.run(),
         Command::Audit(args) => args.run(),
         Command::Simulate(args) => args.run(),

@@ -133,6 +133,7 @@ fn action_name(request: &OperatorRequest) -> (&'static str, String) {
         OperatorRequest::Release { account_id, .. } => ("release", account_id),
         OperatorRequest::CancelRelease { account_id, .. } => ("cancel_release", account_id),
         OperatorRequest::Close { account_id, .. } => ("close", account_id),
+        OperatorRequest::Reopen { account_id, .. } => ("reopen", account_id),
         OperatorRequest::ReadCode { account_id, .. } => ("read_code", account_id),
         OperatorRequest::Attest { account_id, .. } => ("attest", account_id),
         OperatorRequest::EnrollMfa { account_id, .. } => ("enroll_mfa", account_id),

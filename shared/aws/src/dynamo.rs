@@ -370,6 +370,7 @@ mod tests {
                 credentials_deleted_at: None,
                 closed_from: None,
                 closure_requested_at: None,
+                reopened_at: None,
                 before_release: None,
                 release_completing_since: None,
                 started_at: 1_700_000_000,

@@ -1,4 +1,4 @@
-//! Closing an account, as AWS closes it.
+//! Closing an account, as AWS closes it, and reopening it.
 //!
 //! A member account of this organization is closed through AWS
 //! Organizations (`CloseAccount`, asked by the closure itself; AWS closes it
@@ -9,10 +9,16 @@
 //! steps. Either way the record becomes `closed`; the archive and the vault
 //! are kept, since AWS keeps a closed account 90 days (sign-in, reopening, a
 //! last bill).
+//!
+//! Only AWS Support reopens a closed account, within those 90 days. `reopen`
+//! records it once AWS shows the member `ACTIVE` (or, for a console account,
+//! on the engineer's word): the record goes back to what it was when it was
+//! closed, and its mail is ticketed again.
 
-use crate::model::{Mode, Phase, Rotation};
+use crate::model::{Failure, Mode, Phase, Rotation};
 use crate::ports::{
-    AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
+    AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
+    MemberState,
 };
 use crate::steps::{
     StepOutput, advance_justified, record, refused, rotation_of, save_marked, set_status,
@@ -20,7 +26,7 @@ use crate::steps::{
 };
 use rootmail_domain::{AccountId, AccountStatus};
 
-/// A person's request to close an account.
+/// A person's request to close an account (or to reopen it: [`Reopening`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Closure<'a> {
     pub account: &'a AccountId,
@@ -30,6 +36,10 @@ pub struct Closure<'a> {
     /// or a member that has left this organization).
     pub attest: Option<&'a str>,
 }
+
+/// A person's request to record a closed account open again: the same words
+/// (who, why, and what the engineer saw where no API of ours shows it).
+pub type Reopening<'a> = Closure<'a>;
 
 /// Closes the account (a member through AWS Organizations, any other as the
 /// engineer attests), then records it `closed`. Run again after a failure,
@@ -92,20 +102,32 @@ async fn closed_before<P: LifecyclePorts>(
     request: &Closure<'_>,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let account = &rotation.account_id;
+    let refusal = format!("account {} is already closed", rotation.account_id);
+    let lost = "account closed; written when the close ran again: its first run saved, then \
+                stopped";
+    answered_before(p, rotation, request, (CLOSED, refusal, lost), now).await
+}
+
+/// The change `action` last saved to `rotation`, asked for again: the same
+/// person and reason are answered as before (the audit row written now if
+/// the first run saved and stopped), anyone else is refused.
+async fn answered_before<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &Closure<'_>,
+    (action, refusal, lost): (&str, String, &str),
+    now: u64,
+) -> LifecycleResult<StepOutput> {
     let since = rotation.updated_at * 1000;
-    let audited = p.audit().entries(account).await?;
-    let closing = audited.iter().find(|e| e.action == CLOSED && e.at >= since);
-    match closing {
+    let audited = p.audit().entries(&rotation.account_id).await?;
+    let row = audited.iter().find(|e| e.action == action && e.at >= since);
+    match row {
         Some(row) if row.actor == request.who && row.reason.as_deref() == Some(request.reason) => {
             Ok(StepOutput::from(rotation))
         }
-        Some(_) => refused(format!("account {account} is already closed")),
+        Some(_) => refused(refusal),
         None => {
-            let detail = "account closed; written when the close ran again: its first run \
-                          saved, then stopped"
-                .to_string();
-            audit(p, rotation, request, (CLOSED, detail), now).await?;
+            audit(p, rotation, request, (action, lost.to_string()), now).await?;
             Ok(StepOutput::from(rotation))
         }
     }
@@ -305,9 +327,192 @@ fn closed_without_asking(
     }
 }
 
+/// Records a closed account open again, once AWS Support has reopened it: a
+/// member when AWS Organizations shows it `ACTIVE`, a console account (or a
+/// member that has left this organization) on the engineer's word. The
+/// record goes back to the phase it was closed from, and the directory with
+/// it (see [`restore`]). Run again, the same request is answered as before.
+pub async fn reopen<P: LifecyclePorts>(
+    p: &P,
+    request: &Reopening<'_>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let attest = checked(request)?;
+    let account = request.account;
+    let mut rotation = rotation_of(p, account).await?;
+    if rotation.phase != Phase::Closed {
+        return reopened_before(p, &rotation, request, now).await;
+    }
+    let how = match (rotation.mode, attest) {
+        (Mode::Console, Some(statement)) => format!("as attested: {statement}"),
+        (Mode::Console, None) => return refused(console_reopen_steps(account)),
+        (Mode::Vaulted | Mode::Rootless, _) => {
+            open_in_aws(account, p.api().member_state(account).await?, attest)?
+        }
+    };
+    let reopened_as = restore(p, &mut rotation).await?;
+    rotation.reopened_at = Some(now);
+    let detail = format!("account reopened {how}; {reopened_as}");
+    advance_justified(
+        p,
+        &mut rotation,
+        now,
+        (request.who, REOPENED, Some(request.reason), None, detail),
+    )
+    .await
+}
+
+const REOPENED: &str = "reopened";
+
+/// An account that is not closed: refused, unless its last save was this
+/// reopening, asked again.
+async fn reopened_before<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &Reopening<'_>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let refusal = format!(
+        "account {} is not closed ({})",
+        rotation.account_id,
+        rotation.phase.as_str()
+    );
+    if rotation.reopened_at != Some(rotation.updated_at) {
+        return refused(refusal);
+    }
+    let lost = "account reopened; written when reopen ran again: its first run saved, then \
+                stopped";
+    answered_before(p, rotation, request, (REOPENED, refusal, lost), now).await
+}
+
+/// What the engineer does for an account no API of ours shows.
+fn console_reopen_steps(account: &AccountId) -> String {
+    format!(
+        "account {account} is a payer or standalone account (mode console): only AWS Support \
+         reopens a closed account, within 90 days of its closure. Once it has, sign in as its \
+         root user to see it open, then run reopen again with --attest \"what you saw\""
+    )
+}
+
+/// What AWS Organizations' `state` of a closed member means for reopening
+/// it: how it is open (`Ok`), or why it is not recorded open.
+fn open_in_aws(
+    account: &AccountId,
+    state: Option<MemberState>,
+    attest: Option<&str>,
+) -> LifecycleResult<String> {
+    match (state, attest) {
+        (Some(MemberState::Active), attest) => {
+            let attested = attest.map_or(String::new(), |a| format!("; attested: {a}"));
+            Ok(format!(
+                "in AWS (AWS Organizations shows it ACTIVE){attested}"
+            ))
+        }
+        (Some(state), _) if state.closing() => refused(format!(
+            "AWS Organizations shows account {account} {state}: only AWS Support reopens a \
+             closed account, within 90 days of its closure. Once AWS shows it ACTIVE, run reopen \
+             again"
+        )),
+        (Some(state), _) => refused(format!(
+            "AWS Organizations shows account {account} {state}, not ACTIVE: run reopen again \
+             once it does"
+        )),
+        (None, Some(statement)) => Ok(format!(
+            "outside this organization, as attested: {statement}"
+        )),
+        (None, None) => refused(format!(
+            "AWS Organizations does not know account {account} as a member of this \
+             organization: if it has left it and is open again, run reopen with --attest \
+             \"how you know\""
+        )),
+    }
+}
+
+/// The record as the closure found it: an account closed while taken over
+/// (`active`), released, or being released is so again, and the directory
+/// says so (its mail is ticketed again). A take-over the closure interrupted
+/// (or one that had failed) ended with it: the record says `failed`, and a
+/// new take-over may start. Returns what the account is now, for the audit.
+async fn restore<P: LifecyclePorts>(p: &P, rotation: &mut Rotation) -> LifecycleResult<String> {
+    rotation.closure_requested_at = None;
+    let closed_from = rotation.closed_from.take();
+    if let Some(phase @ (Phase::Active | Phase::Released | Phase::AwaitingCustomerOtp)) =
+        closed_from
+    {
+        rotation.phase = phase;
+        let status = match phase {
+            Phase::Released => AccountStatus::Released,
+            _ => AccountStatus::Active,
+        };
+        set_status(p, rotation, status).await?;
+        return Ok(match phase {
+            Phase::AwaitingCustomerOtp => "its release is as it was: AWS let the customer's code \
+                                           expire after 24 hours, so start the release again or \
+                                           cancel it"
+                .to_string(),
+            phase => format!("{} again", phase.as_str()),
+        });
+    }
+    let (failure, ended) = match (closed_from, rotation.failure.take()) {
+        (Some(Phase::Failed), Some(failed)) => (failed, "had failed before the closure"),
+        (interrupted, _) => {
+            let failed = Failure {
+                phase: interrupted.unwrap_or(Phase::Closed),
+                reason: "the account was closed during the take-over".into(),
+            };
+            (failed, "ended with the closure")
+        }
+    };
+    rotation.phase = Phase::Failed;
+    // As a failed take-over leaves the directory: AWS never took an address
+    // the change had not reached.
+    if failure.phase.before_email_change(rotation.mode) {
+        p.registry().forget(&rotation.target_email).await?;
+    } else {
+        set_status(p, rotation, AccountStatus::Onboarding).await?;
+    }
+    let detail = format!(
+        "failed: its take-over ({}) {ended}; start it again",
+        failure.phase.as_str()
+    );
+    rotation.failure = Some(failure);
+    Ok(detail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_member_is_recorded_open_only_once_aws_shows_it_active() {
+        let account = AccountId::parse("444455556666").unwrap();
+        let decide =
+            |state, attest| open_in_aws(&account, state, attest).map_err(|e| e.to_string());
+        let open = decide(Some(MemberState::Active), None).unwrap();
+        assert_eq!(open, "in AWS (AWS Organizations shows it ACTIVE)");
+        let said = decide(Some(MemberState::Active), Some("support case 42")).unwrap();
+        assert!(said.ends_with("; attested: support case 42"), "{said}");
+        for state in [MemberState::PendingClosure, MemberState::Closed] {
+            for attest in [None, Some("support says it is open")] {
+                let closing = decide(Some(state), attest).unwrap_err();
+                assert!(closing.contains("only AWS Support"), "{closing}");
+            }
+        }
+        for state in [MemberState::Suspended, MemberState::PendingActivation] {
+            let other = decide(Some(state), Some("open")).unwrap_err();
+            assert!(other.contains("not ACTIVE"), "{other}");
+        }
+        let gone = decide(
+            None,
+            Some("left the organization; its console shows it open"),
+        );
+        assert!(
+            gone.unwrap()
+                .contains("outside this organization, as attested")
+        );
+        let unknown = decide(None, None).unwrap_err();
+        assert!(unknown.contains("--attest"), "{unknown}");
+    }
 
     #[test]
     fn aws_is_asked_only_for_a_member_that_is_ours_and_not_closing() {

@@ -237,6 +237,10 @@ pub struct Rotation {
     /// day.
     #[serde(default)]
     pub closure_requested_at: Option<u64>,
+    /// When `reopen` recorded the account open again (AWS Support reopened
+    /// it): a run of `reopen` again finds its audit row by it.
+    #[serde(default)]
+    pub reopened_at: Option<u64>,
     pub started_at: u64,
     pub updated_at: u64,
     /// Bumped by every write; a write must name the version it read.

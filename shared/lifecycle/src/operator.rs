@@ -1,6 +1,6 @@
 //! What a person asks of the lifecycle (break-glass access, completing a
-//! take-over or a release, starting a release, closing, the status), as one
-//! request type. Locally the CLI performs it in-process; in AWS it is the body
+//! take-over or a release, starting a release, closing and reopening, the
+//! status), as one request type. Locally the CLI performs it in-process; in AWS it is the body
 //! of a call to the operator function, which alone may open the vault and
 //! which takes `who` from the caller's verified IAM identity, never from the
 //! request.
@@ -81,6 +81,16 @@ pub enum OperatorRequest {
     /// account (or a member that has left the organization) is closed in its
     /// console, and the engineer's word (`attest`) records it.
     Close {
+        account_id: AccountId,
+        reason: String,
+        #[serde(default)]
+        attest: Option<String>,
+    },
+    /// Records a closed account open again once AWS Support has reopened
+    /// it: a member when AWS Organizations shows it active; a console
+    /// account (or a member that has left the organization) on the
+    /// engineer's word (`attest`).
+    Reopen {
         account_id: AccountId,
         reason: String,
         #[serde(default)]
@@ -234,19 +244,41 @@ pub async fn perform<P: LifecyclePorts>(
         OperatorRequest::Release { .. } | OperatorRequest::CancelRelease { .. } => {
             release(p, who, request, now).await.map(trail)
         }
-        OperatorRequest::Close {
-            account_id,
-            reason,
-            attest,
-        } => {
-            let request = Closure {
-                account: account_id,
-                who,
-                reason,
-                attest: attest.as_deref(),
-            };
-            closure::close(p, &request, now).await.map(trail)
+        OperatorRequest::Close { .. } | OperatorRequest::Reopen { .. } => {
+            closure_or_reopening(p, who, request, now).await.map(trail)
         }
+    }
+}
+
+/// An account closed, or recorded open again.
+async fn closure_or_reopening<P: LifecyclePorts>(
+    p: &P,
+    who: &str,
+    request: &OperatorRequest,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let (OperatorRequest::Close {
+        account_id,
+        reason,
+        attest,
+    }
+    | OperatorRequest::Reopen {
+        account_id,
+        reason,
+        attest,
+    }) = request
+    else {
+        return Err(LifecycleError::Refused("not a closure request".into()));
+    };
+    let words = Closure {
+        account: account_id,
+        who,
+        reason,
+        attest: attest.as_deref(),
+    };
+    match request {
+        OperatorRequest::Reopen { .. } => closure::reopen(p, &words, now).await,
+        _ => closure::close(p, &words, now).await,
     }
 }
 

@@ -423,6 +423,7 @@ fn registered_rotation(
         credentials_deleted_at: None,
         closed_from: None,
         closure_requested_at: None,
+        reopened_at: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

@@ -32,6 +32,9 @@ pub enum ConsoleStep {
     /// Account > Close account: AWS closes it (AWS Organizations shows it
     /// `PENDING_CLOSURE`, then `CLOSED`).
     CloseAccount,
+    /// Not the console: AWS Support reopens the closed account (at its root
+    /// user's request, within 90 days); AWS shows it `ACTIVE` again.
+    SupportReopens,
 }
 
 /// What the console shows back.
@@ -98,6 +101,10 @@ impl LocalLifecycle<'_> {
             ConsoleStep::CloseAccount => {
                 self.close_simulated(account, now)?;
                 done("the account is closing (AWS keeps it 90 days)")
+            }
+            ConsoleStep::SupportReopens => {
+                self.reopen_simulated(account)?;
+                done("AWS Support reopened the account: AWS shows it ACTIVE")
             }
         }
     }

@@ -482,6 +482,17 @@ impl LocalLifecycle<'_> {
         Ok(())
     }
 
+    /// AWS Support reopens a closed account: it is active again.
+    pub(crate) fn reopen_simulated(&self, account: &AccountId) -> LifecycleResult<()> {
+        let mut state = self.simulated(account)?;
+        if state.closure_asked_at.take().is_none() {
+            return Err(LifecycleError::Refused(format!(
+                "the simulated AWS has not closed account {account}"
+            )));
+        }
+        self.save_simulated(account, &state)
+    }
+
     /// A change to `email` is pending; AWS mails its code there.
     pub(crate) fn request_email_change(
         &self,

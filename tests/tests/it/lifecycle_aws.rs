@@ -1414,6 +1414,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         credentials_deleted_at: None,
         closed_from: None,
         closure_requested_at: None,
+        reopened_at: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

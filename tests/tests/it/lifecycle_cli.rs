@@ -231,6 +231,45 @@ fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
         0,
     );
     assert!(closed.contains("closed"), "{closed}");
+    // AWS Support reopens it: recorded once AWS shows it active, and the
+    // account is released again.
+    let early = run(
+        &[
+            "reopen",
+            "--account",
+            ACCOUNT,
+            "--reason",
+            "customer is back",
+        ],
+        None,
+        1,
+    );
+    assert!(early.contains("AWS Support"), "{early}");
+    let support = run(
+        &[
+            "simulate",
+            "console",
+            "--account",
+            ACCOUNT,
+            "--step",
+            "support-reopens",
+        ],
+        None,
+        0,
+    );
+    assert!(support.contains("ACTIVE"), "{support}");
+    let reopened = run(
+        &[
+            "reopen",
+            "--account",
+            ACCOUNT,
+            "--reason",
+            "customer is back",
+        ],
+        None,
+        0,
+    );
+    assert!(reopened.contains("released"), "{reopened}");
     assert!(!transcript.borrow().contains(&password));
     assert!(!transcript.borrow().contains(&code));
 }

@@ -57,6 +57,23 @@ async fn close<P: LifecyclePorts>(
     closure::close(lifecycle, &request, now).await
 }
 
+/// Records the closed account open again as `who` asks, for `reason`, with
+/// the engineer's statement when there is one.
+async fn reopen<P: LifecyclePorts>(
+    lifecycle: &P,
+    (who, reason, attest): (&str, &str, Option<&str>),
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let account = account();
+    let request = Closure {
+        account: &account,
+        who,
+        reason,
+        attest,
+    };
+    closure::reopen(lifecycle, &request, now).await
+}
+
 fn request(mode: Mode) -> TakeOver {
     TakeOver {
         account_id: account(),
@@ -1426,6 +1443,244 @@ async fn a_closure_whose_audit_row_failed_writes_it_when_run_again() {
         matches!(&other, Err(LifecycleError::Refused(m)) if m.contains("already closed")),
         "{other:?}"
     );
+    assert_eq!(count(&local.actions().await), 1);
+}
+
+/// AWS Support reopens a closed account (within 90 days of its closure):
+/// `reopen` records it once AWS Organizations shows it ACTIVE, and the
+/// account is ours again as it was: its mail ticketed, its credentials
+/// served, and a later `close` asks AWS anew. Before, nothing led back from
+/// `closed`, and the account's mail stayed archived.
+#[tokio::test]
+async fn a_member_account_aws_support_reopened_is_ours_again() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    let not_closed = reopen(&lifecycle, ("alice", "support reopened it", None), NOW).await;
+    assert!(
+        matches!(&not_closed, Err(LifecycleError::Refused(m)) if m.contains("not closed (active)")),
+        "{not_closed:?}"
+    );
+    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
+        .await
+        .unwrap();
+    for attest in [None, Some("support says it is open")] {
+        let early = reopen(&lifecycle, ("alice", "reopened", attest), NOW + 20).await;
+        assert!(
+            matches!(&early, Err(LifecycleError::Refused(m)) if m.contains("PENDING_CLOSURE") && m.contains("AWS Support")),
+            "AWS shows it closing: {early:?}"
+        );
+    }
+    assert_eq!(local.listed_status().await, AccountStatus::Closed);
+
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, NOW + 30)
+        .unwrap();
+    let reopened = reopen(
+        &lifecycle,
+        ("alice", "the customer came back", None),
+        NOW + 40,
+    )
+    .await
+    .unwrap();
+    assert_eq!(reopened.phase, Phase::Active);
+    assert_eq!(local.listed_status().await, AccountStatus::Active);
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.closed_from, record.closure_requested_at),
+        (None, None)
+    );
+    let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let row = audit.last().unwrap();
+    assert_eq!(
+        (
+            row.actor.as_str(),
+            row.action.as_str(),
+            row.reason.as_deref()
+        ),
+        ("alice", "reopened", Some("the customer came back"))
+    );
+    assert!(
+        row.detail.contains("shows it ACTIVE") && row.detail.contains("active again"),
+        "{}",
+        row.detail
+    );
+    let access = steps::access(&lifecycle, &access_request("check the bill"), NOW + 50).await;
+    let access = access.expect("the credentials it had");
+    assert!(!access.pending && access.totp_code.is_some());
+
+    // Asked again (its answer lost): answered as before; by another, refused.
+    let again = reopen(
+        &lifecycle,
+        ("alice", "the customer came back", None),
+        NOW + 60,
+    )
+    .await;
+    assert_eq!(again.map(|o| o.phase).ok(), Some(Phase::Active));
+    let other = reopen(
+        &lifecycle,
+        ("bob", "the customer came back", None),
+        NOW + 60,
+    )
+    .await;
+    assert!(
+        matches!(&other, Err(LifecycleError::Refused(m)) if m.contains("not closed")),
+        "{other:?}"
+    );
+    let reopened_rows = |actions: &[String]| actions.iter().filter(|a| *a == "reopened").count();
+    assert_eq!(reopened_rows(&local.actions().await), 1);
+
+    // Closed again: AWS is asked again, as the first time.
+    let closed = close(
+        &lifecycle,
+        ("alice", "customer left for good", None),
+        NOW + 70,
+    )
+    .await
+    .unwrap();
+    assert_eq!(closed.phase, Phase::Closed);
+    let asks = local.actions().await;
+    assert_eq!(asks.iter().filter(|a| *a == "closure requested").count(), 2);
+}
+
+/// A released account closed by its customer and reopened is released
+/// again (its mail archived, as before the closure); a take-over the
+/// closure interrupted ended with it: the account comes back `failed`, and
+/// a new take-over may start.
+#[tokio::test]
+async fn a_reopened_account_is_what_it_was_when_closed() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    let (_, code) = local.release_started(NOW).await;
+    let released = complete(&lifecycle, &account(), "alice", (Some(&code), None), NOW).await;
+    assert_eq!(released.unwrap()[0].phase, Phase::Released);
+    lifecycle.close_member(&account()).await.unwrap(); // the customer
+    close(
+        &lifecycle,
+        ("alice", "the customer closed it", None),
+        NOW + 10,
+    )
+    .await
+    .unwrap();
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
+        .unwrap();
+    let reopened = reopen(&lifecycle, ("alice", "support reopened it", None), NOW + 30)
+        .await
+        .unwrap();
+    assert_eq!(reopened.phase, Phase::Released);
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let ours = record.previous_email.unwrap();
+    let listed = lifecycle.by_email(&ours).await.unwrap().unwrap();
+    assert_eq!(listed.status, AccountStatus::Released);
+
+    let interrupted = Local::new();
+    interrupted.take_over(Mode::Vaulted).await.unwrap();
+    assert_eq!(interrupted.phase().await, Some(Phase::AwaitingEngineer));
+    let lifecycle = interrupted.lifecycle();
+    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
+        .await
+        .unwrap();
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
+        .unwrap();
+    let reopened = reopen(&lifecycle, ("alice", "support reopened it", None), NOW + 30)
+        .await
+        .unwrap();
+    assert_eq!(reopened.phase, Phase::Failed);
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    let failure = record.failure.expect("why it failed");
+    assert_eq!(failure.phase, Phase::AwaitingEngineer);
+    assert_eq!(interrupted.listed_status().await, AccountStatus::Onboarding);
+    let detail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let detail = &detail.last().unwrap().detail;
+    assert!(detail.contains("awaiting_engineer"), "{detail}");
+    let trail = interrupted.take_over(Mode::Rootless).await;
+    assert!(trail.is_ok(), "a new take-over starts: {trail:?}");
+}
+
+/// A console account (a payer or standalone one) shows it was reopened only
+/// in its console: `reopen` needs the engineer's word, as `close` did.
+#[tokio::test]
+async fn a_console_account_is_recorded_reopened_on_the_engineer_s_word() {
+    let local = Local::new();
+    let address = local.console_code_read().await;
+    let lifecycle = local.lifecycle();
+    let attest = Some("closed in the console at the customer's request");
+    close(&lifecycle, ("carol", "customer left", attest), NOW + 300)
+        .await
+        .unwrap();
+    let unsaid = reopen(&lifecycle, ("carol", "customer is back", None), NOW + 310).await;
+    assert!(
+        matches!(&unsaid, Err(LifecycleError::Refused(m)) if m.contains("AWS Support") && m.contains("--attest")),
+        "{unsaid:?}"
+    );
+    let said = Some("signed in as its root user: the console shows it open");
+    let reopened = reopen(&lifecycle, ("carol", "customer is back", said), NOW + 320)
+        .await
+        .unwrap();
+    assert_eq!(reopened.phase, Phase::Failed, "its take-over was under way");
+    let row = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let row = row.last().unwrap();
+    assert_eq!(
+        (row.actor.as_str(), row.action.as_str()),
+        ("carol", "reopened")
+    );
+    assert!(
+        row.detail.contains("as attested: signed in"),
+        "{}",
+        row.detail
+    );
+    let listed = lifecycle.by_email(&address).await.unwrap().unwrap();
+    assert_eq!(listed.status, AccountStatus::Onboarding);
+}
+
+/// The reopening saved, then its audit row failed: run again, the row is
+/// written once, and the same request after that is answered as before.
+#[tokio::test]
+async fn a_reopening_whose_audit_row_failed_writes_it_when_run_again() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
+        .await
+        .unwrap();
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
+        .unwrap();
+    let audit_down = AuditDownOnce::new(&local, "reopened");
+    let failed = reopen(
+        &audit_down,
+        ("alice", "support reopened it", None),
+        NOW + 30,
+    )
+    .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(local.phase().await, Some(Phase::Active));
+    let count = |actions: &[String]| actions.iter().filter(|a| *a == "reopened").count();
+    assert_eq!(count(&local.actions().await), 0);
+    let again = reopen(
+        &audit_down,
+        ("alice", "support reopened it", None),
+        NOW + 40,
+    )
+    .await;
+    assert_eq!(again.map(|o| o.phase).ok(), Some(Phase::Active));
+    assert_eq!(count(&local.actions().await), 1);
+    let third = reopen(
+        &audit_down,
+        ("alice", "support reopened it", None),
+        NOW + 50,
+    )
+    .await;
+    assert_eq!(third.map(|o| o.phase).ok(), Some(Phase::Active));
     assert_eq!(count(&local.actions().await), 1);
 }
 
