@@ -17,8 +17,7 @@
 
 use crate::model::{Failure, Mode, Phase, Rotation};
 use crate::ports::{
-    AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
-    MemberState,
+    AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
 };
 use crate::steps::{
     StepOutput, advance_justified, record, refused, rotation_of, save_marked, set_status,
@@ -81,7 +80,7 @@ pub async fn close<P: LifecyclePorts>(
 /// within what the audit row and the ticket note carry. The statement, trimmed.
 fn checked<'a>(request: &Closure<'a>) -> LifecycleResult<Option<&'a str>> {
     if request.reason.trim().is_empty() {
-        return refused("closing an account needs a reason".into());
+        return refused("closing or reopening an account needs a reason".into());
     }
     let attest = request.attest.map(str::trim);
     if attest == Some("") {
@@ -295,15 +294,11 @@ fn closed_without_asking(
     customers: bool,
 ) -> LifecycleResult<Option<String>> {
     match (state, attest) {
-        (Some(state), attest) if state.closing() => {
-            let attested = attest.map_or(String::new(), |a| format!("; attested: {a}"));
-            Ok(Some(format!(
-                "in AWS (AWS Organizations shows it {state}){attested}"
-            )))
-        }
-        (None, Some(statement)) => Ok(Some(format!(
-            "outside this organization, as attested: {statement}"
+        (Some(state), attest) if state.closing() => Ok(Some(format!(
+            "in AWS (AWS Organizations shows it {state}){}",
+            attested(attest)
         ))),
+        (None, Some(statement)) => Ok(Some(outside_the_organization(statement))),
         (None, None) if customers => refused(format!(
             "AWS Organizations does not know account {account} as a member of this \
              organization, and it is released to its customer: once the customer has closed it, \
@@ -327,11 +322,12 @@ fn closed_without_asking(
     }
 }
 
-/// Records a closed account open again, once AWS Support has reopened it: a
-/// member when AWS Organizations shows it `ACTIVE`, a console account (or a
-/// member that has left this organization) on the engineer's word. The
-/// record goes back to the phase it was closed from, and the directory with
-/// it (see [`restore`]). Run again, the same request is answered as before.
+/// Records a closed account open again, once AWS Support has reopened it
+/// (within 90 days of its closure): a member when AWS Organizations shows it
+/// `ACTIVE`, a console account (or a member that has left this
+/// organization) on the engineer's word. The record goes back to what the
+/// closure found ([`restore`]), then the directory ([`list_reopened`]). Run
+/// again, the same request is answered as before.
 pub async fn reopen<P: LifecyclePorts>(
     p: &P,
     request: &Reopening<'_>,
@@ -343,6 +339,7 @@ pub async fn reopen<P: LifecyclePorts>(
     if rotation.phase != Phase::Closed {
         return reopened_before(p, &rotation, request, now).await;
     }
+    within_reopening_window(&rotation, now)?;
     let how = match (rotation.mode, attest) {
         (Mode::Console, Some(statement)) => format!("as attested: {statement}"),
         (Mode::Console, None) => return refused(console_reopen_steps(account)),
@@ -350,22 +347,38 @@ pub async fn reopen<P: LifecyclePorts>(
             open_in_aws(account, p.api().member_state(account).await?, attest)?
         }
     };
-    let reopened_as = restore(p, &mut rotation).await?;
+    let reopened_as = restore(&mut rotation);
     rotation.reopened_at = Some(now);
     let detail = format!("account reopened {how}; {reopened_as}");
-    advance_justified(
-        p,
-        &mut rotation,
-        now,
-        (request.who, REOPENED, Some(request.reason), None, detail),
-    )
-    .await
+    let entry = (request.who, REOPENED, Some(request.reason), None, detail);
+    let output = advance_justified(p, &mut rotation, now, entry).await?;
+    list_reopened(p, &rotation).await?;
+    Ok(output)
 }
 
 const REOPENED: &str = "reopened";
 
+/// How long AWS keeps a closed account reopenable; then it closes it for
+/// good (and removes a member from its organization).
+const REOPENABLE_WITHIN_SECS: u64 = 90 * 24 * 60 * 60;
+
+/// AWS reopens an account only within 90 days of its closure, which is no
+/// later than the record says it was closed.
+fn within_reopening_window(closed: &Rotation, now: u64) -> LifecycleResult<()> {
+    if now <= closed.updated_at + REOPENABLE_WITHIN_SECS {
+        return Ok(());
+    }
+    refused(format!(
+        "account {} was recorded closed on {}, more than 90 days ago: AWS reopens a closed \
+         account only within 90 days of its closure, then closes it for good",
+        closed.account_id,
+        rootmail_domain::dates::utc(closed.updated_at)
+    ))
+}
+
 /// An account that is not closed: refused, unless its last save was this
-/// reopening, asked again.
+/// reopening, asked again (its answer lost, or its audit row or directory
+/// write failed): answered as before, and what failed written now.
 async fn reopened_before<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
@@ -382,7 +395,9 @@ async fn reopened_before<P: LifecyclePorts>(
     }
     let lost = "account reopened; written when reopen ran again: its first run saved, then \
                 stopped";
-    answered_before(p, rotation, request, (REOPENED, refusal, lost), now).await
+    let output = answered_before(p, rotation, request, (REOPENED, refusal, lost), now).await?;
+    list_reopened(p, rotation).await?;
+    Ok(output)
 }
 
 /// What the engineer does for an account no API of ours shows.
@@ -402,12 +417,10 @@ fn open_in_aws(
     attest: Option<&str>,
 ) -> LifecycleResult<String> {
     match (state, attest) {
-        (Some(MemberState::Active), attest) => {
-            let attested = attest.map_or(String::new(), |a| format!("; attested: {a}"));
-            Ok(format!(
-                "in AWS (AWS Organizations shows it ACTIVE){attested}"
-            ))
-        }
+        (Some(MemberState::Active), attest) => Ok(format!(
+            "in AWS (AWS Organizations shows it ACTIVE){}",
+            attested(attest)
+        )),
         (Some(state), _) if state.closing() => refused(format!(
             "AWS Organizations shows account {account} {state}: only AWS Support reopens a \
              closed account, within 90 days of its closure. Once AWS shows it ACTIVE, run reopen \
@@ -417,9 +430,7 @@ fn open_in_aws(
             "AWS Organizations shows account {account} {state}, not ACTIVE: run reopen again \
              once it does"
         )),
-        (None, Some(statement)) => Ok(format!(
-            "outside this organization, as attested: {statement}"
-        )),
+        (None, Some(statement)) => Ok(outside_the_organization(statement)),
         (None, None) => refused(format!(
             "AWS Organizations does not know account {account} as a member of this \
              organization: if it has left it and is open again, run reopen with --attest \
@@ -428,55 +439,82 @@ fn open_in_aws(
     }
 }
 
+/// A statement kept next to what AWS shows.
+fn attested(attest: Option<&str>) -> String {
+    attest.map_or(String::new(), |a| format!("; attested: {a}"))
+}
+
+fn outside_the_organization(statement: &str) -> String {
+    format!("outside this organization, as attested: {statement}")
+}
+
 /// The record as the closure found it: an account closed while taken over
-/// (`active`), released, or being released is so again, and the directory
-/// says so (its mail is ticketed again). A take-over the closure interrupted
-/// (or one that had failed) ended with it: the record says `failed`, and a
-/// new take-over may start. Returns what the account is now, for the audit.
-async fn restore<P: LifecyclePorts>(p: &P, rotation: &mut Rotation) -> LifecycleResult<String> {
+/// (`active`), released, or being released is so again. A take-over the
+/// closure interrupted (or one that had failed) ended with it: the record
+/// says `failed`, and a new take-over may start once the interrupted one's
+/// execution can no longer wait (`expires_at` is kept for that:
+/// `steps::check_can_register`). Returns what the account is now, for the
+/// audit.
+fn restore(rotation: &mut Rotation) -> String {
     rotation.closure_requested_at = None;
     let closed_from = rotation.closed_from.take();
     if let Some(phase @ (Phase::Active | Phase::Released | Phase::AwaitingCustomerOtp)) =
         closed_from
     {
         rotation.phase = phase;
-        let status = match phase {
-            Phase::Released => AccountStatus::Released,
-            _ => AccountStatus::Active,
-        };
-        set_status(p, rotation, status).await?;
-        return Ok(match phase {
-            Phase::AwaitingCustomerOtp => "its release is as it was: AWS let the customer's code \
-                                           expire after 24 hours, so start the release again or \
-                                           cancel it"
+        return match phase {
+            Phase::AwaitingCustomerOtp => "its release waits for the customer again: AWS let \
+                                           the code it mailed them expire after 24 hours, so \
+                                           start the release again or cancel it"
                 .to_string(),
             phase => format!("{} again", phase.as_str()),
-        });
+        };
     }
     let (failure, ended) = match (closed_from, rotation.failure.take()) {
         (Some(Phase::Failed), Some(failed)) => (failed, "had failed before the closure"),
-        (interrupted, _) => {
+        (Some(interrupted), _) => {
+            let reason = "the account was closed during the take-over".to_string();
             let failed = Failure {
-                phase: interrupted.unwrap_or(Phase::Closed),
-                reason: "the account was closed during the take-over".into(),
+                phase: interrupted,
+                reason,
             };
             (failed, "ended with the closure")
         }
+        (None, _) => {
+            let reason = "closed before rootmail recorded what it was closed from".to_string();
+            let unknown = Failure {
+                phase: Phase::Closed,
+                reason,
+            };
+            (unknown, "is not known")
+        }
     };
-    rotation.phase = Phase::Failed;
-    // As a failed take-over leaves the directory: AWS never took an address
-    // the change had not reached.
-    if failure.phase.before_email_change(rotation.mode) {
-        p.registry().forget(&rotation.target_email).await?;
-    } else {
-        set_status(p, rotation, AccountStatus::Onboarding).await?;
-    }
     let detail = format!(
         "failed: its take-over ({}) {ended}; start it again",
         failure.phase.as_str()
     );
+    rotation.phase = Phase::Failed;
     rotation.failure = Some(failure);
-    Ok(detail)
+    detail
+}
+
+/// The directory, once the reopened record is saved (a save that fails
+/// leaves it closed with the record): the account's mail is ticketed again
+/// as its phase wants. A failed take-over's address stays closed where AWS
+/// never took it, or nobody knows whether it did.
+async fn list_reopened<P: LifecyclePorts>(p: &P, rotation: &Rotation) -> LifecycleResult<()> {
+    let status = match (rotation.phase, &rotation.failure) {
+        (Phase::Released, _) => AccountStatus::Released,
+        (Phase::Active | Phase::AwaitingCustomerOtp, _) => AccountStatus::Active,
+        (Phase::Failed, Some(failed))
+            if !matches!(failed.phase, Phase::Closed | Phase::Failed)
+                && !failed.phase.before_email_change(rotation.mode) =>
+        {
+            AccountStatus::Onboarding
+        }
+        _ => return Ok(()),
+    };
+    set_status(p, rotation, status).await
 }
 
 #[cfg(test)]

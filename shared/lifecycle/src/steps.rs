@@ -280,7 +280,7 @@ pub async fn register<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let account = &request.account_id;
     let existing = p.rotations().get(account).await?;
-    check_can_register(request, existing.as_ref())?;
+    check_can_register(request, existing.as_ref(), now)?;
     reachable_through_account_api(p, request).await?;
     let target = unused_root_address(p, &request.root_domain).await?;
     let previous = register_onboarding(p, request, &target).await?;
@@ -303,14 +303,40 @@ pub async fn register<P: LifecyclePorts>(
     Ok(StepOutput::from(&rotation))
 }
 
+/// How long after its wait ends a take-over's execution may still record
+/// its failure (the task's own timeout, then the failure step's retries).
+const EXECUTION_ENDS_WITHIN_SECS: u64 = 15 * 60;
+
+/// A failed take-over that still holds its wait's end is one a closure
+/// interrupted (a failure ends the wait): its Step Functions execution may
+/// still be waiting for AWS's code or the engineer, and would fail a new
+/// take-over when its wait times out. A new one starts after that.
+fn no_execution_still_waiting(failed: &Rotation, now: u64) -> LifecycleResult<()> {
+    match failed.expires_at {
+        Some(at) if now < at + EXECUTION_ENDS_WITHIN_SECS => refused(format!(
+            "the take-over of account {} that its closure interrupted may still have a Step \
+             Functions execution waiting, which would fail a new take-over when its wait ends: \
+             start again after {}",
+            failed.account_id,
+            rootmail_domain::dates::utc(at + EXECUTION_ENDS_WITHIN_SECS)
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A take-over may start on an account with no record, or one released or
 /// failed; never over a running or finished one, and never without a customer.
-fn check_can_register(request: &TakeOver, existing: Option<&Rotation>) -> LifecycleResult<()> {
+fn check_can_register(
+    request: &TakeOver,
+    existing: Option<&Rotation>,
+    now: u64,
+) -> LifecycleResult<()> {
     let account = &request.account_id;
     if let Some(existing) = existing {
         crate::closure::no_closure_under_way(existing)?;
         match existing.phase {
-            Phase::Released | Phase::Failed => {}
+            Phase::Released => {}
+            Phase::Failed => no_execution_still_waiting(existing, now)?,
             Phase::Closed => return refused(format!("account {account} is closed")),
             phase if phase.in_progress() => {
                 return refused(format!(

@@ -138,13 +138,17 @@ impl Local {
     }
 
     async fn take_over(&self, mode: Mode) -> Result<Vec<Phase>, LifecycleError> {
+        self.take_over_at(mode, NOW).await
+    }
+
+    async fn take_over_at(&self, mode: Mode, now: u64) -> Result<Vec<Phase>, LifecycleError> {
         let lifecycle = self.lifecycle();
         let trail = take_over(
             &lifecycle,
             &self.store,
             (&[], &self.rules),
             &request(mode),
-            NOW,
+            now,
         )
         .await?;
         Ok(trail.iter().map(|s| s.phase).collect())
@@ -1105,6 +1109,8 @@ struct ClosureInterrupted<'a> {
     active_reads: std::sync::atomic::AtomicUsize,
     /// Another write to the record while AWS is asked (a mail's evidence).
     write_meanwhile: bool,
+    /// Another write to the record while the account's state is read.
+    write_on_state_read: bool,
 }
 
 impl<'a> ClosureInterrupted<'a> {
@@ -1116,6 +1122,7 @@ impl<'a> ClosureInterrupted<'a> {
             release_meanwhile: false,
             active_reads: Default::default(),
             write_meanwhile: false,
+            write_on_state_read: false,
         }
     }
 }
@@ -1151,6 +1158,10 @@ impl AccountApi for ClosureInterrupted<'_> {
             steps::start_release(&self.inner, &releasing(a, "bob"), &customer, NOW + 5)
                 .await
                 .expect("bob's release starts");
+        }
+        if self.write_on_state_read {
+            let record = Rotations::get(&self.inner, a).await?.expect("a record");
+            write_again(&self.inner, record).await;
         }
         use std::sync::atomic::Ordering::SeqCst;
         let lagging = self
@@ -1546,43 +1557,56 @@ async fn a_member_account_aws_support_reopened_is_ours_again() {
 }
 
 /// A released account closed by its customer and reopened is released
-/// again (its mail archived, as before the closure); a take-over the
-/// closure interrupted ended with it: the account comes back `failed`, and
-/// a new take-over may start.
+/// again (its mail archived, as before the closure), and one closed while
+/// its release waited for the customer waits again, ours in the directory.
 #[tokio::test]
 async fn a_reopened_account_is_what_it_was_when_closed() {
-    let local = Local::active_vaulted().await;
-    let lifecycle = local.lifecycle();
-    let (_, code) = local.release_started(NOW).await;
-    let released = complete(&lifecycle, &account(), "alice", (Some(&code), None), NOW).await;
-    assert_eq!(released.unwrap()[0].phase, Phase::Released);
-    lifecycle.close_member(&account()).await.unwrap(); // the customer
-    close(
-        &lifecycle,
-        ("alice", "the customer closed it", None),
-        NOW + 10,
-    )
-    .await
-    .unwrap();
-    lifecycle
-        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
-        .unwrap();
-    let reopened = reopen(&lifecycle, ("alice", "support reopened it", None), NOW + 30)
+    for released in [true, false] {
+        let local = Local::active_vaulted().await;
+        let lifecycle = local.lifecycle();
+        let (_, code) = local.release_started(NOW).await;
+        if released {
+            let done = complete(&lifecycle, &account(), "alice", (Some(&code), None), NOW).await;
+            assert_eq!(done.unwrap()[0].phase, Phase::Released);
+        }
+        lifecycle.close_member(&account()).await.unwrap(); // the customer
+        close(
+            &lifecycle,
+            ("alice", "the customer closed it", None),
+            NOW + 10,
+        )
         .await
         .unwrap();
-    assert_eq!(reopened.phase, Phase::Released);
-    let record = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    let ours = record.previous_email.unwrap();
-    let listed = lifecycle.by_email(&ours).await.unwrap().unwrap();
-    assert_eq!(listed.status, AccountStatus::Released);
+        lifecycle
+            .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
+            .unwrap();
+        let reopened = reopen(&lifecycle, ("alice", "support reopened it", None), NOW + 30)
+            .await
+            .unwrap();
+        let record = Rotations::get(&lifecycle, &account())
+            .await
+            .unwrap()
+            .unwrap();
+        let ours = record.previous_email.unwrap();
+        let listed = lifecycle.by_email(&ours).await.unwrap().unwrap().status;
+        let wanted = match released {
+            true => (Phase::Released, AccountStatus::Released),
+            false => (Phase::AwaitingCustomerOtp, AccountStatus::Active),
+        };
+        assert_eq!((reopened.phase, listed), wanted);
+    }
+}
 
-    let interrupted = Local::new();
-    interrupted.take_over(Mode::Vaulted).await.unwrap();
-    assert_eq!(interrupted.phase().await, Some(Phase::AwaitingEngineer));
-    let lifecycle = interrupted.lifecycle();
+/// A take-over a closure interrupted ended with it: reopened, the account
+/// is `failed`. Its address stays closed where AWS never took it. A new
+/// take-over waits until the interrupted one's execution can no longer
+/// wait: when its wait timed out, it would have failed the new one.
+#[tokio::test]
+async fn a_take_over_a_closure_interrupted_is_failed_once_reopened() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    assert_eq!(local.phase().await, Some(Phase::AwaitingEngineer));
+    let lifecycle = local.lifecycle();
     close(&lifecycle, ("alice", "customer left", None), NOW + 10)
         .await
         .unwrap();
@@ -1599,12 +1623,95 @@ async fn a_reopened_account_is_what_it_was_when_closed() {
         .unwrap();
     let failure = record.failure.expect("why it failed");
     assert_eq!(failure.phase, Phase::AwaitingEngineer);
-    assert_eq!(interrupted.listed_status().await, AccountStatus::Onboarding);
+    assert_eq!(local.listed_status().await, AccountStatus::Onboarding);
     let detail = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let detail = &detail.last().unwrap().detail;
     assert!(detail.contains("awaiting_engineer"), "{detail}");
-    let trail = interrupted.take_over(Mode::Rootless).await;
-    assert!(trail.is_ok(), "a new take-over starts: {trail:?}");
+    let waiting_ends = record.expires_at.expect("the engineer's wait");
+    let early = local.take_over_at(Mode::Rootless, NOW + 40).await;
+    assert!(
+        matches!(&early, Err(LifecycleError::Refused(m)) if m.contains("execution waiting")),
+        "{early:?}"
+    );
+    let later = local
+        .take_over_at(Mode::Rootless, waiting_ends + 16 * 60)
+        .await;
+    assert!(later.is_ok(), "a new take-over starts: {later:?}");
+
+    // Closed before AWS took our address: it stays closed in the directory.
+    let before = Local::new();
+    before.take_over(Mode::Console).await.unwrap();
+    assert_eq!(before.phase().await, Some(Phase::AwaitingOtp));
+    let lifecycle = before.lifecycle();
+    let attest = Some("closed in the console");
+    close(&lifecycle, ("carol", "customer left", attest), NOW + 10)
+        .await
+        .unwrap();
+    let said = Some("the console shows it open");
+    let reopened = reopen(&lifecycle, ("carol", "customer is back", said), NOW + 20).await;
+    assert_eq!(reopened.unwrap().phase, Phase::Failed);
+    assert_eq!(before.listed_status().await, AccountStatus::Closed);
+}
+
+/// AWS reopens an account only within 90 days of its closure.
+#[tokio::test]
+async fn an_account_closed_more_than_90_days_ago_is_not_reopened() {
+    let local = Local::active_vaulted().await;
+    let lifecycle = local.lifecycle();
+    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
+        .await
+        .unwrap();
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
+        .unwrap();
+    let day = 24 * 60 * 60;
+    let late = reopen(
+        &lifecycle,
+        ("alice", "customer is back", None),
+        NOW + 10 + 91 * day,
+    )
+    .await;
+    assert!(
+        matches!(&late, Err(LifecycleError::Refused(m)) if m.contains("more than 90 days")),
+        "{late:?}"
+    );
+    let in_time = reopen(
+        &lifecycle,
+        ("alice", "customer is back", None),
+        NOW + 10 + 89 * day,
+    )
+    .await;
+    assert_eq!(in_time.map(|o| o.phase).ok(), Some(Phase::Active));
+}
+
+/// Another write to the record while the reopening asks AWS: its save
+/// fails, and the directory still says closed with the record (it was
+/// written first, and said active of a closed account).
+#[tokio::test]
+async fn a_reopening_whose_save_fails_leaves_the_directory_closed() {
+    let local = Local::active_vaulted().await;
+    close(
+        &local.lifecycle(),
+        ("alice", "customer left", None),
+        NOW + 10,
+    )
+    .await
+    .unwrap();
+    let lifecycle = local.lifecycle();
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
+        .unwrap();
+    let busy = ClosureInterrupted {
+        write_on_state_read: true,
+        ..ClosureInterrupted::new(&local)
+    };
+    let lost = reopen(&busy, ("alice", "customer is back", None), NOW + 30).await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert_eq!(local.phase().await, Some(Phase::Closed));
+    assert_eq!(local.listed_status().await, AccountStatus::Closed);
+    let reopened = reopen(&lifecycle, ("alice", "customer is back", None), NOW + 40).await;
+    assert_eq!(reopened.map(|o| o.phase).ok(), Some(Phase::Active));
+    assert_eq!(local.listed_status().await, AccountStatus::Active);
 }
 
 /// A console account (a payer or standalone one) shows it was reopened only
@@ -1664,6 +1771,7 @@ async fn a_reopening_whose_audit_row_failed_writes_it_when_run_again() {
     .await;
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(local.phase().await, Some(Phase::Active));
+    assert_eq!(local.listed_status().await, AccountStatus::Closed);
     let count = |actions: &[String]| actions.iter().filter(|a| *a == "reopened").count();
     assert_eq!(count(&local.actions().await), 0);
     let again = reopen(
@@ -1674,6 +1782,7 @@ async fn a_reopening_whose_audit_row_failed_writes_it_when_run_again() {
     .await;
     assert_eq!(again.map(|o| o.phase).ok(), Some(Phase::Active));
     assert_eq!(count(&local.actions().await), 1);
+    assert_eq!(local.listed_status().await, AccountStatus::Active);
     let third = reopen(
         &audit_down,
         ("alice", "support reopened it", None),
