@@ -371,6 +371,7 @@ mod tests {
                 closed_from: None,
                 closure_requested_at: None,
                 reopened_at: None,
+                closure_claimed_at: None,
                 before_release: None,
                 release_completing_since: None,
                 started_at: 1_700_000_000,

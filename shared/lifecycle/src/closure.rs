@@ -66,6 +66,7 @@ pub async fn close<P: LifecyclePorts>(
     rotation.phase = Phase::Closed;
     rotation.waiting_for = None;
     rotation.task_token = None;
+    rotation.closure_claimed_at = None;
     let detail = format!("account closed {how}; archive and vault kept");
     advance_justified(
         p,
@@ -183,6 +184,8 @@ async fn close_member<P: LifecyclePorts>(
     if let Some(done) = closed_without_asking(account, state, attest, customers)? {
         return Ok(done);
     }
+    claim_held_by_another(rotation, now)?;
+    rotation.closure_claimed_at = Some(now);
     save_marked(p, rotation).await?;
     let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");
     audit(p, rotation, request, ("closure requested", asked), now).await?;
@@ -191,11 +194,43 @@ async fn close_member<P: LifecyclePorts>(
             LifecycleError::Refused(why) => format!("AWS Organizations did not close it: {why}"),
             other => format!("asking AWS Organizations failed, the account is as it was: {other}"),
         };
+        // Best effort: an unreleased claim lapses by itself.
+        let _ = noted(p, account, |r| r.closure_claimed_at = None).await;
         audit(p, rotation, request, ("closure failed", detail), now).await?;
         return Err(error);
     }
-    *rotation = note_accepted(p, account, now).await?;
+    *rotation = noted(p, account, |r| {
+        r.closure_requested_at.get_or_insert(now);
+        r.closure_claimed_at = None;
+    })
+    .await?;
     accepted_closure(account, p.api().member_state(account).await?)
+}
+
+/// How long a claim stops a release or a take-over: longer than a run of
+/// the close step (a Lambda runs 15 minutes at most); a claim older than
+/// that is a run that stopped before AWS answered.
+pub const CLAIM_HELD_SECS: u64 = 15 * 60;
+
+/// A claim less than [`CLAIM_HELD_SECS`] old, at `now`.
+fn claim_held(rotation: &Rotation, now: u64) -> Option<u64> {
+    rotation
+        .closure_claimed_at
+        .filter(|at| now < at + CLAIM_HELD_SECS)
+}
+
+/// Another run (a second person, or the state machine) is asking AWS to
+/// close the account: this one waits (`NotYet`) rather than ask twice.
+fn claim_held_by_another(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
+    match claim_held(rotation, now) {
+        Some(at) => Err(LifecycleError::NotYet(format!(
+            "a closure of account {} has asked AWS Organizations since {}: run close again in a \
+             few minutes",
+            rotation.account_id,
+            rootmail_domain::dates::utc(at)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// How long after AWS accepted a closure it must show it closing: AWS says
@@ -203,22 +238,23 @@ async fn close_member<P: LifecyclePorts>(
 /// background, or the account was reopened).
 const CLOSURE_SHOWN_WITHIN_SECS: u64 = 24 * 60 * 60;
 
-/// Notes on the record that AWS accepted the closure, whatever else wrote
-/// the record since the claim (a mail's evidence, a release that read it
-/// after the claim): read again and saved until it holds, so a rerun never
-/// asks AWS a second time. Returns the record as saved.
-async fn note_accepted<P: LifecyclePorts>(
+/// Writes `change` into the record read again, whatever else wrote it since
+/// the claim (a mail's evidence, a release that read it before): saved
+/// until it holds, so a rerun never asks AWS a second time because a note
+/// was lost. Returns the record as saved.
+async fn noted<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    now: u64,
+    change: impl Fn(&mut Rotation),
 ) -> LifecycleResult<Rotation> {
     let mut last = None;
     for _ in 0..3 {
         let mut rotation = rotation_of(p, account).await?;
-        if rotation.closure_requested_at.is_some() {
+        let before = rotation.clone();
+        change(&mut rotation);
+        if rotation == before {
             return Ok(rotation);
         }
-        rotation.closure_requested_at = Some(now);
         match save_marked(p, &mut rotation).await {
             Err(e) if e.is_conflict() => last = Some(e),
             saved => return saved.map(|()| rotation),
@@ -272,13 +308,20 @@ fn accepted_closure(account: &AccountId, state: Option<MemberState>) -> Lifecycl
     ))
 }
 
-/// A release may not start, nor be cancelled, once AWS accepted the
-/// account's closure.
-pub(crate) fn no_closure_under_way(rotation: &Rotation) -> LifecycleResult<()> {
-    match rotation.closure_requested_at {
+/// A release may not start, nor be cancelled, nor a take-over start, while
+/// AWS is asked to close the account (the record claimed) or once it
+/// accepted.
+pub(crate) fn no_closure_under_way(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
+    let account = &rotation.account_id;
+    if rotation.closure_requested_at.is_some() {
+        return refused(format!(
+            "AWS Organizations is closing account {account}: run close again to record it"
+        ));
+    }
+    match claim_held(rotation, now) {
         Some(_) => refused(format!(
-            "AWS Organizations is closing account {}: run close again to record it",
-            rotation.account_id
+            "AWS Organizations is being asked to close account {account}: run close again to \
+             see what it answered"
         )),
         None => Ok(()),
     }
@@ -457,6 +500,7 @@ fn outside_the_organization(statement: &str) -> String {
 /// audit.
 fn restore(rotation: &mut Rotation) -> String {
     rotation.closure_requested_at = None;
+    rotation.closure_claimed_at = None;
     let closed_from = rotation.closed_from.take();
     if let Some(phase @ (Phase::Active | Phase::Released | Phase::AwaitingCustomerOtp)) =
         closed_from

@@ -237,6 +237,13 @@ pub struct Rotation {
     /// day.
     #[serde(default)]
     pub closure_requested_at: Option<u64>,
+    /// When `close` claimed the record to ask AWS Organizations to close the
+    /// member: until AWS answers (its acceptance noted above, or its refusal
+    /// audited), no release or take-over starts, and no other closure asks.
+    /// Held [`crate::closure::CLAIM_HELD_SECS`] at most, should the run stop
+    /// before AWS answers.
+    #[serde(default)]
+    pub closure_claimed_at: Option<u64>,
     /// When `reopen` recorded the account open again (AWS Support reopened
     /// it): a run of `reopen` again finds its audit row by it.
     #[serde(default)]

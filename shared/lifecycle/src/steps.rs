@@ -333,7 +333,7 @@ fn check_can_register(
 ) -> LifecycleResult<()> {
     let account = &request.account_id;
     if let Some(existing) = existing {
-        crate::closure::no_closure_under_way(existing)?;
+        crate::closure::no_closure_under_way(existing, now)?;
         match existing.phase {
             Phase::Released => {}
             Phase::Failed => no_execution_still_waiting(existing, now)?,
@@ -450,6 +450,7 @@ fn registered_rotation(
         closed_from: None,
         closure_requested_at: None,
         reopened_at: None,
+        closure_claimed_at: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,
@@ -1804,15 +1805,19 @@ pub async fn start_release<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
-    let rotation = releasable(p, &request.account_id).await?;
+    let rotation = releasable(p, &request.account_id, now).await?;
     release_from(p, rotation, request, customer_email, now).await
 }
 
 /// The record of an account a release may start (again) from.
-async fn releasable<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<Rotation> {
+async fn releasable<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    now: u64,
+) -> LifecycleResult<Rotation> {
     let wanted = [Phase::Active, Phase::AwaitingCustomerOtp];
     let rotation = rotation_in(p, account, &wanted, "release").await?;
-    crate::closure::no_closure_under_way(&rotation)?;
+    crate::closure::no_closure_under_way(&rotation, now)?;
     Ok(rotation)
 }
 
@@ -1932,7 +1937,7 @@ pub async fn start_release_step<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
-    let rotation = releasable(p, &request.account_id).await?;
+    let rotation = releasable(p, &request.account_id, now).await?;
     if rotation.phase == Phase::AwaitingCustomerOtp
         && rotation.target_email == *customer_email
         && now < rotation.updated_at + RELEASE_REPEAT_SECS
@@ -1974,7 +1979,7 @@ pub async fn cancel_release<P: LifecyclePorts>(
     };
     // One that stopped long ago is judged by what AWS says, below.
     no_completion_under_way(&rotation, now)?;
-    crate::closure::no_closure_under_way(&rotation)?;
+    crate::closure::no_closure_under_way(&rotation, now)?;
     let detail = match rotation.mode {
         Mode::Console => console_release_undone(p, &rotation, &ours, attest, &request.who).await?,
         _ => release_undone(p, &rotation, &ours).await?,

@@ -1415,6 +1415,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         closed_from: None,
         closure_requested_at: None,
         reopened_at: None,
+        closure_claimed_at: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

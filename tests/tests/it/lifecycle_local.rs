@@ -1111,6 +1111,9 @@ struct ClosureInterrupted<'a> {
     write_meanwhile: bool,
     /// Another write to the record while the account's state is read.
     write_on_state_read: bool,
+    /// While AWS is asked: bob starts a release, then a closure of his own;
+    /// what each answered.
+    bob_while_asked: Option<std::sync::Mutex<Vec<String>>>,
 }
 
 impl<'a> ClosureInterrupted<'a> {
@@ -1123,6 +1126,7 @@ impl<'a> ClosureInterrupted<'a> {
             active_reads: Default::default(),
             write_meanwhile: false,
             write_on_state_read: false,
+            bob_while_asked: None,
         }
     }
 }
@@ -1174,6 +1178,15 @@ impl AccountApi for ClosureInterrupted<'_> {
     }
 
     async fn close_member(&self, a: &AccountId) -> LifecycleResult<()> {
+        if let Some(answers) = &self.bob_while_asked {
+            let customer = EmailAddress::parse("cfo@initech.example").unwrap();
+            let bob = releasing(a, "bob");
+            let release = steps::start_release(&self.inner, &bob, &customer, NOW + 15).await;
+            let closure = close(&self.inner, ("bob", "duplicate", None), NOW + 15).await;
+            let mut answers = answers.lock().unwrap();
+            answers.push(format!("{:?}", release.map(|o| o.phase)));
+            answers.push(format!("{:?}", closure.map(|o| o.phase)));
+        }
         if self.write_meanwhile {
             let record = Rotations::get(&self.inner, a).await?.expect("a record");
             write_again(&self.inner, record).await;
@@ -1302,6 +1315,39 @@ async fn a_release_started_during_a_closure_stops_it_before_aws_is_asked() {
     );
 }
 
+/// While AWS is asked to close the account, the record is claimed: a
+/// release that reads it then is refused (before, it started, and the
+/// customer was mailed a code for an account being closed), and a second
+/// closure waits rather than ask AWS twice.
+#[tokio::test]
+async fn nothing_starts_while_aws_is_asked_to_close_the_account() {
+    let local = Local::active_vaulted().await;
+    let asked = ClosureInterrupted {
+        bob_while_asked: Some(Default::default()),
+        ..ClosureInterrupted::new(&local)
+    };
+    let closed = close(&asked, ("alice", "customer left", None), NOW + 10).await;
+    assert_eq!(closed.map(|o| o.phase).ok(), Some(Phase::Closed));
+    let answers = asked.bob_while_asked.unwrap().into_inner().unwrap();
+    let [release, closure] = <[String; 2]>::try_from(answers).unwrap();
+    assert!(
+        release.contains("Refused") && release.contains("being asked to close"),
+        "{release}"
+    );
+    assert!(
+        closure.contains("NotYet") && closure.contains("has asked"),
+        "{closure}"
+    );
+    let asks = local.actions().await;
+    assert_eq!(asks.iter().filter(|a| *a == "closure requested").count(), 1);
+    assert!(!asks.iter().any(|a| a == "release started"), "{asks:?}");
+    let record = Rotations::get(&local.lifecycle(), &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.closure_claimed_at, None);
+}
+
 /// AWS accepted the closure but its view still shows the account ACTIVE:
 /// nothing is recorded closed yet (`NotYet`, which the state machine
 /// retries), and no release starts meanwhile; run again, the closure asks
@@ -1330,6 +1376,7 @@ async fn a_closure_aws_does_not_show_yet_is_recorded_once_it_does() {
         .unwrap();
     let waits = rootmail_lifecycle::estate::waiting_for(&record).unwrap_or_default();
     assert!(waits.contains("show the closure it accepted"), "{waits}");
+    assert_eq!(record.closure_claimed_at, None, "the acceptance replaces the claim");
     let customer = EmailAddress::parse("cfo@initech.example").unwrap();
     let bob = releasing(&account(), "bob");
     let release = steps::start_release(&lagging, &bob, &customer, NOW + 50).await;
