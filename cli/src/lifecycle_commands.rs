@@ -118,6 +118,7 @@ pub fn start(local: &Local<'_>, args: &Start<'_>) -> anyhow::Result<ExitCode> {
             .root_domain
             .ok_or_else(|| anyhow::anyhow!("give --root-domain (or ROOT_MAIL_DOMAIN)"))?
             .to_string(),
+        execution: None,
     };
     let listed: Vec<Account> = match args.accounts {
         Some(path) => rootmail_local::accounts::read(path)?,

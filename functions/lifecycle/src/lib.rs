@@ -257,6 +257,7 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                     customer: input.text("customer")?.to_string(),
                     mode: input.mode()?,
                     root_domain: self.root_domain.clone(),
+                    execution: input.optional_text("execution")?.map(str::to_string),
                 };
                 steps::register(p, &request, now).await
             }
@@ -290,7 +291,9 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 closure::close(p, &request, now).await
             }
             Step::RecordFailure => {
-                steps::record_failure(p, &account, &input.caught_error(), now).await
+                let execution = input.optional_text("execution")?;
+                let failed = (input.caught_error(), execution);
+                steps::record_failure(p, &account, (&failed.0, failed.1), now).await
             }
             Step::Operator => Err(LifecycleError::Refused(
                 "the operator function answers requests to its URL, not step inputs".into(),
@@ -785,6 +788,28 @@ mod tests {
         let answer: Value = serde_json::from_str(status["body"].as_str().unwrap()).unwrap();
         assert_eq!(answer["rotation"]["phase"], "closed");
         assert!(answer["rotation"]["task_token"].is_null());
+    }
+
+    /// The execution that registered a take-over is kept on the record; a
+    /// failure step of another execution (an older one, still waiting when
+    /// the account was closed, reopened and taken over again) fails alone.
+    #[tokio::test]
+    async fn only_the_registering_execution_fails_its_take_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let register = json!({"account_id": ACCOUNT, "customer": "Initech", "mode": "rootless",
+            "execution": "arn:aws:states:us-east-1:111122223333:execution:take-over:run-2"});
+        call(&store, Step::Register, register).await.unwrap();
+        let timed_out = |execution: &str| {
+            json!({"account_id": ACCOUNT, "execution": execution,
+                "error": {"Error": "States.Timeout", "Cause": ""}})
+        };
+        let old = "arn:aws:states:us-east-1:111122223333:execution:take-over:run-1";
+        let refused = call(&store, Step::RecordFailure, timed_out(old)).await;
+        assert!(refused.unwrap_err().message.contains("another execution"));
+        let own = "arn:aws:states:us-east-1:111122223333:execution:take-over:run-2";
+        let out = call(&store, Step::RecordFailure, timed_out(own)).await;
+        assert_eq!(out.unwrap().phase, Phase::Failed);
     }
 
     /// A wait that timed out, and a code AWS refused: each ends the take-over

@@ -372,6 +372,7 @@ mod tests {
                 closure_requested_at: None,
                 reopened_at: None,
                 closure_claimed_at: None,
+                execution: None,
                 before_release: None,
                 release_completing_since: None,
                 started_at: 1_700_000_000,

@@ -188,7 +188,11 @@ async fn close_member<P: LifecyclePorts>(
     rotation.closure_claimed_at = Some(now);
     save_marked(p, rotation).await?;
     let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");
-    audit(p, rotation, request, ("closure requested", asked), now).await?;
+    if let Err(error) = audit(p, rotation, request, ("closure requested", asked), now).await {
+        // AWS is not asked: the claim goes (best effort; it lapses anyway).
+        let _ = noted(p, account, |r| r.closure_claimed_at = None).await;
+        return Err(error);
+    }
     if let Err(error) = p.api().close_member(account).await {
         let detail = match &error {
             LifecycleError::Refused(why) => format!("AWS Organizations did not close it: {why}"),
@@ -492,16 +496,23 @@ fn outside_the_organization(statement: &str) -> String {
 }
 
 /// The record as the closure found it: an account closed while taken over
-/// (`active`), released, or being released is so again. A take-over the
-/// closure interrupted (or one that had failed) ended with it: the record
-/// says `failed`, and a new take-over may start once the interrupted one's
-/// execution can no longer wait (`expires_at` is kept for that:
-/// `steps::check_can_register`). Returns what the account is now, for the
-/// audit.
+/// (`active`, or `secured` with only its activation left), released, or
+/// being released is so again. A take-over the closure interrupted (or one
+/// that had failed) ended with it: the record says `failed`, and a new
+/// take-over may start (the old execution, should it still wait, cannot
+/// fail the new one: `Rotation::execution`). Returns what the account is
+/// now, for the audit.
 fn restore(rotation: &mut Rotation) -> String {
     rotation.closure_requested_at = None;
     rotation.closure_claimed_at = None;
     let closed_from = rotation.closed_from.take();
+    if closed_from == Some(Phase::Secured) {
+        // Only the activate step was left: its root credentials are in place.
+        rotation.phase = Phase::Active;
+        return "active: its take-over had secured the root credentials, and only its \
+                activation was left"
+            .to_string();
+    }
     if let Some(phase @ (Phase::Active | Phase::Released | Phase::AwaitingCustomerOtp)) =
         closed_from
     {

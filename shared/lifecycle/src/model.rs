@@ -237,6 +237,13 @@ pub struct Rotation {
     /// day.
     #[serde(default)]
     pub closure_requested_at: Option<u64>,
+    /// The Step Functions execution running this take-over (its ARN; none
+    /// locally, or for a record from before it was kept): only its own
+    /// failure step fails the take-over. An older execution a closure
+    /// interrupted may still be waiting when the account is reopened and
+    /// taken over again, and its timeout would fail the new take-over.
+    #[serde(default)]
+    pub execution: Option<String>,
     /// When `close` claimed the record to ask AWS Organizations to close the
     /// member: until AWS answers (its acceptance noted above, or its refusal
     /// audited), no release or take-over starts, and no other closure asks.

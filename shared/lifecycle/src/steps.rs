@@ -33,6 +33,8 @@ pub struct TakeOver {
     pub mode: Mode,
     /// Our domain for root addresses.
     pub root_domain: String,
+    /// The Step Functions execution that runs it (none locally).
+    pub execution: Option<String>,
 }
 
 /// The step output Step Functions passes on: references only, never a secret.
@@ -303,27 +305,6 @@ pub async fn register<P: LifecyclePorts>(
     Ok(StepOutput::from(&rotation))
 }
 
-/// How long after its wait ends a take-over's execution may still record
-/// its failure (the task's own timeout, then the failure step's retries).
-const EXECUTION_ENDS_WITHIN_SECS: u64 = 15 * 60;
-
-/// A failed take-over that still holds its wait's end is one a closure
-/// interrupted (a failure ends the wait): its Step Functions execution may
-/// still be waiting for AWS's code or the engineer, and would fail a new
-/// take-over when its wait times out. A new one starts after that.
-fn no_execution_still_waiting(failed: &Rotation, now: u64) -> LifecycleResult<()> {
-    match failed.expires_at {
-        Some(at) if now < at + EXECUTION_ENDS_WITHIN_SECS => refused(format!(
-            "the take-over of account {} that its closure interrupted may still have a Step \
-             Functions execution waiting, which would fail a new take-over when its wait ends: \
-             start again after {}",
-            failed.account_id,
-            rootmail_domain::dates::utc(at + EXECUTION_ENDS_WITHIN_SECS)
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// A take-over may start on an account with no record, or one released or
 /// failed; never over a running or finished one, and never without a customer.
 fn check_can_register(
@@ -335,8 +316,7 @@ fn check_can_register(
     if let Some(existing) = existing {
         crate::closure::no_closure_under_way(existing, now)?;
         match existing.phase {
-            Phase::Released => {}
-            Phase::Failed => no_execution_still_waiting(existing, now)?,
+            Phase::Released | Phase::Failed => {}
             Phase::Closed => return refused(format!("account {account} is closed")),
             phase if phase.in_progress() => {
                 return refused(format!(
@@ -451,6 +431,7 @@ fn registered_rotation(
         closure_requested_at: None,
         reopened_at: None,
         closure_claimed_at: None,
+        execution: request.execution.clone(),
         before_release: None,
         release_completing_since: None,
         email_evidence: None,
@@ -991,10 +972,18 @@ const MAX_FAILURE_CHARS: usize = 500;
 pub async fn record_failure<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    reason: &str,
+    (reason, execution): (&str, Option<&str>),
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     let mut rotation = rotation_of(p, account).await?;
+    if let (Some(owner), Some(execution)) = (rotation.execution.as_deref(), execution)
+        && owner != execution
+    {
+        return refused(format!(
+            "account {account}'s take-over is run by another execution ({owner}): this one \
+             ({execution}) fails alone"
+        ));
+    }
     if rotation.phase == Phase::Failed {
         return Ok(StepOutput::from(&rotation));
     }
@@ -1340,7 +1329,7 @@ pub(crate) async fn fail_expired<P: LifecyclePorts, T>(
     why: String,
     now: u64,
 ) -> LifecycleResult<T> {
-    record_failure(p, account, &why, now).await?;
+    record_failure(p, account, (&why, None), now).await?;
     refused(format!("{why}: the take-over failed; start it again"))
 }
 
@@ -1938,9 +1927,12 @@ pub async fn start_release_step<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
     let rotation = releasable(p, &request.account_id, now).await?;
+    // A reopening's save is no release's: a release started again after it
+    // is one.
     if rotation.phase == Phase::AwaitingCustomerOtp
         && rotation.target_email == *customer_email
         && now < rotation.updated_at + RELEASE_REPEAT_SECS
+        && rotation.reopened_at != Some(rotation.updated_at)
     {
         return Ok(StepOutput::from(&rotation));
     }

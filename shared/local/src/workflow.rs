@@ -102,7 +102,7 @@ async fn failure_ends_the_take_over<T>(
 ) -> LifecycleResult<T> {
     match result {
         Err(error @ (LifecycleError::Refused(_) | LifecycleError::Port(_))) => {
-            steps::record_failure(lifecycle, account, &error.to_string(), now).await?;
+            steps::record_failure(lifecycle, account, (&error.to_string(), None), now).await?;
             Err(error)
         }
         other => other,

@@ -810,6 +810,31 @@ fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
     assert!(max_delay <= 1800.0, "polls at least every 30 minutes");
 }
 
+/// The take-over's execution names itself to the step that registers it
+/// and to the step that records its failure, which then fails only its own
+/// take-over (`Rotation::execution`).
+#[test]
+fn the_take_over_s_failure_step_knows_which_execution_it_is() {
+    let asl: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(
+            rootmail_tests::workspace_root().join("infra/statemachines/take-over.asl.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for state in ["Register", "RecordFailure"] {
+        let payload = &asl["States"][state]["Parameters"]["Payload"];
+        assert_eq!(
+            payload["execution.$"], "$$.Execution.Id",
+            "{state}: {payload}"
+        );
+        assert_eq!(
+            payload["account_id.$"], "$.account_id",
+            "{state}: {payload}"
+        );
+    }
+}
+
 /// Every Lambda step of every state machine retries the errors Step
 /// Functions' guide lists for a Lambda invocation that failed in the
 /// service, not the function (`Lambda.ServiceException`,

@@ -1416,6 +1416,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         closure_requested_at: None,
         reopened_at: None,
         closure_claimed_at: None,
+        execution: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

@@ -1092,6 +1092,7 @@ mod local_pipeline {
             customer: "Umbrella".into(),
             mode: Mode::Rootless,
             root_domain: "root.example-msp.com".into(),
+            execution: None,
         };
         steps::register(&lifecycle, &request, NOW).await.unwrap();
         steps::start_email_update(&lifecycle, &account(), "local:token", NOW)
