@@ -141,24 +141,29 @@ pub fn start(local: &Local<'_>, args: &Start<'_>) -> anyhow::Result<ExitCode> {
     ));
     outcome(result.map(|trail| {
         print_trail(&trail);
-        if mode == Mode::Console {
-            println!(
-                "\nWaiting for the root email to be changed in the console: the steps are on the\n\
-                 lifecycle ticket (rootmail tickets --state {} list). Locally, play the console with\n\
-                 `rootmail simulate console --account {} --step change-email`.",
-                local.state.display(),
-                request.account_id
-            );
-        }
-        if mode == Mode::Vaulted {
-            println!(
-                "\nWaiting for an engineer: see the lifecycle ticket (rootmail tickets --state {} list),\n\
-                 then run `rootmail rotation complete --account {}`.",
-                local.state.display(),
-                request.account_id
-            );
-        }
+        print_what_waits(mode, local.state, &request.account_id);
     }))
+}
+
+/// What a local take-over waits for, and the command that moves it on.
+fn print_what_waits(mode: Mode, state: &Path, account: &AccountId) {
+    if mode == Mode::Console {
+        println!(
+            "\nWaiting for the root email to be changed in the console: the steps are on the\n\
+             lifecycle ticket (rootmail tickets --state {} list). Locally, play the console with\n\
+             `rootmail simulate console --account {} --step change-email`.",
+            state.display(),
+            account
+        );
+    }
+    if mode == Mode::Vaulted {
+        println!(
+            "\nWaiting for an engineer: see the lifecycle ticket (rootmail tickets --state {} list),\n\
+             then run `rootmail rotation complete --account {}`.",
+            state.display(),
+            account
+        );
+    }
 }
 
 /// `--aws`: a take-over is an execution of the take-over state machine, named
