@@ -291,8 +291,13 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 closure::close(p, &request, now).await
             }
             Step::RecordFailure => {
-                let execution = input.optional_text("execution")?;
-                let failed = (input.caught_error(), execution);
+                // Only a state machine calls this step: one started before
+                // executions were named sends none, and fails no take-over
+                // a named one runs.
+                let execution = input
+                    .optional_text("execution")?
+                    .unwrap_or(UNNAMED_EXECUTION);
+                let failed = (input.caught_error(), Some(execution));
                 steps::record_failure(p, &account, (&failed.0, failed.1), now).await
             }
             Step::Operator => Err(LifecycleError::Refused(
@@ -301,6 +306,10 @@ impl<P: LifecyclePorts> Lifecycle<P> {
         }
     }
 }
+
+/// What the failure step of an execution that does not name itself (one
+/// started on the state machine's definition before it did) is taken for.
+const UNNAMED_EXECUTION: &str = "an execution started before take-overs named theirs";
 
 /// The state machine's input to a step. A missing or malformed field is
 /// `Refused`: the same input fails the same way, so it is not retried.
@@ -806,6 +815,11 @@ mod tests {
         };
         let old = "arn:aws:states:us-east-1:111122223333:execution:take-over:run-1";
         let refused = call(&store, Step::RecordFailure, timed_out(old)).await;
+        assert!(refused.unwrap_err().message.contains("another execution"));
+        // One started before executions named themselves sends none.
+        let unnamed = json!({"account_id": ACCOUNT,
+            "error": {"Error": "States.Timeout", "Cause": ""}});
+        let refused = call(&store, Step::RecordFailure, unnamed).await;
         assert!(refused.unwrap_err().message.contains("another execution"));
         let own = "arn:aws:states:us-east-1:111122223333:execution:take-over:run-2";
         let out = call(&store, Step::RecordFailure, timed_out(own)).await;

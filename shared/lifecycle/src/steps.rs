@@ -282,6 +282,20 @@ pub async fn register<P: LifecyclePorts>(
 ) -> LifecycleResult<StepOutput> {
     let account = &request.account_id;
     let existing = p.rotations().get(account).await?;
+    if let Some(own) = existing.as_ref().filter(|r| registered_by(r, request)) {
+        // Its save went through, then its audit row or its answer was lost,
+        // and Step Functions runs the step again: answered as before.
+        let detail = || {
+            format!(
+                "take-over registered ({} mode); the root address will be {}; written when the \
+                 step ran again",
+                own.mode.as_str(),
+                own.target_email
+            )
+        };
+        record_if_lost(p, own, "take-over started", detail, now).await?;
+        return Ok(StepOutput::from(own));
+    }
     check_can_register(request, existing.as_ref(), now)?;
     reachable_through_account_api(p, request).await?;
     let target = unused_root_address(p, &request.root_domain).await?;
@@ -303,6 +317,13 @@ pub async fn register<P: LifecyclePorts>(
     )
     .await?;
     Ok(StepOutput::from(&rotation))
+}
+
+/// A record this same execution registered, not yet moved on.
+fn registered_by(rotation: &Rotation, request: &TakeOver) -> bool {
+    rotation.phase == Phase::Registered
+        && rotation.execution.is_some()
+        && rotation.execution == request.execution
 }
 
 /// A take-over may start on an account with no record, or one released or

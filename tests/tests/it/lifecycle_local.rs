@@ -1801,6 +1801,33 @@ async fn an_account_closed_with_only_its_activation_left_is_active_once_reopened
     assert!(access.is_ok_and(|grant| !grant.pending && grant.totp_code.is_some()));
 }
 
+/// Register saved, then its audit row failed: Step Functions runs it again
+/// and it answers as before, the row written once, where it refused its own
+/// registration ("already running") and the take-over stopped with a
+/// record nothing would move on. Another execution is still refused.
+#[tokio::test]
+async fn a_registration_run_again_by_its_execution_answers_as_before() {
+    let local = Local::new();
+    let audit_down = AuditDownOnce::new(&local, "take-over started");
+    let run = |execution: &str| TakeOver {
+        execution: Some(execution.to_string()),
+        ..request(Mode::Rootless)
+    };
+    let lost = steps::register(&audit_down, &run("run-1"), NOW).await;
+    assert!(lost.is_err(), "{lost:?}");
+    assert_eq!(local.phase().await, Some(Phase::Registered));
+    let again = steps::register(&audit_down, &run("run-1"), NOW + 5).await;
+    assert_eq!(again.map(|o| o.phase).ok(), Some(Phase::Registered));
+    let actions = local.actions().await;
+    let rows = actions.iter().filter(|a| *a == "take-over started").count();
+    assert_eq!(rows, 1, "{actions:?}");
+    let other = steps::register(&audit_down, &run("run-2"), NOW + 10).await;
+    assert!(
+        matches!(&other, Err(LifecycleError::Refused(m)) if m.contains("already running")),
+        "{other:?}"
+    );
+}
+
 /// AWS reopens an account only within 90 days of its closure.
 #[tokio::test]
 async fn an_account_closed_more_than_90_days_ago_is_not_reopened() {
