@@ -290,21 +290,28 @@ impl<P: LifecyclePorts> Lifecycle<P> {
                 };
                 closure::close(p, &request, now).await
             }
-            Step::RecordFailure => {
-                // Only a state machine calls this step: one started before
-                // executions were named sends none, and fails no take-over
-                // a named one runs.
-                let execution = input
-                    .optional_text("execution")?
-                    .unwrap_or(UNNAMED_EXECUTION);
-                let failed = (input.caught_error(), Some(execution));
-                steps::record_failure(p, &account, (&failed.0, failed.1), now).await
-            }
+            Step::RecordFailure => record_failure(p, &account, &input, now).await,
             Step::Operator => Err(LifecycleError::Refused(
                 "the operator function answers requests to its URL, not step inputs".into(),
             )),
         }
     }
+}
+
+/// The failure an execution caught, recorded for the take-over it runs.
+/// Only a state machine calls this step: one started before executions were
+/// named sends none, and fails no take-over a named one runs.
+async fn record_failure<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    input: &Input<'_>,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    let execution = input
+        .optional_text("execution")?
+        .unwrap_or(UNNAMED_EXECUTION);
+    let reason = input.caught_error();
+    steps::record_failure(p, account, (&reason, Some(execution)), now).await
 }
 
 /// What the failure step of an execution that does not name itself (one
