@@ -205,70 +205,30 @@ fn an_engineer_takes_an_account_over_uses_it_and_hands_it_back() {
     );
     assert!(released.contains("released"), "{released}");
     // Released, the account is the customer's to close; once they have (in
-    // the console), the closure is recorded.
-    let theirs = run(
-        &["close", "--account", ACCOUNT, "--reason", "customer left"],
-        None,
-        1,
-    );
+    // the console), the closure is recorded. AWS Support reopens it: recorded
+    // once AWS shows it active, and the account is released again.
+    let console = |step: &str| {
+        let args = ["simulate", "console", "--account", ACCOUNT, "--step", step];
+        run(&args, None, 0)
+    };
+    let closure = |action: &str, reason: &str, status: i32| {
+        run(
+            &[action, "--account", ACCOUNT, "--reason", reason],
+            None,
+            status,
+        )
+    };
+    let theirs = closure("close", "customer left", 1);
     assert!(theirs.contains("released to its customer"), "{theirs}");
-    let closing = run(
-        &[
-            "simulate",
-            "console",
-            "--account",
-            ACCOUNT,
-            "--step",
-            "close-account",
-        ],
-        None,
-        0,
-    );
+    let closing = console("close-account");
     assert!(closing.contains("closing"), "{closing}");
-    let closed = run(
-        &["close", "--account", ACCOUNT, "--reason", "customer left"],
-        None,
-        0,
-    );
+    let closed = closure("close", "customer left", 0);
     assert!(closed.contains("closed"), "{closed}");
-    // AWS Support reopens it: recorded once AWS shows it active, and the
-    // account is released again.
-    let early = run(
-        &[
-            "reopen",
-            "--account",
-            ACCOUNT,
-            "--reason",
-            "customer is back",
-        ],
-        None,
-        1,
-    );
+    let early = closure("reopen", "customer is back", 1);
     assert!(early.contains("AWS Support"), "{early}");
-    let support = run(
-        &[
-            "simulate",
-            "console",
-            "--account",
-            ACCOUNT,
-            "--step",
-            "support-reopens",
-        ],
-        None,
-        0,
-    );
+    let support = console("support-reopens");
     assert!(support.contains("ACTIVE"), "{support}");
-    let reopened = run(
-        &[
-            "reopen",
-            "--account",
-            ACCOUNT,
-            "--reason",
-            "customer is back",
-        ],
-        None,
-        0,
-    );
+    let reopened = closure("reopen", "customer is back", 0);
     assert!(reopened.contains("released"), "{reopened}");
     assert!(!transcript.borrow().contains(&password));
     assert!(!transcript.borrow().contains(&code));

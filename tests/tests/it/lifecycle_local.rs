@@ -44,34 +44,54 @@ fn releasing(account: &AccountId, who: &str) -> AccessRequest {
 /// statement when there is one.
 async fn close<P: LifecyclePorts>(
     lifecycle: &P,
-    (who, reason, attest): (&str, &str, Option<&str>),
+    words: (&str, &str, Option<&str>),
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let account = account();
-    let request = Closure {
-        account: &account,
-        who,
-        reason,
-        attest,
-    };
-    closure::close(lifecycle, &request, now).await
+    closure::close(lifecycle, &Words::new(words).closure(), now).await
 }
 
 /// Records the closed account open again as `who` asks, for `reason`, with
 /// the engineer's statement when there is one.
 async fn reopen<P: LifecyclePorts>(
     lifecycle: &P,
-    (who, reason, attest): (&str, &str, Option<&str>),
+    words: (&str, &str, Option<&str>),
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    let account = account();
-    let request = Closure {
-        account: &account,
-        who,
-        reason,
-        attest,
-    };
-    closure::reopen(lifecycle, &request, now).await
+    closure::reopen(lifecycle, &Words::new(words).closure(), now).await
+}
+
+/// A person's words for a closure or a reopening of [`account`].
+struct Words<'a> {
+    account: AccountId,
+    said: (&'a str, &'a str, Option<&'a str>),
+}
+
+impl<'a> Words<'a> {
+    fn new(said: (&'a str, &'a str, Option<&'a str>)) -> Self {
+        let account = account();
+        Self { account, said }
+    }
+
+    fn closure(&self) -> Closure<'_> {
+        let (who, reason, attest) = self.said;
+        Closure {
+            account: &self.account,
+            who,
+            reason,
+            attest,
+        }
+    }
+}
+
+/// alice closes the account (AWS Organizations closes it) at `at`, and AWS
+/// Support reopens it 10 seconds later.
+async fn closed_then_reopened_by_support(lifecycle: &LocalLifecycle<'_>, at: u64) {
+    close(lifecycle, ("alice", "customer left", None), at)
+        .await
+        .unwrap();
+    lifecycle
+        .console(&account(), ConsoleStep::SupportReopens, at + 10)
+        .unwrap();
 }
 
 fn request(mode: Mode) -> TakeOver {
@@ -1726,12 +1746,7 @@ async fn a_take_over_a_closure_interrupted_is_failed_once_reopened() {
         .unwrap();
     assert_eq!(local.phase().await, Some(Phase::AwaitingEngineer));
     let lifecycle = local.lifecycle();
-    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
-        .await
-        .unwrap();
-    lifecycle
-        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
-        .unwrap();
+    closed_then_reopened_by_support(&lifecycle, NOW + 10).await;
     let reopened = reopen(&lifecycle, ("alice", "support reopened it", None), NOW + 30)
         .await
         .unwrap();
@@ -1788,12 +1803,7 @@ async fn an_account_closed_with_only_its_activation_left_is_active_once_reopened
         .unwrap();
     record.phase = Phase::Secured;
     write_again(&lifecycle, record).await;
-    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
-        .await
-        .unwrap();
-    lifecycle
-        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
-        .unwrap();
+    closed_then_reopened_by_support(&lifecycle, NOW + 10).await;
     let reopened = reopen(&lifecycle, ("alice", "customer is back", None), NOW + 30).await;
     assert_eq!(reopened.map(|o| o.phase).ok(), Some(Phase::Active));
     assert_eq!(local.listed_status().await, AccountStatus::Active);
@@ -1833,12 +1843,7 @@ async fn a_registration_run_again_by_its_execution_answers_as_before() {
 async fn an_account_closed_more_than_90_days_ago_is_not_reopened() {
     let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
-        .await
-        .unwrap();
-    lifecycle
-        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
-        .unwrap();
+    closed_then_reopened_by_support(&lifecycle, NOW + 10).await;
     let day = 24 * 60 * 60;
     let late = reopen(
         &lifecycle,
@@ -1931,12 +1936,7 @@ async fn a_console_account_is_recorded_reopened_on_the_engineer_s_word() {
 async fn a_reopening_whose_audit_row_failed_writes_it_when_run_again() {
     let local = Local::active_vaulted().await;
     let lifecycle = local.lifecycle();
-    close(&lifecycle, ("alice", "customer left", None), NOW + 10)
-        .await
-        .unwrap();
-    lifecycle
-        .console(&account(), ConsoleStep::SupportReopens, NOW + 20)
-        .unwrap();
+    closed_then_reopened_by_support(&lifecycle, NOW + 10).await;
     let audit_down = AuditDownOnce::new(&local, "reopened");
     let failed = reopen(
         &audit_down,
