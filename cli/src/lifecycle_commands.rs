@@ -74,12 +74,23 @@ fn account_id(text: &str) -> anyhow::Result<AccountId> {
 fn outcome(result: Result<(), LifecycleError>) -> anyhow::Result<ExitCode> {
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
-            eprintln!("rootmail: refused: {reason}");
-            Ok(ExitCode::from(1))
-        }
+        Err(LifecycleError::Refused(reason)) => Ok(refused(&reason)),
+        Err(LifecycleError::NotYet(reason)) => Ok(not_yet(&reason)),
         Err(LifecycleError::Port(e)) => Err(e.into()),
     }
+}
+
+/// The lifecycle's refusal: exit code 1.
+fn refused(reason: &str) -> ExitCode {
+    eprintln!("rootmail: refused: {reason}");
+    ExitCode::from(1)
+}
+
+/// Exit code 75 (`EX_TEMPFAIL`): run the same command again later (AWS has
+/// not caught up, or another run holds the account for a moment).
+fn not_yet(reason: &str) -> ExitCode {
+    eprintln!("rootmail: not yet: {reason}");
+    ExitCode::from(75)
 }
 
 fn print_trail(trail: &[StepOutput]) {
@@ -279,9 +290,8 @@ fn answered(
     } else {
         match perform_locally(local, request)? {
             Ok(answer) => Reply::Done(Box::new(answer)),
-            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
-                Reply::Refused(reason)
-            }
+            Err(LifecycleError::Refused(reason)) => Reply::Refused(reason),
+            Err(LifecycleError::NotYet(reason)) => Reply::NotYet(reason),
             Err(LifecycleError::Port(e)) => return Err(e.into()),
         }
     };
@@ -290,10 +300,8 @@ fn answered(
             show(*answer);
             Ok(ExitCode::SUCCESS)
         }
-        Reply::Refused(reason) => {
-            eprintln!("rootmail: refused: {reason}");
-            Ok(ExitCode::from(1))
-        }
+        Reply::Refused(reason) => Ok(refused(&reason)),
+        Reply::NotYet(reason) => Ok(not_yet(&reason)),
     }
 }
 

@@ -26,6 +26,8 @@ const STS_VARIABLE: &str = "OPERATOR_STS_URL";
 pub enum Reply {
     Done(Box<OperatorAnswer>),
     Refused(String),
+    /// Refused for now: running it again later may do (AWS has not caught up).
+    NotYet(String),
 }
 
 /// Sends `request` as the person whose AWS credentials are configured.
@@ -153,6 +155,9 @@ fn reply(status: u16, text: &str) -> anyhow::Result<Reply> {
         200 => Ok(Reply::Done(Box::new(
             serde_json::from_str(text).context("the operator function's answer")?,
         ))),
+        409 if json.get("not_yet") == Some(&serde_json::Value::Bool(true)) => {
+            Ok(Reply::NotYet(said("refused").unwrap_or_default()))
+        }
         409 => Ok(Reply::Refused(said("refused").unwrap_or_default())),
         403 => anyhow::bail!(
             "AWS refused the call (403): your role needs OperatorPolicy (lambda:InvokeFunctionUrl and lambda:InvokeFunction on the operator function){}",
@@ -179,6 +184,19 @@ mod tests {
         );
         assert_eq!(url_region("http://127.0.0.1:9000/"), None);
         assert_eq!(url_region("not a url"), None);
+    }
+
+    #[test]
+    fn a_refusal_for_now_is_told_from_one_for_good() {
+        let answer = |body: &str| match reply(409, body).unwrap() {
+            Reply::Refused(reason) => format!("refused: {reason}"),
+            Reply::NotYet(reason) => format!("not yet: {reason}"),
+            Reply::Done(_) => "done".to_string(),
+        };
+        let later = r#"{"refused": "AWS shows it ACTIVE still", "not_yet": true}"#;
+        assert_eq!(answer(later), "not yet: AWS shows it ACTIVE still");
+        let never = r#"{"refused": "account 444455556666 is closed"}"#;
+        assert_eq!(answer(never), "refused: account 444455556666 is closed");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //!
 //! Answers: 200 with the [`OperatorAnswer`]; 400 for a request that is not
 //! one; 403 without a verified and proven caller; 409 when the lifecycle
-//! refuses (the reason in `refused`); 503 for a transient failure (STS's
+//! refuses (the reason in `refused`; `not_yet` when running it again later
+//! may do, as when AWS has not caught up); 503 for a transient failure (STS's
 //! included), 500 otherwise. The log line names the action, account, caller
 //! and status, never the body or the proof.
 
@@ -176,8 +177,10 @@ impl<P: LifecyclePorts> Lifecycle<P> {
         let (action, account) = action_name(&request);
         let (status, body) = match perform(&self.ports, who, &request, now_secs()).await {
             Ok(done) => (200, serde_json::to_value(&done).unwrap_or(Value::Null)),
-            Err(LifecycleError::Refused(reason) | LifecycleError::NotYet(reason)) => {
-                (409, json!({"refused": reason}))
+            Err(LifecycleError::Refused(reason)) => (409, json!({"refused": reason})),
+            // `refused` too, for a CLI from before `not_yet` was said.
+            Err(LifecycleError::NotYet(reason)) => {
+                (409, json!({"refused": reason, "not_yet": true}))
             }
             Err(LifecycleError::Port(e)) if e.is_transient() => {
                 (503, json!({"error": e.to_string()}))

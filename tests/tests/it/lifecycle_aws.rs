@@ -1722,10 +1722,13 @@ async fn the_persons_steps_run_from_the_cli_against_aws() {
 
     // The closure reaches AWS Organizations (moto's), which shows the
     // account SUSPENDED where AWS shows PENDING_CLOSURE: not recorded yet,
-    // and the person is told to run it again.
+    // and the person is told to run it again (exit code 75, EX_TEMPFAIL).
     let (code, _, text) = cli(&["close", "--reason", "customer left"]);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("accepted the closure"), "{text}");
+    assert_eq!(code, Some(75), "{text}");
+    assert!(
+        text.contains("not yet: AWS Organizations accepted the closure"),
+        "{text}"
+    );
     let rotation = run.rotation().await;
     assert!(rotation.closure_requested_at.is_some());
     assert_eq!(run.organizations_status().await, "SUSPENDED");
