@@ -373,6 +373,7 @@ mod tests {
                 reopened_at: None,
                 closure_claimed_at: None,
                 execution: None,
+                asked_by: None,
                 before_release: None,
                 release_completing_since: None,
                 started_at: 1_700_000_000,

@@ -15,7 +15,7 @@
 //! on the engineer's word): the record goes back to what it was when it was
 //! closed, and its mail is ticketed again.
 
-use crate::model::{Failure, Mode, Phase, Rotation};
+use crate::model::{AskedBy, Failure, Mode, Phase, Rotation};
 use crate::ports::{
     AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
 };
@@ -67,6 +67,7 @@ pub async fn close<P: LifecyclePorts>(
     rotation.waiting_for = None;
     rotation.task_token = None;
     rotation.closure_claimed_at = None;
+    rotation.asked_by = Some(asked_by(request));
     let detail = format!("account closed {how}; archive and vault kept");
     advance_justified(
         p,
@@ -109,8 +110,9 @@ async fn closed_before<P: LifecyclePorts>(
 }
 
 /// The change `action` last saved to `rotation`, asked for again: the same
-/// person and reason are answered as before (the audit row written now if
-/// the first run saved and stopped), anyone else is refused.
+/// person and reason are answered as before, anyone else is refused. If the
+/// first run saved and stopped, its audit row is written now, in the name of
+/// who asked for the change (kept on the record), whoever runs it again.
 async fn answered_before<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
@@ -127,9 +129,29 @@ async fn answered_before<P: LifecyclePorts>(
         }
         Some(_) => refused(refusal),
         None => {
-            audit(p, rotation, request, (action, lost.to_string()), now).await?;
-            Ok(StepOutput::from(rotation))
+            // A record from before the asker was kept: the one asking now.
+            let (who, reason) = rotation
+                .asked_by
+                .as_ref()
+                .map_or((request.who, request.reason), |a| (&a.who, &a.reason));
+            let asker = Closure {
+                who,
+                reason,
+                ..*request
+            };
+            audit(p, rotation, &asker, (action, lost.to_string()), now).await?;
+            match (who, reason) == (request.who, request.reason) {
+                true => Ok(StepOutput::from(rotation)),
+                false => refused(refusal),
+            }
         }
+    }
+}
+
+fn asked_by(request: &Closure<'_>) -> AskedBy {
+    AskedBy {
+        who: request.who.to_string(),
+        reason: request.reason.to_string(),
     }
 }
 
@@ -396,6 +418,7 @@ pub async fn reopen<P: LifecyclePorts>(
     };
     let reopened_as = restore(&mut rotation);
     rotation.reopened_at = Some(now);
+    rotation.asked_by = Some(asked_by(request));
     let detail = format!("account reopened {how}; {reopened_as}");
     let entry = (request.who, REOPENED, Some(request.reason), None, detail);
     let output = advance_justified(p, &mut rotation, now, entry).await?;
@@ -442,9 +465,10 @@ async fn reopened_before<P: LifecyclePorts>(
     }
     let lost = "account reopened; written when reopen ran again: its first run saved, then \
                 stopped";
-    let output = answered_before(p, rotation, request, (REOPENED, refusal, lost), now).await?;
+    let answer = answered_before(p, rotation, request, (REOPENED, refusal, lost), now).await;
+    // The record says reopened, whoever asks again.
     list_reopened(p, rotation).await?;
-    Ok(output)
+    answer
 }
 
 /// What the engineer does for an account no API of ours shows.

@@ -251,6 +251,11 @@ pub struct Rotation {
     /// before AWS answers.
     #[serde(default)]
     pub closure_claimed_at: Option<u64>,
+    /// Who asked for the record's closure or reopening, and why: a run again
+    /// after its audit row was lost writes the row in their name, not the
+    /// name of whoever ran it again.
+    #[serde(default)]
+    pub asked_by: Option<AskedBy>,
     /// When `reopen` recorded the account open again (AWS Support reopened
     /// it): a run of `reopen` again finds its audit row by it.
     #[serde(default)]
@@ -294,6 +299,13 @@ impl Rotation {
         self.task_token = None;
         self.expires_at = None;
     }
+}
+
+/// A person's request that changed the record: who, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AskedBy {
+    pub who: String,
+    pub reason: String,
 }
 
 /// Why and where a take-over stopped.

@@ -453,6 +453,7 @@ fn registered_rotation(
         reopened_at: None,
         closure_claimed_at: None,
         execution: request.execution.clone(),
+        asked_by: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

@@ -1417,6 +1417,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         reopened_at: None,
         closure_claimed_at: None,
         execution: None,
+        asked_by: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

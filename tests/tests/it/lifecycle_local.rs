@@ -1938,34 +1938,31 @@ async fn a_reopening_whose_audit_row_failed_writes_it_when_run_again() {
     let lifecycle = local.lifecycle();
     closed_then_reopened_by_support(&lifecycle, NOW + 10).await;
     let audit_down = AuditDownOnce::new(&local, "reopened");
-    let failed = reopen(
-        &audit_down,
-        ("alice", "support reopened it", None),
-        NOW + 30,
-    )
-    .await;
+    let alice = ("alice", "support reopened it", None);
+    let failed = reopen(&audit_down, alice, NOW + 30).await;
     assert!(failed.is_err(), "{failed:?}");
     assert_eq!(local.phase().await, Some(Phase::Active));
     assert_eq!(local.listed_status().await, AccountStatus::Closed);
-    let count = |actions: &[String]| actions.iter().filter(|a| *a == "reopened").count();
-    assert_eq!(count(&local.actions().await), 0);
-    let again = reopen(
-        &audit_down,
-        ("alice", "support reopened it", None),
-        NOW + 40,
-    )
-    .await;
-    assert_eq!(again.map(|o| o.phase).ok(), Some(Phase::Active));
-    assert_eq!(count(&local.actions().await), 1);
+    let rows = || async {
+        let audit = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+        let reopened = audit.into_iter().filter(|e| e.action == "reopened");
+        let who = reopened.map(|e| (e.actor, e.reason.unwrap_or_default()));
+        who.collect::<Vec<_>>()
+    };
+    assert_eq!(rows().await, []);
+    // bob runs it again: refused, and the lost row is alice's, not his.
+    let bob = reopen(&audit_down, ("bob", "tidying up", None), NOW + 40).await;
+    assert!(
+        matches!(&bob, Err(LifecycleError::Refused(m)) if m.contains("not closed")),
+        "{bob:?}"
+    );
+    let alices = vec![("alice".to_string(), "support reopened it".to_string())];
+    assert_eq!(rows().await, alices);
     assert_eq!(local.listed_status().await, AccountStatus::Active);
-    let third = reopen(
-        &audit_down,
-        ("alice", "support reopened it", None),
-        NOW + 50,
-    )
-    .await;
-    assert_eq!(third.map(|o| o.phase).ok(), Some(Phase::Active));
-    assert_eq!(count(&local.actions().await), 1);
+    let again = reopen(&audit_down, alice, NOW + 50).await;
+    assert_eq!(again.map(|o| o.phase).ok(), Some(Phase::Active));
+    assert_eq!(rows().await, alices);
+    assert_eq!(local.listed_status().await, AccountStatus::Active);
 }
 
 /// The password-reset mail an engineer triggers during a vaulted take-over goes
