@@ -374,6 +374,7 @@ mod tests {
                 closure_claimed_at: None,
                 execution: None,
                 asked_by: None,
+                release_starting_since: None,
                 before_release: None,
                 release_completing_since: None,
                 started_at: 1_700_000_000,

@@ -20,8 +20,8 @@ use crate::ports::{
     AccountApi, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult, MemberState,
 };
 use crate::steps::{
-    StepOutput, advance_justified, record, refused, rotation_of, save_marked, set_status,
-    words_within_limit,
+    StepOutput, advance_justified, change_record, record, refused, rotation_of, save_marked,
+    set_status, words_within_limit,
 };
 use rootmail_domain::{AccountId, AccountStatus};
 
@@ -207,12 +207,13 @@ async fn close_member<P: LifecyclePorts>(
         return Ok(done);
     }
     claim_held_by_another(rotation, now)?;
+    no_release_starting(rotation, now)?;
     rotation.closure_claimed_at = Some(now);
     save_marked(p, rotation).await?;
     let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");
     if let Err(error) = audit(p, rotation, request, ("closure requested", asked), now).await {
         // AWS is not asked: the claim goes (best effort; it lapses anyway).
-        let _ = noted(p, account, |r| r.closure_claimed_at = None).await;
+        let _ = change_record(p, account, |r| r.closure_claimed_at = None).await;
         return Err(error);
     }
     if let Err(error) = p.api().close_member(account).await {
@@ -221,11 +222,11 @@ async fn close_member<P: LifecyclePorts>(
             other => format!("asking AWS Organizations failed, the account is as it was: {other}"),
         };
         // Best effort: an unreleased claim lapses by itself.
-        let _ = noted(p, account, |r| r.closure_claimed_at = None).await;
+        let _ = change_record(p, account, |r| r.closure_claimed_at = None).await;
         audit(p, rotation, request, ("closure failed", detail), now).await?;
         return Err(error);
     }
-    *rotation = noted(p, account, |r| {
+    *rotation = change_record(p, account, |r| {
         r.closure_requested_at.get_or_insert(now);
         r.closure_claimed_at = None;
     })
@@ -243,6 +244,24 @@ fn claim_held(rotation: &Rotation, now: u64) -> Option<u64> {
     rotation
         .closure_claimed_at
         .filter(|at| now < at + CLAIM_HELD_SECS)
+}
+
+/// A release claimed the record and is mailing `NoticeTo` or asking AWS for
+/// the email change: the closure waits (`NotYet`), and once the release has
+/// started, is refused as for any account being released.
+fn no_release_starting(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
+    match rotation
+        .release_starting_since
+        .filter(|at| now < at + CLAIM_HELD_SECS)
+    {
+        Some(at) => Err(LifecycleError::NotYet(format!(
+            "a release of account {} has been starting since {}: run close again in a few \
+             minutes",
+            rotation.account_id,
+            rootmail_domain::dates::utc(at)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Another run (a second person, or the state machine) is asking AWS to
@@ -263,31 +282,6 @@ fn claim_held_by_another(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
 /// "a few minutes"; a day later, AWS did not close it (it failed in the
 /// background, or the account was reopened).
 const CLOSURE_SHOWN_WITHIN_SECS: u64 = 24 * 60 * 60;
-
-/// Writes `change` into the record read again, whatever else wrote it since
-/// the claim (a mail's evidence, a release that read it before): saved
-/// until it holds, so a rerun never asks AWS a second time because a note
-/// was lost. Returns the record as saved.
-async fn noted<P: LifecyclePorts>(
-    p: &P,
-    account: &AccountId,
-    change: impl Fn(&mut Rotation),
-) -> LifecycleResult<Rotation> {
-    let mut last = None;
-    for _ in 0..3 {
-        let mut rotation = rotation_of(p, account).await?;
-        let before = rotation.clone();
-        change(&mut rotation);
-        if rotation == before {
-            return Ok(rotation);
-        }
-        match save_marked(p, &mut rotation).await {
-            Err(e) if e.is_conflict() => last = Some(e),
-            saved => return saved.map(|()| rotation),
-        }
-    }
-    Err(last.unwrap_or_else(|| LifecycleError::changed_meanwhile(account)))
-}
 
 /// AWS accepted the closure a day ago and still does not show it closing:
 /// it did not close it. The note goes (a release may start again), the

@@ -454,6 +454,7 @@ fn registered_rotation(
         closure_claimed_at: None,
         execution: request.execution.clone(),
         asked_by: None,
+        release_starting_since: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,
@@ -1857,15 +1858,20 @@ async fn release_from<P: LifecyclePorts>(
             "{customer_email} is in our own root mail domain: a release goes to the customer's address"
         ));
     }
-    tell_security_of_release(p, &rotation, request, customer_email).await?;
-    let detail = if rotation.mode == Mode::Console {
-        console_release_task(&account, customer_email)
-    } else {
-        p.api().start_email_update(&account, customer_email).await?;
-        format!(
-            "root email change to the customer's {customer_email} requested; AWS mails the code to the customer"
-        )
+    // Claimed before anything reaches NoticeTo, AWS or the customer: a
+    // closure that read the record before fails its own claim, and one that
+    // reads it now waits.
+    rotation.release_starting_since = Some(now);
+    save_marked(p, &mut rotation).await?;
+    let detail = match announced(p, &rotation, request, customer_email).await {
+        Ok(detail) => detail,
+        Err(error) => {
+            // Best effort: an unreleased claim lapses by itself.
+            let _ = change_record(p, &account, |r| r.release_starting_since = None).await;
+            return Err(error);
+        }
     };
+    rotation.release_starting_since = None;
     if !again {
         rotation.before_release = rotation.previous_email.take();
         rotation.previous_email = Some(rotation.target_email.clone());
@@ -1882,6 +1888,51 @@ async fn release_from<P: LifecyclePorts>(
         detail,
     );
     advance_justified(p, &mut rotation, now, entry).await
+}
+
+/// Writes `change` into the record read again, whatever else wrote it since
+/// it was claimed (a mail's evidence, another person's request): saved until
+/// it holds, so a note of what AWS did (or that a claim is over) is not lost
+/// to another write. Returns the record as saved.
+pub(crate) async fn change_record<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    change: impl Fn(&mut Rotation),
+) -> LifecycleResult<Rotation> {
+    let mut last = None;
+    for _ in 0..3 {
+        let mut rotation = rotation_of(p, account).await?;
+        let before = rotation.clone();
+        change(&mut rotation);
+        if rotation == before {
+            return Ok(rotation);
+        }
+        match save_marked(p, &mut rotation).await {
+            Err(e) if e.is_conflict() => last = Some(e),
+            saved => return saved.map(|()| rotation),
+        }
+    }
+    Err(last.unwrap_or_else(|| LifecycleError::changed_meanwhile(account)))
+}
+
+/// `NoticeTo` told of the release, then the root email change asked of AWS
+/// (a console account: the engineer's task). Returns the audit's detail.
+async fn announced<P: LifecyclePorts>(
+    p: &P,
+    rotation: &Rotation,
+    request: &AccessRequest,
+    customer_email: &EmailAddress,
+) -> LifecycleResult<String> {
+    tell_security_of_release(p, rotation, request, customer_email).await?;
+    let account = &rotation.account_id;
+    if rotation.mode == Mode::Console {
+        return Ok(console_release_task(account, customer_email));
+    }
+    p.api().start_email_update(account, customer_email).await?;
+    Ok(format!(
+        "root email change to the customer's {customer_email} requested; AWS mails the code to \
+         the customer"
+    ))
 }
 
 /// What the engineer does in the console to release a console account.

@@ -1418,6 +1418,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         closure_claimed_at: None,
         execution: None,
         asked_by: None,
+        release_starting_since: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

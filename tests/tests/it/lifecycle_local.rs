@@ -1421,6 +1421,149 @@ async fn a_closure_s_claim_lapses_or_goes_when_aws_was_not_asked() {
     assert_eq!(closed.map(|o| o.phase).ok(), Some(Phase::Closed));
 }
 
+/// The local lifecycle where carol closes the account while the release
+/// mails `NoticeTo` (`close_during_notice`), or where a closure runs whole
+/// right after the release reads the record (`close_after_read`).
+struct ReleaseInterrupted<'a> {
+    inner: LocalLifecycle<'a>,
+    close_during_notice: bool,
+    close_after_read: std::sync::atomic::AtomicBool,
+    /// What carol's closure answered.
+    closure: std::sync::Mutex<Option<String>>,
+}
+
+impl<'a> ReleaseInterrupted<'a> {
+    fn new(local: &'a Local) -> Self {
+        Self {
+            inner: local.lifecycle(),
+            close_during_notice: false,
+            close_after_read: false.into(),
+            closure: Default::default(),
+        }
+    }
+
+    async fn carol_closes(&self) {
+        let closed = close(&self.inner, ("carol", "customer left", None), NOW + 5).await;
+        *self.closure.lock().unwrap() = Some(format!("{:?}", closed.map(|o| o.phase)));
+    }
+}
+
+impl rootmail_lifecycle::Notices for ReleaseInterrupted<'_> {
+    async fn ticket_note(
+        &self,
+        account: &AccountId,
+        customer: &str,
+        text: &str,
+    ) -> LifecycleResult<()> {
+        rootmail_lifecycle::Notices::ticket_note(&self.inner, account, customer, text).await
+    }
+
+    async fn email(&self, subject: &str, text: &str) -> LifecycleResult<()> {
+        if self.close_during_notice {
+            self.carol_closes().await;
+        }
+        rootmail_lifecycle::Notices::email(&self.inner, subject, text).await
+    }
+}
+
+impl Rotations for ReleaseInterrupted<'_> {
+    async fn get(
+        &self,
+        account: &AccountId,
+    ) -> LifecycleResult<Option<rootmail_lifecycle::Rotation>> {
+        let read = Rotations::get(&self.inner, account).await;
+        if self
+            .close_after_read
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.carol_closes().await;
+        }
+        read
+    }
+
+    async fn put(
+        &self,
+        rotation: &rootmail_lifecycle::Rotation,
+        expected: Option<u64>,
+    ) -> LifecycleResult<()> {
+        Rotations::put(&self.inner, rotation, expected).await
+    }
+}
+
+lifecycle_ports!(
+    ReleaseInterrupted<'a>,
+    inner,
+    Api api: local,
+    Root root: local,
+    Vault vault: local,
+    Rotations rotations: own,
+    Audit audit: local,
+    Registry registry: local,
+    Tokens tokens: local,
+    Notices notices: own,
+);
+
+/// A release claims the record before it mails `NoticeTo` or asks AWS: a
+/// closure while it does waits (`NotYet`), and is refused once the release
+/// has started. Before, both went ahead: the release mailed security and
+/// AWS mailed the customer a code for an account being closed.
+#[tokio::test]
+async fn a_closure_while_a_release_starts_waits_for_it() {
+    let local = Local::active_vaulted().await;
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    let bob = releasing(&account(), "bob");
+    let noticed = ReleaseInterrupted {
+        close_during_notice: true,
+        ..ReleaseInterrupted::new(&local)
+    };
+    let started = steps::start_release(&noticed, &bob, &customer, NOW + 5).await;
+    assert_eq!(
+        started.map(|o| o.phase).ok(),
+        Some(Phase::AwaitingCustomerOtp)
+    );
+    let closure = noticed.closure.lock().unwrap().take().unwrap();
+    assert!(
+        closure.contains("NotYet") && closure.contains("release"),
+        "{closure}"
+    );
+    let lifecycle = local.lifecycle();
+    assert_eq!(
+        lifecycle.member_state(&account()).await.unwrap(),
+        Some(MemberState::Active),
+        "AWS not asked to close it"
+    );
+    let later = close(&lifecycle, ("carol", "customer left", None), NOW + 10).await;
+    assert!(
+        matches!(&later, Err(LifecycleError::Refused(m)) if m.contains("released to its customer")),
+        "{later:?}"
+    );
+    let mailed = notices(&local);
+    assert!(mailed.iter().any(|n| n.contains("release of AWS account")));
+}
+
+/// A closure that went through after a release read the record makes the
+/// release's claim fail: nothing is mailed, AWS is not asked.
+#[tokio::test]
+async fn a_release_that_read_the_record_before_a_closure_mails_nothing() {
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    let bob = releasing(&account(), "bob");
+    let local = Local::active_vaulted().await;
+    let read_first = ReleaseInterrupted {
+        close_after_read: true.into(),
+        ..ReleaseInterrupted::new(&local)
+    };
+    let stale = steps::start_release(&read_first, &bob, &customer, NOW + 5).await;
+    assert!(stale.is_err(), "{stale:?}");
+    let closure = read_first.closure.lock().unwrap().take().unwrap();
+    assert_eq!(closure, "Ok(Closed)");
+    assert!(!local.actions().await.iter().any(|a| a == "release started"));
+    let mailed = notices(&local);
+    assert!(
+        !mailed.iter().any(|n| n.contains("release of AWS account")),
+        "{mailed:?}"
+    );
+}
+
 /// AWS accepted the closure but its view still shows the account ACTIVE:
 /// nothing is recorded closed yet (`NotYet`, which the state machine
 /// retries), and no release starts meanwhile; run again, the closure asks
@@ -3549,6 +3692,14 @@ async fn a_release_whose_notice_cannot_be_sent_does_not_start() {
         .map(|dir| dir.count())
         .unwrap_or(0);
     assert_eq!(asked, 0, "AWS mailed no code: it was not asked");
+    // Its claim went with it: a closure need not wait for it.
+    let closed = close(
+        &local.lifecycle(),
+        ("carol", "customer left", None),
+        NOW + 20,
+    )
+    .await;
+    assert_eq!(closed.map(|o| o.phase).ok(), Some(Phase::Closed));
 }
 
 /// A completion whose earlier try got AWS's acceptance and deleted nothing
