@@ -54,6 +54,7 @@ pub async fn close<P: LifecyclePorts>(
     if rotation.phase == Phase::Closed {
         return closed_before(p, &rotation, request, now).await;
     }
+    no_release_starting(&rotation, now)?;
     let how = match (rotation.mode, attest) {
         (Mode::Console, Some(statement)) => format!("in the console, as attested: {statement}"),
         (Mode::Console, None) => return refused(console_steps(account)),
@@ -207,7 +208,6 @@ async fn close_member<P: LifecyclePorts>(
         return Ok(done);
     }
     claim_held_by_another(rotation, now)?;
-    no_release_starting(rotation, now)?;
     rotation.closure_claimed_at = Some(now);
     save_marked(p, rotation).await?;
     let asked = format!("asking AWS Organizations to close account {account} (CloseAccount)");

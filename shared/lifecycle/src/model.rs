@@ -170,8 +170,8 @@ pub struct Rotation {
     pub release_completing_since: Option<u64>,
     /// When a release claimed the record, before it mailed `NoticeTo` or
     /// asked AWS for the email change: a closure waits meanwhile. Cleared
-    /// by the release's save (or its failure), and disregarded after
-    /// [`crate::closure::CLAIM_HELD_SECS`].
+    /// by the release's save, or by its failure before AWS may have acted;
+    /// otherwise disregarded after [`crate::closure::CLAIM_HELD_SECS`].
     #[serde(default)]
     pub release_starting_since: Option<u64>,
     /// While a release waits for the customer: the root address the account

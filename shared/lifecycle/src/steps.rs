@@ -1865,9 +1865,13 @@ async fn release_from<P: LifecyclePorts>(
     save_marked(p, &mut rotation).await?;
     let detail = match announced(p, &rotation, request, customer_email).await {
         Ok(detail) => detail,
-        Err(error) => {
-            // Best effort: an unreleased claim lapses by itself.
-            let _ = change_record(p, &account, |r| r.release_starting_since = None).await;
+        Err((error, aws_may_have_acted)) => {
+            // Best effort: an unreleased claim lapses by itself. Kept if AWS
+            // may have taken the request (its answer lost): the customer may
+            // hold a code, and a closure waits the claim out.
+            if !aws_may_have_acted {
+                let _ = change_record(p, &account, |r| r.release_starting_since = None).await;
+            }
             return Err(error);
         }
     };
@@ -1916,19 +1920,27 @@ pub(crate) async fn change_record<P: LifecyclePorts>(
 }
 
 /// `NoticeTo` told of the release, then the root email change asked of AWS
-/// (a console account: the engineer's task). Returns the audit's detail.
+/// (a console account: the engineer's task). Returns the audit's detail, or
+/// the error and whether AWS may have acted on the request all the same (any
+/// failure of its call but AWS's refusal).
 async fn announced<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
     request: &AccessRequest,
     customer_email: &EmailAddress,
-) -> LifecycleResult<String> {
-    tell_security_of_release(p, rotation, request, customer_email).await?;
+) -> Result<String, (LifecycleError, bool)> {
+    let before_aws = |error| (error, false);
+    tell_security_of_release(p, rotation, request, customer_email)
+        .await
+        .map_err(before_aws)?;
     let account = &rotation.account_id;
     if rotation.mode == Mode::Console {
         return Ok(console_release_task(account, customer_email));
     }
-    p.api().start_email_update(account, customer_email).await?;
+    if let Err(error) = p.api().start_email_update(account, customer_email).await {
+        let refused = matches!(error, LifecycleError::Refused(_));
+        return Err((error, !refused));
+    }
     Ok(format!(
         "root email change to the customer's {customer_email} requested; AWS mails the code to \
          the customer"

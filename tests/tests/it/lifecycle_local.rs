@@ -1147,6 +1147,8 @@ struct ClosureInterrupted<'a> {
     /// While AWS is asked: bob starts a release, then a closure of his own;
     /// what each answered.
     bob_while_asked: Option<std::sync::Mutex<Vec<String>>>,
+    /// AWS's answer to a root email change it took (`None`: its own).
+    email_update_answer: Option<fn() -> LifecycleError>,
 }
 
 impl<'a> ClosureInterrupted<'a> {
@@ -1160,13 +1162,16 @@ impl<'a> ClosureInterrupted<'a> {
             write_meanwhile: false,
             write_on_state_read: false,
             bob_while_asked: None,
+            email_update_answer: None,
         }
     }
 }
 
 impl AccountApi for ClosureInterrupted<'_> {
     async fn start_email_update(&self, a: &AccountId, e: &EmailAddress) -> LifecycleResult<()> {
-        self.inner.start_email_update(a, e).await
+        self.inner.start_email_update(a, e).await?;
+        self.email_update_answer
+            .map_or(Ok(()), |answer| Err(answer()))
     }
 
     async fn accept_email_update(
@@ -1539,6 +1544,48 @@ async fn a_closure_while_a_release_starts_waits_for_it() {
     );
     let mailed = notices(&local);
     assert!(mailed.iter().any(|n| n.contains("release of AWS account")));
+    let record = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        record.release_starting_since, None,
+        "the release's save ends its claim"
+    );
+}
+
+/// A release whose root email change AWS may have taken (its answer lost)
+/// keeps its claim: the customer may hold a code, and a closure waits it
+/// out. One AWS refused ends its claim at once.
+#[tokio::test]
+async fn a_release_aws_may_have_taken_keeps_its_claim() {
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    let bob = releasing(&account(), "bob");
+    for (answer, kept) in [
+        (organizations_down as fn() -> LifecycleError, true),
+        (quota_used, false),
+    ] {
+        let local = Local::active_vaulted().await;
+        let lost = ClosureInterrupted {
+            email_update_answer: Some(answer),
+            ..ClosureInterrupted::new(&local)
+        };
+        let failed = steps::start_release(&lost, &bob, &customer, NOW + 5).await;
+        assert!(failed.is_err(), "{failed:?}");
+        let closed = close(
+            &local.lifecycle(),
+            ("carol", "customer left", None),
+            NOW + 10,
+        )
+        .await;
+        match kept {
+            true => assert!(
+                matches!(closed, Err(LifecycleError::NotYet(_))),
+                "{closed:?}"
+            ),
+            false => assert_eq!(closed.map(|o| o.phase).ok(), Some(Phase::Closed)),
+        }
+    }
 }
 
 /// A closure that went through after a release read the record makes the
@@ -1562,6 +1609,10 @@ async fn a_release_that_read_the_record_before_a_closure_mails_nothing() {
         !mailed.iter().any(|n| n.contains("release of AWS account")),
         "{mailed:?}"
     );
+    let asked = std::fs::read_dir(local.lifecycle().simulated_mail_dir())
+        .map(|dir| dir.count())
+        .unwrap_or(0);
+    assert_eq!(asked, 0, "AWS mailed no code: it was not asked");
 }
 
 /// AWS accepted the closure but its view still shows the account ACTIVE:
