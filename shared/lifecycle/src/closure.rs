@@ -239,21 +239,17 @@ async fn close_member<P: LifecyclePorts>(
 /// that is a run that stopped before AWS answered.
 pub const CLAIM_HELD_SECS: u64 = 15 * 60;
 
-/// A claim less than [`CLAIM_HELD_SECS`] old, at `now`.
-fn claim_held(rotation: &Rotation, now: u64) -> Option<u64> {
-    rotation
-        .closure_claimed_at
-        .filter(|at| now < at + CLAIM_HELD_SECS)
+/// A claim (a closure's or a release's) made less than [`CLAIM_HELD_SECS`]
+/// before `now`: when it was made.
+fn held(claimed_at: Option<u64>, now: u64) -> Option<u64> {
+    claimed_at.filter(|at| now < at + CLAIM_HELD_SECS)
 }
 
 /// A release claimed the record and is mailing `NoticeTo` or asking AWS for
 /// the email change: the closure waits (`NotYet`), and once the release has
 /// started, is refused as for any account being released.
 fn no_release_starting(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
-    match rotation
-        .release_starting_since
-        .filter(|at| now < at + CLAIM_HELD_SECS)
-    {
+    match held(rotation.release_starting_since, now) {
         Some(at) => Err(LifecycleError::NotYet(format!(
             "a release of account {} has been starting since {}: run close again in a few \
              minutes",
@@ -267,7 +263,7 @@ fn no_release_starting(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
 /// Another run (a second person, or the state machine) is asking AWS to
 /// close the account: this one waits (`NotYet`) rather than ask twice.
 fn claim_held_by_another(rotation: &Rotation, now: u64) -> LifecycleResult<()> {
-    match claim_held(rotation, now) {
+    match held(rotation.closure_claimed_at, now) {
         Some(at) => Err(LifecycleError::NotYet(format!(
             "a closure of account {} has asked AWS Organizations since {}: run close again in a \
              few minutes",
@@ -338,7 +334,7 @@ pub(crate) fn no_closure_under_way(rotation: &Rotation, now: u64) -> LifecycleRe
             "AWS Organizations is closing account {account}: run close again to record it"
         ));
     }
-    match claim_held(rotation, now) {
+    match held(rotation.closure_claimed_at, now) {
         Some(_) => refused(format!(
             "AWS Organizations is being asked to close account {account}: run close again to \
              see what it answered"

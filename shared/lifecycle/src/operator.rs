@@ -1,9 +1,9 @@
 //! What a person asks of the lifecycle (break-glass access, completing a
 //! take-over or a release, starting a release, closing and reopening, the
-//! status), as one request type. Locally the CLI performs it in-process; in AWS it is the body
-//! of a call to the operator function, which alone may open the vault and
-//! which takes `who` from the caller's verified IAM identity, never from the
-//! request.
+//! status), as one request type. Locally the CLI performs it in-process; in
+//! AWS it is the body of a call to the operator function, which alone may
+//! open the vault and which takes `who` from the caller's verified IAM
+//! identity, never from the request.
 
 use crate::closure::{self, Closure};
 use crate::console;
