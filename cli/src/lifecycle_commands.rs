@@ -458,7 +458,10 @@ fn show_grant(args: &Access<'_>, grant: &GrantView, now: u64) {
         grant.who, args.reason, args.ticket
     );
     if grant.pending {
-        eprintln!("These are the PENDING credentials of an unfinished take-over.");
+        eprintln!(
+            "These are the PENDING credentials of a take-over that did not finish: AWS holds \
+             them only once they are set in the console."
+        );
     }
     for notice in &grant.unsent_notices {
         eprintln!("WARNING: not sent, tell security yourself: {notice}");

@@ -1029,8 +1029,18 @@ pub async fn record_failure<P: LifecyclePorts>(
     } else {
         "AWS may already have changed the root email: check it (`rootmail rotation status`) before starting again."
     };
+    // The engineer may have set the pending password and MFA in the console
+    // already: they are then the only way in, and a console take-over
+    // starts again by signing in.
+    let credentials = match credentials_held_in(failed_in) {
+        Some(true) if rotation.mode != Mode::Rootless => {
+            " Its pending credentials stay readable with `rootmail creds get` (AWS holds them if \
+             they were set in the console): read them before starting again."
+        }
+        _ => "",
+    };
     let detail = format!(
-        "take-over failed while {}: {reason}. {email} Start again with `rootmail rotation start --account {account} --customer ... --mode ...`",
+        "take-over failed while {}: {reason}. {email}{credentials} Start again with `rootmail rotation start --account {account} --customer ... --mode ...`",
         failed_in.as_str()
     );
     let failed = advance(
@@ -1596,14 +1606,17 @@ pub async fn access<P: LifecyclePorts>(
     require_access_fields(request, "break-glass access")?;
     let rotation = rotation_of(p, account).await?;
     let pending = usable_credentials_pending(account, &rotation)?;
-    let closed = match rotation.phase {
+    let state = match rotation.phase {
         Phase::Closed => {
             "; the account is closed (AWS lets its root user sign in for 90 days after closure, to reopen it)"
+        }
+        Phase::Failed => {
+            "; its take-over failed (AWS holds them only if they were set in the console before it did)"
         }
         _ => "",
     };
     let detail = format!(
-        "break-glass access to the root user by {} ({}credentials){closed}",
+        "break-glass access to the root user by {} ({}credentials){state}",
         request.who,
         if pending { "pending " } else { "" }
     );
@@ -1639,30 +1652,37 @@ fn current_root_email(rotation: &Rotation) -> EmailAddress {
 
 /// Whether break-glass access reads the pending credentials of an unfinished
 /// take-over (`true`) or the current ones; refused when the account holds
-/// none a person can use.
+/// none a person can use. A failed or closed account has those of the phase
+/// it failed or closed in: the console signs in with them (a payer's new
+/// take-over starts from there; a closed account is reopened from there).
 fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> LifecycleResult<bool> {
-    match (rotation.mode, rotation.phase) {
+    let left_in = match rotation.phase {
+        Phase::Failed => rotation.failure.as_ref().map(|failure| failure.phase),
+        Phase::Closed => rotation.closed_from,
+        phase => Some(phase),
+    };
+    match (rotation.mode, left_in.and_then(credentials_held_in)) {
         (Mode::Rootless, _) => refused(format!(
             "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
         )),
-        // A release in progress: the account is still ours, and a console
-        // release begins with the engineer signing in.
-        (_, Phase::Active | Phase::AwaitingCustomerOtp) => Ok(false),
-        (_, Phase::AwaitingEngineer) => Ok(true),
-        // AWS lets a closed account's root user sign in for 90 days (to
-        // reopen it): with the credentials it had, if it was ours.
-        (_, Phase::Closed)
-            if matches!(
-                rotation.closed_from,
-                Some(Phase::Active | Phase::AwaitingCustomerOtp)
-            ) =>
-        {
-            Ok(false)
-        }
-        (_, phase) => refused(format!(
+        (_, Some(pending)) => Ok(pending),
+        (_, None) => refused(format!(
             "account {account} holds no usable root credentials ({})",
-            phase.as_str()
+            rotation.phase.as_str()
         )),
+    }
+}
+
+/// The root credentials the vault holds for an account in `phase`: pending
+/// (`true`) while the engineer sets them in the console, current (`false`)
+/// once the take-over vaulted them (a release in progress included: the
+/// account is still ours, and a console release begins with the engineer
+/// signing in), none before the vault or after a release.
+fn credentials_held_in(phase: Phase) -> Option<bool> {
+    match phase {
+        Phase::AwaitingEngineer => Some(true),
+        Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => Some(false),
+        _ => None,
     }
 }
 

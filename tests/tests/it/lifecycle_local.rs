@@ -983,6 +983,60 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
     );
 }
 
+/// A take-over that failed while the engineer set the credentials in the
+/// console (the wait timed out before `rotation complete`) leaves them the
+/// only way in: AWS has our MFA device, whose seed only the vault holds.
+/// Break-glass access reads them, audited and labelled; a take-over that
+/// failed before the vault, or an account released and then closed, has
+/// none.
+#[tokio::test]
+async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_readable() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let key = local.engineer_console_steps(NOW).await;
+    let lifecycle = local.lifecycle();
+    let timed_out = ("the engineer's task timed out", None);
+    let failed = steps::record_failure(&lifecycle, &account(), timed_out, NOW + 60).await;
+    assert_eq!(failed.unwrap().phase, Phase::Failed);
+    let said = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let told = &said.last().unwrap().detail;
+    assert!(told.contains("pending credentials stay readable"), "{told}");
+
+    let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 90)
+        .await
+        .expect("the failed take-over's credentials");
+    assert!(grant.pending);
+    let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 90).unwrap();
+    let code = grant.totp_code.expect("the MFA device's code");
+    assert_eq!(code.expose(), aws_has.expose(), "the seed AWS has");
+    let row = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let row = row.last().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.actor.as_str()),
+        ("break-glass access", "bob")
+    );
+    assert!(
+        row.detail.contains("its take-over failed"),
+        "{}",
+        row.detail
+    );
+
+    // Failed before anything was vaulted: nothing to read.
+    let early = Local::new();
+    let lifecycle = early.lifecycle();
+    steps::register(&lifecycle, &request(Mode::Vaulted), NOW)
+        .await
+        .unwrap();
+    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 5)
+        .await
+        .unwrap();
+    let refused = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 9).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("no usable root credentials (failed)")),
+        "{refused:?}"
+    );
+}
+
 /// Once AWS confirmed the enrolled MFA device active, a second key (run by
 /// mistake) would replace the seed of the device AWS has, and break-glass
 /// codes would stop matching it: refused, unless the engineer says the
