@@ -375,6 +375,7 @@ mod tests {
                 execution: None,
                 asked_by: None,
                 release_starting_since: None,
+                release_starting_for: None,
                 before_release: None,
                 release_completing_since: None,
                 started_at: 1_700_000_000,

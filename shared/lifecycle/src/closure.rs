@@ -241,7 +241,7 @@ pub const CLAIM_HELD_SECS: u64 = 15 * 60;
 
 /// A claim (a closure's or a release's) made less than [`CLAIM_HELD_SECS`]
 /// before `now`: when it was made.
-fn held(claimed_at: Option<u64>, now: u64) -> Option<u64> {
+pub(crate) fn held(claimed_at: Option<u64>, now: u64) -> Option<u64> {
     claimed_at.filter(|at| now < at + CLAIM_HELD_SECS)
 }
 

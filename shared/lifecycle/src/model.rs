@@ -174,6 +174,11 @@ pub struct Rotation {
     /// otherwise disregarded after [`crate::closure::CLAIM_HELD_SECS`].
     #[serde(default)]
     pub release_starting_since: Option<u64>,
+    /// The request holding that claim (who, the ticket, the address): run
+    /// again (the release state machine's retry after a lost answer) it
+    /// goes on; another release waits.
+    #[serde(default)]
+    pub release_starting_for: Option<String>,
     /// While a release waits for the customer: the root address the account
     /// had before our take-over (`previous_email` is ours then). A cancelled
     /// release puts it back.

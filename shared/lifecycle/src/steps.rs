@@ -455,6 +455,7 @@ fn registered_rotation(
         execution: request.execution.clone(),
         asked_by: None,
         release_starting_since: None,
+        release_starting_for: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,
@@ -1837,20 +1838,60 @@ pub async fn start_release<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
-    let rotation = releasable(p, &request.account_id, now).await?;
+    let rotation = releasable(p, request, customer_email, now).await?;
     release_from(p, rotation, request, customer_email, now).await
 }
 
 /// The record of an account a release may start (again) from.
 async fn releasable<P: LifecyclePorts>(
     p: &P,
-    account: &AccountId,
+    request: &AccessRequest,
+    customer_email: &EmailAddress,
     now: u64,
 ) -> LifecycleResult<Rotation> {
     let wanted = [Phase::Active, Phase::AwaitingCustomerOtp];
-    let rotation = rotation_in(p, account, &wanted, "release").await?;
+    let rotation = rotation_in(p, &request.account_id, &wanted, "release").await?;
     crate::closure::no_closure_under_way(&rotation, now)?;
+    no_other_release_starting(&rotation, &release_claim(request, customer_email), now)?;
     Ok(rotation)
+}
+
+/// What a release's claim names: the same request run again is its own.
+fn release_claim(request: &AccessRequest, customer_email: &EmailAddress) -> String {
+    format!(
+        "{} (ticket {}) to {customer_email}",
+        request.who, request.ticket
+    )
+}
+
+/// Another release claimed the record and is mailing `NoticeTo` or asking
+/// AWS for the email change: this one waits (`NotYet`). Both going ahead,
+/// AWS would mail two codes, honour the later one, and the record could name
+/// the other address. The same request run again (the state machine's
+/// retry after a lost answer) goes on, as AWS may have mailed nothing.
+fn no_other_release_starting(rotation: &Rotation, claim: &str, now: u64) -> LifecycleResult<()> {
+    let Some(at) = crate::closure::held(rotation.release_starting_since, now) else {
+        return Ok(());
+    };
+    if rotation.release_starting_for.as_deref() == Some(claim) {
+        return Ok(());
+    }
+    let by = rotation
+        .release_starting_for
+        .as_deref()
+        .unwrap_or("another run");
+    Err(LifecycleError::NotYet(format!(
+        "a release of account {} by {by} has been starting since {}: run release again in a few \
+         minutes",
+        rotation.account_id,
+        rootmail_domain::dates::utc(at)
+    )))
+}
+
+/// The release's claim over: saved, failed, or refused.
+fn end_release_claim(rotation: &mut Rotation) {
+    rotation.release_starting_since = None;
+    rotation.release_starting_for = None;
 }
 
 /// [`start_release`] from the record as read.
@@ -1882,6 +1923,7 @@ async fn release_from<P: LifecyclePorts>(
     // closure that read the record before fails its own claim, and one that
     // reads it now waits.
     rotation.release_starting_since = Some(now);
+    rotation.release_starting_for = Some(release_claim(request, customer_email));
     save_marked(p, &mut rotation).await?;
     let detail = match announced(p, &rotation, request, customer_email).await {
         Ok(detail) => detail,
@@ -1890,12 +1932,12 @@ async fn release_from<P: LifecyclePorts>(
             // may have taken the request (its answer lost): the customer may
             // hold a code, and a closure waits the claim out.
             if !aws_may_have_acted {
-                let _ = change_record(p, &account, |r| r.release_starting_since = None).await;
+                let _ = change_record(p, &account, end_release_claim).await;
             }
             return Err(error);
         }
     };
-    rotation.release_starting_since = None;
+    end_release_claim(&mut rotation);
     if !again {
         rotation.before_release = rotation.previous_email.take();
         rotation.previous_email = Some(rotation.target_email.clone());
@@ -2031,7 +2073,7 @@ pub async fn start_release_step<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
-    let rotation = releasable(p, &request.account_id, now).await?;
+    let rotation = releasable(p, request, customer_email, now).await?;
     // A reopening's save is no release's: a release started again after it
     // is one.
     if rotation.phase == Phase::AwaitingCustomerOtp

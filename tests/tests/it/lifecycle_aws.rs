@@ -1419,6 +1419,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         execution: None,
         asked_by: None,
         release_starting_since: None,
+        release_starting_for: None,
         before_release: None,
         release_completing_since: None,
         email_evidence: None,

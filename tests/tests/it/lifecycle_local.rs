@@ -1486,8 +1486,9 @@ async fn a_closure_s_claim_lapses_or_goes_when_aws_was_not_asked() {
 struct ReleaseInterrupted<'a> {
     inner: LocalLifecycle<'a>,
     close_during_notice: bool,
+    release_during_notice: bool,
     close_after_read: std::sync::atomic::AtomicBool,
-    /// What carol's closure answered.
+    /// What carol's closure or release answered.
     closure: std::sync::Mutex<Option<String>>,
 }
 
@@ -1496,6 +1497,7 @@ impl<'a> ReleaseInterrupted<'a> {
         Self {
             inner: local.lifecycle(),
             close_during_notice: false,
+            release_during_notice: false,
             close_after_read: false.into(),
             closure: Default::default(),
         }
@@ -1504,6 +1506,14 @@ impl<'a> ReleaseInterrupted<'a> {
     async fn carol_closes(&self) {
         let closed = close(&self.inner, ("carol", "customer left", None), NOW + 5).await;
         *self.closure.lock().unwrap() = Some(format!("{:?}", closed.map(|o| o.phase)));
+    }
+
+    /// Carol releases the account to another of the customer's addresses.
+    async fn carol_releases(&self) {
+        let to = EmailAddress::parse("it@initech.example").unwrap();
+        let carol = releasing(&account(), "carol");
+        let started = steps::start_release(&self.inner, &carol, &to, NOW + 5).await;
+        *self.closure.lock().unwrap() = Some(format!("{:?}", started.map(|o| o.phase)));
     }
 }
 
@@ -1520,6 +1530,9 @@ impl rootmail_lifecycle::Notices for ReleaseInterrupted<'_> {
     async fn email(&self, subject: &str, text: &str) -> LifecycleResult<()> {
         if self.close_during_notice {
             self.carol_closes().await;
+        }
+        if self.release_during_notice && text.contains("bob started") {
+            self.carol_releases().await;
         }
         rootmail_lifecycle::Notices::email(&self.inner, subject, text).await
     }
@@ -1605,6 +1618,57 @@ async fn a_closure_while_a_release_starts_waits_for_it() {
     assert_eq!(
         record.release_starting_since, None,
         "the release's save ends its claim"
+    );
+}
+
+/// Two releases at the same moment: the one that claimed the record goes
+/// ahead, the other waits (`NotYet`) rather than have AWS mail two codes,
+/// honour the later one and leave the record naming the other address. The
+/// same request run again after a lost answer (the state machine's retry)
+/// is its own claim's and goes on.
+#[tokio::test]
+async fn a_second_release_while_one_starts_waits_for_it() {
+    let local = Local::active_vaulted().await;
+    let customer = EmailAddress::parse("owner@initech.example").unwrap();
+    let bob = releasing(&account(), "bob");
+    let noticed = ReleaseInterrupted {
+        release_during_notice: true,
+        ..ReleaseInterrupted::new(&local)
+    };
+    let started = steps::start_release(&noticed, &bob, &customer, NOW + 5).await;
+    assert_eq!(
+        started.map(|o| o.phase).ok(),
+        Some(Phase::AwaitingCustomerOtp)
+    );
+    let carol = noticed.closure.lock().unwrap().take().unwrap();
+    assert!(carol.contains("NotYet") && carol.contains("bob"), "{carol}");
+    let lifecycle = local.lifecycle();
+    let record = Rotations::get(&lifecycle, &account()).await.unwrap();
+    let record = record.unwrap();
+    assert_eq!(record.target_email, customer);
+    assert_eq!(record.release_starting_for, None, "the save ends the claim");
+    let said = local.actions().await;
+    let started = said.iter().filter(|a| *a == "release started").count();
+    assert_eq!(started, 1, "{said:?}");
+    assert_eq!(notices(&local).len(), 1, "one mail to NoticeTo");
+
+    // A lost answer keeps bob's claim: carol waits, bob's retry goes on.
+    let local = Local::active_vaulted().await;
+    let lost = ClosureInterrupted {
+        email_update_answer: Some(organizations_down),
+        ..ClosureInterrupted::new(&local)
+    };
+    let failed = steps::start_release(&lost, &bob, &customer, NOW + 5).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let lifecycle = local.lifecycle();
+    let other = EmailAddress::parse("it@initech.example").unwrap();
+    let carol = releasing(&account(), "carol");
+    let waits = steps::start_release(&lifecycle, &carol, &other, NOW + 10).await;
+    assert!(matches!(waits, Err(LifecycleError::NotYet(_))), "{waits:?}");
+    let retried = steps::start_release_step(&lifecycle, &bob, &customer, NOW + 15).await;
+    assert_eq!(
+        retried.map(|o| o.phase).ok(),
+        Some(Phase::AwaitingCustomerOtp)
     );
 }
 
