@@ -369,6 +369,7 @@ mod tests {
                 email_change_requested_at: None,
                 credentials_deleted_at: None,
                 closed_from: None,
+                earlier_credentials: None,
                 closure_requested_at: None,
                 reopened_at: None,
                 closure_claimed_at: None,

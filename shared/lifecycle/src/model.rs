@@ -241,6 +241,12 @@ pub struct Rotation {
     /// after closure (to reopen it, or read its bills).
     #[serde(default)]
     pub closed_from: Option<Phase>,
+    /// A take-over started over a failed one that left root credentials in
+    /// the vault: whether they are its pending ones (`true`) or current
+    /// ones. AWS may hold them: a console take-over signs in with them until
+    /// it vaults its own.
+    #[serde(default)]
+    pub earlier_credentials: Option<bool>,
     /// When AWS Organizations accepted `close`'s request to close the member
     /// account: AWS closes it in the background, and meanwhile the closure
     /// is not asked for again, nor a release or a new take-over started, nor

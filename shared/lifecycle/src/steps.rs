@@ -301,11 +301,22 @@ pub async fn register<P: LifecyclePorts>(
     let target = unused_root_address(p, &request.root_domain).await?;
     let previous = register_onboarding(p, request, &target).await?;
     // A released account taken over again replaces its old record.
-    let expected = existing.map(|r| r.version);
-    let rotation = registered_rotation(request, target.clone(), previous, expected, now);
+    let expected = existing.as_ref().map(|r| r.version);
+    let mut rotation = registered_rotation(request, target.clone(), previous, expected, now);
+    // A failed take-over's credentials AWS may hold: the console signs in
+    // with them.
+    let failed = existing.filter(|r| r.phase == Phase::Failed);
+    rotation.earlier_credentials = failed.as_ref().and_then(credentials_held);
     p.rotations().put(&rotation, expected).await?;
+    let earlier = match rotation.earlier_credentials {
+        Some(_) => {
+            "; the failed take-over's root credentials stay readable (`rootmail creds get`) \
+                    until this one vaults its own"
+        }
+        None => "",
+    };
     let detail = format!(
-        "take-over registered ({} mode); the root address will be {target}",
+        "take-over registered ({} mode); the root address will be {target}{earlier}",
         request.mode.as_str()
     );
     record(
@@ -449,6 +460,7 @@ fn registered_rotation(
         email_change_requested_at: None,
         credentials_deleted_at: None,
         closed_from: None,
+        earlier_credentials: None,
         closure_requested_at: None,
         reopened_at: None,
         closure_claimed_at: None,
@@ -1025,25 +1037,7 @@ pub async fn record_failure<P: LifecyclePorts>(
     });
     rotation.phase = Phase::Failed;
     rotation.end_wait();
-    let email = if failed_in.before_email_change(rotation.mode) {
-        "The root email did not change."
-    } else {
-        "AWS may already have changed the root email: check it (`rootmail rotation status`) before starting again."
-    };
-    // The engineer may have set the pending password and MFA in the console
-    // already: they are then the only way in, and a console take-over
-    // starts again by signing in.
-    let credentials = match credentials_held_in(failed_in) {
-        Some(true) if rotation.mode != Mode::Rootless => {
-            " Its pending credentials stay readable with `rootmail creds get` (AWS holds them if \
-             they were set in the console): read them before starting again."
-        }
-        _ => "",
-    };
-    let detail = format!(
-        "take-over failed while {}: {reason}. {email}{credentials} Start again with `rootmail rotation start --account {account} --customer ... --mode ...`",
-        failed_in.as_str()
-    );
+    let detail = failure_detail(&rotation, &reason);
     let failed = advance(
         p,
         &mut rotation,
@@ -1058,6 +1052,36 @@ pub async fn record_failure<P: LifecyclePorts>(
         p.registry().forget(&rotation.target_email).await?;
     }
     Ok(failed)
+}
+
+/// What the failure's audit row and ticket say: where it failed, whether
+/// the root email may have changed, what is still readable, how to start again.
+fn failure_detail(rotation: &Rotation, reason: &str) -> String {
+    let account = &rotation.account_id;
+    let failed_in = rotation
+        .failure
+        .as_ref()
+        .map_or(rotation.phase, |f| f.phase);
+    let email = if failed_in.before_email_change(rotation.mode) {
+        "The root email did not change."
+    } else {
+        "AWS may already have changed the root email: check it (`rootmail rotation status`) before starting again."
+    };
+    // The engineer may have set the pending password and MFA in the console
+    // already: they are then the only way in, and a console take-over
+    // starts again by signing in.
+    let credentials = match (rotation.mode, credentials_held(rotation)) {
+        (Mode::Rootless, _) | (_, None) => "",
+        (_, Some(_)) => {
+            " Its root credentials stay readable with `rootmail creds get` (AWS holds pending \
+             ones if they were set in the console), as they do for a take-over started again \
+             until it vaults its own."
+        }
+    };
+    format!(
+        "take-over failed while {}: {reason}. {email}{credentials} Start again with `rootmail rotation start --account {account} --customer ... --mode ...`",
+        failed_in.as_str()
+    )
 }
 
 /// Take-over, step 3: gives AWS the code from the vault.
@@ -1640,29 +1664,32 @@ pub async fn access<P: LifecyclePorts>(
     })
 }
 
-/// The root email the account has now: during a release the rotation's
-/// target is already the customer's address, but AWS moves the root email
-/// only when the customer's code is accepted, so an engineer signing in
-/// (as a console release begins) needs ours, the previous one.
+/// The root email the account has now: AWS moves it only when it accepts
+/// the new address's code. During a release the rotation's target is
+/// already the customer's address, so an engineer signing in (as a console
+/// release begins) needs ours, the previous one; during a take-over started
+/// over a failed one, the address that one gave it until AWS confirms the new.
 fn current_root_email(rotation: &Rotation) -> EmailAddress {
-    match (rotation.phase, &rotation.previous_email) {
-        (Phase::AwaitingCustomerOtp, Some(ours)) => ours.clone(),
+    let phase = credentials_phase(rotation).unwrap_or(rotation.phase);
+    let moving = matches!(
+        phase,
+        Phase::AwaitingCustomerOtp
+            | Phase::Registered
+            | Phase::AwaitingOtp
+            | Phase::OtpReceived
+            | Phase::EmailAccepted
+    );
+    match (moving, &rotation.previous_email) {
+        (true, Some(before)) => before.clone(),
         _ => rotation.target_email.clone(),
     }
 }
 
 /// Whether break-glass access reads the pending credentials of an unfinished
 /// take-over (`true`) or the current ones; refused when the account holds
-/// none a person can use. A failed or closed account has those of the phase
-/// it failed or closed in: the console signs in with them (a payer's new
-/// take-over starts from there; a closed account is reopened from there).
+/// none a person can use.
 fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> LifecycleResult<bool> {
-    let left_in = match rotation.phase {
-        Phase::Failed => rotation.failure.as_ref().map(|failure| failure.phase),
-        Phase::Closed => rotation.closed_from,
-        phase => Some(phase),
-    };
-    match (rotation.mode, left_in.and_then(credentials_held_in)) {
+    match (rotation.mode, credentials_held(rotation)) {
         (Mode::Rootless, _) => refused(format!(
             "account {account} is rootless: it has no root password; use centralized root access (sts:AssumeRoot)"
         )),
@@ -1674,17 +1701,41 @@ fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> Lifec
     }
 }
 
-/// The root credentials the vault holds for an account in `phase`: pending
-/// (`true`) while the engineer sets them in the console, current (`false`)
-/// once the take-over vaulted them (a release in progress included: the
-/// account is still ours, and a console release begins with the engineer
-/// signing in), none before the vault or after a release.
-fn credentials_held_in(phase: Phase) -> Option<bool> {
-    match phase {
-        Phase::AwaitingEngineer => Some(true),
-        Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => Some(false),
-        _ => None,
+/// The root credentials in the vault that AWS may hold for the account:
+/// pending ones (`true`) or current ones (`false`), or none a person can use.
+/// A failed or closed account has those of the phase it failed or closed in:
+/// the console signs in with them (a payer's new take-over starts there; a
+/// closed account is reopened there). A take-over started over a failed one
+/// has that one's until it vaults its own.
+pub(crate) fn credentials_held(rotation: &Rotation) -> Option<bool> {
+    if rotation.credentials_deleted_at.is_some() {
+        return None;
     }
+    match credentials_phase(rotation)? {
+        Phase::AwaitingEngineer => Some(true),
+        // A release in progress: the account is still ours, and a console
+        // release begins with the engineer signing in.
+        Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => Some(false),
+        Phase::Registered
+        | Phase::AwaitingOtp
+        | Phase::OtpReceived
+        | Phase::EmailAccepted
+        | Phase::EmailConfirmed => rotation.earlier_credentials,
+        Phase::Released | Phase::Closed | Phase::Failed => None,
+    }
+}
+
+/// The phase whose credentials the record has: for a failed or closed
+/// account, the phase it failed or closed in.
+fn credentials_phase(rotation: &Rotation) -> Option<Phase> {
+    let mut phase = rotation.phase;
+    if phase == Phase::Closed {
+        phase = rotation.closed_from?;
+    }
+    if phase == Phase::Failed {
+        phase = rotation.failure.as_ref()?.phase;
+    }
+    Some(phase)
 }
 
 /// The audit record of a person reading a secret (who, why, which ticket):
@@ -1725,18 +1776,28 @@ async fn root_secrets<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<RootSecrets> {
     let account = &rotation.account_id;
-    let stage = if pending {
-        Stage::Pending
-    } else {
-        Stage::Current
+    // Pending ones a promotion made current (its save lost) are current.
+    let stages: &[Stage] = match pending {
+        true => &[Stage::Pending, Stage::Current],
+        false => &[Stage::Current],
     };
-    let Some(password) = p.vault().get(account, VaultItem::Password, stage).await? else {
+    let Some(password) = first_held(p, account, VaultItem::Password, stages).await? else {
         return refused(format!("the vault holds no password for account {account}"));
     };
-    let totp_code = match p.vault().get(account, VaultItem::TotpSeed, stage).await? {
-        Some(seed) => totp_code(&seed, now),
-        None => None,
+    // A member's take-over deleted every MFA device as it opened the
+    // engineer's task: a seed it did not enroll is of a device AWS no
+    // longer has. A seed a release scheduled for deletion is none.
+    let devices_deleted = rotation.mode == Mode::Vaulted
+        && credentials_phase(rotation) == Some(Phase::AwaitingEngineer)
+        && rotation.mfa_enrolled_at.is_none();
+    let seed = match devices_deleted {
+        true => None,
+        false => match first_held(p, account, VaultItem::TotpSeed, stages).await {
+            Err(LifecycleError::Refused(_)) => None,
+            read => read?,
+        },
     };
+    let totp_code = seed.and_then(|seed| totp_code(&seed, now));
     // The handed-over item holds the take-over's email code until a reset
     // mail replaces it: only a link is a reset link to show. A take-over
     // handed nothing (a console one whose code mail came unread) leaves an
@@ -1752,6 +1813,21 @@ async fn root_secrets<P: LifecyclePorts>(
         totp_code,
         reset_link,
     })
+}
+
+/// The first of `stages` the vault holds `item` in.
+async fn first_held<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    item: VaultItem,
+    stages: &[Stage],
+) -> LifecycleResult<Option<SecretValue>> {
+    for stage in stages {
+        if let Some(value) = p.vault().get(account, item, *stage).await? {
+            return Ok(Some(value));
+        }
+    }
+    Ok(None)
 }
 
 /// Notes the access on the account's ticket and mails a notice of it; returns
@@ -1838,22 +1914,24 @@ pub async fn start_release<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
-    let rotation = releasable(p, request, customer_email, now).await?;
+    let rotation = releasable(p, &request.account_id).await?;
+    // A person's release run again while one starts waits too: it would
+    // have AWS mail a second code.
+    may_start_release(&rotation, None, now)?;
     release_from(p, rotation, request, customer_email, now).await
 }
 
 /// The record of an account a release may start (again) from.
-async fn releasable<P: LifecyclePorts>(
-    p: &P,
-    request: &AccessRequest,
-    customer_email: &EmailAddress,
-    now: u64,
-) -> LifecycleResult<Rotation> {
+async fn releasable<P: LifecyclePorts>(p: &P, account: &AccountId) -> LifecycleResult<Rotation> {
     let wanted = [Phase::Active, Phase::AwaitingCustomerOtp];
-    let rotation = rotation_in(p, &request.account_id, &wanted, "release").await?;
-    crate::closure::no_closure_under_way(&rotation, now)?;
-    no_other_release_starting(&rotation, &release_claim(request, customer_email), now)?;
-    Ok(rotation)
+    rotation_in(p, account, &wanted, "release").await
+}
+
+/// No closure under way and no other release starting; `own` is the claim
+/// that is this request's own (the state machine's retry).
+fn may_start_release(rotation: &Rotation, own: Option<&str>, now: u64) -> LifecycleResult<()> {
+    crate::closure::no_closure_under_way(rotation, now)?;
+    no_other_release_starting(rotation, own, now)
 }
 
 /// What a release's claim names: the same request run again is its own.
@@ -1864,16 +1942,20 @@ fn release_claim(request: &AccessRequest, customer_email: &EmailAddress) -> Stri
     )
 }
 
-/// Another release claimed the record and is mailing `NoticeTo` or asking
-/// AWS for the email change: this one waits (`NotYet`). Both going ahead,
-/// AWS would mail two codes, honour the later one, and the record could name
-/// the other address. The same request run again (the state machine's
-/// retry after a lost answer) goes on, as AWS may have mailed nothing.
-fn no_other_release_starting(rotation: &Rotation, claim: &str, now: u64) -> LifecycleResult<()> {
+/// A release claimed the record and is mailing `NoticeTo` or asking AWS for
+/// the email change: another release, or a cancellation, waits (`NotYet`).
+/// Both going ahead, AWS would mail two codes, honour the later one, and the
+/// record could name the other address. The claim `own` (the state
+/// machine's retry of its step after a lost answer) goes on.
+fn no_other_release_starting(
+    rotation: &Rotation,
+    own: Option<&str>,
+    now: u64,
+) -> LifecycleResult<()> {
     let Some(at) = crate::closure::held(rotation.release_starting_since, now) else {
         return Ok(());
     };
-    if rotation.release_starting_for.as_deref() == Some(claim) {
+    if own.is_some() && rotation.release_starting_for.as_deref() == own {
         return Ok(());
     }
     let by = rotation
@@ -1881,7 +1963,7 @@ fn no_other_release_starting(rotation: &Rotation, claim: &str, now: u64) -> Life
         .as_deref()
         .unwrap_or("another run");
     Err(LifecycleError::NotYet(format!(
-        "a release of account {} by {by} has been starting since {}: run release again in a few \
+        "a release of account {} by {by} has been starting since {}: run it again in a few \
          minutes",
         rotation.account_id,
         rootmail_domain::dates::utc(at)
@@ -2073,7 +2155,7 @@ pub async fn start_release_step<P: LifecyclePorts>(
     now: u64,
 ) -> LifecycleResult<StepOutput> {
     require_access_fields(request, "a release")?;
-    let rotation = releasable(p, request, customer_email, now).await?;
+    let rotation = releasable(p, &request.account_id).await?;
     // A reopening's save is no release's: a release started again after it
     // is one.
     if rotation.phase == Phase::AwaitingCustomerOtp
@@ -2083,6 +2165,8 @@ pub async fn start_release_step<P: LifecyclePorts>(
     {
         return Ok(StepOutput::from(&rotation));
     }
+    let own = release_claim(request, customer_email);
+    may_start_release(&rotation, Some(&own), now)?;
     release_from(p, rotation, request, customer_email, now).await
 }
 
@@ -2119,6 +2203,7 @@ pub async fn cancel_release<P: LifecyclePorts>(
     // One that stopped long ago is judged by what AWS says, below.
     no_completion_under_way(&rotation, now)?;
     crate::closure::no_closure_under_way(&rotation, now)?;
+    no_other_release_starting(&rotation, None, now)?;
     let detail = match rotation.mode {
         Mode::Console => console_release_undone(p, &rotation, &ours, attest, &request.who).await?,
         _ => release_undone(p, &rotation, &ours).await?,

@@ -1413,6 +1413,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         email_change_requested_at: None,
         credentials_deleted_at: None,
         closed_from: None,
+        earlier_credentials: None,
         closure_requested_at: None,
         reopened_at: None,
         closure_claimed_at: None,

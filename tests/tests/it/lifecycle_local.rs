@@ -10,7 +10,7 @@ use rootmail_lifecycle::operator::OperatorRequest;
 use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput, TakeOver};
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
-    MemberState, Mode, Phase, RootAccess, Rotations,
+    MemberState, Mode, Phase, RootAccess, Rotations, Vault, VaultItem,
 };
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
@@ -1000,7 +1000,7 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
     assert_eq!(failed.unwrap().phase, Phase::Failed);
     let said = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let told = &said.last().unwrap().detail;
-    assert!(told.contains("pending credentials stay readable"), "{told}");
+    assert!(told.contains("root credentials stay readable"), "{told}");
 
     let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 90)
         .await
@@ -1034,6 +1034,96 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
     assert!(
         matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("no usable root credentials (failed)")),
         "{refused:?}"
+    );
+}
+
+/// A payer's take-over started again over one that failed while the
+/// engineer set the credentials: the console signs in with those (the new
+/// take-over's first step is to change the root email there), so they stay
+/// readable until the new one vaults its own.
+#[tokio::test]
+async fn a_payer_s_take_over_started_again_signs_in_with_the_failed_one_s_credentials() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_email_changed().await;
+    local.deliver(NOW).await;
+    let read = console::read_code(&lifecycle, &releasing(&account(), "alice"), NOW).await;
+    let code = read.expect("the code").code;
+    local
+        .code_entered_and_confirmed(&target, code, NOW + 5)
+        .await;
+    let key = local.engineer_console_steps(NOW + 10).await;
+    let timed_out = ("the engineer's task timed out", None);
+    steps::record_failure(&lifecycle, &account(), timed_out, NOW + 60)
+        .await
+        .unwrap();
+
+    let again = local.take_over(Mode::Console).await.unwrap();
+    assert_eq!(again.last(), Some(&Phase::AwaitingOtp));
+    let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 90)
+        .await
+        .expect("the credentials the console signs in with");
+    assert!(grant.pending);
+    let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 90).unwrap();
+    assert_eq!(grant.totp_code.unwrap().expose(), aws_has.expose());
+    assert_eq!(
+        grant.root_email, target,
+        "the address AWS has until the change"
+    );
+    let said = AuditLog::entries(&lifecycle, &account()).await.unwrap();
+    let started = said
+        .iter()
+        .rfind(|e| e.action == "take-over started")
+        .unwrap();
+    assert!(
+        started.detail.contains("stay readable"),
+        "{}",
+        started.detail
+    );
+}
+
+/// Where the vault has the credentials AWS holds, whatever happened to the
+/// record: a promotion whose save was lost made them current; an account
+/// closed after its take-over failed has that take-over's; a member's take-over
+/// that deleted every MFA device shows no code from a seed it did not enroll.
+#[tokio::test]
+async fn break_glass_reads_the_credentials_aws_holds_after_a_lost_save_or_a_closure() {
+    let local = Local::new();
+    local.take_over(Mode::Vaulted).await.unwrap();
+    let key = local.engineer_console_steps(NOW).await;
+    let lifecycle = local.lifecycle();
+    for item in [VaultItem::Password, VaultItem::TotpSeed] {
+        Vault::promote(&lifecycle, &account(), item).await.unwrap();
+    }
+    let timed_out = ("the engineer's task timed out", None);
+    steps::record_failure(&lifecycle, &account(), timed_out, NOW + 60)
+        .await
+        .unwrap();
+    close(&lifecycle, ("carol", "customer left", None), NOW + 70)
+        .await
+        .unwrap();
+    assert_eq!(local.phase().await, Some(Phase::Closed));
+    let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 90)
+        .await
+        .expect("the promoted credentials");
+    let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 90).unwrap();
+    assert_eq!(grant.totp_code.unwrap().expose(), aws_has.expose());
+
+    let member = Local::new();
+    member.take_over(Mode::Vaulted).await.unwrap();
+    member.engineer_console_steps(NOW).await;
+    let lifecycle = member.lifecycle();
+    steps::record_failure(&lifecycle, &account(), timed_out, NOW + 60)
+        .await
+        .unwrap();
+    let again = member.take_over(Mode::Vaulted).await.unwrap();
+    assert_eq!(again.last(), Some(&Phase::AwaitingEngineer));
+    let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 90)
+        .await
+        .expect("the new pending password");
+    assert!(
+        grant.pending && grant.totp_code.is_none(),
+        "the device is gone"
     );
 }
 
@@ -1658,12 +1748,15 @@ async fn a_second_release_while_one_starts_waits_for_it() {
         email_update_answer: Some(organizations_down),
         ..ClosureInterrupted::new(&local)
     };
-    let failed = steps::start_release(&lost, &bob, &customer, NOW + 5).await;
+    let failed = steps::start_release_step(&lost, &bob, &customer, NOW + 5).await;
     assert!(failed.is_err(), "{failed:?}");
     let lifecycle = local.lifecycle();
     let other = EmailAddress::parse("it@initech.example").unwrap();
     let carol = releasing(&account(), "carol");
     let waits = steps::start_release(&lifecycle, &carol, &other, NOW + 10).await;
+    assert!(matches!(waits, Err(LifecycleError::NotYet(_))), "{waits:?}");
+    // A person running the same release again asks AWS for a second code.
+    let waits = steps::start_release(&lifecycle, &bob, &customer, NOW + 10).await;
     assert!(matches!(waits, Err(LifecycleError::NotYet(_))), "{waits:?}");
     let retried = steps::start_release_step(&lifecycle, &bob, &customer, NOW + 15).await;
     assert_eq!(
