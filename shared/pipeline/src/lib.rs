@@ -58,5 +58,6 @@ pub use ingest::{
 pub use model::*;
 pub use ports::*;
 pub use write::{
-    Applied, WriterPorts, Written, apply_ticket_op, idempotency_key, new_ticket, write_ticket,
+    Applied, WriterPorts, Written, apply_ticket_op, create_key, idempotency_key, new_ticket,
+    write_ticket,
 };

@@ -225,7 +225,8 @@ fn serialized_len(value: &impl Serialize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewTicket {
     pub thread_key: ThreadKey,
-    /// Derived from the thread key, for backends that deduplicate creates.
+    /// Derived from the thread key and the message ([`crate::create_key`]),
+    /// for backends that deduplicate creates.
     pub idempotency_key: String,
     pub subject: String,
     pub body: String,

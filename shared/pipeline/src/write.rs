@@ -375,7 +375,7 @@ pub fn new_ticket(
 ) -> NewTicket {
     NewTicket {
         thread_key: op.thread_key.clone(),
-        idempotency_key: idempotency_key(&op.thread_key),
+        idempotency_key: create_key(&op.thread_key, &op.message),
         subject: op.subject.clone(),
         body: op.body.clone(),
         priority: op.priority,
@@ -396,4 +396,15 @@ pub fn idempotency_key(key: &ThreadKey) -> String {
         "rootmail-{}",
         &ContentHash::of(key.as_str().as_bytes()).as_str()[..32]
     )
+}
+
+/// The key of one message's create of its thread's ticket: the thread's and
+/// the message's. The queue delivers a thread's operations one at a time, so
+/// only the same message's retries share it. With the thread's alone, a
+/// thread whose ticket an agent deleted could never be ticketed again: the
+/// receiver answered the next mail's create with the deleted ticket (the
+/// webhook contract: the same key, the same id), or refused another body
+/// under the key (Zendesk, for two hours).
+pub fn create_key(thread: &ThreadKey, message: &ContentHash) -> String {
+    format!("{}-{}", idempotency_key(thread), &message.as_str()[..16])
 }

@@ -28,4 +28,5 @@ mod s3_signing;
 mod soak;
 mod spoofing;
 mod tls;
+mod webhook_stateful;
 mod zendesk_stateful;

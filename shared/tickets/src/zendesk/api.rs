@@ -337,12 +337,10 @@ impl Zendesk {
     /// idempotency key was used with another body (an earlier attempt, with other
     /// upload tokens).
     ///
-    /// The key sent is the thread's key and the message's: Zendesk keeps a
-    /// key for two hours and refuses it with another message's body, so a
-    /// thread's ticket deleted within two hours of its creation could never
-    /// be made again (the next mail's create was refused for good). The
-    /// queue delivers a thread's operations one at a time, so only the same
-    /// message's retries share a key.
+    /// The key is the thread's and the message's (the pipeline's
+    /// `create_key`): Zendesk keeps a key for two hours and refuses it with
+    /// another message's body, so with the thread's alone a thread's ticket
+    /// deleted within two hours of its creation could never be made again.
     pub(super) async fn post_ticket(
         &self,
         idempotency_key: &str,
@@ -350,7 +348,6 @@ impl Zendesk {
         external_id: &str,
         message: &ContentHash,
     ) -> PortResult<Posted> {
-        let idempotency_key = &message_key(idempotency_key, message);
         let url = self.url("/api/v2/tickets");
         let sent = self
             .http
@@ -512,10 +509,6 @@ pub(super) fn refused_with(error: &PortError, status: u16) -> bool {
 
 /// A create's idempotency key: `key` (the thread's, or a follow-up's) and
 /// the first 16 hex digits of the message's hash.
-pub(super) fn message_key(key: &str, message: &ContentHash) -> String {
-    format!("{key}-{}", &message.as_str()[..16])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
