@@ -59,8 +59,9 @@ pub fn too_large(reason: &str) -> TicketAttachment {
 /// An urgent budget alert with a note, a CSV to upload and a zip too large.
 pub fn budget_alert() -> NewTicket {
     let key = ThreadKey::message("budget-1@aws.example");
+    let message = ContentHash::of(b"the first mail");
     NewTicket {
-        idempotency_key: rootmail_pipeline::idempotency_key(&key),
+        idempotency_key: rootmail_pipeline::create_key(&key, &message),
         thread_key: key,
         subject: "AWS Budgets: Monthly budget has exceeded 80%".into(),
         body: "Your budget Monthly is at 85%.".into(),
@@ -68,7 +69,7 @@ pub fn budget_alert() -> NewTicket {
         kind: Kind::BudgetAlert,
         account_id: Some("123456789012".into()),
         customer: Some("Example Corp".into()),
-        message: ContentHash::of(b"the first mail"),
+        message,
         internal_note: "Authentication: DKIM pass. Original: s3://mail/inbound/1".into(),
         attachments: vec![
             upload("usage report.csv", "text/csv", b"a,b\n1,2\n"),

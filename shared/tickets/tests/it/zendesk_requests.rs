@@ -160,13 +160,10 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
     );
     assert_eq!(requests[1].header("content-type"), Some("text/csv"));
     assert_eq!(&requests[1].body[..], b"a,b\n1,2\n");
-    // The thread's key and the message's (Zendesk refuses a key reused
-    // with another body for two hours).
-    let key = format!(
-        "{}-{}",
-        ticket.idempotency_key,
-        &ticket.message.as_str()[..16]
-    );
+    // The key the pipeline made: the thread's and the message's (Zendesk
+    // refuses a key reused with another body for two hours).
+    let key = rootmail_pipeline::create_key(&ticket.thread_key, &ticket.message);
+    assert_eq!(ticket.idempotency_key, key);
     assert_eq!(requests[2].header("Idempotency-Key"), Some(key.as_str()));
 
     let posted = requests[2].json();
