@@ -453,6 +453,12 @@ where
         mail_ref: &MailRef,
         error: &ReadError,
     ) -> PortResult<Outcome> {
+        // Never searched, so it may hold a code or a reset link: sealed as
+        // mail that does (tagging needs no download), before its row says
+        // it is dealt with.
+        if let ReadError::TooLarge { location, .. } = error {
+            self.mail.seal(location).await?;
+        }
         let reason = error.to_string();
         let source = mail_ref.location.to_string();
         let (_, op) = record_unreadable(

@@ -529,6 +529,17 @@ async fn unreadable_objects_end_as_quarantine_rows_with_the_reason() {
         reason.contains("more than the 50000-byte limit"),
         "{reason}"
     );
+    // Never searched: sealed, as mail holding a secret is.
+    let tags = (stack.s3.get_object_tagging().bucket(&stack.bucket))
+        .key("inbound/huge")
+        .send()
+        .await
+        .expect("object tags");
+    let sealed = tags
+        .tag_set()
+        .iter()
+        .any(|t| t.key() == rootmail_aws::SEALED_TAG);
+    assert!(sealed, "{tags:?}");
     assert!(rows.iter().all(|r| r.status == LedgerStatus::Done));
 
     let tickets = webhook.tickets();
