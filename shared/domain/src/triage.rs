@@ -1330,6 +1330,33 @@ mod tests {
         assert!(!shown.contains("615274"), "{shown}");
     }
 
+    /// A subject, a sender's name or an attachment's name is cut before it
+    /// is searched: a cut through a code left its first digits, which no
+    /// rule reads as a code, in the ticket. A cut now ends at a whole word.
+    #[test]
+    fn a_code_cut_in_two_by_a_header_s_limit_is_not_shown_in_part() {
+        use crate::mail::{MAX_NAME_CHARS, MAX_SUBJECT_CHARS};
+        let auth = PASS.replace("verify.signin.aws", "amazon.com");
+        let tail = " your verification code: 615274 and more words";
+        // Cut after the code's fourth digit.
+        let cut_in_code = |max: usize| {
+            let lead = max - 4 - tail.find("615274").unwrap();
+            format!("{}{tail}", "y".repeat(lead))
+        };
+        let (subject, name) = (cut_in_code(MAX_SUBJECT_CHARS), cut_in_code(MAX_NAME_CHARS));
+        let raw = format!(
+            "{auth}From: \"{name}\" <no-reply-aws@amazon.com>\r\nTo: root+x@msp.example\r\n\
+             Subject: {subject}\r\nMessage-ID: <c2@aws>\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nHello.\r\n--b\r\n\
+             Content-Type: text/plain; name=\"{name}\"\r\n\r\nnotes\r\n--b--\r\n"
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        let shown = serde_json::to_string(&t.ticket).unwrap();
+        assert!(shown.contains("verification code"), "the words before stay");
+        assert!(!shown.contains("6152"), "{shown}");
+    }
+
     #[test]
     fn a_secret_only_in_the_html_alternative_is_found_and_never_shown() {
         let t = run(

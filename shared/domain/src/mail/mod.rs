@@ -27,7 +27,7 @@ impl Sender {
         Sender {
             name: addr
                 .name()
-                .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+                .map(|n| bounded_line(n, MAX_NAME_CHARS).0)
                 .filter(|n| !n.is_empty()),
             address: addr.address().and_then(|a| EmailAddress::parse(a).ok()),
             written: addr

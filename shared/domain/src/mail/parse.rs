@@ -200,7 +200,7 @@ fn attachment(part: &MessagePart<'_>, scan_budget: &mut usize) -> Attachment {
         .to_ascii_lowercase();
     let name = part
         .attachment_name()
-        .map(|n| cut_chars(clean_line(prefix(n, 4 * MAX_NAME_CHARS)), MAX_NAME_CHARS).0)
+        .map(|n| bounded_line(n, MAX_NAME_CHARS).0)
         .unwrap_or_else(|| "(unnamed)".into());
     let contents = part.contents();
     let textual = matches!(part.body, PartType::Message(_))
@@ -439,9 +439,8 @@ fn multipart_never_ends(message: &Message<'_>, raw: &[u8]) -> bool {
 /// The subject on one line, at most [`MAX_SUBJECT_CHARS`]; a warning when cut.
 fn bounded_subject(message: &Message<'_>, warnings: &mut Vec<String>) -> Option<String> {
     message.subject().map(|raw| {
-        let start = prefix(raw, 4 * MAX_SUBJECT_CHARS + 4);
-        let (subject, cut) = cut_chars(clean_line(start), MAX_SUBJECT_CHARS);
-        if cut || start.len() < raw.len() {
+        let (subject, cut) = bounded_line(raw, MAX_SUBJECT_CHARS);
+        if cut {
             warnings.push(format!(
                 "Subject of {} characters cut to its first {MAX_SUBJECT_CHARS}",
                 raw.chars().count()
@@ -450,6 +449,29 @@ fn bounded_subject(message: &Message<'_>, warnings: &mut Vec<String>) -> Option<
         subject
     })
 }
+
+/// A header's words (a subject, a name) on one line, at most `max`
+/// characters, and whether they were cut. A cut ends at the last whole
+/// word: the secret search reads the line as kept, and would not know the
+/// first digits of a code cut in two for one, where the ticket shows them.
+/// A longer last piece (a line of one word) is kept as cut: no code is that
+/// long, and a link's start is still read as a link.
+pub(super) fn bounded_line(raw: &str, max: usize) -> (String, bool) {
+    let start = prefix(raw, 4 * max + 4);
+    let (mut line, cut) = cut_chars(clean_line(start), max);
+    if !cut && start.len() == raw.len() {
+        return (line, false);
+    }
+    let whole = line.rfind(char::is_whitespace).map_or(0, |at| at + 1);
+    if line[whole..].chars().nth(MAX_CUT_PIECE_CHARS).is_none() {
+        line.truncate(whole);
+        line.truncate(line.trim_end().len());
+    }
+    (line, true)
+}
+
+/// The longest last piece of a cut line that is dropped rather than shown.
+const MAX_CUT_PIECE_CHARS: usize = 64;
 
 /// How much of a message's text is kept: searched for secrets and facts, and
 /// the start shown (a ticket shows 16,000 characters).
@@ -630,7 +652,7 @@ pub(super) fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 /// 250 characters).
 pub const MAX_SUBJECT_CHARS: usize = 1_000;
 /// Display names and attachment names are cut to this many characters.
-pub(super) const MAX_NAME_CHARS: usize = 250;
+pub(crate) const MAX_NAME_CHARS: usize = 250;
 
 /// `From:` mailboxes read (the first is the sender; the rest are only checked
 /// for what they claim).
