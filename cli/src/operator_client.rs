@@ -37,12 +37,12 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
             "set {URL_VARIABLE} to the stack's OperatorUrl output (see the OperatorEnvironment output)"
         )
     })?;
-    check_https(&url)?;
     let function = std::env::var(FUNCTION_VARIABLE).map_err(|_| {
         anyhow::anyhow!(
             "set {FUNCTION_VARIABLE} to the operator function's ARN (see the OperatorEnvironment output)"
         )
     })?;
+    check_operator_url(&url, &function)?;
     let (identity, configured_region) = your_identity().await?;
     // The function's region, which its URL names: where it checks the proof.
     let region = url_region(&url).unwrap_or(configured_region);
@@ -64,9 +64,11 @@ pub async fn call(request: &OperatorRequest) -> anyhow::Result<Reply> {
     reply(status, &text)
 }
 
-/// The answer carries root passwords and the request a caller proof: only
-/// over TLS, or to a stand-in on this machine.
-fn check_https(url: &str) -> anyhow::Result<()> {
+/// The answer carries root passwords, and the request a caller proof and
+/// perhaps an MFA seed or a customer's code: only to a Lambda function URL
+/// in the operator function's region, over TLS, or to a stand-in on this
+/// machine. A mistyped or planted host gets nothing.
+fn check_operator_url(url: &str, function_arn: &str) -> anyhow::Result<()> {
     let parsed = reqwest::Url::parse(url).with_context(|| format!("{URL_VARIABLE} {url}"))?;
     let host = parsed.host_str().unwrap_or_default();
     let loopback = host == "localhost"
@@ -75,14 +77,17 @@ fn check_https(url: &str) -> anyhow::Result<()> {
             .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
+    let function_region = function_arn.split(':').nth(3).filter(|r| !r.is_empty());
+    let function_url = url_region(url).is_some_and(|r| Some(r.as_str()) == function_region);
     let allowed = match parsed.scheme() {
-        "https" => true,
+        "https" => loopback || function_url,
         "http" => loopback,
         _ => false,
     };
     if !allowed {
         anyhow::bail!(
-            "{URL_VARIABLE} must be an https:// URL (the stack's OperatorUrl), not {url}"
+            "{URL_VARIABLE} must be the stack's OperatorUrl, an https://ID.lambda-url.REGION.on.aws/ \
+             URL in the region of {FUNCTION_VARIABLE} ({function_arn}), not {url}"
         );
     }
     Ok(())
@@ -200,18 +205,28 @@ mod tests {
     }
 
     #[test]
-    fn root_passwords_travel_over_tls_only() {
+    fn root_passwords_travel_over_tls_to_the_function_only() {
+        let function = "arn:aws:lambda:eu-central-1:111122223333:function:rootmail-operator";
         for (url, taken) in [
             ("https://abcdefghij.lambda-url.eu-central-1.on.aws/", true),
             ("http://127.0.0.1:9000/", true),
             ("http://[::1]:9000/", true),
             ("http://localhost:9000/", true),
+            ("https://localhost:9443/", true),
             ("http://abcdefghij.lambda-url.eu-central-1.on.aws/", false),
+            ("https://abcdefghij.lambda-url.us-east-1.on.aws/", false),
+            ("https://operator.example.com/", false),
+            (
+                "https://abcdefghij.lambda-url.eu-central-1.on.aws.example.com/",
+                false,
+            ),
             ("http://10.0.0.5/", false),
             ("ftp://127.0.0.2/", false),
             ("not a url", false),
         ] {
-            assert_eq!(check_https(url).is_ok(), taken, "{url}");
+            assert_eq!(check_operator_url(url, function).is_ok(), taken, "{url}");
         }
+        let url = "https://abcdefghij.lambda-url.eu-central-1.on.aws/";
+        assert!(check_operator_url(url, "not an ARN").is_err());
     }
 }
