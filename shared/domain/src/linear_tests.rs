@@ -304,6 +304,7 @@ fn doubling_a_hostile_input_at_most_about_doubles_the_time() {
     for (name, measure) in [
         ("reading look-alikes", reading_look_alikes as fn() -> _),
         ("blanking quotes and comments", blanking_quotes_and_comments),
+        ("attachments for a ticket", attachments_for_a_ticket),
     ] {
         let (small, large, ratio) = settled_ratio(measure);
         report.push(format!("{name}: {small:?} -> {large:?} ({ratio:.2}x)"));
@@ -347,5 +348,22 @@ fn blanking_quotes_and_comments() -> (Duration, Duration) {
     let text = |n: usize| "(a=\\\"((b;\"c=d".repeat(n / 14);
     time_step(text, 2_000_000, |s| {
         std::hint::black_box(crate::auth::outside_quotes_and_comments(s));
+    })
+}
+
+/// The ticket writer takes every attachment it uploads from one parse of
+/// the original: a mail of twice the attachments costs twice the time (one
+/// parse per attachment made it four times).
+fn attachments_for_a_ticket() -> (Duration, Duration) {
+    let part = "--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; \
+                filename=a.txt\r\n\r\nnotes\r\n";
+    let text = |n: usize| {
+        let parts = part.repeat(n / part.len());
+        format!("{HEADERS}Content-Type: multipart/mixed; boundary=b\r\n\r\n{parts}--b--\r\n")
+    };
+    time_step(text, 40_000, |raw| {
+        let indexes: Vec<usize> = (0..raw.matches("attachment;").count()).collect();
+        let found = crate::mail::attachments_bytes(raw.as_bytes(), &indexes);
+        assert!(found.iter().all(Option::is_some), "every attachment found");
     })
 }

@@ -35,7 +35,7 @@ pub struct TicketDraft {
 /// An attachment of the original message, named by its position in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentRef {
-    /// Position among the message's attachments (see [`crate::mail::attachment_bytes`]).
+    /// Position among the message's attachments (see [`crate::mail::attachments_bytes`]).
     pub index: usize,
     pub name: String,
     pub content_type: String,

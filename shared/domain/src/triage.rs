@@ -2729,8 +2729,10 @@ mod tests {
     #[test]
     fn attachment_bytes_are_the_decoded_part() {
         let raw = mail_with_attachments("evidence text");
-        let pdf = crate::mail::attachment_bytes(raw.as_bytes(), 1).expect("second attachment");
-        assert_eq!(pdf, b"%PDF-1.4\n");
-        assert_eq!(crate::mail::attachment_bytes(raw.as_bytes(), 2), None);
+        let found = crate::mail::attachments_bytes(raw.as_bytes(), &[1, 2, 1]);
+        let pdf = b"%PDF-1.4\n".to_vec();
+        assert_eq!(found, [Some(pdf.clone()), None, Some(pdf)]);
+        let unparsed = crate::mail::attachments_bytes(b"\x00", &[0, 1]);
+        assert_eq!(unparsed, [None, None]);
     }
 }

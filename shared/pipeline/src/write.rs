@@ -9,6 +9,7 @@ use crate::{
     TicketAttachment, TicketOp, TicketSink,
 };
 use rootmail_domain::{ContentHash, ThreadKey};
+use std::collections::HashMap;
 
 /// The stores and the ticketing system the writer works with, by name.
 /// Copied freely: it only borrows them.
@@ -306,17 +307,32 @@ fn already_written(row: &LedgerRow) -> Option<Written> {
 }
 
 /// The operation's attachments: the bytes of those the backend can take, read
-/// from the stored original once; the others listed with the reason.
+/// from the stored original once and parsed once; the others listed with the
+/// reason.
 async fn ticket_attachments<L, T, S: TicketSink, M: MailSource>(
     op: &TicketOp,
     ports: WriterPorts<'_, L, T, S, M>,
 ) -> PortResult<Vec<TicketAttachment>> {
     let limit = ports.sink.max_attachment_bytes();
     let wanted =
-        |a: &rootmail_domain::AttachmentRef| a.withheld.is_none() && limit > 0 && a.size <= limit;
+        |a: &&rootmail_domain::AttachmentRef| a.withheld.is_none() && limit > 0 && a.size <= limit;
+    let indexes: Vec<usize> = op
+        .attachments
+        .iter()
+        .filter(wanted)
+        .map(|a| a.index)
+        .collect();
     let raw = match &op.archive_ref {
-        Some(location) if op.attachments.iter().any(wanted) => ports.mail.raw(location).await?,
+        Some(location) if !indexes.is_empty() => ports.mail.raw(location).await?,
         _ => None,
+    };
+    let read = raw.is_some();
+    let mut uploads: HashMap<usize, Vec<u8>> = match raw {
+        Some(raw) => (indexes.iter().copied())
+            .zip(rootmail_domain::mail::attachments_bytes(&raw, &indexes))
+            .filter_map(|(index, bytes)| Some((index, bytes?)))
+            .collect(),
+        None => HashMap::new(),
     };
     Ok(op
         .attachments
@@ -325,36 +341,35 @@ async fn ticket_attachments<L, T, S: TicketSink, M: MailSource>(
             name: a.name.clone(),
             content_type: a.content_type.clone(),
             size: a.size,
-            content: attachment_content(op, a, limit, raw.as_deref()),
+            content: attachment_content(op, a, limit, (read, uploads.remove(&a.index))),
         })
         .collect())
 }
 
-/// One attachment's bytes from the original `raw`, or why it is only listed.
+/// One attachment's bytes from the original (when it was `read`, and held
+/// the attachment), or why it is only listed.
 fn attachment_content(
     op: &TicketOp,
     a: &rootmail_domain::AttachmentRef,
     limit: usize,
-    raw: Option<&[u8]>,
+    (read, bytes): (bool, Option<Vec<u8>>),
 ) -> AttachmentContent {
     let listed = |reason: String| AttachmentContent::Listed {
         reason,
         original: op.archive_ref.clone(),
     };
-    match (&a.withheld, raw) {
-        (Some(reason), _) => listed(format!("not attached: {reason}")),
-        (None, _) if limit == 0 => {
+    match (&a.withheld, read, bytes) {
+        (Some(reason), ..) => listed(format!("not attached: {reason}")),
+        (None, ..) if limit == 0 => {
             listed("not attached: this ticketing system takes no uploads".into())
         }
-        (None, _) if a.size > limit => listed(format!(
+        (None, ..) if a.size > limit => listed(format!(
             "not attached: larger than the {} limit of this ticketing system",
             human_bytes(limit)
         )),
-        (None, None) => listed("not attached: the original message could not be read".into()),
-        (None, Some(raw)) => match rootmail_domain::mail::attachment_bytes(raw, a.index) {
-            Some(bytes) => AttachmentContent::Upload(bytes),
-            None => listed("not attached: not found in the original message".into()),
-        },
+        (None, false, _) => listed("not attached: the original message could not be read".into()),
+        (None, true, Some(bytes)) => AttachmentContent::Upload(bytes),
+        (None, true, None) => listed("not attached: not found in the original message".into()),
     }
 }
 

@@ -284,7 +284,7 @@ async fn the_corpus_lands_in_rt_once_per_thread_with_notes_and_attachments() {
                 let bytes = server.attachment_bytes(&uploaded.id).await;
                 assert_eq!(
                     Some(bytes),
-                    rootmail_domain::mail::attachment_bytes(raw, a.index),
+                    rootmail_domain::mail::attachments_bytes(raw, &[a.index]).remove(0),
                     "{context}: {} byte for byte",
                     a.name
                 );
