@@ -2082,8 +2082,13 @@ async fn announced<P: LifecyclePorts>(
         return Ok(console_release_task(account, customer_email));
     }
     if let Err(error) = p.api().start_email_update(account, customer_email).await {
-        let refused = matches!(error, LifecycleError::Refused(_));
-        return Err((error, !refused));
+        // AWS's refusal and its throttling are answers that nothing was done.
+        let not_done = match &error {
+            LifecycleError::Refused(_) => true,
+            LifecycleError::Port(e) => e.kind == rootmail_pipeline::ErrorKind::Throttled,
+            LifecycleError::NotYet(_) => false,
+        };
+        return Err((error, !not_done));
     }
     Ok(format!(
         "root email change to the customer's {customer_email} requested; AWS mails the code to \

@@ -1409,6 +1409,15 @@ fn quota_used() -> LifecycleError {
     )
 }
 
+/// AWS asked to slow down: it answered, and did nothing.
+fn throttled() -> LifecycleError {
+    LifecycleError::Port(rootmail_pipeline::PortError::new(
+        rootmail_pipeline::ErrorKind::Throttled,
+        "account",
+        "the Account API is busy or failing for account 444455556666 (TooManyRequestsException)",
+    ))
+}
+
 fn organizations_down() -> LifecycleError {
     LifecycleError::Port(rootmail_pipeline::PortError::transient(
         "organizations",
@@ -1767,7 +1776,7 @@ async fn a_second_release_while_one_starts_waits_for_it() {
 
 /// A release whose root email change AWS may have taken (its answer lost)
 /// keeps its claim: the customer may hold a code, and a closure waits it
-/// out. One AWS refused ends its claim at once.
+/// out. One AWS refused, or throttled, ends its claim at once.
 #[tokio::test]
 async fn a_release_aws_may_have_taken_keeps_its_claim() {
     let customer = EmailAddress::parse("owner@initech.example").unwrap();
@@ -1775,6 +1784,7 @@ async fn a_release_aws_may_have_taken_keeps_its_claim() {
     for (answer, kept) in [
         (organizations_down as fn() -> LifecycleError, true),
         (quota_used, false),
+        (throttled, false),
     ] {
         let local = Local::active_vaulted().await;
         let lost = ClosureInterrupted {

@@ -10,7 +10,7 @@ use rootmail_domain::{AccountId, EmailAddress, SecretValue};
 use rootmail_lifecycle::{
     AccountApi, EmailUpdateState, EmailUpdateStatus, LifecycleError, LifecycleResult, MemberState,
 };
-use rootmail_pipeline::PortError;
+use rootmail_pipeline::{ErrorKind, PortError};
 
 const PORT: &str = "account";
 
@@ -64,13 +64,18 @@ where
         return LifecycleError::Refused(format!("{sentence} ({})", code.as_deref().unwrap_or("")));
     }
     match (code.as_deref(), call) {
-        (Some("TooManyRequestsException" | "InternalServerException"), _) => {
-            LifecycleError::Port(PortError::transient(
+        (Some(code @ ("TooManyRequestsException" | "InternalServerException")), _) => {
+            // Throttled: AWS answered and did nothing (a release's claim on
+            // the record need not be kept for an email change AWS may
+            // have made).
+            let kind = match code {
+                "TooManyRequestsException" => ErrorKind::Throttled,
+                _ => ErrorKind::Transient,
+            };
+            LifecycleError::Port(PortError::new(
+                kind,
                 PORT,
-                format!(
-                    "the Account API is busy or failing for account {account} ({})",
-                    code.as_deref().unwrap_or("")
-                ),
+                format!("the Account API is busy or failing for account {account} ({code})"),
             ))
         }
         (_, Call::Accept) => {
