@@ -619,6 +619,19 @@ mod tests {
         assert_eq!(mail.warnings.len(), 2, "{:?}", mail.warnings);
     }
 
+    /// A cut ends after the last whitespace of any width: a no-break or an
+    /// ideographic space (two and three bytes) before a code the limit cuts.
+    #[test]
+    fn a_cut_after_wide_whitespace_keeps_the_words_before_it() {
+        for space in [" ", "\u{a0}", "\u{3000}", "\u{2028}"] {
+            let words = "x".repeat(MAX_SUBJECT_CHARS - 3);
+            let raw = format!("From: a@b.example\r\nSubject: {words}{space}615274\r\n\r\nhi\r\n");
+            let mail = parse(raw.as_bytes()).expect("parsed");
+            let subject = mail.subject.expect("a subject");
+            assert_eq!(subject.trim_end(), words, "{space:?}");
+        }
+    }
+
     /// A small base64 encoder for the tests (the crate has no base64 dependency).
     mod base64_for_tests {
         pub fn encode(data: &[u8]) -> String {

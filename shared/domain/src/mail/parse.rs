@@ -462,7 +462,9 @@ pub(super) fn bounded_line(raw: &str, max: usize) -> (String, bool) {
     if !cut && start.len() == raw.len() {
         return (line, false);
     }
-    let whole = line.rfind(char::is_whitespace).map_or(0, |at| at + 1);
+    let whole = (line.char_indices().rev())
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(0, |(at, c)| at + c.len_utf8());
     if line[whole..].chars().nth(MAX_CUT_PIECE_CHARS).is_none() {
         line.truncate(whole);
         line.truncate(line.trim_end().len());
