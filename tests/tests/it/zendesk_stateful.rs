@@ -622,6 +622,42 @@ async fn a_closed_ticket_continues_on_a_follow_up() {
     assert_eq!(zendesk.ticket(&old).comments.len(), 1);
 }
 
+/// A follow-up an agent deletes soon after it was made: the thread's next
+/// mail makes another. Its create key was the closed ticket's alone, so
+/// Zendesk refused the next mail's create (another body under a key it
+/// keeps two hours) and every mail of the thread went to the dead-letter
+/// queue.
+#[tokio::test]
+async fn a_follow_up_deleted_soon_after_it_was_made_is_made_again() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend();
+    let (_dir, store) = store();
+    let thread = "closed-then-deleted@example.com";
+    let old = created(&store, &sink, &op(thread, 1, "")).await;
+    zendesk.close(&old);
+    apply(&store, &sink, &op(thread, 2, ""))
+        .await
+        .expect("follow-up");
+    let others = |except: &[&str]| -> Vec<String> {
+        let ids = zendesk.tickets().into_iter().map(|t| t.id.to_string());
+        ids.filter(|id| !except.contains(&id.as_str())).collect()
+    };
+    let [follow_up] = &others(&[&old])[..] else {
+        panic!("one follow-up: {:?}", others(&[]));
+    };
+    zendesk.delete(follow_up);
+    zendesk.advance(Duration::from_secs(10 * 60));
+
+    let third = op(thread, 3, "");
+    apply(&store, &sink, &third)
+        .await
+        .expect("another follow-up");
+    let [made] = &others(&[&old, follow_up])[..] else {
+        panic!("one more follow-up: {:?}", others(&[]));
+    };
+    assert_eq!(marked(&zendesk.ticket(made), &third), (1, 0));
+}
+
 #[tokio::test]
 async fn an_unmarked_ticket_of_the_thread_gets_comments_not_a_twin() {
     let zendesk = FakeZendesk::start();

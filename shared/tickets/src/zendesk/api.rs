@@ -507,8 +507,6 @@ pub(super) fn refused_with(error: &PortError, status: u16) -> bool {
     error.status == Some(status)
 }
 
-/// A create's idempotency key: `key` (the thread's, or a follow-up's) and
-/// the first 16 hex digits of the message's hash.
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -92,8 +92,15 @@ impl Zendesk {
             .map_or(comment.priority, |p| p.max(comment.priority));
         let first = comment_json(&text, true, &tokens);
         let fields = self.follow_up_fields(old, previous, external_id, priority, first);
+        // The message's too, as a thread's create key is: a follow-up an
+        // agent deleted within Zendesk's two hours is made again by the next
+        // mail, where the same key with another body was refused.
+        let key = format!(
+            "rootmail-followup-{old}-{}",
+            &comment.message.as_str()[..16]
+        );
         self.post_ticket(
-            &format!("rootmail-followup-{old}"),
+            &key,
             &json!({"ticket": fields}),
             external_id,
             &comment.message,
