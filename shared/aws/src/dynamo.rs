@@ -370,6 +370,7 @@ mod tests {
                 credentials_deleted_at: None,
                 closed_from: None,
                 earlier_credentials: None,
+                earlier_seed_gone: false,
                 closure_requested_at: None,
                 reopened_at: None,
                 closure_claimed_at: None,

@@ -247,6 +247,10 @@ pub struct Rotation {
     /// it vaults its own.
     #[serde(default)]
     pub earlier_credentials: Option<bool>,
+    /// Those earlier credentials' MFA seed is of a device AWS deleted (a
+    /// member's take-over deleted every device and enrolled none after).
+    #[serde(default)]
+    pub earlier_seed_gone: bool,
     /// When AWS Organizations accepted `close`'s request to close the member
     /// account: AWS closes it in the background, and meanwhile the closure
     /// is not asked for again, nor a release or a new take-over started, nor

@@ -305,8 +305,9 @@ pub async fn register<P: LifecyclePorts>(
     let mut rotation = registered_rotation(request, target.clone(), previous, expected, now);
     // A failed take-over's credentials AWS may hold: the console signs in
     // with them.
-    let failed = existing.filter(|r| r.phase == Phase::Failed);
+    let failed = existing.filter(|r| r.phase == Phase::Failed && request.mode != Mode::Rootless);
     rotation.earlier_credentials = failed.as_ref().and_then(credentials_held);
+    rotation.earlier_seed_gone = failed.as_ref().is_some_and(|r| !seed_usable(r));
     p.rotations().put(&rotation, expected).await?;
     let earlier = match rotation.earlier_credentials {
         Some(_) => {
@@ -461,6 +462,7 @@ fn registered_rotation(
         credentials_deleted_at: None,
         closed_from: None,
         earlier_credentials: None,
+        earlier_seed_gone: false,
         closure_requested_at: None,
         reopened_at: None,
         closure_claimed_at: None,
@@ -1708,7 +1710,8 @@ fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> Lifec
 /// closed account is reopened there). A take-over started over a failed one
 /// has that one's until it vaults its own.
 pub(crate) fn credentials_held(rotation: &Rotation) -> Option<bool> {
-    if rotation.credentials_deleted_at.is_some() {
+    // A rootless take-over deletes the root user's credentials and vaults none.
+    if rotation.credentials_deleted_at.is_some() || rotation.mode == Mode::Rootless {
         return None;
     }
     match credentials_phase(rotation)? {
@@ -1784,15 +1787,10 @@ async fn root_secrets<P: LifecyclePorts>(
     let Some(password) = first_held(p, account, VaultItem::Password, stages).await? else {
         return refused(format!("the vault holds no password for account {account}"));
     };
-    // A member's take-over deleted every MFA device as it opened the
-    // engineer's task: a seed it did not enroll is of a device AWS no
-    // longer has. A seed a release scheduled for deletion is none.
-    let devices_deleted = rotation.mode == Mode::Vaulted
-        && credentials_phase(rotation) == Some(Phase::AwaitingEngineer)
-        && rotation.mfa_enrolled_at.is_none();
-    let seed = match devices_deleted {
-        true => None,
-        false => match first_held(p, account, VaultItem::TotpSeed, stages).await {
+    // A seed a release scheduled for deletion is none.
+    let seed = match seed_usable(rotation) {
+        false => None,
+        true => match first_held(p, account, VaultItem::TotpSeed, stages).await {
             Err(LifecycleError::Refused(_)) => None,
             read => read?,
         },
@@ -1813,6 +1811,26 @@ async fn root_secrets<P: LifecyclePorts>(
         totp_code,
         reset_link,
     })
+}
+
+/// Whether the vault's MFA seed for the record's credentials may be of a
+/// device AWS has: a member's take-over deleted every MFA device as it
+/// opened the engineer's task, so a seed it did not enroll is of a device
+/// AWS no longer has; a take-over started over one knows that of it.
+fn seed_usable(rotation: &Rotation) -> bool {
+    match credentials_phase(rotation) {
+        Some(Phase::AwaitingEngineer) => {
+            rotation.mode != Mode::Vaulted || rotation.mfa_enrolled_at.is_some()
+        }
+        Some(
+            Phase::Registered
+            | Phase::AwaitingOtp
+            | Phase::OtpReceived
+            | Phase::EmailAccepted
+            | Phase::EmailConfirmed,
+        ) => !rotation.earlier_seed_gone,
+        _ => true,
+    }
 }
 
 /// The first of `stages` the vault holds `item` in.
@@ -1955,7 +1973,10 @@ fn no_other_release_starting(
     let Some(at) = crate::closure::held(rotation.release_starting_since, now) else {
         return Ok(());
     };
-    if own.is_some() && rotation.release_starting_for.as_deref() == own {
+    // A claim saved before claims named their request names none: taken as
+    // the state machine's own rather than fail its retry.
+    let named = rotation.release_starting_for.as_deref();
+    if own.is_some() && (named == own || named.is_none()) {
         return Ok(());
     }
     let by = rotation
@@ -2082,13 +2103,10 @@ async fn announced<P: LifecyclePorts>(
         return Ok(console_release_task(account, customer_email));
     }
     if let Err(error) = p.api().start_email_update(account, customer_email).await {
-        // AWS's refusal and its throttling are answers that nothing was done.
-        let not_done = match &error {
-            LifecycleError::Refused(_) => true,
-            LifecycleError::Port(e) => e.kind == rootmail_pipeline::ErrorKind::Throttled,
-            LifecycleError::NotYet(_) => false,
-        };
-        return Err((error, !not_done));
+        // Only AWS's refusal says nothing was done: a throttled answer may
+        // be the SDK's last retry after an attempt AWS took.
+        let refused = matches!(error, LifecycleError::Refused(_));
+        return Err((error, !refused));
     }
     Ok(format!(
         "root email change to the customer's {customer_email} requested; AWS mails the code to \

@@ -1414,6 +1414,7 @@ async fn a_rotation_written_by_someone_else_meanwhile_is_a_conflict_to_retry() {
         credentials_deleted_at: None,
         closed_from: None,
         earlier_credentials: None,
+        earlier_seed_gone: false,
         closure_requested_at: None,
         reopened_at: None,
         closure_claimed_at: None,
