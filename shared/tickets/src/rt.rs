@@ -95,6 +95,9 @@ pub struct Rt {
     /// Set once a ticket this process created was read back with its
     /// thread field set.
     field_set: Arc<OnceCell<()>>,
+    /// Set when one was read back with the field empty: no further ticket
+    /// is created (each would be another that is never found again).
+    field_refused: Arc<std::sync::OnceLock<String>>,
 }
 
 /// rootmail's priority as an RT priority number.
@@ -198,6 +201,7 @@ impl Rt {
             key,
             checked: Arc::new(OnceCell::new()),
             field_set: Arc::new(OnceCell::new()),
+            field_refused: Arc::default(),
         }
     }
 
@@ -262,29 +266,45 @@ impl Rt {
     /// its thread would open another. The first ticket a process creates is
     /// read back to see the field set.
     async fn check_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<()> {
-        self.field_set
-            .get_or_try_init(|| async {
-                let what = "reading back a new ticket's thread field";
-                let response = self.get(what, &self.api(&format!("/ticket/{id}")), &[]).await?;
-                let fields: TicketFields = read_json(what, response).await?;
-                let field = &self.options.thread_field;
-                let set = fields.custom_fields.iter().any(|f| {
-                    f.name.eq_ignore_ascii_case(field)
-                        && f.values.iter().any(|v| v.as_str() == Some(thread.as_str()))
-                });
-                if set {
-                    return Ok(());
-                }
-                Err(permanent(
-                    what,
-                    format!(
-                        "RT created ticket {id} but left its {field:?} field empty, so it cannot be found again: give this user SetInitialCustomField (or ModifyCustomField) on the field, check the field takes values like {:?}, then set it on ticket {id} by hand",
-                        thread.as_str()
-                    ),
-                ))
-            })
-            .await
-            .map(|_| ())
+        if self.field_set.initialized() {
+            return Ok(());
+        }
+        let what = "reading back a new ticket's thread field";
+        let response = self
+            .get(what, &self.api(&format!("/ticket/{id}")), &[])
+            .await?;
+        let fields: TicketFields = read_json(what, response).await?;
+        let field = &self.options.thread_field;
+        let set = fields.custom_fields.iter().any(|f| {
+            f.name.eq_ignore_ascii_case(field)
+                && f.values.iter().any(|v| v.as_str() == Some(thread.as_str()))
+        });
+        if set {
+            let _ = self.field_set.set(());
+            return Ok(());
+        }
+        let why = format!(
+            "RT created ticket {id} but left its {field:?} field empty, so it cannot be found again: give this user SetInitialCustomField (or ModifyCustomField) on the field, check the field takes values like {:?}, then set it on ticket {id} by hand",
+            thread.as_str()
+        );
+        let _ = self.field_refused.set(why.clone());
+        Err(permanent(what, why))
+    }
+
+    /// A ticket created earlier in this process came back without its
+    /// thread field: creating more would leave one unfindable ticket per
+    /// message, on every run, until the right is given. Checked before each
+    /// create; the process must start again once it is given.
+    fn no_field_refused(&self) -> PortResult<()> {
+        match self.field_refused.get() {
+            Some(why) => Err(permanent(
+                "creating a ticket",
+                format!(
+                    "not sent, as an earlier ticket of this process came back unfindable: {why}"
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The queue and the thread field exist (checked once per process): without
@@ -678,6 +698,7 @@ impl TicketSink for Rt {
             }
             return Ok(found.id);
         }
+        self.no_field_refused()?;
         let what = "creating a ticket";
         let (content, uploads) = content_and_uploads(
             &ticket.body,

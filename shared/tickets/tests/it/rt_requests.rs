@@ -243,8 +243,9 @@ async fn a_create_after_the_writers_lookup_does_not_look_again() {
 /// who may see the field but not set it: REST2 takes that as a non-fatal
 /// error). Such a ticket is never found again, so every later mail of the
 /// thread would open another: the first create of a process reads its
-/// ticket back, and an empty field stops there, saying what to fix. Later
-/// creates are not read back.
+/// ticket back, and an empty field stops there, saying what to fix; the
+/// process creates no other ticket (each message made one more unfindable
+/// ticket, on every run). Later creates are not read back.
 #[tokio::test]
 async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() {
     let empty = Reply::json(
@@ -252,7 +253,8 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
         json!({"id": 7, "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
     );
     let server = FakeHttp::recording(creates_ticket_7(empty));
-    let error = sink(&server)
+    let rt = sink(&server);
+    let error = rt
         .create(&budget_alert())
         .await
         .expect_err("field left empty");
@@ -261,6 +263,16 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
     assert!(said.contains("SetInitialCustomField"), "{said}");
     assert!(said.contains("ticket 7"), "{said}");
     assert_eq!(count(&server, "POST /REST/2.0/ticket/7/comment"), 0);
+    let again = rt.create(&budget_alert()).await.expect_err("not sent");
+    assert!(
+        !again.is_transient() && again.to_string().contains("ticket 7"),
+        "{again}"
+    );
+    assert_eq!(
+        count(&server, "POST /REST/2.0/ticket"),
+        1,
+        "one unfindable ticket"
+    );
 
     let server = FakeHttp::recording(creates_ticket_7(ticket_7_with_thread(
         "msg:budget-1@aws.example",
