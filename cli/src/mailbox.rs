@@ -281,7 +281,13 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
             continue;
         }
         line_start = complete;
-        let separator = line.starts_with(b"From ") && (at == 0 || blank_at.is_some());
+        // The first message's `From ` line is taken however it is written;
+        // later ones must look like what mbox writers write, so a writer that
+        // leaves a body's `From ` unquoted does not cut that message in two.
+        let separator = match leading {
+            None => line.starts_with(b"From ") && (at == 0 || blank_at.is_some()),
+            Some(_) => blank_at.is_some() && is_from_line(&line),
+        };
         if separator {
             leading.get_or_insert(at);
             if let Some(begun) = start {
@@ -309,6 +315,37 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
         });
     }
     Ok((spans, leading.unwrap_or(offset)))
+}
+
+/// A `From ` line as mbox writers write it, `From SENDER DATE`: after the
+/// sender, a time (`10:24:56` or `10:24`) and a four-digit year, as in
+/// `From aws@amazon.com Mon Jan  5 10:00:00 2026` or Gmail's
+/// `From 1234@xxx Sat Jun 15 10:24:56 +0000 2019`. A body's sentence that
+/// begins `From ` has, as a rule, not both.
+fn is_from_line(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"From ") else {
+        return false;
+    };
+    let mut words = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let _sender = words.next();
+    let (mut time, mut year) = (false, false);
+    for word in words {
+        time |= is_clock_time(word);
+        year |= word.len() == 4 && word.iter().all(u8::is_ascii_digit);
+    }
+    time && year
+}
+
+/// `hh:mm` or `hh:mm:ss`, hours of one or two digits.
+fn is_clock_time(word: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = word.split(|b| *b == b':').collect();
+    let digits =
+        |p: &&[u8], most: usize| (1..=most).contains(&p.len()) && p.iter().all(u8::is_ascii_digit);
+    (2..=3).contains(&parts.len())
+        && digits(&parts[0], 2)
+        && parts[1..].iter().all(|p| digits(p, 2))
 }
 
 /// Reads to the end of the current line, a piece at a time; how many bytes.
@@ -396,7 +433,7 @@ mod tests {
         );
         std::fs::write(
             &one,
-            "From a\nSubject: 1a\n\nx\n\nFrom b\nSubject: 1b\n\ny\n",
+            "From a\nSubject: 1a\n\nx\n\nFrom b Mon Jan  1 00:00:00 2024\nSubject: 1b\n\ny\n",
         )
         .unwrap();
         std::fs::write(&two, "From a\nSubject: 2a\n\nz\n").unwrap();
@@ -436,12 +473,13 @@ mod tests {
 
     #[test]
     fn an_mbox_splits_at_from_lines_after_an_empty_line() {
-        let mbox = "From aws@amazon.com Mon Jan  5 10:00:00 2026\nSubject: one\n\nBody one.\nFrom here on, not a separator.\n\nFrom aws@amazon.com Tue Jan  6 10:00:00 2026\nSubject: two\n\n>From quoted\n>>From twice\n\n";
+        let mbox = "From aws@amazon.com Mon Jan  5 10:00:00 2026\nSubject: one\n\nBody one.\nFrom here on, not a separator.\n\nFrom the AWS team, 2 regions at 10:00.\n\nFrom aws@amazon.com Tue Jan  6 10:00:00 2026\nSubject: two\n\n>From quoted\n>>From twice\n\nFrom 1234@xxx Sat Jun 15 10:24:56 +0000 2019\nSubject: three\n\nz\n";
         assert_eq!(
             messages(mbox),
             [
-                "Subject: one\n\nBody one.\nFrom here on, not a separator.\n",
+                "Subject: one\n\nBody one.\nFrom here on, not a separator.\n\nFrom the AWS team, 2 regions at 10:00.\n",
                 "Subject: two\n\nFrom quoted\n>From twice\n",
+                "Subject: three\n\nz\n",
             ]
         );
         assert_eq!(messages(""), Vec::<String>::new());
@@ -449,7 +487,7 @@ mod tests {
 
     #[test]
     fn crlf_mboxes_and_labels() {
-        let mbox = "From a\r\nSubject: one\r\n\r\nx\r\n\r\nFrom b\r\nSubject: two\r\n\r\ny\r\n";
+        let mbox = "From a\r\nSubject: one\r\n\r\nx\r\n\r\nFrom b Mon Jan  1 00:00:00 2024\r\nSubject: two\r\n\r\ny\r\n";
         assert_eq!(
             messages(mbox),
             ["Subject: one\r\n\r\nx\r\n", "Subject: two\r\n\r\ny\r\n"]
@@ -470,7 +508,7 @@ mod tests {
     fn doubling_a_hostile_mbox_at_most_about_doubles_the_time() {
         let hostile = |name: &str, n: usize| -> String {
             match name {
-                "tiny messages" => "From x\nS: y\n\n".repeat(n / 13),
+                "tiny messages" => "From x Mon Jan  1 00:00:00 2024\nS: y\n\n".repeat(n / 37),
                 "quoted From lines" => format!("From x\n\n{}", ">>From y\n".repeat(n / 10)),
                 "blank lines" => format!("From x\n{}", "\n".repeat(n)),
                 _ => format!("From {}\n\nbody", "a".repeat(n)),
