@@ -80,19 +80,34 @@ impl MarkerKey {
         getrandom::fill(raw.as_mut()).map_err(|e| MarkerKeyError::Random(e.to_string()))?;
         let text = Zeroizing::new(hex::encode(raw.as_ref()));
         std::fs::create_dir_all(dir).map_err(file_error)?;
+        // Written whole and synced under a name of its own, then linked in
+        // (which never replaces a key): a crash leaves no empty or torn key
+        // that would stop every later run, and a power loss does not lose
+        // a key whose markers tickets already carry.
+        let draft = dir.join(format!("{KEY_FILE}.{}.new", hex::encode(&raw[..4])));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut file) => file.write_all(text.as_bytes()).map_err(file_error)?,
+        let written = options.open(&draft).and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        });
+        let linked = written.and_then(|()| std::fs::hard_link(&draft, &path));
+        let _ = std::fs::remove_file(&draft);
+        match linked {
+            Ok(()) => {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(file_error)?;
+                Self::new(text.as_bytes())
+            }
             // Another process made it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Self::new(&Zeroizing::new(std::fs::read(&path).map_err(file_error)?));
+                Self::new(&Zeroizing::new(std::fs::read(&path).map_err(file_error)?))
             }
-            Err(e) => return Err(file_error(e)),
+            Err(e) => Err(file_error(e)),
         }
-        Self::new(text.as_bytes())
     }
 
     fn mac(&self, hash: &str) -> Hmac<sha2::Sha256> {
@@ -208,6 +223,11 @@ mod tests {
         let again = MarkerKey::load_or_create(&dir).expect("read back");
         let message = ContentHash::of(b"m");
         assert_eq!(first.marker(&message), again.marker(&message));
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("the directory")
+            .map(|e| e.expect("an entry").file_name())
+            .collect();
+        assert_eq!(names, [KEY_FILE], "no draft left beside the key");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
