@@ -336,7 +336,19 @@ where
 /// says why. Delivered, not sent: a phishing mail dated years back by its
 /// sender must not be archived unseen in a backfill.
 fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>) {
-    let (Some(since), Some(sent)) = (since, mail.delivered_at()) else {
+    let Some(since) = since else {
+        return;
+    };
+    let Some(sent) = mail.delivered_at() else {
+        // Ticketed, since it cannot be placed before the cutoff; the
+        // ledger says why an old mail may have become a ticket.
+        if triage.disposition != Disposition::Archive {
+            triage.warnings.push(
+                "no readable delivery date (Received or Date): not archived by the backfill's \
+                 cutoff"
+                    .to_string(),
+            );
+        }
         return;
     };
     if sent >= since || triage.disposition == Disposition::Archive {

@@ -252,7 +252,8 @@ fn since_archives_older_mail_and_tickets_the_rest() {
 
 /// `--since` goes by when the mail was delivered, not the date its sender
 /// wrote: a phishing mail delivered today and dated 2018 is not archived
-/// unseen; mail delivered before the day is, whatever its Date says.
+/// unseen; mail delivered before the day is, whatever its Date says; mail
+/// with neither is ticketed, its ledger row saying so.
 #[test]
 fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -283,6 +284,10 @@ fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
         .replace("Message-ID: <", "Message-ID: <old-");
     std::fs::write(mail.join("1-today.eml"), today).unwrap();
     std::fs::write(mail.join("2-old.eml"), old).unwrap();
+    // Neither stamp nor date: ticketed, and the ledger says why.
+    let undated = "From: someone@example.com\r\nTo: root+a7f3k9q2@root.example-msp.com\r\n\
+                   Subject: hello\r\nMessage-ID: <undated@example.com>\r\n\r\nHi\r\n";
+    std::fs::write(mail.join("3-undated.eml"), undated).unwrap();
     let state = dir.path().join("state");
     let store = run_since(&state, &corpus.join("accounts.csv"), &mail, "2026-01-01");
     let mut rows = store.ledger_rows().expect("ledger");
@@ -292,8 +297,14 @@ fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
         .map(|r| r.disposition.map(|d| d.as_str()))
         .collect();
     assert_eq!(
-        dispositions,
+        dispositions[..2],
         [Some("quarantine"), Some("archive")],
         "{rows:?}"
     );
+    assert_ne!(dispositions[2], Some("archive"), "{rows:?}");
+    let said = rows[2]
+        .warnings
+        .iter()
+        .any(|w| w.contains("no readable delivery date"));
+    assert!(said, "{:?}", rows[2].warnings);
 }
