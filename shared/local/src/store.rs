@@ -99,8 +99,9 @@ pub struct LocalStore {
     batch_lost: std::sync::atomic::AtomicBool,
     /// A batch's transaction is open (set once its BEGIN succeeded).
     in_batch: std::sync::atomic::AtomicBool,
-    /// Claims this run made. Any other claim in the ledger belongs to a run that
-    /// has ended (the lock admits one run at a time), so it is taken over at once.
+    /// Claims this run made and has not ended. Any other claim in the ledger
+    /// belongs to a run that has ended (the lock admits one run at a time), so
+    /// it is taken over at once.
     own_claims: Mutex<HashSet<ContentHash>>,
 }
 
@@ -884,7 +885,13 @@ impl Ledger for LocalStore {
     }
 
     async fn record(&self, row: &LedgerRow) -> PortResult<()> {
-        self.put_ledger_row(row).map_err(port("ledger"))
+        self.put_ledger_row(row).map_err(port("ledger"))?;
+        // The claim is over: the set holds only messages in flight, not one
+        // hash for every message of a backfill of millions.
+        if row.status != LedgerStatus::Claimed {
+            locked(&self.own_claims).remove(&row.content_hash);
+        }
+        Ok(())
     }
 
     async fn get(&self, hash: &ContentHash) -> PortResult<Option<LedgerRow>> {
@@ -1083,6 +1090,29 @@ mod tests {
         assert_eq!(listed, Some(vec![path.clone()]));
         store.commit_batch().unwrap();
         assert!(whole());
+    }
+
+    /// A run's own claims are the messages in flight: a backfill of
+    /// millions does not keep a hash for each.
+    #[test]
+    fn a_claim_recorded_as_ended_is_no_longer_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for n in 0..3 {
+            let claimed = row(n);
+            let hash = &claimed.content_hash;
+            let owned = block_on(store.claim(hash, &claimed.source, 1_790_000_000, 180));
+            assert!(matches!(owned, Ok(Claim::Owned(_))), "{owned:?}");
+            let done = LedgerRow {
+                status: LedgerStatus::Done,
+                ..claimed
+            };
+            block_on(store.record(&done)).unwrap();
+        }
+        assert!(locked(&store.own_claims).is_empty());
+        let again = row(1);
+        let seen = block_on(store.claim(&again.content_hash, &again.source, 1_790_000_001, 180));
+        assert!(matches!(seen, Ok(Claim::Seen(_))), "{seen:?}");
     }
 
     fn sources_of(rows: Vec<LedgerRow>) -> Vec<String> {
