@@ -13,11 +13,14 @@ use rootmail_domain::ContentHash;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One message among the inputs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRef {
-    pub path: PathBuf,
+    /// Shared by every message of one mbox: a backfill of millions holds
+    /// one copy of its path, not one per message.
+    pub path: Arc<Path>,
     /// Within an mbox: its number (from 1) and its bytes after the `From ` line.
     in_mbox: Option<(usize, Span)>,
 }
@@ -31,7 +34,7 @@ struct Span {
 impl MessageRef {
     pub fn file(path: PathBuf) -> Self {
         Self {
-            path,
+            path: Arc::from(path),
             in_mbox: None,
         }
     }
@@ -39,7 +42,7 @@ impl MessageRef {
     /// What output and the ledger call it: the file, or `box.mbox#12`.
     pub fn label(&self) -> PathBuf {
         match self.in_mbox {
-            None => self.path.clone(),
+            None => self.path.to_path_buf(),
             Some((n, _)) => PathBuf::from(format!("{}#{n}", self.path.display())),
         }
     }
@@ -51,7 +54,7 @@ impl MessageRef {
 /// system calls. One file open per reader, so any number of mboxes is fine.
 #[derive(Default)]
 pub struct Reader {
-    open: Option<(PathBuf, File)>,
+    open: Option<(Arc<Path>, File)>,
 }
 
 /// The largest message a run reads: what SES accepts, the limit mail-ingest
@@ -241,11 +244,12 @@ pub fn mbox_messages(path: &Path) -> std::io::Result<(Vec<MessageRef>, u64)> {
         return Err(not_a_regular_file());
     }
     let (spans, leading) = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
+    let shared: Arc<Path> = Arc::from(path);
     let messages = spans
         .into_iter()
         .enumerate()
         .map(|(i, span)| MessageRef {
-            path: path.to_path_buf(),
+            path: shared.clone(),
             in_mbox: Some((i + 1, span)),
         })
         .collect();
