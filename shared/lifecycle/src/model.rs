@@ -249,7 +249,7 @@ pub struct Rotation {
     pub earlier_credentials: Option<bool>,
     /// Those earlier credentials' MFA seed is of a device AWS deleted (a
     /// member's take-over deleted every device and enrolled none after).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub earlier_seed_gone: bool,
     /// When AWS Organizations accepted `close`'s request to close the member
     /// account: AWS closes it in the background, and meanwhile the closure

@@ -305,16 +305,18 @@ pub async fn register<P: LifecyclePorts>(
     let mut rotation = registered_rotation(request, target.clone(), previous, expected, now);
     // A failed take-over's credentials AWS may hold: the console signs in
     // with them.
-    let failed = existing.filter(|r| r.phase == Phase::Failed && request.mode != Mode::Rootless);
+    let failed = existing.filter(|r| r.phase == Phase::Failed);
     rotation.earlier_credentials = failed.as_ref().and_then(credentials_held);
     rotation.earlier_seed_gone = failed.as_ref().is_some_and(|r| !seed_usable(r));
     p.rotations().put(&rotation, expected).await?;
-    let earlier = match rotation.earlier_credentials {
-        Some(_) => {
+    // A rootless take-over serves no credentials (it keeps what is known of
+    // them for a take-over started over it).
+    let earlier = match (rotation.earlier_credentials, request.mode) {
+        (None, _) | (_, Mode::Rootless) => "",
+        (Some(_), _) => {
             "; the failed take-over's root credentials stay readable (`rootmail creds get`) \
-                    until this one vaults its own"
+             until this one vaults its own"
         }
-        None => "",
     };
     let detail = format!(
         "take-over registered ({} mode); the root address will be {target}{earlier}",
@@ -1710,15 +1712,17 @@ fn usable_credentials_pending(account: &AccountId, rotation: &Rotation) -> Lifec
 /// closed account is reopened there). A take-over started over a failed one
 /// has that one's until it vaults its own.
 pub(crate) fn credentials_held(rotation: &Rotation) -> Option<bool> {
-    // A rootless take-over deletes the root user's credentials and vaults none.
-    if rotation.credentials_deleted_at.is_some() || rotation.mode == Mode::Rootless {
+    if rotation.credentials_deleted_at.is_some() {
         return None;
     }
+    // A rootless take-over vaults none: from Secured on it has deleted the
+    // root user's; before, those of a take-over it started over are there.
+    let vaulted = rotation.mode != Mode::Rootless;
     match credentials_phase(rotation)? {
         Phase::AwaitingEngineer => Some(true),
         // A release in progress: the account is still ours, and a console
         // release begins with the engineer signing in.
-        Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => Some(false),
+        Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => vaulted.then_some(false),
         Phase::Registered
         | Phase::AwaitingOtp
         | Phase::OtpReceived
@@ -1973,10 +1977,7 @@ fn no_other_release_starting(
     let Some(at) = crate::closure::held(rotation.release_starting_since, now) else {
         return Ok(());
     };
-    // A claim saved before claims named their request names none: taken as
-    // the state machine's own rather than fail its retry.
-    let named = rotation.release_starting_for.as_deref();
-    if own.is_some() && (named == own || named.is_none()) {
+    if own.is_some() && rotation.release_starting_for.as_deref() == own {
         return Ok(());
     }
     let by = rotation

@@ -1020,6 +1020,21 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
         "{}",
         row.detail
     );
+    // A rootless take-over started over it, failed before it deleted
+    // anything, then a vaulted one: that one still serves them.
+    steps::register(&lifecycle, &request(Mode::Rootless), NOW + 100)
+        .await
+        .unwrap();
+    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 110)
+        .await
+        .unwrap();
+    steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 120)
+        .await
+        .unwrap();
+    let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 130).await;
+    let code = grant.expect("still readable").totp_code.expect("a code");
+    let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 130).unwrap();
+    assert_eq!(code.expose(), aws_has.expose());
 
     // Failed before anything was vaulted: nothing to read.
     let early = Local::new();

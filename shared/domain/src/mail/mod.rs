@@ -630,6 +630,14 @@ mod tests {
             let subject = mail.subject.expect("a subject");
             assert_eq!(subject.trim_end(), words, "{space:?}");
         }
+        // A short name followed by invisible characters past the limit:
+        // nothing visible was cut, so the name stays whole.
+        let raw = format!(
+            "From: a@b.example\r\nSubject: ACME 615274{}\r\n\r\nhi\r\n",
+            "\u{200b}".repeat(2 * MAX_SUBJECT_CHARS)
+        );
+        let mail = parse(raw.as_bytes()).expect("parsed");
+        assert_eq!(mail.subject.as_deref(), Some("ACME 615274"));
     }
 
     /// A small base64 encoder for the tests (the crate has no base64 dependency).

@@ -459,8 +459,11 @@ fn bounded_subject(message: &Message<'_>, warnings: &mut Vec<String>) -> Option<
 pub(super) fn bounded_line(raw: &str, max: usize) -> (String, bool) {
     let start = prefix(raw, 4 * max + 4);
     let (mut line, cut) = cut_chars(clean_line(start), max);
-    if !cut && start.len() == raw.len() {
-        return (line, false);
+    // Past the prefix, only characters clean_line drops (invisible ones):
+    // nothing visible was cut, and the last word is whole.
+    let rest_visible = || !clean_line(&raw[start.len()..]).trim().is_empty();
+    if !cut && (start.len() == raw.len() || !rest_visible()) {
+        return (line, start.len() < raw.len());
     }
     let whole = (line.char_indices().rev())
         .find(|(_, c)| c.is_whitespace())
