@@ -344,8 +344,8 @@ fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>)
         // ledger says why an old mail may have become a ticket.
         if triage.disposition != Disposition::Archive {
             triage.warnings.push(
-                "no readable delivery date (Received or Date): not archived by the backfill's \
-                 cutoff"
+                "no delivery date to place it by (its topmost Received stamp unreadable, or \
+                 neither a Received stamp nor a Date): not archived by the backfill's cutoff"
                     .to_string(),
             );
         }

@@ -83,8 +83,10 @@ impl MarkerKey {
         // Written whole and synced under a name of its own, then linked in
         // (which never replaces a key): a crash leaves no empty or torn key
         // that would stop every later run, and a power loss does not lose
-        // a key whose markers tickets already carry.
-        let draft = dir.join(format!("{KEY_FILE}.{}.new", hex::encode(&raw[..4])));
+        // a key whose markers tickets already carry. A file system without
+        // hard links (FAT, some FUSE mounts) has it renamed in instead: the
+        // state directory's lock admits one run at a time.
+        let draft = dir.join(format!("{KEY_FILE}.{}.new", std::process::id()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -93,7 +95,12 @@ impl MarkerKey {
             file.write_all(text.as_bytes())?;
             file.sync_all()
         });
-        let linked = written.and_then(|()| std::fs::hard_link(&draft, &path));
+        let linked = written.and_then(|()| match std::fs::hard_link(&draft, &path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !path.exists() => {
+                std::fs::rename(&draft, &path)
+            }
+            linked => linked,
+        });
         let _ = std::fs::remove_file(&draft);
         match linked {
             Ok(()) => {

@@ -95,9 +95,10 @@ pub struct Rt {
     /// Set once a ticket this process created was read back with its
     /// thread field set.
     field_set: Arc<OnceCell<()>>,
-    /// Set when one was read back with the field empty: no further ticket
-    /// is created (each would be another that is never found again).
-    field_refused: Arc<std::sync::OnceLock<String>>,
+    /// The ticket read back with the field empty, its thread, and why: no
+    /// further ticket is created (each would be another that is never found
+    /// again) until that ticket's field is set.
+    field_refused: Arc<std::sync::Mutex<Option<(String, ThreadKey, String)>>>,
 }
 
 /// rootmail's priority as an RT priority number.
@@ -266,45 +267,56 @@ impl Rt {
     /// its thread would open another. The first ticket a process creates is
     /// read back to see the field set.
     async fn check_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<()> {
+        let what = "reading back a new ticket's thread field";
         if self.field_set.initialized() {
             return Ok(());
         }
+        if self.thread_field_set(id, thread).await? {
+            let _ = self.field_set.set(());
+            return Ok(());
+        }
+        let field = &self.options.thread_field;
+        let why = format!(
+            "RT created ticket {id} but left its {field:?} field empty, so it cannot be found again: give this user SetInitialCustomField (or ModifyCustomField) on the field, check the field takes values like {:?}, then set it on ticket {id} by hand; new tickets are created again once it is set",
+            thread.as_str()
+        );
+        *lock(&self.field_refused) = Some((id.to_string(), thread.clone(), why.clone()));
+        Err(permanent(what, why))
+    }
+
+    /// Whether ticket `id` holds `thread` in the thread field.
+    async fn thread_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<bool> {
         let what = "reading back a new ticket's thread field";
         let response = self
             .get(what, &self.api(&format!("/ticket/{id}")), &[])
             .await?;
         let fields: TicketFields = read_json(what, response).await?;
         let field = &self.options.thread_field;
-        let set = fields.custom_fields.iter().any(|f| {
+        Ok(fields.custom_fields.iter().any(|f| {
             f.name.eq_ignore_ascii_case(field)
                 && f.values.iter().any(|v| v.as_str() == Some(thread.as_str()))
-        });
-        if set {
-            let _ = self.field_set.set(());
-            return Ok(());
-        }
-        let why = format!(
-            "RT created ticket {id} but left its {field:?} field empty, so it cannot be found again: give this user SetInitialCustomField (or ModifyCustomField) on the field, check the field takes values like {:?}, then set it on ticket {id} by hand",
-            thread.as_str()
-        );
-        let _ = self.field_refused.set(why.clone());
-        Err(permanent(what, why))
+        }))
     }
 
     /// A ticket created earlier in this process came back without its
     /// thread field: creating more would leave one unfindable ticket per
-    /// message, on every run, until the right is given. Checked before each
-    /// create; the process must start again once it is given.
-    fn no_field_refused(&self) -> PortResult<()> {
-        match self.field_refused.get() {
-            Some(why) => Err(permanent(
-                "creating a ticket",
-                format!(
-                    "not sent, as an earlier ticket of this process came back unfindable: {why}"
-                ),
-            )),
-            None => Ok(()),
+    /// message, on every run, until the right is given. Each create first
+    /// reads that ticket again: once its field is set (the fix its error
+    /// asks for), creates go on, in a long-lived process (a warm Lambda) too.
+    async fn no_field_refused(&self) -> PortResult<()> {
+        let refused = lock(&self.field_refused).clone();
+        let Some((id, thread, why)) = refused else {
+            return Ok(());
+        };
+        if self.thread_field_set(&id, &thread).await? {
+            *lock(&self.field_refused) = None;
+            let _ = self.field_set.set(());
+            return Ok(());
         }
+        Err(permanent(
+            "creating a ticket",
+            format!("not sent, as an earlier ticket of this process came back unfindable: {why}"),
+        ))
     }
 
     /// The queue and the thread field exist (checked once per process): without
@@ -604,6 +616,12 @@ fn non_empty<'a>(value: &'a str, fallback: &'a str) -> &'a str {
     }
 }
 
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn permanent(what: &str, message: impl std::fmt::Display) -> PortError {
     PortError::permanent(PORT, format!("{what}: {message}"))
 }
@@ -698,7 +716,7 @@ impl TicketSink for Rt {
             }
             return Ok(found.id);
         }
-        self.no_field_refused()?;
+        self.no_field_refused().await?;
         let what = "creating a ticket";
         let (content, uploads) = content_and_uploads(
             &ticket.body,

@@ -305,6 +305,6 @@ fn since_goes_by_the_delivery_stamp_not_the_senders_date() {
     let said = rows[2]
         .warnings
         .iter()
-        .any(|w| w.contains("no readable delivery date"));
+        .any(|w| w.contains("no delivery date to place it by"));
     assert!(said, "{:?}", rows[2].warnings);
 }

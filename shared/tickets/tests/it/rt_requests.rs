@@ -89,7 +89,7 @@ fn ticket_7_with_thread(thread: &str) -> Reply {
 /// No ticket has the thread's key yet.
 /// RT where no ticket of the thread exists and a create makes ticket 7,
 /// which reads back as `read_back`; its note is transaction 41.
-fn creates_ticket_7(read_back: Reply) -> Router {
+fn creates_ticket_7<T: 'static>(read_back: impl axum::handler::Handler<T, ()>) -> Router {
     setup()
         .route("/REST/2.0/tickets", get(no_ticket()))
         .route(
@@ -252,7 +252,11 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
         200,
         json!({"id": 7, "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
     );
-    let server = FakeHttp::recording(creates_ticket_7(empty));
+    // Read back empty, read again empty before the next create, then set by
+    // hand (the fix the error asks for).
+    let fixed = ticket_7_with_thread("msg:budget-1@aws.example");
+    let read_back = in_turn([empty.clone(), empty, fixed]);
+    let server = FakeHttp::recording(creates_ticket_7(read_back));
     let rt = sink(&server);
     let error = rt
         .create(&budget_alert())
@@ -273,6 +277,11 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
         1,
         "one unfindable ticket"
     );
+    // Once its field is set, the same process creates again.
+    rt.create(&budget_alert())
+        .await
+        .expect("created once the field is set");
+    assert_eq!(count(&server, "POST /REST/2.0/ticket"), 2);
 
     let server = FakeHttp::recording(creates_ticket_7(ticket_7_with_thread(
         "msg:budget-1@aws.example",
