@@ -77,6 +77,13 @@ impl WebhookServer {
         }
     }
 
+    /// An agent deletes ticket `id`: it is listed no more, its comments
+    /// answer 404, and the keys it was made under still name it.
+    pub fn delete(&self, id: &str) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.tickets.retain(|t| t.id != id);
+    }
+
     pub fn tickets(&self) -> Vec<FakeTicket> {
         self.state.lock().expect("state").tickets.clone()
     }

@@ -93,6 +93,18 @@ fn assert_no_secret_in(what: &str, text: &str) {
 
 /// Everything the corpus holds, once each: ledger rows, tickets per thread,
 /// comments for the rest, archive and quarantine counts; no secret anywhere.
+/// Whether the object at `key` carries the `rootmail-sealed=true` tag.
+async fn is_sealed(stack: &Stack, key: &str) -> bool {
+    let tags = (stack.s3.get_object_tagging().bucket(&stack.bucket))
+        .key(key)
+        .send()
+        .await
+        .expect("object tags");
+    tags.tag_set()
+        .iter()
+        .any(|t| t.key() == rootmail_aws::SEALED_TAG && t.value() == "true")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_corpus_goes_through_the_pipeline_exactly_once() {
     let stack = Stack::create().await;
@@ -178,18 +190,7 @@ async fn the_corpus_goes_through_the_pipeline_exactly_once() {
             relative(file)
         );
         let holds_secret = golden["sealed"] == true;
-        let tags = stack
-            .s3
-            .get_object_tagging()
-            .bucket(&stack.bucket)
-            .key(key_for(file))
-            .send()
-            .await
-            .expect("object tags");
-        let sealed = tags
-            .tag_set()
-            .iter()
-            .any(|t| t.key() == rootmail_aws::SEALED_TAG && t.value() == "true");
+        let sealed = is_sealed(&stack, &key_for(file)).await;
         assert_eq!(sealed, holds_secret, "{}", relative(file));
     }
 
@@ -530,16 +531,7 @@ async fn unreadable_objects_end_as_quarantine_rows_with_the_reason() {
         "{reason}"
     );
     // Never searched: sealed, as mail holding a secret is.
-    let tags = (stack.s3.get_object_tagging().bucket(&stack.bucket))
-        .key("inbound/huge")
-        .send()
-        .await
-        .expect("object tags");
-    let sealed = tags
-        .tag_set()
-        .iter()
-        .any(|t| t.key() == rootmail_aws::SEALED_TAG);
-    assert!(sealed, "{tags:?}");
+    assert!(is_sealed(&stack, "inbound/huge").await);
     assert!(rows.iter().all(|r| r.status == LedgerStatus::Done));
 
     let tickets = webhook.tickets();

@@ -27,7 +27,8 @@ fn store() -> (tempfile::TempDir, LocalStore) {
     (dir, store)
 }
 
-fn op(thread: &str, n: u32, note: &str) -> TicketOp {
+/// A budget alert, mail `n` of `thread` (also the webhook tests' mail).
+pub(crate) fn op(thread: &str, n: u32, note: &str) -> TicketOp {
     TicketOp {
         message: ContentHash::of(format!("{thread} mail {n}").as_bytes()),
         thread_key: ThreadKey::message(thread),
