@@ -1715,14 +1715,16 @@ pub(crate) fn credentials_held(rotation: &Rotation) -> Option<bool> {
     if rotation.credentials_deleted_at.is_some() {
         return None;
     }
-    // A rootless take-over vaults none: from Secured on it has deleted the
-    // root user's; before, those of a take-over it started over are there.
+    // A rootless take-over vaults none: from EmailConfirmed on it deletes
+    // the root user's (a failure in that step may have deleted some);
+    // before, those of a take-over it started over are there.
     let vaulted = rotation.mode != Mode::Rootless;
     match credentials_phase(rotation)? {
         Phase::AwaitingEngineer => Some(true),
         // A release in progress: the account is still ours, and a console
         // release begins with the engineer signing in.
         Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => vaulted.then_some(false),
+        Phase::EmailConfirmed if !vaulted => None,
         Phase::Registered
         | Phase::AwaitingOtp
         | Phase::OtpReceived

@@ -345,7 +345,7 @@ fn archive_if_before(triage: &mut Triage, mail: &ParsedMail, since: Option<i64>)
         if triage.disposition != Disposition::Archive {
             triage.warnings.push(
                 "no delivery date to place it by (its topmost Received stamp unreadable, or \
-                 neither a Received stamp nor a Date): not archived by the backfill's cutoff"
+                 no Received stamp and no readable Date): not archived by the backfill's cutoff"
                     .to_string(),
             );
         }

@@ -271,7 +271,7 @@ impl Rt {
         if self.field_set.initialized() {
             return Ok(());
         }
-        if self.thread_field_set(id, thread).await? {
+        if self.thread_field_set(id, thread).await? == Some(true) {
             let _ = self.field_set.set(());
             return Ok(());
         }
@@ -284,33 +284,42 @@ impl Rt {
         Err(permanent(what, why))
     }
 
-    /// Whether ticket `id` holds `thread` in the thread field.
-    async fn thread_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<bool> {
+    /// Whether ticket `id` holds `thread` in the thread field; `None` when
+    /// the ticket is gone (deleted, or moved where this user cannot see it).
+    async fn thread_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<Option<bool>> {
         let what = "reading back a new ticket's thread field";
         let response = self
             .get(what, &self.api(&format!("/ticket/{id}")), &[])
             .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         let fields: TicketFields = read_json(what, response).await?;
         let field = &self.options.thread_field;
-        Ok(fields.custom_fields.iter().any(|f| {
+        Ok(Some(fields.custom_fields.iter().any(|f| {
             f.name.eq_ignore_ascii_case(field)
                 && f.values.iter().any(|v| v.as_str() == Some(thread.as_str()))
-        }))
+        })))
     }
 
     /// A ticket created earlier in this process came back without its
     /// thread field: creating more would leave one unfindable ticket per
     /// message, on every run, until the right is given. Each create first
-    /// reads that ticket again: once its field is set (the fix its error
-    /// asks for), creates go on, in a long-lived process (a warm Lambda) too.
+    /// reads that ticket again: once its field is set by hand, or the ticket
+    /// is gone, creates go on, in a long-lived process (a warm Lambda) too.
+    /// The next ticket is read back again, so a right still missing stops
+    /// the process at one more unfindable ticket.
     async fn no_field_refused(&self) -> PortResult<()> {
         let refused = lock(&self.field_refused).clone();
         let Some((id, thread, why)) = refused else {
             return Ok(());
         };
-        if self.thread_field_set(&id, &thread).await? {
-            *lock(&self.field_refused) = None;
-            let _ = self.field_set.set(());
+        if self.thread_field_set(&id, &thread).await? != Some(false) {
+            // Only this refusal: another create may have made a newer one.
+            let mut now = lock(&self.field_refused);
+            if now.as_ref().is_some_and(|(held, ..)| *held == id) {
+                *now = None;
+            }
             return Ok(());
         }
         Err(permanent(

@@ -1035,6 +1035,35 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
     let code = grant.expect("still readable").totp_code.expect("a code");
     let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 130).unwrap();
     assert_eq!(code.expose(), aws_has.expose());
+    // A rootless one that failed where it deletes the root user's
+    // credentials (some may be gone): a take-over after it serves none.
+    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 140)
+        .await
+        .unwrap();
+    steps::register(&lifecycle, &request(Mode::Rootless), NOW + 150)
+        .await
+        .unwrap();
+    let mut deleting = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    deleting.phase = Phase::EmailConfirmed;
+    let expected = Some(deleting.version);
+    deleting.version += 1;
+    Rotations::put(&lifecycle, &deleting, expected)
+        .await
+        .unwrap();
+    steps::record_failure(&lifecycle, &account(), ("deletion failed", None), NOW + 160)
+        .await
+        .unwrap();
+    steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 170)
+        .await
+        .unwrap();
+    let refused = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 180).await;
+    assert!(
+        matches!(refused, Err(LifecycleError::Refused(_))),
+        "{refused:?}"
+    );
 
     // Failed before anything was vaulted: nothing to read.
     let early = Local::new();

@@ -86,6 +86,14 @@ fn ticket_7_with_thread(thread: &str) -> Reply {
     )
 }
 
+/// Ticket 7 as RT shows it with its thread field left empty.
+fn empty_ticket_7() -> Reply {
+    Reply::json(
+        200,
+        json!({"id": 7, "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
+    )
+}
+
 /// No ticket has the thread's key yet.
 /// RT where no ticket of the thread exists and a create makes ticket 7,
 /// which reads back as `read_back`; its note is transaction 41.
@@ -248,14 +256,11 @@ async fn a_create_after_the_writers_lookup_does_not_look_again() {
 /// ticket, on every run). Later creates are not read back.
 #[tokio::test]
 async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() {
-    let empty = Reply::json(
-        200,
-        json!({"id": 7, "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
-    );
+    let empty = empty_ticket_7();
     // Read back empty, read again empty before the next create, then set by
     // hand (the fix the error asks for).
     let fixed = ticket_7_with_thread("msg:budget-1@aws.example");
-    let read_back = in_turn([empty.clone(), empty, fixed]);
+    let read_back = in_turn([empty.clone(), empty, fixed.clone()]);
     let server = FakeHttp::recording(creates_ticket_7(read_back));
     let rt = sink(&server);
     let error = rt
@@ -277,11 +282,27 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
         1,
         "one unfindable ticket"
     );
-    // Once its field is set, the same process creates again.
+    // Once its field is set, the same process creates again, and reads the
+    // new ticket back (the right may still be missing).
     rt.create(&budget_alert())
         .await
         .expect("created once the field is set");
     assert_eq!(count(&server, "POST /REST/2.0/ticket"), 2);
+    assert_eq!(
+        count(&server, "GET /REST/2.0/ticket/7"),
+        4,
+        "read back again"
+    );
+    // The unfindable ticket deleted: creates go on too.
+    let read_back = in_turn([empty_ticket_7(), Reply::status(404), fixed.clone()]);
+    let server = FakeHttp::recording(creates_ticket_7(read_back));
+    let rt = sink(&server);
+    rt.create(&budget_alert())
+        .await
+        .expect_err("field left empty");
+    rt.create(&budget_alert())
+        .await
+        .expect("created once it is gone");
 
     let server = FakeHttp::recording(creates_ticket_7(ticket_7_with_thread(
         "msg:budget-1@aws.example",
