@@ -1549,6 +1549,11 @@ pub async fn delete_root_credentials<P: LifecyclePorts>(
             "account {account} is taken over vaulted: its root credentials stay"
         ));
     }
+    // From here a failure may leave some deleted: a take-over started over
+    // this one is no longer served the earlier take-over's credentials.
+    if rotation.earlier_credentials.take().is_some() {
+        save_marked(p, &mut rotation).await?;
+    }
     let deleted = p.root().delete_all(account).await?;
     let left = p.root().audit(account).await?;
     if !left.is_empty() {
@@ -1715,16 +1720,15 @@ pub(crate) fn credentials_held(rotation: &Rotation) -> Option<bool> {
     if rotation.credentials_deleted_at.is_some() {
         return None;
     }
-    // A rootless take-over vaults none: from EmailConfirmed on it deletes
-    // the root user's (a failure in that step may have deleted some);
-    // before, those of a take-over it started over are there.
+    // A rootless take-over vaults none: from Secured on it has deleted the
+    // root user's; before, those of a take-over it started over are there
+    // until its deletion starts (which drops them from the record).
     let vaulted = rotation.mode != Mode::Rootless;
     match credentials_phase(rotation)? {
         Phase::AwaitingEngineer => Some(true),
         // A release in progress: the account is still ours, and a console
         // release begins with the engineer signing in.
         Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => vaulted.then_some(false),
-        Phase::EmailConfirmed if !vaulted => None,
         Phase::Registered
         | Phase::AwaitingOtp
         | Phase::OtpReceived

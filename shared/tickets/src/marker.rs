@@ -87,10 +87,12 @@ impl MarkerKey {
         // hard links (FAT, some FUSE mounts) has it renamed in instead: the
         // state directory's lock admits one run at a time.
         let draft = dir.join(format!("{KEY_FILE}.{}.new", std::process::id()));
-        // Truncated, not refused, when there: a draft a crashed run with
-        // the same process id left (the lock admits one run at a time).
+        // A draft a crashed run with the same process id left goes first
+        // (the lock admits one run at a time); then a new file, never one
+        // through a link planted under the draft's name.
+        let _ = std::fs::remove_file(&draft);
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let written = options.open(&draft).and_then(|mut file| {

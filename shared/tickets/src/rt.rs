@@ -163,6 +163,9 @@ struct Record {
 struct TicketFields {
     #[serde(rename = "CustomFields", default)]
     custom_fields: Vec<FieldValues>,
+    /// RT keeps a deleted ticket readable, with this status.
+    #[serde(rename = "Status", default)]
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -285,7 +288,8 @@ impl Rt {
     }
 
     /// Whether ticket `id` holds `thread` in the thread field; `None` when
-    /// the ticket is gone (deleted, or moved where this user cannot see it).
+    /// the ticket is gone (deleted, which RT shows as its status, or
+    /// shredded).
     async fn thread_field_set(&self, id: &str, thread: &ThreadKey) -> PortResult<Option<bool>> {
         let what = "reading back a new ticket's thread field";
         let response = self
@@ -295,6 +299,9 @@ impl Rt {
             return Ok(None);
         }
         let fields: TicketFields = read_json(what, response).await?;
+        if fields.status.eq_ignore_ascii_case("deleted") {
+            return Ok(None);
+        }
         let field = &self.options.thread_field;
         Ok(Some(fields.custom_fields.iter().any(|f| {
             f.name.eq_ignore_ascii_case(field)

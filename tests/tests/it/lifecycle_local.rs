@@ -10,7 +10,7 @@ use rootmail_lifecycle::operator::OperatorRequest;
 use rootmail_lifecycle::steps::{self, AccessRequest, StepOutput, TakeOver};
 use rootmail_lifecycle::{
     AccountApi, AccountRegistry, AuditLog, LifecycleError, LifecyclePorts, LifecycleResult,
-    MemberState, Mode, Phase, RootAccess, Rotations, Vault, VaultItem,
+    MemberState, Mode, Phase, RootAccess, RootCredentialReport, Rotations, Vault, VaultItem,
 };
 use rootmail_local::LocalStore;
 use rootmail_local::console::{ConsoleShows, ConsoleStep};
@@ -1035,35 +1035,42 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
     let code = grant.expect("still readable").totp_code.expect("a code");
     let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 130).unwrap();
     assert_eq!(code.expose(), aws_has.expose());
-    // A rootless one that failed where it deletes the root user's
-    // credentials (some may be gone): a take-over after it serves none.
-    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 140)
-        .await
-        .unwrap();
-    steps::register(&lifecycle, &request(Mode::Rootless), NOW + 150)
-        .await
-        .unwrap();
-    let mut deleting = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    deleting.phase = Phase::EmailConfirmed;
-    let expected = Some(deleting.version);
-    deleting.version += 1;
-    Rotations::put(&lifecycle, &deleting, expected)
-        .await
-        .unwrap();
-    steps::record_failure(&lifecycle, &account(), ("deletion failed", None), NOW + 160)
-        .await
-        .unwrap();
-    steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 170)
-        .await
-        .unwrap();
-    let refused = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 180).await;
-    assert!(
-        matches!(refused, Err(LifecycleError::Refused(_))),
-        "{refused:?}"
-    );
+    // A rootless one that failed before its deletion started still passes
+    // them on; one whose deletion failed partway, or ran, passes on none.
+    for deletes in [None, Some(false), Some(true)] {
+        steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 140)
+            .await
+            .unwrap();
+        steps::register(&lifecycle, &request(Mode::Rootless), NOW + 150)
+            .await
+            .unwrap();
+        let mut confirmed = Rotations::get(&lifecycle, &account())
+            .await
+            .unwrap()
+            .unwrap();
+        confirmed.phase = Phase::EmailConfirmed;
+        let expected = Some(confirmed.version);
+        confirmed.version += 1;
+        Rotations::put(&lifecycle, &confirmed, expected)
+            .await
+            .unwrap();
+        if let Some(completes) = deletes {
+            let root = DeletionFails {
+                inner: local.lifecycle(),
+                fails: !completes,
+            };
+            let deleted = steps::delete_root_credentials(&root, &account(), NOW + 155).await;
+            assert_eq!(deleted.is_ok(), completes, "{deleted:?}");
+        }
+        steps::record_failure(&lifecycle, &account(), ("failed", None), NOW + 160)
+            .await
+            .unwrap();
+        steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 170)
+            .await
+            .unwrap();
+        let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 180).await;
+        assert_eq!(grant.is_ok(), deletes.is_none(), "{deletes:?}: {grant:?}");
+    }
 
     // Failed before anything was vaulted: nothing to read.
     let early = Local::new();
@@ -1181,6 +1188,54 @@ async fn break_glass_reads_the_credentials_aws_holds_after_a_lost_save_or_a_clos
         .expect("the failed take-over's pending password");
     assert!(grant.pending && grant.totp_code.is_none(), "still gone");
 }
+
+/// The local lifecycle whose deletion of the root user's credentials fails
+/// partway (`fails`: after the password went, say, AssumeRoot's session
+/// expired).
+struct DeletionFails<'a> {
+    inner: LocalLifecycle<'a>,
+    fails: bool,
+}
+
+impl RootAccess for DeletionFails<'_> {
+    async fn audit(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
+        RootAccess::audit(&self.inner, account).await
+    }
+
+    async fn delete_all(&self, account: &AccountId) -> LifecycleResult<RootCredentialReport> {
+        let deleted = RootAccess::delete_all(&self.inner, account).await?;
+        match self.fails {
+            true => Err(LifecycleError::Port(
+                rootmail_pipeline::PortError::transient("root", "the root session expired"),
+            )),
+            false => Ok(deleted),
+        }
+    }
+
+    async fn allow_password_recovery(&self, account: &AccountId) -> LifecycleResult<()> {
+        RootAccess::allow_password_recovery(&self.inner, account).await
+    }
+
+    async fn summary(
+        &self,
+        account: &AccountId,
+    ) -> LifecycleResult<Option<rootmail_lifecycle::RootSummary>> {
+        RootAccess::summary(&self.inner, account).await
+    }
+}
+
+lifecycle_ports!(
+    DeletionFails<'a>,
+    inner,
+    Api api: local,
+    Root root: own,
+    Vault vault: local,
+    Rotations rotations: local,
+    Audit audit: local,
+    Registry registry: local,
+    Tokens tokens: local,
+    Notices notices: local,
+);
 
 /// Once AWS confirmed the enrolled MFA device active, a second key (run by
 /// mistake) would replace the seed of the device AWS has, and break-glass

@@ -293,16 +293,23 @@ async fn a_ticket_created_without_its_thread_field_is_a_clear_permanent_error() 
         4,
         "read back again"
     );
-    // The unfindable ticket deleted: creates go on too.
-    let read_back = in_turn([empty_ticket_7(), Reply::status(404), fixed.clone()]);
-    let server = FakeHttp::recording(creates_ticket_7(read_back));
-    let rt = sink(&server);
-    rt.create(&budget_alert())
-        .await
-        .expect_err("field left empty");
-    rt.create(&budget_alert())
-        .await
-        .expect("created once it is gone");
+    // The unfindable ticket deleted (RT shows its status), or shredded
+    // (404): creates go on too.
+    let deleted = Reply::json(
+        200,
+        json!({"id": 7, "Status": "deleted", "CustomFields": [{"id": "2", "name": FIELD, "values": []}]}),
+    );
+    for gone in [deleted, Reply::status(404)] {
+        let read_back = in_turn([empty_ticket_7(), gone, fixed.clone()]);
+        let server = FakeHttp::recording(creates_ticket_7(read_back));
+        let rt = sink(&server);
+        rt.create(&budget_alert())
+            .await
+            .expect_err("field left empty");
+        rt.create(&budget_alert())
+            .await
+            .expect("created once it is gone");
+    }
 
     let server = FakeHttp::recording(creates_ticket_7(ticket_7_with_thread(
         "msg:budget-1@aws.example",
