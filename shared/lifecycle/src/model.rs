@@ -137,6 +137,19 @@ impl Phase {
         )
     }
 
+    /// A take-over's phases before it vaults credentials of its own: what
+    /// the vault holds then is a take-over's it started over, if any.
+    pub fn before_vault(self) -> bool {
+        matches!(
+            self,
+            Self::Registered
+                | Self::AwaitingOtp
+                | Self::OtpReceived
+                | Self::EmailAccepted
+                | Self::EmailConfirmed
+        )
+    }
+
     /// Before the code went to AWS: a failure here left the root email as it
     /// was. From `OtpReceived` on it may not have in `mode` Vaulted or
     /// Rootless: the accept step gives AWS the code there, and AWS may have

@@ -1729,12 +1729,8 @@ pub(crate) fn credentials_held(rotation: &Rotation) -> Option<bool> {
         // A release in progress: the account is still ours, and a console
         // release begins with the engineer signing in.
         Phase::Secured | Phase::Active | Phase::AwaitingCustomerOtp => vaulted.then_some(false),
-        Phase::Registered
-        | Phase::AwaitingOtp
-        | Phase::OtpReceived
-        | Phase::EmailAccepted
-        | Phase::EmailConfirmed => rotation.earlier_credentials,
-        Phase::Released | Phase::Closed | Phase::Failed => None,
+        phase if phase.before_vault() => rotation.earlier_credentials,
+        _ => None,
     }
 }
 
@@ -1832,13 +1828,7 @@ fn seed_usable(rotation: &Rotation) -> bool {
         Some(Phase::AwaitingEngineer) => {
             rotation.mode != Mode::Vaulted || rotation.mfa_enrolled_at.is_some()
         }
-        Some(
-            Phase::Registered
-            | Phase::AwaitingOtp
-            | Phase::OtpReceived
-            | Phase::EmailAccepted
-            | Phase::EmailConfirmed,
-        ) => !rotation.earlier_seed_gone,
+        Some(phase) if phase.before_vault() => !rotation.earlier_seed_gone,
         _ => true,
     }
 }

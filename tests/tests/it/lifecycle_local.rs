@@ -266,6 +266,19 @@ impl Local {
         local
     }
 
+    /// A vaulted take-over whose wait timed out after the engineer set the
+    /// password and MFA in the console; the seed AWS has.
+    async fn failed_while_the_engineer_worked() -> (Self, SecretValue) {
+        let local = Self::new();
+        local.take_over(Mode::Vaulted).await.unwrap();
+        let key = local.engineer_console_steps(NOW).await;
+        let timed_out = ("the engineer's task timed out", None);
+        steps::record_failure(&local.lifecycle(), &account(), timed_out, NOW + 60)
+            .await
+            .unwrap();
+        (local, key)
+    }
+
     async fn phase(&self) -> Option<Phase> {
         Rotations::get(&self.lifecycle(), &account())
             .await
@@ -987,17 +1000,12 @@ async fn release_needs_the_customers_code_and_closure_keeps_the_vault() {
 /// console (the wait timed out before `rotation complete`) leaves them the
 /// only way in: AWS has our MFA device, whose seed only the vault holds.
 /// Break-glass access reads them, audited and labelled; a take-over that
-/// failed before the vault, or an account released and then closed, has
-/// none.
+/// failed before the vault has none.
 #[tokio::test]
 async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_readable() {
-    let local = Local::new();
-    local.take_over(Mode::Vaulted).await.unwrap();
-    let key = local.engineer_console_steps(NOW).await;
+    let (local, key) = Local::failed_while_the_engineer_worked().await;
     let lifecycle = local.lifecycle();
-    let timed_out = ("the engineer's task timed out", None);
-    let failed = steps::record_failure(&lifecycle, &account(), timed_out, NOW + 60).await;
-    assert_eq!(failed.unwrap().phase, Phase::Failed);
+    assert_eq!(local.phase().await, Some(Phase::Failed));
     let said = AuditLog::entries(&lifecycle, &account()).await.unwrap();
     let told = &said.last().unwrap().detail;
     assert!(told.contains("root credentials stay readable"), "{told}");
@@ -1020,17 +1028,38 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
         "{}",
         row.detail
     );
+
+    // Failed before anything was vaulted: nothing to read.
+    let early = Local::new();
+    let lifecycle = early.lifecycle();
+    steps::register(&lifecycle, &request(Mode::Vaulted), NOW)
+        .await
+        .unwrap();
+    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 5)
+        .await
+        .unwrap();
+    let refused = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 9).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("no usable root credentials (failed)")),
+        "{refused:?}"
+    );
+}
+
+/// A rootless take-over vaults nothing, but one started over a take-over
+/// that failed with credentials set passes them on to the next until its
+/// deletion of the root user's credentials starts: one that failed before
+/// passes them on; one whose deletion failed partway, or ran, passes on
+/// none.
+#[tokio::test]
+async fn a_rootless_take_over_passes_on_credentials_until_its_deletion_starts() {
+    let (local, key) = Local::failed_while_the_engineer_worked().await;
+    let lifecycle = local.lifecycle();
     // A rootless take-over started over it, failed before it deleted
     // anything, then a vaulted one: that one still serves them.
     steps::register(&lifecycle, &request(Mode::Rootless), NOW + 100)
         .await
         .unwrap();
-    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 110)
-        .await
-        .unwrap();
-    steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 120)
-        .await
-        .unwrap();
+    fails_and_starts_again(&lifecycle, "gave up", Mode::Vaulted, NOW + 110).await;
     let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 130).await;
     let code = grant.expect("still readable").totp_code.expect("a code");
     let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 130).unwrap();
@@ -1038,12 +1067,7 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
     // A rootless one that failed before its deletion started still passes
     // them on; one whose deletion failed partway, or ran, passes on none.
     for deletes in [None, Some(false), Some(true)] {
-        steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 140)
-            .await
-            .unwrap();
-        steps::register(&lifecycle, &request(Mode::Rootless), NOW + 150)
-            .await
-            .unwrap();
+        fails_and_starts_again(&lifecycle, "gave up", Mode::Rootless, NOW + 140).await;
         let mut confirmed = Rotations::get(&lifecycle, &account())
             .await
             .unwrap()
@@ -1062,30 +1086,10 @@ async fn a_take_over_failed_while_the_engineer_worked_keeps_its_credentials_read
             let deleted = steps::delete_root_credentials(&root, &account(), NOW + 155).await;
             assert_eq!(deleted.is_ok(), completes, "{deleted:?}");
         }
-        steps::record_failure(&lifecycle, &account(), ("failed", None), NOW + 160)
-            .await
-            .unwrap();
-        steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 170)
-            .await
-            .unwrap();
+        fails_and_starts_again(&lifecycle, "failed", Mode::Vaulted, NOW + 160).await;
         let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 180).await;
         assert_eq!(grant.is_ok(), deletes.is_none(), "{deletes:?}: {grant:?}");
     }
-
-    // Failed before anything was vaulted: nothing to read.
-    let early = Local::new();
-    let lifecycle = early.lifecycle();
-    steps::register(&lifecycle, &request(Mode::Vaulted), NOW)
-        .await
-        .unwrap();
-    steps::record_failure(&lifecycle, &account(), ("gave up", None), NOW + 5)
-        .await
-        .unwrap();
-    let refused = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 9).await;
-    assert!(
-        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("no usable root credentials (failed)")),
-        "{refused:?}"
-    );
 }
 
 /// A payer's take-over started again over one that failed while the
@@ -1160,13 +1164,8 @@ async fn break_glass_reads_the_credentials_aws_holds_after_a_lost_save_or_a_clos
     let aws_has = rootmail_lifecycle::credentials::totp_code(&key, NOW + 90).unwrap();
     assert_eq!(grant.totp_code.unwrap().expose(), aws_has.expose());
 
-    let member = Local::new();
-    member.take_over(Mode::Vaulted).await.unwrap();
-    member.engineer_console_steps(NOW).await;
+    let (member, _) = Local::failed_while_the_engineer_worked().await;
     let lifecycle = member.lifecycle();
-    steps::record_failure(&lifecycle, &account(), timed_out, NOW + 60)
-        .await
-        .unwrap();
     let again = member.take_over(Mode::Vaulted).await.unwrap();
     assert_eq!(again.last(), Some(&Phase::AwaitingEngineer));
     let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 90)
@@ -1177,12 +1176,7 @@ async fn break_glass_reads_the_credentials_aws_holds_after_a_lost_save_or_a_clos
         "the device is gone"
     );
     // Failed in its turn and started again: still no device to show a code for.
-    steps::record_failure(&lifecycle, &account(), timed_out, NOW + 100)
-        .await
-        .unwrap();
-    steps::register(&lifecycle, &request(Mode::Vaulted), NOW + 110)
-        .await
-        .unwrap();
+    fails_and_starts_again(&lifecycle, "timed out", Mode::Vaulted, NOW + 100).await;
     let grant = steps::access(&lifecycle, &releasing(&account(), "bob"), NOW + 120)
         .await
         .expect("the failed take-over's pending password");
@@ -1699,7 +1693,7 @@ struct ReleaseInterrupted<'a> {
     release_during_notice: bool,
     close_after_read: std::sync::atomic::AtomicBool,
     /// What carol's closure or release answered.
-    closure: std::sync::Mutex<Option<String>>,
+    carol_said: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> ReleaseInterrupted<'a> {
@@ -1709,13 +1703,22 @@ impl<'a> ReleaseInterrupted<'a> {
             close_during_notice: false,
             release_during_notice: false,
             close_after_read: false.into(),
-            closure: Default::default(),
+            carol_said: Default::default(),
         }
+    }
+
+    /// Bob's release to the customer's owner@initech.example, interrupted
+    /// as set, and what carol was answered meanwhile (`None`: not asked).
+    async fn bob_releases(&self) -> (LifecycleResult<StepOutput>, Option<String>) {
+        let customer = EmailAddress::parse("owner@initech.example").unwrap();
+        let bob = releasing(&account(), "bob");
+        let started = steps::start_release(self, &bob, &customer, NOW + 5).await;
+        (started, self.carol_said.lock().unwrap().take())
     }
 
     async fn carol_closes(&self) {
         let closed = close(&self.inner, ("carol", "customer left", None), NOW + 5).await;
-        *self.closure.lock().unwrap() = Some(format!("{:?}", closed.map(|o| o.phase)));
+        *self.carol_said.lock().unwrap() = Some(format!("{:?}", closed.map(|o| o.phase)));
     }
 
     /// Carol releases the account to another of the customer's addresses.
@@ -1723,7 +1726,7 @@ impl<'a> ReleaseInterrupted<'a> {
         let to = EmailAddress::parse("it@initech.example").unwrap();
         let carol = releasing(&account(), "carol");
         let started = steps::start_release(&self.inner, &carol, &to, NOW + 5).await;
-        *self.closure.lock().unwrap() = Some(format!("{:?}", started.map(|o| o.phase)));
+        *self.carol_said.lock().unwrap() = Some(format!("{:?}", started.map(|o| o.phase)));
     }
 }
 
@@ -1792,18 +1795,16 @@ lifecycle_ports!(
 #[tokio::test]
 async fn a_closure_while_a_release_starts_waits_for_it() {
     let local = Local::active_vaulted().await;
-    let customer = EmailAddress::parse("owner@initech.example").unwrap();
-    let bob = releasing(&account(), "bob");
     let noticed = ReleaseInterrupted {
         close_during_notice: true,
         ..ReleaseInterrupted::new(&local)
     };
-    let started = steps::start_release(&noticed, &bob, &customer, NOW + 5).await;
+    let (started, closure) = noticed.bob_releases().await;
     assert_eq!(
         started.map(|o| o.phase).ok(),
         Some(Phase::AwaitingCustomerOtp)
     );
-    let closure = noticed.closure.lock().unwrap().take().unwrap();
+    let closure = closure.unwrap();
     assert!(
         closure.contains("NotYet") && closure.contains("release"),
         "{closure}"
@@ -1845,12 +1846,12 @@ async fn a_second_release_while_one_starts_waits_for_it() {
         release_during_notice: true,
         ..ReleaseInterrupted::new(&local)
     };
-    let started = steps::start_release(&noticed, &bob, &customer, NOW + 5).await;
+    let (started, carol) = noticed.bob_releases().await;
     assert_eq!(
         started.map(|o| o.phase).ok(),
         Some(Phase::AwaitingCustomerOtp)
     );
-    let carol = noticed.closure.lock().unwrap().take().unwrap();
+    let carol = carol.unwrap();
     assert!(carol.contains("NotYet") && carol.contains("bob"), "{carol}");
     let lifecycle = local.lifecycle();
     let record = Rotations::get(&lifecycle, &account()).await.unwrap();
@@ -1925,17 +1926,14 @@ async fn a_release_aws_may_have_taken_keeps_its_claim() {
 /// release's claim fail: nothing is mailed, AWS is not asked.
 #[tokio::test]
 async fn a_release_that_read_the_record_before_a_closure_mails_nothing() {
-    let customer = EmailAddress::parse("owner@initech.example").unwrap();
-    let bob = releasing(&account(), "bob");
     let local = Local::active_vaulted().await;
     let read_first = ReleaseInterrupted {
         close_after_read: true.into(),
         ..ReleaseInterrupted::new(&local)
     };
-    let stale = steps::start_release(&read_first, &bob, &customer, NOW + 5).await;
+    let (stale, closure) = read_first.bob_releases().await;
     assert!(stale.is_err(), "{stale:?}");
-    let closure = read_first.closure.lock().unwrap().take().unwrap();
-    assert_eq!(closure, "Ok(Closed)");
+    assert_eq!(closure.as_deref(), Some("Ok(Closed)"));
     assert!(!local.actions().await.iter().any(|a| a == "release started"));
     let mailed = notices(&local);
     assert!(
@@ -3736,6 +3734,17 @@ async fn a_failure_with_the_code_in_the_vault_says_what_is_known_of_the_email() 
         let said = local.actions().await;
         assert!(said.iter().any(|a| a == "take-over failed"), "{said:?}");
     }
+}
+
+/// The account's take-over fails (`why`), and one of `mode` starts over it
+/// ten seconds later.
+async fn fails_and_starts_again(lifecycle: &LocalLifecycle<'_>, why: &str, mode: Mode, at: u64) {
+    steps::record_failure(lifecycle, &account(), (why, None), at)
+        .await
+        .unwrap();
+    steps::register(lifecycle, &request(mode), at + 10)
+        .await
+        .unwrap();
 }
 
 /// How many code mails the simulated AWS has sent (one per request).
