@@ -315,7 +315,7 @@ fn accepted_closure(account: &AccountId, state: Option<MemberState>) -> Lifecycl
             return Err(LifecycleError::NotYet(format!(
                 "AWS Organizations accepted the closure of account {account} but shows it \
                  {state} still: run close again in a few minutes (the close state machine retries \
-                 for half an hour), and rootmail records it once AWS shows it closing"
+                 for about four hours), and rootmail records it once AWS shows it closing"
             )));
         }
     };

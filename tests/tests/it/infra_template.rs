@@ -782,20 +782,47 @@ fn the_ticketing_api_is_https_and_the_writer_has_a_marker_key() {
 /// whole wait (Step Functions' `MaxDelaySeconds`).
 #[test]
 fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
+    let (hours, max_delay) = not_yet_wait("take-over", "ConfirmEmailUpdate");
+    assert!((4.0..=6.0).contains(&hours), "waits {hours:.2} h");
+    assert!(max_delay <= 1800.0, "polls at least every 30 minutes");
+}
+
+/// AWS documents that a closure takes "a few minutes" to show
+/// (Organizations API reference, `CloseAccount`), and a release's claim can
+/// hold the step back 15 minutes: both close steps retry `NotYet` for hours,
+/// polling at least every 15 minutes, where they once gave up after half an
+/// hour and failed an execution whose closure AWS then made.
+#[test]
+fn the_close_waits_hours_for_aws_to_show_the_closure() {
+    for step in ["Close", "CloseAsAttested"] {
+        let (hours, max_delay) = not_yet_wait("close", step);
+        assert!((3.0..=6.0).contains(&hours), "{step} waits {hours:.2} h");
+        assert!(max_delay <= 900.0, "{step} polls at least every 15 minutes");
+    }
+}
+
+/// How long a state machine's step retries `NotYet` in all, in hours, and
+/// the longest delay between two tries, in seconds.
+fn not_yet_wait(machine: &str, step: &str) -> (f64, f64) {
     let asl: serde_json::Value = serde_json::from_str(
         &fs::read_to_string(
-            rootmail_tests::workspace_root().join("infra/statemachines/take-over.asl.json"),
+            rootmail_tests::workspace_root()
+                .join(format!("infra/statemachines/{machine}.asl.json")),
         )
         .unwrap(),
     )
     .unwrap();
-    let retry = asl["States"]["ConfirmEmailUpdate"]["Retry"]
+    let retry = asl["States"][step]["Retry"]
         .as_array()
-        .unwrap()
+        .unwrap_or_else(|| panic!("{machine}/{step} retries"))
         .iter()
         .find(|r| r["ErrorEquals"] == serde_json::json!(["NotYet"]))
-        .expect("a NotYet retry");
-    let number = |name: &str| retry[name].as_f64().unwrap_or_else(|| panic!("{name}"));
+        .unwrap_or_else(|| panic!("{machine}/{step}: a NotYet retry"));
+    let number = |name: &str| {
+        retry[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{machine}/{step}: {name}"))
+    };
     let (interval, rate, max_delay, attempts) = (
         number("IntervalSeconds"),
         number("BackoffRate"),
@@ -805,9 +832,7 @@ fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
     let waited: f64 = (0..attempts)
         .map(|n| (interval * rate.powi(n)).min(max_delay))
         .sum();
-    let hours = waited / 3600.0;
-    assert!((4.0..=6.0).contains(&hours), "waits {hours:.2} h");
-    assert!(max_delay <= 1800.0, "polls at least every 30 minutes");
+    (waited / 3600.0, max_delay)
 }
 
 /// The take-over's execution names itself to the step that registers it
