@@ -29,7 +29,8 @@ struct Cli {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
-    /// One JSON object per message, one per line.
+    /// JSON: for `triage`, one object per message, one per line; for
+    /// `status`, one report.
     Json,
     /// A table for people.
     Table,

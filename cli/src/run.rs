@@ -23,7 +23,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// Tickets as files under --state (`rootmail tickets` reads them).
+    /// Tickets as rows in --state's `rootmail.sqlite3` (`rootmail tickets`
+    /// reads them).
     Local,
     Zendesk,
     Jira,
