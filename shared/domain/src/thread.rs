@@ -27,15 +27,19 @@ impl KnownThreads for std::collections::HashMap<String, ThreadKey> {
     }
 }
 
-/// `[CASE 123...]`, and AWS's newer "... Support case: 123..." subjects.
+/// A support case's subject as AWS Support writes it: `[CASE 123...]` at the
+/// start, after any reply prefixes (`RE:`, `AW:`), or "Amazon Web Services:
+/// ... Support case: 123..." whole. Only there: other AWS mail carries text
+/// its sender chose (a budget's name, an alarm's, an invitation's note),
+/// and a case number written in it would join that case's thread.
 static CASE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&crate::evidence::ascii_word_boundaries(
-        r"(?i)\[case\s+(\d{10,16})\]|\bcase\s*[:#]?\s*(\d{10,16})\b",
-    ))
+    Regex::new(
+        r"(?i)^\s*(?:[^\s:\[\]]{1,8}\s*:\s*)*\[case\s+(\d{10,16})\]|^\s*amazon web services:[^:]*\bsupport case:\s*(\d{10,16})\s*$",
+    )
     .expect("static regex")
 });
 
-/// The support case a subject names.
+/// The support case a subject names, in AWS Support's own forms.
 pub fn case_id(subject: &str) -> Option<CaseId> {
     CASE.captures(subject)
         .and_then(|c| c.get(1).or_else(|| c.get(2)))
@@ -337,6 +341,43 @@ mod tests {
             ..reply
         };
         assert_eq!(thread_key(&aws_reply, &Store).as_str(), "msg:colleague@x");
+    }
+
+    #[test]
+    fn a_case_is_read_from_aws_support_s_subject_forms_only() {
+        let case = |subject: &str| case_id(subject).map(|c| c.as_str().to_string());
+        for (subject, id) in [
+            ("[CASE 1718205593] Production system down", "1718205593"),
+            (
+                "RE:[CASE 5301924866] Your AWS account is compromised",
+                "5301924866",
+            ),
+            (
+                "RE: [Case 177821827800850] New correspondence added",
+                "177821827800850",
+            ),
+            ("AW: Re: [Case 172994580100613] S3", "172994580100613"),
+            (
+                "Amazon Web Services: New Support case: 4838201957",
+                "4838201957",
+            ),
+            (
+                "Amazon Web Services: You have opened a new Support case: 177666106600814",
+                "177666106600814",
+            ),
+        ] {
+            assert_eq!(case(subject).as_deref(), Some(id), "{subject}");
+        }
+        // A case number in text another sender chose: a budget's name, an
+        // alarm's, a subject that only mentions one.
+        for subject in [
+            "AWS Budgets: Case 177821827800850 for account 111122223333 has exceeded your alert threshold",
+            "ALARM: \"[CASE 177821827800850]\" in US East (N. Virginia)",
+            "Your AWS Support case 177821827800850 is waiting for your reply",
+            "Amazon Web Services: Support case: 177821827800850 and more",
+        ] {
+            assert_eq!(case(subject), None, "{subject}");
+        }
     }
 
     #[test]
