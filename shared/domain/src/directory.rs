@@ -167,7 +167,11 @@ pub fn candidates(mail: &ParsedMail, envelope: &[EmailAddress]) -> Candidates {
 
 /// Envelope recipient first (authoritative), then To/Cc, then an id in the
 /// mail, the last only when `trust_ids_in_text` (authenticated AWS mail: anyone
-/// else can write any account id into a mail).
+/// else can write any account id into a mail) and the mail names no other
+/// account. AWS's own mail carries text its sender chose (a budget's name, a
+/// topic's, an invitation's note), and AWS names that sender's account
+/// beside it (`AWS Account N`, a topic's ARN, the inviting account): a
+/// victim's id written into such text must not pick the victim's account.
 pub fn resolve(
     mail: &ParsedMail,
     envelope: &[EmailAddress],
@@ -175,10 +179,9 @@ pub fn resolve(
     trust_ids_in_text: bool,
 ) -> Resolution {
     let mentioned = mail.mentioned_account_ids().to_vec();
-    let ids = if trust_ids_in_text {
-        mentioned.as_slice()
-    } else {
-        &[]
+    let ids = match (trust_ids_in_text, mentioned.as_slice()) {
+        (true, [only]) => std::slice::from_ref(only),
+        _ => &[],
     };
     let (account, matched_by) = match find_account(mail, envelope, directory, ids) {
         Some((account, how)) => (Some(account), Some(how)),
@@ -265,6 +268,12 @@ fn no_account_found(
         warnings.push(format!(
             "the mail mentions account {id}, but it is not from an authenticated AWS sender: an id in its text does not decide the account"
         ));
+    } else if trust_ids_in_text && mentioned.len() > 1 {
+        let ids: Vec<&str> = mentioned.iter().map(AccountId::as_str).collect();
+        warnings.push(format!(
+            "the mail mentions several accounts ({}): an id in its text decides the account only when it names no other",
+            ids.join(", ")
+        ));
     }
     warnings
 }
@@ -321,6 +330,51 @@ mod tests {
             status,
             payer: None,
         }
+    }
+
+    /// Genuine AWS mail to an address not in the directory, whose sender
+    /// wrote a customer's id into text AWS mails on (a budget's name): AWS
+    /// names the sender's own account too, and neither id decides.
+    #[test]
+    fn an_id_in_aws_mail_decides_the_account_only_when_it_is_the_only_one() {
+        let dir = InMemoryDirectory::new([account(
+            "root+v@x.com",
+            "222233334444",
+            AccountStatus::Active,
+        )])
+        .unwrap();
+        let mail_naming = |ids: &str| {
+            let raw = format!(
+                "From: budgets@costalerts.amazonaws.com\r\nTo: root+zz@x.com\r\n\
+                 Subject: AWS Budgets: Account 222233334444 will be suspended\r\n\r\n{ids}\r\n"
+            );
+            crate::mail::parse(raw.as_bytes()).unwrap()
+        };
+        let envelope = [EmailAddress::parse("root+zz@x.com").unwrap()];
+
+        let alone = resolve(
+            &mail_naming("AWS Account 222233334444"),
+            &envelope,
+            &dir,
+            true,
+        );
+        assert_eq!(alone.matched_by, Some(MatchedBy::AccountIdInMail));
+
+        let beside_another = resolve(
+            &mail_naming("AWS Account 999988887777"),
+            &envelope,
+            &dir,
+            true,
+        );
+        assert_eq!(beside_another.account, None);
+        assert!(
+            beside_another
+                .warnings
+                .iter()
+                .any(|w| w.contains("several accounts (222233334444, 999988887777)")),
+            "{:?}",
+            beside_another.warnings
+        );
     }
 
     #[test]
