@@ -864,16 +864,19 @@ fn the_take_over_s_failure_step_knows_which_execution_it_is() {
 /// Functions' guide lists for a Lambda invocation that failed in the
 /// service, not the function (`Lambda.ServiceException`,
 /// `Lambda.AWSLambdaException`, `Lambda.SdkClientException`,
-/// `Lambda.TooManyRequestsException`), and `Transient`. The two steps that
+/// `Lambda.ClientExecutionTimeoutException`, which AWS's guide lists among
+/// Lambda's transient errors, `Lambda.TooManyRequestsException`), and
+/// `Transient`. The two steps that
 /// wait for a task token once left two out, because running them again
 /// after they saved was refused; they now take the new attempt's token.
 #[test]
 fn every_lambda_step_retries_lambdas_own_failures() {
-    const LAMBDA_ERRORS: [&str; 5] = [
+    const LAMBDA_ERRORS: [&str; 6] = [
         "Transient",
         "Lambda.ServiceException",
         "Lambda.AWSLambdaException",
         "Lambda.SdkClientException",
+        "Lambda.ClientExecutionTimeoutException",
         "Lambda.TooManyRequestsException",
     ];
     for machine in ["take-over", "release", "close"] {
