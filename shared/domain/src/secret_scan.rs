@@ -844,27 +844,101 @@ impl Redactor {
     }
 
     pub fn redact(&self, text: &str) -> String {
+        self.redact_keeping(text, &[])
+    }
+
+    /// As [`Redactor::redact`], but an occurrence lying wholly inside one of
+    /// `kept` stays: strings rootmail writes itself from the directory (the
+    /// account's id, customer and address). A sender may declare any text a
+    /// secret ("password: 222233334444"), and a real six-digit code can be
+    /// part of an account id; either blanked the ticket's headline. A secret
+    /// that only overlaps a kept string (a reset link naming the root
+    /// address) is still replaced whole.
+    pub fn redact_keeping(&self, text: &str, kept: &[&str]) -> String {
+        if matches!(self.needles, Needles::None) {
+            return text.to_string();
+        }
+        let mut within = KeptSpans::of(text, kept);
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        self.each_match(text, |start, end, which| {
+            if !within.covers(start, end) {
+                // Values are whole UTF-8 strings, so matches fall on char boundaries.
+                out.push_str(&text[at..start]);
+                out.push_str(&self.placeholders[which]);
+                at = end;
+            }
+        });
+        out.push_str(&text[at..]);
+        out
+    }
+
+    /// Every leftmost-longest occurrence of a value, in order: its start,
+    /// end and value index.
+    fn each_match(&self, text: &str, found: impl FnMut(usize, usize, usize)) {
         match &self.needles {
-            Needles::None => text.to_string(),
-            Needles::Few(finders) => replace_few(text, finders, &self.placeholders),
-            Needles::Many(matcher) => matcher.replace_all(text, &self.placeholders),
+            Needles::None => {}
+            Needles::Few(finders) => each_match_of_few(text, finders, found),
+            Needles::Many(matcher) => {
+                let mut found = found;
+                for m in matcher.find_iter(text) {
+                    found(m.start(), m.end(), m.pattern().as_usize());
+                }
+            }
         }
     }
 }
 
-/// Leftmost-longest replacement as Aho-Corasick's: the match that starts
+/// Where kept strings occur in a text, for matches asked about in order of
+/// their start: one pass over the spans in all (linear).
+struct KeptSpans {
+    /// (start, end), by start.
+    spans: Vec<(usize, usize)>,
+    next: usize,
+    /// The furthest end among the spans that start at or before the last
+    /// match asked about.
+    reach: usize,
+}
+
+impl KeptSpans {
+    fn of(text: &str, kept: &[&str]) -> Self {
+        let mut spans: Vec<(usize, usize)> = kept
+            .iter()
+            .filter(|k| !k.is_empty())
+            .flat_map(|k| {
+                memchr::memmem::find_iter(text.as_bytes(), k.as_bytes()).map(|s| (s, s + k.len()))
+            })
+            .collect();
+        spans.sort_unstable();
+        Self {
+            spans,
+            next: 0,
+            reach: 0,
+        }
+    }
+
+    /// Whether [start, end) lies inside one span. Starts come in increasing order.
+    fn covers(&mut self, start: usize, end: usize) -> bool {
+        while let Some(&(_, e)) = self.spans.get(self.next).filter(|(s, _)| *s <= start) {
+            self.reach = self.reach.max(e);
+            self.next += 1;
+        }
+        self.reach >= end
+    }
+}
+
+/// Leftmost-longest matches as Aho-Corasick's: the match that starts
 /// first (the longest of those, then the first value given), then on after
 /// its end. Each value's next occurrence is kept and searched again only once
-/// the replacement has passed it, so no part of the text is searched twice
+/// the matches have passed it, so no part of the text is searched twice
 /// for the same value: linear in the text.
-fn replace_few(
+fn each_match_of_few(
     text: &str,
     finders: &[memchr::memmem::Finder<'static>],
-    placeholders: &[String],
-) -> String {
+    mut found: impl FnMut(usize, usize, usize),
+) {
     let bytes = text.as_bytes();
     let mut next: Vec<Option<usize>> = finders.iter().map(|f| f.find(bytes)).collect();
-    let mut out = String::with_capacity(text.len());
     let mut at = 0;
     loop {
         for (finder, next) in finders.iter().zip(next.iter_mut()) {
@@ -882,13 +956,9 @@ fn replace_few(
         let Some((start, std::cmp::Reverse(len), i)) = first else {
             break;
         };
-        // Values are whole UTF-8 strings, so their matches fall on char boundaries.
-        out.push_str(&text[at..start]);
-        out.push_str(&placeholders[i]);
+        found(start, start + len, i);
         at = start + len;
     }
-    out.push_str(&text[at..]);
-    out
 }
 
 #[cfg(test)]
@@ -1283,7 +1353,7 @@ mod tests {
     /// The few-values path replaces exactly as Aho-Corasick's leftmost-longest
     /// does, on random texts and overlapping, nested and repeated values.
     #[test]
-    fn few_values_are_replaced_as_aho_corasick_replaces_them() {
+    fn few_values_are_matched_as_aho_corasick_matches_them() {
         let mut next = crate::generator(0x2545_f491_4f6c_dd1d_u64);
         let word = |next: &mut dyn FnMut(usize) -> usize, len: usize| -> String {
             (0..len).map(|_| ['a', 'b', 'é', '&'][next(4)]).collect()
@@ -1297,7 +1367,6 @@ mod tests {
                 .collect();
             let text_len = next(40);
             let text = word(&mut next, text_len);
-            let placeholders: Vec<String> = (0..values.len()).map(|i| format!("<{i}>")).collect();
             let finders: Vec<_> = values
                 .iter()
                 .map(|v| memchr::memmem::Finder::new(v.as_bytes()).into_owned())
@@ -1306,12 +1375,56 @@ mod tests {
                 .match_kind(MatchKind::LeftmostLongest)
                 .build(&values)
                 .unwrap();
-            assert_eq!(
-                replace_few(&text, &finders, &placeholders),
-                automaton.replace_all(&text, &placeholders),
-                "{values:?} in {text:?}"
+            let mut few = Vec::new();
+            each_match_of_few(&text, &finders, |start, end, i| few.push((start, end, i)));
+            let wanted: Vec<_> = automaton
+                .find_iter(&text)
+                .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
+                .collect();
+            assert_eq!(few, wanted, "{values:?} in {text:?}");
+        }
+    }
+
+    fn redactor_of(values: &[&str]) -> Redactor {
+        let secrets: Vec<FoundSecret> = values
+            .iter()
+            .map(|v| FoundSecret {
+                kind: SecretKind::Password,
+                value: crate::secret_value::SecretValue::new(v.to_string()),
+            })
+            .collect();
+        Redactor::new(&secrets)
+    }
+
+    /// The directory's strings in a ticket stay whole: a value a sender
+    /// declared a password, or a code that is part of an account id, is
+    /// replaced everywhere else; a secret that only overlaps a kept string
+    /// is replaced whole.
+    #[test]
+    fn a_secret_inside_a_kept_string_leaves_it_whole() {
+        let kept = ["222233334444", "Globex Ltd", "root+g@msp.example"];
+        for values in [
+            vec!["222233334444", "333344"],
+            vec!["Ltd", "a", "b", "c", "d", "e", "f", "g", "h", "i"],
+        ] {
+            let redactor = redactor_of(&values);
+            let text = "[Globex Ltd / 222233334444] password: 222233334444, code 333344, Ltd";
+            let shown = redactor.redact_keeping(text, &kept);
+            assert!(
+                shown.starts_with("[Globex Ltd / 222233334444] "),
+                "{values:?}: {shown}"
             );
         }
+        let shown = redactor_of(&["333344"]).redact_keeping("[222233334444] code 333344", &kept);
+        assert_eq!(shown, "[222233334444] code [redacted password]");
+        let link = "https://signin.aws.amazon.com/reset?email=root+g@msp.example&token=Zq9";
+        let shown = redactor_of(&[link]).redact_keeping(&format!("go to {link} now"), &kept);
+        assert_eq!(shown, "go to [redacted password] now");
+        // Nothing kept: as before.
+        assert_eq!(
+            redactor_of(&["333344"]).redact("[222233334444] 333344"),
+            "[2222[redacted password]44] [redacted password]"
+        );
     }
 
     #[test]

@@ -177,7 +177,12 @@ fn triage_mail(
         .clone()
         .or_else(|| withheld_text(decided.kind, &secrets, unshowable, &mut warnings));
     let redactor = &redaction.redactor;
-    let warnings = warnings.iter().map(|w| redactor.redact(w)).collect();
+    let directory_strings = directory_strings(seen.account());
+    let kept: Vec<&str> = directory_strings.iter().map(String::as_str).collect();
+    let warnings = warnings
+        .iter()
+        .map(|w| redactor.redact_keeping(w, &kept))
+        .collect();
     let decision = Decision {
         mail,
         in_attachments,
@@ -490,6 +495,23 @@ impl Content {
     }
 }
 
+/// The account's id, customer and root address as warnings and the ticket
+/// show them (also made inert, as the ticket's text is): redaction keeps
+/// them whole ([`Redactor::redact_keeping`]).
+fn directory_strings(account: Option<&Account>) -> Vec<String> {
+    let Some(account) = account else {
+        return Vec::new();
+    };
+    [
+        account.account_id.as_str(),
+        account.customer.as_str(),
+        account.root_email.as_str(),
+    ]
+    .into_iter()
+    .flat_map(|s| [s.to_string(), crate::render::defang(s)])
+    .collect()
+}
+
 /// Everything triage found and decided about a parsed mail, before the
 /// ticket is drafted and the [`Triage`] built from it.
 struct Decision<'a> {
@@ -569,10 +591,12 @@ impl Decision<'_> {
                 ..a
             })
             .collect();
+        let directory_strings = directory_strings(self.seen.account());
+        let kept: Vec<&str> = directory_strings.iter().map(String::as_str).collect();
         Some(TicketDraft {
-            subject: redactor.redact(&draft.subject),
-            body: redactor.redact(&draft.body),
-            internal_note: redactor.redact(&draft.internal_note),
+            subject: redactor.redact_keeping(&draft.subject, &kept),
+            body: redactor.redact_keeping(&draft.body, &kept),
+            internal_note: redactor.redact_keeping(&draft.internal_note, &kept),
             attachments,
         })
     }
@@ -1265,6 +1289,31 @@ mod tests {
             },
             &ctx,
         )
+    }
+
+    /// A sender who declares the account's id a password (an invitation's
+    /// note, a budget's name) blanks it in the mail's text, not in what
+    /// rootmail writes from the directory: the headline, the account line.
+    #[test]
+    fn a_secret_declared_in_the_text_leaves_the_directory_s_strings_whole() {
+        let raw = format!(
+            "{PASS}From: no-reply@signin.aws\r\nTo: root+x@msp.example\r\n\
+             Subject: Notice\r\nMessage-ID: <n1@aws>\r\n\r\n\
+             The note reads: password: 111122223333 and Acme.\r\n"
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        assert!(!t.secrets.is_empty(), "the password is found");
+        let ticket = t.ticket.expect("a ticket");
+        assert!(
+            ticket.subject.starts_with("[Acme / 111122223333]"),
+            "{}",
+            ticket.subject
+        );
+        assert!(
+            ticket.body.contains("Account: 111122223333 (Acme, active)"),
+            "{}",
+            ticket.body
+        );
     }
 
     /// A directory with a bug: every lookup panics.
