@@ -94,6 +94,13 @@ fn hostile(name: &str, n: usize) -> String {
         "forwarded parts" => {
             forwarded_mail(&"--i\r\nContent-Type: text/plain\r\n\r\ncode 1\r\n".repeat(n / 44))
         }
+        // Paragraphs that each say base64, in a mail that names a digest once:
+        // the structure scan decodes a forwarded message after each, and
+        // each stands in one stretch without a boundary.
+        "base64 paragraphs" => text_mail(&format!(
+            "digest\r\n\r\n{}",
+            "Content-Transfer-Encoding: base64\r\n\r\n".repeat(n / 37)
+        )),
         "many recipients" => format!(
             "{}Cc: {}\r\n\r\nhi\r\n",
             HEADERS,
@@ -222,7 +229,7 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 30] = [
+const HOSTILE_INPUTS: [&str; 31] = [
     "keyword spam",
     "wrapped links",
     "one long line of links",
@@ -252,6 +259,7 @@ const HOSTILE_INPUTS: [&str; 30] = [
     "quotes and comments in results",
     "semicolons in results",
     "forwarded parts",
+    "base64 paragraphs",
     "many recipients",
 ];
 
