@@ -30,6 +30,10 @@ static BARE_LINK: LazyLock<Regex> = LazyLock::new(|| {
 /// with more is not shown at all (see [`FoundSecrets::overflowed`]): a secret
 /// past the cap would not be redacted.
 pub const MAX_SECRETS: usize = 64;
+/// The bytes one mail's redaction searches for at most, every spelling of
+/// every secret counted: 64 secrets as long as AWS's longest links, each
+/// spelled three ways, take a fifth of it.
+pub const MAX_REDACTED_BYTES: usize = 256 << 10;
 
 /// The secrets of one text, in order of appearance, each value once.
 #[derive(Debug, Default)]
@@ -798,24 +802,44 @@ impl Redactor {
     /// A redactor of `secrets`: the found values, and the
     /// [`FoundSecrets::spellings`] of them. An empty value redacts nothing.
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a FoundSecret>) -> Self {
+        Self::within(secrets, usize::MAX).0
+    }
+
+    /// A redactor of `secrets` while the values it searches for (each with
+    /// its other spellings) fit in `budget` bytes, and whether all fit.
+    /// Its automaton takes about 60 bytes per byte searched for: a mail of
+    /// long links made mostly of `&` (each also searched as `&amp;`) made a
+    /// megabyte of mail take 2 GB. What does not fit is not redacted, so the
+    /// caller must then show none of the text.
+    pub fn within<'a>(
+        secrets: impl IntoIterator<Item = &'a FoundSecret>,
+        budget: usize,
+    ) -> (Self, bool) {
         let mut needles = Vec::new();
         let mut placeholders = Vec::new();
+        let (mut used, mut fits) = (0usize, true);
         for s in secrets {
             let value = s.value.expose();
             if value.is_empty() {
                 continue;
             }
-            needles.push(value.to_string());
-            placeholders.push(s.kind.placeholder());
+            let mut spelled = vec![value.to_string()];
             if value.contains('&') {
-                needles.push(value.replace('&', "&amp;"));
-                placeholders.push(s.kind.placeholder());
+                spelled.push(value.replace('&', "&amp;"));
             }
             // As a ticket shows it: the ticket's text is made inert before
             // it is redacted ("Pa55<img>Word!" shows as "Pa55‹img>Word!").
             let inert = crate::render::defang(value);
             if inert != value {
-                needles.push(inert);
+                spelled.push(inert);
+            }
+            used = used.saturating_add(spelled.iter().map(String::len).sum());
+            if used > budget {
+                fits = false;
+                break;
+            }
+            for needle in spelled {
+                needles.push(needle);
                 placeholders.push(s.kind.placeholder());
             }
         }
@@ -837,10 +861,11 @@ impl Redactor {
                     .expect("at most a few hundred short needles build"),
             ),
         };
-        Self {
+        let redactor = Self {
             needles,
             placeholders,
-        }
+        };
+        (redactor, fits)
     }
 
     pub fn redact(&self, text: &str) -> String {

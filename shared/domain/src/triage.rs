@@ -15,7 +15,8 @@ use crate::mail::{Attachment, ParseError, ParsedMail, parse};
 use crate::render::{AttachmentRef, RenderInput, TicketDraft, render};
 use crate::rules::Rules;
 use crate::secret_scan::{
-    FoundSecrets, MAX_SECRETS, Redactor, find_secrets_bounded, find_secrets_from,
+    FoundSecrets, MAX_REDACTED_BYTES, MAX_SECRETS, Redactor, find_secrets_bounded,
+    find_secrets_from,
 };
 use crate::secret_value::FoundSecret;
 use crate::ses::{Envelope, SETUP_NOTIFICATION_OBJECT, envelope};
@@ -260,13 +261,17 @@ impl Secrets {
             each.for_each(FoundSecrets::codes_as_nearby);
         }
         let all = [&found, &escaped].into_iter().chain(&attached);
-        let redactor = Redactor::new(all.flat_map(|f| {
-            let near = if near_too { f.nearby.as_slice() } else { &[] };
-            f.secrets.iter().chain(&f.spellings).chain(near)
-        }));
+        let (redactor, fits) = Redactor::within(
+            all.flat_map(|f| {
+                let near = if near_too { f.nearby.as_slice() } else { &[] };
+                f.secrets.iter().chain(&f.spellings).chain(near)
+            }),
+            MAX_REDACTED_BYTES,
+        );
         Self {
             unshowable: Unshowable {
                 overflowed: found.overflowed,
+                too_long: !fits,
                 escaped: unredactable,
                 read_loosely: found.read_loosely,
             },
@@ -659,6 +664,8 @@ fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> 
 struct Unshowable {
     /// More than were collected in the message.
     overflowed: bool,
+    /// Longer in all than a redaction searches for ([`MAX_REDACTED_BYTES`]).
+    too_long: bool,
     /// One is written with an escape inside it (`Hunter2\\/Secret`), so it
     /// cannot be redacted where it stands.
     escaped: bool,
@@ -678,12 +685,18 @@ fn withheld_text(
 ) -> Option<String> {
     let Unshowable {
         overflowed,
+        too_long,
         escaped,
         read_loosely,
     } = unshowable;
     let reason = if overflowed {
         format!(
             "the mail holds more than {MAX_SECRETS} codes and links that look secret: its text is withheld, open the original"
+        )
+    } else if too_long {
+        format!(
+            "the mail's codes and links that look secret are longer in all than rootmail redacts ({} KiB): its text is withheld, open the original",
+            MAX_REDACTED_BYTES >> 10
         )
     } else if escaped {
         "the mail writes a code or link with an escape inside it (as JSON writes `\\/` or `\\n`), which cannot be redacted where it stands: its text is withheld, open the original".to_string()
@@ -1314,6 +1327,29 @@ mod tests {
             "{}",
             ticket.body
         );
+    }
+
+    /// Secret links made mostly of `&` (each also searched as `&amp;`): past
+    /// what a redaction searches for, the text is withheld, where the
+    /// redaction's automaton took 2 GB for a megabyte of such links.
+    #[test]
+    fn secrets_too_long_to_redact_withhold_the_text() {
+        let links: String = (0..40)
+            .map(|i| format!("https://x.example/?token={i}{}\r\n", "&".repeat(8_000)))
+            .collect();
+        let raw = format!(
+            "From: someone@example.com\r\nTo: root+x@msp.example\r\nSubject: links\r\n\r\n{links}"
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        let reason = "longer in all than rootmail redacts (256 KiB)";
+        assert!(
+            t.warnings.iter().any(|w| w.contains(reason)),
+            "{:?}",
+            t.warnings
+        );
+        let ticket = t.ticket.expect("a ticket");
+        assert!(!ticket.body.contains("token="), "{}", ticket.body);
+        assert!(t.sealed);
     }
 
     /// A directory with a bug: every lookup panics.
