@@ -89,6 +89,22 @@ fn hostile(name: &str, n: usize) -> String {
         // `;`s no space follows (a HELO's): each is passed over once, none
         // ends a clause.
         "semicolons in results" => results_mail(&"a;b".repeat(n / 24)),
+        "many recipients" => format!(
+            "{}Cc: {}\r\n\r\nhi\r\n",
+            HEADERS,
+            (0..n / 24)
+                .map(|i| format!("r{i:08}@x.example, "))
+                .collect::<String>()
+        ),
+        other => secret_inputs(other, n)
+            .or_else(|| part_inputs(other, n))
+            .unwrap_or_else(|| panic!("no hostile input named {other}")),
+    }
+}
+
+/// Hostile inputs of about `n` bytes for the MIME structure.
+fn part_inputs(name: &str, n: usize) -> Option<String> {
+    Some(match name {
         // A forwarded message of many small parts, each decoded and
         // searched for secrets (the attachment's text).
         "forwarded parts" => {
@@ -101,17 +117,8 @@ fn hostile(name: &str, n: usize) -> String {
             "digest\r\n\r\n{}",
             "Content-Transfer-Encoding: base64\r\n\r\n".repeat(n / 37)
         )),
-        "many recipients" => format!(
-            "{}Cc: {}\r\n\r\nhi\r\n",
-            HEADERS,
-            (0..n / 24)
-                .map(|i| format!("r{i:08}@x.example, "))
-                .collect::<String>()
-        ),
-        other => {
-            secret_inputs(other, n).unwrap_or_else(|| panic!("no hostile input named {other}"))
-        }
-    }
+        _ => return None,
+    })
 }
 
 /// Hostile inputs of about `n` bytes for the secret search and redaction.

@@ -531,6 +531,33 @@ mod tests {
         assert_eq!(Shape::of(opaque.as_bytes()).encoded_containers, 0);
     }
 
+    /// A base64 forwarded message that starts inside another's encoded
+    /// stretch: a `message/rfc822` body is a message of its own with no
+    /// boundary before it, and mail-parser believes the last of two
+    /// encodings where the scan counts the first. Decoded once, over the
+    /// outer stretch (out of step with its base64 whatever the padding),
+    /// its nesting went uncounted; it is decoded on its own as well.
+    #[test]
+    fn a_forwarded_message_inside_another_s_base64_is_counted_too() {
+        use base64_for_tests::encode;
+        let inner = encode(nested_messages(150).as_bytes());
+        for pad in 0..4 {
+            let raw = format!(
+                "From: a@b.example\r\nContent-Type: message/rfc822\r\n\
+                 Content-Transfer-Encoding: base64\r\nContent-Transfer-Encoding: 7bit\r\n\r\n\
+                 Content-Type: message/rfc822\r\nX-Pad: {}\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n{inner}\r\n",
+                "a".repeat(pad)
+            );
+            assert!(
+                Shape::of(raw.as_bytes()).encoded_containers >= 150,
+                "pad {pad}: {:?}",
+                Shape::of(raw.as_bytes())
+            );
+            assert!(parse(raw.as_bytes()).is_err(), "pad {pad}");
+        }
+    }
+
     /// A saved `.eml` sent as a file, holding a saved `.eml` among its own
     /// files, `depth` times, the innermost with a base64 body.
     fn saved_in_saved(depth: usize) -> String {

@@ -16,6 +16,9 @@ pub const MAX_MIME_CONTAINERS: usize = 1_000;
 pub const MAX_ENCODED_CONTAINERS: usize = 100;
 /// Quoted-printable forwarded messages (each is searched to the end).
 pub(super) const MAX_QUOTED_PRINTABLE_MESSAGES: usize = 8;
+/// Base64 forwarded messages that start inside another's stretch (each is
+/// decoded to that stretch's end again).
+pub(super) const MAX_OVERLAPPING_BASE64_MESSAGES: usize = 8;
 /// MIME parts: mail-parser keeps at least a 4 KiB page for each decoded part
 /// body while much of the message remains (10,000 small base64 parts cost it
 /// 43 MB), so 11,000 parts stay under 50 MB.
@@ -41,6 +44,7 @@ pub struct Shape {
     pub parts: usize,
     pub header_fields: usize,
     quoted_printable_messages: usize,
+    overlapping_base64_messages: usize,
 }
 
 impl Shape {
@@ -74,6 +78,13 @@ impl Shape {
                 "holds more than {limit} quoted-printable forwarded messages",
                 self.quoted_printable_messages,
                 MAX_QUOTED_PRINTABLE_MESSAGES,
+            );
+        }
+        if self.overlapping_base64_messages > MAX_OVERLAPPING_BASE64_MESSAGES {
+            return too_many(
+                "holds more than {limit} base64 forwarded messages inside another's encoded text",
+                self.overlapping_base64_messages,
+                MAX_OVERLAPPING_BASE64_MESSAGES,
             );
         }
         if self.parts > MAX_MIME_PARTS {
@@ -127,12 +138,7 @@ pub(super) fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
     let mut paragraph = Paragraph::default();
     let (mut first, mut previous_opens_headers) = (true, false);
     let (mut line_start, mut line_has_colon) = (0, false);
-    // Where the last base64 forwarded message decoded here ends (its first
-    // `--`). A paragraph before that stands in the same stretch without a
-    // boundary, so no part's headers start there and mail-parser decodes
-    // nothing from it; decoding it too read the rest of the mail once per
-    // such paragraph (quadratic: 16 s for 700 KB of "Content-Transfer-Encoding:
-    // base64" paragraphs in a mail that says "digest").
+    // Where the last base64 forwarded message decoded here ends ([`scan_encoded_body`]).
     let mut base64_decoded_to = 0;
     // One pass over the bytes that matter (line ends, dashes, colons) found
     // with memchr3: quick on the base64 most of a big message is. The text
@@ -171,24 +177,11 @@ pub(super) fn scan_shape(data: &[u8], level: usize, shape: &mut Shape) {
         count_paragraph(&paragraph, first || previous_opens_headers, shape);
         // Encoded forwarded messages are decoded and parsed by mail-parser.
         let body = &data[offset..];
-        if let Some(encoding) = paragraph.encoding
-            && (paragraph.message_type || digest)
-            && level < ENCODED_LEVELS
-            && !body.is_empty()
-            && !(encoding == Encoding::Base64 && offset < base64_decoded_to)
+        let stretch = (offset, &mut base64_decoded_to);
+        if let Some(encoding) = forwarded_encoding(&paragraph, digest, level, body)
+            && scan_encoded_body(body, stretch, encoding, level, shape).is_break()
         {
-            let encoded = match encoding {
-                // Base64 ends at the first `--` (a boundary, or an error).
-                Encoding::Base64 => until_dashes(body),
-                // Quoted-printable may hold `--` before its boundary.
-                Encoding::QuotedPrintable => body,
-            };
-            if encoding == Encoding::Base64 {
-                base64_decoded_to = offset + encoded.len();
-            }
-            if scan_encoded_message(encoded, encoding, level, shape).is_break() {
-                return;
-            }
+            return;
         }
         if last {
             return;
@@ -218,6 +211,52 @@ fn count_paragraph(paragraph: &Paragraph, opens_headers: bool, shape: &mut Shape
     shape.parts += paragraph.dashes;
 }
 
+/// How the forwarded message an ended paragraph's headers open is encoded,
+/// if it is one mail-parser decodes: a `message` part's, or any part's in a
+/// digest, within mail-parser's levels.
+fn forwarded_encoding(
+    paragraph: &Paragraph,
+    digest: bool,
+    level: usize,
+    body: &[u8],
+) -> Option<Encoding> {
+    let forwarded = (paragraph.message_type || digest) && level < ENCODED_LEVELS;
+    paragraph.encoding.filter(|_| forwarded && !body.is_empty())
+}
+
+/// The encoded forwarded message `body` (at `offset` in its level) starts,
+/// scanned. A base64 one that starts inside the stretch the last one decoded
+/// (`decoded_to`, which it moves on) is decoded again to that stretch's end:
+/// once per such paragraph was quadratic (16 s for 700 KB of
+/// "Content-Transfer-Encoding: base64" paragraphs in a mail that says
+/// "digest"). It may still be a message mail-parser reads (a
+/// `message/rfc822` part's own message starts with no boundary), so it is
+/// not skipped but counted, and a few are allowed.
+fn scan_encoded_body(
+    body: &[u8],
+    (offset, decoded_to): (usize, &mut usize),
+    encoding: Encoding,
+    level: usize,
+    shape: &mut Shape,
+) -> ControlFlow<()> {
+    let encoded = match encoding {
+        // Base64 ends at the first `--` (a boundary, or an error).
+        Encoding::Base64 => until_dashes(body),
+        // Quoted-printable may hold `--` before its boundary.
+        Encoding::QuotedPrintable => body,
+    };
+    if encoding == Encoding::Base64 {
+        if offset < *decoded_to {
+            shape.overlapping_base64_messages += 1;
+            if shape.check().is_err() {
+                return ControlFlow::Break(());
+            }
+        }
+        *decoded_to = offset + encoded.len();
+    }
+    scan_encoded_message(encoded, encoding, level, shape)
+}
+
 /// Decodes an encoded forwarded message and adds what it holds, as
 /// mail-parser will parse it too. Breaks when there are more
 /// quoted-printable messages than allowed (each is decoded to the end).
@@ -243,6 +282,7 @@ fn scan_encoded_message(
     shape.parts += inner.parts;
     shape.header_fields += inner.header_fields;
     shape.quoted_printable_messages += inner.quoted_printable_messages;
+    shape.overlapping_base64_messages += inner.overlapping_base64_messages;
     ControlFlow::Continue(())
 }
 
