@@ -869,7 +869,7 @@ impl Redactor {
     }
 
     pub fn redact(&self, text: &str) -> String {
-        self.redact_keeping(text, &[])
+        self.redact_keeping(text, &[] as &[&str])
     }
 
     /// As [`Redactor::redact`], but an occurrence lying wholly inside one of
@@ -879,7 +879,7 @@ impl Redactor {
     /// part of an account id; either blanked the ticket's headline. A secret
     /// that only overlaps a kept string (a reset link naming the root
     /// address) is still replaced whole.
-    pub fn redact_keeping(&self, text: &str, kept: &[&str]) -> String {
+    pub fn redact_keeping(&self, text: &str, kept: &[impl AsRef<str>]) -> String {
         if matches!(self.needles, Needles::None) {
             return text.to_string();
         }
@@ -887,27 +887,34 @@ impl Redactor {
         let mut out = String::with_capacity(text.len());
         let mut at = 0;
         self.each_match(text, |start, end, which| {
-            if !within.covers(start, end) {
-                // Values are whole UTF-8 strings, so matches fall on char boundaries.
-                out.push_str(&text[at..start]);
-                out.push_str(&self.placeholders[which]);
-                at = end;
+            if within.covers(start, end) {
+                // Kept: a value that starts inside it may still run past it.
+                return start + 1;
             }
+            // Values are whole UTF-8 strings, so matches fall on char
+            // boundaries; a match starts at or after the last one's end.
+            out.push_str(&text[at..start]);
+            out.push_str(&self.placeholders[which]);
+            at = end;
+            end
         });
         out.push_str(&text[at..]);
         out
     }
 
-    /// Every leftmost-longest occurrence of a value, in order: its start,
-    /// end and value index.
-    fn each_match(&self, text: &str, found: impl FnMut(usize, usize, usize)) {
+    /// Every leftmost-longest occurrence of a value from where `found`
+    /// (given its start, end and value index) says to go on: its end, or
+    /// past its start to look inside it.
+    fn each_match(&self, text: &str, found: impl FnMut(usize, usize, usize) -> usize) {
         match &self.needles {
             Needles::None => {}
             Needles::Few(finders) => each_match_of_few(text, finders, found),
             Needles::Many(matcher) => {
-                let mut found = found;
-                for m in matcher.find_iter(text) {
-                    found(m.start(), m.end(), m.pattern().as_usize());
+                let (mut found, mut at) = (found, 0);
+                while at < text.len() {
+                    let input = aho_corasick::Input::new(text).span(at..text.len());
+                    let Some(m) = matcher.find(input) else { break };
+                    at = found(m.start(), m.end(), m.pattern().as_usize());
                 }
             }
         }
@@ -926,9 +933,10 @@ struct KeptSpans {
 }
 
 impl KeptSpans {
-    fn of(text: &str, kept: &[&str]) -> Self {
+    fn of(text: &str, kept: &[impl AsRef<str>]) -> Self {
         let mut spans: Vec<(usize, usize)> = kept
             .iter()
+            .map(AsRef::as_ref)
             .filter(|k| !k.is_empty())
             .flat_map(|k| {
                 memchr::memmem::find_iter(text.as_bytes(), k.as_bytes()).map(|s| (s, s + k.len()))
@@ -960,7 +968,7 @@ impl KeptSpans {
 fn each_match_of_few(
     text: &str,
     finders: &[memchr::memmem::Finder<'static>],
-    mut found: impl FnMut(usize, usize, usize),
+    mut found: impl FnMut(usize, usize, usize) -> usize,
 ) {
     let bytes = text.as_bytes();
     let mut next: Vec<Option<usize>> = finders.iter().map(|f| f.find(bytes)).collect();
@@ -981,8 +989,7 @@ fn each_match_of_few(
         let Some((start, std::cmp::Reverse(len), i)) = first else {
             break;
         };
-        found(start, start + len, i);
-        at = start + len;
+        at = found(start, start + len, i);
     }
 }
 
@@ -1401,7 +1408,10 @@ mod tests {
                 .build(&values)
                 .unwrap();
             let mut few = Vec::new();
-            each_match_of_few(&text, &finders, |start, end, i| few.push((start, end, i)));
+            each_match_of_few(&text, &finders, |start, end, i| {
+                few.push((start, end, i));
+                end
+            });
             let wanted: Vec<_> = automaton
                 .find_iter(&text)
                 .map(|m| (m.start(), m.end(), m.pattern().as_usize()))
@@ -1442,6 +1452,15 @@ mod tests {
         }
         let shown = redactor_of(&["333344"]).redact_keeping("[222233334444] code 333344", &kept);
         assert_eq!(shown, "[222233334444] code [redacted password]");
+        // A value that starts inside a kept match and runs past it.
+        for many in [false, true] {
+            let mut values = vec!["3333", "334444XYZ"];
+            if many {
+                values.extend(["a1", "b2", "c3", "d4", "e5", "f6", "g7"]);
+            }
+            let shown = redactor_of(&values).redact_keeping("222233334444XYZ", &kept);
+            assert_eq!(shown, "222233[redacted password]", "{values:?}");
+        }
         let link = "https://signin.aws.amazon.com/reset?email=root+g@msp.example&token=Zq9";
         let shown = redactor_of(&[link]).redact_keeping(&format!("go to {link} now"), &kept);
         assert_eq!(shown, "go to [redacted password] now");

@@ -153,7 +153,7 @@ fn triage_mail(
         unshowable,
         in_attachments,
     } = Secrets::of(mail, ctx.rules, search_scope(&seen, &decided));
-    let overflowed = unshowable.overflowed;
+    let overflowed = unshowable.unredacted();
     let secrets = found.secrets;
     let handoff_input = HandoffInput {
         kind: decided.kind,
@@ -171,19 +171,15 @@ fn triage_mail(
         &mut warnings,
     );
 
-    let content = Content::redacted(mail, &redaction, &seen.resolution.mentioned, decided.kind);
+    let kept = directory_strings(seen.account());
+    let content = Content::redacted(mail, (&redaction, &kept), &seen, decided.kind);
     let thread = seen.thread(mail, decided.kind, content.case.as_ref(), &hash, ctx);
     let withheld_reason = decided
         .quarantine
         .clone()
         .or_else(|| withheld_text(decided.kind, &secrets, unshowable, &mut warnings));
     let redactor = &redaction.redactor;
-    let directory_strings = directory_strings(seen.account());
-    let kept: Vec<&str> = directory_strings.iter().map(String::as_str).collect();
-    let warnings = warnings
-        .iter()
-        .map(|w| redactor.redact_keeping(w, &kept))
-        .collect();
+    let warnings = redacted_all(&warnings, redactor, &kept);
     let decision = Decision {
         mail,
         in_attachments,
@@ -309,12 +305,26 @@ fn behind_escapes(text: &str, rules: &Rules, sender: Option<&str>) -> (FoundSecr
 /// the senders' names and the attachments' names (listed in the ticket).
 fn detection_text(mail: &ParsedMail) -> String {
     let raw_subject = mail.subject.as_deref().unwrap_or_default();
-    let mut text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
-    // The sender's name and address are shown too, as written.
+    // The sender's name and address are shown too, as written: first, so
+    // that their secrets are among those collected and redacted when a
+    // mail holds more than either bound allows (the text is then withheld,
+    // the sender never is).
     let senders = mail.from.iter().chain(&mail.more_from);
     let shown = senders.flat_map(|s| [s.name.as_deref(), s.written.as_deref()]);
-    let names = mail.attachments.iter().map(|a| Some(a.name.as_str()));
-    for part in shown.chain(names).flatten() {
+    let mut text = String::with_capacity(
+        raw_subject.len() + mail.text.len() + mail.alternative_text.len() + 512,
+    );
+    for part in shown.flatten() {
+        text.push_str(part);
+        text.push('\n');
+    }
+    text.push_str(raw_subject);
+    text.push('\n');
+    text.push_str(&mail.text);
+    text.push('\n');
+    text.push_str(&mail.alternative_text);
+    let names = mail.attachments.iter().map(|a| a.name.as_str());
+    for part in names {
         text.push('\n');
         text.push_str(part);
     }
@@ -468,26 +478,38 @@ struct Redaction {
 }
 
 impl Content {
-    /// The redacted subject and text, the facts they (and forwarded
-    /// messages) name, and the case: the subject's case id; a support case's
-    /// may stand in its text only.
+    /// The redacted subject and text (the directory's strings kept whole:
+    /// [`directory_strings`]), the facts they (and forwarded messages)
+    /// name, and the case: the subject's case id; a support case's may
+    /// stand in its text only.
     fn redacted(
         mail: &ParsedMail,
-        redaction: &Redaction,
-        mentioned: &[AccountId],
+        (redaction, kept): (&Redaction, &[String]),
+        seen: &Addressed,
         kind: Kind,
     ) -> Self {
+        let mentioned = &seen.resolution.mentioned;
         let redactor = &redaction.redactor;
-        let subject = mail.subject.as_deref().map(|s| redactor.redact(s));
-        let text = redactor.redact(&mail.text);
+        let subject = mail
+            .subject
+            .as_deref()
+            .map(|s| redactor.redact_keeping(s, kept));
+        let text = redactor.redact_keeping(&mail.text, kept);
         let facts = facts(
             subject.as_deref().unwrap_or_default(),
             &with_forwarded_text(&text, mail, redaction),
             mentioned,
         );
         let raw_subject = mail.subject.as_deref().unwrap_or_default();
+        // A case named only in the text counts in AWS Support's own mail: a
+        // budget's or an alarm's name is text its sender chose.
+        let from_support = mail
+            .from
+            .as_ref()
+            .and_then(|f| f.address.as_ref())
+            .is_some_and(|a| a.as_str() == AWS_SUPPORT_SENDER);
         let case = case_id(raw_subject).or_else(|| {
-            (kind == Kind::SupportCase)
+            (kind == Kind::SupportCase && from_support)
                 .then(|| facts.case_ids.first().and_then(|id| CaseId::parse(id).ok()))
                 .flatten()
         });
@@ -499,6 +521,9 @@ impl Content {
         }
     }
 }
+
+/// The address AWS Support writes about cases from.
+const AWS_SUPPORT_SENDER: &str = "no-reply-aws@amazon.com";
 
 /// The account's id, customer and root address as warnings and the ticket
 /// show them (also made inert, as the ticket's text is): redaction keeps
@@ -533,7 +558,8 @@ struct Decision<'a> {
     withheld_reason: Option<String>,
     /// What secret each attachment's text holds, if any.
     in_attachments: Vec<Option<String>>,
-    /// More secrets than are collected: some are not redacted.
+    /// More secrets than are collected, or longer than are redacted: some
+    /// are not redacted.
     secrets_overflowed: bool,
 }
 
@@ -596,8 +622,7 @@ impl Decision<'_> {
                 ..a
             })
             .collect();
-        let directory_strings = directory_strings(self.seen.account());
-        let kept: Vec<&str> = directory_strings.iter().map(String::as_str).collect();
+        let kept = directory_strings(self.seen.account());
         Some(TicketDraft {
             subject: redactor.redact_keeping(&draft.subject, &kept),
             body: redactor.redact_keeping(&draft.body, &kept),
@@ -672,6 +697,22 @@ struct Unshowable {
     /// One found in a looser shape than the rules for all mail take
     /// (`FoundSecrets::read_loosely`).
     read_loosely: bool,
+}
+
+impl Unshowable {
+    /// Past either bound some secrets are not redacted: names are withheld
+    /// as well as the text.
+    fn unredacted(&self) -> bool {
+        self.overflowed || self.too_long
+    }
+}
+
+/// Each of `texts` redacted, the directory's strings kept whole.
+fn redacted_all(texts: &[String], redactor: &Redactor, kept: &[String]) -> Vec<String> {
+    texts
+        .iter()
+        .map(|t| redactor.redact_keeping(t, kept))
+        .collect()
 }
 
 /// Why none of a message's text may be shown, if so: a secret-bearing mail
