@@ -28,13 +28,13 @@ impl KnownThreads for std::collections::HashMap<String, ThreadKey> {
 }
 
 /// A support case's subject as AWS Support writes it: `[CASE 123...]` at the
-/// start, after any reply prefixes (`RE:`, `AW:`), or "Amazon Web Services:
+/// start, after any reply prefixes (`RE:`, `AW:`, `RE[2]:`, `回复：`), or "Amazon Web Services:
 /// ... Support case: 123..." whole. Only there: other AWS mail carries text
 /// its sender chose (a budget's name, an alarm's, an invitation's note),
 /// and a case number written in it would join that case's thread.
 static CASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*(?:[^\s:\[\]]{1,8}\s*:\s*)*\[case\s+(\d{10,16})\]|^\s*amazon web services:[^:]*\bsupport case:\s*(\d{10,16})\s*$",
+        r"(?i)^\s*(?:[^\s:：\[\]]{1,8}(?:\[\d{1,3}\])?\s*[:：]\s*)*\[case\s+(\d{10,16})\]|^\s*amazon web services:[^:]*\bsupport case:\s*(\d{10,16})\s*$",
     )
     .expect("static regex")
 });
@@ -357,6 +357,8 @@ mod tests {
                 "177821827800850",
             ),
             ("AW: Re: [Case 172994580100613] S3", "172994580100613"),
+            ("RE[2]: [CASE 5301924866] compromised", "5301924866"),
+            ("回复：[CASE 5301924866] 账户", "5301924866"),
             (
                 "Amazon Web Services: New Support case: 4838201957",
                 "4838201957",
