@@ -200,7 +200,28 @@ fn check_trust(facts: &HandoffFacts<'_>) -> Result<(), String> {
             facts.account
         ));
     }
-    check_account_endings(facts)
+    names_only(facts.mail, facts.account)
+}
+
+/// Whether a mail names no other account than `account`, wherever it names
+/// one: a full id in its HTML alternative as well as in its subject and
+/// text (the plain text alone is what triage reads ids from), and an
+/// account named by its last digits in any of them. A genuine AWS mail
+/// about someone else's account (a root email change of their own, to our
+/// address) must neither hand over a code nor count as evidence.
+pub fn names_only(mail: &ParsedMail, account: &AccountId) -> Result<(), String> {
+    let in_html = crate::directory::mentioned_account_ids(&mail.alternative_text);
+    if let Some(other) = mail
+        .mentioned_account_ids()
+        .iter()
+        .chain(&in_html)
+        .find(|id| *id != account)
+    {
+        return Err(format!(
+            "the mail also names account {other}, not only {account}"
+        ));
+    }
+    check_account_endings(mail, account)
 }
 
 /// Genuine AWS code mail, to the rotation's own address, whose one code no
@@ -223,19 +244,18 @@ fn with_typing_hint(reason: String, facts: &HandoffFacts<'_>) -> String {
 /// is the rotation's. Anyone can make AWS send a genuine code mail to our
 /// address (a root email change of their own account); where it names its
 /// account so, it is refused like one naming a full id.
-fn check_account_endings(facts: &HandoffFacts<'_>) -> Result<(), String> {
-    let subject = facts.mail.subject.as_deref().unwrap_or_default();
-    let texts = [subject, &facts.mail.text, &facts.mail.alternative_text];
+fn check_account_endings(mail: &ParsedMail, account: &AccountId) -> Result<(), String> {
+    let subject = mail.subject.as_deref().unwrap_or_default();
+    let texts = [subject, &mail.text, &mail.alternative_text];
     for text in texts {
         let endings = ACCOUNT_ENDING.captures_iter(text).take(MAX_ENDINGS);
         if let Some(other) = endings
             .filter_map(|c| c.get(1))
-            .find(|digits| !facts.account.as_str().ends_with(digits.as_str()))
+            .find(|digits| !account.as_str().ends_with(digits.as_str()))
         {
             return Err(format!(
-                "the mail names an account ending in {}, not {}",
+                "the mail names an account ending in {}, not {account}",
                 other.as_str(),
-                facts.account
             ));
         }
     }

@@ -488,7 +488,8 @@ pub(crate) fn object_name(source: &str) -> Option<&str> {
 
 /// Tells a rotation that waits for evidence (not a secret) that it came: a
 /// mail whose authentication would be strong enough for a handoff, delivered
-/// by SES to the rotation's address alone, naming no other account, and
+/// by SES to the rotation's address alone, naming no other account (a full
+/// id in its subject, text or HTML, or an account's last digits), and
 /// carrying no one else's words: support case correspondence comes from the
 /// same AWS sender as AWS's notices and quotes whoever wrote in the case
 /// (anyone's own account's case can copy any address), and a reply quotes
@@ -511,6 +512,7 @@ async fn witness<H: Handoffs>(
             .account_ids
             .iter()
             .any(|id| id != account.as_str())
+        || rootmail_domain::handoff::names_only(mail, account).is_err()
         || triage.case_id.is_some()
         || !triage.facts.case_ids.is_empty()
         // Withheld text shows no facts to check (sealed says it was).

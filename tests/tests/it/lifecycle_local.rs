@@ -4201,6 +4201,71 @@ async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
     );
 }
 
+/// Genuine AWS mail about another account (a root email change of one's
+/// own, to our address) is no evidence of a console email change: named by
+/// its last digits, or by its full id in the HTML alternative alone (triage
+/// reads ids from the plain text).
+#[tokio::test]
+async fn aws_mail_naming_another_account_is_no_evidence_of_an_email_change() {
+    let local = Local::new();
+    let lifecycle = local.lifecycle();
+    let target = local.console_code_read().await;
+    let subject = "Your AWS account root user email address has been updated";
+    let sender = ("signin.aws", "no-reply@signin.aws");
+    let text = |whose: &str| {
+        format!(
+            "Hello,\r\n\r\nThe email address of the root user of {whose} has been\r\n\
+             updated. This is now the email address of the root user.\r\n"
+        )
+    };
+    let ending = simulated_aws_mail(
+        &target,
+        sender,
+        subject,
+        &text("the AWS account ending in 9999"),
+        NOW + 20,
+    );
+    let alternative = format!(
+        "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\n{}\r\n--b\r\nContent-Type: text/html\r\n\r\n\
+         <p>{}</p>\r\n--b--\r\n",
+        text(&format!("AWS account {}", account())),
+        text("AWS account 999988887777")
+    );
+    let in_html = simulated_aws_mail(&target, sender, subject, "", NOW + 21).replace(
+        "Content-Type: text/plain; charset=UTF-8\r\n\r\n",
+        &alternative,
+    );
+    for (name, mail) in [("ending", ending), ("html", in_html)] {
+        std::fs::write(
+            lifecycle.simulated_mail_dir().join(format!("{name}.eml")),
+            mail,
+        )
+        .unwrap();
+    }
+    local.deliver(NOW + 30).await;
+    let rotation = Rotations::get(&lifecycle, &account())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotation.phase, Phase::EmailAccepted, "still waiting");
+    assert_eq!(rotation.email_evidence, None);
+    // Both are the kind that is evidence: only the account they name kept
+    // them out.
+    let kinds: Vec<rootmail_domain::Kind> = local
+        .store
+        .tickets()
+        .unwrap()
+        .iter()
+        .map(|t| t.kind)
+        .collect();
+    let changes = kinds
+        .iter()
+        .filter(|k| **k == rootmail_domain::Kind::ContactChange)
+        .count();
+    assert_eq!(changes, 2, "{kinds:?}");
+}
+
 /// The security notices mailed so far (the local outbox).
 fn notices(local: &Local) -> Vec<String> {
     std::fs::read_dir(local.store.root().join("lifecycle/notices"))
