@@ -69,6 +69,9 @@ pub struct RenderInput<'a> {
     pub warnings: &'a [String],
     /// The original holds a secret or withheld text (`Triage::sealed`).
     pub sealed: bool,
+    /// The mail holds more secrets than were collected or redacted: its
+    /// sender's name, which could hold one of them, is not shown.
+    pub sender_name_withheld: bool,
 }
 
 /// Mail that did not authenticate as AWS yet makes a ticket (`unknown`): anyone
@@ -171,7 +174,8 @@ fn write_headline(body: &mut String, input: &RenderInput<'_>) {
     if let Some(mail) = input.mail {
         if let Some(from) = &mail.from {
             let address = from.address.as_ref().map_or("(no address)", |a| a.as_str());
-            match &from.name {
+            let name = from.name.as_ref().filter(|_| !input.sender_name_withheld);
+            match name {
                 Some(name) => {
                     let _ = writeln!(body, "From: {name} <{address}>");
                 }

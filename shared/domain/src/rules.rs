@@ -528,6 +528,54 @@ fn compile_secrets(specs: Vec<SecretSpec>) -> Result<Vec<SecretRule>, RulesError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// AWS's own sender and subject decide an invitation, a budget alert and
+    /// a cost anomaly alert (rules.toml): those rules alone, without any body
+    /// rule, outweigh every rule of any other kind that could hold for mail
+    /// from that sender, together, whatever words the sender chose for the rest.
+    #[test]
+    fn aws_s_own_sender_and_subject_outweigh_any_other_kind() {
+        let rules = Rules::built_in();
+        let all = rules.evidence().rules();
+        let could_hold = |r: &&Rule, sender: &str| {
+            r.weight > 0
+                && (r.from.is_empty()
+                    || r.from
+                        .iter()
+                        .any(|f| crate::evidence::sender_matches(f, sender)))
+        };
+        for (kind, sender) in [
+            (Kind::OrganizationsInvitation, "no-reply-aws@amazon.com"),
+            (Kind::BudgetAlert, "budgets@costalerts.amazonaws.com"),
+            (
+                Kind::CostAnomaly,
+                "anomalydetection@costalerts.amazonaws.com",
+            ),
+        ] {
+            let without_body: i32 = all
+                .iter()
+                .filter(|r| r.kind == kind && could_hold(r, sender))
+                .filter(|r| r.body.is_empty() && r.header.is_empty())
+                .map(|r| r.weight)
+                .sum();
+            let strongest_other = Kind::ALL
+                .iter()
+                .filter(|k| **k != kind)
+                .map(|k| {
+                    all.iter()
+                        .filter(|r| r.kind == *k && could_hold(r, sender))
+                        .map(|r| r.weight)
+                        .sum::<i32>()
+                })
+                .max()
+                .unwrap_or(0);
+            assert!(
+                without_body > strongest_other,
+                "{kind}: {without_body} against {strongest_other}"
+            );
+        }
+    }
+
     use std::path::Path;
 
     #[test]

@@ -885,10 +885,11 @@ impl Redactor {
         }
         let mut within = KeptSpans::of(text, kept);
         let mut out = String::with_capacity(text.len());
-        let mut at = 0;
+        let (mut at, mut keeps_left) = (0, MAX_KEPT_MATCHES);
         self.each_match(text, |start, end, which| {
-            if within.covers(start, end) {
+            if keeps_left > 0 && within.covers(start, end) {
                 // Kept: a value that starts inside it may still run past it.
+                keeps_left -= 1;
                 return start + 1;
             }
             // Values are whole UTF-8 strings, so matches fall on char
@@ -920,6 +921,12 @@ impl Redactor {
         }
     }
 }
+
+/// Matches kept in one text at most. Each sends the search on from just past
+/// its start, so a sender who declares many parts of a kept string secrets
+/// and repeats it could make a text's search cost its longest value per
+/// byte; past this, matches are replaced as though nothing were kept.
+const MAX_KEPT_MATCHES: usize = 256;
 
 /// Where kept strings occur in a text, for matches asked about in order of
 /// their start: one pass over the spans in all (linear).

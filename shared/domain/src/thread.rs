@@ -34,7 +34,7 @@ impl KnownThreads for std::collections::HashMap<String, ThreadKey> {
 /// and a case number written in it would join that case's thread.
 static CASE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)^\s*(?:[^\s:：\[\]]{1,8}(?:\[\d{1,3}\])?\s*[:：]\s*)*\[case\s+(\d{10,16})\]|^\s*amazon web services:[^:]*\bsupport case:\s*(\d{10,16})\s*$",
+        r"(?i)^\s*(?:[^\W\d_]{1,8}(?:\[\d{1,3}\])?\s*[:：]\s*)*\[case\s+(\d{10,16})\]|^\s*amazon web services:[^:]*\bsupport case:\s*(\d{10,16})\s*$",
     )
     .expect("static regex")
 });
@@ -377,6 +377,8 @@ mod tests {
             "ALARM: \"[CASE 177821827800850]\" in US East (N. Virginia)",
             "Your AWS Support case 177821827800850 is waiting for your reply",
             "Amazon Web Services: Support case: 177821827800850 and more",
+            "ALARM: \"x：[CASE 177821827800850]\" in US East",
+            "ALARM: \"RE:[CASE 177821827800850]\" in US East",
         ] {
             assert_eq!(case(subject), None, "{subject}");
         }

@@ -305,26 +305,12 @@ fn behind_escapes(text: &str, rules: &Rules, sender: Option<&str>) -> (FoundSecr
 /// the senders' names and the attachments' names (listed in the ticket).
 fn detection_text(mail: &ParsedMail) -> String {
     let raw_subject = mail.subject.as_deref().unwrap_or_default();
-    // The sender's name and address are shown too, as written: first, so
-    // that their secrets are among those collected and redacted when a
-    // mail holds more than either bound allows (the text is then withheld,
-    // the sender never is).
+    let mut text = format!("{raw_subject}\n{}\n{}", mail.text, mail.alternative_text);
+    // The sender's name and address are shown too, as written.
     let senders = mail.from.iter().chain(&mail.more_from);
     let shown = senders.flat_map(|s| [s.name.as_deref(), s.written.as_deref()]);
-    let mut text = String::with_capacity(
-        raw_subject.len() + mail.text.len() + mail.alternative_text.len() + 512,
-    );
-    for part in shown.flatten() {
-        text.push_str(part);
-        text.push('\n');
-    }
-    text.push_str(raw_subject);
-    text.push('\n');
-    text.push_str(&mail.text);
-    text.push('\n');
-    text.push_str(&mail.alternative_text);
-    let names = mail.attachments.iter().map(|a| a.name.as_str());
-    for part in names {
+    let names = mail.attachments.iter().map(|a| Some(a.name.as_str()));
+    for part in shown.chain(names).flatten() {
         text.push('\n');
         text.push_str(part);
     }
@@ -613,6 +599,7 @@ impl Decision<'_> {
             withheld_reason: self.withheld_reason.as_deref(),
             warnings: &self.warnings,
             sealed: self.sealed(),
+            sender_name_withheld: self.secrets_overflowed,
         });
         let attachments = draft
             .attachments
@@ -1240,6 +1227,7 @@ fn unparseable(input: &MailInput<'_>, hash: ContentHash, why: &str) -> Triage {
         withheld_reason: Some(&reason),
         warnings: &[],
         sealed: true,
+        sender_name_withheld: true,
     });
     Triage {
         kind: Kind::MailUnparseable,
@@ -1391,6 +1379,27 @@ mod tests {
         let ticket = t.ticket.expect("a ticket");
         assert!(!ticket.body.contains("token="), "{}", ticket.body);
         assert!(t.sealed);
+    }
+
+    /// Past the count of secrets collected, the sender's name (searched
+    /// after the text, so never searched here) is not shown.
+    #[test]
+    fn a_sender_name_is_withheld_when_secrets_overflow() {
+        let links: String = (0..70)
+            .map(|i| format!("https://x.example/?token=t{i:04}x\r\n"))
+            .collect();
+        let raw = format!(
+            "From: \"pw: Hunter2Secret9\" <a@x.example>\r\nTo: root+x@msp.example\r\n\
+             Subject: links\r\n\r\n{links}"
+        );
+        let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+        let ticket = t.ticket.expect("a ticket");
+        assert!(!ticket.body.contains("Hunter2Secret9"), "{}", ticket.body);
+        assert!(
+            ticket.body.contains("From: a@x.example\n"),
+            "{}",
+            ticket.body
+        );
     }
 
     /// A directory with a bug: every lookup panics.

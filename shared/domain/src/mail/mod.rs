@@ -535,8 +535,8 @@ mod tests {
     /// stretch: a `message/rfc822` body is a message of its own with no
     /// boundary before it, and mail-parser believes the last of two
     /// encodings where the scan counts the first. Decoded once, over the
-    /// outer stretch (out of step with its base64 whatever the padding),
-    /// its nesting went uncounted; it is decoded on its own as well.
+    /// outer stretch (out of step with its base64 at three paddings of
+    /// four), its nesting went uncounted; it is decoded on its own as well.
     #[test]
     fn a_forwarded_message_inside_another_s_base64_is_counted_too() {
         use base64_for_tests::encode;
