@@ -4124,7 +4124,6 @@ async fn a_release_completed_after_the_customer_signed_in_deletes_nothing() {
 #[tokio::test]
 async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
     let local = Local::new();
-    let lifecycle = local.lifecycle();
     let target = local.console_code_read().await;
     assert_eq!(local.phase().await, Some(Phase::EmailAccepted));
 
@@ -4173,28 +4172,8 @@ async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
         NOW + 22,
     );
     let quoted: Vec<(&str, String)> = quoted.into_iter().chain([("withheld", withheld)]).collect();
-    for (name, mail) in &quoted {
-        std::fs::write(
-            lifecycle.simulated_mail_dir().join(format!("{name}.eml")),
-            mail,
-        )
-        .unwrap();
-    }
-    local.deliver(NOW + 30).await;
-    let rotation = Rotations::get(&lifecycle, &account())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(rotation.phase, Phase::EmailAccepted, "still waiting");
-    assert_eq!(rotation.email_evidence, None);
+    let kinds = delivered_as_no_evidence(&local, &quoted).await;
     // The reply is the kind that is evidence, so only its quoting kept it out.
-    let kinds: Vec<rootmail_domain::Kind> = local
-        .store
-        .tickets()
-        .unwrap()
-        .iter()
-        .map(|t| t.kind)
-        .collect();
     assert!(
         kinds.contains(&rootmail_domain::Kind::ContactChange),
         "{kinds:?}"
@@ -4208,7 +4187,6 @@ async fn quoted_words_in_aws_mail_are_no_evidence_of_an_email_change() {
 #[tokio::test]
 async fn aws_mail_naming_another_account_is_no_evidence_of_an_email_change() {
     let local = Local::new();
-    let lifecycle = local.lifecycle();
     let target = local.console_code_read().await;
     let subject = "Your AWS account root user email address has been updated";
     let sender = ("signin.aws", "no-reply@signin.aws");
@@ -4236,7 +4214,25 @@ async fn aws_mail_naming_another_account_is_no_evidence_of_an_email_change() {
         "Content-Type: text/plain; charset=UTF-8\r\n\r\n",
         &alternative,
     );
-    for (name, mail) in [("ending", ending), ("html", in_html)] {
+    let kinds = delivered_as_no_evidence(&local, &[("ending", ending), ("html", in_html)]).await;
+    // Both are the kind that is evidence: only the account they name kept
+    // them out.
+    let changes = kinds
+        .iter()
+        .filter(|k| **k == rootmail_domain::Kind::ContactChange)
+        .count();
+    assert_eq!(changes, 2, "{kinds:?}");
+}
+
+/// Delivers `mails` (file name, raw mail) while a console take-over waits
+/// for its email change, checks that it still waits with no evidence taken,
+/// and gives the kinds of the tickets made.
+async fn delivered_as_no_evidence(
+    local: &Local,
+    mails: &[(&str, String)],
+) -> Vec<rootmail_domain::Kind> {
+    let lifecycle = local.lifecycle();
+    for (name, mail) in mails {
         std::fs::write(
             lifecycle.simulated_mail_dir().join(format!("{name}.eml")),
             mail,
@@ -4250,20 +4246,13 @@ async fn aws_mail_naming_another_account_is_no_evidence_of_an_email_change() {
         .unwrap();
     assert_eq!(rotation.phase, Phase::EmailAccepted, "still waiting");
     assert_eq!(rotation.email_evidence, None);
-    // Both are the kind that is evidence: only the account they name kept
-    // them out.
-    let kinds: Vec<rootmail_domain::Kind> = local
+    local
         .store
         .tickets()
         .unwrap()
         .iter()
         .map(|t| t.kind)
-        .collect();
-    let changes = kinds
-        .iter()
-        .filter(|k| **k == rootmail_domain::Kind::ContactChange)
-        .count();
-    assert_eq!(changes, 2, "{kinds:?}");
+        .collect()
 }
 
 /// The security notices mailed so far (the local outbox).
