@@ -252,11 +252,15 @@ impl Secrets {
         let (mut escaped, unredactable) = behind_escapes(&text, rules, sender);
         found.read_loosely |= escaped.read_loosely;
         let mut attached = attachment_secrets(mail, rules);
+        // Searched on its own and redacted first, so neither bound on the
+        // text's secrets leaves it unsearched; never handed over.
+        let mut in_headers = find_secrets_from(&shown_headers(mail), rules, None);
         if scope.codes_are_names {
-            let each = [&mut found, &mut escaped].into_iter().chain(&mut attached);
-            each.for_each(FoundSecrets::codes_as_nearby);
+            let each = [&mut in_headers, &mut found, &mut escaped].into_iter();
+            each.chain(&mut attached)
+                .for_each(FoundSecrets::codes_as_nearby);
         }
-        let all = [&found, &escaped].into_iter().chain(&attached);
+        let all = [&in_headers, &found, &escaped].into_iter().chain(&attached);
         let (redactor, fits) = Redactor::within(
             all.flat_map(|f| {
                 let near = if near_too { f.nearby.as_slice() } else { &[] };
@@ -266,7 +270,7 @@ impl Secrets {
         );
         Self {
             unshowable: Unshowable {
-                overflowed: found.overflowed,
+                overflowed: found.overflowed || in_headers.overflowed,
                 too_long: !fits,
                 escaped: unredactable,
                 read_loosely: found.read_loosely,
@@ -299,6 +303,28 @@ fn behind_escapes(text: &str, rules: &Rules, sender: Option<&str>) -> (FoundSecr
     let unredactable = found.overflowed || !redactable;
     (found, unredactable)
 }
+
+/// The header text warnings and the ticket quote: the senders' names and
+/// addresses as written, and the From, Sender, Reply-To, Return-Path, To and
+/// Cc fields (a warning may quote the first of several From fields, or a
+/// Reply-To). A few fields of each name: the warnings quote the first.
+fn shown_headers(mail: &ParsedMail) -> String {
+    const SHOWN: [&str; 6] = ["From", "Sender", "Reply-To", "Return-Path", "To", "Cc"];
+    let mut text = String::new();
+    let senders = mail.from.iter().chain(&mail.more_from);
+    let parsed = senders.flat_map(|s| [s.name.as_deref(), s.written.as_deref()]);
+    let fields = SHOWN
+        .iter()
+        .flat_map(|name| mail.headers_named(name).take(MAX_SHOWN_FIELDS));
+    for part in parsed.flatten().chain(fields) {
+        text.push_str(part);
+        text.push('\n');
+    }
+    text
+}
+
+/// Fields of each name [`shown_headers`] searches.
+const MAX_SHOWN_FIELDS: usize = 16;
 
 /// The text secrets are searched in: the subject, the text shown, the HTML
 /// alternative (a secret only the alternative holds must still be found),
@@ -487,18 +513,22 @@ impl Content {
             mentioned,
         );
         let raw_subject = mail.subject.as_deref().unwrap_or_default();
-        // A case named only in the text counts in AWS Support's own mail: a
-        // budget's or an alarm's name is text its sender chose.
+        // A case counts in AWS Support's own mail only: another AWS sender's
+        // subject or text may be words its sender chose (an SNS message's
+        // subject, a budget's or an alarm's name).
         let from_support = mail
             .from
             .as_ref()
             .and_then(|f| f.address.as_ref())
             .is_some_and(|a| a.as_str() == AWS_SUPPORT_SENDER);
-        let case = case_id(raw_subject).or_else(|| {
-            (kind == Kind::SupportCase && from_support)
-                .then(|| facts.case_ids.first().and_then(|id| CaseId::parse(id).ok()))
-                .flatten()
-        });
+        let case = from_support
+            .then(|| case_id(raw_subject))
+            .flatten()
+            .or_else(|| {
+                (kind == Kind::SupportCase && from_support)
+                    .then(|| facts.case_ids.first().and_then(|id| CaseId::parse(id).ok()))
+                    .flatten()
+            });
         Self {
             subject,
             text,
@@ -1400,6 +1430,33 @@ mod tests {
             "{}",
             ticket.body
         );
+    }
+
+    /// Header text that warnings and the ticket quote is searched on its
+    /// own: past the bound on the text's secrets (70 links) a code in the
+    /// sender's name and address, which a look-alike warning quotes, and in
+    /// the first of two From fields, which another warning quotes, is
+    /// redacted wherever it is shown.
+    #[test]
+    fn secrets_in_quoted_header_fields_are_redacted_past_the_text_s_bounds() {
+        let links: String = (0..70)
+            .map(|i| format!("https://x.example/?token=t{i:04}x\r\n"))
+            .collect();
+        let mails = [
+            format!(
+                "From: \"AWS code: 615274\" <code-615274@vendor.example>\r\n\
+                 To: root+x@msp.example\r\nSubject: links\r\n\r\n{links}"
+            ),
+            "From: \"code: 615274\" <a@x.example>\r\nFrom: b@y.example\r\n\
+             To: root+x@msp.example\r\nSubject: two\r\n\r\nhello\r\n"
+                .to_string(),
+        ];
+        for raw in mails {
+            let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
+            let shown = serde_json::to_string(&t).unwrap();
+            assert!(!shown.contains("615274"), "{shown}");
+            assert!(!t.warnings.is_empty(), "a warning quotes the headers");
+        }
     }
 
     /// A directory with a bug: every lookup panics.
