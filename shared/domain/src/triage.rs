@@ -153,7 +153,6 @@ fn triage_mail(
         unshowable,
         in_attachments,
     } = Secrets::of(mail, ctx.rules, search_scope(&seen, &decided));
-    let overflowed = unshowable.unredacted();
     let secrets = found.secrets;
     let handoff_input = HandoffInput {
         kind: decided.kind,
@@ -183,7 +182,7 @@ fn triage_mail(
     let decision = Decision {
         mail,
         in_attachments,
-        secrets_overflowed: overflowed,
+        unshowable,
         warnings,
         seen,
         decided,
@@ -271,6 +270,7 @@ impl Secrets {
         Self {
             unshowable: Unshowable {
                 overflowed: found.overflowed || in_headers.overflowed,
+                in_headers: !in_headers.secrets.is_empty(),
                 too_long: !fits,
                 escaped: unredactable,
                 read_loosely: found.read_loosely,
@@ -305,26 +305,22 @@ fn behind_escapes(text: &str, rules: &Rules, sender: Option<&str>) -> (FoundSecr
 }
 
 /// The header text warnings and the ticket quote: the senders' names and
-/// addresses as written, and the From, Sender, Reply-To, Return-Path, To and
-/// Cc fields (a warning may quote the first of several From fields, or a
-/// Reply-To). A few fields of each name: the warnings quote the first.
+/// addresses as written, and every From, Sender, Reply-To, Return-Path, To
+/// and Cc field (a warning may quote the first of several From fields, or
+/// any Sender or Reply-To; the ticket's To line is the last To field's).
+/// No more than the mail's header block: linear.
 fn shown_headers(mail: &ParsedMail) -> String {
     const SHOWN: [&str; 6] = ["From", "Sender", "Reply-To", "Return-Path", "To", "Cc"];
     let mut text = String::new();
     let senders = mail.from.iter().chain(&mail.more_from);
     let parsed = senders.flat_map(|s| [s.name.as_deref(), s.written.as_deref()]);
-    let fields = SHOWN
-        .iter()
-        .flat_map(|name| mail.headers_named(name).take(MAX_SHOWN_FIELDS));
+    let fields = SHOWN.iter().flat_map(|name| mail.headers_named(name));
     for part in parsed.flatten().chain(fields) {
         text.push_str(part);
         text.push('\n');
     }
     text
 }
-
-/// Fields of each name [`shown_headers`] searches.
-const MAX_SHOWN_FIELDS: usize = 16;
 
 /// The text secrets are searched in: the subject, the text shown, the HTML
 /// alternative (a secret only the alternative holds must still be found),
@@ -576,7 +572,7 @@ struct Decision<'a> {
     in_attachments: Vec<Option<String>>,
     /// More secrets than are collected, or longer than are redacted: some
     /// are not redacted.
-    secrets_overflowed: bool,
+    unshowable: Unshowable,
 }
 
 impl Decision<'_> {
@@ -588,7 +584,10 @@ impl Decision<'_> {
 
     /// See [`Triage::sealed`].
     fn sealed(&self) -> bool {
-        self.holds_secret() || self.withheld_reason.is_some() || self.unsearched_file_may_hide()
+        self.holds_secret()
+            || self.unshowable.in_headers
+            || self.withheld_reason.is_some()
+            || self.unsearched_file_may_hide()
     }
 
     /// A textual attachment went unsearched (too long, or past what one
@@ -609,7 +608,7 @@ impl Decision<'_> {
         let policy = AttachmentPolicy {
             holds_secret: self.holds_secret(),
             from_aws: self.seen.from_aws,
-            names_withheld: self.secrets_overflowed,
+            names_withheld: self.unshowable.unredacted(),
         };
         let attachments = attachment_refs(self.mail, &self.in_attachments, &policy);
         let draft = render(&RenderInput {
@@ -629,7 +628,7 @@ impl Decision<'_> {
             withheld_reason: self.withheld_reason.as_deref(),
             warnings: &self.warnings,
             sealed: self.sealed(),
-            sender_name_withheld: self.secrets_overflowed,
+            sender_name_withheld: self.unshowable.unredacted(),
         });
         let attachments = draft
             .attachments
@@ -702,7 +701,9 @@ fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> 
     explanation
 }
 
-/// What of a message's secrets keeps its text from being shown.
+/// What of a message's secrets keeps its text (or its names, or its
+/// original) from being shown.
+#[derive(Clone, Copy)]
 struct Unshowable {
     /// More than were collected in the message.
     overflowed: bool,
@@ -714,6 +715,9 @@ struct Unshowable {
     /// One found in a looser shape than the rules for all mail take
     /// (`FoundSecrets::read_loosely`).
     read_loosely: bool,
+    /// Header text the ticket quotes holds one (redacted there): the
+    /// original is sealed.
+    in_headers: bool,
 }
 
 impl Unshowable {
@@ -746,6 +750,7 @@ fn withheld_text(
         too_long,
         escaped,
         read_loosely,
+        in_headers: _,
     } = unshowable;
     let reason = if overflowed {
         format!(
@@ -1442,6 +1447,7 @@ mod tests {
         let links: String = (0..70)
             .map(|i| format!("https://x.example/?token=t{i:04}x\r\n"))
             .collect();
+        let many = |field: &str| field.repeat(16);
         let mails = [
             format!(
                 "From: \"AWS code: 615274\" <code-615274@vendor.example>\r\n\
@@ -1450,12 +1456,26 @@ mod tests {
             "From: \"code: 615274\" <a@x.example>\r\nFrom: b@y.example\r\n\
              To: root+x@msp.example\r\nSubject: two\r\n\r\nhello\r\n"
                 .to_string(),
+            // The ticket's To line is the last To field's; a warning names
+            // a Sender past many others.
+            format!(
+                "From: a@x.example\r\n{}To: \"code: 615274\" <c@z.example>\r\n\
+                 {}Sender: \"code: 615274\" <no-reply@signin.aws>\r\n\
+                 Subject: many\r\n\r\nhello\r\n",
+                many("To: root+x@msp.example\r\n"),
+                many("Sender: a@x.example\r\n"),
+            ),
+            // Only a header holds it.
+            "From: a@x.example\r\nTo: root+x@msp.example\r\n\
+             Cc: \"code: 615274\" <c@z.example>\r\nSubject: cc\r\n\r\nhello\r\n"
+                .to_string(),
         ];
         for raw in mails {
             let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
             let shown = serde_json::to_string(&t).unwrap();
             assert!(!shown.contains("615274"), "{shown}");
-            assert!(!t.warnings.is_empty(), "a warning quotes the headers");
+            // Where only a header holds it, the original is sealed all the same.
+            assert!(t.sealed, "{shown}");
         }
     }
 
