@@ -701,10 +701,13 @@ fn repeated_from(mail: &ParsedMail) -> Option<String> {
     } else {
         ""
     };
+    // Its address only: the field is quoted as written, and a name in an
+    // encoded word ("=?utf-8?q?code:_615274?=") is never searched decoded.
+    let address = addresses_in(first).next().unwrap_or("no address");
     (count > 1).then(|| {
         format!(
-            "it has {count}{more} From fields; the first reads {}",
-            short(first)
+            "it has {count}{more} From fields; the first names {}",
+            short(address)
         )
     })
 }

@@ -1469,6 +1469,10 @@ mod tests {
             "From: a@x.example\r\nTo: root+x@msp.example\r\n\
              Cc: \"code: 615274\" <c@z.example>\r\nSubject: cc\r\n\r\nhello\r\n"
                 .to_string(),
+            // The first of two From fields, its name in an encoded word.
+            "From: =?utf-8?q?code:_615274?= <a@x.example>\r\nFrom: b@y.example\r\n\
+             To: root+x@msp.example\r\nSubject: two\r\n\r\nhello\r\n"
+                .to_string(),
         ];
         for raw in mails {
             let t = run(&raw, &directory(AccountStatus::Active), &NoRotations);
