@@ -134,8 +134,6 @@ pub struct HandoffFacts<'a> {
     pub envelope: &'a [EmailAddress],
     /// The account the rotation belongs to (the mail resolved to it).
     pub account: &'a AccountId,
-    /// The account ids the mail's subject and text mention.
-    pub mentioned: &'a [AccountId],
     pub secrets: &'a [FoundSecret],
     /// The address the rotation waits at.
     pub target: &'a EmailAddress,
@@ -194,12 +192,6 @@ fn check_trust(facts: &HandoffFacts<'_>) -> Result<(), String> {
         return Err(reason);
     }
     check_addresses(facts)?;
-    if let Some(other) = facts.mentioned.iter().find(|id| *id != facts.account) {
-        return Err(format!(
-            "the mail also names account {other}, not only {}",
-            facts.account
-        ));
-    }
     names_only(facts.mail, facts.account)
 }
 

@@ -184,6 +184,7 @@ fn triage_mail(
         in_attachments,
         unshowable,
         warnings,
+        kept,
         seen,
         decided,
         outcome,
@@ -573,6 +574,8 @@ struct Decision<'a> {
     /// More secrets than are collected, or longer than are redacted: some
     /// are not redacted.
     unshowable: Unshowable,
+    /// The directory's strings redaction keeps whole ([`directory_strings`]).
+    kept: Vec<String>,
 }
 
 impl Decision<'_> {
@@ -638,11 +641,11 @@ impl Decision<'_> {
                 ..a
             })
             .collect();
-        let kept = directory_strings(self.seen.account());
+        let kept = &self.kept;
         Some(TicketDraft {
-            subject: redactor.redact_keeping(&draft.subject, &kept),
-            body: redactor.redact_keeping(&draft.body, &kept),
-            internal_note: redactor.redact_keeping(&draft.internal_note, &kept),
+            subject: redactor.redact_keeping(&draft.subject, kept),
+            body: redactor.redact_keeping(&draft.body, kept),
+            internal_note: redactor.redact_keeping(&draft.internal_note, kept),
             attachments,
         })
     }
@@ -818,7 +821,6 @@ fn waiting_handoff(
         auth: input.auth,
         envelope: &input.env.recipients,
         account: &account.account_id,
-        mentioned: &input.resolution.mentioned,
         secrets: input.secrets,
         target: &target,
     });
