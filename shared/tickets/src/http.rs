@@ -345,9 +345,12 @@ impl HttpClient {
 }
 
 /// An answer that refuses the request, as a port error: its kind from the
-/// status (never "try again": the API did not ask for a retry, so a 409 or
-/// 408 it sends is its answer), the API's error code, and the start of its
-/// body, which explains a 4xx (never the request).
+/// status (never "try again": the API did not ask for a retry, so a 409 it
+/// sends is its answer, unless the caller knows the API's 409 to be a race,
+/// [`conflict_left_to_queue`]), the API's error code, and the start of its
+/// body, which explains a 4xx (never the request). A 408 stays transient:
+/// the server closed the connection before it acted on the request (RFC
+/// 9110, 15.5.9), and the queue's redelivery looks before it writes.
 pub async fn refusal(
     port: &'static str,
     what: &str,
@@ -374,6 +377,7 @@ pub async fn refusal(
         .ok()
         .and_then(|answer| Some(answer.get("error")?.as_str()?.to_string()));
     let kind = match ErrorKind::of_status(status.as_u16()) {
+        _ if status == StatusCode::REQUEST_TIMEOUT => ErrorKind::Transient,
         kind if kind.is_retried() => ErrorKind::Permanent,
         kind => kind,
     };
@@ -381,6 +385,20 @@ pub async fn refusal(
         .with_status(status.as_u16())
         .with_code(code)
         .with_answer(excerpt)
+}
+
+/// A 409 the caller knows to be a race that applied nothing (another request
+/// with the same key or for the same record still running), as a transient
+/// error: left to the queue's redelivery, which looks before it writes, where
+/// a refusal would dead-letter the operation. `why` says which race.
+pub fn conflict_left_to_queue(mut e: PortError, why: &str) -> PortError {
+    if e.status == Some(409) {
+        e.kind = ErrorKind::Transient;
+        e.message.push_str("; ");
+        e.message.push_str(why);
+        e.message.push_str(": left to the queue");
+    }
+    e
 }
 
 fn retryable(status: StatusCode) -> bool {
@@ -559,6 +577,34 @@ mod tests {
         let wrong = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\nnot json";
         let error = read(answering(wrong)).await.unwrap_err();
         assert!(!error.is_transient(), "{error}");
+    }
+
+    /// A 408 is the server closing the connection before it acted: left to
+    /// the queue (its redelivery looks first). A 409 stays a refusal unless
+    /// the caller knows it for a race; a 422 is one whatever is said.
+    #[tokio::test]
+    async fn a_request_timeout_is_transient_and_a_conflict_only_where_it_is_a_race() {
+        let client =
+            HttpClient::new("test", Duration::from_secs(5), RetryPolicy::default()).unwrap();
+        let sent = |answer: &'static str| {
+            let client = client.clone();
+            async move {
+                let url = answering(answer);
+                client.send("creating", |c| c.post(&url)).await.unwrap_err()
+            }
+        };
+        let empty = |status: &str| format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+        let timeout = sent(empty("408 Request Timeout").leak()).await;
+        assert!(timeout.is_transient(), "{timeout}");
+        let conflict = sent(empty("409 Conflict").leak()).await;
+        assert!(!conflict.is_transient(), "{conflict}");
+        let raced = conflict_left_to_queue(conflict, "a race");
+        assert!(raced.is_transient(), "{raced}");
+        let refused = conflict_left_to_queue(
+            sent(empty("422 Unprocessable Entity").leak()).await,
+            "a race",
+        );
+        assert!(!refused.is_transient(), "{refused}");
     }
 
     /// After a quiet spell the client does not save up a burst.

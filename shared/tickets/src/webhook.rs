@@ -135,16 +135,10 @@ impl Webhook {
 
 /// A 409 to a POST with an Idempotency-Key is "a request with this key is
 /// still being processed" (the IETF Idempotency-Key header draft): after a
-/// timed-out try, the first is still running on the receiver's side. Left
-/// to the queue's redelivery, which looks before it writes; as a refusal it
-/// was dead-lettered while the first try went on to make the ticket.
-fn in_progress_is_transient(mut e: PortError) -> PortError {
-    if e.status == Some(409) {
-        e.kind = rootmail_pipeline::ErrorKind::Transient;
-        e.message
-            .push_str("; the receiver is still processing this key: left to the queue");
-    }
-    e
+/// timed-out try, the first is still running on the receiver's side. As a
+/// refusal it was dead-lettered while the first try went on to make the ticket.
+fn in_progress_is_transient(e: PortError) -> PortError {
+    crate::http::conflict_left_to_queue(e, "the receiver is still processing this key")
 }
 
 /// What a request's signature covers: everything that decides its effect.

@@ -883,6 +883,33 @@ async fn the_ticket_is_filed_under_the_customers_organization() {
     assert_eq!(zendesk.tickets().len(), 2);
 }
 
+/// Zendesk answers 409 when two requests write the same record at once: two
+/// writers creating one account's new requester, or a ticket whose key's
+/// first request still runs. Neither applied anything, so both are left to
+/// the queue (transient), not dead-lettered, and the redelivery makes one
+/// ticket and one requester.
+#[tokio::test]
+async fn a_conflict_while_creating_is_left_to_the_queue() {
+    let zendesk = FakeZendesk::start();
+    let sink = zendesk.backend_with(|o| {
+        o.requester_domain = Some("tickets.example-msp.com".into());
+        o.organizations = vec![("Example Corp".into(), 77)];
+    });
+    let raced = op("conflict@example.com", 1, "");
+    for call in [Call::CreateOrUpdateUser, Call::Create] {
+        zendesk.fail(call, 1, 409);
+        let error = sink.create(&new_ticket(&raced)).await.expect_err("409");
+        assert!(error.is_transient(), "{call:?}: {error}");
+        assert_eq!(error.status, Some(409), "{error}");
+        assert!(error.to_string().contains("left to the queue"), "{error}");
+        assert!(zendesk.tickets().is_empty(), "{call:?}");
+    }
+    let id = sink.create(&new_ticket(&raced)).await.expect("redelivered");
+    assert_eq!(zendesk.tickets().len(), 1);
+    assert_eq!(zendesk.users().len(), 1);
+    assert_eq!(marked(&zendesk.ticket(&id), &raced).0, 1, "one comment");
+}
+
 /// Issue 13. The comment search reads newest first (`sort=-created_at`, the
 /// cursor pagination's sort), so a redelivery finds a recent comment on the
 /// first page of a long ticket.

@@ -371,7 +371,7 @@ impl Zendesk {
                     _ => Err(e),
                 };
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(http::conflict_left_to_queue(e, RACE)),
         };
         let replayed = response
             .headers()
@@ -474,7 +474,8 @@ impl Zendesk {
         let response = self
             .http
             .send(what, |c| self.auth(c.post(&url)).json(&body))
-            .await?;
+            .await
+            .map_err(|e| http::conflict_left_to_queue(e, RACE))?;
         let answer: Answer = self.json(what, response).await?;
         Ok(answer.user.id)
     }
@@ -503,6 +504,11 @@ pub(super) fn ticket_number(id: &str) -> PortResult<u64> {
 }
 
 /// Whether `error` is Zendesk's answer with this HTTP status.
+/// Zendesk answers 409 when two requests write the same record at once (a
+/// new requester created by two writers, a ticket created with a key whose
+/// first request is still running): a race, not a refusal.
+const RACE: &str = "Zendesk was writing the same record for another request";
+
 pub(super) fn refused_with(error: &PortError, status: u16) -> bool {
     error.status == Some(status)
 }
