@@ -195,6 +195,10 @@ struct State {
     lagging: bool,
     /// The next call of this operation is done, and answered with a 500.
     lose_answer_of: Option<String>,
+    /// StartPrimaryEmailUpdate refuses a change while another is pending
+    /// (ConflictException), where by default it replaces it: AWS documents
+    /// neither, so the code must hold up under both.
+    refuse_second_start: bool,
     /// The organization's management account: the Account API refuses it.
     management: Option<String>,
     /// The role name the provider keeps in every account for reading IAM's
@@ -239,6 +243,7 @@ impl AccountFake {
             next_code_before_its_words: false,
             lagging: false,
             lose_answer_of: None,
+            refuse_second_start: false,
             management: None,
             audit_role: None,
             rng: XorShift::new(seed),
@@ -438,6 +443,12 @@ impl AccountFake {
     /// as if its answer were lost: the SDK then tries it again.
     pub fn lose_next_answer(&self, operation: &str) {
         self.lock().lose_answer_of = Some(operation.to_string());
+    }
+
+    /// Whether StartPrimaryEmailUpdate refuses a change while another one is
+    /// pending (ConflictException) instead of replacing it.
+    pub fn refuse_second_start(&self, on: bool) {
+        self.lock().refuse_second_start = on;
     }
 
     /// Accepts the account's pending change with its own code, as AWS does
@@ -930,6 +941,17 @@ fn start_update(
             "The email address is already in use by another AWS account.",
         ));
     }
+    let pending = s.accounts[account_id]
+        .pending
+        .as_ref()
+        .is_some_and(|p| p.expires > SystemTime::now());
+    if s.refuse_second_start && pending {
+        return Err(Reply::json_error(
+            409,
+            "ConflictException",
+            "An update of the primary email address is already in progress.",
+        ));
+    }
     let otp = match s.next_otp.take() {
         Some(code) => code,
         None => format!("{:06}", s.rng.next_u64() % 1_000_000),
@@ -1247,7 +1269,9 @@ fn sts(
         let message = format!("TaskPolicyArn {policy_arn} is not a root task policy.");
         return (account, error(400, "ValidationError", &message));
     };
-    if !s.accounts.contains_key(&target) {
+    // AWS gives root sessions in member accounts only, never the management
+    // account's own (API_AssumeRoot).
+    if !s.accounts.contains_key(&target) || s.management.as_deref() == Some(target.as_str()) {
         let message = format!(
             "User is not authorized to perform: sts:AssumeRoot on resource: {target}: \
              it is not a member account of the organization."

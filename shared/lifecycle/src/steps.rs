@@ -527,6 +527,13 @@ pub async fn start_email_update<P: LifecyclePorts>(
         .start_email_update(account, &rotation.target_email)
         .await
     {
+        // AWS took an earlier try (the SDK's, whose answer was lost) and the
+        // code is on its way: a second try may be refused as a conflict, or
+        // fail, while the change AWS holds is ours.
+        if pending_since_start(p, &rotation).await.unwrap_or(false) {
+            mark_email_change_requested(p, &mut rotation, now).await;
+            return Ok(StepOutput::from(&rotation));
+        }
         // Put the record back so the step can be retried from the start.
         rotation.phase = Phase::Registered;
         rotation.end_wait();

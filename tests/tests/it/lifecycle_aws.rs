@@ -1052,6 +1052,37 @@ async fn a_code_aws_took_on_a_request_the_sdk_sent_again_is_accepted() {
     );
 }
 
+/// The same for the change's start: AWS takes it, its answer is lost, and
+/// the SDK's retry is refused because a change is pending (AWS documents no
+/// answer to a second start; the fake is set to refuse it). The change AWS
+/// holds is ours and its code on its way: the take-over waits for it, where
+/// it failed on the refusal, and the first code is still the one accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_aws_took_on_a_request_the_sdk_sent_again_waits_for_its_code() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.ls.fake.refuse_second_start(true);
+    run.ls.fake.lose_next_answer("StartPrimaryEmailUpdate");
+    run.start("rootless").await;
+    let statuses: Vec<u16> = run
+        .ls
+        .fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "StartPrimaryEmailUpdate")
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        statuses[..2],
+        [500, 409],
+        "taken, answer lost; the SDK's retry refused"
+    );
+    run.deliver_mail().await;
+    assert_eq!(
+        run.ok(Step::AcceptEmailUpdate, json!({})).await,
+        Phase::EmailAccepted
+    );
+}
+
 /// A payer (a management account) is taken over in the console: the
 /// Account API refuses it. The take-over is refused before anything is
 /// registered, and says so; before, it registered the account under a new
