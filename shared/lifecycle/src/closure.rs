@@ -219,6 +219,7 @@ async fn close_member<P: LifecyclePorts>(
     if let Err(error) = p.api().close_member(account).await {
         let detail = match &error {
             LifecycleError::Refused(why) => format!("AWS Organizations did not close it: {why}"),
+            LifecycleError::NotYet(why) => format!("AWS Organizations did not take it yet: {why}"),
             other => format!("asking AWS Organizations failed, the account is as it was: {other}"),
         };
         // Best effort: an unreleased claim lapses by itself.

@@ -28,8 +28,9 @@ use zeroize::Zeroizing;
 /// The environment variable holding the local vault's key.
 pub const VAULT_KEY_VARIABLE: &str = "ROOTMAIL_VAULT_KEY";
 
-/// How long a simulated code stays valid (AWS says 30 minutes in its mail).
-const SIMULATED_OTP_SECS: u64 = 30 * 60;
+/// How long a simulated code stays valid: AWS's guide gives a member
+/// account's root email change 24 hours to be completed with its code.
+const SIMULATED_OTP_SECS: u64 = 24 * 60 * 60;
 
 /// The key that seals the local vault.
 pub struct VaultKey(Zeroizing<[u8; 32]>);
@@ -375,7 +376,7 @@ pub fn root_email_code_mail(to: &EmailAddress, account: &AccountId, code: &str, 
          To verify this email address, enter the following verification code on the\r\n\
          AWS Management Console or pass it to the AcceptPrimaryEmailUpdate API:\r\n\r\n\
          \x20   Verification code: {code}\r\n\r\n\
-         This code expires 30 minutes after it was sent.\r\n\r\n\
+         This code expires 24 hours after it was sent.\r\n\r\n\
          Sincerely,\r\nAmazon Web Services\r\n"
     );
     simulated_aws_mail(

@@ -98,21 +98,26 @@ fn not_a_member(error: &PortError) -> bool {
     )
 }
 
-/// Why AWS will not close the account, where asking again the same way
-/// fails the same way: a sentence a person can act on.
+/// Why AWS will not close the account: a sentence a person can act on. A
+/// refusal where asking again the same way fails the same way; not yet where
+/// AWS is busy with other closures or this account and the same request
+/// succeeds later (the close step's `NotYet` retry asks again for hours,
+/// where a refusal failed each account of a bulk offboarding).
 fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleError> {
     let reason = error.answer.as_deref().unwrap_or("");
     let sentence = match (error.code.as_deref()?, reason) {
         ("ConstraintViolationException", "CLOSE_ACCOUNT_QUOTA_EXCEEDED") => format!(
-            "AWS Organizations closes at most 10% of an organization's member accounts (10 to \
-             1000) in 30 days, and that quota is used up: close account {account} in its console \
-             as its root user, then run close again, which records it once AWS Organizations \
-             shows it closing"
+            "AWS Organizations closes at most 20% of an organization's member accounts, or 250 \
+             if that is more, and never more than 1,000, in any 30 days, and that quota is used \
+             up: close account {account} in its console as its root user, then run close again, \
+             which records it once AWS Organizations shows it closing"
         ),
-        ("ConstraintViolationException", "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED") => format!(
-            "AWS Organizations is closing as many accounts at once as it allows: run close for \
-             account {account} again later"
-        ),
+        ("ConstraintViolationException", "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED") => {
+            return Some(LifecycleError::NotYet(format!(
+                "AWS Organizations is closing as many accounts at once as it allows: account \
+                 {account}'s closure is asked again later"
+            )));
+        }
         ("ConstraintViolationException", reason) => format!(
             "AWS Organizations will not close account {account} (ConstraintViolationException{}{})",
             if reason.is_empty() { "" } else { ": " },
@@ -123,10 +128,12 @@ fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleEr
              it in its console as its root user, then run close again with --attest \"what you \
              did\""
         ),
-        ("ConflictException", _) => format!(
-            "AWS Organizations is changing account {account} already (ConflictException): run \
-             close again in a few minutes"
-        ),
+        ("ConflictException", _) => {
+            return Some(LifecycleError::NotYet(format!(
+                "AWS Organizations is changing account {account} already (ConflictException): \
+                 its closure is asked again later"
+            )));
+        }
         ("AccessDeniedException", _) => format!(
             "AWS Organizations will not close account {account} for this role: only the \
              organization's management account closes member accounts (a stack in a delegated \
@@ -205,9 +212,22 @@ mod tests {
             .with_answer("CLOSE_ACCOUNT_QUOTA_EXCEEDED");
         let refusal = closure_refusal(&account, &error).unwrap().to_string();
         assert!(
-            refusal.contains("10%") && refusal.contains("once AWS Organizations shows it closing"),
+            refusal.contains("20%") && refusal.contains("once AWS Organizations shows it closing"),
             "{refusal}"
         );
+        for (code, answer) in [
+            (
+                "ConstraintViolationException",
+                "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED",
+            ),
+            ("ConflictException", ""),
+        ] {
+            let busy = PortError::permanent(PORT, "CloseAccount: HTTP 400")
+                .with_code(Some(code.into()))
+                .with_answer(answer);
+            let later = closure_refusal(&account, &busy).unwrap();
+            assert_eq!(later.error_name(), "NotYet", "{code}: {later}");
+        }
         let throttled =
             PortError::transient(PORT, "x").with_code(Some("TooManyRequestsException".into()));
         assert!(closure_refusal(&account, &throttled).is_none());
