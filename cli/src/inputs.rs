@@ -332,7 +332,19 @@ impl Found {
     /// line, or a file with none) is a problem the run names, never a silent skip.
     fn mbox(&mut self, path: &Path) {
         match mailbox::mbox_messages(path) {
-            Ok((messages, leading)) => {
+            Ok(mailbox::Mbox {
+                messages,
+                leading,
+                unsplit,
+            }) => {
+                if unsplit.lines > 0 {
+                    self.problems.push(format!(
+                        "mbox {}: {} line(s) that begin \"From \" were read inside a message (the first at byte {}): a separator needs an empty line before it and a time and a four-digit year in it. If they start messages (an export with no empty line between messages, a two-digit year), those messages were read as one; rewrite the separators, or export as mboxrd",
+                        path.display(),
+                        unsplit.lines,
+                        unsplit.first_at
+                    ));
+                }
                 if leading > 0 {
                     self.problems.push(format!(
                         "mbox {}: {leading} bytes before its first \"From \" line are not a message: not read",

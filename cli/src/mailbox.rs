@@ -237,13 +237,35 @@ fn is_cur_or_new(dir: &Path) -> bool {
     dir.file_name().is_some_and(|n| n == "cur" || n == "new")
 }
 
-/// The messages of the mbox at `path`, in order, and how many bytes before
-/// its first `From ` line are no message (0 for a well-formed mbox).
-pub fn mbox_messages(path: &Path) -> std::io::Result<(Vec<MessageRef>, u64)> {
+/// An mbox as scanned: its messages in order, how many bytes before its
+/// first `From ` line are no message (0 for a well-formed mbox), and the
+/// lines that begin `From ` but were read inside a message ([`Unsplit`]).
+pub struct Mbox {
+    pub messages: Vec<MessageRef>,
+    pub leading: u64,
+    pub unsplit: Unsplit,
+}
+
+/// Lines that begin `From ` (unquoted) which were read as part of a message,
+/// not as separators: no empty line before them, or no time and year in
+/// them. An mboxrd or mboxo writer quotes a body's `From ` lines, so in
+/// such a file each is a separator written another way, and messages were
+/// read as one (an export with no empty line between messages, a two-digit
+/// year); an mboxcl2 writer leaves a body's unquoted. Counted, and the first
+/// one's byte offset kept, so the run names them instead of merging silently.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Unsplit {
+    pub lines: u64,
+    pub first_at: u64,
+}
+
+/// The messages of the mbox at `path` ([`Mbox`]).
+pub fn mbox_messages(path: &Path) -> std::io::Result<Mbox> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(not_a_regular_file());
     }
-    let (spans, leading) = mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
+    let (spans, leading, unsplit) =
+        mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
     let shared: Arc<Path> = Arc::from(path);
     let messages = spans
         .into_iter()
@@ -253,7 +275,11 @@ pub fn mbox_messages(path: &Path) -> std::io::Result<(Vec<MessageRef>, u64)> {
             in_mbox: Some((i + 1, span)),
         })
         .collect();
-    Ok((messages, leading))
+    Ok(Mbox {
+        messages,
+        leading,
+        unsplit,
+    })
 }
 
 /// The longest piece of a line read at once: only a line's first bytes
@@ -263,8 +289,9 @@ const PIECE: u64 = 4096;
 /// Where each message starts and ends. A message starts after a line that
 /// begins `From ` at the start of the file or after an empty line; its span
 /// leaves out that line and the empty line before the next one. One pass.
-fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
+fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsplit)> {
     let mut spans = Vec::new();
+    let mut unsplit = Unsplit::default();
     // The bytes before the first message's `From ` line: none in an mbox.
     let mut leading = None;
     let (mut offset, mut line) = (0u64, Vec::new());
@@ -310,6 +337,12 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
             blank_at = None;
             continue;
         }
+        if start.is_some() && line.starts_with(b"From ") {
+            if unsplit.lines == 0 {
+                unsplit.first_at = at;
+            }
+            unsplit.lines += 1;
+        }
         blank_at = (line == b"\n" || line == b"\r\n").then_some(at);
     }
     if let Some(begun) = start {
@@ -318,7 +351,7 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64)> {
             len: blank_at.unwrap_or(offset).saturating_sub(begun),
         });
     }
-    Ok((spans, leading.unwrap_or(offset)))
+    Ok((spans, leading.unwrap_or(offset), unsplit))
 }
 
 /// A `From ` line as mbox writers write it, `From SENDER DATE`: after the
@@ -391,7 +424,7 @@ mod tests {
         let mut reader = Reader::default();
         mbox_messages(&path)
             .unwrap()
-            .0
+            .messages
             .iter()
             .map(|m| String::from_utf8(reader.read(m).unwrap()).unwrap())
             .collect()
@@ -422,8 +455,35 @@ mod tests {
             ("", 0, 0),
         ] {
             std::fs::write(&path, text).unwrap();
-            let (found, skipped) = mbox_messages(&path).unwrap();
-            assert_eq!((found.len(), skipped), (messages, leading), "{text:?}");
+            let mbox = mbox_messages(&path).unwrap();
+            assert_eq!(
+                (mbox.messages.len(), mbox.leading),
+                (messages, leading),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Unquoted `From ` lines read inside a message are counted, with the
+    /// first one's offset: separators written another way (no empty line
+    /// before, a two-digit year) merged messages silently. A quoted body
+    /// line (mboxrd) and a real separator count nothing.
+    #[test]
+    fn unquoted_from_lines_inside_a_message_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.mbox");
+        let good = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\n>From b said\n\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
+        let no_blank = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\nx\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
+        let short_year = "From a Mon Jan  5 10:00:00 96\nS: 1\n\nx\n\nFrom b Mon Jan  5 10:00:00 96\nS: 2\n\ny\n\nFrom c Mon Jan  5 10:00:00 96\nS: 3\n\nz\n";
+        for (text, messages, lines, first_at) in [
+            (good, 2, 0, 0),
+            (no_blank, 1, 1, 40),
+            (short_year, 1, 2, 39),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let mbox = mbox_messages(&path).unwrap();
+            assert_eq!(mbox.messages.len(), messages, "{text:?}");
+            assert_eq!(mbox.unsplit, Unsplit { lines, first_at }, "{text:?}");
         }
     }
 
@@ -443,8 +503,8 @@ mod tests {
         std::fs::write(&two, "From a\nSubject: 2a\n\nz\n").unwrap();
         std::fs::write(&eml, "Subject: 3\n\nw\n").unwrap();
         let (first, second) = (
-            mbox_messages(&one).unwrap().0,
-            mbox_messages(&two).unwrap().0,
+            mbox_messages(&one).unwrap().messages,
+            mbox_messages(&two).unwrap().messages,
         );
         let order = [
             &first[1],
@@ -500,7 +560,7 @@ mod tests {
         let path = dir.path().join("old");
         std::fs::write(&path, mbox).unwrap();
         assert!(is_mbox(&path), "found by its first line");
-        let (found, _) = mbox_messages(&path).unwrap();
+        let found = mbox_messages(&path).unwrap().messages;
         assert_eq!(found[1].label(), dir.path().join("old#2"));
     }
 
@@ -526,7 +586,7 @@ mod tests {
                 .map(|_| {
                     let started = std::time::Instant::now();
                     let mut reader = Reader::default();
-                    for message in mbox_messages(&path).unwrap().0 {
+                    for message in mbox_messages(&path).unwrap().messages {
                         std::hint::black_box(reader.read(&message).unwrap());
                     }
                     started.elapsed()
