@@ -450,6 +450,7 @@ fn decide_outcome(
         ForRotation::SecretUnread(waiting) => (None, Some(waiting)),
     };
     let account = input.resolution.account.as_ref();
+    let rule_priority = raised_for_unclaimed_secret(input, rule_priority, warnings);
     let (disposition, priority) = decide(
         input.kind,
         rule_priority,
@@ -464,6 +465,25 @@ fn decide_outcome(
         // Archived mail (a retired account's) tells no rotation either.
         secret_unread_for: secret_unread_for.filter(|_| disposition != Disposition::Archive),
     }
+}
+
+/// AWS's mail that no kind claims, carrying a code or a link for the root
+/// user (an account sign-up's email verification, a flow the rules do not
+/// know): unless someone here asked for it, someone else is using the
+/// address, and an unexpected code is itself a security signal.
+fn raised_for_unclaimed_secret(
+    input: &HandoffInput<'_>,
+    priority: Option<Priority>,
+    warnings: &mut Vec<String>,
+) -> Option<Priority> {
+    if input.kind != Kind::AwsUnclassified || input.secrets.is_empty() {
+        return priority;
+    }
+    warnings.push(
+        "AWS's mail that no kind claims carries a code or link for the root user: unless someone here asked for it, someone else is using this address (raised to high)"
+            .to_string(),
+    );
+    Some(priority.map_or(Priority::High, |p| p.max(Priority::High)))
 }
 
 /// What a ticket may show of the mail, its secrets redacted, and what it names.
