@@ -451,6 +451,14 @@ impl AccountFake {
         self.lock().refuse_second_start = on;
     }
 
+    /// GetPrimaryEmailUpdateStatus answers `status` stamped `at` (epoch
+    /// seconds) from now on, as a read that lags shows an older change's.
+    pub fn show_update_status(&self, account_id: &str, status: &'static str, at: u64) {
+        let mut inner = self.lock();
+        let member = inner.accounts.get_mut(account_id).expect("known account");
+        member.update_status = Some((status, at));
+    }
+
     /// Accepts the account's pending change with its own code, as AWS does
     /// for a request whose answer was then lost on the way back.
     pub fn accept_pending(&self, account_id: &str) {

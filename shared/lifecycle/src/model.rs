@@ -239,9 +239,10 @@ pub struct Rotation {
     /// When AWS's verified MFA notice reached the root address.
     #[serde(default)]
     pub mfa_confirmed_at: Option<u64>,
-    /// When AWS accepted the request to change the root email (a run of
-    /// the step again does not ask a second time: the code on its way would
-    /// be stale).
+    /// When AWS accepted the request to change the root email, the
+    /// take-over's (a run of the step again does not ask a second time: the
+    /// code on its way would be stale) or, once a release starts, the
+    /// release's (a change's status stamped before it is an older change's).
     #[serde(default)]
     pub email_change_requested_at: Option<u64>,
     /// When a release deleted our root credentials. A completion run again

@@ -6,8 +6,8 @@
 use crate::credentials::{new_root_address, new_root_password, totp_code};
 use crate::model::{AuditEntry, Failure, Mode, Phase, Rotation, Stage, VaultItem};
 use crate::ports::{
-    AccountApi, AccountRegistry, AuditLog, EmailUpdateState, LifecycleError, LifecyclePorts,
-    LifecycleResult, Notices, RootAccess, Rotations, TaskTokens, Vault,
+    AccountApi, AccountRegistry, AuditLog, EmailUpdateState, EmailUpdateStatus, LifecycleError,
+    LifecyclePorts, LifecycleResult, Notices, RootAccess, Rotations, TaskTokens, Vault,
 };
 use rootmail_domain::{
     Account, AccountId, AccountStatus, EmailAddress, Handoff, Kind, SecretValue,
@@ -604,36 +604,58 @@ async fn pending_since_start<P: LifecyclePorts>(
 async fn accept_code<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    target: &EmailAddress,
+    change: (&EmailAddress, Option<u64>),
     code: &SecretValue,
 ) -> LifecycleResult<bool> {
-    if code_taken(p, account, target).await? {
+    if code_taken(p, account, change).await? {
         return Ok(true);
     }
+    let target = change.0;
     match p.api().accept_email_update(account, target, code).await {
         // The SDK sends a request again when its answer is lost (a timeout,
         // a 500): AWS refuses the second one of a code it took, as no change
         // is pending any more. The change is made.
-        Err(LifecycleError::Refused(_)) if code_taken(p, account, target).await? => Ok(false),
+        Err(LifecycleError::Refused(_)) if code_taken(p, account, change).await? => Ok(false),
         answer => answer.map(|()| false),
     }
 }
 
-/// Whether AWS has taken the code of the change under way: a try before
-/// this one may have had AWS take it and lost the answer (the code is spent
-/// then). The change's status says so at once; the root email may take
-/// hours to show it (AWS: up to four hours to propagate everywhere), so it
-/// only confirms. The most recent change is this one: its code came.
+/// How much earlier than our clock AWS's may stamp a change: an accepted
+/// change stamped within it of the one under way's start still counts as
+/// that change. An older change's status (a read that lags just after a
+/// release's start shows the take-over's) is hours or days older.
+const CLOCK_MARGIN_SECS: u64 = 300;
+
+/// Whether AWS has taken the code of the change under way (`change`: its
+/// new address, and when it was asked for, if known): a try before this one
+/// may have had AWS take it and lost the answer (the code is spent then).
+/// The change's status says so at once, when it is stamped no earlier than
+/// the change was asked for (else it is an older change's, and says
+/// nothing of this one); the root email may take hours to show it (AWS: up
+/// to four hours to propagate everywhere), so it only confirms.
 async fn code_taken<P: LifecyclePorts>(
     p: &P,
     account: &AccountId,
-    target: &EmailAddress,
+    (target, asked_at): (&EmailAddress, Option<u64>),
 ) -> LifecycleResult<bool> {
     let status = p.api().email_update_status(account).await?;
-    if status.is_some_and(|s| s.state.accepted()) {
+    if accepted_since(status, asked_at) {
         return Ok(true);
     }
     Ok(p.api().primary_email(account).await? == *target)
+}
+
+/// Whether the latest change's status is accepted and stamped no earlier
+/// than `asked_at` (within [`CLOCK_MARGIN_SECS`]), so that it is the change
+/// asked for then; without either time, an accepted status counts.
+fn accepted_since(status: Option<EmailUpdateStatus>, asked_at: Option<u64>) -> bool {
+    status.is_some_and(|s| {
+        s.state.accepted()
+            && match (asked_at, s.updated_at) {
+                (Some(asked), Some(at)) => at + CLOCK_MARGIN_SECS >= asked,
+                _ => true,
+            }
+    })
 }
 
 /// A `waitForTaskToken` step run again once it saved (see
@@ -1121,7 +1143,9 @@ pub async fn accept_email_update<P: LifecyclePorts>(
             "the code for account {account} is not in the vault"
         ));
     };
-    accept_code(p, account, &rotation.target_email, &code).await?;
+    // The take-over's change was asked for after it began.
+    let change = (&rotation.target_email, Some(rotation.started_at));
+    accept_code(p, account, change, &code).await?;
     // The code is spent and its task answered: nothing waits any more. The
     // handover that answered may not have saved that yet (see `hand_over`).
     let accepted = |r: &mut Rotation| {
@@ -2050,6 +2074,9 @@ async fn release_from<P: LifecyclePorts>(
         rotation.previous_email = Some(rotation.target_email.clone());
     }
     rotation.target_email = customer_email.clone();
+    // The release's change, asked for now: a status stamped before it is
+    // an older change's (see `code_taken`).
+    rotation.email_change_requested_at = Some(now);
     rotation.phase = Phase::AwaitingCustomerOtp;
     rotation.release_completing_since = None;
     let (reason, ticket) = (Some(request.reason.as_str()), Some(request.ticket.as_str()));
@@ -2308,7 +2335,7 @@ async fn release_undone<P: LifecyclePorts>(
         "finish the release with `rootmail rotation complete --account {account} --otp-stdin`"
     );
     let status = p.api().email_update_status(account).await?;
-    if status.is_some_and(|s| s.state.accepted()) {
+    if accepted_since(status, rotation.email_change_requested_at) {
         return refused(format!(
             "AWS already took the customer's code for account {account}: {finish}"
         ));
@@ -2368,7 +2395,8 @@ async fn not_released_already<P: LifecyclePorts>(
     let account = &rotation.account_id;
     // Waiting for the customer's code, the latest change is the release's:
     // its status is this release's (see `code_taken`).
-    if rotation.mode != Mode::Console && code_taken(p, account, &rotation.target_email).await? {
+    let change = (&rotation.target_email, rotation.email_change_requested_at);
+    if rotation.mode != Mode::Console && code_taken(p, account, change).await? {
         return refused(format!(
             "AWS already moved account {account}'s root email to {}: finish the release with \
              `rootmail rotation complete --account {account} --otp-stdin`",
@@ -2463,7 +2491,8 @@ async fn release_with_customer_code<P: LifecyclePorts>(
     save_marked(p, rotation).await?;
     // An earlier try may have got AWS's acceptance and failed after it:
     // then the code is spent and the change done, so go on from there.
-    let moved = match accept_code(p, &account, &rotation.target_email, otp).await {
+    let change = (&rotation.target_email, rotation.email_change_requested_at);
+    let moved = match accept_code(p, &account, change, otp).await {
         Err(LifecycleError::Refused(why)) => {
             rotation.release_completing_since = None;
             save_marked(p, rotation).await?;

@@ -1196,6 +1196,45 @@ async fn a_release_started_again_after_aws_took_the_code_is_refused() {
     );
 }
 
+/// A status read that lags just after a release's start shows the
+/// take-over's change, ACCEPTED a day before: it says nothing of the
+/// release's. The customer's code is given to AWS, and the root email moves
+/// to the customer; before, the old status counted as the release's code
+/// taken, the code was never given, and our credentials were deleted while
+/// the root email stayed ours.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_older_change_s_accepted_status_is_not_the_release_s() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    let customer = "cloud@initech.example";
+    let release = json!({"customer_email": customer, "who": "alice", "reason": "contract ended", "ticket": "CHG-1"});
+    let phase = run.ok(Step::StartRelease, release).await;
+    assert_eq!(phase, Phase::AwaitingCustomerOtp);
+    let a_day_ago = now() - 86_400;
+    run.ls
+        .fake
+        .show_update_status(run.account.as_str(), "ACCEPTED", a_day_ago);
+    let code = rootmail_domain::SecretValue::new(run.otp());
+    let released = steps::complete_release(
+        &run.ports,
+        &run.account,
+        ReleaseConfirmation::CustomerCode(&code),
+        "alice",
+        now(),
+    )
+    .await
+    .expect("release completes");
+    assert_eq!(released.phase, Phase::Released);
+    let accepts = (run.ls.fake.calls().into_iter())
+        .filter(|c| c.operation == "AcceptPrimaryEmailUpdate")
+        .count();
+    assert_eq!(accepts, 2, "the take-over's code, then the customer's");
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(customer)
+    );
+}
+
 /// A release the customer never answered is cancelled against the Account
 /// API: the root email is still ours there, so the account is active again,
 /// and rootmail takes the customer's code no more (AWS keeps the change
