@@ -31,6 +31,15 @@ struct Span {
     len: u64,
 }
 
+impl Span {
+    fn between(start: u64, end: u64) -> Self {
+        Self {
+            start,
+            len: end.saturating_sub(start),
+        }
+    }
+}
+
 impl MessageRef {
     pub fn file(path: PathBuf) -> Self {
         Self {
@@ -259,6 +268,15 @@ pub struct Unsplit {
     pub first_at: u64,
 }
 
+impl Unsplit {
+    fn count(&mut self, at: u64) {
+        if self.lines == 0 {
+            self.first_at = at;
+        }
+        self.lines += 1;
+    }
+}
+
 /// The messages of the mbox at `path` ([`Mbox`]).
 pub fn mbox_messages(path: &Path) -> std::io::Result<Mbox> {
     if !std::fs::metadata(path)?.is_file() {
@@ -321,13 +339,7 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsp
         };
         if separator {
             leading.get_or_insert(at);
-            if let Some(begun) = start {
-                let end = blank_at.unwrap_or(at);
-                spans.push(Span {
-                    start: begun,
-                    len: end.saturating_sub(begun),
-                });
-            }
+            spans.extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(at))));
             // A `From ` line longer than a piece: the message starts after it.
             if !complete {
                 offset += rest_of_line(&mut reader)?;
@@ -338,19 +350,11 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsp
             continue;
         }
         if start.is_some() && line.starts_with(b"From ") {
-            if unsplit.lines == 0 {
-                unsplit.first_at = at;
-            }
-            unsplit.lines += 1;
+            unsplit.count(at);
         }
         blank_at = (line == b"\n" || line == b"\r\n").then_some(at);
     }
-    if let Some(begun) = start {
-        spans.push(Span {
-            start: begun,
-            len: blank_at.unwrap_or(offset).saturating_sub(begun),
-        });
-    }
+    spans.extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(offset))));
     Ok((spans, leading.unwrap_or(offset), unsplit))
 }
 

@@ -527,28 +527,38 @@ pub async fn start_email_update<P: LifecyclePorts>(
         .start_email_update(account, &rotation.target_email)
         .await
     {
-        // AWS took an earlier try (the SDK's, whose answer was lost) and the
-        // code is on its way: a second try may be refused as a conflict, or
-        // fail, while the change AWS holds is ours.
-        if pending_since_start(p, &rotation).await.unwrap_or(false) {
-            mark_email_change_requested(p, &mut rotation, now).await;
-            return Ok(StepOutput::from(&rotation));
-        }
-        // Put the record back so the step can be retried from the start.
-        rotation.phase = Phase::Registered;
-        rotation.end_wait();
-        let detail = format!("AWS refused the root email change: {e}");
-        advance(
-            p,
-            &mut rotation,
-            now,
-            (SYSTEM_ACTOR, "root email change failed", detail),
-        )
-        .await?;
-        return Err(e);
+        return start_failed(p, rotation, e, now).await;
     }
     mark_email_change_requested(p, &mut rotation, now).await;
     Ok(StepOutput::from(&rotation))
+}
+
+/// Step 2's request to AWS failed: unless AWS took an earlier try all the
+/// same, the record goes back so the step can be retried from the start.
+async fn start_failed<P: LifecyclePorts>(
+    p: &P,
+    mut rotation: Rotation,
+    e: LifecycleError,
+    now: u64,
+) -> LifecycleResult<StepOutput> {
+    // AWS took an earlier try (the SDK's, whose answer was lost) and the
+    // code is on its way: a second try may be refused as a conflict, or
+    // fail, while the change AWS holds is ours.
+    if pending_since_start(p, &rotation).await.unwrap_or(false) {
+        mark_email_change_requested(p, &mut rotation, now).await;
+        return Ok(StepOutput::from(&rotation));
+    }
+    rotation.phase = Phase::Registered;
+    rotation.end_wait();
+    let detail = format!("AWS refused the root email change: {e}");
+    advance(
+        p,
+        &mut rotation,
+        now,
+        (SYSTEM_ACTOR, "root email change failed", detail),
+    )
+    .await?;
+    Err(e)
 }
 
 /// Step 2 run again once it saved: Step Functions retries a failed attempt
@@ -2068,17 +2078,7 @@ async fn release_from<P: LifecyclePorts>(
             return Err(error);
         }
     };
-    end_release_claim(&mut rotation);
-    if !again {
-        rotation.before_release = rotation.previous_email.take();
-        rotation.previous_email = Some(rotation.target_email.clone());
-    }
-    rotation.target_email = customer_email.clone();
-    // The release's change, asked for now: a status stamped before it is
-    // an older change's (see `code_taken`).
-    rotation.email_change_requested_at = Some(now);
-    rotation.phase = Phase::AwaitingCustomerOtp;
-    rotation.release_completing_since = None;
+    awaiting_customer_code(&mut rotation, customer_email, again, now);
     let (reason, ticket) = (Some(request.reason.as_str()), Some(request.ticket.as_str()));
     let entry = (
         request.who.as_str(),
@@ -2088,6 +2088,27 @@ async fn release_from<P: LifecyclePorts>(
         detail,
     );
     advance_justified(p, &mut rotation, now, entry).await
+}
+
+/// The record once AWS took the release's change (asked for `now`): the
+/// claim over, the customer's address the target, our own kept as the one
+/// the root user leaves (on a release started `again`, kept from the first).
+fn awaiting_customer_code(
+    rotation: &mut Rotation,
+    customer_email: &EmailAddress,
+    again: bool,
+    now: u64,
+) {
+    end_release_claim(rotation);
+    if !again {
+        rotation.before_release = rotation.previous_email.take();
+        rotation.previous_email = Some(rotation.target_email.clone());
+    }
+    rotation.target_email = customer_email.clone();
+    // A change's status stamped before now is an older change's (see `code_taken`).
+    rotation.email_change_requested_at = Some(now);
+    rotation.phase = Phase::AwaitingCustomerOtp;
+    rotation.release_completing_since = None;
 }
 
 /// Writes `change` into the record read again, whatever else wrote it since
