@@ -51,7 +51,7 @@ fn aws_domain_of(domain: &str) -> Option<&'static str> {
 }
 
 /// Whether `domain` is `parent` or one of its subdomains.
-fn is_within(domain: &str, parent: &str) -> bool {
+pub(crate) fn is_within(domain: &str, parent: &str) -> bool {
     domain == parent
         || domain
             .strip_suffix(parent)

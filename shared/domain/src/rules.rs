@@ -581,6 +581,67 @@ mod tests {
 
     use std::path::Path;
 
+    /// AWS's unclassified mail is raised for an account's closure named as
+    /// such, in each language, and for an SES probation or sending pause;
+    /// not for an account word near "closed" or "paused" (a footer's
+    /// "turn off in account settings", "abgeschlossen", a webinar whose
+    /// registration closed), which the first patterns matched.
+    #[test]
+    fn the_raise_list_reads_a_closure_not_words_near_an_account() {
+        let rules = Rules::built_in();
+        let raised = |text: &str| rules.evidence().raises_priority("", text);
+        for closure in [
+            "This email confirms that you closed your AWS account 111122223333.",
+            "AWS 계정 111122223333이(가) 해지되었습니다.",
+            "Ihr AWS-Konto 111122223333 wurde geschlossen.",
+            "Su cuenta de AWS 111122223333 ha sido cerrada.",
+            "您的 AWS 账户已关闭。",
+            "The Amazon SES sending for AWS account 111122223333 has been paused in US East.",
+            "Your sending has been put on probation.",
+        ] {
+            assert!(raised(closure), "{closure}");
+        }
+        for benign in [
+            "Die Registrierung für Ihr Konto ist abgeschlossen.",
+            "您可以在账户设置中关闭电子邮件通知。",
+            "Tenga en cuenta que la inscripción está cerrada.",
+            "Obrigado! As inscrições nesta conta foi encerrada por lotação.",
+            "La registrazione al webinar per il tuo account è chiusa.",
+            "Tiket dukungan untuk akun ini telah ditutup.",
+            "Read our account closure policy before you build.",
+            "Your Lightsail instance has been paused for maintenance.",
+        ] {
+            assert!(!raised(benign), "{benign}");
+        }
+    }
+
+    /// A suspension subject in another language names the account: a
+    /// paused or stopped service ("일시 중지", "暂停", "停止") is not one.
+    #[test]
+    fn a_localized_suspension_subject_names_the_account() {
+        let rules = Rules::built_in();
+        let kind = |subject: &str| {
+            let scored = rules.classify(&input("no-reply-aws@amazon.com", subject, "Hello."));
+            scored.winner().map(|w| w.kind)
+        };
+        for suspended in [
+            "AWS 계정이 일시 중지되었습니다",
+            "お客様の AWS アカウントは一時停止されました",
+            "您的 AWS 账户已被暂停",
+            "Su cuenta de AWS está a punto de ser suspendida",
+        ] {
+            assert_eq!(kind(suspended), Some(Kind::AccountSuspended), "{suspended}");
+        }
+        for paused in [
+            "Amazon SES 이메일 전송 일시 중지 알림",
+            "[조치 필요] Amazon Redshift 클러스터 일시 중지 예정",
+            "Amazon SES 发送暂停通知",
+            "Amazon EC2 インスタンスの停止のお知らせ",
+        ] {
+            assert_ne!(kind(paused), Some(Kind::AccountSuspended), "{paused}");
+        }
+    }
+
     #[test]
     fn host_patterns_match_parsed_hosts_never_substrings() {
         let domain = HostPattern::parse("signin.aws.amazon.com").unwrap();

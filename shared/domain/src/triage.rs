@@ -467,16 +467,21 @@ fn decide_outcome(
     }
 }
 
-/// AWS's mail that no kind claims, carrying a code or a link for the root
-/// user (an account sign-up's email verification, a flow the rules do not
-/// know): unless someone here asked for it, someone else is using the
-/// address, and an unexpected code is itself a security signal.
+/// Mail from AWS's sign-in and sign-up senders that no kind claims,
+/// carrying a code or a link (an account sign-up's email verification, a
+/// flow the rules do not know): unless someone here asked for it, someone
+/// else is using the address, and an unexpected code is itself a security
+/// signal. Other AWS mail's finds (a promotional code, a presigned link)
+/// say nothing of the root user.
 fn raised_for_unclaimed_secret(
     input: &HandoffInput<'_>,
     priority: Option<Priority>,
     warnings: &mut Vec<String>,
 ) -> Option<Priority> {
-    if input.kind != Kind::AwsUnclassified || input.secrets.is_empty() {
+    let identity_sender = (input.mail.from.as_ref())
+        .and_then(|f| f.address.as_ref())
+        .is_some_and(|a| is_identity_domain(a.domain()));
+    if input.kind != Kind::AwsUnclassified || input.secrets.is_empty() || !identity_sender {
         return priority;
     }
     warnings.push(
@@ -484,6 +489,15 @@ fn raised_for_unclaimed_secret(
             .to_string(),
     );
     Some(priority.map_or(Priority::High, |p| p.max(Priority::High)))
+}
+
+/// AWS's sign-in and sign-up domains (`signin.aws`, `verify.signin.aws`,
+/// `signup.aws`), whose mail is about the root user's identity.
+fn is_identity_domain(domain: &str) -> bool {
+    let domain = domain.to_ascii_lowercase();
+    ["signin.aws", "signup.aws"]
+        .iter()
+        .any(|own| crate::auth::is_within(&domain, own))
 }
 
 /// What a ticket may show of the mail, its secrets redacted, and what it names.
@@ -1362,6 +1376,44 @@ mod tests {
              Use the button in this mail to reset your password.\r\n--b\r\nContent-Type: text/html\r\n\r\n\
              <a href=\"https://signin.aws.amazon.com/resetpassword?token=Zq9Xk2&amp;type=RESET\">Reset</a>\r\n--b--\r\n"
         )
+    }
+
+    /// A code no kind claims is raised to high, with a warning, in mail
+    /// from AWS's sign-up and sign-in senders (someone signing up with the
+    /// root address); the same words from another AWS sender (a promotion's
+    /// code) are not.
+    #[test]
+    fn an_unclaimed_code_raises_mail_from_aws_s_identity_senders_only() {
+        let mail = |from: &str, domain: &str| {
+            let auth = PASS.replace("verify.signin.aws", domain);
+            format!(
+                "{auth}From: {from}\r\nTo: root+x@msp.example\r\nSubject: Welcome aboard\r\n\
+                 Message-ID: <c1@aws>\r\nContent-Type: text/plain\r\n\r\n\
+                 Thanks for starting. Your verification code is 493817.\r\n"
+            )
+        };
+        let dir = directory(AccountStatus::Active);
+        let signup = run(
+            &mail("no-reply@signup.aws", "signup.aws"),
+            &dir,
+            &NoRotations,
+        );
+        assert_eq!(signup.kind, Kind::AwsUnclassified);
+        assert!(!signup.secrets.is_empty(), "{signup:?}");
+        assert_eq!(signup.priority, Some(Priority::High));
+        assert!(
+            signup.warnings.iter().any(|w| w.contains("someone else")),
+            "{:?}",
+            signup.warnings
+        );
+        let promotion = run(
+            &mail("no-reply-aws@amazon.com", "amazon.com"),
+            &dir,
+            &NoRotations,
+        );
+        assert_eq!(promotion.kind, Kind::AwsUnclassified);
+        assert!(!promotion.secrets.is_empty(), "{promotion:?}");
+        assert_eq!(promotion.priority, Some(Priority::Normal));
     }
 
     struct Waiting;
