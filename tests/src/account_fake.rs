@@ -451,6 +451,19 @@ impl AccountFake {
         self.lock().refuse_second_start = on;
     }
 
+    /// Someone else (an operator by hand, whoever holds the management
+    /// account) starts a root email change of the account to `email`, now.
+    pub fn start_change_elsewhere(&self, account_id: &str, email: &str) {
+        let mut inner = self.lock();
+        let member = inner.accounts.get_mut(account_id).expect("known account");
+        member.pending = Some(Pending {
+            email: email.to_string(),
+            otp: "Z9Z9Z9".into(),
+            expires: SystemTime::now() + Duration::from_secs(86_400),
+        });
+        member.update_status = Some(("PENDING", crate::now_secs()));
+    }
+
     /// GetPrimaryEmailUpdateStatus answers `status` stamped `at` (epoch
     /// seconds) from now on, as a read that lags shows an older change's.
     pub fn show_update_status(&self, account_id: &str, status: &'static str, at: u64) {

@@ -541,10 +541,31 @@ async fn start_failed<P: LifecyclePorts>(
     e: LifecycleError,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    // AWS took an earlier try (the SDK's, whose answer was lost) and the
-    // code is on its way: a second try may be refused as a conflict, or
-    // fail, while the change AWS holds is ours.
-    if pending_since_start(p, &rotation).await.unwrap_or(false) {
+    // AWS took an earlier try of this request (the SDK's, whose answer was
+    // lost) and the code is on its way: a second try may be refused as a
+    // conflict, or fail, while the change AWS holds is ours. AWS does not
+    // say where a pending change goes, so only one stamped during this try
+    // is taken for it (a change someone else started earlier is not), and
+    // the audit keeps AWS's answer and says what was assumed.
+    let this_try = now.saturating_sub(CLOCK_MARGIN_SECS);
+    if pending_since(p, &rotation.account_id, this_try)
+        .await
+        .unwrap_or(false)
+    {
+        let detail = format!(
+            "AWS answered {e}, and holds a root email change started during this request, taken \
+             as this request's (a try whose answer was lost): if no code reaches {} within 24 \
+             hours, that change was someone else's",
+            rotation.target_email
+        );
+        let entry = (
+            SYSTEM_ACTOR,
+            "root email change pending",
+            None,
+            None,
+            detail,
+        );
+        record(p, &rotation.account_id, &rotation.customer, now, entry).await?;
         mark_email_change_requested(p, &mut rotation, now).await;
         return Ok(StepOutput::from(&rotation));
     }
@@ -602,10 +623,19 @@ async fn pending_since_start<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
 ) -> LifecycleResult<bool> {
-    let status = p.api().email_update_status(&rotation.account_id).await?;
+    pending_since(p, &rotation.account_id, rotation.started_at).await
+}
+
+/// Whether AWS holds a root email change of `account` stamped at `since`
+/// or later, still waiting for its code.
+async fn pending_since<P: LifecyclePorts>(
+    p: &P,
+    account: &AccountId,
+    since: u64,
+) -> LifecycleResult<bool> {
+    let status = p.api().email_update_status(account).await?;
     Ok(status.is_some_and(|s| {
-        s.state == EmailUpdateState::Pending
-            && s.updated_at.is_some_and(|at| at >= rotation.started_at)
+        s.state == EmailUpdateState::Pending && s.updated_at.is_some_and(|at| at >= since)
     }))
 }
 

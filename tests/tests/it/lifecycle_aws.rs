@@ -1076,10 +1076,57 @@ async fn a_start_aws_took_on_a_request_the_sdk_sent_again_waits_for_its_code() {
         [500, 409],
         "taken, answer lost; the SDK's retry refused"
     );
+    let (_, audit) = run.state().await;
+    assert!(
+        audit.iter().any(|e| e.action == "root email change pending"
+            && e.detail.contains("ConflictException")
+            && e.detail.contains("someone else's")),
+        "AWS's answer and the assumption are audited: {audit:?}"
+    );
     run.deliver_mail().await;
     assert_eq!(
         run.ok(Step::AcceptEmailUpdate, json!({})).await,
         Phase::EmailAccepted
+    );
+}
+
+/// A change someone else started before the take-over's request (AWS
+/// shows a pending change, not where it goes) is not taken for the
+/// take-over's: AWS's refusal fails the step, audited, as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_someone_else_started_earlier_is_not_taken_for_ours() {
+    let mut run = Run::new(customer_credentials()).await;
+    let registered = run
+        .ok(
+            Step::Register,
+            json!({"customer": "Initech", "mode": "rootless"}),
+        )
+        .await;
+    assert_eq!(registered, Phase::Registered);
+    run.execution = run.ls.start_execution(&run.account, "rootless").await;
+    let wait = run.ls.next_wait().await;
+    let token = wait["task_token"].as_str().expect("token").to_string();
+    run.ls
+        .fake
+        .start_change_elsewhere(run.account.as_str(), "intruder@elsewhere.example");
+    run.ls.fake.refuse_second_start(true);
+    // Our request an hour after theirs.
+    let refused = steps::start_email_update(&run.ports, &run.account, &token, now() + 3600).await;
+    assert!(
+        matches!(&refused, Err(LifecycleError::Refused(m)) if m.contains("ConflictException") || m.contains("already in progress")),
+        "{refused:?}"
+    );
+    let (rotation, audit) = run.state().await;
+    assert_eq!(rotation.unwrap().phase, Phase::Registered);
+    assert!(
+        audit.iter().any(|e| e.action == "root email change failed"),
+        "{audit:?}"
+    );
+    assert!(
+        !audit
+            .iter()
+            .any(|e| e.action == "root email change pending"),
+        "{audit:?}"
     );
 }
 
