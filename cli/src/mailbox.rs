@@ -349,7 +349,7 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsp
             blank_at = None;
             continue;
         }
-        if start.is_some() && line.starts_with(b"From ") {
+        if start.is_some() && looks_like_a_separator(&line) {
             unsplit.count(at);
         }
         blank_at = (line == b"\n" || line == b"\r\n").then_some(at);
@@ -377,6 +377,31 @@ fn is_from_line(line: &[u8]) -> bool {
         year |= word.len() == 4 && word.iter().all(u8::is_ascii_digit);
     }
     time && year
+}
+
+/// A line read inside a message that a writer meant as a separator, written
+/// another way: `From SENDER` and a date right after it (a weekday's or a
+/// month's name, or an ISO date), where [`is_from_line`] wants an empty line
+/// before it, a time and a four-digit year. A body's sentence ("From my
+/// point of view", an mboxcl2 or Thunderbird body left unquoted) has no date
+/// after its second word.
+fn looks_like_a_separator(line: &[u8]) -> bool {
+    const NAMES: [&[u8]; 19] = [
+        b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun", b"jan", b"feb", b"mar", b"apr",
+        b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+    ];
+    let Some(rest) = line.strip_prefix(b"From ") else {
+        return false;
+    };
+    let mut words = rest
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let (Some(_sender), Some(date)) = (words.next(), words.next()) else {
+        return false;
+    };
+    let named = date.len() == 3 && NAMES.iter().any(|n| date.eq_ignore_ascii_case(n));
+    let iso = date.len() >= 5 && date[..4].iter().all(u8::is_ascii_digit) && date[4] == b'-';
+    named || iso
 }
 
 /// `hh:mm` or `hh:mm:ss`, hours of one or two digits.
@@ -468,15 +493,16 @@ mod tests {
         }
     }
 
-    /// Unquoted `From ` lines read inside a message are counted, with the
-    /// first one's offset: separators written another way (no empty line
-    /// before, a two-digit year) merged messages silently. A quoted body
-    /// line (mboxrd) and a real separator count nothing.
+    /// Unquoted `From ` lines read inside a message that look like
+    /// separators are counted, with the first one's offset: separators
+    /// written another way (no empty line before, a two-digit year) merged
+    /// messages silently. A quoted body line (mboxrd), a body's unquoted
+    /// sentence (mboxcl2, Thunderbird) and a real separator count nothing.
     #[test]
     fn unquoted_from_lines_inside_a_message_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("box.mbox");
-        let good = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\n>From b said\n\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
+        let good = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\n>From b said\n\nFrom my point of view\n\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
         let no_blank = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\nx\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
         let short_year = "From a Mon Jan  5 10:00:00 96\nS: 1\n\nx\n\nFrom b Mon Jan  5 10:00:00 96\nS: 2\n\ny\n\nFrom c Mon Jan  5 10:00:00 96\nS: 3\n\nz\n";
         for (text, messages, lines, first_at) in [

@@ -115,7 +115,8 @@ fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleEr
         ("ConstraintViolationException", "CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED") => {
             return Some(LifecycleError::NotYet(format!(
                 "AWS Organizations is closing as many accounts at once as it allows: account \
-                 {account}'s closure is asked again later"
+                 {account}'s closure is not taken yet (the close state machine asks again for \
+                 hours; from the command line, run close again later)"
             )));
         }
         ("ConstraintViolationException", reason) => format!(
@@ -131,7 +132,8 @@ fn closure_refusal(account: &AccountId, error: &PortError) -> Option<LifecycleEr
         ("ConflictException", _) => {
             return Some(LifecycleError::NotYet(format!(
                 "AWS Organizations is changing account {account} already (ConflictException): \
-                 its closure is asked again later"
+                 its closure is not taken yet (the close state machine asks again for hours; \
+                 from the command line, run close again in a few minutes)"
             )));
         }
         ("AccessDeniedException", _) => format!(

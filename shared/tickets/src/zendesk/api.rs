@@ -503,12 +503,12 @@ pub(super) fn ticket_number(id: &str) -> PortResult<u64> {
         .map_err(|_| permanent(format!("{id:?} is not a Zendesk ticket id")))
 }
 
-/// Whether `error` is Zendesk's answer with this HTTP status.
 /// Zendesk answers 409 when two requests write the same record at once (a
 /// new requester created by two writers, a ticket created with a key whose
 /// first request is still running): a race, not a refusal.
 const RACE: &str = "Zendesk was writing the same record for another request";
 
+/// Whether `error` is Zendesk's answer with this HTTP status.
 pub(super) fn refused_with(error: &PortError, status: u16) -> bool {
     error.status == Some(status)
 }
