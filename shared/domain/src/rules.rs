@@ -592,6 +592,14 @@ mod tests {
         let raised = |text: &str| rules.evidence().raises_priority("", text);
         for closure in [
             "This email confirms that you closed your AWS account 111122223333.",
+            "Amazon Web Services アカウントの閉鎖",
+            "AWS 账户 444455556666 已关闭",
+            "Sie haben Ihr AWS-Konto 444455556666 geschlossen.",
+            "Clôture du compte Amazon Web Services",
+            "Su cuenta AWS 444455556666 ha sido cerrada.",
+            "A conta da AWS 444455556666 foi encerrada.",
+            "L'account AWS 444455556666 è stato chiuso.",
+            "Akun AWS 444455556666 Anda telah ditutup.",
             "AWS 계정 111122223333이(가) 해지되었습니다.",
             "Ihr AWS-Konto 111122223333 wurde geschlossen.",
             "Su cuenta de AWS 111122223333 ha sido cerrada.",
@@ -626,9 +634,18 @@ mod tests {
         };
         for suspended in [
             "AWS 계정이 일시 중지되었습니다",
+            "[중요] AWS 계정 일시 중지 안내",
             "お客様の AWS アカウントは一時停止されました",
+            "【重要】AWS アカウント 444455556666 の停止について",
             "您的 AWS 账户已被暂停",
+            "您的 AWS 账号已被暂停",
+            "您的 AWS 帳號已暫停",
             "Su cuenta de AWS está a punto de ser suspendida",
+            "Ihr AWS-Konto wurde suspendiert",
+            "Sperrung Ihres AWS-Kontos",
+            "Suspension de votre compte AWS",
+            "Il tuo account AWS è stato sospeso",
+            "Penangguhan akun AWS Anda",
         ] {
             assert_eq!(kind(suspended), Some(Kind::AccountSuspended), "{suspended}");
         }
@@ -637,6 +654,13 @@ mod tests {
             "[조치 필요] Amazon Redshift 클러스터 일시 중지 예정",
             "Amazon SES 发送暂停通知",
             "Amazon EC2 インスタンスの停止のお知らせ",
+            "AWS アカウント 444455556666 の Amazon SES 送信の一時停止",
+            "AWS 계정 444455556666의 Amazon SES 전송 일시 중지",
+            "AWS 账户 444455556666 的 Amazon SES 发送暂停",
+            "AWS 账户 444455556666 中的 Amazon Redshift 集群已暂停",
+            "Ihr AWS-Konto: Kreditkarte gesperrt, bitte aktualisieren",
+            "Pembayaran akun AWS Anda ditangguhkan",
+            "Fattura dell'account AWS 444455556666 in sospeso",
         ] {
             assert_ne!(kind(paused), Some(Kind::AccountSuspended), "{paused}");
         }

@@ -478,9 +478,11 @@ fn raised_for_unclaimed_secret(
     priority: Option<Priority>,
     warnings: &mut Vec<String>,
 ) -> Option<Priority> {
+    // The domain as written, as authentication reads it (`signup.aws.` is
+    // no valid address, yet DMARC passed for it).
     let identity_sender = (input.mail.from.as_ref())
-        .and_then(|f| f.address.as_ref())
-        .is_some_and(|a| is_identity_domain(a.domain()));
+        .and_then(|f| f.domain())
+        .is_some_and(is_identity_domain);
     if input.kind != Kind::AwsUnclassified || input.secrets.is_empty() || !identity_sender {
         return priority;
     }
@@ -494,10 +496,12 @@ fn raised_for_unclaimed_secret(
 /// AWS's sign-in and sign-up domains (`signin.aws`, `verify.signin.aws`,
 /// `signup.aws`), whose mail is about the root user's identity.
 fn is_identity_domain(domain: &str) -> bool {
-    let domain = domain.to_ascii_lowercase();
-    ["signin.aws", "signup.aws"]
-        .iter()
-        .any(|own| crate::auth::is_within(&domain, own))
+    // Read as DNS reads it, as `is_aws_domain` does (`signup.aws.`, fullwidth).
+    crate::auth::canonical_domain(domain).is_some_and(|domain| {
+        ["signin.aws", "signup.aws"]
+            .iter()
+            .any(|own| crate::auth::is_within(&domain, own))
+    })
 }
 
 /// What a ticket may show of the mail, its secrets redacted, and what it names.
@@ -1406,6 +1410,13 @@ mod tests {
             "{:?}",
             signup.warnings
         );
+        // Written as DNS reads it the same (a trailing dot): the same sender.
+        let dotted = run(
+            &mail("no-reply@signup.aws.", "signup.aws."),
+            &dir,
+            &NoRotations,
+        );
+        assert_eq!(dotted.priority, Some(Priority::High), "{dotted:?}");
         let promotion = run(
             &mail("no-reply-aws@amazon.com", "amazon.com"),
             &dir,
