@@ -380,28 +380,28 @@ fn is_from_line(line: &[u8]) -> bool {
 }
 
 /// A line read inside a message that a writer meant as a separator, written
-/// another way: `From SENDER` and a date right after it (a weekday's or a
-/// month's name, or an ISO date), where [`is_from_line`] wants an empty line
-/// before it, a time and a four-digit year. A body's sentence ("From my
-/// point of view", an mboxcl2 or Thunderbird body left unquoted) has no date
-/// after its second word.
+/// another way: a bare `From ` (GYB's), or `From SENDER` where the sender is
+/// an address (`@`), `MAILER-DAEMON` or `-` and a date follows (a digit
+/// after it), where [`is_from_line`] wants an empty line before it, a time
+/// and a four-digit year. A body's sentence ("From my point of view",
+/// "From 1 May 2026, prices...", an mboxcl2 or Thunderbird body left
+/// unquoted) starts with no such sender.
 fn looks_like_a_separator(line: &[u8]) -> bool {
-    const NAMES: [&[u8]; 19] = [
-        b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun", b"jan", b"feb", b"mar", b"apr",
-        b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
-    ];
     let Some(rest) = line.strip_prefix(b"From ") else {
         return false;
     };
+    if rest.trim_ascii().is_empty() {
+        return true;
+    }
     let mut words = rest
         .split(|b| b.is_ascii_whitespace())
         .filter(|w| !w.is_empty());
-    let (Some(_sender), Some(date)) = (words.next(), words.next()) else {
+    let Some(sender) = words.next() else {
         return false;
     };
-    let named = date.len() == 3 && NAMES.iter().any(|n| date.eq_ignore_ascii_case(n));
-    let iso = date.len() >= 5 && date[..4].iter().all(u8::is_ascii_digit) && date[4] == b'-';
-    named || iso
+    let sender_like =
+        sender.contains(&b'@') || sender == b"-" || sender.eq_ignore_ascii_case(b"MAILER-DAEMON");
+    sender_like && words.any(|w| w.iter().any(u8::is_ascii_digit))
 }
 
 /// `hh:mm` or `hh:mm:ss`, hours of one or two digits.
@@ -502,13 +502,15 @@ mod tests {
     fn unquoted_from_lines_inside_a_message_are_counted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("box.mbox");
-        let good = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\n>From b said\n\nFrom my point of view\n\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
-        let no_blank = "From a Mon Jan  5 10:00:00 2026\nS: 1\n\nx\nFrom b Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
-        let short_year = "From a Mon Jan  5 10:00:00 96\nS: 1\n\nx\n\nFrom b Mon Jan  5 10:00:00 96\nS: 2\n\ny\n\nFrom c Mon Jan  5 10:00:00 96\nS: 3\n\nz\n";
+        let good = "From a@x Mon Jan  5 10:00:00 2026\nS: 1\n\n>From b said\n\nFrom my point of view\nFrom 1 May 2026, prices change\n\nFrom b@x Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
+        let no_blank = "From a@x Mon Jan  5 10:00:00 2026\nS: 1\n\nx\nFrom b@x Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
+        let short_year = "From a@x Mon Jan  5 10:00:00 96\nS: 1\n\nx\n\nFrom b@x Mon Jan  5 10:00:00 96\nS: 2\n\ny\n\nFrom MAILER-DAEMON 5 Jan 96\nS: 3\n\nz\n";
+        let bare = "From \nS: 1\n\nx\n\nFrom \nS: 2\n\ny\n";
         for (text, messages, lines, first_at) in [
             (good, 2, 0, 0),
-            (no_blank, 1, 1, 40),
-            (short_year, 1, 2, 39),
+            (no_blank, 1, 1, 42),
+            (short_year, 1, 2, 41),
+            (bare, 1, 1, 15),
         ] {
             std::fs::write(&path, text).unwrap();
             let mbox = mbox_messages(&path).unwrap();
