@@ -558,6 +558,9 @@ async fn start_failed<P: LifecyclePorts>(
              hours, that change was someone else's",
             rotation.target_email
         );
+        // Marked first: a retry after a failed audit write renews its token
+        // (`email_update_run_again`) instead of deciding again more widely.
+        mark_email_change_requested(p, &mut rotation, now).await;
         let entry = (
             SYSTEM_ACTOR,
             "root email change pending",
@@ -566,7 +569,6 @@ async fn start_failed<P: LifecyclePorts>(
             detail,
         );
         record(p, &rotation.account_id, &rotation.customer, now, entry).await?;
-        mark_email_change_requested(p, &mut rotation, now).await;
         return Ok(StepOutput::from(&rotation));
     }
     rotation.phase = Phase::Registered;
@@ -1264,9 +1266,16 @@ async fn not_confirmed_yet<P: LifecyclePorts>(p: &P, rotation: &Rotation) -> Lif
     };
     match status {
         Err(e) => e,
-        Ok(Some(s)) if s.state == EmailUpdateState::Failed => LifecycleError::Refused(format!(
-            "AWS reports that the root email change of account {account} failed (GetPrimaryEmailUpdateStatus: FAILED)"
-        )),
+        // A failure stamped before the take-over began is an older change's.
+        Ok(Some(s))
+            if s.state == EmailUpdateState::Failed
+                && s.updated_at
+                    .is_none_or(|at| at + CLOCK_MARGIN_SECS >= rotation.started_at) =>
+        {
+            LifecycleError::Refused(format!(
+                "AWS reports that the root email change of account {account} failed (GetPrimaryEmailUpdateStatus: FAILED)"
+            ))
+        }
         Ok(_) => LifecycleError::NotYet(format!(
             "account {account}'s root email is not {} yet",
             rotation.target_email
