@@ -57,6 +57,53 @@ impl MessageRef {
     }
 }
 
+/// Where a message is, as the ledger keys one it could not read: the
+/// file's canonical path (a relative and an absolute path to one file are
+/// one place), its name's bytes as they are (two names a terminal shows
+/// alike are two places), and for an mbox's message (`label` is
+/// `box.mbox#12`) its number.
+pub fn place(label: &Path) -> String {
+    let (file, number) = match std::fs::symlink_metadata(label) {
+        Ok(_) => (label.to_path_buf(), None),
+        Err(_) => split_mbox_label(label),
+    };
+    let file = std::fs::canonicalize(&file).unwrap_or(file);
+    let written = match file.to_str() {
+        Some(text) => text.to_string(),
+        None => format!("bytes:{}", hex_of(file.as_os_str().as_encoded_bytes())),
+    };
+    match number {
+        Some(n) => format!("{written}#{n}"),
+        None => written,
+    }
+}
+
+/// `box.mbox#12` as the mbox's path and 12; any other label as it is.
+#[cfg(unix)]
+fn split_mbox_label(label: &Path) -> (PathBuf, Option<u64>) {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = label.as_os_str().as_bytes();
+    let split = bytes.iter().rposition(|b| *b == b'#').and_then(|at| {
+        let number = std::str::from_utf8(&bytes[at + 1..]).ok()?.parse().ok()?;
+        let path = std::ffi::OsStr::from_bytes(&bytes[..at]);
+        Some((PathBuf::from(path), Some(number)))
+    });
+    split.unwrap_or_else(|| (label.to_path_buf(), None))
+}
+
+#[cfg(not(unix))]
+fn split_mbox_label(label: &Path) -> (PathBuf, Option<u64>) {
+    let split = label.to_str().and_then(|text| {
+        let (path, number) = text.rsplit_once('#')?;
+        Some((PathBuf::from(path), Some(number.parse().ok()?)))
+    });
+    split.unwrap_or_else(|| (label.to_path_buf(), None))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Reads messages, keeping the last mbox it read open: a worker reads an
 /// mbox's messages one after another, and opening the file again for each
 /// (then seeking, then reading in small steps) was most of a backfill's
@@ -517,6 +564,39 @@ mod tests {
             assert_eq!(mbox.messages.len(), messages, "{text:?}");
             assert_eq!(mbox.unsplit, Unsplit { lines, first_at }, "{text:?}");
         }
+    }
+
+    /// An unreadable message's place, which keys its ledger row: one file
+    /// written two ways is one place, two names a terminal shows alike (not
+    /// UTF-8) are two, and an mbox's message keeps its number.
+    #[cfg(unix)]
+    #[test]
+    fn a_place_is_the_file_itself_whatever_its_path_and_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let direct = dir.path().join("a.eml");
+        std::fs::write(&direct, "x").unwrap();
+        let roundabout = dir.path().join("sub/../a.eml");
+        assert_eq!(place(&direct), place(&roundabout));
+        std::fs::write(dir.path().join("box.mbox"), "From a\n\nx\n").unwrap();
+        let (one, other) = (
+            dir.path().join("box.mbox#3"),
+            dir.path().join("sub/../box.mbox#3"),
+        );
+        assert_eq!(place(&one), place(&other));
+        assert!(place(&one).ends_with("box.mbox#3"), "{}", place(&one));
+        let names = [b"\xff.eml", b"\xfe.eml"];
+        let places: Vec<String> = names
+            .iter()
+            .map(|name| {
+                let path = dir.path().join(std::ffi::OsStr::from_bytes(*name));
+                std::fs::write(&path, "x").unwrap();
+                place(&path)
+            })
+            .collect();
+        assert_ne!(places[0], places[1]);
+        assert!(places.iter().all(|p| !p.contains('\u{fffd}')), "{places:?}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! with tickets in the store or in a ticketing system (`--backend`).
 
 use crate::inputs;
-use crate::mailbox::TooLarge;
+use crate::mailbox::{self, TooLarge};
 use crate::output::table;
 use anyhow::Context as _;
 use rootmail_aws::Env;
@@ -169,7 +169,7 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
         batch.before_message()?;
         let source = file.display().to_string();
         let ports = (store, sink, directory);
-        let processed = process_read(ports, &runtime, knowledge, &source, read);
+        let processed = process_read(ports, &runtime, knowledge, (file, &source), read);
         let result = tally.count(&processed);
         rows.add(|| row(file, &source, &processed, result));
         batch.after_message(&processed)
@@ -477,7 +477,7 @@ fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
     runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_, H>,
-    source: &str,
+    (file, source): (&Path, &str),
     read: std::io::Result<(Vec<u8>, Prepared)>,
 ) -> Processed {
     let outcome = match read {
@@ -492,7 +492,10 @@ fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
             let key = e
                 .get_ref()
                 .and_then(|e| e.downcast_ref::<TooLarge>())
-                .map_or_else(|| unreadable_key(source), TooLarge::ledger_key);
+                .map_or_else(
+                    || unreadable_key(&mailbox::place(file)),
+                    TooLarge::ledger_key,
+                );
             process_unreadable((store, sink), runtime, knowledge, (source, &reason, key))
         }
     };
