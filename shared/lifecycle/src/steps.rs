@@ -2105,7 +2105,7 @@ async fn release_from<P: LifecyclePorts>(
     rotation.release_starting_since = Some(now);
     rotation.release_starting_for = Some(release_claim(request, customer_email));
     save_marked(p, &mut rotation).await?;
-    let detail = match announced(p, &rotation, request, customer_email).await {
+    let detail = match announced(p, &rotation, (request, customer_email), now).await {
         Ok(detail) => detail,
         Err((error, aws_may_have_acted)) => {
             // Best effort: an unreleased claim lapses by itself. Kept if AWS
@@ -2182,8 +2182,8 @@ pub(crate) async fn change_record<P: LifecyclePorts>(
 async fn announced<P: LifecyclePorts>(
     p: &P,
     rotation: &Rotation,
-    request: &AccessRequest,
-    customer_email: &EmailAddress,
+    (request, customer_email): (&AccessRequest, &EmailAddress),
+    now: u64,
 ) -> Result<String, (LifecycleError, bool)> {
     let before_aws = |error| (error, false);
     tell_security_of_release(p, rotation, request, customer_email)
@@ -2194,6 +2194,18 @@ async fn announced<P: LifecyclePorts>(
         return Ok(console_release_task(account, customer_email));
     }
     if let Err(error) = p.api().start_email_update(account, customer_email).await {
+        // AWS took an earlier try of this request (the SDK's, its answer
+        // lost) and refused or failed the retry: as the take-over's start
+        // (`start_failed`), a change stamped during this request is taken
+        // for it, and the audit says so.
+        let this_try = now.saturating_sub(CLOCK_MARGIN_SECS);
+        if pending_since(p, account, this_try).await.unwrap_or(false) {
+            return Ok(format!(
+                "AWS answered {error}, and holds a root email change started during this \
+                 request, taken as this release's to the customer's {customer_email} (a try whose \
+                 answer was lost): if the customer gets no code, that change was someone else's"
+            ));
+        }
         // Only AWS's refusal says nothing was done: a throttled answer may
         // be the SDK's last retry after an attempt AWS took.
         let refused = matches!(error, LifecycleError::Refused(_));

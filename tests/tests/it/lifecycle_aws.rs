@@ -1282,6 +1282,45 @@ async fn an_older_change_s_accepted_status_is_not_the_release_s() {
     );
 }
 
+/// A release's start as the take-over's: AWS takes it, its answer is lost,
+/// the SDK's retry is refused while the change is pending. The release
+/// waits for the customer's code, which AWS took, where the refusal failed
+/// the release while the customer held a code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_start_aws_took_on_a_lost_answer_waits_for_the_customer() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    run.ls.fake.refuse_second_start(true);
+    run.ls.fake.lose_next_answer("StartPrimaryEmailUpdate");
+    let customer = "cloud@initech.example";
+    let release = json!({"customer_email": customer, "who": "alice", "reason": "contract ended", "ticket": "CHG-1"});
+    assert_eq!(
+        run.ok(Step::StartRelease, release).await,
+        Phase::AwaitingCustomerOtp
+    );
+    let (_, audit) = run.state().await;
+    let started = audit
+        .iter()
+        .find(|e| e.action == "release started")
+        .unwrap();
+    assert!(started.detail.contains("ConflictException"), "{started:?}");
+    let code = rootmail_domain::SecretValue::new(run.otp());
+    let released = steps::complete_release(
+        &run.ports,
+        &run.account,
+        ReleaseConfirmation::CustomerCode(&code),
+        "alice",
+        now(),
+    )
+    .await
+    .expect("release completes");
+    assert_eq!(released.phase, Phase::Released);
+    assert_eq!(
+        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
+        Some(customer)
+    );
+}
+
 /// A release the customer never answered is cancelled against the Account
 /// API: the root email is still ours there, so the account is active again,
 /// and rootmail takes the customer's code no more (AWS keeps the change
