@@ -427,13 +427,18 @@ fn is_from_line(line: &[u8]) -> bool {
 }
 
 /// A line read inside a message that a writer meant as a separator, written
-/// another way: a bare `From ` (GYB's), or `From SENDER` where the sender is
-/// an address (`@`), `MAILER-DAEMON` or `-` and a date follows (a digit
-/// after it), where [`is_from_line`] wants an empty line before it, a time
-/// and a four-digit year. A body's sentence ("From my point of view",
-/// "From 1 May 2026, prices...", an mboxcl2 or Thunderbird body left
-/// unquoted) starts with no such sender.
+/// another way, where [`is_from_line`] wants an empty line before it, a time
+/// and a four-digit year: a bare `From ` (GYB's); `From SENDER` with a date
+/// right after the sender (a weekday's or a month's name, an ISO date), as
+/// mbox writers put it, whatever the sender (`root`, `host!user`); or a
+/// sender that is an address (`@`), `MAILER-DAEMON` or `-` with a digit
+/// after it. A body's sentence ("From my point of view", "From 1 May 2026,
+/// prices...", an mboxcl2 or Thunderbird body left unquoted) is rarely any.
 fn looks_like_a_separator(line: &[u8]) -> bool {
+    const NAMES: [&[u8]; 19] = [
+        b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun", b"jan", b"feb", b"mar", b"apr",
+        b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+    ];
     let Some(rest) = line.strip_prefix(b"From ") else {
         return false;
     };
@@ -443,12 +448,17 @@ fn looks_like_a_separator(line: &[u8]) -> bool {
     let mut words = rest
         .split(|b| b.is_ascii_whitespace())
         .filter(|w| !w.is_empty());
-    let Some(sender) = words.next() else {
+    let (Some(sender), Some(next)) = (words.next(), words.next()) else {
         return false;
     };
-    let sender_like =
+    let named = next.len() == 3 && NAMES.iter().any(|n| next.eq_ignore_ascii_case(n));
+    let iso = next.len() >= 5 && next[..4].iter().all(u8::is_ascii_digit) && next[4] == b'-';
+    let address =
         sender.contains(&b'@') || sender == b"-" || sender.eq_ignore_ascii_case(b"MAILER-DAEMON");
-    sender_like && words.any(|w| w.iter().any(u8::is_ascii_digit))
+    let dated = |w: &[u8]| w.iter().any(u8::is_ascii_digit);
+    // A number is a day ("From 1 May 2026"), no sender.
+    let sender_word = !sender.iter().all(u8::is_ascii_digit);
+    (sender_word && (named || iso)) || (address && (dated(next) || words.any(dated)))
 }
 
 /// `hh:mm` or `hh:mm:ss`, hours of one or two digits.
@@ -553,11 +563,13 @@ mod tests {
         let no_blank = "From a@x Mon Jan  5 10:00:00 2026\nS: 1\n\nx\nFrom b@x Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
         let short_year = "From a@x Mon Jan  5 10:00:00 96\nS: 1\n\nx\n\nFrom b@x Mon Jan  5 10:00:00 96\nS: 2\n\ny\n\nFrom MAILER-DAEMON 5 Jan 96\nS: 3\n\nz\n";
         let bare = "From \nS: 1\n\nx\n\nFrom \nS: 2\n\ny\n";
+        let local_sender = "From root Mon Jan  5 10:00:00 2026\nS: 1\n\nx\nFrom root Mon Jan  5 10:00:00 2026\nS: 2\n\ny\n";
         for (text, messages, lines, first_at) in [
             (good, 2, 0, 0),
             (no_blank, 1, 1, 42),
             (short_year, 1, 2, 41),
             (bare, 1, 1, 15),
+            (local_sender, 1, 1, 43),
         ] {
             std::fs::write(&path, text).unwrap();
             let mbox = mbox_messages(&path).unwrap();
