@@ -339,7 +339,7 @@ impl Found {
             }) => {
                 if unsplit.lines > 0 {
                     self.problems.push(format!(
-                        "mbox {}: {} line(s) that look like separators (\"From \" alone, or \"From ADDRESS DATE\") were read inside a message (the first at byte {}): a separator needs an empty line before it and a time and a four-digit year in it. If they start messages (an export with no empty line between messages, a two-digit year), those messages were read as one; rewrite the separators, or export as mboxrd",
+                        "mbox {}: {} line(s) that look like separators (\"From \" alone, \"From SENDER\" and a weekday, month or ISO date, or \"From ADDRESS DATE\") were read inside a message (the first at byte {}): a separator needs an empty line before it and a time and a four-digit year in it. If they start messages (an export with no empty line between messages, a two-digit year), those messages were read as one; rewrite the separators, or export as mboxrd",
                         path.display(),
                         unsplit.lines,
                         unsplit.first_at

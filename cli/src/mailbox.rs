@@ -52,7 +52,13 @@ impl MessageRef {
     pub fn label(&self) -> PathBuf {
         match self.in_mbox {
             None => self.path.to_path_buf(),
-            Some((n, _)) => PathBuf::from(format!("{}#{n}", self.path.display())),
+            // Built on the path's bytes, not its display: a name that is no
+            // UTF-8 keeps its bytes (`place` keys an unreadable one by them).
+            Some((n, _)) => {
+                let mut label = self.path.as_os_str().to_os_string();
+                label.push(format!("#{n}"));
+                PathBuf::from(label)
+            }
         }
     }
 }
@@ -456,8 +462,8 @@ fn looks_like_a_separator(line: &[u8]) -> bool {
     let address =
         sender.contains(&b'@') || sender == b"-" || sender.eq_ignore_ascii_case(b"MAILER-DAEMON");
     let dated = |w: &[u8]| w.iter().any(u8::is_ascii_digit);
-    // A number is a day ("From 1 May 2026"), no sender.
-    let sender_word = !sender.iter().all(u8::is_ascii_digit);
+    // A number is a day ("From 1 May 2026", "From 1st May"), no sender.
+    let sender_word = !sender.first().is_some_and(u8::is_ascii_digit);
     (sender_word && (named || iso)) || (address && (dated(next) || words.any(dated)))
 }
 
@@ -609,6 +615,18 @@ mod tests {
             .collect();
         assert_ne!(places[0], places[1]);
         assert!(places.iter().all(|p| !p.contains('\u{fffd}')), "{places:?}");
+        // An mbox's message in a file so named: its label keeps the bytes.
+        let boxes: Vec<String> = [b"\xff.mbox", b"\xfe.mbox"]
+            .iter()
+            .map(|name| {
+                let path = dir.path().join(std::ffi::OsStr::from_bytes(*name));
+                std::fs::write(&path, "From a\n\nx\n").unwrap();
+                let message = &mbox_messages(&path).unwrap().messages[0];
+                place(&message.label())
+            })
+            .collect();
+        assert_ne!(boxes[0], boxes[1]);
+        assert!(boxes.iter().all(|p| p.ends_with("#1")), "{boxes:?}");
     }
 
     #[test]

@@ -656,6 +656,11 @@ mod tests {
             "Suspension de votre compte AWS",
             "Sospensione dell'account",
             "Akun AWS Anda ditangguhkan",
+            "계정이 중지되었습니다",
+            "Hemos suspendido su cuenta de AWS",
+            "Kontosperre für Ihr AWS-Konto",
+            "Nous allons suspendre votre compte AWS",
+            "Suspension of your AWS account",
         ] {
             assert_eq!(kind(suspended), Some(Kind::AccountSuspended), "{suspended}");
         }

@@ -2199,7 +2199,14 @@ async fn announced<P: LifecyclePorts>(
         // (`start_failed`), a change stamped during this request is taken
         // for it, and the audit says so.
         let this_try = now.saturating_sub(CLOCK_MARGIN_SECS);
-        if pending_since(p, account, this_try).await.unwrap_or(false) {
+        // A release asked for within the window before this one (to another
+        // address, a typo corrected) may be the change AWS holds: then
+        // nothing says this request was taken.
+        let earlier_release = rotation.phase == Phase::AwaitingCustomerOtp
+            && rotation
+                .email_change_requested_at
+                .is_some_and(|at| at >= this_try.saturating_sub(CLOCK_MARGIN_SECS));
+        if !earlier_release && pending_since(p, account, this_try).await.unwrap_or(false) {
             return Ok(format!(
                 "AWS answered {error}, and holds a root email change started during this \
                  request, taken as this release's to the customer's {customer_email} (a try whose \

@@ -293,6 +293,22 @@ impl Run {
         assert_eq!(drained.failures, 0, "no ingest record failed");
     }
 
+    /// The release completed with the code AWS mailed the customer, and
+    /// the root email moved to `customer`.
+    async fn released_to(&self, customer: &str) {
+        let code = rootmail_domain::SecretValue::new(self.otp());
+        let confirmation = ReleaseConfirmation::CustomerCode(&code);
+        let released =
+            steps::complete_release(&self.ports, &self.account, confirmation, "alice", now())
+                .await
+                .expect("release completes");
+        assert_eq!(released.phase, Phase::Released);
+        assert_eq!(
+            self.ls.fake.primary_email(self.account.as_str()).as_deref(),
+            Some(customer)
+        );
+    }
+
     /// The code the fake mailed for this account.
     fn otp(&self) -> String {
         self.ls
@@ -1261,25 +1277,11 @@ async fn an_older_change_s_accepted_status_is_not_the_release_s() {
     run.ls
         .fake
         .show_update_status(run.account.as_str(), "ACCEPTED", a_day_ago);
-    let code = rootmail_domain::SecretValue::new(run.otp());
-    let released = steps::complete_release(
-        &run.ports,
-        &run.account,
-        ReleaseConfirmation::CustomerCode(&code),
-        "alice",
-        now(),
-    )
-    .await
-    .expect("release completes");
-    assert_eq!(released.phase, Phase::Released);
+    run.released_to(customer).await;
     let accepts = (run.ls.fake.calls().into_iter())
         .filter(|c| c.operation == "AcceptPrimaryEmailUpdate")
         .count();
     assert_eq!(accepts, 2, "the take-over's code, then the customer's");
-    assert_eq!(
-        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
-        Some(customer)
-    );
 }
 
 /// A release's start as the take-over's: AWS takes it, its answer is lost,
@@ -1304,21 +1306,30 @@ async fn a_release_start_aws_took_on_a_lost_answer_waits_for_the_customer() {
         .find(|e| e.action == "release started")
         .unwrap();
     assert!(started.detail.contains("ConflictException"), "{started:?}");
-    let code = rootmail_domain::SecretValue::new(run.otp());
-    let released = steps::complete_release(
-        &run.ports,
-        &run.account,
-        ReleaseConfirmation::CustomerCode(&code),
-        "alice",
-        now(),
-    )
-    .await
-    .expect("release completes");
-    assert_eq!(released.phase, Phase::Released);
+    run.released_to(customer).await;
+}
+
+/// A release started again to another address within minutes of the
+/// first (a typo corrected): AWS refuses the second while the first's change
+/// is pending, and that change is not this request's. The refusal is the
+/// answer, and the release still waits for the first address's code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_release_refused_while_the_first_is_pending_is_refused() {
+    let mut run = Run::new(customer_credentials()).await;
+    run.vaulted_to_active().await;
+    run.ls.fake.refuse_second_start(true);
+    let release = |email: &str| json!({"customer_email": email, "who": "alice", "reason": "contract ended", "ticket": "CHG-1"});
+    let first = "cloud@initech.example";
     assert_eq!(
-        run.ls.fake.primary_email(run.account.as_str()).as_deref(),
-        Some(customer)
+        run.ok(Step::StartRelease, release(first)).await,
+        Phase::AwaitingCustomerOtp
     );
+    let refused = run
+        .refused(Step::StartRelease, release("it@initech.example"))
+        .await;
+    assert!(refused.contains("ConflictException"), "{refused}");
+    assert_eq!(run.rotation().await.target_email.as_str(), first);
+    run.released_to(first).await;
 }
 
 /// A release the customer never answered is cancelled against the Account
