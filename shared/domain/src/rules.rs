@@ -665,6 +665,8 @@ mod tests {
             assert_eq!(kind(suspended), Some(Kind::AccountSuspended), "{suspended}");
         }
         for paused in [
+            "AWS 계정의 EC2 인스턴스 사용 중지 예정",
+            "Ihr AWS-Konto wurde entsperrt",
             "Amazon SES 이메일 전송 일시 중지 알림",
             "[조치 필요] Amazon Redshift 클러스터 일시 중지 예정",
         ] {
