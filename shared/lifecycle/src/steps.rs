@@ -541,17 +541,10 @@ async fn start_failed<P: LifecyclePorts>(
     e: LifecycleError,
     now: u64,
 ) -> LifecycleResult<StepOutput> {
-    // AWS took an earlier try of this request (the SDK's, whose answer was
-    // lost) and the code is on its way: a second try may be refused as a
-    // conflict, or fail, while the change AWS holds is ours. AWS does not
-    // say where a pending change goes, so only one stamped during this try
-    // is taken for it (a change someone else started earlier is not), and
-    // the audit keeps AWS's answer and says what was assumed.
-    let this_try = now.saturating_sub(CLOCK_MARGIN_SECS);
-    if pending_since(p, &rotation.account_id, this_try)
-        .await
-        .unwrap_or(false)
-    {
+    // The code may be on its way all the same (a change someone else
+    // started earlier is not taken for it); the audit keeps AWS's answer
+    // and says what was assumed.
+    if taken_on_a_lost_answer(p, &rotation.account_id, now).await {
         let detail = format!(
             "AWS answered {e}, and holds a root email change started during this request, taken \
              as this request's (a try whose answer was lost): if no code reaches {} within 24 \
@@ -691,13 +684,25 @@ async fn code_taken<P: LifecyclePorts>(
 /// than `asked_at` (within [`CLOCK_MARGIN_SECS`]), so that it is the change
 /// asked for then; without either time, an accepted status counts.
 fn accepted_since(status: Option<EmailUpdateStatus>, asked_at: Option<u64>) -> bool {
-    status.is_some_and(|s| {
-        s.state.accepted()
-            && match (asked_at, s.updated_at) {
-                (Some(asked), Some(at)) => at + CLOCK_MARGIN_SECS >= asked,
-                _ => true,
-            }
-    })
+    status.is_some_and(|s| s.state.accepted() && stamped_since(&s, asked_at))
+}
+
+/// Whether a status may be the change asked for at `asked_at`: stamped no
+/// earlier (within [`CLOCK_MARGIN_SECS`]), or either time unknown.
+fn stamped_since(status: &EmailUpdateStatus, asked_at: Option<u64>) -> bool {
+    match (asked_at, status.updated_at) {
+        (Some(asked), Some(at)) => at + CLOCK_MARGIN_SECS >= asked,
+        _ => true,
+    }
+}
+
+/// Whether AWS holds a change stamped during a request made `now` whose
+/// call failed: AWS took an earlier try of it (the SDK's, its answer lost)
+/// and refused or failed the retry. AWS does not say where a pending change
+/// goes, so only one this recent is taken for the request's.
+async fn taken_on_a_lost_answer<P: LifecyclePorts>(p: &P, account: &AccountId, now: u64) -> bool {
+    let this_try = now.saturating_sub(CLOCK_MARGIN_SECS);
+    pending_since(p, account, this_try).await.unwrap_or(false)
 }
 
 /// A `waitForTaskToken` step run again once it saved (see
@@ -1269,8 +1274,7 @@ async fn not_confirmed_yet<P: LifecyclePorts>(p: &P, rotation: &Rotation) -> Lif
         // A failure stamped before the take-over began is an older change's.
         Ok(Some(s))
             if s.state == EmailUpdateState::Failed
-                && s.updated_at
-                    .is_none_or(|at| at + CLOCK_MARGIN_SECS >= rotation.started_at) =>
+                && stamped_since(&s, Some(rotation.started_at)) =>
         {
             LifecycleError::Refused(format!(
                 "AWS reports that the root email change of account {account} failed (GetPrimaryEmailUpdateStatus: FAILED)"
@@ -2194,19 +2198,15 @@ async fn announced<P: LifecyclePorts>(
         return Ok(console_release_task(account, customer_email));
     }
     if let Err(error) = p.api().start_email_update(account, customer_email).await {
-        // AWS took an earlier try of this request (the SDK's, its answer
-        // lost) and refused or failed the retry: as the take-over's start
-        // (`start_failed`), a change stamped during this request is taken
-        // for it, and the audit says so.
-        let this_try = now.saturating_sub(CLOCK_MARGIN_SECS);
-        // A release asked for within the window before this one (to another
-        // address, a typo corrected) may be the change AWS holds: then
-        // nothing says this request was taken.
+        // As the take-over's start (`start_failed`), and the audit says so;
+        // but a release asked for just before this one (to another address,
+        // a typo corrected) may be the change AWS holds: then nothing says
+        // this request was taken.
         let earlier_release = rotation.phase == Phase::AwaitingCustomerOtp
             && rotation
                 .email_change_requested_at
-                .is_some_and(|at| at >= this_try.saturating_sub(CLOCK_MARGIN_SECS));
-        if !earlier_release && pending_since(p, account, this_try).await.unwrap_or(false) {
+                .is_some_and(|at| at + 2 * CLOCK_MARGIN_SECS >= now);
+        if !earlier_release && taken_on_a_lost_answer(p, account, now).await {
             return Ok(format!(
                 "AWS answered {error}, and holds a root email change started during this \
                  request, taken as this release's to the customer's {customer_email} (a try whose \
