@@ -1501,13 +1501,19 @@ mod tests {
         assert!(t.sealed);
     }
 
+    /// Seventy links that carry a token, one a line: more secrets than the
+    /// search collects, so the text's secrets overflow.
+    fn more_token_links_than_collected() -> String {
+        (0..70)
+            .map(|i| format!("https://x.example/?token=t{i:04}x\r\n"))
+            .collect()
+    }
+
     /// Past the count of secrets collected, the sender's name (searched
     /// after the text, so never searched here) is not shown.
     #[test]
     fn a_sender_name_is_withheld_when_secrets_overflow() {
-        let links: String = (0..70)
-            .map(|i| format!("https://x.example/?token=t{i:04}x\r\n"))
-            .collect();
+        let links = more_token_links_than_collected();
         let raw = format!(
             "From: \"pw: Hunter2Secret9\" <a@x.example>\r\nTo: root+x@msp.example\r\n\
              Subject: links\r\n\r\n{links}"
@@ -1529,9 +1535,7 @@ mod tests {
     /// redacted wherever it is shown.
     #[test]
     fn secrets_in_quoted_header_fields_are_redacted_past_the_text_s_bounds() {
-        let links: String = (0..70)
-            .map(|i| format!("https://x.example/?token=t{i:04}x\r\n"))
-            .collect();
+        let links = more_token_links_than_collected();
         let many = |field: &str| field.repeat(16);
         let mails = [
             format!(
