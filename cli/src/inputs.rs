@@ -26,9 +26,9 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
 }
 
 /// Reads every message named by `paths`, runs `work` on it on every core
-/// (independent messages), and calls `emit` with its label (its path;
-/// `box.mbox#12` for a message in an mbox) and the result in the original
-/// order. A path is an `.eml` file, an mbox, or a directory searched
+/// (independent messages), and calls `emit` with the message (its label is
+/// its path, `box.mbox#12` for a message in an mbox) and the result in the
+/// original order. A path is an `.eml` file, an mbox, or a directory searched
 /// recursively in name order for `*.eml`, `*.mbox` and Maildir folders (see
 /// [`mailbox`]). A path that cannot be listed is reported on stderr; a
 /// message that cannot be read (or is refused unread, see
@@ -40,7 +40,7 @@ pub fn rules(path: Option<&Path>) -> anyhow::Result<Rules> {
 pub fn each_message_parallel<R: Send>(
     paths: &[PathBuf],
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
-    emit: impl FnMut(&Path, std::io::Result<R>) -> anyhow::Result<()>,
+    emit: impl FnMut(&MessageRef, std::io::Result<R>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let window = Window::new(threads * Window::AHEAD_PER_WORKER, Window::BUDGET);
@@ -52,7 +52,7 @@ fn each_message_within<R: Send>(
     paths: &[PathBuf],
     (threads, window): (usize, &Window),
     work: impl Fn(&Path, Vec<u8>) -> R + Sync,
-    mut emit: impl FnMut(&Path, std::io::Result<R>) -> anyhow::Result<()>,
+    mut emit: impl FnMut(&MessageRef, std::io::Result<R>) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let (files, mut unreadable) = message_files(paths);
     // A backfill of years of mail takes a while: a bar on a terminal, nothing
@@ -74,9 +74,8 @@ fn each_message_within<R: Send>(
         let mut emit_ready = |i: usize, read: (usize, std::io::Result<R>)| {
             waiting.insert(i, read);
             while let Some((bytes, result)) = waiting.remove(&at) {
-                let label = files[at].label();
                 unreadable += usize::from(result.is_err());
-                bar.suspend(|| emit(&label, result))?;
+                bar.suspend(|| emit(&files[at], result))?;
                 bar.inc(1);
                 at += 1;
                 window.emitted(bytes);
@@ -452,12 +451,13 @@ mod tests {
             most.fetch_max(now, Ordering::SeqCst);
             raw
         };
-        let emit = |file: &Path, raw: std::io::Result<Vec<u8>>| {
+        let emit = |message: &MessageRef, raw: std::io::Result<Vec<u8>>| {
             let raw = raw.expect("readable");
             if slow_writer {
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             in_flight.fetch_sub(raw.len(), Ordering::SeqCst);
+            let file = message.label();
             let name = file.file_name().expect("a file name");
             emitted.push(name.to_string_lossy().into_owned());
             Ok(())
@@ -514,7 +514,8 @@ mod tests {
                 raw.len()
             };
             let mut emitted = Vec::new();
-            let emit = |file: &Path, result: std::io::Result<usize>| {
+            let emit = |message: &MessageRef, result: std::io::Result<usize>| {
+                let file = message.label();
                 let name = file.file_name().expect("a name").to_string_lossy();
                 emitted.push((name.into_owned(), result.map_err(|e| e.to_string())));
                 Ok(())
@@ -551,7 +552,7 @@ mod tests {
         let panicked = ends_within_a_minute(move || {
             let outcome = std::panic::catch_unwind(|| {
                 let mut n = 0;
-                let emit = |_: &Path, _: std::io::Result<usize>| {
+                let emit = |_: &MessageRef, _: std::io::Result<usize>| {
                     n += 1;
                     assert!(n < 5, "a bug in the writer");
                     Ok(())

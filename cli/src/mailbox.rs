@@ -48,12 +48,28 @@ impl MessageRef {
         }
     }
 
+    /// Where it is, as the ledger keys one it could not read: the file's
+    /// canonical path (a relative and an absolute path to one file are one
+    /// place), its name's bytes as they are (two names a terminal shows
+    /// alike are two places), and for an mbox's message its number.
+    pub fn place(&self) -> String {
+        let file = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.to_path_buf());
+        let written = match file.to_str() {
+            Some(text) => text.to_string(),
+            None => format!("bytes:{}", hex_of(file.as_os_str().as_encoded_bytes())),
+        };
+        match self.in_mbox {
+            Some((n, _)) => format!("{written}#{n}"),
+            None => written,
+        }
+    }
+
     /// What output and the ledger call it: the file, or `box.mbox#12`.
     pub fn label(&self) -> PathBuf {
         match self.in_mbox {
             None => self.path.to_path_buf(),
             // Built on the path's bytes, not its display: a name that is no
-            // UTF-8 keeps its bytes (`place` keys an unreadable one by them).
+            // UTF-8 keeps its bytes.
             Some((n, _)) => {
                 let mut label = self.path.as_os_str().to_os_string();
                 label.push(format!("#{n}"));
@@ -61,49 +77,6 @@ impl MessageRef {
             }
         }
     }
-}
-
-/// Where a message is, as the ledger keys one it could not read: the
-/// file's canonical path (a relative and an absolute path to one file are
-/// one place), its name's bytes as they are (two names a terminal shows
-/// alike are two places), and for an mbox's message (`label` is
-/// `box.mbox#12`) its number.
-pub fn place(label: &Path) -> String {
-    let (file, number) = match std::fs::symlink_metadata(label) {
-        Ok(_) => (label.to_path_buf(), None),
-        Err(_) => split_mbox_label(label),
-    };
-    let file = std::fs::canonicalize(&file).unwrap_or(file);
-    let written = match file.to_str() {
-        Some(text) => text.to_string(),
-        None => format!("bytes:{}", hex_of(file.as_os_str().as_encoded_bytes())),
-    };
-    match number {
-        Some(n) => format!("{written}#{n}"),
-        None => written,
-    }
-}
-
-/// `box.mbox#12` as the mbox's path and 12; any other label as it is.
-#[cfg(unix)]
-fn split_mbox_label(label: &Path) -> (PathBuf, Option<u64>) {
-    use std::os::unix::ffi::OsStrExt;
-    let bytes = label.as_os_str().as_bytes();
-    let split = bytes.iter().rposition(|b| *b == b'#').and_then(|at| {
-        let number = std::str::from_utf8(&bytes[at + 1..]).ok()?.parse().ok()?;
-        let path = std::ffi::OsStr::from_bytes(&bytes[..at]);
-        Some((PathBuf::from(path), Some(number)))
-    });
-    split.unwrap_or_else(|| (label.to_path_buf(), None))
-}
-
-#[cfg(not(unix))]
-fn split_mbox_label(label: &Path) -> (PathBuf, Option<u64>) {
-    let split = label.to_str().and_then(|text| {
-        let (path, number) = text.rsplit_once('#')?;
-        Some((PathBuf::from(path), Some(number.parse().ok()?)))
-    });
-    split.unwrap_or_else(|| (label.to_path_buf(), None))
 }
 
 fn hex_of(bytes: &[u8]) -> String {
@@ -308,12 +281,9 @@ pub struct Mbox {
     pub unsplit: Unsplit,
 }
 
-/// Lines that begin `From ` (unquoted) which were read as part of a message,
-/// not as separators: no empty line before them, or no time and year in
-/// them. An mboxrd or mboxo writer quotes a body's `From ` lines, so in
-/// such a file each is a separator written another way, and messages were
-/// read as one (an export with no empty line between messages, a two-digit
-/// year); an mboxcl2 writer leaves a body's unquoted. Counted, and the first
+/// Lines read as part of a message that look like separators written
+/// another way ([`looks_like_a_separator`]: no empty line before them, a
+/// two-digit year), so messages were read as one. Counted, and the first
 /// one's byte offset kept, so the run names them instead of merging silently.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Unsplit {
@@ -596,14 +566,16 @@ mod tests {
         let direct = dir.path().join("a.eml");
         std::fs::write(&direct, "x").unwrap();
         let roundabout = dir.path().join("sub/../a.eml");
+        let place = |path: &Path| MessageRef::file(path.to_path_buf()).place();
         assert_eq!(place(&direct), place(&roundabout));
         std::fs::write(dir.path().join("box.mbox"), "From a\n\nx\n").unwrap();
+        let first = |path: &Path| mbox_messages(path).unwrap().messages[0].place();
         let (one, other) = (
-            dir.path().join("box.mbox#3"),
-            dir.path().join("sub/../box.mbox#3"),
+            first(&dir.path().join("box.mbox")),
+            first(&dir.path().join("sub/../box.mbox")),
         );
-        assert_eq!(place(&one), place(&other));
-        assert!(place(&one).ends_with("box.mbox#3"), "{}", place(&one));
+        assert_eq!(one, other);
+        assert!(one.ends_with("box.mbox#1"), "{one}");
         let names = [b"\xff.eml", b"\xfe.eml"];
         let places: Vec<String> = names
             .iter()
@@ -615,14 +587,13 @@ mod tests {
             .collect();
         assert_ne!(places[0], places[1]);
         assert!(places.iter().all(|p| !p.contains('\u{fffd}')), "{places:?}");
-        // An mbox's message in a file so named: its label keeps the bytes.
+        // An mbox's message in a file so named: its place keeps the bytes.
         let boxes: Vec<String> = [b"\xff.mbox", b"\xfe.mbox"]
             .iter()
             .map(|name| {
                 let path = dir.path().join(std::ffi::OsStr::from_bytes(*name));
                 std::fs::write(&path, "From a\n\nx\n").unwrap();
-                let message = &mbox_messages(&path).unwrap().messages[0];
-                place(&message.label())
+                first(&path)
             })
             .collect();
         assert_ne!(boxes[0], boxes[1]);

@@ -2,7 +2,7 @@
 //! with tickets in the store or in a ticketing system (`--backend`).
 
 use crate::inputs;
-use crate::mailbox::{self, TooLarge};
+use crate::mailbox::{MessageRef, TooLarge};
 use crate::output::table;
 use anyhow::Context as _;
 use rootmail_aws::Env;
@@ -165,11 +165,12 @@ fn run_messages<S: TicketSink + Sync, H: Handoffs + Sync>(
         let _ = store.write_ahead(&prepared.hash, &raw);
         (raw, prepared)
     };
-    let unreadable = inputs::each_message_parallel(paths, prepare, |file, read| {
+    let unreadable = inputs::each_message_parallel(paths, prepare, |message, read| {
         batch.before_message()?;
+        let file = &message.label();
         let source = file.display().to_string();
         let ports = (store, sink, directory);
-        let processed = process_read(ports, &runtime, knowledge, (file, &source), read);
+        let processed = process_read(ports, &runtime, knowledge, (message, &source), read);
         let result = tally.count(&processed);
         rows.add(|| row(file, &source, &processed, result));
         batch.after_message(&processed)
@@ -477,7 +478,7 @@ fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
     (store, sink, directory): (&LocalStore, &S, &InMemoryDirectory),
     runtime: &tokio::runtime::Runtime,
     knowledge: &Knowledge<'_, H>,
-    (file, source): (&Path, &str),
+    (message, source): (&MessageRef, &str),
     read: std::io::Result<(Vec<u8>, Prepared)>,
 ) -> Processed {
     let outcome = match read {
@@ -492,10 +493,7 @@ fn process_read<S: TicketSink + Sync, H: Handoffs + Sync>(
             let key = e
                 .get_ref()
                 .and_then(|e| e.downcast_ref::<TooLarge>())
-                .map_or_else(
-                    || unreadable_key(&mailbox::place(file)),
-                    TooLarge::ledger_key,
-                );
+                .map_or_else(|| unreadable_key(&message.place()), TooLarge::ledger_key);
             process_unreadable((store, sink), runtime, knowledge, (source, &reason, key))
         }
     };

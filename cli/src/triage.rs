@@ -59,8 +59,8 @@ pub fn run(options: &Options<'_>, paths: &[PathBuf]) -> anyhow::Result<ExitCode>
         };
         triage(&input, &ctx)
     };
-    let unreadable = inputs::each_message_parallel(paths, decide, |file, decision| {
-        let source = file.display().to_string();
+    let unreadable = inputs::each_message_parallel(paths, decide, |message, decision| {
+        let source = message.label().display().to_string();
         let decision = match decision {
             Ok(decision) => decision,
             Err(e) => {
