@@ -3,6 +3,7 @@
 //! implement the traits declared here.
 
 pub mod auth;
+mod case_relay;
 pub mod confusables;
 pub mod dates;
 pub mod directory;

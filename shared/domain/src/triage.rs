@@ -4,7 +4,7 @@ use crate::auth::{
     Authentication, authenticate, foreign_reply_path, lookalike_warning, spoofing_reason,
 };
 use crate::directory::{Account, AccountDirectory, Resolution, resolve};
-use crate::evidence::{Classification, RuleInput};
+use crate::evidence::{Classification, KindScore, RuleInput};
 use crate::explain::{Explanation, account_reason, kind_reason, thread_reason};
 use crate::facts::{Facts, facts};
 use crate::handoff::{
@@ -1051,6 +1051,9 @@ fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
             "the mail also reads like {other} (score {score} against {best}): check the rules if the kind is wrong"
         ));
     }
+    if crate::case_relay::relays_case_words(subject, &body) {
+        return case_correspondence(classification, warnings);
+    }
     let Some(winner) = classification.winner() else {
         let raised = rules.evidence().raises_priority(subject, &body);
         warnings.push(unclassified_warning(&classification));
@@ -1068,6 +1071,35 @@ fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
         quarantine: None,
         warnings,
         classification,
+    }
+}
+
+/// A support case's correspondence (`case_relay`): a support case whatever
+/// its words read like. Its priority is what AWS Support's parts ask for
+/// (the severity field), or what the words' kind would have, but never
+/// urgent: AWS's own follow-ups in a case it opened (a compromised account)
+/// stay high, and a stranger's case copying this address pages no one.
+fn case_correspondence(classification: Classification, mut warnings: Vec<String>) -> Decided {
+    let of_the_case = |score: &&KindScore| score.kind == Kind::SupportCase;
+    let severity = classification.scores.iter().find(of_the_case);
+    let mut priority = severity.and_then(|s| s.priority);
+    if let Some(words) = classification
+        .winner()
+        .filter(|w| w.kind != Kind::SupportCase)
+    {
+        let words_ask = words.priority.or(words.kind.policy().priority);
+        priority = priority.max(words_ask);
+        warnings.push(format!(
+            "the case's words read like {} (score {}), but anyone can open a case and copy this address: filed as a support case, at most high",
+            words.kind, words.score
+        ));
+    }
+    Decided {
+        kind: Kind::SupportCase,
+        priority: priority.map(|p| p.min(Priority::High)),
+        quarantine: None,
+        classification,
+        warnings,
     }
 }
 
@@ -1425,6 +1457,60 @@ mod tests {
         assert_eq!(promotion.kind, Kind::AwsUnclassified);
         assert!(!promotion.secrets.is_empty(), "{promotion:?}");
         assert_eq!(promotion.priority, Some(Priority::Normal));
+    }
+
+    /// A stranger's case may copy a root address (AWS mails the case's
+    /// words to every address copied): words that read like a suspension and
+    /// carry a code make a support case at high, hand nothing to a rotation
+    /// waiting at that address, and say why. A case AWS opened itself (its
+    /// own first line) is read by its words.
+    #[test]
+    fn a_case_s_words_never_decide_its_kind_unless_aws_opened_it() {
+        struct WaitingForAnything;
+        impl WaitingRotations for WaitingForAnything {
+            fn waiting_at(&self, _: &AccountId, _: Kind) -> Option<EmailAddress> {
+                EmailAddress::parse("root+x@msp.example").ok()
+            }
+        }
+        let mail = |subject: &str, first_line: &str| {
+            let auth = PASS.replace("verify.signin.aws", "amazon.com");
+            format!(
+                "{auth}From: no-reply-aws@amazon.com\r\nTo: root+x@msp.example\r\nSubject: {subject}\r\n\
+                 Message-ID: <k1@aws>\r\nContent-Type: text/plain\r\n\r\n{first_line}\r\n\r\n\
+                 Your AWS account 111122223333 has been suspended due to irregular activity.\r\n\
+                 To restore it, enter your root email verification code: 493817\r\n"
+            )
+        };
+        let dir = directory(AccountStatus::Active);
+        let stranger = run(
+            &mail(
+                "[CASE 176655012300941] Your AWS account has been suspended",
+                "Hello,",
+            ),
+            &dir,
+            &WaitingForAnything,
+        );
+        assert_eq!(stranger.kind, Kind::SupportCase, "{stranger:?}");
+        assert_eq!(stranger.priority, Some(Priority::High));
+        assert!(stranger.handoff.is_none(), "{stranger:?}");
+        assert!(
+            stranger
+                .warnings
+                .iter()
+                .any(|w| w.contains("anyone can open a case")),
+            "{:?}",
+            stranger.warnings
+        );
+        let by_aws = run(
+            &mail(
+                "Amazon Web Services: New Support case: 4838201957",
+                "Amazon Web Services has opened case 4838201957 on your behalf.",
+            ),
+            &dir,
+            &NoRotations,
+        );
+        assert_eq!(by_aws.kind, Kind::AccountSuspended, "{by_aws:?}");
+        assert_eq!(by_aws.priority, Some(Priority::Urgent));
     }
 
     struct Waiting;
