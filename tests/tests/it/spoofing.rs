@@ -29,7 +29,7 @@
 
 use rootmail_domain::{
     AccountDirectory, AccountId, Context, Disposition, EmailAddress, Kind, MailInput,
-    NoKnownThreads, Rules, Triage, WaitingRotations,
+    NoKnownThreads, Priority, Rules, Triage, WaitingRotations,
 };
 use rootmail_tests::{corpus_dir, directory, known_secrets};
 use std::fmt::Write as _;
@@ -1000,7 +1000,7 @@ fn a_code_alone_on_its_line_below_its_instructions_is_handed_over() {
 /// it: whoever opens a case in their own account may copy a root address
 /// and write "your account will be suspended" there. Its ticket says so
 /// first, and names where to check the case. Before, such a ticket read as
-/// AWS's own suspension notice from a verified AWS sender.
+/// AWS's own suspension notice from a verified AWS sender, urgent.
 #[test]
 fn a_support_case_ticket_says_whose_words_it_carries() {
     let raw =
@@ -1015,11 +1015,19 @@ fn a_support_case_ticket_says_whose_words_it_carries() {
         "the fixture changed: the lure was not written in"
     );
     let t = rootmail_tests::Triager::default().triage(lure.as_bytes(), "s3://test/case", None);
-    // The case's text decides the kind (AWS opens cases about compromised
-    // accounts); the ticket says whose words they are before anything else.
+    // The case's words do not decide the kind nor page anyone (only a case
+    // AWS says it opened is read by its words); the ticket says whose words
+    // they are before anything else, and what they read like.
     assert_eq!(
-        (t.kind, t.disposition),
-        (Kind::AccountSuspended, Disposition::Ticket)
+        (t.kind, t.disposition, t.priority),
+        (Kind::SupportCase, Disposition::Ticket, Some(Priority::High))
+    );
+    assert!(
+        t.warnings
+            .iter()
+            .any(|w| w.contains("read like account.suspended")),
+        "{:?}",
+        t.warnings
     );
     let body = &t.ticket.as_ref().expect("a ticket").body;
     assert!(
