@@ -791,33 +791,25 @@ fn the_take_over_waits_long_enough_for_the_root_email_to_propagate() {
 /// (Organizations API reference, `CloseAccount`), and a release's claim can
 /// hold the step back 15 minutes: both close steps retry `NotYet` for hours,
 /// polling at least every 15 minutes, where they once gave up after half an
-/// hour and failed an execution whose closure AWS then made.
+/// hour and failed an execution whose closure AWS then made. AWS's quota
+/// refusals are `NotYet` too, so a bulk offboarding's executions retry at
+/// random times (full jitter), not all at the same moments.
 #[test]
 fn the_close_waits_hours_for_aws_to_show_the_closure() {
     for step in ["Close", "CloseAsAttested"] {
         let (hours, max_delay) = not_yet_wait("close", step);
         assert!((3.0..=6.0).contains(&hours), "{step} waits {hours:.2} h");
         assert!(max_delay <= 900.0, "{step} polls at least every 15 minutes");
+        let jitter = &not_yet_retry("close", step)["JitterStrategy"];
+        assert_eq!(jitter, "FULL", "{step} retries at random times");
     }
 }
 
-/// How long a state machine's step retries `NotYet` in all, in hours, and
-/// the longest delay between two tries, in seconds.
+/// How long a state machine's step retries `NotYet` in all, in hours (on
+/// average, where full jitter makes each delay a random time up to its
+/// backoff), and the longest delay between two tries, in seconds.
 fn not_yet_wait(machine: &str, step: &str) -> (f64, f64) {
-    let asl: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(
-            rootmail_tests::workspace_root()
-                .join(format!("infra/statemachines/{machine}.asl.json")),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let retry = asl["States"][step]["Retry"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{machine}/{step} retries"))
-        .iter()
-        .find(|r| r["ErrorEquals"] == serde_json::json!(["NotYet"]))
-        .unwrap_or_else(|| panic!("{machine}/{step}: a NotYet retry"));
+    let retry = not_yet_retry(machine, step);
     let number = |name: &str| {
         retry[name]
             .as_f64()
@@ -829,10 +821,34 @@ fn not_yet_wait(machine: &str, step: &str) -> (f64, f64) {
         number("MaxDelaySeconds"),
         number("MaxAttempts") as i32,
     );
+    let jitter = match retry["JitterStrategy"].as_str() {
+        None | Some("NONE") => 1.0,
+        Some("FULL") => 0.5,
+        Some(other) => panic!("{machine}/{step}: JitterStrategy {other}"),
+    };
     let waited: f64 = (0..attempts)
-        .map(|n| (interval * rate.powi(n)).min(max_delay))
+        .map(|n| (interval * rate.powi(n)).min(max_delay) * jitter)
         .sum();
     (waited / 3600.0, max_delay)
+}
+
+/// The retrier of `NotYet` of a state machine's step.
+fn not_yet_retry(machine: &str, step: &str) -> serde_json::Value {
+    let asl: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(
+            rootmail_tests::workspace_root()
+                .join(format!("infra/statemachines/{machine}.asl.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    asl["States"][step]["Retry"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{machine}/{step} retries"))
+        .iter()
+        .find(|r| r["ErrorEquals"] == serde_json::json!(["NotYet"]))
+        .unwrap_or_else(|| panic!("{machine}/{step}: a NotYet retry"))
+        .clone()
 }
 
 /// The take-over's execution names itself to the step that registers it
