@@ -305,8 +305,12 @@ pub fn mbox_messages(path: &Path) -> std::io::Result<Mbox> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(not_a_regular_file());
     }
-    let (spans, leading, unsplit) =
-        mbox_spans(BufReader::with_capacity(64 * 1024, File::open(path)?))?;
+    let file = File::open(path)?;
+    let lengths = ContentLengths {
+        file: File::open(path)?,
+        size: file.metadata()?.len(),
+    };
+    let (spans, leading, unsplit) = mbox_spans(BufReader::with_capacity(64 * 1024, file), lengths)?;
     let shared: Arc<Path> = Arc::from(path);
     let messages = spans
         .into_iter()
@@ -329,10 +333,17 @@ const PIECE: u64 = 4096;
 
 /// Where each message starts and ends. A message starts after a line that
 /// begins `From ` at the start of the file or after an empty line; its span
-/// leaves out that line and the empty line before the next one. One pass.
-fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsplit)> {
+/// leaves out that line and the empty line before the next one. A message
+/// whose header gives a `Content-Length` (mboxcl2, which leaves a body's
+/// `From ` lines unquoted) that `lengths` confirms ends there, its body
+/// skipped unread. One pass.
+fn mbox_spans(
+    mut reader: BufReader<File>,
+    mut lengths: ContentLengths,
+) -> std::io::Result<(Vec<Span>, u64, Unsplit)> {
     let mut spans = Vec::new();
     let mut unsplit = Unsplit::default();
+    let mut header = HeaderBlock::default();
     // The bytes before the first message's `From ` line: none in an mbox.
     let mut leading = None;
     let (mut offset, mut line) = (0u64, Vec::new());
@@ -370,6 +381,12 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsp
             }
             start = Some(offset);
             blank_at = None;
+            header = HeaderBlock::started();
+            continue;
+        }
+        if let Some(end) = lengths.body_end(offset, header.read(&line))? {
+            reader.seek_relative(i64::try_from(end - offset).map_err(std::io::Error::other)?)?;
+            (offset, blank_at) = (end, Some(end));
             continue;
         }
         if start.is_some() && looks_like_a_separator(&line) {
@@ -379,6 +396,71 @@ fn mbox_spans(mut reader: impl BufRead) -> std::io::Result<(Vec<Span>, u64, Unsp
     }
     spans.extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(offset))));
     Ok((spans, leading.unwrap_or(offset), unsplit))
+}
+
+/// A message's header, read line by line after its `From ` line, for the
+/// `Content-Length` it gives.
+#[derive(Default)]
+struct HeaderBlock {
+    open: bool,
+    content_length: Option<u64>,
+}
+
+impl HeaderBlock {
+    fn started() -> Self {
+        Self {
+            open: true,
+            content_length: None,
+        }
+    }
+
+    /// Reads one line of the message: at the empty line that ends the
+    /// header, the `Content-Length` it gave.
+    fn read(&mut self, line: &[u8]) -> Option<u64> {
+        if !self.open {
+            return None;
+        }
+        if line == b"\n" || line == b"\r\n" {
+            self.open = false;
+            return self.content_length;
+        }
+        const FIELD: &[u8] = b"content-length:";
+        if line.len() > FIELD.len() && line[..FIELD.len()].eq_ignore_ascii_case(FIELD) {
+            let value = std::str::from_utf8(&line[FIELD.len()..]).unwrap_or_default();
+            self.content_length = value.trim().parse().ok();
+        }
+        None
+    }
+}
+
+/// Confirms a `Content-Length` before the scan trusts it: its body must end
+/// where the file does, or where a `From ` line (or an empty line and one)
+/// begins. A length edited or miscounted is not confirmed, and the message
+/// is split by its lines as any other.
+struct ContentLengths {
+    /// The mbox opened again: looking ahead leaves the scan's place alone.
+    file: File,
+    size: u64,
+}
+
+impl ContentLengths {
+    /// Where a body of `length` bytes (if a header gave one) that starts at
+    /// `start` ends, if the file confirms it. One read of a few bytes.
+    fn body_end(&mut self, start: u64, length: Option<u64>) -> std::io::Result<Option<u64>> {
+        let end = length.and_then(|length| start.checked_add(length));
+        let Some(end) = end.filter(|end| *end <= self.size) else {
+            return Ok(None);
+        };
+        let mut next = [0u8; 7];
+        let next = &mut next[..usize::try_from(self.size - end).map_or(7, |left| left.min(7))];
+        read_exact_at(&mut self.file, next, end)?;
+        let at_the_end = end + next.len() as u64 == self.size;
+        let confirmed = [&b"From "[..], b"\nFrom ", b"\r\nFrom "]
+            .iter()
+            .any(|separator| next.starts_with(separator))
+            || (at_the_end && matches!(&next[..], b"" | b"\n" | b"\r\n"));
+        Ok(confirmed.then_some(end))
+    }
 }
 
 /// A `From ` line as mbox writers write it, `From SENDER DATE`: after the
@@ -662,6 +744,43 @@ mod tests {
         assert_eq!(messages(""), Vec::<String>::new());
     }
 
+    /// mboxcl2 leaves a body's `From ` lines as they are and gives each
+    /// message's length: a confirmed length ends the message there, so a
+    /// patch's `From <sha> Mon Sep 17 00:00:00 2001` line neither splits it
+    /// nor counts as a merged separator. A length the file does not confirm
+    /// (edited, miscounted, past the end) is read as before, by lines; one
+    /// that counts the empty line before the next `From ` line is confirmed.
+    #[test]
+    fn an_mboxcl2_message_ends_where_its_content_length_says() {
+        let body =
+            "Patch below.\n\nFrom 8f2a1c0e Mon Sep 17 00:00:00 2001\nFrom Monday Jan 5 on.\n";
+        let with_length = |n: usize, crlf: bool| {
+            let nl = if crlf { "\r\n" } else { "\n" };
+            let body = body.replace('\n', nl);
+            let n = n + if crlf { body.matches(nl).count() } else { 0 };
+            format!(
+                "From a@b Mon Jan  5 10:00:00 2026{nl}Subject: one{nl}Content-Length: {n}{nl}{nl}{body}{nl}From a@b Tue Jan  6 10:00:00 2026{nl}Subject: two{nl}Content-Length: 2{nl}{nl}z{nl}"
+            )
+        };
+        let confirmed = with_length(body.len(), false);
+        assert_eq!(
+            messages(&confirmed),
+            [
+                format!("Subject: one\nContent-Length: {}\n\n{body}", body.len()),
+                "Subject: two\nContent-Length: 2\n\nz\n".to_string(),
+            ]
+        );
+        assert_eq!(messages(&with_length(body.len(), true)).len(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cl2.mbox");
+        std::fs::write(&path, &confirmed).unwrap();
+        assert_eq!(mbox_messages(&path).unwrap().unsplit.lines, 0);
+        for wrong in [body.len() - 5, body.len() + 7, 1 << 40] {
+            let split = messages(&with_length(wrong, false));
+            assert_eq!(split.len(), 3, "Content-Length {wrong}: {split:?}");
+        }
+    }
+
     #[test]
     fn crlf_mboxes_and_labels() {
         let mbox = "From a\r\nSubject: one\r\n\r\nx\r\n\r\nFrom b Mon Jan  1 00:00:00 2024\r\nSubject: two\r\n\r\ny\r\n";
@@ -688,6 +807,10 @@ mod tests {
                 "tiny messages" => "From x Mon Jan  1 00:00:00 2024\nS: y\n\n".repeat(n / 37),
                 "quoted From lines" => format!("From x\n\n{}", ">>From y\n".repeat(n / 10)),
                 "blank lines" => format!("From x\n{}", "\n".repeat(n)),
+                // Each length is looked up, and none is confirmed.
+                "wrong lengths" => {
+                    "From x Mon Jan  1 00:00:00 2024\nContent-Length: 1\n\nab\n\n".repeat(n / 52)
+                }
                 _ => format!("From {}\n\nbody", "a".repeat(n)),
             }
         };
@@ -713,6 +836,7 @@ mod tests {
             "tiny messages",
             "quoted From lines",
             "blank lines",
+            "wrong lengths",
             "long From line",
         ] {
             time(&hostile(name, n / 8));
