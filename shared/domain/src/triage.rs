@@ -728,10 +728,20 @@ impl Decision<'_> {
 /// Why the mail is of its kind (the evidence, or the fixed outcome that
 /// decided it), which account it is for, and which thread.
 fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> Explanation {
+    let case_words = (decided.kind == Kind::SupportCase)
+        .then(|| decided.classification.winner())
+        .flatten()
+        .filter(|words| words.kind != Kind::SupportCase)
+        .map(|words| {
+            format!(
+                "a support case's correspondence (AWS Support's case subject): its words read like {} (score {}), but anyone opening a case may write them, so they do not decide the kind",
+                words.kind, words.score
+            )
+        });
     let fixed = decided.quarantine.as_deref().or(match decided.kind {
         Kind::SesSetup => Some("SES's setup notification, known by its object name"),
         Kind::Unknown => Some("not from an authenticated AWS sender: rules are not asked"),
-        _ => None,
+        _ => case_words.as_deref(),
     });
     let mut explanation = Explanation::new(
         kind_reason(&decided.classification, fixed),
@@ -1462,8 +1472,9 @@ mod tests {
     /// A stranger's case may copy a root address (AWS mails the case's
     /// words to every address copied): words that read like a suspension and
     /// carry a code make a support case at high, hand nothing to a rotation
-    /// waiting at that address, and say why. A case AWS opened itself (its
-    /// own first line) is read by its words.
+    /// waiting at that address, and say why. The first mail of a case AWS
+    /// opened itself (its subject and first line) is read by its words; that
+    /// line written first in a stranger's reply is not AWS's.
     #[test]
     fn a_case_s_words_never_decide_its_kind_unless_aws_opened_it() {
         struct WaitingForAnything;
@@ -1492,6 +1503,8 @@ mod tests {
         );
         assert_eq!(stranger.kind, Kind::SupportCase, "{stranger:?}");
         assert_eq!(stranger.priority, Some(Priority::High));
+        let why = &stranger.explanation.kind;
+        assert!(why.contains("words read like account.suspended"), "{why}");
         assert!(stranger.handoff.is_none(), "{stranger:?}");
         assert!(
             stranger
@@ -1511,6 +1524,19 @@ mod tests {
         );
         assert_eq!(by_aws.kind, Kind::AccountSuspended, "{by_aws:?}");
         assert_eq!(by_aws.priority, Some(Priority::Urgent));
+        // AWS's line written first in a stranger's correspondence.
+        let posing = run(
+            &mail(
+                "RE: [CASE 4838201957] Your AWS account has been suspended",
+                "Amazon Web Services has opened case 4838201957 on your behalf.",
+            ),
+            &dir,
+            &NoRotations,
+        );
+        assert_eq!(
+            (posing.kind, posing.priority),
+            (Kind::SupportCase, Some(Priority::High))
+        );
     }
 
     struct Waiting;
