@@ -335,7 +335,16 @@ impl Found {
                 messages,
                 leading,
                 unsplit,
+                covered,
             }) => {
+                if covered.lines > 0 {
+                    self.problems.push(format!(
+                        "mbox {}: {} separator line(s) (an empty line, then \"From SENDER DATE\") were read inside bodies whose Content-Length the file confirms (the first at byte {}), as part of their message: right for an mboxcl2 file, whose writer leaves a body's From lines unquoted and counts each body. If the mailbox is not mboxcl2, a message's sender wrote that Content-Length and the messages after it were read into it: export as mboxrd",
+                        path.display(),
+                        covered.lines,
+                        covered.first_at
+                    ));
+                }
                 if unsplit.lines > 0 {
                     self.problems.push(format!(
                         "mbox {}: {} line(s) that look like separators (\"From \" alone, \"From SENDER\" and a weekday, month or ISO date, or \"From ADDRESS DATE\") were read inside a message (the first at byte {}): a separator needs an empty line before it and a time and a four-digit year in it. If they start messages (an export with no empty line between messages, a two-digit year), those messages were read as one; rewrite the separators, or export as mboxrd",

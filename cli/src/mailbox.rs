@@ -279,6 +279,10 @@ pub struct Mbox {
     pub messages: Vec<MessageRef>,
     pub leading: u64,
     pub unsplit: Unsplit,
+    /// Separators (an empty line, then `From SENDER DATE`) read inside a
+    /// body whose `Content-Length` the file confirmed: part of that message
+    /// in an mboxcl2 file, other messages if its sender wrote the length.
+    pub covered: Unsplit,
 }
 
 /// Lines read as part of a message that look like separators written
@@ -310,9 +314,10 @@ pub fn mbox_messages(path: &Path) -> std::io::Result<Mbox> {
         file: File::open(path)?,
         size: file.metadata()?.len(),
     };
-    let (spans, leading, unsplit) = mbox_spans(BufReader::with_capacity(64 * 1024, file), lengths)?;
+    let scan = mbox_spans(BufReader::with_capacity(64 * 1024, file), lengths)?;
     let shared: Arc<Path> = Arc::from(path);
-    let messages = spans
+    let messages = scan
+        .spans
         .into_iter()
         .enumerate()
         .map(|(i, span)| MessageRef {
@@ -322,9 +327,19 @@ pub fn mbox_messages(path: &Path) -> std::io::Result<Mbox> {
         .collect();
     Ok(Mbox {
         messages,
-        leading,
-        unsplit,
+        leading: scan.leading,
+        unsplit: scan.unsplit,
+        covered: scan.covered,
     })
+}
+
+/// What one pass over an mbox found ([`Mbox`], with spans for messages).
+#[derive(Default)]
+struct Scan {
+    spans: Vec<Span>,
+    leading: u64,
+    unsplit: Unsplit,
+    covered: Unsplit,
 }
 
 /// The longest piece of a line read at once: only a line's first bytes
@@ -335,15 +350,12 @@ const PIECE: u64 = 4096;
 /// begins `From ` at the start of the file or after an empty line; its span
 /// leaves out that line and the empty line before the next one. A message
 /// whose header gives a `Content-Length` (mboxcl2, which leaves a body's
-/// `From ` lines unquoted) that `lengths` confirms ends there, its body
-/// skipped unread. One pass.
-fn mbox_spans(
-    mut reader: BufReader<File>,
-    mut lengths: ContentLengths,
-) -> std::io::Result<(Vec<Span>, u64, Unsplit)> {
-    let mut spans = Vec::new();
-    let mut unsplit = Unsplit::default();
-    let mut header = HeaderBlock::default();
+/// `From ` lines unquoted) that `lengths` confirms ends there: no line of
+/// its body starts a message, and a separator there is counted
+/// (`Scan::covered`). One pass.
+fn mbox_spans(mut reader: BufReader<File>, mut lengths: ContentLengths) -> std::io::Result<Scan> {
+    let mut scan = Scan::default();
+    let mut message = Message::default();
     // The bytes before the first message's `From ` line: none in an mbox.
     let mut leading = None;
     let (mut offset, mut line) = (0u64, Vec::new());
@@ -364,64 +376,68 @@ fn mbox_spans(
             continue;
         }
         line_start = complete;
+        let in_body = message.in_counted_body(at, &mut blank_at);
         // The first message's `From ` line is taken however it is written;
         // later ones must look like what mbox writers write, so a writer that
         // leaves a body's `From ` unquoted does not cut that message in two.
+        let strict = blank_at.is_some() && is_from_line(&line);
         let separator = match leading {
             None => line.starts_with(b"From ") && (at == 0 || blank_at.is_some()),
-            Some(_) => blank_at.is_some() && is_from_line(&line),
+            Some(_) => strict && !in_body,
         };
         if separator {
             leading.get_or_insert(at);
-            spans.extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(at))));
+            scan.spans
+                .extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(at))));
             // A `From ` line longer than a piece: the message starts after it.
             if !complete {
                 offset += rest_of_line(&mut reader)?;
                 line_start = true;
             }
-            start = Some(offset);
-            blank_at = None;
-            header = HeaderBlock::started();
+            (start, blank_at, message) = (Some(offset), None, Message::started());
             continue;
         }
-        if let Some(end) = lengths.body_end(offset, header.read(&line))? {
-            reader.seek_relative(i64::try_from(end - offset).map_err(std::io::Error::other)?)?;
-            (offset, blank_at) = (end, Some(end));
-            continue;
+        if let Some(end) = lengths.body_end(offset, message.read_header(&line))? {
+            message.body_until = Some(end);
         }
-        if start.is_some() && looks_like_a_separator(&line) {
-            unsplit.count(at);
+        match in_body {
+            true if strict => scan.covered.count(at),
+            false if start.is_some() && looks_like_a_separator(&line) => scan.unsplit.count(at),
+            _ => {}
         }
         blank_at = (line == b"\n" || line == b"\r\n").then_some(at);
     }
-    spans.extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(offset))));
-    Ok((spans, leading.unwrap_or(offset), unsplit))
+    scan.spans
+        .extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(offset))));
+    scan.leading = leading.unwrap_or(offset);
+    Ok(scan)
 }
 
-/// A message's header, read line by line after its `From ` line, for the
-/// `Content-Length` it gives.
+/// The message being read: its header, for the `Content-Length` it gives,
+/// and where a confirmed length ends its body.
 #[derive(Default)]
-struct HeaderBlock {
-    open: bool,
+struct Message {
+    header_open: bool,
     content_length: Option<u64>,
+    body_until: Option<u64>,
 }
 
-impl HeaderBlock {
+impl Message {
     fn started() -> Self {
         Self {
-            open: true,
-            content_length: None,
+            header_open: true,
+            ..Self::default()
         }
     }
 
     /// Reads one line of the message: at the empty line that ends the
     /// header, the `Content-Length` it gave.
-    fn read(&mut self, line: &[u8]) -> Option<u64> {
-        if !self.open {
+    fn read_header(&mut self, line: &[u8]) -> Option<u64> {
+        if !self.header_open {
             return None;
         }
         if line == b"\n" || line == b"\r\n" {
-            self.open = false;
+            self.header_open = false;
             return self.content_length;
         }
         const FIELD: &[u8] = b"content-length:";
@@ -431,34 +447,59 @@ impl HeaderBlock {
         }
         None
     }
+
+    /// Whether the line at `at` is in a body its confirmed length covers.
+    /// The line where that body ends comes after its end as after an empty
+    /// line, so a separator right there counts.
+    fn in_counted_body(&mut self, at: u64, blank_at: &mut Option<u64>) -> bool {
+        match self.body_until {
+            Some(end) if at < end => return true,
+            Some(end) if at == end => *blank_at = Some(end),
+            _ => {}
+        }
+        self.body_until = None;
+        false
+    }
 }
 
 /// Confirms a `Content-Length` before the scan trusts it: its body must end
-/// where the file does, or where a `From ` line (or an empty line and one)
-/// begins. A length edited or miscounted is not confirmed, and the message
-/// is split by its lines as any other.
+/// at the end of a line, where the file ends or a separator begins (`From
+/// SENDER DATE`, [`is_from_line`], or an empty line and one). A length
+/// edited or miscounted is not confirmed, and the message is split by its
+/// lines as any other.
 struct ContentLengths {
     /// The mbox opened again: looking ahead leaves the scan's place alone.
     file: File,
     size: u64,
 }
 
+/// How much of what follows a body is read to confirm its length.
+const LOOK_AHEAD: u64 = 512;
+
 impl ContentLengths {
     /// Where a body of `length` bytes (if a header gave one) that starts at
-    /// `start` ends, if the file confirms it. One read of a few bytes.
+    /// `start` ends, if the file confirms it. One read of a few hundred bytes.
     fn body_end(&mut self, start: u64, length: Option<u64>) -> std::io::Result<Option<u64>> {
         let end = length.and_then(|length| start.checked_add(length));
-        let Some(end) = end.filter(|end| *end <= self.size) else {
+        // The body starts after the header's empty line: `end - 1` is a byte.
+        let Some(end) = end.filter(|end| *end <= self.size && *end >= 1) else {
             return Ok(None);
         };
-        let mut next = [0u8; 7];
-        let next = &mut next[..usize::try_from(self.size - end).map_or(7, |left| left.min(7))];
-        read_exact_at(&mut self.file, next, end)?;
-        let at_the_end = end + next.len() as u64 == self.size;
-        let confirmed = [&b"From "[..], b"\nFrom ", b"\r\nFrom "]
+        let mut look = vec![0u8; (self.size - (end - 1)).min(LOOK_AHEAD) as usize];
+        read_exact_at(&mut self.file, &mut look, end - 1)?;
+        let at_the_end = end - 1 + look.len() as u64 == self.size;
+        let Some((b'\n', next)) = look.split_first() else {
+            return Ok(None);
+        };
+        let next = [&b"\r\n"[..], b"\n"]
             .iter()
-            .any(|separator| next.starts_with(separator))
-            || (at_the_end && matches!(&next[..], b"" | b"\n" | b"\r\n"));
+            .find_map(|empty| next.strip_prefix(*empty))
+            .unwrap_or(next);
+        let line = next
+            .split_inclusive(|b| *b == b'\n')
+            .next()
+            .unwrap_or_default();
+        let confirmed = (next.is_empty() && at_the_end) || is_from_line(line);
         Ok(confirmed.then_some(end))
     }
 }
@@ -560,6 +601,13 @@ fn unquote_from_lines(raw: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mbox_of(mbox: &str) -> Mbox {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.mbox");
+        std::fs::write(&path, mbox).unwrap();
+        mbox_messages(&path).unwrap()
+    }
 
     fn messages(mbox: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();
@@ -746,10 +794,12 @@ mod tests {
 
     /// mboxcl2 leaves a body's `From ` lines as they are and gives each
     /// message's length: a confirmed length ends the message there, so a
-    /// patch's `From <sha> Mon Sep 17 00:00:00 2001` line neither splits it
-    /// nor counts as a merged separator. A length the file does not confirm
-    /// (edited, miscounted, past the end) is read as before, by lines; one
-    /// that counts the empty line before the next `From ` line is confirmed.
+    /// patch's `From <sha> Mon Sep 17 00:00:00 2001` line does not split it
+    /// (it is counted as `covered`, for the run to name) and `From Monday
+    /// Jan 5` is no merged separator. A length the file does not confirm
+    /// (edited, miscounted, past the end, or ending mid-line on a body's
+    /// "From ") is read as before, by lines; one that counts the empty line
+    /// before the next separator is confirmed.
     #[test]
     fn an_mboxcl2_message_ends_where_its_content_length_says() {
         let body =
@@ -771,14 +821,40 @@ mod tests {
             ]
         );
         assert_eq!(messages(&with_length(body.len(), true)).len(), 2);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cl2.mbox");
-        std::fs::write(&path, &confirmed).unwrap();
-        assert_eq!(mbox_messages(&path).unwrap().unsplit.lines, 0);
-        for wrong in [body.len() - 5, body.len() + 7, 1 << 40] {
+        assert_eq!(messages(&with_length(body.len() + 1, false)).len(), 2);
+        let scanned = mbox_of(&confirmed);
+        assert_eq!((scanned.unsplit.lines, scanned.covered.lines), (0, 1));
+        // 14 ends where the patch line starts (a separator: confirmed, and
+        // it splits there as by lines); 53 at "From Monday" (no time: not
+        // confirmed, so the lines split at the patch line).
+        for wrong in [14, 53, body.len() - 5, body.len() + 7, 1 << 40] {
             let split = messages(&with_length(wrong, false));
             assert_eq!(split.len(), 3, "Content-Length {wrong}: {split:?}");
         }
+    }
+
+    /// A sender's own `Content-Length` reaching past the next message to a
+    /// later separator reads the messages between into its own: never
+    /// silently, as the separators it covered are counted for the run to name.
+    #[test]
+    fn a_length_that_swallows_messages_is_named() {
+        let next = |n: u32| {
+            format!(
+                "From aws@amazon.com Mon Jan  {n} 10:00:00 2026\nSubject: aws {n}\n\nNotice {n}.\n\n"
+            )
+        };
+        let tail = format!("{}{}", next(6), next(7));
+        let reach = tail.len() - next(7).len();
+        let mbox = format!("From x@y Mon Jan  5 10:00:00 2026\nContent-Length: {reach}\n\n{tail}");
+        assert_eq!(messages(&mbox).len(), 2, "the first took the second in");
+        assert_eq!(mbox_of(&mbox).covered.lines, 1);
+        // A length that ends on a "From " inside a line is not confirmed.
+        let body = format!("Notice: From a@b Mon Jan  5 10:00:00 2026\n\n{tail}");
+        let mbox = format!(
+            "From x@y Mon Jan  5 10:00:00 2026\nContent-Length: {}\n\n{body}",
+            "Notice: ".len()
+        );
+        assert_eq!(messages(&mbox).len(), 3, "{mbox}");
     }
 
     #[test]
