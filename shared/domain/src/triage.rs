@@ -163,12 +163,7 @@ fn triage_mail(
         secrets: &secrets,
         read_loosely: unshowable.read_loosely,
     };
-    let outcome = decide_outcome(
-        &handoff_input,
-        decided.priority,
-        ctx.rotations,
-        &mut warnings,
-    );
+    let outcome = decide_outcome(&handoff_input, &decided, ctx.rotations, &mut warnings);
 
     let kept = directory_strings(seen.account());
     let content = Content::redacted(mail, (&redaction, &kept), &seen, decided.kind);
@@ -440,7 +435,7 @@ struct Outcome {
 /// ([`decide`]); the handoff is kept only when the mail is handed off.
 fn decide_outcome(
     input: &HandoffInput<'_>,
-    rule_priority: Option<Priority>,
+    decided: &Decided,
     rotations: &dyn WaitingRotations,
     warnings: &mut Vec<String>,
 ) -> Outcome {
@@ -450,9 +445,12 @@ fn decide_outcome(
         ForRotation::SecretUnread(waiting) => (None, Some(waiting)),
     };
     let account = input.resolution.account.as_ref();
-    let rule_priority = raised_for_unclaimed_secret(input, rule_priority, warnings);
+    let rule_priority = raised_for_unclaimed_secret(input, decided.priority, warnings);
+    // A support case whose words read like a security or account kind still
+    // matters for a closed account, as that kind would.
+    let read_as = decided.case_words.as_ref().map_or(input.kind, |w| w.kind);
     let (disposition, priority) = decide(
-        input.kind,
+        (input.kind, read_as),
         rule_priority,
         account,
         handoff.is_some(),
@@ -728,16 +726,12 @@ impl Decision<'_> {
 /// Why the mail is of its kind (the evidence, or the fixed outcome that
 /// decided it), which account it is for, and which thread.
 fn explanation(decided: &Decided, resolution: &Resolution, triaged: &Triage) -> Explanation {
-    let case_words = (decided.kind == Kind::SupportCase)
-        .then(|| decided.classification.winner())
-        .flatten()
-        .filter(|words| words.kind != Kind::SupportCase)
-        .map(|words| {
-            format!(
-                "a support case's correspondence (AWS Support's case subject): its words read like {} (score {}), but anyone opening a case may write them, so they do not decide the kind",
-                words.kind, words.score
-            )
-        });
+    let case_words = decided.case_words.as_ref().map(|words| {
+        format!(
+            "a support case's correspondence (AWS Support's case subject): its words read like {} (score {}), but anyone opening a case may write them, so they do not decide the kind",
+            words.kind, words.score
+        )
+    });
     let fixed = decided.quarantine.as_deref().or(match decided.kind {
         Kind::SesSetup => Some("SES's setup notification, known by its object name"),
         Kind::Unknown => Some("not from an authenticated AWS sender: rules are not asked"),
@@ -906,9 +900,10 @@ fn waiting_handoff(
 
 /// The taxonomy's disposition and priority for the kind, then: a secret the
 /// waiting rotation may take goes to it; a retired account's mail is
-/// archived, except a closed account's security, account and billing mail.
+/// archived, except a closed account's security, account and billing mail
+/// (as `read_as` reads: a support case's words' kind).
 fn decide(
-    kind: Kind,
+    (kind, read_as): (Kind, Kind),
     rule_priority: Option<Priority>,
     account: Option<&Account>,
     handoff: bool,
@@ -922,7 +917,7 @@ fn decide(
         }
         let open = matches!(disposition, Disposition::Ticket | Disposition::Handoff);
         if open && account.status.is_retired() {
-            match why_retired_still_matters(account.status, kind) {
+            match why_retired_still_matters(account.status, read_as) {
                 Some(why) => {
                     warnings.push(format!("account {} {why}: ticketed", account.account_id));
                     disposition = Disposition::Ticket;
@@ -980,6 +975,9 @@ struct Decided {
     quarantine: Option<String>,
     /// Every kind's score (empty when rules were not asked: not AWS's mail).
     classification: Classification,
+    /// A support case's correspondence: the kind its words read like, which
+    /// did not decide its kind (`case_relay`).
+    case_words: Option<KindScore>,
     warnings: Vec<String>,
 }
 
@@ -990,6 +988,7 @@ impl Decided {
             priority: None,
             quarantine,
             classification: Classification::default(),
+            case_words: None,
             warnings: Vec::new(),
         }
     }
@@ -1072,6 +1071,7 @@ fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
             priority: raised.then_some(Priority::High),
             quarantine: None,
             classification,
+            case_words: None,
             warnings,
         };
     };
@@ -1080,6 +1080,7 @@ fn classify_aws_mail(mail: &ParsedMail, rules: &Rules) -> Decided {
         priority: winner.priority,
         quarantine: None,
         warnings,
+        case_words: None,
         classification,
     }
 }
@@ -1093,10 +1094,10 @@ fn case_correspondence(classification: Classification, mut warnings: Vec<String>
     let of_the_case = |score: &&KindScore| score.kind == Kind::SupportCase;
     let severity = classification.scores.iter().find(of_the_case);
     let mut priority = severity.and_then(|s| s.priority);
-    if let Some(words) = classification
+    let words = classification
         .winner()
-        .filter(|w| w.kind != Kind::SupportCase)
-    {
+        .filter(|w| w.kind != Kind::SupportCase);
+    if let Some(words) = words {
         let words_ask = words.priority.or(words.kind.policy().priority);
         priority = priority.max(words_ask);
         warnings.push(format!(
@@ -1108,6 +1109,7 @@ fn case_correspondence(classification: Classification, mut warnings: Vec<String>
         kind: Kind::SupportCase,
         priority: priority.map(|p| p.min(Priority::High)),
         quarantine: None,
+        case_words: words.cloned(),
         classification,
         warnings,
     }
@@ -1505,6 +1507,17 @@ mod tests {
         assert_eq!(stranger.priority, Some(Priority::High));
         let why = &stranger.explanation.kind;
         assert!(why.contains("words read like account.suspended"), "{why}");
+        // A closed account's case about a suspension still needs a person,
+        // as AWS's own suspension notice would (a case about a bill does not).
+        let closed = directory(AccountStatus::Closed);
+        let case = mail("[CASE 176655012300941] Suspended", "Hello,");
+        let on_closed = run(&case, &closed, &NoRotations);
+        assert_eq!(
+            (on_closed.disposition, on_closed.priority),
+            (Disposition::Ticket, Some(Priority::High)),
+            "{:?}",
+            on_closed.warnings
+        );
         assert!(stranger.handoff.is_none(), "{stranger:?}");
         assert!(
             stranger
