@@ -25,9 +25,9 @@ static OPENED_BY_AWS_SUBJECT: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// That mail's first line, as AWS writes it, after any image's alternative
-/// text an HTML mail puts first (AWS's logo).
+/// text an HTML mail puts first (AWS's logo, and its link when linked).
 static OPENED_BY_AWS_LINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:\[image:[^\]]{0,80}\]\s*)*amazon web services has opened case (\d{10,16}) on your behalf")
+    Regex::new(r"(?i)^\s*(?:\[image:[^\]]{0,80}\](?:\s*\(https?://[^\s)]{1,300}\))?\s*)*amazon web services has opened case (\d{10,16}) on your behalf")
         .expect("static regex")
 });
 
@@ -107,6 +107,10 @@ mod tests {
             (
                 new_case,
                 format!(" [image: Amazon Web Services] {aws_line}"),
+            ),
+            (
+                new_case,
+                format!("[image: AWS] (https://aws.amazon.com/) {aws_line}"),
             ),
             // No case form in the subject: AWS's own notice.
             (
