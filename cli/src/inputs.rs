@@ -339,7 +339,7 @@ impl Found {
             }) => {
                 if covered.lines > 0 {
                     self.problems.push(format!(
-                        "mbox {}: {} separator line(s) (an empty line, then \"From SENDER DATE\") were read inside bodies whose Content-Length the file confirms (the first at byte {}), as part of their message: right for an mboxcl2 file, whose writer leaves a body's From lines unquoted and counts each body. If the mailbox is not mboxcl2, a message's sender wrote that Content-Length and the messages after it were read into it: export as mboxrd",
+                        "mbox {}: {} separator line(s) (\"From SENDER DATE\", with or without an empty line before it, a bare \"From \", or a two-digit year) were read inside bodies whose Content-Length the file confirms (the first at byte {}), as part of their message: right for an mboxcl2 file, whose writer leaves a body's From lines unquoted and counts each body. If the mailbox is not mboxcl2, a message's sender wrote that Content-Length and the messages after it were read into it: export as mboxrd",
                         path.display(),
                         covered.lines,
                         covered.first_at

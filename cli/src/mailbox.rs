@@ -401,7 +401,7 @@ fn mbox_spans(mut reader: BufReader<File>, mut lengths: ContentLengths) -> std::
             message.body_until = Some(end);
         }
         match in_body {
-            true if strict => scan.covered.count(at),
+            true if strict || separator_however_written(&line) => scan.covered.count(at),
             false if start.is_some() && looks_like_a_separator(&line) => scan.unsplit.count(at),
             _ => {}
         }
@@ -502,6 +502,18 @@ impl ContentLengths {
         let confirmed = (next.is_empty() && at_the_end) || is_from_line(line);
         Ok(confirmed.then_some(end))
     }
+}
+
+/// A line inside a body its `Content-Length` covers that would start a
+/// message in an mbox written another way: `From SENDER DATE` with no empty
+/// line before it, a bare `From ` (GYB's), or a separator's shape with a
+/// time but a two-digit year. A body's "From Monday Jan 5" is none.
+fn separator_however_written(line: &[u8]) -> bool {
+    let bare = line
+        .strip_prefix(b"From ")
+        .is_some_and(|rest| rest.trim_ascii().is_empty());
+    let timed = || line.split(|b| b.is_ascii_whitespace()).any(is_clock_time);
+    bare || is_from_line(line) || (looks_like_a_separator(line) && timed())
 }
 
 /// A `From ` line as mbox writers write it, `From SENDER DATE`: after the
@@ -848,6 +860,27 @@ mod tests {
         let mbox = format!("From x@y Mon Jan  5 10:00:00 2026\nContent-Length: {reach}\n\n{tail}");
         assert_eq!(messages(&mbox).len(), 2, "the first took the second in");
         assert_eq!(mbox_of(&mbox).covered.lines, 1);
+        // Separators written another way (no empty line before, GYB's bare
+        // `From `, a two-digit year) count too, inside a covered body; a
+        // body's "From Monday Jan 5" does not.
+        for other in [
+            "Notice.\nFrom c@x.com Mon Jan  5 10:02:00 2026\n",
+            "Notice.\n\nFrom \n",
+            "Notice.\n\nFrom c@x.com Mon Jan  5 10:02:00 26\n",
+        ] {
+            let mbox = format!(
+                "From x@y Mon Jan  5 10:00:00 2026\nContent-Length: {}\n\n{other}",
+                other.len()
+            );
+            assert_eq!(mbox_of(&mbox).covered.lines, 1, "{other:?}");
+        }
+        let monday = "Notice.\nFrom Monday Jan 5 on.\n";
+        let mbox = format!(
+            "From x@y Mon Jan  5 10:00:00 2026\nContent-Length: {}\n\n{monday}",
+            monday.len()
+        );
+        let scanned = mbox_of(&mbox);
+        assert_eq!((scanned.covered.lines, scanned.unsplit.lines), (0, 0));
         // A length that ends on a "From " inside a line is not confirmed.
         let body = format!("Notice: From a@b Mon Jan  5 10:00:00 2026\n\n{tail}");
         let mbox = format!(

@@ -446,9 +446,7 @@ fn decide_outcome(
     };
     let account = input.resolution.account.as_ref();
     let rule_priority = raised_for_unclaimed_secret(input, decided.priority, warnings);
-    // A support case whose words read like a security or account kind still
-    // matters for a closed account, as that kind would.
-    let read_as = decided.case_words.as_ref().map_or(input.kind, |w| w.kind);
+    let read_as = kind_that_matters_after_closure(decided, account).unwrap_or(input.kind);
     let (disposition, priority) = decide(
         (input.kind, read_as),
         rule_priority,
@@ -463,6 +461,24 @@ fn decide_outcome(
         // Archived mail (a retired account's) tells no rotation either.
         secret_unread_for: secret_unread_for.filter(|_| disposition != Disposition::Archive),
     }
+}
+
+/// A closed account's support case whose words read like a kind that is
+/// ticketed (a security, account or payment kind reaching the threshold,
+/// though the case's own words scored more) still matters, as AWS's own
+/// mail of that kind would. Not a released account's: anyone may copy its
+/// old address on a case, and the warning would blame the release.
+fn kind_that_matters_after_closure(decided: &Decided, account: Option<&Account>) -> Option<Kind> {
+    let closed = account.is_some_and(|a| a.status == AccountStatus::Closed);
+    let classification = &decided.classification;
+    let ticketed = |s: &&KindScore| {
+        s.kind != Kind::SupportCase
+            && s.score >= classification.threshold
+            && s.kind.policy().disposition == Disposition::Ticket
+    };
+    let best = classification.scores.iter().find(ticketed);
+    best.filter(|_| closed && decided.kind == Kind::SupportCase)
+        .map(|s| s.kind)
 }
 
 /// Mail from AWS's sign-in and sign-up senders that no kind claims,
@@ -1517,6 +1533,41 @@ mod tests {
             (Disposition::Ticket, Some(Priority::High)),
             "{:?}",
             on_closed.warnings
+        );
+        // Also where the case's own words score more (a real reply's), but
+        // not for a released account (anyone may copy its old address), nor
+        // for words of a kind AWS's own mail of which is archived.
+        let reply = |subject: &str, words: &str| {
+            let auth = PASS.replace("verify.signin.aws", "amazon.com");
+            format!(
+                "{auth}From: no-reply-aws@amazon.com\r\nTo: root+x@msp.example\r\n\
+                 Subject: RE: [CASE 176655012300941] {subject}\r\nMessage-ID: <k2@aws>\r\n\
+                 Content-Type: text/plain\r\n\r\nThank you for contacting AWS Support.\r\n\
+                 Case ID: 176655012300941\r\n{words}\r\nTo contact us again about this case, \
+                 visit the Support Center.\r\n"
+            )
+        };
+        let unpaid = reply(
+            "Question",
+            "Your payment failed and your account will be suspended.",
+        );
+        let disposition =
+            |raw: &str, status| run(raw, &directory(status), &NoRotations).disposition;
+        assert_eq!(
+            disposition(&unpaid, AccountStatus::Closed),
+            Disposition::Ticket
+        );
+        assert_eq!(
+            disposition(&unpaid, AccountStatus::Released),
+            Disposition::Archive
+        );
+        let welcome = reply(
+            "Your AWS account is ready",
+            "Welcome to Amazon Web Services.",
+        );
+        assert_eq!(
+            disposition(&welcome, AccountStatus::Closed),
+            Disposition::Archive
         );
         assert!(stranger.handoff.is_none(), "{stranger:?}");
         assert!(
