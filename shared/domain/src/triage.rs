@@ -1524,7 +1524,7 @@ mod tests {
         let why = &stranger.explanation.kind;
         assert!(why.contains("words read like account.suspended"), "{why}");
         // A closed account's case about a suspension still needs a person,
-        // as AWS's own suspension notice would (a case about a bill does not).
+        // as AWS's own suspension notice would (one about a welcome does not).
         let closed = directory(AccountStatus::Closed);
         let case = mail("[CASE 176655012300941] Suspended", "Hello,");
         let on_closed = run(&case, &closed, &NoRotations);
