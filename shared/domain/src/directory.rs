@@ -102,6 +102,13 @@ pub struct Resolution {
     pub matched_by: Option<MatchedBy>,
     /// Account ids the subject and body mention, in order of appearance.
     pub mentioned: Vec<AccountId>,
+    /// Authenticated AWS mail to a known root address that names accounts,
+    /// none of them related to that address's account: not itself, its
+    /// payer, an account it pays for, nor its customer's. Anyone can make a
+    /// root address their own account's alternate contact (billing,
+    /// operations, security), unverified, and AWS then mails it that
+    /// account's notices.
+    pub only_other_accounts: bool,
     pub warnings: Vec<String>,
 }
 
@@ -188,8 +195,12 @@ pub fn resolve(
         None => (None, None),
     };
     let to = envelope.first().or(mail.to.first());
+    let mut only_other_accounts = false;
     let warnings = match (&account, matched_by) {
         (Some(account), Some(MatchedBy::EnvelopeRecipient | MatchedBy::HeaderRecipient)) => {
+            only_other_accounts = trust_ids_in_text
+                && !mentioned.is_empty()
+                && mentioned.iter().all(|id| !related(account, id, directory));
             other_accounts_mentioned(account, &mentioned)
         }
         (Some(account), Some(MatchedBy::AccountIdInMail)) => vec![found_by_id(account, to)],
@@ -199,8 +210,19 @@ pub fn resolve(
         account,
         matched_by,
         mentioned,
+        only_other_accounts,
         warnings,
     }
+}
+
+/// Whether account `id` is `account` itself, its payer, an account it pays
+/// for, or another of its customer's (as the directory knows them).
+fn related(account: &Account, id: &AccountId, directory: &dyn AccountDirectory) -> bool {
+    *id == account.account_id
+        || account.payer.as_ref() == Some(id)
+        || directory.by_id(id).is_some_and(|other| {
+            other.payer.as_ref() == Some(&account.account_id) || other.customer == account.customer
+        })
 }
 
 /// The first account the directory knows, looked up in order of authority:

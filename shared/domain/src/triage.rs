@@ -454,6 +454,7 @@ fn decide_outcome(
         handoff.is_some(),
         warnings,
     );
+    let priority = at_most_high_for_another_account(priority, input.resolution, warnings);
     Outcome {
         disposition,
         priority,
@@ -461,6 +462,25 @@ fn decide_outcome(
         // Archived mail (a retired account's) tells no rotation either.
         secret_unread_for: secret_unread_for.filter(|_| disposition != Disposition::Archive),
     }
+}
+
+/// AWS's mail that names only accounts unrelated to its recipient's
+/// (`Resolution::only_other_accounts`) may be another account's notice to
+/// its alternate contact: it pages no one.
+fn at_most_high_for_another_account(
+    priority: Option<Priority>,
+    resolution: &Resolution,
+    warnings: &mut Vec<String>,
+) -> Option<Priority> {
+    if !resolution.only_other_accounts || priority != Some(Priority::Urgent) {
+        return priority;
+    }
+    let ids: Vec<&str> = resolution.mentioned.iter().map(AccountId::as_str).collect();
+    warnings.push(format!(
+        "AWS's mail names only account(s) {}, none of this root address's account, payer or customer: anyone can make this address their own account's alternate contact (billing, operations, security), and AWS then mails it that account's notices; high, not urgent: check whose account it is before acting",
+        ids.join(", ")
+    ));
+    Some(Priority::High)
 }
 
 /// A closed account's support case whose words read like a kind that is
@@ -1600,6 +1620,56 @@ mod tests {
         assert_eq!(
             (posing.kind, posing.priority),
             (Kind::SupportCase, Some(Priority::High))
+        );
+    }
+
+    /// Anyone can make a root address their own account's alternate
+    /// contact, and AWS then mails it that account's notices: AWS's urgent
+    /// mail that names only accounts unrelated to the recipient's is high,
+    /// with a warning. Naming the recipient's own account, or one the
+    /// directory says it pays for, it stays urgent.
+    #[test]
+    fn aws_mail_about_only_an_unrelated_account_pages_no_one() {
+        let mail = |id: &str| {
+            let auth = PASS.replace("verify.signin.aws", "amazon.com");
+            format!(
+                "{auth}From: no-reply-aws@amazon.com\r\nTo: root+x@msp.example\r\n\
+                 Subject: Your AWS account has been suspended\r\nMessage-ID: <s1@aws>\r\n\
+                 Content-Type: text/plain\r\n\r\nYour AWS account {id} has been suspended.\r\n"
+            )
+        };
+        let dir = directory(AccountStatus::Active);
+        let other = run(&mail("999900001111"), &dir, &NoRotations);
+        assert_eq!(
+            (other.kind, other.priority),
+            (Kind::AccountSuspended, Some(Priority::High))
+        );
+        assert!(
+            other
+                .warnings
+                .iter()
+                .any(|w| w.contains("alternate contact")),
+            "{:?}",
+            other.warnings
+        );
+        let own = run(&mail("111122223333"), &dir, &NoRotations);
+        assert_eq!(own.priority, Some(Priority::Urgent), "{:?}", own.warnings);
+        let member = Account {
+            root_email: EmailAddress::parse("root+m@msp.example").unwrap(),
+            account_id: AccountId::parse("999900001111").unwrap(),
+            customer: "Other".into(),
+            status: AccountStatus::Active,
+            payer: Some(AccountId::parse("111122223333").unwrap()),
+        };
+        let payer = directory(AccountStatus::Active)
+            .by_email(&EmailAddress::parse("root+x@msp.example").unwrap());
+        let with_member = InMemoryDirectory::new([payer.unwrap(), member]).unwrap();
+        let paid_for = run(&mail("999900001111"), &with_member, &NoRotations);
+        assert_eq!(
+            paid_for.priority,
+            Some(Priority::Urgent),
+            "{:?}",
+            paid_for.warnings
         );
     }
 
