@@ -216,12 +216,17 @@ pub fn resolve(
 }
 
 /// Whether account `id` is `account` itself, its payer, an account it pays
-/// for, or another of its customer's (as the directory knows them).
+/// for, one of the same payer's, or another of its customer's (as the
+/// directory knows them: an organization's import names each account's
+/// customer after the account, so the payer is what ties them).
 fn related(account: &Account, id: &AccountId, directory: &dyn AccountDirectory) -> bool {
     *id == account.account_id
         || account.payer.as_ref() == Some(id)
         || directory.by_id(id).is_some_and(|other| {
-            other.payer.as_ref() == Some(&account.account_id) || other.customer == account.customer
+            let same_payer = other.payer.is_some() && other.payer == account.payer;
+            other.payer.as_ref() == Some(&account.account_id)
+                || same_payer
+                || other.customer == account.customer
         })
 }
 

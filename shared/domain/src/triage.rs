@@ -476,10 +476,12 @@ fn at_most_high_for_another_account(
         return priority;
     }
     let ids: Vec<&str> = resolution.mentioned.iter().map(AccountId::as_str).collect();
-    warnings.push(format!(
+    // First: a ticket shows 20 warnings, and one per other id comes before.
+    let warning = format!(
         "AWS's mail names only account(s) {}, none of this root address's account, payer or customer: anyone can make this address their own account's alternate contact (billing, operations, security), and AWS then mails it that account's notices; high, not urgent: check whose account it is before acting",
         ids.join(", ")
-    ));
+    );
+    warnings.insert(0, warning);
     Some(Priority::High)
 }
 
@@ -1645,10 +1647,7 @@ mod tests {
             (Kind::AccountSuspended, Some(Priority::High))
         );
         assert!(
-            other
-                .warnings
-                .iter()
-                .any(|w| w.contains("alternate contact")),
+            other.warnings[0].contains("alternate contact"),
             "{:?}",
             other.warnings
         );
@@ -1670,6 +1669,27 @@ mod tests {
             Some(Priority::Urgent),
             "{:?}",
             paid_for.warnings
+        );
+        // Two members of one organization, imported under their own names.
+        let payer_id = AccountId::parse("444455556666").ok();
+        let members = [
+            ("root+x@msp.example", "111122223333"),
+            ("root+m@msp.example", "999900001111"),
+        ]
+        .map(|(email, id)| Account {
+            root_email: EmailAddress::parse(email).unwrap(),
+            account_id: AccountId::parse(id).unwrap(),
+            customer: id.into(),
+            status: AccountStatus::Active,
+            payer: payer_id.clone(),
+        });
+        let siblings = InMemoryDirectory::new(members).unwrap();
+        let sibling = run(&mail("999900001111"), &siblings, &NoRotations);
+        assert_eq!(
+            sibling.priority,
+            Some(Priority::Urgent),
+            "{:?}",
+            sibling.warnings
         );
     }
 
