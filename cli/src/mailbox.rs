@@ -279,9 +279,10 @@ pub struct Mbox {
     pub messages: Vec<MessageRef>,
     pub leading: u64,
     pub unsplit: Unsplit,
-    /// Separators (an empty line, then `From SENDER DATE`) read inside a
-    /// body whose `Content-Length` the file confirmed: part of that message
-    /// in an mboxcl2 file, other messages if its sender wrote the length.
+    /// Separators (`From SENDER DATE`, with or without an empty line before
+    /// it, a bare `From `, a two-digit year) read inside a body whose
+    /// `Content-Length` the file confirmed: part of that message in an
+    /// mboxcl2 file, other messages if its sender wrote the length.
     pub covered: Unsplit,
 }
 
@@ -405,12 +406,17 @@ fn mbox_spans(mut reader: BufReader<File>, mut lengths: ContentLengths) -> std::
             false if start.is_some() && looks_like_a_separator(&line) => scan.unsplit.count(at),
             _ => {}
         }
-        blank_at = (line == b"\n" || line == b"\r\n").then_some(at);
+        blank_at = is_empty_line(&line).then_some(at);
     }
     scan.spans
         .extend(start.map(|begun| Span::between(begun, blank_at.unwrap_or(offset))));
     scan.leading = leading.unwrap_or(offset);
     Ok(scan)
+}
+
+/// An empty line, ended either way.
+fn is_empty_line(line: &[u8]) -> bool {
+    line == b"\n" || line == b"\r\n"
 }
 
 /// The message being read: its header, for the `Content-Length` it gives,
@@ -436,7 +442,7 @@ impl Message {
         if !self.header_open {
             return None;
         }
-        if line == b"\n" || line == b"\r\n" {
+        if is_empty_line(line) {
             self.header_open = false;
             return self.content_length;
         }
