@@ -102,13 +102,16 @@ pub struct Resolution {
     pub matched_by: Option<MatchedBy>,
     /// Account ids the subject and body mention, in order of appearance.
     pub mentioned: Vec<AccountId>,
-    /// Authenticated AWS mail to a known root address that names accounts,
-    /// none of them related to that address's account: not itself, its
-    /// payer, an account it pays for, nor its customer's. Anyone can make a
-    /// root address their own account's alternate contact (billing,
-    /// operations, security), unverified, and AWS then mails it that
-    /// account's notices.
-    pub only_other_accounts: bool,
+    /// Authenticated AWS mail to a known root address whose first named
+    /// account is not related to that address's account: not itself, its
+    /// payer, an account it pays for, one of the same payer's, nor its
+    /// customer's. Anyone can make a root address their own account's
+    /// alternate contact (billing, operations, security), unverified, and
+    /// AWS then mails it that account's notices. The first id decides, not
+    /// any: AWS names the account a notice is about before the text it
+    /// quotes (an abuse report's log, a leaked file), which that account's
+    /// owner may have filled with the recipient's id.
+    pub about_another_account: bool,
     pub warnings: Vec<String>,
 }
 
@@ -195,12 +198,13 @@ pub fn resolve(
         None => (None, None),
     };
     let to = envelope.first().or(mail.to.first());
-    let mut only_other_accounts = false;
+    let mut about_another_account = false;
     let warnings = match (&account, matched_by) {
         (Some(account), Some(MatchedBy::EnvelopeRecipient | MatchedBy::HeaderRecipient)) => {
-            only_other_accounts = trust_ids_in_text
-                && !mentioned.is_empty()
-                && mentioned.iter().all(|id| !related(account, id, directory));
+            about_another_account = trust_ids_in_text
+                && mentioned
+                    .first()
+                    .is_some_and(|first| !related(account, first, directory));
             other_accounts_mentioned(account, &mentioned)
         }
         (Some(account), Some(MatchedBy::AccountIdInMail)) => vec![found_by_id(account, to)],
@@ -210,7 +214,7 @@ pub fn resolve(
         account,
         matched_by,
         mentioned,
-        only_other_accounts,
+        about_another_account,
         warnings,
     }
 }

@@ -464,22 +464,23 @@ fn decide_outcome(
     }
 }
 
-/// AWS's mail that names only accounts unrelated to its recipient's
-/// (`Resolution::only_other_accounts`) may be another account's notice to
+/// AWS's mail whose first named account is unrelated to its recipient's
+/// (`Resolution::about_another_account`) may be another account's notice to
 /// its alternate contact: it pages no one.
 fn at_most_high_for_another_account(
     priority: Option<Priority>,
     resolution: &Resolution,
     warnings: &mut Vec<String>,
 ) -> Option<Priority> {
-    if !resolution.only_other_accounts || priority != Some(Priority::Urgent) {
+    let about = resolution.mentioned.first().map(AccountId::as_str);
+    let (true, Some(Priority::Urgent), Some(about)) =
+        (resolution.about_another_account, priority, about)
+    else {
         return priority;
-    }
-    let ids: Vec<&str> = resolution.mentioned.iter().map(AccountId::as_str).collect();
+    };
     // First: a ticket shows 20 warnings, and one per other id comes before.
     let warning = format!(
-        "AWS's mail names only account(s) {}, none of this root address's account, payer or customer: anyone can make this address their own account's alternate contact (billing, operations, security), and AWS then mails it that account's notices; high, not urgent: check whose account it is before acting",
-        ids.join(", ")
+        "AWS's mail is about account {about} (the first it names), not this root address's account, its payer's or its customer's: anyone can make this address their own account's alternate contact (billing, operations, security), and AWS then mails it that account's notices; high, not urgent: check whose account it is before acting"
     );
     warnings.insert(0, warning);
     Some(Priority::High)
@@ -1627,11 +1628,12 @@ mod tests {
 
     /// Anyone can make a root address their own account's alternate
     /// contact, and AWS then mails it that account's notices: AWS's urgent
-    /// mail that names only accounts unrelated to the recipient's is high,
-    /// with a warning. Naming the recipient's own account, or one the
+    /// mail about an account unrelated to the recipient's (the first it
+    /// names) is high, with a warning, even when the text it quotes names
+    /// the recipient's. About the recipient's own account, or one the
     /// directory says it pays for, it stays urgent.
     #[test]
-    fn aws_mail_about_only_an_unrelated_account_pages_no_one() {
+    fn aws_mail_about_an_unrelated_account_pages_no_one() {
         let mail = |id: &str| {
             let auth = PASS.replace("verify.signin.aws", "amazon.com");
             format!(
@@ -1653,6 +1655,31 @@ mod tests {
         );
         let own = run(&mail("111122223333"), &dir, &NoRotations);
         assert_eq!(own.priority, Some(Priority::Urgent), "{:?}", own.warnings);
+        // The stranger's own report quoted below AWS's words, naming ours.
+        let quoting_ours = "999900001111.\r\n\r\n--- Original report ---\r\n\
+                            Account ID: 111122223333 scanned our hosts";
+        let quoted = run(&mail(quoting_ours), &dir, &NoRotations);
+        assert_eq!(
+            quoted.priority,
+            Some(Priority::High),
+            "{:?}",
+            quoted.warnings
+        );
+        assert!(
+            quoted.warnings[0].contains("about account 999900001111"),
+            "{:?}",
+            quoted.warnings
+        );
+        // Ours first, a stranger's quoted: ours.
+        let ours_first = "111122223333.\r\n\r\n--- Original report ---\r\n\
+                          Account ID: 999900001111 scanned our hosts";
+        let ours_first = run(&mail(ours_first), &dir, &NoRotations);
+        assert_eq!(
+            ours_first.priority,
+            Some(Priority::Urgent),
+            "{:?}",
+            ours_first.warnings
+        );
         let member = Account {
             root_email: EmailAddress::parse("root+m@msp.example").unwrap(),
             account_id: AccountId::parse("999900001111").unwrap(),
