@@ -131,6 +131,12 @@ pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
         if ids.len() == MAX_MENTIONED_IDS {
             break;
         }
+        if caps
+            .get(3)
+            .is_some_and(|bare| in_a_longer_dashed_number(text, &bare))
+        {
+            continue;
+        }
         let raw = caps.iter().skip(1).flatten().next().map(|m| m.as_str());
         if let Some(id) = raw.and_then(|r| AccountId::parse(r).ok())
             && !ids.contains(&id)
@@ -139,6 +145,14 @@ pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
         }
     }
     ids
+}
+
+/// Whether an unlabelled `NNNN-NNNN-NNNN` is three groups of a longer
+/// dashed number (a UUID's middle, a card number), not an account id.
+fn in_a_longer_dashed_number(text: &str, bare: &regex::Match) -> bool {
+    let bytes = text.as_bytes();
+    let before = bare.start().checked_sub(1).map(|i| bytes[i]);
+    before == Some(b'-') || bytes.get(bare.end()) == Some(&b'-')
 }
 
 /// What [`resolve`] may look up, so a directory behind a network call can fetch
@@ -317,7 +331,8 @@ mod tests {
     fn every_form_of_account_id_is_found() {
         let text = "Billing Statement Available [Account: 111122223333]\nAWS ID: 222233334444\n\
                     AWS Account 333344445555 and arn:aws:sns:us-east-1:444455556666:alerts \
-                    cert for 5555-6666-7777 and account [888899990000]; invoice 123456789012345";
+                    cert for 5555-6666-7777 and account [888899990000]; invoice 123456789012345 \
+                    request 1a2b3c4d-9876-5432-1098-4e5f6a7b8c9d card 4000-1234-5678-9010";
         let ids: Vec<String> = mentioned_account_ids(text)
             .iter()
             .map(|i| i.to_string())
