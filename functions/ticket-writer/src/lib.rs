@@ -10,6 +10,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::stream::{self, StreamExt};
 use lambda_runtime::{Error, LambdaEvent};
 use rootmail_aws::S3MailSource;
+use rootmail_aws::aws_json::JsonClient;
 use rootmail_aws::config::concat_names;
 use rootmail_aws::metrics::now_millis;
 use rootmail_aws::queue::SqsDeadLetters;
@@ -21,7 +22,9 @@ use rootmail_pipeline::{
 };
 use rootmail_tickets::backend::marker_key_in_credentials;
 use rootmail_tickets::marker::MarkerKeyError;
-use rootmail_tickets::{AnyBackend, BackendError, BackendKind, BackendSettings, MarkerKey};
+use rootmail_tickets::{
+    AnyBackend, BackendError, BackendKind, BackendSettings, MarkerKey, Reload, ReloadingSink,
+};
 use tracing::Instrument;
 
 /// Settings, read once at cold start.
@@ -106,9 +109,15 @@ pub struct Writer<L, T, S, X, M> {
     pub concurrency: usize,
 }
 
-/// The handler as deployed: DynamoDB, SQS, S3 and the configured backend.
-pub type AwsWriter =
-    Writer<DynamoLedger, DynamoThreadMap, AnyBackend, SqsDeadLetters, S3MailSource>;
+/// The handler as deployed: DynamoDB, SQS, S3 and the configured backend,
+/// built again from its secret when the ticketing system refuses it.
+pub type AwsWriter = Writer<
+    DynamoLedger,
+    DynamoThreadMap,
+    ReloadingSink<SecretBackend>,
+    SqsDeadLetters,
+    S3MailSource,
+>;
 
 /// Why the writer cannot start (logged once at cold start, before any message).
 #[derive(Debug, thiserror::Error)]
@@ -130,12 +139,13 @@ impl AwsWriter {
         aws: &aws_config::SdkConfig,
         metrics: Metrics,
     ) -> Result<Self, StartError> {
-        let credentials = match &config.credentials_secret {
-            Some(secret) => Some(secret_string(&secrets_client(aws), secret).await?),
-            None => None,
+        let secret = SecretBackend {
+            settings: config.backend.clone(),
+            credentials_secret: config.credentials_secret.clone(),
+            marker_key_secret: config.marker_key_secret.clone(),
+            secrets: secrets_client(aws),
         };
-        let key = Self::marker_key(config, aws, credentials.as_deref()).await?;
-        let sink = AnyBackend::build(&config.backend, credentials.as_deref(), key)?;
+        let sink = ReloadingSink::new(secret.build().await?, secret);
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         Ok(Self {
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
@@ -152,17 +162,36 @@ impl AwsWriter {
     }
 }
 
-impl AwsWriter {
+/// The configured backend with its credentials and marker key from Secrets
+/// Manager: read at cold start, and again when the ticketing system refuses
+/// them (a rotated token: see [`ReloadingSink`]).
+pub struct SecretBackend {
+    settings: BackendSettings,
+    credentials_secret: Option<String>,
+    marker_key_secret: Option<String>,
+    secrets: JsonClient,
+}
+
+impl SecretBackend {
+    async fn build(&self) -> Result<AnyBackend, StartError> {
+        let credentials = match &self.credentials_secret {
+            Some(secret) => Some(secret_string(&self.secrets, secret).await?),
+            None => None,
+        };
+        let key = self.marker_key(credentials.as_deref()).await?;
+        Ok(AnyBackend::build(
+            &self.settings,
+            credentials.as_deref(),
+            key,
+        )?)
+    }
+
     /// The marker key: its own secret first, else the credentials' field;
     /// none at all is refused by [`AnyBackend::build`] for every backend that
     /// writes markers, naming `MARKER_KEY_SECRET_ARN`.
-    async fn marker_key(
-        config: &Config,
-        aws: &aws_config::SdkConfig,
-        credentials: Option<&str>,
-    ) -> Result<Option<MarkerKey>, StartError> {
-        if let Some(secret) = &config.marker_key_secret {
-            let key = marker_key(&secrets_client(aws), secret)
+    async fn marker_key(&self, credentials: Option<&str>) -> Result<Option<MarkerKey>, StartError> {
+        if let Some(secret) = &self.marker_key_secret {
+            let key = marker_key(&self.secrets, secret)
                 .await
                 .map_err(StartError::MarkerKey)?;
             return Ok(Some(key));
@@ -170,6 +199,18 @@ impl AwsWriter {
         Ok(match credentials {
             Some(json) => marker_key_in_credentials(json)?,
             None => None,
+        })
+    }
+}
+
+impl Reload for SecretBackend {
+    type Backend = AnyBackend;
+
+    async fn reload(&self) -> PortResult<AnyBackend> {
+        self.build().await.map_err(|e| match e {
+            // Secrets Manager's own failure keeps its kind (a throttle is retried).
+            StartError::Credentials(e) | StartError::MarkerKey(e) => e,
+            e => PortError::permanent("ticket credentials", e.to_string()),
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The ticketing system's credentials and the marker key, read from Secrets
-//! Manager once at cold start (feature `ticket-secrets`), without the SDK's
+//! Manager at cold start (feature `ticket-secrets`), without the SDK's
 //! client ([`crate::aws_json`]).
 
 use crate::aws_json::JsonClient;
@@ -12,8 +12,9 @@ pub fn secrets_client(aws: &aws_config::SdkConfig) -> JsonClient {
     crate::secrets_manager::client(aws, "ticket secrets")
 }
 
-/// The secret's text (JSON credentials). Read once at cold start; a rotated
-/// secret takes effect with the next cold start.
+/// The secret's text (JSON credentials). Read at cold start, and by
+/// ticket-writer again when the ticketing system refuses the credentials
+/// (`rootmail_tickets::ReloadingSink`).
 pub async fn secret_string(client: &JsonClient, secret_id: &str) -> Result<String, PortError> {
     let text = secret_text(
         client,

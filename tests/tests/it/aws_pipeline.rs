@@ -683,9 +683,10 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
     );
 }
 
-/// A wrong webhook key: the receiver answers 401 once per operation, and the
-/// operation goes to the dead-letter queue with a reason naming the backend and
-/// the status; nothing is retried.
+/// A wrong webhook key: the receiver answers 401, the writer reads its
+/// secret again (still wrong) and repeats the call once, and the operation
+/// goes to the dead-letter queue with a reason naming the backend and the
+/// status; the queue does not retry it.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
     let stack = Stack::create().await;
@@ -712,7 +713,11 @@ async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
         .await;
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
     assert_eq!(ops.failures, 0, "not returned to the queue to fail again");
-    assert_eq!(webhook.unsigned(), 1, "one request, refused, never retried");
+    assert_eq!(
+        webhook.unsigned(),
+        2,
+        "one request, refused, and once more with the secret read again"
+    );
     assert_eq!(webhook.counts().0, 0, "no other request got through");
     assert!(webhook.tickets().is_empty());
     let dead = stack
@@ -737,6 +742,61 @@ async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
         "{reason}"
     );
     assert!(!reason.contains("not-the-receivers-key"), "{reason}");
+}
+
+/// The webhook key rotated in Secrets Manager after the writer started (the
+/// receiver already has the new one): the first refusal makes the writer
+/// read its secret again, and the ticket is written; nothing dead-letters.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
+    let stack = Stack::create().await;
+    stack.load_corpus_accounts().await;
+    let files = eml_files(&corpus_dir().join("support.case"));
+    stack
+        .put_mail("inbound/case", std::fs::read(&files[0]).expect("fixture"))
+        .await;
+    let (ingest, _) = stack.ingest_handler(&[]);
+    drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+
+    let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
+    let rotated = secrets
+        .create_secret()
+        .name(rootmail_tests::aws::unique("rotated-key"))
+        .secret_string(r#"{"hmac_key": "the-key-before-rotation-32-bytes-long"}"#)
+        .send()
+        .await
+        .expect("secret")
+        .arn
+        .expect("arn");
+    let webhook = WebhookServer::start();
+    let (writer, _) = stack
+        .writer_handler(
+            &webhook.url,
+            &[("TICKET_CREDENTIALS_SECRET_ARN", rotated.clone())],
+        )
+        .await;
+    let new_key = serde_json::json!({"hmac_key": rootmail_tests::aws::WEBHOOK_HMAC_KEY});
+    secrets
+        .put_secret_value()
+        .secret_id(&rotated)
+        .secret_string(new_key.to_string())
+        .send()
+        .await
+        .expect("rotate");
+    let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
+    assert_eq!(ops.failures, 0);
+    assert_eq!(webhook.unsigned(), 1, "refused once, with the old key");
+    assert_eq!(webhook.tickets().len(), 1, "written with the new key");
+    let dead = stack
+        .sqs
+        .receive_message()
+        .queue_url(&stack.ticket_ops_dlq_url)
+        .send()
+        .await
+        .expect("receive dead letters")
+        .messages
+        .unwrap_or_default();
+    assert!(dead.is_empty(), "{dead:?}");
 }
 
 /// Mail built to hurt: thousands of recipients and references, an id longer
