@@ -31,7 +31,7 @@
 use crate::credential::Credential;
 use crate::http::{self, HttpClient};
 use crate::marker::MarkerKey;
-use crate::ticket_text::{capped, original_location, text_with_listing, thread_token};
+use crate::ticket_text::{capped_in, original_location, text_with_listing, thread_token};
 use reqwest::multipart::{Form, Part};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use rootmail_domain::{ContentHash, Priority, ThreadKey};
@@ -52,8 +52,9 @@ const PORT: &str = "jira";
 /// instance's own is read.
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 10 * 1024 * 1024;
 
-/// Jira refuses a text field over 32,767 characters; bytes are never fewer.
-pub const MAX_TEXT_BYTES: usize = 32_000;
+/// Jira refuses a text field over 32,767 characters, which it counts as
+/// Java does (UTF-16 units: an emoji is two); a margin below that.
+pub const MAX_TEXT_UNITS: usize = 32_000;
 
 /// How long a create's intent is remembered (longer than any redelivery delay).
 const INTENT_TTL: Duration = Duration::from_secs(30 * 60);
@@ -526,14 +527,15 @@ impl Jira {
     }
 }
 
-/// `text` capped, made inert, then `marker`: within [`MAX_TEXT_BYTES`]
-/// however the text is written. Making it inert adds a byte to each
-/// `{noformat` (nine bytes), so the text is capped to nine tenths of the
-/// room first: a text of nothing but `{noformat` would otherwise grow past
-/// Jira's limit, be refused, and never become a ticket.
+/// `text` capped, made inert, then `marker`: within [`MAX_TEXT_UNITS`]
+/// however the text is written. Making it inert adds a character to each
+/// `{noformat` (nine), so the text is capped to nine tenths of the room
+/// first: a text of nothing but `{noformat` would otherwise grow past
+/// Jira's limit, be refused, and never become a ticket. Counted in Jira's
+/// units, not bytes, which would cut Japanese mail at a third of the room.
 fn stored_text(marker: &str, text: &str, original: Option<&str>) -> String {
-    let room = MAX_TEXT_BYTES - marker.len() - NOFORMAT_WRAPPING - "\n\n".len();
-    let text = capped(text, "", room / 10 * 9, original);
+    let room = MAX_TEXT_UNITS - marker.len() - NOFORMAT_WRAPPING - "\n\n".len();
+    let text = capped_in(text, "", (room / 10 * 9, char::len_utf16), original);
     format!("{}\n\n{marker}", inert(&text))
 }
 
@@ -938,11 +940,28 @@ mod tests {
             "{noformat".repeat(4_000),
             "x".repeat(40_000),
             "{NOFORMAT}".repeat(5_000),
+            "日本".repeat(20_000),
+            "🙂{noformat".repeat(4_000),
         ] {
             let stored = stored_text(&marker, &text, Some("s3://mail/1"));
-            assert!(stored.len() <= MAX_TEXT_BYTES, "{} bytes", stored.len());
+            let units = stored.encode_utf16().count();
+            assert!(units <= MAX_TEXT_UNITS, "{units} units");
             assert!(stored.ends_with(&marker));
         }
+    }
+
+    /// Jira counts characters: Japanese mail keeps as many as Latin mail
+    /// (a byte cap kept a third), and a mail within the limit is whole.
+    #[test]
+    fn jira_s_limit_is_counted_in_its_own_units() {
+        let marker = "m";
+        let japanese = "日本".repeat(12_000);
+        let stored = stored_text(marker, &japanese, None);
+        assert!(!stored.contains("bytes cut"), "24,000 characters fit");
+        let longer = "日本".repeat(20_000);
+        let stored = stored_text(marker, &longer, None);
+        let kept = stored.matches('日').count() + stored.matches('本').count();
+        assert!(kept > 25_000, "{kept} characters kept");
     }
 
     #[test]

@@ -59,7 +59,20 @@ pub fn original_location(note: &str) -> Option<&str> {
 /// is, so a system that would cut it silently never cuts what follows it (the
 /// marker). `keep` is a suffix of `text` that is never cut.
 pub fn capped(text: &str, keep: &str, max_bytes: usize, original: Option<&str>) -> String {
-    if text.len() <= max_bytes {
+    capped_in(text, keep, (max_bytes, char::len_utf8), original)
+}
+
+/// [`capped`] for a system that counts its limit in other units: `max`
+/// units, each character counting `units(c)` (`char::len_utf16` for one
+/// that counts as Java does).
+pub fn capped_in(
+    text: &str,
+    keep: &str,
+    (max, units): (usize, fn(char) -> usize),
+    original: Option<&str>,
+) -> String {
+    let measure = |s: &str| s.chars().map(units).sum::<usize>();
+    if text.len() <= max || measure(text) <= max {
         return text.to_string();
     }
     let head = text.strip_suffix(keep).unwrap_or(text);
@@ -71,12 +84,17 @@ pub fn capped(text: &str, keep: &str, max_bytes: usize, original: Option<&str>) 
     };
     // The note's own length depends on the number it shows: size it for the
     // largest number it can show.
-    let room = max_bytes
-        .saturating_sub(keep.len())
-        .saturating_sub(note(head.len()).len());
-    let mut end = room.min(head.len());
-    while !head.is_char_boundary(end) {
-        end -= 1;
+    let room = max
+        .saturating_sub(measure(keep))
+        .saturating_sub(measure(&note(head.len())));
+    let mut end = 0;
+    let mut used = 0;
+    for (at, c) in head.char_indices() {
+        used += units(c);
+        if used > room {
+            break;
+        }
+        end = at + c.len_utf8();
     }
     let kept = head[..end].trim_end_matches('\\');
     let cut = head.len() - kept.len();
