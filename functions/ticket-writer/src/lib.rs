@@ -23,7 +23,7 @@ use rootmail_pipeline::{
 use rootmail_tickets::backend::marker_key_in_credentials;
 use rootmail_tickets::marker::MarkerKeyError;
 use rootmail_tickets::{
-    AnyBackend, BackendError, BackendKind, BackendSettings, MarkerKey, Reload, ReloadingSink,
+    AnyBackend, BackendError, BackendKind, BackendSettings, Built, MarkerKey, Reload, ReloadingSink,
 };
 use tracing::Instrument;
 
@@ -173,17 +173,14 @@ pub struct SecretBackend {
 }
 
 impl SecretBackend {
-    async fn build(&self) -> Result<AnyBackend, StartError> {
+    async fn build(&self) -> Result<Built<AnyBackend>, StartError> {
         let credentials = match &self.credentials_secret {
             Some(secret) => Some(secret_string(&self.secrets, secret).await?),
             None => None,
         };
         let key = self.marker_key(credentials.as_deref()).await?;
-        Ok(AnyBackend::build(
-            &self.settings,
-            credentials.as_deref(),
-            key,
-        )?)
+        let backend = AnyBackend::build(&self.settings, credentials.as_deref(), key)?;
+        Ok(Built::from_secret(backend, credentials.as_deref()))
     }
 
     /// The marker key: its own secret first, else the credentials' field;
@@ -206,7 +203,7 @@ impl SecretBackend {
 impl Reload for SecretBackend {
     type Backend = AnyBackend;
 
-    async fn reload(&self) -> PortResult<AnyBackend> {
+    async fn reload(&self) -> PortResult<Built<AnyBackend>> {
         self.build().await.map_err(|e| match e {
             // Secrets Manager's own failure keeps its kind (a throttle is retried).
             StartError::Credentials(e) | StartError::MarkerKey(e) => e,

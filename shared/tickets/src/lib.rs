@@ -19,7 +19,7 @@ pub use backend::{AnyBackend, BackendError, BackendKind, BackendSettings};
 pub use http::{HttpClient, RetryPolicy};
 pub use jira::{Jira, JiraCredentials, JiraOptions};
 pub use marker::MarkerKey;
-pub use reloading::{Reload, ReloadingSink};
+pub use reloading::{Built, Reload, ReloadingSink};
 pub use rt::{Rt, RtCredentials, RtOptions};
 pub use webhook::{Webhook, WebhookCredentials};
 pub use zendesk::{Zendesk, ZendeskCredentials, ZendeskOptions};

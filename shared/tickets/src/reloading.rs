@@ -5,11 +5,14 @@
 //! every operation in between refused and dead-lettered, until each warm
 //! function happened to start again.
 //!
-//! A refused call is made once more on the backend built from the secret as
-//! it is now. The repeat looks before it writes, as a redelivery would: the
-//! refusal may have come after part of the call was applied (a comment, then
-//! its note). A refusal that survives new credentials (a missing permission,
-//! a token revoked and not replaced) is the operation's, as before.
+//! A refused operation whose credentials have changed in the secret since
+//! is failed as transient, so the queue delivers it again to the backend
+//! built from them. It is not repeated at once: a refusal may come after
+//! part of it was applied (a Jira request, then its attachment refused),
+//! and only a later delivery finds that part (Jira's search lags behind
+//! its writes, and a new backend starts without the old one's memory of
+//! what it sent). A refusal with credentials the secret still holds (a
+//! wrong token, a missing permission) is the operation's, as before.
 
 use rootmail_domain::ThreadKey;
 use rootmail_pipeline::{
@@ -19,20 +22,39 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// A backend and what it was built from (a digest of the secrets read), to
+/// tell new credentials from the same ones read again.
+pub struct Built<B> {
+    pub backend: B,
+    pub from: [u8; 32],
+}
+
+impl<B> Built<B> {
+    /// `backend`, built from the credentials `secret` (none: a backend
+    /// that needs none).
+    pub fn from_secret(backend: B, secret: Option<&str>) -> Self {
+        use sha2::Digest;
+        let from = sha2::Sha256::digest(secret.unwrap_or_default().as_bytes()).into();
+        Self { backend, from }
+    }
+}
+
 /// How the backend is built from its secret, at cold start and again after
 /// a refusal.
 pub trait Reload: Send + Sync {
     type Backend: TicketSink + Send + Sync;
-    fn reload(&self) -> impl Future<Output = PortResult<Self::Backend>> + Send;
+    fn reload(&self) -> impl Future<Output = PortResult<Built<Self::Backend>>> + Send;
 }
 
 /// The secret is read again at most this often: a refusal that new
 /// credentials do not cure would otherwise read it on every operation.
-pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+/// Short, since Secrets Manager may still answer with the old value just
+/// after it was changed, and refusals until the next read dead-letter.
+pub const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// A [`TicketSink`] that rebuilds its backend from [`Reload`] when refused.
 pub struct ReloadingSink<R: Reload> {
-    current: Mutex<Arc<R::Backend>>,
+    current: Mutex<(Arc<R::Backend>, [u8; 32])>,
     reloader: R,
     /// When the secret was last read again; held while it is, so that
     /// threads refused at the same time read it once.
@@ -40,10 +62,10 @@ pub struct ReloadingSink<R: Reload> {
 }
 
 impl<R: Reload> ReloadingSink<R> {
-    /// `backend`: the one built at cold start.
-    pub fn new(backend: R::Backend, reloader: R) -> Self {
+    /// `built`: the backend built at cold start.
+    pub fn new(built: Built<R::Backend>, reloader: R) -> Self {
         Self {
-            current: Mutex::new(Arc::new(backend)),
+            current: Mutex::new((Arc::new(built.backend), built.from)),
             reloader,
             last_reload: tokio::sync::Mutex::new(None),
         }
@@ -51,63 +73,67 @@ impl<R: Reload> ReloadingSink<R> {
 
     /// The backend in use now.
     pub fn backend(&self) -> Arc<R::Backend> {
-        Arc::clone(&self.current.lock().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&self.current().0)
     }
 
-    /// A backend to try again with after `refused` was refused: another
-    /// thread's new one, or one built now. `None`: none newer (the secret
-    /// was read less than [`MIN_RELOAD_INTERVAL`] ago, or cannot be used).
-    /// A transient failure to read it is returned, so the queue retries.
-    async fn after_refusal(
-        &self,
-        refused: &Arc<R::Backend>,
-    ) -> PortResult<Option<Arc<R::Backend>>> {
+    fn current(&self) -> std::sync::MutexGuard<'_, (Arc<R::Backend>, [u8; 32])> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether credentials other than those `refused` was built from are
+    /// in use now: another thread's new backend, or one built from the
+    /// secret read now. Not read again within [`MIN_RELOAD_INTERVAL`]; a
+    /// transient failure to read it is returned, so the queue retries.
+    async fn changed_since(&self, refused: &Arc<R::Backend>) -> PortResult<bool> {
         let mut last = self.last_reload.lock().await;
-        let current = self.backend();
+        let (current, from) = {
+            let current = self.current();
+            (Arc::clone(&current.0), current.1)
+        };
         if !Arc::ptr_eq(&current, refused) {
-            return Ok(Some(current));
+            return Ok(true);
         }
         if last.is_some_and(|at| at.elapsed() < MIN_RELOAD_INTERVAL) {
-            return Ok(None);
+            return Ok(false);
         }
         *last = Some(Instant::now());
         match self.reloader.reload().await {
-            Ok(fresh) => {
+            Ok(built) if built.from == from => Ok(false),
+            Ok(built) => {
                 tracing::info!(
-                    backend = fresh.name(),
-                    "the ticketing system refused the credentials: read them again"
+                    backend = built.backend.name(),
+                    "the ticketing system refused the credentials, and the secret holds new ones: using them"
                 );
-                let fresh = Arc::new(fresh);
-                *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
-                Ok(Some(fresh))
+                *self.current() = (Arc::new(built.backend), built.from);
+                Ok(true)
             }
             Err(e) if e.is_transient() => Err(e),
             Err(e) => {
                 tracing::error!(error = %e, "the ticketing system refused the credentials, and reading them again failed");
-                Ok(None)
+                Ok(false)
             }
         }
     }
 
-    /// `call` on the current backend, and once more on a newer one if refused.
-    async fn refreshed<T, F, Fut>(&self, call: F) -> PortResult<T>
+    /// `call` on the current backend; a refusal with credentials that have
+    /// changed since is left to the queue (see the module's doc).
+    async fn refreshed<T, Fut>(&self, call: impl FnOnce(Arc<R::Backend>) -> Fut) -> PortResult<T>
     where
-        F: Fn(Arc<R::Backend>, bool) -> Fut,
         Fut: Future<Output = PortResult<T>>,
     {
         let backend = self.backend();
-        match call(Arc::clone(&backend), false).await {
-            Err(e) if refused(&e) => match self.after_refusal(&backend).await? {
-                Some(fresh) => call(fresh, true).await,
-                None => Err(e),
-            },
+        match call(Arc::clone(&backend)).await {
+            Err(e) if e.kind == ErrorKind::Refused && self.changed_since(&backend).await? => {
+                Err(PortError::transient(
+                    backend.name(),
+                    format!(
+                        "{e}; the credentials have changed in the secret since, and the operation is delivered again to use them"
+                    ),
+                ))
+            }
             answered => answered,
         }
     }
-}
-
-fn refused(e: &PortError) -> bool {
-    e.kind == ErrorKind::Refused
 }
 
 impl<R: Reload> TicketSink for ReloadingSink<R> {
@@ -124,43 +150,18 @@ impl<R: Reload> TicketSink for ReloadingSink<R> {
     }
 
     async fn find(&self, key: &ThreadKey) -> PortResult<Option<FoundTicket>> {
-        self.refreshed(|backend, _| async move { backend.find(key).await })
+        self.refreshed(|backend| async move { backend.find(key).await })
             .await
     }
 
     async fn create(&self, ticket: &NewTicket) -> PortResult<String> {
-        self.refreshed(|backend, again| async move {
-            match again {
-                // Look again before creating: the refused call may have made it.
-                true => {
-                    let ticket = NewTicket {
-                        found_absent: false,
-                        ..ticket.clone()
-                    };
-                    backend.create(&ticket).await
-                }
-                false => backend.create(ticket).await,
-            }
-        })
-        .await
+        self.refreshed(|backend| async move { backend.create(ticket).await })
+            .await
     }
 
     async fn comment(&self, ticket_id: &str, comment: &NewComment) -> PortResult<PostedComment> {
-        self.refreshed(|backend, again| async move {
-            match again {
-                // Search for the comment before adding it: the refusal may
-                // have come after it was added (its note refused).
-                true => {
-                    let comment = NewComment {
-                        first_send: None,
-                        ..comment.clone()
-                    };
-                    backend.comment(ticket_id, &comment).await
-                }
-                false => backend.comment(ticket_id, comment).await,
-            }
-        })
-        .await
+        self.refreshed(|backend| async move { backend.comment(ticket_id, comment).await })
+            .await
     }
 }
 
@@ -168,19 +169,20 @@ impl<R: Reload> TicketSink for ReloadingSink<R> {
 mod tests {
     use super::*;
     use rootmail_domain::{ContentHash, Kind, Priority};
-    use rootmail_pipeline::FirstSend;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A ticketing system that takes only the token "new".
     struct System {
-        token: String,
-        /// Each comment call's `first_send`, in order.
-        seen: Arc<Mutex<Vec<Option<FirstSend>>>>,
+        token: &'static str,
+        calls: Arc<AtomicUsize>,
     }
 
     impl System {
-        fn check(&self) -> PortResult<()> {
-            match self.token.as_str() {
+        /// Answers after a yield, so that calls made together overlap.
+        async fn check(&self) -> PortResult<()> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            match self.token {
                 "new" => Ok(()),
                 _ => Err(PortError::http("fake", 401, "HTTP 401: invalid token")),
             }
@@ -192,14 +194,13 @@ mod tests {
             "fake"
         }
         async fn find(&self, _: &ThreadKey) -> PortResult<Option<FoundTicket>> {
-            self.check().map(|()| None)
+            self.check().await.map(|()| None)
         }
         async fn create(&self, _: &NewTicket) -> PortResult<String> {
-            self.check().map(|()| "1".to_string())
+            self.check().await.map(|()| "1".to_string())
         }
-        async fn comment(&self, ticket: &str, comment: &NewComment) -> PortResult<PostedComment> {
-            self.seen.lock().unwrap().push(comment.first_send);
-            self.check().map(|()| PostedComment::on(ticket, "c"))
+        async fn comment(&self, ticket: &str, _: &NewComment) -> PortResult<PostedComment> {
+            self.check().await.map(|()| PostedComment::on(ticket, "c"))
         }
     }
 
@@ -208,36 +209,40 @@ mod tests {
     struct Secret {
         tokens: Vec<&'static str>,
         reads: AtomicUsize,
-        seen: Arc<Mutex<Vec<Option<FirstSend>>>>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    fn built(token: &'static str, calls: &Arc<AtomicUsize>) -> Built<System> {
+        let mut from = [0; 32];
+        from[..token.len()].copy_from_slice(token.as_bytes());
+        Built {
+            backend: System {
+                token,
+                calls: Arc::clone(calls),
+            },
+            from,
+        }
     }
 
     impl Reload for Secret {
         type Backend = System;
-        async fn reload(&self) -> PortResult<System> {
+        async fn reload(&self) -> PortResult<Built<System>> {
             let read = self.reads.fetch_add(1, Ordering::SeqCst);
-            let token = self.tokens[read.min(self.tokens.len() - 1)];
-            if token == "throttled" {
-                return Err(PortError::http("secrets", 429, "HTTP 429: slow down"));
+            match self.tokens[read.min(self.tokens.len() - 1)] {
+                "throttled" => Err(PortError::http("secrets", 429, "HTTP 429: slow down")),
+                token => Ok(built(token, &self.calls)),
             }
-            Ok(System {
-                token: token.into(),
-                seen: Arc::clone(&self.seen),
-            })
         }
     }
 
     fn sink(tokens: &[&'static str]) -> ReloadingSink<Secret> {
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let calls = Arc::new(AtomicUsize::new(0));
         let secret = Secret {
             tokens: tokens.to_vec(),
             reads: AtomicUsize::new(0),
-            seen: Arc::clone(&seen),
+            calls: Arc::clone(&calls),
         };
-        let started = System {
-            token: "old".into(),
-            seen,
-        };
-        ReloadingSink::new(started, secret)
+        ReloadingSink::new(built("old", &calls), secret)
     }
 
     fn comment() -> NewComment {
@@ -248,9 +253,7 @@ mod tests {
             kind: Kind::Unknown,
             internal_note: String::new(),
             attachments: Vec::new(),
-            first_send: Some(FirstSend {
-                earlier_messages: 1,
-            }),
+            first_send: None,
         }
     }
 
@@ -258,30 +261,31 @@ mod tests {
         sink.reloader.reads.load(Ordering::SeqCst)
     }
 
+    fn calls(sink: &ReloadingSink<Secret>) -> usize {
+        sink.reloader.calls.load(Ordering::SeqCst)
+    }
+
     /// The token was rotated in the secret after the function started: the
-    /// refused comment goes through on the new one, which searched first.
+    /// refused comment is left to the queue (not repeated at once), and its
+    /// next delivery goes through on the new token.
     #[tokio::test]
     async fn a_rotated_token_is_read_again_at_the_first_refusal() {
         let sink = sink(&["new"]);
-        let posted = sink.comment("7", &comment()).await;
-        assert!(posted.is_ok(), "{posted:?}");
-        assert_eq!(reads(&sink), 1);
-        let seen = sink.reloader.seen.lock().unwrap().clone();
+        let refused = sink.comment("7", &comment()).await.unwrap_err();
+        assert!(refused.is_transient(), "{refused:?}");
         assert_eq!(
-            seen,
-            [
-                Some(FirstSend {
-                    earlier_messages: 1
-                }),
-                None
-            ]
+            (reads(&sink), calls(&sink)),
+            (1, 1),
+            "read once, not repeated"
         );
+        assert!(sink.comment("7", &comment()).await.is_ok());
         assert!(sink.find(&ThreadKey::message("t")).await.is_ok());
         assert_eq!(reads(&sink), 1, "nothing refused: the secret is not read");
     }
 
-    /// A token revoked and not replaced: the refusal stands, and the
-    /// secret is read again at most once a minute, not per operation.
+    /// A token revoked and not replaced: the refusal stands (the secret
+    /// holds the same one), and the secret is read again at most once in
+    /// [`MIN_RELOAD_INTERVAL`], not per operation.
     #[tokio::test(start_paused = true)]
     async fn a_refusal_new_credentials_do_not_cure_stands() {
         let sink = sink(&["old", "old", "new"]);
@@ -291,26 +295,57 @@ mod tests {
             (ErrorKind::Refused, Some(401))
         );
         assert_eq!(reads(&sink), 1);
-        assert!(sink.find(&ThreadKey::message("t")).await.is_err());
-        assert_eq!(reads(&sink), 1, "read again within a minute");
+        let refused = sink.find(&ThreadKey::message("t")).await.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Refused);
+        assert_eq!(reads(&sink), 1, "read again too soon");
         tokio::time::advance(MIN_RELOAD_INTERVAL).await;
-        assert!(sink.find(&ThreadKey::message("t")).await.is_err());
+        assert!(
+            !sink
+                .find(&ThreadKey::message("t"))
+                .await
+                .unwrap_err()
+                .is_transient()
+        );
         assert_eq!(reads(&sink), 2);
         tokio::time::advance(MIN_RELOAD_INTERVAL).await;
-        assert!(sink.find(&ThreadKey::message("t")).await.is_ok());
+        assert!(
+            sink.find(&ThreadKey::message("t"))
+                .await
+                .unwrap_err()
+                .is_transient()
+        );
         assert_eq!(reads(&sink), 3);
+        assert!(sink.find(&ThreadKey::message("t")).await.is_ok());
     }
 
     /// Secrets Manager cannot be read just now: the call fails as
     /// transient (the queue retries it), not with the refusal (which
-    /// dead-letters), and the next refusal reads the secret again.
+    /// dead-letters).
     #[tokio::test(start_paused = true)]
     async fn a_secret_that_cannot_be_read_now_leaves_the_operation_to_the_queue() {
         let sink = sink(&["throttled", "new"]);
         let failed = sink.comment("7", &comment()).await.unwrap_err();
         assert!(failed.is_transient(), "{failed:?}");
         tokio::time::advance(MIN_RELOAD_INTERVAL).await;
+        assert!(
+            sink.comment("7", &comment())
+                .await
+                .unwrap_err()
+                .is_transient()
+        );
         assert!(sink.comment("7", &comment()).await.is_ok());
         assert_eq!(reads(&sink), 2);
+    }
+
+    /// Threads refused at once read the secret once; each is left to the
+    /// queue, and the next deliveries use the new backend.
+    #[tokio::test]
+    async fn threads_refused_together_read_the_secret_once() {
+        let sink = sink(&["new"]);
+        let comment = comment();
+        let (a, b) = tokio::join!(sink.comment("7", &comment), sink.comment("8", &comment));
+        assert!(a.unwrap_err().is_transient());
+        assert!(b.unwrap_err().is_transient());
+        assert_eq!(reads(&sink), 1);
     }
 }
