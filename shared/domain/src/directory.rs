@@ -102,22 +102,22 @@ pub struct Resolution {
     pub matched_by: Option<MatchedBy>,
     /// Account ids the subject and body mention, in order of appearance.
     pub mentioned: Vec<AccountId>,
-    /// Authenticated AWS mail to a known root address whose first named
-    /// account is not related to that address's account: not itself, its
-    /// payer, an account it pays for, one of the same payer's, nor its
-    /// customer's. Anyone can make a root address their own account's
-    /// alternate contact (billing, operations, security), unverified, and
-    /// AWS then mails it that account's notices. The first id decides, not
-    /// any: AWS names the account a notice is about before the text it
-    /// quotes (an abuse report's log, a leaked file), which that account's
-    /// owner may have filled with the recipient's id.
-    pub about_another_account: bool,
+    /// Authenticated AWS mail to a known root address about an account not
+    /// related to that address's account (not itself, its payer, an account
+    /// it pays for, one of the same payer's, nor its customer's): that
+    /// account. Anyone can make a root address their own account's alternate
+    /// contact (billing, operations, security), unverified, and AWS then
+    /// mails it that account's notices. The account AWS labels first decides
+    /// ([`Mentions::labelled`]), not any id: the text AWS quotes (an abuse
+    /// report's log, a leaked file's name) is that account owner's to fill
+    /// with the recipient's id. Without a label, every id must be unrelated.
+    pub about_another_account: Option<AccountId>,
     pub warnings: Vec<String>,
 }
 
 static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&crate::evidence::ascii_word_boundaries(concat!(
-        r"(?i)(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:)\s*[:#]?\s*\[?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
+        r"(?i)(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:)(?:\s+[:#]?|[:#])\s*\[?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
         r"|\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):",
         r"|\b(\d{4}-\d{4}-\d{4})\b",
     )))
@@ -126,33 +126,90 @@ static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
 
 /// The 12-digit account ids a text mentions, in every form design.md lists.
 pub fn mentioned_account_ids(text: &str) -> Vec<AccountId> {
-    let mut ids: Vec<AccountId> = Vec::new();
-    for caps in ACCOUNT_ID.captures_iter(text) {
-        if ids.len() == MAX_MENTIONED_IDS {
-            break;
-        }
-        if caps
-            .get(3)
-            .is_some_and(|bare| in_a_longer_dashed_number(text, &bare))
-        {
-            continue;
-        }
-        let raw = caps.iter().skip(1).flatten().next().map(|m| m.as_str());
-        if let Some(id) = raw.and_then(|r| AccountId::parse(r).ok())
-            && !ids.contains(&id)
-        {
-            ids.push(id);
-        }
-    }
-    ids
+    mentions(text).ids
 }
 
-/// Whether an unlabelled `NNNN-NNNN-NNNN` is three groups of a longer
-/// dashed number (a UUID's middle, a card number), not an account id.
-fn in_a_longer_dashed_number(text: &str, bare: &regex::Match) -> bool {
+/// What a text says of accounts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mentions {
+    /// Every id, once each, in order of appearance; at most [`MAX_MENTIONED_IDS`].
+    pub ids: Vec<AccountId>,
+    /// The first id written after a label ("AWS Account 1111...", "[AWS ID
+    /// 1111...]", "Account ID: 1111...") and not inside a link: the account
+    /// AWS says its mail is about. Not a bare `NNNN-NNNN-NNNN` or an ARN,
+    /// which an IAM user's or a repository's name written before it (by that
+    /// account's owner) can be.
+    pub labelled: Option<AccountId>,
+}
+
+/// [`Mentions`] of `text`, in one pass.
+pub fn mentions(text: &str) -> Mentions {
+    let mut mentions = Mentions::default();
+    let mut link = InLink::default();
+    for caps in ACCOUNT_ID.captures_iter(text) {
+        let full = mentions.ids.len() == MAX_MENTIONED_IDS;
+        if full && mentions.labelled.is_some() {
+            break;
+        }
+        let Some(raw) = caps.iter().skip(1).flatten().next() else {
+            continue;
+        };
+        if in_a_longer_number(text, &raw) {
+            continue;
+        }
+        let Ok(id) = AccountId::parse(raw.as_str()) else {
+            continue;
+        };
+        let labelled = caps.get(1).is_some() && !link.holds(text, raw.start());
+        if labelled && mentions.labelled.is_none() {
+            mentions.labelled = Some(id.clone());
+        }
+        if !full && !mentions.ids.contains(&id) {
+            mentions.ids.push(id);
+        }
+    }
+    mentions
+}
+
+/// Whether a dashed id is three groups of a longer number (a UUID's middle,
+/// a card number, a name's date `ops.2025-0114-0930`), not an account id.
+fn in_a_longer_number(text: &str, id: &regex::Match) -> bool {
+    if !id.as_str().contains('-') {
+        return false;
+    }
     let bytes = text.as_bytes();
-    let before = bare.start().checked_sub(1).map(|i| bytes[i]);
-    before == Some(b'-') || bytes.get(bare.end()) == Some(&b'-')
+    let at = |i: Option<usize>| i.and_then(|i| bytes.get(i)).copied();
+    let joined = |joiner: Option<u8>, beyond: Option<u8>| match joiner {
+        Some(b'-' | b'/') => true,
+        Some(b'.') => beyond.is_some_and(|b| b.is_ascii_alphanumeric()),
+        _ => false,
+    };
+    let start = id.start();
+    joined(at(start.checked_sub(1)), at(start.checked_sub(2)))
+        || joined(at(Some(id.end())), at(Some(id.end() + 1)))
+}
+
+/// Whether a position is inside a link (a run of text without whitespace
+/// that has a `/` before it), asked in increasing positions: linear in the
+/// text however many ids it holds.
+#[derive(Default)]
+struct InLink {
+    scanned: usize,
+    slash: bool,
+}
+
+impl InLink {
+    fn holds(&mut self, text: &str, at: usize) -> bool {
+        for &byte in &text.as_bytes()[self.scanned.min(at)..at] {
+            if byte.is_ascii_whitespace() {
+                self.slash = false;
+            } else if byte == b'/' {
+                self.slash = true;
+            }
+        }
+        self.scanned = self.scanned.max(at);
+        self.slash
+    }
 }
 
 /// What [`resolve`] may look up, so a directory behind a network call can fetch
@@ -212,13 +269,18 @@ pub fn resolve(
         None => (None, None),
     };
     let to = envelope.first().or(mail.to.first());
-    let mut about_another_account = false;
+    let mut about_another_account = None;
     let warnings = match (&account, matched_by) {
         (Some(account), Some(MatchedBy::EnvelopeRecipient | MatchedBy::HeaderRecipient)) => {
-            about_another_account = trust_ids_in_text
-                && mentioned
+            let unrelated = |id: &AccountId| !related(account, id, directory);
+            about_another_account = match mail.labelled_account_id() {
+                Some(about) => Some(about).filter(|id| unrelated(id)),
+                None => mentioned
                     .first()
-                    .is_some_and(|first| !related(account, first, directory));
+                    .filter(|_| mentioned.iter().all(unrelated)),
+            }
+            .filter(|_| trust_ids_in_text)
+            .cloned();
             other_accounts_mentioned(account, &mentioned)
         }
         (Some(account), Some(MatchedBy::AccountIdInMail)) => vec![found_by_id(account, to)],
@@ -332,7 +394,8 @@ mod tests {
         let text = "Billing Statement Available [Account: 111122223333]\nAWS ID: 222233334444\n\
                     AWS Account 333344445555 and arn:aws:sns:us-east-1:444455556666:alerts \
                     cert for 5555-6666-7777 and account [888899990000]; invoice 123456789012345 \
-                    request 1a2b3c4d-9876-5432-1098-4e5f6a7b8c9d card 4000-1234-5678-9010";
+                    request 1a2b3c4d-9876-5432-1098-4e5f6a7b8c9d card 4000-1234-5678-9010 \
+                    account number: 4000-1234-5678-9010 user ops.2025-0114-0930 account123412341234";
         let ids: Vec<String> = mentioned_account_ids(text)
             .iter()
             .map(|i| i.to_string())
@@ -348,6 +411,23 @@ mod tests {
                 "888899990000"
             ]
         );
+    }
+
+    /// The account a text labels first, outside links: AWS's words, not a
+    /// name its sender chose written before them.
+    #[test]
+    fn the_first_labelled_id_outside_a_link_is_the_one_aws_means() {
+        let labelled = |text: &str| mentions(text).labelled.map(|id| id.to_string());
+        let theirs = Some("999900001111".to_string());
+        for text in [
+            "IAM user 1111-2222-3333 of your AWS account 999900001111",
+            "found at https://github.com/x/account:111122223333 for AWS Account: 999900001111",
+            "arn:aws:iam::111122223333:user/x in [AWS ID 999900001111]",
+            "Your Account ID: 999900001111, then account 111122223333",
+        ] {
+            assert_eq!(labelled(text), theirs, "{text}");
+        }
+        assert_eq!(labelled("user 1111-2222-3333 only"), None);
     }
 
     /// The ids the pipeline fetches accounts for are the ids triage resolves

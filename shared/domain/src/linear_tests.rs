@@ -89,6 +89,12 @@ fn hostile(name: &str, n: usize) -> String {
         // `;`s no space follows (a HELO's): each is passed over once, none
         // ends a clause.
         "semicolons in results" => results_mail(&"a;b".repeat(n / 24)),
+        // Labelled ids in one run without whitespace: each asks whether
+        // it is inside a link, which must not look back over the run.
+        "account ids in one link" => text_mail(&"x/account:111122223333".repeat(n / 22)),
+        // More ids than are kept, none labelled: the search goes on for a
+        // label to the end.
+        "unlabelled account ids" => text_mail(&"1111-2222-3333 ".repeat(n / 15)),
         "many recipients" => format!(
             "{}Cc: {}\r\n\r\nhi\r\n",
             HEADERS,
@@ -236,8 +242,10 @@ fn time_triage(raw: &str, rules: &Rules) -> Duration {
 }
 
 /// The hostile inputs [`hostile`] makes, each triaged at two sizes.
-const HOSTILE_INPUTS: [&str; 31] = [
+const HOSTILE_INPUTS: [&str; 33] = [
     "keyword spam",
+    "account ids in one link",
+    "unlabelled account ids",
     "wrapped links",
     "one long line of links",
     "lone <",

@@ -464,7 +464,7 @@ fn decide_outcome(
     }
 }
 
-/// AWS's mail whose first named account is unrelated to its recipient's
+/// AWS's mail about an account unrelated to its recipient's
 /// (`Resolution::about_another_account`) may be another account's notice to
 /// its alternate contact: it pages no one.
 fn at_most_high_for_another_account(
@@ -472,15 +472,13 @@ fn at_most_high_for_another_account(
     resolution: &Resolution,
     warnings: &mut Vec<String>,
 ) -> Option<Priority> {
-    let about = resolution.mentioned.first().map(AccountId::as_str);
-    let (true, Some(Priority::Urgent), Some(about)) =
-        (resolution.about_another_account, priority, about)
+    let (Some(Priority::Urgent), Some(about)) = (priority, &resolution.about_another_account)
     else {
         return priority;
     };
     // First: a ticket shows 20 warnings, and one per other id comes before.
     let warning = format!(
-        "AWS's mail is about account {about} (the first it names), not this root address's account, its payer's or its customer's: anyone can make this address their own account's alternate contact (billing, operations, security), and AWS then mails it that account's notices; high, not urgent: check whose account it is before acting"
+        "AWS's mail is about account {about}, not this root address's account, its payer's or its customer's: anyone can make this address their own account's alternate contact (billing, operations, security), and AWS then mails it that account's notices; high, not urgent: check whose account it is before acting"
     );
     warnings.insert(0, warning);
     Some(Priority::High)
@@ -1669,6 +1667,41 @@ mod tests {
             quoted.warnings[0].contains("about account 999900001111"),
             "{:?}",
             quoted.warnings
+        );
+        // What the stranger names (an IAM user, a leaked file's link) comes
+        // before AWS's label in their own notice: the label decides.
+        let body = |before: &str, id: &str| {
+            mail("X").replace(
+                "Your AWS account X has",
+                &format!("The key of IAM user {before} of your AWS account {id} has"),
+            )
+        };
+        for before in [
+            "1111-2222-3333",
+            "ci.1111-2222-3333",
+            "https://github.com/x/y/blob/main/arn:aws:iam::111122223333:root",
+            "https://github.com/x/account:111122223333",
+            "account111122223333",
+        ] {
+            let theirs = run(&body(before, "999900001111"), &dir, &NoRotations);
+            assert_eq!(
+                theirs.priority,
+                Some(Priority::High),
+                "{before}: {:?}",
+                theirs.warnings
+            );
+        }
+        // Our own notice, a dated name before our id: ours.
+        let dated = run(
+            &body("ops.2025-0114-0930", "111122223333"),
+            &dir,
+            &NoRotations,
+        );
+        assert_eq!(
+            dated.priority,
+            Some(Priority::Urgent),
+            "{:?}",
+            dated.warnings
         );
         // Ours first, a stranger's quoted: ours.
         let ours_first = "111122223333.\r\n\r\n--- Original report ---\r\n\

@@ -170,19 +170,29 @@ pub struct ParsedMail {
     /// [`Self::mentioned_account_ids`], found on first use: the pipeline asks
     /// before triage (to fetch those accounts) and triage asks again. Read
     /// from `subject` and `text` as parsed (nothing changes them after).
-    mentioned: OnceLock<Vec<AccountId>>,
+    mentioned: OnceLock<crate::directory::Mentions>,
 }
 
 impl ParsedMail {
     /// The account ids the subject and text mention, in order of appearance
     /// ([`crate::directory::mentioned_account_ids`]), searched for once.
     pub fn mentioned_account_ids(&self) -> &[AccountId] {
+        &self.mentions().ids
+    }
+
+    /// The first account id the subject or text writes after a label,
+    /// outside links ([`crate::directory::Mentions::labelled`]).
+    pub fn labelled_account_id(&self) -> Option<&AccountId> {
+        self.mentions().labelled.as_ref()
+    }
+
+    fn mentions(&self) -> &crate::directory::Mentions {
         self.mentioned.get_or_init(|| {
             let mut text = String::with_capacity(self.text.len() + 256);
             text.push_str(self.subject.as_deref().unwrap_or_default());
             text.push('\n');
             text.push_str(&self.text);
-            crate::directory::mentioned_account_ids(&text)
+            crate::directory::mentions(&text)
         })
     }
 
