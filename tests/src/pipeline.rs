@@ -5,7 +5,7 @@
 use crate::aws::Stack;
 use mail_ingest::{AwsIngest, Ingest};
 use rootmail_aws::metrics::CapturedLines;
-use rootmail_aws::queue::SqsDeadLetters;
+use rootmail_aws::queue::{SqsDeadLetters, SqsRedelivery};
 use rootmail_aws::{DynamoLedger, DynamoThreadMap, Env, Metrics, S3MailSource};
 use rootmail_pipeline::{LedgerRow, TicketSink};
 use ticket_writer::{AwsWriter, Writer};
@@ -55,6 +55,7 @@ impl Stack {
             threads: DynamoThreadMap::new(self.dynamodb.clone(), &self.threads_table),
             sink,
             dead_letters: SqsDeadLetters::new(self.sqs.clone(), &self.ticket_ops_dlq_url),
+            redelivery: Some(SqsRedelivery::new(self.sqs.clone(), &self.ticket_ops_url)),
             mail: S3MailSource::new(
                 rootmail_aws::S3Client::new(&self.aws).expect("the S3 client builds"),
                 &self.bucket,

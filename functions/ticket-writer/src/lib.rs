@@ -13,7 +13,7 @@ use rootmail_aws::S3MailSource;
 use rootmail_aws::aws_json::JsonClient;
 use rootmail_aws::config::concat_names;
 use rootmail_aws::metrics::now_millis;
-use rootmail_aws::queue::SqsDeadLetters;
+use rootmail_aws::queue::{SqsDeadLetters, SqsRedelivery};
 use rootmail_aws::tickets::{self, backend_settings, marker_key, secret_string, secrets_client};
 use rootmail_aws::{ConfigError, DynamoLedger, DynamoThreadMap, Env, Metrics};
 use rootmail_pipeline::{
@@ -25,6 +25,7 @@ use rootmail_tickets::marker::MarkerKeyError;
 use rootmail_tickets::{
     AnyBackend, BackendError, BackendKind, BackendSettings, Built, MarkerKey, Reload, ReloadingSink,
 };
+use std::time::Duration;
 use tracing::Instrument;
 
 /// Settings, read once at cold start.
@@ -33,6 +34,9 @@ pub struct Config {
     pub ledger_table: String,
     pub threads_table: String,
     pub dead_letter_queue_url: String,
+    /// The queue the operations come from (`TICKET_OPS_QUEUE_URL`): a failed
+    /// one whose failure says when to try again is delivered again then.
+    pub ticket_ops_queue_url: Option<String>,
     /// The bucket the originals are in (attachments are read back from it).
     pub mail_bucket: String,
     /// Which ticketing system, where, and its HTTP limits (see `rootmail_aws::tickets`).
@@ -53,6 +57,7 @@ const OWN_VARIABLES: &[&str] = &[
     "LEDGER_TABLE",
     "THREADS_TABLE",
     "DEAD_LETTER_QUEUE_URL",
+    "TICKET_OPS_QUEUE_URL",
     "MAIL_BUCKET",
     "TICKET_CREDENTIALS_SECRET_ARN",
     "MARKER_KEY_SECRET_ARN",
@@ -78,6 +83,7 @@ impl Config {
             ledger_table: env.required("LEDGER_TABLE")?,
             threads_table: env.required("THREADS_TABLE")?,
             dead_letter_queue_url: env.url("DEAD_LETTER_QUEUE_URL")?,
+            ticket_ops_queue_url: env.optional("TICKET_OPS_QUEUE_URL"),
             mail_bucket: env.required("MAIL_BUCKET")?,
             backend,
             credentials_secret,
@@ -97,11 +103,13 @@ impl Config {
 }
 
 /// The handler, generic over its ports so tests can drive it.
-pub struct Writer<L, T, S, X, M> {
+pub struct Writer<L, T, S, X, M, R = Option<SqsRedelivery>> {
     pub ledger: L,
     pub threads: T,
     pub sink: S,
     pub dead_letters: X,
+    /// When the queue delivers a failed operation again.
+    pub redelivery: R,
     /// The stored originals, read back for their attachments.
     pub mail: M,
     pub metrics: Metrics,
@@ -147,14 +155,16 @@ impl AwsWriter {
         };
         let sink = ReloadingSink::new(secret.build().await?, secret);
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        let sqs = aws_sdk_sqs::Client::new(aws);
         Ok(Self {
             ledger: DynamoLedger::new(dynamodb.clone(), &config.ledger_table),
             threads: DynamoThreadMap::new(dynamodb, &config.threads_table),
             sink,
-            dead_letters: SqsDeadLetters::new(
-                aws_sdk_sqs::Client::new(aws),
-                &config.dead_letter_queue_url,
-            ),
+            dead_letters: SqsDeadLetters::new(sqs.clone(), &config.dead_letter_queue_url),
+            redelivery: config
+                .ticket_ops_queue_url
+                .as_ref()
+                .map(|url| SqsRedelivery::new(sqs, url)),
             mail: S3MailSource::new(rootmail_aws::S3Client::new(aws)?, &config.mail_bucket),
             metrics,
             concurrency: config.concurrency,
@@ -212,13 +222,14 @@ impl Reload for SecretBackend {
     }
 }
 
-impl<L, T, S, X, M> Writer<L, T, S, X, M>
+impl<L, T, S, X, M, R> Writer<L, T, S, X, M, R>
 where
     L: Ledger + Sync,
     T: ThreadMap + Sync,
     S: TicketSink + Sync,
     X: DeadLetters + Sync,
     M: MailSource + Sync,
+    R: Redelivery + Sync,
 {
     pub async fn handle(&self, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
         let until = rootmail_aws::finish_by(event.context.deadline, now_millis());
@@ -241,33 +252,57 @@ where
         batch: SqsEvent,
         until: Option<tokio::time::Instant>,
     ) -> SqsBatchResponse {
-        let failed: Vec<Vec<String>> = stream::iter(by_group(batch))
-            .map(|records| async move {
-                let mut failed = Vec::new();
-                for record in records {
-                    let id = record.message_id.clone().unwrap_or_default();
-                    if !failed.is_empty() {
-                        failed.push(id);
-                        continue;
-                    }
-                    let body = record.body.as_deref().unwrap_or_default();
-                    let applied = rootmail_aws::unless_late(until, self.apply(body))
-                        .await
-                        .unwrap_or_else(|| {
-                            Err(PortError::transient("writer", "not finished before the invocation's deadline"))
-                        });
-                    if let Err(e) = applied {
-                        tracing::warn!(sqs_message_id = %id, error = %e, "operation will be retried");
-                        self.metrics.count("Retries", &[("Stage", "writer")]);
-                        failed.push(id);
-                    }
-                }
-                failed
-            })
+        let failed: Vec<Failed> = stream::iter(by_group(batch))
+            .map(|records| self.write_thread(records, until))
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        rootmail_aws::batch_failures(failed.into_iter().flatten())
+        for group in &failed {
+            let Some(after) = group.retry_after else {
+                continue;
+            };
+            if let Err(e) = self
+                .redelivery
+                .redeliver_after(&group.receipts, after)
+                .await
+            {
+                tracing::warn!(error = %e, "the failed operations come back after the queue's own visibility timeout");
+            }
+        }
+        rootmail_aws::batch_failures(failed.into_iter().flat_map(|group| group.ids))
+    }
+
+    /// One thread's records of a batch, in order; after one fails, the later
+    /// ones fail too without being tried.
+    async fn write_thread(
+        &self,
+        records: Vec<SqsMessage>,
+        until: Option<tokio::time::Instant>,
+    ) -> Failed {
+        let mut failed = Failed::default();
+        for record in records {
+            let id = record.message_id.clone().unwrap_or_default();
+            if !failed.ids.is_empty() {
+                failed.push(id, record.receipt_handle);
+                continue;
+            }
+            let body = record.body.as_deref().unwrap_or_default();
+            let applied = rootmail_aws::unless_late(until, self.apply(body))
+                .await
+                .unwrap_or_else(|| {
+                    Err(PortError::transient(
+                        "writer",
+                        "not finished before the invocation's deadline",
+                    ))
+                });
+            if let Err(e) = applied {
+                tracing::warn!(sqs_message_id = %id, error = %e, "operation will be retried");
+                self.metrics.count("Retries", &[("Stage", "writer")]);
+                failed.retry_after = e.retry_after().filter(|_| early(&record));
+                failed.push(id, record.receipt_handle);
+            }
+        }
+        failed
     }
 
     /// Applies one operation. `Err` means "retry later"; an operation that can
@@ -354,6 +389,65 @@ where
     }
 }
 
+/// A thread's records that failed in a batch, and when the first failure
+/// said to try again (the later ones wait behind it).
+#[derive(Default)]
+struct Failed {
+    ids: Vec<String>,
+    receipts: Vec<String>,
+    retry_after: Option<Duration>,
+}
+
+impl Failed {
+    fn push(&mut self, id: String, receipt: Option<String>) {
+        self.ids.push(id);
+        self.receipts.extend(receipt);
+    }
+}
+
+/// How many of an operation's deliveries may come back when its failure
+/// said: each counts toward the queue's 10 receives before the dead-letter
+/// queue, and the later ones keep the queue's 18 minutes, so a ticket API
+/// that throttles for hours still has more than two of them.
+const EARLY_REDELIVERIES: u32 = 3;
+
+/// Whether `record` is within its [`EARLY_REDELIVERIES`] (Lambda gives its
+/// `ApproximateReceiveCount`; without it, no).
+fn early(record: &SqsMessage) -> bool {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse::<u32>().ok())
+        .is_some_and(|count| count <= EARLY_REDELIVERIES)
+}
+
+/// When the queue delivers failed records again. The queue's own visibility
+/// timeout is sized for a ticket API that is down (18 minutes); a failure
+/// that says when (a `Retry-After`, credentials since replaced) sets it.
+pub trait Redelivery {
+    fn redeliver_after(
+        &self,
+        receipt_handles: &[String],
+        after: Duration,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+impl Redelivery for SqsRedelivery {
+    async fn redeliver_after(&self, receipt_handles: &[String], after: Duration) -> PortResult<()> {
+        SqsRedelivery::redeliver_after(self, receipt_handles, after).await
+    }
+}
+
+/// Without a queue to tell (`TICKET_OPS_QUEUE_URL` unset), its own timeout.
+impl<R: Redelivery + Sync> Redelivery for Option<R> {
+    async fn redeliver_after(&self, receipt_handles: &[String], after: Duration) -> PortResult<()> {
+        match self {
+            Some(queue) => queue.redeliver_after(receipt_handles, after).await,
+            None => Ok(()),
+        }
+    }
+}
+
 /// The batch's records grouped by `MessageGroupId`, each group in batch order.
 fn by_group(batch: SqsEvent) -> Vec<Vec<SqsMessage>> {
     let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
@@ -397,6 +491,10 @@ mod tests {
             if ticket.subject.contains("fail") {
                 return Err(PortError::transient("test", "503"));
             }
+            if ticket.subject.contains("throttle") {
+                let refused = PortError::http("test", 429, "HTTP 429 (Retry-After 540s)");
+                return Err(refused.with_retry_after(Duration::from_secs(540)));
+            }
             Ok(ticket.subject.clone())
         }
         async fn comment(
@@ -407,6 +505,59 @@ mod tests {
             self.calls.lock().unwrap().push(format!("comment {id}"));
             Ok(rootmail_pipeline::PostedComment::on(id, &c.message))
         }
+    }
+
+    /// Records when it was told to deliver which records again.
+    #[derive(Default)]
+    struct Told(Mutex<Vec<(Vec<String>, Duration)>>);
+
+    impl Redelivery for Told {
+        async fn redeliver_after(&self, receipts: &[String], after: Duration) -> PortResult<()> {
+            self.0.lock().unwrap().push((receipts.to_vec(), after));
+            Ok(())
+        }
+    }
+
+    /// A 429 whose `Retry-After` is too long to wait for in place: its
+    /// thread's failed records come back when it says, not after the
+    /// queue's 18 minutes; a failure that says nothing leaves them to it.
+    #[tokio::test]
+    async fn a_thread_told_when_to_try_again_is_delivered_again_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = rootmail_local::LocalStore::open(dir.path()).unwrap();
+        let writer = Writer {
+            ledger: &store,
+            threads: &store,
+            sink: Sink::default(),
+            dead_letters: NoDeadLetters,
+            redelivery: Told::default(),
+            mail: &store,
+            metrics: Metrics::memory().0,
+            concurrency: 2,
+        };
+        let mut batch = SqsEvent::default();
+        batch.records = vec![
+            record("1", "a", "throttle a"),
+            record("2", "b", "fail b"),
+            record("3", "a", "a again"),
+        ];
+        let response = writer.handle_sqs(batch).await;
+        assert_eq!(response.batch_item_failures.len(), 3);
+        let told = writer.redelivery.0.lock().unwrap().clone();
+        let receipts = vec!["receipt-1".to_string(), "receipt-3".to_string()];
+        assert_eq!(told, [(receipts, Duration::from_secs(540))]);
+        // Its fourth delivery keeps the queue's timeout.
+        let mut late = record("4", "a", "throttle a");
+        late.attributes
+            .insert("ApproximateReceiveCount".to_string(), "4".to_string());
+        let mut batch = SqsEvent::default();
+        batch.records = vec![late];
+        assert_eq!(writer.handle_sqs(batch).await.batch_item_failures.len(), 1);
+        assert_eq!(
+            writer.redelivery.0.lock().unwrap().len(),
+            1,
+            "not told again"
+        );
     }
 
     struct NoDeadLetters;
@@ -434,10 +585,14 @@ mod tests {
         };
         let mut message = SqsMessage::default();
         message.message_id = Some(id.to_string());
+        message.receipt_handle = Some(format!("receipt-{id}"));
         message.body = Some(serde_json::to_string(&op).unwrap());
         message
             .attributes
             .insert("MessageGroupId".to_string(), group.to_string());
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".to_string(), "1".to_string());
         message
     }
 
@@ -450,6 +605,7 @@ mod tests {
             threads: &store,
             sink: Sink::default(),
             dead_letters: NoDeadLetters,
+            redelivery: None::<SqsRedelivery>,
             mail: &store,
             metrics: Metrics::memory().0,
             concurrency: 2,

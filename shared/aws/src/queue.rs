@@ -104,6 +104,75 @@ impl DeadLetters for SqsDeadLetters {
     }
 }
 
+/// When failed deliveries of a queue are seen again: their visibility
+/// timeout, set to what the failure said (a `Retry-After`) rather than the
+/// queue's own, which is sized for a ticket API that is down.
+#[derive(Clone)]
+pub struct SqsRedelivery {
+    client: Client,
+    url: String,
+}
+
+/// SQS's longest visibility timeout (12 hours).
+const MAX_VISIBILITY_SECS: u64 = 12 * 60 * 60;
+
+impl SqsRedelivery {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self {
+            client,
+            url: url.into(),
+        }
+    }
+
+    /// The messages of `receipt_handles` are delivered again in `after`
+    /// (at least a second, at most 12 hours), counted from now.
+    pub async fn redeliver_after(
+        &self,
+        receipt_handles: &[String],
+        after: std::time::Duration,
+    ) -> PortResult<()> {
+        use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
+        let secs = after
+            .as_secs_f64()
+            .ceil()
+            .clamp(1.0, MAX_VISIBILITY_SECS as f64) as i32;
+        // A batch takes at most 10 entries.
+        for chunk in receipt_handles.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, handle)| {
+                    Entry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .visibility_timeout(secs)
+                        .build()
+                        .map_err(|e| PortError::permanent(PORT, e.to_string()))
+                })
+                .collect::<PortResult<Vec<_>>>()?;
+            let answer = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| port_error(PORT, e))?;
+            if let Some(failed) = answer.failed.first() {
+                return Err(PortError::transient(
+                    PORT,
+                    format!(
+                        "changing a message's visibility: {} ({})",
+                        failed.code,
+                        failed.message.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `text` as SQS takes it in a message attribute, which holds the
 /// characters its message bodies may (XML's: tab, line breaks, and from
 /// U+0020 on, without surrogates, which no `char` is, U+FFFE and U+FFFF);

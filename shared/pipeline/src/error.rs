@@ -57,6 +57,9 @@ pub struct PortError {
     /// only in its words (a ticketing API's 422).
     pub answer: Option<String>,
     pub message: String,
+    /// In whole seconds, [`Self::retry_after`] (small: every port result
+    /// carries this type).
+    retry_after_secs: Option<u32>,
     #[source]
     pub source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
@@ -70,6 +73,7 @@ impl PortError {
             code: None,
             answer: None,
             message: message.into(),
+            retry_after_secs: None,
             source: None,
         }
     }
@@ -102,6 +106,21 @@ impl PortError {
     pub fn with_answer(mut self, answer: impl Into<String>) -> Self {
         self.answer = Some(answer.into());
         self
+    }
+
+    /// When the same call is worth making again, if the service said or
+    /// the caller knows (a `Retry-After` too long to wait for in place):
+    /// the queue's redelivery is brought forward or put off to it.
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.retry_after_secs = Some(u32::try_from(secs).unwrap_or(u32::MAX));
+        self
+    }
+
+    /// See [`Self::with_retry_after`] (rounded up to a whole second).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after_secs
+            .map(|secs| std::time::Duration::from_secs(secs.into()))
     }
 
     pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {

@@ -232,12 +232,15 @@ impl HttpClient {
             };
             if attempt >= self.policy.max_attempts || wait > self.policy.max_delay {
                 return Err(match outcome {
-                    Ok(response) => PortError::http(
-                        self.port,
-                        response.status().as_u16(),
-                        format!(
-                            "{what}: HTTP {} after {attempt} attempt(s)",
-                            response.status()
+                    Ok(response) => told_when(
+                        &response,
+                        PortError::http(
+                            self.port,
+                            response.status().as_u16(),
+                            format!(
+                                "{what}: HTTP {} after {attempt} attempt(s)",
+                                response.status()
+                            ),
                         ),
                     ),
                     Err(e) => PortError::transient(
@@ -303,11 +306,14 @@ impl HttpClient {
                             format!("{}s", w.as_secs())
                         }
                     });
-                    return Err(PortError::http(
-                        self.port,
-                        status.as_u16(),
-                        format!(
-                            "{what}: HTTP {status} (Retry-After {after}) after {attempt} attempt(s)"
+                    return Err(told_when(
+                        &response,
+                        PortError::http(
+                            self.port,
+                            status.as_u16(),
+                            format!(
+                                "{what}: HTTP {status} (Retry-After {after}) after {attempt} attempt(s)"
+                            ),
                         ),
                     ));
                 }
@@ -403,6 +409,15 @@ pub fn conflict_left_to_queue(mut e: PortError, why: &str) -> PortError {
 
 fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// `error`, with the answer's `Retry-After` when it gave one in seconds:
+/// the queue's redelivery waits that long, not its whole visibility timeout.
+fn told_when(response: &Response, error: PortError) -> PortError {
+    match retry_after(response) {
+        Some(after) if after != Duration::MAX => error.with_retry_after(after),
+        _ => error,
+    }
 }
 
 /// `Retry-After` in seconds (the form ticketing APIs send). An HTTP-date is

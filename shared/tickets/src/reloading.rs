@@ -82,36 +82,37 @@ impl<R: Reload> ReloadingSink<R> {
 
     /// Whether credentials other than those `refused` was built from are
     /// in use now: another thread's new backend, or one built from the
-    /// secret read now. Not read again within [`MIN_RELOAD_INTERVAL`]; a
-    /// transient failure to read it is returned, so the queue retries.
-    async fn changed_since(&self, refused: &Arc<R::Backend>) -> PortResult<bool> {
+    /// secret read now. Not read again within [`MIN_RELOAD_INTERVAL`] of
+    /// the last read that answered; a transient failure to read it is
+    /// returned, so the queue retries (and the next refusal reads again).
+    async fn changed_since(&self, refused: &Arc<R::Backend>) -> PortResult<Reread> {
         let mut last = self.last_reload.lock().await;
         let (current, from) = {
             let current = self.current();
             (Arc::clone(&current.0), current.1)
         };
         if !Arc::ptr_eq(&current, refused) {
-            return Ok(true);
+            return Ok(Reread::Changed);
         }
         if last.is_some_and(|at| at.elapsed() < MIN_RELOAD_INTERVAL) {
-            return Ok(false);
+            return Ok(Reread::Same);
+        }
+        let reread = self.reloader.reload().await;
+        if reread.as_ref().is_err_and(PortError::is_transient) {
+            return reread.map(|_| Reread::Same);
         }
         *last = Some(Instant::now());
-        match self.reloader.reload().await {
-            Ok(built) if built.from == from => Ok(false),
+        match reread {
+            Ok(built) if built.from == from => Ok(Reread::Same),
             Ok(built) => {
                 tracing::info!(
                     backend = built.backend.name(),
                     "the ticketing system refused the credentials, and the secret holds new ones: using them"
                 );
                 *self.current() = (Arc::new(built.backend), built.from);
-                Ok(true)
+                Ok(Reread::Changed)
             }
-            Err(e) if e.is_transient() => Err(e),
-            Err(e) => {
-                tracing::error!(error = %e, "the ticketing system refused the credentials, and reading them again failed");
-                Ok(false)
-            }
+            Err(e) => Ok(Reread::Failed(e)),
         }
     }
 
@@ -122,19 +123,41 @@ impl<R: Reload> ReloadingSink<R> {
         Fut: Future<Output = PortResult<T>>,
     {
         let backend = self.backend();
-        match call(Arc::clone(&backend)).await {
-            Err(e) if e.kind == ErrorKind::Refused && self.changed_since(&backend).await? => {
-                Err(PortError::transient(
-                    backend.name(),
-                    format!(
-                        "{e}; the credentials have changed in the secret since, and the operation is delivered again to use them"
-                    ),
-                ))
+        let refused = match call(Arc::clone(&backend)).await {
+            Err(e) if e.kind == ErrorKind::Refused => e,
+            answered => return answered,
+        };
+        match self.changed_since(&backend).await? {
+            Reread::Changed => Err(PortError::transient(
+                backend.name(),
+                format!(
+                    "{refused}; the credentials have changed in the secret since, and the operation is delivered again to use them"
+                ),
+            )
+            .with_retry_after(REDELIVER_AFTER)),
+            Reread::Same => Err(refused),
+            Reread::Failed(why) => {
+                let message = format!("{}; reading the credentials again failed: {why}", refused.message);
+                Err(refused.reworded(message))
             }
-            answered => answered,
         }
     }
 }
+
+/// What reading the credentials again after a refusal came to.
+enum Reread {
+    /// Others than those refused are in use now.
+    Changed,
+    /// The same (or not read again so soon).
+    Same,
+    /// The secret could not be used (not there, not JSON): the refusal stands.
+    Failed(PortError),
+}
+
+/// How long an operation refused with credentials since replaced waits
+/// for its next delivery: long enough for a search that lags behind a
+/// write (Jira's) to show what the refused attempt may have made.
+pub const REDELIVER_AFTER: Duration = Duration::from_secs(60);
 
 impl<R: Reload> TicketSink for ReloadingSink<R> {
     fn name(&self) -> &'static str {
@@ -335,6 +358,25 @@ mod tests {
         );
         assert!(sink.comment("7", &comment()).await.is_ok());
         assert_eq!(reads(&sink), 2);
+    }
+
+    /// A read that failed for now does not hold the next one back: a
+    /// refusal right after reads the secret again (a rotated token is not
+    /// dead-lettered for the interval).
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_read_does_not_hold_back_the_next() {
+        let sink = sink(&["throttled", "new"]);
+        assert!(
+            sink.comment("7", &comment())
+                .await
+                .unwrap_err()
+                .is_transient()
+        );
+        let refused = sink.comment("7", &comment()).await.unwrap_err();
+        assert!(refused.is_transient(), "{refused:?}");
+        assert_eq!(refused.retry_after(), Some(REDELIVER_AFTER));
+        assert_eq!(reads(&sink), 2);
+        assert!(sink.comment("7", &comment()).await.is_ok());
     }
 
     /// Threads refused at once read the secret once; each is left to the

@@ -2,6 +2,7 @@
 //! claim (fresh claims block, stale ones are taken over, finished rows are seen),
 //! the thread map's first-wins message index, and account lookups.
 
+use rootmail_aws::queue::SqsRedelivery;
 use rootmail_aws::{DynamoAccounts, DynamoLedger, DynamoThreadMap};
 use rootmail_domain::{Account, AccountId, AccountStatus, ContentHash, EmailAddress, ThreadKey};
 use rootmail_pipeline::{AccountLookup, Claim, Ledger, LedgerStatus, ThreadMap, ThreadRecord};
@@ -226,4 +227,52 @@ async fn account_lookups_ask_for_strongly_consistent_reads() {
         "BatchGetItem: {}",
         bodies[1]
     );
+}
+
+/// A failed operation told when to try again (a `Retry-After`) is delivered
+/// again then, not after the queue's visibility timeout: SQS's own answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_delivery_comes_back_when_the_failure_said() {
+    let stack = Stack::create().await;
+    stack
+        .sqs
+        .send_message()
+        .queue_url(&stack.ticket_ops_url)
+        .message_body("{}")
+        .message_group_id("thread")
+        .message_deduplication_id("op-1")
+        .send()
+        .await
+        .expect("send");
+    let receive = |visibility: i32| {
+        stack
+            .sqs
+            .receive_message()
+            .queue_url(&stack.ticket_ops_url)
+            .visibility_timeout(visibility)
+            .send()
+    };
+    let first = receive(900)
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let handle = first[0].receipt_handle.clone().expect("receipt handle");
+    SqsRedelivery::new(stack.sqs.clone(), &stack.ticket_ops_url)
+        .redeliver_after(&[handle], std::time::Duration::from_secs(2))
+        .await
+        .expect("visibility changed");
+    let early = receive(900)
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    assert!(early.is_empty(), "not before the time said: {early:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let again = receive(900)
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    assert_eq!(again.len(), 1, "delivered again after 2 s, not 900");
 }

@@ -216,6 +216,21 @@ async fn create_posts_the_ticket_then_adds_the_internal_note_privately() {
     assert!(note.get("uploads").is_none());
 }
 
+/// A `Retry-After` too long to wait for in place (the per-ticket limit's,
+/// up to 10 minutes) is left to the queue, and the error says when: the
+/// writer has the queue deliver the operation again then.
+#[tokio::test]
+async fn a_long_retry_after_is_left_to_the_queue_with_its_time() {
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets",
+        get(no_tickets()).post(Reply::status(429).header("Retry-After", "540")),
+    ));
+    let refused = sink(&server).create(&plain_ticket()).await.unwrap_err();
+    assert!(refused.is_transient(), "{refused}");
+    assert_eq!(refused.retry_after(), Some(Duration::from_secs(540)));
+    assert_eq!(fixtures::sent(&server, "POST", "/api/v2/tickets").len(), 1);
+}
+
 #[tokio::test]
 async fn a_429_is_retried_after_its_retry_after_with_the_same_key_and_body() {
     let server = FakeHttp::recording(Router::new().route(
