@@ -117,7 +117,14 @@ pub struct Resolution {
 
 static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&crate::evidence::ascii_word_boundaries(concat!(
-        r"(?i)(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:)(?:\s+[:#]?|[:#])\s*\[?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
+        // A label, then a space, colon or `#` (an IAM user may be named
+        // account111122223333), then the id. In AWS's languages too, whose
+        // notices a stranger gets by choosing one for their own account; a
+        // label in CJK may touch its id (no name AWS shows is written so).
+        r"(?i)(?:(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:",
+        r"|\b(?:cuenta|conta|compte|konto|akun)(?:\s+(?:de|da|do)\s+aws)?)(?:\s+[:#：]?|[:#：])",
+        r"|(?:アカウント|계정|账户|账号|帳戶|帳號)(?:\s*id)?\s*[:#：]?)",
+        r"\s*[\[(（]?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
         r"|\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):",
         r"|\b(\d{4}-\d{4}-\d{4})\b",
     )))
@@ -200,10 +207,12 @@ struct InLink {
 
 impl InLink {
     fn holds(&mut self, text: &str, at: usize) -> bool {
-        for &byte in &text.as_bytes()[self.scanned.min(at)..at] {
-            if byte.is_ascii_whitespace() {
+        // Any whitespace ends a link, as `\s` does in the id's pattern (a
+        // no-break space between a label and its id too).
+        for c in text[self.scanned.min(at)..at].chars() {
+            if c.is_whitespace() {
                 self.slash = false;
-            } else if byte == b'/' {
+            } else if c == '/' {
                 self.slash = true;
             }
         }
@@ -424,6 +433,11 @@ mod tests {
             "found at https://github.com/x/account:111122223333 for AWS Account: 999900001111",
             "arn:aws:iam::111122223333:user/x in [AWS ID 999900001111]",
             "Your Account ID: 999900001111, then account 111122223333",
+            "la cuenta de AWS 999900001111 ha sido suspendida",
+            "Ihr AWS-Konto 999900001111 wurde gesperrt",
+            "AWS アカウント（999900001111）は停止されました",
+            "AWS 계정 999900001111 이 일시 중지",
+            "您的 AWS 账户：999900001111 已被暂停",
         ] {
             assert_eq!(labelled(text), theirs, "{text}");
         }

@@ -1691,6 +1691,18 @@ mod tests {
                 theirs.warnings
             );
         }
+        // Their notice in the language they chose for their account.
+        let spanish = mail("X").replace(
+            "Your AWS account X has been suspended.",
+            "Su cuenta de AWS 999900001111 ha sido suspendida.",
+        );
+        let spanish = run(&spanish, &dir, &NoRotations);
+        assert_eq!(
+            spanish.priority,
+            Some(Priority::High),
+            "{:?}",
+            spanish.warnings
+        );
         // Our own notice, a dated name before our id: ours.
         let dated = run(
             &body("ops.2025-0114-0930", "111122223333"),
