@@ -117,16 +117,22 @@ pub struct Resolution {
 
 static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&crate::evidence::ascii_word_boundaries(concat!(
-        // A label, then a space, colon or `#` (an IAM user may be named
-        // account111122223333), then the id. In AWS's languages too, whose
-        // notices a stranger gets by choosing one for their own account; a
-        // label in CJK may touch its id (no name AWS shows is written so).
-        r"(?i)(?:(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:",
-        r"|\b(?:cuenta|conta|compte|konto|akun)(?:\s+(?:de|da|do)\s+aws)?)(?:\s+[:#：]?|[:#：])",
-        r"|(?:アカウント|계정|账户|账号|帳戶|帳號)(?:\s*id)?\s*[:#：]?)",
+        // 1: a label, then a space, colon or `#` (an IAM user may be named
+        // account111122223333), then the id.
+        r"(?i)(?:\baccount(?:\s+(?:id|number|no\.?))?|\baws\s+id|\baccount\s*:)(?:\s+[:#：]?|[:#：])",
         r"\s*[\[(（]?\s*(\d{12}|\d{4}-\d{4}-\d{4})\b",
+        // 2: an ARN's account; 3: a bare dashed id.
         r"|\barn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:(\d{12}):",
         r"|\b(\d{4}-\d{4}-\d{4})\b",
+        // 4: the labels of AWS's other languages, whose notices a stranger
+        // gets by choosing one for their own account. Only beside "AWS" and
+        // on the id's line: alone, their words also name bank accounts (收款
+        // 账户, a la cuenta) in payment instructions. CJK's may touch the id.
+        r"|(?:\b(?:id\s+(?:de\s+)?)?(?:cuenta\s+de|conta\s+da|conta|compte|account|akun|konto)\s+aws(?:\s+anda)?",
+        r"|\baws[-\s]?konto(?:-?id|nummer)?|\baws\s+hesab\w*)(?:[\t \u{a0}]+[:#：]?|[:#：])",
+        r"[\t \u{a0}]*[\[(（]?[\t \u{a0}]*(\d{12}|\d{4}-\d{4}-\d{4})\b",
+        r"|\baws[\t \u{a0}]*(?:アカウント|계정|账户|账号|帳戶|帳號)(?:[\t \u{a0}]*(?:id|番号|번호))?",
+        r"[\t \u{a0}]*[:#：]?[\t \u{a0}]*[\[(（]?[\t \u{a0}]*(\d{12}|\d{4}-\d{4}-\d{4})\b",
     )))
     .expect("static regex")
 });
@@ -167,7 +173,8 @@ pub fn mentions(text: &str) -> Mentions {
         let Ok(id) = AccountId::parse(raw.as_str()) else {
             continue;
         };
-        let labelled = caps.get(1).is_some() && !link.holds(text, raw.start());
+        let labelled = [1, 4, 5].iter().any(|&group| caps.get(group).is_some())
+            && !link.holds(text, raw.start());
         if labelled && mentions.labelled.is_none() {
             mentions.labelled = Some(id.clone());
         }
@@ -435,13 +442,31 @@ mod tests {
             "Your Account ID: 999900001111, then account 111122223333",
             "la cuenta de AWS 999900001111 ha sido suspendida",
             "Ihr AWS-Konto 999900001111 wurde gesperrt",
+            "AWS-Kontonummer: 999900001111",
             "AWS アカウント（999900001111）は停止されました",
+            "AWS アカウント番号 999900001111",
             "AWS 계정 999900001111 이 일시 중지",
+            "AWS 계정 번호: 999900001111",
             "您的 AWS 账户：999900001111 已被暂停",
+            "Votre compte AWS 999900001111 a été suspendu",
+            "ID de compte AWS : 999900001111",
+            "ID account AWS: 999900001111",
+            "Akun AWS Anda 999900001111 ditangguhkan",
+            "ID akun AWS: 999900001111",
+            "AWS hesabınız 999900001111 askıya alındı",
         ] {
             assert_eq!(labelled(text), theirs, "{text}");
         }
         assert_eq!(labelled("user 1111-2222-3333 only"), None);
+        // A bank account in a payment instruction, or a label whose id is
+        // on the next line: no label.
+        for text in [
+            "收款账户：999900001111",
+            "a la cuenta: 999900001111",
+            "AWS アカウント\n999900001111",
+        ] {
+            assert_eq!(labelled(text), None, "{text}");
+        }
     }
 
     /// The ids the pipeline fetches accounts for are the ids triage resolves
