@@ -257,16 +257,25 @@ where
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        for group in &failed {
-            let Some(after) = group.retry_after else {
-                continue;
-            };
-            if let Err(e) = self
-                .redelivery
-                .redeliver_after(&group.receipts, after)
-                .await
-            {
-                tracing::warn!(error = %e, "the failed operations come back after the queue's own visibility timeout");
+        let told: Vec<(String, Duration)> = failed
+            .iter()
+            .filter_map(|group| Some((&group.receipts, group.retry_after?)))
+            .flat_map(|(receipts, after)| {
+                let after = after.clamp(EARLIEST_REDELIVERY, QUEUE_VISIBILITY);
+                receipts.iter().map(move |receipt| (receipt.clone(), after))
+            })
+            .collect();
+        if !told.is_empty() {
+            // Within the margin kept for answering the batch.
+            let redelivered = self.redelivery.redeliver(&told);
+            match tokio::time::timeout(Duration::from_secs(2), redelivered).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "the failed operations come back after the queue's own visibility timeout")
+                }
+                Err(_) => tracing::warn!(
+                    "the queue did not answer in time: the failed operations come back after its own visibility timeout"
+                ),
             }
         }
         rootmail_aws::batch_failures(failed.into_iter().flat_map(|group| group.ids))
@@ -421,28 +430,35 @@ fn early(record: &SqsMessage) -> bool {
         .is_some_and(|count| count <= EARLY_REDELIVERIES)
 }
 
+/// The ticket-ops queue's visibility timeout (`infra/template.yaml`,
+/// checked by a test): a failure's time only brings a redelivery forward.
+pub const QUEUE_VISIBILITY: Duration = Duration::from_secs(1080);
+
+/// The soonest a failed operation is delivered again when its failure said
+/// when: a search that lags behind a write (Jira's) shows by then what the
+/// failed attempt may have made.
+pub const EARLIEST_REDELIVERY: Duration = Duration::from_secs(60);
+
 /// When the queue delivers failed records again. The queue's own visibility
 /// timeout is sized for a ticket API that is down (18 minutes); a failure
-/// that says when (a `Retry-After`, credentials since replaced) sets it.
+/// that says when (a long `Retry-After`, credentials since replaced) sets it.
 pub trait Redelivery {
-    fn redeliver_after(
-        &self,
-        receipt_handles: &[String],
-        after: Duration,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Each receipt handle's record is delivered again after its duration.
+    fn redeliver(&self, told: &[(String, Duration)])
+    -> impl Future<Output = PortResult<()>> + Send;
 }
 
 impl Redelivery for SqsRedelivery {
-    async fn redeliver_after(&self, receipt_handles: &[String], after: Duration) -> PortResult<()> {
-        SqsRedelivery::redeliver_after(self, receipt_handles, after).await
+    async fn redeliver(&self, told: &[(String, Duration)]) -> PortResult<()> {
+        self.redeliver_after(told).await
     }
 }
 
 /// Without a queue to tell (`TICKET_OPS_QUEUE_URL` unset), its own timeout.
 impl<R: Redelivery + Sync> Redelivery for Option<R> {
-    async fn redeliver_after(&self, receipt_handles: &[String], after: Duration) -> PortResult<()> {
+    async fn redeliver(&self, told: &[(String, Duration)]) -> PortResult<()> {
         match self {
-            Some(queue) => queue.redeliver_after(receipt_handles, after).await,
+            Some(queue) => queue.redeliver(told).await,
             None => Ok(()),
         }
     }
@@ -492,8 +508,13 @@ mod tests {
                 return Err(PortError::transient("test", "503"));
             }
             if ticket.subject.contains("throttle") {
-                let refused = PortError::http("test", 429, "HTTP 429 (Retry-After 540s)");
-                return Err(refused.with_retry_after(Duration::from_secs(540)));
+                let secs = if ticket.subject.contains("long") {
+                    4_000
+                } else {
+                    540
+                };
+                let refused = PortError::http("test", 429, "HTTP 429 (Retry-After)");
+                return Err(refused.with_retry_after(Duration::from_secs(secs)));
             }
             Ok(ticket.subject.clone())
         }
@@ -509,11 +530,11 @@ mod tests {
 
     /// Records when it was told to deliver which records again.
     #[derive(Default)]
-    struct Told(Mutex<Vec<(Vec<String>, Duration)>>);
+    struct Told(Mutex<Vec<(String, Duration)>>);
 
     impl Redelivery for Told {
-        async fn redeliver_after(&self, receipts: &[String], after: Duration) -> PortResult<()> {
-            self.0.lock().unwrap().push((receipts.to_vec(), after));
+        async fn redeliver(&self, told: &[(String, Duration)]) -> PortResult<()> {
+            self.0.lock().unwrap().extend_from_slice(told);
             Ok(())
         }
     }
@@ -540,12 +561,20 @@ mod tests {
             record("1", "a", "throttle a"),
             record("2", "b", "fail b"),
             record("3", "a", "a again"),
+            record("5", "c", "throttle long c"),
         ];
         let response = writer.handle_sqs(batch).await;
-        assert_eq!(response.batch_item_failures.len(), 3);
-        let told = writer.redelivery.0.lock().unwrap().clone();
-        let receipts = vec!["receipt-1".to_string(), "receipt-3".to_string()];
-        assert_eq!(told, [(receipts, Duration::from_secs(540))]);
+        assert_eq!(response.batch_item_failures.len(), 4);
+        let mut told = writer.redelivery.0.lock().unwrap().clone();
+        told.sort();
+        let after = Duration::from_secs(540);
+        let mut wanted: Vec<_> = ["receipt-1", "receipt-3"]
+            .map(|r| (r.to_string(), after))
+            .into();
+        // Never later than the queue would have delivered it anyway.
+        wanted.push(("receipt-5".to_string(), QUEUE_VISIBILITY));
+        assert_eq!(told, wanted);
+        writer.redelivery.0.lock().unwrap().clear();
         // Its fourth delivery keeps the queue's timeout.
         let mut late = record("4", "a", "throttle a");
         late.attributes
@@ -553,9 +582,8 @@ mod tests {
         let mut batch = SqsEvent::default();
         batch.records = vec![late];
         assert_eq!(writer.handle_sqs(batch).await.batch_item_failures.len(), 1);
-        assert_eq!(
-            writer.redelivery.0.lock().unwrap().len(),
-            1,
+        assert!(
+            writer.redelivery.0.lock().unwrap().is_empty(),
             "not told again"
         );
     }

@@ -124,28 +124,26 @@ impl SqsRedelivery {
         }
     }
 
-    /// The messages of `receipt_handles` are delivered again in `after`
+    /// Each receipt handle's message is delivered again after its duration
     /// (at least a second, at most 12 hours), counted from now.
-    pub async fn redeliver_after(
-        &self,
-        receipt_handles: &[String],
-        after: std::time::Duration,
-    ) -> PortResult<()> {
+    pub async fn redeliver_after(&self, told: &[(String, std::time::Duration)]) -> PortResult<()> {
         use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry as Entry;
-        let secs = after
-            .as_secs_f64()
-            .ceil()
-            .clamp(1.0, MAX_VISIBILITY_SECS as f64) as i32;
+        let secs = |after: &std::time::Duration| {
+            after
+                .as_secs_f64()
+                .ceil()
+                .clamp(1.0, MAX_VISIBILITY_SECS as f64) as i32
+        };
         // A batch takes at most 10 entries.
-        for chunk in receipt_handles.chunks(10) {
+        for chunk in told.chunks(10) {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, handle)| {
+                .map(|(i, (handle, after))| {
                     Entry::builder()
                         .id(i.to_string())
                         .receipt_handle(handle)
-                        .visibility_timeout(secs)
+                        .visibility_timeout(secs(after))
                         .build()
                         .map_err(|e| PortError::permanent(PORT, e.to_string()))
                 })

@@ -242,6 +242,7 @@ impl HttpClient {
                                 response.status()
                             ),
                         ),
+                        self.policy.max_delay,
                     ),
                     Err(e) => PortError::transient(
                         self.port,
@@ -315,6 +316,7 @@ impl HttpClient {
                                 "{what}: HTTP {status} (Retry-After {after}) after {attempt} attempt(s)"
                             ),
                         ),
+                        self.policy.max_delay,
                     ));
                 }
             }
@@ -411,11 +413,18 @@ fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
-/// `error`, with the answer's `Retry-After` when it gave one in seconds:
-/// the queue's redelivery waits that long, not its whole visibility timeout.
-fn told_when(response: &Response, error: PortError) -> PortError {
+/// `error`, with a 429's `Retry-After` when it was too long to wait for in
+/// place (`longest_wait`) and given in seconds: the queue's redelivery waits
+/// that long, not its whole visibility timeout. Not a 5xx's: an API that is
+/// down keeps the queue's pace, and its receives before the dead-letter queue.
+fn told_when(response: &Response, error: PortError, longest_wait: Duration) -> PortError {
+    if response.status() != StatusCode::TOO_MANY_REQUESTS {
+        return error;
+    }
     match retry_after(response) {
-        Some(after) if after != Duration::MAX => error.with_retry_after(after),
+        Some(after) if after > longest_wait && after != Duration::MAX => {
+            error.with_retry_after(after)
+        }
         _ => error,
     }
 }

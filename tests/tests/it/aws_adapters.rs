@@ -259,7 +259,7 @@ async fn a_failed_delivery_comes_back_when_the_failure_said() {
         .unwrap_or_default();
     let handle = first[0].receipt_handle.clone().expect("receipt handle");
     SqsRedelivery::new(stack.sqs.clone(), &stack.ticket_ops_url)
-        .redeliver_after(&[handle], std::time::Duration::from_secs(2))
+        .redeliver_after(&[(handle, std::time::Duration::from_secs(2))])
         .await
         .expect("visibility changed");
     let early = receive(900)

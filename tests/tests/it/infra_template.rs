@@ -1366,6 +1366,13 @@ fn each_queue_hides_its_messages_six_times_its_consumers_timeout() {
                 visibility >= 6 * timeout,
                 "{queue}: {visibility} s, under 6 x {name}'s {timeout} s"
             );
+            if queue == "TicketOpsQueue" {
+                let writer_knows = ticket_writer::QUEUE_VISIBILITY.as_secs();
+                assert_eq!(
+                    visibility as u64, writer_knows,
+                    "ticket_writer::QUEUE_VISIBILITY"
+                );
+            }
             checked += 1;
         }
     }

@@ -229,6 +229,13 @@ async fn a_long_retry_after_is_left_to_the_queue_with_its_time() {
     assert!(refused.is_transient(), "{refused}");
     assert_eq!(refused.retry_after(), Some(Duration::from_secs(540)));
     assert_eq!(fixtures::sent(&server, "POST", "/api/v2/tickets").len(), 1);
+    // An API that is down keeps the queue's pace, whatever it says.
+    let server = FakeHttp::recording(Router::new().route(
+        "/api/v2/tickets",
+        get(no_tickets()).post(Reply::status(503).header("Retry-After", "540")),
+    ));
+    let down = sink(&server).create(&plain_ticket()).await.unwrap_err();
+    assert_eq!((down.status, down.retry_after()), (Some(503), None));
 }
 
 #[tokio::test]
