@@ -128,8 +128,8 @@ static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
         // gets by choosing one for their own account. Only beside "AWS" and
         // on the id's line: alone, their words also name bank accounts (收款
         // 账户, a la cuenta) in payment instructions. CJK's may touch the id.
-        r"|(?:\b(?:id\s+(?:de\s+)?)?(?:cuenta\s+de|conta\s+da|conta|compte|account|akun|konto)\s+aws(?:\s+anda)?",
-        r"|\baws[-\s]?konto(?:-?id|nummer)?|\baws\s+hesab\w*)(?:[\t \u{a0}]+[:#：]?|[:#：])",
+        r"|(?:\b(?:id\s+(?:de\s+)?)?(?:cuenta(?:\s+de)?|conta(?:\s+da)?|compte|account|akun|konto)\s+aws(?:\s+anda)?",
+        r"|\baws[-\s]?konto(?:-?id|nummer)?|\bkonto-id|\baws\s+hesab\w*)(?:[\t \u{a0}]+[:#：]?|[:#：])",
         r"[\t \u{a0}]*[\[(（]?[\t \u{a0}]*(\d{12}|\d{4}-\d{4}-\d{4})\b",
         r"|\baws[\t \u{a0}]*(?:アカウント|계정|账户|账号|帳戶|帳號)(?:[\t \u{a0}]*(?:id|番号|번호))?",
         r"[\t \u{a0}]*[:#：]?[\t \u{a0}]*[\[(（]?[\t \u{a0}]*(\d{12}|\d{4}-\d{4}-\d{4})\b",
@@ -454,6 +454,8 @@ mod tests {
             "Akun AWS Anda 999900001111 ditangguhkan",
             "ID akun AWS: 999900001111",
             "AWS hesabınız 999900001111 askıya alındı",
+            "Su cuenta AWS 999900001111 ha sido suspendida",
+            "Konto-ID: 999900001111",
         ] {
             assert_eq!(labelled(text), theirs, "{text}");
         }
