@@ -546,16 +546,7 @@ mod tests {
     async fn a_thread_told_when_to_try_again_is_delivered_again_then() {
         let dir = tempfile::tempdir().unwrap();
         let store = rootmail_local::LocalStore::open(dir.path()).unwrap();
-        let writer = Writer {
-            ledger: &store,
-            threads: &store,
-            sink: Sink::default(),
-            dead_letters: NoDeadLetters,
-            redelivery: Told::default(),
-            mail: &store,
-            metrics: Metrics::memory().0,
-            concurrency: 2,
-        };
+        let writer = test_writer(&store, Told::default());
         let mut batch = SqsEvent::default();
         batch.records = vec![
             record("1", "a", "throttle a"),
@@ -586,6 +577,29 @@ mod tests {
             writer.redelivery.0.lock().unwrap().is_empty(),
             "not told again"
         );
+    }
+
+    type TestWriter<'a, R> = Writer<
+        &'a rootmail_local::LocalStore,
+        &'a rootmail_local::LocalStore,
+        Sink,
+        NoDeadLetters,
+        &'a rootmail_local::LocalStore,
+        R,
+    >;
+
+    /// A writer over a local store and the test sink, two threads at once.
+    fn test_writer<R>(store: &rootmail_local::LocalStore, redelivery: R) -> TestWriter<'_, R> {
+        Writer {
+            ledger: store,
+            threads: store,
+            sink: Sink::default(),
+            dead_letters: NoDeadLetters,
+            redelivery,
+            mail: store,
+            metrics: Metrics::memory().0,
+            concurrency: 2,
+        }
     }
 
     struct NoDeadLetters;
@@ -628,16 +642,7 @@ mod tests {
     async fn a_failed_operation_holds_back_the_rest_of_its_thread_only() {
         let dir = tempfile::tempdir().unwrap();
         let store = rootmail_local::LocalStore::open(dir.path()).unwrap();
-        let writer = Writer {
-            ledger: &store,
-            threads: &store,
-            sink: Sink::default(),
-            dead_letters: NoDeadLetters,
-            redelivery: None::<SqsRedelivery>,
-            mail: &store,
-            metrics: Metrics::memory().0,
-            concurrency: 2,
-        };
+        let writer = test_writer(&store, None::<SqsRedelivery>);
         let mut batch = SqsEvent::default();
         batch.records = vec![
             record("1", "a", "fail a"),

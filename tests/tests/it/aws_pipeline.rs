@@ -689,14 +689,7 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
 /// and the status; nothing is retried.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
-    let stack = Stack::create().await;
-    stack.load_corpus_accounts().await;
-    let files = eml_files(&corpus_dir().join("support.case"));
-    stack
-        .put_mail("inbound/case", std::fs::read(&files[0]).expect("fixture"))
-        .await;
-    let (ingest, _) = stack.ingest_handler(&[]);
-    drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    let stack = one_case_mail_queued().await;
 
     let wrong = aws_sdk_secretsmanager::Client::new(&stack.aws)
         .create_secret()
@@ -740,12 +733,8 @@ async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
     assert!(!reason.contains("not-the-receivers-key"), "{reason}");
 }
 
-/// The webhook key rotated in Secrets Manager after the writer started (the
-/// receiver already has the new one): the first refusal makes the writer
-/// read its secret again and leave the operation to the queue, whose next
-/// delivery writes the ticket with the new key; nothing dead-letters.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
+/// A stack whose ticket-ops queue holds one support case's operation.
+async fn one_case_mail_queued() -> Stack {
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
     let files = eml_files(&corpus_dir().join("support.case"));
@@ -754,6 +743,16 @@ async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
         .await;
     let (ingest, _) = stack.ingest_handler(&[]);
     drain(&stack.sqs, &stack.inbound_url, |e| ingest.handle_sqs(e)).await;
+    stack
+}
+
+/// The webhook key rotated in Secrets Manager after the writer started (the
+/// receiver already has the new one): the first refusal makes the writer
+/// read its secret again and leave the operation to the queue, whose next
+/// delivery writes the ticket with the new key; nothing dead-letters.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
+    let stack = one_case_mail_queued().await;
 
     let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
     let rotated = secrets
