@@ -110,8 +110,10 @@ pub struct Resolution {
     /// mails it that account's notices. The account AWS labels first decides
     /// ([`Mentions::labelled`]), not any id: the text AWS quotes (an abuse
     /// report's log, a leaked file's name) is that account owner's to fill
-    /// with the recipient's id. Without a label, every id must be unrelated.
-    pub about_another_account: Option<AccountId>,
+    /// with the recipient's id. Without a label, every id must be unrelated;
+    /// without any id, the last four digits of a masked one must be neither
+    /// the recipient's nor its payer's.
+    pub about_another_account: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -133,6 +135,8 @@ static ACCOUNT_ID: LazyLock<Regex> = LazyLock::new(|| {
         r"[\t \u{a0}]*[\[(（]?[\t \u{a0}]*(\d{12}|\d{4}-\d{4}-\d{4})\b",
         r"|\baws[\t \u{a0}]*(?:アカウント|계정|账户|账号|帳戶|帳號)(?:[\t \u{a0}]*(?:id|番号|번호))?",
         r"[\t \u{a0}]*[:#：]?[\t \u{a0}]*[\[(（]?[\t \u{a0}]*(\d{12}|\d{4}-\d{4}-\d{4})\b",
+        // 6: an id masked but for its last four digits (AWS's 2014 notices).
+        r"|\*{4}-\*{4}-(\d{4})\b",
     )))
     .expect("static regex")
 });
@@ -153,6 +157,8 @@ pub struct Mentions {
     /// which an IAM user's or a repository's name written before it (by that
     /// account's owner) can be.
     pub labelled: Option<AccountId>,
+    /// The last four digits of the first id written masked (`****-****-6006`).
+    pub masked_tail: Option<String>,
 }
 
 /// [`Mentions`] of `text`, in one pass.
@@ -161,8 +167,14 @@ pub fn mentions(text: &str) -> Mentions {
     let mut link = InLink::default();
     for caps in ACCOUNT_ID.captures_iter(text) {
         let full = mentions.ids.len() == MAX_MENTIONED_IDS;
-        if full && mentions.labelled.is_some() {
+        if full && mentions.labelled.is_some() && mentions.masked_tail.is_some() {
             break;
+        }
+        if let Some(tail) = caps.get(6) {
+            mentions
+                .masked_tail
+                .get_or_insert_with(|| tail.as_str().to_string());
+            continue;
         }
         let Some(raw) = caps.iter().skip(1).flatten().next() else {
             continue;
@@ -289,14 +301,19 @@ pub fn resolve(
     let warnings = match (&account, matched_by) {
         (Some(account), Some(MatchedBy::EnvelopeRecipient | MatchedBy::HeaderRecipient)) => {
             let unrelated = |id: &AccountId| !related(account, id, directory);
-            about_another_account = match mail.labelled_account_id() {
-                Some(about) => Some(about).filter(|id| unrelated(id)),
-                None => mentioned
-                    .first()
-                    .filter(|_| mentioned.iter().all(unrelated)),
+            let labelled = mail.labelled_account_id();
+            about_another_account = match (labelled, mentioned.first(), mail.masked_account_tail())
+            {
+                (Some(about), _, _) => unrelated(about).then(|| about.to_string()),
+                (None, Some(first), _) => {
+                    mentioned.iter().all(unrelated).then(|| first.to_string())
+                }
+                (None, None, Some(tail)) => {
+                    unrelated_tail(account, tail).then(|| format!("****-****-{tail}"))
+                }
+                (None, None, None) => None,
             }
-            .filter(|_| trust_ids_in_text)
-            .cloned();
+            .filter(|_| trust_ids_in_text);
             other_accounts_mentioned(account, &mentioned)
         }
         (Some(account), Some(MatchedBy::AccountIdInMail)) => vec![found_by_id(account, to)],
@@ -324,6 +341,13 @@ fn related(account: &Account, id: &AccountId, directory: &dyn AccountDirectory) 
                 || same_payer
                 || other.customer == account.customer
         })
+}
+
+/// Whether an id AWS masked but for its last four digits cannot be
+/// `account`'s or its payer's (members are not looked up by a tail).
+fn unrelated_tail(account: &Account, tail: &str) -> bool {
+    let ends = |id: &AccountId| id.as_str().ends_with(tail);
+    !ends(&account.account_id) && !account.payer.as_ref().is_some_and(ends)
 }
 
 /// The first account the directory knows, looked up in order of authority:

@@ -1703,6 +1703,18 @@ mod tests {
             "{:?}",
             spanish.warnings
         );
+        // AWS's 2014 form masks all but the last four digits.
+        let masked = |tail: &str| {
+            let body =
+                format!("The AWS Access Keys of your account (****-****-{tail}) are exposed.");
+            run(
+                &mail("X").replace("Your AWS account X has been suspended.", &body),
+                &dir,
+                &NoRotations,
+            )
+        };
+        assert_eq!(masked("0000").priority, Some(Priority::High));
+        assert_eq!(masked("3333").priority, Some(Priority::Urgent));
         // Our own notice, a dated name before our id: ours.
         let dated = run(
             &body("ops.2025-0114-0930", "111122223333"),

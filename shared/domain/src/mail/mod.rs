@@ -186,6 +186,12 @@ impl ParsedMail {
         self.mentions().labelled.as_ref()
     }
 
+    /// The last four digits of the first account id written masked
+    /// (`****-****-6006`, [`crate::directory::Mentions::masked_tail`]).
+    pub fn masked_account_tail(&self) -> Option<&str> {
+        self.mentions().masked_tail.as_deref()
+    }
+
     fn mentions(&self) -> &crate::directory::Mentions {
         self.mentioned.get_or_init(|| {
             let mut text = String::with_capacity(self.text.len() + 256);
