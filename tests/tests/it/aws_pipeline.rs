@@ -616,7 +616,6 @@ async fn direct_s3_and_ses_events_are_ingested() {
 /// reason, and its ledger row says so; garbage on the queue does too.
 #[tokio::test(flavor = "multi_thread")]
 async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
-    use aws_sdk_sqs::types::MessageSystemAttributeName;
     let stack = Stack::create().await;
     stack.load_corpus_accounts().await;
     let files = thread_files("case:111122223333:177821827800850");
@@ -643,29 +642,8 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
     let ops = drain(&stack.sqs, &stack.ticket_ops_url, |e| writer.handle_sqs(e)).await;
     assert_eq!(ops.failures, 0, "permanent failures are not retried");
 
-    let dead = stack
-        .sqs
-        .receive_message()
-        .queue_url(&stack.ticket_ops_dlq_url)
-        .max_number_of_messages(10)
-        .message_attribute_names("All")
-        .message_system_attribute_names(MessageSystemAttributeName::All)
-        .send()
-        .await
-        .expect("receive dead letters")
-        .messages
-        .unwrap_or_default();
-    assert_eq!(dead.len(), 2);
-    let reasons: Vec<String> = dead
-        .iter()
-        .map(|m| {
-            m.message_attributes
-                .as_ref()
-                .and_then(|a| a.get("reason"))
-                .and_then(|r| r.string_value.clone())
-                .expect("a reason")
-        })
-        .collect();
+    let reasons = dead_letter_reasons(&stack).await;
+    assert_eq!(reasons.len(), 2);
     assert!(
         reasons.iter().any(|r| r.contains("not a ticket operation")),
         "{reasons:?}"
@@ -691,15 +669,7 @@ async fn permanently_failing_operations_go_to_the_dlq_with_the_reason() {
 async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
     let stack = one_case_mail_queued().await;
 
-    let wrong = aws_sdk_secretsmanager::Client::new(&stack.aws)
-        .create_secret()
-        .name(rootmail_tests::aws::unique("wrong-key"))
-        .secret_string(r#"{"hmac_key": "not-the-receivers-key-though-32-bytes-long"}"#)
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
+    let wrong = webhook_key_secret(&stack, "not-the-receivers-key-though-32-bytes-long").await;
     let webhook = WebhookServer::start();
     let (writer, _) = stack
         .writer_handler(&webhook.url, &[("TICKET_CREDENTIALS_SECRET_ARN", wrong)])
@@ -709,28 +679,51 @@ async fn a_rejected_credential_is_one_clear_error_not_a_retry_storm() {
     assert_eq!(webhook.unsigned(), 1, "one request, refused, never retried");
     assert_eq!(webhook.counts().0, 0, "no other request got through");
     assert!(webhook.tickets().is_empty());
+    let reasons = dead_letter_reasons(&stack).await;
+    assert_eq!(reasons.len(), 1);
+    let reason = &reasons[0];
+    assert!(
+        reason.contains("webhook rejected rootmail's credentials (HTTP 401"),
+        "{reason}"
+    );
+    assert!(!reason.contains("not-the-receivers-key"), "{reason}");
+}
+
+/// A credentials secret holding a webhook HMAC key; its ARN.
+async fn webhook_key_secret(stack: &Stack, key: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(&stack.aws)
+        .create_secret()
+        .name(rootmail_tests::aws::unique("webhook-key"))
+        .secret_string(serde_json::json!({ "hmac_key": key }).to_string())
+        .send()
+        .await
+        .expect("secret")
+        .arn
+        .expect("arn")
+}
+
+/// The `reason` attribute of each message in the ticket-ops dead-letter queue.
+async fn dead_letter_reasons(stack: &Stack) -> Vec<String> {
     let dead = stack
         .sqs
         .receive_message()
         .queue_url(&stack.ticket_ops_dlq_url)
+        .max_number_of_messages(10)
         .message_attribute_names("All")
         .send()
         .await
         .expect("receive dead letters")
         .messages
         .unwrap_or_default();
-    assert_eq!(dead.len(), 1);
-    let reason = dead[0]
-        .message_attributes
-        .as_ref()
-        .and_then(|a| a.get("reason"))
-        .and_then(|r| r.string_value.clone())
-        .expect("a reason");
-    assert!(
-        reason.contains("webhook rejected rootmail's credentials (HTTP 401"),
-        "{reason}"
-    );
-    assert!(!reason.contains("not-the-receivers-key"), "{reason}");
+    dead.iter()
+        .map(|m| {
+            m.message_attributes
+                .as_ref()
+                .and_then(|a| a.get("reason"))
+                .and_then(|r| r.string_value.clone())
+                .expect("a reason")
+        })
+        .collect()
 }
 
 /// A stack whose ticket-ops queue holds one support case's operation.
@@ -754,16 +747,7 @@ async fn one_case_mail_queued() -> Stack {
 async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
     let stack = one_case_mail_queued().await;
 
-    let secrets = aws_sdk_secretsmanager::Client::new(&stack.aws);
-    let rotated = secrets
-        .create_secret()
-        .name(rootmail_tests::aws::unique("rotated-key"))
-        .secret_string(r#"{"hmac_key": "the-key-before-rotation-32-bytes-long"}"#)
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
+    let rotated = webhook_key_secret(&stack, "the-key-before-rotation-32-bytes-long").await;
     let webhook = WebhookServer::start();
     let (writer, _) = stack
         .writer_handler(
@@ -772,7 +756,7 @@ async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
         )
         .await;
     let new_key = serde_json::json!({"hmac_key": rootmail_tests::aws::WEBHOOK_HMAC_KEY});
-    secrets
+    aws_sdk_secretsmanager::Client::new(&stack.aws)
         .put_secret_value()
         .secret_id(&rotated)
         .secret_string(new_key.to_string())
@@ -783,16 +767,7 @@ async fn a_key_rotated_in_the_secret_is_used_by_a_warm_writer() {
     assert_eq!(ops.failures, 1, "returned to the queue once");
     assert_eq!(webhook.unsigned(), 1, "refused once, with the old key");
     assert_eq!(webhook.tickets().len(), 1, "written with the new key");
-    let dead = stack
-        .sqs
-        .receive_message()
-        .queue_url(&stack.ticket_ops_dlq_url)
-        .send()
-        .await
-        .expect("receive dead letters")
-        .messages
-        .unwrap_or_default();
-    assert!(dead.is_empty(), "{dead:?}");
+    assert_eq!(queue_depth(&stack.sqs, &stack.ticket_ops_dlq_url).await, 0);
 }
 
 /// Mail built to hurt: thousands of recipients and references, an id longer
